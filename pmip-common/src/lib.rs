@@ -1,0 +1,296 @@
+//! Every type that crosses the kernel/user boundary, defined once.
+//!
+//! The eBPF programs (`pmip-ebpf`, no_std) and the agent (`pmip-user`, with the
+//! `user` feature, which implements `aya::Pod`) both use these definitions, so
+//! map keys, values and counter indices cannot drift apart.
+//!
+//! Rules for every type here: `#[repr(C)]`, `Copy`, explicit padding, no `bool`,
+//! a compile-time size assertion. Addresses and GRE keys are stored in network
+//! byte order exactly as they appear on the wire (`[u8; N]`), so the fast path
+//! compares bytes without swapping.
+#![no_std]
+
+/// Map names, as the eBPF object exports them and the loader looks them up.
+pub mod maps {
+    /// (access ifindex, VLAN, subscriber MAC) → [`AccessSubscriber`](super::AccessSubscriber).
+    /// Written by the access agent (MAG/PMA) when a binding is accepted.
+    pub const ACCESS_BY_MAC: &str = "ACCESS_BY_MAC";
+    /// Downlink GRE key → [`AccessDownlink`](super::AccessDownlink).
+    /// Written by the access agent; read by the access gateway's core-side XDP.
+    pub const ACCESS_BY_KEY: &str = "ACCESS_BY_KEY";
+    /// IPv4 home address → [`AnchorDownlink`](super::AnchorDownlink). Written by the anchor (LMA/HA).
+    pub const ANCHOR_BY_HOME4: &str = "ANCHOR_BY_HOME4";
+    /// IPv6 home network prefix (/64) → [`AnchorDownlink`](super::AnchorDownlink). Written by the anchor.
+    pub const ANCHOR_BY_HNP: &str = "ANCHOR_BY_HNP";
+    /// Uplink GRE key → [`AnchorUplink`](super::AnchorUplink). Written by the anchor.
+    pub const ANCHOR_BY_KEY: &str = "ANCHOR_BY_KEY";
+    /// Tunnel id → [`Tunnel`](super::Tunnel) (outer endpoints). Written by either agent
+    /// before any subscriber entry refers to the id.
+    pub const TUNNELS: &str = "TUNNELS";
+    /// ifindex → [`IfaceConfig`](super::IfaceConfig). Written by the loader at attach time.
+    pub const IFACES: &str = "IFACES";
+    /// Per-CPU verdict and drop-reason counters, indexed by [`Counter`](super::Counter).
+    pub const COUNTERS: &str = "COUNTERS";
+    /// Per-CPU per-subscriber traffic counters, indexed by subscriber id.
+    pub const SUB_STATS: &str = "SUB_STATS";
+}
+
+/// Default map sizes; the loader can raise them (`EbpfLoader::set_max_entries`).
+pub const MAX_SUBSCRIBERS: u32 = 65_536;
+pub const MAX_TUNNELS: u32 = 4_096;
+pub const MAX_IFACES: u32 = 256;
+
+/// GRE (RFC 2784/2890) with the Key bit: 4 bytes base header + 4 bytes key.
+pub const GRE_KEYED_LEN: usize = 8;
+pub const IPV4_HDR_LEN: usize = 20;
+pub const IPV6_HDR_LEN: usize = 40;
+/// Outer header bytes added in front of the subscriber's IP packet.
+pub const fn tunnel_overhead(outer_family: u8) -> usize {
+    if outer_family == FAMILY_V6 {
+        IPV6_HDR_LEN + GRE_KEYED_LEN
+    } else {
+        IPV4_HDR_LEN + GRE_KEYED_LEN
+    }
+}
+
+pub const FAMILY_V4: u8 = 4;
+pub const FAMILY_V6: u8 = 6;
+
+/// Flags in [`AccessSubscriber::flags`] and [`AnchorUplink::flags`].
+pub mod flags {
+    /// `home_v4` is assigned: inner IPv4 sources must equal it.
+    pub const HAS_HOME4: u32 = 1 << 0;
+    /// `home_hnp` is assigned: inner IPv6 sources must be inside it (or link-local).
+    pub const HAS_HNP: u32 = 1 << 1;
+}
+
+/// Key of `ACCESS_BY_MAC`: a subscriber as seen on an access interface.
+/// `vlan` is the 802.1Q VLAN id (0 = untagged), host byte order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct AccessKey {
+    pub ifindex: u32,
+    pub vlan: u16,
+    pub mac: [u8; 6],
+}
+
+/// Value of `ACCESS_BY_MAC`: what the access gateway needs to tunnel a subscriber's
+/// uplink traffic.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct AccessSubscriber {
+    /// GRE key for uplink packets (chosen by the anchor), network order.
+    pub uplink_key: [u8; 4],
+    /// Index into `SUB_STATS`.
+    pub sub_id: u32,
+    /// Index into `TUNNELS`.
+    pub tunnel_id: u32,
+    /// `flags::*`.
+    pub flags: u32,
+    pub home_v4: [u8; 4],
+    /// Default router address the subscriber ARPs for (answered by the fast path).
+    pub gateway_v4: [u8; 4],
+    /// Home network prefix, first 64 bits.
+    pub home_hnp: [u8; 8],
+}
+
+/// Value of `ACCESS_BY_KEY`: where a downlink packet with this GRE key goes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct AccessDownlink {
+    pub sub_id: u32,
+    /// Tunnel the packet must arrive on (its remote is the expected outer source).
+    pub tunnel_id: u32,
+    /// Access interface the subscriber is on.
+    pub ifindex: u32,
+    /// VLAN id to tag the frame with (0 = untagged), host order.
+    pub vlan: u16,
+    pub mac: [u8; 6],
+}
+
+/// Value of `ANCHOR_BY_HOME4` and `ANCHOR_BY_HNP`: the tunnel towards the access
+/// gateway that currently serves the home address. Handover rewrites this one value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct AnchorDownlink {
+    /// GRE key for downlink packets (chosen by the access gateway), network order.
+    pub downlink_key: [u8; 4],
+    pub sub_id: u32,
+    pub tunnel_id: u32,
+}
+
+/// Value of `ANCHOR_BY_KEY`: the binding an uplink GRE key belongs to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct AnchorUplink {
+    pub sub_id: u32,
+    pub tunnel_id: u32,
+    pub flags: u32,
+    pub home_v4: [u8; 4],
+    pub home_hnp: [u8; 8],
+}
+
+/// Value of `TUNNELS`: outer endpoints of a GRE tunnel. For IPv4 only the first
+/// 4 bytes of each address are used.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Tunnel {
+    pub family: u8,
+    pub _pad: [u8; 3],
+    pub local: [u8; 16],
+    pub remote: [u8; 16],
+}
+
+/// Role bits in [`IfaceConfig::role`].
+pub mod role {
+    /// Access interface of a MAG/PMA (subscribers behind it).
+    pub const ACCESS: u8 = 1;
+    /// Core interface of a MAG/PMA (GRE from anchors arrives here).
+    pub const ACCESS_CORE: u8 = 2;
+    /// Core interface of an anchor (GRE from access gateways arrives here).
+    pub const ANCHOR_CORE: u8 = 4;
+    /// Correspondent-side interface of an anchor (packets to home addresses arrive here).
+    pub const ANCHOR_CN: u8 = 8;
+}
+
+/// Value of `IFACES`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct IfaceConfig {
+    pub mac: [u8; 6],
+    pub role: u8,
+    pub _pad: u8,
+}
+
+/// Value of `SUB_STATS` (per CPU; the agent sums over CPUs).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SubscriberStats {
+    pub up_packets: u64,
+    pub up_bytes: u64,
+    pub down_packets: u64,
+    pub down_bytes: u64,
+}
+
+/// Index of `COUNTERS`. Every exit of every program increments exactly one of these.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Not ours (not a subscriber, not GRE): passed to the stack untouched.
+    PassNotOurs = 0,
+    /// DHCP, ARP other than for the gateway, or the gateway's own address: for the agent/stack.
+    PassControl,
+    /// Inner TTL/hop limit would expire: the kernel sends ICMP time exceeded.
+    PassTtl,
+    /// Next hop neighbour unresolved: the kernel takes this packet (slow path).
+    PassNoNeigh,
+    /// Uplink encapsulated and redirected (access side).
+    TxEncapUplink,
+    /// Downlink decapsulated and redirected to the subscriber (access side).
+    TxDecapDownlink,
+    /// Downlink encapsulated towards the access gateway (anchor).
+    TxEncapDownlink,
+    /// Uplink decapsulated and forwarded (anchor).
+    TxDecapUplink,
+    /// ARP request for the gateway answered by the fast path (XDP_TX).
+    TxArpReply,
+    /// ICMP fragmentation-needed / packet-too-big sent back (XDP_TX).
+    TxIcmpTooBig,
+    /// Encapsulated packet handed to the kernel to reach the next hop.
+    PassSlowPath,
+    DropMalformed,
+    DropSpoofedSource,
+    DropUnknownKey,
+    DropWrongPeer,
+    DropGreUnsupported,
+    DropOuterFragment,
+    DropTooBigNoDf,
+    DropNoTunnel,
+    DropNoRoute,
+    DropAdjustFailed,
+    DropRedirectFailed,
+    /// Marker: number of counters.
+    Max,
+}
+
+impl Counter {
+    pub const COUNT: u32 = Counter::Max as u32;
+    pub const ALL: [Counter; Counter::COUNT as usize] = [
+        Counter::PassNotOurs,
+        Counter::PassControl,
+        Counter::PassTtl,
+        Counter::PassNoNeigh,
+        Counter::TxEncapUplink,
+        Counter::TxDecapDownlink,
+        Counter::TxEncapDownlink,
+        Counter::TxDecapUplink,
+        Counter::TxArpReply,
+        Counter::TxIcmpTooBig,
+        Counter::PassSlowPath,
+        Counter::DropMalformed,
+        Counter::DropSpoofedSource,
+        Counter::DropUnknownKey,
+        Counter::DropWrongPeer,
+        Counter::DropGreUnsupported,
+        Counter::DropOuterFragment,
+        Counter::DropTooBigNoDf,
+        Counter::DropNoTunnel,
+        Counter::DropNoRoute,
+        Counter::DropAdjustFailed,
+        Counter::DropRedirectFailed,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Counter::PassNotOurs => "pass_not_ours",
+            Counter::PassControl => "pass_control",
+            Counter::PassTtl => "pass_ttl_expired",
+            Counter::PassNoNeigh => "pass_no_neighbour",
+            Counter::TxEncapUplink => "tx_encap_uplink",
+            Counter::TxDecapDownlink => "tx_decap_downlink",
+            Counter::TxEncapDownlink => "tx_encap_downlink",
+            Counter::TxDecapUplink => "tx_decap_uplink",
+            Counter::TxArpReply => "tx_arp_reply",
+            Counter::TxIcmpTooBig => "tx_icmp_too_big",
+            Counter::PassSlowPath => "pass_slow_path",
+            Counter::DropMalformed => "drop_malformed",
+            Counter::DropSpoofedSource => "drop_spoofed_source",
+            Counter::DropUnknownKey => "drop_unknown_key",
+            Counter::DropWrongPeer => "drop_wrong_peer",
+            Counter::DropGreUnsupported => "drop_gre_unsupported",
+            Counter::DropOuterFragment => "drop_outer_fragment",
+            Counter::DropTooBigNoDf => "drop_too_big_no_df",
+            Counter::DropNoTunnel => "drop_no_tunnel",
+            Counter::DropNoRoute => "drop_no_route",
+            Counter::DropAdjustFailed => "drop_adjust_failed",
+            Counter::DropRedirectFailed => "drop_redirect_failed",
+            Counter::Max => "max",
+        }
+    }
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<AccessKey>() == 12);
+    assert!(core::mem::size_of::<AccessSubscriber>() == 32);
+    assert!(core::mem::size_of::<AccessDownlink>() == 20);
+    assert!(core::mem::size_of::<AnchorDownlink>() == 12);
+    assert!(core::mem::size_of::<AnchorUplink>() == 24);
+    assert!(core::mem::size_of::<Tunnel>() == 36);
+    assert!(core::mem::size_of::<IfaceConfig>() == 8);
+    assert!(core::mem::size_of::<SubscriberStats>() == 32);
+};
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: all of these are repr(C), Copy, and have no padding bytes
+    // (checked by the size assertions above) and no invalid bit patterns.
+    unsafe impl aya::Pod for AccessKey {}
+    unsafe impl aya::Pod for AccessSubscriber {}
+    unsafe impl aya::Pod for AccessDownlink {}
+    unsafe impl aya::Pod for AnchorDownlink {}
+    unsafe impl aya::Pod for AnchorUplink {}
+    unsafe impl aya::Pod for Tunnel {}
+    unsafe impl aya::Pod for IfaceConfig {}
+    unsafe impl aya::Pod for SubscriberStats {}
+}

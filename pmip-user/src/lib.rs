@@ -1,0 +1,13 @@
+//! pmip agent: signaling state machines (sans-IO), codecs, and the shell that
+//! drives the eBPF fast path.
+//!
+//! Layout:
+//! - `dataplane`  — the data-plane interface the state machines drive, with an in-memory fake.
+//! - `loader`     — loads/attaches the eBPF object and writes its maps (the real data plane).
+//! - `pmipv6`     — PMIPv6 wire formats (`wire`) and the MAG/LMA state machines.
+//! - `pmipv4`     — PMIPv4 wire formats (`wire`) and the PMA/HA state machines.
+pub mod dataplane;
+pub mod loader;
+pub mod pmipv4;
+pub mod pmipv6;
+pub mod static_bindings;

@@ -1,0 +1,1 @@
+//! Loads the eBPF object, attaches its programs and writes its maps.

@@ -1,0 +1,1 @@
+//! Proxy Mobile IPv4 (draft-leung-mip4-proxy-mode, RFC 3344).

@@ -1,0 +1,1 @@
+//! Static bindings from a config file (operators use static GRE tunnels).

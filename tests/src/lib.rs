@@ -1,0 +1,1 @@
+//! Helpers for the integration tests: network namespaces, veths, cleanup on drop.
