@@ -1,1 +1,2 @@
 //! Helpers for the integration tests: network namespaces, veths, cleanup on drop.
+pub mod netns;

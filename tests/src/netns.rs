@@ -1,0 +1,161 @@
+//! Network namespaces and veth pairs for tests, removed on drop (also on panic).
+//!
+//! Every namespace name carries the test's prefix and the process id, so that
+//! parallel tests and leftover namespaces of a crashed run never collide.
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use anyhow::{bail, Context, Result};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A network namespace created with `ip netns add`; deleted on drop together
+/// with every interface inside it (which takes the veth peers with them).
+pub struct Netns {
+    pub name: String,
+    children: Vec<Child>,
+}
+
+fn run(cmd: &mut Command) -> Result<Output> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("spawning {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{:?} failed ({}): {}{}",
+            cmd,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out)
+}
+
+/// Run a host command (e.g. `ip link ...`), failing with its stderr.
+pub fn sh(args: &[&str]) -> Result<String> {
+    let out = run(Command::new(args[0]).args(&args[1..]))?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl Netns {
+    /// Creates `<prefix>-<pid>-<n>` with loopback up. Names stay under 15
+    /// characters when `prefix` has at most 4, so they can double as link names.
+    pub fn new(prefix: &str) -> Result<Self> {
+        let name = format!(
+            "{prefix}{}x{}",
+            std::process::id() % 100_000,
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        sh(&["ip", "netns", "add", &name])?;
+        let ns = Netns { name, children: Vec::new() };
+        ns.exec(&["ip", "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// Runs a command inside the namespace; fails with its output if it fails.
+    pub fn exec(&self, args: &[&str]) -> Result<String> {
+        let out = run(Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs a command inside the namespace and returns its output whatever its status.
+    pub fn exec_status(&self, args: &[&str]) -> Result<Output> {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("spawning {args:?} in {}", self.name))
+    }
+
+    /// Starts a long-running command in the namespace; it is killed on drop.
+    pub fn spawn(&mut self, args: &[&str]) -> Result<&mut Child> {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .stdin(Stdio::null())
+            .spawn()
+            .with_context(|| format!("spawning {args:?} in {}", self.name))?;
+        self.children.push(child);
+        Ok(self.children.last_mut().unwrap())
+    }
+
+    /// Builds a command that runs in the namespace; the caller owns the child.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+
+    /// Runs `f` on a new thread that has entered the namespace (setns), and
+    /// returns its result. Sockets opened inside `f` live in the namespace.
+    pub fn run_in<F, R>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let h = self.thread(f)?;
+        h.join().map_err(|_| anyhow::anyhow!("thread in {} panicked", self.name))
+    }
+
+    /// Like [`run_in`](Self::run_in) but returns the join handle.
+    pub fn thread<F, R>(&self, f: F) -> Result<std::thread::JoinHandle<R>>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let path = format!("/var/run/netns/{}", self.name);
+        let file = File::open(&path).with_context(|| format!("opening {path}"))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let h = std::thread::spawn(move || {
+            // SAFETY: plain syscall on a valid fd; affects only this thread.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            let _ = tx.send(rc);
+            if rc != 0 {
+                panic!("setns failed: {}", std::io::Error::last_os_error());
+            }
+            f()
+        });
+        match rx.recv() {
+            Ok(0) => Ok(h),
+            _ => {
+                let _ = h.join();
+                bail!("setns into {} failed", self.name)
+            }
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Creates a veth pair with one end in each namespace, both up.
+pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) -> Result<()> {
+    // Create in `a` directly so the host never holds the link, then move the peer.
+    a.exec(&["ip", "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", &b.name])?;
+    a.exec(&["ip", "link", "set", a_if, "up"])?;
+    b.exec(&["ip", "link", "set", b_if, "up"])?;
+    Ok(())
+}
+
+/// True when running as root (namespace tests need it).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
