@@ -160,6 +160,10 @@ pub struct IfaceConfig {
     pub mac: [u8; 6],
     pub role: u8,
     pub _pad: u8,
+    /// Source address for ICMP errors the fast path sends from this interface
+    /// (on an access interface: the subscribers' default router).
+    pub addr4: [u8; 4],
+    pub addr6: [u8; 16],
 }
 
 /// Value of `SUB_STATS` (per CPU; the agent sums over CPUs).
@@ -276,7 +280,7 @@ const _: () = {
     assert!(core::mem::size_of::<AnchorDownlink>() == 12);
     assert!(core::mem::size_of::<AnchorUplink>() == 24);
     assert!(core::mem::size_of::<Tunnel>() == 36);
-    assert!(core::mem::size_of::<IfaceConfig>() == 8);
+    assert!(core::mem::size_of::<IfaceConfig>() == 28);
     assert!(core::mem::size_of::<SubscriberStats>() == 32);
 };
 

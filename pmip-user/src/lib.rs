@@ -8,6 +8,7 @@
 //! - `pmipv4`     — PMIPv4 wire formats (`wire`) and the PMA/HA state machines.
 pub mod dataplane;
 pub mod loader;
+pub mod packet;
 pub mod pmipv4;
 pub mod pmipv6;
 pub mod static_bindings;

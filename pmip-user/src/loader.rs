@@ -1,1 +1,497 @@
-//! Loads the eBPF object, attaches its programs and writes its maps.
+//! Loads the eBPF object, attaches its program and writes its maps: the real
+//! [`DataPlane`].
+//!
+//! Every binding reaches the kernel here. A handover is one `insert` on the
+//! map keyed by the home address (hash-map updates replace the value
+//! atomically), so no packet ever sees a half-written entry.
+use std::collections::HashMap as StdHashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use aya::maps::{Array, HashMap, MapData, PerCpuArray};
+use aya::programs::{Xdp, XdpMode};
+use aya::{Ebpf, EbpfLoader};
+use pmip_common::{
+    flags, maps, AccessDownlink, AccessKey, AccessSubscriber, AnchorDownlink, AnchorUplink,
+    Counter, IfaceConfig, SubscriberStats, Tunnel, FAMILY_V4, FAMILY_V6,
+};
+
+use crate::dataplane::{
+    AccessBinding, AnchorBinding, DataPlane, DpCommand, Hnp, TrafficCounters, TunnelEnds,
+};
+
+pub const PROGRAM: &str = "pmip_xdp";
+const MAP_NAMES: [&str; 9] = [
+    maps::ACCESS_BY_MAC,
+    maps::ACCESS_BY_KEY,
+    maps::ANCHOR_BY_HOME4,
+    maps::ANCHOR_BY_HNP,
+    maps::ANCHOR_BY_KEY,
+    maps::TUNNELS,
+    maps::IFACES,
+    maps::COUNTERS,
+    maps::SUB_STATS,
+];
+
+/// Where the eBPF object is: `$PMIP_EBPF_OBJECT`, next to the executable, or
+/// where `cargo xtask build-ebpf` puts it in this checkout.
+pub fn default_object_path() -> PathBuf {
+    if let Ok(p) = std::env::var("PMIP_EBPF_OBJECT") {
+        return PathBuf::from(p);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            let p = dir.join("pmip-ebpf.o");
+            if p.exists() {
+                return p;
+            }
+        }
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bpf/pmip-ebpf.o")
+}
+
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    pub object: PathBuf,
+    /// Pin the maps under this bpffs directory (reused if already there), so
+    /// an agent restart finds the bindings the fast path is still using.
+    pub pin_dir: Option<PathBuf>,
+    /// Size of the subscriber maps.
+    pub max_subscribers: u32,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            object: default_object_path(),
+            pin_dir: None,
+            max_subscribers: pmip_common::MAX_SUBSCRIBERS,
+        }
+    }
+}
+
+/// How to attach XDP to an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttachMode {
+    /// Native (driver) mode, falling back to generic if the driver refuses.
+    Auto,
+    Native,
+    Generic,
+}
+
+/// An interface's part in the fast path, with the addresses ICMP errors come from.
+#[derive(Clone, Debug)]
+pub struct IfaceSpec {
+    pub name: String,
+    pub role: u8,
+    pub addr4: Option<Ipv4Addr>,
+    pub addr6: Option<Ipv6Addr>,
+}
+
+/// The loaded fast path.
+pub struct FastPath {
+    ebpf: Ebpf,
+    tunnels: StdHashMap<TunnelEnds, u32>,
+    /// Which mode each attached interface got.
+    pub attached: Vec<(String, XdpMode)>,
+}
+
+fn map_err(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("{e}")
+}
+
+pub fn ifindex(name: &str) -> Result<u32> {
+    let c = std::ffi::CString::new(name)?;
+    // SAFETY: valid NUL-terminated string.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if idx == 0 {
+        bail!("interface {name:?} not found");
+    }
+    Ok(idx)
+}
+
+/// The interface's MAC, by SIOCGIFHWADDR on a socket of the calling thread's
+/// network namespace (sysfs would show the namespace it was mounted in).
+pub fn iface_mac(name: &str) -> Result<[u8; 6]> {
+    if name.len() >= libc::IFNAMSIZ {
+        bail!("interface name {name:?} too long");
+    }
+    // SAFETY: plain socket/ioctl/close with a zeroed, NUL-terminated ifreq.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            bail!("socket: {}", std::io::Error::last_os_error());
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
+            *d = s as libc::c_char;
+        }
+        let rc = libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut req);
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        if rc != 0 {
+            bail!("reading MAC of {name}: {err}");
+        }
+        let sa = req.ifr_ifru.ifru_hwaddr.sa_data;
+        Ok([sa[0] as u8, sa[1] as u8, sa[2] as u8, sa[3] as u8, sa[4] as u8, sa[5] as u8])
+    }
+}
+
+pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        bail!("bad MAC address {s:?}");
+    }
+    for (m, p) in mac.iter_mut().zip(parts) {
+        *m = u8::from_str_radix(p, 16).with_context(|| format!("bad MAC address {s:?}"))?;
+    }
+    Ok(mac)
+}
+
+fn addr16(a: IpAddr) -> (u8, [u8; 16]) {
+    match a {
+        IpAddr::V4(v4) => {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&v4.octets());
+            (FAMILY_V4, b)
+        }
+        IpAddr::V6(v6) => (FAMILY_V6, v6.octets()),
+    }
+}
+
+fn hnp64(h: &Option<Hnp>) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    if let Some(h) = h {
+        b.copy_from_slice(&h.prefix.octets()[..8]);
+    }
+    b
+}
+
+impl FastPath {
+    pub fn load(opts: &LoadOptions) -> Result<Self> {
+        let mut loader = EbpfLoader::new();
+        for m in [
+            maps::ACCESS_BY_MAC,
+            maps::ACCESS_BY_KEY,
+            maps::ANCHOR_BY_HOME4,
+            maps::ANCHOR_BY_HNP,
+            maps::ANCHOR_BY_KEY,
+            maps::SUB_STATS,
+        ] {
+            loader.map_max_entries(m, opts.max_subscribers);
+        }
+        let pins: Vec<(&str, PathBuf)> = match &opts.pin_dir {
+            Some(dir) => {
+                ensure_bpffs(dir)?;
+                MAP_NAMES.iter().map(|m| (*m, dir.join(m))).collect()
+            }
+            None => Vec::new(),
+        };
+        for (m, p) in &pins {
+            loader.map_pin_path(m, p.as_path());
+        }
+        let mut ebpf = loader
+            .load_file(&opts.object)
+            .with_context(|| format!("loading eBPF object {}", opts.object.display()))?;
+        let prog: &mut Xdp = ebpf
+            .program_mut(PROGRAM)
+            .ok_or_else(|| anyhow!("program {PROGRAM} missing from object"))?
+            .try_into()?;
+        prog.load().context("verifier rejected pmip_xdp")?;
+        let mut fp = FastPath { ebpf, tunnels: StdHashMap::new(), attached: Vec::new() };
+        fp.recover_tunnels()?;
+        Ok(fp)
+    }
+
+    /// After a restart with pinned maps: learn which tunnel ids are taken.
+    fn recover_tunnels(&mut self) -> Result<()> {
+        let arr: Array<&MapData, Tunnel> =
+            Array::try_from(self.ebpf.map(maps::TUNNELS).ok_or_else(|| anyhow!("TUNNELS missing"))?)?;
+        for i in 0..arr.len() {
+            let t = arr.get(&i, 0).map_err(map_err)?;
+            if t.family != 0 {
+                let ends = |b: [u8; 16]| -> IpAddr {
+                    if t.family == FAMILY_V4 {
+                        IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+                    } else {
+                        IpAddr::V6(Ipv6Addr::from(b))
+                    }
+                };
+                self.tunnels.insert(TunnelEnds { local: ends(t.local), remote: ends(t.remote) }, i);
+            }
+        }
+        Ok(())
+    }
+
+    fn map(&self, name: &str) -> Result<&aya::maps::Map> {
+        self.ebpf.map(name).ok_or_else(|| anyhow!("map {name} missing from object"))
+    }
+
+    fn map_mut(&mut self, name: &str) -> Result<&mut aya::maps::Map> {
+        self.ebpf.map_mut(name).ok_or_else(|| anyhow!("map {name} missing from object"))
+    }
+
+    pub fn program(&self) -> Result<&Xdp> {
+        Ok(self
+            .ebpf
+            .program(PROGRAM)
+            .ok_or_else(|| anyhow!("program {PROGRAM} missing"))?
+            .try_into()?)
+    }
+
+    /// Writes the interface's role and addresses (no attach; TestRun uses this).
+    pub fn configure_iface(&mut self, spec: &IfaceSpec) -> Result<u32> {
+        let idx = ifindex(&spec.name)?;
+        let cfg = IfaceConfig {
+            mac: iface_mac(&spec.name)?,
+            role: spec.role,
+            _pad: 0,
+            addr4: spec.addr4.map(|a| a.octets()).unwrap_or_default(),
+            addr6: spec.addr6.map(|a| a.octets()).unwrap_or_default(),
+        };
+        let mut m: HashMap<_, u32, IfaceConfig> = HashMap::try_from(self.map_mut(maps::IFACES)?)?;
+        m.insert(idx, cfg, 0).map_err(map_err)?;
+        Ok(idx)
+    }
+
+    /// Configures and attaches the program to an interface. Native mode first
+    /// (with `Auto`), generic when the driver cannot do native XDP.
+    pub fn attach(&mut self, spec: &IfaceSpec, mode: AttachMode) -> Result<XdpMode> {
+        self.configure_iface(spec)?;
+        let prog: &mut Xdp = self.ebpf.program_mut(PROGRAM).unwrap().try_into()?;
+        let modes: &[XdpMode] = match mode {
+            AttachMode::Auto => &[XdpMode::Driver, XdpMode::Skb],
+            AttachMode::Native => &[XdpMode::Driver],
+            AttachMode::Generic => &[XdpMode::Skb],
+        };
+        let mut last = None;
+        for m in modes {
+            match prog.attach(&spec.name, *m) {
+                Ok(_) => {
+                    self.attached.push((spec.name.clone(), *m));
+                    return Ok(*m);
+                }
+                Err(e) => {
+                    tracing::warn!(iface = %spec.name, mode = ?m, error = %e, "XDP attach failed");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(anyhow!("attaching XDP to {}: {}", spec.name, last.map(|e| e.to_string()).unwrap_or_default()))
+    }
+
+    /// Id of the tunnel with these ends, creating its `TUNNELS` entry first.
+    pub fn tunnel_id(&mut self, ends: &TunnelEnds) -> Result<u32> {
+        if let Some(id) = self.tunnels.get(ends) {
+            return Ok(*id);
+        }
+        let (lf, local) = addr16(ends.local);
+        let (rf, remote) = addr16(ends.remote);
+        if lf != rf {
+            bail!("tunnel {ends:?}: local and remote are of different families");
+        }
+        let id = (0..pmip_common::MAX_TUNNELS)
+            .find(|i| !self.tunnels.values().any(|v| v == i))
+            .ok_or_else(|| anyhow!("tunnel table full"))?;
+        let mut arr: Array<_, Tunnel> = Array::try_from(self.map_mut(maps::TUNNELS)?)?;
+        arr.set(id, Tunnel { family: lf, _pad: [0; 3], local, remote }, 0).map_err(map_err)?;
+        self.tunnels.insert(*ends, id);
+        Ok(id)
+    }
+
+    pub fn install_access(&mut self, b: &AccessBinding) -> Result<()> {
+        let tunnel_id = self.tunnel_id(&b.tunnel)?;
+        let mut fl = 0;
+        if b.home_v4.is_some() {
+            fl |= flags::HAS_HOME4;
+        }
+        if b.hnp.is_some() {
+            fl |= flags::HAS_HNP;
+        }
+        let sub = AccessSubscriber {
+            uplink_key: b.uplink_key.to_be_bytes(),
+            sub_id: b.sub_id,
+            tunnel_id,
+            flags: fl,
+            home_v4: b.home_v4.map(|a| a.octets()).unwrap_or_default(),
+            gateway_v4: b.gateway_v4.map(|a| a.octets()).unwrap_or_default(),
+            home_hnp: hnp64(&b.hnp),
+        };
+        let down = AccessDownlink {
+            sub_id: b.sub_id,
+            tunnel_id,
+            ifindex: b.at.ifindex,
+            vlan: b.at.vlan,
+            mac: b.at.mac,
+        };
+        self.reset_stats(b.sub_id)?;
+        // Downlink first: by the time the subscriber can send, replies can come back.
+        let mut by_key: HashMap<_, [u8; 4], AccessDownlink> =
+            HashMap::try_from(self.map_mut(maps::ACCESS_BY_KEY)?)?;
+        by_key.insert(b.downlink_key.to_be_bytes(), down, 0).map_err(map_err)?;
+        let mut by_mac: HashMap<_, AccessKey, AccessSubscriber> =
+            HashMap::try_from(self.map_mut(maps::ACCESS_BY_MAC)?)?;
+        by_mac.insert(access_key(b), sub, 0).map_err(map_err)?;
+        Ok(())
+    }
+
+    /// Removes a subscriber's entries, but only those that still belong to
+    /// this binding (a newer one for the same MAC or key is left alone).
+    pub fn remove_access(&mut self, b: &AccessBinding) -> Result<()> {
+        let mut by_mac: HashMap<_, AccessKey, AccessSubscriber> =
+            HashMap::try_from(self.map_mut(maps::ACCESS_BY_MAC)?)?;
+        let k = access_key(b);
+        if let Ok(cur) = by_mac.get(&k, 0) {
+            if cur.uplink_key == b.uplink_key.to_be_bytes() {
+                let _ = by_mac.remove(&k);
+            }
+        }
+        let mut by_key: HashMap<_, [u8; 4], AccessDownlink> =
+            HashMap::try_from(self.map_mut(maps::ACCESS_BY_KEY)?)?;
+        let key = b.downlink_key.to_be_bytes();
+        if let Ok(cur) = by_key.get(&key, 0) {
+            if cur.mac == b.at.mac && cur.ifindex == b.at.ifindex {
+                let _ = by_key.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn install_anchor(&mut self, b: &AnchorBinding) -> Result<()> {
+        let tunnel_id = self.tunnel_id(&b.tunnel)?;
+        let mut fl = 0;
+        if b.home_v4.is_some() {
+            fl |= flags::HAS_HOME4;
+        }
+        if b.hnp.is_some() {
+            fl |= flags::HAS_HNP;
+        }
+        let up = AnchorUplink {
+            sub_id: b.sub_id,
+            tunnel_id,
+            flags: fl,
+            home_v4: b.home_v4.map(|a| a.octets()).unwrap_or_default(),
+            home_hnp: hnp64(&b.hnp),
+        };
+        let down = AnchorDownlink { downlink_key: b.downlink_key.to_be_bytes(), sub_id: b.sub_id, tunnel_id };
+        let mut by_key: HashMap<_, [u8; 4], AnchorUplink> =
+            HashMap::try_from(self.map_mut(maps::ANCHOR_BY_KEY)?)?;
+        by_key.insert(b.uplink_key.to_be_bytes(), up, 0).map_err(map_err)?;
+        if let Some(h) = b.home_v4 {
+            let mut m: HashMap<_, [u8; 4], AnchorDownlink> =
+                HashMap::try_from(self.map_mut(maps::ANCHOR_BY_HOME4)?)?;
+            m.insert(h.octets(), down, 0).map_err(map_err)?;
+        }
+        if b.hnp.is_some() {
+            let mut m: HashMap<_, [u8; 8], AnchorDownlink> =
+                HashMap::try_from(self.map_mut(maps::ANCHOR_BY_HNP)?)?;
+            m.insert(hnp64(&b.hnp), down, 0).map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    /// Removes a binding's entries that still point where this binding does
+    /// (after a handover the home address already points elsewhere).
+    pub fn remove_anchor(&mut self, b: &AnchorBinding) -> Result<()> {
+        let tunnel_id = match self.tunnels.get(&b.tunnel) {
+            Some(t) => *t,
+            None => return Ok(()),
+        };
+        let mine = |d: &AnchorDownlink| d.tunnel_id == tunnel_id && d.downlink_key == b.downlink_key.to_be_bytes();
+        let mut by_key: HashMap<_, [u8; 4], AnchorUplink> =
+            HashMap::try_from(self.map_mut(maps::ANCHOR_BY_KEY)?)?;
+        let _ = by_key.remove(&b.uplink_key.to_be_bytes());
+        if let Some(h) = b.home_v4 {
+            let mut m: HashMap<_, [u8; 4], AnchorDownlink> =
+                HashMap::try_from(self.map_mut(maps::ANCHOR_BY_HOME4)?)?;
+            if m.get(&h.octets(), 0).map(|d| mine(&d)).unwrap_or(false) {
+                let _ = m.remove(&h.octets());
+            }
+        }
+        if b.hnp.is_some() {
+            let mut m: HashMap<_, [u8; 8], AnchorDownlink> =
+                HashMap::try_from(self.map_mut(maps::ANCHOR_BY_HNP)?)?;
+            let k = hnp64(&b.hnp);
+            if m.get(&k, 0).map(|d| mine(&d)).unwrap_or(false) {
+                let _ = m.remove(&k);
+            }
+        }
+        Ok(())
+    }
+
+    fn reset_stats(&mut self, sub_id: u32) -> Result<()> {
+        let mut m: PerCpuArray<_, SubscriberStats> =
+            PerCpuArray::try_from(self.map_mut(maps::SUB_STATS)?)?;
+        let n = aya::util::nr_cpus().map_err(|(_, e)| map_err(e))?;
+        let zero = aya::maps::PerCpuValues::try_from(vec![SubscriberStats::default(); n]).map_err(map_err)?;
+        m.set(sub_id, zero, 0).map_err(map_err)
+    }
+
+    /// Verdict and drop-reason counters summed over CPUs, by name.
+    pub fn counters(&self) -> Result<Vec<(&'static str, u64)>> {
+        let m: PerCpuArray<_, u64> = PerCpuArray::try_from(self.map(maps::COUNTERS)?)?;
+        let mut out = Vec::new();
+        for c in Counter::ALL {
+            let v = m.get(&(c as u32), 0).map_err(map_err)?;
+            out.push((c.name(), v.iter().sum()));
+        }
+        Ok(out)
+    }
+
+    pub fn counter(&self, c: Counter) -> Result<u64> {
+        let m: PerCpuArray<_, u64> = PerCpuArray::try_from(self.map(maps::COUNTERS)?)?;
+        Ok(m.get(&(c as u32), 0).map_err(map_err)?.iter().sum())
+    }
+
+    pub fn traffic(&self, sub_id: u32) -> Result<TrafficCounters> {
+        let m: PerCpuArray<_, SubscriberStats> = PerCpuArray::try_from(self.map(maps::SUB_STATS)?)?;
+        let v = m.get(&sub_id, 0).map_err(map_err)?;
+        let mut t = TrafficCounters::default();
+        for s in v.iter() {
+            t.up_packets += s.up_packets;
+            t.up_bytes += s.up_bytes;
+            t.down_packets += s.down_packets;
+            t.down_bytes += s.down_bytes;
+        }
+        Ok(t)
+    }
+}
+
+fn access_key(b: &AccessBinding) -> AccessKey {
+    AccessKey { ifindex: b.at.ifindex, vlan: b.at.vlan, mac: b.at.mac }
+}
+
+/// Mounts bpffs on /sys/fs/bpf if needed and creates `dir`.
+fn ensure_bpffs(dir: &Path) -> Result<()> {
+    let mounted = std::fs::read_to_string("/proc/mounts")
+        .map(|m| m.lines().any(|l| l.split_whitespace().nth(2) == Some("bpf")))
+        .unwrap_or(false);
+    if !mounted {
+        let st = std::process::Command::new("mount")
+            .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
+            .status()
+            .context("mounting bpffs")?;
+        if !st.success() {
+            bail!("mount -t bpf bpf /sys/fs/bpf failed");
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+impl DataPlane for FastPath {
+    fn apply(&mut self, cmd: &DpCommand) -> Result<()> {
+        match cmd {
+            DpCommand::InstallAccess(b) => self.install_access(b),
+            DpCommand::RemoveAccess(b) => self.remove_access(b),
+            DpCommand::InstallAnchor(b) => self.install_anchor(b),
+            DpCommand::RemoveAnchor(b) => self.remove_anchor(b),
+        }
+    }
+
+    fn subscriber_counters(&self, sub_id: u32) -> TrafficCounters {
+        self.traffic(sub_id).unwrap_or_default()
+    }
+}

@@ -1,3 +1,160 @@
-fn main() -> anyhow::Result<()> {
+//! Project tasks: `cargo xtask build-ebpf | test | lab | bench`.
+//!
+//! Every task first installs what a fresh machine lacks (nightly rust-src,
+//! bpf-linker 0.10.x, the Debian packages the tests and the lab use), so the
+//! README's two commands work on a new machine as written.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+mod lab;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build the eBPF object (release, nightly, -Z build-std=core) into target/bpf/pmip-ebpf.o.
+    BuildEbpf,
+    /// Install what is missing, build everything, run the whole test suite.
+    Test {
+        /// Extra arguments for `cargo test`.
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Install what is missing and run the lab: subscriber, two access gateways,
+    /// anchor, correspondent, traffic and a handover.
+    Lab(lab::LabArgs),
+    /// Install what is missing and check the toolchain only.
+    Setup,
+}
+
+/// Debian packages the tests and the lab use.
+const DEB_PACKAGES: &[&str] = &[
+    "iproute2",
+    "iputils-ping",
+    "ethtool",
+    "tshark",
+    "tcpdump",
+    "iperf3",
+    "busybox",
+    "udhcpc",
+    "isc-dhcp-client",
+];
+const BPF_LINKER_VERSION: &str = "0.10.4";
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let st = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !st.success() {
+        bail!("{cmd:?} failed: {st}");
+    }
     Ok(())
+}
+
+fn output_ok(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn ensure_debs() -> Result<()> {
+    let missing: Vec<&str> = DEB_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            output_ok(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]))
+                .map(|s| !s.contains("install ok installed"))
+                .unwrap_or(true)
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing Debian packages: {}", missing.join(" "));
+    run(Command::new("apt-get").arg("update").arg("-q"))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+fn ensure_toolchain() -> Result<()> {
+    let installed = output_ok(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", "nightly"]));
+    match installed {
+        Some(list) if list.contains("rust-src") => {}
+        Some(_) => {
+            eprintln!("xtask: adding rust-src to the nightly toolchain");
+            run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+        }
+        None => {
+            eprintln!("xtask: installing the nightly toolchain with rust-src");
+            run(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal", "--component", "rust-src"]))?;
+        }
+    }
+    let linker_ok = output_ok(Command::new("bpf-linker").arg("--version"))
+        .map(|v| v.contains(" 0.10."))
+        .unwrap_or(false);
+    if !linker_ok {
+        // 0.10.2+ emits BTF this kernel accepts; 0.11+ needs a system LLVM Debian lacks.
+        eprintln!("xtask: installing bpf-linker {BPF_LINKER_VERSION} (about 90 s)");
+        run(Command::new("cargo").args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked", "--force"]))?;
+    }
+    Ok(())
+}
+
+pub fn setup() -> Result<()> {
+    ensure_debs()?;
+    ensure_toolchain()
+}
+
+/// Builds the eBPF object and copies it to target/bpf/pmip-ebpf.o.
+pub fn build_ebpf() -> Result<PathBuf> {
+    ensure_toolchain()?;
+    let dir = root().join("pmip-ebpf");
+    run(Command::new("rustup")
+        .args(["run", "nightly", "cargo", "build", "--release", "--target", "bpfel-unknown-none", "-Z", "build-std=core"])
+        .current_dir(&dir)
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("CARGO_TARGET_DIR")
+        .env("RUSTFLAGS", "-Cdebuginfo=2 -Clink-arg=--btf"))
+    .context("building pmip-ebpf")?;
+    let built = dir.join("target/bpfel-unknown-none/release/pmip-ebpf");
+    let out_dir = root().join("target/bpf");
+    std::fs::create_dir_all(&out_dir)?;
+    let out = out_dir.join("pmip-ebpf.o");
+    std::fs::copy(&built, &out).with_context(|| format!("copying {}", built.display()))?;
+    eprintln!("xtask: eBPF object at {}", out.display());
+    Ok(out)
+}
+
+fn test(args: &[String]) -> Result<()> {
+    setup()?;
+    let obj = build_ebpf()?;
+    run(Command::new("cargo")
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .args(args)
+        .current_dir(root())
+        .env("PMIP_EBPF_OBJECT", &obj))
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::BuildEbpf => build_ebpf().map(|_| ()),
+        Cmd::Test { args } => test(&args),
+        Cmd::Lab(a) => {
+            setup()?;
+            build_ebpf()?;
+            lab::run_lab(&a)
+        }
+        Cmd::Setup => setup(),
+    }
 }

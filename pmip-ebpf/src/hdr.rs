@@ -1,0 +1,179 @@
+//! Packet headers as the fast path reads and writes them, and the one
+//! bounds-checked accessor every read and write goes through.
+use aya_ebpf::programs::XdpContext;
+
+pub const ETH_HLEN: usize = 14;
+pub const VLAN_HLEN: usize = 4;
+pub const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_IPV6: u16 = 0x86DD;
+pub const ETH_P_ARP: u16 = 0x0806;
+pub const ETH_P_8021Q: u16 = 0x8100;
+pub const ETH_P_8021AD: u16 = 0x88A8;
+pub const IPPROTO_ICMP: u8 = 1;
+pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_GRE: u8 = 47;
+pub const IPPROTO_ICMPV6: u8 = 58;
+
+/// GRE flag bits (RFC 2784/2890), first 16 bits of the header in host order.
+pub const GRE_C: u16 = 0x8000;
+pub const GRE_R: u16 = 0x4000;
+pub const GRE_K: u16 = 0x2000;
+pub const GRE_S: u16 = 0x1000;
+pub const GRE_VER_MASK: u16 = 0x0007;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct EthHdr {
+    pub dst: [u8; 6],
+    pub src: [u8; 6],
+    pub proto: [u8; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct VlanHdr {
+    pub tci: [u8; 2],
+    pub proto: [u8; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Ipv4Hdr {
+    pub ver_ihl: u8,
+    pub tos: u8,
+    pub tot_len: [u8; 2],
+    pub id: [u8; 2],
+    pub frag_off: [u8; 2],
+    pub ttl: u8,
+    pub proto: u8,
+    pub check: [u8; 2],
+    pub src: [u8; 4],
+    pub dst: [u8; 4],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Ipv6Hdr {
+    pub ver_tc_flow: [u8; 4],
+    pub payload_len: [u8; 2],
+    pub next_hdr: u8,
+    pub hop_limit: u8,
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+}
+
+/// GRE header with the Key field (the only form the tunnels use).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct GreKeyHdr {
+    pub flags: [u8; 2],
+    pub proto: [u8; 2],
+    pub key: [u8; 4],
+}
+
+/// ARP for IPv4 over Ethernet (RFC 826).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ArpEthIp {
+    pub htype: [u8; 2],
+    pub ptype: [u8; 2],
+    pub hlen: u8,
+    pub plen: u8,
+    pub op: [u8; 2],
+    pub sha: [u8; 6],
+    pub spa: [u8; 4],
+    pub tha: [u8; 6],
+    pub tpa: [u8; 4],
+}
+
+/// ICMP / ICMPv6 error header (type, code, checksum, 4 bytes of rest).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct IcmpHdr {
+    pub ty: u8,
+    pub code: u8,
+    pub check: [u8; 2],
+    pub rest: [u8; 4],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct UdpHdr {
+    pub src: [u8; 2],
+    pub dst: [u8; 2],
+    pub len: [u8; 2],
+    pub check: [u8; 2],
+}
+
+#[inline(always)]
+pub fn be16(b: [u8; 2]) -> u16 {
+    u16::from_be_bytes(b)
+}
+
+/// The only pointer arithmetic on packet data: a `T` at `off`, if it fits.
+#[inline(always)]
+pub fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    if start + off + core::mem::size_of::<T>() > end {
+        return None;
+    }
+    Some((start + off) as *mut T)
+}
+
+/// Copy of the `T` at `off`.
+#[inline(always)]
+pub fn read_at<T: Copy>(ctx: &XdpContext, off: usize) -> Option<T> {
+    // SAFETY: ptr_at checked that size_of::<T>() bytes at off are inside the packet.
+    ptr_at::<T>(ctx, off).map(|p| unsafe { core::ptr::read_unaligned(p) })
+}
+
+/// Writes `v` at `off`; false if it does not fit.
+#[inline(always)]
+pub fn write_at<T: Copy>(ctx: &XdpContext, off: usize, v: T) -> bool {
+    match ptr_at::<T>(ctx, off) {
+        // SAFETY: bounds checked above.
+        Some(p) => {
+            unsafe { core::ptr::write_unaligned(p, v) };
+            true
+        }
+        None => false,
+    }
+}
+
+/// One's-complement fold of a 32-bit partial sum to the 16-bit checksum.
+#[inline(always)]
+pub fn csum_fold(mut sum: u64) -> u16 {
+    sum = (sum & 0xffff_ffff) + (sum >> 32);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    !(sum as u16)
+}
+
+/// IPv4 header checksum of a 20-byte header (options are never emitted).
+#[inline(always)]
+pub fn ipv4_csum(h: &Ipv4Hdr) -> [u8; 2] {
+    // SAFETY: Ipv4Hdr is 20 plain bytes.
+    let b: &[u8; 20] = unsafe { &*(h as *const Ipv4Hdr as *const [u8; 20]) };
+    let mut sum: u64 = 0;
+    let mut i = 0;
+    while i < 20 {
+        if i != 10 {
+            sum += u16::from_be_bytes([b[i], b[i + 1]]) as u64;
+        }
+        i += 2;
+    }
+    csum_fold(sum).to_be_bytes()
+}
+
+/// RFC 1624 incremental update of an IPv4 header checksum for TTL - 1
+/// (the 16-bit word holding TTL drops by 0x0100).
+#[inline(always)]
+pub fn ipv4_ttl_dec(h: &mut Ipv4Hdr) {
+    h.ttl -= 1;
+    let old = u16::from_be_bytes(h.check) as u32;
+    let sum = old + 0x0100;
+    let sum = (sum & 0xffff) + (sum >> 16);
+    h.check = (sum as u16).to_be_bytes();
+}
