@@ -80,6 +80,11 @@ fn counter_of(o: Out) -> u32 {
     o >> 8
 }
 
+/// Pseudo-action: "answer with ICMP too-big, tunnel MTU in the upper bits".
+/// Resolved at the top level so the ICMP builder's stack frame is never
+/// nested under a path's frame (the verifier caps the combined depth at 512).
+const TOO_BIG: u32 = 0xee;
+
 const PASS: u32 = xdp_action::XDP_PASS;
 const DROP: u32 = xdp_action::XDP_DROP;
 const TX: u32 = xdp_action::XDP_TX;
@@ -100,7 +105,10 @@ const OUTER_TTL: u8 = 64;
 
 #[xdp]
 pub fn pmip_xdp(ctx: XdpContext) -> u32 {
-    let o = dispatch(&ctx);
+    let mut o = dispatch(&ctx);
+    if o & 0xff == TOO_BIG {
+        o = icmp_too_big(ctx.ctx, (o >> 8) as u16);
+    }
     count(counter_of(o));
     o & 0xff
 }
@@ -160,7 +168,7 @@ fn dispatch(ctx: &XdpContext) -> Out {
     let ifindex = ctx.ingress_ifindex() as u32;
     // SAFETY: plain lookup; the value is copied.
     let iface = match unsafe { IFACES.get(&ifindex) } {
-        Some(c) => *c,
+        Some(c) => c,
         None => return out(PASS, Counter::PassNotOurs),
     };
     let l2 = match parse_l2(ctx) {
@@ -168,7 +176,7 @@ fn dispatch(ctx: &XdpContext) -> Out {
         None => return out(DROP, Counter::DropMalformed),
     };
     if iface.role & role::ACCESS != 0 {
-        return access_uplink(ctx.ctx, &iface, ifindex, &l2);
+        return access_uplink(ctx.ctx, iface, ifindex, &l2);
     }
     if l2.vlan != 0 {
         return out(PASS, Counter::PassNotOurs);
@@ -177,8 +185,9 @@ fn dispatch(ctx: &XdpContext) -> Out {
     let anchor_roles = role::ANCHOR_CN | role::ANCHOR_CORE;
     match l2.proto {
         ETH_P_IP => {
-            let ip: Ipv4Hdr = match read_at(ctx, l2.len) {
-                Some(h) => h,
+            let ip: &Ipv4Hdr = match ptr_at::<Ipv4Hdr>(ctx, l2.len) {
+                // SAFETY: bounds checked by ptr_at; the packet is not resized while `ip` lives.
+                Some(h) => unsafe { &*h },
                 None => return out(DROP, Counter::DropMalformed),
             };
             if ip.ver_ihl >> 4 != 4 || ip.ver_ihl & 0x0f < 5 {
@@ -192,35 +201,34 @@ fn dispatch(ctx: &XdpContext) -> Out {
                 let mut src = [0u8; 16];
                 src[..4].copy_from_slice(&ip.src);
                 let gre_off = l2.len + ((ip.ver_ihl & 0x0f) as usize) * 4;
-                return gre_in(ctx.ctx, &iface, &l2, gre_off, &src);
+                return gre_in(ctx.ctx, iface, &l2, gre_off, &src);
             }
             if iface.role & anchor_roles != 0 {
                 // SAFETY: plain lookup.
                 if let Some(d) = unsafe { ANCHOR_BY_HOME4.get(&ip.dst) } {
-                    let d = *d;
-                    return anchor_downlink(ctx.ctx, &iface, ifindex, &l2, &d);
+                    return anchor_downlink(ctx.ctx, iface, ifindex, &l2, d);
                 }
             }
             out(PASS, Counter::PassNotOurs)
         }
         ETH_P_IPV6 => {
-            let ip: Ipv6Hdr = match read_at(ctx, l2.len) {
-                Some(h) => h,
+            let ip: &Ipv6Hdr = match ptr_at::<Ipv6Hdr>(ctx, l2.len) {
+                // SAFETY: bounds checked by ptr_at; the packet is not resized while `ip` lives.
+                Some(h) => unsafe { &*h },
                 None => return out(DROP, Counter::DropMalformed),
             };
             if ip.ver_tc_flow[0] >> 4 != 6 {
                 return out(DROP, Counter::DropMalformed);
             }
             if ip.next_hdr == IPPROTO_GRE && iface.role & gre_roles != 0 {
-                return gre_in(ctx.ctx, &iface, &l2, l2.len + IPV6_HDR_LEN, &ip.src);
+                return gre_in(ctx.ctx, iface, &l2, l2.len + IPV6_HDR_LEN, &ip.src);
             }
             if iface.role & anchor_roles != 0 {
                 let mut hnp = [0u8; 8];
                 hnp.copy_from_slice(&ip.dst[..8]);
                 // SAFETY: plain lookup.
                 if let Some(d) = unsafe { ANCHOR_BY_HNP.get(&hnp) } {
-                    let d = *d;
-                    return anchor_downlink(ctx.ctx, &iface, ifindex, &l2, &d);
+                    return anchor_downlink(ctx.ctx, iface, ifindex, &l2, d);
                 }
             }
             out(PASS, Counter::PassNotOurs)
@@ -252,11 +260,15 @@ struct Inner {
 fn parse_inner(ctx: &XdpContext, off: usize, ethertype: u16) -> Option<Inner> {
     let mut src = [0u8; 16];
     let mut dst = [0u8; 16];
+    // The IP length may not claim more than the frame holds (Ethernet padding
+    // may make the frame longer; that is fine).
+    let avail = ctx.data_end() - ctx.data();
     if ethertype == ETH_P_IP {
-        let ip: Ipv4Hdr = read_at(ctx, off)?;
+        // SAFETY: as above.
+        let ip: &Ipv4Hdr = unsafe { &*ptr_at::<Ipv4Hdr>(ctx, off)? };
         let ihl = (ip.ver_ihl & 0x0f) as usize;
         let len = be16(ip.tot_len);
-        if ip.ver_ihl >> 4 != 4 || ihl < 5 || (len as usize) < ihl * 4 {
+        if ip.ver_ihl >> 4 != 4 || ihl < 5 || (len as usize) < ihl * 4 || off + len as usize > avail {
             return None;
         }
         src[..4].copy_from_slice(&ip.src);
@@ -272,13 +284,15 @@ fn parse_inner(ctx: &XdpContext, off: usize, ethertype: u16) -> Option<Inner> {
             l4_off: off + ihl * 4,
         })
     } else if ethertype == ETH_P_IPV6 {
-        let ip: Ipv6Hdr = read_at(ctx, off)?;
-        if ip.ver_tc_flow[0] >> 4 != 6 {
+        // SAFETY: bounds checked by ptr_at; fields are copied out before any resize.
+        let ip: &Ipv6Hdr = unsafe { &*ptr_at::<Ipv6Hdr>(ctx, off)? };
+        let len = be16(ip.payload_len).checked_add(IPV6_HDR_LEN as u16)?;
+        if ip.ver_tc_flow[0] >> 4 != 6 || off + len as usize > avail {
             return None;
         }
         Some(Inner {
             family: FAMILY_V6,
-            len: be16(ip.payload_len).checked_add(IPV6_HDR_LEN as u16)?,
+            len,
             ttl: ip.hop_limit,
             df: true,
             src: ip.src,
@@ -471,7 +485,7 @@ fn tunnel_out(
         if !inner.df {
             return out(DROP, Counter::DropTooBigNoDf);
         }
-        return icmp_too_big(ctx.ctx, iface, l2, inner, nh.mtu.saturating_sub(overhead));
+        return TOO_BIG | (nh.mtu.saturating_sub(overhead) as u32) << 8;
     }
     if nh.rc != FIB_SUCCESS && nh.rc != FIB_NO_NEIGH {
         return out(DROP, Counter::DropNoRoute);
@@ -501,19 +515,19 @@ fn access_uplink(raw: *mut xdp_md, iface: &IfaceConfig, ifindex: u32, l2: &L2) -
     let key = AccessKey { ifindex, vlan: l2.vlan, mac: l2.eth.src };
     // SAFETY: plain lookup; copied.
     let sub = match unsafe { ACCESS_BY_MAC.get(&key) } {
-        Some(s) => *s,
+        Some(s) => s,
         // Unknown subscriber: the agent sees its DHCP/ARP and may register it.
         None => return out(PASS, Counter::PassNotOurs),
     };
     if l2.proto == ETH_P_ARP {
-        return arp_reply(ctx, iface, l2, &sub);
+        return arp_reply(ctx, iface, l2, sub);
     }
     let inner = match parse_inner(ctx, l2.len, l2.proto) {
         Some(i) => i,
         None if l2.proto == ETH_P_IP || l2.proto == ETH_P_IPV6 => return out(DROP, Counter::DropMalformed),
         None => return out(PASS, Counter::PassNotOurs),
     };
-    if is_control(ctx, &inner, &sub) {
+    if is_control(ctx, &inner, sub) {
         return out(PASS, Counter::PassControl);
     }
     if spoofed(&inner, sub.flags, &sub.home_v4, &sub.home_hnp) {
@@ -524,10 +538,10 @@ fn access_uplink(raw: *mut xdp_md, iface: &IfaceConfig, ifindex: u32, l2: &L2) -
     }
     // SAFETY: plain lookup.
     let tun = match TUNNELS.get(sub.tunnel_id) {
-        Some(t) if t.family != 0 => *t,
+        Some(t) if t.family != 0 => t,
         _ => return out(DROP, Counter::DropNoTunnel),
     };
-    let o = tunnel_out(ctx, iface, ifindex, l2, &inner, &tun, sub.uplink_key, Counter::TxEncapUplink);
+    let o = tunnel_out(ctx, iface, ifindex, l2, &inner, tun, sub.uplink_key, Counter::TxEncapUplink);
     if counter_of(o) == Counter::TxEncapUplink as u32 || counter_of(o) == Counter::PassNoNeigh as u32 {
         account(sub.sub_id, inner.len, true);
     }
@@ -606,7 +620,7 @@ fn arp_reply(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, sub: &AccessSubscri
 fn access_downlink(ctx: &XdpContext, l2: &L2, family: u8, src: &[u8; 16], key: [u8; 4], inner_off: usize, ethertype: u16) -> Out {
     // SAFETY: plain lookup.
     let d = match unsafe { ACCESS_BY_KEY.get(&key) } {
-        Some(d) => *d,
+        Some(d) => d,
         None => return out(DROP, Counter::DropUnknownKey),
     };
     if !peer_ok(d.tunnel_id, family, src) {
@@ -614,7 +628,7 @@ fn access_downlink(ctx: &XdpContext, l2: &L2, family: u8, src: &[u8; 16], key: [
     }
     // SAFETY: plain lookup.
     let access = match unsafe { IFACES.get(&d.ifindex) } {
-        Some(a) => *a,
+        Some(a) => a,
         None => return out(DROP, Counter::DropNoTunnel),
     };
     let inner = match parse_inner(ctx, inner_off, ethertype) {
@@ -690,7 +704,7 @@ fn gre_in(raw: *mut xdp_md, iface: &IfaceConfig, l2: &L2, gre_off: usize, src: &
 fn anchor_uplink(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, family: u8, src: &[u8; 16], key: [u8; 4], inner_off: usize, ethertype: u16) -> Out {
     // SAFETY: plain lookup.
     let b = match unsafe { ANCHOR_BY_KEY.get(&key) } {
-        Some(b) => *b,
+        Some(b) => b,
         None => return out(DROP, Counter::DropUnknownKey),
     };
     if !peer_ok(b.tunnel_id, family, src) {
@@ -745,10 +759,10 @@ fn anchor_downlink(raw: *mut xdp_md, iface: &IfaceConfig, ifindex: u32, l2: &L2,
     }
     // SAFETY: plain lookup.
     let tun = match TUNNELS.get(d.tunnel_id) {
-        Some(t) if t.family != 0 => *t,
+        Some(t) if t.family != 0 => t,
         _ => return out(DROP, Counter::DropNoTunnel),
     };
-    let o = tunnel_out(ctx, iface, ifindex, l2, &inner, &tun, d.downlink_key, Counter::TxEncapDownlink);
+    let o = tunnel_out(ctx, iface, ifindex, l2, &inner, tun, d.downlink_key, Counter::TxEncapDownlink);
     if counter_of(o) == Counter::TxEncapDownlink as u32 || counter_of(o) == Counter::PassNoNeigh as u32 {
         account(d.sub_id, inner.len, false);
     }
@@ -761,8 +775,25 @@ fn anchor_downlink(raw: *mut xdp_md, iface: &IfaceConfig, ifindex: u32, l2: &L2,
 /// fragmentation-needed (RFC 1191) / packet-too-big (RFC 4443 §3.2) carrying
 /// the tunnel MTU, sent back out of the interface it came in on (XDP_TX).
 #[inline(never)]
-fn icmp_too_big(raw: *mut xdp_md, iface: &IfaceConfig, l2: &L2, inner: &Inner, mtu: u16) -> Out {
+fn icmp_too_big(raw: *mut xdp_md, mtu: u16) -> Out {
     let ctx = &XdpContext::new(raw);
+    let ifindex = ctx.ingress_ifindex() as u32;
+    // SAFETY: plain lookup (the caller found it a moment ago).
+    let iface = match unsafe { IFACES.get(&ifindex) } {
+        Some(c) => *c,
+        None => return out(DROP, Counter::DropMalformed),
+    };
+    let iface = &iface;
+    let l2 = match parse_l2(ctx) {
+        Some(l2) => l2,
+        None => return out(DROP, Counter::DropMalformed),
+    };
+    let l2 = &l2;
+    let inner = match parse_inner(ctx, l2.len, l2.proto) {
+        Some(i) => i,
+        None => return out(DROP, Counter::DropMalformed),
+    };
+    let inner = &inner;
     let v6 = inner.family == FAMILY_V6;
     let ip_len = if v6 { IPV6_HDR_LEN } else { IPV4_HDR_LEN };
     let grow = (ip_len + 8) as i32;

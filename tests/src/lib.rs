@@ -1,2 +1,3 @@
 //! Helpers for the integration tests: network namespaces, veths, cleanup on drop.
 pub mod netns;
+pub mod fixture;

@@ -1,0 +1,483 @@
+//! BPF_PROG_TEST_RUN fixture tables for every verdict path of `pmip_xdp`:
+//! (description, ingress interface, input frame, expected verdict, expected
+//! output frame, expected counter). Inputs and expected outputs are built with
+//! the project's own emitters (`pmip_user::packet`).
+use std::net::Ipv4Addr;
+
+use aya::programs::{TestRun, TestRunOptions};
+use pmip_common::Counter;
+use pmip_tests::fixture::*;
+use pmip_tests::netns::is_root;
+use pmip_user::loader::FastPath;
+use pmip_user::packet::*;
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+const XDP_REDIRECT: u32 = 4;
+
+struct Case {
+    name: &'static str,
+    ifindex: u32,
+    input: Vec<u8>,
+    verdict: u32,
+    /// None: output must equal the input (untouched).
+    output: Option<Vec<u8>>,
+    counter: Counter,
+}
+
+struct Ran {
+    verdict: u32,
+    out: Vec<u8>,
+}
+
+fn run(fp: &FastPath, ifindex: u32, input: &[u8]) -> Ran {
+    let prog = fp.program().unwrap();
+    let mut out = vec![0u8; 4096];
+    let ctx = xdp_md(ifindex, input.len());
+    let r = prog
+        .test_run(TestRunOptions {
+            data_in: Some(input),
+            data_out: Some(&mut out),
+            ctx_in: Some(&ctx),
+            ..Default::default()
+        })
+        .expect("BPF_PROG_TEST_RUN");
+    out.truncate(r.data_size_out as usize);
+    Ran { verdict: r.return_value, out }
+}
+
+fn counters(fp: &FastPath) -> Vec<u64> {
+    Counter::ALL.iter().map(|c| fp.counter(*c).unwrap()).collect()
+}
+
+/// Runs each case; checks verdict, exact output bytes and that exactly the
+/// expected counter moved by one.
+fn check(fp: &FastPath, cases: &[Case]) -> Vec<String> {
+    let mut fails = Vec::new();
+    for c in cases {
+        let before = counters(fp);
+        let r = run(fp, c.ifindex, &c.input);
+        let after = counters(fp);
+        if r.verdict != c.verdict {
+            fails.push(format!("{}: verdict {} want {}", c.name, r.verdict, c.verdict));
+            continue;
+        }
+        let want = c.output.as_ref().unwrap_or(&c.input);
+        if &r.out != want {
+            fails.push(format!("{}: output differs\n got  {:02x?}\n want {:02x?}", c.name, r.out, want));
+        }
+        for (i, ctr) in Counter::ALL.iter().enumerate() {
+            let d = after[i] - before[i];
+            let expect = if *ctr == c.counter { 1 } else { 0 };
+            if d != expect {
+                fails.push(format!("{}: counter {} moved by {d}, want {expect}", c.name, ctr.name()));
+            }
+        }
+    }
+    fails
+}
+
+fn echo4(src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, df: bool, len: usize) -> Vec<u8> {
+    ipv4(src, dst, 1, ttl, df, &icmp_echo(7, 1, &vec![0xab; len]))
+}
+
+fn up_frame(mac: [u8; 6], vlan: u16, proto: u16, l3: &[u8]) -> Vec<u8> {
+    let mut f = eth(ACC_MAC, mac, vlan, proto);
+    f.extend_from_slice(l3);
+    f
+}
+
+fn cat(a: Vec<u8>, b: &[u8]) -> Vec<u8> {
+    let mut a = a;
+    a.extend_from_slice(b);
+    a
+}
+
+#[test]
+fn fixture_table() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let fx = setup(1500).expect("fixture");
+    let (acc, core, acore, cn) = (fx.acc, fx.core, fx.acore, fx.cn);
+    let fp = fx.fp;
+    let fails = fx
+        .ns
+        .run_in(move || {
+            let mut cases = Vec::new();
+            // ---- access uplink ----
+            let inner = echo4(HOME1, CN4, 64, true, 32);
+            let inner63 = echo4(HOME1, CN4, 63, true, 32);
+            cases.push(Case {
+                name: "uplink v4 in v4",
+                ifindex: acc,
+                input: up_frame(SUB1_MAC, 0, ETH_P_IP, &inner),
+                verdict: XDP_REDIRECT,
+                output: Some(cat(eth(MAG_PEER_MAC, CORE_MAC, 0, ETH_P_IP), &ipv4(MAG4, LMA4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x1001, &inner63)))),
+                counter: Counter::TxEncapUplink,
+            });
+            let src6 = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x64, 0x10, 0, 0, 0, 0x99);
+            let in6 = ipv6(src6, CN6, 59, 64, &[0u8; 16]);
+            let in6_63 = ipv6(src6, CN6, 59, 63, &[0u8; 16]);
+            cases.push(Case {
+                name: "uplink v6 in v4",
+                ifindex: acc,
+                input: up_frame(SUB1_MAC, 0, ETH_P_IPV6, &in6),
+                verdict: XDP_REDIRECT,
+                output: Some(cat(eth(MAG_PEER_MAC, CORE_MAC, 0, ETH_P_IP), &ipv4(MAG4, LMA4, 47, 64, false, &gre_keyed(ETH_P_IPV6, 0x1001, &in6_63)))),
+                counter: Counter::TxEncapUplink,
+            });
+            let inner2 = echo4(HOME2, CN4, 64, true, 32);
+            let inner2_63 = echo4(HOME2, CN4, 63, true, 32);
+            cases.push(Case {
+                name: "uplink v4 in v6",
+                ifindex: acc,
+                input: up_frame(SUB2_MAC, 0, ETH_P_IP, &inner2),
+                verdict: XDP_REDIRECT,
+                output: Some(cat(eth(MAG_PEER_MAC, CORE_MAC, 0, ETH_P_IPV6), &ipv6(MAG6, LMA6, 47, 64, &gre_keyed(ETH_P_IP, 0x1002, &inner2_63)))),
+                counter: Counter::TxEncapUplink,
+            });
+            let inner3 = echo4(HOME3, CN4, 64, false, 32);
+            let inner3_63 = echo4(HOME3, CN4, 63, false, 32);
+            cases.push(Case {
+                name: "uplink 802.1Q-tagged subscriber",
+                ifindex: acc,
+                input: up_frame(SUB3_MAC, 100, ETH_P_IP, &inner3),
+                verdict: XDP_REDIRECT,
+                output: Some(cat(eth(MAG_PEER_MAC, CORE_MAC, 0, ETH_P_IP), &ipv4(MAG4, LMA4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x1003, &inner3_63)))),
+                counter: Counter::TxEncapUplink,
+            });
+            cases.push(Case {
+                name: "uplink same MAC on the wrong VLAN is unknown",
+                ifindex: acc,
+                input: up_frame(SUB3_MAC, 200, ETH_P_IP, &inner3),
+                verdict: XDP_PASS,
+                output: None,
+                counter: Counter::PassNotOurs,
+            });
+            cases.push(Case {
+                name: "uplink unknown MAC",
+                ifindex: acc,
+                input: up_frame([2, 0, 0, 0, 0, 0x77], 0, ETH_P_IP, &inner),
+                verdict: XDP_PASS,
+                output: None,
+                counter: Counter::PassNotOurs,
+            });
+            cases.push(Case {
+                name: "uplink spoofed IPv4 source",
+                ifindex: acc,
+                input: up_frame(SUB1_MAC, 0, ETH_P_IP, &echo4(Ipv4Addr::new(10, 64, 0, 99), CN4, 64, true, 32)),
+                verdict: XDP_DROP,
+                output: None,
+                counter: Counter::DropSpoofedSource,
+            });
+            cases.push(Case {
+                name: "uplink spoofed IPv6 source",
+                ifindex: acc,
+                input: up_frame(SUB1_MAC, 0, ETH_P_IPV6, &ipv6(CN6, CN6, 59, 64, &[0u8; 8])),
+                verdict: XDP_DROP,
+                output: None,
+                counter: Counter::DropSpoofedSource,
+            });
+            cases.push(Case {
+                name: "uplink TTL 1 goes to the stack",
+                ifindex: acc,
+                input: up_frame(SUB1_MAC, 0, ETH_P_IP, &echo4(HOME1, CN4, 1, true, 32)),
+                verdict: XDP_PASS,
+                output: None,
+                counter: Counter::PassTtl,
+            });
+            cases.push(Case {
+                name: "uplink to the default router goes to the stack",
+                ifindex: acc,
+                input: up_frame(SUB1_MAC, 0, ETH_P_IP, &echo4(HOME1, GW4, 1, true, 32)),
+                verdict: XDP_PASS,
+                output: None,
+                counter: Counter::PassControl,
+            });
+            let dhcp = ipv4(Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, 17, 64, false, &udp(68, 67, &[1u8; 240]));
+            cases.push(Case {
+                name: "uplink DHCP from a known subscriber goes to the agent",
+                ifindex: acc,
+                input: up_frame(SUB1_MAC, 0, ETH_P_IP, &dhcp),
+                verdict: XDP_PASS,
+                output: None,
+                counter: Counter::PassControl,
+            });
+            cases.push(Case {
+                name: "ARP request for the gateway answered with XDP_TX",
+                ifindex: acc,
+                input: cat(eth([0xff; 6], SUB1_MAC, 0, ETH_P_ARP), &arp(1, SUB1_MAC, HOME1, [0; 6], GW4)),
+                verdict: XDP_TX,
+                output: Some(cat(eth(SUB1_MAC, ACC_MAC, 0, ETH_P_ARP), &arp(2, ACC_MAC, GW4, SUB1_MAC, HOME1))),
+                counter: Counter::TxArpReply,
+            });
+            cases.push(Case {
+                name: "ARP probe (sender 0.0.0.0) goes to the stack",
+                ifindex: acc,
+                input: cat(eth([0xff; 6], SUB1_MAC, 0, ETH_P_ARP), &arp(1, SUB1_MAC, Ipv4Addr::UNSPECIFIED, [0; 6], HOME1)),
+                verdict: XDP_PASS,
+                output: None,
+                counter: Counter::PassControl,
+            });
+            cases.push(Case {
+                name: "ARP on a VLAN answered on the same VLAN",
+                ifindex: acc,
+                input: cat(eth([0xff; 6], SUB3_MAC, 100, ETH_P_ARP), &arp(1, SUB3_MAC, HOME3, [0; 6], GW4)),
+                verdict: XDP_TX,
+                output: Some(cat(eth(SUB3_MAC, ACC_MAC, 100, ETH_P_ARP), &arp(2, ACC_MAC, GW4, SUB3_MAC, HOME3))),
+                counter: Counter::TxArpReply,
+            });
+            let big_nodf = echo4(HOME1, CN4, 64, false, 1500 - 28);
+            cases.push(Case {
+                name: "oversize without DF dropped",
+                ifindex: acc,
+                input: up_frame(SUB1_MAC, 0, ETH_P_IP, &big_nodf),
+                verdict: XDP_DROP,
+                output: None,
+                counter: Counter::DropTooBigNoDf,
+            });
+            // ---- access downlink ----
+            let down = echo4(CN4, HOME1, 64, true, 32);
+            let down63 = echo4(CN4, HOME1, 63, true, 32);
+            let gre4 = |key: u32, src: Ipv4Addr, inner: &[u8]| {
+                cat(eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP), &ipv4(src, MAG4, 47, 64, false, &gre_keyed(ETH_P_IP, key, inner)))
+            };
+            cases.push(Case {
+                name: "downlink v4 over v4 to the subscriber",
+                ifindex: core,
+                input: gre4(0x2001, LMA4, &down),
+                verdict: XDP_REDIRECT,
+                output: Some(cat(eth(SUB1_MAC, ACC_MAC, 0, ETH_P_IP), &down63)),
+                counter: Counter::TxDecapDownlink,
+            });
+            let down3 = echo4(CN4, HOME3, 64, true, 32);
+            let down3_63 = echo4(CN4, HOME3, 63, true, 32);
+            cases.push(Case {
+                name: "downlink to a VLAN subscriber gets its tag",
+                ifindex: core,
+                input: gre4(0x2003, LMA4, &down3),
+                verdict: XDP_REDIRECT,
+                output: Some(cat(eth(SUB3_MAC, ACC_MAC, 100, ETH_P_IP), &down3_63)),
+                counter: Counter::TxDecapDownlink,
+            });
+            let down2 = echo4(CN4, HOME2, 64, true, 32);
+            let down2_63 = echo4(CN4, HOME2, 63, true, 32);
+            cases.push(Case {
+                name: "downlink v4 over v6",
+                ifindex: core,
+                input: cat(eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IPV6), &ipv6(LMA6, MAG6, 47, 64, &gre_keyed(ETH_P_IP, 0x2002, &down2))),
+                verdict: XDP_REDIRECT,
+                output: Some(cat(eth(SUB2_MAC, ACC_MAC, 0, ETH_P_IP), &down2_63)),
+                counter: Counter::TxDecapDownlink,
+            });
+            cases.push(Case {
+                name: "downlink unknown key",
+                ifindex: core,
+                input: gre4(0x9999, LMA4, &down),
+                verdict: XDP_DROP,
+                output: None,
+                counter: Counter::DropUnknownKey,
+            });
+            cases.push(Case {
+                name: "downlink from the wrong peer",
+                ifindex: core,
+                input: gre4(0x2001, Ipv4Addr::new(192, 0, 2, 66), &down),
+                verdict: XDP_DROP,
+                output: None,
+                counter: Counter::DropWrongPeer,
+            });
+            for (name, flags) in [("GRE checksum bit", 0xa0u8), ("GRE sequence bit", 0x30), ("GRE without key", 0x00)] {
+                let mut f = gre4(0x2001, LMA4, &down);
+                f[14 + 20] = flags;
+                cases.push(Case { name, ifindex: core, input: f, verdict: XDP_DROP, output: None, counter: Counter::DropGreUnsupported });
+            }
+            let mut v1 = gre4(0x2001, LMA4, &down);
+            v1[14 + 21] = 0x01;
+            cases.push(Case { name: "GRE version 1", ifindex: core, input: v1, verdict: XDP_DROP, output: None, counter: Counter::DropGreUnsupported });
+            let mut frag = gre4(0x2001, LMA4, &down);
+            frag[14 + 6] = 0x20; // MF
+            cases.push(Case { name: "outer IPv4 fragment", ifindex: core, input: frag, verdict: XDP_DROP, output: None, counter: Counter::DropOuterFragment });
+            // Outer IPv4 with 4 bytes of options (NOP x4): still decapsulated.
+            let mut opt = ipv4(LMA4, MAG4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x2001, &down));
+            opt[0] = 0x46;
+            opt.splice(20..20, [1u8, 1, 1, 1]);
+            let tl = (opt.len() as u16).to_be_bytes();
+            opt[2] = tl[0];
+            opt[3] = tl[1];
+            cases.push(Case {
+                name: "outer IPv4 with options",
+                ifindex: core,
+                input: cat(eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP), &opt),
+                verdict: XDP_REDIRECT,
+                output: Some(cat(eth(SUB1_MAC, ACC_MAC, 0, ETH_P_IP), &down63)),
+                counter: Counter::TxDecapDownlink,
+            });
+            // ---- anchor downlink ----
+            let to_home = echo4(CN4, AHOME4, 64, true, 32);
+            let to_home63 = echo4(CN4, AHOME4, 63, true, 32);
+            cases.push(Case {
+                name: "anchor downlink v4 in v4",
+                ifindex: cn,
+                input: cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &to_home),
+                verdict: XDP_REDIRECT,
+                output: Some(cat(eth(LMA_PEER_MAC, ACORE_MAC, 0, ETH_P_IP), &ipv4(A_LOCAL4, A_PEER4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x4001, &to_home63)))),
+                counter: Counter::TxEncapDownlink,
+            });
+            let to_hnp = ipv6(CN6, std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x77, 5, 0, 0, 0, 1), 59, 64, &[0u8; 8]);
+            let to_hnp63 = ipv6(CN6, std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x77, 5, 0, 0, 0, 1), 59, 63, &[0u8; 8]);
+            cases.push(Case {
+                name: "anchor downlink v6 (HNP) in v4",
+                ifindex: cn,
+                input: cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IPV6), &to_hnp),
+                verdict: XDP_REDIRECT,
+                output: Some(cat(eth(LMA_PEER_MAC, ACORE_MAC, 0, ETH_P_IP), &ipv4(A_LOCAL4, A_PEER4, 47, 64, false, &gre_keyed(ETH_P_IPV6, 0x4001, &to_hnp63)))),
+                counter: Counter::TxEncapDownlink,
+            });
+            let to_home6t = echo4(CN4, AHOME4_V6T, 64, true, 32);
+            let to_home6t_63 = echo4(CN4, AHOME4_V6T, 63, true, 32);
+            cases.push(Case {
+                name: "anchor downlink v4 in v6",
+                ifindex: cn,
+                input: cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &to_home6t),
+                verdict: XDP_REDIRECT,
+                output: Some(cat(eth(LMA_PEER_MAC, ACORE_MAC, 0, ETH_P_IPV6), &ipv6(A_LOCAL6, A_PEER6, 47, 64, &gre_keyed(ETH_P_IP, 0x4002, &to_home6t_63)))),
+                counter: Counter::TxEncapDownlink,
+            });
+            cases.push(Case {
+                name: "anchor: not a home address",
+                ifindex: cn,
+                input: cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &echo4(CN4, Ipv4Addr::new(10, 77, 0, 99), 64, true, 32)),
+                verdict: XDP_PASS,
+                output: None,
+                counter: Counter::PassNotOurs,
+            });
+            // ---- anchor uplink ----
+            let from_home = echo4(AHOME4, CN4, 64, true, 32);
+            let from_home63 = echo4(AHOME4, CN4, 63, true, 32);
+            cases.push(Case {
+                name: "anchor uplink v4 over v4",
+                ifindex: acore,
+                input: cat(eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP), &ipv4(A_PEER4, A_LOCAL4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x3001, &from_home))),
+                verdict: XDP_REDIRECT,
+                output: Some(cat(eth(CN_MAC, CN_IF_MAC, 0, ETH_P_IP), &from_home63)),
+                counter: Counter::TxDecapUplink,
+            });
+            let from_home2 = echo4(AHOME4_V6T, CN4, 64, true, 32);
+            let from_home2_63 = echo4(AHOME4_V6T, CN4, 63, true, 32);
+            cases.push(Case {
+                name: "anchor uplink v4 over v6",
+                ifindex: acore,
+                input: cat(eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IPV6), &ipv6(A_PEER6, A_LOCAL6, 47, 64, &gre_keyed(ETH_P_IP, 0x3002, &from_home2))),
+                verdict: XDP_REDIRECT,
+                output: Some(cat(eth(CN_MAC, CN_IF_MAC, 0, ETH_P_IP), &from_home2_63)),
+                counter: Counter::TxDecapUplink,
+            });
+            let from_hnp = ipv6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x77, 5, 0, 0, 0, 1), CN6, 59, 64, &[0u8; 8]);
+            let from_hnp63 = ipv6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x77, 5, 0, 0, 0, 1), CN6, 59, 63, &[0u8; 8]);
+            cases.push(Case {
+                name: "anchor uplink v6 over v4",
+                ifindex: acore,
+                input: cat(eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP), &ipv4(A_PEER4, A_LOCAL4, 47, 64, false, &gre_keyed(ETH_P_IPV6, 0x3001, &from_hnp))),
+                verdict: XDP_REDIRECT,
+                output: Some(cat(eth(CN_MAC, CN_IF_MAC, 0, ETH_P_IPV6), &from_hnp63)),
+                counter: Counter::TxDecapUplink,
+            });
+            cases.push(Case {
+                name: "anchor uplink spoofed inner source",
+                ifindex: acore,
+                input: cat(eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP), &ipv4(A_PEER4, A_LOCAL4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x3001, &echo4(Ipv4Addr::new(10, 77, 0, 200), CN4, 64, true, 32)))),
+                verdict: XDP_DROP,
+                output: None,
+                counter: Counter::DropSpoofedSource,
+            });
+            cases.push(Case {
+                name: "anchor uplink with the other binding's key",
+                ifindex: acore,
+                input: cat(eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP), &ipv4(A_PEER4, A_LOCAL4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x3002, &from_home))),
+                verdict: XDP_DROP,
+                output: None,
+                counter: Counter::DropWrongPeer,
+            });
+            let mut fails = check(&fp, &cases);
+            fails.extend(truncations(&fp, acc, core, acore));
+            fails.extend(too_big(&fp, acc));
+            fails
+        })
+        .unwrap();
+    assert!(fails.is_empty(), "{} failures:\n{}", fails.len(), fails.join("\n"));
+}
+
+/// Every prefix of valid frames: never redirected or transmitted, never a
+/// verdict other than drop-as-malformed or pass-as-not-ours.
+fn truncations(fp: &FastPath, acc: u32, core: u32, acore: u32) -> Vec<String> {
+    let inner = echo4(HOME1, CN4, 64, true, 32);
+    let frames = [
+        (acc, up_frame(SUB1_MAC, 0, ETH_P_IP, &inner)),
+        (acc, up_frame(SUB3_MAC, 100, ETH_P_IP, &echo4(HOME3, CN4, 64, true, 32))),
+        (acc, cat(eth([0xff; 6], SUB1_MAC, 0, ETH_P_ARP), &arp(1, SUB1_MAC, HOME1, [0; 6], GW4))),
+        (core, cat(eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP), &ipv4(LMA4, MAG4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x2001, &echo4(CN4, HOME1, 64, true, 8))))),
+        (acore, cat(eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IPV6), &ipv6(A_PEER6, A_LOCAL6, 47, 64, &gre_keyed(ETH_P_IP, 0x3002, &echo4(AHOME4_V6T, CN4, 64, true, 8))))),
+    ];
+    let mut fails = Vec::new();
+    for (ifx, f) in frames {
+        // The kernel refuses test input shorter than an Ethernet header.
+        for n in 14..f.len() - 8 {
+            let r = run(fp, ifx, &f[..n]);
+            if r.verdict != XDP_DROP && r.verdict != XDP_PASS {
+                fails.push(format!("truncated to {n} of {}: verdict {}", f.len(), r.verdict));
+            }
+        }
+    }
+    fails
+}
+
+/// DF packet that does not fit the core MTU after encapsulation: ICMP
+/// fragmentation-needed with the tunnel MTU, back to the subscriber.
+fn too_big(fp: &FastPath, acc: u32) -> Vec<String> {
+    let inner = echo4(HOME1, CN4, 64, true, 1500 - 28);
+    let r = run(fp, acc, &up_frame(SUB1_MAC, 0, ETH_P_IP, &inner));
+    let mut fails = Vec::new();
+    if r.verdict != XDP_TX {
+        return vec![format!("too big: verdict {}", r.verdict)];
+    }
+    let o = &r.out;
+    let ip = &o[14..34];
+    let icmp = &o[34..];
+    if o[..6] != SUB1_MAC || o[6..12] != ACC_MAC || o[12..14] != [0x08, 0x00] {
+        fails.push(format!("too big: bad Ethernet {:02x?}", &o[..14]));
+    }
+    if checksum(ip, 0) != 0 || ip[9] != 1 || ip[12..16] != GW4.octets() || ip[16..20] != HOME1.octets() {
+        fails.push(format!("too big: bad IPv4 header {ip:02x?}"));
+    }
+    if icmp[0] != 3 || icmp[1] != 4 || checksum(icmp, 0) != 0 {
+        fails.push(format!("too big: bad ICMP {:02x?}", &icmp[..8]));
+    }
+    let mtu = u16::from_be_bytes([icmp[6], icmp[7]]);
+    if mtu != 1500 - 28 {
+        fails.push(format!("too big: MTU {mtu}, want {}", 1500 - 28));
+    }
+    if icmp[8..28] != inner[..20] {
+        fails.push("too big: quote is not the original header".into());
+    }
+    // IPv6 inner: packet too big (RFC 4443 §3.2) with pseudo-header checksum.
+    let src6 = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x64, 0x10, 0, 0, 0, 0x99);
+    let big6 = ipv6(src6, CN6, 59, 64, &vec![0u8; 1500 - 40]);
+    let r = run(fp, acc, &up_frame(SUB1_MAC, 0, ETH_P_IPV6, &big6));
+    if r.verdict != XDP_TX {
+        fails.push(format!("too big v6: verdict {}", r.verdict));
+        return fails;
+    }
+    let o = &r.out;
+    let icmp = &o[54..];
+    let sum = ipv6_pseudo_sum(GW6, src6, icmp.len() as u32, 58);
+    if o[20] != 58 || icmp[0] != 2 || checksum(icmp, sum) != 0 {
+        fails.push(format!("too big v6: bad ICMPv6 {:02x?}", &o[14..62]));
+    }
+    if u32::from_be_bytes([icmp[4], icmp[5], icmp[6], icmp[7]]) != 1500 - 28 {
+        fails.push("too big v6: wrong MTU".into());
+    }
+    fails
+}
