@@ -113,6 +113,14 @@ pub fn pmip_xdp(ctx: XdpContext) -> u32 {
     o & 0xff
 }
 
+/// Passes everything. Attached to the far end of a veth so that native-mode
+/// XDP_TX/redirect into the pair is received (veth drops XDP frames towards a
+/// peer without an XDP program), and the XDP_PASS baseline of the benchmarks.
+#[xdp]
+pub fn xdp_pass(_ctx: XdpContext) -> u32 {
+    PASS
+}
+
 #[inline(always)]
 fn count(c: u32) {
     if let Some(p) = COUNTERS.get_ptr_mut(c) {

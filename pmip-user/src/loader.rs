@@ -22,6 +22,8 @@ use crate::dataplane::{
 };
 
 pub const PROGRAM: &str = "pmip_xdp";
+/// The pass-everything program (see `pmip-ebpf`): for the far end of veths.
+pub const PASS_PROGRAM: &str = "xdp_pass";
 const MAP_NAMES: [&str; 9] = [
     maps::ACCESS_BY_MAC,
     maps::ACCESS_BY_KEY,
@@ -281,6 +283,21 @@ impl FastPath {
             }
         }
         Err(anyhow!("attaching XDP to {}: {}", spec.name, last.map(|e| e.to_string()).unwrap_or_default()))
+    }
+
+    /// Attaches the pass-everything program in native mode: a veth peer needs an
+    /// XDP program for native XDP_TX/redirect into the pair to be received.
+    pub fn attach_pass(&mut self, iface: &str) -> Result<()> {
+        let prog: &mut Xdp = self
+            .ebpf
+            .program_mut(PASS_PROGRAM)
+            .ok_or_else(|| anyhow!("program {PASS_PROGRAM} missing"))?
+            .try_into()?;
+        if prog.fd().is_err() {
+            prog.load()?;
+        }
+        prog.attach(iface, XdpMode::Driver).with_context(|| format!("attaching {PASS_PROGRAM} to {iface}"))?;
+        Ok(())
     }
 
     /// Id of the tunnel with these ends, creating its `TUNNELS` entry first.

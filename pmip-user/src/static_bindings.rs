@@ -1,1 +1,265 @@
-//! Static bindings from a config file (operators use static GRE tunnels).
+//! Static bindings from a TOML file: operators use static GRE tunnels (and the
+//! tests use them before signaling exists). Format (documented in the README):
+//!
+//! ```toml
+//! attach_mode = "auto"            # auto | native | generic
+//! pin_dir = "/sys/fs/bpf/pmip"    # optional: keep forwarding after pmipd exits
+//!
+//! [[interface]]
+//! name = "acc0"
+//! role = "access"                 # access | access-core | anchor-core | anchor-cn | anchor | pass
+//! ipv4 = "10.64.0.1"              # source of ICMP errors / the default router
+//!
+//! [[access]]                      # on an access gateway (MAG/PMA)
+//! interface = "acc0"
+//! mac = "02:00:00:00:00:10"
+//! vlan = 0
+//! home_v4 = "10.64.0.10"
+//! gateway_v4 = "10.64.0.1"
+//! hnp = "2001:db8:64:10::/64"
+//! local = "192.0.2.1"
+//! remote = "192.0.2.2"
+//! uplink_key = 100
+//! downlink_key = 200
+//! sub_id = 1
+//!
+//! [[anchor]]                      # on an anchor (LMA/HA)
+//! home_v4 = "10.64.0.10"
+//! local = "192.0.2.2"
+//! remote = "192.0.2.1"
+//! uplink_key = 100
+//! downlink_key = 200
+//! sub_id = 1
+//! ```
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Deserialize;
+
+use crate::dataplane::{AccessBinding, AccessPoint, AnchorBinding, Hnp, TunnelEnds};
+use crate::loader::{self, AttachMode, IfaceSpec};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticFile {
+    #[serde(default = "default_mode")]
+    pub attach_mode: AttachMode,
+    pub pin_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub interface: Vec<InterfaceEntry>,
+    #[serde(default)]
+    pub access: Vec<AccessEntry>,
+    #[serde(default)]
+    pub anchor: Vec<AnchorEntry>,
+}
+
+fn default_mode() -> AttachMode {
+    AttachMode::Auto
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterfaceEntry {
+    pub name: String,
+    pub role: String,
+    pub ipv4: Option<Ipv4Addr>,
+    pub ipv6: Option<Ipv6Addr>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessEntry {
+    pub interface: String,
+    pub mac: String,
+    #[serde(default)]
+    pub vlan: u16,
+    pub home_v4: Option<Ipv4Addr>,
+    pub gateway_v4: Option<Ipv4Addr>,
+    pub hnp: Option<String>,
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    pub uplink_key: u32,
+    pub downlink_key: u32,
+    pub sub_id: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnchorEntry {
+    pub home_v4: Option<Ipv4Addr>,
+    pub hnp: Option<String>,
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    pub uplink_key: u32,
+    pub downlink_key: u32,
+    pub sub_id: u32,
+}
+
+pub fn role_bits(s: &str) -> Result<u8> {
+    use pmip_common::role;
+    Ok(match s {
+        "access" => role::ACCESS,
+        "access-core" => role::ACCESS_CORE,
+        "anchor-core" => role::ANCHOR_CORE,
+        "anchor-cn" => role::ANCHOR_CN,
+        // An anchor whose correspondents and access gateways share one link.
+        "anchor" => role::ANCHOR_CORE | role::ANCHOR_CN,
+        // Only the pass-everything program (far end of a veth in a lab).
+        "pass" => 0,
+        _ => bail!("unknown role {s:?} (access, access-core, anchor-core, anchor-cn, anchor)"),
+    })
+}
+
+pub fn parse_hnp(s: &str) -> Result<Hnp> {
+    let (p, l) = s.split_once('/').ok_or_else(|| anyhow!("{s:?}: expected prefix/len"))?;
+    let prefix: Ipv6Addr = p.parse().with_context(|| format!("{s:?}: bad IPv6 prefix"))?;
+    let len: u8 = l.parse().with_context(|| format!("{s:?}: bad prefix length"))?;
+    if len != 64 {
+        bail!("{s:?}: the fast path matches /64 home network prefixes only");
+    }
+    Ok(Hnp { prefix, len })
+}
+
+fn tunnel(local: IpAddr, remote: IpAddr, at: &str) -> Result<TunnelEnds> {
+    if local.is_ipv4() != remote.is_ipv4() {
+        bail!("{at}: local {local} and remote {remote} must be of the same family");
+    }
+    Ok(TunnelEnds { local, remote })
+}
+
+impl StaticFile {
+    pub fn parse(text: &str) -> Result<Self> {
+        let f: StaticFile = toml::from_str(text).map_err(|e| anyhow!("{e}"))?;
+        f.validate()?;
+        Ok(f)
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// Checks everything that does not need the interfaces to exist.
+    pub fn validate(&self) -> Result<()> {
+        for (i, e) in self.interface.iter().enumerate() {
+            role_bits(&e.role).with_context(|| format!("interface[{i}].role"))?;
+        }
+        for (i, a) in self.access.iter().enumerate() {
+            loader::parse_mac(&a.mac).with_context(|| format!("access[{i}].mac"))?;
+            if a.vlan > 4094 {
+                bail!("access[{i}].vlan: {} is not a VLAN id (0-4094)", a.vlan);
+            }
+            if let Some(h) = &a.hnp {
+                parse_hnp(h).with_context(|| format!("access[{i}].hnp"))?;
+            }
+            tunnel(a.local, a.remote, &format!("access[{i}]"))?;
+        }
+        for (i, a) in self.anchor.iter().enumerate() {
+            if a.home_v4.is_none() && a.hnp.is_none() {
+                bail!("anchor[{i}]: needs home_v4 or hnp");
+            }
+            if let Some(h) = &a.hnp {
+                parse_hnp(h).with_context(|| format!("anchor[{i}].hnp"))?;
+            }
+            tunnel(a.local, a.remote, &format!("anchor[{i}]"))?;
+        }
+        Ok(())
+    }
+
+    pub fn interfaces(&self) -> Result<Vec<IfaceSpec>> {
+        self.interface
+            .iter()
+            .map(|e| {
+                Ok(IfaceSpec { name: e.name.clone(), role: role_bits(&e.role)?, addr4: e.ipv4, addr6: e.ipv6 })
+            })
+            .collect()
+    }
+
+    pub fn access_bindings(&self) -> Result<Vec<AccessBinding>> {
+        self.access
+            .iter()
+            .map(|a| {
+                Ok(AccessBinding {
+                    at: AccessPoint { ifindex: loader::ifindex(&a.interface)?, vlan: a.vlan, mac: loader::parse_mac(&a.mac)? },
+                    sub_id: a.sub_id,
+                    tunnel: TunnelEnds { local: a.local, remote: a.remote },
+                    uplink_key: a.uplink_key,
+                    downlink_key: a.downlink_key,
+                    home_v4: a.home_v4,
+                    gateway_v4: a.gateway_v4,
+                    hnp: a.hnp.as_deref().map(parse_hnp).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    pub fn anchor_bindings(&self) -> Result<Vec<AnchorBinding>> {
+        self.anchor
+            .iter()
+            .map(|a| {
+                Ok(AnchorBinding {
+                    sub_id: a.sub_id,
+                    tunnel: TunnelEnds { local: a.local, remote: a.remote },
+                    uplink_key: a.uplink_key,
+                    downlink_key: a.downlink_key,
+                    home_v4: a.home_v4,
+                    hnp: a.hnp.as_deref().map(parse_hnp).transpose()?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        [[interface]]
+        name = "acc0"
+        role = "access"
+        ipv4 = "10.64.0.1"
+        [[access]]
+        interface = "acc0"
+        mac = "02:00:00:00:00:10"
+        home_v4 = "10.64.0.10"
+        local = "192.0.2.1"
+        remote = "192.0.2.2"
+        uplink_key = 100
+        downlink_key = 200
+        sub_id = 1
+        [[anchor]]
+        hnp = "2001:db8:1:2::/64"
+        local = "2001:db8::2"
+        remote = "2001:db8::1"
+        uplink_key = 1
+        downlink_key = 2
+        sub_id = 2
+    "#;
+
+    #[test]
+    fn parses_the_documented_format() {
+        let f = StaticFile::parse(GOOD).unwrap();
+        assert_eq!(f.attach_mode, AttachMode::Auto);
+        assert_eq!(f.access[0].uplink_key, 100);
+        let a = f.anchor_bindings().unwrap();
+        assert_eq!(a[0].hnp.unwrap().prefix, "2001:db8:1:2::".parse::<Ipv6Addr>().unwrap());
+    }
+
+    #[test]
+    fn bad_files_name_the_field() {
+        let cases = [
+            (GOOD.replace("role = \"access\"", "role = \"acess\""), "interface[0].role"),
+            (GOOD.replace("02:00:00:00:00:10", "02:00:00:00:10"), "access[0].mac"),
+            (GOOD.replace("remote = \"192.0.2.2\"", "remote = \"2001:db8::9\""), "access[0]"),
+            (GOOD.replace("2001:db8:1:2::/64", "2001:db8:1:2::/56"), "anchor[0].hnp"),
+            (GOOD.replace("uplink_key = 100", "uplink_key = -1"), "uplink_key"),
+            (GOOD.replace("sub_id = 1", "sub_id = 1\nbogus = 3"), "bogus"),
+        ];
+        for (text, field) in cases {
+            let e = format!("{:#}", StaticFile::parse(&text).unwrap_err());
+            assert!(e.contains(field), "error for {field:?} does not name it: {e}");
+        }
+    }
+}

@@ -1,3 +1,88 @@
-fn main() -> anyhow::Result<()> {
+//! pmipd: the pmip gateway daemon.
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use pmip_user::loader::{FastPath, LoadOptions};
+use pmip_user::static_bindings::StaticFile;
+
+#[derive(Parser)]
+#[command(name = "pmipd", about = "Proxy Mobile IP gateway daemon (eBPF fast path)")]
+struct Cli {
+    /// eBPF object (default: $PMIP_EBPF_OBJECT, next to pmipd, or target/bpf/pmip-ebpf.o).
+    #[arg(long, global = true)]
+    ebpf_object: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Load the fast path, attach it, install the static bindings of FILE and
+    /// keep them until SIGINT/SIGTERM.
+    Static {
+        file: PathBuf,
+        /// Print the fast-path counters every this many seconds.
+        #[arg(long)]
+        stats_every: Option<u64>,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let mut opts = LoadOptions::default();
+    if let Some(o) = cli.ebpf_object {
+        opts.object = o;
+    }
+    match cli.cmd {
+        Cmd::Static { file, stats_every } => run_static(&opts, &file, stats_every),
+    }
+}
+
+fn run_static(opts: &LoadOptions, file: &std::path::Path, stats_every: Option<u64>) -> Result<()> {
+    let cfg = StaticFile::load(file)?;
+    let mut opts = opts.clone();
+    opts.pin_dir = cfg.pin_dir.clone();
+    let mut fp = FastPath::load(&opts)?;
+    for spec in cfg.interfaces()? {
+        if spec.role == 0 {
+            fp.attach_pass(&spec.name)?;
+            continue;
+        }
+        let mode = fp.attach(&spec, cfg.attach_mode).with_context(|| format!("interface {}", spec.name))?;
+        tracing::info!(iface = %spec.name, ?mode, "attached");
+    }
+    for b in cfg.access_bindings()? {
+        fp.install_access(&b)?;
+        tracing::info!(sub_id = b.sub_id, up = b.uplink_key, down = b.downlink_key, "access binding installed");
+    }
+    for b in cfg.anchor_bindings()? {
+        fp.install_anchor(&b)?;
+        tracing::info!(sub_id = b.sub_id, up = b.uplink_key, down = b.downlink_key, "anchor binding installed");
+    }
+    println!("pmipd: static bindings installed; forwarding");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let every = std::time::Duration::from_secs(stats_every.unwrap_or(3600).max(1));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = tokio::time::sleep(every) => {
+                    if stats_every.is_some() {
+                        let c = fp.counters()?;
+                        let line: Vec<String> = c.iter().filter(|(_, v)| *v > 0).map(|(n, v)| format!("{n}={v}")).collect();
+                        println!("{}", line.join(" "));
+                    }
+                }
+            }
+        }
+        anyhow::Ok(())
+    })?;
     Ok(())
 }
