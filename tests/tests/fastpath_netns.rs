@@ -179,7 +179,7 @@ fn through_tunnel(mode: AttachMode) {
     let mag = start_mag(&l.mag, mode, sub_mac);
     let lma = start_lma(&l.lma, mode);
     let pcap = format!("/tmp/pmip-fastpath-{}-{:?}.pcap", std::process::id(), mode);
-    l.wire.spawn(&["tcpdump", "-q", "-i", "w0", "-U", "-w", &pcap, "not arp"]).unwrap();
+    l.wire.spawn(&["tcpdump", "-q", "-i", "w0", "-U", "-s", "96", "-c", "4000", "-w", &pcap, "not arp"]).unwrap();
     std::thread::sleep(Duration::from_millis(800));
 
     let show = |fp: &FastPath| {
