@@ -33,6 +33,9 @@ pub mod maps {
     pub const COUNTERS: &str = "COUNTERS";
     /// Per-CPU per-subscriber traffic counters, indexed by subscriber id.
     pub const SUB_STATS: &str = "SUB_STATS";
+    /// Per-CPU next hop of each tunnel as `bpf_fib_lookup` last found it,
+    /// indexed by tunnel id. Written by the fast path only.
+    pub const TUNNEL_NH: &str = "TUNNEL_NH";
 }
 
 /// Default map sizes; the loader can raise them (`EbpfLoader::set_max_entries`).
@@ -166,6 +169,26 @@ pub struct IfaceConfig {
     pub addr6: [u8; 16],
 }
 
+/// Value of `TUNNEL_NH`: a short-lived cache of the FIB answer for a tunnel's
+/// remote end, so that encapsulation does not pay a FIB lookup per packet.
+/// `max_len` is the largest outer packet the FIB accepted (MTU check): longer
+/// packets go through the FIB again, which answers FRAG_NEEDED with the MTU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct NextHopCache {
+    pub expires_ns: u64,
+    pub ifindex: u32,
+    pub max_len: u16,
+    pub _pad: [u8; 2],
+    pub smac: [u8; 6],
+    pub dmac: [u8; 6],
+    /// The tunnel remote this was looked up for (guards against id reuse).
+    pub remote: [u8; 16],
+}
+
+/// How long a cached next hop is used before the FIB is asked again.
+pub const NEXT_HOP_CACHE_NS: u64 = 200_000_000;
+
 /// Value of `SUB_STATS` (per CPU; the agent sums over CPUs).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -282,6 +305,7 @@ const _: () = {
     assert!(core::mem::size_of::<Tunnel>() == 36);
     assert!(core::mem::size_of::<IfaceConfig>() == 28);
     assert!(core::mem::size_of::<SubscriberStats>() == 32);
+    assert!(core::mem::size_of::<NextHopCache>() == 48);
 };
 
 #[cfg(feature = "user")]
@@ -297,4 +321,5 @@ mod pod {
     unsafe impl aya::Pod for Tunnel {}
     unsafe impl aya::Pod for IfaceConfig {}
     unsafe impl aya::Pod for SubscriberStats {}
+    unsafe impl aya::Pod for NextHopCache {}
 }

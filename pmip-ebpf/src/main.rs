@@ -17,7 +17,9 @@ mod hdr;
 
 use aya_ebpf::{
     bindings::{bpf_fib_lookup as FibParams, xdp_action, xdp_md},
-    helpers::generated::{bpf_fib_lookup, bpf_redirect, bpf_xdp_adjust_head, bpf_xdp_adjust_tail},
+    helpers::generated::{
+        bpf_fib_lookup, bpf_ktime_get_ns, bpf_redirect, bpf_xdp_adjust_head, bpf_xdp_adjust_tail,
+    },
     macros::{map, xdp},
     maps::{Array, HashMap, PerCpuArray},
     programs::XdpContext,
@@ -26,7 +28,7 @@ use aya_ebpf::{
 use hdr::*;
 use pmip_common::{
     flags, role, AccessDownlink, AccessKey, AccessSubscriber, AnchorDownlink, AnchorUplink,
-    Counter, IfaceConfig, SubscriberStats, Tunnel, FAMILY_V4, FAMILY_V6, GRE_KEYED_LEN,
+    Counter, IfaceConfig, NextHopCache, SubscriberStats, Tunnel, NEXT_HOP_CACHE_NS, FAMILY_V4, FAMILY_V6, GRE_KEYED_LEN,
     IPV4_HDR_LEN, IPV6_HDR_LEN, MAX_IFACES, MAX_SUBSCRIBERS, MAX_TUNNELS,
 };
 
@@ -68,6 +70,10 @@ static SUB_STATS: PerCpuArray<SubscriberStats> =
 
 /// A verdict and the counter it is accounted under, packed in one register
 /// (BPF-to-BPF calls return a single value): action | counter << 8.
+/// Next hop per tunnel, per CPU, refreshed from the FIB every NEXT_HOP_CACHE_NS.
+#[map]
+static TUNNEL_NH: PerCpuArray<NextHopCache> = PerCpuArray::with_max_entries(MAX_TUNNELS, 0);
+
 type Out = u32;
 
 #[inline(always)]
@@ -119,6 +125,39 @@ pub fn pmip_xdp(ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn xdp_pass(_ctx: XdpContext) -> u32 {
     PASS
+}
+
+/// Benchmark baseline only (never attached by pmipd): the least a forwarder
+/// does — one hash lookup (the subscriber, as the uplink does),
+/// `bpf_fib_lookup` on the IPv4 destination, MAC rewrite, redirect.
+#[xdp]
+pub fn bench_min_fwd(ctx: XdpContext) -> u32 {
+    let eth = match ptr_at::<EthHdr>(&ctx, 0) {
+        // SAFETY: bounds checked.
+        Some(e) => unsafe { &mut *e },
+        None => return DROP,
+    };
+    let key = AccessKey { ifindex: ctx.ingress_ifindex() as u32, vlan: 0, mac: eth.src };
+    // SAFETY: plain lookup.
+    if unsafe { ACCESS_BY_MAC.get(&key) }.is_none() {
+        return PASS;
+    }
+    let ip = match ptr_at::<Ipv4Hdr>(&ctx, ETH_HLEN) {
+        // SAFETY: bounds checked.
+        Some(i) => unsafe { &*i },
+        None => return DROP,
+    };
+    let mut src = [0u8; 16];
+    let mut dst = [0u8; 16];
+    src[..4].copy_from_slice(&ip.src);
+    dst[..4].copy_from_slice(&ip.dst);
+    let nh = fib(&ctx, key.ifindex, FAMILY_V4, &src, &dst, be16(ip.tot_len));
+    if nh.rc != FIB_SUCCESS {
+        return PASS;
+    }
+    eth.dst = nh.dmac;
+    eth.src = nh.smac;
+    redirect(nh.ifindex)
 }
 
 #[inline(always)]
@@ -483,12 +522,30 @@ fn tunnel_out(
     ifindex: u32,
     l2: &L2,
     inner: &Inner,
+    tunnel_id: u32,
     tun: &Tunnel,
     key: [u8; 4],
     ok: Counter,
 ) -> Out {
     let overhead = pmip_common::tunnel_overhead(tun.family) as u16;
-    let nh = fib(ctx, ifindex, tun.family, &tun.local, &tun.remote, inner.len.saturating_add(overhead));
+    let tot = inner.len.saturating_add(overhead);
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let cache = TUNNEL_NH.get_ptr_mut(tunnel_id);
+    if let Some(c) = cache {
+        // SAFETY: per-CPU slot of this CPU.
+        let c = unsafe { &*c };
+        if now < c.expires_ns && tot <= c.max_len && c.remote == tun.remote {
+            if !dec_ttl(ctx, l2.len, inner.family) {
+                return out(DROP, Counter::DropMalformed);
+            }
+            if !encap(ctx, l2.len, inner, tun, key, c.smac, c.dmac) {
+                return out(DROP, Counter::DropAdjustFailed);
+            }
+            return out(redirect(c.ifindex), ok);
+        }
+    }
+    let nh = fib(ctx, ifindex, tun.family, &tun.local, &tun.remote, tot);
     if nh.rc == FIB_FRAG_NEEDED {
         if !inner.df {
             return out(DROP, Counter::DropTooBigNoDf);
@@ -508,6 +565,22 @@ fn tunnel_out(
             return out(DROP, Counter::DropAdjustFailed);
         }
         return out(PASS, Counter::PassNoNeigh);
+    }
+    if let Some(c) = cache {
+        // SAFETY: per-CPU slot of this CPU.
+        let c = unsafe { &mut *c };
+        let fresh = now < c.expires_ns && c.remote == tun.remote && c.ifindex == nh.ifindex && c.dmac == nh.dmac;
+        if !fresh {
+            c.expires_ns = now + NEXT_HOP_CACHE_NS;
+            c.max_len = 0;
+            c.remote = tun.remote;
+        }
+        c.ifindex = nh.ifindex;
+        c.smac = nh.smac;
+        c.dmac = nh.dmac;
+        if tot > c.max_len {
+            c.max_len = tot;
+        }
     }
     if !encap(ctx, l2.len, inner, tun, key, nh.smac, nh.dmac) {
         return out(DROP, Counter::DropAdjustFailed);
@@ -549,7 +622,7 @@ fn access_uplink(raw: *mut xdp_md, iface: &IfaceConfig, ifindex: u32, l2: &L2) -
         Some(t) if t.family != 0 => t,
         _ => return out(DROP, Counter::DropNoTunnel),
     };
-    let o = tunnel_out(ctx, iface, ifindex, l2, &inner, tun, sub.uplink_key, Counter::TxEncapUplink);
+    let o = tunnel_out(ctx, iface, ifindex, l2, &inner, sub.tunnel_id, tun, sub.uplink_key, Counter::TxEncapUplink);
     if counter_of(o) == Counter::TxEncapUplink as u32 || counter_of(o) == Counter::PassNoNeigh as u32 {
         account(sub.sub_id, inner.len, true);
     }
@@ -770,7 +843,7 @@ fn anchor_downlink(raw: *mut xdp_md, iface: &IfaceConfig, ifindex: u32, l2: &L2,
         Some(t) if t.family != 0 => t,
         _ => return out(DROP, Counter::DropNoTunnel),
     };
-    let o = tunnel_out(ctx, iface, ifindex, l2, &inner, tun, d.downlink_key, Counter::TxEncapDownlink);
+    let o = tunnel_out(ctx, iface, ifindex, l2, &inner, d.tunnel_id, tun, d.downlink_key, Counter::TxEncapDownlink);
     if counter_of(o) == Counter::TxEncapDownlink as u32 || counter_of(o) == Counter::PassNoNeigh as u32 {
         account(d.sub_id, inner.len, false);
     }

@@ -24,7 +24,8 @@ use crate::dataplane::{
 pub const PROGRAM: &str = "pmip_xdp";
 /// The pass-everything program (see `pmip-ebpf`): for the far end of veths.
 pub const PASS_PROGRAM: &str = "xdp_pass";
-const MAP_NAMES: [&str; 9] = [
+const MAP_NAMES: [&str; 10] = [
+    maps::TUNNEL_NH,
     maps::ACCESS_BY_MAC,
     maps::ACCESS_BY_KEY,
     maps::ANCHOR_BY_HOME4,
@@ -285,17 +286,24 @@ impl FastPath {
         Err(anyhow!("attaching XDP to {}: {}", spec.name, last.map(|e| e.to_string()).unwrap_or_default()))
     }
 
+    /// Another program of the object (the benchmarks' baselines), loaded on first use.
+    pub fn loaded_program(&mut self, name: &str) -> Result<&Xdp> {
+        let prog: &mut Xdp = self
+            .ebpf
+            .program_mut(name)
+            .ok_or_else(|| anyhow!("program {name} missing"))?
+            .try_into()?;
+        if prog.fd().is_err() {
+            prog.load().with_context(|| format!("loading {name}"))?;
+        }
+        Ok(prog)
+    }
+
     /// Attaches the pass-everything program in native mode: a veth peer needs an
     /// XDP program for native XDP_TX/redirect into the pair to be received.
     pub fn attach_pass(&mut self, iface: &str) -> Result<()> {
-        let prog: &mut Xdp = self
-            .ebpf
-            .program_mut(PASS_PROGRAM)
-            .ok_or_else(|| anyhow!("program {PASS_PROGRAM} missing"))?
-            .try_into()?;
-        if prog.fd().is_err() {
-            prog.load()?;
-        }
+        self.loaded_program(PASS_PROGRAM)?;
+        let prog: &mut Xdp = self.ebpf.program_mut(PASS_PROGRAM).unwrap().try_into()?;
         prog.attach(iface, XdpMode::Driver).with_context(|| format!("attaching {PASS_PROGRAM} to {iface}"))?;
         Ok(())
     }

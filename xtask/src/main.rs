@@ -30,6 +30,10 @@ enum Cmd {
     /// Install what is missing and run the lab: subscriber, two access gateways,
     /// anchor, correspondent, traffic and a handover.
     Lab(lab::LabArgs),
+    /// Run benchmarks (release build, own namespaces): per-packet, ... (all by default).
+    Bench {
+        names: Vec<String>,
+    },
     /// Install what is missing and check the toolchain only.
     Setup,
 }
@@ -154,6 +158,15 @@ fn main() -> Result<()> {
             setup()?;
             build_ebpf()?;
             lab::run_lab(&a)
+        }
+        Cmd::Bench { names } => {
+            setup()?;
+            let obj = build_ebpf()?;
+            run(Command::new("cargo")
+                .args(["run", "--release", "-q", "-p", "pmip-tests", "--bin", "pmip-bench", "--"])
+                .args(&names)
+                .current_dir(root())
+                .env("PMIP_EBPF_OBJECT", &obj))
         }
         Cmd::Setup => setup(),
     }

@@ -1,0 +1,145 @@
+//! pmip-bench: benchmarks run by `cargo xtask bench`. Each case runs several
+//! rounds, interleaved with the cases it is compared to, and reports the
+//! median and the spread; ratios come from the same run.
+//!
+//! `per-packet`: cost of each fast path with BPF_PROG_TEST_RUN, beside an
+//! XDP_PASS program and a minimal forwarder (one hash lookup,
+//! `bpf_fib_lookup`, redirect) on the same packet.
+//!
+//! Why not `repeat`: outside live-frames mode the kernel runs the program
+//! `repeat` times on the same buffer without restoring it, so from the second
+//! run on an encapsulating program sees its own output. Each sample is
+//! therefore one run on a fresh copy (repeat = 1), timed by the kernel around
+//! the program alone; the median of many such runs is the figure. The timer's
+//! own overhead is in every case, the XDP_PASS row shows how much it is, and
+//! the `net` column subtracts it.
+use std::net::Ipv4Addr;
+
+use anyhow::{bail, Result};
+use aya::programs::{TestRun, TestRunOptions, Xdp};
+use pmip_tests::fixture::*;
+use pmip_user::loader::{PASS_PROGRAM, PROGRAM};
+use pmip_user::packet::*;
+
+const ROUNDS: usize = 7;
+/// Single runs per case per round; the round's figure is their median.
+const RUNS: usize = 4000;
+
+struct Case {
+    name: &'static str,
+    program: &'static str,
+    ifindex: u32,
+    frame: Vec<u8>,
+    verdict: u32,
+}
+
+fn ns_per_packet(prog: &Xdp, c: &Case) -> Result<f64> {
+    let ctx = xdp_md(c.ifindex, c.frame.len());
+    let mut out = vec![0u8; 4096];
+    let mut t = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        let r = prog.test_run(TestRunOptions {
+            data_in: Some(&c.frame),
+            data_out: Some(&mut out),
+            ctx_in: Some(&ctx),
+            repeat: 1,
+            ..Default::default()
+        })?;
+        if r.return_value != c.verdict {
+            bail!("{}: verdict {} (want {})", c.name, r.return_value, c.verdict);
+        }
+        t.push(r.duration.as_nanos() as f64);
+    }
+    Ok(median(&mut t))
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn echo4(src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+    ipv4(src, dst, 1, 64, true, &icmp_echo(7, 1, &[0xab; 32]))
+}
+
+fn cat(a: Vec<u8>, b: &[u8]) -> Vec<u8> {
+    let mut a = a;
+    a.extend_from_slice(b);
+    a
+}
+
+fn per_packet() -> Result<serde_json::Value> {
+    let fx = setup(1500)?;
+    let (acc, core, acore, cn) = (fx.acc, fx.core, fx.acore, fx.cn);
+    let mut fp = fx.fp;
+    let rows = fx.ns.run_in(move || -> Result<Vec<(String, f64, f64, f64, f64)>> {
+        let up = cat(eth(ACC_MAC, SUB1_MAC, 0, ETH_P_IP), &echo4(HOME1, CN4));
+        let up_v6t = cat(eth(ACC_MAC, SUB2_MAC, 0, ETH_P_IP), &echo4(HOME2, CN4));
+        let down = cat(eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP), &ipv4(LMA4, MAG4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x2001, &echo4(CN4, HOME1))));
+        let down_v6t = cat(eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IPV6), &ipv6(LMA6, MAG6, 47, 64, &gre_keyed(ETH_P_IP, 0x2002, &echo4(CN4, HOME2))));
+        let a_down = cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &echo4(CN4, AHOME4));
+        let a_down_v6t = cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &echo4(CN4, AHOME4_V6T));
+        let a_up = cat(eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP), &ipv4(A_PEER4, A_LOCAL4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x3001, &echo4(AHOME4, CN4))));
+        let a_up_v6t = cat(eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IPV6), &ipv6(A_PEER6, A_LOCAL6, 47, 64, &gre_keyed(ETH_P_IP, 0x3002, &echo4(AHOME4_V6T, CN4))));
+        let cases = vec![
+            Case { name: "xdp_pass (baseline a)", program: PASS_PROGRAM, ifindex: acc, frame: up.clone(), verdict: 2 },
+            Case { name: "min forwarder (baseline b)", program: "bench_min_fwd", ifindex: acc, frame: up.clone(), verdict: 4 },
+            Case { name: "access encap, IPv4 outer", program: PROGRAM, ifindex: acc, frame: up, verdict: 4 },
+            Case { name: "access encap, IPv6 outer", program: PROGRAM, ifindex: acc, frame: up_v6t, verdict: 4 },
+            Case { name: "access decap, IPv4 outer", program: PROGRAM, ifindex: core, frame: down, verdict: 4 },
+            Case { name: "access decap, IPv6 outer", program: PROGRAM, ifindex: core, frame: down_v6t, verdict: 4 },
+            Case { name: "anchor encap, IPv4 outer", program: PROGRAM, ifindex: cn, frame: a_down, verdict: 4 },
+            Case { name: "anchor encap, IPv6 outer", program: PROGRAM, ifindex: cn, frame: a_down_v6t, verdict: 4 },
+            Case { name: "anchor decap, IPv4 outer", program: PROGRAM, ifindex: acore, frame: a_up, verdict: 4 },
+            Case { name: "anchor decap, IPv6 outer", program: PROGRAM, ifindex: acore, frame: a_up_v6t, verdict: 4 },
+        ];
+        fp.loaded_program(PASS_PROGRAM)?;
+        fp.loaded_program("bench_min_fwd")?;
+        let mut samples = vec![Vec::new(); cases.len()];
+        // Interleave: every round runs every case once, so drift and noise
+        // from the shared host hit all cases alike.
+        for _ in 0..ROUNDS {
+            for (i, c) in cases.iter().enumerate() {
+                let prog: &Xdp = fp.loaded_program(c.program)?;
+                samples[i].push(ns_per_packet(prog, c)?);
+            }
+        }
+        let mut medians: Vec<f64> = samples.iter().map(|s| median(&mut s.clone())).collect();
+        let pass = medians[0];
+        let min_fwd = medians[1];
+        let mut rows = Vec::new();
+        for (i, c) in cases.iter().enumerate() {
+            let s = &mut samples[i];
+            s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let m = medians[i];
+            let net = (m - pass).max(0.0) / (min_fwd - pass).max(1.0);
+            rows.push((c.name.to_string(), m, s[s.len() - 1] - s[0], m / min_fwd, net));
+        }
+        medians.clear();
+        Ok(rows)
+    })??;
+    println!("per-packet cost, BPF_PROG_TEST_RUN, median of {ROUNDS} interleaved rounds of {RUNS} single runs");
+    println!("{:<30} {:>8} {:>8} {:>10} {:>10}", "case", "ns/pkt", "spread", "x min-fwd", "net x");
+    let mut json = Vec::new();
+    for (name, m, spread, ratio, net) in &rows {
+        println!("{name:<30} {m:>8.1} {spread:>8.1} {ratio:>10.2} {net:>10.2}");
+        json.push(serde_json::json!({"case": name, "ns_per_packet": m, "spread_ns": spread,
+            "ratio_to_min_forwarder": ratio, "net_ratio_to_min_forwarder": net}));
+    }
+    Ok(serde_json::json!({"benchmark": "per-packet", "runs": RUNS, "rounds": ROUNDS, "rows": json}))
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let want = |n: &str| args.is_empty() || args.iter().any(|a| a == n);
+    let mut results = Vec::new();
+    if want("per-packet") {
+        results.push(per_packet()?);
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench-results");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("results.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
+    println!("results written to {}", path.display());
+    Ok(())
+}
