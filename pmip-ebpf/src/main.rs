@@ -18,11 +18,12 @@ mod hdr;
 use aya_ebpf::{
     bindings::{bpf_fib_lookup as FibParams, xdp_action, xdp_md},
     helpers::generated::{
-        bpf_fib_lookup, bpf_ktime_get_ns, bpf_redirect, bpf_xdp_adjust_head, bpf_xdp_adjust_tail,
+        bpf_fib_lookup, bpf_ktime_get_ns, bpf_redirect, bpf_redirect_neigh, bpf_xdp_adjust_head,
+        bpf_xdp_adjust_tail,
     },
-    macros::{map, xdp},
+    macros::{classifier, map, xdp},
     maps::{Array, HashMap, PerCpuArray},
-    programs::XdpContext,
+    programs::{TcContext, XdpContext},
     EbpfContext,
 };
 use hdr::*;
@@ -398,7 +399,12 @@ struct NextHop {
 /// `bpf_fib_lookup` for a packet of `tot_len` bytes from `src` to `dst`; with
 /// tot_len set the kernel also checks the egress MTU (FRAG_NEEDED + mtu).
 #[inline(always)]
-fn fib(ctx: &XdpContext, ifindex: u32, family: u8, src: &[u8; 16], dst: &[u8; 16], tot_len: u16) -> NextHop {
+fn fib(ctx: &impl EbpfContext, ifindex: u32, family: u8, src: &[u8; 16], dst: &[u8; 16], tot_len: u16) -> NextHop {
+    fib_flags(ctx, ifindex, family, src, dst, tot_len, 0)
+}
+
+#[inline(always)]
+fn fib_flags(ctx: &impl EbpfContext, ifindex: u32, family: u8, src: &[u8; 16], dst: &[u8; 16], tot_len: u16, flags: u32) -> NextHop {
     // SAFETY: FibParams is plain old data; all-zero is a valid value.
     let mut p: FibParams = unsafe { core::mem::zeroed() };
     p.ifindex = ifindex;
@@ -415,7 +421,7 @@ fn fib(ctx: &XdpContext, ifindex: u32, family: u8, src: &[u8; 16], dst: &[u8; 16
     }
     // SAFETY: helper call with a valid context and a params struct of the right size.
     let rc = unsafe {
-        bpf_fib_lookup(ctx.as_ptr(), &mut p, core::mem::size_of::<FibParams>() as i32, 0)
+        bpf_fib_lookup(ctx.as_ptr(), &mut p, core::mem::size_of::<FibParams>() as i32, flags)
     };
     NextHop {
         rc,
@@ -958,6 +964,127 @@ fn sum16<const N: usize>(b: &[u8; N]) -> u64 {
         i += 2;
     }
     s
+}
+
+// ---- TC egress (anchor): traffic the gateway host itself sends to a home address ----
+
+const TC_ACT_OK: i32 = 0;
+const TC_ACT_SHOT: i32 = 2;
+const TC_ACT_REDIRECT: i32 = 7;
+const BPF_ADJ_ROOM_MAC: u32 = 1;
+const BPF_F_ADJ_ROOM_ENCAP_L3_IPV4: u64 = 2;
+const BPF_F_ADJ_ROOM_ENCAP_L3_IPV6: u64 = 4;
+const BPF_F_ADJ_ROOM_ENCAP_L4_GRE: u64 = 8;
+const BPF_FIB_LOOKUP_OUTPUT: u32 = 2;
+
+/// On an anchor's interfaces, egress: a packet the host originates (or the
+/// kernel forwards) towards a home address is tunneled to the access gateway
+/// serving it, exactly as XDP does for packets arriving from correspondents.
+/// The host's route for the home pool only has to lead out of an anchor
+/// interface; the tunnel decides the real next hop.
+#[classifier]
+pub fn pmip_tc_egress(ctx: TcContext) -> i32 {
+    let (action, c) = tc_egress(&ctx);
+    if let Some(c) = c {
+        count(c as u32);
+    }
+    action
+}
+
+#[inline(always)]
+fn tc_egress(ctx: &TcContext) -> (i32, Option<Counter>) {
+    let proto = match ctx.load::<[u8; 2]>(12) {
+        Ok(p) => be16(p),
+        Err(_) => return (TC_ACT_OK, None),
+    };
+    let (d, inner_family, inner_len) = if proto == ETH_P_IP {
+        let dst = match ctx.load::<[u8; 4]>(ETH_HLEN + 16) {
+            Ok(d) => d,
+            Err(_) => return (TC_ACT_OK, None),
+        };
+        // SAFETY: plain lookup.
+        match unsafe { ANCHOR_BY_HOME4.get(&dst) } {
+            Some(d) => (*d, FAMILY_V4, ctx.load::<[u8; 2]>(ETH_HLEN + 2).map(be16).unwrap_or(0)),
+            None => return (TC_ACT_OK, None),
+        }
+    } else if proto == ETH_P_IPV6 {
+        let dst = match ctx.load::<[u8; 8]>(ETH_HLEN + 24) {
+            Ok(d) => d,
+            Err(_) => return (TC_ACT_OK, None),
+        };
+        // SAFETY: plain lookup.
+        match unsafe { ANCHOR_BY_HNP.get(&dst) } {
+            Some(d) => (*d, FAMILY_V6, ctx.load::<[u8; 2]>(ETH_HLEN + 4).map(|l| be16(l).saturating_add(40)).unwrap_or(0)),
+            None => return (TC_ACT_OK, None),
+        }
+    } else {
+        return (TC_ACT_OK, None);
+    };
+    let tun = match TUNNELS.get(d.tunnel_id) {
+        Some(t) if t.family != 0 => *t,
+        _ => return (TC_ACT_SHOT, Some(Counter::DropNoTunnel)),
+    };
+    let v6 = tun.family == FAMILY_V6;
+    let outer_ip = if v6 { IPV6_HDR_LEN } else { IPV4_HDR_LEN };
+    let overhead = (outer_ip + GRE_KEYED_LEN) as u16;
+    let flags = BPF_F_ADJ_ROOM_ENCAP_L4_GRE
+        | if v6 { BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 } else { BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 };
+    if ctx.adjust_room(overhead as i32, BPF_ADJ_ROOM_MAC, flags).is_err() {
+        return (TC_ACT_SHOT, Some(Counter::DropAdjustFailed));
+    }
+    let payload = inner_len + GRE_KEYED_LEN as u16;
+    let ok = if v6 {
+        let ip = Ipv6Hdr {
+            ver_tc_flow: [0x60, 0, 0, 0],
+            payload_len: payload.to_be_bytes(),
+            next_hdr: IPPROTO_GRE,
+            hop_limit: OUTER_TTL,
+            src: tun.local,
+            dst: tun.remote,
+        };
+        ctx.store(ETH_HLEN, &ip, 0).is_ok()
+    } else {
+        let mut ip = Ipv4Hdr {
+            ver_ihl: 0x45,
+            tos: 0,
+            tot_len: (payload + IPV4_HDR_LEN as u16).to_be_bytes(),
+            id: [0, 0],
+            frag_off: [0, 0],
+            ttl: OUTER_TTL,
+            proto: IPPROTO_GRE,
+            check: [0, 0],
+            src: [tun.local[0], tun.local[1], tun.local[2], tun.local[3]],
+            dst: [tun.remote[0], tun.remote[1], tun.remote[2], tun.remote[3]],
+        };
+        ip.check = ipv4_csum(&ip);
+        ctx.store(ETH_HLEN, &ip, 0).is_ok()
+    };
+    let gre = GreKeyHdr { flags: GRE_K.to_be_bytes(), proto: ethertype_of(inner_family).to_be_bytes(), key: d.downlink_key };
+    if !ok
+        || ctx.store(ETH_HLEN + outer_ip, &gre, 0).is_err()
+        || ctx.store(12, &ethertype_of(tun.family).to_be_bytes(), 0).is_err()
+    {
+        return (TC_ACT_SHOT, Some(Counter::DropAdjustFailed));
+    }
+    // SAFETY: reading a field of the context.
+    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    let nh = fib_flags(ctx, ifindex, tun.family, &tun.local, &tun.remote, 0, BPF_FIB_LOOKUP_OUTPUT);
+    account(d.sub_id, inner_len, false);
+    if nh.rc == FIB_SUCCESS {
+        if ctx.store(0, &nh.dmac, 0).is_err() || ctx.store(6, &nh.smac, 0).is_err() {
+            return (TC_ACT_SHOT, Some(Counter::DropAdjustFailed));
+        }
+        // SAFETY: helper call.
+        return (unsafe { bpf_redirect(nh.ifindex, 0) } as i32, Some(Counter::TxEncapDownlink));
+    }
+    if nh.rc == FIB_NO_NEIGH {
+        // The kernel resolves the neighbour and fills in the Ethernet header.
+        // SAFETY: helper call without next-hop parameters.
+        let r = unsafe { bpf_redirect_neigh(nh.ifindex, core::ptr::null_mut(), 0, 0) };
+        return (r as i32, Some(Counter::PassNoNeigh));
+    }
+    let _ = TC_ACT_REDIRECT;
+    (TC_ACT_SHOT, Some(Counter::DropNoRoute))
 }
 
 #[cfg(not(test))]

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use aya::maps::{Array, HashMap, MapData, PerCpuArray};
-use aya::programs::{Xdp, XdpMode};
+use aya::programs::links::FdLink;
+use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use pmip_common::{
     flags, maps, AccessDownlink, AccessKey, AccessSubscriber, AnchorDownlink, AnchorUplink,
@@ -22,6 +23,8 @@ use crate::dataplane::{
 };
 
 pub const PROGRAM: &str = "pmip_xdp";
+/// TC egress on an anchor: tunnels what the host itself sends to home addresses.
+pub const TC_EGRESS_PROGRAM: &str = "pmip_tc_egress";
 /// The pass-everything program (see `pmip-ebpf`): for the far end of veths.
 pub const PASS_PROGRAM: &str = "xdp_pass";
 const MAP_NAMES: [&str; 10] = [
@@ -96,6 +99,8 @@ pub struct IfaceSpec {
 /// The loaded fast path.
 pub struct FastPath {
     ebpf: Ebpf,
+    /// bpffs directory of pinned maps and links (None: nothing outlives us).
+    pin_dir: Option<PathBuf>,
     tunnels: StdHashMap<TunnelEnds, u32>,
     /// Which mode each attached interface got.
     pub attached: Vec<(String, XdpMode)>,
@@ -204,7 +209,7 @@ impl FastPath {
             .ok_or_else(|| anyhow!("program {PROGRAM} missing from object"))?
             .try_into()?;
         prog.load().context("verifier rejected pmip_xdp")?;
-        let mut fp = FastPath { ebpf, tunnels: StdHashMap::new(), attached: Vec::new() };
+        let mut fp = FastPath { ebpf, pin_dir: opts.pin_dir.clone(), tunnels: StdHashMap::new(), attached: Vec::new() };
         fp.recover_tunnels()?;
         Ok(fp)
     }
@@ -261,9 +266,23 @@ impl FastPath {
     }
 
     /// Configures and attaches the program to an interface. Native mode first
-    /// (with `Auto`), generic when the driver cannot do native XDP.
+    /// (with `Auto`), generic when the driver cannot do native XDP. Anchor
+    /// interfaces also get the TC egress program. With a pin directory the
+    /// links are pinned: the fast path keeps forwarding after we exit, and a
+    /// restarted agent finds them (and the pinned maps) and attaches nothing.
     pub fn attach(&mut self, spec: &IfaceSpec, mode: AttachMode) -> Result<XdpMode> {
         self.configure_iface(spec)?;
+        if spec.role & (pmip_common::role::ANCHOR_CORE | pmip_common::role::ANCHOR_CN) != 0 {
+            self.attach_tc_egress(&spec.name)?;
+        }
+        let pin = self.pin_dir.as_ref().map(|d| d.join(format!("link_xdp_{}", spec.name)));
+        if let Some(p) = &pin {
+            if p.exists() {
+                tracing::info!(iface = %spec.name, pin = %p.display(), "XDP already attached by an earlier run; keeping it");
+                self.attached.push((spec.name.clone(), XdpMode::Default));
+                return Ok(XdpMode::Default);
+            }
+        }
         let prog: &mut Xdp = self.ebpf.program_mut(PROGRAM).unwrap().try_into()?;
         let modes: &[XdpMode] = match mode {
             AttachMode::Auto => &[XdpMode::Driver, XdpMode::Skb],
@@ -273,7 +292,11 @@ impl FastPath {
         let mut last = None;
         for m in modes {
             match prog.attach(&spec.name, *m) {
-                Ok(_) => {
+                Ok(id) => {
+                    if let Some(p) = &pin {
+                        let link: FdLink = prog.take_link(id)?.try_into()?;
+                        link.pin(p).map_err(|e| anyhow!("pinning XDP link at {}: {e}", p.display()))?;
+                    }
                     self.attached.push((spec.name.clone(), *m));
                     return Ok(*m);
                 }
@@ -305,6 +328,32 @@ impl FastPath {
         self.loaded_program(PASS_PROGRAM)?;
         let prog: &mut Xdp = self.ebpf.program_mut(PASS_PROGRAM).unwrap().try_into()?;
         prog.attach(iface, XdpMode::Driver).with_context(|| format!("attaching {PASS_PROGRAM} to {iface}"))?;
+        Ok(())
+    }
+
+    /// Attaches `pmip_tc_egress` on the interface's egress (TCX on this kernel).
+    pub fn attach_tc_egress(&mut self, iface: &str) -> Result<()> {
+        let pin = self.pin_dir.as_ref().map(|d| d.join(format!("link_tc_egress_{iface}")));
+        if pin.as_ref().map(|p| p.exists()).unwrap_or(false) {
+            return Ok(());
+        }
+        // Kernels before 6.6 attach through a clsact qdisc; TCX needs none.
+        let _ = aya::programs::tc::qdisc_add_clsact(iface);
+        let prog: &mut SchedClassifier = self
+            .ebpf
+            .program_mut(TC_EGRESS_PROGRAM)
+            .ok_or_else(|| anyhow!("program {TC_EGRESS_PROGRAM} missing"))?
+            .try_into()?;
+        if prog.fd().is_err() {
+            prog.load().context("verifier rejected pmip_tc_egress")?;
+        }
+        let id = prog
+            .attach(iface, TcAttachType::Egress)
+            .with_context(|| format!("attaching TC egress to {iface}"))?;
+        if let Some(p) = &pin {
+            let link: FdLink = prog.take_link(id)?.try_into()?;
+            link.pin(p).map_err(|e| anyhow!("pinning TC link at {}: {e}", p.display()))?;
+        }
         Ok(())
     }
 
@@ -489,18 +538,52 @@ fn access_key(b: &AccessBinding) -> AccessKey {
     AccessKey { ifindex: b.at.ifindex, vlan: b.at.vlan, mac: b.at.mac }
 }
 
-/// Mounts bpffs on /sys/fs/bpf if needed and creates `dir`.
+/// Removes everything pinned under `dir` (links first: that detaches the
+/// programs), then the directory. The fast path stops forwarding.
+pub fn unpin_all(dir: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort_by_key(|p| !p.file_name().map(|n| n.to_string_lossy().starts_with("link_")).unwrap_or(false));
+    for p in paths {
+        std::fs::remove_file(&p).with_context(|| format!("unpinning {}", p.display()))?;
+    }
+    std::fs::remove_dir(dir).with_context(|| format!("removing {}", dir.display()))
+}
+
+/// Is `path` (or its nearest existing ancestor) on a bpffs mount?
+fn on_bpffs(path: &Path) -> bool {
+    const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+    let mut p = path.to_path_buf();
+    while !p.exists() {
+        if !p.pop() {
+            return false;
+        }
+    }
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else { return false };
+    // SAFETY: valid path and a zeroed statfs out-parameter.
+    unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == BPF_FS_MAGIC
+    }
+}
+
+/// Makes sure `dir` is on bpffs (mounting it on /sys/fs/bpf if the directory
+/// is under it and nothing is mounted there yet), then creates `dir`.
 fn ensure_bpffs(dir: &Path) -> Result<()> {
-    let mounted = std::fs::read_to_string("/proc/mounts")
-        .map(|m| m.lines().any(|l| l.split_whitespace().nth(2) == Some("bpf")))
-        .unwrap_or(false);
-    if !mounted {
+    if !on_bpffs(dir) {
+        if !dir.starts_with("/sys/fs/bpf") {
+            bail!("pin_dir {}: not on a bpffs mount (mount -t bpf bpf <dir>)", dir.display());
+        }
         let st = std::process::Command::new("mount")
             .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
             .status()
             .context("mounting bpffs")?;
-        if !st.success() {
-            bail!("mount -t bpf bpf /sys/fs/bpf failed");
+        if !st.success() || !on_bpffs(dir) {
+            bail!("pin_dir {}: could not mount bpffs on /sys/fs/bpf", dir.display());
         }
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))

@@ -189,6 +189,13 @@ fn through_tunnel(mode: AttachMode) {
     assert!(p.contains(" 0% packet loss"), "ping subscriber → correspondent:\n{p}\nMAG: {}\nLMA: {}", show(&mag), show(&lma));
     let p = ping(&l.cn, "10.64.0.10");
     assert!(p.contains(" 0% packet loss"), "ping correspondent → subscriber:\n{p}\nMAG: {}\nLMA: {}", show(&mag), show(&lma));
+    // The anchor host itself → subscriber: TC egress tunnels it (the capture
+    // below proves it went as GRE, not as a plain routed packet).
+    let p = ping(&l.lma, "10.64.0.10");
+    assert!(p.contains(" 0% packet loss"), "ping anchor host → subscriber:\n{p}\nMAG: {}\nLMA: {}", show(&mag), show(&lma));
+    // The first uplink packet met an unresolved neighbour and went through the
+    // kernel, and still none was lost.
+    assert!(mag.counter(Counter::PassNoNeigh).unwrap() >= 1, "MAG: {}", show(&mag));
     let up = iperf(&mut l, false);
     let down = iperf(&mut l, true);
     assert!(up > 1e6 && down > 1e6, "iperf3 moved too little: up {up} B, down {down} B");
@@ -233,4 +240,140 @@ fn tunnel_native_xdp() {
 #[test]
 fn tunnel_generic_xdp() {
     through_tunnel(AttachMode::Generic);
+}
+
+/// Runs the `pmipd` built next to this test binary.
+fn pmipd() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().join("pmipd")
+}
+
+/// Removes a pin directory even if the test fails.
+struct PinGuard(std::path::PathBuf);
+impl Drop for PinGuard {
+    fn drop(&mut self) {
+        let _ = pmip_user::loader::unpin_all(&self.0);
+    }
+}
+
+/// A bpffs of the test's own, mounted outside /sys: `ip netns exec` mounts a
+/// fresh /sys, which would hide /sys/fs/bpf from the daemons it starts.
+struct BpfFs(std::path::PathBuf);
+impl BpfFs {
+    fn mount() -> Self {
+        let p = std::env::temp_dir().join(format!("pmip-bpffs-{}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        pmip_tests::netns::sh(&["mount", "-t", "bpf", "bpf", p.to_str().unwrap()]).unwrap();
+        BpfFs(p)
+    }
+}
+impl Drop for BpfFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// With pinned maps and links the fast path keeps forwarding after pmipd
+/// exits (an agent restart relies on it); `pmipd unpin` stops it.
+#[test]
+fn forwarding_survives_agent_exit() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let l = lab();
+    let sub_mac = l.sub.exec(&["cat", "/sys/class/net/s0/address"]).unwrap().trim().to_string();
+    let _pass = [start_pass(&l.sub, &["s0"]), start_pass(&l.wire, &["w0", "w1"]), start_pass(&l.cn, &["c0"])];
+    let dir = std::env::temp_dir().join(format!("pmip-pin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fs = BpfFs::mount();
+    let pin_mag = fs.0.join("mag");
+    let pin_lma = fs.0.join("lma");
+    let _g = (PinGuard(pin_mag.clone()), PinGuard(pin_lma.clone()));
+    let mag_cfg = format!(r#"
+attach_mode = "native"
+pin_dir = "{}"
+[[interface]]
+name = "acc0"
+role = "access"
+ipv4 = "10.64.0.1"
+[[interface]]
+name = "core0"
+role = "access-core"
+ipv4 = "192.0.2.1"
+[[access]]
+interface = "acc0"
+mac = "{sub_mac}"
+home_v4 = "10.64.0.10"
+gateway_v4 = "10.64.0.1"
+local = "192.0.2.1"
+remote = "192.0.2.2"
+uplink_key = 100
+downlink_key = 200
+sub_id = 1
+"#, pin_mag.display());
+    let lma_cfg = format!(r#"
+attach_mode = "native"
+pin_dir = "{}"
+[[interface]]
+name = "core0"
+role = "anchor-core"
+[[interface]]
+name = "cn0"
+role = "anchor-cn"
+ipv4 = "203.0.113.1"
+[[anchor]]
+home_v4 = "10.64.0.10"
+local = "192.0.2.2"
+remote = "192.0.2.1"
+uplink_key = 100
+downlink_key = 200
+sub_id = 1
+"#, pin_lma.display());
+    let mut daemons = Vec::new();
+    for (ns, cfg, name) in [(&l.mag, &mag_cfg, "mag"), (&l.lma, &lma_cfg, "lma")] {
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, cfg).unwrap();
+        let mut child = ns
+            .command(pmipd().to_str().unwrap())
+            .args(["static", path.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        use std::io::BufRead;
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        out.read_line(&mut line).unwrap();
+        assert!(line.contains("forwarding"), "{name}: pmipd said {line:?}");
+        daemons.push((child, out));
+    }
+    let p = ping(&l.sub, "203.0.113.2");
+    assert!(p.contains(" 0% packet loss"), "with pmipd running:\n{p}");
+    for (mut d, _out) in daemons {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
+        assert!(d.wait().unwrap().success());
+    }
+    // The counters outlive the daemon too: read them from the pinned map.
+    let encapsulated = |pin: &std::path::Path| -> u64 {
+        let m = aya::maps::MapData::from_pin(pin.join("COUNTERS")).unwrap();
+        let m: aya::maps::PerCpuArray<_, u64> = aya::maps::PerCpuArray::try_from(aya::maps::Map::PerCpuArray(m)).unwrap();
+        let c = |c: Counter| m.get(&(c as u32), 0).unwrap().iter().sum::<u64>();
+        c(Counter::TxEncapUplink) + c(Counter::PassNoNeigh)
+    };
+    let before = encapsulated(&pin_mag);
+    let p = ping(&l.sub, "203.0.113.2");
+    assert!(p.contains(" 0% packet loss"), "after pmipd exited:\n{p}");
+    let after = encapsulated(&pin_mag);
+    assert!(after >= before + 5, "the pings did not go through the fast path: {before} -> {after}");
+    for (ns, pin) in [(&l.mag, &pin_mag), (&l.lma, &pin_lma)] {
+        let links = ns.exec(&["ip", "-d", "link", "show"]).unwrap();
+        assert!(links.contains("prog/xdp"), "XDP not attached while pinned:\n{links}");
+        ns.exec(&[pmipd().to_str().unwrap(), "unpin", pin.to_str().unwrap()]).unwrap();
+        assert!(!pin.exists());
+        let links = ns.exec(&["ip", "-d", "link", "show"]).unwrap();
+        assert!(!links.contains("prog/xdp"), "XDP still attached after unpin:\n{links}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -481,3 +481,44 @@ fn too_big(fp: &FastPath, acc: u32) -> Vec<String> {
     }
     fails
 }
+
+/// What the fast path emits, decoded by an independent decoder: tshark finds
+/// GRE with the right key and protocol, outer and inner addresses, and no
+/// malformed packet.
+#[test]
+fn emitted_frames_decode_with_tshark() {
+    if !is_root() || !pmip_tests::pcap::have_tshark() {
+        eprintln!("skipped: needs root and tshark");
+        return;
+    }
+    let fx = setup(1500).expect("fixture");
+    let (acc, cn) = (fx.acc, fx.cn);
+    let fp = fx.fp;
+    let frames = fx
+        .ns
+        .run_in(move || {
+            let src6 = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x64, 0x10, 0, 0, 0, 0x99);
+            let inputs = [
+                (acc, up_frame(SUB1_MAC, 0, ETH_P_IP, &echo4(HOME1, CN4, 64, true, 32))),
+                (acc, up_frame(SUB1_MAC, 0, ETH_P_IPV6, &ipv6(src6, CN6, 59, 64, &[0u8; 16]))),
+                (acc, up_frame(SUB2_MAC, 0, ETH_P_IP, &echo4(HOME2, CN4, 64, true, 32))),
+                (cn, cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &echo4(CN4, AHOME4_V6T, 64, true, 32))),
+            ];
+            inputs.iter().map(|(i, f)| run(&fp, *i, f)).map(|r| { assert_eq!(r.verdict, XDP_REDIRECT); r.out }).collect::<Vec<_>>()
+        })
+        .unwrap();
+    let path = std::env::temp_dir().join(format!("pmip-fixture-{}.pcap", std::process::id()));
+    pmip_tests::pcap::write_ethernet(&path, &frames).unwrap();
+    let rows = pmip_tests::pcap::fields(&path, &["gre.key", "gre.proto", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "icmp.type"]).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let want = [
+        ["0x00001001", "0x0800", "192.0.2.1,10.64.0.10", "192.0.2.2,203.0.113.2", "", "", "8"],
+        ["0x00001001", "0x86dd", "192.0.2.1", "192.0.2.2", "2001:db8:64:10::99", "2001:db8:cc::2", ""],
+        ["0x00001002", "0x0800", "10.64.0.11", "203.0.113.2", "2001:db8:c::1", "2001:db8:c::2", "8"],
+        ["0x00004002", "0x0800", "203.0.113.2", "10.77.0.6", "2001:db8:ac::1", "2001:db8:ac::2", "8"],
+    ];
+    assert_eq!(rows.len(), want.len());
+    for (got, want) in rows.iter().zip(want) {
+        assert_eq!(got, &want.map(String::from).to_vec());
+    }
+}

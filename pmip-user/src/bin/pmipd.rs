@@ -26,6 +26,9 @@ enum Cmd {
         #[arg(long)]
         stats_every: Option<u64>,
     },
+    /// Remove everything pinned under DIR: detaches the fast path a previous
+    /// run left forwarding, and frees its maps.
+    Unpin { dir: PathBuf },
 }
 
 fn main() -> Result<()> {
@@ -40,6 +43,7 @@ fn main() -> Result<()> {
     }
     match cli.cmd {
         Cmd::Static { file, stats_every } => run_static(&opts, &file, stats_every),
+        Cmd::Unpin { dir } => pmip_user::loader::unpin_all(&dir),
     }
 }
 
@@ -84,5 +88,8 @@ fn run_static(opts: &LoadOptions, file: &std::path::Path, stats_every: Option<u6
         }
         anyhow::Ok(())
     })?;
+    if let Some(d) = &cfg.pin_dir {
+        tracing::info!(pin_dir = %d.display(), "exiting; the fast path keeps forwarding");
+    }
     Ok(())
 }
