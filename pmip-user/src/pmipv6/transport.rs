@@ -1,0 +1,1 @@
+//! tokio shell: sockets and one timer around the MAG/LMA state machines.
