@@ -210,7 +210,7 @@ fn tshark_fields(path: &std::path::Path, fields: &[&str]) -> Vec<Vec<String>> {
 }
 
 fn check_capture(name: &str, packets: Vec<Vec<u8>>, extra: &[(&str, &str)]) {
-    let dir = std::env::temp_dir().join(format!("pmipv6-tshark-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("pmipv6-tshark-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.pcap"));
     write_pcap(&path, &packets);
