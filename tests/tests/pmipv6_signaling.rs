@@ -253,3 +253,58 @@ fn register_1000_over_ipv6_transport() {
 fn register_1000_over_ipv4_transport() {
     register_1000(true);
 }
+
+/// The premise of the checksum check above: the receiving kernel drops a
+/// Mobility Header whose checksum is wrong, and delivers it once it is right.
+#[test]
+fn kernel_drops_mh_with_bad_checksum() {
+    use pmip_user::pmipv6::wire::{Checksum, Heartbeat, Message};
+    use pmip_user::pmipv6::{Peer, Transmit};
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let a_ns = Netns::new("p6c").unwrap();
+    let b_ns = Netns::new("p6c").unwrap();
+    veth(&a_ns, "va", &b_ns, "vb").unwrap();
+    a_ns.exec(&["ip", "addr", "add", "2001:db8:cafe:98::1/64", "dev", "va", "nodad"]).unwrap();
+    b_ns.exec(&["ip", "addr", "add", "2001:db8:cafe:98::2/64", "dev", "vb", "nodad"]).unwrap();
+    let a6: Ipv6Addr = "2001:db8:cafe:98::1".parse().unwrap();
+    let b6: Ipv6Addr = "2001:db8:cafe:98::2".parse().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let receiver = b_ns
+        .thread(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let s = Sockets::bind(&LocalAddrs { v6: Some(b6), v4: None }, 0, true).unwrap();
+                let _ = tx.send(vec![]);
+                let mut got = Vec::new();
+                let mut buf = [0u8; 2048];
+                let end = tokio::time::Instant::now() + Duration::from_secs(2);
+                while let Ok(Ok((peer, n))) = tokio::time::timeout_at(end, s.recv(&mut buf)).await {
+                    assert_eq!(peer, Peer::V6(a6));
+                    got.push(buf[..n].to_vec());
+                }
+                got
+            })
+        })
+        .unwrap();
+    rx.recv().unwrap();
+    let sent = a_ns
+        .run_in(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let s = Sockets::bind(&LocalAddrs { v6: Some(a6), v4: None }, 0, false).unwrap();
+                let hb = |seq| Message::Heartbeat(Heartbeat { unsolicited: false, response: false, seq, options: vec![] });
+                let good = hb(2).to_vec(Checksum::Ipv6 { src: a6, dst: b6 }).unwrap();
+                let mut bad = hb(1).to_vec(Checksum::Ipv6 { src: a6, dst: b6 }).unwrap();
+                bad[4] ^= 0x55;
+                s.send(&Transmit { peer: Peer::V6(b6), payload: bad }).await.unwrap();
+                s.send(&Transmit { peer: Peer::V6(b6), payload: good.clone() }).await.unwrap();
+                good
+            })
+        })
+        .unwrap();
+    let got = receiver.join().unwrap();
+    assert_eq!(got, vec![sent], "only the packet with the right checksum arrives");
+}

@@ -169,6 +169,19 @@ impl Sockets {
         }
     }
 
+    /// Receives one Mobility Header from either socket.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<(Peer, usize)> {
+        let mut other = vec![0u8; buf.len()];
+        tokio::select! {
+            r = self.recv_v6(buf) => r,
+            r = self.recv_v4(&mut other) => {
+                let (p, n) = r?;
+                buf[..n].copy_from_slice(&other[..n]);
+                Ok((p, n))
+            }
+        }
+    }
+
     /// Non-blocking receive on either socket (to drain a burst after a wake-up).
     fn try_recv(&self, buf: &mut [u8]) -> Option<(Peer, usize)> {
         if let Some(fd) = &self.v6 {
