@@ -175,7 +175,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> MhPacket<T> {
 
     /// Writes the fixed part for a message of `total_len` octets (a multiple of 8).
     pub(crate) fn init(&mut self, mh_type: MhType, total_len: usize) {
-        debug_assert!(total_len % 8 == 0 && total_len >= MIN_LEN && total_len <= 256 * 8);
+        debug_assert!(total_len.is_multiple_of(8) && (MIN_LEN..=256 * 8).contains(&total_len));
         self.set_payload_proto(IPPROTO_NONE);
         self.set_header_len((total_len / 8 - 1) as u8);
         self.set_mh_type(mh_type);
