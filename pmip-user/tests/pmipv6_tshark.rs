@@ -122,6 +122,11 @@ fn messages(ipv4_transport: bool) -> Vec<Message> {
             options: vec![MobilityOption::MnId { subtype: 1, id: nai }],
         }),
         Message::RevocationAck(RevocationAck { status: bra_status::SUCCESS, seq: 9, flags: br_flags::P, options: vec![] }),
+        Message::BindingError(BindingError {
+            status: be_status::UNRECOGNIZED_MH_TYPE,
+            home_address: "2001:db8::77".parse().unwrap(),
+            options: vec![],
+        }),
     ]
 }
 
@@ -192,6 +197,7 @@ fn expectations() -> Vec<Vec<(&'static str, &'static str)>> {
             ("mip6.bri_ap", "1"),
             ("mip6.bri_ag", "0"),
         ],
+        vec![("mip6.mhtype", "7"), ("mip6.be.status", "2"), ("mip6.be.haddr", "2001:db8::77")],
     ]
 }
 
