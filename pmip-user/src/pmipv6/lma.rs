@@ -554,10 +554,9 @@ impl Lma {
         let lifetime_units = (lifetime.as_secs() / 4).clamp(1, u64::from(u16::MAX)) as u16;
         let lifetime = Duration::from_secs(u64::from(lifetime_units) * 4);
         let att = bu.access_tech_type();
-        let reregistration = matches!(
-            bu.handoff_indicator(),
-            Some(HandoffIndicator::HandoffStateUnknown | HandoffIndicator::HandoffStateNotChanged)
-        );
+        // HI 5, "handoff state not changed (re-registration)": the MN already
+        // holds its address, e.g. after we restarted and lost the binding.
+        let reregistration = bu.handoff_indicator() == Some(HandoffIndicator::HandoffStateNotChanged);
 
         let id = match existing {
             Some(id) => {
@@ -668,7 +667,7 @@ impl Lma {
                 }
                 s
             } else if !req.is_unspecified() {
-                // A MAG re-registering after we lost state (HI 4/5) asks for
+                // A MAG re-registering after we lost state (HI 5) asks for
                 // the address we gave before: honour it if it is free.
                 if !(profile.allow_static || reregistration) || !pool.take(req) {
                     self.counters.pbu_v4_not_authorized += 1;

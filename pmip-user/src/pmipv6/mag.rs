@@ -74,6 +74,11 @@ pub struct MagConfig {
     pub access_tech_type: u8,
     /// RFC 5844 §3.4: whether the MAG runs the DHCP server (S=1) or relays.
     pub dhcp_server_mode: bool,
+    /// Handoff Indicator of a first PBU. A Wi-Fi MAG cannot tell a new
+    /// attachment from a move off another MAG, so RFC 5213 §6.9.1.1 wants 4
+    /// (handoff state unknown); the LMA then matches the existing binding
+    /// and hands it over instead of opening a second session (HI 1).
+    pub attach_handoff_indicator: u8,
 }
 
 
@@ -92,6 +97,7 @@ impl Default for MagConfig {
             restart_counter: 1,
             access_tech_type: 4,
             dhcp_server_mode: true,
+            attach_handoff_indicator: 4,
         }
     }
 }
@@ -373,7 +379,7 @@ impl Mag {
             timeout: self.cfg.retx_initial,
             deadline: now,
             granted: None,
-            handoff: HandoffIndicator::AttachmentOverNewInterface,
+            handoff: HandoffIndicator::from(self.cfg.attach_handoff_indicator),
         };
         self.entries.insert(at, entry);
         self.send_pbu(now, at, false);
@@ -726,7 +732,8 @@ impl Mag {
                 e.state = State::Registering;
                 e.retx = 0;
                 e.timeout = self.cfg.retx_initial;
-                e.handoff = HandoffIndicator::HandoffStateUnknown;
+                // RFC 5213 §8.4 value 5: re-registration, nothing moved.
+                e.handoff = HandoffIndicator::HandoffStateNotChanged;
             }
             self.send_pbu(now, at, false);
         }

@@ -262,7 +262,7 @@ fn first_registration(v4: bool) {
     assert_eq!(bu.flags & (bu_flags::A | bu_flags::P), bu_flags::A | bu_flags::P);
     assert_eq!(bu.flags & bu_flags::T, 0);
     assert_eq!(bu.mn_id(), Some(&b"mn1@example.com"[..]));
-    assert_eq!(bu.handoff_indicator(), Some(HandoffIndicator::AttachmentOverNewInterface));
+    assert_eq!(bu.handoff_indicator(), Some(HandoffIndicator::HandoffStateUnknown));
     assert_eq!(bu.access_tech_type(), Some(AccessTechType::Ieee80211));
     assert_eq!(bu.link_layer_id(), Some(&ap(1).mac[..]));
     assert!(bu.timestamp().is_some());
