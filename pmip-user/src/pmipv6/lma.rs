@@ -92,6 +92,11 @@ pub struct LmaConfig {
     pub bri_retx_max: Duration,
     pub bri_max_retx: u32,
     pub restart_counter: u32,
+    /// RFC 5847 HEARTBEAT_INTERVAL towards the MAGs we serve (60 s).
+    #[serde(with = "secs")]
+    pub heartbeat_interval: Duration,
+    /// RFC 5847 MISSING_HEARTBEATS_ALLOWED (3) before a MAG counts as unreachable.
+    pub heartbeat_missing_limit: u32,
 }
 
 impl Default for LmaConfig {
@@ -111,6 +116,8 @@ impl Default for LmaConfig {
             bri_retx_max: Duration::from_secs(2),
             bri_max_retx: 3,
             restart_counter: 1,
+            heartbeat_interval: Duration::from_secs(60),
+            heartbeat_missing_limit: 3,
         }
     }
 }
@@ -148,6 +155,12 @@ pub struct LmaCounters {
     pub bra_rx: u64,
     pub bra_unmatched: u64,
     pub heartbeat_rx: u64,
+    pub heartbeat_sent: u64,
+    pub heartbeat_missed: u64,
+    pub heartbeat_unconfigured_peer: u64,
+    pub mag_unreachable: u64,
+    pub mag_restart_detected: u64,
+    pub bindings_dropped_on_mag_restart: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -182,6 +195,18 @@ struct PendingBri {
 enum TimerKey {
     Bce(u32),
     Bri(u16),
+    Heartbeat,
+}
+
+/// A MAG we have heard from (RFC 5847 heartbeat state).
+#[derive(Clone, Debug)]
+struct MagPeer {
+    /// Where to send heartbeats: for IPv4 transport, the port its PBUs came from.
+    peer: Peer,
+    hb_seq: u32,
+    hb_outstanding: bool,
+    hb_missed: u32,
+    restart_counter: Option<u32>,
 }
 
 struct V4Pool {
@@ -283,6 +308,8 @@ pub struct Lma {
     cfg: LmaConfig,
     clock: Clock,
     mags: HashSet<IpAddr>,
+    mag_peers: HashMap<IpAddr, MagPeer>,
+    hb_armed: bool,
     bce_by_id: HashMap<Vec<u8>, u32>,
     bces: HashMap<u32, Bce>,
     ids: IdAlloc,
@@ -314,6 +341,8 @@ impl Lma {
         Lma {
             clock: Clock::new(now, wall),
             mags: cfg.mags.iter().copied().collect(),
+            mag_peers: HashMap::new(),
+            hb_armed: false,
             bce_by_id: HashMap::new(),
             bces: HashMap::new(),
             ids: IdAlloc::new(4096),
@@ -409,20 +438,90 @@ impl Lma {
 
     fn on_heartbeat(&mut self, peer: Peer, hb: Heartbeat) {
         if !self.mags.contains(&peer.ip()) {
-            self.counters.pbu_unconfigured_mag += 1;
+            self.counters.heartbeat_unconfigured_peer += 1;
             return;
         }
         self.counters.heartbeat_rx += 1;
-        if hb.response {
-            return;
+        if !hb.response {
+            let reply = Message::Heartbeat(Heartbeat {
+                unsolicited: false,
+                response: true,
+                seq: hb.seq,
+                options: vec![MobilityOption::RestartCounter(self.cfg.restart_counter)],
+            });
+            self.queue(peer, &reply);
+        } else if let Some(m) = self.mag_peers.get_mut(&peer.ip()) {
+            if m.hb_outstanding && m.hb_seq == hb.seq {
+                m.hb_outstanding = false;
+                m.hb_missed = 0;
+            } else {
+                self.counters.rx_unexpected_message += 1;
+                return;
+            }
         }
-        let reply = Message::Heartbeat(Heartbeat {
-            unsolicited: false,
-            response: true,
-            seq: hb.seq,
-            options: vec![MobilityOption::RestartCounter(self.cfg.restart_counter)],
+        let Some(rc) = hb.restart_counter() else { return };
+        let m = self.mag_peers.entry(peer.ip()).or_insert(MagPeer {
+            peer,
+            hb_seq: 0,
+            hb_outstanding: false,
+            hb_missed: 0,
+            restart_counter: None,
         });
-        self.queue(peer, &reply);
+        let restarted = m.restart_counter.is_some_and(|old| old != rc);
+        m.restart_counter = Some(rc);
+        if restarted {
+            // RFC 5847 §4: the MAG lost its binding update list; the
+            // bindings through it are stale, so release them.
+            self.counters.mag_restart_detected += 1;
+            let ip = peer.ip();
+            let stale: Vec<u32> = self.bces.iter().filter(|(_, b)| b.mag.ip() == ip && !b.deleting).map(|(id, _)| *id).collect();
+            for id in stale {
+                self.counters.bindings_dropped_on_mag_restart += 1;
+                self.delete(id);
+            }
+        }
+    }
+
+    /// Remembers a MAG that reached us, for heartbeats, and starts the
+    /// heartbeat timer with the first one.
+    fn note_mag(&mut self, now: Instant, peer: Peer) {
+        self.mag_peers
+            .entry(peer.ip())
+            .and_modify(|m| m.peer = peer)
+            .or_insert(MagPeer { peer, hb_seq: 0, hb_outstanding: false, hb_missed: 0, restart_counter: None });
+        if !self.hb_armed && !self.cfg.heartbeat_interval.is_zero() {
+            self.hb_armed = true;
+            self.arm(now + self.cfg.heartbeat_interval, TimerKey::Heartbeat);
+        }
+    }
+
+    fn on_heartbeat_timer(&mut self, now: Instant) {
+        let mut out = Vec::new();
+        for m in self.mag_peers.values_mut() {
+            if m.hb_outstanding {
+                m.hb_missed += 1;
+                self.counters.heartbeat_missed += 1;
+                if m.hb_missed == self.cfg.heartbeat_missing_limit {
+                    // Path to the MAG is down (RFC 5847 §4); its bindings
+                    // stay until they expire, the MAG may come back.
+                    self.counters.mag_unreachable += 1;
+                }
+            }
+            m.hb_seq = m.hb_seq.wrapping_add(1);
+            m.hb_outstanding = true;
+            out.push((m.peer, m.hb_seq));
+        }
+        for (peer, seq) in out {
+            self.counters.heartbeat_sent += 1;
+            let msg = Message::Heartbeat(Heartbeat {
+                unsolicited: false,
+                response: false,
+                seq,
+                options: vec![MobilityOption::RestartCounter(self.cfg.restart_counter)],
+            });
+            self.queue(peer, &msg);
+        }
+        self.arm(now + self.cfg.heartbeat_interval, TimerKey::Heartbeat);
     }
 
     fn on_bra(&mut self, bra: RevocationAck) {
@@ -441,6 +540,7 @@ impl Lma {
         let reply = self.process_pbu(now, peer, &bu);
         if reply.status.is_accepted() {
             self.counters.pbu_accepted += 1;
+            self.note_mag(now, peer);
         }
         // RFC 5213 §5.3.x: the PBA echoes the identifying options of the PBU.
         let mut options = Vec::with_capacity(8);
@@ -846,6 +946,7 @@ impl Lma {
                     }
                     self.delete(id);
                 }
+                TimerKey::Heartbeat => self.on_heartbeat_timer(now),
                 TimerKey::Bri(seq) => {
                     let Some(p) = self.bris.get_mut(&seq) else { continue };
                     if p.deadline != t {

@@ -507,7 +507,12 @@ fn heartbeat_loss_triggers_reregistration() {
     assert_eq!(s.mags[0].counters.heartbeat_sent, 2);
     assert_eq!(s.mags[0].counters.heartbeat_missed, 0);
     let hbs = s.sent(Node::Lma, Node::Mag(0), MhType::Heartbeat);
-    assert!(hbs.iter().all(|(_, m)| matches!(m, Message::Heartbeat(h) if h.response && h.restart_counter() == Some(1))));
+    let responses: Vec<_> = hbs.iter().filter(|(_, m)| matches!(m, Message::Heartbeat(h) if h.response)).collect();
+    assert_eq!(responses.len(), 2);
+    assert!(responses.iter().all(|(_, m)| matches!(m, Message::Heartbeat(h) if h.restart_counter() == Some(1))));
+    // The LMA probes the MAG too (RFC 5847), and the MAG answers.
+    assert_eq!(hbs.len() - responses.len(), 2);
+    assert_eq!(s.lma.counters.heartbeat_missed, 0);
     // Now the LMA's answers are lost: after 3 missed heartbeats, re-register all.
     s.drop_to.push(Node::Mag(0));
     s.advance(Duration::from_secs(240));
@@ -794,4 +799,24 @@ fn configs_deserialize_with_seed_004_defaults() {
     assert_eq!(lma.ipv6_pool.unwrap().assign_len, 64);
     assert!(lma.subscribers["mn0@example.com"].allow_static && lma.subscribers["mn0@example.com"].ipv4);
     assert!(toml::from_str::<LmaConfig>("timestamp_window = -1").is_err());
+}
+
+#[test]
+fn mag_restart_releases_its_bindings_at_lma() {
+    let mut s = Sim::new(false);
+    s.attach(0, req(1));
+    s.attach(0, req(2));
+    s.attach(1, req(3));
+    s.advance(Duration::from_secs(61));
+    assert_eq!(s.lma.counters.mag_restart_detected, 0);
+    // MAG1 restarts with an empty binding update list and a new counter.
+    let mut cfg = mag_cfg(false, MAG1, MAG1_V4);
+    cfg.restart_counter = 2;
+    s.mags[0] = Mag::new(cfg, s.start, wall());
+    s.advance(Duration::from_secs(61));
+    assert_eq!(s.lma.counters.mag_restart_detected, 1);
+    assert_eq!(s.lma.counters.bindings_dropped_on_mag_restart, 2);
+    assert_eq!(s.lma.binding_count(), 1, "MAG2's binding stays");
+    assert_eq!(s.lma_dp.anchor.len(), 1);
+    assert!(s.lma.binding(b"mn3@example.com").is_some());
 }
