@@ -308,3 +308,84 @@ fn kernel_drops_mh_with_bad_checksum() {
     let got = receiver.join().unwrap();
     assert_eq!(got, vec![sent], "only the packet with the right checksum arrives");
 }
+
+/// RFC 5844 §4: over IPv4 transport the PBA goes back to the PBU's source
+/// port, whatever it is (here an ephemeral one, not 5436).
+#[test]
+fn pba_returns_to_pbu_source_port() {
+    use pmip_user::pmipv6::wire::*;
+    use pmip_user::pmipv6::{Clock, Peer, Transmit};
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let mag_ns = Netns::new("p6p").unwrap();
+    let lma_ns = Netns::new("p6p").unwrap();
+    veth(&mag_ns, "vmag", &lma_ns, "vlma").unwrap();
+    mag_ns.exec(&["ip", "addr", "add", "10.98.0.1/24", "dev", "vmag"]).unwrap();
+    lma_ns.exec(&["ip", "addr", "add", "10.98.0.2/24", "dev", "vlma"]).unwrap();
+    let mag4 = Ipv4Addr::new(10, 98, 0, 1);
+    let lma4 = Ipv4Addr::new(10, 98, 0, 2);
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel::<LmaCommand>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let lma = lma_ns
+        .thread(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let cfg = LmaConfig {
+                    local: LocalAddrs { v6: None, v4: Some(lma4) },
+                    mags: vec![IpAddr::V4(mag4)],
+                    ipv4_pool: Some(Ipv4PoolConfig {
+                        network: Ipv4Addr::new(10, 100, 0, 0),
+                        prefix_len: 24,
+                        gateway: Ipv4Addr::new(10, 100, 0, 254),
+                    }),
+                    default_profile: Some(Profile::default()),
+                    ..LmaConfig::default()
+                };
+                let sockets = Sockets::bind(&cfg.local, 5436, true).unwrap();
+                let mut lma = Lma::new(cfg, Instant::now(), SystemTime::now());
+                let mut dp = MemDataPlane::default();
+                let (ev_tx, _ev_rx) = mpsc::unbounded_channel();
+                ready_tx.send(()).unwrap();
+                run(&mut lma, &sockets, &mut dp, cmd_rx, ev_tx).await;
+                dp.anchor.len()
+            })
+        })
+        .unwrap();
+    ready_rx.recv().unwrap();
+    let (port, ba) = mag_ns
+        .run_in(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let s = Sockets::bind(&LocalAddrs { v6: None, v4: Some(mag4) }, 0, true).unwrap();
+                let port = s.udp_local_addr().unwrap().port();
+                let ts = Clock::new(Instant::now(), SystemTime::now()).timestamp(Instant::now());
+                let pbu = Message::BindingUpdate(BindingUpdate {
+                    seq: 1,
+                    flags: bu_flags::A | bu_flags::P,
+                    lifetime: 900,
+                    options: vec![
+                        MobilityOption::MnId { subtype: 1, id: b"port@example.com".to_vec() },
+                        MobilityOption::HandoffIndicator(HandoffIndicator::HandoffStateUnknown),
+                        MobilityOption::AccessTechType(AccessTechType::Ieee80211),
+                        MobilityOption::Timestamp(ts),
+                        MobilityOption::GreKey(Some(9)),
+                        MobilityOption::Ipv4HoaRequest { prefix_len: 0, addr: Ipv4Addr::UNSPECIFIED },
+                    ],
+                });
+                let to = Peer::V4(std::net::SocketAddrV4::new(lma4, 5436));
+                s.send(&Transmit { peer: to, payload: pbu.to_vec(Checksum::None).unwrap() }).await.unwrap();
+                let mut buf = [0u8; 2048];
+                let (from, n) = tokio::time::timeout(Duration::from_secs(3), s.recv(&mut buf)).await.unwrap().unwrap();
+                assert_eq!(from, to, "the PBA comes from the LMA's port 5436");
+                (port, Message::parse(&buf[..n], Checksum::None).unwrap())
+            })
+        })
+        .unwrap();
+    drop(cmd_tx);
+    assert_eq!(lma.join().unwrap(), 1);
+    assert_ne!(port, 5436);
+    let Message::BindingAck(ba) = ba else { panic!("{ba:?}") };
+    assert_eq!(ba.status, BaStatus::ACCEPTED);
+}
