@@ -20,10 +20,21 @@ fuzz_target!(|data: &[u8]| {
     let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let mut lma = Lma::new(
         LmaConfig {
-            local: LocalAddrs { v6: Some(LMA6), v4: Some(LMA4) },
+            local: LocalAddrs {
+                v6: Some(LMA6),
+                v4: Some(LMA4),
+            },
             mags: vec![IpAddr::V6(MAG6), IpAddr::V4(MAG4)],
-            ipv4_pool: Some(Ipv4PoolConfig { network: Ipv4Addr::new(192, 0, 2, 0), prefix_len: 24, gateway: Ipv4Addr::new(192, 0, 2, 254) }),
-            default_profile: Some(Profile { ipv6: true, allow_static: true, ..Profile::default() }),
+            ipv4_pool: Some(Ipv4PoolConfig {
+                network: Ipv4Addr::new(192, 0, 2, 0),
+                prefix_len: 24,
+                gateway: Ipv4Addr::new(192, 0, 2, 254),
+            }),
+            default_profile: Some(Profile {
+                ipv6: true,
+                allow_static: true,
+                ..Profile::default()
+            }),
             ..LmaConfig::default()
         },
         now,
@@ -31,8 +42,15 @@ fuzz_target!(|data: &[u8]| {
     );
     let mut mag = Mag::new(
         MagConfig {
-            local: LocalAddrs { v6: Some(MAG6), v4: Some(MAG4) },
-            lmas: vec![LmaPeerConfig { name: "lma".into(), addr: IpAddr::V6(LMA6), port: 5436 }],
+            local: LocalAddrs {
+                v6: Some(MAG6),
+                v4: Some(MAG4),
+            },
+            lmas: vec![LmaPeerConfig {
+                name: "lma".into(),
+                addr: IpAddr::V6(LMA6),
+                port: 5436,
+            }],
             ..MagConfig::default()
         },
         now,
@@ -41,7 +59,11 @@ fuzz_target!(|data: &[u8]| {
     mag.attach(
         now,
         AttachRequest {
-            at: AccessPoint { ifindex: 1, vlan: 0, mac: [2, 0, 0, 0, 0, 1] },
+            at: AccessPoint {
+                ifindex: 1,
+                vlan: 0,
+                mac: [2, 0, 0, 0, 0, 1],
+            },
             mn_id: b"mn0@example.com".to_vec(),
             lma: "lma".into(),
             ipv4: true,
@@ -56,7 +78,10 @@ fuzz_target!(|data: &[u8]| {
         t += Duration::from_millis(u64::from(chunk.first().copied().unwrap_or(0)) * 50);
         let v4 = i % 2 == 1;
         let (to_lma, to_mag) = if v4 {
-            (Peer::V4(SocketAddrV4::new(MAG4, 5436)), Peer::V4(SocketAddrV4::new(LMA4, 5436)))
+            (
+                Peer::V4(SocketAddrV4::new(MAG4, 5436)),
+                Peer::V4(SocketAddrV4::new(LMA4, 5436)),
+            )
         } else {
             (Peer::V6(MAG6), Peer::V6(LMA6))
         };

@@ -10,7 +10,11 @@ const SRC6: &str = "2001:db8:cafe:1025::15";
 const DST6: &str = "2001:db8:cafe:1024::101";
 
 fn tshark_available() -> bool {
-    Command::new("tshark").arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("tshark")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 /// pcap with LINKTYPE_RAW (101): each record is a bare IPv4 or IPv6 packet.
@@ -52,10 +56,18 @@ fn fold(mut s: u32) -> u16 {
 }
 
 fn sum16(b: &[u8]) -> u32 {
-    b.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum()
+    b.chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum()
 }
 
-fn ipv4_udp_packet(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+fn ipv4_udp_packet(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let ulen = 8 + payload.len() as u16;
     let mut udp = Vec::new();
     udp.extend_from_slice(&sport.to_be_bytes());
@@ -84,44 +96,80 @@ fn ipv4_udp_packet(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload
 fn messages(ipv4_transport: bool) -> Vec<Message> {
     let nai = b"mn0@example.com".to_vec();
     let mut pbu_opts = vec![
-        MobilityOption::MnId { subtype: 1, id: nai.clone() },
-        MobilityOption::HomeNetworkPrefix { prefix_len: 64, prefix: "2001:db8:f00d:1::".parse().unwrap() },
+        MobilityOption::MnId {
+            subtype: 1,
+            id: nai.clone(),
+        },
+        MobilityOption::HomeNetworkPrefix {
+            prefix_len: 64,
+            prefix: "2001:db8:f00d:1::".parse().unwrap(),
+        },
         MobilityOption::HandoffIndicator(HandoffIndicator::AttachmentOverNewInterface),
         MobilityOption::AccessTechType(AccessTechType::Ieee80211),
         MobilityOption::MnLinkLayerId(vec![0x00, 0x24, 0xd7, 0x8e, 0x21, 0xa4]),
         MobilityOption::LinkLocalAddress("fe80::1".parse().unwrap()),
         MobilityOption::Timestamp(0x0000_6500_0001_8000),
         MobilityOption::GreKey(Some(0x1234_5678)),
-        MobilityOption::Ipv4HoaRequest { prefix_len: 24, addr: Ipv4Addr::new(192, 0, 2, 77) },
+        MobilityOption::Ipv4HoaRequest {
+            prefix_len: 24,
+            addr: Ipv4Addr::new(192, 0, 2, 77),
+        },
         MobilityOption::Ipv4DhcpSupportMode { server: true },
         MobilityOption::ServiceSelection(b"example.com".to_vec()),
     ];
     if ipv4_transport {
-        pbu_opts.push(MobilityOption::Ipv4CareOfAddress(Ipv4Addr::new(10, 8, 22, 15)));
+        pbu_opts.push(MobilityOption::Ipv4CareOfAddress(Ipv4Addr::new(
+            10, 8, 22, 15,
+        )));
     }
     vec![
-        Message::BindingUpdate(BindingUpdate { seq: 4660, flags: bu_flags::A | bu_flags::P, lifetime: 900, options: pbu_opts }),
+        Message::BindingUpdate(BindingUpdate {
+            seq: 4660,
+            flags: bu_flags::A | bu_flags::P,
+            lifetime: 900,
+            options: pbu_opts,
+        }),
         Message::BindingAck(BindingAck {
             status: BaStatus::ACCEPTED,
             flags: ba_flags::P,
             seq: 4660,
             lifetime: 900,
             options: vec![
-                MobilityOption::MnId { subtype: 1, id: nai.clone() },
+                MobilityOption::MnId {
+                    subtype: 1,
+                    id: nai.clone(),
+                },
                 MobilityOption::Timestamp(0x0000_6500_0001_8000),
                 MobilityOption::GreKey(Some(0x0001_0007)),
-                MobilityOption::Ipv4HoaReply { status: 0, prefix_len: 24, addr: Ipv4Addr::new(192, 0, 2, 1) },
+                MobilityOption::Ipv4HoaReply {
+                    status: 0,
+                    prefix_len: 24,
+                    addr: Ipv4Addr::new(192, 0, 2, 1),
+                },
                 MobilityOption::Ipv4DefaultRouter(Ipv4Addr::new(192, 0, 2, 254)),
             ],
         }),
-        Message::Heartbeat(Heartbeat { unsolicited: false, response: true, seq: 77, options: vec![MobilityOption::RestartCounter(42)] }),
+        Message::Heartbeat(Heartbeat {
+            unsolicited: false,
+            response: true,
+            seq: 77,
+            options: vec![MobilityOption::RestartCounter(42)],
+        }),
         Message::RevocationIndication(RevocationIndication {
             trigger: revocation_trigger::INTER_MAG_HANDOVER_SAME_ATT,
             seq: 9,
             flags: br_flags::P,
-            options: vec![MobilityOption::MnId { subtype: 1, id: nai }],
+            options: vec![MobilityOption::MnId {
+                subtype: 1,
+                id: nai,
+            }],
         }),
-        Message::RevocationAck(RevocationAck { status: bra_status::SUCCESS, seq: 9, flags: br_flags::P, options: vec![] }),
+        Message::RevocationAck(RevocationAck {
+            status: bra_status::SUCCESS,
+            seq: 9,
+            flags: br_flags::P,
+            options: vec![],
+        }),
         Message::BindingError(BindingError {
             status: be_status::UNRECOGNIZED_MH_TYPE,
             home_address: "2001:db8::77".parse().unwrap(),
@@ -197,18 +245,28 @@ fn expectations() -> Vec<Vec<(&'static str, &'static str)>> {
             ("mip6.bri_ap", "1"),
             ("mip6.bri_ag", "0"),
         ],
-        vec![("mip6.mhtype", "7"), ("mip6.be.status", "2"), ("mip6.be.haddr", "2001:db8::77")],
+        vec![
+            ("mip6.mhtype", "7"),
+            ("mip6.be.status", "2"),
+            ("mip6.be.haddr", "2001:db8::77"),
+        ],
     ]
 }
 
 fn tshark_fields(path: &std::path::Path, fields: &[&str]) -> Vec<Vec<String>> {
     let mut cmd = Command::new("tshark");
-    cmd.arg("-r").arg(path).args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=f"]);
+    cmd.arg("-r")
+        .arg(path)
+        .args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=f"]);
     for f in fields {
         cmd.args(["-e", f]);
     }
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| l.split('|').map(|s| s.to_string()).collect())
@@ -222,12 +280,28 @@ fn check_capture(name: &str, packets: Vec<Vec<u8>>, extra: &[(&str, &str)]) {
     write_pcap(&path, &packets);
 
     // No malformed mark and no expert warning/error anywhere.
-    let v = Command::new("tshark").arg("-r").arg(&path).arg("-V").output().unwrap();
+    let v = Command::new("tshark")
+        .arg("-r")
+        .arg(&path)
+        .arg("-V")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&v.stdout);
-    assert!(!text.to_lowercase().contains("malformed"), "{name}: malformed:\n{text}");
-    let ex = Command::new("tshark").arg("-r").arg(&path).args(["-q", "-z", "expert,warn"]).output().unwrap();
+    assert!(
+        !text.to_lowercase().contains("malformed"),
+        "{name}: malformed:\n{text}"
+    );
+    let ex = Command::new("tshark")
+        .arg("-r")
+        .arg(&path)
+        .args(["-q", "-z", "expert,warn"])
+        .output()
+        .unwrap();
     let ex_text = String::from_utf8_lossy(&ex.stdout);
-    assert!(!ex_text.contains("Warns") && !ex_text.contains("Errors"), "{name}: expert info:\n{ex_text}\n{text}");
+    assert!(
+        !ex_text.contains("Warns") && !ex_text.contains("Errors"),
+        "{name}: expert info:\n{ex_text}\n{text}"
+    );
 
     for (i, exp) in expectations().iter().enumerate() {
         let mut exp = exp.clone();
@@ -239,7 +313,11 @@ fn check_capture(name: &str, packets: Vec<Vec<u8>>, extra: &[(&str, &str)]) {
         assert_eq!(rows.len(), packets.len(), "{name}");
         let row = &rows[i];
         for (j, (f, want)) in exp.iter().enumerate() {
-            assert_eq!(row[j].as_str(), *want, "{name} packet {i} field {f}\n{text}");
+            assert_eq!(
+                row[j].as_str(),
+                *want,
+                "{name} packet {i} field {f}\n{text}"
+            );
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -280,5 +358,13 @@ fn tshark_decodes_ipv4_udp_transport() {
             ipv4_udp_packet(a, b, 5436, 5436, &m.to_vec(Checksum::None).unwrap())
         })
         .collect();
-    check_capture("udp", packets, &[("mip6.ipv4coa.addr", "10.8.22.15"), ("udp.dstport", "5436"), ("mip6.csum", "0x0000")]);
+    check_capture(
+        "udp",
+        packets,
+        &[
+            ("mip6.ipv4coa.addr", "10.8.22.15"),
+            ("udp.dstport", "5436"),
+            ("mip6.csum", "0x0000"),
+        ],
+    );
 }

@@ -70,10 +70,17 @@ const LMA6: &str = "2001:db8:cafe:97::2";
 
 fn lma_cfg() -> LmaConfig {
     LmaConfig {
-        local: LocalAddrs { v6: Some(LMA6.parse().unwrap()), v4: None },
+        local: LocalAddrs {
+            v6: Some(LMA6.parse().unwrap()),
+            v4: None,
+        },
         mags: vec![IpAddr::V6(MAG6.parse().unwrap())],
         // 10.0.0.0/8: room for 100k subscribers and more.
-        ipv4_pool: Some(Ipv4PoolConfig { network: Ipv4Addr::new(10, 0, 0, 0), prefix_len: 8, gateway: Ipv4Addr::new(10, 0, 0, 1) }),
+        ipv4_pool: Some(Ipv4PoolConfig {
+            network: Ipv4Addr::new(10, 0, 0, 0),
+            prefix_len: 8,
+            gateway: Ipv4Addr::new(10, 0, 0, 1),
+        }),
         default_profile: Some(Profile::default()),
         timestamp_window: Duration::from_secs(600),
         ..LmaConfig::default()
@@ -86,13 +93,26 @@ fn pbu(i: usize, ts: u64, src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
         flags: bu_flags::A | bu_flags::P,
         lifetime: 900,
         options: vec![
-            MobilityOption::MnId { subtype: 1, id: format!("bench{i}@example.com").into_bytes() },
+            MobilityOption::MnId {
+                subtype: 1,
+                id: format!("bench{i}@example.com").into_bytes(),
+            },
             MobilityOption::HandoffIndicator(HandoffIndicator::AttachmentOverNewInterface),
             MobilityOption::AccessTechType(AccessTechType::Ieee80211),
-            MobilityOption::MnLinkLayerId(vec![2, 0, (i >> 24) as u8, (i >> 16) as u8, (i >> 8) as u8, i as u8]),
+            MobilityOption::MnLinkLayerId(vec![
+                2,
+                0,
+                (i >> 24) as u8,
+                (i >> 16) as u8,
+                (i >> 8) as u8,
+                i as u8,
+            ]),
             MobilityOption::Timestamp(ts),
             MobilityOption::GreKey(Some(i as u32 + 1)),
-            MobilityOption::Ipv4HoaRequest { prefix_len: 0, addr: Ipv4Addr::UNSPECIFIED },
+            MobilityOption::Ipv4HoaRequest {
+                prefix_len: 0,
+                addr: Ipv4Addr::UNSPECIFIED,
+            },
             MobilityOption::Ipv4DhcpSupportMode { server: true },
         ],
     })
@@ -110,13 +130,36 @@ fn socket_run(n: usize) -> f64 {
     let mag_ns = Netns::new("p6b").unwrap();
     let lma_ns = Netns::new("p6b").unwrap();
     veth(&mag_ns, "vmag", &lma_ns, "vlma").unwrap();
-    mag_ns.exec(&["ip", "addr", "add", &format!("{MAG6}/64"), "dev", "vmag", "nodad"]).unwrap();
-    lma_ns.exec(&["ip", "addr", "add", &format!("{LMA6}/64"), "dev", "vlma", "nodad"]).unwrap();
+    mag_ns
+        .exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{MAG6}/64"),
+            "dev",
+            "vmag",
+            "nodad",
+        ])
+        .unwrap();
+    lma_ns
+        .exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{LMA6}/64"),
+            "dev",
+            "vlma",
+            "nodad",
+        ])
+        .unwrap();
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel::<LmaCommand>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let lma = lma_ns
         .thread(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let cfg = lma_cfg();
                 let sockets = Sockets::bind(&cfg.local, 0, true).unwrap();
@@ -132,14 +175,25 @@ fn socket_run(n: usize) -> f64 {
     ready_rx.recv().unwrap();
     let elapsed = mag_ns
         .run_in(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let src: Ipv6Addr = MAG6.parse().unwrap();
                 let dst: Ipv6Addr = LMA6.parse().unwrap();
                 let clock = Clock::new(Instant::now(), SystemTime::now());
                 let ts = clock.timestamp(Instant::now());
                 let msgs: Vec<Vec<u8>> = (0..n).map(|i| pbu(i, ts, src, dst)).collect();
-                let s = Sockets::bind(&LocalAddrs { v6: Some(src), v4: None }, 0, true).unwrap();
+                let s = Sockets::bind(
+                    &LocalAddrs {
+                        v6: Some(src),
+                        v4: None,
+                    },
+                    0,
+                    true,
+                )
+                .unwrap();
                 const WINDOW: usize = 1024;
                 let mut sent = 0usize;
                 let mut acked = 0usize;
@@ -148,12 +202,19 @@ fn socket_run(n: usize) -> f64 {
                 let mut last_progress = Instant::now();
                 while acked < n {
                     while sent < n && sent - acked < WINDOW {
-                        s.send(&Transmit { peer: Peer::V6(dst), payload: msgs[sent].clone() }).await.unwrap();
+                        s.send(&Transmit {
+                            peer: Peer::V6(dst),
+                            payload: msgs[sent].clone(),
+                        })
+                        .await
+                        .unwrap();
                         sent += 1;
                     }
                     match tokio::time::timeout(Duration::from_millis(200), s.recv(&mut buf)).await {
                         Ok(Ok((_, len))) => {
-                            if let Ok(Message::BindingAck(ba)) = Message::parse(&buf[..len], Checksum::None) {
+                            if let Ok(Message::BindingAck(ba)) =
+                                Message::parse(&buf[..len], Checksum::None)
+                            {
                                 assert!(ba.status.is_accepted(), "{ba:?}");
                                 acked += 1;
                                 last_progress = Instant::now();
@@ -162,7 +223,10 @@ fn socket_run(n: usize) -> f64 {
                         _ => {
                             // PBUs carry fixed timestamps and are not re-sent:
                             // a loss shows as a stall and fails the run.
-                            assert!(last_progress.elapsed() < Duration::from_secs(2), "stalled at {acked}/{n}");
+                            assert!(
+                                last_progress.elapsed() < Duration::from_secs(2),
+                                "stalled at {acked}/{n}"
+                            );
                         }
                     }
                 }
@@ -218,7 +282,10 @@ fn lma_bindings_per_second() {
         .ok()
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![10_000, 100_000]);
-    let runs: usize = std::env::var("PMIPV6_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let runs: usize = std::env::var("PMIPV6_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     for &n in &sizes {
         let mut sock = Vec::new();
         let mut core = Vec::new();

@@ -36,15 +36,27 @@ fn addrs(v4: bool) -> Addrs {
     let lma4 = Ipv4Addr::new(10, 99, 0, 2);
     if v4 {
         Addrs {
-            mag: LocalAddrs { v6: None, v4: Some(mag4) },
-            lma: LocalAddrs { v6: None, v4: Some(lma4) },
+            mag: LocalAddrs {
+                v6: None,
+                v4: Some(mag4),
+            },
+            lma: LocalAddrs {
+                v6: None,
+                v4: Some(lma4),
+            },
             lma_ip: lma4.into(),
             mag_ip: mag4.into(),
         }
     } else {
         Addrs {
-            mag: LocalAddrs { v6: Some(mag6), v4: None },
-            lma: LocalAddrs { v6: Some(lma6), v4: None },
+            mag: LocalAddrs {
+                v6: Some(mag6),
+                v4: None,
+            },
+            lma: LocalAddrs {
+                v6: Some(lma6),
+                v4: None,
+            },
             lma_ip: lma6.into(),
             mag_ip: mag6.into(),
         }
@@ -52,7 +64,11 @@ fn addrs(v4: bool) -> Addrs {
 }
 
 fn tool(name: &str) -> bool {
-    Command::new(name).arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new(name)
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 fn register_1000(v4: bool) {
@@ -64,10 +80,34 @@ fn register_1000(v4: bool) {
     let mag_ns = Netns::new(tag).unwrap();
     let mut lma_ns = Netns::new(tag).unwrap();
     veth(&mag_ns, "vmag", &lma_ns, "vlma").unwrap();
-    mag_ns.exec(&["ip", "addr", "add", "2001:db8:cafe:99::1/64", "dev", "vmag", "nodad"]).unwrap();
-    lma_ns.exec(&["ip", "addr", "add", "2001:db8:cafe:99::2/64", "dev", "vlma", "nodad"]).unwrap();
-    mag_ns.exec(&["ip", "addr", "add", "10.99.0.1/24", "dev", "vmag"]).unwrap();
-    lma_ns.exec(&["ip", "addr", "add", "10.99.0.2/24", "dev", "vlma"]).unwrap();
+    mag_ns
+        .exec(&[
+            "ip",
+            "addr",
+            "add",
+            "2001:db8:cafe:99::1/64",
+            "dev",
+            "vmag",
+            "nodad",
+        ])
+        .unwrap();
+    lma_ns
+        .exec(&[
+            "ip",
+            "addr",
+            "add",
+            "2001:db8:cafe:99::2/64",
+            "dev",
+            "vlma",
+            "nodad",
+        ])
+        .unwrap();
+    mag_ns
+        .exec(&["ip", "addr", "add", "10.99.0.1/24", "dev", "vmag"])
+        .unwrap();
+    lma_ns
+        .exec(&["ip", "addr", "add", "10.99.0.2/24", "dev", "vlma"])
+        .unwrap();
 
     let dir = std::env::temp_dir().join(format!("pmipv6-sig-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -76,7 +116,19 @@ fn register_1000(v4: bool) {
     if capture {
         let filter = if v4 { "udp port 5436" } else { "ip6 proto 135" };
         lma_ns
-            .spawn(&["tcpdump", "-i", "vlma", "-B", "32768", "-U", "-s", "0", "-w", pcap.to_str().unwrap(), filter])
+            .spawn(&[
+                "tcpdump",
+                "-i",
+                "vlma",
+                "-B",
+                "32768",
+                "-U",
+                "-s",
+                "0",
+                "-w",
+                pcap.to_str().unwrap(),
+                filter,
+            ])
             .unwrap();
         // Let tcpdump open the interface before traffic starts.
         for _ in 0..50 {
@@ -104,14 +156,21 @@ fn register_1000(v4: bool) {
     };
     let mag_cfg = MagConfig {
         local: a.mag,
-        lmas: vec![LmaPeerConfig { name: "lma1".into(), addr: a.lma_ip, port: 5436 }],
+        lmas: vec![LmaPeerConfig {
+            name: "lma1".into(),
+            addr: a.lma_ip,
+            port: 5436,
+        }],
         ..MagConfig::default()
     };
 
     let (lma_cmd_tx, lma_cmd_rx) = mpsc::unbounded_channel::<LmaCommand>();
     let lma_thread = lma_ns
         .thread(move || -> (Lma, MemDataPlane, ShellCounters) {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let sockets = Sockets::bind(&lma_cfg.local, 5436, true).expect("LMA sockets");
                 let mut lma = Lma::new(lma_cfg, Instant::now(), SystemTime::now());
@@ -129,7 +188,10 @@ fn register_1000(v4: bool) {
     let (mag_ev_tx, mut mag_ev_rx) = mpsc::unbounded_channel::<MagEvent>();
     let mag_thread = mag_ns
         .thread(move || -> (Mag, MemDataPlane, ShellCounters) {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 // Our own checksum on the wire (see the module comment).
                 let sockets = Sockets::bind(&mag_cfg.local, 5436, false).expect("MAG sockets");
@@ -143,7 +205,11 @@ fn register_1000(v4: bool) {
 
     let start = Instant::now();
     for i in 0..SUBSCRIBERS {
-        let at = AccessPoint { ifindex: 2, vlan: 0, mac: [0x02, 0, 0, 0, (i >> 8) as u8, i as u8] };
+        let at = AccessPoint {
+            ifindex: 2,
+            vlan: 0,
+            mac: [0x02, 0, 0, 0, (i >> 8) as u8, i as u8],
+        };
         mag_cmd_tx
             .send(MagCommand::Attach(AttachRequest {
                 at,
@@ -170,13 +236,23 @@ fn register_1000(v4: bool) {
         }
     }
     let elapsed = start.elapsed();
-    eprintln!("{} transport: {} registrations in {elapsed:?}", if v4 { "IPv4" } else { "IPv6" }, registered.len());
+    eprintln!(
+        "{} transport: {} registrations in {elapsed:?}",
+        if v4 { "IPv4" } else { "IPv6" },
+        registered.len()
+    );
     drop(mag_cmd_tx);
     let (mag, mag_dp, mag_shell) = mag_thread.join().unwrap();
     drop(lma_cmd_tx);
     let (lma, lma_dp, lma_shell) = lma_thread.join().unwrap();
     assert!(failed.is_empty(), "{failed:?}");
-    assert_eq!(registered.len(), SUBSCRIBERS as usize, "MAG {:?} LMA {:?}", mag.counters, lma.counters);
+    assert_eq!(
+        registered.len(),
+        SUBSCRIBERS as usize,
+        "MAG {:?} LMA {:?}",
+        mag.counters,
+        lma.counters
+    );
 
     // Both sides installed every binding, with matching keys and addresses.
     assert_eq!(mag_dp.access.len(), SUBSCRIBERS as usize);
@@ -213,28 +289,67 @@ fn check_capture(pcap: &std::path::Path, v4: bool) {
     let out = Command::new("tshark")
         .arg("-r")
         .arg(pcap)
-        .args(["-T", "fields", "-E", "separator=|", "-e", "mip6.mhtype", "-e", "mip6.ba.status", "-e", "mip6.mnid.identifier", "-e", "mip6.gre_key", "-e", "mip6.ipv4ha.ha", "-e", "mip6.csum", "-e", "_ws.malformed", "-e", "_ws.expert.severity"])
+        .args([
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+            "-e",
+            "mip6.mhtype",
+            "-e",
+            "mip6.ba.status",
+            "-e",
+            "mip6.mnid.identifier",
+            "-e",
+            "mip6.gre_key",
+            "-e",
+            "mip6.ipv4ha.ha",
+            "-e",
+            "mip6.csum",
+            "-e",
+            "_ws.malformed",
+            "-e",
+            "_ws.expert.severity",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('|').collect()).collect();
     let pbus: Vec<_> = rows.iter().filter(|r| r[0] == "5").collect();
     let pbas: Vec<_> = rows.iter().filter(|r| r[0] == "6").collect();
-    assert!(pbus.len() >= SUBSCRIBERS as usize, "{} PBUs decoded", pbus.len());
-    assert!(pbas.len() >= SUBSCRIBERS as usize, "{} PBAs decoded", pbas.len());
+    assert!(
+        pbus.len() >= SUBSCRIBERS as usize,
+        "{} PBUs decoded",
+        pbus.len()
+    );
+    assert!(
+        pbas.len() >= SUBSCRIBERS as usize,
+        "{} PBAs decoded",
+        pbas.len()
+    );
     let ids: HashSet<&str> = pbus.iter().map(|r| r[2]).collect();
     assert_eq!(ids.len(), SUBSCRIBERS as usize);
     assert!(ids.contains("sub0@example.com") && ids.contains("sub999@example.com"));
     for r in &pbas {
         assert_eq!(r[1], "0", "PBA status {r:?}");
-        assert!(!r[3].is_empty() && !r[4].is_empty(), "PBA without GRE key or home address: {r:?}");
+        assert!(
+            !r[3].is_empty() && !r[4].is_empty(),
+            "PBA without GRE key or home address: {r:?}"
+        );
     }
     for r in &rows {
         assert!(r[6].is_empty(), "malformed: {r:?}");
         // No expert info of warning (0x600000) or error (0x800000) severity.
         for sev in r[7].split(',').filter(|s| !s.is_empty()) {
-            assert!(sev.parse::<u32>().unwrap() < 0x0060_0000, "expert info: {r:?}");
+            assert!(
+                sev.parse::<u32>().unwrap() < 0x0060_0000,
+                "expert info: {r:?}"
+            );
         }
         if v4 {
             assert_eq!(r[5], "0x0000", "MH checksum over UDP must be zero: {r:?}");
@@ -267,16 +382,45 @@ fn kernel_drops_mh_with_bad_checksum() {
     let a_ns = Netns::new("p6c").unwrap();
     let b_ns = Netns::new("p6c").unwrap();
     veth(&a_ns, "va", &b_ns, "vb").unwrap();
-    a_ns.exec(&["ip", "addr", "add", "2001:db8:cafe:98::1/64", "dev", "va", "nodad"]).unwrap();
-    b_ns.exec(&["ip", "addr", "add", "2001:db8:cafe:98::2/64", "dev", "vb", "nodad"]).unwrap();
+    a_ns.exec(&[
+        "ip",
+        "addr",
+        "add",
+        "2001:db8:cafe:98::1/64",
+        "dev",
+        "va",
+        "nodad",
+    ])
+    .unwrap();
+    b_ns.exec(&[
+        "ip",
+        "addr",
+        "add",
+        "2001:db8:cafe:98::2/64",
+        "dev",
+        "vb",
+        "nodad",
+    ])
+    .unwrap();
     let a6: Ipv6Addr = "2001:db8:cafe:98::1".parse().unwrap();
     let b6: Ipv6Addr = "2001:db8:cafe:98::2".parse().unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let receiver = b_ns
         .thread(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
-                let s = Sockets::bind(&LocalAddrs { v6: Some(b6), v4: None }, 0, true).unwrap();
+                let s = Sockets::bind(
+                    &LocalAddrs {
+                        v6: Some(b6),
+                        v4: None,
+                    },
+                    0,
+                    true,
+                )
+                .unwrap();
                 let _ = tx.send(vec![]);
                 let mut got = Vec::new();
                 let mut buf = [0u8; 2048];
@@ -292,21 +436,53 @@ fn kernel_drops_mh_with_bad_checksum() {
     rx.recv().unwrap();
     let sent = a_ns
         .run_in(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
-                let s = Sockets::bind(&LocalAddrs { v6: Some(a6), v4: None }, 0, false).unwrap();
-                let hb = |seq| Message::Heartbeat(Heartbeat { unsolicited: false, response: false, seq, options: vec![] });
+                let s = Sockets::bind(
+                    &LocalAddrs {
+                        v6: Some(a6),
+                        v4: None,
+                    },
+                    0,
+                    false,
+                )
+                .unwrap();
+                let hb = |seq| {
+                    Message::Heartbeat(Heartbeat {
+                        unsolicited: false,
+                        response: false,
+                        seq,
+                        options: vec![],
+                    })
+                };
                 let good = hb(2).to_vec(Checksum::Ipv6 { src: a6, dst: b6 }).unwrap();
                 let mut bad = hb(1).to_vec(Checksum::Ipv6 { src: a6, dst: b6 }).unwrap();
                 bad[4] ^= 0x55;
-                s.send(&Transmit { peer: Peer::V6(b6), payload: bad }).await.unwrap();
-                s.send(&Transmit { peer: Peer::V6(b6), payload: good.clone() }).await.unwrap();
+                s.send(&Transmit {
+                    peer: Peer::V6(b6),
+                    payload: bad,
+                })
+                .await
+                .unwrap();
+                s.send(&Transmit {
+                    peer: Peer::V6(b6),
+                    payload: good.clone(),
+                })
+                .await
+                .unwrap();
                 good
             })
         })
         .unwrap();
     let got = receiver.join().unwrap();
-    assert_eq!(got, vec![sent], "only the packet with the right checksum arrives");
+    assert_eq!(
+        got,
+        vec![sent],
+        "only the packet with the right checksum arrives"
+    );
 }
 
 /// RFC 5844 §4: over IPv4 transport the PBA goes back to the PBU's source
@@ -322,18 +498,28 @@ fn pba_returns_to_pbu_source_port() {
     let mag_ns = Netns::new("p6p").unwrap();
     let lma_ns = Netns::new("p6p").unwrap();
     veth(&mag_ns, "vmag", &lma_ns, "vlma").unwrap();
-    mag_ns.exec(&["ip", "addr", "add", "10.98.0.1/24", "dev", "vmag"]).unwrap();
-    lma_ns.exec(&["ip", "addr", "add", "10.98.0.2/24", "dev", "vlma"]).unwrap();
+    mag_ns
+        .exec(&["ip", "addr", "add", "10.98.0.1/24", "dev", "vmag"])
+        .unwrap();
+    lma_ns
+        .exec(&["ip", "addr", "add", "10.98.0.2/24", "dev", "vlma"])
+        .unwrap();
     let mag4 = Ipv4Addr::new(10, 98, 0, 1);
     let lma4 = Ipv4Addr::new(10, 98, 0, 2);
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel::<LmaCommand>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let lma = lma_ns
         .thread(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let cfg = LmaConfig {
-                    local: LocalAddrs { v6: None, v4: Some(lma4) },
+                    local: LocalAddrs {
+                        v6: None,
+                        v4: Some(lma4),
+                    },
                     mags: vec![IpAddr::V4(mag4)],
                     ipv4_pool: Some(Ipv4PoolConfig {
                         network: Ipv4Addr::new(10, 100, 0, 0),
@@ -356,9 +542,20 @@ fn pba_returns_to_pbu_source_port() {
     ready_rx.recv().unwrap();
     let (port, ba) = mag_ns
         .run_in(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
-                let s = Sockets::bind(&LocalAddrs { v6: None, v4: Some(mag4) }, 0, true).unwrap();
+                let s = Sockets::bind(
+                    &LocalAddrs {
+                        v6: None,
+                        v4: Some(mag4),
+                    },
+                    0,
+                    true,
+                )
+                .unwrap();
                 let port = s.udp_local_addr().unwrap().port();
                 let ts = Clock::new(Instant::now(), SystemTime::now()).timestamp(Instant::now());
                 let pbu = Message::BindingUpdate(BindingUpdate {
@@ -366,18 +563,32 @@ fn pba_returns_to_pbu_source_port() {
                     flags: bu_flags::A | bu_flags::P,
                     lifetime: 900,
                     options: vec![
-                        MobilityOption::MnId { subtype: 1, id: b"port@example.com".to_vec() },
+                        MobilityOption::MnId {
+                            subtype: 1,
+                            id: b"port@example.com".to_vec(),
+                        },
                         MobilityOption::HandoffIndicator(HandoffIndicator::HandoffStateUnknown),
                         MobilityOption::AccessTechType(AccessTechType::Ieee80211),
                         MobilityOption::Timestamp(ts),
                         MobilityOption::GreKey(Some(9)),
-                        MobilityOption::Ipv4HoaRequest { prefix_len: 0, addr: Ipv4Addr::UNSPECIFIED },
+                        MobilityOption::Ipv4HoaRequest {
+                            prefix_len: 0,
+                            addr: Ipv4Addr::UNSPECIFIED,
+                        },
                     ],
                 });
                 let to = Peer::V4(std::net::SocketAddrV4::new(lma4, 5436));
-                s.send(&Transmit { peer: to, payload: pbu.to_vec(Checksum::None).unwrap() }).await.unwrap();
+                s.send(&Transmit {
+                    peer: to,
+                    payload: pbu.to_vec(Checksum::None).unwrap(),
+                })
+                .await
+                .unwrap();
                 let mut buf = [0u8; 2048];
-                let (from, n) = tokio::time::timeout(Duration::from_secs(3), s.recv(&mut buf)).await.unwrap().unwrap();
+                let (from, n) = tokio::time::timeout(Duration::from_secs(3), s.recv(&mut buf))
+                    .await
+                    .unwrap()
+                    .unwrap();
                 assert_eq!(from, to, "the PBA comes from the LMA's port 5436");
                 (port, Message::parse(&buf[..n], Checksum::None).unwrap())
             })
@@ -386,6 +597,8 @@ fn pba_returns_to_pbu_source_port() {
     drop(cmd_tx);
     assert_eq!(lma.join().unwrap(), 1);
     assert_ne!(port, 5436);
-    let Message::BindingAck(ba) = ba else { panic!("{ba:?}") };
+    let Message::BindingAck(ba) = ba else {
+        panic!("{ba:?}")
+    };
     assert_eq!(ba.status, BaStatus::ACCEPTED);
 }

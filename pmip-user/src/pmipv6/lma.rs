@@ -14,10 +14,13 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Deserialize;
 
 use super::wire::{
-    ba_flags, br_flags, option::hoa_status, revocation_trigger, AccessTechType, BaStatus, BindingAck, BindingError, HandoffIndicator,
-    BindingUpdate, Heartbeat, Message, MobilityOption, OptionsExt, RevocationAck, RevocationIndication,
+    ba_flags, br_flags, option::hoa_status, revocation_trigger, AccessTechType, BaStatus,
+    BindingAck, BindingError, BindingUpdate, HandoffIndicator, Heartbeat, Message, MobilityOption,
+    OptionsExt, RevocationAck, RevocationIndication,
 };
-use super::{serde_secs as secs, timestamp_distance, wire, Clock, IdAlloc, LocalAddrs, Peer, Transmit};
+use super::{
+    serde_secs as secs, timestamp_distance, wire, Clock, IdAlloc, LocalAddrs, Peer, Transmit,
+};
 use crate::dataplane::{AnchorBinding, DpCommand, Hnp, TunnelEnds};
 
 /// IPv4 home address pool (seed 004: `ip pool PMIP_IPv4_POOL 192.0.2.0
@@ -58,7 +61,12 @@ pub struct Profile {
 
 impl Default for Profile {
     fn default() -> Self {
-        Profile { ipv4: true, ipv6: false, allow_static: false, static_v4: None }
+        Profile {
+            ipv4: true,
+            ipv6: false,
+            allow_static: false,
+            static_v4: None,
+        }
     }
 }
 
@@ -221,12 +229,27 @@ struct V4Pool {
 impl V4Pool {
     fn new(cfg: Ipv4PoolConfig) -> Self {
         let plen = u32::from(cfg.prefix_len.min(32));
-        let mask = if plen == 0 { 0 } else { u32::MAX << (32 - plen) };
+        let mask = if plen == 0 {
+            0
+        } else {
+            u32::MAX << (32 - plen)
+        };
         let net = u32::from(cfg.network) & mask;
         let bcast = net | !mask;
         // Leave out the network and broadcast addresses of pools larger than /31.
-        let (first, last) = if plen >= 31 { (net, bcast) } else { (net + 1, bcast - 1) };
-        V4Pool { cfg, first, last, next: first, free: VecDeque::new(), used: HashSet::new() }
+        let (first, last) = if plen >= 31 {
+            (net, bcast)
+        } else {
+            (net + 1, bcast - 1)
+        };
+        V4Pool {
+            cfg,
+            first,
+            last,
+            next: first,
+            free: VecDeque::new(),
+            used: HashSet::new(),
+        }
     }
     fn contains(&self, a: Ipv4Addr) -> bool {
         let a = u32::from(a);
@@ -267,7 +290,12 @@ struct V6Pool {
 impl V6Pool {
     fn new(cfg: Ipv6PoolConfig) -> Self {
         let bits = u32::from(cfg.assign_len.saturating_sub(cfg.prefix_len)).min(64);
-        V6Pool { count: 1u128 << bits, next: 0, free: VecDeque::new(), cfg }
+        V6Pool {
+            count: 1u128 << bits,
+            next: 0,
+            free: VecDeque::new(),
+            cfg,
+        }
     }
     fn alloc(&mut self) -> Option<Hnp> {
         let idx = match self.free.pop_front() {
@@ -281,11 +309,16 @@ impl V6Pool {
         let shift = 128 - u32::from(self.cfg.assign_len.min(128));
         let base = u128::from(self.cfg.prefix);
         let p = base | idx.checked_shl(shift).unwrap_or(0);
-        Some(Hnp { prefix: Ipv6Addr::from(p), len: self.cfg.assign_len })
+        Some(Hnp {
+            prefix: Ipv6Addr::from(p),
+            len: self.cfg.assign_len,
+        })
     }
     fn release(&mut self, h: Hnp) {
         let shift = 128 - u32::from(self.cfg.assign_len.min(128));
-        let idx = (u128::from(h.prefix) ^ u128::from(self.cfg.prefix)).checked_shr(shift).unwrap_or(0);
+        let idx = (u128::from(h.prefix) ^ u128::from(self.cfg.prefix))
+            .checked_shr(shift)
+            .unwrap_or(0);
         self.free.push_back(idx);
     }
 }
@@ -332,7 +365,11 @@ struct Reply {
 
 impl Reply {
     fn reject(status: BaStatus) -> Self {
-        Reply { status, lifetime: 0, extra: vec![] }
+        Reply {
+            status,
+            lifetime: 0,
+            extra: vec![],
+        }
     }
 }
 
@@ -388,7 +425,9 @@ impl Lma {
     }
 
     fn queue(&mut self, peer: Peer, msg: &Message) {
-        let Some(ck) = self.cfg.local.checksum(&peer) else { return };
+        let Some(ck) = self.cfg.local.checksum(&peer) else {
+            return;
+        };
         if let Ok(payload) = msg.to_vec(ck) {
             self.transmits.push_back(Transmit { peer, payload });
         }
@@ -459,7 +498,9 @@ impl Lma {
                 return;
             }
         }
-        let Some(rc) = hb.restart_counter() else { return };
+        let Some(rc) = hb.restart_counter() else {
+            return;
+        };
         let m = self.mag_peers.entry(peer.ip()).or_insert(MagPeer {
             peer,
             hb_seq: 0,
@@ -474,7 +515,12 @@ impl Lma {
             // bindings through it are stale, so release them.
             self.counters.mag_restart_detected += 1;
             let ip = peer.ip();
-            let stale: Vec<u32> = self.bces.iter().filter(|(_, b)| b.mag.ip() == ip && !b.deleting).map(|(id, _)| *id).collect();
+            let stale: Vec<u32> = self
+                .bces
+                .iter()
+                .filter(|(_, b)| b.mag.ip() == ip && !b.deleting)
+                .map(|(id, _)| *id)
+                .collect();
             for id in stale {
                 self.counters.bindings_dropped_on_mag_restart += 1;
                 self.delete(id);
@@ -488,7 +534,13 @@ impl Lma {
         self.mag_peers
             .entry(peer.ip())
             .and_modify(|m| m.peer = peer)
-            .or_insert(MagPeer { peer, hb_seq: 0, hb_outstanding: false, hb_missed: 0, restart_counter: None });
+            .or_insert(MagPeer {
+                peer,
+                hb_seq: 0,
+                hb_outstanding: false,
+                hb_missed: 0,
+                restart_counter: None,
+            });
         if !self.hb_armed && !self.cfg.heartbeat_interval.is_zero() {
             self.hb_armed = true;
             self.arm(now + self.cfg.heartbeat_interval, TimerKey::Heartbeat);
@@ -545,7 +597,10 @@ impl Lma {
         // RFC 5213 §5.3.x: the PBA echoes the identifying options of the PBU.
         let mut options = Vec::with_capacity(8);
         if let Some(id) = bu.mn_id() {
-            options.push(MobilityOption::MnId { subtype: wire::option::MN_ID_SUBTYPE_NAI, id: id.to_vec() });
+            options.push(MobilityOption::MnId {
+                subtype: wire::option::MN_ID_SUBTYPE_NAI,
+                id: id.to_vec(),
+            });
         }
         for o in &bu.options {
             match o {
@@ -575,7 +630,11 @@ impl Lma {
 
     fn profile(&self, mn_id: &[u8]) -> Option<Profile> {
         let name = std::str::from_utf8(mn_id).ok()?;
-        self.cfg.subscribers.get(name).cloned().or_else(|| self.cfg.default_profile.clone())
+        self.cfg
+            .subscribers
+            .get(name)
+            .cloned()
+            .or_else(|| self.cfg.default_profile.clone())
     }
 
     /// Validates and applies a PBU (RFC 5213 §5.3), returning the PBA contents.
@@ -656,7 +715,8 @@ impl Lma {
         let att = bu.access_tech_type();
         // HI 5, "handoff state not changed (re-registration)": the MN already
         // holds its address, e.g. after we restarted and lost the binding.
-        let reregistration = bu.handoff_indicator() == Some(HandoffIndicator::HandoffStateNotChanged);
+        let reregistration =
+            bu.handoff_indicator() == Some(HandoffIndicator::HandoffStateNotChanged);
 
         let id = match existing {
             Some(id) => {
@@ -712,7 +772,19 @@ impl Lma {
                 }
                 id
             }
-            None => match self.create(now, peer, mn_id, &profile, v4_req, !hnps.is_empty(), downlink_key, ts, lifetime, att, reregistration) {
+            None => match self.create(
+                now,
+                peer,
+                mn_id,
+                &profile,
+                v4_req,
+                !hnps.is_empty(),
+                downlink_key,
+                ts,
+                lifetime,
+                att,
+                reregistration,
+            ) {
                 Ok(id) => id,
                 Err(r) => return r,
             },
@@ -720,15 +792,29 @@ impl Lma {
         let b = &self.bces[&id];
         let mut extra = vec![MobilityOption::GreKey(Some(b.uplink_key))];
         if let Some(h) = b.hnp {
-            extra.insert(0, MobilityOption::HomeNetworkPrefix { prefix_len: h.len, prefix: h.prefix });
+            extra.insert(
+                0,
+                MobilityOption::HomeNetworkPrefix {
+                    prefix_len: h.len,
+                    prefix: h.prefix,
+                },
+            );
         }
         if let Some((addr, plen)) = b.home_v4 {
-            extra.push(MobilityOption::Ipv4HoaReply { status: hoa_status::SUCCESS, prefix_len: plen, addr });
+            extra.push(MobilityOption::Ipv4HoaReply {
+                status: hoa_status::SUCCESS,
+                prefix_len: plen,
+                addr,
+            });
             if let Some(p) = &self.v4 {
                 extra.push(MobilityOption::Ipv4DefaultRouter(p.cfg.gateway));
             }
         }
-        Reply { status: BaStatus::ACCEPTED, lifetime: lifetime_units, extra }
+        Reply {
+            status: BaStatus::ACCEPTED,
+            lifetime: lifetime_units,
+            extra,
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -752,18 +838,24 @@ impl Lma {
         if let Some((_, req)) = v4_req {
             let Some(pool) = self.v4.as_mut() else {
                 self.counters.pbu_v4_not_authorized += 1;
-                return Err(Reply::reject(BaStatus::NOT_AUTHORIZED_FOR_IPV4_MOBILITY_SERVICE));
+                return Err(Reply::reject(
+                    BaStatus::NOT_AUTHORIZED_FOR_IPV4_MOBILITY_SERVICE,
+                ));
             };
             let plen = pool.cfg.prefix_len;
             let addr = if let Some(s) = profile.static_v4 {
                 if !req.is_unspecified() && req != s {
                     self.counters.pbu_v4_not_authorized += 1;
-                    return Err(Reply::reject(BaStatus::NOT_AUTHORIZED_FOR_IPV4_HOME_ADDRESS));
+                    return Err(Reply::reject(
+                        BaStatus::NOT_AUTHORIZED_FOR_IPV4_HOME_ADDRESS,
+                    ));
                 }
                 // A static address outside the pool is the operator's business.
                 if pool.contains(s) && !pool.take(s) {
                     self.counters.pbu_no_resources += 1;
-                    return Err(Reply::reject(BaStatus::NOT_AUTHORIZED_FOR_IPV4_HOME_ADDRESS));
+                    return Err(Reply::reject(
+                        BaStatus::NOT_AUTHORIZED_FOR_IPV4_HOME_ADDRESS,
+                    ));
                 }
                 s
             } else if !req.is_unspecified() {
@@ -771,7 +863,9 @@ impl Lma {
                 // the address we gave before: honour it if it is free.
                 if !(profile.allow_static || reregistration) || !pool.take(req) {
                     self.counters.pbu_v4_not_authorized += 1;
-                    return Err(Reply::reject(BaStatus::NOT_AUTHORIZED_FOR_IPV4_HOME_ADDRESS));
+                    return Err(Reply::reject(
+                        BaStatus::NOT_AUTHORIZED_FOR_IPV4_HOME_ADDRESS,
+                    ));
                 }
                 req
             } else {
@@ -842,18 +936,30 @@ impl Lma {
     fn deregister(&mut self, now: Instant, peer: Peer, existing: Option<u32>, ts: u64) -> Reply {
         let Some(id) = existing else {
             self.counters.dereg_unknown += 1;
-            return Reply { status: BaStatus::ACCEPTED, lifetime: 0, extra: vec![] };
+            return Reply {
+                status: BaStatus::ACCEPTED,
+                lifetime: 0,
+                extra: vec![],
+            };
         };
         let b = self.bces.get_mut(&id).expect("index consistent");
         if b.mag != peer {
             // A late deregistration from the MAG the subscriber left: the
             // binding now belongs to the new MAG; acknowledge, change nothing.
             self.counters.dereg_from_old_mag += 1;
-            return Reply { status: BaStatus::ACCEPTED, lifetime: 0, extra: vec![] };
+            return Reply {
+                status: BaStatus::ACCEPTED,
+                lifetime: 0,
+                extra: vec![],
+            };
         }
         b.last_ts = ts;
         if b.deleting {
-            return Reply { status: BaStatus::ACCEPTED, lifetime: 0, extra: vec![] };
+            return Reply {
+                status: BaStatus::ACCEPTED,
+                lifetime: 0,
+                extra: vec![],
+            };
         }
         // RFC 5213 §5.3.5: keep the entry MinDelayBeforeBCEDelete so a new
         // MAG can take it over; the tunnel to the old MAG goes now.
@@ -865,14 +971,21 @@ impl Lma {
             self.dp.push_back(DpCommand::RemoveAnchor(ab));
         }
         self.arm(deadline, TimerKey::Bce(id));
-        Reply { status: BaStatus::ACCEPTED, lifetime: 0, extra: vec![] }
+        Reply {
+            status: BaStatus::ACCEPTED,
+            lifetime: 0,
+            extra: vec![],
+        }
     }
 
     fn anchor_binding(&self, id: u32) -> Option<AnchorBinding> {
         let b = self.bces.get(&id)?;
         Some(AnchorBinding {
             sub_id: b.sub_id,
-            tunnel: TunnelEnds { local: self.cfg.local.for_peer(&b.mag)?, remote: b.mag.ip() },
+            tunnel: TunnelEnds {
+                local: self.cfg.local.for_peer(&b.mag)?,
+                remote: b.mag.ip(),
+            },
             uplink_key: b.uplink_key,
             downlink_key: b.downlink_key,
             home_v4: b.home_v4.map(|(a, _)| a),
@@ -899,7 +1012,9 @@ impl Lma {
 
     /// Revokes a binding (administrative): BRI to its MAG and delete.
     pub fn revoke(&mut self, now: Instant, mn_id: &[u8], trigger: u8) -> bool {
-        let Some(&id) = self.bce_by_id.get(mn_id) else { return false };
+        let Some(&id) = self.bce_by_id.get(mn_id) else {
+            return false;
+        };
         let mag = self.bces[&id].mag;
         self.delete(id);
         self.send_bri(now, mag, mn_id.to_vec(), trigger);
@@ -909,7 +1024,14 @@ impl Lma {
     fn send_bri(&mut self, now: Instant, mag: Peer, mn_id: Vec<u8>, trigger: u8) {
         self.bri_seq = self.bri_seq.wrapping_add(1);
         let seq = self.bri_seq;
-        let p = PendingBri { mag, mn_id, trigger, retx: 0, timeout: self.cfg.bri_retx_initial, deadline: now + self.cfg.bri_retx_initial };
+        let p = PendingBri {
+            mag,
+            mn_id,
+            trigger,
+            retx: 0,
+            timeout: self.cfg.bri_retx_initial,
+            deadline: now + self.cfg.bri_retx_initial,
+        };
         self.transmit_bri(seq, &p);
         self.arm(p.deadline, TimerKey::Bri(seq));
         self.bris.insert(seq, p);
@@ -921,7 +1043,10 @@ impl Lma {
             trigger: p.trigger,
             seq,
             flags: br_flags::P,
-            options: vec![MobilityOption::MnId { subtype: wire::option::MN_ID_SUBTYPE_NAI, id: p.mn_id.clone() }],
+            options: vec![MobilityOption::MnId {
+                subtype: wire::option::MN_ID_SUBTYPE_NAI,
+                id: p.mn_id.clone(),
+            }],
         });
         self.queue(p.mag, &msg);
     }
@@ -935,7 +1060,9 @@ impl Lma {
             self.timers.pop();
             match key {
                 TimerKey::Bce(id) => {
-                    let Some(b) = self.bces.get(&id) else { continue };
+                    let Some(b) = self.bces.get(&id) else {
+                        continue;
+                    };
                     if b.deadline != t {
                         continue;
                     }
@@ -948,7 +1075,9 @@ impl Lma {
                 }
                 TimerKey::Heartbeat => self.on_heartbeat_timer(now),
                 TimerKey::Bri(seq) => {
-                    let Some(p) = self.bris.get_mut(&seq) else { continue };
+                    let Some(p) = self.bris.get_mut(&seq) else {
+                        continue;
+                    };
                     if p.deadline != t {
                         continue;
                     }

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Deserialize;
 
 use super::wire::{
-    ba_flags, bra_status, br_flags, bu_flags, AccessTechType, BaStatus, BindingAck, BindingError, BindingUpdate,
-    HandoffIndicator, Heartbeat, Message, MobilityOption, OptionsExt, RevocationAck, RevocationIndication,
+    ba_flags, br_flags, bra_status, bu_flags, AccessTechType, BaStatus, BindingAck, BindingError,
+    BindingUpdate, HandoffIndicator, Heartbeat, Message, MobilityOption, OptionsExt, RevocationAck,
+    RevocationIndication,
 };
 use super::{serde_secs as secs, wire, Clock, IdAlloc, LocalAddrs, Peer, Transmit};
 use crate::dataplane::{AccessBinding, AccessPoint, DpCommand, Hnp, TunnelEnds};
@@ -80,7 +81,6 @@ pub struct MagConfig {
     /// and hands it over instead of opening a second session (HI 1).
     pub attach_handoff_indicator: u8,
 }
-
 
 impl Default for MagConfig {
     fn default() -> Self {
@@ -144,10 +144,18 @@ pub enum MagEvent {
         hnp: Option<Hnp>,
         lifetime: Duration,
     },
-    RegistrationFailed { at: AccessPoint, reason: FailReason },
-    Deregistered { at: AccessPoint },
+    RegistrationFailed {
+        at: AccessPoint,
+        reason: FailReason,
+    },
+    Deregistered {
+        at: AccessPoint,
+    },
     /// The LMA revoked the binding (RFC 5846), e.g. after a handover elsewhere.
-    Revoked { at: AccessPoint, trigger: u8 },
+    Revoked {
+        at: AccessPoint,
+        trigger: u8,
+    },
 }
 
 /// Drop and error counters, one per reason.
@@ -305,7 +313,10 @@ impl Mag {
 
     /// Number of accepted (active) bindings.
     pub fn active_count(&self) -> usize {
-        self.entries.values().filter(|e| e.state == State::Active).count()
+        self.entries
+            .values()
+            .filter(|e| e.state == State::Active)
+            .count()
     }
 
     /// The LMA peers' transport addresses (for the shell's sockets).
@@ -344,19 +355,32 @@ impl Mag {
             let at = req.at;
             self.remove_entry(&at);
         }
-        let Some(lma) = self.lmas.iter().position(|l| l.cfg.name == req.lma && !l.disabled) else {
+        let Some(lma) = self
+            .lmas
+            .iter()
+            .position(|l| l.cfg.name == req.lma && !l.disabled)
+        else {
             self.counters.attach_no_lma += 1;
-            self.events.push_back(MagEvent::RegistrationFailed { at: req.at, reason: FailReason::LmaUnavailable });
+            self.events.push_back(MagEvent::RegistrationFailed {
+                at: req.at,
+                reason: FailReason::LmaUnavailable,
+            });
             return;
         };
         if self.cfg.local.for_peer(&self.lmas[lma].peer).is_none() {
             self.counters.attach_no_lma += 1;
-            self.events.push_back(MagEvent::RegistrationFailed { at: req.at, reason: FailReason::LmaUnavailable });
+            self.events.push_back(MagEvent::RegistrationFailed {
+                at: req.at,
+                reason: FailReason::LmaUnavailable,
+            });
             return;
         }
         // The downlink key is the subscriber id: unique per binding on this MAG.
         let Some(sub_id) = self.ids.alloc() else {
-            self.events.push_back(MagEvent::RegistrationFailed { at: req.at, reason: FailReason::LmaUnavailable });
+            self.events.push_back(MagEvent::RegistrationFailed {
+                at: req.at,
+                reason: FailReason::LmaUnavailable,
+            });
             return;
         };
         let downlink_key = sub_id;
@@ -388,7 +412,9 @@ impl Mag {
     /// The subscriber left: remove its map entry now and deregister
     /// (lifetime 0) with the LMA.
     pub fn detach(&mut self, now: Instant, at: AccessPoint) {
-        let Some(e) = self.entries.get_mut(&at) else { return };
+        let Some(e) = self.entries.get_mut(&at) else {
+            return;
+        };
         if e.state == State::Deregistering {
             return;
         }
@@ -423,13 +449,22 @@ impl Mag {
     /// check accepts it even if the first one was processed).
     fn send_pbu(&mut self, now: Instant, at: AccessPoint, dereg: bool) {
         let seq = self.next_seq();
-        let ts = self.clock.timestamp(now).wrapping_add_signed(self.ts_adjust).max(self.last_ts.wrapping_add(1));
+        let ts = self
+            .clock
+            .timestamp(now)
+            .wrapping_add_signed(self.ts_adjust)
+            .max(self.last_ts.wrapping_add(1));
         self.last_ts = ts;
-        let Some(e) = self.entries.get_mut(&at) else { return };
+        let Some(e) = self.entries.get_mut(&at) else {
+            return;
+        };
         e.seq = seq;
         let lma = &self.lmas[e.lma];
         let peer = lma.peer;
-        let mut options = vec![MobilityOption::MnId { subtype: wire::option::MN_ID_SUBTYPE_NAI, id: e.req.mn_id.clone() }];
+        let mut options = vec![MobilityOption::MnId {
+            subtype: wire::option::MN_ID_SUBTYPE_NAI,
+            id: e.req.mn_id.clone(),
+        }];
         // RFC 5213 vs RFC 5844: an IPv4-only subscriber gets no HNP option
         // (RFC 5844 §3.1.1); a dual-stack or IPv6 one asks with ::/0 or
         // renews the prefix it holds.
@@ -440,8 +475,14 @@ impl Mag {
             };
             options.push(MobilityOption::HomeNetworkPrefix { prefix_len, prefix });
         }
-        options.push(MobilityOption::HandoffIndicator(if dereg { HandoffIndicator::HandoffStateUnknown } else { e.handoff }));
-        options.push(MobilityOption::AccessTechType(AccessTechType::from(self.cfg.access_tech_type)));
+        options.push(MobilityOption::HandoffIndicator(if dereg {
+            HandoffIndicator::HandoffStateUnknown
+        } else {
+            e.handoff
+        }));
+        options.push(MobilityOption::AccessTechType(AccessTechType::from(
+            self.cfg.access_tech_type,
+        )));
         options.push(MobilityOption::MnLinkLayerId(e.req.at.mac.to_vec()));
         options.push(MobilityOption::Timestamp(ts));
         // RFC 5845 §5.1: the GRE key option SHOULD NOT be in a deregistration.
@@ -449,15 +490,25 @@ impl Mag {
             options.push(MobilityOption::GreKey(Some(e.downlink_key)));
         }
         if e.req.ipv4 {
-            let addr = match (e.granted.as_ref().and_then(|g| g.home_v4), e.req.requested_v4) {
+            let addr = match (
+                e.granted.as_ref().and_then(|g| g.home_v4),
+                e.req.requested_v4,
+            ) {
                 (Some((a, _)), _) => a,
                 (None, Some(a)) => a,
                 (None, None) => Ipv4Addr::UNSPECIFIED,
             };
-            let prefix_len = e.granted.as_ref().and_then(|g| g.home_v4).map(|(_, l)| l).unwrap_or(0);
+            let prefix_len = e
+                .granted
+                .as_ref()
+                .and_then(|g| g.home_v4)
+                .map(|(_, l)| l)
+                .unwrap_or(0);
             options.push(MobilityOption::Ipv4HoaRequest { prefix_len, addr });
             if !dereg {
-                options.push(MobilityOption::Ipv4DhcpSupportMode { server: self.cfg.dhcp_server_mode });
+                options.push(MobilityOption::Ipv4DhcpSupportMode {
+                    server: self.cfg.dhcp_server_mode,
+                });
             }
         }
         if let Some(apn) = &e.req.apn {
@@ -467,8 +518,17 @@ impl Mag {
             // RFC 5844 §4: over IPv4 transport the proxy-CoA is an IPv4 address.
             options.push(MobilityOption::Ipv4CareOfAddress(v4));
         }
-        let lifetime = if dereg { 0 } else { (self.cfg.lifetime.as_secs() / 4).min(u64::from(u16::MAX)) as u16 };
-        let msg = Message::BindingUpdate(BindingUpdate { seq, flags: bu_flags::A | bu_flags::P, lifetime, options });
+        let lifetime = if dereg {
+            0
+        } else {
+            (self.cfg.lifetime.as_secs() / 4).min(u64::from(u16::MAX)) as u16
+        };
+        let msg = Message::BindingUpdate(BindingUpdate {
+            seq,
+            flags: bu_flags::A | bu_flags::P,
+            lifetime,
+            options,
+        });
         let deadline = now + e.timeout;
         self.queue(peer, &msg);
         self.counters.pbu_sent += 1;
@@ -476,7 +536,9 @@ impl Mag {
     }
 
     fn queue(&mut self, peer: Peer, msg: &Message) {
-        let Some(ck) = self.cfg.local.checksum(&peer) else { return };
+        let Some(ck) = self.cfg.local.checksum(&peer) else {
+            return;
+        };
         if let Ok(payload) = msg.to_vec(ck) {
             self.transmits.push_back(Transmit { peer, payload });
         }
@@ -489,7 +551,10 @@ impl Mag {
         Some(AccessBinding {
             at: *at,
             sub_id: e.sub_id,
-            tunnel: TunnelEnds { local: self.cfg.local.for_peer(&lma.peer)?, remote: lma.peer.ip() },
+            tunnel: TunnelEnds {
+                local: self.cfg.local.for_peer(&lma.peer)?,
+                remote: lma.peer.ip(),
+            },
             uplink_key: g.uplink_key,
             downlink_key: e.downlink_key,
             home_v4: g.home_v4.map(|(a, _)| a),
@@ -517,7 +582,8 @@ impl Mag {
 
     fn fail(&mut self, at: AccessPoint, reason: FailReason) {
         self.remove_entry(&at);
-        self.events.push_back(MagEvent::RegistrationFailed { at, reason });
+        self.events
+            .push_back(MagEvent::RegistrationFailed { at, reason });
     }
 
     /// Processes one received Mobility Header from `peer`.
@@ -574,7 +640,11 @@ impl Mag {
             self.counters.pba_no_binding += 1;
             return;
         };
-        if e.seq != ba.seq || e.lma != lma || e.state == State::Active || ba.flags & ba_flags::P == 0 {
+        if e.seq != ba.seq
+            || e.lma != lma
+            || e.state == State::Active
+            || ba.flags & ba_flags::P == 0
+        {
             self.counters.pba_seq_mismatch += 1;
             return;
         }
@@ -603,9 +673,16 @@ impl Mag {
             Some((0..=127, plen, addr)) => Some((addr, plen)),
             _ => None,
         };
-        let hnp = ba.hnps().into_iter().next().map(|(len, prefix)| Hnp { prefix, len });
+        let hnp = ba
+            .hnps()
+            .into_iter()
+            .next()
+            .map(|(len, prefix)| Hnp { prefix, len });
         let e = &self.entries[&at];
-        if lifetime.is_zero() || (e.req.ipv4 && home_v4.is_none() && !e.req.ipv6) || (home_v4.is_none() && hnp.is_none()) {
+        if lifetime.is_zero()
+            || (e.req.ipv4 && home_v4.is_none() && !e.req.ipv6)
+            || (home_v4.is_none() && hnp.is_none())
+        {
             self.counters.pba_bad += 1;
             self.fail(at, FailReason::BadAck);
             return;
@@ -674,8 +751,12 @@ impl Mag {
             // The LMA refuses this MAG: stop using it for everyone.
             BaStatus::MAG_NOT_AUTHORIZED_FOR_PROXY_REG => {
                 self.lmas[lma].disabled = true;
-                let on_lma: Vec<AccessPoint> =
-                    self.entries.iter().filter(|(_, e)| e.lma == lma).map(|(a, _)| *a).collect();
+                let on_lma: Vec<AccessPoint> = self
+                    .entries
+                    .iter()
+                    .filter(|(_, e)| e.lma == lma)
+                    .map(|(a, _)| *a)
+                    .collect();
                 for a in on_lma {
                     self.fail(a, FailReason::Rejected(ba.status));
                 }
@@ -742,15 +823,23 @@ impl Mag {
     fn on_bri(&mut self, lma: usize, bri: RevocationIndication) {
         self.counters.bri_rx += 1;
         let peer = self.lmas[lma].peer;
-        let found = bri.mn_id().and_then(|id| self.by_mn_id.get(id)).copied().filter(|at| {
-            self.entries.get(at).is_some_and(|e| e.lma == lma)
-        });
+        let found = bri
+            .mn_id()
+            .and_then(|id| self.by_mn_id.get(id))
+            .copied()
+            .filter(|at| self.entries.get(at).is_some_and(|e| e.lma == lma));
         let status = match found {
             Some(at) => {
-                let was_dereg = self.entries.get(&at).is_some_and(|e| e.state == State::Deregistering);
+                let was_dereg = self
+                    .entries
+                    .get(&at)
+                    .is_some_and(|e| e.state == State::Deregistering);
                 self.remove_entry(&at);
                 if !was_dereg {
-                    self.events.push_back(MagEvent::Revoked { at, trigger: bri.trigger });
+                    self.events.push_back(MagEvent::Revoked {
+                        at,
+                        trigger: bri.trigger,
+                    });
                 }
                 bra_status::SUCCESS
             }
@@ -762,7 +851,10 @@ impl Mag {
         // RFC 5846 §8.2: acknowledge with the BRI's sequence number.
         let mut options = Vec::new();
         if let Some(id) = bri.mn_id() {
-            options.push(MobilityOption::MnId { subtype: wire::option::MN_ID_SUBTYPE_NAI, id: id.to_vec() });
+            options.push(MobilityOption::MnId {
+                subtype: wire::option::MN_ID_SUBTYPE_NAI,
+                id: id.to_vec(),
+            });
         }
         let bra = Message::RevocationAck(RevocationAck {
             status,
@@ -780,7 +872,9 @@ impl Mag {
                 break;
             }
             self.timers.pop();
-            let Some(e) = self.entries.get(&at) else { continue };
+            let Some(e) = self.entries.get(&at) else {
+                continue;
+            };
             if e.deadline != t {
                 continue; // superseded
             }
@@ -794,7 +888,9 @@ impl Mag {
     }
 
     fn on_entry_timer(&mut self, now: Instant, at: AccessPoint) {
-        let Some(e) = self.entries.get_mut(&at) else { return };
+        let Some(e) = self.entries.get_mut(&at) else {
+            return;
+        };
         match e.state {
             State::Active => {
                 // Refresh before the lifetime ends (RFC 5213 §6.9.1.3).
@@ -860,6 +956,59 @@ impl Mag {
         let peer = l.peer;
         self.counters.heartbeat_sent += 1;
         self.queue(peer, &msg);
+    }
+
+    /// The binding update list in the layout of Cisco's `show ipv6 mobile
+    /// pmipv6 mag binding` (seed 004), sorted by attachment.
+    pub fn show_bindings(&self, now: Instant) -> String {
+        use std::fmt::Write;
+        let mut ats: Vec<&AccessPoint> = self.entries.keys().collect();
+        ats.sort();
+        let mut out = format!("Total number of bindings: {}\n", ats.len());
+        for at in ats {
+            let e = &self.entries[at];
+            let m = at.mac;
+            let llid = format!(
+                "{:02x}{:02x}.{:02x}{:02x}.{:02x}{:02x}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            );
+            let g = e.granted.as_ref();
+            let hoa = g
+                .and_then(|g| g.home_v4)
+                .map(|(a, _)| a.to_string())
+                .unwrap_or_else(|| "0".into());
+            let hnp = g
+                .and_then(|g| g.hnp)
+                .map(|h| format!("{}/{}", h.prefix, h.len))
+                .unwrap_or_else(|| "0".into());
+            let state = match e.state {
+                State::Registering => "REGISTERING",
+                State::Active => "ACTIVE",
+                State::Deregistering => "DEREGISTERING",
+            };
+            let _ = write!(
+                out,
+                "----------------------------------------\n\
+                 [Binding][MN]: Nai: {}\n\
+                 \x20 [Binding][MN]: State: {state}\n\
+                 \x20 [Binding][MN]: Interface: ifindex {} vlan {}\n\
+                 \x20 [Binding][MN]: Hoa: {hoa}, att: {}, llid: {llid}\n\
+                 \x20 [Binding][MN]: HNP: {hnp}\n\
+                 \x20 [Binding][MN][LMA]: Id: {}\n\
+                 \x20 [Binding][MN][LMA]: lifetime: {}\n\
+                 \x20 [Binding][MN][GREKEY]: Upstream: {}, Downstream: {}\n",
+                String::from_utf8_lossy(&e.req.mn_id),
+                at.ifindex,
+                at.vlan,
+                self.cfg.access_tech_type,
+                self.lmas[e.lma].cfg.name,
+                g.map(|g| g.expires.saturating_duration_since(now).as_secs())
+                    .unwrap_or(0),
+                g.map(|g| g.uplink_key).unwrap_or(0),
+                e.downlink_key,
+            );
+        }
+        out
     }
 
     /// The uplink key, home address and state of a binding (for `show` output and tests).

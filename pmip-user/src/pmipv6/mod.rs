@@ -106,7 +106,10 @@ pub struct Clock {
 
 impl Clock {
     pub fn new(now: Instant, wall: SystemTime) -> Self {
-        Clock { base_instant: now, base_wall: wall.duration_since(UNIX_EPOCH).unwrap_or_default() }
+        Clock {
+            base_instant: now,
+            base_wall: wall.duration_since(UNIX_EPOCH).unwrap_or_default(),
+        }
     }
 
     /// The timestamp for `now`.
@@ -134,7 +137,11 @@ pub struct IdAlloc {
 
 impl IdAlloc {
     pub fn new(reuse_after: usize) -> Self {
-        IdAlloc { next: 0, free: VecDeque::new(), reuse_after }
+        IdAlloc {
+            next: 0,
+            free: VecDeque::new(),
+            reuse_after,
+        }
     }
     pub fn alloc(&mut self) -> Option<u32> {
         if self.free.len() > self.reuse_after || self.next == u32::MAX {
@@ -155,7 +162,9 @@ pub(crate) mod serde_secs {
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = f64::deserialize(d)?;
         if !s.is_finite() || s < 0.0 {
-            return Err(serde::de::Error::custom("duration must be a non-negative number of seconds"));
+            return Err(serde::de::Error::custom(
+                "duration must be a non-negative number of seconds",
+            ));
         }
         Ok(Duration::from_secs_f64(s))
     }

@@ -23,7 +23,11 @@ fn wall() -> SystemTime {
 }
 
 fn ap(n: u8) -> AccessPoint {
-    AccessPoint { ifindex: 3, vlan: 3074, mac: [0x00, 0x24, 0xd7, 0x8e, 0x21, n] }
+    AccessPoint {
+        ifindex: 3,
+        vlan: 3074,
+        mac: [0x00, 0x24, 0xd7, 0x8e, 0x21, n],
+    }
 }
 
 fn req(n: u8) -> AttachRequest {
@@ -40,10 +44,17 @@ fn req(n: u8) -> AttachRequest {
 
 fn mag_cfg(v4: bool, own6: Ipv6Addr, own4: Ipv4Addr) -> MagConfig {
     MagConfig {
-        local: LocalAddrs { v6: Some(own6), v4: Some(own4) },
+        local: LocalAddrs {
+            v6: Some(own6),
+            v4: Some(own4),
+        },
         lmas: vec![LmaPeerConfig {
             name: "lma1".into(),
-            addr: if v4 { IpAddr::V4(LMA_V4) } else { IpAddr::V6(LMA) },
+            addr: if v4 {
+                IpAddr::V4(LMA_V4)
+            } else {
+                IpAddr::V6(LMA)
+            },
             port: UDP_PORT,
         }],
         ..MagConfig::default()
@@ -53,14 +64,43 @@ fn mag_cfg(v4: bool, own6: Ipv6Addr, own4: Ipv4Addr) -> MagConfig {
 fn lma_cfg() -> LmaConfig {
     let mut subscribers = std::collections::HashMap::new();
     for n in 0..10u8 {
-        subscribers.insert(format!("mn{n}@example.com"), Profile { ipv4: true, ipv6: true, ..Profile::default() });
+        subscribers.insert(
+            format!("mn{n}@example.com"),
+            Profile {
+                ipv4: true,
+                ipv6: true,
+                ..Profile::default()
+            },
+        );
     }
-    subscribers.insert("static@example.com".into(), Profile { allow_static: true, ..Profile::default() });
+    subscribers.insert(
+        "static@example.com".into(),
+        Profile {
+            allow_static: true,
+            ..Profile::default()
+        },
+    );
     LmaConfig {
-        local: LocalAddrs { v6: Some(LMA), v4: Some(LMA_V4) },
-        mags: vec![IpAddr::V6(MAG1), IpAddr::V6(MAG2), IpAddr::V4(MAG1_V4), IpAddr::V4(MAG2_V4)],
-        ipv4_pool: Some(Ipv4PoolConfig { network: Ipv4Addr::new(192, 0, 2, 0), prefix_len: 24, gateway: Ipv4Addr::new(192, 0, 2, 254) }),
-        ipv6_pool: Some(Ipv6PoolConfig { prefix: "2001:db8:f00d::".parse().unwrap(), prefix_len: 48, assign_len: 64 }),
+        local: LocalAddrs {
+            v6: Some(LMA),
+            v4: Some(LMA_V4),
+        },
+        mags: vec![
+            IpAddr::V6(MAG1),
+            IpAddr::V6(MAG2),
+            IpAddr::V4(MAG1_V4),
+            IpAddr::V4(MAG2_V4),
+        ],
+        ipv4_pool: Some(Ipv4PoolConfig {
+            network: Ipv4Addr::new(192, 0, 2, 0),
+            prefix_len: 24,
+            gateway: Ipv4Addr::new(192, 0, 2, 254),
+        }),
+        ipv6_pool: Some(Ipv6PoolConfig {
+            prefix: "2001:db8:f00d::".parse().unwrap(),
+            prefix_len: 48,
+            assign_len: 64,
+        }),
         subscribers,
         ..LmaConfig::default()
     }
@@ -175,7 +215,11 @@ impl Sim {
             }
             for (from, t) in out {
                 let to = self.node_of(&t.peer);
-                assert_eq!(t.peer, self.peer_of(to), "transport follows the peer's family");
+                assert_eq!(
+                    t.peer,
+                    self.peer_of(to),
+                    "transport follows the peer's family"
+                );
                 self.wire.push((self.now, from, to, t.payload.clone()));
                 if self.drop_to.contains(&to) {
                     continue;
@@ -221,14 +265,22 @@ impl Sim {
     fn sent(&self, from: Node, to: Node, ty: MhType) -> Vec<(Instant, Message)> {
         self.wire
             .iter()
-            .filter(|(_, f, t, b)| *f == from && *t == to && MhPacket::new_checked(&b[..]).map(|p| p.mh_type() == ty).unwrap_or(false))
+            .filter(|(_, f, t, b)| {
+                *f == from
+                    && *t == to
+                    && MhPacket::new_checked(&b[..])
+                        .map(|p| p.mh_type() == ty)
+                        .unwrap_or(false)
+            })
             .map(|(at, _, _, b)| (*at, Message::parse(b, Checksum::None).unwrap()))
             .collect()
     }
 }
 
 fn registered(ev: &[MagEvent]) -> Vec<&MagEvent> {
-    ev.iter().filter(|e| matches!(e, MagEvent::Registered { .. })).collect()
+    ev.iter()
+        .filter(|e| matches!(e, MagEvent::Registered { .. }))
+        .collect()
 }
 
 fn first_registration(v4: bool) {
@@ -237,7 +289,16 @@ fn first_registration(v4: bool) {
     // MAG side: one Registered event with what DHCP needs, one map entry.
     let ev = registered(&s.events[0]);
     assert_eq!(ev.len(), 1);
-    let MagEvent::Registered { at, home_v4, default_router, hnp, lifetime } = ev[0].clone() else { unreachable!() };
+    let MagEvent::Registered {
+        at,
+        home_v4,
+        default_router,
+        hnp,
+        lifetime,
+    } = ev[0].clone()
+    else {
+        unreachable!()
+    };
     assert_eq!(at, ap(1));
     assert_eq!(home_v4, Some((Ipv4Addr::new(192, 0, 2, 1), 24)));
     assert_eq!(default_router, Some(Ipv4Addr::new(192, 0, 2, 254)));
@@ -252,17 +313,29 @@ fn first_registration(v4: bool) {
     assert_eq!(acc.home_v4, Some(Ipv4Addr::new(192, 0, 2, 1)));
     assert_eq!(anc.home_v4, Some(Ipv4Addr::new(192, 0, 2, 1)));
     // The tunnel's outer family follows the transport.
-    let (mag_ip, lma_ip) = if v4 { (IpAddr::V4(MAG1_V4), IpAddr::V4(LMA_V4)) } else { (IpAddr::V6(MAG1), IpAddr::V6(LMA)) };
+    let (mag_ip, lma_ip) = if v4 {
+        (IpAddr::V4(MAG1_V4), IpAddr::V4(LMA_V4))
+    } else {
+        (IpAddr::V6(MAG1), IpAddr::V6(LMA))
+    };
     assert_eq!((acc.tunnel.local, acc.tunnel.remote), (mag_ip, lma_ip));
     assert_eq!((anc.tunnel.local, anc.tunnel.remote), (lma_ip, mag_ip));
     // The PBU carried what RFC 5213/5844/5845 ask for.
     let pbus = s.sent(Node::Mag(0), Node::Lma, MhType::BindingUpdate);
     assert_eq!(pbus.len(), 1);
-    let Message::BindingUpdate(bu) = &pbus[0].1 else { unreachable!() };
-    assert_eq!(bu.flags & (bu_flags::A | bu_flags::P), bu_flags::A | bu_flags::P);
+    let Message::BindingUpdate(bu) = &pbus[0].1 else {
+        unreachable!()
+    };
+    assert_eq!(
+        bu.flags & (bu_flags::A | bu_flags::P),
+        bu_flags::A | bu_flags::P
+    );
     assert_eq!(bu.flags & bu_flags::T, 0);
     assert_eq!(bu.mn_id(), Some(&b"mn1@example.com"[..]));
-    assert_eq!(bu.handoff_indicator(), Some(HandoffIndicator::HandoffStateUnknown));
+    assert_eq!(
+        bu.handoff_indicator(),
+        Some(HandoffIndicator::HandoffStateUnknown)
+    );
     assert_eq!(bu.access_tech_type(), Some(AccessTechType::Ieee80211));
     assert_eq!(bu.link_layer_id(), Some(&ap(1).mac[..]));
     assert!(bu.timestamp().is_some());
@@ -290,10 +363,15 @@ fn dual_stack_gets_prefix_and_address() {
     let mut r = req(2);
     r.ipv6 = true;
     s.attach(0, r);
-    let MagEvent::Registered { home_v4, hnp, .. } = registered(&s.events[0])[0].clone() else { unreachable!() };
+    let MagEvent::Registered { home_v4, hnp, .. } = registered(&s.events[0])[0].clone() else {
+        unreachable!()
+    };
     assert!(home_v4.is_some());
     let hnp = hnp.unwrap();
-    assert_eq!((hnp.prefix, hnp.len), ("2001:db8:f00d::".parse().unwrap(), 64));
+    assert_eq!(
+        (hnp.prefix, hnp.len),
+        ("2001:db8:f00d::".parse().unwrap(), 64)
+    );
     assert_eq!(s.mag_dp[0].access[&ap(2)].hnp, Some(hnp));
 }
 
@@ -305,9 +383,14 @@ fn unique_uplink_keys_and_addresses() {
     }
     let keys: std::collections::HashSet<u32> = s.lma_dp.anchor.keys().copied().collect();
     assert_eq!(keys.len(), 10);
-    let addrs: std::collections::HashSet<_> = s.mag_dp[0].access.values().map(|b| b.home_v4).collect();
+    let addrs: std::collections::HashSet<_> =
+        s.mag_dp[0].access.values().map(|b| b.home_v4).collect();
     assert_eq!(addrs.len(), 10);
-    let down: std::collections::HashSet<_> = s.mag_dp[0].access.values().map(|b| b.downlink_key).collect();
+    let down: std::collections::HashSet<_> = s.mag_dp[0]
+        .access
+        .values()
+        .map(|b| b.downlink_key)
+        .collect();
     assert_eq!(down.len(), 10);
 }
 
@@ -325,7 +408,11 @@ fn refresh_keeps_binding_alive() {
     }
     assert_eq!(s.lma.counters.refreshes, 24);
     assert_eq!(s.lma.binding_count(), 1);
-    assert_eq!(s.mag_dp[0].log.len(), installs, "a refresh with nothing changed does not touch the map");
+    assert_eq!(
+        s.mag_dp[0].log.len(),
+        installs,
+        "a refresh with nothing changed does not touch the map"
+    );
     assert_eq!(s.lma_dp.log.len(), 1);
     assert_eq!(registered(&s.events[0]).len(), 1);
     assert_eq!(s.mags[0].active_count(), 1);
@@ -342,10 +429,24 @@ fn retransmission_backs_off_then_gives_up() {
     let offsets: Vec<u64> = pbus.iter().map(|(t, _)| (*t - t0).as_secs()).collect();
     assert_eq!(offsets, [0, 1, 3, 7, 15, 31]);
     // Every retransmission is a new PBU (new sequence number).
-    let seqs: std::collections::HashSet<u16> =
-        pbus.iter().map(|(_, m)| if let Message::BindingUpdate(b) = m { b.seq } else { 0 }).collect();
+    let seqs: std::collections::HashSet<u16> = pbus
+        .iter()
+        .map(|(_, m)| {
+            if let Message::BindingUpdate(b) = m {
+                b.seq
+            } else {
+                0
+            }
+        })
+        .collect();
     assert_eq!(seqs.len(), 6);
-    assert_eq!(s.events[0], vec![MagEvent::RegistrationFailed { at: ap(1), reason: FailReason::Timeout }]);
+    assert_eq!(
+        s.events[0],
+        vec![MagEvent::RegistrationFailed {
+            at: ap(1),
+            reason: FailReason::Timeout
+        }]
+    );
     assert_eq!(s.mags[0].counters.registration_timeouts, 1);
     assert_eq!(s.mags[0].binding_count(), 0);
     assert!(s.mag_dp[0].access.is_empty());
@@ -360,7 +461,10 @@ fn lost_pba_is_recovered_by_retransmission() {
     s.drop_to.clear();
     s.advance(Duration::from_secs(2));
     assert_eq!(s.mags[0].active_count(), 1);
-    assert_eq!(s.mag_dp[0].access[&ap(1)].uplink_key, s.lma.binding(b"mn1@example.com").unwrap().uplink_key);
+    assert_eq!(
+        s.mag_dp[0].access[&ap(1)].uplink_key,
+        s.lma.binding(b"mn1@example.com").unwrap().uplink_key
+    );
 }
 
 #[test]
@@ -370,11 +474,20 @@ fn deregistration_and_delayed_delete() {
     s.mags[0].detach(s.now, ap(1));
     s.run();
     assert!(s.mag_dp[0].access.is_empty());
-    assert_eq!(s.events[0].last(), Some(&MagEvent::Deregistered { at: ap(1) }));
+    assert_eq!(
+        s.events[0].last(),
+        Some(&MagEvent::Deregistered { at: ap(1) })
+    );
     let pbus = s.sent(Node::Mag(0), Node::Lma, MhType::BindingUpdate);
-    let Message::BindingUpdate(bu) = &pbus.last().unwrap().1 else { unreachable!() };
+    let Message::BindingUpdate(bu) = &pbus.last().unwrap().1 else {
+        unreachable!()
+    };
     assert_eq!(bu.lifetime, 0);
-    assert_eq!(bu.gre_key(), None, "RFC 5845: no GRE key in a deregistration");
+    assert_eq!(
+        bu.gre_key(),
+        None,
+        "RFC 5845: no GRE key in a deregistration"
+    );
     // The map entry goes now, the cache entry after MinDelayBeforeBCEDelete.
     assert!(s.lma_dp.anchor.is_empty());
     assert!(s.lma.binding(b"mn1@example.com").unwrap().deleting);
@@ -386,7 +499,10 @@ fn deregistration_and_delayed_delete() {
     assert_eq!(s.mags[0].binding_count(), 0);
     // The address went back to the pool.
     s.attach(0, req(2));
-    assert_eq!(s.mag_dp[0].access[&ap(2)].home_v4, Some(Ipv4Addr::new(192, 0, 2, 1)));
+    assert_eq!(
+        s.mag_dp[0].access[&ap(2)].home_v4,
+        Some(Ipv4Addr::new(192, 0, 2, 1))
+    );
 }
 
 #[test]
@@ -412,8 +528,14 @@ fn lifetime_expiry_at_lma() {
     cfg.max_lifetime = Duration::from_secs(40);
     let mut s = Sim::new(false).with_lma(cfg);
     s.attach(0, req(1));
-    let MagEvent::Registered { lifetime, .. } = registered(&s.events[0])[0].clone() else { unreachable!() };
-    assert_eq!(lifetime, Duration::from_secs(40), "granted = min(requested, LMA maximum)");
+    let MagEvent::Registered { lifetime, .. } = registered(&s.events[0])[0].clone() else {
+        unreachable!()
+    };
+    assert_eq!(
+        lifetime,
+        Duration::from_secs(40),
+        "granted = min(requested, LMA maximum)"
+    );
     // The MAG goes silent: no refresh reaches the LMA.
     s.drop_to.push(Node::Lma);
     s.advance(Duration::from_secs(39));
@@ -448,26 +570,38 @@ fn handover_between_mags_with_late_stale_pbu() {
     // Exactly one map update switched the downlink tunnel.
     let new_cmds = &s.lma_dp.log[log_before..];
     assert_eq!(new_cmds.len(), 1, "{new_cmds:?}");
-    let DpCommand::InstallAnchor(a) = &new_cmds[0] else { panic!("{new_cmds:?}") };
+    let DpCommand::InstallAnchor(a) = &new_cmds[0] else {
+        panic!("{new_cmds:?}")
+    };
     assert_eq!(a.tunnel.remote, IpAddr::V6(MAG2));
     assert_eq!(s.lma.counters.handovers, 1);
     // The old MAG got a BRI, tore its binding down and acknowledged.
     let bris = s.sent(Node::Lma, Node::Mag(0), MhType::BindingRevocation);
     assert_eq!(bris.len(), 1);
-    let Message::RevocationIndication(bri) = &bris[0].1 else { unreachable!() };
+    let Message::RevocationIndication(bri) = &bris[0].1 else {
+        unreachable!()
+    };
     assert_eq!(bri.trigger, revocation_trigger::INTER_MAG_HANDOVER_SAME_ATT);
     assert!(s.mag_dp[0].access.is_empty());
-    assert!(s.events[0].contains(&MagEvent::Revoked { at: ap(1), trigger: 2 }));
+    assert!(s.events[0].contains(&MagEvent::Revoked {
+        at: ap(1),
+        trigger: 2
+    }));
     assert_eq!(s.lma.counters.bra_rx, 1);
     // The stale PBU from MAG1 arrives late: older timestamp, refused, no change.
     let (from, to, bytes) = s.held.pop().unwrap();
     s.deliver(from, to, &bytes);
     s.run();
     assert_eq!(s.lma.counters.pbu_timestamp_replayed, 1);
-    assert_eq!(s.lma.binding(b"mn1@example.com").unwrap().mag, Peer::V6(MAG2));
+    assert_eq!(
+        s.lma.binding(b"mn1@example.com").unwrap().mag,
+        Peer::V6(MAG2)
+    );
     assert_eq!(s.lma_dp.anchor[&key].tunnel.remote, IpAddr::V6(MAG2));
     let pbas = s.sent(Node::Lma, Node::Mag(0), MhType::BindingAck);
-    let Message::BindingAck(ba) = &pbas.last().unwrap().1 else { unreachable!() };
+    let Message::BindingAck(ba) = &pbas.last().unwrap().1 else {
+        unreachable!()
+    };
     assert_eq!(ba.status, BaStatus::TIMESTAMP_LOWER_THAN_PREV_ACCEPTED);
     // MAG2's binding keeps working across refreshes.
     s.advance(Duration::from_secs(600));
@@ -507,9 +641,14 @@ fn heartbeat_loss_triggers_reregistration() {
     assert_eq!(s.mags[0].counters.heartbeat_sent, 2);
     assert_eq!(s.mags[0].counters.heartbeat_missed, 0);
     let hbs = s.sent(Node::Lma, Node::Mag(0), MhType::Heartbeat);
-    let responses: Vec<_> = hbs.iter().filter(|(_, m)| matches!(m, Message::Heartbeat(h) if h.response)).collect();
+    let responses: Vec<_> = hbs
+        .iter()
+        .filter(|(_, m)| matches!(m, Message::Heartbeat(h) if h.response))
+        .collect();
     assert_eq!(responses.len(), 2);
-    assert!(responses.iter().all(|(_, m)| matches!(m, Message::Heartbeat(h) if h.restart_counter() == Some(1))));
+    assert!(responses
+        .iter()
+        .all(|(_, m)| matches!(m, Message::Heartbeat(h) if h.restart_counter() == Some(1))));
     // The LMA probes the MAG too (RFC 5847), and the MAG answers.
     assert_eq!(hbs.len() - responses.len(), 2);
     assert_eq!(s.lma.counters.heartbeat_missed, 0);
@@ -541,7 +680,11 @@ fn lma_restart_detected_by_restart_counter() {
     assert_eq!(s.lma_dp.anchor.len(), 2);
     // The MAG's map holds the new uplink keys.
     for n in [1u8, 2] {
-        let want = s.lma.binding(format!("mn{n}@example.com").as_bytes()).unwrap().uplink_key;
+        let want = s
+            .lma
+            .binding(format!("mn{n}@example.com").as_bytes())
+            .unwrap()
+            .uplink_key;
         assert_eq!(s.mag_dp[0].access[&ap(n)].uplink_key, want);
     }
 }
@@ -550,14 +693,26 @@ fn lma_restart_detected_by_restart_counter() {
 fn revocation_by_lma() {
     let mut s = Sim::new(true);
     s.attach(0, req(1));
-    assert!(s.lma.revoke(s.now, b"mn1@example.com", revocation_trigger::ADMINISTRATIVE));
+    assert!(s.lma.revoke(
+        s.now,
+        b"mn1@example.com",
+        revocation_trigger::ADMINISTRATIVE
+    ));
     s.run();
     assert!(s.lma_dp.anchor.is_empty());
     assert!(s.mag_dp[0].access.is_empty());
-    assert!(s.events[0].contains(&MagEvent::Revoked { at: ap(1), trigger: 1 }));
+    assert!(s.events[0].contains(&MagEvent::Revoked {
+        at: ap(1),
+        trigger: 1
+    }));
     let bras = s.sent(Node::Mag(0), Node::Lma, MhType::BindingRevocation);
-    let Message::RevocationAck(bra) = &bras[0].1 else { unreachable!() };
-    assert_eq!((bra.status, bra.flags & br_flags::P), (bra_status::SUCCESS, br_flags::P));
+    let Message::RevocationAck(bra) = &bras[0].1 else {
+        unreachable!()
+    };
+    assert_eq!(
+        (bra.status, bra.flags & br_flags::P),
+        (bra_status::SUCCESS, br_flags::P)
+    );
     assert_eq!(s.lma.counters.bra_rx, 1);
     // A BRI for a binding the MAG does not have gets "binding does not exist".
     s.lma.revoke(s.now, b"nobody", 1);
@@ -565,13 +720,25 @@ fn revocation_by_lma() {
         trigger: 1,
         seq: 77,
         flags: br_flags::P,
-        options: vec![MobilityOption::MnId { subtype: 1, id: b"ghost@example.com".to_vec() }],
+        options: vec![MobilityOption::MnId {
+            subtype: 1,
+            id: b"ghost@example.com".to_vec(),
+        }],
     });
-    s.deliver(Node::Lma, Node::Mag(0), &bri.to_vec(Checksum::None).unwrap());
+    s.deliver(
+        Node::Lma,
+        Node::Mag(0),
+        &bri.to_vec(Checksum::None).unwrap(),
+    );
     s.run();
     let bras = s.sent(Node::Mag(0), Node::Lma, MhType::BindingRevocation);
-    let Message::RevocationAck(bra) = &bras.last().unwrap().1 else { unreachable!() };
-    assert_eq!((bra.status, bra.seq), (bra_status::BINDING_DOES_NOT_EXIST, 77));
+    let Message::RevocationAck(bra) = &bras.last().unwrap().1 else {
+        unreachable!()
+    };
+    assert_eq!(
+        (bra.status, bra.seq),
+        (bra_status::BINDING_DOES_NOT_EXIST, 77)
+    );
 }
 
 #[test]
@@ -584,7 +751,11 @@ fn bri_retransmitted_then_given_up() {
     let bris = s.sent(Node::Lma, Node::Mag(0), MhType::BindingRevocation);
     let t0 = bris[0].0;
     let offs: Vec<u64> = bris.iter().map(|(t, _)| (*t - t0).as_secs()).collect();
-    assert_eq!(offs, [0, 1, 3, 5], "1 s, then the 2 s ceiling (seed 004 BRI delays)");
+    assert_eq!(
+        offs,
+        [0, 1, 3, 5],
+        "1 s, then the 2 s ceiling (seed 004 BRI delays)"
+    );
     assert_eq!(s.lma.counters.bri_gave_up, 1);
 }
 
@@ -597,10 +768,19 @@ fn unconfigured_mag_gets_154_and_mag_stops_using_lma() {
     assert_eq!(s.lma.counters.pbu_unconfigured_mag, 1);
     assert_eq!(
         s.events[0],
-        vec![MagEvent::RegistrationFailed { at: ap(1), reason: FailReason::Rejected(BaStatus::MAG_NOT_AUTHORIZED_FOR_PROXY_REG) }]
+        vec![MagEvent::RegistrationFailed {
+            at: ap(1),
+            reason: FailReason::Rejected(BaStatus::MAG_NOT_AUTHORIZED_FOR_PROXY_REG)
+        }]
     );
     s.attach(0, req(2));
-    assert_eq!(s.events[0][1], MagEvent::RegistrationFailed { at: ap(2), reason: FailReason::LmaUnavailable });
+    assert_eq!(
+        s.events[0][1],
+        MagEvent::RegistrationFailed {
+            at: ap(2),
+            reason: FailReason::LmaUnavailable
+        }
+    );
     assert_eq!(s.lma.binding_count(), 0);
     // A PBU from an address that is not a MAG at all: 154 too.
     let mut m = Mag::new(mag_cfg(false, ROGUE, MAG1_V4), s.now, wall());
@@ -609,7 +789,16 @@ fn unconfigured_mag_gets_154_and_mag_stops_using_lma() {
     s.lma.handle(s.now, Peer::V6(ROGUE), &t.payload);
     let reply = s.lma.poll_transmit().unwrap();
     assert_eq!(reply.peer, Peer::V6(ROGUE));
-    let Message::BindingAck(ba) = Message::parse(&reply.payload, Checksum::Ipv6 { src: LMA, dst: ROGUE }).unwrap() else { panic!() };
+    let Message::BindingAck(ba) = Message::parse(
+        &reply.payload,
+        Checksum::Ipv6 {
+            src: LMA,
+            dst: ROGUE,
+        },
+    )
+    .unwrap() else {
+        panic!()
+    };
     assert_eq!(ba.status, BaStatus::MAG_NOT_AUTHORIZED_FOR_PROXY_REG);
 }
 
@@ -622,7 +811,10 @@ fn unknown_mn_refused() {
     assert_eq!(s.lma.counters.pbu_unknown_mn, 1);
     assert_eq!(
         s.events[0],
-        vec![MagEvent::RegistrationFailed { at: ap(1), reason: FailReason::Rejected(BaStatus::PROXY_REG_NOT_ENABLED) }]
+        vec![MagEvent::RegistrationFailed {
+            at: ap(1),
+            reason: FailReason::Rejected(BaStatus::PROXY_REG_NOT_ENABLED)
+        }]
     );
     // With a default profile the same identity is served.
     let mut cfg = lma_cfg();
@@ -641,7 +833,10 @@ fn static_address_when_profile_allows() {
     r.mn_id = b"static@example.com".to_vec();
     r.requested_v4 = Some(Ipv4Addr::new(192, 0, 2, 50));
     s.attach(0, r);
-    assert_eq!(s.mag_dp[0].access[&ap(5)].home_v4, Some(Ipv4Addr::new(192, 0, 2, 50)));
+    assert_eq!(
+        s.mag_dp[0].access[&ap(5)].home_v4,
+        Some(Ipv4Addr::new(192, 0, 2, 50))
+    );
     // mn1's profile does not allow it: refused with 171.
     let mut r = req(1);
     r.requested_v4 = Some(Ipv4Addr::new(192, 0, 2, 60));
@@ -659,10 +854,18 @@ fn static_address_when_profile_allows() {
 fn timestamp_mismatch_then_mag_adjusts() {
     let mut s = Sim::new(false);
     // MAG1's wall clock is 10 s ahead of the LMA's.
-    s.mags[0] = Mag::new(mag_cfg(false, MAG1, MAG1_V4), s.now, wall() + Duration::from_secs(10));
+    s.mags[0] = Mag::new(
+        mag_cfg(false, MAG1, MAG1_V4),
+        s.now,
+        wall() + Duration::from_secs(10),
+    );
     s.attach(0, req(1));
     assert_eq!(s.lma.counters.pbu_timestamp_mismatch, 1);
-    assert_eq!(s.mags[0].active_count(), 1, "second PBU uses the LMA's clock");
+    assert_eq!(
+        s.mags[0].active_count(),
+        1,
+        "second PBU uses the LMA's clock"
+    );
 }
 
 #[test]
@@ -697,7 +900,16 @@ fn hostile_input_is_counted_and_service_continues() {
     s.lma.handle(s.now, from, &unk);
     assert_eq!(s.lma.counters.rx_unknown_type, 1);
     let be = s.lma.poll_transmit().unwrap();
-    let Message::BindingError(e) = Message::parse(&be.payload, Checksum::Ipv6 { src: LMA, dst: MAG1 }).unwrap() else { panic!() };
+    let Message::BindingError(e) = Message::parse(
+        &be.payload,
+        Checksum::Ipv6 {
+            src: LMA,
+            dst: MAG1,
+        },
+    )
+    .unwrap() else {
+        panic!()
+    };
     assert_eq!(e.status, be_status::UNRECOGNIZED_MH_TYPE);
     assert!(s.lma.poll_transmit().is_none());
     assert_eq!(s.lma.binding_count(), 0);
@@ -707,11 +919,33 @@ fn hostile_input_is_counted_and_service_continues() {
     s.lma.handle(s.now, from, &good);
     assert_eq!(s.lma.counters.pbu_timestamp_replayed, 1);
     // A PBU without a Handoff Indicator is refused with 161, without MN-ID 160.
-    let Message::BindingUpdate(mut bu) = Message::parse(&good, Checksum::None).unwrap() else { panic!() };
-    bu.options.retain(|o| !matches!(o, MobilityOption::HandoffIndicator(_)));
-    s.lma.handle(s.now, from, &Message::BindingUpdate(bu.clone()).to_vec(Checksum::Ipv6 { src: MAG1, dst: LMA }).unwrap());
-    bu.options.retain(|o| !matches!(o, MobilityOption::MnId { .. }));
-    s.lma.handle(s.now, from, &Message::BindingUpdate(bu).to_vec(Checksum::Ipv6 { src: MAG1, dst: LMA }).unwrap());
+    let Message::BindingUpdate(mut bu) = Message::parse(&good, Checksum::None).unwrap() else {
+        panic!()
+    };
+    bu.options
+        .retain(|o| !matches!(o, MobilityOption::HandoffIndicator(_)));
+    s.lma.handle(
+        s.now,
+        from,
+        &Message::BindingUpdate(bu.clone())
+            .to_vec(Checksum::Ipv6 {
+                src: MAG1,
+                dst: LMA,
+            })
+            .unwrap(),
+    );
+    bu.options
+        .retain(|o| !matches!(o, MobilityOption::MnId { .. }));
+    s.lma.handle(
+        s.now,
+        from,
+        &Message::BindingUpdate(bu)
+            .to_vec(Checksum::Ipv6 {
+                src: MAG1,
+                dst: LMA,
+            })
+            .unwrap(),
+    );
     let statuses: Vec<BaStatus> = std::iter::from_fn(|| s.lma.poll_transmit())
         .filter_map(|t| match Message::parse(&t.payload, Checksum::None) {
             Ok(Message::BindingAck(b)) => Some(b.status),
@@ -720,7 +954,12 @@ fn hostile_input_is_counted_and_service_continues() {
         .collect();
     assert_eq!(
         statuses,
-        [BaStatus::ACCEPTED, BaStatus::TIMESTAMP_LOWER_THAN_PREV_ACCEPTED, BaStatus::MISSING_HANDOFF_INDICATOR_OPTION, BaStatus::MISSING_MN_IDENTIFIER_OPTION]
+        [
+            BaStatus::ACCEPTED,
+            BaStatus::TIMESTAMP_LOWER_THAN_PREV_ACCEPTED,
+            BaStatus::MISSING_HANDOFF_INDICATOR_OPTION,
+            BaStatus::MISSING_MN_IDENTIFIER_OPTION
+        ]
     );
     // MAG side: garbage from the LMA and anything from strangers is counted.
     s.mags[0].handle(s.now, Peer::V6(LMA), &[1, 2, 3]);
@@ -744,7 +983,8 @@ fn lma_and_mag_survive_random_bytes() {
             let mut s = cell.borrow_mut();
             let now = s.now;
             s.lma.handle(now, Peer::V6(MAG1), &bytes);
-            s.lma.handle(now, Peer::V4(SocketAddrV4::new(MAG1_V4, 5436)), &bytes);
+            s.lma
+                .handle(now, Peer::V4(SocketAddrV4::new(MAG1_V4, 5436)), &bytes);
             s.mags[0].handle(now, Peer::V6(LMA), &bytes);
             s.mags[0].handle(now, Peer::V4(SocketAddrV4::new(LMA_V4, 5436)), &bytes);
             Ok(())
@@ -773,8 +1013,14 @@ fn configs_deserialize_with_seed_004_defaults() {
     .unwrap();
     assert_eq!(mag.local.v6, Some(MAG1));
     assert_eq!(mag.lmas[1].port, 5436);
-    assert_eq!((mag.lifetime, mag.refresh), (Duration::from_secs(3600), Duration::from_secs(300)));
-    assert_eq!((mag.retx_initial, mag.retx_max), (Duration::from_secs(1), Duration::from_secs(32)));
+    assert_eq!(
+        (mag.lifetime, mag.refresh),
+        (Duration::from_secs(3600), Duration::from_secs(300))
+    );
+    assert_eq!(
+        (mag.retx_initial, mag.retx_max),
+        (Duration::from_secs(1), Duration::from_secs(32))
+    );
     assert_eq!(mag.restart_counter, 7);
     let lma: LmaConfig = toml::from_str(
         r#"
@@ -797,7 +1043,9 @@ fn configs_deserialize_with_seed_004_defaults() {
     assert_eq!(lma.max_lifetime, Duration::from_secs(40000));
     assert_eq!(lma.timestamp_window, Duration::from_millis(200));
     assert_eq!(lma.ipv6_pool.unwrap().assign_len, 64);
-    assert!(lma.subscribers["mn0@example.com"].allow_static && lma.subscribers["mn0@example.com"].ipv4);
+    assert!(
+        lma.subscribers["mn0@example.com"].allow_static && lma.subscribers["mn0@example.com"].ipv4
+    );
     assert!(toml::from_str::<LmaConfig>("timestamp_window = -1").is_err());
 }
 
@@ -819,4 +1067,27 @@ fn mag_restart_releases_its_bindings_at_lma() {
     assert_eq!(s.lma.binding_count(), 1, "MAG2's binding stays");
     assert_eq!(s.lma_dp.anchor.len(), 1);
     assert!(s.lma.binding(b"mn3@example.com").is_some());
+}
+
+#[test]
+fn show_bindings_like_cisco() {
+    let mut s = Sim::new(false);
+    s.attach(0, req(1));
+    s.advance(Duration::from_secs(100));
+    let out = s.mags[0].show_bindings(s.now);
+    let b = s.mags[0].binding(&ap(1)).unwrap();
+    let want = format!(
+        "Total number of bindings: 1\n----------------------------------------\n\
+         [Binding][MN]: Nai: mn1@example.com\n\
+         \x20 [Binding][MN]: State: ACTIVE\n\
+         \x20 [Binding][MN]: Interface: ifindex 3 vlan 3074\n\
+         \x20 [Binding][MN]: Hoa: 192.0.2.1, att: 4, llid: 0024.d78e.2101\n\
+         \x20 [Binding][MN]: HNP: 0\n\
+         \x20 [Binding][MN][LMA]: Id: lma1\n\
+         \x20 [Binding][MN][LMA]: lifetime: 3500\n\
+         \x20 [Binding][MN][GREKEY]: Upstream: {}, Downstream: {}\n",
+        b.uplink_key.unwrap(),
+        b.downlink_key
+    );
+    assert_eq!(out, want);
 }

@@ -53,7 +53,11 @@ fn sockaddr_in6(a: Ipv6Addr) -> libc::sockaddr_in6 {
 fn raw_mh_socket(local: Ipv6Addr, kernel_checksum: bool) -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2); the fd is owned right away.
     let fd = cvt(unsafe {
-        libc::socket(libc::AF_INET6, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, i32::from(IPPROTO_MH))
+        libc::socket(
+            libc::AF_INET6,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            i32::from(IPPROTO_MH),
+        )
     })?;
     // SAFETY: fd is a fresh, valid descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -76,7 +80,11 @@ fn raw_mh_socket(local: Ipv6Addr, kernel_checksum: bool) -> io::Result<OwnedFd> 
     let sa = sockaddr_in6(local);
     // SAFETY: sa is a valid sockaddr_in6 of the given length.
     cvt(unsafe {
-        libc::bind(fd.as_raw_fd(), (&sa as *const libc::sockaddr_in6).cast(), size_of::<libc::sockaddr_in6>() as libc::socklen_t)
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_in6).cast(),
+            size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+        )
     })?;
     Ok(fd)
 }
@@ -85,7 +93,10 @@ fn raw_mh_socket(local: Ipv6Addr, kernel_checksum: bool) -> io::Result<OwnedFd> 
 /// for 4 MiB socket buffers, past `rmem_max` when we have CAP_NET_ADMIN.
 fn grow_buffers(fd: &impl AsRawFd) {
     let size: libc::c_int = 4 << 20;
-    for (force, plain) in [(libc::SO_RCVBUFFORCE, libc::SO_RCVBUF), (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF)] {
+    for (force, plain) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+    ] {
         for opt in [force, plain] {
             // SAFETY: valid fd, pointer and length of a c_int; failure only
             // leaves the default size.
@@ -140,7 +151,14 @@ impl Sockets {
         let mut len = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
         // SAFETY: buf and sa are valid for the lengths passed.
         let n = unsafe {
-            libc::recvfrom(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0, (&mut sa as *mut libc::sockaddr_in6).cast(), &mut len)
+            libc::recvfrom(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                0,
+                (&mut sa as *mut libc::sockaddr_in6).cast(),
+                &mut len,
+            )
         };
         if n < 0 {
             return Err(io::Error::last_os_error());
@@ -149,7 +167,9 @@ impl Sockets {
     }
 
     async fn recv_v6(&self, buf: &mut [u8]) -> io::Result<(Peer, usize)> {
-        let Some(fd) = &self.v6 else { return std::future::pending().await };
+        let Some(fd) = &self.v6 else {
+            return std::future::pending().await;
+        };
         loop {
             let mut g = fd.readable().await?;
             match g.try_io(|fd| Self::try_recv_v6(fd.get_ref(), buf)) {
@@ -160,7 +180,9 @@ impl Sockets {
     }
 
     async fn recv_v4(&self, buf: &mut [u8]) -> io::Result<(Peer, usize)> {
-        let Some(s) = &self.v4 else { return std::future::pending().await };
+        let Some(s) = &self.v4 else {
+            return std::future::pending().await;
+        };
         loop {
             let (n, from) = s.recv_from(buf).await?;
             if let SocketAddr::V4(a) = from {
@@ -203,7 +225,10 @@ impl Sockets {
     pub async fn send(&self, t: &Transmit) -> io::Result<()> {
         match t.peer {
             Peer::V6(dst) => {
-                let fd = self.v6.as_ref().ok_or_else(|| io::Error::other("no IPv6 signaling socket"))?;
+                let fd = self
+                    .v6
+                    .as_ref()
+                    .ok_or_else(|| io::Error::other("no IPv6 signaling socket"))?;
                 let sa = sockaddr_in6(dst);
                 loop {
                     let mut g = fd.writable().await?;
@@ -232,7 +257,10 @@ impl Sockets {
                 }
             }
             Peer::V4(dst) => {
-                let s = self.v4.as_ref().ok_or_else(|| io::Error::other("no IPv4 signaling socket"))?;
+                let s = self
+                    .v4
+                    .as_ref()
+                    .ok_or_else(|| io::Error::other("no IPv4 signaling socket"))?;
                 s.send_to(&t.payload, dst).await.map(|_| ())
             }
         }
@@ -419,7 +447,9 @@ pub async fn run<E: Endpoint, D: DataPlane>(
 
 fn drain<E: Endpoint>(ep: &mut E, sockets: &Sockets, buf: &mut [u8], c: &mut ShellCounters) {
     for _ in 0..RX_BURST {
-        let Some((peer, n)) = sockets.try_recv(buf) else { break };
+        let Some((peer, n)) = sockets.try_recv(buf) else {
+            break;
+        };
         c.rx_datagrams += 1;
         ep.handle(Instant::now(), peer, &buf[..n]);
     }

@@ -9,7 +9,9 @@
 use std::net::Ipv6Addr;
 
 use super::header::{check_generic, MhPacket, MhType, DATA_OFFSET};
-use super::option::{check_emittable, emit_options, layout_end, parse_options, MobilityOption, OptionsExt};
+use super::option::{
+    check_emittable, emit_options, layout_end, parse_options, MobilityOption, OptionsExt,
+};
 use super::{Error, Result};
 
 /// Largest Mobility Header: Header Len is one octet of 8-octet units.
@@ -304,7 +306,9 @@ impl Message {
             Message::BindingUpdate(_) => MhType::BindingUpdate,
             Message::BindingAck(_) => MhType::BindingAck,
             Message::Heartbeat(_) => MhType::Heartbeat,
-            Message::RevocationIndication(_) | Message::RevocationAck(_) => MhType::BindingRevocation,
+            Message::RevocationIndication(_) | Message::RevocationAck(_) => {
+                MhType::BindingRevocation
+            }
             Message::BindingError(_) => MhType::BindingError,
         }
     }

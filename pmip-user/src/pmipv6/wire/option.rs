@@ -222,7 +222,10 @@ impl<'a> Iterator for OptionIter<'a> {
             if first == kind::PADN {
                 continue;
             }
-            return Some(Ok(RawOption { kind: first, data: &rest[field::DATA..total] }));
+            return Some(Ok(RawOption {
+                kind: first,
+                data: &rest[field::DATA..total],
+            }));
         }
     }
 }
@@ -256,7 +259,11 @@ pub enum MobilityOption {
     /// RFC 5844 §3.1: 0.0.0.0 asks the LMA to allocate.
     Ipv4HoaRequest { prefix_len: u8, addr: Ipv4Addr },
     /// RFC 5844 §3.2.
-    Ipv4HoaReply { status: u8, prefix_len: u8, addr: Ipv4Addr },
+    Ipv4HoaReply {
+        status: u8,
+        prefix_len: u8,
+        addr: Ipv4Addr,
+    },
     /// RFC 5844 §3.3.
     Ipv4DefaultRouter(Ipv4Addr),
     /// RFC 5844 §3.4: S set = the MAG runs a DHCP server, clear = relay.
@@ -290,8 +297,13 @@ impl MobilityOption {
         let d = raw.data;
         Ok(match raw.kind {
             kind::MN_ID => {
-                let (&subtype, id) = d.split_first().ok_or(Error::Malformed("empty MN-ID option"))?;
-                MobilityOption::MnId { subtype, id: id.to_vec() }
+                let (&subtype, id) = d
+                    .split_first()
+                    .ok_or(Error::Malformed("empty MN-ID option"))?;
+                MobilityOption::MnId {
+                    subtype,
+                    id: id.to_vec(),
+                }
             }
             kind::SERVICE_SELECTION => MobilityOption::ServiceSelection(d.to_vec()),
             kind::HNP => {
@@ -299,7 +311,10 @@ impl MobilityOption {
                 if d[1] > 128 {
                     return Err(Error::Malformed("HNP prefix length over 128"));
                 }
-                MobilityOption::HomeNetworkPrefix { prefix_len: d[1], prefix: ip6(&d[2..]) }
+                MobilityOption::HomeNetworkPrefix {
+                    prefix_len: d[1],
+                    prefix: ip6(&d[2..]),
+                }
             }
             kind::HANDOFF_INDICATOR => {
                 want(d, 2, "HI option length is not 2")?;
@@ -340,11 +355,18 @@ impl MobilityOption {
             },
             kind::IPV4_HOA_REQUEST => {
                 want(d, 6, "IPv4 HoA request option length is not 6")?;
-                MobilityOption::Ipv4HoaRequest { prefix_len: d[0] >> 2, addr: ip4(&d[2..]) }
+                MobilityOption::Ipv4HoaRequest {
+                    prefix_len: d[0] >> 2,
+                    addr: ip4(&d[2..]),
+                }
             }
             kind::IPV4_HOA_REPLY => {
                 want(d, 6, "IPv4 HoA reply option length is not 6")?;
-                MobilityOption::Ipv4HoaReply { status: d[0], prefix_len: d[1] >> 2, addr: ip4(&d[2..]) }
+                MobilityOption::Ipv4HoaReply {
+                    status: d[0],
+                    prefix_len: d[1] >> 2,
+                    addr: ip4(&d[2..]),
+                }
             }
             kind::IPV4_DEFAULT_ROUTER => {
                 want(d, 6, "IPv4 default router option length is not 6")?;
@@ -352,9 +374,14 @@ impl MobilityOption {
             }
             kind::IPV4_DHCP_SUPPORT_MODE => {
                 want(d, 2, "IPv4 DHCP support mode option length is not 2")?;
-                MobilityOption::Ipv4DhcpSupportMode { server: d[1] & 0x01 != 0 }
+                MobilityOption::Ipv4DhcpSupportMode {
+                    server: d[1] & 0x01 != 0,
+                }
             }
-            other => MobilityOption::Unknown { kind: other, data: d.to_vec() },
+            other => MobilityOption::Unknown {
+                kind: other,
+                data: d.to_vec(),
+            },
         })
     }
 
@@ -412,7 +439,11 @@ impl MobilityOption {
             LinkLocalAddress(_) => (8, 6),
             Timestamp(_) => (8, 2),
             RestartCounter(_) => (4, 2),
-            Ipv4CareOfAddress(_) | GreKey(_) | Ipv4HoaRequest { .. } | Ipv4HoaReply { .. } | Ipv4DefaultRouter(_) => (4, 0),
+            Ipv4CareOfAddress(_)
+            | GreKey(_)
+            | Ipv4HoaRequest { .. }
+            | Ipv4HoaReply { .. }
+            | Ipv4DefaultRouter(_) => (4, 0),
             _ => (1, 0),
         }
     }
@@ -464,7 +495,11 @@ impl MobilityOption {
                 d[1] = 0;
                 d[2..].copy_from_slice(&addr.octets());
             }
-            Ipv4HoaReply { status, prefix_len, addr } => {
+            Ipv4HoaReply {
+                status,
+                prefix_len,
+                addr,
+            } => {
                 d[0] = *status;
                 d[1] = (prefix_len & 0x3f) << 2;
                 d[2..].copy_from_slice(&addr.octets());
@@ -561,7 +596,9 @@ pub trait OptionsExt {
         self.opts()
             .iter()
             .filter_map(|o| match o {
-                MobilityOption::HomeNetworkPrefix { prefix_len, prefix } => Some((*prefix_len, *prefix)),
+                MobilityOption::HomeNetworkPrefix { prefix_len, prefix } => {
+                    Some((*prefix_len, *prefix))
+                }
                 _ => None,
             })
             .collect()
@@ -611,7 +648,11 @@ pub trait OptionsExt {
     }
     fn ipv4_hoa_reply(&self) -> Option<(u8, u8, Ipv4Addr)> {
         self.opts().iter().find_map(|o| match o {
-            MobilityOption::Ipv4HoaReply { status, prefix_len, addr } => Some((*status, *prefix_len, *addr)),
+            MobilityOption::Ipv4HoaReply {
+                status,
+                prefix_len,
+                addr,
+            } => Some((*status, *prefix_len, *addr)),
             _ => None,
         })
     }

@@ -44,14 +44,23 @@ fn pbu_repr() -> Message {
         flags: bu_flags::A | bu_flags::P,
         lifetime: 900,
         options: vec![
-            MobilityOption::MnId { subtype: MN_ID_SUBTYPE_NAI, id: NAI.to_vec() },
-            MobilityOption::HomeNetworkPrefix { prefix_len: 64, prefix: "2001:db8:f00d:1::".parse().unwrap() },
+            MobilityOption::MnId {
+                subtype: MN_ID_SUBTYPE_NAI,
+                id: NAI.to_vec(),
+            },
+            MobilityOption::HomeNetworkPrefix {
+                prefix_len: 64,
+                prefix: "2001:db8:f00d:1::".parse().unwrap(),
+            },
             MobilityOption::HandoffIndicator(HandoffIndicator::AttachmentOverNewInterface),
             MobilityOption::AccessTechType(AccessTechType::Ieee80211),
             MobilityOption::MnLinkLayerId(vec![0x00, 0x24, 0xd7, 0x8e, 0x21, 0xa4]),
             MobilityOption::Timestamp(0x0000_6500_0001_8000),
             MobilityOption::GreKey(Some(5)),
-            MobilityOption::Ipv4HoaRequest { prefix_len: 24, addr: Ipv4Addr::UNSPECIFIED },
+            MobilityOption::Ipv4HoaRequest {
+                prefix_len: 24,
+                addr: Ipv4Addr::UNSPECIFIED,
+            },
             MobilityOption::Ipv4DhcpSupportMode { server: true },
         ],
     })
@@ -77,10 +86,17 @@ fn pba_repr() -> Message {
         seq: 0x1234,
         lifetime: 900,
         options: vec![
-            MobilityOption::MnId { subtype: 1, id: NAI.to_vec() },
+            MobilityOption::MnId {
+                subtype: 1,
+                id: NAI.to_vec(),
+            },
             MobilityOption::Timestamp(0x0000_6500_0001_8000),
             MobilityOption::GreKey(Some(0x10007)),
-            MobilityOption::Ipv4HoaReply { status: 0, prefix_len: 24, addr: Ipv4Addr::new(192, 0, 2, 1) },
+            MobilityOption::Ipv4HoaReply {
+                status: 0,
+                prefix_len: 24,
+                addr: Ipv4Addr::new(192, 0, 2, 1),
+            },
             MobilityOption::Ipv4DefaultRouter(Ipv4Addr::new(192, 0, 2, 254)),
         ],
     })
@@ -117,7 +133,10 @@ fn bri_repr() -> Message {
         trigger: revocation_trigger::INTER_MAG_HANDOVER_SAME_ATT,
         seq: 9,
         flags: br_flags::P,
-        options: vec![MobilityOption::MnId { subtype: 1, id: NAI.to_vec() }],
+        options: vec![MobilityOption::MnId {
+            subtype: 1,
+            id: NAI.to_vec(),
+        }],
     })
 }
 
@@ -129,7 +148,12 @@ static BRA_BYTES: [u8; 16] = [
 ];
 
 fn bra_repr() -> Message {
-    Message::RevocationAck(RevocationAck { status: 0, seq: 9, flags: br_flags::P, options: vec![] })
+    Message::RevocationAck(RevocationAck {
+        status: 0,
+        seq: 9,
+        flags: br_flags::P,
+        options: vec![],
+    })
 }
 
 #[rustfmt::skip]
@@ -167,7 +191,9 @@ fn deconstruct_pbu() {
     assert_eq!(f.bu_seq(), 0x1234);
     assert_eq!(f.bu_flags(), bu_flags::A | bu_flags::P);
     assert_eq!(f.bu_lifetime(), 900);
-    let kinds: Vec<u8> = OptionIter::new(f.options()).map(|o| o.unwrap().kind).collect();
+    let kinds: Vec<u8> = OptionIter::new(f.options())
+        .map(|o| o.unwrap().kind)
+        .collect();
     assert_eq!(kinds, [8, 22, 23, 24, 25, 27, 33, 36, 39]);
 }
 
@@ -180,9 +206,20 @@ fn deconstruct_pba_heartbeat_revocation() {
     let f = FixedPart::new_checked(&HB_BYTES[..]).unwrap();
     assert_eq!((f.hb_flags(), f.hb_seq()), (2, 7));
     let f = FixedPart::new_checked(&BRI_BYTES[..]).unwrap();
-    assert_eq!((f.br_type(), f.br_trigger_or_status(), f.br_seq(), f.br_flags()), (1, 2, 9, 0x8000));
+    assert_eq!(
+        (
+            f.br_type(),
+            f.br_trigger_or_status(),
+            f.br_seq(),
+            f.br_flags()
+        ),
+        (1, 2, 9, 0x8000)
+    );
     let f = FixedPart::new_checked(&BRA_BYTES[..]).unwrap();
-    assert_eq!((f.br_type(), f.br_trigger_or_status(), f.br_seq()), (2, 0, 9));
+    assert_eq!(
+        (f.br_type(), f.br_trigger_or_status(), f.br_seq()),
+        (2, 0, 9)
+    );
 }
 
 #[test]
@@ -197,7 +234,11 @@ fn construct_header_fields() {
 #[test]
 fn parse_each_message() {
     for (name, bytes, repr) in cases() {
-        assert_eq!(Message::parse(bytes, Checksum::None).unwrap(), repr, "{name}");
+        assert_eq!(
+            Message::parse(bytes, Checksum::None).unwrap(),
+            repr,
+            "{name}"
+        );
     }
 }
 
@@ -220,7 +261,10 @@ fn reference_checksum(src: Ipv6Addr, dst: Ipv6Addr, mh: &[u8]) -> u16 {
     if pseudo.len() % 4 != 0 {
         pseudo.resize(pseudo.len() + 4 - pseudo.len() % 4, 0);
     }
-    let mut s: u64 = pseudo.chunks(4).map(|c| u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))).sum();
+    let mut s: u64 = pseudo
+        .chunks(4)
+        .map(|c| u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+        .sum();
     while s > 0xffff {
         s = (s >> 16) + (s & 0xffff);
     }
@@ -240,7 +284,11 @@ fn checksum_matches_reference_and_verifies() {
         assert_eq!(Message::parse(&out, ck).unwrap(), repr, "{name}");
         // Another destination address fails the check.
         let other: Ipv6Addr = "2001:db8:cafe:1024::102".parse().unwrap();
-        assert_eq!(Message::parse(&out, Checksum::Ipv6 { src, dst: other }), Err(Error::Checksum), "{name}");
+        assert_eq!(
+            Message::parse(&out, Checksum::Ipv6 { src, dst: other }),
+            Err(Error::Checksum),
+            "{name}"
+        );
         let mut bad = out.clone();
         bad[7] ^= 0x01;
         assert_eq!(Message::parse(&bad, ck), Err(Error::Checksum), "{name}");
@@ -251,7 +299,10 @@ fn checksum_matches_reference_and_verifies() {
 fn every_truncation_is_an_error_not_a_panic() {
     for (name, bytes, _) in cases() {
         for n in 0..bytes.len() {
-            assert!(Message::parse(&bytes[..n], Checksum::None).is_err(), "{name} cut at {n}");
+            assert!(
+                Message::parse(&bytes[..n], Checksum::None).is_err(),
+                "{name} cut at {n}"
+            );
         }
     }
 }
@@ -271,20 +322,32 @@ fn header_len_too_small_for_message() {
     // Binding Error needs 24 octets.
     let mut be = BE_BYTES;
     be[1] = 1;
-    assert_eq!(Message::parse(&be[..16], Checksum::None), Err(Error::Truncated));
+    assert_eq!(
+        Message::parse(&be[..16], Checksum::None),
+        Err(Error::Truncated)
+    );
 }
 
 #[test]
 fn option_length_overrun_is_malformed() {
     let mut b = BRI_BYTES;
     b[13] = 40; // MN-ID claims 40 octets, 20 remain
-    assert!(matches!(Message::parse(&b, Checksum::None), Err(Error::Malformed(_))));
+    assert!(matches!(
+        Message::parse(&b, Checksum::None),
+        Err(Error::Malformed(_))
+    ));
     let mut b = BRA_BYTES;
     b[13] = 3; // PadN overruns by one
-    assert!(matches!(Message::parse(&b, Checksum::None), Err(Error::Malformed(_))));
+    assert!(matches!(
+        Message::parse(&b, Checksum::None),
+        Err(Error::Malformed(_))
+    ));
     let mut b = BRA_BYTES;
     b[12] = 22; // HNP with only 2 octets of data
-    assert!(matches!(Message::parse(&b, Checksum::None), Err(Error::Malformed(_))));
+    assert!(matches!(
+        Message::parse(&b, Checksum::None),
+        Err(Error::Malformed(_))
+    ));
     // Option type with no room for its length octet.
     let mut b = BRI_BYTES;
     b[30] = 0x00;
@@ -296,24 +359,46 @@ fn option_length_overrun_is_malformed() {
 fn wrong_payload_proto_and_unknown_types() {
     let mut b = HB_BYTES;
     b[0] = 6;
-    assert!(matches!(Message::parse(&b, Checksum::None), Err(Error::Malformed(_))));
+    assert!(matches!(
+        Message::parse(&b, Checksum::None),
+        Err(Error::Malformed(_))
+    ));
     let mut b = HB_BYTES;
     b[2] = 99;
-    assert_eq!(Message::parse(&b, Checksum::None), Err(Error::UnknownType(99)));
+    assert_eq!(
+        Message::parse(&b, Checksum::None),
+        Err(Error::UnknownType(99))
+    );
     let mut b = BRI_BYTES;
     b[6] = 3; // unknown B.R. type
-    assert!(matches!(Message::parse(&b, Checksum::None), Err(Error::Malformed(_))));
+    assert!(matches!(
+        Message::parse(&b, Checksum::None),
+        Err(Error::Malformed(_))
+    ));
 }
 
 #[test]
 fn unknown_option_is_carried_and_skipped() {
     let mut b = BRI_BYTES;
     b[12] = 200; // MN-ID becomes an unknown type 200
-    let Message::RevocationIndication(m) = Message::parse(&b, Checksum::None).unwrap() else { panic!() };
-    assert_eq!(m.options, vec![MobilityOption::Unknown { kind: 200, data: BRI_BYTES[14..30].to_vec() }]);
+    let Message::RevocationIndication(m) = Message::parse(&b, Checksum::None).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        m.options,
+        vec![MobilityOption::Unknown {
+            kind: 200,
+            data: BRI_BYTES[14..30].to_vec()
+        }]
+    );
     assert_eq!(m.mn_id(), None);
     // And it is emitted back as it came.
-    assert_eq!(Message::RevocationIndication(m).to_vec(Checksum::None).unwrap(), b);
+    assert_eq!(
+        Message::RevocationIndication(m)
+            .to_vec(Checksum::None)
+            .unwrap(),
+        b
+    );
 }
 
 #[test]
@@ -335,7 +420,10 @@ fn emit_rejects_oversize() {
         seq: 0,
         flags: 0,
         lifetime: 0,
-        options: vec![MobilityOption::MnId { subtype: 1, id: vec![b'a'; 300] }],
+        options: vec![MobilityOption::MnId {
+            subtype: 1,
+            id: vec![b'a'; 300],
+        }],
     });
     assert!(m.to_vec(Checksum::None).is_err());
     let many = Message::BindingUpdate(BindingUpdate {
@@ -346,16 +434,22 @@ fn emit_rejects_oversize() {
     });
     assert!(many.to_vec(Checksum::None).is_err());
     let mut small = [0u8; 8];
-    assert_eq!(bra_repr().emit(&mut small, Checksum::None), Err(Error::BufferTooSmall));
+    assert_eq!(
+        bra_repr().emit(&mut small, Checksum::None),
+        Err(Error::BufferTooSmall)
+    );
 }
 
 fn arb_option() -> impl Strategy<Value = MobilityOption> + Clone {
     let v6 = any::<[u8; 16]>().prop_map(Ipv6Addr::from);
     let v4 = any::<[u8; 4]>().prop_map(Ipv4Addr::from);
     prop_oneof![
-        (any::<u8>(), prop::collection::vec(any::<u8>(), 0..40)).prop_map(|(subtype, id)| MobilityOption::MnId { subtype, id }),
+        (any::<u8>(), prop::collection::vec(any::<u8>(), 0..40))
+            .prop_map(|(subtype, id)| MobilityOption::MnId { subtype, id }),
         prop::collection::vec(any::<u8>(), 0..40).prop_map(MobilityOption::ServiceSelection),
-        (0u8..=128, v6.clone()).prop_map(|(prefix_len, prefix)| MobilityOption::HomeNetworkPrefix { prefix_len, prefix }),
+        (0u8..=128, v6.clone()).prop_map(|(prefix_len, prefix)| {
+            MobilityOption::HomeNetworkPrefix { prefix_len, prefix }
+        }),
         any::<u8>().prop_map(|v| MobilityOption::HandoffIndicator(v.into())),
         any::<u8>().prop_map(|v| MobilityOption::AccessTechType(v.into())),
         prop::collection::vec(any::<u8>(), 0..20).prop_map(MobilityOption::MnLinkLayerId),
@@ -364,35 +458,83 @@ fn arb_option() -> impl Strategy<Value = MobilityOption> + Clone {
         any::<u32>().prop_map(MobilityOption::RestartCounter),
         v4.clone().prop_map(MobilityOption::Ipv4CareOfAddress),
         any::<Option<u32>>().prop_map(MobilityOption::GreKey),
-        (0u8..64, v4.clone()).prop_map(|(prefix_len, addr)| MobilityOption::Ipv4HoaRequest { prefix_len, addr }),
-        (any::<u8>(), 0u8..64, v4.clone()).prop_map(|(status, prefix_len, addr)| MobilityOption::Ipv4HoaReply { status, prefix_len, addr }),
+        (0u8..64, v4.clone())
+            .prop_map(|(prefix_len, addr)| MobilityOption::Ipv4HoaRequest { prefix_len, addr }),
+        (any::<u8>(), 0u8..64, v4.clone()).prop_map(|(status, prefix_len, addr)| {
+            MobilityOption::Ipv4HoaReply {
+                status,
+                prefix_len,
+                addr,
+            }
+        }),
         v4.prop_map(MobilityOption::Ipv4DefaultRouter),
         any::<bool>().prop_map(|server| MobilityOption::Ipv4DhcpSupportMode { server }),
         // Unknown types, avoiding the ones we parse (and Pad1/PadN).
-        (40u8..=255, prop::collection::vec(any::<u8>(), 0..30)).prop_map(|(kind, data)| MobilityOption::Unknown { kind, data }),
+        (40u8..=255, prop::collection::vec(any::<u8>(), 0..30))
+            .prop_map(|(kind, data)| MobilityOption::Unknown { kind, data }),
     ]
 }
 
 fn arb_message() -> impl Strategy<Value = Message> {
     let opts = prop::collection::vec(arb_option(), 0..12);
     prop_oneof![
-        (any::<u16>(), any::<u16>(), any::<u16>(), opts.clone())
-            .prop_map(|(seq, flags, lifetime, options)| Message::BindingUpdate(BindingUpdate { seq, flags, lifetime, options })),
-        (any::<u8>(), any::<u8>(), any::<u16>(), any::<u16>(), opts.clone()).prop_map(|(s, flags, seq, lifetime, options)| {
-            Message::BindingAck(BindingAck { status: BaStatus(s), flags, seq, lifetime, options })
+        (any::<u16>(), any::<u16>(), any::<u16>(), opts.clone()).prop_map(
+            |(seq, flags, lifetime, options)| Message::BindingUpdate(BindingUpdate {
+                seq,
+                flags,
+                lifetime,
+                options
+            })
+        ),
+        (
+            any::<u8>(),
+            any::<u8>(),
+            any::<u16>(),
+            any::<u16>(),
+            opts.clone()
+        )
+            .prop_map(|(s, flags, seq, lifetime, options)| {
+                Message::BindingAck(BindingAck {
+                    status: BaStatus(s),
+                    flags,
+                    seq,
+                    lifetime,
+                    options,
+                })
+            }),
+        (any::<bool>(), any::<bool>(), any::<u32>(), opts.clone()).prop_map(
+            |(unsolicited, response, seq, options)| Message::Heartbeat(Heartbeat {
+                unsolicited,
+                response,
+                seq,
+                options
+            })
+        ),
+        (any::<u8>(), any::<u16>(), any::<u16>(), opts.clone()).prop_map(
+            |(trigger, seq, flags, options)| {
+                Message::RevocationIndication(RevocationIndication {
+                    trigger,
+                    seq,
+                    flags,
+                    options,
+                })
+            }
+        ),
+        (any::<u8>(), any::<u16>(), any::<u16>(), opts.clone()).prop_map(
+            |(status, seq, flags, options)| Message::RevocationAck(RevocationAck {
+                status,
+                seq,
+                flags,
+                options
+            })
+        ),
+        (any::<u8>(), any::<[u8; 16]>(), opts).prop_map(|(status, a, options)| {
+            Message::BindingError(BindingError {
+                status,
+                home_address: Ipv6Addr::from(a),
+                options,
+            })
         }),
-        (any::<bool>(), any::<bool>(), any::<u32>(), opts.clone())
-            .prop_map(|(unsolicited, response, seq, options)| Message::Heartbeat(Heartbeat { unsolicited, response, seq, options })),
-        (any::<u8>(), any::<u16>(), any::<u16>(), opts.clone()).prop_map(|(trigger, seq, flags, options)| {
-            Message::RevocationIndication(RevocationIndication { trigger, seq, flags, options })
-        }),
-        (any::<u8>(), any::<u16>(), any::<u16>(), opts.clone())
-            .prop_map(|(status, seq, flags, options)| Message::RevocationAck(RevocationAck { status, seq, flags, options })),
-        (any::<u8>(), any::<[u8; 16]>(), opts).prop_map(|(status, a, options)| Message::BindingError(BindingError {
-            status,
-            home_address: Ipv6Addr::from(a),
-            options
-        })),
     ]
 }
 
