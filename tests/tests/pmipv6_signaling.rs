@@ -241,6 +241,19 @@ fn register_1000(v4: bool) {
         if v4 { "IPv4" } else { "IPv6" },
         registered.len()
     );
+    // The operator's view while both run: counters and the session list.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    mag_cmd_tx.send(MagCommand::Counters(tx)).unwrap();
+    assert_eq!(
+        rx.blocking_recv().unwrap().pba_accepted,
+        registered.len() as u64
+    );
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    lma_cmd_tx.send(LmaCommand::ShowSessions(tx)).unwrap();
+    assert_eq!(
+        rx.blocking_recv().unwrap().lines().count(),
+        registered.len() + 1
+    );
     drop(mag_cmd_tx);
     let (mag, mag_dp, mag_shell) = mag_thread.join().unwrap();
     drop(lma_cmd_tx);

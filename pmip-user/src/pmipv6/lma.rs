@@ -424,6 +424,37 @@ impl Lma {
         })
     }
 
+    /// The binding cache, one line per entry, sorted by MN identifier
+    /// (what `show lma-service session` lists).
+    pub fn show_sessions(&self, now: Instant) -> String {
+        use std::fmt::Write;
+        let mut v: Vec<&Bce> = self.bces.values().collect();
+        v.sort_by(|a, b| a.mn_id.cmp(&b.mn_id));
+        let mut out = format!("Total number of sessions: {}\n", v.len());
+        for b in v {
+            let hoa = b
+                .home_v4
+                .map(|(a, l)| format!("{a}/{l}"))
+                .unwrap_or_else(|| "-".into());
+            let hnp = b
+                .hnp
+                .map(|h| format!("{}/{}", h.prefix, h.len))
+                .unwrap_or_else(|| "-".into());
+            let _ = writeln!(
+                out,
+                "nai {} mag {} hoa {hoa} hnp {hnp} gre-up {} gre-down {} lifetime {} remaining {}{}",
+                String::from_utf8_lossy(&b.mn_id),
+                b.mag.ip(),
+                b.uplink_key,
+                b.downlink_key,
+                b.lifetime.as_secs(),
+                b.deadline.saturating_duration_since(now).as_secs(),
+                if b.deleting { " (deregistered)" } else { "" },
+            );
+        }
+        out
+    }
+
     fn queue(&mut self, peer: Peer, msg: &Message) {
         let Some(ck) = self.cfg.local.checksum(&peer) else {
             return;

@@ -1091,3 +1091,20 @@ fn show_bindings_like_cisco() {
     );
     assert_eq!(out, want);
 }
+
+#[test]
+fn show_sessions_lists_the_binding_cache() {
+    let mut s = Sim::new(false);
+    s.attach(0, req(2));
+    s.attach(1, req(1));
+    let k1 = s.lma.binding(b"mn1@example.com").unwrap();
+    let k2 = s.lma.binding(b"mn2@example.com").unwrap();
+    let out = s.lma.show_sessions(s.now);
+    let want = format!(
+        "Total number of sessions: 2\n\
+         nai mn1@example.com mag {MAG2} hoa 192.0.2.2/24 hnp - gre-up {} gre-down {} lifetime 3600 remaining 3600\n\
+         nai mn2@example.com mag {MAG1} hoa 192.0.2.1/24 hnp - gre-up {} gre-down {} lifetime 3600 remaining 3600\n",
+        k1.uplink_key, k1.downlink_key, k2.uplink_key, k2.downlink_key
+    );
+    assert_eq!(out, want);
+}

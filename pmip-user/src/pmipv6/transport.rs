@@ -20,10 +20,10 @@ use std::time::Instant;
 
 use tokio::io::unix::AsyncFd;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-use super::lma::Lma;
-use super::mag::{AttachRequest, Mag, MagEvent};
+use super::lma::{Lma, LmaCounters};
+use super::mag::{AttachRequest, Mag, MagCounters, MagEvent};
 use super::wire::IPPROTO_MH;
 use super::{LocalAddrs, Peer, Transmit};
 use crate::dataplane::{AccessPoint, DataPlane, DpCommand};
@@ -282,11 +282,14 @@ pub trait Endpoint {
     fn handle_timeout(&mut self, now: Instant);
 }
 
-/// Requests to a MAG from the access side (DHCP server / MAC learning).
-#[derive(Clone, Debug)]
+/// Requests to a MAG from the access side (DHCP server / MAC learning) and
+/// from the operator (counters, `show` output).
+#[derive(Debug)]
 pub enum MagCommand {
     Attach(AttachRequest),
     Detach(AccessPoint),
+    Counters(oneshot::Sender<MagCounters>),
+    ShowBindings(oneshot::Sender<String>),
 }
 
 impl Endpoint for Mag {
@@ -299,6 +302,12 @@ impl Endpoint for Mag {
         match cmd {
             MagCommand::Attach(r) => self.attach(now, r),
             MagCommand::Detach(at) => self.detach(now, at),
+            MagCommand::Counters(tx) => {
+                let _ = tx.send(self.counters.clone());
+            }
+            MagCommand::ShowBindings(tx) => {
+                let _ = tx.send(self.show_bindings(now));
+            }
         }
     }
     fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -319,10 +328,15 @@ impl Endpoint for Mag {
 }
 
 /// Requests to an LMA (operator actions).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum LmaCommand {
     /// Revoke a binding (RFC 5846) with this trigger.
-    Revoke { mn_id: Vec<u8>, trigger: u8 },
+    Revoke {
+        mn_id: Vec<u8>,
+        trigger: u8,
+    },
+    Counters(oneshot::Sender<LmaCounters>),
+    ShowSessions(oneshot::Sender<String>),
 }
 
 impl Endpoint for Lma {
@@ -335,6 +349,12 @@ impl Endpoint for Lma {
         match cmd {
             LmaCommand::Revoke { mn_id, trigger } => {
                 self.revoke(now, &mn_id, trigger);
+            }
+            LmaCommand::Counters(tx) => {
+                let _ = tx.send(self.counters.clone());
+            }
+            LmaCommand::ShowSessions(tx) => {
+                let _ = tx.send(self.show_sessions(now));
             }
         }
     }
