@@ -1,7 +1,10 @@
 //! Local Mobility Anchor (RFC 5213 §5, RFC 5844 §3–4, RFC 5845, RFC 5846,
 //! RFC 5847), sans-IO.
 //!
-//! The binding cache is keyed by the MN identifier. Each entry holds the
+//! The binding cache is keyed by the MN identifier and the attachment (the
+//! MN link-layer identifier, RFC 5213 §5.4.1): the same device moving to
+//! another MAG keeps its session, two devices sharing one identity get one
+//! session each. Each entry holds the
 //! MAG (proxy-CoA) it is reached through, the IPv4 home address and/or home
 //! network prefix allocated from the pools, the downlink GRE key the MAG
 //! chose, and the uplink GRE key the LMA assigned — unique per binding, since
@@ -174,6 +177,8 @@ pub struct LmaCounters {
 #[derive(Clone, Debug)]
 struct Bce {
     mn_id: Vec<u8>,
+    /// MN link-layer identifier from the PBU (empty when it had none).
+    llid: Vec<u8>,
     mag: Peer,
     sub_id: u32,
     uplink_key: u32,
@@ -193,6 +198,7 @@ struct Bce {
 struct PendingBri {
     mag: Peer,
     mn_id: Vec<u8>,
+    llid: Vec<u8>,
     trigger: u8,
     retx: u32,
     timeout: Duration,
@@ -327,6 +333,7 @@ impl V6Pool {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BindingInfo {
     pub mn_id: Vec<u8>,
+    pub llid: Vec<u8>,
     pub mag: Peer,
     pub uplink_key: u32,
     pub downlink_key: u32,
@@ -343,7 +350,8 @@ pub struct Lma {
     mags: HashSet<IpAddr>,
     mag_peers: HashMap<IpAddr, MagPeer>,
     hb_armed: bool,
-    bce_by_id: HashMap<Vec<u8>, u32>,
+    /// Sessions of each MN identifier (usually one).
+    bce_by_id: HashMap<Vec<u8>, Vec<u32>>,
     bces: HashMap<u32, Bce>,
     ids: IdAlloc,
     v4: Option<V4Pool>,
@@ -410,10 +418,26 @@ impl Lma {
         self.bces.len()
     }
 
+    /// The first session of `mn_id`.
     pub fn binding(&self, mn_id: &[u8]) -> Option<BindingInfo> {
-        let b = self.bces.get(self.bce_by_id.get(mn_id)?)?;
+        self.bindings_of(mn_id).into_iter().next()
+    }
+
+    /// Every session of `mn_id`, oldest first.
+    pub fn bindings_of(&self, mn_id: &[u8]) -> Vec<BindingInfo> {
+        let ids = self
+            .bce_by_id
+            .get(mn_id)
+            .map(|v| v.as_slice())
+            .unwrap_or(&[]);
+        ids.iter().filter_map(|id| self.info(*id)).collect()
+    }
+
+    fn info(&self, id: u32) -> Option<BindingInfo> {
+        let b = self.bces.get(&id)?;
         Some(BindingInfo {
             mn_id: b.mn_id.clone(),
+            llid: b.llid.clone(),
             mag: b.mag,
             uplink_key: b.uplink_key,
             downlink_key: b.downlink_key,
@@ -712,7 +736,8 @@ impl Lma {
             self.counters.pbu_unknown_mn += 1;
             return Reply::reject(BaStatus::PROXY_REG_NOT_ENABLED);
         };
-        let existing = self.bce_by_id.get(mn_id).copied();
+        let llid = bu.link_layer_id().unwrap_or(&[]).to_vec();
+        let existing = self.find_session(mn_id, &llid, bu.handoff_indicator(), &hnps);
         if let Some(id) = existing {
             // Ordering and replay: only strictly newer PBUs count (RFC 5213 §5.5).
             if ts <= self.bces[&id].last_ts {
@@ -770,6 +795,10 @@ impl Lma {
                 let was_deleting = b.deleting;
                 let b = self.bces.get_mut(&id).expect("index consistent");
                 let handover = old_mag != peer;
+                // HI 2 moved the session to another interface of the MN.
+                if !llid.is_empty() {
+                    b.llid = llid.clone();
+                }
                 let changed = handover || b.downlink_key != downlink_key || was_deleting;
                 b.mag = peer;
                 b.downlink_key = downlink_key;
@@ -794,7 +823,7 @@ impl Lma {
                         } else {
                             revocation_trigger::INTER_MAG_HANDOVER_DIFFERENT_ATT
                         };
-                        self.send_bri(now, old_mag, mn_id.to_vec(), trigger);
+                        self.send_bri(now, old_mag, mn_id.to_vec(), llid.clone(), trigger);
                     }
                 } else if was_deleting {
                     self.counters.registrations += 1;
@@ -807,6 +836,7 @@ impl Lma {
                 now,
                 peer,
                 mn_id,
+                &llid,
                 &profile,
                 v4_req,
                 !hnps.is_empty(),
@@ -854,6 +884,7 @@ impl Lma {
         now: Instant,
         peer: Peer,
         mn_id: &[u8],
+        llid: &[u8],
         profile: &Profile,
         v4_req: Option<(u8, Ipv4Addr)>,
         wants_v6: bool,
@@ -936,6 +967,7 @@ impl Lma {
         // The uplink key is the binding id: unique among live bindings.
         let bce = Bce {
             mn_id: mn_id.to_vec(),
+            llid: llid.to_vec(),
             mag: peer,
             sub_id: id,
             uplink_key: id,
@@ -949,7 +981,7 @@ impl Lma {
             deadline: now + lifetime,
         };
         self.bces.insert(id, bce);
-        self.bce_by_id.insert(mn_id.to_vec(), id);
+        self.bce_by_id.entry(mn_id.to_vec()).or_default().push(id);
         self.arm(now + lifetime, TimerKey::Bce(id));
         if let Some(ab) = self.anchor_binding(id) {
             self.dp.push_back(DpCommand::InstallAnchor(ab));
@@ -1033,7 +1065,12 @@ impl Lma {
             }
         }
         let b = self.bces.remove(&id).expect("checked");
-        self.bce_by_id.remove(&b.mn_id);
+        if let Some(v) = self.bce_by_id.get_mut(&b.mn_id) {
+            v.retain(|x| *x != id);
+            if v.is_empty() {
+                self.bce_by_id.remove(&b.mn_id);
+            }
+        }
         self.release_v4(b.home_v4);
         if let (Some(h), Some(p)) = (b.hnp, self.v6.as_mut()) {
             p.release(h);
@@ -1041,23 +1078,58 @@ impl Lma {
         self.ids.release(id);
     }
 
-    /// Revokes a binding (administrative): BRI to its MAG and delete.
+    /// Revokes every session of `mn_id` (administrative): BRI to each MAG
+    /// and delete. Returns whether there was any.
     pub fn revoke(&mut self, now: Instant, mn_id: &[u8], trigger: u8) -> bool {
-        let Some(&id) = self.bce_by_id.get(mn_id) else {
-            return false;
-        };
-        let mag = self.bces[&id].mag;
-        self.delete(id);
-        self.send_bri(now, mag, mn_id.to_vec(), trigger);
-        true
+        let ids = self.bce_by_id.get(mn_id).cloned().unwrap_or_default();
+        for id in &ids {
+            let (mag, llid) = {
+                let b = &self.bces[id];
+                (b.mag, b.llid.clone())
+            };
+            self.delete(*id);
+            self.send_bri(now, mag, mn_id.to_vec(), llid, trigger);
+        }
+        !ids.is_empty()
     }
 
-    fn send_bri(&mut self, now: Instant, mag: Peer, mn_id: Vec<u8>, trigger: u8) {
+    /// RFC 5213 §5.4.1, simplified: the session with the same link-layer
+    /// identifier; with HI 2 (handoff between interfaces) the session holding
+    /// the requested prefix; a PBU without an identifier matches a lone session.
+    fn find_session(
+        &self,
+        mn_id: &[u8],
+        llid: &[u8],
+        hi: Option<HandoffIndicator>,
+        hnps: &[(u8, Ipv6Addr)],
+    ) -> Option<u32> {
+        let ids = self.bce_by_id.get(mn_id)?;
+        if let Some(id) = ids.iter().find(|id| self.bces[*id].llid == llid) {
+            return Some(*id);
+        }
+        if hi == Some(HandoffIndicator::HandoffBetweenInterfaces) {
+            let by_prefix = ids.iter().find(|id| {
+                let h = self.bces[*id].hnp;
+                hnps.iter()
+                    .any(|(l, p)| h.is_some_and(|h| h.prefix == *p && h.len == *l))
+            });
+            if by_prefix.is_some() {
+                return by_prefix.copied();
+            }
+        }
+        if llid.is_empty() && ids.len() == 1 {
+            return Some(ids[0]);
+        }
+        None
+    }
+
+    fn send_bri(&mut self, now: Instant, mag: Peer, mn_id: Vec<u8>, llid: Vec<u8>, trigger: u8) {
         self.bri_seq = self.bri_seq.wrapping_add(1);
         let seq = self.bri_seq;
         let p = PendingBri {
             mag,
             mn_id,
+            llid,
             trigger,
             retx: 0,
             timeout: self.cfg.bri_retx_initial,
@@ -1070,14 +1142,20 @@ impl Lma {
     }
 
     fn transmit_bri(&mut self, seq: u16, p: &PendingBri) {
+        // The link-layer identifier tells the MAG which attachment of the MN.
+        let mn_id = MobilityOption::MnId {
+            subtype: wire::option::MN_ID_SUBTYPE_NAI,
+            id: p.mn_id.clone(),
+        };
         let msg = Message::RevocationIndication(RevocationIndication {
             trigger: p.trigger,
             seq,
             flags: br_flags::P,
-            options: vec![MobilityOption::MnId {
-                subtype: wire::option::MN_ID_SUBTYPE_NAI,
-                id: p.mn_id.clone(),
-            }],
+            options: if p.llid.is_empty() {
+                vec![mn_id]
+            } else {
+                vec![mn_id, MobilityOption::MnLinkLayerId(p.llid.clone())]
+            },
         });
         self.queue(p.mag, &msg);
     }

@@ -251,7 +251,8 @@ pub struct Mag {
     last_ts: u64,
     lmas: Vec<LmaState>,
     entries: HashMap<AccessPoint, Entry>,
-    by_mn_id: HashMap<Vec<u8>, AccessPoint>,
+    /// Attachments of each MN identifier (two devices may share one NAI).
+    by_mn_id: HashMap<Vec<u8>, Vec<AccessPoint>>,
     ids: IdAlloc,
     seq: u16,
     /// Lazy timer heap: an item is live only if it equals the entry's deadline.
@@ -385,13 +386,22 @@ impl Mag {
         };
         let downlink_key = sub_id;
         let at = req.at;
-        if let Some(old) = self.by_mn_id.insert(req.mn_id.clone(), at) {
-            if old != at {
-                // Same subscriber on another attachment: the old one is stale.
-                self.remove_entry(&old);
-                self.by_mn_id.insert(req.mn_id.clone(), at);
-            }
+        // The same device (MAC) under the same identity on another port or
+        // VLAN of this MAG: that older attachment is stale.
+        let stale: Vec<AccessPoint> = self
+            .by_mn_id
+            .get(&req.mn_id)
+            .map(|v| {
+                v.iter()
+                    .filter(|a| a.mac == at.mac && **a != at)
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for old in stale {
+            self.remove_entry(&old);
         }
+        self.by_mn_id.entry(req.mn_id.clone()).or_default().push(at);
         let entry = Entry {
             req,
             lma,
@@ -573,8 +583,11 @@ impl Mag {
             }
         }
         if let Some(e) = self.entries.remove(at) {
-            if self.by_mn_id.get(&e.req.mn_id) == Some(at) {
-                self.by_mn_id.remove(&e.req.mn_id);
+            if let Some(v) = self.by_mn_id.get_mut(&e.req.mn_id) {
+                v.retain(|a| a != at);
+                if v.is_empty() {
+                    self.by_mn_id.remove(&e.req.mn_id);
+                }
             }
             self.ids.release(e.sub_id);
         }
@@ -629,12 +642,22 @@ impl Mag {
     }
 
     fn on_pba(&mut self, now: Instant, lma: usize, ba: BindingAck) {
-        let at = match ba.mn_id().and_then(|id| self.by_mn_id.get(id)) {
-            Some(at) => *at,
-            None => {
-                self.counters.pba_no_binding += 1;
-                return;
-            }
+        // The attachment: by link-layer identifier (echoed by the LMA), else
+        // by sequence number among the MN's attachments.
+        let ats = ba
+            .mn_id()
+            .and_then(|id| self.by_mn_id.get(id))
+            .map(|v| v.as_slice())
+            .unwrap_or(&[]);
+        let found = match ba.link_layer_id() {
+            Some(l) => ats.iter().find(|a| a.mac[..] == *l),
+            None => ats
+                .iter()
+                .find(|a| self.entries.get(a).is_some_and(|e| e.seq == ba.seq)),
+        };
+        let Some(&at) = found else {
+            self.counters.pba_no_binding += 1;
+            return;
         };
         let Some(e) = self.entries.get(&at) else {
             self.counters.pba_no_binding += 1;
@@ -823,30 +846,37 @@ impl Mag {
     fn on_bri(&mut self, lma: usize, bri: RevocationIndication) {
         self.counters.bri_rx += 1;
         let peer = self.lmas[lma].peer;
-        let found = bri
+        // The MN's attachments through this LMA; the link-layer identifier,
+        // when the BRI has one, picks the attachment.
+        let llid = bri.link_layer_id();
+        let found: Vec<AccessPoint> = bri
             .mn_id()
             .and_then(|id| self.by_mn_id.get(id))
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
+            .iter()
+            .filter(|a| llid.is_none_or(|l| a.mac[..] == *l))
+            .filter(|a| self.entries.get(a).is_some_and(|e| e.lma == lma))
             .copied()
-            .filter(|at| self.entries.get(at).is_some_and(|e| e.lma == lma));
-        let status = match found {
-            Some(at) => {
-                let was_dereg = self
-                    .entries
-                    .get(&at)
-                    .is_some_and(|e| e.state == State::Deregistering);
-                self.remove_entry(&at);
-                if !was_dereg {
-                    self.events.push_back(MagEvent::Revoked {
-                        at,
-                        trigger: bri.trigger,
-                    });
-                }
-                bra_status::SUCCESS
+            .collect();
+        for at in &found {
+            let was_dereg = self
+                .entries
+                .get(at)
+                .is_some_and(|e| e.state == State::Deregistering);
+            self.remove_entry(at);
+            if !was_dereg {
+                self.events.push_back(MagEvent::Revoked {
+                    at: *at,
+                    trigger: bri.trigger,
+                });
             }
-            None => {
-                self.counters.bri_unknown_binding += 1;
-                bra_status::BINDING_DOES_NOT_EXIST
-            }
+        }
+        let status = if found.is_empty() {
+            self.counters.bri_unknown_binding += 1;
+            bra_status::BINDING_DOES_NOT_EXIST
+        } else {
+            bra_status::SUCCESS
         };
         // RFC 5846 §8.2: acknowledge with the BRI's sequence number.
         let mut options = Vec::new();

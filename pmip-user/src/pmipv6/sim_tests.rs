@@ -1108,3 +1108,38 @@ fn show_sessions_lists_the_binding_cache() {
     );
     assert_eq!(out, want);
 }
+
+#[test]
+fn two_devices_sharing_an_identity_get_two_sessions() {
+    let mut s = Sim::new(false);
+    let phone = req(1);
+    let mut laptop = req(2);
+    laptop.mn_id = phone.mn_id.clone();
+    s.attach(0, phone.clone());
+    s.attach(0, laptop.clone());
+    let sessions = s.lma.bindings_of(&phone.mn_id);
+    assert_eq!(sessions.len(), 2);
+    assert_ne!(sessions[0].home_v4, sessions[1].home_v4);
+    assert_eq!(s.mag_dp[0].access.len(), 2);
+    // The phone roams to MAG2: only its session moves.
+    s.advance(Duration::from_millis(20));
+    s.attach(1, phone.clone());
+    let sessions = s.lma.bindings_of(&phone.mn_id);
+    assert_eq!(sessions.len(), 2);
+    let phone_s = sessions.iter().find(|b| b.llid == ap(1).mac).unwrap();
+    let laptop_s = sessions.iter().find(|b| b.llid == ap(2).mac).unwrap();
+    assert_eq!(
+        (phone_s.mag, laptop_s.mag),
+        (Peer::V6(MAG2), Peer::V6(MAG1))
+    );
+    // The BRI named the phone's link-layer identifier; MAG1 keeps the laptop.
+    let bris = s.sent(Node::Lma, Node::Mag(0), MhType::BindingRevocation);
+    let Message::RevocationIndication(bri) = &bris[0].1 else {
+        unreachable!()
+    };
+    assert_eq!(bri.link_layer_id(), Some(&ap(1).mac[..]));
+    assert!(!s.mag_dp[0].access.contains_key(&ap(1)));
+    assert!(s.mag_dp[0].access.contains_key(&ap(2)));
+    assert_eq!(s.mags[0].active_count(), 1);
+    assert_eq!(s.lma_dp.anchor.len(), 2);
+}
