@@ -1143,3 +1143,103 @@ fn two_devices_sharing_an_identity_get_two_sessions() {
     assert_eq!(s.mags[0].active_count(), 1);
     assert_eq!(s.lma_dp.anchor.len(), 2);
 }
+
+#[test]
+fn mag_hostile_and_odd_acks() {
+    let mut s = Sim::new(false);
+    s.drop_to.push(Node::Lma);
+    s.attach(0, req(1));
+    let pbus = s.sent(Node::Mag(0), Node::Lma, MhType::BindingUpdate);
+    let Message::BindingUpdate(bu) = &pbus[0].1 else {
+        unreachable!()
+    };
+    let ck = Checksum::Ipv6 {
+        src: LMA,
+        dst: MAG1,
+    };
+    let ack = |seq: u16, options: Vec<MobilityOption>| {
+        Message::BindingAck(BindingAck {
+            status: BaStatus::ACCEPTED,
+            flags: ba_flags::P,
+            seq,
+            lifetime: 900,
+            options,
+        })
+        .to_vec(ck)
+        .unwrap()
+    };
+    let mn = MobilityOption::MnId {
+        subtype: 1,
+        id: b"mn1@example.com".to_vec(),
+    };
+    let now = s.now;
+    // Wrong sequence number: ignored, counted.
+    s.mags[0].handle(
+        now,
+        Peer::V6(LMA),
+        &ack(bu.seq.wrapping_add(7), vec![mn.clone()]),
+    );
+    assert_eq!(
+        s.mags[0].counters.pba_no_binding + s.mags[0].counters.pba_seq_mismatch,
+        1
+    );
+    // A PBA for nobody.
+    s.mags[0].handle(
+        now,
+        Peer::V6(LMA),
+        &ack(
+            bu.seq,
+            vec![MobilityOption::MnId {
+                subtype: 1,
+                id: b"x".to_vec(),
+            }],
+        ),
+    );
+    assert_eq!(
+        s.mags[0].counters.pba_no_binding + s.mags[0].counters.pba_seq_mismatch,
+        2
+    );
+    // Bad checksum.
+    let mut bad = ack(bu.seq, vec![mn.clone()]);
+    bad[6] ^= 1;
+    s.mags[0].handle(now, Peer::V6(LMA), &bad);
+    assert_eq!(s.mags[0].counters.rx_bad_checksum, 1);
+    // Unknown MH type: the MAG answers with a Binding Error.
+    let mut unk = ack(bu.seq, vec![mn.clone()]);
+    unk[2] = 99;
+    MhPacket::new_unchecked(&mut unk[..]).fill_checksum(&LMA, &MAG1);
+    s.mags[0].handle(now, Peer::V6(LMA), &unk);
+    let be = s.mags[0].poll_transmit().unwrap();
+    assert!(matches!(
+        Message::parse(
+            &be.payload,
+            Checksum::Ipv6 {
+                src: MAG1,
+                dst: LMA
+            }
+        ),
+        Ok(Message::BindingError(_))
+    ));
+    assert_eq!(s.mags[0].binding(&ap(1)).unwrap().state, "REGISTERING");
+    // Accepted, but without the uplink GRE key: unusable, registration fails.
+    let opts = vec![
+        mn,
+        MobilityOption::MnLinkLayerId(ap(1).mac.to_vec()),
+        MobilityOption::Ipv4HoaReply {
+            status: 0,
+            prefix_len: 24,
+            addr: Ipv4Addr::new(192, 0, 2, 9),
+        },
+    ];
+    s.mags[0].handle(now, Peer::V6(LMA), &ack(bu.seq, opts));
+    s.run();
+    assert_eq!(s.mags[0].counters.pba_bad, 1);
+    assert_eq!(
+        s.events[0],
+        vec![MagEvent::RegistrationFailed {
+            at: ap(1),
+            reason: FailReason::BadAck
+        }]
+    );
+    assert!(s.mag_dp[0].access.is_empty());
+}
