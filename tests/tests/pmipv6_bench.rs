@@ -241,6 +241,89 @@ fn socket_run(n: usize) -> f64 {
     n as f64 / elapsed.as_secs_f64()
 }
 
+/// Heap bytes per binding held by a MAG (binding update list, indexes,
+/// timers), registering `n` subscribers with a sans-IO LMA.
+fn mag_heap_per_binding(n: usize) -> f64 {
+    use pmip_user::dataplane::AccessPoint;
+    use pmip_user::pmipv6::mag::{AttachRequest, LmaPeerConfig, Mag, MagConfig};
+    let now = Instant::now();
+    let wall = SystemTime::now();
+    let mag6: Ipv6Addr = MAG6.parse().unwrap();
+    let lma6: Ipv6Addr = LMA6.parse().unwrap();
+    let mut lma = Lma::new(lma_cfg(), now, wall);
+    let bytes = |v: &Vec<Transmit>| {
+        v.capacity() * std::mem::size_of::<Transmit>()
+            + v.iter().map(|t| t.payload.capacity()).sum::<usize>()
+    };
+    let b0 = live_bytes();
+    let mut mag = Mag::new(
+        MagConfig {
+            local: LocalAddrs {
+                v6: Some(mag6),
+                v4: None,
+            },
+            lmas: vec![LmaPeerConfig {
+                name: "lma1".into(),
+                addr: IpAddr::V6(lma6),
+                port: 5436,
+            }],
+            ..MagConfig::default()
+        },
+        now,
+        wall,
+    );
+    let mut pbus = Vec::new();
+    for i in 0..n {
+        mag.attach(
+            now,
+            AttachRequest {
+                at: AccessPoint {
+                    ifindex: 2,
+                    vlan: 0,
+                    mac: [
+                        2,
+                        0,
+                        (i >> 24) as u8,
+                        (i >> 16) as u8,
+                        (i >> 8) as u8,
+                        i as u8,
+                    ],
+                },
+                mn_id: format!("bench{i}@example.com").into_bytes(),
+                lma: "lma1".into(),
+                ipv4: true,
+                requested_v4: None,
+                ipv6: false,
+                apn: None,
+            },
+        );
+        while let Some(t) = mag.poll_transmit() {
+            pbus.push(t);
+        }
+    }
+    let part1 = live_bytes() - b0 - bytes(&pbus);
+    let mut pbas = Vec::new();
+    for t in &pbus {
+        lma.handle(now, Peer::V6(mag6), &t.payload);
+        while let Some(t) = lma.poll_transmit() {
+            pbas.push(t);
+        }
+        while lma.poll_dp().is_some() {}
+    }
+    drop(pbus);
+    let pba_bytes = bytes(&pbas);
+    let b2 = live_bytes();
+    for t in &pbas {
+        mag.handle(now, Peer::V6(lma6), &t.payload);
+        while mag.poll_dp().is_some() {}
+        while mag.poll_event().is_some() {}
+    }
+    drop(pbas);
+    let part2 = (live_bytes() + pba_bytes) as f64 - b2 as f64;
+    assert_eq!(mag.active_count(), n);
+    (part1 as f64 + part2) / n as f64
+}
+
 /// Sans-IO: the LMA alone, PBUs handed in from memory. Returns (bindings/s, bytes per binding).
 fn core_run(n: usize) -> (f64, f64) {
     let src: Ipv6Addr = MAG6.parse().unwrap();
@@ -290,6 +373,7 @@ fn lma_bindings_per_second() {
         let mut sock = Vec::new();
         let mut core = Vec::new();
         let mut mem = Vec::new();
+        let mag_mem = mag_heap_per_binding(n);
         for _ in 0..runs {
             sock.push(socket_run(n));
             let (r, m) = core_run(n);
@@ -297,11 +381,12 @@ fn lma_bindings_per_second() {
             mem.push(m);
         }
         println!(
-            "LMA n={n}: real sockets median {:.0} bindings/s (runs {:?}); sans-IO core median {:.0} bindings/s; ~{:.0} heap bytes/binding in the LMA",
+            "LMA n={n}: real sockets median {:.0} bindings/s (runs {:?}); sans-IO core median {:.0} bindings/s; ~{:.0} heap bytes/binding in the LMA, ~{:.0} in the MAG",
             median(sock.clone()),
             sock.iter().map(|x| *x as u64).collect::<Vec<_>>(),
             median(core),
-            median(mem)
+            median(mem),
+            mag_mem
         );
     }
 }
