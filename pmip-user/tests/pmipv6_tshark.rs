@@ -274,9 +274,10 @@ fn tshark_fields(path: &std::path::Path, fields: &[&str]) -> Vec<Vec<String>> {
 }
 
 fn check_capture(name: &str, packets: Vec<Vec<u8>>, extra: &[(&str, &str)]) {
-    let dir = std::env::temp_dir().join(format!("pmipv6-tshark-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}.pcap"));
+    let dir =
+        TempDir(std::env::temp_dir().join(format!("pmipv6-tshark-{}-{name}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let path = dir.0.join(format!("{name}.pcap"));
     write_pcap(&path, &packets);
 
     // No malformed mark and no expert warning/error anywhere.
@@ -320,7 +321,6 @@ fn check_capture(name: &str, packets: Vec<Vec<u8>>, extra: &[(&str, &str)]) {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -367,4 +367,13 @@ fn tshark_decodes_ipv4_udp_transport() {
             ("mip6.csum", "0x0000"),
         ],
     );
+}
+
+/// A scratch directory removed on drop, also when the test fails.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

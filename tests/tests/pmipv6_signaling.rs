@@ -109,9 +109,10 @@ fn register_1000(v4: bool) {
         .exec(&["ip", "addr", "add", "10.99.0.2/24", "dev", "vlma"])
         .unwrap();
 
-    let dir = std::env::temp_dir().join(format!("pmipv6-sig-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let pcap = dir.join("signaling.pcap");
+    let dir =
+        TempDir(std::env::temp_dir().join(format!("pmipv6-sig-{}-{tag}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let pcap = dir.0.join("signaling.pcap");
     let capture = tool("tcpdump");
     if capture {
         let filter = if v4 { "udp port 5436" } else { "ip6 proto 135" };
@@ -295,7 +296,6 @@ fn register_1000(v4: bool) {
     } else {
         eprintln!("skipped capture check: tcpdump or tshark not installed");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn check_capture(pcap: &std::path::Path, v4: bool) {
@@ -614,4 +614,13 @@ fn pba_returns_to_pbu_source_port() {
         panic!("{ba:?}")
     };
     assert_eq!(ba.status, BaStatus::ACCEPTED);
+}
+
+/// A scratch directory removed on drop, also when the test fails.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
