@@ -1,0 +1,1075 @@
+//! Mobile Access Gateway (RFC 5213 §6, RFC 5844 §3–4, RFC 5845, RFC 5846,
+//! RFC 5847), sans-IO.
+//!
+//! Inputs: [`Mag::attach`] / [`Mag::detach`] from the access side (DHCP or
+//! a new MAC), [`Mag::handle`] for a received Mobility Header,
+//! [`Mag::handle_timeout`]. Outputs: [`Mag::poll_transmit`] (PBU, Heartbeat,
+//! BRA), [`Mag::poll_dp`] (fast-path map updates), [`Mag::poll_event`] (what
+//! the access side hands to the subscriber: home address, default router,
+//! lifetime).
+//!
+//! The binding update list is keyed by the attachment ([`AccessPoint`]); the
+//! MAG chooses the downlink GRE key and sends it in the PBU, and installs the
+//! uplink key the LMA returns in the PBA (RFC 5845 §3).
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Deserialize;
+
+use super::wire::{
+    ba_flags, br_flags, bra_status, bu_flags, AccessTechType, BaStatus, BindingAck, BindingError,
+    BindingUpdate, HandoffIndicator, Heartbeat, Message, MobilityOption, OptionsExt, RevocationAck,
+    RevocationIndication,
+};
+use super::{serde_secs as secs, wire, Clock, IdAlloc, LocalAddrs, Peer, Transmit};
+use crate::dataplane::{AccessBinding, AccessPoint, DpCommand, Hnp, TunnelEnds};
+
+/// One LMA the MAG may register subscribers with.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct LmaPeerConfig {
+    /// Name used by subscriber profiles (seed 004: `lma lma1`).
+    pub name: String,
+    /// Its address; the family picks the transport (IPv6 MH or IPv4/UDP).
+    pub addr: IpAddr,
+    /// UDP port for IPv4 transport.
+    #[serde(default = "default_port")]
+    pub port: u16,
+}
+
+fn default_port() -> u16 {
+    wire::UDP_PORT
+}
+
+/// MAG configuration; defaults follow the Cisco MAG timers of seed 004 and
+/// the RFC 5213 §9 / RFC 5847 §8 defaults.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct MagConfig {
+    /// Proxy-CoA per transport family.
+    pub local: LocalAddrs,
+    pub lmas: Vec<LmaPeerConfig>,
+    /// Lifetime requested in the PBU ("binding lifetime", 3600 s).
+    #[serde(with = "secs")]
+    pub lifetime: Duration,
+    /// Refresh interval ("binding refresh-time", 300 s); capped at 3/4 of the
+    /// granted lifetime.
+    #[serde(with = "secs")]
+    pub refresh: Duration,
+    /// First retransmission timeout (1 s) and its ceiling (32 s).
+    #[serde(with = "secs")]
+    pub retx_initial: Duration,
+    #[serde(with = "secs")]
+    pub retx_max: Duration,
+    /// Retransmissions before giving up (1, 2, 4, 8, 16, 32 s: five
+    /// retransmissions after the first send, then 32 s of waiting).
+    pub max_retx: u32,
+    /// RFC 5847 HEARTBEAT_INTERVAL (60 s) and MISSING_HEARTBEATS_ALLOWED (3).
+    #[serde(with = "secs")]
+    pub heartbeat_interval: Duration,
+    pub heartbeat_missing_limit: u32,
+    /// Our restart counter (RFC 5847 §5.2), bumped by the daemon on each start.
+    pub restart_counter: u32,
+    /// Access Technology Type sent in the PBU (802.11 = 4, as in seed 004).
+    pub access_tech_type: u8,
+    /// RFC 5844 §3.4: whether the MAG runs the DHCP server (S=1) or relays.
+    pub dhcp_server_mode: bool,
+    /// Handoff Indicator of a first PBU. A Wi-Fi MAG cannot tell a new
+    /// attachment from a move off another MAG, so RFC 5213 §6.9.1.1 wants 4
+    /// (handoff state unknown); the LMA then matches the existing binding
+    /// and hands it over instead of opening a second session (HI 1).
+    pub attach_handoff_indicator: u8,
+}
+
+impl Default for MagConfig {
+    fn default() -> Self {
+        MagConfig {
+            local: LocalAddrs::default(),
+            lmas: Vec::new(),
+            lifetime: Duration::from_secs(3600),
+            refresh: Duration::from_secs(300),
+            retx_initial: Duration::from_secs(1),
+            retx_max: Duration::from_secs(32),
+            max_retx: 5,
+            heartbeat_interval: Duration::from_secs(60),
+            heartbeat_missing_limit: 3,
+            restart_counter: 1,
+            access_tech_type: 4,
+            dhcp_server_mode: true,
+            attach_handoff_indicator: 4,
+        }
+    }
+}
+
+/// What the access side asks for when a subscriber appears.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttachRequest {
+    pub at: AccessPoint,
+    /// MN identifier (NAI); with a default profile, the MAC (seed 004).
+    pub mn_id: Vec<u8>,
+    /// Name of the LMA from the subscriber's profile.
+    pub lma: String,
+    /// Ask for an IPv4 home address (RFC 5844).
+    pub ipv4: bool,
+    /// A specific IPv4 home address to ask for (static), else the LMA allocates.
+    pub requested_v4: Option<Ipv4Addr>,
+    /// Ask for an IPv6 home network prefix.
+    pub ipv6: bool,
+    /// Service Selection (APN), if the profile names one.
+    pub apn: Option<Vec<u8>>,
+}
+
+/// Why a registration did not complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailReason {
+    /// The LMA refused with this status.
+    Rejected(BaStatus),
+    /// No PBA after every retransmission.
+    Timeout,
+    /// No such LMA, or the LMA refused this MAG (status 152/154) earlier.
+    LmaUnavailable,
+    /// The PBA lacked something we need (uplink GRE key, home address).
+    BadAck,
+}
+
+/// Events for the access side (DHCP server, ARP responder).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MagEvent {
+    /// Registration accepted: hand these to the subscriber (DHCP lease time = lifetime).
+    Registered {
+        at: AccessPoint,
+        home_v4: Option<(Ipv4Addr, u8)>,
+        default_router: Option<Ipv4Addr>,
+        hnp: Option<Hnp>,
+        lifetime: Duration,
+    },
+    RegistrationFailed {
+        at: AccessPoint,
+        reason: FailReason,
+    },
+    Deregistered {
+        at: AccessPoint,
+    },
+    /// The LMA revoked the binding (RFC 5846), e.g. after a handover elsewhere.
+    Revoked {
+        at: AccessPoint,
+        trigger: u8,
+    },
+}
+
+/// Drop and error counters, one per reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MagCounters {
+    pub rx_packets: u64,
+    pub rx_malformed: u64,
+    pub rx_bad_checksum: u64,
+    pub rx_unknown_type: u64,
+    pub rx_unknown_peer: u64,
+    pub rx_unexpected_message: u64,
+    pub pba_no_binding: u64,
+    pub pba_seq_mismatch: u64,
+    pub pba_accepted: u64,
+    pub pba_rejected: u64,
+    pub pba_bad: u64,
+    pub pbu_sent: u64,
+    pub pbu_retransmitted: u64,
+    pub registration_timeouts: u64,
+    pub refresh_sent: u64,
+    pub dereg_sent: u64,
+    pub lifetime_expired: u64,
+    pub heartbeat_sent: u64,
+    pub heartbeat_rx: u64,
+    pub heartbeat_missed: u64,
+    pub lma_restart_detected: u64,
+    pub reregistrations: u64,
+    pub bri_rx: u64,
+    pub bri_unknown_binding: u64,
+    pub binding_error_sent: u64,
+    pub attach_no_lma: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Waiting for the PBA of a registration or refresh.
+    Registering,
+    /// Accepted; the timer is the next refresh.
+    Active,
+    /// Waiting for the PBA of a deregistration; the map entry is gone.
+    Deregistering,
+}
+
+#[derive(Clone, Debug)]
+struct Granted {
+    uplink_key: u32,
+    home_v4: Option<(Ipv4Addr, u8)>,
+    default_router: Option<Ipv4Addr>,
+    hnp: Option<Hnp>,
+    lifetime: Duration,
+    expires: Instant,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    req: AttachRequest,
+    lma: usize,
+    sub_id: u32,
+    downlink_key: u32,
+    state: State,
+    seq: u16,
+    /// Retransmissions of the current PBU so far.
+    retx: u32,
+    timeout: Duration,
+    deadline: Instant,
+    granted: Option<Granted>,
+    /// The next PBU is a re-registration after an LMA lost state.
+    handoff: HandoffIndicator,
+}
+
+#[derive(Clone, Debug)]
+struct LmaState {
+    cfg: LmaPeerConfig,
+    peer: Peer,
+    /// Refused this MAG (152/154): stop using it.
+    disabled: bool,
+    hb_seq: u32,
+    hb_outstanding: bool,
+    hb_missed: u32,
+    hb_deadline: Instant,
+    restart_counter: Option<u32>,
+}
+
+/// The MAG state machine.
+pub struct Mag {
+    cfg: MagConfig,
+    clock: Clock,
+    /// Correction learnt from an LMA's TIMESTAMP_MISMATCH answer (RFC 5213 §5.5
+    /// puts the LMA's clock in that PBA), in timestamp units.
+    ts_adjust: i64,
+    /// Last timestamp sent: each PBU's is strictly greater, so the LMA's
+    /// ordering check (RFC 5213 §5.5) never sees two equal ones from us.
+    last_ts: u64,
+    lmas: Vec<LmaState>,
+    entries: HashMap<AccessPoint, Entry>,
+    /// Attachments of each MN identifier (two devices may share one NAI).
+    by_mn_id: HashMap<Vec<u8>, Vec<AccessPoint>>,
+    ids: IdAlloc,
+    seq: u16,
+    /// Lazy timer heap: an item is live only if it equals the entry's deadline.
+    timers: BinaryHeap<Reverse<(Instant, AccessPoint)>>,
+    transmits: VecDeque<Transmit>,
+    dp: VecDeque<DpCommand>,
+    events: VecDeque<MagEvent>,
+    pub counters: MagCounters,
+}
+
+impl Mag {
+    pub fn new(cfg: MagConfig, now: Instant, wall: SystemTime) -> Self {
+        let lmas = cfg
+            .lmas
+            .iter()
+            .map(|l| LmaState {
+                cfg: l.clone(),
+                peer: Peer::from_ip(l.addr, l.port),
+                disabled: false,
+                hb_seq: 0,
+                hb_outstanding: false,
+                hb_missed: 0,
+                hb_deadline: now + cfg.heartbeat_interval,
+                restart_counter: None,
+            })
+            .collect();
+        Mag {
+            clock: Clock::new(now, wall),
+            ts_adjust: 0,
+            last_ts: 0,
+            lmas,
+            entries: HashMap::new(),
+            by_mn_id: HashMap::new(),
+            ids: IdAlloc::new(1024),
+            seq: 0,
+            timers: BinaryHeap::new(),
+            transmits: VecDeque::new(),
+            dp: VecDeque::new(),
+            events: VecDeque::new(),
+            counters: MagCounters::default(),
+            cfg,
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+    pub fn poll_dp(&mut self) -> Option<DpCommand> {
+        self.dp.pop_front()
+    }
+    pub fn poll_event(&mut self) -> Option<MagEvent> {
+        self.events.pop_front()
+    }
+
+    /// Number of entries in the binding update list.
+    pub fn binding_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Number of accepted (active) bindings.
+    pub fn active_count(&self) -> usize {
+        self.entries
+            .values()
+            .filter(|e| e.state == State::Active)
+            .count()
+    }
+
+    /// The LMA peers' transport addresses (for the shell's sockets).
+    pub fn peers(&self) -> impl Iterator<Item = Peer> + '_ {
+        self.lmas.iter().map(|l| l.peer)
+    }
+
+    /// Earliest deadline among bindings and heartbeats.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let t = self.timers.peek().map(|Reverse((t, _))| *t);
+        let h = self.lmas.iter().map(|l| l.hb_deadline).min();
+        match (t, h) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// A subscriber appeared on the access link (DHCP DISCOVER or new MAC).
+    /// A second attach for a known attachment is ignored while one is in
+    /// progress or active.
+    pub fn attach(&mut self, now: Instant, req: AttachRequest) {
+        if let Some(e) = self.entries.get(&req.at) {
+            if e.state != State::Deregistering {
+                if let (State::Active, Some(g)) = (e.state, &e.granted) {
+                    // DHCP asked again: give the access side the binding we have.
+                    self.events.push_back(MagEvent::Registered {
+                        at: req.at,
+                        home_v4: g.home_v4,
+                        default_router: g.default_router,
+                        hnp: g.hnp,
+                        lifetime: g.expires.saturating_duration_since(now),
+                    });
+                }
+                return;
+            }
+            let at = req.at;
+            self.remove_entry(&at);
+        }
+        let Some(lma) = self
+            .lmas
+            .iter()
+            .position(|l| l.cfg.name == req.lma && !l.disabled)
+        else {
+            self.counters.attach_no_lma += 1;
+            self.events.push_back(MagEvent::RegistrationFailed {
+                at: req.at,
+                reason: FailReason::LmaUnavailable,
+            });
+            return;
+        };
+        if self.cfg.local.for_peer(&self.lmas[lma].peer).is_none() {
+            self.counters.attach_no_lma += 1;
+            self.events.push_back(MagEvent::RegistrationFailed {
+                at: req.at,
+                reason: FailReason::LmaUnavailable,
+            });
+            return;
+        }
+        // The downlink key is the subscriber id: unique per binding on this MAG.
+        let Some(sub_id) = self.ids.alloc() else {
+            self.events.push_back(MagEvent::RegistrationFailed {
+                at: req.at,
+                reason: FailReason::LmaUnavailable,
+            });
+            return;
+        };
+        let downlink_key = sub_id;
+        let at = req.at;
+        // The same device (MAC) under the same identity on another port or
+        // VLAN of this MAG: that older attachment is stale.
+        let stale: Vec<AccessPoint> = self
+            .by_mn_id
+            .get(&req.mn_id)
+            .map(|v| {
+                v.iter()
+                    .filter(|a| a.mac == at.mac && **a != at)
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for old in stale {
+            self.remove_entry(&old);
+        }
+        self.by_mn_id.entry(req.mn_id.clone()).or_default().push(at);
+        let entry = Entry {
+            req,
+            lma,
+            sub_id,
+            downlink_key,
+            state: State::Registering,
+            seq: 0,
+            retx: 0,
+            timeout: self.cfg.retx_initial,
+            deadline: now,
+            granted: None,
+            handoff: HandoffIndicator::from(self.cfg.attach_handoff_indicator),
+        };
+        self.entries.insert(at, entry);
+        self.send_pbu(now, at, false);
+    }
+
+    /// The subscriber left: remove its map entry now and deregister
+    /// (lifetime 0) with the LMA.
+    pub fn detach(&mut self, now: Instant, at: AccessPoint) {
+        let Some(e) = self.entries.get_mut(&at) else {
+            return;
+        };
+        if e.state == State::Deregistering {
+            return;
+        }
+        let had = e.granted.is_some();
+        e.state = State::Deregistering;
+        e.retx = 0;
+        e.timeout = self.cfg.retx_initial;
+        if had {
+            let b = self.access_binding(&at);
+            if let Some(b) = b {
+                self.dp.push_back(DpCommand::RemoveAccess(b));
+            }
+        }
+        self.counters.dereg_sent += 1;
+        self.send_pbu(now, at, true);
+    }
+
+    fn next_seq(&mut self) -> u16 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    fn arm(&mut self, at: AccessPoint, deadline: Instant) {
+        if let Some(e) = self.entries.get_mut(&at) {
+            e.deadline = deadline;
+            self.timers.push(Reverse((deadline, at)));
+        }
+    }
+
+    /// Builds and queues a PBU for `at` with a fresh sequence number and
+    /// timestamp (each retransmission is a new PBU, so the LMA's timestamp
+    /// check accepts it even if the first one was processed).
+    fn send_pbu(&mut self, now: Instant, at: AccessPoint, dereg: bool) {
+        let seq = self.next_seq();
+        let ts = self
+            .clock
+            .timestamp(now)
+            .wrapping_add_signed(self.ts_adjust)
+            .max(self.last_ts.wrapping_add(1));
+        self.last_ts = ts;
+        let Some(e) = self.entries.get_mut(&at) else {
+            return;
+        };
+        e.seq = seq;
+        let lma = &self.lmas[e.lma];
+        let peer = lma.peer;
+        let mut options = vec![MobilityOption::MnId {
+            subtype: wire::option::MN_ID_SUBTYPE_NAI,
+            id: e.req.mn_id.clone(),
+        }];
+        // RFC 5213 vs RFC 5844: an IPv4-only subscriber gets no HNP option
+        // (RFC 5844 §3.1.1); a dual-stack or IPv6 one asks with ::/0 or
+        // renews the prefix it holds.
+        if e.req.ipv6 {
+            let (prefix_len, prefix) = match e.granted.as_ref().and_then(|g| g.hnp) {
+                Some(h) => (h.len, h.prefix),
+                None => (0, Ipv6Addr::UNSPECIFIED),
+            };
+            options.push(MobilityOption::HomeNetworkPrefix { prefix_len, prefix });
+        }
+        options.push(MobilityOption::HandoffIndicator(if dereg {
+            HandoffIndicator::HandoffStateUnknown
+        } else {
+            e.handoff
+        }));
+        options.push(MobilityOption::AccessTechType(AccessTechType::from(
+            self.cfg.access_tech_type,
+        )));
+        options.push(MobilityOption::MnLinkLayerId(e.req.at.mac.to_vec()));
+        options.push(MobilityOption::Timestamp(ts));
+        // RFC 5845 §5.1: the GRE key option SHOULD NOT be in a deregistration.
+        if !dereg {
+            options.push(MobilityOption::GreKey(Some(e.downlink_key)));
+        }
+        if e.req.ipv4 {
+            let addr = match (
+                e.granted.as_ref().and_then(|g| g.home_v4),
+                e.req.requested_v4,
+            ) {
+                (Some((a, _)), _) => a,
+                (None, Some(a)) => a,
+                (None, None) => Ipv4Addr::UNSPECIFIED,
+            };
+            let prefix_len = e
+                .granted
+                .as_ref()
+                .and_then(|g| g.home_v4)
+                .map(|(_, l)| l)
+                .unwrap_or(0);
+            options.push(MobilityOption::Ipv4HoaRequest { prefix_len, addr });
+            if !dereg {
+                options.push(MobilityOption::Ipv4DhcpSupportMode {
+                    server: self.cfg.dhcp_server_mode,
+                });
+            }
+        }
+        if let Some(apn) = &e.req.apn {
+            options.push(MobilityOption::ServiceSelection(apn.clone()));
+        }
+        if let (Peer::V4(_), Some(v4)) = (peer, self.cfg.local.v4) {
+            // RFC 5844 §4: over IPv4 transport the proxy-CoA is an IPv4 address.
+            options.push(MobilityOption::Ipv4CareOfAddress(v4));
+        }
+        let lifetime = if dereg {
+            0
+        } else {
+            (self.cfg.lifetime.as_secs() / 4).min(u64::from(u16::MAX)) as u16
+        };
+        let msg = Message::BindingUpdate(BindingUpdate {
+            seq,
+            flags: bu_flags::A | bu_flags::P,
+            lifetime,
+            options,
+        });
+        let deadline = now + e.timeout;
+        self.queue(peer, &msg);
+        self.counters.pbu_sent += 1;
+        self.arm(at, deadline);
+    }
+
+    fn queue(&mut self, peer: Peer, msg: &Message) {
+        let Some(ck) = self.cfg.local.checksum(&peer) else {
+            return;
+        };
+        if let Ok(payload) = msg.to_vec(ck) {
+            self.transmits.push_back(Transmit { peer, payload });
+        }
+    }
+
+    fn access_binding(&self, at: &AccessPoint) -> Option<AccessBinding> {
+        let e = self.entries.get(at)?;
+        let g = e.granted.as_ref()?;
+        let lma = &self.lmas[e.lma];
+        Some(AccessBinding {
+            at: *at,
+            sub_id: e.sub_id,
+            tunnel: TunnelEnds {
+                local: self.cfg.local.for_peer(&lma.peer)?,
+                remote: lma.peer.ip(),
+            },
+            uplink_key: g.uplink_key,
+            downlink_key: e.downlink_key,
+            home_v4: g.home_v4.map(|(a, _)| a),
+            gateway_v4: g.default_router,
+            hnp: g.hnp,
+        })
+    }
+
+    /// Removes an entry and its map entry (if installed), freeing its id.
+    fn remove_entry(&mut self, at: &AccessPoint) {
+        if let Some(e) = self.entries.get(at) {
+            if e.state != State::Deregistering && e.granted.is_some() {
+                if let Some(b) = self.access_binding(at) {
+                    self.dp.push_back(DpCommand::RemoveAccess(b));
+                }
+            }
+        }
+        if let Some(e) = self.entries.remove(at) {
+            if let Some(v) = self.by_mn_id.get_mut(&e.req.mn_id) {
+                v.retain(|a| a != at);
+                if v.is_empty() {
+                    self.by_mn_id.remove(&e.req.mn_id);
+                }
+            }
+            self.ids.release(e.sub_id);
+        }
+    }
+
+    fn fail(&mut self, at: AccessPoint, reason: FailReason) {
+        self.remove_entry(&at);
+        self.events
+            .push_back(MagEvent::RegistrationFailed { at, reason });
+    }
+
+    /// Processes one received Mobility Header from `peer`.
+    pub fn handle(&mut self, now: Instant, peer: Peer, data: &[u8]) {
+        self.counters.rx_packets += 1;
+        let Some(lma) = self.lmas.iter().position(|l| l.peer.ip() == peer.ip()) else {
+            self.counters.rx_unknown_peer += 1;
+            return;
+        };
+        let Some(ck) = self.cfg.local.rx_checksum(&peer) else {
+            self.counters.rx_unknown_peer += 1;
+            return;
+        };
+        let msg = match Message::parse(data, ck) {
+            Ok(m) => m,
+            Err(wire::Error::Checksum) => {
+                self.counters.rx_bad_checksum += 1;
+                return;
+            }
+            Err(wire::Error::UnknownType(_)) => {
+                // RFC 6275 §9.2: answer an unknown MH type with a Binding Error.
+                self.counters.rx_unknown_type += 1;
+                self.counters.binding_error_sent += 1;
+                let be = Message::BindingError(BindingError {
+                    status: wire::be_status::UNRECOGNIZED_MH_TYPE,
+                    home_address: Ipv6Addr::UNSPECIFIED,
+                    options: vec![],
+                });
+                self.queue(peer, &be);
+                return;
+            }
+            Err(_) => {
+                self.counters.rx_malformed += 1;
+                return;
+            }
+        };
+        match msg {
+            Message::BindingAck(ba) => self.on_pba(now, lma, ba),
+            Message::Heartbeat(hb) => self.on_heartbeat(now, lma, hb),
+            Message::RevocationIndication(bri) => self.on_bri(lma, bri),
+            _ => self.counters.rx_unexpected_message += 1,
+        }
+    }
+
+    fn on_pba(&mut self, now: Instant, lma: usize, ba: BindingAck) {
+        // The attachment: by link-layer identifier (echoed by the LMA), else
+        // by sequence number among the MN's attachments.
+        let ats = ba
+            .mn_id()
+            .and_then(|id| self.by_mn_id.get(id))
+            .map(|v| v.as_slice())
+            .unwrap_or(&[]);
+        let found = match ba.link_layer_id() {
+            Some(l) => ats.iter().find(|a| a.mac[..] == *l),
+            None => ats
+                .iter()
+                .find(|a| self.entries.get(a).is_some_and(|e| e.seq == ba.seq)),
+        };
+        let Some(&at) = found else {
+            self.counters.pba_no_binding += 1;
+            return;
+        };
+        let Some(e) = self.entries.get(&at) else {
+            self.counters.pba_no_binding += 1;
+            return;
+        };
+        if e.seq != ba.seq
+            || e.lma != lma
+            || e.state == State::Active
+            || ba.flags & ba_flags::P == 0
+        {
+            self.counters.pba_seq_mismatch += 1;
+            return;
+        }
+        if e.state == State::Deregistering {
+            // Accepted or not, the subscriber is gone: stop here.
+            self.remove_entry(&at);
+            self.events.push_back(MagEvent::Deregistered { at });
+            return;
+        }
+        if !ba.status.is_accepted() {
+            self.counters.pba_rejected += 1;
+            self.on_rejected(now, at, lma, &ba);
+            return;
+        }
+        let lifetime = Duration::from_secs(u64::from(ba.lifetime_secs()));
+        let uplink_key = match ba.gre_key() {
+            Some(Some(k)) => k,
+            _ => {
+                // RFC 5845: without the LMA's key we cannot encapsulate uplink.
+                self.counters.pba_bad += 1;
+                self.fail(at, FailReason::BadAck);
+                return;
+            }
+        };
+        let home_v4 = match ba.ipv4_hoa_reply() {
+            Some((0..=127, plen, addr)) => Some((addr, plen)),
+            _ => None,
+        };
+        let hnp = ba
+            .hnps()
+            .into_iter()
+            .next()
+            .map(|(len, prefix)| Hnp { prefix, len });
+        let e = &self.entries[&at];
+        if lifetime.is_zero()
+            || (e.req.ipv4 && home_v4.is_none() && !e.req.ipv6)
+            || (home_v4.is_none() && hnp.is_none())
+        {
+            self.counters.pba_bad += 1;
+            self.fail(at, FailReason::BadAck);
+            return;
+        }
+        self.counters.pba_accepted += 1;
+        let granted = Granted {
+            uplink_key,
+            home_v4,
+            default_router: ba.ipv4_default_router(),
+            hnp,
+            lifetime,
+            expires: now + lifetime,
+        };
+        let refresh = self.cfg.refresh.min(lifetime * 3 / 4);
+        let e = self.entries.get_mut(&at).expect("checked above");
+        let changed = match &e.granted {
+            Some(g) => {
+                g.uplink_key != granted.uplink_key
+                    || g.home_v4 != granted.home_v4
+                    || g.hnp != granted.hnp
+                    || g.default_router != granted.default_router
+            }
+            None => true,
+        };
+        e.granted = Some(granted.clone());
+        e.state = State::Active;
+        e.retx = 0;
+        e.timeout = self.cfg.retx_initial;
+        e.handoff = HandoffIndicator::HandoffStateNotChanged;
+        if changed {
+            if let Some(b) = self.access_binding(&at) {
+                self.dp.push_back(DpCommand::InstallAccess(b));
+            }
+            self.events.push_back(MagEvent::Registered {
+                at,
+                home_v4: granted.home_v4,
+                default_router: granted.default_router,
+                hnp: granted.hnp,
+                lifetime,
+            });
+        }
+        self.arm(at, now + refresh);
+    }
+
+    /// PBA error statuses, one by one (RFC 5213 §6.9.1.2 and the status list).
+    fn on_rejected(&mut self, now: Instant, at: AccessPoint, lma: usize, ba: &BindingAck) {
+        match ba.status {
+            // Clock disagreement or an older PBU overtook ours: send a fresh PBU
+            // (new timestamp) right away, within the retry budget.
+            BaStatus::TIMESTAMP_MISMATCH | BaStatus::TIMESTAMP_LOWER_THAN_PREV_ACCEPTED => {
+                if let (BaStatus::TIMESTAMP_MISMATCH, Some(lma_ts)) = (ba.status, ba.timestamp()) {
+                    self.ts_adjust = lma_ts.wrapping_sub(self.clock.timestamp(now)) as i64;
+                    self.last_ts = lma_ts;
+                }
+                let e = self.entries.get_mut(&at).expect("caller checked");
+                if e.retx >= self.cfg.max_retx {
+                    self.fail(at, FailReason::Rejected(ba.status));
+                } else {
+                    e.retx += 1;
+                    self.counters.pbu_retransmitted += 1;
+                    self.send_pbu(now, at, false);
+                }
+            }
+            // Transient at the LMA: keep the retransmission timer running.
+            BaStatus::INSUFFICIENT_RESOURCES | BaStatus::UNSPECIFIED => {}
+            // The LMA refuses this MAG: stop using it for everyone.
+            BaStatus::MAG_NOT_AUTHORIZED_FOR_PROXY_REG => {
+                self.lmas[lma].disabled = true;
+                let on_lma: Vec<AccessPoint> = self
+                    .entries
+                    .iter()
+                    .filter(|(_, e)| e.lma == lma)
+                    .map(|(a, _)| *a)
+                    .collect();
+                for a in on_lma {
+                    self.fail(a, FailReason::Rejected(ba.status));
+                }
+            }
+            // Everything else is about this subscriber: give up on it.
+            status => self.fail(at, FailReason::Rejected(status)),
+        }
+    }
+
+    fn on_heartbeat(&mut self, now: Instant, lma: usize, hb: Heartbeat) {
+        self.counters.heartbeat_rx += 1;
+        let peer = self.lmas[lma].peer;
+        if !hb.response {
+            // RFC 5847 §3: answer a request with the same sequence number.
+            let reply = Message::Heartbeat(Heartbeat {
+                unsolicited: false,
+                response: true,
+                seq: hb.seq,
+                options: vec![MobilityOption::RestartCounter(self.cfg.restart_counter)],
+            });
+            self.queue(peer, &reply);
+        } else {
+            let l = &mut self.lmas[lma];
+            if !l.hb_outstanding || hb.seq != l.hb_seq {
+                self.counters.rx_unexpected_message += 1;
+                return;
+            }
+            l.hb_outstanding = false;
+            l.hb_missed = 0;
+        }
+        if let Some(rc) = hb.restart_counter() {
+            let l = &mut self.lmas[lma];
+            let restarted = l.restart_counter.is_some_and(|old| old != rc);
+            l.restart_counter = Some(rc);
+            if restarted {
+                // RFC 5847 §4: the LMA lost its bindings; register them again.
+                self.counters.lma_restart_detected += 1;
+                self.reregister_all(now, lma);
+            }
+        }
+    }
+
+    /// Sends a fresh PBU for every binding on `lma`.
+    fn reregister_all(&mut self, now: Instant, lma: usize) {
+        let ats: Vec<AccessPoint> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.lma == lma && e.state != State::Deregistering)
+            .map(|(a, _)| *a)
+            .collect();
+        for at in ats {
+            self.counters.reregistrations += 1;
+            if let Some(e) = self.entries.get_mut(&at) {
+                e.state = State::Registering;
+                e.retx = 0;
+                e.timeout = self.cfg.retx_initial;
+                // RFC 5213 §8.4 value 5: re-registration, nothing moved.
+                e.handoff = HandoffIndicator::HandoffStateNotChanged;
+            }
+            self.send_pbu(now, at, false);
+        }
+    }
+
+    fn on_bri(&mut self, lma: usize, bri: RevocationIndication) {
+        self.counters.bri_rx += 1;
+        let peer = self.lmas[lma].peer;
+        // The MN's attachments through this LMA; the link-layer identifier,
+        // when the BRI has one, picks the attachment.
+        let llid = bri.link_layer_id();
+        let found: Vec<AccessPoint> = bri
+            .mn_id()
+            .and_then(|id| self.by_mn_id.get(id))
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
+            .iter()
+            .filter(|a| llid.is_none_or(|l| a.mac[..] == *l))
+            .filter(|a| self.entries.get(a).is_some_and(|e| e.lma == lma))
+            .copied()
+            .collect();
+        for at in &found {
+            let was_dereg = self
+                .entries
+                .get(at)
+                .is_some_and(|e| e.state == State::Deregistering);
+            self.remove_entry(at);
+            if !was_dereg {
+                self.events.push_back(MagEvent::Revoked {
+                    at: *at,
+                    trigger: bri.trigger,
+                });
+            }
+        }
+        let status = if found.is_empty() {
+            self.counters.bri_unknown_binding += 1;
+            bra_status::BINDING_DOES_NOT_EXIST
+        } else {
+            bra_status::SUCCESS
+        };
+        // RFC 5846 §8.2: acknowledge with the BRI's sequence number.
+        let mut options = Vec::new();
+        if let Some(id) = bri.mn_id() {
+            options.push(MobilityOption::MnId {
+                subtype: wire::option::MN_ID_SUBTYPE_NAI,
+                id: id.to_vec(),
+            });
+        }
+        let bra = Message::RevocationAck(RevocationAck {
+            status,
+            seq: bri.seq,
+            flags: bri.flags & br_flags::P,
+            options,
+        });
+        self.queue(peer, &bra);
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((t, at))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(e) = self.entries.get(&at) else {
+                continue;
+            };
+            if e.deadline != t {
+                continue; // superseded
+            }
+            self.on_entry_timer(now, at);
+        }
+        for i in 0..self.lmas.len() {
+            if self.lmas[i].hb_deadline <= now {
+                self.on_heartbeat_timer(now, i);
+            }
+        }
+    }
+
+    fn on_entry_timer(&mut self, now: Instant, at: AccessPoint) {
+        let Some(e) = self.entries.get_mut(&at) else {
+            return;
+        };
+        match e.state {
+            State::Active => {
+                // Refresh before the lifetime ends (RFC 5213 §6.9.1.3).
+                e.state = State::Registering;
+                e.retx = 0;
+                e.timeout = self.cfg.retx_initial;
+                self.counters.refresh_sent += 1;
+                self.send_pbu(now, at, false);
+            }
+            State::Registering | State::Deregistering => {
+                let expired = e.granted.as_ref().is_some_and(|g| g.expires <= now);
+                if expired && e.state == State::Registering {
+                    self.counters.lifetime_expired += 1;
+                    self.fail(at, FailReason::Timeout);
+                    return;
+                }
+                if e.retx >= self.cfg.max_retx {
+                    if e.state == State::Deregistering {
+                        self.remove_entry(&at);
+                        self.events.push_back(MagEvent::Deregistered { at });
+                    } else {
+                        self.counters.registration_timeouts += 1;
+                        self.fail(at, FailReason::Timeout);
+                    }
+                    return;
+                }
+                // Exponential back-off, 1 s doubling up to 32 s.
+                e.retx += 1;
+                e.timeout = (e.timeout * 2).min(self.cfg.retx_max);
+                let dereg = e.state == State::Deregistering;
+                self.counters.pbu_retransmitted += 1;
+                self.send_pbu(now, at, dereg);
+            }
+        }
+    }
+
+    fn on_heartbeat_timer(&mut self, now: Instant, lma: usize) {
+        let l = &mut self.lmas[lma];
+        l.hb_deadline = now + self.cfg.heartbeat_interval;
+        if l.hb_outstanding {
+            l.hb_missed += 1;
+            self.counters.heartbeat_missed += 1;
+            if l.hb_missed >= self.cfg.heartbeat_missing_limit {
+                // RFC 5847 §4: treat the LMA as having lost state.
+                l.hb_missed = 0;
+                l.restart_counter = None;
+                self.counters.lma_restart_detected += 1;
+                self.reregister_all(now, lma);
+            }
+        }
+        let l = &mut self.lmas[lma];
+        if l.disabled {
+            return;
+        }
+        l.hb_seq = l.hb_seq.wrapping_add(1);
+        l.hb_outstanding = true;
+        let msg = Message::Heartbeat(Heartbeat {
+            unsolicited: false,
+            response: false,
+            seq: l.hb_seq,
+            options: vec![MobilityOption::RestartCounter(self.cfg.restart_counter)],
+        });
+        let peer = l.peer;
+        self.counters.heartbeat_sent += 1;
+        self.queue(peer, &msg);
+    }
+
+    /// The binding update list in the layout of Cisco's `show ipv6 mobile
+    /// pmipv6 mag binding` (seed 004), sorted by attachment.
+    pub fn show_bindings(&self, now: Instant) -> String {
+        use std::fmt::Write;
+        let mut ats: Vec<&AccessPoint> = self.entries.keys().collect();
+        ats.sort();
+        let mut out = format!("Total number of bindings: {}\n", ats.len());
+        for at in ats {
+            let e = &self.entries[at];
+            let m = at.mac;
+            let llid = format!(
+                "{:02x}{:02x}.{:02x}{:02x}.{:02x}{:02x}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            );
+            let g = e.granted.as_ref();
+            let hoa = g
+                .and_then(|g| g.home_v4)
+                .map(|(a, _)| a.to_string())
+                .unwrap_or_else(|| "0".into());
+            let hnp = g
+                .and_then(|g| g.hnp)
+                .map(|h| format!("{}/{}", h.prefix, h.len))
+                .unwrap_or_else(|| "0".into());
+            let state = match e.state {
+                State::Registering => "REGISTERING",
+                State::Active => "ACTIVE",
+                State::Deregistering => "DEREGISTERING",
+            };
+            let _ = write!(
+                out,
+                "----------------------------------------\n\
+                 [Binding][MN]: Nai: {}\n\
+                 \x20 [Binding][MN]: State: {state}\n\
+                 \x20 [Binding][MN]: Interface: ifindex {} vlan {}\n\
+                 \x20 [Binding][MN]: Hoa: {hoa}, att: {}, llid: {llid}\n\
+                 \x20 [Binding][MN]: HNP: {hnp}\n\
+                 \x20 [Binding][MN][LMA]: Id: {}\n\
+                 \x20 [Binding][MN][LMA]: lifetime: {}\n\
+                 \x20 [Binding][MN][GREKEY]: Upstream: {}, Downstream: {}\n",
+                String::from_utf8_lossy(&e.req.mn_id),
+                at.ifindex,
+                at.vlan,
+                self.cfg.access_tech_type,
+                self.lmas[e.lma].cfg.name,
+                g.map(|g| g.expires.saturating_duration_since(now).as_secs())
+                    .unwrap_or(0),
+                g.map(|g| g.uplink_key).unwrap_or(0),
+                e.downlink_key,
+            );
+        }
+        out
+    }
+
+    /// The uplink key, home address and state of a binding (for `show` output and tests).
+    pub fn binding(&self, at: &AccessPoint) -> Option<MagBindingInfo> {
+        let e = self.entries.get(at)?;
+        Some(MagBindingInfo {
+            mn_id: e.req.mn_id.clone(),
+            lma: self.lmas[e.lma].cfg.name.clone(),
+            state: match e.state {
+                State::Registering => "REGISTERING",
+                State::Active => "ACTIVE",
+                State::Deregistering => "DEREGISTERING",
+            },
+            downlink_key: e.downlink_key,
+            uplink_key: e.granted.as_ref().map(|g| g.uplink_key),
+            home_v4: e.granted.as_ref().and_then(|g| g.home_v4),
+            hnp: e.granted.as_ref().and_then(|g| g.hnp),
+            lifetime: e.granted.as_ref().map(|g| g.lifetime),
+        })
+    }
+}
+
+/// A binding update list entry as `show ipv6 mobile pmipv6 mag binding` would print it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MagBindingInfo {
+    pub mn_id: Vec<u8>,
+    pub lma: String,
+    pub state: &'static str,
+    pub downlink_key: u32,
+    pub uplink_key: Option<u32>,
+    pub home_v4: Option<(Ipv4Addr, u8)>,
+    pub hnp: Option<Hnp>,
+    pub lifetime: Option<Duration>,
+}

@@ -1,0 +1,1245 @@
+//! Simulated-clock tests: two MAGs and one LMA exchange real encoded
+//! Mobility Headers through an in-memory network that can drop, hold back
+//! or inject messages; time only moves when a test says so.
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::lma::{Ipv4PoolConfig, Ipv6PoolConfig, Lma, LmaConfig, Profile};
+use super::mag::{AttachRequest, FailReason, LmaPeerConfig, Mag, MagConfig, MagEvent};
+use super::wire::*;
+use super::{LocalAddrs, Peer, Transmit};
+use crate::dataplane::{AccessPoint, DataPlane, DpCommand, MemDataPlane};
+
+const MAG1: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xcafe, 0x1025, 0, 0, 0, 0x15);
+const MAG2: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xcafe, 0x1026, 0, 0, 0, 0x16);
+const LMA: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xcafe, 0x1024, 0, 0, 0, 0x101);
+const MAG1_V4: Ipv4Addr = Ipv4Addr::new(10, 8, 22, 15);
+const MAG2_V4: Ipv4Addr = Ipv4Addr::new(10, 8, 23, 16);
+const LMA_V4: Ipv4Addr = Ipv4Addr::new(10, 8, 24, 101);
+const ROGUE: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xbad, 0, 0, 0, 0, 1);
+
+fn wall() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+}
+
+fn ap(n: u8) -> AccessPoint {
+    AccessPoint {
+        ifindex: 3,
+        vlan: 3074,
+        mac: [0x00, 0x24, 0xd7, 0x8e, 0x21, n],
+    }
+}
+
+fn req(n: u8) -> AttachRequest {
+    AttachRequest {
+        at: ap(n),
+        mn_id: format!("mn{n}@example.com").into_bytes(),
+        lma: "lma1".into(),
+        ipv4: true,
+        requested_v4: None,
+        ipv6: false,
+        apn: Some(b"example.com".to_vec()),
+    }
+}
+
+fn mag_cfg(v4: bool, own6: Ipv6Addr, own4: Ipv4Addr) -> MagConfig {
+    MagConfig {
+        local: LocalAddrs {
+            v6: Some(own6),
+            v4: Some(own4),
+        },
+        lmas: vec![LmaPeerConfig {
+            name: "lma1".into(),
+            addr: if v4 {
+                IpAddr::V4(LMA_V4)
+            } else {
+                IpAddr::V6(LMA)
+            },
+            port: UDP_PORT,
+        }],
+        ..MagConfig::default()
+    }
+}
+
+fn lma_cfg() -> LmaConfig {
+    let mut subscribers = std::collections::HashMap::new();
+    for n in 0..10u8 {
+        subscribers.insert(
+            format!("mn{n}@example.com"),
+            Profile {
+                ipv4: true,
+                ipv6: true,
+                ..Profile::default()
+            },
+        );
+    }
+    subscribers.insert(
+        "static@example.com".into(),
+        Profile {
+            allow_static: true,
+            ..Profile::default()
+        },
+    );
+    LmaConfig {
+        local: LocalAddrs {
+            v6: Some(LMA),
+            v4: Some(LMA_V4),
+        },
+        mags: vec![
+            IpAddr::V6(MAG1),
+            IpAddr::V6(MAG2),
+            IpAddr::V4(MAG1_V4),
+            IpAddr::V4(MAG2_V4),
+        ],
+        ipv4_pool: Some(Ipv4PoolConfig {
+            network: Ipv4Addr::new(192, 0, 2, 0),
+            prefix_len: 24,
+            gateway: Ipv4Addr::new(192, 0, 2, 254),
+        }),
+        ipv6_pool: Some(Ipv6PoolConfig {
+            prefix: "2001:db8:f00d::".parse().unwrap(),
+            prefix_len: 48,
+            assign_len: 64,
+        }),
+        subscribers,
+        ..LmaConfig::default()
+    }
+}
+
+/// Where a message is going: to the LMA, or to MAG 1 / 2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Node {
+    Lma,
+    Mag(usize),
+}
+
+struct Sim {
+    start: Instant,
+    now: Instant,
+    mags: Vec<Mag>,
+    lma: Lma,
+    mag_dp: Vec<MemDataPlane>,
+    lma_dp: MemDataPlane,
+    events: Vec<Vec<MagEvent>>,
+    /// Every message put on the wire: (time, from, to, bytes).
+    wire: Vec<(Instant, Node, Node, Vec<u8>)>,
+    /// Drop messages to this node while set.
+    drop_to: Vec<Node>,
+    /// Binding updates held back instead of delivered (from, to, bytes).
+    held: Vec<(Node, Node, Vec<u8>)>,
+    hold_from: Option<Node>,
+    v4: bool,
+}
+
+impl Sim {
+    fn new(v4: bool) -> Sim {
+        let now = Instant::now();
+        Sim {
+            start: now,
+            now,
+            mags: vec![
+                Mag::new(mag_cfg(v4, MAG1, MAG1_V4), now, wall()),
+                Mag::new(mag_cfg(v4, MAG2, MAG2_V4), now, wall()),
+            ],
+            lma: Lma::new(lma_cfg(), now, wall()),
+            mag_dp: vec![MemDataPlane::default(), MemDataPlane::default()],
+            lma_dp: MemDataPlane::default(),
+            events: vec![vec![], vec![]],
+            wire: vec![],
+            drop_to: vec![],
+            held: vec![],
+            hold_from: None,
+            v4,
+        }
+    }
+
+    fn with_lma(mut self, cfg: LmaConfig) -> Sim {
+        self.lma = Lma::new(cfg, self.now, wall());
+        self
+    }
+
+    fn peer_of(&self, n: Node) -> Peer {
+        let (a6, a4) = match n {
+            Node::Lma => (LMA, LMA_V4),
+            Node::Mag(0) => (MAG1, MAG1_V4),
+            Node::Mag(_) => (MAG2, MAG2_V4),
+        };
+        if self.v4 {
+            Peer::V4(SocketAddrV4::new(a4, UDP_PORT))
+        } else {
+            Peer::V6(a6)
+        }
+    }
+
+    fn node_of(&self, p: &Peer) -> Node {
+        match p.ip() {
+            IpAddr::V6(a) if a == LMA => Node::Lma,
+            IpAddr::V4(a) if a == LMA_V4 => Node::Lma,
+            IpAddr::V6(a) if a == MAG1 => Node::Mag(0),
+            IpAddr::V4(a) if a == MAG1_V4 => Node::Mag(0),
+            _ => Node::Mag(1),
+        }
+    }
+
+    fn deliver(&mut self, from: Node, to: Node, bytes: &[u8]) {
+        let peer = self.peer_of(from);
+        match to {
+            Node::Lma => self.lma.handle(self.now, peer, bytes),
+            Node::Mag(i) => self.mags[i].handle(self.now, peer, bytes),
+        }
+    }
+
+    /// Moves messages, commands and events until nothing is left to do.
+    fn run(&mut self) {
+        loop {
+            let mut out: Vec<(Node, Transmit)> = vec![];
+            for (i, m) in self.mags.iter_mut().enumerate() {
+                while let Some(t) = m.poll_transmit() {
+                    out.push((Node::Mag(i), t));
+                }
+                while let Some(c) = m.poll_dp() {
+                    self.mag_dp[i].apply(&c).unwrap();
+                }
+                while let Some(e) = m.poll_event() {
+                    self.events[i].push(e);
+                }
+            }
+            while let Some(t) = self.lma.poll_transmit() {
+                out.push((Node::Lma, t));
+            }
+            while let Some(c) = self.lma.poll_dp() {
+                self.lma_dp.apply(&c).unwrap();
+            }
+            if out.is_empty() {
+                return;
+            }
+            for (from, t) in out {
+                let to = self.node_of(&t.peer);
+                assert_eq!(
+                    t.peer,
+                    self.peer_of(to),
+                    "transport follows the peer's family"
+                );
+                self.wire.push((self.now, from, to, t.payload.clone()));
+                if self.drop_to.contains(&to) {
+                    continue;
+                }
+                let is_bu = t.payload.get(2) == Some(&5);
+                if self.hold_from == Some(from) && is_bu {
+                    self.held.push((from, to, t.payload));
+                    continue;
+                }
+                self.deliver(from, to, &t.payload);
+            }
+        }
+    }
+
+    /// Advances the clock to `now + d`, firing timers in order on the way.
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        loop {
+            self.run();
+            let next = self
+                .mags
+                .iter()
+                .filter_map(|m| m.poll_timeout())
+                .chain(self.lma.poll_timeout())
+                .filter(|t| *t <= end)
+                .min();
+            let Some(t) = next else { break };
+            self.now = t.max(self.now);
+            for m in &mut self.mags {
+                m.handle_timeout(self.now);
+            }
+            self.lma.handle_timeout(self.now);
+        }
+        self.now = end;
+        self.run();
+    }
+
+    fn attach(&mut self, mag: usize, r: AttachRequest) {
+        self.mags[mag].attach(self.now, r);
+        self.run();
+    }
+
+    fn sent(&self, from: Node, to: Node, ty: MhType) -> Vec<(Instant, Message)> {
+        self.wire
+            .iter()
+            .filter(|(_, f, t, b)| {
+                *f == from
+                    && *t == to
+                    && MhPacket::new_checked(&b[..])
+                        .map(|p| p.mh_type() == ty)
+                        .unwrap_or(false)
+            })
+            .map(|(at, _, _, b)| (*at, Message::parse(b, Checksum::None).unwrap()))
+            .collect()
+    }
+}
+
+fn registered(ev: &[MagEvent]) -> Vec<&MagEvent> {
+    ev.iter()
+        .filter(|e| matches!(e, MagEvent::Registered { .. }))
+        .collect()
+}
+
+fn first_registration(v4: bool) {
+    let mut s = Sim::new(v4);
+    s.attach(0, req(1));
+    // MAG side: one Registered event with what DHCP needs, one map entry.
+    let ev = registered(&s.events[0]);
+    assert_eq!(ev.len(), 1);
+    let MagEvent::Registered {
+        at,
+        home_v4,
+        default_router,
+        hnp,
+        lifetime,
+    } = ev[0].clone()
+    else {
+        unreachable!()
+    };
+    assert_eq!(at, ap(1));
+    assert_eq!(home_v4, Some((Ipv4Addr::new(192, 0, 2, 1), 24)));
+    assert_eq!(default_router, Some(Ipv4Addr::new(192, 0, 2, 254)));
+    assert_eq!(hnp, None);
+    assert_eq!(lifetime, Duration::from_secs(3600));
+    let acc = &s.mag_dp[0].access[&ap(1)];
+    let anc = s.lma_dp.anchor.values().next().unwrap();
+    assert_eq!(s.lma_dp.anchor.len(), 1);
+    // GRE keys: the MAG chose the downlink key, the LMA the uplink key.
+    assert_eq!(acc.uplink_key, anc.uplink_key);
+    assert_eq!(acc.downlink_key, anc.downlink_key);
+    assert_eq!(acc.home_v4, Some(Ipv4Addr::new(192, 0, 2, 1)));
+    assert_eq!(anc.home_v4, Some(Ipv4Addr::new(192, 0, 2, 1)));
+    // The tunnel's outer family follows the transport.
+    let (mag_ip, lma_ip) = if v4 {
+        (IpAddr::V4(MAG1_V4), IpAddr::V4(LMA_V4))
+    } else {
+        (IpAddr::V6(MAG1), IpAddr::V6(LMA))
+    };
+    assert_eq!((acc.tunnel.local, acc.tunnel.remote), (mag_ip, lma_ip));
+    assert_eq!((anc.tunnel.local, anc.tunnel.remote), (lma_ip, mag_ip));
+    // The PBU carried what RFC 5213/5844/5845 ask for.
+    let pbus = s.sent(Node::Mag(0), Node::Lma, MhType::BindingUpdate);
+    assert_eq!(pbus.len(), 1);
+    let Message::BindingUpdate(bu) = &pbus[0].1 else {
+        unreachable!()
+    };
+    assert_eq!(
+        bu.flags & (bu_flags::A | bu_flags::P),
+        bu_flags::A | bu_flags::P
+    );
+    assert_eq!(bu.flags & bu_flags::T, 0);
+    assert_eq!(bu.mn_id(), Some(&b"mn1@example.com"[..]));
+    assert_eq!(
+        bu.handoff_indicator(),
+        Some(HandoffIndicator::HandoffStateUnknown)
+    );
+    assert_eq!(bu.access_tech_type(), Some(AccessTechType::Ieee80211));
+    assert_eq!(bu.link_layer_id(), Some(&ap(1).mac[..]));
+    assert!(bu.timestamp().is_some());
+    assert_eq!(bu.gre_key(), Some(Some(acc.downlink_key)));
+    assert_eq!(bu.ipv4_hoa_request(), Some((0, Ipv4Addr::UNSPECIFIED)));
+    assert_eq!(bu.ipv4_coa().is_some(), v4);
+    assert_eq!(bu.lifetime_secs(), 3600);
+    assert_eq!(s.lma.counters.registrations, 1);
+    assert_eq!(s.mags[0].counters.pba_accepted, 1);
+}
+
+#[test]
+fn first_registration_ipv6_transport() {
+    first_registration(false);
+}
+
+#[test]
+fn first_registration_ipv4_transport() {
+    first_registration(true);
+}
+
+#[test]
+fn dual_stack_gets_prefix_and_address() {
+    let mut s = Sim::new(false);
+    let mut r = req(2);
+    r.ipv6 = true;
+    s.attach(0, r);
+    let MagEvent::Registered { home_v4, hnp, .. } = registered(&s.events[0])[0].clone() else {
+        unreachable!()
+    };
+    assert!(home_v4.is_some());
+    let hnp = hnp.unwrap();
+    assert_eq!(
+        (hnp.prefix, hnp.len),
+        ("2001:db8:f00d::".parse().unwrap(), 64)
+    );
+    assert_eq!(s.mag_dp[0].access[&ap(2)].hnp, Some(hnp));
+}
+
+#[test]
+fn unique_uplink_keys_and_addresses() {
+    let mut s = Sim::new(false);
+    for n in 0..10 {
+        s.attach(0, req(n));
+    }
+    let keys: std::collections::HashSet<u32> = s.lma_dp.anchor.keys().copied().collect();
+    assert_eq!(keys.len(), 10);
+    let addrs: std::collections::HashSet<_> =
+        s.mag_dp[0].access.values().map(|b| b.home_v4).collect();
+    assert_eq!(addrs.len(), 10);
+    let down: std::collections::HashSet<_> = s.mag_dp[0]
+        .access
+        .values()
+        .map(|b| b.downlink_key)
+        .collect();
+    assert_eq!(down.len(), 10);
+}
+
+#[test]
+fn refresh_keeps_binding_alive() {
+    let mut s = Sim::new(false);
+    s.attach(0, req(1));
+    let installs = s.mag_dp[0].log.len();
+    // Two hours: refresh every 300 s, the 3600 s lifetime never runs out.
+    s.advance(Duration::from_secs(7200));
+    let pbus = s.sent(Node::Mag(0), Node::Lma, MhType::BindingUpdate);
+    assert_eq!(pbus.len(), 1 + 24);
+    for w in pbus.windows(2) {
+        assert_eq!(w[1].0 - w[0].0, Duration::from_secs(300));
+    }
+    assert_eq!(s.lma.counters.refreshes, 24);
+    assert_eq!(s.lma.binding_count(), 1);
+    assert_eq!(
+        s.mag_dp[0].log.len(),
+        installs,
+        "a refresh with nothing changed does not touch the map"
+    );
+    assert_eq!(s.lma_dp.log.len(), 1);
+    assert_eq!(registered(&s.events[0]).len(), 1);
+    assert_eq!(s.mags[0].active_count(), 1);
+}
+
+#[test]
+fn retransmission_backs_off_then_gives_up() {
+    let mut s = Sim::new(false);
+    s.drop_to.push(Node::Lma);
+    s.attach(0, req(1));
+    s.advance(Duration::from_secs(200));
+    let pbus = s.sent(Node::Mag(0), Node::Lma, MhType::BindingUpdate);
+    let t0 = pbus[0].0;
+    let offsets: Vec<u64> = pbus.iter().map(|(t, _)| (*t - t0).as_secs()).collect();
+    assert_eq!(offsets, [0, 1, 3, 7, 15, 31]);
+    // Every retransmission is a new PBU (new sequence number).
+    let seqs: std::collections::HashSet<u16> = pbus
+        .iter()
+        .map(|(_, m)| {
+            if let Message::BindingUpdate(b) = m {
+                b.seq
+            } else {
+                0
+            }
+        })
+        .collect();
+    assert_eq!(seqs.len(), 6);
+    assert_eq!(
+        s.events[0],
+        vec![MagEvent::RegistrationFailed {
+            at: ap(1),
+            reason: FailReason::Timeout
+        }]
+    );
+    assert_eq!(s.mags[0].counters.registration_timeouts, 1);
+    assert_eq!(s.mags[0].binding_count(), 0);
+    assert!(s.mag_dp[0].access.is_empty());
+}
+
+#[test]
+fn lost_pba_is_recovered_by_retransmission() {
+    let mut s = Sim::new(false);
+    s.drop_to.push(Node::Mag(0));
+    s.attach(0, req(1));
+    assert_eq!(s.lma.binding_count(), 1);
+    s.drop_to.clear();
+    s.advance(Duration::from_secs(2));
+    assert_eq!(s.mags[0].active_count(), 1);
+    assert_eq!(
+        s.mag_dp[0].access[&ap(1)].uplink_key,
+        s.lma.binding(b"mn1@example.com").unwrap().uplink_key
+    );
+}
+
+#[test]
+fn deregistration_and_delayed_delete() {
+    let mut s = Sim::new(false);
+    s.attach(0, req(1));
+    s.mags[0].detach(s.now, ap(1));
+    s.run();
+    assert!(s.mag_dp[0].access.is_empty());
+    assert_eq!(
+        s.events[0].last(),
+        Some(&MagEvent::Deregistered { at: ap(1) })
+    );
+    let pbus = s.sent(Node::Mag(0), Node::Lma, MhType::BindingUpdate);
+    let Message::BindingUpdate(bu) = &pbus.last().unwrap().1 else {
+        unreachable!()
+    };
+    assert_eq!(bu.lifetime, 0);
+    assert_eq!(
+        bu.gre_key(),
+        None,
+        "RFC 5845: no GRE key in a deregistration"
+    );
+    // The map entry goes now, the cache entry after MinDelayBeforeBCEDelete.
+    assert!(s.lma_dp.anchor.is_empty());
+    assert!(s.lma.binding(b"mn1@example.com").unwrap().deleting);
+    s.advance(Duration::from_secs(9));
+    assert_eq!(s.lma.binding_count(), 1);
+    s.advance(Duration::from_secs(2));
+    assert_eq!(s.lma.binding_count(), 0);
+    assert_eq!(s.lma.counters.deleted_after_dereg, 1);
+    assert_eq!(s.mags[0].binding_count(), 0);
+    // The address went back to the pool.
+    s.attach(0, req(2));
+    assert_eq!(
+        s.mag_dp[0].access[&ap(2)].home_v4,
+        Some(Ipv4Addr::new(192, 0, 2, 1))
+    );
+}
+
+#[test]
+fn reattach_within_delete_delay_reuses_binding() {
+    let mut s = Sim::new(false);
+    s.attach(0, req(1));
+    let key = s.lma.binding(b"mn1@example.com").unwrap().uplink_key;
+    s.mags[0].detach(s.now, ap(1));
+    s.run();
+    s.advance(Duration::from_secs(3));
+    s.attach(1, req(1));
+    let b = s.lma.binding(b"mn1@example.com").unwrap();
+    assert!(!b.deleting);
+    assert_eq!(b.uplink_key, key);
+    assert_eq!(s.lma_dp.anchor[&key].tunnel.remote, IpAddr::V6(MAG2));
+    s.advance(Duration::from_secs(20));
+    assert_eq!(s.lma.binding_count(), 1);
+}
+
+#[test]
+fn lifetime_expiry_at_lma() {
+    let mut cfg = lma_cfg();
+    cfg.max_lifetime = Duration::from_secs(40);
+    let mut s = Sim::new(false).with_lma(cfg);
+    s.attach(0, req(1));
+    let MagEvent::Registered { lifetime, .. } = registered(&s.events[0])[0].clone() else {
+        unreachable!()
+    };
+    assert_eq!(
+        lifetime,
+        Duration::from_secs(40),
+        "granted = min(requested, LMA maximum)"
+    );
+    // The MAG goes silent: no refresh reaches the LMA.
+    s.drop_to.push(Node::Lma);
+    s.advance(Duration::from_secs(39));
+    assert_eq!(s.lma.binding_count(), 1);
+    s.advance(Duration::from_secs(2));
+    assert_eq!(s.lma.binding_count(), 0);
+    assert!(s.lma_dp.anchor.is_empty());
+    assert_eq!(s.lma.counters.expired, 1);
+    // The MAG, refreshing at 30 s without answer, drops its binding at expiry.
+    s.advance(Duration::from_secs(60));
+    assert!(s.mag_dp[0].access.is_empty());
+    assert!(s.mags[0].counters.lifetime_expired + s.mags[0].counters.registration_timeouts >= 1);
+}
+
+#[test]
+fn handover_between_mags_with_late_stale_pbu() {
+    let mut s = Sim::new(false);
+    s.attach(0, req(1));
+    let key = s.lma.binding(b"mn1@example.com").unwrap().uplink_key;
+    let log_before = s.lma_dp.log.len();
+    // MAG1's next refresh is held back in the network...
+    s.hold_from = Some(Node::Mag(0));
+    s.advance(Duration::from_secs(300));
+    assert_eq!(s.held.len(), 1);
+    s.hold_from = None;
+    // ...while the subscriber moves to MAG2.
+    s.advance(Duration::from_millis(50));
+    s.attach(1, req(1));
+    let b = s.lma.binding(b"mn1@example.com").unwrap();
+    assert_eq!(b.mag, Peer::V6(MAG2));
+    assert_eq!(b.uplink_key, key, "the binding moves, its uplink key stays");
+    // Exactly one map update switched the downlink tunnel.
+    let new_cmds = &s.lma_dp.log[log_before..];
+    assert_eq!(new_cmds.len(), 1, "{new_cmds:?}");
+    let DpCommand::InstallAnchor(a) = &new_cmds[0] else {
+        panic!("{new_cmds:?}")
+    };
+    assert_eq!(a.tunnel.remote, IpAddr::V6(MAG2));
+    assert_eq!(s.lma.counters.handovers, 1);
+    // The old MAG got a BRI, tore its binding down and acknowledged.
+    let bris = s.sent(Node::Lma, Node::Mag(0), MhType::BindingRevocation);
+    assert_eq!(bris.len(), 1);
+    let Message::RevocationIndication(bri) = &bris[0].1 else {
+        unreachable!()
+    };
+    assert_eq!(bri.trigger, revocation_trigger::INTER_MAG_HANDOVER_SAME_ATT);
+    assert!(s.mag_dp[0].access.is_empty());
+    assert!(s.events[0].contains(&MagEvent::Revoked {
+        at: ap(1),
+        trigger: 2
+    }));
+    assert_eq!(s.lma.counters.bra_rx, 1);
+    // The stale PBU from MAG1 arrives late: older timestamp, refused, no change.
+    let (from, to, bytes) = s.held.pop().unwrap();
+    s.deliver(from, to, &bytes);
+    s.run();
+    assert_eq!(s.lma.counters.pbu_timestamp_replayed, 1);
+    assert_eq!(
+        s.lma.binding(b"mn1@example.com").unwrap().mag,
+        Peer::V6(MAG2)
+    );
+    assert_eq!(s.lma_dp.anchor[&key].tunnel.remote, IpAddr::V6(MAG2));
+    let pbas = s.sent(Node::Lma, Node::Mag(0), MhType::BindingAck);
+    let Message::BindingAck(ba) = &pbas.last().unwrap().1 else {
+        unreachable!()
+    };
+    assert_eq!(ba.status, BaStatus::TIMESTAMP_LOWER_THAN_PREV_ACCEPTED);
+    // MAG2's binding keeps working across refreshes.
+    s.advance(Duration::from_secs(600));
+    assert_eq!(s.mags[1].active_count(), 1);
+    assert_eq!(s.mag_dp[1].access[&ap(1)].uplink_key, key);
+}
+
+#[test]
+fn late_deregistration_from_old_mag_is_ignored() {
+    let mut s = Sim::new(false);
+    s.attach(0, req(1));
+    s.advance(Duration::from_millis(10));
+    s.attach(1, req(1));
+    // MAG1 had already lost the binding to the BRI; fake its late dereg with
+    // a newer timestamp (its own detach arriving after MAG2's PBU).
+    let mut m = Mag::new(mag_cfg(false, MAG1, MAG1_V4), s.start, wall());
+    m.attach(s.now, req(1));
+    let _ = m.poll_transmit();
+    m.detach(s.now + Duration::from_millis(5), ap(1));
+    let t = m.poll_transmit().unwrap();
+    s.now += Duration::from_millis(5);
+    s.lma.handle(s.now, Peer::V6(MAG1), &t.payload);
+    s.run();
+    assert_eq!(s.lma.counters.dereg_from_old_mag, 1);
+    let b = s.lma.binding(b"mn1@example.com").unwrap();
+    assert_eq!((b.mag, b.deleting), (Peer::V6(MAG2), false));
+    assert_eq!(s.lma_dp.anchor.len(), 1);
+}
+
+#[test]
+fn heartbeat_loss_triggers_reregistration() {
+    let mut s = Sim::new(false);
+    s.attach(0, req(1));
+    s.attach(0, req(2));
+    // With the LMA answering, heartbeats flow and nothing else happens.
+    s.advance(Duration::from_secs(130));
+    assert_eq!(s.mags[0].counters.heartbeat_sent, 2);
+    assert_eq!(s.mags[0].counters.heartbeat_missed, 0);
+    let hbs = s.sent(Node::Lma, Node::Mag(0), MhType::Heartbeat);
+    let responses: Vec<_> = hbs
+        .iter()
+        .filter(|(_, m)| matches!(m, Message::Heartbeat(h) if h.response))
+        .collect();
+    assert_eq!(responses.len(), 2);
+    assert!(responses
+        .iter()
+        .all(|(_, m)| matches!(m, Message::Heartbeat(h) if h.restart_counter() == Some(1))));
+    // The LMA probes the MAG too (RFC 5847), and the MAG answers.
+    assert_eq!(hbs.len() - responses.len(), 2);
+    assert_eq!(s.lma.counters.heartbeat_missed, 0);
+    // Now the LMA's answers are lost: after 3 missed heartbeats, re-register all.
+    s.drop_to.push(Node::Mag(0));
+    s.advance(Duration::from_secs(240));
+    assert_eq!(s.mags[0].counters.heartbeat_missed, 3);
+    assert_eq!(s.mags[0].counters.reregistrations, 2);
+    s.drop_to.clear();
+    s.advance(Duration::from_secs(40));
+    assert_eq!(s.mags[0].active_count(), 2);
+}
+
+#[test]
+fn lma_restart_detected_by_restart_counter() {
+    let mut s = Sim::new(false);
+    s.attach(0, req(1));
+    s.attach(0, req(2));
+    s.advance(Duration::from_secs(61));
+    // The LMA restarts and loses its binding cache (and its data plane).
+    let mut cfg = lma_cfg();
+    cfg.restart_counter = 2;
+    s.lma = Lma::new(cfg, s.now, wall());
+    s.lma_dp = MemDataPlane::default();
+    s.advance(Duration::from_secs(60));
+    assert_eq!(s.mags[0].counters.lma_restart_detected, 1);
+    assert_eq!(s.mags[0].counters.reregistrations, 2);
+    assert_eq!(s.lma.binding_count(), 2);
+    assert_eq!(s.lma_dp.anchor.len(), 2);
+    // The MAG's map holds the new uplink keys.
+    for n in [1u8, 2] {
+        let want = s
+            .lma
+            .binding(format!("mn{n}@example.com").as_bytes())
+            .unwrap()
+            .uplink_key;
+        assert_eq!(s.mag_dp[0].access[&ap(n)].uplink_key, want);
+    }
+}
+
+#[test]
+fn revocation_by_lma() {
+    let mut s = Sim::new(true);
+    s.attach(0, req(1));
+    assert!(s.lma.revoke(
+        s.now,
+        b"mn1@example.com",
+        revocation_trigger::ADMINISTRATIVE
+    ));
+    s.run();
+    assert!(s.lma_dp.anchor.is_empty());
+    assert!(s.mag_dp[0].access.is_empty());
+    assert!(s.events[0].contains(&MagEvent::Revoked {
+        at: ap(1),
+        trigger: 1
+    }));
+    let bras = s.sent(Node::Mag(0), Node::Lma, MhType::BindingRevocation);
+    let Message::RevocationAck(bra) = &bras[0].1 else {
+        unreachable!()
+    };
+    assert_eq!(
+        (bra.status, bra.flags & br_flags::P),
+        (bra_status::SUCCESS, br_flags::P)
+    );
+    assert_eq!(s.lma.counters.bra_rx, 1);
+    // A BRI for a binding the MAG does not have gets "binding does not exist".
+    s.lma.revoke(s.now, b"nobody", 1);
+    let bri = Message::RevocationIndication(RevocationIndication {
+        trigger: 1,
+        seq: 77,
+        flags: br_flags::P,
+        options: vec![MobilityOption::MnId {
+            subtype: 1,
+            id: b"ghost@example.com".to_vec(),
+        }],
+    });
+    s.deliver(
+        Node::Lma,
+        Node::Mag(0),
+        &bri.to_vec(Checksum::None).unwrap(),
+    );
+    s.run();
+    let bras = s.sent(Node::Mag(0), Node::Lma, MhType::BindingRevocation);
+    let Message::RevocationAck(bra) = &bras.last().unwrap().1 else {
+        unreachable!()
+    };
+    assert_eq!(
+        (bra.status, bra.seq),
+        (bra_status::BINDING_DOES_NOT_EXIST, 77)
+    );
+}
+
+#[test]
+fn bri_retransmitted_then_given_up() {
+    let mut s = Sim::new(false);
+    s.attach(0, req(1));
+    s.drop_to.push(Node::Mag(0));
+    s.lma.revoke(s.now, b"mn1@example.com", 1);
+    s.advance(Duration::from_secs(20));
+    let bris = s.sent(Node::Lma, Node::Mag(0), MhType::BindingRevocation);
+    let t0 = bris[0].0;
+    let offs: Vec<u64> = bris.iter().map(|(t, _)| (*t - t0).as_secs()).collect();
+    assert_eq!(
+        offs,
+        [0, 1, 3, 5],
+        "1 s, then the 2 s ceiling (seed 004 BRI delays)"
+    );
+    assert_eq!(s.lma.counters.bri_gave_up, 1);
+}
+
+#[test]
+fn unconfigured_mag_gets_154_and_mag_stops_using_lma() {
+    let mut cfg = lma_cfg();
+    cfg.mags = vec![IpAddr::V6(MAG2)];
+    let mut s = Sim::new(false).with_lma(cfg);
+    s.attach(0, req(1));
+    assert_eq!(s.lma.counters.pbu_unconfigured_mag, 1);
+    assert_eq!(
+        s.events[0],
+        vec![MagEvent::RegistrationFailed {
+            at: ap(1),
+            reason: FailReason::Rejected(BaStatus::MAG_NOT_AUTHORIZED_FOR_PROXY_REG)
+        }]
+    );
+    s.attach(0, req(2));
+    assert_eq!(
+        s.events[0][1],
+        MagEvent::RegistrationFailed {
+            at: ap(2),
+            reason: FailReason::LmaUnavailable
+        }
+    );
+    assert_eq!(s.lma.binding_count(), 0);
+    // A PBU from an address that is not a MAG at all: 154 too.
+    let mut m = Mag::new(mag_cfg(false, ROGUE, MAG1_V4), s.now, wall());
+    m.attach(s.now, req(3));
+    let t = m.poll_transmit().unwrap();
+    s.lma.handle(s.now, Peer::V6(ROGUE), &t.payload);
+    let reply = s.lma.poll_transmit().unwrap();
+    assert_eq!(reply.peer, Peer::V6(ROGUE));
+    let Message::BindingAck(ba) = Message::parse(
+        &reply.payload,
+        Checksum::Ipv6 {
+            src: LMA,
+            dst: ROGUE,
+        },
+    )
+    .unwrap() else {
+        panic!()
+    };
+    assert_eq!(ba.status, BaStatus::MAG_NOT_AUTHORIZED_FOR_PROXY_REG);
+}
+
+#[test]
+fn unknown_mn_refused() {
+    let mut s = Sim::new(false);
+    let mut r = req(1);
+    r.mn_id = b"stranger@example.com".to_vec();
+    s.attach(0, r);
+    assert_eq!(s.lma.counters.pbu_unknown_mn, 1);
+    assert_eq!(
+        s.events[0],
+        vec![MagEvent::RegistrationFailed {
+            at: ap(1),
+            reason: FailReason::Rejected(BaStatus::PROXY_REG_NOT_ENABLED)
+        }]
+    );
+    // With a default profile the same identity is served.
+    let mut cfg = lma_cfg();
+    cfg.default_profile = Some(Profile::default());
+    let mut s = Sim::new(false).with_lma(cfg);
+    let mut r = req(1);
+    r.mn_id = b"stranger@example.com".to_vec();
+    s.attach(0, r);
+    assert_eq!(s.mags[0].active_count(), 1);
+}
+
+#[test]
+fn static_address_when_profile_allows() {
+    let mut s = Sim::new(false);
+    let mut r = req(5);
+    r.mn_id = b"static@example.com".to_vec();
+    r.requested_v4 = Some(Ipv4Addr::new(192, 0, 2, 50));
+    s.attach(0, r);
+    assert_eq!(
+        s.mag_dp[0].access[&ap(5)].home_v4,
+        Some(Ipv4Addr::new(192, 0, 2, 50))
+    );
+    // mn1's profile does not allow it: refused with 171.
+    let mut r = req(1);
+    r.requested_v4 = Some(Ipv4Addr::new(192, 0, 2, 60));
+    s.attach(0, r);
+    assert_eq!(
+        s.events[0].last(),
+        Some(&MagEvent::RegistrationFailed {
+            at: ap(1),
+            reason: FailReason::Rejected(BaStatus::NOT_AUTHORIZED_FOR_IPV4_HOME_ADDRESS)
+        })
+    );
+}
+
+#[test]
+fn timestamp_mismatch_then_mag_adjusts() {
+    let mut s = Sim::new(false);
+    // MAG1's wall clock is 10 s ahead of the LMA's.
+    s.mags[0] = Mag::new(
+        mag_cfg(false, MAG1, MAG1_V4),
+        s.now,
+        wall() + Duration::from_secs(10),
+    );
+    s.attach(0, req(1));
+    assert_eq!(s.lma.counters.pbu_timestamp_mismatch, 1);
+    assert_eq!(
+        s.mags[0].active_count(),
+        1,
+        "second PBU uses the LMA's clock"
+    );
+}
+
+#[test]
+fn hostile_input_is_counted_and_service_continues() {
+    let mut s = Sim::new(false);
+    let mut m = Mag::new(mag_cfg(false, MAG1, MAG1_V4), s.now, wall());
+    m.attach(s.now, req(1));
+    let good = m.poll_transmit().unwrap().payload;
+    let from = Peer::V6(MAG1);
+    // Truncated headers.
+    for n in [0, 1, 5, 8, 20] {
+        s.lma.handle(s.now, from, &good[..n]);
+    }
+    assert_eq!(s.lma.counters.rx_malformed, 5);
+    // Wrong checksum.
+    let mut bad = good.clone();
+    bad[4] ^= 0xff;
+    s.lma.handle(s.now, from, &bad);
+    assert_eq!(s.lma.counters.rx_bad_checksum, 1);
+    // Option length overrunning the header (checksum recomputed so only the option is wrong).
+    let mut over = good.clone();
+    over[13] = 250;
+    let mut p = MhPacket::new_unchecked(&mut over[..]);
+    p.fill_checksum(&MAG1, &LMA);
+    let before = s.lma.counters.rx_malformed;
+    s.lma.handle(s.now, from, &over);
+    assert_eq!(s.lma.counters.rx_malformed, before + 1);
+    // Unknown MH type: answered with a Binding Error (status 2).
+    let mut unk = good.clone();
+    unk[2] = 42;
+    MhPacket::new_unchecked(&mut unk[..]).fill_checksum(&MAG1, &LMA);
+    s.lma.handle(s.now, from, &unk);
+    assert_eq!(s.lma.counters.rx_unknown_type, 1);
+    let be = s.lma.poll_transmit().unwrap();
+    let Message::BindingError(e) = Message::parse(
+        &be.payload,
+        Checksum::Ipv6 {
+            src: LMA,
+            dst: MAG1,
+        },
+    )
+    .unwrap() else {
+        panic!()
+    };
+    assert_eq!(e.status, be_status::UNRECOGNIZED_MH_TYPE);
+    assert!(s.lma.poll_transmit().is_none());
+    assert_eq!(s.lma.binding_count(), 0);
+    // The genuine PBU is accepted, and replaying it is refused (157).
+    s.lma.handle(s.now, from, &good);
+    assert_eq!(s.lma.binding_count(), 1);
+    s.lma.handle(s.now, from, &good);
+    assert_eq!(s.lma.counters.pbu_timestamp_replayed, 1);
+    // A PBU without a Handoff Indicator is refused with 161, without MN-ID 160.
+    let Message::BindingUpdate(mut bu) = Message::parse(&good, Checksum::None).unwrap() else {
+        panic!()
+    };
+    bu.options
+        .retain(|o| !matches!(o, MobilityOption::HandoffIndicator(_)));
+    s.lma.handle(
+        s.now,
+        from,
+        &Message::BindingUpdate(bu.clone())
+            .to_vec(Checksum::Ipv6 {
+                src: MAG1,
+                dst: LMA,
+            })
+            .unwrap(),
+    );
+    bu.options
+        .retain(|o| !matches!(o, MobilityOption::MnId { .. }));
+    s.lma.handle(
+        s.now,
+        from,
+        &Message::BindingUpdate(bu)
+            .to_vec(Checksum::Ipv6 {
+                src: MAG1,
+                dst: LMA,
+            })
+            .unwrap(),
+    );
+    let statuses: Vec<BaStatus> = std::iter::from_fn(|| s.lma.poll_transmit())
+        .filter_map(|t| match Message::parse(&t.payload, Checksum::None) {
+            Ok(Message::BindingAck(b)) => Some(b.status),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            BaStatus::ACCEPTED,
+            BaStatus::TIMESTAMP_LOWER_THAN_PREV_ACCEPTED,
+            BaStatus::MISSING_HANDOFF_INDICATOR_OPTION,
+            BaStatus::MISSING_MN_IDENTIFIER_OPTION
+        ]
+    );
+    // MAG side: garbage from the LMA and anything from strangers is counted.
+    s.mags[0].handle(s.now, Peer::V6(LMA), &[1, 2, 3]);
+    s.mags[0].handle(s.now, Peer::V6(ROGUE), &good);
+    assert_eq!(s.mags[0].counters.rx_malformed, 1);
+    assert_eq!(s.mags[0].counters.rx_unknown_peer, 1);
+    // And the LMA still serves a normal registration.
+    s.attach(0, req(2));
+    assert_eq!(s.mags[0].active_count(), 1);
+}
+
+#[test]
+fn lma_and_mag_survive_random_bytes() {
+    use proptest::prelude::*;
+    let mut runner = proptest::test_runner::TestRunner::default();
+    let mut s = Sim::new(false);
+    s.attach(0, req(1));
+    let cell = std::cell::RefCell::new(s);
+    runner
+        .run(&proptest::collection::vec(any::<u8>(), 0..200), |bytes| {
+            let mut s = cell.borrow_mut();
+            let now = s.now;
+            s.lma.handle(now, Peer::V6(MAG1), &bytes);
+            s.lma
+                .handle(now, Peer::V4(SocketAddrV4::new(MAG1_V4, 5436)), &bytes);
+            s.mags[0].handle(now, Peer::V6(LMA), &bytes);
+            s.mags[0].handle(now, Peer::V4(SocketAddrV4::new(LMA_V4, 5436)), &bytes);
+            Ok(())
+        })
+        .unwrap();
+    let mut s = cell.into_inner();
+    s.run();
+    assert_eq!(s.lma.binding_count(), 1);
+}
+
+#[test]
+fn configs_deserialize_with_seed_004_defaults() {
+    let mag: MagConfig = toml::from_str(
+        r#"
+        restart_counter = 7
+        [local]
+        v6 = "2001:db8:cafe:1025::15"
+        [[lmas]]
+        name = "lma1"
+        addr = "2001:db8:cafe:1024::101"
+        [[lmas]]
+        name = "lma2"
+        addr = "10.8.24.101"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(mag.local.v6, Some(MAG1));
+    assert_eq!(mag.lmas[1].port, 5436);
+    assert_eq!(
+        (mag.lifetime, mag.refresh),
+        (Duration::from_secs(3600), Duration::from_secs(300))
+    );
+    assert_eq!(
+        (mag.retx_initial, mag.retx_max),
+        (Duration::from_secs(1), Duration::from_secs(32))
+    );
+    assert_eq!(mag.restart_counter, 7);
+    let lma: LmaConfig = toml::from_str(
+        r#"
+        mags = ["2001:db8:cafe:1025::15"]
+        timestamp_window = 0.2
+        [local]
+        v6 = "2001:db8:cafe:1024::101"
+        [ipv4_pool]
+        network = "192.0.2.0"
+        prefix_len = 24
+        gateway = "192.0.2.254"
+        [ipv6_pool]
+        prefix = "2001:db8:f00d::"
+        prefix_len = 48
+        [subscribers."mn0@example.com"]
+        allow_static = true
+        "#,
+    )
+    .unwrap();
+    assert_eq!(lma.max_lifetime, Duration::from_secs(40000));
+    assert_eq!(lma.timestamp_window, Duration::from_millis(200));
+    assert_eq!(lma.ipv6_pool.unwrap().assign_len, 64);
+    assert!(
+        lma.subscribers["mn0@example.com"].allow_static && lma.subscribers["mn0@example.com"].ipv4
+    );
+    assert!(toml::from_str::<LmaConfig>("timestamp_window = -1").is_err());
+}
+
+#[test]
+fn mag_restart_releases_its_bindings_at_lma() {
+    let mut s = Sim::new(false);
+    s.attach(0, req(1));
+    s.attach(0, req(2));
+    s.attach(1, req(3));
+    s.advance(Duration::from_secs(61));
+    assert_eq!(s.lma.counters.mag_restart_detected, 0);
+    // MAG1 restarts with an empty binding update list and a new counter.
+    let mut cfg = mag_cfg(false, MAG1, MAG1_V4);
+    cfg.restart_counter = 2;
+    s.mags[0] = Mag::new(cfg, s.start, wall());
+    s.advance(Duration::from_secs(61));
+    assert_eq!(s.lma.counters.mag_restart_detected, 1);
+    assert_eq!(s.lma.counters.bindings_dropped_on_mag_restart, 2);
+    assert_eq!(s.lma.binding_count(), 1, "MAG2's binding stays");
+    assert_eq!(s.lma_dp.anchor.len(), 1);
+    assert!(s.lma.binding(b"mn3@example.com").is_some());
+}
+
+#[test]
+fn show_bindings_like_cisco() {
+    let mut s = Sim::new(false);
+    s.attach(0, req(1));
+    s.advance(Duration::from_secs(100));
+    let out = s.mags[0].show_bindings(s.now);
+    let b = s.mags[0].binding(&ap(1)).unwrap();
+    let want = format!(
+        "Total number of bindings: 1\n----------------------------------------\n\
+         [Binding][MN]: Nai: mn1@example.com\n\
+         \x20 [Binding][MN]: State: ACTIVE\n\
+         \x20 [Binding][MN]: Interface: ifindex 3 vlan 3074\n\
+         \x20 [Binding][MN]: Hoa: 192.0.2.1, att: 4, llid: 0024.d78e.2101\n\
+         \x20 [Binding][MN]: HNP: 0\n\
+         \x20 [Binding][MN][LMA]: Id: lma1\n\
+         \x20 [Binding][MN][LMA]: lifetime: 3500\n\
+         \x20 [Binding][MN][GREKEY]: Upstream: {}, Downstream: {}\n",
+        b.uplink_key.unwrap(),
+        b.downlink_key
+    );
+    assert_eq!(out, want);
+}
+
+#[test]
+fn show_sessions_lists_the_binding_cache() {
+    let mut s = Sim::new(false);
+    s.attach(0, req(2));
+    s.attach(1, req(1));
+    let k1 = s.lma.binding(b"mn1@example.com").unwrap();
+    let k2 = s.lma.binding(b"mn2@example.com").unwrap();
+    let out = s.lma.show_sessions(s.now);
+    let want = format!(
+        "Total number of sessions: 2\n\
+         nai mn1@example.com mag {MAG2} hoa 192.0.2.2/24 hnp - gre-up {} gre-down {} lifetime 3600 remaining 3600\n\
+         nai mn2@example.com mag {MAG1} hoa 192.0.2.1/24 hnp - gre-up {} gre-down {} lifetime 3600 remaining 3600\n",
+        k1.uplink_key, k1.downlink_key, k2.uplink_key, k2.downlink_key
+    );
+    assert_eq!(out, want);
+}
+
+#[test]
+fn two_devices_sharing_an_identity_get_two_sessions() {
+    let mut s = Sim::new(false);
+    let phone = req(1);
+    let mut laptop = req(2);
+    laptop.mn_id = phone.mn_id.clone();
+    s.attach(0, phone.clone());
+    s.attach(0, laptop.clone());
+    let sessions = s.lma.bindings_of(&phone.mn_id);
+    assert_eq!(sessions.len(), 2);
+    assert_ne!(sessions[0].home_v4, sessions[1].home_v4);
+    assert_eq!(s.mag_dp[0].access.len(), 2);
+    // The phone roams to MAG2: only its session moves.
+    s.advance(Duration::from_millis(20));
+    s.attach(1, phone.clone());
+    let sessions = s.lma.bindings_of(&phone.mn_id);
+    assert_eq!(sessions.len(), 2);
+    let phone_s = sessions.iter().find(|b| b.llid == ap(1).mac).unwrap();
+    let laptop_s = sessions.iter().find(|b| b.llid == ap(2).mac).unwrap();
+    assert_eq!(
+        (phone_s.mag, laptop_s.mag),
+        (Peer::V6(MAG2), Peer::V6(MAG1))
+    );
+    // The BRI named the phone's link-layer identifier; MAG1 keeps the laptop.
+    let bris = s.sent(Node::Lma, Node::Mag(0), MhType::BindingRevocation);
+    let Message::RevocationIndication(bri) = &bris[0].1 else {
+        unreachable!()
+    };
+    assert_eq!(bri.link_layer_id(), Some(&ap(1).mac[..]));
+    assert!(!s.mag_dp[0].access.contains_key(&ap(1)));
+    assert!(s.mag_dp[0].access.contains_key(&ap(2)));
+    assert_eq!(s.mags[0].active_count(), 1);
+    assert_eq!(s.lma_dp.anchor.len(), 2);
+}
+
+#[test]
+fn mag_hostile_and_odd_acks() {
+    let mut s = Sim::new(false);
+    s.drop_to.push(Node::Lma);
+    s.attach(0, req(1));
+    let pbus = s.sent(Node::Mag(0), Node::Lma, MhType::BindingUpdate);
+    let Message::BindingUpdate(bu) = &pbus[0].1 else {
+        unreachable!()
+    };
+    let ck = Checksum::Ipv6 {
+        src: LMA,
+        dst: MAG1,
+    };
+    let ack = |seq: u16, options: Vec<MobilityOption>| {
+        Message::BindingAck(BindingAck {
+            status: BaStatus::ACCEPTED,
+            flags: ba_flags::P,
+            seq,
+            lifetime: 900,
+            options,
+        })
+        .to_vec(ck)
+        .unwrap()
+    };
+    let mn = MobilityOption::MnId {
+        subtype: 1,
+        id: b"mn1@example.com".to_vec(),
+    };
+    let now = s.now;
+    // Wrong sequence number: ignored, counted.
+    s.mags[0].handle(
+        now,
+        Peer::V6(LMA),
+        &ack(bu.seq.wrapping_add(7), vec![mn.clone()]),
+    );
+    assert_eq!(
+        s.mags[0].counters.pba_no_binding + s.mags[0].counters.pba_seq_mismatch,
+        1
+    );
+    // A PBA for nobody.
+    s.mags[0].handle(
+        now,
+        Peer::V6(LMA),
+        &ack(
+            bu.seq,
+            vec![MobilityOption::MnId {
+                subtype: 1,
+                id: b"x".to_vec(),
+            }],
+        ),
+    );
+    assert_eq!(
+        s.mags[0].counters.pba_no_binding + s.mags[0].counters.pba_seq_mismatch,
+        2
+    );
+    // Bad checksum.
+    let mut bad = ack(bu.seq, vec![mn.clone()]);
+    bad[6] ^= 1;
+    s.mags[0].handle(now, Peer::V6(LMA), &bad);
+    assert_eq!(s.mags[0].counters.rx_bad_checksum, 1);
+    // Unknown MH type: the MAG answers with a Binding Error.
+    let mut unk = ack(bu.seq, vec![mn.clone()]);
+    unk[2] = 99;
+    MhPacket::new_unchecked(&mut unk[..]).fill_checksum(&LMA, &MAG1);
+    s.mags[0].handle(now, Peer::V6(LMA), &unk);
+    let be = s.mags[0].poll_transmit().unwrap();
+    assert!(matches!(
+        Message::parse(
+            &be.payload,
+            Checksum::Ipv6 {
+                src: MAG1,
+                dst: LMA
+            }
+        ),
+        Ok(Message::BindingError(_))
+    ));
+    assert_eq!(s.mags[0].binding(&ap(1)).unwrap().state, "REGISTERING");
+    // Accepted, but without the uplink GRE key: unusable, registration fails.
+    let opts = vec![
+        mn,
+        MobilityOption::MnLinkLayerId(ap(1).mac.to_vec()),
+        MobilityOption::Ipv4HoaReply {
+            status: 0,
+            prefix_len: 24,
+            addr: Ipv4Addr::new(192, 0, 2, 9),
+        },
+    ];
+    s.mags[0].handle(now, Peer::V6(LMA), &ack(bu.seq, opts));
+    s.run();
+    assert_eq!(s.mags[0].counters.pba_bad, 1);
+    assert_eq!(
+        s.events[0],
+        vec![MagEvent::RegistrationFailed {
+            at: ap(1),
+            reason: FailReason::BadAck
+        }]
+    );
+    assert!(s.mag_dp[0].access.is_empty());
+}

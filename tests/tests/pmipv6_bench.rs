@@ -1,0 +1,392 @@
+//! LMA throughput: bindings per second one LMA (one thread, current-thread
+//! runtime, real sockets in a network namespace) sustains, and agent memory
+//! per binding. Ignored by default; run in release:
+//!
+//! ```text
+//! cargo test --release -p pmip-tests --test pmipv6_bench -- --ignored --nocapture
+//! ```
+//! `PMIPV6_BENCH_SIZES=10000,100000` and `PMIPV6_BENCH_RUNS=5` change the defaults.
+//!
+//! The load generator is not a MAG: it pre-builds distinct PBUs and keeps a
+//! window of them outstanding, so what is measured is the LMA (parse,
+//! validate, allocate, binding cache, PBA encode, data-plane command) plus
+//! the kernel's socket path on one core.
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant, SystemTime};
+
+use pmip_tests::netns::{is_root, veth, Netns};
+use pmip_user::dataplane::{DataPlane, DpCommand, TrafficCounters};
+use pmip_user::pmipv6::lma::{Ipv4PoolConfig, Lma, LmaConfig, Profile};
+use pmip_user::pmipv6::transport::{run, LmaCommand, Sockets};
+use pmip_user::pmipv6::wire::*;
+use pmip_user::pmipv6::{Clock, LocalAddrs, Peer, Transmit};
+use tokio::sync::mpsc;
+
+/// Counts live heap bytes, for memory per binding.
+struct CountingAlloc;
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator and only adds bookkeeping.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size(), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        LIVE.fetch_sub(l.size(), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+fn live_bytes() -> usize {
+    LIVE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A data plane that only counts: the map writes are the loader's to measure.
+#[derive(Default)]
+struct CountingDp {
+    installs: u64,
+}
+
+impl DataPlane for CountingDp {
+    fn apply(&mut self, cmd: &DpCommand) -> anyhow::Result<()> {
+        if matches!(cmd, DpCommand::InstallAnchor(_)) {
+            self.installs += 1;
+        }
+        Ok(())
+    }
+    fn subscriber_counters(&self, _: u32) -> TrafficCounters {
+        TrafficCounters::default()
+    }
+}
+
+const MAG6: &str = "2001:db8:cafe:97::1";
+const LMA6: &str = "2001:db8:cafe:97::2";
+
+fn lma_cfg() -> LmaConfig {
+    LmaConfig {
+        local: LocalAddrs {
+            v6: Some(LMA6.parse().unwrap()),
+            v4: None,
+        },
+        mags: vec![IpAddr::V6(MAG6.parse().unwrap())],
+        // 10.0.0.0/8: room for 100k subscribers and more.
+        ipv4_pool: Some(Ipv4PoolConfig {
+            network: Ipv4Addr::new(10, 0, 0, 0),
+            prefix_len: 8,
+            gateway: Ipv4Addr::new(10, 0, 0, 1),
+        }),
+        default_profile: Some(Profile::default()),
+        timestamp_window: Duration::from_secs(600),
+        ..LmaConfig::default()
+    }
+}
+
+fn pbu(i: usize, ts: u64, src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
+    Message::BindingUpdate(BindingUpdate {
+        seq: i as u16,
+        flags: bu_flags::A | bu_flags::P,
+        lifetime: 900,
+        options: vec![
+            MobilityOption::MnId {
+                subtype: 1,
+                id: format!("bench{i}@example.com").into_bytes(),
+            },
+            MobilityOption::HandoffIndicator(HandoffIndicator::AttachmentOverNewInterface),
+            MobilityOption::AccessTechType(AccessTechType::Ieee80211),
+            MobilityOption::MnLinkLayerId(vec![
+                2,
+                0,
+                (i >> 24) as u8,
+                (i >> 16) as u8,
+                (i >> 8) as u8,
+                i as u8,
+            ]),
+            MobilityOption::Timestamp(ts),
+            MobilityOption::GreKey(Some(i as u32 + 1)),
+            MobilityOption::Ipv4HoaRequest {
+                prefix_len: 0,
+                addr: Ipv4Addr::UNSPECIFIED,
+            },
+            MobilityOption::Ipv4DhcpSupportMode { server: true },
+        ],
+    })
+    .to_vec(Checksum::Ipv6 { src, dst })
+    .unwrap()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// One run over real sockets: returns bindings per second.
+fn socket_run(n: usize) -> f64 {
+    let mag_ns = Netns::new("p6b").unwrap();
+    let lma_ns = Netns::new("p6b").unwrap();
+    veth(&mag_ns, "vmag", &lma_ns, "vlma").unwrap();
+    mag_ns
+        .exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{MAG6}/64"),
+            "dev",
+            "vmag",
+            "nodad",
+        ])
+        .unwrap();
+    lma_ns
+        .exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{LMA6}/64"),
+            "dev",
+            "vlma",
+            "nodad",
+        ])
+        .unwrap();
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel::<LmaCommand>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let lma = lma_ns
+        .thread(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let cfg = lma_cfg();
+                let sockets = Sockets::bind(&cfg.local, 0, true).unwrap();
+                let mut lma = Lma::new(cfg, Instant::now(), SystemTime::now());
+                let mut dp = CountingDp::default();
+                let (ev_tx, _ev_rx) = mpsc::unbounded_channel();
+                ready_tx.send(()).unwrap();
+                run(&mut lma, &sockets, &mut dp, cmd_rx, ev_tx).await;
+                (lma.binding_count(), dp.installs)
+            })
+        })
+        .unwrap();
+    ready_rx.recv().unwrap();
+    let elapsed = mag_ns
+        .run_in(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let src: Ipv6Addr = MAG6.parse().unwrap();
+                let dst: Ipv6Addr = LMA6.parse().unwrap();
+                let clock = Clock::new(Instant::now(), SystemTime::now());
+                let ts = clock.timestamp(Instant::now());
+                let msgs: Vec<Vec<u8>> = (0..n).map(|i| pbu(i, ts, src, dst)).collect();
+                let s = Sockets::bind(
+                    &LocalAddrs {
+                        v6: Some(src),
+                        v4: None,
+                    },
+                    0,
+                    true,
+                )
+                .unwrap();
+                const WINDOW: usize = 1024;
+                let mut sent = 0usize;
+                let mut acked = 0usize;
+                let mut buf = [0u8; 2048];
+                let start = Instant::now();
+                let mut last_progress = Instant::now();
+                while acked < n {
+                    while sent < n && sent - acked < WINDOW {
+                        s.send(&Transmit {
+                            peer: Peer::V6(dst),
+                            payload: msgs[sent].clone(),
+                        })
+                        .await
+                        .unwrap();
+                        sent += 1;
+                    }
+                    match tokio::time::timeout(Duration::from_millis(200), s.recv(&mut buf)).await {
+                        Ok(Ok((_, len))) => {
+                            if let Ok(Message::BindingAck(ba)) =
+                                Message::parse(&buf[..len], Checksum::None)
+                            {
+                                assert!(ba.status.is_accepted(), "{ba:?}");
+                                acked += 1;
+                                last_progress = Instant::now();
+                            }
+                        }
+                        _ => {
+                            // PBUs carry fixed timestamps and are not re-sent:
+                            // a loss shows as a stall and fails the run.
+                            assert!(
+                                last_progress.elapsed() < Duration::from_secs(2),
+                                "stalled at {acked}/{n}"
+                            );
+                        }
+                    }
+                }
+                start.elapsed()
+            })
+        })
+        .unwrap();
+    drop(cmd_tx);
+    let (count, installs) = lma.join().unwrap();
+    assert_eq!(count, n, "bindings in the cache");
+    assert_eq!(installs as usize, n);
+    n as f64 / elapsed.as_secs_f64()
+}
+
+/// Heap bytes per binding held by a MAG (binding update list, indexes,
+/// timers), registering `n` subscribers with a sans-IO LMA.
+fn mag_heap_per_binding(n: usize) -> f64 {
+    use pmip_user::dataplane::AccessPoint;
+    use pmip_user::pmipv6::mag::{AttachRequest, LmaPeerConfig, Mag, MagConfig};
+    let now = Instant::now();
+    let wall = SystemTime::now();
+    let mag6: Ipv6Addr = MAG6.parse().unwrap();
+    let lma6: Ipv6Addr = LMA6.parse().unwrap();
+    let mut lma = Lma::new(lma_cfg(), now, wall);
+    let bytes = |v: &Vec<Transmit>| {
+        v.capacity() * std::mem::size_of::<Transmit>()
+            + v.iter().map(|t| t.payload.capacity()).sum::<usize>()
+    };
+    let b0 = live_bytes();
+    let mut mag = Mag::new(
+        MagConfig {
+            local: LocalAddrs {
+                v6: Some(mag6),
+                v4: None,
+            },
+            lmas: vec![LmaPeerConfig {
+                name: "lma1".into(),
+                addr: IpAddr::V6(lma6),
+                port: 5436,
+            }],
+            ..MagConfig::default()
+        },
+        now,
+        wall,
+    );
+    let mut pbus = Vec::new();
+    for i in 0..n {
+        mag.attach(
+            now,
+            AttachRequest {
+                at: AccessPoint {
+                    ifindex: 2,
+                    vlan: 0,
+                    mac: [
+                        2,
+                        0,
+                        (i >> 24) as u8,
+                        (i >> 16) as u8,
+                        (i >> 8) as u8,
+                        i as u8,
+                    ],
+                },
+                mn_id: format!("bench{i}@example.com").into_bytes(),
+                lma: "lma1".into(),
+                ipv4: true,
+                requested_v4: None,
+                ipv6: false,
+                apn: None,
+            },
+        );
+        while let Some(t) = mag.poll_transmit() {
+            pbus.push(t);
+        }
+    }
+    let part1 = live_bytes() - b0 - bytes(&pbus);
+    let mut pbas = Vec::new();
+    for t in &pbus {
+        lma.handle(now, Peer::V6(mag6), &t.payload);
+        while let Some(t) = lma.poll_transmit() {
+            pbas.push(t);
+        }
+        while lma.poll_dp().is_some() {}
+    }
+    drop(pbus);
+    let pba_bytes = bytes(&pbas);
+    let b2 = live_bytes();
+    for t in &pbas {
+        mag.handle(now, Peer::V6(lma6), &t.payload);
+        while mag.poll_dp().is_some() {}
+        while mag.poll_event().is_some() {}
+    }
+    drop(pbas);
+    let part2 = (live_bytes() + pba_bytes) as f64 - b2 as f64;
+    assert_eq!(mag.active_count(), n);
+    (part1 as f64 + part2) / n as f64
+}
+
+/// Sans-IO: the LMA alone, PBUs handed in from memory. Returns (bindings/s, bytes per binding).
+fn core_run(n: usize) -> (f64, f64) {
+    let src: Ipv6Addr = MAG6.parse().unwrap();
+    let dst: Ipv6Addr = LMA6.parse().unwrap();
+    let now = Instant::now();
+    let wall = SystemTime::now();
+    let ts = Clock::new(now, wall).timestamp(now);
+    let msgs: Vec<Vec<u8>> = (0..n).map(|i| pbu(i, ts, src, dst)).collect();
+    let before = live_bytes();
+    let mut lma = Lma::new(lma_cfg(), now, wall);
+    let mut dp = CountingDp::default();
+    let start = Instant::now();
+    for m in &msgs {
+        lma.handle(now, Peer::V6(src), m);
+        while let Some(t) = lma.poll_transmit() {
+            std::hint::black_box(t);
+        }
+        while let Some(c) = lma.poll_dp() {
+            dp.apply(&c).unwrap();
+        }
+    }
+    let el = start.elapsed();
+    let after = live_bytes();
+    assert_eq!(lma.binding_count(), n);
+    // Heap held by the LMA (binding cache, indexes, pools, timers) per binding.
+    let per = after.saturating_sub(before) as f64 / n as f64;
+    drop(lma);
+    (n as f64 / el.as_secs_f64(), per)
+}
+
+#[test]
+#[ignore = "benchmark: run in release with --ignored --nocapture"]
+fn lma_bindings_per_second() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let sizes: Vec<usize> = std::env::var("PMIPV6_BENCH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![10_000, 100_000]);
+    let runs: usize = std::env::var("PMIPV6_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    for &n in &sizes {
+        let mut sock = Vec::new();
+        let mut core = Vec::new();
+        let mut mem = Vec::new();
+        let mag_mem = mag_heap_per_binding(n);
+        for _ in 0..runs {
+            sock.push(socket_run(n));
+            let (r, m) = core_run(n);
+            core.push(r);
+            mem.push(m);
+        }
+        println!(
+            "LMA n={n}: real sockets median {:.0} bindings/s (runs {:?}); sans-IO core median {:.0} bindings/s; ~{:.0} heap bytes/binding in the LMA, ~{:.0} in the MAG",
+            median(sock.clone()),
+            sock.iter().map(|x| *x as u64).collect::<Vec<_>>(),
+            median(core),
+            median(mem),
+            mag_mem
+        );
+    }
+}
