@@ -270,3 +270,6 @@ mod tests {
         assert_eq!(Message::parse(&[99, 0, 0, 0]), Err(Error::WrongType(99)));
     }
 }
+
+#[cfg(test)]
+mod tshark_tests;
