@@ -43,7 +43,8 @@ fn default_tolerance() -> u32 {
 
 fn de_hex<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
     let s: String = serde::Deserialize::deserialize(d)?;
-    parse_hex(&s).ok_or_else(|| serde::de::Error::custom("key must be an even number of hex digits"))
+    parse_hex(&s)
+        .ok_or_else(|| serde::de::Error::custom("key must be an even number of hex digits"))
 }
 
 /// Parses a hex string (an optional `0x` prefix is allowed).
@@ -52,7 +53,10 @@ pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 || s.is_empty() {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 impl SecurityAssociation {
@@ -104,7 +108,11 @@ pub fn append_auth(msg: &mut Vec<u8>, kind: AuthKind, sa: &SecurityAssociation) 
     msg.push(kind.ext_type());
     msg.push((4 + AUTHENTICATOR_LEN) as u8);
     msg.extend_from_slice(&sa.spi.to_be_bytes());
-    let a = compute(sa.algorithm, &sa.key, &msg[..covered_len(sa.algorithm, off)]);
+    let a = compute(
+        sa.algorithm,
+        &sa.key,
+        &msg[..covered_len(sa.algorithm, off)],
+    );
     msg.extend_from_slice(&a);
 }
 
@@ -159,7 +167,11 @@ pub fn verify<'a>(
     let spi = u32::from_be_bytes([raw.data[0], raw.data[1], raw.data[2], raw.data[3]]);
     let sa = lookup(spi).ok_or(AuthError::UnknownSpi(spi))?;
     let got = &raw.data[4..];
-    let want = compute(sa.algorithm, &sa.key, &msg[..covered_len(sa.algorithm, raw.offset)]);
+    let want = compute(
+        sa.algorithm,
+        &sa.key,
+        &msg[..covered_len(sa.algorithm, raw.offset)],
+    );
     if got.len() != want.len() || !ct_eq(got, &want) {
         return Err(AuthError::BadAuthenticator);
     }
@@ -208,7 +220,8 @@ impl IdentGen {
         let t = if self.offset_s >= 0 {
             now + Duration::from_secs(self.offset_s as u64)
         } else {
-            now.checked_sub(Duration::from_secs(self.offset_s.unsigned_abs())).unwrap_or(now)
+            now.checked_sub(Duration::from_secs(self.offset_s.unsigned_abs()))
+                .unwrap_or(now)
         };
         let id = ntp_from_system(t).max(self.last.wrapping_add(1));
         self.last = id;
@@ -218,8 +231,12 @@ impl IdentGen {
     /// Adopts the HA's clock from the high 32 bits of a code-133 reply.
     pub fn resync(&mut self, reply_ident: u64, now: SystemTime) {
         let ours = ntp_seconds(ntp_from_system(now));
-        self.offset_s = ntp_seconds(reply_ident).wrapping_sub(ours) as i32 as i64;
-        self.last = 0;
+        let offset = ntp_seconds(reply_ident).wrapping_sub(ours) as i32 as i64;
+        if (offset - self.offset_s).abs() > 1 {
+            // A real clock step: forget the old sequence (it may be far ahead).
+            self.last = 0;
+        }
+        self.offset_s = offset;
     }
 }
 
@@ -236,8 +253,8 @@ mod tests {
         assert_eq!(
             a,
             [
-                0x75, 0x0c, 0x78, 0x3e, 0x6a, 0xb0, 0xb5, 0x03, 0xea, 0xa8, 0x6e, 0x31, 0x0a,
-                0x5d, 0xb7, 0x38
+                0x75, 0x0c, 0x78, 0x3e, 0x6a, 0xb0, 0xb5, 0x03, 0xea, 0xa8, 0x6e, 0x31, 0x0a, 0x5d,
+                0xb7, 0x38
             ]
         );
     }
@@ -249,8 +266,8 @@ mod tests {
         assert_eq!(
             a,
             [
-                0x90, 0x01, 0x50, 0x98, 0x3c, 0xd2, 0x4f, 0xb0, 0xd6, 0x96, 0x3f, 0x7d, 0x28,
-                0xe1, 0x7f, 0x72
+                0x90, 0x01, 0x50, 0x98, 0x3c, 0xd2, 0x4f, 0xb0, 0xd6, 0x96, 0x3f, 0x7d, 0x28, 0xe1,
+                0x7f, 0x72
             ]
         );
         // And the key really is on both sides.
@@ -284,7 +301,10 @@ mod tests {
         // Authenticator = HMAC over everything before it (payload, type, length, SPI).
         let want = compute(Algorithm::HmacMd5, &sa.key, &m[..off + 6]);
         assert_eq!(&m[off + 6..], &want);
-        assert_eq!(verify(&m, AuthKind::FaHa, |s| (s == 0x100).then_some(&sa)), Ok(0x100));
+        assert_eq!(
+            verify(&m, AuthKind::FaHa, |s| (s == 0x100).then_some(&sa)),
+            Ok(0x100)
+        );
     }
 
     #[test]
@@ -310,32 +330,57 @@ mod tests {
         append_auth(&mut m3, AuthKind::FaHa, &hs);
         let n = m3.len();
         m3[n - 17] = 8;
-        assert_eq!(verify(&m3, AuthKind::FaHa, |_| Some(&hs)), Err(AuthError::BadAuthenticator));
+        assert_eq!(
+            verify(&m3, AuthKind::FaHa, |_| Some(&hs)),
+            Err(AuthError::BadAuthenticator)
+        );
     }
 
     #[test]
     fn verify_failures() {
         let sa = SecurityAssociation::new(0x100, b"k1", Algorithm::HmacMd5);
         let m = rrq();
-        assert_eq!(verify(&m, AuthKind::FaHa, |_| Some(&sa)), Err(AuthError::Missing));
+        assert_eq!(
+            verify(&m, AuthKind::FaHa, |_| Some(&sa)),
+            Err(AuthError::Missing)
+        );
         let mut a = m.clone();
         append_auth(&mut a, AuthKind::FaHa, &sa);
-        assert_eq!(verify(&a, AuthKind::FaHa, |_| None), Err(AuthError::UnknownSpi(0x100)));
+        assert_eq!(
+            verify(&a, AuthKind::FaHa, |_| None),
+            Err(AuthError::UnknownSpi(0x100))
+        );
         let other = SecurityAssociation::new(0x100, b"k2", Algorithm::HmacMd5);
-        assert_eq!(verify(&a, AuthKind::FaHa, |_| Some(&other)), Err(AuthError::BadAuthenticator));
+        assert_eq!(
+            verify(&a, AuthKind::FaHa, |_| Some(&other)),
+            Err(AuthError::BadAuthenticator)
+        );
         // Any flipped bit in the covered range is detected.
         for i in 0..a.len() {
             let mut t = a.clone();
             t[i] ^= 0x01;
-            assert_ne!(verify(&t, AuthKind::FaHa, |_| Some(&sa)), Ok(0x100), "byte {i}");
+            assert_ne!(
+                verify(&t, AuthKind::FaHa, |_| Some(&sa)),
+                Ok(0x100),
+                "byte {i}"
+            );
         }
         let mut trailing = a.clone();
         trailing.extend_from_slice(&[200, 0]);
-        assert_eq!(verify(&trailing, AuthKind::FaHa, |_| Some(&sa)), Err(AuthError::NotLast));
+        assert_eq!(
+            verify(&trailing, AuthKind::FaHa, |_| Some(&sa)),
+            Err(AuthError::NotLast)
+        );
         let mut short = a.clone();
         short.truncate(a.len() - 1);
-        assert_eq!(verify(&short, AuthKind::FaHa, |_| Some(&sa)), Err(AuthError::Malformed));
-        assert_eq!(verify(&[1, 2, 3], AuthKind::FaHa, |_| Some(&sa)), Err(AuthError::Malformed));
+        assert_eq!(
+            verify(&short, AuthKind::FaHa, |_| Some(&sa)),
+            Err(AuthError::Malformed)
+        );
+        assert_eq!(
+            verify(&[1, 2, 3], AuthKind::FaHa, |_| Some(&sa)),
+            Err(AuthError::Malformed)
+        );
     }
 
     #[test]

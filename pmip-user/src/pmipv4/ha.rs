@@ -156,10 +156,22 @@ pub struct HaCounters {
 /// What happened to a binding.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HaEvent {
-    Registered { nai: String, home_address: Ipv4Addr, pma: Ipv4Addr },
-    Handover { nai: String, from: Ipv4Addr, to: Ipv4Addr },
-    Deregistered { nai: String },
-    Expired { nai: String },
+    Registered {
+        nai: String,
+        home_address: Ipv4Addr,
+        pma: Ipv4Addr,
+    },
+    Handover {
+        nai: String,
+        from: Ipv4Addr,
+        to: Ipv4Addr,
+    },
+    Deregistered {
+        nai: String,
+    },
+    Expired {
+        nai: String,
+    },
 }
 
 /// A mobility binding (keyed by NAI, draft §8.1).
@@ -228,7 +240,11 @@ struct Refusal(ReplyCode);
 impl Ha {
     pub fn new(cfg: HaConfig, clock: WallClock) -> Self {
         let peers = cfg.peers.iter().map(|p| (p.address, p.clone())).collect();
-        let profiles = cfg.profiles.iter().map(|p| (p.nai.clone(), p.clone())).collect();
+        let profiles = cfg
+            .profiles
+            .iter()
+            .map(|p| (p.nai.clone(), p.clone()))
+            .collect();
         let next_key = cfg.uplink_key_base.max(1);
         let pool_cursor = cfg.pool.as_ref().map(|p| u32::from(p.first)).unwrap_or(0);
         // Revocation identifiers start from our clock so a restart does not reuse them.
@@ -344,11 +360,25 @@ impl Ha {
             Err(_) => {
                 self.counters.rx_malformed += 1;
                 self.count_refusal(ReplyCode::PoorlyFormed);
-                self.reply(src, &peer.sa, ReplyCode::PoorlyFormed, 0, hoa, ident, vec![], now_ntp);
+                self.reply(
+                    src,
+                    &peer.sa,
+                    ReplyCode::PoorlyFormed,
+                    0,
+                    hoa,
+                    ident,
+                    vec![],
+                    now_ntp,
+                );
                 return;
             }
         };
-        let nai_ext: Vec<ExtRepr> = rrq.extensions.nai().map(|n| ExtRepr::Nai(n.to_vec())).into_iter().collect();
+        let nai_ext: Vec<ExtRepr> = rrq
+            .extensions
+            .nai()
+            .map(|n| ExtRepr::Nai(n.to_vec()))
+            .into_iter()
+            .collect();
         // FA-HA authentication (RFC 3344 §3.8.2.1: 132).
         let sa = &peer.sa;
         if let Err(e) = auth::verify(payload, AuthKind::FaHa, |spi| (spi == sa.spi).then_some(sa)) {
@@ -374,9 +404,16 @@ impl Ha {
             return;
         }
         match self.process(now, src, &peer, &rrq) {
-            Ok((lifetime, home, exts)) => {
-                self.reply(src, &peer.sa, ReplyCode::Accepted, lifetime, home, ident, exts, now_ntp)
-            }
+            Ok((lifetime, home, exts)) => self.reply(
+                src,
+                &peer.sa,
+                ReplyCode::Accepted,
+                lifetime,
+                home,
+                ident,
+                exts,
+                now_ntp,
+            ),
             Err(Refusal(code)) => {
                 self.count_refusal(code);
                 self.reply(src, &peer.sa, code, 0, hoa, ident, nai_ext, now_ntp)
@@ -406,7 +443,11 @@ impl Ha {
             // We only do per-node FA-HA authentication (draft §5.1).
             return Err(Refusal(ReplyCode::PmipUnsupported));
         }
-        let Some(nai) = rrq.extensions.nai().and_then(|n| std::str::from_utf8(n).ok()) else {
+        let Some(nai) = rrq
+            .extensions
+            .nai()
+            .and_then(|n| std::str::from_utf8(n).ok())
+        else {
             self.counters.missing_nai += 1;
             return Err(Refusal(ReplyCode::PoorlyFormed));
         };
@@ -418,10 +459,22 @@ impl Ha {
             self.counters.ident_out_of_tolerance += 1;
             return Err(Refusal(ReplyCode::IdentMismatch));
         }
-        let last = self.bindings.get(&nai).map(|b| b.last_ident).or_else(|| {
-            self.tombstones.get(&nai).filter(|(_, until)| *until > now).map(|(i, _)| *i)
-        });
-        if last.is_some_and(|l| rrq.identification <= l) {
+        // RFC 3344 §5.7.1 wants a strictly newer timestamp from the same sender; draft §8.1
+        // accepts an equal one when it comes from another PMA (two PMAs, one clock tick).
+        let pma = *src.ip();
+        let last = self
+            .bindings
+            .get(&nai)
+            .map(|b| (b.last_ident, b.pma))
+            .or_else(|| {
+                self.tombstones
+                    .get(&nai)
+                    .filter(|(_, until)| *until > now)
+                    .map(|(i, _)| (*i, pma))
+            });
+        if last.is_some_and(|(l, from)| {
+            rrq.identification < l || (rrq.identification == l && from == pma)
+        }) {
             self.counters.ident_replayed += 1;
             return Err(Refusal(ReplyCode::IdentMismatch));
         }
@@ -430,11 +483,13 @@ impl Ha {
         if !(ha == self.cfg.address || ha.is_unspecified() || ha.is_broadcast()) {
             return Err(Refusal(ReplyCode::UnknownHa));
         }
-        let pma = *src.ip();
         if rrq.lifetime == 0 {
             return Ok(self.deregister(now, &nai, pma, rrq, tol, nai_ext));
         }
-        let Some(downlink_key) = rrq.extensions.gre_key().filter(|_| rrq.flags.has(RrqFlags::G))
+        let Some(downlink_key) = rrq
+            .extensions
+            .gre_key()
+            .filter(|_| rrq.flags.has(RrqFlags::G))
         else {
             return Err(Refusal(ReplyCode::EncapUnavailable));
         };
@@ -442,7 +497,10 @@ impl Ha {
         let expires_at = now + Duration::from_secs(lifetime as u64);
         self.gen += 1;
         let gen = self.gen;
-        let tunnel = TunnelEnds { local: self.cfg.address.into(), remote: rrq.care_of_address.into() };
+        let tunnel = TunnelEnds {
+            local: self.cfg.address.into(),
+            remote: rrq.care_of_address.into(),
+        };
         let mut exts = vec![nai_ext];
         let home;
         if let Some(b) = self.bindings.get_mut(&nai) {
@@ -455,7 +513,11 @@ impl Ha {
             b.expires_at = expires_at;
             b.gen = gen;
             let old_pma = b.pma;
-            let new = AnchorBinding { tunnel, downlink_key, ..b.anchor.clone() };
+            let new = AnchorBinding {
+                tunnel,
+                downlink_key,
+                ..b.anchor.clone()
+            };
             if new != b.anchor {
                 // One map update: the entry keyed by the uplink key is replaced in place.
                 b.anchor = new.clone();
@@ -465,7 +527,11 @@ impl Ha {
             if old_pma != pma {
                 b.pma = pma;
                 self.counters.handovers += 1;
-                self.events.push_back(HaEvent::Handover { nai: nai.clone(), from: old_pma, to: pma });
+                self.events.push_back(HaEvent::Handover {
+                    nai: nai.clone(),
+                    from: old_pma,
+                    to: pma,
+                });
                 self.send_revocation(now, old_pma, home, &nai);
             } else {
                 self.counters.renewals += 1;
@@ -502,7 +568,11 @@ impl Ha {
             self.tombstones.remove(&nai);
             exts.push(ExtRepr::GreKey(uplink_key));
             self.counters.registrations += 1;
-            self.events.push_back(HaEvent::Registered { nai: nai.clone(), home_address: home, pma });
+            self.events.push_back(HaEvent::Registered {
+                nai: nai.clone(),
+                home_address: home,
+                pma,
+            });
         }
         if let Some((i_bit, _)) = rrq.extensions.revocation_support() {
             exts.push(ExtRepr::RevocationSupport {
@@ -510,7 +580,8 @@ impl Ha {
                 timestamp: auth::ntp_seconds(auth::ntp_from_system(self.clock.now(now))),
             });
         }
-        self.timers.push(Reverse((expires_at, TimerKey::Binding(nai, gen))));
+        self.timers
+            .push(Reverse((expires_at, TimerKey::Binding(nai, gen))));
         Ok((lifetime, home, exts))
     }
 
@@ -531,10 +602,15 @@ impl Ha {
                 self.remove_binding(nai);
                 self.tombstones.insert(
                     nai.to_string(),
-                    (rrq.identification, now + Duration::from_secs(tol as u64 + 1)),
+                    (
+                        rrq.identification,
+                        now + Duration::from_secs(tol as u64 + 1),
+                    ),
                 );
                 self.counters.deregistrations += 1;
-                self.events.push_back(HaEvent::Deregistered { nai: nai.to_string() });
+                self.events.push_back(HaEvent::Deregistered {
+                    nai: nai.to_string(),
+                });
                 home
             }
             Some(b) => {
@@ -561,7 +637,10 @@ impl Ha {
     }
 
     fn in_pool(&self, a: Ipv4Addr) -> bool {
-        self.cfg.pool.as_ref().is_some_and(|p| (p.first..=p.last).contains(&a))
+        self.cfg
+            .pool
+            .as_ref()
+            .is_some_and(|p| (p.first..=p.last).contains(&a))
     }
 
     /// Home address for a new binding: profile static → authorised request → pool.
@@ -618,7 +697,9 @@ impl Ha {
         if !self.cfg.revocation {
             return;
         }
-        let Some(peer) = self.peers.get(&old_pma) else { return };
+        let Some(peer) = self.peers.get(&old_pma) else {
+            return;
+        };
         let id = self.next_revocation_id;
         self.next_revocation_id = self.next_revocation_id.wrapping_add(1);
         let mut payload = RevocationRepr {
@@ -632,12 +713,20 @@ impl Ha {
         }
         .to_bytes();
         auth::append_auth(&mut payload, AuthKind::FaHa, &peer.sa);
-        self.tx.push_back(Transmit { dst: SocketAddrV4::new(old_pma, PORT), payload: payload.clone() });
+        self.tx.push_back(Transmit {
+            dst: SocketAddrV4::new(old_pma, PORT),
+            payload: payload.clone(),
+        });
         self.counters.revocations_sent += 1;
         let next = now + Duration::from_millis(self.cfg.revocation_timeout_ms);
         self.revocations.insert(
             id,
-            PendingRevocation { dst: old_pma, payload, retries_left: self.cfg.revocation_retries, next },
+            PendingRevocation {
+                dst: old_pma,
+                payload,
+                retries_left: self.cfg.revocation_retries,
+                next,
+            },
         );
         self.timers.push(Reverse((next, TimerKey::Revocation(id))));
     }
@@ -652,7 +741,11 @@ impl Ha {
             self.counters.bad_authenticator += 1;
             return;
         }
-        if self.revocations.get(&id).is_some_and(|r| r.dst == *src.ip()) {
+        if self
+            .revocations
+            .get(&id)
+            .is_some_and(|r| r.dst == *src.ip())
+        {
             self.revocations.remove(&id);
             self.counters.revocation_acks += 1;
         }
@@ -664,7 +757,9 @@ impl Endpoint for Ha {
         match payload.first() {
             Some(1) => self.on_request(now, src, payload),
             Some(15) => match Message::parse(payload) {
-                Ok(Message::RevocationAck(a)) => self.on_revocation_ack(src, payload, a.revocation_id),
+                Ok(Message::RevocationAck(a)) => {
+                    self.on_revocation_ack(src, payload, a.revocation_id)
+                }
                 _ => self.counters.rx_malformed += 1,
             },
             Some(_) => self.counters.rx_unexpected_type += 1,
@@ -677,19 +772,28 @@ impl Endpoint for Ha {
             if *t > now {
                 break;
             }
-            let Some(Reverse((_, key))) = self.timers.pop() else { break };
+            let Some(Reverse((_, key))) = self.timers.pop() else {
+                break;
+            };
             match key {
                 TimerKey::Binding(nai, gen) => {
-                    if self.bindings.get(&nai).is_some_and(|b| b.gen == gen && b.expires_at <= now) {
+                    if self
+                        .bindings
+                        .get(&nai)
+                        .is_some_and(|b| b.gen == gen && b.expires_at <= now)
+                    {
                         if let Some(b) = self.remove_binding(&nai) {
-                            self.tombstones.insert(nai.clone(), (b.last_ident, now + Duration::from_secs(61)));
+                            self.tombstones
+                                .insert(nai.clone(), (b.last_ident, now + Duration::from_secs(61)));
                         }
                         self.counters.expired += 1;
                         self.events.push_back(HaEvent::Expired { nai });
                     }
                 }
                 TimerKey::Revocation(id) => {
-                    let Some(r) = self.revocations.get_mut(&id) else { continue };
+                    let Some(r) = self.revocations.get_mut(&id) else {
+                        continue;
+                    };
                     if r.retries_left == 0 {
                         self.revocations.remove(&id);
                         self.counters.revocation_timeouts += 1;
@@ -698,7 +802,10 @@ impl Endpoint for Ha {
                     r.retries_left -= 1;
                     r.next = now + Duration::from_millis(self.cfg.revocation_timeout_ms);
                     let (dst, payload, next) = (r.dst, r.payload.clone(), r.next);
-                    self.tx.push_back(Transmit { dst: SocketAddrV4::new(dst, PORT), payload });
+                    self.tx.push_back(Transmit {
+                        dst: SocketAddrV4::new(dst, PORT),
+                        payload,
+                    });
                     self.counters.revocation_retransmissions += 1;
                     self.timers.push(Reverse((next, TimerKey::Revocation(id))));
                 }

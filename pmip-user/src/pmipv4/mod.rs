@@ -52,3 +52,6 @@ impl WallClock {
         self.wall + now.saturating_duration_since(self.at)
     }
 }
+
+#[cfg(test)]
+mod sim_tests;

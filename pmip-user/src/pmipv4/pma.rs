@@ -36,7 +36,11 @@ pub struct HaFailover {
 
 impl Default for HaFailover {
     fn default() -> Self {
-        HaFailover { enabled: false, max_attempts: 4, num_attempts_before_switching: 2 }
+        HaFailover {
+            enabled: false,
+            max_attempts: 4,
+            num_attempts_before_switching: 2,
+        }
     }
 }
 
@@ -154,9 +158,18 @@ impl Subscriber {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PmaEvent {
     /// Registration (or renewal) accepted: hand `home_address` to the device (DHCP yiaddr).
-    Registered { nai: String, home_address: Ipv4Addr, lifetime: u16, ha: Ipv4Addr, renewal: bool },
+    Registered {
+        nai: String,
+        home_address: Ipv4Addr,
+        lifetime: u16,
+        ha: Ipv4Addr,
+        renewal: bool,
+    },
     /// Registration gave up: `code` is the HA's denial, `None` after timeouts.
-    RegistrationFailed { nai: String, code: Option<ReplyCode> },
+    RegistrationFailed {
+        nai: String,
+        code: Option<ReplyCode>,
+    },
     /// Registration lifetime ran out without a successful renewal.
     Expired { nai: String },
     /// The HA revoked the binding (handover to another PMA, RFC 3543).
@@ -219,7 +232,10 @@ impl Session {
         self.assigned_ha.unwrap_or(self.has[self.ha_idx])
     }
     fn deadline(&self) -> Option<Instant> {
-        [self.next_retx, self.renew_at, self.expires_at].into_iter().flatten().min()
+        [self.next_retx, self.renew_at, self.expires_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -317,7 +333,9 @@ impl Pma {
 
     /// The device left: remove its forwarding state and deregister (lifetime 0).
     pub fn detach(&mut self, now: Instant, nai: &str) {
-        let Some(s) = self.sessions.get_mut(nai) else { return };
+        let Some(s) = self.sessions.get_mut(nai) else {
+            return;
+        };
         if let Some(b) = s.installed.take() {
             self.dp.push_back(DpCommand::RemoveAccess(b));
         }
@@ -325,7 +343,9 @@ impl Pma {
         s.phase = Phase::Deregistering;
         s.renew_at = None;
         s.expires_at = None;
-        self.events.push_back(PmaEvent::Deregistered { nai: nai.to_string() });
+        self.events.push_back(PmaEvent::Deregistered {
+            nai: nai.to_string(),
+        });
         self.counters.deregistrations += 1;
         if was_registered {
             self.start_transaction(now, nai);
@@ -351,7 +371,9 @@ impl Pma {
     }
 
     fn arm(&mut self, nai: &str) {
-        let Some(s) = self.sessions.get_mut(nai) else { return };
+        let Some(s) = self.sessions.get_mut(nai) else {
+            return;
+        };
         self.gen += 1;
         s.gen = self.gen;
         if let Some(d) = s.deadline() {
@@ -374,7 +396,9 @@ impl Pma {
     /// Builds, signs and queues a PRRQ with a fresh Identification (RFC 3344 §3.6.3).
     fn send_request(&mut self, now: Instant, nai: &str) {
         let wall = self.clock.now(now);
-        let Some(s) = self.sessions.get_mut(nai) else { return };
+        let Some(s) = self.sessions.get_mut(nai) else {
+            return;
+        };
         let ha = s.ha();
         let Some(peer) = self.cfg.home_agents.iter().find(|p| p.address == ha) else {
             // No FA-HA association with this HA: proxy MIP cannot work (seed 000).
@@ -389,7 +413,10 @@ impl Pma {
         if let Some(i) = &s.sub.interface_id {
             exts.push(ExtRepr::InterfaceId(i.clone()));
         }
-        exts.push(ExtRepr::DeviceId { id_type: device_id_types::MAC, id: s.sub.at.mac.to_vec() });
+        exts.push(ExtRepr::DeviceId {
+            id_type: device_id_types::MAC,
+            id: s.sub.at.mac.to_vec(),
+        });
         if let Some(imsi) = &s.sub.imsi {
             exts.push(ExtRepr::SubscriberId {
                 id_type: super::wire::ext::SUBSCRIBER_ID_IMSI,
@@ -426,7 +453,10 @@ impl Pma {
         };
         let mut payload = rrq.to_bytes();
         auth::append_auth(&mut payload, AuthKind::FaHa, &peer.sa);
-        self.tx.push_back(Transmit { dst: SocketAddrV4::new(ha, PORT), payload });
+        self.tx.push_back(Transmit {
+            dst: SocketAddrV4::new(ha, PORT),
+            payload,
+        });
         if s.attempts > 0 {
             self.counters.retransmissions += 1;
         }
@@ -441,7 +471,10 @@ impl Pma {
     fn give_up(&mut self, nai: &str, phase: Phase, code: Option<ReplyCode>) {
         match phase {
             Phase::Registering => {
-                self.events.push_back(PmaEvent::RegistrationFailed { nai: nai.to_string(), code });
+                self.events.push_back(PmaEvent::RegistrationFailed {
+                    nai: nai.to_string(),
+                    code,
+                });
                 self.drop_session(nai);
             }
             Phase::Registered => {
@@ -451,8 +484,10 @@ impl Pma {
                         if let Some(b) = s.installed.take() {
                             self.dp.push_back(DpCommand::RemoveAccess(b));
                         }
-                        self.events
-                            .push_back(PmaEvent::RegistrationFailed { nai: nai.to_string(), code });
+                        self.events.push_back(PmaEvent::RegistrationFailed {
+                            nai: nai.to_string(),
+                            code,
+                        });
                         self.drop_session(nai);
                     } else {
                         // Keep forwarding until the granted lifetime runs out.
@@ -467,7 +502,9 @@ impl Pma {
     }
 
     fn on_retx_timeout(&mut self, now: Instant, nai: &str) {
-        let Some(s) = self.sessions.get_mut(nai) else { return };
+        let Some(s) = self.sessions.get_mut(nai) else {
+            return;
+        };
         s.next_retx = None;
         let cap = attempt_cap(&self.cfg, s);
         if s.attempts >= cap {
@@ -500,7 +537,13 @@ impl Pma {
         self.clock.now(now)
     }
 
-    fn on_reply(&mut self, now: Instant, src: SocketAddrV4, payload: &[u8], r: RegistrationReplyRepr) {
+    fn on_reply(
+        &mut self,
+        now: Instant,
+        src: SocketAddrV4,
+        payload: &[u8],
+        r: RegistrationReplyRepr,
+    ) {
         let Some(nai) = r.extensions.nai().and_then(|n| std::str::from_utf8(n).ok()) else {
             self.counters.rx_unmatched += 1;
             return;
@@ -511,7 +554,9 @@ impl Pma {
             return;
         };
         // RFC 3344 §5.7.1: the low-order 32 bits are copied from our request.
-        let Some(pending) = s.pending_ident.filter(|p| p & 0xffff_ffff == r.identification & 0xffff_ffff)
+        let Some(pending) = s
+            .pending_ident
+            .filter(|p| p & 0xffff_ffff == r.identification & 0xffff_ffff)
         else {
             self.counters.rx_unmatched += 1;
             return;
@@ -540,9 +585,16 @@ impl Pma {
                 // §5.7.1: adopt the HA's clock from the high-order bits and retry at once.
                 self.counters.ident_mismatch_resync += 1;
                 let wall = self.wall(now);
-                self.idents.entry(ha).or_default().resync(r.identification, wall);
+                self.idents
+                    .entry(ha)
+                    .or_default()
+                    .resync(r.identification, wall);
                 let _ = pending;
-                let cap = self.sessions.get(&nai).map(|s| self.attempt_cap(s)).unwrap_or(0);
+                let cap = self
+                    .sessions
+                    .get(&nai)
+                    .map(|s| self.attempt_cap(s))
+                    .unwrap_or(0);
                 if self.sessions.get(&nai).is_some_and(|s| s.attempts < cap) {
                     self.send_request(now, &nai);
                 } else {
@@ -583,7 +635,9 @@ impl Pma {
     fn on_accepted(&mut self, now: Instant, nai: &str, ha: Ipv4Addr, r: RegistrationReplyRepr) {
         let local = self.cfg.address;
         let renew_percent = self.cfg.renew_percent.clamp(1, 100) as u64;
-        let Some(s) = self.sessions.get_mut(nai) else { return };
+        let Some(s) = self.sessions.get_mut(nai) else {
+            return;
+        };
         s.pending_ident = None;
         s.next_retx = None;
         if s.phase == Phase::Deregistering {
@@ -604,11 +658,13 @@ impl Pma {
         }
         if s.sub.dynamic_ha {
             // RFC 4433: the reply's Home Agent field names the HA that took us.
-            s.assigned_ha = Some(if r.home_agent.is_unspecified() || r.home_agent.is_broadcast() {
-                ha
-            } else {
-                r.home_agent
-            });
+            s.assigned_ha = Some(
+                if r.home_agent.is_unspecified() || r.home_agent.is_broadcast() {
+                    ha
+                } else {
+                    r.home_agent
+                },
+            );
         }
         let renewal = s.phase == Phase::Registered;
         s.phase = Phase::Registered;
@@ -616,7 +672,10 @@ impl Pma {
         let b = AccessBinding {
             at: s.sub.at,
             sub_id: s.sub.sub_id,
-            tunnel: TunnelEnds { local: local.into(), remote: s.ha().into() },
+            tunnel: TunnelEnds {
+                local: local.into(),
+                remote: s.ha().into(),
+            },
             uplink_key,
             downlink_key: s.downlink_key,
             home_v4: Some(r.home_address),
@@ -646,7 +705,11 @@ impl Pma {
             return;
         };
         let sa = peer.sa.clone();
-        if auth::verify(payload, AuthKind::FaHa, |spi| (spi == sa.spi).then_some(&sa)).is_err() {
+        if auth::verify(payload, AuthKind::FaHa, |spi| {
+            (spi == sa.spi).then_some(&sa)
+        })
+        .is_err()
+        {
             self.counters.rx_auth_failed += 1;
             return;
         }
@@ -665,7 +728,8 @@ impl Pma {
                         self.dp.push_back(DpCommand::RemoveAccess(b));
                     }
                     self.counters.revocations += 1;
-                    self.events.push_back(PmaEvent::Revoked { nai: nai.clone() });
+                    self.events
+                        .push_back(PmaEvent::Revoked { nai: nai.clone() });
                     self.drop_session(&nai);
                 }
             }
@@ -679,7 +743,10 @@ impl Pma {
         }
         .to_bytes();
         auth::append_auth(&mut ack, AuthKind::FaHa, &sa);
-        self.tx.push_back(Transmit { dst: SocketAddrV4::new(*src.ip(), PORT), payload: ack });
+        self.tx.push_back(Transmit {
+            dst: SocketAddrV4::new(*src.ip(), PORT),
+            payload: ack,
+        });
     }
 }
 
@@ -706,8 +773,16 @@ impl Endpoint for Pma {
             if *t > now {
                 break;
             }
-            let (gen, nai) = (*gen, self.timers.pop().map(|Reverse((_, _, n))| n).unwrap_or_default());
-            let Some(s) = self.sessions.get(&nai) else { continue };
+            let (gen, nai) = (
+                *gen,
+                self.timers
+                    .pop()
+                    .map(|Reverse((_, _, n))| n)
+                    .unwrap_or_default(),
+            );
+            let Some(s) = self.sessions.get(&nai) else {
+                continue;
+            };
             if s.gen != gen {
                 continue; // superseded
             }
@@ -720,7 +795,8 @@ impl Endpoint for Pma {
                         self.dp.push_back(DpCommand::RemoveAccess(b));
                     }
                 }
-                self.events.push_back(PmaEvent::Expired { nai: nai.clone() });
+                self.events
+                    .push_back(PmaEvent::Expired { nai: nai.clone() });
                 self.drop_session(&nai);
             } else if s.renew_at.is_some_and(|d| d <= now) {
                 if let Some(s) = self.sessions.get_mut(&nai) {

@@ -88,7 +88,12 @@ pub struct ExtIter<'a> {
 impl<'a> ExtIter<'a> {
     /// `buf` is the extension area; `base` its offset inside the message.
     pub fn new(buf: &'a [u8], base: usize) -> Self {
-        ExtIter { buf, pos: 0, base, done: false }
+        ExtIter {
+            buf,
+            pos: 0,
+            base,
+            done: false,
+        }
     }
 }
 
@@ -117,10 +122,19 @@ impl<'a> Iterator for ExtIter<'a> {
         };
         if rest.len() < header_len + len {
             self.done = true;
-            return Some(Err(Error::Overrun { ext_type: ty, offset }));
+            return Some(Err(Error::Overrun {
+                ext_type: ty,
+                offset,
+            }));
         }
         self.pos += header_len + len;
-        Some(Ok(RawExt { ty, subtype, data: &rest[header_len..header_len + len], offset, header_len }))
+        Some(Ok(RawExt {
+            ty,
+            subtype,
+            data: &rest[header_len..header_len + len],
+            offset,
+            header_len,
+        }))
     }
 }
 
@@ -229,7 +243,11 @@ pub enum ExtRepr {
     /// Mobile Node NAI (RFC 2794 §2), the binding key in PMIPv4.
     Nai(Vec<u8>),
     /// MN-HA / MN-FA / FA-HA authentication (RFC 3344 §3.5.2–§3.5.4): SPI + authenticator.
-    Auth { kind: AuthKind, spi: u32, authenticator: Vec<u8> },
+    Auth {
+        kind: AuthKind,
+        spi: u32,
+        authenticator: Vec<u8>,
+    },
     /// PMIPv4 Per-Node Authentication Method (47/1, draft §5.1).
     PerNodeAuthMethod(AuthMethod),
     /// PMIPv4 Interface ID (147/1, draft §5.2).
@@ -259,7 +277,10 @@ impl ExtRepr {
     /// Parses one raw extension. Unknown types come back as `Unknown*`, not as errors.
     pub fn parse(raw: &RawExt<'_>) -> Result<ExtRepr> {
         let d = raw.data;
-        let bad = || Error::BadLength { ext_type: raw.ty, len: d.len() };
+        let bad = || Error::BadLength {
+            ext_type: raw.ty,
+            len: d.len(),
+        };
         Ok(match (raw.ty, raw.subtype) {
             (types::MN_NAI, _) => {
                 if d.is_empty() {
@@ -293,13 +314,19 @@ impl ExtRepr {
                 if d.len() != 6 {
                     return Err(bad());
                 }
-                ExtRepr::RevocationSupport { i_bit: d[0] & 0x80 != 0, timestamp: be32(d, 2) }
+                ExtRepr::RevocationSupport {
+                    i_bit: d[0] & 0x80 != 0,
+                    timestamp: be32(d, 2),
+                }
             }
             (types::DYNAMIC_HA, _) => {
                 if d.len() != 5 {
                     return Err(bad());
                 }
-                ExtRepr::DynamicHa { subtype: d[0], ha: ip(d, 1) }
+                ExtRepr::DynamicHa {
+                    subtype: d[0],
+                    ha: ip(d, 1),
+                }
             }
             (types::PMIPV4_SKIP, _) => {
                 let (&sub, body) = d.split_first().ok_or_else(bad)?;
@@ -308,9 +335,15 @@ impl ExtRepr {
                     skip_subtypes::DEVICE_ID | skip_subtypes::SUBSCRIBER_ID => {
                         let (&id_type, id) = body.split_first().ok_or_else(bad)?;
                         if sub == skip_subtypes::DEVICE_ID {
-                            ExtRepr::DeviceId { id_type, id: id.to_vec() }
+                            ExtRepr::DeviceId {
+                                id_type,
+                                id: id.to_vec(),
+                            }
                         } else {
-                            ExtRepr::SubscriberId { id_type, id: id.to_vec() }
+                            ExtRepr::SubscriberId {
+                                id_type,
+                                id: id.to_vec(),
+                            }
                         }
                     }
                     skip_subtypes::ACCESS_TECH => {
@@ -319,11 +352,21 @@ impl ExtRepr {
                         }
                         ExtRepr::AccessTechnology(AccessTech::from(body[0]))
                     }
-                    _ => ExtRepr::UnknownSkippablePmip { subtype: sub, data: body.to_vec() },
+                    _ => ExtRepr::UnknownSkippablePmip {
+                        subtype: sub,
+                        data: body.to_vec(),
+                    },
                 }
             }
-            (ty, Some(subtype)) => ExtRepr::UnknownLong { ty, subtype, data: d.to_vec() },
-            (ty, None) => ExtRepr::Unknown { ty, data: d.to_vec() },
+            (ty, Some(subtype)) => ExtRepr::UnknownLong {
+                ty,
+                subtype,
+                data: d.to_vec(),
+            },
+            (ty, None) => ExtRepr::Unknown {
+                ty,
+                data: d.to_vec(),
+            },
         })
     }
 
@@ -371,12 +414,19 @@ impl ExtRepr {
     }
 
     fn is_long(&self) -> bool {
-        matches!(self, ExtRepr::PerNodeAuthMethod(_) | ExtRepr::UnknownLong { .. })
+        matches!(
+            self,
+            ExtRepr::PerNodeAuthMethod(_) | ExtRepr::UnknownLong { .. }
+        )
     }
 
     /// Whether the data fits the length field of its header format.
     pub fn is_emittable(&self) -> bool {
-        let max = if self.is_long() { u16::MAX as usize } else { u8::MAX as usize };
+        let max = if self.is_long() {
+            u16::MAX as usize
+        } else {
+            u8::MAX as usize
+        };
         self.data_len() <= max
             && match self {
                 ExtRepr::UnknownLong { ty, .. } => types::is_long(*ty),
@@ -427,7 +477,9 @@ impl ExtRepr {
         let d = &mut buf[h..n];
         match self {
             ExtRepr::Nai(v) => d.copy_from_slice(v),
-            ExtRepr::Auth { spi, authenticator, .. } => {
+            ExtRepr::Auth {
+                spi, authenticator, ..
+            } => {
                 d[..4].copy_from_slice(&spi.to_be_bytes());
                 d[4..].copy_from_slice(authenticator);
             }
@@ -476,7 +528,9 @@ impl ExtRepr {
 
 /// Parses a whole extension area.
 pub fn parse_all(buf: &[u8], base: usize) -> Result<Vec<ExtRepr>> {
-    ExtIter::new(buf, base).map(|r| r.and_then(|raw| ExtRepr::parse(&raw))).collect()
+    ExtIter::new(buf, base)
+        .map(|r| r.and_then(|raw| ExtRepr::parse(&raw)))
+        .collect()
 }
 
 /// Total encoded length of a list of extensions.
@@ -518,9 +572,11 @@ impl ExtList for [ExtRepr] {
     }
     fn auth(&self, want: AuthKind) -> Option<(u32, &[u8])> {
         self.iter().find_map(|e| match e {
-            ExtRepr::Auth { kind, spi, authenticator } if *kind == want => {
-                Some((*spi, authenticator.as_slice()))
-            }
+            ExtRepr::Auth {
+                kind,
+                spi,
+                authenticator,
+            } if *kind == want => Some((*spi, authenticator.as_slice())),
             _ => None,
         })
     }
@@ -537,7 +593,9 @@ impl ExtList for [ExtRepr] {
         })
     }
     fn first_unknown_nonskippable(&self) -> Option<u8> {
-        self.iter().find(|e| e.is_unknown_nonskippable()).map(ExtRepr::ext_type)
+        self.iter()
+            .find(|e| e.is_unknown_nonskippable())
+            .map(ExtRepr::ext_type)
     }
 }
 
@@ -569,7 +627,11 @@ pub(crate) mod tests {
         let mut bytes = vec![34, 20, 0, 0, 1, 0];
         bytes.extend_from_slice(&[0xAA; 16]);
         round(
-            &ExtRepr::Auth { kind: AuthKind::FaHa, spi: 256, authenticator: vec![0xAA; 16] },
+            &ExtRepr::Auth {
+                kind: AuthKind::FaHa,
+                spi: 256,
+                authenticator: vec![0xAA; 16],
+            },
             &bytes,
         );
     }
@@ -577,34 +639,58 @@ pub(crate) mod tests {
     #[test]
     fn per_node_auth_method_bytes() {
         // Long format: type 47, sub-type 1, length 1 (16 bits), method 1 = FA-HA.
-        round(&ExtRepr::PerNodeAuthMethod(AuthMethod::FaHa), &[47, 1, 0, 1, 1]);
+        round(
+            &ExtRepr::PerNodeAuthMethod(AuthMethod::FaHa),
+            &[47, 1, 0, 1, 1],
+        );
     }
 
     #[test]
     fn pmipv4_skippable_bytes() {
-        round(&ExtRepr::InterfaceId(b"eth1".to_vec()), &[147, 5, 1, b'e', b't', b'h', b'1']);
         round(
-            &ExtRepr::DeviceId { id_type: 1, id: vec![2, 0, 0, 0, 0, 1] },
+            &ExtRepr::InterfaceId(b"eth1".to_vec()),
+            &[147, 5, 1, b'e', b't', b'h', b'1'],
+        );
+        round(
+            &ExtRepr::DeviceId {
+                id_type: 1,
+                id: vec![2, 0, 0, 0, 0, 1],
+            },
             &[147, 8, 2, 1, 2, 0, 0, 0, 0, 1],
         );
         round(
-            &ExtRepr::SubscriberId { id_type: 1, id: b"00101".to_vec() },
+            &ExtRepr::SubscriberId {
+                id_type: 1,
+                id: b"00101".to_vec(),
+            },
             &[147, 7, 3, 1, b'0', b'0', b'1', b'0', b'1'],
         );
-        round(&ExtRepr::AccessTechnology(AccessTech::Eutran), &[147, 2, 4, 5]);
+        round(
+            &ExtRepr::AccessTechnology(AccessTech::Eutran),
+            &[147, 2, 4, 5],
+        );
     }
 
     #[test]
     fn gre_key_bytes() {
         // RFC 6245 §3.1: Type 48, Length 6, Reserved (2), GRE Key (4).
         round(&ExtRepr::GreKey(0x01020304), &[48, 6, 0, 0, 1, 2, 3, 4]);
-        assert_eq!(one(&[48, 4, 0, 0, 1, 2]), Err(Error::BadLength { ext_type: 48, len: 4 }));
+        assert_eq!(
+            one(&[48, 4, 0, 0, 1, 2]),
+            Err(Error::BadLength {
+                ext_type: 48,
+                len: 4
+            })
+        );
     }
 
     #[test]
     fn revocation_support_bytes() {
         round(
-            &ExtRepr::RevocationSupport { i_bit: true, timestamp: 0x11223344 },
+            &ExtRepr::RevocationSupport {
+                i_bit: true,
+                timestamp: 0x11223344,
+            },
             &[137, 6, 0x80, 0, 0x11, 0x22, 0x33, 0x44],
         );
     }
@@ -612,7 +698,10 @@ pub(crate) mod tests {
     #[test]
     fn dynamic_ha_bytes() {
         round(
-            &ExtRepr::DynamicHa { subtype: 1, ha: Ipv4Addr::new(10, 0, 0, 1) },
+            &ExtRepr::DynamicHa {
+                subtype: 1,
+                ha: Ipv4Addr::new(10, 0, 0, 1),
+            },
             &[139, 5, 1, 10, 0, 0, 1],
         );
     }
@@ -624,16 +713,28 @@ pub(crate) mod tests {
         assert_eq!(
             v,
             vec![
-                ExtRepr::Unknown { ty: 200, data: vec![9, 9] },
-                ExtRepr::Unknown { ty: 100, data: vec![7] },
-                ExtRepr::UnknownLong { ty: 47, subtype: 9, data: vec![5] },
+                ExtRepr::Unknown {
+                    ty: 200,
+                    data: vec![9, 9]
+                },
+                ExtRepr::Unknown {
+                    ty: 100,
+                    data: vec![7]
+                },
+                ExtRepr::UnknownLong {
+                    ty: 47,
+                    subtype: 9,
+                    data: vec![5]
+                },
             ]
         );
         assert!(!v[0].is_unknown_nonskippable());
         assert!(v[1].is_unknown_nonskippable());
         assert!(v[2].is_unknown_nonskippable());
         assert_eq!(v.first_unknown_nonskippable(), Some(100));
-        let raws: Vec<_> = ExtIter::new(&bytes, 24).map(|r| r.unwrap().offset).collect();
+        let raws: Vec<_> = ExtIter::new(&bytes, 24)
+            .map(|r| r.unwrap().offset)
+            .collect();
         assert_eq!(raws, vec![24, 28, 31]);
     }
 
@@ -641,17 +742,44 @@ pub(crate) mod tests {
     fn truncated_and_overrunning() {
         assert_eq!(parse_all(&[131], 0), Err(Error::Truncated));
         assert_eq!(parse_all(&[47, 1, 0], 0), Err(Error::Truncated));
-        assert_eq!(parse_all(&[131, 5, b'a'], 0), Err(Error::Overrun { ext_type: 131, offset: 0 }));
+        assert_eq!(
+            parse_all(&[131, 5, b'a'], 0),
+            Err(Error::Overrun {
+                ext_type: 131,
+                offset: 0
+            })
+        );
         assert_eq!(
             parse_all(&[131, 1, b'a', 47, 1, 0xff, 0xff, 1], 10),
-            Err(Error::Overrun { ext_type: 47, offset: 13 })
+            Err(Error::Overrun {
+                ext_type: 47,
+                offset: 13
+            })
         );
-        assert!(matches!(parse_all(&[34, 3, 0, 0, 0], 0), Err(Error::BadLength { .. })));
-        assert!(matches!(parse_all(&[147, 0], 0), Err(Error::BadLength { .. })));
-        assert!(matches!(parse_all(&[147, 1, 2], 0), Err(Error::BadLength { .. })));
-        assert!(matches!(parse_all(&[147, 3, 4, 1, 1], 0), Err(Error::BadLength { .. })));
-        assert!(matches!(parse_all(&[131, 0], 0), Err(Error::BadLength { .. })));
-        assert!(matches!(parse_all(&[47, 1, 0, 2, 1, 1], 0), Err(Error::BadLength { .. })));
+        assert!(matches!(
+            parse_all(&[34, 3, 0, 0, 0], 0),
+            Err(Error::BadLength { .. })
+        ));
+        assert!(matches!(
+            parse_all(&[147, 0], 0),
+            Err(Error::BadLength { .. })
+        ));
+        assert!(matches!(
+            parse_all(&[147, 1, 2], 0),
+            Err(Error::BadLength { .. })
+        ));
+        assert!(matches!(
+            parse_all(&[147, 3, 4, 1, 1], 0),
+            Err(Error::BadLength { .. })
+        ));
+        assert!(matches!(
+            parse_all(&[131, 0], 0),
+            Err(Error::BadLength { .. })
+        ));
+        assert!(matches!(
+            parse_all(&[47, 1, 0, 2, 1, 1], 0),
+            Err(Error::BadLength { .. })
+        ));
     }
 
     pub(crate) fn arb_ext() -> impl Strategy<Value = ExtRepr> {
@@ -669,17 +797,23 @@ pub(crate) mod tests {
             (any::<u8>(), bytes(30)).prop_map(|(t, id)| ExtRepr::SubscriberId { id_type: t, id }),
             any::<u8>().prop_map(|t| ExtRepr::AccessTechnology(t.into())),
             any::<u32>().prop_map(ExtRepr::GreKey),
-            (any::<bool>(), any::<u32>())
-                .prop_map(|(i, t)| ExtRepr::RevocationSupport { i_bit: i, timestamp: t }),
-            (any::<u8>(), any::<[u8; 4]>())
-                .prop_map(|(s, a)| ExtRepr::DynamicHa { subtype: s, ha: a.into() }),
+            (any::<bool>(), any::<u32>()).prop_map(|(i, t)| ExtRepr::RevocationSupport {
+                i_bit: i,
+                timestamp: t
+            }),
+            (any::<u8>(), any::<[u8; 4]>()).prop_map(|(s, a)| ExtRepr::DynamicHa {
+                subtype: s,
+                ha: a.into()
+            }),
             (any::<u8>(), bytes(300)).prop_map(|(s, d)| ExtRepr::UnknownLong {
                 ty: 36,
                 subtype: s,
                 data: d
             }),
-            (5..=255u8, bytes(30))
-                .prop_map(|(s, d)| ExtRepr::UnknownSkippablePmip { subtype: s, data: d }),
+            (5..=255u8, bytes(30)).prop_map(|(s, d)| ExtRepr::UnknownSkippablePmip {
+                subtype: s,
+                data: d
+            }),
             (any::<u8>(), bytes(30)).prop_map(|(t, d)| ExtRepr::Unknown { ty: t, data: d }),
         ]
         .prop_filter("emittable", |e| e.is_emittable())

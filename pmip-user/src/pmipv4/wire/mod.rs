@@ -40,7 +40,10 @@ impl fmt::Display for Error {
         match self {
             Error::Truncated => write!(f, "message truncated"),
             Error::Overrun { ext_type, offset } => {
-                write!(f, "extension {ext_type} at offset {offset} overruns the message")
+                write!(
+                    f,
+                    "extension {ext_type} at offset {offset} overruns the message"
+                )
             }
             Error::BadLength { ext_type, len } => {
                 write!(f, "extension {ext_type} has impossible length {len}")
@@ -201,9 +204,9 @@ impl Message {
             MessageType::Revocation => {
                 Message::Revocation(RevocationRepr::parse(&Revocation::new_checked(buf)?)?)
             }
-            MessageType::RevocationAck => Message::RevocationAck(RevocationAckRepr::parse(
-                &RevocationAck::new_checked(buf)?,
-            )?),
+            MessageType::RevocationAck => {
+                Message::RevocationAck(RevocationAckRepr::parse(&RevocationAck::new_checked(buf)?)?)
+            }
             MessageType::Unknown(t) => return Err(Error::WrongType(t)),
         })
     }

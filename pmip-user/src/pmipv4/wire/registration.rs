@@ -323,7 +323,11 @@ mod tests {
                 ExtRepr::AccessTechnology(AccessTech::Eutran),
                 ExtRepr::GreKey(0x1001),
                 ExtRepr::PerNodeAuthMethod(AuthMethod::FaHa),
-                ExtRepr::Auth { kind: AuthKind::FaHa, spi: 256, authenticator: (1..=16).collect() },
+                ExtRepr::Auth {
+                    kind: AuthKind::FaHa,
+                    spi: 256,
+                    authenticator: (1..=16).collect(),
+                },
             ],
         }
     }
@@ -338,8 +342,14 @@ mod tests {
         assert_eq!(p.home_agent(), Ipv4Addr::new(192, 0, 2, 1));
         assert_eq!(p.care_of_address(), Ipv4Addr::new(198, 51, 100, 7));
         assert_eq!(p.identification(), 0xe900_0001_0000_002a);
-        let offs: Vec<_> = p.extensions().map(|e| (e.unwrap().ty, e.unwrap().offset)).collect();
-        assert_eq!(offs, vec![(131, 24), (147, 35), (48, 39), (47, 47), (34, 52)]);
+        let offs: Vec<_> = p
+            .extensions()
+            .map(|e| (e.unwrap().ty, e.unwrap().offset))
+            .collect();
+        assert_eq!(
+            offs,
+            vec![(131, 24), (147, 35), (48, 39), (47, 47), (34, 52)]
+        );
     }
 
     #[test]
@@ -398,19 +408,32 @@ mod tests {
             RegistrationRequest::new_checked(&PRRP[..]).err(),
             Some(Error::WrongType(3))
         );
-        assert_eq!(RegistrationReply::new_checked(&PRRQ[..]).err(), Some(Error::WrongType(1)));
+        assert_eq!(
+            RegistrationReply::new_checked(&PRRQ[..]).err(),
+            Some(Error::WrongType(1))
+        );
         for n in 0..RRQ_LEN {
-            assert_eq!(RegistrationRequest::new_checked(&PRRQ[..n]).err(), Some(Error::Truncated));
+            assert_eq!(
+                RegistrationRequest::new_checked(&PRRQ[..n]).err(),
+                Some(Error::Truncated)
+            );
         }
         for n in 0..RRP_LEN {
-            assert_eq!(RegistrationReply::new_checked(&PRRP[..n]).err(), Some(Error::Truncated));
+            assert_eq!(
+                RegistrationReply::new_checked(&PRRP[..n]).err(),
+                Some(Error::Truncated)
+            );
         }
         // Every cut inside an extension is an error, never a panic; cuts between
         // extensions leave a shorter, valid message.
         let bounds = [35, 39, 47, 52];
         for n in RRQ_LEN + 1..PRRQ.len() {
             let p = RegistrationRequest::new_checked(&PRRQ[..n]).unwrap();
-            assert_eq!(RegistrationRequestRepr::parse(&p).is_ok(), bounds.contains(&n), "cut {n}");
+            assert_eq!(
+                RegistrationRequestRepr::parse(&p).is_ok(),
+                bounds.contains(&n),
+                "cut {n}"
+            );
         }
         // Oversized trailing garbage is an overrunning extension.
         let mut long = PRRQ.to_vec();
@@ -418,7 +441,10 @@ mod tests {
         let p = RegistrationRequest::new_checked(&long[..]).unwrap();
         assert_eq!(
             RegistrationRequestRepr::parse(&p),
-            Err(Error::Overrun { ext_type: 131, offset: PRRQ.len() })
+            Err(Error::Overrun {
+                ext_type: 131,
+                offset: PRRQ.len()
+            })
         );
     }
 

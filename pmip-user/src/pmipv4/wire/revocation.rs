@@ -237,7 +237,11 @@ mod tests {
             revocation_id: 42,
             extensions: vec![
                 ExtRepr::Nai(b"a@b".to_vec()),
-                ExtRepr::Auth { kind: AuthKind::FaHa, spi: 256, authenticator: vec![9; 4] },
+                ExtRepr::Auth {
+                    kind: AuthKind::FaHa,
+                    spi: 256,
+                    authenticator: vec![9; 4],
+                },
             ],
         }
     }
@@ -275,15 +279,27 @@ mod tests {
     #[test]
     fn truncated_and_wrong_type() {
         for n in 0..REVOCATION_LEN {
-            assert_eq!(Revocation::new_checked(&REV[..n]).err(), Some(Error::Truncated));
+            assert_eq!(
+                Revocation::new_checked(&REV[..n]).err(),
+                Some(Error::Truncated)
+            );
         }
         for n in 0..ACK_LEN {
-            assert_eq!(RevocationAck::new_checked(&ACK[..n]).err(), Some(Error::Truncated));
+            assert_eq!(
+                RevocationAck::new_checked(&ACK[..n]).err(),
+                Some(Error::Truncated)
+            );
         }
-        assert_eq!(Revocation::new_checked(&ACK[..]).err(), Some(Error::Truncated));
+        assert_eq!(
+            Revocation::new_checked(&ACK[..]).err(),
+            Some(Error::Truncated)
+        );
         let mut a = REV;
         a[0] = 15;
-        assert_eq!(Revocation::new_checked(&a[..]).err(), Some(Error::WrongType(15)));
+        assert_eq!(
+            Revocation::new_checked(&a[..]).err(),
+            Some(Error::WrongType(15))
+        );
         for n in REVOCATION_LEN + 1..REV.len() {
             let p = Revocation::new_checked(&REV[..n]).unwrap();
             assert_eq!(RevocationRepr::parse(&p).is_ok(), n == 25, "cut {n}");

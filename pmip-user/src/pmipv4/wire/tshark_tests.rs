@@ -13,10 +13,26 @@ use crate::pmipv4::wire::*;
 fn ipv4_udp(src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) -> Vec<u8> {
     let total = 20 + 8 + payload.len();
     let mut p = Vec::with_capacity(total);
-    p.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, 17, 0, 0]);
+    p.extend_from_slice(&[
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        1,
+        0x40,
+        0,
+        64,
+        17,
+        0,
+        0,
+    ]);
     p.extend_from_slice(&src.octets());
     p.extend_from_slice(&dst.octets());
-    let mut sum: u32 = p.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]) as u32).sum();
+    let mut sum: u32 = p
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
+        .sum();
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -52,21 +68,35 @@ pub(crate) fn write_pcap(path: &std::path::Path, packets: &[Vec<u8>]) {
 }
 
 fn tshark_available() -> bool {
-    Command::new("tshark").arg("-v").output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("tshark")
+        .arg("-v")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 /// One line per frame, fields separated by '|', multiple occurrences by ','.
 fn fields(path: &std::path::Path, names: &[&str]) -> Vec<Vec<String>> {
     let mut c = Command::new("tshark");
-    c.arg("-r").arg(path).args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=a"]);
+    c.arg("-r")
+        .arg(path)
+        .args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=a"]);
     for n in names {
         c.args(["-e", n]);
     }
     let out = c.output().expect("tshark");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|l| l.split('|').map(|s| s.replace(':', "").to_lowercase()).collect())
+        .map(|l| {
+            l.split('|')
+                .map(|s| s.replace(':', "").to_lowercase())
+                .collect()
+        })
         .collect()
 }
 
@@ -93,11 +123,20 @@ fn tshark_decodes_what_we_emit() {
         extensions: vec![
             ExtRepr::Nai(b"ue1@example.com".to_vec()),
             ExtRepr::InterfaceId(b"eth1".to_vec()),
-            ExtRepr::DeviceId { id_type: 1, id: vec![2, 0, 0, 0, 0, 1] },
-            ExtRepr::SubscriberId { id_type: 1, id: b"001010123456789".to_vec() },
+            ExtRepr::DeviceId {
+                id_type: 1,
+                id: vec![2, 0, 0, 0, 0, 1],
+            },
+            ExtRepr::SubscriberId {
+                id_type: 1,
+                id: b"001010123456789".to_vec(),
+            },
             ExtRepr::AccessTechnology(AccessTech::Ieee8023),
             ExtRepr::GreKey(0x1001),
-            ExtRepr::RevocationSupport { i_bit: true, timestamp: 12345 },
+            ExtRepr::RevocationSupport {
+                i_bit: true,
+                timestamp: 12345,
+            },
             ExtRepr::PerNodeAuthMethod(AuthMethod::FaHa),
         ],
     }
@@ -146,40 +185,103 @@ fn tshark_decodes_what_we_emit() {
     let pcap = dir.join("pmipv4.pcap");
     write_pcap(
         &pcap,
-        &[ipv4_udp(pma, ha, &rrq), ipv4_udp(ha, pma, &rrp), ipv4_udp(ha, pma, &rev), ipv4_udp(pma, ha, &ack)],
+        &[
+            ipv4_udp(pma, ha, &rrq),
+            ipv4_udp(ha, pma, &rrp),
+            ipv4_udp(ha, pma, &rev),
+            ipv4_udp(pma, ha, &ack),
+        ],
     );
 
     // No malformed packets or expert errors anywhere.
-    let v = Command::new("tshark").arg("-r").arg(&pcap).arg("-V").output().unwrap();
+    let v = Command::new("tshark")
+        .arg("-r")
+        .arg(&pcap)
+        .arg("-V")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&v.stdout);
     assert!(!text.to_lowercase().contains("malformed"), "{text}");
-    let ex = Command::new("tshark").arg("-r").arg(&pcap).args(["-z", "expert,error"]).arg("-q").output().unwrap();
+    let ex = Command::new("tshark")
+        .arg("-r")
+        .arg(&pcap)
+        .args(["-z", "expert,error"])
+        .arg("-q")
+        .output()
+        .unwrap();
     let ex = String::from_utf8_lossy(&ex.stdout);
     assert!(!ex.contains("Errors ("), "expert errors: {ex}");
 
     let f = fields(
         &pcap,
         &[
-            "mip.type", "mip.flags", "mip.g", "mip.t", "mip.d", "mip.life", "mip.homeaddr",
-            "mip.haaddr", "mip.coa", "mip.ident", "mip.nai", "mip.ext.type", "mip.auth.spi",
-            "mip.auth.auth", "mip.ext.pmipv4nonskipext.pernodeauthmethod",
-            "mip.ext.pmipv4skipext.interfaceid", "mip.ext.pmipv4skipext.deviceid_type",
-            "mip.ext.pmipv4skipext.deviceid_id", "mip.ext.pmipv4skipext.subscriberid_type",
+            "mip.type",
+            "mip.flags",
+            "mip.g",
+            "mip.t",
+            "mip.d",
+            "mip.life",
+            "mip.homeaddr",
+            "mip.haaddr",
+            "mip.coa",
+            "mip.ident",
+            "mip.nai",
+            "mip.ext.type",
+            "mip.auth.spi",
+            "mip.auth.auth",
+            "mip.ext.pmipv4nonskipext.pernodeauthmethod",
+            "mip.ext.pmipv4skipext.interfaceid",
+            "mip.ext.pmipv4skipext.deviceid_type",
+            "mip.ext.pmipv4skipext.deviceid_id",
+            "mip.ext.pmipv4skipext.subscriberid_type",
             "mip.ext.pmipv4skipext.subscriberid_id",
-            "mip.ext.pmipv4skipext.accesstechnology_type", "mip.ext.rev.i",
-            "mip.ext.rev.tstamp", "mip.code", "mip.rev.a", "mip.rev.i", "mip.rev.hda",
-            "mip.rev.fda", "mip.revid", "mip.ack.i", "mip.extension",
+            "mip.ext.pmipv4skipext.accesstechnology_type",
+            "mip.ext.rev.i",
+            "mip.ext.rev.tstamp",
+            "mip.code",
+            "mip.rev.a",
+            "mip.rev.i",
+            "mip.rev.hda",
+            "mip.rev.fda",
+            "mip.revid",
+            "mip.ack.i",
+            "mip.extension",
         ],
     );
     assert_eq!(f.len(), 4, "{f:?}");
     let col = |row: usize, name: &str| -> String {
         let names = [
-            "mip.type", "mip.flags", "mip.g", "mip.t", "mip.d", "mip.life", "mip.homeaddr",
-            "mip.haaddr", "mip.coa", "mip.ident", "mip.nai", "mip.ext.type", "mip.auth.spi",
-            "mip.auth.auth", "pernodeauthmethod", "interfaceid", "deviceid_type", "deviceid_id",
-            "subscriberid_type", "subscriberid_id", "accesstechnology_type", "mip.ext.rev.i",
-            "mip.ext.rev.tstamp", "mip.code", "mip.rev.a", "mip.rev.i", "mip.rev.hda",
-            "mip.rev.fda", "mip.revid", "mip.ack.i", "mip.extension",
+            "mip.type",
+            "mip.flags",
+            "mip.g",
+            "mip.t",
+            "mip.d",
+            "mip.life",
+            "mip.homeaddr",
+            "mip.haaddr",
+            "mip.coa",
+            "mip.ident",
+            "mip.nai",
+            "mip.ext.type",
+            "mip.auth.spi",
+            "mip.auth.auth",
+            "pernodeauthmethod",
+            "interfaceid",
+            "deviceid_type",
+            "deviceid_id",
+            "subscriberid_type",
+            "subscriberid_id",
+            "accesstechnology_type",
+            "mip.ext.rev.i",
+            "mip.ext.rev.tstamp",
+            "mip.code",
+            "mip.rev.a",
+            "mip.rev.i",
+            "mip.rev.hda",
+            "mip.rev.fda",
+            "mip.revid",
+            "mip.ack.i",
+            "mip.extension",
         ];
         let i = names.iter().position(|n| *n == name).expect(name);
         f[row][i].clone()
@@ -194,7 +296,11 @@ fn tshark_decodes_what_we_emit() {
     assert_eq!(col(0, "mip.homeaddr"), "0.0.0.0");
     assert_eq!(col(0, "mip.haaddr"), "192.0.2.1");
     assert_eq!(col(0, "mip.coa"), "198.51.100.7");
-    assert!(col(0, "mip.ident").contains("2023 221320"), "{}", col(0, "mip.ident"));
+    assert!(
+        col(0, "mip.ident").contains("2023 221320"),
+        "{}",
+        col(0, "mip.ident")
+    );
     assert_eq!(col(0, "mip.nai"), "ue1@example.com");
     assert_eq!(col(0, "mip.ext.type"), "131,147,147,147,147,48,137,47,34");
     assert_eq!(col(0, "mip.auth.spi"), "0x00000100");
@@ -209,7 +315,11 @@ fn tshark_decodes_what_we_emit() {
     assert!(is_true(col(0, "mip.ext.rev.i")));
     assert_eq!(col(0, "mip.ext.rev.tstamp"), "12345");
     // Type 48 is unknown to tshark: shown as a generic extension with our bytes.
-    assert!(col(0, "mip.extension").contains("000000001001"), "{}", col(0, "mip.extension"));
+    assert!(
+        col(0, "mip.extension").contains("000000001001"),
+        "{}",
+        col(0, "mip.extension")
+    );
     // Registration Reply.
     assert_eq!(col(1, "mip.type"), "3");
     assert_eq!(col(1, "mip.code"), "0");
