@@ -25,6 +25,14 @@ fn sa() -> SecurityAssociation {
     SecurityAssociation::new(0x100, b"pmipv4-test-key!", Algorithm::HmacMd5)
 }
 
+/// Removes the capture directory, also when the test fails.
+struct TempDir(std::path::PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Kills the capture (by pid, SIGINT so it flushes) even if the test fails.
 struct Capture(u32);
 impl Drop for Capture {
@@ -88,9 +96,9 @@ fn pma_and_ha_register_1000_subscribers_over_udp() {
     hns.exec(&["ip", "addr", "add", "198.18.4.2/24", "dev", "v4h0"])
         .unwrap();
 
-    let dir = std::env::temp_dir().join(format!("pmipv4-netns-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let pcap = dir.join("pmipv4.pcap");
+    let dir = TempDir(std::env::temp_dir().join(format!("pmipv4-netns-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let pcap = dir.0.join("pmipv4.pcap");
     let pcap_s = pcap.to_str().unwrap().to_string();
     let pid = hns
         .spawn(&[
@@ -316,5 +324,103 @@ fn pma_and_ha_register_1000_subscribers_over_udp() {
         assert!(r[4] == "1" || r[4] == "True", "G flag: {r:?}");
         assert_eq!(r[5], "0x00000100");
     }
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: cpu_set_t is plain data; sched_setaffinity(0) affects the calling thread only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Registrations/s through the real UDP shell, HA pinned to one core, HMAC-MD5.
+/// cargo test --release -p pmip-tests --test pmipv4_signaling -- --ignored --nocapture
+#[test]
+#[ignore]
+fn ha_udp_registration_rate() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    for n in [10_000u32, 100_000] {
+        let pns = Netns::new("v4bp").unwrap();
+        let hns = Netns::new("v4bh").unwrap();
+        veth(&pns, "v4p0", &hns, "v4h0").unwrap();
+        pns.exec(&["ip", "addr", "add", "198.18.4.1/24", "dev", "v4p0"]).unwrap();
+        hns.exec(&["ip", "addr", "add", "198.18.4.2/24", "dev", "v4h0"]).unwrap();
+        let mut hcfg = HaConfig::new(
+            HA_IP,
+            AddressPool { first: Ipv4Addr::new(10, 0, 0, 1), last: Ipv4Addr::new(10, 255, 255, 254) },
+            vec![PmaPeer { address: PMA_IP, sa: sa(), proxy_allowed: true }],
+        );
+        hcfg.max_lifetime_s = 3600;
+        let ha = Shell::new(Ha::new(hcfg, WallClock::new(Instant::now(), SystemTime::now())));
+        let dp = Arc::new(Mutex::new(MemDataPlane::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, d, s) = (ha.clone(), dp.clone(), stop.clone());
+        let th = hns
+            .thread(move || {
+                pin_to_cpu(1);
+                h.run_blocking(SocketAddrV4::new(HA_IP, PORT), d, s)
+            })
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let base = auth::ntp_from_system(SystemTime::now());
+        let msgs: Vec<Vec<u8>> = (0..n)
+            .map(|i| {
+                let mut b = RegistrationRequestRepr {
+                    flags: RrqFlags(RrqFlags::G | RrqFlags::T),
+                    lifetime: 3600,
+                    home_address: Ipv4Addr::UNSPECIFIED,
+                    home_agent: HA_IP,
+                    care_of_address: PMA_IP,
+                    identification: base + i as u64,
+                    extensions: vec![
+                        ExtRepr::Nai(format!("subscriber{i}@bench.pmip").into_bytes()),
+                        ExtRepr::GreKey(i + 1),
+                        ExtRepr::PerNodeAuthMethod(pmip_user::pmipv4::wire::AuthMethod::FaHa),
+                    ],
+                }
+                .to_bytes();
+                auth::append_auth(&mut b, AuthKind::FaHa, &sa());
+                b
+            })
+            .collect();
+        let (elapsed, got) = pns
+            .run_in(move || {
+                pin_to_cpu(0);
+                let s = UdpSocket::bind(SocketAddrV4::new(PMA_IP, 0)).unwrap();
+                s.set_nonblocking(true).unwrap();
+                let dst = SocketAddrV4::new(HA_IP, PORT);
+                let (mut sent, mut got) = (0usize, 0usize);
+                let mut buf = [0u8; 2048];
+                let t = Instant::now();
+                while got < msgs.len() && t.elapsed() < Duration::from_secs(60) {
+                    while sent < msgs.len() && sent - got < 128 {
+                        if s.send_to(&msgs[sent], dst).is_err() {
+                            break;
+                        }
+                        sent += 1;
+                    }
+                    match s.recv_from(&mut buf) {
+                        Ok(_) => got += 1,
+                        Err(_) => std::thread::yield_now(),
+                    }
+                }
+                (t.elapsed(), got)
+            })
+            .unwrap();
+        stop.store(true, Ordering::Relaxed);
+        th.join().unwrap().unwrap();
+        let c = ha.with(|m, _| m.counters().clone());
+        println!(
+            "| {n} | {:.0} registrations/s over UDP (replies {got}, accepted {}, HA rx {}) |",
+            got as f64 / elapsed.as_secs_f64(),
+            c.registrations,
+            ha.stats.rx_datagrams.load(Ordering::Relaxed)
+        );
+        assert_eq!(c.registrations, n as u64);
+    }
 }
