@@ -13,6 +13,7 @@
 //!    binding, the profile, a requested one the profile authorises, or the pool (129/130).
 //!    A new CoA for an existing binding is a handover: one `InstallAnchor` replaces the
 //!    tunnel (same uplink key) and a Registration Revocation goes to the old PMA.
+//!
 //! Replies to known peers are always FA-HA authenticated, so a PMA can trust 149/150.
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};

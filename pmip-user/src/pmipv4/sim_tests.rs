@@ -1,5 +1,6 @@
 //! Simulated-clock scenarios: PMAs and HAs exchange datagrams in memory; time jumps from
 //! deadline to deadline, so minutes of protocol time run in microseconds.
+#![allow(clippy::type_complexity, clippy::large_enum_variant)]
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

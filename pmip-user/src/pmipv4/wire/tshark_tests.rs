@@ -180,9 +180,9 @@ fn tshark_decodes_what_we_emit() {
     .to_bytes();
     auth::append_auth(&mut ack, AuthKind::FaHa, &sa);
 
-    let dir = std::env::temp_dir().join(format!("pmipv4-tshark-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let pcap = dir.join("pmipv4.pcap");
+    let dir = TempDir(std::env::temp_dir().join(format!("pmipv4-tshark-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let pcap = dir.0.join("pmipv4.pcap");
     write_pcap(
         &pcap,
         &[
@@ -345,7 +345,14 @@ fn tshark_decodes_what_we_emit() {
     assert_eq!(col(3, "mip.homeaddr"), "10.1.0.5");
     assert_eq!(col(3, "mip.revid"), "4242");
     assert_eq!(col(3, "mip.auth.auth"), hex(&ack[ack.len() - 16..]));
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Removes the pcap directory, also when an assertion fails.
+struct TempDir(std::path::PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn hex(b: &[u8]) -> String {
