@@ -29,10 +29,16 @@ fn requests(n: u32, sa: &SecurityAssociation, wall: SystemTime, lifetime: u16) -
                 identification: base + i as u64,
                 extensions: vec![
                     ExtRepr::Nai(format!("subscriber{i}@bench.pmip").into_bytes()),
-                    ExtRepr::DeviceId { id_type: 1, id: vec![2, 0, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8] },
+                    ExtRepr::DeviceId {
+                        id_type: 1,
+                        id: vec![2, 0, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8],
+                    },
                     ExtRepr::AccessTechnology(AccessTech::Ieee8023),
                     ExtRepr::GreKey(i + 1),
-                    ExtRepr::RevocationSupport { i_bit: false, timestamp: 0 },
+                    ExtRepr::RevocationSupport {
+                        i_bit: false,
+                        timestamp: 0,
+                    },
                     ExtRepr::PerNodeAuthMethod(AuthMethod::FaHa),
                 ],
             }
@@ -59,8 +65,15 @@ fn run(ha: &mut Ha, dp: &mut MemDataPlane, msgs: &[Vec<u8>], now: Instant) -> Du
 }
 
 fn main() {
-    let sizes: Vec<u32> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let sizes = if sizes.is_empty() { vec![10_000, 100_000] } else { sizes };
+    let sizes: Vec<u32> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![10_000, 100_000]
+    } else {
+        sizes
+    };
     let sa = SecurityAssociation::new(0x100, b"0123456789abcdef", Algorithm::HmacMd5);
     println!("| subscribers | new registrations/s | renewals/s | accepted |");
     println!("|---:|---:|---:|---:|");
@@ -69,8 +82,15 @@ fn main() {
         let wall = SystemTime::now();
         let mut cfg = HaConfig::new(
             HA,
-            AddressPool { first: Ipv4Addr::new(10, 0, 0, 1), last: Ipv4Addr::new(10, 255, 255, 254) },
-            vec![PmaPeer { address: PMA, sa: sa.clone(), proxy_allowed: true }],
+            AddressPool {
+                first: Ipv4Addr::new(10, 0, 0, 1),
+                last: Ipv4Addr::new(10, 255, 255, 254),
+            },
+            vec![PmaPeer {
+                address: PMA,
+                sa: sa.clone(),
+                proxy_allowed: true,
+            }],
         );
         cfg.max_lifetime_s = 3600;
         let mut ha = Ha::new(cfg, WallClock::new(now, wall));

@@ -348,15 +348,27 @@ fn ha_udp_registration_rate() {
         let pns = Netns::new("v4bp").unwrap();
         let hns = Netns::new("v4bh").unwrap();
         veth(&pns, "v4p0", &hns, "v4h0").unwrap();
-        pns.exec(&["ip", "addr", "add", "198.18.4.1/24", "dev", "v4p0"]).unwrap();
-        hns.exec(&["ip", "addr", "add", "198.18.4.2/24", "dev", "v4h0"]).unwrap();
+        pns.exec(&["ip", "addr", "add", "198.18.4.1/24", "dev", "v4p0"])
+            .unwrap();
+        hns.exec(&["ip", "addr", "add", "198.18.4.2/24", "dev", "v4h0"])
+            .unwrap();
         let mut hcfg = HaConfig::new(
             HA_IP,
-            AddressPool { first: Ipv4Addr::new(10, 0, 0, 1), last: Ipv4Addr::new(10, 255, 255, 254) },
-            vec![PmaPeer { address: PMA_IP, sa: sa(), proxy_allowed: true }],
+            AddressPool {
+                first: Ipv4Addr::new(10, 0, 0, 1),
+                last: Ipv4Addr::new(10, 255, 255, 254),
+            },
+            vec![PmaPeer {
+                address: PMA_IP,
+                sa: sa(),
+                proxy_allowed: true,
+            }],
         );
         hcfg.max_lifetime_s = 3600;
-        let ha = Shell::new(Ha::new(hcfg, WallClock::new(Instant::now(), SystemTime::now())));
+        let ha = Shell::new(Ha::new(
+            hcfg,
+            WallClock::new(Instant::now(), SystemTime::now()),
+        ));
         let dp = Arc::new(Mutex::new(MemDataPlane::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let (h, d, s) = (ha.clone(), dp.clone(), stop.clone());

@@ -655,6 +655,13 @@ impl Ha {
             if wants && requested != s {
                 return Err(Refusal(ReplyCode::AdminProhibited));
             }
+            // A static address inside the pool is reserved while bound.
+            if self.in_pool(s) {
+                if !self.homes_in_use.insert(s) {
+                    return Err(Refusal(ReplyCode::AdminProhibited));
+                }
+                return Ok((s, true));
+            }
             return Ok((s, false));
         }
         if wants {

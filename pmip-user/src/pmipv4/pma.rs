@@ -192,6 +192,7 @@ pub struct PmaCounters {
     pub expired: u64,
     pub deregistrations: u64,
     pub revocations: u64,
+    pub revocations_stale: u64,
     pub rx_malformed: u64,
     pub rx_unknown_peer: u64,
     pub rx_auth_failed: u64,
@@ -249,6 +250,8 @@ pub struct Pma {
     idents: HashMap<Ipv4Addr, IdentGen>,
     /// HAs that answered 149/150: never sent to again (draft §8.1).
     refused: HashSet<Ipv4Addr>,
+    /// Highest Revocation Identifier seen per HA.
+    last_revocation: HashMap<Ipv4Addr, u32>,
     used_keys: HashSet<u32>,
     next_key: u32,
     tx: VecDeque<Transmit>,
@@ -268,6 +271,7 @@ impl Pma {
             gen: 0,
             idents: HashMap::new(),
             refused: HashSet::new(),
+            last_revocation: HashMap::new(),
             used_keys: HashSet::new(),
             next_key,
             tx: VecDeque::new(),
@@ -298,7 +302,18 @@ impl Pma {
         if let Some(s) = self.sessions.get_mut(&sub.nai) {
             if s.phase != Phase::Deregistering {
                 // Same device again (e.g. DHCP restart): keep the session, follow its port.
-                s.sub.at = sub.at;
+                if s.sub.at != sub.at {
+                    s.sub.at = sub.at;
+                    if let Some(old) = s.installed.take() {
+                        let new = AccessBinding {
+                            at: sub.at,
+                            ..old.clone()
+                        };
+                        self.dp.push_back(DpCommand::RemoveAccess(old));
+                        self.dp.push_back(DpCommand::InstallAccess(new.clone()));
+                        s.installed = Some(new);
+                    }
+                }
                 return;
             }
             let nai = sub.nai.clone();
@@ -435,13 +450,14 @@ impl Pma {
                 timestamp: auth::ntp_seconds(auth::ntp_from_system(wall)),
             });
         }
+        let dynamic = s.sub.dynamic_ha && s.assigned_ha.is_none();
+        if dynamic {
+            // RFC 4433 §3.1: the Requested HA extension names where we sent the request.
+            exts.push(ExtRepr::DynamicHa { subtype: 1, ha });
+        }
         // Draft §5.1: MUST be present when the SA is per node.
         exts.push(ExtRepr::PerNodeAuthMethod(AuthMethod::FaHa));
-        let ha_field = if s.sub.dynamic_ha && s.assigned_ha.is_none() {
-            Ipv4Addr::BROADCAST
-        } else {
-            ha
-        };
+        let ha_field = if dynamic { Ipv4Addr::BROADCAST } else { ha };
         let rrq = RegistrationRequestRepr {
             flags: RrqFlags(RrqFlags::G | RrqFlags::T),
             lifetime: if dereg { 0 } else { self.cfg.lifetime_s },
@@ -713,6 +729,17 @@ impl Pma {
             self.counters.rx_auth_failed += 1;
             return;
         }
+        // RFC 3543: the Revocation Identifier grows; an old one is a replay (or a
+        // retransmission we already acted on) — acknowledge, but do not act again.
+        let fresh = match self.last_revocation.get(src.ip()) {
+            Some(&last) => (r.revocation_id.wrapping_sub(last) as i32) > 0,
+            None => true,
+        };
+        if fresh {
+            self.last_revocation.insert(*src.ip(), r.revocation_id);
+        } else {
+            self.counters.revocations_stale += 1;
+        }
         let nai = match r.extensions.nai().and_then(|n| std::str::from_utf8(n).ok()) {
             Some(n) => Some(n.to_string()),
             None => self
@@ -721,7 +748,7 @@ impl Pma {
                 .find(|(_, s)| s.home == Some(r.home_address) && s.ha() == *src.ip())
                 .map(|(n, _)| n.clone()),
         };
-        if let Some(nai) = nai {
+        if let Some(nai) = nai.filter(|_| fresh) {
             if let Some(s) = self.sessions.get_mut(&nai) {
                 if s.ha() == *src.ip() {
                     if let Some(b) = s.installed.take() {

@@ -950,3 +950,102 @@ fn many_subscribers_unique_keys_and_addresses() {
         net.dp(HA1).anchor.values().map(|b| b.home_v4).collect();
     assert_eq!(homes.len(), 200);
 }
+
+#[test]
+fn dynamic_ha_request_carries_requested_ha_extension() {
+    let mut net = basic();
+    let mut s = sub("ue1@ex", 1);
+    s.dynamic_ha = true;
+    let now = net.now;
+    net.pma(PMA1).attach(now, s);
+    net.settle();
+    let rq = &net.requests(PMA1, HA1)[0];
+    assert!(rq.extensions.contains(&ExtRepr::DynamicHa {
+        subtype: 1,
+        ha: HA1
+    }));
+}
+
+#[test]
+fn replayed_revocation_does_not_tear_down_a_new_registration() {
+    let mut net = basic();
+    let t0 = net.now;
+    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
+    net.run_for(Duration::from_secs(2));
+    {
+        let n = net.now;
+        net.pma(PMA2).attach(n, sub("ue1@ex", 1));
+    }
+    net.run_for(Duration::from_secs(2));
+    let revocation = net
+        .wire
+        .iter()
+        .find(|(s, d, p)| *s == HA1 && *d == PMA1 && p[0] == 7)
+        .unwrap()
+        .2
+        .clone();
+    // The device comes back to PMA1.
+    {
+        let n = net.now;
+        net.pma(PMA1).attach(n, sub("ue1@ex", 1));
+    }
+    net.run_for(Duration::from_secs(2));
+    assert!(net.pma(PMA1).registration("ue1@ex").is_some());
+    let acks_before = net
+        .wire
+        .iter()
+        .filter(|(s, _, p)| *s == PMA1 && p[0] == 15)
+        .count();
+    net.inject(HA1, PMA1, &revocation);
+    // Still registered and forwarding; the replay is acknowledged and counted.
+    assert!(net.pma(PMA1).registration("ue1@ex").is_some());
+    assert_eq!(net.dp(PMA1).access.len(), 1);
+    assert_eq!(net.pma(PMA1).counters().revocations_stale, 1);
+    let acks_after = net
+        .wire
+        .iter()
+        .filter(|(s, _, p)| *s == PMA1 && p[0] == 15)
+        .count();
+    assert_eq!(acks_after, acks_before + 1);
+}
+
+#[test]
+fn reattach_on_another_port_moves_the_access_binding() {
+    let mut net = basic();
+    let t0 = net.now;
+    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
+    net.settle();
+    let mut s = sub("ue1@ex", 1);
+    s.at.ifindex = 9;
+    net.pma(PMA1).attach(t0, s);
+    net.settle();
+    let acc: Vec<_> = net.dp(PMA1).access.values().cloned().collect();
+    assert_eq!(acc.len(), 1);
+    assert_eq!(acc[0].at.ifindex, 9);
+    assert_eq!(net.requests(PMA1, HA1).len(), 1); // no new signaling needed
+}
+
+#[test]
+fn static_address_inside_the_pool_is_reserved() {
+    let mut net = Net::new();
+    net.add_pma(pma_cfg(PMA1));
+    let mut h = ha_cfg(HA1);
+    h.profiles = vec![SubscriberProfile {
+        nai: "static@ex".into(),
+        static_home: Some(Ipv4Addr::new(10, 1, 0, 1)),
+        allow_requested: false,
+    }];
+    net.add_ha(h);
+    let now = net.now;
+    net.pma(PMA1).attach(now, sub("static@ex", 1));
+    net.pma(PMA1).attach(now, sub("other@ex", 2));
+    net.settle();
+    assert_eq!(
+        net.pma(PMA1).registration("static@ex").unwrap().0,
+        Ipv4Addr::new(10, 1, 0, 1)
+    );
+    assert_eq!(
+        net.pma(PMA1).registration("other@ex").unwrap().0,
+        Ipv4Addr::new(10, 1, 0, 2)
+    );
+}
