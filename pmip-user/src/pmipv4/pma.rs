@@ -299,6 +299,19 @@ impl Pma {
 
     /// A device attached and was authenticated: register it.
     pub fn attach(&mut self, now: Instant, sub: Subscriber) {
+        // Identifiers travel in one-octet-length extensions (RFC 2794, draft §5.2–§5.4).
+        let fits = |n: usize, max: usize| n <= max;
+        if sub.nai.is_empty()
+            || !fits(sub.nai.len(), 255)
+            || !fits(sub.imsi.as_ref().map_or(0, |i| i.len()), 253)
+            || !fits(sub.interface_id.as_ref().map_or(0, |i| i.len()), 254)
+        {
+            self.events.push_back(PmaEvent::RegistrationFailed {
+                nai: sub.nai,
+                code: None,
+            });
+            return;
+        }
         if let Some(s) = self.sessions.get_mut(&sub.nai) {
             if s.phase != Phase::Deregistering {
                 // Same device again (e.g. DHCP restart): keep the session, follow its port.
@@ -570,7 +583,7 @@ impl Pma {
             return;
         };
         // RFC 3344 §5.7.1: the low-order 32 bits are copied from our request.
-        let Some(pending) = s
+        let Some(_pending) = s
             .pending_ident
             .filter(|p| p & 0xffff_ffff == r.identification & 0xffff_ffff)
         else {
@@ -605,7 +618,6 @@ impl Pma {
                     .entry(ha)
                     .or_default()
                     .resync(r.identification, wall);
-                let _ = pending;
                 let cap = self
                     .sessions
                     .get(&nai)

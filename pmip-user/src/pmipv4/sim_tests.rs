@@ -1049,3 +1049,21 @@ fn static_address_inside_the_pool_is_reserved() {
         Ipv4Addr::new(10, 1, 0, 2)
     );
 }
+
+#[test]
+fn identifiers_too_long_for_their_extension_are_refused_locally() {
+    let mut net = basic();
+    let now = net.now;
+    let long = "x".repeat(256);
+    net.pma(PMA1).attach(now, sub(&long, 1));
+    net.pma(PMA1).attach(now, sub("", 2));
+    net.settle();
+    assert!(net.wire.is_empty());
+    assert_eq!(net.pma_events(PMA1).len(), 2);
+    assert_eq!(net.pma(PMA1).session_count(), 0);
+    // 255 is fine.
+    net.pma(PMA1).attach(now, sub(&"y".repeat(255), 3));
+    net.settle();
+    assert_eq!(net.pma(PMA1).session_count(), 1);
+    assert!(net.pma(PMA1).registration(&"y".repeat(255)).is_some());
+}
