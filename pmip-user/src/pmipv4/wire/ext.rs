@@ -2,8 +2,9 @@
 //!
 //! Two header formats exist: the short one (`Type | Length | data`) and the long one
 //! (`Type | Sub-Type | Length(16) | data`, RFC 3344 §1.11) used by the Generalized
-//! Authentication (36), CVSE (38, where the second octet is reserved) and PMIPv4
-//! Non-skippable (47) extensions. Length never counts the header.
+//! Authentication (36), CVSE (38, where the second octet is reserved), PMIPv4
+//! Non-skippable (47) and GRE Key (48, RFC 6245; IANA keeps a sub-type registry for it)
+//! extensions. Length never counts the header.
 //!
 //! [`ExtIter`] walks raw extensions and yields unknown types (the caller decides: RFC 3344
 //! §1.9 — types 0–127 are non-skippable, 128–255 skippable). [`ExtRepr`] is the typed form.
@@ -20,8 +21,10 @@ pub mod types {
     pub const CVSE: u8 = 38;
     /// PMIPv4 Non-skippable (draft-leung-mip4-proxy-mode §5, RFC 5563).
     pub const PMIPV4_NONSKIP: u8 = 47;
-    /// GRE Key (RFC 6245 §3.1); non-skippable.
+    /// GRE Key (RFC 6245 §3.1); non-skippable, long format.
     pub const GRE_KEY: u8 = 48;
+    /// The one GRE Key sub-type defined (RFC 6245).
+    pub const GRE_KEY_SUBTYPE: u8 = 0;
     pub const MN_NAI: u8 = 131;
     pub const REVOCATION_SUPPORT: u8 = 137;
     pub const DYNAMIC_HA: u8 = 139;
@@ -30,7 +33,7 @@ pub mod types {
 
     /// Types whose header is `Type | Sub-Type | Length(16)`.
     pub fn is_long(ty: u8) -> bool {
-        matches!(ty, GEN_AUTH | CVSE | PMIPV4_NONSKIP)
+        matches!(ty, GEN_AUTH | CVSE | PMIPV4_NONSKIP | GRE_KEY)
     }
     /// RFC 3344 §1.9: 0–127 MUST be understood, 128–255 may be skipped.
     pub fn is_skippable(ty: u8) -> bool {
@@ -304,11 +307,11 @@ impl ExtRepr {
                 }
                 ExtRepr::PerNodeAuthMethod(AuthMethod::from(d[0]))
             }
-            (types::GRE_KEY, _) => {
-                if d.len() != 6 {
+            (types::GRE_KEY, Some(types::GRE_KEY_SUBTYPE)) => {
+                if d.len() != 4 {
                     return Err(bad());
                 }
-                ExtRepr::GreKey(be32(d, 2))
+                ExtRepr::GreKey(be32(d, 0))
             }
             (types::REVOCATION_SUPPORT, _) => {
                 if d.len() != 6 {
@@ -407,7 +410,8 @@ impl ExtRepr {
             ExtRepr::DeviceId { id, .. } | ExtRepr::SubscriberId { id, .. } => 2 + id.len(),
             ExtRepr::AccessTechnology(_) => 2,
             ExtRepr::UnknownSkippablePmip { data, .. } => 1 + data.len(),
-            ExtRepr::GreKey(_) | ExtRepr::RevocationSupport { .. } => 6,
+            ExtRepr::GreKey(_) => 4,
+            ExtRepr::RevocationSupport { .. } => 6,
             ExtRepr::DynamicHa { .. } => 5,
             ExtRepr::UnknownLong { data, .. } | ExtRepr::Unknown { data, .. } => data.len(),
         }
@@ -416,7 +420,7 @@ impl ExtRepr {
     fn is_long(&self) -> bool {
         matches!(
             self,
-            ExtRepr::PerNodeAuthMethod(_) | ExtRepr::UnknownLong { .. }
+            ExtRepr::PerNodeAuthMethod(_) | ExtRepr::GreKey(_) | ExtRepr::UnknownLong { .. }
         )
     }
 
@@ -505,10 +509,7 @@ impl ExtRepr {
                 d[0] = *subtype;
                 d[1..].copy_from_slice(data);
             }
-            ExtRepr::GreKey(k) => {
-                d[..2].fill(0);
-                d[2..].copy_from_slice(&k.to_be_bytes());
-            }
+            ExtRepr::GreKey(k) => d.copy_from_slice(&k.to_be_bytes()),
             ExtRepr::RevocationSupport { i_bit, timestamp } => {
                 d[0] = if *i_bit { 0x80 } else { 0 };
                 d[1] = 0;
@@ -673,15 +674,18 @@ pub(crate) mod tests {
 
     #[test]
     fn gre_key_bytes() {
-        // RFC 6245 §3.1: Type 48, Length 6, Reserved (2), GRE Key (4).
-        round(&ExtRepr::GreKey(0x01020304), &[48, 6, 0, 0, 1, 2, 3, 4]);
+        // RFC 6245 §3.1, long format: Type 48, Sub-Type 0, Length 4 (16 bits), GRE Key.
+        round(&ExtRepr::GreKey(0x01020304), &[48, 0, 0, 4, 1, 2, 3, 4]);
         assert_eq!(
-            one(&[48, 4, 0, 0, 1, 2]),
+            one(&[48, 0, 0, 2, 1, 2]),
             Err(Error::BadLength {
                 ext_type: 48,
-                len: 4
+                len: 2
             })
         );
+        // An unknown sub-type of a non-skippable type must be refused by the HA.
+        let e = one(&[48, 7, 0, 4, 1, 2, 3, 4]).unwrap();
+        assert!(e.is_unknown_nonskippable());
     }
 
     #[test]

@@ -304,7 +304,7 @@ mod tests {
         0xe9, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x2a, // identification
         131, 9, b'u', b'e', b'1', b'@', b'e', b'x', b'.', b'c', b'o', // NAI
         147, 2, 4, 5, // access technology: E-UTRAN
-        48, 6, 0, 0, 0, 0, 0x10, 0x01, // GRE key 0x1001
+        48, 0, 0, 4, 0, 0, 0x10, 0x01, // GRE key 0x1001 (long format)
         47, 1, 0, 1, 1, // per-node auth: FA-HA
         34, 20, 0, 0, 0x01, 0x00, // FA-HA auth, SPI 256
         1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
@@ -371,7 +371,7 @@ mod tests {
         192, 0, 2, 1, // home agent
         0xe9, 0x00, 0x00, 0x09, 0x00, 0x00, 0x00, 0x2a, // identification
         131, 9, b'u', b'e', b'1', b'@', b'e', b'x', b'.', b'c', b'o', // NAI
-        48, 6, 0, 0, 0xde, 0xad, 0xbe, 0xef, // GRE key
+        48, 0, 0, 4, 0xde, 0xad, 0xbe, 0xef, // GRE key
         47, 1, 0, 1, 1,
     ];
 
