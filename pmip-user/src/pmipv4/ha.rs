@@ -185,6 +185,8 @@ struct Binding {
     last_ident: u64,
     expires_at: Instant,
     gen: u64,
+    /// The serving PMA advertised Revocation Support (RFC 3543 §3.2: only then revoke).
+    revocable: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -503,6 +505,7 @@ impl Ha {
             remote: rrq.care_of_address.into(),
         };
         let mut exts = vec![nai_ext];
+        let revocable = rrq.extensions.revocation_support().is_some();
         let home;
         if let Some(b) = self.bindings.get_mut(&nai) {
             let req = rrq.home_address;
@@ -514,6 +517,8 @@ impl Ha {
             b.expires_at = expires_at;
             b.gen = gen;
             let old_pma = b.pma;
+            let old_revocable = b.revocable;
+            b.revocable = revocable;
             let new = AnchorBinding {
                 tunnel,
                 downlink_key,
@@ -533,7 +538,9 @@ impl Ha {
                     from: old_pma,
                     to: pma,
                 });
-                self.send_revocation(now, old_pma, home, &nai);
+                if old_revocable {
+                    self.send_revocation(now, old_pma, home, &nai);
+                }
             } else {
                 self.counters.renewals += 1;
             }
@@ -564,6 +571,7 @@ impl Ha {
                     last_ident: rrq.identification,
                     expires_at,
                     gen,
+                    revocable,
                 },
             );
             self.tombstones.remove(&nai);

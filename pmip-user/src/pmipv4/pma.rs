@@ -23,7 +23,8 @@ use super::wire::{
 use super::{Endpoint, Transmit, WallClock};
 use crate::dataplane::{AccessBinding, AccessPoint, DpCommand, TunnelEnds};
 
-/// HA failover (seed 000: `proxy-mip ha-failover [max-attempts | num-attempts-before-switching]`).
+/// HA failover (seed 000: `proxy-mip ha-failover [max-attempts | num-attempts-before-switching
+/// | timeout]`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(default)]
 pub struct HaFailover {
@@ -32,6 +33,9 @@ pub struct HaFailover {
     pub max_attempts: u32,
     /// Unanswered attempts on one HA before switching to the other.
     pub num_attempts_before_switching: u32,
+    /// Retransmission timeout while failover is enabled (seed 000 `ha-failover timeout`);
+    /// `None` keeps `retransmission_timeout_ms`.
+    pub timeout_ms: Option<u64>,
 }
 
 impl Default for HaFailover {
@@ -40,6 +44,7 @@ impl Default for HaFailover {
             enabled: false,
             max_attempts: 4,
             num_attempts_before_switching: 2,
+            timeout_ms: None,
         }
     }
 }
@@ -493,7 +498,12 @@ impl Pma {
         s.attempts += 1;
         s.attempts_this_ha += 1;
         s.pending_ident = Some(ident);
-        s.next_retx = Some(now + Duration::from_millis(self.cfg.retransmission_timeout_ms));
+        let fo = &self.cfg.ha_failover;
+        let rto = match fo.timeout_ms {
+            Some(t) if fo.enabled && s.has.len() > 1 => t,
+            _ => self.cfg.retransmission_timeout_ms,
+        };
+        s.next_retx = Some(now + Duration::from_millis(rto));
         self.arm(nai);
     }
 

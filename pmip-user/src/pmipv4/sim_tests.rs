@@ -1067,3 +1067,42 @@ fn identifiers_too_long_for_their_extension_are_refused_locally() {
     assert_eq!(net.pma(PMA1).session_count(), 1);
     assert!(net.pma(PMA1).registration(&"y".repeat(255)).is_some());
 }
+
+#[test]
+fn no_revocation_to_a_pma_that_did_not_advertise_support() {
+    let mut net = Net::new();
+    let mut c = pma_cfg(PMA1);
+    c.revocation_support = false;
+    net.add_pma(c);
+    net.add_pma(pma_cfg(PMA2));
+    net.add_ha(ha_cfg(HA1));
+    let t0 = net.now;
+    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
+    net.run_for(Duration::from_secs(1));
+    {
+        let n = net.now;
+        net.pma(PMA2).attach(n, sub("ue1@ex", 1));
+    }
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(net.ha(HA1).counters().handovers, 1);
+    assert_eq!(net.ha(HA1).counters().revocations_sent, 0);
+    assert!(!net.wire.iter().any(|(_, _, p)| p[0] == 7));
+}
+
+#[test]
+fn failover_timeout_overrides_retransmission_timeout() {
+    let mut net = Net::new();
+    let mut c = pma_cfg(PMA1);
+    c.ha_failover.enabled = true;
+    c.ha_failover.timeout_ms = Some(1000);
+    net.add_pma(c);
+    net.add_ha(ha_cfg(HA2));
+    let t0 = net.now;
+    let mut s = sub("ue1@ex", 1);
+    s.alternate_ha = Some(HA2);
+    net.pma(PMA1).attach(t0, s);
+    net.run_for(Duration::from_millis(1999));
+    assert!(net.pma(PMA1).registration("ue1@ex").is_none());
+    net.run_for(Duration::from_millis(2));
+    assert_eq!(net.pma(PMA1).registration("ue1@ex").map(|r| r.1), Some(HA2));
+}
