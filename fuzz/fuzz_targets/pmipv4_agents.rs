@@ -1,0 +1,36 @@
+//! Whole receive path of both agents: any datagram from a configured peer, never a panic.
+#![no_main]
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Instant, SystemTime};
+
+use libfuzzer_sys::fuzz_target;
+use pmip_user::pmipv4::auth::{Algorithm, SecurityAssociation};
+use pmip_user::pmipv4::ha::{AddressPool, Ha, HaConfig, PmaPeer};
+use pmip_user::pmipv4::pma::{HaPeer, Pma, PmaConfig, Subscriber};
+use pmip_user::pmipv4::{Endpoint, WallClock};
+
+const PMA: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const HA: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+fuzz_target!(|data: &[u8]| {
+    let sa = SecurityAssociation::new(0x100, b"k", Algorithm::HmacMd5);
+    let now = Instant::now();
+    let clock = WallClock::new(now, SystemTime::now());
+    let mut ha = Ha::new(
+        HaConfig::new(
+            HA,
+            AddressPool { first: Ipv4Addr::new(10, 0, 0, 1), last: Ipv4Addr::new(10, 0, 0, 9) },
+            vec![PmaPeer { address: PMA, sa: sa.clone(), proxy_allowed: true }],
+        ),
+        clock,
+    );
+    ha.handle(now, SocketAddrV4::new(PMA, 434), data);
+    while ha.poll_transmit().is_some() {}
+    while ha.poll_dp().is_some() {}
+    let mut pma = Pma::new(PmaConfig::new(PMA, vec![HaPeer { address: HA, sa }]), clock);
+    let at = pmip_user::dataplane::AccessPoint { ifindex: 1, vlan: 0, mac: [2, 0, 0, 0, 0, 1] };
+    pma.attach(now, Subscriber::new("a@b", at, 1, HA));
+    pma.handle(now, SocketAddrV4::new(HA, 434), data);
+    while pma.poll_transmit().is_some() {}
+    pma.handle_timeout(now + std::time::Duration::from_secs(4));
+});

@@ -1,0 +1,421 @@
+//! Registration authentication (RFC 3344 §3.5) and Identification replay protection (§5.7).
+//!
+//! Authenticators are computed per SPI over a prefix of the UDP payload:
+//! - `hmac-md5` (RFC 3344 §3.5.1, the default): HMAC-MD5(key, payload up to and including
+//!   the SPI of this authentication extension).
+//! - `rfc2002-md5` (keyed MD5 "prefix+suffix", RFC 2002 §3.5.1, seed 000's
+//!   `hash-algorithm rfc2002-md5`): MD5(key ‖ payload up to and including the Type and
+//!   Length of this extension ‖ key) — the SPI is not covered.
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hmac::{Hmac, Mac};
+use md5::{Digest, Md5};
+
+use super::wire::ext::{AuthKind, ExtIter};
+
+/// Authenticator algorithm of a mobility security association.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub enum Algorithm {
+    #[default]
+    #[serde(rename = "hmac-md5")]
+    HmacMd5,
+    #[serde(rename = "rfc2002-md5")]
+    KeyedMd5PrefixSuffix,
+}
+
+/// A mobility security association with one peer (FA-HA: per node, draft §4.3).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct SecurityAssociation {
+    pub spi: u32,
+    /// Shared secret, hex in configuration files (RFC 3344 §5.1: 128-bit by default).
+    #[serde(deserialize_with = "de_hex")]
+    pub key: Vec<u8>,
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    /// Accepted clock skew of Identification timestamps (StarOS `timestamp-tolerance`, 60 s).
+    #[serde(default = "default_tolerance")]
+    pub timestamp_tolerance_s: u32,
+}
+
+fn default_tolerance() -> u32 {
+    60
+}
+
+fn de_hex<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    let s: String = serde::Deserialize::deserialize(d)?;
+    parse_hex(&s)
+        .ok_or_else(|| serde::de::Error::custom("key must be an even number of hex digits"))
+}
+
+/// Parses a hex string (an optional `0x` prefix is allowed).
+pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    if !s.len().is_multiple_of(2) || s.is_empty() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl SecurityAssociation {
+    pub fn new(spi: u32, key: &[u8], algorithm: Algorithm) -> Self {
+        SecurityAssociation {
+            spi,
+            key: key.to_vec(),
+            algorithm,
+            timestamp_tolerance_s: default_tolerance(),
+        }
+    }
+}
+
+/// Authenticator length for both algorithms (MD5 output).
+pub const AUTHENTICATOR_LEN: usize = 16;
+
+/// How many bytes of the message, counted from its start, the authenticator covers,
+/// given the offset of the authentication extension's Type octet.
+pub fn covered_len(alg: Algorithm, ext_offset: usize) -> usize {
+    match alg {
+        Algorithm::HmacMd5 => ext_offset + 2 + 4,
+        Algorithm::KeyedMd5PrefixSuffix => ext_offset + 2,
+    }
+}
+
+/// Computes an authenticator over `covered` (already cut with [`covered_len`]).
+pub fn compute(alg: Algorithm, key: &[u8], covered: &[u8]) -> [u8; AUTHENTICATOR_LEN] {
+    match alg {
+        Algorithm::HmacMd5 => {
+            // HMAC accepts keys of any length; this cannot fail.
+            let mut m = <Hmac<Md5> as Mac>::new_from_slice(key).expect("hmac key");
+            m.update(covered);
+            m.finalize().into_bytes().into()
+        }
+        Algorithm::KeyedMd5PrefixSuffix => {
+            let mut h = Md5::new();
+            h.update(key);
+            h.update(covered);
+            h.update(key);
+            h.finalize().into()
+        }
+    }
+}
+
+/// Appends an authentication extension of `kind` to an emitted message and fills in its
+/// authenticator. It must be the last extension it protects (RFC 3344 §3.5.2).
+pub fn append_auth(msg: &mut Vec<u8>, kind: AuthKind, sa: &SecurityAssociation) {
+    let off = msg.len();
+    msg.push(kind.ext_type());
+    msg.push((4 + AUTHENTICATOR_LEN) as u8);
+    msg.extend_from_slice(&sa.spi.to_be_bytes());
+    let a = compute(
+        sa.algorithm,
+        &sa.key,
+        &msg[..covered_len(sa.algorithm, off)],
+    );
+    msg.extend_from_slice(&a);
+}
+
+/// Why a message failed authentication.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthError {
+    /// No authentication extension of the required kind.
+    Missing,
+    /// Extensions follow the authentication extension (they would be unprotected).
+    NotLast,
+    /// The SPI is not the one configured for this peer.
+    UnknownSpi(u32),
+    /// The authenticator does not match.
+    BadAuthenticator,
+    /// The extensions could not be walked.
+    Malformed,
+}
+
+/// Offset of the extension area for a message, by its type octet.
+pub fn extensions_offset(msg: &[u8]) -> Option<usize> {
+    match msg.first()? {
+        1 => Some(24),
+        3 | 7 => Some(20),
+        15 => Some(12),
+        _ => None,
+    }
+    .filter(|&o| o <= msg.len())
+}
+
+/// Verifies the authentication extension of `kind`, which must be the last extension.
+/// `lookup` maps an SPI to the peer's association. Returns the SPI on success.
+pub fn verify<'a>(
+    msg: &[u8],
+    kind: AuthKind,
+    lookup: impl Fn(u32) -> Option<&'a SecurityAssociation>,
+) -> Result<u32, AuthError> {
+    let start = extensions_offset(msg).ok_or(AuthError::Malformed)?;
+    let mut found = None;
+    for raw in ExtIter::new(&msg[start..], start) {
+        let raw = raw.map_err(|_| AuthError::Malformed)?;
+        if found.is_some() {
+            return Err(AuthError::NotLast);
+        }
+        if raw.ty == kind.ext_type() {
+            found = Some(raw);
+        }
+    }
+    let raw = found.ok_or(AuthError::Missing)?;
+    if raw.data.len() < 4 {
+        return Err(AuthError::Malformed);
+    }
+    let spi = u32::from_be_bytes([raw.data[0], raw.data[1], raw.data[2], raw.data[3]]);
+    let sa = lookup(spi).ok_or(AuthError::UnknownSpi(spi))?;
+    let got = &raw.data[4..];
+    let want = compute(
+        sa.algorithm,
+        &sa.key,
+        &msg[..covered_len(sa.algorithm, raw.offset)],
+    );
+    if got.len() != want.len() || !ct_eq(got, &want) {
+        return Err(AuthError::BadAuthenticator);
+    }
+    Ok(spi)
+}
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Seconds between the NTP epoch (1900) and the Unix epoch (1970).
+pub const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+
+/// 64-bit NTP timestamp of a wall-clock time (RFC 3344 §5.7.1: Identification format).
+pub fn ntp_from_system(t: SystemTime) -> u64 {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let secs = (d.as_secs() + NTP_UNIX_OFFSET) & 0xffff_ffff;
+    let frac = ((d.subsec_nanos() as u64) << 32) / 1_000_000_000;
+    (secs << 32) | frac
+}
+
+/// The seconds part (high 32 bits) of an NTP Identification.
+pub fn ntp_seconds(id: u64) -> u32 {
+    (id >> 32) as u32
+}
+
+/// True if the Identification's time is within `tolerance_s` of `now` (RFC 3344 §5.7.1).
+pub fn within_tolerance(id: u64, now: SystemTime, tolerance_s: u32) -> bool {
+    let ours = ntp_seconds(ntp_from_system(now));
+    // Wrapping difference: NTP era rollover in 2036 must not break the check.
+    let diff = ntp_seconds(id).wrapping_sub(ours) as i32;
+    diff.unsigned_abs() <= tolerance_s
+}
+
+/// Generates strictly increasing NTP-timestamp Identifications, so that every request
+/// and every retransmission carries a fresh one (RFC 3344 §3.6.3).
+#[derive(Clone, Debug, Default)]
+pub struct IdentGen {
+    last: u64,
+    /// Added to our clock after an Identification mismatch (§5.7.1, the HA's time wins).
+    pub offset_s: i64,
+}
+
+impl IdentGen {
+    pub fn next(&mut self, now: SystemTime) -> u64 {
+        let t = if self.offset_s >= 0 {
+            now + Duration::from_secs(self.offset_s as u64)
+        } else {
+            now.checked_sub(Duration::from_secs(self.offset_s.unsigned_abs()))
+                .unwrap_or(now)
+        };
+        let id = ntp_from_system(t).max(self.last.wrapping_add(1));
+        self.last = id;
+        id
+    }
+
+    /// Adopts the HA's clock from the high 32 bits of a code-133 reply.
+    pub fn resync(&mut self, reply_ident: u64, now: SystemTime) {
+        let ours = ntp_seconds(ntp_from_system(now));
+        let offset = ntp_seconds(reply_ident).wrapping_sub(ours) as i32 as i64;
+        if (offset - self.offset_s).abs() > 1 {
+            // A real clock step: forget the old sequence (it may be far ahead).
+            self.last = 0;
+        }
+        self.offset_s = offset;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pmipv4::wire::{ext::ExtRepr, RegistrationRequestRepr, RrqFlags};
+    use std::net::Ipv4Addr;
+
+    /// RFC 2202 test case 2 (HMAC-MD5): key "Jefe".
+    #[test]
+    fn hmac_md5_known_answer() {
+        let a = compute(Algorithm::HmacMd5, b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(
+            a,
+            [
+                0x75, 0x0c, 0x78, 0x3e, 0x6a, 0xb0, 0xb5, 0x03, 0xea, 0xa8, 0x6e, 0x31, 0x0a, 0x5d,
+                0xb7, 0x38
+            ]
+        );
+    }
+
+    /// Prefix+suffix is MD5(key ‖ data ‖ key): MD5("abc") with empty key.
+    #[test]
+    fn keyed_md5_known_answer() {
+        let a = compute(Algorithm::KeyedMd5PrefixSuffix, b"", b"abc");
+        assert_eq!(
+            a,
+            [
+                0x90, 0x01, 0x50, 0x98, 0x3c, 0xd2, 0x4f, 0xb0, 0xd6, 0x96, 0x3f, 0x7d, 0x28, 0xe1,
+                0x7f, 0x72
+            ]
+        );
+        // And the key really is on both sides.
+        let mut h = Md5::new();
+        h.update(b"k");
+        h.update(b"abc");
+        h.update(b"k");
+        let want: [u8; 16] = h.finalize().into();
+        assert_eq!(compute(Algorithm::KeyedMd5PrefixSuffix, b"k", b"abc"), want);
+    }
+
+    fn rrq() -> Vec<u8> {
+        RegistrationRequestRepr {
+            flags: RrqFlags(RrqFlags::G | RrqFlags::T),
+            lifetime: 600,
+            home_address: Ipv4Addr::UNSPECIFIED,
+            home_agent: Ipv4Addr::new(192, 0, 2, 1),
+            care_of_address: Ipv4Addr::new(198, 51, 100, 7),
+            identification: 1,
+            extensions: vec![ExtRepr::Nai(b"a@b".to_vec()), ExtRepr::GreKey(7)],
+        }
+        .to_bytes()
+    }
+
+    #[test]
+    fn covered_range_hmac_includes_spi() {
+        let sa = SecurityAssociation::new(0x100, b"0123456789abcdef", Algorithm::HmacMd5);
+        let mut m = rrq();
+        let off = m.len();
+        append_auth(&mut m, AuthKind::FaHa, &sa);
+        // Authenticator = HMAC over everything before it (payload, type, length, SPI).
+        let want = compute(Algorithm::HmacMd5, &sa.key, &m[..off + 6]);
+        assert_eq!(&m[off + 6..], &want);
+        assert_eq!(
+            verify(&m, AuthKind::FaHa, |s| (s == 0x100).then_some(&sa)),
+            Ok(0x100)
+        );
+    }
+
+    #[test]
+    fn covered_range_rfc2002_excludes_spi() {
+        let sa = SecurityAssociation::new(7, b"secret", Algorithm::KeyedMd5PrefixSuffix);
+        let mut m = rrq();
+        let off = m.len();
+        append_auth(&mut m, AuthKind::FaHa, &sa);
+        let mut h = Md5::new();
+        h.update(b"secret");
+        h.update(&m[..off + 2]);
+        h.update(b"secret");
+        let want: [u8; 16] = h.finalize().into();
+        assert_eq!(&m[off + 6..], &want);
+        assert_eq!(verify(&m, AuthKind::FaHa, |_| Some(&sa)), Ok(7));
+        // Changing the SPI bytes does not change the keyed-MD5 authenticator...
+        let mut m2 = m.clone();
+        m2[off + 5] = 8;
+        assert_eq!(verify(&m2, AuthKind::FaHa, |_| Some(&sa)), Ok(8));
+        // ... but does change HMAC-MD5's.
+        let hs = SecurityAssociation::new(7, b"secret", Algorithm::HmacMd5);
+        let mut m3 = rrq();
+        append_auth(&mut m3, AuthKind::FaHa, &hs);
+        let n = m3.len();
+        m3[n - 17] = 8;
+        assert_eq!(
+            verify(&m3, AuthKind::FaHa, |_| Some(&hs)),
+            Err(AuthError::BadAuthenticator)
+        );
+    }
+
+    #[test]
+    fn verify_failures() {
+        let sa = SecurityAssociation::new(0x100, b"k1", Algorithm::HmacMd5);
+        let m = rrq();
+        assert_eq!(
+            verify(&m, AuthKind::FaHa, |_| Some(&sa)),
+            Err(AuthError::Missing)
+        );
+        let mut a = m.clone();
+        append_auth(&mut a, AuthKind::FaHa, &sa);
+        assert_eq!(
+            verify(&a, AuthKind::FaHa, |_| None),
+            Err(AuthError::UnknownSpi(0x100))
+        );
+        let other = SecurityAssociation::new(0x100, b"k2", Algorithm::HmacMd5);
+        assert_eq!(
+            verify(&a, AuthKind::FaHa, |_| Some(&other)),
+            Err(AuthError::BadAuthenticator)
+        );
+        // Any flipped bit in the covered range is detected.
+        for i in 0..a.len() {
+            let mut t = a.clone();
+            t[i] ^= 0x01;
+            assert_ne!(
+                verify(&t, AuthKind::FaHa, |_| Some(&sa)),
+                Ok(0x100),
+                "byte {i}"
+            );
+        }
+        let mut trailing = a.clone();
+        trailing.extend_from_slice(&[200, 0]);
+        assert_eq!(
+            verify(&trailing, AuthKind::FaHa, |_| Some(&sa)),
+            Err(AuthError::NotLast)
+        );
+        let mut short = a.clone();
+        short.truncate(a.len() - 1);
+        assert_eq!(
+            verify(&short, AuthKind::FaHa, |_| Some(&sa)),
+            Err(AuthError::Malformed)
+        );
+        assert_eq!(
+            verify(&[1, 2, 3], AuthKind::FaHa, |_| Some(&sa)),
+            Err(AuthError::Malformed)
+        );
+    }
+
+    #[test]
+    fn ntp_and_tolerance() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_500);
+        let id = ntp_from_system(t);
+        assert_eq!(ntp_seconds(id) as u64, 1_700_000_000 + NTP_UNIX_OFFSET);
+        assert_eq!(id & 0xffff_ffff, 1 << 31); // .5 s
+        assert!(within_tolerance(id, t + Duration::from_secs(60), 60));
+        assert!(!within_tolerance(id, t + Duration::from_secs(62), 60));
+        assert!(!within_tolerance(id, t - Duration::from_secs(62), 60));
+    }
+
+    #[test]
+    fn ident_gen_is_strictly_increasing_and_resyncs() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut g = IdentGen::default();
+        let a = g.next(t);
+        let b = g.next(t);
+        assert!(b > a);
+        let ha_time = ntp_from_system(t + Duration::from_secs(300));
+        g.resync(ha_time, t);
+        let c = g.next(t);
+        assert!(within_tolerance(c, t + Duration::from_secs(300), 1));
+    }
+
+    #[test]
+    fn hex_keys() {
+        assert_eq!(parse_hex("0x00ff10"), Some(vec![0, 255, 16]));
+        assert_eq!(parse_hex("abc"), None);
+        assert_eq!(parse_hex("zz"), None);
+        let sa: SecurityAssociation =
+            serde_json::from_str(r#"{"spi":256,"key":"00112233","algorithm":"rfc2002-md5"}"#)
+                .unwrap();
+        assert_eq!(sa.algorithm, Algorithm::KeyedMd5PrefixSuffix);
+        assert_eq!(sa.timestamp_tolerance_s, 60);
+    }
+}

@@ -1,0 +1,870 @@
+//! Proxy Mobility Agent: the access side (PMIP client and FA collocated, draft §7).
+//!
+//! Per subscriber (keyed by NAI): attach → Proxy Registration Request (HoA 0.0.0.0 or the
+//! profile's static one, CoA = this PMA, D = 0, G and T set, NAI, PMIPv4 extensions, our
+//! downlink GRE key, FA-HA authentication) → accepted reply → `InstallAccess` and a
+//! [`PmaEvent::Registered`] carrying the home address for the access side (DHCP).
+//! Renewal at `renew_percent` of the granted lifetime (seed 000 `renew-percent-time`),
+//! retransmission every `retransmission_timeout_ms` up to `max_retransmissions`, failover
+//! to the alternate HA (seed 000 `ha-failover`), deregistration on detach, 149/150 stop use
+//! of that HA (draft §8.1), revocation from the HA → clean up and acknowledge (RFC 3543).
+//! Only attached subscribers are ever re-registered (draft §4.4).
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::auth::{self, IdentGen, SecurityAssociation};
+use super::wire::ext::{device_id_types, AccessTech, AuthKind, AuthMethod, ExtList, ExtRepr};
+use super::wire::{
+    Message, RegistrationReplyRepr, RegistrationRequestRepr, ReplyCode, RevocationAckRepr,
+    RevocationRepr, RrqFlags, PORT,
+};
+use super::{Endpoint, Transmit, WallClock};
+use crate::dataplane::{AccessBinding, AccessPoint, DpCommand, TunnelEnds};
+
+/// HA failover (seed 000: `proxy-mip ha-failover [max-attempts | num-attempts-before-switching
+/// | timeout]`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
+pub struct HaFailover {
+    pub enabled: bool,
+    /// Attempts (first send included) across both HAs before giving up.
+    pub max_attempts: u32,
+    /// Unanswered attempts on one HA before switching to the other.
+    pub num_attempts_before_switching: u32,
+    /// Retransmission timeout while failover is enabled (seed 000 `ha-failover timeout`);
+    /// `None` keeps `retransmission_timeout_ms`.
+    pub timeout_ms: Option<u64>,
+}
+
+impl Default for HaFailover {
+    fn default() -> Self {
+        HaFailover {
+            enabled: false,
+            max_attempts: 4,
+            num_attempts_before_switching: 2,
+            timeout_ms: None,
+        }
+    }
+}
+
+/// A home agent this PMA may register with, and the FA-HA association with it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct HaPeer {
+    pub address: Ipv4Addr,
+    pub sa: SecurityAssociation,
+}
+
+/// PMA configuration; defaults follow the StarOS FA service (seed 000).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct PmaConfig {
+    /// Our address: source of signaling, care-of address and tunnel end.
+    pub address: Ipv4Addr,
+    /// Requested registration lifetime (StarOS `advertise reg-lifetime`, 600 s).
+    #[serde(default = "d_lifetime")]
+    pub lifetime_s: u16,
+    /// Renew after this percentage of the granted lifetime (`renew-percent-time`, 75).
+    #[serde(default = "d_renew")]
+    pub renew_percent: u8,
+    /// `proxy-mip retransmission-timeout` (3 s).
+    #[serde(default = "d_rto")]
+    pub retransmission_timeout_ms: u64,
+    /// `proxy-mip max-retransmissions` (5).
+    #[serde(default = "d_retx")]
+    pub max_retransmissions: u32,
+    #[serde(default)]
+    pub ha_failover: HaFailover,
+    /// FA-HA associations, one per HA (seed 000: FA-HA SPIs are mandatory for proxy MIP).
+    pub home_agents: Vec<HaPeer>,
+    /// Advertise Registration Revocation support (RFC 3543 §3.2).
+    #[serde(default = "d_true")]
+    pub revocation_support: bool,
+    /// Access Technology Type extension value, if known (draft §5.5).
+    #[serde(default)]
+    pub access_technology: Option<AccessTech>,
+    /// First downlink GRE key handed out.
+    #[serde(default = "d_key_base")]
+    pub downlink_key_base: u32,
+}
+
+fn d_lifetime() -> u16 {
+    600
+}
+fn d_renew() -> u8 {
+    75
+}
+fn d_rto() -> u64 {
+    3000
+}
+fn d_retx() -> u32 {
+    5
+}
+fn d_true() -> bool {
+    true
+}
+fn d_key_base() -> u32 {
+    1
+}
+
+impl PmaConfig {
+    /// A configuration with seed-000 defaults.
+    pub fn new(address: Ipv4Addr, home_agents: Vec<HaPeer>) -> Self {
+        PmaConfig {
+            address,
+            lifetime_s: d_lifetime(),
+            renew_percent: d_renew(),
+            retransmission_timeout_ms: d_rto(),
+            max_retransmissions: d_retx(),
+            ha_failover: HaFailover::default(),
+            home_agents,
+            revocation_support: true,
+            access_technology: None,
+            downlink_key_base: d_key_base(),
+        }
+    }
+}
+
+/// A subscriber as the access side knows it after access authentication (draft §7: NAI,
+/// HA address from the profile/AAA, optional static home address).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscriber {
+    pub nai: String,
+    pub at: AccessPoint,
+    pub sub_id: u32,
+    /// Where to send the PRRQ.
+    pub home_agent: Ipv4Addr,
+    /// Seed 000 `mobile-ip home-agent <addr> alternate`.
+    pub alternate_ha: Option<Ipv4Addr>,
+    /// Ask the HA to assign itself (RFC 4433 §3.2: HA field 255.255.255.255).
+    pub dynamic_ha: bool,
+    pub static_home: Option<Ipv4Addr>,
+    pub imsi: Option<String>,
+    pub interface_id: Option<Vec<u8>>,
+}
+
+impl Subscriber {
+    pub fn new(nai: &str, at: AccessPoint, sub_id: u32, home_agent: Ipv4Addr) -> Self {
+        Subscriber {
+            nai: nai.to_string(),
+            at,
+            sub_id,
+            home_agent,
+            alternate_ha: None,
+            dynamic_ha: false,
+            static_home: None,
+            imsi: None,
+            interface_id: None,
+        }
+    }
+}
+
+/// What the PMA tells the access side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PmaEvent {
+    /// Registration (or renewal) accepted: hand `home_address` to the device (DHCP yiaddr).
+    Registered {
+        nai: String,
+        home_address: Ipv4Addr,
+        lifetime: u16,
+        ha: Ipv4Addr,
+        renewal: bool,
+    },
+    /// Registration gave up: `code` is the HA's denial, `None` after timeouts.
+    RegistrationFailed {
+        nai: String,
+        code: Option<ReplyCode>,
+    },
+    /// Registration lifetime ran out without a successful renewal.
+    Expired { nai: String },
+    /// The HA revoked the binding (handover to another PMA, RFC 3543).
+    Revoked { nai: String },
+    /// Deregistration finished (or gave up).
+    Deregistered { nai: String },
+}
+
+/// One counter per outcome and per error reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PmaCounters {
+    pub requests_sent: u64,
+    pub retransmissions: u64,
+    pub accepted: u64,
+    pub denied: u64,
+    pub ident_mismatch_resync: u64,
+    pub ha_refused_pmip: u64,
+    pub ha_failovers: u64,
+    pub registration_timeouts: u64,
+    pub expired: u64,
+    pub deregistrations: u64,
+    pub revocations: u64,
+    pub revocations_stale: u64,
+    pub rx_malformed: u64,
+    pub rx_unknown_peer: u64,
+    pub rx_auth_failed: u64,
+    pub rx_unmatched: u64,
+    pub rx_missing_gre_key: u64,
+    pub rx_unexpected_type: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Registering,
+    Registered,
+    Deregistering,
+}
+
+#[derive(Debug)]
+struct Session {
+    sub: Subscriber,
+    phase: Phase,
+    has: Vec<Ipv4Addr>,
+    ha_idx: usize,
+    /// HA assigned by a dynamic-HA reply (RFC 4433).
+    assigned_ha: Option<Ipv4Addr>,
+    downlink_key: u32,
+    home: Option<Ipv4Addr>,
+    installed: Option<AccessBinding>,
+    pending_ident: Option<u64>,
+    attempts: u32,
+    attempts_this_ha: u32,
+    next_retx: Option<Instant>,
+    renew_at: Option<Instant>,
+    expires_at: Option<Instant>,
+    gen: u64,
+}
+
+impl Session {
+    fn ha(&self) -> Ipv4Addr {
+        self.assigned_ha.unwrap_or(self.has[self.ha_idx])
+    }
+    fn deadline(&self) -> Option<Instant> {
+        [self.next_retx, self.renew_at, self.expires_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+/// The PMA state machine.
+pub struct Pma {
+    cfg: PmaConfig,
+    clock: WallClock,
+    sessions: HashMap<String, Session>,
+    timers: BinaryHeap<Reverse<(Instant, u64, String)>>,
+    gen: u64,
+    idents: HashMap<Ipv4Addr, IdentGen>,
+    /// HAs that answered 149/150: never sent to again (draft §8.1).
+    refused: HashSet<Ipv4Addr>,
+    /// Highest Revocation Identifier seen per HA.
+    last_revocation: HashMap<Ipv4Addr, u32>,
+    used_keys: HashSet<u32>,
+    next_key: u32,
+    tx: VecDeque<Transmit>,
+    dp: VecDeque<DpCommand>,
+    events: VecDeque<PmaEvent>,
+    counters: PmaCounters,
+}
+
+impl Pma {
+    pub fn new(cfg: PmaConfig, clock: WallClock) -> Self {
+        let next_key = cfg.downlink_key_base.max(1);
+        Pma {
+            cfg,
+            clock,
+            sessions: HashMap::new(),
+            timers: BinaryHeap::new(),
+            gen: 0,
+            idents: HashMap::new(),
+            refused: HashSet::new(),
+            last_revocation: HashMap::new(),
+            used_keys: HashSet::new(),
+            next_key,
+            tx: VecDeque::new(),
+            dp: VecDeque::new(),
+            events: VecDeque::new(),
+            counters: PmaCounters::default(),
+        }
+    }
+
+    pub fn counters(&self) -> &PmaCounters {
+        &self.counters
+    }
+    pub fn poll_event(&mut self) -> Option<PmaEvent> {
+        self.events.pop_front()
+    }
+    /// Number of subscribers with a session (any phase).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+    /// Home address and HA of a registered subscriber.
+    pub fn registration(&self, nai: &str) -> Option<(Ipv4Addr, Ipv4Addr)> {
+        let s = self.sessions.get(nai)?;
+        (s.phase == Phase::Registered).then_some((s.home?, s.ha()))
+    }
+
+    /// A device attached and was authenticated: register it.
+    pub fn attach(&mut self, now: Instant, sub: Subscriber) {
+        // Identifiers travel in one-octet-length extensions (RFC 2794, draft §5.2–§5.4).
+        let fits = |n: usize, max: usize| n <= max;
+        if sub.nai.is_empty()
+            || !fits(sub.nai.len(), 255)
+            || !fits(sub.imsi.as_ref().map_or(0, |i| i.len()), 253)
+            || !fits(sub.interface_id.as_ref().map_or(0, |i| i.len()), 254)
+        {
+            self.events.push_back(PmaEvent::RegistrationFailed {
+                nai: sub.nai,
+                code: None,
+            });
+            return;
+        }
+        if let Some(s) = self.sessions.get_mut(&sub.nai) {
+            if s.phase != Phase::Deregistering {
+                // Same device again (e.g. DHCP restart): keep the session, follow its port.
+                if s.sub.at != sub.at {
+                    s.sub.at = sub.at;
+                    if let Some(old) = s.installed.take() {
+                        let new = AccessBinding {
+                            at: sub.at,
+                            ..old.clone()
+                        };
+                        self.dp.push_back(DpCommand::RemoveAccess(old));
+                        self.dp.push_back(DpCommand::InstallAccess(new.clone()));
+                        s.installed = Some(new);
+                    }
+                }
+                return;
+            }
+            let nai = sub.nai.clone();
+            self.drop_session(&nai);
+        }
+        let key = self.alloc_key();
+        let mut has = vec![sub.home_agent];
+        if let Some(a) = sub.alternate_ha {
+            has.push(a);
+        }
+        let nai = sub.nai.clone();
+        let s = Session {
+            home: sub.static_home,
+            sub,
+            phase: Phase::Registering,
+            has,
+            ha_idx: 0,
+            assigned_ha: None,
+            downlink_key: key,
+            installed: None,
+            pending_ident: None,
+            attempts: 0,
+            attempts_this_ha: 0,
+            next_retx: None,
+            renew_at: None,
+            expires_at: None,
+            gen: 0,
+        };
+        self.sessions.insert(nai.clone(), s);
+        self.start_transaction(now, &nai);
+    }
+
+    /// The device left: remove its forwarding state and deregister (lifetime 0).
+    pub fn detach(&mut self, now: Instant, nai: &str) {
+        let Some(s) = self.sessions.get_mut(nai) else {
+            return;
+        };
+        if let Some(b) = s.installed.take() {
+            self.dp.push_back(DpCommand::RemoveAccess(b));
+        }
+        let was_registered = s.phase != Phase::Registering || s.pending_ident.is_some();
+        s.phase = Phase::Deregistering;
+        s.renew_at = None;
+        s.expires_at = None;
+        self.events.push_back(PmaEvent::Deregistered {
+            nai: nai.to_string(),
+        });
+        self.counters.deregistrations += 1;
+        if was_registered {
+            self.start_transaction(now, nai);
+        } else {
+            self.drop_session(nai);
+        }
+    }
+
+    fn alloc_key(&mut self) -> u32 {
+        loop {
+            let k = self.next_key;
+            self.next_key = self.next_key.wrapping_add(1).max(1);
+            if self.used_keys.insert(k) {
+                return k;
+            }
+        }
+    }
+
+    fn drop_session(&mut self, nai: &str) {
+        if let Some(s) = self.sessions.remove(nai) {
+            self.used_keys.remove(&s.downlink_key);
+        }
+    }
+
+    fn arm(&mut self, nai: &str) {
+        let Some(s) = self.sessions.get_mut(nai) else {
+            return;
+        };
+        self.gen += 1;
+        s.gen = self.gen;
+        if let Some(d) = s.deadline() {
+            self.timers.push(Reverse((d, self.gen, nai.to_string())));
+        }
+    }
+
+    fn attempt_cap(&self, s: &Session) -> u32 {
+        attempt_cap(&self.cfg, s)
+    }
+
+    fn start_transaction(&mut self, now: Instant, nai: &str) {
+        if let Some(s) = self.sessions.get_mut(nai) {
+            s.attempts = 0;
+            s.attempts_this_ha = 0;
+        }
+        self.send_request(now, nai);
+    }
+
+    /// Builds, signs and queues a PRRQ with a fresh Identification (RFC 3344 §3.6.3).
+    fn send_request(&mut self, now: Instant, nai: &str) {
+        let wall = self.clock.now(now);
+        let Some(s) = self.sessions.get_mut(nai) else {
+            return;
+        };
+        let ha = s.ha();
+        let Some(peer) = self.cfg.home_agents.iter().find(|p| p.address == ha) else {
+            // No FA-HA association with this HA: proxy MIP cannot work (seed 000).
+            self.counters.rx_unknown_peer += 1;
+            let phase = s.phase;
+            self.give_up(nai, phase, None);
+            return;
+        };
+        let ident = self.idents.entry(ha).or_default().next(wall);
+        let dereg = s.phase == Phase::Deregistering;
+        let mut exts = vec![ExtRepr::Nai(s.sub.nai.as_bytes().to_vec())];
+        if let Some(i) = &s.sub.interface_id {
+            exts.push(ExtRepr::InterfaceId(i.clone()));
+        }
+        exts.push(ExtRepr::DeviceId {
+            id_type: device_id_types::MAC,
+            id: s.sub.at.mac.to_vec(),
+        });
+        if let Some(imsi) = &s.sub.imsi {
+            exts.push(ExtRepr::SubscriberId {
+                id_type: super::wire::ext::SUBSCRIBER_ID_IMSI,
+                id: imsi.as_bytes().to_vec(),
+            });
+        }
+        if let Some(t) = self.cfg.access_technology {
+            exts.push(ExtRepr::AccessTechnology(t));
+        }
+        if !dereg {
+            exts.push(ExtRepr::GreKey(s.downlink_key));
+        }
+        if self.cfg.revocation_support {
+            exts.push(ExtRepr::RevocationSupport {
+                i_bit: false,
+                timestamp: auth::ntp_seconds(auth::ntp_from_system(wall)),
+            });
+        }
+        let dynamic = s.sub.dynamic_ha && s.assigned_ha.is_none();
+        if dynamic {
+            // RFC 4433 §3.1: the Requested HA extension names where we sent the request.
+            exts.push(ExtRepr::DynamicHa { subtype: 1, ha });
+        }
+        // Draft §5.1: MUST be present when the SA is per node.
+        exts.push(ExtRepr::PerNodeAuthMethod(AuthMethod::FaHa));
+        let ha_field = if dynamic { Ipv4Addr::BROADCAST } else { ha };
+        let rrq = RegistrationRequestRepr {
+            flags: RrqFlags(RrqFlags::G | RrqFlags::T),
+            lifetime: if dereg { 0 } else { self.cfg.lifetime_s },
+            home_address: s.home.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            home_agent: ha_field,
+            care_of_address: self.cfg.address,
+            identification: ident,
+            extensions: exts,
+        };
+        let mut payload = rrq.to_bytes();
+        auth::append_auth(&mut payload, AuthKind::FaHa, &peer.sa);
+        self.tx.push_back(Transmit {
+            dst: SocketAddrV4::new(ha, PORT),
+            payload,
+        });
+        if s.attempts > 0 {
+            self.counters.retransmissions += 1;
+        }
+        self.counters.requests_sent += 1;
+        s.attempts += 1;
+        s.attempts_this_ha += 1;
+        s.pending_ident = Some(ident);
+        let fo = &self.cfg.ha_failover;
+        let rto = match fo.timeout_ms {
+            Some(t) if fo.enabled && s.has.len() > 1 => t,
+            _ => self.cfg.retransmission_timeout_ms,
+        };
+        s.next_retx = Some(now + Duration::from_millis(rto));
+        self.arm(nai);
+    }
+
+    fn give_up(&mut self, nai: &str, phase: Phase, code: Option<ReplyCode>) {
+        match phase {
+            Phase::Registering => {
+                self.events.push_back(PmaEvent::RegistrationFailed {
+                    nai: nai.to_string(),
+                    code,
+                });
+                self.drop_session(nai);
+            }
+            Phase::Registered => {
+                if let Some(s) = self.sessions.get_mut(nai) {
+                    if code.is_some() {
+                        // An explicit denial ends the session now.
+                        if let Some(b) = s.installed.take() {
+                            self.dp.push_back(DpCommand::RemoveAccess(b));
+                        }
+                        self.events.push_back(PmaEvent::RegistrationFailed {
+                            nai: nai.to_string(),
+                            code,
+                        });
+                        self.drop_session(nai);
+                    } else {
+                        // Keep forwarding until the granted lifetime runs out.
+                        s.pending_ident = None;
+                        s.next_retx = None;
+                        self.arm(nai);
+                    }
+                }
+            }
+            Phase::Deregistering => self.drop_session(nai),
+        }
+    }
+
+    fn on_retx_timeout(&mut self, now: Instant, nai: &str) {
+        let Some(s) = self.sessions.get_mut(nai) else {
+            return;
+        };
+        s.next_retx = None;
+        let cap = attempt_cap(&self.cfg, s);
+        if s.attempts >= cap {
+            self.counters.registration_timeouts += 1;
+            let phase = s.phase;
+            self.give_up(nai, phase, None);
+            return;
+        }
+        let fo = &self.cfg.ha_failover;
+        if fo.enabled
+            && s.phase == Phase::Registering
+            && s.has.len() > 1
+            && s.attempts_this_ha >= fo.num_attempts_before_switching.max(1)
+        {
+            if let Some(next) = (1..s.has.len())
+                .map(|i| (s.ha_idx + i) % s.has.len())
+                .find(|&i| !self.refused.contains(&s.has[i]))
+            {
+                if next != s.ha_idx {
+                    s.ha_idx = next;
+                    s.attempts_this_ha = 0;
+                    self.counters.ha_failovers += 1;
+                }
+            }
+        }
+        self.send_request(now, nai);
+    }
+
+    fn wall(&self, now: Instant) -> SystemTime {
+        self.clock.now(now)
+    }
+
+    fn on_reply(
+        &mut self,
+        now: Instant,
+        src: SocketAddrV4,
+        payload: &[u8],
+        r: RegistrationReplyRepr,
+    ) {
+        let Some(nai) = r.extensions.nai().and_then(|n| std::str::from_utf8(n).ok()) else {
+            self.counters.rx_unmatched += 1;
+            return;
+        };
+        let nai = nai.to_string();
+        let Some(s) = self.sessions.get(&nai) else {
+            self.counters.rx_unmatched += 1;
+            return;
+        };
+        // RFC 3344 §5.7.1: the low-order 32 bits are copied from our request.
+        let Some(_pending) = s
+            .pending_ident
+            .filter(|p| p & 0xffff_ffff == r.identification & 0xffff_ffff)
+        else {
+            self.counters.rx_unmatched += 1;
+            return;
+        };
+        let Some(peer) = self.cfg.home_agents.iter().find(|p| p.address == *src.ip()) else {
+            self.counters.rx_unknown_peer += 1;
+            return;
+        };
+        let sa = &peer.sa;
+        if auth::verify(payload, AuthKind::FaHa, |spi| (spi == sa.spi).then_some(sa)).is_err() {
+            // Unauthenticated replies, denials included, are ignored: retransmission and
+            // failover take over (a forged 149/150 must not stop service).
+            self.counters.rx_auth_failed += 1;
+            return;
+        }
+        let ha = *src.ip();
+        let phase = s.phase;
+        if r.code.is_accepted() {
+            self.counters.accepted += 1;
+            self.on_accepted(now, &nai, ha, r);
+            return;
+        }
+        self.counters.denied += 1;
+        match r.code {
+            ReplyCode::IdentMismatch => {
+                // §5.7.1: adopt the HA's clock from the high-order bits and retry at once.
+                self.counters.ident_mismatch_resync += 1;
+                let wall = self.wall(now);
+                self.idents
+                    .entry(ha)
+                    .or_default()
+                    .resync(r.identification, wall);
+                let cap = self
+                    .sessions
+                    .get(&nai)
+                    .map(|s| self.attempt_cap(s))
+                    .unwrap_or(0);
+                if self.sessions.get(&nai).is_some_and(|s| s.attempts < cap) {
+                    self.send_request(now, &nai);
+                } else {
+                    self.give_up(&nai, phase, Some(r.code));
+                }
+            }
+            ReplyCode::PmipUnsupported | ReplyCode::PmipDisallowed => {
+                // Draft §8.1: do not retry with this HA.
+                self.counters.ha_refused_pmip += 1;
+                self.refused.insert(ha);
+                let alt = self.sessions.get(&nai).and_then(|s| {
+                    (phase == Phase::Registering)
+                        .then(|| s.has.iter().position(|h| !self.refused.contains(h)))
+                        .flatten()
+                });
+                match alt {
+                    Some(i) => {
+                        if let Some(s) = self.sessions.get_mut(&nai) {
+                            s.ha_idx = i;
+                            s.attempts_this_ha = 0;
+                        }
+                        self.counters.ha_failovers += 1;
+                        self.send_request(now, &nai);
+                    }
+                    None => self.give_up(&nai, phase, Some(r.code)),
+                }
+            }
+            code => {
+                if phase == Phase::Deregistering {
+                    self.drop_session(&nai);
+                } else {
+                    self.give_up(&nai, phase, Some(code));
+                }
+            }
+        }
+    }
+
+    fn on_accepted(&mut self, now: Instant, nai: &str, ha: Ipv4Addr, r: RegistrationReplyRepr) {
+        let local = self.cfg.address;
+        let renew_percent = self.cfg.renew_percent.clamp(1, 100) as u64;
+        let Some(s) = self.sessions.get_mut(nai) else {
+            return;
+        };
+        s.pending_ident = None;
+        s.next_retx = None;
+        if s.phase == Phase::Deregistering {
+            self.drop_session(nai);
+            return;
+        }
+        let Some(uplink_key) = r.extensions.gre_key() else {
+            // RFC 6245: the HA returns the key it wants; without it no GRE tunnel.
+            self.counters.rx_missing_gre_key += 1;
+            let phase = s.phase;
+            self.give_up(nai, phase, Some(ReplyCode::EncapUnavailable));
+            return;
+        };
+        if r.home_address.is_unspecified() || r.lifetime == 0 {
+            let phase = s.phase;
+            self.give_up(nai, phase, Some(r.code));
+            return;
+        }
+        if s.sub.dynamic_ha {
+            // RFC 4433: the reply's Home Agent field names the HA that took us.
+            s.assigned_ha = Some(
+                if r.home_agent.is_unspecified() || r.home_agent.is_broadcast() {
+                    ha
+                } else {
+                    r.home_agent
+                },
+            );
+        }
+        let renewal = s.phase == Phase::Registered;
+        s.phase = Phase::Registered;
+        s.home = Some(r.home_address);
+        let b = AccessBinding {
+            at: s.sub.at,
+            sub_id: s.sub.sub_id,
+            tunnel: TunnelEnds {
+                local: local.into(),
+                remote: s.ha().into(),
+            },
+            uplink_key,
+            downlink_key: s.downlink_key,
+            home_v4: Some(r.home_address),
+            gateway_v4: None,
+            hnp: None,
+        };
+        if s.installed.as_ref() != Some(&b) {
+            s.installed = Some(b.clone());
+            self.dp.push_back(DpCommand::InstallAccess(b));
+        }
+        let life = Duration::from_secs(r.lifetime as u64);
+        s.renew_at = Some(now + life * renew_percent as u32 / 100);
+        s.expires_at = Some(now + life);
+        self.events.push_back(PmaEvent::Registered {
+            nai: nai.to_string(),
+            home_address: r.home_address,
+            lifetime: r.lifetime,
+            ha: s.ha(),
+            renewal,
+        });
+        self.arm(nai);
+    }
+
+    fn on_revocation(&mut self, src: SocketAddrV4, payload: &[u8], r: RevocationRepr) {
+        let Some(peer) = self.cfg.home_agents.iter().find(|p| p.address == *src.ip()) else {
+            self.counters.rx_unknown_peer += 1;
+            return;
+        };
+        let sa = peer.sa.clone();
+        if auth::verify(payload, AuthKind::FaHa, |spi| {
+            (spi == sa.spi).then_some(&sa)
+        })
+        .is_err()
+        {
+            self.counters.rx_auth_failed += 1;
+            return;
+        }
+        // RFC 3543: the Revocation Identifier grows; an old one is a replay (or a
+        // retransmission we already acted on) — acknowledge, but do not act again.
+        let fresh = match self.last_revocation.get(src.ip()) {
+            Some(&last) => (r.revocation_id.wrapping_sub(last) as i32) > 0,
+            None => true,
+        };
+        if fresh {
+            self.last_revocation.insert(*src.ip(), r.revocation_id);
+        } else {
+            self.counters.revocations_stale += 1;
+        }
+        let nai = match r.extensions.nai().and_then(|n| std::str::from_utf8(n).ok()) {
+            Some(n) => Some(n.to_string()),
+            None => self
+                .sessions
+                .iter()
+                .find(|(_, s)| s.home == Some(r.home_address) && s.ha() == *src.ip())
+                .map(|(n, _)| n.clone()),
+        };
+        if let Some(nai) = nai.filter(|_| fresh) {
+            if let Some(s) = self.sessions.get_mut(&nai) {
+                if s.ha() == *src.ip() {
+                    if let Some(b) = s.installed.take() {
+                        self.dp.push_back(DpCommand::RemoveAccess(b));
+                    }
+                    self.counters.revocations += 1;
+                    self.events
+                        .push_back(PmaEvent::Revoked { nai: nai.clone() });
+                    self.drop_session(&nai);
+                }
+            }
+        }
+        // Acknowledge even unknown bindings so the HA stops retransmitting (RFC 3543 §5).
+        let mut ack = RevocationAckRepr {
+            i_bit: false,
+            home_address: r.home_address,
+            revocation_id: r.revocation_id,
+            extensions: vec![],
+        }
+        .to_bytes();
+        auth::append_auth(&mut ack, AuthKind::FaHa, &sa);
+        self.tx.push_back(Transmit {
+            dst: SocketAddrV4::new(*src.ip(), PORT),
+            payload: ack,
+        });
+    }
+}
+
+fn attempt_cap(cfg: &PmaConfig, s: &Session) -> u32 {
+    if cfg.ha_failover.enabled && s.has.len() > 1 {
+        cfg.ha_failover.max_attempts.max(1)
+    } else {
+        1 + cfg.max_retransmissions
+    }
+}
+
+impl Endpoint for Pma {
+    fn handle(&mut self, now: Instant, src: SocketAddrV4, payload: &[u8]) {
+        match Message::parse(payload) {
+            Ok(Message::Reply(r)) => self.on_reply(now, src, payload, r),
+            Ok(Message::Revocation(r)) => self.on_revocation(src, payload, r),
+            Ok(_) => self.counters.rx_unexpected_type += 1,
+            Err(_) => self.counters.rx_malformed += 1,
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((t, gen, _))) = self.timers.peek() {
+            if *t > now {
+                break;
+            }
+            let (gen, nai) = (
+                *gen,
+                self.timers
+                    .pop()
+                    .map(|Reverse((_, _, n))| n)
+                    .unwrap_or_default(),
+            );
+            let Some(s) = self.sessions.get(&nai) else {
+                continue;
+            };
+            if s.gen != gen {
+                continue; // superseded
+            }
+            if s.next_retx.is_some_and(|d| d <= now) {
+                self.on_retx_timeout(now, &nai);
+            } else if s.expires_at.is_some_and(|d| d <= now) {
+                self.counters.expired += 1;
+                if let Some(s) = self.sessions.get_mut(&nai) {
+                    if let Some(b) = s.installed.take() {
+                        self.dp.push_back(DpCommand::RemoveAccess(b));
+                    }
+                }
+                self.events
+                    .push_back(PmaEvent::Expired { nai: nai.clone() });
+                self.drop_session(&nai);
+            } else if s.renew_at.is_some_and(|d| d <= now) {
+                if let Some(s) = self.sessions.get_mut(&nai) {
+                    s.renew_at = None;
+                }
+                self.start_transaction(now, &nai);
+            } else {
+                self.arm(&nai);
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, _, _))| *t)
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.tx.pop_front()
+    }
+    fn poll_dp(&mut self) -> Option<DpCommand> {
+        self.dp.pop_front()
+    }
+}

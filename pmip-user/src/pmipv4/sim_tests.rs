@@ -1,0 +1,1108 @@
+//! Simulated-clock scenarios: PMAs and HAs exchange datagrams in memory; time jumps from
+//! deadline to deadline, so minutes of protocol time run in microseconds.
+#![allow(clippy::type_complexity, clippy::large_enum_variant)]
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::auth::{self, Algorithm, SecurityAssociation};
+use super::ha::{AddressPool, Ha, HaConfig, HaEvent, PmaPeer, SubscriberProfile};
+use super::pma::{HaPeer, Pma, PmaConfig, PmaEvent, Subscriber};
+use super::wire::ext::{AuthKind, ExtRepr};
+use super::wire::*;
+use super::{Endpoint, Transmit, WallClock};
+use crate::dataplane::{AccessPoint, DataPlane, DpCommand, MemDataPlane};
+
+const PMA1: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+const PMA2: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+const HA1: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const HA2: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+const SPI: u32 = 0x100;
+const KEY: [u8; 16] = *b"0123456789abcdef";
+
+fn sa() -> SecurityAssociation {
+    SecurityAssociation::new(SPI, &KEY, Algorithm::HmacMd5)
+}
+
+fn wall0() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+}
+
+enum Node {
+    Pma(Pma),
+    Ha(Ha),
+}
+
+impl Node {
+    fn ep(&mut self) -> &mut dyn Endpoint {
+        match self {
+            Node::Pma(p) => p,
+            Node::Ha(h) => h,
+        }
+    }
+}
+
+/// An in-memory network of nodes addressed by IPv4 address.
+struct Net {
+    now: Instant,
+    nodes: Vec<(Ipv4Addr, Node, MemDataPlane)>,
+    /// Datagrams for which this returns false are lost.
+    filter: Box<dyn FnMut(Ipv4Addr, &Transmit) -> bool>,
+    /// Every datagram seen on the wire: (src, dst, payload).
+    wire: Vec<(Ipv4Addr, Ipv4Addr, Vec<u8>)>,
+}
+
+impl Net {
+    fn new() -> Self {
+        Net {
+            now: Instant::now(),
+            nodes: vec![],
+            filter: Box::new(|_, _| true),
+            wire: vec![],
+        }
+    }
+    fn clock(&self) -> WallClock {
+        WallClock::new(self.now, wall0())
+    }
+    fn add_pma(&mut self, cfg: PmaConfig) {
+        let a = cfg.address;
+        let p = Pma::new(cfg, self.clock());
+        self.nodes.push((a, Node::Pma(p), MemDataPlane::default()));
+    }
+    fn add_ha(&mut self, cfg: HaConfig) {
+        let a = cfg.address;
+        let h = Ha::new(cfg, self.clock());
+        self.nodes.push((a, Node::Ha(h), MemDataPlane::default()));
+    }
+    fn idx(&self, a: Ipv4Addr) -> usize {
+        self.nodes
+            .iter()
+            .position(|(x, _, _)| *x == a)
+            .expect("node")
+    }
+    fn pma(&mut self, a: Ipv4Addr) -> &mut Pma {
+        let i = self.idx(a);
+        match &mut self.nodes[i].1 {
+            Node::Pma(p) => p,
+            _ => panic!("not a PMA"),
+        }
+    }
+    fn ha(&mut self, a: Ipv4Addr) -> &mut Ha {
+        let i = self.idx(a);
+        match &mut self.nodes[i].1 {
+            Node::Ha(h) => h,
+            _ => panic!("not an HA"),
+        }
+    }
+    fn dp(&self, a: Ipv4Addr) -> &MemDataPlane {
+        &self.nodes[self.idx(a)].2
+    }
+    /// Injects a datagram as if `src` had sent it.
+    fn inject(&mut self, src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) {
+        let i = self.idx(dst);
+        let now = self.now;
+        self.nodes[i]
+            .1
+            .ep()
+            .handle(now, SocketAddrV4::new(src, PORT), payload);
+        self.settle();
+    }
+    /// Delivers datagrams and data-plane commands until nothing moves.
+    fn settle(&mut self) {
+        loop {
+            let mut moved = false;
+            for i in 0..self.nodes.len() {
+                while let Some(c) = self.nodes[i].1.ep().poll_dp() {
+                    self.nodes[i].2.apply(&c).unwrap();
+                }
+                while let Some(t) = self.nodes[i].1.ep().poll_transmit() {
+                    moved = true;
+                    let src = self.nodes[i].0;
+                    self.wire.push((src, *t.dst.ip(), t.payload.clone()));
+                    assert_eq!(t.dst.port(), PORT);
+                    if !(self.filter)(src, &t) {
+                        continue;
+                    }
+                    if let Some(j) = self.nodes.iter().position(|(a, _, _)| a == t.dst.ip()) {
+                        let now = self.now;
+                        self.nodes[j]
+                            .1
+                            .ep()
+                            .handle(now, SocketAddrV4::new(src, PORT), &t.payload);
+                    }
+                }
+            }
+            if !moved {
+                for i in 0..self.nodes.len() {
+                    while let Some(c) = self.nodes[i].1.ep().poll_dp() {
+                        self.nodes[i].2.apply(&c).unwrap();
+                    }
+                }
+                return;
+            }
+        }
+    }
+    /// Runs timers up to `now + d`.
+    fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        self.settle();
+        loop {
+            let next = self
+                .nodes
+                .iter_mut()
+                .filter_map(|(_, n, _)| n.ep().poll_timeout())
+                .min();
+            match next {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    let now = self.now;
+                    for (_, n, _) in self.nodes.iter_mut() {
+                        n.ep().handle_timeout(now);
+                    }
+                    self.settle();
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+    }
+    fn pma_events(&mut self, a: Ipv4Addr) -> Vec<PmaEvent> {
+        let p = self.pma(a);
+        std::iter::from_fn(|| p.poll_event()).collect()
+    }
+    fn ha_events(&mut self, a: Ipv4Addr) -> Vec<HaEvent> {
+        let h = self.ha(a);
+        std::iter::from_fn(|| h.poll_event()).collect()
+    }
+    /// Requests on the wire from `src` to `dst`.
+    fn requests(&self, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<RegistrationRequestRepr> {
+        self.wire
+            .iter()
+            .filter(|(s, d, p)| *s == src && *d == dst && p.first() == Some(&1))
+            .map(|(_, _, p)| match Message::parse(p).unwrap() {
+                Message::Request(r) => r,
+                _ => unreachable!(),
+            })
+            .collect()
+    }
+    fn replies(&self, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<RegistrationReplyRepr> {
+        self.wire
+            .iter()
+            .filter(|(s, d, p)| *s == src && *d == dst && p.first() == Some(&3))
+            .map(|(_, _, p)| match Message::parse(p).unwrap() {
+                Message::Reply(r) => r,
+                _ => unreachable!(),
+            })
+            .collect()
+    }
+}
+
+fn pma_cfg(addr: Ipv4Addr) -> PmaConfig {
+    PmaConfig::new(
+        addr,
+        vec![
+            HaPeer {
+                address: HA1,
+                sa: sa(),
+            },
+            HaPeer {
+                address: HA2,
+                sa: sa(),
+            },
+        ],
+    )
+}
+
+fn ha_cfg(addr: Ipv4Addr) -> HaConfig {
+    HaConfig::new(
+        addr,
+        AddressPool {
+            first: Ipv4Addr::new(10, 1, 0, 1),
+            last: Ipv4Addr::new(10, 1, 0, 254),
+        },
+        vec![
+            PmaPeer {
+                address: PMA1,
+                sa: sa(),
+                proxy_allowed: true,
+            },
+            PmaPeer {
+                address: PMA2,
+                sa: sa(),
+                proxy_allowed: true,
+            },
+        ],
+    )
+}
+
+fn sub(nai: &str, n: u8) -> Subscriber {
+    let at = AccessPoint {
+        ifindex: 3,
+        vlan: 0,
+        mac: [2, 0, 0, 0, 0, n],
+    };
+    Subscriber::new(nai, at, n as u32, HA1)
+}
+
+fn basic() -> Net {
+    let mut net = Net::new();
+    net.add_pma(pma_cfg(PMA1));
+    net.add_pma(pma_cfg(PMA2));
+    net.add_ha(ha_cfg(HA1));
+    net
+}
+
+#[test]
+fn registration_installs_both_sides_with_matching_keys() {
+    let mut net = basic();
+    let now = net.now;
+    net.pma(PMA1).attach(now, sub("ue1@ex", 1));
+    net.settle();
+    let ev = net.pma_events(PMA1);
+    let home = Ipv4Addr::new(10, 1, 0, 1);
+    assert_eq!(
+        ev,
+        vec![PmaEvent::Registered {
+            nai: "ue1@ex".into(),
+            home_address: home,
+            lifetime: 600,
+            ha: HA1,
+            renewal: false
+        }]
+    );
+    // The PRRQ as the draft wants it.
+    let rq = &net.requests(PMA1, HA1)[0];
+    assert_eq!(rq.home_address, Ipv4Addr::UNSPECIFIED);
+    assert_eq!(rq.care_of_address, PMA1);
+    assert!(rq.flags.has(RrqFlags::G) && rq.flags.has(RrqFlags::T) && !rq.flags.has(RrqFlags::D));
+    assert!(matches!(
+        rq.extensions.last(),
+        Some(ExtRepr::Auth {
+            kind: AuthKind::FaHa,
+            ..
+        })
+    ));
+    let acc = net.dp(PMA1).access.values().next().unwrap().clone();
+    let anc = net.dp(HA1).anchor.values().next().unwrap().clone();
+    assert_eq!(acc.home_v4, Some(home));
+    assert_eq!(anc.home_v4, Some(home));
+    assert_eq!(acc.uplink_key, anc.uplink_key);
+    assert_eq!(acc.downlink_key, anc.downlink_key);
+    assert_eq!(acc.tunnel.remote, std::net::IpAddr::from(HA1));
+    assert_eq!(anc.tunnel.remote, std::net::IpAddr::from(PMA1));
+    assert_eq!(net.ha(HA1).counters().registrations, 1);
+    assert_eq!(net.pma(PMA1).registration("ue1@ex"), Some((home, HA1)));
+}
+
+#[test]
+fn renewal_at_renew_percent_of_granted_lifetime() {
+    let mut net = Net::new();
+    let mut c = pma_cfg(PMA1);
+    c.lifetime_s = 900;
+    c.renew_percent = 50;
+    net.add_pma(c);
+    let mut h = ha_cfg(HA1);
+    h.max_lifetime_s = 600; // seed 000 example: 900 requested, 600 granted, renew at 300 s
+    net.add_ha(h);
+    let now = net.now;
+    net.pma(PMA1).attach(now, sub("ue1@ex", 1));
+    net.run_for(Duration::from_secs(299));
+    assert_eq!(net.requests(PMA1, HA1).len(), 1);
+    net.run_for(Duration::from_secs(2));
+    assert_eq!(net.requests(PMA1, HA1).len(), 2);
+    assert_eq!(
+        net.requests(PMA1, HA1)[1].home_address,
+        Ipv4Addr::new(10, 1, 0, 1)
+    );
+    net.run_for(Duration::from_secs(3000));
+    assert_eq!(net.ha(HA1).counters().renewals, 11);
+    assert_eq!(net.ha(HA1).binding_count(), 1);
+    assert_eq!(net.dp(PMA1).access.len(), 1);
+    // Renewals change nothing in the maps: one install on each side.
+    assert_eq!(net.dp(PMA1).log.len(), 1);
+    assert_eq!(net.dp(HA1).log.len(), 1);
+    let ev = net.pma_events(PMA1);
+    assert!(ev
+        .iter()
+        .skip(1)
+        .all(|e| matches!(e, PmaEvent::Registered { renewal: true, .. })));
+}
+
+#[test]
+fn retransmission_until_answered() {
+    let mut net = basic();
+    let mut lost = 2;
+    net.filter = Box::new(move |src, _| {
+        if src == PMA1 && lost > 0 {
+            lost -= 1;
+            return false;
+        }
+        true
+    });
+    let t0 = net.now;
+    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
+    net.run_for(Duration::from_millis(5999));
+    assert!(net.pma(PMA1).registration("ue1@ex").is_none());
+    net.run_for(Duration::from_millis(2));
+    assert!(net.pma(PMA1).registration("ue1@ex").is_some());
+    let rqs = net.requests(PMA1, HA1);
+    assert_eq!(rqs.len(), 3);
+    // Every retransmission carries a fresh, larger Identification.
+    assert!(rqs
+        .windows(2)
+        .all(|w| w[1].identification > w[0].identification));
+    assert_eq!(net.pma(PMA1).counters().retransmissions, 2);
+}
+
+#[test]
+fn gives_up_after_max_retransmissions() {
+    let mut net = basic();
+    net.filter = Box::new(|_, _| false);
+    let t0 = net.now;
+    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
+    net.run_for(Duration::from_secs(17));
+    assert!(net.pma_events(PMA1).is_empty());
+    net.run_for(Duration::from_secs(2));
+    assert_eq!(
+        net.pma_events(PMA1),
+        vec![PmaEvent::RegistrationFailed {
+            nai: "ue1@ex".into(),
+            code: None
+        }]
+    );
+    assert_eq!(net.requests(PMA1, HA1).len(), 6); // 1 + max-retransmissions 5
+    assert_eq!(net.pma(PMA1).session_count(), 0);
+    assert!(net.dp(PMA1).access.is_empty());
+}
+
+#[test]
+fn failover_to_alternate_ha() {
+    let mut net = Net::new();
+    let mut c = pma_cfg(PMA1);
+    c.ha_failover.enabled = true;
+    net.add_pma(c);
+    net.add_ha(ha_cfg(HA2));
+    // HA1 does not exist: its datagrams vanish.
+    let t0 = net.now;
+    let mut s = sub("ue1@ex", 1);
+    s.alternate_ha = Some(HA2);
+    net.pma(PMA1).attach(t0, s);
+    net.run_for(Duration::from_secs(10));
+    assert_eq!(net.requests(PMA1, HA1).len(), 2); // num-attempts-before-switching
+    assert_eq!(net.requests(PMA1, HA2).len(), 1);
+    assert_eq!(net.pma(PMA1).registration("ue1@ex").map(|r| r.1), Some(HA2));
+    assert_eq!(net.pma(PMA1).counters().ha_failovers, 1);
+    let acc = net.dp(PMA1).access.values().next().unwrap().clone();
+    assert_eq!(acc.tunnel.remote, std::net::IpAddr::from(HA2));
+}
+
+#[test]
+fn deregistration_on_detach_frees_everything() {
+    let mut net = basic();
+    let t0 = net.now;
+    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
+    net.run_for(Duration::from_secs(10));
+    {
+        let n = net.now;
+        net.pma(PMA1).detach(n, "ue1@ex");
+    }
+    net.run_for(Duration::from_secs(10));
+    let rqs = net.requests(PMA1, HA1);
+    assert_eq!(rqs.last().unwrap().lifetime, 0);
+    assert!(net.dp(PMA1).access.is_empty());
+    assert!(net.dp(HA1).anchor.is_empty());
+    assert_eq!(net.ha(HA1).binding_count(), 0);
+    assert_eq!(net.pma(PMA1).session_count(), 0);
+    assert_eq!(net.ha(HA1).counters().deregistrations, 1);
+    // The pool address is free again.
+    {
+        let n = net.now;
+        net.pma(PMA1).attach(n, sub("ue2@ex", 2));
+    }
+    net.settle();
+    assert_eq!(
+        net.pma(PMA1).registration("ue2@ex").unwrap().0,
+        Ipv4Addr::new(10, 1, 0, 2)
+    );
+    // Replaying the deregistered subscriber's last registration does not bring it back.
+    let replay = net
+        .wire
+        .iter()
+        .rev()
+        .find(|(s, _, p)| {
+            *s == PMA1 && p[0] == 1 && p[2..4] != [0, 0] && p.windows(6).any(|w| w == b"ue1@ex")
+        })
+        .unwrap()
+        .2
+        .clone();
+    net.inject(PMA1, HA1, &replay);
+    assert_eq!(
+        net.replies(HA1, PMA1).last().unwrap().code,
+        ReplyCode::IdentMismatch
+    );
+    assert_eq!(net.ha(HA1).binding("ue1@ex"), None);
+    assert_eq!(net.ha(HA1).counters().ident_replayed, 1);
+}
+
+#[test]
+fn lifetime_expiry_on_both_sides() {
+    let mut net = basic();
+    let t0 = net.now;
+    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
+    net.settle();
+    net.filter = Box::new(|_, _| false); // network partition after registration
+    net.run_for(Duration::from_secs(599));
+    assert_eq!(net.ha(HA1).binding_count(), 1);
+    assert_eq!(net.dp(PMA1).access.len(), 1);
+    net.run_for(Duration::from_secs(2));
+    assert_eq!(net.ha(HA1).binding_count(), 0);
+    assert!(net.dp(HA1).anchor.is_empty());
+    assert!(net.dp(PMA1).access.is_empty());
+    assert_eq!(net.ha(HA1).counters().expired, 1);
+    assert!(net.pma_events(PMA1).contains(&PmaEvent::Expired {
+        nai: "ue1@ex".into()
+    }));
+    assert!(net.ha_events(HA1).contains(&HaEvent::Expired {
+        nai: "ue1@ex".into()
+    }));
+}
+
+#[test]
+fn handover_replaces_tunnel_in_one_update_and_revokes_old_pma() {
+    let mut net = basic();
+    let t0 = net.now;
+    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
+    net.run_for(Duration::from_secs(5));
+    let before = net.dp(HA1).anchor.values().next().unwrap().clone();
+    let n_log = net.dp(HA1).log.len();
+    {
+        let n = net.now;
+        net.pma(PMA2).attach(n, sub("ue1@ex", 1));
+    }
+    net.run_for(Duration::from_secs(5));
+    // Exactly one more anchor command: an InstallAnchor replacing the entry in place.
+    let new_cmds = &net.dp(HA1).log[n_log..];
+    assert_eq!(new_cmds.len(), 1, "{new_cmds:?}");
+    let DpCommand::InstallAnchor(after) = &new_cmds[0] else {
+        panic!("{new_cmds:?}")
+    };
+    assert_eq!(after.uplink_key, before.uplink_key);
+    assert_eq!(after.home_v4, before.home_v4);
+    assert_eq!(after.tunnel.remote, std::net::IpAddr::from(PMA2));
+    assert_eq!(net.dp(HA1).anchor.len(), 1);
+    // Same home address at the new PMA.
+    assert_eq!(
+        net.pma(PMA2).registration("ue1@ex").unwrap().0,
+        before.home_v4.unwrap()
+    );
+    // The old PMA was revoked, cleaned up and acknowledged.
+    assert!(net.dp(PMA1).access.is_empty());
+    assert_eq!(net.pma(PMA1).session_count(), 0);
+    assert!(net.pma_events(PMA1).contains(&PmaEvent::Revoked {
+        nai: "ue1@ex".into()
+    }));
+    let c = net.ha(HA1).counters().clone();
+    assert_eq!(
+        (c.handovers, c.revocations_sent, c.revocation_acks),
+        (1, 1, 1)
+    );
+    assert_eq!(net.ha(HA1).pending_revocations(), 0);
+    // Only the serving PMA keeps re-registering (§4.4).
+    let n1 = net.requests(PMA1, HA1).len();
+    net.run_for(Duration::from_secs(2000));
+    assert_eq!(net.requests(PMA1, HA1).len(), n1);
+    assert!(net.requests(PMA2, HA1).len() > 3);
+    assert_eq!(net.ha(HA1).binding("ue1@ex").unwrap().pma, PMA2);
+}
+
+#[test]
+fn revocation_is_retransmitted_until_acked_then_times_out() {
+    let mut net = basic();
+    let t0 = net.now;
+    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
+    net.settle();
+    net.filter = Box::new(|src, t| !(src == HA1 && *t.dst.ip() == PMA1));
+    {
+        let n = net.now;
+        net.pma(PMA2).attach(n, sub("ue1@ex", 1));
+    }
+    net.run_for(Duration::from_secs(10));
+    let c = net.ha(HA1).counters().clone();
+    assert_eq!(
+        (
+            c.revocations_sent,
+            c.revocation_retransmissions,
+            c.revocation_timeouts
+        ),
+        (1, 3, 1)
+    );
+}
+
+#[test]
+fn late_deregistration_from_old_pma_keeps_new_binding() {
+    let mut net = basic();
+    let mut h = ha_cfg(HA1);
+    h.revocation = false;
+    net.nodes.retain(|(a, _, _)| *a != HA1);
+    net.add_ha(h);
+    let t0 = net.now;
+    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
+    net.run_for(Duration::from_secs(1));
+    {
+        let n = net.now;
+        net.pma(PMA2).attach(n, sub("ue1@ex", 1));
+    }
+    net.run_for(Duration::from_secs(1));
+    {
+        let n = net.now;
+        net.pma(PMA1).detach(n, "ue1@ex");
+    }
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(net.ha(HA1).binding("ue1@ex").unwrap().pma, PMA2);
+    assert_eq!(net.dp(HA1).anchor.len(), 1);
+}
+
+#[test]
+fn replayed_request_is_refused_with_133_and_counted() {
+    let mut net = basic();
+    let t0 = net.now;
+    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
+    net.settle();
+    let original = net
+        .wire
+        .iter()
+        .find(|(s, _, p)| *s == PMA1 && p[0] == 1)
+        .unwrap()
+        .2
+        .clone();
+    let n = net.replies(HA1, PMA1).len();
+    net.inject(PMA1, HA1, &original);
+    let r = net.replies(HA1, PMA1);
+    assert_eq!(r.len(), n + 1);
+    assert_eq!(r.last().unwrap().code, ReplyCode::IdentMismatch);
+    assert_eq!(net.ha(HA1).counters().ident_replayed, 1);
+    assert_eq!(net.ha(HA1).binding_count(), 1);
+    assert_eq!(net.dp(HA1).log.len(), 1);
+}
+
+#[test]
+fn stale_identification_is_refused_and_pma_resyncs_to_ha_clock() {
+    let mut net = Net::new();
+    net.add_ha(ha_cfg(HA1));
+    // The PMA's clock is 1000 s behind.
+    let pma = Pma::new(
+        pma_cfg(PMA1),
+        WallClock::new(net.now, wall0() - Duration::from_secs(1000)),
+    );
+    net.nodes
+        .push((PMA1, Node::Pma(pma), MemDataPlane::default()));
+    let t0 = net.now;
+    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
+    net.settle();
+    assert_eq!(net.replies(HA1, PMA1)[0].code, ReplyCode::IdentMismatch);
+    // The 133 reply carries the HA's time in the high 32 bits...
+    let hi = auth::ntp_seconds(net.replies(HA1, PMA1)[0].identification);
+    assert_eq!(hi, auth::ntp_seconds(auth::ntp_from_system(wall0())));
+    // ... which the PMA adopts and registers at once.
+    assert!(net.pma(PMA1).registration("ue1@ex").is_some());
+    assert_eq!(net.ha(HA1).counters().ident_out_of_tolerance, 1);
+    assert_eq!(net.pma(PMA1).counters().ident_mismatch_resync, 1);
+}
+
+/// Builds a signed PRRQ from PMA1 as a hostile or buggy sender would.
+fn crafted(net: &Net, exts: Vec<ExtRepr>, sign: Option<&SecurityAssociation>) -> Vec<u8> {
+    let id = auth::ntp_from_system(net.clock().now(net.now));
+    let mut b = RegistrationRequestRepr {
+        flags: RrqFlags(RrqFlags::G | RrqFlags::T),
+        lifetime: 600,
+        home_address: Ipv4Addr::UNSPECIFIED,
+        home_agent: HA1,
+        care_of_address: PMA1,
+        identification: id,
+        extensions: exts,
+    }
+    .to_bytes();
+    if let Some(sa) = sign {
+        auth::append_auth(&mut b, AuthKind::FaHa, sa);
+    }
+    b
+}
+
+fn last_code(net: &Net) -> ReplyCode {
+    net.replies(HA1, PMA1).last().expect("a reply").code
+}
+
+#[test]
+fn hostile_requests_get_the_rfc_codes_and_are_counted() {
+    let mut net = basic();
+    let good = || vec![ExtRepr::Nai(b"x@ex".to_vec()), ExtRepr::GreKey(9)];
+    // Bad authenticator (wrong key).
+    let wrong_key = SecurityAssociation::new(SPI, b"not the key", Algorithm::HmacMd5);
+    let m = crafted(&net, good(), Some(&wrong_key));
+    net.inject(PMA1, HA1, &m);
+    assert_eq!(last_code(&net), ReplyCode::FaFailedAuth);
+    // Unknown SPI.
+    let wrong_spi = SecurityAssociation::new(0x999, &KEY, Algorithm::HmacMd5);
+    let m = crafted(&net, good(), Some(&wrong_spi));
+    net.inject(PMA1, HA1, &m);
+    assert_eq!(last_code(&net), ReplyCode::FaFailedAuth);
+    // No authentication at all.
+    let m = crafted(&net, good(), None);
+    net.inject(PMA1, HA1, &m);
+    assert_eq!(last_code(&net), ReplyCode::FaFailedAuth);
+    // Unknown non-skippable extension (authenticated).
+    let mut e = good();
+    e.push(ExtRepr::Unknown {
+        ty: 99,
+        data: vec![1],
+    });
+    let m = crafted(&net, e, Some(&sa()));
+    net.inject(PMA1, HA1, &m);
+    assert_eq!(last_code(&net), ReplyCode::PoorlyFormed);
+    // Unknown skippable extension is ignored: accepted.
+    let mut e = good();
+    e.push(ExtRepr::Unknown {
+        ty: 200,
+        data: vec![1],
+    });
+    let m = crafted(&net, e, Some(&sa()));
+    net.inject(PMA1, HA1, &m);
+    assert_eq!(last_code(&net), ReplyCode::Accepted);
+    // Truncated extension / overrunning length.
+    let mut m = crafted(&net, good(), Some(&sa()));
+    m.truncate(m.len() - 3);
+    net.inject(PMA1, HA1, &m);
+    assert_eq!(last_code(&net), ReplyCode::PoorlyFormed);
+    let mut m = crafted(&net, vec![ExtRepr::Nai(b"y@ex".to_vec())], None);
+    m[25] = 250; // NAI length past the end
+    net.inject(PMA1, HA1, &m);
+    assert_eq!(last_code(&net), ReplyCode::PoorlyFormed);
+    // Missing NAI.
+    let m = crafted(&net, vec![ExtRepr::GreKey(9)], Some(&sa()));
+    net.inject(PMA1, HA1, &m);
+    assert_eq!(last_code(&net), ReplyCode::PoorlyFormed);
+    // No GRE key: we only do GRE with keys.
+    let m = crafted(&net, vec![ExtRepr::Nai(b"z@ex".to_vec())], Some(&sa()));
+    net.inject(PMA1, HA1, &m);
+    assert_eq!(last_code(&net), ReplyCode::EncapUnavailable);
+    // Too short to answer, and an unknown sender: dropped silently.
+    let n = net.wire.len();
+    net.inject(PMA1, HA1, &[1, 0, 0]);
+    net.inject(
+        Ipv4Addr::new(203, 0, 113, 9),
+        HA1,
+        &crafted(&net, good(), Some(&sa())),
+    );
+    assert_eq!(net.wire.len(), n);
+    let c = net.ha(HA1).counters().clone();
+    assert_eq!(c.bad_authenticator, 1);
+    assert_eq!(c.unknown_spi, 1);
+    assert_eq!(c.missing_auth, 1);
+    assert_eq!(c.unknown_nonskippable, 1);
+    assert_eq!(c.missing_nai, 1);
+    assert_eq!(c.encapsulation_unavailable, 1);
+    assert_eq!(c.rx_unknown_peer, 1);
+    assert_eq!(c.rx_malformed, 3);
+    assert_eq!(net.ha(HA1).binding_count(), 1); // only the accepted one
+                                                // Every reply is authenticated with the peer's association.
+    let good_sa = sa();
+    for (s, _, p) in &net.wire {
+        if *s == HA1 {
+            assert_eq!(auth::verify(p, AuthKind::FaHa, |_| Some(&good_sa)), Ok(SPI));
+        }
+    }
+}
+
+#[test]
+fn pmip_disallowed_stops_use_of_that_ha_and_fails_over() {
+    let mut net = Net::new();
+    net.add_pma(pma_cfg(PMA1));
+    let mut h = ha_cfg(HA1);
+    h.peers[0].proxy_allowed = false;
+    net.add_ha(h);
+    let mut h2 = ha_cfg(HA2);
+    h2.proxy_mip = false;
+    net.add_ha(h2);
+    let t0 = net.now;
+    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
+    net.settle();
+    assert_eq!(last_code(&net), ReplyCode::PmipDisallowed);
+    assert_eq!(
+        net.pma_events(PMA1),
+        vec![PmaEvent::RegistrationFailed {
+            nai: "ue1@ex".into(),
+            code: Some(ReplyCode::PmipDisallowed)
+        }]
+    );
+    // With an alternate HA the PMA moves on at once — here HA2 answers 149.
+    let mut s = sub("ue2@ex", 2);
+    s.home_agent = HA2;
+    s.alternate_ha = Some(HA1);
+    {
+        let n = net.now;
+        net.pma(PMA1).attach(n, s);
+    }
+    net.run_for(Duration::from_secs(60));
+    assert_eq!(
+        net.replies(HA2, PMA1).last().unwrap().code,
+        ReplyCode::PmipUnsupported
+    );
+    // HA1 already refused us: never contacted again for ue2.
+    assert_eq!(net.requests(PMA1, HA1).len(), 1);
+    assert_eq!(net.ha(HA1).counters().pmip_disallowed, 1);
+    assert_eq!(net.ha(HA2).counters().pmip_unsupported, 1);
+    assert_eq!(net.pma(PMA1).counters().ha_refused_pmip, 2);
+    assert_eq!(net.pma(PMA1).session_count(), 0);
+}
+
+#[test]
+fn forged_unauthenticated_denial_is_ignored() {
+    let mut net = basic();
+    net.filter = Box::new(|src, _| src != PMA1); // HA never hears us
+    let t0 = net.now;
+    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
+    net.settle();
+    let rq = net.requests(PMA1, HA1)[0].clone();
+    let forged = RegistrationReplyRepr {
+        code: ReplyCode::PmipDisallowed,
+        lifetime: 0,
+        home_address: Ipv4Addr::UNSPECIFIED,
+        home_agent: HA1,
+        identification: rq.identification,
+        extensions: vec![ExtRepr::Nai(b"ue1@ex".to_vec())],
+    }
+    .to_bytes();
+    net.inject(HA1, PMA1, &forged);
+    assert_eq!(net.pma(PMA1).counters().rx_auth_failed, 1);
+    assert_eq!(net.pma(PMA1).session_count(), 1);
+    assert!(net.pma_events(PMA1).is_empty());
+}
+
+#[test]
+fn home_address_policy() {
+    let mut net = Net::new();
+    net.add_pma(pma_cfg(PMA1));
+    let mut h = ha_cfg(HA1);
+    h.profiles = vec![
+        SubscriberProfile {
+            nai: "static@ex".into(),
+            static_home: Some(Ipv4Addr::new(10, 9, 9, 9)),
+            allow_requested: false,
+        },
+        SubscriberProfile {
+            nai: "picky@ex".into(),
+            static_home: None,
+            allow_requested: true,
+        },
+    ];
+    h.pool = Some(AddressPool {
+        first: Ipv4Addr::new(10, 1, 0, 1),
+        last: Ipv4Addr::new(10, 1, 0, 2),
+    });
+    net.add_ha(h);
+    let now = net.now;
+    // Static from the profile.
+    net.pma(PMA1).attach(now, sub("static@ex", 1));
+    // A requested address the profile authorises.
+    let mut s = sub("picky@ex", 2);
+    s.static_home = Some(Ipv4Addr::new(10, 1, 0, 2));
+    net.pma(PMA1).attach(now, s);
+    // A requested address nobody authorised → 129.
+    let mut s = sub("rogue@ex", 3);
+    s.static_home = Some(Ipv4Addr::new(10, 1, 0, 1));
+    net.pma(PMA1).attach(now, s);
+    net.settle();
+    assert_eq!(
+        net.pma(PMA1).registration("static@ex").unwrap().0,
+        Ipv4Addr::new(10, 9, 9, 9)
+    );
+    assert_eq!(
+        net.pma(PMA1).registration("picky@ex").unwrap().0,
+        Ipv4Addr::new(10, 1, 0, 2)
+    );
+    assert!(net
+        .pma_events(PMA1)
+        .contains(&PmaEvent::RegistrationFailed {
+            nai: "rogue@ex".into(),
+            code: Some(ReplyCode::AdminProhibited)
+        }));
+    // Pool: one address left, then 130.
+    {
+        let n = net.now;
+        net.pma(PMA1).attach(n, sub("a@ex", 4));
+    }
+    {
+        let n = net.now;
+        net.pma(PMA1).attach(n, sub("b@ex", 5));
+    }
+    net.settle();
+    assert_eq!(
+        net.pma(PMA1).registration("a@ex").unwrap().0,
+        Ipv4Addr::new(10, 1, 0, 1)
+    );
+    assert!(net
+        .pma_events(PMA1)
+        .contains(&PmaEvent::RegistrationFailed {
+            nai: "b@ex".into(),
+            code: Some(ReplyCode::InsufficientResources)
+        }));
+    let c = net.ha(HA1).counters().clone();
+    assert_eq!((c.admin_prohibited, c.insufficient_resources), (1, 1));
+}
+
+#[test]
+fn dynamic_ha_assignment() {
+    let mut net = basic();
+    let mut s = sub("ue1@ex", 1);
+    s.dynamic_ha = true;
+    let now = net.now;
+    net.pma(PMA1).attach(now, s);
+    net.run_for(Duration::from_secs(500));
+    let rqs = net.requests(PMA1, HA1);
+    assert_eq!(rqs[0].home_agent, Ipv4Addr::BROADCAST); // RFC 4433 §3.2
+    assert_eq!(net.replies(HA1, PMA1)[0].home_agent, HA1);
+    assert_eq!(rqs[1].home_agent, HA1); // renewals name the assigned HA
+    assert!(net.pma(PMA1).registration("ue1@ex").is_some());
+}
+
+#[test]
+fn keyed_md5_prefix_suffix_association_works_end_to_end() {
+    let mut net = Net::new();
+    let k = SecurityAssociation::new(7, b"legacy", Algorithm::KeyedMd5PrefixSuffix);
+    net.add_pma(PmaConfig::new(
+        PMA1,
+        vec![HaPeer {
+            address: HA1,
+            sa: k.clone(),
+        }],
+    ));
+    let mut h = ha_cfg(HA1);
+    h.peers[0].sa = k;
+    net.add_ha(h);
+    let now = net.now;
+    net.pma(PMA1).attach(now, sub("ue1@ex", 1));
+    net.settle();
+    assert!(net.pma(PMA1).registration("ue1@ex").is_some());
+}
+
+#[test]
+fn config_defaults_follow_seed_000() {
+    let c: PmaConfig = serde_json::from_str(
+        r#"{"address":"198.51.100.1","home_agents":[{"address":"192.0.2.1",
+            "sa":{"spi":256,"key":"00112233445566778899aabbccddeeff"}}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        c,
+        PmaConfig::new(
+            PMA1,
+            vec![HaPeer {
+                address: HA1,
+                sa: SecurityAssociation::new(
+                    256,
+                    &auth::parse_hex("00112233445566778899aabbccddeeff").unwrap(),
+                    Algorithm::HmacMd5
+                ),
+            }]
+        )
+    );
+    assert_eq!(
+        (
+            c.renew_percent,
+            c.retransmission_timeout_ms,
+            c.max_retransmissions
+        ),
+        (75, 3000, 5)
+    );
+    let h: HaConfig = serde_json::from_str(
+        r#"{"address":"192.0.2.1","pool":{"first":"10.1.0.1","last":"10.1.0.254"},
+            "peers":[{"address":"198.51.100.1","sa":{"spi":256,"key":"00"}}]}"#,
+    )
+    .unwrap();
+    assert_eq!(h.max_lifetime_s, 600);
+    assert!(h.proxy_mip && h.revocation && h.peers[0].proxy_allowed);
+}
+
+#[test]
+fn many_subscribers_unique_keys_and_addresses() {
+    let mut net = basic();
+    let now = net.now;
+    for i in 0..200u32 {
+        let at = AccessPoint {
+            ifindex: 3,
+            vlan: (i % 4000) as u16,
+            mac: [2, 0, 0, 0, (i >> 8) as u8, i as u8],
+        };
+        net.pma(PMA1)
+            .attach(now, Subscriber::new(&format!("u{i}@ex"), at, i, HA1));
+    }
+    net.settle();
+    let s = net.pma_events(PMA1).len();
+    assert_eq!(s, 200);
+    let keys: std::collections::HashSet<_> = net
+        .dp(PMA1)
+        .access
+        .values()
+        .map(|b| b.downlink_key)
+        .collect();
+    assert_eq!(keys.len(), 200);
+    assert_eq!(net.dp(HA1).anchor.len(), 200);
+    let homes: std::collections::HashSet<_> =
+        net.dp(HA1).anchor.values().map(|b| b.home_v4).collect();
+    assert_eq!(homes.len(), 200);
+}
+
+#[test]
+fn dynamic_ha_request_carries_requested_ha_extension() {
+    let mut net = basic();
+    let mut s = sub("ue1@ex", 1);
+    s.dynamic_ha = true;
+    let now = net.now;
+    net.pma(PMA1).attach(now, s);
+    net.settle();
+    let rq = &net.requests(PMA1, HA1)[0];
+    assert!(rq.extensions.contains(&ExtRepr::DynamicHa {
+        subtype: 1,
+        ha: HA1
+    }));
+}
+
+#[test]
+fn replayed_revocation_does_not_tear_down_a_new_registration() {
+    let mut net = basic();
+    let t0 = net.now;
+    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
+    net.run_for(Duration::from_secs(2));
+    {
+        let n = net.now;
+        net.pma(PMA2).attach(n, sub("ue1@ex", 1));
+    }
+    net.run_for(Duration::from_secs(2));
+    let revocation = net
+        .wire
+        .iter()
+        .find(|(s, d, p)| *s == HA1 && *d == PMA1 && p[0] == 7)
+        .unwrap()
+        .2
+        .clone();
+    // The device comes back to PMA1.
+    {
+        let n = net.now;
+        net.pma(PMA1).attach(n, sub("ue1@ex", 1));
+    }
+    net.run_for(Duration::from_secs(2));
+    assert!(net.pma(PMA1).registration("ue1@ex").is_some());
+    let acks_before = net
+        .wire
+        .iter()
+        .filter(|(s, _, p)| *s == PMA1 && p[0] == 15)
+        .count();
+    net.inject(HA1, PMA1, &revocation);
+    // Still registered and forwarding; the replay is acknowledged and counted.
+    assert!(net.pma(PMA1).registration("ue1@ex").is_some());
+    assert_eq!(net.dp(PMA1).access.len(), 1);
+    assert_eq!(net.pma(PMA1).counters().revocations_stale, 1);
+    let acks_after = net
+        .wire
+        .iter()
+        .filter(|(s, _, p)| *s == PMA1 && p[0] == 15)
+        .count();
+    assert_eq!(acks_after, acks_before + 1);
+}
+
+#[test]
+fn reattach_on_another_port_moves_the_access_binding() {
+    let mut net = basic();
+    let t0 = net.now;
+    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
+    net.settle();
+    let mut s = sub("ue1@ex", 1);
+    s.at.ifindex = 9;
+    net.pma(PMA1).attach(t0, s);
+    net.settle();
+    let acc: Vec<_> = net.dp(PMA1).access.values().cloned().collect();
+    assert_eq!(acc.len(), 1);
+    assert_eq!(acc[0].at.ifindex, 9);
+    assert_eq!(net.requests(PMA1, HA1).len(), 1); // no new signaling needed
+}
+
+#[test]
+fn static_address_inside_the_pool_is_reserved() {
+    let mut net = Net::new();
+    net.add_pma(pma_cfg(PMA1));
+    let mut h = ha_cfg(HA1);
+    h.profiles = vec![SubscriberProfile {
+        nai: "static@ex".into(),
+        static_home: Some(Ipv4Addr::new(10, 1, 0, 1)),
+        allow_requested: false,
+    }];
+    net.add_ha(h);
+    let now = net.now;
+    net.pma(PMA1).attach(now, sub("static@ex", 1));
+    net.pma(PMA1).attach(now, sub("other@ex", 2));
+    net.settle();
+    assert_eq!(
+        net.pma(PMA1).registration("static@ex").unwrap().0,
+        Ipv4Addr::new(10, 1, 0, 1)
+    );
+    assert_eq!(
+        net.pma(PMA1).registration("other@ex").unwrap().0,
+        Ipv4Addr::new(10, 1, 0, 2)
+    );
+}
+
+#[test]
+fn identifiers_too_long_for_their_extension_are_refused_locally() {
+    let mut net = basic();
+    let now = net.now;
+    let long = "x".repeat(256);
+    net.pma(PMA1).attach(now, sub(&long, 1));
+    net.pma(PMA1).attach(now, sub("", 2));
+    net.settle();
+    assert!(net.wire.is_empty());
+    assert_eq!(net.pma_events(PMA1).len(), 2);
+    assert_eq!(net.pma(PMA1).session_count(), 0);
+    // 255 is fine.
+    net.pma(PMA1).attach(now, sub(&"y".repeat(255), 3));
+    net.settle();
+    assert_eq!(net.pma(PMA1).session_count(), 1);
+    assert!(net.pma(PMA1).registration(&"y".repeat(255)).is_some());
+}
+
+#[test]
+fn no_revocation_to_a_pma_that_did_not_advertise_support() {
+    let mut net = Net::new();
+    let mut c = pma_cfg(PMA1);
+    c.revocation_support = false;
+    net.add_pma(c);
+    net.add_pma(pma_cfg(PMA2));
+    net.add_ha(ha_cfg(HA1));
+    let t0 = net.now;
+    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
+    net.run_for(Duration::from_secs(1));
+    {
+        let n = net.now;
+        net.pma(PMA2).attach(n, sub("ue1@ex", 1));
+    }
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(net.ha(HA1).counters().handovers, 1);
+    assert_eq!(net.ha(HA1).counters().revocations_sent, 0);
+    assert!(!net.wire.iter().any(|(_, _, p)| p[0] == 7));
+}
+
+#[test]
+fn failover_timeout_overrides_retransmission_timeout() {
+    let mut net = Net::new();
+    let mut c = pma_cfg(PMA1);
+    c.ha_failover.enabled = true;
+    c.ha_failover.timeout_ms = Some(1000);
+    net.add_pma(c);
+    net.add_ha(ha_cfg(HA2));
+    let t0 = net.now;
+    let mut s = sub("ue1@ex", 1);
+    s.alternate_ha = Some(HA2);
+    net.pma(PMA1).attach(t0, s);
+    net.run_for(Duration::from_millis(1999));
+    assert!(net.pma(PMA1).registration("ue1@ex").is_none());
+    net.run_for(Duration::from_millis(2));
+    assert_eq!(net.pma(PMA1).registration("ue1@ex").map(|r| r.1), Some(HA2));
+}

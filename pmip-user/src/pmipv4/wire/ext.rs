@@ -1,0 +1,839 @@
+//! Registration extensions (RFC 3344 §1.9–§1.11, §3.5) and the ones PMIPv4 adds.
+//!
+//! Two header formats exist: the short one (`Type | Length | data`) and the long one
+//! (`Type | Sub-Type | Length(16) | data`, RFC 3344 §1.11) used by the Generalized
+//! Authentication (36), CVSE (38, where the second octet is reserved), PMIPv4
+//! Non-skippable (47) and GRE Key (48, RFC 6245; IANA keeps a sub-type registry for it)
+//! extensions. Length never counts the header.
+//!
+//! [`ExtIter`] walks raw extensions and yields unknown types (the caller decides: RFC 3344
+//! §1.9 — types 0–127 are non-skippable, 128–255 skippable). [`ExtRepr`] is the typed form.
+use std::net::Ipv4Addr;
+
+use super::{be16, be32, ip, Error, Result};
+
+/// Extension type numbers (IANA "Extensions appearing in Mobile IP control messages").
+pub mod types {
+    pub const MN_HA_AUTH: u8 = 32;
+    pub const MN_FA_AUTH: u8 = 33;
+    pub const FA_HA_AUTH: u8 = 34;
+    pub const GEN_AUTH: u8 = 36;
+    pub const CVSE: u8 = 38;
+    /// PMIPv4 Non-skippable (draft-leung-mip4-proxy-mode §5, RFC 5563).
+    pub const PMIPV4_NONSKIP: u8 = 47;
+    /// GRE Key (RFC 6245 §3.1); non-skippable, long format.
+    pub const GRE_KEY: u8 = 48;
+    /// The one GRE Key sub-type defined (RFC 6245).
+    pub const GRE_KEY_SUBTYPE: u8 = 0;
+    pub const MN_NAI: u8 = 131;
+    pub const REVOCATION_SUPPORT: u8 = 137;
+    pub const DYNAMIC_HA: u8 = 139;
+    /// PMIPv4 Skippable (draft §5.2–§5.5).
+    pub const PMIPV4_SKIP: u8 = 147;
+
+    /// Types whose header is `Type | Sub-Type | Length(16)`.
+    pub fn is_long(ty: u8) -> bool {
+        matches!(ty, GEN_AUTH | CVSE | PMIPV4_NONSKIP | GRE_KEY)
+    }
+    /// RFC 3344 §1.9: 0–127 MUST be understood, 128–255 may be skipped.
+    pub fn is_skippable(ty: u8) -> bool {
+        ty >= 128
+    }
+}
+
+/// PMIPv4 Skippable extension sub-types (draft §5.2–§5.5).
+pub mod skip_subtypes {
+    pub const INTERFACE_ID: u8 = 1;
+    pub const DEVICE_ID: u8 = 2;
+    pub const SUBSCRIBER_ID: u8 = 3;
+    pub const ACCESS_TECH: u8 = 4;
+}
+
+/// Device ID types (draft §5.3).
+pub mod device_id_types {
+    pub const MAC: u8 = 1;
+    pub const MEID: u8 = 2;
+    pub const IMEI: u8 = 3;
+    pub const ESN: u8 = 4;
+}
+
+/// Subscriber ID types (draft §5.4).
+pub const SUBSCRIBER_ID_IMSI: u8 = 1;
+
+/// One extension as it sits in the buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawExt<'a> {
+    pub ty: u8,
+    /// Second octet of a long-format extension.
+    pub subtype: Option<u8>,
+    pub data: &'a [u8],
+    /// Offset of the Type octet from the start of the *message*.
+    pub offset: usize,
+    /// Header length (2 or 4).
+    pub header_len: usize,
+}
+
+impl RawExt<'_> {
+    pub fn total_len(&self) -> usize {
+        self.header_len + self.data.len()
+    }
+}
+
+/// Iterates the extensions of a message. Stops after the first error.
+#[derive(Clone, Debug)]
+pub struct ExtIter<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    base: usize,
+    done: bool,
+}
+
+impl<'a> ExtIter<'a> {
+    /// `buf` is the extension area; `base` its offset inside the message.
+    pub fn new(buf: &'a [u8], base: usize) -> Self {
+        ExtIter {
+            buf,
+            pos: 0,
+            base,
+            done: false,
+        }
+    }
+}
+
+impl<'a> Iterator for ExtIter<'a> {
+    type Item = Result<RawExt<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done || self.pos >= self.buf.len() {
+            return None;
+        }
+        let rest = &self.buf[self.pos..];
+        let ty = rest[0];
+        let offset = self.base + self.pos;
+        let (header_len, subtype, len) = if types::is_long(ty) {
+            if rest.len() < 4 {
+                self.done = true;
+                return Some(Err(Error::Truncated));
+            }
+            (4, Some(rest[1]), be16(rest, 2) as usize)
+        } else {
+            if rest.len() < 2 {
+                self.done = true;
+                return Some(Err(Error::Truncated));
+            }
+            (2, None, rest[1] as usize)
+        };
+        if rest.len() < header_len + len {
+            self.done = true;
+            return Some(Err(Error::Overrun {
+                ext_type: ty,
+                offset,
+            }));
+        }
+        self.pos += header_len + len;
+        Some(Ok(RawExt {
+            ty,
+            subtype,
+            data: &rest[header_len..header_len + len],
+            offset,
+            header_len,
+        }))
+    }
+}
+
+/// Which authentication extension (RFC 3344 §3.5.2–§3.5.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AuthKind {
+    MnHa,
+    MnFa,
+    FaHa,
+}
+
+impl AuthKind {
+    pub fn ext_type(self) -> u8 {
+        match self {
+            AuthKind::MnHa => types::MN_HA_AUTH,
+            AuthKind::MnFa => types::MN_FA_AUTH,
+            AuthKind::FaHa => types::FA_HA_AUTH,
+        }
+    }
+    pub fn from_ext_type(t: u8) -> Option<Self> {
+        match t {
+            types::MN_HA_AUTH => Some(AuthKind::MnHa),
+            types::MN_FA_AUTH => Some(AuthKind::MnFa),
+            types::FA_HA_AUTH => Some(AuthKind::FaHa),
+            _ => None,
+        }
+    }
+}
+
+/// Per-Node Authentication Method (draft §5.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AuthMethod {
+    FaHa,
+    Ipsec,
+    Unknown(u8),
+}
+
+impl From<u8> for AuthMethod {
+    fn from(v: u8) -> Self {
+        match v {
+            1 => Self::FaHa,
+            2 => Self::Ipsec,
+            x => Self::Unknown(x),
+        }
+    }
+}
+impl From<AuthMethod> for u8 {
+    fn from(v: AuthMethod) -> u8 {
+        match v {
+            AuthMethod::FaHa => 1,
+            AuthMethod::Ipsec => 2,
+            AuthMethod::Unknown(x) => x,
+        }
+    }
+}
+
+/// Access Technology Type (draft §5.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+#[serde(from = "u8", into = "u8")]
+pub enum AccessTech {
+    Ieee8023,
+    Ieee80211,
+    Ieee80216e,
+    Ieee80216m,
+    Eutran,
+    UtranGeran,
+    Cdma1xHrpd,
+    Umb,
+    Unknown(u8),
+}
+
+impl From<u8> for AccessTech {
+    fn from(v: u8) -> Self {
+        match v {
+            1 => Self::Ieee8023,
+            2 => Self::Ieee80211,
+            3 => Self::Ieee80216e,
+            4 => Self::Ieee80216m,
+            5 => Self::Eutran,
+            6 => Self::UtranGeran,
+            7 => Self::Cdma1xHrpd,
+            8 => Self::Umb,
+            x => Self::Unknown(x),
+        }
+    }
+}
+impl From<AccessTech> for u8 {
+    fn from(v: AccessTech) -> u8 {
+        match v {
+            AccessTech::Ieee8023 => 1,
+            AccessTech::Ieee80211 => 2,
+            AccessTech::Ieee80216e => 3,
+            AccessTech::Ieee80216m => 4,
+            AccessTech::Eutran => 5,
+            AccessTech::UtranGeran => 6,
+            AccessTech::Cdma1xHrpd => 7,
+            AccessTech::Umb => 8,
+            AccessTech::Unknown(x) => x,
+        }
+    }
+}
+
+/// A typed extension.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExtRepr {
+    /// Mobile Node NAI (RFC 2794 §2), the binding key in PMIPv4.
+    Nai(Vec<u8>),
+    /// MN-HA / MN-FA / FA-HA authentication (RFC 3344 §3.5.2–§3.5.4): SPI + authenticator.
+    Auth {
+        kind: AuthKind,
+        spi: u32,
+        authenticator: Vec<u8>,
+    },
+    /// PMIPv4 Per-Node Authentication Method (47/1, draft §5.1).
+    PerNodeAuthMethod(AuthMethod),
+    /// PMIPv4 Interface ID (147/1, draft §5.2).
+    InterfaceId(Vec<u8>),
+    /// PMIPv4 Device ID (147/2, draft §5.3).
+    DeviceId { id_type: u8, id: Vec<u8> },
+    /// PMIPv4 Subscriber ID (147/3, draft §5.4), e.g. IMSI.
+    SubscriberId { id_type: u8, id: Vec<u8> },
+    /// PMIPv4 Access Technology Type (147/4, draft §5.5).
+    AccessTechnology(AccessTech),
+    /// GRE Key (RFC 6245 §3.1): in a request the key the sender wants to receive with,
+    /// in a reply the key the HA wants to receive with.
+    GreKey(u32),
+    /// Revocation Support (RFC 3543 §3.2).
+    RevocationSupport { i_bit: bool, timestamp: u32 },
+    /// Dynamic HA (RFC 4433 §3.1): 1 = requested HA, 2 = redirected HA.
+    DynamicHa { subtype: u8, ha: Ipv4Addr },
+    /// A long-format extension we do not interpret (also unknown 47 sub-types).
+    UnknownLong { ty: u8, subtype: u8, data: Vec<u8> },
+    /// A 147 sub-type we do not interpret (skippable).
+    UnknownSkippablePmip { subtype: u8, data: Vec<u8> },
+    /// A short-format extension we do not interpret.
+    Unknown { ty: u8, data: Vec<u8> },
+}
+
+impl ExtRepr {
+    /// Parses one raw extension. Unknown types come back as `Unknown*`, not as errors.
+    pub fn parse(raw: &RawExt<'_>) -> Result<ExtRepr> {
+        let d = raw.data;
+        let bad = || Error::BadLength {
+            ext_type: raw.ty,
+            len: d.len(),
+        };
+        Ok(match (raw.ty, raw.subtype) {
+            (types::MN_NAI, _) => {
+                if d.is_empty() {
+                    return Err(bad());
+                }
+                ExtRepr::Nai(d.to_vec())
+            }
+            (t @ (types::MN_HA_AUTH | types::MN_FA_AUTH | types::FA_HA_AUTH), _) => {
+                if d.len() < 4 {
+                    return Err(bad());
+                }
+                ExtRepr::Auth {
+                    kind: AuthKind::from_ext_type(t).unwrap_or(AuthKind::FaHa),
+                    spi: be32(d, 0),
+                    authenticator: d[4..].to_vec(),
+                }
+            }
+            (types::PMIPV4_NONSKIP, Some(1)) => {
+                if d.len() != 1 {
+                    return Err(bad());
+                }
+                ExtRepr::PerNodeAuthMethod(AuthMethod::from(d[0]))
+            }
+            (types::GRE_KEY, Some(types::GRE_KEY_SUBTYPE)) => {
+                if d.len() != 4 {
+                    return Err(bad());
+                }
+                ExtRepr::GreKey(be32(d, 0))
+            }
+            (types::REVOCATION_SUPPORT, _) => {
+                if d.len() != 6 {
+                    return Err(bad());
+                }
+                ExtRepr::RevocationSupport {
+                    i_bit: d[0] & 0x80 != 0,
+                    timestamp: be32(d, 2),
+                }
+            }
+            (types::DYNAMIC_HA, _) => {
+                if d.len() != 5 {
+                    return Err(bad());
+                }
+                ExtRepr::DynamicHa {
+                    subtype: d[0],
+                    ha: ip(d, 1),
+                }
+            }
+            (types::PMIPV4_SKIP, _) => {
+                let (&sub, body) = d.split_first().ok_or_else(bad)?;
+                match sub {
+                    skip_subtypes::INTERFACE_ID => ExtRepr::InterfaceId(body.to_vec()),
+                    skip_subtypes::DEVICE_ID | skip_subtypes::SUBSCRIBER_ID => {
+                        let (&id_type, id) = body.split_first().ok_or_else(bad)?;
+                        if sub == skip_subtypes::DEVICE_ID {
+                            ExtRepr::DeviceId {
+                                id_type,
+                                id: id.to_vec(),
+                            }
+                        } else {
+                            ExtRepr::SubscriberId {
+                                id_type,
+                                id: id.to_vec(),
+                            }
+                        }
+                    }
+                    skip_subtypes::ACCESS_TECH => {
+                        if body.len() != 1 {
+                            return Err(bad());
+                        }
+                        ExtRepr::AccessTechnology(AccessTech::from(body[0]))
+                    }
+                    _ => ExtRepr::UnknownSkippablePmip {
+                        subtype: sub,
+                        data: body.to_vec(),
+                    },
+                }
+            }
+            (ty, Some(subtype)) => ExtRepr::UnknownLong {
+                ty,
+                subtype,
+                data: d.to_vec(),
+            },
+            (ty, None) => ExtRepr::Unknown {
+                ty,
+                data: d.to_vec(),
+            },
+        })
+    }
+
+    pub fn ext_type(&self) -> u8 {
+        match self {
+            ExtRepr::Nai(_) => types::MN_NAI,
+            ExtRepr::Auth { kind, .. } => kind.ext_type(),
+            ExtRepr::PerNodeAuthMethod(_) => types::PMIPV4_NONSKIP,
+            ExtRepr::InterfaceId(_)
+            | ExtRepr::DeviceId { .. }
+            | ExtRepr::SubscriberId { .. }
+            | ExtRepr::AccessTechnology(_)
+            | ExtRepr::UnknownSkippablePmip { .. } => types::PMIPV4_SKIP,
+            ExtRepr::GreKey(_) => types::GRE_KEY,
+            ExtRepr::RevocationSupport { .. } => types::REVOCATION_SUPPORT,
+            ExtRepr::DynamicHa { .. } => types::DYNAMIC_HA,
+            ExtRepr::UnknownLong { ty, .. } | ExtRepr::Unknown { ty, .. } => *ty,
+        }
+    }
+
+    /// True for a type this implementation does not understand and may not skip
+    /// (RFC 3344 §1.9; the HA answers 134, §3.8.2.1).
+    pub fn is_unknown_nonskippable(&self) -> bool {
+        match self {
+            ExtRepr::UnknownLong { ty, .. } | ExtRepr::Unknown { ty, .. } => {
+                !types::is_skippable(*ty)
+            }
+            _ => false,
+        }
+    }
+
+    fn data_len(&self) -> usize {
+        match self {
+            ExtRepr::Nai(n) => n.len(),
+            ExtRepr::Auth { authenticator, .. } => 4 + authenticator.len(),
+            ExtRepr::PerNodeAuthMethod(_) => 1,
+            ExtRepr::InterfaceId(id) => 1 + id.len(),
+            ExtRepr::DeviceId { id, .. } | ExtRepr::SubscriberId { id, .. } => 2 + id.len(),
+            ExtRepr::AccessTechnology(_) => 2,
+            ExtRepr::UnknownSkippablePmip { data, .. } => 1 + data.len(),
+            ExtRepr::GreKey(_) => 4,
+            ExtRepr::RevocationSupport { .. } => 6,
+            ExtRepr::DynamicHa { .. } => 5,
+            ExtRepr::UnknownLong { data, .. } | ExtRepr::Unknown { data, .. } => data.len(),
+        }
+    }
+
+    fn is_long(&self) -> bool {
+        matches!(
+            self,
+            ExtRepr::PerNodeAuthMethod(_) | ExtRepr::GreKey(_) | ExtRepr::UnknownLong { .. }
+        )
+    }
+
+    /// Whether the data fits the length field of its header format.
+    pub fn is_emittable(&self) -> bool {
+        let max = if self.is_long() {
+            u16::MAX as usize
+        } else {
+            u8::MAX as usize
+        };
+        self.data_len() <= max
+            && match self {
+                ExtRepr::UnknownLong { ty, .. } => types::is_long(*ty),
+                ExtRepr::Unknown { ty, .. } => {
+                    !types::is_long(*ty)
+                        && !matches!(
+                            *ty,
+                            types::MN_NAI
+                                | types::MN_HA_AUTH
+                                | types::MN_FA_AUTH
+                                | types::FA_HA_AUTH
+                                | types::GRE_KEY
+                                | types::REVOCATION_SUPPORT
+                                | types::DYNAMIC_HA
+                                | types::PMIPV4_SKIP
+                        )
+                }
+                ExtRepr::UnknownSkippablePmip { subtype, .. } => *subtype > 4 || *subtype == 0,
+                ExtRepr::Nai(n) => !n.is_empty(),
+                _ => true,
+            }
+    }
+
+    pub fn buffer_len(&self) -> usize {
+        (if self.is_long() { 4 } else { 2 }) + self.data_len()
+    }
+
+    /// Writes the extension at the start of `buf` (at least `buffer_len()` long) and returns
+    /// the bytes written. Lengths beyond the header's range are truncated to fit: callers
+    /// that build messages from untrusted data check `is_emittable` first.
+    pub fn emit(&self, buf: &mut [u8]) -> usize {
+        let n = self.buffer_len();
+        let dl = self.data_len();
+        buf[0] = self.ext_type();
+        let h = if self.is_long() {
+            let sub = match self {
+                ExtRepr::PerNodeAuthMethod(_) => 1,
+                ExtRepr::UnknownLong { subtype, .. } => *subtype,
+                _ => 0,
+            };
+            buf[1] = sub;
+            buf[2..4].copy_from_slice(&(dl as u16).to_be_bytes());
+            4
+        } else {
+            buf[1] = dl as u8;
+            2
+        };
+        let d = &mut buf[h..n];
+        match self {
+            ExtRepr::Nai(v) => d.copy_from_slice(v),
+            ExtRepr::Auth {
+                spi, authenticator, ..
+            } => {
+                d[..4].copy_from_slice(&spi.to_be_bytes());
+                d[4..].copy_from_slice(authenticator);
+            }
+            ExtRepr::PerNodeAuthMethod(m) => d[0] = u8::from(*m),
+            ExtRepr::InterfaceId(id) => {
+                d[0] = skip_subtypes::INTERFACE_ID;
+                d[1..].copy_from_slice(id);
+            }
+            ExtRepr::DeviceId { id_type, id } | ExtRepr::SubscriberId { id_type, id } => {
+                d[0] = if matches!(self, ExtRepr::DeviceId { .. }) {
+                    skip_subtypes::DEVICE_ID
+                } else {
+                    skip_subtypes::SUBSCRIBER_ID
+                };
+                d[1] = *id_type;
+                d[2..].copy_from_slice(id);
+            }
+            ExtRepr::AccessTechnology(t) => {
+                d[0] = skip_subtypes::ACCESS_TECH;
+                d[1] = u8::from(*t);
+            }
+            ExtRepr::UnknownSkippablePmip { subtype, data } => {
+                d[0] = *subtype;
+                d[1..].copy_from_slice(data);
+            }
+            ExtRepr::GreKey(k) => d.copy_from_slice(&k.to_be_bytes()),
+            ExtRepr::RevocationSupport { i_bit, timestamp } => {
+                d[0] = if *i_bit { 0x80 } else { 0 };
+                d[1] = 0;
+                d[2..].copy_from_slice(&timestamp.to_be_bytes());
+            }
+            ExtRepr::DynamicHa { subtype, ha } => {
+                d[0] = *subtype;
+                d[1..].copy_from_slice(&ha.octets());
+            }
+            ExtRepr::UnknownLong { data, .. } | ExtRepr::Unknown { data, .. } => {
+                d.copy_from_slice(data)
+            }
+        }
+        n
+    }
+}
+
+/// Parses a whole extension area.
+pub fn parse_all(buf: &[u8], base: usize) -> Result<Vec<ExtRepr>> {
+    ExtIter::new(buf, base)
+        .map(|r| r.and_then(|raw| ExtRepr::parse(&raw)))
+        .collect()
+}
+
+/// Total encoded length of a list of extensions.
+pub fn buffer_len(exts: &[ExtRepr]) -> usize {
+    exts.iter().map(ExtRepr::buffer_len).sum()
+}
+
+/// Emits a list of extensions; returns the bytes written.
+pub fn emit_all(exts: &[ExtRepr], buf: &mut [u8]) -> usize {
+    let mut at = 0;
+    for e in exts {
+        at += e.emit(&mut buf[at..]);
+    }
+    at
+}
+
+/// Helpers to find things in a parsed extension list.
+pub trait ExtList {
+    fn nai(&self) -> Option<&[u8]>;
+    fn gre_key(&self) -> Option<u32>;
+    fn auth(&self, kind: AuthKind) -> Option<(u32, &[u8])>;
+    fn per_node_auth_method(&self) -> Option<AuthMethod>;
+    fn revocation_support(&self) -> Option<(bool, u32)>;
+    fn first_unknown_nonskippable(&self) -> Option<u8>;
+}
+
+impl ExtList for [ExtRepr] {
+    fn nai(&self) -> Option<&[u8]> {
+        self.iter().find_map(|e| match e {
+            ExtRepr::Nai(n) => Some(n.as_slice()),
+            _ => None,
+        })
+    }
+    fn gre_key(&self) -> Option<u32> {
+        self.iter().find_map(|e| match e {
+            ExtRepr::GreKey(k) => Some(*k),
+            _ => None,
+        })
+    }
+    fn auth(&self, want: AuthKind) -> Option<(u32, &[u8])> {
+        self.iter().find_map(|e| match e {
+            ExtRepr::Auth {
+                kind,
+                spi,
+                authenticator,
+            } if *kind == want => Some((*spi, authenticator.as_slice())),
+            _ => None,
+        })
+    }
+    fn per_node_auth_method(&self) -> Option<AuthMethod> {
+        self.iter().find_map(|e| match e {
+            ExtRepr::PerNodeAuthMethod(m) => Some(*m),
+            _ => None,
+        })
+    }
+    fn revocation_support(&self) -> Option<(bool, u32)> {
+        self.iter().find_map(|e| match e {
+            ExtRepr::RevocationSupport { i_bit, timestamp } => Some((*i_bit, *timestamp)),
+            _ => None,
+        })
+    }
+    fn first_unknown_nonskippable(&self) -> Option<u8> {
+        self.iter()
+            .find(|e| e.is_unknown_nonskippable())
+            .map(ExtRepr::ext_type)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn one(bytes: &[u8]) -> Result<ExtRepr> {
+        let raw = ExtIter::new(bytes, 0).next().expect("one extension")?;
+        ExtRepr::parse(&raw)
+    }
+
+    fn round(e: &ExtRepr, bytes: &[u8]) {
+        assert_eq!(e.buffer_len(), bytes.len());
+        let mut b = vec![0u8; e.buffer_len()];
+        assert_eq!(e.emit(&mut b), bytes.len());
+        assert_eq!(b, bytes, "emit {e:?}");
+        assert_eq!(&one(bytes).unwrap(), e, "parse");
+    }
+
+    #[test]
+    fn nai_bytes() {
+        round(&ExtRepr::Nai(b"a@b".to_vec()), &[131, 3, b'a', b'@', b'b']);
+    }
+
+    #[test]
+    fn fa_ha_auth_bytes() {
+        let mut bytes = vec![34, 20, 0, 0, 1, 0];
+        bytes.extend_from_slice(&[0xAA; 16]);
+        round(
+            &ExtRepr::Auth {
+                kind: AuthKind::FaHa,
+                spi: 256,
+                authenticator: vec![0xAA; 16],
+            },
+            &bytes,
+        );
+    }
+
+    #[test]
+    fn per_node_auth_method_bytes() {
+        // Long format: type 47, sub-type 1, length 1 (16 bits), method 1 = FA-HA.
+        round(
+            &ExtRepr::PerNodeAuthMethod(AuthMethod::FaHa),
+            &[47, 1, 0, 1, 1],
+        );
+    }
+
+    #[test]
+    fn pmipv4_skippable_bytes() {
+        round(
+            &ExtRepr::InterfaceId(b"eth1".to_vec()),
+            &[147, 5, 1, b'e', b't', b'h', b'1'],
+        );
+        round(
+            &ExtRepr::DeviceId {
+                id_type: 1,
+                id: vec![2, 0, 0, 0, 0, 1],
+            },
+            &[147, 8, 2, 1, 2, 0, 0, 0, 0, 1],
+        );
+        round(
+            &ExtRepr::SubscriberId {
+                id_type: 1,
+                id: b"00101".to_vec(),
+            },
+            &[147, 7, 3, 1, b'0', b'0', b'1', b'0', b'1'],
+        );
+        round(
+            &ExtRepr::AccessTechnology(AccessTech::Eutran),
+            &[147, 2, 4, 5],
+        );
+    }
+
+    #[test]
+    fn gre_key_bytes() {
+        // RFC 6245 §3.1, long format: Type 48, Sub-Type 0, Length 4 (16 bits), GRE Key.
+        round(&ExtRepr::GreKey(0x01020304), &[48, 0, 0, 4, 1, 2, 3, 4]);
+        assert_eq!(
+            one(&[48, 0, 0, 2, 1, 2]),
+            Err(Error::BadLength {
+                ext_type: 48,
+                len: 2
+            })
+        );
+        // An unknown sub-type of a non-skippable type must be refused by the HA.
+        let e = one(&[48, 7, 0, 4, 1, 2, 3, 4]).unwrap();
+        assert!(e.is_unknown_nonskippable());
+    }
+
+    #[test]
+    fn revocation_support_bytes() {
+        round(
+            &ExtRepr::RevocationSupport {
+                i_bit: true,
+                timestamp: 0x11223344,
+            },
+            &[137, 6, 0x80, 0, 0x11, 0x22, 0x33, 0x44],
+        );
+    }
+
+    #[test]
+    fn dynamic_ha_bytes() {
+        round(
+            &ExtRepr::DynamicHa {
+                subtype: 1,
+                ha: Ipv4Addr::new(10, 0, 0, 1),
+            },
+            &[139, 5, 1, 10, 0, 0, 1],
+        );
+    }
+
+    #[test]
+    fn unknown_types_are_yielded_not_errors() {
+        let bytes = [200, 2, 9, 9, 100, 1, 7, 47, 9, 0, 1, 5];
+        let v = parse_all(&bytes, 24).unwrap();
+        assert_eq!(
+            v,
+            vec![
+                ExtRepr::Unknown {
+                    ty: 200,
+                    data: vec![9, 9]
+                },
+                ExtRepr::Unknown {
+                    ty: 100,
+                    data: vec![7]
+                },
+                ExtRepr::UnknownLong {
+                    ty: 47,
+                    subtype: 9,
+                    data: vec![5]
+                },
+            ]
+        );
+        assert!(!v[0].is_unknown_nonskippable());
+        assert!(v[1].is_unknown_nonskippable());
+        assert!(v[2].is_unknown_nonskippable());
+        assert_eq!(v.first_unknown_nonskippable(), Some(100));
+        let raws: Vec<_> = ExtIter::new(&bytes, 24)
+            .map(|r| r.unwrap().offset)
+            .collect();
+        assert_eq!(raws, vec![24, 28, 31]);
+    }
+
+    #[test]
+    fn truncated_and_overrunning() {
+        assert_eq!(parse_all(&[131], 0), Err(Error::Truncated));
+        assert_eq!(parse_all(&[47, 1, 0], 0), Err(Error::Truncated));
+        assert_eq!(
+            parse_all(&[131, 5, b'a'], 0),
+            Err(Error::Overrun {
+                ext_type: 131,
+                offset: 0
+            })
+        );
+        assert_eq!(
+            parse_all(&[131, 1, b'a', 47, 1, 0xff, 0xff, 1], 10),
+            Err(Error::Overrun {
+                ext_type: 47,
+                offset: 13
+            })
+        );
+        assert!(matches!(
+            parse_all(&[34, 3, 0, 0, 0], 0),
+            Err(Error::BadLength { .. })
+        ));
+        assert!(matches!(
+            parse_all(&[147, 0], 0),
+            Err(Error::BadLength { .. })
+        ));
+        assert!(matches!(
+            parse_all(&[147, 1, 2], 0),
+            Err(Error::BadLength { .. })
+        ));
+        assert!(matches!(
+            parse_all(&[147, 3, 4, 1, 1], 0),
+            Err(Error::BadLength { .. })
+        ));
+        assert!(matches!(
+            parse_all(&[131, 0], 0),
+            Err(Error::BadLength { .. })
+        ));
+        assert!(matches!(
+            parse_all(&[47, 1, 0, 2, 1, 1], 0),
+            Err(Error::BadLength { .. })
+        ));
+    }
+
+    pub(crate) fn arb_ext() -> impl Strategy<Value = ExtRepr> {
+        let bytes = |max| proptest::collection::vec(any::<u8>(), 0..max);
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 1..60).prop_map(ExtRepr::Nai),
+            (0..3u8, any::<u32>(), bytes(40)).prop_map(|(k, spi, a)| ExtRepr::Auth {
+                kind: [AuthKind::MnHa, AuthKind::MnFa, AuthKind::FaHa][k as usize],
+                spi,
+                authenticator: a
+            }),
+            any::<u8>().prop_map(|m| ExtRepr::PerNodeAuthMethod(m.into())),
+            bytes(30).prop_map(ExtRepr::InterfaceId),
+            (any::<u8>(), bytes(30)).prop_map(|(t, id)| ExtRepr::DeviceId { id_type: t, id }),
+            (any::<u8>(), bytes(30)).prop_map(|(t, id)| ExtRepr::SubscriberId { id_type: t, id }),
+            any::<u8>().prop_map(|t| ExtRepr::AccessTechnology(t.into())),
+            any::<u32>().prop_map(ExtRepr::GreKey),
+            (any::<bool>(), any::<u32>()).prop_map(|(i, t)| ExtRepr::RevocationSupport {
+                i_bit: i,
+                timestamp: t
+            }),
+            (any::<u8>(), any::<[u8; 4]>()).prop_map(|(s, a)| ExtRepr::DynamicHa {
+                subtype: s,
+                ha: a.into()
+            }),
+            (any::<u8>(), bytes(300)).prop_map(|(s, d)| ExtRepr::UnknownLong {
+                ty: 36,
+                subtype: s,
+                data: d
+            }),
+            (5..=255u8, bytes(30)).prop_map(|(s, d)| ExtRepr::UnknownSkippablePmip {
+                subtype: s,
+                data: d
+            }),
+            (any::<u8>(), bytes(30)).prop_map(|(t, d)| ExtRepr::Unknown { ty: t, data: d }),
+        ]
+        .prop_filter("emittable", |e| e.is_emittable())
+    }
+
+    proptest! {
+        #[test]
+        fn ext_round_trip(exts in proptest::collection::vec(arb_ext(), 0..8)) {
+            let mut b = vec![0u8; buffer_len(&exts)];
+            prop_assert_eq!(emit_all(&exts, &mut b), b.len());
+            prop_assert_eq!(parse_all(&b, 0).unwrap(), exts);
+        }
+
+        #[test]
+        fn ext_parse_never_panics(b in proptest::collection::vec(any::<u8>(), 0..100)) {
+            let _ = parse_all(&b, 0);
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! PMIPv4 over real UDP 434 sockets: a PMA and an HA in two network namespaces register
+//! 1000 subscribers (MemDataPlane on both sides), tshark decodes the capture, and hostile
+//! datagrams get the RFC 3344 codes while the HA keeps serving.
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use pmip_tests::netns::{is_root, veth, Netns};
+use pmip_user::dataplane::{AccessPoint, MemDataPlane};
+use pmip_user::pmipv4::auth::{self, Algorithm, SecurityAssociation};
+use pmip_user::pmipv4::ha::{AddressPool, Ha, HaConfig, PmaPeer};
+use pmip_user::pmipv4::pma::{HaPeer, Pma, PmaConfig, PmaEvent, Subscriber};
+use pmip_user::pmipv4::transport::Shell;
+use pmip_user::pmipv4::wire::ext::{AuthKind, ExtRepr};
+use pmip_user::pmipv4::wire::{Message, RegistrationRequestRepr, ReplyCode, RrqFlags, PORT};
+use pmip_user::pmipv4::WallClock;
+
+const PMA_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 4, 1);
+const HA_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 4, 2);
+const N: u32 = 1000;
+
+fn sa() -> SecurityAssociation {
+    SecurityAssociation::new(0x100, b"pmipv4-test-key!", Algorithm::HmacMd5)
+}
+
+/// Removes the capture directory, also when the test fails.
+struct TempDir(std::path::PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Kills the capture (by pid, SIGINT so it flushes) even if the test fails.
+struct Capture(u32);
+impl Drop for Capture {
+    fn drop(&mut self) {
+        // SAFETY: plain kill(2) on the pid of the tcpdump we started.
+        unsafe { libc::kill(self.0 as i32, libc::SIGINT) };
+        // Wait until it has written everything and exited (zombie until Netns reaps it).
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(5) {
+            let st = std::fs::read_to_string(format!("/proc/{}/stat", self.0)).unwrap_or_default();
+            if st.is_empty() || st.contains(") Z ") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Sends `msg` from an ephemeral port of the PMA's address and returns the reply code.
+fn ask(sock: &UdpSocket, msg: &[u8]) -> ReplyCode {
+    sock.send_to(msg, SocketAddrV4::new(HA_IP, PORT)).unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = sock.recv_from(&mut buf).expect("a reply");
+    match Message::parse(&buf[..n]).unwrap() {
+        Message::Reply(r) => r.code,
+        m => panic!("unexpected {m:?}"),
+    }
+}
+
+fn crafted(nai: &str, sign: Option<&SecurityAssociation>) -> Vec<u8> {
+    let mut b = RegistrationRequestRepr {
+        flags: RrqFlags(RrqFlags::G | RrqFlags::T),
+        lifetime: 600,
+        home_address: Ipv4Addr::UNSPECIFIED,
+        home_agent: HA_IP,
+        care_of_address: PMA_IP,
+        identification: auth::ntp_from_system(SystemTime::now()),
+        extensions: vec![
+            ExtRepr::Nai(nai.as_bytes().to_vec()),
+            ExtRepr::GreKey(0xabc),
+        ],
+    }
+    .to_bytes();
+    if let Some(sa) = sign {
+        auth::append_auth(&mut b, AuthKind::FaHa, sa);
+    }
+    b
+}
+
+#[test]
+fn pma_and_ha_register_1000_subscribers_over_udp() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let pns = Netns::new("v4p").unwrap();
+    let mut hns = Netns::new("v4h").unwrap();
+    veth(&pns, "v4p0", &hns, "v4h0").unwrap();
+    pns.exec(&["ip", "addr", "add", "198.18.4.1/24", "dev", "v4p0"])
+        .unwrap();
+    hns.exec(&["ip", "addr", "add", "198.18.4.2/24", "dev", "v4h0"])
+        .unwrap();
+
+    let dir = TempDir(std::env::temp_dir().join(format!("pmipv4-netns-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let pcap = dir.0.join("pmipv4.pcap");
+    let pcap_s = pcap.to_str().unwrap().to_string();
+    let pid = hns
+        .spawn(&[
+            "tcpdump",
+            "-n",
+            "-U",
+            "--immediate-mode",
+            "-B",
+            "32768",
+            "-s",
+            "0",
+            "-i",
+            "v4h0",
+            "-w",
+            &pcap_s,
+            "udp",
+            "port",
+            "434",
+        ])
+        .unwrap()
+        .id();
+    let capture = Capture(pid);
+    let t = Instant::now();
+    while !pcap.exists() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+
+    let clock = WallClock::new(Instant::now(), SystemTime::now());
+    let mut hcfg = HaConfig::new(
+        HA_IP,
+        AddressPool {
+            first: Ipv4Addr::new(10, 60, 0, 1),
+            last: Ipv4Addr::new(10, 60, 255, 254),
+        },
+        vec![PmaPeer {
+            address: PMA_IP,
+            sa: sa(),
+            proxy_allowed: true,
+        }],
+    );
+    hcfg.max_lifetime_s = 600;
+    let ha = Shell::new(Ha::new(hcfg, clock));
+    let pma = Shell::new(Pma::new(
+        PmaConfig::new(
+            PMA_IP,
+            vec![HaPeer {
+                address: HA_IP,
+                sa: sa(),
+            }],
+        ),
+        clock,
+    ));
+    let ha_dp = Arc::new(Mutex::new(MemDataPlane::default()));
+    let pma_dp = Arc::new(Mutex::new(MemDataPlane::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (h, d, s) = (ha.clone(), ha_dp.clone(), stop.clone());
+    let ha_thread = hns
+        .thread(move || h.run_blocking(SocketAddrV4::new(HA_IP, PORT), d, s))
+        .unwrap();
+    let (p, d, s) = (pma.clone(), pma_dp.clone(), stop.clone());
+    let pma_thread = pns
+        .thread(move || p.run_blocking(SocketAddrV4::new(PMA_IP, PORT), d, s))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    let started = Instant::now();
+    for i in 0..N {
+        let at = AccessPoint {
+            ifindex: 7,
+            vlan: 0,
+            mac: [2, 0, 0, 0, (i >> 8) as u8, i as u8],
+        };
+        pma.with(|m, now| {
+            m.attach(
+                now,
+                Subscriber::new(&format!("sub{i}@pmip.test"), at, i, HA_IP),
+            )
+        });
+        // Attach storms are paced like an access network would (and so tcpdump keeps up).
+        if i % 50 == 49 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let mut registered = 0;
+    while registered < N && started.elapsed() < Duration::from_secs(30) {
+        registered += pma.with(|m, _| {
+            std::iter::from_fn(|| m.poll_event())
+                .filter(|e| matches!(e, PmaEvent::Registered { renewal: false, .. }))
+                .count() as u32
+        });
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = started.elapsed();
+    eprintln!("{N} registrations over UDP in {took:?}");
+    assert_eq!(registered, N);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(pma_dp.lock().unwrap().access.len(), N as usize);
+    assert_eq!(ha_dp.lock().unwrap().anchor.len(), N as usize);
+    assert_eq!(ha.with(|m, _| m.binding_count()), N as usize);
+    // Both sides agree on every subscriber's keys and home address.
+    {
+        let (a, h) = (pma_dp.lock().unwrap(), ha_dp.lock().unwrap());
+        for b in a.access.values() {
+            let x = &h.anchor[&b.uplink_key];
+            assert_eq!((x.downlink_key, x.home_v4), (b.downlink_key, b.home_v4));
+        }
+    }
+
+    // Hostile input from the PMA's address (another port), answered while service goes on.
+    let hostile = pns
+        .run_in(|| {
+            let s = UdpSocket::bind(SocketAddrV4::new(PMA_IP, 0)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            let wrong_key = SecurityAssociation::new(0x100, b"wrong key", Algorithm::HmacMd5);
+            let wrong_spi =
+                SecurityAssociation::new(0x999, b"pmipv4-test-key!", Algorithm::HmacMd5);
+            let bad_auth = ask(&s, &crafted("evil@pmip.test", Some(&wrong_key)));
+            let bad_spi = ask(&s, &crafted("evil@pmip.test", Some(&wrong_spi)));
+            let mut trunc = crafted("evil@pmip.test", Some(&sa()));
+            trunc.truncate(trunc.len() - 5);
+            let truncated = ask(&s, &trunc);
+            let mut over = crafted("evil@pmip.test", None);
+            over[25] = 200; // NAI length overruns the datagram
+            let overrun = ask(&s, &over);
+            let good = crafted("extra@pmip.test", Some(&sa()));
+            let first = ask(&s, &good);
+            let replay = ask(&s, &good);
+            [bad_auth, bad_spi, truncated, overrun, first, replay]
+        })
+        .unwrap();
+    assert_eq!(
+        hostile,
+        [
+            ReplyCode::FaFailedAuth,
+            ReplyCode::FaFailedAuth,
+            ReplyCode::PoorlyFormed,
+            ReplyCode::PoorlyFormed,
+            ReplyCode::Accepted,
+            ReplyCode::IdentMismatch
+        ]
+    );
+    let c = ha.with(|m, _| m.counters().clone());
+    assert_eq!(
+        (c.bad_authenticator, c.unknown_spi, c.ident_replayed),
+        (1, 1, 1)
+    );
+    assert_eq!(c.rx_malformed, 2);
+    // Still serving: one more subscriber through the PMA.
+    let at = AccessPoint {
+        ifindex: 7,
+        vlan: 0,
+        mac: [2, 0, 0, 0, 0xff, 0xff],
+    };
+    pma.with(|m, now| m.attach(now, Subscriber::new("late@pmip.test", at, 9999, HA_IP)));
+    let t = Instant::now();
+    while pma.with(|m, _| m.registration("late@pmip.test")).is_none()
+        && t.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(pma.with(|m, _| m.registration("late@pmip.test")).is_some());
+    assert_eq!(ha_dp.lock().unwrap().anchor.len(), N as usize + 2);
+
+    stop.store(true, Ordering::Relaxed);
+    ha_thread.join().unwrap().unwrap();
+    pma_thread.join().unwrap().unwrap();
+    drop(capture);
+
+    // tshark on the capture: every request and reply decoded, nothing malformed.
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(&pcap)
+        .args([
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+            "-e",
+            "mip.type",
+            "-e",
+            "mip.code",
+            "-e",
+            "mip.coa",
+            "-e",
+            "mip.nai",
+            "-e",
+            "mip.g",
+            "-e",
+            "mip.auth.spi",
+            "-e",
+            "_ws.malformed",
+            "-e",
+            "udp.srcport",
+        ])
+        .output();
+    let Ok(out) = out else {
+        eprintln!("tshark not installed: capture not decoded");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('|').collect()).collect();
+    let requests = rows.iter().filter(|r| r[0] == "1").count();
+    let accepted = rows.iter().filter(|r| r[0] == "3" && r[1] == "0").count();
+    assert!(requests >= N as usize + 6, "requests {requests}");
+    assert!(accepted >= N as usize + 2, "accepted {accepted}");
+    // Only the hostile datagrams (sent from an ephemeral port) may be malformed.
+    let ours = |r: &&Vec<&str>| r.get(7) == Some(&"434");
+    assert!(
+        rows.iter().filter(ours).all(|r| r[6].is_empty()),
+        "malformed frame from an agent"
+    );
+    assert_eq!(
+        rows.iter().filter(|r| !r[6].is_empty()).count(),
+        2,
+        "the two broken hostile ones"
+    );
+    for r in rows
+        .iter()
+        .filter(|r| r[0] == "1" && r[3].starts_with("sub"))
+    {
+        assert_eq!(r[2], "198.18.4.1");
+        assert!(r[4] == "1" || r[4] == "True", "G flag: {r:?}");
+        assert_eq!(r[5], "0x00000100");
+    }
+}
+
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: cpu_set_t is plain data; sched_setaffinity(0) affects the calling thread only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Registrations/s through the real UDP shell, HA pinned to one core, HMAC-MD5.
+/// cargo test --release -p pmip-tests --test pmipv4_signaling -- --ignored --nocapture
+#[test]
+#[ignore]
+fn ha_udp_registration_rate() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    for n in [10_000u32, 100_000] {
+        let pns = Netns::new("v4bp").unwrap();
+        let hns = Netns::new("v4bh").unwrap();
+        veth(&pns, "v4p0", &hns, "v4h0").unwrap();
+        pns.exec(&["ip", "addr", "add", "198.18.4.1/24", "dev", "v4p0"])
+            .unwrap();
+        hns.exec(&["ip", "addr", "add", "198.18.4.2/24", "dev", "v4h0"])
+            .unwrap();
+        let mut hcfg = HaConfig::new(
+            HA_IP,
+            AddressPool {
+                first: Ipv4Addr::new(10, 0, 0, 1),
+                last: Ipv4Addr::new(10, 255, 255, 254),
+            },
+            vec![PmaPeer {
+                address: PMA_IP,
+                sa: sa(),
+                proxy_allowed: true,
+            }],
+        );
+        hcfg.max_lifetime_s = 3600;
+        let ha = Shell::new(Ha::new(
+            hcfg,
+            WallClock::new(Instant::now(), SystemTime::now()),
+        ));
+        let dp = Arc::new(Mutex::new(MemDataPlane::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, d, s) = (ha.clone(), dp.clone(), stop.clone());
+        let th = hns
+            .thread(move || {
+                pin_to_cpu(1);
+                h.run_blocking(SocketAddrV4::new(HA_IP, PORT), d, s)
+            })
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let base = auth::ntp_from_system(SystemTime::now());
+        let msgs: Vec<Vec<u8>> = (0..n)
+            .map(|i| {
+                let mut b = RegistrationRequestRepr {
+                    flags: RrqFlags(RrqFlags::G | RrqFlags::T),
+                    lifetime: 3600,
+                    home_address: Ipv4Addr::UNSPECIFIED,
+                    home_agent: HA_IP,
+                    care_of_address: PMA_IP,
+                    identification: base + i as u64,
+                    extensions: vec![
+                        ExtRepr::Nai(format!("subscriber{i}@bench.pmip").into_bytes()),
+                        ExtRepr::GreKey(i + 1),
+                        ExtRepr::PerNodeAuthMethod(pmip_user::pmipv4::wire::AuthMethod::FaHa),
+                    ],
+                }
+                .to_bytes();
+                auth::append_auth(&mut b, AuthKind::FaHa, &sa());
+                b
+            })
+            .collect();
+        let (elapsed, got) = pns
+            .run_in(move || {
+                pin_to_cpu(0);
+                let s = UdpSocket::bind(SocketAddrV4::new(PMA_IP, 0)).unwrap();
+                s.set_nonblocking(true).unwrap();
+                let dst = SocketAddrV4::new(HA_IP, PORT);
+                let (mut sent, mut got) = (0usize, 0usize);
+                let mut buf = [0u8; 2048];
+                let t = Instant::now();
+                while got < msgs.len() && t.elapsed() < Duration::from_secs(60) {
+                    while sent < msgs.len() && sent - got < 128 {
+                        if s.send_to(&msgs[sent], dst).is_err() {
+                            break;
+                        }
+                        sent += 1;
+                    }
+                    match s.recv_from(&mut buf) {
+                        Ok(_) => got += 1,
+                        Err(_) => std::thread::yield_now(),
+                    }
+                }
+                (t.elapsed(), got)
+            })
+            .unwrap();
+        stop.store(true, Ordering::Relaxed);
+        th.join().unwrap().unwrap();
+        let c = ha.with(|m, _| m.counters().clone());
+        println!(
+            "| {n} | {:.0} registrations/s over UDP (replies {got}, accepted {}, HA rx {}) |",
+            got as f64 / elapsed.as_secs_f64(),
+            c.registrations,
+            ha.stats.rx_datagrams.load(Ordering::Relaxed)
+        );
+        assert_eq!(c.registrations, n as u64);
+    }
+}
