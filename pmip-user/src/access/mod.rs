@@ -1,0 +1,8 @@
+//! The access side towards the unmodified subscriber: the proxy DHCP server
+//! (`dhcp`, sans-IO, and `shell`, its sockets), ARP-polling detach detection
+//! (`detach`) and the raw Ethernet/ARP/UDP frames both need (`frame`).
+//!
+//! ICMP echo to the gateway (draft §6.2, TTL 1) needs nothing here: the router
+//! address is configured on the access interface, so the kernel answers it.
+pub mod dhcp;
+pub mod frame;
