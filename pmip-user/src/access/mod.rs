@@ -6,3 +6,4 @@
 //! address is configured on the access interface, so the kernel answers it.
 pub mod dhcp;
 pub mod frame;
+pub mod shell;
