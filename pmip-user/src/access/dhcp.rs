@@ -598,4 +598,4 @@ impl DhcpServer {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -4,6 +4,7 @@
 //!
 //! ICMP echo to the gateway (draft §6.2, TTL 1) needs nothing here: the router
 //! address is configured on the access interface, so the kernel answers it.
+pub mod detach;
 pub mod dhcp;
 pub mod frame;
 pub mod shell;

@@ -261,3 +261,129 @@ impl DhcpShell {
         }
     }
 }
+
+/// What the daemon tells the ARP detach monitor of one access interface.
+#[derive(Clone, Debug)]
+pub enum ArpCmd {
+    Watch { mac: [u8; 6], home: Ipv4Addr, gateway: Ipv4Addr },
+    Unwatch { mac: [u8; 6] },
+    /// Another sign of life (DHCP renewal, uplink traffic).
+    Seen { mac: [u8; 6] },
+}
+
+/// AF_PACKET socket for ARP (ETH_P_ARP) bound to one interface, non-blocking.
+fn arp_socket(ifindex: u32) -> Result<OwnedFd> {
+    let proto = (libc::ETH_P_ARP as u16).to_be();
+    // SAFETY: plain socket(2).
+    let fd = unsafe {
+        libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, i32::from(proto))
+    };
+    if fd < 0 {
+        bail!("AF_PACKET/ARP socket: {}", io::Error::last_os_error());
+    }
+    // SAFETY: fresh valid descriptor.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_ll is plain old data.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = proto;
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: valid sockaddr_ll and its size.
+    let rc = unsafe {
+        libc::bind(fd.as_raw_fd(), &sll as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_ll>() as u32)
+    };
+    if rc < 0 {
+        bail!("bind AF_PACKET to ifindex {ifindex}: {}", io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// ARP-polling detach detection ([`DetachMonitor`](super::detach::DetachMonitor))
+/// on one real access interface.
+pub struct ArpShell {
+    monitor: super::detach::DetachMonitor,
+    fd: tokio::io::unix::AsyncFd<OwnedFd>,
+    raw: RawSender,
+    ifindex: u32,
+    vlan: u16,
+    if_mac: [u8; 6],
+}
+
+impl ArpShell {
+    /// Opens the ARP socket on `ifname` (caller's namespace); needs a tokio runtime.
+    /// `vlan` only labels the [`AccessPoint`](crate::dataplane::AccessPoint)s.
+    pub fn open(ifname: &str, vlan: u16, cfg: super::detach::DetachConfig) -> Result<Self> {
+        let (ifindex, if_mac) = interface_info(ifname)?;
+        // SAFETY: the OwnedFd is moved in and stays registered only while owned here.
+        let fd = unsafe { tokio::io::unix::AsyncFd::register(arp_socket(ifindex)?) }
+            .map_err(|e| anyhow::anyhow!("registering the ARP socket: {e}"))?;
+        Ok(ArpShell {
+            monitor: super::detach::DetachMonitor::new(cfg),
+            fd,
+            raw: RawSender::open(ifindex)?,
+            ifindex,
+            vlan,
+            if_mac,
+        })
+    }
+
+    fn at(&self, mac: [u8; 6]) -> crate::dataplane::AccessPoint {
+        crate::dataplane::AccessPoint { ifindex: self.ifindex, vlan: self.vlan, mac }
+    }
+
+    /// Runs until `cmds` closes; detached subscribers go to `events`.
+    pub async fn run(
+        mut self,
+        mut cmds: mpsc::UnboundedReceiver<ArpCmd>,
+        events: mpsc::UnboundedSender<super::detach::Detached>,
+    ) -> Result<()> {
+        let mut buf = [0u8; 1600];
+        loop {
+            let deadline = self.monitor.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                g = self.fd.readable() => {
+                    let mut g = g?;
+                    // SAFETY: recv into a live buffer of the given length.
+                    let n = unsafe {
+                        libc::recv(self.fd.get_ref().as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0)
+                    };
+                    if n < 0 {
+                        let e = io::Error::last_os_error();
+                        if e.kind() == io::ErrorKind::WouldBlock {
+                            g.clear_ready();
+                        } else {
+                            tracing::warn!("ARP socket: {e}");
+                        }
+                    } else if let Ok(arp) = frame::ArpRepr::from_frame(&buf[..n as usize]) {
+                        self.monitor.handle_arp(Instant::now(), self.ifindex, self.vlan, &arp);
+                    }
+                }
+                c = cmds.recv() => {
+                    let now = Instant::now();
+                    match c {
+                        None => return Ok(()),
+                        Some(ArpCmd::Watch { mac, home, gateway }) => self.monitor.add(now, self.at(mac), home, gateway),
+                        Some(ArpCmd::Unwatch { mac }) => self.monitor.remove(&self.at(mac)),
+                        Some(ArpCmd::Seen { mac }) => self.monitor.seen(now, &self.at(mac)),
+                    }
+                }
+                _ = sleep => self.monitor.handle_timeout(Instant::now()),
+            }
+            while let Some(p) = self.monitor.poll_transmit() {
+                if let Err(e) = self.raw.send(&p.to_frame(self.if_mac)) {
+                    tracing::warn!("ARP probe to {}: {e}", p.target);
+                }
+            }
+            while let Some(d) = self.monitor.poll_event() {
+                tracing::info!(mac = %frame::mac_colon(&d.at.mac), home = %d.home, "subscriber detached (ARP polling)");
+                let _ = events.send(d);
+            }
+        }
+    }
+}
