@@ -1,0 +1,1 @@
+//! pmipctl protocol (placeholder, filled in the next commit).
