@@ -274,3 +274,59 @@ fn dhclient_gets_binding() {
     assert_eq!(field(&bound, "mtu"), "1476", "{bound}");
     assert!(matches!(gw.next_event(Duration::from_secs(1)), Some(Event::AttachRequest { .. })));
 }
+
+/// Handover: the subscriber's link moves from gateway 1 to gateway 2 (same
+/// router address and MAC, as RFC 5213 §6.9.3 asks of MAGs in one domain).
+/// Its next renewal reaches gateway 2, which has never seen it: the renewal
+/// triggers a registration there and is ACKed with the same address.
+#[test]
+fn renewal_after_handover_is_answered_by_the_new_gateway() {
+    if !is_root() || !have("busybox") {
+        eprintln!("skipped: needs root and busybox");
+        return;
+    }
+    let sw = Netns::new("dhh").unwrap();
+    let g1 = Netns::new("dhh").unwrap();
+    let g2 = Netns::new("dhh").unwrap();
+    let mut cl = Netns::new("dhh").unwrap();
+    veth(&g1, "ga", &sw, "p1").unwrap();
+    veth(&g2, "gb", &sw, "p2").unwrap();
+    veth(&cl, "ca", &sw, "pc").unwrap();
+    sw.exec(&["ip", "link", "add", "br0", "type", "bridge"]).unwrap();
+    for p in ["p1", "p2", "pc"] {
+        sw.exec(&["ip", "link", "set", p, "master", "br0"]).unwrap();
+    }
+    sw.exec(&["ip", "link", "set", "br0", "up"]).unwrap();
+    sw.exec(&["ip", "link", "set", "p2", "down"]).unwrap();
+    for (ns, dev) in [(&g1, "ga"), (&g2, "gb")] {
+        ns.exec(&["ip", "link", "set", dev, "address", "02:00:00:00:00:fe"]).unwrap();
+        ns.exec(&["ip", "addr", "add", "192.0.2.254/24", "dev", dev]).unwrap();
+    }
+    let gw1 = Gw::start(&g1, "ga", binding(3600));
+    let gw2 = Gw::start(&g2, "gb", binding(3600));
+    let dir = TempDir::new("udhcph");
+    let (script, log) = udhcpc_script(&dir.0);
+    let pid = cl
+        .spawn(&["busybox", "udhcpc", "-f", "-i", "ca", "-s", script.to_str().unwrap(), "-t", "5", "-T", "1", "-A", "1"])
+        .unwrap()
+        .id()
+        .to_string();
+    assert!(matches!(gw1.next_event(Duration::from_secs(10)), Some(Event::AttachRequest { .. })));
+    let bound = wait_for_line(&log, "bound", Duration::from_secs(10)).expect("udhcpc did not bind");
+    assert_eq!(field(&bound, "ip"), "192.0.2.1");
+
+    // Move the subscriber.
+    sw.exec(&["ip", "link", "set", "p1", "down"]).unwrap();
+    sw.exec(&["ip", "link", "set", "p2", "up"]).unwrap();
+    cl.exec(&["kill", "-USR1", &pid]).unwrap();
+    match gw2.next_event(Duration::from_secs(10)) {
+        Some(Event::AttachRequest { requested, .. }) => assert_eq!(requested, Some(HOME)),
+        other => panic!("gateway 2: expected AttachRequest, got {other:?}"),
+    }
+    let renew = wait_for_line(&log, "renew", Duration::from_secs(10)).expect("no renew after handover");
+    assert_eq!(field(&renew, "ip"), "192.0.2.1", "{renew}");
+    assert_eq!(field(&renew, "serverid"), "192.0.2.254", "{renew}");
+    assert_eq!(gw2.stats.lock().unwrap().acks, 1);
+    assert_eq!(gw1.stats.lock().unwrap().acks, 1, "gateway 1 saw only the first attach");
+    drop(cl);
+}
