@@ -174,7 +174,7 @@ pub fn format_bindings(b: &[BindingView]) -> String {
 pub fn format_tunnels(t: &[TunnelView]) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "Total number of tunnels: {}", t.len());
-    let _ = writeln!(o, "{:<16} {:<40} {:<40} {:>8} {}", "Peer", "Local", "Remote", "Bindings", "State");
+    let _ = writeln!(o, "{:<16} {:<40} {:<40} {:>8} State", "Peer", "Local", "Remote", "Bindings");
     let ip = |a: &Option<IpAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
     for x in t {
         let _ = writeln!(o, "{:<16} {:<40} {:<40} {:>8} {}", x.peer_name, ip(&x.local), ip(&x.remote), x.bindings, x.state);

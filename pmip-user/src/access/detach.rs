@@ -218,8 +218,10 @@ mod tests {
         ArpRepr { op: ArpOp::Reply, sha: AT.mac, spa: HOME, tha: [2, 0, 0, 0, 0, 0xfe], tpa: GW }
     }
 
+    type Log<T> = Vec<(Instant, T)>;
+
     /// Drives the monitor to each deadline until `until`, collecting what it did.
-    fn run(m: &mut DetachMonitor, until: Instant) -> (Vec<(Instant, Probe)>, Vec<(Instant, Detached)>) {
+    fn run(m: &mut DetachMonitor, until: Instant) -> (Log<Probe>, Log<Detached>) {
         let (mut tx, mut ev) = (Vec::new(), Vec::new());
         while let Some(t) = m.poll_timeout().filter(|t| *t <= until) {
             m.handle_timeout(t);

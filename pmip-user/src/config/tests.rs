@@ -128,7 +128,8 @@ fn errors_of(base: &str, edits: &[(&str, Option<Value>)]) -> String {
 
 #[test]
 fn bad_configs_are_refused_with_the_key_path() {
-    let cases: Vec<(&str, Vec<(&str, Option<Value>)>, &str)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, Option<Value>)>, &'a str);
+    let cases: Vec<Case> = vec![
         (ACCESS_V4, vec![("peers[1].spi", i(12))], "peers[1].spi: must be >= 256"),
         (ACCESS_V4, vec![("peers[0].spi", None)], "peers[0].spi: missing"),
         (ACCESS_V4, vec![("peers[0].algorithm", s("sha1"))], "unknown variant `sha1`"),
