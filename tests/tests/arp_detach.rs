@@ -18,6 +18,7 @@ fn arp_polling_detects_detach() {
     }
     let gw = Netns::new("arp").unwrap();
     let cl = Netns::new("arp").unwrap();
+    // `cl` must be kept alive; it is used below.
     veth(&gw, "ga", &cl, "ca").unwrap();
     gw.exec(&["ip", "addr", "add", "192.0.2.254/24", "dev", "ga"]).unwrap();
     cl.exec(&["ip", "addr", "add", "192.0.2.1/24", "dev", "ca"]).unwrap();
@@ -32,7 +33,8 @@ fn arp_polling_detects_detach() {
         .thread(move || -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(async move {
-                let shell = ArpShell::open("ga", 0, cfg)?;
+                let mut shell = ArpShell::open("ga", 0, cfg)?;
+                shell.set_proxy_arp(Some(Ipv4Addr::new(192, 0, 2, 254)));
                 let (e_tx, mut e_rx) = mpsc::unbounded_channel();
                 let fwd = async move {
                     while let Some(e) = e_rx.recv().await {
@@ -51,7 +53,19 @@ fn arp_polling_detects_detach() {
         .send(ArpCmd::Watch { mac, home: Ipv4Addr::new(192, 0, 2, 1), gateway: Ipv4Addr::new(192, 0, 2, 254) })
         .unwrap();
     // Present: many intervals pass without a detach.
-    assert!(ev_rx.recv_timeout(Duration::from_secs(3)).is_err(), "detached while present");
+    assert!(ev_rx.recv_timeout(Duration::from_secs(2)).is_err(), "detached while present");
+    // Proxy ARP (draft §6.1): another host of the home subnet resolves to the gateway.
+    let gw_mac = gw.exec(&["cat", "/sys/class/net/ga/address"]).unwrap();
+    let out = cl.exec_status(&["busybox", "arping", "-c", "1", "-w", "2", "-I", "ca", "192.0.2.77"]).unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(text.contains(&format!("[{}]", gw_mac.trim())), "{text}");
+    assert!(text.contains("received 1 response"), "{text}");
+    // ... but an address probe (sender 0.0.0.0, as DHCP clients check a new
+    // address, RFC 5227) gets no answer, or the client would DECLINE.
+    let out = cl.exec_status(&["busybox", "arping", "-D", "-c", "1", "-w", "1", "-I", "ca", "192.0.2.77"]).unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(text.contains("received 0 response"), "{text}");
+    assert!(ev_rx.recv_timeout(Duration::from_secs(1)).is_err(), "detached while present");
     // Gone: the link drops; the detach follows within the worst case (+ slack).
     cl.exec(&["ip", "link", "set", "ca", "down"]).unwrap();
     let t = Instant::now();

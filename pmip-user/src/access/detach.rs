@@ -86,6 +86,8 @@ pub struct DetachStats {
 
 pub struct DetachMonitor {
     cfg: DetachConfig,
+    /// Off: the monitor only keeps the subscriber table (for proxy ARP).
+    polling: bool,
     subs: HashMap<AccessPoint, Sub>,
     transmits: VecDeque<Probe>,
     events: VecDeque<Detached>,
@@ -96,6 +98,7 @@ impl DetachMonitor {
     pub fn new(cfg: DetachConfig) -> Self {
         DetachMonitor {
             cfg,
+            polling: true,
             subs: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -105,6 +108,36 @@ impl DetachMonitor {
 
     pub fn config(&self) -> &DetachConfig {
         &self.cfg
+    }
+
+    /// Turns ARP polling on or off (`detach.enabled`); the table stays.
+    pub fn set_polling(&mut self, on: bool) {
+        self.polling = on;
+    }
+
+    /// Draft §6.1 (seed 003): the access router is the subscriber's L2 endpoint
+    /// for every address, so a registered subscriber's ARP request for any
+    /// other address is answered with our MAC. Not answered: the subscriber's
+    /// own address (gratuitous ARP / RFC 5227 announcements), probes with
+    /// sender 0.0.0.0 (a DHCP client checking its new address must not see a
+    /// conflict), strangers, and `kernel_owned` (the router address, which the
+    /// kernel already answers).
+    pub fn proxy_arp_reply(
+        &self,
+        ifindex: u32,
+        vlan: u16,
+        req: &ArpRepr,
+        our_mac: [u8; 6],
+        kernel_owned: Ipv4Addr,
+    ) -> Option<ArpRepr> {
+        if req.op != ArpOp::Request || req.tpa == req.spa || req.tpa.is_unspecified() || req.tpa == kernel_owned {
+            return None;
+        }
+        let s = self.subs.get(&AccessPoint { ifindex, vlan, mac: req.sha })?;
+        if s.home != req.spa {
+            return None;
+        }
+        Some(ArpRepr { op: ArpOp::Reply, sha: our_mac, spa: req.tpa, tha: req.sha, tpa: req.spa })
     }
 
     /// Starts watching a registered subscriber; `gateway` is the ARP sender address.
@@ -162,6 +195,9 @@ impl DetachMonitor {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if !self.polling {
+            return None;
+        }
         self.subs
             .values()
             .map(|s| match s.state {
@@ -172,6 +208,9 @@ impl DetachMonitor {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        if !self.polling {
+            return;
+        }
         let cfg = self.cfg;
         let mut gone = Vec::new();
         for (at, s) in self.subs.iter_mut() {
@@ -310,6 +349,34 @@ mod tests {
         m.add(t0, AT, HOME, GW);
         m.remove(&AT);
         assert_eq!(m.poll_timeout(), None);
+    }
+
+    #[test]
+    fn proxy_arp_answers_subscribers_for_other_addresses() {
+        let t0 = Instant::now();
+        let mut m = DetachMonitor::new(cfg());
+        m.add(t0, AT, HOME, GW);
+        let gw_mac = [2, 0, 0, 0, 0, 0xfe];
+        let cn = Ipv4Addr::new(192, 0, 2, 77);
+        let req = ArpRepr { op: ArpOp::Request, sha: AT.mac, spa: HOME, tha: [0; 6], tpa: cn };
+        assert_eq!(
+            m.proxy_arp_reply(3, 0, &req, gw_mac, GW),
+            Some(ArpRepr { op: ArpOp::Reply, sha: gw_mac, spa: cn, tha: AT.mac, tpa: HOME })
+        );
+        // Not answered: the router (kernel does), gratuitous, probe, stranger, reply, other link.
+        assert_eq!(m.proxy_arp_reply(3, 0, &ArpRepr { tpa: GW, ..req }, gw_mac, GW), None);
+        assert_eq!(m.proxy_arp_reply(3, 0, &ArpRepr { tpa: HOME, ..req }, gw_mac, GW), None);
+        assert_eq!(m.proxy_arp_reply(3, 0, &ArpRepr { spa: Ipv4Addr::UNSPECIFIED, ..req }, gw_mac, GW), None);
+        assert_eq!(m.proxy_arp_reply(3, 0, &ArpRepr { sha: [2, 9, 9, 9, 9, 9], ..req }, gw_mac, GW), None);
+        assert_eq!(m.proxy_arp_reply(3, 0, &ArpRepr { spa: cn, tpa: HOME, ..req }, gw_mac, GW), None);
+        assert_eq!(m.proxy_arp_reply(3, 0, &ArpRepr { op: ArpOp::Reply, ..req }, gw_mac, GW), None);
+        assert_eq!(m.proxy_arp_reply(4, 0, &req, gw_mac, GW), None);
+        // Polling off: still a table for proxy ARP, never a probe or a detach.
+        m.set_polling(false);
+        assert_eq!(m.poll_timeout(), None);
+        m.handle_timeout(t0 + Duration::from_secs(1000));
+        assert!(m.poll_transmit().is_none() && m.poll_event().is_none());
+        assert!(m.proxy_arp_reply(3, 0, &req, gw_mac, GW).is_some());
     }
 
     #[test]

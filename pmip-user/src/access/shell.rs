@@ -307,11 +307,14 @@ pub struct ArpShell {
     ifindex: u32,
     vlan: u16,
     if_mac: [u8; 6],
+    /// Answer subscribers' ARP for any address (draft §6.1); `Some(router address)`.
+    proxy_arp: Option<Ipv4Addr>,
 }
 
 impl ArpShell {
     /// Opens the ARP socket on `ifname` (caller's namespace); needs a tokio runtime.
     /// `vlan` only labels the [`AccessPoint`](crate::dataplane::AccessPoint)s.
+    /// ARP polling is on; see [`set_polling`](Self::set_polling), [`set_proxy_arp`](Self::set_proxy_arp).
     pub fn open(ifname: &str, vlan: u16, cfg: super::detach::DetachConfig) -> Result<Self> {
         let (ifindex, if_mac) = interface_info(ifname)?;
         // SAFETY: the OwnedFd is moved in and stays registered only while owned here.
@@ -324,7 +327,18 @@ impl ArpShell {
             ifindex,
             vlan,
             if_mac,
+            proxy_arp: None,
         })
+    }
+
+    pub fn set_polling(&mut self, on: bool) {
+        self.monitor.set_polling(on);
+    }
+
+    /// Answers watched subscribers' ARP requests for any address but `router`
+    /// (which the kernel owns) with this interface's MAC.
+    pub fn set_proxy_arp(&mut self, router: Option<Ipv4Addr>) {
+        self.proxy_arp = router;
     }
 
     fn at(&self, mac: [u8; 6]) -> crate::dataplane::AccessPoint {
@@ -361,7 +375,17 @@ impl ArpShell {
                             tracing::warn!("ARP socket: {e}");
                         }
                     } else if let Ok(arp) = frame::ArpRepr::from_frame(&buf[..n as usize]) {
+                        if arp.sha == self.if_mac {
+                            continue; // our own frames, seen again on the way out
+                        }
                         self.monitor.handle_arp(Instant::now(), self.ifindex, self.vlan, &arp);
+                        if let Some(router) = self.proxy_arp {
+                            if let Some(r) = self.monitor.proxy_arp_reply(self.ifindex, self.vlan, &arp, self.if_mac, router) {
+                                if let Err(e) = self.raw.send(&r.to_frame(arp.sha)) {
+                                    tracing::warn!("proxy ARP reply: {e}");
+                                }
+                            }
+                        }
                     }
                 }
                 c = cmds.recv() => {
