@@ -271,3 +271,12 @@ fn prefixes_and_overhead() {
     assert_eq!(tunnel_overhead(Family::Ipv4), 28);
     assert_eq!(tunnel_overhead(Family::Ipv6), 48);
 }
+
+#[test]
+fn serialize_round_trip() {
+    for text in [ACCESS_V6, ANCHOR_V6, ACCESS_V4, ANCHOR_V4] {
+        let c = Config::from_toml_str(text).unwrap();
+        let again = Config::from_toml_str(&toml::to_string(&c).unwrap()).unwrap();
+        assert_eq!(again, c);
+    }
+}
