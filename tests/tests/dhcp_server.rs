@@ -330,3 +330,34 @@ fn renewal_after_handover_is_answered_by_the_new_gateway() {
     assert_eq!(gw1.stats.lock().unwrap().acks, 1, "gateway 1 saw only the first attach");
     drop(cl);
 }
+
+/// One server per access interface: both bind UDP 67 side by side (SO_BINDTODEVICE).
+#[test]
+fn servers_on_two_interfaces_coexist() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let gw = Netns::new("dh2").unwrap();
+    let c1 = Netns::new("dh2").unwrap();
+    let c2 = Netns::new("dh2").unwrap();
+    veth(&gw, "ga", &c1, "ca").unwrap();
+    veth(&gw, "gb", &c2, "cb").unwrap();
+    gw.exec(&["ip", "addr", "add", "192.0.2.254/24", "dev", "ga"]).unwrap();
+    gw.exec(&["ip", "addr", "add", "198.51.100.254/24", "dev", "gb"]).unwrap();
+    let r = gw
+        .run_in(|| -> anyhow::Result<(u32, u32)> {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async {
+                let a = DhcpShell::open("ga", DhcpServerConfig::new(0, 0, GW))?;
+                let b = DhcpShell::open("gb", DhcpServerConfig::new(0, 0, Ipv4Addr::new(198, 51, 100, 254)))?;
+                // A missing interface is an error naming it.
+                let e = DhcpShell::open("nope0", DhcpServerConfig::new(0, 0, GW)).err().unwrap().to_string();
+                assert!(e.contains("nope0"), "{e}");
+                Ok((a.ifindex(), b.ifindex()))
+            })
+        })
+        .unwrap()
+        .unwrap();
+    assert_ne!(r.0, r.1);
+}

@@ -187,6 +187,11 @@ impl DhcpShell {
         Ok(DhcpShell { server: DhcpServer::new(cfg), udp, raw, if_mac, stats: Default::default() })
     }
 
+    /// Index of the access interface the server is bound to.
+    pub fn ifindex(&self) -> u32 {
+        self.server.config().ifindex
+    }
+
     /// A handle to the counters, updated after every input.
     pub fn stats(&self) -> Arc<Mutex<DhcpStats>> {
         self.stats.clone()
