@@ -399,9 +399,8 @@ mod tests {
             return;
         }
         let f = Probe { at: AT, target: HOME, sender: GW }.to_frame([2, 0, 0, 0, 0, 0xfe]);
-        let dir = std::env::temp_dir().join(format!("pmip-arp-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let pcap = dir.join("arp.pcap");
+        let dir = crate::access::dhcp::tests::TmpDir::new("arp");
+        let pcap = dir.0.join("arp.pcap");
         crate::access::dhcp::tests::write_pcap(&pcap, &[f]);
         let out = std::process::Command::new("tshark")
             .args(["-r", pcap.to_str().unwrap(), "-T", "fields", "-E", "separator=|"])
@@ -412,7 +411,6 @@ mod tests {
         assert_eq!(text.trim(), "1|02:00:00:00:00:fe|192.0.2.254|192.0.2.1|02:00:00:00:00:01");
         let v = std::process::Command::new("tshark").args(["-r", pcap.to_str().unwrap(), "-V"]).output().unwrap();
         assert!(!String::from_utf8_lossy(&v.stdout).to_lowercase().contains("malformed"));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     proptest::proptest! {

@@ -128,8 +128,8 @@ fn handler() -> Handler {
 
 #[tokio::test]
 async fn round_trip_over_a_unix_socket() {
-    let dir = std::env::temp_dir().join(format!("pmip-ctl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = crate::access::dhcp::tests::TmpDir::new("ctl");
+    let dir = tmp.0.clone();
     let path = dir.join("ctl.sock");
     // A stale socket file is replaced.
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
@@ -169,7 +169,6 @@ async fn round_trip_over_a_unix_socket() {
     std::fs::write(&f, b"x").unwrap();
     assert!(bind(&f).is_err());
     server.abort();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

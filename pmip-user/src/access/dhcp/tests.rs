@@ -501,6 +501,21 @@ pub(crate) fn write_pcap(path: &std::path::Path, frames: &[Vec<u8>]) {
     std::fs::write(path, f).unwrap();
 }
 
+/// A temporary directory removed on drop, also when the test fails.
+pub(crate) struct TmpDir(pub std::path::PathBuf);
+impl TmpDir {
+    pub(crate) fn new(tag: &str) -> TmpDir {
+        let p = std::env::temp_dir().join(format!("pmip-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        TmpDir(p)
+    }
+}
+impl std::ops::Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 pub(crate) fn tshark_available() -> bool {
     std::process::Command::new("tshark").arg("-v").output().is_ok_and(|o| o.status.success())
 }
@@ -530,9 +545,8 @@ fn tshark_decodes_offer_ack_nak() {
             frame::udp_frame(gw_mac, dmac, (SID, SERVER_PORT), (dip, CLIENT_PORT), &t.payload)
         })
         .collect();
-    let dir = std::env::temp_dir().join(format!("pmip-dhcp-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let pcap = dir.join("dhcp.pcap");
+    let dir = TmpDir::new("dhcp");
+    let pcap = dir.0.join("dhcp.pcap");
     write_pcap(&pcap, &frames);
     let fields = [
         "dhcp.type",
@@ -588,7 +602,6 @@ fn tshark_decodes_offer_ack_nak() {
     assert!(!vt.to_lowercase().contains("malformed"), "{vt}");
     assert!(vt.contains("Option: (26) Interface MTU"), "{vt}");
     assert!(!vt.contains("Errors ("), "{vt}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Found by the access_dhcp fuzz target: option 152 (bulk leasequery base time)
