@@ -423,6 +423,31 @@ impl Config {
             })
     }
 
+    /// A subscriber seen on `interface`: its NAI and profile. The NAI comes from
+    /// the profile, else from the DHCP client identifier, else the MAC (seed 004).
+    pub fn resolve_subscriber(&self, client_id: Option<&[u8]>, mac: &[u8; 6], interface: &str) -> (String, Option<&Profile>) {
+        let derived = crate::access::subscriber_nai(client_id, mac);
+        let profile = self.profile_for(Some(&derived), mac, interface);
+        let nai = profile.and_then(|p| p.nai.clone()).unwrap_or(derived);
+        (nai, profile)
+    }
+
+    /// DNS servers for a subscriber: the profile's, else `dhcp.dns`.
+    pub fn dns_for(&self, profile: Option<&Profile>) -> Vec<Ipv4Addr> {
+        match profile {
+            Some(p) if !p.dns.is_empty() => p.dns.clone(),
+            _ => self.dhcp.dns.clone(),
+        }
+    }
+
+    /// The DHCP server parameters of an access interface (ifindex filled by the shell).
+    pub fn dhcp_server_config(&self, iface: &AccessInterface) -> Option<crate::access::dhcp::DhcpServerConfig> {
+        let (gw, _) = iface.gateway_v4()?;
+        let mut c = crate::access::dhcp::DhcpServerConfig::new(0, iface.vlan.unwrap_or(0), gw);
+        c.offer_timeout = Duration::from_secs(self.dhcp.offer_timeout_s.into());
+        Some(c)
+    }
+
     /// DHCP option 26 for subscribers on `iface` reaching `peer`.
     pub fn subscriber_mtu(&self, iface: &AccessInterface, peer: &Peer) -> u16 {
         iface.mtu.saturating_sub(tunnel_overhead(peer.family()))

@@ -280,3 +280,25 @@ fn serialize_round_trip() {
         assert_eq!(again, c);
     }
 }
+
+#[test]
+fn subscriber_resolution_and_dhcp_parameters() {
+    let c = Config::from_toml_str(ACCESS_V6).unwrap();
+    let known = parse_mac("0024.d78e.21a4").unwrap();
+    // By MAC: the profile's NAI.
+    let (nai, p) = c.resolve_subscriber(None, &known, "eth0.3074");
+    assert_eq!((nai.as_str(), p.unwrap().name.as_str()), ("mn0@example.com", "mn0"));
+    // By client identifier carrying the NAI.
+    let (nai, p) = c.resolve_subscriber(Some(b"\x00mn0@example.com"), &[2; 6], "eth0.3074");
+    assert_eq!((nai.as_str(), p.unwrap().name.as_str()), ("mn0@example.com", "mn0"));
+    // Unknown: the default profile, and the MAC as NAI.
+    let (nai, p) = c.resolve_subscriber(None, &[2, 0, 0, 0, 0, 7], "eth0.3074");
+    assert_eq!((nai.as_str(), p.unwrap().name.as_str()), ("0200.0000.0007", "default_subscriber_profile_A"));
+    assert_eq!(c.dns_for(p), c.dhcp.dns);
+    let d = c.dhcp_server_config(&c.interfaces.access[0]).unwrap();
+    assert_eq!(d.server_id, Ipv4Addr::new(192, 0, 2, 254));
+    assert_eq!(d.vlan, 3074);
+    assert_eq!(d.offer_timeout, Duration::from_secs(60));
+    let c4 = Config::from_toml_str(ACCESS_V4).unwrap();
+    assert_eq!(c4.dns_for(c4.profile("default")), vec![Ipv4Addr::new(198, 51, 100, 250)]);
+}
