@@ -178,3 +178,26 @@ fn blocking_client_reports_a_missing_daemon() {
         .to_string();
     assert!(e.contains("is pmipd running?"), "{e}");
 }
+
+proptest::proptest! {
+    #[test]
+    fn binding_json_round_trip(
+        nai in "[a-z0-9@.]{1,40}", vlan: Option<u16>, home: Option<[u8; 4]>, att: u8,
+        mac: [u8; 6], peer: [u8; 16], life: u32, left: u32, up: u32, down: u32, id: u32,
+    ) {
+        let b = BindingView {
+            domain: None, nai, state: "ACTIVE".into(), interface: "eth0".into(), vlan,
+            home_v4: home.map(Ipv4Addr::from), hnp: None, att,
+            llid: crate::access::frame::mac_colon(&mac), peer_kind: "LMA".into(), peer_name: "p".into(),
+            peer: IpAddr::from(peer), lifetime_s: life, lifetime_left_s: left, gre_key_up: up, gre_key_down: down, sub_id: id,
+        };
+        let r = Response::Bindings(vec![b]);
+        let j = serde_json::to_string(&r).unwrap();
+        proptest::prop_assert_eq!(serde_json::from_str::<Response>(&j).unwrap(), r.clone());
+        let t = format_response(&r);
+        let keys = format!("Upstream: {up}, Downstream: {down}");
+        let llid = format!("llid: {}", crate::access::frame::mac_dotted(&mac));
+        proptest::prop_assert!(t.contains(&keys));
+        proptest::prop_assert!(t.contains(&llid));
+    }
+}
