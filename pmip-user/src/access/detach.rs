@@ -405,10 +405,14 @@ mod tests {
         let out = std::process::Command::new("tshark")
             .args(["-r", pcap.to_str().unwrap(), "-T", "fields", "-E", "separator=|"])
             .args(["-e", "arp.opcode", "-e", "arp.src.hw_mac", "-e", "arp.src.proto_ipv4", "-e", "arp.dst.proto_ipv4", "-e", "eth.dst"])
+            .args(["-e", "arp.dst.hw_mac", "-e", "eth.src", "-e", "arp.hw.type", "-e", "arp.proto.type", "-e", "arp.hw.size", "-e", "arp.proto.size"])
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).to_string();
-        assert_eq!(text.trim(), "1|02:00:00:00:00:fe|192.0.2.254|192.0.2.1|02:00:00:00:00:01");
+        assert_eq!(
+            text.trim(),
+            "1|02:00:00:00:00:fe|192.0.2.254|192.0.2.1|02:00:00:00:00:01|00:00:00:00:00:00|02:00:00:00:00:fe|1|0x0800|6|4"
+        );
         let v = std::process::Command::new("tshark").args(["-r", pcap.to_str().unwrap(), "-V"]).output().unwrap();
         assert!(!String::from_utf8_lossy(&v.stdout).to_lowercase().contains("malformed"));
     }

@@ -528,7 +528,11 @@ fn tshark_decodes_offer_ack_nak() {
     }
     let now = Instant::now();
     let mut s = server();
-    let offer = attach(&mut s, now);
+    let mut d = req(1);
+    d.client_id = Some([&[1u8][..], &MAC[..]].concat());
+    s.handle(now, &bytes(&d)).unwrap();
+    s.binding_ready(now, MAC, binding());
+    let offer = s.poll_transmit().unwrap();
     let ack = select(&mut s, now);
     let mut r = req(3);
     r.requested = Some([192, 0, 2, 99]);
@@ -564,6 +568,14 @@ fn tshark_decodes_offer_ack_nak() {
         "dhcp.option.interface_mtu",
         "udp.checksum.status",
         "ip.checksum.status",
+        "dhcp.flags",
+        "dhcp.ip.client",
+        "dhcp.hw.type",
+        "dhcp.hw.len",
+        "dhcp.option.type",
+        "ip.src",
+        "udp.srcport",
+        "udp.dstport",
     ];
     let mut cmd = std::process::Command::new("tshark");
     cmd.args(["-r", pcap.to_str().unwrap(), "-o", "udp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE", "-T", "fields", "-E", "separator=|"]);
@@ -578,7 +590,8 @@ fn tshark_decodes_offer_ack_nak() {
     assert_eq!(offer_l[0], "2"); // Boot Reply
     assert_eq!(offer_l[1], "0x12345678");
     assert_eq!(offer_l[2], "192.0.2.1");
-    assert_eq!(offer_l[3], "02:24:d7:8e:21:a4");
+    // chaddr, then the MAC inside the echoed client identifier.
+    assert_eq!(offer_l[3], "02:24:d7:8e:21:a4,02:24:d7:8e:21:a4");
     assert_eq!(offer_l[4], "2"); // Offer
     assert_eq!(offer_l[5], "192.0.2.254");
     assert_eq!(offer_l[6], "3600");
@@ -590,6 +603,15 @@ fn tshark_decodes_offer_ack_nak() {
     assert_eq!(offer_l[12], "1476");
     assert_eq!(offer_l[13], "1"); // checksum status Good
     assert_eq!(offer_l[14], "1");
+    assert_eq!(offer_l[15], "0x0000"); // flags: broadcast bit clear, as the client sent
+    assert_eq!(offer_l[16], "0.0.0.0");
+    assert_eq!(offer_l[17], "0x01,0x01"); // Ethernet: htype, and the client id type
+    assert_eq!(offer_l[18], "6");
+    // Exactly the options we set, client id (61) echoed per RFC 6842.
+    // (tshark lists the zero padding after End as a last "0".)
+    assert!(offer_l[19].starts_with("1,3,6,26,51,53,54,58,59,61,"), "{}", offer_l[19]);
+    assert_eq!(offer_l[20], "192.0.2.254");
+    assert_eq!((offer_l[21], offer_l[22]), ("67", "68"));
     assert_eq!(lines[1][4], "5"); // ACK
     assert_eq!(lines[1][2], "192.0.2.1");
     assert_eq!(lines[2][4], "6"); // NAK
