@@ -137,7 +137,6 @@ struct Pending {
 #[derive(Clone, Debug)]
 struct Client {
     /// Option 61, kept for the show commands and a later NAI lookup.
-    #[allow(dead_code)]
     client_id: Option<Vec<u8>>,
     binding: Option<BindingInfo>,
     pending: Option<Pending>,
@@ -231,6 +230,11 @@ impl DhcpServer {
     /// Lease end of a client, if it holds one.
     pub fn lease_end(&self, mac: &[u8; 6]) -> Option<Instant> {
         self.clients.get(mac).and_then(|c| c.lease_end)
+    }
+
+    /// The client identifier (option 61) a client sent first, if any.
+    pub fn client_id(&self, mac: &[u8; 6]) -> Option<&[u8]> {
+        self.clients.get(mac).and_then(|c| c.client_id.as_deref())
     }
 
     /// MACs of the clients the server knows.

@@ -136,6 +136,7 @@ fn discover_triggers_attach_and_offer_bytes() {
         })
     );
     assert_eq!(s.poll_event(), None);
+    assert_eq!(s.client_id(&MAC), Some(&b"\x01mn0@example.com"[..]));
     s.binding_ready(now, MAC, binding());
     let t = s.poll_transmit().unwrap();
     // Broadcast bit clear, no ciaddr: unicast to yiaddr at chaddr (§4.1).
