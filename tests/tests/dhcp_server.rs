@@ -189,7 +189,8 @@ fn udhcpc_gets_binding_renews_and_releases() {
     let renew = wait_for_line(&log, "renew", Duration::from_secs(10)).expect("no renew");
     assert_eq!(field(&renew, "ip"), "192.0.2.1", "{renew}");
     assert_eq!(field(&renew, "lease"), "3600", "{renew}");
-    assert_eq!(gw.stats.lock().unwrap().acks, acks + 1);
+    // (A loaded machine may make udhcpc retransmit: at least one more ACK.)
+    assert!(gw.stats.lock().unwrap().acks > acks);
     assert!(gw.events.try_recv().is_err(), "a renewal must not reach the registration side");
 
     // RELEASE → Detach.
@@ -315,6 +316,7 @@ fn renewal_after_handover_is_answered_by_the_new_gateway() {
     let bound = wait_for_line(&log, "bound", Duration::from_secs(10)).expect("udhcpc did not bind");
     assert_eq!(field(&bound, "ip"), "192.0.2.1");
 
+    let gw1_acks = gw1.stats.lock().unwrap().acks;
     // Move the subscriber.
     sw.exec(&["ip", "link", "set", "p1", "down"]).unwrap();
     sw.exec(&["ip", "link", "set", "p2", "up"]).unwrap();
@@ -326,8 +328,9 @@ fn renewal_after_handover_is_answered_by_the_new_gateway() {
     let renew = wait_for_line(&log, "renew", Duration::from_secs(10)).expect("no renew after handover");
     assert_eq!(field(&renew, "ip"), "192.0.2.1", "{renew}");
     assert_eq!(field(&renew, "serverid"), "192.0.2.254", "{renew}");
-    assert_eq!(gw2.stats.lock().unwrap().acks, 1);
-    assert_eq!(gw1.stats.lock().unwrap().acks, 1, "gateway 1 saw only the first attach");
+    assert!(gw2.stats.lock().unwrap().acks >= 1);
+    assert_eq!(gw1.stats.lock().unwrap().acks, gw1_acks, "gateway 1 is out of the path");
+    assert!(gw1.events.try_recv().is_err(), "gateway 1 saw nothing after the move");
     drop(cl);
 }
 
