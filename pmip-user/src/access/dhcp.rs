@@ -1,0 +1,618 @@
+//! Sans-IO DHCPv4 server for one access link (RFC 2131), the proxy DHCP server
+//! of seed 004: the address it hands out is the subscriber's home address as
+//! the anchor granted it, so a DISCOVER only *triggers* a registration
+//! ([`Event::AttachRequest`]); the OFFER goes out once the shell reports the
+//! binding with [`DhcpServer::binding_ready`].
+//!
+//! Wire format: `dhcproto`. State per client MAC. No sockets, no clock:
+//! `handle(now, bytes)`, `binding_ready(..)`, `poll_transmit()`, `poll_event()`,
+//! `poll_timeout()`, `handle_timeout(now)`.
+use std::collections::{HashMap, VecDeque};
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use dhcproto::v4::{DhcpOption, HType, Message, MessageType, Opcode, OptionCode};
+use dhcproto::{Decodable, Decoder, Encodable};
+
+use crate::dataplane::AccessPoint;
+
+pub const SERVER_PORT: u16 = 67;
+pub const CLIENT_PORT: u16 = 68;
+const MAGIC: [u8; 4] = [99, 130, 83, 99];
+/// Fixed BOOTP part (236 bytes) + magic cookie.
+const FIXED_LEN: usize = 240;
+/// RFC 1542 §3.3 / RFC 2131 §2: some clients drop BOOTP replies under 300 bytes.
+const MIN_REPLY_LEN: usize = 300;
+
+/// Static parameters of the server on one access link.
+#[derive(Clone, Debug)]
+pub struct DhcpServerConfig {
+    /// The access link (ifindex, VLAN); the client MAC completes the [`AccessPoint`].
+    pub ifindex: u32,
+    pub vlan: u16,
+    /// Server identifier (option 54) and source address of replies: the
+    /// gateway's address on the access link.
+    pub server_id: Ipv4Addr,
+    /// How long a client that DISCOVERed may wait for its registration, and
+    /// how long an OFFER stays valid without a REQUEST, before the attach is
+    /// abandoned (→ [`Event::Detach`] with [`DetachReason::Abandoned`]).
+    pub offer_timeout: Duration,
+    /// Slack after the lease end before the client counts as gone, for clock
+    /// skew and a late REBIND.
+    pub lease_grace: Duration,
+}
+
+impl DhcpServerConfig {
+    pub fn new(ifindex: u32, vlan: u16, server_id: Ipv4Addr) -> Self {
+        DhcpServerConfig {
+            ifindex,
+            vlan,
+            server_id,
+            offer_timeout: Duration::from_secs(60),
+            lease_grace: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What the registration returned for a subscriber.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindingInfo {
+    pub home: Ipv4Addr,
+    pub prefix_len: u8,
+    pub router: Ipv4Addr,
+    /// Binding lifetime; the lease handed to the client (seed 004 timers table:
+    /// "the MAG also uses the negotiated value as the DHCP lease time").
+    pub lifetime: Duration,
+    pub dns: Vec<Ipv4Addr>,
+    /// Interface MTU (option 26): the access MTU minus the tunnel overhead.
+    pub mtu: Option<u16>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DetachReason {
+    /// DHCPRELEASE from the client.
+    Release,
+    /// DHCPDECLINE: the client found the address in use on the link.
+    Decline,
+    /// The lease ran out without a renewal.
+    LeaseExpired,
+    /// DISCOVER/OFFER never completed, or the client chose another server.
+    Abandoned,
+}
+
+/// Outputs towards the registration side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A new subscriber: register it. `client_id` is option 61 (the NAI may be
+    /// derived from it, seed 004), `requested` option 50 or ciaddr if any.
+    AttachRequest { at: AccessPoint, client_id: Option<Vec<u8>>, requested: Option<Ipv4Addr> },
+    /// The subscriber left: deregister.
+    Detach { at: AccessPoint, reason: DetachReason },
+}
+
+/// Where a reply goes (RFC 2131 §4.1, "If the 'giaddr' field ...").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyDest {
+    /// To the relay agent at giaddr, port 67.
+    Relay(Ipv4Addr),
+    /// IP 255.255.255.255, Ethernet broadcast, port 68.
+    Broadcast,
+    /// IP unicast to `ip` at link address `mac`, port 68 (the client may not
+    /// have configured `ip` yet, so no ARP: the shell writes the L2 frame).
+    Unicast { ip: Ipv4Addr, mac: [u8; 6] },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    pub dst: ReplyDest,
+    /// The whole BOOTP/DHCP message (UDP payload).
+    pub payload: Vec<u8>,
+}
+
+/// Counters; bad packets are counted, never a panic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DhcpStats {
+    pub rx: u64,
+    pub malformed: u64,
+    /// Well-formed but not for us (BOOTREPLY, not Ethernet, other server chosen, ...).
+    pub ignored: u64,
+    pub discovers: u64,
+    pub requests: u64,
+    pub offers: u64,
+    pub acks: u64,
+    pub naks: u64,
+    pub releases: u64,
+    pub declines: u64,
+    pub informs: u64,
+    pub lease_expired: u64,
+}
+
+/// A message that waits for the registration to finish.
+#[derive(Clone, Debug)]
+struct Pending {
+    kind: MessageType,
+    req: Message,
+}
+
+#[derive(Clone, Debug)]
+struct Client {
+    /// Option 61, kept for the show commands and a later NAI lookup.
+    client_id: Option<Vec<u8>>,
+    binding: Option<BindingInfo>,
+    pending: Option<Pending>,
+    /// When an unfinished attach (no lease yet) is given up.
+    abandon_at: Option<Instant>,
+    /// End of the lease granted by the last ACK.
+    lease_end: Option<Instant>,
+}
+
+pub struct DhcpServer {
+    cfg: DhcpServerConfig,
+    clients: HashMap<[u8; 6], Client>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    pub stats: DhcpStats,
+}
+
+/// Why a received message was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reject {
+    Malformed,
+    Ignored,
+}
+
+pub fn prefix_to_mask(len: u8) -> Ipv4Addr {
+    let len = u32::from(len.min(32));
+    Ipv4Addr::from(if len == 0 { 0 } else { u32::MAX << (32 - len) })
+}
+
+/// Decodes a DHCP message; the length, magic and BOOTP header are checked here
+/// because `dhcproto` does not check the cookie.
+pub fn decode(bytes: &[u8]) -> Result<Message, Reject> {
+    if bytes.len() < FIXED_LEN || bytes[236..240] != MAGIC {
+        return Err(Reject::Malformed);
+    }
+    // Check the TLV framing ourselves (dhcproto stops silently at the first
+    // undecodable option), and hand dhcproto only the options the server reads:
+    // some of its other option decoders hit `debug_assert!`s or subtract from
+    // the length on crafted input (found by the access_dhcp fuzz target).
+    let mut kept = Vec::with_capacity(bytes.len().min(1500));
+    kept.extend_from_slice(&bytes[..FIXED_LEN]);
+    let mut i = FIXED_LEN;
+    while let Some(&code) = bytes.get(i) {
+        match code {
+            0 => i += 1,
+            255 => break,
+            _ => {
+                let len = usize::from(*bytes.get(i + 1).ok_or(Reject::Malformed)?);
+                let val = bytes.get(i + 2..i + 2 + len).ok_or(Reject::Malformed)?;
+                if USED_OPTIONS.contains(&code) {
+                    kept.push(code);
+                    kept.push(len as u8);
+                    kept.extend_from_slice(val);
+                }
+                i += 2 + len;
+            }
+        }
+    }
+    kept.push(255);
+    Message::decode(&mut Decoder::new(&kept)).map_err(|_| Reject::Malformed)
+}
+
+/// Options the server reads from clients: 50 requested address, 53 message
+/// type, 54 server identifier, 61 client identifier. The rest is ignored, so a
+/// malformed host name (12) or parameter list (55) cannot make a request fail.
+const USED_OPTIONS: [u8; 4] = [50, 53, 54, 61];
+
+fn secs(d: Duration) -> u32 {
+    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
+}
+
+impl DhcpServer {
+    pub fn new(cfg: DhcpServerConfig) -> Self {
+        DhcpServer {
+            cfg,
+            clients: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: DhcpStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &DhcpServerConfig {
+        &self.cfg
+    }
+
+    fn at(&self, mac: [u8; 6]) -> AccessPoint {
+        AccessPoint { ifindex: self.cfg.ifindex, vlan: self.cfg.vlan, mac }
+    }
+
+    /// Lease end of a client, if it holds one.
+    pub fn lease_end(&self, mac: &[u8; 6]) -> Option<Instant> {
+        self.clients.get(mac).and_then(|c| c.lease_end)
+    }
+
+    /// The client identifier (option 61) a client sent first, if any.
+    pub fn client_id(&self, mac: &[u8; 6]) -> Option<&[u8]> {
+        self.clients.get(mac).and_then(|c| c.client_id.as_deref())
+    }
+
+    /// MACs of the clients the server knows.
+    pub fn clients(&self) -> impl Iterator<Item = &[u8; 6]> {
+        self.clients.keys()
+    }
+
+    /// A datagram received on UDP port 67 of the access link.
+    pub fn handle(&mut self, now: Instant, bytes: &[u8]) -> Result<(), Reject> {
+        self.stats.rx += 1;
+        let r = self.handle_inner(now, bytes);
+        match r {
+            Err(Reject::Malformed) => self.stats.malformed += 1,
+            Err(Reject::Ignored) => self.stats.ignored += 1,
+            Ok(()) => {}
+        }
+        r
+    }
+
+    fn handle_inner(&mut self, now: Instant, bytes: &[u8]) -> Result<(), Reject> {
+        let msg = decode(bytes)?;
+        if msg.opcode() != Opcode::BootRequest {
+            return Err(Reject::Ignored);
+        }
+        if msg.htype() != HType::Eth || msg.hlen() != 6 {
+            return Err(Reject::Ignored);
+        }
+        let mut mac = [0u8; 6];
+        mac.copy_from_slice(msg.chaddr().get(..6).ok_or(Reject::Malformed)?);
+        if mac == [0; 6] || mac[0] & 1 != 0 {
+            return Err(Reject::Malformed);
+        }
+        let kind = msg.opts().msg_type().ok_or(Reject::Malformed)?;
+        match kind {
+            MessageType::Discover => self.on_discover(now, mac, msg),
+            MessageType::Request => self.on_request(now, mac, msg),
+            MessageType::Release => self.on_release(mac, &msg),
+            MessageType::Decline => self.on_decline(mac, &msg),
+            MessageType::Inform => self.on_inform(mac, &msg),
+            _ => Err(Reject::Ignored),
+        }
+    }
+
+    fn server_id_of(msg: &Message) -> Option<Ipv4Addr> {
+        match msg.opts().get(OptionCode::ServerIdentifier) {
+            Some(DhcpOption::ServerIdentifier(a)) => Some(*a),
+            _ => None,
+        }
+    }
+
+    fn requested_of(msg: &Message) -> Option<Ipv4Addr> {
+        match msg.opts().get(OptionCode::RequestedIpAddress) {
+            Some(DhcpOption::RequestedIpAddress(a)) => Some(*a),
+            _ => None,
+        }
+    }
+
+    fn client_id_of(msg: &Message) -> Option<Vec<u8>> {
+        match msg.opts().get(OptionCode::ClientIdentifier) {
+            Some(DhcpOption::ClientIdentifier(v)) => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    /// Creates the client and asks for its registration, or returns it.
+    fn client_or_attach(&mut self, now: Instant, mac: [u8; 6], msg: &Message, requested: Option<Ipv4Addr>) -> &mut Client {
+        if !self.clients.contains_key(&mac) {
+            let client_id = Self::client_id_of(msg);
+            self.events.push_back(Event::AttachRequest { at: self.at(mac), client_id: client_id.clone(), requested });
+            self.clients.insert(
+                mac,
+                Client {
+                    client_id,
+                    binding: None,
+                    pending: None,
+                    abandon_at: Some(now + self.cfg.offer_timeout),
+                    lease_end: None,
+                },
+            );
+        }
+        self.clients.get_mut(&mac).expect("inserted above")
+    }
+
+    fn on_discover(&mut self, now: Instant, mac: [u8; 6], msg: Message) -> Result<(), Reject> {
+        self.stats.discovers += 1;
+        let offer_timeout = self.cfg.offer_timeout;
+        let requested = Self::requested_of(&msg);
+        let c = self.client_or_attach(now, mac, &msg, requested);
+        if c.lease_end.is_none() {
+            c.abandon_at = Some(now + offer_timeout);
+        }
+        match c.binding.clone() {
+            Some(b) => {
+                self.reply(MessageType::Offer, &msg, &b);
+            }
+            None => c.pending = Some(Pending { kind: MessageType::Discover, req: msg }),
+        }
+        Ok(())
+    }
+
+    fn on_request(&mut self, now: Instant, mac: [u8; 6], msg: Message) -> Result<(), Reject> {
+        self.stats.requests += 1;
+        let sid = Self::server_id_of(&msg);
+        // RFC 2131 §4.3.2: SELECTING carries the server identifier.
+        if let Some(sid) = sid {
+            if sid != self.cfg.server_id {
+                // The client took another server's offer: our attach is moot.
+                if let Some(c) = self.clients.get(&mac) {
+                    if c.lease_end.is_none() {
+                        self.clients.remove(&mac);
+                        self.events.push_back(Event::Detach { at: self.at(mac), reason: DetachReason::Abandoned });
+                    }
+                }
+                return Err(Reject::Ignored);
+            }
+        }
+        // SELECTING/INIT-REBOOT name the address in option 50; RENEWING/REBINDING in ciaddr.
+        let wanted = Self::requested_of(&msg).or_else(|| Some(msg.ciaddr()).filter(|a| !a.is_unspecified()));
+        let Some(wanted) = wanted else {
+            return Err(Reject::Malformed);
+        };
+        // An unknown client (daemon restart, or a handover to this gateway with the
+        // same router address): register it, answer when the binding is known.
+        let c = self.client_or_attach(now, mac, &msg, Some(wanted));
+        match c.binding.clone() {
+            Some(b) => {
+                if b.home == wanted {
+                    self.ack(now, mac, &msg, &b);
+                } else {
+                    self.nak(&msg);
+                }
+            }
+            None => c.pending = Some(Pending { kind: MessageType::Request, req: msg }),
+        }
+        Ok(())
+    }
+
+    fn ack(&mut self, now: Instant, mac: [u8; 6], msg: &Message, b: &BindingInfo) {
+        if let Some(c) = self.clients.get_mut(&mac) {
+            c.lease_end = Some(now + b.lifetime);
+            c.abandon_at = None;
+        }
+        self.reply(MessageType::Ack, msg, b);
+    }
+
+    fn on_release(&mut self, mac: [u8; 6], msg: &Message) -> Result<(), Reject> {
+        self.stats.releases += 1;
+        if Self::server_id_of(msg).is_some_and(|s| s != self.cfg.server_id) {
+            return Err(Reject::Ignored);
+        }
+        let Some(c) = self.clients.get(&mac) else { return Err(Reject::Ignored) };
+        // A RELEASE for another address is not this client's lease.
+        if c.binding.as_ref().is_some_and(|b| b.home != msg.ciaddr()) {
+            return Err(Reject::Ignored);
+        }
+        self.clients.remove(&mac);
+        self.events.push_back(Event::Detach { at: self.at(mac), reason: DetachReason::Release });
+        Ok(())
+    }
+
+    fn on_decline(&mut self, mac: [u8; 6], msg: &Message) -> Result<(), Reject> {
+        self.stats.declines += 1;
+        if Self::server_id_of(msg).is_some_and(|s| s != self.cfg.server_id) {
+            return Err(Reject::Ignored);
+        }
+        if !self.clients.contains_key(&mac) {
+            return Err(Reject::Ignored);
+        }
+        // RFC 2131 §4.3.3: the address is in use on the link. The home address is
+        // the anchor's, so the only thing to do is to drop the attach and log it;
+        // the client restarts with a DISCOVER after its back-off.
+        tracing::warn!(mac = %super::frame::mac_colon(&mac), "DHCPDECLINE: home address in use on the access link");
+        self.clients.remove(&mac);
+        self.events.push_back(Event::Detach { at: self.at(mac), reason: DetachReason::Decline });
+        Ok(())
+    }
+
+    fn on_inform(&mut self, mac: [u8; 6], msg: &Message) -> Result<(), Reject> {
+        self.stats.informs += 1;
+        let Some(b) = self.clients.get(&mac).and_then(|c| c.binding.clone()) else {
+            return Err(Reject::Ignored);
+        };
+        self.reply(MessageType::Ack, msg, &b);
+        Ok(())
+    }
+
+    /// The registration for `mac` succeeded (or was refreshed): answer what waits.
+    pub fn binding_ready(&mut self, now: Instant, mac: [u8; 6], binding: BindingInfo) {
+        let Some(c) = self.clients.get_mut(&mac) else {
+            // A binding created without a DHCP trigger (static binding, handover
+            // pre-registration): remember it so the client's first message is answered.
+            self.clients.insert(
+                mac,
+                Client {
+                    client_id: None,
+                    binding: Some(binding),
+                    pending: None,
+                    abandon_at: None,
+                    lease_end: None,
+                },
+            );
+            return;
+        };
+        c.binding = Some(binding.clone());
+        let pending = c.pending.take();
+        if let Some(p) = pending {
+            match p.kind {
+                MessageType::Discover => self.reply(MessageType::Offer, &p.req, &binding),
+                _ => {
+                    let wanted = Self::requested_of(&p.req).unwrap_or(p.req.ciaddr());
+                    if wanted == binding.home {
+                        self.ack(now, mac, &p.req, &binding);
+                    } else {
+                        self.nak(&p.req);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The registration failed: NAK a waiting REQUEST (a DISCOVER just gets no OFFER).
+    pub fn binding_failed(&mut self, mac: [u8; 6]) {
+        if let Some(c) = self.clients.remove(&mac) {
+            if let Some(p) = c.pending.filter(|p| p.kind == MessageType::Request) {
+                self.nak(&p.req);
+            }
+        }
+    }
+
+    /// The binding ended elsewhere (revocation, anchor lifetime, `clear binding`):
+    /// forget the client without a [`Event::Detach`]; its next REQUEST starts over.
+    pub fn binding_gone(&mut self, mac: [u8; 6]) {
+        self.clients.remove(&mac);
+    }
+
+    fn nak(&mut self, req: &Message) {
+        let mut m = Self::reply_header(req);
+        let o = m.opts_mut();
+        o.insert(DhcpOption::MessageType(MessageType::Nak));
+        o.insert(DhcpOption::ServerIdentifier(self.cfg.server_id));
+        if let Some(id) = Self::client_id_of(req) {
+            o.insert(DhcpOption::ClientIdentifier(id));
+        }
+        self.stats.naks += 1;
+        // §4.1: a NAK without a relay goes to broadcast.
+        let dst = if !req.giaddr().is_unspecified() {
+            ReplyDest::Relay(req.giaddr())
+        } else {
+            ReplyDest::Broadcast
+        };
+        self.push(dst, &m);
+    }
+
+    fn reply_header(req: &Message) -> Message {
+        let mut m = Message::new_with_id(
+            req.xid(),
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED,
+            req.giaddr(),
+            req.chaddr().get(..6).unwrap_or(&[0; 6]),
+        );
+        m.set_opcode(Opcode::BootReply).set_htype(HType::Eth).set_flags(req.flags());
+        m
+    }
+
+    fn reply(&mut self, kind: MessageType, req: &Message, b: &BindingInfo) {
+        let inform = req.opts().msg_type() == Some(MessageType::Inform);
+        let mut m = Self::reply_header(req);
+        if inform {
+            // §4.3.5: no yiaddr and no lease for DHCPINFORM.
+            m.set_ciaddr(req.ciaddr());
+        } else {
+            m.set_yiaddr(b.home);
+            // §4.3.1 table 3: ciaddr is copied from the request in an ACK.
+            if kind == MessageType::Ack {
+                m.set_ciaddr(req.ciaddr());
+            }
+        }
+        let o = m.opts_mut();
+        o.insert(DhcpOption::MessageType(kind));
+        o.insert(DhcpOption::ServerIdentifier(self.cfg.server_id));
+        if !inform {
+            let lease = secs(b.lifetime);
+            o.insert(DhcpOption::AddressLeaseTime(lease));
+            // RFC 2131 §4.4.5 defaults: T1 = 0.5, T2 = 0.875 of the lease.
+            if lease != u32::MAX {
+                o.insert(DhcpOption::Renewal(lease / 2));
+                o.insert(DhcpOption::Rebinding((u64::from(lease) * 7 / 8) as u32));
+            }
+        }
+        o.insert(DhcpOption::SubnetMask(prefix_to_mask(b.prefix_len)));
+        o.insert(DhcpOption::Router(vec![b.router]));
+        if !b.dns.is_empty() {
+            o.insert(DhcpOption::DomainNameServer(b.dns.clone()));
+        }
+        if let Some(mtu) = b.mtu {
+            o.insert(DhcpOption::InterfaceMtu(mtu));
+        }
+        if let Some(id) = Self::client_id_of(req) {
+            // RFC 6842: echo the client identifier.
+            o.insert(DhcpOption::ClientIdentifier(id));
+        }
+        match kind {
+            MessageType::Offer => self.stats.offers += 1,
+            _ => self.stats.acks += 1,
+        }
+        let mac = {
+            let mut a = [0u8; 6];
+            a.copy_from_slice(req.chaddr().get(..6).unwrap_or(&[0; 6]));
+            a
+        };
+        // RFC 2131 §4.1, "If the 'giaddr' field in a DHCP message from a client is
+        // non-zero ... If 'giaddr' is zero and 'ciaddr' is non-zero ... broadcast bit".
+        let dst = if !req.giaddr().is_unspecified() {
+            ReplyDest::Relay(req.giaddr())
+        } else if !req.ciaddr().is_unspecified() {
+            ReplyDest::Unicast { ip: req.ciaddr(), mac }
+        } else if req.flags().broadcast() {
+            ReplyDest::Broadcast
+        } else {
+            ReplyDest::Unicast { ip: b.home, mac }
+        };
+        self.push(dst, &m);
+    }
+
+    fn push(&mut self, dst: ReplyDest, m: &Message) {
+        match m.to_vec() {
+            Ok(mut payload) => {
+                if payload.len() < MIN_REPLY_LEN {
+                    payload.resize(MIN_REPLY_LEN, 0); // pad options after End
+                }
+                self.transmits.push_back(Transmit { dst, payload });
+            }
+            Err(e) => tracing::error!("encoding DHCP reply: {e}"),
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next instant [`handle_timeout`](Self::handle_timeout) must run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.clients
+            .values()
+            .filter_map(|c| match (c.lease_end, c.abandon_at) {
+                (Some(l), _) => Some(l + self.cfg.lease_grace),
+                (None, a) => a,
+            })
+            .min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let grace = self.cfg.lease_grace;
+        let mut gone: Vec<([u8; 6], DetachReason)> = self
+            .clients
+            .iter()
+            .filter_map(|(mac, c)| match (c.lease_end, c.abandon_at) {
+                (Some(l), _) if now >= l + grace => Some((*mac, DetachReason::LeaseExpired)),
+                (None, Some(a)) if now >= a => Some((*mac, DetachReason::Abandoned)),
+                _ => None,
+            })
+            .collect();
+        gone.sort_by_key(|g| g.0); // deterministic output order
+        for (mac, reason) in gone {
+            self.clients.remove(&mac);
+            if reason == DetachReason::LeaseExpired {
+                self.stats.lease_expired += 1;
+            }
+            self.events.push_back(Event::Detach { at: self.at(mac), reason });
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,308 @@
+//! pmipctl ↔ pmipd: one JSON request line over a Unix stream socket, one JSON
+//! response line back, then the daemon closes. Plus the text formatting of the
+//! show commands, after seed 004's `show ipv6 mobile pmipv6 mag binding`.
+//!
+//! The daemon fills the plain serde views ([`BindingView`], [`TunnelView`],
+//! [`StatsView`]); nothing here knows the state machines.
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::access::frame::{mac_dotted, parse_mac};
+use crate::dataplane::TrafficCounters;
+
+/// Longest request line the daemon reads.
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    ShowBindings,
+    ShowTunnels,
+    ShowStats,
+    /// Operator-forced detach: deregister and clean up.
+    ClearBinding { nai: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "data", rename_all = "snake_case")]
+pub enum Response {
+    Bindings(Vec<BindingView>),
+    Tunnels(Vec<TunnelView>),
+    Stats(StatsView),
+    Cleared { nai: String, found: bool },
+    Error { message: String },
+}
+
+/// One subscriber binding as `show bindings` prints it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindingView {
+    /// PMIPv6 domain, if configured (Cisco `Domain: D1`).
+    #[serde(default)]
+    pub domain: Option<String>,
+    pub nai: String,
+    /// ACTIVE, REGISTERING, DEREGISTERING, ...
+    pub state: String,
+    /// Access interface (access side) or the peer's tunnel (anchor side).
+    pub interface: String,
+    #[serde(default)]
+    pub vlan: Option<u16>,
+    #[serde(default)]
+    pub home_v4: Option<Ipv4Addr>,
+    /// Home network prefix, "2001:db8:f00d:1::/64".
+    #[serde(default)]
+    pub hnp: Option<String>,
+    /// Access technology type (RFC 5213 §8.5).
+    pub att: u8,
+    /// Link-layer id: the subscriber MAC, "00:24:d7:8e:21:a4".
+    pub llid: String,
+    /// "LMA"/"HA" on the access side, "MAG"/"PMA" on the anchor side.
+    pub peer_kind: String,
+    pub peer_name: String,
+    pub peer: IpAddr,
+    /// Granted lifetime and what is left of it, seconds.
+    pub lifetime_s: u32,
+    pub lifetime_left_s: u32,
+    /// GRE keys: upstream (access→anchor, assigned by the anchor) and downstream.
+    pub gre_key_up: u32,
+    pub gre_key_down: u32,
+    pub sub_id: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelView {
+    pub peer_name: String,
+    pub local: Option<IpAddr>,
+    pub remote: Option<IpAddr>,
+    pub bindings: u32,
+    /// UP/DOWN as the heartbeat sees it, or "-" without heartbeat.
+    pub state: String,
+}
+
+/// Traffic counters (a deserializable copy of [`TrafficCounters`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrafficView {
+    pub up_packets: u64,
+    pub up_bytes: u64,
+    pub down_packets: u64,
+    pub down_bytes: u64,
+}
+impl From<TrafficCounters> for TrafficView {
+    fn from(c: TrafficCounters) -> Self {
+        TrafficView { up_packets: c.up_packets, up_bytes: c.up_bytes, down_packets: c.down_packets, down_bytes: c.down_bytes }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriberStats {
+    pub nai: String,
+    pub sub_id: u32,
+    pub traffic: TrafficView,
+}
+
+/// `show stats`: named counter groups, so each part of the daemon adds its own
+/// (e.g. "signaling" → {"pbu_tx": 3, ...}, "dhcp", "detach", "fastpath").
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsView {
+    pub groups: BTreeMap<String, BTreeMap<String, u64>>,
+    pub subscribers: Vec<SubscriberStats>,
+}
+
+impl StatsView {
+    /// Adds a group from any serde struct of integer fields (e.g. `DhcpStats`).
+    pub fn add_group<T: Serialize>(&mut self, name: &str, counters: &T) {
+        let mut g = BTreeMap::new();
+        if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(counters) {
+            for (k, v) in m {
+                if let Some(n) = v.as_u64() {
+                    g.insert(k, n);
+                }
+            }
+        }
+        self.groups.insert(name.to_string(), g);
+    }
+}
+
+// ---------------------------------------------------------------- text
+
+fn llid(s: &str) -> String {
+    parse_mac(s).map(|m| mac_dotted(&m)).unwrap_or_else(|| s.to_string())
+}
+
+/// Seed 004 `show ipv6 mobile pmipv6 mag binding` layout.
+pub fn format_bindings(b: &[BindingView]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "Total number of bindings: {}", b.len());
+    for x in b {
+        let _ = writeln!(o, "----------------------------------------");
+        match &x.domain {
+            Some(d) => {
+                let _ = writeln!(o, "[Binding][MN]: Domain: {d}, Nai: {}", x.nai);
+            }
+            None => {
+                let _ = writeln!(o, "[Binding][MN]: Nai: {}", x.nai);
+            }
+        }
+        let _ = writeln!(o, "  [Binding][MN]: State: {}", x.state);
+        match x.vlan {
+            Some(v) => {
+                let _ = writeln!(o, "  [Binding][MN]: Interface: {} (vlan {v})", x.interface);
+            }
+            None => {
+                let _ = writeln!(o, "  [Binding][MN]: Interface: {}", x.interface);
+            }
+        }
+        let hoa = x.home_v4.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
+        let _ = writeln!(o, "  [Binding][MN]: Hoa: {hoa}, att: {}, llid: {}", x.att, llid(&x.llid));
+        let _ = writeln!(o, "  [Binding][MN]: HNP: {}", x.hnp.as_deref().unwrap_or("0"));
+        let k = &x.peer_kind;
+        let _ = writeln!(o, "  [Binding][MN][{k}]: Id: {}, address: {}", x.peer_name, x.peer);
+        let _ = writeln!(o, "  [Binding][MN][{k}]: lifetime: {}, remaining: {}", x.lifetime_s, x.lifetime_left_s);
+        let _ = writeln!(o, "  [Binding][MN][GREKEY]: Upstream: {}, Downstream: {}", x.gre_key_up, x.gre_key_down);
+    }
+    o
+}
+
+pub fn format_tunnels(t: &[TunnelView]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "Total number of tunnels: {}", t.len());
+    let _ = writeln!(o, "{:<16} {:<40} {:<40} {:>8} State", "Peer", "Local", "Remote", "Bindings");
+    let ip = |a: &Option<IpAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
+    for x in t {
+        let _ = writeln!(o, "{:<16} {:<40} {:<40} {:>8} {}", x.peer_name, ip(&x.local), ip(&x.remote), x.bindings, x.state);
+    }
+    o
+}
+
+pub fn format_stats(s: &StatsView) -> String {
+    let mut o = String::new();
+    for (g, m) in &s.groups {
+        let _ = writeln!(o, "{g}:");
+        for (k, v) in m {
+            let _ = writeln!(o, "  {k:<28} {v}");
+        }
+    }
+    if !s.subscribers.is_empty() {
+        let _ = writeln!(o, "subscribers:");
+        let _ = writeln!(
+            o,
+            "  {:<32} {:>6} {:>12} {:>14} {:>12} {:>14}",
+            "NAI", "id", "up pkts", "up bytes", "down pkts", "down bytes"
+        );
+        for x in &s.subscribers {
+            let t = &x.traffic;
+            let _ = writeln!(
+                o,
+                "  {:<32} {:>6} {:>12} {:>14} {:>12} {:>14}",
+                x.nai, x.sub_id, t.up_packets, t.up_bytes, t.down_packets, t.down_bytes
+            );
+        }
+    }
+    o
+}
+
+/// Text of a response, as pmipctl prints it without `--json`.
+pub fn format_response(r: &Response) -> String {
+    match r {
+        Response::Bindings(b) => format_bindings(b),
+        Response::Tunnels(t) => format_tunnels(t),
+        Response::Stats(s) => format_stats(s),
+        Response::Cleared { nai, found: true } => format!("binding {nai} cleared\n"),
+        Response::Cleared { nai, found: false } => format!("no binding for {nai}\n"),
+        Response::Error { message } => format!("error: {message}\n"),
+    }
+}
+
+// ---------------------------------------------------------------- socket
+
+pub type Handler = Arc<dyn Fn(Request) -> Response + Send + Sync>;
+
+/// Binds the control socket, replacing a stale socket file (not any other file).
+pub fn bind(path: &Path) -> Result<UnixListener> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(m) = std::fs::symlink_metadata(path) {
+        if m.file_type().is_socket() {
+            std::fs::remove_file(path).with_context(|| format!("removing stale {}", path.display()))?;
+        } else {
+            bail!("{} exists and is not a socket", path.display());
+        }
+    }
+    UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))
+}
+
+async fn serve_one(stream: UnixStream, handler: Handler) -> Result<()> {
+    let (r, mut w) = stream.into_split();
+    let mut line = Vec::new();
+    let mut reader = BufReader::new(r).take(MAX_REQUEST as u64 + 1);
+    let n = tokio::time::timeout(Duration::from_secs(5), reader.read_until(b'\n', &mut line)).await??;
+    let resp = if n > MAX_REQUEST {
+        Response::Error { message: format!("request longer than {MAX_REQUEST} bytes") }
+    } else {
+        match serde_json::from_slice::<Request>(&line) {
+            Ok(req) => handler(req),
+            Err(e) => Response::Error { message: format!("bad request: {e}") },
+        }
+    };
+    let mut out = serde_json::to_vec(&resp)?;
+    out.push(b'\n');
+    w.write_all(&out).await?;
+    w.shutdown().await?;
+    Ok(())
+}
+
+use tokio::io::AsyncReadExt as _;
+
+/// Answers requests on `listener` forever, one task per connection.
+pub async fn serve(listener: UnixListener, handler: Handler) -> Result<()> {
+    loop {
+        let (s, _) = listener.accept().await?;
+        let h = handler.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_one(s, h).await {
+                tracing::debug!("control connection: {e}");
+            }
+        });
+    }
+}
+
+/// Sends one request and waits for the response.
+pub async fn request(path: &Path, req: &Request) -> Result<Response> {
+    let mut s = UnixStream::connect(path).await.with_context(|| format!("connecting to {}", path.display()))?;
+    let mut out = serde_json::to_vec(req)?;
+    out.push(b'\n');
+    s.write_all(&out).await?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await?;
+    serde_json::from_slice(&buf).with_context(|| format!("bad response: {}", String::from_utf8_lossy(&buf)))
+}
+
+/// Blocking variant for the pmipctl binary.
+pub fn request_blocking(path: &Path, req: &Request, timeout: Duration) -> Result<Response> {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(path)
+        .with_context(|| format!("connecting to {} (is pmipd running?)", path.display()))?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    let mut out = serde_json::to_vec(req)?;
+    out.push(b'\n');
+    s.write_all(&out)?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    serde_json::from_slice(&buf).with_context(|| format!("bad response: {}", String::from_utf8_lossy(&buf)))
+}
+
+/// Default control socket path.
+pub fn default_socket() -> PathBuf {
+    PathBuf::from("/run/pmipd.sock")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,203 @@
+use super::*;
+
+fn seed_binding() -> BindingView {
+    BindingView {
+        domain: Some("D1".into()),
+        nai: "mn0@example.com".into(),
+        state: "ACTIVE".into(),
+        interface: "eth0.3074".into(),
+        vlan: Some(3074),
+        home_v4: Some(Ipv4Addr::new(192, 0, 2, 1)),
+        hnp: None,
+        att: 4,
+        llid: "00:24:d7:8e:21:a4".into(),
+        peer_kind: "LMA".into(),
+        peer_name: "lma1".into(),
+        peer: "2001:db8:cafe:1024::101".parse().unwrap(),
+        lifetime_s: 3600,
+        lifetime_left_s: 3412,
+        gre_key_up: 5,
+        gre_key_down: 5,
+        sub_id: 1,
+    }
+}
+
+#[test]
+fn bindings_text_follows_seed_004() {
+    let t = format_bindings(&[seed_binding()]);
+    let want = "\
+Total number of bindings: 1
+----------------------------------------
+[Binding][MN]: Domain: D1, Nai: mn0@example.com
+  [Binding][MN]: State: ACTIVE
+  [Binding][MN]: Interface: eth0.3074 (vlan 3074)
+  [Binding][MN]: Hoa: 192.0.2.1, att: 4, llid: 0024.d78e.21a4
+  [Binding][MN]: HNP: 0
+  [Binding][MN][LMA]: Id: lma1, address: 2001:db8:cafe:1024::101
+  [Binding][MN][LMA]: lifetime: 3600, remaining: 3412
+  [Binding][MN][GREKEY]: Upstream: 5, Downstream: 5
+";
+    assert_eq!(t, want);
+}
+
+#[test]
+fn bindings_text_variants() {
+    let b = BindingView {
+        domain: None,
+        vlan: None,
+        home_v4: None,
+        hnp: Some("2001:db8:f00d:1::/64".into()),
+        peer_kind: "MAG".into(),
+        gre_key_up: 7,
+        gre_key_down: 9,
+        llid: "not-a-mac".into(),
+        ..seed_binding()
+    };
+    let t = format_bindings(&[b.clone(), b]);
+    assert!(t.starts_with("Total number of bindings: 2\n"));
+    assert!(t.contains("[Binding][MN]: Nai: mn0@example.com\n"));
+    assert!(t.contains("  [Binding][MN]: Interface: eth0.3074\n"));
+    assert!(t.contains("Hoa: -, att: 4, llid: not-a-mac"));
+    assert!(t.contains("HNP: 2001:db8:f00d:1::/64"));
+    assert!(t.contains("[Binding][MN][MAG]: Id: lma1"));
+    assert!(t.contains("[GREKEY]: Upstream: 7, Downstream: 9"));
+    assert_eq!(format_bindings(&[]), "Total number of bindings: 0\n");
+}
+
+#[test]
+fn tunnels_and_stats_text() {
+    let t = format_tunnels(&[TunnelView {
+        peer_name: "lma1".into(),
+        local: Some("10.0.0.1".parse().unwrap()),
+        remote: Some("10.0.0.2".parse().unwrap()),
+        bindings: 3,
+        state: "UP".into(),
+    }]);
+    let lines: Vec<&str> = t.lines().collect();
+    assert_eq!(lines[0], "Total number of tunnels: 1");
+    assert!(lines[1].starts_with("Peer "));
+    let cols: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(cols, ["lma1", "10.0.0.1", "10.0.0.2", "3", "UP"]);
+
+    let mut s = StatsView::default();
+    s.add_group("dhcp", &crate::access::dhcp::DhcpStats { offers: 2, acks: 3, ..Default::default() });
+    s.subscribers.push(SubscriberStats {
+        nai: "mn0@example.com".into(),
+        sub_id: 1,
+        traffic: TrafficCounters { up_packets: 10, up_bytes: 1000, down_packets: 20, down_bytes: 2000 }.into(),
+    });
+    assert_eq!(s.groups["dhcp"]["acks"], 3);
+    let t = format_stats(&s);
+    assert!(t.contains("dhcp:\n"), "{t}");
+    assert!(t.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["offers", "2"]), "{t}");
+    let sub = t.lines().find(|l| l.contains("mn0@example.com")).unwrap();
+    assert_eq!(sub.split_whitespace().collect::<Vec<_>>(), ["mn0@example.com", "1", "10", "1000", "20", "2000"]);
+}
+
+#[test]
+fn json_wire_format() {
+    assert_eq!(serde_json::to_string(&Request::ShowBindings).unwrap(), r#"{"cmd":"show_bindings"}"#);
+    assert_eq!(
+        serde_json::to_string(&Request::ClearBinding { nai: "a@b".into() }).unwrap(),
+        r#"{"cmd":"clear_binding","nai":"a@b"}"#
+    );
+    let r: Request = serde_json::from_str(r#"{"cmd":"show_stats"}"#).unwrap();
+    assert_eq!(r, Request::ShowStats);
+    assert!(serde_json::from_str::<Request>(r#"{"cmd":"reboot"}"#).is_err());
+    let resp = Response::Bindings(vec![seed_binding()]);
+    let j = serde_json::to_value(&resp).unwrap();
+    assert_eq!(j["kind"], "bindings");
+    assert_eq!(j["data"][0]["nai"], "mn0@example.com");
+    assert_eq!(j["data"][0]["home_v4"], "192.0.2.1");
+    assert_eq!(j["data"][0]["gre_key_up"], 5);
+    assert_eq!(serde_json::from_value::<Response>(j).unwrap(), resp);
+}
+
+fn handler() -> Handler {
+    Arc::new(|req| match req {
+        Request::ShowBindings => Response::Bindings(vec![seed_binding()]),
+        Request::ShowTunnels => Response::Tunnels(vec![]),
+        Request::ShowStats => {
+            let mut s = StatsView::default();
+            s.add_group("signaling", &BTreeMap::from([("pbu_tx", 4u64)]));
+            Response::Stats(s)
+        }
+        Request::ClearBinding { nai } => Response::Cleared { found: nai == "mn0@example.com", nai },
+    })
+}
+
+#[tokio::test]
+async fn round_trip_over_a_unix_socket() {
+    let tmp = crate::access::dhcp::tests::TmpDir::new("ctl");
+    let dir = tmp.0.clone();
+    let path = dir.join("ctl.sock");
+    // A stale socket file is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let l = bind(&path).unwrap();
+    let server = tokio::spawn(serve(l, handler()));
+
+    assert_eq!(request(&path, &Request::ShowBindings).await.unwrap(), Response::Bindings(vec![seed_binding()]));
+    assert_eq!(request(&path, &Request::ShowTunnels).await.unwrap(), Response::Tunnels(vec![]));
+    let Response::Stats(s) = request(&path, &Request::ShowStats).await.unwrap() else { panic!() };
+    assert_eq!(s.groups["signaling"]["pbu_tx"], 4);
+    assert_eq!(
+        request(&path, &Request::ClearBinding { nai: "x@y".into() }).await.unwrap(),
+        Response::Cleared { nai: "x@y".into(), found: false }
+    );
+    // Blocking client (pmipctl) from another thread.
+    let p2 = path.clone();
+    let r = tokio::task::spawn_blocking(move || request_blocking(&p2, &Request::ShowBindings, Duration::from_secs(5)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(format_response(&r).contains("Nai: mn0@example.com"));
+
+    // Garbage and oversized requests get an error response, and the server lives on.
+    for bad in [b"not json\n".to_vec(), vec![b'x'; MAX_REQUEST + 10]] {
+        let mut s = UnixStream::connect(&path).await.unwrap();
+        s.write_all(&bad).await.unwrap();
+        let _ = s.shutdown().await;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.unwrap();
+        let r: Response = serde_json::from_slice(&buf).unwrap();
+        assert!(matches!(r, Response::Error { .. }), "{r:?}");
+    }
+    assert!(matches!(request(&path, &Request::ShowTunnels).await.unwrap(), Response::Tunnels(_)));
+
+    // A regular file at the path is not clobbered.
+    let f = dir.join("file");
+    std::fs::write(&f, b"x").unwrap();
+    assert!(bind(&f).is_err());
+    server.abort();
+}
+
+#[test]
+fn blocking_client_reports_a_missing_daemon() {
+    let e = request_blocking(Path::new("/nonexistent/pmipd.sock"), &Request::ShowStats, Duration::from_secs(1))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is pmipd running?"), "{e}");
+}
+
+proptest::proptest! {
+    #[test]
+    fn binding_json_round_trip(
+        nai in "[a-z0-9@.]{1,40}", vlan: Option<u16>, home: Option<[u8; 4]>, att: u8,
+        mac: [u8; 6], peer: [u8; 16], life: u32, left: u32, up: u32, down: u32, id: u32,
+    ) {
+        let b = BindingView {
+            domain: None, nai, state: "ACTIVE".into(), interface: "eth0".into(), vlan,
+            home_v4: home.map(Ipv4Addr::from), hnp: None, att,
+            llid: crate::access::frame::mac_colon(&mac), peer_kind: "LMA".into(), peer_name: "p".into(),
+            peer: IpAddr::from(peer), lifetime_s: life, lifetime_left_s: left, gre_key_up: up, gre_key_down: down, sub_id: id,
+        };
+        let r = Response::Bindings(vec![b]);
+        let j = serde_json::to_string(&r).unwrap();
+        proptest::prop_assert_eq!(serde_json::from_str::<Response>(&j).unwrap(), r.clone());
+        let t = format_response(&r);
+        let keys = format!("Upstream: {up}, Downstream: {down}");
+        let llid = format!("llid: {}", crate::access::frame::mac_dotted(&mac));
+        proptest::prop_assert!(t.contains(&keys));
+        proptest::prop_assert!(t.contains(&llid));
+    }
+}

@@ -1,0 +1,73 @@
+//! The pmipctl binary against a control socket served by `ctl::serve`.
+use std::process::Command;
+use std::sync::Arc;
+
+use pmip_user::ctl::{self, BindingView, Request, Response, StatsView};
+
+fn binding() -> BindingView {
+    BindingView {
+        domain: None,
+        nai: "mn0@example.com".into(),
+        state: "ACTIVE".into(),
+        interface: "eth0".into(),
+        vlan: None,
+        home_v4: Some("192.0.2.1".parse().unwrap()),
+        hnp: None,
+        att: 3,
+        llid: "02:24:d7:8e:21:a4".into(),
+        peer_kind: "HA".into(),
+        peer_name: "ha1".into(),
+        peer: "10.8.24.101".parse().unwrap(),
+        lifetime_s: 900,
+        lifetime_left_s: 850,
+        gre_key_up: 11,
+        gre_key_down: 22,
+        sub_id: 1,
+    }
+}
+
+#[test]
+fn pmipctl_show_and_clear() {
+    let dir = std::env::temp_dir().join(format!("pmipctl-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("ctl.sock");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt.block_on(async { ctl::bind(&sock) }).unwrap();
+    rt.spawn(ctl::serve(
+        listener,
+        Arc::new(|r| match r {
+            Request::ShowBindings => Response::Bindings(vec![binding()]),
+            Request::ShowTunnels => Response::Tunnels(vec![]),
+            Request::ShowStats => Response::Stats(StatsView::default()),
+            Request::ClearBinding { nai } => Response::Cleared { found: nai == "mn0@example.com", nai },
+        }),
+    ));
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_pmipctl")).arg("--socket").arg(&sock).args(args).output().unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    let (code, out, _) = run(&["show", "bindings"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("[Binding][MN]: Hoa: 192.0.2.1, att: 3, llid: 0224.d78e.21a4"), "{out}");
+    assert!(out.contains("[Binding][MN][HA]: lifetime: 900, remaining: 850"), "{out}");
+    assert!(out.contains("[Binding][MN][GREKEY]: Upstream: 11, Downstream: 22"), "{out}");
+    let (code, out, _) = run(&["show", "bindings", "--json"]);
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["data"][0]["gre_key_down"], 22);
+    let (_, out, _) = run(&["show", "tunnels"]);
+    assert!(out.starts_with("Total number of tunnels: 0"), "{out}");
+    let (_, out, _) = run(&["clear", "binding", "mn0@example.com"]);
+    assert_eq!(out, "binding mn0@example.com cleared\n");
+    let (_, out, _) = run(&["clear", "binding", "x@y"]);
+    assert_eq!(out, "no binding for x@y\n");
+    // No daemon: a clear message and a non-zero exit.
+    let o = Command::new(env!("CARGO_BIN_EXE_pmipctl"))
+        .args(["--socket", "/nonexistent/pmipd.sock", "show", "stats"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is pmipd running?"));
+    drop(rt);
+    let _ = std::fs::remove_dir_all(&dir);
+}
