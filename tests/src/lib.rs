@@ -2,3 +2,5 @@
 pub mod netns;
 pub mod fixture;
 pub mod pcap;
+pub mod lab;
+pub mod gateway_cases;

@@ -1,0 +1,1089 @@
+//! The lab: subscriber — access switch — two access gateways — anchor —
+//! correspondent, each in its own network namespace, with `pmipd run` in the
+//! gateway roles and a stock DHCP client (busybox udhcpc) in the subscriber.
+//! Used by the `pmip-lab` binary (`cargo xtask lab`) and by the gateway
+//! integration tests. Everything is torn down on drop, also on panic.
+//!
+//! ```text
+//!  sub [s0] ─ [ps]  sw: br1 ─ [pa1] ─ [acc0] mag1 [core0] ─ [pc1]  sw: brc ─ [pcn] ─ [core0] anchor [cn0] ─ [c0] cn
+//!                       br2 ─ [pa2] ─ [acc0] mag2 [core0] ─ [pc2]
+//! ```
+//! A handover moves the subscriber's switch port `ps` from br1 to br2 (its
+//! own link never goes down, as with a Wi-Fi roam between access points of
+//! one network) and the client reconfirms its lease (udhcpc SIGUSR1, a
+//! unicast DHCPREQUEST to the server identifier), which the new gateway
+//! answers after registering the subscriber. Both gateways use the same MAC
+//! and router address on the access link (RFC 5213 §6.9.3), so the
+//! subscriber's ARP cache stays valid.
+use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use pmip_user::ctl::{BindingView, Response};
+
+use crate::netns::{veth, Netns};
+
+/// Access-link MAC both gateways share.
+pub const GW_MAC: &str = "02:00:00:00:00:01";
+/// The subscriber's MAC.
+pub const SUB_MAC: &str = "02:00:00:00:aa:01";
+/// Default router / DHCP server id on the access links (both gateways).
+pub const GW_ADDR: Ipv4Addr = Ipv4Addr::new(10, 64, 0, 1);
+pub const POOL: &str = "10.64.0.0/24";
+pub const CORE_MAG: [Ipv4Addr; 2] = [Ipv4Addr::new(10, 255, 0, 1), Ipv4Addr::new(10, 255, 0, 2)];
+pub const CORE_ANCHOR: Ipv4Addr = Ipv4Addr::new(10, 255, 0, 10);
+pub const CN_GW: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+pub const CN: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
+/// Link MTU of the access interfaces (option 26 gets this minus 28).
+pub const ACCESS_MTU: u16 = 1500;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    Pmipv6,
+    Pmipv4,
+}
+impl Proto {
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Pmipv6 => "pmipv6",
+            Proto::Pmipv4 => "pmipv4",
+        }
+    }
+    /// "MAG"/"PMA" and "LMA"/"HA".
+    pub fn access_name(self) -> &'static str {
+        match self {
+            Proto::Pmipv6 => "MAG",
+            Proto::Pmipv4 => "PMA",
+        }
+    }
+    pub fn anchor_name(self) -> &'static str {
+        match self {
+            Proto::Pmipv6 => "LMA",
+            Proto::Pmipv4 => "HA",
+        }
+    }
+}
+
+/// ARP-polling detach detection (`[detach]`).
+#[derive(Clone, Copy, Debug)]
+pub struct DetachOpts {
+    pub interval_s: u32,
+    pub timeout_s: u32,
+    pub retries: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct LabOpts {
+    pub proto: Proto,
+    /// Namespace name prefix (at most 4 characters).
+    pub tag: String,
+    /// 1 or 2 access gateways.
+    pub gateways: usize,
+    /// "auto" | "native" | "generic".
+    pub attach_mode: String,
+    pub lifetime_s: u32,
+    /// PMIPv6 refresh period.
+    pub refresh_s: u32,
+    /// PMIPv4 renewal point.
+    pub renew_percent: u8,
+    /// None: ARP polling off.
+    pub detach: Option<DetachOpts>,
+    /// RUST_LOG for the daemons.
+    pub log_filter: String,
+}
+
+impl LabOpts {
+    pub fn new(proto: Proto, tag: &str) -> LabOpts {
+        LabOpts {
+            proto,
+            tag: tag.chars().take(4).collect(),
+            gateways: 2,
+            attach_mode: "native".into(),
+            lifetime_s: 120,
+            refresh_s: 40,
+            renew_percent: 75,
+            detach: None,
+            log_filter: "info".into(),
+        }
+    }
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+impl TempDir {
+    pub fn new(tag: &str) -> Result<TempDir> {
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "pmip-lab-{tag}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
+        Ok(TempDir(p))
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("PMIP_LAB_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// Directory holding `pmipd` and `pmipctl`: `$PMIP_BIN_DIR`, else the cargo
+/// profile directory of the running executable (target/debug for tests,
+/// target/release for pmip-lab).
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("PMIP_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// Builds pmipd and pmipctl once per process (cargo test only builds the
+/// binaries of the package under test, and pmipd lives in pmip-user) when
+/// running under cargo; then checks they are there.
+pub fn ensure_binaries() -> Result<PathBuf> {
+    static BUILT: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
+    let dir = bin_dir();
+    let r = BUILT.get_or_init(|| {
+        if std::env::var_os("PMIP_BIN_DIR").is_some() || std::env::var_os("PMIP_LAB_NO_BUILD").is_some() {
+            return Ok(());
+        }
+        let Some(cargo) = std::env::var_os("CARGO") else { return Ok(()) };
+        let mut c = Command::new(cargo);
+        c.args(["build", "-q", "-p", "pmip-user", "--bins"]);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            c.arg("--release");
+        }
+        // target/<profile> → target
+        if let Some(t) = dir.parent() {
+            c.env("CARGO_TARGET_DIR", t);
+        }
+        c.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+        match c.status() {
+            Ok(s) if s.success() => Ok(()),
+            Ok(s) => Err(format!("cargo build -p pmip-user --bins: {s}")),
+            Err(e) => Err(format!("cargo build -p pmip-user --bins: {e}")),
+        }
+    });
+    if let Err(e) = r {
+        bail!("{e}");
+    }
+    for b in ["pmipd", "pmipctl"] {
+        if !dir.join(b).exists() {
+            bail!("{} missing: build it with `cargo build -p pmip-user --bins`", dir.join(b).display());
+        }
+    }
+    Ok(dir)
+}
+
+pub fn pmipd() -> PathBuf {
+    bin_dir().join("pmipd")
+}
+pub fn pmipctl() -> PathBuf {
+    bin_dir().join("pmipctl")
+}
+
+/// True if `prog` is on PATH.
+pub fn have(prog: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {prog}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn sigterm(pid: u32) {
+    // SAFETY: signalling a child we spawned and have not reaped.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+}
+
+/// Waits for a child up to `d`; None if it is still running.
+pub fn wait_timeout(c: &mut Child, d: Duration) -> Option<ExitStatus> {
+    let end = Instant::now() + d;
+    loop {
+        if let Ok(Some(s)) = c.try_wait() {
+            return Some(s);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------- pmipd
+
+/// A running `pmipd run` in a namespace; SIGTERM (then SIGKILL) on drop.
+pub struct Daemon {
+    pub name: String,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+    _stdout: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Daemon {
+    /// Starts `pmipd run --config FILE` in `ns` and waits for `pmipd: ready`.
+    pub fn start(ns: &Netns, name: &str, config: &Path, socket: &Path, log_filter: &str) -> Result<Daemon> {
+        let log = config.with_extension("log");
+        let err = std::fs::File::create(&log)?;
+        let mut child = ns
+            .command(pmipd().to_str().unwrap())
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("RUST_LOG", log_filter)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("spawning pmipd for {name}"))?;
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let th = std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let mut d = Daemon {
+            name: name.into(),
+            socket: socket.into(),
+            config: config.into(),
+            log,
+            child: Some(child),
+            _stdout: Some(th),
+        };
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(l) if l.trim() == "pmipd: ready" => break,
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let st = d.child.as_mut().and_then(|c| wait_timeout(c, Duration::from_secs(2)));
+                    bail!("pmipd {name} exited before ready ({st:?}):\n{}", d.log_tail(30));
+                }
+            }
+            if Instant::now() > end {
+                bail!("pmipd {name} not ready after 20 s:\n{}", d.log_tail(30));
+            }
+        }
+        // Socket up too.
+        let end = Instant::now() + Duration::from_secs(5);
+        while !d.socket.exists() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(d)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// The last `n` lines of its stderr.
+    pub fn log_tail(&self, n: usize) -> String {
+        let s = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Runs `pmipctl --socket S ARGS...` and returns its stdout.
+    pub fn ctl(&self, args: &[&str]) -> Result<String> {
+        let o = Command::new(pmipctl())
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .context("running pmipctl")?;
+        if !o.status.success() {
+            bail!(
+                "pmipctl {} ({}): {}{}",
+                args.join(" "),
+                o.status,
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+
+    pub fn ctl_json(&self, args: &[&str]) -> Result<Response> {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let out = self.ctl(&a)?;
+        serde_json::from_str(&out).with_context(|| format!("pmipctl JSON: {out}"))
+    }
+
+    /// `pmipctl show bindings --json`.
+    pub fn bindings(&self) -> Result<Vec<BindingView>> {
+        match self.ctl_json(&["show", "bindings"])? {
+            Response::Bindings(b) => Ok(b),
+            other => bail!("show bindings: unexpected {other:?}"),
+        }
+    }
+
+    /// Waits until `pred` holds on this box's bindings.
+    pub fn wait_bindings(&self, within: Duration, what: &str, pred: impl Fn(&[BindingView]) -> bool) -> Result<Vec<BindingView>> {
+        let end = Instant::now() + within;
+        let mut last = Vec::new();
+        loop {
+            match self.bindings() {
+                Ok(b) if pred(&b) => return Ok(b),
+                Ok(b) => last = b,
+                Err(_) if Instant::now() < end => {}
+                Err(e) => return Err(e),
+            }
+            if Instant::now() >= end {
+                bail!(
+                    "{}: {what} not reached within {within:?}; bindings now:\n{}\nlog:\n{}",
+                    self.name,
+                    pmip_user::ctl::format_bindings(&last),
+                    self.log_tail(25)
+                );
+            }
+            crate::lab::interruptible_sleep(Duration::from_millis(100))?;
+        }
+    }
+
+    /// SIGTERM and wait (up to 5 s, then SIGKILL); returns the exit status.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        let mut c = self.child.take()?;
+        sigterm(c.id());
+        match wait_timeout(&mut c, Duration::from_secs(5)) {
+            Some(s) => Some(s),
+            None => {
+                let _ = c.kill();
+                c.wait().ok()
+            }
+        }
+    }
+
+    /// SIGKILL: the box dies without deregistering anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// ---------------------------------------------------------------- DHCP client
+
+const UDHCPC_SCRIPT: &str = r#"#!/bin/sh
+# udhcpc event script: log the lease fields, then configure the interface.
+echo "$1 ip=$ip mask=$mask subnet=$subnet router=$router lease=$lease mtu=$mtu dns=$dns serverid=$serverid" >> "@LOG@"
+case "$1" in
+  deconfig)
+    ip -4 addr flush dev "$interface"
+    ;;
+  bound|renew)
+    old=$(ip -4 -o addr show dev "$interface" | awk '{print $4}')
+    if [ -n "$old" ] && [ "$old" != "$ip/$mask" ]; then ip -4 addr flush dev "$interface"; fi
+    ip addr replace "$ip/$mask" dev "$interface"
+    if [ -n "$mtu" ]; then ip link set dev "$interface" mtu "$mtu"; fi
+    for r in $router; do ip route replace default via "$r" dev "$interface"; break; done
+    ;;
+esac
+exit 0
+"#;
+
+/// What udhcpc's script saw on a `bound`/`renew` event.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Lease {
+    pub event: String,
+    pub ip: String,
+    pub mask: String,
+    pub router: String,
+    pub lease: String,
+    pub mtu: String,
+    pub dns: String,
+    pub serverid: String,
+}
+impl Lease {
+    fn parse(line: &str) -> Lease {
+        let f = |k: &str| {
+            line.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                .unwrap_or("")
+                .to_string()
+        };
+        Lease {
+            event: line.split_whitespace().next().unwrap_or("").into(),
+            ip: f("ip"),
+            mask: f("mask"),
+            router: f("router"),
+            lease: f("lease"),
+            mtu: f("mtu"),
+            dns: f("dns"),
+            serverid: f("serverid"),
+        }
+    }
+}
+
+/// busybox udhcpc in the subscriber namespace; killed on drop (no release).
+pub struct Dhcpc {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Dhcpc {
+    pub fn start(ns: &Netns, iface: &str, dir: &Path, quit_when_bound: bool) -> Result<Dhcpc> {
+        let log = dir.join("udhcpc.log");
+        let script = dir.join("udhcpc.sh");
+        std::fs::write(&script, UDHCPC_SCRIPT.replace("@LOG@", log.to_str().unwrap()))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+        let mut args = vec!["busybox", "udhcpc", "-f", "-i", iface, "-s", script.to_str().unwrap()];
+        // Retry DISCOVER every second, up to 20 times; then fail.
+        args.extend_from_slice(&["-t", "20", "-T", "1", "-A", "1", "-n", "-O", "mtu"]);
+        if quit_when_bound {
+            args.push("-q");
+        }
+        let child = ns
+            .command(args[0])
+            .args(&args[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawning udhcpc")?;
+        Ok(Dhcpc { child: Some(child), log })
+    }
+
+    pub fn events(&self) -> Vec<Lease> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(Lease::parse)
+            .collect()
+    }
+
+    /// Waits for the `n`-th (1-based) event called `event` (bound, renew, ...).
+    pub fn wait_event(&self, event: &str, n: usize, within: Duration) -> Result<Lease> {
+        let end = Instant::now() + within;
+        loop {
+            let ev = self.events();
+            if let Some(l) = ev.iter().filter(|l| l.event == event).nth(n - 1) {
+                return Ok(l.clone());
+            }
+            if Instant::now() >= end {
+                bail!("udhcpc: no {event} #{n} within {within:?}; events: {ev:?}");
+            }
+            interruptible_sleep(Duration::from_millis(50))?;
+        }
+    }
+
+    pub fn count(&self, event: &str) -> usize {
+        self.events().iter().filter(|l| l.event == event).count()
+    }
+
+    fn signal(&self, sig: i32) -> Result<()> {
+        let c = self.child.as_ref().ok_or_else(|| anyhow!("udhcpc not running"))?;
+        // SAFETY: signalling our own child.
+        if unsafe { libc::kill(c.id() as i32, sig) } != 0 {
+            bail!("kill udhcpc: {}", std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    /// SIGUSR1: renew now (a unicast REQUEST to the server identifier).
+    pub fn renew(&self) -> Result<()> {
+        self.signal(libc::SIGUSR1)
+    }
+    /// SIGUSR2: release the lease (DHCPRELEASE).
+    pub fn release(&self) -> Result<()> {
+        self.signal(libc::SIGUSR2)
+    }
+    /// SIGKILL: the client disappears without a word.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+impl Drop for Dhcpc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+// ---------------------------------------------------------------- Ctrl-C
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Makes SIGINT/SIGTERM set a flag that the lab's waits check, so a Ctrl-C
+/// unwinds through the normal error path and every drop guard runs.
+pub fn install_interrupt_handler() {
+    // SAFETY: the handler only stores to an atomic (async-signal-safe).
+    unsafe {
+        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_sigint as *const () as libc::sighandler_t);
+    }
+}
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Sleeps, failing early with "interrupted" on Ctrl-C.
+pub fn interruptible_sleep(d: Duration) -> Result<()> {
+    let end = Instant::now() + d;
+    loop {
+        if interrupted() {
+            bail!("interrupted");
+        }
+        let now = Instant::now();
+        if now >= end {
+            return Ok(());
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(50)));
+    }
+}
+
+/// Runs a child to completion, killing it on Ctrl-C; returns its output.
+pub fn output_interruptible(mut cmd: Command) -> Result<std::process::Output> {
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(r) => return Ok(r?),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if interrupted() {
+                    // SAFETY: our own child (not reaped yet: the waiter thread holds it).
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                    bail!("interrupted");
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => bail!("waiter thread died"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the lab
+
+/// XDP pass programs on the far ends of veths the gateways transmit into.
+struct PassPrograms(#[allow(dead_code)] Vec<pmip_user::loader::FastPath>);
+
+pub struct Lab {
+    pub opts: LabOpts,
+    pub dir: TempDir,
+    pub client: Option<Dhcpc>,
+    /// Access gateways (index 0 = mag1), then the anchor.
+    pub access: Vec<Option<Daemon>>,
+    pub anchor_d: Option<Daemon>,
+    /// Background children (iperf3 servers, pings) killed on drop.
+    pub bg: Vec<Child>,
+    pass: Option<PassPrograms>,
+    pub sub: Netns,
+    pub sw: Netns,
+    pub mags: Vec<Netns>,
+    pub anchor: Netns,
+    pub cn: Netns,
+}
+
+fn run_all(ns: &Netns, cmds: &[String]) -> Result<()> {
+    for c in cmds {
+        let args: Vec<&str> = c.split_whitespace().collect();
+        ns.exec(&args).with_context(|| format!("{}: {c}", ns.name))?;
+    }
+    Ok(())
+}
+
+impl Lab {
+    /// Creates the namespaces, links and addresses (no daemon yet).
+    pub fn topology(opts: LabOpts) -> Result<Lab> {
+        let t = &opts.tag;
+        let n = opts.gateways.clamp(1, 2);
+        let dir = TempDir::new(t)?;
+        let sub = Netns::new(&format!("{t}s"))?;
+        let sw = Netns::new(&format!("{t}w"))?;
+        let mut mags = Vec::new();
+        for i in 0..n {
+            mags.push(Netns::new(&format!("{t}m{}", i + 1))?);
+        }
+        let anchor = Netns::new(&format!("{t}a"))?;
+        let cn = Netns::new(&format!("{t}c"))?;
+        let lab = Lab {
+            opts,
+            dir,
+            client: None,
+            access: (0..n).map(|_| None).collect(),
+            anchor_d: None,
+            bg: Vec::new(),
+            pass: None,
+            sub,
+            sw,
+            mags,
+            anchor,
+            cn,
+        };
+        lab.wire()?;
+        Ok(lab)
+    }
+
+    fn wire(&self) -> Result<()> {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        veth(&self.sub, "s0", &self.sw, "ps")?;
+        veth(&self.anchor, "core0", &self.sw, "pcn")?;
+        veth(&self.anchor, "cn0", &self.cn, "c0")?;
+        let mut sw = s(&[
+            "sysctl -qw net.ipv6.conf.all.disable_ipv6=1",
+            "ip link add brc type bridge",
+            "ip link set pcn master brc",
+            "ip link set brc up",
+        ]);
+        for (i, m) in self.mags.iter().enumerate() {
+            let k = i + 1;
+            veth(m, "acc0", &self.sw, &format!("pa{k}"))?;
+            veth(m, "core0", &self.sw, &format!("pc{k}"))?;
+            sw.push(format!("ip link add br{k} type bridge"));
+            sw.push(format!("ip link set pa{k} master br{k}"));
+            sw.push(format!("ip link set pc{k} master brc"));
+            sw.push(format!("ip link set br{k} up"));
+            // The gateway's access link is up before the subscriber arrives.
+            run_all(m, &[
+                "sysctl -qw net.ipv4.ip_forward=1".into(),
+                "sysctl -qw net.ipv4.conf.all.accept_local=1".into(),
+                "sysctl -qw net.ipv4.conf.acc0.accept_local=1".into(),
+                "sysctl -qw net.ipv6.conf.all.disable_ipv6=1".into(),
+                format!("ip link set acc0 address {GW_MAC}"),
+                format!("ip addr add {GW_ADDR}/24 dev acc0"),
+                format!("ip addr add {}/24 dev core0", CORE_MAG[i]),
+                format!("ip route add default via {CORE_ANCHOR}"),
+            ])?;
+        }
+        sw.push("ip link set ps master br1".into());
+        run_all(&self.sw, &sw)?;
+        run_all(&self.sub, &s(&[
+            "sysctl -qw net.ipv6.conf.all.disable_ipv6=1",
+            // veth quirk: partial checksums die in XDP.
+            "ethtool -K s0 tx off",
+        ]))?;
+        self.sub.exec(&["ip", "link", "set", "s0", "address", SUB_MAC])?;
+        run_all(&self.anchor, &[
+            "sysctl -qw net.ipv4.ip_forward=1".into(),
+            "sysctl -qw net.ipv4.conf.all.accept_local=1".into(),
+            "sysctl -qw net.ipv4.conf.cn0.accept_local=1".into(),
+            "sysctl -qw net.ipv6.conf.all.disable_ipv6=1".into(),
+            format!("ip addr add {CORE_ANCHOR}/24 dev core0"),
+            format!("ip addr add {CN_GW}/24 dev cn0"),
+            // Host-originated packets to home addresses leave by core0, where
+            // TC egress tunnels them to the right gateway.
+            format!("ip route add {POOL} via {}", CORE_MAG[0]),
+        ])?;
+        run_all(&self.cn, &[
+            "sysctl -qw net.ipv6.conf.all.disable_ipv6=1".into(),
+            format!("ip addr add {CN}/24 dev c0"),
+            format!("ip route add default via {CN_GW}"),
+            "ethtool -K c0 tx off".into(),
+        ])?;
+        Ok(())
+    }
+
+    /// The XDP pass program on every veth end a gateway transmits into
+    /// (native mode veths drop XDP frames towards a peer without one).
+    pub fn attach_pass(&mut self) -> Result<()> {
+        let mut v = Vec::new();
+        let load = |ns: &Netns, ifs: Vec<String>| -> Result<pmip_user::loader::FastPath> {
+            ns.run_in(move || -> Result<pmip_user::loader::FastPath> {
+                let mut fp = pmip_user::loader::FastPath::load(&pmip_user::loader::LoadOptions::default())?;
+                for i in &ifs {
+                    fp.attach_pass(i)?;
+                }
+                Ok(fp)
+            })?
+        };
+        let mut sw = vec!["pcn".to_string()];
+        for k in 1..=self.mags.len() {
+            sw.push(format!("pa{k}"));
+            sw.push(format!("pc{k}"));
+        }
+        v.push(load(&self.sw, sw).context("XDP pass on the switch ports")?);
+        v.push(load(&self.cn, vec!["c0".into()]).context("XDP pass on the correspondent")?);
+        v.push(load(&self.sub, vec!["s0".into()]).context("XDP pass on the subscriber")?);
+        self.pass = Some(PassPrograms(v));
+        Ok(())
+    }
+
+    fn access_config(&self, i: usize) -> String {
+        let o = &self.opts;
+        let sock = self.dir.0.join(format!("mag{}.sock", i + 1));
+        let mut c = format!(
+            r#"# generated by pmip_tests::lab
+role = "access"
+protocol = "{proto}"
+node_id = "{kind}{n}"
+
+[control]
+socket = "{sock}"
+
+[fastpath]
+attach_mode = "{mode}"
+
+[interfaces]
+core = "core0"
+
+[[interfaces.access]]
+name = "acc0"
+gateway = "{GW_ADDR}/24"
+mtu = {ACCESS_MTU}
+default_profile = "default"
+
+[addresses]
+ipv4 = "{me}"
+
+[[peers]]
+name = "anchor"
+address = "{CORE_ANCHOR}"
+"#,
+            proto = o.proto.name(),
+            kind = o.proto.access_name().to_lowercase(),
+            n = i + 1,
+            sock = sock.display(),
+            mode = o.attach_mode,
+            me = CORE_MAG[i],
+        );
+        if o.proto == Proto::Pmipv4 {
+            c.push_str(&format!(
+                "spi = {}\nalgorithm = \"hmac-md5\"\nkey = \"{}\"\n",
+                256 + i,
+                sa_key(i)
+            ));
+        }
+        c.push_str(&self.timers());
+        c.push_str(&self.detach());
+        c.push_str("\n[[profiles]]\nname = \"default\"\nanchor = \"anchor\"\n");
+        c
+    }
+
+    fn timers(&self) -> String {
+        let o = &self.opts;
+        let mut c = format!(
+            "\n[timers]\nlifetime_s = {}\nretx_initial_ms = 300\nretx_max_ms = 2000\nmax_retransmissions = 3\n",
+            o.lifetime_s
+        );
+        match o.proto {
+            Proto::Pmipv6 => c.push_str(&format!("refresh_s = {}\n", o.refresh_s)),
+            Proto::Pmipv4 => c.push_str(&format!("renew_percent = {}\n", o.renew_percent)),
+        }
+        c
+    }
+
+    fn detach(&self) -> String {
+        match self.opts.detach {
+            Some(d) => format!(
+                "\n[detach]\nenabled = true\ninterval_s = {}\ntimeout_s = {}\nretries = {}\n",
+                d.interval_s, d.timeout_s, d.retries
+            ),
+            None => "\n[detach]\nenabled = false\n".into(),
+        }
+    }
+
+    fn anchor_config(&self) -> String {
+        let o = &self.opts;
+        let sock = self.dir.0.join("anchor.sock");
+        let mut c = format!(
+            r#"# generated by pmip_tests::lab
+role = "anchor"
+protocol = "{proto}"
+node_id = "{kind}"
+
+[control]
+socket = "{sock}"
+
+[fastpath]
+attach_mode = "{mode}"
+
+[interfaces]
+core = "core0"
+correspondent = ["cn0"]
+
+[addresses]
+ipv4 = "{CORE_ANCHOR}"
+"#,
+            proto = o.proto.name(),
+            kind = o.proto.anchor_name().to_lowercase(),
+            sock = sock.display(),
+            mode = o.attach_mode,
+        );
+        for i in 0..self.mags.len() {
+            c.push_str(&format!("\n[[peers]]\nname = \"{}{}\"\naddress = \"{}\"\n", o.proto.access_name().to_lowercase(), i + 1, CORE_MAG[i]));
+            if o.proto == Proto::Pmipv4 {
+                c.push_str(&format!("spi = {}\nalgorithm = \"hmac-md5\"\nkey = \"{}\"\n", 256 + i, sa_key(i)));
+            }
+        }
+        c.push_str(&self.timers());
+        c.push_str(&format!("\n[[pools]]\nname = \"home\"\nprefix = \"{POOL}\"\ngateway = \"{GW_ADDR}\"\n"));
+        c
+    }
+
+    /// Writes the configs and starts the anchor, then the access gateways.
+    pub fn start_daemons(&mut self) -> Result<()> {
+        ensure_binaries()?;
+        let cfg = self.dir.0.join("anchor.toml");
+        std::fs::write(&cfg, self.anchor_config())?;
+        let sock = self.dir.0.join("anchor.sock");
+        self.anchor_d = Some(Daemon::start(&self.anchor, "anchor", &cfg, &sock, &self.opts.log_filter)?);
+        for i in 0..self.mags.len() {
+            self.start_access(i)?;
+        }
+        Ok(())
+    }
+
+    /// (Re)starts access gateway `i`.
+    pub fn start_access(&mut self, i: usize) -> Result<()> {
+        let cfg = self.dir.0.join(format!("mag{}.toml", i + 1));
+        std::fs::write(&cfg, self.access_config(i))?;
+        let sock = self.dir.0.join(format!("mag{}.sock", i + 1));
+        let d = Daemon::start(&self.mags[i], &format!("mag{}", i + 1), &cfg, &sock, &self.opts.log_filter)?;
+        self.access[i] = Some(d);
+        Ok(())
+    }
+
+    /// Topology, pass programs, daemons: ready for a subscriber.
+    pub fn up(opts: LabOpts) -> Result<Lab> {
+        let mut lab = Lab::topology(opts)?;
+        lab.attach_pass()?;
+        lab.start_daemons()?;
+        Ok(lab)
+    }
+
+    pub fn mag(&self, i: usize) -> &Daemon {
+        self.access[i].as_ref().expect("access gateway not running")
+    }
+    pub fn lma(&self) -> &Daemon {
+        self.anchor_d.as_ref().expect("anchor not running")
+    }
+
+    /// Starts udhcpc on the subscriber and waits for its lease.
+    pub fn attach(&mut self, quit_when_bound: bool) -> Result<Lease> {
+        let c = Dhcpc::start(&self.sub, "s0", &self.dir.0, quit_when_bound)?;
+        self.client = Some(c);
+        self.client().wait_event("bound", 1, Duration::from_secs(25)).map_err(|e| {
+            anyhow!(
+                "{e}\n--- mag1 log:\n{}\n--- anchor log:\n{}",
+                self.access[0].as_ref().map(|d| d.log_tail(20)).unwrap_or_default(),
+                self.anchor_d.as_ref().map(|d| d.log_tail(20)).unwrap_or_default()
+            )
+        })
+    }
+
+    pub fn client(&self) -> &Dhcpc {
+        self.client.as_ref().expect("no DHCP client")
+    }
+
+    /// Moves the subscriber's switch port to gateway `to`'s access bridge
+    /// (0-based) and has the client reconfirm its lease there.
+    pub fn handover(&self, to: usize) -> Result<()> {
+        self.sw.exec(&["ip", "link", "set", "ps", "master", &format!("br{}", to + 1)])?;
+        self.client().renew()
+    }
+
+    /// Address of the subscriber's s0 (none if unconfigured).
+    pub fn sub_addr(&self) -> Result<Option<String>> {
+        let o = self.sub.exec(&["ip", "-4", "-o", "addr", "show", "dev", "s0"])?;
+        Ok(o.split_whitespace().skip_while(|w| *w != "inet").nth(1).map(|s| s.to_string()))
+    }
+
+    /// `ping -c N` from `ns`; (sent, received).
+    pub fn ping(ns: &Netns, dst: &str, count: u32) -> Result<(u32, u32, String)> {
+        let mut c = ns.command("ping");
+        c.args(["-c", &count.to_string(), "-i", "0.2", "-W", "2", dst]);
+        let o = output_interruptible(c)?;
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let (s, r) = ping_summary(&text).unwrap_or((count, 0));
+        Ok((s, r, text))
+    }
+
+    /// Starts an iperf3 server (one test) on the correspondent.
+    pub fn iperf_server(&mut self) -> Result<()> {
+        let c = self
+            .cn
+            .command("iperf3")
+            .args(["-s", "-1", "-B", &CN.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        self.bg.push(c);
+        // Listening?
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            let o = self.cn.exec_status(&["ss", "-ltn"])?;
+            if String::from_utf8_lossy(&o.stdout).contains(":5201") {
+                return Ok(());
+            }
+            interruptible_sleep(Duration::from_millis(50))?;
+        }
+        bail!("iperf3 server did not start")
+    }
+
+    /// An iperf3 client command in the subscriber towards the correspondent.
+    pub fn iperf_client(&self, secs: u32) -> Command {
+        let mut c = self.sub.command("iperf3");
+        c.args(["-c", &CN.to_string(), "-t", &secs.to_string(), "-J", "--connect-timeout", "3000"]);
+        c
+    }
+
+    /// Runs a counted iperf3 transfer subscriber → correspondent.
+    pub fn iperf(&mut self, secs: u32) -> Result<Iperf> {
+        self.iperf_server()?;
+        let o = output_interruptible(self.iperf_client(secs))?;
+        Iperf::parse(&o)
+    }
+
+    pub fn stats(&self, d: &Daemon) -> String {
+        d.ctl(&["show", "stats"]).unwrap_or_else(|e| e.to_string())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.bg {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.client = None;
+        for d in self.access.iter_mut() {
+            *d = None;
+        }
+        self.anchor_d = None;
+        self.pass = None;
+        // Namespaces go with the fields.
+    }
+}
+
+/// Shared key of access gateway `i` with the anchor (PMIPv4 SA).
+fn sa_key(i: usize) -> String {
+    format!("{:02x}", 0x11 * (i + 1)).repeat(16)
+}
+
+/// "N packets transmitted, M received".
+pub fn ping_summary(text: &str) -> Option<(u32, u32)> {
+    let l = text.lines().find(|l| l.contains("packets transmitted"))?;
+    let mut w = l.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty());
+    let sent: u32 = w.next()?.parse().ok()?;
+    let rest: Vec<&str> = w.collect();
+    let i = rest.iter().position(|s| *s == "received")?;
+    let recv: u32 = rest.get(i.checked_sub(1)?)?.parse().ok()?;
+    Some((sent, recv))
+}
+
+/// Largest gap (ms) between consecutive replies of `ping -D`, and the
+/// timestamps around it.
+pub fn ping_gap(text: &str) -> Option<(f64, f64, f64)> {
+    let ts: Vec<f64> = text
+        .lines()
+        .filter(|l| l.contains("bytes from"))
+        .filter_map(|l| l.strip_prefix('[')?.split(']').next()?.parse().ok())
+        .collect();
+    ts.windows(2)
+        .map(|w| ((w[1] - w[0]) * 1000.0, w[0], w[1]))
+        .max_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal))
+}
+
+/// An iperf3 result.
+#[derive(Clone, Debug, Default)]
+pub struct Iperf {
+    pub ok: bool,
+    pub bytes_received: u64,
+    pub gbps: f64,
+    pub retransmits: u64,
+    pub error: String,
+}
+impl Iperf {
+    pub fn parse(o: &std::process::Output) -> Result<Iperf> {
+        let text = String::from_utf8_lossy(&o.stdout);
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("iperf3 JSON ({}): {text}{}", o.status, String::from_utf8_lossy(&o.stderr)))?;
+        let end = &v["end"];
+        Ok(Iperf {
+            ok: o.status.success() && v.get("error").is_none(),
+            bytes_received: end["sum_received"]["bytes"].as_u64().unwrap_or(0),
+            gbps: end["sum_received"]["bits_per_second"].as_f64().unwrap_or(0.0) / 1e9,
+            retransmits: end["sum_sent"]["retransmits"].as_u64().unwrap_or(0),
+            error: v["error"].as_str().unwrap_or("").to_string(),
+        })
+    }
+}
+
+/// Result of a handover under load.
+#[derive(Clone, Debug, Default)]
+pub struct HandoverResult {
+    pub before: Lease,
+    pub after: Lease,
+    pub iperf: Iperf,
+    pub gap_ms: f64,
+    pub ping_sent: u32,
+    pub ping_received: u32,
+}
+
+impl Lab {
+    /// Handover to gateway `to` while an iperf3 stream (`secs` long) and a
+    /// 2 ms ping run from the subscriber to the correspondent; the move
+    /// happens `at` into the stream.
+    pub fn handover_under_load(&mut self, to: usize, secs: u32, at: Duration) -> Result<HandoverResult> {
+        let before = self.client().events().into_iter().rev().find(|l| l.event == "bound" || l.event == "renew").unwrap_or_default();
+        let renews = self.client().count("renew");
+        self.iperf_server()?;
+        let iperf = self.iperf_client(secs).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+        let ping = self
+            .sub
+            .command("ping")
+            .args(["-D", "-i", "0.002", "-W", "1", "-w", &(secs).to_string(), &CN.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        // Both are owned by threads that wait for them; kill by pid on error.
+        let (ipid, ppid) = (iperf.id(), ping.id());
+        let it = std::thread::spawn(move || iperf.wait_with_output());
+        let pt = std::thread::spawn(move || ping.wait_with_output());
+        let r = (|| -> Result<()> {
+            interruptible_sleep(at)?;
+            self.handover(to)?;
+            self.client().wait_event("renew", renews + 1, Duration::from_secs(10))?;
+            Ok(())
+        })();
+        if r.is_err() {
+            for p in [ipid, ppid] {
+                // SAFETY: our children, still unreaped (their threads wait).
+                unsafe { libc::kill(p as i32, libc::SIGKILL) };
+            }
+        }
+        let io = it.join().map_err(|_| anyhow!("iperf thread"))??;
+        let po = pt.join().map_err(|_| anyhow!("ping thread"))??;
+        r?;
+        let after = self.client().events().into_iter().rev().find(|l| l.event == "renew").unwrap_or_default();
+        let ptext = String::from_utf8_lossy(&po.stdout).into_owned();
+        let (ping_sent, ping_received) = ping_summary(&ptext).unwrap_or((0, 0));
+        let gap_ms = ping_gap(&ptext).map(|g| g.0).unwrap_or(f64::NAN);
+        Ok(HandoverResult { before, after, iperf: Iperf::parse(&io)?, gap_ms, ping_sent, ping_received })
+    }
+}
