@@ -72,10 +72,12 @@ fn run_daemon(opts: LoadOptions, path: &std::path::Path, check: bool) -> Result<
     let cfg = match pmip_user::config::Config::load(path) {
         Ok(c) => c,
         Err(errs) => {
+            // A wrong configuration is the operator's to fix: name every key, no backtrace.
             for e in &errs.0 {
                 eprintln!("pmipd: {}: {e}", path.display());
             }
-            anyhow::bail!("{}: {} configuration error(s)", path.display(), errs.0.len());
+            eprintln!("pmipd: {}: {} configuration error(s); not started", path.display(), errs.0.len());
+            std::process::exit(2);
         }
     };
     if check {
