@@ -75,6 +75,31 @@ pub struct Config {
     pub profiles: Vec<Profile>,
     #[serde(default)]
     pub static_bindings: Vec<StaticBinding>,
+    /// How the eBPF fast path is attached.
+    #[serde(default)]
+    pub fastpath: Fastpath,
+}
+
+/// `[fastpath]`: attach mode and pinning of the eBPF data plane.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Fastpath {
+    /// native (driver) XDP, generic (skb) XDP, or auto: native, else generic.
+    pub attach_mode: crate::loader::AttachMode,
+    /// bpffs directory for pinned maps and links: with it the fast path keeps
+    /// forwarding while pmipd restarts.
+    pub pin_dir: Option<PathBuf>,
+    /// Size of the subscriber maps.
+    pub max_subscribers: u32,
+}
+impl Default for Fastpath {
+    fn default() -> Self {
+        Fastpath {
+            attach_mode: crate::loader::AttachMode::Auto,
+            pin_dir: None,
+            max_subscribers: pmip_common::MAX_SUBSCRIBERS,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +126,11 @@ pub struct Interfaces {
     pub access: Vec<AccessInterface>,
     /// Towards the peers; carries signaling and the GRE tunnels.
     pub core: String,
+    /// Anchor role: interfaces towards correspondents, where packets to home
+    /// addresses arrive (fast path role anchor-cn). May be empty when
+    /// correspondents are reached over `core`.
+    #[serde(default)]
+    pub correspondent: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -483,6 +513,24 @@ impl Config {
         }
         if !access && !self.interfaces.access.is_empty() {
             v.err("interfaces.access", "only used in the access role");
+        }
+        if access && !self.interfaces.correspondent.is_empty() {
+            v.err("interfaces.correspondent", "only used in the anchor role");
+        }
+        for (i, c) in self.interfaces.correspondent.iter().enumerate() {
+            if !valid_ifname(c) {
+                v.err(format!("interfaces.correspondent[{i}]"), "must be a Linux interface name (1 to 15 characters, no '/' or space)");
+            } else if *c == self.interfaces.core {
+                v.err(format!("interfaces.correspondent[{i}]"), "must differ from interfaces.core");
+            }
+        }
+        if self.fastpath.max_subscribers == 0 {
+            v.err("fastpath.max_subscribers", "must be at least 1");
+        }
+        if let Some(d) = &self.fastpath.pin_dir {
+            if !d.is_absolute() {
+                v.err("fastpath.pin_dir", "must be an absolute path on a bpffs mount");
+            }
         }
         let mut seen = HashSet::new();
         for (i, a) in self.interfaces.access.iter().enumerate() {

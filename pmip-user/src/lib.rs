@@ -12,6 +12,7 @@
 pub mod access;
 pub mod config;
 pub mod ctl;
+pub mod daemon;
 pub mod dataplane;
 pub mod loader;
 pub mod packet;

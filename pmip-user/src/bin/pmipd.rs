@@ -18,6 +18,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the gateway from its configuration file (role, protocol, interfaces,
+    /// peers, pools, profiles): prints `pmipd: ready` once serving.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only check the configuration and exit.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Attach the pass-everything XDP program to interfaces and stay in the
+    /// foreground (veth far ends in labs: native XDP into a veth needs one).
+    XdpPass { ifaces: Vec<String> },
     /// Load the fast path, attach it, install the static bindings of FILE and
     /// keep them until SIGINT/SIGTERM.
     Static {
@@ -42,9 +54,55 @@ fn main() -> Result<()> {
         opts.object = o;
     }
     match cli.cmd {
+        Cmd::Run { config, check } => run_daemon(opts, &config, check),
+        Cmd::XdpPass { ifaces } => {
+            let mut fp = FastPath::load(&opts)?;
+            for i in &ifaces {
+                fp.attach_pass(i)?;
+            }
+            println!("pmipd: xdp-pass attached to {}", ifaces.join(" "));
+            wait_for_signal()
+        }
         Cmd::Static { file, stats_every } => run_static(&opts, &file, stats_every),
         Cmd::Unpin { dir } => pmip_user::loader::unpin_all(&dir),
     }
+}
+
+fn run_daemon(opts: LoadOptions, path: &std::path::Path, check: bool) -> Result<()> {
+    let cfg = match pmip_user::config::Config::load(path) {
+        Ok(c) => c,
+        Err(errs) => {
+            // A wrong configuration is the operator's to fix: name every key, no backtrace.
+            for e in &errs.0 {
+                eprintln!("pmipd: {}: {e}", path.display());
+            }
+            eprintln!("pmipd: {}: {} configuration error(s); not started", path.display(), errs.0.len());
+            std::process::exit(2);
+        }
+    };
+    if check {
+        println!("pmipd: {}: configuration OK", path.display());
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(pmip_user::daemon::run(cfg, pmip_user::daemon::Options { ebpf_object: opts.object }, || {
+        use std::io::Write;
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "pmipd: ready");
+        let _ = out.flush();
+    }))
+}
+
+fn wait_for_signal() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        anyhow::Ok(())
+    })
 }
 
 fn run_static(opts: &LoadOptions, file: &std::path::Path, stats_every: Option<u64>) -> Result<()> {

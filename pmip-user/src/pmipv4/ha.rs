@@ -275,6 +275,28 @@ impl Ha {
         }
     }
 
+    /// Every mobility binding, by NAI (for `show bindings`).
+    pub fn bindings(&self) -> Vec<(String, BindingInfo)> {
+        let mut v: Vec<(String, BindingInfo)> =
+            self.bindings.keys().filter_map(|n| Some((n.clone(), self.binding(n)?))).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Operator-initiated release (`pmipctl clear binding`): the binding and its
+    /// fast-path entries go, and the serving PMA gets a Registration Revocation
+    /// (RFC 3543) when it advertised support. False if there was no binding.
+    pub fn clear(&mut self, now: Instant, nai: &str) -> bool {
+        let Some(b) = self.remove_binding(nai) else {
+            return false;
+        };
+        if b.revocable {
+            self.send_revocation(now, b.pma, b.home, nai);
+        }
+        self.events.push_back(HaEvent::Deregistered { nai: nai.to_string() });
+        true
+    }
+
     pub fn counters(&self) -> &HaCounters {
         &self.counters
     }

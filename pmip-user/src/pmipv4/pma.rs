@@ -159,6 +159,20 @@ impl Subscriber {
     }
 }
 
+/// A PMA session as `show bindings` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PmaSessionInfo {
+    pub nai: String,
+    pub at: AccessPoint,
+    pub sub_id: u32,
+    pub state: &'static str,
+    pub ha: Ipv4Addr,
+    pub home: Option<Ipv4Addr>,
+    pub downlink_key: u32,
+    pub uplink_key: Option<u32>,
+    pub lifetime_left: Option<std::time::Duration>,
+}
+
 /// What the PMA tells the access side.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PmaEvent {
@@ -284,6 +298,31 @@ impl Pma {
             events: VecDeque::new(),
             counters: PmaCounters::default(),
         }
+    }
+
+    /// Every session (for `show bindings`).
+    pub fn sessions(&self, now: Instant) -> Vec<PmaSessionInfo> {
+        let mut v: Vec<PmaSessionInfo> = self
+            .sessions
+            .values()
+            .map(|s| PmaSessionInfo {
+                nai: s.sub.nai.clone(),
+                at: s.sub.at,
+                sub_id: s.sub.sub_id,
+                state: match s.phase {
+                    Phase::Registering => "REGISTERING",
+                    Phase::Registered => "ACTIVE",
+                    Phase::Deregistering => "DEREGISTERING",
+                },
+                ha: s.ha(),
+                home: s.home,
+                downlink_key: s.downlink_key,
+                uplink_key: s.installed.as_ref().map(|b| b.uplink_key),
+                lifetime_left: s.expires_at.map(|e| e.saturating_duration_since(now)),
+            })
+            .collect();
+        v.sort_by(|a, b| a.nai.cmp(&b.nai));
+        v
     }
 
     pub fn counters(&self) -> &PmaCounters {

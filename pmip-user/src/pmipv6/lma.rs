@@ -433,6 +433,13 @@ impl Lma {
         ids.iter().filter_map(|id| self.info(*id)).collect()
     }
 
+    /// Every binding cache entry (for `show bindings`).
+    pub fn all_bindings(&self) -> Vec<BindingInfo> {
+        let mut ids: Vec<u32> = self.bces.keys().copied().collect();
+        ids.sort_unstable();
+        ids.into_iter().filter_map(|id| self.info(id)).collect()
+    }
+
     fn info(&self, id: u32) -> Option<BindingInfo> {
         let b = self.bces.get(&id)?;
         Some(BindingInfo {

@@ -1041,6 +1041,13 @@ impl Mag {
         out
     }
 
+    /// Every entry of the binding update list (for `show bindings`).
+    pub fn bindings(&self) -> Vec<(AccessPoint, MagBindingInfo)> {
+        let mut v: Vec<_> = self.entries.keys().filter_map(|at| Some((*at, self.binding(at)?))).collect();
+        v.sort_by_key(|(at, _)| *at);
+        v
+    }
+
     /// The uplink key, home address and state of a binding (for `show` output and tests).
     pub fn binding(&self, at: &AccessPoint) -> Option<MagBindingInfo> {
         let e = self.entries.get(at)?;

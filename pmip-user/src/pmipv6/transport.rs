@@ -290,6 +290,8 @@ pub enum MagCommand {
     Detach(AccessPoint),
     Counters(oneshot::Sender<MagCounters>),
     ShowBindings(oneshot::Sender<String>),
+    /// Every binding update list entry, for `pmipctl show bindings`.
+    Bindings(oneshot::Sender<Vec<(crate::dataplane::AccessPoint, super::mag::MagBindingInfo)>>),
 }
 
 impl Endpoint for Mag {
@@ -307,6 +309,9 @@ impl Endpoint for Mag {
             }
             MagCommand::ShowBindings(tx) => {
                 let _ = tx.send(self.show_bindings(now));
+            }
+            MagCommand::Bindings(tx) => {
+                let _ = tx.send(self.bindings());
             }
         }
     }
@@ -337,6 +342,8 @@ pub enum LmaCommand {
     },
     Counters(oneshot::Sender<LmaCounters>),
     ShowSessions(oneshot::Sender<String>),
+    /// Every binding cache entry, for `pmipctl show bindings`.
+    Bindings(oneshot::Sender<Vec<super::lma::BindingInfo>>),
 }
 
 impl Endpoint for Lma {
@@ -355,6 +362,9 @@ impl Endpoint for Lma {
             }
             LmaCommand::ShowSessions(tx) => {
                 let _ = tx.send(self.show_sessions(now));
+            }
+            LmaCommand::Bindings(tx) => {
+                let _ = tx.send(self.all_bindings());
             }
         }
     }
