@@ -58,9 +58,8 @@ pub fn attach_and_traffic(proto: Proto) -> Result<()> {
     ensure!(lease.mtu == (lab::ACCESS_MTU - 28).to_string(), "MTU minus the IPv4 GRE overhead: {lease:?}");
     ensure!(l.sub_addr()?.as_deref() == Some(&format!("{}/24", lease.ip)), "s0 not configured: {:?}", l.sub_addr());
 
-    let a = l.lma().wait_bindings(Duration::from_secs(5), "one binding", one)?;
-    let m = l.mag(0).wait_bindings(Duration::from_secs(5), "one binding", one)?;
-    let (a, m) = (&a[0], &m[0]);
+    let (m, a) = l.wait_registered(0)?;
+    let (a, m) = (&a, &m);
     ensure!(a.home_v4.map(|h| h.to_string()) == Some(lease.ip.clone()), "anchor binding {a:?} vs lease {lease:?}");
     ensure!(m.home_v4 == a.home_v4, "access {m:?} vs anchor {a:?}");
     ensure!(a.peer.to_string() == CORE_MAG[0].to_string(), "anchor's peer {a:?}");
@@ -84,7 +83,7 @@ pub fn attach_and_traffic(proto: Proto) -> Result<()> {
 pub fn handover(proto: Proto) -> Result<()> {
     let mut l = Lab::up(opts(proto, "ho", 2))?;
     let lease = l.attach(false)?;
-    l.lma().wait_bindings(Duration::from_secs(5), "one binding", one)?;
+    l.wait_registered(0)?;
     let h = l.handover_under_load(1, 6, Duration::from_secs(2))?;
     ensure!(h.iperf.ok, "TCP stream broken by the handover: {:?}", h.iperf);
     ensure!(h.iperf.bytes_received > 10_000_000, "TCP stream moved too little: {:?}", h.iperf);
@@ -106,7 +105,7 @@ pub fn handover(proto: Proto) -> Result<()> {
 pub fn release(proto: Proto) -> Result<()> {
     let mut l = Lab::up(opts(proto, "rl", 1))?;
     l.attach(false)?;
-    l.lma().wait_bindings(Duration::from_secs(5), "one binding", one)?;
+    l.wait_registered(0)?;
     l.client().release()?;
     l.lma().wait_bindings(Duration::from_secs(5), "binding gone after RELEASE", none)?;
     l.mag(0).wait_bindings(Duration::from_secs(5), "binding gone after RELEASE", none)?;
@@ -121,9 +120,9 @@ pub fn lease_end(proto: Proto) -> Result<()> {
     let mut l = Lab::up(o)?;
     let lease = l.attach(false)?;
     ensure!(lease.lease == "8", "{lease:?}");
+    l.wait_registered(0)?;
     let t0 = Instant::now();
     l.client.as_mut().unwrap().kill9();
-    l.lma().wait_bindings(Duration::from_secs(2), "one binding", one)?;
     l.mag(0).wait_bindings(Duration::from_secs(14), "binding gone at the lease end", none)?;
     l.lma().wait_bindings(Duration::from_secs(4), "binding gone at the lease end", none)?;
     ensure!(t0.elapsed() >= Duration::from_secs(5), "deregistered long before the lease end: {:?}", t0.elapsed());
@@ -137,7 +136,7 @@ pub fn detach_by_arp(proto: Proto) -> Result<()> {
     o.detach = Some(DetachOpts { interval_s: 2, timeout_s: 1, retries: 1 });
     let mut l = Lab::up(o)?;
     l.attach(false)?;
-    l.lma().wait_bindings(Duration::from_secs(5), "one binding", one)?;
+    l.wait_registered(0)?;
     lab::interruptible_sleep(Duration::from_secs(5))?;
     l.mag(0).wait_bindings(Duration::from_secs(1), "binding kept while the subscriber answers ARP", one)?;
     l.sub.exec(&["ip", "link", "set", "s0", "down"])?;
@@ -155,7 +154,7 @@ pub fn lifetime_expiry(proto: Proto) -> Result<()> {
     short_lifetime(&mut o, 8);
     let mut l = Lab::up(o)?;
     l.attach(false)?;
-    l.lma().wait_bindings(Duration::from_secs(5), "one binding", one)?;
+    l.wait_registered(0)?;
     l.access[0].as_mut().unwrap().kill9();
     let t0 = Instant::now();
     lab::interruptible_sleep(Duration::from_secs(1))?;
@@ -171,8 +170,8 @@ pub fn lifetime_expiry(proto: Proto) -> Result<()> {
 pub fn revocation(proto: Proto) -> Result<()> {
     let mut l = Lab::up(opts(proto, "rv", 1))?;
     l.attach(false)?;
-    let b = l.lma().wait_bindings(Duration::from_secs(5), "one binding", one)?;
-    let nai = b[0].nai.clone();
+    let (_, b) = l.wait_registered(0)?;
+    let nai = b.nai.clone();
     let out = l.lma().ctl(&["clear", "binding", &nai])?;
     ensure!(out.contains("cleared"), "pmipctl clear binding {nai}: {out}");
     l.lma().wait_bindings(Duration::from_secs(3), "binding gone after clear", none)?;

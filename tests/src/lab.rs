@@ -243,6 +243,7 @@ impl Daemon {
             .command(pmipd().to_str().unwrap())
             .args(["run", "--config", config.to_str().unwrap()])
             .env("RUST_LOG", log_filter)
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(err)
@@ -892,6 +893,15 @@ ipv4 = "{CORE_ANCHOR}"
                 self.anchor_d.as_ref().map(|d| d.log_tail(20)).unwrap_or_default()
             )
         })
+    }
+
+    /// Waits until gateway `i` and the anchor both show one binding (the
+    /// show snapshot lags the state machines by up to half a second).
+    pub fn wait_registered(&self, i: usize) -> Result<(BindingView, BindingView)> {
+        let one = |b: &[BindingView]| b.len() == 1;
+        let m = self.mag(i).wait_bindings(Duration::from_secs(5), "one binding", one)?;
+        let a = self.lma().wait_bindings(Duration::from_secs(5), "one binding", one)?;
+        Ok((m[0].clone(), a[0].clone()))
     }
 
     pub fn client(&self) -> &Dhcpc {
