@@ -279,6 +279,9 @@ impl Daemon {
             if Instant::now() > end {
                 bail!("pmipd {name} not ready after 20 s:\n{}", d.log_tail(30));
             }
+            if interrupted() {
+                bail!("interrupted");
+            }
         }
         // Socket up too.
         let end = Instant::now() + Duration::from_secs(5);

@@ -1,13 +1,52 @@
 //! `cargo xtask lab`: the whole mission on one machine, in network namespaces.
-use anyhow::{bail, Result};
+//! Builds the release binaries and runs `pmip-lab` (tests/src/bin/pmip-lab.rs).
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::Result;
 
 #[derive(clap::Args, Debug)]
 pub struct LabArgs {
     /// Run the lab with PMIPv4 (PMA/HA) instead of PMIPv6 (MAG/LMA).
     #[arg(long)]
     pub pmipv4: bool,
+    /// XDP attach mode of the gateways: native (driver), generic (skb) or auto.
+    #[arg(long, default_value = "native", value_parser = ["native", "generic", "auto"])]
+    pub xdp_mode: String,
+    /// Daemon logs at debug level (shown for a failed step).
+    #[arg(long)]
+    pub verbose: bool,
 }
 
-pub fn run_lab(_a: &LabArgs) -> Result<()> {
-    bail!("the lab is not built yet")
+pub fn run_lab(a: &LabArgs, obj: &Path) -> Result<()> {
+    crate::run(Command::new("cargo")
+        .args(["build", "--release", "-q", "-p", "pmip-user", "--bins"])
+        .current_dir(crate::root()))?;
+    let mut c = Command::new("cargo");
+    c.args(["run", "--release", "-q", "-p", "pmip-tests", "--bin", "pmip-lab", "--"])
+        .args(["--xdp-mode", &a.xdp_mode])
+        .current_dir(crate::root())
+        .env("PMIP_EBPF_OBJECT", obj);
+    if a.pmipv4 {
+        c.arg("--pmipv4");
+    }
+    if a.verbose {
+        c.arg("--verbose");
+    }
+    // Ctrl-C reaches the whole process group: let the lab clean up and
+    // report instead of returning the prompt under its feet.
+    // The child is spawned first, so it keeps the default disposition.
+    let st = {
+        let mut child = c.spawn()?;
+        // SAFETY: changes this process's SIGINT disposition only.
+        unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+        let st = child.wait();
+        // SAFETY: as above.
+        unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
+        st?
+    };
+    if !st.success() {
+        anyhow::bail!("the lab failed ({st})");
+    }
+    Ok(())
 }

@@ -156,8 +156,8 @@ fn main() -> Result<()> {
         Cmd::Test { args } => test(&args),
         Cmd::Lab(a) => {
             setup()?;
-            build_ebpf()?;
-            lab::run_lab(&a)
+            let obj = build_ebpf()?;
+            lab::run_lab(&a, &obj)
         }
         Cmd::Bench { names } => {
             setup()?;

@@ -1,0 +1,224 @@
+//! pmip-lab: the whole mission on one machine (`cargo xtask lab`).
+//!
+//! A subscriber running busybox udhcpc, two access gateways, an anchor and a
+//! correspondent, each in a network namespace, `pmipd run` in each gateway
+//! role. Step by step: the subscriber's address through the proxy
+//! registration, ping and TCP through the GRE tunnel, `pmipctl show
+//! bindings` on each box, a handover to the second gateway under a TCP
+//! stream, and a summary. Everything is removed at the end, on failure and
+//! on Ctrl-C. Exits non-zero if a step fails.
+//!
+//! Usage: pmip-lab [--pmipv4] [--xdp-mode native|generic|auto] [--verbose]
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use pmip_tests::lab::{self, Lab, LabOpts, Proto, CN, CORE_MAG};
+
+struct Summary {
+    rows: Vec<(String, String, bool)>,
+}
+impl Summary {
+    fn add(&mut self, what: &str, result: impl Into<String>, ok: bool) {
+        self.rows.push((what.into(), result.into(), ok));
+    }
+    fn print(&self) {
+        println!();
+        println!("  {:<32} {:<58} {}", "step", "result", "");
+        println!("  {}", "-".repeat(96));
+        for (w, r, ok) in &self.rows {
+            println!("  {:<32} {:<58} {}", w, r, if *ok { "ok" } else { "FAILED" });
+        }
+        println!();
+    }
+}
+
+fn usage() -> ! {
+    eprintln!("usage: pmip-lab [--pmipv4] [--xdp-mode native|generic|auto] [--verbose]");
+    std::process::exit(2)
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("      {l}\n")).collect()
+}
+
+fn step(n: u32, total: u32, text: &str) {
+    println!("[{n}/{total}] {text}");
+}
+
+fn main() {
+    let mut proto = Proto::Pmipv6;
+    let mut mode = "native".to_string();
+    let mut verbose = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--pmipv4" => proto = Proto::Pmipv4,
+            "--pmipv6" => proto = Proto::Pmipv6,
+            "--xdp-mode" => mode = args.next().unwrap_or_else(|| usage()),
+            "--verbose" | "-v" => verbose = true,
+            "-h" | "--help" => usage(),
+            _ => usage(),
+        }
+    }
+    if !["native", "generic", "auto"].contains(&mode.as_str()) {
+        usage();
+    }
+    if !pmip_tests::netns::is_root() {
+        eprintln!("pmip-lab: needs root (network namespaces, XDP)");
+        std::process::exit(1);
+    }
+    lab::install_interrupt_handler();
+    let mut summary = Summary { rows: Vec::new() };
+    let r = run(proto, &mode, verbose, &mut summary);
+    summary.print();
+    // The lab is dropped inside run(): namespaces, daemons and files are gone.
+    match r {
+        Ok(()) => println!("pmip-lab: all steps passed; lab removed"),
+        Err(e) => {
+            if lab::interrupted() {
+                eprintln!("pmip-lab: interrupted; lab removed");
+                std::process::exit(130);
+            }
+            eprintln!("pmip-lab: FAILED: {e:#}");
+            eprintln!("pmip-lab: lab removed");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run(proto: Proto, mode: &str, verbose: bool, sum: &mut Summary) -> Result<()> {
+    const N: u32 = 7;
+    let (acc, anc) = (proto.access_name(), proto.anchor_name());
+    println!(
+        "pmip-lab: {} ({acc}/{anc}) over IPv4 transport, GRE tunnels, XDP {mode}",
+        if proto == Proto::Pmipv6 { "PMIPv6" } else { "PMIPv4" }
+    );
+    lab::ensure_binaries()?;
+
+    // 1. Topology.
+    let t = Instant::now();
+    let mut o = LabOpts::new(proto, "lab");
+    o.attach_mode = mode.into();
+    o.gateways = 2;
+    o.lifetime_s = 120;
+    o.refresh_s = 40;
+    o.log_filter = if verbose { "debug".into() } else { "info".into() };
+    let mut l = Lab::topology(o)?;
+    l.attach_pass()?;
+    step(1, N, &format!(
+        "topology up in {} ms: subscriber ─ access switch ─ {acc}1 | {acc}2 ─ core switch ─ {anc} ─ correspondent ({})",
+        t.elapsed().as_millis(),
+        [&l.sub, &l.sw, &l.mags[0], &l.mags[1], &l.anchor, &l.cn].iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(" ")
+    ));
+    sum.add("topology", "6 namespaces", true);
+
+    // Any failure from here prints the daemons' last log lines.
+    let r = steps(&mut l, proto, sum, N);
+    if let Err(e) = &r {
+        if !lab::interrupted() {
+            eprintln!("pmip-lab: step failed: {e:#}");
+            for (name, d) in l.access.iter().enumerate().filter_map(|(i, d)| d.as_ref().map(|d| (format!("{acc}{}", i + 1), d))).chain(l.anchor_d.as_ref().map(|d| (anc.to_string(), d))) {
+                eprintln!("--- {name} log ({}):\n{}", d.log.display(), d.log_tail(15));
+            }
+        }
+    }
+    println!("pmip-lab: removing the lab");
+    drop(l);
+    r
+}
+
+fn steps(l: &mut Lab, proto: Proto, sum: &mut Summary, n: u32) -> Result<()> {
+    let (acc, anc) = (proto.access_name(), proto.anchor_name());
+    let acc_l = acc.to_lowercase();
+
+    // 2. Daemons.
+    let t = Instant::now();
+    l.start_daemons()?;
+    step(2, n, &format!(
+        "daemons ready in {} ms: pmipd run as {anc} ({}), {acc}1 ({}), {acc}2 ({})",
+        t.elapsed().as_millis(),
+        lab::CORE_ANCHOR,
+        CORE_MAG[0],
+        CORE_MAG[1]
+    ));
+    sum.add("daemons", format!("{anc}, {acc}1, {acc}2 ready"), true);
+
+    // 3. Attach.
+    let t = Instant::now();
+    let lease = l.attach(false)?;
+    let ms = t.elapsed().as_millis();
+    let (mb, ab) = l.wait_registered(0)?;
+    step(3, n, &format!(
+        "subscriber attached through the proxy registration in {ms} ms (udhcpc start → ACK): address {}/{}, router {}, lease {} s, MTU {}",
+        lease.ip, lease.mask, lease.router, lease.lease, lease.mtu
+    ));
+    println!(
+        "      {acc}1 registered NAI {} with the {anc}: home {}, GRE keys up {} / down {}",
+        mb.nai,
+        ab.home_v4.map(|h| h.to_string()).unwrap_or_default(),
+        ab.gre_key_up,
+        ab.gre_key_down
+    );
+    ensure!(l.sub_addr()?.as_deref() == Some(&format!("{}/{}", lease.ip, lease.mask)), "s0 address not configured");
+    sum.add("attach (DHCP + registration)", format!("{}/{} router {} lease {} s MTU {} ({ms} ms)", lease.ip, lease.mask, lease.router, lease.lease, lease.mtu), true);
+
+    // 4. Traffic.
+    let (s, r, text) = Lab::ping(&l.sub, &CN.to_string(), 5)?;
+    let rtt = text.lines().find(|x| x.contains("rtt")).unwrap_or("").to_string();
+    let (s2, r2, _) = Lab::ping(&l.cn, &lease.ip, 5)?;
+    println!("[4/{n}] traffic through the GRE tunnel via {acc}1:");
+    println!("      ping subscriber → correspondent {CN}: {r}/{s} replies; {rtt}");
+    println!("      ping correspondent → subscriber {}: {r2}/{s2} replies", lease.ip);
+    ensure!(r == s && r2 == s2, "pings lost through the tunnel");
+    let ip = l.iperf(3)?;
+    println!("      iperf3 TCP subscriber → correspondent, 3 s: {:.2} Gbit/s, {} MB, {} retransmits", ip.gbps, ip.bytes_received / 1_000_000, ip.retransmits);
+    ensure!(ip.ok && ip.bytes_received > 0, "iperf3 failed: {}", ip.error);
+    sum.add("ping both ways", format!("{r}/{s} and {r2}/{s2}"), true);
+    sum.add("TCP through the tunnel", format!("{:.2} Gbit/s", ip.gbps), true);
+
+    // 5. show bindings.
+    println!("[5/{n}] pmipctl show bindings on each box:");
+    for (name, d) in [(format!("{anc} ({})", lab::CORE_ANCHOR), l.lma()), (format!("{acc}1"), l.mag(0)), (format!("{acc}2"), l.mag(1))] {
+        println!("    {name}:");
+        print!("{}", indent(&d.ctl(&["show", "bindings"])?));
+    }
+    let counts = (l.lma().bindings()?.len(), l.mag(0).bindings()?.len(), l.mag(1).bindings()?.len());
+    sum.add("show bindings", format!("{} at {anc}, {} at {acc}1, {} at {acc}2", counts.0, counts.1, counts.2), counts == (1, 1, 0));
+
+    // 6. Handover under a TCP stream.
+    println!("[6/{n}] handover to {acc}2 while a 6 s TCP stream and a 2 ms ping run (the subscriber's switch port moves, udhcpc reconfirms its lease)...");
+    let h = l.handover_under_load(1, 6, Duration::from_secs(2))?;
+    let lost = h.ping_sent.saturating_sub(h.ping_received);
+    println!("      address before {} after {} (lease renewed by {acc}2, server id {})", h.before.ip, h.after.ip, h.after.serverid);
+    println!(
+        "      TCP stream: iperf3 {}, {} MB received, {:.2} Gbit/s average, {} retransmits",
+        if h.iperf.ok { "exit 0" } else { "FAILED" },
+        h.iperf.bytes_received / 1_000_000,
+        h.iperf.gbps,
+        h.iperf.retransmits
+    );
+    println!("      handover gap: {:.1} ms (largest gap between consecutive ping replies); {lost} of {} pings lost", h.gap_ms, h.ping_sent);
+    let same = h.after.ip == lease.ip && !h.after.ip.is_empty();
+    sum.add("handover: same address", format!("{} → {}", lease.ip, h.after.ip), same);
+    sum.add("handover: TCP stream unbroken", format!("iperf3 {}, {} MB, {:.2} Gbit/s", if h.iperf.ok { "exit 0" } else { "failed" }, h.iperf.bytes_received / 1_000_000, h.iperf.gbps), h.iperf.ok);
+    sum.add("handover gap", format!("{:.1} ms, {lost}/{} pings lost", h.gap_ms, h.ping_sent), h.ping_received > 0);
+    ensure!(same, "the address changed");
+    ensure!(h.iperf.ok, "the TCP stream broke: {}", h.iperf.error);
+
+    // 7. After.
+    let m2 = CORE_MAG[1].to_string();
+    l.lma().wait_bindings(Duration::from_secs(5), "binding via mag2", |b| b.len() == 1 && b[0].peer.to_string() == m2)?;
+    l.mag(1).wait_bindings(Duration::from_secs(5), "binding at mag2", |b| b.len() == 1)?;
+    let (s, r, _) = Lab::ping(&l.cn, &lease.ip, 5)?;
+    println!("[7/{n}] after the handover: correspondent → subscriber {r}/{s} replies via {acc}2; pmipctl show bindings:");
+    for (name, d) in [anc.to_string(), format!("{acc}1"), format!("{acc}2")].into_iter().zip([l.lma(), l.mag(0), l.mag(1)]) {
+        println!("    {name}:");
+        print!("{}", indent(&d.ctl(&["show", "bindings"])?));
+    }
+    let tun = l.lma().ctl(&["show", "tunnels"]).context("show tunnels")?;
+    println!("    {anc} show tunnels:");
+    print!("{}", indent(&tun));
+    ensure!(r == s, "pings lost after the handover");
+    sum.add(&format!("{anc} binding now via {acc_l}2"), format!("peer {m2}, {r}/{s} pings"), true);
+    Ok(())
+}
