@@ -22,14 +22,15 @@ use aya_ebpf::{
         bpf_xdp_adjust_tail,
     },
     macros::{classifier, map, xdp},
-    maps::{Array, HashMap, PerCpuArray},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::{TcContext, XdpContext},
     EbpfContext,
 };
 use hdr::*;
 use pmip_common::{
     flags, role, AccessDownlink, AccessKey, AccessSubscriber, AnchorDownlink, AnchorUplink,
-    Counter, IfaceConfig, NextHopCache, SubscriberStats, Tunnel, NEXT_HOP_CACHE_NS, FAMILY_V4, FAMILY_V6, GRE_KEYED_LEN,
+    Counter, IfaceConfig, NewMacEvent, NextHopCache, SubscriberStats, Tunnel, NEW_MAC_REPORT_NS,
+    NEW_MAC_RING_BYTES, NEW_MAC_SEEN_ENTRIES, NEXT_HOP_CACHE_NS, FAMILY_V4, FAMILY_V6, GRE_KEYED_LEN,
     IPV4_HDR_LEN, IPV6_HDR_LEN, MAX_IFACES, MAX_SUBSCRIBERS, MAX_TUNNELS,
 };
 
@@ -74,6 +75,13 @@ static SUB_STATS: PerCpuArray<SubscriberStats> =
 /// Next hop per tunnel, per CPU, refreshed from the FIB every NEXT_HOP_CACHE_NS.
 #[map]
 static TUNNEL_NH: PerCpuArray<NextHopCache> = PerCpuArray::with_max_entries(MAX_TUNNELS, 0);
+
+/// Data from MACs without a binding, for the access agent (attach trigger).
+#[map]
+static NEW_MAC_EVENTS: RingBuf = RingBuf::with_byte_size(NEW_MAC_RING_BYTES, 0);
+/// Rate limit of NEW_MAC_EVENTS: last report per MAC.
+#[map]
+static NEW_MAC_SEEN: LruHashMap<AccessKey, u64> = LruHashMap::with_max_entries(NEW_MAC_SEEN_ENTRIES, 0);
 
 type Out = u32;
 
@@ -603,8 +611,7 @@ fn access_uplink(raw: *mut xdp_md, iface: &IfaceConfig, ifindex: u32, l2: &L2) -
     // SAFETY: plain lookup; copied.
     let sub = match unsafe { ACCESS_BY_MAC.get(&key) } {
         Some(s) => s,
-        // Unknown subscriber: the agent sees its DHCP/ARP and may register it.
-        None => return out(PASS, Counter::PassNotOurs),
+        None => return unregistered(ctx, iface, l2, &key),
     };
     if l2.proto == ETH_P_ARP {
         return arp_reply(ctx, iface, l2, sub);
@@ -633,6 +640,56 @@ fn access_uplink(raw: *mut xdp_md, iface: &IfaceConfig, ifindex: u32, l2: &L2) -
         account(sub.sub_id, inner.len, true);
     }
     o
+}
+
+/// A frame from a MAC without a binding. Its DHCP, ARP, IPv6 link-local
+/// traffic and packets for the gateway itself go to the stack (the agent
+/// answers them); its other IP data is not forwarded — the access gateway
+/// routes only registered subscribers — but reported to the agent, which
+/// registers a subscriber that moved in from another gateway.
+#[inline(always)]
+fn unregistered(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, key: &AccessKey) -> Out {
+    let mut src_v4 = [0u8; 4];
+    if l2.proto == ETH_P_IP {
+        let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, l2.len) else {
+            return out(DROP, Counter::DropMalformed);
+        };
+        // SAFETY: bounds checked by ptr_at.
+        let ip = unsafe { &*ip };
+        if ip.dst == iface.addr4 || ip.dst[0] >= 224 || ip.src == [0, 0, 0, 0] {
+            return out(PASS, Counter::PassControl);
+        }
+        if ip.proto == IPPROTO_UDP {
+            let l4 = l2.len + ((ip.ver_ihl & 0x0f) as usize) * 4;
+            if let Some(u) = read_at::<UdpHdr>(ctx, l4) {
+                if be16(u.dst) == 67 {
+                    return out(PASS, Counter::PassControl);
+                }
+            }
+        }
+        src_v4 = ip.src;
+    } else if l2.proto == ETH_P_IPV6 {
+        let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, l2.len) else {
+            return out(DROP, Counter::DropMalformed);
+        };
+        // SAFETY: bounds checked by ptr_at.
+        let ip = unsafe { &*ip };
+        let link_local = |a: &[u8; 16]| a[0] == 0xfe && a[1] & 0xc0 == 0x80;
+        if ip.dst[0] == 0xff || link_local(&ip.dst) || link_local(&ip.src) {
+            return out(PASS, Counter::PassControl);
+        }
+    } else {
+        return out(PASS, Counter::PassNotOurs);
+    }
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: plain lookup.
+    let recent = unsafe { NEW_MAC_SEEN.get(key) }.is_some_and(|t| now.wrapping_sub(*t) < NEW_MAC_REPORT_NS);
+    if !recent {
+        let _ = NEW_MAC_SEEN.insert(key, &now, 0);
+        let _ = NEW_MAC_EVENTS.output::<NewMacEvent>(NewMacEvent { key: *key, src_v4 }, 0);
+    }
+    out(DROP, Counter::DropUnregistered)
 }
 
 /// Traffic for the gateway itself or for the local link, not for the tunnel:

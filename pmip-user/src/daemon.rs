@@ -310,6 +310,33 @@ fn start_links(
     Ok(links)
 }
 
+/// Reads the fast path's new-MAC reports (data from a MAC without a
+/// binding: a subscriber that moved in from another access gateway).
+fn start_new_mac_reader(dp: &SharedDp) -> Result<mpsc::UnboundedReceiver<pmip_common::NewMacEvent>> {
+    let ring = dp.0.lock().unwrap().new_mac_events()?;
+    // SAFETY: the ring buffer owns its fd for as long as the AsyncFd lives.
+    let mut afd = unsafe { tokio::io::unix::AsyncFd::register(ring) }
+        .map_err(|e| anyhow!("polling the new-MAC ring buffer: {e}"))?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok(mut guard) = afd.readable_mut().await else { return };
+            let ring = guard.get_inner_mut();
+            while let Some(item) = ring.next() {
+                if item.len() >= std::mem::size_of::<pmip_common::NewMacEvent>() {
+                    // SAFETY: the fast path writes one NewMacEvent per record; length checked.
+                    let ev: pmip_common::NewMacEvent = unsafe { std::ptr::read_unaligned(item.as_ptr() as *const _) };
+                    if tx.send(ev).is_err() {
+                        return;
+                    }
+                }
+            }
+            guard.clear_ready();
+        }
+    });
+    Ok(rx)
+}
+
 /// What the glue needs from the MAG or the PMA.
 enum Registrar {
     V6(mpsc::UnboundedSender<v6t::MagCommand>),
@@ -395,6 +422,19 @@ impl AccessGlue<'_> {
                 self.detach(at);
             }
         }
+    }
+
+    /// Data from an unknown MAC: a subscriber that moved in without DHCP.
+    /// Register it, asking for the address it is using (RFC 5213 §6.9.1.1:
+    /// the LMA finds its binding and hands it over).
+    fn on_new_mac(&mut self, ev: pmip_common::NewMacEvent) {
+        let at = AccessPoint { ifindex: ev.key.ifindex, vlan: ev.key.vlan, mac: ev.key.mac };
+        if self.subs.contains_key(&at) || !self.links.contains_key(&at.ifindex) {
+            return;
+        }
+        let requested = Some(Ipv4Addr::from(ev.src_v4)).filter(|a| !a.is_unspecified());
+        tracing::info!(mac = %mac_str(&at.mac), ?requested, "data from an unknown MAC: registering it");
+        self.on_dhcp(DhcpEvent::AttachRequest { at, client_id: None, requested });
     }
 
     fn on_arp(&mut self, d: Detached) {
@@ -567,12 +607,14 @@ async fn access_v6(
     let (arp_tx, mut arp_rx) = mpsc::unbounded_channel();
     let links = start_links(cfg, &dhcp_tx, &arp_tx)?;
     let mut glue = AccessGlue { cfg, links, subs: HashMap::new(), reg: Registrar::V6(cmd_tx.clone()), next_sub_id: 0 };
+    let mut new_macs = start_new_mac_reader(&dp)?;
     ready();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
             Some(ev) = dhcp_rx.recv() => glue.on_dhcp(ev),
             Some(d) = arp_rx.recv() => glue.on_arp(d),
+            Some(ev) = new_macs.recv() => glue.on_new_mac(ev),
             Some(ev) = ev_rx.recv() => {
                 let r = match ev {
                     mag::MagEvent::Registered { at, home_v4: Some((home, plen)), lifetime, .. } =>
@@ -682,6 +724,7 @@ async fn access_v4(
     let (arp_tx, mut arp_rx) = mpsc::unbounded_channel();
     let links = start_links(cfg, &dhcp_tx, &arp_tx)?;
     let mut glue = AccessGlue { cfg, links, subs: HashMap::new(), reg: Registrar::V4(shell.clone()), next_sub_id: 0 };
+    let mut new_macs = start_new_mac_reader(&dp)?;
     ready();
     // The PMA has no event channel: its events are drained here, often enough
     // that a DHCP OFFER follows the registration reply within milliseconds.
@@ -691,6 +734,7 @@ async fn access_v4(
         tokio::select! {
             Some(ev) = dhcp_rx.recv() => glue.on_dhcp(ev),
             Some(d) = arp_rx.recv() => glue.on_arp(d),
+            Some(ev) = new_macs.recv() => glue.on_new_mac(ev),
             Some(nai) = clear_rx.recv() => glue.on_clear(&nai),
             _ = poll.tick() => {
                 let events: Vec<pma::PmaEvent> = shell.with(|p, _| std::iter::from_fn(|| p.poll_event()).collect());

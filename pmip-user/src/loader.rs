@@ -27,8 +27,10 @@ pub const PROGRAM: &str = "pmip_xdp";
 pub const TC_EGRESS_PROGRAM: &str = "pmip_tc_egress";
 /// The pass-everything program (see `pmip-ebpf`): for the far end of veths.
 pub const PASS_PROGRAM: &str = "xdp_pass";
-const MAP_NAMES: [&str; 10] = [
+const MAP_NAMES: [&str; 12] = [
     maps::TUNNEL_NH,
+    maps::NEW_MAC_EVENTS,
+    maps::NEW_MAC_SEEN,
     maps::ACCESS_BY_MAC,
     maps::ACCESS_BY_KEY,
     maps::ANCHOR_BY_HOME4,
@@ -502,6 +504,15 @@ impl FastPath {
         let n = aya::util::nr_cpus().map_err(|(_, e)| map_err(e))?;
         let zero = aya::maps::PerCpuValues::try_from(vec![SubscriberStats::default(); n]).map_err(map_err)?;
         m.set(sub_id, zero, 0).map_err(map_err)
+    }
+
+    /// The ring buffer of new-MAC events (taken: one reader).
+    pub fn new_mac_events(&mut self) -> Result<aya::maps::RingBuf<MapData>> {
+        let m = self
+            .ebpf
+            .take_map(maps::NEW_MAC_EVENTS)
+            .ok_or_else(|| anyhow!("map {} missing or already taken", maps::NEW_MAC_EVENTS))?;
+        Ok(aya::maps::RingBuf::try_from(m)?)
     }
 
     /// Verdict and drop-reason counters summed over CPUs, by name.
