@@ -458,43 +458,51 @@ fn encap(ctx: &XdpContext, l2_len: usize, inner: &Inner, tun: &Tunnel, key: [u8;
     if !write_at(ctx, 0, eth) {
         return false;
     }
-    let payload = inner.len + GRE_KEYED_LEN as u16;
-    if tun.family == FAMILY_V6 {
-        let ip = Ipv6Hdr {
-            ver_tc_flow: [0x60, 0, 0, 0],
-            payload_len: payload.to_be_bytes(),
-            next_hdr: IPPROTO_GRE,
-            hop_limit: OUTER_TTL,
-            src: tun.local,
-            dst: tun.remote,
-        };
-        if !write_at(ctx, ETH_HLEN, ip) {
-            return false;
-        }
+    let written = if tun.family == FAMILY_V6 {
+        write_at(ctx, ETH_HLEN, outer_v6(tun, inner.len))
     } else {
-        let mut ip = Ipv4Hdr {
-            ver_ihl: 0x45,
-            tos: 0,
-            tot_len: (payload + IPV4_HDR_LEN as u16).to_be_bytes(),
-            id: [0, 0],
-            frag_off: [0, 0],
-            ttl: OUTER_TTL,
-            proto: IPPROTO_GRE,
-            check: [0, 0],
-            src: [tun.local[0], tun.local[1], tun.local[2], tun.local[3]],
-            dst: [tun.remote[0], tun.remote[1], tun.remote[2], tun.remote[3]],
-        };
-        ip.check = ipv4_csum(&ip);
-        if !write_at(ctx, ETH_HLEN, ip) {
-            return false;
-        }
-    }
-    let gre = GreKeyHdr {
-        flags: GRE_K.to_be_bytes(),
-        proto: ethertype_of(inner.family).to_be_bytes(),
-        key,
+        write_at(ctx, ETH_HLEN, outer_v4(tun, inner.len))
     };
-    write_at(ctx, ETH_HLEN + outer_ip, gre)
+    written && write_at(ctx, ETH_HLEN + outer_ip, gre_header(inner.family, key))
+}
+
+/// Outer IPv4 header of a tunnel packet carrying `inner_len` bytes (DF clear:
+/// the MTU was checked against the egress; a router further on may fragment).
+#[inline(always)]
+fn outer_v4(tun: &Tunnel, inner_len: u16) -> Ipv4Hdr {
+    let mut ip = Ipv4Hdr {
+        ver_ihl: 0x45,
+        tos: 0,
+        tot_len: (inner_len + (IPV4_HDR_LEN + GRE_KEYED_LEN) as u16).to_be_bytes(),
+        id: [0, 0],
+        frag_off: [0, 0],
+        ttl: OUTER_TTL,
+        proto: IPPROTO_GRE,
+        check: [0, 0],
+        src: [tun.local[0], tun.local[1], tun.local[2], tun.local[3]],
+        dst: [tun.remote[0], tun.remote[1], tun.remote[2], tun.remote[3]],
+    };
+    ip.check = ipv4_csum(&ip);
+    ip
+}
+
+/// Outer IPv6 header of a tunnel packet carrying `inner_len` bytes.
+#[inline(always)]
+fn outer_v6(tun: &Tunnel, inner_len: u16) -> Ipv6Hdr {
+    Ipv6Hdr {
+        ver_tc_flow: [0x60, 0, 0, 0],
+        payload_len: (inner_len + GRE_KEYED_LEN as u16).to_be_bytes(),
+        next_hdr: IPPROTO_GRE,
+        hop_limit: OUTER_TTL,
+        src: tun.local,
+        dst: tun.remote,
+    }
+}
+
+/// GRE with only the Key bit (RFC 2890 §2.1), as every tunnel uses.
+#[inline(always)]
+fn gre_header(inner_family: u8, key: [u8; 4]) -> GreKeyHdr {
+    GreKeyHdr { flags: GRE_K.to_be_bytes(), proto: ethertype_of(inner_family).to_be_bytes(), key }
 }
 
 /// Removes everything before `inner_off` and writes a fresh L2 header
@@ -526,9 +534,18 @@ fn redirect(ifindex: u32) -> u32 {
     unsafe { bpf_redirect(ifindex, 0) as u32 }
 }
 
-/// Encapsulates towards `tun` and sends it: XDP redirect when the next hop is
-/// resolved, otherwise through the kernel (which resolves the neighbour), so
-/// no packet is lost to an unresolved neighbour. Handles too-big first.
+/// Which way a packet goes through a tunnel, for counters and billing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    Up,
+    Down,
+}
+
+/// Encapsulates the subscriber's packet into tunnel `tunnel_id` with `key`
+/// and sends it: XDP redirect when the next hop is resolved, otherwise
+/// through the kernel (which resolves the neighbour), so no packet is lost to
+/// an unresolved neighbour. Handles too-big first; counts the subscriber's
+/// traffic for every packet that leaves.
 #[inline(always)]
 fn tunnel_out(
     ctx: &XdpContext,
@@ -537,10 +554,15 @@ fn tunnel_out(
     l2: &L2,
     inner: &Inner,
     tunnel_id: u32,
-    tun: &Tunnel,
     key: [u8; 4],
-    ok: Counter,
+    sub_id: u32,
+    dir: Dir,
 ) -> Out {
+    let tun = match TUNNELS.get(tunnel_id) {
+        Some(t) if t.family != 0 => t,
+        _ => return out(DROP, Counter::DropNoTunnel),
+    };
+    let ok = if dir == Dir::Up { Counter::TxEncapUplink } else { Counter::TxEncapDownlink };
     let overhead = pmip_common::tunnel_overhead(tun.family) as u16;
     let tot = inner.len.saturating_add(overhead);
     // SAFETY: helper without arguments.
@@ -556,6 +578,7 @@ fn tunnel_out(
             if !encap(ctx, l2.len, inner, tun, key, c.smac, c.dmac) {
                 return out(DROP, Counter::DropAdjustFailed);
             }
+            account(sub_id, inner.len, dir == Dir::Up);
             return out(redirect(c.ifindex), ok);
         }
     }
@@ -578,6 +601,7 @@ fn tunnel_out(
         if !encap(ctx, l2.len, inner, tun, key, l2.eth.src, iface.mac) {
             return out(DROP, Counter::DropAdjustFailed);
         }
+        account(sub_id, inner.len, dir == Dir::Up);
         return out(PASS, Counter::PassNoNeigh);
     }
     if let Some(c) = cache {
@@ -599,6 +623,7 @@ fn tunnel_out(
     if !encap(ctx, l2.len, inner, tun, key, nh.smac, nh.dmac) {
         return out(DROP, Counter::DropAdjustFailed);
     }
+    account(sub_id, inner.len, dir == Dir::Up);
     out(redirect(nh.ifindex), ok)
 }
 
@@ -630,16 +655,7 @@ fn access_uplink(raw: *mut xdp_md, iface: &IfaceConfig, ifindex: u32, l2: &L2) -
     if inner.ttl <= 1 {
         return out(PASS, Counter::PassTtl);
     }
-    // SAFETY: plain lookup.
-    let tun = match TUNNELS.get(sub.tunnel_id) {
-        Some(t) if t.family != 0 => t,
-        _ => return out(DROP, Counter::DropNoTunnel),
-    };
-    let o = tunnel_out(ctx, iface, ifindex, l2, &inner, sub.tunnel_id, tun, sub.uplink_key, Counter::TxEncapUplink);
-    if counter_of(o) == Counter::TxEncapUplink as u32 || counter_of(o) == Counter::PassNoNeigh as u32 {
-        account(sub.sub_id, inner.len, true);
-    }
-    o
+    tunnel_out(ctx, iface, ifindex, l2, &inner, sub.tunnel_id, sub.uplink_key, sub.sub_id, Dir::Up)
 }
 
 /// A frame from a MAC without a binding. Its DHCP, ARP, IPv6 link-local
@@ -901,16 +917,7 @@ fn anchor_downlink(raw: *mut xdp_md, iface: &IfaceConfig, ifindex: u32, l2: &L2,
     if inner.ttl <= 1 {
         return out(PASS, Counter::PassTtl);
     }
-    // SAFETY: plain lookup.
-    let tun = match TUNNELS.get(d.tunnel_id) {
-        Some(t) if t.family != 0 => t,
-        _ => return out(DROP, Counter::DropNoTunnel),
-    };
-    let o = tunnel_out(ctx, iface, ifindex, l2, &inner, d.tunnel_id, tun, d.downlink_key, Counter::TxEncapDownlink);
-    if counter_of(o) == Counter::TxEncapDownlink as u32 || counter_of(o) == Counter::PassNoNeigh as u32 {
-        account(d.sub_id, inner.len, false);
-    }
-    o
+    tunnel_out(ctx, iface, ifindex, l2, &inner, d.tunnel_id, d.downlink_key, d.sub_id, Dir::Down)
 }
 
 // ---- ICMP too big ----
@@ -1089,34 +1096,12 @@ fn tc_egress(ctx: &TcContext) -> (i32, Option<Counter>) {
     if ctx.adjust_room(overhead as i32, BPF_ADJ_ROOM_MAC, flags).is_err() {
         return (TC_ACT_SHOT, Some(Counter::DropAdjustFailed));
     }
-    let payload = inner_len + GRE_KEYED_LEN as u16;
     let ok = if v6 {
-        let ip = Ipv6Hdr {
-            ver_tc_flow: [0x60, 0, 0, 0],
-            payload_len: payload.to_be_bytes(),
-            next_hdr: IPPROTO_GRE,
-            hop_limit: OUTER_TTL,
-            src: tun.local,
-            dst: tun.remote,
-        };
-        ctx.store(ETH_HLEN, &ip, 0).is_ok()
+        ctx.store(ETH_HLEN, &outer_v6(&tun, inner_len), 0).is_ok()
     } else {
-        let mut ip = Ipv4Hdr {
-            ver_ihl: 0x45,
-            tos: 0,
-            tot_len: (payload + IPV4_HDR_LEN as u16).to_be_bytes(),
-            id: [0, 0],
-            frag_off: [0, 0],
-            ttl: OUTER_TTL,
-            proto: IPPROTO_GRE,
-            check: [0, 0],
-            src: [tun.local[0], tun.local[1], tun.local[2], tun.local[3]],
-            dst: [tun.remote[0], tun.remote[1], tun.remote[2], tun.remote[3]],
-        };
-        ip.check = ipv4_csum(&ip);
-        ctx.store(ETH_HLEN, &ip, 0).is_ok()
+        ctx.store(ETH_HLEN, &outer_v4(&tun, inner_len), 0).is_ok()
     };
-    let gre = GreKeyHdr { flags: GRE_K.to_be_bytes(), proto: ethertype_of(inner_family).to_be_bytes(), key: d.downlink_key };
+    let gre = gre_header(inner_family, d.downlink_key);
     if !ok
         || ctx.store(ETH_HLEN + outer_ip, &gre, 0).is_err()
         || ctx.store(12, &ethertype_of(tun.family).to_be_bytes(), 0).is_err()

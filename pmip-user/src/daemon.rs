@@ -544,6 +544,15 @@ impl AccessGlue<'_> {
     }
 }
 
+/// Replaces what `pmipctl show` reports.
+fn publish<C: serde::Serialize>(snap: &Mutex<Snapshot>, views: Vec<BindingView>, local: Option<IpAddr>, group: &str, counters: &C) {
+    let mut s = snap.lock().unwrap();
+    s.tunnels = tunnels_of(&views, local);
+    s.bindings = views;
+    s.signaling = StatsView::default();
+    s.signaling.add_group(group, counters);
+}
+
 fn tunnels_of(bindings: &[BindingView], local: Option<IpAddr>) -> Vec<TunnelView> {
     let mut t: std::collections::BTreeMap<(String, String), TunnelView> = Default::default();
     for b in bindings {
@@ -646,11 +655,8 @@ async fn access_v6(
                             glue.view(at, b.state, b.home_v4.map(|h| h.0), (&b.lma, peer), (b.uplink_key.unwrap_or(0), b.downlink_key), b.lifetime, 0)
                         })
                         .collect();
-                    let mut s = snapshot.lock().unwrap();
-                    s.tunnels = tunnels_of(&views, views.first().and_then(|v| local_for(cfg, v.peer)));
-                    s.bindings = views;
-                    s.signaling = StatsView::default();
-                    s.signaling.add_group("mag", &counters);
+                    let local = views.first().and_then(|v| local_for(cfg, v.peer));
+                    publish(&snapshot, views, local, "mag", &counters);
                 }
             }
             _ = &mut stop => break,
@@ -769,11 +775,8 @@ async fn access_v4(
                         v
                     })
                     .collect();
-                let mut s = snapshot.lock().unwrap();
-                s.tunnels = tunnels_of(&views, cfg.addresses.ipv4.map(IpAddr::V4));
-                s.bindings = views;
-                s.signaling = StatsView::default();
-                s.signaling.add_group("pma", &counters);
+                let local = cfg.addresses.ipv4.map(IpAddr::V4);
+                publish(&snapshot, views, local, "pma", &counters);
             }
             _ = &mut stop => break,
         }
@@ -866,11 +869,8 @@ async fn anchor_v6(
                 let _ = cmd_tx.send(v6t::LmaCommand::Counters(ctx));
                 if let (Ok(list), Ok(counters)) = (rx.await, crx.await) {
                     let views: Vec<BindingView> = list.iter().filter(|b| !b.deleting).map(|b| anchor_view(cfg, &String::from_utf8_lossy(&b.mn_id), &b.llid, b.mag.ip(), b.home_v4.map(|h| h.0), (b.uplink_key, b.downlink_key), b.lifetime, None, 0)).collect();
-                    let mut s = snapshot.lock().unwrap();
-                    s.tunnels = tunnels_of(&views, views.first().and_then(|v| local_for(cfg, v.peer)));
-                    s.bindings = views;
-                    s.signaling = StatsView::default();
-                    s.signaling.add_group("lma", &counters);
+                    let local = views.first().and_then(|v| local_for(cfg, v.peer));
+                    publish(&snapshot, views, local, "lma", &counters);
                 }
             }
             _ = &mut stop => break,
@@ -983,11 +983,8 @@ async fn anchor_v4(
                         anchor_view(cfg, nai, &[], IpAddr::V4(b.pma), Some(b.home_address), (b.uplink_key, b.downlink_key), Duration::from_secs(cfg.timers.lifetime_s.into()), Some(left), 0)
                     })
                     .collect();
-                let mut s = snapshot.lock().unwrap();
-                s.tunnels = tunnels_of(&views, cfg.addresses.ipv4.map(IpAddr::V4));
-                s.bindings = views;
-                s.signaling = StatsView::default();
-                s.signaling.add_group("ha", &counters);
+                let local = cfg.addresses.ipv4.map(IpAddr::V4);
+                publish(&snapshot, views, local, "ha", &counters);
             }
             _ = &mut stop => break,
         }
