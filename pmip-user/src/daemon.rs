@@ -68,6 +68,7 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
     })?;
     let dp = SharedDp(Arc::new(Mutex::new(fp)));
     attach_fast_path(&cfg, &dp)?;
+    install_static_bindings(&cfg, &dp)?;
 
     let snapshot = Arc::new(Mutex::new(Snapshot::default()));
     let (clear_tx, clear_rx) = mpsc::unbounded_channel::<String>();
@@ -209,6 +210,55 @@ fn attach_fast_path(cfg: &Config, dp: &SharedDp) -> Result<()> {
     for s in &specs {
         let m = fp.attach(s, mode).with_context(|| format!("attaching the fast path to {}", s.name))?;
         tracing::info!(iface = %s.name, mode = ?m, "fast path attached");
+    }
+    Ok(())
+}
+
+/// `static_bindings`: GRE tunnels the operator configures by hand, installed
+/// beside the signaled ones (sub ids from the top of the range down, so they
+/// never meet the ones signaling allocates).
+fn install_static_bindings(cfg: &Config, dp: &SharedDp) -> Result<()> {
+    use crate::dataplane::{AccessBinding, AnchorBinding, TunnelEnds};
+    let mut fp = dp.0.lock().unwrap();
+    for (i, b) in cfg.static_bindings.iter().enumerate() {
+        let at_key = format!("static_bindings[{i}]");
+        let peer = cfg.peer(&b.peer).ok_or_else(|| anyhow!("{at_key}.peer: no peer named {:?}", b.peer))?;
+        let local = local_for(cfg, peer.address)
+            .ok_or_else(|| anyhow!("{at_key}.peer: no local address of the family of {}", peer.address))?;
+        let tunnel = TunnelEnds { local, remote: peer.address };
+        let sub_id = cfg.fastpath.max_subscribers - 1 - i as u32;
+        match cfg.role {
+            Role::Access => {
+                let ifname = b.interface.as_deref().ok_or_else(|| anyhow!("{at_key}.interface: required in the access role"))?;
+                let iface = cfg.interfaces.access.iter().find(|a| a.name == ifname)
+                    .ok_or_else(|| anyhow!("{at_key}.interface: {ifname} is not an access interface"))?;
+                let mac = b.mac.as_deref().and_then(crate::access::frame::parse_mac)
+                    .ok_or_else(|| anyhow!("{at_key}.mac: required in the access role"))?;
+                fp.install_access(&AccessBinding {
+                    at: AccessPoint { ifindex: crate::loader::ifindex(ifname)?, vlan: iface.vlan.unwrap_or(0), mac },
+                    sub_id,
+                    tunnel,
+                    uplink_key: b.uplink_key,
+                    downlink_key: b.downlink_key,
+                    home_v4: Some(b.home_address),
+                    gateway_v4: iface.gateway_v4().map(|g| g.0),
+                    hnp: None,
+                })
+                .with_context(|| at_key.clone())?;
+            }
+            Role::Anchor => {
+                fp.install_anchor(&AnchorBinding {
+                    sub_id,
+                    tunnel,
+                    uplink_key: b.uplink_key,
+                    downlink_key: b.downlink_key,
+                    home_v4: Some(b.home_address),
+                    hnp: None,
+                })
+                .with_context(|| at_key.clone())?;
+            }
+        }
+        tracing::info!(binding = %at_key, home = %b.home_address, peer = %b.peer, "static binding installed");
     }
     Ok(())
 }
