@@ -318,6 +318,8 @@ struct Sub {
     dns: Vec<Ipv4Addr>,
     mtu: Option<u16>,
     registered_at: Option<Instant>,
+    /// PMIPv4: index of its traffic counters (0 for PMIPv6: the MAG's own).
+    sub_id: u32,
 }
 
 /// The access link of one interface: its DHCP server and ARP monitor.
@@ -406,7 +408,8 @@ struct AccessGlue<'a> {
     links: HashMap<u32, Link>,
     subs: HashMap<AccessPoint, Sub>,
     reg: Registrar,
-    next_sub_id: u32,
+    /// PMIPv4: the daemon names the subscriber's counters (the MAG does its own).
+    sub_ids: pmipv6::IdAlloc,
 }
 
 impl AccessGlue<'_> {
@@ -430,6 +433,18 @@ impl AccessGlue<'_> {
                 let mtu = Some(self.cfg.subscriber_mtu(&link.cfg, peer));
                 let dns = self.cfg.dns_for(Some(profile));
                 let requested_v4 = profile.home_address.or(requested);
+                let sub_id = match (self.subs.get(&at), &self.reg) {
+                    (Some(s), _) => s.sub_id,
+                    (None, Registrar::V4(_)) => match self.sub_ids.alloc() {
+                        Some(id) => id,
+                        None => {
+                            let _ = link.dhcp.send(DhcpCmd::BindingFailed { mac: at.mac });
+                            return;
+                        }
+                    },
+                    // The MAG names its subscribers' counters itself.
+                    (None, Registrar::V6(_)) => 0,
+                };
                 tracing::info!(%nai, mac = %mac_str(&at.mac), iface = %ifname, anchor = %peer.name, "attach");
                 match &self.reg {
                     Registrar::V6(tx) => {
@@ -453,10 +468,6 @@ impl AccessGlue<'_> {
                                 IpAddr::V4(a) => Some(a),
                                 _ => None,
                             });
-                        let sub_id = self.subs.get(&at).map(|_| 0).unwrap_or_else(|| {
-                            self.next_sub_id += 1;
-                            self.next_sub_id
-                        });
                         let mut s = pma::Subscriber::new(&nai, at, sub_id, ha);
                         s.alternate_ha = alternate;
                         s.static_home = profile.home_address;
@@ -465,7 +476,7 @@ impl AccessGlue<'_> {
                         shell.with(|p, now| p.attach(now, s));
                     }
                 }
-                self.subs.insert(at, Sub { nai, ifname, dns, mtu, registered_at: None });
+                self.subs.insert(at, Sub { nai, ifname, dns, mtu, registered_at: None, sub_id });
             }
             DhcpEvent::Detach { at, reason } => {
                 tracing::info!(mac = %mac_str(&at.mac), ?reason, "DHCP detach");
@@ -533,18 +544,27 @@ impl AccessGlue<'_> {
                 if let Some(l) = self.links.get(&at.ifindex) {
                     let _ = l.dhcp.send(DhcpCmd::BindingFailed { mac: at.mac });
                 }
-                self.subs.remove(&at);
+                self.forget(&at);
             }
             RegEvent::Gone { at } => {
                 if let Some(l) = self.links.get(&at.ifindex) {
                     let _ = l.dhcp.send(DhcpCmd::BindingGone { mac: at.mac });
                     let _ = l.arp.send(ArpCmd::Unwatch { mac: at.mac });
                 }
-                if let Some(s) = self.subs.remove(&at) {
-                    tracing::info!(nai = %s.nai, "binding gone");
+                if let Some(nai) = self.forget(&at) {
+                    tracing::info!(%nai, "binding gone");
                 }
             }
         }
+    }
+
+    /// Drops a subscriber and frees its counter index; returns its NAI.
+    fn forget(&mut self, at: &AccessPoint) -> Option<String> {
+        let s = self.subs.remove(at)?;
+        if s.sub_id != 0 {
+            self.sub_ids.release(s.sub_id);
+        }
+        Some(s.nai)
     }
 
     fn on_clear(&mut self, nai: &str) {
@@ -665,7 +685,7 @@ async fn access_v6(
     let (dhcp_tx, mut dhcp_rx) = mpsc::unbounded_channel();
     let (arp_tx, mut arp_rx) = mpsc::unbounded_channel();
     let links = start_links(cfg, &dhcp_tx, &arp_tx)?;
-    let mut glue = AccessGlue { cfg, links, subs: HashMap::new(), reg: Registrar::V6(cmd_tx.clone()), next_sub_id: 0 };
+    let mut glue = AccessGlue { cfg, links, subs: HashMap::new(), reg: Registrar::V6(cmd_tx.clone()), sub_ids: pmipv6::IdAlloc::new(1024) };
     let mut new_macs = start_new_mac_reader(&dp)?;
     ready();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -702,7 +722,7 @@ async fn access_v6(
                         .iter()
                         .map(|(at, b)| {
                             let peer = cfg.peer(&b.lma).map(|p| p.address).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-                            glue.view(at, b.state, b.home_v4.map(|h| h.0), (&b.lma, peer), (b.uplink_key.unwrap_or(0), b.downlink_key), b.lifetime, 0)
+                            glue.view(at, b.state, b.home_v4.map(|h| h.0), (&b.lma, peer), (b.uplink_key.unwrap_or(0), b.downlink_key), b.lifetime, b.sub_id)
                         })
                         .collect();
                     let local = views.first().and_then(|v| local_for(cfg, v.peer));
@@ -779,7 +799,7 @@ async fn access_v4(
     let (dhcp_tx, mut dhcp_rx) = mpsc::unbounded_channel();
     let (arp_tx, mut arp_rx) = mpsc::unbounded_channel();
     let links = start_links(cfg, &dhcp_tx, &arp_tx)?;
-    let mut glue = AccessGlue { cfg, links, subs: HashMap::new(), reg: Registrar::V4(shell.clone()), next_sub_id: 0 };
+    let mut glue = AccessGlue { cfg, links, subs: HashMap::new(), reg: Registrar::V4(shell.clone()), sub_ids: pmipv6::IdAlloc::new(1024) };
     let mut new_macs = start_new_mac_reader(&dp)?;
     ready();
     // The PMA has no event channel: its events are drained here, often enough
@@ -918,7 +938,7 @@ async fn anchor_v6(
                 let (ctx, crx) = oneshot::channel();
                 let _ = cmd_tx.send(v6t::LmaCommand::Counters(ctx));
                 if let (Ok(list), Ok(counters)) = (rx.await, crx.await) {
-                    let views: Vec<BindingView> = list.iter().filter(|b| !b.deleting).map(|b| anchor_view(cfg, &String::from_utf8_lossy(&b.mn_id), &b.llid, b.mag.ip(), b.home_v4.map(|h| h.0), (b.uplink_key, b.downlink_key), b.lifetime, None, 0)).collect();
+                    let views: Vec<BindingView> = list.iter().filter(|b| !b.deleting).map(|b| anchor_view(cfg, &String::from_utf8_lossy(&b.mn_id), &b.llid, b.mag.ip(), b.home_v4.map(|h| h.0), (b.uplink_key, b.downlink_key), b.lifetime, None, b.sub_id)).collect();
                     let local = views.first().and_then(|v| local_for(cfg, v.peer));
                     publish(&snapshot, views, local, "lma", &counters);
                 }
@@ -1030,7 +1050,7 @@ async fn anchor_v4(
                     .iter()
                     .map(|(nai, b)| {
                         let left = b.expires_at.saturating_duration_since(now);
-                        anchor_view(cfg, nai, &[], IpAddr::V4(b.pma), Some(b.home_address), (b.uplink_key, b.downlink_key), Duration::from_secs(cfg.timers.lifetime_s.into()), Some(left), 0)
+                        anchor_view(cfg, nai, &[], IpAddr::V4(b.pma), Some(b.home_address), (b.uplink_key, b.downlink_key), Duration::from_secs(cfg.timers.lifetime_s.into()), Some(left), b.sub_id)
                     })
                     .collect();
                 let local = cfg.addresses.ipv4.map(IpAddr::V4);
