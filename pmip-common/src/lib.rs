@@ -36,6 +36,13 @@ pub mod maps {
     /// Per-CPU next hop of each tunnel as `bpf_fib_lookup` last found it,
     /// indexed by tunnel id. Written by the fast path only.
     pub const TUNNEL_NH: &str = "TUNNEL_NH";
+    /// Ring buffer of [`NewMacEvent`](super::NewMacEvent)s: data from a MAC
+    /// the access side has no binding for (the attach trigger of a handover).
+    /// Written by the fast path; read by the access agent.
+    pub const NEW_MAC_EVENTS: &str = "NEW_MAC_EVENTS";
+    /// (access ifindex, VLAN, MAC) → last report time (ns): one event per MAC
+    /// per [`NEW_MAC_REPORT_NS`](super::NEW_MAC_REPORT_NS). Written by the fast path.
+    pub const NEW_MAC_SEEN: &str = "NEW_MAC_SEEN";
 }
 
 /// Default map sizes; the loader can raise them (`EbpfLoader::set_max_entries`).
@@ -189,6 +196,21 @@ pub struct NextHopCache {
 /// How long a cached next hop is used before the FIB is asked again.
 pub const NEXT_HOP_CACHE_NS: u64 = 200_000_000;
 
+/// An event of `NEW_MAC_EVENTS`: a frame carrying IP data from an unknown
+/// subscriber (no DHCP seen here: it moved in from another access gateway).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct NewMacEvent {
+    pub key: AccessKey,
+    /// The IPv4 source address it used (0.0.0.0 for IPv6 data).
+    pub src_v4: [u8; 4],
+}
+
+/// At most one `NewMacEvent` per MAC per this many nanoseconds.
+pub const NEW_MAC_REPORT_NS: u64 = 500_000_000;
+pub const NEW_MAC_RING_BYTES: u32 = 64 * 1024;
+pub const NEW_MAC_SEEN_ENTRIES: u32 = 4_096;
+
 /// Value of `SUB_STATS` (per CPU; the agent sums over CPUs).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -236,6 +258,9 @@ pub enum Counter {
     DropNoRoute,
     DropAdjustFailed,
     DropRedirectFailed,
+    /// IP data from a MAC without a binding: not forwarded (the agent is told,
+    /// and registers it if it is a subscriber that moved in).
+    DropUnregistered,
     /// Marker: number of counters.
     Max,
 }
@@ -265,6 +290,7 @@ impl Counter {
         Counter::DropNoRoute,
         Counter::DropAdjustFailed,
         Counter::DropRedirectFailed,
+        Counter::DropUnregistered,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -291,6 +317,7 @@ impl Counter {
             Counter::DropNoRoute => "drop_no_route",
             Counter::DropAdjustFailed => "drop_adjust_failed",
             Counter::DropRedirectFailed => "drop_redirect_failed",
+            Counter::DropUnregistered => "drop_unregistered",
             Counter::Max => "max",
         }
     }
@@ -306,6 +333,7 @@ const _: () = {
     assert!(core::mem::size_of::<IfaceConfig>() == 28);
     assert!(core::mem::size_of::<SubscriberStats>() == 32);
     assert!(core::mem::size_of::<NextHopCache>() == 48);
+    assert!(core::mem::size_of::<NewMacEvent>() == 16);
 };
 
 #[cfg(feature = "user")]
@@ -322,4 +350,5 @@ mod pod {
     unsafe impl aya::Pod for IfaceConfig {}
     unsafe impl aya::Pod for SubscriberStats {}
     unsafe impl aya::Pod for NextHopCache {}
+    unsafe impl aya::Pod for NewMacEvent {}
 }

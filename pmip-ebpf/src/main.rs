@@ -22,14 +22,15 @@ use aya_ebpf::{
         bpf_xdp_adjust_tail,
     },
     macros::{classifier, map, xdp},
-    maps::{Array, HashMap, PerCpuArray},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::{TcContext, XdpContext},
     EbpfContext,
 };
 use hdr::*;
 use pmip_common::{
     flags, role, AccessDownlink, AccessKey, AccessSubscriber, AnchorDownlink, AnchorUplink,
-    Counter, IfaceConfig, NextHopCache, SubscriberStats, Tunnel, NEXT_HOP_CACHE_NS, FAMILY_V4, FAMILY_V6, GRE_KEYED_LEN,
+    Counter, IfaceConfig, NewMacEvent, NextHopCache, SubscriberStats, Tunnel, NEW_MAC_REPORT_NS,
+    NEW_MAC_RING_BYTES, NEW_MAC_SEEN_ENTRIES, NEXT_HOP_CACHE_NS, FAMILY_V4, FAMILY_V6, GRE_KEYED_LEN,
     IPV4_HDR_LEN, IPV6_HDR_LEN, MAX_IFACES, MAX_SUBSCRIBERS, MAX_TUNNELS,
 };
 
@@ -74,6 +75,13 @@ static SUB_STATS: PerCpuArray<SubscriberStats> =
 /// Next hop per tunnel, per CPU, refreshed from the FIB every NEXT_HOP_CACHE_NS.
 #[map]
 static TUNNEL_NH: PerCpuArray<NextHopCache> = PerCpuArray::with_max_entries(MAX_TUNNELS, 0);
+
+/// Data from MACs without a binding, for the access agent (attach trigger).
+#[map]
+static NEW_MAC_EVENTS: RingBuf = RingBuf::with_byte_size(NEW_MAC_RING_BYTES, 0);
+/// Rate limit of NEW_MAC_EVENTS: last report per MAC.
+#[map]
+static NEW_MAC_SEEN: LruHashMap<AccessKey, u64> = LruHashMap::with_max_entries(NEW_MAC_SEEN_ENTRIES, 0);
 
 type Out = u32;
 
@@ -450,43 +458,51 @@ fn encap(ctx: &XdpContext, l2_len: usize, inner: &Inner, tun: &Tunnel, key: [u8;
     if !write_at(ctx, 0, eth) {
         return false;
     }
-    let payload = inner.len + GRE_KEYED_LEN as u16;
-    if tun.family == FAMILY_V6 {
-        let ip = Ipv6Hdr {
-            ver_tc_flow: [0x60, 0, 0, 0],
-            payload_len: payload.to_be_bytes(),
-            next_hdr: IPPROTO_GRE,
-            hop_limit: OUTER_TTL,
-            src: tun.local,
-            dst: tun.remote,
-        };
-        if !write_at(ctx, ETH_HLEN, ip) {
-            return false;
-        }
+    let written = if tun.family == FAMILY_V6 {
+        write_at(ctx, ETH_HLEN, outer_v6(tun, inner.len))
     } else {
-        let mut ip = Ipv4Hdr {
-            ver_ihl: 0x45,
-            tos: 0,
-            tot_len: (payload + IPV4_HDR_LEN as u16).to_be_bytes(),
-            id: [0, 0],
-            frag_off: [0, 0],
-            ttl: OUTER_TTL,
-            proto: IPPROTO_GRE,
-            check: [0, 0],
-            src: [tun.local[0], tun.local[1], tun.local[2], tun.local[3]],
-            dst: [tun.remote[0], tun.remote[1], tun.remote[2], tun.remote[3]],
-        };
-        ip.check = ipv4_csum(&ip);
-        if !write_at(ctx, ETH_HLEN, ip) {
-            return false;
-        }
-    }
-    let gre = GreKeyHdr {
-        flags: GRE_K.to_be_bytes(),
-        proto: ethertype_of(inner.family).to_be_bytes(),
-        key,
+        write_at(ctx, ETH_HLEN, outer_v4(tun, inner.len))
     };
-    write_at(ctx, ETH_HLEN + outer_ip, gre)
+    written && write_at(ctx, ETH_HLEN + outer_ip, gre_header(inner.family, key))
+}
+
+/// Outer IPv4 header of a tunnel packet carrying `inner_len` bytes (DF clear:
+/// the MTU was checked against the egress; a router further on may fragment).
+#[inline(always)]
+fn outer_v4(tun: &Tunnel, inner_len: u16) -> Ipv4Hdr {
+    let mut ip = Ipv4Hdr {
+        ver_ihl: 0x45,
+        tos: 0,
+        tot_len: (inner_len + (IPV4_HDR_LEN + GRE_KEYED_LEN) as u16).to_be_bytes(),
+        id: [0, 0],
+        frag_off: [0, 0],
+        ttl: OUTER_TTL,
+        proto: IPPROTO_GRE,
+        check: [0, 0],
+        src: [tun.local[0], tun.local[1], tun.local[2], tun.local[3]],
+        dst: [tun.remote[0], tun.remote[1], tun.remote[2], tun.remote[3]],
+    };
+    ip.check = ipv4_csum(&ip);
+    ip
+}
+
+/// Outer IPv6 header of a tunnel packet carrying `inner_len` bytes.
+#[inline(always)]
+fn outer_v6(tun: &Tunnel, inner_len: u16) -> Ipv6Hdr {
+    Ipv6Hdr {
+        ver_tc_flow: [0x60, 0, 0, 0],
+        payload_len: (inner_len + GRE_KEYED_LEN as u16).to_be_bytes(),
+        next_hdr: IPPROTO_GRE,
+        hop_limit: OUTER_TTL,
+        src: tun.local,
+        dst: tun.remote,
+    }
+}
+
+/// GRE with only the Key bit (RFC 2890 §2.1), as every tunnel uses.
+#[inline(always)]
+fn gre_header(inner_family: u8, key: [u8; 4]) -> GreKeyHdr {
+    GreKeyHdr { flags: GRE_K.to_be_bytes(), proto: ethertype_of(inner_family).to_be_bytes(), key }
 }
 
 /// Removes everything before `inner_off` and writes a fresh L2 header
@@ -518,9 +534,18 @@ fn redirect(ifindex: u32) -> u32 {
     unsafe { bpf_redirect(ifindex, 0) as u32 }
 }
 
-/// Encapsulates towards `tun` and sends it: XDP redirect when the next hop is
-/// resolved, otherwise through the kernel (which resolves the neighbour), so
-/// no packet is lost to an unresolved neighbour. Handles too-big first.
+/// Which way a packet goes through a tunnel, for counters and billing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    Up,
+    Down,
+}
+
+/// Encapsulates the subscriber's packet into tunnel `tunnel_id` with `key`
+/// and sends it: XDP redirect when the next hop is resolved, otherwise
+/// through the kernel (which resolves the neighbour), so no packet is lost to
+/// an unresolved neighbour. Handles too-big first; counts the subscriber's
+/// traffic for every packet that leaves.
 #[inline(always)]
 fn tunnel_out(
     ctx: &XdpContext,
@@ -529,10 +554,15 @@ fn tunnel_out(
     l2: &L2,
     inner: &Inner,
     tunnel_id: u32,
-    tun: &Tunnel,
     key: [u8; 4],
-    ok: Counter,
+    sub_id: u32,
+    dir: Dir,
 ) -> Out {
+    let tun = match TUNNELS.get(tunnel_id) {
+        Some(t) if t.family != 0 => t,
+        _ => return out(DROP, Counter::DropNoTunnel),
+    };
+    let ok = if dir == Dir::Up { Counter::TxEncapUplink } else { Counter::TxEncapDownlink };
     let overhead = pmip_common::tunnel_overhead(tun.family) as u16;
     let tot = inner.len.saturating_add(overhead);
     // SAFETY: helper without arguments.
@@ -548,6 +578,7 @@ fn tunnel_out(
             if !encap(ctx, l2.len, inner, tun, key, c.smac, c.dmac) {
                 return out(DROP, Counter::DropAdjustFailed);
             }
+            account(sub_id, inner.len, dir == Dir::Up);
             return out(redirect(c.ifindex), ok);
         }
     }
@@ -570,6 +601,7 @@ fn tunnel_out(
         if !encap(ctx, l2.len, inner, tun, key, l2.eth.src, iface.mac) {
             return out(DROP, Counter::DropAdjustFailed);
         }
+        account(sub_id, inner.len, dir == Dir::Up);
         return out(PASS, Counter::PassNoNeigh);
     }
     if let Some(c) = cache {
@@ -591,6 +623,7 @@ fn tunnel_out(
     if !encap(ctx, l2.len, inner, tun, key, nh.smac, nh.dmac) {
         return out(DROP, Counter::DropAdjustFailed);
     }
+    account(sub_id, inner.len, dir == Dir::Up);
     out(redirect(nh.ifindex), ok)
 }
 
@@ -603,8 +636,7 @@ fn access_uplink(raw: *mut xdp_md, iface: &IfaceConfig, ifindex: u32, l2: &L2) -
     // SAFETY: plain lookup; copied.
     let sub = match unsafe { ACCESS_BY_MAC.get(&key) } {
         Some(s) => s,
-        // Unknown subscriber: the agent sees its DHCP/ARP and may register it.
-        None => return out(PASS, Counter::PassNotOurs),
+        None => return unregistered(ctx, iface, l2, &key),
     };
     if l2.proto == ETH_P_ARP {
         return arp_reply(ctx, iface, l2, sub);
@@ -623,16 +655,57 @@ fn access_uplink(raw: *mut xdp_md, iface: &IfaceConfig, ifindex: u32, l2: &L2) -
     if inner.ttl <= 1 {
         return out(PASS, Counter::PassTtl);
     }
-    // SAFETY: plain lookup.
-    let tun = match TUNNELS.get(sub.tunnel_id) {
-        Some(t) if t.family != 0 => t,
-        _ => return out(DROP, Counter::DropNoTunnel),
-    };
-    let o = tunnel_out(ctx, iface, ifindex, l2, &inner, sub.tunnel_id, tun, sub.uplink_key, Counter::TxEncapUplink);
-    if counter_of(o) == Counter::TxEncapUplink as u32 || counter_of(o) == Counter::PassNoNeigh as u32 {
-        account(sub.sub_id, inner.len, true);
+    tunnel_out(ctx, iface, ifindex, l2, &inner, sub.tunnel_id, sub.uplink_key, sub.sub_id, Dir::Up)
+}
+
+/// A frame from a MAC without a binding. Its DHCP, ARP, IPv6 link-local
+/// traffic and packets for the gateway itself go to the stack (the agent
+/// answers them); its other IP data is not forwarded — the access gateway
+/// routes only registered subscribers — but reported to the agent, which
+/// registers a subscriber that moved in from another gateway.
+#[inline(always)]
+fn unregistered(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, key: &AccessKey) -> Out {
+    let mut src_v4 = [0u8; 4];
+    if l2.proto == ETH_P_IP {
+        let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, l2.len) else {
+            return out(DROP, Counter::DropMalformed);
+        };
+        // SAFETY: bounds checked by ptr_at.
+        let ip = unsafe { &*ip };
+        if ip.dst == iface.addr4 || ip.dst[0] >= 224 || ip.src == [0, 0, 0, 0] {
+            return out(PASS, Counter::PassControl);
+        }
+        if ip.proto == IPPROTO_UDP {
+            let l4 = l2.len + ((ip.ver_ihl & 0x0f) as usize) * 4;
+            if let Some(u) = read_at::<UdpHdr>(ctx, l4) {
+                if be16(u.dst) == 67 {
+                    return out(PASS, Counter::PassControl);
+                }
+            }
+        }
+        src_v4 = ip.src;
+    } else if l2.proto == ETH_P_IPV6 {
+        let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, l2.len) else {
+            return out(DROP, Counter::DropMalformed);
+        };
+        // SAFETY: bounds checked by ptr_at.
+        let ip = unsafe { &*ip };
+        let link_local = |a: &[u8; 16]| a[0] == 0xfe && a[1] & 0xc0 == 0x80;
+        if ip.dst[0] == 0xff || link_local(&ip.dst) || link_local(&ip.src) {
+            return out(PASS, Counter::PassControl);
+        }
+    } else {
+        return out(PASS, Counter::PassNotOurs);
     }
-    o
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: plain lookup.
+    let recent = unsafe { NEW_MAC_SEEN.get(key) }.is_some_and(|t| now.wrapping_sub(*t) < NEW_MAC_REPORT_NS);
+    if !recent {
+        let _ = NEW_MAC_SEEN.insert(key, &now, 0);
+        let _ = NEW_MAC_EVENTS.output::<NewMacEvent>(NewMacEvent { key: *key, src_v4 }, 0);
+    }
+    out(DROP, Counter::DropUnregistered)
 }
 
 /// Traffic for the gateway itself or for the local link, not for the tunnel:
@@ -844,16 +917,7 @@ fn anchor_downlink(raw: *mut xdp_md, iface: &IfaceConfig, ifindex: u32, l2: &L2,
     if inner.ttl <= 1 {
         return out(PASS, Counter::PassTtl);
     }
-    // SAFETY: plain lookup.
-    let tun = match TUNNELS.get(d.tunnel_id) {
-        Some(t) if t.family != 0 => t,
-        _ => return out(DROP, Counter::DropNoTunnel),
-    };
-    let o = tunnel_out(ctx, iface, ifindex, l2, &inner, d.tunnel_id, tun, d.downlink_key, Counter::TxEncapDownlink);
-    if counter_of(o) == Counter::TxEncapDownlink as u32 || counter_of(o) == Counter::PassNoNeigh as u32 {
-        account(d.sub_id, inner.len, false);
-    }
-    o
+    tunnel_out(ctx, iface, ifindex, l2, &inner, d.tunnel_id, d.downlink_key, d.sub_id, Dir::Down)
 }
 
 // ---- ICMP too big ----
@@ -1032,34 +1096,12 @@ fn tc_egress(ctx: &TcContext) -> (i32, Option<Counter>) {
     if ctx.adjust_room(overhead as i32, BPF_ADJ_ROOM_MAC, flags).is_err() {
         return (TC_ACT_SHOT, Some(Counter::DropAdjustFailed));
     }
-    let payload = inner_len + GRE_KEYED_LEN as u16;
     let ok = if v6 {
-        let ip = Ipv6Hdr {
-            ver_tc_flow: [0x60, 0, 0, 0],
-            payload_len: payload.to_be_bytes(),
-            next_hdr: IPPROTO_GRE,
-            hop_limit: OUTER_TTL,
-            src: tun.local,
-            dst: tun.remote,
-        };
-        ctx.store(ETH_HLEN, &ip, 0).is_ok()
+        ctx.store(ETH_HLEN, &outer_v6(&tun, inner_len), 0).is_ok()
     } else {
-        let mut ip = Ipv4Hdr {
-            ver_ihl: 0x45,
-            tos: 0,
-            tot_len: (payload + IPV4_HDR_LEN as u16).to_be_bytes(),
-            id: [0, 0],
-            frag_off: [0, 0],
-            ttl: OUTER_TTL,
-            proto: IPPROTO_GRE,
-            check: [0, 0],
-            src: [tun.local[0], tun.local[1], tun.local[2], tun.local[3]],
-            dst: [tun.remote[0], tun.remote[1], tun.remote[2], tun.remote[3]],
-        };
-        ip.check = ipv4_csum(&ip);
-        ctx.store(ETH_HLEN, &ip, 0).is_ok()
+        ctx.store(ETH_HLEN, &outer_v4(&tun, inner_len), 0).is_ok()
     };
-    let gre = GreKeyHdr { flags: GRE_K.to_be_bytes(), proto: ethertype_of(inner_family).to_be_bytes(), key: d.downlink_key };
+    let gre = gre_header(inner_family, d.downlink_key);
     if !ok
         || ctx.store(ETH_HLEN + outer_ip, &gre, 0).is_err()
         || ctx.store(12, &ethertype_of(tun.family).to_be_bytes(), 0).is_err()

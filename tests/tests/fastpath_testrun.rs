@@ -12,6 +12,7 @@ use pmip_user::loader::FastPath;
 use pmip_user::packet::*;
 
 const XDP_DROP: u32 = 1;
+const UNKNOWN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x77];
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
 const XDP_REDIRECT: u32 = 4;
@@ -102,7 +103,7 @@ fn fixture_table() {
     }
     let fx = setup(1500).expect("fixture");
     let (acc, core, acore, cn) = (fx.acc, fx.core, fx.acore, fx.cn);
-    let fp = fx.fp;
+    let mut fp = fx.fp;
     let fails = fx
         .ns
         .run_in(move || {
@@ -150,17 +151,41 @@ fn fixture_table() {
                 counter: Counter::TxEncapUplink,
             });
             cases.push(Case {
-                name: "uplink same MAC on the wrong VLAN is unknown",
+                name: "uplink same MAC on the wrong VLAN is unregistered",
                 ifindex: acc,
                 input: up_frame(SUB3_MAC, 200, ETH_P_IP, &inner3),
-                verdict: XDP_PASS,
+                verdict: XDP_DROP,
                 output: None,
-                counter: Counter::PassNotOurs,
+                counter: Counter::DropUnregistered,
             });
             cases.push(Case {
-                name: "uplink unknown MAC",
+                name: "uplink data from an unknown MAC is not forwarded",
                 ifindex: acc,
-                input: up_frame([2, 0, 0, 0, 0, 0x77], 0, ETH_P_IP, &inner),
+                input: up_frame(UNKNOWN_MAC, 0, ETH_P_IP, &inner),
+                verdict: XDP_DROP,
+                output: None,
+                counter: Counter::DropUnregistered,
+            });
+            cases.push(Case {
+                name: "unknown MAC: DHCP goes to the agent",
+                ifindex: acc,
+                input: up_frame(UNKNOWN_MAC, 0, ETH_P_IP, &ipv4(Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, 17, 64, false, &udp(68, 67, &[1u8; 240]))),
+                verdict: XDP_PASS,
+                output: None,
+                counter: Counter::PassControl,
+            });
+            cases.push(Case {
+                name: "unknown MAC: ping to the gateway goes to the stack",
+                ifindex: acc,
+                input: up_frame(UNKNOWN_MAC, 0, ETH_P_IP, &echo4(HOME1, GW4, 64, true, 8)),
+                verdict: XDP_PASS,
+                output: None,
+                counter: Counter::PassControl,
+            });
+            cases.push(Case {
+                name: "unknown MAC: ARP goes to the stack",
+                ifindex: acc,
+                input: cat(eth([0xff; 6], UNKNOWN_MAC, 0, ETH_P_ARP), &arp(1, UNKNOWN_MAC, HOME1, [0; 6], GW4)),
                 verdict: XDP_PASS,
                 output: None,
                 counter: Counter::PassNotOurs,
@@ -402,12 +427,34 @@ fn fixture_table() {
                 counter: Counter::DropWrongPeer,
             });
             let mut fails = check(&fp, &cases);
+            fails.extend(new_mac_events(&mut fp, acc));
             fails.extend(truncations(&fp, acc, core, acore));
             fails.extend(too_big(&fp, acc));
             fails
         })
         .unwrap();
     assert!(fails.is_empty(), "{} failures:\n{}", fails.len(), fails.join("\n"));
+}
+
+/// Data from unknown MACs reached the agent's ring buffer, once per MAC
+/// within the report interval, with the source address it used.
+fn new_mac_events(fp: &mut FastPath, acc: u32) -> Vec<String> {
+    let mut ring = fp.new_mac_events().expect("ring buffer");
+    let mut got = Vec::new();
+    while let Some(item) = ring.next() {
+        // SAFETY: the fast path writes exactly one NewMacEvent per record.
+        let ev: pmip_common::NewMacEvent = unsafe { std::ptr::read_unaligned(item.as_ptr() as *const _) };
+        got.push(ev);
+    }
+    let mut fails = Vec::new();
+    let unknown: Vec<_> = got.iter().filter(|e| e.key.mac == UNKNOWN_MAC).collect();
+    if unknown.len() != 1 || unknown[0].key.ifindex != acc || unknown[0].src_v4 != HOME1.octets() {
+        fails.push(format!("new-MAC events for the unknown MAC: {unknown:?}"));
+    }
+    if !got.iter().any(|e| e.key.mac == SUB3_MAC && e.key.vlan == 200) {
+        fails.push(format!("no new-MAC event for the VLAN-200 frame: {got:?}"));
+    }
+    fails
 }
 
 /// Every prefix of valid frames: never redirected or transmitted, never a
