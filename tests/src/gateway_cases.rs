@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 
-use crate::lab::{self, DetachOpts, Lab, LabOpts, Proto, CN, CORE_MAG, GW_ADDR};
+use crate::lab::{self, DetachOpts, Lab, LabOpts, Proto, Trigger, CN, CORE_MAG, GW_ADDR};
 
 /// Root, busybox, iperf3 and ping are needed; without them the case is
 /// skipped with a note (CI has them: `cargo xtask test` installs them).
@@ -79,12 +79,14 @@ pub fn attach_and_traffic(proto: Proto) -> Result<()> {
 }
 
 /// Handover to the second gateway while a TCP stream runs: the stream
-/// finishes, the address stays, the anchor points at the new gateway.
-pub fn handover(proto: Proto) -> Result<()> {
-    let mut l = Lab::up(opts(proto, "ho", 2))?;
+/// finishes, the address stays, the anchor points at the new gateway, and
+/// the new gateway answers the client's DHCP renewal with the same address.
+/// Triggered by the subscriber's data or by its DHCP reconfirmation.
+pub fn handover(proto: Proto, trigger: Trigger) -> Result<()> {
+    let mut l = Lab::up(opts(proto, if trigger == Trigger::Data { "ho" } else { "hd" }, 2))?;
     let lease = l.attach(false)?;
     l.wait_registered(0)?;
-    let h = l.handover_under_load(1, 6, Duration::from_secs(2))?;
+    let h = l.handover_under_load(1, 6, Duration::from_secs(2), trigger)?;
     ensure!(h.iperf.ok, "TCP stream broken by the handover: {:?}", h.iperf);
     ensure!(h.iperf.bytes_received > 10_000_000, "TCP stream moved too little: {:?}", h.iperf);
     ensure!(h.after.ip == lease.ip, "address changed: {lease:?} → {:?}", h.after);
@@ -97,7 +99,7 @@ pub fn handover(proto: Proto) -> Result<()> {
     // Traffic keeps flowing through the new gateway, both ways.
     let (s, r, t) = Lab::ping(&l.cn, &lease.ip, 5)?;
     ensure!(s == 5 && r == 5, "correspondent → subscriber after the handover:\n{t}");
-    eprintln!("handover: gap {:.1} ms, {} of {} pings lost, {:.2} Gbit/s", h.gap_ms, h.ping_sent - h.ping_received, h.ping_sent, h.iperf.gbps);
+    eprintln!("handover ({trigger:?}): gap {:.1} ms, {} of {} pings lost, {:.2} Gbit/s", h.gap_ms, h.ping_sent - h.ping_received, h.ping_sent, h.iperf.gbps);
     Ok(())
 }
 

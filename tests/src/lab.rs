@@ -912,10 +912,14 @@ ipv4 = "{CORE_ANCHOR}"
     }
 
     /// Moves the subscriber's switch port to gateway `to`'s access bridge
-    /// (0-based) and has the client reconfirm its lease there.
-    pub fn handover(&self, to: usize) -> Result<()> {
+    /// (0-based); with [`Trigger::Dhcp`] the client also reconfirms its lease
+    /// there at once.
+    pub fn handover(&self, to: usize, trigger: Trigger) -> Result<()> {
         self.sw.exec(&["ip", "link", "set", "ps", "master", &format!("br{}", to + 1)])?;
-        self.client().renew()
+        if trigger == Trigger::Dhcp {
+            self.client().renew()?;
+        }
+        Ok(())
     }
 
     /// Address of the subscriber's s0 (none if unconfigured).
@@ -1046,6 +1050,17 @@ impl Iperf {
     }
 }
 
+/// What makes the new gateway register the subscriber after a move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// Its data: the fast path reports frames from an unknown MAC, the agent
+    /// registers it (no help from the client).
+    Data,
+    /// Its DHCP client reconfirming the lease (udhcpc SIGUSR1: a unicast
+    /// REQUEST to the server identifier).
+    Dhcp,
+}
+
 /// Result of a handover under load.
 #[derive(Clone, Debug, Default)]
 pub struct HandoverResult {
@@ -1061,7 +1076,9 @@ impl Lab {
     /// Handover to gateway `to` while an iperf3 stream (`secs` long) and a
     /// 2 ms ping run from the subscriber to the correspondent; the move
     /// happens `at` into the stream.
-    pub fn handover_under_load(&mut self, to: usize, secs: u32, at: Duration) -> Result<HandoverResult> {
+    /// With [`Trigger::Data`] the client renews once the stream is over, to
+    /// show the new gateway answers its DHCP with the same address.
+    pub fn handover_under_load(&mut self, to: usize, secs: u32, at: Duration, trigger: Trigger) -> Result<HandoverResult> {
         let before = self.client().events().into_iter().rev().find(|l| l.event == "bound" || l.event == "renew").unwrap_or_default();
         let renews = self.client().count("renew");
         self.iperf_server()?;
@@ -1080,8 +1097,10 @@ impl Lab {
         let pt = std::thread::spawn(move || ping.wait_with_output());
         let r = (|| -> Result<()> {
             interruptible_sleep(at)?;
-            self.handover(to)?;
-            self.client().wait_event("renew", renews + 1, Duration::from_secs(10))?;
+            self.handover(to, trigger)?;
+            if trigger == Trigger::Dhcp {
+                self.client().wait_event("renew", renews + 1, Duration::from_secs(10))?;
+            }
             Ok(())
         })();
         if r.is_err() {
@@ -1093,6 +1112,10 @@ impl Lab {
         let io = it.join().map_err(|_| anyhow!("iperf thread"))??;
         let po = pt.join().map_err(|_| anyhow!("ping thread"))??;
         r?;
+        if trigger == Trigger::Data {
+            self.client().renew()?;
+            self.client().wait_event("renew", renews + 1, Duration::from_secs(10))?;
+        }
         let after = self.client().events().into_iter().rev().find(|l| l.event == "renew").unwrap_or_default();
         let ptext = String::from_utf8_lossy(&po.stdout).into_owned();
         let (ping_sent, ping_received) = ping_summary(&ptext).unwrap_or((0, 0));

@@ -1,7 +1,7 @@
 //! The gateway end to end with PMIPv4 (PMA/HA): `pmipd run` in every role, a
 //! stock DHCP client, real namespaces (scenarios in `pmip_tests::gateway_cases`).
 use pmip_tests::gateway_cases as cases;
-use pmip_tests::lab::Proto;
+use pmip_tests::lab::{Proto, Trigger};
 
 const P: Proto = Proto::Pmipv4;
 
@@ -21,7 +21,12 @@ fn attach_and_traffic() {
 
 #[test]
 fn handover_keeps_address_and_tcp_stream() {
-    run(cases::handover);
+    run(|p| cases::handover(p, Trigger::Data));
+}
+
+#[test]
+fn handover_by_dhcp_reconfirmation() {
+    run(|p| cases::handover(p, Trigger::Dhcp));
 }
 
 #[test]

@@ -13,6 +13,10 @@ pub struct LabArgs {
     /// XDP attach mode of the gateways: native (driver), generic (skb) or auto.
     #[arg(long, default_value = "native", value_parser = ["native", "generic", "auto"])]
     pub xdp_mode: String,
+    /// What makes the second gateway take the subscriber: its data (the
+    /// fast path reports an unknown MAC) or its DHCP client reconfirming.
+    #[arg(long, default_value = "data", value_parser = ["data", "dhcp"])]
+    pub handover_by: String,
     /// Daemon logs at debug level (shown for a failed step).
     #[arg(long)]
     pub verbose: bool,
@@ -24,7 +28,7 @@ pub fn run_lab(a: &LabArgs, obj: &Path) -> Result<()> {
         .current_dir(crate::root()))?;
     let mut c = Command::new("cargo");
     c.args(["run", "--release", "-q", "-p", "pmip-tests", "--bin", "pmip-lab", "--"])
-        .args(["--xdp-mode", &a.xdp_mode])
+        .args(["--xdp-mode", &a.xdp_mode, "--handover-by", &a.handover_by])
         .current_dir(crate::root())
         .env("PMIP_EBPF_OBJECT", obj);
     if a.pmipv4 {

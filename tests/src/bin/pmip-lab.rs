@@ -8,11 +8,11 @@
 //! stream, and a summary. Everything is removed at the end, on failure and
 //! on Ctrl-C. Exits non-zero if a step fails.
 //!
-//! Usage: pmip-lab [--pmipv4] [--xdp-mode native|generic|auto] [--verbose]
+//! Usage: pmip-lab [--pmipv4] [--xdp-mode native|generic|auto] [--handover-by data|dhcp] [--verbose]
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use pmip_tests::lab::{self, Lab, LabOpts, Proto, CN, CORE_MAG};
+use pmip_tests::lab::{self, Lab, LabOpts, Proto, Trigger, CN, CORE_MAG};
 
 struct Summary {
     rows: Vec<(String, String, bool)>,
@@ -33,7 +33,7 @@ impl Summary {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: pmip-lab [--pmipv4] [--xdp-mode native|generic|auto] [--verbose]");
+    eprintln!("usage: pmip-lab [--pmipv4] [--xdp-mode native|generic|auto] [--handover-by data|dhcp] [--verbose]");
     std::process::exit(2)
 }
 
@@ -49,6 +49,7 @@ fn main() {
     let mut proto = Proto::Pmipv6;
     let mut mode = "native".to_string();
     let mut verbose = false;
+    let mut trigger = Trigger::Data;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -56,6 +57,13 @@ fn main() {
             "--pmipv6" => proto = Proto::Pmipv6,
             "--xdp-mode" => mode = args.next().unwrap_or_else(|| usage()),
             "--verbose" | "-v" => verbose = true,
+            "--handover-by" => {
+                trigger = match args.next().as_deref() {
+                    Some("data") => Trigger::Data,
+                    Some("dhcp") => Trigger::Dhcp,
+                    _ => usage(),
+                }
+            }
             "-h" | "--help" => usage(),
             _ => usage(),
         }
@@ -69,7 +77,7 @@ fn main() {
     }
     lab::install_interrupt_handler();
     let mut summary = Summary { rows: Vec::new() };
-    let r = run(proto, &mode, verbose, &mut summary);
+    let r = run(proto, &mode, verbose, trigger, &mut summary);
     summary.print();
     // The lab is dropped inside run(): namespaces, daemons and files are gone.
     match r {
@@ -86,7 +94,7 @@ fn main() {
     }
 }
 
-fn run(proto: Proto, mode: &str, verbose: bool, sum: &mut Summary) -> Result<()> {
+fn run(proto: Proto, mode: &str, verbose: bool, trigger: Trigger, sum: &mut Summary) -> Result<()> {
     const N: u32 = 7;
     let (acc, anc) = (proto.access_name(), proto.anchor_name());
     println!(
@@ -113,7 +121,7 @@ fn run(proto: Proto, mode: &str, verbose: bool, sum: &mut Summary) -> Result<()>
     sum.add("topology", "6 namespaces", true);
 
     // Any failure from here prints the daemons' last log lines.
-    let r = steps(&mut l, proto, sum, N);
+    let r = steps(&mut l, proto, trigger, sum, N);
     if let Err(e) = &r {
         if !lab::interrupted() {
             eprintln!("pmip-lab: step failed: {e:#}");
@@ -127,7 +135,7 @@ fn run(proto: Proto, mode: &str, verbose: bool, sum: &mut Summary) -> Result<()>
     r
 }
 
-fn steps(l: &mut Lab, proto: Proto, sum: &mut Summary, n: u32) -> Result<()> {
+fn steps(l: &mut Lab, proto: Proto, trigger: Trigger, sum: &mut Summary, n: u32) -> Result<()> {
     let (acc, anc) = (proto.access_name(), proto.anchor_name());
     let acc_l = acc.to_lowercase();
 
@@ -186,10 +194,14 @@ fn steps(l: &mut Lab, proto: Proto, sum: &mut Summary, n: u32) -> Result<()> {
     sum.add("show bindings", format!("{} at {anc}, {} at {acc}1, {} at {acc}2", counts.0, counts.1, counts.2), counts == (1, 1, 0));
 
     // 6. Handover under a TCP stream.
-    println!("[6/{n}] handover to {acc}2 while a 6 s TCP stream and a 2 ms ping run (the subscriber's switch port moves, udhcpc reconfirms its lease)...");
-    let h = l.handover_under_load(1, 6, Duration::from_secs(2))?;
+    let how = match trigger {
+        Trigger::Data => format!("the subscriber's switch port moves; {acc}2 registers it on its first packet"),
+        Trigger::Dhcp => format!("the subscriber's switch port moves; udhcpc reconfirms its lease with {acc}2"),
+    };
+    println!("[6/{n}] handover to {acc}2 while a 6 s TCP stream and a 2 ms ping run ({how})...");
+    let h = l.handover_under_load(1, 6, Duration::from_secs(2), trigger)?;
     let lost = h.ping_sent.saturating_sub(h.ping_received);
-    println!("      address before {} after {} (lease renewed by {acc}2, server id {})", h.before.ip, h.after.ip, h.after.serverid);
+    println!("      address before {} after {} (DHCP renewal answered by {acc}2, server id {}, lease {} s)", h.before.ip, h.after.ip, h.after.serverid, h.after.lease);
     println!(
         "      TCP stream: iperf3 {}, {} MB received, {:.2} Gbit/s average, {} retransmits",
         if h.iperf.ok { "exit 0" } else { "FAILED" },
