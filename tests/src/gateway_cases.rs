@@ -50,31 +50,82 @@ fn none(b: &[pmip_user::ctl::BindingView]) -> bool {
 pub fn attach_and_traffic(proto: Proto) -> Result<()> {
     let mut l = Lab::up(opts(proto, "at", 1))?;
     let lease = l.attach(false)?;
-    ensure!(lease.ip.starts_with("10.64.0.") && lease.ip != GW_ADDR.to_string(), "home address {lease:?}");
+    ensure!(
+        lease.ip.starts_with("10.64.0.") && lease.ip != GW_ADDR.to_string(),
+        "home address {lease:?}"
+    );
     ensure!(lease.mask == "24", "mask {lease:?}");
     ensure!(lease.router == GW_ADDR.to_string(), "router {lease:?}");
     ensure!(lease.serverid == GW_ADDR.to_string(), "server id {lease:?}");
-    ensure!(lease.lease == l.opts.lifetime_s.to_string(), "lease = binding lifetime {}: {lease:?}", l.opts.lifetime_s);
-    ensure!(lease.mtu == (lab::ACCESS_MTU - 28).to_string(), "MTU minus the IPv4 GRE overhead: {lease:?}");
-    ensure!(l.sub_addr()?.as_deref() == Some(&format!("{}/24", lease.ip)), "s0 not configured: {:?}", l.sub_addr());
+    ensure!(
+        lease.lease == l.opts.lifetime_s.to_string(),
+        "lease = binding lifetime {}: {lease:?}",
+        l.opts.lifetime_s
+    );
+    ensure!(
+        lease.mtu == (lab::ACCESS_MTU - 28).to_string(),
+        "MTU minus the IPv4 GRE overhead: {lease:?}"
+    );
+    ensure!(
+        l.sub_addr()?.as_deref() == Some(&format!("{}/24", lease.ip)),
+        "s0 not configured: {:?}",
+        l.sub_addr()
+    );
 
     let (m, a) = l.wait_registered(0)?;
     let (a, m) = (&a, &m);
-    ensure!(a.home_v4.map(|h| h.to_string()) == Some(lease.ip.clone()), "anchor binding {a:?} vs lease {lease:?}");
+    ensure!(
+        a.home_v4.map(|h| h.to_string()) == Some(lease.ip.clone()),
+        "anchor binding {a:?} vs lease {lease:?}"
+    );
     ensure!(m.home_v4 == a.home_v4, "access {m:?} vs anchor {a:?}");
-    ensure!(a.peer.to_string() == CORE_MAG[0].to_string(), "anchor's peer {a:?}");
-    ensure!(m.gre_key_up == a.gre_key_up && m.gre_key_down == a.gre_key_down, "GRE keys differ: access {m:?}, anchor {a:?}");
+    ensure!(
+        a.peer.to_string() == CORE_MAG[0].to_string(),
+        "anchor's peer {a:?}"
+    );
+    ensure!(
+        m.gre_key_up == a.gre_key_up && m.gre_key_down == a.gre_key_down,
+        "GRE keys differ: access {m:?}, anchor {a:?}"
+    );
     ensure!(m.gre_key_up != 0 && m.gre_key_down != 0, "{m:?}");
-    ensure!(m.llid.eq_ignore_ascii_case(lab::SUB_MAC) || m.llid.replace('.', "").eq_ignore_ascii_case(&lab::SUB_MAC.replace(':', "")), "llid {m:?}");
+    ensure!(
+        m.llid.eq_ignore_ascii_case(lab::SUB_MAC)
+            || m.llid
+                .replace('.', "")
+                .eq_ignore_ascii_case(&lab::SUB_MAC.replace(':', "")),
+        "llid {m:?}"
+    );
 
     let (s, r, t) = Lab::ping(&l.sub, &CN.to_string(), 5)?;
-    ensure!(s == 5 && r == 5, "subscriber → correspondent:\n{t}\n{}", l.stats(l.mag(0)));
+    ensure!(
+        s == 5 && r == 5,
+        "subscriber → correspondent:\n{t}\n{}",
+        l.stats_text(l.mag(0))
+    );
     let (s, r, t) = Lab::ping(&l.cn, &lease.ip, 5)?;
-    ensure!(s == 5 && r == 5, "correspondent → subscriber:\n{t}\n{}", l.stats(l.lma()));
+    ensure!(
+        s == 5 && r == 5,
+        "correspondent → subscriber:\n{t}\n{}",
+        l.stats_text(l.lma())
+    );
     let (_, r, t) = Lab::ping(&l.sub, &GW_ADDR.to_string(), 2)?;
     ensure!(r == 2, "subscriber → its gateway:\n{t}");
     let ip = l.iperf(2)?;
     ensure!(ip.ok && ip.bytes_received > 1_000_000, "iperf3: {ip:?}");
+    // The fast path did the forwarding: its per-subscriber counters at both
+    // boxes (show stats; the snapshot lags by up to 500 ms).
+    lab::interruptible_sleep(Duration::from_millis(1200))?;
+    for (name, d) in [("access", l.mag(0)), ("anchor", l.lma())] {
+        let st = d.stats()?;
+        let sub = st.subscribers.iter().find(|x| x.nai == m.nai);
+        let t = sub.map(|x| x.traffic).unwrap_or_default();
+        ensure!(
+            t.up_packets >= 10 && t.down_packets >= 10 && t.up_bytes > ip.bytes_received / 2,
+            "{name}: per-subscriber counters {t:?} after 10 pings each way and {} bytes of TCP:\n{}",
+            ip.bytes_received,
+            l.stats_text(d)
+        );
+    }
     Ok(())
 }
 
@@ -83,23 +134,68 @@ pub fn attach_and_traffic(proto: Proto) -> Result<()> {
 /// the new gateway answers the client's DHCP renewal with the same address.
 /// Triggered by the subscriber's data or by its DHCP reconfirmation.
 pub fn handover(proto: Proto, trigger: Trigger) -> Result<()> {
-    let mut l = Lab::up(opts(proto, if trigger == Trigger::Data { "ho" } else { "hd" }, 2))?;
+    let mut l = Lab::up(opts(
+        proto,
+        if trigger == Trigger::Data { "ho" } else { "hd" },
+        2,
+    ))?;
     let lease = l.attach(false)?;
     l.wait_registered(0)?;
     let h = l.handover_under_load(1, 6, Duration::from_secs(2), trigger)?;
-    ensure!(h.iperf.ok, "TCP stream broken by the handover: {:?}", h.iperf);
-    ensure!(h.iperf.bytes_received > 10_000_000, "TCP stream moved too little: {:?}", h.iperf);
-    ensure!(h.after.ip == lease.ip, "address changed: {lease:?} → {:?}", h.after);
+    ensure!(
+        h.iperf.ok,
+        "TCP stream broken by the handover: {:?}",
+        h.iperf
+    );
+    ensure!(
+        h.iperf.bytes_received > 10_000_000,
+        "TCP stream moved too little: {:?}",
+        h.iperf
+    );
+    ensure!(
+        h.after.ip == lease.ip,
+        "address changed: {lease:?} → {:?}",
+        h.after
+    );
     ensure!(h.after.serverid == GW_ADDR.to_string(), "{:?}", h.after);
-    ensure!(h.ping_received > 0 && h.gap_ms < 3000.0, "gap {} ms, {}/{} pings", h.gap_ms, h.ping_received, h.ping_sent);
+    ensure!(
+        h.ping_received > 0 && h.gap_ms < 3000.0,
+        "gap {} ms, {}/{} pings",
+        h.gap_ms,
+        h.ping_received,
+        h.ping_sent
+    );
     let mag2 = CORE_MAG[1].to_string();
-    l.lma().wait_bindings(Duration::from_secs(5), "binding via mag2", |b| b.len() == 1 && b[0].peer.to_string() == mag2)?;
-    let b = l.mag(1).wait_bindings(Duration::from_secs(5), "binding at mag2", one)?;
-    ensure!(b[0].home_v4.map(|h| h.to_string()) == Some(lease.ip.clone()), "{b:?}");
+    l.lma()
+        .wait_bindings(Duration::from_secs(5), "binding via mag2", |b| {
+            b.len() == 1 && b[0].peer.to_string() == mag2
+        })?;
+    let b = l
+        .mag(1)
+        .wait_bindings(Duration::from_secs(5), "binding at mag2", one)?;
+    ensure!(
+        b[0].home_v4.map(|h| h.to_string()) == Some(lease.ip.clone()),
+        "{b:?}"
+    );
+    // The old gateway let the subscriber go.
+    l.mag(0).wait_bindings(
+        Duration::from_secs(10),
+        "old gateway dropped the subscriber",
+        none,
+    )?;
     // Traffic keeps flowing through the new gateway, both ways.
     let (s, r, t) = Lab::ping(&l.cn, &lease.ip, 5)?;
-    ensure!(s == 5 && r == 5, "correspondent → subscriber after the handover:\n{t}");
-    eprintln!("handover ({trigger:?}): gap {:.1} ms, {} of {} pings lost, {:.2} Gbit/s", h.gap_ms, h.ping_sent - h.ping_received, h.ping_sent, h.iperf.gbps);
+    ensure!(
+        s == 5 && r == 5,
+        "correspondent → subscriber after the handover:\n{t}"
+    );
+    eprintln!(
+        "handover ({trigger:?}): gap {:.1} ms, {} of {} pings lost, {:.2} Gbit/s",
+        h.gap_ms,
+        h.ping_sent - h.ping_received,
+        h.ping_sent,
+        h.iperf.gbps
+    );
     Ok(())
 }
 
@@ -109,8 +205,10 @@ pub fn release(proto: Proto) -> Result<()> {
     l.attach(false)?;
     l.wait_registered(0)?;
     l.client().release()?;
-    l.lma().wait_bindings(Duration::from_secs(5), "binding gone after RELEASE", none)?;
-    l.mag(0).wait_bindings(Duration::from_secs(5), "binding gone after RELEASE", none)?;
+    l.lma()
+        .wait_bindings(Duration::from_secs(5), "binding gone after RELEASE", none)?;
+    l.mag(0)
+        .wait_bindings(Duration::from_secs(5), "binding gone after RELEASE", none)?;
     Ok(())
 }
 
@@ -125,9 +223,21 @@ pub fn lease_end(proto: Proto) -> Result<()> {
     l.wait_registered(0)?;
     let t0 = Instant::now();
     l.client.as_mut().unwrap().kill9();
-    l.mag(0).wait_bindings(Duration::from_secs(14), "binding gone at the lease end", none)?;
-    l.lma().wait_bindings(Duration::from_secs(4), "binding gone at the lease end", none)?;
-    ensure!(t0.elapsed() >= Duration::from_secs(5), "deregistered long before the lease end: {:?}", t0.elapsed());
+    l.mag(0).wait_bindings(
+        Duration::from_secs(14),
+        "binding gone at the lease end",
+        none,
+    )?;
+    l.lma().wait_bindings(
+        Duration::from_secs(4),
+        "binding gone at the lease end",
+        none,
+    )?;
+    ensure!(
+        t0.elapsed() >= Duration::from_secs(5),
+        "deregistered long before the lease end: {:?}",
+        t0.elapsed()
+    );
     Ok(())
 }
 
@@ -135,17 +245,37 @@ pub fn lease_end(proto: Proto) -> Result<()> {
 /// While it answers, polling must keep it.
 pub fn detach_by_arp(proto: Proto) -> Result<()> {
     let mut o = opts(proto, "dt", 1);
-    o.detach = Some(DetachOpts { interval_s: 2, timeout_s: 1, retries: 1 });
+    o.detach = Some(DetachOpts {
+        interval_s: 2,
+        timeout_s: 1,
+        retries: 1,
+    });
     let mut l = Lab::up(o)?;
     l.attach(false)?;
     l.wait_registered(0)?;
     lab::interruptible_sleep(Duration::from_secs(5))?;
-    l.mag(0).wait_bindings(Duration::from_secs(1), "binding kept while the subscriber answers ARP", one)?;
+    l.mag(0).wait_bindings(
+        Duration::from_secs(1),
+        "binding kept while the subscriber answers ARP",
+        one,
+    )?;
     l.sub.exec(&["ip", "link", "set", "s0", "down"])?;
     let t0 = Instant::now();
-    l.mag(0).wait_bindings(Duration::from_secs(15), "binding gone after the subscriber left", none)?;
-    l.lma().wait_bindings(Duration::from_secs(5), "binding gone after the subscriber left", none)?;
-    ensure!(t0.elapsed() >= Duration::from_secs(2), "detached before a poll could fail: {:?}", t0.elapsed());
+    l.mag(0).wait_bindings(
+        Duration::from_secs(15),
+        "binding gone after the subscriber left",
+        none,
+    )?;
+    l.lma().wait_bindings(
+        Duration::from_secs(5),
+        "binding gone after the subscriber left",
+        none,
+    )?;
+    ensure!(
+        t0.elapsed() >= Duration::from_secs(2),
+        "detached before a poll could fail: {:?}",
+        t0.elapsed()
+    );
     Ok(())
 }
 
@@ -160,10 +290,18 @@ pub fn lifetime_expiry(proto: Proto) -> Result<()> {
     l.access[0].as_mut().unwrap().kill9();
     let t0 = Instant::now();
     lab::interruptible_sleep(Duration::from_secs(1))?;
-    l.lma().wait_bindings(Duration::from_secs(1), "binding kept within its lifetime", one)?;
-    l.lma().wait_bindings(Duration::from_secs(14), "binding expired", none)?;
-    ensure!(t0.elapsed() >= Duration::from_secs(2), "expired too early: {:?}", t0.elapsed());
-    // The correspondent can no longer reach the old home address via a tunnel.
+    l.lma().wait_bindings(
+        Duration::from_secs(1),
+        "binding kept within its lifetime",
+        one,
+    )?;
+    l.lma()
+        .wait_bindings(Duration::from_secs(14), "binding expired", none)?;
+    ensure!(
+        t0.elapsed() >= Duration::from_secs(2),
+        "expired too early: {:?}",
+        t0.elapsed()
+    );
     Ok(())
 }
 
@@ -175,9 +313,17 @@ pub fn revocation(proto: Proto) -> Result<()> {
     let (_, b) = l.wait_registered(0)?;
     let nai = b.nai.clone();
     let out = l.lma().ctl(&["clear", "binding", &nai])?;
-    ensure!(out.contains("cleared"), "pmipctl clear binding {nai}: {out}");
-    l.lma().wait_bindings(Duration::from_secs(3), "binding gone after clear", none)?;
-    l.mag(0).wait_bindings(Duration::from_secs(8), "access gateway dropped the revoked subscriber", none)?;
+    ensure!(
+        out.contains("cleared"),
+        "pmipctl clear binding {nai}: {out}"
+    );
+    l.lma()
+        .wait_bindings(Duration::from_secs(3), "binding gone after clear", none)?;
+    l.mag(0).wait_bindings(
+        Duration::from_secs(8),
+        "access gateway dropped the revoked subscriber",
+        none,
+    )?;
     // An unknown NAI is reported as such.
     let out = l.lma().ctl(&["clear", "binding", "nobody@example.com"])?;
     ensure!(out.contains("no binding"), "{out}");
@@ -206,7 +352,9 @@ address = "10.255.0.10"
         proto.name()
     );
     if proto == Proto::Pmipv4 {
-        c.push_str("spi = 256\nalgorithm = \"hmac-md5\"\nkey = \"00112233445566778899aabbccddeeff\"\n");
+        c.push_str(
+            "spi = 256\nalgorithm = \"hmac-md5\"\nkey = \"00112233445566778899aabbccddeeff\"\n",
+        );
     }
     c.push_str("[timers]\nlifetime_s = 120\n");
     if proto == Proto::Pmipv6 {
@@ -223,34 +371,105 @@ pub fn bad_configs(proto: Proto) -> Result<()> {
     let dir = lab::TempDir::new("bad")?;
     let base = base_access(proto);
     // The unbroken config is valid, so each case fails for its one change.
-    pmip_user::config::Config::from_toml_str(&base).map_err(|e| anyhow::anyhow!("base config invalid: {e}"))?;
+    pmip_user::config::Config::from_toml_str(&base)
+        .map_err(|e| anyhow::anyhow!("base config invalid: {e}"))?;
     let mut cases: Vec<(&str, String, &str)> = vec![
-        ("bad peer address", base.replace("address = \"10.255.0.10\"", "address = \"10.255.0.300\""), "address"),
-        ("unknown key", base.replace("[timers]\n", "[timers]\nlifetime = 5\n"), "lifetime"),
-        ("detach timeout above interval", format!("{base}[detach]\ninterval_s = 2\ntimeout_s = 5\n"), "detach.timeout_s"),
-        ("unknown anchor peer", base.replace("anchor = \"anchor\"", "anchor = \"nope\""), "profiles[0].anchor"),
-        ("bad gateway", base.replace("10.64.0.1/24", "10.64.0.1"), "interfaces.access[0].gateway"),
-        ("network address as gateway", base.replace("10.64.0.1/24", "10.64.0.0/24"), "interfaces.access[0].gateway"),
-        ("bad access mtu", base.replace("default_profile", "mtu = 100\ndefault_profile"), "interfaces.access[0].mtu"),
-        ("missing default profile", base.replace("default_profile = \"default\"", "default_profile = \"other\""), "interfaces.access[0].default_profile"),
-        ("access role without peers", base.split("[[peers]]").next().unwrap().to_string() + "[[profiles]]\nname = \"default\"\n", "peers"),
+        (
+            "bad peer address",
+            base.replace("address = \"10.255.0.10\"", "address = \"10.255.0.300\""),
+            "address",
+        ),
+        (
+            "unknown key",
+            base.replace("[timers]\n", "[timers]\nlifetime = 5\n"),
+            "lifetime",
+        ),
+        (
+            "detach timeout above interval",
+            format!("{base}[detach]\ninterval_s = 2\ntimeout_s = 5\n"),
+            "detach.timeout_s",
+        ),
+        (
+            "unknown anchor peer",
+            base.replace("anchor = \"anchor\"", "anchor = \"nope\""),
+            "profiles[0].anchor",
+        ),
+        (
+            "bad gateway",
+            base.replace("10.64.0.1/24", "10.64.0.1"),
+            "interfaces.access[0].gateway",
+        ),
+        (
+            "network address as gateway",
+            base.replace("10.64.0.1/24", "10.64.0.0/24"),
+            "interfaces.access[0].gateway",
+        ),
+        (
+            "bad access mtu",
+            base.replace("default_profile", "mtu = 100\ndefault_profile"),
+            "interfaces.access[0].mtu",
+        ),
+        (
+            "missing default profile",
+            base.replace(
+                "default_profile = \"default\"",
+                "default_profile = \"other\"",
+            ),
+            "interfaces.access[0].default_profile",
+        ),
+        (
+            "access role without peers",
+            base.split("[[peers]]").next().unwrap().to_string()
+                + "[[profiles]]\nname = \"default\"\n",
+            "peers",
+        ),
         (
             "anchor without pool",
-            base.replace("role = \"access\"", "role = \"anchor\"").split("[[interfaces.access]]").next().unwrap().to_string()
+            base.replace("role = \"access\"", "role = \"anchor\"")
+                .split("[[interfaces.access]]")
+                .next()
+                .unwrap()
+                .to_string()
                 + "[addresses]\nipv4 = \"10.255.0.10\"\n",
             "pools",
         ),
-        ("bad attach mode", format!("{base}[fastpath]\nattach_mode = \"turbo\"\n"), "attach_mode"),
+        (
+            "bad attach mode",
+            format!("{base}[fastpath]\nattach_mode = \"turbo\"\n"),
+            "attach_mode",
+        ),
     ];
     match proto {
         Proto::Pmipv4 => {
-            cases.push(("SPI below 256", base.replace("spi = 256", "spi = 255"), "peers[0].spi"));
-            cases.push(("PMIPv4 peer without SA", base.replace("spi = 256\n", "").replace("algorithm = \"hmac-md5\"\n", "").replace("key = \"00112233445566778899aabbccddeeff\"\n", ""), "peers[0].spi"));
-            cases.push(("lifetime above the PMIPv4 maximum", base.replace("lifetime_s = 120", "lifetime_s = 70000"), "timers.lifetime_s"));
+            cases.push((
+                "SPI below 256",
+                base.replace("spi = 256", "spi = 255"),
+                "peers[0].spi",
+            ));
+            cases.push((
+                "PMIPv4 peer without SA",
+                base.replace("spi = 256\n", "")
+                    .replace("algorithm = \"hmac-md5\"\n", "")
+                    .replace("key = \"00112233445566778899aabbccddeeff\"\n", ""),
+                "peers[0].spi",
+            ));
+            cases.push((
+                "lifetime above the PMIPv4 maximum",
+                base.replace("lifetime_s = 120", "lifetime_s = 70000"),
+                "timers.lifetime_s",
+            ));
         }
         Proto::Pmipv6 => {
-            cases.push(("refresh not below lifetime", base.replace("refresh_s = 40", "refresh_s = 120"), "timers.refresh_s"));
-            cases.push(("PMIPv6 over IPv6 without an IPv6 address", base.replace("address = \"10.255.0.10\"", "address = \"2001:db8::10\""), "peers[0]"));
+            cases.push((
+                "refresh not below lifetime",
+                base.replace("refresh_s = 40", "refresh_s = 120"),
+                "timers.refresh_s",
+            ));
+            cases.push((
+                "PMIPv6 over IPv6 without an IPv6 address",
+                base.replace("address = \"10.255.0.10\"", "address = \"2001:db8::10\""),
+                "peers[0]",
+            ));
         }
     }
     let mut failures = Vec::new();
@@ -288,14 +507,27 @@ pub fn bad_configs(proto: Proto) -> Result<()> {
     }
     // A config file that is not there.
     let o = std::process::Command::new(lab::pmipd())
-        .args(["run", "--config", dir.0.join("missing.toml").to_str().unwrap()])
+        .args([
+            "run",
+            "--config",
+            dir.0.join("missing.toml").to_str().unwrap(),
+        ])
         .stdin(std::process::Stdio::null())
         .output()?;
     if o.status.success() || !String::from_utf8_lossy(&o.stderr).contains("missing.toml") {
-        failures.push(format!("missing file: {} {}", o.status, String::from_utf8_lossy(&o.stderr)));
+        failures.push(format!(
+            "missing file: {} {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        ));
     }
     if !failures.is_empty() {
-        bail!("{} of {} bad configs not refused as they should be:\n{}", failures.len(), cases.len() + 1, failures.join("\n"));
+        bail!(
+            "{} of {} bad configs not refused as they should be:\n{}",
+            failures.len(),
+            cases.len() + 1,
+            failures.join("\n")
+        );
     }
     Ok(())
 }

@@ -157,10 +157,14 @@ pub fn ensure_binaries() -> Result<PathBuf> {
     static BUILT: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
     let dir = bin_dir();
     let r = BUILT.get_or_init(|| {
-        if std::env::var_os("PMIP_BIN_DIR").is_some() || std::env::var_os("PMIP_LAB_NO_BUILD").is_some() {
+        if std::env::var_os("PMIP_BIN_DIR").is_some()
+            || std::env::var_os("PMIP_LAB_NO_BUILD").is_some()
+        {
             return Ok(());
         }
-        let Some(cargo) = std::env::var_os("CARGO") else { return Ok(()) };
+        let Some(cargo) = std::env::var_os("CARGO") else {
+            return Ok(());
+        };
         let mut c = Command::new(cargo);
         c.args(["build", "-q", "-p", "pmip-user", "--bins"]);
         if dir.file_name().is_some_and(|n| n == "release") {
@@ -182,7 +186,10 @@ pub fn ensure_binaries() -> Result<PathBuf> {
     }
     for b in ["pmipd", "pmipctl"] {
         if !dir.join(b).exists() {
-            bail!("{} missing: build it with `cargo build -p pmip-user --bins`", dir.join(b).display());
+            bail!(
+                "{} missing: build it with `cargo build -p pmip-user --bins`",
+                dir.join(b).display()
+            );
         }
     }
     Ok(dir)
@@ -236,7 +243,13 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts `pmipd run --config FILE` in `ns` and waits for `pmipd: ready`.
-    pub fn start(ns: &Netns, name: &str, config: &Path, socket: &Path, log_filter: &str) -> Result<Daemon> {
+    pub fn start(
+        ns: &Netns,
+        name: &str,
+        config: &Path,
+        socket: &Path,
+        log_filter: &str,
+    ) -> Result<Daemon> {
         let log = config.with_extension("log");
         let err = std::fs::File::create(&log)?;
         let mut child = ns
@@ -272,8 +285,14 @@ impl Daemon {
                 Ok(_) => {}
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let st = d.child.as_mut().and_then(|c| wait_timeout(c, Duration::from_secs(2)));
-                    bail!("pmipd {name} exited before ready ({st:?}):\n{}", d.log_tail(30));
+                    let st = d
+                        .child
+                        .as_mut()
+                        .and_then(|c| wait_timeout(c, Duration::from_secs(2)));
+                    bail!(
+                        "pmipd {name} exited before ready ({st:?}):\n{}",
+                        d.log_tail(30)
+                    );
                 }
             }
             if Instant::now() > end {
@@ -338,8 +357,21 @@ impl Daemon {
         }
     }
 
+    /// `pmipctl show stats --json`.
+    pub fn stats(&self) -> Result<pmip_user::ctl::StatsView> {
+        match self.ctl_json(&["show", "stats"])? {
+            Response::Stats(s) => Ok(s),
+            other => bail!("show stats: unexpected {other:?}"),
+        }
+    }
+
     /// Waits until `pred` holds on this box's bindings.
-    pub fn wait_bindings(&self, within: Duration, what: &str, pred: impl Fn(&[BindingView]) -> bool) -> Result<Vec<BindingView>> {
+    pub fn wait_bindings(
+        &self,
+        within: Duration,
+        what: &str,
+        pred: impl Fn(&[BindingView]) -> bool,
+    ) -> Result<Vec<BindingView>> {
         let end = Instant::now() + within;
         let mut last = Vec::new();
         loop {
@@ -452,10 +484,21 @@ impl Dhcpc {
     pub fn start(ns: &Netns, iface: &str, dir: &Path, quit_when_bound: bool) -> Result<Dhcpc> {
         let log = dir.join("udhcpc.log");
         let script = dir.join("udhcpc.sh");
-        std::fs::write(&script, UDHCPC_SCRIPT.replace("@LOG@", log.to_str().unwrap()))?;
+        std::fs::write(
+            &script,
+            UDHCPC_SCRIPT.replace("@LOG@", log.to_str().unwrap()),
+        )?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
-        let mut args = vec!["busybox", "udhcpc", "-f", "-i", iface, "-s", script.to_str().unwrap()];
+        let mut args = vec![
+            "busybox",
+            "udhcpc",
+            "-f",
+            "-i",
+            iface,
+            "-s",
+            script.to_str().unwrap(),
+        ];
         // Retry DISCOVER every second, up to 20 times; then fail.
         args.extend_from_slice(&["-t", "20", "-T", "1", "-A", "1", "-n", "-O", "mtu"]);
         if quit_when_bound {
@@ -469,7 +512,10 @@ impl Dhcpc {
             .stderr(Stdio::null())
             .spawn()
             .context("spawning udhcpc")?;
-        Ok(Dhcpc { child: Some(child), log })
+        Ok(Dhcpc {
+            child: Some(child),
+            log,
+        })
     }
 
     pub fn events(&self) -> Vec<Lease> {
@@ -500,7 +546,10 @@ impl Dhcpc {
     }
 
     fn signal(&self, sig: i32) -> Result<()> {
-        let c = self.child.as_ref().ok_or_else(|| anyhow!("udhcpc not running"))?;
+        let c = self
+            .child
+            .as_ref()
+            .ok_or_else(|| anyhow!("udhcpc not running"))?;
         // SAFETY: signalling our own child.
         if unsafe { libc::kill(c.id() as i32, sig) } != 0 {
             bail!("kill udhcpc: {}", std::io::Error::last_os_error());
@@ -568,7 +617,11 @@ pub fn interruptible_sleep(d: Duration) -> Result<()> {
 
 /// Runs a child to completion, killing it on Ctrl-C; returns its output.
 pub fn output_interruptible(mut cmd: Command) -> Result<std::process::Output> {
-    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
     let pid = child.id();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -614,7 +667,8 @@ pub struct Lab {
 fn run_all(ns: &Netns, cmds: &[String]) -> Result<()> {
     for c in cmds {
         let args: Vec<&str> = c.split_whitespace().collect();
-        ns.exec(&args).with_context(|| format!("{}: {c}", ns.name))?;
+        ns.exec(&args)
+            .with_context(|| format!("{}: {c}", ns.name))?;
     }
     Ok(())
 }
@@ -671,42 +725,55 @@ impl Lab {
             sw.push(format!("ip link set pc{k} master brc"));
             sw.push(format!("ip link set br{k} up"));
             // The gateway's access link is up before the subscriber arrives.
-            run_all(m, &[
-                "sysctl -qw net.ipv4.ip_forward=1".into(),
-                "sysctl -qw net.ipv4.conf.all.accept_local=1".into(),
-                "sysctl -qw net.ipv4.conf.acc0.accept_local=1".into(),
-                "sysctl -qw net.ipv6.conf.all.disable_ipv6=1".into(),
-                format!("ip link set acc0 address {GW_MAC}"),
-                format!("ip addr add {GW_ADDR}/24 dev acc0"),
-                format!("ip addr add {}/24 dev core0", CORE_MAG[i]),
-                format!("ip route add default via {CORE_ANCHOR}"),
-            ])?;
+            run_all(
+                m,
+                &[
+                    "sysctl -qw net.ipv4.ip_forward=1".into(),
+                    "sysctl -qw net.ipv4.conf.all.accept_local=1".into(),
+                    "sysctl -qw net.ipv4.conf.acc0.accept_local=1".into(),
+                    "sysctl -qw net.ipv6.conf.all.disable_ipv6=1".into(),
+                    format!("ip link set acc0 address {GW_MAC}"),
+                    format!("ip addr add {GW_ADDR}/24 dev acc0"),
+                    format!("ip addr add {}/24 dev core0", CORE_MAG[i]),
+                    format!("ip route add default via {CORE_ANCHOR}"),
+                ],
+            )?;
         }
         sw.push("ip link set ps master br1".into());
         run_all(&self.sw, &sw)?;
-        run_all(&self.sub, &s(&[
-            "sysctl -qw net.ipv6.conf.all.disable_ipv6=1",
-            // veth quirk: partial checksums die in XDP.
-            "ethtool -K s0 tx off",
-        ]))?;
-        self.sub.exec(&["ip", "link", "set", "s0", "address", SUB_MAC])?;
-        run_all(&self.anchor, &[
-            "sysctl -qw net.ipv4.ip_forward=1".into(),
-            "sysctl -qw net.ipv4.conf.all.accept_local=1".into(),
-            "sysctl -qw net.ipv4.conf.cn0.accept_local=1".into(),
-            "sysctl -qw net.ipv6.conf.all.disable_ipv6=1".into(),
-            format!("ip addr add {CORE_ANCHOR}/24 dev core0"),
-            format!("ip addr add {CN_GW}/24 dev cn0"),
-            // Host-originated packets to home addresses leave by core0, where
-            // TC egress tunnels them to the right gateway.
-            format!("ip route add {POOL} via {}", CORE_MAG[0]),
-        ])?;
-        run_all(&self.cn, &[
-            "sysctl -qw net.ipv6.conf.all.disable_ipv6=1".into(),
-            format!("ip addr add {CN}/24 dev c0"),
-            format!("ip route add default via {CN_GW}"),
-            "ethtool -K c0 tx off".into(),
-        ])?;
+        run_all(
+            &self.sub,
+            &s(&[
+                "sysctl -qw net.ipv6.conf.all.disable_ipv6=1",
+                // veth quirk: partial checksums die in XDP.
+                "ethtool -K s0 tx off",
+            ]),
+        )?;
+        self.sub
+            .exec(&["ip", "link", "set", "s0", "address", SUB_MAC])?;
+        run_all(
+            &self.anchor,
+            &[
+                "sysctl -qw net.ipv4.ip_forward=1".into(),
+                "sysctl -qw net.ipv4.conf.all.accept_local=1".into(),
+                "sysctl -qw net.ipv4.conf.cn0.accept_local=1".into(),
+                "sysctl -qw net.ipv6.conf.all.disable_ipv6=1".into(),
+                format!("ip addr add {CORE_ANCHOR}/24 dev core0"),
+                format!("ip addr add {CN_GW}/24 dev cn0"),
+                // Host-originated packets to home addresses leave by core0, where
+                // TC egress tunnels them to the right gateway.
+                format!("ip route add {POOL} via {}", CORE_MAG[0]),
+            ],
+        )?;
+        run_all(
+            &self.cn,
+            &[
+                "sysctl -qw net.ipv6.conf.all.disable_ipv6=1".into(),
+                format!("ip addr add {CN}/24 dev c0"),
+                format!("ip route add default via {CN_GW}"),
+                "ethtool -K c0 tx off".into(),
+            ],
+        )?;
         Ok(())
     }
 
@@ -716,7 +783,8 @@ impl Lab {
         let mut v = Vec::new();
         let load = |ns: &Netns, ifs: Vec<String>| -> Result<pmip_user::loader::FastPath> {
             ns.run_in(move || -> Result<pmip_user::loader::FastPath> {
-                let mut fp = pmip_user::loader::FastPath::load(&pmip_user::loader::LoadOptions::default())?;
+                let mut fp =
+                    pmip_user::loader::FastPath::load(&pmip_user::loader::LoadOptions::default())?;
                 for i in &ifs {
                     fp.attach_pass(i)?;
                 }
@@ -734,10 +802,12 @@ impl Lab {
         self.pass = Some(PassPrograms(v));
         Ok(())
     }
+}
 
-    fn access_config(&self, i: usize) -> String {
-        let o = &self.opts;
-        let sock = self.dir.0.join(format!("mag{}.sock", i + 1));
+/// `pmipd run` config of access gateway `i` (0-based).
+pub fn access_config(o: &LabOpts, dir: &Path, i: usize) -> String {
+    {
+        let sock = dir.join(format!("mag{}.sock", i + 1));
         let mut c = format!(
             r#"# generated by pmip_tests::lab
 role = "access"
@@ -780,14 +850,15 @@ address = "{CORE_ANCHOR}"
                 sa_key(i)
             ));
         }
-        c.push_str(&self.timers());
-        c.push_str(&self.detach());
+        c.push_str(&timers(o));
+        c.push_str(&detach(o));
         c.push_str("\n[[profiles]]\nname = \"default\"\nanchor = \"anchor\"\n");
         c
     }
+}
 
-    fn timers(&self) -> String {
-        let o = &self.opts;
+fn timers(o: &LabOpts) -> String {
+    {
         let mut c = format!(
             "\n[timers]\nlifetime_s = {}\nretx_initial_ms = 300\nretx_max_ms = 2000\nmax_retransmissions = 3\n",
             o.lifetime_s
@@ -798,9 +869,11 @@ address = "{CORE_ANCHOR}"
         }
         c
     }
+}
 
-    fn detach(&self) -> String {
-        match self.opts.detach {
+fn detach(o: &LabOpts) -> String {
+    {
+        match o.detach {
             Some(d) => format!(
                 "\n[detach]\nenabled = true\ninterval_s = {}\ntimeout_s = {}\nretries = {}\n",
                 d.interval_s, d.timeout_s, d.retries
@@ -808,10 +881,12 @@ address = "{CORE_ANCHOR}"
             None => "\n[detach]\nenabled = false\n".into(),
         }
     }
+}
 
-    fn anchor_config(&self) -> String {
-        let o = &self.opts;
-        let sock = self.dir.0.join("anchor.sock");
+/// `pmipd run` config of the anchor serving `gateways` access gateways.
+pub fn anchor_config(o: &LabOpts, dir: &Path, gateways: usize) -> String {
+    {
+        let sock = dir.join("anchor.sock");
         let mut c = format!(
             r#"# generated by pmip_tests::lab
 role = "anchor"
@@ -836,24 +911,46 @@ ipv4 = "{CORE_ANCHOR}"
             sock = sock.display(),
             mode = o.attach_mode,
         );
-        for i in 0..self.mags.len() {
-            c.push_str(&format!("\n[[peers]]\nname = \"{}{}\"\naddress = \"{}\"\n", o.proto.access_name().to_lowercase(), i + 1, CORE_MAG[i]));
+        for i in 0..gateways {
+            c.push_str(&format!(
+                "\n[[peers]]\nname = \"{}{}\"\naddress = \"{}\"\n",
+                o.proto.access_name().to_lowercase(),
+                i + 1,
+                CORE_MAG[i]
+            ));
             if o.proto == Proto::Pmipv4 {
-                c.push_str(&format!("spi = {}\nalgorithm = \"hmac-md5\"\nkey = \"{}\"\n", 256 + i, sa_key(i)));
+                c.push_str(&format!(
+                    "spi = {}\nalgorithm = \"hmac-md5\"\nkey = \"{}\"\n",
+                    256 + i,
+                    sa_key(i)
+                ));
             }
         }
-        c.push_str(&self.timers());
-        c.push_str(&format!("\n[[pools]]\nname = \"home\"\nprefix = \"{POOL}\"\ngateway = \"{GW_ADDR}\"\n"));
+        c.push_str(&timers(o));
+        c.push_str(&format!(
+            "\n[[pools]]\nname = \"home\"\nprefix = \"{POOL}\"\ngateway = \"{GW_ADDR}\"\n"
+        ));
         c
     }
+}
 
+impl Lab {
     /// Writes the configs and starts the anchor, then the access gateways.
     pub fn start_daemons(&mut self) -> Result<()> {
         ensure_binaries()?;
         let cfg = self.dir.0.join("anchor.toml");
-        std::fs::write(&cfg, self.anchor_config())?;
+        std::fs::write(
+            &cfg,
+            anchor_config(&self.opts, &self.dir.0, self.mags.len()),
+        )?;
         let sock = self.dir.0.join("anchor.sock");
-        self.anchor_d = Some(Daemon::start(&self.anchor, "anchor", &cfg, &sock, &self.opts.log_filter)?);
+        self.anchor_d = Some(Daemon::start(
+            &self.anchor,
+            "anchor",
+            &cfg,
+            &sock,
+            &self.opts.log_filter,
+        )?);
         for i in 0..self.mags.len() {
             self.start_access(i)?;
         }
@@ -863,9 +960,15 @@ ipv4 = "{CORE_ANCHOR}"
     /// (Re)starts access gateway `i`.
     pub fn start_access(&mut self, i: usize) -> Result<()> {
         let cfg = self.dir.0.join(format!("mag{}.toml", i + 1));
-        std::fs::write(&cfg, self.access_config(i))?;
+        std::fs::write(&cfg, access_config(&self.opts, &self.dir.0, i))?;
         let sock = self.dir.0.join(format!("mag{}.sock", i + 1));
-        let d = Daemon::start(&self.mags[i], &format!("mag{}", i + 1), &cfg, &sock, &self.opts.log_filter)?;
+        let d = Daemon::start(
+            &self.mags[i],
+            &format!("mag{}", i + 1),
+            &cfg,
+            &sock,
+            &self.opts.log_filter,
+        )?;
         self.access[i] = Some(d);
         Ok(())
     }
@@ -889,21 +992,33 @@ ipv4 = "{CORE_ANCHOR}"
     pub fn attach(&mut self, quit_when_bound: bool) -> Result<Lease> {
         let c = Dhcpc::start(&self.sub, "s0", &self.dir.0, quit_when_bound)?;
         self.client = Some(c);
-        self.client().wait_event("bound", 1, Duration::from_secs(25)).map_err(|e| {
-            anyhow!(
-                "{e}\n--- mag1 log:\n{}\n--- anchor log:\n{}",
-                self.access[0].as_ref().map(|d| d.log_tail(20)).unwrap_or_default(),
-                self.anchor_d.as_ref().map(|d| d.log_tail(20)).unwrap_or_default()
-            )
-        })
+        self.client()
+            .wait_event("bound", 1, Duration::from_secs(25))
+            .map_err(|e| {
+                anyhow!(
+                    "{e}\n--- mag1 log:\n{}\n--- anchor log:\n{}",
+                    self.access[0]
+                        .as_ref()
+                        .map(|d| d.log_tail(20))
+                        .unwrap_or_default(),
+                    self.anchor_d
+                        .as_ref()
+                        .map(|d| d.log_tail(20))
+                        .unwrap_or_default()
+                )
+            })
     }
 
     /// Waits until gateway `i` and the anchor both show one binding (the
     /// show snapshot lags the state machines by up to half a second).
     pub fn wait_registered(&self, i: usize) -> Result<(BindingView, BindingView)> {
         let one = |b: &[BindingView]| b.len() == 1;
-        let m = self.mag(i).wait_bindings(Duration::from_secs(5), "one binding", one)?;
-        let a = self.lma().wait_bindings(Duration::from_secs(5), "one binding", one)?;
+        let m = self
+            .mag(i)
+            .wait_bindings(Duration::from_secs(5), "one binding", one)?;
+        let a = self
+            .lma()
+            .wait_bindings(Duration::from_secs(5), "one binding", one)?;
         Ok((m[0].clone(), a[0].clone()))
     }
 
@@ -915,7 +1030,14 @@ ipv4 = "{CORE_ANCHOR}"
     /// (0-based); with [`Trigger::Dhcp`] the client also reconfirms its lease
     /// there at once.
     pub fn handover(&self, to: usize, trigger: Trigger) -> Result<()> {
-        self.sw.exec(&["ip", "link", "set", "ps", "master", &format!("br{}", to + 1)])?;
+        self.sw.exec(&[
+            "ip",
+            "link",
+            "set",
+            "ps",
+            "master",
+            &format!("br{}", to + 1),
+        ])?;
         if trigger == Trigger::Dhcp {
             self.client().renew()?;
         }
@@ -924,8 +1046,13 @@ ipv4 = "{CORE_ANCHOR}"
 
     /// Address of the subscriber's s0 (none if unconfigured).
     pub fn sub_addr(&self) -> Result<Option<String>> {
-        let o = self.sub.exec(&["ip", "-4", "-o", "addr", "show", "dev", "s0"])?;
-        Ok(o.split_whitespace().skip_while(|w| *w != "inet").nth(1).map(|s| s.to_string()))
+        let o = self
+            .sub
+            .exec(&["ip", "-4", "-o", "addr", "show", "dev", "s0"])?;
+        Ok(o.split_whitespace()
+            .skip_while(|w| *w != "inet")
+            .nth(1)
+            .map(|s| s.to_string()))
     }
 
     /// `ping -c N` from `ns`; (sent, received).
@@ -964,7 +1091,15 @@ ipv4 = "{CORE_ANCHOR}"
     /// An iperf3 client command in the subscriber towards the correspondent.
     pub fn iperf_client(&self, secs: u32) -> Command {
         let mut c = self.sub.command("iperf3");
-        c.args(["-c", &CN.to_string(), "-t", &secs.to_string(), "-J", "--connect-timeout", "3000"]);
+        c.args([
+            "-c",
+            &CN.to_string(),
+            "-t",
+            &secs.to_string(),
+            "-J",
+            "--connect-timeout",
+            "3000",
+        ]);
         c
     }
 
@@ -975,7 +1110,8 @@ ipv4 = "{CORE_ANCHOR}"
         Iperf::parse(&o)
     }
 
-    pub fn stats(&self, d: &Daemon) -> String {
+    /// `show stats` text of a box, or the error (for failure messages).
+    pub fn stats_text(&self, d: &Daemon) -> String {
         d.ctl(&["show", "stats"]).unwrap_or_else(|e| e.to_string())
     }
 }
@@ -1004,7 +1140,9 @@ fn sa_key(i: usize) -> String {
 /// "N packets transmitted, M received".
 pub fn ping_summary(text: &str) -> Option<(u32, u32)> {
     let l = text.lines().find(|l| l.contains("packets transmitted"))?;
-    let mut w = l.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty());
+    let mut w = l
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty());
     let sent: u32 = w.next()?.parse().ok()?;
     let rest: Vec<&str> = w.collect();
     let i = rest.iter().position(|s| *s == "received")?;
@@ -1037,13 +1175,21 @@ pub struct Iperf {
 impl Iperf {
     pub fn parse(o: &std::process::Output) -> Result<Iperf> {
         let text = String::from_utf8_lossy(&o.stdout);
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("iperf3 JSON ({}): {text}{}", o.status, String::from_utf8_lossy(&o.stderr)))?;
+        let v: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "iperf3 JSON ({}): {text}{}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })?;
         let end = &v["end"];
         Ok(Iperf {
             ok: o.status.success() && v.get("error").is_none(),
             bytes_received: end["sum_received"]["bytes"].as_u64().unwrap_or(0),
-            gbps: end["sum_received"]["bits_per_second"].as_f64().unwrap_or(0.0) / 1e9,
+            gbps: end["sum_received"]["bits_per_second"]
+                .as_f64()
+                .unwrap_or(0.0)
+                / 1e9,
             retransmits: end["sum_sent"]["retransmits"].as_u64().unwrap_or(0),
             error: v["error"].as_str().unwrap_or("").to_string(),
         })
@@ -1078,15 +1224,41 @@ impl Lab {
     /// happens `at` into the stream.
     /// With [`Trigger::Data`] the client renews once the stream is over, to
     /// show the new gateway answers its DHCP with the same address.
-    pub fn handover_under_load(&mut self, to: usize, secs: u32, at: Duration, trigger: Trigger) -> Result<HandoverResult> {
-        let before = self.client().events().into_iter().rev().find(|l| l.event == "bound" || l.event == "renew").unwrap_or_default();
+    pub fn handover_under_load(
+        &mut self,
+        to: usize,
+        secs: u32,
+        at: Duration,
+        trigger: Trigger,
+    ) -> Result<HandoverResult> {
+        let before = self
+            .client()
+            .events()
+            .into_iter()
+            .rev()
+            .find(|l| l.event == "bound" || l.event == "renew")
+            .unwrap_or_default();
         let renews = self.client().count("renew");
         self.iperf_server()?;
-        let iperf = self.iperf_client(secs).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+        let iperf = self
+            .iperf_client(secs)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
         let ping = self
             .sub
             .command("ping")
-            .args(["-D", "-i", "0.002", "-W", "1", "-w", &(secs).to_string(), &CN.to_string()])
+            .args([
+                "-D",
+                "-i",
+                "0.002",
+                "-W",
+                "1",
+                "-w",
+                &(secs).to_string(),
+                &CN.to_string(),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -1099,7 +1271,8 @@ impl Lab {
             interruptible_sleep(at)?;
             self.handover(to, trigger)?;
             if trigger == Trigger::Dhcp {
-                self.client().wait_event("renew", renews + 1, Duration::from_secs(10))?;
+                self.client()
+                    .wait_event("renew", renews + 1, Duration::from_secs(10))?;
             }
             Ok(())
         })();
@@ -1114,12 +1287,101 @@ impl Lab {
         r?;
         if trigger == Trigger::Data {
             self.client().renew()?;
-            self.client().wait_event("renew", renews + 1, Duration::from_secs(10))?;
+            self.client()
+                .wait_event("renew", renews + 1, Duration::from_secs(10))?;
         }
-        let after = self.client().events().into_iter().rev().find(|l| l.event == "renew").unwrap_or_default();
+        let after = self
+            .client()
+            .events()
+            .into_iter()
+            .rev()
+            .find(|l| l.event == "renew")
+            .unwrap_or_default();
         let ptext = String::from_utf8_lossy(&po.stdout).into_owned();
         let (ping_sent, ping_received) = ping_summary(&ptext).unwrap_or((0, 0));
         let gap_ms = ping_gap(&ptext).map(|g| g.0).unwrap_or(f64::NAN);
-        Ok(HandoverResult { before, after, iperf: Iperf::parse(&io)?, gap_ms, ping_sent, ping_received })
+        Ok(HandoverResult {
+            before,
+            after,
+            iperf: Iperf::parse(&io)?,
+            gap_ms,
+            ping_sent,
+            ping_received,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ping_output_parsed() {
+        let t = "PING 203.0.113.2 (203.0.113.2) 56(84) bytes of data.
+[1700000000.000000] 64 bytes from 203.0.113.2: icmp_seq=1 ttl=63 time=0.1 ms
+[1700000000.002000] 64 bytes from 203.0.113.2: icmp_seq=2 ttl=63 time=0.1 ms
+[1700000000.050500] 64 bytes from 203.0.113.2: icmp_seq=26 ttl=63 time=0.1 ms
+[1700000000.052500] 64 bytes from 203.0.113.2: icmp_seq=27 ttl=63 time=0.1 ms
+
+--- 203.0.113.2 ping statistics ---
+27 packets transmitted, 4 received, 85.1852% packet loss, time 60ms
+";
+        assert_eq!(ping_summary(t), Some((27, 4)));
+        let (gap, a, b) = ping_gap(t).unwrap();
+        assert!((gap - 48.5).abs() < 0.01, "{gap}");
+        assert_eq!((a, b), (1700000000.002, 1700000000.0505));
+        let t2 = "3 packets transmitted, 0 received, +3 errors, 100% packet loss, time 2003ms";
+        assert_eq!(ping_summary(t2), Some((3, 0)));
+        assert_eq!(ping_summary("garbage"), None);
+        assert_eq!(ping_gap("no replies"), None);
+    }
+
+    #[test]
+    fn udhcpc_event_line_parsed() {
+        let l = Lease::parse("bound ip=10.64.0.2 mask=24 subnet=255.255.255.0 router=10.64.0.1 lease=120 mtu=1472 dns= serverid=10.64.0.1");
+        assert_eq!(l.event, "bound");
+        assert_eq!(l.ip, "10.64.0.2");
+        assert_eq!(l.mask, "24");
+        assert_eq!(l.router, "10.64.0.1");
+        assert_eq!(l.lease, "120");
+        assert_eq!(l.mtu, "1472");
+        assert_eq!(l.dns, "");
+        assert_eq!(l.serverid, "10.64.0.1");
+        assert_eq!(
+            Lease::parse("deconfig ip= mask="),
+            Lease {
+                event: "deconfig".into(),
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn generated_configs_are_valid() {
+        use pmip_user::config::Config;
+        let dir = Path::new("/tmp/pmip-lab-cfg");
+        for proto in [Proto::Pmipv6, Proto::Pmipv4] {
+            for detach in [
+                None,
+                Some(DetachOpts {
+                    interval_s: 2,
+                    timeout_s: 1,
+                    retries: 1,
+                }),
+            ] {
+                let mut o = LabOpts::new(proto, "cfg");
+                o.detach = detach;
+                let mut all = vec![("anchor".to_string(), anchor_config(&o, dir, 2))];
+                all.extend((0..2).map(|i| (format!("access{i}"), access_config(&o, dir, i))));
+                for (name, c) in all {
+                    let cfg = Config::from_toml_str(&c)
+                        .unwrap_or_else(|e| panic!("{proto:?} {name}:\n{c}\n{e}"));
+                    assert_eq!(cfg.timers.lifetime_s, o.lifetime_s);
+                    if name != "anchor" {
+                        assert_eq!(cfg.detach.enabled, detach.is_some(), "{name}");
+                    }
+                }
+            }
+        }
     }
 }

@@ -23,14 +23,25 @@ pub struct LabArgs {
 }
 
 pub fn run_lab(a: &LabArgs, obj: &Path) -> Result<()> {
-    crate::run(Command::new("cargo")
-        .args(["build", "--release", "-q", "-p", "pmip-user", "--bins"])
-        .current_dir(crate::root()))?;
+    crate::run(
+        Command::new("cargo")
+            .args(["build", "--release", "-q", "-p", "pmip-user", "--bins"])
+            .current_dir(crate::root()),
+    )?;
     let mut c = Command::new("cargo");
-    c.args(["run", "--release", "-q", "-p", "pmip-tests", "--bin", "pmip-lab", "--"])
-        .args(["--xdp-mode", &a.xdp_mode, "--handover-by", &a.handover_by])
-        .current_dir(crate::root())
-        .env("PMIP_EBPF_OBJECT", obj);
+    c.args([
+        "run",
+        "--release",
+        "-q",
+        "-p",
+        "pmip-tests",
+        "--bin",
+        "pmip-lab",
+        "--",
+    ])
+    .args(["--xdp-mode", &a.xdp_mode, "--handover-by", &a.handover_by])
+    .current_dir(crate::root())
+    .env("PMIP_EBPF_OBJECT", obj);
     if a.pmipv4 {
         c.arg("--pmipv4");
     }

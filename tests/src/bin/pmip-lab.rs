@@ -26,7 +26,12 @@ impl Summary {
         println!("  {:<32} {:<58} {}", "step", "result", "");
         println!("  {}", "-".repeat(96));
         for (w, r, ok) in &self.rows {
-            println!("  {:<32} {:<58} {}", w, r, if *ok { "ok" } else { "FAILED" });
+            println!(
+                "  {:<32} {:<58} {}",
+                w,
+                r,
+                if *ok { "ok" } else { "FAILED" }
+            );
         }
         println!();
     }
@@ -99,7 +104,11 @@ fn run(proto: Proto, mode: &str, verbose: bool, trigger: Trigger, sum: &mut Summ
     let (acc, anc) = (proto.access_name(), proto.anchor_name());
     println!(
         "pmip-lab: {} ({acc}/{anc}) over IPv4 transport, GRE tunnels, XDP {mode}",
-        if proto == Proto::Pmipv6 { "PMIPv6" } else { "PMIPv4" }
+        if proto == Proto::Pmipv6 {
+            "PMIPv6"
+        } else {
+            "PMIPv4"
+        }
     );
     lab::ensure_binaries()?;
 
@@ -110,7 +119,11 @@ fn run(proto: Proto, mode: &str, verbose: bool, trigger: Trigger, sum: &mut Summ
     o.gateways = 2;
     o.lifetime_s = 120;
     o.refresh_s = 40;
-    o.log_filter = if verbose { "debug".into() } else { "info".into() };
+    o.log_filter = if verbose {
+        "debug".into()
+    } else {
+        "info".into()
+    };
     let mut l = Lab::topology(o)?;
     l.attach_pass()?;
     step(1, N, &format!(
@@ -125,7 +138,13 @@ fn run(proto: Proto, mode: &str, verbose: bool, trigger: Trigger, sum: &mut Summ
     if let Err(e) = &r {
         if !lab::interrupted() {
             eprintln!("pmip-lab: step failed: {e:#}");
-            for (name, d) in l.access.iter().enumerate().filter_map(|(i, d)| d.as_ref().map(|d| (format!("{acc}{}", i + 1), d))).chain(l.anchor_d.as_ref().map(|d| (anc.to_string(), d))) {
+            for (name, d) in l
+                .access
+                .iter()
+                .enumerate()
+                .filter_map(|(i, d)| d.as_ref().map(|d| (format!("{acc}{}", i + 1), d)))
+                .chain(l.anchor_d.as_ref().map(|d| (anc.to_string(), d)))
+            {
                 eprintln!("--- {name} log ({}):\n{}", d.log.display(), d.log_tail(15));
             }
         }
@@ -142,13 +161,17 @@ fn steps(l: &mut Lab, proto: Proto, trigger: Trigger, sum: &mut Summary, n: u32)
     // 2. Daemons.
     let t = Instant::now();
     l.start_daemons()?;
-    step(2, n, &format!(
-        "daemons ready in {} ms: pmipd run as {anc} ({}), {acc}1 ({}), {acc}2 ({})",
-        t.elapsed().as_millis(),
-        lab::CORE_ANCHOR,
-        CORE_MAG[0],
-        CORE_MAG[1]
-    ));
+    step(
+        2,
+        n,
+        &format!(
+            "daemons ready in {} ms: pmipd run as {anc} ({}), {acc}1 ({}), {acc}2 ({})",
+            t.elapsed().as_millis(),
+            lab::CORE_ANCHOR,
+            CORE_MAG[0],
+            CORE_MAG[1]
+        ),
+    );
     sum.add("daemons", format!("{anc}, {acc}1, {acc}2 ready"), true);
 
     // 3. Attach.
@@ -167,36 +190,85 @@ fn steps(l: &mut Lab, proto: Proto, trigger: Trigger, sum: &mut Summary, n: u32)
         ab.gre_key_up,
         ab.gre_key_down
     );
-    ensure!(l.sub_addr()?.as_deref() == Some(&format!("{}/{}", lease.ip, lease.mask)), "s0 address not configured");
-    sum.add("attach (DHCP + registration)", format!("{}/{} router {} lease {} s MTU {} ({ms} ms)", lease.ip, lease.mask, lease.router, lease.lease, lease.mtu), true);
+    ensure!(
+        l.sub_addr()?.as_deref() == Some(&format!("{}/{}", lease.ip, lease.mask)),
+        "s0 address not configured"
+    );
+    sum.add(
+        "attach (DHCP + registration)",
+        format!(
+            "{}/{} router {} lease {} s MTU {} ({ms} ms)",
+            lease.ip, lease.mask, lease.router, lease.lease, lease.mtu
+        ),
+        true,
+    );
 
     // 4. Traffic.
     let (s, r, text) = Lab::ping(&l.sub, &CN.to_string(), 5)?;
-    let rtt = text.lines().find(|x| x.contains("rtt")).unwrap_or("").to_string();
+    let rtt = text
+        .lines()
+        .find(|x| x.contains("rtt"))
+        .unwrap_or("")
+        .to_string();
     let (s2, r2, _) = Lab::ping(&l.cn, &lease.ip, 5)?;
     println!("[4/{n}] traffic through the GRE tunnel via {acc}1:");
     println!("      ping subscriber → correspondent {CN}: {r}/{s} replies; {rtt}");
-    println!("      ping correspondent → subscriber {}: {r2}/{s2} replies", lease.ip);
+    println!(
+        "      ping correspondent → subscriber {}: {r2}/{s2} replies",
+        lease.ip
+    );
     ensure!(r == s && r2 == s2, "pings lost through the tunnel");
     let ip = l.iperf(3)?;
-    println!("      iperf3 TCP subscriber → correspondent, 3 s: {:.2} Gbit/s, {} MB, {} retransmits", ip.gbps, ip.bytes_received / 1_000_000, ip.retransmits);
-    ensure!(ip.ok && ip.bytes_received > 0, "iperf3 failed: {}", ip.error);
+    println!(
+        "      iperf3 TCP subscriber → correspondent, 3 s: {:.2} Gbit/s, {} MB, {} retransmits",
+        ip.gbps,
+        ip.bytes_received / 1_000_000,
+        ip.retransmits
+    );
+    ensure!(
+        ip.ok && ip.bytes_received > 0,
+        "iperf3 failed: {}",
+        ip.error
+    );
     sum.add("ping both ways", format!("{r}/{s} and {r2}/{s2}"), true);
-    sum.add("TCP through the tunnel", format!("{:.2} Gbit/s", ip.gbps), true);
+    sum.add(
+        "TCP through the tunnel",
+        format!("{:.2} Gbit/s", ip.gbps),
+        true,
+    );
 
     // 5. show bindings.
     println!("[5/{n}] pmipctl show bindings on each box:");
-    for (name, d) in [(format!("{anc} ({})", lab::CORE_ANCHOR), l.lma()), (format!("{acc}1"), l.mag(0)), (format!("{acc}2"), l.mag(1))] {
+    for (name, d) in [
+        (format!("{anc} ({})", lab::CORE_ANCHOR), l.lma()),
+        (format!("{acc}1"), l.mag(0)),
+        (format!("{acc}2"), l.mag(1)),
+    ] {
         println!("    {name}:");
         print!("{}", indent(&d.ctl(&["show", "bindings"])?));
     }
-    let counts = (l.lma().bindings()?.len(), l.mag(0).bindings()?.len(), l.mag(1).bindings()?.len());
-    sum.add("show bindings", format!("{} at {anc}, {} at {acc}1, {} at {acc}2", counts.0, counts.1, counts.2), counts == (1, 1, 0));
+    let counts = (
+        l.lma().bindings()?.len(),
+        l.mag(0).bindings()?.len(),
+        l.mag(1).bindings()?.len(),
+    );
+    sum.add(
+        "show bindings",
+        format!(
+            "{} at {anc}, {} at {acc}1, {} at {acc}2",
+            counts.0, counts.1, counts.2
+        ),
+        counts == (1, 1, 0),
+    );
 
     // 6. Handover under a TCP stream.
     let how = match trigger {
-        Trigger::Data => format!("the subscriber's switch port moves; {acc}2 registers it on its first packet"),
-        Trigger::Dhcp => format!("the subscriber's switch port moves; udhcpc reconfirms its lease with {acc}2"),
+        Trigger::Data => {
+            format!("the subscriber's switch port moves; {acc}2 registers it on its first packet")
+        }
+        Trigger::Dhcp => {
+            format!("the subscriber's switch port moves; udhcpc reconfirms its lease with {acc}2")
+        }
     };
     println!("[6/{n}] handover to {acc}2 while a 6 s TCP stream and a 2 ms ping run ({how})...");
     let h = l.handover_under_load(1, 6, Duration::from_secs(2), trigger)?;
@@ -211,19 +283,43 @@ fn steps(l: &mut Lab, proto: Proto, trigger: Trigger, sum: &mut Summary, n: u32)
     );
     println!("      handover gap: {:.1} ms (largest gap between consecutive ping replies); {lost} of {} pings lost", h.gap_ms, h.ping_sent);
     let same = h.after.ip == lease.ip && !h.after.ip.is_empty();
-    sum.add("handover: same address", format!("{} → {}", lease.ip, h.after.ip), same);
-    sum.add("handover: TCP stream unbroken", format!("iperf3 {}, {} MB, {:.2} Gbit/s", if h.iperf.ok { "exit 0" } else { "failed" }, h.iperf.bytes_received / 1_000_000, h.iperf.gbps), h.iperf.ok);
-    sum.add("handover gap", format!("{:.1} ms, {lost}/{} pings lost", h.gap_ms, h.ping_sent), h.ping_received > 0);
+    sum.add(
+        "handover: same address",
+        format!("{} → {}", lease.ip, h.after.ip),
+        same,
+    );
+    sum.add(
+        "handover: TCP stream unbroken",
+        format!(
+            "iperf3 {}, {} MB, {:.2} Gbit/s",
+            if h.iperf.ok { "exit 0" } else { "failed" },
+            h.iperf.bytes_received / 1_000_000,
+            h.iperf.gbps
+        ),
+        h.iperf.ok,
+    );
+    sum.add(
+        "handover gap",
+        format!("{:.1} ms, {lost}/{} pings lost", h.gap_ms, h.ping_sent),
+        h.ping_received > 0,
+    );
     ensure!(same, "the address changed");
     ensure!(h.iperf.ok, "the TCP stream broke: {}", h.iperf.error);
 
     // 7. After.
     let m2 = CORE_MAG[1].to_string();
-    l.lma().wait_bindings(Duration::from_secs(5), "binding via mag2", |b| b.len() == 1 && b[0].peer.to_string() == m2)?;
-    l.mag(1).wait_bindings(Duration::from_secs(5), "binding at mag2", |b| b.len() == 1)?;
+    l.lma()
+        .wait_bindings(Duration::from_secs(5), "binding via mag2", |b| {
+            b.len() == 1 && b[0].peer.to_string() == m2
+        })?;
+    l.mag(1)
+        .wait_bindings(Duration::from_secs(5), "binding at mag2", |b| b.len() == 1)?;
     let (s, r, _) = Lab::ping(&l.cn, &lease.ip, 5)?;
     println!("[7/{n}] after the handover: correspondent → subscriber {r}/{s} replies via {acc}2; pmipctl show bindings:");
-    for (name, d) in [anc.to_string(), format!("{acc}1"), format!("{acc}2")].into_iter().zip([l.lma(), l.mag(0), l.mag(1)]) {
+    for (name, d) in [anc.to_string(), format!("{acc}1"), format!("{acc}2")]
+        .into_iter()
+        .zip([l.lma(), l.mag(0), l.mag(1)])
+    {
         println!("    {name}:");
         print!("{}", indent(&d.ctl(&["show", "bindings"])?));
     }
@@ -231,6 +327,10 @@ fn steps(l: &mut Lab, proto: Proto, trigger: Trigger, sum: &mut Summary, n: u32)
     println!("    {anc} show tunnels:");
     print!("{}", indent(&tun));
     ensure!(r == s, "pings lost after the handover");
-    sum.add(&format!("{anc} binding now via {acc_l}2"), format!("peer {m2}, {r}/{s} pings"), true);
+    sum.add(
+        &format!("{anc} binding now via {acc_l}2"),
+        format!("peer {m2}, {r}/{s} pings"),
+        true,
+    );
     Ok(())
 }
