@@ -276,6 +276,9 @@ fn control_handler(cfg: Config, dp: SharedDp, snap: Arc<Mutex<Snapshot>>, clear:
                         let g: std::collections::BTreeMap<String, u64> = c.into_iter().map(|(n, v)| (n.to_string(), v)).collect();
                         st.groups.insert("fastpath".into(), g);
                     }
+                    if let Ok(m) = fp.map_entries() {
+                        st.groups.insert("fastpath_maps".into(), m.into_iter().map(|(n, v)| (n.to_lowercase(), v as u64)).collect());
+                    }
                     st.subscribers = s
                         .bindings
                         .iter()

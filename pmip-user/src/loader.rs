@@ -480,6 +480,31 @@ impl FastPath {
         Ok(aya::maps::RingBuf::try_from(m)?)
     }
 
+    /// How many entries each subscriber map holds (occupancy, for `show stats`
+    /// and tests).
+    pub fn map_entries(&self) -> Result<Vec<(&'static str, usize)>> {
+        fn count<K: aya::Pod, V: aya::Pod>(fp: &FastPath, name: &'static str) -> Result<(&'static str, usize)> {
+            let m: HashMap<_, K, V> = HashMap::try_from(fp.map(name)?)?;
+            Ok((name, m.keys().filter(|k| k.is_ok()).count()))
+        }
+        Ok(vec![
+            count::<AccessKey, AccessSubscriber>(self, maps::ACCESS_BY_MAC)?,
+            count::<[u8; 4], AccessDownlink>(self, maps::ACCESS_BY_KEY)?,
+            count::<[u8; 4], AnchorDownlink>(self, maps::ANCHOR_BY_HOME4)?,
+            count::<[u8; 8], AnchorDownlink>(self, maps::ANCHOR_BY_HNP)?,
+            count::<[u8; 4], AnchorUplink>(self, maps::ANCHOR_BY_KEY)?,
+        ])
+    }
+
+    /// Entries of one subscriber map (see [`map_entries`](Self::map_entries)).
+    pub fn map_entry_count(&self, name: &str) -> Result<usize> {
+        self.map_entries()?
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, c)| c)
+            .ok_or_else(|| anyhow!("no subscriber map named {name}"))
+    }
+
     /// Verdict and drop-reason counters summed over CPUs, by name.
     pub fn counters(&self) -> Result<Vec<(&'static str, u64)>> {
         let m: PerCpuArray<_, u64> = PerCpuArray::try_from(self.map(maps::COUNTERS)?)?;
