@@ -1065,6 +1065,29 @@ impl Lab {
         Ok((s, r, text))
     }
 
+    /// Starts `tcpdump -c count` on `iface` of `ns` (stdout piped); give it
+    /// half a second to listen.
+    pub fn capture(ns: &Netns, iface: &str, count: u32, filter: &str) -> Result<Child> {
+        let c = ns
+            .command("tcpdump")
+            .args([
+                "-l",
+                "-n",
+                "-t",
+                "-i",
+                iface,
+                "-c",
+                &count.to_string(),
+                filter,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        interruptible_sleep(Duration::from_millis(600))?;
+        Ok(c)
+    }
+
     /// Starts an iperf3 server (one test) on the correspondent.
     pub fn iperf_server(&mut self) -> Result<()> {
         let c = self

@@ -203,7 +203,12 @@ fn steps(l: &mut Lab, proto: Proto, trigger: Trigger, sum: &mut Summary, n: u32)
         true,
     );
 
-    // 4. Traffic.
+    // 4. Traffic, with a look at the core link.
+    let cap = if lab::have("tcpdump") {
+        Lab::capture(&l.sw, "pcn", 4, "ip proto 47").ok()
+    } else {
+        None
+    };
     let (s, r, text) = Lab::ping(&l.sub, &CN.to_string(), 5)?;
     let rtt = text
         .lines()
@@ -217,6 +222,20 @@ fn steps(l: &mut Lab, proto: Proto, trigger: Trigger, sum: &mut Summary, n: u32)
         "      ping correspondent → subscriber {}: {r2}/{s2} replies",
         lease.ip
     );
+    if let Some(mut c) = cap {
+        let done = lab::wait_timeout(&mut c, Duration::from_secs(2));
+        if done.is_none() {
+            let _ = c.kill();
+        }
+        let mut text = String::new();
+        if let Some(mut o) = c.stdout.take() {
+            use std::io::Read;
+            let _ = o.read_to_string(&mut text);
+        }
+        let _ = c.wait();
+        println!("      on the core link ({anc} side), tcpdump 'ip proto 47':");
+        print!("{}", indent(&text));
+    }
     ensure!(r == s && r2 == s2, "pings lost through the tunnel");
     let ip = l.iperf(3)?;
     println!(
@@ -230,6 +249,20 @@ fn steps(l: &mut Lab, proto: Proto, trigger: Trigger, sum: &mut Summary, n: u32)
         "iperf3 failed: {}",
         ip.error
     );
+    lab::interruptible_sleep(Duration::from_millis(600))?;
+    if let Ok(st) = l.mag(0).stats() {
+        for x in st.subscribers.iter().filter(|x| x.nai == mb.nai) {
+            let t = x.traffic;
+            println!(
+                "      fast path at {acc}1 (show stats): up {} packets / {} MB, down {} packets / {} MB for {}",
+                t.up_packets,
+                t.up_bytes / 1_000_000,
+                t.down_packets,
+                t.down_bytes / 1_000_000,
+                x.nai
+            );
+        }
+    }
     sum.add("ping both ways", format!("{r}/{s} and {r2}/{s2}"), true);
     sum.add(
         "TCP through the tunnel",
