@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 
-use crate::lab::{self, DetachOpts, Lab, LabOpts, Proto, Trigger, CN, CORE_MAG, GW_ADDR};
+use crate::lab::{self, DetachOpts, Lab, LabOpts, Proto, Trigger, CN, GW_ADDR};
 
 /// Root, busybox, iperf3 and ping are needed; without them the case is
 /// skipped with a note (CI has them: `cargo xtask test` installs them).
@@ -48,7 +48,21 @@ fn none(b: &[pmip_user::ctl::BindingView]) -> bool {
 /// from the anchor's binding, both boxes agree on keys and address; ping
 /// both ways through the tunnel, and the gateway answers a ping.
 pub fn attach_and_traffic(proto: Proto) -> Result<()> {
-    let mut l = Lab::up(opts(proto, "at", 1))?;
+    attach_and_traffic_with(opts(proto, "at", 1))
+}
+
+/// PMIPv6 signaling and GRE over IPv6 on the core: attach, traffic, handover.
+pub fn ipv6_transport() -> Result<()> {
+    let mut o = opts(Proto::Pmipv6, "v6t", 1);
+    o.ipv6_transport = true;
+    attach_and_traffic_with(o.clone())?;
+    o.gateways = 2;
+    o.tag = "v6h".into();
+    handover_with(o, Trigger::Data)
+}
+
+fn attach_and_traffic_with(o: LabOpts) -> Result<()> {
+    let mut l = Lab::up(o)?;
     let lease = l.attach(false)?;
     ensure!(
         lease.ip.starts_with("10.64.0.") && lease.ip != GW_ADDR.to_string(),
@@ -63,7 +77,7 @@ pub fn attach_and_traffic(proto: Proto) -> Result<()> {
         l.opts.lifetime_s
     );
     ensure!(
-        lease.mtu == (lab::ACCESS_MTU - 28).to_string(),
+        lease.mtu == l.opts.subscriber_mtu().to_string(),
         "MTU minus the IPv4 GRE overhead: {lease:?}"
     );
     ensure!(
@@ -80,7 +94,7 @@ pub fn attach_and_traffic(proto: Proto) -> Result<()> {
     );
     ensure!(m.home_v4 == a.home_v4, "access {m:?} vs anchor {a:?}");
     ensure!(
-        a.peer.to_string() == CORE_MAG[0].to_string(),
+        a.peer.to_string() == l.opts.mag_core(0),
         "anchor's peer {a:?}"
     );
     ensure!(
@@ -110,6 +124,9 @@ pub fn attach_and_traffic(proto: Proto) -> Result<()> {
     );
     let (_, r, t) = Lab::ping(&l.sub, &GW_ADDR.to_string(), 2)?;
     ensure!(r == 2, "subscriber → its gateway:\n{t}");
+    // Draft §6.2: an echo to the gateway with TTL 1 is answered.
+    let o = l.sub.exec_status(&["ping", "-c", "1", "-t", "1", "-W", "2", &GW_ADDR.to_string()])?;
+    ensure!(o.status.success(), "TTL-1 echo to the gateway: {}", String::from_utf8_lossy(&o.stdout));
     let ip = l.iperf(2)?;
     ensure!(ip.ok && ip.bytes_received > 1_000_000, "iperf3: {ip:?}");
     // The fast path did the forwarding: its per-subscriber counters at both
@@ -134,11 +151,12 @@ pub fn attach_and_traffic(proto: Proto) -> Result<()> {
 /// the new gateway answers the client's DHCP renewal with the same address.
 /// Triggered by the subscriber's data or by its DHCP reconfirmation.
 pub fn handover(proto: Proto, trigger: Trigger) -> Result<()> {
-    let mut l = Lab::up(opts(
-        proto,
-        if trigger == Trigger::Data { "ho" } else { "hd" },
-        2,
-    ))?;
+    let tag = if trigger == Trigger::Data { "ho" } else { "hd" };
+    handover_with(opts(proto, tag, 2), trigger)
+}
+
+fn handover_with(o: LabOpts, trigger: Trigger) -> Result<()> {
+    let mut l = Lab::up(o)?;
     let lease = l.attach(false)?;
     l.wait_registered(0)?;
     let h = l.handover_under_load(1, 6, Duration::from_secs(2), trigger)?;
@@ -165,7 +183,7 @@ pub fn handover(proto: Proto, trigger: Trigger) -> Result<()> {
         h.ping_received,
         h.ping_sent
     );
-    let mag2 = CORE_MAG[1].to_string();
+    let mag2 = l.opts.mag_core(1);
     l.lma()
         .wait_bindings(Duration::from_secs(5), "binding via mag2", |b| {
             b.len() == 1 && b[0].peer.to_string() == mag2

@@ -36,6 +36,9 @@ pub const GW_ADDR: Ipv4Addr = Ipv4Addr::new(10, 64, 0, 1);
 pub const POOL: &str = "10.64.0.0/24";
 pub const CORE_MAG: [Ipv4Addr; 2] = [Ipv4Addr::new(10, 255, 0, 1), Ipv4Addr::new(10, 255, 0, 2)];
 pub const CORE_ANCHOR: Ipv4Addr = Ipv4Addr::new(10, 255, 0, 10);
+/// Core addresses for PMIPv6 over IPv6 transport.
+pub const CORE6_MAG: [&str; 2] = ["fd00:255::1", "fd00:255::2"];
+pub const CORE6_ANCHOR: &str = "fd00:255::10";
 pub const CN_GW: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
 pub const CN: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
 /// Link MTU of the access interfaces (option 26 gets this minus 28).
@@ -94,6 +97,31 @@ pub struct LabOpts {
     pub detach: Option<DetachOpts>,
     /// RUST_LOG for the daemons.
     pub log_filter: String,
+    /// PMIPv6 signaling and GRE over IPv6 on the core (default IPv4).
+    pub ipv6_transport: bool,
+}
+
+impl LabOpts {
+    /// Core address of access gateway `i` (the anchor's peer address).
+    pub fn mag_core(&self, i: usize) -> String {
+        if self.ipv6_transport {
+            CORE6_MAG[i].to_string()
+        } else {
+            CORE_MAG[i].to_string()
+        }
+    }
+    /// Core address of the anchor.
+    pub fn anchor_core(&self) -> String {
+        if self.ipv6_transport {
+            CORE6_ANCHOR.to_string()
+        } else {
+            CORE_ANCHOR.to_string()
+        }
+    }
+    /// DHCP option 26 the subscriber should get: link MTU minus outer IP + GRE with key.
+    pub fn subscriber_mtu(&self) -> u16 {
+        ACCESS_MTU - if self.ipv6_transport { 48 } else { 28 }
+    }
 }
 
 impl LabOpts {
@@ -108,6 +136,7 @@ impl LabOpts {
             renew_percent: 75,
             detach: None,
             log_filter: "info".into(),
+            ipv6_transport: false,
         }
     }
 }
@@ -712,7 +741,7 @@ impl Lab {
         veth(&self.anchor, "cn0", &self.cn, "c0")?;
         let mut sw = s(&[
             "sysctl -qw net.ipv6.conf.all.disable_ipv6=1",
-            "ip link add brc type bridge",
+            "ip link add brc type bridge mcast_snooping 0",
             "ip link set pcn master brc",
             "ip link set brc up",
         ]);
@@ -738,6 +767,15 @@ impl Lab {
                     format!("ip route add default via {CORE_ANCHOR}"),
                 ],
             )?;
+            if self.opts.ipv6_transport {
+                run_all(
+                    m,
+                    &[
+                        "sysctl -qw net.ipv6.conf.core0.disable_ipv6=0".into(),
+                        format!("ip -6 addr add {}/64 dev core0 nodad", CORE6_MAG[i]),
+                    ],
+                )?;
+            }
         }
         sw.push("ip link set ps master br1".into());
         run_all(&self.sw, &sw)?;
@@ -765,6 +803,15 @@ impl Lab {
                 format!("ip route add {POOL} via {}", CORE_MAG[0]),
             ],
         )?;
+        if self.opts.ipv6_transport {
+            run_all(
+                &self.anchor,
+                &[
+                    "sysctl -qw net.ipv6.conf.core0.disable_ipv6=0".into(),
+                    format!("ip -6 addr add {CORE6_ANCHOR}/64 dev core0 nodad"),
+                ],
+            )?;
+        }
         run_all(
             &self.cn,
             &[
@@ -831,10 +878,10 @@ default_profile = "default"
 
 [addresses]
 ipv4 = "{me}"
-
+{me6}
 [[peers]]
 name = "anchor"
-address = "{CORE_ANCHOR}"
+address = "{anchor}"
 "#,
             proto = o.proto.name(),
             kind = o.proto.access_name().to_lowercase(),
@@ -842,6 +889,12 @@ address = "{CORE_ANCHOR}"
             sock = sock.display(),
             mode = o.attach_mode,
             me = CORE_MAG[i],
+            me6 = if o.ipv6_transport {
+                format!("ipv6 = \"{}\"\n", CORE6_MAG[i])
+            } else {
+                String::new()
+            },
+            anchor = o.anchor_core(),
         );
         if o.proto == Proto::Pmipv4 {
             c.push_str(&format!(
@@ -905,18 +958,23 @@ correspondent = ["cn0"]
 
 [addresses]
 ipv4 = "{CORE_ANCHOR}"
-"#,
+{me6}"#,
             proto = o.proto.name(),
             kind = o.proto.anchor_name().to_lowercase(),
             sock = sock.display(),
             mode = o.attach_mode,
+            me6 = if o.ipv6_transport {
+                format!("ipv6 = \"{CORE6_ANCHOR}\"\n")
+            } else {
+                String::new()
+            },
         );
         for i in 0..gateways {
             c.push_str(&format!(
                 "\n[[peers]]\nname = \"{}{}\"\naddress = \"{}\"\n",
                 o.proto.access_name().to_lowercase(),
                 i + 1,
-                CORE_MAG[i]
+                o.mag_core(i)
             ));
             if o.proto == Proto::Pmipv4 {
                 c.push_str(&format!(
@@ -1394,6 +1452,7 @@ mod tests {
             ] {
                 let mut o = LabOpts::new(proto, "cfg");
                 o.detach = detach;
+                o.ipv6_transport = proto == Proto::Pmipv6 && detach.is_some();
                 let mut all = vec![("anchor".to_string(), anchor_config(&o, dir, 2))];
                 all.extend((0..2).map(|i| (format!("access{i}"), access_config(&o, dir, i))));
                 for (name, c) in all {

@@ -54,6 +54,11 @@ fn anchor_revocation_drops_subscriber_at_gateway() {
     run(cases::revocation);
 }
 
+#[test]
+fn over_ipv6_transport() {
+    run(|_| cases::ipv6_transport());
+}
+
 /// Needs no root: validation happens before any socket or interface.
 #[test]
 fn bad_configs_refused_naming_the_key() {

@@ -17,6 +17,9 @@ pub struct LabArgs {
     /// fast path reports an unknown MAC) or its DHCP client reconfirming.
     #[arg(long, default_value = "data", value_parser = ["data", "dhcp"])]
     pub handover_by: String,
+    /// PMIPv6 signaling and GRE over ipv4 (default) or ipv6 on the core.
+    #[arg(long, default_value = "ipv4", value_parser = ["ipv4", "ipv6"])]
+    pub transport: String,
     /// Daemon logs at debug level (shown for a failed step).
     #[arg(long)]
     pub verbose: bool,
@@ -39,7 +42,14 @@ pub fn run_lab(a: &LabArgs, obj: &Path) -> Result<()> {
         "pmip-lab",
         "--",
     ])
-    .args(["--xdp-mode", &a.xdp_mode, "--handover-by", &a.handover_by])
+    .args([
+        "--xdp-mode",
+        &a.xdp_mode,
+        "--handover-by",
+        &a.handover_by,
+        "--transport",
+        &a.transport,
+    ])
     .current_dir(crate::root())
     .env("PMIP_EBPF_OBJECT", obj);
     if a.pmipv4 {

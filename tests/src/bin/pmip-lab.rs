@@ -8,11 +8,11 @@
 //! stream, and a summary. Everything is removed at the end, on failure and
 //! on Ctrl-C. Exits non-zero if a step fails.
 //!
-//! Usage: pmip-lab [--pmipv4] [--xdp-mode native|generic|auto] [--handover-by data|dhcp] [--verbose]
+//! Usage: pmip-lab [--pmipv4] [--xdp-mode native|generic|auto] [--handover-by data|dhcp] [--transport ipv4|ipv6] [--verbose]
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use pmip_tests::lab::{self, Lab, LabOpts, Proto, Trigger, CN, CORE_MAG};
+use pmip_tests::lab::{self, Lab, LabOpts, Proto, Trigger, CN};
 
 struct Summary {
     rows: Vec<(String, String, bool)>,
@@ -38,7 +38,7 @@ impl Summary {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: pmip-lab [--pmipv4] [--xdp-mode native|generic|auto] [--handover-by data|dhcp] [--verbose]");
+    eprintln!("usage: pmip-lab [--pmipv4] [--xdp-mode native|generic|auto] [--handover-by data|dhcp] [--transport ipv4|ipv6] [--verbose]");
     std::process::exit(2)
 }
 
@@ -55,6 +55,7 @@ fn main() {
     let mut mode = "native".to_string();
     let mut verbose = false;
     let mut trigger = Trigger::Data;
+    let mut v6t = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -62,6 +63,13 @@ fn main() {
             "--pmipv6" => proto = Proto::Pmipv6,
             "--xdp-mode" => mode = args.next().unwrap_or_else(|| usage()),
             "--verbose" | "-v" => verbose = true,
+            "--transport" => {
+                v6t = match args.next().as_deref() {
+                    Some("ipv4") => false,
+                    Some("ipv6") => true,
+                    _ => usage(),
+                }
+            }
             "--handover-by" => {
                 trigger = match args.next().as_deref() {
                     Some("data") => Trigger::Data,
@@ -76,13 +84,17 @@ fn main() {
     if !["native", "generic", "auto"].contains(&mode.as_str()) {
         usage();
     }
+    if v6t && proto == Proto::Pmipv4 {
+        eprintln!("pmip-lab: PMIPv4 signals over IPv4 only; --transport ipv6 is for PMIPv6");
+        std::process::exit(2);
+    }
     if !pmip_tests::netns::is_root() {
         eprintln!("pmip-lab: needs root (network namespaces, XDP)");
         std::process::exit(1);
     }
     lab::install_interrupt_handler();
     let mut summary = Summary { rows: Vec::new() };
-    let r = run(proto, &mode, verbose, trigger, &mut summary);
+    let r = run(proto, &mode, verbose, trigger, v6t, &mut summary);
     summary.print();
     // The lab is dropped inside run(): namespaces, daemons and files are gone.
     match r {
@@ -99,16 +111,24 @@ fn main() {
     }
 }
 
-fn run(proto: Proto, mode: &str, verbose: bool, trigger: Trigger, sum: &mut Summary) -> Result<()> {
+fn run(
+    proto: Proto,
+    mode: &str,
+    verbose: bool,
+    trigger: Trigger,
+    v6t: bool,
+    sum: &mut Summary,
+) -> Result<()> {
     const N: u32 = 7;
     let (acc, anc) = (proto.access_name(), proto.anchor_name());
     println!(
-        "pmip-lab: {} ({acc}/{anc}) over IPv4 transport, GRE tunnels, XDP {mode}",
+        "pmip-lab: {} ({acc}/{anc}) over {} transport, GRE tunnels, XDP {mode}",
         if proto == Proto::Pmipv6 {
             "PMIPv6"
         } else {
             "PMIPv4"
-        }
+        },
+        if v6t { "IPv6" } else { "IPv4" }
     );
     lab::ensure_binaries()?;
 
@@ -119,6 +139,7 @@ fn run(proto: Proto, mode: &str, verbose: bool, trigger: Trigger, sum: &mut Summ
     o.gateways = 2;
     o.lifetime_s = 120;
     o.refresh_s = 40;
+    o.ipv6_transport = v6t;
     o.log_filter = if verbose {
         "debug".into()
     } else {
@@ -167,9 +188,9 @@ fn steps(l: &mut Lab, proto: Proto, trigger: Trigger, sum: &mut Summary, n: u32)
         &format!(
             "daemons ready in {} ms: pmipd run as {anc} ({}), {acc}1 ({}), {acc}2 ({})",
             t.elapsed().as_millis(),
-            lab::CORE_ANCHOR,
-            CORE_MAG[0],
-            CORE_MAG[1]
+            l.opts.anchor_core(),
+            l.opts.mag_core(0),
+            l.opts.mag_core(1)
         ),
     );
     sum.add("daemons", format!("{anc}, {acc}1, {acc}2 ready"), true);
@@ -205,7 +226,7 @@ fn steps(l: &mut Lab, proto: Proto, trigger: Trigger, sum: &mut Summary, n: u32)
 
     // 4. Traffic, with a look at the core link.
     let cap = if lab::have("tcpdump") {
-        Lab::capture(&l.sw, "pcn", 4, "ip proto 47").ok()
+        Lab::capture(&l.sw, "pcn", 4, "ip proto 47 or ip6 proto 47").ok()
     } else {
         None
     };
@@ -233,7 +254,7 @@ fn steps(l: &mut Lab, proto: Proto, trigger: Trigger, sum: &mut Summary, n: u32)
             let _ = o.read_to_string(&mut text);
         }
         let _ = c.wait();
-        println!("      on the core link ({anc} side), tcpdump 'ip proto 47':");
+        println!("      on the core link ({anc} side), tcpdump 'ip proto 47 or ip6 proto 47':");
         print!("{}", indent(&text));
     }
     ensure!(r == s && r2 == s2, "pings lost through the tunnel");
@@ -273,7 +294,7 @@ fn steps(l: &mut Lab, proto: Proto, trigger: Trigger, sum: &mut Summary, n: u32)
     // 5. show bindings.
     println!("[5/{n}] pmipctl show bindings on each box:");
     for (name, d) in [
-        (format!("{anc} ({})", lab::CORE_ANCHOR), l.lma()),
+        (format!("{anc} ({})", l.opts.anchor_core()), l.lma()),
         (format!("{acc}1"), l.mag(0)),
         (format!("{acc}2"), l.mag(1)),
     ] {
@@ -340,7 +361,7 @@ fn steps(l: &mut Lab, proto: Proto, trigger: Trigger, sum: &mut Summary, n: u32)
     ensure!(h.iperf.ok, "the TCP stream broke: {}", h.iperf.error);
 
     // 7. After.
-    let m2 = CORE_MAG[1].to_string();
+    let m2 = l.opts.mag_core(1);
     l.lma()
         .wait_bindings(Duration::from_secs(5), "binding via mag2", |b| {
             b.len() == 1 && b[0].peer.to_string() == m2
