@@ -124,6 +124,15 @@ fn attach_and_traffic_with(o: LabOpts) -> Result<()> {
     );
     let (_, r, t) = Lab::ping(&l.sub, &GW_ADDR.to_string(), 2)?;
     ensure!(r == 2, "subscriber → its gateway:\n{t}");
+    // Draft §6.1: the gateway answers ARP for any address on the link (here
+    // one no host has), with the shared gateway MAC.
+    let o = l.sub.exec_status(&["busybox", "arping", "-c", "2", "-w", "3", "-I", "s0", "10.64.0.77"])?;
+    let text = String::from_utf8_lossy(&o.stdout).to_lowercase();
+    ensure!(
+        text.contains(&format!("[{}]", lab::GW_MAC)),
+        "ARP for 10.64.0.77 not answered by the gateway ({}):\n{text}",
+        o.status
+    );
     // Draft §6.2: an echo to the gateway with TTL 1 is answered.
     let o = l.sub.exec_status(&["ping", "-c", "1", "-t", "1", "-W", "2", &GW_ADDR.to_string()])?;
     ensure!(o.status.success(), "TTL-1 echo to the gateway: {}", String::from_utf8_lossy(&o.stdout));
