@@ -1,0 +1,104 @@
+//! The README's first command stays working: `pmip-lab` (what `cargo xtask
+//! lab` runs) passes every step, and a Ctrl-C in the middle removes the lab.
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pmip_tests::gateway_cases::skip;
+
+fn lab_namespaces(pid: u32) -> Vec<String> {
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let tag = format!("{}x", pid % 100_000);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with("lab") && n.contains(&tag))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn lab_passes_every_step() {
+    if skip() {
+        return;
+    }
+    pmip_tests::lab::ensure_binaries().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pmip-lab"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "pmip-lab failed ({}):\n{text}\n{err}",
+        out.status
+    );
+    for want in [
+        "[1/7] topology up",
+        "[2/7] daemons ready",
+        "[3/7] subscriber attached",
+        "GREv0, key=",
+        "[6/7] handover",
+        "handover gap:",
+        "all steps passed",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    assert!(!text.contains("FAILED"), "{text}");
+}
+
+#[test]
+fn ctrl_c_removes_the_lab() {
+    if skip() {
+        return;
+    }
+    pmip_tests::lab::ensure_binaries().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pmip-lab"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    let end = Instant::now() + Duration::from_secs(60);
+    // Interrupt once the subscriber is attached: daemons, client and pass
+    // programs are all running.
+    loop {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap_or(0) == 0 || Instant::now() > end {
+            let _ = child.kill();
+            panic!("pmip-lab ended before attaching:\n{seen}");
+        }
+        seen.push_str(&line);
+        if line.starts_with("[3/7]") {
+            break;
+        }
+    }
+    assert!(
+        !lab_namespaces(pid).is_empty(),
+        "no lab namespaces while running?"
+    );
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    let st = pmip_tests::lab::wait_timeout(&mut child, Duration::from_secs(30));
+    let Some(st) = st else {
+        let _ = child.kill();
+        panic!("pmip-lab did not exit on SIGINT");
+    };
+    assert_eq!(st.code(), Some(130), "exit status after Ctrl-C");
+    let left = lab_namespaces(pid);
+    assert!(left.is_empty(), "namespaces left behind: {left:?}");
+    let ps = Command::new("ps")
+        .args(["-eo", "ppid,pid,args"])
+        .output()
+        .unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    let orphans: Vec<&str> = ps
+        .lines()
+        .filter(|l| l.contains(&format!("pmip-lab-lab-{pid}-")))
+        .collect();
+    assert!(orphans.is_empty(), "processes left behind: {orphans:?}");
+}
