@@ -126,7 +126,17 @@ fn attach_and_traffic_with(o: LabOpts) -> Result<()> {
     ensure!(r == 2, "subscriber → its gateway:\n{t}");
     // Draft §6.1: the gateway answers ARP for any address on the link (here
     // one no host has), with the shared gateway MAC.
-    let o = l.sub.exec_status(&["busybox", "arping", "-c", "2", "-w", "3", "-I", "s0", "10.64.0.77"])?;
+    let o = l.sub.exec_status(&[
+        "busybox",
+        "arping",
+        "-c",
+        "2",
+        "-w",
+        "3",
+        "-I",
+        "s0",
+        "10.64.0.77",
+    ])?;
     let text = String::from_utf8_lossy(&o.stdout).to_lowercase();
     ensure!(
         text.contains(&format!("[{}]", lab::GW_MAC)),
@@ -134,8 +144,21 @@ fn attach_and_traffic_with(o: LabOpts) -> Result<()> {
         o.status
     );
     // Draft §6.2: an echo to the gateway with TTL 1 is answered.
-    let o = l.sub.exec_status(&["ping", "-c", "1", "-t", "1", "-W", "2", &GW_ADDR.to_string()])?;
-    ensure!(o.status.success(), "TTL-1 echo to the gateway: {}", String::from_utf8_lossy(&o.stdout));
+    let o = l.sub.exec_status(&[
+        "ping",
+        "-c",
+        "1",
+        "-t",
+        "1",
+        "-W",
+        "2",
+        &GW_ADDR.to_string(),
+    ])?;
+    ensure!(
+        o.status.success(),
+        "TTL-1 echo to the gateway: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     let ip = l.iperf(2)?;
     ensure!(ip.ok && ip.bytes_received > 1_000_000, "iperf3: {ip:?}");
     // The fast path did the forwarding: its per-subscriber counters at both
@@ -236,6 +259,50 @@ pub fn release(proto: Proto) -> Result<()> {
         .wait_bindings(Duration::from_secs(5), "binding gone after RELEASE", none)?;
     l.mag(0)
         .wait_bindings(Duration::from_secs(5), "binding gone after RELEASE", none)?;
+    Ok(())
+}
+
+/// ISC dhclient as the subscriber: attach, traffic, `dhclient -r` deregisters.
+pub fn dhclient(proto: Proto) -> Result<()> {
+    if !lab::have("dhclient") {
+        eprintln!("skipped: needs dhclient");
+        return Ok(());
+    }
+    let mut l = Lab::up(opts(proto, "dc", 1))?;
+    let c = lab::Dhcpc::start_dhclient(&l.sub, "s0", &l.dir.0)?;
+    l.client = Some(c);
+    let lease = l.client().wait_event("BOUND", 1, Duration::from_secs(25))?;
+    ensure!(
+        lease.ip.starts_with("10.64.0.") && lease.mask == "255.255.255.0",
+        "{lease:?}"
+    );
+    ensure!(
+        lease.router == GW_ADDR.to_string() && lease.serverid == GW_ADDR.to_string(),
+        "{lease:?}"
+    );
+    ensure!(lease.lease == l.opts.lifetime_s.to_string(), "{lease:?}");
+    ensure!(
+        lease.mtu == l.opts.subscriber_mtu().to_string(),
+        "{lease:?}"
+    );
+    let (_, a) = l.wait_registered(0)?;
+    ensure!(
+        a.home_v4.map(|h| h.to_string()) == Some(lease.ip.clone()),
+        "{a:?} vs {lease:?}"
+    );
+    let (s, r, t) = Lab::ping(&l.sub, &CN.to_string(), 3)?;
+    ensure!(s == 3 && r == 3, "subscriber → correspondent:\n{t}");
+    l.client().release()?;
+    l.lma().wait_bindings(
+        Duration::from_secs(5),
+        "binding gone after dhclient -r",
+        none,
+    )?;
+    l.mag(0).wait_bindings(
+        Duration::from_secs(5),
+        "binding gone after dhclient -r",
+        none,
+    )?;
     Ok(())
 }
 

@@ -453,8 +453,8 @@ impl Drop for Daemon {
 // ---------------------------------------------------------------- DHCP client
 
 const UDHCPC_SCRIPT: &str = r#"#!/bin/sh
-# udhcpc event script: log the lease fields, then configure the interface.
-echo "$1 ip=$ip mask=$mask subnet=$subnet router=$router lease=$lease mtu=$mtu dns=$dns serverid=$serverid" >> "@LOG@"
+# udhcpc event script: configure the interface, then log the lease fields
+# (a logged event means the interface is already configured).
 case "$1" in
   deconfig)
     ip -4 addr flush dev "$interface"
@@ -467,6 +467,7 @@ case "$1" in
     for r in $router; do ip route replace default via "$r" dev "$interface"; break; done
     ;;
 esac
+echo "$1 ip=$ip mask=$mask subnet=$subnet router=$router lease=$lease mtu=$mtu dns=$dns serverid=$serverid" >> "@LOG@"
 exit 0
 "#;
 
@@ -507,7 +508,36 @@ impl Lease {
 pub struct Dhcpc {
     child: Option<Child>,
     pub log: PathBuf,
+    /// ISC dhclient (else busybox udhcpc): `dhclient -r` to release.
+    dhclient: Option<DhclientFiles>,
 }
+
+struct DhclientFiles {
+    ns: String,
+    iface: String,
+    script: PathBuf,
+    leases: PathBuf,
+    pid: PathBuf,
+}
+
+const DHCLIENT_SCRIPT: &str = r#"#!/bin/sh
+# dhclient-script stand-in: configure the interface, then log the lease fields.
+case "$reason" in
+  PREINIT)
+    ip link set dev "$interface" up
+    ;;
+  BOUND|RENEW|REBIND|REBOOT)
+    ip addr replace "$new_ip_address/$new_subnet_mask" dev "$interface"
+    if [ -n "$new_interface_mtu" ]; then ip link set dev "$interface" mtu "$new_interface_mtu"; fi
+    for r in $new_routers; do ip route replace default via "$r" dev "$interface"; break; done
+    ;;
+  EXPIRE|FAIL|RELEASE|STOP)
+    ip -4 addr flush dev "$interface"
+    ;;
+esac
+echo "$reason ip=$new_ip_address mask=$new_subnet_mask router=$new_routers lease=$new_dhcp_lease_time mtu=$new_interface_mtu dns=$new_domain_name_servers serverid=$new_dhcp_server_identifier" >> "@LOG@"
+exit 0
+"#;
 
 impl Dhcpc {
     pub fn start(ns: &Netns, iface: &str, dir: &Path, quit_when_bound: bool) -> Result<Dhcpc> {
@@ -544,6 +574,45 @@ impl Dhcpc {
         Ok(Dhcpc {
             child: Some(child),
             log,
+            dhclient: None,
+        })
+    }
+
+    /// ISC dhclient in the foreground (`-d`); its script logs `BOUND ...` lines.
+    pub fn start_dhclient(ns: &Netns, iface: &str, dir: &Path) -> Result<Dhcpc> {
+        let log = dir.join("dhclient.log");
+        let f = DhclientFiles {
+            ns: ns.name.clone(),
+            iface: iface.into(),
+            script: dir.join("dhclient.sh"),
+            leases: dir.join("dhclient.leases"),
+            pid: dir.join("dhclient.pid"),
+        };
+        std::fs::write(
+            &f.script,
+            DHCLIENT_SCRIPT.replace("@LOG@", log.to_str().unwrap()),
+        )?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&f.script, std::fs::Permissions::from_mode(0o755))?;
+        let child = ns
+            .command("dhclient")
+            .arg("-d")
+            .arg("-sf")
+            .arg(&f.script)
+            .arg("-lf")
+            .arg(&f.leases)
+            .arg("-pf")
+            .arg(&f.pid)
+            .arg(iface)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawning dhclient")?;
+        Ok(Dhcpc {
+            child: Some(child),
+            log,
+            dhclient: Some(f),
         })
     }
 
@@ -589,9 +658,27 @@ impl Dhcpc {
     pub fn renew(&self) -> Result<()> {
         self.signal(libc::SIGUSR1)
     }
-    /// SIGUSR2: release the lease (DHCPRELEASE).
+    /// Release the lease (DHCPRELEASE): udhcpc on SIGUSR2, dhclient with `-r`.
     pub fn release(&self) -> Result<()> {
-        self.signal(libc::SIGUSR2)
+        match &self.dhclient {
+            None => self.signal(libc::SIGUSR2),
+            Some(f) => {
+                let o = Command::new("ip")
+                    .args(["netns", "exec", &f.ns, "dhclient", "-r", "-sf"])
+                    .arg(&f.script)
+                    .arg("-lf")
+                    .arg(&f.leases)
+                    .arg("-pf")
+                    .arg(&f.pid)
+                    .arg(&f.iface)
+                    .stdin(Stdio::null())
+                    .output()?;
+                if !o.status.success() {
+                    bail!("dhclient -r: {}", String::from_utf8_lossy(&o.stderr));
+                }
+                Ok(())
+            }
+        }
     }
     /// SIGKILL: the client disappears without a word.
     pub fn kill9(&mut self) {

@@ -35,6 +35,11 @@ fn dhcp_release_deregisters() {
 }
 
 #[test]
+fn isc_dhclient_attaches_and_releases() {
+    run(cases::dhclient);
+}
+
+#[test]
 fn lease_end_deregisters() {
     run(cases::lease_end);
 }
