@@ -246,6 +246,23 @@ fn handover_with(o: LabOpts, trigger: Trigger) -> Result<()> {
         h.ping_sent,
         h.iperf.gbps
     );
+    // And back to the first gateway (it dropped the subscriber, so it
+    // registers it afresh): same address, traffic through gateway 1 again.
+    l.handover(0, trigger)?;
+    if trigger == Trigger::Data {
+        // The subscriber's packets are what makes gateway 1 take it back.
+        let _ = Lab::ping(&l.sub, &CN.to_string(), 3)?;
+    }
+    let mag1 = l.opts.mag_core(0);
+    l.lma()
+        .wait_bindings(Duration::from_secs(5), "binding back via mag1", |b| {
+            b.len() == 1 && b[0].peer.to_string() == mag1
+        })?;
+    let (s, r, t) = Lab::ping(&l.cn, &lease.ip, 5)?;
+    ensure!(
+        s == 5 && r == 5,
+        "correspondent → subscriber after moving back:\n{t}"
+    );
     Ok(())
 }
 
