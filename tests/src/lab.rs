@@ -10,11 +10,17 @@
 //! ```
 //! A handover moves the subscriber's switch port `ps` from br1 to br2 (its
 //! own link never goes down, as with a Wi-Fi roam between access points of
-//! one network) and the client reconfirms its lease (udhcpc SIGUSR1, a
-//! unicast DHCPREQUEST to the server identifier), which the new gateway
-//! answers after registering the subscriber. Both gateways use the same MAC
-//! and router address on the access link (RFC 5213 §6.9.3), so the
+//! one network). The new gateway registers the subscriber on its first
+//! packet ([`Trigger::Data`]: the fast path reports the unknown MAC) or when
+//! the client reconfirms its lease ([`Trigger::Dhcp`]: udhcpc SIGUSR1, a
+//! unicast DHCPREQUEST to the server identifier). Both gateways use the same
+//! MAC and router address on the access link (RFC 5213 §6.9.3), so the
 //! subscriber's ARP cache stays valid.
+//!
+//! Each lab takes unique namespace names (tag, pid, sequence), its own temp
+//! directory (configs, control sockets, daemon logs; kept with
+//! `PMIP_LAB_KEEP=1`), and only addresses on its own veths, so tests run in
+//! parallel.
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
