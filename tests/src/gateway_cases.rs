@@ -279,6 +279,60 @@ pub fn release(proto: Proto) -> Result<()> {
     Ok(())
 }
 
+/// Sum of the signaling counters of a box (all groups but the fast path's).
+fn signaling_total(d: &lab::Daemon) -> Result<(u64, String)> {
+    let st = d.stats()?;
+    let mut total = 0;
+    let mut text = String::new();
+    for (g, m) in st.groups.iter().filter(|(g, _)| !g.starts_with("fastpath")) {
+        for (k, v) in m {
+            total += v;
+            text.push_str(&format!("{g}.{k}={v} "));
+        }
+    }
+    Ok((total, text))
+}
+
+/// A DHCP renewal while the binding lives is answered by the gateway
+/// itself: same address and lease, and no signaling with the anchor.
+pub fn renewal_answered_locally(proto: Proto) -> Result<()> {
+    let mut l = Lab::up(opts(proto, "rn", 1))?;
+    let lease = l.attach(false)?;
+    let (_, a0) = l.wait_registered(0)?;
+    lab::interruptible_sleep(Duration::from_millis(700))?;
+    let (m0, mt0) = signaling_total(l.mag(0))?;
+    let (n0, nt0) = signaling_total(l.lma())?;
+    ensure!(
+        m0 > 0 && n0 > 0,
+        "no signaling counters? access: {mt0} anchor: {nt0}"
+    );
+    for k in 1..=2 {
+        l.client().renew()?;
+        let r = l.client().wait_event("renew", k, Duration::from_secs(10))?;
+        ensure!(
+            r.ip == lease.ip && r.lease == lease.lease && r.serverid == lease.serverid,
+            "{r:?} vs {lease:?}"
+        );
+    }
+    lab::interruptible_sleep(Duration::from_millis(1200))?;
+    let (m1, mt1) = signaling_total(l.mag(0))?;
+    let (n1, nt1) = signaling_total(l.lma())?;
+    ensure!(
+        m1 == m0,
+        "the access gateway signaled for a renewal:\nbefore {mt0}\nafter  {mt1}"
+    );
+    ensure!(
+        n1 == n0,
+        "the anchor saw signaling for a renewal:\nbefore {nt0}\nafter  {nt1}"
+    );
+    let (_, a1) = l.wait_registered(0)?;
+    ensure!(
+        a1.gre_key_up == a0.gre_key_up && a1.home_v4 == a0.home_v4,
+        "{a0:?} → {a1:?}"
+    );
+    Ok(())
+}
+
 /// ISC dhclient as the subscriber: attach, traffic, `dhclient -r` deregisters.
 pub fn dhclient(proto: Proto) -> Result<()> {
     if !lab::have("dhclient") {

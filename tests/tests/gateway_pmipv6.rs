@@ -40,6 +40,11 @@ fn isc_dhclient_attaches_and_releases() {
 }
 
 #[test]
+fn dhcp_renewal_answered_locally() {
+    run(cases::renewal_answered_locally);
+}
+
+#[test]
 fn lease_end_deregisters() {
     run(cases::lease_end);
 }
