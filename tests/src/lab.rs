@@ -1390,6 +1390,37 @@ pub struct HandoverResult {
     pub gap_ms: f64,
     pub ping_sent: u32,
     pub ping_received: u32,
+    /// Wall-clock time of the move (seconds since the epoch).
+    pub moved_at: f64,
+}
+
+/// Seconds since the epoch, now.
+pub fn epoch_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Time (seconds since the epoch) of the first line of a pmipd log at or
+/// after `since` that contains `needle`. The log's timestamps are tracing's
+/// RFC 3339 UTC ("2026-11-26T15:37:29.008315Z"); the date is taken from
+/// `since` (a lab never runs across midnight... and if it does, None).
+pub fn log_time_after(log: &Path, since: f64, needle: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let day0 = (since / 86400.0).floor() * 86400.0;
+    text.lines()
+        .filter(|l| l.contains(needle))
+        .filter_map(|l| {
+            let ts = l.split_whitespace().next()?;
+            let t = ts.split('T').nth(1)?.trim_end_matches('Z');
+            let mut hms = t.split(':');
+            let h: f64 = hms.next()?.parse().ok()?;
+            let m: f64 = hms.next()?.parse().ok()?;
+            let sec: f64 = hms.next()?.parse().ok()?;
+            Some(day0 + h * 3600.0 + m * 60.0 + sec)
+        })
+        .find(|t| *t >= since - 0.0005)
 }
 
 impl Lab {
@@ -1441,8 +1472,10 @@ impl Lab {
         let (ipid, ppid) = (iperf.id(), ping.id());
         let it = std::thread::spawn(move || iperf.wait_with_output());
         let pt = std::thread::spawn(move || ping.wait_with_output());
+        let moved_at = std::sync::Mutex::new(0.0f64);
         let r = (|| -> Result<()> {
             interruptible_sleep(at)?;
+            *moved_at.lock().unwrap() = epoch_now();
             self.handover(to, trigger)?;
             if trigger == Trigger::Dhcp {
                 self.client()
@@ -1474,6 +1507,7 @@ impl Lab {
         let ptext = String::from_utf8_lossy(&po.stdout).into_owned();
         let (ping_sent, ping_received) = ping_summary(&ptext).unwrap_or((0, 0));
         let gap_ms = ping_gap(&ptext).map(|g| g.0).unwrap_or(f64::NAN);
+        let moved_at = *moved_at.lock().unwrap();
         Ok(HandoverResult {
             before,
             after,
@@ -1481,6 +1515,7 @@ impl Lab {
             gap_ms,
             ping_sent,
             ping_received,
+            moved_at,
         })
     }
 }
@@ -1508,6 +1543,30 @@ mod tests {
         assert_eq!(ping_summary(t2), Some((3, 0)));
         assert_eq!(ping_summary("garbage"), None);
         assert_eq!(ping_gap("no replies"), None);
+    }
+
+    #[test]
+    fn log_timestamps_parsed() {
+        let dir = TempDir::new("logt").unwrap();
+        let log = dir.0.join("x.log");
+        std::fs::write(
+            &log,
+            "2026-11-26T15:37:29.008315Z  INFO pmip_user::daemon: attach nai=a\n\
+             2026-11-26T15:37:39.500000Z  INFO pmip_user::daemon: registered nai=a\n\
+             2026-11-26T15:37:40.250000Z  INFO pmip_user::daemon: registered nai=b\n",
+        )
+        .unwrap();
+        // 2026-11-26T15:37:30Z
+        let since = 1_795_707_450.0;
+        assert_eq!(
+            log_time_after(&log, since, "registered"),
+            Some(1_795_707_459.5)
+        );
+        assert_eq!(log_time_after(&log, since, "attach"), None);
+        assert_eq!(
+            log_time_after(&log, since + 10.0, "registered"),
+            Some(1_795_707_460.25)
+        );
     }
 
     #[test]

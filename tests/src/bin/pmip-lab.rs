@@ -336,6 +336,18 @@ fn steps(l: &mut Lab, proto: Proto, trigger: Trigger, sum: &mut Summary, n: u32)
         h.iperf.retransmits
     );
     println!("      handover gap: {:.1} ms (largest gap between consecutive ping replies); {lost} of {} pings lost", h.gap_ms, h.ping_sent);
+    // Where the time went, from MAG2's log (best effort: log wording).
+    if let Some(d) = l.access[1].as_ref() {
+        let ms = |t: Option<f64>| t.map(|t| format!("{:.1} ms", (t - h.moved_at) * 1000.0));
+        let seen = ms(lab::log_time_after(&d.log, h.moved_at, " attach"));
+        let reg = ms(lab::log_time_after(&d.log, h.moved_at, " registered"));
+        if let Some(reg) = reg {
+            println!(
+                "      after the move: {acc}2 saw the subscriber at +{}, registered it with the {anc} at +{reg}",
+                seen.unwrap_or_else(|| "?".into())
+            );
+        }
+    }
     let same = h.after.ip == lease.ip && !h.after.ip.is_empty();
     sum.add(
         "handover: same address",
