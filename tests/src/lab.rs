@@ -1337,6 +1337,27 @@ pub fn ping_gap(text: &str) -> Option<(f64, f64, f64)> {
         .max_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal))
 }
 
+/// Largest gap (ms) between consecutive replies of `ping -D` where the gap
+/// ends after `t0` and starts before `t0 + window` (the handover), and the
+/// largest gap of the rest of the run (the noise floor).
+pub fn ping_gap_around(text: &str, t0: f64, window: f64) -> Option<(f64, f64)> {
+    let ts: Vec<f64> = text
+        .lines()
+        .filter(|l| l.contains("bytes from"))
+        .filter_map(|l| l.strip_prefix('[')?.split(']').next()?.parse().ok())
+        .collect();
+    let (mut near, mut rest) = (None::<f64>, 0.0f64);
+    for w in ts.windows(2) {
+        let g = (w[1] - w[0]) * 1000.0;
+        if w[1] >= t0 && w[0] <= t0 + window {
+            near = Some(near.map_or(g, |n| n.max(g)));
+        } else {
+            rest = rest.max(g);
+        }
+    }
+    near.map(|n| (n, rest))
+}
+
 /// An iperf3 result.
 #[derive(Clone, Debug, Default)]
 pub struct Iperf {
@@ -1387,7 +1408,11 @@ pub struct HandoverResult {
     pub before: Lease,
     pub after: Lease,
     pub iperf: Iperf,
+    /// Largest gap between ping replies across the move (ending after it,
+    /// starting within 300 ms of it).
     pub gap_ms: f64,
+    /// Largest gap elsewhere in the run (scheduling noise on a busy machine).
+    pub noise_gap_ms: f64,
     pub ping_sent: u32,
     pub ping_received: u32,
     /// Wall-clock time of the move (seconds since the epoch).
@@ -1506,13 +1531,15 @@ impl Lab {
             .unwrap_or_default();
         let ptext = String::from_utf8_lossy(&po.stdout).into_owned();
         let (ping_sent, ping_received) = ping_summary(&ptext).unwrap_or((0, 0));
-        let gap_ms = ping_gap(&ptext).map(|g| g.0).unwrap_or(f64::NAN);
         let moved_at = *moved_at.lock().unwrap();
+        let (gap_ms, noise_gap_ms) =
+            ping_gap_around(&ptext, moved_at, 0.3).unwrap_or((f64::NAN, f64::NAN));
         Ok(HandoverResult {
             before,
             after,
             iperf: Iperf::parse(&io)?,
             gap_ms,
+            noise_gap_ms,
             ping_sent,
             ping_received,
             moved_at,
@@ -1543,6 +1570,14 @@ mod tests {
         assert_eq!(ping_summary(t2), Some((3, 0)));
         assert_eq!(ping_summary("garbage"), None);
         assert_eq!(ping_gap("no replies"), None);
+        // Around t0 = ...0.01: the 48.5 ms gap; elsewhere 2 ms.
+        let (near, rest) = ping_gap_around(t, 1700000000.01, 0.5).unwrap();
+        assert!(
+            (near - 48.5).abs() < 0.01 && (rest - 2.0).abs() < 0.01,
+            "{near} {rest}"
+        );
+        // Long after the run: no reply spans it.
+        assert_eq!(ping_gap_around(t, 1700000100.0, 0.5), None);
     }
 
     #[test]

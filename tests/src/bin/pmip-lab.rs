@@ -335,7 +335,10 @@ fn steps(l: &mut Lab, proto: Proto, trigger: Trigger, sum: &mut Summary, n: u32)
         h.iperf.gbps,
         h.iperf.retransmits
     );
-    println!("      handover gap: {:.1} ms (largest gap between consecutive ping replies); {lost} of {} pings lost", h.gap_ms, h.ping_sent);
+    println!(
+        "      handover gap: {:.1} ms (largest gap between consecutive ping replies across the move; elsewhere in the run at most {:.1} ms); {lost} of {} pings lost",
+        h.gap_ms, h.noise_gap_ms, h.ping_sent
+    );
     // Where the time went, from MAG2's log (best effort: log wording).
     if let Some(d) = l.access[1].as_ref() {
         let ms = |t: Option<f64>| t.map(|t| format!("{:.1} ms", (t - h.moved_at) * 1000.0));
