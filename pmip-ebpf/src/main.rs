@@ -14,6 +14,7 @@
 #![no_main]
 
 mod hdr;
+mod trafficgen;
 
 use aya_ebpf::{
     bindings::{bpf_fib_lookup as FibParams, xdp_action, xdp_md},

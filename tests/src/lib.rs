@@ -2,3 +2,4 @@
 pub mod netns;
 pub mod fixture;
 pub mod pcap;
+pub mod tput;

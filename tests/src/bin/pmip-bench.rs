@@ -18,6 +18,7 @@ use std::net::Ipv4Addr;
 use anyhow::{bail, Result};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use pmip_tests::fixture::*;
+use pmip_tests::tput;
 use pmip_user::loader::{PASS_PROGRAM, PROGRAM};
 use pmip_user::packet::*;
 
@@ -133,13 +134,67 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let want = |n: &str| args.is_empty() || args.iter().any(|a| a == n);
     let mut results = Vec::new();
+    let smoke = std::env::var("PMIP_BENCH_SMOKE").is_ok();
+    let mut cfg = if smoke { tput::Config::smoke() } else { tput::Config::full() };
+    // Overrides for quick looks: PMIP_BENCH_ROUNDS, PMIP_BENCH_SECS.
+    if let Some(r) = std::env::var("PMIP_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()) {
+        cfg.rounds = r;
+    }
+    if let Some(s) = std::env::var("PMIP_BENCH_SECS").ok().and_then(|v| v.parse().ok()) {
+        cfg.secs = s;
+    }
     if want("per-packet") {
         results.push(per_packet()?);
     }
+    if want("throughput") {
+        results.push(tput::throughput(&cfg)?);
+    }
+    if want("tcp") {
+        let mut c = cfg.clone();
+        c.secs = if smoke { 1.0 } else { 3.0 };
+        results.push(tput::tcp(&c)?);
+    }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench-results");
     std::fs::create_dir_all(&dir)?;
+    // One file per benchmark, and results.json with the latest run of each
+    // (a run of some benchmarks keeps the others' last figures).
     let path = dir.join("results.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
+    let mut all: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let machine = machine();
+    for r in &mut results {
+        r["machine"] = machine.clone();
+        r["date"] = serde_json::json!(date());
+        let name = r["benchmark"].as_str().unwrap_or("unknown").to_string();
+        std::fs::write(dir.join(format!("{name}.json")), serde_json::to_string_pretty(r)?)?;
+        all.retain(|x| x["benchmark"] != r["benchmark"]);
+        all.push(r.clone());
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&all)?)?;
     println!("results written to {}", path.display());
     Ok(())
+}
+
+/// What the figures were measured on.
+fn machine() -> serde_json::Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
+    let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| t.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
+        .unwrap_or(0);
+    serde_json::json!({"cpus": tput::ncpus(), "cpu": cpu, "kernel": kernel, "mem_gib": mem_kb / 1024 / 1024})
+}
+
+fn date() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
 }
