@@ -3,3 +3,4 @@ pub mod netns;
 pub mod fixture;
 pub mod pcap;
 pub mod tput;
+pub mod scale;

@@ -154,6 +154,16 @@ fn main() -> Result<()> {
         c.secs = if smoke { 1.0 } else { 3.0 };
         results.push(tput::tcp(&c)?);
     }
+    if want("scale") {
+        let mut c = if smoke { pmip_tests::scale::Config::smoke() } else { pmip_tests::scale::Config::full() };
+        if let Some(r) = std::env::var("PMIP_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()) {
+            c.rounds = r;
+        }
+        if let Ok(s) = std::env::var("PMIP_BENCH_SCALE_SIZES") {
+            c.sizes = s.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+        }
+        results.push(pmip_tests::scale::scale(&c)?);
+    }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench-results");
     std::fs::create_dir_all(&dir)?;
     // One file per benchmark, and results.json with the latest run of each
