@@ -68,6 +68,7 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
     })?;
     let dp = SharedDp(Arc::new(Mutex::new(fp)));
     attach_fast_path(&cfg, &dp)?;
+    install_static_bindings(&cfg, &dp)?;
 
     let snapshot = Arc::new(Mutex::new(Snapshot::default()));
     let (clear_tx, clear_rx) = mpsc::unbounded_channel::<String>();
@@ -213,6 +214,55 @@ fn attach_fast_path(cfg: &Config, dp: &SharedDp) -> Result<()> {
     Ok(())
 }
 
+/// `static_bindings`: GRE tunnels the operator configures by hand, installed
+/// beside the signaled ones (sub ids from the top of the range down, so they
+/// never meet the ones signaling allocates).
+fn install_static_bindings(cfg: &Config, dp: &SharedDp) -> Result<()> {
+    use crate::dataplane::{AccessBinding, AnchorBinding, TunnelEnds};
+    let mut fp = dp.0.lock().unwrap();
+    for (i, b) in cfg.static_bindings.iter().enumerate() {
+        let at_key = format!("static_bindings[{i}]");
+        let peer = cfg.peer(&b.peer).ok_or_else(|| anyhow!("{at_key}.peer: no peer named {:?}", b.peer))?;
+        let local = local_for(cfg, peer.address)
+            .ok_or_else(|| anyhow!("{at_key}.peer: no local address of the family of {}", peer.address))?;
+        let tunnel = TunnelEnds { local, remote: peer.address };
+        let sub_id = cfg.fastpath.max_subscribers - 1 - i as u32;
+        match cfg.role {
+            Role::Access => {
+                let ifname = b.interface.as_deref().ok_or_else(|| anyhow!("{at_key}.interface: required in the access role"))?;
+                let iface = cfg.interfaces.access.iter().find(|a| a.name == ifname)
+                    .ok_or_else(|| anyhow!("{at_key}.interface: {ifname} is not an access interface"))?;
+                let mac = b.mac.as_deref().and_then(crate::access::frame::parse_mac)
+                    .ok_or_else(|| anyhow!("{at_key}.mac: required in the access role"))?;
+                fp.install_access(&AccessBinding {
+                    at: AccessPoint { ifindex: crate::loader::ifindex(ifname)?, vlan: iface.vlan.unwrap_or(0), mac },
+                    sub_id,
+                    tunnel,
+                    uplink_key: b.uplink_key,
+                    downlink_key: b.downlink_key,
+                    home_v4: Some(b.home_address),
+                    gateway_v4: iface.gateway_v4().map(|g| g.0),
+                    hnp: None,
+                })
+                .with_context(|| at_key.clone())?;
+            }
+            Role::Anchor => {
+                fp.install_anchor(&AnchorBinding {
+                    sub_id,
+                    tunnel,
+                    uplink_key: b.uplink_key,
+                    downlink_key: b.downlink_key,
+                    home_v4: Some(b.home_address),
+                    hnp: None,
+                })
+                .with_context(|| at_key.clone())?;
+            }
+        }
+        tracing::info!(binding = %at_key, home = %b.home_address, peer = %b.peer, "static binding installed");
+    }
+    Ok(())
+}
+
 fn control_handler(cfg: Config, dp: SharedDp, snap: Arc<Mutex<Snapshot>>, clear: mpsc::UnboundedSender<String>) -> ctl::Handler {
     Arc::new(move |req| {
         let s = snap.lock().unwrap();
@@ -225,6 +275,9 @@ fn control_handler(cfg: Config, dp: SharedDp, snap: Arc<Mutex<Snapshot>>, clear:
                     if let Ok(c) = fp.counters() {
                         let g: std::collections::BTreeMap<String, u64> = c.into_iter().map(|(n, v)| (n.to_string(), v)).collect();
                         st.groups.insert("fastpath".into(), g);
+                    }
+                    if let Ok(m) = fp.map_entries() {
+                        st.groups.insert("fastpath_maps".into(), m.into_iter().map(|(n, v)| (n.to_lowercase(), v as u64)).collect());
                     }
                     st.subscribers = s
                         .bindings
@@ -268,6 +321,8 @@ struct Sub {
     dns: Vec<Ipv4Addr>,
     mtu: Option<u16>,
     registered_at: Option<Instant>,
+    /// PMIPv4: index of its traffic counters (0 for PMIPv6: the MAG's own).
+    sub_id: u32,
 }
 
 /// The access link of one interface: its DHCP server and ARP monitor.
@@ -356,7 +411,8 @@ struct AccessGlue<'a> {
     links: HashMap<u32, Link>,
     subs: HashMap<AccessPoint, Sub>,
     reg: Registrar,
-    next_sub_id: u32,
+    /// PMIPv4: the daemon names the subscriber's counters (the MAG does its own).
+    sub_ids: pmipv6::IdAlloc,
 }
 
 impl AccessGlue<'_> {
@@ -380,6 +436,18 @@ impl AccessGlue<'_> {
                 let mtu = Some(self.cfg.subscriber_mtu(&link.cfg, peer));
                 let dns = self.cfg.dns_for(Some(profile));
                 let requested_v4 = profile.home_address.or(requested);
+                let sub_id = match (self.subs.get(&at), &self.reg) {
+                    (Some(s), _) => s.sub_id,
+                    (None, Registrar::V4(_)) => match self.sub_ids.alloc() {
+                        Some(id) => id,
+                        None => {
+                            let _ = link.dhcp.send(DhcpCmd::BindingFailed { mac: at.mac });
+                            return;
+                        }
+                    },
+                    // The MAG names its subscribers' counters itself.
+                    (None, Registrar::V6(_)) => 0,
+                };
                 tracing::info!(%nai, mac = %mac_str(&at.mac), iface = %ifname, anchor = %peer.name, "attach");
                 match &self.reg {
                     Registrar::V6(tx) => {
@@ -403,10 +471,6 @@ impl AccessGlue<'_> {
                                 IpAddr::V4(a) => Some(a),
                                 _ => None,
                             });
-                        let sub_id = self.subs.get(&at).map(|_| 0).unwrap_or_else(|| {
-                            self.next_sub_id += 1;
-                            self.next_sub_id
-                        });
                         let mut s = pma::Subscriber::new(&nai, at, sub_id, ha);
                         s.alternate_ha = alternate;
                         s.static_home = profile.home_address;
@@ -415,7 +479,7 @@ impl AccessGlue<'_> {
                         shell.with(|p, now| p.attach(now, s));
                     }
                 }
-                self.subs.insert(at, Sub { nai, ifname, dns, mtu, registered_at: None });
+                self.subs.insert(at, Sub { nai, ifname, dns, mtu, registered_at: None, sub_id });
             }
             DhcpEvent::Detach { at, reason } => {
                 tracing::info!(mac = %mac_str(&at.mac), ?reason, "DHCP detach");
@@ -483,18 +547,27 @@ impl AccessGlue<'_> {
                 if let Some(l) = self.links.get(&at.ifindex) {
                     let _ = l.dhcp.send(DhcpCmd::BindingFailed { mac: at.mac });
                 }
-                self.subs.remove(&at);
+                self.forget(&at);
             }
             RegEvent::Gone { at } => {
                 if let Some(l) = self.links.get(&at.ifindex) {
                     let _ = l.dhcp.send(DhcpCmd::BindingGone { mac: at.mac });
                     let _ = l.arp.send(ArpCmd::Unwatch { mac: at.mac });
                 }
-                if let Some(s) = self.subs.remove(&at) {
-                    tracing::info!(nai = %s.nai, "binding gone");
+                if let Some(nai) = self.forget(&at) {
+                    tracing::info!(%nai, "binding gone");
                 }
             }
         }
+    }
+
+    /// Drops a subscriber and frees its counter index; returns its NAI.
+    fn forget(&mut self, at: &AccessPoint) -> Option<String> {
+        let s = self.subs.remove(at)?;
+        if s.sub_id != 0 {
+            self.sub_ids.release(s.sub_id);
+        }
+        Some(s.nai)
     }
 
     fn on_clear(&mut self, nai: &str) {
@@ -542,6 +615,15 @@ impl AccessGlue<'_> {
             sub_id,
         }
     }
+}
+
+/// Replaces what `pmipctl show` reports.
+fn publish<C: serde::Serialize>(snap: &Mutex<Snapshot>, views: Vec<BindingView>, local: Option<IpAddr>, group: &str, counters: &C) {
+    let mut s = snap.lock().unwrap();
+    s.tunnels = tunnels_of(&views, local);
+    s.bindings = views;
+    s.signaling = StatsView::default();
+    s.signaling.add_group(group, counters);
 }
 
 fn tunnels_of(bindings: &[BindingView], local: Option<IpAddr>) -> Vec<TunnelView> {
@@ -606,7 +688,7 @@ async fn access_v6(
     let (dhcp_tx, mut dhcp_rx) = mpsc::unbounded_channel();
     let (arp_tx, mut arp_rx) = mpsc::unbounded_channel();
     let links = start_links(cfg, &dhcp_tx, &arp_tx)?;
-    let mut glue = AccessGlue { cfg, links, subs: HashMap::new(), reg: Registrar::V6(cmd_tx.clone()), next_sub_id: 0 };
+    let mut glue = AccessGlue { cfg, links, subs: HashMap::new(), reg: Registrar::V6(cmd_tx.clone()), sub_ids: pmipv6::IdAlloc::new(1024) };
     let mut new_macs = start_new_mac_reader(&dp)?;
     ready();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -643,14 +725,11 @@ async fn access_v6(
                         .iter()
                         .map(|(at, b)| {
                             let peer = cfg.peer(&b.lma).map(|p| p.address).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-                            glue.view(at, b.state, b.home_v4.map(|h| h.0), (&b.lma, peer), (b.uplink_key.unwrap_or(0), b.downlink_key), b.lifetime, 0)
+                            glue.view(at, b.state, b.home_v4.map(|h| h.0), (&b.lma, peer), (b.uplink_key.unwrap_or(0), b.downlink_key), b.lifetime, b.sub_id)
                         })
                         .collect();
-                    let mut s = snapshot.lock().unwrap();
-                    s.tunnels = tunnels_of(&views, views.first().and_then(|v| local_for(cfg, v.peer)));
-                    s.bindings = views;
-                    s.signaling = StatsView::default();
-                    s.signaling.add_group("mag", &counters);
+                    let local = views.first().and_then(|v| local_for(cfg, v.peer));
+                    publish(&snapshot, views, local, "mag", &counters);
                 }
             }
             _ = &mut stop => break,
@@ -723,7 +802,7 @@ async fn access_v4(
     let (dhcp_tx, mut dhcp_rx) = mpsc::unbounded_channel();
     let (arp_tx, mut arp_rx) = mpsc::unbounded_channel();
     let links = start_links(cfg, &dhcp_tx, &arp_tx)?;
-    let mut glue = AccessGlue { cfg, links, subs: HashMap::new(), reg: Registrar::V4(shell.clone()), next_sub_id: 0 };
+    let mut glue = AccessGlue { cfg, links, subs: HashMap::new(), reg: Registrar::V4(shell.clone()), sub_ids: pmipv6::IdAlloc::new(1024) };
     let mut new_macs = start_new_mac_reader(&dp)?;
     ready();
     // The PMA has no event channel: its events are drained here, often enough
@@ -769,11 +848,8 @@ async fn access_v4(
                         v
                     })
                     .collect();
-                let mut s = snapshot.lock().unwrap();
-                s.tunnels = tunnels_of(&views, cfg.addresses.ipv4.map(IpAddr::V4));
-                s.bindings = views;
-                s.signaling = StatsView::default();
-                s.signaling.add_group("pma", &counters);
+                let local = cfg.addresses.ipv4.map(IpAddr::V4);
+                publish(&snapshot, views, local, "pma", &counters);
             }
             _ = &mut stop => break,
         }
@@ -865,12 +941,9 @@ async fn anchor_v6(
                 let (ctx, crx) = oneshot::channel();
                 let _ = cmd_tx.send(v6t::LmaCommand::Counters(ctx));
                 if let (Ok(list), Ok(counters)) = (rx.await, crx.await) {
-                    let views: Vec<BindingView> = list.iter().filter(|b| !b.deleting).map(|b| anchor_view(cfg, &String::from_utf8_lossy(&b.mn_id), &b.llid, b.mag.ip(), b.home_v4.map(|h| h.0), (b.uplink_key, b.downlink_key), b.lifetime, None, 0)).collect();
-                    let mut s = snapshot.lock().unwrap();
-                    s.tunnels = tunnels_of(&views, views.first().and_then(|v| local_for(cfg, v.peer)));
-                    s.bindings = views;
-                    s.signaling = StatsView::default();
-                    s.signaling.add_group("lma", &counters);
+                    let views: Vec<BindingView> = list.iter().filter(|b| !b.deleting).map(|b| anchor_view(cfg, &String::from_utf8_lossy(&b.mn_id), &b.llid, b.mag.ip(), b.home_v4.map(|h| h.0), (b.uplink_key, b.downlink_key), b.lifetime, None, b.sub_id)).collect();
+                    let local = views.first().and_then(|v| local_for(cfg, v.peer));
+                    publish(&snapshot, views, local, "lma", &counters);
                 }
             }
             _ = &mut stop => break,
@@ -980,14 +1053,11 @@ async fn anchor_v4(
                     .iter()
                     .map(|(nai, b)| {
                         let left = b.expires_at.saturating_duration_since(now);
-                        anchor_view(cfg, nai, &[], IpAddr::V4(b.pma), Some(b.home_address), (b.uplink_key, b.downlink_key), Duration::from_secs(cfg.timers.lifetime_s.into()), Some(left), 0)
+                        anchor_view(cfg, nai, &[], IpAddr::V4(b.pma), Some(b.home_address), (b.uplink_key, b.downlink_key), Duration::from_secs(cfg.timers.lifetime_s.into()), Some(left), b.sub_id)
                     })
                     .collect();
-                let mut s = snapshot.lock().unwrap();
-                s.tunnels = tunnels_of(&views, cfg.addresses.ipv4.map(IpAddr::V4));
-                s.bindings = views;
-                s.signaling = StatsView::default();
-                s.signaling.add_group("ha", &counters);
+                let local = cfg.addresses.ipv4.map(IpAddr::V4);
+                publish(&snapshot, views, local, "ha", &counters);
             }
             _ = &mut stop => break,
         }

@@ -113,52 +113,17 @@ fn map_err(e: impl std::fmt::Display) -> anyhow::Error {
 }
 
 pub fn ifindex(name: &str) -> Result<u32> {
-    let c = std::ffi::CString::new(name)?;
-    // SAFETY: valid NUL-terminated string.
-    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if idx == 0 {
-        bail!("interface {name:?} not found");
-    }
-    Ok(idx)
+    Ok(crate::access::shell::interface_info(name)?.0)
 }
 
-/// The interface's MAC, by SIOCGIFHWADDR on a socket of the calling thread's
-/// network namespace (sysfs would show the namespace it was mounted in).
+/// The interface's MAC, read in the calling thread's network namespace.
 pub fn iface_mac(name: &str) -> Result<[u8; 6]> {
-    if name.len() >= libc::IFNAMSIZ {
-        bail!("interface name {name:?} too long");
-    }
-    // SAFETY: plain socket/ioctl/close with a zeroed, NUL-terminated ifreq.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            bail!("socket: {}", std::io::Error::last_os_error());
-        }
-        let mut req: libc::ifreq = std::mem::zeroed();
-        for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
-            *d = s as libc::c_char;
-        }
-        let rc = libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut req);
-        let err = std::io::Error::last_os_error();
-        libc::close(fd);
-        if rc != 0 {
-            bail!("reading MAC of {name}: {err}");
-        }
-        let sa = req.ifr_ifru.ifru_hwaddr.sa_data;
-        Ok([sa[0] as u8, sa[1] as u8, sa[2] as u8, sa[3] as u8, sa[4] as u8, sa[5] as u8])
-    }
+    Ok(crate::access::shell::interface_info(name)?.1)
 }
 
+/// `aa:bb:cc:dd:ee:ff`, `aa-bb-…` or Cisco `aabb.ccdd.eeff`.
 pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let parts: Vec<&str> = s.split([':', '-']).collect();
-    if parts.len() != 6 {
-        bail!("bad MAC address {s:?}");
-    }
-    for (m, p) in mac.iter_mut().zip(parts) {
-        *m = u8::from_str_radix(p, 16).with_context(|| format!("bad MAC address {s:?}"))?;
-    }
-    Ok(mac)
+    crate::access::frame::parse_mac(s).ok_or_else(|| anyhow!("bad MAC address {s:?}"))
 }
 
 fn addr16(a: IpAddr) -> (u8, [u8; 16]) {
@@ -513,6 +478,31 @@ impl FastPath {
             .take_map(maps::NEW_MAC_EVENTS)
             .ok_or_else(|| anyhow!("map {} missing or already taken", maps::NEW_MAC_EVENTS))?;
         Ok(aya::maps::RingBuf::try_from(m)?)
+    }
+
+    /// How many entries each subscriber map holds (occupancy, for `show stats`
+    /// and tests).
+    pub fn map_entries(&self) -> Result<Vec<(&'static str, usize)>> {
+        fn count<K: aya::Pod, V: aya::Pod>(fp: &FastPath, name: &'static str) -> Result<(&'static str, usize)> {
+            let m: HashMap<_, K, V> = HashMap::try_from(fp.map(name)?)?;
+            Ok((name, m.keys().filter(|k| k.is_ok()).count()))
+        }
+        Ok(vec![
+            count::<AccessKey, AccessSubscriber>(self, maps::ACCESS_BY_MAC)?,
+            count::<[u8; 4], AccessDownlink>(self, maps::ACCESS_BY_KEY)?,
+            count::<[u8; 4], AnchorDownlink>(self, maps::ANCHOR_BY_HOME4)?,
+            count::<[u8; 8], AnchorDownlink>(self, maps::ANCHOR_BY_HNP)?,
+            count::<[u8; 4], AnchorUplink>(self, maps::ANCHOR_BY_KEY)?,
+        ])
+    }
+
+    /// Entries of one subscriber map (see [`map_entries`](Self::map_entries)).
+    pub fn map_entry_count(&self, name: &str) -> Result<usize> {
+        self.map_entries()?
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, c)| c)
+            .ok_or_else(|| anyhow!("no subscriber map named {name}"))
     }
 
     /// Verdict and drop-reason counters summed over CPUs, by name.

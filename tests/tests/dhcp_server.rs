@@ -90,20 +90,7 @@ impl Drop for Gw {
     }
 }
 
-struct TempDir(PathBuf);
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("pmip-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use pmip_tests::TempDir;
 
 fn wait_for_line(log: &Path, prefix: &str, within: Duration) -> Option<String> {
     let end = Instant::now() + within;

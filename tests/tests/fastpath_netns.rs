@@ -178,7 +178,8 @@ fn through_tunnel(mode: AttachMode) {
     let _pass = [start_pass(&l.sub, &["s0"]), start_pass(&l.wire, &["w0", "w1"]), start_pass(&l.cn, &["c0"])];
     let mag = start_mag(&l.mag, mode, sub_mac);
     let lma = start_lma(&l.lma, mode);
-    let pcap = format!("/tmp/pmip-fastpath-{}-{:?}.pcap", std::process::id(), mode);
+    let tmp = pmip_tests::TempDir::new(&format!("fastpath-{mode:?}"));
+    let pcap = tmp.path().join("tunnel.pcap").to_string_lossy().into_owned();
     l.wire.spawn(&["tcpdump", "-q", "-i", "w0", "-U", "-s", "96", "-c", "4000", "-w", &pcap, "not arp"]).unwrap();
     std::thread::sleep(Duration::from_millis(800));
 
@@ -218,7 +219,6 @@ fn through_tunnel(mode: AttachMode) {
         .args(["-r", &pcap, "-T", "fields", "-e", "ip.proto", "-e", "gre.key", "-e", "ip.src", "-e", "ip.dst"])
         .output()
         .expect("tshark");
-    let _ = std::fs::remove_file(&pcap);
     let text = String::from_utf8_lossy(&o.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines.len() > 100, "capture too small: {} packets", lines.len());
@@ -285,8 +285,8 @@ fn forwarding_survives_agent_exit() {
     let l = lab();
     let sub_mac = l.sub.exec(&["cat", "/sys/class/net/s0/address"]).unwrap().trim().to_string();
     let _pass = [start_pass(&l.sub, &["s0"]), start_pass(&l.wire, &["w0", "w1"]), start_pass(&l.cn, &["c0"])];
-    let dir = std::env::temp_dir().join(format!("pmip-pin-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = pmip_tests::TempDir::new("pin");
+    let dir = tmp.path().to_path_buf();
     let fs = BpfFs::mount();
     let pin_mag = fs.0.join("mag");
     let pin_lma = fs.0.join("lma");
@@ -375,5 +375,4 @@ sub_id = 1
         let links = ns.exec(&["ip", "-d", "link", "show"]).unwrap();
         assert!(!links.contains("prog/xdp"), "XDP still attached after unpin:\n{links}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -25,13 +25,7 @@ fn sa() -> SecurityAssociation {
     SecurityAssociation::new(0x100, b"pmipv4-test-key!", Algorithm::HmacMd5)
 }
 
-/// Removes the capture directory, also when the test fails.
-struct TempDir(std::path::PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use pmip_tests::TempDir;
 
 /// Kills the capture (by pid, SIGINT so it flushes) even if the test fails.
 struct Capture(u32);
@@ -96,7 +90,7 @@ fn pma_and_ha_register_1000_subscribers_over_udp() {
     hns.exec(&["ip", "addr", "add", "198.18.4.2/24", "dev", "v4h0"])
         .unwrap();
 
-    let dir = TempDir(std::env::temp_dir().join(format!("pmipv4-netns-{}", std::process::id())));
+    let dir = TempDir::new("pmipv4-netns");
     std::fs::create_dir_all(&dir.0).unwrap();
     let pcap = dir.0.join("pmipv4.pcap");
     let pcap_s = pcap.to_str().unwrap().to_string();

@@ -211,6 +211,8 @@ pub struct BindingInfo {
     pub uplink_key: u32,
     pub downlink_key: u32,
     pub expires_at: Instant,
+    /// Index of the binding's traffic counters in the fast path.
+    pub sub_id: u32,
 }
 
 /// The HA state machine.
@@ -227,7 +229,8 @@ pub struct Ha {
     pool_cursor: u32,
     keys_in_use: HashSet<u32>,
     next_key: u32,
-    next_sub_id: u32,
+    /// Indices of the fast path's per-subscriber counters, reused after release.
+    sub_ids: crate::pmipv6::IdAlloc,
     revocations: HashMap<u32, PendingRevocation>,
     next_revocation_id: u32,
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
@@ -263,7 +266,7 @@ impl Ha {
             pool_cursor,
             keys_in_use: HashSet::new(),
             next_key,
-            next_sub_id: 1,
+            sub_ids: crate::pmipv6::IdAlloc::new(1024),
             revocations: HashMap::new(),
             next_revocation_id,
             timers: BinaryHeap::new(),
@@ -313,6 +316,7 @@ impl Ha {
             uplink_key: b.anchor.uplink_key,
             downlink_key: b.anchor.downlink_key,
             expires_at: b.expires_at,
+            sub_id: b.anchor.sub_id,
         })
     }
     pub fn pending_revocations(&self) -> usize {
@@ -572,16 +576,20 @@ impl Ha {
                 self.release_home(h, from_pool);
                 return Err(Refusal(ReplyCode::InsufficientResources));
             };
+            let Some(sub_id) = self.sub_ids.alloc() else {
+                self.keys_in_use.remove(&uplink_key);
+                self.release_home(h, from_pool);
+                return Err(Refusal(ReplyCode::InsufficientResources));
+            };
             home = h;
             let anchor = AnchorBinding {
-                sub_id: self.next_sub_id,
+                sub_id,
                 tunnel,
                 uplink_key,
                 downlink_key,
                 home_v4: Some(home),
                 hnp: None,
             };
-            self.next_sub_id = self.next_sub_id.wrapping_add(1).max(1);
             self.dp.push_back(DpCommand::InstallAnchor(anchor.clone()));
             self.bindings.insert(
                 nai.clone(),
@@ -656,6 +664,7 @@ impl Ha {
     fn remove_binding(&mut self, nai: &str) -> Option<Binding> {
         let b = self.bindings.remove(nai)?;
         self.dp.push_back(DpCommand::RemoveAnchor(b.anchor.clone()));
+        self.sub_ids.release(b.anchor.sub_id);
         self.keys_in_use.remove(&b.anchor.uplink_key);
         self.release_home(b.home, b.from_pool);
         Some(b)

@@ -341,6 +341,8 @@ pub struct BindingInfo {
     pub hnp: Option<Hnp>,
     pub lifetime: Duration,
     pub deleting: bool,
+    /// Index of the binding's traffic counters in the fast path.
+    pub sub_id: u32,
 }
 
 /// The LMA state machine.
@@ -452,6 +454,7 @@ impl Lma {
             hnp: b.hnp,
             lifetime: b.lifetime,
             deleting: b.deleting,
+            sub_id: b.sub_id,
         })
     }
 

@@ -1064,6 +1064,7 @@ impl Mag {
             home_v4: e.granted.as_ref().and_then(|g| g.home_v4),
             hnp: e.granted.as_ref().and_then(|g| g.hnp),
             lifetime: e.granted.as_ref().map(|g| g.lifetime),
+            sub_id: e.sub_id,
         })
     }
 }
@@ -1079,4 +1080,6 @@ pub struct MagBindingInfo {
     pub home_v4: Option<(Ipv4Addr, u8)>,
     pub hnp: Option<Hnp>,
     pub lifetime: Option<Duration>,
+    /// Index of the subscriber's traffic counters in the fast path.
+    pub sub_id: u32,
 }

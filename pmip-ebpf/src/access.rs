@@ -1,0 +1,203 @@
+//! Access side (MAG / PMA): subscriber frames in, tunnel packets out, and
+//! the downlink back to the subscriber.
+use super::*;
+
+#[inline(never)]
+pub(crate) fn access_uplink(raw: *mut xdp_md, iface: &IfaceConfig, ifindex: u32, l2: &L2) -> Out {
+    let ctx = &XdpContext::new(raw);
+    let key = AccessKey { ifindex, vlan: l2.vlan, mac: l2.eth.src };
+    // SAFETY: plain lookup; copied.
+    let sub = match unsafe { ACCESS_BY_MAC.get(&key) } {
+        Some(s) => s,
+        None => return unregistered(ctx, iface, l2, &key),
+    };
+    if l2.proto == ETH_P_ARP {
+        return arp_reply(ctx, iface, l2, sub);
+    }
+    let inner = match parse_inner(ctx, l2.len, l2.proto) {
+        Some(i) => i,
+        None if l2.proto == ETH_P_IP || l2.proto == ETH_P_IPV6 => return out(DROP, Counter::DropMalformed),
+        None => return out(PASS, Counter::PassNotOurs),
+    };
+    if is_control(ctx, &inner, sub) {
+        return out(PASS, Counter::PassControl);
+    }
+    if spoofed(&inner, sub.flags, &sub.home_v4, &sub.home_hnp) {
+        return out(DROP, Counter::DropSpoofedSource);
+    }
+    if inner.ttl <= 1 {
+        return out(PASS, Counter::PassTtl);
+    }
+    tunnel_out(ctx, iface, ifindex, l2, &inner, sub.tunnel_id, sub.uplink_key, sub.sub_id, Dir::Up)
+}
+
+/// A frame from a MAC without a binding. Its DHCP, ARP, IPv6 link-local
+/// traffic and packets for the gateway itself go to the stack (the agent
+/// answers them); its other IP data is not forwarded — the access gateway
+/// routes only registered subscribers — but reported to the agent, which
+/// registers a subscriber that moved in from another gateway.
+#[inline(always)]
+pub(crate) fn unregistered(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, key: &AccessKey) -> Out {
+    let mut src_v4 = [0u8; 4];
+    if l2.proto == ETH_P_IP {
+        let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, l2.len) else {
+            return out(DROP, Counter::DropMalformed);
+        };
+        // SAFETY: bounds checked by ptr_at.
+        let ip = unsafe { &*ip };
+        if ip.dst == iface.addr4 || ip.dst[0] >= 224 || ip.src == [0, 0, 0, 0] {
+            return out(PASS, Counter::PassControl);
+        }
+        if ip.proto == IPPROTO_UDP {
+            let l4 = l2.len + ((ip.ver_ihl & 0x0f) as usize) * 4;
+            if let Some(u) = read_at::<UdpHdr>(ctx, l4) {
+                if be16(u.dst) == 67 {
+                    return out(PASS, Counter::PassControl);
+                }
+            }
+        }
+        src_v4 = ip.src;
+    } else if l2.proto == ETH_P_IPV6 {
+        let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, l2.len) else {
+            return out(DROP, Counter::DropMalformed);
+        };
+        // SAFETY: bounds checked by ptr_at.
+        let ip = unsafe { &*ip };
+        let link_local = |a: &[u8; 16]| a[0] == 0xfe && a[1] & 0xc0 == 0x80;
+        if ip.dst[0] == 0xff || link_local(&ip.dst) || link_local(&ip.src) {
+            return out(PASS, Counter::PassControl);
+        }
+    } else {
+        return out(PASS, Counter::PassNotOurs);
+    }
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: plain lookup.
+    let recent = unsafe { NEW_MAC_SEEN.get(key) }.is_some_and(|t| now.wrapping_sub(*t) < NEW_MAC_REPORT_NS);
+    if !recent {
+        let _ = NEW_MAC_SEEN.insert(key, &now, 0);
+        let _ = NEW_MAC_EVENTS.output::<NewMacEvent>(NewMacEvent { key: *key, src_v4 }, 0);
+    }
+    out(DROP, Counter::DropUnregistered)
+}
+
+/// Traffic for the gateway itself or for the local link, not for the tunnel:
+/// DHCP, broadcast/multicast, IPv6 link-local (ND, RS), the default router.
+#[inline(always)]
+pub(crate) fn is_control(ctx: &XdpContext, inner: &Inner, sub: &AccessSubscriber) -> bool {
+    if inner.family == FAMILY_V4 {
+        let d = &inner.dst;
+        if d[0] >= 224 || inner.src[..4] == [0, 0, 0, 0] || d[..4] == sub.gateway_v4 {
+            return true;
+        }
+        if inner.proto == IPPROTO_UDP {
+            if let Some(u) = read_at::<UdpHdr>(ctx, inner.l4_off) {
+                return be16(u.dst) == 67;
+            }
+        }
+        false
+    } else {
+        let link_local = |a: &[u8; 16]| a[0] == 0xfe && a[1] & 0xc0 == 0x80;
+        inner.dst[0] == 0xff || link_local(&inner.dst) || link_local(&inner.src)
+    }
+}
+
+/// Anti-spoofing: once a home address / prefix is bound, the inner source must be in it.
+#[inline(always)]
+pub(crate) fn spoofed(inner: &Inner, fl: u32, home4: &[u8; 4], hnp: &[u8; 8]) -> bool {
+    if inner.family == FAMILY_V4 {
+        fl & flags::HAS_HOME4 != 0 && inner.src[..4] != home4[..]
+            || fl & flags::HAS_HOME4 == 0 && fl & flags::HAS_HNP != 0
+    } else {
+        fl & flags::HAS_HNP != 0 && inner.src[..8] != hnp[..]
+            || fl & flags::HAS_HNP == 0 && fl & flags::HAS_HOME4 != 0
+    }
+}
+
+/// Answers a known subscriber's ARP request for any address but its own
+/// (draft-leung §6.1: the PMA is the subscriber's only L2 neighbour). Requests
+/// with sender 0.0.0.0 (RFC 5227 probes) or for its own address go to the stack.
+#[inline(always)]
+pub(crate) fn arp_reply(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, sub: &AccessSubscriber) -> Out {
+    let arp: ArpEthIp = match read_at(ctx, l2.len) {
+        Some(a) => a,
+        None => return out(DROP, Counter::DropMalformed),
+    };
+    if be16(arp.htype) != 1 || be16(arp.ptype) != ETH_P_IP || arp.hlen != 6 || arp.plen != 4 {
+        return out(DROP, Counter::DropMalformed);
+    }
+    if be16(arp.op) != 1
+        || arp.spa == [0, 0, 0, 0]
+        || arp.tpa == arp.spa
+        || (sub.flags & flags::HAS_HOME4 != 0 && arp.tpa == sub.home_v4)
+    {
+        return out(PASS, Counter::PassControl);
+    }
+    let reply = ArpEthIp {
+        op: 2u16.to_be_bytes(),
+        sha: iface.mac,
+        spa: arp.tpa,
+        tha: arp.sha,
+        tpa: arp.spa,
+        ..arp
+    };
+    let eth = EthHdr { dst: l2.eth.src, src: iface.mac, proto: l2.eth.proto };
+    if !write_at(ctx, 0, eth) || !write_at(ctx, l2.len, reply) {
+        return out(DROP, Counter::DropMalformed);
+    }
+    out(TX, Counter::TxArpReply)
+}
+
+/// Downlink at the access gateway: GRE from the anchor → subscriber's frame.
+#[inline(always)]
+pub(crate) fn access_downlink(ctx: &XdpContext, l2: &L2, family: u8, src: &[u8; 16], key: [u8; 4], inner_off: usize, ethertype: u16) -> Out {
+    // SAFETY: plain lookup.
+    let d = match unsafe { ACCESS_BY_KEY.get(&key) } {
+        Some(d) => d,
+        None => return out(DROP, Counter::DropUnknownKey),
+    };
+    if !peer_ok(d.tunnel_id, family, src) {
+        return out(DROP, Counter::DropWrongPeer);
+    }
+    // SAFETY: plain lookup.
+    let access = match unsafe { IFACES.get(&d.ifindex) } {
+        Some(a) => a,
+        None => return out(DROP, Counter::DropNoTunnel),
+    };
+    let inner = match parse_inner(ctx, inner_off, ethertype) {
+        Some(i) => i,
+        None => return out(DROP, Counter::DropMalformed),
+    };
+    let _ = l2;
+    if inner.ttl <= 1 {
+        // Decapsulated, to the stack: the kernel answers time exceeded.
+        if !decap(ctx, inner_off, inner.family, l2.eth.src, access.mac, 0) {
+            return out(DROP, Counter::DropAdjustFailed);
+        }
+        return out(PASS, Counter::PassTtl);
+    }
+    if !dec_ttl(ctx, inner_off, inner.family) {
+        return out(DROP, Counter::DropMalformed);
+    }
+    if !decap(ctx, inner_off, inner.family, access.mac, d.mac, d.vlan) {
+        return out(DROP, Counter::DropAdjustFailed);
+    }
+    account(d.sub_id, inner.len, false);
+    out(redirect(d.ifindex), Counter::TxDecapDownlink)
+}
+
+/// The outer source must be the remote end of the tunnel the key belongs to.
+#[inline(always)]
+pub(crate) fn peer_ok(tunnel_id: u32, family: u8, src: &[u8; 16]) -> bool {
+    // SAFETY: plain lookup.
+    match TUNNELS.get(tunnel_id) {
+        Some(t) if t.family == family => {
+            if family == FAMILY_V4 {
+                t.remote[..4] == src[..4]
+            } else {
+                t.remote == *src
+            }
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,110 @@
+//! ICMP errors the fast path answers itself.
+use super::*;
+
+/// Answers a DF (or IPv6) packet that would not fit the tunnel with ICMP
+/// fragmentation-needed (RFC 1191) / packet-too-big (RFC 4443 §3.2) carrying
+/// the tunnel MTU, sent back out of the interface it came in on (XDP_TX).
+#[inline(never)]
+pub(crate) fn icmp_too_big(raw: *mut xdp_md, mtu: u16) -> Out {
+    let ctx = &XdpContext::new(raw);
+    let ifindex = ctx.ingress_ifindex() as u32;
+    // SAFETY: plain lookup (the caller found it a moment ago).
+    let iface = match unsafe { IFACES.get(&ifindex) } {
+        Some(c) => *c,
+        None => return out(DROP, Counter::DropMalformed),
+    };
+    let iface = &iface;
+    let l2 = match parse_l2(ctx) {
+        Some(l2) => l2,
+        None => return out(DROP, Counter::DropMalformed),
+    };
+    let l2 = &l2;
+    let inner = match parse_inner(ctx, l2.len, l2.proto) {
+        Some(i) => i,
+        None => return out(DROP, Counter::DropMalformed),
+    };
+    let inner = &inner;
+    let v6 = inner.family == FAMILY_V6;
+    let ip_len = if v6 { IPV6_HDR_LEN } else { IPV4_HDR_LEN };
+    let grow = (ip_len + 8) as i32;
+    // SAFETY: helper calls on our own context.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -grow) } != 0 {
+        return out(DROP, Counter::DropAdjustFailed);
+    }
+    let l4 = l2.len + ip_len;
+    let want = (l4 + 8 + ICMP_QUOTE) as i32;
+    let have = (ctx.data_end() - ctx.data()) as i32;
+    if have < want || unsafe { bpf_xdp_adjust_tail(ctx.ctx, want - have) } != 0 {
+        return out(DROP, Counter::DropAdjustFailed);
+    }
+    if !write_l2(ctx, iface.mac, l2.eth.src, l2.vlan, l2.proto) {
+        return out(DROP, Counter::DropAdjustFailed);
+    }
+    let icmp_len = (8 + ICMP_QUOTE) as u16;
+    let mut sum: u64 = 0;
+    if v6 {
+        let ip = Ipv6Hdr {
+            ver_tc_flow: [0x60, 0, 0, 0],
+            payload_len: icmp_len.to_be_bytes(),
+            next_hdr: IPPROTO_ICMPV6,
+            hop_limit: 255,
+            src: iface.addr6,
+            dst: inner.src,
+        };
+        // Pseudo-header (RFC 8200 §8.1): addresses, upper-layer length, next header.
+        sum += sum16(&ip.src) + sum16(&ip.dst) + icmp_len as u64 + IPPROTO_ICMPV6 as u64;
+        if !write_at(ctx, l2.len, ip) {
+            return out(DROP, Counter::DropAdjustFailed);
+        }
+    } else {
+        let mut ip = Ipv4Hdr {
+            ver_ihl: 0x45,
+            tos: 0xc0,
+            tot_len: (icmp_len + IPV4_HDR_LEN as u16).to_be_bytes(),
+            id: [0, 0],
+            frag_off: [0, 0],
+            ttl: OUTER_TTL,
+            proto: IPPROTO_ICMP,
+            check: [0, 0],
+            src: iface.addr4,
+            dst: [inner.src[0], inner.src[1], inner.src[2], inner.src[3]],
+        };
+        ip.check = ipv4_csum(&ip);
+        if !write_at(ctx, l2.len, ip) {
+            return out(DROP, Counter::DropAdjustFailed);
+        }
+    }
+    let (ty, code, rest) = if v6 {
+        (2u8, 0u8, (mtu as u32).to_be_bytes())
+    } else {
+        let m = mtu.to_be_bytes();
+        (3u8, 4u8, [0, 0, m[0], m[1]])
+    };
+    let hdr = IcmpHdr { ty, code, check: [0, 0], rest };
+    sum += ((ty as u64) << 8 | code as u64) + sum16(&rest);
+    let mut i = 0;
+    while i < ICMP_QUOTE {
+        match read_at::<[u8; 8]>(ctx, l4 + 8 + i) {
+            Some(q) => sum += sum16(&q),
+            None => return out(DROP, Counter::DropAdjustFailed),
+        }
+        i += 8;
+    }
+    let hdr = IcmpHdr { check: csum_fold(sum).to_be_bytes(), ..hdr };
+    if !write_at(ctx, l4, hdr) {
+        return out(DROP, Counter::DropAdjustFailed);
+    }
+    out(TX, Counter::TxIcmpTooBig)
+}
+
+/// Sum of big-endian 16-bit words (even length).
+#[inline(always)]
+pub(crate) fn sum16<const N: usize>(b: &[u8; N]) -> u64 {
+    let mut s: u64 = 0;
+    let mut i = 0;
+    while i + 1 < N {
+        s += u16::from_be_bytes([b[i], b[i + 1]]) as u64;
+        i += 2;
+    }
+    s
+}

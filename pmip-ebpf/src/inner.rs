@@ -1,0 +1,101 @@
+//! The subscriber's IP packet inside the frame or tunnel: parse, TTL.
+use super::*;
+
+/// What the paths need to know about the subscriber's IP packet.
+#[derive(Clone, Copy)]
+pub(crate) struct Inner {
+    pub(crate) family: u8,
+    /// Total length of the inner IP packet (header + payload).
+    pub(crate) len: u16,
+    pub(crate) ttl: u8,
+    /// DF set (always for IPv6: routers never fragment it).
+    pub(crate) df: bool,
+    pub(crate) src: [u8; 16],
+    pub(crate) dst: [u8; 16],
+    /// Inner IPv4 protocol / IPv6 next header.
+    pub(crate) proto: u8,
+    /// Offset of the transport header (IPv4 only; used to spot DHCP).
+    pub(crate) l4_off: usize,
+}
+
+#[inline(always)]
+pub(crate) fn parse_inner(ctx: &XdpContext, off: usize, ethertype: u16) -> Option<Inner> {
+    let mut src = [0u8; 16];
+    let mut dst = [0u8; 16];
+    // The IP length may not claim more than the frame holds (Ethernet padding
+    // may make the frame longer; that is fine).
+    let avail = ctx.data_end() - ctx.data();
+    if ethertype == ETH_P_IP {
+        // SAFETY: as above.
+        let ip: &Ipv4Hdr = unsafe { &*ptr_at::<Ipv4Hdr>(ctx, off)? };
+        let ihl = (ip.ver_ihl & 0x0f) as usize;
+        let len = be16(ip.tot_len);
+        if ip.ver_ihl >> 4 != 4 || ihl < 5 || (len as usize) < ihl * 4 || off + len as usize > avail {
+            return None;
+        }
+        src[..4].copy_from_slice(&ip.src);
+        dst[..4].copy_from_slice(&ip.dst);
+        Some(Inner {
+            family: FAMILY_V4,
+            len,
+            ttl: ip.ttl,
+            df: be16(ip.frag_off) & 0x4000 != 0,
+            src,
+            dst,
+            proto: ip.proto,
+            l4_off: off + ihl * 4,
+        })
+    } else if ethertype == ETH_P_IPV6 {
+        // SAFETY: bounds checked by ptr_at; fields are copied out before any resize.
+        let ip: &Ipv6Hdr = unsafe { &*ptr_at::<Ipv6Hdr>(ctx, off)? };
+        let len = be16(ip.payload_len).checked_add(IPV6_HDR_LEN as u16)?;
+        if ip.ver_tc_flow[0] >> 4 != 6 || off + len as usize > avail {
+            return None;
+        }
+        Some(Inner {
+            family: FAMILY_V6,
+            len,
+            ttl: ip.hop_limit,
+            df: true,
+            src: ip.src,
+            dst: ip.dst,
+            proto: ip.next_hdr,
+            l4_off: off + IPV6_HDR_LEN,
+        })
+    } else {
+        None
+    }
+}
+
+/// Decrements the inner TTL / hop limit as a router would (caller checked > 1).
+#[inline(always)]
+pub(crate) fn dec_ttl(ctx: &XdpContext, off: usize, family: u8) -> bool {
+    if family == FAMILY_V4 {
+        match ptr_at::<Ipv4Hdr>(ctx, off) {
+            // SAFETY: bounds checked by ptr_at.
+            Some(p) => {
+                unsafe { ipv4_ttl_dec(&mut *p) };
+                true
+            }
+            None => false,
+        }
+    } else {
+        match ptr_at::<Ipv6Hdr>(ctx, off) {
+            // SAFETY: bounds checked by ptr_at.
+            Some(p) => {
+                unsafe { (*p).hop_limit -= 1 };
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[inline(always)]
+pub(crate) fn ethertype_of(family: u8) -> u16 {
+    if family == FAMILY_V6 {
+        ETH_P_IPV6
+    } else {
+        ETH_P_IP
+    }
+}

@@ -1,0 +1,51 @@
+//! The fast path's maps: one per lookup key, named by entity, key and
+//! direction; each says who writes it. Names and value types come from
+//! `pmip-common`, shared with the agent.
+use super::*;
+
+/// Subscribers by (access ifindex, VLAN, MAC). Written by the MAG/PMA agent.
+#[map]
+pub(crate) static ACCESS_BY_MAC: HashMap<AccessKey, AccessSubscriber> =
+    HashMap::with_max_entries(MAX_SUBSCRIBERS, 0);
+/// Downlink GRE key → subscriber on an access interface. Written by the MAG/PMA agent.
+#[map]
+pub(crate) static ACCESS_BY_KEY: HashMap<[u8; 4], AccessDownlink> =
+    HashMap::with_max_entries(MAX_SUBSCRIBERS, 0);
+/// IPv4 home address → tunnel to the serving access gateway. Written by the LMA/HA agent.
+#[map]
+pub(crate) static ANCHOR_BY_HOME4: HashMap<[u8; 4], AnchorDownlink> =
+    HashMap::with_max_entries(MAX_SUBSCRIBERS, 0);
+/// IPv6 home network prefix (first 64 bits) → tunnel. Written by the LMA/HA agent.
+#[map]
+pub(crate) static ANCHOR_BY_HNP: HashMap<[u8; 8], AnchorDownlink> =
+    HashMap::with_max_entries(MAX_SUBSCRIBERS, 0);
+/// Uplink GRE key → binding (home address to enforce). Written by the LMA/HA agent.
+#[map]
+pub(crate) static ANCHOR_BY_KEY: HashMap<[u8; 4], AnchorUplink> =
+    HashMap::with_max_entries(MAX_SUBSCRIBERS, 0);
+/// Tunnel id → outer endpoints. Written by either agent before entries refer to it.
+#[map]
+pub(crate) static TUNNELS: Array<Tunnel> = Array::with_max_entries(MAX_TUNNELS, 0);
+/// ifindex → role, MAC and ICMP source addresses. Written by the loader at attach.
+#[map]
+pub(crate) static IFACES: HashMap<u32, IfaceConfig> = HashMap::with_max_entries(MAX_IFACES, 0);
+/// Verdict and drop-reason counters. Written here only; read by `pmipctl show stats`.
+#[map]
+pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
+/// Per-subscriber packets/bytes in both directions. Written here; read for billing.
+#[map]
+pub(crate) static SUB_STATS: PerCpuArray<SubscriberStats> =
+    PerCpuArray::with_max_entries(MAX_SUBSCRIBERS, 0);
+
+/// A verdict and the counter it is accounted under, packed in one register
+/// (BPF-to-BPF calls return a single value): action | counter << 8.
+/// Next hop per tunnel, per CPU, refreshed from the FIB every NEXT_HOP_CACHE_NS.
+#[map]
+pub(crate) static TUNNEL_NH: PerCpuArray<NextHopCache> = PerCpuArray::with_max_entries(MAX_TUNNELS, 0);
+
+/// Data from MACs without a binding, for the access agent (attach trigger).
+#[map]
+pub(crate) static NEW_MAC_EVENTS: RingBuf = RingBuf::with_byte_size(NEW_MAC_RING_BYTES, 0);
+/// Rate limit of NEW_MAC_EVENTS: last report per MAC.
+#[map]
+pub(crate) static NEW_MAC_SEEN: LruHashMap<AccessKey, u64> = LruHashMap::with_max_entries(NEW_MAC_SEEN_ENTRIES, 0);

@@ -1,0 +1,233 @@
+//! Next hop (FIB, per-tunnel cache), encapsulation and decapsulation:
+//! what both roles do to put a packet into a GRE tunnel or take it out.
+use super::*;
+
+pub(crate) struct NextHop {
+    pub(crate) rc: i64,
+    pub(crate) ifindex: u32,
+    pub(crate) smac: [u8; 6],
+    pub(crate) dmac: [u8; 6],
+    pub(crate) mtu: u16,
+}
+
+/// `bpf_fib_lookup` for a packet of `tot_len` bytes from `src` to `dst`; with
+/// tot_len set the kernel also checks the egress MTU (FRAG_NEEDED + mtu).
+#[inline(always)]
+pub(crate) fn fib(ctx: &impl EbpfContext, ifindex: u32, family: u8, src: &[u8; 16], dst: &[u8; 16], tot_len: u16) -> NextHop {
+    fib_flags(ctx, ifindex, family, src, dst, tot_len, 0)
+}
+
+#[inline(always)]
+pub(crate) fn fib_flags(ctx: &impl EbpfContext, ifindex: u32, family: u8, src: &[u8; 16], dst: &[u8; 16], tot_len: u16, flags: u32) -> NextHop {
+    // SAFETY: FibParams is plain old data; all-zero is a valid value.
+    let mut p: FibParams = unsafe { core::mem::zeroed() };
+    p.ifindex = ifindex;
+    p.__bindgen_anon_1.tot_len = tot_len;
+    if family == FAMILY_V4 {
+        p.family = AF_INET;
+        p.__bindgen_anon_3.ipv4_src = u32::from_ne_bytes([src[0], src[1], src[2], src[3]]);
+        p.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes([dst[0], dst[1], dst[2], dst[3]]);
+    } else {
+        p.family = AF_INET6;
+        // SAFETY: [u8; 16] and [u32; 4] have the same size; byte order is kept.
+        p.__bindgen_anon_3.ipv6_src = unsafe { core::mem::transmute::<[u8; 16], [u32; 4]>(*src) };
+        p.__bindgen_anon_4.ipv6_dst = unsafe { core::mem::transmute::<[u8; 16], [u32; 4]>(*dst) };
+    }
+    // SAFETY: helper call with a valid context and a params struct of the right size.
+    let rc = unsafe {
+        bpf_fib_lookup(ctx.as_ptr(), &mut p, core::mem::size_of::<FibParams>() as i32, flags)
+    };
+    NextHop {
+        rc,
+        ifindex: p.ifindex,
+        smac: p.smac,
+        dmac: p.dmac,
+        // SAFETY: union read of a u16 field.
+        mtu: unsafe { p.__bindgen_anon_1.mtu_result },
+    }
+}
+
+
+/// Replaces the `l2_len`-byte L2 header with Ethernet + outer IP + GRE(key).
+/// The inner packet is not moved: only the head grows.
+#[inline(always)]
+pub(crate) fn encap(ctx: &XdpContext, l2_len: usize, inner: &Inner, tun: &Tunnel, key: [u8; 4], smac: [u8; 6], dmac: [u8; 6]) -> bool {
+    let outer_ip = if tun.family == FAMILY_V6 { IPV6_HDR_LEN } else { IPV4_HDR_LEN };
+    let new_hdr = ETH_HLEN + outer_ip + GRE_KEYED_LEN;
+    let grow = new_hdr as i32 - l2_len as i32;
+    // SAFETY: helper call on our own context.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -grow) } != 0 {
+        return false;
+    }
+    let eth = EthHdr { dst: dmac, src: smac, proto: ethertype_of(tun.family).to_be_bytes() };
+    if !write_at(ctx, 0, eth) {
+        return false;
+    }
+    let written = if tun.family == FAMILY_V6 {
+        write_at(ctx, ETH_HLEN, outer_v6(tun, inner.len))
+    } else {
+        write_at(ctx, ETH_HLEN, outer_v4(tun, inner.len))
+    };
+    written && write_at(ctx, ETH_HLEN + outer_ip, gre_header(inner.family, key))
+}
+
+/// Outer IPv4 header of a tunnel packet carrying `inner_len` bytes (DF clear:
+/// the MTU was checked against the egress; a router further on may fragment).
+#[inline(always)]
+pub(crate) fn outer_v4(tun: &Tunnel, inner_len: u16) -> Ipv4Hdr {
+    let mut ip = Ipv4Hdr {
+        ver_ihl: 0x45,
+        tos: 0,
+        tot_len: (inner_len + (IPV4_HDR_LEN + GRE_KEYED_LEN) as u16).to_be_bytes(),
+        id: [0, 0],
+        frag_off: [0, 0],
+        ttl: OUTER_TTL,
+        proto: IPPROTO_GRE,
+        check: [0, 0],
+        src: [tun.local[0], tun.local[1], tun.local[2], tun.local[3]],
+        dst: [tun.remote[0], tun.remote[1], tun.remote[2], tun.remote[3]],
+    };
+    ip.check = ipv4_csum(&ip);
+    ip
+}
+
+/// Outer IPv6 header of a tunnel packet carrying `inner_len` bytes.
+#[inline(always)]
+pub(crate) fn outer_v6(tun: &Tunnel, inner_len: u16) -> Ipv6Hdr {
+    Ipv6Hdr {
+        ver_tc_flow: [0x60, 0, 0, 0],
+        payload_len: (inner_len + GRE_KEYED_LEN as u16).to_be_bytes(),
+        next_hdr: IPPROTO_GRE,
+        hop_limit: OUTER_TTL,
+        src: tun.local,
+        dst: tun.remote,
+    }
+}
+
+/// GRE with only the Key bit (RFC 2890 §2.1), as every tunnel uses.
+#[inline(always)]
+pub(crate) fn gre_header(inner_family: u8, key: [u8; 4]) -> GreKeyHdr {
+    GreKeyHdr { flags: GRE_K.to_be_bytes(), proto: ethertype_of(inner_family).to_be_bytes(), key }
+}
+
+/// Removes everything before `inner_off` and writes a fresh L2 header
+/// (Ethernet, plus an 802.1Q tag when `vlan` is not 0).
+#[inline(always)]
+pub(crate) fn decap(ctx: &XdpContext, inner_off: usize, family: u8, smac: [u8; 6], dmac: [u8; 6], vlan: u16) -> bool {
+    let l2 = if vlan != 0 { ETH_HLEN + VLAN_HLEN } else { ETH_HLEN };
+    let shrink = inner_off as i32 - l2 as i32;
+    // SAFETY: helper call on our own context.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, shrink) } != 0 {
+        return false;
+    }
+    write_l2(ctx, smac, dmac, vlan, ethertype_of(family))
+}
+
+#[inline(always)]
+pub(crate) fn write_l2(ctx: &XdpContext, smac: [u8; 6], dmac: [u8; 6], vlan: u16, proto: u16) -> bool {
+    if vlan != 0 {
+        write_at(ctx, 0, EthHdr { dst: dmac, src: smac, proto: ETH_P_8021Q.to_be_bytes() })
+            && write_at(ctx, ETH_HLEN, VlanHdr { tci: vlan.to_be_bytes(), proto: proto.to_be_bytes() })
+    } else {
+        write_at(ctx, 0, EthHdr { dst: dmac, src: smac, proto: proto.to_be_bytes() })
+    }
+}
+
+#[inline(always)]
+pub(crate) fn redirect(ifindex: u32) -> u32 {
+    // SAFETY: helper call; flags 0.
+    unsafe { bpf_redirect(ifindex, 0) as u32 }
+}
+
+/// Which way a packet goes through a tunnel, for counters and billing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dir {
+    Up,
+    Down,
+}
+
+/// Encapsulates the subscriber's packet into tunnel `tunnel_id` with `key`
+/// and sends it: XDP redirect when the next hop is resolved, otherwise
+/// through the kernel (which resolves the neighbour), so no packet is lost to
+/// an unresolved neighbour. Handles too-big first; counts the subscriber's
+/// traffic for every packet that leaves.
+#[inline(always)]
+pub(crate) fn tunnel_out(
+    ctx: &XdpContext,
+    iface: &IfaceConfig,
+    ifindex: u32,
+    l2: &L2,
+    inner: &Inner,
+    tunnel_id: u32,
+    key: [u8; 4],
+    sub_id: u32,
+    dir: Dir,
+) -> Out {
+    let tun = match TUNNELS.get(tunnel_id) {
+        Some(t) if t.family != 0 => t,
+        _ => return out(DROP, Counter::DropNoTunnel),
+    };
+    let ok = if dir == Dir::Up { Counter::TxEncapUplink } else { Counter::TxEncapDownlink };
+    let overhead = pmip_common::tunnel_overhead(tun.family) as u16;
+    let tot = inner.len.saturating_add(overhead);
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let cache = TUNNEL_NH.get_ptr_mut(tunnel_id);
+    if let Some(c) = cache {
+        // SAFETY: per-CPU slot of this CPU.
+        let c = unsafe { &*c };
+        if now < c.expires_ns && tot <= c.max_len && c.remote == tun.remote {
+            if !dec_ttl(ctx, l2.len, inner.family) {
+                return out(DROP, Counter::DropMalformed);
+            }
+            if !encap(ctx, l2.len, inner, tun, key, c.smac, c.dmac) {
+                return out(DROP, Counter::DropAdjustFailed);
+            }
+            account(sub_id, inner.len, dir == Dir::Up);
+            return out(redirect(c.ifindex), ok);
+        }
+    }
+    let nh = fib(ctx, ifindex, tun.family, &tun.local, &tun.remote, tot);
+    if nh.rc == FIB_FRAG_NEEDED {
+        if !inner.df {
+            return out(DROP, Counter::DropTooBigNoDf);
+        }
+        return TOO_BIG | (nh.mtu.saturating_sub(overhead) as u32) << 8;
+    }
+    if nh.rc != FIB_SUCCESS && nh.rc != FIB_NO_NEIGH {
+        return out(DROP, Counter::DropNoRoute);
+    }
+    if !dec_ttl(ctx, l2.len, inner.family) {
+        return out(DROP, Counter::DropMalformed);
+    }
+    if nh.rc == FIB_NO_NEIGH {
+        // To the kernel, addressed to ourselves at L2: it routes the GRE packet and
+        // resolves the neighbour; later packets find it and stay in XDP.
+        if !encap(ctx, l2.len, inner, tun, key, l2.eth.src, iface.mac) {
+            return out(DROP, Counter::DropAdjustFailed);
+        }
+        account(sub_id, inner.len, dir == Dir::Up);
+        return out(PASS, Counter::PassNoNeigh);
+    }
+    if let Some(c) = cache {
+        // SAFETY: per-CPU slot of this CPU.
+        let c = unsafe { &mut *c };
+        let fresh = now < c.expires_ns && c.remote == tun.remote && c.ifindex == nh.ifindex && c.dmac == nh.dmac;
+        if !fresh {
+            c.expires_ns = now + NEXT_HOP_CACHE_NS;
+            c.max_len = 0;
+            c.remote = tun.remote;
+        }
+        c.ifindex = nh.ifindex;
+        c.smac = nh.smac;
+        c.dmac = nh.dmac;
+        if tot > c.max_len {
+            c.max_len = tot;
+        }
+    }
+    if !encap(ctx, l2.len, inner, tun, key, nh.smac, nh.dmac) {
+        return out(DROP, Counter::DropAdjustFailed);
+    }
+    account(sub_id, inner.len, dir == Dir::Up);
+    out(redirect(nh.ifindex), ok)
+}
