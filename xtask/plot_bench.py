@@ -216,7 +216,8 @@ def plot_throughput(t, tcp, out):
 
 
 def plot_scale(s, out):
-    rows = s["rows"]
+    # The random-subscriber rows; the ", 1 sub" (hot entry) rows are in the table only.
+    rows = [r for r in s["rows"] if "1 sub" not in r["path"]]
     paths = []
     for r in rows:
         if r["path"] not in paths:

@@ -52,7 +52,7 @@ fn scale_smoke() {
     }
     let v = scale::scale(&scale::Config::smoke()).unwrap();
     let rows = v["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 5, "{v}");
+    assert_eq!(rows.len(), 9, "{v}");
     for r in rows {
         let ns = r["ns_per_packet"].as_f64().unwrap();
         assert!(ns > 0.0 && ns < 1e6, "{r}");
