@@ -85,6 +85,8 @@ fn per_packet() -> Result<serde_json::Value> {
         let cases = vec![
             Case { name: "xdp_pass (baseline a)", program: PASS_PROGRAM, ifindex: acc, frame: up.clone(), verdict: 2 },
             Case { name: "min forwarder (baseline b)", program: "bench_min_fwd", ifindex: acc, frame: up.clone(), verdict: 4 },
+            // The throughput benchmark's redirect ceiling: MAC rewrite + redirect only.
+            Case { name: "redirect only (tg_fwd)", program: "tg_fwd", ifindex: acc, frame: up.clone(), verdict: 4 },
             Case { name: "access encap, IPv4 outer", program: PROGRAM, ifindex: acc, frame: up, verdict: 4 },
             Case { name: "access encap, IPv6 outer", program: PROGRAM, ifindex: acc, frame: up_v6t, verdict: 4 },
             Case { name: "access decap, IPv4 outer", program: PROGRAM, ifindex: core, frame: down, verdict: 4 },
@@ -96,6 +98,7 @@ fn per_packet() -> Result<serde_json::Value> {
         ];
         fp.loaded_program(PASS_PROGRAM)?;
         fp.loaded_program("bench_min_fwd")?;
+        fp.loaded_program("tg_fwd")?;
         let mut samples = vec![Vec::new(); cases.len()];
         // Interleave: every round runs every case once, so drift and noise
         // from the shared host hit all cases alike.
