@@ -103,3 +103,66 @@ pub fn tg_fwd(ctx: XdpContext) -> u32 {
     // SAFETY: helper call; flags 0.
     unsafe { bpf_redirect(ifindex, 0) as u32 }
 }
+
+// ---- cost of single operations, for the per-packet benchmark ----
+//
+// Each does one thing the fast path does per packet, then returns XDP_PASS
+// (XDP_DROP only on a result that cannot happen, so the work is not optimised
+// away). Timed beside `xdp_pass`, the difference is the operation's cost.
+
+/// `bpf_ktime_get_ns` (the encapsulation paths read the clock for their next-hop cache).
+#[xdp]
+pub fn tg_cost_ktime(_ctx: XdpContext) -> u32 {
+    // SAFETY: helper without arguments.
+    let t = unsafe { aya_ebpf::helpers::generated::bpf_ktime_get_ns() };
+    if t == 1 { xdp_action::XDP_DROP } else { xdp_action::XDP_PASS }
+}
+
+/// `bpf_ktime_get_coarse_ns` (tick resolution; enough for a 200 ms expiry).
+#[xdp]
+pub fn tg_cost_ktime_coarse(_ctx: XdpContext) -> u32 {
+    // SAFETY: helper without arguments.
+    let t = unsafe { aya_ebpf::helpers::generated::bpf_ktime_get_coarse_ns() };
+    if t == 1 { xdp_action::XDP_DROP } else { xdp_action::XDP_PASS }
+}
+
+/// One hash lookup: the ingress interface in `IFACES`, as every packet does first.
+#[xdp]
+pub fn tg_cost_hash(ctx: XdpContext) -> u32 {
+    let ifindex = ctx.ingress_ifindex() as u32;
+    // SAFETY: plain lookup.
+    match unsafe { crate::maps::IFACES.get(&ifindex) } {
+        Some(c) if c.role == 0xff => xdp_action::XDP_DROP,
+        _ => xdp_action::XDP_PASS,
+    }
+}
+
+/// One `bpf_fib_lookup` for the frame's IPv4 destination.
+#[xdp]
+pub fn tg_cost_fib(ctx: XdpContext) -> u32 {
+    let Some(ip) = read_at::<Ipv4Hdr>(&ctx, ETH_HLEN) else { return xdp_action::XDP_PASS };
+    let mut src = [0u8; 16];
+    let mut dst = [0u8; 16];
+    src[..4].copy_from_slice(&ip.src);
+    dst[..4].copy_from_slice(&ip.dst);
+    let nh = crate::tunnel::fib(&ctx, ctx.ingress_ifindex() as u32, pmip_common::FAMILY_V4, &src, &dst, 0);
+    if nh.rc == 99 { xdp_action::XDP_DROP } else { xdp_action::XDP_PASS }
+}
+
+/// `bpf_xdp_adjust_head` growing the head by an IPv4 + GRE-key header (24 bytes).
+#[xdp]
+pub fn tg_cost_adjust(ctx: XdpContext) -> u32 {
+    // SAFETY: helper call on our own context.
+    let rc = unsafe { aya_ebpf::helpers::generated::bpf_xdp_adjust_head(ctx.ctx, -24) };
+    if rc == 1 { xdp_action::XDP_DROP } else { xdp_action::XDP_PASS }
+}
+
+/// One per-CPU counter increment (every exit of the fast path does one).
+#[xdp]
+pub fn tg_cost_percpu(_ctx: XdpContext) -> u32 {
+    if let Some(p) = TG_SINK.get_ptr_mut(1) {
+        // SAFETY: per-CPU slot of this CPU.
+        unsafe { *p += 1 };
+    }
+    xdp_action::XDP_PASS
+}

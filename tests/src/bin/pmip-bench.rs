@@ -75,6 +75,7 @@ fn per_packet() -> Result<serde_json::Value> {
     let mut fp = fx.fp;
     let rows = fx.ns.run_in(move || -> Result<Vec<(String, f64, f64, f64, f64)>> {
         let up = cat(eth(ACC_MAC, SUB1_MAC, 0, ETH_P_IP), &echo4(HOME1, CN4));
+        let up_v4_copy = up.clone();
         let up_v6t = cat(eth(ACC_MAC, SUB2_MAC, 0, ETH_P_IP), &echo4(HOME2, CN4));
         let down = cat(eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP), &ipv4(LMA4, MAG4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x2001, &echo4(CN4, HOME1))));
         let down_v6t = cat(eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IPV6), &ipv6(LMA6, MAG6, 47, 64, &gre_keyed(ETH_P_IP, 0x2002, &echo4(CN4, HOME2))));
@@ -95,10 +96,20 @@ fn per_packet() -> Result<serde_json::Value> {
             Case { name: "anchor encap, IPv6 outer", program: PROGRAM, ifindex: cn, frame: a_down_v6t, verdict: 4 },
             Case { name: "anchor decap, IPv4 outer", program: PROGRAM, ifindex: acore, frame: a_up, verdict: 4 },
             Case { name: "anchor decap, IPv6 outer", program: PROGRAM, ifindex: acore, frame: a_up_v6t, verdict: 4 },
+            // Single operations of the fast path (pmip-ebpf/src/trafficgen.rs),
+            // each then XDP_PASS: their cost is the difference to xdp_pass.
+            Case { name: "op: bpf_ktime_get_ns", program: "tg_cost_ktime", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
+            Case { name: "op: bpf_ktime_get_coarse_ns", program: "tg_cost_ktime_coarse", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
+            Case { name: "op: hash lookup (IFACES)", program: "tg_cost_hash", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
+            Case { name: "op: bpf_fib_lookup (IPv4)", program: "tg_cost_fib", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
+            Case { name: "op: xdp_adjust_head -24", program: "tg_cost_adjust", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
+            Case { name: "op: per-CPU counter", program: "tg_cost_percpu", ifindex: acc, frame: up_v4_copy, verdict: 2 },
         ];
         fp.loaded_program(PASS_PROGRAM)?;
         fp.loaded_program("bench_min_fwd")?;
-        fp.loaded_program("tg_fwd")?;
+        for p in ["tg_fwd", "tg_cost_ktime", "tg_cost_ktime_coarse", "tg_cost_hash", "tg_cost_fib", "tg_cost_adjust", "tg_cost_percpu"] {
+            fp.loaded_program(p)?;
+        }
         let mut samples = vec![Vec::new(); cases.len()];
         // Interleave: every round runs every case once, so drift and noise
         // from the shared host hit all cases alike.
