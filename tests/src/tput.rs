@@ -803,3 +803,69 @@ pub fn tcp(cfg: &Config) -> Result<Value> {
     }
     Ok(json!({"benchmark": "tcp", "rounds": cfg.rounds, "secs": secs, "rows": rows}))
 }
+
+/// `pmip-bench trafgen`: the stack-originated generator (trafgen, AF_PACKET
+/// TX ring, one process pinned to CPU 0, 64-byte frames) on the same hops,
+/// to show what such a generator lets one see: it tops out near its own
+/// limit, so the cases it can tell apart are only those slower than it.
+pub fn trafgen(cfg: &Config) -> Result<Value> {
+    if std::process::Command::new("trafgen").arg("-v").output().is_err() {
+        println!("trafgen: not installed (Debian netsniff-ng); skipped");
+        return Ok(json!({"benchmark": "trafgen", "skipped": "trafgen not installed"}));
+    }
+    let mut topo = Topo::new()?;
+    let cases = [Case::Veth, Case::Kernel, Case::Redirect, Case::FastNative];
+    let size = 64;
+    let dir = std::env::temp_dir().join(format!("pmip-trafgen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let conf = |straight: bool| -> Result<String> {
+        let dmac = if straight { topo.sst0_mac } else { topo.acc0_mac };
+        let f = udp_frame(size, dmac, GEN_MAC, 0);
+        let body = f.iter().map(|b| format!("0x{b:02x}")).collect::<Vec<_>>().join(", ");
+        let p = dir.join(if straight { "straight.cfg" } else { "gw.cfg" });
+        std::fs::write(&p, format!("{{ {body} }}\n"))?;
+        Ok(p.to_string_lossy().into_owned())
+    };
+    let (conf_straight, conf_gw) = (conf(true)?, conf(false)?);
+    let mut res: BTreeMap<Case, Vec<f64>> = BTreeMap::new();
+    let mut lost: BTreeMap<Case, u64> = BTreeMap::new();
+    let mut rate: BTreeMap<Case, f64> = BTreeMap::new();
+    for round in 0..=cfg.rounds {
+        for case in cases {
+            topo.set_case(case)?;
+            let straight = case == Case::Veth;
+            let n = rate.get(&case).map(|r| (r * cfg.secs).clamp(10_000.0, 1e9) as u64).unwrap_or(100_000);
+            let sink0 = topo.sink_p.sink_packets()?;
+            let t = Instant::now();
+            let out = topo.gen.exec_status(&["taskset", "-c", "0", "trafgen", "-o", if straight { "gst0" } else { "gen0" },
+                "-i", if straight { &conf_straight } else { &conf_gw }, "-n", &n.to_string(), "-P", "1", "-q"])?;
+            let secs = t.elapsed().as_secs_f64();
+            if !out.status.success() {
+                bail!("trafgen failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            }
+            std::thread::sleep(Duration::from_millis(30));
+            let delivered = topo.sink_p.sink_packets()? - sink0;
+            rate.insert(case, n as f64 / secs);
+            if round > 0 {
+                eprintln!("  round {round} {:<18} trafgen 64 B: {:.3} Mpps (offered {n}, delivered {delivered})", case.key(), delivered as f64 / secs / 1e6);
+                res.entry(case).or_default().push(delivered as f64 / secs / 1e6);
+                *lost.entry(case).or_default() += n.saturating_sub(delivered);
+            }
+        }
+    }
+    topo.clear()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let redir = median(res.get(&Case::Redirect).map(|v| v.as_slice()).unwrap_or(&[]));
+    println!("trafgen (AF_PACKET, one process on CPU 0, 64 B frames), pps at the sink, median of {} rounds", cfg.rounds);
+    println!("{:<42} {:>9} {:>8} {:>9} {:>10}", "case", "Mpps", "spread", "x redir", "lost");
+    let mut rows = Vec::new();
+    for case in cases {
+        let v = res.get(&case).cloned().unwrap_or_default();
+        let m = median(&v);
+        let l = lost.get(&case).copied().unwrap_or(0);
+        println!("{:<42} {m:>9.3} {:>8.3} {:>9.2} {l:>10}", case.name(), spread(&v), if redir > 0.0 { m / redir } else { 0.0 });
+        rows.push(json!({"case": case.key(), "name": case.name(), "frame_bytes": size, "mpps_median": m, "mpps_spread": spread(&v),
+            "mpps_rounds": v, "ratio_to_redirect": if redir > 0.0 { m / redir } else { 0.0 }, "lost": l}));
+    }
+    Ok(json!({"benchmark": "trafgen", "rounds": cfg.rounds, "secs": cfg.secs, "rows": rows}))
+}

@@ -62,3 +62,20 @@ fn scale_smoke() {
         assert!(b > 16.0 && b < 1e5, "{m}");
     }
 }
+
+#[test]
+fn trafgen_smoke() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let v = tput::trafgen(&tput::Config::smoke()).unwrap();
+    if v.get("skipped").is_some() {
+        eprintln!("skipped: {v}");
+        return;
+    }
+    for r in v["rows"].as_array().unwrap() {
+        let mpps = r["mpps_median"].as_f64().unwrap();
+        assert!(mpps > 0.0 && mpps < 100.0, "{r}");
+    }
+}

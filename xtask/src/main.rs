@@ -30,7 +30,7 @@ enum Cmd {
     /// Install what is missing and run the lab: subscriber, two access gateways,
     /// anchor, correspondent, traffic and a handover.
     Lab(lab::LabArgs),
-    /// Run benchmarks (release build, own namespaces): per-packet, throughput, tcp,
+    /// Run benchmarks (release build, own namespaces): per-packet, throughput, trafgen, tcp,
     /// scale (all by default); results in bench-results/, plots in docs/bench/.
     Bench {
         names: Vec<String>,

@@ -163,6 +163,11 @@ fn main() -> Result<()> {
     if want("throughput") {
         results.push(tput::throughput(&cfg)?);
     }
+    if want("trafgen") {
+        let mut c = cfg.clone();
+        c.rounds = c.rounds.min(3);
+        results.push(tput::trafgen(&c)?);
+    }
     if want("tcp") {
         let mut c = cfg.clone();
         c.secs = if smoke { 1.0 } else { 3.0 };
