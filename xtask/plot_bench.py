@@ -260,7 +260,7 @@ def main():
     if s:
         plot_scale(s, os.path.join(dst, "scale.png"))
         made.append("scale.png")
-    for name in ["per-packet", "throughput", "tcp", "scale"]:
+    for name in ["per-packet", "throughput", "trafgen", "tcp", "scale"]:
         p = os.path.join(src, name + ".json")
         if os.path.exists(p) and os.path.abspath(src) != os.path.abspath(dst):
             shutil.copy(p, os.path.join(dst, name + ".json"))
