@@ -20,6 +20,7 @@ mod icmp;
 mod inner;
 mod maps;
 mod tc;
+mod trafficgen;
 mod tunnel;
 
 use access::*;

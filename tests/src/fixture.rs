@@ -59,6 +59,11 @@ fn mac_s(m: [u8; 6]) -> String {
 /// Builds the namespace; the FastPath is loaded and configured from a thread
 /// inside it (ifindexes and FIB are per namespace).
 pub fn setup(core_mtu: u32) -> Result<Fixture> {
+    setup_sized(core_mtu, LoadOptions::default().max_subscribers)
+}
+
+/// [`setup`] with subscriber maps of `max_subscribers` entries (the scale benchmark).
+pub fn setup_sized(core_mtu: u32, max_subscribers: u32) -> Result<Fixture> {
     let ns = Netns::new("fpt")?;
     let pairs = [
         ("acc0", "accp", ACC_MAC),
@@ -97,8 +102,8 @@ pub fn setup(core_mtu: u32) -> Result<Fixture> {
         let refs: Vec<&str> = c.iter().map(|s| s.as_str()).collect();
         ns.exec(&refs)?;
     }
-    let (fp, acc, core, acore, cn) = ns.run_in(|| -> Result<_> {
-        let mut fp = FastPath::load(&LoadOptions::default())?;
+    let (fp, acc, core, acore, cn) = ns.run_in(move || -> Result<_> {
+        let mut fp = FastPath::load(&LoadOptions { max_subscribers, ..Default::default() })?;
         let spec = |name: &str, role: u8, a4: Option<Ipv4Addr>, a6: Option<Ipv6Addr>| IfaceSpec {
             name: name.into(),
             role,

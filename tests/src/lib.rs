@@ -4,6 +4,8 @@ pub mod fixture;
 pub mod pcap;
 pub mod lab;
 pub mod gateway_cases;
+pub mod tput;
+pub mod scale;
 
 /// A scratch directory under the system temp dir, removed on drop (also when
 /// the test fails). Named by tag and process id, created empty.

@@ -30,7 +30,8 @@ enum Cmd {
     /// Install what is missing and run the lab: subscriber, two access gateways,
     /// anchor, correspondent, traffic and a handover.
     Lab(lab::LabArgs),
-    /// Run benchmarks (release build, own namespaces): per-packet, ... (all by default).
+    /// Run benchmarks (release build, own namespaces): per-packet, throughput, trafgen, tcp,
+    /// scale (all by default); results in bench-results/, plots in docs/bench/.
     Bench {
         names: Vec<String>,
     },
@@ -150,6 +151,20 @@ fn test(args: &[String]) -> Result<()> {
         .env("PMIP_EBPF_OBJECT", &obj))
 }
 
+/// Renders docs/bench/*.png from bench-results/*.json (xtask/plot_bench.py,
+/// python3 standard library only).
+fn plot() -> Result<()> {
+    let script = root().join("xtask/plot_bench.py");
+    match Command::new("python3").arg(&script).arg("bench-results").arg("docs/bench").current_dir(root()).status() {
+        Ok(st) if st.success() => Ok(()),
+        Ok(st) => bail!("{} failed: {st}", script.display()),
+        Err(e) => {
+            eprintln!("xtask: no plots (python3: {e})");
+            Ok(())
+        }
+    }
+}
+
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::BuildEbpf => build_ebpf().map(|_| ()),
@@ -166,7 +181,8 @@ fn main() -> Result<()> {
                 .args(["run", "--release", "-q", "-p", "pmip-tests", "--bin", "pmip-bench", "--"])
                 .args(&names)
                 .current_dir(root())
-                .env("PMIP_EBPF_OBJECT", &obj))
+                .env("PMIP_EBPF_OBJECT", &obj))?;
+            plot()
         }
         Cmd::Setup => setup(),
     }

@@ -18,6 +18,7 @@ use std::net::Ipv4Addr;
 use anyhow::{bail, Result};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use pmip_tests::fixture::*;
+use pmip_tests::tput;
 use pmip_user::loader::{PASS_PROGRAM, PROGRAM};
 use pmip_user::packet::*;
 
@@ -74,6 +75,7 @@ fn per_packet() -> Result<serde_json::Value> {
     let mut fp = fx.fp;
     let rows = fx.ns.run_in(move || -> Result<Vec<(String, f64, f64, f64, f64)>> {
         let up = cat(eth(ACC_MAC, SUB1_MAC, 0, ETH_P_IP), &echo4(HOME1, CN4));
+        let up_v4_copy = up.clone();
         let up_v6t = cat(eth(ACC_MAC, SUB2_MAC, 0, ETH_P_IP), &echo4(HOME2, CN4));
         let down = cat(eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP), &ipv4(LMA4, MAG4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x2001, &echo4(CN4, HOME1))));
         let down_v6t = cat(eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IPV6), &ipv6(LMA6, MAG6, 47, 64, &gre_keyed(ETH_P_IP, 0x2002, &echo4(CN4, HOME2))));
@@ -84,6 +86,8 @@ fn per_packet() -> Result<serde_json::Value> {
         let cases = vec![
             Case { name: "xdp_pass (baseline a)", program: PASS_PROGRAM, ifindex: acc, frame: up.clone(), verdict: 2 },
             Case { name: "min forwarder (baseline b)", program: "bench_min_fwd", ifindex: acc, frame: up.clone(), verdict: 4 },
+            // The throughput benchmark's redirect ceiling: MAC rewrite + redirect only.
+            Case { name: "redirect only (tg_fwd)", program: "tg_fwd", ifindex: acc, frame: up.clone(), verdict: 4 },
             Case { name: "access encap, IPv4 outer", program: PROGRAM, ifindex: acc, frame: up, verdict: 4 },
             Case { name: "access encap, IPv6 outer", program: PROGRAM, ifindex: acc, frame: up_v6t, verdict: 4 },
             Case { name: "access decap, IPv4 outer", program: PROGRAM, ifindex: core, frame: down, verdict: 4 },
@@ -92,9 +96,20 @@ fn per_packet() -> Result<serde_json::Value> {
             Case { name: "anchor encap, IPv6 outer", program: PROGRAM, ifindex: cn, frame: a_down_v6t, verdict: 4 },
             Case { name: "anchor decap, IPv4 outer", program: PROGRAM, ifindex: acore, frame: a_up, verdict: 4 },
             Case { name: "anchor decap, IPv6 outer", program: PROGRAM, ifindex: acore, frame: a_up_v6t, verdict: 4 },
+            // Single operations of the fast path (pmip-ebpf/src/trafficgen.rs),
+            // each then XDP_PASS: their cost is the difference to xdp_pass.
+            Case { name: "op: bpf_ktime_get_ns", program: "tg_cost_ktime", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
+            Case { name: "op: bpf_ktime_get_coarse_ns", program: "tg_cost_ktime_coarse", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
+            Case { name: "op: hash lookup (IFACES)", program: "tg_cost_hash", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
+            Case { name: "op: bpf_fib_lookup (IPv4)", program: "tg_cost_fib", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
+            Case { name: "op: xdp_adjust_head -24", program: "tg_cost_adjust", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
+            Case { name: "op: per-CPU counter", program: "tg_cost_percpu", ifindex: acc, frame: up_v4_copy, verdict: 2 },
         ];
         fp.loaded_program(PASS_PROGRAM)?;
         fp.loaded_program("bench_min_fwd")?;
+        for p in ["tg_fwd", "tg_cost_ktime", "tg_cost_ktime_coarse", "tg_cost_hash", "tg_cost_fib", "tg_cost_adjust", "tg_cost_percpu"] {
+            fp.loaded_program(p)?;
+        }
         let mut samples = vec![Vec::new(); cases.len()];
         // Interleave: every round runs every case once, so drift and noise
         // from the shared host hit all cases alike.
@@ -133,13 +148,82 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let want = |n: &str| args.is_empty() || args.iter().any(|a| a == n);
     let mut results = Vec::new();
+    let smoke = std::env::var("PMIP_BENCH_SMOKE").is_ok();
+    let mut cfg = if smoke { tput::Config::smoke() } else { tput::Config::full() };
+    // Overrides for quick looks: PMIP_BENCH_ROUNDS, PMIP_BENCH_SECS.
+    if let Some(r) = std::env::var("PMIP_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()) {
+        cfg.rounds = r;
+    }
+    if let Some(s) = std::env::var("PMIP_BENCH_SECS").ok().and_then(|v| v.parse().ok()) {
+        cfg.secs = s;
+    }
     if want("per-packet") {
         results.push(per_packet()?);
     }
+    if want("throughput") {
+        results.push(tput::throughput(&cfg)?);
+    }
+    if want("trafgen") {
+        let mut c = cfg.clone();
+        c.rounds = c.rounds.min(3);
+        results.push(tput::trafgen(&c)?);
+    }
+    if want("tcp") {
+        let mut c = cfg.clone();
+        c.secs = if smoke { 1.0 } else { 3.0 };
+        results.push(tput::tcp(&c)?);
+    }
+    if want("scale") {
+        let mut c = if smoke { pmip_tests::scale::Config::smoke() } else { pmip_tests::scale::Config::full() };
+        if let Some(r) = std::env::var("PMIP_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()) {
+            c.rounds = r;
+        }
+        if let Ok(s) = std::env::var("PMIP_BENCH_SCALE_SIZES") {
+            c.sizes = s.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+        }
+        results.push(pmip_tests::scale::scale(&c)?);
+    }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench-results");
     std::fs::create_dir_all(&dir)?;
+    // One file per benchmark, and results.json with the latest run of each
+    // (a run of some benchmarks keeps the others' last figures).
     let path = dir.join("results.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
+    let mut all: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let machine = machine();
+    for r in &mut results {
+        r["machine"] = machine.clone();
+        r["date"] = serde_json::json!(date());
+        let name = r["benchmark"].as_str().unwrap_or("unknown").to_string();
+        std::fs::write(dir.join(format!("{name}.json")), serde_json::to_string_pretty(r)?)?;
+        all.retain(|x| x["benchmark"] != r["benchmark"]);
+        all.push(r.clone());
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&all)?)?;
     println!("results written to {}", path.display());
     Ok(())
+}
+
+/// What the figures were measured on.
+fn machine() -> serde_json::Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
+    let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| t.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
+        .unwrap_or(0);
+    serde_json::json!({"cpus": tput::ncpus(), "cpu": cpu, "kernel": kernel, "mem_gib": mem_kb / 1024 / 1024})
+}
+
+fn date() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
 }

@@ -1,0 +1,168 @@
+//! Benchmark programs only (never attached by pmipd): an in-kernel traffic
+//! generator, a counting sink and a redirect-only forwarder.
+//!
+//! `tg_gen` runs under BPF_PROG_TEST_RUN in live-frames mode
+//! (`BPF_F_TEST_XDP_LIVE_FRAMES` with `repeat`): the kernel hands it frames
+//! from a page pool it recycles *without* restoring their bytes, and the
+//! gateways downstream rewrite headers in place (encap, decap, TTL), so the
+//! program writes the frame's first `TG_HDR_LEN` bytes from a template on
+//! every run and sends the frame out of the generator's veth through a
+//! DEVMAP. One template per CPU: each generator thread (pinned to a CPU) is
+//! one flow (its own UDP port), so each lands on its own veth queue.
+//!
+//! `tg_sink` counts and drops the generator's UDP (ports
+//! `TG_PORT_BASE..+TG_PORT_SPAN`) and passes everything else, so the same
+//! sink serves ARP and TCP (iperf3) on the same veth.
+//!
+//! `tg_fwd` is the XDP-redirect ceiling of a hop: rewrite the MACs, redirect
+//! to one interface, nothing else (one rule per namespace: array slot 0).
+use aya_ebpf::{
+    bindings::xdp_action,
+    helpers::generated::{bpf_get_smp_processor_id, bpf_redirect},
+    macros::{map, xdp},
+    maps::{Array, DevMap, PerCpuArray},
+    programs::XdpContext,
+    EbpfContext,
+};
+
+use crate::hdr::{be16, ptr_at, read_at, EthHdr, Ipv4Hdr, UdpHdr, ETH_HLEN, ETH_P_IP, IPPROTO_UDP};
+
+/// Bytes rewritten per frame: Ethernet + IPv4 + UDP (42) and 6 payload bytes.
+pub const TG_HDR_LEN: usize = 48;
+pub const TG_MAX_CPUS: u32 = 64;
+pub const TG_PORT_BASE: u16 = 9000;
+pub const TG_PORT_SPAN: u16 = 64;
+
+/// Frame template per CPU (the generator thread pinned there). Written by the bench.
+#[map]
+static TG_TEMPLATE: Array<[u8; TG_HDR_LEN]> = Array::with_max_entries(TG_MAX_CPUS, 0);
+/// Slot 0: the generator's veth.
+#[map]
+static TG_DEV: DevMap = DevMap::with_max_entries(1, 0);
+/// Sink counters: [0] packets, [1] bytes.
+#[map]
+static TG_SINK: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+/// Redirect-only rule, slot 0: out ifindex (native endian), source MAC, destination MAC.
+#[map]
+static TG_FWD: Array<[u8; 16]> = Array::with_max_entries(1, 0);
+
+#[xdp]
+pub fn tg_gen(ctx: XdpContext) -> u32 {
+    // SAFETY: helper without arguments.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    let t = match TG_TEMPLATE.get(cpu) {
+        Some(t) => t,
+        None => return xdp_action::XDP_ABORTED,
+    };
+    match ptr_at::<[u8; TG_HDR_LEN]>(&ctx, 0) {
+        // SAFETY: bounds checked by ptr_at.
+        Some(p) => unsafe { core::ptr::write_unaligned(p, *t) },
+        None => return xdp_action::XDP_ABORTED,
+    }
+    TG_DEV.redirect(0, 0).unwrap_or(xdp_action::XDP_ABORTED)
+}
+
+#[xdp]
+pub fn tg_sink(ctx: XdpContext) -> u32 {
+    let Some(eth) = read_at::<EthHdr>(&ctx, 0) else { return xdp_action::XDP_PASS };
+    if be16(eth.proto) != ETH_P_IP {
+        return xdp_action::XDP_PASS;
+    }
+    let Some(ip) = read_at::<Ipv4Hdr>(&ctx, ETH_HLEN) else { return xdp_action::XDP_PASS };
+    if ip.proto != IPPROTO_UDP || ip.ver_ihl != 0x45 {
+        return xdp_action::XDP_PASS;
+    }
+    let Some(udp) = read_at::<UdpHdr>(&ctx, ETH_HLEN + 20) else { return xdp_action::XDP_PASS };
+    let port = be16(udp.dst);
+    if port < TG_PORT_BASE || port >= TG_PORT_BASE + TG_PORT_SPAN {
+        return xdp_action::XDP_PASS;
+    }
+    let len = (ctx.data_end() - ctx.data()) as u64;
+    if let Some(p) = TG_SINK.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot of this CPU.
+        unsafe { *p += 1 };
+    }
+    if let Some(p) = TG_SINK.get_ptr_mut(1) {
+        // SAFETY: per-CPU slot of this CPU.
+        unsafe { *p += len };
+    }
+    xdp_action::XDP_DROP
+}
+
+#[xdp]
+pub fn tg_fwd(ctx: XdpContext) -> u32 {
+    let Some(r) = TG_FWD.get(0) else { return xdp_action::XDP_ABORTED };
+    let Some(eth) = ptr_at::<[u8; 12]>(&ctx, 0) else { return xdp_action::XDP_DROP };
+    let mut macs = [0u8; 12];
+    macs[..6].copy_from_slice(&r[10..16]);
+    macs[6..].copy_from_slice(&r[4..10]);
+    // SAFETY: bounds checked by ptr_at.
+    unsafe { core::ptr::write_unaligned(eth, macs) };
+    let ifindex = u32::from_ne_bytes([r[0], r[1], r[2], r[3]]);
+    let _ = ctx.as_ptr();
+    // SAFETY: helper call; flags 0.
+    unsafe { bpf_redirect(ifindex, 0) as u32 }
+}
+
+// ---- cost of single operations, for the per-packet benchmark ----
+//
+// Each does one thing the fast path does per packet, then returns XDP_PASS
+// (XDP_DROP only on a result that cannot happen, so the work is not optimised
+// away). Timed beside `xdp_pass`, the difference is the operation's cost.
+
+/// `bpf_ktime_get_ns` (the encapsulation paths read the clock for their next-hop cache).
+#[xdp]
+pub fn tg_cost_ktime(_ctx: XdpContext) -> u32 {
+    // SAFETY: helper without arguments.
+    let t = unsafe { aya_ebpf::helpers::generated::bpf_ktime_get_ns() };
+    if t == 1 { xdp_action::XDP_DROP } else { xdp_action::XDP_PASS }
+}
+
+/// `bpf_ktime_get_coarse_ns` (tick resolution; enough for a 200 ms expiry).
+#[xdp]
+pub fn tg_cost_ktime_coarse(_ctx: XdpContext) -> u32 {
+    // SAFETY: helper without arguments.
+    let t = unsafe { aya_ebpf::helpers::generated::bpf_ktime_get_coarse_ns() };
+    if t == 1 { xdp_action::XDP_DROP } else { xdp_action::XDP_PASS }
+}
+
+/// One hash lookup: the ingress interface in `IFACES`, as every packet does first.
+#[xdp]
+pub fn tg_cost_hash(ctx: XdpContext) -> u32 {
+    let ifindex = ctx.ingress_ifindex() as u32;
+    // SAFETY: plain lookup.
+    match unsafe { crate::maps::IFACES.get(&ifindex) } {
+        Some(c) if c.role == 0xff => xdp_action::XDP_DROP,
+        _ => xdp_action::XDP_PASS,
+    }
+}
+
+/// One `bpf_fib_lookup` for the frame's IPv4 destination.
+#[xdp]
+pub fn tg_cost_fib(ctx: XdpContext) -> u32 {
+    let Some(ip) = read_at::<Ipv4Hdr>(&ctx, ETH_HLEN) else { return xdp_action::XDP_PASS };
+    let mut src = [0u8; 16];
+    let mut dst = [0u8; 16];
+    src[..4].copy_from_slice(&ip.src);
+    dst[..4].copy_from_slice(&ip.dst);
+    let nh = crate::tunnel::fib(&ctx, ctx.ingress_ifindex() as u32, pmip_common::FAMILY_V4, &src, &dst, 0);
+    if nh.rc == 99 { xdp_action::XDP_DROP } else { xdp_action::XDP_PASS }
+}
+
+/// `bpf_xdp_adjust_head` growing the head by an IPv4 + GRE-key header (24 bytes).
+#[xdp]
+pub fn tg_cost_adjust(ctx: XdpContext) -> u32 {
+    // SAFETY: helper call on our own context.
+    let rc = unsafe { aya_ebpf::helpers::generated::bpf_xdp_adjust_head(ctx.ctx, -24) };
+    if rc == 1 { xdp_action::XDP_DROP } else { xdp_action::XDP_PASS }
+}
+
+/// One per-CPU counter increment (every exit of the fast path does one).
+#[xdp]
+pub fn tg_cost_percpu(_ctx: XdpContext) -> u32 {
+    if let Some(p) = TG_SINK.get_ptr_mut(1) {
+        // SAFETY: per-CPU slot of this CPU.
+        unsafe { *p += 1 };
+    }
+    xdp_action::XDP_PASS
+}
