@@ -23,11 +23,11 @@ impl Summary {
     }
     fn print(&self) {
         println!();
-        println!("  {:<32} {:<58} {}", "step", "result", "");
-        println!("  {}", "-".repeat(96));
+        println!("  {:<32} {:<62} {}", "step", "result", "");
+        println!("  {}", "-".repeat(100));
         for (w, r, ok) in &self.rows {
             println!(
-                "  {:<32} {:<58} {}",
+                "  {:<32} {:<62} {}",
                 w,
                 r,
                 if *ok { "ok" } else { "FAILED" }
