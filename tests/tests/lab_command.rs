@@ -102,3 +102,45 @@ fn ctrl_c_removes_the_lab() {
         .collect();
     assert!(orphans.is_empty(), "processes left behind: {orphans:?}");
 }
+
+/// A step that fails (here: every pmipd refuses to start) makes pmip-lab
+/// exit 1 naming the step, and still removes the lab.
+#[test]
+fn failed_step_exits_non_zero_and_cleans_up() {
+    if skip() {
+        return;
+    }
+    pmip_tests::lab::ensure_binaries().unwrap();
+    let dir = pmip_tests::lab::TempDir::new("fakebin").unwrap();
+    let fake = dir.0.join("pmipd");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'fake pmipd: refusing to start' >&2\nexit 1\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(pmip_tests::lab::pmipctl(), dir.0.join("pmipctl")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_pmip-lab"))
+        .env("PMIP_BIN_DIR", &dir.0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}\n{err}");
+    assert!(
+        text.contains("[1/7] topology up") && !text.contains("[2/7]"),
+        "{text}"
+    );
+    assert!(
+        err.contains("FAILED") && err.contains("refusing to start"),
+        "{err}"
+    );
+    let left = lab_namespaces(pid);
+    assert!(left.is_empty(), "namespaces left behind: {left:?}");
+}
