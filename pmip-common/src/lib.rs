@@ -36,6 +36,9 @@ pub mod maps {
     /// Per-CPU next hop of each tunnel as `bpf_fib_lookup` last found it,
     /// indexed by tunnel id. Written by the fast path only.
     pub const TUNNEL_NH: &str = "TUNNEL_NH";
+    /// Per-CPU LRU: inner destination (16 bytes, IPv4 in the first 4) → next
+    /// hop, for the anchor's decapsulated uplink. Written by the fast path only.
+    pub const DEST_NH: &str = "DEST_NH";
     /// Ring buffer of [`NewMacEvent`](super::NewMacEvent)s: data from a MAC
     /// the access side has no binding for (the attach trigger of a handover).
     /// Written by the fast path; read by the access agent.
@@ -192,6 +195,9 @@ pub struct NextHopCache {
     /// The tunnel remote this was looked up for (guards against id reuse).
     pub remote: [u8; 16],
 }
+
+/// Entries of the anchor's per-destination next-hop cache.
+pub const DEST_NH_ENTRIES: u32 = 16_384;
 
 /// How long a cached next hop is used before the FIB is asked again.
 pub const NEXT_HOP_CACHE_NS: u64 = 200_000_000;

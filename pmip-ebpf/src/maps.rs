@@ -49,3 +49,7 @@ pub(crate) static NEW_MAC_EVENTS: RingBuf = RingBuf::with_byte_size(NEW_MAC_RING
 /// Rate limit of NEW_MAC_EVENTS: last report per MAC.
 #[map]
 pub(crate) static NEW_MAC_SEEN: LruHashMap<AccessKey, u64> = LruHashMap::with_max_entries(NEW_MAC_SEEN_ENTRIES, 0);
+/// Next hop per inner destination for the anchor's uplink, per CPU, LRU; like
+/// TUNNEL_NH it is refreshed from the FIB every NEXT_HOP_CACHE_NS.
+#[map]
+pub(crate) static DEST_NH: LruPerCpuHashMap<[u8; 16], NextHopCache> = LruPerCpuHashMap::with_max_entries(DEST_NH_ENTRIES, 0);

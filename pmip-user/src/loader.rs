@@ -27,8 +27,9 @@ pub const PROGRAM: &str = "pmip_xdp";
 pub const TC_EGRESS_PROGRAM: &str = "pmip_tc_egress";
 /// The pass-everything program (see `pmip-ebpf`): for the far end of veths.
 pub const PASS_PROGRAM: &str = "xdp_pass";
-const MAP_NAMES: [&str; 12] = [
+const MAP_NAMES: [&str; 13] = [
     maps::TUNNEL_NH,
+    maps::DEST_NH,
     maps::NEW_MAC_EVENTS,
     maps::NEW_MAC_SEEN,
     maps::ACCESS_BY_MAC,
