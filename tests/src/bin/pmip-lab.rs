@@ -179,6 +179,32 @@ fn steps(l: &mut Lab, proto: Proto, trigger: Trigger, sum: &mut Summary, n: u32)
     let (acc, anc) = (proto.access_name(), proto.anchor_name());
     let acc_l = acc.to_lowercase();
 
+    // The signaling on the core link, for a tshark ladder at the end.
+    let pcap = l.dir.0.join("signaling.pcap");
+    let sigcap = if lab::have("tcpdump") && lab::have("tshark") {
+        let c =
+            l.sw.command("tcpdump")
+                .args([
+                    "-q",
+                    "-U",
+                    "-i",
+                    "pcn",
+                    "-w",
+                    pcap.to_str().unwrap_or_default(),
+                ])
+                .args(["udp port 5436 or udp port 434 or ip6 proto 135"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()?;
+        // Owned by the lab: killed on drop, whatever happens.
+        l.bg.push(c);
+        lab::interruptible_sleep(Duration::from_millis(500))?;
+        Some(l.bg.len() - 1)
+    } else {
+        None
+    };
+
     // 2. Daemons.
     let t = Instant::now();
     l.start_daemons()?;
@@ -401,5 +427,70 @@ fn steps(l: &mut Lab, proto: Proto, trigger: Trigger, sum: &mut Summary, n: u32)
         format!("peer {m2}, {r}/{s} pings"),
         true,
     );
+    if let Some(i) = sigcap {
+        signaling_ladder(l, i, &pcap, sum)?;
+    }
+    Ok(())
+}
+
+/// Stops the core-link capture and prints the signaling as tshark decodes it.
+fn signaling_ladder(
+    l: &mut Lab,
+    i: usize,
+    pcap: &std::path::Path,
+    sum: &mut Summary,
+) -> Result<()> {
+    let c = &mut l.bg[i];
+    // SAFETY: our own child, not reaped yet.
+    unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+    let _ = lab::wait_timeout(c, Duration::from_secs(3));
+    let o = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(pcap)
+        .args(["-T", "fields", "-E", "separator=|"])
+        .args([
+            "-e",
+            "frame.time_relative",
+            "-e",
+            "ip.src",
+            "-e",
+            "ipv6.src",
+            "-e",
+            "ip.dst",
+            "-e",
+            "ipv6.dst",
+            "-e",
+            "_ws.col.Info",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("tshark")?;
+    let text = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    println!(
+        "    signaling on the core link ({} messages, decoded by tshark):",
+        lines.len()
+    );
+    for l in &lines {
+        let f: Vec<&str> = l.split('|').collect();
+        if f.len() < 6 {
+            continue;
+        }
+        let t: f64 = f[0].parse().unwrap_or(0.0);
+        let src = if f[1].is_empty() { f[2] } else { f[1] };
+        let dst = if f[3].is_empty() { f[4] } else { f[3] };
+        println!("      {t:>8.3} s  {src:>15} → {dst:<15} {}", f[5]);
+    }
+    let malformed = text.to_lowercase().contains("malformed");
+    sum.add(
+        "signaling decoded by tshark",
+        format!(
+            "{} messages{}",
+            lines.len(),
+            if malformed { ", MALFORMED" } else { "" }
+        ),
+        !malformed && !lines.is_empty(),
+    );
+    ensure!(!malformed, "tshark found malformed signaling");
     Ok(())
 }
