@@ -23,7 +23,7 @@ impl Summary {
     }
     fn print(&self) {
         println!();
-        println!("  {:<32} {:<62} {}", "step", "result", "");
+        println!("  {:<32} {:<62}", "step", "result");
         println!("  {}", "-".repeat(100));
         for (w, r, ok) in &self.rows {
             println!(
