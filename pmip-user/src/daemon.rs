@@ -65,6 +65,10 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
         object: opts.ebpf_object.clone(),
         pin_dir: cfg.fastpath.pin_dir.clone(),
         max_subscribers: cfg.fastpath.max_subscribers,
+        role: Some(match cfg.role {
+            Role::Access => crate::loader::GatewayRole::Access,
+            Role::Anchor => crate::loader::GatewayRole::Anchor,
+        }),
     })?;
     let dp = SharedDp(Arc::new(Mutex::new(fp)));
     attach_fast_path(&cfg, &dp)?;

@@ -68,6 +68,17 @@ pub struct LoadOptions {
     pub pin_dir: Option<PathBuf>,
     /// Size of the subscriber maps.
     pub max_subscribers: u32,
+    /// The one role this gateway plays, if known: the other role's
+    /// subscriber maps are then created with a single entry instead of
+    /// `max_subscribers` (memory an access gateway would never use).
+    pub role: Option<GatewayRole>,
+}
+
+/// Which side of the tunnel a gateway is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GatewayRole {
+    Access,
+    Anchor,
 }
 
 impl Default for LoadOptions {
@@ -76,6 +87,7 @@ impl Default for LoadOptions {
             object: default_object_path(),
             pin_dir: None,
             max_subscribers: pmip_common::MAX_SUBSCRIBERS,
+            role: None,
         }
     }
 }
@@ -149,15 +161,18 @@ fn hnp64(h: &Option<Hnp>) -> [u8; 8] {
 impl FastPath {
     pub fn load(opts: &LoadOptions) -> Result<Self> {
         let mut loader = EbpfLoader::new();
-        for m in [
-            maps::ACCESS_BY_MAC,
-            maps::ACCESS_BY_KEY,
-            maps::ANCHOR_BY_HOME4,
-            maps::ANCHOR_BY_HNP,
-            maps::ANCHOR_BY_KEY,
-            maps::SUB_STATS,
+        let size = |mine: bool| if mine || opts.role.is_none() { opts.max_subscribers } else { 1 };
+        let access = size(opts.role == Some(GatewayRole::Access));
+        let anchor = size(opts.role == Some(GatewayRole::Anchor));
+        for (m, n) in [
+            (maps::ACCESS_BY_MAC, access),
+            (maps::ACCESS_BY_KEY, access),
+            (maps::ANCHOR_BY_HOME4, anchor),
+            (maps::ANCHOR_BY_HNP, anchor),
+            (maps::ANCHOR_BY_KEY, anchor),
+            (maps::SUB_STATS, opts.max_subscribers),
         ] {
-            loader.map_max_entries(m, opts.max_subscribers);
+            loader.map_max_entries(m, n);
         }
         let pins: Vec<(&str, PathBuf)> = match &opts.pin_dir {
             Some(dir) => {
