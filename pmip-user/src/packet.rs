@@ -119,6 +119,32 @@ pub fn ipv6_pseudo_sum(src: Ipv6Addr, dst: Ipv6Addr, len: u32, next: u8) -> u32 
     s + (len >> 16) + (len & 0xffff) + next as u32
 }
 
+/// pcap link types (tcpdump.org/linktypes).
+pub const LINKTYPE_ETHERNET: u32 = 1;
+/// Bare IPv4 or IPv6 packets.
+pub const LINKTYPE_RAW: u32 = 101;
+
+/// A classic pcap file (microsecond timestamps, one second apart) holding
+/// `frames`: what the wire-format tests hand to tshark, the independent decoder.
+pub fn pcap_file(linktype: u32, frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&4u16.to_le_bytes());
+    b.extend_from_slice(&0i32.to_le_bytes());
+    b.extend_from_slice(&0u32.to_le_bytes());
+    b.extend_from_slice(&65535u32.to_le_bytes());
+    b.extend_from_slice(&linktype.to_le_bytes());
+    for (i, f) in frames.iter().enumerate() {
+        b.extend_from_slice(&(1_700_000_000u32 + i as u32).to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        b.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        b.extend_from_slice(f);
+    }
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +161,17 @@ mod tests {
     fn rfc1071_example() {
         // RFC 1071 §3: 00 01 f2 03 f4 f5 f6 f7 sums to 0xddf2 (checksum 0x220d).
         assert_eq!(checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7], 0), 0x220d);
+    }
+
+    #[test]
+    fn pcap_header_and_records() {
+        let f = pcap_file(LINKTYPE_RAW, &[vec![1, 2, 3], vec![4]]);
+        assert_eq!(&f[..4], &[0xd4, 0xc3, 0xb2, 0xa1]);
+        assert_eq!(&f[20..24], &101u32.to_le_bytes());
+        // 24-byte header, then 16-byte record headers with incl/orig lengths.
+        assert_eq!(&f[32..40], &[3, 0, 0, 0, 3, 0, 0, 0]);
+        assert_eq!(&f[40..43], &[1, 2, 3]);
+        assert_eq!(f.len(), 24 + 16 + 3 + 16 + 1);
     }
 
     #[test]

@@ -19,22 +19,7 @@ fn tshark_available() -> bool {
 
 /// pcap with LINKTYPE_RAW (101): each record is a bare IPv4 or IPv6 packet.
 fn write_pcap(path: &std::path::Path, packets: &[Vec<u8>]) {
-    let mut f = Vec::new();
-    f.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
-    f.extend_from_slice(&2u16.to_le_bytes());
-    f.extend_from_slice(&4u16.to_le_bytes());
-    f.extend_from_slice(&0i32.to_le_bytes());
-    f.extend_from_slice(&0u32.to_le_bytes());
-    f.extend_from_slice(&65535u32.to_le_bytes());
-    f.extend_from_slice(&101u32.to_le_bytes());
-    for (i, p) in packets.iter().enumerate() {
-        f.extend_from_slice(&(1_700_000_000u32 + i as u32).to_le_bytes());
-        f.extend_from_slice(&0u32.to_le_bytes());
-        f.extend_from_slice(&(p.len() as u32).to_le_bytes());
-        f.extend_from_slice(&(p.len() as u32).to_le_bytes());
-        f.extend_from_slice(p);
-    }
-    std::fs::write(path, f).unwrap();
+    std::fs::write(path, pmip_user::packet::pcap_file(pmip_user::packet::LINKTYPE_RAW, packets)).expect("write pcap");
 }
 
 fn ipv6_packet(src: Ipv6Addr, dst: Ipv6Addr, mh: &[u8]) -> Vec<u8> {

@@ -7,22 +7,8 @@ use anyhow::{bail, Context, Result};
 
 /// Writes `frames` as a classic pcap file with LINKTYPE_ETHERNET.
 pub fn write_ethernet(path: &Path, frames: &[Vec<u8>]) -> Result<()> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
-    b.extend_from_slice(&2u16.to_le_bytes());
-    b.extend_from_slice(&4u16.to_le_bytes());
-    b.extend_from_slice(&0i32.to_le_bytes());
-    b.extend_from_slice(&0u32.to_le_bytes());
-    b.extend_from_slice(&65535u32.to_le_bytes());
-    b.extend_from_slice(&1u32.to_le_bytes());
-    for (i, f) in frames.iter().enumerate() {
-        b.extend_from_slice(&(i as u32).to_le_bytes());
-        b.extend_from_slice(&0u32.to_le_bytes());
-        b.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        b.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        b.extend_from_slice(f);
-    }
-    std::fs::write(path, b).with_context(|| format!("writing {}", path.display()))
+    let f = pmip_user::packet::pcap_file(pmip_user::packet::LINKTYPE_ETHERNET, frames);
+    std::fs::write(path, f).with_context(|| format!("writing {}", path.display()))
 }
 
 pub fn have_tshark() -> bool {

@@ -47,24 +47,9 @@ fn ipv4_udp(src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) -> Vec<u8> {
     p
 }
 
-/// pcap with LINKTYPE_RAW (101): each record is a bare IPv4 packet.
+/// pcap with LINKTYPE_RAW (101): each record is a bare IPv4 or IPv6 packet.
 pub(crate) fn write_pcap(path: &std::path::Path, packets: &[Vec<u8>]) {
-    let mut f = Vec::new();
-    f.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
-    f.extend_from_slice(&2u16.to_le_bytes());
-    f.extend_from_slice(&4u16.to_le_bytes());
-    f.extend_from_slice(&0i32.to_le_bytes());
-    f.extend_from_slice(&0u32.to_le_bytes());
-    f.extend_from_slice(&65535u32.to_le_bytes());
-    f.extend_from_slice(&101u32.to_le_bytes());
-    for (i, p) in packets.iter().enumerate() {
-        f.extend_from_slice(&(1_700_000_000u32 + i as u32).to_le_bytes());
-        f.extend_from_slice(&0u32.to_le_bytes());
-        f.extend_from_slice(&(p.len() as u32).to_le_bytes());
-        f.extend_from_slice(&(p.len() as u32).to_le_bytes());
-        f.extend_from_slice(p);
-    }
-    std::fs::write(path, f).expect("write pcap");
+    std::fs::write(path, crate::packet::pcap_file(crate::packet::LINKTYPE_RAW, packets)).expect("write pcap");
 }
 
 fn tshark_available() -> bool {
