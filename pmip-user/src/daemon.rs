@@ -334,6 +334,8 @@ struct Link {
     cfg: AccessInterface,
     dhcp: mpsc::UnboundedSender<DhcpCmd>,
     arp: mpsc::UnboundedSender<ArpCmd>,
+    /// The DHCP server's counters, for `show stats`.
+    dhcp_stats: Arc<Mutex<crate::access::dhcp::DhcpStats>>,
 }
 
 /// Starts the DHCP server and ARP monitor of every access interface.
@@ -347,6 +349,7 @@ fn start_links(
         let dcfg = cfg.dhcp_server_config(a).ok_or_else(|| anyhow!("{}: no IPv4 gateway", a.name))?;
         let shell = DhcpShell::open(&a.name, dcfg).with_context(|| format!("DHCP server on {}", a.name))?;
         let ifindex = shell.ifindex();
+        let dhcp_stats = shell.stats();
         let (dtx, drx) = mpsc::unbounded_channel();
         let ev = dhcp_events.clone();
         tokio::spawn(async move {
@@ -364,7 +367,7 @@ fn start_links(
                 tracing::error!("ARP monitor: {e:#}");
             }
         });
-        links.insert(ifindex, Link { cfg: a.clone(), dhcp: dtx, arp: atx });
+        links.insert(ifindex, Link { cfg: a.clone(), dhcp: dtx, arp: atx, dhcp_stats });
     }
     Ok(links)
 }
@@ -584,6 +587,15 @@ impl AccessGlue<'_> {
         }
     }
 
+    /// Adds each access link's DHCP counters to the `show stats` snapshot.
+    fn publish_link_stats(&self, snap: &Mutex<Snapshot>) {
+        let mut s = snap.lock().unwrap();
+        for l in self.links.values() {
+            let st = *l.dhcp_stats.lock().unwrap();
+            s.signaling.add_group(&format!("dhcp {}", l.cfg.name), &st);
+        }
+    }
+
     /// Deregisters everyone (shutdown).
     fn detach_all(&mut self) {
         let ats: Vec<AccessPoint> = self.subs.keys().copied().collect();
@@ -734,6 +746,7 @@ async fn access_v6(
                         .collect();
                     let local = views.first().and_then(|v| local_for(cfg, v.peer));
                     publish(&snapshot, views, local, "mag", &counters);
+                    glue.publish_link_stats(&snapshot);
                 }
             }
             _ = &mut stop => break,
@@ -854,6 +867,7 @@ async fn access_v4(
                     .collect();
                 let local = cfg.addresses.ipv4.map(IpAddr::V4);
                 publish(&snapshot, views, local, "pma", &counters);
+                glue.publish_link_stats(&snapshot);
             }
             _ = &mut stop => break,
         }
@@ -945,7 +959,15 @@ async fn anchor_v6(
                 let (ctx, crx) = oneshot::channel();
                 let _ = cmd_tx.send(v6t::LmaCommand::Counters(ctx));
                 if let (Ok(list), Ok(counters)) = (rx.await, crx.await) {
-                    let views: Vec<BindingView> = list.iter().filter(|b| !b.deleting).map(|b| anchor_view(cfg, &String::from_utf8_lossy(&b.mn_id), &b.llid, b.mag.ip(), b.home_v4.map(|h| h.0), (b.uplink_key, b.downlink_key), b.lifetime, None, b.sub_id)).collect();
+                    let now = Instant::now();
+                    let views: Vec<BindingView> = list
+                        .iter()
+                        .filter(|b| !b.deleting)
+                        .map(|b| {
+                            let left = Some(b.expires_at.saturating_duration_since(now));
+                            anchor_view(cfg, &String::from_utf8_lossy(&b.mn_id), &b.llid, b.mag.ip(), b.home_v4.map(|h| h.0), (b.uplink_key, b.downlink_key), b.lifetime, left, b.sub_id)
+                        })
+                        .collect();
                     let local = views.first().and_then(|v| local_for(cfg, v.peer));
                     publish(&snapshot, views, local, "lma", &counters);
                 }

@@ -343,6 +343,8 @@ pub struct BindingInfo {
     pub deleting: bool,
     /// Index of the binding's traffic counters in the fast path.
     pub sub_id: u32,
+    /// When the binding lapses unless refreshed (or, when deleting, goes).
+    pub expires_at: Instant,
 }
 
 /// The LMA state machine.
@@ -455,6 +457,7 @@ impl Lma {
             lifetime: b.lifetime,
             deleting: b.deleting,
             sub_id: b.sub_id,
+            expires_at: b.deadline,
         })
     }
 
