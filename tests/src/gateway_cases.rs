@@ -284,13 +284,20 @@ fn signaling_total(d: &lab::Daemon) -> Result<(u64, String)> {
     let st = d.stats()?;
     let mut total = 0;
     let mut text = String::new();
-    for (g, m) in st.groups.iter().filter(|(g, _)| !g.starts_with("fastpath")) {
+    // Signaling only: not the fast path's verdicts, not the access link's DHCP.
+    for (g, m) in st.groups.iter().filter(|(g, _)| !g.starts_with("fastpath") && !g.starts_with("dhcp")) {
         for (k, v) in m {
             total += v;
             text.push_str(&format!("{g}.{k}={v} "));
         }
     }
     Ok((total, text))
+}
+
+/// DHCP ACKs the access gateway has sent, over all its access links.
+fn dhcp_acks(d: &lab::Daemon) -> Result<u64> {
+    let st = d.stats()?;
+    Ok(st.groups.iter().filter(|(g, _)| g.starts_with("dhcp")).filter_map(|(_, m)| m.get("acks")).sum())
 }
 
 /// A DHCP renewal while the binding lives is answered by the gateway
@@ -302,6 +309,7 @@ pub fn renewal_answered_locally(proto: Proto) -> Result<()> {
     lab::interruptible_sleep(Duration::from_millis(700))?;
     let (m0, mt0) = signaling_total(l.mag(0))?;
     let (n0, nt0) = signaling_total(l.lma())?;
+    let acks0 = dhcp_acks(l.mag(0))?;
     ensure!(
         m0 > 0 && n0 > 0,
         "no signaling counters? access: {mt0} anchor: {nt0}"
@@ -317,6 +325,8 @@ pub fn renewal_answered_locally(proto: Proto) -> Result<()> {
     lab::interruptible_sleep(Duration::from_millis(1200))?;
     let (m1, mt1) = signaling_total(l.mag(0))?;
     let (n1, nt1) = signaling_total(l.lma())?;
+    let acks1 = dhcp_acks(l.mag(0))?;
+    ensure!(acks1 >= acks0 + 2, "the gateway's DHCP server did not ACK the renewals: {acks0} → {acks1}");
     ensure!(
         m1 == m0,
         "the access gateway signaled for a renewal:\nbefore {mt0}\nafter  {mt1}"
