@@ -422,6 +422,27 @@ struct AccessGlue<'a> {
     sub_ids: pmipv6::IdAlloc,
 }
 
+/// What the access link tells the glue: DHCP events, ARP-poll detaches, and
+/// the fast path's reports of unknown MACs.
+struct AccessInputs {
+    dhcp: mpsc::UnboundedReceiver<DhcpEvent>,
+    arp: mpsc::UnboundedReceiver<Detached>,
+    new_macs: mpsc::UnboundedReceiver<pmip_common::NewMacEvent>,
+}
+
+impl<'a> AccessGlue<'a> {
+    /// Starts every access link (DHCP server, ARP monitor) and the new-MAC
+    /// reader; the registrar is the MAG's command channel or the PMA's shell.
+    fn start(cfg: &'a Config, dp: &SharedDp, reg: Registrar) -> Result<(Self, AccessInputs)> {
+        let (dhcp_tx, dhcp) = mpsc::unbounded_channel();
+        let (arp_tx, arp) = mpsc::unbounded_channel();
+        let links = start_links(cfg, &dhcp_tx, &arp_tx)?;
+        let new_macs = start_new_mac_reader(dp)?;
+        let glue = AccessGlue { cfg, links, subs: HashMap::new(), reg, sub_ids: pmipv6::IdAlloc::new(1024) };
+        Ok((glue, AccessInputs { dhcp, arp, new_macs }))
+    }
+}
+
 impl AccessGlue<'_> {
     fn on_dhcp(&mut self, ev: DhcpEvent) {
         match ev {
@@ -701,18 +722,14 @@ async fn access_v6(
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let mut shell_dp = dp.clone();
     let shell = tokio::spawn(async move { v6t::run(&mut m, &sockets, &mut shell_dp, cmd_rx, ev_tx).await });
-    let (dhcp_tx, mut dhcp_rx) = mpsc::unbounded_channel();
-    let (arp_tx, mut arp_rx) = mpsc::unbounded_channel();
-    let links = start_links(cfg, &dhcp_tx, &arp_tx)?;
-    let mut glue = AccessGlue { cfg, links, subs: HashMap::new(), reg: Registrar::V6(cmd_tx.clone()), sub_ids: pmipv6::IdAlloc::new(1024) };
-    let mut new_macs = start_new_mac_reader(&dp)?;
+    let (mut glue, mut inputs) = AccessGlue::start(cfg, &dp, Registrar::V6(cmd_tx.clone()))?;
     ready();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
-            Some(ev) = dhcp_rx.recv() => glue.on_dhcp(ev),
-            Some(d) = arp_rx.recv() => glue.on_arp(d),
-            Some(ev) = new_macs.recv() => glue.on_new_mac(ev),
+            Some(ev) = inputs.dhcp.recv() => glue.on_dhcp(ev),
+            Some(d) = inputs.arp.recv() => glue.on_arp(d),
+            Some(ev) = inputs.new_macs.recv() => glue.on_new_mac(ev),
             Some(ev) = ev_rx.recv() => {
                 let r = match ev {
                     mag::MagEvent::Registered { at, home_v4: Some((home, plen)), lifetime, .. } =>
@@ -816,11 +833,7 @@ async fn access_v4(
         let (shell, dp, stop_flag) = (shell.clone(), Arc::new(Mutex::new(dp.clone())), stop_flag.clone());
         tokio::spawn(async move { shell.run(socket, dp, stop_flag).await })
     };
-    let (dhcp_tx, mut dhcp_rx) = mpsc::unbounded_channel();
-    let (arp_tx, mut arp_rx) = mpsc::unbounded_channel();
-    let links = start_links(cfg, &dhcp_tx, &arp_tx)?;
-    let mut glue = AccessGlue { cfg, links, subs: HashMap::new(), reg: Registrar::V4(shell.clone()), sub_ids: pmipv6::IdAlloc::new(1024) };
-    let mut new_macs = start_new_mac_reader(&dp)?;
+    let (mut glue, mut inputs) = AccessGlue::start(cfg, &dp, Registrar::V4(shell.clone()))?;
     ready();
     // The PMA has no event channel: its events are drained here, often enough
     // that a DHCP OFFER follows the registration reply within milliseconds.
@@ -828,9 +841,9 @@ async fn access_v4(
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
-            Some(ev) = dhcp_rx.recv() => glue.on_dhcp(ev),
-            Some(d) = arp_rx.recv() => glue.on_arp(d),
-            Some(ev) = new_macs.recv() => glue.on_new_mac(ev),
+            Some(ev) = inputs.dhcp.recv() => glue.on_dhcp(ev),
+            Some(d) = inputs.arp.recv() => glue.on_arp(d),
+            Some(ev) = inputs.new_macs.recv() => glue.on_new_mac(ev),
             Some(nai) = clear_rx.recv() => glue.on_clear(&nai),
             _ = poll.tick() => {
                 let events: Vec<pma::PmaEvent> = shell.with(|p, _| std::iter::from_fn(|| p.poll_event()).collect());
