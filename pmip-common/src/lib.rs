@@ -27,8 +27,14 @@ pub mod maps {
     /// Tunnel id → [`Tunnel`](super::Tunnel) (outer endpoints). Written by either agent
     /// before any subscriber entry refers to the id.
     pub const TUNNELS: &str = "TUNNELS";
-    /// ifindex → [`IfaceConfig`](super::IfaceConfig). Written by the loader at attach time.
+    /// Array indexed by ifindex (below [`IFACE_SLOTS`](super::IFACE_SLOTS)) →
+    /// [`IfaceConfig`](super::IfaceConfig); role 0 = not ours. An array: its
+    /// lookup is inlined by the JIT, and every packet does one. Written by the
+    /// loader at attach time.
     pub const IFACES: &str = "IFACES";
+    /// ifindex ≥ [`IFACE_SLOTS`](super::IFACE_SLOTS) → [`IfaceConfig`](super::IfaceConfig)
+    /// (hosts with very many interfaces). Written by the loader at attach time.
+    pub const IFACES_HIGH: &str = "IFACES_HIGH";
     /// Per-CPU verdict and drop-reason counters, indexed by [`Counter`](super::Counter).
     pub const COUNTERS: &str = "COUNTERS";
     /// Per-CPU per-subscriber traffic counters, indexed by subscriber id.
@@ -51,7 +57,11 @@ pub mod maps {
 /// Default map sizes; the loader can raise them (`EbpfLoader::set_max_entries`).
 pub const MAX_SUBSCRIBERS: u32 = 65_536;
 pub const MAX_TUNNELS: u32 = 4_096;
+/// Entries of `IFACES_HIGH` (interfaces whose ifindex does not fit `IFACES`).
 pub const MAX_IFACES: u32 = 256;
+/// Entries of the `IFACES` array: interfaces with a smaller ifindex are found
+/// by index.
+pub const IFACE_SLOTS: u32 = 4_096;
 
 /// GRE (RFC 2784/2890) with the Key bit: 4 bytes base header + 4 bytes key.
 pub const GRE_KEYED_LEN: usize = 8;
@@ -186,7 +196,8 @@ pub struct IfaceConfig {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct NextHopCache {
-    pub expires_ns: u64,
+    /// Expiry in jiffies (`bpf_jiffies64`): the clock costs next to nothing per packet.
+    pub expires: u64,
     pub ifindex: u32,
     pub max_len: u16,
     pub _pad: [u8; 2],
@@ -201,6 +212,9 @@ pub const DEST_NH_ENTRIES: u32 = 16_384;
 
 /// How long a cached next hop is used before the FIB is asked again.
 pub const NEXT_HOP_CACHE_NS: u64 = 200_000_000;
+/// The same in jiffies until the fast path has measured the kernel's HZ
+/// (50 = 200 ms at HZ 250, Debian's default).
+pub const NEXT_HOP_CACHE_JIFFIES_DEFAULT: u64 = 50;
 
 /// An event of `NEW_MAC_EVENTS`: a frame carrying IP data from an unknown
 /// subscriber (no DHCP seen here: it moved in from another access gateway).

@@ -159,8 +159,7 @@ pub(crate) fn access_downlink(ctx: &XdpContext, l2: &L2, family: u8, src: &[u8; 
     if !peer_ok(d.tunnel_id, family, src) {
         return out(DROP, Counter::DropWrongPeer);
     }
-    // SAFETY: plain lookup.
-    let access = match unsafe { IFACES.get(&d.ifindex) } {
+    let access = match iface_of(d.ifindex) {
         Some(a) => a,
         None => return out(DROP, Counter::DropNoTunnel),
     };

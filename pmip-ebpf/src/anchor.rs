@@ -29,12 +29,11 @@ pub(crate) fn anchor_uplink(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, fami
     }
     // The FIB answer per destination, cached (a FIB lookup is about half of
     // this path's cost); refreshed every NEXT_HOP_CACHE_NS like TUNNEL_NH.
-    // SAFETY: helper without arguments.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = nh_now();
     if let Some(c) = DEST_NH.get_ptr_mut(&inner.dst) {
         // SAFETY: this CPU's slot of a per-CPU map value.
         let c = unsafe { &*c };
-        if now < c.expires_ns {
+        if now < c.expires {
             if !dec_ttl(ctx, inner_off, inner.family) {
                 return out(DROP, Counter::DropMalformed);
             }
@@ -52,7 +51,7 @@ pub(crate) fn anchor_uplink(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, fami
     account(b.sub_id, inner.len, true);
     if nh.rc == FIB_SUCCESS {
         let entry = NextHopCache {
-            expires_ns: now + NEXT_HOP_CACHE_NS,
+            expires: nh_expiry(now),
             ifindex: nh.ifindex,
             max_len: u16::MAX,
             _pad: [0; 2],

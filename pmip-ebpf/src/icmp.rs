@@ -8,8 +8,7 @@ use super::*;
 pub(crate) fn icmp_too_big(raw: *mut xdp_md, mtu: u16) -> Out {
     let ctx = &XdpContext::new(raw);
     let ifindex = ctx.ingress_ifindex() as u32;
-    // SAFETY: plain lookup (the caller found it a moment ago).
-    let iface = match unsafe { IFACES.get(&ifindex) } {
+    let iface = match iface_of(ifindex) {
         Some(c) => *c,
         None => return out(DROP, Counter::DropMalformed),
     };

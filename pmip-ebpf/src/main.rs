@@ -33,7 +33,7 @@ use tunnel::*;
 use aya_ebpf::{
     bindings::{bpf_fib_lookup as FibParams, xdp_action, xdp_md},
     helpers::generated::{
-        bpf_fib_lookup, bpf_ktime_get_ns, bpf_redirect, bpf_redirect_neigh, bpf_xdp_adjust_head,
+        bpf_fib_lookup, bpf_jiffies64, bpf_ktime_get_ns, bpf_redirect, bpf_redirect_neigh, bpf_xdp_adjust_head,
         bpf_xdp_adjust_tail,
     },
     macros::{classifier, map, xdp},
@@ -45,8 +45,8 @@ use hdr::*;
 use pmip_common::{
     flags, role, AccessDownlink, AccessKey, AccessSubscriber, AnchorDownlink, AnchorUplink,
     Counter, IfaceConfig, NewMacEvent, NextHopCache, SubscriberStats, Tunnel, NEW_MAC_REPORT_NS,
-    NEW_MAC_RING_BYTES, NEW_MAC_SEEN_ENTRIES, NEXT_HOP_CACHE_NS, DEST_NH_ENTRIES, FAMILY_V4, FAMILY_V6, GRE_KEYED_LEN,
-    IPV4_HDR_LEN, IPV6_HDR_LEN, MAX_IFACES, MAX_SUBSCRIBERS, MAX_TUNNELS,
+    NEW_MAC_RING_BYTES, NEW_MAC_SEEN_ENTRIES, NEXT_HOP_CACHE_JIFFIES_DEFAULT, NEXT_HOP_CACHE_NS, DEST_NH_ENTRIES, FAMILY_V4, FAMILY_V6, GRE_KEYED_LEN,
+    IPV4_HDR_LEN, IPV6_HDR_LEN, IFACE_SLOTS, MAX_IFACES, MAX_SUBSCRIBERS, MAX_TUNNELS,
 };
 
 type Out = u32;
@@ -188,8 +188,7 @@ fn parse_l2(ctx: &XdpContext) -> Option<L2> {
 #[inline(always)]
 fn dispatch(ctx: &XdpContext) -> Out {
     let ifindex = ctx.ingress_ifindex() as u32;
-    // SAFETY: plain lookup; the value is copied.
-    let iface = match unsafe { IFACES.get(&ifindex) } {
+    let iface = match iface_of(ifindex) {
         Some(c) => c,
         None => return out(PASS, Counter::PassNotOurs),
     };

@@ -26,9 +26,23 @@ pub(crate) static ANCHOR_BY_KEY: HashMap<[u8; 4], AnchorUplink> =
 /// Tunnel id → outer endpoints. Written by either agent before entries refer to it.
 #[map]
 pub(crate) static TUNNELS: Array<Tunnel> = Array::with_max_entries(MAX_TUNNELS, 0);
-/// ifindex → role, MAC and ICMP source addresses. Written by the loader at attach.
+/// ifindex → role, MAC and ICMP source addresses, by index (an array lookup
+/// is inlined by the JIT; every packet does one). Written by the loader at attach.
 #[map]
-pub(crate) static IFACES: HashMap<u32, IfaceConfig> = HashMap::with_max_entries(MAX_IFACES, 0);
+pub(crate) static IFACES: Array<IfaceConfig> = Array::with_max_entries(IFACE_SLOTS, 0);
+/// The same for interfaces whose ifindex is IFACE_SLOTS or more.
+#[map]
+pub(crate) static IFACES_HIGH: HashMap<u32, IfaceConfig> = HashMap::with_max_entries(MAX_IFACES, 0);
+
+/// The configuration of interface `ifindex`, if the fast path serves it.
+#[inline(always)]
+pub(crate) fn iface_of(ifindex: u32) -> Option<&'static IfaceConfig> {
+    if ifindex < IFACE_SLOTS {
+        return IFACES.get(ifindex).filter(|c| c.role != 0);
+    }
+    // SAFETY: plain lookup; the value is only read.
+    unsafe { IFACES_HIGH.get(&ifindex) }
+}
 /// Verdict and drop-reason counters. Written here only; read by `pmipctl show stats`.
 #[map]
 pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
@@ -53,3 +67,8 @@ pub(crate) static NEW_MAC_SEEN: LruHashMap<AccessKey, u64> = LruHashMap::with_ma
 /// TUNNEL_NH it is refreshed from the FIB every NEXT_HOP_CACHE_NS.
 #[map]
 pub(crate) static DEST_NH: LruPerCpuHashMap<[u8; 16], NextHopCache> = LruPerCpuHashMap::with_max_entries(DEST_NH_ENTRIES, 0);
+
+/// Calibration of the next-hop caches' clock (jiffies) against nanoseconds,
+/// per CPU: [ns at last calibration, jiffies then, jiffies per NEXT_HOP_CACHE_NS].
+#[map]
+pub(crate) static NH_CLOCK: PerCpuArray<[u64; 3]> = PerCpuArray::with_max_entries(1, 0);

@@ -126,15 +126,34 @@ pub fn tg_cost_ktime_coarse(_ctx: XdpContext) -> u32 {
     if t == 1 { xdp_action::XDP_DROP } else { xdp_action::XDP_PASS }
 }
 
-/// One hash lookup: the ingress interface in `IFACES`, as every packet does first.
+/// One hash lookup that hits: the subscriber in `ACCESS_BY_MAC` by
+/// (ifindex, VLAN 0, source MAC), as the access uplink does for every packet.
 #[xdp]
 pub fn tg_cost_hash(ctx: XdpContext) -> u32 {
-    let ifindex = ctx.ingress_ifindex() as u32;
+    let Some(eth) = read_at::<EthHdr>(&ctx, 0) else { return xdp_action::XDP_PASS };
+    let key = pmip_common::AccessKey { ifindex: ctx.ingress_ifindex() as u32, vlan: 0, mac: eth.src };
     // SAFETY: plain lookup.
-    match unsafe { crate::maps::IFACES.get(&ifindex) } {
+    match unsafe { crate::maps::ACCESS_BY_MAC.get(&key) } {
+        Some(s) if s.sub_id == u32::MAX => xdp_action::XDP_DROP,
+        _ => xdp_action::XDP_PASS,
+    }
+}
+
+/// One array lookup: the ingress interface in `IFACES` (inlined by the JIT).
+#[xdp]
+pub fn tg_cost_array(ctx: XdpContext) -> u32 {
+    match crate::maps::iface_of(ctx.ingress_ifindex() as u32) {
         Some(c) if c.role == 0xff => xdp_action::XDP_DROP,
         _ => xdp_action::XDP_PASS,
     }
+}
+
+/// `bpf_jiffies64` (the clock of the next-hop caches).
+#[xdp]
+pub fn tg_cost_jiffies(_ctx: XdpContext) -> u32 {
+    // SAFETY: helper without arguments.
+    let t = unsafe { aya_ebpf::helpers::generated::bpf_jiffies64() };
+    if t == 1 { xdp_action::XDP_DROP } else { xdp_action::XDP_PASS }
 }
 
 /// One `bpf_fib_lookup` for the frame's IPv4 destination.

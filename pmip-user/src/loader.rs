@@ -27,7 +27,7 @@ pub const PROGRAM: &str = "pmip_xdp";
 pub const TC_EGRESS_PROGRAM: &str = "pmip_tc_egress";
 /// The pass-everything program (see `pmip-ebpf`): for the far end of veths.
 pub const PASS_PROGRAM: &str = "xdp_pass";
-const MAP_NAMES: [&str; 13] = [
+const MAP_NAMES: [&str; 14] = [
     maps::TUNNEL_NH,
     maps::DEST_NH,
     maps::NEW_MAC_EVENTS,
@@ -39,6 +39,7 @@ const MAP_NAMES: [&str; 13] = [
     maps::ANCHOR_BY_KEY,
     maps::TUNNELS,
     maps::IFACES,
+    maps::IFACES_HIGH,
     maps::COUNTERS,
     maps::SUB_STATS,
 ];
@@ -243,8 +244,13 @@ impl FastPath {
             addr4: spec.addr4.map(|a| a.octets()).unwrap_or_default(),
             addr6: spec.addr6.map(|a| a.octets()).unwrap_or_default(),
         };
-        let mut m: HashMap<_, u32, IfaceConfig> = HashMap::try_from(self.map_mut(maps::IFACES)?)?;
-        m.insert(idx, cfg, 0).map_err(map_err)?;
+        if idx < pmip_common::IFACE_SLOTS {
+            let mut m: Array<_, IfaceConfig> = Array::try_from(self.map_mut(maps::IFACES)?)?;
+            m.set(idx, cfg, 0).map_err(map_err)?;
+        } else {
+            let mut m: HashMap<_, u32, IfaceConfig> = HashMap::try_from(self.map_mut(maps::IFACES_HIGH)?)?;
+            m.insert(idx, cfg, 0).map_err(map_err)?;
+        }
         Ok(idx)
     }
 
