@@ -6,6 +6,7 @@ pub mod lab;
 pub mod gateway_cases;
 pub mod tput;
 pub mod scale;
+pub mod handover;
 
 /// A scratch directory under the system temp dir, removed on drop (also when
 /// the test fails). Named by tag and process id, created empty.

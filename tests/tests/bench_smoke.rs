@@ -1,10 +1,10 @@
-//! CI smoke of the benchmark harness (`pmip-bench throughput | tcp | scale`):
+//! CI smoke of the benchmark harness (`pmip-bench throughput | tcp | scale | handover`):
 //! each runs for a tiny duration and must produce sane, non-zero figures.
 //! Nothing here is timed: the assertions are about the harness working
 //! (frames reach the sink, nothing is counted that was not delivered, the
 //! kernel reports map memory), never about how fast.
 use pmip_tests::netns::is_root;
-use pmip_tests::{scale, tput};
+use pmip_tests::{gateway_cases, handover, scale, tput};
 
 #[test]
 fn throughput_smoke() {
@@ -77,5 +77,34 @@ fn trafgen_smoke() {
     for r in v["rows"].as_array().unwrap() {
         let mpps = r["mpps_median"].as_f64().unwrap();
         assert!(mpps > 0.0 && mpps < 100.0, "{r}");
+    }
+}
+
+/// One move at 200 packets/s each way: the streams resume through the new
+/// gateway (sequence numbers after the move arrive, and the capture saw them
+/// leave the new gateway). Counts only, no timing.
+#[test]
+fn handover_smoke() {
+    if gateway_cases::skip() {
+        return;
+    }
+    let cfg = handover::Config::smoke();
+    let v = handover::handover(&cfg).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{v}");
+    for r in rows {
+        let sent = r["sent"].as_u64().unwrap();
+        let received = r["received"].as_u64().unwrap();
+        assert!(sent > 0 && received > 0 && received <= sent, "{r}");
+        let moves = r["moves"].as_array().unwrap();
+        assert_eq!(moves.len(), 1, "{r}");
+        let m = &moves[0];
+        let (Some(last_old), Some(first_new)) = (m["last_seq_via_old"].as_u64(), m["first_seq_via_new"].as_u64()) else {
+            panic!("no packet through the old or the new gateway around the move: {r}");
+        };
+        assert!(first_new > last_old, "{r}");
+        // The move is followed by ≥ 1 s of stream (200+ packets): most of it
+        // must have come through the new gateway.
+        assert!(m["received_after_via_new"].as_u64().unwrap() >= 50, "{r}");
     }
 }

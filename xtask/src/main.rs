@@ -31,7 +31,7 @@ enum Cmd {
     /// anchor, correspondent, traffic and a handover.
     Lab(lab::LabArgs),
     /// Run benchmarks (release build, own namespaces): per-packet, throughput, trafgen, tcp,
-    /// scale (all by default); results in bench-results/, plots in docs/bench/.
+    /// scale, handover (all by default); results in bench-results/, plots in docs/bench/.
     Bench {
         names: Vec<String>,
     },

@@ -6,6 +6,10 @@
 //! XDP_PASS program and a minimal forwarder (one hash lookup,
 //! `bpf_fib_lookup`, redirect) on the same packet.
 //!
+//! `handover`: the lab's daemons, a steady UDP stream each way, the
+//! subscriber moved between the access gateways several times; the gap and
+//! the packets lost per move (tests/src/handover.rs).
+//!
 //! Why not `repeat`: outside live-frames mode the kernel runs the program
 //! `repeat` times on the same buffer without restoring it, so from the second
 //! run on an encapsulating program sees its own output. Each sample is
@@ -100,14 +104,16 @@ fn per_packet() -> Result<serde_json::Value> {
             // each then XDP_PASS: their cost is the difference to xdp_pass.
             Case { name: "op: bpf_ktime_get_ns", program: "tg_cost_ktime", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
             Case { name: "op: bpf_ktime_get_coarse_ns", program: "tg_cost_ktime_coarse", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
-            Case { name: "op: hash lookup (IFACES)", program: "tg_cost_hash", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
+            Case { name: "op: bpf_jiffies64", program: "tg_cost_jiffies", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
+            Case { name: "op: hash lookup (subscriber)", program: "tg_cost_hash", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
+            Case { name: "op: array lookup (IFACES)", program: "tg_cost_array", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
             Case { name: "op: bpf_fib_lookup (IPv4)", program: "tg_cost_fib", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
             Case { name: "op: xdp_adjust_head -24", program: "tg_cost_adjust", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
             Case { name: "op: per-CPU counter", program: "tg_cost_percpu", ifindex: acc, frame: up_v4_copy, verdict: 2 },
         ];
         fp.loaded_program(PASS_PROGRAM)?;
         fp.loaded_program("bench_min_fwd")?;
-        for p in ["tg_fwd", "tg_cost_ktime", "tg_cost_ktime_coarse", "tg_cost_hash", "tg_cost_fib", "tg_cost_adjust", "tg_cost_percpu"] {
+        for p in ["tg_fwd", "tg_cost_ktime", "tg_cost_ktime_coarse", "tg_cost_jiffies", "tg_cost_hash", "tg_cost_array", "tg_cost_fib", "tg_cost_adjust", "tg_cost_percpu"] {
             fp.loaded_program(p)?;
         }
         let mut samples = vec![Vec::new(); cases.len()];
@@ -182,6 +188,31 @@ fn main() -> Result<()> {
             c.sizes = s.split(',').filter_map(|x| x.trim().parse().ok()).collect();
         }
         results.push(pmip_tests::scale::scale(&c)?);
+    }
+    if want("handover") {
+        let mut c = if smoke { pmip_tests::handover::Config::smoke() } else { pmip_tests::handover::Config::full() };
+        // PMIP_BENCH_HANDOVER_MOVES / _RATE / _TRIGGERS=data,dhcp / _PROTOS=pmipv6,pmipv4
+        if let Some(m) = std::env::var("PMIP_BENCH_HANDOVER_MOVES").ok().and_then(|v| v.parse().ok()) {
+            c.moves = m;
+        }
+        if let Some(r) = std::env::var("PMIP_BENCH_HANDOVER_RATE").ok().and_then(|v| v.parse().ok()) {
+            c.rate = r;
+        }
+        if let Ok(t) = std::env::var("PMIP_BENCH_HANDOVER_TRIGGERS") {
+            c.triggers = t.split(',').filter_map(|x| match x.trim() {
+                "data" => Some(pmip_tests::lab::Trigger::Data),
+                "dhcp" => Some(pmip_tests::lab::Trigger::Dhcp),
+                _ => None,
+            }).collect();
+        }
+        if let Ok(t) = std::env::var("PMIP_BENCH_HANDOVER_PROTOS") {
+            c.protos = t.split(',').filter_map(|x| match x.trim() {
+                "pmipv6" => Some(pmip_tests::lab::Proto::Pmipv6),
+                "pmipv4" => Some(pmip_tests::lab::Proto::Pmipv4),
+                _ => None,
+            }).collect();
+        }
+        results.push(pmip_tests::handover::handover(&c)?);
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench-results");
     std::fs::create_dir_all(&dir)?;
