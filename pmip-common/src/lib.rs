@@ -15,15 +15,25 @@ pub mod maps {
     /// (access ifindex, VLAN, subscriber MAC) → [`AccessSubscriber`](super::AccessSubscriber).
     /// Written by the access agent (MAG/PMA) when a binding is accepted.
     pub const ACCESS_BY_MAC: &str = "ACCESS_BY_MAC";
-    /// Downlink GRE key → [`AccessDownlink`](super::AccessDownlink).
-    /// Written by the access agent; read by the access gateway's core-side XDP.
+    /// Array indexed by downlink GRE key → [`AccessDownlink`](super::AccessDownlink)
+    /// (ifindex 0 = free slot). Each node chooses the keys it receives with
+    /// (RFC 5845 §3; draft-leung GRE key extension) and ours are small
+    /// integers, so the key is the index: an array lookup, inlined by the JIT,
+    /// and no per-entry hash overhead. Keys beyond the array are in
+    /// `ACCESS_BY_KEY_HIGH`. Written by the access agent; read by the access
+    /// gateway's core-side XDP.
     pub const ACCESS_BY_KEY: &str = "ACCESS_BY_KEY";
+    /// Downlink GRE keys too large for `ACCESS_BY_KEY` (hash, allocated on use).
+    pub const ACCESS_BY_KEY_HIGH: &str = "ACCESS_BY_KEY_HIGH";
     /// IPv4 home address → [`AnchorDownlink`](super::AnchorDownlink). Written by the anchor (LMA/HA).
     pub const ANCHOR_BY_HOME4: &str = "ANCHOR_BY_HOME4";
     /// IPv6 home network prefix (/64) → [`AnchorDownlink`](super::AnchorDownlink). Written by the anchor.
     pub const ANCHOR_BY_HNP: &str = "ANCHOR_BY_HNP";
-    /// Uplink GRE key → [`AnchorUplink`](super::AnchorUplink). Written by the anchor.
+    /// Array indexed by uplink GRE key → [`AnchorUplink`](super::AnchorUplink)
+    /// (`flags::IN_USE` clear = free slot), as `ACCESS_BY_KEY`. Written by the anchor.
     pub const ANCHOR_BY_KEY: &str = "ANCHOR_BY_KEY";
+    /// Uplink GRE keys too large for `ANCHOR_BY_KEY` (hash, allocated on use).
+    pub const ANCHOR_BY_KEY_HIGH: &str = "ANCHOR_BY_KEY_HIGH";
     /// Tunnel id → [`Tunnel`](super::Tunnel) (outer endpoints). Written by either agent
     /// before any subscriber entry refers to the id.
     pub const TUNNELS: &str = "TUNNELS";
@@ -85,6 +95,8 @@ pub mod flags {
     pub const HAS_HOME4: u32 = 1 << 0;
     /// `home_hnp` is assigned: inner IPv6 sources must be inside it (or link-local).
     pub const HAS_HNP: u32 = 1 << 1;
+    /// The `ANCHOR_BY_KEY` slot holds a binding.
+    pub const IN_USE: u32 = 1 << 31;
 }
 
 /// Key of `ACCESS_BY_MAC`: a subscriber as seen on an access interface.
@@ -124,7 +136,7 @@ pub struct AccessDownlink {
     pub sub_id: u32,
     /// Tunnel the packet must arrive on (its remote is the expected outer source).
     pub tunnel_id: u32,
-    /// Access interface the subscriber is on.
+    /// Access interface the subscriber is on (0: free `ACCESS_BY_KEY` slot).
     pub ifindex: u32,
     /// VLAN id to tag the frame with (0 = untagged), host order.
     pub vlan: u16,

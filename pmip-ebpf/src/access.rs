@@ -151,8 +151,7 @@ pub(crate) fn arp_reply(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, sub: &Ac
 /// Downlink at the access gateway: GRE from the anchor → subscriber's frame.
 #[inline(always)]
 pub(crate) fn access_downlink(ctx: &XdpContext, l2: &L2, family: u8, src: &[u8; 16], key: [u8; 4], inner_off: usize, ethertype: u16) -> Out {
-    // SAFETY: plain lookup.
-    let d = match unsafe { ACCESS_BY_KEY.get(&key) } {
+    let d = match access_by_key(key) {
         Some(d) => d,
         None => return out(DROP, Counter::DropUnknownKey),
     };

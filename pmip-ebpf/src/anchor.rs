@@ -5,8 +5,7 @@ use super::*;
 /// Uplink at the anchor: GRE from an access gateway → forwarded inner packet.
 #[inline(always)]
 pub(crate) fn anchor_uplink(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, family: u8, src: &[u8; 16], key: [u8; 4], inner_off: usize, ethertype: u16) -> Out {
-    // SAFETY: plain lookup.
-    let b = match unsafe { ANCHOR_BY_KEY.get(&key) } {
+    let b = match anchor_by_key(key) {
         Some(b) => b,
         None => return out(DROP, Counter::DropUnknownKey),
     };

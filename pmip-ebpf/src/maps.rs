@@ -7,10 +7,13 @@ use super::*;
 #[map]
 pub(crate) static ACCESS_BY_MAC: HashMap<AccessKey, AccessSubscriber> =
     HashMap::with_max_entries(MAX_SUBSCRIBERS, 0);
-/// Downlink GRE key → subscriber on an access interface. Written by the MAG/PMA agent.
+/// Downlink GRE key (as index) → subscriber on an access interface; keys
+/// beyond the array in ACCESS_BY_KEY_HIGH. Written by the MAG/PMA agent.
 #[map]
-pub(crate) static ACCESS_BY_KEY: HashMap<[u8; 4], AccessDownlink> =
-    HashMap::with_max_entries(MAX_SUBSCRIBERS, 0);
+pub(crate) static ACCESS_BY_KEY: Array<AccessDownlink> = Array::with_max_entries(MAX_SUBSCRIBERS, 0);
+#[map]
+pub(crate) static ACCESS_BY_KEY_HIGH: HashMap<[u8; 4], AccessDownlink> =
+    HashMap::with_max_entries(MAX_SUBSCRIBERS, BPF_F_NO_PREALLOC);
 /// IPv4 home address → tunnel to the serving access gateway. Written by the LMA/HA agent.
 #[map]
 pub(crate) static ANCHOR_BY_HOME4: HashMap<[u8; 4], AnchorDownlink> =
@@ -19,10 +22,38 @@ pub(crate) static ANCHOR_BY_HOME4: HashMap<[u8; 4], AnchorDownlink> =
 #[map]
 pub(crate) static ANCHOR_BY_HNP: HashMap<[u8; 8], AnchorDownlink> =
     HashMap::with_max_entries(MAX_SUBSCRIBERS, 0);
-/// Uplink GRE key → binding (home address to enforce). Written by the LMA/HA agent.
+/// Uplink GRE key (as index) → binding (home address to enforce); keys
+/// beyond the array in ANCHOR_BY_KEY_HIGH. Written by the LMA/HA agent.
 #[map]
-pub(crate) static ANCHOR_BY_KEY: HashMap<[u8; 4], AnchorUplink> =
-    HashMap::with_max_entries(MAX_SUBSCRIBERS, 0);
+pub(crate) static ANCHOR_BY_KEY: Array<AnchorUplink> = Array::with_max_entries(MAX_SUBSCRIBERS, 0);
+#[map]
+pub(crate) static ANCHOR_BY_KEY_HIGH: HashMap<[u8; 4], AnchorUplink> =
+    HashMap::with_max_entries(MAX_SUBSCRIBERS, BPF_F_NO_PREALLOC);
+
+/// Hash maps written only by the agent need no preallocated elements.
+const BPF_F_NO_PREALLOC: u32 = 1;
+
+/// The binding a downlink GRE key belongs to at the access gateway.
+#[inline(always)]
+pub(crate) fn access_by_key(key: [u8; 4]) -> Option<&'static AccessDownlink> {
+    match ACCESS_BY_KEY.get(u32::from_be_bytes(key)) {
+        Some(d) if d.ifindex != 0 => Some(d),
+        Some(_) => None,
+        // SAFETY: plain lookup; the value is only read.
+        None => unsafe { ACCESS_BY_KEY_HIGH.get(&key) },
+    }
+}
+
+/// The binding an uplink GRE key belongs to at the anchor.
+#[inline(always)]
+pub(crate) fn anchor_by_key(key: [u8; 4]) -> Option<&'static AnchorUplink> {
+    match ANCHOR_BY_KEY.get(u32::from_be_bytes(key)) {
+        Some(b) if b.flags & flags::IN_USE != 0 => Some(b),
+        Some(_) => None,
+        // SAFETY: plain lookup; the value is only read.
+        None => unsafe { ANCHOR_BY_KEY_HIGH.get(&key) },
+    }
+}
 /// Tunnel id → outer endpoints. Written by either agent before entries refer to it.
 #[map]
 pub(crate) static TUNNELS: Array<Tunnel> = Array::with_max_entries(MAX_TUNNELS, 0);

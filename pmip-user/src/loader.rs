@@ -27,16 +27,18 @@ pub const PROGRAM: &str = "pmip_xdp";
 pub const TC_EGRESS_PROGRAM: &str = "pmip_tc_egress";
 /// The pass-everything program (see `pmip-ebpf`): for the far end of veths.
 pub const PASS_PROGRAM: &str = "xdp_pass";
-const MAP_NAMES: [&str; 14] = [
+const MAP_NAMES: [&str; 16] = [
     maps::TUNNEL_NH,
     maps::DEST_NH,
     maps::NEW_MAC_EVENTS,
     maps::NEW_MAC_SEEN,
     maps::ACCESS_BY_MAC,
     maps::ACCESS_BY_KEY,
+    maps::ACCESS_BY_KEY_HIGH,
     maps::ANCHOR_BY_HOME4,
     maps::ANCHOR_BY_HNP,
     maps::ANCHOR_BY_KEY,
+    maps::ANCHOR_BY_KEY_HIGH,
     maps::TUNNELS,
     maps::IFACES,
     maps::IFACES_HIGH,
@@ -120,6 +122,25 @@ pub struct FastPath {
     tunnels: StdHashMap<TunnelEnds, u32>,
     /// Which mode each attached interface got.
     pub attached: Vec<(String, XdpMode)>,
+    /// Occupied slots of the ACCESS_BY_KEY and ANCHOR_BY_KEY arrays (an
+    /// array cannot be counted cheaply; `show stats` asks every 500 ms).
+    key_slots: [usize; 2],
+}
+
+/// The two GRE-key tables: array indexed by key + hash for larger keys.
+#[derive(Clone, Copy)]
+enum KeyTable {
+    Access = 0,
+    Anchor = 1,
+}
+
+impl KeyTable {
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            KeyTable::Access => (maps::ACCESS_BY_KEY, maps::ACCESS_BY_KEY_HIGH),
+            KeyTable::Anchor => (maps::ANCHOR_BY_KEY, maps::ANCHOR_BY_KEY_HIGH),
+        }
+    }
 }
 
 fn map_err(e: impl std::fmt::Display) -> anyhow::Error {
@@ -168,9 +189,11 @@ impl FastPath {
         for (m, n) in [
             (maps::ACCESS_BY_MAC, access),
             (maps::ACCESS_BY_KEY, access),
+            (maps::ACCESS_BY_KEY_HIGH, access),
             (maps::ANCHOR_BY_HOME4, anchor),
             (maps::ANCHOR_BY_HNP, anchor),
             (maps::ANCHOR_BY_KEY, anchor),
+            (maps::ANCHOR_BY_KEY_HIGH, anchor),
             (maps::SUB_STATS, opts.max_subscribers),
         ] {
             loader.map_max_entries(m, n);
@@ -193,8 +216,15 @@ impl FastPath {
             .ok_or_else(|| anyhow!("program {PROGRAM} missing from object"))?
             .try_into()?;
         prog.load().context("verifier rejected pmip_xdp")?;
-        let mut fp = FastPath { ebpf, pin_dir: opts.pin_dir.clone(), tunnels: StdHashMap::new(), attached: Vec::new() };
+        let mut fp = FastPath { ebpf, pin_dir: opts.pin_dir.clone(), tunnels: StdHashMap::new(), attached: Vec::new(), key_slots: [0; 2] };
         fp.recover_tunnels()?;
+        if opts.pin_dir.is_some() {
+            // Pinned maps may hold an earlier run's bindings.
+            fp.key_slots = [
+                fp.count_slots::<AccessDownlink>(maps::ACCESS_BY_KEY, |d| d.ifindex != 0)?,
+                fp.count_slots::<AnchorUplink>(maps::ANCHOR_BY_KEY, |b| b.flags & flags::IN_USE != 0)?,
+            ];
+        }
         Ok(fp)
     }
 
@@ -392,9 +422,7 @@ impl FastPath {
         };
         self.reset_stats(b.sub_id)?;
         // Downlink first: by the time the subscriber can send, replies can come back.
-        let mut by_key: HashMap<_, [u8; 4], AccessDownlink> =
-            HashMap::try_from(self.map_mut(maps::ACCESS_BY_KEY)?)?;
-        by_key.insert(b.downlink_key.to_be_bytes(), down, 0).map_err(map_err)?;
+        self.set_by_key(KeyTable::Access, b.downlink_key, down, |d| d.ifindex != 0)?;
         let mut by_mac: HashMap<_, AccessKey, AccessSubscriber> =
             HashMap::try_from(self.map_mut(maps::ACCESS_BY_MAC)?)?;
         by_mac.insert(access_key(b), sub, 0).map_err(map_err)?;
@@ -412,15 +440,9 @@ impl FastPath {
                 let _ = by_mac.remove(&k);
             }
         }
-        let mut by_key: HashMap<_, [u8; 4], AccessDownlink> =
-            HashMap::try_from(self.map_mut(maps::ACCESS_BY_KEY)?)?;
-        let key = b.downlink_key.to_be_bytes();
-        if let Ok(cur) = by_key.get(&key, 0) {
-            if cur.mac == b.at.mac && cur.ifindex == b.at.ifindex {
-                let _ = by_key.remove(&key);
-            }
-        }
-        Ok(())
+        self.clear_by_key::<AccessDownlink>(KeyTable::Access, b.downlink_key, |d| {
+            d.ifindex != 0 && d.mac == b.at.mac && d.ifindex == b.at.ifindex
+        })
     }
 
     pub fn install_anchor(&mut self, b: &AnchorBinding) -> Result<()> {
@@ -435,14 +457,12 @@ impl FastPath {
         let up = AnchorUplink {
             sub_id: b.sub_id,
             tunnel_id,
-            flags: fl,
+            flags: fl | flags::IN_USE,
             home_v4: b.home_v4.map(|a| a.octets()).unwrap_or_default(),
             home_hnp: hnp64(&b.hnp),
         };
         let down = AnchorDownlink { downlink_key: b.downlink_key.to_be_bytes(), sub_id: b.sub_id, tunnel_id };
-        let mut by_key: HashMap<_, [u8; 4], AnchorUplink> =
-            HashMap::try_from(self.map_mut(maps::ANCHOR_BY_KEY)?)?;
-        by_key.insert(b.uplink_key.to_be_bytes(), up, 0).map_err(map_err)?;
+        self.set_by_key(KeyTable::Anchor, b.uplink_key, up, |u| u.flags & flags::IN_USE != 0)?;
         if let Some(h) = b.home_v4 {
             let mut m: HashMap<_, [u8; 4], AnchorDownlink> =
                 HashMap::try_from(self.map_mut(maps::ANCHOR_BY_HOME4)?)?;
@@ -464,9 +484,7 @@ impl FastPath {
             None => return Ok(()),
         };
         let mine = |d: &AnchorDownlink| d.tunnel_id == tunnel_id && d.downlink_key == b.downlink_key.to_be_bytes();
-        let mut by_key: HashMap<_, [u8; 4], AnchorUplink> =
-            HashMap::try_from(self.map_mut(maps::ANCHOR_BY_KEY)?)?;
-        let _ = by_key.remove(&b.uplink_key.to_be_bytes());
+        self.clear_by_key::<AnchorUplink>(KeyTable::Anchor, b.uplink_key, |u| u.flags & flags::IN_USE != 0)?;
         if let Some(h) = b.home_v4 {
             let mut m: HashMap<_, [u8; 4], AnchorDownlink> =
                 HashMap::try_from(self.map_mut(maps::ANCHOR_BY_HOME4)?)?;
@@ -483,6 +501,48 @@ impl FastPath {
             }
         }
         Ok(())
+    }
+
+    /// Puts `v` under GRE key `key`: in the array when the key is an index
+    /// of it, else in the hash.
+    fn set_by_key<V: aya::Pod + Default>(&mut self, t: KeyTable, key: u32, v: V, used: impl Fn(&V) -> bool) -> Result<()> {
+        let (array, high) = t.names();
+        let mut a: Array<_, V> = Array::try_from(self.map_mut(array)?)?;
+        if key < a.len() {
+            let was = a.get(&key, 0).map(|c| used(&c)).unwrap_or(false);
+            a.set(key, v, 0).map_err(map_err)?;
+            if !was {
+                self.key_slots[t as usize] += 1;
+            }
+            return Ok(());
+        }
+        let mut h: HashMap<_, [u8; 4], V> = HashMap::try_from(self.map_mut(high)?)?;
+        h.insert(key.to_be_bytes(), v, 0).map_err(map_err)
+    }
+
+    /// Frees GRE key `key` if its entry satisfies `mine`.
+    fn clear_by_key<V: aya::Pod + Default>(&mut self, t: KeyTable, key: u32, mine: impl Fn(&V) -> bool) -> Result<()> {
+        let (array, high) = t.names();
+        let mut a: Array<_, V> = Array::try_from(self.map_mut(array)?)?;
+        if key < a.len() {
+            if a.get(&key, 0).map(|c| mine(&c)).unwrap_or(false) {
+                a.set(key, V::default(), 0).map_err(map_err)?;
+                self.key_slots[t as usize] = self.key_slots[t as usize].saturating_sub(1);
+            }
+            return Ok(());
+        }
+        let mut h: HashMap<_, [u8; 4], V> = HashMap::try_from(self.map_mut(high)?)?;
+        let k = key.to_be_bytes();
+        if h.get(&k, 0).map(|c| mine(&c)).unwrap_or(false) {
+            let _ = h.remove(&k);
+        }
+        Ok(())
+    }
+
+    /// Occupied slots of a GRE-key array, counted one by one (after a restart).
+    fn count_slots<V: aya::Pod>(&self, array: &str, used: impl Fn(&V) -> bool) -> Result<usize> {
+        let a: Array<_, V> = Array::try_from(self.map(array)?)?;
+        Ok((0..a.len()).filter(|i| a.get(i, 0).map(|v| used(&v)).unwrap_or(false)).count())
     }
 
     fn reset_stats(&mut self, sub_id: u32) -> Result<()> {
@@ -509,12 +569,16 @@ impl FastPath {
             let m: HashMap<_, K, V> = HashMap::try_from(fp.map(name)?)?;
             Ok((name, m.keys().filter(|k| k.is_ok()).count()))
         }
+        // The GRE-key tables: occupied array slots plus the hash of larger keys.
+        let by_key = |t: KeyTable, high: Result<(&'static str, usize)>| -> Result<(&'static str, usize)> {
+            Ok((t.names().0, self.key_slots[t as usize] + high?.1))
+        };
         Ok(vec![
             count::<AccessKey, AccessSubscriber>(self, maps::ACCESS_BY_MAC)?,
-            count::<[u8; 4], AccessDownlink>(self, maps::ACCESS_BY_KEY)?,
+            by_key(KeyTable::Access, count::<[u8; 4], AccessDownlink>(self, maps::ACCESS_BY_KEY_HIGH))?,
             count::<[u8; 4], AnchorDownlink>(self, maps::ANCHOR_BY_HOME4)?,
             count::<[u8; 8], AnchorDownlink>(self, maps::ANCHOR_BY_HNP)?,
-            count::<[u8; 4], AnchorUplink>(self, maps::ANCHOR_BY_KEY)?,
+            by_key(KeyTable::Anchor, count::<[u8; 4], AnchorUplink>(self, maps::ANCHOR_BY_KEY_HIGH))?,
         ])
     }
 
