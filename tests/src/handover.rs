@@ -39,6 +39,9 @@ pub struct Config {
     pub spacing: Duration,
     pub protos: Vec<Proto>,
     pub triggers: Vec<Trigger>,
+    /// An iperf3 TCP stream subscriber → correspondent beside the UDP
+    /// streams for the whole run (as in `pmip-lab`), loading both cores.
+    pub tcp_load: bool,
 }
 
 impl Config {
@@ -49,6 +52,7 @@ impl Config {
             spacing: Duration::from_millis(1500),
             protos: vec![Proto::Pmipv6, Proto::Pmipv4],
             triggers: vec![Trigger::Data, Trigger::Dhcp],
+            tcp_load: false,
         }
     }
     /// One move at a low rate: does the stream resume?
@@ -59,6 +63,7 @@ impl Config {
             spacing: Duration::from_millis(1500),
             protos: vec![Proto::Pmipv6],
             triggers: vec![Trigger::Data],
+            tcp_load: false,
         }
     }
 }
@@ -446,6 +451,14 @@ fn record(proto: Proto, trigger: Trigger, cfg: &Config) -> Result<Recording> {
     l.wait_registered(0)?;
     let home: Ipv4Addr = lease.ip.parse().with_context(|| format!("lease address {:?}", lease.ip))?;
     let uplink = trigger == Trigger::Data;
+    if cfg.tcp_load {
+        l.iperf_server()?;
+        let secs = 4 + (cfg.spacing.as_secs_f64() * cfg.moves as f64).ceil() as u32;
+        let c = l.iperf_client(secs).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn()?;
+        // Killed with the lab.
+        l.bg.push(c);
+        lab::interruptible_sleep(Duration::from_millis(500))?;
+    }
     let r = stream_and_move(&l, home, uplink, trigger, cfg);
     if let Err(e) = &r {
         let tails: Vec<String> = l
@@ -677,10 +690,11 @@ pub fn handover(cfg: &Config) -> Result<serde_json::Value> {
         }
     }
     println!(
-        "handover gap, {} pps per stream, {} moves per lab ({} ms apart); gap = first packet through the new gateway − last through the old (arrival times)",
+        "handover gap, {} pps per stream, {} moves per lab ({} ms apart){}; gap = first packet through the new gateway − last through the old (arrival times)",
         cfg.rate,
         cfg.moves,
-        cfg.spacing.as_millis()
+        cfg.spacing.as_millis(),
+        if cfg.tcp_load { ", beside an iperf3 TCP stream" } else { "" }
     );
     println!(
         "{:<7} {:<5} {:<9} {:>24} {:>24} {:>16} {:>9} {:>12}",
@@ -728,6 +742,7 @@ pub fn handover(cfg: &Config) -> Result<serde_json::Value> {
         "rate_pps": cfg.rate,
         "moves": cfg.moves,
         "spacing_ms": cfg.spacing.as_millis() as u64,
+        "tcp_load": cfg.tcp_load,
         "rows": rows,
     }))
 }

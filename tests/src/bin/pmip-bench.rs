@@ -191,7 +191,7 @@ fn main() -> Result<()> {
     }
     if want("handover") {
         let mut c = if smoke { pmip_tests::handover::Config::smoke() } else { pmip_tests::handover::Config::full() };
-        // PMIP_BENCH_HANDOVER_MOVES / _RATE / _TRIGGERS=data,dhcp / _PROTOS=pmipv6,pmipv4
+        // PMIP_BENCH_HANDOVER_MOVES / _RATE / _TRIGGERS=data,dhcp / _PROTOS=pmipv6,pmipv4 / _TCP=1
         if let Some(m) = std::env::var("PMIP_BENCH_HANDOVER_MOVES").ok().and_then(|v| v.parse().ok()) {
             c.moves = m;
         }
@@ -212,6 +212,7 @@ fn main() -> Result<()> {
                 _ => None,
             }).collect();
         }
+        c.tcp_load = std::env::var("PMIP_BENCH_HANDOVER_TCP").is_ok_and(|v| v == "1");
         results.push(pmip_tests::handover::handover(&c)?);
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench-results");
