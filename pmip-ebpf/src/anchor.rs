@@ -37,7 +37,7 @@ pub(crate) fn anchor_uplink(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, fami
                 return out(DROP, Counter::DropMalformed);
             }
             account(b.sub_id, inner.len, true);
-            if !decap(ctx, inner_off, inner.family, c.smac, c.dmac, 0) {
+            if !decap_cached(ctx, inner_off, inner.family, &c.macs) {
                 return out(DROP, Counter::DropAdjustFailed);
             }
             return out(redirect(c.ifindex), Counter::TxDecapUplink);
@@ -49,14 +49,15 @@ pub(crate) fn anchor_uplink(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, fami
     }
     account(b.sub_id, inner.len, true);
     if nh.rc == FIB_SUCCESS {
-        let entry = NextHopCache {
+        let mut macs = [0u8; 16];
+        macs[..6].copy_from_slice(&nh.dmac);
+        macs[6..12].copy_from_slice(&nh.smac);
+        let entry = DestNextHop {
             expires: nh_expiry(now),
             ifindex: nh.ifindex,
-            max_len: u16::MAX,
-            _pad: [0; 2],
-            smac: nh.smac,
-            dmac: nh.dmac,
-            remote: inner.dst,
+            _pad: 0,
+            // SAFETY: 16 plain bytes either way.
+            macs: unsafe { core::mem::transmute::<[u8; 16], [u64; 2]>(macs) },
         };
         let _ = DEST_NH.insert(&inner.dst, &entry, 0);
         if !decap(ctx, inner_off, inner.family, nh.smac, nh.dmac, 0) {

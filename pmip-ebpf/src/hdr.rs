@@ -141,6 +141,30 @@ pub fn write_at<T: Copy>(ctx: &XdpContext, off: usize, v: T) -> bool {
     }
 }
 
+/// Stores a word at packet address `p` in one instruction. Packet data has
+/// no alignment the compiler could rely on, so the BPF backend would split
+/// an unaligned `write_unaligned` into byte stores (and a misaligned
+/// `ptr::write` is undefined behaviour); the instruction itself is fine: the
+/// JITs of the hosts we run on store unaligned words, and the verifier
+/// allows unaligned packet access there. Only for packet pointers whose
+/// bounds the caller checked (stack accesses must stay aligned).
+macro_rules! store_fn {
+    ($name:ident, $t:ty, $w:literal) => {
+        /// See [`store_u64`].
+        #[inline(always)]
+        pub unsafe fn $name(p: usize, v: $t) {
+            // SAFETY: the caller checked p .. p + size_of::<$t>() is inside the packet.
+            unsafe {
+                core::arch::asm!(concat!("*(", $w, " *)({p} + 0) = {v}"), p = in(reg) p, v = in(reg) v as u64,
+                    options(nostack, preserves_flags))
+            };
+        }
+    };
+}
+store_fn!(store_u64, u64, "u64");
+store_fn!(store_u32, u32, "u32");
+store_fn!(store_u16, u16, "u16");
+
 /// One's-complement fold of a 32-bit partial sum to the 16-bit checksum.
 #[inline(always)]
 pub fn csum_fold(mut sum: u64) -> u16 {

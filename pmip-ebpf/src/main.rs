@@ -12,6 +12,8 @@
 //! and every exit increments exactly one counter of `COUNTERS`.
 #![no_std]
 #![no_main]
+// Word stores to packet data (hdr::store): see there.
+#![feature(asm_experimental_arch)]
 
 mod access;
 mod anchor;
@@ -44,7 +46,7 @@ use aya_ebpf::{
 use hdr::*;
 use pmip_common::{
     flags, role, AccessDownlink, AccessKey, AccessSubscriber, AnchorDownlink, AnchorUplink,
-    Counter, IfaceConfig, NewMacEvent, NextHopCache, SubscriberStats, Tunnel, NEW_MAC_REPORT_NS,
+    Counter, DestNextHop, IfaceConfig, NewMacEvent, NextHopCache, SubscriberStats, Tunnel, NEW_MAC_REPORT_NS,
     NEW_MAC_RING_BYTES, NEW_MAC_SEEN_ENTRIES, NEXT_HOP_CACHE_JIFFIES_DEFAULT, NEXT_HOP_CACHE_NS, DEST_NH_ENTRIES, FAMILY_V4, FAMILY_V6, GRE_KEYED_LEN,
     IPV4_HDR_LEN, IPV6_HDR_LEN, IFACE_SLOTS, MAX_IFACES, MAX_SUBSCRIBERS, MAX_TUNNELS,
 };

@@ -97,7 +97,7 @@ pub(crate) static NEW_MAC_SEEN: LruHashMap<AccessKey, u64> = LruHashMap::with_ma
 /// Next hop per inner destination for the anchor's uplink, per CPU, LRU; like
 /// TUNNEL_NH it is refreshed from the FIB every NEXT_HOP_CACHE_NS.
 #[map]
-pub(crate) static DEST_NH: LruPerCpuHashMap<[u8; 16], NextHopCache> = LruPerCpuHashMap::with_max_entries(DEST_NH_ENTRIES, 0);
+pub(crate) static DEST_NH: LruPerCpuHashMap<[u8; 16], DestNextHop> = LruPerCpuHashMap::with_max_entries(DEST_NH_ENTRIES, 0);
 
 /// Calibration of the next-hop caches' clock (jiffies) against nanoseconds,
 /// per CPU: [ns at last calibration, jiffies then, jiffies per NEXT_HOP_CACHE_NS].

@@ -94,7 +94,8 @@ pub fn within<R: Send>(ns: &Netns, f: impl FnOnce() -> Result<R> + Send) -> Resu
     })
 }
 
-fn pin_cpu(cpu: usize) -> Result<()> {
+/// Pins the calling thread to `cpu`.
+pub fn pin_cpu(cpu: usize) -> Result<()> {
     // SAFETY: zeroed cpu_set_t and the libc macros on it.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();

@@ -163,6 +163,16 @@ fn main() -> Result<()> {
     if let Some(s) = std::env::var("PMIP_BENCH_SECS").ok().and_then(|v| v.parse().ok()) {
         cfg.secs = s;
     }
+    // PMIP_BENCH_SIZES=64,1400 and PMIP_BENCH_THREADS=1,2 narrow the throughput matrix.
+    let list = |name: &str| -> Option<Vec<usize>> {
+        std::env::var(name).ok().map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+    };
+    if let Some(v) = list("PMIP_BENCH_SIZES") {
+        cfg.sizes = v;
+    }
+    if let Some(v) = list("PMIP_BENCH_THREADS") {
+        cfg.threads = v;
+    }
     if want("per-packet") {
         results.push(per_packet()?);
     }
