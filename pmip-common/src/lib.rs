@@ -52,8 +52,9 @@ pub mod maps {
     /// Per-CPU next hop of each tunnel as `bpf_fib_lookup` last found it,
     /// indexed by tunnel id. Written by the fast path only.
     pub const TUNNEL_NH: &str = "TUNNEL_NH";
-    /// Per-CPU LRU: inner destination (16 bytes, IPv4 in the first 4) → next
-    /// hop, for the anchor's decapsulated uplink. Written by the fast path only.
+    /// Per-CPU direct-mapped cache: slot (hash of the inner destination) →
+    /// [`DestNextHop`](super::DestNextHop), for the anchor's decapsulated
+    /// uplink. Written by the fast path only.
     pub const DEST_NH: &str = "DEST_NH";
     /// Ring buffer of [`NewMacEvent`](super::NewMacEvent)s: data from a MAC
     /// the access side has no binding for (the attach trigger of a handover).
@@ -235,15 +236,19 @@ pub struct NextHopCache {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct DestNextHop {
-    /// Expiry in jiffies, as `NextHopCache::expires`.
+    /// Expiry in jiffies, as `NextHopCache::expires` (0: empty slot).
     pub expires: u64,
     pub ifindex: u32,
     pub _pad: u32,
     pub macs: [u64; 2],
+    /// The destination this slot holds (IPv4 in the first word).
+    pub dst: [u32; 4],
 }
 
-/// Entries of the anchor's per-destination next-hop cache.
-pub const DEST_NH_ENTRIES: u32 = 16_384;
+/// Slots of the anchor's per-destination next-hop cache, per CPU (a
+/// power of two: the slot is a multiplicative hash of the destination).
+pub const DEST_NH_ENTRIES: u32 = 4_096;
+pub const DEST_NH_BITS: u32 = 12;
 
 /// How long a cached next hop is used before the FIB is asked again.
 pub const NEXT_HOP_CACHE_NS: u64 = 200_000_000;
@@ -388,7 +393,8 @@ const _: () = {
     assert!(core::mem::size_of::<IfaceConfig>() == 28);
     assert!(core::mem::size_of::<SubscriberStats>() == 32);
     assert!(core::mem::size_of::<NextHopCache>() == 120);
-    assert!(core::mem::size_of::<DestNextHop>() == 32);
+    assert!(core::mem::size_of::<DestNextHop>() == 48);
+    assert!(1 << DEST_NH_BITS == DEST_NH_ENTRIES);
     assert!(core::mem::size_of::<NewMacEvent>() == 16);
 };
 

@@ -29,10 +29,12 @@ pub(crate) fn anchor_uplink(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, fami
     // The FIB answer per destination, cached (a FIB lookup is about half of
     // this path's cost); refreshed every NEXT_HOP_CACHE_NS like TUNNEL_NH.
     let now = nh_now();
-    if let Some(c) = DEST_NH.get_ptr_mut(&inner.dst) {
-        // SAFETY: this CPU's slot of a per-CPU map value.
+    let dst = inner.dst.words();
+    let slot = DEST_NH.get_ptr_mut(dest_slot(&dst));
+    if let Some(c) = slot {
+        // SAFETY: this CPU's slot of a per-CPU array.
         let c = unsafe { &*c };
-        if now < c.expires {
+        if now < c.expires && c.dst == dst {
             if !dec_ttl(ctx, inner_off, inner.family) {
                 return out(DROP, Counter::DropMalformed);
             }
@@ -49,17 +51,17 @@ pub(crate) fn anchor_uplink(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, fami
     }
     account(b.sub_id, inner.len, true);
     if nh.rc == FIB_SUCCESS {
-        let mut macs = [0u8; 16];
-        macs[..6].copy_from_slice(&nh.dmac);
-        macs[6..12].copy_from_slice(&nh.smac);
-        let entry = DestNextHop {
-            expires: nh_expiry(now),
-            ifindex: nh.ifindex,
-            _pad: 0,
-            // SAFETY: 16 plain bytes either way.
-            macs: unsafe { core::mem::transmute::<[u8; 16], [u64; 2]>(macs) },
-        };
-        let _ = DEST_NH.insert(&inner.dst, &entry, 0);
+        if let Some(c) = slot {
+            // SAFETY: this CPU's slot of a per-CPU array; nothing else runs on this CPU meanwhile.
+            let c = unsafe { &mut *c };
+            // SAFETY: [u64; 2] is 16 plain bytes.
+            let macs: &mut [u8; 16] = unsafe { &mut *(c.macs.as_mut_ptr() as *mut [u8; 16]) };
+            macs[..6].copy_from_slice(&nh.dmac);
+            macs[6..12].copy_from_slice(&nh.smac);
+            c.ifindex = nh.ifindex;
+            c.dst = dst;
+            c.expires = nh_expiry(now);
+        }
         if !decap(ctx, inner_off, inner.family, nh.smac, nh.dmac, 0) {
             return out(DROP, Counter::DropAdjustFailed);
         }

@@ -48,7 +48,7 @@ pub(crate) fn icmp_too_big(raw: *mut xdp_md, mtu: u16) -> Out {
             next_hdr: IPPROTO_ICMPV6,
             hop_limit: 255,
             src: iface.addr6,
-            dst: inner.src,
+            dst: inner.src.0,
         };
         // Pseudo-header (RFC 8200 §8.1): addresses, upper-layer length, next header.
         sum += sum16(&ip.src) + sum16(&ip.dst) + icmp_len as u64 + IPPROTO_ICMPV6 as u64;

@@ -1,6 +1,28 @@
 //! The subscriber's IP packet inside the frame or tunnel: parse, TTL.
 use super::*;
 
+/// A 16-byte address (IPv4 in the first 4), 4-byte aligned so that the
+/// compiler copies, zeroes and compares it in words, not bytes.
+#[repr(C, align(4))]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Addr(pub(crate) [u8; 16]);
+
+impl core::ops::Deref for Addr {
+    type Target = [u8; 16];
+    #[inline(always)]
+    fn deref(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl Addr {
+    #[inline(always)]
+    pub(crate) fn words(&self) -> [u32; 4] {
+        // SAFETY: 16 plain bytes, 4-byte aligned.
+        unsafe { core::mem::transmute::<[u8; 16], [u32; 4]>(self.0) }
+    }
+}
+
 /// What the paths need to know about the subscriber's IP packet.
 #[derive(Clone, Copy)]
 pub(crate) struct Inner {
@@ -10,8 +32,8 @@ pub(crate) struct Inner {
     pub(crate) ttl: u8,
     /// DF set (always for IPv6: routers never fragment it).
     pub(crate) df: bool,
-    pub(crate) src: [u8; 16],
-    pub(crate) dst: [u8; 16],
+    pub(crate) src: Addr,
+    pub(crate) dst: Addr,
     /// Inner IPv4 protocol / IPv6 next header.
     pub(crate) proto: u8,
     /// Offset of the transport header (IPv4 only; used to spot DHCP).
@@ -20,8 +42,8 @@ pub(crate) struct Inner {
 
 #[inline(always)]
 pub(crate) fn parse_inner(ctx: &XdpContext, off: usize, ethertype: u16) -> Option<Inner> {
-    let mut src = [0u8; 16];
-    let mut dst = [0u8; 16];
+    let mut src = Addr([0u8; 16]);
+    let mut dst = Addr([0u8; 16]);
     // The IP length may not claim more than the frame holds (Ethernet padding
     // may make the frame longer; that is fine).
     let avail = ctx.data_end() - ctx.data();
@@ -33,8 +55,8 @@ pub(crate) fn parse_inner(ctx: &XdpContext, off: usize, ethertype: u16) -> Optio
         if ip.ver_ihl >> 4 != 4 || ihl < 5 || (len as usize) < ihl * 4 || off + len as usize > avail {
             return None;
         }
-        src[..4].copy_from_slice(&ip.src);
-        dst[..4].copy_from_slice(&ip.dst);
+        src.0[..4].copy_from_slice(&ip.src);
+        dst.0[..4].copy_from_slice(&ip.dst);
         Some(Inner {
             family: FAMILY_V4,
             len,
@@ -57,8 +79,8 @@ pub(crate) fn parse_inner(ctx: &XdpContext, off: usize, ethertype: u16) -> Optio
             len,
             ttl: ip.hop_limit,
             df: true,
-            src: ip.src,
-            dst: ip.dst,
+            src: Addr(ip.src),
+            dst: Addr(ip.dst),
             proto: ip.next_hdr,
             l4_off: off + IPV6_HDR_LEN,
         })

@@ -94,10 +94,20 @@ pub(crate) static NEW_MAC_EVENTS: RingBuf = RingBuf::with_byte_size(NEW_MAC_RING
 /// Rate limit of NEW_MAC_EVENTS: last report per MAC.
 #[map]
 pub(crate) static NEW_MAC_SEEN: LruHashMap<AccessKey, u64> = LruHashMap::with_max_entries(NEW_MAC_SEEN_ENTRIES, 0);
-/// Next hop per inner destination for the anchor's uplink, per CPU, LRU; like
-/// TUNNEL_NH it is refreshed from the FIB every NEXT_HOP_CACHE_NS.
+/// Next hop per inner destination for the anchor's uplink: a per-CPU
+/// direct-mapped cache (slot = multiplicative hash of the destination, the
+/// destination kept in the slot; a collision is a miss that overwrites), as
+/// forwarding engines keep route caches. Its lookup is an inlined array
+/// access and four word compares; an LRU hash lookup measured 60 ns here.
+/// Like TUNNEL_NH it is refreshed from the FIB every NEXT_HOP_CACHE_NS.
 #[map]
-pub(crate) static DEST_NH: LruPerCpuHashMap<[u8; 16], DestNextHop> = LruPerCpuHashMap::with_max_entries(DEST_NH_ENTRIES, 0);
+pub(crate) static DEST_NH: PerCpuArray<DestNextHop> = PerCpuArray::with_max_entries(DEST_NH_ENTRIES, 0);
+
+/// The DEST_NH slot of destination `w` (Fibonacci hashing of its words).
+#[inline(always)]
+pub(crate) fn dest_slot(w: &[u32; 4]) -> u32 {
+    (w[0] ^ w[1] ^ w[2] ^ w[3]).wrapping_mul(0x9e37_79b1) >> (32 - DEST_NH_BITS)
+}
 
 /// Calibration of the next-hop caches' clock (jiffies) against nanoseconds,
 /// per CPU: [ns at last calibration, jiffies then, jiffies per NEXT_HOP_CACHE_NS].
