@@ -45,7 +45,7 @@ pub(crate) fn unregistered(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, key: 
         };
         // SAFETY: bounds checked by ptr_at.
         let ip = unsafe { &*ip };
-        if ip.dst == iface.addr4 || ip.dst[0] >= 224 || ip.src == [0, 0, 0, 0] {
+        if eq4(&ip.dst, &iface.addr4) || ip.dst[0] >= 224 || eq4(&ip.src, &[0; 4]) {
             return out(PASS, Counter::PassControl);
         }
         if ip.proto == IPPROTO_UDP {
@@ -87,7 +87,7 @@ pub(crate) fn unregistered(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, key: 
 pub(crate) fn is_control(ctx: &XdpContext, inner: &Inner, sub: &AccessSubscriber) -> bool {
     if inner.family == FAMILY_V4 {
         let d = &inner.dst;
-        if d[0] >= 224 || inner.src[..4] == [0, 0, 0, 0] || d[..4] == sub.gateway_v4 {
+        if d[0] >= 224 || inner.src.words()[0] == 0 || eq4(&head4(d), &sub.gateway_v4) {
             return true;
         }
         if inner.proto == IPPROTO_UDP {
@@ -106,10 +106,10 @@ pub(crate) fn is_control(ctx: &XdpContext, inner: &Inner, sub: &AccessSubscriber
 #[inline(always)]
 pub(crate) fn spoofed(inner: &Inner, fl: u32, home4: &[u8; 4], hnp: &[u8; 8]) -> bool {
     if inner.family == FAMILY_V4 {
-        fl & flags::HAS_HOME4 != 0 && inner.src[..4] != home4[..]
+        fl & flags::HAS_HOME4 != 0 && !eq4(&head4(&inner.src), home4)
             || fl & flags::HAS_HOME4 == 0 && fl & flags::HAS_HNP != 0
     } else {
-        fl & flags::HAS_HNP != 0 && inner.src[..8] != hnp[..]
+        fl & flags::HAS_HNP != 0 && !eq8(&head8(&inner.src), hnp)
             || fl & flags::HAS_HNP == 0 && fl & flags::HAS_HOME4 != 0
     }
 }
@@ -127,9 +127,9 @@ pub(crate) fn arp_reply(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, sub: &Ac
         return out(DROP, Counter::DropMalformed);
     }
     if be16(arp.op) != 1
-        || arp.spa == [0, 0, 0, 0]
-        || arp.tpa == arp.spa
-        || (sub.flags & flags::HAS_HOME4 != 0 && arp.tpa == sub.home_v4)
+        || eq4(&arp.spa, &[0; 4])
+        || eq4(&arp.tpa, &arp.spa)
+        || (sub.flags & flags::HAS_HOME4 != 0 && eq4(&arp.tpa, &sub.home_v4))
     {
         return out(PASS, Counter::PassControl);
     }
@@ -191,9 +191,9 @@ pub(crate) fn peer_ok(tunnel_id: u32, family: u8, src: &[u8; 16]) -> bool {
     match TUNNELS.get(tunnel_id) {
         Some(t) if t.family == family => {
             if family == FAMILY_V4 {
-                t.remote[..4] == src[..4]
+                eq4(&head4(&t.remote), &head4(src))
             } else {
-                t.remote == *src
+                eq16(&t.remote, src)
             }
         }
         _ => false,

@@ -165,6 +165,44 @@ store_fn!(store_u64, u64, "u64");
 store_fn!(store_u32, u32, "u32");
 store_fn!(store_u16, u16, "u16");
 
+/// Byte-array equality in word compares. `==` on byte arrays or slices
+/// becomes a call to a byte-by-byte `memcmp` in BPF; on the hot paths those
+/// calls measured 30–50 ns per packet (`cargo xtask bench per-packet`).
+#[inline(always)]
+pub fn eq4(a: &[u8; 4], b: &[u8; 4]) -> bool {
+    u32::from_ne_bytes(*a) == u32::from_ne_bytes(*b)
+}
+
+/// See [`eq4`].
+#[inline(always)]
+pub fn eq8(a: &[u8; 8], b: &[u8; 8]) -> bool {
+    u64::from_ne_bytes(*a) == u64::from_ne_bytes(*b)
+}
+
+/// See [`eq4`].
+#[inline(always)]
+pub fn eq16(a: &[u8; 16], b: &[u8; 16]) -> bool {
+    u64::from_ne_bytes(head8(a)) == u64::from_ne_bytes(head8(b))
+        && u64::from_ne_bytes(tail8(a)) == u64::from_ne_bytes(tail8(b))
+}
+
+/// The first 4 bytes of an address (IPv4 in a 16-byte slot).
+#[inline(always)]
+pub fn head4(a: &[u8; 16]) -> [u8; 4] {
+    [a[0], a[1], a[2], a[3]]
+}
+
+/// The first 8 bytes (an IPv6 /64 prefix).
+#[inline(always)]
+pub fn head8(a: &[u8; 16]) -> [u8; 8] {
+    [a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]
+}
+
+#[inline(always)]
+fn tail8(a: &[u8; 16]) -> [u8; 8] {
+    [a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]]
+}
+
 /// One's-complement fold of a 32-bit partial sum to the 16-bit checksum.
 #[inline(always)]
 pub fn csum_fold(mut sum: u64) -> u16 {

@@ -327,7 +327,7 @@ pub(crate) fn tunnel_out(
     if let Some(c) = cache {
         // SAFETY: per-CPU slot of this CPU.
         let c = unsafe { &*c };
-        if now < c.expires && tot <= c.max_len && c.remote == tun.remote {
+        if now < c.expires && tot <= c.max_len && eq16(&c.remote, &tun.remote) {
             if !dec_ttl(ctx, l2.len, inner.family) {
                 return out(DROP, Counter::DropMalformed);
             }
@@ -363,7 +363,7 @@ pub(crate) fn tunnel_out(
     if let Some(c) = cache {
         // SAFETY: per-CPU slot of this CPU.
         let c = unsafe { &mut *c };
-        let fresh = now < c.expires && c.remote == tun.remote && c.ifindex == nh.ifindex && c.dmac == nh.dmac;
+        let fresh = now < c.expires && eq16(&c.remote, &tun.remote) && c.ifindex == nh.ifindex && c.dmac == nh.dmac;
         if !fresh {
             c.expires = nh_expiry(now);
             c.max_len = 0;
