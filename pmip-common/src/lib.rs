@@ -23,6 +23,16 @@ pub mod maps {
     /// `ACCESS_BY_KEY_HIGH`. Written by the access agent; read by the access
     /// gateway's core-side XDP.
     pub const ACCESS_BY_KEY: &str = "ACCESS_BY_KEY";
+    /// Array indexed by subscriber id: the generation of its current
+    /// `ACCESS_BY_MAC` entry. The agent writes a new entry with the next
+    /// generation and then this, and bumps it before removing an entry, so
+    /// a per-CPU cached copy whose generation equals this is current.
+    pub const ACCESS_GEN: &str = "ACCESS_GEN";
+    /// Per-CPU direct-mapped cache of `ACCESS_BY_MAC` (slot = hash of the
+    /// key): a hash lookup measured ~30 ns per packet in the throughput
+    /// chain, a cache hit is two array lookups and a few compares. Written
+    /// by the fast path only.
+    pub const ACCESS_CACHE: &str = "ACCESS_CACHE";
     /// Downlink GRE keys too large for `ACCESS_BY_KEY` (hash, allocated on use).
     pub const ACCESS_BY_KEY_HIGH: &str = "ACCESS_BY_KEY_HIGH";
     /// IPv4 home address → [`AnchorDownlink`](super::AnchorDownlink). Written by the anchor (LMA/HA).
@@ -128,7 +138,24 @@ pub struct AccessSubscriber {
     pub gateway_v4: [u8; 4],
     /// Home network prefix, first 64 bits.
     pub home_hnp: [u8; 8],
+    /// Generation of this binding: equal to `ACCESS_GEN[sub_id]` while it is
+    /// current (the per-CPU `ACCESS_CACHE` copies are valid only then).
+    pub gen: u32,
+    pub _pad: u32,
 }
+
+/// A slot of `ACCESS_CACHE`: a per-CPU copy of an `ACCESS_BY_MAC` entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct AccessCacheSlot {
+    pub key: AccessKey,
+    pub _pad: u32,
+    pub sub: AccessSubscriber,
+}
+
+/// Slots of `ACCESS_CACHE` per CPU (a power of two).
+pub const ACCESS_CACHE_ENTRIES: u32 = 4_096;
+pub const ACCESS_CACHE_BITS: u32 = 12;
 
 /// Value of `ACCESS_BY_KEY`: where a downlink packet with this GRE key goes.
 #[repr(C)]
@@ -385,7 +412,9 @@ impl Counter {
 
 const _: () = {
     assert!(core::mem::size_of::<AccessKey>() == 12);
-    assert!(core::mem::size_of::<AccessSubscriber>() == 32);
+    assert!(core::mem::size_of::<AccessSubscriber>() == 40);
+    assert!(core::mem::size_of::<AccessCacheSlot>() == 56);
+    assert!(1 << ACCESS_CACHE_BITS == ACCESS_CACHE_ENTRIES);
     assert!(core::mem::size_of::<AccessDownlink>() == 20);
     assert!(core::mem::size_of::<AnchorDownlink>() == 12);
     assert!(core::mem::size_of::<AnchorUplink>() == 24);
@@ -405,6 +434,7 @@ mod pod {
     // (checked by the size assertions above) and no invalid bit patterns.
     unsafe impl aya::Pod for AccessKey {}
     unsafe impl aya::Pod for AccessSubscriber {}
+    unsafe impl aya::Pod for AccessCacheSlot {}
     unsafe impl aya::Pod for AccessDownlink {}
     unsafe impl aya::Pod for AnchorDownlink {}
     unsafe impl aya::Pod for AnchorUplink {}

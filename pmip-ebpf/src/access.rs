@@ -6,8 +6,7 @@ use super::*;
 pub(crate) fn access_uplink(raw: *mut xdp_md, iface: &IfaceConfig, ifindex: u32, l2: &L2) -> Out {
     let ctx = &XdpContext::new(raw);
     let key = AccessKey { ifindex, vlan: l2.vlan, mac: l2.eth.src };
-    // SAFETY: plain lookup; copied.
-    let sub = match unsafe { ACCESS_BY_MAC.get(&key) } {
+    let sub = match access_subscriber(&key) {
         Some(s) => s,
         None => return unregistered(ctx, iface, l2, &key),
     };

@@ -33,6 +33,43 @@ pub(crate) static ANCHOR_BY_KEY_HIGH: HashMap<[u8; 4], AnchorUplink> =
 /// Hash maps written only by the agent need no preallocated elements.
 const BPF_F_NO_PREALLOC: u32 = 1;
 
+/// Generation of each subscriber's ACCESS_BY_MAC entry (see pmip-common).
+#[map]
+pub(crate) static ACCESS_GEN: Array<u32> = Array::with_max_entries(MAX_SUBSCRIBERS, 0);
+/// Per-CPU direct-mapped copies of ACCESS_BY_MAC entries.
+#[map]
+pub(crate) static ACCESS_CACHE: PerCpuArray<AccessCacheSlot> = PerCpuArray::with_max_entries(ACCESS_CACHE_ENTRIES, 0);
+
+/// The subscriber at `key`: this CPU's cached copy while its generation is
+/// current (no agent update since it was copied), else the `ACCESS_BY_MAC`
+/// entry, which is then cached. Returns a reference into the cache slot or
+/// the map value.
+#[inline(always)]
+pub(crate) fn access_subscriber(key: &AccessKey) -> Option<&'static AccessSubscriber> {
+    // SAFETY: AccessKey is 12 plain bytes, 4-aligned.
+    let w = unsafe { core::mem::transmute::<AccessKey, [u32; 3]>(*key) };
+    let idx = (w[0] ^ w[1] ^ w[2].rotate_left(16)).wrapping_mul(0x9e37_79b1) >> (32 - ACCESS_CACHE_BITS);
+    let slot = ACCESS_CACHE.get_ptr_mut(idx);
+    if let Some(s) = slot {
+        // SAFETY: this CPU's slot of a per-CPU array.
+        let s = unsafe { &*s };
+        // SAFETY: as above.
+        let k = unsafe { core::mem::transmute::<AccessKey, [u32; 3]>(s.key) };
+        if k == w && ACCESS_GEN.get(s.sub.sub_id).is_some_and(|g| *g == s.sub.gen) {
+            return Some(&s.sub);
+        }
+    }
+    // SAFETY: plain lookup; the value is only read.
+    let v = unsafe { ACCESS_BY_MAC.get(key) }?;
+    if let Some(s) = slot {
+        // SAFETY: this CPU's slot; nothing else runs on this CPU meanwhile.
+        let s = unsafe { &mut *s };
+        s.key = *key;
+        s.sub = *v;
+    }
+    Some(v)
+}
+
 /// The binding a downlink GRE key belongs to at the access gateway.
 #[inline(always)]
 pub(crate) fn access_by_key(key: [u8; 4]) -> Option<&'static AccessDownlink> {

@@ -27,12 +27,13 @@ pub const PROGRAM: &str = "pmip_xdp";
 pub const TC_EGRESS_PROGRAM: &str = "pmip_tc_egress";
 /// The pass-everything program (see `pmip-ebpf`): for the far end of veths.
 pub const PASS_PROGRAM: &str = "xdp_pass";
-const MAP_NAMES: [&str; 16] = [
+const MAP_NAMES: [&str; 17] = [
     maps::TUNNEL_NH,
     maps::DEST_NH,
     maps::NEW_MAC_EVENTS,
     maps::NEW_MAC_SEEN,
     maps::ACCESS_BY_MAC,
+    maps::ACCESS_GEN,
     maps::ACCESS_BY_KEY,
     maps::ACCESS_BY_KEY_HIGH,
     maps::ANCHOR_BY_HOME4,
@@ -195,6 +196,7 @@ impl FastPath {
             (maps::ANCHOR_BY_KEY, anchor),
             (maps::ANCHOR_BY_KEY_HIGH, anchor),
             (maps::SUB_STATS, opts.max_subscribers),
+            (maps::ACCESS_GEN, opts.max_subscribers),
         ] {
             loader.map_max_entries(m, n);
         }
@@ -412,6 +414,8 @@ impl FastPath {
             home_v4: b.home_v4.map(|a| a.octets()).unwrap_or_default(),
             gateway_v4: b.gateway_v4.map(|a| a.octets()).unwrap_or_default(),
             home_hnp: hnp64(&b.hnp),
+            gen: self.access_gen(b.sub_id).wrapping_add(1),
+            _pad: 0,
         };
         let down = AccessDownlink {
             sub_id: b.sub_id,
@@ -425,18 +429,29 @@ impl FastPath {
         self.set_by_key(KeyTable::Access, b.downlink_key, down, |d| d.ifindex != 0)?;
         let mut by_mac: HashMap<_, AccessKey, AccessSubscriber> =
             HashMap::try_from(self.map_mut(maps::ACCESS_BY_MAC)?)?;
+        let earlier = by_mac.get(&access_key(b), 0).ok();
         by_mac.insert(access_key(b), sub, 0).map_err(map_err)?;
+        // The fast path's per-CPU copies are valid while their generation is
+        // current: publish the new one after the entry; retire the copies of
+        // another subscriber id that held this key.
+        self.set_access_gen(b.sub_id, sub.gen)?;
+        if let Some(e) = earlier.filter(|e| e.sub_id != b.sub_id) {
+            self.set_access_gen(e.sub_id, self.access_gen(e.sub_id).wrapping_add(1))?;
+        }
         Ok(())
     }
 
     /// Removes a subscriber's entries, but only those that still belong to
     /// this binding (a newer one for the same MAC or key is left alone).
     pub fn remove_access(&mut self, b: &AccessBinding) -> Result<()> {
-        let mut by_mac: HashMap<_, AccessKey, AccessSubscriber> =
-            HashMap::try_from(self.map_mut(maps::ACCESS_BY_MAC)?)?;
+        let by_mac: HashMap<_, AccessKey, AccessSubscriber> = HashMap::try_from(self.map(maps::ACCESS_BY_MAC)?)?;
         let k = access_key(b);
         if let Ok(cur) = by_mac.get(&k, 0) {
             if cur.uplink_key == b.uplink_key.to_be_bytes() {
+                // Retire the fast path's cached copies first, then the entry.
+                self.set_access_gen(cur.sub_id, cur.gen.wrapping_add(1))?;
+                let mut by_mac: HashMap<_, AccessKey, AccessSubscriber> =
+                    HashMap::try_from(self.map_mut(maps::ACCESS_BY_MAC)?)?;
                 let _ = by_mac.remove(&k);
             }
         }
@@ -499,6 +514,24 @@ impl FastPath {
             if m.get(&k, 0).map(|d| mine(&d)).unwrap_or(false) {
                 let _ = m.remove(&k);
             }
+        }
+        Ok(())
+    }
+
+    /// Current generation of subscriber `sub_id`'s ACCESS_BY_MAC entry (0 if
+    /// never set or out of range).
+    fn access_gen(&self, sub_id: u32) -> u32 {
+        self.map(maps::ACCESS_GEN)
+            .ok()
+            .and_then(|m| Array::<_, u32>::try_from(m).ok())
+            .and_then(|a| a.get(&sub_id, 0).ok())
+            .unwrap_or(0)
+    }
+
+    fn set_access_gen(&mut self, sub_id: u32, gen: u32) -> Result<()> {
+        let mut a: Array<_, u32> = Array::try_from(self.map_mut(maps::ACCESS_GEN)?)?;
+        if sub_id < a.len() {
+            a.set(sub_id, gen, 0).map_err(map_err)?;
         }
         Ok(())
     }

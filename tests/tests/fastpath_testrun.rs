@@ -53,8 +53,7 @@ fn counters(fp: &FastPath) -> Vec<u64> {
 }
 
 /// Runs each case; checks verdict, exact output bytes and that exactly the
-/// expected counter moved by one.
-/// Runs every case twice on one CPU: the first run of a tunnel or
+/// expected counter moved by one. Runs every case twice on one CPU: the first run of a tunnel or
 /// destination fills the per-CPU next-hop caches (FIB, prebuilt headers),
 /// the second must give the same verdict, bytes and counter from them.
 fn check(fp: &FastPath, cases: &[Case]) -> Vec<String> {
@@ -538,6 +537,71 @@ fn too_big(fp: &FastPath, acc: u32) -> Vec<String> {
 /// What the fast path emits, decoded by an independent decoder: tshark finds
 /// GRE with the right key and protocol, outer and inner addresses, and no
 /// malformed packet.
+/// Binding changes reach the fast path at once, whatever its per-CPU caches
+/// (ACCESS_CACHE: copies of subscriber entries, valid while their generation
+/// is current) hold: a re-installed subscriber is tunneled with its new key,
+/// a removed one is unregistered on its next frame, and another subscriber
+/// id taking the MAC over (with or without the old entry removed first) is
+/// served as itself.
+#[test]
+fn binding_changes_bypass_stale_caches() {
+    use pmip_user::dataplane::{AccessBinding, AccessPoint, Hnp, TunnelEnds};
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let fx = setup(1500).expect("fixture");
+    let acc = fx.acc;
+    let mut fp = fx.fp;
+    let fails = fx
+        .ns
+        .run_in(move || -> anyhow::Result<Vec<String>> {
+            pmip_tests::tput::pin_cpu(0)?;
+            let frame = up_frame(SUB1_MAC, 0, ETH_P_IP, &echo4(HOME1, CN4, 64, true, 32));
+            // Verdict and, when tunneled, the GRE key (IPv4 outer: Ethernet 14 + IP 20 + GRE 4).
+            let send = |fp: &FastPath| -> (u32, Option<u32>) {
+                let r = run(fp, acc, &frame);
+                let key = (r.verdict == XDP_REDIRECT).then(|| u32::from_be_bytes(r.out[38..42].try_into().unwrap()));
+                (r.verdict, key)
+            };
+            let binding = |sub_id: u32, uplink_key: u32| AccessBinding {
+                at: AccessPoint { ifindex: acc, vlan: 0, mac: SUB1_MAC },
+                sub_id,
+                tunnel: TunnelEnds { local: MAG4.into(), remote: LMA4.into() },
+                uplink_key,
+                downlink_key: 0x2001,
+                home_v4: Some(HOME1),
+                gateway_v4: Some(GW4),
+                hnp: Some(Hnp { prefix: HNP1, len: 64 }),
+            };
+            let mut fails = Vec::new();
+            let mut expect = |what: &str, got: (u32, Option<u32>), want: (u32, Option<u32>)| {
+                if got != want {
+                    fails.push(format!("{what}: got {got:x?}, want {want:x?}"));
+                }
+            };
+            // The fixture's subscriber 1 (key 0x1001), twice: the second from the cache.
+            expect("installed", send(&fp), (XDP_REDIRECT, Some(0x1001)));
+            expect("installed, cached", send(&fp), (XDP_REDIRECT, Some(0x1001)));
+            fp.install_access(&binding(1, 0x1501))?;
+            expect("re-installed with a new key", send(&fp), (XDP_REDIRECT, Some(0x1501)));
+            expect("re-installed, cached", send(&fp), (XDP_REDIRECT, Some(0x1501)));
+            fp.remove_access(&binding(1, 0x1501))?;
+            expect("removed", send(&fp), (XDP_DROP, None));
+            fp.install_access(&binding(7, 0x1777))?;
+            expect("back as subscriber 7", send(&fp), (XDP_REDIRECT, Some(0x1777)));
+            expect("subscriber 7, cached", send(&fp), (XDP_REDIRECT, Some(0x1777)));
+            fp.install_access(&binding(8, 0x1888))?;
+            expect("taken over by subscriber 8", send(&fp), (XDP_REDIRECT, Some(0x1888)));
+            fp.install_access(&binding(1, 0x1999))?;
+            expect("taken over by subscriber 1 again", send(&fp), (XDP_REDIRECT, Some(0x1999)));
+            Ok(fails)
+        })
+        .expect("namespace")
+        .expect("test run");
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}
+
 #[test]
 fn emitted_frames_decode_with_tshark() {
     if !is_root() || !pmip_tests::pcap::have_tshark() {
