@@ -69,6 +69,8 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
             Role::Access => crate::loader::GatewayRole::Access,
             Role::Anchor => crate::loader::GatewayRole::Anchor,
         }),
+        // The home-prefix table is sized only where IPv6 pools assign prefixes.
+        home_prefixes: cfg.pools.iter().any(|p| p.prefix.contains(':')),
     })?;
     let dp = SharedDp(Arc::new(Mutex::new(fp)));
     attach_fast_path(&cfg, &dp)?;

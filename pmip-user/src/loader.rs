@@ -76,6 +76,9 @@ pub struct LoadOptions {
     /// subscriber maps are then created with a single entry instead of
     /// `max_subscribers` (memory an access gateway would never use).
     pub role: Option<GatewayRole>,
+    /// Whether IPv6 home network prefixes are assigned here (an anchor with
+    /// an IPv6 pool): without them `ANCHOR_BY_HNP` gets a single entry.
+    pub home_prefixes: bool,
 }
 
 /// Which side of the tunnel a gateway is.
@@ -92,6 +95,7 @@ impl Default for LoadOptions {
             pin_dir: None,
             max_subscribers: pmip_common::MAX_SUBSCRIBERS,
             role: None,
+            home_prefixes: true,
         }
     }
 }
@@ -181,6 +185,18 @@ fn hnp64(h: &Option<Hnp>) -> [u8; 8] {
     b
 }
 
+/// Entries of a `*_BY_KEY_HIGH` map: GRE keys beyond the array (static
+/// bindings with large keys, a large configured key base). Our allocators
+/// keep keys small, so a sixteenth of the table (at least 1024); its hash
+/// buckets are allocated up front even without preallocated elements.
+fn high_keys(table: u32) -> u32 {
+    if table <= 1 {
+        1
+    } else {
+        (table / 16).max(1024)
+    }
+}
+
 impl FastPath {
     pub fn load(opts: &LoadOptions) -> Result<Self> {
         let mut loader = EbpfLoader::new();
@@ -190,11 +206,11 @@ impl FastPath {
         for (m, n) in [
             (maps::ACCESS_BY_MAC, access),
             (maps::ACCESS_BY_KEY, access),
-            (maps::ACCESS_BY_KEY_HIGH, access),
+            (maps::ACCESS_BY_KEY_HIGH, high_keys(access)),
             (maps::ANCHOR_BY_HOME4, anchor),
-            (maps::ANCHOR_BY_HNP, anchor),
+            (maps::ANCHOR_BY_HNP, if opts.home_prefixes { anchor } else { 1 }),
             (maps::ANCHOR_BY_KEY, anchor),
-            (maps::ANCHOR_BY_KEY_HIGH, anchor),
+            (maps::ANCHOR_BY_KEY_HIGH, high_keys(anchor)),
             (maps::SUB_STATS, opts.max_subscribers),
             (maps::ACCESS_GEN, opts.max_subscribers),
         ] {

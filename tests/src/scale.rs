@@ -213,13 +213,16 @@ pub fn map_memory() -> Result<Vec<(String, u32, u64)>> {
 }
 
 /// Maps that grow with the number of subscribers, and which role uses them.
-const SUB_MAPS: [(&str, &str); 6] = [
+const SUB_MAPS: [(&str, &str); 9] = [
     ("ACCESS_BY_MAC", "access"),
     ("ACCESS_BY_KEY", "access"),
+    ("ACCESS_BY_KEY_HIGH", "access"),
+    ("ACCESS_GEN", "access"),
     ("SUB_STATS", "both"),
     ("ANCHOR_BY_HOME4", "anchor"),
     ("ANCHOR_BY_HNP", "anchor"),
     ("ANCHOR_BY_KEY", "anchor"),
+    ("ANCHOR_BY_KEY_HIGH", "anchor"),
 ];
 
 /// Resident set of this process, kB.
@@ -294,7 +297,7 @@ pub fn scale(cfg: &Config) -> Result<Value> {
         for (name, role) in SUB_MAPS {
             let (_, _, bytes) = mem
                 .iter()
-                .find(|(n, m, _)| n == name && *m == max)
+                .find(|(n, m, _)| n == name && *m == if name.ends_with("_HIGH") { (max / 16).max(1024) } else { max })
                 .ok_or_else(|| anyhow!("map {name} of {max} entries not found in fdinfo"))?;
             per.insert(name, (*bytes as f64 / max as f64, role, *bytes));
         }

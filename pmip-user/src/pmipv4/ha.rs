@@ -731,7 +731,7 @@ impl Ha {
     fn alloc_key(&mut self) -> Option<u32> {
         for _ in 0..1_000_000 {
             let k = self.next_key;
-            self.next_key = self.next_key.wrapping_add(1).max(1);
+            self.next_key = super::next_gre_key(k, self.cfg.uplink_key_base.max(1), self.keys_in_use.len());
             if self.keys_in_use.insert(k) {
                 return Some(k);
             }

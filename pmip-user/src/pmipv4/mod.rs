@@ -14,6 +14,21 @@ use std::time::{Instant, SystemTime};
 
 use crate::dataplane::DpCommand;
 
+/// The GRE key handed out after `k` (keys this node receives with, from
+/// `base`): sequential, so a freed key is not reused at once, but wrapping
+/// back to `base` after a window of `pmip_common::MAX_SUBSCRIBERS` keys (or
+/// twice the keys in use, if more) — the fast path finds keys below its
+/// table size by index, so keys stay small for the life of the gateway.
+pub(crate) fn next_gre_key(k: u32, base: u32, in_use: usize) -> u32 {
+    let window = pmip_common::MAX_SUBSCRIBERS.max((in_use as u32).saturating_mul(2));
+    let next = k.wrapping_add(1);
+    if next < base || next - base >= window {
+        base
+    } else {
+        next
+    }
+}
+
 pub mod auth;
 pub mod ha;
 pub mod pma;
@@ -55,3 +70,22 @@ impl WallClock {
 
 #[cfg(test)]
 mod sim_tests;
+
+#[cfg(test)]
+mod key_tests {
+    use super::next_gre_key;
+
+    #[test]
+    fn gre_keys_stay_in_a_window_and_skip_nothing() {
+        let base = 100;
+        assert_eq!(next_gre_key(100, base, 0), 101);
+        // The end of the window wraps to the base.
+        let last = base + pmip_common::MAX_SUBSCRIBERS - 1;
+        assert_eq!(next_gre_key(last, base, 10), base);
+        // With more keys in use than half the window it grows.
+        assert_eq!(next_gre_key(last, base, 40_000), last + 1);
+        // u32 wrap-around and keys below the base go back to the base.
+        assert_eq!(next_gre_key(u32::MAX, base, 0), base);
+        assert_eq!(next_gre_key(5, base, 0), base);
+    }
+}

@@ -427,9 +427,10 @@ impl Pma {
     }
 
     fn alloc_key(&mut self) -> u32 {
+        let base = self.cfg.downlink_key_base.max(1);
         loop {
             let k = self.next_key;
-            self.next_key = self.next_key.wrapping_add(1).max(1);
+            self.next_key = super::next_gre_key(k, base, self.used_keys.len());
             if self.used_keys.insert(k) {
                 return k;
             }
