@@ -44,6 +44,8 @@ impl Config {
 
 /// Slack above N for the fixture's own bindings.
 const SLACK: u32 = 1024;
+/// First GRE key this node hands out (as the agents do: small integers).
+const KEY_BASE: u32 = 1;
 /// Distinct subscribers the samples cycle through.
 const POOL: usize = 1024;
 
@@ -107,8 +109,11 @@ fn build(n: u32) -> Result<Table> {
             at: AccessPoint { ifindex: acc, vlan: 0, mac: sub_mac(i) },
             sub_id: 100 + i,
             tunnel: t4,
+            // Each node picks the keys it receives with; ours are small
+            // integers (the fast path finds them by index), the peer's may
+            // be anything.
             uplink_key: 0x0100_0000 + i,
-            downlink_key: 0x0200_0000 + i,
+            downlink_key: KEY_BASE + i,
             home_v4: Some(access_home(i)),
             gateway_v4: Some(GW4),
             hnp: None,
@@ -116,7 +121,7 @@ fn build(n: u32) -> Result<Table> {
         fx.fp.install_anchor(&AnchorBinding {
             sub_id: 100 + i,
             tunnel: at4,
-            uplink_key: 0x0300_0000 + i,
+            uplink_key: KEY_BASE + i,
             downlink_key: 0x0400_0000 + i,
             home_v4: Some(anchor_home(i)),
             hnp: None,
@@ -134,12 +139,12 @@ fn build(n: u32) -> Result<Table> {
             frames: frames(&|i| cat(eth(ACC_MAC, sub_mac(i), 0, ETH_P_IP), &echo4(access_home(i), CN4))), verdict: 4 },
         Path { name: "access decap", program: PROGRAM, ifindex: fx.core,
             frames: frames(&|i| cat(eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP),
-                &ipv4(LMA4, MAG4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x0200_0000 + i, &echo4(CN4, access_home(i)))))), verdict: 4 },
+                &ipv4(LMA4, MAG4, 47, 64, false, &gre_keyed(ETH_P_IP, KEY_BASE + i, &echo4(CN4, access_home(i)))))), verdict: 4 },
         Path { name: "anchor encap", program: PROGRAM, ifindex: fx.cn,
             frames: frames(&|i| cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &echo4(CN4, anchor_home(i)))), verdict: 4 },
         Path { name: "anchor decap", program: PROGRAM, ifindex: fx.acore,
             frames: frames(&|i| cat(eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
-                &ipv4(A_PEER4, A_LOCAL4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x0300_0000 + i, &echo4(anchor_home(i), CN4))))), verdict: 4 },
+                &ipv4(A_PEER4, A_LOCAL4, 47, 64, false, &gre_keyed(ETH_P_IP, KEY_BASE + i, &echo4(anchor_home(i), CN4))))), verdict: 4 },
     ];
     // The same paths on one subscriber only: its entries stay hot in the
     // caches, so this is the lookup itself without the misses of a big table.
@@ -297,7 +302,8 @@ pub fn scale(cfg: &Config) -> Result<Value> {
         for (name, role) in SUB_MAPS {
             let (_, _, bytes) = mem
                 .iter()
-                .find(|(n, m, _)| n == name && *m == if name.ends_with("_HIGH") { (max / 16).max(1024) } else { max })
+                // The kernel keeps 15 characters of a map's name.
+                .find(|(n, m, _)| n == &name[..name.len().min(15)] && *m == if name.ends_with("_HIGH") { (max / 16).max(1024) } else { max })
                 .ok_or_else(|| anyhow!("map {name} of {max} entries not found in fdinfo"))?;
             per.insert(name, (*bytes as f64 / max as f64, role, *bytes));
         }
