@@ -42,6 +42,16 @@ pub mod maps {
     /// Array indexed by uplink GRE key → [`AnchorUplink`](super::AnchorUplink)
     /// (`flags::IN_USE` clear = free slot), as `ACCESS_BY_KEY`. Written by the anchor.
     pub const ANCHOR_BY_KEY: &str = "ANCHOR_BY_KEY";
+    /// The anchor's home address pools (`HomePool4`): their addresses index
+    /// `ANCHOR_BY_POOL4`. Written by the loader from the configured pools.
+    pub const HOME_POOLS4: &str = "HOME_POOLS4";
+    /// The same for IPv6 home network prefixes (`HomePool6`, `ANCHOR_BY_POOL6`).
+    pub const HOME_POOLS6: &str = "HOME_POOLS6";
+    /// Array: home address's place in its pool → [`AnchorDownlink`](super::AnchorDownlink).
+    /// Addresses outside the pools (static ones) are in `ANCHOR_BY_HOME4`.
+    pub const ANCHOR_BY_POOL4: &str = "ANCHOR_BY_POOL4";
+    /// Array: home network prefix's place in its pool → [`AnchorDownlink`](super::AnchorDownlink).
+    pub const ANCHOR_BY_POOL6: &str = "ANCHOR_BY_POOL6";
     /// Uplink GRE keys too large for `ANCHOR_BY_KEY` (hash, allocated on use).
     pub const ANCHOR_BY_KEY_HIGH: &str = "ANCHOR_BY_KEY_HIGH";
     /// Tunnel id → [`Tunnel`](super::Tunnel) (outer endpoints). Written by either agent
@@ -180,7 +190,42 @@ pub struct AnchorDownlink {
     pub downlink_key: [u8; 4],
     pub sub_id: u32,
     pub tunnel_id: u32,
+    /// `flags::IN_USE` in an `ANCHOR_BY_POOL4/6` slot that holds a binding.
+    pub flags: u32,
 }
+
+/// Value of `HOME_POOLS4`: an IPv4 pool whose addresses index
+/// `ANCHOR_BY_POOL4` (address − prefix + base), as far as `size` reaches.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct HomePool4 {
+    /// Pool prefix, host byte order.
+    pub prefix: u32,
+    /// Prefix length, 1..=32.
+    pub len: u32,
+    pub base: u32,
+    /// Addresses indexed from the start of the pool (0: end of the list).
+    pub size: u32,
+}
+
+/// Value of `HOME_POOLS6`: an IPv6 pool whose delegated prefixes (of
+/// `assign_len` bits) index `ANCHOR_BY_POOL6`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct HomePool6 {
+    /// First 64 bits of the pool prefix, host byte order.
+    pub prefix: u64,
+    /// Prefix length, 1..=64.
+    pub len: u32,
+    /// Length of each home network prefix, len..=64.
+    pub assign_len: u32,
+    pub base: u32,
+    /// Prefixes indexed from the start of the pool (0: end of the list).
+    pub size: u32,
+}
+
+/// Entries of `HOME_POOLS4` and `HOME_POOLS6`.
+pub const MAX_HOME_POOLS: u32 = 16;
 
 /// Value of `ANCHOR_BY_KEY`: the binding an uplink GRE key belongs to.
 #[repr(C)]
@@ -416,7 +461,9 @@ const _: () = {
     assert!(core::mem::size_of::<AccessCacheSlot>() == 56);
     assert!(1 << ACCESS_CACHE_BITS == ACCESS_CACHE_ENTRIES);
     assert!(core::mem::size_of::<AccessDownlink>() == 20);
-    assert!(core::mem::size_of::<AnchorDownlink>() == 12);
+    assert!(core::mem::size_of::<AnchorDownlink>() == 16);
+    assert!(core::mem::size_of::<HomePool4>() == 16);
+    assert!(core::mem::size_of::<HomePool6>() == 24);
     assert!(core::mem::size_of::<AnchorUplink>() == 24);
     assert!(core::mem::size_of::<Tunnel>() == 36);
     assert!(core::mem::size_of::<IfaceConfig>() == 28);
@@ -437,6 +484,8 @@ mod pod {
     unsafe impl aya::Pod for AccessCacheSlot {}
     unsafe impl aya::Pod for AccessDownlink {}
     unsafe impl aya::Pod for AnchorDownlink {}
+    unsafe impl aya::Pod for HomePool4 {}
+    unsafe impl aya::Pod for HomePool6 {}
     unsafe impl aya::Pod for AnchorUplink {}
     unsafe impl aya::Pod for Tunnel {}
     unsafe impl aya::Pod for IfaceConfig {}

@@ -45,7 +45,7 @@ use aya_ebpf::{
 };
 use hdr::*;
 use pmip_common::{
-    flags, role, AccessCacheSlot, AccessDownlink, AccessKey, AccessSubscriber, ACCESS_CACHE_BITS, ACCESS_CACHE_ENTRIES, AnchorDownlink, AnchorUplink,
+    flags, role, HomePool4, HomePool6, MAX_HOME_POOLS, AccessCacheSlot, AccessDownlink, AccessKey, AccessSubscriber, ACCESS_CACHE_BITS, ACCESS_CACHE_ENTRIES, AnchorDownlink, AnchorUplink,
     Counter, DestNextHop, IfaceConfig, NewMacEvent, NextHopCache, SubscriberStats, Tunnel, NEW_MAC_REPORT_NS,
     NEW_MAC_RING_BYTES, NEW_MAC_SEEN_ENTRIES, NEXT_HOP_CACHE_JIFFIES_DEFAULT, NEXT_HOP_CACHE_NS, DEST_NH_BITS, DEST_NH_ENTRIES, FAMILY_V4, FAMILY_V6, GRE_KEYED_LEN,
     IPV4_HDR_LEN, IPV6_HDR_LEN, IFACE_SLOTS, MAX_IFACES, MAX_SUBSCRIBERS, MAX_TUNNELS,
@@ -227,8 +227,7 @@ fn dispatch(ctx: &XdpContext) -> Out {
                 return gre_in(ctx.ctx, iface, &l2, gre_off, &src);
             }
             if iface.role & anchor_roles != 0 {
-                // SAFETY: plain lookup.
-                if let Some(d) = unsafe { ANCHOR_BY_HOME4.get(&ip.dst) } {
+                if let Some(d) = anchor_by_home4(&ip.dst) {
                     return anchor_downlink(ctx.ctx, iface, ifindex, &l2, d);
                 }
             }
@@ -249,8 +248,7 @@ fn dispatch(ctx: &XdpContext) -> Out {
             if iface.role & anchor_roles != 0 {
                 let mut hnp = [0u8; 8];
                 hnp.copy_from_slice(&ip.dst[..8]);
-                // SAFETY: plain lookup.
-                if let Some(d) = unsafe { ANCHOR_BY_HNP.get(&hnp) } {
+                if let Some(d) = anchor_by_hnp(&hnp) {
                     return anchor_downlink(ctx.ctx, iface, ifindex, &l2, d);
                 }
             }

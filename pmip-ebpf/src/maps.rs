@@ -33,6 +33,79 @@ pub(crate) static ANCHOR_BY_KEY_HIGH: HashMap<[u8; 4], AnchorUplink> =
 /// Hash maps written only by the agent need no preallocated elements.
 const BPF_F_NO_PREALLOC: u32 = 1;
 
+/// The anchor's home pools; their members index ANCHOR_BY_POOL4/6 (see pmip-common).
+#[map]
+pub(crate) static HOME_POOLS4: Array<HomePool4> = Array::with_max_entries(MAX_HOME_POOLS, 0);
+#[map]
+pub(crate) static HOME_POOLS6: Array<HomePool6> = Array::with_max_entries(MAX_HOME_POOLS, 0);
+#[map]
+pub(crate) static ANCHOR_BY_POOL4: Array<AnchorDownlink> = Array::with_max_entries(MAX_SUBSCRIBERS, 0);
+#[map]
+pub(crate) static ANCHOR_BY_POOL6: Array<AnchorDownlink> = Array::with_max_entries(MAX_SUBSCRIBERS, 0);
+
+#[inline(always)]
+fn pool_slot(table: &'static Array<AnchorDownlink>, idx: u32) -> Option<&'static AnchorDownlink> {
+    table.get(idx).filter(|d| d.flags & flags::IN_USE != 0)
+}
+
+/// The binding serving IPv4 home address `dst`: by its place in its pool
+/// (an array: no hash lookup, and 16 B a slot), else — an address outside
+/// the indexed pools, e.g. a static one — in the ANCHOR_BY_HOME4 hash.
+// Not inlined: its loop's frame stays out of pmip_xdp's, under which the
+// access uplink's deep frame is nested (the verifier caps the sum at 512 B).
+#[inline(never)]
+pub(crate) fn anchor_by_home4(dst: &[u8; 4]) -> Option<&'static AnchorDownlink> {
+    let a = u32::from_be_bytes(*dst);
+    let mut i = 0;
+    while i < MAX_HOME_POOLS {
+        let Some(p) = HOME_POOLS4.get(i) else { break };
+        if p.size == 0 {
+            break;
+        }
+        // len is 1..=32 (the loader checks): host bits 0..=31.
+        let host = (32 - p.len) & 31;
+        if (a ^ p.prefix) >> host == 0 {
+            let off = a & ((1u32 << host) - 1);
+            if off < p.size {
+                return pool_slot(&ANCHOR_BY_POOL4, p.base + off);
+            }
+            break;
+        }
+        i += 1;
+    }
+    // SAFETY: plain lookup; the value is only read.
+    unsafe { ANCHOR_BY_HOME4.get(dst) }
+}
+
+/// The binding serving home network prefix `hnp` (first 64 bits), as
+/// [`anchor_by_home4`].
+// Not inlined: its loop's frame stays out of pmip_xdp's, under which the
+// access uplink's deep frame is nested (the verifier caps the sum at 512 B).
+#[inline(never)]
+pub(crate) fn anchor_by_hnp(hnp: &[u8; 8]) -> Option<&'static AnchorDownlink> {
+    let a = u64::from_be_bytes(*hnp);
+    let mut i = 0;
+    while i < MAX_HOME_POOLS {
+        let Some(p) = HOME_POOLS6.get(i) else { break };
+        if p.size == 0 {
+            break;
+        }
+        // 1 <= len <= assign_len <= 64 (the loader checks).
+        let host = (64 - p.len) & 63;
+        if (a ^ p.prefix) >> host == 0 {
+            let bits = (p.assign_len - p.len) & 63;
+            let off = (a >> ((64 - p.assign_len) & 63)) & ((1u64 << bits) - 1);
+            if off < p.size as u64 {
+                return pool_slot(&ANCHOR_BY_POOL6, p.base + off as u32);
+            }
+            break;
+        }
+        i += 1;
+    }
+    // SAFETY: plain lookup; the value is only read.
+    unsafe { ANCHOR_BY_HNP.get(hnp) }
+}
+
 /// Generation of each subscriber's ACCESS_BY_MAC entry (see pmip-common).
 #[map]
 pub(crate) static ACCESS_GEN: Array<u32> = Array::with_max_entries(MAX_SUBSCRIBERS, 0);

@@ -35,8 +35,7 @@ pub(crate) fn tc_egress(ctx: &TcContext) -> (i32, Option<Counter>) {
             Ok(d) => d,
             Err(_) => return (TC_ACT_OK, None),
         };
-        // SAFETY: plain lookup.
-        match unsafe { ANCHOR_BY_HOME4.get(&dst) } {
+        match anchor_by_home4(&dst) {
             Some(d) => (*d, FAMILY_V4, ctx.load::<[u8; 2]>(ETH_HLEN + 2).map(be16).unwrap_or(0)),
             None => return (TC_ACT_OK, None),
         }
@@ -45,8 +44,7 @@ pub(crate) fn tc_egress(ctx: &TcContext) -> (i32, Option<Counter>) {
             Ok(d) => d,
             Err(_) => return (TC_ACT_OK, None),
         };
-        // SAFETY: plain lookup.
-        match unsafe { ANCHOR_BY_HNP.get(&dst) } {
+        match anchor_by_hnp(&dst) {
             Some(d) => (*d, FAMILY_V6, ctx.load::<[u8; 2]>(ETH_HLEN + 4).map(|l| be16(l).saturating_add(40)).unwrap_or(0)),
             None => return (TC_ACT_OK, None),
         }

@@ -58,6 +58,25 @@ pub struct Options {
     pub ebpf_object: std::path::PathBuf,
 }
 
+/// The configured pools as the fast path indexes them (the configuration
+/// was validated: a pool that does not parse is skipped here).
+fn home_pools(cfg: &Config) -> Vec<crate::loader::HomePoolSpec> {
+    use crate::loader::HomePoolSpec;
+    cfg.pools
+        .iter()
+        .filter_map(|p| {
+            let (addr, len) = p.prefix.split_once('/')?;
+            let len: u8 = len.parse().ok()?;
+            match addr.parse::<std::net::IpAddr>().ok()? {
+                std::net::IpAddr::V4(prefix) => Some(HomePoolSpec::V4 { prefix, len }),
+                std::net::IpAddr::V6(prefix) => {
+                    Some(HomePoolSpec::V6 { prefix, len, assign_len: p.assign_len.unwrap_or(64) })
+                }
+            }
+        })
+        .collect()
+}
+
 /// Runs the daemon until SIGINT/SIGTERM. `ready` is called once everything is up.
 pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()> {
     system_setup(&cfg)?;
@@ -71,6 +90,7 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
         }),
         // The home-prefix table is sized only where IPv6 pools assign prefixes.
         home_prefixes: cfg.pools.iter().any(|p| p.prefix.contains(':')),
+        home_pools: home_pools(&cfg),
     })?;
     let dp = SharedDp(Arc::new(Mutex::new(fp)));
     attach_fast_path(&cfg, &dp)?;

@@ -15,7 +15,7 @@ use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use pmip_common::{
     flags, maps, AccessDownlink, AccessKey, AccessSubscriber, AnchorDownlink, AnchorUplink,
-    Counter, IfaceConfig, SubscriberStats, Tunnel, FAMILY_V4, FAMILY_V6,
+    Counter, HomePool4, HomePool6, IfaceConfig, SubscriberStats, Tunnel, FAMILY_V4, FAMILY_V6,
 };
 
 use crate::dataplane::{
@@ -27,7 +27,7 @@ pub const PROGRAM: &str = "pmip_xdp";
 pub const TC_EGRESS_PROGRAM: &str = "pmip_tc_egress";
 /// The pass-everything program (see `pmip-ebpf`): for the far end of veths.
 pub const PASS_PROGRAM: &str = "xdp_pass";
-const MAP_NAMES: [&str; 17] = [
+const MAP_NAMES: [&str; 21] = [
     maps::TUNNEL_NH,
     maps::DEST_NH,
     maps::NEW_MAC_EVENTS,
@@ -38,6 +38,10 @@ const MAP_NAMES: [&str; 17] = [
     maps::ACCESS_BY_KEY_HIGH,
     maps::ANCHOR_BY_HOME4,
     maps::ANCHOR_BY_HNP,
+    maps::ANCHOR_BY_POOL4,
+    maps::ANCHOR_BY_POOL6,
+    maps::HOME_POOLS4,
+    maps::HOME_POOLS6,
     maps::ANCHOR_BY_KEY,
     maps::ANCHOR_BY_KEY_HIGH,
     maps::TUNNELS,
@@ -79,6 +83,17 @@ pub struct LoadOptions {
     /// Whether IPv6 home network prefixes are assigned here (an anchor with
     /// an IPv6 pool): without them `ANCHOR_BY_HNP` gets a single entry.
     pub home_prefixes: bool,
+    /// The anchor's home pools: their members are found by their place in
+    /// the pool (arrays) instead of in a hash.
+    pub home_pools: Vec<HomePoolSpec>,
+}
+
+/// A pool of home addresses or home network prefixes (anchor role).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HomePoolSpec {
+    V4 { prefix: Ipv4Addr, len: u8 },
+    /// Delegating prefixes of `assign_len` bits out of `prefix`/`len`.
+    V6 { prefix: Ipv6Addr, len: u8, assign_len: u8 },
 }
 
 /// Which side of the tunnel a gateway is.
@@ -96,6 +111,7 @@ impl Default for LoadOptions {
             max_subscribers: pmip_common::MAX_SUBSCRIBERS,
             role: None,
             home_prefixes: true,
+            home_pools: Vec::new(),
         }
     }
 }
@@ -130,6 +146,11 @@ pub struct FastPath {
     /// Occupied slots of the ACCESS_BY_KEY and ANCHOR_BY_KEY arrays (an
     /// array cannot be counted cheaply; `show stats` asks every 500 ms).
     key_slots: [usize; 2],
+    /// The home pools as written to HOME_POOLS4/6, and the occupied slots of
+    /// ANCHOR_BY_POOL4/6.
+    pools4: Vec<HomePool4>,
+    pools6: Vec<HomePool6>,
+    pool_slots: [usize; 2],
 }
 
 /// The two GRE-key tables: array indexed by key + hash for larger keys.
@@ -197,18 +218,36 @@ fn high_keys(table: u32) -> u32 {
     }
 }
 
+/// Entries of `ANCHOR_BY_HOME4`/`HNP` on an anchor with pools (see `load`).
+fn high_homes(table: u32) -> u32 {
+    if table <= 1 {
+        1
+    } else {
+        (table / 4).max(1024)
+    }
+}
+
 impl FastPath {
     pub fn load(opts: &LoadOptions) -> Result<Self> {
         let mut loader = EbpfLoader::new();
         let size = |mine: bool| if mine || opts.role.is_none() { opts.max_subscribers } else { 1 };
         let access = size(opts.role == Some(GatewayRole::Access));
         let anchor = size(opts.role == Some(GatewayRole::Anchor));
+        let has4 = opts.home_pools.iter().any(|p| matches!(p, HomePoolSpec::V4 { .. }));
+        let has6 = opts.home_prefixes && opts.home_pools.iter().any(|p| matches!(p, HomePoolSpec::V6 { .. }));
+        // With pools, the hashes keep only addresses outside them (static ones).
+        // A quarter of the table: static addresses, and pool members beyond
+        // the array (the allocators hand out the start of a pool first).
+        let home4_hash = if has4 { high_homes(anchor) } else { anchor };
+        let hnp_hash = if !opts.home_prefixes { 1 } else if has6 { high_homes(anchor) } else { anchor };
         for (m, n) in [
+            (maps::ANCHOR_BY_POOL4, if has4 { anchor } else { 1 }),
+            (maps::ANCHOR_BY_POOL6, if has6 { anchor } else { 1 }),
             (maps::ACCESS_BY_MAC, access),
             (maps::ACCESS_BY_KEY, access),
             (maps::ACCESS_BY_KEY_HIGH, high_keys(access)),
-            (maps::ANCHOR_BY_HOME4, anchor),
-            (maps::ANCHOR_BY_HNP, if opts.home_prefixes { anchor } else { 1 }),
+            (maps::ANCHOR_BY_HOME4, home4_hash),
+            (maps::ANCHOR_BY_HNP, hnp_hash),
             (maps::ANCHOR_BY_KEY, anchor),
             (maps::ANCHOR_BY_KEY_HIGH, high_keys(anchor)),
             (maps::SUB_STATS, opts.max_subscribers),
@@ -234,13 +273,27 @@ impl FastPath {
             .ok_or_else(|| anyhow!("program {PROGRAM} missing from object"))?
             .try_into()?;
         prog.load().context("verifier rejected pmip_xdp")?;
-        let mut fp = FastPath { ebpf, pin_dir: opts.pin_dir.clone(), tunnels: StdHashMap::new(), attached: Vec::new(), key_slots: [0; 2] };
+        let mut fp = FastPath {
+            ebpf,
+            pin_dir: opts.pin_dir.clone(),
+            tunnels: StdHashMap::new(),
+            attached: Vec::new(),
+            key_slots: [0; 2],
+            pools4: Vec::new(),
+            pools6: Vec::new(),
+            pool_slots: [0; 2],
+        };
         fp.recover_tunnels()?;
+        fp.set_home_pools(&opts.home_pools, if has4 { anchor } else { 0 }, if has6 { anchor } else { 0 })?;
         if opts.pin_dir.is_some() {
             // Pinned maps may hold an earlier run's bindings.
             fp.key_slots = [
                 fp.count_slots::<AccessDownlink>(maps::ACCESS_BY_KEY, |d| d.ifindex != 0)?,
                 fp.count_slots::<AnchorUplink>(maps::ANCHOR_BY_KEY, |b| b.flags & flags::IN_USE != 0)?,
+            ];
+            fp.pool_slots = [
+                fp.count_slots::<AnchorDownlink>(maps::ANCHOR_BY_POOL4, |d| d.flags & flags::IN_USE != 0)?,
+                fp.count_slots::<AnchorDownlink>(maps::ANCHOR_BY_POOL6, |d| d.flags & flags::IN_USE != 0)?,
             ];
         }
         Ok(fp)
@@ -492,17 +545,33 @@ impl FastPath {
             home_v4: b.home_v4.map(|a| a.octets()).unwrap_or_default(),
             home_hnp: hnp64(&b.hnp),
         };
-        let down = AnchorDownlink { downlink_key: b.downlink_key.to_be_bytes(), sub_id: b.sub_id, tunnel_id };
+        let down = AnchorDownlink {
+            downlink_key: b.downlink_key.to_be_bytes(),
+            sub_id: b.sub_id,
+            tunnel_id,
+            flags: flags::IN_USE,
+        };
         self.set_by_key(KeyTable::Anchor, b.uplink_key, up, |u| u.flags & flags::IN_USE != 0)?;
         if let Some(h) = b.home_v4 {
-            let mut m: HashMap<_, [u8; 4], AnchorDownlink> =
-                HashMap::try_from(self.map_mut(maps::ANCHOR_BY_HOME4)?)?;
-            m.insert(h.octets(), down, 0).map_err(map_err)?;
+            match self.pool4_index(h) {
+                Some(i) => self.set_pool_slot(0, i, down)?,
+                None => {
+                    let mut m: HashMap<_, [u8; 4], AnchorDownlink> =
+                        HashMap::try_from(self.map_mut(maps::ANCHOR_BY_HOME4)?)?;
+                    m.insert(h.octets(), down, 0).map_err(map_err)?;
+                }
+            }
         }
         if b.hnp.is_some() {
-            let mut m: HashMap<_, [u8; 8], AnchorDownlink> =
-                HashMap::try_from(self.map_mut(maps::ANCHOR_BY_HNP)?)?;
-            m.insert(hnp64(&b.hnp), down, 0).map_err(map_err)?;
+            let k = hnp64(&b.hnp);
+            match self.pool6_index(k) {
+                Some(i) => self.set_pool_slot(1, i, down)?,
+                None => {
+                    let mut m: HashMap<_, [u8; 8], AnchorDownlink> =
+                        HashMap::try_from(self.map_mut(maps::ANCHOR_BY_HNP)?)?;
+                    m.insert(k, down, 0).map_err(map_err)?;
+                }
+            }
         }
         Ok(())
     }
@@ -517,19 +586,126 @@ impl FastPath {
         let mine = |d: &AnchorDownlink| d.tunnel_id == tunnel_id && d.downlink_key == b.downlink_key.to_be_bytes();
         self.clear_by_key::<AnchorUplink>(KeyTable::Anchor, b.uplink_key, |u| u.flags & flags::IN_USE != 0)?;
         if let Some(h) = b.home_v4 {
-            let mut m: HashMap<_, [u8; 4], AnchorDownlink> =
-                HashMap::try_from(self.map_mut(maps::ANCHOR_BY_HOME4)?)?;
-            if m.get(&h.octets(), 0).map(|d| mine(&d)).unwrap_or(false) {
-                let _ = m.remove(&h.octets());
+            if let Some(i) = self.pool4_index(h) {
+                self.clear_pool_slot(0, i, &mine)?;
+            } else {
+                let mut m: HashMap<_, [u8; 4], AnchorDownlink> =
+                    HashMap::try_from(self.map_mut(maps::ANCHOR_BY_HOME4)?)?;
+                if m.get(&h.octets(), 0).map(|d| mine(&d)).unwrap_or(false) {
+                    let _ = m.remove(&h.octets());
+                }
             }
         }
         if b.hnp.is_some() {
-            let mut m: HashMap<_, [u8; 8], AnchorDownlink> =
-                HashMap::try_from(self.map_mut(maps::ANCHOR_BY_HNP)?)?;
             let k = hnp64(&b.hnp);
-            if m.get(&k, 0).map(|d| mine(&d)).unwrap_or(false) {
-                let _ = m.remove(&k);
+            if let Some(i) = self.pool6_index(k) {
+                self.clear_pool_slot(1, i, &mine)?;
+            } else {
+                let mut m: HashMap<_, [u8; 8], AnchorDownlink> =
+                    HashMap::try_from(self.map_mut(maps::ANCHOR_BY_HNP)?)?;
+                if m.get(&k, 0).map(|d| mine(&d)).unwrap_or(false) {
+                    let _ = m.remove(&k);
+                }
             }
+        }
+        Ok(())
+    }
+
+    /// Lays the home pools out over the ANCHOR_BY_POOL4/6 arrays (`cap4`,
+    /// `cap6` slots) in order, each as far as the array reaches, and writes
+    /// them to HOME_POOLS4/6 for the fast path.
+    fn set_home_pools(&mut self, pools: &[HomePoolSpec], cap4: u32, cap6: u32) -> Result<()> {
+        let (mut base4, mut base6) = (0u32, 0u32);
+        for p in pools {
+            match *p {
+                HomePoolSpec::V4 { prefix, len } => {
+                    if !(1..=32).contains(&len) {
+                        bail!("home pool {prefix}/{len}: prefix length must be 1..=32");
+                    }
+                    let count = 1u64 << (32 - len);
+                    let size = count.min((cap4 - base4) as u64) as u32;
+                    if size == 0 || self.pools4.len() as u32 == pmip_common::MAX_HOME_POOLS {
+                        continue;
+                    }
+                    let mask = if len == 32 { u32::MAX } else { !(u32::MAX >> len) };
+                    self.pools4.push(HomePool4 { prefix: u32::from(prefix) & mask, len: len as u32, base: base4, size });
+                    base4 += size;
+                }
+                HomePoolSpec::V6 { prefix, len, assign_len } => {
+                    if !(1..=64).contains(&len) || !(len..=64).contains(&assign_len) {
+                        bail!("home pool {prefix}/{len}: prefix length must be 1..=64 and the assigned length {assign_len} between it and 64");
+                    }
+                    let count = 1u64.checked_shl((assign_len - len) as u32).unwrap_or(u64::MAX);
+                    let size = count.min((cap6 - base6) as u64) as u32;
+                    if size == 0 || self.pools6.len() as u32 == pmip_common::MAX_HOME_POOLS {
+                        continue;
+                    }
+                    let top = (u128::from(prefix) >> 64) as u64;
+                    let mask = if len == 64 { u64::MAX } else { !(u64::MAX >> len) };
+                    self.pools6.push(HomePool6 { prefix: top & mask, len: len as u32, assign_len: assign_len as u32, base: base6, size });
+                    base6 += size;
+                }
+            }
+        }
+        let (p4, p6) = (self.pools4.clone(), self.pools6.clone());
+        let mut a: Array<_, HomePool4> = Array::try_from(self.map_mut(maps::HOME_POOLS4)?)?;
+        for i in 0..pmip_common::MAX_HOME_POOLS {
+            a.set(i, p4.get(i as usize).copied().unwrap_or_default(), 0).map_err(map_err)?;
+        }
+        let mut a: Array<_, HomePool6> = Array::try_from(self.map_mut(maps::HOME_POOLS6)?)?;
+        for i in 0..pmip_common::MAX_HOME_POOLS {
+            a.set(i, p6.get(i as usize).copied().unwrap_or_default(), 0).map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    /// The ANCHOR_BY_POOL4 slot of home address `h`, if a pool indexes it
+    /// (the same computation as the fast path's `anchor_by_home4`).
+    fn pool4_index(&self, h: Ipv4Addr) -> Option<u32> {
+        let a = u32::from(h);
+        for p in &self.pools4 {
+            let host = 32 - p.len;
+            if ((a ^ p.prefix) as u64) >> host == 0 {
+                let off = (a as u64 & ((1u64 << host) - 1)) as u32;
+                return (off < p.size).then_some(p.base + off);
+            }
+        }
+        None
+    }
+
+    /// The ANCHOR_BY_POOL6 slot of home network prefix `k` (first 64 bits).
+    fn pool6_index(&self, k: [u8; 8]) -> Option<u32> {
+        let a = u64::from_be_bytes(k);
+        for p in &self.pools6 {
+            let host = 64 - p.len;
+            if (a ^ p.prefix).checked_shr(host).unwrap_or(0) == 0 {
+                let bits = p.assign_len - p.len;
+                let off = a.checked_shr(64 - p.assign_len).unwrap_or(0) & 1u64.checked_shl(bits).map(|m| m - 1).unwrap_or(u64::MAX);
+                return (off < p.size as u64).then_some(p.base + off as u32);
+            }
+        }
+        None
+    }
+
+    fn pool_table(which: usize) -> &'static str {
+        if which == 0 { maps::ANCHOR_BY_POOL4 } else { maps::ANCHOR_BY_POOL6 }
+    }
+
+    fn set_pool_slot(&mut self, which: usize, i: u32, v: AnchorDownlink) -> Result<()> {
+        let mut a: Array<_, AnchorDownlink> = Array::try_from(self.map_mut(Self::pool_table(which))?)?;
+        let was = a.get(&i, 0).map(|d| d.flags & flags::IN_USE != 0).unwrap_or(false);
+        a.set(i, v, 0).map_err(map_err)?;
+        if !was {
+            self.pool_slots[which] += 1;
+        }
+        Ok(())
+    }
+
+    fn clear_pool_slot(&mut self, which: usize, i: u32, mine: &dyn Fn(&AnchorDownlink) -> bool) -> Result<()> {
+        let mut a: Array<_, AnchorDownlink> = Array::try_from(self.map_mut(Self::pool_table(which))?)?;
+        if a.get(&i, 0).map(|d| d.flags & flags::IN_USE != 0 && mine(&d)).unwrap_or(false) {
+            a.set(i, AnchorDownlink::default(), 0).map_err(map_err)?;
+            self.pool_slots[which] = self.pool_slots[which].saturating_sub(1);
         }
         Ok(())
     }
@@ -625,8 +801,9 @@ impl FastPath {
         Ok(vec![
             count::<AccessKey, AccessSubscriber>(self, maps::ACCESS_BY_MAC)?,
             by_key(KeyTable::Access, count::<[u8; 4], AccessDownlink>(self, maps::ACCESS_BY_KEY_HIGH))?,
-            count::<[u8; 4], AnchorDownlink>(self, maps::ANCHOR_BY_HOME4)?,
-            count::<[u8; 8], AnchorDownlink>(self, maps::ANCHOR_BY_HNP)?,
+            // Home addresses / prefixes: pool slots plus the hash of the rest.
+            (maps::ANCHOR_BY_HOME4, self.pool_slots[0] + count::<[u8; 4], AnchorDownlink>(self, maps::ANCHOR_BY_HOME4)?.1),
+            (maps::ANCHOR_BY_HNP, self.pool_slots[1] + count::<[u8; 8], AnchorDownlink>(self, maps::ANCHOR_BY_HNP)?.1),
             by_key(KeyTable::Anchor, count::<[u8; 4], AnchorUplink>(self, maps::ANCHOR_BY_KEY_HIGH))?,
         ])
     }

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use anyhow::Result;
 use pmip_common::role;
 use pmip_user::dataplane::{AccessBinding, AccessPoint, AnchorBinding, Hnp, TunnelEnds};
-use pmip_user::loader::{FastPath, IfaceSpec, LoadOptions};
+use pmip_user::loader::{FastPath, HomePoolSpec, IfaceSpec, LoadOptions};
 
 use crate::netns::Netns;
 
@@ -64,6 +64,21 @@ pub fn setup(core_mtu: u32) -> Result<Fixture> {
 
 /// [`setup`] with subscriber maps of `max_subscribers` entries (the scale benchmark).
 pub fn setup_sized(core_mtu: u32, max_subscribers: u32) -> Result<Fixture> {
+    setup_with(core_mtu, LoadOptions { max_subscribers, ..Default::default() })
+}
+
+/// The anchor pools that hold the fixture's anchor-side home addresses and
+/// prefixes (AHOME4, AHOME4_V6T, AHNP): with them the anchor finds its
+/// subscribers by their place in the pool instead of in the hashes.
+pub fn anchor_pools() -> Vec<HomePoolSpec> {
+    vec![
+        HomePoolSpec::V4 { prefix: Ipv4Addr::new(10, 77, 0, 0), len: 24 },
+        HomePoolSpec::V6 { prefix: Ipv6Addr::new(0x2001, 0xdb8, 0x77, 0, 0, 0, 0, 0), len: 48, assign_len: 64 },
+    ]
+}
+
+/// [`setup`] with the fast path loaded with `opts` (its object path is the default).
+pub fn setup_with(core_mtu: u32, opts: LoadOptions) -> Result<Fixture> {
     let ns = Netns::new("fpt")?;
     let pairs = [
         ("acc0", "accp", ACC_MAC),
@@ -103,7 +118,7 @@ pub fn setup_sized(core_mtu: u32, max_subscribers: u32) -> Result<Fixture> {
         ns.exec(&refs)?;
     }
     let (fp, acc, core, acore, cn) = ns.run_in(move || -> Result<_> {
-        let mut fp = FastPath::load(&LoadOptions { max_subscribers, ..Default::default() })?;
+        let mut fp = FastPath::load(&opts)?;
         let spec = |name: &str, role: u8, a4: Option<Ipv4Addr>, a6: Option<Ipv6Addr>| IfaceSpec {
             name: name.into(),
             role,

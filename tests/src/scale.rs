@@ -57,7 +57,7 @@ fn access_home(i: u32) -> Ipv4Addr {
     Ipv4Addr::from(0x0a80_0000 + i) // 10.128.0.0/9
 }
 fn anchor_home(i: u32) -> Ipv4Addr {
-    Ipv4Addr::from(0x0ac8_0000 + i) // 10.200.0.0 ...
+    Ipv4Addr::from(0x0ae0_0000 + i) // 10.224.0.0/11, the anchor's pool
 }
 
 fn echo4(src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
@@ -98,7 +98,14 @@ struct Table {
 }
 
 fn build(n: u32) -> Result<Table> {
-    let mut fx = setup_sized(1500, n + SLACK)?;
+    // The anchor's home addresses come from a pool, as an LMA/HA assigns
+    // them: the fast path finds them by their place in it.
+    // An IPv6 pool too, so that the memory figures are a dual-stack anchor's.
+    let pools = vec![
+        pmip_user::loader::HomePoolSpec::V4 { prefix: Ipv4Addr::new(10, 224, 0, 0), len: 11 },
+        pmip_user::loader::HomePoolSpec::V6 { prefix: "2001:db8:aa00::".parse().unwrap(), len: 40, assign_len: 64 },
+    ];
+    let mut fx = setup_with(1500, pmip_user::loader::LoadOptions { max_subscribers: n + SLACK, home_pools: pools, ..Default::default() })?;
     let acc = fx.acc;
     let t4 = TunnelEnds { local: MAG4.into(), remote: LMA4.into() };
     let at4 = TunnelEnds { local: A_LOCAL4.into(), remote: A_PEER4.into() };
@@ -218,17 +225,31 @@ pub fn map_memory() -> Result<Vec<(String, u32, u64)>> {
 }
 
 /// Maps that grow with the number of subscribers, and which role uses them.
-const SUB_MAPS: [(&str, &str); 9] = [
+const SUB_MAPS: [(&str, &str); 11] = [
     ("ACCESS_BY_MAC", "access"),
     ("ACCESS_BY_KEY", "access"),
     ("ACCESS_BY_KEY_HIGH", "access"),
     ("ACCESS_GEN", "access"),
     ("SUB_STATS", "both"),
+    ("ANCHOR_BY_POOL4", "anchor"),
     ("ANCHOR_BY_HOME4", "anchor"),
+    ("ANCHOR_BY_POOL6", "anchor"),
     ("ANCHOR_BY_HNP", "anchor"),
     ("ANCHOR_BY_KEY", "anchor"),
     ("ANCHOR_BY_KEY_HIGH", "anchor"),
 ];
+
+/// max_entries the loader gives map `name` for a table of `max` (see
+/// `pmip_user::loader`: the hashes behind arrays are smaller).
+fn expected_max(name: &str, max: u32) -> u32 {
+    if name.ends_with("_HIGH") {
+        (max / 16).max(1024)
+    } else if name == "ANCHOR_BY_HOME4" || name == "ANCHOR_BY_HNP" {
+        (max / 4).max(1024)
+    } else {
+        max
+    }
+}
 
 /// Resident set of this process, kB.
 fn rss_kb() -> u64 {
@@ -303,15 +324,15 @@ pub fn scale(cfg: &Config) -> Result<Value> {
             let (_, _, bytes) = mem
                 .iter()
                 // The kernel keeps 15 characters of a map's name.
-                .find(|(n, m, _)| n == &name[..name.len().min(15)] && *m == if name.ends_with("_HIGH") { (max / 16).max(1024) } else { max })
+                .find(|(n, m, _)| n == &name[..name.len().min(15)] && *m == expected_max(name, max))
                 .ok_or_else(|| anyhow!("map {name} of {max} entries not found in fdinfo"))?;
             per.insert(name, (*bytes as f64 / max as f64, role, *bytes));
         }
         let role_sum = |r: &str| per.values().filter(|(_, role, _)| *role == r || *role == "both").map(|(b, _, _)| b).sum::<f64>();
         let access = role_sum("access");
         let anchor = role_sum("anchor");
-        let anchor_v4 = anchor - per["ANCHOR_BY_HNP"].0;
-        println!("  {:>8} subs: access gateway {access:.0} B, anchor {anchor:.0} B (IPv4-only anchor, no HNP map: {anchor_v4:.0} B); per map: {}",
+        let anchor_v4 = anchor - per["ANCHOR_BY_HNP"].0 - per["ANCHOR_BY_POOL6"].0;
+        println!("  {:>8} subs: access gateway {access:.0} B, anchor {anchor:.0} B (IPv4-only anchor, no IPv6 prefix tables: {anchor_v4:.0} B); per map: {}",
             t.n, per.iter().map(|(n, (b, _, _))| format!("{n} {b:.0}")).collect::<Vec<_>>().join(", "));
         mem_rows.push(json!({"subscribers": t.n, "max_entries": max, "access_bytes_per_sub": access,
             "anchor_bytes_per_sub": anchor, "anchor_v4_only_bytes_per_sub": anchor_v4,

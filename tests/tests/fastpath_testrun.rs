@@ -102,11 +102,25 @@ fn cat(a: Vec<u8>, b: &[u8]) -> Vec<u8> {
 
 #[test]
 fn fixture_table() {
+    fixture_table_with(Vec::new());
+}
+
+/// The same table with the anchor's home addresses and prefixes in pools:
+/// the anchor then finds them by their place in the pool (ANCHOR_BY_POOL4/6
+/// arrays) instead of in the hashes, and every verdict, byte and counter
+/// must be the same.
+#[test]
+fn fixture_table_with_home_pools() {
+    fixture_table_with(anchor_pools());
+}
+
+fn fixture_table_with(home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
     }
-    let fx = setup(1500).expect("fixture");
+    let opts = pmip_user::loader::LoadOptions { home_pools, ..Default::default() };
+    let fx = setup_with(1500, opts).expect("fixture");
     let (acc, core, acore, cn) = (fx.acc, fx.core, fx.acore, fx.cn);
     let mut fp = fx.fp;
     let fails = fx

@@ -717,10 +717,15 @@ impl Ha {
         if first > last {
             return Err(Refusal(ReplyCode::InsufficientResources));
         }
+        // Cycle through a window at the start of the pool (MAX_SUBSCRIBERS
+        // addresses, or twice those in use if more): the fast path finds pool
+        // addresses by their place in the pool, in an array as long as its table.
+        let window = (pmip_common::MAX_SUBSCRIBERS as u64).max(2 * self.homes_in_use.len() as u64);
+        let last = (first as u64 + window - 1).min(last as u64) as u32;
         let size = (last - first) as u64 + 1;
         for _ in 0..size {
             let a = self.pool_cursor.clamp(first, last);
-            self.pool_cursor = if a == last { first } else { a + 1 };
+            self.pool_cursor = if a >= last { first } else { a + 1 };
             if self.homes_in_use.insert(Ipv4Addr::from(a)) {
                 return Ok((Ipv4Addr::from(a), true));
             }
