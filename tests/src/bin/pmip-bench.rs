@@ -74,7 +74,8 @@ fn cat(a: Vec<u8>, b: &[u8]) -> Vec<u8> {
 }
 
 fn per_packet() -> Result<serde_json::Value> {
-    let fx = setup(1500)?;
+    // As an anchor is configured: its home addresses come from pools.
+    let fx = setup_with(1500, pmip_user::loader::LoadOptions { home_pools: anchor_pools(), ..Default::default() })?;
     let (acc, core, acore, cn) = (fx.acc, fx.core, fx.acore, fx.cn);
     let mut fp = fx.fp;
     let rows = fx.ns.run_in(move || -> Result<Vec<(String, f64, f64, f64, f64)>> {
