@@ -117,28 +117,40 @@ pub(crate) static ACCESS_CACHE: PerCpuArray<AccessCacheSlot> = PerCpuArray::with
 /// current (no agent update since it was copied), else the `ACCESS_BY_MAC`
 /// entry, which is then cached. Returns a reference into the cache slot or
 /// the map value.
+///
+/// The cache is two-way set-associative (set = hash of the key, ways at
+/// 2·set and 2·set + 1): with one way, 1024 active subscribers in 4096
+/// slots collide ~20 % of the time and each collision is a cold hash lookup
+/// on a large table (`cargo xtask bench scale`); with two, a set overflows
+/// only when three of them share it. A miss puts the new copy in way 0 and
+/// moves the older one to way 1.
 #[inline(always)]
 pub(crate) fn access_subscriber(key: &AccessKey) -> Option<&'static AccessSubscriber> {
     // SAFETY: AccessKey is 12 plain bytes, 4-aligned.
     let w = unsafe { core::mem::transmute::<AccessKey, [u32; 3]>(*key) };
-    let idx = (w[0] ^ w[1] ^ w[2].rotate_left(16)).wrapping_mul(0x9e37_79b1) >> (32 - ACCESS_CACHE_BITS);
-    let slot = ACCESS_CACHE.get_ptr_mut(idx);
-    if let Some(s) = slot {
-        // SAFETY: this CPU's slot of a per-CPU array.
-        let s = unsafe { &*s };
-        // SAFETY: as above.
-        let k = unsafe { core::mem::transmute::<AccessKey, [u32; 3]>(s.key) };
-        if k == w && ACCESS_GEN.get(s.sub.sub_id).is_some_and(|g| *g == s.sub.gen) {
-            return Some(&s.sub);
+    let set = (w[0] ^ w[1] ^ w[2].rotate_left(16)).wrapping_mul(0x9e37_79b1) >> (33 - ACCESS_CACHE_BITS);
+    let way0 = ACCESS_CACHE.get_ptr_mut(set * 2);
+    let way1 = ACCESS_CACHE.get_ptr_mut(set * 2 + 1);
+    for way in [way0, way1] {
+        if let Some(s) = way {
+            // SAFETY: this CPU's slot of a per-CPU array.
+            let s = unsafe { &*s };
+            // SAFETY: as above.
+            let k = unsafe { core::mem::transmute::<AccessKey, [u32; 3]>(s.key) };
+            if k == w && ACCESS_GEN.get(s.sub.sub_id).is_some_and(|g| *g == s.sub.gen) {
+                return Some(&s.sub);
+            }
         }
     }
     // SAFETY: plain lookup; the value is only read.
     let v = unsafe { ACCESS_BY_MAC.get(key) }?;
-    if let Some(s) = slot {
-        // SAFETY: this CPU's slot; nothing else runs on this CPU meanwhile.
-        let s = unsafe { &mut *s };
-        s.key = *key;
-        s.sub = *v;
+    if let (Some(s0), Some(s1)) = (way0, way1) {
+        // SAFETY: this CPU's slots; nothing else runs on this CPU meanwhile.
+        unsafe {
+            *s1 = *s0;
+            (*s0).key = *key;
+            (*s0).sub = *v;
+        }
     }
     Some(v)
 }

@@ -299,6 +299,13 @@ pub fn scale(cfg: &Config) -> Result<Value> {
             }
         }
     }
+    // PMIP_SCALE_COUNTERS=1: the fast-path counters of each table (a diagnostic).
+    if std::env::var("PMIP_SCALE_COUNTERS").is_ok() {
+        for t in &tables {
+            let c: Vec<String> = t.fx.fp.counters()?.into_iter().filter(|(_, v)| *v > 0).map(|(n, v)| format!("{n}={v}")).collect();
+            eprintln!("  {} subs counters: {}", t.n, c.join(" "));
+        }
+    }
     println!("per-packet cost against table size (BPF_PROG_TEST_RUN, single runs over {POOL} random subscribers)");
     println!("median of {} interleaved rounds of {} runs; ratio to the smallest table", cfg.rounds, cfg.runs);
     println!("{:<16} {:>10} {:>8} {:>8} {:>8}", "path", "subs", "ns/pkt", "spread", "x first");
