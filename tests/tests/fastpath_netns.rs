@@ -2,7 +2,8 @@
 //! — anchor — correspondent in four namespaces, static bindings, ping and
 //! iperf3 both ways, and a capture on the gateway–anchor link that tshark
 //! decodes as GRE with the configured keys and nothing else. Runs in native
-//! and in generic XDP mode.
+//! and in generic XDP mode, and with the TC ingress program on both gateways
+//! (no XDP on their interfaces).
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -178,6 +179,15 @@ fn through_tunnel(mode: AttachMode) {
     let _pass = [start_pass(&l.sub, &["s0"]), start_pass(&l.wire, &["w0", "w1"]), start_pass(&l.cn, &["c0"])];
     let mag = start_mag(&l.mag, mode, sub_mac);
     let lma = start_lma(&l.lma, mode);
+    if mode == AttachMode::Tc {
+        // The TC path alone: no XDP program on the gateways' interfaces.
+        for (ns, ifs) in [(&l.mag, ["acc0", "core0"]), (&l.lma, ["core0", "cn0"])] {
+            for i in ifs {
+                let link = ns.exec(&["ip", "-d", "link", "show", i]).unwrap();
+                assert!(!link.contains("prog/xdp"), "XDP attached to {i} in TC mode: {link}");
+            }
+        }
+    }
     let tmp = pmip_tests::TempDir::new(&format!("fastpath-{mode:?}"));
     let pcap = tmp.path().join("tunnel.pcap").to_string_lossy().into_owned();
     // Everything but the links' own chatter (ARP, IGMP reports when they come up).
@@ -241,6 +251,11 @@ fn tunnel_native_xdp() {
 #[test]
 fn tunnel_generic_xdp() {
     through_tunnel(AttachMode::Generic);
+}
+
+#[test]
+fn tunnel_tc_ingress() {
+    through_tunnel(AttachMode::Tc);
 }
 
 /// Runs the `pmipd` built next to this test binary.
