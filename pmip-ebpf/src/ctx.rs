@@ -30,6 +30,9 @@ pub(crate) trait Pkt: EbpfContext {
     /// VLAN id the kernel took out of the frame into metadata (TC ingress
     /// sees 802.1Q frames untagged); 0 in XDP.
     fn meta_vlan(&self) -> u16;
+    /// A GRO/TSO super-packet (TC only): the kernel segments it on the way
+    /// out, so its IP length says nothing about the MTU.
+    fn is_gso(&self) -> bool;
     /// Replaces the first `l2_len` bytes (the received L2 header) by `hlen`
     /// bytes to be written: Ethernet + outer IP (`outer_v6`) + GRE. The
     /// packet after `l2_len` does not move relative to the end.
@@ -78,6 +81,10 @@ impl Pkt for XdpContext {
     #[inline(always)]
     fn meta_vlan(&self) -> u16 {
         0
+    }
+    #[inline(always)]
+    fn is_gso(&self) -> bool {
+        false
     }
     #[inline(always)]
     fn encap_head(&self, l2_len: usize, hlen: usize, _outer_v6: bool) -> bool {
@@ -148,6 +155,11 @@ impl Pkt for TcContext {
         }
     }
     #[inline(always)]
+    fn is_gso(&self) -> bool {
+        // SAFETY: reading a field of the context.
+        unsafe { (*self.skb.skb).gso_size != 0 }
+    }
+    #[inline(always)]
     fn encap_head(&self, l2_len: usize, hlen: usize, outer_v6: bool) -> bool {
         let skb = self.skb.skb;
         // The tunnel packet leaves untagged: drop the tag, in the frame
@@ -164,7 +176,9 @@ impl Pkt for TcContext {
         }
         // adjust_room (not change_head): the headers are inserted after
         // Ethernet and the skb's network header, protocol and inner offsets
-        // follow, so the stack (PASS) and GSO see the outer packet.
+        // follow, so the stack (PASS) and GSO see the outer packet; a GSO
+        // packet's segment size shrinks by the tunnel overhead (no
+        // FIXED_GSO), so its segments fit where the original ones did.
         let flags = BPF_F_ADJ_ROOM_ENCAP_L4_GRE
             | if outer_v6 { BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 } else { BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 };
         // SAFETY: helper call on our own context.

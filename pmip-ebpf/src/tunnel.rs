@@ -315,7 +315,9 @@ pub(crate) fn tunnel_out<C: Pkt>(
     };
     let ok = if dir == Dir::Up { Counter::TxEncapUplink } else { Counter::TxEncapDownlink };
     let overhead = pmip_common::tunnel_overhead(tun.family) as u16;
-    let tot = inner.len.saturating_add(overhead);
+    // A GSO packet (TC) leaves as segments that fit (see Pkt::encap_head):
+    // only its headers count against the MTU.
+    let tot = if ctx.is_gso() { overhead } else { inner.len.saturating_add(overhead) };
     let now = nh_now();
     let cache = TUNNEL_NH.get_ptr_mut(tunnel_id);
     if let Some(c) = cache {
