@@ -152,6 +152,13 @@ fn start_lma(ns: &Netns, mode: AttachMode) -> FastPath {
     .unwrap()
 }
 
+/// Programs on `iface`'s TC ingress (TCX) in `ns`.
+fn tc_ingress_programs(ns: &Netns, iface: &'static str) -> usize {
+    use aya::programs::{tc::TcAttachType, SchedClassifier};
+    ns.run_in(move || SchedClassifier::query_tcx(iface, TcAttachType::Ingress).map(|(_, p)| p.len()).unwrap_or(0))
+        .unwrap()
+}
+
 fn ping(ns: &Netns, dst: &str) -> String {
     let o = ns.exec_status(&["ping", "-c", "5", "-i", "0.2", "-W", "2", dst]).unwrap();
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -190,6 +197,7 @@ fn through_tunnel(mode: AttachMode, offload: bool) {
             for i in ifs {
                 let link = ns.exec(&["ip", "-d", "link", "show", i]).unwrap();
                 assert!(!link.contains("prog/xdp"), "XDP attached to {i} in TC mode: {link}");
+                assert_eq!(tc_ingress_programs(ns, i), 1, "TC ingress programs on {i}");
             }
         }
     }
@@ -309,6 +317,16 @@ impl Drop for BpfFs {
 /// exits (an agent restart relies on it); `pmipd unpin` stops it.
 #[test]
 fn forwarding_survives_agent_exit() {
+    survives_agent_exit("native");
+}
+
+/// The same with the TC ingress program (pinned TCX links).
+#[test]
+fn forwarding_survives_agent_exit_tc() {
+    survives_agent_exit("tc");
+}
+
+fn survives_agent_exit(mode: &str) {
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
@@ -323,7 +341,7 @@ fn forwarding_survives_agent_exit() {
     let pin_lma = fs.0.join("lma");
     let _g = (PinGuard(pin_mag.clone()), PinGuard(pin_lma.clone()));
     let mag_cfg = format!(r#"
-attach_mode = "native"
+attach_mode = "{mode}"
 pin_dir = "{}"
 [[interface]]
 name = "acc0"
@@ -345,7 +363,7 @@ downlink_key = 200
 sub_id = 1
 "#, pin_mag.display());
     let lma_cfg = format!(r#"
-attach_mode = "native"
+attach_mode = "{mode}"
 pin_dir = "{}"
 [[interface]]
 name = "core0"
@@ -398,12 +416,18 @@ sub_id = 1
     assert!(p.contains(" 0% packet loss"), "after pmipd exited:\n{p}");
     let after = encapsulated(&pin_mag);
     assert!(after >= before + 5, "the pings did not go through the fast path: {before} -> {after}");
-    for (ns, pin) in [(&l.mag, &pin_mag), (&l.lma, &pin_lma)] {
+    for (ns, pin, core_if) in [(&l.mag, &pin_mag, "acc0"), (&l.lma, &pin_lma, "cn0")] {
         let links = ns.exec(&["ip", "-d", "link", "show"]).unwrap();
-        assert!(links.contains("prog/xdp"), "XDP not attached while pinned:\n{links}");
+        if mode == "tc" {
+            assert_eq!(tc_ingress_programs(ns, core_if), 1, "TC ingress not attached to {core_if} while pinned");
+            assert_eq!(tc_ingress_programs(ns, "core0"), 1, "TC ingress not attached to core0 while pinned");
+        } else {
+            assert!(links.contains("prog/xdp"), "XDP not attached while pinned:\n{links}");
+        }
         ns.exec(&[pmipd().to_str().unwrap(), "unpin", pin.to_str().unwrap()]).unwrap();
         assert!(!pin.exists());
         let links = ns.exec(&["ip", "-d", "link", "show"]).unwrap();
         assert!(!links.contains("prog/xdp"), "XDP still attached after unpin:\n{links}");
+        assert_eq!(tc_ingress_programs(ns, core_if) + tc_ingress_programs(ns, "core0"), 0, "TC ingress still attached after unpin");
     }
 }
