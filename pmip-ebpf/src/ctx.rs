@@ -166,11 +166,10 @@ impl Pkt for TcContext {
         // (BPF_PROG_TEST_RUN, stacked tags) or in metadata (the usual case).
         // SAFETY: reading a field of the context.
         if l2_len != ETH_HLEN || unsafe { (*skb).vlan_present } != 0 {
-            // SAFETY: helper call on our own context.
-            if unsafe { bpf_skb_vlan_pop(skb) } != 0 {
-                return false;
-            }
-            if unsafe { (*skb).vlan_present } != 0 || TcContext::data(self) + ETH_HLEN + 2 > TcContext::data_end(self) {
+            // SAFETY: helper call on our own context; then reading a field.
+            // A second tag (802.1ad + 802.1Q) would now be in metadata:
+            // not a frame we tunnel.
+            if unsafe { bpf_skb_vlan_pop(skb) } != 0 || unsafe { (*skb).vlan_present } != 0 {
                 return false;
             }
         }

@@ -10,6 +10,10 @@
 //!
 //! Each path reads top-down: parse → look up → check → rewrite → redirect,
 //! and every exit increments exactly one counter of `COUNTERS`.
+//!
+//! `pmip_tc_ingress` runs the same paths at TC ingress, on an skb, for
+//! interfaces where XDP cannot attach: the paths are generic over
+//! [`ctx::Pkt`], the handful of operations that differ (see ctx.rs).
 #![no_std]
 #![no_main]
 // Word stores to packet data (hdr::store): see there.

@@ -201,7 +201,7 @@ fn through_tunnel(mode: AttachMode, offload: bool) {
             }
         }
     }
-    let tmp = pmip_tests::TempDir::new(&format!("fastpath-{mode:?}"));
+    let tmp = pmip_tests::TempDir::new(&format!("fastpath-{mode:?}-{offload}"));
     let pcap = tmp.path().join("tunnel.pcap").to_string_lossy().into_owned();
     // Everything but the links' own chatter (ARP, IGMP reports when they come up).
     l.wire.spawn(&["tcpdump", "-q", "-i", "w0", "-U", "-s", "96", "-c", "4000", "-w", &pcap, "not arp and not igmp"]).unwrap();
@@ -299,8 +299,9 @@ impl Drop for PinGuard {
 /// fresh /sys, which would hide /sys/fs/bpf from the daemons it starts.
 struct BpfFs(std::path::PathBuf);
 impl BpfFs {
-    fn mount() -> Self {
-        let p = std::env::temp_dir().join(format!("pmip-bpffs-{}", std::process::id()));
+    /// `tag`: tests of one process running at once each mount their own.
+    fn mount(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("pmip-bpffs-{}-{tag}", std::process::id()));
         std::fs::create_dir_all(&p).unwrap();
         pmip_tests::netns::sh(&["mount", "-t", "bpf", "bpf", p.to_str().unwrap()]).unwrap();
         BpfFs(p)
@@ -334,9 +335,9 @@ fn survives_agent_exit(mode: &str) {
     let l = lab(false);
     let sub_mac = l.sub.exec(&["cat", "/sys/class/net/s0/address"]).unwrap().trim().to_string();
     let _pass = [start_pass(&l.sub, &["s0"]), start_pass(&l.wire, &["w0", "w1"]), start_pass(&l.cn, &["c0"])];
-    let tmp = pmip_tests::TempDir::new("pin");
+    let tmp = pmip_tests::TempDir::new(&format!("pin-{mode}"));
     let dir = tmp.path().to_path_buf();
-    let fs = BpfFs::mount();
+    let fs = BpfFs::mount(mode);
     let pin_mag = fs.0.join("mag");
     let pin_lma = fs.0.join("lma");
     let _g = (PinGuard(pin_mag.clone()), PinGuard(pin_lma.clone()));
