@@ -16,13 +16,14 @@ import struct
 import sys
 import zlib
 
-CASE_ORDER = ["veth", "redirect", "min-fwd", "fastpath-native", "fastpath-generic", "kernel"]
+CASE_ORDER = ["veth", "redirect", "min-fwd", "fastpath-native", "fastpath-generic", "fastpath-tc", "kernel"]
 CASE_LABEL = {
     "veth": "straight veth pair",
     "redirect": "XDP redirect ceiling",
     "min-fwd": "min XDP forwarder",
     "fastpath-native": "fast path native",
     "fastpath-generic": "fast path generic",
+    "fastpath-tc": "fast path TC",
     "kernel": "kernel forwarding",
 }
 COLORS = [(120, 120, 120), (31, 119, 180), (23, 190, 207), (214, 39, 40), (255, 127, 14), (44, 160, 44),

@@ -3,8 +3,8 @@
 use super::*;
 
 #[inline(never)]
-pub(crate) fn access_uplink(raw: *mut xdp_md, iface: &IfaceConfig, ifindex: u32, l2: &L2) -> Out {
-    let ctx = &XdpContext::new(raw);
+pub(crate) fn access_uplink<C: Pkt>(raw: *mut C::Raw, iface: &IfaceConfig, ifindex: u32, l2: &L2) -> Out {
+    let ctx = &C::from_raw(raw);
     let key = AccessKey { ifindex, vlan: l2.vlan, mac: l2.eth.src };
     let sub = match access_subscriber(&key) {
         Some(s) => s,
@@ -15,17 +15,17 @@ pub(crate) fn access_uplink(raw: *mut xdp_md, iface: &IfaceConfig, ifindex: u32,
     }
     let inner = match parse_inner(ctx, l2.len, l2.proto) {
         Some(i) => i,
-        None if l2.proto == ETH_P_IP || l2.proto == ETH_P_IPV6 => return out(DROP, Counter::DropMalformed),
-        None => return out(PASS, Counter::PassNotOurs),
+        None if l2.proto == ETH_P_IP || l2.proto == ETH_P_IPV6 => return out(C::DROP, Counter::DropMalformed),
+        None => return out(C::PASS, Counter::PassNotOurs),
     };
     if is_control(ctx, &inner, sub) {
-        return out(PASS, Counter::PassControl);
+        return out(C::PASS, Counter::PassControl);
     }
     if spoofed(&inner, sub.flags, &sub.home_v4, &sub.home_hnp) {
-        return out(DROP, Counter::DropSpoofedSource);
+        return out(C::DROP, Counter::DropSpoofedSource);
     }
     if inner.ttl <= 1 {
-        return out(PASS, Counter::PassTtl);
+        return out(C::PASS, Counter::PassTtl);
     }
     tunnel_out(ctx, iface, ifindex, l2, &inner, sub.tunnel_id, sub.uplink_key, sub.sub_id, Dir::Up)
 }
@@ -36,38 +36,38 @@ pub(crate) fn access_uplink(raw: *mut xdp_md, iface: &IfaceConfig, ifindex: u32,
 /// routes only registered subscribers — but reported to the agent, which
 /// registers a subscriber that moved in from another gateway.
 #[inline(always)]
-pub(crate) fn unregistered(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, key: &AccessKey) -> Out {
+pub(crate) fn unregistered<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, key: &AccessKey) -> Out {
     let mut src_v4 = [0u8; 4];
     if l2.proto == ETH_P_IP {
         let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, l2.len) else {
-            return out(DROP, Counter::DropMalformed);
+            return out(C::DROP, Counter::DropMalformed);
         };
         // SAFETY: bounds checked by ptr_at.
         let ip = unsafe { &*ip };
         if eq4(&ip.dst, &iface.addr4) || ip.dst[0] >= 224 || eq4(&ip.src, &[0; 4]) {
-            return out(PASS, Counter::PassControl);
+            return out(C::PASS, Counter::PassControl);
         }
         if ip.proto == IPPROTO_UDP {
             let l4 = l2.len + ((ip.ver_ihl & 0x0f) as usize) * 4;
             if let Some(u) = read_at::<UdpHdr>(ctx, l4) {
                 if be16(u.dst) == 67 {
-                    return out(PASS, Counter::PassControl);
+                    return out(C::PASS, Counter::PassControl);
                 }
             }
         }
         src_v4 = ip.src;
     } else if l2.proto == ETH_P_IPV6 {
         let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, l2.len) else {
-            return out(DROP, Counter::DropMalformed);
+            return out(C::DROP, Counter::DropMalformed);
         };
         // SAFETY: bounds checked by ptr_at.
         let ip = unsafe { &*ip };
         let link_local = |a: &[u8; 16]| a[0] == 0xfe && a[1] & 0xc0 == 0x80;
         if ip.dst[0] == 0xff || link_local(&ip.dst) || link_local(&ip.src) {
-            return out(PASS, Counter::PassControl);
+            return out(C::PASS, Counter::PassControl);
         }
     } else {
-        return out(PASS, Counter::PassNotOurs);
+        return out(C::PASS, Counter::PassNotOurs);
     }
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_ns() };
@@ -77,13 +77,13 @@ pub(crate) fn unregistered(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, key: 
         let _ = NEW_MAC_SEEN.insert(key, &now, 0);
         let _ = NEW_MAC_EVENTS.output::<NewMacEvent>(NewMacEvent { key: *key, src_v4 }, 0);
     }
-    out(DROP, Counter::DropUnregistered)
+    out(C::DROP, Counter::DropUnregistered)
 }
 
 /// Traffic for the gateway itself or for the local link, not for the tunnel:
 /// DHCP, broadcast/multicast, IPv6 link-local (ND, RS), the default router.
 #[inline(always)]
-pub(crate) fn is_control(ctx: &XdpContext, inner: &Inner, sub: &AccessSubscriber) -> bool {
+pub(crate) fn is_control(ctx: &impl Pkt, inner: &Inner, sub: &AccessSubscriber) -> bool {
     if inner.family == FAMILY_V4 {
         let d = &inner.dst;
         if d[0] >= 224 || inner.src.words()[0] == 0 || eq4(&head4(d), &sub.gateway_v4) {
@@ -117,20 +117,20 @@ pub(crate) fn spoofed(inner: &Inner, fl: u32, home4: &[u8; 4], hnp: &[u8; 8]) ->
 /// (draft-leung §6.1: the PMA is the subscriber's only L2 neighbour). Requests
 /// with sender 0.0.0.0 (RFC 5227 probes) or for its own address go to the stack.
 #[inline(always)]
-pub(crate) fn arp_reply(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, sub: &AccessSubscriber) -> Out {
+pub(crate) fn arp_reply<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, sub: &AccessSubscriber) -> Out {
     let arp: ArpEthIp = match read_at(ctx, l2.len) {
         Some(a) => a,
-        None => return out(DROP, Counter::DropMalformed),
+        None => return out(C::DROP, Counter::DropMalformed),
     };
     if be16(arp.htype) != 1 || be16(arp.ptype) != ETH_P_IP || arp.hlen != 6 || arp.plen != 4 {
-        return out(DROP, Counter::DropMalformed);
+        return out(C::DROP, Counter::DropMalformed);
     }
     if be16(arp.op) != 1
         || eq4(&arp.spa, &[0; 4])
         || eq4(&arp.tpa, &arp.spa)
         || (sub.flags & flags::HAS_HOME4 != 0 && eq4(&arp.tpa, &sub.home_v4))
     {
-        return out(PASS, Counter::PassControl);
+        return out(C::PASS, Counter::PassControl);
     }
     let reply = ArpEthIp {
         op: 2u16.to_be_bytes(),
@@ -142,42 +142,42 @@ pub(crate) fn arp_reply(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, sub: &Ac
     };
     let eth = EthHdr { dst: l2.eth.src, src: iface.mac, proto: l2.eth.proto };
     if !write_at(ctx, 0, eth) || !write_at(ctx, l2.len, reply) {
-        return out(DROP, Counter::DropMalformed);
+        return out(C::DROP, Counter::DropMalformed);
     }
-    out(TX, Counter::TxArpReply)
+    out(ctx.tx(), Counter::TxArpReply)
 }
 
 /// Downlink at the access gateway: GRE from the anchor → subscriber's frame.
 #[inline(always)]
-pub(crate) fn access_downlink(ctx: &XdpContext, l2: &L2, family: u8, src: &[u8; 16], key: [u8; 4], inner_off: usize, ethertype: u16) -> Out {
+pub(crate) fn access_downlink<C: Pkt>(ctx: &C, l2: &L2, family: u8, src: &[u8; 16], key: [u8; 4], inner_off: usize, ethertype: u16) -> Out {
     let d = match access_by_key(key) {
         Some(d) => d,
-        None => return out(DROP, Counter::DropUnknownKey),
+        None => return out(C::DROP, Counter::DropUnknownKey),
     };
     if !peer_ok(d.tunnel_id, family, src) {
-        return out(DROP, Counter::DropWrongPeer);
+        return out(C::DROP, Counter::DropWrongPeer);
     }
     let access = match iface_of(d.ifindex) {
         Some(a) => a,
-        None => return out(DROP, Counter::DropNoTunnel),
+        None => return out(C::DROP, Counter::DropNoTunnel),
     };
     let inner = match parse_inner(ctx, inner_off, ethertype) {
         Some(i) => i,
-        None => return out(DROP, Counter::DropMalformed),
+        None => return out(C::DROP, Counter::DropMalformed),
     };
     let _ = l2;
     if inner.ttl <= 1 {
         // Decapsulated, to the stack: the kernel answers time exceeded.
         if !decap(ctx, inner_off, inner.family, l2.eth.src, access.mac, 0) {
-            return out(DROP, Counter::DropAdjustFailed);
+            return out(C::DROP, Counter::DropAdjustFailed);
         }
-        return out(PASS, Counter::PassTtl);
+        return out(C::PASS, Counter::PassTtl);
     }
     if !dec_ttl(ctx, inner_off, inner.family) {
-        return out(DROP, Counter::DropMalformed);
+        return out(C::DROP, Counter::DropMalformed);
     }
     if !decap(ctx, inner_off, inner.family, access.mac, d.mac, d.vlan) {
-        return out(DROP, Counter::DropAdjustFailed);
+        return out(C::DROP, Counter::DropAdjustFailed);
     }
     account(d.sub_id, inner.len, false);
     out(redirect(d.ifindex), Counter::TxDecapDownlink)

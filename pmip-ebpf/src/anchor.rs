@@ -4,27 +4,27 @@ use super::*;
 
 /// Uplink at the anchor: GRE from an access gateway → forwarded inner packet.
 #[inline(always)]
-pub(crate) fn anchor_uplink(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, family: u8, src: &[u8; 16], key: [u8; 4], inner_off: usize, ethertype: u16) -> Out {
+pub(crate) fn anchor_uplink<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, family: u8, src: &[u8; 16], key: [u8; 4], inner_off: usize, ethertype: u16) -> Out {
     let b = match anchor_by_key(key) {
         Some(b) => b,
-        None => return out(DROP, Counter::DropUnknownKey),
+        None => return out(C::DROP, Counter::DropUnknownKey),
     };
     if !peer_ok(b.tunnel_id, family, src) {
-        return out(DROP, Counter::DropWrongPeer);
+        return out(C::DROP, Counter::DropWrongPeer);
     }
     let inner = match parse_inner(ctx, inner_off, ethertype) {
         Some(i) => i,
-        None => return out(DROP, Counter::DropMalformed),
+        None => return out(C::DROP, Counter::DropMalformed),
     };
     if spoofed(&inner, b.flags, &b.home_v4, &b.home_hnp) {
-        return out(DROP, Counter::DropSpoofedSource);
+        return out(C::DROP, Counter::DropSpoofedSource);
     }
-    let ifindex = ctx.ingress_ifindex() as u32;
+    let ifindex = ctx.ifindex();
     if inner.ttl <= 1 {
         if !decap(ctx, inner_off, inner.family, l2.eth.src, iface.mac, 0) {
-            return out(DROP, Counter::DropAdjustFailed);
+            return out(C::DROP, Counter::DropAdjustFailed);
         }
-        return out(PASS, Counter::PassTtl);
+        return out(C::PASS, Counter::PassTtl);
     }
     // The FIB answer per destination, cached (a FIB lookup is about half of
     // this path's cost); refreshed every NEXT_HOP_CACHE_NS like TUNNEL_NH.
@@ -36,18 +36,18 @@ pub(crate) fn anchor_uplink(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, fami
         let c = unsafe { &*c };
         if now < c.expires && c.dst == dst {
             if !dec_ttl(ctx, inner_off, inner.family) {
-                return out(DROP, Counter::DropMalformed);
+                return out(C::DROP, Counter::DropMalformed);
             }
             account(b.sub_id, inner.len, true);
             if !decap_cached(ctx, inner_off, inner.family, &c.macs) {
-                return out(DROP, Counter::DropAdjustFailed);
+                return out(C::DROP, Counter::DropAdjustFailed);
             }
             return out(redirect(c.ifindex), Counter::TxDecapUplink);
         }
     }
     let nh = fib(ctx, ifindex, inner.family, &inner.src, &inner.dst, 0);
     if !dec_ttl(ctx, inner_off, inner.family) {
-        return out(DROP, Counter::DropMalformed);
+        return out(C::DROP, Counter::DropMalformed);
     }
     account(b.sub_id, inner.len, true);
     if nh.rc == FIB_SUCCESS {
@@ -63,31 +63,31 @@ pub(crate) fn anchor_uplink(ctx: &XdpContext, iface: &IfaceConfig, l2: &L2, fami
             c.expires = nh_expiry(now);
         }
         if !decap(ctx, inner_off, inner.family, nh.smac, nh.dmac, 0) {
-            return out(DROP, Counter::DropAdjustFailed);
+            return out(C::DROP, Counter::DropAdjustFailed);
         }
         return out(redirect(nh.ifindex), Counter::TxDecapUplink);
     }
     if nh.rc == FIB_NO_NEIGH || nh.rc == FIB_NOT_FWDED || nh.rc == FIB_FWD_DISABLED {
         // The kernel forwards (or delivers locally) the decapsulated packet.
         if !decap(ctx, inner_off, inner.family, l2.eth.src, iface.mac, 0) {
-            return out(DROP, Counter::DropAdjustFailed);
+            return out(C::DROP, Counter::DropAdjustFailed);
         }
-        return out(PASS, if nh.rc == FIB_NO_NEIGH { Counter::PassNoNeigh } else { Counter::PassSlowPath });
+        return out(C::PASS, if nh.rc == FIB_NO_NEIGH { Counter::PassNoNeigh } else { Counter::PassSlowPath });
     }
-    out(DROP, Counter::DropNoRoute)
+    out(C::DROP, Counter::DropNoRoute)
 }
 
 /// Downlink at the anchor: a packet to a home address → tunnel to the access
 /// gateway that serves it now (one map value, switched atomically on handover).
 #[inline(never)]
-pub(crate) fn anchor_downlink(raw: *mut xdp_md, iface: &IfaceConfig, ifindex: u32, l2: &L2, d: &AnchorDownlink) -> Out {
-    let ctx = &XdpContext::new(raw);
+pub(crate) fn anchor_downlink<C: Pkt>(raw: *mut C::Raw, iface: &IfaceConfig, ifindex: u32, l2: &L2, d: &AnchorDownlink) -> Out {
+    let ctx = &C::from_raw(raw);
     let inner = match parse_inner(ctx, l2.len, l2.proto) {
         Some(i) => i,
-        None => return out(DROP, Counter::DropMalformed),
+        None => return out(C::DROP, Counter::DropMalformed),
     };
     if inner.ttl <= 1 {
-        return out(PASS, Counter::PassTtl);
+        return out(C::PASS, Counter::PassTtl);
     }
     tunnel_out(ctx, iface, ifindex, l2, &inner, d.tunnel_id, d.downlink_key, d.sub_id, Dir::Down)
 }

@@ -1,6 +1,6 @@
 //! Packet headers as the fast path reads and writes them, and the one
 //! bounds-checked accessor every read and write goes through.
-use aya_ebpf::programs::XdpContext;
+use crate::ctx::Pkt;
 
 pub const ETH_HLEN: usize = 14;
 pub const VLAN_HLEN: usize = 4;
@@ -112,7 +112,7 @@ pub fn be16(b: [u8; 2]) -> u16 {
 
 /// The only pointer arithmetic on packet data: a `T` at `off`, if it fits.
 #[inline(always)]
-pub fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
+pub fn ptr_at<T>(ctx: &impl Pkt, off: usize) -> Option<*mut T> {
     let start = ctx.data();
     let end = ctx.data_end();
     if start + off + core::mem::size_of::<T>() > end {
@@ -123,14 +123,14 @@ pub fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
 
 /// Copy of the `T` at `off`.
 #[inline(always)]
-pub fn read_at<T: Copy>(ctx: &XdpContext, off: usize) -> Option<T> {
+pub fn read_at<T: Copy>(ctx: &impl Pkt, off: usize) -> Option<T> {
     // SAFETY: ptr_at checked that size_of::<T>() bytes at off are inside the packet.
     ptr_at::<T>(ctx, off).map(|p| unsafe { core::ptr::read_unaligned(p) })
 }
 
 /// Writes `v` at `off`; false if it does not fit.
 #[inline(always)]
-pub fn write_at<T: Copy>(ctx: &XdpContext, off: usize, v: T) -> bool {
+pub fn write_at<T: Copy>(ctx: &impl Pkt, off: usize, v: T) -> bool {
     match ptr_at::<T>(ctx, off) {
         // SAFETY: bounds checked above.
         Some(p) => {

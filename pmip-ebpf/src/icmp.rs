@@ -3,41 +3,41 @@ use super::*;
 
 /// Answers a DF (or IPv6) packet that would not fit the tunnel with ICMP
 /// fragmentation-needed (RFC 1191) / packet-too-big (RFC 4443 §3.2) carrying
-/// the tunnel MTU, sent back out of the interface it came in on (XDP_TX).
+/// the tunnel MTU, sent back out of the interface it came in on (XDP_TX;
+/// at TC a redirect to the same interface's egress).
 #[inline(never)]
-pub(crate) fn icmp_too_big(raw: *mut xdp_md, mtu: u16) -> Out {
-    let ctx = &XdpContext::new(raw);
-    let ifindex = ctx.ingress_ifindex() as u32;
+pub(crate) fn icmp_too_big<C: Pkt>(raw: *mut C::Raw, mtu: u16) -> Out {
+    let ctx = &C::from_raw(raw);
+    let ifindex = ctx.ifindex();
     let iface = match iface_of(ifindex) {
         Some(c) => *c,
-        None => return out(DROP, Counter::DropMalformed),
+        None => return out(C::DROP, Counter::DropMalformed),
     };
     let iface = &iface;
     let l2 = match parse_l2(ctx) {
         Some(l2) => l2,
-        None => return out(DROP, Counter::DropMalformed),
+        None => return out(C::DROP, Counter::DropMalformed),
     };
     let l2 = &l2;
     let inner = match parse_inner(ctx, l2.len, l2.proto) {
         Some(i) => i,
-        None => return out(DROP, Counter::DropMalformed),
+        None => return out(C::DROP, Counter::DropMalformed),
     };
     let inner = &inner;
     let v6 = inner.family == FAMILY_V6;
     let ip_len = if v6 { IPV6_HDR_LEN } else { IPV4_HDR_LEN };
-    let grow = (ip_len + 8) as i32;
-    // SAFETY: helper calls on our own context.
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -grow) } != 0 {
-        return out(DROP, Counter::DropAdjustFailed);
+    if !ctx.push_head(ip_len + 8) {
+        return out(C::DROP, Counter::DropAdjustFailed);
     }
     let l4 = l2.len + ip_len;
-    let want = (l4 + 8 + ICMP_QUOTE) as i32;
-    let have = (ctx.data_end() - ctx.data()) as i32;
-    if have < want || unsafe { bpf_xdp_adjust_tail(ctx.ctx, want - have) } != 0 {
-        return out(DROP, Counter::DropAdjustFailed);
+    if !ctx.truncate(l4 + 8 + ICMP_QUOTE) {
+        return out(C::DROP, Counter::DropAdjustFailed);
     }
-    if !write_l2(ctx, iface.mac, l2.eth.src, l2.vlan, l2.proto) {
-        return out(DROP, Counter::DropAdjustFailed);
+    // A tag the kernel keeps in metadata (TC) stays there: only a tag that
+    // was in the frame is written back into it.
+    let vlan = if l2.len > ETH_HLEN { l2.vlan } else { 0 };
+    if !write_l2(ctx, iface.mac, l2.eth.src, vlan, l2.proto) {
+        return out(C::DROP, Counter::DropAdjustFailed);
     }
     let icmp_len = (8 + ICMP_QUOTE) as u16;
     let mut sum: u64 = 0;
@@ -53,7 +53,7 @@ pub(crate) fn icmp_too_big(raw: *mut xdp_md, mtu: u16) -> Out {
         // Pseudo-header (RFC 8200 §8.1): addresses, upper-layer length, next header.
         sum += sum16(&ip.src) + sum16(&ip.dst) + icmp_len as u64 + IPPROTO_ICMPV6 as u64;
         if !write_at(ctx, l2.len, ip) {
-            return out(DROP, Counter::DropAdjustFailed);
+            return out(C::DROP, Counter::DropAdjustFailed);
         }
     } else {
         let mut ip = Ipv4Hdr {
@@ -70,7 +70,7 @@ pub(crate) fn icmp_too_big(raw: *mut xdp_md, mtu: u16) -> Out {
         };
         ip.check = ipv4_csum(&ip);
         if !write_at(ctx, l2.len, ip) {
-            return out(DROP, Counter::DropAdjustFailed);
+            return out(C::DROP, Counter::DropAdjustFailed);
         }
     }
     let (ty, code, rest) = if v6 {
@@ -85,15 +85,15 @@ pub(crate) fn icmp_too_big(raw: *mut xdp_md, mtu: u16) -> Out {
     while i < ICMP_QUOTE {
         match read_at::<[u8; 8]>(ctx, l4 + 8 + i) {
             Some(q) => sum += sum16(&q),
-            None => return out(DROP, Counter::DropAdjustFailed),
+            None => return out(C::DROP, Counter::DropAdjustFailed),
         }
         i += 8;
     }
     let hdr = IcmpHdr { check: csum_fold(sum).to_be_bytes(), ..hdr };
     if !write_at(ctx, l4, hdr) {
-        return out(DROP, Counter::DropAdjustFailed);
+        return out(C::DROP, Counter::DropAdjustFailed);
     }
-    out(TX, Counter::TxIcmpTooBig)
+    out(ctx.tx(), Counter::TxIcmpTooBig)
 }
 
 /// Sum of big-endian 16-bit words (even length).

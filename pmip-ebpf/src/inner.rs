@@ -41,12 +41,12 @@ pub(crate) struct Inner {
 }
 
 #[inline(always)]
-pub(crate) fn parse_inner(ctx: &XdpContext, off: usize, ethertype: u16) -> Option<Inner> {
+pub(crate) fn parse_inner(ctx: &impl Pkt, off: usize, ethertype: u16) -> Option<Inner> {
     let mut src = Addr([0u8; 16]);
     let mut dst = Addr([0u8; 16]);
     // The IP length may not claim more than the frame holds (Ethernet padding
     // may make the frame longer; that is fine).
-    let avail = ctx.data_end() - ctx.data();
+    let avail = ctx.len();
     if ethertype == ETH_P_IP {
         // SAFETY: as above.
         let ip: &Ipv4Hdr = unsafe { &*ptr_at::<Ipv4Hdr>(ctx, off)? };
@@ -91,7 +91,7 @@ pub(crate) fn parse_inner(ctx: &XdpContext, off: usize, ethertype: u16) -> Optio
 
 /// Decrements the inner TTL / hop limit as a router would (caller checked > 1).
 #[inline(always)]
-pub(crate) fn dec_ttl(ctx: &XdpContext, off: usize, family: u8) -> bool {
+pub(crate) fn dec_ttl(ctx: &impl Pkt, off: usize, family: u8) -> bool {
     if family == FAMILY_V4 {
         match ptr_at::<Ipv4Hdr>(ctx, off) {
             // SAFETY: bounds checked by ptr_at.

@@ -10,6 +10,10 @@
 //!
 //! Each path reads top-down: parse → look up → check → rewrite → redirect,
 //! and every exit increments exactly one counter of `COUNTERS`.
+//!
+//! `pmip_tc_ingress` runs the same paths at TC ingress, on an skb, for
+//! interfaces where XDP cannot attach: the paths are generic over
+//! [`ctx::Pkt`], the handful of operations that differ (see ctx.rs).
 #![no_std]
 #![no_main]
 // Word stores to packet data (hdr::store): see there.
@@ -17,6 +21,7 @@
 
 mod access;
 mod anchor;
+mod ctx;
 mod hdr;
 mod icmp;
 mod inner;
@@ -27,9 +32,11 @@ mod tunnel;
 
 use access::*;
 use anchor::*;
+use ctx::*;
 use icmp::*;
 use inner::*;
 use maps::*;
+use tc::*;
 use tunnel::*;
 
 use aya_ebpf::{
@@ -70,7 +77,6 @@ const TOO_BIG: u32 = 0xee;
 
 const PASS: u32 = xdp_action::XDP_PASS;
 const DROP: u32 = xdp_action::XDP_DROP;
-const TX: u32 = xdp_action::XDP_TX;
 
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
@@ -90,10 +96,25 @@ const OUTER_TTL: u8 = 64;
 pub fn pmip_xdp(ctx: XdpContext) -> u32 {
     let mut o = dispatch(&ctx);
     if o & 0xff == TOO_BIG {
-        o = icmp_too_big(ctx.ctx, (o >> 8) as u16);
+        o = icmp_too_big::<XdpContext>(ctx.ctx, (o >> 8) as u16);
     }
     count(counter_of(o));
     o & 0xff
+}
+
+/// The same fast path at TC ingress, for interfaces where XDP cannot attach
+/// (`attach_mode = "tc"`): the same paths, maps and counters on an skb.
+/// Verdicts: TC_ACT_OK (to the stack), TC_ACT_SHOT, TC_ACT_REDIRECT (to the
+/// next hop, or back out of this interface where XDP would XDP_TX).
+#[classifier]
+pub fn pmip_tc_ingress(ctx: TcContext) -> i32 {
+    tc_pull_headers(&ctx);
+    let mut o = dispatch(&ctx);
+    if o & 0xff == TOO_BIG {
+        o = icmp_too_big::<TcContext>(ctx.skb.skb, (o >> 8) as u16);
+    }
+    count(counter_of(o));
+    (o & 0xff) as i32
 }
 
 /// Passes everything. Attached to the far end of a veth so that native-mode
@@ -172,7 +193,7 @@ struct L2 {
 }
 
 #[inline(always)]
-fn parse_l2(ctx: &XdpContext) -> Option<L2> {
+fn parse_l2(ctx: &impl Pkt) -> Option<L2> {
     let eth: EthHdr = read_at(ctx, 0)?;
     let proto = be16(eth.proto);
     if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
@@ -184,25 +205,26 @@ fn parse_l2(ctx: &XdpContext) -> Option<L2> {
             proto: be16(v.proto),
         });
     }
-    Some(L2 { eth, vlan: 0, len: ETH_HLEN, proto })
+    // At TC ingress the kernel has moved an 802.1Q tag into metadata.
+    Some(L2 { eth, vlan: ctx.meta_vlan(), len: ETH_HLEN, proto })
 }
 
 #[inline(always)]
-fn dispatch(ctx: &XdpContext) -> Out {
-    let ifindex = ctx.ingress_ifindex() as u32;
+fn dispatch<C: Pkt>(ctx: &C) -> Out {
+    let ifindex = ctx.ifindex();
     let iface = match iface_of(ifindex) {
         Some(c) => c,
-        None => return out(PASS, Counter::PassNotOurs),
+        None => return out(C::PASS, Counter::PassNotOurs),
     };
     let l2 = match parse_l2(ctx) {
         Some(l2) => l2,
-        None => return out(DROP, Counter::DropMalformed),
+        None => return out(C::DROP, Counter::DropMalformed),
     };
     if iface.role & role::ACCESS != 0 {
-        return access_uplink(ctx.ctx, iface, ifindex, &l2);
+        return access_uplink::<C>(ctx.raw(), iface, ifindex, &l2);
     }
     if l2.vlan != 0 {
-        return out(PASS, Counter::PassNotOurs);
+        return out(C::PASS, Counter::PassNotOurs);
     }
     let gre_roles = role::ACCESS_CORE | role::ANCHOR_CORE;
     let anchor_roles = role::ANCHOR_CN | role::ANCHOR_CORE;
@@ -211,72 +233,72 @@ fn dispatch(ctx: &XdpContext) -> Out {
             let ip: &Ipv4Hdr = match ptr_at::<Ipv4Hdr>(ctx, l2.len) {
                 // SAFETY: bounds checked by ptr_at; the packet is not resized while `ip` lives.
                 Some(h) => unsafe { &*h },
-                None => return out(DROP, Counter::DropMalformed),
+                None => return out(C::DROP, Counter::DropMalformed),
             };
             if ip.ver_ihl >> 4 != 4 || ip.ver_ihl & 0x0f < 5 {
-                return out(DROP, Counter::DropMalformed);
+                return out(C::DROP, Counter::DropMalformed);
             }
             if ip.proto == IPPROTO_GRE && iface.role & gre_roles != 0 {
                 if be16(ip.frag_off) & 0x3fff != 0 {
                     // A fragment of a tunnel packet: we do not reassemble.
-                    return out(DROP, Counter::DropOuterFragment);
+                    return out(C::DROP, Counter::DropOuterFragment);
                 }
                 let mut src = [0u8; 16];
                 src[..4].copy_from_slice(&ip.src);
                 let gre_off = l2.len + ((ip.ver_ihl & 0x0f) as usize) * 4;
-                return gre_in(ctx.ctx, iface, &l2, gre_off, &src);
+                return gre_in::<C>(ctx.raw(), iface, &l2, gre_off, &src);
             }
             if iface.role & anchor_roles != 0 {
                 if let Some(d) = anchor_by_home4(&ip.dst) {
-                    return anchor_downlink(ctx.ctx, iface, ifindex, &l2, d);
+                    return anchor_downlink::<C>(ctx.raw(), iface, ifindex, &l2, d);
                 }
             }
-            out(PASS, Counter::PassNotOurs)
+            out(C::PASS, Counter::PassNotOurs)
         }
         ETH_P_IPV6 => {
             let ip: &Ipv6Hdr = match ptr_at::<Ipv6Hdr>(ctx, l2.len) {
                 // SAFETY: bounds checked by ptr_at; the packet is not resized while `ip` lives.
                 Some(h) => unsafe { &*h },
-                None => return out(DROP, Counter::DropMalformed),
+                None => return out(C::DROP, Counter::DropMalformed),
             };
             if ip.ver_tc_flow[0] >> 4 != 6 {
-                return out(DROP, Counter::DropMalformed);
+                return out(C::DROP, Counter::DropMalformed);
             }
             if ip.next_hdr == IPPROTO_GRE && iface.role & gre_roles != 0 {
-                return gre_in(ctx.ctx, iface, &l2, l2.len + IPV6_HDR_LEN, &ip.src);
+                return gre_in::<C>(ctx.raw(), iface, &l2, l2.len + IPV6_HDR_LEN, &ip.src);
             }
             if iface.role & anchor_roles != 0 {
                 let mut hnp = [0u8; 8];
                 hnp.copy_from_slice(&ip.dst[..8]);
                 if let Some(d) = anchor_by_hnp(&hnp) {
-                    return anchor_downlink(ctx.ctx, iface, ifindex, &l2, d);
+                    return anchor_downlink::<C>(ctx.raw(), iface, ifindex, &l2, d);
                 }
             }
-            out(PASS, Counter::PassNotOurs)
+            out(C::PASS, Counter::PassNotOurs)
         }
-        _ => out(PASS, Counter::PassNotOurs),
+        _ => out(C::PASS, Counter::PassNotOurs),
     }
 }
 
 /// A GRE packet arrived on a core interface: validate the header, then
 /// decapsulate for the access gateway or the anchor.
 #[inline(never)]
-fn gre_in(raw: *mut xdp_md, iface: &IfaceConfig, l2: &L2, gre_off: usize, src: &[u8; 16]) -> Out {
-    let ctx = &XdpContext::new(raw);
+fn gre_in<C: Pkt>(raw: *mut C::Raw, iface: &IfaceConfig, l2: &L2, gre_off: usize, src: &[u8; 16]) -> Out {
+    let ctx = &C::from_raw(raw);
     let family = if l2.proto == ETH_P_IPV6 { FAMILY_V6 } else { FAMILY_V4 };
     let gre: GreKeyHdr = match read_at(ctx, gre_off) {
         Some(g) => g,
-        None => return out(DROP, Counter::DropMalformed),
+        None => return out(C::DROP, Counter::DropMalformed),
     };
     let fl = be16(gre.flags);
     // RFC 2890: our tunnels carry only a key; checksum, routing and sequence
     // numbers are never negotiated, and version must be 0 (RFC 2784 §2.3.1).
     if fl & (GRE_C | GRE_R | GRE_S) != 0 || fl & GRE_VER_MASK != 0 || fl & GRE_K == 0 {
-        return out(DROP, Counter::DropGreUnsupported);
+        return out(C::DROP, Counter::DropGreUnsupported);
     }
     let ethertype = be16(gre.proto);
     if ethertype != ETH_P_IP && ethertype != ETH_P_IPV6 {
-        return out(DROP, Counter::DropGreUnsupported);
+        return out(C::DROP, Counter::DropGreUnsupported);
     }
     let inner_off = gre_off + GRE_KEYED_LEN;
     if iface.role & role::ACCESS_CORE != 0 {

@@ -1,4 +1,5 @@
-//! TC egress (anchor): traffic the gateway host itself sends to a home address.
+//! TC: the egress program of anchors (traffic the gateway host itself sends
+//! to a home address), and the constants the TC ingress fast path uses.
 use super::*;
 
 pub(crate) const TC_ACT_OK: i32 = 0;
@@ -8,6 +9,8 @@ pub(crate) const BPF_ADJ_ROOM_MAC: u32 = 1;
 pub(crate) const BPF_F_ADJ_ROOM_ENCAP_L3_IPV4: u64 = 2;
 pub(crate) const BPF_F_ADJ_ROOM_ENCAP_L3_IPV6: u64 = 4;
 pub(crate) const BPF_F_ADJ_ROOM_ENCAP_L4_GRE: u64 = 8;
+pub(crate) const BPF_F_ADJ_ROOM_DECAP_L3_IPV4: u64 = 1 << 7;
+pub(crate) const BPF_F_ADJ_ROOM_DECAP_L3_IPV6: u64 = 1 << 8;
 pub(crate) const BPF_FIB_LOOKUP_OUTPUT: u32 = 2;
 
 /// On an anchor's interfaces, egress: a packet the host originates (or the

@@ -83,12 +83,10 @@ pub(crate) fn nh_expiry(now: u64) -> u64 {
 /// Replaces the `l2_len`-byte L2 header with Ethernet + outer IP + GRE(key).
 /// The inner packet is not moved: only the head grows.
 #[inline(always)]
-pub(crate) fn encap(ctx: &XdpContext, l2_len: usize, inner: &Inner, tun: &Tunnel, key: [u8; 4], smac: [u8; 6], dmac: [u8; 6]) -> bool {
+pub(crate) fn encap(ctx: &impl Pkt, l2_len: usize, inner: &Inner, tun: &Tunnel, key: [u8; 4], smac: [u8; 6], dmac: [u8; 6]) -> bool {
     let outer_ip = if tun.family == FAMILY_V6 { IPV6_HDR_LEN } else { IPV4_HDR_LEN };
     let new_hdr = ETH_HLEN + outer_ip + GRE_KEYED_LEN;
-    let grow = new_hdr as i32 - l2_len as i32;
-    // SAFETY: helper call on our own context.
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -grow) } != 0 {
+    if !ctx.encap_head(l2_len, new_hdr, tun.family == FAMILY_V6) {
         return false;
     }
     let eth = EthHdr { dst: dmac, src: smac, proto: ethertype_of(tun.family).to_be_bytes() };
@@ -152,10 +150,9 @@ pub(crate) fn build_template(c: &mut NextHopCache, tun: &Tunnel, smac: [u8; 6], 
 /// length, IPv4 checksum by folding the template's partial sum, inner
 /// protocol, key). 10–12 stores instead of rebuilding 42–62 bytes.
 #[inline(always)]
-pub(crate) fn encap_cached(ctx: &XdpContext, l2_len: usize, inner: &Inner, v6: bool, key: [u8; 4], c: &NextHopCache) -> bool {
+pub(crate) fn encap_cached(ctx: &impl Pkt, l2_len: usize, inner: &Inner, v6: bool, key: [u8; 4], c: &NextHopCache) -> bool {
     let hlen = if v6 { TEMPLATE_V6 } else { TEMPLATE_V4 };
-    // SAFETY: helper call on our own context.
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, l2_len as i32 - hlen as i32) } != 0 {
+    if !ctx.encap_head(l2_len, hlen, v6) {
         return false;
     }
     let p = ctx.data();
@@ -244,11 +241,9 @@ pub(crate) fn gre_header(inner_family: u8, key: [u8; 4]) -> GreKeyHdr {
 /// Removes everything before `inner_off` and writes a fresh L2 header
 /// (Ethernet, plus an 802.1Q tag when `vlan` is not 0).
 #[inline(always)]
-pub(crate) fn decap(ctx: &XdpContext, inner_off: usize, family: u8, smac: [u8; 6], dmac: [u8; 6], vlan: u16) -> bool {
+pub(crate) fn decap(ctx: &impl Pkt, inner_off: usize, family: u8, smac: [u8; 6], dmac: [u8; 6], vlan: u16) -> bool {
     let l2 = if vlan != 0 { ETH_HLEN + VLAN_HLEN } else { ETH_HLEN };
-    let shrink = inner_off as i32 - l2 as i32;
-    // SAFETY: helper call on our own context.
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, shrink) } != 0 {
+    if !ctx.decap_head(inner_off - l2, family) {
         return false;
     }
     write_l2(ctx, smac, dmac, vlan, ethertype_of(family))
@@ -257,9 +252,8 @@ pub(crate) fn decap(ctx: &XdpContext, inner_off: usize, family: u8, smac: [u8; 6
 /// Decapsulation to a cached next hop: shrinks the head to an Ethernet
 /// header and writes it with three stores (`macs`: dmac, smac as prebuilt).
 #[inline(always)]
-pub(crate) fn decap_cached(ctx: &XdpContext, inner_off: usize, family: u8, macs: &[u64; 2]) -> bool {
-    // SAFETY: helper call on our own context.
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, inner_off as i32 - ETH_HLEN as i32) } != 0 {
+pub(crate) fn decap_cached(ctx: &impl Pkt, inner_off: usize, family: u8, macs: &[u64; 2]) -> bool {
+    if !ctx.decap_head(inner_off - ETH_HLEN, family) {
         return false;
     }
     let p = ctx.data();
@@ -276,7 +270,7 @@ pub(crate) fn decap_cached(ctx: &XdpContext, inner_off: usize, family: u8, macs:
 }
 
 #[inline(always)]
-pub(crate) fn write_l2(ctx: &XdpContext, smac: [u8; 6], dmac: [u8; 6], vlan: u16, proto: u16) -> bool {
+pub(crate) fn write_l2(ctx: &impl Pkt, smac: [u8; 6], dmac: [u8; 6], vlan: u16, proto: u16) -> bool {
     if vlan != 0 {
         write_at(ctx, 0, EthHdr { dst: dmac, src: smac, proto: ETH_P_8021Q.to_be_bytes() })
             && write_at(ctx, ETH_HLEN, VlanHdr { tci: vlan.to_be_bytes(), proto: proto.to_be_bytes() })
@@ -304,8 +298,8 @@ pub(crate) enum Dir {
 /// an unresolved neighbour. Handles too-big first; counts the subscriber's
 /// traffic for every packet that leaves.
 #[inline(always)]
-pub(crate) fn tunnel_out(
-    ctx: &XdpContext,
+pub(crate) fn tunnel_out<C: Pkt>(
+    ctx: &C,
     iface: &IfaceConfig,
     ifindex: u32,
     l2: &L2,
@@ -317,11 +311,13 @@ pub(crate) fn tunnel_out(
 ) -> Out {
     let tun = match TUNNELS.get(tunnel_id) {
         Some(t) if t.family != 0 => t,
-        _ => return out(DROP, Counter::DropNoTunnel),
+        _ => return out(C::DROP, Counter::DropNoTunnel),
     };
     let ok = if dir == Dir::Up { Counter::TxEncapUplink } else { Counter::TxEncapDownlink };
     let overhead = pmip_common::tunnel_overhead(tun.family) as u16;
-    let tot = inner.len.saturating_add(overhead);
+    // A GSO packet (TC) leaves as segments that fit (see Pkt::encap_head):
+    // only its headers count against the MTU.
+    let tot = if ctx.is_gso() { overhead } else { inner.len.saturating_add(overhead) };
     let now = nh_now();
     let cache = TUNNEL_NH.get_ptr_mut(tunnel_id);
     if let Some(c) = cache {
@@ -329,10 +325,10 @@ pub(crate) fn tunnel_out(
         let c = unsafe { &*c };
         if now < c.expires && tot <= c.max_len && eq16(&c.remote, &tun.remote) {
             if !dec_ttl(ctx, l2.len, inner.family) {
-                return out(DROP, Counter::DropMalformed);
+                return out(C::DROP, Counter::DropMalformed);
             }
             if !encap_cached(ctx, l2.len, inner, tun.family == FAMILY_V6, key, c) {
-                return out(DROP, Counter::DropAdjustFailed);
+                return out(C::DROP, Counter::DropAdjustFailed);
             }
             account(sub_id, inner.len, dir == Dir::Up);
             return out(redirect(c.ifindex), ok);
@@ -341,24 +337,24 @@ pub(crate) fn tunnel_out(
     let nh = fib(ctx, ifindex, tun.family, &tun.local, &tun.remote, tot);
     if nh.rc == FIB_FRAG_NEEDED {
         if !inner.df {
-            return out(DROP, Counter::DropTooBigNoDf);
+            return out(C::DROP, Counter::DropTooBigNoDf);
         }
         return TOO_BIG | (nh.mtu.saturating_sub(overhead) as u32) << 8;
     }
     if nh.rc != FIB_SUCCESS && nh.rc != FIB_NO_NEIGH {
-        return out(DROP, Counter::DropNoRoute);
+        return out(C::DROP, Counter::DropNoRoute);
     }
     if !dec_ttl(ctx, l2.len, inner.family) {
-        return out(DROP, Counter::DropMalformed);
+        return out(C::DROP, Counter::DropMalformed);
     }
     if nh.rc == FIB_NO_NEIGH {
         // To the kernel, addressed to ourselves at L2: it routes the GRE packet and
         // resolves the neighbour; later packets find it and stay in XDP.
         if !encap(ctx, l2.len, inner, tun, key, l2.eth.src, iface.mac) {
-            return out(DROP, Counter::DropAdjustFailed);
+            return out(C::DROP, Counter::DropAdjustFailed);
         }
         account(sub_id, inner.len, dir == Dir::Up);
-        return out(PASS, Counter::PassNoNeigh);
+        return out(C::PASS, Counter::PassNoNeigh);
     }
     if let Some(c) = cache {
         // SAFETY: per-CPU slot of this CPU.
@@ -380,7 +376,7 @@ pub(crate) fn tunnel_out(
         }
     }
     if !encap(ctx, l2.len, inner, tun, key, nh.smac, nh.dmac) {
-        return out(DROP, Counter::DropAdjustFailed);
+        return out(C::DROP, Counter::DropAdjustFailed);
     }
     account(sub_id, inner.len, dir == Dir::Up);
     out(redirect(nh.ifindex), ok)

@@ -84,7 +84,8 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Fastpath {
-    /// native (driver) XDP, generic (skb) XDP, or auto: native, else generic.
+    /// native (driver) XDP, generic (skb) XDP, tc (TC ingress), or auto:
+    /// native, else generic, else tc.
     pub attach_mode: crate::loader::AttachMode,
     /// bpffs directory for pinned maps and links: with it the fast path keeps
     /// forwarding while pmipd restarts.

@@ -25,6 +25,8 @@ use crate::dataplane::{
 pub const PROGRAM: &str = "pmip_xdp";
 /// TC egress on an anchor: tunnels what the host itself sends to home addresses.
 pub const TC_EGRESS_PROGRAM: &str = "pmip_tc_egress";
+/// The fast path at TC ingress (`AttachMode::Tc`): where XDP cannot attach.
+pub const TC_INGRESS_PROGRAM: &str = "pmip_tc_ingress";
 /// The pass-everything program (see `pmip-ebpf`): for the far end of veths.
 pub const PASS_PROGRAM: &str = "xdp_pass";
 const MAP_NAMES: [&str; 21] = [
@@ -116,14 +118,28 @@ impl Default for LoadOptions {
     }
 }
 
-/// How to attach XDP to an interface.
+/// How to attach the fast path to an interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AttachMode {
-    /// Native (driver) mode, falling back to generic if the driver refuses.
+    /// Native (driver) XDP, else generic XDP, else TC ingress.
     Auto,
+    /// Native (driver) XDP only.
     Native,
+    /// Generic (skb) XDP only.
     Generic,
+    /// `pmip_tc_ingress` on the TC ingress hook (TCX) only: the same paths on
+    /// an skb, for interfaces where no XDP mode attaches.
+    Tc,
+}
+
+/// How an interface got the fast path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attached {
+    Xdp(XdpMode),
+    Tc,
+    /// A link pinned by an earlier run was found and kept.
+    Kept,
 }
 
 /// An interface's part in the fast path, with the addresses ICMP errors come from.
@@ -142,7 +158,7 @@ pub struct FastPath {
     pin_dir: Option<PathBuf>,
     tunnels: StdHashMap<TunnelEnds, u32>,
     /// Which mode each attached interface got.
-    pub attached: Vec<(String, XdpMode)>,
+    pub attached: Vec<(String, Attached)>,
     /// Occupied slots of the ACCESS_BY_KEY and ANCHOR_BY_KEY arrays (an
     /// array cannot be counted cheaply; `show stats` asks every 500 ms).
     key_slots: [usize; 2],
@@ -335,6 +351,29 @@ impl FastPath {
             .try_into()?)
     }
 
+    /// `pmip_tc_ingress` (loaded by [`load_tc_program`](Self::load_tc_program)).
+    pub fn tc_program(&self) -> Result<&SchedClassifier> {
+        Ok(self
+            .ebpf
+            .program(TC_INGRESS_PROGRAM)
+            .ok_or_else(|| anyhow!("program {TC_INGRESS_PROGRAM} missing"))?
+            .try_into()?)
+    }
+
+    /// Loads `pmip_tc_ingress` (on first use only: XDP-only gateways never
+    /// pay for its verification). BPF_PROG_TEST_RUN and TC attach use it.
+    pub fn load_tc_program(&mut self) -> Result<&SchedClassifier> {
+        let prog: &mut SchedClassifier = self
+            .ebpf
+            .program_mut(TC_INGRESS_PROGRAM)
+            .ok_or_else(|| anyhow!("program {TC_INGRESS_PROGRAM} missing"))?
+            .try_into()?;
+        if prog.fd().is_err() {
+            prog.load().context("verifier rejected pmip_tc_ingress")?;
+        }
+        Ok(prog)
+    }
+
     /// Writes the interface's role and addresses (no attach; TestRun uses this).
     pub fn configure_iface(&mut self, spec: &IfaceSpec) -> Result<u32> {
         let idx = ifindex(&spec.name)?;
@@ -355,48 +394,81 @@ impl FastPath {
         Ok(idx)
     }
 
-    /// Configures and attaches the program to an interface. Native mode first
-    /// (with `Auto`), generic when the driver cannot do native XDP. Anchor
-    /// interfaces also get the TC egress program. With a pin directory the
-    /// links are pinned: the fast path keeps forwarding after we exit, and a
-    /// restarted agent finds them (and the pinned maps) and attaches nothing.
-    pub fn attach(&mut self, spec: &IfaceSpec, mode: AttachMode) -> Result<XdpMode> {
+    /// Configures and attaches the fast path to an interface. With `Auto`:
+    /// native XDP, generic XDP when the driver cannot do native, and the TC
+    /// ingress program when no XDP mode attaches. Anchor interfaces also get
+    /// the TC egress program. With a pin directory the links are pinned: the
+    /// fast path keeps forwarding after we exit, and a restarted agent finds
+    /// them (and the pinned maps) and attaches nothing.
+    pub fn attach(&mut self, spec: &IfaceSpec, mode: AttachMode) -> Result<Attached> {
         self.configure_iface(spec)?;
         if spec.role & (pmip_common::role::ANCHOR_CORE | pmip_common::role::ANCHOR_CN) != 0 {
             self.attach_tc_egress(&spec.name)?;
         }
-        let pin = self.pin_dir.as_ref().map(|d| d.join(format!("link_xdp_{}", spec.name)));
-        if let Some(p) = &pin {
-            if p.exists() {
-                tracing::info!(iface = %spec.name, pin = %p.display(), "XDP already attached by an earlier run; keeping it");
-                self.attached.push((spec.name.clone(), XdpMode::Default));
-                return Ok(XdpMode::Default);
+        let pins = self.pin_dir.as_ref().map(|d| {
+            (d.join(format!("link_xdp_{}", spec.name)), d.join(format!("link_tc_ingress_{}", spec.name)))
+        });
+        if let Some((xdp, tc)) = &pins {
+            if let Some(p) = [xdp, tc].into_iter().find(|p| p.exists()) {
+                tracing::info!(iface = %spec.name, pin = %p.display(), "fast path already attached by an earlier run; keeping it");
+                self.attached.push((spec.name.clone(), Attached::Kept));
+                return Ok(Attached::Kept);
             }
         }
-        let prog: &mut Xdp = self.ebpf.program_mut(PROGRAM).unwrap().try_into()?;
         let modes: &[XdpMode] = match mode {
             AttachMode::Auto => &[XdpMode::Driver, XdpMode::Skb],
             AttachMode::Native => &[XdpMode::Driver],
             AttachMode::Generic => &[XdpMode::Skb],
+            AttachMode::Tc => &[],
         };
+        let prog: &mut Xdp = self.ebpf.program_mut(PROGRAM).unwrap().try_into()?;
         let mut last = None;
         for m in modes {
             match prog.attach(&spec.name, *m) {
                 Ok(id) => {
-                    if let Some(p) = &pin {
+                    if let Some((p, _)) = &pins {
                         let link: FdLink = prog.take_link(id)?.try_into()?;
                         link.pin(p).map_err(|e| anyhow!("pinning XDP link at {}: {e}", p.display()))?;
                     }
-                    self.attached.push((spec.name.clone(), *m));
-                    return Ok(*m);
+                    self.attached.push((spec.name.clone(), Attached::Xdp(*m)));
+                    return Ok(Attached::Xdp(*m));
                 }
                 Err(e) => {
                     tracing::warn!(iface = %spec.name, mode = ?m, error = %e, "XDP attach failed");
+                    last = Some(anyhow!("XDP ({m:?}): {e}"));
+                }
+            }
+        }
+        if matches!(mode, AttachMode::Auto | AttachMode::Tc) {
+            match self.attach_tc_ingress(&spec.name, pins.as_ref().map(|(_, tc)| tc.as_path())) {
+                Ok(()) => {
+                    self.attached.push((spec.name.clone(), Attached::Tc));
+                    return Ok(Attached::Tc);
+                }
+                Err(e) => {
+                    tracing::warn!(iface = %spec.name, error = %e, "TC ingress attach failed");
                     last = Some(e);
                 }
             }
         }
-        Err(anyhow!("attaching XDP to {}: {}", spec.name, last.map(|e| e.to_string()).unwrap_or_default()))
+        Err(anyhow!("attaching the fast path to {}: {}", spec.name, last.map(|e| format!("{e:#}")).unwrap_or_default()))
+    }
+
+    /// Attaches `pmip_tc_ingress` on the interface's ingress (TCX on this
+    /// kernel, as the egress program), pinning the link at `pin` if given.
+    fn attach_tc_ingress(&mut self, iface: &str, pin: Option<&Path>) -> Result<()> {
+        // Kernels before 6.6 attach through a clsact qdisc; TCX needs none.
+        let _ = aya::programs::tc::qdisc_add_clsact(iface);
+        self.load_tc_program()?;
+        let prog: &mut SchedClassifier = self.ebpf.program_mut(TC_INGRESS_PROGRAM).unwrap().try_into()?;
+        let id = prog
+            .attach(iface, TcAttachType::Ingress)
+            .with_context(|| format!("attaching TC ingress to {iface}"))?;
+        if let Some(p) = pin {
+            let link: FdLink = prog.take_link(id)?.try_into()?;
+            link.pin(p).map_err(|e| anyhow!("pinning TC link at {}: {e}", p.display()))?;
+        }
+        Ok(())
     }
 
     /// Another program of the object (the benchmarks' baselines), loaded on first use.

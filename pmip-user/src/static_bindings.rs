@@ -2,7 +2,7 @@
 //! tests use them before signaling exists). Format (documented in the README):
 //!
 //! ```toml
-//! attach_mode = "auto"            # auto | native | generic
+//! attach_mode = "auto"            # auto (native, else generic, else tc) | native | generic | tc
 //! pin_dir = "/sys/fs/bpf/pmip"    # optional: keep forwarding after pmipd exits
 //!
 //! [[interface]]

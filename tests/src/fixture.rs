@@ -167,6 +167,16 @@ pub fn setup_with(core_mtu: u32, opts: LoadOptions) -> Result<Fixture> {
     Ok(Fixture { ns, fp, acc, core, acore, cn })
 }
 
+/// `struct __sk_buff` (192 bytes) for a TC program's ctx_in: the packet
+/// arrived on `ifindex` (ingress_ifindex at 36, ifindex at 40; the kernel
+/// wants every other field it does not accept as input zero).
+pub fn sk_buff(ifindex: u32) -> [u8; 192] {
+    let mut b = [0u8; 192];
+    b[36..40].copy_from_slice(&ifindex.to_ne_bytes());
+    b[40..44].copy_from_slice(&ifindex.to_ne_bytes());
+    b
+}
+
 /// `struct xdp_md` for ctx_in: data_end = frame length, ingress_ifindex set.
 pub fn xdp_md(ifindex: u32, len: usize) -> [u8; 24] {
     let mut b = [0u8; 24];

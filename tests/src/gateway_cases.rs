@@ -51,6 +51,23 @@ pub fn attach_and_traffic(proto: Proto) -> Result<()> {
     attach_and_traffic_with(opts(proto, "at", 1))
 }
 
+/// [`attach_and_traffic`] with the fast path at TC ingress on every gateway
+/// (`attach_mode = "tc"`): ARP replies, DHCP to the agent, both tunnel
+/// directions through `pmip_tc_ingress`.
+pub fn attach_and_traffic_tc(proto: Proto) -> Result<()> {
+    let mut o = opts(proto, "atc", 1);
+    o.attach_mode = "tc".into();
+    attach_and_traffic_with(o)
+}
+
+/// [`handover`] (by data) at TC ingress: the new gateway learns of the
+/// subscriber from the TC path's unknown-MAC report.
+pub fn handover_tc(proto: Proto) -> Result<()> {
+    let mut o = opts(proto, "hotc", 2);
+    o.attach_mode = "tc".into();
+    handover_with(o, Trigger::Data)
+}
+
 /// PMIPv6 signaling and GRE over IPv6 on the core: attach, traffic, handover.
 pub fn ipv6_transport() -> Result<()> {
     let mut o = opts(Proto::Pmipv6, "v6t", 1);

@@ -92,7 +92,7 @@ pub struct LabOpts {
     pub tag: String,
     /// 1 or 2 access gateways.
     pub gateways: usize,
-    /// "auto" | "native" | "generic".
+    /// "auto" | "native" | "generic" | "tc".
     pub attach_mode: String,
     pub lifetime_s: u32,
     /// PMIPv6 refresh period.

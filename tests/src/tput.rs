@@ -21,7 +21,10 @@
 //! - `redirect`: `tg_fwd` (MAC rewrite + redirect, nothing else) native at both hops;
 //! - `min-fwd`: `bench_min_fwd` (one hash lookup, `bpf_fib_lookup`, redirect) native at both hops;
 //! - `fastpath-native`, `fastpath-generic`: `pmip_xdp` with static access and
-//!   anchor bindings (encap at mag, decap at lma).
+//!   anchor bindings (encap at mag, decap at lma);
+//! - `fastpath-tc`: the same with `pmip_tc_ingress` at both gateways and no
+//!   XDP on their interfaces (GRO on acc0: the injected XDP frames reach TC
+//!   only through the stack, as for generic XDP).
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd};
@@ -320,10 +323,12 @@ pub enum Case {
     MinFwd,
     FastNative,
     FastGeneric,
+    FastTc,
 }
 
 impl Case {
-    pub const ALL: [Case; 6] = [Case::Veth, Case::Kernel, Case::Redirect, Case::MinFwd, Case::FastNative, Case::FastGeneric];
+    pub const ALL: [Case; 7] =
+        [Case::Veth, Case::Kernel, Case::Redirect, Case::MinFwd, Case::FastNative, Case::FastGeneric, Case::FastTc];
     pub fn name(self) -> &'static str {
         match self {
             Case::Veth => "straight veth pair",
@@ -332,6 +337,7 @@ impl Case {
             Case::MinFwd => "minimal XDP forwarder (hash+FIB+redirect)",
             Case::FastNative => "fast path, native XDP (encap + decap)",
             Case::FastGeneric => "fast path, generic XDP (encap + decap)",
+            Case::FastTc => "fast path, TC ingress (encap + decap)",
         }
     }
     pub fn key(self) -> &'static str {
@@ -342,6 +348,7 @@ impl Case {
             Case::MinFwd => "min-fwd",
             Case::FastNative => "fastpath-native",
             Case::FastGeneric => "fastpath-generic",
+            Case::FastTc => "fastpath-tc",
         }
     }
 }
@@ -496,10 +503,14 @@ impl Topo {
                 let p = &mut self.lma_p;
                 within(&self.lma, || p.attach("bench_min_fwd", "core0", XdpMode::Driver))?;
             }
-            Case::FastNative | Case::FastGeneric => {
-                let mode = if case == Case::FastNative { AttachMode::Native } else { AttachMode::Generic };
-                if mode == AttachMode::Generic {
-                    // Injected XDP frames reach generic XDP only through the stack.
+            Case::FastNative | Case::FastGeneric | Case::FastTc => {
+                let mode = match case {
+                    Case::FastNative => AttachMode::Native,
+                    Case::FastGeneric => AttachMode::Generic,
+                    _ => AttachMode::Tc,
+                };
+                if mode != AttachMode::Native {
+                    // Injected XDP frames reach generic XDP and TC only through the stack.
                     self.gro_acc0(true)?;
                 }
                 self.mag_fp = Some(within(&self.mag, || start_mag(mode))?);

@@ -2,7 +2,8 @@
 //! — anchor — correspondent in four namespaces, static bindings, ping and
 //! iperf3 both ways, and a capture on the gateway–anchor link that tshark
 //! decodes as GRE with the configured keys and nothing else. Runs in native
-//! and in generic XDP mode.
+//! and in generic XDP mode, and with the TC ingress program on both gateways
+//! (no XDP on their interfaces).
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -27,7 +28,10 @@ struct Lab {
     cn: Netns,
 }
 
-fn lab() -> Lab {
+/// `offload`: the subscriber and the correspondent keep TX checksum and
+/// segmentation offload (their veths hand 64 KB TCP super-packets with
+/// partial checksums to the gateways); otherwise it is off, as XDP needs.
+fn lab(offload: bool) -> Lab {
     let l = Lab {
         sub: Netns::new("sub").unwrap(),
         mag: Netns::new("mag").unwrap(),
@@ -48,9 +52,12 @@ fn lab() -> Lab {
     run(&l.sub, &[
         "ip addr add 10.64.0.10/24 dev s0",
         "ip route add default via 10.64.0.1",
-        // veth quirk: partial checksums die in XDP.
-        "ethtool -K s0 tx off",
     ]);
+    if !offload {
+        // veth quirk: partial checksums die in XDP.
+        run(&l.sub, &["ethtool -K s0 tx off"]);
+        run(&l.cn, &["ethtool -K c0 tx off"]);
+    }
     run(&l.mag, &[
         "sysctl -qw net.ipv4.ip_forward=1",
         "sysctl -qw net.ipv4.conf.all.accept_local=1",
@@ -79,7 +86,6 @@ fn lab() -> Lab {
     run(&l.cn, &[
         "ip addr add 203.0.113.2/24 dev c0",
         "ip route add default via 203.0.113.1",
-        "ethtool -K c0 tx off",
     ]);
     l
 }
@@ -146,6 +152,13 @@ fn start_lma(ns: &Netns, mode: AttachMode) -> FastPath {
     .unwrap()
 }
 
+/// Programs on `iface`'s TC ingress (TCX) in `ns`.
+fn tc_ingress_programs(ns: &Netns, iface: &'static str) -> usize {
+    use aya::programs::{tc::TcAttachType, SchedClassifier};
+    ns.run_in(move || SchedClassifier::query_tcx(iface, TcAttachType::Ingress).map(|(_, p)| p.len()).unwrap_or(0))
+        .unwrap()
+}
+
 fn ping(ns: &Netns, dst: &str) -> String {
     let o = ns.exec_status(&["ping", "-c", "5", "-i", "0.2", "-W", "2", dst]).unwrap();
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -168,17 +181,27 @@ fn iperf(l: &mut Lab, reverse: bool) -> f64 {
     bytes
 }
 
-fn through_tunnel(mode: AttachMode) {
+fn through_tunnel(mode: AttachMode, offload: bool) {
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
     }
-    let mut l = lab();
+    let mut l = lab(offload);
     let sub_mac = parse_mac(l.sub.exec(&["cat", "/sys/class/net/s0/address"]).unwrap().trim()).unwrap();
     let _pass = [start_pass(&l.sub, &["s0"]), start_pass(&l.wire, &["w0", "w1"]), start_pass(&l.cn, &["c0"])];
     let mag = start_mag(&l.mag, mode, sub_mac);
     let lma = start_lma(&l.lma, mode);
-    let tmp = pmip_tests::TempDir::new(&format!("fastpath-{mode:?}"));
+    if mode == AttachMode::Tc {
+        // The TC path alone: no XDP program on the gateways' interfaces.
+        for (ns, ifs) in [(&l.mag, ["acc0", "core0"]), (&l.lma, ["core0", "cn0"])] {
+            for i in ifs {
+                let link = ns.exec(&["ip", "-d", "link", "show", i]).unwrap();
+                assert!(!link.contains("prog/xdp"), "XDP attached to {i} in TC mode: {link}");
+                assert_eq!(tc_ingress_programs(ns, i), 1, "TC ingress programs on {i}");
+            }
+        }
+    }
+    let tmp = pmip_tests::TempDir::new(&format!("fastpath-{mode:?}-{offload}"));
     let pcap = tmp.path().join("tunnel.pcap").to_string_lossy().into_owned();
     // Everything but the links' own chatter (ARP, IGMP reports when they come up).
     l.wire.spawn(&["tcpdump", "-q", "-i", "w0", "-U", "-s", "96", "-c", "4000", "-w", &pcap, "not arp and not igmp"]).unwrap();
@@ -212,6 +235,8 @@ fn through_tunnel(mode: AttachMode) {
     assert!(enc_up > 1000 && dec_down > 1000 && dec_up > 1000 && enc_down > 1000,
         "fast path counters: enc_up {enc_up} dec_down {dec_down} dec_up {dec_up} enc_down {enc_down}");
     let t = mag.traffic(1).unwrap();
+    eprintln!("{mode:?} (offload {offload}): iperf3 up {up} B, down {down} B in 2 s; MAG per packet: up {} B, down {} B",
+        t.up_bytes / t.up_packets.max(1), t.down_bytes / t.down_packets.max(1));
     assert!(t.up_packets > 1000 && t.down_packets > 1000 && t.up_bytes > up as u64 / 2, "{t:?}");
 
     std::thread::sleep(Duration::from_millis(300));
@@ -235,12 +260,25 @@ fn through_tunnel(mode: AttachMode) {
 
 #[test]
 fn tunnel_native_xdp() {
-    through_tunnel(AttachMode::Native);
+    through_tunnel(AttachMode::Native, false);
 }
 
 #[test]
 fn tunnel_generic_xdp() {
-    through_tunnel(AttachMode::Generic);
+    through_tunnel(AttachMode::Generic, false);
+}
+
+#[test]
+fn tunnel_tc_ingress() {
+    through_tunnel(AttachMode::Tc, false);
+}
+
+/// TC sees skbs as the stack has them: here TCP super-packets (GSO) with
+/// partial checksums, encapsulated whole and segmented by the kernel on the
+/// way out (their segment size lowered by the tunnel overhead).
+#[test]
+fn tunnel_tc_ingress_offload() {
+    through_tunnel(AttachMode::Tc, true);
 }
 
 /// Runs the `pmipd` built next to this test binary.
@@ -261,8 +299,9 @@ impl Drop for PinGuard {
 /// fresh /sys, which would hide /sys/fs/bpf from the daemons it starts.
 struct BpfFs(std::path::PathBuf);
 impl BpfFs {
-    fn mount() -> Self {
-        let p = std::env::temp_dir().join(format!("pmip-bpffs-{}", std::process::id()));
+    /// `tag`: tests of one process running at once each mount their own.
+    fn mount(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("pmip-bpffs-{}-{tag}", std::process::id()));
         std::fs::create_dir_all(&p).unwrap();
         pmip_tests::netns::sh(&["mount", "-t", "bpf", "bpf", p.to_str().unwrap()]).unwrap();
         BpfFs(p)
@@ -279,21 +318,31 @@ impl Drop for BpfFs {
 /// exits (an agent restart relies on it); `pmipd unpin` stops it.
 #[test]
 fn forwarding_survives_agent_exit() {
+    survives_agent_exit("native");
+}
+
+/// The same with the TC ingress program (pinned TCX links).
+#[test]
+fn forwarding_survives_agent_exit_tc() {
+    survives_agent_exit("tc");
+}
+
+fn survives_agent_exit(mode: &str) {
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
     }
-    let l = lab();
+    let l = lab(false);
     let sub_mac = l.sub.exec(&["cat", "/sys/class/net/s0/address"]).unwrap().trim().to_string();
     let _pass = [start_pass(&l.sub, &["s0"]), start_pass(&l.wire, &["w0", "w1"]), start_pass(&l.cn, &["c0"])];
-    let tmp = pmip_tests::TempDir::new("pin");
+    let tmp = pmip_tests::TempDir::new(&format!("pin-{mode}"));
     let dir = tmp.path().to_path_buf();
-    let fs = BpfFs::mount();
+    let fs = BpfFs::mount(mode);
     let pin_mag = fs.0.join("mag");
     let pin_lma = fs.0.join("lma");
     let _g = (PinGuard(pin_mag.clone()), PinGuard(pin_lma.clone()));
     let mag_cfg = format!(r#"
-attach_mode = "native"
+attach_mode = "{mode}"
 pin_dir = "{}"
 [[interface]]
 name = "acc0"
@@ -315,7 +364,7 @@ downlink_key = 200
 sub_id = 1
 "#, pin_mag.display());
     let lma_cfg = format!(r#"
-attach_mode = "native"
+attach_mode = "{mode}"
 pin_dir = "{}"
 [[interface]]
 name = "core0"
@@ -368,12 +417,18 @@ sub_id = 1
     assert!(p.contains(" 0% packet loss"), "after pmipd exited:\n{p}");
     let after = encapsulated(&pin_mag);
     assert!(after >= before + 5, "the pings did not go through the fast path: {before} -> {after}");
-    for (ns, pin) in [(&l.mag, &pin_mag), (&l.lma, &pin_lma)] {
+    for (ns, pin, core_if) in [(&l.mag, &pin_mag, "acc0"), (&l.lma, &pin_lma, "cn0")] {
         let links = ns.exec(&["ip", "-d", "link", "show"]).unwrap();
-        assert!(links.contains("prog/xdp"), "XDP not attached while pinned:\n{links}");
+        if mode == "tc" {
+            assert_eq!(tc_ingress_programs(ns, core_if), 1, "TC ingress not attached to {core_if} while pinned");
+            assert_eq!(tc_ingress_programs(ns, "core0"), 1, "TC ingress not attached to core0 while pinned");
+        } else {
+            assert!(links.contains("prog/xdp"), "XDP not attached while pinned:\n{links}");
+        }
         ns.exec(&[pmipd().to_str().unwrap(), "unpin", pin.to_str().unwrap()]).unwrap();
         assert!(!pin.exists());
         let links = ns.exec(&["ip", "-d", "link", "show"]).unwrap();
         assert!(!links.contains("prog/xdp"), "XDP still attached after unpin:\n{links}");
+        assert_eq!(tc_ingress_programs(ns, core_if) + tc_ingress_programs(ns, "core0"), 0, "TC ingress still attached after unpin");
     }
 }

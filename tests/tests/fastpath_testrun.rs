@@ -2,6 +2,12 @@
 //! (description, ingress interface, input frame, expected verdict, expected
 //! output frame, expected counter). Inputs and expected outputs are built with
 //! the project's own emitters (`pmip_user::packet`).
+//!
+//! The same table runs against `pmip_tc_ingress` (the fast path at TC
+//! ingress, sharing the paths' code): same inputs, output bytes and counters;
+//! verdicts translated (XDP_PASS → TC_ACT_OK, XDP_DROP → TC_ACT_SHOT,
+//! XDP_REDIRECT and XDP_TX → TC_ACT_REDIRECT, to the next hop or back out of
+//! the ingress interface).
 use std::net::Ipv4Addr;
 
 use aya::programs::{TestRun, TestRunOptions};
@@ -16,6 +22,29 @@ const UNKNOWN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x77];
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
 const XDP_REDIRECT: u32 = 4;
+const TC_ACT_OK: u32 = 0;
+const TC_ACT_SHOT: u32 = 2;
+const TC_ACT_REDIRECT: u32 = 7;
+
+/// Which program of the object runs the cases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Prog {
+    Xdp,
+    Tc,
+}
+
+impl Prog {
+    /// The verdict this program gives where `pmip_xdp` gives `xdp`.
+    fn verdict(self, xdp: u32) -> u32 {
+        match (self, xdp) {
+            (Prog::Xdp, v) => v,
+            (Prog::Tc, XDP_PASS) => TC_ACT_OK,
+            (Prog::Tc, XDP_DROP) => TC_ACT_SHOT,
+            (Prog::Tc, XDP_TX | XDP_REDIRECT) => TC_ACT_REDIRECT,
+            (Prog::Tc, v) => panic!("no TC verdict for XDP verdict {v}"),
+        }
+    }
+}
 
 struct Case {
     name: &'static str,
@@ -32,18 +61,21 @@ struct Ran {
     out: Vec<u8>,
 }
 
-fn run(fp: &FastPath, ifindex: u32, input: &[u8]) -> Ran {
-    let prog = fp.program().unwrap();
+fn run(fp: &FastPath, prog: Prog, ifindex: u32, input: &[u8]) -> Ran {
     let mut out = vec![0u8; 4096];
-    let ctx = xdp_md(ifindex, input.len());
-    let r = prog
-        .test_run(TestRunOptions {
-            data_in: Some(input),
-            data_out: Some(&mut out),
-            ctx_in: Some(&ctx),
-            ..Default::default()
-        })
-        .expect("BPF_PROG_TEST_RUN");
+    let xdp_ctx = xdp_md(ifindex, input.len());
+    let skb_ctx = sk_buff(ifindex);
+    let opts = TestRunOptions {
+        data_in: Some(input),
+        data_out: Some(&mut out),
+        ctx_in: Some(if prog == Prog::Xdp { &xdp_ctx[..] } else { &skb_ctx[..] }),
+        ..Default::default()
+    };
+    let r = match prog {
+        Prog::Xdp => fp.program().unwrap().test_run(opts),
+        Prog::Tc => fp.tc_program().unwrap().test_run(opts),
+    }
+    .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN ({prog:?}, {} bytes in on {ifindex}): {e}", input.len()));
     out.truncate(r.data_size_out as usize);
     Ran { verdict: r.return_value, out }
 }
@@ -56,16 +88,16 @@ fn counters(fp: &FastPath) -> Vec<u64> {
 /// expected counter moved by one. Runs every case twice on one CPU: the first run of a tunnel or
 /// destination fills the per-CPU next-hop caches (FIB, prebuilt headers),
 /// the second must give the same verdict, bytes and counter from them.
-fn check(fp: &FastPath, cases: &[Case]) -> Vec<String> {
+fn check(fp: &FastPath, prog: Prog, cases: &[Case]) -> Vec<String> {
     pmip_tests::tput::pin_cpu(0).expect("pin to CPU 0");
     let mut fails = Vec::new();
     for pass in ["first run", "second run"] {
         for c in cases {
             let before = counters(fp);
-            let r = run(fp, c.ifindex, &c.input);
+            let r = run(fp, prog, c.ifindex, &c.input);
             let after = counters(fp);
-            if r.verdict != c.verdict {
-                fails.push(format!("{} ({pass}): verdict {} want {}", c.name, r.verdict, c.verdict));
+            if r.verdict != prog.verdict(c.verdict) {
+                fails.push(format!("{} ({pass}, {prog:?}): verdict {} want {}", c.name, r.verdict, prog.verdict(c.verdict)));
                 continue;
             }
             let want = c.output.as_ref().unwrap_or(&c.input);
@@ -102,7 +134,7 @@ fn cat(a: Vec<u8>, b: &[u8]) -> Vec<u8> {
 
 #[test]
 fn fixture_table() {
-    fixture_table_with(Vec::new());
+    table(Prog::Xdp, Vec::new());
 }
 
 /// The same table with the anchor's home addresses and prefixes in pools:
@@ -111,10 +143,22 @@ fn fixture_table() {
 /// must be the same.
 #[test]
 fn fixture_table_with_home_pools() {
-    fixture_table_with(anchor_pools());
+    table(Prog::Xdp, anchor_pools());
 }
 
-fn fixture_table_with(home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
+#[test]
+fn fixture_table_tc() {
+    table(Prog::Tc, Vec::new());
+}
+
+#[test]
+fn fixture_table_tc_with_home_pools() {
+    table(Prog::Tc, anchor_pools());
+}
+
+/// The table, against a fresh fixture (its maps, counters and new-MAC rate
+/// limit start empty).
+fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
@@ -126,6 +170,9 @@ fn fixture_table_with(home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
     let fails = fx
         .ns
         .run_in(move || {
+            if prog == Prog::Tc {
+                fp.load_tc_program().expect("loading pmip_tc_ingress");
+            }
             let mut cases = Vec::new();
             // ---- access uplink ----
             let inner = echo4(HOME1, CN4, 64, true, 32);
@@ -445,10 +492,10 @@ fn fixture_table_with(home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
                 output: None,
                 counter: Counter::DropWrongPeer,
             });
-            let mut fails = check(&fp, &cases);
+            let mut fails = check(&fp, prog, &cases);
             fails.extend(new_mac_events(&mut fp, acc));
-            fails.extend(truncations(&fp, acc, core, acore));
-            fails.extend(too_big(&fp, acc));
+            fails.extend(truncations(&fp, prog, acc, core, acore));
+            fails.extend(too_big(&fp, prog, acc));
             fails
         })
         .unwrap();
@@ -478,7 +525,7 @@ fn new_mac_events(fp: &mut FastPath, acc: u32) -> Vec<String> {
 
 /// Every prefix of valid frames: never redirected or transmitted, never a
 /// verdict other than drop-as-malformed or pass-as-not-ours.
-fn truncations(fp: &FastPath, acc: u32, core: u32, acore: u32) -> Vec<String> {
+fn truncations(fp: &FastPath, prog: Prog, acc: u32, core: u32, acore: u32) -> Vec<String> {
     let inner = echo4(HOME1, CN4, 64, true, 32);
     let frames = [
         (acc, up_frame(SUB1_MAC, 0, ETH_P_IP, &inner)),
@@ -489,10 +536,18 @@ fn truncations(fp: &FastPath, acc: u32, core: u32, acore: u32) -> Vec<String> {
     ];
     let mut fails = Vec::new();
     for (ifx, f) in frames {
-        // The kernel refuses test input shorter than an Ethernet header.
-        for n in 14..f.len() - 8 {
-            let r = run(fp, ifx, &f[..n]);
-            if r.verdict != XDP_DROP && r.verdict != XDP_PASS {
+        // The kernel refuses test input shorter than an Ethernet header; as
+        // an skb, also not longer than one, nor shorter than Ethernet + the
+        // IPv4/IPv6 header its EtherType announces.
+        let first = match (prog, u16::from_be_bytes([f[12], f[13]])) {
+            (Prog::Xdp, _) => 14,
+            (Prog::Tc, ETH_P_IP) => 14 + 20,
+            (Prog::Tc, ETH_P_IPV6) => 14 + 40,
+            (Prog::Tc, _) => 15,
+        };
+        for n in first..f.len() - 8 {
+            let r = run(fp, prog, ifx, &f[..n]);
+            if r.verdict != prog.verdict(XDP_DROP) && r.verdict != prog.verdict(XDP_PASS) {
                 fails.push(format!("truncated to {n} of {}: verdict {}", f.len(), r.verdict));
             }
         }
@@ -502,11 +557,11 @@ fn truncations(fp: &FastPath, acc: u32, core: u32, acore: u32) -> Vec<String> {
 
 /// DF packet that does not fit the core MTU after encapsulation: ICMP
 /// fragmentation-needed with the tunnel MTU, back to the subscriber.
-fn too_big(fp: &FastPath, acc: u32) -> Vec<String> {
+fn too_big(fp: &FastPath, prog: Prog, acc: u32) -> Vec<String> {
     let inner = echo4(HOME1, CN4, 64, true, 1500 - 28);
-    let r = run(fp, acc, &up_frame(SUB1_MAC, 0, ETH_P_IP, &inner));
+    let r = run(fp, prog, acc, &up_frame(SUB1_MAC, 0, ETH_P_IP, &inner));
     let mut fails = Vec::new();
-    if r.verdict != XDP_TX {
+    if r.verdict != prog.verdict(XDP_TX) {
         return vec![format!("too big: verdict {}", r.verdict)];
     }
     let o = &r.out;
@@ -531,8 +586,8 @@ fn too_big(fp: &FastPath, acc: u32) -> Vec<String> {
     // IPv6 inner: packet too big (RFC 4443 §3.2) with pseudo-header checksum.
     let src6 = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x64, 0x10, 0, 0, 0, 0x99);
     let big6 = ipv6(src6, CN6, 59, 64, &vec![0u8; 1500 - 40]);
-    let r = run(fp, acc, &up_frame(SUB1_MAC, 0, ETH_P_IPV6, &big6));
-    if r.verdict != XDP_TX {
+    let r = run(fp, prog, acc, &up_frame(SUB1_MAC, 0, ETH_P_IPV6, &big6));
+    if r.verdict != prog.verdict(XDP_TX) {
         fails.push(format!("too big v6: verdict {}", r.verdict));
         return fails;
     }
@@ -559,6 +614,15 @@ fn too_big(fp: &FastPath, acc: u32) -> Vec<String> {
 /// served as itself.
 #[test]
 fn binding_changes_bypass_stale_caches() {
+    binding_changes(Prog::Xdp);
+}
+
+#[test]
+fn binding_changes_bypass_stale_caches_tc() {
+    binding_changes(Prog::Tc);
+}
+
+fn binding_changes(prog: Prog) {
     use pmip_user::dataplane::{AccessBinding, AccessPoint, Hnp, TunnelEnds};
     if !is_root() {
         eprintln!("skipped: needs root");
@@ -571,11 +635,15 @@ fn binding_changes_bypass_stale_caches() {
         .ns
         .run_in(move || -> anyhow::Result<Vec<String>> {
             pmip_tests::tput::pin_cpu(0)?;
+            if prog == Prog::Tc {
+                fp.load_tc_program()?;
+            }
+            let (redirect, drop) = (prog.verdict(XDP_REDIRECT), prog.verdict(XDP_DROP));
             let frame = up_frame(SUB1_MAC, 0, ETH_P_IP, &echo4(HOME1, CN4, 64, true, 32));
             // Verdict and, when tunneled, the GRE key (IPv4 outer: Ethernet 14 + IP 20 + GRE 4).
             let send = |fp: &FastPath| -> (u32, Option<u32>) {
-                let r = run(fp, acc, &frame);
-                let key = (r.verdict == XDP_REDIRECT).then(|| u32::from_be_bytes(r.out[38..42].try_into().unwrap()));
+                let r = run(fp, prog, acc, &frame);
+                let key = (r.verdict == redirect).then(|| u32::from_be_bytes(r.out[38..42].try_into().unwrap()));
                 (r.verdict, key)
             };
             let binding = |sub_id: u32, uplink_key: u32| AccessBinding {
@@ -595,20 +663,20 @@ fn binding_changes_bypass_stale_caches() {
                 }
             };
             // The fixture's subscriber 1 (key 0x1001), twice: the second from the cache.
-            expect("installed", send(&fp), (XDP_REDIRECT, Some(0x1001)));
-            expect("installed, cached", send(&fp), (XDP_REDIRECT, Some(0x1001)));
+            expect("installed", send(&fp), (redirect, Some(0x1001)));
+            expect("installed, cached", send(&fp), (redirect, Some(0x1001)));
             fp.install_access(&binding(1, 0x1501))?;
-            expect("re-installed with a new key", send(&fp), (XDP_REDIRECT, Some(0x1501)));
-            expect("re-installed, cached", send(&fp), (XDP_REDIRECT, Some(0x1501)));
+            expect("re-installed with a new key", send(&fp), (redirect, Some(0x1501)));
+            expect("re-installed, cached", send(&fp), (redirect, Some(0x1501)));
             fp.remove_access(&binding(1, 0x1501))?;
-            expect("removed", send(&fp), (XDP_DROP, None));
+            expect("removed", send(&fp), (drop, None));
             fp.install_access(&binding(7, 0x1777))?;
-            expect("back as subscriber 7", send(&fp), (XDP_REDIRECT, Some(0x1777)));
-            expect("subscriber 7, cached", send(&fp), (XDP_REDIRECT, Some(0x1777)));
+            expect("back as subscriber 7", send(&fp), (redirect, Some(0x1777)));
+            expect("subscriber 7, cached", send(&fp), (redirect, Some(0x1777)));
             fp.install_access(&binding(8, 0x1888))?;
-            expect("taken over by subscriber 8", send(&fp), (XDP_REDIRECT, Some(0x1888)));
+            expect("taken over by subscriber 8", send(&fp), (redirect, Some(0x1888)));
             fp.install_access(&binding(1, 0x1999))?;
-            expect("taken over by subscriber 1 again", send(&fp), (XDP_REDIRECT, Some(0x1999)));
+            expect("taken over by subscriber 1 again", send(&fp), (redirect, Some(0x1999)));
             Ok(fails)
         })
         .expect("namespace")
@@ -635,7 +703,7 @@ fn emitted_frames_decode_with_tshark() {
                 (acc, up_frame(SUB2_MAC, 0, ETH_P_IP, &echo4(HOME2, CN4, 64, true, 32))),
                 (cn, cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &echo4(CN4, AHOME4_V6T, 64, true, 32))),
             ];
-            inputs.iter().map(|(i, f)| run(&fp, *i, f)).map(|r| { assert_eq!(r.verdict, XDP_REDIRECT); r.out }).collect::<Vec<_>>()
+            inputs.iter().map(|(i, f)| run(&fp, Prog::Xdp, *i, f)).map(|r| { assert_eq!(r.verdict, XDP_REDIRECT); r.out }).collect::<Vec<_>>()
         })
         .unwrap();
     let path = std::env::temp_dir().join(format!("pmip-fixture-{}.pcap", std::process::id()));

@@ -30,6 +30,16 @@ fn handover_by_dhcp_reconfirmation() {
 }
 
 #[test]
+fn attach_and_traffic_tc_ingress() {
+    run(cases::attach_and_traffic_tc);
+}
+
+#[test]
+fn handover_tc_ingress() {
+    run(cases::handover_tc);
+}
+
+#[test]
 fn dhcp_release_deregisters() {
     run(cases::release);
 }

@@ -10,8 +10,9 @@ pub struct LabArgs {
     /// Run the lab with PMIPv4 (PMA/HA) instead of PMIPv6 (MAG/LMA).
     #[arg(long)]
     pub pmipv4: bool,
-    /// XDP attach mode of the gateways: native (driver), generic (skb) or auto.
-    #[arg(long, default_value = "native", value_parser = ["native", "generic", "auto"])]
+    /// Fast-path attach mode of the gateways: native (driver) XDP, generic
+    /// (skb) XDP, auto, or tc (the TC ingress program, no XDP).
+    #[arg(long, default_value = "native", value_parser = ["native", "generic", "auto", "tc"])]
     pub xdp_mode: String,
     /// What makes the second gateway take the subscriber: its data (the
     /// fast path reports an unknown MAC) or its DHCP client reconfirming.

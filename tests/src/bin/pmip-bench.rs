@@ -4,7 +4,8 @@
 //!
 //! `per-packet`: cost of each fast path with BPF_PROG_TEST_RUN, beside an
 //! XDP_PASS program and a minimal forwarder (one hash lookup,
-//! `bpf_fib_lookup`, redirect) on the same packet.
+//! `bpf_fib_lookup`, redirect) on the same packet; and the same paths as
+//! `pmip_tc_ingress` (the TC fast path, on an skb).
 //!
 //! `handover`: the lab's daemons, a steady UDP stream each way, the
 //! subscriber moved between the access gateways several times; the gap and
@@ -20,10 +21,10 @@
 use std::net::Ipv4Addr;
 
 use anyhow::{bail, Result};
-use aya::programs::{TestRun, TestRunOptions, Xdp};
+use aya::programs::{TestRun, TestRunOptions, TestRunResult};
 use pmip_tests::fixture::*;
 use pmip_tests::tput;
-use pmip_user::loader::{PASS_PROGRAM, PROGRAM};
+use pmip_user::loader::{PASS_PROGRAM, PROGRAM, TC_INGRESS_PROGRAM};
 use pmip_user::packet::*;
 
 const ROUNDS: usize = 7;
@@ -38,15 +39,20 @@ struct Case {
     verdict: u32,
 }
 
-fn ns_per_packet(prog: &Xdp, c: &Case) -> Result<f64> {
-    let ctx = xdp_md(c.ifindex, c.frame.len());
+fn ns_per_packet<P>(prog: &P, c: &Case) -> Result<f64>
+where
+    P: for<'a> TestRun<Opts<'a> = TestRunOptions<'a>, Result = TestRunResult>,
+{
+    let xdp_ctx = xdp_md(c.ifindex, c.frame.len());
+    let skb_ctx = sk_buff(c.ifindex);
+    let ctx: &[u8] = if c.program == TC_INGRESS_PROGRAM { &skb_ctx } else { &xdp_ctx };
     let mut out = vec![0u8; 4096];
     let mut t = Vec::with_capacity(RUNS);
     for _ in 0..RUNS {
         let r = prog.test_run(TestRunOptions {
             data_in: Some(&c.frame),
             data_out: Some(&mut out),
-            ctx_in: Some(&ctx),
+            ctx_in: Some(ctx),
             repeat: 1,
             ..Default::default()
         })?;
@@ -87,6 +93,7 @@ fn per_packet() -> Result<serde_json::Value> {
         let a_down = cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &echo4(CN4, AHOME4));
         let a_down_v6t = cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &echo4(CN4, AHOME4_V6T));
         let a_up = cat(eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP), &ipv4(A_PEER4, A_LOCAL4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x3001, &echo4(AHOME4, CN4))));
+        let (up_tc, down_tc, a_down_tc, a_up_tc) = (up.clone(), down.clone(), a_down.clone(), a_up.clone());
         let a_up_v6t = cat(eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IPV6), &ipv6(A_PEER6, A_LOCAL6, 47, 64, &gre_keyed(ETH_P_IP, 0x3002, &echo4(AHOME4_V6T, CN4))));
         let cases = vec![
             Case { name: "xdp_pass (baseline a)", program: PASS_PROGRAM, ifindex: acc, frame: up.clone(), verdict: 2 },
@@ -101,6 +108,11 @@ fn per_packet() -> Result<serde_json::Value> {
             Case { name: "anchor encap, IPv6 outer", program: PROGRAM, ifindex: cn, frame: a_down_v6t, verdict: 4 },
             Case { name: "anchor decap, IPv4 outer", program: PROGRAM, ifindex: acore, frame: a_up, verdict: 4 },
             Case { name: "anchor decap, IPv6 outer", program: PROGRAM, ifindex: acore, frame: a_up_v6t, verdict: 4 },
+            // The same paths at TC ingress (TC_ACT_REDIRECT = 7).
+            Case { name: "TC: access encap, IPv4 outer", program: TC_INGRESS_PROGRAM, ifindex: acc, frame: up_tc, verdict: 7 },
+            Case { name: "TC: access decap, IPv4 outer", program: TC_INGRESS_PROGRAM, ifindex: core, frame: down_tc, verdict: 7 },
+            Case { name: "TC: anchor encap, IPv4 outer", program: TC_INGRESS_PROGRAM, ifindex: cn, frame: a_down_tc, verdict: 7 },
+            Case { name: "TC: anchor decap, IPv4 outer", program: TC_INGRESS_PROGRAM, ifindex: acore, frame: a_up_tc, verdict: 7 },
             // Single operations of the fast path (pmip-ebpf/src/trafficgen.rs),
             // each then XDP_PASS: their cost is the difference to xdp_pass.
             Case { name: "op: bpf_ktime_get_ns", program: "tg_cost_ktime", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
@@ -112,6 +124,7 @@ fn per_packet() -> Result<serde_json::Value> {
             Case { name: "op: xdp_adjust_head -24", program: "tg_cost_adjust", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
             Case { name: "op: per-CPU counter", program: "tg_cost_percpu", ifindex: acc, frame: up_v4_copy, verdict: 2 },
         ];
+        fp.load_tc_program()?;
         fp.loaded_program(PASS_PROGRAM)?;
         fp.loaded_program("bench_min_fwd")?;
         for p in ["tg_fwd", "tg_cost_ktime", "tg_cost_ktime_coarse", "tg_cost_jiffies", "tg_cost_hash", "tg_cost_array", "tg_cost_fib", "tg_cost_adjust", "tg_cost_percpu"] {
@@ -122,8 +135,12 @@ fn per_packet() -> Result<serde_json::Value> {
         // from the shared host hit all cases alike.
         for _ in 0..ROUNDS {
             for (i, c) in cases.iter().enumerate() {
-                let prog: &Xdp = fp.loaded_program(c.program)?;
-                samples[i].push(ns_per_packet(prog, c)?);
+                let ns = if c.program == TC_INGRESS_PROGRAM {
+                    ns_per_packet(fp.tc_program()?, c)?
+                } else {
+                    ns_per_packet(fp.loaded_program(c.program)?, c)?
+                };
+                samples[i].push(ns);
             }
         }
         let mut medians: Vec<f64> = samples.iter().map(|s| median(&mut s.clone())).collect();

@@ -8,7 +8,7 @@
 //! stream, and a summary. Everything is removed at the end, on failure and
 //! on Ctrl-C. Exits non-zero if a step fails.
 //!
-//! Usage: pmip-lab [--pmipv4] [--xdp-mode native|generic|auto] [--handover-by data|dhcp] [--transport ipv4|ipv6] [--verbose]
+//! Usage: pmip-lab [--pmipv4] [--xdp-mode native|generic|auto|tc] [--handover-by data|dhcp] [--transport ipv4|ipv6] [--verbose]
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
@@ -38,7 +38,7 @@ impl Summary {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: pmip-lab [--pmipv4] [--xdp-mode native|generic|auto] [--handover-by data|dhcp] [--transport ipv4|ipv6] [--verbose]");
+    eprintln!("usage: pmip-lab [--pmipv4] [--xdp-mode native|generic|auto|tc] [--handover-by data|dhcp] [--transport ipv4|ipv6] [--verbose]");
     std::process::exit(2)
 }
 
@@ -81,7 +81,7 @@ fn main() {
             _ => usage(),
         }
     }
-    if !["native", "generic", "auto"].contains(&mode.as_str()) {
+    if !["native", "generic", "auto", "tc"].contains(&mode.as_str()) {
         usage();
     }
     if v6t && proto == Proto::Pmipv4 {
