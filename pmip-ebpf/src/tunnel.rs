@@ -159,17 +159,25 @@ pub(crate) fn encap_cached(ctx: &impl Pkt, l2_len: usize, inner: &Inner, v6: boo
     let w = &c.hdr;
     let proto = ethertype_of(inner.family).to_be();
     let key = u32::from_ne_bytes(key);
+    // Both templates start with 40 bytes of words: Ethernet, then the outer
+    // IPv4 header and GRE, or the first 26 bytes of the IPv6 header.
+    if p + TEMPLATE_V4 > ctx.data_end() {
+        return false;
+    }
+    // SAFETY: p .. p + 42 is inside the packet (checked above).
+    unsafe {
+        store_u64(p, w[0]);
+        store_u64(p + 8, w[1]);
+        store_u64(p + 16, w[2]);
+        store_u64(p + 24, w[3]);
+        store_u64(p + 32, w[4]);
+    }
     if v6 {
         if p + TEMPLATE_V6 > ctx.data_end() {
             return false;
         }
         // SAFETY: p .. p + 62 is inside the packet (checked above).
         unsafe {
-            store_u64(p, w[0]);
-            store_u64(p + 8, w[1]);
-            store_u64(p + 16, w[2]);
-            store_u64(p + 24, w[3]);
-            store_u64(p + 32, w[4]);
             store_u64(p + 40, w[5]);
             store_u64(p + 48, w[6]);
             store_u16(p + 18, (inner.len + GRE_KEYED_LEN as u16).to_be());
@@ -178,18 +186,10 @@ pub(crate) fn encap_cached(ctx: &impl Pkt, l2_len: usize, inner: &Inner, v6: boo
             store_u32(p + 58, key);
         }
     } else {
-        if p + TEMPLATE_V4 > ctx.data_end() {
-            return false;
-        }
         let tot = inner.len + (IPV4_HDR_LEN + GRE_KEYED_LEN) as u16;
         let check = csum_fold(c.csum_base as u64 + tot as u64);
         // SAFETY: p .. p + 42 is inside the packet (checked above).
         unsafe {
-            store_u64(p, w[0]);
-            store_u64(p + 8, w[1]);
-            store_u64(p + 16, w[2]);
-            store_u64(p + 24, w[3]);
-            store_u64(p + 32, w[4]);
             store_u16(p + 16, tot.to_be());
             store_u16(p + 24, check.to_be());
             store_u16(p + 36, proto);
