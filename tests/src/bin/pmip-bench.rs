@@ -95,7 +95,7 @@ fn per_packet() -> Result<serde_json::Value> {
         let a_up = cat(eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP), &ipv4(A_PEER4, A_LOCAL4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x3001, &echo4(AHOME4, CN4))));
         let (up_tc, down_tc, a_down_tc, a_up_tc) = (up.clone(), down.clone(), a_down.clone(), a_up.clone());
         let a_up_v6t = cat(eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IPV6), &ipv6(A_PEER6, A_LOCAL6, 47, 64, &gre_keyed(ETH_P_IP, 0x3002, &echo4(AHOME4_V6T, CN4))));
-        let cases = vec![
+        let mut cases = vec![
             Case { name: "xdp_pass (baseline a)", program: PASS_PROGRAM, ifindex: acc, frame: up.clone(), verdict: 2 },
             Case { name: "min forwarder (baseline b)", program: "bench_min_fwd", ifindex: acc, frame: up.clone(), verdict: 4 },
             // The throughput benchmark's redirect ceiling: MAC rewrite + redirect only.
@@ -124,7 +124,11 @@ fn per_packet() -> Result<serde_json::Value> {
             Case { name: "op: xdp_adjust_head -24", program: "tg_cost_adjust", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
             Case { name: "op: per-CPU counter", program: "tg_cost_percpu", ifindex: acc, frame: up_v4_copy, verdict: 2 },
         ];
-        fp.load_tc_program()?;
+        // An object from before the TC path (PMIP_EBPF_OBJECT, to compare
+        // with) has no pmip_tc_ingress: its rows are left out.
+        if fp.load_tc_program().is_err() {
+            cases.retain(|c| c.program != TC_INGRESS_PROGRAM);
+        }
         fp.loaded_program(PASS_PROGRAM)?;
         fp.loaded_program("bench_min_fwd")?;
         for p in ["tg_fwd", "tg_cost_ktime", "tg_cost_ktime_coarse", "tg_cost_jiffies", "tg_cost_hash", "tg_cost_array", "tg_cost_fib", "tg_cost_adjust", "tg_cost_percpu"] {
