@@ -11,6 +11,26 @@ pub fn write_ethernet(path: &Path, frames: &[Vec<u8>]) -> Result<()> {
     std::fs::write(path, f).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Complete records in a classic pcap file (as a capture writes it: a 24-byte
+/// header, then a 16-byte record header + the bytes it announces per packet);
+/// 0 if there is no file yet. A record still being written is not counted.
+pub fn records(path: &Path) -> usize {
+    let Ok(b) = std::fs::read(path) else { return 0 };
+    let mut off = 24;
+    let mut n = 0;
+    while off + 16 <= b.len() {
+        let magic_le = b.len() >= 4 && (b[0] == 0xd4 || b[0] == 0x4d);
+        let f = [b[off + 8], b[off + 9], b[off + 10], b[off + 11]];
+        let incl = if magic_le { u32::from_le_bytes(f) } else { u32::from_be_bytes(f) } as usize;
+        if off + 16 + incl > b.len() {
+            break;
+        }
+        off += 16 + incl;
+        n += 1;
+    }
+    n
+}
+
 pub fn have_tshark() -> bool {
     Command::new("tshark").arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
 }

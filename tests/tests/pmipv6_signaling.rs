@@ -309,19 +309,15 @@ fn register_1000(v4: bool) {
     assert_eq!(mag_shell.tx_errors + lma_shell.tx_errors, 0);
 
     if capture && tool("tshark") {
-        // Let tcpdump write the tail — until the file stops growing, which
-        // under load can take well over a fixed delay — then stop it (the
-        // namespace guard kills it; -U flushed every packet).
-        let size = || std::fs::metadata(&pcap).map(|m| m.len()).unwrap_or(0);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let mut last = size();
-        loop {
-            std::thread::sleep(Duration::from_millis(400));
-            let now = size();
-            if now == last || Instant::now() > deadline {
-                break;
-            }
-            last = now;
+        // Let tcpdump write the tail — until every PBU and PBA of the
+        // exchange is on disk (a loaded host can delay it by seconds; waiting
+        // only for the file to stop growing once cut captures short), or a
+        // deadline — then stop it (the namespace guard kills it; -U flushed
+        // every packet).
+        let want = 2 * SUBSCRIBERS as usize;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while pmip_tests::pcap::records(&pcap) < want && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
         }
         drop(lma_ns);
         check_capture(&pcap, v4);
