@@ -237,6 +237,14 @@ fn through_tunnel(mode: AttachMode, offload: bool, vlan: u16) {
     // below proves it went as GRE, not as a plain routed packet).
     let p = ping(&l.lma, "10.64.0.10");
     assert!(p.contains(" 0% packet loss"), "ping anchor host → subscriber:\n{p}\nMAG: {}\nLMA: {}", show(&mag), show(&lma));
+    // A DF packet that does not fit the tunnel (1500 > 1500 - 28): the fast
+    // path answers fragmentation-needed with the tunnel MTU itself (before
+    // TCP runs into it and the subscriber caches the path MTU).
+    let o = l.sub.exec_status(&["ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1472", "203.0.113.2"]).unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("mtu = 1472"), "no frag-needed with the tunnel MTU:\n{text}\nMAG: {}", show(&mag));
+    assert_eq!(mag.counter(Counter::TxIcmpTooBig).unwrap(), 1, "MAG: {}", show(&mag));
+
     // The first uplink packet met an unresolved neighbour and went through the
     // kernel, and still none was lost.
     assert!(mag.counter(Counter::PassNoNeigh).unwrap() >= 1, "MAG: {}", show(&mag));
