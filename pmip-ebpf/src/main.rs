@@ -27,6 +27,7 @@ mod icmp;
 mod inner;
 mod maps;
 mod tc;
+mod testprogs;
 mod trafficgen;
 mod tunnel;
 

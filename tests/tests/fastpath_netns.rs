@@ -103,7 +103,25 @@ fn start_pass(ns: &Netns, ifaces: &'static [&'static str]) -> FastPath {
     .unwrap()
 }
 
-fn start_mag(ns: &Netns, mode: AttachMode, sub_mac: [u8; 6]) -> FastPath {
+/// Makes the subscriber's s0 a VLAN port (pmip-ebpf/src/testprogs.rs: this
+/// kernel has no 8021q module): tagged on the way out, and only frames
+/// tagged with the id come in. The programs stay attached while the value lives.
+fn tag_subscriber(ns: &Netns) -> aya::Ebpf {
+    use aya::programs::{tc::TcAttachType, SchedClassifier};
+    ns.run_in(|| {
+        let mut ebpf = aya::EbpfLoader::new().load_file(pmip_user::loader::default_object_path()).unwrap();
+        let _ = aya::programs::tc::qdisc_add_clsact("s0");
+        for (name, dir) in [("test_vlan_tag", TcAttachType::Egress), ("test_vlan_untag", TcAttachType::Ingress)] {
+            let p: &mut SchedClassifier = ebpf.program_mut(name).unwrap().try_into().unwrap();
+            p.load().unwrap();
+            p.attach("s0", dir).unwrap();
+        }
+        ebpf
+    })
+    .unwrap()
+}
+
+fn start_mag(ns: &Netns, mode: AttachMode, sub_mac: [u8; 6], vlan: u16) -> FastPath {
     ns.run_in(move || {
         let mut fp = FastPath::load(&LoadOptions::default()).unwrap();
         let acc = IfaceSpec { name: "acc0".into(), role: role::ACCESS, addr4: Some(GW), addr6: None };
@@ -111,7 +129,7 @@ fn start_mag(ns: &Netns, mode: AttachMode, sub_mac: [u8; 6]) -> FastPath {
         fp.attach(&acc, mode).unwrap();
         fp.attach(&core, mode).unwrap();
         fp.install_access(&AccessBinding {
-            at: AccessPoint { ifindex: ifindex("acc0").unwrap(), vlan: 0, mac: sub_mac },
+            at: AccessPoint { ifindex: ifindex("acc0").unwrap(), vlan, mac: sub_mac },
             sub_id: 1,
             tunnel: TunnelEnds { local: IpAddr::V4(MAG), remote: IpAddr::V4(LMA) },
             uplink_key: UP_KEY,
@@ -181,7 +199,7 @@ fn iperf(l: &mut Lab, reverse: bool) -> f64 {
     bytes
 }
 
-fn through_tunnel(mode: AttachMode, offload: bool) {
+fn through_tunnel(mode: AttachMode, offload: bool, vlan: u16) {
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
@@ -189,7 +207,8 @@ fn through_tunnel(mode: AttachMode, offload: bool) {
     let mut l = lab(offload);
     let sub_mac = parse_mac(l.sub.exec(&["cat", "/sys/class/net/s0/address"]).unwrap().trim()).unwrap();
     let _pass = [start_pass(&l.sub, &["s0"]), start_pass(&l.wire, &["w0", "w1"]), start_pass(&l.cn, &["c0"])];
-    let mag = start_mag(&l.mag, mode, sub_mac);
+    let _tagging = (vlan != 0).then(|| tag_subscriber(&l.sub));
+    let mag = start_mag(&l.mag, mode, sub_mac, vlan);
     let lma = start_lma(&l.lma, mode);
     if mode == AttachMode::Tc {
         // The TC path alone: no XDP program on the gateways' interfaces.
@@ -201,7 +220,7 @@ fn through_tunnel(mode: AttachMode, offload: bool) {
             }
         }
     }
-    let tmp = pmip_tests::TempDir::new(&format!("fastpath-{mode:?}-{offload}"));
+    let tmp = pmip_tests::TempDir::new(&format!("fastpath-{mode:?}-{offload}-{vlan}"));
     let pcap = tmp.path().join("tunnel.pcap").to_string_lossy().into_owned();
     // Everything but the links' own chatter (ARP, IGMP reports when they come up).
     l.wire.spawn(&["tcpdump", "-q", "-i", "w0", "-U", "-s", "96", "-c", "4000", "-w", &pcap, "not arp and not igmp"]).unwrap();
@@ -218,6 +237,14 @@ fn through_tunnel(mode: AttachMode, offload: bool) {
     // below proves it went as GRE, not as a plain routed packet).
     let p = ping(&l.lma, "10.64.0.10");
     assert!(p.contains(" 0% packet loss"), "ping anchor host → subscriber:\n{p}\nMAG: {}\nLMA: {}", show(&mag), show(&lma));
+    // A DF packet that does not fit the tunnel (1500 > 1500 - 28): the fast
+    // path answers fragmentation-needed with the tunnel MTU itself (before
+    // TCP runs into it and the subscriber caches the path MTU).
+    let o = l.sub.exec_status(&["ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1472", "203.0.113.2"]).unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("mtu = 1472"), "no frag-needed with the tunnel MTU:\n{text}\nMAG: {}", show(&mag));
+    assert_eq!(mag.counter(Counter::TxIcmpTooBig).unwrap(), 1, "MAG: {}", show(&mag));
+
     // The first uplink packet met an unresolved neighbour and went through the
     // kernel, and still none was lost.
     assert!(mag.counter(Counter::PassNoNeigh).unwrap() >= 1, "MAG: {}", show(&mag));
@@ -235,7 +262,7 @@ fn through_tunnel(mode: AttachMode, offload: bool) {
     assert!(enc_up > 1000 && dec_down > 1000 && dec_up > 1000 && enc_down > 1000,
         "fast path counters: enc_up {enc_up} dec_down {dec_down} dec_up {dec_up} enc_down {enc_down}");
     let t = mag.traffic(1).unwrap();
-    eprintln!("{mode:?} (offload {offload}): iperf3 up {up} B, down {down} B in 2 s; MAG per packet: up {} B, down {} B",
+    eprintln!("{mode:?} (offload {offload}, VLAN {vlan}): iperf3 up {up} B, down {down} B in 2 s; MAG per packet: up {} B, down {} B",
         t.up_bytes / t.up_packets.max(1), t.down_bytes / t.down_packets.max(1));
     assert!(t.up_packets > 1000 && t.down_packets > 1000 && t.up_bytes > up as u64 / 2, "{t:?}");
 
@@ -260,17 +287,17 @@ fn through_tunnel(mode: AttachMode, offload: bool) {
 
 #[test]
 fn tunnel_native_xdp() {
-    through_tunnel(AttachMode::Native, false);
+    through_tunnel(AttachMode::Native, false, 0);
 }
 
 #[test]
 fn tunnel_generic_xdp() {
-    through_tunnel(AttachMode::Generic, false);
+    through_tunnel(AttachMode::Generic, false, 0);
 }
 
 #[test]
 fn tunnel_tc_ingress() {
-    through_tunnel(AttachMode::Tc, false);
+    through_tunnel(AttachMode::Tc, false, 0);
 }
 
 /// TC sees skbs as the stack has them: here TCP super-packets (GSO) with
@@ -278,7 +305,16 @@ fn tunnel_tc_ingress() {
 /// way out (their segment size lowered by the tunnel overhead).
 #[test]
 fn tunnel_tc_ingress_offload() {
-    through_tunnel(AttachMode::Tc, true);
+    through_tunnel(AttachMode::Tc, true, 0);
+}
+
+/// An 802.1Q-tagged subscriber (VLAN 100, see `tag_subscriber`): at TC
+/// ingress the tag is in skb metadata (the XDP tests never see that); the
+/// fast path keys the subscriber by it, answers its ARP on the tag, tunnels
+/// untagged (the capture finds only GRE) and delivers the downlink tagged.
+#[test]
+fn tunnel_tc_ingress_vlan() {
+    through_tunnel(AttachMode::Tc, false, 100);
 }
 
 /// Runs the `pmipd` built next to this test binary.
