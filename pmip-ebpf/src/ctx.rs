@@ -4,8 +4,9 @@
 //! [`Pkt`]; only these operations differ between an `xdp_md` and an skb. The
 //! XDP implementation is the code the paths used before they were shared:
 //! every method is `#[inline(always)]` and constant where XDP has nothing to
-//! do (no hardware VLAN tag, no non-linear data), so the XDP instance
-//! compiles to the same instructions.
+//! do (no VLAN tag in metadata, no GSO), so the XDP instance compiles to the
+//! same code as before, up to register allocation (`cargo xtask bench
+//! per-packet` unchanged).
 use super::*;
 use aya_ebpf::bindings::__sk_buff;
 use aya_ebpf::helpers::generated::{
@@ -37,9 +38,10 @@ pub(crate) trait Pkt: EbpfContext {
     /// bytes to be written: Ethernet + outer IP (`outer_v6`) + GRE. The
     /// packet after `l2_len` does not move relative to the end.
     fn encap_head(&self, l2_len: usize, hlen: usize, outer_v6: bool) -> bool;
-    /// Removes `n` bytes after the first `ETH_HLEN` (the rest of the L2
-    /// header is rewritten by the caller): the inner packet of family
-    /// `inner_family` moves `n` bytes to the front.
+    /// Removes `n` bytes of outer headers: the inner packet of family
+    /// `inner_family` moves `n` bytes to the front, and the bytes before it
+    /// are the caller's to rewrite (XDP drops the first `n` bytes, TC the
+    /// `n` after Ethernet).
     fn decap_head(&self, n: usize, inner_family: u8) -> bool;
     /// `n` more bytes at the front (ICMP error built in front of the quote).
     fn push_head(&self, n: usize) -> bool;
