@@ -211,7 +211,7 @@ def plot_throughput(t, tcp, out):
         errs = [[(min(r["gbps_rounds"] or [0]), max(r["gbps_rounds"] or [0])) for r in trows]]
         tcolors = [COLORS[CASE_ORDER.index(r["case"])] for r in trows]
         bar_panel(cv, 10 + len(threads) * pw, 50, pw - 20, 450, "TCP, IPERF3, ONE STREAM",
-                  ["tunnel (red) / kernel fwd (green)"], [r["case"] for r in trows], vals, errs, "Gbit/s", tcolors)
+                  ["tunnel (red) / kernel forwarding (as in the legend)"], [r["case"] for r in trows], vals, errs, "Gbit/s", tcolors)
     legend(cv, 20, 520, [CASE_LABEL[c] for c in cases], COLORS)
     cv.png(out)
 
