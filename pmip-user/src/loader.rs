@@ -720,6 +720,20 @@ impl FastPath {
             }
         }
         let (p4, p6) = (self.pools4.clone(), self.pools6.clone());
+        // Pinned maps of an earlier run laid out for other pools: their slots
+        // would now be read as other addresses. Start those tables empty (the
+        // agent installs its bindings again).
+        let stale4 = self.pool_layout_differs::<HomePool4>(maps::HOME_POOLS4, &p4)?;
+        let stale6 = self.pool_layout_differs::<HomePool6>(maps::HOME_POOLS6, &p6)?;
+        for (stale, table) in [(stale4, maps::ANCHOR_BY_POOL4), (stale6, maps::ANCHOR_BY_POOL6)] {
+            if stale {
+                tracing::warn!(map = table, "home pools differ from the pinned maps' layout; clearing the pool table");
+                let mut a: Array<_, AnchorDownlink> = Array::try_from(self.map_mut(table)?)?;
+                for i in 0..a.len() {
+                    a.set(i, AnchorDownlink::default(), 0).map_err(map_err)?;
+                }
+            }
+        }
         let mut a: Array<_, HomePool4> = Array::try_from(self.map_mut(maps::HOME_POOLS4)?)?;
         for i in 0..pmip_common::MAX_HOME_POOLS {
             a.set(i, p4.get(i as usize).copied().unwrap_or_default(), 0).map_err(map_err)?;
@@ -729,6 +743,17 @@ impl FastPath {
             a.set(i, p6.get(i as usize).copied().unwrap_or_default(), 0).map_err(map_err)?;
         }
         Ok(())
+    }
+
+    /// Whether the pools written in `map` (by an earlier run, through pinned
+    /// maps) differ from `pools`; a map never written (all zero) does not.
+    fn pool_layout_differs<P: aya::Pod + Default + PartialEq>(&self, map: &str, pools: &[P]) -> Result<bool> {
+        let a: Array<_, P> = Array::try_from(self.map(map)?)?;
+        let old: Vec<P> = (0..pmip_common::MAX_HOME_POOLS).map(|i| a.get(&i, 0).unwrap_or_default()).collect();
+        if old.iter().all(|p| *p == P::default()) {
+            return Ok(false);
+        }
+        Ok((0..old.len()).any(|i| old[i] != pools.get(i).copied().unwrap_or_default()))
     }
 
     /// The ANCHOR_BY_POOL4 slot of home address `h`, if a pool indexes it

@@ -721,3 +721,56 @@ fn emitted_frames_decode_with_tshark() {
         assert_eq!(got, &want.map(String::from).to_vec());
     }
 }
+
+/// Pinned maps outlive pmipd; when it comes back with other home pools, the
+/// pool-indexed table of the earlier layout would map its slots to other
+/// addresses. The loader keeps the table when the layout is the same and
+/// starts it empty when it differs.
+#[test]
+fn pinned_pool_table_follows_the_pool_layout() {
+    use pmip_user::dataplane::{AnchorBinding, TunnelEnds};
+    use pmip_user::loader::{GatewayRole, HomePoolSpec, LoadOptions};
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    /// A bpffs of the test's own; unmounting it removes every pin in it.
+    struct Fs(std::path::PathBuf);
+    impl Drop for Fs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let fs = Fs(std::env::temp_dir().join(format!("pmip-bpffs-pools-{}", std::process::id())));
+    std::fs::create_dir_all(&fs.0).unwrap();
+    let st = std::process::Command::new("mount").args(["-t", "bpf", "bpf"]).arg(&fs.0).status().unwrap();
+    assert!(st.success(), "mounting bpffs");
+    let pools = |third: u8| vec![HomePoolSpec::V4 { prefix: Ipv4Addr::new(10, 77, third, 0), len: 24 }];
+    let load = |p: Vec<HomePoolSpec>| {
+        FastPath::load(&LoadOptions {
+            pin_dir: Some(fs.0.join("pins")),
+            max_subscribers: 1024,
+            role: Some(GatewayRole::Anchor),
+            home_pools: p,
+            ..Default::default()
+        })
+        .expect("load")
+    };
+    let homes = |fp: &FastPath| fp.map_entry_count(pmip_common::maps::ANCHOR_BY_HOME4).unwrap();
+    {
+        let mut fp = load(pools(0));
+        fp.install_anchor(&AnchorBinding {
+            sub_id: 1,
+            tunnel: TunnelEnds { local: A_LOCAL4.into(), remote: A_PEER4.into() },
+            uplink_key: 1,
+            downlink_key: 0x4001,
+            home_v4: Some(Ipv4Addr::new(10, 77, 0, 5)),
+            hnp: None,
+        })
+        .unwrap();
+        assert_eq!(homes(&fp), 1, "installed in the pool table");
+    }
+    assert_eq!(homes(&load(pools(0))), 1, "same pools after a restart: the binding is still there");
+    assert_eq!(homes(&load(pools(1))), 0, "other pools after a restart: the table starts empty");
+}
