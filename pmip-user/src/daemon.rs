@@ -80,6 +80,7 @@ fn home_pools(cfg: &Config) -> Vec<crate::loader::HomePoolSpec> {
 /// Runs the daemon until SIGINT/SIGTERM. `ready` is called once everything is up.
 pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()> {
     system_setup(&cfg)?;
+    let home_pools = home_pools(&cfg);
     let fp = FastPath::load(&LoadOptions {
         object: opts.ebpf_object.clone(),
         pin_dir: cfg.fastpath.pin_dir.clone(),
@@ -89,8 +90,8 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
             Role::Anchor => crate::loader::GatewayRole::Anchor,
         }),
         // The home-prefix table is sized only where IPv6 pools assign prefixes.
-        home_prefixes: cfg.pools.iter().any(|p| p.prefix.contains(':')),
-        home_pools: home_pools(&cfg),
+        home_prefixes: home_pools.iter().any(|p| matches!(p, crate::loader::HomePoolSpec::V6 { .. })),
+        home_pools,
     })?;
     let dp = SharedDp(Arc::new(Mutex::new(fp)));
     attach_fast_path(&cfg, &dp)?;

@@ -226,7 +226,7 @@ fn hnp64(h: &Option<Hnp>) -> [u8; 8] {
 /// bindings with large keys, a large configured key base). Our allocators
 /// keep keys small, so a sixteenth of the table (at least 1024); its hash
 /// buckets are allocated up front even without preallocated elements.
-fn high_keys(table: u32) -> u32 {
+pub fn high_keys(table: u32) -> u32 {
     if table <= 1 {
         1
     } else {
@@ -235,7 +235,7 @@ fn high_keys(table: u32) -> u32 {
 }
 
 /// Entries of `ANCHOR_BY_HOME4`/`HNP` on an anchor with pools (see `load`).
-fn high_homes(table: u32) -> u32 {
+pub fn high_homes(table: u32) -> u32 {
     if table <= 1 {
         1
     } else {
@@ -789,22 +789,42 @@ impl FastPath {
     }
 
     fn set_pool_slot(&mut self, which: usize, i: u32, v: AnchorDownlink) -> Result<()> {
-        let mut a: Array<_, AnchorDownlink> = Array::try_from(self.map_mut(Self::pool_table(which))?)?;
-        let was = a.get(&i, 0).map(|d| d.flags & flags::IN_USE != 0).unwrap_or(false);
-        a.set(i, v, 0).map_err(map_err)?;
-        if !was {
+        if self.fill_slot(Self::pool_table(which), i, v, |d: &AnchorDownlink| d.flags & flags::IN_USE != 0)? {
             self.pool_slots[which] += 1;
         }
         Ok(())
     }
 
     fn clear_pool_slot(&mut self, which: usize, i: u32, mine: &dyn Fn(&AnchorDownlink) -> bool) -> Result<()> {
-        let mut a: Array<_, AnchorDownlink> = Array::try_from(self.map_mut(Self::pool_table(which))?)?;
-        if a.get(&i, 0).map(|d| d.flags & flags::IN_USE != 0 && mine(&d)).unwrap_or(false) {
-            a.set(i, AnchorDownlink::default(), 0).map_err(map_err)?;
+        if self.free_slot(Self::pool_table(which), i, |d: &AnchorDownlink| d.flags & flags::IN_USE != 0 && mine(d))? {
             self.pool_slots[which] = self.pool_slots[which].saturating_sub(1);
         }
         Ok(())
+    }
+
+    /// Writes `v` into slot `i` of array map `name`; true if the slot was
+    /// free before (`used` tells), so that the caller counts occupied slots.
+    fn fill_slot<V: aya::Pod>(&mut self, name: &str, i: u32, v: V, used: impl Fn(&V) -> bool) -> Result<bool> {
+        let mut a: Array<_, V> = Array::try_from(self.map_mut(name)?)?;
+        let was = a.get(&i, 0).map(|c| used(&c)).unwrap_or(false);
+        a.set(i, v, 0).map_err(map_err)?;
+        Ok(!was)
+    }
+
+    /// Frees slot `i` of array map `name` if its entry satisfies `mine`;
+    /// true if it did.
+    fn free_slot<V: aya::Pod + Default>(&mut self, name: &str, i: u32, mine: impl Fn(&V) -> bool) -> Result<bool> {
+        let mut a: Array<_, V> = Array::try_from(self.map_mut(name)?)?;
+        if !a.get(&i, 0).map(|c| mine(&c)).unwrap_or(false) {
+            return Ok(false);
+        }
+        a.set(i, V::default(), 0).map_err(map_err)?;
+        Ok(true)
+    }
+
+    /// Entries of array map `name`.
+    fn array_len<V: aya::Pod>(&self, name: &str) -> Result<u32> {
+        Ok(Array::<_, V>::try_from(self.map(name)?)?.len())
     }
 
     /// Current generation of subscriber `sub_id`'s ACCESS_BY_MAC entry (0 if
@@ -829,11 +849,8 @@ impl FastPath {
     /// of it, else in the hash.
     fn set_by_key<V: aya::Pod + Default>(&mut self, t: KeyTable, key: u32, v: V, used: impl Fn(&V) -> bool) -> Result<()> {
         let (array, high) = t.names();
-        let mut a: Array<_, V> = Array::try_from(self.map_mut(array)?)?;
-        if key < a.len() {
-            let was = a.get(&key, 0).map(|c| used(&c)).unwrap_or(false);
-            a.set(key, v, 0).map_err(map_err)?;
-            if !was {
+        if key < self.array_len::<V>(array)? {
+            if self.fill_slot(array, key, v, used)? {
                 self.key_slots[t as usize] += 1;
             }
             return Ok(());
@@ -845,10 +862,8 @@ impl FastPath {
     /// Frees GRE key `key` if its entry satisfies `mine`.
     fn clear_by_key<V: aya::Pod + Default>(&mut self, t: KeyTable, key: u32, mine: impl Fn(&V) -> bool) -> Result<()> {
         let (array, high) = t.names();
-        let mut a: Array<_, V> = Array::try_from(self.map_mut(array)?)?;
-        if key < a.len() {
-            if a.get(&key, 0).map(|c| mine(&c)).unwrap_or(false) {
-                a.set(key, V::default(), 0).map_err(map_err)?;
+        if key < self.array_len::<V>(array)? {
+            if self.free_slot(array, key, mine)? {
                 self.key_slots[t as usize] = self.key_slots[t as usize].saturating_sub(1);
             }
             return Ok(());

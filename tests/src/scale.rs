@@ -243,9 +243,9 @@ const SUB_MAPS: [(&str, &str); 11] = [
 /// `pmip_user::loader`: the hashes behind arrays are smaller).
 fn expected_max(name: &str, max: u32) -> u32 {
     if name.ends_with("_HIGH") {
-        (max / 16).max(1024)
+        pmip_user::loader::high_keys(max)
     } else if name == "ANCHOR_BY_HOME4" || name == "ANCHOR_BY_HNP" {
-        (max / 4).max(1024)
+        pmip_user::loader::high_homes(max)
     } else {
         max
     }
