@@ -760,6 +760,12 @@ mod tests {
         assert_eq!((d, seq), (1, 0x0102_0304_0506));
         assert!(t > 0);
         assert!(parse(&frame[..80]).is_none());
+        // Every truncation of our payload is refused, never a panic; so is
+        // a frame without the magic.
+        for cut in 0..frame.len() {
+            assert!(parse(&frame[..cut]).is_none(), "cut at {cut}");
+        }
+        assert!(parse(&[0xaa; 200]).is_none());
     }
 
     #[test]

@@ -58,3 +58,41 @@ pub fn fields(path: &Path, fields: &[&str]) -> Result<Vec<Vec<String>>> {
     }
     Ok(rows)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `records` counts complete records only: every truncation of a file
+    /// counts the records wholly before the cut; a missing, empty or garbage
+    /// file counts none and does not panic.
+    #[test]
+    fn records_counts_complete_records_of_truncated_and_malformed_files() {
+        let dir = crate::TempDir::new("pcap-records");
+        let path = dir.0.join("x.pcap");
+        assert_eq!(records(&path), 0, "no file");
+        let frames = vec![vec![0xaa; 60], vec![0xbb; 14], vec![0xcc; 1500]];
+        let whole = pmip_user::packet::pcap_file(pmip_user::packet::LINKTYPE_ETHERNET, &frames);
+        std::fs::write(&path, &whole).unwrap();
+        assert_eq!(records(&path), 3);
+        // Record i ends at 24 + sum of (16 + len) of records 0..=i.
+        let mut ends = Vec::new();
+        let mut off = 24;
+        for f in &frames {
+            off += 16 + f.len();
+            ends.push(off);
+        }
+        for cut in 0..whole.len() {
+            std::fs::write(&path, &whole[..cut]).unwrap();
+            let want = ends.iter().filter(|e| **e <= cut).count();
+            assert_eq!(records(&path), want, "cut at {cut}");
+        }
+        // A record header announcing more bytes than the file holds.
+        let mut bad = whole[..24 + 16].to_vec();
+        bad[24 + 8..24 + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+        std::fs::write(&path, &bad).unwrap();
+        assert_eq!(records(&path), 0);
+        std::fs::write(&path, [0xffu8; 7]).unwrap();
+        assert_eq!(records(&path), 0);
+    }
+}
