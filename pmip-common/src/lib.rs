@@ -148,24 +148,43 @@ pub struct AccessSubscriber {
     pub gateway_v4: [u8; 4],
     /// Home network prefix, first 64 bits.
     pub home_hnp: [u8; 8],
-    /// Generation of this binding: equal to `ACCESS_GEN[sub_id]` while it is
-    /// current (the per-CPU `ACCESS_CACHE` copies are valid only then).
-    pub gen: u32,
-    pub _pad: u32,
 }
 
-/// A slot of `ACCESS_CACHE`: a per-CPU copy of an `ACCESS_BY_MAC` entry.
+/// A slot of `ACCESS_CACHE`: a per-CPU copy of an `ACCESS_BY_MAC` entry,
+/// valid while `gen` equals `ACCESS_GEN[access_cache_set(&key)]`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct AccessCacheSlot {
     pub key: AccessKey,
-    pub _pad: u32,
+    /// `ACCESS_GEN` of the key's set, read before the entry was copied.
+    pub gen: u32,
     pub sub: AccessSubscriber,
 }
 
 /// Slots of `ACCESS_CACHE` per CPU (a power of two).
 pub const ACCESS_CACHE_ENTRIES: u32 = 4_096;
 pub const ACCESS_CACHE_BITS: u32 = 12;
+/// Sets of `ACCESS_CACHE` (two ways each) = entries of `ACCESS_GEN`.
+pub const ACCESS_CACHE_SETS: u32 = ACCESS_CACHE_ENTRIES / 2;
+
+/// The `ACCESS_CACHE` set of `key` (ways `2·set` and `2·set + 1`), which is
+/// also its `ACCESS_GEN` entry: Fibonacci hashing of the key's three words.
+/// The fast path and the loader both call this, so the loader invalidates
+/// exactly the set where the fast path keeps copies of a key.
+#[inline(always)]
+pub fn access_cache_set(key: &AccessKey) -> u32 {
+    let w = key.words();
+    (w[0] ^ w[1] ^ w[2].rotate_left(16)).wrapping_mul(0x9e37_79b1) >> (33 - ACCESS_CACHE_BITS)
+}
+
+impl AccessKey {
+    /// The key as three native-order words (for hashing and word compares).
+    #[inline(always)]
+    pub fn words(&self) -> [u32; 3] {
+        // SAFETY: AccessKey is repr(C), 12 bytes without padding (asserted below).
+        unsafe { core::mem::transmute::<AccessKey, [u32; 3]>(*self) }
+    }
+}
 
 /// Value of `ACCESS_BY_KEY`: where a downlink packet with this GRE key goes.
 #[repr(C)]
@@ -457,8 +476,8 @@ impl Counter {
 
 const _: () = {
     assert!(core::mem::size_of::<AccessKey>() == 12);
-    assert!(core::mem::size_of::<AccessSubscriber>() == 40);
-    assert!(core::mem::size_of::<AccessCacheSlot>() == 56);
+    assert!(core::mem::size_of::<AccessSubscriber>() == 32);
+    assert!(core::mem::size_of::<AccessCacheSlot>() == 48);
     assert!(1 << ACCESS_CACHE_BITS == ACCESS_CACHE_ENTRIES);
     assert!(core::mem::size_of::<AccessDownlink>() == 20);
     assert!(core::mem::size_of::<AnchorDownlink>() == 16);

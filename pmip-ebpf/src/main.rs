@@ -53,7 +53,7 @@ use aya_ebpf::{
 };
 use hdr::*;
 use pmip_common::{
-    flags, role, HomePool4, HomePool6, MAX_HOME_POOLS, AccessCacheSlot, AccessDownlink, AccessKey, AccessSubscriber, ACCESS_CACHE_BITS, ACCESS_CACHE_ENTRIES, AnchorDownlink, AnchorUplink,
+    flags, role, HomePool4, HomePool6, MAX_HOME_POOLS, AccessCacheSlot, AccessDownlink, AccessKey, AccessSubscriber, access_cache_set, ACCESS_CACHE_ENTRIES, ACCESS_CACHE_SETS, AnchorDownlink, AnchorUplink,
     Counter, DestNextHop, IfaceConfig, NewMacEvent, NextHopCache, SubscriberStats, Tunnel, NEW_MAC_REPORT_NS,
     NEW_MAC_RING_BYTES, NEW_MAC_SEEN_ENTRIES, NEXT_HOP_CACHE_JIFFIES_DEFAULT, NEXT_HOP_CACHE_NS, DEST_NH_BITS, DEST_NH_ENTRIES, FAMILY_V4, FAMILY_V6, GRE_KEYED_LEN,
     IPV4_HDR_LEN, IPV6_HDR_LEN, IFACE_SLOTS, MAX_IFACES, MAX_SUBSCRIBERS, MAX_TUNNELS,

@@ -106,17 +106,20 @@ pub(crate) fn anchor_by_hnp(hnp: &[u8; 8]) -> Option<&'static AnchorDownlink> {
     unsafe { ANCHOR_BY_HNP.get(hnp) }
 }
 
-/// Generation of each subscriber's ACCESS_BY_MAC entry (see pmip-common).
+/// Generation of each ACCESS_CACHE set: the loader bumps a key's set after
+/// every change to the key's ACCESS_BY_MAC entry (see pmip-common). One
+/// entry per set, not per subscriber: the table stays small and hot, so a
+/// cache hit touches no page that grows with the number of subscribers.
 #[map]
-pub(crate) static ACCESS_GEN: Array<u32> = Array::with_max_entries(MAX_SUBSCRIBERS, 0);
-/// Per-CPU direct-mapped copies of ACCESS_BY_MAC entries.
+pub(crate) static ACCESS_GEN: Array<u32> = Array::with_max_entries(ACCESS_CACHE_SETS, 0);
+/// Per-CPU two-way set-associative copies of ACCESS_BY_MAC entries.
 #[map]
 pub(crate) static ACCESS_CACHE: PerCpuArray<AccessCacheSlot> = PerCpuArray::with_max_entries(ACCESS_CACHE_ENTRIES, 0);
 
-/// The subscriber at `key`: this CPU's cached copy while its generation is
-/// current (no agent update since it was copied), else the `ACCESS_BY_MAC`
-/// entry, which is then cached. Returns a reference into the cache slot or
-/// the map value.
+/// The subscriber at `key`: this CPU's cached copy while its set's
+/// generation is current (no agent change to a key of the set since it was
+/// copied), else the `ACCESS_BY_MAC` entry, which is then cached. Returns a
+/// reference into the cache slot or the map value.
 ///
 /// The cache is two-way set-associative (set = hash of the key, ways at
 /// 2·set and 2·set + 1): with one way, 1024 active subscribers in 4096
@@ -124,20 +127,24 @@ pub(crate) static ACCESS_CACHE: PerCpuArray<AccessCacheSlot> = PerCpuArray::with
 /// on a large table (`cargo xtask bench scale`); with two, a set overflows
 /// only when three of them share it. A miss puts the new copy in way 0 and
 /// moves the older one to way 1.
+///
+/// Ordering: the generation is read before the entry, and the loader bumps
+/// it after changing the entry, so a copy taken from an entry that has since
+/// changed always carries an old generation.
 #[inline(always)]
 pub(crate) fn access_subscriber(key: &AccessKey) -> Option<&'static AccessSubscriber> {
-    // SAFETY: AccessKey is 12 plain bytes, 4-aligned.
-    let w = unsafe { core::mem::transmute::<AccessKey, [u32; 3]>(*key) };
-    let set = (w[0] ^ w[1] ^ w[2].rotate_left(16)).wrapping_mul(0x9e37_79b1) >> (33 - ACCESS_CACHE_BITS);
+    let w = key.words();
+    let set = access_cache_set(key);
+    let gen = ACCESS_GEN.get_ptr(set)?;
+    // SAFETY: an array slot; a volatile read keeps it before the lookup below.
+    let gen = unsafe { core::ptr::read_volatile(gen) };
     let way0 = ACCESS_CACHE.get_ptr_mut(set * 2);
     let way1 = ACCESS_CACHE.get_ptr_mut(set * 2 + 1);
     for way in [way0, way1] {
         if let Some(s) = way {
             // SAFETY: this CPU's slot of a per-CPU array.
             let s = unsafe { &*s };
-            // SAFETY: as above.
-            let k = unsafe { core::mem::transmute::<AccessKey, [u32; 3]>(s.key) };
-            if k == w && ACCESS_GEN.get(s.sub.sub_id).is_some_and(|g| *g == s.sub.gen) {
+            if s.gen == gen && s.key.words() == w {
                 return Some(&s.sub);
             }
         }
@@ -149,6 +156,7 @@ pub(crate) fn access_subscriber(key: &AccessKey) -> Option<&'static AccessSubscr
         unsafe {
             *s1 = *s0;
             (*s0).key = *key;
+            (*s0).gen = gen;
             (*s0).sub = *v;
         }
     }

@@ -267,7 +267,6 @@ impl FastPath {
             (maps::ANCHOR_BY_KEY, anchor),
             (maps::ANCHOR_BY_KEY_HIGH, high_keys(anchor)),
             (maps::SUB_STATS, opts.max_subscribers),
-            (maps::ACCESS_GEN, opts.max_subscribers),
         ] {
             loader.map_max_entries(m, n);
         }
@@ -555,8 +554,6 @@ impl FastPath {
             home_v4: b.home_v4.map(|a| a.octets()).unwrap_or_default(),
             gateway_v4: b.gateway_v4.map(|a| a.octets()).unwrap_or_default(),
             home_hnp: hnp64(&b.hnp),
-            gen: self.access_gen(b.sub_id).wrapping_add(1),
-            _pad: 0,
         };
         let down = AccessDownlink {
             sub_id: b.sub_id,
@@ -570,16 +567,9 @@ impl FastPath {
         self.set_by_key(KeyTable::Access, b.downlink_key, down, |d| d.ifindex != 0)?;
         let mut by_mac: HashMap<_, AccessKey, AccessSubscriber> =
             HashMap::try_from(self.map_mut(maps::ACCESS_BY_MAC)?)?;
-        let earlier = by_mac.get(&access_key(b), 0).ok();
         by_mac.insert(access_key(b), sub, 0).map_err(map_err)?;
-        // The fast path's per-CPU copies are valid while their generation is
-        // current: publish the new one after the entry; retire the copies of
-        // another subscriber id that held this key.
-        self.set_access_gen(b.sub_id, sub.gen)?;
-        if let Some(e) = earlier.filter(|e| e.sub_id != b.sub_id) {
-            self.set_access_gen(e.sub_id, self.access_gen(e.sub_id).wrapping_add(1))?;
-        }
-        Ok(())
+        // Retire the fast path's per-CPU copies of the key: after the entry.
+        self.bump_access_gen(&access_key(b))
     }
 
     /// Removes a subscriber's entries, but only those that still belong to
@@ -589,11 +579,11 @@ impl FastPath {
         let k = access_key(b);
         if let Ok(cur) = by_mac.get(&k, 0) {
             if cur.uplink_key == b.uplink_key.to_be_bytes() {
-                // Retire the fast path's cached copies first, then the entry.
-                self.set_access_gen(cur.sub_id, cur.gen.wrapping_add(1))?;
                 let mut by_mac: HashMap<_, AccessKey, AccessSubscriber> =
                     HashMap::try_from(self.map_mut(maps::ACCESS_BY_MAC)?)?;
                 let _ = by_mac.remove(&k);
+                // Then retire the fast path's cached copies.
+                self.bump_access_gen(&k)?;
             }
         }
         self.clear_by_key::<AccessDownlink>(KeyTable::Access, b.downlink_key, |d| {
@@ -827,22 +817,15 @@ impl FastPath {
         Ok(Array::<_, V>::try_from(self.map(name)?)?.len())
     }
 
-    /// Current generation of subscriber `sub_id`'s ACCESS_BY_MAC entry (0 if
-    /// never set or out of range).
-    fn access_gen(&self, sub_id: u32) -> u32 {
-        self.map(maps::ACCESS_GEN)
-            .ok()
-            .and_then(|m| Array::<_, u32>::try_from(m).ok())
-            .and_then(|a| a.get(&sub_id, 0).ok())
-            .unwrap_or(0)
-    }
-
-    fn set_access_gen(&mut self, sub_id: u32, gen: u32) -> Result<()> {
+    /// Invalidates the fast path's per-CPU copies of `key` (and of the other
+    /// keys of its ACCESS_CACHE set) on every CPU. Called after each change to
+    /// the key's ACCESS_BY_MAC entry: the fast path reads the generation
+    /// before the entry, so a copy of the old entry never carries the new one.
+    fn bump_access_gen(&mut self, key: &AccessKey) -> Result<()> {
+        let set = pmip_common::access_cache_set(key);
         let mut a: Array<_, u32> = Array::try_from(self.map_mut(maps::ACCESS_GEN)?)?;
-        if sub_id < a.len() {
-            a.set(sub_id, gen, 0).map_err(map_err)?;
-        }
-        Ok(())
+        let g = a.get(&set, 0).map_err(map_err)?;
+        a.set(set, g.wrapping_add(1), 0).map_err(map_err)
     }
 
     /// Puts `v` under GRE key `key`: in the array when the key is an index

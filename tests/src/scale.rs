@@ -225,11 +225,10 @@ pub fn map_memory() -> Result<Vec<(String, u32, u64)>> {
 }
 
 /// Maps that grow with the number of subscribers, and which role uses them.
-const SUB_MAPS: [(&str, &str); 11] = [
+const SUB_MAPS: [(&str, &str); 10] = [
     ("ACCESS_BY_MAC", "access"),
     ("ACCESS_BY_KEY", "access"),
     ("ACCESS_BY_KEY_HIGH", "access"),
-    ("ACCESS_GEN", "access"),
     ("SUB_STATS", "both"),
     ("ANCHOR_BY_POOL4", "anchor"),
     ("ANCHOR_BY_HOME4", "anchor"),
