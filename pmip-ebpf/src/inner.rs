@@ -17,6 +17,11 @@ impl core::ops::Deref for Addr {
 
 impl Addr {
     #[inline(always)]
+    pub(crate) fn from_words(w: [u32; 4]) -> Addr {
+        // SAFETY: 16 plain bytes.
+        Addr(unsafe { core::mem::transmute::<[u32; 4], [u8; 16]>(w) })
+    }
+    #[inline(always)]
     pub(crate) fn words(&self) -> [u32; 4] {
         // SAFETY: 16 plain bytes, 4-byte aligned.
         unsafe { core::mem::transmute::<[u8; 16], [u32; 4]>(self.0) }
@@ -42,8 +47,6 @@ pub(crate) struct Inner {
 
 #[inline(always)]
 pub(crate) fn parse_inner(ctx: &impl Pkt, off: usize, ethertype: u16) -> Option<Inner> {
-    let mut src = Addr([0u8; 16]);
-    let mut dst = Addr([0u8; 16]);
     // The IP length may not claim more than the frame holds (Ethernet padding
     // may make the frame longer; that is fine).
     let avail = ctx.len();
@@ -55,15 +58,16 @@ pub(crate) fn parse_inner(ctx: &impl Pkt, off: usize, ethertype: u16) -> Option<
         if ip.ver_ihl >> 4 != 4 || ihl < 5 || (len as usize) < ihl * 4 || off + len as usize > avail {
             return None;
         }
-        src.0[..4].copy_from_slice(&ip.src);
-        dst.0[..4].copy_from_slice(&ip.dst);
+        let p = ip as *const Ipv4Hdr as usize;
+        // SAFETY: p .. p + 20 is inside the packet (ptr_at checked it).
+        let (src, dst) = unsafe { (load_u32(p + 12), load_u32(p + 16)) };
         Some(Inner {
             family: FAMILY_V4,
             len,
             ttl: ip.ttl,
             df: be16(ip.frag_off) & 0x4000 != 0,
-            src,
-            dst,
+            src: Addr::from_words([src, 0, 0, 0]),
+            dst: Addr::from_words([dst, 0, 0, 0]),
             proto: ip.proto,
             l4_off: off + ihl * 4,
         })
@@ -79,14 +83,22 @@ pub(crate) fn parse_inner(ctx: &impl Pkt, off: usize, ethertype: u16) -> Option<
             len,
             ttl: ip.hop_limit,
             df: true,
-            src: Addr(ip.src),
-            dst: Addr(ip.dst),
+            src: load_addr(ip as *const Ipv6Hdr as usize + 8),
+            dst: load_addr(ip as *const Ipv6Hdr as usize + 24),
             proto: ip.next_hdr,
             l4_off: off + IPV6_HDR_LEN,
         })
     } else {
         None
     }
+}
+
+/// The 16-byte address at packet address `p`, in four word loads (copying
+/// the byte array would be a call to a byte-loop memmove).
+#[inline(always)]
+fn load_addr(p: usize) -> Addr {
+    // SAFETY: callers pass an address field of a header ptr_at checked.
+    unsafe { Addr::from_words([load_u32(p), load_u32(p + 4), load_u32(p + 8), load_u32(p + 12)]) }
 }
 
 /// Decrements the inner TTL / hop limit as a router would (caller checked > 1).
