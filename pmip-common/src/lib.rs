@@ -67,8 +67,13 @@ pub mod maps {
     pub const IFACES_HIGH: &str = "IFACES_HIGH";
     /// Per-CPU verdict and drop-reason counters, indexed by [`Counter`](super::Counter).
     pub const COUNTERS: &str = "COUNTERS";
-    /// Per-CPU per-subscriber traffic counters, indexed by subscriber id.
+    /// Per-subscriber traffic counters, one row of [`SUB_STATS_STRIDE`]
+    /// entries per CPU: entry `cpu × stride + subscriber id` (see
+    /// [`SubscriberStats`](super::SubscriberStats)).
     pub const SUB_STATS: &str = "SUB_STATS";
+    /// Global (`.rodata`) of the fast path: the stride of `SUB_STATS`, set
+    /// by the loader to the table size.
+    pub const SUB_STATS_STRIDE: &str = "SUB_STATS_STRIDE";
     /// Per-CPU next hop of each tunnel as `bpf_fib_lookup` last found it,
     /// indexed by tunnel id. Written by the fast path only.
     pub const TUNNEL_NH: &str = "TUNNEL_NH";
@@ -362,7 +367,12 @@ pub const NEW_MAC_REPORT_NS: u64 = 500_000_000;
 pub const NEW_MAC_RING_BYTES: u32 = 64 * 1024;
 pub const NEW_MAC_SEEN_ENTRIES: u32 = 4_096;
 
-/// Value of `SUB_STATS` (per CPU; the agent sums over CPUs).
+/// Entry of `SUB_STATS`: one subscriber's traffic as one CPU forwarded it
+/// (the agent sums over CPUs). The array has a row per CPU, so each CPU
+/// updates its own counters without atomics, like a per-CPU array, but
+/// without a per-CPU array's pointer table: the update is one access to
+/// one page, which matters with a million subscribers (BENCHMARKS.md,
+/// "Lookup cost against table size").
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SubscriberStats {

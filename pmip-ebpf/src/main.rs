@@ -169,8 +169,8 @@ fn count(c: u32) {
 
 #[inline(always)]
 fn account(sub_id: u32, bytes: u16, up: bool) {
-    if let Some(s) = SUB_STATS.get_ptr_mut(sub_id) {
-        // SAFETY: per-CPU slot.
+    if let Some(s) = sub_stats(sub_id) {
+        // SAFETY: this CPU's entry; no other CPU writes it.
         unsafe {
             if up {
                 (*s).up_packets += 1;

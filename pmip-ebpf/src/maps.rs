@@ -225,10 +225,27 @@ pub(crate) fn iface_of(ifindex: u32) -> Option<&'static IfaceConfig> {
 /// Verdict and drop-reason counters. Written here only; read by `pmipctl show stats`.
 #[map]
 pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
-/// Per-subscriber packets/bytes in both directions. Written here; read for billing.
+/// Per-subscriber packets/bytes in both directions, a row per CPU (see
+/// pmip-common). Written here; read for billing.
 #[map]
-pub(crate) static SUB_STATS: PerCpuArray<SubscriberStats> =
-    PerCpuArray::with_max_entries(MAX_SUBSCRIBERS, 0);
+pub(crate) static SUB_STATS: Array<SubscriberStats> = Array::with_max_entries(MAX_SUBSCRIBERS, 0);
+/// Entries per row of SUB_STATS (the table size); set by the loader. A
+/// frozen `.rodata` value, so the verifier and JIT see a constant.
+#[unsafe(no_mangle)]
+static SUB_STATS_STRIDE: u32 = 0;
+
+/// This CPU's counters of subscriber `sub_id`.
+#[inline(always)]
+pub(crate) fn sub_stats(sub_id: u32) -> Option<*mut SubscriberStats> {
+    // SAFETY: a read of a global the loader set before load.
+    let stride = unsafe { core::ptr::read_volatile(&SUB_STATS_STRIDE) };
+    if sub_id >= stride {
+        return None;
+    }
+    // SAFETY: helper without arguments (inlined by the verifier).
+    let cpu = unsafe { aya_ebpf::helpers::bpf_get_smp_processor_id() };
+    SUB_STATS.get_ptr_mut(cpu.wrapping_mul(stride).wrapping_add(sub_id))
+}
 
 /// A verdict and the counter it is accounted under, packed in one register
 /// (BPF-to-BPF calls return a single value): action | counter << 8.

@@ -266,7 +266,6 @@ impl FastPath {
             (maps::ANCHOR_BY_HNP, hnp_hash),
             (maps::ANCHOR_BY_KEY, anchor),
             (maps::ANCHOR_BY_KEY_HIGH, high_keys(anchor)),
-            (maps::SUB_STATS, opts.max_subscribers),
         ] {
             loader.map_max_entries(m, n);
         }
@@ -277,6 +276,25 @@ impl FastPath {
             }
             None => Vec::new(),
         };
+        // SUB_STATS: a row of `stride` entries per CPU. A pinned table keeps
+        // the stride it was created with (its counters are laid out so).
+        let cpus = nr_cpus()?;
+        let pinned_stats = pins.iter().find(|(m, _)| *m == maps::SUB_STATS).map(|(_, p)| p).filter(|p| p.exists());
+        let stride = match pinned_stats {
+            Some(p) => {
+                let entries = MapData::from_pin(p).and_then(|m| m.info()).map_err(map_err)?.max_entries();
+                if entries == 0 || entries % cpus != 0 {
+                    bail!("pinned {} has {entries} entries, not a row per CPU ({cpus}); `pmipd unpin` it", p.display());
+                }
+                entries / cpus
+            }
+            None => opts.max_subscribers,
+        };
+        let stats_entries = stride
+            .checked_mul(cpus)
+            .ok_or_else(|| anyhow!("max_subscribers {} × {cpus} CPUs is too many traffic counters", opts.max_subscribers))?;
+        loader.map_max_entries(maps::SUB_STATS, stats_entries);
+        loader.override_global(maps::SUB_STATS_STRIDE, &stride, true);
         for (m, p) in &pins {
             loader.map_pin_path(m, p.as_path());
         }
@@ -865,12 +883,21 @@ impl FastPath {
         Ok((0..a.len()).filter(|i| a.get(i, 0).map(|v| used(&v)).unwrap_or(false)).count())
     }
 
+    /// The SUB_STATS entries of subscriber `sub_id`, one per CPU (none when
+    /// the id is beyond the table, as the fast path then counts nothing).
+    fn stats_entries(&self, sub_id: u32) -> Result<Vec<u32>> {
+        let cpus = nr_cpus()?;
+        let stride = Array::<_, SubscriberStats>::try_from(self.map(maps::SUB_STATS)?)?.len() / cpus;
+        Ok(if sub_id < stride { (0..cpus).map(|c| c * stride + sub_id).collect() } else { Vec::new() })
+    }
+
     fn reset_stats(&mut self, sub_id: u32) -> Result<()> {
-        let mut m: PerCpuArray<_, SubscriberStats> =
-            PerCpuArray::try_from(self.map_mut(maps::SUB_STATS)?)?;
-        let n = aya::util::nr_cpus().map_err(|(_, e)| map_err(e))?;
-        let zero = aya::maps::PerCpuValues::try_from(vec![SubscriberStats::default(); n]).map_err(map_err)?;
-        m.set(sub_id, zero, 0).map_err(map_err)
+        let entries = self.stats_entries(sub_id)?;
+        let mut m: Array<_, SubscriberStats> = Array::try_from(self.map_mut(maps::SUB_STATS)?)?;
+        for i in entries {
+            m.set(i, SubscriberStats::default(), 0).map_err(map_err)?;
+        }
+        Ok(())
     }
 
     /// The ring buffer of new-MAC events (taken: one reader).
@@ -928,11 +955,10 @@ impl FastPath {
         Ok(m.get(&(c as u32), 0).map_err(map_err)?.iter().sum())
     }
 
+    /// Subscriber `sub_id`'s traffic, summed over CPUs.
     pub fn traffic(&self, sub_id: u32) -> Result<TrafficCounters> {
-        let m: PerCpuArray<_, SubscriberStats> = PerCpuArray::try_from(self.map(maps::SUB_STATS)?)?;
-        let v = m.get(&sub_id, 0).map_err(map_err)?;
         let mut t = TrafficCounters::default();
-        for s in v.iter() {
+        for s in self.traffic_by_cpu(sub_id)? {
             t.up_packets += s.up_packets;
             t.up_bytes += s.up_bytes;
             t.down_packets += s.down_packets;
@@ -940,6 +966,26 @@ impl FastPath {
         }
         Ok(t)
     }
+
+    /// Subscriber `sub_id`'s traffic as each CPU forwarded it (its row of
+    /// SUB_STATS per CPU; empty beyond the table).
+    pub fn traffic_by_cpu(&self, sub_id: u32) -> Result<Vec<TrafficCounters>> {
+        let entries = self.stats_entries(sub_id)?;
+        let m: Array<_, SubscriberStats> = Array::try_from(self.map(maps::SUB_STATS)?)?;
+        entries
+            .into_iter()
+            .map(|i| {
+                let s = m.get(&i, 0).map_err(map_err)?;
+                Ok(TrafficCounters { up_packets: s.up_packets, up_bytes: s.up_bytes, down_packets: s.down_packets, down_bytes: s.down_bytes })
+            })
+            .collect()
+    }
+}
+
+/// Possible CPUs (the fast path's per-CPU rows and maps are sized for them).
+fn nr_cpus() -> Result<u32> {
+    let n = aya::util::nr_cpus().map_err(|(_, e)| anyhow!("reading the possible CPUs: {e}"))?;
+    Ok(n as u32)
 }
 
 fn access_key(b: &AccessBinding) -> AccessKey {

@@ -245,6 +245,9 @@ fn expected_max(name: &str, max: u32) -> u32 {
         pmip_user::loader::high_keys(max)
     } else if name == "ANCHOR_BY_HOME4" || name == "ANCHOR_BY_HNP" {
         pmip_user::loader::high_homes(max)
+    } else if name == "SUB_STATS" {
+        // A row per CPU.
+        max * aya::util::nr_cpus().map(|n| n as u32).unwrap_or(1)
     } else {
         max
     }

@@ -684,6 +684,61 @@ fn binding_changes(prog: Prog) {
     assert!(fails.is_empty(), "{}", fails.join("\n"));
 }
 
+/// Per-subscriber counters: each CPU counts in its own row of SUB_STATS (no
+/// two CPUs write one entry), the loader sums the rows, and a new binding
+/// for the subscriber id starts from zero.
+#[test]
+fn subscriber_counters_have_a_row_per_cpu() {
+    use pmip_user::dataplane::{AccessBinding, AccessPoint, TunnelEnds};
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let cpus = aya::util::nr_cpus().expect("possible CPUs").min(2);
+    let fx = setup(1500).expect("fixture");
+    let acc = fx.acc;
+    let mut fp = fx.fp;
+    let (rows, sum, inner_len, after_reinstall) = fx
+        .ns
+        .run_in(move || -> anyhow::Result<_> {
+            let inner = echo4(HOME1, CN4, 64, true, 32);
+            let frame = up_frame(SUB1_MAC, 0, ETH_P_IP, &inner);
+            // CPU c forwards 3 + c frames.
+            for cpu in 0..cpus {
+                pmip_tests::tput::pin_cpu(cpu)?;
+                for _ in 0..3 + cpu {
+                    let r = run(&fp, Prog::Xdp, acc, &frame);
+                    anyhow::ensure!(r.verdict == XDP_REDIRECT, "verdict {} on CPU {cpu}", r.verdict);
+                }
+            }
+            let rows = fp.traffic_by_cpu(1)?;
+            let sum = fp.traffic(1)?;
+            fp.install_access(&AccessBinding {
+                at: AccessPoint { ifindex: acc, vlan: 0, mac: SUB1_MAC },
+                sub_id: 1,
+                tunnel: TunnelEnds { local: MAG4.into(), remote: LMA4.into() },
+                uplink_key: 0x1001,
+                downlink_key: 0x2001,
+                home_v4: Some(HOME1),
+                gateway_v4: Some(GW4),
+                hnp: None,
+            })?;
+            Ok((rows, sum, inner.len() as u64, fp.traffic(1)?))
+        })
+        .expect("namespace")
+        .expect("test run");
+    let n_cpus = aya::util::nr_cpus().unwrap();
+    assert_eq!(rows.len(), n_cpus, "one row per possible CPU");
+    for (cpu, r) in rows.iter().enumerate() {
+        let want = if cpu < cpus { 3 + cpu as u64 } else { 0 };
+        assert_eq!((r.up_packets, r.up_bytes), (want, want * inner_len), "row of CPU {cpu}: {r:?}");
+        assert_eq!((r.down_packets, r.down_bytes), (0, 0), "row of CPU {cpu}: {r:?}");
+    }
+    let total: u64 = (0..cpus as u64).map(|c| 3 + c).sum();
+    assert_eq!((sum.up_packets, sum.up_bytes), (total, total * inner_len), "{sum:?}");
+    assert_eq!(after_reinstall, Default::default(), "a new binding starts from zero");
+}
+
 #[test]
 fn emitted_frames_decode_with_tshark() {
     if !is_root() || !pmip_tests::pcap::have_tshark() {
