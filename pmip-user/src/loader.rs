@@ -276,6 +276,7 @@ impl FastPath {
             }
             None => Vec::new(),
         };
+        check_pins(&opts.object, &pins)?;
         // SUB_STATS: a row of `stride` entries per CPU. A pinned table keeps
         // the stride it was created with (its counters are laid out so).
         let cpus = nr_cpus()?;
@@ -1023,6 +1024,38 @@ fn on_bpffs(path: &Path) -> bool {
         let mut st: libc::statfs = std::mem::zeroed();
         libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == BPF_FS_MAGIC
     }
+}
+
+/// Checks that every map pinned under the pin directory has the type, key
+/// and value sizes this object defines. A map pinned by a build with another
+/// layout would otherwise be reused as it is (the kernel checks only that
+/// accesses stay inside its sizes), and the fast path would read its entries
+/// with the wrong layout.
+fn check_pins(object: &Path, pins: &[(&str, PathBuf)]) -> Result<()> {
+    if !pins.iter().any(|(_, p)| p.exists()) {
+        return Ok(());
+    }
+    let data = std::fs::read(object).with_context(|| format!("reading eBPF object {}", object.display()))?;
+    let obj = aya_obj::Object::parse(&data).map_err(|e| anyhow!("parsing eBPF object {}: {e}", object.display()))?;
+    for (name, path) in pins {
+        let Some(def) = obj.maps.get(*name) else { continue };
+        if !path.exists() {
+            continue;
+        }
+        let info = MapData::from_pin(path).and_then(|m| m.info()).map_err(map_err)?;
+        let pinned = (info.map_type().map_err(map_err)? as u32, info.key_size(), info.value_size());
+        let ours = (def.map_type(), def.key_size(), def.value_size());
+        if pinned != ours {
+            let dir = path.parent().unwrap_or(path);
+            bail!(
+                "pinned map {} (type {}, key {} B, value {} B) is not this build's {name} (type {}, key {} B, value {} B): \
+                 it was pinned by another version of pmipd; remove the pins with `pmipd unpin {}` (the fast path stops \
+                 forwarding until pmipd attaches again)",
+                path.display(), pinned.0, pinned.1, pinned.2, ours.0, ours.1, ours.2, dir.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Makes sure `dir` is on bpffs (mounting it on /sys/fs/bpf if the directory

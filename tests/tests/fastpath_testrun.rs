@@ -789,18 +789,7 @@ fn pinned_pool_table_follows_the_pool_layout() {
         eprintln!("skipped: needs root");
         return;
     }
-    /// A bpffs of the test's own; unmounting it removes every pin in it.
-    struct Fs(std::path::PathBuf);
-    impl Drop for Fs {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-            let _ = std::fs::remove_dir(&self.0);
-        }
-    }
-    let fs = Fs(std::env::temp_dir().join(format!("pmip-bpffs-pools-{}", std::process::id())));
-    std::fs::create_dir_all(&fs.0).unwrap();
-    let st = std::process::Command::new("mount").args(["-t", "bpf", "bpf"]).arg(&fs.0).status().unwrap();
-    assert!(st.success(), "mounting bpffs");
+    let fs = Bpffs::mount("pools");
     let pools = |third: u8| vec![HomePoolSpec::V4 { prefix: Ipv4Addr::new(10, 77, third, 0), len: 24 }];
     let load = |p: Vec<HomePoolSpec>| {
         FastPath::load(&LoadOptions {
@@ -828,4 +817,59 @@ fn pinned_pool_table_follows_the_pool_layout() {
     }
     assert_eq!(homes(&load(pools(0))), 1, "same pools after a restart: the binding is still there");
     assert_eq!(homes(&load(pools(1))), 0, "other pools after a restart: the table starts empty");
+}
+
+/// A bpffs of a test's own; unmounting it removes every pin in it.
+struct Bpffs(std::path::PathBuf);
+
+impl Bpffs {
+    fn mount(what: &str) -> Bpffs {
+        let fs = Bpffs(std::env::temp_dir().join(format!("pmip-bpffs-{what}-{}", std::process::id())));
+        std::fs::create_dir_all(&fs.0).unwrap();
+        let st = std::process::Command::new("mount").args(["-t", "bpf", "bpf"]).arg(&fs.0).status().unwrap();
+        assert!(st.success(), "mounting bpffs");
+        fs
+    }
+}
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// A map pinned by a build with another layout is refused, with an error
+/// that names it and says how to remove the pins, instead of being reused
+/// with the wrong layout. (The stand-in: another of our maps pinned under
+/// ACCESS_GEN's name — same key, 32-byte values instead of 4.)
+#[test]
+fn pinned_maps_of_another_layout_are_refused() {
+    use pmip_user::loader::{GatewayRole, LoadOptions};
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let fs = Bpffs::mount("layout");
+    let pins = fs.0.join("pins");
+    let load = || {
+        FastPath::load(&LoadOptions {
+            pin_dir: Some(pins.clone()),
+            max_subscribers: 1024,
+            role: Some(GatewayRole::Access),
+            ..Default::default()
+        })
+    };
+    drop(load().expect("first load pins the maps"));
+    drop(load().expect("a restart reuses its own pins"));
+    let gen = pins.join(pmip_common::maps::ACCESS_GEN);
+    std::fs::remove_file(&gen).unwrap();
+    std::fs::hard_link(pins.join(pmip_common::maps::SUB_STATS), &gen).unwrap();
+    let err = match load() {
+        Ok(_) => panic!("a pinned ACCESS_GEN with 32-byte values was reused"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("ACCESS_GEN") && err.contains("value 32 B") && err.contains("pmipd unpin"), "{err}");
+    std::fs::remove_dir_all(&pins).unwrap();
+    drop(load().expect("after the pins are removed"));
 }
