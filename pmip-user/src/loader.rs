@@ -167,6 +167,8 @@ pub struct FastPath {
     pools4: Vec<HomePool4>,
     pools6: Vec<HomePool6>,
     pool_slots: [usize; 2],
+    /// SUB_STATS's shape: (rows = CPUs, entries per row), fixed at load.
+    stats_rows: (u32, u32),
 }
 
 /// The two GRE-key tables: array indexed by key + hash for larger keys.
@@ -276,7 +278,9 @@ impl FastPath {
             }
             None => Vec::new(),
         };
-        check_pins(&opts.object, &pins)?;
+        // Read once: checked against the pins, then loaded.
+        let object = std::fs::read(&opts.object).with_context(|| format!("reading eBPF object {}", opts.object.display()))?;
+        check_pins(&object, &opts.object, &pins)?;
         // SUB_STATS: a row of `stride` entries per CPU. A pinned table keeps
         // the stride it was created with (its counters are laid out so).
         let cpus = nr_cpus()?;
@@ -300,7 +304,7 @@ impl FastPath {
             loader.map_pin_path(m, p.as_path());
         }
         let mut ebpf = loader
-            .load_file(&opts.object)
+            .load(&object)
             .with_context(|| format!("loading eBPF object {}", opts.object.display()))?;
         let prog: &mut Xdp = ebpf
             .program_mut(PROGRAM)
@@ -316,6 +320,7 @@ impl FastPath {
             pools4: Vec::new(),
             pools6: Vec::new(),
             pool_slots: [0; 2],
+            stats_rows: (cpus, stride),
         };
         fp.recover_tunnels()?;
         fp.set_home_pools(&opts.home_pools, if has4 { anchor } else { 0 }, if has6 { anchor } else { 0 })?;
@@ -886,14 +891,13 @@ impl FastPath {
 
     /// The SUB_STATS entries of subscriber `sub_id`, one per CPU (none when
     /// the id is beyond the table, as the fast path then counts nothing).
-    fn stats_entries(&self, sub_id: u32) -> Result<Vec<u32>> {
-        let cpus = nr_cpus()?;
-        let stride = Array::<_, SubscriberStats>::try_from(self.map(maps::SUB_STATS)?)?.len() / cpus;
-        Ok(if sub_id < stride { (0..cpus).map(|c| c * stride + sub_id).collect() } else { Vec::new() })
+    fn stats_entries(&self, sub_id: u32) -> Vec<u32> {
+        let (cpus, stride) = self.stats_rows;
+        if sub_id < stride { (0..cpus).map(|c| c * stride + sub_id).collect() } else { Vec::new() }
     }
 
     fn reset_stats(&mut self, sub_id: u32) -> Result<()> {
-        let entries = self.stats_entries(sub_id)?;
+        let entries = self.stats_entries(sub_id);
         let mut m: Array<_, SubscriberStats> = Array::try_from(self.map_mut(maps::SUB_STATS)?)?;
         for i in entries {
             m.set(i, SubscriberStats::default(), 0).map_err(map_err)?;
@@ -971,7 +975,7 @@ impl FastPath {
     /// Subscriber `sub_id`'s traffic as each CPU forwarded it (its row of
     /// SUB_STATS per CPU; empty beyond the table).
     pub fn traffic_by_cpu(&self, sub_id: u32) -> Result<Vec<TrafficCounters>> {
-        let entries = self.stats_entries(sub_id)?;
+        let entries = self.stats_entries(sub_id);
         let m: Array<_, SubscriberStats> = Array::try_from(self.map(maps::SUB_STATS)?)?;
         entries
             .into_iter()
@@ -1031,12 +1035,11 @@ fn on_bpffs(path: &Path) -> bool {
 /// layout would otherwise be reused as it is (the kernel checks only that
 /// accesses stay inside its sizes), and the fast path would read its entries
 /// with the wrong layout.
-fn check_pins(object: &Path, pins: &[(&str, PathBuf)]) -> Result<()> {
+fn check_pins(data: &[u8], object: &Path, pins: &[(&str, PathBuf)]) -> Result<()> {
     if !pins.iter().any(|(_, p)| p.exists()) {
         return Ok(());
     }
-    let data = std::fs::read(object).with_context(|| format!("reading eBPF object {}", object.display()))?;
-    let obj = aya_obj::Object::parse(&data).map_err(|e| anyhow!("parsing eBPF object {}: {e}", object.display()))?;
+    let obj = aya_obj::Object::parse(data).map_err(|e| anyhow!("parsing eBPF object {}: {e}", object.display()))?;
     for (name, path) in pins {
         let Some(def) = obj.maps.get(*name) else { continue };
         if !path.exists() {

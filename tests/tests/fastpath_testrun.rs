@@ -784,23 +784,14 @@ fn emitted_frames_decode_with_tshark() {
 #[test]
 fn pinned_pool_table_follows_the_pool_layout() {
     use pmip_user::dataplane::{AnchorBinding, TunnelEnds};
-    use pmip_user::loader::{GatewayRole, HomePoolSpec, LoadOptions};
+    use pmip_user::loader::{GatewayRole, HomePoolSpec};
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
     }
     let fs = Bpffs::mount("pools");
     let pools = |third: u8| vec![HomePoolSpec::V4 { prefix: Ipv4Addr::new(10, 77, third, 0), len: 24 }];
-    let load = |p: Vec<HomePoolSpec>| {
-        FastPath::load(&LoadOptions {
-            pin_dir: Some(fs.0.join("pins")),
-            max_subscribers: 1024,
-            role: Some(GatewayRole::Anchor),
-            home_pools: p,
-            ..Default::default()
-        })
-        .expect("load")
-    };
+    let load = |p: Vec<HomePoolSpec>| fs.load(GatewayRole::Anchor, p).expect("load");
     let homes = |fp: &FastPath| fp.map_entry_count(pmip_common::maps::ANCHOR_BY_HOME4).unwrap();
     {
         let mut fp = load(pools(0));
@@ -830,6 +821,22 @@ impl Bpffs {
         assert!(st.success(), "mounting bpffs");
         fs
     }
+
+    /// Where [`load`](Self::load) pins.
+    fn pins(&self) -> std::path::PathBuf {
+        self.0.join("pins")
+    }
+
+    /// A fast path of 1024 subscribers in `role`, its maps pinned here.
+    fn load(&self, role: pmip_user::loader::GatewayRole, pools: Vec<pmip_user::loader::HomePoolSpec>) -> anyhow::Result<FastPath> {
+        FastPath::load(&pmip_user::loader::LoadOptions {
+            pin_dir: Some(self.pins()),
+            max_subscribers: 1024,
+            role: Some(role),
+            home_pools: pools,
+            ..Default::default()
+        })
+    }
 }
 
 impl Drop for Bpffs {
@@ -845,21 +852,14 @@ impl Drop for Bpffs {
 /// ACCESS_GEN's name — same key, 32-byte values instead of 4.)
 #[test]
 fn pinned_maps_of_another_layout_are_refused() {
-    use pmip_user::loader::{GatewayRole, LoadOptions};
+    use pmip_user::loader::GatewayRole;
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
     }
     let fs = Bpffs::mount("layout");
-    let pins = fs.0.join("pins");
-    let load = || {
-        FastPath::load(&LoadOptions {
-            pin_dir: Some(pins.clone()),
-            max_subscribers: 1024,
-            role: Some(GatewayRole::Access),
-            ..Default::default()
-        })
-    };
+    let pins = fs.pins();
+    let load = || fs.load(GatewayRole::Access, Vec::new());
     drop(load().expect("first load pins the maps"));
     drop(load().expect("a restart reuses its own pins"));
     let gen = pins.join(pmip_common::maps::ACCESS_GEN);
