@@ -19,8 +19,15 @@ fuzz_target!(|data: &[u8]| {
     let mut ha = Ha::new(
         HaConfig::new(
             HA,
-            AddressPool { first: Ipv4Addr::new(10, 0, 0, 1), last: Ipv4Addr::new(10, 0, 0, 9) },
-            vec![PmaPeer { address: PMA, sa: sa.clone(), proxy_allowed: true }],
+            AddressPool {
+                first: Ipv4Addr::new(10, 0, 0, 1),
+                last: Ipv4Addr::new(10, 0, 0, 9),
+            },
+            vec![PmaPeer {
+                address: PMA,
+                sa: sa.clone(),
+                proxy_allowed: true,
+            }],
         ),
         clock,
     );
@@ -28,7 +35,11 @@ fuzz_target!(|data: &[u8]| {
     while ha.poll_transmit().is_some() {}
     while ha.poll_dp().is_some() {}
     let mut pma = Pma::new(PmaConfig::new(PMA, vec![HaPeer { address: HA, sa }]), clock);
-    let at = pmip_user::dataplane::AccessPoint { ifindex: 1, vlan: 0, mac: [2, 0, 0, 0, 0, 1] };
+    let at = pmip_user::dataplane::AccessPoint {
+        ifindex: 1,
+        vlan: 0,
+        mac: [2, 0, 0, 0, 0, 1],
+    };
     pma.attach(now, Subscriber::new("a@b", at, 1, HA));
     pma.handle(now, SocketAddrV4::new(HA, 434), data);
     while pma.poll_transmit().is_some() {}

@@ -8,7 +8,11 @@ fuzz_target!(|data: &[u8]| {
         let _ = (p.code(), p.lifetime(), p.home_address(), p.identification());
         if let Ok(r) = RegistrationReplyRepr::parse(&p) {
             let b = r.to_bytes();
-            assert_eq!(RegistrationReplyRepr::parse(&RegistrationReply::new_checked(&b[..]).unwrap()).unwrap(), r);
+            assert_eq!(
+                RegistrationReplyRepr::parse(&RegistrationReply::new_checked(&b[..]).unwrap())
+                    .unwrap(),
+                r
+            );
         }
     }
 });

@@ -7,13 +7,19 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(p) = Revocation::new_checked(data) {
         if let Ok(r) = RevocationRepr::parse(&p) {
             let b = r.to_bytes();
-            assert_eq!(RevocationRepr::parse(&Revocation::new_checked(&b[..]).unwrap()).unwrap(), r);
+            assert_eq!(
+                RevocationRepr::parse(&Revocation::new_checked(&b[..]).unwrap()).unwrap(),
+                r
+            );
         }
     }
     if let Ok(p) = RevocationAck::new_checked(data) {
         if let Ok(r) = RevocationAckRepr::parse(&p) {
             let b = r.to_bytes();
-            assert_eq!(RevocationAckRepr::parse(&RevocationAck::new_checked(&b[..]).unwrap()).unwrap(), r);
+            assert_eq!(
+                RevocationAckRepr::parse(&RevocationAck::new_checked(&b[..]).unwrap()).unwrap(),
+                r
+            );
         }
     }
     let _ = Message::parse(data);

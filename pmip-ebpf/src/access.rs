@@ -3,9 +3,18 @@
 use super::*;
 
 #[inline(never)]
-pub(crate) fn access_uplink<C: Pkt>(raw: *mut C::Raw, iface: &IfaceConfig, ifindex: u32, l2: &L2) -> Out {
+pub(crate) fn access_uplink<C: Pkt>(
+    raw: *mut C::Raw,
+    iface: &IfaceConfig,
+    ifindex: u32,
+    l2: &L2,
+) -> Out {
     let ctx = &C::from_raw(raw);
-    let key = AccessKey { ifindex, vlan: l2.vlan, mac: l2.eth.src };
+    let key = AccessKey {
+        ifindex,
+        vlan: l2.vlan,
+        mac: l2.eth.src,
+    };
     let sub = match access_subscriber(&key) {
         Some(s) => s,
         None => return unregistered(ctx, iface, l2, &key),
@@ -15,7 +24,9 @@ pub(crate) fn access_uplink<C: Pkt>(raw: *mut C::Raw, iface: &IfaceConfig, ifind
     }
     let inner = match parse_inner(ctx, l2.len, l2.proto) {
         Some(i) => i,
-        None if l2.proto == ETH_P_IP || l2.proto == ETH_P_IPV6 => return out(C::DROP, Counter::DropMalformed),
+        None if l2.proto == ETH_P_IP || l2.proto == ETH_P_IPV6 => {
+            return out(C::DROP, Counter::DropMalformed)
+        }
         None => return out(C::PASS, Counter::PassNotOurs),
     };
     if is_control(ctx, &inner, sub) {
@@ -27,7 +38,17 @@ pub(crate) fn access_uplink<C: Pkt>(raw: *mut C::Raw, iface: &IfaceConfig, ifind
     if inner.ttl <= 1 {
         return out(C::PASS, Counter::PassTtl);
     }
-    tunnel_out(ctx, iface, ifindex, l2, &inner, sub.tunnel_id, sub.uplink_key, sub.sub_id, Dir::Up)
+    tunnel_out(
+        ctx,
+        iface,
+        ifindex,
+        l2,
+        &inner,
+        sub.tunnel_id,
+        sub.uplink_key,
+        sub.sub_id,
+        Dir::Up,
+    )
 }
 
 /// A frame from a MAC without a binding. Its DHCP, ARP, IPv6 link-local
@@ -72,7 +93,8 @@ pub(crate) fn unregistered<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, key: &
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: plain lookup.
-    let recent = unsafe { NEW_MAC_SEEN.get(key) }.is_some_and(|t| now.wrapping_sub(*t) < NEW_MAC_REPORT_NS);
+    let recent =
+        unsafe { NEW_MAC_SEEN.get(key) }.is_some_and(|t| now.wrapping_sub(*t) < NEW_MAC_REPORT_NS);
     if !recent {
         let _ = NEW_MAC_SEEN.insert(key, &now, 0);
         let _ = NEW_MAC_EVENTS.output::<NewMacEvent>(NewMacEvent { key: *key, src_v4 }, 0);
@@ -117,7 +139,12 @@ pub(crate) fn spoofed(inner: &Inner, fl: u32, home4: &[u8; 4], hnp: &[u8; 8]) ->
 /// (draft-leung §6.1: the PMA is the subscriber's only L2 neighbour). Requests
 /// with sender 0.0.0.0 (RFC 5227 probes) or for its own address go to the stack.
 #[inline(always)]
-pub(crate) fn arp_reply<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, sub: &AccessSubscriber) -> Out {
+pub(crate) fn arp_reply<C: Pkt>(
+    ctx: &C,
+    iface: &IfaceConfig,
+    l2: &L2,
+    sub: &AccessSubscriber,
+) -> Out {
     let arp: ArpEthIp = match read_at(ctx, l2.len) {
         Some(a) => a,
         None => return out(C::DROP, Counter::DropMalformed),
@@ -140,7 +167,11 @@ pub(crate) fn arp_reply<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, sub: &Acc
         tpa: arp.spa,
         ..arp
     };
-    let eth = EthHdr { dst: l2.eth.src, src: iface.mac, proto: l2.eth.proto };
+    let eth = EthHdr {
+        dst: l2.eth.src,
+        src: iface.mac,
+        proto: l2.eth.proto,
+    };
     if !write_at(ctx, 0, eth) || !write_at(ctx, l2.len, reply) {
         return out(C::DROP, Counter::DropMalformed);
     }
@@ -149,7 +180,15 @@ pub(crate) fn arp_reply<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, sub: &Acc
 
 /// Downlink at the access gateway: GRE from the anchor → subscriber's frame.
 #[inline(always)]
-pub(crate) fn access_downlink<C: Pkt>(ctx: &C, l2: &L2, family: u8, src: &[u8; 16], key: [u8; 4], inner_off: usize, ethertype: u16) -> Out {
+pub(crate) fn access_downlink<C: Pkt>(
+    ctx: &C,
+    l2: &L2,
+    family: u8,
+    src: &[u8; 16],
+    key: [u8; 4],
+    inner_off: usize,
+    ethertype: u16,
+) -> Out {
     let d = match access_by_key(key) {
         Some(d) => d,
         None => return out(C::DROP, Counter::DropUnknownKey),

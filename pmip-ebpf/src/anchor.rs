@@ -4,7 +4,16 @@ use super::*;
 
 /// Uplink at the anchor: GRE from an access gateway → forwarded inner packet.
 #[inline(always)]
-pub(crate) fn anchor_uplink<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, family: u8, src: &[u8; 16], key: [u8; 4], inner_off: usize, ethertype: u16) -> Out {
+pub(crate) fn anchor_uplink<C: Pkt>(
+    ctx: &C,
+    iface: &IfaceConfig,
+    l2: &L2,
+    family: u8,
+    src: &[u8; 16],
+    key: [u8; 4],
+    inner_off: usize,
+    ethertype: u16,
+) -> Out {
     let b = match anchor_by_key(key) {
         Some(b) => b,
         None => return out(C::DROP, Counter::DropUnknownKey),
@@ -72,7 +81,14 @@ pub(crate) fn anchor_uplink<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, famil
         if !decap(ctx, inner_off, inner.family, l2.eth.src, iface.mac, 0) {
             return out(C::DROP, Counter::DropAdjustFailed);
         }
-        return out(C::PASS, if nh.rc == FIB_NO_NEIGH { Counter::PassNoNeigh } else { Counter::PassSlowPath });
+        return out(
+            C::PASS,
+            if nh.rc == FIB_NO_NEIGH {
+                Counter::PassNoNeigh
+            } else {
+                Counter::PassSlowPath
+            },
+        );
     }
     out(C::DROP, Counter::DropNoRoute)
 }
@@ -80,7 +96,13 @@ pub(crate) fn anchor_uplink<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, famil
 /// Downlink at the anchor: a packet to a home address → tunnel to the access
 /// gateway that serves it now (one map value, switched atomically on handover).
 #[inline(never)]
-pub(crate) fn anchor_downlink<C: Pkt>(raw: *mut C::Raw, iface: &IfaceConfig, ifindex: u32, l2: &L2, d: &AnchorDownlink) -> Out {
+pub(crate) fn anchor_downlink<C: Pkt>(
+    raw: *mut C::Raw,
+    iface: &IfaceConfig,
+    ifindex: u32,
+    l2: &L2,
+    d: &AnchorDownlink,
+) -> Out {
     let ctx = &C::from_raw(raw);
     let inner = match parse_inner(ctx, l2.len, l2.proto) {
         Some(i) => i,
@@ -89,5 +111,15 @@ pub(crate) fn anchor_downlink<C: Pkt>(raw: *mut C::Raw, iface: &IfaceConfig, ifi
     if inner.ttl <= 1 {
         return out(C::PASS, Counter::PassTtl);
     }
-    tunnel_out(ctx, iface, ifindex, l2, &inner, d.tunnel_id, d.downlink_key, d.sub_id, Dir::Down)
+    tunnel_out(
+        ctx,
+        iface,
+        ifindex,
+        l2,
+        &inner,
+        d.tunnel_id,
+        d.downlink_key,
+        d.sub_id,
+        Dir::Down,
+    )
 }

@@ -10,7 +10,8 @@
 use super::*;
 use aya_ebpf::bindings::__sk_buff;
 use aya_ebpf::helpers::generated::{
-    bpf_skb_adjust_room, bpf_skb_change_head, bpf_skb_change_tail, bpf_skb_pull_data, bpf_skb_vlan_pop,
+    bpf_skb_adjust_room, bpf_skb_change_head, bpf_skb_change_tail, bpf_skb_pull_data,
+    bpf_skb_vlan_pop,
 };
 
 pub(crate) trait Pkt: EbpfContext {
@@ -181,7 +182,11 @@ impl Pkt for TcContext {
         // packet's segment size shrinks by the tunnel overhead (no
         // FIXED_GSO), so its segments fit where the original ones did.
         let flags = BPF_F_ADJ_ROOM_ENCAP_L4_GRE
-            | if outer_v6 { BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 } else { BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 };
+            | if outer_v6 {
+                BPF_F_ADJ_ROOM_ENCAP_L3_IPV6
+            } else {
+                BPF_F_ADJ_ROOM_ENCAP_L3_IPV4
+            };
         // SAFETY: helper call on our own context.
         unsafe { bpf_skb_adjust_room(skb, (hlen - ETH_HLEN) as i32, BPF_ADJ_ROOM_MAC, flags) == 0 }
     }
@@ -189,7 +194,11 @@ impl Pkt for TcContext {
     fn decap_head(&self, n: usize, inner_family: u8) -> bool {
         // The DECAP flags set skb->protocol to the inner family (and bound
         // the minimum length by the inner header, not the outer).
-        let flags = if inner_family == FAMILY_V6 { BPF_F_ADJ_ROOM_DECAP_L3_IPV6 } else { BPF_F_ADJ_ROOM_DECAP_L3_IPV4 };
+        let flags = if inner_family == FAMILY_V6 {
+            BPF_F_ADJ_ROOM_DECAP_L3_IPV6
+        } else {
+            BPF_F_ADJ_ROOM_DECAP_L3_IPV4
+        };
         // SAFETY: helper call on our own context.
         unsafe { bpf_skb_adjust_room(self.skb.skb, -(n as i32), BPF_ADJ_ROOM_MAC, flags) == 0 }
     }

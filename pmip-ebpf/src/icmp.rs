@@ -79,7 +79,12 @@ pub(crate) fn icmp_too_big<C: Pkt>(raw: *mut C::Raw, mtu: u16) -> Out {
         let m = mtu.to_be_bytes();
         (3u8, 4u8, [0, 0, m[0], m[1]])
     };
-    let hdr = IcmpHdr { ty, code, check: [0, 0], rest };
+    let hdr = IcmpHdr {
+        ty,
+        code,
+        check: [0, 0],
+        rest,
+    };
     sum += ((ty as u64) << 8 | code as u64) + sum16(&rest);
     let mut i = 0;
     while i < ICMP_QUOTE {
@@ -89,7 +94,10 @@ pub(crate) fn icmp_too_big<C: Pkt>(raw: *mut C::Raw, mtu: u16) -> Out {
         }
         i += 8;
     }
-    let hdr = IcmpHdr { check: csum_fold(sum).to_be_bytes(), ..hdr };
+    let hdr = IcmpHdr {
+        check: csum_fold(sum).to_be_bytes(),
+        ..hdr
+    };
     if !write_at(ctx, l4, hdr) {
         return out(C::DROP, Counter::DropAdjustFailed);
     }

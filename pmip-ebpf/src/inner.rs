@@ -55,7 +55,8 @@ pub(crate) fn parse_inner(ctx: &impl Pkt, off: usize, ethertype: u16) -> Option<
         let ip: &Ipv4Hdr = unsafe { &*ptr_at::<Ipv4Hdr>(ctx, off)? };
         let ihl = (ip.ver_ihl & 0x0f) as usize;
         let len = be16(ip.tot_len);
-        if ip.ver_ihl >> 4 != 4 || ihl < 5 || (len as usize) < ihl * 4 || off + len as usize > avail {
+        if ip.ver_ihl >> 4 != 4 || ihl < 5 || (len as usize) < ihl * 4 || off + len as usize > avail
+        {
             return None;
         }
         let p = ip as *const Ipv4Hdr as usize;
@@ -98,7 +99,14 @@ pub(crate) fn parse_inner(ctx: &impl Pkt, off: usize, ethertype: u16) -> Option<
 #[inline(always)]
 fn load_addr(p: usize) -> Addr {
     // SAFETY: callers pass an address field of a header ptr_at checked.
-    unsafe { Addr::from_words([load_u32(p), load_u32(p + 4), load_u32(p + 8), load_u32(p + 12)]) }
+    unsafe {
+        Addr::from_words([
+            load_u32(p),
+            load_u32(p + 4),
+            load_u32(p + 8),
+            load_u32(p + 12),
+        ])
+    }
 }
 
 /// Decrements the inner TTL / hop limit as a router would (caller checked > 1).

@@ -43,8 +43,8 @@ use tunnel::*;
 use aya_ebpf::{
     bindings::{bpf_fib_lookup as FibParams, xdp_action, xdp_md},
     helpers::generated::{
-        bpf_fib_lookup, bpf_jiffies64, bpf_ktime_get_ns, bpf_redirect, bpf_redirect_neigh, bpf_xdp_adjust_head,
-        bpf_xdp_adjust_tail,
+        bpf_fib_lookup, bpf_jiffies64, bpf_ktime_get_ns, bpf_redirect, bpf_redirect_neigh,
+        bpf_xdp_adjust_head, bpf_xdp_adjust_tail,
     },
     macros::{classifier, map, xdp},
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
@@ -53,10 +53,12 @@ use aya_ebpf::{
 };
 use hdr::*;
 use pmip_common::{
-    flags, role, HomePool4, HomePool6, MAX_HOME_POOLS, AccessCacheSlot, AccessDownlink, AccessKey, AccessSubscriber, access_cache_set, ACCESS_CACHE_ENTRIES, ACCESS_CACHE_SETS, AnchorDownlink, AnchorUplink,
-    Counter, DestNextHop, IfaceConfig, NewMacEvent, NextHopCache, SubscriberStats, Tunnel, NEW_MAC_REPORT_NS,
-    NEW_MAC_RING_BYTES, NEW_MAC_SEEN_ENTRIES, NEXT_HOP_CACHE_JIFFIES_DEFAULT, NEXT_HOP_CACHE_NS, DEST_NH_BITS, DEST_NH_ENTRIES, FAMILY_V4, FAMILY_V6, GRE_KEYED_LEN,
-    IPV4_HDR_LEN, IPV6_HDR_LEN, IFACE_SLOTS, MAX_IFACES, MAX_SUBSCRIBERS, MAX_TUNNELS,
+    access_cache_set, flags, role, AccessCacheSlot, AccessDownlink, AccessKey, AccessSubscriber,
+    AnchorDownlink, AnchorUplink, Counter, DestNextHop, HomePool4, HomePool6, IfaceConfig,
+    NewMacEvent, NextHopCache, SubscriberStats, Tunnel, ACCESS_CACHE_ENTRIES, ACCESS_CACHE_SETS,
+    DEST_NH_BITS, DEST_NH_ENTRIES, FAMILY_V4, FAMILY_V6, GRE_KEYED_LEN, IFACE_SLOTS, IPV4_HDR_LEN,
+    IPV6_HDR_LEN, MAX_HOME_POOLS, MAX_IFACES, MAX_SUBSCRIBERS, MAX_TUNNELS, NEW_MAC_REPORT_NS,
+    NEW_MAC_RING_BYTES, NEW_MAC_SEEN_ENTRIES, NEXT_HOP_CACHE_JIFFIES_DEFAULT, NEXT_HOP_CACHE_NS,
 };
 
 type Out = u32;
@@ -136,7 +138,11 @@ pub fn bench_min_fwd(ctx: XdpContext) -> u32 {
         Some(e) => unsafe { &mut *e },
         None => return DROP,
     };
-    let key = AccessKey { ifindex: ctx.ingress_ifindex() as u32, vlan: 0, mac: eth.src };
+    let key = AccessKey {
+        ifindex: ctx.ingress_ifindex() as u32,
+        vlan: 0,
+        mac: eth.src,
+    };
     // SAFETY: plain lookup.
     if unsafe { ACCESS_BY_MAC.get(&key) }.is_none() {
         return PASS;
@@ -207,7 +213,12 @@ fn parse_l2(ctx: &impl Pkt) -> Option<L2> {
         });
     }
     // At TC ingress the kernel has moved an 802.1Q tag into metadata.
-    Some(L2 { eth, vlan: ctx.meta_vlan(), len: ETH_HLEN, proto })
+    Some(L2 {
+        eth,
+        vlan: ctx.meta_vlan(),
+        len: ETH_HLEN,
+        proto,
+    })
 }
 
 #[inline(always)]
@@ -285,9 +296,19 @@ fn dispatch<C: Pkt>(ctx: &C) -> Out {
 /// A GRE packet arrived on a core interface: validate the header, then
 /// decapsulate for the access gateway or the anchor.
 #[inline(never)]
-fn gre_in<C: Pkt>(raw: *mut C::Raw, iface: &IfaceConfig, l2: &L2, gre_off: usize, src: &[u8; 16]) -> Out {
+fn gre_in<C: Pkt>(
+    raw: *mut C::Raw,
+    iface: &IfaceConfig,
+    l2: &L2,
+    gre_off: usize,
+    src: &[u8; 16],
+) -> Out {
     let ctx = &C::from_raw(raw);
-    let family = if l2.proto == ETH_P_IPV6 { FAMILY_V6 } else { FAMILY_V4 };
+    let family = if l2.proto == ETH_P_IPV6 {
+        FAMILY_V6
+    } else {
+        FAMILY_V4
+    };
     let gre: GreKeyHdr = match read_at(ctx, gre_off) {
         Some(g) => g,
         None => return out(C::DROP, Counter::DropMalformed),

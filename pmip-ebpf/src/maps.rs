@@ -10,7 +10,8 @@ pub(crate) static ACCESS_BY_MAC: HashMap<AccessKey, AccessSubscriber> =
 /// Downlink GRE key (as index) → subscriber on an access interface; keys
 /// beyond the array in ACCESS_BY_KEY_HIGH. Written by the MAG/PMA agent.
 #[map]
-pub(crate) static ACCESS_BY_KEY: Array<AccessDownlink> = Array::with_max_entries(MAX_SUBSCRIBERS, 0);
+pub(crate) static ACCESS_BY_KEY: Array<AccessDownlink> =
+    Array::with_max_entries(MAX_SUBSCRIBERS, 0);
 #[map]
 pub(crate) static ACCESS_BY_KEY_HIGH: HashMap<[u8; 4], AccessDownlink> =
     HashMap::with_max_entries(MAX_SUBSCRIBERS, BPF_F_NO_PREALLOC);
@@ -39,9 +40,11 @@ pub(crate) static HOME_POOLS4: Array<HomePool4> = Array::with_max_entries(MAX_HO
 #[map]
 pub(crate) static HOME_POOLS6: Array<HomePool6> = Array::with_max_entries(MAX_HOME_POOLS, 0);
 #[map]
-pub(crate) static ANCHOR_BY_POOL4: Array<AnchorDownlink> = Array::with_max_entries(MAX_SUBSCRIBERS, 0);
+pub(crate) static ANCHOR_BY_POOL4: Array<AnchorDownlink> =
+    Array::with_max_entries(MAX_SUBSCRIBERS, 0);
 #[map]
-pub(crate) static ANCHOR_BY_POOL6: Array<AnchorDownlink> = Array::with_max_entries(MAX_SUBSCRIBERS, 0);
+pub(crate) static ANCHOR_BY_POOL6: Array<AnchorDownlink> =
+    Array::with_max_entries(MAX_SUBSCRIBERS, 0);
 
 #[inline(always)]
 fn pool_slot(table: &'static Array<AnchorDownlink>, idx: u32) -> Option<&'static AnchorDownlink> {
@@ -114,7 +117,8 @@ pub(crate) fn anchor_by_hnp(hnp: &[u8; 8]) -> Option<&'static AnchorDownlink> {
 pub(crate) static ACCESS_GEN: Array<u32> = Array::with_max_entries(ACCESS_CACHE_SETS, 0);
 /// Per-CPU two-way set-associative copies of ACCESS_BY_MAC entries.
 #[map]
-pub(crate) static ACCESS_CACHE: PerCpuArray<AccessCacheSlot> = PerCpuArray::with_max_entries(ACCESS_CACHE_ENTRIES, 0);
+pub(crate) static ACCESS_CACHE: PerCpuArray<AccessCacheSlot> =
+    PerCpuArray::with_max_entries(ACCESS_CACHE_ENTRIES, 0);
 
 /// The subscriber at `key`: this CPU's cached copy while its set's
 /// generation is current (no agent change to a key of the set since it was
@@ -251,14 +255,16 @@ pub(crate) fn sub_stats(sub_id: u32) -> Option<*mut SubscriberStats> {
 /// (BPF-to-BPF calls return a single value): action | counter << 8.
 /// Next hop per tunnel, per CPU, refreshed from the FIB every NEXT_HOP_CACHE_NS.
 #[map]
-pub(crate) static TUNNEL_NH: PerCpuArray<NextHopCache> = PerCpuArray::with_max_entries(MAX_TUNNELS, 0);
+pub(crate) static TUNNEL_NH: PerCpuArray<NextHopCache> =
+    PerCpuArray::with_max_entries(MAX_TUNNELS, 0);
 
 /// Data from MACs without a binding, for the access agent (attach trigger).
 #[map]
 pub(crate) static NEW_MAC_EVENTS: RingBuf = RingBuf::with_byte_size(NEW_MAC_RING_BYTES, 0);
 /// Rate limit of NEW_MAC_EVENTS: last report per MAC.
 #[map]
-pub(crate) static NEW_MAC_SEEN: LruHashMap<AccessKey, u64> = LruHashMap::with_max_entries(NEW_MAC_SEEN_ENTRIES, 0);
+pub(crate) static NEW_MAC_SEEN: LruHashMap<AccessKey, u64> =
+    LruHashMap::with_max_entries(NEW_MAC_SEEN_ENTRIES, 0);
 /// Next hop per inner destination for the anchor's uplink: a per-CPU
 /// direct-mapped cache (slot = multiplicative hash of the destination, the
 /// destination kept in the slot; a collision is a miss that overwrites), as
@@ -266,7 +272,8 @@ pub(crate) static NEW_MAC_SEEN: LruHashMap<AccessKey, u64> = LruHashMap::with_ma
 /// access and four word compares; an LRU hash lookup measured 60 ns here.
 /// Like TUNNEL_NH it is refreshed from the FIB every NEXT_HOP_CACHE_NS.
 #[map]
-pub(crate) static DEST_NH: PerCpuArray<DestNextHop> = PerCpuArray::with_max_entries(DEST_NH_ENTRIES, 0);
+pub(crate) static DEST_NH: PerCpuArray<DestNextHop> =
+    PerCpuArray::with_max_entries(DEST_NH_ENTRIES, 0);
 
 /// The DEST_NH slot of destination `w` (Fibonacci hashing of its words).
 #[inline(always)]

@@ -39,7 +39,11 @@ pub(crate) fn tc_egress(ctx: &TcContext) -> (i32, Option<Counter>) {
             Err(_) => return (TC_ACT_OK, None),
         };
         match anchor_by_home4(&dst) {
-            Some(d) => (*d, FAMILY_V4, ctx.load::<[u8; 2]>(ETH_HLEN + 2).map(be16).unwrap_or(0)),
+            Some(d) => (
+                *d,
+                FAMILY_V4,
+                ctx.load::<[u8; 2]>(ETH_HLEN + 2).map(be16).unwrap_or(0),
+            ),
             None => return (TC_ACT_OK, None),
         }
     } else if proto == ETH_P_IPV6 {
@@ -48,7 +52,13 @@ pub(crate) fn tc_egress(ctx: &TcContext) -> (i32, Option<Counter>) {
             Err(_) => return (TC_ACT_OK, None),
         };
         match anchor_by_hnp(&dst) {
-            Some(d) => (*d, FAMILY_V6, ctx.load::<[u8; 2]>(ETH_HLEN + 4).map(|l| be16(l).saturating_add(40)).unwrap_or(0)),
+            Some(d) => (
+                *d,
+                FAMILY_V6,
+                ctx.load::<[u8; 2]>(ETH_HLEN + 4)
+                    .map(|l| be16(l).saturating_add(40))
+                    .unwrap_or(0),
+            ),
             None => return (TC_ACT_OK, None),
         }
     } else {
@@ -62,8 +72,15 @@ pub(crate) fn tc_egress(ctx: &TcContext) -> (i32, Option<Counter>) {
     let outer_ip = if v6 { IPV6_HDR_LEN } else { IPV4_HDR_LEN };
     let overhead = (outer_ip + GRE_KEYED_LEN) as u16;
     let flags = BPF_F_ADJ_ROOM_ENCAP_L4_GRE
-        | if v6 { BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 } else { BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 };
-    if ctx.adjust_room(overhead as i32, BPF_ADJ_ROOM_MAC, flags).is_err() {
+        | if v6 {
+            BPF_F_ADJ_ROOM_ENCAP_L3_IPV6
+        } else {
+            BPF_F_ADJ_ROOM_ENCAP_L3_IPV4
+        };
+    if ctx
+        .adjust_room(overhead as i32, BPF_ADJ_ROOM_MAC, flags)
+        .is_err()
+    {
         return (TC_ACT_SHOT, Some(Counter::DropAdjustFailed));
     }
     let ok = if v6 {
@@ -74,20 +91,33 @@ pub(crate) fn tc_egress(ctx: &TcContext) -> (i32, Option<Counter>) {
     let gre = gre_header(inner_family, d.downlink_key);
     if !ok
         || ctx.store(ETH_HLEN + outer_ip, &gre, 0).is_err()
-        || ctx.store(12, &ethertype_of(tun.family).to_be_bytes(), 0).is_err()
+        || ctx
+            .store(12, &ethertype_of(tun.family).to_be_bytes(), 0)
+            .is_err()
     {
         return (TC_ACT_SHOT, Some(Counter::DropAdjustFailed));
     }
     // SAFETY: reading a field of the context.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
-    let nh = fib_flags(ctx, ifindex, tun.family, &tun.local, &tun.remote, 0, BPF_FIB_LOOKUP_OUTPUT);
+    let nh = fib_flags(
+        ctx,
+        ifindex,
+        tun.family,
+        &tun.local,
+        &tun.remote,
+        0,
+        BPF_FIB_LOOKUP_OUTPUT,
+    );
     account(d.sub_id, inner_len, false);
     if nh.rc == FIB_SUCCESS {
         if ctx.store(0, &nh.dmac, 0).is_err() || ctx.store(6, &nh.smac, 0).is_err() {
             return (TC_ACT_SHOT, Some(Counter::DropAdjustFailed));
         }
         // SAFETY: helper call.
-        return (unsafe { bpf_redirect(nh.ifindex, 0) } as i32, Some(Counter::TxEncapDownlink));
+        return (
+            unsafe { bpf_redirect(nh.ifindex, 0) } as i32,
+            Some(Counter::TxEncapDownlink),
+        );
     }
     if nh.rc == FIB_NO_NEIGH {
         // The kernel resolves the neighbour and fills in the Ethernet header.

@@ -31,7 +31,8 @@ pub fn test_vlan_tag(ctx: TcContext) -> i32 {
 pub fn test_vlan_untag(ctx: TcContext) -> i32 {
     let skb = ctx.skb.skb;
     // SAFETY: reading fields of the context.
-    let tagged = unsafe { (*skb).vlan_present != 0 && (*skb).vlan_tci as u16 & 0x0fff == TEST_VLAN };
+    let tagged =
+        unsafe { (*skb).vlan_present != 0 && (*skb).vlan_tci as u16 & 0x0fff == TEST_VLAN };
     // SAFETY: helper call on our own context.
     if !tagged || unsafe { bpf_skb_vlan_pop(skb) } != 0 {
         return TC_ACT_SHOT;

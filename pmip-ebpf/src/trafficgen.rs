@@ -64,15 +64,21 @@ pub fn tg_gen(ctx: XdpContext) -> u32 {
 
 #[xdp]
 pub fn tg_sink(ctx: XdpContext) -> u32 {
-    let Some(eth) = read_at::<EthHdr>(&ctx, 0) else { return xdp_action::XDP_PASS };
+    let Some(eth) = read_at::<EthHdr>(&ctx, 0) else {
+        return xdp_action::XDP_PASS;
+    };
     if be16(eth.proto) != ETH_P_IP {
         return xdp_action::XDP_PASS;
     }
-    let Some(ip) = read_at::<Ipv4Hdr>(&ctx, ETH_HLEN) else { return xdp_action::XDP_PASS };
+    let Some(ip) = read_at::<Ipv4Hdr>(&ctx, ETH_HLEN) else {
+        return xdp_action::XDP_PASS;
+    };
     if ip.proto != IPPROTO_UDP || ip.ver_ihl != 0x45 {
         return xdp_action::XDP_PASS;
     }
-    let Some(udp) = read_at::<UdpHdr>(&ctx, ETH_HLEN + 20) else { return xdp_action::XDP_PASS };
+    let Some(udp) = read_at::<UdpHdr>(&ctx, ETH_HLEN + 20) else {
+        return xdp_action::XDP_PASS;
+    };
     let port = be16(udp.dst);
     if port < TG_PORT_BASE || port >= TG_PORT_BASE + TG_PORT_SPAN {
         return xdp_action::XDP_PASS;
@@ -91,8 +97,12 @@ pub fn tg_sink(ctx: XdpContext) -> u32 {
 
 #[xdp]
 pub fn tg_fwd(ctx: XdpContext) -> u32 {
-    let Some(r) = TG_FWD.get(0) else { return xdp_action::XDP_ABORTED };
-    let Some(eth) = ptr_at::<[u8; 12]>(&ctx, 0) else { return xdp_action::XDP_DROP };
+    let Some(r) = TG_FWD.get(0) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    let Some(eth) = ptr_at::<[u8; 12]>(&ctx, 0) else {
+        return xdp_action::XDP_DROP;
+    };
     let mut macs = [0u8; 12];
     macs[..6].copy_from_slice(&r[10..16]);
     macs[6..].copy_from_slice(&r[4..10]);
@@ -115,7 +125,11 @@ pub fn tg_fwd(ctx: XdpContext) -> u32 {
 pub fn tg_cost_ktime(_ctx: XdpContext) -> u32 {
     // SAFETY: helper without arguments.
     let t = unsafe { aya_ebpf::helpers::generated::bpf_ktime_get_ns() };
-    if t == 1 { xdp_action::XDP_DROP } else { xdp_action::XDP_PASS }
+    if t == 1 {
+        xdp_action::XDP_DROP
+    } else {
+        xdp_action::XDP_PASS
+    }
 }
 
 /// `bpf_ktime_get_coarse_ns` (tick resolution; enough for a 200 ms expiry).
@@ -123,15 +137,25 @@ pub fn tg_cost_ktime(_ctx: XdpContext) -> u32 {
 pub fn tg_cost_ktime_coarse(_ctx: XdpContext) -> u32 {
     // SAFETY: helper without arguments.
     let t = unsafe { aya_ebpf::helpers::generated::bpf_ktime_get_coarse_ns() };
-    if t == 1 { xdp_action::XDP_DROP } else { xdp_action::XDP_PASS }
+    if t == 1 {
+        xdp_action::XDP_DROP
+    } else {
+        xdp_action::XDP_PASS
+    }
 }
 
 /// One hash lookup that hits: the subscriber in `ACCESS_BY_MAC` by
 /// (ifindex, VLAN 0, source MAC), as the access uplink does for every packet.
 #[xdp]
 pub fn tg_cost_hash(ctx: XdpContext) -> u32 {
-    let Some(eth) = read_at::<EthHdr>(&ctx, 0) else { return xdp_action::XDP_PASS };
-    let key = pmip_common::AccessKey { ifindex: ctx.ingress_ifindex() as u32, vlan: 0, mac: eth.src };
+    let Some(eth) = read_at::<EthHdr>(&ctx, 0) else {
+        return xdp_action::XDP_PASS;
+    };
+    let key = pmip_common::AccessKey {
+        ifindex: ctx.ingress_ifindex() as u32,
+        vlan: 0,
+        mac: eth.src,
+    };
     // SAFETY: plain lookup.
     match unsafe { crate::maps::ACCESS_BY_MAC.get(&key) } {
         Some(s) if s.sub_id == u32::MAX => xdp_action::XDP_DROP,
@@ -153,19 +177,36 @@ pub fn tg_cost_array(ctx: XdpContext) -> u32 {
 pub fn tg_cost_jiffies(_ctx: XdpContext) -> u32 {
     // SAFETY: helper without arguments.
     let t = unsafe { aya_ebpf::helpers::generated::bpf_jiffies64() };
-    if t == 1 { xdp_action::XDP_DROP } else { xdp_action::XDP_PASS }
+    if t == 1 {
+        xdp_action::XDP_DROP
+    } else {
+        xdp_action::XDP_PASS
+    }
 }
 
 /// One `bpf_fib_lookup` for the frame's IPv4 destination.
 #[xdp]
 pub fn tg_cost_fib(ctx: XdpContext) -> u32 {
-    let Some(ip) = read_at::<Ipv4Hdr>(&ctx, ETH_HLEN) else { return xdp_action::XDP_PASS };
+    let Some(ip) = read_at::<Ipv4Hdr>(&ctx, ETH_HLEN) else {
+        return xdp_action::XDP_PASS;
+    };
     let mut src = [0u8; 16];
     let mut dst = [0u8; 16];
     src[..4].copy_from_slice(&ip.src);
     dst[..4].copy_from_slice(&ip.dst);
-    let nh = crate::tunnel::fib(&ctx, ctx.ingress_ifindex() as u32, pmip_common::FAMILY_V4, &src, &dst, 0);
-    if nh.rc == 99 { xdp_action::XDP_DROP } else { xdp_action::XDP_PASS }
+    let nh = crate::tunnel::fib(
+        &ctx,
+        ctx.ingress_ifindex() as u32,
+        pmip_common::FAMILY_V4,
+        &src,
+        &dst,
+        0,
+    );
+    if nh.rc == 99 {
+        xdp_action::XDP_DROP
+    } else {
+        xdp_action::XDP_PASS
+    }
 }
 
 /// `bpf_xdp_adjust_head` growing the head by an IPv4 + GRE-key header (24 bytes).
@@ -173,7 +214,11 @@ pub fn tg_cost_fib(ctx: XdpContext) -> u32 {
 pub fn tg_cost_adjust(ctx: XdpContext) -> u32 {
     // SAFETY: helper call on our own context.
     let rc = unsafe { aya_ebpf::helpers::generated::bpf_xdp_adjust_head(ctx.ctx, -24) };
-    if rc == 1 { xdp_action::XDP_DROP } else { xdp_action::XDP_PASS }
+    if rc == 1 {
+        xdp_action::XDP_DROP
+    } else {
+        xdp_action::XDP_PASS
+    }
 }
 
 /// One per-CPU counter increment (every exit of the fast path does one).

@@ -13,12 +13,27 @@ pub(crate) struct NextHop {
 /// `bpf_fib_lookup` for a packet of `tot_len` bytes from `src` to `dst`; with
 /// tot_len set the kernel also checks the egress MTU (FRAG_NEEDED + mtu).
 #[inline(always)]
-pub(crate) fn fib(ctx: &impl EbpfContext, ifindex: u32, family: u8, src: &[u8; 16], dst: &[u8; 16], tot_len: u16) -> NextHop {
+pub(crate) fn fib(
+    ctx: &impl EbpfContext,
+    ifindex: u32,
+    family: u8,
+    src: &[u8; 16],
+    dst: &[u8; 16],
+    tot_len: u16,
+) -> NextHop {
     fib_flags(ctx, ifindex, family, src, dst, tot_len, 0)
 }
 
 #[inline(always)]
-pub(crate) fn fib_flags(ctx: &impl EbpfContext, ifindex: u32, family: u8, src: &[u8; 16], dst: &[u8; 16], tot_len: u16, flags: u32) -> NextHop {
+pub(crate) fn fib_flags(
+    ctx: &impl EbpfContext,
+    ifindex: u32,
+    family: u8,
+    src: &[u8; 16],
+    dst: &[u8; 16],
+    tot_len: u16,
+    flags: u32,
+) -> NextHop {
     // SAFETY: FibParams is plain old data; all-zero is a valid value.
     let mut p: FibParams = unsafe { core::mem::zeroed() };
     p.ifindex = ifindex;
@@ -35,7 +50,12 @@ pub(crate) fn fib_flags(ctx: &impl EbpfContext, ifindex: u32, family: u8, src: &
     }
     // SAFETY: helper call with a valid context and a params struct of the right size.
     let rc = unsafe {
-        bpf_fib_lookup(ctx.as_ptr(), &mut p, core::mem::size_of::<FibParams>() as i32, flags)
+        bpf_fib_lookup(
+            ctx.as_ptr(),
+            &mut p,
+            core::mem::size_of::<FibParams>() as i32,
+            flags,
+        )
     };
     NextHop {
         rc,
@@ -46,7 +66,6 @@ pub(crate) fn fib_flags(ctx: &impl EbpfContext, ifindex: u32, family: u8, src: &
         mtu: unsafe { p.__bindgen_anon_1.mtu_result },
     }
 }
-
 
 /// The next-hop caches' clock, in jiffies: `bpf_jiffies64` costs next to
 /// nothing, `bpf_ktime_get_ns` 30–40 ns per packet on this kind of host.
@@ -77,19 +96,39 @@ pub(crate) fn nh_expiry(now: u64) -> u64 {
         c[0] = t;
         c[1] = now;
     }
-    now + if c[2] == 0 { NEXT_HOP_CACHE_JIFFIES_DEFAULT } else { c[2] }
+    now + if c[2] == 0 {
+        NEXT_HOP_CACHE_JIFFIES_DEFAULT
+    } else {
+        c[2]
+    }
 }
 
 /// Replaces the `l2_len`-byte L2 header with Ethernet + outer IP + GRE(key).
 /// The inner packet is not moved: only the head grows.
 #[inline(always)]
-pub(crate) fn encap(ctx: &impl Pkt, l2_len: usize, inner: &Inner, tun: &Tunnel, key: [u8; 4], smac: [u8; 6], dmac: [u8; 6]) -> bool {
-    let outer_ip = if tun.family == FAMILY_V6 { IPV6_HDR_LEN } else { IPV4_HDR_LEN };
+pub(crate) fn encap(
+    ctx: &impl Pkt,
+    l2_len: usize,
+    inner: &Inner,
+    tun: &Tunnel,
+    key: [u8; 4],
+    smac: [u8; 6],
+    dmac: [u8; 6],
+) -> bool {
+    let outer_ip = if tun.family == FAMILY_V6 {
+        IPV6_HDR_LEN
+    } else {
+        IPV4_HDR_LEN
+    };
     let new_hdr = ETH_HLEN + outer_ip + GRE_KEYED_LEN;
     if !ctx.encap_head(l2_len, new_hdr, tun.family == FAMILY_V6) {
         return false;
     }
-    let eth = EthHdr { dst: dmac, src: smac, proto: ethertype_of(tun.family).to_be_bytes() };
+    let eth = EthHdr {
+        dst: dmac,
+        src: smac,
+        proto: ethertype_of(tun.family).to_be_bytes(),
+    };
     if !write_at(ctx, 0, eth) {
         return false;
     }
@@ -150,7 +189,14 @@ pub(crate) fn build_template(c: &mut NextHopCache, tun: &Tunnel, smac: [u8; 6], 
 /// length, IPv4 checksum by folding the template's partial sum, inner
 /// protocol, key). 10–12 stores instead of rebuilding 42–62 bytes.
 #[inline(always)]
-pub(crate) fn encap_cached(ctx: &impl Pkt, l2_len: usize, inner: &Inner, v6: bool, key: [u8; 4], c: &NextHopCache) -> bool {
+pub(crate) fn encap_cached(
+    ctx: &impl Pkt,
+    l2_len: usize,
+    inner: &Inner,
+    v6: bool,
+    key: [u8; 4],
+    c: &NextHopCache,
+) -> bool {
     let hlen = if v6 { TEMPLATE_V6 } else { TEMPLATE_V4 };
     if !ctx.encap_head(l2_len, hlen, v6) {
         return false;
@@ -235,14 +281,29 @@ pub(crate) fn outer_v6(tun: &Tunnel, inner_len: u16) -> Ipv6Hdr {
 /// GRE with only the Key bit (RFC 2890 §2.1), as every tunnel uses.
 #[inline(always)]
 pub(crate) fn gre_header(inner_family: u8, key: [u8; 4]) -> GreKeyHdr {
-    GreKeyHdr { flags: GRE_K.to_be_bytes(), proto: ethertype_of(inner_family).to_be_bytes(), key }
+    GreKeyHdr {
+        flags: GRE_K.to_be_bytes(),
+        proto: ethertype_of(inner_family).to_be_bytes(),
+        key,
+    }
 }
 
 /// Removes everything before `inner_off` and writes a fresh L2 header
 /// (Ethernet, plus an 802.1Q tag when `vlan` is not 0).
 #[inline(always)]
-pub(crate) fn decap(ctx: &impl Pkt, inner_off: usize, family: u8, smac: [u8; 6], dmac: [u8; 6], vlan: u16) -> bool {
-    let l2 = if vlan != 0 { ETH_HLEN + VLAN_HLEN } else { ETH_HLEN };
+pub(crate) fn decap(
+    ctx: &impl Pkt,
+    inner_off: usize,
+    family: u8,
+    smac: [u8; 6],
+    dmac: [u8; 6],
+    vlan: u16,
+) -> bool {
+    let l2 = if vlan != 0 {
+        ETH_HLEN + VLAN_HLEN
+    } else {
+        ETH_HLEN
+    };
     if !ctx.decap_head(inner_off - l2, family) {
         return false;
     }
@@ -270,12 +331,40 @@ pub(crate) fn decap_cached(ctx: &impl Pkt, inner_off: usize, family: u8, macs: &
 }
 
 #[inline(always)]
-pub(crate) fn write_l2(ctx: &impl Pkt, smac: [u8; 6], dmac: [u8; 6], vlan: u16, proto: u16) -> bool {
+pub(crate) fn write_l2(
+    ctx: &impl Pkt,
+    smac: [u8; 6],
+    dmac: [u8; 6],
+    vlan: u16,
+    proto: u16,
+) -> bool {
     if vlan != 0 {
-        write_at(ctx, 0, EthHdr { dst: dmac, src: smac, proto: ETH_P_8021Q.to_be_bytes() })
-            && write_at(ctx, ETH_HLEN, VlanHdr { tci: vlan.to_be_bytes(), proto: proto.to_be_bytes() })
+        write_at(
+            ctx,
+            0,
+            EthHdr {
+                dst: dmac,
+                src: smac,
+                proto: ETH_P_8021Q.to_be_bytes(),
+            },
+        ) && write_at(
+            ctx,
+            ETH_HLEN,
+            VlanHdr {
+                tci: vlan.to_be_bytes(),
+                proto: proto.to_be_bytes(),
+            },
+        )
     } else {
-        write_at(ctx, 0, EthHdr { dst: dmac, src: smac, proto: proto.to_be_bytes() })
+        write_at(
+            ctx,
+            0,
+            EthHdr {
+                dst: dmac,
+                src: smac,
+                proto: proto.to_be_bytes(),
+            },
+        )
     }
 }
 
@@ -313,11 +402,19 @@ pub(crate) fn tunnel_out<C: Pkt>(
         Some(t) if t.family != 0 => t,
         _ => return out(C::DROP, Counter::DropNoTunnel),
     };
-    let ok = if dir == Dir::Up { Counter::TxEncapUplink } else { Counter::TxEncapDownlink };
+    let ok = if dir == Dir::Up {
+        Counter::TxEncapUplink
+    } else {
+        Counter::TxEncapDownlink
+    };
     let overhead = pmip_common::tunnel_overhead(tun.family) as u16;
     // A GSO packet (TC) leaves as segments that fit (see Pkt::encap_head):
     // only its headers count against the MTU.
-    let tot = if ctx.is_gso() { overhead } else { inner.len.saturating_add(overhead) };
+    let tot = if ctx.is_gso() {
+        overhead
+    } else {
+        inner.len.saturating_add(overhead)
+    };
     let now = nh_now();
     let cache = TUNNEL_NH.get_ptr_mut(tunnel_id);
     if let Some(c) = cache {
@@ -359,7 +456,10 @@ pub(crate) fn tunnel_out<C: Pkt>(
     if let Some(c) = cache {
         // SAFETY: per-CPU slot of this CPU.
         let c = unsafe { &mut *c };
-        let fresh = now < c.expires && eq16(&c.remote, &tun.remote) && c.ifindex == nh.ifindex && c.dmac == nh.dmac;
+        let fresh = now < c.expires
+            && eq16(&c.remote, &tun.remote)
+            && c.ifindex == nh.ifindex
+            && c.dmac == nh.dmac;
         if !fresh {
             c.expires = nh_expiry(now);
             c.max_len = 0;

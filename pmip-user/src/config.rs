@@ -115,7 +115,9 @@ fn default_socket() -> PathBuf {
 }
 impl Default for Control {
     fn default() -> Self {
-        Control { socket: default_socket() }
+        Control {
+            socket: default_socket(),
+        }
     }
 }
 
@@ -249,7 +251,12 @@ pub struct HaFailover {
 }
 impl Default for HaFailover {
     fn default() -> Self {
-        HaFailover { enabled: false, max_attempts: 4, attempts_before_switching: 2, timeout_s: 3 }
+        HaFailover {
+            enabled: false,
+            max_attempts: 4,
+            attempts_before_switching: 2,
+            timeout_s: 3,
+        }
     }
 }
 
@@ -264,7 +271,12 @@ pub struct Detach {
 }
 impl Default for Detach {
     fn default() -> Self {
-        Detach { enabled: true, interval_s: 10, timeout_s: 2, retries: 3 }
+        Detach {
+            enabled: true,
+            interval_s: 10,
+            timeout_s: 2,
+            retries: 3,
+        }
     }
 }
 impl Detach {
@@ -287,7 +299,10 @@ pub struct Dhcp {
 }
 impl Default for Dhcp {
     fn default() -> Self {
-        Dhcp { dns: Vec::new(), offer_timeout_s: 60 }
+        Dhcp {
+            dns: Vec::new(),
+            offer_timeout_s: 60,
+        }
     }
 }
 
@@ -405,7 +420,10 @@ struct V {
 }
 impl V {
     fn err(&mut self, path: impl Into<String>, problem: impl Into<String>) {
-        self.errs.push(ConfigError { path: path.into(), problem: problem.into() });
+        self.errs.push(ConfigError {
+            path: path.into(),
+            problem: problem.into(),
+        });
     }
 }
 
@@ -416,7 +434,10 @@ fn valid_ifname(s: &str) -> bool {
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![ConfigError { path: path.display().to_string(), problem: e.to_string() }])
+            ConfigErrors(vec![ConfigError {
+                path: path.display().to_string(),
+                problem: e.to_string(),
+            }])
         })?;
         Self::from_toml_str(&text)
     }
@@ -425,7 +446,10 @@ impl Config {
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigErrors> {
         let cfg: Config = toml::from_str(text).map_err(|e| {
             // toml's message names the key and shows the line; keep it whole.
-            ConfigErrors(vec![ConfigError { path: "(syntax)".into(), problem: e.to_string() }])
+            ConfigErrors(vec![ConfigError {
+                path: "(syntax)".into(),
+                problem: e.to_string(),
+            }])
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -441,7 +465,12 @@ impl Config {
 
     /// The profile of a subscriber: by NAI, then by MAC, then the access
     /// interface's default profile (seed 004 `enable pmipv6 default`).
-    pub fn profile_for(&self, nai: Option<&str>, mac: &[u8; 6], interface: &str) -> Option<&Profile> {
+    pub fn profile_for(
+        &self,
+        nai: Option<&str>,
+        mac: &[u8; 6],
+        interface: &str,
+    ) -> Option<&Profile> {
         nai.and_then(|n| self.profiles.iter().find(|p| p.nai.as_deref() == Some(n)))
             .or_else(|| {
                 self.profiles
@@ -449,14 +478,23 @@ impl Config {
                     .find(|p| p.mac.as_deref().and_then(parse_mac).as_ref() == Some(mac))
             })
             .or_else(|| {
-                let i = self.interfaces.access.iter().find(|i| i.name == interface)?;
+                let i = self
+                    .interfaces
+                    .access
+                    .iter()
+                    .find(|i| i.name == interface)?;
                 self.profile(i.default_profile.as_deref()?)
             })
     }
 
     /// A subscriber seen on `interface`: its NAI and profile. The NAI comes from
     /// the profile, else from the DHCP client identifier, else the MAC (seed 004).
-    pub fn resolve_subscriber(&self, client_id: Option<&[u8]>, mac: &[u8; 6], interface: &str) -> (String, Option<&Profile>) {
+    pub fn resolve_subscriber(
+        &self,
+        client_id: Option<&[u8]>,
+        mac: &[u8; 6],
+        interface: &str,
+    ) -> (String, Option<&Profile>) {
         let derived = crate::access::subscriber_nai(client_id, mac);
         let profile = self.profile_for(Some(&derived), mac, interface);
         let nai = profile.and_then(|p| p.nai.clone()).unwrap_or(derived);
@@ -472,7 +510,10 @@ impl Config {
     }
 
     /// The DHCP server parameters of an access interface (ifindex filled by the shell).
-    pub fn dhcp_server_config(&self, iface: &AccessInterface) -> Option<crate::access::dhcp::DhcpServerConfig> {
+    pub fn dhcp_server_config(
+        &self,
+        iface: &AccessInterface,
+    ) -> Option<crate::access::dhcp::DhcpServerConfig> {
         let (gw, _) = iface.gateway_v4()?;
         let mut c = crate::access::dhcp::DhcpServerConfig::new(0, iface.vlan.unwrap_or(0), gw);
         c.offer_timeout = Duration::from_secs(self.dhcp.offer_timeout_s.into());
@@ -507,10 +548,16 @@ impl Config {
 
         // Interfaces.
         if !valid_ifname(&self.interfaces.core) {
-            v.err("interfaces.core", "must be a Linux interface name (1 to 15 characters, no '/' or space)");
+            v.err(
+                "interfaces.core",
+                "must be a Linux interface name (1 to 15 characters, no '/' or space)",
+            );
         }
         if access && self.interfaces.access.is_empty() {
-            v.err("interfaces.access", "the access role needs at least one access interface");
+            v.err(
+                "interfaces.access",
+                "the access role needs at least one access interface",
+            );
         }
         if !access && !self.interfaces.access.is_empty() {
             v.err("interfaces.access", "only used in the access role");
@@ -520,9 +567,15 @@ impl Config {
         }
         for (i, c) in self.interfaces.correspondent.iter().enumerate() {
             if !valid_ifname(c) {
-                v.err(format!("interfaces.correspondent[{i}]"), "must be a Linux interface name (1 to 15 characters, no '/' or space)");
+                v.err(
+                    format!("interfaces.correspondent[{i}]"),
+                    "must be a Linux interface name (1 to 15 characters, no '/' or space)",
+                );
             } else if *c == self.interfaces.core {
-                v.err(format!("interfaces.correspondent[{i}]"), "must differ from interfaces.core");
+                v.err(
+                    format!("interfaces.correspondent[{i}]"),
+                    "must differ from interfaces.core",
+                );
             }
         }
         if self.fastpath.max_subscribers == 0 {
@@ -530,19 +583,28 @@ impl Config {
         }
         if let Some(d) = &self.fastpath.pin_dir {
             if !d.is_absolute() {
-                v.err("fastpath.pin_dir", "must be an absolute path on a bpffs mount");
+                v.err(
+                    "fastpath.pin_dir",
+                    "must be an absolute path on a bpffs mount",
+                );
             }
         }
         let mut seen = HashSet::new();
         for (i, a) in self.interfaces.access.iter().enumerate() {
             let p = format!("interfaces.access[{i}]");
             if !valid_ifname(&a.name) {
-                v.err(format!("{p}.name"), "must be a Linux interface name (1 to 15 characters, no '/' or space)");
+                v.err(
+                    format!("{p}.name"),
+                    "must be a Linux interface name (1 to 15 characters, no '/' or space)",
+                );
             } else if a.name == self.interfaces.core {
                 v.err(format!("{p}.name"), "must differ from interfaces.core");
             }
             if !seen.insert((a.name.clone(), a.vlan)) {
-                v.err(format!("{p}.name"), format!("interface {} listed twice", a.name));
+                v.err(
+                    format!("{p}.name"),
+                    format!("interface {} listed twice", a.name),
+                );
             }
             if let Some(vl) = a.vlan {
                 if !(1..=4094).contains(&vl) {
@@ -557,22 +619,34 @@ impl Config {
                         let m = u32::from(crate::access::dhcp::prefix_to_mask(len));
                         let host = u32::from(g) & !m;
                         if host == 0 || host == !m {
-                            v.err(format!("{p}.gateway"), "must be a host address, not the network or broadcast address");
+                            v.err(
+                                format!("{p}.gateway"),
+                                "must be a host address, not the network or broadcast address",
+                            );
                         }
                     }
                     if g.is_multicast() || g.is_loopback() || g.is_unspecified() {
                         v.err(format!("{p}.gateway"), "must be a unicast address");
                     }
                 }
-                Some((IpAddr::V6(_), _)) => v.err(format!("{p}.gateway"), "must be an IPv4 address/prefix (e.g. \"192.0.2.254/24\")"),
-                None => v.err(format!("{p}.gateway"), "must be an address with prefix length, e.g. \"192.0.2.254/24\""),
+                Some((IpAddr::V6(_), _)) => v.err(
+                    format!("{p}.gateway"),
+                    "must be an IPv4 address/prefix (e.g. \"192.0.2.254/24\")",
+                ),
+                None => v.err(
+                    format!("{p}.gateway"),
+                    "must be an address with prefix length, e.g. \"192.0.2.254/24\"",
+                ),
             }
             if !(576..=9216).contains(&a.mtu) {
                 v.err(format!("{p}.mtu"), "must be 576 to 9216");
             }
             if let Some(dp) = &a.default_profile {
                 if self.profile(dp).is_none() {
-                    v.err(format!("{p}.default_profile"), format!("no profile named {dp:?}"));
+                    v.err(
+                        format!("{p}.default_profile"),
+                        format!("no profile named {dp:?}"),
+                    );
                 }
             }
         }
@@ -592,7 +666,10 @@ impl Config {
             }
         }
         if self.protocol == Protocol::Pmipv4 && self.addresses.ipv4.is_none() {
-            v.err("addresses.ipv4", "PMIPv4 signals over IPv4: an IPv4 address is required");
+            v.err(
+                "addresses.ipv4",
+                "PMIPv4 signals over IPv4: an IPv4 address is required",
+            );
         }
 
         // Peers.
@@ -606,13 +683,21 @@ impl Config {
             if pr.name.is_empty() {
                 v.err(format!("{p}.name"), "must not be empty");
             } else if !names.insert(pr.name.as_str()) {
-                v.err(format!("{p}.name"), format!("duplicate peer name {:?}", pr.name));
+                v.err(
+                    format!("{p}.name"),
+                    format!("duplicate peer name {:?}", pr.name),
+                );
             }
             if !addrs.insert(pr.address) {
-                v.err(format!("{p}.address"), format!("duplicate peer address {}", pr.address));
+                v.err(
+                    format!("{p}.address"),
+                    format!("duplicate peer address {}", pr.address),
+                );
             }
             let unicast = match pr.address {
-                IpAddr::V4(a) => !(a.is_unspecified() || a.is_multicast() || a.is_broadcast() || a.is_loopback()),
+                IpAddr::V4(a) => {
+                    !(a.is_unspecified() || a.is_multicast() || a.is_broadcast() || a.is_loopback())
+                }
                 IpAddr::V6(a) => !(a.is_unspecified() || a.is_multicast() || a.is_loopback()),
             };
             if !unicast {
@@ -620,21 +705,30 @@ impl Config {
             }
             let fam = pr.family();
             if let Some(t) = pr.transport {
-                let af = if pr.address.is_ipv4() { Family::Ipv4 } else { Family::Ipv6 };
+                let af = if pr.address.is_ipv4() {
+                    Family::Ipv4
+                } else {
+                    Family::Ipv6
+                };
                 if t != af {
-                    v.err(format!("{p}.transport"), format!("is {t:?} but address {} is {af:?}", pr.address));
+                    v.err(
+                        format!("{p}.transport"),
+                        format!("is {t:?} but address {} is {af:?}", pr.address),
+                    );
                 }
             }
             if self.protocol == Protocol::Pmipv4 && fam != Family::Ipv4 {
                 v.err(format!("{p}.address"), "PMIPv4 peers must be IPv4");
             }
             match fam {
-                Family::Ipv4 if self.addresses.ipv4.is_none() => {
-                    v.err(format!("{p}.address"), "IPv4 peer but addresses.ipv4 is not set")
-                }
-                Family::Ipv6 if self.addresses.ipv6.is_none() => {
-                    v.err(format!("{p}.address"), "IPv6 peer but addresses.ipv6 is not set")
-                }
+                Family::Ipv4 if self.addresses.ipv4.is_none() => v.err(
+                    format!("{p}.address"),
+                    "IPv4 peer but addresses.ipv4 is not set",
+                ),
+                Family::Ipv6 if self.addresses.ipv6.is_none() => v.err(
+                    format!("{p}.address"),
+                    "IPv6 peer but addresses.ipv6 is not set",
+                ),
                 _ => {}
             }
             let any_sa = pr.spi.is_some() || pr.algorithm.is_some() || pr.key.is_some();
@@ -647,11 +741,17 @@ impl Config {
                 match pr.spi {
                     None => v.err(format!("{p}.spi"), format!("missing: {why}")),
                     // RFC 3344 §1.6: SPI values 0 through 255 are reserved.
-                    Some(s) if s < 256 => v.err(format!("{p}.spi"), "must be >= 256 (0-255 are reserved, RFC 3344 §1.6)"),
+                    Some(s) if s < 256 => v.err(
+                        format!("{p}.spi"),
+                        "must be >= 256 (0-255 are reserved, RFC 3344 §1.6)",
+                    ),
                     _ => {}
                 }
                 if pr.algorithm.is_none() {
-                    v.err(format!("{p}.algorithm"), format!("missing: {why} (hmac-md5 or rfc2002-md5)"));
+                    v.err(
+                        format!("{p}.algorithm"),
+                        format!("missing: {why} (hmac-md5 or rfc2002-md5)"),
+                    );
                 }
                 match &pr.key {
                     None => v.err(format!("{p}.key"), format!("missing: {why}")),
@@ -678,7 +778,13 @@ impl Config {
             v.err("timers.lifetime_s", format!("must be 1 to {max_life}"));
         }
         if self.protocol == Protocol::Pmipv6 && (t.refresh_s == 0 || t.refresh_s >= t.lifetime_s) {
-            v.err("timers.refresh_s", format!("must be between 1 and lifetime_s ({}) exclusive", t.lifetime_s));
+            v.err(
+                "timers.refresh_s",
+                format!(
+                    "must be between 1 and lifetime_s ({}) exclusive",
+                    t.lifetime_s
+                ),
+            );
         }
         if !(1..=99).contains(&t.renew_percent) {
             v.err("timers.renew_percent", "must be 1 to 99");
@@ -687,7 +793,10 @@ impl Config {
             v.err("timers.retx_initial_ms", "must be >= 100");
         }
         if t.retx_max_ms < t.retx_initial_ms {
-            v.err("timers.retx_max_ms", format!("must be >= retx_initial_ms ({})", t.retx_initial_ms));
+            v.err(
+                "timers.retx_max_ms",
+                format!("must be >= retx_initial_ms ({})", t.retx_initial_ms),
+            );
         }
         if t.max_retransmissions > 20 {
             v.err("timers.max_retransmissions", "must be 0 to 20");
@@ -696,13 +805,19 @@ impl Config {
             v.err("timers.timestamp_window_ms", "must be > 0");
         }
         if t.heartbeat_interval_s > 0 && t.heartbeat_misses == 0 {
-            v.err("timers.heartbeat_misses", "must be >= 1 when heartbeat_interval_s is set");
+            v.err(
+                "timers.heartbeat_misses",
+                "must be >= 1 when heartbeat_interval_s is set",
+            );
         }
         if t.bri_delay_min_ms == 0 {
             v.err("timers.bri_delay_min_ms", "must be > 0");
         }
         if t.bri_delay_max_ms < t.bri_delay_min_ms {
-            v.err("timers.bri_delay_max_ms", format!("must be >= bri_delay_min_ms ({})", t.bri_delay_min_ms));
+            v.err(
+                "timers.bri_delay_max_ms",
+                format!("must be >= bri_delay_min_ms ({})", t.bri_delay_min_ms),
+            );
         }
         let f = &t.ha_failover;
         if f.enabled {
@@ -710,7 +825,10 @@ impl Config {
                 v.err("timers.ha_failover.max_attempts", "must be >= 1");
             }
             if f.attempts_before_switching == 0 || f.attempts_before_switching > f.max_attempts {
-                v.err("timers.ha_failover.attempts_before_switching", format!("must be 1 to max_attempts ({})", f.max_attempts));
+                v.err(
+                    "timers.ha_failover.attempts_before_switching",
+                    format!("must be 1 to max_attempts ({})", f.max_attempts),
+                );
             }
             if f.timeout_s == 0 {
                 v.err("timers.ha_failover.timeout_s", "must be > 0");
@@ -726,7 +844,10 @@ impl Config {
             if d.timeout_s == 0 {
                 v.err("detach.timeout_s", "must be > 0");
             } else if d.timeout_s >= d.interval_s && d.interval_s > 0 {
-                v.err("detach.timeout_s", format!("must be below interval_s ({})", d.interval_s));
+                v.err(
+                    "detach.timeout_s",
+                    format!("must be below interval_s ({})", d.interval_s),
+                );
             }
             if d.retries > 100 {
                 v.err("detach.retries", "must be 0 to 100");
@@ -740,25 +861,42 @@ impl Config {
         if access && !self.pools.is_empty() {
             v.err("pools", "only used in the anchor role");
         }
-        if !access && self.pools.is_empty() && self.profiles.iter().all(|p| p.home_address.is_none()) {
-            v.err("pools", "the anchor role needs at least one pool (or static home addresses in profiles)");
+        if !access
+            && self.pools.is_empty()
+            && self.profiles.iter().all(|p| p.home_address.is_none())
+        {
+            v.err(
+                "pools",
+                "the anchor role needs at least one pool (or static home addresses in profiles)",
+            );
         }
         let mut pnames = HashSet::new();
         for (i, pl) in self.pools.iter().enumerate() {
             let p = format!("pools[{i}]");
             if pl.name.is_empty() || !pnames.insert(pl.name.as_str()) {
-                v.err(format!("{p}.name"), format!("must be a unique, non-empty name (got {:?})", pl.name));
+                v.err(
+                    format!("{p}.name"),
+                    format!("must be a unique, non-empty name (got {:?})", pl.name),
+                );
             }
             match parse_prefix(&pl.prefix) {
                 Some((IpAddr::V4(net), len)) => {
                     if !(8..=30).contains(&len) {
                         v.err(format!("{p}.prefix"), "IPv4 prefix length must be 8 to 30");
-                    } else if u32::from(net) & !u32::from(crate::access::dhcp::prefix_to_mask(len)) != 0 {
+                    } else if u32::from(net) & !u32::from(crate::access::dhcp::prefix_to_mask(len))
+                        != 0
+                    {
                         v.err(format!("{p}.prefix"), "has host bits set");
                     }
                     match pl.gateway {
-                        None => v.err(format!("{p}.gateway"), "missing: the subscribers' default router in the pool"),
-                        Some(g) if !v4_in(g, net, len) => v.err(format!("{p}.gateway"), format!("{g} is outside {}", pl.prefix)),
+                        None => v.err(
+                            format!("{p}.gateway"),
+                            "missing: the subscribers' default router in the pool",
+                        ),
+                        Some(g) if !v4_in(g, net, len) => v.err(
+                            format!("{p}.gateway"),
+                            format!("{g} is outside {}", pl.prefix),
+                        ),
                         _ => {}
                     }
                     if pl.assign_len.is_some() {
@@ -768,13 +906,19 @@ impl Config {
                 Some((IpAddr::V6(_), len)) => {
                     let al = pl.assign_len.unwrap_or(64);
                     if len > al || al > 64 {
-                        v.err(format!("{p}.assign_len"), format!("must be between the prefix length ({len}) and 64"));
+                        v.err(
+                            format!("{p}.assign_len"),
+                            format!("must be between the prefix length ({len}) and 64"),
+                        );
                     }
                     if pl.gateway.is_some() {
                         v.err(format!("{p}.gateway"), "only for IPv4 pools");
                     }
                 }
-                None => v.err(format!("{p}.prefix"), "must be address/length, e.g. \"192.0.2.0/24\""),
+                None => v.err(
+                    format!("{p}.prefix"),
+                    "must be address/length, e.g. \"192.0.2.0/24\"",
+                ),
             }
         }
 
@@ -782,42 +926,68 @@ impl Config {
         let mut prnames = HashSet::new();
         let mut nais = HashSet::new();
         let mut macs = HashSet::new();
-        let defaults: HashSet<&str> =
-            self.interfaces.access.iter().filter_map(|a| a.default_profile.as_deref()).collect();
+        let defaults: HashSet<&str> = self
+            .interfaces
+            .access
+            .iter()
+            .filter_map(|a| a.default_profile.as_deref())
+            .collect();
         for (i, pr) in self.profiles.iter().enumerate() {
             let p = format!("profiles[{i}]");
             if pr.name.is_empty() || !prnames.insert(pr.name.as_str()) {
-                v.err(format!("{p}.name"), format!("must be a unique, non-empty name (got {:?})", pr.name));
+                v.err(
+                    format!("{p}.name"),
+                    format!("must be a unique, non-empty name (got {:?})", pr.name),
+                );
             }
             if pr.nai.is_none() && pr.mac.is_none() && !defaults.contains(pr.name.as_str()) {
-                v.err(p.clone(), "needs nai or mac (or must be an interface's default_profile)");
+                v.err(
+                    p.clone(),
+                    "needs nai or mac (or must be an interface's default_profile)",
+                );
             }
             if let Some(n) = &pr.nai {
                 if n.is_empty() || n.len() > 253 {
                     v.err(format!("{p}.nai"), "must be 1 to 253 characters (RFC 4282)");
                 } else if !nais.insert(n.as_str()) {
-                    v.err(format!("{p}.nai"), format!("NAI {n:?} used by two profiles"));
+                    v.err(
+                        format!("{p}.nai"),
+                        format!("NAI {n:?} used by two profiles"),
+                    );
                 }
             }
             if let Some(m) = &pr.mac {
                 match parse_mac(m) {
-                    None => v.err(format!("{p}.mac"), "must be a MAC like 00:24:d7:8e:21:a4 or 0024.d78e.21a4"),
-                    Some(mac) if !macs.insert(mac) => v.err(format!("{p}.mac"), format!("MAC {m} used by two profiles")),
-                    Some(mac) if mac[0] & 1 != 0 => v.err(format!("{p}.mac"), "must be a unicast MAC"),
+                    None => v.err(
+                        format!("{p}.mac"),
+                        "must be a MAC like 00:24:d7:8e:21:a4 or 0024.d78e.21a4",
+                    ),
+                    Some(mac) if !macs.insert(mac) => {
+                        v.err(format!("{p}.mac"), format!("MAC {m} used by two profiles"))
+                    }
+                    Some(mac) if mac[0] & 1 != 0 => {
+                        v.err(format!("{p}.mac"), "must be a unicast MAC")
+                    }
                     _ => {}
                 }
             }
             if access {
                 match &pr.anchor {
-                    None if self.peers.len() > 1 => {
-                        v.err(format!("{p}.anchor"), "missing: several peers, say which one anchors this profile")
+                    None if self.peers.len() > 1 => v.err(
+                        format!("{p}.anchor"),
+                        "missing: several peers, say which one anchors this profile",
+                    ),
+                    Some(a) if self.peer(a).is_none() => {
+                        v.err(format!("{p}.anchor"), format!("no peer named {a:?}"))
                     }
-                    Some(a) if self.peer(a).is_none() => v.err(format!("{p}.anchor"), format!("no peer named {a:?}")),
                     _ => {}
                 }
                 if let Some(a) = &pr.alternate_anchor {
                     if self.peer(a).is_none() {
-                        v.err(format!("{p}.alternate_anchor"), format!("no peer named {a:?}"));
+                        v.err(
+                            format!("{p}.alternate_anchor"),
+                            format!("no peer named {a:?}"),
+                        );
                     } else if pr.anchor.as_deref() == Some(a) {
                         v.err(format!("{p}.alternate_anchor"), "must differ from anchor");
                     }
@@ -832,7 +1002,11 @@ impl Config {
                 // 3GPP TS 23.003 §9.1: labels of letters, digits, '-', max 100 octets.
                 let ok = !apn.is_empty()
                     && apn.len() <= 100
-                    && apn.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+                    && apn.split('.').all(|l| {
+                        !l.is_empty()
+                            && l.chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    });
                 if !ok {
                     v.err(format!("{p}.apn"), "must be dot-separated labels of letters, digits and '-', at most 100 characters");
                 }
@@ -861,10 +1035,14 @@ impl Config {
             }
             if access {
                 match &sb.interface {
-                    None => v.err(format!("{p}.interface"), "missing: the access interface of the subscriber"),
-                    Some(n) if !self.interfaces.access.iter().any(|a| &a.name == n) => {
-                        v.err(format!("{p}.interface"), format!("{n:?} is not in interfaces.access"))
-                    }
+                    None => v.err(
+                        format!("{p}.interface"),
+                        "missing: the access interface of the subscriber",
+                    ),
+                    Some(n) if !self.interfaces.access.iter().any(|a| &a.name == n) => v.err(
+                        format!("{p}.interface"),
+                        format!("{n:?} is not in interfaces.access"),
+                    ),
                     _ => {}
                 }
                 match sb.mac.as_deref().map(parse_mac) {
@@ -883,7 +1061,11 @@ impl Config {
             if sb.downlink_key == 0 {
                 v.err(format!("{p}.downlink_key"), "must be non-zero");
             }
-            let key = if access { sb.downlink_key } else { sb.uplink_key };
+            let key = if access {
+                sb.downlink_key
+            } else {
+                sb.uplink_key
+            };
             if !ul.insert(key) {
                 v.err(
                     format!("{p}.{}", if access { "downlink_key" } else { "uplink_key" }),
@@ -906,7 +1088,9 @@ impl Peer {
     /// The key bytes (validated to be hex).
     pub fn key_bytes(&self) -> Option<Vec<u8>> {
         let k = self.key.as_ref()?;
-        (0..k.len() / 2).map(|i| u8::from_str_radix(k.get(2 * i..2 * i + 2)?, 16).ok()).collect()
+        (0..k.len() / 2)
+            .map(|i| u8::from_str_radix(k.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect()
     }
 }
 

@@ -29,7 +29,9 @@ pub enum Request {
     ShowTunnels,
     ShowStats,
     /// Operator-forced detach: deregister and clean up.
-    ClearBinding { nai: String },
+    ClearBinding {
+        nai: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -97,7 +99,12 @@ pub struct TrafficView {
 }
 impl From<TrafficCounters> for TrafficView {
     fn from(c: TrafficCounters) -> Self {
-        TrafficView { up_packets: c.up_packets, up_bytes: c.up_bytes, down_packets: c.down_packets, down_bytes: c.down_bytes }
+        TrafficView {
+            up_packets: c.up_packets,
+            up_bytes: c.up_bytes,
+            down_packets: c.down_packets,
+            down_bytes: c.down_bytes,
+        }
     }
 }
 
@@ -134,7 +141,9 @@ impl StatsView {
 // ---------------------------------------------------------------- text
 
 fn llid(s: &str) -> String {
-    parse_mac(s).map(|m| mac_dotted(&m)).unwrap_or_else(|| s.to_string())
+    parse_mac(s)
+        .map(|m| mac_dotted(&m))
+        .unwrap_or_else(|| s.to_string())
 }
 
 /// Seed 004 `show ipv6 mobile pmipv6 mag binding` layout.
@@ -160,13 +169,37 @@ pub fn format_bindings(b: &[BindingView]) -> String {
                 let _ = writeln!(o, "  [Binding][MN]: Interface: {}", x.interface);
             }
         }
-        let hoa = x.home_v4.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
-        let _ = writeln!(o, "  [Binding][MN]: Hoa: {hoa}, att: {}, llid: {}", x.att, llid(&x.llid));
-        let _ = writeln!(o, "  [Binding][MN]: HNP: {}", x.hnp.as_deref().unwrap_or("0"));
+        let hoa = x
+            .home_v4
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            o,
+            "  [Binding][MN]: Hoa: {hoa}, att: {}, llid: {}",
+            x.att,
+            llid(&x.llid)
+        );
+        let _ = writeln!(
+            o,
+            "  [Binding][MN]: HNP: {}",
+            x.hnp.as_deref().unwrap_or("0")
+        );
         let k = &x.peer_kind;
-        let _ = writeln!(o, "  [Binding][MN][{k}]: Id: {}, address: {}", x.peer_name, x.peer);
-        let _ = writeln!(o, "  [Binding][MN][{k}]: lifetime: {}, remaining: {}", x.lifetime_s, x.lifetime_left_s);
-        let _ = writeln!(o, "  [Binding][MN][GREKEY]: Upstream: {}, Downstream: {}", x.gre_key_up, x.gre_key_down);
+        let _ = writeln!(
+            o,
+            "  [Binding][MN][{k}]: Id: {}, address: {}",
+            x.peer_name, x.peer
+        );
+        let _ = writeln!(
+            o,
+            "  [Binding][MN][{k}]: lifetime: {}, remaining: {}",
+            x.lifetime_s, x.lifetime_left_s
+        );
+        let _ = writeln!(
+            o,
+            "  [Binding][MN][GREKEY]: Upstream: {}, Downstream: {}",
+            x.gre_key_up, x.gre_key_down
+        );
     }
     o
 }
@@ -174,10 +207,22 @@ pub fn format_bindings(b: &[BindingView]) -> String {
 pub fn format_tunnels(t: &[TunnelView]) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "Total number of tunnels: {}", t.len());
-    let _ = writeln!(o, "{:<16} {:<40} {:<40} {:>8} State", "Peer", "Local", "Remote", "Bindings");
+    let _ = writeln!(
+        o,
+        "{:<16} {:<40} {:<40} {:>8} State",
+        "Peer", "Local", "Remote", "Bindings"
+    );
     let ip = |a: &Option<IpAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
     for x in t {
-        let _ = writeln!(o, "{:<16} {:<40} {:<40} {:>8} {}", x.peer_name, ip(&x.local), ip(&x.remote), x.bindings, x.state);
+        let _ = writeln!(
+            o,
+            "{:<16} {:<40} {:<40} {:>8} {}",
+            x.peer_name,
+            ip(&x.local),
+            ip(&x.remote),
+            x.bindings,
+            x.state
+        );
     }
     o
 }
@@ -230,7 +275,8 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
     use std::os::unix::fs::FileTypeExt;
     if let Ok(m) = std::fs::symlink_metadata(path) {
         if m.file_type().is_socket() {
-            std::fs::remove_file(path).with_context(|| format!("removing stale {}", path.display()))?;
+            std::fs::remove_file(path)
+                .with_context(|| format!("removing stale {}", path.display()))?;
         } else {
             bail!("{} exists and is not a socket", path.display());
         }
@@ -242,13 +288,18 @@ async fn serve_one(stream: UnixStream, handler: Handler) -> Result<()> {
     let (r, mut w) = stream.into_split();
     let mut line = Vec::new();
     let mut reader = BufReader::new(r).take(MAX_REQUEST as u64 + 1);
-    let n = tokio::time::timeout(Duration::from_secs(5), reader.read_until(b'\n', &mut line)).await??;
+    let n =
+        tokio::time::timeout(Duration::from_secs(5), reader.read_until(b'\n', &mut line)).await??;
     let resp = if n > MAX_REQUEST {
-        Response::Error { message: format!("request longer than {MAX_REQUEST} bytes") }
+        Response::Error {
+            message: format!("request longer than {MAX_REQUEST} bytes"),
+        }
     } else {
         match serde_json::from_slice::<Request>(&line) {
             Ok(req) => handler(req),
-            Err(e) => Response::Error { message: format!("bad request: {e}") },
+            Err(e) => Response::Error {
+                message: format!("bad request: {e}"),
+            },
         }
     };
     let mut out = serde_json::to_vec(&resp)?;
@@ -275,13 +326,16 @@ pub async fn serve(listener: UnixListener, handler: Handler) -> Result<()> {
 
 /// Sends one request and waits for the response.
 pub async fn request(path: &Path, req: &Request) -> Result<Response> {
-    let mut s = UnixStream::connect(path).await.with_context(|| format!("connecting to {}", path.display()))?;
+    let mut s = UnixStream::connect(path)
+        .await
+        .with_context(|| format!("connecting to {}", path.display()))?;
     let mut out = serde_json::to_vec(req)?;
     out.push(b'\n');
     s.write_all(&out).await?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await?;
-    serde_json::from_slice(&buf).with_context(|| format!("bad response: {}", String::from_utf8_lossy(&buf)))
+    serde_json::from_slice(&buf)
+        .with_context(|| format!("bad response: {}", String::from_utf8_lossy(&buf)))
 }
 
 /// Blocking variant for the pmipctl binary.
@@ -296,7 +350,8 @@ pub fn request_blocking(path: &Path, req: &Request, timeout: Duration) -> Result
     s.write_all(&out)?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
-    serde_json::from_slice(&buf).with_context(|| format!("bad response: {}", String::from_utf8_lossy(&buf)))
+    serde_json::from_slice(&buf)
+        .with_context(|| format!("bad response: {}", String::from_utf8_lossy(&buf)))
 }
 
 /// Default control socket path.

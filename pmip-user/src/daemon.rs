@@ -39,10 +39,16 @@ pub struct SharedDp(pub Arc<Mutex<FastPath>>);
 
 impl DataPlane for SharedDp {
     fn apply(&mut self, cmd: &DpCommand) -> Result<()> {
-        self.0.lock().map_err(|_| anyhow!("fast path lock poisoned"))?.apply(cmd)
+        self.0
+            .lock()
+            .map_err(|_| anyhow!("fast path lock poisoned"))?
+            .apply(cmd)
     }
     fn subscriber_counters(&self, sub_id: u32) -> TrafficCounters {
-        self.0.lock().map(|f| f.subscriber_counters(sub_id)).unwrap_or_default()
+        self.0
+            .lock()
+            .map(|f| f.subscriber_counters(sub_id))
+            .unwrap_or_default()
     }
 }
 
@@ -69,9 +75,11 @@ fn home_pools(cfg: &Config) -> Vec<crate::loader::HomePoolSpec> {
             let len: u8 = len.parse().ok()?;
             match addr.parse::<std::net::IpAddr>().ok()? {
                 std::net::IpAddr::V4(prefix) => Some(HomePoolSpec::V4 { prefix, len }),
-                std::net::IpAddr::V6(prefix) => {
-                    Some(HomePoolSpec::V6 { prefix, len, assign_len: p.assign_len.unwrap_or(64) })
-                }
+                std::net::IpAddr::V6(prefix) => Some(HomePoolSpec::V6 {
+                    prefix,
+                    len,
+                    assign_len: p.assign_len.unwrap_or(64),
+                }),
             }
         })
         .collect()
@@ -90,7 +98,9 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
             Role::Anchor => crate::loader::GatewayRole::Anchor,
         }),
         // The home-prefix table is sized only where IPv6 pools assign prefixes.
-        home_prefixes: home_pools.iter().any(|p| matches!(p, crate::loader::HomePoolSpec::V6 { .. })),
+        home_prefixes: home_pools
+            .iter()
+            .any(|p| matches!(p, crate::loader::HomePoolSpec::V6 { .. })),
         home_pools,
     })?;
     let dp = SharedDp(Arc::new(Mutex::new(fp)));
@@ -110,10 +120,18 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
 
     let stop = shutdown_signal();
     let r = match (cfg.role, cfg.protocol) {
-        (Role::Access, Protocol::Pmipv6) => access_v6(&cfg, dp, snapshot, clear_rx, stop, ready).await,
-        (Role::Access, Protocol::Pmipv4) => access_v4(&cfg, dp, snapshot, clear_rx, stop, ready).await,
-        (Role::Anchor, Protocol::Pmipv6) => anchor_v6(&cfg, dp, snapshot, clear_rx, stop, ready).await,
-        (Role::Anchor, Protocol::Pmipv4) => anchor_v4(&cfg, dp, snapshot, clear_rx, stop, ready).await,
+        (Role::Access, Protocol::Pmipv6) => {
+            access_v6(&cfg, dp, snapshot, clear_rx, stop, ready).await
+        }
+        (Role::Access, Protocol::Pmipv4) => {
+            access_v4(&cfg, dp, snapshot, clear_rx, stop, ready).await
+        }
+        (Role::Anchor, Protocol::Pmipv6) => {
+            anchor_v6(&cfg, dp, snapshot, clear_rx, stop, ready).await
+        }
+        (Role::Anchor, Protocol::Pmipv4) => {
+            anchor_v4(&cfg, dp, snapshot, clear_rx, stop, ready).await
+        }
     };
     let _ = std::fs::remove_file(&cfg.control.socket);
     r
@@ -123,10 +141,11 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
 fn shutdown_signal() -> oneshot::Receiver<()> {
     let (tx, rx) = oneshot::channel();
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => return,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return,
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -176,7 +195,15 @@ fn pool_routes(cfg: &Config) {
     for p in &cfg.pools {
         if let Some((IpAddr::V4(_), _)) = crate::config::parse_prefix(&p.prefix) {
             let ok = std::process::Command::new("ip")
-                .args(["route", "replace", &p.prefix, "via", &via.to_string(), "dev", &cfg.interfaces.core])
+                .args([
+                    "route",
+                    "replace",
+                    &p.prefix,
+                    "via",
+                    &via.to_string(),
+                    "dev",
+                    &cfg.interfaces.core,
+                ])
                 .status()
                 .map(|s| s.success())
                 .unwrap_or(false);
@@ -190,7 +217,9 @@ fn pool_routes(cfg: &Config) {
 /// The default router address lives on the access interface: the kernel
 /// answers ICMP echo to it (draft §6.2) and DHCP replies come from it.
 fn ensure_address(a: &AccessInterface) -> Result<()> {
-    let (gw, len) = a.gateway_v4().ok_or_else(|| anyhow!("{}: gateway is not IPv4", a.name))?;
+    let (gw, len) = a
+        .gateway_v4()
+        .ok_or_else(|| anyhow!("{}: gateway is not IPv4", a.name))?;
     let out = std::process::Command::new("ip")
         .args(["-4", "-o", "addr", "show", "dev", &a.name])
         .output()
@@ -217,7 +246,12 @@ fn attach_fast_path(cfg: &Config, dp: &SharedDp) -> Result<()> {
     match cfg.role {
         Role::Access => {
             for a in &cfg.interfaces.access {
-                specs.push(IfaceSpec { name: a.name.clone(), role: role::ACCESS, addr4: a.gateway_v4().map(|g| g.0), addr6: None });
+                specs.push(IfaceSpec {
+                    name: a.name.clone(),
+                    role: role::ACCESS,
+                    addr4: a.gateway_v4().map(|g| g.0),
+                    addr6: None,
+                });
             }
             specs.push(IfaceSpec {
                 name: cfg.interfaces.core.clone(),
@@ -227,15 +261,31 @@ fn attach_fast_path(cfg: &Config, dp: &SharedDp) -> Result<()> {
             });
         }
         Role::Anchor => {
-            let core_role = if cfg.interfaces.correspondent.is_empty() { role::ANCHOR_CORE | role::ANCHOR_CN } else { role::ANCHOR_CORE };
-            specs.push(IfaceSpec { name: cfg.interfaces.core.clone(), role: core_role, addr4: cfg.addresses.ipv4, addr6: cfg.addresses.ipv6 });
+            let core_role = if cfg.interfaces.correspondent.is_empty() {
+                role::ANCHOR_CORE | role::ANCHOR_CN
+            } else {
+                role::ANCHOR_CORE
+            };
+            specs.push(IfaceSpec {
+                name: cfg.interfaces.core.clone(),
+                role: core_role,
+                addr4: cfg.addresses.ipv4,
+                addr6: cfg.addresses.ipv6,
+            });
             for c in &cfg.interfaces.correspondent {
-                specs.push(IfaceSpec { name: c.clone(), role: role::ANCHOR_CN, addr4: cfg.addresses.ipv4, addr6: cfg.addresses.ipv6 });
+                specs.push(IfaceSpec {
+                    name: c.clone(),
+                    role: role::ANCHOR_CN,
+                    addr4: cfg.addresses.ipv4,
+                    addr6: cfg.addresses.ipv6,
+                });
             }
         }
     }
     for s in &specs {
-        let m = fp.attach(s, mode).with_context(|| format!("attaching the fast path to {}", s.name))?;
+        let m = fp
+            .attach(s, mode)
+            .with_context(|| format!("attaching the fast path to {}", s.name))?;
         tracing::info!(iface = %s.name, mode = ?m, "fast path attached");
     }
     Ok(())
@@ -249,20 +299,45 @@ fn install_static_bindings(cfg: &Config, dp: &SharedDp) -> Result<()> {
     let mut fp = dp.0.lock().unwrap();
     for (i, b) in cfg.static_bindings.iter().enumerate() {
         let at_key = format!("static_bindings[{i}]");
-        let peer = cfg.peer(&b.peer).ok_or_else(|| anyhow!("{at_key}.peer: no peer named {:?}", b.peer))?;
-        let local = local_for(cfg, peer.address)
-            .ok_or_else(|| anyhow!("{at_key}.peer: no local address of the family of {}", peer.address))?;
-        let tunnel = TunnelEnds { local, remote: peer.address };
+        let peer = cfg
+            .peer(&b.peer)
+            .ok_or_else(|| anyhow!("{at_key}.peer: no peer named {:?}", b.peer))?;
+        let local = local_for(cfg, peer.address).ok_or_else(|| {
+            anyhow!(
+                "{at_key}.peer: no local address of the family of {}",
+                peer.address
+            )
+        })?;
+        let tunnel = TunnelEnds {
+            local,
+            remote: peer.address,
+        };
         let sub_id = cfg.fastpath.max_subscribers - 1 - i as u32;
         match cfg.role {
             Role::Access => {
-                let ifname = b.interface.as_deref().ok_or_else(|| anyhow!("{at_key}.interface: required in the access role"))?;
-                let iface = cfg.interfaces.access.iter().find(|a| a.name == ifname)
-                    .ok_or_else(|| anyhow!("{at_key}.interface: {ifname} is not an access interface"))?;
-                let mac = b.mac.as_deref().and_then(crate::access::frame::parse_mac)
+                let ifname = b
+                    .interface
+                    .as_deref()
+                    .ok_or_else(|| anyhow!("{at_key}.interface: required in the access role"))?;
+                let iface = cfg
+                    .interfaces
+                    .access
+                    .iter()
+                    .find(|a| a.name == ifname)
+                    .ok_or_else(|| {
+                        anyhow!("{at_key}.interface: {ifname} is not an access interface")
+                    })?;
+                let mac = b
+                    .mac
+                    .as_deref()
+                    .and_then(crate::access::frame::parse_mac)
                     .ok_or_else(|| anyhow!("{at_key}.mac: required in the access role"))?;
                 fp.install_access(&AccessBinding {
-                    at: AccessPoint { ifindex: crate::loader::ifindex(ifname)?, vlan: iface.vlan.unwrap_or(0), mac },
+                    at: AccessPoint {
+                        ifindex: crate::loader::ifindex(ifname)?,
+                        vlan: iface.vlan.unwrap_or(0),
+                        mac,
+                    },
                     sub_id,
                     tunnel,
                     uplink_key: b.uplink_key,
@@ -290,7 +365,12 @@ fn install_static_bindings(cfg: &Config, dp: &SharedDp) -> Result<()> {
     Ok(())
 }
 
-fn control_handler(cfg: Config, dp: SharedDp, snap: Arc<Mutex<Snapshot>>, clear: mpsc::UnboundedSender<String>) -> ctl::Handler {
+fn control_handler(
+    cfg: Config,
+    dp: SharedDp,
+    snap: Arc<Mutex<Snapshot>>,
+    clear: mpsc::UnboundedSender<String>,
+) -> ctl::Handler {
     Arc::new(move |req| {
         let s = snap.lock().unwrap();
         match req {
@@ -300,16 +380,26 @@ fn control_handler(cfg: Config, dp: SharedDp, snap: Arc<Mutex<Snapshot>>, clear:
                 let mut st = s.signaling.clone();
                 if let Ok(fp) = dp.0.lock() {
                     if let Ok(c) = fp.counters() {
-                        let g: std::collections::BTreeMap<String, u64> = c.into_iter().map(|(n, v)| (n.to_string(), v)).collect();
+                        let g: std::collections::BTreeMap<String, u64> =
+                            c.into_iter().map(|(n, v)| (n.to_string(), v)).collect();
                         st.groups.insert("fastpath".into(), g);
                     }
                     if let Ok(m) = fp.map_entries() {
-                        st.groups.insert("fastpath_maps".into(), m.into_iter().map(|(n, v)| (n.to_lowercase(), v as u64)).collect());
+                        st.groups.insert(
+                            "fastpath_maps".into(),
+                            m.into_iter()
+                                .map(|(n, v)| (n.to_lowercase(), v as u64))
+                                .collect(),
+                        );
                     }
                     st.subscribers = s
                         .bindings
                         .iter()
-                        .map(|b| SubscriberStats { nai: b.nai.clone(), sub_id: b.sub_id, traffic: fp.subscriber_counters(b.sub_id).into() })
+                        .map(|b| SubscriberStats {
+                            nai: b.nai.clone(),
+                            sub_id: b.sub_id,
+                            traffic: fp.subscriber_counters(b.sub_id).into(),
+                        })
                         .collect();
                 }
                 let _ = &cfg;
@@ -327,7 +417,10 @@ fn control_handler(cfg: Config, dp: SharedDp, snap: Arc<Mutex<Snapshot>>, clear:
 }
 
 fn mac_str(m: &[u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 fn secs(d: Duration) -> u32 {
@@ -336,7 +429,10 @@ fn secs(d: Duration) -> u32 {
 
 /// Per-start restart counter (RFC 5847 §5.2): a peer seeing it change knows we lost state.
 fn restart_counter() -> u32 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(1)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(1)
 }
 
 // ------------------------------------------------------------------ access side
@@ -369,8 +465,11 @@ fn start_links(
 ) -> Result<HashMap<u32, Link>> {
     let mut links = HashMap::new();
     for a in &cfg.interfaces.access {
-        let dcfg = cfg.dhcp_server_config(a).ok_or_else(|| anyhow!("{}: no IPv4 gateway", a.name))?;
-        let shell = DhcpShell::open(&a.name, dcfg).with_context(|| format!("DHCP server on {}", a.name))?;
+        let dcfg = cfg
+            .dhcp_server_config(a)
+            .ok_or_else(|| anyhow!("{}: no IPv4 gateway", a.name))?;
+        let shell =
+            DhcpShell::open(&a.name, dcfg).with_context(|| format!("DHCP server on {}", a.name))?;
         let ifindex = shell.ifindex();
         let dhcp_stats = shell.stats();
         let (dtx, drx) = mpsc::unbounded_channel();
@@ -390,14 +489,24 @@ fn start_links(
                 tracing::error!("ARP monitor: {e:#}");
             }
         });
-        links.insert(ifindex, Link { cfg: a.clone(), dhcp: dtx, arp: atx, dhcp_stats });
+        links.insert(
+            ifindex,
+            Link {
+                cfg: a.clone(),
+                dhcp: dtx,
+                arp: atx,
+                dhcp_stats,
+            },
+        );
     }
     Ok(links)
 }
 
 /// Reads the fast path's new-MAC reports (data from a MAC without a
 /// binding: a subscriber that moved in from another access gateway).
-fn start_new_mac_reader(dp: &SharedDp) -> Result<mpsc::UnboundedReceiver<pmip_common::NewMacEvent>> {
+fn start_new_mac_reader(
+    dp: &SharedDp,
+) -> Result<mpsc::UnboundedReceiver<pmip_common::NewMacEvent>> {
     let ring = dp.0.lock().unwrap().new_mac_events()?;
     // SAFETY: the ring buffer owns its fd for as long as the AsyncFd lives.
     let mut afd = unsafe { tokio::io::unix::AsyncFd::register(ring) }
@@ -405,12 +514,15 @@ fn start_new_mac_reader(dp: &SharedDp) -> Result<mpsc::UnboundedReceiver<pmip_co
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
-            let Ok(mut guard) = afd.readable_mut().await else { return };
+            let Ok(mut guard) = afd.readable_mut().await else {
+                return;
+            };
             let ring = guard.get_inner_mut();
             while let Some(item) = ring.next() {
                 if item.len() >= std::mem::size_of::<pmip_common::NewMacEvent>() {
                     // SAFETY: the fast path writes one NewMacEvent per record; length checked.
-                    let ev: pmip_common::NewMacEvent = unsafe { std::ptr::read_unaligned(item.as_ptr() as *const _) };
+                    let ev: pmip_common::NewMacEvent =
+                        unsafe { std::ptr::read_unaligned(item.as_ptr() as *const _) };
                     if tx.send(ev).is_err() {
                         return;
                     }
@@ -430,9 +542,18 @@ enum Registrar {
 
 /// Registration outcomes, whichever the protocol.
 enum RegEvent {
-    Registered { at: AccessPoint, home: Ipv4Addr, prefix_len: Option<u8>, lifetime: Duration },
-    Failed { at: AccessPoint },
-    Gone { at: AccessPoint },
+    Registered {
+        at: AccessPoint,
+        home: Ipv4Addr,
+        prefix_len: Option<u8>,
+        lifetime: Duration,
+    },
+    Failed {
+        at: AccessPoint,
+    },
+    Gone {
+        at: AccessPoint,
+    },
 }
 
 /// The access-side glue shared by both protocols.
@@ -461,24 +582,48 @@ impl<'a> AccessGlue<'a> {
         let (arp_tx, arp) = mpsc::unbounded_channel();
         let links = start_links(cfg, &dhcp_tx, &arp_tx)?;
         let new_macs = start_new_mac_reader(dp)?;
-        let glue = AccessGlue { cfg, links, subs: HashMap::new(), reg, sub_ids: pmipv6::IdAlloc::new(1024) };
-        Ok((glue, AccessInputs { dhcp, arp, new_macs }))
+        let glue = AccessGlue {
+            cfg,
+            links,
+            subs: HashMap::new(),
+            reg,
+            sub_ids: pmipv6::IdAlloc::new(1024),
+        };
+        Ok((
+            glue,
+            AccessInputs {
+                dhcp,
+                arp,
+                new_macs,
+            },
+        ))
     }
 }
 
 impl AccessGlue<'_> {
     fn on_dhcp(&mut self, ev: DhcpEvent) {
         match ev {
-            DhcpEvent::AttachRequest { at, client_id, requested } => {
-                let Some(link) = self.links.get(&at.ifindex) else { return };
+            DhcpEvent::AttachRequest {
+                at,
+                client_id,
+                requested,
+            } => {
+                let Some(link) = self.links.get(&at.ifindex) else {
+                    return;
+                };
                 let ifname = link.cfg.name.clone();
-                let (nai, profile) = self.cfg.resolve_subscriber(client_id.as_deref(), &at.mac, &ifname);
+                let (nai, profile) =
+                    self.cfg
+                        .resolve_subscriber(client_id.as_deref(), &at.mac, &ifname);
                 let Some(profile) = profile else {
                     tracing::info!(mac = %mac_str(&at.mac), %nai, "no profile and no default profile: refused");
                     let _ = link.dhcp.send(DhcpCmd::BindingFailed { mac: at.mac });
                     return;
                 };
-                let anchor = profile.anchor.clone().or_else(|| self.cfg.peers.first().map(|p| p.name.clone()));
+                let anchor = profile
+                    .anchor
+                    .clone()
+                    .or_else(|| self.cfg.peers.first().map(|p| p.name.clone()));
                 let Some(peer) = anchor.as_deref().and_then(|n| self.cfg.peer(n)) else {
                     tracing::warn!(%nai, "profile {} names no known anchor", profile.name);
                     let _ = link.dhcp.send(DhcpCmd::BindingFailed { mac: at.mac });
@@ -530,7 +675,17 @@ impl AccessGlue<'_> {
                         shell.with(|p, now| p.attach(now, s));
                     }
                 }
-                self.subs.insert(at, Sub { nai, ifname, dns, mtu, registered_at: None, sub_id });
+                self.subs.insert(
+                    at,
+                    Sub {
+                        nai,
+                        ifname,
+                        dns,
+                        mtu,
+                        registered_at: None,
+                        sub_id,
+                    },
+                );
             }
             DhcpEvent::Detach { at, reason } => {
                 tracing::info!(mac = %mac_str(&at.mac), ?reason, "DHCP detach");
@@ -543,13 +698,21 @@ impl AccessGlue<'_> {
     /// Register it, asking for the address it is using (RFC 5213 §6.9.1.1:
     /// the LMA finds its binding and hands it over).
     fn on_new_mac(&mut self, ev: pmip_common::NewMacEvent) {
-        let at = AccessPoint { ifindex: ev.key.ifindex, vlan: ev.key.vlan, mac: ev.key.mac };
+        let at = AccessPoint {
+            ifindex: ev.key.ifindex,
+            vlan: ev.key.vlan,
+            mac: ev.key.mac,
+        };
         if self.subs.contains_key(&at) || !self.links.contains_key(&at.ifindex) {
             return;
         }
         let requested = Some(Ipv4Addr::from(ev.src_v4)).filter(|a| !a.is_unspecified());
         tracing::info!(mac = %mac_str(&at.mac), ?requested, "data from an unknown MAC: registering it");
-        self.on_dhcp(DhcpEvent::AttachRequest { at, client_id: None, requested });
+        self.on_dhcp(DhcpEvent::AttachRequest {
+            at,
+            client_id: None,
+            requested,
+        });
     }
 
     fn on_arp(&mut self, d: Detached) {
@@ -564,7 +727,9 @@ impl AccessGlue<'_> {
         if let Some(l) = self.links.get(&at.ifindex) {
             let _ = l.arp.send(ArpCmd::Unwatch { mac: at.mac });
         }
-        let Some(sub) = self.subs.get(&at) else { return };
+        let Some(sub) = self.subs.get(&at) else {
+            return;
+        };
         match &self.reg {
             Registrar::V6(tx) => {
                 let _ = tx.send(v6t::MagCommand::Detach(at));
@@ -578,8 +743,16 @@ impl AccessGlue<'_> {
 
     fn on_reg(&mut self, ev: RegEvent) {
         match ev {
-            RegEvent::Registered { at, home, prefix_len, lifetime } => {
-                let (Some(link), Some(sub)) = (self.links.get(&at.ifindex), self.subs.get_mut(&at)) else { return };
+            RegEvent::Registered {
+                at,
+                home,
+                prefix_len,
+                lifetime,
+            } => {
+                let (Some(link), Some(sub)) = (self.links.get(&at.ifindex), self.subs.get_mut(&at))
+                else {
+                    return;
+                };
                 let (router, gw_len) = link.cfg.gateway_v4().unwrap_or((Ipv4Addr::UNSPECIFIED, 24));
                 sub.registered_at = Some(Instant::now());
                 tracing::info!(nai = %sub.nai, %home, lifetime_s = lifetime.as_secs(), "registered");
@@ -592,7 +765,11 @@ impl AccessGlue<'_> {
                     mtu: sub.mtu,
                 };
                 let _ = link.dhcp.send(DhcpCmd::BindingReady { mac: at.mac, info });
-                let _ = link.arp.send(ArpCmd::Watch { mac: at.mac, home, gateway: router });
+                let _ = link.arp.send(ArpCmd::Watch {
+                    mac: at.mac,
+                    home,
+                    gateway: router,
+                });
             }
             RegEvent::Failed { at } => {
                 if let Some(l) = self.links.get(&at.ifindex) {
@@ -622,7 +799,12 @@ impl AccessGlue<'_> {
     }
 
     fn on_clear(&mut self, nai: &str) {
-        let ats: Vec<AccessPoint> = self.subs.iter().filter(|(_, s)| s.nai == nai).map(|(a, _)| *a).collect();
+        let ats: Vec<AccessPoint> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| s.nai == nai)
+            .map(|(a, _)| *a)
+            .collect();
         for at in ats {
             if let Some(l) = self.links.get(&at.ifindex) {
                 let _ = l.dhcp.send(DhcpCmd::BindingGone { mac: at.mac });
@@ -648,7 +830,16 @@ impl AccessGlue<'_> {
         }
     }
 
-    fn view(&self, at: &AccessPoint, state: &str, home: Option<Ipv4Addr>, peer: (&str, IpAddr), keys: (u32, u32), lifetime: Option<Duration>, sub_id: u32) -> BindingView {
+    fn view(
+        &self,
+        at: &AccessPoint,
+        state: &str,
+        home: Option<Ipv4Addr>,
+        peer: (&str, IpAddr),
+        keys: (u32, u32),
+        lifetime: Option<Duration>,
+        sub_id: u32,
+    ) -> BindingView {
         let sub = self.subs.get(at);
         let lifetime_s = lifetime.map(secs).unwrap_or(0);
         let left = match (sub.and_then(|s| s.registered_at), lifetime) {
@@ -665,7 +856,12 @@ impl AccessGlue<'_> {
             hnp: None,
             att: 4,
             llid: mac_str(&at.mac),
-            peer_kind: if self.cfg.protocol == Protocol::Pmipv6 { "LMA" } else { "HA" }.into(),
+            peer_kind: if self.cfg.protocol == Protocol::Pmipv6 {
+                "LMA"
+            } else {
+                "HA"
+            }
+            .into(),
             peer_name: peer.0.to_string(),
             peer: peer.1,
             lifetime_s,
@@ -678,7 +874,13 @@ impl AccessGlue<'_> {
 }
 
 /// Replaces what `pmipctl show` reports.
-fn publish<C: serde::Serialize>(snap: &Mutex<Snapshot>, views: Vec<BindingView>, local: Option<IpAddr>, group: &str, counters: &C) {
+fn publish<C: serde::Serialize>(
+    snap: &Mutex<Snapshot>,
+    views: Vec<BindingView>,
+    local: Option<IpAddr>,
+    group: &str,
+    counters: &C,
+) {
     let mut s = snap.lock().unwrap();
     s.tunnels = tunnels_of(&views, local);
     s.bindings = views;
@@ -689,13 +891,15 @@ fn publish<C: serde::Serialize>(snap: &Mutex<Snapshot>, views: Vec<BindingView>,
 fn tunnels_of(bindings: &[BindingView], local: Option<IpAddr>) -> Vec<TunnelView> {
     let mut t: std::collections::BTreeMap<(String, String), TunnelView> = Default::default();
     for b in bindings {
-        let e = t.entry((b.peer_name.clone(), b.peer.to_string())).or_insert_with(|| TunnelView {
-            peer_name: b.peer_name.clone(),
-            local,
-            remote: Some(b.peer),
-            bindings: 0,
-            state: "-".into(),
-        });
+        let e = t
+            .entry((b.peer_name.clone(), b.peer.to_string()))
+            .or_insert_with(|| TunnelView {
+                peer_name: b.peer_name.clone(),
+                local,
+                remote: Some(b.peer),
+                bindings: 0,
+                state: "-".into(),
+            });
         e.bindings += 1;
     }
     t.into_values().collect()
@@ -711,11 +915,18 @@ fn local_for(cfg: &Config, peer: IpAddr) -> Option<IpAddr> {
 fn mag_config(cfg: &Config) -> mag::MagConfig {
     let t = &cfg.timers;
     mag::MagConfig {
-        local: pmipv6::LocalAddrs { v6: cfg.addresses.ipv6, v4: cfg.addresses.ipv4 },
+        local: pmipv6::LocalAddrs {
+            v6: cfg.addresses.ipv6,
+            v4: cfg.addresses.ipv4,
+        },
         lmas: cfg
             .peers
             .iter()
-            .map(|p| mag::LmaPeerConfig { name: p.name.clone(), addr: p.address, port: pmipv6::wire::UDP_PORT })
+            .map(|p| mag::LmaPeerConfig {
+                name: p.name.clone(),
+                addr: p.address,
+                port: pmipv6::wire::UDP_PORT,
+            })
             .collect(),
         lifetime: Duration::from_secs(t.lifetime_s.into()),
         refresh: Duration::from_secs(t.refresh_s.into()),
@@ -723,7 +934,11 @@ fn mag_config(cfg: &Config) -> mag::MagConfig {
         retx_max: Duration::from_millis(t.retx_max_ms.into()),
         max_retx: t.max_retransmissions.into(),
         // 0 turns heartbeats off: a day between them is as good as never.
-        heartbeat_interval: Duration::from_secs(if t.heartbeat_interval_s == 0 { 86_400 } else { t.heartbeat_interval_s.into() }),
+        heartbeat_interval: Duration::from_secs(if t.heartbeat_interval_s == 0 {
+            86_400
+        } else {
+            t.heartbeat_interval_s.into()
+        }),
         heartbeat_missing_limit: t.heartbeat_misses.into(),
         restart_counter: restart_counter(),
         ..mag::MagConfig::default()
@@ -739,12 +954,14 @@ async fn access_v6(
     ready: impl FnOnce(),
 ) -> Result<()> {
     let mcfg = mag_config(cfg);
-    let sockets = v6t::Sockets::bind(&mcfg.local, pmipv6::wire::UDP_PORT, true).context("binding the PMIPv6 sockets (addresses.*)")?;
+    let sockets = v6t::Sockets::bind(&mcfg.local, pmipv6::wire::UDP_PORT, true)
+        .context("binding the PMIPv6 sockets (addresses.*)")?;
     let mut m = mag::Mag::new(mcfg, Instant::now(), SystemTime::now());
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let mut shell_dp = dp.clone();
-    let shell = tokio::spawn(async move { v6t::run(&mut m, &sockets, &mut shell_dp, cmd_rx, ev_tx).await });
+    let shell =
+        tokio::spawn(async move { v6t::run(&mut m, &sockets, &mut shell_dp, cmd_rx, ev_tx).await });
     let (mut glue, mut inputs) = AccessGlue::start(cfg, &dp, Registrar::V6(cmd_tx.clone()))?;
     ready();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -792,7 +1009,10 @@ async fn access_v6(
             _ = &mut stop => break,
         }
     }
-    tracing::info!("shutting down: deregistering {} subscriber(s)", glue.subs.len());
+    tracing::info!(
+        "shutting down: deregistering {} subscriber(s)",
+        glue.subs.len()
+    );
     glue.detach_all();
     // Give the deregistrations a moment on the wire.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -803,13 +1023,22 @@ async fn access_v6(
 }
 
 fn sa_of(p: &crate::config::Peer, tolerance_s: u32) -> Result<SecurityAssociation> {
-    let spi = p.spi.ok_or_else(|| anyhow!("peers {}: spi missing", p.name))?;
-    let key = p.key_bytes().ok_or_else(|| anyhow!("peers {}: key missing", p.name))?;
+    let spi = p
+        .spi
+        .ok_or_else(|| anyhow!("peers {}: spi missing", p.name))?;
+    let key = p
+        .key_bytes()
+        .ok_or_else(|| anyhow!("peers {}: key missing", p.name))?;
     let algorithm = match p.algorithm.unwrap_or(crate::config::Algorithm::HmacMd5) {
         crate::config::Algorithm::HmacMd5 => pmipv4::auth::Algorithm::HmacMd5,
         crate::config::Algorithm::Rfc2002Md5 => pmipv4::auth::Algorithm::KeyedMd5PrefixSuffix,
     };
-    Ok(SecurityAssociation { spi, key, algorithm, timestamp_tolerance_s: tolerance_s })
+    Ok(SecurityAssociation {
+        spi,
+        key,
+        algorithm,
+        timestamp_tolerance_s: tolerance_s,
+    })
 }
 
 async fn bind_434(addr: Ipv4Addr) -> Result<tokio::net::UdpSocket> {
@@ -829,12 +1058,18 @@ async fn access_v4(
     ready: impl FnOnce(),
 ) -> Result<()> {
     let t = &cfg.timers;
-    let addr = cfg.addresses.ipv4.ok_or_else(|| anyhow!("addresses.ipv4: PMIPv4 needs an IPv4 address"))?;
+    let addr = cfg
+        .addresses
+        .ipv4
+        .ok_or_else(|| anyhow!("addresses.ipv4: PMIPv4 needs an IPv4 address"))?;
     let tolerance = (t.timestamp_window_ms / 1000).max(1);
     let mut has = Vec::new();
     for p in &cfg.peers {
         if let IpAddr::V4(a) = p.address {
-            has.push(pma::HaPeer { address: a, sa: sa_of(p, tolerance)? });
+            has.push(pma::HaPeer {
+                address: a,
+                sa: sa_of(p, tolerance)?,
+            });
         }
     }
     let mut pcfg = pma::PmaConfig::new(addr, has);
@@ -853,7 +1088,11 @@ async fn access_v4(
     let socket = bind_434(addr).await?;
     let stop_flag = Arc::new(AtomicBool::new(false));
     let runner = {
-        let (shell, dp, stop_flag) = (shell.clone(), Arc::new(Mutex::new(dp.clone())), stop_flag.clone());
+        let (shell, dp, stop_flag) = (
+            shell.clone(),
+            Arc::new(Mutex::new(dp.clone())),
+            stop_flag.clone(),
+        );
         tokio::spawn(async move { shell.run(socket, dp, stop_flag).await })
     };
     let (mut glue, mut inputs) = AccessGlue::start(cfg, &dp, Registrar::V4(shell.clone()))?;
@@ -908,7 +1147,10 @@ async fn access_v4(
             _ = &mut stop => break,
         }
     }
-    tracing::info!("shutting down: deregistering {} subscriber(s)", glue.subs.len());
+    tracing::info!(
+        "shutting down: deregistering {} subscriber(s)",
+        glue.subs.len()
+    );
     glue.detach_all();
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop_flag.store(true, Ordering::Relaxed);
@@ -921,7 +1163,10 @@ async fn access_v4(
 fn lma_config(cfg: &Config) -> Result<lma::LmaConfig> {
     let t = &cfg.timers;
     let mut l = lma::LmaConfig {
-        local: pmipv6::LocalAddrs { v6: cfg.addresses.ipv6, v4: cfg.addresses.ipv4 },
+        local: pmipv6::LocalAddrs {
+            v6: cfg.addresses.ipv6,
+            v4: cfg.addresses.ipv4,
+        },
         mags: cfg.peers.iter().map(|p| p.address).collect(),
         max_lifetime: Duration::from_secs(t.lifetime_s.into()),
         timestamp_window: Duration::from_millis(t.timestamp_window_ms.into()),
@@ -929,18 +1174,34 @@ fn lma_config(cfg: &Config) -> Result<lma::LmaConfig> {
         bri_retx_max: Duration::from_millis(t.bri_delay_max_ms.into()),
         bri_max_retx: t.bri_max_retransmissions.into(),
         restart_counter: restart_counter(),
-        heartbeat_interval: Duration::from_secs(if t.heartbeat_interval_s == 0 { 86_400 } else { t.heartbeat_interval_s.into() }),
+        heartbeat_interval: Duration::from_secs(if t.heartbeat_interval_s == 0 {
+            86_400
+        } else {
+            t.heartbeat_interval_s.into()
+        }),
         heartbeat_missing_limit: t.heartbeat_misses.into(),
         ..lma::LmaConfig::default()
     };
     for (i, p) in cfg.pools.iter().enumerate() {
         match crate::config::parse_prefix(&p.prefix) {
             Some((IpAddr::V4(network), prefix_len)) => {
-                let gateway = p.gateway.ok_or_else(|| anyhow!("pools[{i}].gateway: an IPv4 pool needs the subscribers' default router"))?;
-                l.ipv4_pool = Some(lma::Ipv4PoolConfig { network, prefix_len, gateway });
+                let gateway = p.gateway.ok_or_else(|| {
+                    anyhow!(
+                        "pools[{i}].gateway: an IPv4 pool needs the subscribers' default router"
+                    )
+                })?;
+                l.ipv4_pool = Some(lma::Ipv4PoolConfig {
+                    network,
+                    prefix_len,
+                    gateway,
+                });
             }
             Some((IpAddr::V6(prefix), prefix_len)) => {
-                l.ipv6_pool = Some(lma::Ipv6PoolConfig { prefix, prefix_len, assign_len: p.assign_len.unwrap_or(64) });
+                l.ipv6_pool = Some(lma::Ipv6PoolConfig {
+                    prefix,
+                    prefix_len,
+                    assign_len: p.assign_len.unwrap_or(64),
+                });
             }
             None => bail!("pools[{i}].prefix: not an address/length"),
         }
@@ -961,7 +1222,10 @@ fn lma_config(cfg: &Config) -> Result<lma::LmaConfig> {
     }
     if cfg.profiles.is_empty() {
         // No profiles at all: serve every subscriber from the pools.
-        l.default_profile = Some(lma::Profile { ipv6: l.ipv6_pool.is_some(), ..lma::Profile::default() });
+        l.default_profile = Some(lma::Profile {
+            ipv6: l.ipv6_pool.is_some(),
+            ..lma::Profile::default()
+        });
     }
     Ok(l)
 }
@@ -975,12 +1239,14 @@ async fn anchor_v6(
     ready: impl FnOnce(),
 ) -> Result<()> {
     let lcfg = lma_config(cfg)?;
-    let sockets = v6t::Sockets::bind(&lcfg.local, pmipv6::wire::UDP_PORT, true).context("binding the PMIPv6 sockets (addresses.*)")?;
+    let sockets = v6t::Sockets::bind(&lcfg.local, pmipv6::wire::UDP_PORT, true)
+        .context("binding the PMIPv6 sockets (addresses.*)")?;
     let mut l = lma::Lma::new(lcfg, Instant::now(), SystemTime::now());
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, _ev_rx) = mpsc::unbounded_channel();
     let mut shell_dp = dp.clone();
-    let shell = tokio::spawn(async move { v6t::run(&mut l, &sockets, &mut shell_dp, cmd_rx, ev_tx).await });
+    let shell =
+        tokio::spawn(async move { v6t::run(&mut l, &sockets, &mut shell_dp, cmd_rx, ev_tx).await });
     ready();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
@@ -1017,9 +1283,28 @@ async fn anchor_v6(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn anchor_view(cfg: &Config, nai: &str, llid: &[u8], peer: IpAddr, home: Option<Ipv4Addr>, keys: (u32, u32), lifetime: Duration, left: Option<Duration>, sub_id: u32) -> BindingView {
-    let name = cfg.peers.iter().find(|p| p.address == peer).map(|p| p.name.clone()).unwrap_or_default();
-    let llid = if llid.len() == 6 { mac_str(&[llid[0], llid[1], llid[2], llid[3], llid[4], llid[5]]) } else { String::from_utf8_lossy(llid).into_owned() };
+fn anchor_view(
+    cfg: &Config,
+    nai: &str,
+    llid: &[u8],
+    peer: IpAddr,
+    home: Option<Ipv4Addr>,
+    keys: (u32, u32),
+    lifetime: Duration,
+    left: Option<Duration>,
+    sub_id: u32,
+) -> BindingView {
+    let name = cfg
+        .peers
+        .iter()
+        .find(|p| p.address == peer)
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
+    let llid = if llid.len() == 6 {
+        mac_str(&[llid[0], llid[1], llid[2], llid[3], llid[4], llid[5]])
+    } else {
+        String::from_utf8_lossy(llid).into_owned()
+    };
     BindingView {
         domain: cfg.node_id.clone(),
         nai: nai.to_string(),
@@ -1030,7 +1315,12 @@ fn anchor_view(cfg: &Config, nai: &str, llid: &[u8], peer: IpAddr, home: Option<
         hnp: None,
         att: 4,
         llid,
-        peer_kind: if cfg.protocol == Protocol::Pmipv6 { "MAG" } else { "PMA" }.into(),
+        peer_kind: if cfg.protocol == Protocol::Pmipv6 {
+            "MAG"
+        } else {
+            "PMA"
+        }
+        .into(),
         peer_name: name,
         peer,
         lifetime_s: secs(lifetime),
@@ -1050,7 +1340,10 @@ async fn anchor_v4(
     ready: impl FnOnce(),
 ) -> Result<()> {
     let t = &cfg.timers;
-    let addr = cfg.addresses.ipv4.ok_or_else(|| anyhow!("addresses.ipv4: PMIPv4 needs an IPv4 address"))?;
+    let addr = cfg
+        .addresses
+        .ipv4
+        .ok_or_else(|| anyhow!("addresses.ipv4: PMIPv4 needs an IPv4 address"))?;
     let tolerance = (t.timestamp_window_ms / 1000).max(1);
     let pool = cfg
         .pools
@@ -1077,24 +1370,45 @@ async fn anchor_v4(
     let mut peers = Vec::new();
     for p in &cfg.peers {
         if let IpAddr::V4(a) = p.address {
-            peers.push(ha::PmaPeer { address: a, sa: sa_of(p, tolerance)?, proxy_allowed: true });
+            peers.push(ha::PmaPeer {
+                address: a,
+                sa: sa_of(p, tolerance)?,
+                proxy_allowed: true,
+            });
         }
     }
-    let mut hcfg = ha::HaConfig::new(addr, ha::AddressPool { first: lo.into(), last: hi.into() }, peers);
+    let mut hcfg = ha::HaConfig::new(
+        addr,
+        ha::AddressPool {
+            first: lo.into(),
+            last: hi.into(),
+        },
+        peers,
+    );
     hcfg.max_lifetime_s = t.lifetime_s.min(u16::MAX as u32) as u16;
     hcfg.revocation_timeout_ms = t.bri_delay_min_ms.into();
     hcfg.revocation_retries = t.bri_max_retransmissions.into();
     hcfg.profiles = cfg
         .profiles
         .iter()
-        .filter_map(|p| Some(ha::SubscriberProfile { nai: p.nai.clone()?, static_home: p.home_address, allow_requested: true }))
+        .filter_map(|p| {
+            Some(ha::SubscriberProfile {
+                nai: p.nai.clone()?,
+                static_home: p.home_address,
+                allow_requested: true,
+            })
+        })
         .collect();
     let machine = ha::Ha::new(hcfg, WallClock::new(Instant::now(), SystemTime::now()));
     let shell = pmipv4::transport::Shell::new(machine);
     let socket = bind_434(addr).await?;
     let stop_flag = Arc::new(AtomicBool::new(false));
     let runner = {
-        let (shell, dp, stop_flag) = (shell.clone(), Arc::new(Mutex::new(dp.clone())), stop_flag.clone());
+        let (shell, dp, stop_flag) = (
+            shell.clone(),
+            Arc::new(Mutex::new(dp.clone())),
+            stop_flag.clone(),
+        );
         tokio::spawn(async move { shell.run(socket, dp, stop_flag).await })
     };
     ready();

@@ -93,9 +93,16 @@ pub struct LoadOptions {
 /// A pool of home addresses or home network prefixes (anchor role).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HomePoolSpec {
-    V4 { prefix: Ipv4Addr, len: u8 },
+    V4 {
+        prefix: Ipv4Addr,
+        len: u8,
+    },
     /// Delegating prefixes of `assign_len` bits out of `prefix`/`len`.
-    V6 { prefix: Ipv6Addr, len: u8, assign_len: u8 },
+    V6 {
+        prefix: Ipv6Addr,
+        len: u8,
+        assign_len: u8,
+    },
 }
 
 /// Which side of the tunnel a gateway is.
@@ -248,16 +255,35 @@ pub fn high_homes(table: u32) -> u32 {
 impl FastPath {
     pub fn load(opts: &LoadOptions) -> Result<Self> {
         let mut loader = EbpfLoader::new();
-        let size = |mine: bool| if mine || opts.role.is_none() { opts.max_subscribers } else { 1 };
+        let size = |mine: bool| {
+            if mine || opts.role.is_none() {
+                opts.max_subscribers
+            } else {
+                1
+            }
+        };
         let access = size(opts.role == Some(GatewayRole::Access));
         let anchor = size(opts.role == Some(GatewayRole::Anchor));
-        let has4 = opts.home_pools.iter().any(|p| matches!(p, HomePoolSpec::V4 { .. }));
-        let has6 = opts.home_prefixes && opts.home_pools.iter().any(|p| matches!(p, HomePoolSpec::V6 { .. }));
+        let has4 = opts
+            .home_pools
+            .iter()
+            .any(|p| matches!(p, HomePoolSpec::V4 { .. }));
+        let has6 = opts.home_prefixes
+            && opts
+                .home_pools
+                .iter()
+                .any(|p| matches!(p, HomePoolSpec::V6 { .. }));
         // With pools, the hashes keep only addresses outside them (static ones).
         // A quarter of the table: static addresses, and pool members beyond
         // the array (the allocators hand out the start of a pool first).
         let home4_hash = if has4 { high_homes(anchor) } else { anchor };
-        let hnp_hash = if !opts.home_prefixes { 1 } else if has6 { high_homes(anchor) } else { anchor };
+        let hnp_hash = if !opts.home_prefixes {
+            1
+        } else if has6 {
+            high_homes(anchor)
+        } else {
+            anchor
+        };
         for (m, n) in [
             (maps::ANCHOR_BY_POOL4, if has4 { anchor } else { 1 }),
             (maps::ANCHOR_BY_POOL6, if has6 { anchor } else { 1 }),
@@ -279,15 +305,23 @@ impl FastPath {
             None => Vec::new(),
         };
         // Read once: checked against the pins, then loaded.
-        let object = std::fs::read(&opts.object).with_context(|| format!("reading eBPF object {}", opts.object.display()))?;
+        let object = std::fs::read(&opts.object)
+            .with_context(|| format!("reading eBPF object {}", opts.object.display()))?;
         check_pins(&object, &opts.object, &pins)?;
         // SUB_STATS: a row of `stride` entries per CPU. A pinned table keeps
         // the stride it was created with (its counters are laid out so).
         let cpus = nr_cpus()?;
-        let pinned_stats = pins.iter().find(|(m, _)| *m == maps::SUB_STATS).map(|(_, p)| p).filter(|p| p.exists());
+        let pinned_stats = pins
+            .iter()
+            .find(|(m, _)| *m == maps::SUB_STATS)
+            .map(|(_, p)| p)
+            .filter(|p| p.exists());
         let stride = match pinned_stats {
             Some(p) => {
-                let entries = MapData::from_pin(p).and_then(|m| m.info()).map_err(map_err)?.max_entries();
+                let entries = MapData::from_pin(p)
+                    .and_then(|m| m.info())
+                    .map_err(map_err)?
+                    .max_entries();
                 if entries == 0 || entries % cpus != 0 {
                     bail!("pinned {} has {entries} entries, not a row per CPU ({cpus}); `pmipd unpin` it", p.display());
                 }
@@ -295,9 +329,12 @@ impl FastPath {
             }
             None => opts.max_subscribers,
         };
-        let stats_entries = stride
-            .checked_mul(cpus)
-            .ok_or_else(|| anyhow!("max_subscribers {} × {cpus} CPUs is too many traffic counters", opts.max_subscribers))?;
+        let stats_entries = stride.checked_mul(cpus).ok_or_else(|| {
+            anyhow!(
+                "max_subscribers {} × {cpus} CPUs is too many traffic counters",
+                opts.max_subscribers
+            )
+        })?;
         loader.map_max_entries(maps::SUB_STATS, stats_entries);
         loader.override_global(maps::SUB_STATS_STRIDE, &stride, true);
         for (m, p) in &pins {
@@ -323,16 +360,26 @@ impl FastPath {
             stats_rows: (cpus, stride),
         };
         fp.recover_tunnels()?;
-        fp.set_home_pools(&opts.home_pools, if has4 { anchor } else { 0 }, if has6 { anchor } else { 0 })?;
+        fp.set_home_pools(
+            &opts.home_pools,
+            if has4 { anchor } else { 0 },
+            if has6 { anchor } else { 0 },
+        )?;
         if opts.pin_dir.is_some() {
             // Pinned maps may hold an earlier run's bindings.
             fp.key_slots = [
                 fp.count_slots::<AccessDownlink>(maps::ACCESS_BY_KEY, |d| d.ifindex != 0)?,
-                fp.count_slots::<AnchorUplink>(maps::ANCHOR_BY_KEY, |b| b.flags & flags::IN_USE != 0)?,
+                fp.count_slots::<AnchorUplink>(maps::ANCHOR_BY_KEY, |b| {
+                    b.flags & flags::IN_USE != 0
+                })?,
             ];
             fp.pool_slots = [
-                fp.count_slots::<AnchorDownlink>(maps::ANCHOR_BY_POOL4, |d| d.flags & flags::IN_USE != 0)?,
-                fp.count_slots::<AnchorDownlink>(maps::ANCHOR_BY_POOL6, |d| d.flags & flags::IN_USE != 0)?,
+                fp.count_slots::<AnchorDownlink>(maps::ANCHOR_BY_POOL4, |d| {
+                    d.flags & flags::IN_USE != 0
+                })?,
+                fp.count_slots::<AnchorDownlink>(maps::ANCHOR_BY_POOL6, |d| {
+                    d.flags & flags::IN_USE != 0
+                })?,
             ];
         }
         Ok(fp)
@@ -340,8 +387,11 @@ impl FastPath {
 
     /// After a restart with pinned maps: learn which tunnel ids are taken.
     fn recover_tunnels(&mut self) -> Result<()> {
-        let arr: Array<&MapData, Tunnel> =
-            Array::try_from(self.ebpf.map(maps::TUNNELS).ok_or_else(|| anyhow!("TUNNELS missing"))?)?;
+        let arr: Array<&MapData, Tunnel> = Array::try_from(
+            self.ebpf
+                .map(maps::TUNNELS)
+                .ok_or_else(|| anyhow!("TUNNELS missing"))?,
+        )?;
         for i in 0..arr.len() {
             let t = arr.get(&i, 0).map_err(map_err)?;
             if t.family != 0 {
@@ -352,18 +402,28 @@ impl FastPath {
                         IpAddr::V6(Ipv6Addr::from(b))
                     }
                 };
-                self.tunnels.insert(TunnelEnds { local: ends(t.local), remote: ends(t.remote) }, i);
+                self.tunnels.insert(
+                    TunnelEnds {
+                        local: ends(t.local),
+                        remote: ends(t.remote),
+                    },
+                    i,
+                );
             }
         }
         Ok(())
     }
 
     fn map(&self, name: &str) -> Result<&aya::maps::Map> {
-        self.ebpf.map(name).ok_or_else(|| anyhow!("map {name} missing from object"))
+        self.ebpf
+            .map(name)
+            .ok_or_else(|| anyhow!("map {name} missing from object"))
     }
 
     fn map_mut(&mut self, name: &str) -> Result<&mut aya::maps::Map> {
-        self.ebpf.map_mut(name).ok_or_else(|| anyhow!("map {name} missing from object"))
+        self.ebpf
+            .map_mut(name)
+            .ok_or_else(|| anyhow!("map {name} missing from object"))
     }
 
     pub fn program(&self) -> Result<&Xdp> {
@@ -411,7 +471,8 @@ impl FastPath {
             let mut m: Array<_, IfaceConfig> = Array::try_from(self.map_mut(maps::IFACES)?)?;
             m.set(idx, cfg, 0).map_err(map_err)?;
         } else {
-            let mut m: HashMap<_, u32, IfaceConfig> = HashMap::try_from(self.map_mut(maps::IFACES_HIGH)?)?;
+            let mut m: HashMap<_, u32, IfaceConfig> =
+                HashMap::try_from(self.map_mut(maps::IFACES_HIGH)?)?;
             m.insert(idx, cfg, 0).map_err(map_err)?;
         }
         Ok(idx)
@@ -429,7 +490,10 @@ impl FastPath {
             self.attach_tc_egress(&spec.name)?;
         }
         let pins = self.pin_dir.as_ref().map(|d| {
-            (d.join(format!("link_xdp_{}", spec.name)), d.join(format!("link_tc_ingress_{}", spec.name)))
+            (
+                d.join(format!("link_xdp_{}", spec.name)),
+                d.join(format!("link_tc_ingress_{}", spec.name)),
+            )
         });
         if let Some((xdp, tc)) = &pins {
             if let Some(p) = [xdp, tc].into_iter().find(|p| p.exists()) {
@@ -451,7 +515,8 @@ impl FastPath {
                 Ok(id) => {
                     if let Some((p, _)) = &pins {
                         let link: FdLink = prog.take_link(id)?.try_into()?;
-                        link.pin(p).map_err(|e| anyhow!("pinning XDP link at {}: {e}", p.display()))?;
+                        link.pin(p)
+                            .map_err(|e| anyhow!("pinning XDP link at {}: {e}", p.display()))?;
                     }
                     self.attached.push((spec.name.clone(), Attached::Xdp(*m)));
                     return Ok(Attached::Xdp(*m));
@@ -474,7 +539,11 @@ impl FastPath {
                 }
             }
         }
-        Err(anyhow!("attaching the fast path to {}: {}", spec.name, last.map(|e| format!("{e:#}")).unwrap_or_default()))
+        Err(anyhow!(
+            "attaching the fast path to {}: {}",
+            spec.name,
+            last.map(|e| format!("{e:#}")).unwrap_or_default()
+        ))
     }
 
     /// Attaches `pmip_tc_ingress` on the interface's ingress (TCX on this
@@ -483,13 +552,18 @@ impl FastPath {
         // Kernels before 6.6 attach through a clsact qdisc; TCX needs none.
         let _ = aya::programs::tc::qdisc_add_clsact(iface);
         self.load_tc_program()?;
-        let prog: &mut SchedClassifier = self.ebpf.program_mut(TC_INGRESS_PROGRAM).unwrap().try_into()?;
+        let prog: &mut SchedClassifier = self
+            .ebpf
+            .program_mut(TC_INGRESS_PROGRAM)
+            .unwrap()
+            .try_into()?;
         let id = prog
             .attach(iface, TcAttachType::Ingress)
             .with_context(|| format!("attaching TC ingress to {iface}"))?;
         if let Some(p) = pin {
             let link: FdLink = prog.take_link(id)?.try_into()?;
-            link.pin(p).map_err(|e| anyhow!("pinning TC link at {}: {e}", p.display()))?;
+            link.pin(p)
+                .map_err(|e| anyhow!("pinning TC link at {}: {e}", p.display()))?;
         }
         Ok(())
     }
@@ -512,13 +586,17 @@ impl FastPath {
     pub fn attach_pass(&mut self, iface: &str) -> Result<()> {
         self.loaded_program(PASS_PROGRAM)?;
         let prog: &mut Xdp = self.ebpf.program_mut(PASS_PROGRAM).unwrap().try_into()?;
-        prog.attach(iface, XdpMode::Driver).with_context(|| format!("attaching {PASS_PROGRAM} to {iface}"))?;
+        prog.attach(iface, XdpMode::Driver)
+            .with_context(|| format!("attaching {PASS_PROGRAM} to {iface}"))?;
         Ok(())
     }
 
     /// Attaches `pmip_tc_egress` on the interface's egress (TCX on this kernel).
     pub fn attach_tc_egress(&mut self, iface: &str) -> Result<()> {
-        let pin = self.pin_dir.as_ref().map(|d| d.join(format!("link_tc_egress_{iface}")));
+        let pin = self
+            .pin_dir
+            .as_ref()
+            .map(|d| d.join(format!("link_tc_egress_{iface}")));
         if pin.as_ref().map(|p| p.exists()).unwrap_or(false) {
             return Ok(());
         }
@@ -537,7 +615,8 @@ impl FastPath {
             .with_context(|| format!("attaching TC egress to {iface}"))?;
         if let Some(p) = &pin {
             let link: FdLink = prog.take_link(id)?.try_into()?;
-            link.pin(p).map_err(|e| anyhow!("pinning TC link at {}: {e}", p.display()))?;
+            link.pin(p)
+                .map_err(|e| anyhow!("pinning TC link at {}: {e}", p.display()))?;
         }
         Ok(())
     }
@@ -556,7 +635,17 @@ impl FastPath {
             .find(|i| !self.tunnels.values().any(|v| v == i))
             .ok_or_else(|| anyhow!("tunnel table full"))?;
         let mut arr: Array<_, Tunnel> = Array::try_from(self.map_mut(maps::TUNNELS)?)?;
-        arr.set(id, Tunnel { family: lf, _pad: [0; 3], local, remote }, 0).map_err(map_err)?;
+        arr.set(
+            id,
+            Tunnel {
+                family: lf,
+                _pad: [0; 3],
+                local,
+                remote,
+            },
+            0,
+        )
+        .map_err(map_err)?;
         self.tunnels.insert(*ends, id);
         Ok(id)
     }
@@ -599,7 +688,8 @@ impl FastPath {
     /// Removes a subscriber's entries, but only those that still belong to
     /// this binding (a newer one for the same MAC or key is left alone).
     pub fn remove_access(&mut self, b: &AccessBinding) -> Result<()> {
-        let by_mac: HashMap<_, AccessKey, AccessSubscriber> = HashMap::try_from(self.map(maps::ACCESS_BY_MAC)?)?;
+        let by_mac: HashMap<_, AccessKey, AccessSubscriber> =
+            HashMap::try_from(self.map(maps::ACCESS_BY_MAC)?)?;
         let k = access_key(b);
         if let Ok(cur) = by_mac.get(&k, 0) {
             if cur.uplink_key == b.uplink_key.to_be_bytes() {
@@ -637,7 +727,9 @@ impl FastPath {
             tunnel_id,
             flags: flags::IN_USE,
         };
-        self.set_by_key(KeyTable::Anchor, b.uplink_key, up, |u| u.flags & flags::IN_USE != 0)?;
+        self.set_by_key(KeyTable::Anchor, b.uplink_key, up, |u| {
+            u.flags & flags::IN_USE != 0
+        })?;
         if let Some(h) = b.home_v4 {
             match self.pool4_index(h) {
                 Some(i) => self.set_pool_slot(0, i, down)?,
@@ -669,8 +761,12 @@ impl FastPath {
             Some(t) => *t,
             None => return Ok(()),
         };
-        let mine = |d: &AnchorDownlink| d.tunnel_id == tunnel_id && d.downlink_key == b.downlink_key.to_be_bytes();
-        self.clear_by_key::<AnchorUplink>(KeyTable::Anchor, b.uplink_key, |u| u.flags & flags::IN_USE != 0)?;
+        let mine = |d: &AnchorDownlink| {
+            d.tunnel_id == tunnel_id && d.downlink_key == b.downlink_key.to_be_bytes()
+        };
+        self.clear_by_key::<AnchorUplink>(KeyTable::Anchor, b.uplink_key, |u| {
+            u.flags & flags::IN_USE != 0
+        })?;
         if let Some(h) = b.home_v4 {
             if let Some(i) = self.pool4_index(h) {
                 self.clear_pool_slot(0, i, &mine)?;
@@ -713,22 +809,47 @@ impl FastPath {
                     if size == 0 || self.pools4.len() as u32 == pmip_common::MAX_HOME_POOLS {
                         continue;
                     }
-                    let mask = if len == 32 { u32::MAX } else { !(u32::MAX >> len) };
-                    self.pools4.push(HomePool4 { prefix: u32::from(prefix) & mask, len: len as u32, base: base4, size });
+                    let mask = if len == 32 {
+                        u32::MAX
+                    } else {
+                        !(u32::MAX >> len)
+                    };
+                    self.pools4.push(HomePool4 {
+                        prefix: u32::from(prefix) & mask,
+                        len: len as u32,
+                        base: base4,
+                        size,
+                    });
                     base4 += size;
                 }
-                HomePoolSpec::V6 { prefix, len, assign_len } => {
+                HomePoolSpec::V6 {
+                    prefix,
+                    len,
+                    assign_len,
+                } => {
                     if !(1..=64).contains(&len) || !(len..=64).contains(&assign_len) {
                         bail!("home pool {prefix}/{len}: prefix length must be 1..=64 and the assigned length {assign_len} between it and 64");
                     }
-                    let count = 1u64.checked_shl((assign_len - len) as u32).unwrap_or(u64::MAX);
+                    let count = 1u64
+                        .checked_shl((assign_len - len) as u32)
+                        .unwrap_or(u64::MAX);
                     let size = count.min((cap6 - base6) as u64) as u32;
                     if size == 0 || self.pools6.len() as u32 == pmip_common::MAX_HOME_POOLS {
                         continue;
                     }
                     let top = (u128::from(prefix) >> 64) as u64;
-                    let mask = if len == 64 { u64::MAX } else { !(u64::MAX >> len) };
-                    self.pools6.push(HomePool6 { prefix: top & mask, len: len as u32, assign_len: assign_len as u32, base: base6, size });
+                    let mask = if len == 64 {
+                        u64::MAX
+                    } else {
+                        !(u64::MAX >> len)
+                    };
+                    self.pools6.push(HomePool6 {
+                        prefix: top & mask,
+                        len: len as u32,
+                        assign_len: assign_len as u32,
+                        base: base6,
+                        size,
+                    });
                     base6 += size;
                 }
             }
@@ -739,9 +860,15 @@ impl FastPath {
         // agent installs its bindings again).
         let stale4 = self.pool_layout_differs::<HomePool4>(maps::HOME_POOLS4, &p4)?;
         let stale6 = self.pool_layout_differs::<HomePool6>(maps::HOME_POOLS6, &p6)?;
-        for (stale, table) in [(stale4, maps::ANCHOR_BY_POOL4), (stale6, maps::ANCHOR_BY_POOL6)] {
+        for (stale, table) in [
+            (stale4, maps::ANCHOR_BY_POOL4),
+            (stale6, maps::ANCHOR_BY_POOL6),
+        ] {
             if stale {
-                tracing::warn!(map = table, "home pools differ from the pinned maps' layout; clearing the pool table");
+                tracing::warn!(
+                    map = table,
+                    "home pools differ from the pinned maps' layout; clearing the pool table"
+                );
                 let mut a: Array<_, AnchorDownlink> = Array::try_from(self.map_mut(table)?)?;
                 for i in 0..a.len() {
                     a.set(i, AnchorDownlink::default(), 0).map_err(map_err)?;
@@ -750,20 +877,28 @@ impl FastPath {
         }
         let mut a: Array<_, HomePool4> = Array::try_from(self.map_mut(maps::HOME_POOLS4)?)?;
         for i in 0..pmip_common::MAX_HOME_POOLS {
-            a.set(i, p4.get(i as usize).copied().unwrap_or_default(), 0).map_err(map_err)?;
+            a.set(i, p4.get(i as usize).copied().unwrap_or_default(), 0)
+                .map_err(map_err)?;
         }
         let mut a: Array<_, HomePool6> = Array::try_from(self.map_mut(maps::HOME_POOLS6)?)?;
         for i in 0..pmip_common::MAX_HOME_POOLS {
-            a.set(i, p6.get(i as usize).copied().unwrap_or_default(), 0).map_err(map_err)?;
+            a.set(i, p6.get(i as usize).copied().unwrap_or_default(), 0)
+                .map_err(map_err)?;
         }
         Ok(())
     }
 
     /// Whether the pools written in `map` (by an earlier run, through pinned
     /// maps) differ from `pools`; a map never written (all zero) does not.
-    fn pool_layout_differs<P: aya::Pod + Default + PartialEq>(&self, map: &str, pools: &[P]) -> Result<bool> {
+    fn pool_layout_differs<P: aya::Pod + Default + PartialEq>(
+        &self,
+        map: &str,
+        pools: &[P],
+    ) -> Result<bool> {
         let a: Array<_, P> = Array::try_from(self.map(map)?)?;
-        let old: Vec<P> = (0..pmip_common::MAX_HOME_POOLS).map(|i| a.get(&i, 0).unwrap_or_default()).collect();
+        let old: Vec<P> = (0..pmip_common::MAX_HOME_POOLS)
+            .map(|i| a.get(&i, 0).unwrap_or_default())
+            .collect();
         if old.iter().all(|p| *p == P::default()) {
             return Ok(false);
         }
@@ -791,7 +926,8 @@ impl FastPath {
             let host = 64 - p.len;
             if (a ^ p.prefix).checked_shr(host).unwrap_or(0) == 0 {
                 let bits = p.assign_len - p.len;
-                let off = a.checked_shr(64 - p.assign_len).unwrap_or(0) & 1u64.checked_shl(bits).map(|m| m - 1).unwrap_or(u64::MAX);
+                let off = a.checked_shr(64 - p.assign_len).unwrap_or(0)
+                    & 1u64.checked_shl(bits).map(|m| m - 1).unwrap_or(u64::MAX);
                 return (off < p.size as u64).then_some(p.base + off as u32);
             }
         }
@@ -799,18 +935,31 @@ impl FastPath {
     }
 
     fn pool_table(which: usize) -> &'static str {
-        if which == 0 { maps::ANCHOR_BY_POOL4 } else { maps::ANCHOR_BY_POOL6 }
+        if which == 0 {
+            maps::ANCHOR_BY_POOL4
+        } else {
+            maps::ANCHOR_BY_POOL6
+        }
     }
 
     fn set_pool_slot(&mut self, which: usize, i: u32, v: AnchorDownlink) -> Result<()> {
-        if self.fill_slot(Self::pool_table(which), i, v, |d: &AnchorDownlink| d.flags & flags::IN_USE != 0)? {
+        if self.fill_slot(Self::pool_table(which), i, v, |d: &AnchorDownlink| {
+            d.flags & flags::IN_USE != 0
+        })? {
             self.pool_slots[which] += 1;
         }
         Ok(())
     }
 
-    fn clear_pool_slot(&mut self, which: usize, i: u32, mine: &dyn Fn(&AnchorDownlink) -> bool) -> Result<()> {
-        if self.free_slot(Self::pool_table(which), i, |d: &AnchorDownlink| d.flags & flags::IN_USE != 0 && mine(d))? {
+    fn clear_pool_slot(
+        &mut self,
+        which: usize,
+        i: u32,
+        mine: &dyn Fn(&AnchorDownlink) -> bool,
+    ) -> Result<()> {
+        if self.free_slot(Self::pool_table(which), i, |d: &AnchorDownlink| {
+            d.flags & flags::IN_USE != 0 && mine(d)
+        })? {
             self.pool_slots[which] = self.pool_slots[which].saturating_sub(1);
         }
         Ok(())
@@ -818,7 +967,13 @@ impl FastPath {
 
     /// Writes `v` into slot `i` of array map `name`; true if the slot was
     /// free before (`used` tells), so that the caller counts occupied slots.
-    fn fill_slot<V: aya::Pod>(&mut self, name: &str, i: u32, v: V, used: impl Fn(&V) -> bool) -> Result<bool> {
+    fn fill_slot<V: aya::Pod>(
+        &mut self,
+        name: &str,
+        i: u32,
+        v: V,
+        used: impl Fn(&V) -> bool,
+    ) -> Result<bool> {
         let mut a: Array<_, V> = Array::try_from(self.map_mut(name)?)?;
         let was = a.get(&i, 0).map(|c| used(&c)).unwrap_or(false);
         a.set(i, v, 0).map_err(map_err)?;
@@ -827,7 +982,12 @@ impl FastPath {
 
     /// Frees slot `i` of array map `name` if its entry satisfies `mine`;
     /// true if it did.
-    fn free_slot<V: aya::Pod + Default>(&mut self, name: &str, i: u32, mine: impl Fn(&V) -> bool) -> Result<bool> {
+    fn free_slot<V: aya::Pod + Default>(
+        &mut self,
+        name: &str,
+        i: u32,
+        mine: impl Fn(&V) -> bool,
+    ) -> Result<bool> {
         let mut a: Array<_, V> = Array::try_from(self.map_mut(name)?)?;
         if !a.get(&i, 0).map(|c| mine(&c)).unwrap_or(false) {
             return Ok(false);
@@ -854,7 +1014,13 @@ impl FastPath {
 
     /// Puts `v` under GRE key `key`: in the array when the key is an index
     /// of it, else in the hash.
-    fn set_by_key<V: aya::Pod + Default>(&mut self, t: KeyTable, key: u32, v: V, used: impl Fn(&V) -> bool) -> Result<()> {
+    fn set_by_key<V: aya::Pod + Default>(
+        &mut self,
+        t: KeyTable,
+        key: u32,
+        v: V,
+        used: impl Fn(&V) -> bool,
+    ) -> Result<()> {
         let (array, high) = t.names();
         if key < self.array_len::<V>(array)? {
             if self.fill_slot(array, key, v, used)? {
@@ -867,7 +1033,12 @@ impl FastPath {
     }
 
     /// Frees GRE key `key` if its entry satisfies `mine`.
-    fn clear_by_key<V: aya::Pod + Default>(&mut self, t: KeyTable, key: u32, mine: impl Fn(&V) -> bool) -> Result<()> {
+    fn clear_by_key<V: aya::Pod + Default>(
+        &mut self,
+        t: KeyTable,
+        key: u32,
+        mine: impl Fn(&V) -> bool,
+    ) -> Result<()> {
         let (array, high) = t.names();
         if key < self.array_len::<V>(array)? {
             if self.free_slot(array, key, mine)? {
@@ -886,14 +1057,20 @@ impl FastPath {
     /// Occupied slots of a GRE-key array, counted one by one (after a restart).
     fn count_slots<V: aya::Pod>(&self, array: &str, used: impl Fn(&V) -> bool) -> Result<usize> {
         let a: Array<_, V> = Array::try_from(self.map(array)?)?;
-        Ok((0..a.len()).filter(|i| a.get(i, 0).map(|v| used(&v)).unwrap_or(false)).count())
+        Ok((0..a.len())
+            .filter(|i| a.get(i, 0).map(|v| used(&v)).unwrap_or(false))
+            .count())
     }
 
     /// The SUB_STATS entries of subscriber `sub_id`, one per CPU (none when
     /// the id is beyond the table, as the fast path then counts nothing).
     fn stats_entries(&self, sub_id: u32) -> Vec<u32> {
         let (cpus, stride) = self.stats_rows;
-        if sub_id < stride { (0..cpus).map(|c| c * stride + sub_id).collect() } else { Vec::new() }
+        if sub_id < stride {
+            (0..cpus).map(|c| c * stride + sub_id).collect()
+        } else {
+            Vec::new()
+        }
     }
 
     fn reset_stats(&mut self, sub_id: u32) -> Result<()> {
@@ -917,21 +1094,38 @@ impl FastPath {
     /// How many entries each subscriber map holds (occupancy, for `show stats`
     /// and tests).
     pub fn map_entries(&self) -> Result<Vec<(&'static str, usize)>> {
-        fn count<K: aya::Pod, V: aya::Pod>(fp: &FastPath, name: &'static str) -> Result<(&'static str, usize)> {
+        fn count<K: aya::Pod, V: aya::Pod>(
+            fp: &FastPath,
+            name: &'static str,
+        ) -> Result<(&'static str, usize)> {
             let m: HashMap<_, K, V> = HashMap::try_from(fp.map(name)?)?;
             Ok((name, m.keys().filter(|k| k.is_ok()).count()))
         }
         // The GRE-key tables: occupied array slots plus the hash of larger keys.
-        let by_key = |t: KeyTable, high: Result<(&'static str, usize)>| -> Result<(&'static str, usize)> {
-            Ok((t.names().0, self.key_slots[t as usize] + high?.1))
-        };
+        let by_key =
+            |t: KeyTable, high: Result<(&'static str, usize)>| -> Result<(&'static str, usize)> {
+                Ok((t.names().0, self.key_slots[t as usize] + high?.1))
+            };
         Ok(vec![
             count::<AccessKey, AccessSubscriber>(self, maps::ACCESS_BY_MAC)?,
-            by_key(KeyTable::Access, count::<[u8; 4], AccessDownlink>(self, maps::ACCESS_BY_KEY_HIGH))?,
+            by_key(
+                KeyTable::Access,
+                count::<[u8; 4], AccessDownlink>(self, maps::ACCESS_BY_KEY_HIGH),
+            )?,
             // Home addresses / prefixes: pool slots plus the hash of the rest.
-            (maps::ANCHOR_BY_HOME4, self.pool_slots[0] + count::<[u8; 4], AnchorDownlink>(self, maps::ANCHOR_BY_HOME4)?.1),
-            (maps::ANCHOR_BY_HNP, self.pool_slots[1] + count::<[u8; 8], AnchorDownlink>(self, maps::ANCHOR_BY_HNP)?.1),
-            by_key(KeyTable::Anchor, count::<[u8; 4], AnchorUplink>(self, maps::ANCHOR_BY_KEY_HIGH))?,
+            (
+                maps::ANCHOR_BY_HOME4,
+                self.pool_slots[0]
+                    + count::<[u8; 4], AnchorDownlink>(self, maps::ANCHOR_BY_HOME4)?.1,
+            ),
+            (
+                maps::ANCHOR_BY_HNP,
+                self.pool_slots[1] + count::<[u8; 8], AnchorDownlink>(self, maps::ANCHOR_BY_HNP)?.1,
+            ),
+            by_key(
+                KeyTable::Anchor,
+                count::<[u8; 4], AnchorUplink>(self, maps::ANCHOR_BY_KEY_HIGH),
+            )?,
         ])
     }
 
@@ -981,7 +1175,12 @@ impl FastPath {
             .into_iter()
             .map(|i| {
                 let s = m.get(&i, 0).map_err(map_err)?;
-                Ok(TrafficCounters { up_packets: s.up_packets, up_bytes: s.up_bytes, down_packets: s.down_packets, down_bytes: s.down_bytes })
+                Ok(TrafficCounters {
+                    up_packets: s.up_packets,
+                    up_bytes: s.up_bytes,
+                    down_packets: s.down_packets,
+                    down_bytes: s.down_bytes,
+                })
             })
             .collect()
     }
@@ -994,7 +1193,11 @@ fn nr_cpus() -> Result<u32> {
 }
 
 fn access_key(b: &AccessBinding) -> AccessKey {
-    AccessKey { ifindex: b.at.ifindex, vlan: b.at.vlan, mac: b.at.mac }
+    AccessKey {
+        ifindex: b.at.ifindex,
+        vlan: b.at.vlan,
+        mac: b.at.mac,
+    }
 }
 
 /// Removes everything pinned under `dir` (links first: that detaches the
@@ -1006,7 +1209,11 @@ pub fn unpin_all(dir: &Path) -> Result<()> {
         Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
     };
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort_by_key(|p| !p.file_name().map(|n| n.to_string_lossy().starts_with("link_")).unwrap_or(false));
+    paths.sort_by_key(|p| {
+        !p.file_name()
+            .map(|n| n.to_string_lossy().starts_with("link_"))
+            .unwrap_or(false)
+    });
     for p in paths {
         std::fs::remove_file(&p).with_context(|| format!("unpinning {}", p.display()))?;
     }
@@ -1022,7 +1229,9 @@ fn on_bpffs(path: &Path) -> bool {
             return false;
         }
     }
-    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else { return false };
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
     // SAFETY: valid path and a zeroed statfs out-parameter.
     unsafe {
         let mut st: libc::statfs = std::mem::zeroed();
@@ -1039,14 +1248,23 @@ fn check_pins(data: &[u8], object: &Path, pins: &[(&str, PathBuf)]) -> Result<()
     if !pins.iter().any(|(_, p)| p.exists()) {
         return Ok(());
     }
-    let obj = aya_obj::Object::parse(data).map_err(|e| anyhow!("parsing eBPF object {}: {e}", object.display()))?;
+    let obj = aya_obj::Object::parse(data)
+        .map_err(|e| anyhow!("parsing eBPF object {}: {e}", object.display()))?;
     for (name, path) in pins {
-        let Some(def) = obj.maps.get(*name) else { continue };
+        let Some(def) = obj.maps.get(*name) else {
+            continue;
+        };
         if !path.exists() {
             continue;
         }
-        let info = MapData::from_pin(path).and_then(|m| m.info()).map_err(map_err)?;
-        let pinned = (info.map_type().map_err(map_err)? as u32, info.key_size(), info.value_size());
+        let info = MapData::from_pin(path)
+            .and_then(|m| m.info())
+            .map_err(map_err)?;
+        let pinned = (
+            info.map_type().map_err(map_err)? as u32,
+            info.key_size(),
+            info.value_size(),
+        );
         let ours = (def.map_type(), def.key_size(), def.value_size());
         if pinned != ours {
             let dir = path.parent().unwrap_or(path);
@@ -1066,14 +1284,20 @@ fn check_pins(data: &[u8], object: &Path, pins: &[(&str, PathBuf)]) -> Result<()
 fn ensure_bpffs(dir: &Path) -> Result<()> {
     if !on_bpffs(dir) {
         if !dir.starts_with("/sys/fs/bpf") {
-            bail!("pin_dir {}: not on a bpffs mount (mount -t bpf bpf <dir>)", dir.display());
+            bail!(
+                "pin_dir {}: not on a bpffs mount (mount -t bpf bpf <dir>)",
+                dir.display()
+            );
         }
         let st = std::process::Command::new("mount")
             .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
             .status()
             .context("mounting bpffs")?;
         if !st.success() || !on_bpffs(dir) {
-            bail!("pin_dir {}: could not mount bpffs on /sys/fs/bpf", dir.display());
+            bail!(
+                "pin_dir {}: could not mount bpffs on /sys/fs/bpf",
+                dir.display()
+            );
         }
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))

@@ -151,7 +151,14 @@ mod tests {
 
     #[test]
     fn ipv4_header_checksum_verifies_to_zero() {
-        let p = ipv4(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2), 17, 64, true, &[1, 2, 3]);
+        let p = ipv4(
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(10, 0, 0, 2),
+            17,
+            64,
+            true,
+            &[1, 2, 3],
+        );
         assert_eq!(checksum(&p[..20], 0), 0);
         assert_eq!(&p[2..4], &23u16.to_be_bytes());
         assert_eq!(p[6], 0x40);
@@ -160,7 +167,10 @@ mod tests {
     #[test]
     fn rfc1071_example() {
         // RFC 1071 §3: 00 01 f2 03 f4 f5 f6 f7 sums to 0xddf2 (checksum 0x220d).
-        assert_eq!(checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7], 0), 0x220d);
+        assert_eq!(
+            checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7], 0),
+            0x220d
+        );
     }
 
     #[test]

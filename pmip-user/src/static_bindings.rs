@@ -112,9 +112,15 @@ pub fn role_bits(s: &str) -> Result<u8> {
 }
 
 pub fn parse_hnp(s: &str) -> Result<Hnp> {
-    let (p, l) = s.split_once('/').ok_or_else(|| anyhow!("{s:?}: expected prefix/len"))?;
-    let prefix: Ipv6Addr = p.parse().with_context(|| format!("{s:?}: bad IPv6 prefix"))?;
-    let len: u8 = l.parse().with_context(|| format!("{s:?}: bad prefix length"))?;
+    let (p, l) = s
+        .split_once('/')
+        .ok_or_else(|| anyhow!("{s:?}: expected prefix/len"))?;
+    let prefix: Ipv6Addr = p
+        .parse()
+        .with_context(|| format!("{s:?}: bad IPv6 prefix"))?;
+    let len: u8 = l
+        .parse()
+        .with_context(|| format!("{s:?}: bad prefix length"))?;
     if len != 64 {
         bail!("{s:?}: the fast path matches /64 home network prefixes only");
     }
@@ -136,7 +142,8 @@ impl StaticFile {
     }
 
     pub fn load(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Self::parse(&text).with_context(|| format!("in {}", path.display()))
     }
 
@@ -171,7 +178,12 @@ impl StaticFile {
         self.interface
             .iter()
             .map(|e| {
-                Ok(IfaceSpec { name: e.name.clone(), role: role_bits(&e.role)?, addr4: e.ipv4, addr6: e.ipv6 })
+                Ok(IfaceSpec {
+                    name: e.name.clone(),
+                    role: role_bits(&e.role)?,
+                    addr4: e.ipv4,
+                    addr6: e.ipv6,
+                })
             })
             .collect()
     }
@@ -181,9 +193,16 @@ impl StaticFile {
             .iter()
             .map(|a| {
                 Ok(AccessBinding {
-                    at: AccessPoint { ifindex: loader::ifindex(&a.interface)?, vlan: a.vlan, mac: loader::parse_mac(&a.mac)? },
+                    at: AccessPoint {
+                        ifindex: loader::ifindex(&a.interface)?,
+                        vlan: a.vlan,
+                        mac: loader::parse_mac(&a.mac)?,
+                    },
                     sub_id: a.sub_id,
-                    tunnel: TunnelEnds { local: a.local, remote: a.remote },
+                    tunnel: TunnelEnds {
+                        local: a.local,
+                        remote: a.remote,
+                    },
                     uplink_key: a.uplink_key,
                     downlink_key: a.downlink_key,
                     home_v4: a.home_v4,
@@ -200,7 +219,10 @@ impl StaticFile {
             .map(|a| {
                 Ok(AnchorBinding {
                     sub_id: a.sub_id,
-                    tunnel: TunnelEnds { local: a.local, remote: a.remote },
+                    tunnel: TunnelEnds {
+                        local: a.local,
+                        remote: a.remote,
+                    },
                     uplink_key: a.uplink_key,
                     downlink_key: a.downlink_key,
                     home_v4: a.home_v4,
@@ -244,22 +266,43 @@ mod tests {
         assert_eq!(f.attach_mode, AttachMode::Auto);
         assert_eq!(f.access[0].uplink_key, 100);
         let a = f.anchor_bindings().unwrap();
-        assert_eq!(a[0].hnp.unwrap().prefix, "2001:db8:1:2::".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            a[0].hnp.unwrap().prefix,
+            "2001:db8:1:2::".parse::<Ipv6Addr>().unwrap()
+        );
     }
 
     #[test]
     fn bad_files_name_the_field() {
         let cases = [
-            (GOOD.replace("role = \"access\"", "role = \"acess\""), "interface[0].role"),
-            (GOOD.replace("02:00:00:00:00:10", "02:00:00:00:10"), "access[0].mac"),
-            (GOOD.replace("remote = \"192.0.2.2\"", "remote = \"2001:db8::9\""), "access[0]"),
-            (GOOD.replace("2001:db8:1:2::/64", "2001:db8:1:2::/56"), "anchor[0].hnp"),
-            (GOOD.replace("uplink_key = 100", "uplink_key = -1"), "uplink_key"),
+            (
+                GOOD.replace("role = \"access\"", "role = \"acess\""),
+                "interface[0].role",
+            ),
+            (
+                GOOD.replace("02:00:00:00:00:10", "02:00:00:00:10"),
+                "access[0].mac",
+            ),
+            (
+                GOOD.replace("remote = \"192.0.2.2\"", "remote = \"2001:db8::9\""),
+                "access[0]",
+            ),
+            (
+                GOOD.replace("2001:db8:1:2::/64", "2001:db8:1:2::/56"),
+                "anchor[0].hnp",
+            ),
+            (
+                GOOD.replace("uplink_key = 100", "uplink_key = -1"),
+                "uplink_key",
+            ),
             (GOOD.replace("sub_id = 1", "sub_id = 1\nbogus = 3"), "bogus"),
         ];
         for (text, field) in cases {
             let e = format!("{:#}", StaticFile::parse(&text).unwrap_err());
-            assert!(e.contains(field), "error for {field:?} does not name it: {e}");
+            assert!(
+                e.contains(field),
+                "error for {field:?} does not name it: {e}"
+            );
         }
     }
 }

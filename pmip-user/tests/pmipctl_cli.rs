@@ -39,18 +39,39 @@ fn pmipctl_show_and_clear() {
             Request::ShowBindings => Response::Bindings(vec![binding()]),
             Request::ShowTunnels => Response::Tunnels(vec![]),
             Request::ShowStats => Response::Stats(StatsView::default()),
-            Request::ClearBinding { nai } => Response::Cleared { found: nai == "mn0@example.com", nai },
+            Request::ClearBinding { nai } => Response::Cleared {
+                found: nai == "mn0@example.com",
+                nai,
+            },
         }),
     ));
     let run = |args: &[&str]| {
-        let o = Command::new(env!("CARGO_BIN_EXE_pmipctl")).arg("--socket").arg(&sock).args(args).output().unwrap();
-        (o.status.code(), String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string())
+        let o = Command::new(env!("CARGO_BIN_EXE_pmipctl"))
+            .arg("--socket")
+            .arg(&sock)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
     };
     let (code, out, _) = run(&["show", "bindings"]);
     assert_eq!(code, Some(0));
-    assert!(out.contains("[Binding][MN]: Hoa: 192.0.2.1, att: 3, llid: 0224.d78e.21a4"), "{out}");
-    assert!(out.contains("[Binding][MN][HA]: lifetime: 900, remaining: 850"), "{out}");
-    assert!(out.contains("[Binding][MN][GREKEY]: Upstream: 11, Downstream: 22"), "{out}");
+    assert!(
+        out.contains("[Binding][MN]: Hoa: 192.0.2.1, att: 3, llid: 0224.d78e.21a4"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[Binding][MN][HA]: lifetime: 900, remaining: 850"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[Binding][MN][GREKEY]: Upstream: 11, Downstream: 22"),
+        "{out}"
+    );
     let (code, out, _) = run(&["show", "bindings", "--json"]);
     assert_eq!(code, Some(0));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -19,7 +19,11 @@ fn tshark_available() -> bool {
 
 /// pcap with LINKTYPE_RAW (101): each record is a bare IPv4 or IPv6 packet.
 fn write_pcap(path: &std::path::Path, packets: &[Vec<u8>]) {
-    std::fs::write(path, pmip_user::packet::pcap_file(pmip_user::packet::LINKTYPE_RAW, packets)).expect("write pcap");
+    std::fs::write(
+        path,
+        pmip_user::packet::pcap_file(pmip_user::packet::LINKTYPE_RAW, packets),
+    )
+    .expect("write pcap");
 }
 
 fn ipv6_packet(src: Ipv6Addr, dst: Ipv6Addr, mh: &[u8]) -> Vec<u8> {

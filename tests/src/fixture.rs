@@ -53,7 +53,10 @@ pub struct Fixture {
 }
 
 fn mac_s(m: [u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Builds the namespace; the FastPath is loaded and configured from a thread
@@ -64,7 +67,13 @@ pub fn setup(core_mtu: u32) -> Result<Fixture> {
 
 /// [`setup`] with subscriber maps of `max_subscribers` entries (the scale benchmark).
 pub fn setup_sized(core_mtu: u32, max_subscribers: u32) -> Result<Fixture> {
-    setup_with(core_mtu, LoadOptions { max_subscribers, ..Default::default() })
+    setup_with(
+        core_mtu,
+        LoadOptions {
+            max_subscribers,
+            ..Default::default()
+        },
+    )
 }
 
 /// The anchor pools that hold the fixture's anchor-side home addresses and
@@ -72,8 +81,15 @@ pub fn setup_sized(core_mtu: u32, max_subscribers: u32) -> Result<Fixture> {
 /// subscribers by their place in the pool instead of in the hashes.
 pub fn anchor_pools() -> Vec<HomePoolSpec> {
     vec![
-        HomePoolSpec::V4 { prefix: Ipv4Addr::new(10, 77, 0, 0), len: 24 },
-        HomePoolSpec::V6 { prefix: Ipv6Addr::new(0x2001, 0xdb8, 0x77, 0, 0, 0, 0, 0), len: 48, assign_len: 64 },
+        HomePoolSpec::V4 {
+            prefix: Ipv4Addr::new(10, 77, 0, 0),
+            len: 24,
+        },
+        HomePoolSpec::V6 {
+            prefix: Ipv6Addr::new(0x2001, 0xdb8, 0x77, 0, 0, 0, 0, 0),
+            len: 48,
+            assign_len: 64,
+        },
     ]
 }
 
@@ -87,7 +103,19 @@ pub fn setup_with(core_mtu: u32, opts: LoadOptions) -> Result<Fixture> {
         ("cn0", "cnp", CN_IF_MAC),
     ];
     for (a, b, mac) in pairs {
-        ns.exec(&["ip", "link", "add", a, "address", &mac_s(mac), "type", "veth", "peer", "name", b])?;
+        ns.exec(&[
+            "ip",
+            "link",
+            "add",
+            a,
+            "address",
+            &mac_s(mac),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            b,
+        ])?;
         ns.exec(&["ip", "link", "set", a, "up"])?;
         ns.exec(&["ip", "link", "set", b, "up"])?;
     }
@@ -98,17 +126,113 @@ pub fn setup_with(core_mtu: u32, opts: LoadOptions) -> Result<Fixture> {
         vec!["ip", "link", "set", "core0", "mtu", &mtu],
         vec!["ip", "addr", "add", "10.64.0.1/24", "dev", "acc0"],
         vec!["ip", "addr", "add", "192.0.2.1/24", "dev", "core0"],
-        vec!["ip", "-6", "addr", "add", "2001:db8:c::1/64", "dev", "core0", "nodad"],
+        vec![
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:c::1/64",
+            "dev",
+            "core0",
+            "nodad",
+        ],
         vec!["ip", "addr", "add", "198.51.100.1/24", "dev", "acore0"],
-        vec!["ip", "-6", "addr", "add", "2001:db8:ac::1/64", "dev", "acore0", "nodad"],
+        vec![
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:ac::1/64",
+            "dev",
+            "acore0",
+            "nodad",
+        ],
         vec!["ip", "addr", "add", "203.0.113.1/24", "dev", "cn0"],
-        vec!["ip", "-6", "addr", "add", "2001:db8:cc::1/64", "dev", "cn0", "nodad"],
-        vec!["ip", "neigh", "replace", "192.0.2.2", "lladdr", &mac_s(MAG_PEER_MAC), "dev", "core0", "nud", "permanent"],
-        vec!["ip", "-6", "neigh", "replace", "2001:db8:c::2", "lladdr", &mac_s(MAG_PEER_MAC), "dev", "core0", "nud", "permanent"],
-        vec!["ip", "neigh", "replace", "198.51.100.2", "lladdr", &mac_s(LMA_PEER_MAC), "dev", "acore0", "nud", "permanent"],
-        vec!["ip", "-6", "neigh", "replace", "2001:db8:ac::2", "lladdr", &mac_s(LMA_PEER_MAC), "dev", "acore0", "nud", "permanent"],
-        vec!["ip", "neigh", "replace", "203.0.113.2", "lladdr", &mac_s(CN_MAC), "dev", "cn0", "nud", "permanent"],
-        vec!["ip", "-6", "neigh", "replace", "2001:db8:cc::2", "lladdr", &mac_s(CN_MAC), "dev", "cn0", "nud", "permanent"],
+        vec![
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:cc::1/64",
+            "dev",
+            "cn0",
+            "nodad",
+        ],
+        vec![
+            "ip",
+            "neigh",
+            "replace",
+            "192.0.2.2",
+            "lladdr",
+            &mac_s(MAG_PEER_MAC),
+            "dev",
+            "core0",
+            "nud",
+            "permanent",
+        ],
+        vec![
+            "ip",
+            "-6",
+            "neigh",
+            "replace",
+            "2001:db8:c::2",
+            "lladdr",
+            &mac_s(MAG_PEER_MAC),
+            "dev",
+            "core0",
+            "nud",
+            "permanent",
+        ],
+        vec![
+            "ip",
+            "neigh",
+            "replace",
+            "198.51.100.2",
+            "lladdr",
+            &mac_s(LMA_PEER_MAC),
+            "dev",
+            "acore0",
+            "nud",
+            "permanent",
+        ],
+        vec![
+            "ip",
+            "-6",
+            "neigh",
+            "replace",
+            "2001:db8:ac::2",
+            "lladdr",
+            &mac_s(LMA_PEER_MAC),
+            "dev",
+            "acore0",
+            "nud",
+            "permanent",
+        ],
+        vec![
+            "ip",
+            "neigh",
+            "replace",
+            "203.0.113.2",
+            "lladdr",
+            &mac_s(CN_MAC),
+            "dev",
+            "cn0",
+            "nud",
+            "permanent",
+        ],
+        vec![
+            "ip",
+            "-6",
+            "neigh",
+            "replace",
+            "2001:db8:cc::2",
+            "lladdr",
+            &mac_s(CN_MAC),
+            "dev",
+            "cn0",
+            "nud",
+            "permanent",
+        ],
     ]
     .into_iter()
     .map(|v| v.into_iter().map(String::from).collect())
@@ -127,12 +251,27 @@ pub fn setup_with(core_mtu: u32, opts: LoadOptions) -> Result<Fixture> {
         };
         let acc = fp.configure_iface(&spec("acc0", role::ACCESS, Some(GW4), Some(GW6)))?;
         let core = fp.configure_iface(&spec("core0", role::ACCESS_CORE, Some(MAG4), Some(MAG6)))?;
-        let acore = fp.configure_iface(&spec("acore0", role::ANCHOR_CORE, Some(A_LOCAL4), Some(A_LOCAL6)))?;
+        let acore = fp.configure_iface(&spec(
+            "acore0",
+            role::ANCHOR_CORE,
+            Some(A_LOCAL4),
+            Some(A_LOCAL6),
+        ))?;
         let cn = fp.configure_iface(&spec("cn0", role::ANCHOR_CN, Some(CN_IF4), None))?;
-        let t4 = TunnelEnds { local: IpAddr::V4(MAG4), remote: IpAddr::V4(LMA4) };
-        let t6 = TunnelEnds { local: IpAddr::V6(MAG6), remote: IpAddr::V6(LMA6) };
+        let t4 = TunnelEnds {
+            local: IpAddr::V4(MAG4),
+            remote: IpAddr::V4(LMA4),
+        };
+        let t6 = TunnelEnds {
+            local: IpAddr::V6(MAG6),
+            remote: IpAddr::V6(LMA6),
+        };
         let sub = |mac, vlan, id, tunnel, home, hnp: Option<Hnp>| AccessBinding {
-            at: AccessPoint { ifindex: acc, vlan, mac },
+            at: AccessPoint {
+                ifindex: acc,
+                vlan,
+                mac,
+            },
             sub_id: id,
             tunnel,
             uplink_key: 0x1000 + id,
@@ -141,18 +280,37 @@ pub fn setup_with(core_mtu: u32, opts: LoadOptions) -> Result<Fixture> {
             gateway_v4: Some(GW4),
             hnp,
         };
-        fp.install_access(&sub(SUB1_MAC, 0, 1, t4, HOME1, Some(Hnp { prefix: HNP1, len: 64 })))?;
+        fp.install_access(&sub(
+            SUB1_MAC,
+            0,
+            1,
+            t4,
+            HOME1,
+            Some(Hnp {
+                prefix: HNP1,
+                len: 64,
+            }),
+        ))?;
         fp.install_access(&sub(SUB2_MAC, 0, 2, t6, HOME2, None))?;
         fp.install_access(&sub(SUB3_MAC, 100, 3, t4, HOME3, None))?;
-        let at4 = TunnelEnds { local: IpAddr::V4(A_LOCAL4), remote: IpAddr::V4(A_PEER4) };
-        let at6 = TunnelEnds { local: IpAddr::V6(A_LOCAL6), remote: IpAddr::V6(A_PEER6) };
+        let at4 = TunnelEnds {
+            local: IpAddr::V4(A_LOCAL4),
+            remote: IpAddr::V4(A_PEER4),
+        };
+        let at6 = TunnelEnds {
+            local: IpAddr::V6(A_LOCAL6),
+            remote: IpAddr::V6(A_PEER6),
+        };
         fp.install_anchor(&AnchorBinding {
             sub_id: 11,
             tunnel: at4,
             uplink_key: 0x3001,
             downlink_key: 0x4001,
             home_v4: Some(AHOME4),
-            hnp: Some(Hnp { prefix: AHNP, len: 64 }),
+            hnp: Some(Hnp {
+                prefix: AHNP,
+                len: 64,
+            }),
         })?;
         fp.install_anchor(&AnchorBinding {
             sub_id: 12,
@@ -164,7 +322,14 @@ pub fn setup_with(core_mtu: u32, opts: LoadOptions) -> Result<Fixture> {
         })?;
         Ok((fp, acc, core, acore, cn))
     })??;
-    Ok(Fixture { ns, fp, acc, core, acore, cn })
+    Ok(Fixture {
+        ns,
+        fp,
+        acc,
+        core,
+        acore,
+        cn,
+    })
 }
 
 /// `struct __sk_buff` (192 bytes) for a TC program's ctx_in: the packet

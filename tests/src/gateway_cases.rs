@@ -302,7 +302,11 @@ fn signaling_total(d: &lab::Daemon) -> Result<(u64, String)> {
     let mut total = 0;
     let mut text = String::new();
     // Signaling only: not the fast path's verdicts, not the access link's DHCP.
-    for (g, m) in st.groups.iter().filter(|(g, _)| !g.starts_with("fastpath") && !g.starts_with("dhcp")) {
+    for (g, m) in st
+        .groups
+        .iter()
+        .filter(|(g, _)| !g.starts_with("fastpath") && !g.starts_with("dhcp"))
+    {
         for (k, v) in m {
             total += v;
             text.push_str(&format!("{g}.{k}={v} "));
@@ -314,7 +318,12 @@ fn signaling_total(d: &lab::Daemon) -> Result<(u64, String)> {
 /// DHCP ACKs the access gateway has sent, over all its access links.
 fn dhcp_acks(d: &lab::Daemon) -> Result<u64> {
     let st = d.stats()?;
-    Ok(st.groups.iter().filter(|(g, _)| g.starts_with("dhcp")).filter_map(|(_, m)| m.get("acks")).sum())
+    Ok(st
+        .groups
+        .iter()
+        .filter(|(g, _)| g.starts_with("dhcp"))
+        .filter_map(|(_, m)| m.get("acks"))
+        .sum())
 }
 
 /// A DHCP renewal while the binding lives is answered by the gateway
@@ -343,7 +352,10 @@ pub fn renewal_answered_locally(proto: Proto) -> Result<()> {
     let (m1, mt1) = signaling_total(l.mag(0))?;
     let (n1, nt1) = signaling_total(l.lma())?;
     let acks1 = dhcp_acks(l.mag(0))?;
-    ensure!(acks1 >= acks0 + 2, "the gateway's DHCP server did not ACK the renewals: {acks0} → {acks1}");
+    ensure!(
+        acks1 >= acks0 + 2,
+        "the gateway's DHCP server did not ACK the renewals: {acks0} → {acks1}"
+    );
     ensure!(
         m1 == m0,
         "the access gateway signaled for a renewal:\nbefore {mt0}\nafter  {mt1}"

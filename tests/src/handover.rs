@@ -85,7 +85,10 @@ enum Dir {
 
 /// CLOCK_REALTIME in ns.
 fn now_ns() -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
@@ -105,14 +108,22 @@ fn payload(dir: Dir, seq: u64) -> [u8; PAYLOAD] {
 fn parse(b: &[u8]) -> Option<(u8, u64, i64)> {
     let i = b.windows(MAGIC.len()).position(|w| w == MAGIC)?;
     let p = b.get(i..i + PAYLOAD)?;
-    Some((p[7], u64::from_le_bytes(p[8..16].try_into().ok()?), i64::from_le_bytes(p[16..24].try_into().ok()?)))
+    Some((
+        p[7],
+        u64::from_le_bytes(p[8..16].try_into().ok()?),
+        i64::from_le_bytes(p[16..24].try_into().ok()?),
+    ))
 }
 
 fn setsockopt_int(fd: RawFd, level: i32, name: i32, v: i32) -> Result<()> {
     // SAFETY: an int option on a valid fd.
-    let rc = unsafe { libc::setsockopt(fd, level, name, &v as *const i32 as *const libc::c_void, 4) };
+    let rc =
+        unsafe { libc::setsockopt(fd, level, name, &v as *const i32 as *const libc::c_void, 4) };
     if rc != 0 {
-        bail!("setsockopt({level}, {name}): {}", std::io::Error::last_os_error());
+        bail!(
+            "setsockopt({level}, {name}): {}",
+            std::io::Error::last_os_error()
+        );
     }
     Ok(())
 }
@@ -127,7 +138,10 @@ fn rx_options(fd: RawFd) -> Result<()> {
 /// One datagram with its kernel arrival time (ns, CLOCK_REALTIME); None when
 /// nothing is there (timeout / EAGAIN).
 fn recv_ts(fd: RawFd, buf: &mut [u8], flags: i32) -> Option<(usize, i64)> {
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
     let mut cbuf = [0u64; 16];
     // SAFETY: zeroed msghdr, then pointers to live buffers.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -215,7 +229,13 @@ const PACKET_IGNORE_OUTGOING: i32 = 23;
 fn packet_socket(ifname: &str) -> Result<OwnedFd> {
     let proto = (libc::ETH_P_ALL as u16).to_be();
     // SAFETY: plain socket call; the fd is owned right after.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK, proto as i32) };
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK,
+            proto as i32,
+        )
+    };
     if fd < 0 {
         bail!("packet socket: {}", std::io::Error::last_os_error());
     }
@@ -228,10 +248,17 @@ fn packet_socket(ifname: &str) -> Result<OwnedFd> {
         sa.sll_family = libc::AF_PACKET as u16;
         sa.sll_protocol = proto;
         sa.sll_ifindex = idx as i32;
-        libc::bind(fd.as_raw_fd(), &sa as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_ll>() as u32)
+        libc::bind(
+            fd.as_raw_fd(),
+            &sa as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
     };
     if rc != 0 {
-        bail!("bind packet socket to {ifname}: {}", std::io::Error::last_os_error());
+        bail!(
+            "bind packet socket to {ifname}: {}",
+            std::io::Error::last_os_error()
+        );
     }
     setsockopt_int(fd.as_raw_fd(), libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)?;
     rx_options(fd.as_raw_fd())?;
@@ -253,7 +280,14 @@ fn ifindex(name: &str) -> Result<u32> {
 fn capture(socks: &[(OwnedFd, u8, Dir)], stop: &AtomicBool) -> Vec<Seen> {
     let mut v = Vec::with_capacity(1 << 18);
     let mut buf = [0u8; 256];
-    let mut pfd: Vec<libc::pollfd> = socks.iter().map(|(fd, _, _)| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+    let mut pfd: Vec<libc::pollfd> = socks
+        .iter()
+        .map(|(fd, _, _)| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
     while !stop.load(Ordering::Relaxed) {
         // SAFETY: pfd is a live array of pollfd.
         let n = unsafe { libc::poll(pfd.as_mut_ptr(), pfd.len() as libc::nfds_t, 50) };
@@ -267,7 +301,11 @@ fn capture(socks: &[(OwnedFd, u8, Dir)], stop: &AtomicBool) -> Vec<Seen> {
             while let Some((n, _)) = recv_ts(fd.as_raw_fd(), &mut buf, libc::MSG_DONTWAIT) {
                 if let Some((d, seq, _)) = parse(&buf[..n.min(buf.len())]) {
                     if d == *dir as u8 {
-                        v.push(Seen { dir: d, seq, gw: *gw });
+                        v.push(Seen {
+                            dir: d,
+                            seq,
+                            gw: *gw,
+                        });
                     }
                 }
             }
@@ -280,7 +318,13 @@ fn capture(socks: &[(OwnedFd, u8, Dir)], stop: &AtomicBool) -> Vec<Seen> {
 /// to that namespace whichever thread uses it later).
 fn netlink_socket() -> Result<OwnedFd> {
     // SAFETY: plain socket call, owned at once.
-    let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE) };
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
     if fd < 0 {
         bail!("netlink socket: {}", std::io::Error::last_os_error());
     }
@@ -299,7 +343,7 @@ fn set_master(fd: &OwnedFd, port: u32, master: u32) -> Result<()> {
     m.extend_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16).to_ne_bytes());
     m.extend_from_slice(&1u32.to_ne_bytes()); // seq
     m.extend_from_slice(&0u32.to_ne_bytes()); // pid
-    // ifinfomsg: family, pad, type, index, flags, change
+                                              // ifinfomsg: family, pad, type, index, flags, change
     m.extend_from_slice(&[libc::AF_UNSPEC as u8, 0, 0, 0]);
     m.extend_from_slice(&(port as i32).to_ne_bytes());
     m.extend_from_slice(&0u32.to_ne_bytes());
@@ -310,19 +354,37 @@ fn set_master(fd: &OwnedFd, port: u32, master: u32) -> Result<()> {
     m.extend_from_slice(&master.to_ne_bytes());
     debug_assert_eq!(m.len(), 40);
     // SAFETY: sending a live buffer on a valid fd (to the kernel: no address needed).
-    if unsafe { libc::send(fd.as_raw_fd(), m.as_ptr() as *const libc::c_void, m.len(), 0) } != m.len() as isize {
+    if unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            m.as_ptr() as *const libc::c_void,
+            m.len(),
+            0,
+        )
+    } != m.len() as isize
+    {
         bail!("netlink send: {}", std::io::Error::last_os_error());
     }
     let mut r = [0u8; 512];
     // SAFETY: receiving into a live buffer.
-    let n = unsafe { libc::recv(fd.as_raw_fd(), r.as_mut_ptr() as *mut libc::c_void, r.len(), 0) };
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            r.as_mut_ptr() as *mut libc::c_void,
+            r.len(),
+            0,
+        )
+    };
     if n < 20 {
         bail!("netlink recv: {}", std::io::Error::last_os_error());
     }
     let ty = u16::from_ne_bytes([r[4], r[5]]);
     let err = i32::from_ne_bytes([r[16], r[17], r[18], r[19]]);
     if ty != libc::NLMSG_ERROR as u16 || err != 0 {
-        bail!("RTM_NEWLINK master: {}", std::io::Error::from_raw_os_error(-err));
+        bail!(
+            "RTM_NEWLINK master: {}",
+            std::io::Error::from_raw_os_error(-err)
+        );
     }
     Ok(())
 }
@@ -391,13 +453,23 @@ fn analyse(rec: &Recording, dir: Dir, spacing_ns: i64) -> (Vec<MoveFigures>, f64
         }
     }
     let after = AFTER_NS.min(spacing_ns - BEFORE_NS);
-    let in_window = |t0: i64, t1: i64| rec.moves.iter().position(|m| t1 >= m.at - BEFORE_NS && t0 <= m.at + after);
+    let in_window = |t0: i64, t1: i64| {
+        rec.moves
+            .iter()
+            .position(|m| t1 >= m.at - BEFORE_NS && t0 <= m.at + after)
+    };
     let mut out = Vec::new();
     for m in &rec.moves {
         let (w0, w1) = (m.at - BEFORE_NS, m.at + after);
         let win: Vec<&Rx> = rx.iter().filter(|r| r.at >= w0 && r.at <= w1).collect();
-        let last_old = win.iter().filter(|r| via.get(r.seq as usize) == Some(&(m.from as u8))).max_by_key(|r| r.at);
-        let first_new = win.iter().filter(|r| via.get(r.seq as usize) == Some(&(m.to as u8)) && r.at >= m.at).min_by_key(|r| r.at);
+        let last_old = win
+            .iter()
+            .filter(|r| via.get(r.seq as usize) == Some(&(m.from as u8)))
+            .max_by_key(|r| r.at);
+        let first_new = win
+            .iter()
+            .filter(|r| via.get(r.seq as usize) == Some(&(m.to as u8)) && r.at >= m.at)
+            .min_by_key(|r| r.at);
         let gap_ms = match (last_old, first_new) {
             (Some(a), Some(b)) => Some((b.at - a.at) as f64 / 1e6),
             _ => None,
@@ -411,10 +483,15 @@ fn analyse(rec: &Recording, dir: Dir, spacing_ns: i64) -> (Vec<MoveFigures>, f64
         let lo = rx.iter().filter(|r| r.sent >= w0).map(|r| r.seq).min();
         let hi = rx.iter().filter(|r| r.sent <= w1).map(|r| r.seq).max();
         let lost = match (lo, hi) {
-            (Some(lo), Some(hi)) if hi >= lo => (lo..=hi).filter(|s| !got.get(*s as usize).copied().unwrap_or(false)).count() as u64,
+            (Some(lo), Some(hi)) if hi >= lo => (lo..=hi)
+                .filter(|s| !got.get(*s as usize).copied().unwrap_or(false))
+                .count() as u64,
             _ => 0,
         };
-        let after_via_new = rx.iter().filter(|r| r.at > m.at && via.get(r.seq as usize) == Some(&(m.to as u8))).count() as u64;
+        let after_via_new = rx
+            .iter()
+            .filter(|r| r.at > m.at && via.get(r.seq as usize) == Some(&(m.to as u8)))
+            .count() as u64;
         out.push(MoveFigures {
             gap_ms,
             window_gap_ms,
@@ -428,11 +505,16 @@ fn analyse(rec: &Recording, dir: Dir, spacing_ns: i64) -> (Vec<MoveFigures>, f64
     // the stream's first 200 ms (ARP, socket start).
     let noise = rx
         .windows(2)
-        .filter(|w| w[0].at > rec.stream_start + 200_000_000 && in_window(w[0].at, w[1].at).is_none())
+        .filter(|w| {
+            w[0].at > rec.stream_start + 200_000_000 && in_window(w[0].at, w[1].at).is_none()
+        })
         .map(|w| (w[1].at - w[0].at) as f64 / 1e6)
         .fold(0.0, f64::max);
     let total_lost = (0..n).filter(|s| !got[*s]).count() as u64;
-    let unattributed = rx.iter().filter(|r| via.get(r.seq as usize).is_none_or(|v| *v == u8::MAX)).count() as u64;
+    let unattributed = rx
+        .iter()
+        .filter(|r| via.get(r.seq as usize).is_none_or(|v| *v == u8::MAX))
+        .count() as u64;
     (out, noise, total_lost, unattributed)
 }
 
@@ -449,12 +531,19 @@ fn record(proto: Proto, trigger: Trigger, cfg: &Config) -> Result<Recording> {
     let mut l = Lab::up(LabOpts::new(proto, tag))?;
     let lease = l.attach(false)?;
     l.wait_registered(0)?;
-    let home: Ipv4Addr = lease.ip.parse().with_context(|| format!("lease address {:?}", lease.ip))?;
+    let home: Ipv4Addr = lease
+        .ip
+        .parse()
+        .with_context(|| format!("lease address {:?}", lease.ip))?;
     let uplink = trigger == Trigger::Data;
     if cfg.tcp_load {
         l.iperf_server()?;
         let secs = 4 + (cfg.spacing.as_secs_f64() * cfg.moves as f64).ceil() as u32;
-        let c = l.iperf_client(secs).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn()?;
+        let c = l
+            .iperf_client(secs)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
         // Killed with the lab.
         l.bg.push(c);
         lab::interruptible_sleep(Duration::from_millis(500))?;
@@ -466,7 +555,14 @@ fn record(proto: Proto, trigger: Trigger, cfg: &Config) -> Result<Recording> {
             .iter()
             .flatten()
             .chain(l.anchor_d.iter())
-            .map(|d| format!("--- {} log ({}):\n{}", d.name, d.log.display(), d.log_tail(12)))
+            .map(|d| {
+                format!(
+                    "--- {} log ({}):\n{}",
+                    d.name,
+                    d.log.display(),
+                    d.log_tail(12)
+                )
+            })
             .collect();
         return Err(anyhow!("{e:#}\n{}", tails.join("\n")));
     }
@@ -487,7 +583,13 @@ fn record(proto: Proto, trigger: Trigger, cfg: &Config) -> Result<Recording> {
     Ok(rec)
 }
 
-fn stream_and_move(l: &Lab, home: Ipv4Addr, uplink: bool, trigger: Trigger, cfg: &Config) -> Result<Recording> {
+fn stream_and_move(
+    l: &Lab,
+    home: Ipv4Addr,
+    uplink: bool,
+    trigger: Trigger,
+    cfg: &Config,
+) -> Result<Recording> {
     let stop_tx = AtomicBool::new(false);
     let stop_rx = AtomicBool::new(false);
     let (sub, cn, sw): (&Netns, &Netns, &Netns) = (&l.sub, &l.cn, &l.sw);
@@ -531,7 +633,8 @@ fn stream_and_move(l: &Lab, home: Ipv4Addr, uplink: bool, trigger: Trigger, cfg:
             s.spawn(move || -> Result<Vec<Rx>> {
                 let sock = (|| -> Result<UdpSocket> {
                     enter(netns)?;
-                    let s = UdpSocket::bind(bind).with_context(|| format!("{ns} receiver on {bind}"))?;
+                    let s = UdpSocket::bind(bind)
+                        .with_context(|| format!("{ns} receiver on {bind}"))?;
                     rx_options(s.as_raw_fd())?;
                     Ok(s)
                 })();
@@ -562,8 +665,16 @@ fn stream_and_move(l: &Lab, home: Ipv4Addr, uplink: bool, trigger: Trigger, cfg:
         let spawn_tx = |dir: Dir| {
             let stop = &stop_tx;
             let (netns, local, remote) = match dir {
-                Dir::Down => (cn, SocketAddr::from((CN, 0)), SocketAddr::from((home, DOWN_PORT))),
-                Dir::Up => (sub, SocketAddr::from((home, 0)), SocketAddr::from((CN, UP_PORT))),
+                Dir::Down => (
+                    cn,
+                    SocketAddr::from((CN, 0)),
+                    SocketAddr::from((home, DOWN_PORT)),
+                ),
+                Dir::Up => (
+                    sub,
+                    SocketAddr::from((home, 0)),
+                    SocketAddr::from((CN, UP_PORT)),
+                ),
             };
             s.spawn(move || -> Result<(u64, u64)> {
                 enter(netns)?;
@@ -582,7 +693,11 @@ fn stream_and_move(l: &Lab, home: Ipv4Addr, uplink: bool, trigger: Trigger, cfg:
             let (nl, ps, br) = s
                 .spawn(|| -> Result<(OwnedFd, u32, [u32; 2])> {
                     enter(sw)?;
-                    Ok((netlink_socket()?, ifindex("ps")?, [ifindex("br1")?, ifindex("br2")?]))
+                    Ok((
+                        netlink_socket()?,
+                        ifindex("ps")?,
+                        [ifindex("br1")?, ifindex("br2")?],
+                    ))
                 })
                 .join()
                 .map_err(|_| anyhow!("netlink thread panicked"))??;
@@ -594,15 +709,25 @@ fn stream_and_move(l: &Lab, home: Ipv4Addr, uplink: bool, trigger: Trigger, cfg:
                 let to = 1 - at;
                 let t = now_ns();
                 set_master(&nl, ps, br[to])?;
-                moves.push(Move { at: t, from: at, to });
+                moves.push(Move {
+                    at: t,
+                    from: at,
+                    to,
+                });
                 if trigger == Trigger::Dhcp {
                     l.client().renew()?;
                 }
                 let new_peer = l.opts.mag_core(to);
-                l.lma().wait_bindings(Duration::from_secs(5), "binding via the new gateway", |b| {
-                    b.len() == 1 && b[0].peer.to_string() == new_peer
-                })?;
-                l.mag(at).wait_bindings(Duration::from_secs(5), "old gateway released the subscriber", |b| b.is_empty())?;
+                l.lma().wait_bindings(
+                    Duration::from_secs(5),
+                    "binding via the new gateway",
+                    |b| b.len() == 1 && b[0].peer.to_string() == new_peer,
+                )?;
+                l.mag(at).wait_bindings(
+                    Duration::from_secs(5),
+                    "old gateway released the subscriber",
+                    |b| b.is_empty(),
+                )?;
                 at = to;
             }
             lab::interruptible_sleep(Duration::from_secs(1))
@@ -654,11 +779,21 @@ pub fn handover(cfg: &Config) -> Result<serde_json::Value> {
     let mut table = Vec::new();
     for &trigger in &cfg.triggers {
         for &proto in &cfg.protos {
-            let rec = record(proto, trigger, cfg).with_context(|| format!("{} {}", proto.name(), trigger_name(trigger)))?;
-            let dirs: &[Dir] = if trigger == Trigger::Data { &[Dir::Down, Dir::Up] } else { &[Dir::Down] };
+            let rec = record(proto, trigger, cfg)
+                .with_context(|| format!("{} {}", proto.name(), trigger_name(trigger)))?;
+            let dirs: &[Dir] = if trigger == Trigger::Data {
+                &[Dir::Down, Dir::Up]
+            } else {
+                &[Dir::Down]
+            };
             for &dir in dirs {
-                let (figs, noise, total_lost, unattributed) = analyse(&rec, dir, cfg.spacing.as_nanos() as i64);
-                let dname = if dir == Dir::Down { "downlink" } else { "uplink" };
+                let (figs, noise, total_lost, unattributed) =
+                    analyse(&rec, dir, cfg.spacing.as_nanos() as i64);
+                let dname = if dir == Dir::Down {
+                    "downlink"
+                } else {
+                    "uplink"
+                };
                 let gaps: Vec<f64> = figs.iter().map(|f| f.gap_ms.unwrap_or(f64::NAN)).collect();
                 let wgaps: Vec<f64> = figs.iter().map(|f| f.window_gap_ms).collect();
                 let lost: Vec<f64> = figs.iter().map(|f| f.lost as f64).collect();
@@ -698,7 +833,14 @@ pub fn handover(cfg: &Config) -> Result<serde_json::Value> {
     );
     println!(
         "{:<7} {:<5} {:<9} {:>24} {:>24} {:>16} {:>9} {:>12}",
-        "proto", "trig", "dir", "gap ms med [min–max]", "window gap ms med [max]", "lost med [max]", "noise ms", "lost/sent"
+        "proto",
+        "trig",
+        "dir",
+        "gap ms med [min–max]",
+        "window gap ms med [max]",
+        "lost med [max]",
+        "noise ms",
+        "lost/sent"
     );
     let f = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
     for r in &table {
@@ -707,13 +849,28 @@ pub fn handover(cfg: &Config) -> Result<serde_json::Value> {
             r["protocol"].as_str().unwrap_or(""),
             r["trigger"].as_str().unwrap_or(""),
             r["direction"].as_str().unwrap_or(""),
-            format!("{:.1} [{:.1}–{:.1}]", f(&r["gap_ms"], "median"), f(&r["gap_ms"], "min"), f(&r["gap_ms"], "max")),
-            format!("{:.1} [{:.1}]", f(&r["window_gap_ms"], "median"), f(&r["window_gap_ms"], "max")),
-            format!("{:.0} [{:.0}]", f(&r["lost"], "median"), f(&r["lost"], "max")),
+            format!(
+                "{:.1} [{:.1}–{:.1}]",
+                f(&r["gap_ms"], "median"),
+                f(&r["gap_ms"], "min"),
+                f(&r["gap_ms"], "max")
+            ),
+            format!(
+                "{:.1} [{:.1}]",
+                f(&r["window_gap_ms"], "median"),
+                f(&r["window_gap_ms"], "max")
+            ),
+            format!(
+                "{:.0} [{:.0}]",
+                f(&r["lost"], "median"),
+                f(&r["lost"], "max")
+            ),
             f(r, "noise_floor_ms"),
             format!("{}/{}", r["lost_total"], r["sent"]),
         );
-        if r["received_not_captured"].as_u64().unwrap_or(0) > 0 || r["send_errors"].as_u64().unwrap_or(0) > 0 {
+        if r["received_not_captured"].as_u64().unwrap_or(0) > 0
+            || r["send_errors"].as_u64().unwrap_or(0) > 0
+        {
             println!(
                 "    ({} received packets not seen by the switch capture; {} send errors)",
                 r["received_not_captured"], r["send_errors"]
@@ -721,7 +878,11 @@ pub fn handover(cfg: &Config) -> Result<serde_json::Value> {
         }
         for (i, m) in r["moves"].as_array().into_iter().flatten().enumerate() {
             let st = &m["log_steps"];
-            let o = |v: &serde_json::Value| v.as_f64().map(|x| format!("{x:.1}")).unwrap_or_else(|| "–".into());
+            let o = |v: &serde_json::Value| {
+                v.as_f64()
+                    .map(|x| format!("{x:.1}"))
+                    .unwrap_or_else(|| "–".into())
+            };
             println!(
                 "    move {} ({}→{}): gap {} ms, window gap {:.1} ms, lost {}; log (ms after the move): unknown MAC {}, attach {}, registered {}, old released {}",
                 i + 1,
@@ -776,13 +937,25 @@ mod tests {
         let mut seen = Vec::new();
         for seq in 0..2000u64 {
             let t = seq as i64 * ms;
-            seen.push(Seen { dir: 0, seq, gw: if seq < 1005 { 0 } else { 1 } });
+            seen.push(Seen {
+                dir: 0,
+                seq,
+                gw: if seq < 1005 { 0 } else { 1 },
+            });
             if !(1000..1020).contains(&seq) {
-                rx.push(Rx { seq, at: t + ms / 2, sent: t });
+                rx.push(Rx {
+                    seq,
+                    at: t + ms / 2,
+                    sent: t,
+                });
             }
         }
         let rec = Recording {
-            moves: vec![Move { at: 1000 * ms, from: 0, to: 1 }],
+            moves: vec![Move {
+                at: 1000 * ms,
+                from: 0,
+                to: 1,
+            }],
             sent: [(2000, 0), (0, 0)],
             rx: [rx, Vec::new()],
             seen,

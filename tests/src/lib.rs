@@ -1,12 +1,12 @@
 //! Helpers for the integration tests: network namespaces, veths, cleanup on drop.
-pub mod netns;
 pub mod fixture;
-pub mod pcap;
-pub mod lab;
 pub mod gateway_cases;
-pub mod tput;
-pub mod scale;
 pub mod handover;
+pub mod lab;
+pub mod netns;
+pub mod pcap;
+pub mod scale;
+pub mod tput;
 
 /// A scratch directory under the system temp dir, removed on drop (also when
 /// the test fails). Named by tag and process id, created empty.

@@ -51,7 +51,10 @@ impl Netns {
             SEQ.fetch_add(1, Ordering::Relaxed)
         );
         sh(&["ip", "netns", "add", &name])?;
-        let ns = Netns { name, children: Vec::new() };
+        let ns = Netns {
+            name,
+            children: Vec::new(),
+        };
         ns.exec(&["ip", "link", "set", "lo", "up"])?;
         Ok(ns)
     }
@@ -101,7 +104,8 @@ impl Netns {
         R: Send + 'static,
     {
         let h = self.thread(f)?;
-        h.join().map_err(|_| anyhow::anyhow!("thread in {} panicked", self.name))
+        h.join()
+            .map_err(|_| anyhow::anyhow!("thread in {} panicked", self.name))
     }
 
     /// Like [`run_in`](Self::run_in) but returns the join handle.
@@ -148,7 +152,9 @@ impl Drop for Netns {
 /// Creates a veth pair with one end in each namespace, both up.
 pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) -> Result<()> {
     // Create in `a` directly so the host never holds the link, then move the peer.
-    a.exec(&["ip", "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", &b.name])?;
+    a.exec(&[
+        "ip", "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", &b.name,
+    ])?;
     a.exec(&["ip", "link", "set", a_if, "up"])?;
     b.exec(&["ip", "link", "set", b_if, "up"])?;
     Ok(())

@@ -21,7 +21,11 @@ pub fn records(path: &Path) -> usize {
     while off + 16 <= b.len() {
         let magic_le = b.len() >= 4 && (b[0] == 0xd4 || b[0] == 0x4d);
         let f = [b[off + 8], b[off + 9], b[off + 10], b[off + 11]];
-        let incl = if magic_le { u32::from_le_bytes(f) } else { u32::from_be_bytes(f) } as usize;
+        let incl = if magic_le {
+            u32::from_le_bytes(f)
+        } else {
+            u32::from_be_bytes(f)
+        } as usize;
         if off + 16 + incl > b.len() {
             break;
         }
@@ -32,14 +36,27 @@ pub fn records(path: &Path) -> usize {
 }
 
 pub fn have_tshark() -> bool {
-    Command::new("tshark").arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("tshark")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 /// `tshark -r FILE -T fields -E separator=| -e F...`: one Vec per packet.
 /// Fails if tshark flags any packet as malformed.
 pub fn fields(path: &Path, fields: &[&str]) -> Result<Vec<Vec<String>>> {
     let mut cmd = Command::new("tshark");
-    cmd.args(["-r"]).arg(path).args(["-T", "fields", "-E", "separator=|", "-e", "_ws.malformed", "-e", "_ws.expert.severity"]);
+    cmd.args(["-r"]).arg(path).args([
+        "-T",
+        "fields",
+        "-E",
+        "separator=|",
+        "-e",
+        "_ws.malformed",
+        "-e",
+        "_ws.expert.severity",
+    ]);
     for f in fields {
         cmd.args(["-e", f]);
     }

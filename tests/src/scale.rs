@@ -35,10 +35,18 @@ pub struct Config {
 
 impl Config {
     pub fn full() -> Self {
-        Config { sizes: vec![1_000, 100_000, 1_000_000], rounds: 5, runs: 4000 }
+        Config {
+            sizes: vec![1_000, 100_000, 1_000_000],
+            rounds: 5,
+            runs: 4000,
+        }
     }
     pub fn smoke() -> Self {
-        Config { sizes: vec![1_000], rounds: 1, runs: 200 }
+        Config {
+            sizes: vec![1_000],
+            rounds: 1,
+            runs: 200,
+        }
     }
 }
 
@@ -102,18 +110,42 @@ fn build(n: u32) -> Result<Table> {
     // them: the fast path finds them by their place in it.
     // An IPv6 pool too, so that the memory figures are a dual-stack anchor's.
     let pools = vec![
-        pmip_user::loader::HomePoolSpec::V4 { prefix: Ipv4Addr::new(10, 224, 0, 0), len: 11 },
-        pmip_user::loader::HomePoolSpec::V6 { prefix: "2001:db8:aa00::".parse().unwrap(), len: 40, assign_len: 64 },
+        pmip_user::loader::HomePoolSpec::V4 {
+            prefix: Ipv4Addr::new(10, 224, 0, 0),
+            len: 11,
+        },
+        pmip_user::loader::HomePoolSpec::V6 {
+            prefix: "2001:db8:aa00::".parse().unwrap(),
+            len: 40,
+            assign_len: 64,
+        },
     ];
-    let mut fx = setup_with(1500, pmip_user::loader::LoadOptions { max_subscribers: n + SLACK, home_pools: pools, ..Default::default() })?;
+    let mut fx = setup_with(
+        1500,
+        pmip_user::loader::LoadOptions {
+            max_subscribers: n + SLACK,
+            home_pools: pools,
+            ..Default::default()
+        },
+    )?;
     let acc = fx.acc;
-    let t4 = TunnelEnds { local: MAG4.into(), remote: LMA4.into() };
-    let at4 = TunnelEnds { local: A_LOCAL4.into(), remote: A_PEER4.into() };
+    let t4 = TunnelEnds {
+        local: MAG4.into(),
+        remote: LMA4.into(),
+    };
+    let at4 = TunnelEnds {
+        local: A_LOCAL4.into(),
+        remote: A_PEER4.into(),
+    };
     let rss0 = rss_kb();
     let t = Instant::now();
     for i in 0..n {
         fx.fp.install_access(&AccessBinding {
-            at: AccessPoint { ifindex: acc, vlan: 0, mac: sub_mac(i) },
+            at: AccessPoint {
+                ifindex: acc,
+                vlan: 0,
+                mac: sub_mac(i),
+            },
             sub_id: 100 + i,
             tunnel: t4,
             // Each node picks the keys it receives with; ours are small
@@ -137,21 +169,85 @@ fn build(n: u32) -> Result<Table> {
     let install_secs = t.elapsed().as_secs_f64();
     let rss_bytes_per_binding = rss_kb().saturating_sub(rss0) as f64 * 1024.0 / n.max(1) as f64;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ n as u64);
-    let picks: Vec<u32> = (0..POOL.min(n as usize)).map(|_| (rng.next() % n as u64) as u32).collect();
+    let picks: Vec<u32> = (0..POOL.min(n as usize))
+        .map(|_| (rng.next() % n as u64) as u32)
+        .collect();
     let frames = |f: &dyn Fn(u32) -> Vec<u8>| picks.iter().map(|i| f(*i)).collect::<Vec<_>>();
     let paths = vec![
-        Path { name: "xdp_pass", program: PASS_PROGRAM, ifindex: acc,
-            frames: frames(&|i| cat(eth(ACC_MAC, sub_mac(i), 0, ETH_P_IP), &echo4(access_home(i), CN4))), verdict: 2 },
-        Path { name: "access encap", program: PROGRAM, ifindex: acc,
-            frames: frames(&|i| cat(eth(ACC_MAC, sub_mac(i), 0, ETH_P_IP), &echo4(access_home(i), CN4))), verdict: 4 },
-        Path { name: "access decap", program: PROGRAM, ifindex: fx.core,
-            frames: frames(&|i| cat(eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP),
-                &ipv4(LMA4, MAG4, 47, 64, false, &gre_keyed(ETH_P_IP, KEY_BASE + i, &echo4(CN4, access_home(i)))))), verdict: 4 },
-        Path { name: "anchor encap", program: PROGRAM, ifindex: fx.cn,
-            frames: frames(&|i| cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &echo4(CN4, anchor_home(i)))), verdict: 4 },
-        Path { name: "anchor decap", program: PROGRAM, ifindex: fx.acore,
-            frames: frames(&|i| cat(eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
-                &ipv4(A_PEER4, A_LOCAL4, 47, 64, false, &gre_keyed(ETH_P_IP, KEY_BASE + i, &echo4(anchor_home(i), CN4))))), verdict: 4 },
+        Path {
+            name: "xdp_pass",
+            program: PASS_PROGRAM,
+            ifindex: acc,
+            frames: frames(&|i| {
+                cat(
+                    eth(ACC_MAC, sub_mac(i), 0, ETH_P_IP),
+                    &echo4(access_home(i), CN4),
+                )
+            }),
+            verdict: 2,
+        },
+        Path {
+            name: "access encap",
+            program: PROGRAM,
+            ifindex: acc,
+            frames: frames(&|i| {
+                cat(
+                    eth(ACC_MAC, sub_mac(i), 0, ETH_P_IP),
+                    &echo4(access_home(i), CN4),
+                )
+            }),
+            verdict: 4,
+        },
+        Path {
+            name: "access decap",
+            program: PROGRAM,
+            ifindex: fx.core,
+            frames: frames(&|i| {
+                cat(
+                    eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP),
+                    &ipv4(
+                        LMA4,
+                        MAG4,
+                        47,
+                        64,
+                        false,
+                        &gre_keyed(ETH_P_IP, KEY_BASE + i, &echo4(CN4, access_home(i))),
+                    ),
+                )
+            }),
+            verdict: 4,
+        },
+        Path {
+            name: "anchor encap",
+            program: PROGRAM,
+            ifindex: fx.cn,
+            frames: frames(&|i| {
+                cat(
+                    eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP),
+                    &echo4(CN4, anchor_home(i)),
+                )
+            }),
+            verdict: 4,
+        },
+        Path {
+            name: "anchor decap",
+            program: PROGRAM,
+            ifindex: fx.acore,
+            frames: frames(&|i| {
+                cat(
+                    eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
+                    &ipv4(
+                        A_PEER4,
+                        A_LOCAL4,
+                        47,
+                        64,
+                        false,
+                        &gre_keyed(ETH_P_IP, KEY_BASE + i, &echo4(anchor_home(i), CN4)),
+                    ),
+                )
+            }),
+            verdict: 4,
+        },
     ];
     // The same paths on one subscriber only: its entries stay hot in the
     // caches, so this is the lookup itself without the misses of a big table.
@@ -173,7 +269,13 @@ fn build(n: u32) -> Result<Table> {
     let mut paths = paths;
     paths.extend(hot);
     fx.fp.loaded_program(PASS_PROGRAM)?;
-    Ok(Table { n, fx, paths, install_secs, rss_bytes_per_binding })
+    Ok(Table {
+        n,
+        fx,
+        paths,
+        install_secs,
+        rss_bytes_per_binding,
+    })
 }
 
 /// Median kernel-timed ns of `runs` single runs cycling through the path's frames.
@@ -191,7 +293,12 @@ fn ns_per_packet(prog: &Xdp, p: &Path, runs: usize) -> Result<f64> {
             ..Default::default()
         })?;
         if r.return_value != p.verdict {
-            bail!("{}: verdict {} (want {})", p.name, r.return_value, p.verdict);
+            bail!(
+                "{}: verdict {} (want {})",
+                p.name,
+                r.return_value,
+                p.verdict
+            );
         }
         t.push(r.duration.as_nanos() as f64);
     }
@@ -208,14 +315,21 @@ pub fn map_memory() -> Result<Vec<(String, u32, u64)>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc/self/fdinfo")? {
         let Ok(e) = e else { continue };
-        let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
+        let Ok(text) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
         if !text.contains("map_type:") {
             continue;
         }
         let field = |k: &str| -> Option<u64> {
-            text.lines().find_map(|l| l.strip_prefix(k).map(|v| v.trim().parse().ok()))?
+            text.lines()
+                .find_map(|l| l.strip_prefix(k).map(|v| v.trim().parse().ok()))?
         };
-        let (Some(id), Some(max), Some(mem)) = (field("map_id:"), field("max_entries:"), field("memlock:")) else { continue };
+        let (Some(id), Some(max), Some(mem)) =
+            (field("map_id:"), field("max_entries:"), field("memlock:"))
+        else {
+            continue;
+        };
         let name = names.get(&(id as u32)).cloned().unwrap_or_default();
         out.push((name, max as u32, mem));
     }
@@ -257,7 +371,11 @@ fn expected_max(name: &str, max: u32) -> u32 {
 fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -266,12 +384,18 @@ pub fn scale(cfg: &Config) -> Result<Value> {
     let mut tables = Vec::new();
     for &n in &cfg.sizes {
         let t = build(n)?;
-        eprintln!("  {n} subscribers installed (access + anchor) in {:.1} s", t.install_secs);
+        eprintln!(
+            "  {n} subscribers installed (access + anchor) in {:.1} s",
+            t.install_secs
+        );
         tables.push(t);
     }
     let mem = map_memory()?;
     // samples[table][path] = per-round medians
-    let mut samples: Vec<Vec<Vec<f64>>> = tables.iter().map(|t| vec![Vec::new(); t.paths.len()]).collect();
+    let mut samples: Vec<Vec<Vec<f64>>> = tables
+        .iter()
+        .map(|t| vec![Vec::new(); t.paths.len()])
+        .collect();
     for _ in 0..cfg.rounds {
         for (ti, t) in tables.iter_mut().enumerate() {
             let Table { fx, paths, .. } = t;
@@ -288,7 +412,12 @@ pub fn scale(cfg: &Config) -> Result<Value> {
                     let x = match r {
                         Ok(x) => x,
                         Err(e) => {
-                            let c: Vec<String> = fp.counters()?.into_iter().filter(|(_, v)| *v > 0).map(|(n, v)| format!("{n}={v}")).collect();
+                            let c: Vec<String> = fp
+                                .counters()?
+                                .into_iter()
+                                .filter(|(_, v)| *v > 0)
+                                .map(|(n, v)| format!("{n}={v}"))
+                                .collect();
                             bail!("{e}; counters: {}", c.join(" "));
                         }
                     };
@@ -304,13 +433,25 @@ pub fn scale(cfg: &Config) -> Result<Value> {
     // PMIP_SCALE_COUNTERS=1: the fast-path counters of each table (a diagnostic).
     if std::env::var("PMIP_SCALE_COUNTERS").is_ok() {
         for t in &tables {
-            let c: Vec<String> = t.fx.fp.counters()?.into_iter().filter(|(_, v)| *v > 0).map(|(n, v)| format!("{n}={v}")).collect();
+            let c: Vec<String> =
+                t.fx.fp
+                    .counters()?
+                    .into_iter()
+                    .filter(|(_, v)| *v > 0)
+                    .map(|(n, v)| format!("{n}={v}"))
+                    .collect();
             eprintln!("  {} subs counters: {}", t.n, c.join(" "));
         }
     }
     println!("per-packet cost against table size (BPF_PROG_TEST_RUN, single runs over {POOL} random subscribers)");
-    println!("median of {} interleaved rounds of {} runs; ratio to the smallest table", cfg.rounds, cfg.runs);
-    println!("{:<16} {:>10} {:>8} {:>8} {:>8}", "path", "subs", "ns/pkt", "spread", "x first");
+    println!(
+        "median of {} interleaved rounds of {} runs; ratio to the smallest table",
+        cfg.rounds, cfg.runs
+    );
+    println!(
+        "{:<16} {:>10} {:>8} {:>8} {:>8}",
+        "path", "subs", "ns/pkt", "spread", "x first"
+    );
     let mut rows = Vec::new();
     let npaths = tables.first().map(|t| t.paths.len()).unwrap_or(0);
     for pi in 0..npaths {
@@ -319,9 +460,16 @@ pub fn scale(cfg: &Config) -> Result<Value> {
             let v = &samples[ti][pi];
             let m = median(v);
             let name = t.paths[pi].name;
-            println!("{name:<16} {:>10} {m:>8.1} {:>8.1} {:>8.2}", t.n, spread(v), m / first.max(1.0));
-            rows.push(json!({"path": name, "subscribers": t.n, "ns_per_packet": m, "spread_ns": spread(v),
-                "ns_rounds": v, "ratio_to_smallest": m / first.max(1.0)}));
+            println!(
+                "{name:<16} {:>10} {m:>8.1} {:>8.1} {:>8.2}",
+                t.n,
+                spread(v),
+                m / first.max(1.0)
+            );
+            rows.push(
+                json!({"path": name, "subscribers": t.n, "ns_per_packet": m, "spread_ns": spread(v),
+                "ns_rounds": v, "ratio_to_smallest": m / first.max(1.0)}),
+            );
         }
     }
     println!("map memory per subscriber (kernel memlock / max_entries)");
@@ -337,7 +485,12 @@ pub fn scale(cfg: &Config) -> Result<Value> {
                 .ok_or_else(|| anyhow!("map {name} of {max} entries not found in fdinfo"))?;
             per.insert(name, (*bytes as f64 / max as f64, role, *bytes));
         }
-        let role_sum = |r: &str| per.values().filter(|(_, role, _)| *role == r || *role == "both").map(|(b, _, _)| b).sum::<f64>();
+        let role_sum = |r: &str| {
+            per.values()
+                .filter(|(_, role, _)| *role == r || *role == "both")
+                .map(|(b, _, _)| b)
+                .sum::<f64>()
+        };
         let access = role_sum("access");
         let anchor = role_sum("anchor");
         let anchor_v4 = anchor - per["ANCHOR_BY_HNP"].0 - per["ANCHOR_BY_POOL6"].0;
@@ -354,6 +507,8 @@ pub fn scale(cfg: &Config) -> Result<Value> {
             t.n, 2.0 * t.n as f64 / t.install_secs.max(1e-9), t.rss_bytes_per_binding);
     }
     drop(tables);
-    Ok(json!({"benchmark": "scale", "rounds": cfg.rounds, "runs": cfg.runs, "pool": POOL, "rows": rows,
-        "memory": mem_rows}))
+    Ok(
+        json!({"benchmark": "scale", "rounds": cfg.rounds, "runs": cfg.runs, "pool": POOL, "rows": rows,
+        "memory": mem_rows}),
+    )
 }

@@ -38,7 +38,9 @@ use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use pmip_common::{maps, role, AccessKey, AccessSubscriber};
 use pmip_user::dataplane::{AccessBinding, AccessPoint, AnchorBinding, TunnelEnds};
-use pmip_user::loader::{default_object_path, ifindex, iface_mac, AttachMode, FastPath, IfaceSpec, LoadOptions};
+use pmip_user::loader::{
+    default_object_path, iface_mac, ifindex, AttachMode, FastPath, IfaceSpec, LoadOptions,
+};
 use serde_json::{json, Value};
 
 use crate::netns::Netns;
@@ -65,10 +67,20 @@ pub struct Config {
 
 impl Config {
     pub fn full() -> Self {
-        Config { rounds: 5, secs: 1.0, sizes: vec![64, 1400], threads: vec![1, 2] }
+        Config {
+            rounds: 5,
+            secs: 1.0,
+            sizes: vec![64, 1400],
+            threads: vec![1, 2],
+        }
     }
     pub fn smoke() -> Self {
-        Config { rounds: 1, secs: 0.05, sizes: vec![64], threads: vec![1] }
+        Config {
+            rounds: 1,
+            secs: 0.05,
+            sizes: vec![64],
+            threads: vec![1],
+        }
     }
 }
 
@@ -104,31 +116,59 @@ pub fn pin_cpu(cpu: usize) -> Result<()> {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
         if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            bail!("sched_setaffinity({cpu}): {}", std::io::Error::last_os_error());
+            bail!(
+                "sched_setaffinity({cpu}): {}",
+                std::io::Error::last_os_error()
+            );
         }
     }
     Ok(())
 }
 
 pub fn ncpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn run(ns: &Netns, cmd: &str) -> Result<()> {
     let args: Vec<&str> = cmd.split_whitespace().collect();
-    ns.exec(&args).with_context(|| format!("in {}: {cmd}", ns.name))?;
+    ns.exec(&args)
+        .with_context(|| format!("in {}: {cmd}", ns.name))?;
     Ok(())
 }
 
 fn mac_s(m: [u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// A veth pair with `q` queues on each end, one end in each namespace.
 fn veth_q(a: &Netns, a_if: &str, b: &Netns, b_if: &str, q: usize) -> Result<()> {
     let q = q.to_string();
-    a.exec(&["ip", "link", "add", a_if, "numtxqueues", &q, "numrxqueues", &q, "type", "veth", "peer", "name", b_if,
-        "numtxqueues", &q, "numrxqueues", &q, "netns", &b.name])?;
+    a.exec(&[
+        "ip",
+        "link",
+        "add",
+        a_if,
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_if,
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
+        "netns",
+        &b.name,
+    ])?;
     a.exec(&["ip", "link", "set", a_if, "up"])?;
     b.exec(&["ip", "link", "set", b_if, "up"])?;
     Ok(())
@@ -138,7 +178,11 @@ fn veth_q(a: &Netns, a_if: &str, b: &Netns, b_if: &str, q: usize) -> Result<()> 
 fn xps(ns: &Netns, dev: &str, q: usize) -> Result<()> {
     for i in 0..q {
         let mask = format!("{:x}", 1u64 << i);
-        ns.exec(&["sh", "-c", &format!("echo {mask} > /sys/class/net/{dev}/queues/tx-{i}/xps_cpus")])?;
+        ns.exec(&[
+            "sh",
+            "-c",
+            &format!("echo {mask} > /sys/class/net/{dev}/queues/tx-{i}/xps_cpus"),
+        ])?;
     }
     Ok(())
 }
@@ -155,16 +199,32 @@ pub struct BenchProgs {
 impl BenchProgs {
     pub fn load() -> Result<Self> {
         let mut l = EbpfLoader::new();
-        for m in [maps::ACCESS_BY_MAC, maps::ACCESS_BY_KEY, maps::ANCHOR_BY_HOME4, maps::ANCHOR_BY_HNP, maps::ANCHOR_BY_KEY, maps::SUB_STATS] {
+        for m in [
+            maps::ACCESS_BY_MAC,
+            maps::ACCESS_BY_KEY,
+            maps::ANCHOR_BY_HOME4,
+            maps::ANCHOR_BY_HNP,
+            maps::ANCHOR_BY_KEY,
+            maps::SUB_STATS,
+        ] {
             l.map_max_entries(m, 16);
         }
         let obj = default_object_path();
-        let ebpf = l.load_file(&obj).with_context(|| format!("loading {}", obj.display()))?;
-        Ok(BenchProgs { ebpf, links: Vec::new() })
+        let ebpf = l
+            .load_file(&obj)
+            .with_context(|| format!("loading {}", obj.display()))?;
+        Ok(BenchProgs {
+            ebpf,
+            links: Vec::new(),
+        })
     }
 
     pub fn prog(&mut self, name: &'static str) -> Result<&mut Xdp> {
-        let p: &mut Xdp = self.ebpf.program_mut(name).ok_or_else(|| anyhow!("{name} missing"))?.try_into()?;
+        let p: &mut Xdp = self
+            .ebpf
+            .program_mut(name)
+            .ok_or_else(|| anyhow!("{name} missing"))?
+            .try_into()?;
         if p.fd().is_err() {
             p.load().with_context(|| format!("loading {name}"))?;
         }
@@ -173,7 +233,10 @@ impl BenchProgs {
 
     /// Attach (call from a thread inside the interface's namespace).
     pub fn attach(&mut self, name: &'static str, iface: &str, mode: XdpMode) -> Result<()> {
-        let id = self.prog(name)?.attach(iface, mode).with_context(|| format!("attaching {name} to {iface}"))?;
+        let id = self
+            .prog(name)?
+            .attach(iface, mode)
+            .with_context(|| format!("attaching {name} to {iface}"))?;
         self.links.push((name, id));
         Ok(())
     }
@@ -191,30 +254,50 @@ impl BenchProgs {
 
     /// Sum over CPUs of the sink's packet counter.
     pub fn sink_packets(&self) -> Result<u64> {
-        let m: PerCpuArray<_, u64> = PerCpuArray::try_from(self.ebpf.map("TG_SINK").ok_or_else(|| anyhow!("TG_SINK"))?)?;
+        let m: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(self.ebpf.map("TG_SINK").ok_or_else(|| anyhow!("TG_SINK"))?)?;
         Ok(m.get(&0, 0)?.iter().sum())
     }
 
     pub fn set_template(&mut self, cpu: u32, t: [u8; TG_HDR_LEN]) -> Result<()> {
-        let mut m: Array<_, [u8; TG_HDR_LEN]> = Array::try_from(self.ebpf.map_mut("TG_TEMPLATE").ok_or_else(|| anyhow!("TG_TEMPLATE"))?)?;
+        let mut m: Array<_, [u8; TG_HDR_LEN]> = Array::try_from(
+            self.ebpf
+                .map_mut("TG_TEMPLATE")
+                .ok_or_else(|| anyhow!("TG_TEMPLATE"))?,
+        )?;
         m.set(cpu, t, 0)?;
         Ok(())
     }
 
     /// Generator output device (call inside the generator's namespace).
     pub fn set_dev(&mut self, ifindex: u32) -> Result<()> {
-        let mut m: DevMap<_> = DevMap::try_from(self.ebpf.map_mut("TG_DEV").ok_or_else(|| anyhow!("TG_DEV"))?)?;
+        let mut m: DevMap<_> = DevMap::try_from(
+            self.ebpf
+                .map_mut("TG_DEV")
+                .ok_or_else(|| anyhow!("TG_DEV"))?,
+        )?;
         m.set(0, ifindex, None, 0)?;
         Ok(())
     }
 
     /// The one subscriber `bench_min_fwd` looks up (ingress ifindex, source MAC).
     pub fn set_min_fwd_key(&mut self, ifindex: u32, mac: [u8; 6]) -> Result<()> {
-        let mut m: HashMap<_, AccessKey, AccessSubscriber> =
-            HashMap::try_from(self.ebpf.map_mut(maps::ACCESS_BY_MAC).ok_or_else(|| anyhow!("ACCESS_BY_MAC"))?)?;
+        let mut m: HashMap<_, AccessKey, AccessSubscriber> = HashMap::try_from(
+            self.ebpf
+                .map_mut(maps::ACCESS_BY_MAC)
+                .ok_or_else(|| anyhow!("ACCESS_BY_MAC"))?,
+        )?;
         // SAFETY: plain old data; all-zero is a valid value.
         let v: AccessSubscriber = unsafe { std::mem::zeroed() };
-        m.insert(AccessKey { ifindex, vlan: 0, mac }, v, 0)?;
+        m.insert(
+            AccessKey {
+                ifindex,
+                vlan: 0,
+                mac,
+            },
+            v,
+            0,
+        )?;
         Ok(())
     }
 
@@ -224,7 +307,11 @@ impl BenchProgs {
         v[..4].copy_from_slice(&out_ifindex.to_ne_bytes());
         v[4..10].copy_from_slice(&smac);
         v[10..].copy_from_slice(&dmac);
-        let mut m: Array<_, [u8; 16]> = Array::try_from(self.ebpf.map_mut("TG_FWD").ok_or_else(|| anyhow!("TG_FWD"))?)?;
+        let mut m: Array<_, [u8; 16]> = Array::try_from(
+            self.ebpf
+                .map_mut("TG_FWD")
+                .ok_or_else(|| anyhow!("TG_FWD"))?,
+        )?;
         m.set(0, v, 0)?;
         Ok(())
     }
@@ -272,9 +359,19 @@ pub fn live_run(prog_fd: i32, frame: &[u8], ifindex: u32, repeat: u32, batch: u3
         ..Default::default()
     };
     // SAFETY: bpf(2) with a correctly laid out attr whose pointers outlive the call.
-    let rc = unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_TEST_RUN, &mut a as *mut TestRunAttr, std::mem::size_of::<TestRunAttr>()) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            &mut a as *mut TestRunAttr,
+            std::mem::size_of::<TestRunAttr>(),
+        )
+    };
     if rc != 0 {
-        bail!("BPF_PROG_TEST_RUN (live frames): {}", std::io::Error::last_os_error());
+        bail!(
+            "BPF_PROG_TEST_RUN (live frames): {}",
+            std::io::Error::last_os_error()
+        );
     }
     Ok(())
 }
@@ -327,8 +424,15 @@ pub enum Case {
 }
 
 impl Case {
-    pub const ALL: [Case; 7] =
-        [Case::Veth, Case::Kernel, Case::Redirect, Case::MinFwd, Case::FastNative, Case::FastGeneric, Case::FastTc];
+    pub const ALL: [Case; 7] = [
+        Case::Veth,
+        Case::Kernel,
+        Case::Redirect,
+        Case::MinFwd,
+        Case::FastNative,
+        Case::FastGeneric,
+        Case::FastTc,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Case::Veth => "straight veth pair",
@@ -441,12 +545,45 @@ impl Topo {
         let sst0_mac = m(&sink, "sst0")?;
         // Static neighbours: no ARP during a run, and the fast path's FIB
         // lookups find every next hop resolved.
-        run(&mag, &format!("ip neigh replace 192.0.2.2 lladdr {} dev core0 nud permanent", mac_s(lma_core)))?;
-        run(&mag, &format!("ip neigh replace 10.64.0.10 lladdr {gmac} dev acc0 nud permanent"))?;
-        run(&lma, &format!("ip neigh replace 192.0.2.1 lladdr {} dev core0 nud permanent", mac_s(mag_core)))?;
-        run(&lma, &format!("ip neigh replace 203.0.113.2 lladdr {} dev cn0 nud permanent", mac_s(snk0_mac)))?;
-        run(&sink, &format!("ip neigh replace 203.0.113.1 lladdr {} dev snk0 nud permanent", mac_s(cn0_mac)))?;
-        run(&gen, &format!("ip neigh replace 10.64.0.1 lladdr {} dev gen0 nud permanent", mac_s(acc0_mac)))?;
+        run(
+            &mag,
+            &format!(
+                "ip neigh replace 192.0.2.2 lladdr {} dev core0 nud permanent",
+                mac_s(lma_core)
+            ),
+        )?;
+        run(
+            &mag,
+            &format!("ip neigh replace 10.64.0.10 lladdr {gmac} dev acc0 nud permanent"),
+        )?;
+        run(
+            &lma,
+            &format!(
+                "ip neigh replace 192.0.2.1 lladdr {} dev core0 nud permanent",
+                mac_s(mag_core)
+            ),
+        )?;
+        run(
+            &lma,
+            &format!(
+                "ip neigh replace 203.0.113.2 lladdr {} dev cn0 nud permanent",
+                mac_s(snk0_mac)
+            ),
+        )?;
+        run(
+            &sink,
+            &format!(
+                "ip neigh replace 203.0.113.1 lladdr {} dev snk0 nud permanent",
+                mac_s(cn0_mac)
+            ),
+        )?;
+        run(
+            &gen,
+            &format!(
+                "ip neigh replace 10.64.0.1 lladdr {} dev gen0 nud permanent",
+                mac_s(acc0_mac)
+            ),
+        )?;
         xps(&mag, "core0", q)?;
         xps(&lma, "cn0", q)?;
         xps(&gen, "gen0", q)?;
@@ -478,11 +615,30 @@ impl Topo {
             p.set_min_fwd_key(ifindex("core0")?, mag_core)?;
             Ok(p)
         })?;
-        Ok(Topo { gen_p, sink_p, mag_p, lma_p, mag_fp: None, lma_fp: None, gen0, gst0, acc0_mac, sst0_mac, queues: q, gen, mag, lma, sink })
+        Ok(Topo {
+            gen_p,
+            sink_p,
+            mag_p,
+            lma_p,
+            mag_fp: None,
+            lma_fp: None,
+            gen0,
+            gst0,
+            acc0_mac,
+            sst0_mac,
+            queues: q,
+            gen,
+            mag,
+            lma,
+            sink,
+        })
     }
 
     fn gro_acc0(&self, on: bool) -> Result<()> {
-        run(&self.mag, &format!("ethtool -K acc0 gro {}", if on { "on" } else { "off" }))
+        run(
+            &self.mag,
+            &format!("ethtool -K acc0 gro {}", if on { "on" } else { "off" }),
+        )
     }
 
     /// Attaches what `case` needs at the gateways.
@@ -499,9 +655,13 @@ impl Topo {
             }
             Case::MinFwd => {
                 let p = &mut self.mag_p;
-                within(&self.mag, || p.attach("bench_min_fwd", "acc0", XdpMode::Driver))?;
+                within(&self.mag, || {
+                    p.attach("bench_min_fwd", "acc0", XdpMode::Driver)
+                })?;
                 let p = &mut self.lma_p;
-                within(&self.lma, || p.attach("bench_min_fwd", "core0", XdpMode::Driver))?;
+                within(&self.lma, || {
+                    p.attach("bench_min_fwd", "core0", XdpMode::Driver)
+                })?;
             }
             Case::FastNative | Case::FastGeneric | Case::FastTc => {
                 let mode = match case {
@@ -549,10 +709,14 @@ impl Topo {
                 "ethtool -S {dev}; echo rx_dropped: $(cat /sys/class/net/{dev}/statistics/rx_dropped); echo tx_dropped: $(cat /sys/class/net/{dev}/statistics/tx_dropped)")])?;
             let mut sum = 0;
             for line in text.lines() {
-                let Some((k, v)) = line.trim().split_once(':') else { continue };
+                let Some((k, v)) = line.trim().split_once(':') else {
+                    continue;
+                };
                 let lost = k.ends_with("xdp_xmit_errors")
                     || k.ends_with("xdp_tx_errors")
-                    || (k.starts_with("rx_queue_") && k.ends_with("_drops") && !k.ends_with("xdp_drops"))
+                    || (k.starts_with("rx_queue_")
+                        && k.ends_with("_drops")
+                        && !k.ends_with("xdp_drops"))
                     || (!is_sink && k.ends_with("xdp_drops"))
                     || k == "rx_dropped"
                     || k == "tx_dropped";
@@ -564,7 +728,12 @@ impl Topo {
         }
         for (name, fp) in [("mag", &self.mag_fp), ("lma", &self.lma_fp)] {
             if let Some(fp) = fp {
-                let d: u64 = fp.counters()?.iter().filter(|(n, _)| n.starts_with("drop")).map(|(_, v)| v).sum();
+                let d: u64 = fp
+                    .counters()?
+                    .iter()
+                    .filter(|(n, _)| n.starts_with("drop"))
+                    .map(|(_, v)| v)
+                    .sum();
                 out.insert(format!("{name}:fastpath_drop_counters"), d);
             }
         }
@@ -574,8 +743,18 @@ impl Topo {
     /// One measurement: `threads` generator threads (CPU i, flow i), each
     /// sending `repeat` frames of `size` bytes; the rate is what reached the
     /// sink over the wall time of the generators.
-    pub fn measure(&mut self, straight: bool, size: usize, threads: usize, repeat: u32) -> Result<Sample> {
-        let (dev, dmac) = if straight { (self.gst0, self.sst0_mac) } else { (self.gen0, self.acc0_mac) };
+    pub fn measure(
+        &mut self,
+        straight: bool,
+        size: usize,
+        threads: usize,
+        repeat: u32,
+    ) -> Result<Sample> {
+        let (dev, dmac) = if straight {
+            (self.gst0, self.sst0_mac)
+        } else {
+            (self.gen0, self.acc0_mac)
+        };
         let p = &mut self.gen_p;
         let fd = within(&self.gen, || {
             p.set_dev(dev)?;
@@ -608,7 +787,10 @@ impl Topo {
             let t0 = Instant::now();
             let mut g = Vec::new();
             for h in hs {
-                g.push(h.join().map_err(|_| anyhow!("generator thread panicked"))??);
+                g.push(
+                    h.join()
+                        .map_err(|_| anyhow!("generator thread panicked"))??,
+                );
             }
             Ok((t0.elapsed().as_secs_f64(), g))
         })?;
@@ -616,10 +798,20 @@ impl Topo {
         std::thread::sleep(Duration::from_millis(30));
         let delivered = self.sink_p.sink_packets()? - sink0;
         let after = self.drops()?;
-        let drops = after.iter().map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0))).filter(|(_, v)| *v > 0).collect();
+        let drops = after
+            .iter()
+            .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+            .filter(|(_, v)| *v > 0)
+            .collect();
         let offered = repeat as u64 * threads as u64;
         let gen_pps = gen_secs.iter().map(|s| repeat as f64 / s).sum::<f64>() / threads as f64;
-        Ok(Sample { pps: delivered as f64 / elapsed, offered, delivered, drops, gen_pps_per_thread: gen_pps })
+        Ok(Sample {
+            pps: delivered as f64 / elapsed,
+            offered,
+            delivered,
+            drops,
+            gen_pps_per_thread: gen_pps,
+        })
     }
 
     pub fn queues(&self) -> usize {
@@ -634,15 +826,41 @@ impl Drop for Topo {
 }
 
 fn start_mag(mode: AttachMode) -> Result<FastPath> {
-    let mut fp = FastPath::load(&LoadOptions { max_subscribers: 1024, ..Default::default() })?;
+    let mut fp = FastPath::load(&LoadOptions {
+        max_subscribers: 1024,
+        ..Default::default()
+    })?;
     let gw = std::net::Ipv4Addr::new(10, 64, 0, 1);
     let mag = std::net::Ipv4Addr::new(192, 0, 2, 1);
-    fp.attach(&IfaceSpec { name: "acc0".into(), role: role::ACCESS, addr4: Some(gw), addr6: None }, mode)?;
-    fp.attach(&IfaceSpec { name: "core0".into(), role: role::ACCESS_CORE, addr4: Some(mag), addr6: None }, mode)?;
+    fp.attach(
+        &IfaceSpec {
+            name: "acc0".into(),
+            role: role::ACCESS,
+            addr4: Some(gw),
+            addr6: None,
+        },
+        mode,
+    )?;
+    fp.attach(
+        &IfaceSpec {
+            name: "core0".into(),
+            role: role::ACCESS_CORE,
+            addr4: Some(mag),
+            addr6: None,
+        },
+        mode,
+    )?;
     fp.install_access(&AccessBinding {
-        at: AccessPoint { ifindex: ifindex("acc0")?, vlan: 0, mac: GEN_MAC },
+        at: AccessPoint {
+            ifindex: ifindex("acc0")?,
+            vlan: 0,
+            mac: GEN_MAC,
+        },
         sub_id: 1,
-        tunnel: TunnelEnds { local: mag.into(), remote: std::net::Ipv4Addr::new(192, 0, 2, 2).into() },
+        tunnel: TunnelEnds {
+            local: mag.into(),
+            remote: std::net::Ipv4Addr::new(192, 0, 2, 2).into(),
+        },
         uplink_key: UP_KEY,
         downlink_key: DOWN_KEY,
         home_v4: Some(HOME.into()),
@@ -653,13 +871,35 @@ fn start_mag(mode: AttachMode) -> Result<FastPath> {
 }
 
 fn start_lma(mode: AttachMode) -> Result<FastPath> {
-    let mut fp = FastPath::load(&LoadOptions { max_subscribers: 1024, ..Default::default() })?;
+    let mut fp = FastPath::load(&LoadOptions {
+        max_subscribers: 1024,
+        ..Default::default()
+    })?;
     let lma = std::net::Ipv4Addr::new(192, 0, 2, 2);
-    fp.attach(&IfaceSpec { name: "core0".into(), role: role::ANCHOR_CORE, addr4: Some(lma), addr6: None }, mode)?;
-    fp.attach(&IfaceSpec { name: "cn0".into(), role: role::ANCHOR_CN, addr4: Some([203, 0, 113, 1].into()), addr6: None }, mode)?;
+    fp.attach(
+        &IfaceSpec {
+            name: "core0".into(),
+            role: role::ANCHOR_CORE,
+            addr4: Some(lma),
+            addr6: None,
+        },
+        mode,
+    )?;
+    fp.attach(
+        &IfaceSpec {
+            name: "cn0".into(),
+            role: role::ANCHOR_CN,
+            addr4: Some([203, 0, 113, 1].into()),
+            addr6: None,
+        },
+        mode,
+    )?;
     fp.install_anchor(&AnchorBinding {
         sub_id: 1,
-        tunnel: TunnelEnds { local: lma.into(), remote: std::net::Ipv4Addr::new(192, 0, 2, 1).into() },
+        tunnel: TunnelEnds {
+            local: lma.into(),
+            remote: std::net::Ipv4Addr::new(192, 0, 2, 1).into(),
+        },
         uplink_key: UP_KEY,
         downlink_key: DOWN_KEY,
         home_v4: Some(HOME.into()),
@@ -691,13 +931,22 @@ pub fn median(v: &[f64]) -> f64 {
 pub fn spread(v: &[f64]) -> f64 {
     let max = v.iter().cloned().fold(f64::MIN, f64::max);
     let min = v.iter().cloned().fold(f64::MAX, f64::min);
-    if v.is_empty() { 0.0 } else { max - min }
+    if v.is_empty() {
+        0.0
+    } else {
+        max - min
+    }
 }
 
 /// `pmip-bench throughput`.
 pub fn throughput(cfg: &Config) -> Result<Value> {
     let mut topo = Topo::new()?;
-    let threads: Vec<usize> = cfg.threads.iter().copied().filter(|t| *t <= ncpus()).collect();
+    let threads: Vec<usize> = cfg
+        .threads
+        .iter()
+        .copied()
+        .filter(|t| *t <= ncpus())
+        .collect();
     type K = (Case, usize, usize);
     let mut samples: BTreeMap<K, Vec<Sample>> = BTreeMap::new();
     // Generator rate per thread, to size `repeat` for the target duration.
@@ -725,10 +974,25 @@ pub fn throughput(cfg: &Config) -> Result<Value> {
         }
     }
     topo.clear()?;
-    let mpps = |k: &K| -> Vec<f64> { samples.get(k).map(|v| v.iter().map(|s| s.pps / 1e6).collect()).unwrap_or_default() };
-    println!("throughput through the tunnel on veth (in-kernel live-frames generator, pps at the sink)");
-    println!("median of {} interleaved rounds of ~{} s; {} veth queues", cfg.rounds, cfg.secs, topo.queues());
-    println!("{:<42} {:>6} {:>4} {:>9} {:>8} {:>9} {:>9}", "case", "bytes", "thr", "Mpps", "spread", "x redir", "x kernel");
+    let mpps = |k: &K| -> Vec<f64> {
+        samples
+            .get(k)
+            .map(|v| v.iter().map(|s| s.pps / 1e6).collect())
+            .unwrap_or_default()
+    };
+    println!(
+        "throughput through the tunnel on veth (in-kernel live-frames generator, pps at the sink)"
+    );
+    println!(
+        "median of {} interleaved rounds of ~{} s; {} veth queues",
+        cfg.rounds,
+        cfg.secs,
+        topo.queues()
+    );
+    println!(
+        "{:<42} {:>6} {:>4} {:>9} {:>8} {:>9} {:>9}",
+        "case", "bytes", "thr", "Mpps", "spread", "x redir", "x kernel"
+    );
     let mut rows = Vec::new();
     for &size in &cfg.sizes {
         for &t in &threads {
@@ -741,7 +1005,10 @@ pub fn throughput(cfg: &Config) -> Result<Value> {
                 // Per-round ratios too: same round, same noise.
                 let per_round = |base: Case| -> Vec<f64> {
                     let b = mpps(&(base, size, t));
-                    v.iter().zip(&b).map(|(x, y)| if *y > 0.0 { x / y } else { 0.0 }).collect()
+                    v.iter()
+                        .zip(&b)
+                        .map(|(x, y)| if *y > 0.0 { x / y } else { 0.0 })
+                        .collect()
                 };
                 let ss = samples.get(&k).cloned().unwrap_or_default();
                 let mut drops: BTreeMap<String, u64> = BTreeMap::new();
@@ -752,8 +1019,13 @@ pub fn throughput(cfg: &Config) -> Result<Value> {
                 }
                 let offered: u64 = ss.iter().map(|s| s.offered).sum();
                 let delivered: u64 = ss.iter().map(|s| s.delivered).sum();
-                println!("{:<42} {size:>6} {t:>4} {m:>9.3} {:>8.3} {:>9.2} {:>9.2}", case.name(), spread(&v),
-                    if redir > 0.0 { m / redir } else { 0.0 }, if kern > 0.0 { m / kern } else { 0.0 });
+                println!(
+                    "{:<42} {size:>6} {t:>4} {m:>9.3} {:>8.3} {:>9.2} {:>9.2}",
+                    case.name(),
+                    spread(&v),
+                    if redir > 0.0 { m / redir } else { 0.0 },
+                    if kern > 0.0 { m / kern } else { 0.0 }
+                );
                 rows.push(json!({
                     "case": case.key(), "name": case.name(), "frame_bytes": size, "threads": t,
                     "mpps_median": m, "mpps_spread": spread(&v), "mpps_rounds": v,
@@ -766,7 +1038,9 @@ pub fn throughput(cfg: &Config) -> Result<Value> {
             }
         }
     }
-    Ok(json!({"benchmark": "throughput", "rounds": cfg.rounds, "secs": cfg.secs, "queues": topo.queues(), "rows": rows}))
+    Ok(
+        json!({"benchmark": "throughput", "rounds": cfg.rounds, "secs": cfg.secs, "queues": topo.queues(), "rows": rows}),
+    )
 }
 
 /// iperf3 TCP stream gen → sink, Gbit/s, through the tunnel (native fast path) and over plain forwarding.
@@ -779,37 +1053,85 @@ pub fn tcp(cfg: &Config) -> Result<Value> {
     for round in 0..cfg.rounds {
         for case in cases {
             topo.set_case(case)?;
-            let ping = topo.gen.exec_status(&["ping", "-c", "2", "-i", "0.2", "-W", "1", "203.0.113.2"])?;
+            let ping = topo.gen.exec_status(&[
+                "ping",
+                "-c",
+                "2",
+                "-i",
+                "0.2",
+                "-W",
+                "1",
+                "203.0.113.2",
+            ])?;
             if !ping.status.success() {
-                bail!("{}: no ping through the gateways: {}\ndrops: {:?}", case.key(), String::from_utf8_lossy(&ping.stdout), topo.drops()?);
+                bail!(
+                    "{}: no ping through the gateways: {}\ndrops: {:?}",
+                    case.key(),
+                    String::from_utf8_lossy(&ping.stdout),
+                    topo.drops()?
+                );
             }
             let mut server = topo.sink.command("iperf3");
-            let mut server = server.args(["-s", "-1", "-B", "203.0.113.2"]).stdout(std::process::Stdio::null()).spawn()?;
+            let mut server = server
+                .args(["-s", "-1", "-B", "203.0.113.2"])
+                .stdout(std::process::Stdio::null())
+                .spawn()?;
             std::thread::sleep(Duration::from_millis(300));
             let limit = format!("{}", secs + 20);
-            let out = topo.gen.exec_status(&["timeout", &limit, "iperf3", "-c", "203.0.113.2", "--connect-timeout", "3000", "-t", &format!("{secs}"), "-J"])?;
+            let out = topo.gen.exec_status(&[
+                "timeout",
+                &limit,
+                "iperf3",
+                "-c",
+                "203.0.113.2",
+                "--connect-timeout",
+                "3000",
+                "-t",
+                &format!("{secs}"),
+                "-J",
+            ])?;
             let _ = server.kill();
             let _ = server.wait();
             let text = String::from_utf8_lossy(&out.stdout);
-            let v: Value = serde_json::from_str(&text).with_context(|| format!("iperf3 output: {text}"))?;
-            let bps = v["end"]["sum_received"]["bits_per_second"].as_f64().ok_or_else(|| anyhow!("iperf3: no sum_received in {text}"))?;
+            let v: Value =
+                serde_json::from_str(&text).with_context(|| format!("iperf3 output: {text}"))?;
+            let bps = v["end"]["sum_received"]["bits_per_second"]
+                .as_f64()
+                .ok_or_else(|| anyhow!("iperf3: no sum_received in {text}"))?;
             if bps <= 0.0 {
                 bail!("{}: iperf3 moved nothing: {text}", case.key());
             }
-            eprintln!("  round {} {:<18} {:.2} Gbit/s", round + 1, case.key(), bps / 1e9);
+            eprintln!(
+                "  round {} {:<18} {:.2} Gbit/s",
+                round + 1,
+                case.key(),
+                bps / 1e9
+            );
             res.entry(case).or_default().push(bps / 1e9);
         }
     }
     topo.clear()?;
     let kern = median(res.get(&Case::Kernel).map(|v| v.as_slice()).unwrap_or(&[]));
     println!("TCP (iperf3, one stream, {secs} s, TX checksum offload off on the senders), median of {} interleaved rounds", cfg.rounds);
-    println!("{:<42} {:>9} {:>8} {:>9}", "case", "Gbit/s", "spread", "x kernel");
+    println!(
+        "{:<42} {:>9} {:>8} {:>9}",
+        "case", "Gbit/s", "spread", "x kernel"
+    );
     let mut rows = Vec::new();
     for case in cases {
         let v = res.get(&case).cloned().unwrap_or_default();
         let m = median(&v);
-        let name = if case == Case::Kernel { "kernel IP forwarding (no tunnel)" } else { "through the tunnel, fast path native" };
-        println!("{:<42} {m:>9.2} {:>8.2} {:>9.2}", name, spread(&v), if kern > 0.0 { m / kern } else { 0.0 });
+        let name = if case == Case::Kernel {
+            "kernel IP forwarding (no tunnel)"
+        } else {
+            "through the tunnel, fast path native"
+        };
+        println!(
+            "{:<42} {m:>9.2} {:>8.2} {:>9.2}",
+            name,
+            spread(&v),
+            if kern > 0.0 { m / kern } else { 0.0 }
+        );
         rows.push(json!({"case": case.key(), "name": name, "gbps_median": m, "gbps_spread": spread(&v), "gbps_rounds": v,
             "ratio_to_kernel": if kern > 0.0 { m / kern } else { 0.0 }}));
     }
@@ -821,7 +1143,11 @@ pub fn tcp(cfg: &Config) -> Result<Value> {
 /// to show what such a generator lets one see: it tops out near its own
 /// limit, so the cases it can tell apart are only those slower than it.
 pub fn trafgen(cfg: &Config) -> Result<Value> {
-    if std::process::Command::new("trafgen").arg("-v").output().is_err() {
+    if std::process::Command::new("trafgen")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
         println!("trafgen: not installed (Debian netsniff-ng); skipped");
         return Ok(json!({"benchmark": "trafgen", "skipped": "trafgen not installed"}));
     }
@@ -831,9 +1157,17 @@ pub fn trafgen(cfg: &Config) -> Result<Value> {
     let dir = std::env::temp_dir().join(format!("pmip-trafgen-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let conf = |straight: bool| -> Result<String> {
-        let dmac = if straight { topo.sst0_mac } else { topo.acc0_mac };
+        let dmac = if straight {
+            topo.sst0_mac
+        } else {
+            topo.acc0_mac
+        };
         let f = udp_frame(size, dmac, GEN_MAC, 0);
-        let body = f.iter().map(|b| format!("0x{b:02x}")).collect::<Vec<_>>().join(", ");
+        let body = f
+            .iter()
+            .map(|b| format!("0x{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let p = dir.join(if straight { "straight.cfg" } else { "gw.cfg" });
         std::fs::write(&p, format!("{{ {body} }}\n"))?;
         Ok(p.to_string_lossy().into_owned())
@@ -846,36 +1180,70 @@ pub fn trafgen(cfg: &Config) -> Result<Value> {
         for case in cases {
             topo.set_case(case)?;
             let straight = case == Case::Veth;
-            let n = rate.get(&case).map(|r| (r * cfg.secs).clamp(10_000.0, 1e9) as u64).unwrap_or(100_000);
+            let n = rate
+                .get(&case)
+                .map(|r| (r * cfg.secs).clamp(10_000.0, 1e9) as u64)
+                .unwrap_or(100_000);
             let sink0 = topo.sink_p.sink_packets()?;
             let t = Instant::now();
-            let out = topo.gen.exec_status(&["taskset", "-c", "0", "trafgen", "-o", if straight { "gst0" } else { "gen0" },
-                "-i", if straight { &conf_straight } else { &conf_gw }, "-n", &n.to_string(), "-P", "1", "-q"])?;
+            let out = topo.gen.exec_status(&[
+                "taskset",
+                "-c",
+                "0",
+                "trafgen",
+                "-o",
+                if straight { "gst0" } else { "gen0" },
+                "-i",
+                if straight { &conf_straight } else { &conf_gw },
+                "-n",
+                &n.to_string(),
+                "-P",
+                "1",
+                "-q",
+            ])?;
             let secs = t.elapsed().as_secs_f64();
             if !out.status.success() {
-                bail!("trafgen failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+                bail!(
+                    "trafgen failed: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
             std::thread::sleep(Duration::from_millis(30));
             let delivered = topo.sink_p.sink_packets()? - sink0;
             rate.insert(case, n as f64 / secs);
             if round > 0 {
                 eprintln!("  round {round} {:<18} trafgen 64 B: {:.3} Mpps (offered {n}, delivered {delivered})", case.key(), delivered as f64 / secs / 1e6);
-                res.entry(case).or_default().push(delivered as f64 / secs / 1e6);
+                res.entry(case)
+                    .or_default()
+                    .push(delivered as f64 / secs / 1e6);
                 *lost.entry(case).or_default() += n.saturating_sub(delivered);
             }
         }
     }
     topo.clear()?;
     let _ = std::fs::remove_dir_all(&dir);
-    let redir = median(res.get(&Case::Redirect).map(|v| v.as_slice()).unwrap_or(&[]));
+    let redir = median(
+        res.get(&Case::Redirect)
+            .map(|v| v.as_slice())
+            .unwrap_or(&[]),
+    );
     println!("trafgen (AF_PACKET, one process on CPU 0, 64 B frames), pps at the sink, median of {} rounds", cfg.rounds);
-    println!("{:<42} {:>9} {:>8} {:>9} {:>10}", "case", "Mpps", "spread", "x redir", "lost");
+    println!(
+        "{:<42} {:>9} {:>8} {:>9} {:>10}",
+        "case", "Mpps", "spread", "x redir", "lost"
+    );
     let mut rows = Vec::new();
     for case in cases {
         let v = res.get(&case).cloned().unwrap_or_default();
         let m = median(&v);
         let l = lost.get(&case).copied().unwrap_or(0);
-        println!("{:<42} {m:>9.3} {:>8.3} {:>9.2} {l:>10}", case.name(), spread(&v), if redir > 0.0 { m / redir } else { 0.0 });
+        println!(
+            "{:<42} {m:>9.3} {:>8.3} {:>9.2} {l:>10}",
+            case.name(),
+            spread(&v),
+            if redir > 0.0 { m / redir } else { 0.0 }
+        );
         rows.push(json!({"case": case.key(), "name": case.name(), "frame_bytes": size, "mpps_median": m, "mpps_spread": spread(&v),
             "mpps_rounds": v, "ratio_to_redirect": if redir > 0.0 { m / redir } else { 0.0 }, "lost": l}));
     }

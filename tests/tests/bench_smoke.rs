@@ -26,8 +26,18 @@ fn throughput_smoke() {
     // (drop counters of the fast path would show up in lost_by_hop).
     for case in ["fastpath-native", "fastpath-tc"] {
         let fast = rows.iter().find(|r| r["case"] == case).unwrap();
-        assert!(fast["lost_by_hop"].get("mag:fastpath_drop_counters").is_none(), "{fast}");
-        assert!(fast["lost_by_hop"].get("lma:fastpath_drop_counters").is_none(), "{fast}");
+        assert!(
+            fast["lost_by_hop"]
+                .get("mag:fastpath_drop_counters")
+                .is_none(),
+            "{fast}"
+        );
+        assert!(
+            fast["lost_by_hop"]
+                .get("lma:fastpath_drop_counters")
+                .is_none(),
+            "{fast}"
+        );
     }
 }
 
@@ -101,7 +111,10 @@ fn handover_smoke() {
         let moves = r["moves"].as_array().unwrap();
         assert_eq!(moves.len(), 1, "{r}");
         let m = &moves[0];
-        let (Some(last_old), Some(first_new)) = (m["last_seq_via_old"].as_u64(), m["first_seq_via_new"].as_u64()) else {
+        let (Some(last_old), Some(first_new)) = (
+            m["last_seq_via_old"].as_u64(),
+            m["first_seq_via_new"].as_u64(),
+        ) else {
             panic!("no packet through the old or the new gateway around the move: {r}");
         };
         assert!(first_new > last_old, "{r}");

@@ -48,7 +48,9 @@ impl Gw {
         let (st_tx, st_rx) = stdmpsc::channel();
         let thread = ns
             .thread(move || -> anyhow::Result<()> {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
                 rt.block_on(async move {
                     let shell = DhcpShell::open(ifname, DhcpServerConfig::new(0, 0, GW))?;
                     st_tx.send(shell.stats()).ok();
@@ -57,7 +59,12 @@ impl Gw {
                     let bridge = async move {
                         while let Some(e) = e_rx.recv().await {
                             if let Event::AttachRequest { at, .. } = &e {
-                                cmd_tx.send(DhcpCmd::BindingReady { mac: at.mac, info: b.clone() }).ok();
+                                cmd_tx
+                                    .send(DhcpCmd::BindingReady {
+                                        mac: at.mac,
+                                        info: b.clone(),
+                                    })
+                                    .ok();
                             }
                             ev_tx.send(e).ok();
                         }
@@ -70,8 +77,15 @@ impl Gw {
                 })
             })
             .unwrap();
-        let stats = st_rx.recv_timeout(Duration::from_secs(5)).expect("server did not start");
-        Gw { events: ev_rx, stats, stop: Some(stop_tx), thread: Some(thread) }
+        let stats = st_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("server did not start");
+        Gw {
+            events: ev_rx,
+            stats,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
     }
 
     fn next_event(&self, within: Duration) -> Option<Event> {
@@ -116,7 +130,8 @@ fn setup(tag: &str) -> (Netns, Netns) {
     let gw = Netns::new(tag).unwrap();
     let cl = Netns::new(tag).unwrap();
     veth(&gw, "ga", &cl, "ca").unwrap();
-    gw.exec(&["ip", "addr", "add", "192.0.2.254/24", "dev", "ga"]).unwrap();
+    gw.exec(&["ip", "addr", "add", "192.0.2.254/24", "dev", "ga"])
+        .unwrap();
     (gw, cl)
 }
 
@@ -131,8 +146,15 @@ esac
 fn udhcpc_script(dir: &Path) -> (PathBuf, PathBuf) {
     let log = dir.join("events.log");
     let script = dir.join("script.sh");
-    std::fs::write(&script, UDHCPC_SCRIPT.replace("\"$LOG\"", &format!("\"{}\"", log.display()))).unwrap();
-    std::process::Command::new("chmod").args(["+x", script.to_str().unwrap()]).status().unwrap();
+    std::fs::write(
+        &script,
+        UDHCPC_SCRIPT.replace("\"$LOG\"", &format!("\"{}\"", log.display())),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x", script.to_str().unwrap()])
+        .status()
+        .unwrap();
     (script, log)
 }
 
@@ -147,7 +169,23 @@ fn udhcpc_gets_binding_renews_and_releases() {
     let dir = TempDir::new("udhcpc");
     let (script, log) = udhcpc_script(&dir.0);
     let child = cl
-        .spawn(&["busybox", "udhcpc", "-f", "-i", "ca", "-s", script.to_str().unwrap(), "-t", "5", "-T", "1", "-A", "1", "-O", "mtu"])
+        .spawn(&[
+            "busybox",
+            "udhcpc",
+            "-f",
+            "-i",
+            "ca",
+            "-s",
+            script.to_str().unwrap(),
+            "-t",
+            "5",
+            "-T",
+            "1",
+            "-A",
+            "1",
+            "-O",
+            "mtu",
+        ])
         .unwrap();
     let pid = child.id().to_string();
 
@@ -168,7 +206,11 @@ fn udhcpc_gets_binding_renews_and_releases() {
     assert_eq!(field(&bound, "dns"), "198.51.100.250", "{bound}");
     assert_eq!(field(&bound, "serverid"), "192.0.2.254", "{bound}");
     // The address works: the gateway answers a ping from it.
-    assert!(cl.exec(&["ping", "-c", "1", "-W", "2", "192.0.2.254"]).is_ok() || !have("ping"));
+    assert!(
+        cl.exec(&["ping", "-c", "1", "-W", "2", "192.0.2.254"])
+            .is_ok()
+            || !have("ping")
+    );
 
     // RENEWING: a unicast REQUEST from 192.0.2.1 answered locally.
     let acks = gw.stats.lock().unwrap().acks;
@@ -178,7 +220,10 @@ fn udhcpc_gets_binding_renews_and_releases() {
     assert_eq!(field(&renew, "lease"), "3600", "{renew}");
     // (A loaded machine may make udhcpc retransmit: at least one more ACK.)
     assert!(gw.stats.lock().unwrap().acks > acks);
-    assert!(gw.events.try_recv().is_err(), "a renewal must not reach the registration side");
+    assert!(
+        gw.events.try_recv().is_err(),
+        "a renewal must not reach the registration side"
+    );
 
     // RELEASE → Detach.
     cl.exec(&["kill", "-USR2", &pid]).unwrap();
@@ -205,9 +250,27 @@ fn lease_end_without_renewal_detaches() {
     let dir = TempDir::new("udhcpl");
     let (script, log) = udhcpc_script(&dir.0);
     // -q: quit once bound, so nobody renews the 3 s lease.
-    cl.spawn(&["busybox", "udhcpc", "-f", "-q", "-i", "ca", "-s", script.to_str().unwrap(), "-t", "5", "-T", "1", "-A", "1"])
-        .unwrap();
-    assert!(matches!(gw.next_event(Duration::from_secs(10)), Some(Event::AttachRequest { .. })));
+    cl.spawn(&[
+        "busybox",
+        "udhcpc",
+        "-f",
+        "-q",
+        "-i",
+        "ca",
+        "-s",
+        script.to_str().unwrap(),
+        "-t",
+        "5",
+        "-T",
+        "1",
+        "-A",
+        "1",
+    ])
+    .unwrap();
+    assert!(matches!(
+        gw.next_event(Duration::from_secs(10)),
+        Some(Event::AttachRequest { .. })
+    ));
     let bound = wait_for_line(&log, "bound", Duration::from_secs(10)).expect("udhcpc did not bind");
     assert_eq!(field(&bound, "lease"), "3");
     let t = Instant::now();
@@ -215,7 +278,11 @@ fn lease_end_without_renewal_detaches() {
         Some(Event::Detach { reason, .. }) => assert_eq!(reason, DetachReason::LeaseExpired),
         other => panic!("expected Detach, got {other:?}"),
     }
-    assert!(t.elapsed() >= Duration::from_secs(2), "detached too early: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_secs(2),
+        "detached too early: {:?}",
+        t.elapsed()
+    );
 }
 
 #[test]
@@ -237,30 +304,56 @@ fn dhclient_gets_binding() {
         ),
     )
     .unwrap();
-    std::process::Command::new("chmod").args(["+x", script.to_str().unwrap()]).status().unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x", script.to_str().unwrap()])
+        .status()
+        .unwrap();
     let lease = dir.0.join("leases");
     let pidf = dir.0.join("pid");
     let out = cl
         .exec_status(&[
-            "timeout", "30", "dhclient", "-1", "-v", "-sf", script.to_str().unwrap(), "-lf", lease.to_str().unwrap(), "-pf",
-            pidf.to_str().unwrap(), "ca",
+            "timeout",
+            "30",
+            "dhclient",
+            "-1",
+            "-v",
+            "-sf",
+            script.to_str().unwrap(),
+            "-lf",
+            lease.to_str().unwrap(),
+            "-pf",
+            pidf.to_str().unwrap(),
+            "ca",
         ])
         .unwrap();
     // dhclient -1 daemonises once bound; stop it.
     if let Ok(p) = std::fs::read_to_string(&pidf) {
         let _ = cl.exec_status(&["kill", p.trim()]);
     }
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("DHCPOFFER of 192.0.2.1 from 192.0.2.254"), "{text}");
-    assert!(text.contains("DHCPACK of 192.0.2.1 from 192.0.2.254"), "{text}");
+    assert!(
+        text.contains("DHCPOFFER of 192.0.2.1 from 192.0.2.254"),
+        "{text}"
+    );
+    assert!(
+        text.contains("DHCPACK of 192.0.2.1 from 192.0.2.254"),
+        "{text}"
+    );
     let bound = wait_for_line(&log, "BOUND", Duration::from_secs(5)).expect("no BOUND");
     assert_eq!(field(&bound, "ip"), "192.0.2.1", "{bound}");
     assert_eq!(field(&bound, "mask"), "255.255.255.0", "{bound}");
     assert_eq!(field(&bound, "router"), "192.0.2.254", "{bound}");
     assert_eq!(field(&bound, "lease"), "600", "{bound}");
     assert_eq!(field(&bound, "mtu"), "1476", "{bound}");
-    assert!(matches!(gw.next_event(Duration::from_secs(1)), Some(Event::AttachRequest { .. })));
+    assert!(matches!(
+        gw.next_event(Duration::from_secs(1)),
+        Some(Event::AttachRequest { .. })
+    ));
 }
 
 /// Handover: the subscriber's link moves from gateway 1 to gateway 2 (same
@@ -280,26 +373,46 @@ fn renewal_after_handover_is_answered_by_the_new_gateway() {
     veth(&g1, "ga", &sw, "p1").unwrap();
     veth(&g2, "gb", &sw, "p2").unwrap();
     veth(&cl, "ca", &sw, "pc").unwrap();
-    sw.exec(&["ip", "link", "add", "br0", "type", "bridge"]).unwrap();
+    sw.exec(&["ip", "link", "add", "br0", "type", "bridge"])
+        .unwrap();
     for p in ["p1", "p2", "pc"] {
         sw.exec(&["ip", "link", "set", p, "master", "br0"]).unwrap();
     }
     sw.exec(&["ip", "link", "set", "br0", "up"]).unwrap();
     sw.exec(&["ip", "link", "set", "p2", "down"]).unwrap();
     for (ns, dev) in [(&g1, "ga"), (&g2, "gb")] {
-        ns.exec(&["ip", "link", "set", dev, "address", "02:00:00:00:00:fe"]).unwrap();
-        ns.exec(&["ip", "addr", "add", "192.0.2.254/24", "dev", dev]).unwrap();
+        ns.exec(&["ip", "link", "set", dev, "address", "02:00:00:00:00:fe"])
+            .unwrap();
+        ns.exec(&["ip", "addr", "add", "192.0.2.254/24", "dev", dev])
+            .unwrap();
     }
     let gw1 = Gw::start(&g1, "ga", binding(3600));
     let gw2 = Gw::start(&g2, "gb", binding(3600));
     let dir = TempDir::new("udhcph");
     let (script, log) = udhcpc_script(&dir.0);
     let pid = cl
-        .spawn(&["busybox", "udhcpc", "-f", "-i", "ca", "-s", script.to_str().unwrap(), "-t", "5", "-T", "1", "-A", "1"])
+        .spawn(&[
+            "busybox",
+            "udhcpc",
+            "-f",
+            "-i",
+            "ca",
+            "-s",
+            script.to_str().unwrap(),
+            "-t",
+            "5",
+            "-T",
+            "1",
+            "-A",
+            "1",
+        ])
         .unwrap()
         .id()
         .to_string();
-    assert!(matches!(gw1.next_event(Duration::from_secs(10)), Some(Event::AttachRequest { .. })));
+    assert!(matches!(
+        gw1.next_event(Duration::from_secs(10)),
+        Some(Event::AttachRequest { .. })
+    ));
     let bound = wait_for_line(&log, "bound", Duration::from_secs(10)).expect("udhcpc did not bind");
     assert_eq!(field(&bound, "ip"), "192.0.2.1");
 
@@ -312,12 +425,20 @@ fn renewal_after_handover_is_answered_by_the_new_gateway() {
         Some(Event::AttachRequest { requested, .. }) => assert_eq!(requested, Some(HOME)),
         other => panic!("gateway 2: expected AttachRequest, got {other:?}"),
     }
-    let renew = wait_for_line(&log, "renew", Duration::from_secs(10)).expect("no renew after handover");
+    let renew =
+        wait_for_line(&log, "renew", Duration::from_secs(10)).expect("no renew after handover");
     assert_eq!(field(&renew, "ip"), "192.0.2.1", "{renew}");
     assert_eq!(field(&renew, "serverid"), "192.0.2.254", "{renew}");
     assert!(gw2.stats.lock().unwrap().acks >= 1);
-    assert_eq!(gw1.stats.lock().unwrap().acks, gw1_acks, "gateway 1 is out of the path");
-    assert!(gw1.events.try_recv().is_err(), "gateway 1 saw nothing after the move");
+    assert_eq!(
+        gw1.stats.lock().unwrap().acks,
+        gw1_acks,
+        "gateway 1 is out of the path"
+    );
+    assert!(
+        gw1.events.try_recv().is_err(),
+        "gateway 1 saw nothing after the move"
+    );
     drop(cl);
 }
 
@@ -333,16 +454,26 @@ fn servers_on_two_interfaces_coexist() {
     let c2 = Netns::new("dh2").unwrap();
     veth(&gw, "ga", &c1, "ca").unwrap();
     veth(&gw, "gb", &c2, "cb").unwrap();
-    gw.exec(&["ip", "addr", "add", "192.0.2.254/24", "dev", "ga"]).unwrap();
-    gw.exec(&["ip", "addr", "add", "198.51.100.254/24", "dev", "gb"]).unwrap();
+    gw.exec(&["ip", "addr", "add", "192.0.2.254/24", "dev", "ga"])
+        .unwrap();
+    gw.exec(&["ip", "addr", "add", "198.51.100.254/24", "dev", "gb"])
+        .unwrap();
     let r = gw
         .run_in(|| -> anyhow::Result<(u32, u32)> {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(async {
                 let a = DhcpShell::open("ga", DhcpServerConfig::new(0, 0, GW))?;
-                let b = DhcpShell::open("gb", DhcpServerConfig::new(0, 0, Ipv4Addr::new(198, 51, 100, 254)))?;
+                let b = DhcpShell::open(
+                    "gb",
+                    DhcpServerConfig::new(0, 0, Ipv4Addr::new(198, 51, 100, 254)),
+                )?;
                 // A missing interface is an error naming it.
-                let e = DhcpShell::open("nope0", DhcpServerConfig::new(0, 0, GW)).err().unwrap().to_string();
+                let e = DhcpShell::open("nope0", DhcpServerConfig::new(0, 0, GW))
+                    .err()
+                    .unwrap()
+                    .to_string();
                 assert!(e.contains("nope0"), "{e}");
                 Ok((a.ifindex(), b.ifindex()))
             })

@@ -49,44 +49,59 @@ fn lab(offload: bool) -> Lab {
             ns.exec(&args).unwrap_or_else(|e| panic!("{c}: {e}"));
         }
     };
-    run(&l.sub, &[
-        "ip addr add 10.64.0.10/24 dev s0",
-        "ip route add default via 10.64.0.1",
-    ]);
+    run(
+        &l.sub,
+        &[
+            "ip addr add 10.64.0.10/24 dev s0",
+            "ip route add default via 10.64.0.1",
+        ],
+    );
     if !offload {
         // veth quirk: partial checksums die in XDP.
         run(&l.sub, &["ethtool -K s0 tx off"]);
         run(&l.cn, &["ethtool -K c0 tx off"]);
     }
-    run(&l.mag, &[
-        "sysctl -qw net.ipv4.ip_forward=1",
-        "sysctl -qw net.ipv4.conf.all.accept_local=1",
-        "sysctl -qw net.ipv4.conf.acc0.accept_local=1",
-        "sysctl -qw net.ipv6.conf.core0.disable_ipv6=1",
-        "ip addr add 10.64.0.1/24 dev acc0",
-        "ip addr add 192.0.2.1/24 dev core0",
-        "ip route add default via 192.0.2.2",
-    ]);
-    run(&l.lma, &[
-        "sysctl -qw net.ipv4.ip_forward=1",
-        "sysctl -qw net.ipv4.conf.all.accept_local=1",
-        "sysctl -qw net.ipv4.conf.cn0.accept_local=1",
-        "sysctl -qw net.ipv6.conf.core0.disable_ipv6=1",
-        "ip addr add 192.0.2.2/24 dev core0",
-        "ip addr add 203.0.113.1/24 dev cn0",
-        "ip route add 10.64.0.0/24 via 192.0.2.1",
-    ]);
-    run(&l.wire, &[
-        "sysctl -qw net.ipv6.conf.all.disable_ipv6=1",
-        "ip link add br0 type bridge",
-        "ip link set w0 master br0",
-        "ip link set w1 master br0",
-        "ip link set br0 up",
-    ]);
-    run(&l.cn, &[
-        "ip addr add 203.0.113.2/24 dev c0",
-        "ip route add default via 203.0.113.1",
-    ]);
+    run(
+        &l.mag,
+        &[
+            "sysctl -qw net.ipv4.ip_forward=1",
+            "sysctl -qw net.ipv4.conf.all.accept_local=1",
+            "sysctl -qw net.ipv4.conf.acc0.accept_local=1",
+            "sysctl -qw net.ipv6.conf.core0.disable_ipv6=1",
+            "ip addr add 10.64.0.1/24 dev acc0",
+            "ip addr add 192.0.2.1/24 dev core0",
+            "ip route add default via 192.0.2.2",
+        ],
+    );
+    run(
+        &l.lma,
+        &[
+            "sysctl -qw net.ipv4.ip_forward=1",
+            "sysctl -qw net.ipv4.conf.all.accept_local=1",
+            "sysctl -qw net.ipv4.conf.cn0.accept_local=1",
+            "sysctl -qw net.ipv6.conf.core0.disable_ipv6=1",
+            "ip addr add 192.0.2.2/24 dev core0",
+            "ip addr add 203.0.113.1/24 dev cn0",
+            "ip route add 10.64.0.0/24 via 192.0.2.1",
+        ],
+    );
+    run(
+        &l.wire,
+        &[
+            "sysctl -qw net.ipv6.conf.all.disable_ipv6=1",
+            "ip link add br0 type bridge",
+            "ip link set w0 master br0",
+            "ip link set w1 master br0",
+            "ip link set br0 up",
+        ],
+    );
+    run(
+        &l.cn,
+        &[
+            "ip addr add 203.0.113.2/24 dev c0",
+            "ip route add default via 203.0.113.1",
+        ],
+    );
     l
 }
 
@@ -109,9 +124,14 @@ fn start_pass(ns: &Netns, ifaces: &'static [&'static str]) -> FastPath {
 fn tag_subscriber(ns: &Netns) -> aya::Ebpf {
     use aya::programs::{tc::TcAttachType, SchedClassifier};
     ns.run_in(|| {
-        let mut ebpf = aya::EbpfLoader::new().load_file(pmip_user::loader::default_object_path()).unwrap();
+        let mut ebpf = aya::EbpfLoader::new()
+            .load_file(pmip_user::loader::default_object_path())
+            .unwrap();
         let _ = aya::programs::tc::qdisc_add_clsact("s0");
-        for (name, dir) in [("test_vlan_tag", TcAttachType::Egress), ("test_vlan_untag", TcAttachType::Ingress)] {
+        for (name, dir) in [
+            ("test_vlan_tag", TcAttachType::Egress),
+            ("test_vlan_untag", TcAttachType::Ingress),
+        ] {
             let p: &mut SchedClassifier = ebpf.program_mut(name).unwrap().try_into().unwrap();
             p.load().unwrap();
             p.attach("s0", dir).unwrap();
@@ -124,14 +144,31 @@ fn tag_subscriber(ns: &Netns) -> aya::Ebpf {
 fn start_mag(ns: &Netns, mode: AttachMode, sub_mac: [u8; 6], vlan: u16) -> FastPath {
     ns.run_in(move || {
         let mut fp = FastPath::load(&LoadOptions::default()).unwrap();
-        let acc = IfaceSpec { name: "acc0".into(), role: role::ACCESS, addr4: Some(GW), addr6: None };
-        let core = IfaceSpec { name: "core0".into(), role: role::ACCESS_CORE, addr4: Some(MAG), addr6: None };
+        let acc = IfaceSpec {
+            name: "acc0".into(),
+            role: role::ACCESS,
+            addr4: Some(GW),
+            addr6: None,
+        };
+        let core = IfaceSpec {
+            name: "core0".into(),
+            role: role::ACCESS_CORE,
+            addr4: Some(MAG),
+            addr6: None,
+        };
         fp.attach(&acc, mode).unwrap();
         fp.attach(&core, mode).unwrap();
         fp.install_access(&AccessBinding {
-            at: AccessPoint { ifindex: ifindex("acc0").unwrap(), vlan, mac: sub_mac },
+            at: AccessPoint {
+                ifindex: ifindex("acc0").unwrap(),
+                vlan,
+                mac: sub_mac,
+            },
             sub_id: 1,
-            tunnel: TunnelEnds { local: IpAddr::V4(MAG), remote: IpAddr::V4(LMA) },
+            tunnel: TunnelEnds {
+                local: IpAddr::V4(MAG),
+                remote: IpAddr::V4(LMA),
+            },
             uplink_key: UP_KEY,
             downlink_key: DOWN_KEY,
             home_v4: Some(HOME),
@@ -147,7 +184,12 @@ fn start_mag(ns: &Netns, mode: AttachMode, sub_mac: [u8; 6], vlan: u16) -> FastP
 fn start_lma(ns: &Netns, mode: AttachMode) -> FastPath {
     ns.run_in(move || {
         let mut fp = FastPath::load(&LoadOptions::default()).unwrap();
-        let core = IfaceSpec { name: "core0".into(), role: role::ANCHOR_CORE, addr4: Some(LMA), addr6: None };
+        let core = IfaceSpec {
+            name: "core0".into(),
+            role: role::ANCHOR_CORE,
+            addr4: Some(LMA),
+            addr6: None,
+        };
         let cn = IfaceSpec {
             name: "cn0".into(),
             role: role::ANCHOR_CN,
@@ -158,7 +200,10 @@ fn start_lma(ns: &Netns, mode: AttachMode) -> FastPath {
         fp.attach(&cn, mode).unwrap();
         fp.install_anchor(&AnchorBinding {
             sub_id: 1,
-            tunnel: TunnelEnds { local: IpAddr::V4(LMA), remote: IpAddr::V4(MAG) },
+            tunnel: TunnelEnds {
+                local: IpAddr::V4(LMA),
+                remote: IpAddr::V4(MAG),
+            },
             uplink_key: UP_KEY,
             downlink_key: DOWN_KEY,
             home_v4: Some(HOME),
@@ -173,17 +218,24 @@ fn start_lma(ns: &Netns, mode: AttachMode) -> FastPath {
 /// Programs on `iface`'s TC ingress (TCX) in `ns`.
 fn tc_ingress_programs(ns: &Netns, iface: &'static str) -> usize {
     use aya::programs::{tc::TcAttachType, SchedClassifier};
-    ns.run_in(move || SchedClassifier::query_tcx(iface, TcAttachType::Ingress).map(|(_, p)| p.len()).unwrap_or(0))
-        .unwrap()
+    ns.run_in(move || {
+        SchedClassifier::query_tcx(iface, TcAttachType::Ingress)
+            .map(|(_, p)| p.len())
+            .unwrap_or(0)
+    })
+    .unwrap()
 }
 
 fn ping(ns: &Netns, dst: &str) -> String {
-    let o = ns.exec_status(&["ping", "-c", "5", "-i", "0.2", "-W", "2", dst]).unwrap();
+    let o = ns
+        .exec_status(&["ping", "-c", "5", "-i", "0.2", "-W", "2", dst])
+        .unwrap();
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn iperf(l: &mut Lab, reverse: bool) -> f64 {
-    l.cn.spawn(&["iperf3", "-s", "-1", "-B", "203.0.113.2"]).unwrap();
+    l.cn.spawn(&["iperf3", "-s", "-1", "-B", "203.0.113.2"])
+        .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let mut args = vec!["iperf3", "-c", "203.0.113.2", "-t", "2", "-J"];
     if reverse {
@@ -191,11 +243,21 @@ fn iperf(l: &mut Lab, reverse: bool) -> f64 {
     }
     let o = l.sub.exec_status(&args).unwrap();
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(o.status.success(), "iperf3 failed: {out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "iperf3 failed: {out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // "sum_received": {... "bytes": N ...}
     let i = out.find("\"sum_received\"").expect("iperf3 JSON");
     let j = out[i..].find("\"bytes\":").unwrap() + i + 8;
-    let bytes: f64 = out[j..].split(|c: char| c == ',' || c == '}').next().unwrap().trim().parse().unwrap();
+    let bytes: f64 = out[j..]
+        .split(|c: char| c == ',' || c == '}')
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     bytes
 }
 
@@ -205,8 +267,18 @@ fn through_tunnel(mode: AttachMode, offload: bool, vlan: u16) {
         return;
     }
     let mut l = lab(offload);
-    let sub_mac = parse_mac(l.sub.exec(&["cat", "/sys/class/net/s0/address"]).unwrap().trim()).unwrap();
-    let _pass = [start_pass(&l.sub, &["s0"]), start_pass(&l.wire, &["w0", "w1"]), start_pass(&l.cn, &["c0"])];
+    let sub_mac = parse_mac(
+        l.sub
+            .exec(&["cat", "/sys/class/net/s0/address"])
+            .unwrap()
+            .trim(),
+    )
+    .unwrap();
+    let _pass = [
+        start_pass(&l.sub, &["s0"]),
+        start_pass(&l.wire, &["w0", "w1"]),
+        start_pass(&l.cn, &["c0"]),
+    ];
     let _tagging = (vlan != 0).then(|| tag_subscriber(&l.sub));
     let mag = start_mag(&l.mag, mode, sub_mac, vlan);
     let lma = start_lma(&l.lma, mode);
@@ -215,42 +287,115 @@ fn through_tunnel(mode: AttachMode, offload: bool, vlan: u16) {
         for (ns, ifs) in [(&l.mag, ["acc0", "core0"]), (&l.lma, ["core0", "cn0"])] {
             for i in ifs {
                 let link = ns.exec(&["ip", "-d", "link", "show", i]).unwrap();
-                assert!(!link.contains("prog/xdp"), "XDP attached to {i} in TC mode: {link}");
+                assert!(
+                    !link.contains("prog/xdp"),
+                    "XDP attached to {i} in TC mode: {link}"
+                );
                 assert_eq!(tc_ingress_programs(ns, i), 1, "TC ingress programs on {i}");
             }
         }
     }
     let tmp = pmip_tests::TempDir::new(&format!("fastpath-{mode:?}-{offload}-{vlan}"));
-    let pcap = tmp.path().join("tunnel.pcap").to_string_lossy().into_owned();
+    let pcap = tmp
+        .path()
+        .join("tunnel.pcap")
+        .to_string_lossy()
+        .into_owned();
     // Everything but the links' own chatter (ARP, IGMP reports when they come up).
-    l.wire.spawn(&["tcpdump", "-q", "-i", "w0", "-U", "-s", "96", "-c", "4000", "-w", &pcap, "not arp and not igmp"]).unwrap();
+    l.wire
+        .spawn(&[
+            "tcpdump",
+            "-q",
+            "-i",
+            "w0",
+            "-U",
+            "-s",
+            "96",
+            "-c",
+            "4000",
+            "-w",
+            &pcap,
+            "not arp and not igmp",
+        ])
+        .unwrap();
     std::thread::sleep(Duration::from_millis(800));
 
     let show = |fp: &FastPath| {
-        fp.counters().unwrap().into_iter().filter(|(_, v)| *v > 0).map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join(" ")
+        fp.counters()
+            .unwrap()
+            .into_iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     };
     let p = ping(&l.sub, "203.0.113.2");
-    assert!(p.contains(" 0% packet loss"), "ping subscriber → correspondent:\n{p}\nMAG: {}\nLMA: {}", show(&mag), show(&lma));
+    assert!(
+        p.contains(" 0% packet loss"),
+        "ping subscriber → correspondent:\n{p}\nMAG: {}\nLMA: {}",
+        show(&mag),
+        show(&lma)
+    );
     let p = ping(&l.cn, "10.64.0.10");
-    assert!(p.contains(" 0% packet loss"), "ping correspondent → subscriber:\n{p}\nMAG: {}\nLMA: {}", show(&mag), show(&lma));
+    assert!(
+        p.contains(" 0% packet loss"),
+        "ping correspondent → subscriber:\n{p}\nMAG: {}\nLMA: {}",
+        show(&mag),
+        show(&lma)
+    );
     // The anchor host itself → subscriber: TC egress tunnels it (the capture
     // below proves it went as GRE, not as a plain routed packet).
     let p = ping(&l.lma, "10.64.0.10");
-    assert!(p.contains(" 0% packet loss"), "ping anchor host → subscriber:\n{p}\nMAG: {}\nLMA: {}", show(&mag), show(&lma));
+    assert!(
+        p.contains(" 0% packet loss"),
+        "ping anchor host → subscriber:\n{p}\nMAG: {}\nLMA: {}",
+        show(&mag),
+        show(&lma)
+    );
     // A DF packet that does not fit the tunnel (1500 > 1500 - 28): the fast
     // path answers fragmentation-needed with the tunnel MTU itself (before
     // TCP runs into it and the subscriber caches the path MTU).
-    let o = l.sub.exec_status(&["ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1472", "203.0.113.2"]).unwrap();
+    let o = l
+        .sub
+        .exec_status(&[
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "-M",
+            "do",
+            "-s",
+            "1472",
+            "203.0.113.2",
+        ])
+        .unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("mtu = 1472"), "no frag-needed with the tunnel MTU:\n{text}\nMAG: {}", show(&mag));
-    assert_eq!(mag.counter(Counter::TxIcmpTooBig).unwrap(), 1, "MAG: {}", show(&mag));
+    assert!(
+        text.contains("mtu = 1472"),
+        "no frag-needed with the tunnel MTU:\n{text}\nMAG: {}",
+        show(&mag)
+    );
+    assert_eq!(
+        mag.counter(Counter::TxIcmpTooBig).unwrap(),
+        1,
+        "MAG: {}",
+        show(&mag)
+    );
 
     // The first uplink packet met an unresolved neighbour and went through the
     // kernel, and still none was lost.
-    assert!(mag.counter(Counter::PassNoNeigh).unwrap() >= 1, "MAG: {}", show(&mag));
+    assert!(
+        mag.counter(Counter::PassNoNeigh).unwrap() >= 1,
+        "MAG: {}",
+        show(&mag)
+    );
     let up = iperf(&mut l, false);
     let down = iperf(&mut l, true);
-    assert!(up > 1e6 && down > 1e6, "iperf3 moved too little: up {up} B, down {down} B");
+    assert!(
+        up > 1e6 && down > 1e6,
+        "iperf3 moved too little: up {up} B, down {down} B"
+    );
 
     // The fast path did the work: counters on both gateways and per subscriber.
     // Maps are reached through their fds: no need to be inside the namespace.
@@ -264,21 +409,34 @@ fn through_tunnel(mode: AttachMode, offload: bool, vlan: u16) {
     let t = mag.traffic(1).unwrap();
     eprintln!("{mode:?} (offload {offload}, VLAN {vlan}): iperf3 up {up} B, down {down} B in 2 s; MAG per packet: up {} B, down {} B",
         t.up_bytes / t.up_packets.max(1), t.down_bytes / t.down_packets.max(1));
-    assert!(t.up_packets > 1000 && t.down_packets > 1000 && t.up_bytes > up as u64 / 2, "{t:?}");
+    assert!(
+        t.up_packets > 1000 && t.down_packets > 1000 && t.up_bytes > up as u64 / 2,
+        "{t:?}"
+    );
 
     std::thread::sleep(Duration::from_millis(300));
     drop(l.wire);
     let o = std::process::Command::new("tshark")
-        .args(["-r", &pcap, "-T", "fields", "-e", "ip.proto", "-e", "gre.key", "-e", "ip.src", "-e", "ip.dst"])
+        .args([
+            "-r", &pcap, "-T", "fields", "-e", "ip.proto", "-e", "gre.key", "-e", "ip.src", "-e",
+            "ip.dst",
+        ])
         .output()
         .expect("tshark");
     let text = String::from_utf8_lossy(&o.stdout);
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines.len() > 100, "capture too small: {} packets", lines.len());
+    assert!(
+        lines.len() > 100,
+        "capture too small: {} packets",
+        lines.len()
+    );
     for line in &lines {
         let f: Vec<&str> = line.split('\t').collect();
         let ok = f.first().map(|p| p.starts_with("47")) == Some(true)
-            && (f.get(1) == Some(&"0x00000064") || f.get(1) == Some(&"0x000000c8") || f.get(1) == Some(&"100") || f.get(1) == Some(&"200"));
+            && (f.get(1) == Some(&"0x00000064")
+                || f.get(1) == Some(&"0x000000c8")
+                || f.get(1) == Some(&"100")
+                || f.get(1) == Some(&"200"));
         assert!(ok, "non-GRE or wrong key on the tunnel link: {line}");
     }
     drop(mag);
@@ -369,15 +527,25 @@ fn survives_agent_exit(mode: &str) {
         return;
     }
     let l = lab(false);
-    let sub_mac = l.sub.exec(&["cat", "/sys/class/net/s0/address"]).unwrap().trim().to_string();
-    let _pass = [start_pass(&l.sub, &["s0"]), start_pass(&l.wire, &["w0", "w1"]), start_pass(&l.cn, &["c0"])];
+    let sub_mac = l
+        .sub
+        .exec(&["cat", "/sys/class/net/s0/address"])
+        .unwrap()
+        .trim()
+        .to_string();
+    let _pass = [
+        start_pass(&l.sub, &["s0"]),
+        start_pass(&l.wire, &["w0", "w1"]),
+        start_pass(&l.cn, &["c0"]),
+    ];
     let tmp = pmip_tests::TempDir::new(&format!("pin-{mode}"));
     let dir = tmp.path().to_path_buf();
     let fs = BpfFs::mount(mode);
     let pin_mag = fs.0.join("mag");
     let pin_lma = fs.0.join("lma");
     let _g = (PinGuard(pin_mag.clone()), PinGuard(pin_lma.clone()));
-    let mag_cfg = format!(r#"
+    let mag_cfg = format!(
+        r#"
 attach_mode = "{mode}"
 pin_dir = "{}"
 [[interface]]
@@ -398,8 +566,11 @@ remote = "192.0.2.2"
 uplink_key = 100
 downlink_key = 200
 sub_id = 1
-"#, pin_mag.display());
-    let lma_cfg = format!(r#"
+"#,
+        pin_mag.display()
+    );
+    let lma_cfg = format!(
+        r#"
 attach_mode = "{mode}"
 pin_dir = "{}"
 [[interface]]
@@ -416,7 +587,9 @@ remote = "192.0.2.1"
 uplink_key = 100
 downlink_key = 200
 sub_id = 1
-"#, pin_lma.display());
+"#,
+        pin_lma.display()
+    );
     let mut daemons = Vec::new();
     for (ns, cfg, name) in [(&l.mag, &mag_cfg, "mag"), (&l.lma, &lma_cfg, "lma")] {
         let path = dir.join(format!("{name}.toml"));
@@ -444,7 +617,8 @@ sub_id = 1
     // The counters outlive the daemon too: read them from the pinned map.
     let encapsulated = |pin: &std::path::Path| -> u64 {
         let m = aya::maps::MapData::from_pin(pin.join("COUNTERS")).unwrap();
-        let m: aya::maps::PerCpuArray<_, u64> = aya::maps::PerCpuArray::try_from(aya::maps::Map::PerCpuArray(m)).unwrap();
+        let m: aya::maps::PerCpuArray<_, u64> =
+            aya::maps::PerCpuArray::try_from(aya::maps::Map::PerCpuArray(m)).unwrap();
         let c = |c: Counter| m.get(&(c as u32), 0).unwrap().iter().sum::<u64>();
         c(Counter::TxEncapUplink) + c(Counter::PassNoNeigh)
     };
@@ -452,19 +626,41 @@ sub_id = 1
     let p = ping(&l.sub, "203.0.113.2");
     assert!(p.contains(" 0% packet loss"), "after pmipd exited:\n{p}");
     let after = encapsulated(&pin_mag);
-    assert!(after >= before + 5, "the pings did not go through the fast path: {before} -> {after}");
+    assert!(
+        after >= before + 5,
+        "the pings did not go through the fast path: {before} -> {after}"
+    );
     for (ns, pin, core_if) in [(&l.mag, &pin_mag, "acc0"), (&l.lma, &pin_lma, "cn0")] {
         let links = ns.exec(&["ip", "-d", "link", "show"]).unwrap();
         if mode == "tc" {
-            assert_eq!(tc_ingress_programs(ns, core_if), 1, "TC ingress not attached to {core_if} while pinned");
-            assert_eq!(tc_ingress_programs(ns, "core0"), 1, "TC ingress not attached to core0 while pinned");
+            assert_eq!(
+                tc_ingress_programs(ns, core_if),
+                1,
+                "TC ingress not attached to {core_if} while pinned"
+            );
+            assert_eq!(
+                tc_ingress_programs(ns, "core0"),
+                1,
+                "TC ingress not attached to core0 while pinned"
+            );
         } else {
-            assert!(links.contains("prog/xdp"), "XDP not attached while pinned:\n{links}");
+            assert!(
+                links.contains("prog/xdp"),
+                "XDP not attached while pinned:\n{links}"
+            );
         }
-        ns.exec(&[pmipd().to_str().unwrap(), "unpin", pin.to_str().unwrap()]).unwrap();
+        ns.exec(&[pmipd().to_str().unwrap(), "unpin", pin.to_str().unwrap()])
+            .unwrap();
         assert!(!pin.exists());
         let links = ns.exec(&["ip", "-d", "link", "show"]).unwrap();
-        assert!(!links.contains("prog/xdp"), "XDP still attached after unpin:\n{links}");
-        assert_eq!(tc_ingress_programs(ns, core_if) + tc_ingress_programs(ns, "core0"), 0, "TC ingress still attached after unpin");
+        assert!(
+            !links.contains("prog/xdp"),
+            "XDP still attached after unpin:\n{links}"
+        );
+        assert_eq!(
+            tc_ingress_programs(ns, core_if) + tc_ingress_programs(ns, "core0"),
+            0,
+            "TC ingress still attached after unpin"
+        );
     }
 }

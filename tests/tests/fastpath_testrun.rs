@@ -68,20 +68,35 @@ fn run(fp: &FastPath, prog: Prog, ifindex: u32, input: &[u8]) -> Ran {
     let opts = TestRunOptions {
         data_in: Some(input),
         data_out: Some(&mut out),
-        ctx_in: Some(if prog == Prog::Xdp { &xdp_ctx[..] } else { &skb_ctx[..] }),
+        ctx_in: Some(if prog == Prog::Xdp {
+            &xdp_ctx[..]
+        } else {
+            &skb_ctx[..]
+        }),
         ..Default::default()
     };
     let r = match prog {
         Prog::Xdp => fp.program().unwrap().test_run(opts),
         Prog::Tc => fp.tc_program().unwrap().test_run(opts),
     }
-    .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN ({prog:?}, {} bytes in on {ifindex}): {e}", input.len()));
+    .unwrap_or_else(|e| {
+        panic!(
+            "BPF_PROG_TEST_RUN ({prog:?}, {} bytes in on {ifindex}): {e}",
+            input.len()
+        )
+    });
     out.truncate(r.data_size_out as usize);
-    Ran { verdict: r.return_value, out }
+    Ran {
+        verdict: r.return_value,
+        out,
+    }
 }
 
 fn counters(fp: &FastPath) -> Vec<u64> {
-    Counter::ALL.iter().map(|c| fp.counter(*c).unwrap()).collect()
+    Counter::ALL
+        .iter()
+        .map(|c| fp.counter(*c).unwrap())
+        .collect()
 }
 
 /// Runs each case; checks verdict, exact output bytes and that exactly the
@@ -97,18 +112,30 @@ fn check(fp: &FastPath, prog: Prog, cases: &[Case]) -> Vec<String> {
             let r = run(fp, prog, c.ifindex, &c.input);
             let after = counters(fp);
             if r.verdict != prog.verdict(c.verdict) {
-                fails.push(format!("{} ({pass}, {prog:?}): verdict {} want {}", c.name, r.verdict, prog.verdict(c.verdict)));
+                fails.push(format!(
+                    "{} ({pass}, {prog:?}): verdict {} want {}",
+                    c.name,
+                    r.verdict,
+                    prog.verdict(c.verdict)
+                ));
                 continue;
             }
             let want = c.output.as_ref().unwrap_or(&c.input);
             if &r.out != want {
-                fails.push(format!("{} ({pass}): output differs\n got  {:02x?}\n want {:02x?}", c.name, r.out, want));
+                fails.push(format!(
+                    "{} ({pass}): output differs\n got  {:02x?}\n want {:02x?}",
+                    c.name, r.out, want
+                ));
             }
             for (i, ctr) in Counter::ALL.iter().enumerate() {
                 let d = after[i] - before[i];
                 let expect = if *ctr == c.counter { 1 } else { 0 };
                 if d != expect {
-                    fails.push(format!("{} ({pass}): counter {} moved by {d}, want {expect}", c.name, ctr.name()));
+                    fails.push(format!(
+                        "{} ({pass}): counter {} moved by {d}, want {expect}",
+                        c.name,
+                        ctr.name()
+                    ));
                 }
             }
         }
@@ -163,7 +190,10 @@ fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
         eprintln!("skipped: needs root");
         return;
     }
-    let opts = pmip_user::loader::LoadOptions { home_pools, ..Default::default() };
+    let opts = pmip_user::loader::LoadOptions {
+        home_pools,
+        ..Default::default()
+    };
     let fx = setup_with(1500, opts).expect("fixture");
     let (acc, core, acore, cn) = (fx.acc, fx.core, fx.acore, fx.cn);
     let mut fp = fx.fp;
@@ -182,7 +212,17 @@ fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
                 ifindex: acc,
                 input: up_frame(SUB1_MAC, 0, ETH_P_IP, &inner),
                 verdict: XDP_REDIRECT,
-                output: Some(cat(eth(MAG_PEER_MAC, CORE_MAC, 0, ETH_P_IP), &ipv4(MAG4, LMA4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x1001, &inner63)))),
+                output: Some(cat(
+                    eth(MAG_PEER_MAC, CORE_MAC, 0, ETH_P_IP),
+                    &ipv4(
+                        MAG4,
+                        LMA4,
+                        47,
+                        64,
+                        false,
+                        &gre_keyed(ETH_P_IP, 0x1001, &inner63),
+                    ),
+                )),
                 counter: Counter::TxEncapUplink,
             });
             let src6 = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x64, 0x10, 0, 0, 0, 0x99);
@@ -193,7 +233,17 @@ fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
                 ifindex: acc,
                 input: up_frame(SUB1_MAC, 0, ETH_P_IPV6, &in6),
                 verdict: XDP_REDIRECT,
-                output: Some(cat(eth(MAG_PEER_MAC, CORE_MAC, 0, ETH_P_IP), &ipv4(MAG4, LMA4, 47, 64, false, &gre_keyed(ETH_P_IPV6, 0x1001, &in6_63)))),
+                output: Some(cat(
+                    eth(MAG_PEER_MAC, CORE_MAC, 0, ETH_P_IP),
+                    &ipv4(
+                        MAG4,
+                        LMA4,
+                        47,
+                        64,
+                        false,
+                        &gre_keyed(ETH_P_IPV6, 0x1001, &in6_63),
+                    ),
+                )),
                 counter: Counter::TxEncapUplink,
             });
             let inner2 = echo4(HOME2, CN4, 64, true, 32);
@@ -203,7 +253,10 @@ fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
                 ifindex: acc,
                 input: up_frame(SUB2_MAC, 0, ETH_P_IP, &inner2),
                 verdict: XDP_REDIRECT,
-                output: Some(cat(eth(MAG_PEER_MAC, CORE_MAC, 0, ETH_P_IPV6), &ipv6(MAG6, LMA6, 47, 64, &gre_keyed(ETH_P_IP, 0x1002, &inner2_63)))),
+                output: Some(cat(
+                    eth(MAG_PEER_MAC, CORE_MAC, 0, ETH_P_IPV6),
+                    &ipv6(MAG6, LMA6, 47, 64, &gre_keyed(ETH_P_IP, 0x1002, &inner2_63)),
+                )),
                 counter: Counter::TxEncapUplink,
             });
             let inner3 = echo4(HOME3, CN4, 64, false, 32);
@@ -213,7 +266,17 @@ fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
                 ifindex: acc,
                 input: up_frame(SUB3_MAC, 100, ETH_P_IP, &inner3),
                 verdict: XDP_REDIRECT,
-                output: Some(cat(eth(MAG_PEER_MAC, CORE_MAC, 0, ETH_P_IP), &ipv4(MAG4, LMA4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x1003, &inner3_63)))),
+                output: Some(cat(
+                    eth(MAG_PEER_MAC, CORE_MAC, 0, ETH_P_IP),
+                    &ipv4(
+                        MAG4,
+                        LMA4,
+                        47,
+                        64,
+                        false,
+                        &gre_keyed(ETH_P_IP, 0x1003, &inner3_63),
+                    ),
+                )),
                 counter: Counter::TxEncapUplink,
             });
             cases.push(Case {
@@ -235,7 +298,19 @@ fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
             cases.push(Case {
                 name: "unknown MAC: DHCP goes to the agent",
                 ifindex: acc,
-                input: up_frame(UNKNOWN_MAC, 0, ETH_P_IP, &ipv4(Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, 17, 64, false, &udp(68, 67, &[1u8; 240]))),
+                input: up_frame(
+                    UNKNOWN_MAC,
+                    0,
+                    ETH_P_IP,
+                    &ipv4(
+                        Ipv4Addr::UNSPECIFIED,
+                        Ipv4Addr::BROADCAST,
+                        17,
+                        64,
+                        false,
+                        &udp(68, 67, &[1u8; 240]),
+                    ),
+                ),
                 verdict: XDP_PASS,
                 output: None,
                 counter: Counter::PassControl,
@@ -251,7 +326,10 @@ fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
             cases.push(Case {
                 name: "unknown MAC: ARP goes to the stack",
                 ifindex: acc,
-                input: cat(eth([0xff; 6], UNKNOWN_MAC, 0, ETH_P_ARP), &arp(1, UNKNOWN_MAC, HOME1, [0; 6], GW4)),
+                input: cat(
+                    eth([0xff; 6], UNKNOWN_MAC, 0, ETH_P_ARP),
+                    &arp(1, UNKNOWN_MAC, HOME1, [0; 6], GW4),
+                ),
                 verdict: XDP_PASS,
                 output: None,
                 counter: Counter::PassNotOurs,
@@ -259,7 +337,12 @@ fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
             cases.push(Case {
                 name: "uplink spoofed IPv4 source",
                 ifindex: acc,
-                input: up_frame(SUB1_MAC, 0, ETH_P_IP, &echo4(Ipv4Addr::new(10, 64, 0, 99), CN4, 64, true, 32)),
+                input: up_frame(
+                    SUB1_MAC,
+                    0,
+                    ETH_P_IP,
+                    &echo4(Ipv4Addr::new(10, 64, 0, 99), CN4, 64, true, 32),
+                ),
                 verdict: XDP_DROP,
                 output: None,
                 counter: Counter::DropSpoofedSource,
@@ -288,7 +371,14 @@ fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
                 output: None,
                 counter: Counter::PassControl,
             });
-            let dhcp = ipv4(Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, 17, 64, false, &udp(68, 67, &[1u8; 240]));
+            let dhcp = ipv4(
+                Ipv4Addr::UNSPECIFIED,
+                Ipv4Addr::BROADCAST,
+                17,
+                64,
+                false,
+                &udp(68, 67, &[1u8; 240]),
+            );
             cases.push(Case {
                 name: "uplink DHCP from a known subscriber goes to the agent",
                 ifindex: acc,
@@ -300,15 +390,24 @@ fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
             cases.push(Case {
                 name: "ARP request for the gateway answered with XDP_TX",
                 ifindex: acc,
-                input: cat(eth([0xff; 6], SUB1_MAC, 0, ETH_P_ARP), &arp(1, SUB1_MAC, HOME1, [0; 6], GW4)),
+                input: cat(
+                    eth([0xff; 6], SUB1_MAC, 0, ETH_P_ARP),
+                    &arp(1, SUB1_MAC, HOME1, [0; 6], GW4),
+                ),
                 verdict: XDP_TX,
-                output: Some(cat(eth(SUB1_MAC, ACC_MAC, 0, ETH_P_ARP), &arp(2, ACC_MAC, GW4, SUB1_MAC, HOME1))),
+                output: Some(cat(
+                    eth(SUB1_MAC, ACC_MAC, 0, ETH_P_ARP),
+                    &arp(2, ACC_MAC, GW4, SUB1_MAC, HOME1),
+                )),
                 counter: Counter::TxArpReply,
             });
             cases.push(Case {
                 name: "ARP probe (sender 0.0.0.0) goes to the stack",
                 ifindex: acc,
-                input: cat(eth([0xff; 6], SUB1_MAC, 0, ETH_P_ARP), &arp(1, SUB1_MAC, Ipv4Addr::UNSPECIFIED, [0; 6], HOME1)),
+                input: cat(
+                    eth([0xff; 6], SUB1_MAC, 0, ETH_P_ARP),
+                    &arp(1, SUB1_MAC, Ipv4Addr::UNSPECIFIED, [0; 6], HOME1),
+                ),
                 verdict: XDP_PASS,
                 output: None,
                 counter: Counter::PassControl,
@@ -316,9 +415,15 @@ fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
             cases.push(Case {
                 name: "ARP on a VLAN answered on the same VLAN",
                 ifindex: acc,
-                input: cat(eth([0xff; 6], SUB3_MAC, 100, ETH_P_ARP), &arp(1, SUB3_MAC, HOME3, [0; 6], GW4)),
+                input: cat(
+                    eth([0xff; 6], SUB3_MAC, 100, ETH_P_ARP),
+                    &arp(1, SUB3_MAC, HOME3, [0; 6], GW4),
+                ),
                 verdict: XDP_TX,
-                output: Some(cat(eth(SUB3_MAC, ACC_MAC, 100, ETH_P_ARP), &arp(2, ACC_MAC, GW4, SUB3_MAC, HOME3))),
+                output: Some(cat(
+                    eth(SUB3_MAC, ACC_MAC, 100, ETH_P_ARP),
+                    &arp(2, ACC_MAC, GW4, SUB3_MAC, HOME3),
+                )),
                 counter: Counter::TxArpReply,
             });
             let big_nodf = echo4(HOME1, CN4, 64, false, 1500 - 28);
@@ -334,7 +439,10 @@ fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
             let down = echo4(CN4, HOME1, 64, true, 32);
             let down63 = echo4(CN4, HOME1, 63, true, 32);
             let gre4 = |key: u32, src: Ipv4Addr, inner: &[u8]| {
-                cat(eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP), &ipv4(src, MAG4, 47, 64, false, &gre_keyed(ETH_P_IP, key, inner)))
+                cat(
+                    eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP),
+                    &ipv4(src, MAG4, 47, 64, false, &gre_keyed(ETH_P_IP, key, inner)),
+                )
             };
             cases.push(Case {
                 name: "downlink v4 over v4 to the subscriber",
@@ -359,7 +467,10 @@ fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
             cases.push(Case {
                 name: "downlink v4 over v6",
                 ifindex: core,
-                input: cat(eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IPV6), &ipv6(LMA6, MAG6, 47, 64, &gre_keyed(ETH_P_IP, 0x2002, &down2))),
+                input: cat(
+                    eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IPV6),
+                    &ipv6(LMA6, MAG6, 47, 64, &gre_keyed(ETH_P_IP, 0x2002, &down2)),
+                ),
                 verdict: XDP_REDIRECT,
                 output: Some(cat(eth(SUB2_MAC, ACC_MAC, 0, ETH_P_IP), &down2_63)),
                 counter: Counter::TxDecapDownlink,
@@ -380,19 +491,51 @@ fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
                 output: None,
                 counter: Counter::DropWrongPeer,
             });
-            for (name, flags) in [("GRE checksum bit", 0xa0u8), ("GRE sequence bit", 0x30), ("GRE without key", 0x00)] {
+            for (name, flags) in [
+                ("GRE checksum bit", 0xa0u8),
+                ("GRE sequence bit", 0x30),
+                ("GRE without key", 0x00),
+            ] {
                 let mut f = gre4(0x2001, LMA4, &down);
                 f[14 + 20] = flags;
-                cases.push(Case { name, ifindex: core, input: f, verdict: XDP_DROP, output: None, counter: Counter::DropGreUnsupported });
+                cases.push(Case {
+                    name,
+                    ifindex: core,
+                    input: f,
+                    verdict: XDP_DROP,
+                    output: None,
+                    counter: Counter::DropGreUnsupported,
+                });
             }
             let mut v1 = gre4(0x2001, LMA4, &down);
             v1[14 + 21] = 0x01;
-            cases.push(Case { name: "GRE version 1", ifindex: core, input: v1, verdict: XDP_DROP, output: None, counter: Counter::DropGreUnsupported });
+            cases.push(Case {
+                name: "GRE version 1",
+                ifindex: core,
+                input: v1,
+                verdict: XDP_DROP,
+                output: None,
+                counter: Counter::DropGreUnsupported,
+            });
             let mut frag = gre4(0x2001, LMA4, &down);
             frag[14 + 6] = 0x20; // MF
-            cases.push(Case { name: "outer IPv4 fragment", ifindex: core, input: frag, verdict: XDP_DROP, output: None, counter: Counter::DropOuterFragment });
+            cases.push(Case {
+                name: "outer IPv4 fragment",
+                ifindex: core,
+                input: frag,
+                verdict: XDP_DROP,
+                output: None,
+                counter: Counter::DropOuterFragment,
+            });
             // Outer IPv4 with 4 bytes of options (NOP x4): still decapsulated.
-            let mut opt = ipv4(LMA4, MAG4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x2001, &down));
+            let mut opt = ipv4(
+                LMA4,
+                MAG4,
+                47,
+                64,
+                false,
+                &gre_keyed(ETH_P_IP, 0x2001, &down),
+            );
             opt[0] = 0x46;
             opt.splice(20..20, [1u8, 1, 1, 1]);
             let tl = (opt.len() as u16).to_be_bytes();
@@ -414,17 +557,49 @@ fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
                 ifindex: cn,
                 input: cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &to_home),
                 verdict: XDP_REDIRECT,
-                output: Some(cat(eth(LMA_PEER_MAC, ACORE_MAC, 0, ETH_P_IP), &ipv4(A_LOCAL4, A_PEER4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x4001, &to_home63)))),
+                output: Some(cat(
+                    eth(LMA_PEER_MAC, ACORE_MAC, 0, ETH_P_IP),
+                    &ipv4(
+                        A_LOCAL4,
+                        A_PEER4,
+                        47,
+                        64,
+                        false,
+                        &gre_keyed(ETH_P_IP, 0x4001, &to_home63),
+                    ),
+                )),
                 counter: Counter::TxEncapDownlink,
             });
-            let to_hnp = ipv6(CN6, std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x77, 5, 0, 0, 0, 1), 59, 64, &[0u8; 8]);
-            let to_hnp63 = ipv6(CN6, std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x77, 5, 0, 0, 0, 1), 59, 63, &[0u8; 8]);
+            let to_hnp = ipv6(
+                CN6,
+                std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x77, 5, 0, 0, 0, 1),
+                59,
+                64,
+                &[0u8; 8],
+            );
+            let to_hnp63 = ipv6(
+                CN6,
+                std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x77, 5, 0, 0, 0, 1),
+                59,
+                63,
+                &[0u8; 8],
+            );
             cases.push(Case {
                 name: "anchor downlink v6 (HNP) in v4",
                 ifindex: cn,
                 input: cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IPV6), &to_hnp),
                 verdict: XDP_REDIRECT,
-                output: Some(cat(eth(LMA_PEER_MAC, ACORE_MAC, 0, ETH_P_IP), &ipv4(A_LOCAL4, A_PEER4, 47, 64, false, &gre_keyed(ETH_P_IPV6, 0x4001, &to_hnp63)))),
+                output: Some(cat(
+                    eth(LMA_PEER_MAC, ACORE_MAC, 0, ETH_P_IP),
+                    &ipv4(
+                        A_LOCAL4,
+                        A_PEER4,
+                        47,
+                        64,
+                        false,
+                        &gre_keyed(ETH_P_IPV6, 0x4001, &to_hnp63),
+                    ),
+                )),
                 counter: Counter::TxEncapDownlink,
             });
             let to_home6t = echo4(CN4, AHOME4_V6T, 64, true, 32);
@@ -434,13 +609,25 @@ fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
                 ifindex: cn,
                 input: cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &to_home6t),
                 verdict: XDP_REDIRECT,
-                output: Some(cat(eth(LMA_PEER_MAC, ACORE_MAC, 0, ETH_P_IPV6), &ipv6(A_LOCAL6, A_PEER6, 47, 64, &gre_keyed(ETH_P_IP, 0x4002, &to_home6t_63)))),
+                output: Some(cat(
+                    eth(LMA_PEER_MAC, ACORE_MAC, 0, ETH_P_IPV6),
+                    &ipv6(
+                        A_LOCAL6,
+                        A_PEER6,
+                        47,
+                        64,
+                        &gre_keyed(ETH_P_IP, 0x4002, &to_home6t_63),
+                    ),
+                )),
                 counter: Counter::TxEncapDownlink,
             });
             cases.push(Case {
                 name: "anchor: not a home address",
                 ifindex: cn,
-                input: cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &echo4(CN4, Ipv4Addr::new(10, 77, 0, 99), 64, true, 32)),
+                input: cat(
+                    eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP),
+                    &echo4(CN4, Ipv4Addr::new(10, 77, 0, 99), 64, true, 32),
+                ),
                 verdict: XDP_PASS,
                 output: None,
                 counter: Counter::PassNotOurs,
@@ -451,7 +638,17 @@ fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
             cases.push(Case {
                 name: "anchor uplink v4 over v4",
                 ifindex: acore,
-                input: cat(eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP), &ipv4(A_PEER4, A_LOCAL4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x3001, &from_home))),
+                input: cat(
+                    eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
+                    &ipv4(
+                        A_PEER4,
+                        A_LOCAL4,
+                        47,
+                        64,
+                        false,
+                        &gre_keyed(ETH_P_IP, 0x3001, &from_home),
+                    ),
+                ),
                 verdict: XDP_REDIRECT,
                 output: Some(cat(eth(CN_MAC, CN_IF_MAC, 0, ETH_P_IP), &from_home63)),
                 counter: Counter::TxDecapUplink,
@@ -461,17 +658,48 @@ fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
             cases.push(Case {
                 name: "anchor uplink v4 over v6",
                 ifindex: acore,
-                input: cat(eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IPV6), &ipv6(A_PEER6, A_LOCAL6, 47, 64, &gre_keyed(ETH_P_IP, 0x3002, &from_home2))),
+                input: cat(
+                    eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IPV6),
+                    &ipv6(
+                        A_PEER6,
+                        A_LOCAL6,
+                        47,
+                        64,
+                        &gre_keyed(ETH_P_IP, 0x3002, &from_home2),
+                    ),
+                ),
                 verdict: XDP_REDIRECT,
                 output: Some(cat(eth(CN_MAC, CN_IF_MAC, 0, ETH_P_IP), &from_home2_63)),
                 counter: Counter::TxDecapUplink,
             });
-            let from_hnp = ipv6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x77, 5, 0, 0, 0, 1), CN6, 59, 64, &[0u8; 8]);
-            let from_hnp63 = ipv6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x77, 5, 0, 0, 0, 1), CN6, 59, 63, &[0u8; 8]);
+            let from_hnp = ipv6(
+                std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x77, 5, 0, 0, 0, 1),
+                CN6,
+                59,
+                64,
+                &[0u8; 8],
+            );
+            let from_hnp63 = ipv6(
+                std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x77, 5, 0, 0, 0, 1),
+                CN6,
+                59,
+                63,
+                &[0u8; 8],
+            );
             cases.push(Case {
                 name: "anchor uplink v6 over v4",
                 ifindex: acore,
-                input: cat(eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP), &ipv4(A_PEER4, A_LOCAL4, 47, 64, false, &gre_keyed(ETH_P_IPV6, 0x3001, &from_hnp))),
+                input: cat(
+                    eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
+                    &ipv4(
+                        A_PEER4,
+                        A_LOCAL4,
+                        47,
+                        64,
+                        false,
+                        &gre_keyed(ETH_P_IPV6, 0x3001, &from_hnp),
+                    ),
+                ),
                 verdict: XDP_REDIRECT,
                 output: Some(cat(eth(CN_MAC, CN_IF_MAC, 0, ETH_P_IPV6), &from_hnp63)),
                 counter: Counter::TxDecapUplink,
@@ -479,7 +707,21 @@ fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
             cases.push(Case {
                 name: "anchor uplink spoofed inner source",
                 ifindex: acore,
-                input: cat(eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP), &ipv4(A_PEER4, A_LOCAL4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x3001, &echo4(Ipv4Addr::new(10, 77, 0, 200), CN4, 64, true, 32)))),
+                input: cat(
+                    eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
+                    &ipv4(
+                        A_PEER4,
+                        A_LOCAL4,
+                        47,
+                        64,
+                        false,
+                        &gre_keyed(
+                            ETH_P_IP,
+                            0x3001,
+                            &echo4(Ipv4Addr::new(10, 77, 0, 200), CN4, 64, true, 32),
+                        ),
+                    ),
+                ),
                 verdict: XDP_DROP,
                 output: None,
                 counter: Counter::DropSpoofedSource,
@@ -487,7 +729,17 @@ fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
             cases.push(Case {
                 name: "anchor uplink with the other binding's key",
                 ifindex: acore,
-                input: cat(eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP), &ipv4(A_PEER4, A_LOCAL4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x3002, &from_home))),
+                input: cat(
+                    eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
+                    &ipv4(
+                        A_PEER4,
+                        A_LOCAL4,
+                        47,
+                        64,
+                        false,
+                        &gre_keyed(ETH_P_IP, 0x3002, &from_home),
+                    ),
+                ),
                 verdict: XDP_DROP,
                 output: None,
                 counter: Counter::DropWrongPeer,
@@ -499,7 +751,12 @@ fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
             fails
         })
         .unwrap();
-    assert!(fails.is_empty(), "{} failures:\n{}", fails.len(), fails.join("\n"));
+    assert!(
+        fails.is_empty(),
+        "{} failures:\n{}",
+        fails.len(),
+        fails.join("\n")
+    );
 }
 
 /// Data from unknown MACs reached the agent's ring buffer, once per MAC
@@ -509,7 +766,8 @@ fn new_mac_events(fp: &mut FastPath, acc: u32) -> Vec<String> {
     let mut got = Vec::new();
     while let Some(item) = ring.next() {
         // SAFETY: the fast path writes exactly one NewMacEvent per record.
-        let ev: pmip_common::NewMacEvent = unsafe { std::ptr::read_unaligned(item.as_ptr() as *const _) };
+        let ev: pmip_common::NewMacEvent =
+            unsafe { std::ptr::read_unaligned(item.as_ptr() as *const _) };
         got.push(ev);
     }
     let mut fails = Vec::new();
@@ -517,7 +775,10 @@ fn new_mac_events(fp: &mut FastPath, acc: u32) -> Vec<String> {
     if unknown.len() != 1 || unknown[0].key.ifindex != acc || unknown[0].src_v4 != HOME1.octets() {
         fails.push(format!("new-MAC events for the unknown MAC: {unknown:?}"));
     }
-    if !got.iter().any(|e| e.key.mac == SUB3_MAC && e.key.vlan == 200) {
+    if !got
+        .iter()
+        .any(|e| e.key.mac == SUB3_MAC && e.key.vlan == 200)
+    {
         fails.push(format!("no new-MAC event for the VLAN-200 frame: {got:?}"));
     }
     fails
@@ -529,10 +790,44 @@ fn truncations(fp: &FastPath, prog: Prog, acc: u32, core: u32, acore: u32) -> Ve
     let inner = echo4(HOME1, CN4, 64, true, 32);
     let frames = [
         (acc, up_frame(SUB1_MAC, 0, ETH_P_IP, &inner)),
-        (acc, up_frame(SUB3_MAC, 100, ETH_P_IP, &echo4(HOME3, CN4, 64, true, 32))),
-        (acc, cat(eth([0xff; 6], SUB1_MAC, 0, ETH_P_ARP), &arp(1, SUB1_MAC, HOME1, [0; 6], GW4))),
-        (core, cat(eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP), &ipv4(LMA4, MAG4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x2001, &echo4(CN4, HOME1, 64, true, 8))))),
-        (acore, cat(eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IPV6), &ipv6(A_PEER6, A_LOCAL6, 47, 64, &gre_keyed(ETH_P_IP, 0x3002, &echo4(AHOME4_V6T, CN4, 64, true, 8))))),
+        (
+            acc,
+            up_frame(SUB3_MAC, 100, ETH_P_IP, &echo4(HOME3, CN4, 64, true, 32)),
+        ),
+        (
+            acc,
+            cat(
+                eth([0xff; 6], SUB1_MAC, 0, ETH_P_ARP),
+                &arp(1, SUB1_MAC, HOME1, [0; 6], GW4),
+            ),
+        ),
+        (
+            core,
+            cat(
+                eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP),
+                &ipv4(
+                    LMA4,
+                    MAG4,
+                    47,
+                    64,
+                    false,
+                    &gre_keyed(ETH_P_IP, 0x2001, &echo4(CN4, HOME1, 64, true, 8)),
+                ),
+            ),
+        ),
+        (
+            acore,
+            cat(
+                eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IPV6),
+                &ipv6(
+                    A_PEER6,
+                    A_LOCAL6,
+                    47,
+                    64,
+                    &gre_keyed(ETH_P_IP, 0x3002, &echo4(AHOME4_V6T, CN4, 64, true, 8)),
+                ),
+            ),
+        ),
     ];
     let mut fails = Vec::new();
     for (ifx, f) in frames {
@@ -548,7 +843,11 @@ fn truncations(fp: &FastPath, prog: Prog, acc: u32, core: u32, acore: u32) -> Ve
         for n in first..f.len() - 8 {
             let r = run(fp, prog, ifx, &f[..n]);
             if r.verdict != prog.verdict(XDP_DROP) && r.verdict != prog.verdict(XDP_PASS) {
-                fails.push(format!("truncated to {n} of {}: verdict {}", f.len(), r.verdict));
+                fails.push(format!(
+                    "truncated to {n} of {}: verdict {}",
+                    f.len(),
+                    r.verdict
+                ));
             }
         }
     }
@@ -570,7 +869,11 @@ fn too_big(fp: &FastPath, prog: Prog, acc: u32) -> Vec<String> {
     if o[..6] != SUB1_MAC || o[6..12] != ACC_MAC || o[12..14] != [0x08, 0x00] {
         fails.push(format!("too big: bad Ethernet {:02x?}", &o[..14]));
     }
-    if checksum(ip, 0) != 0 || ip[9] != 1 || ip[12..16] != GW4.octets() || ip[16..20] != HOME1.octets() {
+    if checksum(ip, 0) != 0
+        || ip[9] != 1
+        || ip[12..16] != GW4.octets()
+        || ip[16..20] != HOME1.octets()
+    {
         fails.push(format!("too big: bad IPv4 header {ip:02x?}"));
     }
     if icmp[0] != 3 || icmp[1] != 4 || checksum(icmp, 0) != 0 {
@@ -643,18 +946,29 @@ fn binding_changes(prog: Prog) {
             // Verdict and, when tunneled, the GRE key (IPv4 outer: Ethernet 14 + IP 20 + GRE 4).
             let send = |fp: &FastPath| -> (u32, Option<u32>) {
                 let r = run(fp, prog, acc, &frame);
-                let key = (r.verdict == redirect).then(|| u32::from_be_bytes(r.out[38..42].try_into().unwrap()));
+                let key = (r.verdict == redirect)
+                    .then(|| u32::from_be_bytes(r.out[38..42].try_into().unwrap()));
                 (r.verdict, key)
             };
             let binding = |sub_id: u32, uplink_key: u32| AccessBinding {
-                at: AccessPoint { ifindex: acc, vlan: 0, mac: SUB1_MAC },
+                at: AccessPoint {
+                    ifindex: acc,
+                    vlan: 0,
+                    mac: SUB1_MAC,
+                },
                 sub_id,
-                tunnel: TunnelEnds { local: MAG4.into(), remote: LMA4.into() },
+                tunnel: TunnelEnds {
+                    local: MAG4.into(),
+                    remote: LMA4.into(),
+                },
                 uplink_key,
                 downlink_key: 0x2001,
                 home_v4: Some(HOME1),
                 gateway_v4: Some(GW4),
-                hnp: Some(Hnp { prefix: HNP1, len: 64 }),
+                hnp: Some(Hnp {
+                    prefix: HNP1,
+                    len: 64,
+                }),
             };
             let mut fails = Vec::new();
             let mut expect = |what: &str, got: (u32, Option<u32>), want: (u32, Option<u32>)| {
@@ -666,7 +980,11 @@ fn binding_changes(prog: Prog) {
             expect("installed", send(&fp), (redirect, Some(0x1001)));
             expect("installed, cached", send(&fp), (redirect, Some(0x1001)));
             fp.install_access(&binding(1, 0x1501))?;
-            expect("re-installed with a new key", send(&fp), (redirect, Some(0x1501)));
+            expect(
+                "re-installed with a new key",
+                send(&fp),
+                (redirect, Some(0x1501)),
+            );
             expect("re-installed, cached", send(&fp), (redirect, Some(0x1501)));
             fp.remove_access(&binding(1, 0x1501))?;
             expect("removed", send(&fp), (drop, None));
@@ -674,9 +992,17 @@ fn binding_changes(prog: Prog) {
             expect("back as subscriber 7", send(&fp), (redirect, Some(0x1777)));
             expect("subscriber 7, cached", send(&fp), (redirect, Some(0x1777)));
             fp.install_access(&binding(8, 0x1888))?;
-            expect("taken over by subscriber 8", send(&fp), (redirect, Some(0x1888)));
+            expect(
+                "taken over by subscriber 8",
+                send(&fp),
+                (redirect, Some(0x1888)),
+            );
             fp.install_access(&binding(1, 0x1999))?;
-            expect("taken over by subscriber 1 again", send(&fp), (redirect, Some(0x1999)));
+            expect(
+                "taken over by subscriber 1 again",
+                send(&fp),
+                (redirect, Some(0x1999)),
+            );
             Ok(fails)
         })
         .expect("namespace")
@@ -708,15 +1034,26 @@ fn subscriber_counters_have_a_row_per_cpu() {
                 pmip_tests::tput::pin_cpu(cpu)?;
                 for _ in 0..3 + cpu {
                     let r = run(&fp, Prog::Xdp, acc, &frame);
-                    anyhow::ensure!(r.verdict == XDP_REDIRECT, "verdict {} on CPU {cpu}", r.verdict);
+                    anyhow::ensure!(
+                        r.verdict == XDP_REDIRECT,
+                        "verdict {} on CPU {cpu}",
+                        r.verdict
+                    );
                 }
             }
             let rows = fp.traffic_by_cpu(1)?;
             let sum = fp.traffic(1)?;
             fp.install_access(&AccessBinding {
-                at: AccessPoint { ifindex: acc, vlan: 0, mac: SUB1_MAC },
+                at: AccessPoint {
+                    ifindex: acc,
+                    vlan: 0,
+                    mac: SUB1_MAC,
+                },
                 sub_id: 1,
-                tunnel: TunnelEnds { local: MAG4.into(), remote: LMA4.into() },
+                tunnel: TunnelEnds {
+                    local: MAG4.into(),
+                    remote: LMA4.into(),
+                },
                 uplink_key: 0x1001,
                 downlink_key: 0x2001,
                 home_v4: Some(HOME1),
@@ -731,12 +1068,28 @@ fn subscriber_counters_have_a_row_per_cpu() {
     assert_eq!(rows.len(), n_cpus, "one row per possible CPU");
     for (cpu, r) in rows.iter().enumerate() {
         let want = if cpu < cpus { 3 + cpu as u64 } else { 0 };
-        assert_eq!((r.up_packets, r.up_bytes), (want, want * inner_len), "row of CPU {cpu}: {r:?}");
-        assert_eq!((r.down_packets, r.down_bytes), (0, 0), "row of CPU {cpu}: {r:?}");
+        assert_eq!(
+            (r.up_packets, r.up_bytes),
+            (want, want * inner_len),
+            "row of CPU {cpu}: {r:?}"
+        );
+        assert_eq!(
+            (r.down_packets, r.down_bytes),
+            (0, 0),
+            "row of CPU {cpu}: {r:?}"
+        );
     }
     let total: u64 = (0..cpus as u64).map(|c| 3 + c).sum();
-    assert_eq!((sum.up_packets, sum.up_bytes), (total, total * inner_len), "{sum:?}");
-    assert_eq!(after_reinstall, Default::default(), "a new binding starts from zero");
+    assert_eq!(
+        (sum.up_packets, sum.up_bytes),
+        (total, total * inner_len),
+        "{sum:?}"
+    );
+    assert_eq!(
+        after_reinstall,
+        Default::default(),
+        "a new binding starts from zero"
+    );
 }
 
 #[test]
@@ -753,23 +1106,94 @@ fn emitted_frames_decode_with_tshark() {
         .run_in(move || {
             let src6 = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x64, 0x10, 0, 0, 0, 0x99);
             let inputs = [
-                (acc, up_frame(SUB1_MAC, 0, ETH_P_IP, &echo4(HOME1, CN4, 64, true, 32))),
-                (acc, up_frame(SUB1_MAC, 0, ETH_P_IPV6, &ipv6(src6, CN6, 59, 64, &[0u8; 16]))),
-                (acc, up_frame(SUB2_MAC, 0, ETH_P_IP, &echo4(HOME2, CN4, 64, true, 32))),
-                (cn, cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &echo4(CN4, AHOME4_V6T, 64, true, 32))),
+                (
+                    acc,
+                    up_frame(SUB1_MAC, 0, ETH_P_IP, &echo4(HOME1, CN4, 64, true, 32)),
+                ),
+                (
+                    acc,
+                    up_frame(
+                        SUB1_MAC,
+                        0,
+                        ETH_P_IPV6,
+                        &ipv6(src6, CN6, 59, 64, &[0u8; 16]),
+                    ),
+                ),
+                (
+                    acc,
+                    up_frame(SUB2_MAC, 0, ETH_P_IP, &echo4(HOME2, CN4, 64, true, 32)),
+                ),
+                (
+                    cn,
+                    cat(
+                        eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP),
+                        &echo4(CN4, AHOME4_V6T, 64, true, 32),
+                    ),
+                ),
             ];
-            inputs.iter().map(|(i, f)| run(&fp, Prog::Xdp, *i, f)).map(|r| { assert_eq!(r.verdict, XDP_REDIRECT); r.out }).collect::<Vec<_>>()
+            inputs
+                .iter()
+                .map(|(i, f)| run(&fp, Prog::Xdp, *i, f))
+                .map(|r| {
+                    assert_eq!(r.verdict, XDP_REDIRECT);
+                    r.out
+                })
+                .collect::<Vec<_>>()
         })
         .unwrap();
     let path = std::env::temp_dir().join(format!("pmip-fixture-{}.pcap", std::process::id()));
     pmip_tests::pcap::write_ethernet(&path, &frames).unwrap();
-    let rows = pmip_tests::pcap::fields(&path, &["gre.key", "gre.proto", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "icmp.type"]).unwrap();
+    let rows = pmip_tests::pcap::fields(
+        &path,
+        &[
+            "gre.key",
+            "gre.proto",
+            "ip.src",
+            "ip.dst",
+            "ipv6.src",
+            "ipv6.dst",
+            "icmp.type",
+        ],
+    )
+    .unwrap();
     let _ = std::fs::remove_file(&path);
     let want = [
-        ["0x00001001", "0x0800", "192.0.2.1,10.64.0.10", "192.0.2.2,203.0.113.2", "", "", "8"],
-        ["0x00001001", "0x86dd", "192.0.2.1", "192.0.2.2", "2001:db8:64:10::99", "2001:db8:cc::2", ""],
-        ["0x00001002", "0x0800", "10.64.0.11", "203.0.113.2", "2001:db8:c::1", "2001:db8:c::2", "8"],
-        ["0x00004002", "0x0800", "203.0.113.2", "10.77.0.6", "2001:db8:ac::1", "2001:db8:ac::2", "8"],
+        [
+            "0x00001001",
+            "0x0800",
+            "192.0.2.1,10.64.0.10",
+            "192.0.2.2,203.0.113.2",
+            "",
+            "",
+            "8",
+        ],
+        [
+            "0x00001001",
+            "0x86dd",
+            "192.0.2.1",
+            "192.0.2.2",
+            "2001:db8:64:10::99",
+            "2001:db8:cc::2",
+            "",
+        ],
+        [
+            "0x00001002",
+            "0x0800",
+            "10.64.0.11",
+            "203.0.113.2",
+            "2001:db8:c::1",
+            "2001:db8:c::2",
+            "8",
+        ],
+        [
+            "0x00004002",
+            "0x0800",
+            "203.0.113.2",
+            "10.77.0.6",
+            "2001:db8:ac::1",
+            "2001:db8:ac::2",
+            "8",
+        ],
     ];
     assert_eq!(rows.len(), want.len());
     for (got, want) in rows.iter().zip(want) {
@@ -790,14 +1214,25 @@ fn pinned_pool_table_follows_the_pool_layout() {
         return;
     }
     let fs = Bpffs::mount("pools");
-    let pools = |third: u8| vec![HomePoolSpec::V4 { prefix: Ipv4Addr::new(10, 77, third, 0), len: 24 }];
+    let pools = |third: u8| {
+        vec![HomePoolSpec::V4 {
+            prefix: Ipv4Addr::new(10, 77, third, 0),
+            len: 24,
+        }]
+    };
     let load = |p: Vec<HomePoolSpec>| fs.load(GatewayRole::Anchor, p).expect("load");
-    let homes = |fp: &FastPath| fp.map_entry_count(pmip_common::maps::ANCHOR_BY_HOME4).unwrap();
+    let homes = |fp: &FastPath| {
+        fp.map_entry_count(pmip_common::maps::ANCHOR_BY_HOME4)
+            .unwrap()
+    };
     {
         let mut fp = load(pools(0));
         fp.install_anchor(&AnchorBinding {
             sub_id: 1,
-            tunnel: TunnelEnds { local: A_LOCAL4.into(), remote: A_PEER4.into() },
+            tunnel: TunnelEnds {
+                local: A_LOCAL4.into(),
+                remote: A_PEER4.into(),
+            },
             uplink_key: 1,
             downlink_key: 0x4001,
             home_v4: Some(Ipv4Addr::new(10, 77, 0, 5)),
@@ -806,8 +1241,16 @@ fn pinned_pool_table_follows_the_pool_layout() {
         .unwrap();
         assert_eq!(homes(&fp), 1, "installed in the pool table");
     }
-    assert_eq!(homes(&load(pools(0))), 1, "same pools after a restart: the binding is still there");
-    assert_eq!(homes(&load(pools(1))), 0, "other pools after a restart: the table starts empty");
+    assert_eq!(
+        homes(&load(pools(0))),
+        1,
+        "same pools after a restart: the binding is still there"
+    );
+    assert_eq!(
+        homes(&load(pools(1))),
+        0,
+        "other pools after a restart: the table starts empty"
+    );
 }
 
 /// A bpffs of a test's own; unmounting it removes every pin in it.
@@ -815,9 +1258,14 @@ struct Bpffs(std::path::PathBuf);
 
 impl Bpffs {
     fn mount(what: &str) -> Bpffs {
-        let fs = Bpffs(std::env::temp_dir().join(format!("pmip-bpffs-{what}-{}", std::process::id())));
+        let fs =
+            Bpffs(std::env::temp_dir().join(format!("pmip-bpffs-{what}-{}", std::process::id())));
         std::fs::create_dir_all(&fs.0).unwrap();
-        let st = std::process::Command::new("mount").args(["-t", "bpf", "bpf"]).arg(&fs.0).status().unwrap();
+        let st = std::process::Command::new("mount")
+            .args(["-t", "bpf", "bpf"])
+            .arg(&fs.0)
+            .status()
+            .unwrap();
         assert!(st.success(), "mounting bpffs");
         fs
     }
@@ -828,7 +1276,11 @@ impl Bpffs {
     }
 
     /// A fast path of 1024 subscribers in `role`, its maps pinned here.
-    fn load(&self, role: pmip_user::loader::GatewayRole, pools: Vec<pmip_user::loader::HomePoolSpec>) -> anyhow::Result<FastPath> {
+    fn load(
+        &self,
+        role: pmip_user::loader::GatewayRole,
+        pools: Vec<pmip_user::loader::HomePoolSpec>,
+    ) -> anyhow::Result<FastPath> {
         FastPath::load(&pmip_user::loader::LoadOptions {
             pin_dir: Some(self.pins()),
             max_subscribers: 1024,
@@ -869,7 +1321,10 @@ fn pinned_maps_of_another_layout_are_refused() {
         Ok(_) => panic!("a pinned ACCESS_GEN with 32-byte values was reused"),
         Err(e) => format!("{e:#}"),
     };
-    assert!(err.contains("ACCESS_GEN") && err.contains("value 32 B") && err.contains("pmipd unpin"), "{err}");
+    assert!(
+        err.contains("ACCESS_GEN") && err.contains("value 32 B") && err.contains("pmipd unpin"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&pins).unwrap();
     drop(load().expect("after the pins are removed"));
 }

@@ -181,22 +181,31 @@ fn register_1000(v4: bool) {
 
     let (lma_cmd_tx, lma_cmd_rx) = mpsc::unbounded_channel::<LmaCommand>();
     let lma_thread = lma_ns
-        .thread(move || -> (Lma, MemDataPlane, ShellCounters, usize, usize) {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let sockets = Sockets::bind(&lma_cfg.local, 5436, true).expect("LMA sockets");
-                let mut lma = Lma::new(lma_cfg, Instant::now(), SystemTime::now());
-                let mut dp = Tee(MemDataPlane::default(), FastPath::load(&LoadOptions::default()).expect("fast path"));
-                let (ev_tx, _ev_rx) = mpsc::unbounded_channel();
-                let c = run(&mut lma, &sockets, &mut dp, lma_cmd_rx, ev_tx).await;
-                let by_key = dp.1.map_entry_count(pmip_common::maps::ANCHOR_BY_KEY).unwrap();
-                let by_home = dp.1.map_entry_count(pmip_common::maps::ANCHOR_BY_HOME4).unwrap();
-                (lma, dp.0, c, by_key, by_home)
-            })
-        })
+        .thread(
+            move || -> (Lma, MemDataPlane, ShellCounters, usize, usize) {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let sockets = Sockets::bind(&lma_cfg.local, 5436, true).expect("LMA sockets");
+                    let mut lma = Lma::new(lma_cfg, Instant::now(), SystemTime::now());
+                    let mut dp = Tee(
+                        MemDataPlane::default(),
+                        FastPath::load(&LoadOptions::default()).expect("fast path"),
+                    );
+                    let (ev_tx, _ev_rx) = mpsc::unbounded_channel();
+                    let c = run(&mut lma, &sockets, &mut dp, lma_cmd_rx, ev_tx).await;
+                    let by_key =
+                        dp.1.map_entry_count(pmip_common::maps::ANCHOR_BY_KEY)
+                            .unwrap();
+                    let by_home =
+                        dp.1.map_entry_count(pmip_common::maps::ANCHOR_BY_HOME4)
+                            .unwrap();
+                    (lma, dp.0, c, by_key, by_home)
+                })
+            },
+        )
         .unwrap();
     // Give the LMA's sockets a moment to bind.
     std::thread::sleep(Duration::from_millis(200));
@@ -204,22 +213,31 @@ fn register_1000(v4: bool) {
     let (mag_cmd_tx, mag_cmd_rx) = mpsc::unbounded_channel::<MagCommand>();
     let (mag_ev_tx, mut mag_ev_rx) = mpsc::unbounded_channel::<MagEvent>();
     let mag_thread = mag_ns
-        .thread(move || -> (Mag, MemDataPlane, ShellCounters, usize, usize) {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                // Our own checksum on the wire (see the module comment).
-                let sockets = Sockets::bind(&mag_cfg.local, 5436, false).expect("MAG sockets");
-                let mut mag = Mag::new(mag_cfg, Instant::now(), SystemTime::now());
-                let mut dp = Tee(MemDataPlane::default(), FastPath::load(&LoadOptions::default()).expect("fast path"));
-                let c = run(&mut mag, &sockets, &mut dp, mag_cmd_rx, mag_ev_tx).await;
-                let by_mac = dp.1.map_entry_count(pmip_common::maps::ACCESS_BY_MAC).unwrap();
-                let by_key = dp.1.map_entry_count(pmip_common::maps::ACCESS_BY_KEY).unwrap();
-                (mag, dp.0, c, by_mac, by_key)
-            })
-        })
+        .thread(
+            move || -> (Mag, MemDataPlane, ShellCounters, usize, usize) {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    // Our own checksum on the wire (see the module comment).
+                    let sockets = Sockets::bind(&mag_cfg.local, 5436, false).expect("MAG sockets");
+                    let mut mag = Mag::new(mag_cfg, Instant::now(), SystemTime::now());
+                    let mut dp = Tee(
+                        MemDataPlane::default(),
+                        FastPath::load(&LoadOptions::default()).expect("fast path"),
+                    );
+                    let c = run(&mut mag, &sockets, &mut dp, mag_cmd_rx, mag_ev_tx).await;
+                    let by_mac =
+                        dp.1.map_entry_count(pmip_common::maps::ACCESS_BY_MAC)
+                            .unwrap();
+                    let by_key =
+                        dp.1.map_entry_count(pmip_common::maps::ACCESS_BY_KEY)
+                            .unwrap();
+                    (mag, dp.0, c, by_mac, by_key)
+                })
+            },
+        )
         .unwrap();
 
     let start = Instant::now();
@@ -278,8 +296,16 @@ fn register_1000(v4: bool) {
     drop(lma_cmd_tx);
     let (lma, lma_dp, lma_shell, lma_by_key, lma_by_home) = lma_thread.join().unwrap();
     // Every binding reached the kernel's maps on both sides.
-    assert_eq!((mag_by_mac, mag_by_key), (SUBSCRIBERS as usize, SUBSCRIBERS as usize), "MAG fast-path maps");
-    assert_eq!((lma_by_key, lma_by_home), (SUBSCRIBERS as usize, SUBSCRIBERS as usize), "LMA fast-path maps");
+    assert_eq!(
+        (mag_by_mac, mag_by_key),
+        (SUBSCRIBERS as usize, SUBSCRIBERS as usize),
+        "MAG fast-path maps"
+    );
+    assert_eq!(
+        (lma_by_key, lma_by_home),
+        (SUBSCRIBERS as usize, SUBSCRIBERS as usize),
+        "LMA fast-path maps"
+    );
     assert!(failed.is_empty(), "{failed:?}");
     assert_eq!(
         registered.len(),
@@ -402,7 +428,11 @@ fn check_capture(pcap: &std::path::Path, v4: bool) {
         // checksum is 0x0000 for about 1 in 65536 messages (RFC 6275 has no
         // UDP-style 0 → 0xffff rule), so only a pattern of zeros is a bug.
         let zeros = rows.iter().filter(|r| r[5] == "0x0000").count();
-        assert!(zeros * 100 < rows.len(), "{zeros} of {} MH checksums are zero", rows.len());
+        assert!(
+            zeros * 100 < rows.len(),
+            "{zeros} of {} MH checksums are zero",
+            rows.len()
+        );
     }
 }
 

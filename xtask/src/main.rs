@@ -32,9 +32,7 @@ enum Cmd {
     Lab(lab::LabArgs),
     /// Run benchmarks (release build, own namespaces): per-packet, throughput, trafgen, tcp,
     /// scale, handover (all by default); results in bench-results/, plots in docs/bench/.
-    Bench {
-        names: Vec<String>,
-    },
+    Bench { names: Vec<String> },
     /// Install what is missing and check the toolchain only.
     Setup,
 }
@@ -54,7 +52,10 @@ const DEB_PACKAGES: &[&str] = &[
 const BPF_LINKER_VERSION: &str = "0.10.4";
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 pub fn run(cmd: &mut Command) -> Result<()> {
@@ -67,7 +68,9 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 
 fn output_ok(cmd: &mut Command) -> Option<String> {
     let out = cmd.output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn ensure_debs() -> Result<()> {
@@ -92,16 +95,36 @@ fn ensure_debs() -> Result<()> {
 }
 
 fn ensure_toolchain() -> Result<()> {
-    let installed = output_ok(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", "nightly"]));
+    let installed = output_ok(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        "nightly",
+    ]));
     match installed {
         Some(list) if list.contains("rust-src") => {}
         Some(_) => {
             eprintln!("xtask: adding rust-src to the nightly toolchain");
-            run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+            run(Command::new("rustup").args([
+                "component",
+                "add",
+                "rust-src",
+                "--toolchain",
+                "nightly",
+            ]))?;
         }
         None => {
             eprintln!("xtask: installing the nightly toolchain with rust-src");
-            run(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal", "--component", "rust-src"]))?;
+            run(Command::new("rustup").args([
+                "toolchain",
+                "install",
+                "nightly",
+                "--profile",
+                "minimal",
+                "--component",
+                "rust-src",
+            ]))?;
         }
     }
     let linker_ok = output_ok(Command::new("bpf-linker").arg("--version"))
@@ -110,7 +133,14 @@ fn ensure_toolchain() -> Result<()> {
     if !linker_ok {
         // 0.10.2+ emits BTF this kernel accepts; 0.11+ needs a system LLVM Debian lacks.
         eprintln!("xtask: installing bpf-linker {BPF_LINKER_VERSION} (about 90 s)");
-        run(Command::new("cargo").args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked", "--force"]))?;
+        run(Command::new("cargo").args([
+            "install",
+            "bpf-linker",
+            "--version",
+            BPF_LINKER_VERSION,
+            "--locked",
+            "--force",
+        ]))?;
     }
     Ok(())
 }
@@ -125,7 +155,17 @@ pub fn build_ebpf() -> Result<PathBuf> {
     ensure_toolchain()?;
     let dir = root().join("pmip-ebpf");
     run(Command::new("rustup")
-        .args(["run", "nightly", "cargo", "build", "--release", "--target", "bpfel-unknown-none", "-Z", "build-std=core"])
+        .args([
+            "run",
+            "nightly",
+            "cargo",
+            "build",
+            "--release",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+        ])
         .current_dir(&dir)
         .env_remove("RUSTC")
         .env_remove("RUSTC_WRAPPER")
@@ -155,7 +195,13 @@ fn test(args: &[String]) -> Result<()> {
 /// python3 standard library only).
 fn plot() -> Result<()> {
     let script = root().join("xtask/plot_bench.py");
-    match Command::new("python3").arg(&script).arg("bench-results").arg("docs/bench").current_dir(root()).status() {
+    match Command::new("python3")
+        .arg(&script)
+        .arg("bench-results")
+        .arg("docs/bench")
+        .current_dir(root())
+        .status()
+    {
         Ok(st) if st.success() => Ok(()),
         Ok(st) => bail!("{} failed: {st}", script.display()),
         Err(e) => {
@@ -178,7 +224,16 @@ fn main() -> Result<()> {
             setup()?;
             let obj = build_ebpf()?;
             run(Command::new("cargo")
-                .args(["run", "--release", "-q", "-p", "pmip-tests", "--bin", "pmip-bench", "--"])
+                .args([
+                    "run",
+                    "--release",
+                    "-q",
+                    "-p",
+                    "pmip-tests",
+                    "--bin",
+                    "pmip-bench",
+                    "--",
+                ])
                 .args(&names)
                 .current_dir(root())
                 .env("PMIP_EBPF_OBJECT", &obj))?;

@@ -29,7 +29,11 @@ pub struct DetachConfig {
 
 impl Default for DetachConfig {
     fn default() -> Self {
-        DetachConfig { interval: Duration::from_secs(10), timeout: Duration::from_secs(2), retries: 3 }
+        DetachConfig {
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(2),
+            retries: 3,
+        }
     }
 }
 
@@ -51,8 +55,14 @@ pub struct Probe {
 impl Probe {
     /// The Ethernet frame of this probe, from `src_mac` (the access interface's).
     pub fn to_frame(&self, src_mac: [u8; 6]) -> Vec<u8> {
-        ArpRepr { op: ArpOp::Request, sha: src_mac, spa: self.sender, tha: [0; 6], tpa: self.target }
-            .to_frame(self.at.mac)
+        ArpRepr {
+            op: ArpOp::Request,
+            sha: src_mac,
+            spa: self.sender,
+            tha: [0; 6],
+            tpa: self.target,
+        }
+        .to_frame(self.at.mac)
     }
 }
 
@@ -130,19 +140,42 @@ impl DetachMonitor {
         our_mac: [u8; 6],
         kernel_owned: Ipv4Addr,
     ) -> Option<ArpRepr> {
-        if req.op != ArpOp::Request || req.tpa == req.spa || req.tpa.is_unspecified() || req.tpa == kernel_owned {
+        if req.op != ArpOp::Request
+            || req.tpa == req.spa
+            || req.tpa.is_unspecified()
+            || req.tpa == kernel_owned
+        {
             return None;
         }
-        let s = self.subs.get(&AccessPoint { ifindex, vlan, mac: req.sha })?;
+        let s = self.subs.get(&AccessPoint {
+            ifindex,
+            vlan,
+            mac: req.sha,
+        })?;
         if s.home != req.spa {
             return None;
         }
-        Some(ArpRepr { op: ArpOp::Reply, sha: our_mac, spa: req.tpa, tha: req.sha, tpa: req.spa })
+        Some(ArpRepr {
+            op: ArpOp::Reply,
+            sha: our_mac,
+            spa: req.tpa,
+            tha: req.sha,
+            tpa: req.spa,
+        })
     }
 
     /// Starts watching a registered subscriber; `gateway` is the ARP sender address.
     pub fn add(&mut self, now: Instant, at: AccessPoint, home: Ipv4Addr, gateway: Ipv4Addr) {
-        self.subs.insert(at, Sub { home, gateway, state: State::Idle { next_probe: now + self.cfg.interval } });
+        self.subs.insert(
+            at,
+            Sub {
+                home,
+                gateway,
+                state: State::Idle {
+                    next_probe: now + self.cfg.interval,
+                },
+            },
+        );
     }
 
     pub fn remove(&mut self, at: &AccessPoint) {
@@ -165,7 +198,9 @@ impl DetachMonitor {
     pub fn seen(&mut self, now: Instant, at: &AccessPoint) {
         let interval = self.cfg.interval;
         if let Some(s) = self.subs.get_mut(at) {
-            s.state = State::Idle { next_probe: now + interval };
+            s.state = State::Idle {
+                next_probe: now + interval,
+            };
         }
     }
 
@@ -173,7 +208,11 @@ impl DetachMonitor {
     /// when it comes from a watched subscriber's MAC with its home address as
     /// sender (a reply to our probe, or the subscriber's own request).
     pub fn handle_arp(&mut self, now: Instant, ifindex: u32, vlan: u16, arp: &ArpRepr) -> bool {
-        let at = AccessPoint { ifindex, vlan, mac: arp.sha };
+        let at = AccessPoint {
+            ifindex,
+            vlan,
+            mac: arp.sha,
+        };
         match self.subs.get(&at) {
             Some(s) if s.home == arp.spa => {
                 if arp.op == ArpOp::Reply {
@@ -214,17 +253,27 @@ impl DetachMonitor {
         let cfg = self.cfg;
         let mut gone = Vec::new();
         for (at, s) in self.subs.iter_mut() {
-            let probe = Probe { at: *at, target: s.home, sender: s.gateway };
+            let probe = Probe {
+                at: *at,
+                target: s.home,
+                sender: s.gateway,
+            };
             match s.state {
                 State::Idle { next_probe } if now >= next_probe => {
-                    s.state = State::Probing { sent: 1, deadline: now + cfg.timeout };
+                    s.state = State::Probing {
+                        sent: 1,
+                        deadline: now + cfg.timeout,
+                    };
                     self.transmits.push_back(probe);
                 }
                 State::Probing { sent, deadline } if now >= deadline => {
                     if sent > cfg.retries {
                         gone.push((*at, s.home));
                     } else {
-                        s.state = State::Probing { sent: sent + 1, deadline: now + cfg.timeout };
+                        s.state = State::Probing {
+                            sent: sent + 1,
+                            deadline: now + cfg.timeout,
+                        };
                         self.transmits.push_back(probe);
                     }
                 }
@@ -247,14 +296,28 @@ mod tests {
 
     const GW: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 254);
     const HOME: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-    const AT: AccessPoint = AccessPoint { ifindex: 3, vlan: 0, mac: [2, 0, 0, 0, 0, 1] };
+    const AT: AccessPoint = AccessPoint {
+        ifindex: 3,
+        vlan: 0,
+        mac: [2, 0, 0, 0, 0, 1],
+    };
 
     fn cfg() -> DetachConfig {
-        DetachConfig { interval: Duration::from_secs(10), timeout: Duration::from_secs(2), retries: 2 }
+        DetachConfig {
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(2),
+            retries: 2,
+        }
     }
 
     fn reply() -> ArpRepr {
-        ArpRepr { op: ArpOp::Reply, sha: AT.mac, spa: HOME, tha: [2, 0, 0, 0, 0, 0xfe], tpa: GW }
+        ArpRepr {
+            op: ArpOp::Reply,
+            sha: AT.mac,
+            spa: HOME,
+            tha: [2, 0, 0, 0, 0, 0xfe],
+            tpa: GW,
+        }
     }
 
     type Log<T> = Vec<(Instant, T)>;
@@ -283,12 +346,30 @@ mod tests {
         let (tx, ev) = run(&mut m, t0 + Duration::from_secs(100));
         let times: Vec<u64> = tx.iter().map(|(t, _)| (*t - t0).as_secs()).collect();
         assert_eq!(times, vec![10, 12, 14], "first probe + 2 retries");
-        assert!(tx.iter().all(|(_, p)| *p == Probe { at: AT, target: HOME, sender: GW }));
-        assert_eq!(ev, vec![(t0 + Duration::from_secs(16), Detached { at: AT, home: HOME })]);
+        assert!(tx.iter().all(|(_, p)| *p
+            == Probe {
+                at: AT,
+                target: HOME,
+                sender: GW
+            }));
+        assert_eq!(
+            ev,
+            vec![(
+                t0 + Duration::from_secs(16),
+                Detached { at: AT, home: HOME }
+            )]
+        );
         assert_eq!(t0 + cfg().worst_case(), t0 + Duration::from_secs(16));
         assert!(!m.is_watching(&AT));
         assert_eq!(m.poll_timeout(), None);
-        assert_eq!(m.stats, DetachStats { probes: 3, replies: 0, detached: 1 });
+        assert_eq!(
+            m.stats,
+            DetachStats {
+                probes: 3,
+                replies: 0,
+                detached: 1
+            }
+        );
     }
 
     #[test]
@@ -325,20 +406,48 @@ mod tests {
         let t = t0 + Duration::from_secs(11);
         // Another address from the same MAC, the same address from another MAC,
         // or the right one on another interface or VLAN.
-        assert!(!m.handle_arp(t, 3, 0, &ArpRepr { spa: Ipv4Addr::new(192, 0, 2, 9), ..reply() }));
-        assert!(!m.handle_arp(t, 3, 0, &ArpRepr { sha: [2, 0, 0, 0, 0, 9], ..reply() }));
+        assert!(!m.handle_arp(
+            t,
+            3,
+            0,
+            &ArpRepr {
+                spa: Ipv4Addr::new(192, 0, 2, 9),
+                ..reply()
+            }
+        ));
+        assert!(!m.handle_arp(
+            t,
+            3,
+            0,
+            &ArpRepr {
+                sha: [2, 0, 0, 0, 0, 9],
+                ..reply()
+            }
+        ));
         assert!(!m.handle_arp(t, 4, 0, &reply()));
         assert!(!m.handle_arp(t, 3, 7, &reply()));
         assert_eq!(m.outstanding(&AT), Some(1));
         // A request from the subscriber itself counts.
-        assert!(m.handle_arp(t, 3, 0, &ArpRepr { op: ArpOp::Request, tpa: GW, ..reply() }));
+        assert!(m.handle_arp(
+            t,
+            3,
+            0,
+            &ArpRepr {
+                op: ArpOp::Request,
+                tpa: GW,
+                ..reply()
+            }
+        ));
         assert_eq!(m.outstanding(&AT), Some(0));
     }
 
     #[test]
     fn seen_and_remove() {
         let t0 = Instant::now();
-        let mut m = DetachMonitor::new(DetachConfig { retries: 0, ..cfg() });
+        let mut m = DetachMonitor::new(DetachConfig {
+            retries: 0,
+            ..cfg()
+        });
         m.add(t0, AT, HOME, GW);
         m.seen(t0 + Duration::from_secs(9), &AT);
         assert_eq!(m.poll_timeout(), Some(t0 + Duration::from_secs(19)));
@@ -358,18 +467,85 @@ mod tests {
         m.add(t0, AT, HOME, GW);
         let gw_mac = [2, 0, 0, 0, 0, 0xfe];
         let cn = Ipv4Addr::new(192, 0, 2, 77);
-        let req = ArpRepr { op: ArpOp::Request, sha: AT.mac, spa: HOME, tha: [0; 6], tpa: cn };
+        let req = ArpRepr {
+            op: ArpOp::Request,
+            sha: AT.mac,
+            spa: HOME,
+            tha: [0; 6],
+            tpa: cn,
+        };
         assert_eq!(
             m.proxy_arp_reply(3, 0, &req, gw_mac, GW),
-            Some(ArpRepr { op: ArpOp::Reply, sha: gw_mac, spa: cn, tha: AT.mac, tpa: HOME })
+            Some(ArpRepr {
+                op: ArpOp::Reply,
+                sha: gw_mac,
+                spa: cn,
+                tha: AT.mac,
+                tpa: HOME
+            })
         );
         // Not answered: the router (kernel does), gratuitous, probe, stranger, reply, other link.
-        assert_eq!(m.proxy_arp_reply(3, 0, &ArpRepr { tpa: GW, ..req }, gw_mac, GW), None);
-        assert_eq!(m.proxy_arp_reply(3, 0, &ArpRepr { tpa: HOME, ..req }, gw_mac, GW), None);
-        assert_eq!(m.proxy_arp_reply(3, 0, &ArpRepr { spa: Ipv4Addr::UNSPECIFIED, ..req }, gw_mac, GW), None);
-        assert_eq!(m.proxy_arp_reply(3, 0, &ArpRepr { sha: [2, 9, 9, 9, 9, 9], ..req }, gw_mac, GW), None);
-        assert_eq!(m.proxy_arp_reply(3, 0, &ArpRepr { spa: cn, tpa: HOME, ..req }, gw_mac, GW), None);
-        assert_eq!(m.proxy_arp_reply(3, 0, &ArpRepr { op: ArpOp::Reply, ..req }, gw_mac, GW), None);
+        assert_eq!(
+            m.proxy_arp_reply(3, 0, &ArpRepr { tpa: GW, ..req }, gw_mac, GW),
+            None
+        );
+        assert_eq!(
+            m.proxy_arp_reply(3, 0, &ArpRepr { tpa: HOME, ..req }, gw_mac, GW),
+            None
+        );
+        assert_eq!(
+            m.proxy_arp_reply(
+                3,
+                0,
+                &ArpRepr {
+                    spa: Ipv4Addr::UNSPECIFIED,
+                    ..req
+                },
+                gw_mac,
+                GW
+            ),
+            None
+        );
+        assert_eq!(
+            m.proxy_arp_reply(
+                3,
+                0,
+                &ArpRepr {
+                    sha: [2, 9, 9, 9, 9, 9],
+                    ..req
+                },
+                gw_mac,
+                GW
+            ),
+            None
+        );
+        assert_eq!(
+            m.proxy_arp_reply(
+                3,
+                0,
+                &ArpRepr {
+                    spa: cn,
+                    tpa: HOME,
+                    ..req
+                },
+                gw_mac,
+                GW
+            ),
+            None
+        );
+        assert_eq!(
+            m.proxy_arp_reply(
+                3,
+                0,
+                &ArpRepr {
+                    op: ArpOp::Reply,
+                    ..req
+                },
+                gw_mac,
+                GW
+            ),
+            None
+        );
         assert_eq!(m.proxy_arp_reply(4, 0, &req, gw_mac, GW), None);
         // Polling off: still a table for proxy ARP, never a probe or a detach.
         m.set_polling(false);
@@ -381,7 +557,11 @@ mod tests {
 
     #[test]
     fn probe_frame_bytes() {
-        let p = Probe { at: AT, target: HOME, sender: GW };
+        let p = Probe {
+            at: AT,
+            target: HOME,
+            sender: GW,
+        };
         let f = p.to_frame([2, 0, 0, 0, 0, 0xfe]);
         assert_eq!(&f[0..6], &AT.mac, "unicast to the subscriber");
         assert_eq!(&f[6..12], &[2, 0, 0, 0, 0, 0xfe]);
@@ -398,14 +578,50 @@ mod tests {
             eprintln!("skipped: tshark not installed");
             return;
         }
-        let f = Probe { at: AT, target: HOME, sender: GW }.to_frame([2, 0, 0, 0, 0, 0xfe]);
+        let f = Probe {
+            at: AT,
+            target: HOME,
+            sender: GW,
+        }
+        .to_frame([2, 0, 0, 0, 0, 0xfe]);
         let dir = crate::access::dhcp::tests::TmpDir::new("arp");
         let pcap = dir.0.join("arp.pcap");
         crate::access::dhcp::tests::write_pcap(&pcap, &[f]);
         let out = std::process::Command::new("tshark")
-            .args(["-r", pcap.to_str().unwrap(), "-T", "fields", "-E", "separator=|"])
-            .args(["-e", "arp.opcode", "-e", "arp.src.hw_mac", "-e", "arp.src.proto_ipv4", "-e", "arp.dst.proto_ipv4", "-e", "eth.dst"])
-            .args(["-e", "arp.dst.hw_mac", "-e", "eth.src", "-e", "arp.hw.type", "-e", "arp.proto.type", "-e", "arp.hw.size", "-e", "arp.proto.size"])
+            .args([
+                "-r",
+                pcap.to_str().unwrap(),
+                "-T",
+                "fields",
+                "-E",
+                "separator=|",
+            ])
+            .args([
+                "-e",
+                "arp.opcode",
+                "-e",
+                "arp.src.hw_mac",
+                "-e",
+                "arp.src.proto_ipv4",
+                "-e",
+                "arp.dst.proto_ipv4",
+                "-e",
+                "eth.dst",
+            ])
+            .args([
+                "-e",
+                "arp.dst.hw_mac",
+                "-e",
+                "eth.src",
+                "-e",
+                "arp.hw.type",
+                "-e",
+                "arp.proto.type",
+                "-e",
+                "arp.hw.size",
+                "-e",
+                "arp.proto.size",
+            ])
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -413,8 +629,13 @@ mod tests {
             text.trim(),
             "1|02:00:00:00:00:fe|192.0.2.254|192.0.2.1|02:00:00:00:00:01|00:00:00:00:00:00|02:00:00:00:00:fe|1|0x0800|6|4"
         );
-        let v = std::process::Command::new("tshark").args(["-r", pcap.to_str().unwrap(), "-V"]).output().unwrap();
-        assert!(!String::from_utf8_lossy(&v.stdout).to_lowercase().contains("malformed"));
+        let v = std::process::Command::new("tshark")
+            .args(["-r", pcap.to_str().unwrap(), "-V"])
+            .output()
+            .unwrap();
+        assert!(!String::from_utf8_lossy(&v.stdout)
+            .to_lowercase()
+            .contains("malformed"));
     }
 
     proptest::proptest! {

@@ -85,9 +85,16 @@ pub enum DetachReason {
 pub enum Event {
     /// A new subscriber: register it. `client_id` is option 61 (the NAI may be
     /// derived from it, seed 004), `requested` option 50 or ciaddr if any.
-    AttachRequest { at: AccessPoint, client_id: Option<Vec<u8>>, requested: Option<Ipv4Addr> },
+    AttachRequest {
+        at: AccessPoint,
+        client_id: Option<Vec<u8>>,
+        requested: Option<Ipv4Addr>,
+    },
     /// The subscriber left: deregister.
-    Detach { at: AccessPoint, reason: DetachReason },
+    Detach {
+        at: AccessPoint,
+        reason: DetachReason,
+    },
 }
 
 /// Where a reply goes (RFC 2131 §4.1, "If the 'giaddr' field ...").
@@ -224,7 +231,11 @@ impl DhcpServer {
     }
 
     fn at(&self, mac: [u8; 6]) -> AccessPoint {
-        AccessPoint { ifindex: self.cfg.ifindex, vlan: self.cfg.vlan, mac }
+        AccessPoint {
+            ifindex: self.cfg.ifindex,
+            vlan: self.cfg.vlan,
+            mac,
+        }
     }
 
     /// Lease end of a client, if it holds one.
@@ -300,10 +311,20 @@ impl DhcpServer {
     }
 
     /// Creates the client and asks for its registration, or returns it.
-    fn client_or_attach(&mut self, now: Instant, mac: [u8; 6], msg: &Message, requested: Option<Ipv4Addr>) -> &mut Client {
+    fn client_or_attach(
+        &mut self,
+        now: Instant,
+        mac: [u8; 6],
+        msg: &Message,
+        requested: Option<Ipv4Addr>,
+    ) -> &mut Client {
         if !self.clients.contains_key(&mac) {
             let client_id = Self::client_id_of(msg);
-            self.events.push_back(Event::AttachRequest { at: self.at(mac), client_id: client_id.clone(), requested });
+            self.events.push_back(Event::AttachRequest {
+                at: self.at(mac),
+                client_id: client_id.clone(),
+                requested,
+            });
             self.clients.insert(
                 mac,
                 Client {
@@ -330,7 +351,12 @@ impl DhcpServer {
             Some(b) => {
                 self.reply(MessageType::Offer, &msg, &b);
             }
-            None => c.pending = Some(Pending { kind: MessageType::Discover, req: msg }),
+            None => {
+                c.pending = Some(Pending {
+                    kind: MessageType::Discover,
+                    req: msg,
+                })
+            }
         }
         Ok(())
     }
@@ -345,14 +371,18 @@ impl DhcpServer {
                 if let Some(c) = self.clients.get(&mac) {
                     if c.lease_end.is_none() {
                         self.clients.remove(&mac);
-                        self.events.push_back(Event::Detach { at: self.at(mac), reason: DetachReason::Abandoned });
+                        self.events.push_back(Event::Detach {
+                            at: self.at(mac),
+                            reason: DetachReason::Abandoned,
+                        });
                     }
                 }
                 return Err(Reject::Ignored);
             }
         }
         // SELECTING/INIT-REBOOT name the address in option 50; RENEWING/REBINDING in ciaddr.
-        let wanted = Self::requested_of(&msg).or_else(|| Some(msg.ciaddr()).filter(|a| !a.is_unspecified()));
+        let wanted =
+            Self::requested_of(&msg).or_else(|| Some(msg.ciaddr()).filter(|a| !a.is_unspecified()));
         let Some(wanted) = wanted else {
             return Err(Reject::Malformed);
         };
@@ -367,7 +397,12 @@ impl DhcpServer {
                     self.nak(&msg);
                 }
             }
-            None => c.pending = Some(Pending { kind: MessageType::Request, req: msg }),
+            None => {
+                c.pending = Some(Pending {
+                    kind: MessageType::Request,
+                    req: msg,
+                })
+            }
         }
         Ok(())
     }
@@ -385,13 +420,18 @@ impl DhcpServer {
         if Self::server_id_of(msg).is_some_and(|s| s != self.cfg.server_id) {
             return Err(Reject::Ignored);
         }
-        let Some(c) = self.clients.get(&mac) else { return Err(Reject::Ignored) };
+        let Some(c) = self.clients.get(&mac) else {
+            return Err(Reject::Ignored);
+        };
         // A RELEASE for another address is not this client's lease.
         if c.binding.as_ref().is_some_and(|b| b.home != msg.ciaddr()) {
             return Err(Reject::Ignored);
         }
         self.clients.remove(&mac);
-        self.events.push_back(Event::Detach { at: self.at(mac), reason: DetachReason::Release });
+        self.events.push_back(Event::Detach {
+            at: self.at(mac),
+            reason: DetachReason::Release,
+        });
         Ok(())
     }
 
@@ -408,7 +448,10 @@ impl DhcpServer {
         // the client restarts with a DISCOVER after its back-off.
         tracing::warn!(mac = %super::frame::mac_colon(&mac), "DHCPDECLINE: home address in use on the access link");
         self.clients.remove(&mac);
-        self.events.push_back(Event::Detach { at: self.at(mac), reason: DetachReason::Decline });
+        self.events.push_back(Event::Detach {
+            at: self.at(mac),
+            reason: DetachReason::Decline,
+        });
         Ok(())
     }
 
@@ -497,7 +540,9 @@ impl DhcpServer {
             req.giaddr(),
             req.chaddr().get(..6).unwrap_or(&[0; 6]),
         );
-        m.set_opcode(Opcode::BootReply).set_htype(HType::Eth).set_flags(req.flags());
+        m.set_opcode(Opcode::BootReply)
+            .set_htype(HType::Eth)
+            .set_flags(req.flags());
         m
     }
 
@@ -552,7 +597,10 @@ impl DhcpServer {
         let dst = if !req.giaddr().is_unspecified() {
             ReplyDest::Relay(req.giaddr())
         } else if !req.ciaddr().is_unspecified() {
-            ReplyDest::Unicast { ip: req.ciaddr(), mac }
+            ReplyDest::Unicast {
+                ip: req.ciaddr(),
+                mac,
+            }
         } else if req.flags().broadcast() {
             ReplyDest::Broadcast
         } else {
@@ -609,7 +657,10 @@ impl DhcpServer {
             if reason == DetachReason::LeaseExpired {
                 self.stats.lease_expired += 1;
             }
-            self.events.push_back(Event::Detach { at: self.at(mac), reason });
+            self.events.push_back(Event::Detach {
+                at: self.at(mac),
+                reason,
+            });
         }
     }
 }

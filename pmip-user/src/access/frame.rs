@@ -48,7 +48,10 @@ pub fn mac_colon(mac: &[u8; 6]) -> String {
 
 /// Parses `aa:bb:cc:dd:ee:ff`, `aa-bb-..` or Cisco `aabb.ccdd.eeff`.
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let hex: String = s.chars().filter(|c| !matches!(c, ':' | '-' | '.')).collect();
+    let hex: String = s
+        .chars()
+        .filter(|c| !matches!(c, ':' | '-' | '.'))
+        .collect();
     if hex.len() != 12 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
         return None;
     }
@@ -280,7 +283,13 @@ impl ArpRepr {
         if p.htype() != 1 || p.ptype() != ETHERTYPE_IPV4 {
             return Err(Error::Malformed);
         }
-        Ok(ArpRepr { op: p.oper(), sha: p.sha(), spa: p.spa(), tha: p.tha(), tpa: p.tpa() })
+        Ok(ArpRepr {
+            op: p.oper(),
+            sha: p.sha(),
+            spa: p.spa(),
+            tha: p.tha(),
+            tpa: p.tpa(),
+        })
     }
     pub fn buffer_len(&self) -> usize {
         ARP_LEN
@@ -303,7 +312,9 @@ impl ArpRepr {
         eth.set_dst(eth_dst);
         eth.set_src(self.sha);
         eth.set_ethertype(ETHERTYPE_ARP);
-        self.emit(&mut ArpPacket::new_unchecked(&mut eth.payload_mut()[..ARP_LEN]));
+        self.emit(&mut ArpPacket::new_unchecked(
+            &mut eth.payload_mut()[..ARP_LEN],
+        ));
         buf
     }
 
@@ -461,7 +472,10 @@ mod tests {
         let mut buf = [0xa5u8; 28];
         req_repr().emit(&mut ArpPacket::new_unchecked(&mut buf[..]));
         assert_eq!(buf, ARP_REQ);
-        assert_eq!(ArpRepr::parse(&ArpPacket::new_checked(&ARP_REQ[..]).unwrap()).unwrap(), req_repr());
+        assert_eq!(
+            ArpRepr::parse(&ArpPacket::new_checked(&ARP_REQ[..]).unwrap()).unwrap(),
+            req_repr()
+        );
         let f = req_repr().to_frame(BROADCAST_MAC);
         assert_eq!(f.len(), 60);
         assert_eq!(&f[..6], &BROADCAST_MAC);
@@ -477,13 +491,19 @@ mod tests {
         }
         let mut b = ARP_REQ;
         b[4] = 8; // hlen
-        assert_eq!(ArpPacket::new_checked(&b[..]).unwrap_err(), Error::Malformed);
+        assert_eq!(
+            ArpPacket::new_checked(&b[..]).unwrap_err(),
+            Error::Malformed
+        );
         let mut b = ARP_REQ;
         b[2] = 0x86; // ptype IPv6
         assert!(ArpRepr::parse(&ArpPacket::new_checked(&b[..]).unwrap()).is_err());
         let mut b = ARP_REQ;
         b[7] = 9;
-        assert_eq!(ArpPacket::new_checked(&b[..]).unwrap().oper(), ArpOp::Unknown(9));
+        assert_eq!(
+            ArpPacket::new_checked(&b[..]).unwrap().oper(),
+            ArpOp::Unknown(9)
+        );
         assert!(ArpRepr::from_frame(&[0u8; 13]).is_err());
         assert!(ArpRepr::from_frame(&[0u8; 60]).is_err()); // ethertype 0
     }

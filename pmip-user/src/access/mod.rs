@@ -38,12 +38,27 @@ mod tests {
     fn nai_from_client_id_or_mac() {
         let mac = [0x00, 0x24, 0xd7, 0x8e, 0x21, 0xa4];
         assert_eq!(super::subscriber_nai(None, &mac), "0024.d78e.21a4");
-        assert_eq!(super::subscriber_nai(Some(b"\x00mn0@example.com"), &mac), "mn0@example.com");
-        assert_eq!(super::subscriber_nai(Some(b"mn0@example.com"), &mac), "mn0@example.com");
-        assert_eq!(super::subscriber_nai(Some(&[1, 0, 0x24, 0xd7, 0x8e, 0x21, 0xa4]), &mac), "0024.d78e.21a4");
-        assert_eq!(super::subscriber_nai(Some(&[255, 1, 2, 3, 4, 5]), &mac), "0024.d78e.21a4");
+        assert_eq!(
+            super::subscriber_nai(Some(b"\x00mn0@example.com"), &mac),
+            "mn0@example.com"
+        );
+        assert_eq!(
+            super::subscriber_nai(Some(b"mn0@example.com"), &mac),
+            "mn0@example.com"
+        );
+        assert_eq!(
+            super::subscriber_nai(Some(&[1, 0, 0x24, 0xd7, 0x8e, 0x21, 0xa4]), &mac),
+            "0024.d78e.21a4"
+        );
+        assert_eq!(
+            super::subscriber_nai(Some(&[255, 1, 2, 3, 4, 5]), &mac),
+            "0024.d78e.21a4"
+        );
         assert_eq!(super::subscriber_nai(Some(b"\x00"), &mac), "0024.d78e.21a4");
-        assert_eq!(super::subscriber_nai(Some(b"has space"), &mac), "0024.d78e.21a4");
+        assert_eq!(
+            super::subscriber_nai(Some(b"has space"), &mac),
+            "0024.d78e.21a4"
+        );
         assert_eq!(super::subscriber_nai(Some(&[]), &mac), "0024.d78e.21a4");
     }
 }

@@ -71,7 +71,13 @@ pub fn interface_info(name: &str) -> Result<(u32, [u8; 6])> {
 fn setsockopt_int(fd: i32, level: i32, opt: i32, v: i32) -> io::Result<()> {
     // SAFETY: passes a pointer to a live i32 and its size.
     let rc = unsafe {
-        libc::setsockopt(fd, level, opt, &v as *const i32 as *const libc::c_void, std::mem::size_of::<i32>() as u32)
+        libc::setsockopt(
+            fd,
+            level,
+            opt,
+            &v as *const i32 as *const libc::c_void,
+            std::mem::size_of::<i32>() as u32,
+        )
     };
     if rc < 0 {
         Err(io::Error::last_os_error())
@@ -84,7 +90,11 @@ fn setsockopt_int(fd: i32, level: i32, opt: i32, v: i32) -> io::Result<()> {
 pub fn udp_on_device(ifname: &str, port: u16) -> Result<std::net::UdpSocket> {
     // SAFETY: plain socket(2).
     let fd = unsafe {
-        libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0)
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
     };
     if fd < 0 {
         bail!("socket: {}", io::Error::last_os_error());
@@ -115,10 +125,17 @@ pub fn udp_on_device(ifname: &str, port: u16) -> Result<std::net::UdpSocket> {
     };
     // SAFETY: a valid sockaddr_in and its size.
     let rc = unsafe {
-        libc::bind(fd, &addr as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_in>() as u32)
+        libc::bind(
+            fd,
+            &addr as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        )
     };
     if rc < 0 {
-        bail!("bind 0.0.0.0:{port} on {ifname}: {}", io::Error::last_os_error());
+        bail!(
+            "bind 0.0.0.0:{port} on {ifname}: {}",
+            io::Error::last_os_error()
+        );
     }
     Ok(sock)
 }
@@ -138,7 +155,10 @@ impl RawSender {
             bail!("AF_PACKET socket: {}", io::Error::last_os_error());
         }
         // SAFETY: fresh valid descriptor.
-        Ok(RawSender { fd: unsafe { OwnedFd::from_raw_fd(fd) }, ifindex })
+        Ok(RawSender {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            ifindex,
+        })
     }
 
     pub fn send(&self, frame: &[u8]) -> io::Result<()> {
@@ -184,7 +204,13 @@ impl DhcpShell {
         cfg.ifindex = ifindex;
         let udp = UdpSocket::from_std(udp_on_device(ifname, SERVER_PORT)?)?;
         let raw = RawSender::open(ifindex)?;
-        Ok(DhcpShell { server: DhcpServer::new(cfg), udp, raw, if_mac, stats: Default::default() })
+        Ok(DhcpShell {
+            server: DhcpServer::new(cfg),
+            udp,
+            raw,
+            if_mac,
+            stats: Default::default(),
+        })
     }
 
     /// Index of the access interface the server is bound to.
@@ -210,7 +236,13 @@ impl DhcpShell {
             ReplyDest::Broadcast => (BROADCAST_MAC, Ipv4Addr::BROADCAST),
             ReplyDest::Unicast { ip, mac } => (mac, ip),
         };
-        let f = frame::udp_frame(self.if_mac, mac, (sid, SERVER_PORT), (ip, CLIENT_PORT), &t.payload);
+        let f = frame::udp_frame(
+            self.if_mac,
+            mac,
+            (sid, SERVER_PORT),
+            (ip, CLIENT_PORT),
+            &t.payload,
+        );
         if let Err(e) = self.raw.send(&f) {
             tracing::warn!("DHCP reply to {ip}: {e}");
         }
@@ -230,7 +262,11 @@ impl DhcpShell {
     }
 
     /// Runs until `cmds` is closed. Events go to `events`.
-    pub async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<DhcpCmd>, events: mpsc::UnboundedSender<Event>) -> Result<()> {
+    pub async fn run(
+        mut self,
+        mut cmds: mpsc::UnboundedReceiver<DhcpCmd>,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Result<()> {
         let mut buf = vec![0u8; 2048];
         loop {
             let deadline = self.server.poll_timeout();
@@ -270,10 +306,18 @@ impl DhcpShell {
 /// What the daemon tells the ARP detach monitor of one access interface.
 #[derive(Clone, Debug)]
 pub enum ArpCmd {
-    Watch { mac: [u8; 6], home: Ipv4Addr, gateway: Ipv4Addr },
-    Unwatch { mac: [u8; 6] },
+    Watch {
+        mac: [u8; 6],
+        home: Ipv4Addr,
+        gateway: Ipv4Addr,
+    },
+    Unwatch {
+        mac: [u8; 6],
+    },
     /// Another sign of life (DHCP renewal, uplink traffic).
-    Seen { mac: [u8; 6] },
+    Seen {
+        mac: [u8; 6],
+    },
 }
 
 /// AF_PACKET socket for ARP (ETH_P_ARP) bound to one interface, non-blocking.
@@ -281,7 +325,11 @@ fn arp_socket(ifindex: u32) -> Result<OwnedFd> {
     let proto = (libc::ETH_P_ARP as u16).to_be();
     // SAFETY: plain socket(2).
     let fd = unsafe {
-        libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, i32::from(proto))
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            i32::from(proto),
+        )
     };
     if fd < 0 {
         bail!("AF_PACKET/ARP socket: {}", io::Error::last_os_error());
@@ -295,10 +343,17 @@ fn arp_socket(ifindex: u32) -> Result<OwnedFd> {
     sll.sll_ifindex = ifindex as i32;
     // SAFETY: valid sockaddr_ll and its size.
     let rc = unsafe {
-        libc::bind(fd.as_raw_fd(), &sll as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_ll>() as u32)
+        libc::bind(
+            fd.as_raw_fd(),
+            &sll as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
     };
     if rc < 0 {
-        bail!("bind AF_PACKET to ifindex {ifindex}: {}", io::Error::last_os_error());
+        bail!(
+            "bind AF_PACKET to ifindex {ifindex}: {}",
+            io::Error::last_os_error()
+        );
     }
     Ok(fd)
 }
@@ -347,7 +402,11 @@ impl ArpShell {
     }
 
     fn at(&self, mac: [u8; 6]) -> crate::dataplane::AccessPoint {
-        crate::dataplane::AccessPoint { ifindex: self.ifindex, vlan: self.vlan, mac }
+        crate::dataplane::AccessPoint {
+            ifindex: self.ifindex,
+            vlan: self.vlan,
+            mac,
+        }
     }
 
     /// Runs until `cmds` closes; detached subscribers go to `events`.

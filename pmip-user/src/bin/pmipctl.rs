@@ -56,10 +56,16 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let req = match cli.cmd {
-        Cmd::Show { what: Show::Bindings } => Request::ShowBindings,
-        Cmd::Show { what: Show::Tunnels } => Request::ShowTunnels,
+        Cmd::Show {
+            what: Show::Bindings,
+        } => Request::ShowBindings,
+        Cmd::Show {
+            what: Show::Tunnels,
+        } => Request::ShowTunnels,
         Cmd::Show { what: Show::Stats } => Request::ShowStats,
-        Cmd::Clear { what: Clear::Binding { nai } } => Request::ClearBinding { nai },
+        Cmd::Clear {
+            what: Clear::Binding { nai },
+        } => Request::ClearBinding { nai },
     };
     let resp = ctl::request_blocking(&cli.socket, &req, Duration::from_secs(5))?;
     if cli.json {
@@ -67,5 +73,9 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     } else {
         print!("{}", ctl::format_response(&resp));
     }
-    Ok(if let Response::Error { .. } = resp { std::process::ExitCode::FAILURE } else { std::process::ExitCode::SUCCESS })
+    Ok(if let Response::Error { .. } = resp {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    })
 }

@@ -7,7 +7,10 @@ use pmip_user::loader::{FastPath, LoadOptions};
 use pmip_user::static_bindings::StaticFile;
 
 #[derive(Parser)]
-#[command(name = "pmipd", about = "Proxy Mobile IP gateway daemon (eBPF fast path)")]
+#[command(
+    name = "pmipd",
+    about = "Proxy Mobile IP gateway daemon (eBPF fast path)"
+)]
 struct Cli {
     /// eBPF object (default: $PMIP_EBPF_OBJECT, next to pmipd, or target/bpf/pmip-ebpf.o).
     #[arg(long, global = true)]
@@ -45,7 +48,9 @@ enum Cmd {
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -76,7 +81,11 @@ fn run_daemon(opts: LoadOptions, path: &std::path::Path, check: bool) -> Result<
             for e in &errs.0 {
                 eprintln!("pmipd: {}: {e}", path.display());
             }
-            eprintln!("pmipd: {}: {} configuration error(s); not started", path.display(), errs.0.len());
+            eprintln!(
+                "pmipd: {}: {} configuration error(s); not started",
+                path.display(),
+                errs.0.len()
+            );
             std::process::exit(2);
         }
     };
@@ -84,17 +93,28 @@ fn run_daemon(opts: LoadOptions, path: &std::path::Path, check: bool) -> Result<
         println!("pmipd: {}: configuration OK", path.display());
         return Ok(());
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    rt.block_on(pmip_user::daemon::run(cfg, pmip_user::daemon::Options { ebpf_object: opts.object }, || {
-        use std::io::Write;
-        let mut out = std::io::stdout();
-        let _ = writeln!(out, "pmipd: ready");
-        let _ = out.flush();
-    }))
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(pmip_user::daemon::run(
+        cfg,
+        pmip_user::daemon::Options {
+            ebpf_object: opts.object,
+        },
+        || {
+            use std::io::Write;
+            let mut out = std::io::stdout();
+            let _ = writeln!(out, "pmipd: ready");
+            let _ = out.flush();
+        },
+    ))
 }
 
 fn wait_for_signal() -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
@@ -115,19 +135,33 @@ fn run_static(opts: &LoadOptions, file: &std::path::Path, stats_every: Option<u6
             fp.attach_pass(&spec.name)?;
             continue;
         }
-        let mode = fp.attach(&spec, cfg.attach_mode).with_context(|| format!("interface {}", spec.name))?;
+        let mode = fp
+            .attach(&spec, cfg.attach_mode)
+            .with_context(|| format!("interface {}", spec.name))?;
         tracing::info!(iface = %spec.name, ?mode, "attached");
     }
     for b in cfg.access_bindings()? {
         fp.install_access(&b)?;
-        tracing::info!(sub_id = b.sub_id, up = b.uplink_key, down = b.downlink_key, "access binding installed");
+        tracing::info!(
+            sub_id = b.sub_id,
+            up = b.uplink_key,
+            down = b.downlink_key,
+            "access binding installed"
+        );
     }
     for b in cfg.anchor_bindings()? {
         fp.install_anchor(&b)?;
-        tracing::info!(sub_id = b.sub_id, up = b.uplink_key, down = b.downlink_key, "anchor binding installed");
+        tracing::info!(
+            sub_id = b.sub_id,
+            up = b.uplink_key,
+            down = b.downlink_key,
+            "anchor binding installed"
+        );
     }
     println!("pmipd: static bindings installed; forwarding");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let every = std::time::Duration::from_secs(stats_every.unwrap_or(3600).max(1));

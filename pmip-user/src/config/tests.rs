@@ -8,7 +8,12 @@ const ANCHOR_V4: &str = include_str!("../../../examples/anchor-pmipv4.toml");
 
 #[test]
 fn examples_load() {
-    for (name, text) in [("access-v6", ACCESS_V6), ("anchor-v6", ANCHOR_V6), ("access-v4", ACCESS_V4), ("anchor-v4", ANCHOR_V4)] {
+    for (name, text) in [
+        ("access-v6", ACCESS_V6),
+        ("anchor-v6", ANCHOR_V6),
+        ("access-v4", ACCESS_V4),
+        ("anchor-v4", ANCHOR_V4),
+    ] {
         if let Err(e) = Config::from_toml_str(text) {
             panic!("{name}: {e}");
         }
@@ -17,7 +22,10 @@ fn examples_load() {
     assert_eq!(c.role, Role::Access);
     assert_eq!(c.protocol, Protocol::Pmipv6);
     assert_eq!(c.interfaces.access[0].vlan, Some(3074));
-    assert_eq!(c.interfaces.access[0].gateway_v4(), Some((Ipv4Addr::new(192, 0, 2, 254), 24)));
+    assert_eq!(
+        c.interfaces.access[0].gateway_v4(),
+        Some((Ipv4Addr::new(192, 0, 2, 254), 24))
+    );
     assert_eq!(c.timers.timestamp_window_ms, 200);
     assert_eq!(c.detach.monitor_config().interval, Duration::from_secs(10));
     let lma = c.peer("lma1").unwrap();
@@ -26,7 +34,10 @@ fn examples_load() {
     let c4 = Config::from_toml_str(ACCESS_V4).unwrap();
     let ha = c4.peer("ha1").unwrap();
     assert_eq!(ha.algorithm, Some(Algorithm::HmacMd5));
-    assert_eq!(c4.peer("ha2").unwrap().algorithm, Some(Algorithm::Rfc2002Md5));
+    assert_eq!(
+        c4.peer("ha2").unwrap().algorithm,
+        Some(Algorithm::Rfc2002Md5)
+    );
     assert_eq!(ha.key_bytes().unwrap()[..3], [0x00, 0x11, 0x22]);
     assert_eq!(c4.subscriber_mtu(&c4.interfaces.access[0], ha), 1472);
     assert_eq!(c4.timers.renew_percent, 50);
@@ -62,9 +73,17 @@ address = "2001:db8::2"
 fn profile_lookup_order() {
     let c = Config::from_toml_str(ACCESS_V6).unwrap();
     let mac = parse_mac("0024.d78e.21a4").unwrap();
-    assert_eq!(c.profile_for(Some("mn0@example.com"), &[2; 6], "eth0.3074").unwrap().name, "mn0");
+    assert_eq!(
+        c.profile_for(Some("mn0@example.com"), &[2; 6], "eth0.3074")
+            .unwrap()
+            .name,
+        "mn0"
+    );
     assert_eq!(c.profile_for(None, &mac, "eth0.3074").unwrap().name, "mn0");
-    assert_eq!(c.profile_for(None, &[2; 6], "eth0.3074").unwrap().name, "default_subscriber_profile_A");
+    assert_eq!(
+        c.profile_for(None, &[2; 6], "eth0.3074").unwrap().name,
+        "default_subscriber_profile_A"
+    );
     assert!(c.profile_for(None, &[2; 6], "eth9").is_none());
 }
 
@@ -74,7 +93,10 @@ fn set(doc: &mut Value, path: &str, val: Option<Value>) {
     let mut cur = doc;
     for (i, seg) in segs.iter().enumerate() {
         let (key, idx) = match seg.split_once('[') {
-            Some((k, rest)) => (k, Some(rest.trim_end_matches(']').parse::<usize>().unwrap())),
+            Some((k, rest)) => (
+                k,
+                Some(rest.trim_end_matches(']').parse::<usize>().unwrap()),
+            ),
             None => (*seg, None),
         };
         let last = i == segs.len() - 1;
@@ -90,7 +112,9 @@ fn set(doc: &mut Value, path: &str, val: Option<Value>) {
             }
             return;
         }
-        cur = t.entry(key.to_string()).or_insert_with(|| Value::Table(Default::default()));
+        cur = t
+            .entry(key.to_string())
+            .or_insert_with(|| Value::Table(Default::default()));
         if let Some(n) = idx {
             let arr = cur.as_array_mut().unwrap();
             if last {
@@ -130,92 +154,438 @@ fn errors_of(base: &str, edits: &[(&str, Option<Value>)]) -> String {
 fn bad_configs_are_refused_with_the_key_path() {
     type Case<'a> = (&'a str, Vec<(&'a str, Option<Value>)>, &'a str);
     let cases: Vec<Case> = vec![
-        (ACCESS_V4, vec![("peers[1].spi", i(12))], "peers[1].spi: must be >= 256"),
-        (ACCESS_V4, vec![("peers[0].spi", None)], "peers[0].spi: missing"),
-        (ACCESS_V4, vec![("peers[0].algorithm", s("sha1"))], "unknown variant `sha1`"),
-        (ACCESS_V4, vec![("peers[0].algorithm", None)], "peers[0].algorithm: missing"),
-        (ACCESS_V4, vec![("peers[0].key", s("abc"))], "peers[0].key: must be an even number of hex digits"),
-        (ACCESS_V4, vec![("peers[0].key", s("zz"))], "peers[0].key: must be an even number of hex digits"),
-        (ACCESS_V4, vec![("peers[0].key", s(""))], "peers[0].key: must be 1 to 64 bytes"),
-        (ACCESS_V4, vec![("peers[1].name", s("ha1"))], "peers[1].name: duplicate peer name"),
-        (ACCESS_V4, vec![("peers[1].address", s("10.8.24.101"))], "peers[1].address: duplicate peer address"),
-        (ACCESS_V4, vec![("peers[0].address", s("2001:db8::1"))], "peers[0].address: PMIPv4 peers must be IPv4"),
-        (ACCESS_V4, vec![("peers[0].address", s("224.0.0.1"))], "peers[0].address: must be a unicast address"),
-        (ACCESS_V4, vec![("peers[0].address", s("not-an-ip"))], "invalid IP address syntax"),
-        (ACCESS_V4, vec![("peers[0].transport", s("ipv6"))], "peers[0].transport: is Ipv6 but address"),
-        (ACCESS_V4, vec![("peers", Some(Value::Array(vec![]))), ("profiles", Some(Value::Array(vec![])))], "peers: the access role needs at least one anchor peer"),
-        (ACCESS_V4, vec![("addresses.ipv4", None)], "addresses.ipv4: PMIPv4 signals over IPv4"),
-        (ACCESS_V4, vec![("role", s("router"))], "unknown variant `router`"),
-        (ACCESS_V4, vec![("protocol", s("mip6"))], "unknown variant `mip6`"),
-        (ACCESS_V4, vec![("bogus_key", i(1))], "unknown field `bogus_key`"),
-        (ACCESS_V4, vec![("timers.lifetim_s", i(1))], "unknown field `lifetim_s`"),
-        (ACCESS_V4, vec![("interfaces.core", s(""))], "interfaces.core: must be a Linux interface name"),
-        (ACCESS_V4, vec![("interfaces.core", s("a-very-long-interface-name"))], "interfaces.core: must be a Linux interface name"),
-        (ACCESS_V4, vec![("interfaces.access[0].name", s("eth1"))], "interfaces.access[0].name: must differ from interfaces.core"),
-        (ACCESS_V4, vec![("interfaces.access[0].vlan", i(4095))], "interfaces.access[0].vlan: must be 1 to 4094"),
-        (ACCESS_V4, vec![("interfaces.access[0].vlan", i(70000))], "invalid value"),
-        (ACCESS_V4, vec![("interfaces.access[0].gateway", s("192.0.2.254"))], "interfaces.access[0].gateway: must be an address with prefix length"),
-        (ACCESS_V4, vec![("interfaces.access[0].gateway", s("192.0.2.0/24"))], "interfaces.access[0].gateway: must be a host address"),
-        (ACCESS_V4, vec![("interfaces.access[0].gateway", s("192.0.2.254/31"))], "interfaces.access[0].gateway: prefix length must be 8 to 30"),
-        (ACCESS_V4, vec![("interfaces.access[0].gateway", s("2001:db8::1/64"))], "interfaces.access[0].gateway: must be an IPv4"),
-        (ACCESS_V4, vec![("interfaces.access[0].mtu", i(100))], "interfaces.access[0].mtu: must be 576 to 9216"),
-        (ACCESS_V4, vec![("interfaces.access[0].default_profile", s("nope"))], "interfaces.access[0].default_profile: no profile named \"nope\""),
-        (ACCESS_V4, vec![("interfaces.access", Some(Value::Array(vec![])))], "interfaces.access: the access role needs at least one"),
-        (ACCESS_V4, vec![("timers.lifetime_s", i(0))], "timers.lifetime_s: must be 1 to 65534"),
-        (ACCESS_V4, vec![("timers.lifetime_s", i(70000))], "timers.lifetime_s: must be 1 to 65534"),
-        (ACCESS_V4, vec![("timers.renew_percent", i(100))], "timers.renew_percent: must be 1 to 99"),
-        (ACCESS_V4, vec![("timers.retx_initial_ms", i(10))], "timers.retx_initial_ms: must be >= 100"),
-        (ACCESS_V4, vec![("timers.retx_max_ms", i(1000))], "timers.retx_max_ms: must be >= retx_initial_ms (3000)"),
-        (ACCESS_V4, vec![("timers.max_retransmissions", i(50))], "timers.max_retransmissions: must be 0 to 20"),
-        (ACCESS_V4, vec![("timers.max_retransmissions", i(-1))], "invalid value"),
-        (ACCESS_V4, vec![("timers.heartbeat_interval_s", i(5)), ("timers.heartbeat_misses", i(0))], "timers.heartbeat_misses: must be >= 1"),
-        (ACCESS_V4, vec![("timers.bri_delay_max_ms", i(10))], "timers.bri_delay_max_ms: must be >= bri_delay_min_ms"),
-        (ACCESS_V4, vec![("timers.ha_failover.attempts_before_switching", i(9))], "timers.ha_failover.attempts_before_switching: must be 1 to max_attempts (4)"),
-        (ACCESS_V4, vec![("timers.ha_failover.timeout_s", i(0))], "timers.ha_failover.timeout_s: must be > 0"),
-        (ACCESS_V4, vec![("detach.timeout_s", i(10))], "detach.timeout_s: must be below interval_s (10)"),
-        (ACCESS_V4, vec![("detach.interval_s", i(0))], "detach.interval_s: must be > 0"),
-        (ACCESS_V4, vec![("detach.retries", i(1000))], "detach.retries: must be 0 to 100"),
-        (ACCESS_V4, vec![("dhcp.offer_timeout_s", i(0))], "dhcp.offer_timeout_s: must be > 0"),
-        (ACCESS_V4, vec![("dhcp.dns", Some(Value::Array(vec![Value::String("x".into())])))], "invalid IPv4 address syntax"),
-        (ACCESS_V4, vec![("profiles[1].anchor", s("ha9"))], "profiles[1].anchor: no peer named \"ha9\""),
-        (ACCESS_V4, vec![("profiles[1].anchor", None)], "profiles[1].anchor: missing"),
-        (ACCESS_V4, vec![("profiles[1].alternate_anchor", s("ha1"))], "profiles[1].alternate_anchor: must differ from anchor"),
-        (ACCESS_V4, vec![("profiles[1].alternate_anchor", s("zz"))], "profiles[1].alternate_anchor: no peer named"),
-        (ACCESS_V4, vec![("profiles[1].nai", None)], "profiles[1]: needs nai or mac"),
-        (ACCESS_V4, vec![("profiles[1].nai", s(""))], "profiles[1].nai: must be 1 to 253 characters"),
-        (ACCESS_V4, vec![("profiles[1].name", s("default"))], "profiles[1].name: must be a unique"),
-        (ACCESS_V4, vec![("profiles[1].mac", s("00:11:22"))], "profiles[1].mac: must be a MAC"),
-        (ACCESS_V4, vec![("profiles[1].mac", s("01:00:5e:00:00:01"))], "profiles[1].mac: must be a unicast MAC"),
-        (ACCESS_V4, vec![("profiles[1].home_address", s("0.0.0.0"))], "profiles[1].home_address: must be a unicast address"),
-        (ACCESS_V4, vec![("profiles[1].apn", s("bad apn!"))], "profiles[1].apn: must be dot-separated labels"),
-        (ACCESS_V4, vec![("profiles[1].imsi", s("12ab"))], "profiles[1].imsi: must be 6 to 15 digits"),
-        (ACCESS_V4, vec![("profiles[1].imsi", s("1234567890123456"))], "profiles[1].imsi: must be 6 to 15 digits"),
-        (ACCESS_V4, vec![("profiles[1].pool", s("home"))], "profiles[1].pool: only used in the anchor role"),
-        (ACCESS_V6, vec![("profiles[1].mac", s("00:24:d7:8e:21:a4")), ("profiles[0].mac", s("0024.d78e.21a4"))], "profiles[1].mac: MAC 00:24:d7:8e:21:a4 used by two profiles"),
-        (ACCESS_V6, vec![("timers.refresh_s", i(3600))], "timers.refresh_s: must be between 1 and lifetime_s (3600) exclusive"),
-        (ACCESS_V6, vec![("timers.lifetime_s", i(300000))], "timers.lifetime_s: must be 1 to 262140"),
-        (ACCESS_V6, vec![("addresses.ipv6", None)], "addresses: needs ipv4 or ipv6"),
-        (ACCESS_V6, vec![("peers[0].spi", i(300))], "peers[0].algorithm: missing: part of the security association"),
-        (ACCESS_V6, vec![("pools", Some(Value::Array(vec![Value::Table(Default::default())])))], "missing field `name`"),
-        (ANCHOR_V6, vec![("pools[0].prefix", s("192.0.2.1/24"))], "pools[0].prefix: has host bits set"),
-        (ANCHOR_V6, vec![("pools[0].prefix", s("192.0.2.0/33"))], "pools[0].prefix: must be address/length"),
-        (ANCHOR_V6, vec![("pools[0].gateway", s("10.0.0.1"))], "pools[0].gateway: 10.0.0.1 is outside 192.0.2.0/24"),
-        (ANCHOR_V6, vec![("pools[0].gateway", None)], "pools[0].gateway: missing"),
-        (ANCHOR_V6, vec![("pools[1].assign_len", i(80))], "pools[1].assign_len: must be between the prefix length (48) and 64"),
-        (ANCHOR_V6, vec![("pools[1].name", s("PMIP_IPv4_POOL"))], "pools[1].name: must be a unique"),
-        (ANCHOR_V6, vec![("profiles[0].pool", s("nope"))], "profiles[0].pool: no pool named \"nope\""),
-        (ANCHOR_V6, vec![("pools", Some(Value::Array(vec![]))), ("profiles[0].pool", None)], "pools: the anchor role needs at least one pool"),
-        (ANCHOR_V6, vec![("interfaces.access", Some(Value::Array(vec![])))], ""),
-        (ANCHOR_V4, vec![("static_bindings[0].peer", s("x"))], "static_bindings[0].peer: no peer named \"x\""),
-        (ANCHOR_V4, vec![("static_bindings[0].uplink_key", i(0))], "static_bindings[0].uplink_key: must be non-zero"),
-        (ANCHOR_V4, vec![("static_bindings[0].mac", s("xx"))], "static_bindings[0].mac: must be a MAC"),
-        (ANCHOR_V4, vec![("peers[0].spi", i(255))], "peers[0].spi: must be >= 256"),
-        (ANCHOR_V4, vec![("peers[0].key", None)], "peers[0].key: missing: required for PMIPv4"),
+        (
+            ACCESS_V4,
+            vec![("peers[1].spi", i(12))],
+            "peers[1].spi: must be >= 256",
+        ),
+        (
+            ACCESS_V4,
+            vec![("peers[0].spi", None)],
+            "peers[0].spi: missing",
+        ),
+        (
+            ACCESS_V4,
+            vec![("peers[0].algorithm", s("sha1"))],
+            "unknown variant `sha1`",
+        ),
+        (
+            ACCESS_V4,
+            vec![("peers[0].algorithm", None)],
+            "peers[0].algorithm: missing",
+        ),
+        (
+            ACCESS_V4,
+            vec![("peers[0].key", s("abc"))],
+            "peers[0].key: must be an even number of hex digits",
+        ),
+        (
+            ACCESS_V4,
+            vec![("peers[0].key", s("zz"))],
+            "peers[0].key: must be an even number of hex digits",
+        ),
+        (
+            ACCESS_V4,
+            vec![("peers[0].key", s(""))],
+            "peers[0].key: must be 1 to 64 bytes",
+        ),
+        (
+            ACCESS_V4,
+            vec![("peers[1].name", s("ha1"))],
+            "peers[1].name: duplicate peer name",
+        ),
+        (
+            ACCESS_V4,
+            vec![("peers[1].address", s("10.8.24.101"))],
+            "peers[1].address: duplicate peer address",
+        ),
+        (
+            ACCESS_V4,
+            vec![("peers[0].address", s("2001:db8::1"))],
+            "peers[0].address: PMIPv4 peers must be IPv4",
+        ),
+        (
+            ACCESS_V4,
+            vec![("peers[0].address", s("224.0.0.1"))],
+            "peers[0].address: must be a unicast address",
+        ),
+        (
+            ACCESS_V4,
+            vec![("peers[0].address", s("not-an-ip"))],
+            "invalid IP address syntax",
+        ),
+        (
+            ACCESS_V4,
+            vec![("peers[0].transport", s("ipv6"))],
+            "peers[0].transport: is Ipv6 but address",
+        ),
+        (
+            ACCESS_V4,
+            vec![
+                ("peers", Some(Value::Array(vec![]))),
+                ("profiles", Some(Value::Array(vec![]))),
+            ],
+            "peers: the access role needs at least one anchor peer",
+        ),
+        (
+            ACCESS_V4,
+            vec![("addresses.ipv4", None)],
+            "addresses.ipv4: PMIPv4 signals over IPv4",
+        ),
+        (
+            ACCESS_V4,
+            vec![("role", s("router"))],
+            "unknown variant `router`",
+        ),
+        (
+            ACCESS_V4,
+            vec![("protocol", s("mip6"))],
+            "unknown variant `mip6`",
+        ),
+        (
+            ACCESS_V4,
+            vec![("bogus_key", i(1))],
+            "unknown field `bogus_key`",
+        ),
+        (
+            ACCESS_V4,
+            vec![("timers.lifetim_s", i(1))],
+            "unknown field `lifetim_s`",
+        ),
+        (
+            ACCESS_V4,
+            vec![("interfaces.core", s(""))],
+            "interfaces.core: must be a Linux interface name",
+        ),
+        (
+            ACCESS_V4,
+            vec![("interfaces.core", s("a-very-long-interface-name"))],
+            "interfaces.core: must be a Linux interface name",
+        ),
+        (
+            ACCESS_V4,
+            vec![("interfaces.access[0].name", s("eth1"))],
+            "interfaces.access[0].name: must differ from interfaces.core",
+        ),
+        (
+            ACCESS_V4,
+            vec![("interfaces.access[0].vlan", i(4095))],
+            "interfaces.access[0].vlan: must be 1 to 4094",
+        ),
+        (
+            ACCESS_V4,
+            vec![("interfaces.access[0].vlan", i(70000))],
+            "invalid value",
+        ),
+        (
+            ACCESS_V4,
+            vec![("interfaces.access[0].gateway", s("192.0.2.254"))],
+            "interfaces.access[0].gateway: must be an address with prefix length",
+        ),
+        (
+            ACCESS_V4,
+            vec![("interfaces.access[0].gateway", s("192.0.2.0/24"))],
+            "interfaces.access[0].gateway: must be a host address",
+        ),
+        (
+            ACCESS_V4,
+            vec![("interfaces.access[0].gateway", s("192.0.2.254/31"))],
+            "interfaces.access[0].gateway: prefix length must be 8 to 30",
+        ),
+        (
+            ACCESS_V4,
+            vec![("interfaces.access[0].gateway", s("2001:db8::1/64"))],
+            "interfaces.access[0].gateway: must be an IPv4",
+        ),
+        (
+            ACCESS_V4,
+            vec![("interfaces.access[0].mtu", i(100))],
+            "interfaces.access[0].mtu: must be 576 to 9216",
+        ),
+        (
+            ACCESS_V4,
+            vec![("interfaces.access[0].default_profile", s("nope"))],
+            "interfaces.access[0].default_profile: no profile named \"nope\"",
+        ),
+        (
+            ACCESS_V4,
+            vec![("interfaces.access", Some(Value::Array(vec![])))],
+            "interfaces.access: the access role needs at least one",
+        ),
+        (
+            ACCESS_V4,
+            vec![("timers.lifetime_s", i(0))],
+            "timers.lifetime_s: must be 1 to 65534",
+        ),
+        (
+            ACCESS_V4,
+            vec![("timers.lifetime_s", i(70000))],
+            "timers.lifetime_s: must be 1 to 65534",
+        ),
+        (
+            ACCESS_V4,
+            vec![("timers.renew_percent", i(100))],
+            "timers.renew_percent: must be 1 to 99",
+        ),
+        (
+            ACCESS_V4,
+            vec![("timers.retx_initial_ms", i(10))],
+            "timers.retx_initial_ms: must be >= 100",
+        ),
+        (
+            ACCESS_V4,
+            vec![("timers.retx_max_ms", i(1000))],
+            "timers.retx_max_ms: must be >= retx_initial_ms (3000)",
+        ),
+        (
+            ACCESS_V4,
+            vec![("timers.max_retransmissions", i(50))],
+            "timers.max_retransmissions: must be 0 to 20",
+        ),
+        (
+            ACCESS_V4,
+            vec![("timers.max_retransmissions", i(-1))],
+            "invalid value",
+        ),
+        (
+            ACCESS_V4,
+            vec![
+                ("timers.heartbeat_interval_s", i(5)),
+                ("timers.heartbeat_misses", i(0)),
+            ],
+            "timers.heartbeat_misses: must be >= 1",
+        ),
+        (
+            ACCESS_V4,
+            vec![("timers.bri_delay_max_ms", i(10))],
+            "timers.bri_delay_max_ms: must be >= bri_delay_min_ms",
+        ),
+        (
+            ACCESS_V4,
+            vec![("timers.ha_failover.attempts_before_switching", i(9))],
+            "timers.ha_failover.attempts_before_switching: must be 1 to max_attempts (4)",
+        ),
+        (
+            ACCESS_V4,
+            vec![("timers.ha_failover.timeout_s", i(0))],
+            "timers.ha_failover.timeout_s: must be > 0",
+        ),
+        (
+            ACCESS_V4,
+            vec![("detach.timeout_s", i(10))],
+            "detach.timeout_s: must be below interval_s (10)",
+        ),
+        (
+            ACCESS_V4,
+            vec![("detach.interval_s", i(0))],
+            "detach.interval_s: must be > 0",
+        ),
+        (
+            ACCESS_V4,
+            vec![("detach.retries", i(1000))],
+            "detach.retries: must be 0 to 100",
+        ),
+        (
+            ACCESS_V4,
+            vec![("dhcp.offer_timeout_s", i(0))],
+            "dhcp.offer_timeout_s: must be > 0",
+        ),
+        (
+            ACCESS_V4,
+            vec![(
+                "dhcp.dns",
+                Some(Value::Array(vec![Value::String("x".into())])),
+            )],
+            "invalid IPv4 address syntax",
+        ),
+        (
+            ACCESS_V4,
+            vec![("profiles[1].anchor", s("ha9"))],
+            "profiles[1].anchor: no peer named \"ha9\"",
+        ),
+        (
+            ACCESS_V4,
+            vec![("profiles[1].anchor", None)],
+            "profiles[1].anchor: missing",
+        ),
+        (
+            ACCESS_V4,
+            vec![("profiles[1].alternate_anchor", s("ha1"))],
+            "profiles[1].alternate_anchor: must differ from anchor",
+        ),
+        (
+            ACCESS_V4,
+            vec![("profiles[1].alternate_anchor", s("zz"))],
+            "profiles[1].alternate_anchor: no peer named",
+        ),
+        (
+            ACCESS_V4,
+            vec![("profiles[1].nai", None)],
+            "profiles[1]: needs nai or mac",
+        ),
+        (
+            ACCESS_V4,
+            vec![("profiles[1].nai", s(""))],
+            "profiles[1].nai: must be 1 to 253 characters",
+        ),
+        (
+            ACCESS_V4,
+            vec![("profiles[1].name", s("default"))],
+            "profiles[1].name: must be a unique",
+        ),
+        (
+            ACCESS_V4,
+            vec![("profiles[1].mac", s("00:11:22"))],
+            "profiles[1].mac: must be a MAC",
+        ),
+        (
+            ACCESS_V4,
+            vec![("profiles[1].mac", s("01:00:5e:00:00:01"))],
+            "profiles[1].mac: must be a unicast MAC",
+        ),
+        (
+            ACCESS_V4,
+            vec![("profiles[1].home_address", s("0.0.0.0"))],
+            "profiles[1].home_address: must be a unicast address",
+        ),
+        (
+            ACCESS_V4,
+            vec![("profiles[1].apn", s("bad apn!"))],
+            "profiles[1].apn: must be dot-separated labels",
+        ),
+        (
+            ACCESS_V4,
+            vec![("profiles[1].imsi", s("12ab"))],
+            "profiles[1].imsi: must be 6 to 15 digits",
+        ),
+        (
+            ACCESS_V4,
+            vec![("profiles[1].imsi", s("1234567890123456"))],
+            "profiles[1].imsi: must be 6 to 15 digits",
+        ),
+        (
+            ACCESS_V4,
+            vec![("profiles[1].pool", s("home"))],
+            "profiles[1].pool: only used in the anchor role",
+        ),
+        (
+            ACCESS_V6,
+            vec![
+                ("profiles[1].mac", s("00:24:d7:8e:21:a4")),
+                ("profiles[0].mac", s("0024.d78e.21a4")),
+            ],
+            "profiles[1].mac: MAC 00:24:d7:8e:21:a4 used by two profiles",
+        ),
+        (
+            ACCESS_V6,
+            vec![("timers.refresh_s", i(3600))],
+            "timers.refresh_s: must be between 1 and lifetime_s (3600) exclusive",
+        ),
+        (
+            ACCESS_V6,
+            vec![("timers.lifetime_s", i(300000))],
+            "timers.lifetime_s: must be 1 to 262140",
+        ),
+        (
+            ACCESS_V6,
+            vec![("addresses.ipv6", None)],
+            "addresses: needs ipv4 or ipv6",
+        ),
+        (
+            ACCESS_V6,
+            vec![("peers[0].spi", i(300))],
+            "peers[0].algorithm: missing: part of the security association",
+        ),
+        (
+            ACCESS_V6,
+            vec![(
+                "pools",
+                Some(Value::Array(vec![Value::Table(Default::default())])),
+            )],
+            "missing field `name`",
+        ),
+        (
+            ANCHOR_V6,
+            vec![("pools[0].prefix", s("192.0.2.1/24"))],
+            "pools[0].prefix: has host bits set",
+        ),
+        (
+            ANCHOR_V6,
+            vec![("pools[0].prefix", s("192.0.2.0/33"))],
+            "pools[0].prefix: must be address/length",
+        ),
+        (
+            ANCHOR_V6,
+            vec![("pools[0].gateway", s("10.0.0.1"))],
+            "pools[0].gateway: 10.0.0.1 is outside 192.0.2.0/24",
+        ),
+        (
+            ANCHOR_V6,
+            vec![("pools[0].gateway", None)],
+            "pools[0].gateway: missing",
+        ),
+        (
+            ANCHOR_V6,
+            vec![("pools[1].assign_len", i(80))],
+            "pools[1].assign_len: must be between the prefix length (48) and 64",
+        ),
+        (
+            ANCHOR_V6,
+            vec![("pools[1].name", s("PMIP_IPv4_POOL"))],
+            "pools[1].name: must be a unique",
+        ),
+        (
+            ANCHOR_V6,
+            vec![("profiles[0].pool", s("nope"))],
+            "profiles[0].pool: no pool named \"nope\"",
+        ),
+        (
+            ANCHOR_V6,
+            vec![
+                ("pools", Some(Value::Array(vec![]))),
+                ("profiles[0].pool", None),
+            ],
+            "pools: the anchor role needs at least one pool",
+        ),
+        (
+            ANCHOR_V6,
+            vec![("interfaces.access", Some(Value::Array(vec![])))],
+            "",
+        ),
+        (
+            ANCHOR_V4,
+            vec![("static_bindings[0].peer", s("x"))],
+            "static_bindings[0].peer: no peer named \"x\"",
+        ),
+        (
+            ANCHOR_V4,
+            vec![("static_bindings[0].uplink_key", i(0))],
+            "static_bindings[0].uplink_key: must be non-zero",
+        ),
+        (
+            ANCHOR_V4,
+            vec![("static_bindings[0].mac", s("xx"))],
+            "static_bindings[0].mac: must be a MAC",
+        ),
+        (
+            ANCHOR_V4,
+            vec![("peers[0].spi", i(255))],
+            "peers[0].spi: must be >= 256",
+        ),
+        (
+            ANCHOR_V4,
+            vec![("peers[0].key", None)],
+            "peers[0].key: missing: required for PMIPv4",
+        ),
     ];
     let mut failures = Vec::new();
     for (n, (base, edits, want)) in cases.iter().enumerate() {
         let got = errors_of(base, edits);
-        let ok = if want.is_empty() { got.is_empty() } else { got.contains(want) };
+        let ok = if want.is_empty() {
+            got.is_empty()
+        } else {
+            got.contains(want)
+        };
         if !ok {
             failures.push(format!("case {n} {edits:?}: want {want:?}, got {got:?}"));
         }
@@ -234,12 +604,22 @@ uplink_key = 5
 downlink_key = 6"#,
     )
     .unwrap();
-    set(&mut doc, "static_bindings", Some(Value::Array(vec![sb.clone(), sb])));
+    set(
+        &mut doc,
+        "static_bindings",
+        Some(Value::Array(vec![sb.clone(), sb])),
+    );
     let e = Config::from_toml_str(&toml::to_string(&doc).unwrap()).unwrap_err();
     let text = e.to_string();
-    assert!(text.contains("static_bindings[0].interface: missing"), "{text}");
+    assert!(
+        text.contains("static_bindings[0].interface: missing"),
+        "{text}"
+    );
     assert!(text.contains("static_bindings[0].mac: missing"), "{text}");
-    assert!(text.contains("static_bindings[1].downlink_key: two static bindings share this key"), "{text}");
+    assert!(
+        text.contains("static_bindings[1].downlink_key: two static bindings share this key"),
+        "{text}"
+    );
     // Every problem is reported, one per line.
     assert!(e.0.len() >= 5, "{text}");
     assert_eq!(text.lines().count(), e.0.len());
@@ -247,24 +627,44 @@ downlink_key = 6"#,
 
 #[test]
 fn several_errors_at_once() {
-    let got = errors_of(ACCESS_V4, &[("peers[1].spi", i(1)), ("timers.renew_percent", i(0)), ("detach.retries", i(500))]);
+    let got = errors_of(
+        ACCESS_V4,
+        &[
+            ("peers[1].spi", i(1)),
+            ("timers.renew_percent", i(0)),
+            ("detach.retries", i(500)),
+        ],
+    );
     assert!(got.contains("peers[1].spi: must be >= 256"), "{got}");
-    assert!(got.contains("timers.renew_percent: must be 1 to 99"), "{got}");
+    assert!(
+        got.contains("timers.renew_percent: must be 1 to 99"),
+        "{got}"
+    );
     assert!(got.contains("detach.retries: must be 0 to 100"), "{got}");
 }
 
 #[test]
 fn syntax_errors_name_the_line() {
-    let e = Config::from_toml_str("role = \"access\"\nprotocol = [\n").unwrap_err().to_string();
+    let e = Config::from_toml_str("role = \"access\"\nprotocol = [\n")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("line 2") || e.contains("line 3"), "{e}");
-    let e = Config::from_toml_str(ACCESS_V4.replace("spi = 256", "spi = \"256\"").as_str()).unwrap_err().to_string();
+    let e = Config::from_toml_str(ACCESS_V4.replace("spi = 256", "spi = \"256\"").as_str())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("spi") && e.contains("invalid type"), "{e}");
-    assert!(Config::load(Path::new("/nonexistent/pmipd.toml")).unwrap_err().to_string().starts_with("/nonexistent/pmipd.toml: "));
+    assert!(Config::load(Path::new("/nonexistent/pmipd.toml"))
+        .unwrap_err()
+        .to_string()
+        .starts_with("/nonexistent/pmipd.toml: "));
 }
 
 #[test]
 fn prefixes_and_overhead() {
-    assert_eq!(parse_prefix("192.0.2.0/24"), Some(("192.0.2.0".parse().unwrap(), 24)));
+    assert_eq!(
+        parse_prefix("192.0.2.0/24"),
+        Some(("192.0.2.0".parse().unwrap(), 24))
+    );
     assert_eq!(parse_prefix("2001:db8::/129"), None);
     assert_eq!(parse_prefix("192.0.2.0"), None);
     assert_eq!(parse_prefix("x/1"), None);
@@ -287,18 +687,30 @@ fn subscriber_resolution_and_dhcp_parameters() {
     let known = parse_mac("0024.d78e.21a4").unwrap();
     // By MAC: the profile's NAI.
     let (nai, p) = c.resolve_subscriber(None, &known, "eth0.3074");
-    assert_eq!((nai.as_str(), p.unwrap().name.as_str()), ("mn0@example.com", "mn0"));
+    assert_eq!(
+        (nai.as_str(), p.unwrap().name.as_str()),
+        ("mn0@example.com", "mn0")
+    );
     // By client identifier carrying the NAI.
     let (nai, p) = c.resolve_subscriber(Some(b"\x00mn0@example.com"), &[2; 6], "eth0.3074");
-    assert_eq!((nai.as_str(), p.unwrap().name.as_str()), ("mn0@example.com", "mn0"));
+    assert_eq!(
+        (nai.as_str(), p.unwrap().name.as_str()),
+        ("mn0@example.com", "mn0")
+    );
     // Unknown: the default profile, and the MAC as NAI.
     let (nai, p) = c.resolve_subscriber(None, &[2, 0, 0, 0, 0, 7], "eth0.3074");
-    assert_eq!((nai.as_str(), p.unwrap().name.as_str()), ("0200.0000.0007", "default_subscriber_profile_A"));
+    assert_eq!(
+        (nai.as_str(), p.unwrap().name.as_str()),
+        ("0200.0000.0007", "default_subscriber_profile_A")
+    );
     assert_eq!(c.dns_for(p), c.dhcp.dns);
     let d = c.dhcp_server_config(&c.interfaces.access[0]).unwrap();
     assert_eq!(d.server_id, Ipv4Addr::new(192, 0, 2, 254));
     assert_eq!(d.vlan, 3074);
     assert_eq!(d.offer_timeout, Duration::from_secs(60));
     let c4 = Config::from_toml_str(ACCESS_V4).unwrap();
-    assert_eq!(c4.dns_for(c4.profile("default")), vec![Ipv4Addr::new(198, 51, 100, 250)]);
+    assert_eq!(
+        c4.dns_for(c4.profile("default")),
+        vec![Ipv4Addr::new(198, 51, 100, 250)]
+    );
 }

@@ -80,23 +80,46 @@ fn tunnels_and_stats_text() {
     assert_eq!(cols, ["lma1", "10.0.0.1", "10.0.0.2", "3", "UP"]);
 
     let mut s = StatsView::default();
-    s.add_group("dhcp", &crate::access::dhcp::DhcpStats { offers: 2, acks: 3, ..Default::default() });
+    s.add_group(
+        "dhcp",
+        &crate::access::dhcp::DhcpStats {
+            offers: 2,
+            acks: 3,
+            ..Default::default()
+        },
+    );
     s.subscribers.push(SubscriberStats {
         nai: "mn0@example.com".into(),
         sub_id: 1,
-        traffic: TrafficCounters { up_packets: 10, up_bytes: 1000, down_packets: 20, down_bytes: 2000 }.into(),
+        traffic: TrafficCounters {
+            up_packets: 10,
+            up_bytes: 1000,
+            down_packets: 20,
+            down_bytes: 2000,
+        }
+        .into(),
     });
     assert_eq!(s.groups["dhcp"]["acks"], 3);
     let t = format_stats(&s);
     assert!(t.contains("dhcp:\n"), "{t}");
-    assert!(t.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["offers", "2"]), "{t}");
+    assert!(
+        t.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["offers", "2"]),
+        "{t}"
+    );
     let sub = t.lines().find(|l| l.contains("mn0@example.com")).unwrap();
-    assert_eq!(sub.split_whitespace().collect::<Vec<_>>(), ["mn0@example.com", "1", "10", "1000", "20", "2000"]);
+    assert_eq!(
+        sub.split_whitespace().collect::<Vec<_>>(),
+        ["mn0@example.com", "1", "10", "1000", "20", "2000"]
+    );
 }
 
 #[test]
 fn json_wire_format() {
-    assert_eq!(serde_json::to_string(&Request::ShowBindings).unwrap(), r#"{"cmd":"show_bindings"}"#);
+    assert_eq!(
+        serde_json::to_string(&Request::ShowBindings).unwrap(),
+        r#"{"cmd":"show_bindings"}"#
+    );
     assert_eq!(
         serde_json::to_string(&Request::ClearBinding { nai: "a@b".into() }).unwrap(),
         r#"{"cmd":"clear_binding","nai":"a@b"}"#
@@ -122,7 +145,10 @@ fn handler() -> Handler {
             s.add_group("signaling", &BTreeMap::from([("pbu_tx", 4u64)]));
             Response::Stats(s)
         }
-        Request::ClearBinding { nai } => Response::Cleared { found: nai == "mn0@example.com", nai },
+        Request::ClearBinding { nai } => Response::Cleared {
+            found: nai == "mn0@example.com",
+            nai,
+        },
     })
 }
 
@@ -136,20 +162,35 @@ async fn round_trip_over_a_unix_socket() {
     let l = bind(&path).unwrap();
     let server = tokio::spawn(serve(l, handler()));
 
-    assert_eq!(request(&path, &Request::ShowBindings).await.unwrap(), Response::Bindings(vec![seed_binding()]));
-    assert_eq!(request(&path, &Request::ShowTunnels).await.unwrap(), Response::Tunnels(vec![]));
-    let Response::Stats(s) = request(&path, &Request::ShowStats).await.unwrap() else { panic!() };
+    assert_eq!(
+        request(&path, &Request::ShowBindings).await.unwrap(),
+        Response::Bindings(vec![seed_binding()])
+    );
+    assert_eq!(
+        request(&path, &Request::ShowTunnels).await.unwrap(),
+        Response::Tunnels(vec![])
+    );
+    let Response::Stats(s) = request(&path, &Request::ShowStats).await.unwrap() else {
+        panic!()
+    };
     assert_eq!(s.groups["signaling"]["pbu_tx"], 4);
     assert_eq!(
-        request(&path, &Request::ClearBinding { nai: "x@y".into() }).await.unwrap(),
-        Response::Cleared { nai: "x@y".into(), found: false }
+        request(&path, &Request::ClearBinding { nai: "x@y".into() })
+            .await
+            .unwrap(),
+        Response::Cleared {
+            nai: "x@y".into(),
+            found: false
+        }
     );
     // Blocking client (pmipctl) from another thread.
     let p2 = path.clone();
-    let r = tokio::task::spawn_blocking(move || request_blocking(&p2, &Request::ShowBindings, Duration::from_secs(5)))
-        .await
-        .unwrap()
-        .unwrap();
+    let r = tokio::task::spawn_blocking(move || {
+        request_blocking(&p2, &Request::ShowBindings, Duration::from_secs(5))
+    })
+    .await
+    .unwrap()
+    .unwrap();
     assert!(format_response(&r).contains("Nai: mn0@example.com"));
 
     // Garbage and oversized requests get an error response, and the server lives on.
@@ -162,7 +203,10 @@ async fn round_trip_over_a_unix_socket() {
         let r: Response = serde_json::from_slice(&buf).unwrap();
         assert!(matches!(r, Response::Error { .. }), "{r:?}");
     }
-    assert!(matches!(request(&path, &Request::ShowTunnels).await.unwrap(), Response::Tunnels(_)));
+    assert!(matches!(
+        request(&path, &Request::ShowTunnels).await.unwrap(),
+        Response::Tunnels(_)
+    ));
 
     // A regular file at the path is not clobbered.
     let f = dir.join("file");
@@ -173,9 +217,13 @@ async fn round_trip_over_a_unix_socket() {
 
 #[test]
 fn blocking_client_reports_a_missing_daemon() {
-    let e = request_blocking(Path::new("/nonexistent/pmipd.sock"), &Request::ShowStats, Duration::from_secs(1))
-        .unwrap_err()
-        .to_string();
+    let e = request_blocking(
+        Path::new("/nonexistent/pmipd.sock"),
+        &Request::ShowStats,
+        Duration::from_secs(1),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("is pmipd running?"), "{e}");
 }
 

@@ -280,8 +280,11 @@ impl Ha {
 
     /// Every mobility binding, by NAI (for `show bindings`).
     pub fn bindings(&self) -> Vec<(String, BindingInfo)> {
-        let mut v: Vec<(String, BindingInfo)> =
-            self.bindings.keys().filter_map(|n| Some((n.clone(), self.binding(n)?))).collect();
+        let mut v: Vec<(String, BindingInfo)> = self
+            .bindings
+            .keys()
+            .filter_map(|n| Some((n.clone(), self.binding(n)?)))
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
@@ -296,7 +299,9 @@ impl Ha {
         if b.revocable {
             self.send_revocation(now, b.pma, b.home, nai);
         }
-        self.events.push_back(HaEvent::Deregistered { nai: nai.to_string() });
+        self.events.push_back(HaEvent::Deregistered {
+            nai: nai.to_string(),
+        });
         true
     }
 
@@ -736,7 +741,8 @@ impl Ha {
     fn alloc_key(&mut self) -> Option<u32> {
         for _ in 0..1_000_000 {
             let k = self.next_key;
-            self.next_key = super::next_gre_key(k, self.cfg.uplink_key_base.max(1), self.keys_in_use.len());
+            self.next_key =
+                super::next_gre_key(k, self.cfg.uplink_key_base.max(1), self.keys_in_use.len());
             if self.keys_in_use.insert(k) {
                 return Some(k);
             }

@@ -1043,7 +1043,11 @@ impl Mag {
 
     /// Every entry of the binding update list (for `show bindings`).
     pub fn bindings(&self) -> Vec<(AccessPoint, MagBindingInfo)> {
-        let mut v: Vec<_> = self.entries.keys().filter_map(|at| Some((*at, self.binding(at)?))).collect();
+        let mut v: Vec<_> = self
+            .entries
+            .keys()
+            .filter_map(|at| Some((*at, self.binding(at)?)))
+            .collect();
         v.sort_by_key(|(at, _)| *at);
         v
     }

@@ -45,7 +45,11 @@ where
 {
     let xdp_ctx = xdp_md(c.ifindex, c.frame.len());
     let skb_ctx = sk_buff(c.ifindex);
-    let ctx: &[u8] = if c.program == TC_INGRESS_PROGRAM { &skb_ctx } else { &xdp_ctx };
+    let ctx: &[u8] = if c.program == TC_INGRESS_PROGRAM {
+        &skb_ctx
+    } else {
+        &xdp_ctx
+    };
     let mut out = vec![0u8; 4096];
     let mut t = Vec::with_capacity(RUNS);
     for _ in 0..RUNS {
@@ -57,7 +61,12 @@ where
             ..Default::default()
         })?;
         if r.return_value != c.verdict {
-            bail!("{}: verdict {} (want {})", c.name, r.return_value, c.verdict);
+            bail!(
+                "{}: verdict {} (want {})",
+                c.name,
+                r.return_value,
+                c.verdict
+            );
         }
         t.push(r.duration.as_nanos() as f64);
     }
@@ -81,93 +90,299 @@ fn cat(a: Vec<u8>, b: &[u8]) -> Vec<u8> {
 
 fn per_packet() -> Result<serde_json::Value> {
     // As an anchor is configured: its home addresses come from pools.
-    let fx = setup_with(1500, pmip_user::loader::LoadOptions { home_pools: anchor_pools(), ..Default::default() })?;
+    let fx = setup_with(
+        1500,
+        pmip_user::loader::LoadOptions {
+            home_pools: anchor_pools(),
+            ..Default::default()
+        },
+    )?;
     let (acc, core, acore, cn) = (fx.acc, fx.core, fx.acore, fx.cn);
     let mut fp = fx.fp;
-    let rows = fx.ns.run_in(move || -> Result<Vec<(String, f64, f64, f64, f64)>> {
-        let up = cat(eth(ACC_MAC, SUB1_MAC, 0, ETH_P_IP), &echo4(HOME1, CN4));
-        let up_v4_copy = up.clone();
-        let up_v6t = cat(eth(ACC_MAC, SUB2_MAC, 0, ETH_P_IP), &echo4(HOME2, CN4));
-        let down = cat(eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP), &ipv4(LMA4, MAG4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x2001, &echo4(CN4, HOME1))));
-        let down_v6t = cat(eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IPV6), &ipv6(LMA6, MAG6, 47, 64, &gre_keyed(ETH_P_IP, 0x2002, &echo4(CN4, HOME2))));
-        let a_down = cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &echo4(CN4, AHOME4));
-        let a_down_v6t = cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &echo4(CN4, AHOME4_V6T));
-        let a_up = cat(eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP), &ipv4(A_PEER4, A_LOCAL4, 47, 64, false, &gre_keyed(ETH_P_IP, 0x3001, &echo4(AHOME4, CN4))));
-        let (up_tc, down_tc, a_down_tc, a_up_tc) = (up.clone(), down.clone(), a_down.clone(), a_up.clone());
-        let a_up_v6t = cat(eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IPV6), &ipv6(A_PEER6, A_LOCAL6, 47, 64, &gre_keyed(ETH_P_IP, 0x3002, &echo4(AHOME4_V6T, CN4))));
-        let mut cases = vec![
-            Case { name: "xdp_pass (baseline a)", program: PASS_PROGRAM, ifindex: acc, frame: up.clone(), verdict: 2 },
-            Case { name: "min forwarder (baseline b)", program: "bench_min_fwd", ifindex: acc, frame: up.clone(), verdict: 4 },
-            // The throughput benchmark's redirect ceiling: MAC rewrite + redirect only.
-            Case { name: "redirect only (tg_fwd)", program: "tg_fwd", ifindex: acc, frame: up.clone(), verdict: 4 },
-            Case { name: "access encap, IPv4 outer", program: PROGRAM, ifindex: acc, frame: up, verdict: 4 },
-            Case { name: "access encap, IPv6 outer", program: PROGRAM, ifindex: acc, frame: up_v6t, verdict: 4 },
-            Case { name: "access decap, IPv4 outer", program: PROGRAM, ifindex: core, frame: down, verdict: 4 },
-            Case { name: "access decap, IPv6 outer", program: PROGRAM, ifindex: core, frame: down_v6t, verdict: 4 },
-            Case { name: "anchor encap, IPv4 outer", program: PROGRAM, ifindex: cn, frame: a_down, verdict: 4 },
-            Case { name: "anchor encap, IPv6 outer", program: PROGRAM, ifindex: cn, frame: a_down_v6t, verdict: 4 },
-            Case { name: "anchor decap, IPv4 outer", program: PROGRAM, ifindex: acore, frame: a_up, verdict: 4 },
-            Case { name: "anchor decap, IPv6 outer", program: PROGRAM, ifindex: acore, frame: a_up_v6t, verdict: 4 },
-            // The same paths at TC ingress (TC_ACT_REDIRECT = 7).
-            Case { name: "TC: access encap, IPv4 outer", program: TC_INGRESS_PROGRAM, ifindex: acc, frame: up_tc, verdict: 7 },
-            Case { name: "TC: access decap, IPv4 outer", program: TC_INGRESS_PROGRAM, ifindex: core, frame: down_tc, verdict: 7 },
-            Case { name: "TC: anchor encap, IPv4 outer", program: TC_INGRESS_PROGRAM, ifindex: cn, frame: a_down_tc, verdict: 7 },
-            Case { name: "TC: anchor decap, IPv4 outer", program: TC_INGRESS_PROGRAM, ifindex: acore, frame: a_up_tc, verdict: 7 },
-            // Single operations of the fast path (pmip-ebpf/src/trafficgen.rs),
-            // each then XDP_PASS: their cost is the difference to xdp_pass.
-            Case { name: "op: bpf_ktime_get_ns", program: "tg_cost_ktime", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
-            Case { name: "op: bpf_ktime_get_coarse_ns", program: "tg_cost_ktime_coarse", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
-            Case { name: "op: bpf_jiffies64", program: "tg_cost_jiffies", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
-            Case { name: "op: hash lookup (subscriber)", program: "tg_cost_hash", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
-            Case { name: "op: array lookup (IFACES)", program: "tg_cost_array", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
-            Case { name: "op: bpf_fib_lookup (IPv4)", program: "tg_cost_fib", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
-            Case { name: "op: xdp_adjust_head -24", program: "tg_cost_adjust", ifindex: acc, frame: up_v4_copy.clone(), verdict: 2 },
-            Case { name: "op: per-CPU counter", program: "tg_cost_percpu", ifindex: acc, frame: up_v4_copy, verdict: 2 },
-        ];
-        // An object from before the TC path (PMIP_EBPF_OBJECT, to compare
-        // with) has no pmip_tc_ingress: its rows are left out.
-        if fp.load_tc_program().is_err() {
-            cases.retain(|c| c.program != TC_INGRESS_PROGRAM);
-        }
-        fp.loaded_program(PASS_PROGRAM)?;
-        fp.loaded_program("bench_min_fwd")?;
-        for p in ["tg_fwd", "tg_cost_ktime", "tg_cost_ktime_coarse", "tg_cost_jiffies", "tg_cost_hash", "tg_cost_array", "tg_cost_fib", "tg_cost_adjust", "tg_cost_percpu"] {
-            fp.loaded_program(p)?;
-        }
-        let mut samples = vec![Vec::new(); cases.len()];
-        // Interleave: every round runs every case once, so drift and noise
-        // from the shared host hit all cases alike.
-        for _ in 0..ROUNDS {
-            for (i, c) in cases.iter().enumerate() {
-                let ns = if c.program == TC_INGRESS_PROGRAM {
-                    ns_per_packet(fp.tc_program()?, c)?
-                } else {
-                    ns_per_packet(fp.loaded_program(c.program)?, c)?
-                };
-                samples[i].push(ns);
+    let rows = fx
+        .ns
+        .run_in(move || -> Result<Vec<(String, f64, f64, f64, f64)>> {
+            let up = cat(eth(ACC_MAC, SUB1_MAC, 0, ETH_P_IP), &echo4(HOME1, CN4));
+            let up_v4_copy = up.clone();
+            let up_v6t = cat(eth(ACC_MAC, SUB2_MAC, 0, ETH_P_IP), &echo4(HOME2, CN4));
+            let down = cat(
+                eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP),
+                &ipv4(
+                    LMA4,
+                    MAG4,
+                    47,
+                    64,
+                    false,
+                    &gre_keyed(ETH_P_IP, 0x2001, &echo4(CN4, HOME1)),
+                ),
+            );
+            let down_v6t = cat(
+                eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IPV6),
+                &ipv6(
+                    LMA6,
+                    MAG6,
+                    47,
+                    64,
+                    &gre_keyed(ETH_P_IP, 0x2002, &echo4(CN4, HOME2)),
+                ),
+            );
+            let a_down = cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &echo4(CN4, AHOME4));
+            let a_down_v6t = cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &echo4(CN4, AHOME4_V6T));
+            let a_up = cat(
+                eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
+                &ipv4(
+                    A_PEER4,
+                    A_LOCAL4,
+                    47,
+                    64,
+                    false,
+                    &gre_keyed(ETH_P_IP, 0x3001, &echo4(AHOME4, CN4)),
+                ),
+            );
+            let (up_tc, down_tc, a_down_tc, a_up_tc) =
+                (up.clone(), down.clone(), a_down.clone(), a_up.clone());
+            let a_up_v6t = cat(
+                eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IPV6),
+                &ipv6(
+                    A_PEER6,
+                    A_LOCAL6,
+                    47,
+                    64,
+                    &gre_keyed(ETH_P_IP, 0x3002, &echo4(AHOME4_V6T, CN4)),
+                ),
+            );
+            let mut cases = vec![
+                Case {
+                    name: "xdp_pass (baseline a)",
+                    program: PASS_PROGRAM,
+                    ifindex: acc,
+                    frame: up.clone(),
+                    verdict: 2,
+                },
+                Case {
+                    name: "min forwarder (baseline b)",
+                    program: "bench_min_fwd",
+                    ifindex: acc,
+                    frame: up.clone(),
+                    verdict: 4,
+                },
+                // The throughput benchmark's redirect ceiling: MAC rewrite + redirect only.
+                Case {
+                    name: "redirect only (tg_fwd)",
+                    program: "tg_fwd",
+                    ifindex: acc,
+                    frame: up.clone(),
+                    verdict: 4,
+                },
+                Case {
+                    name: "access encap, IPv4 outer",
+                    program: PROGRAM,
+                    ifindex: acc,
+                    frame: up,
+                    verdict: 4,
+                },
+                Case {
+                    name: "access encap, IPv6 outer",
+                    program: PROGRAM,
+                    ifindex: acc,
+                    frame: up_v6t,
+                    verdict: 4,
+                },
+                Case {
+                    name: "access decap, IPv4 outer",
+                    program: PROGRAM,
+                    ifindex: core,
+                    frame: down,
+                    verdict: 4,
+                },
+                Case {
+                    name: "access decap, IPv6 outer",
+                    program: PROGRAM,
+                    ifindex: core,
+                    frame: down_v6t,
+                    verdict: 4,
+                },
+                Case {
+                    name: "anchor encap, IPv4 outer",
+                    program: PROGRAM,
+                    ifindex: cn,
+                    frame: a_down,
+                    verdict: 4,
+                },
+                Case {
+                    name: "anchor encap, IPv6 outer",
+                    program: PROGRAM,
+                    ifindex: cn,
+                    frame: a_down_v6t,
+                    verdict: 4,
+                },
+                Case {
+                    name: "anchor decap, IPv4 outer",
+                    program: PROGRAM,
+                    ifindex: acore,
+                    frame: a_up,
+                    verdict: 4,
+                },
+                Case {
+                    name: "anchor decap, IPv6 outer",
+                    program: PROGRAM,
+                    ifindex: acore,
+                    frame: a_up_v6t,
+                    verdict: 4,
+                },
+                // The same paths at TC ingress (TC_ACT_REDIRECT = 7).
+                Case {
+                    name: "TC: access encap, IPv4 outer",
+                    program: TC_INGRESS_PROGRAM,
+                    ifindex: acc,
+                    frame: up_tc,
+                    verdict: 7,
+                },
+                Case {
+                    name: "TC: access decap, IPv4 outer",
+                    program: TC_INGRESS_PROGRAM,
+                    ifindex: core,
+                    frame: down_tc,
+                    verdict: 7,
+                },
+                Case {
+                    name: "TC: anchor encap, IPv4 outer",
+                    program: TC_INGRESS_PROGRAM,
+                    ifindex: cn,
+                    frame: a_down_tc,
+                    verdict: 7,
+                },
+                Case {
+                    name: "TC: anchor decap, IPv4 outer",
+                    program: TC_INGRESS_PROGRAM,
+                    ifindex: acore,
+                    frame: a_up_tc,
+                    verdict: 7,
+                },
+                // Single operations of the fast path (pmip-ebpf/src/trafficgen.rs),
+                // each then XDP_PASS: their cost is the difference to xdp_pass.
+                Case {
+                    name: "op: bpf_ktime_get_ns",
+                    program: "tg_cost_ktime",
+                    ifindex: acc,
+                    frame: up_v4_copy.clone(),
+                    verdict: 2,
+                },
+                Case {
+                    name: "op: bpf_ktime_get_coarse_ns",
+                    program: "tg_cost_ktime_coarse",
+                    ifindex: acc,
+                    frame: up_v4_copy.clone(),
+                    verdict: 2,
+                },
+                Case {
+                    name: "op: bpf_jiffies64",
+                    program: "tg_cost_jiffies",
+                    ifindex: acc,
+                    frame: up_v4_copy.clone(),
+                    verdict: 2,
+                },
+                Case {
+                    name: "op: hash lookup (subscriber)",
+                    program: "tg_cost_hash",
+                    ifindex: acc,
+                    frame: up_v4_copy.clone(),
+                    verdict: 2,
+                },
+                Case {
+                    name: "op: array lookup (IFACES)",
+                    program: "tg_cost_array",
+                    ifindex: acc,
+                    frame: up_v4_copy.clone(),
+                    verdict: 2,
+                },
+                Case {
+                    name: "op: bpf_fib_lookup (IPv4)",
+                    program: "tg_cost_fib",
+                    ifindex: acc,
+                    frame: up_v4_copy.clone(),
+                    verdict: 2,
+                },
+                Case {
+                    name: "op: xdp_adjust_head -24",
+                    program: "tg_cost_adjust",
+                    ifindex: acc,
+                    frame: up_v4_copy.clone(),
+                    verdict: 2,
+                },
+                Case {
+                    name: "op: per-CPU counter",
+                    program: "tg_cost_percpu",
+                    ifindex: acc,
+                    frame: up_v4_copy,
+                    verdict: 2,
+                },
+            ];
+            // An object from before the TC path (PMIP_EBPF_OBJECT, to compare
+            // with) has no pmip_tc_ingress: its rows are left out.
+            if fp.load_tc_program().is_err() {
+                cases.retain(|c| c.program != TC_INGRESS_PROGRAM);
             }
-        }
-        let mut medians: Vec<f64> = samples.iter().map(|s| median(&mut s.clone())).collect();
-        let pass = medians[0];
-        let min_fwd = medians[1];
-        let mut rows = Vec::new();
-        for (i, c) in cases.iter().enumerate() {
-            let s = &mut samples[i];
-            s.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            let m = medians[i];
-            let net = (m - pass).max(0.0) / (min_fwd - pass).max(1.0);
-            rows.push((c.name.to_string(), m, s[s.len() - 1] - s[0], m / min_fwd, net));
-        }
-        medians.clear();
-        Ok(rows)
-    })??;
+            fp.loaded_program(PASS_PROGRAM)?;
+            fp.loaded_program("bench_min_fwd")?;
+            for p in [
+                "tg_fwd",
+                "tg_cost_ktime",
+                "tg_cost_ktime_coarse",
+                "tg_cost_jiffies",
+                "tg_cost_hash",
+                "tg_cost_array",
+                "tg_cost_fib",
+                "tg_cost_adjust",
+                "tg_cost_percpu",
+            ] {
+                fp.loaded_program(p)?;
+            }
+            let mut samples = vec![Vec::new(); cases.len()];
+            // Interleave: every round runs every case once, so drift and noise
+            // from the shared host hit all cases alike.
+            for _ in 0..ROUNDS {
+                for (i, c) in cases.iter().enumerate() {
+                    let ns = if c.program == TC_INGRESS_PROGRAM {
+                        ns_per_packet(fp.tc_program()?, c)?
+                    } else {
+                        ns_per_packet(fp.loaded_program(c.program)?, c)?
+                    };
+                    samples[i].push(ns);
+                }
+            }
+            let mut medians: Vec<f64> = samples.iter().map(|s| median(&mut s.clone())).collect();
+            let pass = medians[0];
+            let min_fwd = medians[1];
+            let mut rows = Vec::new();
+            for (i, c) in cases.iter().enumerate() {
+                let s = &mut samples[i];
+                s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+                let m = medians[i];
+                let net = (m - pass).max(0.0) / (min_fwd - pass).max(1.0);
+                rows.push((
+                    c.name.to_string(),
+                    m,
+                    s[s.len() - 1] - s[0],
+                    m / min_fwd,
+                    net,
+                ));
+            }
+            medians.clear();
+            Ok(rows)
+        })??;
     println!("per-packet cost, BPF_PROG_TEST_RUN, median of {ROUNDS} interleaved rounds of {RUNS} single runs");
-    println!("{:<30} {:>8} {:>8} {:>10} {:>10}", "case", "ns/pkt", "spread", "x min-fwd", "net x");
+    println!(
+        "{:<30} {:>8} {:>8} {:>10} {:>10}",
+        "case", "ns/pkt", "spread", "x min-fwd", "net x"
+    );
     let mut json = Vec::new();
     for (name, m, spread, ratio, net) in &rows {
         println!("{name:<30} {m:>8.1} {spread:>8.1} {ratio:>10.2} {net:>10.2}");
-        json.push(serde_json::json!({"case": name, "ns_per_packet": m, "spread_ns": spread,
-            "ratio_to_min_forwarder": ratio, "net_ratio_to_min_forwarder": net}));
+        json.push(
+            serde_json::json!({"case": name, "ns_per_packet": m, "spread_ns": spread,
+            "ratio_to_min_forwarder": ratio, "net_ratio_to_min_forwarder": net}),
+        );
     }
     Ok(serde_json::json!({"benchmark": "per-packet", "runs": RUNS, "rounds": ROUNDS, "rows": json}))
 }
@@ -177,17 +392,29 @@ fn main() -> Result<()> {
     let want = |n: &str| args.is_empty() || args.iter().any(|a| a == n);
     let mut results = Vec::new();
     let smoke = std::env::var("PMIP_BENCH_SMOKE").is_ok();
-    let mut cfg = if smoke { tput::Config::smoke() } else { tput::Config::full() };
+    let mut cfg = if smoke {
+        tput::Config::smoke()
+    } else {
+        tput::Config::full()
+    };
     // Overrides for quick looks: PMIP_BENCH_ROUNDS, PMIP_BENCH_SECS.
-    if let Some(r) = std::env::var("PMIP_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(r) = std::env::var("PMIP_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         cfg.rounds = r;
     }
-    if let Some(s) = std::env::var("PMIP_BENCH_SECS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(s) = std::env::var("PMIP_BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         cfg.secs = s;
     }
     // PMIP_BENCH_SIZES=64,1400 and PMIP_BENCH_THREADS=1,2 narrow the throughput matrix.
     let list = |name: &str| -> Option<Vec<usize>> {
-        std::env::var(name).ok().map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        std::env::var(name)
+            .ok()
+            .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
     };
     if let Some(v) = list("PMIP_BENCH_SIZES") {
         cfg.sizes = v;
@@ -212,8 +439,15 @@ fn main() -> Result<()> {
         results.push(tput::tcp(&c)?);
     }
     if want("scale") {
-        let mut c = if smoke { pmip_tests::scale::Config::smoke() } else { pmip_tests::scale::Config::full() };
-        if let Some(r) = std::env::var("PMIP_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()) {
+        let mut c = if smoke {
+            pmip_tests::scale::Config::smoke()
+        } else {
+            pmip_tests::scale::Config::full()
+        };
+        if let Some(r) = std::env::var("PMIP_BENCH_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
             c.rounds = r;
         }
         if let Ok(s) = std::env::var("PMIP_BENCH_SCALE_SIZES") {
@@ -222,27 +456,43 @@ fn main() -> Result<()> {
         results.push(pmip_tests::scale::scale(&c)?);
     }
     if want("handover") {
-        let mut c = if smoke { pmip_tests::handover::Config::smoke() } else { pmip_tests::handover::Config::full() };
+        let mut c = if smoke {
+            pmip_tests::handover::Config::smoke()
+        } else {
+            pmip_tests::handover::Config::full()
+        };
         // PMIP_BENCH_HANDOVER_MOVES / _RATE / _TRIGGERS=data,dhcp / _PROTOS=pmipv6,pmipv4 / _TCP=1
-        if let Some(m) = std::env::var("PMIP_BENCH_HANDOVER_MOVES").ok().and_then(|v| v.parse().ok()) {
+        if let Some(m) = std::env::var("PMIP_BENCH_HANDOVER_MOVES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
             c.moves = m;
         }
-        if let Some(r) = std::env::var("PMIP_BENCH_HANDOVER_RATE").ok().and_then(|v| v.parse().ok()) {
+        if let Some(r) = std::env::var("PMIP_BENCH_HANDOVER_RATE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
             c.rate = r;
         }
         if let Ok(t) = std::env::var("PMIP_BENCH_HANDOVER_TRIGGERS") {
-            c.triggers = t.split(',').filter_map(|x| match x.trim() {
-                "data" => Some(pmip_tests::lab::Trigger::Data),
-                "dhcp" => Some(pmip_tests::lab::Trigger::Dhcp),
-                _ => None,
-            }).collect();
+            c.triggers = t
+                .split(',')
+                .filter_map(|x| match x.trim() {
+                    "data" => Some(pmip_tests::lab::Trigger::Data),
+                    "dhcp" => Some(pmip_tests::lab::Trigger::Dhcp),
+                    _ => None,
+                })
+                .collect();
         }
         if let Ok(t) = std::env::var("PMIP_BENCH_HANDOVER_PROTOS") {
-            c.protos = t.split(',').filter_map(|x| match x.trim() {
-                "pmipv6" => Some(pmip_tests::lab::Proto::Pmipv6),
-                "pmipv4" => Some(pmip_tests::lab::Proto::Pmipv4),
-                _ => None,
-            }).collect();
+            c.protos = t
+                .split(',')
+                .filter_map(|x| match x.trim() {
+                    "pmipv6" => Some(pmip_tests::lab::Proto::Pmipv6),
+                    "pmipv4" => Some(pmip_tests::lab::Proto::Pmipv4),
+                    _ => None,
+                })
+                .collect();
         }
         c.tcp_load = std::env::var("PMIP_BENCH_HANDOVER_TCP").is_ok_and(|v| v == "1");
         results.push(pmip_tests::handover::handover(&c)?);
@@ -261,7 +511,10 @@ fn main() -> Result<()> {
         r["machine"] = machine.clone();
         r["date"] = serde_json::json!(date());
         let name = r["benchmark"].as_str().unwrap_or("unknown").to_string();
-        std::fs::write(dir.join(format!("{name}.json")), serde_json::to_string_pretty(r)?)?;
+        std::fs::write(
+            dir.join(format!("{name}.json")),
+            serde_json::to_string_pretty(r)?,
+        )?;
         all.retain(|x| x["benchmark"] != r["benchmark"]);
         all.push(r.clone());
     }
@@ -274,12 +527,24 @@ fn main() -> Result<()> {
 fn machine() -> serde_json::Value {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_default();
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|t| t.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
+        .and_then(|t| {
+            t.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
         .unwrap_or(0);
     serde_json::json!({"cpus": tput::ncpus(), "cpu": cpu, "kernel": kernel, "mem_gib": mem_kb / 1024 / 1024})
 }

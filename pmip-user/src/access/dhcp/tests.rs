@@ -18,7 +18,10 @@ fn binding() -> BindingInfo {
         prefix_len: 24,
         router: SID,
         lifetime: Duration::from_secs(3600),
-        dns: vec![Ipv4Addr::new(198, 51, 100, 250), Ipv4Addr::new(198, 51, 100, 251)],
+        dns: vec![
+            Ipv4Addr::new(198, 51, 100, 250),
+            Ipv4Addr::new(198, 51, 100, 251),
+        ],
         mtu: Some(1476),
     }
 }
@@ -36,7 +39,11 @@ struct Req {
 }
 
 fn req(kind: u8) -> Req {
-    Req { kind, xid: 0x1234_5678, ..Default::default() }
+    Req {
+        kind,
+        xid: 0x1234_5678,
+        ..Default::default()
+    }
 }
 
 /// RFC 2131 §2 figure 1 layout, written out field by field.
@@ -92,7 +99,10 @@ fn opts(p: &[u8]) -> Vec<(u8, Vec<u8>)> {
 }
 
 fn opt(p: &[u8], code: u8) -> Option<Vec<u8>> {
-    opts(p).into_iter().find(|(c, _)| *c == code).map(|(_, v)| v)
+    opts(p)
+        .into_iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, v)| v)
 }
 
 fn ip(a: &[u8]) -> Ipv4Addr {
@@ -105,7 +115,10 @@ fn u32_of(v: Vec<u8>) -> u32 {
 
 fn attach(s: &mut DhcpServer, now: Instant) -> Transmit {
     s.handle(now, &bytes(&req(1))).unwrap();
-    assert!(s.poll_transmit().is_none(), "no OFFER before the registration");
+    assert!(
+        s.poll_transmit().is_none(),
+        "no OFFER before the registration"
+    );
     assert!(matches!(s.poll_event(), Some(Event::AttachRequest { .. })));
     s.binding_ready(now, MAC, binding());
     s.poll_transmit().expect("OFFER")
@@ -130,7 +143,11 @@ fn discover_triggers_attach_and_offer_bytes() {
     assert_eq!(
         s.poll_event(),
         Some(Event::AttachRequest {
-            at: AccessPoint { ifindex: 7, vlan: 0, mac: MAC },
+            at: AccessPoint {
+                ifindex: 7,
+                vlan: 0,
+                mac: MAC
+            },
             client_id: Some(b"\x01mn0@example.com".to_vec()),
             requested: None,
         })
@@ -242,7 +259,14 @@ fn another_servers_offer_taken_abandons_attach() {
     assert_eq!(s.poll_transmit(), None);
     assert_eq!(
         s.poll_event(),
-        Some(Event::Detach { at: AccessPoint { ifindex: 7, vlan: 0, mac: MAC }, reason: DetachReason::Abandoned })
+        Some(Event::Detach {
+            at: AccessPoint {
+                ifindex: 7,
+                vlan: 0,
+                mac: MAC
+            },
+            reason: DetachReason::Abandoned
+        })
     );
 }
 
@@ -260,7 +284,10 @@ fn unknown_client_request_registers_then_ack_or_nak() {
             matches!(s.poll_event(), Some(Event::AttachRequest { requested: Some(a), .. }) if a == HOME)
         );
         s.binding_ready(now, MAC, BindingInfo { home, ..binding() });
-        assert_eq!(opt(&s.poll_transmit().unwrap().payload, 53), Some(vec![want]));
+        assert_eq!(
+            opt(&s.poll_transmit().unwrap().payload, 53),
+            Some(vec![want])
+        );
     }
     // Registration refused: NAK.
     let mut s = server();
@@ -289,7 +316,14 @@ fn release_detaches() {
     assert_eq!(s.poll_transmit(), None, "no reply to a RELEASE");
     assert_eq!(
         s.poll_event(),
-        Some(Event::Detach { at: AccessPoint { ifindex: 7, vlan: 0, mac: MAC }, reason: DetachReason::Release })
+        Some(Event::Detach {
+            at: AccessPoint {
+                ifindex: 7,
+                vlan: 0,
+                mac: MAC
+            },
+            reason: DetachReason::Release
+        })
     );
     assert_eq!(s.poll_timeout(), None);
 }
@@ -303,7 +337,13 @@ fn decline_detaches() {
     r.requested = Some(HOME.octets());
     r.server_id = Some(SID.octets());
     s.handle(now, &bytes(&r)).unwrap();
-    assert!(matches!(s.poll_event(), Some(Event::Detach { reason: DetachReason::Decline, .. })));
+    assert!(matches!(
+        s.poll_event(),
+        Some(Event::Detach {
+            reason: DetachReason::Decline,
+            ..
+        })
+    ));
     assert_eq!(s.stats.declines, 1);
 }
 
@@ -328,7 +368,13 @@ fn lease_expiry_detaches_and_renew_extends() {
     let end2 = t1 + Duration::from_secs(3600) + s.config().lease_grace;
     assert_eq!(s.poll_timeout(), Some(end2));
     s.handle_timeout(end2);
-    assert!(matches!(s.poll_event(), Some(Event::Detach { reason: DetachReason::LeaseExpired, .. })));
+    assert!(matches!(
+        s.poll_event(),
+        Some(Event::Detach {
+            reason: DetachReason::LeaseExpired,
+            ..
+        })
+    ));
     assert_eq!(s.stats.lease_expired, 1);
     // A later RENEW is from an unknown client again: a new registration.
     s.handle(end2, &bytes(&r)).unwrap();
@@ -350,7 +396,13 @@ fn unfinished_attach_is_abandoned() {
     s.handle_timeout(deadline);
     assert_eq!(s.poll_event(), None);
     s.handle_timeout(t1 + s.config().offer_timeout);
-    assert!(matches!(s.poll_event(), Some(Event::Detach { reason: DetachReason::Abandoned, .. })));
+    assert!(matches!(
+        s.poll_event(),
+        Some(Event::Detach {
+            reason: DetachReason::Abandoned,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -375,12 +427,22 @@ fn binding_refresh_and_gone() {
     let mut s = server();
     attach(&mut s, now);
     select(&mut s, now);
-    s.binding_ready(now, MAC, BindingInfo { lifetime: Duration::from_secs(600), ..binding() });
+    s.binding_ready(
+        now,
+        MAC,
+        BindingInfo {
+            lifetime: Duration::from_secs(600),
+            ..binding()
+        },
+    );
     assert_eq!(s.poll_transmit(), None, "a refresh sends nothing by itself");
     let mut r = req(3);
     r.ciaddr = HOME.octets();
     s.handle(now, &bytes(&r)).unwrap();
-    assert_eq!(opt(&s.poll_transmit().unwrap().payload, 51).map(u32_of), Some(600));
+    assert_eq!(
+        opt(&s.poll_transmit().unwrap().payload, 51).map(u32_of),
+        Some(600)
+    );
     s.binding_gone(MAC);
     assert_eq!(s.poll_timeout(), None);
     assert_eq!(s.poll_event(), None);
@@ -518,7 +580,10 @@ impl std::ops::Drop for TmpDir {
 }
 
 pub(crate) fn tshark_available() -> bool {
-    std::process::Command::new("tshark").arg("-v").output().is_ok_and(|o| o.status.success())
+    std::process::Command::new("tshark")
+        .arg("-v")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 #[test]
@@ -547,7 +612,13 @@ fn tshark_decodes_offer_ack_nak() {
                 ReplyDest::Unicast { ip, mac } => (mac, ip),
                 _ => (frame::BROADCAST_MAC, Ipv4Addr::BROADCAST),
             };
-            frame::udp_frame(gw_mac, dmac, (SID, SERVER_PORT), (dip, CLIENT_PORT), &t.payload)
+            frame::udp_frame(
+                gw_mac,
+                dmac,
+                (SID, SERVER_PORT),
+                (dip, CLIENT_PORT),
+                &t.payload,
+            )
         })
         .collect();
     let dir = TmpDir::new("dhcp");
@@ -579,14 +650,30 @@ fn tshark_decodes_offer_ack_nak() {
         "udp.dstport",
     ];
     let mut cmd = std::process::Command::new("tshark");
-    cmd.args(["-r", pcap.to_str().unwrap(), "-o", "udp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE", "-T", "fields", "-E", "separator=|"]);
+    cmd.args([
+        "-r",
+        pcap.to_str().unwrap(),
+        "-o",
+        "udp.check_checksum:TRUE",
+        "-o",
+        "ip.check_checksum:TRUE",
+        "-T",
+        "fields",
+        "-E",
+        "separator=|",
+    ]);
     for f in fields {
         cmd.args(["-e", f]);
     }
     let out = cmd.output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split('|').collect()).collect();
-    assert_eq!(lines.len(), 3, "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        lines.len(),
+        3,
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let offer_l = &lines[0];
     assert_eq!(offer_l[0], "2"); // Boot Reply
     assert_eq!(offer_l[1], "0x12345678");
@@ -610,13 +697,17 @@ fn tshark_decodes_offer_ack_nak() {
     assert_eq!(offer_l[18], "6");
     // Exactly the options we set, client id (61) echoed per RFC 6842.
     // (tshark lists the zero padding after End as a last "0".)
-    assert!(offer_l[19].starts_with("1,3,6,26,51,53,54,58,59,61,"), "{}", offer_l[19]);
+    assert!(
+        offer_l[19].starts_with("1,3,6,26,51,53,54,58,59,61,"),
+        "{}",
+        offer_l[19]
+    );
     assert_eq!(offer_l[20], "192.0.2.254");
     assert_eq!((offer_l[21], offer_l[22]), ("67", "68"));
     assert_eq!(lines[1][4], "5"); // ACK
     assert_eq!(lines[1][2], "192.0.2.1");
     assert_eq!(lines[2][4], "6"); // NAK
-    // No malformed packets, no expert errors.
+                                  // No malformed packets, no expert errors.
     let v = std::process::Command::new("tshark")
         .args(["-r", pcap.to_str().unwrap(), "-V", "-z", "expert,error"])
         .output()

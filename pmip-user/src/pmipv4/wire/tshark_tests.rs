@@ -49,7 +49,11 @@ fn ipv4_udp(src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) -> Vec<u8> {
 
 /// pcap with LINKTYPE_RAW (101): each record is a bare IPv4 or IPv6 packet.
 pub(crate) fn write_pcap(path: &std::path::Path, packets: &[Vec<u8>]) {
-    std::fs::write(path, crate::packet::pcap_file(crate::packet::LINKTYPE_RAW, packets)).expect("write pcap");
+    std::fs::write(
+        path,
+        crate::packet::pcap_file(crate::packet::LINKTYPE_RAW, packets),
+    )
+    .expect("write pcap");
 }
 
 fn tshark_available() -> bool {
