@@ -26,7 +26,7 @@ use crate::access::dhcp::{BindingInfo as DhcpBinding, Event as DhcpEvent};
 use crate::access::shell::{ArpCmd, ArpShell, DhcpCmd, DhcpShell};
 use crate::config::{AccessInterface, Config, Protocol, Role};
 use crate::ctl::{self, BindingView, Request, Response, StatsView, SubscriberStats, TunnelView};
-use crate::dataplane::{AccessPoint, DataPlane, DpCommand, TrafficCounters};
+use crate::dataplane::{AccessPoint, DataPlane, DpCommand, Held, TrafficCounters};
 use crate::loader::{FastPath, IfaceSpec, LoadOptions};
 use crate::pmipv4::{self, auth::SecurityAssociation, ha, pma, WallClock};
 use crate::pmipv6::{self, lma, mag, transport as v6t};
@@ -106,6 +106,20 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
     let dp = SharedDp(Arc::new(Mutex::new(fp)));
     attach_fast_path(&cfg, &dp)?;
     install_static_bindings(&cfg, &dp)?;
+    // Before any registration: what the maps still forward with is not ours to give.
+    let held =
+        dp.0.lock()
+            .map_err(|_| anyhow!("fast path lock poisoned"))?
+            .held()?;
+    if !held.is_empty() {
+        tracing::info!(
+            sub_ids = held.sub_ids.len(),
+            gre_keys = held.keys.len(),
+            home_v4 = held.home_v4.len(),
+            hnps = held.hnp64.len(),
+            "the fast path holds bindings of an earlier run: reserved"
+        );
+    }
 
     let snapshot = Arc::new(Mutex::new(Snapshot::default()));
     let (clear_tx, clear_rx) = mpsc::unbounded_channel::<String>();
@@ -121,16 +135,16 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
     let stop = shutdown_signal();
     let r = match (cfg.role, cfg.protocol) {
         (Role::Access, Protocol::Pmipv6) => {
-            access_v6(&cfg, dp, snapshot, clear_rx, stop, ready).await
+            access_v6(&cfg, dp, &held, snapshot, clear_rx, stop, ready).await
         }
         (Role::Access, Protocol::Pmipv4) => {
-            access_v4(&cfg, dp, snapshot, clear_rx, stop, ready).await
+            access_v4(&cfg, dp, &held, snapshot, clear_rx, stop, ready).await
         }
         (Role::Anchor, Protocol::Pmipv6) => {
-            anchor_v6(&cfg, dp, snapshot, clear_rx, stop, ready).await
+            anchor_v6(&cfg, dp, &held, snapshot, clear_rx, stop, ready).await
         }
         (Role::Anchor, Protocol::Pmipv4) => {
-            anchor_v4(&cfg, dp, snapshot, clear_rx, stop, ready).await
+            anchor_v4(&cfg, dp, &held, snapshot, clear_rx, stop, ready).await
         }
     };
     let _ = std::fs::remove_file(&cfg.control.socket);
@@ -948,6 +962,7 @@ fn mag_config(cfg: &Config) -> mag::MagConfig {
 async fn access_v6(
     cfg: &Config,
     dp: SharedDp,
+    held: &Held,
     snapshot: Arc<Mutex<Snapshot>>,
     mut clear_rx: mpsc::UnboundedReceiver<String>,
     mut stop: oneshot::Receiver<()>,
@@ -957,6 +972,7 @@ async fn access_v6(
     let sockets = v6t::Sockets::bind(&mcfg.local, pmipv6::wire::UDP_PORT, true)
         .context("binding the PMIPv6 sockets (addresses.*)")?;
     let mut m = mag::Mag::new(mcfg, Instant::now(), SystemTime::now());
+    m.reserve(held);
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let mut shell_dp = dp.clone();
@@ -1052,6 +1068,7 @@ async fn bind_434(addr: Ipv4Addr) -> Result<tokio::net::UdpSocket> {
 async fn access_v4(
     cfg: &Config,
     dp: SharedDp,
+    held: &Held,
     snapshot: Arc<Mutex<Snapshot>>,
     mut clear_rx: mpsc::UnboundedReceiver<String>,
     mut stop: oneshot::Receiver<()>,
@@ -1083,7 +1100,8 @@ async fn access_v4(
         num_attempts_before_switching: t.ha_failover.attempts_before_switching.into(),
         timeout_ms: Some(u64::from(t.ha_failover.timeout_s) * 1000),
     };
-    let machine = pma::Pma::new(pcfg, WallClock::new(Instant::now(), SystemTime::now()));
+    let mut machine = pma::Pma::new(pcfg, WallClock::new(Instant::now(), SystemTime::now()));
+    machine.reserve(held);
     let shell = pmipv4::transport::Shell::new(machine);
     let socket = bind_434(addr).await?;
     let stop_flag = Arc::new(AtomicBool::new(false));
@@ -1096,6 +1114,10 @@ async fn access_v4(
         tokio::spawn(async move { shell.run(socket, dp, stop_flag).await })
     };
     let (mut glue, mut inputs) = AccessGlue::start(cfg, &dp, Registrar::V4(shell.clone()))?;
+    // The PMA's subscriber ids are named here (counter indices).
+    for id in &held.sub_ids {
+        glue.sub_ids.reserve(*id);
+    }
     ready();
     // The PMA has no event channel: its events are drained here, often enough
     // that a DHCP OFFER follows the registration reply within milliseconds.
@@ -1233,6 +1255,7 @@ fn lma_config(cfg: &Config) -> Result<lma::LmaConfig> {
 async fn anchor_v6(
     cfg: &Config,
     dp: SharedDp,
+    held: &Held,
     snapshot: Arc<Mutex<Snapshot>>,
     mut clear_rx: mpsc::UnboundedReceiver<String>,
     mut stop: oneshot::Receiver<()>,
@@ -1242,6 +1265,7 @@ async fn anchor_v6(
     let sockets = v6t::Sockets::bind(&lcfg.local, pmipv6::wire::UDP_PORT, true)
         .context("binding the PMIPv6 sockets (addresses.*)")?;
     let mut l = lma::Lma::new(lcfg, Instant::now(), SystemTime::now());
+    l.reserve(held);
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, _ev_rx) = mpsc::unbounded_channel();
     let mut shell_dp = dp.clone();
@@ -1334,6 +1358,7 @@ fn anchor_view(
 async fn anchor_v4(
     cfg: &Config,
     dp: SharedDp,
+    held: &Held,
     snapshot: Arc<Mutex<Snapshot>>,
     mut clear_rx: mpsc::UnboundedReceiver<String>,
     mut stop: oneshot::Receiver<()>,
@@ -1399,7 +1424,8 @@ async fn anchor_v4(
             })
         })
         .collect();
-    let machine = ha::Ha::new(hcfg, WallClock::new(Instant::now(), SystemTime::now()));
+    let mut machine = ha::Ha::new(hcfg, WallClock::new(Instant::now(), SystemTime::now()));
+    machine.reserve(held);
     let shell = pmipv4::transport::Shell::new(machine);
     let socket = bind_434(addr).await?;
     let stop_flag = Arc::new(AtomicBool::new(false));

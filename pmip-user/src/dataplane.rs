@@ -4,7 +4,7 @@
 //! applies them to a [`DataPlane`]. The real implementation writes the eBPF maps
 //! (`loader::BpfDataPlane`); [`MemDataPlane`] is an in-memory fake for tests of
 //! the state machines, which then run without root.
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A subscriber on an access interface: (ifindex, VLAN, MAC).
@@ -75,6 +75,33 @@ pub struct TrafficCounters {
     pub up_bytes: u64,
     pub down_packets: u64,
     pub down_bytes: u64,
+}
+
+/// What the data plane already forwards with when the agent starts: the
+/// bindings an earlier run left in pinned maps. The agent reserves every one
+/// of these before it accepts a registration, so that it never gives a new
+/// subscriber an id, key, address or prefix the maps still route to another
+/// (after a restart that would hand one subscriber's traffic to the next).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Subscriber ids (indices of the traffic counters).
+    pub sub_ids: BTreeSet<u32>,
+    /// GRE keys this node receives with: downlink keys on an access gateway,
+    /// uplink keys on an anchor.
+    pub keys: BTreeSet<u32>,
+    /// IPv4 home addresses (anchor).
+    pub home_v4: BTreeSet<Ipv4Addr>,
+    /// Home network prefixes, by their first 64 bits (anchor).
+    pub hnp64: BTreeSet<[u8; 8]>,
+}
+
+impl Held {
+    pub fn is_empty(&self) -> bool {
+        self.sub_ids.is_empty()
+            && self.keys.is_empty()
+            && self.home_v4.is_empty()
+            && self.hnp64.is_empty()
+    }
 }
 
 pub trait DataPlane {

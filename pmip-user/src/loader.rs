@@ -19,7 +19,7 @@ use pmip_common::{
 };
 
 use crate::dataplane::{
-    AccessBinding, AnchorBinding, DataPlane, DpCommand, Hnp, TrafficCounters, TunnelEnds,
+    AccessBinding, AnchorBinding, DataPlane, DpCommand, Held, Hnp, TrafficCounters, TunnelEnds,
 };
 
 pub const PROGRAM: &str = "pmip_xdp";
@@ -1050,6 +1050,66 @@ impl FastPath {
         let k = key.to_be_bytes();
         if h.get(&k, 0).map(|c| mine(&c)).unwrap_or(false) {
             let _ = h.remove(&k);
+        }
+        Ok(())
+    }
+
+    /// The ids, GRE keys, home addresses and prefixes the maps forward
+    /// with (bindings an earlier run left in pinned maps, and static ones).
+    pub fn held(&self) -> Result<Held> {
+        let mut h = Held::default();
+        let by_mac: HashMap<_, AccessKey, AccessSubscriber> =
+            HashMap::try_from(self.map(maps::ACCESS_BY_MAC)?)?;
+        for r in by_mac.iter() {
+            h.sub_ids.insert(r.map_err(map_err)?.1.sub_id);
+        }
+        self.for_each_key::<AccessDownlink>(
+            KeyTable::Access,
+            |d| d.ifindex != 0,
+            |k, d| {
+                h.keys.insert(k);
+                h.sub_ids.insert(d.sub_id);
+            },
+        )?;
+        self.for_each_key::<AnchorUplink>(
+            KeyTable::Anchor,
+            |u| u.flags & flags::IN_USE != 0,
+            |k, u| {
+                h.keys.insert(k);
+                h.sub_ids.insert(u.sub_id);
+                if u.flags & flags::HAS_HOME4 != 0 {
+                    h.home_v4.insert(Ipv4Addr::from(u.home_v4));
+                }
+                if u.flags & flags::HAS_HNP != 0 {
+                    h.hnp64.insert(u.home_hnp);
+                }
+            },
+        )?;
+        Ok(h)
+    }
+
+    /// Calls `f(key, value)` for every used entry of a GRE-key table (array and hash).
+    fn for_each_key<V: aya::Pod>(
+        &self,
+        t: KeyTable,
+        used: impl Fn(&V) -> bool,
+        mut f: impl FnMut(u32, &V),
+    ) -> Result<()> {
+        let (array, high) = t.names();
+        let a: Array<_, V> = Array::try_from(self.map(array)?)?;
+        for k in 0..a.len() {
+            if let Ok(v) = a.get(&k, 0) {
+                if used(&v) {
+                    f(k, &v);
+                }
+            }
+        }
+        let m: HashMap<_, [u8; 4], V> = HashMap::try_from(self.map(high)?)?;
+        for r in m.iter() {
+            let (k, v) = r.map_err(map_err)?;
+            if used(&v) {
+                f(u32::from_be_bytes(k), &v);
+            }
         }
         Ok(())
     }

@@ -105,6 +105,9 @@ pub struct LabOpts {
     pub log_filter: String,
     /// PMIPv6 signaling and GRE over IPv6 on the core (default IPv4).
     pub ipv6_transport: bool,
+    /// Pin the gateways' maps and links (`fastpath.pin_dir`, on a bpffs of
+    /// the lab's own), so the fast path outlives a daemon restart.
+    pub pin: bool,
 }
 
 impl LabOpts {
@@ -143,6 +146,7 @@ impl LabOpts {
             detach: None,
             log_filter: "info".into(),
             ipv6_transport: false,
+            pin: false,
         }
     }
 }
@@ -779,6 +783,10 @@ pub struct Lab {
     /// Background children (iperf3 servers, pings) killed on drop.
     pub bg: Vec<Child>,
     pass: Option<PassPrograms>,
+    /// The bpffs the gateways pin to (with `LabOpts::pin`).
+    pins: Option<BpfFs>,
+    /// Subscribers added by [`Lab::add_subscriber`] (the first is `sub`).
+    pub more_subs: Vec<Netns>,
     pub sub: Netns,
     pub sw: Netns,
     pub mags: Vec<Netns>,
@@ -809,6 +817,11 @@ impl Lab {
         }
         let anchor = Netns::new(&format!("{t}a"))?;
         let cn = Netns::new(&format!("{t}c"))?;
+        let pins = if opts.pin {
+            Some(BpfFs::mount(&dir.0.join("bpf"))?)
+        } else {
+            None
+        };
         let lab = Lab {
             opts,
             dir,
@@ -817,6 +830,8 @@ impl Lab {
             anchor_d: None,
             bg: Vec::new(),
             pass: None,
+            pins,
+            more_subs: Vec::new(),
             sub,
             sw,
             mags,
@@ -959,7 +974,7 @@ socket = "{sock}"
 
 [fastpath]
 attach_mode = "{mode}"
-
+{pin}
 [interfaces]
 core = "core0"
 
@@ -981,6 +996,7 @@ address = "{anchor}"
             n = i + 1,
             sock = sock.display(),
             mode = o.attach_mode,
+            pin = pin_line(o, dir, &format!("mag{}", i + 1)),
             me = CORE_MAG[i],
             me6 = if o.ipv6_transport {
                 format!("ipv6 = \"{}\"\n", CORE6_MAG[i])
@@ -1000,6 +1016,15 @@ address = "{anchor}"
         c.push_str(&detach(o));
         c.push_str("\n[[profiles]]\nname = \"default\"\nanchor = \"anchor\"\n");
         c
+    }
+}
+
+/// The `pin_dir` line of a gateway's `[fastpath]` (empty without pinning).
+fn pin_line(o: &LabOpts, dir: &Path, name: &str) -> String {
+    if o.pin {
+        format!("pin_dir = \"{}\"\n", dir.join("bpf").join(name).display())
+    } else {
+        String::new()
     }
 }
 
@@ -1044,7 +1069,7 @@ socket = "{sock}"
 
 [fastpath]
 attach_mode = "{mode}"
-
+{pin}
 [interfaces]
 core = "core0"
 correspondent = ["cn0"]
@@ -1056,6 +1081,7 @@ ipv4 = "{CORE_ANCHOR}"
             kind = o.proto.anchor_name().to_lowercase(),
             sock = sock.display(),
             mode = o.attach_mode,
+            pin = pin_line(o, dir, "anchor"),
             me6 = if o.ipv6_transport {
                 format!("ipv6 = \"{CORE6_ANCHOR}\"\n")
             } else {
@@ -1089,6 +1115,15 @@ impl Lab {
     /// Writes the configs and starts the anchor, then the access gateways.
     pub fn start_daemons(&mut self) -> Result<()> {
         ensure_binaries()?;
+        self.start_anchor()?;
+        for i in 0..self.mags.len() {
+            self.start_access(i)?;
+        }
+        Ok(())
+    }
+
+    /// (Re)starts the anchor.
+    pub fn start_anchor(&mut self) -> Result<()> {
         let cfg = self.dir.0.join("anchor.toml");
         std::fs::write(
             &cfg,
@@ -1102,9 +1137,6 @@ impl Lab {
             &sock,
             &self.opts.log_filter,
         )?);
-        for i in 0..self.mags.len() {
-            self.start_access(i)?;
-        }
         Ok(())
     }
 
@@ -1137,6 +1169,27 @@ impl Lab {
     }
     pub fn lma(&self) -> &Daemon {
         self.anchor_d.as_ref().expect("anchor not running")
+    }
+
+    /// Another subscriber (MAC `mac`) on gateway 1's access bridge, wired and
+    /// configured like the first; returns its index in `more_subs`.
+    pub fn add_subscriber(&mut self, mac: &str) -> Result<usize> {
+        let k = self.more_subs.len() + 2;
+        let ns = Netns::new(&format!("{}s{k}", self.opts.tag))?;
+        let port = format!("ps{k}");
+        veth(&ns, "s0", &self.sw, &port)?;
+        self.sw
+            .exec(&["ip", "link", "set", &port, "master", "br1"])?;
+        run_all(
+            &ns,
+            &[
+                "sysctl -qw net.ipv6.conf.all.disable_ipv6=1".into(),
+                "ethtool -K s0 tx off".into(),
+                format!("ip link set s0 address {mac}"),
+            ],
+        )?;
+        self.more_subs.push(ns);
+        Ok(self.more_subs.len() - 1)
     }
 
     /// Starts udhcpc on the subscriber and waits for its lease.
@@ -1302,7 +1355,33 @@ impl Drop for Lab {
         }
         self.anchor_d = None;
         self.pass = None;
+        // The daemons are gone: unpin what they left, then the bpffs itself.
+        self.pins = None;
         // Namespaces go with the fields.
+    }
+}
+
+/// A bpffs mounted for one lab (outside /sys: `ip netns exec` mounts a
+/// fresh /sys, which would hide /sys/fs/bpf from the daemons). On drop every
+/// pin directory in it is removed (links first, which detaches the
+/// programs), then it is unmounted.
+struct BpfFs(PathBuf);
+impl BpfFs {
+    fn mount(p: &Path) -> Result<BpfFs> {
+        std::fs::create_dir_all(p)?;
+        crate::netns::sh(&["mount", "-t", "bpf", "bpf", p.to_str().unwrap()])?;
+        Ok(BpfFs(p.to_path_buf()))
+    }
+}
+impl Drop for BpfFs {
+    fn drop(&mut self) {
+        if let Ok(rd) = std::fs::read_dir(&self.0) {
+            for e in rd.flatten() {
+                let _ = pmip_user::loader::unpin_all(&e.path());
+            }
+        }
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
     }
 }
 

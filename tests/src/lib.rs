@@ -1,10 +1,12 @@
 //! Helpers for the integration tests: network namespaces, veths, cleanup on drop.
+pub mod capture;
 pub mod fixture;
 pub mod gateway_cases;
 pub mod handover;
 pub mod lab;
 pub mod netns;
 pub mod pcap;
+pub mod reliability;
 pub mod scale;
 pub mod tput;
 

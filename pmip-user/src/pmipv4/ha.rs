@@ -738,6 +738,17 @@ impl Ha {
         Err(Refusal(ReplyCode::InsufficientResources))
     }
 
+    /// Keeps what the data plane still forwards with (an earlier run's
+    /// bindings in pinned maps) from being given to a new binding: uplink
+    /// GRE keys, subscriber ids and home addresses.
+    pub fn reserve(&mut self, held: &crate::dataplane::Held) {
+        self.keys_in_use.extend(held.keys.iter().copied());
+        self.homes_in_use.extend(held.home_v4.iter().copied());
+        for id in &held.sub_ids {
+            self.sub_ids.reserve(*id);
+        }
+    }
+
     fn alloc_key(&mut self) -> Option<u32> {
         for _ in 0..1_000_000 {
             let k = self.next_key;

@@ -426,6 +426,12 @@ impl Pma {
         }
     }
 
+    /// Keeps the downlink GRE keys the data plane still forwards with (an
+    /// earlier run's bindings in pinned maps) from being given to a new subscriber.
+    pub fn reserve(&mut self, held: &crate::dataplane::Held) {
+        self.used_keys.extend(held.keys.iter().copied());
+    }
+
     fn alloc_key(&mut self) -> u32 {
         let base = self.cfg.downlink_key_base.max(1);
         loop {

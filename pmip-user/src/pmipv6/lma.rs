@@ -291,6 +291,8 @@ struct V6Pool {
     next: u128,
     count: u128,
     free: VecDeque<u128>,
+    /// Indices held by the data plane from an earlier run: never allocated.
+    reserved: HashSet<u128>,
 }
 
 impl V6Pool {
@@ -300,17 +302,44 @@ impl V6Pool {
             count: 1u128 << bits,
             next: 0,
             free: VecDeque::new(),
+            reserved: HashSet::new(),
             cfg,
         }
     }
+    fn index_of(&self, prefix: u128) -> u128 {
+        let shift = 128 - u32::from(self.cfg.assign_len.min(128));
+        (prefix ^ u128::from(self.cfg.prefix))
+            .checked_shr(shift)
+            .unwrap_or(0)
+    }
+    /// Keeps the prefix whose first 64 bits are `hnp64` from being allocated.
+    fn reserve(&mut self, hnp64: [u8; 8]) {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&hnp64);
+        let p = u128::from_be_bytes(b);
+        let bits = u32::from(self.cfg.prefix_len.min(128));
+        let mask = if bits == 0 {
+            0
+        } else {
+            u128::MAX << (128 - bits)
+        };
+        if p & mask == u128::from(self.cfg.prefix) & mask {
+            self.reserved.insert(self.index_of(p));
+        }
+    }
     fn alloc(&mut self) -> Option<Hnp> {
-        let idx = match self.free.pop_front() {
-            Some(i) => i,
-            None if self.next < self.count => {
-                self.next += 1;
-                self.next - 1
+        let idx = loop {
+            let i = match self.free.pop_front() {
+                Some(i) => i,
+                None if self.next < self.count => {
+                    self.next += 1;
+                    self.next - 1
+                }
+                None => return None,
+            };
+            if !self.reserved.contains(&i) {
+                break i;
             }
-            None => return None,
         };
         let shift = 128 - u32::from(self.cfg.assign_len.min(128));
         let base = u128::from(self.cfg.prefix);
@@ -321,11 +350,10 @@ impl V6Pool {
         })
     }
     fn release(&mut self, h: Hnp) {
-        let shift = 128 - u32::from(self.cfg.assign_len.min(128));
-        let idx = (u128::from(h.prefix) ^ u128::from(self.cfg.prefix))
-            .checked_shr(shift)
-            .unwrap_or(0);
-        self.free.push_back(idx);
+        let idx = self.index_of(u128::from(h.prefix));
+        if !self.reserved.remove(&idx) || idx < self.next {
+            self.free.push_back(idx);
+        }
     }
 }
 
@@ -404,6 +432,25 @@ impl Lma {
             dp: VecDeque::new(),
             counters: LmaCounters::default(),
             cfg,
+        }
+    }
+
+    /// Keeps what the data plane still forwards with (an earlier run's
+    /// bindings in pinned maps) from being given to a new binding: ids
+    /// (which are also the uplink GRE keys), home addresses and prefixes.
+    pub fn reserve(&mut self, held: &crate::dataplane::Held) {
+        for id in held.sub_ids.iter().chain(&held.keys) {
+            self.ids.reserve(*id);
+        }
+        if let Some(p) = self.v4.as_mut() {
+            for a in &held.home_v4 {
+                p.take(*a);
+            }
+        }
+        if let Some(p) = self.v6.as_mut() {
+            for h in &held.hnp64 {
+                p.reserve(*h);
+            }
         }
     }
 

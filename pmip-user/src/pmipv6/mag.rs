@@ -297,6 +297,15 @@ impl Mag {
         }
     }
 
+    /// Keeps what the data plane still forwards with (an earlier run's
+    /// bindings in pinned maps) from being given to a new subscriber: the
+    /// MAG's subscriber ids are also its downlink GRE keys.
+    pub fn reserve(&mut self, held: &crate::dataplane::Held) {
+        for id in held.sub_ids.iter().chain(&held.keys) {
+            self.ids.reserve(*id);
+        }
+    }
+
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }

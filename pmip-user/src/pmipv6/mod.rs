@@ -127,12 +127,15 @@ pub fn timestamp_distance(a: u64, b: u64) -> Duration {
 
 /// Allocates small unique ids (subscriber ids, GRE keys) starting at 1;
 /// freed ids are reused in FIFO order so a key is not handed out again at once.
+/// Reserved ids (held by the data plane from an earlier run) are never handed
+/// out until released.
 #[derive(Debug, Default)]
 pub struct IdAlloc {
     next: u32,
     free: VecDeque<u32>,
     /// Reuse freed ids only once this many are waiting.
     reuse_after: usize,
+    reserved: std::collections::HashSet<u32>,
 }
 
 impl IdAlloc {
@@ -141,17 +144,32 @@ impl IdAlloc {
             next: 0,
             free: VecDeque::new(),
             reuse_after,
+            reserved: Default::default(),
         }
     }
     pub fn alloc(&mut self) -> Option<u32> {
-        if self.free.len() > self.reuse_after || self.next == u32::MAX {
-            return self.free.pop_front();
+        loop {
+            let id = if self.free.len() > self.reuse_after || self.next == u32::MAX {
+                self.free.pop_front()?
+            } else {
+                self.next += 1;
+                self.next
+            };
+            if !self.reserved.contains(&id) {
+                return Some(id);
+            }
         }
-        self.next += 1;
-        Some(self.next)
     }
     pub fn release(&mut self, id: u32) {
-        self.free.push_back(id);
+        if !self.reserved.remove(&id) || id <= self.next {
+            self.free.push_back(id);
+        }
+    }
+    /// Keeps `id` from being handed out (it is in use elsewhere) until released.
+    pub fn reserve(&mut self, id: u32) {
+        if id != 0 {
+            self.reserved.insert(id);
+        }
     }
 }
 
@@ -167,5 +185,33 @@ pub(crate) mod serde_secs {
             ));
         }
         Ok(Duration::from_secs_f64(s))
+    }
+}
+
+#[cfg(test)]
+mod id_alloc_tests {
+    use super::IdAlloc;
+
+    #[test]
+    fn reserved_ids_are_never_handed_out() {
+        let mut a = IdAlloc::new(0);
+        a.reserve(1);
+        a.reserve(3);
+        let got: Vec<u32> = (0..3).filter_map(|_| a.alloc()).collect();
+        assert_eq!(got, vec![2, 4, 5]);
+        // Released once the data plane lets go of it: then it may be reused.
+        a.release(1);
+        a.release(2);
+        let next: Vec<u32> = (0..2).filter_map(|_| a.alloc()).collect();
+        assert_eq!(next, vec![1, 2]);
+    }
+
+    #[test]
+    fn a_reserved_id_ahead_of_the_counter_is_not_reused_twice() {
+        let mut a = IdAlloc::new(0);
+        a.reserve(5);
+        a.release(5);
+        let got: Vec<u32> = (0..6).filter_map(|_| a.alloc()).collect();
+        assert_eq!(got, vec![1, 2, 3, 4, 5, 6]);
     }
 }
