@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 use pmip_user::pmipv4::auth::{Algorithm, SecurityAssociation};
 use pmip_user::pmipv4::ha::{AddressPool, Ha, HaConfig, PmaPeer};
 use pmip_user::pmipv4::pma::{HaPeer, Pma, PmaConfig, Subscriber};
-use pmip_user::pmipv4::{Endpoint, WallClock};
+use pmip_user::agent::{Clock as WallClock, Endpoint};
 
 const PMA: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const HA: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
         vlan: 0,
         mac: [2, 0, 0, 0, 0, 1],
     };
-    pma.attach(now, Subscriber::new("a@b", at, 1, HA));
+    pma.attach(now, Subscriber::new("a@b", at, HA));
     pma.handle(now, SocketAddrV4::new(HA, 434), data);
     while pma.poll_transmit().is_some() {}
     pma.handle_timeout(now + std::time::Duration::from_secs(4));

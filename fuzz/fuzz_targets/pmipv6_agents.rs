@@ -8,7 +8,8 @@ use libfuzzer_sys::fuzz_target;
 use pmip_user::dataplane::AccessPoint;
 use pmip_user::pmipv6::lma::{Ipv4PoolConfig, Lma, LmaConfig, Profile};
 use pmip_user::pmipv6::mag::{AttachRequest, LmaPeerConfig, Mag, MagConfig};
-use pmip_user::pmipv6::{LocalAddrs, Peer};
+use pmip_user::agent::Peer;
+use pmip_user::pmipv6::LocalAddrs;
 
 const MAG6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 const LMA6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);

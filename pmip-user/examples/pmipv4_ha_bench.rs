@@ -6,12 +6,12 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant, SystemTime};
 
+use pmip_user::agent::{Clock as WallClock, Endpoint};
 use pmip_user::dataplane::{DataPlane, MemDataPlane};
 use pmip_user::pmipv4::auth::{self, Algorithm, SecurityAssociation};
 use pmip_user::pmipv4::ha::{AddressPool, Ha, HaConfig, PmaPeer};
 use pmip_user::pmipv4::wire::ext::{AccessTech, AuthKind, AuthMethod, ExtRepr};
 use pmip_user::pmipv4::wire::{RegistrationRequestRepr, RrqFlags, PORT};
-use pmip_user::pmipv4::{Endpoint, WallClock};
 
 const PMA: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const HA: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);

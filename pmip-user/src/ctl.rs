@@ -268,7 +268,12 @@ pub fn format_response(r: &Response) -> String {
 
 // ---------------------------------------------------------------- socket
 
-pub type Handler = Arc<dyn Fn(Request) -> Response + Send + Sync>;
+/// Answers one request (asynchronously: the daemon asks its registrar).
+pub type Handler = Arc<
+    dyn Fn(Request) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Binds the control socket, replacing a stale socket file (not any other file).
 pub fn bind(path: &Path) -> Result<UnixListener> {
@@ -296,7 +301,7 @@ async fn serve_one(stream: UnixStream, handler: Handler) -> Result<()> {
         }
     } else {
         match serde_json::from_slice::<Request>(&line) {
-            Ok(req) => handler(req),
+            Ok(req) => handler(req).await,
             Err(e) => Response::Error {
                 message: format!("bad request: {e}"),
             },

@@ -10,6 +10,7 @@
 //! - `pmipv6`     — PMIPv6 wire formats (`wire`) and the MAG/LMA state machines.
 //! - `pmipv4`     — PMIPv4 wire formats (`wire`) and the PMA/HA state machines.
 pub mod access;
+pub mod agent;
 pub mod config;
 pub mod ctl;
 pub mod daemon;

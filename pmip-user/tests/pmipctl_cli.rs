@@ -35,14 +35,17 @@ fn pmipctl_show_and_clear() {
     let listener = rt.block_on(async { ctl::bind(&sock) }).unwrap();
     rt.spawn(ctl::serve(
         listener,
-        Arc::new(|r| match r {
-            Request::ShowBindings => Response::Bindings(vec![binding()]),
-            Request::ShowTunnels => Response::Tunnels(vec![]),
-            Request::ShowStats => Response::Stats(StatsView::default()),
-            Request::ClearBinding { nai } => Response::Cleared {
-                found: nai == "mn0@example.com",
-                nai,
-            },
+        Arc::new(|r| {
+            let resp = match r {
+                Request::ShowBindings => Response::Bindings(vec![binding()]),
+                Request::ShowTunnels => Response::Tunnels(vec![]),
+                Request::ShowStats => Response::Stats(StatsView::default()),
+                Request::ClearBinding { nai } => Response::Cleared {
+                    found: nai == "mn0@example.com",
+                    nai,
+                },
+            };
+            Box::pin(async move { resp })
         }),
     ));
     let run = |args: &[&str]| {

@@ -1,21 +1,39 @@
 //! PMIPv4 over real UDP 434 sockets: a PMA and an HA in two network namespaces register
 //! 1000 subscribers (MemDataPlane on both sides), tshark decodes the capture, and hostile
 //! datagrams get the RFC 3344 codes while the HA keeps serving.
+use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use pmip_tests::agent::{self, SharedMem};
 use pmip_tests::netns::{is_root, veth, Netns};
-use pmip_user::dataplane::{AccessPoint, MemDataPlane};
+use pmip_user::agent::registrar::{AccessCommand, AccessEvent, AttachRequest};
+use pmip_user::agent::Clock as WallClock;
+use pmip_user::dataplane::AccessPoint;
 use pmip_user::pmipv4::auth::{self, Algorithm, SecurityAssociation};
 use pmip_user::pmipv4::ha::{AddressPool, Ha, HaConfig, PmaPeer};
-use pmip_user::pmipv4::pma::{HaPeer, Pma, PmaConfig, PmaEvent, Subscriber};
-use pmip_user::pmipv4::transport::Shell;
+use pmip_user::pmipv4::pma::{HaPeer, Pma, PmaConfig};
+use pmip_user::pmipv4::transport::Udp434;
 use pmip_user::pmipv4::wire::ext::{AuthKind, ExtRepr};
 use pmip_user::pmipv4::wire::{Message, RegistrationRequestRepr, ReplyCode, RrqFlags, PORT};
-use pmip_user::pmipv4::WallClock;
+
+/// The PMA's attach request for subscriber `nai` at `at`, registered with HA_IP.
+fn attach(nai: &str, at: AccessPoint) -> AccessCommand {
+    AccessCommand::Attach(AttachRequest {
+        at,
+        nai: nai.into(),
+        anchor: HA_IP.into(),
+        alternate: None,
+        ipv4: true,
+        ipv6: false,
+        static_v4: None,
+        requested_v4: None,
+        apn: None,
+        imsi: None,
+        interface_id: None,
+    })
+}
 
 const PMA_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 4, 1);
 const HA_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 4, 2);
@@ -135,29 +153,28 @@ fn pma_and_ha_register_1000_subscribers_over_udp() {
         }],
     );
     hcfg.max_lifetime_s = 600;
-    let ha = Shell::new(Ha::new(hcfg, clock));
-    let pma = Shell::new(Pma::new(
-        PmaConfig::new(
-            PMA_IP,
-            vec![HaPeer {
-                address: HA_IP,
-                sa: sa(),
-            }],
-        ),
-        clock,
-    ));
-    let ha_dp = Arc::new(Mutex::new(MemDataPlane::default()));
-    let pma_dp = Arc::new(Mutex::new(MemDataPlane::default()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (h, d, s) = (ha.clone(), ha_dp.clone(), stop.clone());
-    let ha_thread = hns
-        .thread(move || h.run_blocking(SocketAddrV4::new(HA_IP, PORT), d, s))
-        .unwrap();
-    let (p, d, s) = (pma.clone(), pma_dp.clone(), stop.clone());
-    let pma_thread = pns
-        .thread(move || p.run_blocking(SocketAddrV4::new(PMA_IP, PORT), d, s))
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    let (ha_dp, pma_dp) = (SharedMem::default(), SharedMem::default());
+    let ha = agent::start(
+        &hns,
+        || Udp434::bind(SocketAddrV4::new(HA_IP, PORT)).expect("HA socket"),
+        Ha::new(hcfg, clock),
+        ha_dp.clone(),
+    )
+    .unwrap();
+    let pma_cfg = PmaConfig::new(
+        PMA_IP,
+        vec![HaPeer {
+            address: HA_IP,
+            sa: sa(),
+        }],
+    );
+    let mut pma = agent::start(
+        &pns,
+        || Udp434::bind(SocketAddrV4::new(PMA_IP, PORT)).expect("PMA socket"),
+        Pma::new(pma_cfg, clock),
+        pma_dp.clone(),
+    )
+    .unwrap();
 
     let started = Instant::now();
     for i in 0..N {
@@ -166,36 +183,35 @@ fn pma_and_ha_register_1000_subscribers_over_udp() {
             vlan: 0,
             mac: [2, 0, 0, 0, (i >> 8) as u8, i as u8],
         };
-        pma.with(|m, now| {
-            m.attach(
-                now,
-                Subscriber::new(&format!("sub{i}@pmip.test"), at, i, HA_IP),
-            )
-        });
+        pma.command(attach(&format!("sub{i}@pmip.test"), at));
         // Attach storms are paced like an access network would (and so tcpdump keeps up).
         if i % 50 == 49 {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
-    let mut registered = 0;
-    while registered < N && started.elapsed() < Duration::from_secs(30) {
-        registered += pma.with(|m, _| {
-            std::iter::from_fn(|| m.poll_event())
-                .filter(|e| matches!(e, PmaEvent::Registered { renewal: false, .. }))
-                .count() as u32
-        });
-        std::thread::sleep(Duration::from_millis(20));
+    // First registrations only (a renewal registers the same subscriber again).
+    let mut registered = HashSet::new();
+    let deadline = started + Duration::from_secs(30);
+    while registered.len() < N as usize {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match pma.next_event(left) {
+            Some(AccessEvent::Registered { at, .. }) => {
+                registered.insert(at);
+            }
+            Some(_) => {}
+            None => break,
+        }
     }
     let took = started.elapsed();
     eprintln!("{N} registrations over UDP in {took:?}");
-    assert_eq!(registered, N);
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(pma_dp.lock().unwrap().access.len(), N as usize);
-    assert_eq!(ha_dp.lock().unwrap().anchor.len(), N as usize);
-    assert_eq!(ha.with(|m, _| m.binding_count()), N as usize);
+    assert_eq!(registered.len(), N as usize);
+    // The data plane is written before the access side hears of a registration.
+    assert_eq!(pma_dp.get().access.len(), N as usize);
+    assert_eq!(ha_dp.get().anchor.len(), N as usize);
+    assert_eq!(ha.report().bindings.len(), N as usize);
     // Both sides agree on every subscriber's keys and home address.
     {
-        let (a, h) = (pma_dp.lock().unwrap(), ha_dp.lock().unwrap());
+        let (a, h) = (pma_dp.get(), ha_dp.get());
         for b in a.access.values() {
             let x = &h.anchor[&b.uplink_key];
             assert_eq!((x.downlink_key, x.home_v4), (b.downlink_key, b.home_v4));
@@ -235,31 +251,35 @@ fn pma_and_ha_register_1000_subscribers_over_udp() {
             ReplyCode::IdentMismatch
         ]
     );
-    let c = ha.with(|m, _| m.counters().clone());
+    let c = ha.report().counters;
     assert_eq!(
-        (c.bad_authenticator, c.unknown_spi, c.ident_replayed),
+        (
+            c["bad_authenticator"],
+            c["unknown_spi"],
+            c["ident_replayed"]
+        ),
         (1, 1, 1)
     );
-    assert_eq!(c.rx_malformed, 2);
+    assert_eq!(c["rx_malformed"], 2);
     // Still serving: one more subscriber through the PMA.
     let at = AccessPoint {
         ifindex: 7,
         vlan: 0,
         mac: [2, 0, 0, 0, 0xff, 0xff],
     };
-    pma.with(|m, now| m.attach(now, Subscriber::new("late@pmip.test", at, 9999, HA_IP)));
-    let t = Instant::now();
-    while pma.with(|m, _| m.registration("late@pmip.test")).is_none()
-        && t.elapsed() < Duration::from_secs(10)
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(pma.with(|m, _| m.registration("late@pmip.test")).is_some());
-    assert_eq!(ha_dp.lock().unwrap().anchor.len(), N as usize + 2);
+    pma.command(attach("late@pmip.test", at));
+    let late = loop {
+        match pma.next_event(Duration::from_secs(10)) {
+            Some(AccessEvent::Registered { at: a, .. }) if a == at => break true,
+            Some(_) => continue,
+            None => break false,
+        }
+    };
+    assert!(late, "the late subscriber was not registered");
+    assert_eq!(ha_dp.get().anchor.len(), N as usize + 2);
 
-    stop.store(true, Ordering::Relaxed);
-    ha_thread.join().unwrap().unwrap();
-    pma_thread.join().unwrap().unwrap();
+    pma.stop();
+    ha.stop();
     drop(capture);
 
     // tshark on the capture: every request and reply decoded, nothing malformed.
@@ -359,20 +379,16 @@ fn ha_udp_registration_rate() {
             }],
         );
         hcfg.max_lifetime_s = 3600;
-        let ha = Shell::new(Ha::new(
-            hcfg,
-            WallClock::new(Instant::now(), SystemTime::now()),
-        ));
-        let dp = Arc::new(Mutex::new(MemDataPlane::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (h, d, s) = (ha.clone(), dp.clone(), stop.clone());
-        let th = hns
-            .thread(move || {
+        let ha = agent::start(
+            &hns,
+            || {
                 pin_to_cpu(1);
-                h.run_blocking(SocketAddrV4::new(HA_IP, PORT), d, s)
-            })
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(200));
+                Udp434::bind(SocketAddrV4::new(HA_IP, PORT)).expect("HA socket")
+            },
+            Ha::new(hcfg, WallClock::new(Instant::now(), SystemTime::now())),
+            SharedMem::default(),
+        )
+        .unwrap();
         let base = auth::ntp_from_system(SystemTime::now());
         let msgs: Vec<Vec<u8>> = (0..n)
             .map(|i| {
@@ -418,14 +434,13 @@ fn ha_udp_registration_rate() {
                 (t.elapsed(), got)
             })
             .unwrap();
-        stop.store(true, Ordering::Relaxed);
-        th.join().unwrap().unwrap();
-        let c = ha.with(|m, _| m.counters().clone());
+        let (h, _, shell) = ha.stop();
+        let c = h.counters();
         println!(
             "| {n} | {:.0} registrations/s over UDP (replies {got}, accepted {}, HA rx {}) |",
             got as f64 / elapsed.as_secs_f64(),
             c.registrations,
-            ha.stats.rx_datagrams.load(Ordering::Relaxed)
+            shell.rx_datagrams
         );
         assert_eq!(c.registrations, n as u64);
     }

@@ -15,11 +15,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant, SystemTime};
 
 use pmip_tests::netns::{is_root, veth, Netns};
+use pmip_user::agent::registrar::AnchorCommand;
+use pmip_user::agent::shell::{run, Request};
+use pmip_user::agent::{Clock, Peer, Transmit};
 use pmip_user::dataplane::{DataPlane, DpCommand, TrafficCounters};
 use pmip_user::pmipv6::lma::{Ipv4PoolConfig, Lma, LmaConfig, Profile};
-use pmip_user::pmipv6::transport::{run, LmaCommand, Sockets};
+use pmip_user::pmipv6::transport::Sockets;
 use pmip_user::pmipv6::wire::*;
-use pmip_user::pmipv6::{Clock, LocalAddrs, Peer, Transmit};
+use pmip_user::pmipv6::LocalAddrs;
 use tokio::sync::mpsc;
 
 /// Counts live heap bytes, for memory per binding.
@@ -152,7 +155,7 @@ fn socket_run(n: usize) -> f64 {
             "nodad",
         ])
         .unwrap();
-    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel::<LmaCommand>();
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel::<Request<AnchorCommand>>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let lma = lma_ns
         .thread(move || {
@@ -202,12 +205,9 @@ fn socket_run(n: usize) -> f64 {
                 let mut last_progress = Instant::now();
                 while acked < n {
                     while sent < n && sent - acked < WINDOW {
-                        s.send(&Transmit {
-                            peer: Peer::V6(dst),
-                            payload: msgs[sent].clone(),
-                        })
-                        .await
-                        .unwrap();
+                        s.send(&Transmit::new(Peer::V6(dst), msgs[sent].clone()))
+                            .await
+                            .unwrap();
                         sent += 1;
                     }
                     match tokio::time::timeout(Duration::from_millis(200), s.recv(&mut buf)).await {
@@ -253,7 +253,7 @@ fn mag_heap_per_binding(n: usize) -> f64 {
     let mut lma = Lma::new(lma_cfg(), now, wall);
     let bytes = |v: &Vec<Transmit>| {
         v.capacity() * std::mem::size_of::<Transmit>()
-            + v.iter().map(|t| t.payload.capacity()).sum::<usize>()
+            + v.iter().map(|t| t.payload.len()).sum::<usize>()
     };
     let b0 = live_bytes();
     let mut mag = Mag::new(

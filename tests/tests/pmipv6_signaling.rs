@@ -28,9 +28,11 @@ impl DataPlane for Tee {
         self.1.subscriber_counters(sub_id)
     }
 }
+use pmip_user::agent::registrar::{AccessCommand, AccessEvent, AnchorCommand, AttachRequest};
+use pmip_user::agent::shell::{run, Request, ShellCounters};
 use pmip_user::pmipv6::lma::{Ipv4PoolConfig, Lma, LmaConfig, Profile};
-use pmip_user::pmipv6::mag::{AttachRequest, LmaPeerConfig, Mag, MagConfig, MagEvent};
-use pmip_user::pmipv6::transport::{run, LmaCommand, MagCommand, ShellCounters, Sockets};
+use pmip_user::pmipv6::mag::{LmaPeerConfig, Mag, MagConfig};
+use pmip_user::pmipv6::transport::Sockets;
 use pmip_user::pmipv6::LocalAddrs;
 use tokio::sync::mpsc;
 
@@ -179,7 +181,7 @@ fn register_1000(v4: bool) {
         ..MagConfig::default()
     };
 
-    let (lma_cmd_tx, lma_cmd_rx) = mpsc::unbounded_channel::<LmaCommand>();
+    let (lma_cmd_tx, lma_cmd_rx) = mpsc::unbounded_channel::<Request<AnchorCommand>>();
     let lma_thread = lma_ns
         .thread(
             move || -> (Lma, MemDataPlane, ShellCounters, usize, usize) {
@@ -210,8 +212,8 @@ fn register_1000(v4: bool) {
     // Give the LMA's sockets a moment to bind.
     std::thread::sleep(Duration::from_millis(200));
 
-    let (mag_cmd_tx, mag_cmd_rx) = mpsc::unbounded_channel::<MagCommand>();
-    let (mag_ev_tx, mut mag_ev_rx) = mpsc::unbounded_channel::<MagEvent>();
+    let (mag_cmd_tx, mag_cmd_rx) = mpsc::unbounded_channel::<Request<AccessCommand>>();
+    let (mag_ev_tx, mut mag_ev_rx) = mpsc::unbounded_channel::<AccessEvent>();
     let mag_thread = mag_ns
         .thread(
             move || -> (Mag, MemDataPlane, ShellCounters, usize, usize) {
@@ -248,15 +250,19 @@ fn register_1000(v4: bool) {
             mac: [0x02, 0, 0, 0, (i >> 8) as u8, i as u8],
         };
         mag_cmd_tx
-            .send(MagCommand::Attach(AttachRequest {
+            .send(Request::Command(AccessCommand::Attach(AttachRequest {
                 at,
-                mn_id: format!("sub{i}@example.com").into_bytes(),
-                lma: "lma1".into(),
+                nai: format!("sub{i}@example.com"),
+                anchor: a.lma_ip,
+                alternate: None,
                 ipv4: true,
-                requested_v4: None,
                 ipv6: false,
+                static_v4: None,
+                requested_v4: None,
                 apn: None,
-            }))
+                imsi: None,
+                interface_id: None,
+            })))
             .unwrap();
     }
     let mut registered = HashSet::new();
@@ -264,7 +270,7 @@ fn register_1000(v4: bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while registered.len() < SUBSCRIBERS as usize && Instant::now() < deadline {
         match mag_ev_rx.try_recv() {
-            Ok(MagEvent::Registered { at, home_v4, .. }) => {
+            Ok(AccessEvent::Registered { at, home_v4, .. }) => {
                 assert!(home_v4.is_some());
                 registered.insert(at);
             }
@@ -280,17 +286,14 @@ fn register_1000(v4: bool) {
     );
     // The operator's view while both run: counters and the session list.
     let (tx, rx) = tokio::sync::oneshot::channel();
-    mag_cmd_tx.send(MagCommand::Counters(tx)).unwrap();
+    mag_cmd_tx.send(Request::Report(tx)).unwrap();
     assert_eq!(
-        rx.blocking_recv().unwrap().pba_accepted,
+        rx.blocking_recv().unwrap().counters["pba_accepted"],
         registered.len() as u64
     );
     let (tx, rx) = tokio::sync::oneshot::channel();
-    lma_cmd_tx.send(LmaCommand::ShowSessions(tx)).unwrap();
-    assert_eq!(
-        rx.blocking_recv().unwrap().lines().count(),
-        registered.len() + 1
-    );
+    lma_cmd_tx.send(Request::Report(tx)).unwrap();
+    assert_eq!(rx.blocking_recv().unwrap().bindings.len(), registered.len());
     drop(mag_cmd_tx);
     let (mag, mag_dp, mag_shell, mag_by_mac, mag_by_key) = mag_thread.join().unwrap();
     drop(lma_cmd_tx);
@@ -450,8 +453,8 @@ fn register_1000_over_ipv4_transport() {
 /// Mobility Header whose checksum is wrong, and delivers it once it is right.
 #[test]
 fn kernel_drops_mh_with_bad_checksum() {
+    use pmip_user::agent::{Peer, Transmit};
     use pmip_user::pmipv6::wire::{Checksum, Heartbeat, Message};
-    use pmip_user::pmipv6::{Peer, Transmit};
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
@@ -538,18 +541,10 @@ fn kernel_drops_mh_with_bad_checksum() {
                 let good = hb(2).to_vec(Checksum::Ipv6 { src: a6, dst: b6 }).unwrap();
                 let mut bad = hb(1).to_vec(Checksum::Ipv6 { src: a6, dst: b6 }).unwrap();
                 bad[4] ^= 0x55;
-                s.send(&Transmit {
-                    peer: Peer::V6(b6),
-                    payload: bad,
-                })
-                .await
-                .unwrap();
-                s.send(&Transmit {
-                    peer: Peer::V6(b6),
-                    payload: good.clone(),
-                })
-                .await
-                .unwrap();
+                s.send(&Transmit::new(Peer::V6(b6), bad)).await.unwrap();
+                s.send(&Transmit::new(Peer::V6(b6), good.clone()))
+                    .await
+                    .unwrap();
                 good
             })
         })
@@ -566,8 +561,8 @@ fn kernel_drops_mh_with_bad_checksum() {
 /// port, whatever it is (here an ephemeral one, not 5436).
 #[test]
 fn pba_returns_to_pbu_source_port() {
+    use pmip_user::agent::{Clock, Peer, Transmit};
     use pmip_user::pmipv6::wire::*;
-    use pmip_user::pmipv6::{Clock, Peer, Transmit};
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
@@ -583,7 +578,7 @@ fn pba_returns_to_pbu_source_port() {
         .unwrap();
     let mag4 = Ipv4Addr::new(10, 98, 0, 1);
     let lma4 = Ipv4Addr::new(10, 98, 0, 2);
-    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel::<LmaCommand>();
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel::<Request<AnchorCommand>>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let lma = lma_ns
         .thread(move || {
@@ -655,12 +650,9 @@ fn pba_returns_to_pbu_source_port() {
                     ],
                 });
                 let to = Peer::V4(std::net::SocketAddrV4::new(lma4, 5436));
-                s.send(&Transmit {
-                    peer: to,
-                    payload: pbu.to_vec(Checksum::None).unwrap(),
-                })
-                .await
-                .unwrap();
+                s.send(&Transmit::new(to, pbu.to_vec(Checksum::None).unwrap()))
+                    .await
+                    .unwrap();
                 let mut buf = [0u8; 2048];
                 let (from, n) = tokio::time::timeout(Duration::from_secs(3), s.recv(&mut buf))
                     .await

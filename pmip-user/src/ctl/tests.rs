@@ -137,18 +137,21 @@ fn json_wire_format() {
 }
 
 fn handler() -> Handler {
-    Arc::new(|req| match req {
-        Request::ShowBindings => Response::Bindings(vec![seed_binding()]),
-        Request::ShowTunnels => Response::Tunnels(vec![]),
-        Request::ShowStats => {
-            let mut s = StatsView::default();
-            s.add_group("signaling", &BTreeMap::from([("pbu_tx", 4u64)]));
-            Response::Stats(s)
-        }
-        Request::ClearBinding { nai } => Response::Cleared {
-            found: nai == "mn0@example.com",
-            nai,
-        },
+    Arc::new(|req| {
+        let resp = match req {
+            Request::ShowBindings => Response::Bindings(vec![seed_binding()]),
+            Request::ShowTunnels => Response::Tunnels(vec![]),
+            Request::ShowStats => {
+                let mut s = StatsView::default();
+                s.add_group("signaling", &BTreeMap::from([("pbu_tx", 4u64)]));
+                Response::Stats(s)
+            }
+            Request::ClearBinding { nai } => Response::Cleared {
+                found: nai == "mn0@example.com",
+                nai,
+            },
+        };
+        Box::pin(async move { resp })
     })
 }
 

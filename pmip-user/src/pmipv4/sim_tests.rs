@@ -9,7 +9,7 @@ use super::ha::{AddressPool, Ha, HaConfig, HaEvent, PmaPeer, SubscriberProfile};
 use super::pma::{HaPeer, Pma, PmaConfig, PmaEvent, Subscriber};
 use super::wire::ext::{AuthKind, ExtRepr};
 use super::wire::*;
-use super::{Endpoint, Transmit, WallClock};
+use crate::agent::{Clock as WallClock, Endpoint, Peer, Transmit};
 use crate::dataplane::{AccessPoint, DataPlane, DpCommand, MemDataPlane};
 
 const PMA1: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
@@ -32,12 +32,45 @@ enum Node {
     Ha(Ha),
 }
 
+/// The endpoint calls the network makes, on either kind of node.
 impl Node {
-    fn ep(&mut self) -> &mut dyn Endpoint {
+    fn handle(&mut self, now: Instant, src: SocketAddrV4, payload: &[u8]) {
         match self {
-            Node::Pma(p) => p,
-            Node::Ha(h) => h,
+            Node::Pma(p) => Endpoint::handle(p, now, Peer::V4(src), payload),
+            Node::Ha(h) => Endpoint::handle(h, now, Peer::V4(src), payload),
         }
+    }
+    fn poll_dp(&mut self) -> Option<DpCommand> {
+        match self {
+            Node::Pma(p) => Endpoint::poll_dp(p),
+            Node::Ha(h) => Endpoint::poll_dp(h),
+        }
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        match self {
+            Node::Pma(p) => Endpoint::poll_transmit(p),
+            Node::Ha(h) => Endpoint::poll_transmit(h),
+        }
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Node::Pma(p) => Endpoint::poll_timeout(p),
+            Node::Ha(h) => Endpoint::poll_timeout(h),
+        }
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            Node::Pma(p) => Endpoint::handle_timeout(p, now),
+            Node::Ha(h) => Endpoint::handle_timeout(h, now),
+        }
+    }
+}
+
+/// The UDP destination of a datagram (PMIPv4 is IPv4 only).
+fn dst(t: &Transmit) -> SocketAddrV4 {
+    match t.peer {
+        Peer::V4(a) => a,
+        Peer::V6(a) => panic!("PMIPv4 datagram to IPv6 {a}"),
     }
 }
 
@@ -102,7 +135,6 @@ impl Net {
         let now = self.now;
         self.nodes[i]
             .1
-            .ep()
             .handle(now, SocketAddrV4::new(src, PORT), payload);
         self.settle();
     }
@@ -111,29 +143,28 @@ impl Net {
         loop {
             let mut moved = false;
             for i in 0..self.nodes.len() {
-                while let Some(c) = self.nodes[i].1.ep().poll_dp() {
+                while let Some(c) = self.nodes[i].1.poll_dp() {
                     self.nodes[i].2.apply(&c).unwrap();
                 }
-                while let Some(t) = self.nodes[i].1.ep().poll_transmit() {
+                while let Some(t) = self.nodes[i].1.poll_transmit() {
                     moved = true;
                     let src = self.nodes[i].0;
-                    self.wire.push((src, *t.dst.ip(), t.payload.clone()));
-                    assert_eq!(t.dst.port(), PORT);
+                    self.wire.push((src, *dst(&t).ip(), t.payload.to_vec()));
+                    assert_eq!(dst(&t).port(), PORT);
                     if !(self.filter)(src, &t) {
                         continue;
                     }
-                    if let Some(j) = self.nodes.iter().position(|(a, _, _)| a == t.dst.ip()) {
+                    if let Some(j) = self.nodes.iter().position(|(a, _, _)| a == dst(&t).ip()) {
                         let now = self.now;
                         self.nodes[j]
                             .1
-                            .ep()
                             .handle(now, SocketAddrV4::new(src, PORT), &t.payload);
                     }
                 }
             }
             if !moved {
                 for i in 0..self.nodes.len() {
-                    while let Some(c) = self.nodes[i].1.ep().poll_dp() {
+                    while let Some(c) = self.nodes[i].1.poll_dp() {
                         self.nodes[i].2.apply(&c).unwrap();
                     }
                 }
@@ -149,14 +180,14 @@ impl Net {
             let next = self
                 .nodes
                 .iter_mut()
-                .filter_map(|(_, n, _)| n.ep().poll_timeout())
+                .filter_map(|(_, n, _)| n.poll_timeout())
                 .min();
             match next {
                 Some(t) if t <= end => {
                     self.now = self.now.max(t);
                     let now = self.now;
                     for (_, n, _) in self.nodes.iter_mut() {
-                        n.ep().handle_timeout(now);
+                        n.handle_timeout(now);
                     }
                     self.settle();
                 }
@@ -240,7 +271,7 @@ fn sub(nai: &str, n: u8) -> Subscriber {
         vlan: 0,
         mac: [2, 0, 0, 0, 0, n],
     };
-    Subscriber::new(nai, at, n as u32, HA1)
+    Subscriber::new(nai, at, HA1)
 }
 
 fn basic() -> Net {
@@ -520,7 +551,7 @@ fn revocation_is_retransmitted_until_acked_then_times_out() {
     let t0 = net.now;
     net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
     net.settle();
-    net.filter = Box::new(|src, t| !(src == HA1 && *t.dst.ip() == PMA1));
+    net.filter = Box::new(|src, t| !(src == HA1 && *dst(t).ip() == PMA1));
     {
         let n = net.now;
         net.pma(PMA2).attach(n, sub("ue1@ex", 1));
@@ -610,7 +641,7 @@ fn stale_identification_is_refused_and_pma_resyncs_to_ha_clock() {
 
 /// Builds a signed PRRQ from PMA1 as a hostile or buggy sender would.
 fn crafted(net: &Net, exts: Vec<ExtRepr>, sign: Option<&SecurityAssociation>) -> Vec<u8> {
-    let id = auth::ntp_from_system(net.clock().now(net.now));
+    let id = auth::ntp_from_system(net.clock().wall(net.now));
     let mut b = RegistrationRequestRepr {
         flags: RrqFlags(RrqFlags::G | RrqFlags::T),
         lifetime: 600,
@@ -933,7 +964,7 @@ fn many_subscribers_unique_keys_and_addresses() {
             mac: [2, 0, 0, 0, (i >> 8) as u8, i as u8],
         };
         net.pma(PMA1)
-            .attach(now, Subscriber::new(&format!("u{i}@ex"), at, i, HA1));
+            .attach(now, Subscriber::new(&format!("u{i}@ex"), at, HA1));
     }
     net.settle();
     let s = net.pma_events(PMA1).len();

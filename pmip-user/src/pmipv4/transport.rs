@@ -1,144 +1,66 @@
-//! The I/O shell: one UDP 434 socket, one timer (from `poll_timeout`), and the data plane.
-//! It moves bytes and commands in and out of a sans-IO [`Endpoint`] (PMA or HA) and does
-//! nothing else; all protocol decisions live in the state machine.
+//! The PMIPv4 signaling transport: one UDP 434 socket (RFC 3344 §3.1), the
+//! [`Transport`] the agent's shell drives a PMA or an HA over.
+use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
-use tokio::sync::Notify;
 
-use super::{Endpoint, Transmit};
-use crate::dataplane::DataPlane;
+use crate::agent::{Peer, Transmit, Transport};
 
-/// Shell statistics (socket-level; protocol counters live in the state machine).
-#[derive(Debug, Default)]
-pub struct ShellStats {
-    pub rx_datagrams: AtomicU64,
-    pub tx_datagrams: AtomicU64,
-    pub tx_errors: AtomicU64,
-    pub rx_non_ipv4: AtomicU64,
-    pub dp_errors: AtomicU64,
+/// The registration socket.
+pub struct Udp434 {
+    socket: UdpSocket,
 }
 
-/// A state machine shared between the shell task and the rest of the daemon.
-pub struct Shell<M> {
-    machine: Arc<Mutex<M>>,
-    wake: Arc<Notify>,
-    pub stats: Arc<ShellStats>,
-}
+impl Udp434 {
+    /// Binds `addr` (port 434, or 0 in tests) with a receive buffer large
+    /// enough for a burst of registrations.
+    pub fn bind(addr: SocketAddrV4) -> io::Result<Udp434> {
+        let std = std::net::UdpSocket::bind(addr)?;
+        std.set_nonblocking(true)?;
+        let socket = UdpSocket::from_std(std)?;
+        grow_receive_buffer(&socket, 4 << 20);
+        Ok(Udp434 { socket })
+    }
 
-impl<M> Clone for Shell<M> {
-    fn clone(&self) -> Self {
-        Shell {
-            machine: self.machine.clone(),
-            wake: self.wake.clone(),
-            stats: self.stats.clone(),
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    async fn recv(&self, buf: &mut [u8]) -> io::Result<(Peer, usize)> {
+        loop {
+            let (n, from) = self.socket.recv_from(buf).await?;
+            // Bound to an IPv4 address: nothing else arrives, but be sure.
+            if let SocketAddr::V4(a) = from {
+                return Ok((Peer::V4(a), n));
+            }
+        }
+    }
+
+    async fn send(&self, t: &Transmit) -> io::Result<()> {
+        match t.peer {
+            Peer::V4(dst) => self.socket.send_to(&t.payload, dst).await.map(|_| ()),
+            Peer::V6(_) => Err(io::Error::other("PMIPv4 signaling is IPv4 only")),
         }
     }
 }
 
-fn lock<M>(m: &Mutex<M>) -> MutexGuard<'_, M> {
-    // A panic elsewhere must not take signaling down with it.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl<M: Endpoint + Send + 'static> Shell<M> {
-    pub fn new(machine: M) -> Self {
-        Shell {
-            machine: Arc::new(Mutex::new(machine)),
-            wake: Arc::new(Notify::new()),
-            stats: Arc::new(ShellStats::default()),
+impl Transport for Udp434 {
+    fn recv<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<(Peer, usize)>> + Send + 'a {
+        Udp434::recv(self, buf)
+    }
+    fn try_recv(&self, buf: &mut [u8]) -> Option<(Peer, usize)> {
+        match self.socket.try_recv_from(buf) {
+            Ok((n, SocketAddr::V4(a))) => Some((Peer::V4(a), n)),
+            _ => None,
         }
     }
-
-    /// Runs `f` on the state machine (e.g. `attach`, or reading counters) and wakes the
-    /// shell so new datagrams and deadlines are picked up at once.
-    pub fn with<R>(&self, f: impl FnOnce(&mut M, Instant) -> R) -> R {
-        let r = f(&mut lock(&self.machine), Instant::now());
-        self.wake.notify_one();
-        r
-    }
-
-    /// Drains data-plane commands and datagrams to send.
-    fn drain<D: DataPlane>(&self, dp: &Mutex<D>) -> Vec<Transmit> {
-        let mut m = lock(&self.machine);
-        let mut d = lock(dp);
-        while let Some(c) = m.poll_dp() {
-            if d.apply(&c).is_err() {
-                self.stats.dp_errors.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        std::iter::from_fn(|| m.poll_transmit()).collect()
-    }
-
-    /// Serves `socket` until `stop` is set.
-    pub async fn run<D: DataPlane + Send>(
-        &self,
-        socket: UdpSocket,
-        dp: Arc<Mutex<D>>,
-        stop: Arc<AtomicBool>,
-    ) -> io::Result<()> {
-        let mut buf = vec![0u8; 65_535];
-        while !stop.load(Ordering::Relaxed) {
-            for t in self.drain(&dp) {
-                match socket.send_to(&t.payload, SocketAddr::V4(t.dst)).await {
-                    Ok(_) => self.stats.tx_datagrams.fetch_add(1, Ordering::Relaxed),
-                    Err(_) => self.stats.tx_errors.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-            let deadline = lock(&self.machine).poll_timeout();
-            // Wake at least every 100 ms to notice `stop`.
-            let cap = Instant::now() + Duration::from_millis(100);
-            let wake_at = deadline.map_or(cap, |d| d.min(cap));
-            tokio::select! {
-                r = socket.recv_from(&mut buf) => {
-                    let (n, src) = r?;
-                    self.on_datagram(src, &buf[..n]);
-                    // Take whatever else is queued before flushing replies.
-                    while let Ok((n, src)) = socket.try_recv_from(&mut buf) {
-                        self.on_datagram(src, &buf[..n]);
-                    }
-                }
-                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake_at)) => {}
-                _ = self.wake.notified() => {}
-            }
-            let now = Instant::now();
-            let mut m = lock(&self.machine);
-            if m.poll_timeout().is_some_and(|d| d <= now) {
-                m.handle_timeout(now);
-            }
-        }
-        Ok(())
-    }
-
-    fn on_datagram(&self, src: SocketAddr, payload: &[u8]) {
-        self.stats.rx_datagrams.fetch_add(1, Ordering::Relaxed);
-        let SocketAddr::V4(src) = src else {
-            self.stats.rx_non_ipv4.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
-        lock(&self.machine).handle(Instant::now(), src, payload);
-    }
-
-    /// Binds `bind` and serves it on a current-thread runtime until `stop` is set. Call it on
-    /// a thread of its own (e.g. inside a network namespace).
-    pub fn run_blocking<D: DataPlane + Send>(
-        &self,
-        bind: SocketAddrV4,
-        dp: Arc<Mutex<D>>,
-        stop: Arc<AtomicBool>,
-    ) -> io::Result<()> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(async {
-            let socket = UdpSocket::bind(bind).await?;
-            grow_receive_buffer(&socket, 4 << 20);
-            self.run(socket, dp, stop).await
-        })
+    fn send<'a>(&'a self, t: &'a Transmit) -> impl Future<Output = io::Result<()>> + Send + 'a {
+        Udp434::send(self, t)
     }
 }
 

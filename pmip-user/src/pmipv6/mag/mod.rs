@@ -19,12 +19,16 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Deserialize;
 
 use super::wire::{
-    ba_flags, br_flags, bra_status, bu_flags, AccessTechType, BaStatus, BindingAck, BindingError,
-    BindingUpdate, HandoffIndicator, Heartbeat, Message, MobilityOption, OptionsExt, RevocationAck,
-    RevocationIndication,
+    bu_flags, AccessTechType, BaStatus, BindingError, BindingUpdate, HandoffIndicator, Message,
+    MobilityOption,
 };
-use super::{serde_secs as secs, wire, Clock, IdAlloc, LocalAddrs, Peer, Transmit};
+use super::{serde_secs as secs, wire, LocalAddrs};
+use crate::agent::{Clock, IdAlloc, Peer, Transmit};
 use crate::dataplane::{AccessBinding, AccessPoint, DpCommand, Hnp, TunnelEnds};
+
+mod ack;
+mod endpoint;
+mod heartbeat;
 
 /// One LMA the MAG may register subscribers with.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -286,7 +290,7 @@ impl Mag {
             lmas,
             entries: HashMap::new(),
             by_mn_id: HashMap::new(),
-            ids: IdAlloc::new(1024),
+            ids: IdAlloc::default(),
             seq: 0,
             timers: BinaryHeap::new(),
             transmits: VecDeque::new(),
@@ -559,7 +563,7 @@ impl Mag {
             return;
         };
         if let Ok(payload) = msg.to_vec(ck) {
-            self.transmits.push_back(Transmit { peer, payload });
+            self.transmits.push_back(Transmit::new(peer, payload));
         }
     }
 
@@ -650,260 +654,6 @@ impl Mag {
         }
     }
 
-    fn on_pba(&mut self, now: Instant, lma: usize, ba: BindingAck) {
-        // The attachment: by link-layer identifier (echoed by the LMA), else
-        // by sequence number among the MN's attachments.
-        let ats = ba
-            .mn_id()
-            .and_then(|id| self.by_mn_id.get(id))
-            .map(|v| v.as_slice())
-            .unwrap_or(&[]);
-        let found = match ba.link_layer_id() {
-            Some(l) => ats.iter().find(|a| a.mac[..] == *l),
-            None => ats
-                .iter()
-                .find(|a| self.entries.get(a).is_some_and(|e| e.seq == ba.seq)),
-        };
-        let Some(&at) = found else {
-            self.counters.pba_no_binding += 1;
-            return;
-        };
-        let Some(e) = self.entries.get(&at) else {
-            self.counters.pba_no_binding += 1;
-            return;
-        };
-        if e.seq != ba.seq
-            || e.lma != lma
-            || e.state == State::Active
-            || ba.flags & ba_flags::P == 0
-        {
-            self.counters.pba_seq_mismatch += 1;
-            return;
-        }
-        if e.state == State::Deregistering {
-            // Accepted or not, the subscriber is gone: stop here.
-            self.remove_entry(&at);
-            self.events.push_back(MagEvent::Deregistered { at });
-            return;
-        }
-        if !ba.status.is_accepted() {
-            self.counters.pba_rejected += 1;
-            self.on_rejected(now, at, lma, &ba);
-            return;
-        }
-        let lifetime = Duration::from_secs(u64::from(ba.lifetime_secs()));
-        let uplink_key = match ba.gre_key() {
-            Some(Some(k)) => k,
-            _ => {
-                // RFC 5845: without the LMA's key we cannot encapsulate uplink.
-                self.counters.pba_bad += 1;
-                self.fail(at, FailReason::BadAck);
-                return;
-            }
-        };
-        let home_v4 = match ba.ipv4_hoa_reply() {
-            Some((0..=127, plen, addr)) => Some((addr, plen)),
-            _ => None,
-        };
-        let hnp = ba
-            .hnps()
-            .into_iter()
-            .next()
-            .map(|(len, prefix)| Hnp { prefix, len });
-        let e = &self.entries[&at];
-        if lifetime.is_zero()
-            || (e.req.ipv4 && home_v4.is_none() && !e.req.ipv6)
-            || (home_v4.is_none() && hnp.is_none())
-        {
-            self.counters.pba_bad += 1;
-            self.fail(at, FailReason::BadAck);
-            return;
-        }
-        self.counters.pba_accepted += 1;
-        let granted = Granted {
-            uplink_key,
-            home_v4,
-            default_router: ba.ipv4_default_router(),
-            hnp,
-            lifetime,
-            expires: now + lifetime,
-        };
-        let refresh = self.cfg.refresh.min(lifetime * 3 / 4);
-        let e = self.entries.get_mut(&at).expect("checked above");
-        let changed = match &e.granted {
-            Some(g) => {
-                g.uplink_key != granted.uplink_key
-                    || g.home_v4 != granted.home_v4
-                    || g.hnp != granted.hnp
-                    || g.default_router != granted.default_router
-            }
-            None => true,
-        };
-        e.granted = Some(granted.clone());
-        e.state = State::Active;
-        e.retx = 0;
-        e.timeout = self.cfg.retx_initial;
-        e.handoff = HandoffIndicator::HandoffStateNotChanged;
-        if changed {
-            if let Some(b) = self.access_binding(&at) {
-                self.dp.push_back(DpCommand::InstallAccess(b));
-            }
-            self.events.push_back(MagEvent::Registered {
-                at,
-                home_v4: granted.home_v4,
-                default_router: granted.default_router,
-                hnp: granted.hnp,
-                lifetime,
-            });
-        }
-        self.arm(at, now + refresh);
-    }
-
-    /// PBA error statuses, one by one (RFC 5213 §6.9.1.2 and the status list).
-    fn on_rejected(&mut self, now: Instant, at: AccessPoint, lma: usize, ba: &BindingAck) {
-        match ba.status {
-            // Clock disagreement or an older PBU overtook ours: send a fresh PBU
-            // (new timestamp) right away, within the retry budget.
-            BaStatus::TIMESTAMP_MISMATCH | BaStatus::TIMESTAMP_LOWER_THAN_PREV_ACCEPTED => {
-                if let (BaStatus::TIMESTAMP_MISMATCH, Some(lma_ts)) = (ba.status, ba.timestamp()) {
-                    self.ts_adjust = lma_ts.wrapping_sub(self.clock.timestamp(now)) as i64;
-                    self.last_ts = lma_ts;
-                }
-                let e = self.entries.get_mut(&at).expect("caller checked");
-                if e.retx >= self.cfg.max_retx {
-                    self.fail(at, FailReason::Rejected(ba.status));
-                } else {
-                    e.retx += 1;
-                    self.counters.pbu_retransmitted += 1;
-                    self.send_pbu(now, at, false);
-                }
-            }
-            // Transient at the LMA: keep the retransmission timer running.
-            BaStatus::INSUFFICIENT_RESOURCES | BaStatus::UNSPECIFIED => {}
-            // The LMA refuses this MAG: stop using it for everyone.
-            BaStatus::MAG_NOT_AUTHORIZED_FOR_PROXY_REG => {
-                self.lmas[lma].disabled = true;
-                let on_lma: Vec<AccessPoint> = self
-                    .entries
-                    .iter()
-                    .filter(|(_, e)| e.lma == lma)
-                    .map(|(a, _)| *a)
-                    .collect();
-                for a in on_lma {
-                    self.fail(a, FailReason::Rejected(ba.status));
-                }
-            }
-            // Everything else is about this subscriber: give up on it.
-            status => self.fail(at, FailReason::Rejected(status)),
-        }
-    }
-
-    fn on_heartbeat(&mut self, now: Instant, lma: usize, hb: Heartbeat) {
-        self.counters.heartbeat_rx += 1;
-        let peer = self.lmas[lma].peer;
-        if !hb.response {
-            // RFC 5847 §3: answer a request with the same sequence number.
-            let reply = Message::Heartbeat(Heartbeat {
-                unsolicited: false,
-                response: true,
-                seq: hb.seq,
-                options: vec![MobilityOption::RestartCounter(self.cfg.restart_counter)],
-            });
-            self.queue(peer, &reply);
-        } else {
-            let l = &mut self.lmas[lma];
-            if !l.hb_outstanding || hb.seq != l.hb_seq {
-                self.counters.rx_unexpected_message += 1;
-                return;
-            }
-            l.hb_outstanding = false;
-            l.hb_missed = 0;
-        }
-        if let Some(rc) = hb.restart_counter() {
-            let l = &mut self.lmas[lma];
-            let restarted = l.restart_counter.is_some_and(|old| old != rc);
-            l.restart_counter = Some(rc);
-            if restarted {
-                // RFC 5847 §4: the LMA lost its bindings; register them again.
-                self.counters.lma_restart_detected += 1;
-                self.reregister_all(now, lma);
-            }
-        }
-    }
-
-    /// Sends a fresh PBU for every binding on `lma`.
-    fn reregister_all(&mut self, now: Instant, lma: usize) {
-        let ats: Vec<AccessPoint> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.lma == lma && e.state != State::Deregistering)
-            .map(|(a, _)| *a)
-            .collect();
-        for at in ats {
-            self.counters.reregistrations += 1;
-            if let Some(e) = self.entries.get_mut(&at) {
-                e.state = State::Registering;
-                e.retx = 0;
-                e.timeout = self.cfg.retx_initial;
-                // RFC 5213 §8.4 value 5: re-registration, nothing moved.
-                e.handoff = HandoffIndicator::HandoffStateNotChanged;
-            }
-            self.send_pbu(now, at, false);
-        }
-    }
-
-    fn on_bri(&mut self, lma: usize, bri: RevocationIndication) {
-        self.counters.bri_rx += 1;
-        let peer = self.lmas[lma].peer;
-        // The MN's attachments through this LMA; the link-layer identifier,
-        // when the BRI has one, picks the attachment.
-        let llid = bri.link_layer_id();
-        let found: Vec<AccessPoint> = bri
-            .mn_id()
-            .and_then(|id| self.by_mn_id.get(id))
-            .map(|v| v.as_slice())
-            .unwrap_or(&[])
-            .iter()
-            .filter(|a| llid.is_none_or(|l| a.mac[..] == *l))
-            .filter(|a| self.entries.get(a).is_some_and(|e| e.lma == lma))
-            .copied()
-            .collect();
-        for at in &found {
-            let was_dereg = self
-                .entries
-                .get(at)
-                .is_some_and(|e| e.state == State::Deregistering);
-            self.remove_entry(at);
-            if !was_dereg {
-                self.events.push_back(MagEvent::Revoked {
-                    at: *at,
-                    trigger: bri.trigger,
-                });
-            }
-        }
-        let status = if found.is_empty() {
-            self.counters.bri_unknown_binding += 1;
-            bra_status::BINDING_DOES_NOT_EXIST
-        } else {
-            bra_status::SUCCESS
-        };
-        // RFC 5846 §8.2: acknowledge with the BRI's sequence number.
-        let mut options = Vec::new();
-        if let Some(id) = bri.mn_id() {
-            options.push(MobilityOption::MnId {
-                subtype: wire::option::MN_ID_SUBTYPE_NAI,
-                id: id.to_vec(),
-            });
-        }
-        let bra = Message::RevocationAck(RevocationAck {
-            status,
-            seq: bri.seq,
-            flags: bri.flags & br_flags::P,
-            options,
-        });
-        self.queue(peer, &bra);
-    }
-
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(Reverse((t, at))) = self.timers.peek().copied() {
@@ -964,90 +714,6 @@ impl Mag {
                 self.send_pbu(now, at, dereg);
             }
         }
-    }
-
-    fn on_heartbeat_timer(&mut self, now: Instant, lma: usize) {
-        let l = &mut self.lmas[lma];
-        l.hb_deadline = now + self.cfg.heartbeat_interval;
-        if l.hb_outstanding {
-            l.hb_missed += 1;
-            self.counters.heartbeat_missed += 1;
-            if l.hb_missed >= self.cfg.heartbeat_missing_limit {
-                // RFC 5847 §4: treat the LMA as having lost state.
-                l.hb_missed = 0;
-                l.restart_counter = None;
-                self.counters.lma_restart_detected += 1;
-                self.reregister_all(now, lma);
-            }
-        }
-        let l = &mut self.lmas[lma];
-        if l.disabled {
-            return;
-        }
-        l.hb_seq = l.hb_seq.wrapping_add(1);
-        l.hb_outstanding = true;
-        let msg = Message::Heartbeat(Heartbeat {
-            unsolicited: false,
-            response: false,
-            seq: l.hb_seq,
-            options: vec![MobilityOption::RestartCounter(self.cfg.restart_counter)],
-        });
-        let peer = l.peer;
-        self.counters.heartbeat_sent += 1;
-        self.queue(peer, &msg);
-    }
-
-    /// The binding update list in the layout of Cisco's `show ipv6 mobile
-    /// pmipv6 mag binding` (seed 004), sorted by attachment.
-    pub fn show_bindings(&self, now: Instant) -> String {
-        use std::fmt::Write;
-        let mut ats: Vec<&AccessPoint> = self.entries.keys().collect();
-        ats.sort();
-        let mut out = format!("Total number of bindings: {}\n", ats.len());
-        for at in ats {
-            let e = &self.entries[at];
-            let m = at.mac;
-            let llid = format!(
-                "{:02x}{:02x}.{:02x}{:02x}.{:02x}{:02x}",
-                m[0], m[1], m[2], m[3], m[4], m[5]
-            );
-            let g = e.granted.as_ref();
-            let hoa = g
-                .and_then(|g| g.home_v4)
-                .map(|(a, _)| a.to_string())
-                .unwrap_or_else(|| "0".into());
-            let hnp = g
-                .and_then(|g| g.hnp)
-                .map(|h| format!("{}/{}", h.prefix, h.len))
-                .unwrap_or_else(|| "0".into());
-            let state = match e.state {
-                State::Registering => "REGISTERING",
-                State::Active => "ACTIVE",
-                State::Deregistering => "DEREGISTERING",
-            };
-            let _ = write!(
-                out,
-                "----------------------------------------\n\
-                 [Binding][MN]: Nai: {}\n\
-                 \x20 [Binding][MN]: State: {state}\n\
-                 \x20 [Binding][MN]: Interface: ifindex {} vlan {}\n\
-                 \x20 [Binding][MN]: Hoa: {hoa}, att: {}, llid: {llid}\n\
-                 \x20 [Binding][MN]: HNP: {hnp}\n\
-                 \x20 [Binding][MN][LMA]: Id: {}\n\
-                 \x20 [Binding][MN][LMA]: lifetime: {}\n\
-                 \x20 [Binding][MN][GREKEY]: Upstream: {}, Downstream: {}\n",
-                String::from_utf8_lossy(&e.req.mn_id),
-                at.ifindex,
-                at.vlan,
-                self.cfg.access_tech_type,
-                self.lmas[e.lma].cfg.name,
-                g.map(|g| g.expires.saturating_duration_since(now).as_secs())
-                    .unwrap_or(0),
-                g.map(|g| g.uplink_key).unwrap_or(0),
-                e.downlink_key,
-            );
-        }
-        out
     }
 
     /// Every entry of the binding update list (for `show bindings`).

@@ -15,13 +15,13 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::auth::{self, IdentGen, SecurityAssociation};
-use super::wire::ext::{device_id_types, AccessTech, AuthKind, AuthMethod, ExtList, ExtRepr};
-use super::wire::{
-    Message, RegistrationReplyRepr, RegistrationRequestRepr, ReplyCode, RevocationAckRepr,
-    RevocationRepr, RrqFlags, PORT,
-};
-use super::{Endpoint, Transmit, WallClock};
-use crate::dataplane::{AccessBinding, AccessPoint, DpCommand, TunnelEnds};
+use super::wire::ext::{device_id_types, AccessTech, AuthKind, AuthMethod, ExtRepr};
+use super::wire::{Message, RegistrationRequestRepr, ReplyCode, RrqFlags, PORT};
+use crate::agent::{Clock, IdAlloc, Peer, Transmit};
+use crate::dataplane::{AccessBinding, AccessPoint, DpCommand};
+
+mod endpoint;
+mod reply;
 
 /// HA failover (seed 000: `proxy-mip ha-failover [max-attempts | num-attempts-before-switching
 /// | timeout]`).
@@ -131,7 +131,6 @@ impl PmaConfig {
 pub struct Subscriber {
     pub nai: String,
     pub at: AccessPoint,
-    pub sub_id: u32,
     /// Where to send the PRRQ.
     pub home_agent: Ipv4Addr,
     /// Seed 000 `mobile-ip home-agent <addr> alternate`.
@@ -144,11 +143,10 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    pub fn new(nai: &str, at: AccessPoint, sub_id: u32, home_agent: Ipv4Addr) -> Self {
+    pub fn new(nai: &str, at: AccessPoint, home_agent: Ipv4Addr) -> Self {
         Subscriber {
             nai: nai.to_string(),
             at,
-            sub_id,
             home_agent,
             alternate_ha: None,
             dynamic_ha: false,
@@ -235,6 +233,8 @@ struct Session {
     ha_idx: usize,
     /// HA assigned by a dynamic-HA reply (RFC 4433).
     assigned_ha: Option<Ipv4Addr>,
+    /// Index of the subscriber's traffic counters in the fast path.
+    sub_id: u32,
     downlink_key: u32,
     home: Option<Ipv4Addr>,
     installed: Option<AccessBinding>,
@@ -244,6 +244,8 @@ struct Session {
     next_retx: Option<Instant>,
     renew_at: Option<Instant>,
     expires_at: Option<Instant>,
+    /// The lifetime the HA granted last.
+    granted: Option<Duration>,
     gen: u64,
 }
 
@@ -262,7 +264,7 @@ impl Session {
 /// The PMA state machine.
 pub struct Pma {
     cfg: PmaConfig,
-    clock: WallClock,
+    clock: Clock,
     sessions: HashMap<String, Session>,
     timers: BinaryHeap<Reverse<(Instant, u64, String)>>,
     gen: u64,
@@ -271,17 +273,20 @@ pub struct Pma {
     refused: HashSet<Ipv4Addr>,
     /// Highest Revocation Identifier seen per HA.
     last_revocation: HashMap<Ipv4Addr, u32>,
-    used_keys: HashSet<u32>,
-    next_key: u32,
+    /// Downlink GRE keys, and subscriber ids.
+    keys: IdAlloc,
+    ids: IdAlloc,
     tx: VecDeque<Transmit>,
     dp: VecDeque<DpCommand>,
     events: VecDeque<PmaEvent>,
+    /// Where subscribers whose session ended were, until their events are taken.
+    gone_at: HashMap<String, AccessPoint>,
     counters: PmaCounters,
 }
 
 impl Pma {
-    pub fn new(cfg: PmaConfig, clock: WallClock) -> Self {
-        let next_key = cfg.downlink_key_base.max(1);
+    pub fn new(cfg: PmaConfig, clock: Clock) -> Self {
+        let keys = IdAlloc::new(cfg.downlink_key_base, pmip_common::MAX_SUBSCRIBERS);
         Pma {
             cfg,
             clock,
@@ -291,11 +296,12 @@ impl Pma {
             idents: HashMap::new(),
             refused: HashSet::new(),
             last_revocation: HashMap::new(),
-            used_keys: HashSet::new(),
-            next_key,
+            keys,
+            ids: IdAlloc::default(),
             tx: VecDeque::new(),
             dp: VecDeque::new(),
             events: VecDeque::new(),
+            gone_at: HashMap::new(),
             counters: PmaCounters::default(),
         }
     }
@@ -308,7 +314,7 @@ impl Pma {
             .map(|s| PmaSessionInfo {
                 nai: s.sub.nai.clone(),
                 at: s.sub.at,
-                sub_id: s.sub.sub_id,
+                sub_id: s.sub_id,
                 state: match s.phase {
                     Phase::Registering => "REGISTERING",
                     Phase::Registered => "ACTIVE",
@@ -350,6 +356,7 @@ impl Pma {
             || !fits(sub.imsi.as_ref().map_or(0, |i| i.len()), 253)
             || !fits(sub.interface_id.as_ref().map_or(0, |i| i.len()), 254)
         {
+            self.gone_at.insert(sub.nai.clone(), sub.at);
             self.events.push_back(PmaEvent::RegistrationFailed {
                 nai: sub.nai,
                 code: None,
@@ -376,7 +383,22 @@ impl Pma {
             let nai = sub.nai.clone();
             self.drop_session(&nai);
         }
-        let key = self.alloc_key();
+        let (key, sub_id) = (self.keys.alloc(), self.ids.alloc());
+        let (Some(key), Some(sub_id)) = (key, sub_id) else {
+            // One of the two may have been taken: give it back.
+            if let Some(k) = key {
+                self.keys.release(k);
+            }
+            if let Some(i) = sub_id {
+                self.ids.release(i);
+            }
+            self.gone_at.insert(sub.nai.clone(), sub.at);
+            self.events.push_back(PmaEvent::RegistrationFailed {
+                nai: sub.nai,
+                code: Some(ReplyCode::InsufficientResources),
+            });
+            return;
+        };
         let mut has = vec![sub.home_agent];
         if let Some(a) = sub.alternate_ha {
             has.push(a);
@@ -389,6 +411,7 @@ impl Pma {
             has,
             ha_idx: 0,
             assigned_ha: None,
+            sub_id,
             downlink_key: key,
             installed: None,
             pending_ident: None,
@@ -397,6 +420,7 @@ impl Pma {
             next_retx: None,
             renew_at: None,
             expires_at: None,
+            granted: None,
             gen: 0,
         };
         self.sessions.insert(nai.clone(), s);
@@ -429,23 +453,19 @@ impl Pma {
     /// Keeps the downlink GRE keys the data plane still forwards with (an
     /// earlier run's bindings in pinned maps) from being given to a new subscriber.
     pub fn reserve(&mut self, held: &crate::dataplane::Held) {
-        self.used_keys.extend(held.keys.iter().copied());
-    }
-
-    fn alloc_key(&mut self) -> u32 {
-        let base = self.cfg.downlink_key_base.max(1);
-        loop {
-            let k = self.next_key;
-            self.next_key = super::next_gre_key(k, base, self.used_keys.len());
-            if self.used_keys.insert(k) {
-                return k;
-            }
+        for k in &held.keys {
+            self.keys.reserve(*k);
+        }
+        for id in &held.sub_ids {
+            self.ids.reserve(*id);
         }
     }
 
     fn drop_session(&mut self, nai: &str) {
         if let Some(s) = self.sessions.remove(nai) {
-            self.used_keys.remove(&s.downlink_key);
+            self.keys.release(s.downlink_key);
+            self.ids.release(s.sub_id);
+            self.gone_at.insert(nai.to_string(), s.sub.at);
         }
     }
 
@@ -474,7 +494,7 @@ impl Pma {
 
     /// Builds, signs and queues a PRRQ with a fresh Identification (RFC 3344 §3.6.3).
     fn send_request(&mut self, now: Instant, nai: &str) {
-        let wall = self.clock.now(now);
+        let wall = self.clock.wall(now);
         let Some(s) = self.sessions.get_mut(nai) else {
             return;
         };
@@ -533,10 +553,10 @@ impl Pma {
         };
         let mut payload = rrq.to_bytes();
         auth::append_auth(&mut payload, AuthKind::FaHa, &peer.sa);
-        self.tx.push_back(Transmit {
-            dst: SocketAddrV4::new(ha, PORT),
+        self.tx.push_back(Transmit::new(
+            Peer::V4(SocketAddrV4::new(ha, PORT)),
             payload,
-        });
+        ));
         if s.attempts > 0 {
             self.counters.retransmissions += 1;
         }
@@ -619,242 +639,13 @@ impl Pma {
     }
 
     fn wall(&self, now: Instant) -> SystemTime {
-        self.clock.now(now)
-    }
-
-    fn on_reply(
-        &mut self,
-        now: Instant,
-        src: SocketAddrV4,
-        payload: &[u8],
-        r: RegistrationReplyRepr,
-    ) {
-        let Some(nai) = r.extensions.nai().and_then(|n| std::str::from_utf8(n).ok()) else {
-            self.counters.rx_unmatched += 1;
-            return;
-        };
-        let nai = nai.to_string();
-        let Some(s) = self.sessions.get(&nai) else {
-            self.counters.rx_unmatched += 1;
-            return;
-        };
-        // RFC 3344 §5.7.1: the low-order 32 bits are copied from our request.
-        let Some(_pending) = s
-            .pending_ident
-            .filter(|p| p & 0xffff_ffff == r.identification & 0xffff_ffff)
-        else {
-            self.counters.rx_unmatched += 1;
-            return;
-        };
-        let Some(peer) = self.cfg.home_agents.iter().find(|p| p.address == *src.ip()) else {
-            self.counters.rx_unknown_peer += 1;
-            return;
-        };
-        let sa = &peer.sa;
-        if auth::verify(payload, AuthKind::FaHa, |spi| (spi == sa.spi).then_some(sa)).is_err() {
-            // Unauthenticated replies, denials included, are ignored: retransmission and
-            // failover take over (a forged 149/150 must not stop service).
-            self.counters.rx_auth_failed += 1;
-            return;
-        }
-        let ha = *src.ip();
-        let phase = s.phase;
-        if r.code.is_accepted() {
-            self.counters.accepted += 1;
-            self.on_accepted(now, &nai, ha, r);
-            return;
-        }
-        self.counters.denied += 1;
-        match r.code {
-            ReplyCode::IdentMismatch => {
-                // §5.7.1: adopt the HA's clock from the high-order bits and retry at once.
-                self.counters.ident_mismatch_resync += 1;
-                let wall = self.wall(now);
-                self.idents
-                    .entry(ha)
-                    .or_default()
-                    .resync(r.identification, wall);
-                let cap = self
-                    .sessions
-                    .get(&nai)
-                    .map(|s| self.attempt_cap(s))
-                    .unwrap_or(0);
-                if self.sessions.get(&nai).is_some_and(|s| s.attempts < cap) {
-                    self.send_request(now, &nai);
-                } else {
-                    self.give_up(&nai, phase, Some(r.code));
-                }
-            }
-            ReplyCode::PmipUnsupported | ReplyCode::PmipDisallowed => {
-                // Draft §8.1: do not retry with this HA.
-                self.counters.ha_refused_pmip += 1;
-                self.refused.insert(ha);
-                let alt = self.sessions.get(&nai).and_then(|s| {
-                    (phase == Phase::Registering)
-                        .then(|| s.has.iter().position(|h| !self.refused.contains(h)))
-                        .flatten()
-                });
-                match alt {
-                    Some(i) => {
-                        if let Some(s) = self.sessions.get_mut(&nai) {
-                            s.ha_idx = i;
-                            s.attempts_this_ha = 0;
-                        }
-                        self.counters.ha_failovers += 1;
-                        self.send_request(now, &nai);
-                    }
-                    None => self.give_up(&nai, phase, Some(r.code)),
-                }
-            }
-            code => {
-                if phase == Phase::Deregistering {
-                    self.drop_session(&nai);
-                } else {
-                    self.give_up(&nai, phase, Some(code));
-                }
-            }
-        }
-    }
-
-    fn on_accepted(&mut self, now: Instant, nai: &str, ha: Ipv4Addr, r: RegistrationReplyRepr) {
-        let local = self.cfg.address;
-        let renew_percent = self.cfg.renew_percent.clamp(1, 100) as u64;
-        let Some(s) = self.sessions.get_mut(nai) else {
-            return;
-        };
-        s.pending_ident = None;
-        s.next_retx = None;
-        if s.phase == Phase::Deregistering {
-            self.drop_session(nai);
-            return;
-        }
-        let Some(uplink_key) = r.extensions.gre_key() else {
-            // RFC 6245: the HA returns the key it wants; without it no GRE tunnel.
-            self.counters.rx_missing_gre_key += 1;
-            let phase = s.phase;
-            self.give_up(nai, phase, Some(ReplyCode::EncapUnavailable));
-            return;
-        };
-        if r.home_address.is_unspecified() || r.lifetime == 0 {
-            let phase = s.phase;
-            self.give_up(nai, phase, Some(r.code));
-            return;
-        }
-        if s.sub.dynamic_ha {
-            // RFC 4433: the reply's Home Agent field names the HA that took us.
-            s.assigned_ha = Some(
-                if r.home_agent.is_unspecified() || r.home_agent.is_broadcast() {
-                    ha
-                } else {
-                    r.home_agent
-                },
-            );
-        }
-        let renewal = s.phase == Phase::Registered;
-        s.phase = Phase::Registered;
-        s.home = Some(r.home_address);
-        let b = AccessBinding {
-            at: s.sub.at,
-            sub_id: s.sub.sub_id,
-            tunnel: TunnelEnds {
-                local: local.into(),
-                remote: s.ha().into(),
-            },
-            uplink_key,
-            downlink_key: s.downlink_key,
-            home_v4: Some(r.home_address),
-            gateway_v4: None,
-            hnp: None,
-        };
-        if s.installed.as_ref() != Some(&b) {
-            s.installed = Some(b.clone());
-            self.dp.push_back(DpCommand::InstallAccess(b));
-        }
-        let life = Duration::from_secs(r.lifetime as u64);
-        s.renew_at = Some(now + life * renew_percent as u32 / 100);
-        s.expires_at = Some(now + life);
-        self.events.push_back(PmaEvent::Registered {
-            nai: nai.to_string(),
-            home_address: r.home_address,
-            lifetime: r.lifetime,
-            ha: s.ha(),
-            renewal,
-        });
-        self.arm(nai);
-    }
-
-    fn on_revocation(&mut self, src: SocketAddrV4, payload: &[u8], r: RevocationRepr) {
-        let Some(peer) = self.cfg.home_agents.iter().find(|p| p.address == *src.ip()) else {
-            self.counters.rx_unknown_peer += 1;
-            return;
-        };
-        let sa = peer.sa.clone();
-        if auth::verify(payload, AuthKind::FaHa, |spi| {
-            (spi == sa.spi).then_some(&sa)
-        })
-        .is_err()
-        {
-            self.counters.rx_auth_failed += 1;
-            return;
-        }
-        // RFC 3543: the Revocation Identifier grows; an old one is a replay (or a
-        // retransmission we already acted on) — acknowledge, but do not act again.
-        let fresh = match self.last_revocation.get(src.ip()) {
-            Some(&last) => (r.revocation_id.wrapping_sub(last) as i32) > 0,
-            None => true,
-        };
-        if fresh {
-            self.last_revocation.insert(*src.ip(), r.revocation_id);
-        } else {
-            self.counters.revocations_stale += 1;
-        }
-        let nai = match r.extensions.nai().and_then(|n| std::str::from_utf8(n).ok()) {
-            Some(n) => Some(n.to_string()),
-            None => self
-                .sessions
-                .iter()
-                .find(|(_, s)| s.home == Some(r.home_address) && s.ha() == *src.ip())
-                .map(|(n, _)| n.clone()),
-        };
-        if let Some(nai) = nai.filter(|_| fresh) {
-            if let Some(s) = self.sessions.get_mut(&nai) {
-                if s.ha() == *src.ip() {
-                    if let Some(b) = s.installed.take() {
-                        self.dp.push_back(DpCommand::RemoveAccess(b));
-                    }
-                    self.counters.revocations += 1;
-                    self.events
-                        .push_back(PmaEvent::Revoked { nai: nai.clone() });
-                    self.drop_session(&nai);
-                }
-            }
-        }
-        // Acknowledge even unknown bindings so the HA stops retransmitting (RFC 3543 §5).
-        let mut ack = RevocationAckRepr {
-            i_bit: false,
-            home_address: r.home_address,
-            revocation_id: r.revocation_id,
-            extensions: vec![],
-        }
-        .to_bytes();
-        auth::append_auth(&mut ack, AuthKind::FaHa, &sa);
-        self.tx.push_back(Transmit {
-            dst: SocketAddrV4::new(*src.ip(), PORT),
-            payload: ack,
-        });
+        self.clock.wall(now)
     }
 }
 
-fn attempt_cap(cfg: &PmaConfig, s: &Session) -> u32 {
-    if cfg.ha_failover.enabled && s.has.len() > 1 {
-        cfg.ha_failover.max_attempts.max(1)
-    } else {
-        1 + cfg.max_retransmissions
-    }
-}
-
-impl Endpoint for Pma {
-    fn handle(&mut self, now: Instant, src: SocketAddrV4, payload: &[u8]) {
+impl Pma {
+    /// One datagram from `src`.
+    pub fn handle(&mut self, now: Instant, src: SocketAddrV4, payload: &[u8]) {
         match Message::parse(payload) {
             Ok(Message::Reply(r)) => self.on_reply(now, src, payload, r),
             Ok(Message::Revocation(r)) => self.on_revocation(src, payload, r),
@@ -863,7 +654,8 @@ impl Endpoint for Pma {
         }
     }
 
-    fn handle_timeout(&mut self, now: Instant) {
+    /// Fires every timer due at `now`: retransmission, renewal, expiry.
+    pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(Reverse((t, gen, _))) = self.timers.peek() {
             if *t > now {
                 break;
@@ -903,14 +695,12 @@ impl Endpoint for Pma {
             }
         }
     }
+}
 
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((t, _, _))| *t)
-    }
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.tx.pop_front()
-    }
-    fn poll_dp(&mut self) -> Option<DpCommand> {
-        self.dp.pop_front()
+fn attempt_cap(cfg: &PmaConfig, s: &Session) -> u32 {
+    if cfg.ha_failover.enabled && s.has.len() > 1 {
+        cfg.ha_failover.max_attempts.max(1)
+    } else {
+        1 + cfg.max_retransmissions
     }
 }

@@ -1,0 +1,117 @@
+//! The agent's one shape, shared by both protocols and both roles.
+//!
+//! Every registrar — the PMIPv6 MAG and LMA, the PMIPv4 PMA and HA — is a
+//! sans-IO state machine implementing [`Endpoint`] (after quinn-proto's
+//! `Endpoint`): datagrams in with `handle(now, from, bytes)`, requests in with
+//! `command(now, cmd)`, and out come datagrams (`poll_transmit`), data-plane
+//! commands (`poll_dp`), events for the rest of the daemon (`poll_event`) and
+//! one deadline (`poll_timeout` / `handle_timeout`). One [`shell`] drives any
+//! of them over a [`Transport`] (raw Mobility Header + UDP 5436 for PMIPv6,
+//! UDP 434 for PMIPv4): it owns no protocol logic, holds no lock around the
+//! machine and never polls.
+//!
+//! - [`alloc`]     — the one allocator of subscriber ids and GRE keys.
+//! - [`clock`]     — the one clock: monotonic `now` → RFC 5213 timestamps, NTP, wall time.
+//! - [`registrar`] — what the daemon asks of a registrar and hears back, whatever the protocol.
+//! - [`shell`]     — the tokio driver of an endpoint.
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::dataplane::DpCommand;
+
+pub mod alloc;
+pub mod clock;
+pub mod registrar;
+pub mod shell;
+
+pub use alloc::IdAlloc;
+pub use clock::Clock;
+
+/// A signaling peer and the transport that reaches it: a raw Mobility
+/// Header over IPv6, or a UDP socket address over IPv4 (PMIPv6 over IPv4
+/// transport on UDP 5436, RFC 5844 §4; PMIPv4 on UDP 434).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Peer {
+    V6(Ipv6Addr),
+    V4(SocketAddrV4),
+}
+
+impl Peer {
+    pub fn ip(&self) -> IpAddr {
+        match self {
+            Peer::V6(a) => IpAddr::V6(*a),
+            Peer::V4(s) => IpAddr::V4(*s.ip()),
+        }
+    }
+
+    /// A peer at `ip`: IPv6 addresses use the MH transport, IPv4 addresses
+    /// UDP on `port`.
+    pub fn from_ip(ip: IpAddr, port: u16) -> Peer {
+        match ip {
+            IpAddr::V6(a) => Peer::V6(a),
+            IpAddr::V4(a) => Peer::V4(SocketAddrV4::new(a, port)),
+        }
+    }
+
+    pub fn socket_addr(&self) -> SocketAddr {
+        match self {
+            Peer::V6(a) => SocketAddr::new(IpAddr::V6(*a), 0),
+            Peer::V4(s) => SocketAddr::V4(*s),
+        }
+    }
+}
+
+/// A message ready to send to `peer` (for [`Peer::V6`] a Mobility Header
+/// whose checksum is already computed over our address and the peer's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    pub peer: Peer,
+    pub payload: Bytes,
+}
+
+impl Transmit {
+    pub fn new(peer: Peer, payload: impl Into<Bytes>) -> Self {
+        Transmit {
+            peer,
+            payload: payload.into(),
+        }
+    }
+}
+
+/// A registrar state machine, as the shell drives it.
+pub trait Endpoint {
+    /// Requests from the rest of the daemon (attach, detach, release…).
+    type Command: Send + 'static;
+    /// Notifications to the rest of the daemon.
+    type Event: Send + 'static;
+    /// One datagram received from `from`.
+    fn handle(&mut self, now: Instant, from: Peer, data: &[u8]);
+    fn command(&mut self, now: Instant, cmd: Self::Command);
+    fn poll_transmit(&mut self) -> Option<Transmit>;
+    fn poll_dp(&mut self) -> Option<DpCommand>;
+    fn poll_event(&mut self) -> Option<Self::Event>;
+    /// The earliest deadline; `handle_timeout` is due then.
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn handle_timeout(&mut self, now: Instant);
+    /// Every binding, for `show` (plain data; the formatting is the daemon's).
+    fn bindings(&self, now: Instant) -> Vec<registrar::BindingSummary>;
+    /// The protocol counters, by name, for `show stats`.
+    fn counters(&self) -> registrar::Counters;
+}
+
+/// Moves datagrams between an endpoint and the network.
+pub trait Transport: Send + Sync {
+    /// Waits for one datagram; `buf` receives its bytes.
+    fn recv<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<(Peer, usize)>> + Send + 'a;
+    /// One datagram if one is queued (to drain a burst after a wake-up).
+    fn try_recv(&self, buf: &mut [u8]) -> Option<(Peer, usize)>;
+    /// Sends one datagram, waiting for socket space.
+    fn send<'a>(&'a self, t: &'a Transmit) -> impl Future<Output = io::Result<()>> + Send + 'a;
+}

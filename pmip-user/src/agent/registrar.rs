@@ -1,0 +1,169 @@
+//! What the daemon asks of a registrar and hears back, whatever the
+//! protocol: the access side's glue (DHCP, ARP, new MACs) talks to a MAG or a
+//! PMA, and the anchor runner to an LMA or an HA, through these types only.
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use crate::dataplane::{AccessPoint, Hnp};
+
+/// A subscriber appeared on an access link and has a profile: register it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttachRequest {
+    pub at: AccessPoint,
+    /// The subscriber's identity (NAI; with a default profile, built from the MAC).
+    pub nai: String,
+    /// The anchor to register with, and the alternate one (StarOS
+    /// `mobile-ip home-agent <addr> alternate`).
+    pub anchor: IpAddr,
+    pub alternate: Option<IpAddr>,
+    /// IPv4 home address wanted (RFC 5844) / IPv6 home network prefix wanted.
+    pub ipv4: bool,
+    pub ipv6: bool,
+    /// The profile's static home address.
+    pub static_v4: Option<Ipv4Addr>,
+    /// The address the subscriber asks for (DHCP requested address, or the
+    /// source of its data after a move): a hint, the anchor decides.
+    pub requested_v4: Option<Ipv4Addr>,
+    /// Service selection (APN).
+    pub apn: Option<String>,
+    pub imsi: Option<String>,
+    /// Access interface name, for the PMIPv4 Interface ID extension.
+    pub interface_id: Option<Vec<u8>>,
+}
+
+/// Requests to an access registrar (MAG, PMA).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccessCommand {
+    Attach(AttachRequest),
+    /// The subscriber left: remove its forwarding state and deregister.
+    Detach(AccessPoint),
+}
+
+/// Why a registration did not complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailReason {
+    /// The anchor refused with this code (PBA status / registration reply code).
+    Rejected(u8),
+    /// No answer after every retransmission.
+    Timeout,
+    /// No usable anchor (unknown, refused us earlier, no address of its family).
+    AnchorUnavailable,
+    /// The answer lacked something we need (uplink GRE key, home address).
+    BadReply,
+    /// No id or key left.
+    NoResources,
+}
+
+/// Why a binding ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GoneCause {
+    /// We deregistered it (detach, release).
+    Deregistered,
+    /// Its lifetime ran out unrenewed.
+    Expired,
+    /// The anchor revoked it (RFC 5846 trigger, or RFC 3543 revocation).
+    Revoked(u8),
+}
+
+/// Outcomes an access registrar reports, keyed by the subscriber's access point.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccessEvent {
+    /// Registration (or refresh) accepted: hand these to the subscriber.
+    Registered {
+        at: AccessPoint,
+        home_v4: Option<(Ipv4Addr, u8)>,
+        /// The anchor's IPv4 default router for the subscriber (RFC 5844 §3.4.1), if given.
+        router_v4: Option<Ipv4Addr>,
+        hnp: Option<Hnp>,
+        lifetime: Duration,
+    },
+    Failed {
+        at: AccessPoint,
+        reason: FailReason,
+    },
+    Gone {
+        at: AccessPoint,
+        cause: GoneCause,
+    },
+}
+
+/// Requests to an anchor registrar (LMA, HA).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AnchorCommand {
+    /// Operator release (`pmipctl clear binding`): remove the binding and
+    /// tell the access gateway (RFC 5846 BRI / RFC 3543 revocation).
+    Release { nai: String },
+}
+
+/// What happened to an anchor's bindings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AnchorEvent {
+    Created {
+        nai: String,
+        peer: IpAddr,
+    },
+    Moved {
+        nai: String,
+        from: IpAddr,
+        to: IpAddr,
+    },
+    Removed {
+        nai: String,
+        cause: GoneCause,
+    },
+}
+
+/// One binding as a registrar knows it (both roles), for `show`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindingSummary {
+    pub nai: String,
+    /// Where the subscriber is (access side).
+    pub at: Option<AccessPoint>,
+    /// Its link-layer identifier as signaled (anchor side: the MAC, if sent).
+    pub llid: Vec<u8>,
+    pub state: BindingState,
+    /// The peer gateway: the anchor (access side) or the access gateway (anchor side).
+    pub peer: IpAddr,
+    pub home_v4: Option<(Ipv4Addr, u8)>,
+    pub hnp: Option<Hnp>,
+    pub uplink_key: u32,
+    pub downlink_key: u32,
+    /// Granted lifetime, and what is left of it.
+    pub lifetime: Duration,
+    pub left: Option<Duration>,
+    pub sub_id: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindingState {
+    Registering,
+    Active,
+    Deregistering,
+}
+
+impl BindingState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BindingState::Registering => "REGISTERING",
+            BindingState::Active => "ACTIVE",
+            BindingState::Deregistering => "DEREGISTERING",
+        }
+    }
+}
+
+/// Named counters (a serde struct of integers, flattened).
+pub type Counters = BTreeMap<String, u64>;
+
+/// The integer fields of a serde struct, by name.
+pub fn counters_of<T: serde::Serialize>(c: &T) -> Counters {
+    let mut m = Counters::new();
+    if let Ok(serde_json::Value::Object(o)) = serde_json::to_value(c) {
+        for (k, v) in o {
+            if let Some(n) = v.as_u64() {
+                m.insert(k, n);
+            }
+        }
+    }
+    m
+}

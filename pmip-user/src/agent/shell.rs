@@ -1,0 +1,191 @@
+//! The tokio driver of any [`Endpoint`] over any [`Transport`]: it moves
+//! datagrams, requests and events, applies data-plane commands and arms one
+//! timer. It makes no protocol decision, holds no lock around the machine
+//! (the machine lives in the shell's task; everything else talks to it over
+//! channels) and never polls.
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::registrar::{counters_of, BindingSummary, Counters};
+use super::{Endpoint, Transport};
+use crate::dataplane::DataPlane;
+
+/// What the rest of the daemon sends a registrar.
+#[derive(Debug)]
+pub enum Request<C> {
+    Command(C),
+    /// Bindings and counters, for `show`.
+    Report(oneshot::Sender<Report>),
+}
+
+/// A registrar's state for `show`.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub bindings: Vec<BindingSummary>,
+    pub counters: Counters,
+    pub shell: Counters,
+}
+
+/// Counters of the shell itself (socket level; protocol counters are the endpoint's).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ShellCounters {
+    pub rx_datagrams: u64,
+    pub tx_datagrams: u64,
+    pub tx_errors: u64,
+    pub rx_errors: u64,
+    pub dp_errors: u64,
+}
+
+/// The daemon's side of a running registrar: one request channel, one event channel.
+pub struct Handle<C, E> {
+    pub requests: mpsc::UnboundedSender<Request<C>>,
+    pub events: mpsc::UnboundedReceiver<E>,
+    pub task: tokio::task::JoinHandle<ShellCounters>,
+}
+
+impl<C, E> Handle<C, E> {
+    /// Sends a command; false once the registrar has stopped.
+    pub fn command(&self, c: C) -> bool {
+        self.requests.send(Request::Command(c)).is_ok()
+    }
+
+    /// Asks for the registrar's bindings and counters.
+    pub async fn report(&self) -> Option<Report> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(Request::Report(tx)).ok()?;
+        rx.await.ok()
+    }
+
+    /// Closes the request channel and waits (at most `grace`) for the shell
+    /// to flush what the last requests produced and stop.
+    pub async fn stop(self, grace: std::time::Duration) -> Option<ShellCounters> {
+        drop(self.requests);
+        tokio::time::timeout(grace, self.task).await.ok()?.ok()
+    }
+}
+
+/// Starts `ep` on `transport` in a task of its own.
+pub fn spawn<E, T, D>(ep: E, transport: T, dp: D) -> Handle<E::Command, E::Event>
+where
+    E: Endpoint + Send + 'static,
+    T: Transport + 'static,
+    D: DataPlane + Send + 'static,
+{
+    let (req_tx, req_rx) = mpsc::unbounded_channel();
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let (mut ep, mut dp) = (ep, dp);
+        run(&mut ep, &transport, &mut dp, req_rx, ev_tx).await
+    });
+    Handle {
+        requests: req_tx,
+        events: ev_rx,
+        task,
+    }
+}
+
+/// Most datagrams handled per wake-up before outputs are flushed.
+const RX_BURST: usize = 256;
+/// Largest datagram read (PMIPv4 and PMIPv6 signaling fit in far less).
+const RX_BUF: usize = 65_535;
+
+/// Runs `ep` until `requests` is closed; returns the shell's counters.
+pub async fn run<E: Endpoint, T: Transport, D: DataPlane>(
+    ep: &mut E,
+    transport: &T,
+    dp: &mut D,
+    mut requests: mpsc::UnboundedReceiver<Request<E::Command>>,
+    events: mpsc::UnboundedSender<E::Event>,
+) -> ShellCounters {
+    let mut c = ShellCounters::default();
+    let mut buf = vec![0u8; RX_BUF];
+    loop {
+        flush(ep, transport, dp, &events, &mut c).await;
+        let deadline = ep.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            r = transport.recv(&mut buf) => {
+                match r {
+                    Ok((peer, n)) => {
+                        c.rx_datagrams += 1;
+                        ep.handle(Instant::now(), peer, &buf[..n]);
+                    }
+                    Err(e) => {
+                        c.rx_errors += 1;
+                        tracing::debug!("signaling receive: {e}");
+                    }
+                }
+                // Take whatever else is queued before flushing the replies.
+                for _ in 0..RX_BURST {
+                    let Some((peer, n)) = transport.try_recv(&mut buf) else { break };
+                    c.rx_datagrams += 1;
+                    ep.handle(Instant::now(), peer, &buf[..n]);
+                }
+            }
+            r = requests.recv() => match r {
+                Some(r) => {
+                    let now = Instant::now();
+                    on_request(ep, &c, now, r);
+                    // Every queued request before the flush.
+                    while let Ok(r) = requests.try_recv() {
+                        on_request(ep, &c, now, r);
+                    }
+                }
+                None => {
+                    flush(ep, transport, dp, &events, &mut c).await;
+                    return c;
+                }
+            },
+            _ = sleep_until(deadline) => ep.handle_timeout(Instant::now()),
+        }
+    }
+}
+
+async fn sleep_until(t: Option<tokio::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn on_request<E: Endpoint>(ep: &mut E, c: &ShellCounters, now: Instant, r: Request<E::Command>) {
+    match r {
+        Request::Command(cmd) => ep.command(now, cmd),
+        Request::Report(tx) => {
+            let _ = tx.send(Report {
+                bindings: ep.bindings(now),
+                counters: ep.counters(),
+                shell: counters_of(c),
+            });
+        }
+    }
+}
+
+/// Applies data-plane commands first (a subscriber's entry is in the maps
+/// before the peer or the access side hears of it), then events, then sends.
+async fn flush<E: Endpoint, T: Transport, D: DataPlane>(
+    ep: &mut E,
+    transport: &T,
+    dp: &mut D,
+    events: &mpsc::UnboundedSender<E::Event>,
+    c: &mut ShellCounters,
+) {
+    while let Some(cmd) = ep.poll_dp() {
+        if let Err(e) = dp.apply(&cmd) {
+            c.dp_errors += 1;
+            tracing::warn!("data plane refused {cmd:?}: {e:#}");
+        }
+    }
+    while let Some(ev) = ep.poll_event() {
+        let _ = events.send(ev);
+    }
+    while let Some(t) = ep.poll_transmit() {
+        match transport.send(&t).await {
+            Ok(()) => c.tx_datagrams += 1,
+            Err(e) => {
+                c.tx_errors += 1;
+                tracing::debug!("send to {:?} failed: {e}", t.peer);
+            }
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The control socket as the daemon answers it: `pmipctl` requests reach
+//! the role's runner over a channel and are answered from the registrar's
+//! own report (fresh, no snapshot) and the fast path's counters.
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::{mpsc, oneshot};
+
+use super::fastpath::SharedDp;
+use crate::agent::registrar::{BindingSummary, Counters};
+use crate::agent::shell::Report;
+use crate::config::{Config, Protocol, Role};
+use crate::ctl::{self, BindingView, Request, Response, StatsView, SubscriberStats, TunnelView};
+use crate::dataplane::DataPlane;
+
+/// A `pmipctl` request and where its answer goes.
+pub(super) type CtlRequest = (Request, oneshot::Sender<Response>);
+
+/// Binds `control.socket` and serves it; requests arrive on the returned channel.
+pub(super) fn serve(cfg: &Config) -> Result<mpsc::Receiver<CtlRequest>> {
+    let listener = ctl::bind(&cfg.control.socket)
+        .with_context(|| format!("control.socket {}", cfg.control.socket.display()))?;
+    let (tx, rx) = mpsc::channel::<CtlRequest>(64);
+    let handler: ctl::Handler = Arc::new(move |req| {
+        let tx = tx.clone();
+        Box::pin(async move {
+            let (rtx, rrx) = oneshot::channel();
+            if tx.send((req, rtx)).await.is_err() {
+                return Response::Error {
+                    message: "pmipd is shutting down".into(),
+                };
+            }
+            rrx.await.unwrap_or(Response::Error {
+                message: "pmipd did not answer".into(),
+            })
+        })
+    });
+    tokio::spawn(async move {
+        if let Err(e) = ctl::serve(listener, handler).await {
+            tracing::warn!("control socket: {e:#}");
+        }
+    });
+    Ok(rx)
+}
+
+pub(super) fn mac_str(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn secs(d: Duration) -> u32 {
+    d.as_secs().min(u32::MAX as u64) as u32
+}
+
+/// The name of a role's protocol counters in `show stats` (and of its peers).
+pub(super) fn role_name(cfg: &Config) -> &'static str {
+    match (cfg.role, cfg.protocol) {
+        (Role::Access, Protocol::Pmipv6) => "mag",
+        (Role::Access, Protocol::Pmipv4) => "pma",
+        (Role::Anchor, Protocol::Pmipv6) => "lma",
+        (Role::Anchor, Protocol::Pmipv4) => "ha",
+    }
+}
+
+/// What a show request needs besides the registrar's report.
+pub(super) struct ShowCtx<'a> {
+    pub cfg: &'a Config,
+    pub dp: &'a SharedDp,
+    /// The interface a binding is on (access side: its access link).
+    pub interface: &'a dyn Fn(&BindingSummary) -> String,
+    /// More counter groups (the access links' DHCP servers).
+    pub groups: Vec<(String, Counters)>,
+}
+
+/// `show bindings | tunnels | stats` from a registrar's report.
+pub(super) fn show(ctx: &ShowCtx, req: &Request, report: &Report) -> Response {
+    let views: Vec<BindingView> = report
+        .bindings
+        .iter()
+        .map(|b| binding_view(ctx, b))
+        .collect();
+    match req {
+        Request::ShowBindings => Response::Bindings(views),
+        Request::ShowTunnels => {
+            let local = views
+                .first()
+                .and_then(|v| super::local_for(ctx.cfg, v.peer));
+            Response::Tunnels(tunnels_of(&views, local))
+        }
+        _ => Response::Stats(stats(ctx, report, &views)),
+    }
+}
+
+fn binding_view(ctx: &ShowCtx, b: &BindingSummary) -> BindingView {
+    let cfg = ctx.cfg;
+    let peer_name = cfg
+        .peers
+        .iter()
+        .find(|p| p.address == b.peer)
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
+    let llid = match <[u8; 6]>::try_from(b.llid.as_slice()) {
+        Ok(m) => mac_str(&m),
+        Err(_) => String::from_utf8_lossy(&b.llid).into_owned(),
+    };
+    let peer_kind = match (cfg.role, cfg.protocol) {
+        (Role::Access, Protocol::Pmipv6) => "LMA",
+        (Role::Access, Protocol::Pmipv4) => "HA",
+        (Role::Anchor, Protocol::Pmipv6) => "MAG",
+        (Role::Anchor, Protocol::Pmipv4) => "PMA",
+    };
+    let lifetime_s = secs(b.lifetime);
+    BindingView {
+        domain: cfg.node_id.clone(),
+        nai: b.nai.clone(),
+        state: b.state.as_str().into(),
+        interface: (ctx.interface)(b),
+        vlan: b.at.and_then(|a| (a.vlan != 0).then_some(a.vlan)),
+        home_v4: b.home_v4.map(|h| h.0),
+        hnp: b.hnp.map(|h| format!("{}/{}", h.prefix, h.len)),
+        att: 4,
+        llid,
+        peer_kind: peer_kind.into(),
+        peer_name,
+        peer: b.peer,
+        lifetime_s,
+        lifetime_left_s: b.left.map(secs).unwrap_or(0),
+        gre_key_up: b.uplink_key,
+        gre_key_down: b.downlink_key,
+        sub_id: b.sub_id,
+    }
+}
+
+fn tunnels_of(bindings: &[BindingView], local: Option<IpAddr>) -> Vec<TunnelView> {
+    let mut t: BTreeMap<(String, String), TunnelView> = BTreeMap::new();
+    for b in bindings {
+        let e = t
+            .entry((b.peer_name.clone(), b.peer.to_string()))
+            .or_insert_with(|| TunnelView {
+                peer_name: b.peer_name.clone(),
+                local,
+                remote: Some(b.peer),
+                bindings: 0,
+                state: "-".into(),
+            });
+        e.bindings += 1;
+    }
+    t.into_values().collect()
+}
+
+fn stats(ctx: &ShowCtx, report: &Report, views: &[BindingView]) -> StatsView {
+    let mut st = StatsView::default();
+    let role = role_name(ctx.cfg);
+    st.groups.insert(role.into(), report.counters.clone());
+    st.groups
+        .insert(format!("{role} socket"), report.shell.clone());
+    for (g, c) in &ctx.groups {
+        st.groups.insert(g.clone(), c.clone());
+    }
+    let _ = ctx.dp.with(|fp| {
+        if let Ok(c) = fp.counters() {
+            let g = c.into_iter().map(|(n, v)| (n.to_string(), v)).collect();
+            st.groups.insert("fastpath".into(), g);
+        }
+        if let Ok(m) = fp.map_entries() {
+            let g = m
+                .into_iter()
+                .map(|(n, v)| (n.to_lowercase(), v as u64))
+                .collect();
+            st.groups.insert("fastpath_maps".into(), g);
+        }
+        st.subscribers = views
+            .iter()
+            .map(|b| SubscriberStats {
+                nai: b.nai.clone(),
+                sub_id: b.sub_id,
+                traffic: fp.subscriber_counters(b.sub_id).into(),
+            })
+            .collect();
+    });
+    st
+}

@@ -1,0 +1,100 @@
+//! `pmipd run`: one gateway from its configuration — the fast path, the
+//! registrar of its role and protocol, the access links (access role) and
+//! the control socket — wired together.
+//!
+//! - [`system`]     — sysctls, the gateway address on access links, pool routes.
+//! - [`fastpath`]   — load, attach, static bindings; the fast path shared with `show`.
+//! - [`registrars`] — MAG / LMA / PMA / HA and their transports from the configuration.
+//! - [`access`]     — access links (DHCP, ARP, new MACs) ↔ the MAG or PMA.
+//! - [`anchor`]     — the LMA or HA runner.
+//! - [`control`]    — `pmipctl` requests answered from the registrar's report.
+use std::net::IpAddr;
+
+use anyhow::Result;
+use tokio::sync::oneshot;
+
+use crate::config::{Config, Protocol, Role};
+
+mod access;
+mod anchor;
+mod control;
+mod fastpath;
+mod registrars;
+mod system;
+
+pub use fastpath::SharedDp;
+
+pub struct Options {
+    pub ebpf_object: std::path::PathBuf,
+}
+
+/// Runs the daemon until SIGINT/SIGTERM. `ready` is called once everything is up.
+pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()> {
+    system::setup(&cfg)?;
+    let dp = fastpath::load(&cfg, &opts.ebpf_object)?;
+    fastpath::attach(&cfg, &dp)?;
+    fastpath::install_static_bindings(&cfg, &dp)?;
+    // Before any registration: what the maps still forward with is not ours to give.
+    let held = dp.with(|f| f.held())??;
+    if !held.is_empty() {
+        tracing::info!(
+            sub_ids = held.sub_ids.len(),
+            gre_keys = held.keys.len(),
+            home_v4 = held.home_v4.len(),
+            hnps = held.hnp64.len(),
+            "the fast path holds bindings of an earlier run: reserved"
+        );
+    }
+    let ctl = control::serve(&cfg)?;
+    let stop = shutdown_signal();
+    let r = match (cfg.role, cfg.protocol) {
+        (Role::Access, Protocol::Pmipv6) => {
+            let (mag, local) = registrars::mag(&cfg, &held);
+            let sockets = registrars::pmipv6_sockets(&local)?;
+            access::run(&cfg, (mag, sockets), dp, ctl, stop, ready).await
+        }
+        (Role::Access, Protocol::Pmipv4) => {
+            let pma = registrars::pma(&cfg, &held)?;
+            let socket = registrars::pmipv4_socket(&cfg)?;
+            access::run(&cfg, (pma, socket), dp, ctl, stop, ready).await
+        }
+        (Role::Anchor, Protocol::Pmipv6) => {
+            let (lma, local) = registrars::lma(&cfg, &held)?;
+            let sockets = registrars::pmipv6_sockets(&local)?;
+            anchor::run(&cfg, (lma, sockets), dp, ctl, stop, ready).await
+        }
+        (Role::Anchor, Protocol::Pmipv4) => {
+            let ha = registrars::ha(&cfg, &held)?;
+            let socket = registrars::pmipv4_socket(&cfg)?;
+            anchor::run(&cfg, (ha, socket), dp, ctl, stop, ready).await
+        }
+    };
+    let _ = std::fs::remove_file(&cfg.control.socket);
+    r
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+fn shutdown_signal() -> oneshot::Receiver<()> {
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        let _ = tx.send(());
+    });
+    rx
+}
+
+/// Our signaling address in the family of `peer`.
+fn local_for(cfg: &Config, peer: IpAddr) -> Option<IpAddr> {
+    match peer {
+        IpAddr::V4(_) => cfg.addresses.ipv4.map(IpAddr::V4),
+        IpAddr::V6(_) => cfg.addresses.ipv6.map(IpAddr::V6),
+    }
+}

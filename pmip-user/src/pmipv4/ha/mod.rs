@@ -1,0 +1,484 @@
+//! Home Agent: the anchor side (RFC 3344 §3.8 with draft-leung-mip4-proxy-mode §8).
+//!
+//! Processing of a Proxy Registration Request, in order (each refusal counted):
+//! 1. Unknown source (no FA-HA association): silently dropped — only PMAs with a
+//!    configured SA are served (draft §4.3, seed 000).
+//! 2. Unparseable extensions → 134. Missing/unknown-SPI/bad FA-HA authenticator → 132.
+//!    Unknown non-skippable extension → 134 (RFC 3344 §1.9, §3.8.2.1).
+//! 3. Proxy MIP disabled → 149 PMIP_UNSUPPORTED; PMA not allowed → 150 PMIP_DISALLOWED.
+//! 4. No NAI → 134. Identification outside the tolerance, or not newer than the last one
+//!    accepted for this NAI (from any PMA: the §8.1 sequencing) → 133 with our time.
+//! 5. HA field neither us nor 0.0.0.0/255.255.255.255 (RFC 4433) → 136.
+//! 6. Registration: G flag + GRE key required → else 139; home address from the existing
+//!    binding, the profile, a requested one the profile authorises, or the pool (129/130).
+//!    A new CoA for an existing binding is a handover: one `InstallAnchor` replaces the
+//!    tunnel (same uplink key) and a Registration Revocation goes to the old PMA.
+//!
+//! Replies to known peers are always FA-HA authenticated, so a PMA can trust 149/150.
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use super::auth::{self, SecurityAssociation};
+use super::wire::{Message, ReplyCode, PORT};
+use crate::agent::{Clock, IdAlloc, Peer, Transmit};
+use crate::dataplane::{AnchorBinding, DpCommand};
+
+mod endpoint;
+mod request;
+mod revocation;
+
+/// An inclusive range of home addresses to assign.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct AddressPool {
+    pub first: Ipv4Addr,
+    pub last: Ipv4Addr,
+}
+
+/// Per-subscriber policy (seed 000: local subscriber profiles / RADIUS attributes).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct SubscriberProfile {
+    pub nai: String,
+    #[serde(default)]
+    pub static_home: Option<Ipv4Addr>,
+    /// May the PMA ask for a specific address from the pool?
+    #[serde(default)]
+    pub allow_requested: bool,
+}
+
+/// A PMA this HA serves.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct PmaPeer {
+    pub address: Ipv4Addr,
+    pub sa: SecurityAssociation,
+    /// false → 150 PMIP_DISALLOWED for this PMA.
+    #[serde(default = "d_true")]
+    pub proxy_allowed: bool,
+}
+
+/// HA configuration.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct HaConfig {
+    pub address: Ipv4Addr,
+    /// Longest lifetime granted (StarOS HA `reg-lifetime`, 600 s).
+    #[serde(default = "d_lifetime")]
+    pub max_lifetime_s: u16,
+    #[serde(default)]
+    pub pool: Option<AddressPool>,
+    #[serde(default)]
+    pub profiles: Vec<SubscriberProfile>,
+    /// Serve NAIs without a profile from the pool (the HA context's default subscriber).
+    #[serde(default = "d_true")]
+    pub serve_unknown_subscribers: bool,
+    pub peers: Vec<PmaPeer>,
+    /// false → 149 PMIP_UNSUPPORTED to everyone.
+    #[serde(default = "d_true")]
+    pub proxy_mip: bool,
+    /// Send Registration Revocation to the old PMA after a handover (draft §4.1.4).
+    #[serde(default = "d_true")]
+    pub revocation: bool,
+    #[serde(default = "d_rev_timeout")]
+    pub revocation_timeout_ms: u64,
+    #[serde(default = "d_rev_retries")]
+    pub revocation_retries: u32,
+    /// First uplink GRE key handed out.
+    #[serde(default = "d_key_base")]
+    pub uplink_key_base: u32,
+}
+
+fn d_true() -> bool {
+    true
+}
+fn d_lifetime() -> u16 {
+    600
+}
+fn d_rev_timeout() -> u64 {
+    1000
+}
+fn d_rev_retries() -> u32 {
+    3
+}
+fn d_key_base() -> u32 {
+    1
+}
+
+impl HaConfig {
+    pub fn new(address: Ipv4Addr, pool: AddressPool, peers: Vec<PmaPeer>) -> Self {
+        HaConfig {
+            address,
+            max_lifetime_s: d_lifetime(),
+            pool: Some(pool),
+            profiles: vec![],
+            serve_unknown_subscribers: true,
+            peers,
+            proxy_mip: true,
+            revocation: true,
+            revocation_timeout_ms: d_rev_timeout(),
+            revocation_retries: d_rev_retries(),
+            uplink_key_base: d_key_base(),
+        }
+    }
+}
+
+/// One counter per outcome and per refusal reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HaCounters {
+    pub requests: u64,
+    pub registrations: u64,
+    pub renewals: u64,
+    pub handovers: u64,
+    pub deregistrations: u64,
+    pub expired: u64,
+    pub rx_malformed: u64,
+    pub rx_unknown_peer: u64,
+    pub rx_unexpected_type: u64,
+    pub poorly_formed: u64,
+    pub missing_auth: u64,
+    pub unknown_spi: u64,
+    pub bad_authenticator: u64,
+    pub unknown_nonskippable: u64,
+    pub pmip_unsupported: u64,
+    pub pmip_disallowed: u64,
+    pub missing_nai: u64,
+    pub ident_out_of_tolerance: u64,
+    pub ident_replayed: u64,
+    pub unknown_ha_address: u64,
+    pub encapsulation_unavailable: u64,
+    pub admin_prohibited: u64,
+    pub insufficient_resources: u64,
+    pub revocations_sent: u64,
+    pub revocation_retransmissions: u64,
+    pub revocation_acks: u64,
+    pub revocation_timeouts: u64,
+}
+
+/// What happened to a binding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HaEvent {
+    Registered {
+        nai: String,
+        home_address: Ipv4Addr,
+        pma: Ipv4Addr,
+    },
+    Handover {
+        nai: String,
+        from: Ipv4Addr,
+        to: Ipv4Addr,
+    },
+    Deregistered {
+        nai: String,
+    },
+    Expired {
+        nai: String,
+    },
+}
+
+/// A mobility binding (keyed by NAI, draft §8.1).
+#[derive(Clone, Debug)]
+struct Binding {
+    home: Ipv4Addr,
+    from_pool: bool,
+    pma: Ipv4Addr,
+    anchor: AnchorBinding,
+    last_ident: u64,
+    expires_at: Instant,
+    lifetime_s: u16,
+    gen: u64,
+    /// The serving PMA advertised Revocation Support (RFC 3543 §3.2: only then revoke).
+    revocable: bool,
+}
+
+#[derive(Clone, Debug)]
+struct PendingRevocation {
+    dst: Ipv4Addr,
+    payload: Vec<u8>,
+    retries_left: u32,
+    next: Instant,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKey {
+    Binding(String, u64),
+    Revocation(u32),
+}
+
+/// Public view of a binding, for tests and status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindingInfo {
+    pub home_address: Ipv4Addr,
+    pub pma: Ipv4Addr,
+    pub uplink_key: u32,
+    pub downlink_key: u32,
+    pub expires_at: Instant,
+    /// The lifetime granted last.
+    pub lifetime_s: u16,
+    /// Index of the binding's traffic counters in the fast path.
+    pub sub_id: u32,
+}
+
+/// The HA state machine.
+pub struct Ha {
+    cfg: HaConfig,
+    clock: Clock,
+    peers: HashMap<Ipv4Addr, PmaPeer>,
+    profiles: HashMap<String, SubscriberProfile>,
+    bindings: HashMap<String, Binding>,
+    /// Last Identification accepted for a NAI whose binding is gone, kept for the
+    /// tolerance window so a deregistration cannot be undone by a replay.
+    tombstones: HashMap<String, (u64, Instant)>,
+    homes_in_use: HashSet<Ipv4Addr>,
+    pool_cursor: u32,
+    /// Uplink GRE keys, and indices of the fast path's per-subscriber counters.
+    keys: IdAlloc,
+    sub_ids: IdAlloc,
+    revocations: HashMap<u32, PendingRevocation>,
+    next_revocation_id: u32,
+    timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
+    gen: u64,
+    tx: VecDeque<Transmit>,
+    dp: VecDeque<DpCommand>,
+    events: VecDeque<HaEvent>,
+    counters: HaCounters,
+}
+
+struct Refusal(ReplyCode);
+
+impl Ha {
+    pub fn new(cfg: HaConfig, clock: Clock) -> Self {
+        let peers = cfg.peers.iter().map(|p| (p.address, p.clone())).collect();
+        let profiles = cfg
+            .profiles
+            .iter()
+            .map(|p| (p.nai.clone(), p.clone()))
+            .collect();
+        let keys = IdAlloc::new(cfg.uplink_key_base, pmip_common::MAX_SUBSCRIBERS);
+        let pool_cursor = cfg.pool.as_ref().map(|p| u32::from(p.first)).unwrap_or(0);
+        // Revocation identifiers start from our clock so a restart does not reuse them.
+        let next_revocation_id = auth::ntp_seconds(clock.ntp(clock.at));
+        Ha {
+            cfg,
+            clock,
+            peers,
+            profiles,
+            bindings: HashMap::new(),
+            tombstones: HashMap::new(),
+            homes_in_use: HashSet::new(),
+            pool_cursor,
+            keys,
+            sub_ids: IdAlloc::default(),
+            revocations: HashMap::new(),
+            next_revocation_id,
+            timers: BinaryHeap::new(),
+            gen: 0,
+            tx: VecDeque::new(),
+            dp: VecDeque::new(),
+            events: VecDeque::new(),
+            counters: HaCounters::default(),
+        }
+    }
+
+    /// Every mobility binding, by NAI (for `show bindings`).
+    pub fn bindings(&self) -> Vec<(String, BindingInfo)> {
+        let mut v: Vec<(String, BindingInfo)> = self
+            .bindings
+            .keys()
+            .filter_map(|n| Some((n.clone(), self.binding(n)?)))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Operator-initiated release (`pmipctl clear binding`): the binding and its
+    /// fast-path entries go, and the serving PMA gets a Registration Revocation
+    /// (RFC 3543) when it advertised support. False if there was no binding.
+    pub fn clear(&mut self, now: Instant, nai: &str) -> bool {
+        let Some(b) = self.remove_binding(nai) else {
+            return false;
+        };
+        if b.revocable {
+            self.send_revocation(now, b.pma, b.home, nai);
+        }
+        self.events.push_back(HaEvent::Deregistered {
+            nai: nai.to_string(),
+        });
+        true
+    }
+
+    pub fn counters(&self) -> &HaCounters {
+        &self.counters
+    }
+    pub fn poll_event(&mut self) -> Option<HaEvent> {
+        self.events.pop_front()
+    }
+    pub fn binding_count(&self) -> usize {
+        self.bindings.len()
+    }
+    pub fn binding(&self, nai: &str) -> Option<BindingInfo> {
+        self.bindings.get(nai).map(|b| BindingInfo {
+            home_address: b.home,
+            pma: b.pma,
+            uplink_key: b.anchor.uplink_key,
+            downlink_key: b.anchor.downlink_key,
+            expires_at: b.expires_at,
+            lifetime_s: b.lifetime_s,
+            sub_id: b.anchor.sub_id,
+        })
+    }
+    pub fn pending_revocations(&self) -> usize {
+        self.revocations.len()
+    }
+
+    fn remove_binding(&mut self, nai: &str) -> Option<Binding> {
+        let b = self.bindings.remove(nai)?;
+        self.dp.push_back(DpCommand::RemoveAnchor(b.anchor.clone()));
+        self.sub_ids.release(b.anchor.sub_id);
+        self.keys.release(b.anchor.uplink_key);
+        self.release_home(b.home, b.from_pool);
+        Some(b)
+    }
+
+    fn release_home(&mut self, h: Ipv4Addr, from_pool: bool) {
+        if from_pool {
+            self.homes_in_use.remove(&h);
+        }
+    }
+
+    fn in_pool(&self, a: Ipv4Addr) -> bool {
+        self.cfg
+            .pool
+            .as_ref()
+            .is_some_and(|p| (p.first..=p.last).contains(&a))
+    }
+
+    /// Home address for a new binding: profile static → authorised request → pool.
+    fn assign_home(&mut self, nai: &str, requested: Ipv4Addr) -> Result<(Ipv4Addr, bool), Refusal> {
+        let profile = self.profiles.get(nai).cloned();
+        if profile.is_none() && !self.cfg.serve_unknown_subscribers {
+            return Err(Refusal(ReplyCode::AdminProhibited));
+        }
+        let wants = !(requested.is_unspecified() || requested.is_broadcast());
+        if let Some(s) = profile.as_ref().and_then(|p| p.static_home) {
+            if wants && requested != s {
+                return Err(Refusal(ReplyCode::AdminProhibited));
+            }
+            // A static address inside the pool is reserved while bound.
+            if self.in_pool(s) {
+                if !self.homes_in_use.insert(s) {
+                    return Err(Refusal(ReplyCode::AdminProhibited));
+                }
+                return Ok((s, true));
+            }
+            return Ok((s, false));
+        }
+        if wants {
+            let allowed = profile.as_ref().is_some_and(|p| p.allow_requested);
+            if allowed && self.in_pool(requested) && self.homes_in_use.insert(requested) {
+                return Ok((requested, true));
+            }
+            return Err(Refusal(ReplyCode::AdminProhibited));
+        }
+        let Some(pool) = self.cfg.pool.clone() else {
+            return Err(Refusal(ReplyCode::InsufficientResources));
+        };
+        let (first, last) = (u32::from(pool.first), u32::from(pool.last));
+        if first > last {
+            return Err(Refusal(ReplyCode::InsufficientResources));
+        }
+        // Cycle through a window at the start of the pool (MAX_SUBSCRIBERS
+        // addresses, or twice those in use if more): the fast path finds pool
+        // addresses by their place in the pool, in an array as long as its table.
+        let window = (pmip_common::MAX_SUBSCRIBERS as u64).max(2 * self.homes_in_use.len() as u64);
+        let last = (first as u64 + window - 1).min(last as u64) as u32;
+        let size = (last - first) as u64 + 1;
+        for _ in 0..size {
+            let a = self.pool_cursor.clamp(first, last);
+            self.pool_cursor = if a >= last { first } else { a + 1 };
+            if self.homes_in_use.insert(Ipv4Addr::from(a)) {
+                return Ok((Ipv4Addr::from(a), true));
+            }
+        }
+        Err(Refusal(ReplyCode::InsufficientResources))
+    }
+
+    /// Keeps what the data plane still forwards with (an earlier run's
+    /// bindings in pinned maps) from being given to a new binding: uplink
+    /// GRE keys, subscriber ids and home addresses.
+    pub fn reserve(&mut self, held: &crate::dataplane::Held) {
+        for k in &held.keys {
+            self.keys.reserve(*k);
+        }
+        self.homes_in_use.extend(held.home_v4.iter().copied());
+        for id in &held.sub_ids {
+            self.sub_ids.reserve(*id);
+        }
+    }
+}
+
+impl Ha {
+    /// One datagram from `src`.
+    pub fn handle(&mut self, now: Instant, src: SocketAddrV4, payload: &[u8]) {
+        match payload.first() {
+            Some(1) => self.on_request(now, src, payload),
+            Some(15) => match Message::parse(payload) {
+                Ok(Message::RevocationAck(a)) => {
+                    self.on_revocation_ack(src, payload, a.revocation_id)
+                }
+                _ => self.counters.rx_malformed += 1,
+            },
+            Some(_) => self.counters.rx_unexpected_type += 1,
+            None => self.counters.rx_malformed += 1,
+        }
+    }
+
+    /// Fires every timer due at `now`: binding expiry, revocation retransmission.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((t, _))) = self.timers.peek() {
+            if *t > now {
+                break;
+            }
+            let Some(Reverse((_, key))) = self.timers.pop() else {
+                break;
+            };
+            match key {
+                TimerKey::Binding(nai, gen) => {
+                    if self
+                        .bindings
+                        .get(&nai)
+                        .is_some_and(|b| b.gen == gen && b.expires_at <= now)
+                    {
+                        if let Some(b) = self.remove_binding(&nai) {
+                            self.tombstones
+                                .insert(nai.clone(), (b.last_ident, now + Duration::from_secs(61)));
+                        }
+                        self.counters.expired += 1;
+                        self.events.push_back(HaEvent::Expired { nai });
+                    }
+                }
+                TimerKey::Revocation(id) => {
+                    let Some(r) = self.revocations.get_mut(&id) else {
+                        continue;
+                    };
+                    if r.retries_left == 0 {
+                        self.revocations.remove(&id);
+                        self.counters.revocation_timeouts += 1;
+                        continue;
+                    }
+                    r.retries_left -= 1;
+                    r.next = now + Duration::from_millis(self.cfg.revocation_timeout_ms);
+                    let (dst, payload, next) = (r.dst, r.payload.clone(), r.next);
+                    self.tx.push_back(Transmit::new(
+                        Peer::V4(SocketAddrV4::new(dst, PORT)),
+                        payload,
+                    ));
+                    self.counters.revocation_retransmissions += 1;
+                    self.timers.push(Reverse((next, TimerKey::Revocation(id))));
+                }
+            }
+        }
+        // Forget tombstones whose replay window has passed.
+        if self.tombstones.len() > 1024 {
+            self.tombstones.retain(|_, (_, until)| *until > now);
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! Proxy Registration Request processing at the HA (RFC 3344 §3.8 with
+//! draft-leung §8; the order of checks is in the module docs of [`super`]).
+use std::cmp::Reverse;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use super::super::auth::{self, AuthError, SecurityAssociation};
+use super::super::wire::ext::{AuthKind, AuthMethod, ExtList, ExtRepr};
+use super::super::wire::registration::RegistrationRequest;
+use super::super::wire::{RegistrationReplyRepr, RegistrationRequestRepr, ReplyCode, RrqFlags};
+use super::{Binding, Ha, HaEvent, PmaPeer, Refusal, TimerKey};
+use crate::agent::{Peer, Transmit};
+use crate::dataplane::{AnchorBinding, DpCommand, TunnelEnds};
+
+/// Where a reply goes and what it answers.
+struct ReplyTo<'a> {
+    src: SocketAddrV4,
+    sa: &'a SecurityAssociation,
+    ident: u64,
+    now_ntp: u64,
+}
+
+/// A request that passed the checks of `check`.
+struct Checked {
+    nai: String,
+    pma: Ipv4Addr,
+    /// The PMA's association's timestamp tolerance (s).
+    tolerance_s: u32,
+}
+
+/// What a registration grants.
+struct Grant {
+    downlink_key: u32,
+    lifetime: u16,
+    expires_at: Instant,
+    gen: u64,
+    tunnel: TunnelEnds,
+    revocable: bool,
+}
+
+impl Ha {
+    fn count_refusal(&mut self, code: ReplyCode) {
+        let c = &mut self.counters;
+        match code {
+            ReplyCode::PoorlyFormed => c.poorly_formed += 1,
+            ReplyCode::PmipUnsupported => c.pmip_unsupported += 1,
+            ReplyCode::PmipDisallowed => c.pmip_disallowed += 1,
+            ReplyCode::UnknownHa => c.unknown_ha_address += 1,
+            ReplyCode::EncapUnavailable => c.encapsulation_unavailable += 1,
+            ReplyCode::AdminProhibited => c.admin_prohibited += 1,
+            ReplyCode::InsufficientResources => c.insufficient_resources += 1,
+            _ => {}
+        }
+    }
+
+    /// Sends a reply, FA-HA authenticated with the peer's association.
+    fn reply(
+        &mut self,
+        to: &ReplyTo,
+        code: ReplyCode,
+        (lifetime, home): (u16, Ipv4Addr),
+        mut exts: Vec<ExtRepr>,
+    ) {
+        // RFC 3344 §5.7.1: low-order 32 bits copied; on 133 the high-order 32 are ours.
+        let identification = if code == ReplyCode::IdentMismatch {
+            (to.now_ntp & 0xffff_ffff_0000_0000) | (to.ident & 0xffff_ffff)
+        } else {
+            to.ident
+        };
+        exts.push(ExtRepr::PerNodeAuthMethod(AuthMethod::FaHa));
+        let mut payload = RegistrationReplyRepr {
+            code,
+            lifetime,
+            home_address: home,
+            home_agent: self.cfg.address,
+            identification,
+            extensions: exts,
+        }
+        .to_bytes();
+        auth::append_auth(&mut payload, AuthKind::FaHa, to.sa);
+        self.tx.push_back(Transmit::new(Peer::V4(to.src), payload));
+    }
+
+    pub(super) fn on_request(&mut self, now: Instant, src: SocketAddrV4, payload: &[u8]) {
+        self.counters.requests += 1;
+        let Some(peer) = self.peers.get(src.ip()).cloned() else {
+            self.counters.rx_unknown_peer += 1;
+            return;
+        };
+        // The fixed part is enough to answer "poorly formed" (we can echo the Identification).
+        let Ok(fixed) = RegistrationRequest::new_checked(payload) else {
+            self.counters.rx_malformed += 1;
+            return;
+        };
+        let (ident, hoa) = (fixed.identification(), fixed.home_address());
+        let to = ReplyTo {
+            src,
+            sa: &peer.sa,
+            ident,
+            now_ntp: self.clock.ntp(now),
+        };
+        let rrq = match RegistrationRequestRepr::parse(&fixed) {
+            Ok(r) => r,
+            Err(_) => {
+                self.counters.rx_malformed += 1;
+                self.count_refusal(ReplyCode::PoorlyFormed);
+                self.reply(&to, ReplyCode::PoorlyFormed, (0, hoa), vec![]);
+                return;
+            }
+        };
+        let nai_ext: Vec<ExtRepr> = rrq
+            .extensions
+            .nai()
+            .map(|n| ExtRepr::Nai(n.to_vec()))
+            .into_iter()
+            .collect();
+        // FA-HA authentication (RFC 3344 §3.8.2.1: 132).
+        let sa = &peer.sa;
+        if let Err(e) = auth::verify(payload, AuthKind::FaHa, |spi| (spi == sa.spi).then_some(sa)) {
+            let code = match e {
+                AuthError::Missing => {
+                    self.counters.missing_auth += 1;
+                    ReplyCode::FaFailedAuth
+                }
+                AuthError::UnknownSpi(_) => {
+                    self.counters.unknown_spi += 1;
+                    ReplyCode::FaFailedAuth
+                }
+                AuthError::BadAuthenticator => {
+                    self.counters.bad_authenticator += 1;
+                    ReplyCode::FaFailedAuth
+                }
+                AuthError::NotLast | AuthError::Malformed => {
+                    self.counters.poorly_formed += 1;
+                    ReplyCode::PoorlyFormed
+                }
+            };
+            self.reply(&to, code, (0, hoa), nai_ext);
+            return;
+        }
+        match self.process(now, src, &peer, &rrq) {
+            Ok((lifetime, home, exts)) => {
+                self.reply(&to, ReplyCode::Accepted, (lifetime, home), exts)
+            }
+            Err(Refusal(code)) => {
+                self.count_refusal(code);
+                self.reply(&to, code, (0, hoa), nai_ext)
+            }
+        }
+    }
+
+    /// Returns (granted lifetime, home address, reply extensions) or the refusal code.
+    fn process(
+        &mut self,
+        now: Instant,
+        src: SocketAddrV4,
+        peer: &PmaPeer,
+        rrq: &RegistrationRequestRepr,
+    ) -> Result<(u16, Ipv4Addr, Vec<ExtRepr>), Refusal> {
+        let c = self.check(now, src, peer, rrq)?;
+        let nai_ext = ExtRepr::Nai(c.nai.as_bytes().to_vec());
+        if rrq.lifetime == 0 {
+            return Ok(self.deregister(now, &c, rrq, nai_ext));
+        }
+        let Some(downlink_key) = rrq
+            .extensions
+            .gre_key()
+            .filter(|_| rrq.flags.has(RrqFlags::G))
+        else {
+            return Err(Refusal(ReplyCode::EncapUnavailable));
+        };
+        let lifetime = rrq.lifetime.min(self.cfg.max_lifetime_s);
+        self.gen += 1;
+        let g = Grant {
+            downlink_key,
+            lifetime,
+            expires_at: now + Duration::from_secs(lifetime as u64),
+            gen: self.gen,
+            tunnel: TunnelEnds {
+                local: self.cfg.address.into(),
+                remote: rrq.care_of_address.into(),
+            },
+            revocable: rrq.extensions.revocation_support().is_some(),
+        };
+        let (home, uplink_key) = if self.bindings.contains_key(&c.nai) {
+            self.renew(now, &c, rrq, &g)?
+        } else {
+            self.create(&c, rrq, &g)?
+        };
+        let mut exts = vec![nai_ext, ExtRepr::GreKey(uplink_key)];
+        if let Some((i_bit, _)) = rrq.extensions.revocation_support() {
+            exts.push(ExtRepr::RevocationSupport {
+                i_bit,
+                timestamp: auth::ntp_seconds(self.clock.ntp(now)),
+            });
+        }
+        self.timers
+            .push(Reverse((g.expires_at, TimerKey::Binding(c.nai, g.gen))));
+        Ok((lifetime, home, exts))
+    }
+
+    /// Steps 1–5 of the module docs that follow authentication.
+    fn check(
+        &mut self,
+        now: Instant,
+        src: SocketAddrV4,
+        peer: &PmaPeer,
+        rrq: &RegistrationRequestRepr,
+    ) -> Result<Checked, Refusal> {
+        if rrq.extensions.first_unknown_nonskippable().is_some() {
+            self.counters.unknown_nonskippable += 1;
+            return Err(Refusal(ReplyCode::PoorlyFormed));
+        }
+        if !self.cfg.proxy_mip {
+            return Err(Refusal(ReplyCode::PmipUnsupported));
+        }
+        if !peer.proxy_allowed {
+            return Err(Refusal(ReplyCode::PmipDisallowed));
+        }
+        if matches!(rrq.extensions.per_node_auth_method(), Some(m) if m != AuthMethod::FaHa) {
+            // We only do per-node FA-HA authentication (draft §5.1).
+            return Err(Refusal(ReplyCode::PmipUnsupported));
+        }
+        let Some(nai) = rrq
+            .extensions
+            .nai()
+            .and_then(|n| std::str::from_utf8(n).ok())
+        else {
+            self.counters.missing_nai += 1;
+            return Err(Refusal(ReplyCode::PoorlyFormed));
+        };
+        let nai = nai.to_string();
+        // Replay protection and §8.1 sequencing across PMAs: one Identification history per NAI.
+        let tolerance_s = peer.sa.timestamp_tolerance_s;
+        if !auth::within_tolerance(rrq.identification, self.clock.wall(now), tolerance_s) {
+            self.counters.ident_out_of_tolerance += 1;
+            return Err(Refusal(ReplyCode::IdentMismatch));
+        }
+        // RFC 3344 §5.7.1 wants a strictly newer timestamp from the same sender; draft §8.1
+        // accepts an equal one when it comes from another PMA (two PMAs, one clock tick).
+        let pma = *src.ip();
+        let last = self
+            .bindings
+            .get(&nai)
+            .map(|b| (b.last_ident, b.pma))
+            .or_else(|| {
+                self.tombstones
+                    .get(&nai)
+                    .filter(|(_, until)| *until > now)
+                    .map(|(i, _)| (*i, pma))
+            });
+        if last.is_some_and(|(l, from)| {
+            rrq.identification < l || (rrq.identification == l && from == pma)
+        }) {
+            self.counters.ident_replayed += 1;
+            return Err(Refusal(ReplyCode::IdentMismatch));
+        }
+        // RFC 4433 §3.2: 0.0.0.0 or 255.255.255.255 asks for dynamic assignment.
+        let ha = rrq.home_agent;
+        if !(ha == self.cfg.address || ha.is_unspecified() || ha.is_broadcast()) {
+            return Err(Refusal(ReplyCode::UnknownHa));
+        }
+        Ok(Checked {
+            nai,
+            pma,
+            tolerance_s,
+        })
+    }
+
+    /// Renewal, or handover to a new PMA: one `InstallAnchor` replaces the
+    /// tunnel (same uplink key) and the old PMA gets a revocation.
+    fn renew(
+        &mut self,
+        now: Instant,
+        c: &Checked,
+        rrq: &RegistrationRequestRepr,
+        g: &Grant,
+    ) -> Result<(Ipv4Addr, u32), Refusal> {
+        let b = self.bindings.get_mut(&c.nai).expect("caller checked");
+        let req = rrq.home_address;
+        if !(req.is_unspecified() || req.is_broadcast() || req == b.home) {
+            return Err(Refusal(ReplyCode::AdminProhibited));
+        }
+        let home = b.home;
+        b.last_ident = rrq.identification;
+        b.expires_at = g.expires_at;
+        b.lifetime_s = g.lifetime;
+        b.gen = g.gen;
+        let old_pma = b.pma;
+        let old_revocable = b.revocable;
+        b.revocable = g.revocable;
+        let new = AnchorBinding {
+            tunnel: g.tunnel,
+            downlink_key: g.downlink_key,
+            ..b.anchor.clone()
+        };
+        if new != b.anchor {
+            // One map update: the entry keyed by the uplink key is replaced in place.
+            b.anchor = new.clone();
+            self.dp.push_back(DpCommand::InstallAnchor(new));
+        }
+        let uplink_key = b.anchor.uplink_key;
+        if old_pma != c.pma {
+            b.pma = c.pma;
+            self.counters.handovers += 1;
+            self.events.push_back(HaEvent::Handover {
+                nai: c.nai.clone(),
+                from: old_pma,
+                to: c.pma,
+            });
+            if old_revocable {
+                self.send_revocation(now, old_pma, home, &c.nai);
+            }
+        } else {
+            self.counters.renewals += 1;
+        }
+        Ok((home, uplink_key))
+    }
+
+    /// A new binding: home address, uplink key, counters index, map entries.
+    fn create(
+        &mut self,
+        c: &Checked,
+        rrq: &RegistrationRequestRepr,
+        g: &Grant,
+    ) -> Result<(Ipv4Addr, u32), Refusal> {
+        let (home, from_pool) = self.assign_home(&c.nai, rrq.home_address)?;
+        let Some(uplink_key) = self.keys.alloc() else {
+            self.release_home(home, from_pool);
+            return Err(Refusal(ReplyCode::InsufficientResources));
+        };
+        let Some(sub_id) = self.sub_ids.alloc() else {
+            self.keys.release(uplink_key);
+            self.release_home(home, from_pool);
+            return Err(Refusal(ReplyCode::InsufficientResources));
+        };
+        let anchor = AnchorBinding {
+            sub_id,
+            tunnel: g.tunnel,
+            uplink_key,
+            downlink_key: g.downlink_key,
+            home_v4: Some(home),
+            hnp: None,
+        };
+        self.dp.push_back(DpCommand::InstallAnchor(anchor.clone()));
+        self.bindings.insert(
+            c.nai.clone(),
+            Binding {
+                home,
+                from_pool,
+                pma: c.pma,
+                anchor,
+                last_ident: rrq.identification,
+                expires_at: g.expires_at,
+                lifetime_s: g.lifetime,
+                gen: g.gen,
+                revocable: g.revocable,
+            },
+        );
+        self.tombstones.remove(&c.nai);
+        self.counters.registrations += 1;
+        self.events.push_back(HaEvent::Registered {
+            nai: c.nai.clone(),
+            home_address: home,
+            pma: c.pma,
+        });
+        Ok((home, uplink_key))
+    }
+
+    fn deregister(
+        &mut self,
+        now: Instant,
+        c: &Checked,
+        rrq: &RegistrationRequestRepr,
+        nai_ext: ExtRepr,
+    ) -> (u16, Ipv4Addr, Vec<ExtRepr>) {
+        let nai = &c.nai;
+        let home = match self.bindings.get_mut(nai) {
+            // RFC 3344 §3.8.3: only the registered care-of address is removed; a late
+            // deregistration from the old PMA after a handover must not tear down the new one.
+            Some(b) if b.pma == c.pma => {
+                let home = b.home;
+                self.remove_binding(nai);
+                let until = now + Duration::from_secs(c.tolerance_s as u64 + 1);
+                self.tombstones
+                    .insert(nai.to_string(), (rrq.identification, until));
+                self.counters.deregistrations += 1;
+                self.events.push_back(HaEvent::Deregistered {
+                    nai: nai.to_string(),
+                });
+                home
+            }
+            Some(b) => {
+                b.last_ident = rrq.identification;
+                b.home
+            }
+            None => rrq.home_address,
+        };
+        (0, home, vec![nai_ext])
+    }
+}

@@ -1,0 +1,239 @@
+//! What the PMA does with the HA's messages: registration replies (RFC 3344
+//! §3.6.2, draft-leung §7, RFC 6245 GRE key) and registration revocations
+//! (RFC 3543 §5, acknowledged whatever they name).
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use super::super::auth;
+use super::super::wire::ext::{AuthKind, ExtList};
+use super::super::wire::{
+    RegistrationReplyRepr, ReplyCode, RevocationAckRepr, RevocationRepr, PORT,
+};
+use super::{Phase, Pma, PmaEvent};
+use crate::agent::{Peer, Transmit};
+use crate::dataplane::{AccessBinding, DpCommand, TunnelEnds};
+
+impl Pma {
+    pub(super) fn on_reply(
+        &mut self,
+        now: Instant,
+        src: SocketAddrV4,
+        payload: &[u8],
+        r: RegistrationReplyRepr,
+    ) {
+        let Some(nai) = r.extensions.nai().and_then(|n| std::str::from_utf8(n).ok()) else {
+            self.counters.rx_unmatched += 1;
+            return;
+        };
+        let nai = nai.to_string();
+        let Some(s) = self.sessions.get(&nai) else {
+            self.counters.rx_unmatched += 1;
+            return;
+        };
+        // RFC 3344 §5.7.1: the low-order 32 bits are copied from our request.
+        let Some(_pending) = s
+            .pending_ident
+            .filter(|p| p & 0xffff_ffff == r.identification & 0xffff_ffff)
+        else {
+            self.counters.rx_unmatched += 1;
+            return;
+        };
+        let Some(peer) = self.cfg.home_agents.iter().find(|p| p.address == *src.ip()) else {
+            self.counters.rx_unknown_peer += 1;
+            return;
+        };
+        let sa = &peer.sa;
+        if auth::verify(payload, AuthKind::FaHa, |spi| (spi == sa.spi).then_some(sa)).is_err() {
+            // Unauthenticated replies, denials included, are ignored: retransmission and
+            // failover take over (a forged 149/150 must not stop service).
+            self.counters.rx_auth_failed += 1;
+            return;
+        }
+        let ha = *src.ip();
+        let phase = s.phase;
+        if r.code.is_accepted() {
+            self.counters.accepted += 1;
+            self.on_accepted(now, &nai, ha, r);
+            return;
+        }
+        self.counters.denied += 1;
+        match r.code {
+            ReplyCode::IdentMismatch => {
+                // §5.7.1: adopt the HA's clock from the high-order bits and retry at once.
+                self.counters.ident_mismatch_resync += 1;
+                let wall = self.wall(now);
+                self.idents
+                    .entry(ha)
+                    .or_default()
+                    .resync(r.identification, wall);
+                let cap = self
+                    .sessions
+                    .get(&nai)
+                    .map(|s| self.attempt_cap(s))
+                    .unwrap_or(0);
+                if self.sessions.get(&nai).is_some_and(|s| s.attempts < cap) {
+                    self.send_request(now, &nai);
+                } else {
+                    self.give_up(&nai, phase, Some(r.code));
+                }
+            }
+            ReplyCode::PmipUnsupported | ReplyCode::PmipDisallowed => {
+                // Draft §8.1: do not retry with this HA.
+                self.counters.ha_refused_pmip += 1;
+                self.refused.insert(ha);
+                let alt = self.sessions.get(&nai).and_then(|s| {
+                    (phase == Phase::Registering)
+                        .then(|| s.has.iter().position(|h| !self.refused.contains(h)))
+                        .flatten()
+                });
+                match alt {
+                    Some(i) => {
+                        if let Some(s) = self.sessions.get_mut(&nai) {
+                            s.ha_idx = i;
+                            s.attempts_this_ha = 0;
+                        }
+                        self.counters.ha_failovers += 1;
+                        self.send_request(now, &nai);
+                    }
+                    None => self.give_up(&nai, phase, Some(r.code)),
+                }
+            }
+            code => {
+                if phase == Phase::Deregistering {
+                    self.drop_session(&nai);
+                } else {
+                    self.give_up(&nai, phase, Some(code));
+                }
+            }
+        }
+    }
+
+    fn on_accepted(&mut self, now: Instant, nai: &str, ha: Ipv4Addr, r: RegistrationReplyRepr) {
+        let local = self.cfg.address;
+        let renew_percent = self.cfg.renew_percent.clamp(1, 100) as u64;
+        let Some(s) = self.sessions.get_mut(nai) else {
+            return;
+        };
+        s.pending_ident = None;
+        s.next_retx = None;
+        if s.phase == Phase::Deregistering {
+            self.drop_session(nai);
+            return;
+        }
+        let Some(uplink_key) = r.extensions.gre_key() else {
+            // RFC 6245: the HA returns the key it wants; without it no GRE tunnel.
+            self.counters.rx_missing_gre_key += 1;
+            let phase = s.phase;
+            self.give_up(nai, phase, Some(ReplyCode::EncapUnavailable));
+            return;
+        };
+        if r.home_address.is_unspecified() || r.lifetime == 0 {
+            let phase = s.phase;
+            self.give_up(nai, phase, Some(r.code));
+            return;
+        }
+        if s.sub.dynamic_ha {
+            // RFC 4433: the reply's Home Agent field names the HA that took us.
+            s.assigned_ha = Some(
+                if r.home_agent.is_unspecified() || r.home_agent.is_broadcast() {
+                    ha
+                } else {
+                    r.home_agent
+                },
+            );
+        }
+        let renewal = s.phase == Phase::Registered;
+        s.phase = Phase::Registered;
+        s.home = Some(r.home_address);
+        let b = AccessBinding {
+            at: s.sub.at,
+            sub_id: s.sub_id,
+            tunnel: TunnelEnds {
+                local: local.into(),
+                remote: s.ha().into(),
+            },
+            uplink_key,
+            downlink_key: s.downlink_key,
+            home_v4: Some(r.home_address),
+            gateway_v4: None,
+            hnp: None,
+        };
+        if s.installed.as_ref() != Some(&b) {
+            s.installed = Some(b.clone());
+            self.dp.push_back(DpCommand::InstallAccess(b));
+        }
+        let life = Duration::from_secs(r.lifetime as u64);
+        s.granted = Some(life);
+        s.renew_at = Some(now + life * renew_percent as u32 / 100);
+        s.expires_at = Some(now + life);
+        self.events.push_back(PmaEvent::Registered {
+            nai: nai.to_string(),
+            home_address: r.home_address,
+            lifetime: r.lifetime,
+            ha: s.ha(),
+            renewal,
+        });
+        self.arm(nai);
+    }
+
+    pub(super) fn on_revocation(&mut self, src: SocketAddrV4, payload: &[u8], r: RevocationRepr) {
+        let Some(peer) = self.cfg.home_agents.iter().find(|p| p.address == *src.ip()) else {
+            self.counters.rx_unknown_peer += 1;
+            return;
+        };
+        let sa = peer.sa.clone();
+        if auth::verify(payload, AuthKind::FaHa, |spi| {
+            (spi == sa.spi).then_some(&sa)
+        })
+        .is_err()
+        {
+            self.counters.rx_auth_failed += 1;
+            return;
+        }
+        // RFC 3543: the Revocation Identifier grows; an old one is a replay (or a
+        // retransmission we already acted on) — acknowledge, but do not act again.
+        let fresh = match self.last_revocation.get(src.ip()) {
+            Some(&last) => (r.revocation_id.wrapping_sub(last) as i32) > 0,
+            None => true,
+        };
+        if fresh {
+            self.last_revocation.insert(*src.ip(), r.revocation_id);
+        } else {
+            self.counters.revocations_stale += 1;
+        }
+        let nai = match r.extensions.nai().and_then(|n| std::str::from_utf8(n).ok()) {
+            Some(n) => Some(n.to_string()),
+            None => self
+                .sessions
+                .iter()
+                .find(|(_, s)| s.home == Some(r.home_address) && s.ha() == *src.ip())
+                .map(|(n, _)| n.clone()),
+        };
+        if let Some(nai) = nai.filter(|_| fresh) {
+            if let Some(s) = self.sessions.get_mut(&nai) {
+                if s.ha() == *src.ip() {
+                    if let Some(b) = s.installed.take() {
+                        self.dp.push_back(DpCommand::RemoveAccess(b));
+                    }
+                    self.counters.revocations += 1;
+                    self.events
+                        .push_back(PmaEvent::Revoked { nai: nai.clone() });
+                    self.drop_session(&nai);
+                }
+            }
+        }
+        // Acknowledge even unknown bindings so the HA stops retransmitting (RFC 3543 §5).
+        let mut ack = RevocationAckRepr {
+            i_bit: false,
+            home_address: r.home_address,
+            revocation_id: r.revocation_id,
+            extensions: vec![],
+        }
+        .to_bytes();
+        auth::append_auth(&mut ack, AuthKind::FaHa, &sa);
+        self.tx.push_back(Transmit::new(
+            Peer::V4(SocketAddrV4::new(*src.ip(), PORT)),
+            ack,
+        ));
+    }
+}

@@ -1,0 +1,112 @@
+//! Heartbeats with the MAGs the LMA serves (RFC 5847): answering theirs,
+//! sending ours, and releasing a MAG's bindings when it restarted.
+use std::time::Instant;
+
+use super::super::wire::{Heartbeat, Message, MobilityOption, OptionsExt};
+use super::{Lma, MagPeer, TimerKey};
+use crate::agent::registrar::GoneCause;
+use crate::agent::Peer;
+
+impl Lma {
+    pub(super) fn on_heartbeat(&mut self, peer: Peer, hb: Heartbeat) {
+        if !self.mags.contains(&peer.ip()) {
+            self.counters.heartbeat_unconfigured_peer += 1;
+            return;
+        }
+        self.counters.heartbeat_rx += 1;
+        if !hb.response {
+            let reply = Message::Heartbeat(Heartbeat {
+                unsolicited: false,
+                response: true,
+                seq: hb.seq,
+                options: vec![MobilityOption::RestartCounter(self.cfg.restart_counter)],
+            });
+            self.queue(peer, &reply);
+        } else if let Some(m) = self.mag_peers.get_mut(&peer.ip()) {
+            if m.hb_outstanding && m.hb_seq == hb.seq {
+                m.hb_outstanding = false;
+                m.hb_missed = 0;
+            } else {
+                self.counters.rx_unexpected_message += 1;
+                return;
+            }
+        }
+        let Some(rc) = hb.restart_counter() else {
+            return;
+        };
+        let m = self.mag_peers.entry(peer.ip()).or_insert(MagPeer {
+            peer,
+            hb_seq: 0,
+            hb_outstanding: false,
+            hb_missed: 0,
+            restart_counter: None,
+        });
+        let restarted = m.restart_counter.is_some_and(|old| old != rc);
+        m.restart_counter = Some(rc);
+        if restarted {
+            // RFC 5847 §4: the MAG lost its binding update list; the
+            // bindings through it are stale, so release them.
+            self.counters.mag_restart_detected += 1;
+            let ip = peer.ip();
+            let stale: Vec<u32> = self
+                .bces
+                .iter()
+                .filter(|(_, b)| b.mag.ip() == ip && !b.deleting)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in stale {
+                self.counters.bindings_dropped_on_mag_restart += 1;
+                self.ended(id, GoneCause::Expired);
+                self.delete(id);
+            }
+        }
+    }
+
+    /// Remembers a MAG that reached us, for heartbeats, and starts the
+    /// heartbeat timer with the first one.
+    pub(super) fn note_mag(&mut self, now: Instant, peer: Peer) {
+        self.mag_peers
+            .entry(peer.ip())
+            .and_modify(|m| m.peer = peer)
+            .or_insert(MagPeer {
+                peer,
+                hb_seq: 0,
+                hb_outstanding: false,
+                hb_missed: 0,
+                restart_counter: None,
+            });
+        if !self.hb_armed && !self.cfg.heartbeat_interval.is_zero() {
+            self.hb_armed = true;
+            self.arm(now + self.cfg.heartbeat_interval, TimerKey::Heartbeat);
+        }
+    }
+
+    pub(super) fn on_heartbeat_timer(&mut self, now: Instant) {
+        let mut out = Vec::new();
+        for m in self.mag_peers.values_mut() {
+            if m.hb_outstanding {
+                m.hb_missed += 1;
+                self.counters.heartbeat_missed += 1;
+                if m.hb_missed == self.cfg.heartbeat_missing_limit {
+                    // Path to the MAG is down (RFC 5847 §4); its bindings
+                    // stay until they expire, the MAG may come back.
+                    self.counters.mag_unreachable += 1;
+                }
+            }
+            m.hb_seq = m.hb_seq.wrapping_add(1);
+            m.hb_outstanding = true;
+            out.push((m.peer, m.hb_seq));
+        }
+        for (peer, seq) in out {
+            self.counters.heartbeat_sent += 1;
+            let msg = Message::Heartbeat(Heartbeat {
+                unsolicited: false,
+                response: false,
+                seq,
+                options: vec![MobilityOption::RestartCounter(self.cfg.restart_counter)],
+            });
+            self.queue(peer, &msg);
+        }
+        self.arm(now + self.cfg.heartbeat_interval, TimerKey::Heartbeat);
+    }
+}

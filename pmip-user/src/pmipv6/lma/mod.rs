@@ -1,0 +1,481 @@
+//! Local Mobility Anchor (RFC 5213 §5, RFC 5844 §3–4, RFC 5845, RFC 5846,
+//! RFC 5847), sans-IO.
+//!
+//! The binding cache is keyed by the MN identifier and the attachment (the
+//! MN link-layer identifier, RFC 5213 §5.4.1): the same device moving to
+//! another MAG keeps its session, two devices sharing one identity get one
+//! session each. Each entry holds the
+//! MAG (proxy-CoA) it is reached through, the IPv4 home address and/or home
+//! network prefix allocated from the pools, the downlink GRE key the MAG
+//! chose, and the uplink GRE key the LMA assigned — unique per binding, since
+//! the fast path finds the binding from it (`AnchorBinding` by uplink key).
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Deserialize;
+
+use super::wire::{AccessTechType, BaStatus, BindingError, Message, MobilityOption};
+use super::{serde_secs as secs, wire, LocalAddrs};
+use crate::agent::registrar::{AnchorEvent, GoneCause};
+use crate::agent::{Clock, IdAlloc, Peer, Transmit};
+use crate::dataplane::{DpCommand, Hnp};
+
+mod endpoint;
+mod heartbeat;
+mod pbu;
+mod pool;
+mod revocation;
+
+use pool::{V4Pool, V6Pool};
+
+/// IPv4 home address pool (seed 004: `ip pool PMIP_IPv4_POOL 192.0.2.0
+/// 255.255.255.0` with `subscriber-gw-address 192.0.2.254`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Ipv4PoolConfig {
+    pub network: Ipv4Addr,
+    pub prefix_len: u8,
+    /// Default router handed to subscribers; never allocated.
+    pub gateway: Ipv4Addr,
+}
+
+/// IPv6 prefix pool (seed 004: `ipv6 pool ... prefix 2001:db8:f00d::/48`),
+/// carved into prefixes of `assign_len` (64).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Ipv6PoolConfig {
+    pub prefix: Ipv6Addr,
+    pub prefix_len: u8,
+    #[serde(default = "default_assign_len")]
+    pub assign_len: u8,
+}
+
+fn default_assign_len() -> u8 {
+    64
+}
+
+/// What a subscriber may have (seed 004's APN and pool `policy allow-static-allocation`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Profile {
+    pub ipv4: bool,
+    pub ipv6: bool,
+    /// Honour an IPv4 home address the MAG asks for (within the pool).
+    pub allow_static: bool,
+    /// Always give this IPv4 home address.
+    pub static_v4: Option<Ipv4Addr>,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile {
+            ipv4: true,
+            ipv6: false,
+            allow_static: false,
+            static_v4: None,
+        }
+    }
+}
+
+/// LMA configuration; defaults from RFC 5213 §9 and seed 004.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct LmaConfig {
+    pub local: LocalAddrs,
+    /// MAGs allowed to register (others get status 154).
+    pub mags: Vec<IpAddr>,
+    pub ipv4_pool: Option<Ipv4PoolConfig>,
+    pub ipv6_pool: Option<Ipv6PoolConfig>,
+    /// Known subscribers by MN identifier (NAI).
+    pub subscribers: HashMap<String, Profile>,
+    /// Profile for identifiers not listed; `None` refuses them.
+    pub default_profile: Option<Profile>,
+    /// Longest lifetime granted ("reg-lifetime 40000").
+    #[serde(with = "secs")]
+    pub max_lifetime: Duration,
+    /// RFC 5213 TimestampValidityWindow (300 ms).
+    #[serde(with = "secs")]
+    pub timestamp_window: Duration,
+    /// RFC 5213 MinDelayBeforeBCEDelete (10 s).
+    #[serde(with = "secs")]
+    pub min_delay_before_bce_delete: Duration,
+    /// Send a BRI to the previous MAG on handover (RFC 5846; "revocation enable").
+    pub revocation: bool,
+    #[serde(with = "secs")]
+    pub bri_retx_initial: Duration,
+    #[serde(with = "secs")]
+    pub bri_retx_max: Duration,
+    pub bri_max_retx: u32,
+    pub restart_counter: u32,
+    /// RFC 5847 HEARTBEAT_INTERVAL towards the MAGs we serve (60 s).
+    #[serde(with = "secs")]
+    pub heartbeat_interval: Duration,
+    /// RFC 5847 MISSING_HEARTBEATS_ALLOWED (3) before a MAG counts as unreachable.
+    pub heartbeat_missing_limit: u32,
+}
+
+impl Default for LmaConfig {
+    fn default() -> Self {
+        LmaConfig {
+            local: LocalAddrs::default(),
+            mags: Vec::new(),
+            ipv4_pool: None,
+            ipv6_pool: None,
+            subscribers: HashMap::new(),
+            default_profile: None,
+            max_lifetime: Duration::from_secs(40000),
+            timestamp_window: Duration::from_millis(300),
+            min_delay_before_bce_delete: Duration::from_secs(10),
+            revocation: true,
+            bri_retx_initial: Duration::from_secs(1),
+            bri_retx_max: Duration::from_secs(2),
+            bri_max_retx: 3,
+            restart_counter: 1,
+            heartbeat_interval: Duration::from_secs(60),
+            heartbeat_missing_limit: 3,
+        }
+    }
+}
+
+/// Drop and error counters, one per reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LmaCounters {
+    pub rx_packets: u64,
+    pub rx_malformed: u64,
+    pub rx_bad_checksum: u64,
+    pub rx_unknown_type: u64,
+    pub rx_unexpected_message: u64,
+    pub rx_not_proxy: u64,
+    pub binding_error_sent: u64,
+    pub pbu_unconfigured_mag: u64,
+    pub pbu_unknown_mn: u64,
+    pub pbu_missing_option: u64,
+    pub pbu_timestamp_mismatch: u64,
+    pub pbu_timestamp_replayed: u64,
+    pub pbu_gre_key_missing: u64,
+    pub pbu_v4_not_authorized: u64,
+    pub pbu_no_resources: u64,
+    pub pbu_accepted: u64,
+    pub registrations: u64,
+    pub refreshes: u64,
+    pub handovers: u64,
+    pub deregistrations: u64,
+    pub dereg_from_old_mag: u64,
+    pub dereg_unknown: u64,
+    pub expired: u64,
+    pub deleted_after_dereg: u64,
+    pub bri_sent: u64,
+    pub bri_retransmitted: u64,
+    pub bri_gave_up: u64,
+    pub bra_rx: u64,
+    pub bra_unmatched: u64,
+    pub heartbeat_rx: u64,
+    pub heartbeat_sent: u64,
+    pub heartbeat_missed: u64,
+    pub heartbeat_unconfigured_peer: u64,
+    pub mag_unreachable: u64,
+    pub mag_restart_detected: u64,
+    pub bindings_dropped_on_mag_restart: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Bce {
+    mn_id: Vec<u8>,
+    /// MN link-layer identifier from the PBU (empty when it had none).
+    llid: Vec<u8>,
+    mag: Peer,
+    sub_id: u32,
+    uplink_key: u32,
+    downlink_key: u32,
+    home_v4: Option<(Ipv4Addr, u8)>,
+    hnp: Option<Hnp>,
+    att: Option<AccessTechType>,
+    lifetime: Duration,
+    last_ts: u64,
+    /// `Some` while waiting MinDelayBeforeBCEDelete after a deregistration
+    /// (the map entry is already removed).
+    deleting: bool,
+    deadline: Instant,
+}
+
+#[derive(Clone, Debug)]
+struct PendingBri {
+    mag: Peer,
+    mn_id: Vec<u8>,
+    llid: Vec<u8>,
+    trigger: u8,
+    retx: u32,
+    timeout: Duration,
+    deadline: Instant,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKey {
+    Bce(u32),
+    Bri(u16),
+    Heartbeat,
+}
+
+/// A MAG we have heard from (RFC 5847 heartbeat state).
+#[derive(Clone, Debug)]
+struct MagPeer {
+    /// Where to send heartbeats: for IPv4 transport, the port its PBUs came from.
+    peer: Peer,
+    hb_seq: u32,
+    hb_outstanding: bool,
+    hb_missed: u32,
+    restart_counter: Option<u32>,
+}
+
+/// A binding cache entry as `show lma-service session` would list it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindingInfo {
+    pub mn_id: Vec<u8>,
+    pub llid: Vec<u8>,
+    pub mag: Peer,
+    pub uplink_key: u32,
+    pub downlink_key: u32,
+    pub home_v4: Option<(Ipv4Addr, u8)>,
+    pub hnp: Option<Hnp>,
+    pub lifetime: Duration,
+    pub deleting: bool,
+    /// Index of the binding's traffic counters in the fast path.
+    pub sub_id: u32,
+    /// When the binding lapses unless refreshed (or, when deleting, goes).
+    pub expires_at: Instant,
+}
+
+/// The LMA state machine.
+pub struct Lma {
+    cfg: LmaConfig,
+    clock: Clock,
+    mags: HashSet<IpAddr>,
+    mag_peers: HashMap<IpAddr, MagPeer>,
+    hb_armed: bool,
+    /// Sessions of each MN identifier (usually one).
+    bce_by_id: HashMap<Vec<u8>, Vec<u32>>,
+    bces: HashMap<u32, Bce>,
+    ids: IdAlloc,
+    v4: Option<V4Pool>,
+    v6: Option<V6Pool>,
+    bri_seq: u16,
+    bris: HashMap<u16, PendingBri>,
+    timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
+    transmits: VecDeque<Transmit>,
+    dp: VecDeque<DpCommand>,
+    events: VecDeque<AnchorEvent>,
+    pub counters: LmaCounters,
+}
+
+/// Outcome of PBU validation: a status and the options to put in the PBA.
+struct Reply {
+    status: BaStatus,
+    lifetime: u16,
+    extra: Vec<MobilityOption>,
+}
+
+impl Reply {
+    fn reject(status: BaStatus) -> Self {
+        Reply {
+            status,
+            lifetime: 0,
+            extra: vec![],
+        }
+    }
+}
+
+impl Lma {
+    pub fn new(cfg: LmaConfig, now: Instant, wall: SystemTime) -> Self {
+        Lma {
+            clock: Clock::new(now, wall),
+            mags: cfg.mags.iter().copied().collect(),
+            mag_peers: HashMap::new(),
+            hb_armed: false,
+            bce_by_id: HashMap::new(),
+            bces: HashMap::new(),
+            ids: IdAlloc::default(),
+            v4: cfg.ipv4_pool.clone().map(V4Pool::new),
+            v6: cfg.ipv6_pool.clone().map(V6Pool::new),
+            bri_seq: 0,
+            bris: HashMap::new(),
+            timers: BinaryHeap::new(),
+            transmits: VecDeque::new(),
+            dp: VecDeque::new(),
+            events: VecDeque::new(),
+            counters: LmaCounters::default(),
+            cfg,
+        }
+    }
+
+    /// Keeps what the data plane still forwards with (an earlier run's
+    /// bindings in pinned maps) from being given to a new binding: ids
+    /// (which are also the uplink GRE keys), home addresses and prefixes.
+    pub fn reserve(&mut self, held: &crate::dataplane::Held) {
+        for id in held.sub_ids.iter().chain(&held.keys) {
+            self.ids.reserve(*id);
+        }
+        if let Some(p) = self.v4.as_mut() {
+            for a in &held.home_v4 {
+                p.take(*a);
+            }
+        }
+        if let Some(p) = self.v6.as_mut() {
+            for h in &held.hnp64 {
+                p.reserve(*h);
+            }
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+    pub fn poll_dp(&mut self) -> Option<DpCommand> {
+        self.dp.pop_front()
+    }
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// Number of binding cache entries (including those waiting for deletion).
+    pub fn binding_count(&self) -> usize {
+        self.bces.len()
+    }
+
+    /// The first session of `mn_id`.
+    pub fn binding(&self, mn_id: &[u8]) -> Option<BindingInfo> {
+        self.bindings_of(mn_id).into_iter().next()
+    }
+
+    /// Every session of `mn_id`, oldest first.
+    pub fn bindings_of(&self, mn_id: &[u8]) -> Vec<BindingInfo> {
+        let ids = self
+            .bce_by_id
+            .get(mn_id)
+            .map(|v| v.as_slice())
+            .unwrap_or(&[]);
+        ids.iter().filter_map(|id| self.info(*id)).collect()
+    }
+
+    /// Every binding cache entry (for `show bindings`).
+    pub fn all_bindings(&self) -> Vec<BindingInfo> {
+        let mut ids: Vec<u32> = self.bces.keys().copied().collect();
+        ids.sort_unstable();
+        ids.into_iter().filter_map(|id| self.info(id)).collect()
+    }
+
+    fn info(&self, id: u32) -> Option<BindingInfo> {
+        let b = self.bces.get(&id)?;
+        Some(BindingInfo {
+            mn_id: b.mn_id.clone(),
+            llid: b.llid.clone(),
+            mag: b.mag,
+            uplink_key: b.uplink_key,
+            downlink_key: b.downlink_key,
+            home_v4: b.home_v4,
+            hnp: b.hnp,
+            lifetime: b.lifetime,
+            deleting: b.deleting,
+            sub_id: b.sub_id,
+            expires_at: b.deadline,
+        })
+    }
+
+    fn queue(&mut self, peer: Peer, msg: &Message) {
+        let Some(ck) = self.cfg.local.checksum(&peer) else {
+            return;
+        };
+        if let Ok(payload) = msg.to_vec(ck) {
+            self.transmits.push_back(Transmit::new(peer, payload));
+        }
+    }
+
+    fn arm(&mut self, deadline: Instant, key: TimerKey) {
+        self.timers.push(Reverse((deadline, key)));
+    }
+
+    /// Processes one received Mobility Header from `peer`.
+    pub fn handle(&mut self, now: Instant, peer: Peer, data: &[u8]) {
+        self.counters.rx_packets += 1;
+        let Some(ck) = self.cfg.local.rx_checksum(&peer) else {
+            self.counters.rx_unexpected_message += 1;
+            return;
+        };
+        let msg = match Message::parse(data, ck) {
+            Ok(m) => m,
+            Err(wire::Error::Checksum) => {
+                self.counters.rx_bad_checksum += 1;
+                return;
+            }
+            Err(wire::Error::UnknownType(_)) => {
+                // RFC 6275 §9.2: Binding Error, status 2.
+                self.counters.rx_unknown_type += 1;
+                self.counters.binding_error_sent += 1;
+                let be = Message::BindingError(BindingError {
+                    status: wire::be_status::UNRECOGNIZED_MH_TYPE,
+                    home_address: Ipv6Addr::UNSPECIFIED,
+                    options: vec![],
+                });
+                self.queue(peer, &be);
+                return;
+            }
+            Err(_) => {
+                self.counters.rx_malformed += 1;
+                return;
+            }
+        };
+        match msg {
+            Message::BindingUpdate(bu) => self.on_pbu(now, peer, bu),
+            Message::Heartbeat(hb) => self.on_heartbeat(peer, hb),
+            Message::RevocationAck(bra) => self.on_bra(bra),
+            _ => self.counters.rx_unexpected_message += 1,
+        }
+    }
+
+    /// Fires every timer due at `now`: binding expiry, delayed deletion, BRI retransmission.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((t, key))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            match key {
+                TimerKey::Bce(id) => {
+                    let Some(b) = self.bces.get(&id) else {
+                        continue;
+                    };
+                    if b.deadline != t {
+                        continue;
+                    }
+                    if b.deleting {
+                        self.counters.deleted_after_dereg += 1;
+                    } else {
+                        self.counters.expired += 1;
+                        self.ended(id, GoneCause::Expired);
+                    }
+                    self.delete(id);
+                }
+                TimerKey::Heartbeat => self.on_heartbeat_timer(now),
+                TimerKey::Bri(seq) => {
+                    let Some(p) = self.bris.get_mut(&seq) else {
+                        continue;
+                    };
+                    if p.deadline != t {
+                        continue;
+                    }
+                    if p.retx >= self.cfg.bri_max_retx {
+                        self.bris.remove(&seq);
+                        self.counters.bri_gave_up += 1;
+                        continue;
+                    }
+                    p.retx += 1;
+                    p.timeout = (p.timeout * 2).min(self.cfg.bri_retx_max);
+                    p.deadline = now + p.timeout;
+                    let p = p.clone();
+                    self.counters.bri_retransmitted += 1;
+                    self.transmit_bri(seq, &p);
+                    self.arm(p.deadline, TimerKey::Bri(seq));
+                }
+            }
+        }
+    }
+}

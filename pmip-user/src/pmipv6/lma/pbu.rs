@@ -1,0 +1,531 @@
+//! Proxy Binding Update processing at the LMA (RFC 5213 §5.3, RFC 5844
+//! §3.1.3, RFC 5845 §5.2): validation, binding cache lookup (§5.4.1),
+//! creation with home address / prefix allocation, refresh and handover,
+//! deregistration (§5.3.5), and the Proxy Binding Acknowledgement.
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use super::super::wire::{
+    self, ba_flags, option::hoa_status, revocation_trigger, AccessTechType, BaStatus, BindingAck,
+    BindingUpdate, HandoffIndicator, Message, MobilityOption, OptionsExt,
+};
+use super::{Bce, Lma, Profile, Reply, TimerKey};
+use crate::agent::clock::timestamp_distance;
+use crate::agent::registrar::GoneCause;
+use crate::agent::Peer;
+use crate::dataplane::{AnchorBinding, DpCommand, TunnelEnds};
+
+/// A PBU that passed validation, with what the binding needs from it.
+struct Pbu<'a> {
+    peer: Peer,
+    mn_id: &'a [u8],
+    llid: Vec<u8>,
+    hnps: Vec<(u8, Ipv6Addr)>,
+    v4_req: Option<(u8, Ipv4Addr)>,
+    ts: u64,
+    profile: Profile,
+    existing: Option<u32>,
+}
+
+/// What a registration grants, once the request is authorised.
+struct Grant {
+    downlink_key: u32,
+    lifetime: Duration,
+    att: Option<AccessTechType>,
+    /// HI 5, "handoff state not changed (re-registration)": the MN already
+    /// holds its address, e.g. after we restarted and lost the binding.
+    reregistration: bool,
+}
+
+impl Lma {
+    pub(super) fn on_pbu(&mut self, now: Instant, peer: Peer, bu: BindingUpdate) {
+        if !bu.is_proxy() {
+            // A plain MIPv6 binding update: not ours to serve.
+            self.counters.rx_not_proxy += 1;
+            return;
+        }
+        let reply = self.process_pbu(now, peer, &bu);
+        if reply.status.is_accepted() {
+            self.counters.pbu_accepted += 1;
+            self.note_mag(now, peer);
+        }
+        // RFC 5213 §5.3.x: the PBA echoes the identifying options of the PBU.
+        let mut options = Vec::with_capacity(8);
+        if let Some(id) = bu.mn_id() {
+            options.push(MobilityOption::MnId {
+                subtype: wire::option::MN_ID_SUBTYPE_NAI,
+                id: id.to_vec(),
+            });
+        }
+        for o in &bu.options {
+            match o {
+                MobilityOption::HandoffIndicator(_)
+                | MobilityOption::AccessTechType(_)
+                | MobilityOption::MnLinkLayerId(_)
+                | MobilityOption::LinkLocalAddress(_) => options.push(o.clone()),
+                _ => {}
+            }
+        }
+        // TIMESTAMP_MISMATCH carries our clock instead (RFC 5213 §5.5).
+        if reply.status != BaStatus::TIMESTAMP_MISMATCH {
+            if let Some(ts) = bu.timestamp() {
+                options.push(MobilityOption::Timestamp(ts));
+            }
+        }
+        options.extend(reply.extra);
+        let ba = Message::BindingAck(BindingAck {
+            status: reply.status,
+            flags: ba_flags::P,
+            seq: bu.seq,
+            lifetime: reply.lifetime,
+            options,
+        });
+        self.queue(peer, &ba);
+    }
+
+    fn profile(&self, mn_id: &[u8]) -> Option<Profile> {
+        let name = std::str::from_utf8(mn_id).ok()?;
+        self.cfg
+            .subscribers
+            .get(name)
+            .cloned()
+            .or_else(|| self.cfg.default_profile.clone())
+    }
+
+    /// Validates and applies a PBU (RFC 5213 §5.3), returning the PBA contents.
+    fn process_pbu(&mut self, now: Instant, peer: Peer, bu: &BindingUpdate) -> Reply {
+        let p = match self.check_pbu(now, peer, bu) {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        if bu.lifetime == 0 {
+            return self.deregister(now, peer, p.existing, p.ts);
+        }
+        let g = match self.authorise(bu, &p) {
+            Ok(g) => g,
+            Err(r) => return r,
+        };
+        let id = match p.existing {
+            Some(id) => match self.update(now, &p, &g, id) {
+                Ok(()) => id,
+                Err(r) => return r,
+            },
+            None => match self.create(now, &p, &g) {
+                Ok(id) => id,
+                Err(r) => return r,
+            },
+        };
+        self.accepted(id, &g)
+    }
+
+    /// Who may register, the mandatory options, the timestamp and the
+    /// binding cache lookup.
+    fn check_pbu<'a>(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        bu: &'a BindingUpdate,
+    ) -> Result<Pbu<'a>, Reply> {
+        let refuse = |c: &mut u64, status| {
+            *c += 1;
+            Err(Reply::reject(status))
+        };
+        if !self.mags.contains(&peer.ip()) {
+            return refuse(
+                &mut self.counters.pbu_unconfigured_mag,
+                BaStatus::MAG_NOT_AUTHORIZED_FOR_PROXY_REG,
+            );
+        }
+        let Some(mn_id) = bu.mn_id() else {
+            return refuse(
+                &mut self.counters.pbu_missing_option,
+                BaStatus::MISSING_MN_IDENTIFIER_OPTION,
+            );
+        };
+        let hnps = bu.hnps();
+        let v4_req = bu.ipv4_hoa_request();
+        if bu.lifetime != 0 {
+            let missing = if bu.handoff_indicator().is_none() {
+                Some(BaStatus::MISSING_HANDOFF_INDICATOR_OPTION)
+            } else if bu.access_tech_type().is_none() {
+                Some(BaStatus::MISSING_ACCESS_TECH_TYPE_OPTION)
+            } else if hnps.is_empty() && v4_req.is_none() {
+                // RFC 5213 wants an HNP option; RFC 5844 §3.1.3 lets an
+                // IPv4-only request go without one: accept either.
+                Some(BaStatus::MISSING_HOME_NETWORK_PREFIX_OPTION)
+            } else {
+                None
+            };
+            if let Some(status) = missing {
+                return refuse(&mut self.counters.pbu_missing_option, status);
+            }
+        }
+        // RFC 5213 §5.5: the timestamp must be within the window of our clock.
+        let our_ts = self.clock.timestamp(now);
+        let ts = match bu.timestamp() {
+            Some(ts) if timestamp_distance(ts, our_ts) <= self.cfg.timestamp_window => ts,
+            _ => {
+                self.counters.pbu_timestamp_mismatch += 1;
+                let mut r = Reply::reject(BaStatus::TIMESTAMP_MISMATCH);
+                r.extra.push(MobilityOption::Timestamp(our_ts));
+                return Err(r);
+            }
+        };
+        let Some(profile) = self.profile(mn_id) else {
+            return refuse(
+                &mut self.counters.pbu_unknown_mn,
+                BaStatus::PROXY_REG_NOT_ENABLED,
+            );
+        };
+        let llid = bu.link_layer_id().unwrap_or(&[]).to_vec();
+        let existing = self.find_session(mn_id, &llid, bu.handoff_indicator(), &hnps);
+        // Ordering and replay: only strictly newer PBUs count (RFC 5213 §5.5).
+        if existing.is_some_and(|id| ts <= self.bces[&id].last_ts) {
+            return refuse(
+                &mut self.counters.pbu_timestamp_replayed,
+                BaStatus::TIMESTAMP_LOWER_THAN_PREV_ACCEPTED,
+            );
+        }
+        Ok(Pbu {
+            peer,
+            mn_id,
+            llid,
+            hnps,
+            v4_req,
+            ts,
+            profile,
+            existing,
+        })
+    }
+
+    /// The GRE key (RFC 5845 §5.2), the services the profile allows, and
+    /// the lifetime granted.
+    fn authorise(&mut self, bu: &BindingUpdate, p: &Pbu) -> Result<Grant, Reply> {
+        let Some(Some(downlink_key)) = bu.gre_key() else {
+            // Our tunnels are GRE with keys.
+            self.counters.pbu_gre_key_missing += 1;
+            return Err(Reply::reject(BaStatus::GRE_KEY_OPTION_REQUIRED));
+        };
+        if p.v4_req.is_some() && !p.profile.ipv4 {
+            self.counters.pbu_v4_not_authorized += 1;
+            return Err(Reply::reject(
+                BaStatus::NOT_AUTHORIZED_FOR_IPV4_MOBILITY_SERVICE,
+            ));
+        }
+        if !p.hnps.is_empty() && !p.profile.ipv6 && p.v4_req.is_none() {
+            self.counters.pbu_v4_not_authorized += 1;
+            return Err(Reply::reject(
+                BaStatus::NOT_AUTHORIZED_FOR_IPV6_MOBILITY_SERVICE,
+            ));
+        }
+        let requested = Duration::from_secs(u64::from(bu.lifetime_secs()));
+        let units = (requested.min(self.cfg.max_lifetime).as_secs() / 4).clamp(1, 0xffff);
+        Ok(Grant {
+            downlink_key,
+            lifetime: Duration::from_secs(units * 4),
+            att: bu.access_tech_type(),
+            reregistration: bu.handoff_indicator()
+                == Some(HandoffIndicator::HandoffStateNotChanged),
+        })
+    }
+
+    /// A PBU for an existing binding: refresh, re-registration after a
+    /// deregistration, or handover from another MAG (RFC 5213 §5.3.2).
+    fn update(&mut self, now: Instant, p: &Pbu, g: &Grant, id: u32) -> Result<(), Reply> {
+        let b = self.bces.get(&id).expect("index consistent");
+        // RFC 5213 §5.3.x: a prefix the MN does not hold is refused.
+        let wants_other_hnp = p.hnps.iter().any(|(l, pfx)| {
+            !pfx.is_unspecified() && b.hnp.is_some_and(|h| h.prefix != *pfx || h.len != *l)
+        });
+        if wants_other_hnp {
+            return Err(Reply::reject(BaStatus::BCE_PBU_PREFIX_SET_DO_NOT_MATCH));
+        }
+        if let (Some((_, a)), Some((have, _))) = (p.v4_req, b.home_v4) {
+            if !a.is_unspecified() && a != have {
+                self.counters.pbu_v4_not_authorized += 1;
+                return Err(Reply::reject(
+                    BaStatus::NOT_AUTHORIZED_FOR_IPV4_HOME_ADDRESS,
+                ));
+            }
+        }
+        let (old_mag, old_att, was_deleting) = (b.mag, b.att, b.deleting);
+        let b = self.bces.get_mut(&id).expect("index consistent");
+        let handover = old_mag != p.peer;
+        // HI 2 moved the session to another interface of the MN.
+        if !p.llid.is_empty() {
+            b.llid = p.llid.clone();
+        }
+        let changed = handover || b.downlink_key != g.downlink_key || was_deleting;
+        b.mag = p.peer;
+        b.downlink_key = g.downlink_key;
+        b.last_ts = p.ts;
+        b.lifetime = g.lifetime;
+        b.att = g.att;
+        b.deleting = false;
+        b.deadline = now + g.lifetime;
+        let deadline = b.deadline;
+        self.arm(deadline, TimerKey::Bce(id));
+        if changed {
+            // One map update switches the downlink tunnel (same uplink key).
+            if let Some(ab) = self.anchor_binding(id) {
+                self.dp.push_back(DpCommand::InstallAnchor(ab));
+            }
+        }
+        if handover && !was_deleting {
+            self.counters.handovers += 1;
+            self.moved(p.mn_id, old_mag, p.peer);
+            if self.cfg.revocation {
+                let trigger = if old_att == g.att {
+                    revocation_trigger::INTER_MAG_HANDOVER_SAME_ATT
+                } else {
+                    revocation_trigger::INTER_MAG_HANDOVER_DIFFERENT_ATT
+                };
+                self.send_bri(now, old_mag, p.mn_id.to_vec(), p.llid.clone(), trigger);
+            }
+        } else if was_deleting {
+            self.counters.registrations += 1;
+        } else {
+            self.counters.refreshes += 1;
+        }
+        Ok(())
+    }
+
+    /// The PBA of an accepted registration: HNP, uplink GRE key, IPv4 home
+    /// address and default router.
+    fn accepted(&self, id: u32, g: &Grant) -> Reply {
+        let b = &self.bces[&id];
+        let mut extra = Vec::with_capacity(4);
+        if let Some(h) = b.hnp {
+            extra.push(MobilityOption::HomeNetworkPrefix {
+                prefix_len: h.len,
+                prefix: h.prefix,
+            });
+        }
+        extra.push(MobilityOption::GreKey(Some(b.uplink_key)));
+        if let Some((addr, plen)) = b.home_v4 {
+            extra.push(MobilityOption::Ipv4HoaReply {
+                status: hoa_status::SUCCESS,
+                prefix_len: plen,
+                addr,
+            });
+            if let Some(p) = &self.v4 {
+                extra.push(MobilityOption::Ipv4DefaultRouter(p.cfg.gateway));
+            }
+        }
+        Reply {
+            status: BaStatus::ACCEPTED,
+            lifetime: (g.lifetime.as_secs() / 4) as u16,
+            extra,
+        }
+    }
+
+    /// IPv4 home address for a new binding: the profile's static one, the
+    /// requested one if the profile allows it, or the next from the pool
+    /// (RFC 5844 §3.1.3).
+    fn assign_v4(&mut self, p: &Pbu, g: &Grant) -> Result<Option<(Ipv4Addr, u8)>, Reply> {
+        let Some((_, req)) = p.v4_req else {
+            return Ok(None);
+        };
+        let Some(pool) = self.v4.as_mut() else {
+            self.counters.pbu_v4_not_authorized += 1;
+            return Err(Reply::reject(
+                BaStatus::NOT_AUTHORIZED_FOR_IPV4_MOBILITY_SERVICE,
+            ));
+        };
+        let plen = pool.cfg.prefix_len;
+        let addr = if let Some(s) = p.profile.static_v4 {
+            if !req.is_unspecified() && req != s {
+                self.counters.pbu_v4_not_authorized += 1;
+                return Err(Reply::reject(
+                    BaStatus::NOT_AUTHORIZED_FOR_IPV4_HOME_ADDRESS,
+                ));
+            }
+            // A static address outside the pool is the operator's business.
+            if pool.contains(s) && !pool.take(s) {
+                self.counters.pbu_no_resources += 1;
+                return Err(Reply::reject(
+                    BaStatus::NOT_AUTHORIZED_FOR_IPV4_HOME_ADDRESS,
+                ));
+            }
+            s
+        } else if !req.is_unspecified() {
+            // A MAG re-registering after we lost state (HI 5) asks for
+            // the address we gave before: honour it if it is free.
+            if !(p.profile.allow_static || g.reregistration) || !pool.take(req) {
+                self.counters.pbu_v4_not_authorized += 1;
+                return Err(Reply::reject(
+                    BaStatus::NOT_AUTHORIZED_FOR_IPV4_HOME_ADDRESS,
+                ));
+            }
+            req
+        } else {
+            let Some(a) = pool.alloc() else {
+                self.counters.pbu_no_resources += 1;
+                return Err(Reply::reject(BaStatus::INSUFFICIENT_RESOURCES));
+            };
+            a
+        };
+        Ok(Some((addr, plen)))
+    }
+
+    /// A new binding cache entry, its addresses and its fast-path entries.
+    fn create(&mut self, now: Instant, p: &Pbu, g: &Grant) -> Result<u32, Reply> {
+        let home_v4 = self.assign_v4(p, g)?;
+        let mut hnp = None;
+        if !p.hnps.is_empty() {
+            match self.v6.as_mut().and_then(|pool| pool.alloc()) {
+                Some(h) if p.profile.ipv6 => hnp = Some(h),
+                Some(h) => {
+                    self.v6.as_mut().expect("allocated from it").release(h);
+                }
+                None if p.v4_req.is_none() => {
+                    self.release_v4(home_v4);
+                    self.counters.pbu_no_resources += 1;
+                    return Err(Reply::reject(BaStatus::INSUFFICIENT_RESOURCES));
+                }
+                None => {}
+            }
+        }
+        let Some(id) = self.ids.alloc() else {
+            self.release_v4(home_v4);
+            if let (Some(h), Some(pool)) = (hnp, self.v6.as_mut()) {
+                pool.release(h);
+            }
+            self.counters.pbu_no_resources += 1;
+            return Err(Reply::reject(BaStatus::INSUFFICIENT_RESOURCES));
+        };
+        // The uplink key is the binding id: unique among live bindings.
+        let bce = Bce {
+            mn_id: p.mn_id.to_vec(),
+            llid: p.llid.clone(),
+            mag: p.peer,
+            sub_id: id,
+            uplink_key: id,
+            downlink_key: g.downlink_key,
+            home_v4,
+            hnp,
+            att: g.att,
+            lifetime: g.lifetime,
+            last_ts: p.ts,
+            deleting: false,
+            deadline: now + g.lifetime,
+        };
+        self.bces.insert(id, bce);
+        self.bce_by_id.entry(p.mn_id.to_vec()).or_default().push(id);
+        self.arm(now + g.lifetime, TimerKey::Bce(id));
+        if let Some(ab) = self.anchor_binding(id) {
+            self.dp.push_back(DpCommand::InstallAnchor(ab));
+        }
+        self.counters.registrations += 1;
+        self.created(p.mn_id, p.peer);
+        Ok(id)
+    }
+
+    fn release_v4(&mut self, a: Option<(Ipv4Addr, u8)>) {
+        if let (Some((a, _)), Some(p)) = (a, self.v4.as_mut()) {
+            p.release(a);
+        }
+    }
+
+    fn deregister(&mut self, now: Instant, peer: Peer, existing: Option<u32>, ts: u64) -> Reply {
+        let done = Reply {
+            status: BaStatus::ACCEPTED,
+            lifetime: 0,
+            extra: vec![],
+        };
+        let Some(id) = existing else {
+            self.counters.dereg_unknown += 1;
+            return done;
+        };
+        let b = self.bces.get_mut(&id).expect("index consistent");
+        if b.mag != peer {
+            // A late deregistration from the MAG the subscriber left: the
+            // binding now belongs to the new MAG; acknowledge, change nothing.
+            self.counters.dereg_from_old_mag += 1;
+            return done;
+        }
+        b.last_ts = ts;
+        if b.deleting {
+            return done;
+        }
+        // RFC 5213 §5.3.5: keep the entry MinDelayBeforeBCEDelete so a new
+        // MAG can take it over; the tunnel to the old MAG goes now.
+        b.deleting = true;
+        b.deadline = now + self.cfg.min_delay_before_bce_delete;
+        let deadline = b.deadline;
+        self.counters.deregistrations += 1;
+        self.ended(id, GoneCause::Deregistered);
+        if let Some(ab) = self.anchor_binding(id) {
+            self.dp.push_back(DpCommand::RemoveAnchor(ab));
+        }
+        self.arm(deadline, TimerKey::Bce(id));
+        done
+    }
+
+    pub(super) fn anchor_binding(&self, id: u32) -> Option<AnchorBinding> {
+        let b = self.bces.get(&id)?;
+        Some(AnchorBinding {
+            sub_id: b.sub_id,
+            tunnel: TunnelEnds {
+                local: self.cfg.local.for_peer(&b.mag)?,
+                remote: b.mag.ip(),
+            },
+            uplink_key: b.uplink_key,
+            downlink_key: b.downlink_key,
+            home_v4: b.home_v4.map(|(a, _)| a),
+            hnp: b.hnp,
+        })
+    }
+
+    /// Deletes a binding and frees what it held.
+    pub(super) fn delete(&mut self, id: u32) {
+        let Some(b) = self.bces.get(&id) else { return };
+        if !b.deleting {
+            if let Some(ab) = self.anchor_binding(id) {
+                self.dp.push_back(DpCommand::RemoveAnchor(ab));
+            }
+        }
+        let b = self.bces.remove(&id).expect("checked");
+        if let Some(v) = self.bce_by_id.get_mut(&b.mn_id) {
+            v.retain(|x| *x != id);
+            if v.is_empty() {
+                self.bce_by_id.remove(&b.mn_id);
+            }
+        }
+        self.release_v4(b.home_v4);
+        if let (Some(h), Some(p)) = (b.hnp, self.v6.as_mut()) {
+            p.release(h);
+        }
+        self.ids.release(id);
+    }
+
+    /// RFC 5213 §5.4.1, simplified: the session with the same link-layer
+    /// identifier; with HI 2 (handoff between interfaces) the session holding
+    /// the requested prefix; a PBU without an identifier matches a lone session.
+    fn find_session(
+        &self,
+        mn_id: &[u8],
+        llid: &[u8],
+        hi: Option<HandoffIndicator>,
+        hnps: &[(u8, Ipv6Addr)],
+    ) -> Option<u32> {
+        let ids = self.bce_by_id.get(mn_id)?;
+        if let Some(id) = ids.iter().find(|id| self.bces[*id].llid == llid) {
+            return Some(*id);
+        }
+        if hi == Some(HandoffIndicator::HandoffBetweenInterfaces) {
+            let by_prefix = ids.iter().find(|id| {
+                let h = self.bces[*id].hnp;
+                hnps.iter()
+                    .any(|(l, p)| h.is_some_and(|h| h.prefix == *p && h.len == *l))
+            });
+            if by_prefix.is_some() {
+                return by_prefix.copied();
+            }
+        }
+        if llid.is_empty() && ids.len() == 1 {
+            return Some(ids[0]);
+        }
+        None
+    }
+}

@@ -1,0 +1,142 @@
+//! The LMA's home address pools: IPv4 home addresses (RFC 5844) and IPv6
+//! home network prefixes (RFC 5213 §5.3.1), with what the data plane still
+//! holds from an earlier run kept out of reach.
+use std::collections::{HashSet, VecDeque};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use super::{Ipv4PoolConfig, Ipv6PoolConfig};
+use crate::dataplane::Hnp;
+
+pub(super) struct V4Pool {
+    pub(super) cfg: Ipv4PoolConfig,
+    first: u32,
+    last: u32,
+    next: u32,
+    free: VecDeque<u32>,
+    used: HashSet<u32>,
+}
+
+impl V4Pool {
+    pub(super) fn new(cfg: Ipv4PoolConfig) -> Self {
+        let plen = u32::from(cfg.prefix_len.min(32));
+        let mask = if plen == 0 {
+            0
+        } else {
+            u32::MAX << (32 - plen)
+        };
+        let net = u32::from(cfg.network) & mask;
+        let bcast = net | !mask;
+        // Leave out the network and broadcast addresses of pools larger than /31.
+        let (first, last) = if plen >= 31 {
+            (net, bcast)
+        } else {
+            (net + 1, bcast - 1)
+        };
+        V4Pool {
+            cfg,
+            first,
+            last,
+            next: first,
+            free: VecDeque::new(),
+            used: HashSet::new(),
+        }
+    }
+    pub(super) fn contains(&self, a: Ipv4Addr) -> bool {
+        let a = u32::from(a);
+        a >= self.first && a <= self.last && a != u32::from(self.cfg.gateway)
+    }
+    pub(super) fn alloc(&mut self) -> Option<Ipv4Addr> {
+        while let Some(a) = self.free.pop_front() {
+            if self.used.insert(a) {
+                return Some(a.into());
+            }
+        }
+        while self.next <= self.last {
+            let a = self.next;
+            self.next += 1;
+            if a != u32::from(self.cfg.gateway) && self.used.insert(a) {
+                return Some(a.into());
+            }
+        }
+        None
+    }
+    pub(super) fn take(&mut self, a: Ipv4Addr) -> bool {
+        self.contains(a) && self.used.insert(a.into())
+    }
+    pub(super) fn release(&mut self, a: Ipv4Addr) {
+        if self.used.remove(&u32::from(a)) {
+            self.free.push_back(a.into());
+        }
+    }
+}
+
+pub(super) struct V6Pool {
+    pub(super) cfg: Ipv6PoolConfig,
+    next: u128,
+    count: u128,
+    free: VecDeque<u128>,
+    /// Indices held by the data plane from an earlier run: never allocated.
+    reserved: HashSet<u128>,
+}
+
+impl V6Pool {
+    pub(super) fn new(cfg: Ipv6PoolConfig) -> Self {
+        let bits = u32::from(cfg.assign_len.saturating_sub(cfg.prefix_len)).min(64);
+        V6Pool {
+            count: 1u128 << bits,
+            next: 0,
+            free: VecDeque::new(),
+            reserved: HashSet::new(),
+            cfg,
+        }
+    }
+    fn index_of(&self, prefix: u128) -> u128 {
+        let shift = 128 - u32::from(self.cfg.assign_len.min(128));
+        (prefix ^ u128::from(self.cfg.prefix))
+            .checked_shr(shift)
+            .unwrap_or(0)
+    }
+    /// Keeps the prefix whose first 64 bits are `hnp64` from being allocated.
+    pub(super) fn reserve(&mut self, hnp64: [u8; 8]) {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&hnp64);
+        let p = u128::from_be_bytes(b);
+        let bits = u32::from(self.cfg.prefix_len.min(128));
+        let mask = if bits == 0 {
+            0
+        } else {
+            u128::MAX << (128 - bits)
+        };
+        if p & mask == u128::from(self.cfg.prefix) & mask {
+            self.reserved.insert(self.index_of(p));
+        }
+    }
+    pub(super) fn alloc(&mut self) -> Option<Hnp> {
+        let idx = loop {
+            let i = match self.free.pop_front() {
+                Some(i) => i,
+                None if self.next < self.count => {
+                    self.next += 1;
+                    self.next - 1
+                }
+                None => return None,
+            };
+            if !self.reserved.contains(&i) {
+                break i;
+            }
+        };
+        let shift = 128 - u32::from(self.cfg.assign_len.min(128));
+        let base = u128::from(self.cfg.prefix);
+        let p = base | idx.checked_shl(shift).unwrap_or(0);
+        Some(Hnp {
+            prefix: Ipv6Addr::from(p),
+            len: self.cfg.assign_len,
+        })
+    }
+    pub(super) fn release(&mut self, h: Hnp) {
+        let idx = self.index_of(u128::from(h.prefix));
+        if !self.reserved.remove(&idx) || idx < self.next {
+            self.free.push_back(idx);
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! What the MAG does with the LMA's answers: Proxy Binding Acknowledgements
+//! (RFC 5213 §6.9.1.2, RFC 5844 §3.1.3, RFC 5845 §4.2) and Binding Revocation
+//! Indications (RFC 5846 §8.2).
+use std::time::{Duration, Instant};
+
+use super::super::wire::{
+    self, ba_flags, br_flags, bra_status, BaStatus, BindingAck, HandoffIndicator, Message,
+    MobilityOption, OptionsExt, RevocationAck, RevocationIndication,
+};
+use super::{FailReason, Granted, Mag, MagEvent, State};
+use crate::dataplane::{AccessPoint, DpCommand, Hnp};
+
+impl Mag {
+    pub(super) fn on_pba(&mut self, now: Instant, lma: usize, ba: BindingAck) {
+        // The attachment: by link-layer identifier (echoed by the LMA), else
+        // by sequence number among the MN's attachments.
+        let ats = ba
+            .mn_id()
+            .and_then(|id| self.by_mn_id.get(id))
+            .map(|v| v.as_slice())
+            .unwrap_or(&[]);
+        let found = match ba.link_layer_id() {
+            Some(l) => ats.iter().find(|a| a.mac[..] == *l),
+            None => ats
+                .iter()
+                .find(|a| self.entries.get(a).is_some_and(|e| e.seq == ba.seq)),
+        };
+        let Some(&at) = found else {
+            self.counters.pba_no_binding += 1;
+            return;
+        };
+        let Some(e) = self.entries.get(&at) else {
+            self.counters.pba_no_binding += 1;
+            return;
+        };
+        if e.seq != ba.seq
+            || e.lma != lma
+            || e.state == State::Active
+            || ba.flags & ba_flags::P == 0
+        {
+            self.counters.pba_seq_mismatch += 1;
+            return;
+        }
+        if e.state == State::Deregistering {
+            // Accepted or not, the subscriber is gone: stop here.
+            self.remove_entry(&at);
+            self.events.push_back(MagEvent::Deregistered { at });
+            return;
+        }
+        if !ba.status.is_accepted() {
+            self.counters.pba_rejected += 1;
+            self.on_rejected(now, at, lma, &ba);
+            return;
+        }
+        let lifetime = Duration::from_secs(u64::from(ba.lifetime_secs()));
+        let uplink_key = match ba.gre_key() {
+            Some(Some(k)) => k,
+            _ => {
+                // RFC 5845: without the LMA's key we cannot encapsulate uplink.
+                self.counters.pba_bad += 1;
+                self.fail(at, FailReason::BadAck);
+                return;
+            }
+        };
+        let home_v4 = match ba.ipv4_hoa_reply() {
+            Some((0..=127, plen, addr)) => Some((addr, plen)),
+            _ => None,
+        };
+        let hnp = ba
+            .hnps()
+            .into_iter()
+            .next()
+            .map(|(len, prefix)| Hnp { prefix, len });
+        let e = &self.entries[&at];
+        if lifetime.is_zero()
+            || (e.req.ipv4 && home_v4.is_none() && !e.req.ipv6)
+            || (home_v4.is_none() && hnp.is_none())
+        {
+            self.counters.pba_bad += 1;
+            self.fail(at, FailReason::BadAck);
+            return;
+        }
+        self.counters.pba_accepted += 1;
+        let granted = Granted {
+            uplink_key,
+            home_v4,
+            default_router: ba.ipv4_default_router(),
+            hnp,
+            lifetime,
+            expires: now + lifetime,
+        };
+        let refresh = self.cfg.refresh.min(lifetime * 3 / 4);
+        let e = self.entries.get_mut(&at).expect("checked above");
+        let changed = match &e.granted {
+            Some(g) => {
+                g.uplink_key != granted.uplink_key
+                    || g.home_v4 != granted.home_v4
+                    || g.hnp != granted.hnp
+                    || g.default_router != granted.default_router
+            }
+            None => true,
+        };
+        e.granted = Some(granted.clone());
+        e.state = State::Active;
+        e.retx = 0;
+        e.timeout = self.cfg.retx_initial;
+        e.handoff = HandoffIndicator::HandoffStateNotChanged;
+        if changed {
+            if let Some(b) = self.access_binding(&at) {
+                self.dp.push_back(DpCommand::InstallAccess(b));
+            }
+            self.events.push_back(MagEvent::Registered {
+                at,
+                home_v4: granted.home_v4,
+                default_router: granted.default_router,
+                hnp: granted.hnp,
+                lifetime,
+            });
+        }
+        self.arm(at, now + refresh);
+    }
+
+    /// PBA error statuses, one by one (RFC 5213 §6.9.1.2 and the status list).
+    fn on_rejected(&mut self, now: Instant, at: AccessPoint, lma: usize, ba: &BindingAck) {
+        match ba.status {
+            // Clock disagreement or an older PBU overtook ours: send a fresh PBU
+            // (new timestamp) right away, within the retry budget.
+            BaStatus::TIMESTAMP_MISMATCH | BaStatus::TIMESTAMP_LOWER_THAN_PREV_ACCEPTED => {
+                if let (BaStatus::TIMESTAMP_MISMATCH, Some(lma_ts)) = (ba.status, ba.timestamp()) {
+                    self.ts_adjust = lma_ts.wrapping_sub(self.clock.timestamp(now)) as i64;
+                    self.last_ts = lma_ts;
+                }
+                let e = self.entries.get_mut(&at).expect("caller checked");
+                if e.retx >= self.cfg.max_retx {
+                    self.fail(at, FailReason::Rejected(ba.status));
+                } else {
+                    e.retx += 1;
+                    self.counters.pbu_retransmitted += 1;
+                    self.send_pbu(now, at, false);
+                }
+            }
+            // Transient at the LMA: keep the retransmission timer running.
+            BaStatus::INSUFFICIENT_RESOURCES | BaStatus::UNSPECIFIED => {}
+            // The LMA refuses this MAG: stop using it for everyone.
+            BaStatus::MAG_NOT_AUTHORIZED_FOR_PROXY_REG => {
+                self.lmas[lma].disabled = true;
+                let on_lma: Vec<AccessPoint> = self
+                    .entries
+                    .iter()
+                    .filter(|(_, e)| e.lma == lma)
+                    .map(|(a, _)| *a)
+                    .collect();
+                for a in on_lma {
+                    self.fail(a, FailReason::Rejected(ba.status));
+                }
+            }
+            // Everything else is about this subscriber: give up on it.
+            status => self.fail(at, FailReason::Rejected(status)),
+        }
+    }
+
+    pub(super) fn on_bri(&mut self, lma: usize, bri: RevocationIndication) {
+        self.counters.bri_rx += 1;
+        let peer = self.lmas[lma].peer;
+        // The MN's attachments through this LMA; the link-layer identifier,
+        // when the BRI has one, picks the attachment.
+        let llid = bri.link_layer_id();
+        let found: Vec<AccessPoint> = bri
+            .mn_id()
+            .and_then(|id| self.by_mn_id.get(id))
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
+            .iter()
+            .filter(|a| llid.is_none_or(|l| a.mac[..] == *l))
+            .filter(|a| self.entries.get(a).is_some_and(|e| e.lma == lma))
+            .copied()
+            .collect();
+        for at in &found {
+            let was_dereg = self
+                .entries
+                .get(at)
+                .is_some_and(|e| e.state == State::Deregistering);
+            self.remove_entry(at);
+            if !was_dereg {
+                self.events.push_back(MagEvent::Revoked {
+                    at: *at,
+                    trigger: bri.trigger,
+                });
+            }
+        }
+        let status = if found.is_empty() {
+            self.counters.bri_unknown_binding += 1;
+            bra_status::BINDING_DOES_NOT_EXIST
+        } else {
+            bra_status::SUCCESS
+        };
+        // RFC 5846 §8.2: acknowledge with the BRI's sequence number.
+        let mut options = Vec::new();
+        if let Some(id) = bri.mn_id() {
+            options.push(MobilityOption::MnId {
+                subtype: wire::option::MN_ID_SUBTYPE_NAI,
+                id: id.to_vec(),
+            });
+        }
+        let bra = Message::RevocationAck(RevocationAck {
+            status,
+            seq: bri.seq,
+            flags: bri.flags & br_flags::P,
+            options,
+        });
+        self.queue(peer, &bra);
+    }
+}

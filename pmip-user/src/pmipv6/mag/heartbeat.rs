@@ -1,0 +1,94 @@
+//! Heartbeats with each LMA (RFC 5847): answering its requests, sending ours,
+//! and re-registering everything when the LMA restarted or went silent.
+use std::time::Instant;
+
+use super::super::wire::{HandoffIndicator, Heartbeat, Message, MobilityOption, OptionsExt};
+use super::{Mag, State};
+use crate::dataplane::AccessPoint;
+
+impl Mag {
+    pub(super) fn on_heartbeat(&mut self, now: Instant, lma: usize, hb: Heartbeat) {
+        self.counters.heartbeat_rx += 1;
+        let peer = self.lmas[lma].peer;
+        if !hb.response {
+            // RFC 5847 §3: answer a request with the same sequence number.
+            let reply = Message::Heartbeat(Heartbeat {
+                unsolicited: false,
+                response: true,
+                seq: hb.seq,
+                options: vec![MobilityOption::RestartCounter(self.cfg.restart_counter)],
+            });
+            self.queue(peer, &reply);
+        } else {
+            let l = &mut self.lmas[lma];
+            if !l.hb_outstanding || hb.seq != l.hb_seq {
+                self.counters.rx_unexpected_message += 1;
+                return;
+            }
+            l.hb_outstanding = false;
+            l.hb_missed = 0;
+        }
+        if let Some(rc) = hb.restart_counter() {
+            let l = &mut self.lmas[lma];
+            let restarted = l.restart_counter.is_some_and(|old| old != rc);
+            l.restart_counter = Some(rc);
+            if restarted {
+                // RFC 5847 §4: the LMA lost its bindings; register them again.
+                self.counters.lma_restart_detected += 1;
+                self.reregister_all(now, lma);
+            }
+        }
+    }
+
+    /// Sends a fresh PBU for every binding on `lma`.
+    pub(super) fn reregister_all(&mut self, now: Instant, lma: usize) {
+        let ats: Vec<AccessPoint> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.lma == lma && e.state != State::Deregistering)
+            .map(|(a, _)| *a)
+            .collect();
+        for at in ats {
+            self.counters.reregistrations += 1;
+            if let Some(e) = self.entries.get_mut(&at) {
+                e.state = State::Registering;
+                e.retx = 0;
+                e.timeout = self.cfg.retx_initial;
+                // RFC 5213 §8.4 value 5: re-registration, nothing moved.
+                e.handoff = HandoffIndicator::HandoffStateNotChanged;
+            }
+            self.send_pbu(now, at, false);
+        }
+    }
+
+    pub(super) fn on_heartbeat_timer(&mut self, now: Instant, lma: usize) {
+        let l = &mut self.lmas[lma];
+        l.hb_deadline = now + self.cfg.heartbeat_interval;
+        if l.hb_outstanding {
+            l.hb_missed += 1;
+            self.counters.heartbeat_missed += 1;
+            if l.hb_missed >= self.cfg.heartbeat_missing_limit {
+                // RFC 5847 §4: treat the LMA as having lost state.
+                l.hb_missed = 0;
+                l.restart_counter = None;
+                self.counters.lma_restart_detected += 1;
+                self.reregister_all(now, lma);
+            }
+        }
+        let l = &mut self.lmas[lma];
+        if l.disabled {
+            return;
+        }
+        l.hb_seq = l.hb_seq.wrapping_add(1);
+        l.hb_outstanding = true;
+        let msg = Message::Heartbeat(Heartbeat {
+            unsolicited: false,
+            response: false,
+            seq: l.hb_seq,
+            options: vec![MobilityOption::RestartCounter(self.cfg.restart_counter)],
+        });
+        let peer = l.peer;
+        self.counters.heartbeat_sent += 1;
+        self.queue(peer, &msg);
+    }
+}
