@@ -27,7 +27,7 @@ use crate::access::shell::{ArpCmd, ArpShell, DhcpCmd, DhcpShell};
 use crate::config::{AccessInterface, Config, Protocol, Role};
 use crate::ctl::{self, BindingView, Request, Response, StatsView, SubscriberStats, TunnelView};
 use crate::dataplane::{AccessPoint, DataPlane, DpCommand, Held, TrafficCounters};
-use crate::loader::{FastPath, IfaceSpec, LoadOptions};
+use crate::fastpath::{FastPath, IfaceSpec, LoadOptions};
 use crate::pmipv4::{self, auth::SecurityAssociation, ha, pma, WallClock};
 use crate::pmipv6::{self, lma, mag, transport as v6t};
 use pmip_common::role;
@@ -66,8 +66,8 @@ pub struct Options {
 
 /// The configured pools as the fast path indexes them (the configuration
 /// was validated: a pool that does not parse is skipped here).
-fn home_pools(cfg: &Config) -> Vec<crate::loader::HomePoolSpec> {
-    use crate::loader::HomePoolSpec;
+fn home_pools(cfg: &Config) -> Vec<crate::fastpath::HomePoolSpec> {
+    use crate::fastpath::HomePoolSpec;
     cfg.pools
         .iter()
         .filter_map(|p| {
@@ -94,13 +94,13 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
         pin_dir: cfg.fastpath.pin_dir.clone(),
         max_subscribers: cfg.fastpath.max_subscribers,
         role: Some(match cfg.role {
-            Role::Access => crate::loader::GatewayRole::Access,
-            Role::Anchor => crate::loader::GatewayRole::Anchor,
+            Role::Access => crate::fastpath::GatewayRole::Access,
+            Role::Anchor => crate::fastpath::GatewayRole::Anchor,
         }),
         // The home-prefix table is sized only where IPv6 pools assign prefixes.
         home_prefixes: home_pools
             .iter()
-            .any(|p| matches!(p, crate::loader::HomePoolSpec::V6 { .. })),
+            .any(|p| matches!(p, crate::fastpath::HomePoolSpec::V6 { .. })),
         home_pools,
     })?;
     let dp = SharedDp(Arc::new(Mutex::new(fp)));
@@ -348,7 +348,7 @@ fn install_static_bindings(cfg: &Config, dp: &SharedDp) -> Result<()> {
                     .ok_or_else(|| anyhow!("{at_key}.mac: required in the access role"))?;
                 fp.install_access(&AccessBinding {
                     at: AccessPoint {
-                        ifindex: crate::loader::ifindex(ifname)?,
+                        ifindex: crate::fastpath::ifindex(ifname)?,
                         vlan: iface.vlan.unwrap_or(0),
                         mac,
                     },

@@ -14,7 +14,7 @@ use aya::programs::{TestRun, TestRunOptions};
 use pmip_common::Counter;
 use pmip_tests::fixture::*;
 use pmip_tests::netns::is_root;
-use pmip_user::loader::FastPath;
+use pmip_user::fastpath::FastPath;
 use pmip_user::packet::*;
 
 const XDP_DROP: u32 = 1;
@@ -185,12 +185,12 @@ fn fixture_table_tc_with_home_pools() {
 
 /// The table, against a fresh fixture (its maps, counters and new-MAC rate
 /// limit start empty).
-fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
+fn table(prog: Prog, home_pools: Vec<pmip_user::fastpath::HomePoolSpec>) {
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
     }
-    let opts = pmip_user::loader::LoadOptions {
+    let opts = pmip_user::fastpath::LoadOptions {
         home_pools,
         ..Default::default()
     };
@@ -1208,7 +1208,7 @@ fn emitted_frames_decode_with_tshark() {
 #[test]
 fn pinned_pool_table_follows_the_pool_layout() {
     use pmip_user::dataplane::{AnchorBinding, TunnelEnds};
-    use pmip_user::loader::{GatewayRole, HomePoolSpec};
+    use pmip_user::fastpath::{GatewayRole, HomePoolSpec};
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
@@ -1278,10 +1278,10 @@ impl Bpffs {
     /// A fast path of 1024 subscribers in `role`, its maps pinned here.
     fn load(
         &self,
-        role: pmip_user::loader::GatewayRole,
-        pools: Vec<pmip_user::loader::HomePoolSpec>,
+        role: pmip_user::fastpath::GatewayRole,
+        pools: Vec<pmip_user::fastpath::HomePoolSpec>,
     ) -> anyhow::Result<FastPath> {
-        FastPath::load(&pmip_user::loader::LoadOptions {
+        FastPath::load(&pmip_user::fastpath::LoadOptions {
             pin_dir: Some(self.pins()),
             max_subscribers: 1024,
             role: Some(role),
@@ -1304,7 +1304,7 @@ impl Drop for Bpffs {
 /// ACCESS_GEN's name — same key, 32-byte values instead of 4.)
 #[test]
 fn pinned_maps_of_another_layout_are_refused() {
-    use pmip_user::loader::GatewayRole;
+    use pmip_user::fastpath::GatewayRole;
     if !is_root() {
         eprintln!("skipped: needs root");
         return;

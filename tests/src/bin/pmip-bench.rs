@@ -24,7 +24,7 @@ use anyhow::{bail, Result};
 use aya::programs::{TestRun, TestRunOptions, TestRunResult};
 use pmip_tests::fixture::*;
 use pmip_tests::tput;
-use pmip_user::loader::{PASS_PROGRAM, PROGRAM, TC_INGRESS_PROGRAM};
+use pmip_user::fastpath::{PASS_PROGRAM, PROGRAM, TC_INGRESS_PROGRAM};
 use pmip_user::packet::*;
 
 const ROUNDS: usize = 7;
@@ -92,7 +92,7 @@ fn per_packet() -> Result<serde_json::Value> {
     // As an anchor is configured: its home addresses come from pools.
     let fx = setup_with(
         1500,
-        pmip_user::loader::LoadOptions {
+        pmip_user::fastpath::LoadOptions {
             home_pools: anchor_pools(),
             ..Default::default()
         },
