@@ -30,6 +30,7 @@ use crate::dataplane::{AccessPoint, DataPlane, DpCommand, Held, TrafficCounters}
 use crate::fastpath::{FastPath, IfaceSpec, LoadOptions};
 use crate::pmipv4::{self, auth::SecurityAssociation, ha, pma, WallClock};
 use crate::pmipv6::{self, lma, mag, transport as v6t};
+use crate::sys::sysctl;
 use pmip_common::role;
 
 /// The fast path shared by the signaling shell (writes bindings) and the
@@ -167,11 +168,6 @@ fn shutdown_signal() -> oneshot::Receiver<()> {
         let _ = tx.send(());
     });
     rx
-}
-
-fn sysctl(key: &str, value: &str) -> Result<()> {
-    let path = format!("/proc/sys/{}", key.replace('.', "/"));
-    std::fs::write(&path, value).with_context(|| format!("sysctl {key}={value}"))
 }
 
 /// Forwarding on, and what the kernel slow path needs: the first packets of
@@ -348,7 +344,7 @@ fn install_static_bindings(cfg: &Config, dp: &SharedDp) -> Result<()> {
                     .ok_or_else(|| anyhow!("{at_key}.mac: required in the access role"))?;
                 fp.install_access(&AccessBinding {
                     at: AccessPoint {
-                        ifindex: crate::fastpath::ifindex(ifname)?,
+                        ifindex: crate::sys::ifindex(ifname)?,
                         vlan: iface.vlan.unwrap_or(0),
                         mac,
                     },
@@ -1061,7 +1057,7 @@ async fn bind_434(addr: Ipv4Addr) -> Result<tokio::net::UdpSocket> {
     let s = tokio::net::UdpSocket::bind(SocketAddrV4::new(addr, 434))
         .await
         .with_context(|| format!("binding UDP {addr}:434 (addresses.ipv4)"))?;
-    pmipv4::transport::grow_receive_buffer(&s, 4 << 20);
+    crate::sys::socket::grow_receive_buffer(&s, 4 << 20);
     Ok(s)
 }
 

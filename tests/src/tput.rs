@@ -38,9 +38,8 @@ use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use pmip_common::{maps, role, AccessKey, AccessSubscriber};
 use pmip_user::dataplane::{AccessBinding, AccessPoint, AnchorBinding, TunnelEnds};
-use pmip_user::fastpath::{
-    default_object_path, iface_mac, ifindex, AttachMode, FastPath, IfaceSpec, LoadOptions,
-};
+use pmip_user::fastpath::{default_object_path, AttachMode, FastPath, IfaceSpec, LoadOptions};
+use pmip_user::sys::{iface_mac, ifindex};
 use serde_json::{json, Value};
 
 use crate::netns::Netns;

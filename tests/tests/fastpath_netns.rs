@@ -10,7 +10,9 @@ use std::time::Duration;
 use pmip_common::{role, Counter};
 use pmip_tests::netns::{is_root, veth, Netns};
 use pmip_user::dataplane::{AccessBinding, AccessPoint, AnchorBinding, TunnelEnds};
-use pmip_user::fastpath::{ifindex, parse_mac, AttachMode, FastPath, IfaceSpec, LoadOptions};
+use pmip_user::fastpath::{AttachMode, FastPath, IfaceSpec, LoadOptions};
+use pmip_user::mac::parse_mac_or_err;
+use pmip_user::sys::ifindex;
 
 const UP_KEY: u32 = 100;
 const DOWN_KEY: u32 = 200;
@@ -267,7 +269,7 @@ fn through_tunnel(mode: AttachMode, offload: bool, vlan: u16) {
         return;
     }
     let mut l = lab(offload);
-    let sub_mac = parse_mac(
+    let sub_mac = parse_mac_or_err(
         l.sub
             .exec(&["cat", "/sys/class/net/s0/address"])
             .unwrap()

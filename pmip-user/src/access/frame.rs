@@ -46,21 +46,7 @@ pub fn mac_colon(mac: &[u8; 6]) -> String {
     )
 }
 
-/// Parses `aa:bb:cc:dd:ee:ff`, `aa-bb-..` or Cisco `aabb.ccdd.eeff`.
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let hex: String = s
-        .chars()
-        .filter(|c| !matches!(c, ':' | '-' | '.'))
-        .collect();
-    if hex.len() != 12 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return None;
-    }
-    let mut mac = [0u8; 6];
-    for (i, b) in mac.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(mac)
-}
+pub use crate::mac::parse_mac;
 
 // ---------------------------------------------------------------- Ethernet
 

@@ -21,6 +21,8 @@ use pmip_common::{
 use crate::dataplane::{
     AccessBinding, AnchorBinding, DataPlane, DpCommand, Held, Hnp, TrafficCounters, TunnelEnds,
 };
+use crate::sys::bpffs::ensure_bpffs;
+use crate::sys::{iface_mac, ifindex, nr_cpus};
 
 pub const PROGRAM: &str = "pmip_xdp";
 /// TC egress on an anchor: tunnels what the host itself sends to home addresses.
@@ -196,20 +198,6 @@ impl KeyTable {
 
 fn map_err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("{e}")
-}
-
-pub fn ifindex(name: &str) -> Result<u32> {
-    Ok(crate::access::shell::interface_info(name)?.0)
-}
-
-/// The interface's MAC, read in the calling thread's network namespace.
-pub fn iface_mac(name: &str) -> Result<[u8; 6]> {
-    Ok(crate::access::shell::interface_info(name)?.1)
-}
-
-/// `aa:bb:cc:dd:ee:ff`, `aa-bb-…` or Cisco `aabb.ccdd.eeff`.
-pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
-    crate::access::frame::parse_mac(s).ok_or_else(|| anyhow!("bad MAC address {s:?}"))
 }
 
 fn addr16(a: IpAddr) -> (u8, [u8; 16]) {
@@ -1246,12 +1234,6 @@ impl FastPath {
     }
 }
 
-/// Possible CPUs (the fast path's per-CPU rows and maps are sized for them).
-fn nr_cpus() -> Result<u32> {
-    let n = aya::util::nr_cpus().map_err(|(_, e)| anyhow!("reading the possible CPUs: {e}"))?;
-    Ok(n as u32)
-}
-
 fn access_key(b: &AccessBinding) -> AccessKey {
     AccessKey {
         ifindex: b.at.ifindex,
@@ -1278,25 +1260,6 @@ pub fn unpin_all(dir: &Path) -> Result<()> {
         std::fs::remove_file(&p).with_context(|| format!("unpinning {}", p.display()))?;
     }
     std::fs::remove_dir(dir).with_context(|| format!("removing {}", dir.display()))
-}
-
-/// Is `path` (or its nearest existing ancestor) on a bpffs mount?
-fn on_bpffs(path: &Path) -> bool {
-    const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
-    let mut p = path.to_path_buf();
-    while !p.exists() {
-        if !p.pop() {
-            return false;
-        }
-    }
-    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    // SAFETY: valid path and a zeroed statfs out-parameter.
-    unsafe {
-        let mut st: libc::statfs = std::mem::zeroed();
-        libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == BPF_FS_MAGIC
-    }
 }
 
 /// Checks that every map pinned under the pin directory has the type, key
@@ -1337,30 +1300,6 @@ fn check_pins(data: &[u8], object: &Path, pins: &[(&str, PathBuf)]) -> Result<()
         }
     }
     Ok(())
-}
-
-/// Makes sure `dir` is on bpffs (mounting it on /sys/fs/bpf if the directory
-/// is under it and nothing is mounted there yet), then creates `dir`.
-fn ensure_bpffs(dir: &Path) -> Result<()> {
-    if !on_bpffs(dir) {
-        if !dir.starts_with("/sys/fs/bpf") {
-            bail!(
-                "pin_dir {}: not on a bpffs mount (mount -t bpf bpf <dir>)",
-                dir.display()
-            );
-        }
-        let st = std::process::Command::new("mount")
-            .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
-            .status()
-            .context("mounting bpffs")?;
-        if !st.success() || !on_bpffs(dir) {
-            bail!(
-                "pin_dir {}: could not mount bpffs on /sys/fs/bpf",
-                dir.display()
-            );
-        }
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
 }
 
 impl DataPlane for FastPath {

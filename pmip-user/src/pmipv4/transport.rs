@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 
 use super::{Endpoint, Transmit};
 use crate::dataplane::DataPlane;
+use crate::sys::socket::grow_receive_buffer;
 
 /// Shell statistics (socket-level; protocol counters live in the state machine).
 #[derive(Debug, Default)]
@@ -139,27 +140,5 @@ impl<M: Endpoint + Send + 'static> Shell<M> {
             grow_receive_buffer(&socket, 4 << 20);
             self.run(socket, dp, stop).await
         })
-    }
-}
-
-/// A burst of registrations (thousands of attaches at once) overflows the default socket
-/// buffer and costs a retransmission timeout; ask for more (FORCE works as root).
-pub fn grow_receive_buffer(socket: &UdpSocket, bytes: i32) {
-    use std::os::fd::AsRawFd;
-    let fd = socket.as_raw_fd();
-    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-        // SAFETY: setsockopt on a valid fd with a pointer to a live i32 of the right size.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                opt,
-                &bytes as *const i32 as *const libc::c_void,
-                std::mem::size_of::<i32>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            return;
-        }
     }
 }
