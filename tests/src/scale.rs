@@ -15,11 +15,11 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
+use crate::packet::*;
 use anyhow::{anyhow, bail, Result};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use pmip_user::dataplane::{AccessBinding, AccessPoint, AnchorBinding, TunnelEnds};
 use pmip_user::fastpath::{PASS_PROGRAM, PROGRAM};
-use pmip_user::packet::*;
 use serde_json::{json, Value};
 
 use crate::fixture::*;

@@ -14,8 +14,9 @@ use aya::programs::{TestRun, TestRunOptions};
 use pmip_common::Counter;
 use pmip_tests::fixture::*;
 use pmip_tests::netns::is_root;
+use pmip_tests::packet::*;
+use pmip_user::checksum;
 use pmip_user::fastpath::FastPath;
-use pmip_user::packet::*;
 
 const XDP_DROP: u32 = 1;
 const UNKNOWN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x77];
@@ -869,14 +870,14 @@ fn too_big(fp: &FastPath, prog: Prog, acc: u32) -> Vec<String> {
     if o[..6] != SUB1_MAC || o[6..12] != ACC_MAC || o[12..14] != [0x08, 0x00] {
         fails.push(format!("too big: bad Ethernet {:02x?}", &o[..14]));
     }
-    if checksum(ip, 0) != 0
+    if checksum::of(ip) != 0
         || ip[9] != 1
         || ip[12..16] != GW4.octets()
         || ip[16..20] != HOME1.octets()
     {
         fails.push(format!("too big: bad IPv4 header {ip:02x?}"));
     }
-    if icmp[0] != 3 || icmp[1] != 4 || checksum(icmp, 0) != 0 {
+    if icmp[0] != 3 || icmp[1] != 4 || checksum::of(icmp) != 0 {
         fails.push(format!("too big: bad ICMP {:02x?}", &icmp[..8]));
     }
     let mtu = u16::from_be_bytes([icmp[6], icmp[7]]);
@@ -896,8 +897,8 @@ fn too_big(fp: &FastPath, prog: Prog, acc: u32) -> Vec<String> {
     }
     let o = &r.out;
     let icmp = &o[54..];
-    let sum = ipv6_pseudo_sum(GW6, src6, icmp.len() as u32, 58);
-    if o[20] != 58 || icmp[0] != 2 || checksum(icmp, sum) != 0 {
+    let sum = checksum::pseudo_v6(&GW6, &src6, icmp.len() as u32, 58);
+    if o[20] != 58 || icmp[0] != 2 || checksum::finish(checksum::add(sum, icmp)) != 0 {
         fails.push(format!("too big v6: bad ICMPv6 {:02x?}", &o[14..62]));
     }
     if u32::from_be_bytes([icmp[4], icmp[5], icmp[6], icmp[7]]) != 1500 - 28 {

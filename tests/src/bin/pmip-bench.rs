@@ -23,9 +23,9 @@ use std::net::Ipv4Addr;
 use anyhow::{bail, Result};
 use aya::programs::{TestRun, TestRunOptions, TestRunResult};
 use pmip_tests::fixture::*;
+use pmip_tests::packet::*;
 use pmip_tests::tput;
 use pmip_user::fastpath::{PASS_PROGRAM, PROGRAM, TC_INGRESS_PROGRAM};
-use pmip_user::packet::*;
 
 const ROUNDS: usize = 7;
 /// Single runs per case per round; the round's figure is their median.
