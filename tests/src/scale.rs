@@ -353,7 +353,7 @@ const SUB_MAPS: [(&str, &str); 10] = [
 ];
 
 /// max_entries the loader gives map `name` for a table of `max` (see
-/// `pmip_user::loader`: the hashes behind arrays are smaller).
+/// `pmip_user::fastpath`: the hashes behind arrays are smaller).
 fn expected_max(name: &str, max: u32) -> u32 {
     if name.ends_with("_HIGH") {
         pmip_user::fastpath::high_keys(max)
