@@ -86,7 +86,7 @@ pub struct Config {
 pub struct Fastpath {
     /// native (driver) XDP, generic (skb) XDP, tc (TC ingress), or auto:
     /// native, else generic, else tc.
-    pub attach_mode: crate::loader::AttachMode,
+    pub attach_mode: crate::fastpath::AttachMode,
     /// bpffs directory for pinned maps and links: with it the fast path keeps
     /// forwarding while pmipd restarts.
     pub pin_dir: Option<PathBuf>,
@@ -96,7 +96,7 @@ pub struct Fastpath {
 impl Default for Fastpath {
     fn default() -> Self {
         Fastpath {
-            attach_mode: crate::loader::AttachMode::Auto,
+            attach_mode: crate::fastpath::AttachMode::Auto,
             pin_dir: None,
             max_subscribers: pmip_common::MAX_SUBSCRIBERS,
         }

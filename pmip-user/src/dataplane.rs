@@ -2,7 +2,7 @@
 //!
 //! State machines never touch BPF maps: they emit [`DpCommand`]s, and the shell
 //! applies them to a [`DataPlane`]. The real implementation writes the eBPF maps
-//! (`loader::BpfDataPlane`); [`MemDataPlane`] is an in-memory fake for tests of
+//! (`fastpath::FastPath`); [`MemDataPlane`] is an in-memory fake for tests of
 //! the state machines, which then run without root.
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -3,20 +3,27 @@
 //!
 //! Layout:
 //! - `access`     — DHCP server, ARP detach detection and raw frames on the access link.
+//! - `checksum`   — the Internet checksum (RFC 1071) and pseudo-header sums.
 //! - `config`     — the `pmipd` TOML configuration and its validation.
 //! - `ctl`        — the pmipctl protocol over a Unix socket and the show formatting.
 //! - `dataplane`  — the data-plane interface the state machines drive, with an in-memory fake.
-//! - `loader`     — loads/attaches the eBPF object and writes its maps (the real data plane).
+//! - `fastpath`   — loads/attaches the eBPF object and writes its maps (the real data plane).
+//! - `mac`        — MAC address parsing.
 //! - `pmipv6`     — PMIPv6 wire formats (`wire`) and the MAG/LMA state machines.
 //! - `pmipv4`     — PMIPv4 wire formats (`wire`) and the PMA/HA state machines.
+//! - `sys`        — OS plumbing: interfaces, sockets, sysctls, bpffs, CPUs.
 pub mod access;
 pub mod agent;
+pub mod checksum;
 pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod dataplane;
-pub mod loader;
-pub mod packet;
+pub mod fastpath;
+pub mod mac;
+#[cfg(test)]
+mod pcap;
 pub mod pmipv4;
 pub mod pmipv6;
 pub mod static_bindings;
+pub mod sys;

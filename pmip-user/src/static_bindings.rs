@@ -38,7 +38,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 
 use crate::dataplane::{AccessBinding, AccessPoint, AnchorBinding, Hnp, TunnelEnds};
-use crate::loader::{self, AttachMode, IfaceSpec};
+use crate::fastpath::{AttachMode, IfaceSpec};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -153,7 +153,7 @@ impl StaticFile {
             role_bits(&e.role).with_context(|| format!("interface[{i}].role"))?;
         }
         for (i, a) in self.access.iter().enumerate() {
-            loader::parse_mac(&a.mac).with_context(|| format!("access[{i}].mac"))?;
+            crate::mac::parse_mac_or_err(&a.mac).with_context(|| format!("access[{i}].mac"))?;
             if a.vlan > 4094 {
                 bail!("access[{i}].vlan: {} is not a VLAN id (0-4094)", a.vlan);
             }
@@ -194,9 +194,9 @@ impl StaticFile {
             .map(|a| {
                 Ok(AccessBinding {
                     at: AccessPoint {
-                        ifindex: loader::ifindex(&a.interface)?,
+                        ifindex: crate::sys::ifindex(&a.interface)?,
                         vlan: a.vlan,
-                        mac: loader::parse_mac(&a.mac)?,
+                        mac: crate::mac::parse_mac_or_err(&a.mac)?,
                     },
                     sub_id: a.sub_id,
                     tunnel: TunnelEnds {

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use anyhow::Result;
 use pmip_common::role;
 use pmip_user::dataplane::{AccessBinding, AccessPoint, AnchorBinding, Hnp, TunnelEnds};
-use pmip_user::loader::{FastPath, HomePoolSpec, IfaceSpec, LoadOptions};
+use pmip_user::fastpath::{FastPath, HomePoolSpec, IfaceSpec, LoadOptions};
 
 use crate::netns::Netns;
 

@@ -771,7 +771,7 @@ pub fn output_interruptible(mut cmd: Command) -> Result<std::process::Output> {
 // ---------------------------------------------------------------- the lab
 
 /// XDP pass programs on the far ends of veths the gateways transmit into.
-struct PassPrograms(#[allow(dead_code)] Vec<pmip_user::loader::FastPath>);
+struct PassPrograms(#[allow(dead_code)] Vec<pmip_user::fastpath::FastPath>);
 
 pub struct Lab {
     pub opts: LabOpts,
@@ -936,10 +936,11 @@ impl Lab {
     /// (native mode veths drop XDP frames towards a peer without one).
     pub fn attach_pass(&mut self) -> Result<()> {
         let mut v = Vec::new();
-        let load = |ns: &Netns, ifs: Vec<String>| -> Result<pmip_user::loader::FastPath> {
-            ns.run_in(move || -> Result<pmip_user::loader::FastPath> {
-                let mut fp =
-                    pmip_user::loader::FastPath::load(&pmip_user::loader::LoadOptions::default())?;
+        let load = |ns: &Netns, ifs: Vec<String>| -> Result<pmip_user::fastpath::FastPath> {
+            ns.run_in(move || -> Result<pmip_user::fastpath::FastPath> {
+                let mut fp = pmip_user::fastpath::FastPath::load(
+                    &pmip_user::fastpath::LoadOptions::default(),
+                )?;
                 for i in &ifs {
                     fp.attach_pass(i)?;
                 }
@@ -1377,7 +1378,7 @@ impl Drop for BpfFs {
     fn drop(&mut self) {
         if let Ok(rd) = std::fs::read_dir(&self.0) {
             for e in rd.flatten() {
-                let _ = pmip_user::loader::unpin_all(&e.path());
+                let _ = pmip_user::fastpath::unpin_all(&e.path());
             }
         }
         let _ = Command::new("umount").arg(&self.0).status();

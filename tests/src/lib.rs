@@ -6,6 +6,7 @@ pub mod gateway_cases;
 pub mod handover;
 pub mod lab;
 pub mod netns;
+pub mod packet;
 pub mod pcap;
 pub mod reliability;
 pub mod scale;

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 
 /// Writes `frames` as a classic pcap file with LINKTYPE_ETHERNET.
 pub fn write_ethernet(path: &Path, frames: &[Vec<u8>]) -> Result<()> {
-    let f = pmip_user::packet::pcap_file(pmip_user::packet::LINKTYPE_ETHERNET, frames);
+    let f = crate::packet::pcap_file(crate::packet::LINKTYPE_ETHERNET, frames);
     std::fs::write(path, f).with_context(|| format!("writing {}", path.display()))
 }
 
@@ -89,7 +89,7 @@ mod tests {
         let path = dir.0.join("x.pcap");
         assert_eq!(records(&path), 0, "no file");
         let frames = vec![vec![0xaa; 60], vec![0xbb; 14], vec![0xcc; 1500]];
-        let whole = pmip_user::packet::pcap_file(pmip_user::packet::LINKTYPE_ETHERNET, &frames);
+        let whole = crate::packet::pcap_file(crate::packet::LINKTYPE_ETHERNET, &frames);
         std::fs::write(&path, &whole).unwrap();
         assert_eq!(records(&path), 3);
         // Record i ends at 24 + sum of (16 + len) of records 0..=i.

@@ -15,11 +15,11 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
+use crate::packet::*;
 use anyhow::{anyhow, bail, Result};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use pmip_user::dataplane::{AccessBinding, AccessPoint, AnchorBinding, TunnelEnds};
-use pmip_user::loader::{PASS_PROGRAM, PROGRAM};
-use pmip_user::packet::*;
+use pmip_user::fastpath::{PASS_PROGRAM, PROGRAM};
 use serde_json::{json, Value};
 
 use crate::fixture::*;
@@ -110,11 +110,11 @@ fn build(n: u32) -> Result<Table> {
     // them: the fast path finds them by their place in it.
     // An IPv6 pool too, so that the memory figures are a dual-stack anchor's.
     let pools = vec![
-        pmip_user::loader::HomePoolSpec::V4 {
+        pmip_user::fastpath::HomePoolSpec::V4 {
             prefix: Ipv4Addr::new(10, 224, 0, 0),
             len: 11,
         },
-        pmip_user::loader::HomePoolSpec::V6 {
+        pmip_user::fastpath::HomePoolSpec::V6 {
             prefix: "2001:db8:aa00::".parse().unwrap(),
             len: 40,
             assign_len: 64,
@@ -122,7 +122,7 @@ fn build(n: u32) -> Result<Table> {
     ];
     let mut fx = setup_with(
         1500,
-        pmip_user::loader::LoadOptions {
+        pmip_user::fastpath::LoadOptions {
             max_subscribers: n + SLACK,
             home_pools: pools,
             ..Default::default()
@@ -353,12 +353,12 @@ const SUB_MAPS: [(&str, &str); 10] = [
 ];
 
 /// max_entries the loader gives map `name` for a table of `max` (see
-/// `pmip_user::loader`: the hashes behind arrays are smaller).
+/// `pmip_user::fastpath`: the hashes behind arrays are smaller).
 fn expected_max(name: &str, max: u32) -> u32 {
     if name.ends_with("_HIGH") {
-        pmip_user::loader::high_keys(max)
+        pmip_user::fastpath::high_keys(max)
     } else if name == "ANCHOR_BY_HOME4" || name == "ANCHOR_BY_HNP" {
-        pmip_user::loader::high_homes(max)
+        pmip_user::fastpath::high_homes(max)
     } else if name == "SUB_STATS" {
         // A row per CPU.
         max * aya::util::nr_cpus().map(|n| n as u32).unwrap_or(1)

@@ -38,9 +38,8 @@ use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use pmip_common::{maps, role, AccessKey, AccessSubscriber};
 use pmip_user::dataplane::{AccessBinding, AccessPoint, AnchorBinding, TunnelEnds};
-use pmip_user::loader::{
-    default_object_path, iface_mac, ifindex, AttachMode, FastPath, IfaceSpec, LoadOptions,
-};
+use pmip_user::fastpath::{default_object_path, AttachMode, FastPath, IfaceSpec, LoadOptions};
+use pmip_user::sys::{iface_mac, ifindex};
 use serde_json::{json, Value};
 
 use crate::netns::Netns;
@@ -376,17 +375,6 @@ pub fn live_run(prog_fd: i32, frame: &[u8], ifindex: u32, repeat: u32, batch: u3
     Ok(())
 }
 
-fn csum(b: &[u8]) -> u16 {
-    let mut s: u32 = 0;
-    for c in b.chunks(2) {
-        s += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
-    }
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    !(s as u16)
-}
-
 /// A frame of `len` bytes: Ethernet, IPv4 (src HOME, dst the sink), UDP to
 /// port TG_PORT_BASE + flow, zero payload.
 pub fn udp_frame(len: usize, dmac: [u8; 6], smac: [u8; 6], flow: u16) -> Vec<u8> {
@@ -402,7 +390,7 @@ pub fn udp_frame(len: usize, dmac: [u8; 6], smac: [u8; 6], flow: u16) -> Vec<u8>
     ip[9] = 17;
     ip[12..16].copy_from_slice(&HOME);
     ip[16..20].copy_from_slice(&SINK_IP);
-    let c = csum(&f[14..34]);
+    let c = pmip_user::checksum::of(&f[14..34]);
     f[24..26].copy_from_slice(&c.to_be_bytes());
     f[34..36].copy_from_slice(&(10000 + flow).to_be_bytes());
     f[36..38].copy_from_slice(&(TG_PORT_BASE + flow).to_be_bytes());

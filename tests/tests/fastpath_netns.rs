@@ -10,7 +10,9 @@ use std::time::Duration;
 use pmip_common::{role, Counter};
 use pmip_tests::netns::{is_root, veth, Netns};
 use pmip_user::dataplane::{AccessBinding, AccessPoint, AnchorBinding, TunnelEnds};
-use pmip_user::loader::{ifindex, parse_mac, AttachMode, FastPath, IfaceSpec, LoadOptions};
+use pmip_user::fastpath::{AttachMode, FastPath, IfaceSpec, LoadOptions};
+use pmip_user::mac::parse_mac_or_err;
+use pmip_user::sys::ifindex;
 
 const UP_KEY: u32 = 100;
 const DOWN_KEY: u32 = 200;
@@ -125,7 +127,7 @@ fn tag_subscriber(ns: &Netns) -> aya::Ebpf {
     use aya::programs::{tc::TcAttachType, SchedClassifier};
     ns.run_in(|| {
         let mut ebpf = aya::EbpfLoader::new()
-            .load_file(pmip_user::loader::default_object_path())
+            .load_file(pmip_user::fastpath::default_object_path())
             .unwrap();
         let _ = aya::programs::tc::qdisc_add_clsact("s0");
         for (name, dir) in [
@@ -267,7 +269,7 @@ fn through_tunnel(mode: AttachMode, offload: bool, vlan: u16) {
         return;
     }
     let mut l = lab(offload);
-    let sub_mac = parse_mac(
+    let sub_mac = parse_mac_or_err(
         l.sub
             .exec(&["cat", "/sys/class/net/s0/address"])
             .unwrap()
@@ -485,7 +487,7 @@ fn pmipd() -> std::path::PathBuf {
 struct PinGuard(std::path::PathBuf);
 impl Drop for PinGuard {
     fn drop(&mut self) {
-        let _ = pmip_user::loader::unpin_all(&self.0);
+        let _ = pmip_user::fastpath::unpin_all(&self.0);
     }
 }
 

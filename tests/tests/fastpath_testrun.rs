@@ -14,8 +14,9 @@ use aya::programs::{TestRun, TestRunOptions};
 use pmip_common::Counter;
 use pmip_tests::fixture::*;
 use pmip_tests::netns::is_root;
-use pmip_user::loader::FastPath;
-use pmip_user::packet::*;
+use pmip_tests::packet::*;
+use pmip_user::checksum;
+use pmip_user::fastpath::FastPath;
 
 const XDP_DROP: u32 = 1;
 const UNKNOWN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x77];
@@ -185,12 +186,12 @@ fn fixture_table_tc_with_home_pools() {
 
 /// The table, against a fresh fixture (its maps, counters and new-MAC rate
 /// limit start empty).
-fn table(prog: Prog, home_pools: Vec<pmip_user::loader::HomePoolSpec>) {
+fn table(prog: Prog, home_pools: Vec<pmip_user::fastpath::HomePoolSpec>) {
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
     }
-    let opts = pmip_user::loader::LoadOptions {
+    let opts = pmip_user::fastpath::LoadOptions {
         home_pools,
         ..Default::default()
     };
@@ -869,14 +870,14 @@ fn too_big(fp: &FastPath, prog: Prog, acc: u32) -> Vec<String> {
     if o[..6] != SUB1_MAC || o[6..12] != ACC_MAC || o[12..14] != [0x08, 0x00] {
         fails.push(format!("too big: bad Ethernet {:02x?}", &o[..14]));
     }
-    if checksum(ip, 0) != 0
+    if checksum::of(ip) != 0
         || ip[9] != 1
         || ip[12..16] != GW4.octets()
         || ip[16..20] != HOME1.octets()
     {
         fails.push(format!("too big: bad IPv4 header {ip:02x?}"));
     }
-    if icmp[0] != 3 || icmp[1] != 4 || checksum(icmp, 0) != 0 {
+    if icmp[0] != 3 || icmp[1] != 4 || checksum::of(icmp) != 0 {
         fails.push(format!("too big: bad ICMP {:02x?}", &icmp[..8]));
     }
     let mtu = u16::from_be_bytes([icmp[6], icmp[7]]);
@@ -896,8 +897,8 @@ fn too_big(fp: &FastPath, prog: Prog, acc: u32) -> Vec<String> {
     }
     let o = &r.out;
     let icmp = &o[54..];
-    let sum = ipv6_pseudo_sum(GW6, src6, icmp.len() as u32, 58);
-    if o[20] != 58 || icmp[0] != 2 || checksum(icmp, sum) != 0 {
+    let sum = checksum::pseudo_v6(&GW6, &src6, icmp.len() as u32, 58);
+    if o[20] != 58 || icmp[0] != 2 || checksum::finish(checksum::add(sum, icmp)) != 0 {
         fails.push(format!("too big v6: bad ICMPv6 {:02x?}", &o[14..62]));
     }
     if u32::from_be_bytes([icmp[4], icmp[5], icmp[6], icmp[7]]) != 1500 - 28 {
@@ -1208,7 +1209,7 @@ fn emitted_frames_decode_with_tshark() {
 #[test]
 fn pinned_pool_table_follows_the_pool_layout() {
     use pmip_user::dataplane::{AnchorBinding, TunnelEnds};
-    use pmip_user::loader::{GatewayRole, HomePoolSpec};
+    use pmip_user::fastpath::{GatewayRole, HomePoolSpec};
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
@@ -1278,10 +1279,10 @@ impl Bpffs {
     /// A fast path of 1024 subscribers in `role`, its maps pinned here.
     fn load(
         &self,
-        role: pmip_user::loader::GatewayRole,
-        pools: Vec<pmip_user::loader::HomePoolSpec>,
+        role: pmip_user::fastpath::GatewayRole,
+        pools: Vec<pmip_user::fastpath::HomePoolSpec>,
     ) -> anyhow::Result<FastPath> {
-        FastPath::load(&pmip_user::loader::LoadOptions {
+        FastPath::load(&pmip_user::fastpath::LoadOptions {
             pin_dir: Some(self.pins()),
             max_subscribers: 1024,
             role: Some(role),
@@ -1304,7 +1305,7 @@ impl Drop for Bpffs {
 /// ACCESS_GEN's name — same key, 32-byte values instead of 4.)
 #[test]
 fn pinned_maps_of_another_layout_are_refused() {
-    use pmip_user::loader::GatewayRole;
+    use pmip_user::fastpath::GatewayRole;
     if !is_root() {
         eprintln!("skipped: needs root");
         return;

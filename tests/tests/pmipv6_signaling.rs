@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use pmip_tests::netns::{is_root, veth, Netns};
 use pmip_user::dataplane::{AccessPoint, DataPlane, DpCommand, MemDataPlane, TrafficCounters};
-use pmip_user::loader::{FastPath, LoadOptions};
+use pmip_user::fastpath::{FastPath, LoadOptions};
 
 /// Both the in-memory record (for exact assertions) and the real fast-path
 /// maps (the bindings must reach the kernel too).

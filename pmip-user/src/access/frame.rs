@@ -7,6 +7,8 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
+use crate::checksum;
+
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_ARP: u16 = 0x0806;
 pub const ETHERTYPE_VLAN: u16 = 0x8100;
@@ -46,21 +48,7 @@ pub fn mac_colon(mac: &[u8; 6]) -> String {
     )
 }
 
-/// Parses `aa:bb:cc:dd:ee:ff`, `aa-bb-..` or Cisco `aabb.ccdd.eeff`.
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let hex: String = s
-        .chars()
-        .filter(|c| !matches!(c, ':' | '-' | '.'))
-        .collect();
-    if hex.len() != 12 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return None;
-    }
-    let mut mac = [0u8; 6];
-    for (i, b) in mac.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(mac)
-}
+pub use crate::mac::parse_mac;
 
 // ---------------------------------------------------------------- Ethernet
 
@@ -330,24 +318,6 @@ impl ArpRepr {
 
 // ---------------------------------------------------------------- IPv4/UDP
 
-/// RFC 1071 one's-complement sum over `data`, folded, starting from `sum`.
-fn csum_add(mut sum: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [b] = chunks.remainder() {
-        sum += u32::from(*b) << 8;
-    }
-    sum
-}
-fn csum_fold(mut sum: u32) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// Builds Ethernet + IPv4 + UDP around `payload` (TTL 64, DF clear, checksums set).
 pub fn udp_frame(
     src_mac: [u8; 6],
@@ -368,7 +338,7 @@ pub fn udp_frame(
     f.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0]);
     f.extend_from_slice(&src.0.octets());
     f.extend_from_slice(&dst.0.octets());
-    let ipc = csum_fold(csum_add(0, &f[ip_start..ip_start + 20]));
+    let ipc = checksum::of(&f[ip_start..ip_start + 20]);
     f[ip_start + 10..ip_start + 12].copy_from_slice(&ipc.to_be_bytes());
     let udp_start = f.len();
     f.extend_from_slice(&src.1.to_be_bytes());
@@ -377,11 +347,8 @@ pub fn udp_frame(
     f.extend_from_slice(&[0, 0]);
     f.extend_from_slice(payload);
     // Pseudo-header (RFC 768).
-    let mut sum = csum_add(0, &src.0.octets());
-    sum = csum_add(sum, &dst.0.octets());
-    sum += 17 + udp_len as u32;
-    sum = csum_add(sum, &f[udp_start..]);
-    let mut uc = csum_fold(sum);
+    let sum = checksum::pseudo_v4(src.0, dst.0, 17, udp_len as u16);
+    let mut uc = checksum::finish(checksum::add(sum, &f[udp_start..]));
     if uc == 0 {
         uc = 0xffff;
     }
@@ -518,7 +485,7 @@ mod tests {
             b"hello",
         );
         // IP header checksum verifies to zero.
-        assert_eq!(csum_fold(csum_add(0, &f[14..34])), 0);
+        assert_eq!(checksum::of(&f[14..34]), 0);
         let u = parse_udp_frame(&f).unwrap();
         assert_eq!(u.src, (Ipv4Addr::new(192, 0, 2, 254), 67));
         assert_eq!(u.dst, (Ipv4Addr::BROADCAST, 68));

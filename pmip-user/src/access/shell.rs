@@ -6,14 +6,13 @@
 //! RFC 2131 §4.1 wants an OFFER/ACK unicast to `yiaddr` at `chaddr` before the
 //! client has that address (no ARP possible), and a broadcast out of exactly
 //! this interface. Replies to a relay agent go through the UDP socket.
-use std::ffi::CString;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -22,6 +21,8 @@ use super::dhcp::{
     SERVER_PORT,
 };
 use super::frame::{self, BROADCAST_MAC};
+use crate::sys::interface_info;
+use crate::sys::socket::{arp_socket, udp_on_device, RawSender};
 
 /// What the registration side tells the DHCP server.
 #[derive(Clone, Debug)]
@@ -29,162 +30,6 @@ pub enum DhcpCmd {
     BindingReady { mac: [u8; 6], info: BindingInfo },
     BindingFailed { mac: [u8; 6] },
     BindingGone { mac: [u8; 6] },
-}
-
-/// Index and MAC address of an interface in the caller's network namespace.
-pub fn interface_info(name: &str) -> Result<(u32, [u8; 6])> {
-    let cname = CString::new(name).context("interface name")?;
-    // SAFETY: valid NUL-terminated string.
-    let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-    if ifindex == 0 {
-        bail!("interface {name}: {}", io::Error::last_os_error());
-    }
-    // SAFETY: plain socket(2); the fd is owned right away.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        bail!("socket: {}", io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh valid descriptor.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: ifreq is plain old data; zeroed is a valid value.
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    let bytes = name.as_bytes();
-    if bytes.len() >= ifr.ifr_name.len() {
-        bail!("interface name {name} too long");
-    }
-    for (d, s) in ifr.ifr_name.iter_mut().zip(bytes) {
-        *d = *s as libc::c_char;
-    }
-    // SAFETY: SIOCGIFHWADDR fills ifr_hwaddr of a valid ifreq.
-    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut ifr) } < 0 {
-        bail!("SIOCGIFHWADDR {name}: {}", io::Error::last_os_error());
-    }
-    // SAFETY: the ioctl above initialised the hwaddr arm of the union.
-    let sa = unsafe { ifr.ifr_ifru.ifru_hwaddr };
-    let mut mac = [0u8; 6];
-    for (d, s) in mac.iter_mut().zip(sa.sa_data.iter()) {
-        *d = *s as u8;
-    }
-    Ok((ifindex, mac))
-}
-
-fn setsockopt_int(fd: i32, level: i32, opt: i32, v: i32) -> io::Result<()> {
-    // SAFETY: passes a pointer to a live i32 and its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            opt,
-            &v as *const i32 as *const libc::c_void,
-            std::mem::size_of::<i32>() as u32,
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-/// UDP 0.0.0.0:`port`, bound to `ifname`, broadcast allowed, non-blocking.
-pub fn udp_on_device(ifname: &str, port: u16) -> Result<std::net::UdpSocket> {
-    // SAFETY: plain socket(2).
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_INET,
-            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
-    if fd < 0 {
-        bail!("socket: {}", io::Error::last_os_error());
-    }
-    // SAFETY: fresh valid descriptor, owned from here.
-    let sock = unsafe { std::net::UdpSocket::from_raw_fd(fd) };
-    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).context("SO_REUSEADDR")?;
-    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_BROADCAST, 1).context("SO_BROADCAST")?;
-    let name = CString::new(ifname)?;
-    // SAFETY: pointer and length of a NUL-terminated interface name.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_BINDTODEVICE,
-            name.as_ptr() as *const libc::c_void,
-            name.as_bytes_with_nul().len() as u32,
-        )
-    };
-    if rc < 0 {
-        bail!("SO_BINDTODEVICE {ifname}: {}", io::Error::last_os_error());
-    }
-    let addr = libc::sockaddr_in {
-        sin_family: libc::AF_INET as u16,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr { s_addr: 0 },
-        sin_zero: [0; 8],
-    };
-    // SAFETY: a valid sockaddr_in and its size.
-    let rc = unsafe {
-        libc::bind(
-            fd,
-            &addr as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as u32,
-        )
-    };
-    if rc < 0 {
-        bail!(
-            "bind 0.0.0.0:{port} on {ifname}: {}",
-            io::Error::last_os_error()
-        );
-    }
-    Ok(sock)
-}
-
-/// A send-only AF_PACKET socket for whole Ethernet frames on one interface
-/// (protocol 0: it receives nothing).
-pub struct RawSender {
-    fd: OwnedFd,
-    ifindex: u32,
-}
-
-impl RawSender {
-    pub fn open(ifindex: u32) -> Result<Self> {
-        // SAFETY: plain socket(2).
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            bail!("AF_PACKET socket: {}", io::Error::last_os_error());
-        }
-        // SAFETY: fresh valid descriptor.
-        Ok(RawSender {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-            ifindex,
-        })
-    }
-
-    pub fn send(&self, frame: &[u8]) -> io::Result<()> {
-        // SAFETY: sockaddr_ll is plain old data.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_ifindex = self.ifindex as i32;
-        sll.sll_halen = 6;
-        sll.sll_addr[..6].copy_from_slice(frame.get(..6).unwrap_or(&[0; 6]));
-        // SAFETY: valid buffer and sockaddr_ll with their lengths.
-        let rc = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                frame.as_ptr() as *const libc::c_void,
-                frame.len(),
-                0,
-                &sll as *const _ as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        if rc < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    }
 }
 
 /// The DHCP server of one access interface with its sockets.
@@ -318,44 +163,6 @@ pub enum ArpCmd {
     Seen {
         mac: [u8; 6],
     },
-}
-
-/// AF_PACKET socket for ARP (ETH_P_ARP) bound to one interface, non-blocking.
-fn arp_socket(ifindex: u32) -> Result<OwnedFd> {
-    let proto = (libc::ETH_P_ARP as u16).to_be();
-    // SAFETY: plain socket(2).
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            i32::from(proto),
-        )
-    };
-    if fd < 0 {
-        bail!("AF_PACKET/ARP socket: {}", io::Error::last_os_error());
-    }
-    // SAFETY: fresh valid descriptor.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: sockaddr_ll is plain old data.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = proto;
-    sll.sll_ifindex = ifindex as i32;
-    // SAFETY: valid sockaddr_ll and its size.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            &sll as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_ll>() as u32,
-        )
-    };
-    if rc < 0 {
-        bail!(
-            "bind AF_PACKET to ifindex {ifindex}: {}",
-            io::Error::last_os_error()
-        );
-    }
-    Ok(fd)
 }
 
 /// ARP-polling detach detection ([`DetachMonitor`](super::detach::DetachMonitor))

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use pmip_user::loader::{FastPath, LoadOptions};
+use pmip_user::fastpath::{FastPath, LoadOptions};
 use pmip_user::static_bindings::StaticFile;
 
 #[derive(Parser)]
@@ -69,7 +69,7 @@ fn main() -> Result<()> {
             wait_for_signal()
         }
         Cmd::Static { file, stats_every } => run_static(&opts, &file, stats_every),
-        Cmd::Unpin { dir } => pmip_user::loader::unpin_all(&dir),
+        Cmd::Unpin { dir } => pmip_user::fastpath::unpin_all(&dir),
     }
 }
 

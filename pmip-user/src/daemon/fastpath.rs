@@ -9,7 +9,7 @@ use anyhow::{anyhow, Context, Result};
 
 use crate::config::{Config, Role};
 use crate::dataplane::{AccessPoint, DataPlane, DpCommand, TrafficCounters};
-use crate::loader::{FastPath, GatewayRole, HomePoolSpec, IfaceSpec, LoadOptions};
+use crate::fastpath::{FastPath, GatewayRole, HomePoolSpec, IfaceSpec, LoadOptions};
 use pmip_common::role;
 
 /// The fast path shared by the signaling shell (writes bindings) and the
@@ -177,7 +177,7 @@ pub(super) fn install_static_bindings(cfg: &Config, dp: &SharedDp) -> Result<()>
                     .ok_or_else(|| anyhow!("{at_key}.mac: required in the access role"))?;
                 fp.install_access(&AccessBinding {
                     at: AccessPoint {
-                        ifindex: crate::loader::ifindex(ifname)?,
+                        ifindex: crate::sys::ifindex(ifname)?,
                         vlan: iface.vlan.unwrap_or(0),
                         mac,
                     },

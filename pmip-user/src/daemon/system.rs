@@ -6,11 +6,7 @@ use std::net::IpAddr;
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::config::{AccessInterface, Config, Role};
-
-fn sysctl(key: &str, value: &str) -> Result<()> {
-    let path = format!("/proc/sys/{}", key.replace('.', "/"));
-    std::fs::write(&path, value).with_context(|| format!("sysctl {key}={value}"))
-}
+use crate::sys::sysctl;
 
 /// Forwarding on, and what the kernel slow path needs: the first packets of
 /// a tunnel whose next hop is unresolved reach the kernel already

@@ -7,6 +7,7 @@ use std::net::{SocketAddr, SocketAddrV4};
 use tokio::net::UdpSocket;
 
 use crate::agent::{Peer, Transmit, Transport};
+use crate::sys::socket::grow_receive_buffer;
 
 /// The registration socket.
 pub struct Udp434 {
@@ -61,27 +62,5 @@ impl Transport for Udp434 {
     }
     fn send<'a>(&'a self, t: &'a Transmit) -> impl Future<Output = io::Result<()>> + Send + 'a {
         Udp434::send(self, t)
-    }
-}
-
-/// A burst of registrations (thousands of attaches at once) overflows the default socket
-/// buffer and costs a retransmission timeout; ask for more (FORCE works as root).
-pub fn grow_receive_buffer(socket: &UdpSocket, bytes: i32) {
-    use std::os::fd::AsRawFd;
-    let fd = socket.as_raw_fd();
-    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-        // SAFETY: setsockopt on a valid fd with a pointer to a live i32 of the right size.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                opt,
-                &bytes as *const i32 as *const libc::c_void,
-                std::mem::size_of::<i32>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            return;
-        }
     }
 }

@@ -87,28 +87,8 @@ fn raw_mh_socket(local: Ipv6Addr, kernel_checksum: bool) -> io::Result<OwnedFd> 
 /// Signaling comes in bursts (a thousand PBUs after an LMA restart): ask
 /// for 4 MiB socket buffers, past `rmem_max` when we have CAP_NET_ADMIN.
 fn grow_buffers(fd: &impl AsRawFd) {
-    let size: libc::c_int = 4 << 20;
-    for (force, plain) in [
-        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
-        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
-    ] {
-        for opt in [force, plain] {
-            // SAFETY: valid fd, pointer and length of a c_int; failure only
-            // leaves the default size.
-            let rc = unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    opt,
-                    (&size as *const libc::c_int).cast(),
-                    size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            if rc == 0 {
-                break;
-            }
-        }
-    }
+    crate::sys::socket::grow_receive_buffer(fd, 4 << 20);
+    crate::sys::socket::grow_send_buffer(fd, 4 << 20);
 }
 
 impl Sockets {

@@ -23,9 +23,9 @@ use std::net::Ipv4Addr;
 use anyhow::{bail, Result};
 use aya::programs::{TestRun, TestRunOptions, TestRunResult};
 use pmip_tests::fixture::*;
+use pmip_tests::packet::*;
 use pmip_tests::tput;
-use pmip_user::loader::{PASS_PROGRAM, PROGRAM, TC_INGRESS_PROGRAM};
-use pmip_user::packet::*;
+use pmip_user::fastpath::{PASS_PROGRAM, PROGRAM, TC_INGRESS_PROGRAM};
 
 const ROUNDS: usize = 7;
 /// Single runs per case per round; the round's figure is their median.
@@ -92,7 +92,7 @@ fn per_packet() -> Result<serde_json::Value> {
     // As an anchor is configured: its home addresses come from pools.
     let fx = setup_with(
         1500,
-        pmip_user::loader::LoadOptions {
+        pmip_user::fastpath::LoadOptions {
             home_pools: anchor_pools(),
             ..Default::default()
         },

@@ -546,21 +546,7 @@ proptest::proptest! {
 
 /// Writes an Ethernet pcap (linktype 1) of the given frames.
 pub(crate) fn write_pcap(path: &std::path::Path, frames: &[Vec<u8>]) {
-    let mut f = Vec::new();
-    f.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    f.extend_from_slice(&2u16.to_le_bytes());
-    f.extend_from_slice(&4u16.to_le_bytes());
-    f.extend_from_slice(&0i32.to_le_bytes());
-    f.extend_from_slice(&0u32.to_le_bytes());
-    f.extend_from_slice(&65535u32.to_le_bytes());
-    f.extend_from_slice(&1u32.to_le_bytes());
-    for (i, fr) in frames.iter().enumerate() {
-        f.extend_from_slice(&(1_700_000_000u32 + i as u32).to_le_bytes());
-        f.extend_from_slice(&0u32.to_le_bytes());
-        f.extend_from_slice(&(fr.len() as u32).to_le_bytes());
-        f.extend_from_slice(&(fr.len() as u32).to_le_bytes());
-        f.extend_from_slice(fr);
-    }
+    let f = crate::pcap::pcap_file(crate::pcap::LINKTYPE_ETHERNET, frames);
     std::fs::write(path, f).unwrap();
 }
 

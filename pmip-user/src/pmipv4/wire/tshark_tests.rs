@@ -29,14 +29,7 @@ fn ipv4_udp(src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) -> Vec<u8> {
     ]);
     p.extend_from_slice(&src.octets());
     p.extend_from_slice(&dst.octets());
-    let mut sum: u32 = p
-        .chunks(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    let c = !(sum as u16);
+    let c = crate::checksum::of(&p);
     p[10..12].copy_from_slice(&c.to_be_bytes());
     let ul = (8 + payload.len()) as u16;
     p.extend_from_slice(&PORT.to_be_bytes());
@@ -51,7 +44,7 @@ fn ipv4_udp(src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) -> Vec<u8> {
 pub(crate) fn write_pcap(path: &std::path::Path, packets: &[Vec<u8>]) {
     std::fs::write(
         path,
-        crate::packet::pcap_file(crate::packet::LINKTYPE_RAW, packets),
+        crate::pcap::pcap_file(crate::pcap::LINKTYPE_RAW, packets),
     )
     .expect("write pcap");
 }

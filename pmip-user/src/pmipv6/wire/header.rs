@@ -13,6 +13,7 @@
 use std::net::Ipv6Addr;
 
 use super::{Error, Result, IPPROTO_MH, IPPROTO_NONE};
+use crate::checksum;
 
 mod field {
     use core::ops::{Range, RangeFrom};
@@ -187,26 +188,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> MhPacket<T> {
 /// One's-complement sum (folded, not inverted) of the IPv6 pseudo-header for
 /// next header 135 and `data`.
 pub fn pseudo_sum(src: &Ipv6Addr, dst: &Ipv6Addr, data: &[u8]) -> u16 {
-    let mut acc: u64 = 0;
-    for a in [src.octets(), dst.octets()] {
-        for c in a.chunks_exact(2) {
-            acc += u64::from(u16::from_be_bytes([c[0], c[1]]));
-        }
-    }
-    let len = data.len() as u32;
-    acc += u64::from(len >> 16) + u64::from(len & 0xffff);
-    acc += u64::from(IPPROTO_MH);
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        acc += u64::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        acc += u64::from(u16::from_be_bytes([*last, 0]));
-    }
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
+    let pseudo = checksum::pseudo_v6(src, dst, data.len() as u32, IPPROTO_MH);
+    checksum::fold(checksum::add(pseudo, data))
 }
 
 /// Checks the generic header rules of RFC 6275 §9.2: Payload Proto must be

@@ -1,28 +1,14 @@
 //! Emitters for the frames the fast path carries: Ethernet (with 802.1Q),
-//! IPv4, IPv6, GRE with key, UDP, ICMP and ARP. Used by the agent for the
-//! frames it sends on the access link and by the fast-path tests to build
-//! their input and expected output packets.
+//! IPv4, IPv6, GRE with key, UDP, ICMP and ARP. The fast-path tests and
+//! benchmarks build their input and expected output packets with them.
 use std::net::{Ipv4Addr, Ipv6Addr};
+
+use pmip_user::checksum;
 
 pub const ETH_P_IP: u16 = 0x0800;
 pub const ETH_P_IPV6: u16 = 0x86DD;
 pub const ETH_P_ARP: u16 = 0x0806;
 pub const ETH_P_8021Q: u16 = 0x8100;
-
-/// Internet checksum (RFC 1071) of `data` added to a partial `sum`.
-pub fn checksum(data: &[u8], mut sum: u32) -> u16 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u16::from_be_bytes([c[0], c[1]]) as u32;
-    }
-    if let [b] = chunks.remainder() {
-        sum += (*b as u32) << 8;
-    }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
 
 /// Ethernet header, with an 802.1Q tag when `vlan` is not 0.
 pub fn eth(dst: [u8; 6], src: [u8; 6], vlan: u16, proto: u16) -> Vec<u8> {
@@ -49,7 +35,7 @@ pub fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, ttl: u8, df: bool, payload:
     h[9] = proto;
     h[12..16].copy_from_slice(&src.octets());
     h[16..20].copy_from_slice(&dst.octets());
-    let c = checksum(&h, 0);
+    let c = checksum::of(&h);
     h[10..12].copy_from_slice(&c.to_be_bytes());
     h.extend_from_slice(payload);
     h
@@ -94,7 +80,7 @@ pub fn icmp_echo(id: u16, seq: u16, data: &[u8]) -> Vec<u8> {
     v.extend_from_slice(&id.to_be_bytes());
     v.extend_from_slice(&seq.to_be_bytes());
     v.extend_from_slice(data);
-    let c = checksum(&v, 0);
+    let c = checksum::of(&v);
     v[2..4].copy_from_slice(&c.to_be_bytes());
     v
 }
@@ -108,15 +94,6 @@ pub fn arp(op: u16, sha: [u8; 6], spa: Ipv4Addr, tha: [u8; 6], tpa: Ipv4Addr) ->
     v.extend_from_slice(&tha);
     v.extend_from_slice(&tpa.octets());
     v
-}
-
-/// Sum of the IPv6 pseudo-header (RFC 8200 §8.1) for an upper-layer checksum.
-pub fn ipv6_pseudo_sum(src: Ipv6Addr, dst: Ipv6Addr, len: u32, next: u8) -> u32 {
-    let mut s: u32 = 0;
-    for c in src.octets().chunks(2).chain(dst.octets().chunks(2)) {
-        s += u16::from_be_bytes([c[0], c[1]]) as u32;
-    }
-    s + (len >> 16) + (len & 0xffff) + next as u32
 }
 
 /// pcap link types (tcpdump.org/linktypes).
@@ -159,18 +136,9 @@ mod tests {
             true,
             &[1, 2, 3],
         );
-        assert_eq!(checksum(&p[..20], 0), 0);
+        assert_eq!(checksum::of(&p[..20]), 0);
         assert_eq!(&p[2..4], &23u16.to_be_bytes());
         assert_eq!(p[6], 0x40);
-    }
-
-    #[test]
-    fn rfc1071_example() {
-        // RFC 1071 §3: 00 01 f2 03 f4 f5 f6 f7 sums to 0xddf2 (checksum 0x220d).
-        assert_eq!(
-            checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7], 0),
-            0x220d
-        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 
+use pmip_user::checksum;
 use pmip_user::pmipv6::wire::*;
 
 const SRC6: &str = "2001:db8:cafe:1025::15";
@@ -21,7 +22,7 @@ fn tshark_available() -> bool {
 fn write_pcap(path: &std::path::Path, packets: &[Vec<u8>]) {
     std::fs::write(
         path,
-        pmip_user::packet::pcap_file(pmip_user::packet::LINKTYPE_RAW, packets),
+        pmip_tests::packet::pcap_file(pmip_tests::packet::LINKTYPE_RAW, packets),
     )
     .expect("write pcap");
 }
@@ -35,19 +36,6 @@ fn ipv6_packet(src: Ipv6Addr, dst: Ipv6Addr, mh: &[u8]) -> Vec<u8> {
     p.extend_from_slice(&dst.octets());
     p.extend_from_slice(mh);
     p
-}
-
-fn fold(mut s: u32) -> u16 {
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s as u16
-}
-
-fn sum16(b: &[u8]) -> u32 {
-    b.chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum()
 }
 
 fn ipv4_udp_packet(
@@ -64,19 +52,15 @@ fn ipv4_udp_packet(
     udp.extend_from_slice(&ulen.to_be_bytes());
     udp.extend_from_slice(&[0, 0]);
     udp.extend_from_slice(payload);
-    let mut pseudo = Vec::new();
-    pseudo.extend_from_slice(&src.octets());
-    pseudo.extend_from_slice(&dst.octets());
-    pseudo.extend_from_slice(&[0, 17]);
-    pseudo.extend_from_slice(&ulen.to_be_bytes());
-    let ck = !fold(sum16(&pseudo) + sum16(&udp));
+    let pseudo = checksum::pseudo_v4(src, dst, 17, ulen);
+    let ck = checksum::finish(checksum::add(pseudo, &udp));
     udp[6..8].copy_from_slice(&(if ck == 0 { 0xffff } else { ck }).to_be_bytes());
     let mut ip = vec![0x45, 0];
     ip.extend_from_slice(&(20 + ulen).to_be_bytes());
     ip.extend_from_slice(&[0, 1, 0x40, 0, 64, 17, 0, 0]);
     ip.extend_from_slice(&src.octets());
     ip.extend_from_slice(&dst.octets());
-    let ck = !fold(sum16(&ip));
+    let ck = checksum::of(&ip);
     ip[10..12].copy_from_slice(&ck.to_be_bytes());
     ip.extend_from_slice(&udp);
     ip

@@ -1,0 +1,317 @@
+//! Loading the object: map sizes from the role and pools, the pin
+//! directory (checked against this build's layout), SUB_STATS's shape, and
+//! what an earlier run left in pinned maps.
+use std::collections::HashMap as StdHashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use aya::maps::MapData;
+use aya::programs::Xdp;
+use aya::EbpfLoader;
+use pmip_common::{flags, maps, AccessDownlink, AnchorDownlink, AnchorUplink};
+
+use super::pools::HomePoolSpec;
+use super::{map_err, FastPath, PROGRAM};
+use crate::sys::bpffs::ensure_bpffs;
+use crate::sys::nr_cpus;
+
+const MAP_NAMES: [&str; 21] = [
+    maps::TUNNEL_NH,
+    maps::DEST_NH,
+    maps::NEW_MAC_EVENTS,
+    maps::NEW_MAC_SEEN,
+    maps::ACCESS_BY_MAC,
+    maps::ACCESS_GEN,
+    maps::ACCESS_BY_KEY,
+    maps::ACCESS_BY_KEY_HIGH,
+    maps::ANCHOR_BY_HOME4,
+    maps::ANCHOR_BY_HNP,
+    maps::ANCHOR_BY_POOL4,
+    maps::ANCHOR_BY_POOL6,
+    maps::HOME_POOLS4,
+    maps::HOME_POOLS6,
+    maps::ANCHOR_BY_KEY,
+    maps::ANCHOR_BY_KEY_HIGH,
+    maps::TUNNELS,
+    maps::IFACES,
+    maps::IFACES_HIGH,
+    maps::COUNTERS,
+    maps::SUB_STATS,
+];
+
+/// Where the eBPF object is: `$PMIP_EBPF_OBJECT`, next to the executable, or
+/// where `cargo xtask build-ebpf` puts it in this checkout.
+pub fn default_object_path() -> PathBuf {
+    if let Ok(p) = std::env::var("PMIP_EBPF_OBJECT") {
+        return PathBuf::from(p);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            let p = dir.join("pmip-ebpf.o");
+            if p.exists() {
+                return p;
+            }
+        }
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bpf/pmip-ebpf.o")
+}
+
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    pub object: PathBuf,
+    /// Pin the maps under this bpffs directory (reused if already there), so
+    /// an agent restart finds the bindings the fast path is still using.
+    pub pin_dir: Option<PathBuf>,
+    /// Size of the subscriber maps.
+    pub max_subscribers: u32,
+    /// The one role this gateway plays, if known: the other role's
+    /// subscriber maps are then created with a single entry instead of
+    /// `max_subscribers` (memory an access gateway would never use).
+    pub role: Option<GatewayRole>,
+    /// Whether IPv6 home network prefixes are assigned here (an anchor with
+    /// an IPv6 pool): without them `ANCHOR_BY_HNP` gets a single entry.
+    pub home_prefixes: bool,
+    /// The anchor's home pools: their members are found by their place in
+    /// the pool (arrays) instead of in a hash.
+    pub home_pools: Vec<HomePoolSpec>,
+}
+
+/// Which side of the tunnel a gateway is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GatewayRole {
+    Access,
+    Anchor,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            object: default_object_path(),
+            pin_dir: None,
+            max_subscribers: pmip_common::MAX_SUBSCRIBERS,
+            role: None,
+            home_prefixes: true,
+            home_pools: Vec::new(),
+        }
+    }
+}
+
+/// Entries of a `*_BY_KEY_HIGH` map: GRE keys beyond the array (static
+/// bindings with large keys, a large configured key base). Our allocators
+/// keep keys small, so a sixteenth of the table (at least 1024); its hash
+/// buckets are allocated up front even without preallocated elements.
+pub fn high_keys(table: u32) -> u32 {
+    if table <= 1 {
+        1
+    } else {
+        (table / 16).max(1024)
+    }
+}
+
+/// Entries of `ANCHOR_BY_HOME4`/`HNP` on an anchor with pools (see `load`).
+pub fn high_homes(table: u32) -> u32 {
+    if table <= 1 {
+        1
+    } else {
+        (table / 4).max(1024)
+    }
+}
+
+impl FastPath {
+    /// Loads the object (reusing the maps pinned under `pin_dir`) and
+    /// verifies `pmip_xdp`; attaches nothing.
+    pub fn load(opts: &LoadOptions) -> Result<Self> {
+        let mut loader = EbpfLoader::new();
+        let (cap4, cap6) = size_maps(&mut loader, opts);
+        let pins: Vec<(&str, PathBuf)> = match &opts.pin_dir {
+            Some(dir) => {
+                ensure_bpffs(dir)?;
+                MAP_NAMES.iter().map(|m| (*m, dir.join(m))).collect()
+            }
+            None => Vec::new(),
+        };
+        // Read once: checked against the pins, then loaded.
+        let object = std::fs::read(&opts.object)
+            .with_context(|| format!("reading eBPF object {}", opts.object.display()))?;
+        check_pins(&object, &opts.object, &pins)?;
+        // SUB_STATS: a row of `stride` entries per CPU. A pinned table keeps
+        // the stride it was created with (its counters are laid out so).
+        let cpus = nr_cpus()?;
+        let pinned_stats = pins
+            .iter()
+            .find(|(m, _)| *m == maps::SUB_STATS)
+            .map(|(_, p)| p)
+            .filter(|p| p.exists());
+        let stride = match pinned_stats {
+            Some(p) => {
+                let entries = MapData::from_pin(p)
+                    .and_then(|m| m.info())
+                    .map_err(map_err)?
+                    .max_entries();
+                if entries == 0 || entries % cpus != 0 {
+                    bail!("pinned {} has {entries} entries, not a row per CPU ({cpus}); `pmipd unpin` it", p.display());
+                }
+                entries / cpus
+            }
+            None => opts.max_subscribers,
+        };
+        let stats_entries = stride.checked_mul(cpus).ok_or_else(|| {
+            anyhow!(
+                "max_subscribers {} × {cpus} CPUs is too many traffic counters",
+                opts.max_subscribers
+            )
+        })?;
+        loader.map_max_entries(maps::SUB_STATS, stats_entries);
+        loader.override_global(maps::SUB_STATS_STRIDE, &stride, true);
+        for (m, p) in &pins {
+            loader.map_pin_path(m, p.as_path());
+        }
+        let mut ebpf = loader
+            .load(&object)
+            .with_context(|| format!("loading eBPF object {}", opts.object.display()))?;
+        let prog: &mut Xdp = ebpf
+            .program_mut(PROGRAM)
+            .ok_or_else(|| anyhow!("program {PROGRAM} missing from object"))?
+            .try_into()?;
+        prog.load().context("verifier rejected pmip_xdp")?;
+        let mut fp = FastPath {
+            ebpf,
+            pin_dir: opts.pin_dir.clone(),
+            tunnels: StdHashMap::new(),
+            attached: Vec::new(),
+            key_slots: [0; 2],
+            pools4: Vec::new(),
+            pools6: Vec::new(),
+            pool_slots: [0; 2],
+            stats_rows: (cpus, stride),
+        };
+        fp.recover_tunnels()?;
+        fp.set_home_pools(&opts.home_pools, cap4, cap6)?;
+        if opts.pin_dir.is_some() {
+            // Pinned maps may hold an earlier run's bindings.
+            fp.key_slots = [
+                fp.count_slots::<AccessDownlink>(maps::ACCESS_BY_KEY, |d| d.ifindex != 0)?,
+                fp.count_slots::<AnchorUplink>(maps::ANCHOR_BY_KEY, |b| {
+                    b.flags & flags::IN_USE != 0
+                })?,
+            ];
+            fp.pool_slots = [
+                fp.count_slots::<AnchorDownlink>(maps::ANCHOR_BY_POOL4, |d| {
+                    d.flags & flags::IN_USE != 0
+                })?,
+                fp.count_slots::<AnchorDownlink>(maps::ANCHOR_BY_POOL6, |d| {
+                    d.flags & flags::IN_USE != 0
+                })?,
+            ];
+        }
+        Ok(fp)
+    }
+}
+
+/// Sizes the subscriber maps for the role and pools; returns how many
+/// slots the IPv4 and IPv6 pool arrays have (0: no such pools).
+fn size_maps(loader: &mut EbpfLoader<'_>, opts: &LoadOptions) -> (u32, u32) {
+    let size = |mine: bool| {
+        if mine || opts.role.is_none() {
+            opts.max_subscribers
+        } else {
+            1
+        }
+    };
+    let access = size(opts.role == Some(GatewayRole::Access));
+    let anchor = size(opts.role == Some(GatewayRole::Anchor));
+    let has4 = opts
+        .home_pools
+        .iter()
+        .any(|p| matches!(p, HomePoolSpec::V4 { .. }));
+    let has6 = opts.home_prefixes
+        && opts
+            .home_pools
+            .iter()
+            .any(|p| matches!(p, HomePoolSpec::V6 { .. }));
+    // With pools, the hashes keep only addresses outside them (static ones).
+    // A quarter of the table: static addresses, and pool members beyond
+    // the array (the allocators hand out the start of a pool first).
+    let home4_hash = if has4 { high_homes(anchor) } else { anchor };
+    let hnp_hash = if !opts.home_prefixes {
+        1
+    } else if has6 {
+        high_homes(anchor)
+    } else {
+        anchor
+    };
+    for (m, n) in [
+        (maps::ANCHOR_BY_POOL4, if has4 { anchor } else { 1 }),
+        (maps::ANCHOR_BY_POOL6, if has6 { anchor } else { 1 }),
+        (maps::ACCESS_BY_MAC, access),
+        (maps::ACCESS_BY_KEY, access),
+        (maps::ACCESS_BY_KEY_HIGH, high_keys(access)),
+        (maps::ANCHOR_BY_HOME4, home4_hash),
+        (maps::ANCHOR_BY_HNP, hnp_hash),
+        (maps::ANCHOR_BY_KEY, anchor),
+        (maps::ANCHOR_BY_KEY_HIGH, high_keys(anchor)),
+    ] {
+        loader.map_max_entries(m, n);
+    }
+    (if has4 { anchor } else { 0 }, if has6 { anchor } else { 0 })
+}
+
+/// Removes everything pinned under `dir` (links first: that detaches the
+/// programs), then the directory. The fast path stops forwarding.
+pub fn unpin_all(dir: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort_by_key(|p| {
+        !p.file_name()
+            .map(|n| n.to_string_lossy().starts_with("link_"))
+            .unwrap_or(false)
+    });
+    for p in paths {
+        std::fs::remove_file(&p).with_context(|| format!("unpinning {}", p.display()))?;
+    }
+    std::fs::remove_dir(dir).with_context(|| format!("removing {}", dir.display()))
+}
+
+/// Checks that every map pinned under the pin directory has the type, key
+/// and value sizes this object defines. A map pinned by a build with another
+/// layout would otherwise be reused as it is (the kernel checks only that
+/// accesses stay inside its sizes), and the fast path would read its entries
+/// with the wrong layout.
+fn check_pins(data: &[u8], object: &Path, pins: &[(&str, PathBuf)]) -> Result<()> {
+    if !pins.iter().any(|(_, p)| p.exists()) {
+        return Ok(());
+    }
+    let obj = aya_obj::Object::parse(data)
+        .map_err(|e| anyhow!("parsing eBPF object {}: {e}", object.display()))?;
+    for (name, path) in pins {
+        let Some(def) = obj.maps.get(*name) else {
+            continue;
+        };
+        if !path.exists() {
+            continue;
+        }
+        let info = MapData::from_pin(path)
+            .and_then(|m| m.info())
+            .map_err(map_err)?;
+        let pinned = (
+            info.map_type().map_err(map_err)? as u32,
+            info.key_size(),
+            info.value_size(),
+        );
+        let ours = (def.map_type(), def.key_size(), def.value_size());
+        if pinned != ours {
+            let dir = path.parent().unwrap_or(path);
+            bail!(
+                "pinned map {} (type {}, key {} B, value {} B) is not this build's {name} (type {}, key {} B, value {} B): \
+                 it was pinned by another version of pmipd; remove the pins with `pmipd unpin {}` (the fast path stops \
+                 forwarding until pmipd attaches again)",
+                path.display(), pinned.0, pinned.1, pinned.2, ours.0, ours.1, ours.2, dir.display()
+            );
+        }
+    }
+    Ok(())
+}

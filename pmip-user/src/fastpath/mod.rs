@@ -1,0 +1,107 @@
+//! Loads the eBPF object, attaches its program and writes its maps: the real
+//! [`DataPlane`].
+//!
+//! Every binding reaches the kernel here. A handover is one `insert` on the
+//! map keyed by the home address (hash-map updates replace the value
+//! atomically), so no packet ever sees a half-written entry.
+//!
+//! - `load`     — the object, map sizes, the pin directory and its checks.
+//! - `attach`   — XDP / TC attach modes, pinned links, interface config.
+//! - `bindings` — access and anchor bindings and their tunnels: where an
+//!   accepted binding reaches the maps.
+//! - `slots`    — the GRE-key tables (array + hash of larger keys) and slot counts.
+//! - `pools`    — the home pools' layout over the pool arrays.
+//! - `stats`    — counters, per-subscriber traffic, map occupancy.
+use std::collections::HashMap as StdHashMap;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Result};
+use aya::maps::MapData;
+use aya::Ebpf;
+use pmip_common::{maps, HomePool4, HomePool6};
+
+use crate::dataplane::{DataPlane, DpCommand, TrafficCounters, TunnelEnds};
+
+mod attach;
+mod bindings;
+mod load;
+mod pools;
+mod slots;
+mod stats;
+
+pub use attach::{AttachMode, Attached, IfaceSpec};
+pub use load::{default_object_path, high_homes, high_keys, unpin_all, GatewayRole, LoadOptions};
+pub use pools::HomePoolSpec;
+
+pub const PROGRAM: &str = "pmip_xdp";
+
+/// TC egress on an anchor: tunnels what the host itself sends to home addresses.
+pub const TC_EGRESS_PROGRAM: &str = "pmip_tc_egress";
+
+/// The fast path at TC ingress (`AttachMode::Tc`): where XDP cannot attach.
+pub const TC_INGRESS_PROGRAM: &str = "pmip_tc_ingress";
+
+/// The pass-everything program (see `pmip-ebpf`): for the far end of veths.
+pub const PASS_PROGRAM: &str = "xdp_pass";
+
+/// The loaded fast path.
+pub struct FastPath {
+    ebpf: Ebpf,
+    /// bpffs directory of pinned maps and links (None: nothing outlives us).
+    pin_dir: Option<PathBuf>,
+    tunnels: StdHashMap<TunnelEnds, u32>,
+    /// Which mode each attached interface got.
+    pub attached: Vec<(String, Attached)>,
+    /// Occupied slots of the ACCESS_BY_KEY and ANCHOR_BY_KEY arrays (an
+    /// array cannot be counted cheaply; `show stats` asks every 500 ms).
+    key_slots: [usize; 2],
+    /// The home pools as written to HOME_POOLS4/6, and the occupied slots of
+    /// ANCHOR_BY_POOL4/6.
+    pools4: Vec<HomePool4>,
+    pools6: Vec<HomePool6>,
+    pool_slots: [usize; 2],
+    /// SUB_STATS's shape: (rows = CPUs, entries per row), fixed at load.
+    stats_rows: (u32, u32),
+}
+
+fn map_err(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("{e}")
+}
+
+impl FastPath {
+    fn map(&self, name: &str) -> Result<&aya::maps::Map> {
+        self.ebpf
+            .map(name)
+            .ok_or_else(|| anyhow!("map {name} missing from object"))
+    }
+
+    fn map_mut(&mut self, name: &str) -> Result<&mut aya::maps::Map> {
+        self.ebpf
+            .map_mut(name)
+            .ok_or_else(|| anyhow!("map {name} missing from object"))
+    }
+
+    /// The ring buffer of new-MAC events (taken: one reader).
+    pub fn new_mac_events(&mut self) -> Result<aya::maps::RingBuf<MapData>> {
+        let m = self
+            .ebpf
+            .take_map(maps::NEW_MAC_EVENTS)
+            .ok_or_else(|| anyhow!("map {} missing or already taken", maps::NEW_MAC_EVENTS))?;
+        Ok(aya::maps::RingBuf::try_from(m)?)
+    }
+}
+
+impl DataPlane for FastPath {
+    fn apply(&mut self, cmd: &DpCommand) -> Result<()> {
+        match cmd {
+            DpCommand::InstallAccess(b) => self.install_access(b),
+            DpCommand::RemoveAccess(b) => self.remove_access(b),
+            DpCommand::InstallAnchor(b) => self.install_anchor(b),
+            DpCommand::RemoveAnchor(b) => self.remove_anchor(b),
+        }
+    }
+
+    fn subscriber_counters(&self, sub_id: u32) -> TrafficCounters {
+        self.traffic(sub_id).unwrap_or_default()
+    }
+}

@@ -1,0 +1,23 @@
+//! OS plumbing below the protocols and the fast path: interfaces, sockets,
+//! sysctls, bpffs, CPUs. Nothing here knows PMIP; it wraps system calls and
+//! files under /proc and /sys (issue 16 replaces the ioctls and `ip`
+//! invocations with netlink).
+use anyhow::{anyhow, Context, Result};
+
+pub mod bpffs;
+pub mod iface;
+pub mod socket;
+
+pub use iface::{iface_mac, ifindex, interface_info};
+
+/// Writes `value` to the sysctl `key` (dotted, as `sysctl -w` takes it).
+pub fn sysctl(key: &str, value: &str) -> Result<()> {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    std::fs::write(&path, value).with_context(|| format!("sysctl {key}={value}"))
+}
+
+/// Possible CPUs (the fast path's per-CPU rows and maps are sized for them).
+pub fn nr_cpus() -> Result<u32> {
+    let n = aya::util::nr_cpus().map_err(|(_, e)| anyhow!("reading the possible CPUs: {e}"))?;
+    Ok(n as u32)
+}

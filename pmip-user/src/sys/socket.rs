@@ -1,0 +1,186 @@
+//! Sockets the agent opens itself, below the protocol: a UDP socket bound to
+//! one device, AF_PACKET sockets for whole Ethernet frames and for ARP, and
+//! larger socket buffers.
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use anyhow::{bail, Context, Result};
+
+fn setsockopt_int(fd: i32, level: i32, opt: i32, v: i32) -> io::Result<()> {
+    // SAFETY: passes a pointer to a live i32 and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            opt,
+            &v as *const i32 as *const libc::c_void,
+            std::mem::size_of::<i32>() as u32,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// UDP 0.0.0.0:`port`, bound to `ifname`, broadcast allowed, non-blocking.
+pub fn udp_on_device(ifname: &str, port: u16) -> Result<std::net::UdpSocket> {
+    // SAFETY: plain socket(2).
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        bail!("socket: {}", io::Error::last_os_error());
+    }
+    // SAFETY: fresh valid descriptor, owned from here.
+    let sock = unsafe { std::net::UdpSocket::from_raw_fd(fd) };
+    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).context("SO_REUSEADDR")?;
+    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_BROADCAST, 1).context("SO_BROADCAST")?;
+    let name = CString::new(ifname)?;
+    // SAFETY: pointer and length of a NUL-terminated interface name.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_BINDTODEVICE,
+            name.as_ptr() as *const libc::c_void,
+            name.as_bytes_with_nul().len() as u32,
+        )
+    };
+    if rc < 0 {
+        bail!("SO_BINDTODEVICE {ifname}: {}", io::Error::last_os_error());
+    }
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as u16,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr { s_addr: 0 },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: a valid sockaddr_in and its size.
+    let rc = unsafe {
+        libc::bind(
+            fd,
+            &addr as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        )
+    };
+    if rc < 0 {
+        bail!(
+            "bind 0.0.0.0:{port} on {ifname}: {}",
+            io::Error::last_os_error()
+        );
+    }
+    Ok(sock)
+}
+
+/// A send-only AF_PACKET socket for whole Ethernet frames on one interface
+/// (protocol 0: it receives nothing).
+pub struct RawSender {
+    fd: OwnedFd,
+    ifindex: u32,
+}
+
+impl RawSender {
+    pub fn open(ifindex: u32) -> Result<Self> {
+        // SAFETY: plain socket(2).
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            bail!("AF_PACKET socket: {}", io::Error::last_os_error());
+        }
+        // SAFETY: fresh valid descriptor.
+        Ok(RawSender {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            ifindex,
+        })
+    }
+
+    pub fn send(&self, frame: &[u8]) -> io::Result<()> {
+        // SAFETY: sockaddr_ll is plain old data.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_ifindex = self.ifindex as i32;
+        sll.sll_halen = 6;
+        sll.sll_addr[..6].copy_from_slice(frame.get(..6).unwrap_or(&[0; 6]));
+        // SAFETY: valid buffer and sockaddr_ll with their lengths.
+        let rc = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                frame.as_ptr() as *const libc::c_void,
+                frame.len(),
+                0,
+                &sll as *const _ as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// AF_PACKET socket for ARP (ETH_P_ARP) bound to one interface, non-blocking.
+pub fn arp_socket(ifindex: u32) -> Result<OwnedFd> {
+    let proto = (libc::ETH_P_ARP as u16).to_be();
+    // SAFETY: plain socket(2).
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            i32::from(proto),
+        )
+    };
+    if fd < 0 {
+        bail!("AF_PACKET/ARP socket: {}", io::Error::last_os_error());
+    }
+    // SAFETY: fresh valid descriptor.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_ll is plain old data.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = proto;
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: valid sockaddr_ll and its size.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            &sll as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    if rc < 0 {
+        bail!(
+            "bind AF_PACKET to ifindex {ifindex}: {}",
+            io::Error::last_os_error()
+        );
+    }
+    Ok(fd)
+}
+
+/// A burst of registrations (thousands of attaches at once) overflows the default socket
+/// buffer and costs a retransmission timeout; ask for more (FORCE works as root).
+pub fn grow_receive_buffer(socket: &impl AsRawFd, bytes: i32) {
+    grow_buffer(socket, [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF], bytes);
+}
+
+/// The same for the send buffer (a burst of replies).
+pub fn grow_send_buffer(socket: &impl AsRawFd, bytes: i32) {
+    grow_buffer(socket, [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF], bytes);
+}
+
+/// Sets the first of `opts` the kernel accepts; when none is, the socket
+/// keeps its default size.
+fn grow_buffer(socket: &impl AsRawFd, opts: [i32; 2], bytes: i32) {
+    for opt in opts {
+        if setsockopt_int(socket.as_raw_fd(), libc::SOL_SOCKET, opt, bytes).is_ok() {
+            return;
+        }
+    }
+}
