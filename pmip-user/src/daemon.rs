@@ -28,7 +28,7 @@ use crate::config::{AccessInterface, Config, Protocol, Role};
 use crate::ctl::{self, BindingView, Request, Response, StatsView, SubscriberStats, TunnelView};
 use crate::dataplane::{AccessPoint, DataPlane, DpCommand, Held, TrafficCounters};
 use crate::loader::{FastPath, IfaceSpec, LoadOptions};
-use crate::pmipv4::{self, auth::SecurityAssociation, ha, pma, WallClock};
+use crate::pmipv4::{self, ha, pma, WallClock};
 use crate::pmipv6::{self, lma, mag, transport as v6t};
 use pmip_common::role;
 
@@ -64,31 +64,10 @@ pub struct Options {
     pub ebpf_object: std::path::PathBuf,
 }
 
-/// The configured pools as the fast path indexes them (the configuration
-/// was validated: a pool that does not parse is skipped here).
-fn home_pools(cfg: &Config) -> Vec<crate::loader::HomePoolSpec> {
-    use crate::loader::HomePoolSpec;
-    cfg.pools
-        .iter()
-        .filter_map(|p| {
-            let (addr, len) = p.prefix.split_once('/')?;
-            let len: u8 = len.parse().ok()?;
-            match addr.parse::<std::net::IpAddr>().ok()? {
-                std::net::IpAddr::V4(prefix) => Some(HomePoolSpec::V4 { prefix, len }),
-                std::net::IpAddr::V6(prefix) => Some(HomePoolSpec::V6 {
-                    prefix,
-                    len,
-                    assign_len: p.assign_len.unwrap_or(64),
-                }),
-            }
-        })
-        .collect()
-}
-
 /// Runs the daemon until SIGINT/SIGTERM. `ready` is called once everything is up.
 pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()> {
     system_setup(&cfg)?;
-    let home_pools = home_pools(&cfg);
+    let home_pools = crate::config::agents::home_pools(&cfg);
     let fp = FastPath::load(&LoadOptions {
         object: opts.ebpf_object.clone(),
         pin_dir: cfg.fastpath.pin_dir.clone(),
@@ -206,24 +185,22 @@ fn pool_routes(cfg: &Config) {
     }) else {
         return;
     };
-    for p in &cfg.pools {
-        if let Some((IpAddr::V4(_), _)) = crate::config::parse_prefix(&p.prefix) {
-            let ok = std::process::Command::new("ip")
-                .args([
-                    "route",
-                    "replace",
-                    &p.prefix,
-                    "via",
-                    &via.to_string(),
-                    "dev",
-                    &cfg.interfaces.core,
-                ])
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            if !ok {
-                tracing::warn!(pool = %p.prefix, "could not add the route to the pool; the anchor host cannot reach subscribers itself");
-            }
+    for p in cfg.ipv4_pools() {
+        let ok = std::process::Command::new("ip")
+            .args([
+                "route",
+                "replace",
+                &p.prefix.to_string(),
+                "via",
+                &via.to_string(),
+                "dev",
+                &cfg.interfaces.core,
+            ])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            tracing::warn!(pool = %p.prefix, "could not add the route to the pool; the anchor host cannot reach subscribers itself");
         }
     }
 }
@@ -231,9 +208,7 @@ fn pool_routes(cfg: &Config) {
 /// The default router address lives on the access interface: the kernel
 /// answers ICMP echo to it (draft §6.2) and DHCP replies come from it.
 fn ensure_address(a: &AccessInterface) -> Result<()> {
-    let (gw, len) = a
-        .gateway_v4()
-        .ok_or_else(|| anyhow!("{}: gateway is not IPv4", a.name))?;
+    let (gw, len) = (a.gateway.addr, a.gateway.len);
     let out = std::process::Command::new("ip")
         .args(["-4", "-o", "addr", "show", "dev", &a.name])
         .output()
@@ -263,7 +238,7 @@ fn attach_fast_path(cfg: &Config, dp: &SharedDp) -> Result<()> {
                 specs.push(IfaceSpec {
                     name: a.name.clone(),
                     role: role::ACCESS,
-                    addr4: a.gateway_v4().map(|g| g.0),
+                    addr4: Some(a.gateway.addr),
                     addr6: None,
                 });
             }
@@ -343,8 +318,6 @@ fn install_static_bindings(cfg: &Config, dp: &SharedDp) -> Result<()> {
                     })?;
                 let mac = b
                     .mac
-                    .as_deref()
-                    .and_then(crate::access::frame::parse_mac)
                     .ok_or_else(|| anyhow!("{at_key}.mac: required in the access role"))?;
                 fp.install_access(&AccessBinding {
                     at: AccessPoint {
@@ -357,7 +330,7 @@ fn install_static_bindings(cfg: &Config, dp: &SharedDp) -> Result<()> {
                     uplink_key: b.uplink_key,
                     downlink_key: b.downlink_key,
                     home_v4: Some(b.home_address),
-                    gateway_v4: iface.gateway_v4().map(|g| g.0),
+                    gateway_v4: Some(iface.gateway.addr),
                     hnp: None,
                 })
                 .with_context(|| at_key.clone())?;
@@ -479,9 +452,7 @@ fn start_links(
 ) -> Result<HashMap<u32, Link>> {
     let mut links = HashMap::new();
     for a in &cfg.interfaces.access {
-        let dcfg = cfg
-            .dhcp_server_config(a)
-            .ok_or_else(|| anyhow!("{}: no IPv4 gateway", a.name))?;
+        let dcfg = cfg.dhcp_server_config(a);
         let shell =
             DhcpShell::open(&a.name, dcfg).with_context(|| format!("DHCP server on {}", a.name))?;
         let ifindex = shell.ifindex();
@@ -767,7 +738,7 @@ impl AccessGlue<'_> {
                 else {
                     return;
                 };
-                let (router, gw_len) = link.cfg.gateway_v4().unwrap_or((Ipv4Addr::UNSPECIFIED, 24));
+                let (router, gw_len) = (link.cfg.gateway.addr, link.cfg.gateway.len);
                 sub.registered_at = Some(Instant::now());
                 tracing::info!(nai = %sub.nai, %home, lifetime_s = lifetime.as_secs(), "registered");
                 let info = DhcpBinding {
@@ -926,39 +897,6 @@ fn local_for(cfg: &Config, peer: IpAddr) -> Option<IpAddr> {
     }
 }
 
-fn mag_config(cfg: &Config) -> mag::MagConfig {
-    let t = &cfg.timers;
-    mag::MagConfig {
-        local: pmipv6::LocalAddrs {
-            v6: cfg.addresses.ipv6,
-            v4: cfg.addresses.ipv4,
-        },
-        lmas: cfg
-            .peers
-            .iter()
-            .map(|p| mag::LmaPeerConfig {
-                name: p.name.clone(),
-                addr: p.address,
-                port: pmipv6::wire::UDP_PORT,
-            })
-            .collect(),
-        lifetime: Duration::from_secs(t.lifetime_s.into()),
-        refresh: Duration::from_secs(t.refresh_s.into()),
-        retx_initial: Duration::from_millis(t.retx_initial_ms.into()),
-        retx_max: Duration::from_millis(t.retx_max_ms.into()),
-        max_retx: t.max_retransmissions.into(),
-        // 0 turns heartbeats off: a day between them is as good as never.
-        heartbeat_interval: Duration::from_secs(if t.heartbeat_interval_s == 0 {
-            86_400
-        } else {
-            t.heartbeat_interval_s.into()
-        }),
-        heartbeat_missing_limit: t.heartbeat_misses.into(),
-        restart_counter: restart_counter(),
-        ..mag::MagConfig::default()
-    }
-}
-
 async fn access_v6(
     cfg: &Config,
     dp: SharedDp,
@@ -968,7 +906,7 @@ async fn access_v6(
     mut stop: oneshot::Receiver<()>,
     ready: impl FnOnce(),
 ) -> Result<()> {
-    let mcfg = mag_config(cfg);
+    let mcfg = crate::config::agents::mag(cfg, restart_counter());
     let sockets = v6t::Sockets::bind(&mcfg.local, pmipv6::wire::UDP_PORT, true)
         .context("binding the PMIPv6 sockets (addresses.*)")?;
     let mut m = mag::Mag::new(mcfg, Instant::now(), SystemTime::now());
@@ -1038,25 +976,6 @@ async fn access_v6(
     Ok(())
 }
 
-fn sa_of(p: &crate::config::Peer, tolerance_s: u32) -> Result<SecurityAssociation> {
-    let spi = p
-        .spi
-        .ok_or_else(|| anyhow!("peers {}: spi missing", p.name))?;
-    let key = p
-        .key_bytes()
-        .ok_or_else(|| anyhow!("peers {}: key missing", p.name))?;
-    let algorithm = match p.algorithm.unwrap_or(crate::config::Algorithm::HmacMd5) {
-        crate::config::Algorithm::HmacMd5 => pmipv4::auth::Algorithm::HmacMd5,
-        crate::config::Algorithm::Rfc2002Md5 => pmipv4::auth::Algorithm::KeyedMd5PrefixSuffix,
-    };
-    Ok(SecurityAssociation {
-        spi,
-        key,
-        algorithm,
-        timestamp_tolerance_s: tolerance_s,
-    })
-}
-
 async fn bind_434(addr: Ipv4Addr) -> Result<tokio::net::UdpSocket> {
     let s = tokio::net::UdpSocket::bind(SocketAddrV4::new(addr, 434))
         .await
@@ -1074,32 +993,8 @@ async fn access_v4(
     mut stop: oneshot::Receiver<()>,
     ready: impl FnOnce(),
 ) -> Result<()> {
-    let t = &cfg.timers;
-    let addr = cfg
-        .addresses
-        .ipv4
-        .ok_or_else(|| anyhow!("addresses.ipv4: PMIPv4 needs an IPv4 address"))?;
-    let tolerance = (t.timestamp_window_ms / 1000).max(1);
-    let mut has = Vec::new();
-    for p in &cfg.peers {
-        if let IpAddr::V4(a) = p.address {
-            has.push(pma::HaPeer {
-                address: a,
-                sa: sa_of(p, tolerance)?,
-            });
-        }
-    }
-    let mut pcfg = pma::PmaConfig::new(addr, has);
-    pcfg.lifetime_s = t.lifetime_s.min(u16::MAX as u32) as u16;
-    pcfg.renew_percent = t.renew_percent;
-    pcfg.retransmission_timeout_ms = t.retx_initial_ms.into();
-    pcfg.max_retransmissions = t.max_retransmissions.into();
-    pcfg.ha_failover = pma::HaFailover {
-        enabled: t.ha_failover.enabled,
-        max_attempts: t.ha_failover.max_attempts.into(),
-        num_attempts_before_switching: t.ha_failover.attempts_before_switching.into(),
-        timeout_ms: Some(u64::from(t.ha_failover.timeout_s) * 1000),
-    };
+    let pcfg = crate::config::agents::pma(cfg)?;
+    let addr = pcfg.address;
     let mut machine = pma::Pma::new(pcfg, WallClock::new(Instant::now(), SystemTime::now()));
     machine.reserve(held);
     let shell = pmipv4::transport::Shell::new(machine);
@@ -1158,7 +1053,7 @@ async fn access_v4(
                         let mut v = glue.view(&s.at, s.state, s.home, (&name, IpAddr::V4(s.ha)), (s.uplink_key.unwrap_or(0), s.downlink_key), None, s.sub_id);
                         v.nai = s.nai.clone();
                         v.lifetime_left_s = s.lifetime_left.map(secs).unwrap_or(0);
-                        v.lifetime_s = cfg.timers.lifetime_s;
+                        v.lifetime_s = secs(cfg.timers.lifetime);
                         v
                     })
                     .collect();
@@ -1182,76 +1077,6 @@ async fn access_v4(
 
 // ------------------------------------------------------------------ anchor side
 
-fn lma_config(cfg: &Config) -> Result<lma::LmaConfig> {
-    let t = &cfg.timers;
-    let mut l = lma::LmaConfig {
-        local: pmipv6::LocalAddrs {
-            v6: cfg.addresses.ipv6,
-            v4: cfg.addresses.ipv4,
-        },
-        mags: cfg.peers.iter().map(|p| p.address).collect(),
-        max_lifetime: Duration::from_secs(t.lifetime_s.into()),
-        timestamp_window: Duration::from_millis(t.timestamp_window_ms.into()),
-        bri_retx_initial: Duration::from_millis(t.bri_delay_min_ms.into()),
-        bri_retx_max: Duration::from_millis(t.bri_delay_max_ms.into()),
-        bri_max_retx: t.bri_max_retransmissions.into(),
-        restart_counter: restart_counter(),
-        heartbeat_interval: Duration::from_secs(if t.heartbeat_interval_s == 0 {
-            86_400
-        } else {
-            t.heartbeat_interval_s.into()
-        }),
-        heartbeat_missing_limit: t.heartbeat_misses.into(),
-        ..lma::LmaConfig::default()
-    };
-    for (i, p) in cfg.pools.iter().enumerate() {
-        match crate::config::parse_prefix(&p.prefix) {
-            Some((IpAddr::V4(network), prefix_len)) => {
-                let gateway = p.gateway.ok_or_else(|| {
-                    anyhow!(
-                        "pools[{i}].gateway: an IPv4 pool needs the subscribers' default router"
-                    )
-                })?;
-                l.ipv4_pool = Some(lma::Ipv4PoolConfig {
-                    network,
-                    prefix_len,
-                    gateway,
-                });
-            }
-            Some((IpAddr::V6(prefix), prefix_len)) => {
-                l.ipv6_pool = Some(lma::Ipv6PoolConfig {
-                    prefix,
-                    prefix_len,
-                    assign_len: p.assign_len.unwrap_or(64),
-                });
-            }
-            None => bail!("pools[{i}].prefix: not an address/length"),
-        }
-    }
-    for p in &cfg.profiles {
-        let prof = lma::Profile {
-            ipv4: true,
-            ipv6: l.ipv6_pool.is_some(),
-            allow_static: p.home_address.is_some(),
-            static_v4: p.home_address,
-        };
-        match &p.nai {
-            Some(n) => {
-                l.subscribers.insert(n.clone(), prof);
-            }
-            None => l.default_profile = Some(prof),
-        }
-    }
-    if cfg.profiles.is_empty() {
-        // No profiles at all: serve every subscriber from the pools.
-        l.default_profile = Some(lma::Profile {
-            ipv6: l.ipv6_pool.is_some(),
-            ..lma::Profile::default()
-        });
-    }
-    Ok(l)
-}
-
 async fn anchor_v6(
     cfg: &Config,
     dp: SharedDp,
@@ -1261,7 +1086,7 @@ async fn anchor_v6(
     mut stop: oneshot::Receiver<()>,
     ready: impl FnOnce(),
 ) -> Result<()> {
-    let lcfg = lma_config(cfg)?;
+    let lcfg = crate::config::agents::lma(cfg, restart_counter());
     let sockets = v6t::Sockets::bind(&lcfg.local, pmipv6::wire::UDP_PORT, true)
         .context("binding the PMIPv6 sockets (addresses.*)")?;
     let mut l = lma::Lma::new(lcfg, Instant::now(), SystemTime::now());
@@ -1364,66 +1189,8 @@ async fn anchor_v4(
     mut stop: oneshot::Receiver<()>,
     ready: impl FnOnce(),
 ) -> Result<()> {
-    let t = &cfg.timers;
-    let addr = cfg
-        .addresses
-        .ipv4
-        .ok_or_else(|| anyhow!("addresses.ipv4: PMIPv4 needs an IPv4 address"))?;
-    let tolerance = (t.timestamp_window_ms / 1000).max(1);
-    let pool = cfg
-        .pools
-        .iter()
-        .enumerate()
-        .find_map(|(i, p)| match crate::config::parse_prefix(&p.prefix) {
-            Some((IpAddr::V4(n), len)) => Some((i, n, len, p.gateway)),
-            _ => None,
-        })
-        .ok_or_else(|| anyhow!("pools: the HA needs an IPv4 pool"))?;
-    let (_, net, len, gw) = pool;
-    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-    let first = u32::from(net) & mask;
-    let last = first | !mask;
-    // Hosts only; the gateway is handed out as router, never as a home address.
-    let (mut lo, mut hi) = (first + 1, last - 1);
-    if let Some(g) = gw {
-        if u32::from(g) == lo {
-            lo += 1;
-        } else if u32::from(g) == hi {
-            hi -= 1;
-        }
-    }
-    let mut peers = Vec::new();
-    for p in &cfg.peers {
-        if let IpAddr::V4(a) = p.address {
-            peers.push(ha::PmaPeer {
-                address: a,
-                sa: sa_of(p, tolerance)?,
-                proxy_allowed: true,
-            });
-        }
-    }
-    let mut hcfg = ha::HaConfig::new(
-        addr,
-        ha::AddressPool {
-            first: lo.into(),
-            last: hi.into(),
-        },
-        peers,
-    );
-    hcfg.max_lifetime_s = t.lifetime_s.min(u16::MAX as u32) as u16;
-    hcfg.revocation_timeout_ms = t.bri_delay_min_ms.into();
-    hcfg.revocation_retries = t.bri_max_retransmissions.into();
-    hcfg.profiles = cfg
-        .profiles
-        .iter()
-        .filter_map(|p| {
-            Some(ha::SubscriberProfile {
-                nai: p.nai.clone()?,
-                static_home: p.home_address,
-                allow_requested: true,
-            })
-        })
-        .collect();
+    let hcfg = crate::config::agents::ha(cfg)?;
+    let addr = hcfg.address;
     let mut machine = ha::Ha::new(hcfg, WallClock::new(Instant::now(), SystemTime::now()));
     machine.reserve(held);
     let shell = pmipv4::transport::Shell::new(machine);
@@ -1455,7 +1222,7 @@ async fn anchor_v4(
                     .iter()
                     .map(|(nai, b)| {
                         let left = b.expires_at.saturating_duration_since(now);
-                        anchor_view(cfg, nai, &[], IpAddr::V4(b.pma), Some(b.home_address), (b.uplink_key, b.downlink_key), Duration::from_secs(cfg.timers.lifetime_s.into()), Some(left), b.sub_id)
+                        anchor_view(cfg, nai, &[], IpAddr::V4(b.pma), Some(b.home_address), (b.uplink_key, b.downlink_key), cfg.timers.lifetime, Some(left), b.sub_id)
                     })
                     .collect();
                 let local = cfg.addresses.ipv4.map(IpAddr::V4);
