@@ -746,3 +746,5 @@ fn subscriber_resolution_and_dhcp_parameters() {
         vec![Ipv4Addr::new(198, 51, 100, 250)]
     );
 }
+
+mod typed;
