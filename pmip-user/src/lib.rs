@@ -3,7 +3,8 @@
 //!
 //! Layout:
 //! - `access`     — DHCP server, ARP detach detection and raw frames on the access link.
-//! - `config`     — the `pmipd` TOML configuration and its validation.
+//! - `config`     — the `pmipd` TOML configuration: checked once into typed settings, and
+//!   the agents' configurations built from them (`config::agents`).
 //! - `ctl`        — the pmipctl protocol over a Unix socket and the show formatting.
 //! - `dataplane`  — the data-plane interface the state machines drive, with an in-memory fake.
 //! - `loader`     — loads/attaches the eBPF object and writes its maps (the real data plane).
