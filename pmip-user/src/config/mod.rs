@@ -18,7 +18,7 @@
 use std::fmt;
 use std::path::Path;
 
-pub mod agents;
+pub(crate) mod agents;
 mod check;
 mod defaults;
 mod file;
