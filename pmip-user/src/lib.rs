@@ -3,8 +3,11 @@
 //!
 //! Layout:
 //! - `access`     — DHCP server, ARP detach detection and raw frames on the access link.
+//! - `agent`      — the registrars' one shape: Endpoint, shell, allocator, clock.
 //! - `checksum`   — the Internet checksum (RFC 1071) and pseudo-header sums.
-//! - `config`     — the `pmipd` TOML configuration and its validation.
+//! - `config`     — the `pmipd` TOML configuration: checked once into typed settings, and
+//!   the agents' configurations built from them (`config::agents`).
+//! - `daemon`     — `pmipd run`: the pieces wired together.
 //! - `ctl`        — the pmipctl protocol over a Unix socket and the show formatting.
 //! - `dataplane`  — the data-plane interface the state machines drive, with an in-memory fake.
 //! - `fastpath`   — loads/attaches the eBPF object and writes its maps (the real data plane).

@@ -32,71 +32,103 @@
 //! sub_id = 1
 //! ```
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde::Deserialize;
 
 use crate::dataplane::{AccessBinding, AccessPoint, AnchorBinding, Hnp, TunnelEnds};
 use crate::fastpath::{AttachMode, IfaceSpec};
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A static-bindings file, typed when read: roles decoded, MACs as bytes,
+/// prefixes parsed; nothing is parsed again when the bindings are installed.
+#[derive(Debug)]
 pub struct StaticFile {
-    #[serde(default = "default_mode")]
     pub attach_mode: AttachMode,
     pub pin_dir: Option<PathBuf>,
-    #[serde(default)]
-    pub interface: Vec<InterfaceEntry>,
-    #[serde(default)]
-    pub access: Vec<AccessEntry>,
-    #[serde(default)]
-    pub anchor: Vec<AnchorEntry>,
+    /// The interfaces to attach (role 0: only the pass-everything program).
+    pub interfaces: Vec<IfaceSpec>,
+    pub access: Vec<StaticAccess>,
+    pub anchor: Vec<AnchorBinding>,
 }
 
-fn default_mode() -> AttachMode {
-    AttachMode::Auto
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InterfaceEntry {
-    pub name: String,
-    pub role: String,
-    pub ipv4: Option<Ipv4Addr>,
-    pub ipv6: Option<Ipv6Addr>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AccessEntry {
+/// An access binding whose interface is known by name until it is installed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaticAccess {
     pub interface: String,
-    pub mac: String,
-    #[serde(default)]
     pub vlan: u16,
+    pub mac: [u8; 6],
     pub home_v4: Option<Ipv4Addr>,
     pub gateway_v4: Option<Ipv4Addr>,
-    pub hnp: Option<String>,
-    pub local: IpAddr,
-    pub remote: IpAddr,
+    pub hnp: Option<Hnp>,
+    pub tunnel: TunnelEnds,
     pub uplink_key: u32,
     pub downlink_key: u32,
     pub sub_id: u32,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AnchorEntry {
-    pub home_v4: Option<Ipv4Addr>,
-    pub hnp: Option<String>,
-    pub local: IpAddr,
-    pub remote: IpAddr,
-    pub uplink_key: u32,
-    pub downlink_key: u32,
-    pub sub_id: u32,
+/// The file as TOML spells it.
+mod file {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct File {
+        #[serde(default = "default_mode")]
+        pub attach_mode: AttachMode,
+        pub pin_dir: Option<PathBuf>,
+        #[serde(default)]
+        pub interface: Vec<InterfaceEntry>,
+        #[serde(default)]
+        pub access: Vec<AccessEntry>,
+        #[serde(default)]
+        pub anchor: Vec<AnchorEntry>,
+    }
+
+    fn default_mode() -> AttachMode {
+        AttachMode::Auto
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct InterfaceEntry {
+        pub name: String,
+        pub role: String,
+        pub ipv4: Option<Ipv4Addr>,
+        pub ipv6: Option<Ipv6Addr>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct AccessEntry {
+        pub interface: String,
+        pub mac: String,
+        #[serde(default)]
+        pub vlan: u16,
+        pub home_v4: Option<Ipv4Addr>,
+        pub gateway_v4: Option<Ipv4Addr>,
+        pub hnp: Option<String>,
+        pub local: IpAddr,
+        pub remote: IpAddr,
+        pub uplink_key: u32,
+        pub downlink_key: u32,
+        pub sub_id: u32,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct AnchorEntry {
+        pub home_v4: Option<Ipv4Addr>,
+        pub hnp: Option<String>,
+        pub local: IpAddr,
+        pub remote: IpAddr,
+        pub uplink_key: u32,
+        pub downlink_key: u32,
+        pub sub_id: u32,
+    }
 }
 
-pub fn role_bits(s: &str) -> Result<u8> {
+fn role_bits(s: &str) -> Result<u8> {
     use pmip_common::role;
     Ok(match s {
         "access" => role::ACCESS,
@@ -111,7 +143,7 @@ pub fn role_bits(s: &str) -> Result<u8> {
     })
 }
 
-pub fn parse_hnp(s: &str) -> Result<Hnp> {
+fn parse_hnp(s: &str) -> Result<Hnp> {
     let (p, l) = s
         .split_once('/')
         .ok_or_else(|| anyhow!("{s:?}: expected prefix/len"))?;
@@ -135,59 +167,50 @@ fn tunnel(local: IpAddr, remote: IpAddr, at: &str) -> Result<TunnelEnds> {
 }
 
 impl StaticFile {
+    /// Parses and checks everything that does not need the interfaces to exist.
     pub fn parse(text: &str) -> Result<Self> {
-        let f: StaticFile = toml::from_str(text).map_err(|e| anyhow!("{e}"))?;
-        f.validate()?;
-        Ok(f)
+        let f: file::File = toml::from_str(text).map_err(|e| anyhow!("{e}"))?;
+        let interfaces = f
+            .interface
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                Ok(IfaceSpec {
+                    name: e.name.clone(),
+                    role: role_bits(&e.role).with_context(|| format!("interface[{i}].role"))?,
+                    addr4: e.ipv4,
+                    addr6: e.ipv6,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let access = f
+            .access
+            .iter()
+            .enumerate()
+            .map(|(i, a)| access_entry(i, a))
+            .collect::<Result<_>>()?;
+        let anchor = f
+            .anchor
+            .iter()
+            .enumerate()
+            .map(|(i, a)| anchor_entry(i, a))
+            .collect::<Result<_>>()?;
+        Ok(StaticFile {
+            attach_mode: f.attach_mode,
+            pin_dir: f.pin_dir,
+            interfaces,
+            access,
+            anchor,
+        })
     }
 
-    pub fn load(path: &std::path::Path) -> Result<Self> {
+    pub fn load(path: &Path) -> Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Self::parse(&text).with_context(|| format!("in {}", path.display()))
     }
 
-    /// Checks everything that does not need the interfaces to exist.
-    pub fn validate(&self) -> Result<()> {
-        for (i, e) in self.interface.iter().enumerate() {
-            role_bits(&e.role).with_context(|| format!("interface[{i}].role"))?;
-        }
-        for (i, a) in self.access.iter().enumerate() {
-            crate::mac::parse_mac_or_err(&a.mac).with_context(|| format!("access[{i}].mac"))?;
-            if a.vlan > 4094 {
-                bail!("access[{i}].vlan: {} is not a VLAN id (0-4094)", a.vlan);
-            }
-            if let Some(h) = &a.hnp {
-                parse_hnp(h).with_context(|| format!("access[{i}].hnp"))?;
-            }
-            tunnel(a.local, a.remote, &format!("access[{i}]"))?;
-        }
-        for (i, a) in self.anchor.iter().enumerate() {
-            if a.home_v4.is_none() && a.hnp.is_none() {
-                bail!("anchor[{i}]: needs home_v4 or hnp");
-            }
-            if let Some(h) = &a.hnp {
-                parse_hnp(h).with_context(|| format!("anchor[{i}].hnp"))?;
-            }
-            tunnel(a.local, a.remote, &format!("anchor[{i}]"))?;
-        }
-        Ok(())
-    }
-
-    pub fn interfaces(&self) -> Result<Vec<IfaceSpec>> {
-        self.interface
-            .iter()
-            .map(|e| {
-                Ok(IfaceSpec {
-                    name: e.name.clone(),
-                    role: role_bits(&e.role)?,
-                    addr4: e.ipv4,
-                    addr6: e.ipv6,
-                })
-            })
-            .collect()
-    }
-
+    /// The access bindings, their interfaces looked up in this namespace.
     pub fn access_bindings(&self) -> Result<Vec<AccessBinding>> {
         self.access
             .iter()
@@ -196,41 +219,64 @@ impl StaticFile {
                     at: AccessPoint {
                         ifindex: crate::sys::ifindex(&a.interface)?,
                         vlan: a.vlan,
-                        mac: crate::mac::parse_mac_or_err(&a.mac)?,
+                        mac: a.mac,
                     },
                     sub_id: a.sub_id,
-                    tunnel: TunnelEnds {
-                        local: a.local,
-                        remote: a.remote,
-                    },
+                    tunnel: a.tunnel,
                     uplink_key: a.uplink_key,
                     downlink_key: a.downlink_key,
                     home_v4: a.home_v4,
                     gateway_v4: a.gateway_v4,
-                    hnp: a.hnp.as_deref().map(parse_hnp).transpose()?,
+                    hnp: a.hnp,
                 })
             })
             .collect()
     }
+}
 
-    pub fn anchor_bindings(&self) -> Result<Vec<AnchorBinding>> {
-        self.anchor
-            .iter()
-            .map(|a| {
-                Ok(AnchorBinding {
-                    sub_id: a.sub_id,
-                    tunnel: TunnelEnds {
-                        local: a.local,
-                        remote: a.remote,
-                    },
-                    uplink_key: a.uplink_key,
-                    downlink_key: a.downlink_key,
-                    home_v4: a.home_v4,
-                    hnp: a.hnp.as_deref().map(parse_hnp).transpose()?,
-                })
-            })
-            .collect()
+fn access_entry(i: usize, a: &file::AccessEntry) -> Result<StaticAccess> {
+    let mac = crate::mac::parse_mac_or_err(&a.mac).with_context(|| format!("access[{i}].mac"))?;
+    if a.vlan > 4094 {
+        bail!("access[{i}].vlan: {} is not a VLAN id (0-4094)", a.vlan);
     }
+    let hnp = a
+        .hnp
+        .as_deref()
+        .map(parse_hnp)
+        .transpose()
+        .with_context(|| format!("access[{i}].hnp"))?;
+    Ok(StaticAccess {
+        interface: a.interface.clone(),
+        vlan: a.vlan,
+        mac,
+        home_v4: a.home_v4,
+        gateway_v4: a.gateway_v4,
+        hnp,
+        tunnel: tunnel(a.local, a.remote, &format!("access[{i}]"))?,
+        uplink_key: a.uplink_key,
+        downlink_key: a.downlink_key,
+        sub_id: a.sub_id,
+    })
+}
+
+fn anchor_entry(i: usize, a: &file::AnchorEntry) -> Result<AnchorBinding> {
+    if a.home_v4.is_none() && a.hnp.is_none() {
+        bail!("anchor[{i}]: needs home_v4 or hnp");
+    }
+    let hnp = a
+        .hnp
+        .as_deref()
+        .map(parse_hnp)
+        .transpose()
+        .with_context(|| format!("anchor[{i}].hnp"))?;
+    Ok(AnchorBinding {
+        sub_id: a.sub_id,
+        tunnel: tunnel(a.local, a.remote, &format!("anchor[{i}]"))?,
+        uplink_key: a.uplink_key,
+        downlink_key: a.downlink_key,
+        home_v4: a.home_v4,
+        hnp,
+    })
 }
 
 #[cfg(test)]
@@ -265,9 +311,10 @@ mod tests {
         let f = StaticFile::parse(GOOD).unwrap();
         assert_eq!(f.attach_mode, AttachMode::Auto);
         assert_eq!(f.access[0].uplink_key, 100);
-        let a = f.anchor_bindings().unwrap();
+        assert_eq!(f.access[0].mac, [2, 0, 0, 0, 0, 0x10]);
+        assert_eq!(f.interfaces[0].role, pmip_common::role::ACCESS);
         assert_eq!(
-            a[0].hnp.unwrap().prefix,
+            f.anchor[0].hnp.unwrap().prefix,
             "2001:db8:1:2::".parse::<Ipv6Addr>().unwrap()
         );
     }

@@ -1725,7 +1725,7 @@ mod tests {
                 for (name, c) in all {
                     let cfg = Config::from_toml_str(&c)
                         .unwrap_or_else(|e| panic!("{proto:?} {name}:\n{c}\n{e}"));
-                    assert_eq!(cfg.timers.lifetime_s, o.lifetime_s);
+                    assert_eq!(cfg.timers.lifetime.as_secs(), u64::from(o.lifetime_s));
                     if name != "anchor" {
                         assert_eq!(cfg.detach.enabled, detach.is_some(), "{name}");
                     }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use super::frame::{ArpOp, ArpRepr};
 use crate::dataplane::AccessPoint;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DetachConfig {
     /// Period between polls of a quiet subscriber (Cisco "Detach Query Period", default 10 s).
     pub interval: Duration,

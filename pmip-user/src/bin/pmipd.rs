@@ -130,13 +130,13 @@ fn run_static(opts: &LoadOptions, file: &std::path::Path, stats_every: Option<u6
     let mut opts = opts.clone();
     opts.pin_dir = cfg.pin_dir.clone();
     let mut fp = FastPath::load(&opts)?;
-    for spec in cfg.interfaces()? {
+    for spec in &cfg.interfaces {
         if spec.role == 0 {
             fp.attach_pass(&spec.name)?;
             continue;
         }
         let mode = fp
-            .attach(&spec, cfg.attach_mode)
+            .attach(spec, cfg.attach_mode)
             .with_context(|| format!("interface {}", spec.name))?;
         tracing::info!(iface = %spec.name, ?mode, "attached");
     }
@@ -149,8 +149,8 @@ fn run_static(opts: &LoadOptions, file: &std::path::Path, stats_every: Option<u6
             "access binding installed"
         );
     }
-    for b in cfg.anchor_bindings()? {
-        fp.install_anchor(&b)?;
+    for b in &cfg.anchor {
+        fp.install_anchor(b)?;
         tracing::info!(
             sub_id = b.sub_id,
             up = b.uplink_key,

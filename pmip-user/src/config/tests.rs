@@ -1,4 +1,9 @@
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
 use super::*;
+use crate::access::frame::parse_mac;
 use toml::Value;
 
 const ACCESS_V6: &str = include_str!("../../../examples/access-pmipv6.toml");
@@ -23,22 +28,26 @@ fn examples_load() {
     assert_eq!(c.protocol, Protocol::Pmipv6);
     assert_eq!(c.interfaces.access[0].vlan, Some(3074));
     assert_eq!(
-        c.interfaces.access[0].gateway_v4(),
-        Some((Ipv4Addr::new(192, 0, 2, 254), 24))
+        c.interfaces.access[0].gateway,
+        Ipv4Prefix {
+            addr: Ipv4Addr::new(192, 0, 2, 254),
+            len: 24
+        }
     );
-    assert_eq!(c.timers.timestamp_window_ms, 200);
+    assert_eq!(c.timers.timestamp_window, Duration::from_millis(200));
     assert_eq!(c.detach.monitor_config().interval, Duration::from_secs(10));
     let lma = c.peer("lma1").unwrap();
     assert_eq!(lma.family(), Family::Ipv6);
     assert_eq!(c.subscriber_mtu(&c.interfaces.access[0], lma), 1452);
     let c4 = Config::from_toml_str(ACCESS_V4).unwrap();
     let ha = c4.peer("ha1").unwrap();
-    assert_eq!(ha.algorithm, Some(Algorithm::HmacMd5));
+    let sa = ha.sa.as_ref().unwrap();
+    assert_eq!(sa.algorithm, Algorithm::HmacMd5);
     assert_eq!(
-        c4.peer("ha2").unwrap().algorithm,
-        Some(Algorithm::Rfc2002Md5)
+        c4.peer("ha2").unwrap().sa.as_ref().unwrap().algorithm,
+        Algorithm::Rfc2002Md5
     );
-    assert_eq!(ha.key_bytes().unwrap()[..3], [0x00, 0x11, 0x22]);
+    assert_eq!(sa.key[..3], [0x00, 0x11, 0x22]);
     assert_eq!(c4.subscriber_mtu(&c4.interfaces.access[0], ha), 1472);
     assert_eq!(c4.timers.renew_percent, 50);
     assert!(c4.timers.ha_failover.enabled);
@@ -46,8 +55,7 @@ fn examples_load() {
 
 #[test]
 fn defaults_fill_missing_sections() {
-    let c = Config::from_toml_str(
-        r#"
+    let minimal = r#"
 role = "access"
 protocol = "pmipv6"
 [interfaces]
@@ -60,11 +68,28 @@ ipv6 = "2001:db8::1"
 [[peers]]
 name = "lma"
 address = "2001:db8::2"
-"#,
-    )
-    .unwrap();
-    assert_eq!(c.timers, Timers::default());
-    assert_eq!(c.detach, Detach::default());
+"#;
+    let c = Config::from_toml_str(minimal).unwrap();
+    // Every default comes from `defaults`, typed on the way.
+    let raw: file::File = toml::from_str(minimal).unwrap();
+    assert_eq!(raw.timers, defaults::TIMERS);
+    assert_eq!(raw.detach, defaults::DETACH);
+    assert_eq!(raw.fastpath, defaults::FASTPATH);
+    assert_eq!(c.timers.lifetime, Duration::from_secs(3600));
+    assert_eq!(c.timers.timestamp_window, Duration::from_millis(7000));
+    assert_eq!(c.timers.heartbeat_interval, None);
+    assert_eq!(c.timers.ha_failover.timeout, Duration::from_secs(3));
+    assert_eq!(
+        c.detach,
+        Detach {
+            enabled: true,
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(2),
+            retries: 3,
+        }
+    );
+    assert_eq!(c.dhcp.offer_timeout, Duration::from_secs(60));
+    assert_eq!(c.fastpath.max_subscribers, pmip_common::MAX_SUBSCRIBERS);
     assert_eq!(c.control.socket, PathBuf::from("/run/pmipd.sock"));
     assert_eq!(c.interfaces.access[0].mtu, 1500);
 }
@@ -662,12 +687,15 @@ fn syntax_errors_name_the_line() {
 #[test]
 fn prefixes_and_overhead() {
     assert_eq!(
-        parse_prefix("192.0.2.0/24"),
-        Some(("192.0.2.0".parse().unwrap(), 24))
+        "192.0.2.0/24".parse::<Prefix>(),
+        Ok(Prefix::V4(Ipv4Prefix {
+            addr: "192.0.2.0".parse().unwrap(),
+            len: 24
+        }))
     );
-    assert_eq!(parse_prefix("2001:db8::/129"), None);
-    assert_eq!(parse_prefix("192.0.2.0"), None);
-    assert_eq!(parse_prefix("x/1"), None);
+    assert_eq!("2001:db8::/129".parse::<Prefix>(), Err(()));
+    assert_eq!("192.0.2.0".parse::<Prefix>(), Err(()));
+    assert_eq!("x/1".parse::<Prefix>(), Err(()));
     assert_eq!(tunnel_overhead(Family::Ipv4), 28);
     assert_eq!(tunnel_overhead(Family::Ipv6), 48);
 }
@@ -675,9 +703,13 @@ fn prefixes_and_overhead() {
 #[test]
 fn serialize_round_trip() {
     for text in [ACCESS_V6, ANCHOR_V6, ACCESS_V4, ANCHOR_V4] {
-        let c = Config::from_toml_str(text).unwrap();
-        let again = Config::from_toml_str(&toml::to_string(&c).unwrap()).unwrap();
-        assert_eq!(again, c);
+        let raw: file::File = toml::from_str(text).unwrap();
+        let written = toml::to_string(&raw).unwrap();
+        assert_eq!(toml::from_str::<file::File>(&written).unwrap(), raw);
+        assert_eq!(
+            Config::from_toml_str(&written).unwrap(),
+            Config::from_toml_str(text).unwrap()
+        );
     }
 }
 
@@ -704,7 +736,7 @@ fn subscriber_resolution_and_dhcp_parameters() {
         ("0200.0000.0007", "default_subscriber_profile_A")
     );
     assert_eq!(c.dns_for(p), c.dhcp.dns);
-    let d = c.dhcp_server_config(&c.interfaces.access[0]).unwrap();
+    let d = c.dhcp_server_config(&c.interfaces.access[0]);
     assert_eq!(d.server_id, Ipv4Addr::new(192, 0, 2, 254));
     assert_eq!(d.vlan, 3074);
     assert_eq!(d.offer_timeout, Duration::from_secs(60));
@@ -714,3 +746,5 @@ fn subscriber_resolution_and_dhcp_parameters() {
         vec![Ipv4Addr::new(198, 51, 100, 250)]
     );
 }
+
+mod typed;

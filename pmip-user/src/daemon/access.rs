@@ -56,9 +56,7 @@ fn start_links(
 ) -> Result<HashMap<u32, Link>> {
     let mut links = HashMap::new();
     for a in &cfg.interfaces.access {
-        let dcfg = cfg
-            .dhcp_server_config(a)
-            .ok_or_else(|| anyhow!("{}: no IPv4 gateway", a.name))?;
+        let dcfg = cfg.dhcp_server_config(a);
         let shell =
             DhcpShell::open(&a.name, dcfg).with_context(|| format!("DHCP server on {}", a.name))?;
         let ifindex = shell.ifindex();
@@ -275,7 +273,7 @@ impl Glue<'_> {
         let (Some(link), Some(sub)) = (self.links.get(&at.ifindex), self.subs.get(&at)) else {
             return;
         };
-        let (router, gw_len) = link.cfg.gateway_v4().unwrap_or((Ipv4Addr::UNSPECIFIED, 24));
+        let (router, gw_len) = (link.cfg.gateway.addr, link.cfg.gateway.len);
         tracing::info!(nai = %sub.nai, %home, lifetime_s = lifetime.as_secs(), "registered");
         let info = DhcpBinding {
             home,

@@ -2,7 +2,6 @@
 //! and pins, attached to the gateway's interfaces, the static bindings
 //! installed, and shared between the registrar's shell (which writes
 //! bindings) and the control socket (which reads counters).
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Context, Result};
@@ -38,29 +37,9 @@ impl DataPlane for SharedDp {
     }
 }
 
-/// The configured pools as the fast path indexes them (the configuration
-/// was validated: a pool that does not parse is skipped here).
-fn home_pools(cfg: &Config) -> Vec<HomePoolSpec> {
-    cfg.pools
-        .iter()
-        .filter_map(|p| {
-            let (addr, len) = p.prefix.split_once('/')?;
-            let len: u8 = len.parse().ok()?;
-            match addr.parse::<IpAddr>().ok()? {
-                IpAddr::V4(prefix) => Some(HomePoolSpec::V4 { prefix, len }),
-                IpAddr::V6(prefix) => Some(HomePoolSpec::V6 {
-                    prefix,
-                    len,
-                    assign_len: p.assign_len.unwrap_or(64),
-                }),
-            }
-        })
-        .collect()
-}
-
 /// Loads the eBPF object with the configured sizes, pools and pins.
 pub(super) fn load(cfg: &Config, object: &std::path::Path) -> Result<SharedDp> {
-    let home_pools = home_pools(cfg);
+    let home_pools = crate::config::agents::home_pools(cfg);
     let fp = FastPath::load(&LoadOptions {
         object: object.to_path_buf(),
         pin_dir: cfg.fastpath.pin_dir.clone(),
@@ -90,7 +69,7 @@ pub(super) fn attach(cfg: &Config, dp: &SharedDp) -> Result<()> {
                 specs.push(IfaceSpec {
                     name: a.name.clone(),
                     role: role::ACCESS,
-                    addr4: a.gateway_v4().map(|g| g.0),
+                    addr4: Some(a.gateway.addr),
                     addr6: None,
                 });
             }
@@ -172,8 +151,6 @@ pub(super) fn install_static_bindings(cfg: &Config, dp: &SharedDp) -> Result<()>
                     })?;
                 let mac = b
                     .mac
-                    .as_deref()
-                    .and_then(crate::access::frame::parse_mac)
                     .ok_or_else(|| anyhow!("{at_key}.mac: required in the access role"))?;
                 fp.install_access(&AccessBinding {
                     at: AccessPoint {
@@ -186,7 +163,7 @@ pub(super) fn install_static_bindings(cfg: &Config, dp: &SharedDp) -> Result<()>
                     uplink_key: b.uplink_key,
                     downlink_key: b.downlink_key,
                     home_v4: Some(b.home_address),
-                    gateway_v4: iface.gateway_v4().map(|g| g.0),
+                    gateway_v4: Some(iface.gateway.addr),
                     hnp: None,
                 })
                 .with_context(|| at_key.clone())?;

@@ -59,7 +59,7 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
             access::run(&cfg, (pma, socket), dp, ctl, stop, ready).await
         }
         (Role::Anchor, Protocol::Pmipv6) => {
-            let (lma, local) = registrars::lma(&cfg, &held)?;
+            let (lma, local) = registrars::lma(&cfg, &held);
             let sockets = registrars::pmipv6_sockets(&local)?;
             anchor::run(&cfg, (lma, sockets), dp, ctl, stop, ready).await
         }

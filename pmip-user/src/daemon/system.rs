@@ -3,7 +3,7 @@
 //! anchor's route to its pools.
 use std::net::IpAddr;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::config::{AccessInterface, Config, Role};
 use crate::sys::sysctl;
@@ -40,24 +40,22 @@ fn pool_routes(cfg: &Config) {
     }) else {
         return;
     };
-    for p in &cfg.pools {
-        if let Some((IpAddr::V4(_), _)) = crate::config::parse_prefix(&p.prefix) {
-            let ok = std::process::Command::new("ip")
-                .args([
-                    "route",
-                    "replace",
-                    &p.prefix,
-                    "via",
-                    &via.to_string(),
-                    "dev",
-                    &cfg.interfaces.core,
-                ])
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            if !ok {
-                tracing::warn!(pool = %p.prefix, "could not add the route to the pool; the anchor host cannot reach subscribers itself");
-            }
+    for p in cfg.ipv4_pools() {
+        let ok = std::process::Command::new("ip")
+            .args([
+                "route",
+                "replace",
+                &p.prefix.to_string(),
+                "via",
+                &via.to_string(),
+                "dev",
+                &cfg.interfaces.core,
+            ])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            tracing::warn!(pool = %p.prefix, "could not add the route to the pool; the anchor host cannot reach subscribers itself");
         }
     }
 }
@@ -65,9 +63,7 @@ fn pool_routes(cfg: &Config) {
 /// The default router address lives on the access interface: the kernel
 /// answers ICMP echo to it (draft §6.2) and DHCP replies come from it.
 fn ensure_address(a: &AccessInterface) -> Result<()> {
-    let (gw, len) = a
-        .gateway_v4()
-        .ok_or_else(|| anyhow!("{}: gateway is not IPv4", a.name))?;
+    let (gw, len) = (a.gateway.addr, a.gateway.len);
     let out = std::process::Command::new("ip")
         .args(["-4", "-o", "addr", "show", "dev", &a.name])
         .output()

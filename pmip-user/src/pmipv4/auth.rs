@@ -14,37 +14,26 @@ use md5::{Digest, Md5};
 use super::wire::ext::{AuthKind, ExtIter};
 
 /// Authenticator algorithm of a mobility security association.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Algorithm {
     #[default]
-    #[serde(rename = "hmac-md5")]
     HmacMd5,
-    #[serde(rename = "rfc2002-md5")]
     KeyedMd5PrefixSuffix,
 }
 
 /// A mobility security association with one peer (FA-HA: per node, draft §4.3).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecurityAssociation {
     pub spi: u32,
-    /// Shared secret, hex in configuration files (RFC 3344 §5.1: 128-bit by default).
-    #[serde(deserialize_with = "de_hex")]
+    /// Shared secret (RFC 3344 §5.1: 128-bit by default).
     pub key: Vec<u8>,
-    #[serde(default)]
     pub algorithm: Algorithm,
     /// Accepted clock skew of Identification timestamps (StarOS `timestamp-tolerance`, 60 s).
-    #[serde(default = "default_tolerance")]
     pub timestamp_tolerance_s: u32,
 }
 
 fn default_tolerance() -> u32 {
     60
-}
-
-fn de_hex<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-    let s: String = serde::Deserialize::deserialize(d)?;
-    parse_hex(&s)
-        .ok_or_else(|| serde::de::Error::custom("key must be an even number of hex digits"))
 }
 
 /// Parses a hex string (an optional `0x` prefix is allowed).
@@ -412,9 +401,8 @@ mod tests {
         assert_eq!(parse_hex("0x00ff10"), Some(vec![0, 255, 16]));
         assert_eq!(parse_hex("abc"), None);
         assert_eq!(parse_hex("zz"), None);
-        let sa: SecurityAssociation =
-            serde_json::from_str(r#"{"spi":256,"key":"00112233","algorithm":"rfc2002-md5"}"#)
-                .unwrap();
+        let sa =
+            SecurityAssociation::new(256, &[0, 0x11, 0x22, 0x33], Algorithm::KeyedMd5PrefixSuffix);
         assert_eq!(sa.algorithm, Algorithm::KeyedMd5PrefixSuffix);
         assert_eq!(sa.timestamp_tolerance_s, 60);
     }

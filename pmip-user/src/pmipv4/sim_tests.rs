@@ -917,40 +917,28 @@ fn keyed_md5_prefix_suffix_association_works_end_to_end() {
 
 #[test]
 fn config_defaults_follow_seed_000() {
-    let c: PmaConfig = serde_json::from_str(
-        r#"{"address":"198.51.100.1","home_agents":[{"address":"192.0.2.1",
-            "sa":{"spi":256,"key":"00112233445566778899aabbccddeeff"}}]}"#,
-    )
-    .unwrap();
-    assert_eq!(
-        c,
-        PmaConfig::new(
-            PMA1,
-            vec![HaPeer {
-                address: HA1,
-                sa: SecurityAssociation::new(
-                    256,
-                    &auth::parse_hex("00112233445566778899aabbccddeeff").unwrap(),
-                    Algorithm::HmacMd5
-                ),
-            }]
-        )
+    let key = auth::parse_hex("00112233445566778899aabbccddeeff").unwrap();
+    let c = PmaConfig::new(
+        PMA1,
+        vec![HaPeer {
+            address: HA1,
+            sa: SecurityAssociation::new(256, &key, Algorithm::HmacMd5),
+        }],
     );
     assert_eq!(
         (
+            c.lifetime_s,
             c.renew_percent,
             c.retransmission_timeout_ms,
             c.max_retransmissions
         ),
-        (75, 3000, 5)
+        (600, 75, 3000, 5)
     );
-    let h: HaConfig = serde_json::from_str(
-        r#"{"address":"192.0.2.1","pool":{"first":"10.1.0.1","last":"10.1.0.254"},
-            "peers":[{"address":"198.51.100.1","sa":{"spi":256,"key":"00"}}]}"#,
-    )
-    .unwrap();
+    assert!(c.revocation_support && !c.ha_failover.enabled);
+    assert_eq!(c.home_agents[0].sa.timestamp_tolerance_s, 60);
+    let h = ha_cfg(HA1);
     assert_eq!(h.max_lifetime_s, 600);
-    assert!(h.proxy_mip && h.revocation && h.peers[0].proxy_allowed);
+    assert!(h.proxy_mip && h.revocation && h.serve_unknown_subscribers);
 }
 
 #[test]

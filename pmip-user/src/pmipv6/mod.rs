@@ -20,7 +20,7 @@ pub mod wire;
 mod sim_tests;
 
 /// Our own signaling addresses, one per transport family.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LocalAddrs {
     pub v6: Option<Ipv6Addr>,
     pub v4: Option<Ipv4Addr>,
@@ -49,20 +49,5 @@ impl LocalAddrs {
             Peer::V6(p) => self.v6.map(|l| wire::Checksum::Ipv6 { src: *p, dst: l }),
             Peer::V4(_) => Some(wire::Checksum::None),
         }
-    }
-}
-
-/// Durations in configuration files are seconds (fractions allowed).
-pub(crate) mod serde_secs {
-    use serde::Deserialize;
-    use std::time::Duration;
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = f64::deserialize(d)?;
-        if !s.is_finite() || s < 0.0 {
-            return Err(serde::de::Error::custom(
-                "duration must be a non-negative number of seconds",
-            ));
-        }
-        Ok(Duration::from_secs_f64(s))
     }
 }

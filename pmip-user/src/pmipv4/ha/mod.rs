@@ -30,66 +30,51 @@ mod request;
 mod revocation;
 
 /// An inclusive range of home addresses to assign.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AddressPool {
     pub first: Ipv4Addr,
     pub last: Ipv4Addr,
 }
 
 /// Per-subscriber policy (seed 000: local subscriber profiles / RADIUS attributes).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubscriberProfile {
     pub nai: String,
-    #[serde(default)]
     pub static_home: Option<Ipv4Addr>,
     /// May the PMA ask for a specific address from the pool?
-    #[serde(default)]
     pub allow_requested: bool,
 }
 
 /// A PMA this HA serves.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PmaPeer {
     pub address: Ipv4Addr,
     pub sa: SecurityAssociation,
     /// false → 150 PMIP_DISALLOWED for this PMA.
-    #[serde(default = "d_true")]
     pub proxy_allowed: bool,
 }
 
 /// HA configuration.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HaConfig {
     pub address: Ipv4Addr,
     /// Longest lifetime granted (StarOS HA `reg-lifetime`, 600 s).
-    #[serde(default = "d_lifetime")]
     pub max_lifetime_s: u16,
-    #[serde(default)]
     pub pool: Option<AddressPool>,
-    #[serde(default)]
     pub profiles: Vec<SubscriberProfile>,
     /// Serve NAIs without a profile from the pool (the HA context's default subscriber).
-    #[serde(default = "d_true")]
     pub serve_unknown_subscribers: bool,
     pub peers: Vec<PmaPeer>,
     /// false → 149 PMIP_UNSUPPORTED to everyone.
-    #[serde(default = "d_true")]
     pub proxy_mip: bool,
     /// Send Registration Revocation to the old PMA after a handover (draft §4.1.4).
-    #[serde(default = "d_true")]
     pub revocation: bool,
-    #[serde(default = "d_rev_timeout")]
     pub revocation_timeout_ms: u64,
-    #[serde(default = "d_rev_retries")]
     pub revocation_retries: u32,
     /// First uplink GRE key handed out.
-    #[serde(default = "d_key_base")]
     pub uplink_key_base: u32,
 }
 
-fn d_true() -> bool {
-    true
-}
 fn d_lifetime() -> u16 {
     600
 }

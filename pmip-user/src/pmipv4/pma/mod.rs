@@ -25,8 +25,7 @@ mod reply;
 
 /// HA failover (seed 000: `proxy-mip ha-failover [max-attempts | num-attempts-before-switching
 /// | timeout]`).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
-#[serde(default)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HaFailover {
     pub enabled: bool,
     /// Attempts (first send included) across both HAs before giving up.
@@ -50,41 +49,33 @@ impl Default for HaFailover {
 }
 
 /// A home agent this PMA may register with, and the FA-HA association with it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HaPeer {
     pub address: Ipv4Addr,
     pub sa: SecurityAssociation,
 }
 
 /// PMA configuration; defaults follow the StarOS FA service (seed 000).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PmaConfig {
     /// Our address: source of signaling, care-of address and tunnel end.
     pub address: Ipv4Addr,
     /// Requested registration lifetime (StarOS `advertise reg-lifetime`, 600 s).
-    #[serde(default = "d_lifetime")]
     pub lifetime_s: u16,
     /// Renew after this percentage of the granted lifetime (`renew-percent-time`, 75).
-    #[serde(default = "d_renew")]
     pub renew_percent: u8,
     /// `proxy-mip retransmission-timeout` (3 s).
-    #[serde(default = "d_rto")]
     pub retransmission_timeout_ms: u64,
     /// `proxy-mip max-retransmissions` (5).
-    #[serde(default = "d_retx")]
     pub max_retransmissions: u32,
-    #[serde(default)]
     pub ha_failover: HaFailover,
     /// FA-HA associations, one per HA (seed 000: FA-HA SPIs are mandatory for proxy MIP).
     pub home_agents: Vec<HaPeer>,
     /// Advertise Registration Revocation support (RFC 3543 §3.2).
-    #[serde(default = "d_true")]
     pub revocation_support: bool,
     /// Access Technology Type extension value, if known (draft §5.5).
-    #[serde(default)]
     pub access_technology: Option<AccessTech>,
     /// First downlink GRE key handed out.
-    #[serde(default = "d_key_base")]
     pub downlink_key_base: u32,
 }
 
@@ -99,9 +90,6 @@ fn d_rto() -> u64 {
 }
 fn d_retx() -> u32 {
     5
-}
-fn d_true() -> bool {
-    true
 }
 fn d_key_base() -> u32 {
     1

@@ -195,8 +195,7 @@ impl From<AuthMethod> for u8 {
 }
 
 /// Access Technology Type (draft §5.5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
-#[serde(from = "u8", into = "u8")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AccessTech {
     Ieee8023,
     Ieee80211,

@@ -14,10 +14,8 @@ use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::Deserialize;
-
 use super::wire::{AccessTechType, BaStatus, BindingError, Message, MobilityOption};
-use super::{serde_secs as secs, wire, LocalAddrs};
+use super::{wire, LocalAddrs};
 use crate::agent::registrar::{AnchorEvent, GoneCause};
 use crate::agent::{Clock, IdAlloc, Peer, Transmit};
 use crate::dataplane::{DpCommand, Hnp};
@@ -32,7 +30,7 @@ use pool::{V4Pool, V6Pool};
 
 /// IPv4 home address pool (seed 004: `ip pool PMIP_IPv4_POOL 192.0.2.0
 /// 255.255.255.0` with `subscriber-gw-address 192.0.2.254`).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ipv4PoolConfig {
     pub network: Ipv4Addr,
     pub prefix_len: u8,
@@ -42,21 +40,15 @@ pub struct Ipv4PoolConfig {
 
 /// IPv6 prefix pool (seed 004: `ipv6 pool ... prefix 2001:db8:f00d::/48`),
 /// carved into prefixes of `assign_len` (64).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ipv6PoolConfig {
     pub prefix: Ipv6Addr,
     pub prefix_len: u8,
-    #[serde(default = "default_assign_len")]
     pub assign_len: u8,
 }
 
-fn default_assign_len() -> u8 {
-    64
-}
-
 /// What a subscriber may have (seed 004's APN and pool `policy allow-static-allocation`).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {
     pub ipv4: bool,
     pub ipv6: bool,
@@ -78,8 +70,7 @@ impl Default for Profile {
 }
 
 /// LMA configuration; defaults from RFC 5213 §9 and seed 004.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
+#[derive(Clone, Debug)]
 pub struct LmaConfig {
     pub local: LocalAddrs,
     /// MAGs allowed to register (others get status 154).
@@ -91,24 +82,18 @@ pub struct LmaConfig {
     /// Profile for identifiers not listed; `None` refuses them.
     pub default_profile: Option<Profile>,
     /// Longest lifetime granted ("reg-lifetime 40000").
-    #[serde(with = "secs")]
     pub max_lifetime: Duration,
     /// RFC 5213 TimestampValidityWindow (300 ms).
-    #[serde(with = "secs")]
     pub timestamp_window: Duration,
     /// RFC 5213 MinDelayBeforeBCEDelete (10 s).
-    #[serde(with = "secs")]
     pub min_delay_before_bce_delete: Duration,
     /// Send a BRI to the previous MAG on handover (RFC 5846; "revocation enable").
     pub revocation: bool,
-    #[serde(with = "secs")]
     pub bri_retx_initial: Duration,
-    #[serde(with = "secs")]
     pub bri_retx_max: Duration,
     pub bri_max_retx: u32,
     pub restart_counter: u32,
     /// RFC 5847 HEARTBEAT_INTERVAL towards the MAGs we serve (60 s).
-    #[serde(with = "secs")]
     pub heartbeat_interval: Duration,
     /// RFC 5847 MISSING_HEARTBEATS_ALLOWED (3) before a MAG counts as unreachable.
     pub heartbeat_missing_limit: u32,

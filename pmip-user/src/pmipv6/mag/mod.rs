@@ -16,13 +16,11 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::Deserialize;
-
 use super::wire::{
     bu_flags, AccessTechType, BaStatus, BindingError, BindingUpdate, HandoffIndicator, Message,
     MobilityOption,
 };
-use super::{serde_secs as secs, wire, LocalAddrs};
+use super::{wire, LocalAddrs};
 use crate::agent::{Clock, IdAlloc, Peer, Transmit};
 use crate::dataplane::{AccessBinding, AccessPoint, DpCommand, Hnp, TunnelEnds};
 
@@ -31,46 +29,35 @@ mod endpoint;
 mod heartbeat;
 
 /// One LMA the MAG may register subscribers with.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LmaPeerConfig {
     /// Name used by subscriber profiles (seed 004: `lma lma1`).
     pub name: String,
     /// Its address; the family picks the transport (IPv6 MH or IPv4/UDP).
     pub addr: IpAddr,
     /// UDP port for IPv4 transport.
-    #[serde(default = "default_port")]
     pub port: u16,
-}
-
-fn default_port() -> u16 {
-    wire::UDP_PORT
 }
 
 /// MAG configuration; defaults follow the Cisco MAG timers of seed 004 and
 /// the RFC 5213 §9 / RFC 5847 §8 defaults.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
+#[derive(Clone, Debug)]
 pub struct MagConfig {
     /// Proxy-CoA per transport family.
     pub local: LocalAddrs,
     pub lmas: Vec<LmaPeerConfig>,
     /// Lifetime requested in the PBU ("binding lifetime", 3600 s).
-    #[serde(with = "secs")]
     pub lifetime: Duration,
     /// Refresh interval ("binding refresh-time", 300 s); capped at 3/4 of the
     /// granted lifetime.
-    #[serde(with = "secs")]
     pub refresh: Duration,
     /// First retransmission timeout (1 s) and its ceiling (32 s).
-    #[serde(with = "secs")]
     pub retx_initial: Duration,
-    #[serde(with = "secs")]
     pub retx_max: Duration,
     /// Retransmissions before giving up (1, 2, 4, 8, 16, 32 s: five
     /// retransmissions after the first send, then 32 s of waiting).
     pub max_retx: u32,
     /// RFC 5847 HEARTBEAT_INTERVAL (60 s) and MISSING_HEARTBEATS_ALLOWED (3).
-    #[serde(with = "secs")]
     pub heartbeat_interval: Duration,
     pub heartbeat_missing_limit: u32,
     /// Our restart counter (RFC 5847 §5.2), bumped by the daemon on each start.

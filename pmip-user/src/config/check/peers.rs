@@ -1,0 +1,139 @@
+//! `[[peers]]`: the anchors (access role) or access gateways (anchor role),
+//! and their security associations.
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use super::Errors;
+use crate::config::file::{self, File};
+use crate::config::{Family, Peer, PeerSa, Protocol};
+
+pub(super) fn check(f: &File, v: &mut Errors) -> Vec<Peer> {
+    if f.access() && f.peers.is_empty() {
+        v.err("peers", "the access role needs at least one anchor peer");
+    }
+    let mut names = HashSet::new();
+    let mut addrs = HashSet::new();
+    let mut peers = Vec::new();
+    for (i, pr) in f.peers.iter().enumerate() {
+        let p = format!("peers[{i}]");
+        if pr.name.is_empty() {
+            v.err(format!("{p}.name"), "must not be empty");
+        } else if !names.insert(pr.name.as_str()) {
+            v.err(
+                format!("{p}.name"),
+                format!("duplicate peer name {:?}", pr.name),
+            );
+        }
+        if !addrs.insert(pr.address) {
+            v.err(
+                format!("{p}.address"),
+                format!("duplicate peer address {}", pr.address),
+            );
+        }
+        address(f, &p, pr, v);
+        let sa = security_association(f, &p, pr, v);
+        peers.push(Peer {
+            name: pr.name.clone(),
+            address: pr.address,
+            sa,
+        });
+    }
+    peers
+}
+
+/// The peer's address: unicast, of a family we have an address in and the
+/// protocol signals over.
+fn address(f: &File, p: &str, pr: &file::Peer, v: &mut Errors) {
+    let unicast = match pr.address {
+        IpAddr::V4(a) => {
+            !(a.is_unspecified() || a.is_multicast() || a.is_broadcast() || a.is_loopback())
+        }
+        IpAddr::V6(a) => !(a.is_unspecified() || a.is_multicast() || a.is_loopback()),
+    };
+    if !unicast {
+        v.err(format!("{p}.address"), "must be a unicast address");
+    }
+    let fam = if pr.address.is_ipv4() {
+        Family::Ipv4
+    } else {
+        Family::Ipv6
+    };
+    if let Some(t) = pr.transport {
+        if t != fam {
+            v.err(
+                format!("{p}.transport"),
+                format!("is {t:?} but address {} is {fam:?}", pr.address),
+            );
+        }
+    }
+    if f.protocol == Protocol::Pmipv4 && fam != Family::Ipv4 {
+        v.err(format!("{p}.address"), "PMIPv4 peers must be IPv4");
+    }
+    match fam {
+        Family::Ipv4 if f.addresses.ipv4.is_none() => v.err(
+            format!("{p}.address"),
+            "IPv4 peer but addresses.ipv4 is not set",
+        ),
+        Family::Ipv6 if f.addresses.ipv6.is_none() => v.err(
+            format!("{p}.address"),
+            "IPv6 peer but addresses.ipv6 is not set",
+        ),
+        _ => {}
+    }
+}
+
+/// `spi`, `algorithm`, `key`: all or none, and required for PMIPv4.
+fn security_association(f: &File, p: &str, pr: &file::Peer, v: &mut Errors) -> Option<PeerSa> {
+    let any_sa = pr.spi.is_some() || pr.algorithm.is_some() || pr.key.is_some();
+    if !any_sa && f.protocol != Protocol::Pmipv4 {
+        return None;
+    }
+    let why = if f.protocol == Protocol::Pmipv4 {
+        "required for PMIPv4 (RFC 3344 §3.5)"
+    } else {
+        "part of the security association"
+    };
+    match pr.spi {
+        None => v.err(format!("{p}.spi"), format!("missing: {why}")),
+        // RFC 3344 §1.6: SPI values 0 through 255 are reserved.
+        Some(s) if s < 256 => v.err(
+            format!("{p}.spi"),
+            "must be >= 256 (0-255 are reserved, RFC 3344 §1.6)",
+        ),
+        _ => {}
+    }
+    if pr.algorithm.is_none() {
+        v.err(
+            format!("{p}.algorithm"),
+            format!("missing: {why} (hmac-md5 or rfc2002-md5)"),
+        );
+    }
+    let key = match &pr.key {
+        None => {
+            v.err(format!("{p}.key"), format!("missing: {why}"));
+            None
+        }
+        Some(k) => key(&format!("{p}.key"), k, v),
+    };
+    Some(PeerSa {
+        spi: pr.spi?,
+        algorithm: pr.algorithm?,
+        key: key?,
+    })
+}
+
+/// A shared secret in hex, 1 to 64 bytes.
+fn key(path: &str, k: &str, v: &mut Errors) -> Option<Vec<u8>> {
+    if !k.len().is_multiple_of(2) || !k.chars().all(|c| c.is_ascii_hexdigit()) {
+        v.err(path, "must be an even number of hex digits");
+        return None;
+    }
+    if k.is_empty() || k.len() > 128 {
+        v.err(path, "must be 1 to 64 bytes");
+        return None;
+    }
+    // ASCII hex digits, checked above: every pair is one byte.
+    (0..k.len() / 2)
+        .map(|i| u8::from_str_radix(&k[2 * i..2 * i + 2], 16).ok())
+        .collect()
+}

@@ -1,0 +1,368 @@
+//! The configuration as the daemon uses it: typed, checked, complete.
+//!
+//! Addresses are `Ipv4Addr`/`Ipv6Addr`, prefixes [`Ipv4Prefix`]/[`Ipv6Prefix`],
+//! MACs `[u8; 6]`, keys bytes, times `Duration`s. What is still a `String` is
+//! a name (interface, peer, profile, pool, NAI, APN, IMSI), never something
+//! to parse again.
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::prefix::{Ipv4Prefix, Ipv6Prefix};
+use crate::access::detach::DetachConfig;
+use crate::access::dhcp::DhcpServerConfig;
+use crate::fastpath::AttachMode;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// MAG (PMIPv6) or PMA (PMIPv4).
+    Access,
+    /// LMA (PMIPv6) or HA (PMIPv4).
+    Anchor,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Pmipv6,
+    Pmipv4,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+/// Authentication algorithm of a security association (seed 000 `hash-algorithm`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Algorithm {
+    /// HMAC-MD5 (RFC 2104), the RFC 3344 §5.1 default.
+    HmacMd5,
+    /// Keyed MD5 in prefix+suffix mode (RFC 2002).
+    Rfc2002Md5,
+}
+
+/// A checked `pmipd` configuration (see docs/config-reference.md for the keys).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub role: Role,
+    pub protocol: Protocol,
+    /// Name of this gateway in show output (Cisco `pmipv6-mag M1`).
+    pub node_id: Option<String>,
+    pub control: Control,
+    pub interfaces: Interfaces,
+    pub addresses: Addresses,
+    pub peers: Vec<Peer>,
+    pub timers: Timers,
+    pub detach: Detach,
+    pub dhcp: Dhcp,
+    /// Anchor role: at most one pool per family, in the order configured.
+    pub pools: Vec<Pool>,
+    pub profiles: Vec<Profile>,
+    pub static_bindings: Vec<StaticBinding>,
+    pub fastpath: Fastpath,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Control {
+    /// Unix socket that `pmipctl` talks to.
+    pub socket: PathBuf,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fastpath {
+    pub attach_mode: AttachMode,
+    /// bpffs directory for pinned maps and links (absolute).
+    pub pin_dir: Option<PathBuf>,
+    /// Size of the subscriber maps (≥ 1, above the static bindings' ids).
+    pub max_subscribers: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interfaces {
+    /// Subscriber-facing links (access role; at least one there).
+    pub access: Vec<AccessInterface>,
+    /// Towards the peers; carries signaling and the GRE tunnels.
+    pub core: String,
+    /// Anchor role: interfaces towards correspondents (fast path role
+    /// anchor-cn); empty when correspondents are reached over `core`.
+    pub correspondent: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessInterface {
+    /// The Linux interface (for a VLAN, the 802.1Q sub-interface).
+    pub name: String,
+    /// 802.1Q id of the link (1-4094), labels the subscribers.
+    pub vlan: Option<u16>,
+    /// The gateway's address on the link and the subnet's length: default
+    /// router, DHCP server identifier and ARP sender (a host address, /8-/30).
+    pub gateway: Ipv4Prefix,
+    /// Link MTU; DHCP option 26 gets this minus the tunnel overhead.
+    pub mtu: u16,
+    /// Profile for subscribers without one (names a profile).
+    pub default_profile: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Addresses {
+    /// Local IPv4 signaling address and tunnel endpoint (set for PMIPv4).
+    pub ipv4: Option<Ipv4Addr>,
+    /// Local IPv6 signaling address and tunnel endpoint.
+    pub ipv6: Option<Ipv6Addr>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// Name used by profiles (Cisco `lma lma1`).
+    pub name: String,
+    /// Its address; `addresses` has one of the same family.
+    pub address: IpAddr,
+    /// Mobility security association: always there for PMIPv4.
+    pub sa: Option<PeerSa>,
+}
+
+/// A security association with a peer (seed 000 `fa-ha-spi`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerSa {
+    /// ≥ 256 (RFC 3344 §1.6).
+    pub spi: u32,
+    pub algorithm: Algorithm,
+    /// 1 to 64 bytes.
+    pub key: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timers {
+    /// Requested (access) or longest granted (anchor) binding lifetime.
+    pub lifetime: Duration,
+    /// PMIPv6: refresh the binding this often.
+    pub refresh: Duration,
+    /// PMIPv4: renew after this share of the granted lifetime (1-99).
+    pub renew_percent: u8,
+    /// First retransmission timeout, and the cap of its doubling.
+    pub retx_initial: Duration,
+    pub retx_max: Duration,
+    pub max_retransmissions: u8,
+    /// Timestamp replay window.
+    pub timestamp_window: Duration,
+    /// RFC 5847 heartbeat period; `None`: off.
+    pub heartbeat_interval: Option<Duration>,
+    pub heartbeat_misses: u8,
+    /// RFC 5846 BRI retransmission.
+    pub bri_delay_min: Duration,
+    pub bri_delay_max: Duration,
+    pub bri_max_retransmissions: u8,
+    pub ha_failover: HaFailover,
+}
+
+/// StarOS `proxy-mip ha-failover`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HaFailover {
+    pub enabled: bool,
+    /// Attempts in all, over both anchors.
+    pub max_attempts: u8,
+    /// Attempts towards the primary before switching to the alternate.
+    pub attempts_before_switching: u8,
+    /// Wait for a reply per attempt.
+    pub timeout: Duration,
+}
+
+/// Cisco `discover-mn-detach poll interval X timeout Y retries N`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Detach {
+    pub enabled: bool,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dhcp {
+    /// DNS servers for subscribers whose profile names none.
+    pub dns: Vec<Ipv4Addr>,
+    /// How long a DISCOVER may wait for its registration / an OFFER for its REQUEST.
+    pub offer_timeout: Duration,
+}
+
+/// An address pool of the anchor (StarOS `ip pool`, `ipv6 pool`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pool {
+    V4(Ipv4Pool),
+    V6(Ipv6Pool),
+}
+
+/// IPv4 home addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ipv4Pool {
+    pub name: String,
+    /// A network (no host bits), /8 to /30.
+    pub prefix: Ipv4Prefix,
+    /// The subscribers' default router, inside `prefix` (StarOS `subscriber-gw-address`).
+    pub gateway: Ipv4Addr,
+}
+
+/// IPv6 home network prefixes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ipv6Pool {
+    pub name: String,
+    /// /1 to `assign_len`.
+    pub prefix: Ipv6Prefix,
+    /// Length of each assigned prefix (up to 64).
+    pub assign_len: u8,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Profile {
+    pub name: String,
+    /// Network Access Identifier (RFC 4282); without one the MAC is the NAI (seed 004).
+    pub nai: Option<String>,
+    /// Subscriber MAC (unicast), the other lookup key.
+    pub mac: Option<[u8; 6]>,
+    /// Peer name of the LMA/HA.
+    pub anchor: Option<String>,
+    /// Peer name of the alternate LMA/HA.
+    pub alternate_anchor: Option<String>,
+    pub home_address: Option<Ipv4Addr>,
+    pub apn: Option<String>,
+    pub imsi: Option<String>,
+    pub dns: Vec<Ipv4Addr>,
+    /// Anchor role: name of the pool to draw from.
+    pub pool: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaticBinding {
+    /// Access role: the subscriber's interface (one of `interfaces.access`) and MAC.
+    pub interface: Option<String>,
+    pub mac: Option<[u8; 6]>,
+    pub nai: Option<String>,
+    pub home_address: Ipv4Addr,
+    /// Name of a peer.
+    pub peer: String,
+    /// Non-zero.
+    pub uplink_key: u32,
+    pub downlink_key: u32,
+}
+
+/// Bytes GRE (with key, RFC 2890) and the outer header add to each subscriber packet.
+pub fn tunnel_overhead(transport: Family) -> u16 {
+    match transport {
+        Family::Ipv4 => 20 + 8,
+        Family::Ipv6 => 40 + 8,
+    }
+}
+
+impl Peer {
+    /// The signaling transport (and tunnel family) towards this peer.
+    pub fn family(&self) -> Family {
+        if self.address.is_ipv4() {
+            Family::Ipv4
+        } else {
+            Family::Ipv6
+        }
+    }
+}
+
+impl Pool {
+    pub fn name(&self) -> &str {
+        match self {
+            Pool::V4(p) => &p.name,
+            Pool::V6(p) => &p.name,
+        }
+    }
+}
+
+impl Detach {
+    pub fn monitor_config(&self) -> DetachConfig {
+        DetachConfig {
+            interval: self.interval,
+            timeout: self.timeout,
+            retries: self.retries,
+        }
+    }
+}
+
+impl Config {
+    pub fn peer(&self, name: &str) -> Option<&Peer> {
+        self.peers.iter().find(|p| p.name == name)
+    }
+
+    pub fn profile(&self, name: &str) -> Option<&Profile> {
+        self.profiles.iter().find(|p| p.name == name)
+    }
+
+    pub fn ipv4_pools(&self) -> impl Iterator<Item = &Ipv4Pool> {
+        self.pools.iter().filter_map(|p| match p {
+            Pool::V4(p) => Some(p),
+            Pool::V6(_) => None,
+        })
+    }
+
+    pub fn ipv6_pools(&self) -> impl Iterator<Item = &Ipv6Pool> {
+        self.pools.iter().filter_map(|p| match p {
+            Pool::V6(p) => Some(p),
+            Pool::V4(_) => None,
+        })
+    }
+
+    /// The profile of a subscriber: by NAI, then by MAC, then the access
+    /// interface's default profile (seed 004 `enable pmipv6 default`).
+    pub fn profile_for(
+        &self,
+        nai: Option<&str>,
+        mac: &[u8; 6],
+        interface: &str,
+    ) -> Option<&Profile> {
+        nai.and_then(|n| self.profiles.iter().find(|p| p.nai.as_deref() == Some(n)))
+            .or_else(|| self.profiles.iter().find(|p| p.mac.as_ref() == Some(mac)))
+            .or_else(|| {
+                let i = self
+                    .interfaces
+                    .access
+                    .iter()
+                    .find(|i| i.name == interface)?;
+                self.profile(i.default_profile.as_deref()?)
+            })
+    }
+
+    /// A subscriber seen on `interface`: its NAI and profile. The NAI comes from
+    /// the profile, else from the DHCP client identifier, else the MAC (seed 004).
+    pub fn resolve_subscriber(
+        &self,
+        client_id: Option<&[u8]>,
+        mac: &[u8; 6],
+        interface: &str,
+    ) -> (String, Option<&Profile>) {
+        let derived = crate::access::subscriber_nai(client_id, mac);
+        let profile = self.profile_for(Some(&derived), mac, interface);
+        let nai = profile.and_then(|p| p.nai.clone()).unwrap_or(derived);
+        (nai, profile)
+    }
+
+    /// DNS servers for a subscriber: the profile's, else `dhcp.dns`.
+    pub fn dns_for(&self, profile: Option<&Profile>) -> Vec<Ipv4Addr> {
+        match profile {
+            Some(p) if !p.dns.is_empty() => p.dns.clone(),
+            _ => self.dhcp.dns.clone(),
+        }
+    }
+
+    /// The DHCP server parameters of an access interface (ifindex filled by the shell).
+    pub fn dhcp_server_config(&self, iface: &AccessInterface) -> DhcpServerConfig {
+        let mut c = DhcpServerConfig::new(0, iface.vlan.unwrap_or(0), iface.gateway.addr);
+        c.offer_timeout = self.dhcp.offer_timeout;
+        c
+    }
+
+    /// DHCP option 26 for subscribers on `iface` reaching `peer`.
+    pub fn subscriber_mtu(&self, iface: &AccessInterface, peer: &Peer) -> u16 {
+        iface.mtu.saturating_sub(tunnel_overhead(peer.family()))
+    }
+}
