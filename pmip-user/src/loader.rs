@@ -27,7 +27,8 @@ pub const PROGRAM: &str = "pmip_xdp";
 pub const TC_EGRESS_PROGRAM: &str = "pmip_tc_egress";
 /// The fast path at TC ingress (`AttachMode::Tc`): where XDP cannot attach.
 pub const TC_INGRESS_PROGRAM: &str = "pmip_tc_ingress";
-/// The pass-everything program (see `pmip-ebpf`): for the far end of veths.
+/// The pass-everything program (pmip-ebpf/src/pass.rs), in both objects:
+/// for the far end of veths.
 pub const PASS_PROGRAM: &str = "xdp_pass";
 const MAP_NAMES: [&str; 21] = [
     maps::TUNNEL_NH,
@@ -56,18 +57,62 @@ const MAP_NAMES: [&str; 21] = [
 /// Where the eBPF object is: `$PMIP_EBPF_OBJECT`, next to the executable, or
 /// where `cargo xtask build-ebpf` puts it in this checkout.
 pub fn default_object_path() -> PathBuf {
-    if let Ok(p) = std::env::var("PMIP_EBPF_OBJECT") {
+    object_path("PMIP_EBPF_OBJECT", "pmip-ebpf.o")
+}
+
+/// Where the object of the benchmark and test programs is (never loaded by
+/// pmipd): `$PMIP_EBPF_TEST_OBJECT`, next to the executable, or where
+/// `cargo xtask build-ebpf` puts it.
+pub fn default_test_object_path() -> PathBuf {
+    object_path("PMIP_EBPF_TEST_OBJECT", "pmip-ebpf-test.o")
+}
+
+fn object_path(var: &str, file: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(var) {
         return PathBuf::from(p);
     }
     if let Ok(exe) = std::env::current_exe() {
         if let Some(dir) = exe.parent() {
-            let p = dir.join("pmip-ebpf.o");
+            let p = dir.join(file);
             if p.exists() {
                 return p;
             }
         }
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bpf/pmip-ebpf.o")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/bpf")
+        .join(file)
+}
+
+/// Loads the benchmark and test programs' object ([`default_test_object_path`]):
+/// the pass program for veth peers, the benchmarks' baselines and traffic
+/// generator, the tests' VLAN port, with their own maps. Programs are
+/// verified on first use ([`loaded_xdp`]).
+pub fn load_test_object() -> Result<Ebpf> {
+    let path = default_test_object_path();
+    Ebpf::load_file(&path).with_context(|| format!("loading eBPF object {}", path.display()))
+}
+
+/// XDP program `name` of `ebpf`, verified on first use.
+pub fn loaded_xdp<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
+    let prog: &mut Xdp = ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("program {name} missing"))?
+        .try_into()?;
+    if prog.fd().is_err() {
+        prog.load().with_context(|| format!("loading {name}"))?;
+    }
+    Ok(prog)
+}
+
+/// Attaches [`PASS_PROGRAM`] of `ebpf` (either object) in native mode: a
+/// veth peer needs an XDP program for native XDP_TX/redirect into the pair
+/// to be received. Attached while `ebpf` lives.
+pub fn attach_pass(ebpf: &mut Ebpf, iface: &str) -> Result<()> {
+    loaded_xdp(ebpf, PASS_PROGRAM)?
+        .attach(iface, XdpMode::Driver)
+        .with_context(|| format!("attaching {PASS_PROGRAM} to {iface}"))?;
+    Ok(())
 }
 
 #[derive(Clone, Debug)]
@@ -568,27 +613,15 @@ impl FastPath {
         Ok(())
     }
 
-    /// Another program of the object (the benchmarks' baselines), loaded on first use.
+    /// Another XDP program of the object, loaded on first use.
     pub fn loaded_program(&mut self, name: &str) -> Result<&Xdp> {
-        let prog: &mut Xdp = self
-            .ebpf
-            .program_mut(name)
-            .ok_or_else(|| anyhow!("program {name} missing"))?
-            .try_into()?;
-        if prog.fd().is_err() {
-            prog.load().with_context(|| format!("loading {name}"))?;
-        }
-        Ok(prog)
+        Ok(loaded_xdp(&mut self.ebpf, name)?)
     }
 
-    /// Attaches the pass-everything program in native mode: a veth peer needs an
-    /// XDP program for native XDP_TX/redirect into the pair to be received.
+    /// Attaches the pass-everything program (see [`attach_pass`]): pmipd's
+    /// `xdp-pass` and static role `pass`.
     pub fn attach_pass(&mut self, iface: &str) -> Result<()> {
-        self.loaded_program(PASS_PROGRAM)?;
-        let prog: &mut Xdp = self.ebpf.program_mut(PASS_PROGRAM).unwrap().try_into()?;
-        prog.attach(iface, XdpMode::Driver)
-            .with_context(|| format!("attaching {PASS_PROGRAM} to {iface}"))?;
-        Ok(())
+        attach_pass(&mut self.ebpf, iface)
     }
 
     /// Attaches `pmip_tc_egress` on the interface's egress (TCX on this kernel).

@@ -259,7 +259,7 @@ fn per_packet() -> Result<serde_json::Value> {
                     frame: a_up_tc,
                     verdict: 7,
                 },
-                // Single operations of the fast path (pmip-ebpf/src/trafficgen.rs),
+                // Single operations of the fast path (pmip-ebpf/src/test/cost.rs),
                 // each then XDP_PASS: their cost is the difference to xdp_pass.
                 Case {
                     name: "op: bpf_ktime_get_ns",
@@ -323,20 +323,14 @@ fn per_packet() -> Result<serde_json::Value> {
             if fp.load_tc_program().is_err() {
                 cases.retain(|c| c.program != TC_INGRESS_PROGRAM);
             }
-            fp.loaded_program(PASS_PROGRAM)?;
-            fp.loaded_program("bench_min_fwd")?;
-            for p in [
-                "tg_fwd",
-                "tg_cost_ktime",
-                "tg_cost_ktime_coarse",
-                "tg_cost_jiffies",
-                "tg_cost_hash",
-                "tg_cost_array",
-                "tg_cost_fib",
-                "tg_cost_adjust",
-                "tg_cost_percpu",
-            ] {
-                fp.loaded_program(p)?;
+            // The baselines and single operations: the test object's programs,
+            // its subscriber table holding the one the baselines look up.
+            let mut bench = tput::BenchProgs::load()?;
+            bench.set_min_fwd_key(acc, SUB1_MAC)?;
+            for c in &cases {
+                if c.program != PROGRAM && c.program != TC_INGRESS_PROGRAM {
+                    bench.prog(c.program)?;
+                }
             }
             let mut samples = vec![Vec::new(); cases.len()];
             // Interleave: every round runs every case once, so drift and noise
@@ -345,8 +339,10 @@ fn per_packet() -> Result<serde_json::Value> {
                 for (i, c) in cases.iter().enumerate() {
                     let ns = if c.program == TC_INGRESS_PROGRAM {
                         ns_per_packet(fp.tc_program()?, c)?
+                    } else if c.program == PROGRAM {
+                        ns_per_packet(fp.program()?, c)?
                     } else {
-                        ns_per_packet(fp.loaded_program(c.program)?, c)?
+                        ns_per_packet(&*bench.prog(c.program)?, c)?
                     };
                     samples[i].push(ns);
                 }
