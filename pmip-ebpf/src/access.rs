@@ -11,6 +11,7 @@ use crate::hdr::{
     be16, eq16, eq4, eq8, head4, head8, ptr_at, read_at, write_at, ArpEthIp, EthHdr, Ipv4Hdr,
     Ipv6Hdr, UdpHdr, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_UDP,
 };
+use crate::log;
 use crate::maps::{
     access_by_key, access_subscriber, account, iface_of, NEW_MAC_EVENTS, NEW_MAC_SEEN, TUNNELS,
 };
@@ -117,6 +118,9 @@ pub(crate) fn unregistered<C: Pkt>(
     let recent =
         unsafe { NEW_MAC_SEEN.get(key) }.is_some_and(|t| now.wrapping_sub(*t) < NEW_MAC_REPORT_NS);
     if !recent {
+        if log::enabled() {
+            log::new_mac(key, u32::from_ne_bytes(src_v4));
+        }
         let _ = NEW_MAC_SEEN.insert(key, &now, 0);
         let _ = NEW_MAC_EVENTS.output::<NewMacEvent>(NewMacEvent { key: *key, src_v4 }, 0);
     }

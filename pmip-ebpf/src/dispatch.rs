@@ -14,7 +14,7 @@ use crate::hdr::{
 use crate::icmp::icmp_too_big;
 use crate::maps::{anchor_by_hnp, anchor_by_home4, iface_of};
 use crate::parse::{parse_l2, Addr, L2};
-use crate::verdict::{count, Verdict};
+use crate::verdict::{finish, Verdict};
 
 /// The fast path on one packet, XDP or TC ingress: the path's verdict (an
 /// ICMP too-big answered here), counted; returns the action.
@@ -24,8 +24,7 @@ pub(crate) fn try_fast_path<C: Pkt>(ctx: &C) -> u32 {
     if let Some(mtu) = v.too_big_mtu() {
         v = icmp_too_big::<C>(ctx.raw(), mtu);
     }
-    count(v.counter());
-    v.action()
+    finish(ctx, v)
 }
 
 #[inline(always)]

@@ -34,7 +34,8 @@ mod maps;
 // 3. Rewrite: tunnel headers on and off, the TTL; ICMP too-big answers.
 mod icmp;
 mod tunnel;
-// 4. Redirect: the verdict, counted.
+// 4. Redirect: the verdict, counted (and logged, see log.rs).
+mod log;
 mod verdict;
 // Which path a packet takes, by the interface's role.
 mod dispatch;
@@ -53,7 +54,7 @@ use aya_ebpf::{
 use crate::ctx::{tc_pull_headers, TC_ACT_OK};
 use crate::dispatch::try_fast_path;
 use crate::egress::try_tc_egress;
-use crate::verdict::count;
+use crate::verdict::finish;
 
 #[xdp]
 pub fn pmip_xdp(ctx: XdpContext) -> u32 {
@@ -75,10 +76,7 @@ pub fn pmip_tc_ingress(ctx: TcContext) -> i32 {
 #[classifier]
 pub fn pmip_tc_egress(ctx: TcContext) -> i32 {
     match try_tc_egress(&ctx) {
-        Some(v) => {
-            count(v.counter());
-            v.action() as i32
-        }
+        Some(v) => finish(&ctx, v) as i32,
         None => TC_ACT_OK,
     }
 }

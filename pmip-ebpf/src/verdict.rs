@@ -3,6 +3,8 @@
 use aya_ebpf::helpers::generated::bpf_redirect;
 use pmip_common::Counter;
 
+use crate::ctx::Pkt;
+use crate::log;
 use crate::maps::COUNTERS;
 
 /// A path's verdict: the action for the kernel (XDP_* or TC_ACT_*, per
@@ -52,6 +54,17 @@ impl Verdict {
     pub(crate) const fn counter(self) -> u32 {
         self.0 >> 8
     }
+}
+
+/// The end of every program's run: counts `v` and, with logging on, logs
+/// it if it is an event (log.rs); returns the action.
+#[inline(always)]
+pub(crate) fn finish<C: Pkt>(ctx: &C, v: Verdict) -> u32 {
+    count(v.counter());
+    if log::enabled() {
+        log::verdict::<C>(ctx.raw(), v);
+    }
+    v.action()
 }
 
 /// Counts one packet under counter `c` (this CPU's slot of COUNTERS).

@@ -102,6 +102,7 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
             .iter()
             .any(|p| matches!(p, crate::loader::HomePoolSpec::V6 { .. })),
         home_pools,
+        log_events: false,
     })?;
     let dp = SharedDp(Arc::new(Mutex::new(fp)));
     attach_fast_path(&cfg, &dp)?;

@@ -14,6 +14,7 @@ pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod dataplane;
+pub mod fastpath_log;
 pub mod loader;
 pub mod packet;
 pub mod pmipv4;

@@ -133,6 +133,11 @@ pub struct LoadOptions {
     /// The anchor's home pools: their members are found by their place in
     /// the pool (arrays) instead of in a hash.
     pub home_pools: Vec<HomePoolSpec>,
+    /// Log the fast path's slow-path debug events (drops with their reason,
+    /// FIB misses, new MACs; pmip-ebpf/src/log.rs), to be forwarded into
+    /// tracing by [`crate::fastpath_log::spawn`]. Off (the default), the
+    /// verifier removes the logging code: forwarding costs what it did without.
+    pub log_events: bool,
 }
 
 /// A pool of home addresses or home network prefixes (anchor role).
@@ -166,6 +171,7 @@ impl Default for LoadOptions {
             role: None,
             home_prefixes: true,
             home_pools: Vec::new(),
+            log_events: false,
         }
     }
 }
@@ -382,6 +388,9 @@ impl FastPath {
         })?;
         loader.map_max_entries(maps::SUB_STATS, stats_entries);
         loader.override_global(maps::SUB_STATS_STRIDE, &stride, true);
+        // Required only to turn logging on: an object from before it loads with it off.
+        let log_events = u32::from(opts.log_events);
+        loader.override_global(maps::LOG_EVENTS, &log_events, opts.log_events);
         for (m, p) in &pins {
             loader.map_pin_path(m, p.as_path());
         }

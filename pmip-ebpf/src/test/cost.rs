@@ -51,7 +51,7 @@ pub fn bench_min_fwd(ctx: XdpContext) -> u32 {
         mac: eth.src,
     };
     // SAFETY: plain lookup.
-    if unsafe { BENCH_SUBSCRIBERS.get(&key) }.is_none() {
+    if unsafe { BENCH_SUBSCRIBERS.get(key) }.is_none() {
         return xdp_action::XDP_PASS;
     }
     let ip = match ptr_at::<Ipv4Hdr>(&ctx, ETH_HLEN) {
@@ -111,7 +111,7 @@ pub fn tg_cost_hash(ctx: XdpContext) -> u32 {
         mac: eth.src,
     };
     // SAFETY: plain lookup.
-    match unsafe { BENCH_SUBSCRIBERS.get(&key) } {
+    match unsafe { BENCH_SUBSCRIBERS.get(key) } {
         Some(s) if s.sub_id == u32::MAX => xdp_action::XDP_DROP,
         _ => xdp_action::XDP_PASS,
     }
