@@ -15,8 +15,8 @@ use crate::log;
 use crate::maps::{
     access_by_key, access_subscriber, account, iface_of, NEW_MAC_EVENTS, NEW_MAC_SEEN, TUNNELS,
 };
-use crate::parse::{parse_inner, Inner, L2};
-use crate::tunnel::{dec_ttl, decap, tunnel_out, Dir};
+use crate::parse::{parse_inner, GreIn, Inner, L2};
+use crate::tunnel::{dec_ttl, decap, tunnel_out, Dir, Encap};
 use crate::verdict::{redirect, Verdict};
 
 #[inline(never)]
@@ -55,17 +55,12 @@ pub(crate) fn access_uplink<C: Pkt>(
     if inner.ttl <= 1 {
         return Verdict::new(C::PASS, Counter::PassTtl);
     }
-    tunnel_out(
-        ctx,
-        iface,
-        ifindex,
-        l2,
-        &inner,
-        sub.tunnel_id,
-        sub.uplink_key,
-        sub.sub_id,
-        Dir::Up,
-    )
+    let e = Encap {
+        tunnel_id: sub.tunnel_id,
+        key: sub.uplink_key,
+        sub_id: sub.sub_id,
+    };
+    tunnel_out(ctx, iface, ifindex, l2, &inner, e, Dir::Up)
 }
 
 /// A frame from a MAC without a binding. Its DHCP, ARP, IPv6 link-local
@@ -121,6 +116,7 @@ pub(crate) fn unregistered<C: Pkt>(
         if log::enabled() {
             log::new_mac(key, u32::from_ne_bytes(src_v4));
         }
+        #[allow(clippy::needless_borrows_for_generic_args)] // as measured, see maps.rs
         let _ = NEW_MAC_SEEN.insert(key, &now, 0);
         let _ = NEW_MAC_EVENTS.output::<NewMacEvent>(NewMacEvent { key: *key, src_v4 }, 0);
     }
@@ -205,15 +201,14 @@ pub(crate) fn arp_reply<C: Pkt>(
 
 /// Downlink at the access gateway: GRE from the anchor → subscriber's frame.
 #[inline(always)]
-pub(crate) fn access_downlink<C: Pkt>(
-    ctx: &C,
-    l2: &L2,
-    family: u8,
-    src: &[u8; 16],
-    key: [u8; 4],
-    inner_off: usize,
-    ethertype: u16,
-) -> Verdict {
+pub(crate) fn access_downlink<C: Pkt>(ctx: &C, l2: &L2, gre: GreIn) -> Verdict {
+    let GreIn {
+        family,
+        src,
+        key,
+        inner_off,
+        ethertype,
+    } = gre;
     let d = match access_by_key(key) {
         Some(d) => d,
         None => return Verdict::new(C::DROP, Counter::DropUnknownKey),

@@ -6,22 +6,20 @@ use crate::access::{peer_ok, spoofed};
 use crate::ctx::Pkt;
 use crate::fib::{fib, FIB_FWD_DISABLED, FIB_NOT_FWDED, FIB_NO_NEIGH, FIB_SUCCESS};
 use crate::maps::{account, anchor_by_key, dest_slot, nh_expiry, nh_now, DEST_NH};
-use crate::parse::{parse_inner, L2};
-use crate::tunnel::{dec_ttl, decap, decap_cached, tunnel_out, Dir};
+use crate::parse::{parse_inner, GreIn, L2};
+use crate::tunnel::{dec_ttl, decap, decap_cached, tunnel_out, Dir, Encap};
 use crate::verdict::{redirect, Verdict};
 
 /// Uplink at the anchor: GRE from an access gateway → forwarded inner packet.
 #[inline(always)]
-pub(crate) fn anchor_uplink<C: Pkt>(
-    ctx: &C,
-    iface: &IfaceConfig,
-    l2: &L2,
-    family: u8,
-    src: &[u8; 16],
-    key: [u8; 4],
-    inner_off: usize,
-    ethertype: u16,
-) -> Verdict {
+pub(crate) fn anchor_uplink<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, gre: GreIn) -> Verdict {
+    let GreIn {
+        family,
+        src,
+        key,
+        inner_off,
+        ethertype,
+    } = gre;
     let b = match anchor_by_key(key) {
         Some(b) => b,
         None => return Verdict::new(C::DROP, Counter::DropUnknownKey),
@@ -119,15 +117,10 @@ pub(crate) fn anchor_downlink<C: Pkt>(
     if inner.ttl <= 1 {
         return Verdict::new(C::PASS, Counter::PassTtl);
     }
-    tunnel_out(
-        ctx,
-        iface,
-        ifindex,
-        l2,
-        &inner,
-        d.tunnel_id,
-        d.downlink_key,
-        d.sub_id,
-        Dir::Down,
-    )
+    let e = Encap {
+        tunnel_id: d.tunnel_id,
+        key: d.downlink_key,
+        sub_id: d.sub_id,
+    };
+    tunnel_out(ctx, iface, ifindex, l2, &inner, e, Dir::Down)
 }

@@ -159,6 +159,9 @@ impl Pkt for TcContext {
         TcContext::len(self) as usize
     }
     #[inline(always)]
+    // The interface the packet came in on, as XDP's ingress_ifindex (an skb's
+    // `ifindex` is where it is now).
+    #[allow(clippy::misnamed_getters)]
     fn ifindex(&self) -> u32 {
         // SAFETY: reading a field of the context.
         unsafe { (*self.skb.skb).ingress_ifindex }

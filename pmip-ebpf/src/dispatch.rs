@@ -13,7 +13,7 @@ use crate::hdr::{
 };
 use crate::icmp::icmp_too_big;
 use crate::maps::{anchor_by_hnp, anchor_by_home4, iface_of};
-use crate::parse::{parse_l2, Addr, L2};
+use crate::parse::{parse_l2, Addr, GreIn, L2};
 use crate::verdict::{finish, Verdict};
 
 /// The fast path on one packet, XDP or TC ingress: the path's verdict (an
@@ -129,10 +129,16 @@ fn gre_in<C: Pkt>(
     if ethertype != ETH_P_IP && ethertype != ETH_P_IPV6 {
         return Verdict::new(C::DROP, Counter::DropGreUnsupported);
     }
-    let inner_off = gre_off + GRE_KEYED_LEN;
+    let gre = GreIn {
+        family,
+        src,
+        key: gre.key,
+        inner_off: gre_off + GRE_KEYED_LEN,
+        ethertype,
+    };
     if iface.role & role::ACCESS_CORE != 0 {
-        access_downlink(ctx, l2, family, src, gre.key, inner_off, ethertype)
+        access_downlink(ctx, l2, gre)
     } else {
-        anchor_uplink(ctx, iface, l2, family, src, gre.key, inner_off, ethertype)
+        anchor_uplink(ctx, iface, l2, gre)
     }
 }

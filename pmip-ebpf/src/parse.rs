@@ -18,6 +18,18 @@ pub(crate) struct L2 {
     pub(crate) proto: u16,
 }
 
+/// A GRE packet from a tunnel peer once its header checked out
+/// (dispatch::gre_in): the outer family and source, the key, and where the
+/// inner packet starts and what it is.
+#[derive(Clone, Copy)]
+pub(crate) struct GreIn<'a> {
+    pub(crate) family: u8,
+    pub(crate) src: &'a [u8; 16],
+    pub(crate) key: [u8; 4],
+    pub(crate) inner_off: usize,
+    pub(crate) ethertype: u16,
+}
+
 #[inline(always)]
 pub(crate) fn parse_l2(ctx: &impl Pkt) -> Option<L2> {
     let eth: EthHdr = read_at(ctx, 0)?;

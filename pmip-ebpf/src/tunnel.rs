@@ -316,8 +316,17 @@ pub(crate) enum Dir {
     Down,
 }
 
-/// Encapsulates the subscriber's packet into tunnel `tunnel_id` with `key`
-/// and sends it: XDP redirect when the next hop is resolved, otherwise
+/// How a subscriber's packet goes into a tunnel: which tunnel, with which
+/// GRE key, counted for which subscriber.
+#[derive(Clone, Copy)]
+pub(crate) struct Encap {
+    pub(crate) tunnel_id: u32,
+    pub(crate) key: [u8; 4],
+    pub(crate) sub_id: u32,
+}
+
+/// Encapsulates the subscriber's packet as `e` says and sends it (`dir`: for
+/// the counters): XDP redirect when the next hop is resolved, otherwise
 /// through the kernel (which resolves the neighbour), so no packet is lost to
 /// an unresolved neighbour. Handles too-big first; counts the subscriber's
 /// traffic for every packet that leaves.
@@ -328,11 +337,14 @@ pub(crate) fn tunnel_out<C: Pkt>(
     ifindex: u32,
     l2: &L2,
     inner: &Inner,
-    tunnel_id: u32,
-    key: [u8; 4],
-    sub_id: u32,
+    e: Encap,
     dir: Dir,
 ) -> Verdict {
+    let Encap {
+        tunnel_id,
+        key,
+        sub_id,
+    } = e;
     let tun = match TUNNELS.get(tunnel_id) {
         Some(t) if t.family != 0 => t,
         _ => return Verdict::new(C::DROP, Counter::DropNoTunnel),

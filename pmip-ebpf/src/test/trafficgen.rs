@@ -81,7 +81,7 @@ pub fn tg_sink(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_PASS;
     };
     let port = be16(udp.dst);
-    if port < TG_PORT_BASE || port >= TG_PORT_BASE + TG_PORT_SPAN {
+    if !(TG_PORT_BASE..TG_PORT_BASE + TG_PORT_SPAN).contains(&port) {
         return xdp_action::XDP_PASS;
     }
     let len = (ctx.data_end() - ctx.data()) as u64;
