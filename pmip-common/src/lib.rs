@@ -74,6 +74,13 @@ pub mod maps {
     /// Global (`.rodata`) of the fast path: the stride of `SUB_STATS`, set
     /// by the loader to the table size.
     pub const SUB_STATS_STRIDE: &str = "SUB_STATS_STRIDE";
+    /// Global (`.rodata`) of the fast path: non-zero to log its slow-path
+    /// debug events through aya-log (drops, FIB misses, new MACs); 0, the
+    /// default, compiles them out at load (the verifier removes them).
+    pub const LOG_EVENTS: &str = "LOG_EVENTS";
+    /// The aya-log ring buffer the fast path's debug events go to (the name
+    /// aya-log-ebpf gives it).
+    pub const AYA_LOGS: &str = "AYA_LOGS";
     /// Per-CPU next hop of each tunnel as `bpf_fib_lookup` last found it,
     /// indexed by tunnel id. Written by the fast path only.
     pub const TUNNEL_NH: &str = "TUNNEL_NH";

@@ -1,6 +1,23 @@
 //! Access side (MAG / PMA): subscriber frames in, tunnel packets out, and
 //! the downlink back to the subscriber.
-use super::*;
+use aya_ebpf::helpers::generated::bpf_ktime_get_ns;
+use pmip_common::{
+    flags, AccessKey, AccessSubscriber, Counter, IfaceConfig, NewMacEvent, FAMILY_V4,
+    NEW_MAC_REPORT_NS,
+};
+
+use crate::ctx::Pkt;
+use crate::hdr::{
+    be16, eq16, eq4, eq8, head4, head8, ptr_at, read_at, write_at, ArpEthIp, EthHdr, Ipv4Hdr,
+    Ipv6Hdr, UdpHdr, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_UDP,
+};
+use crate::log;
+use crate::maps::{
+    access_by_key, access_subscriber, account, iface_of, NEW_MAC_EVENTS, NEW_MAC_SEEN, TUNNELS,
+};
+use crate::parse::{parse_inner, GreIn, Inner, L2};
+use crate::tunnel::{dec_ttl, decap, tunnel_out, Dir, Encap};
+use crate::verdict::{redirect, Verdict};
 
 #[inline(never)]
 pub(crate) fn access_uplink<C: Pkt>(
@@ -8,7 +25,7 @@ pub(crate) fn access_uplink<C: Pkt>(
     iface: &IfaceConfig,
     ifindex: u32,
     l2: &L2,
-) -> Out {
+) -> Verdict {
     let ctx = &C::from_raw(raw);
     let key = AccessKey {
         ifindex,
@@ -25,30 +42,25 @@ pub(crate) fn access_uplink<C: Pkt>(
     let inner = match parse_inner(ctx, l2.len, l2.proto) {
         Some(i) => i,
         None if l2.proto == ETH_P_IP || l2.proto == ETH_P_IPV6 => {
-            return out(C::DROP, Counter::DropMalformed)
+            return Verdict::new(C::DROP, Counter::DropMalformed)
         }
-        None => return out(C::PASS, Counter::PassNotOurs),
+        None => return Verdict::new(C::PASS, Counter::PassNotOurs),
     };
     if is_control(ctx, &inner, sub) {
-        return out(C::PASS, Counter::PassControl);
+        return Verdict::new(C::PASS, Counter::PassControl);
     }
     if spoofed(&inner, sub.flags, &sub.home_v4, &sub.home_hnp) {
-        return out(C::DROP, Counter::DropSpoofedSource);
+        return Verdict::new(C::DROP, Counter::DropSpoofedSource);
     }
     if inner.ttl <= 1 {
-        return out(C::PASS, Counter::PassTtl);
+        return Verdict::new(C::PASS, Counter::PassTtl);
     }
-    tunnel_out(
-        ctx,
-        iface,
-        ifindex,
-        l2,
-        &inner,
-        sub.tunnel_id,
-        sub.uplink_key,
-        sub.sub_id,
-        Dir::Up,
-    )
+    let e = Encap {
+        tunnel_id: sub.tunnel_id,
+        key: sub.uplink_key,
+        sub_id: sub.sub_id,
+    };
+    tunnel_out(ctx, iface, ifindex, l2, &inner, e, Dir::Up)
 }
 
 /// A frame from a MAC without a binding. Its DHCP, ARP, IPv6 link-local
@@ -57,38 +69,43 @@ pub(crate) fn access_uplink<C: Pkt>(
 /// routes only registered subscribers — but reported to the agent, which
 /// registers a subscriber that moved in from another gateway.
 #[inline(always)]
-pub(crate) fn unregistered<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, key: &AccessKey) -> Out {
+pub(crate) fn unregistered<C: Pkt>(
+    ctx: &C,
+    iface: &IfaceConfig,
+    l2: &L2,
+    key: &AccessKey,
+) -> Verdict {
     let mut src_v4 = [0u8; 4];
     if l2.proto == ETH_P_IP {
         let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, l2.len) else {
-            return out(C::DROP, Counter::DropMalformed);
+            return Verdict::new(C::DROP, Counter::DropMalformed);
         };
         // SAFETY: bounds checked by ptr_at.
         let ip = unsafe { &*ip };
         if eq4(&ip.dst, &iface.addr4) || ip.dst[0] >= 224 || eq4(&ip.src, &[0; 4]) {
-            return out(C::PASS, Counter::PassControl);
+            return Verdict::new(C::PASS, Counter::PassControl);
         }
         if ip.proto == IPPROTO_UDP {
             let l4 = l2.len + ((ip.ver_ihl & 0x0f) as usize) * 4;
             if let Some(u) = read_at::<UdpHdr>(ctx, l4) {
                 if be16(u.dst) == 67 {
-                    return out(C::PASS, Counter::PassControl);
+                    return Verdict::new(C::PASS, Counter::PassControl);
                 }
             }
         }
         src_v4 = ip.src;
     } else if l2.proto == ETH_P_IPV6 {
         let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, l2.len) else {
-            return out(C::DROP, Counter::DropMalformed);
+            return Verdict::new(C::DROP, Counter::DropMalformed);
         };
         // SAFETY: bounds checked by ptr_at.
         let ip = unsafe { &*ip };
         let link_local = |a: &[u8; 16]| a[0] == 0xfe && a[1] & 0xc0 == 0x80;
         if ip.dst[0] == 0xff || link_local(&ip.dst) || link_local(&ip.src) {
-            return out(C::PASS, Counter::PassControl);
+            return Verdict::new(C::PASS, Counter::PassControl);
         }
     } else {
-        return out(C::PASS, Counter::PassNotOurs);
+        return Verdict::new(C::PASS, Counter::PassNotOurs);
     }
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_ns() };
@@ -96,10 +113,14 @@ pub(crate) fn unregistered<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, key: &
     let recent =
         unsafe { NEW_MAC_SEEN.get(key) }.is_some_and(|t| now.wrapping_sub(*t) < NEW_MAC_REPORT_NS);
     if !recent {
+        if log::enabled() {
+            log::new_mac(key, u32::from_ne_bytes(src_v4));
+        }
+        #[allow(clippy::needless_borrows_for_generic_args)] // as measured, see maps.rs
         let _ = NEW_MAC_SEEN.insert(key, &now, 0);
         let _ = NEW_MAC_EVENTS.output::<NewMacEvent>(NewMacEvent { key: *key, src_v4 }, 0);
     }
-    out(C::DROP, Counter::DropUnregistered)
+    Verdict::new(C::DROP, Counter::DropUnregistered)
 }
 
 /// Traffic for the gateway itself or for the local link, not for the tunnel:
@@ -144,20 +165,20 @@ pub(crate) fn arp_reply<C: Pkt>(
     iface: &IfaceConfig,
     l2: &L2,
     sub: &AccessSubscriber,
-) -> Out {
+) -> Verdict {
     let arp: ArpEthIp = match read_at(ctx, l2.len) {
         Some(a) => a,
-        None => return out(C::DROP, Counter::DropMalformed),
+        None => return Verdict::new(C::DROP, Counter::DropMalformed),
     };
     if be16(arp.htype) != 1 || be16(arp.ptype) != ETH_P_IP || arp.hlen != 6 || arp.plen != 4 {
-        return out(C::DROP, Counter::DropMalformed);
+        return Verdict::new(C::DROP, Counter::DropMalformed);
     }
     if be16(arp.op) != 1
         || eq4(&arp.spa, &[0; 4])
         || eq4(&arp.tpa, &arp.spa)
         || (sub.flags & flags::HAS_HOME4 != 0 && eq4(&arp.tpa, &sub.home_v4))
     {
-        return out(C::PASS, Counter::PassControl);
+        return Verdict::new(C::PASS, Counter::PassControl);
     }
     let reply = ArpEthIp {
         op: 2u16.to_be_bytes(),
@@ -173,53 +194,52 @@ pub(crate) fn arp_reply<C: Pkt>(
         proto: l2.eth.proto,
     };
     if !write_at(ctx, 0, eth) || !write_at(ctx, l2.len, reply) {
-        return out(C::DROP, Counter::DropMalformed);
+        return Verdict::new(C::DROP, Counter::DropMalformed);
     }
-    out(ctx.tx(), Counter::TxArpReply)
+    Verdict::new(ctx.tx(), Counter::TxArpReply)
 }
 
 /// Downlink at the access gateway: GRE from the anchor → subscriber's frame.
 #[inline(always)]
-pub(crate) fn access_downlink<C: Pkt>(
-    ctx: &C,
-    l2: &L2,
-    family: u8,
-    src: &[u8; 16],
-    key: [u8; 4],
-    inner_off: usize,
-    ethertype: u16,
-) -> Out {
+pub(crate) fn access_downlink<C: Pkt>(ctx: &C, l2: &L2, gre: GreIn) -> Verdict {
+    let GreIn {
+        family,
+        src,
+        key,
+        inner_off,
+        ethertype,
+    } = gre;
     let d = match access_by_key(key) {
         Some(d) => d,
-        None => return out(C::DROP, Counter::DropUnknownKey),
+        None => return Verdict::new(C::DROP, Counter::DropUnknownKey),
     };
     if !peer_ok(d.tunnel_id, family, src) {
-        return out(C::DROP, Counter::DropWrongPeer);
+        return Verdict::new(C::DROP, Counter::DropWrongPeer);
     }
     let access = match iface_of(d.ifindex) {
         Some(a) => a,
-        None => return out(C::DROP, Counter::DropNoTunnel),
+        None => return Verdict::new(C::DROP, Counter::DropNoTunnel),
     };
     let inner = match parse_inner(ctx, inner_off, ethertype) {
         Some(i) => i,
-        None => return out(C::DROP, Counter::DropMalformed),
+        None => return Verdict::new(C::DROP, Counter::DropMalformed),
     };
     let _ = l2;
     if inner.ttl <= 1 {
         // Decapsulated, to the stack: the kernel answers time exceeded.
         if !decap(ctx, inner_off, inner.family, l2.eth.src, access.mac, 0) {
-            return out(C::DROP, Counter::DropAdjustFailed);
+            return Verdict::new(C::DROP, Counter::DropAdjustFailed);
         }
-        return out(C::PASS, Counter::PassTtl);
+        return Verdict::new(C::PASS, Counter::PassTtl);
     }
     if !dec_ttl(ctx, inner_off, inner.family) {
-        return out(C::DROP, Counter::DropMalformed);
+        return Verdict::new(C::DROP, Counter::DropMalformed);
     }
     if !decap(ctx, inner_off, inner.family, access.mac, d.mac, d.vlan) {
-        return out(C::DROP, Counter::DropAdjustFailed);
+        return Verdict::new(C::DROP, Counter::DropAdjustFailed);
     }
     account(d.sub_id, inner.len, false);
-    out(redirect(d.ifindex), Counter::TxDecapDownlink)
+    Verdict::new(redirect(d.ifindex), Counter::TxDecapDownlink)
 }
 
 /// The outer source must be the remote end of the tunnel the key belongs to.

@@ -1,39 +1,45 @@
 //! Anchor side (LMA / HA): GRE from access gateways out to the world, and
 //! packets to home addresses into the tunnel of the gateway serving them.
-use super::*;
+use pmip_common::{AnchorDownlink, Counter, IfaceConfig};
+
+use crate::access::{peer_ok, spoofed};
+use crate::ctx::Pkt;
+use crate::fib::{fib, FIB_FWD_DISABLED, FIB_NOT_FWDED, FIB_NO_NEIGH, FIB_SUCCESS};
+use crate::maps::{account, anchor_by_key, dest_slot, nh_expiry, nh_now, DEST_NH};
+use crate::parse::{parse_inner, GreIn, L2};
+use crate::tunnel::{dec_ttl, decap, decap_cached, tunnel_out, Dir, Encap};
+use crate::verdict::{redirect, Verdict};
 
 /// Uplink at the anchor: GRE from an access gateway → forwarded inner packet.
 #[inline(always)]
-pub(crate) fn anchor_uplink<C: Pkt>(
-    ctx: &C,
-    iface: &IfaceConfig,
-    l2: &L2,
-    family: u8,
-    src: &[u8; 16],
-    key: [u8; 4],
-    inner_off: usize,
-    ethertype: u16,
-) -> Out {
+pub(crate) fn anchor_uplink<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, gre: GreIn) -> Verdict {
+    let GreIn {
+        family,
+        src,
+        key,
+        inner_off,
+        ethertype,
+    } = gre;
     let b = match anchor_by_key(key) {
         Some(b) => b,
-        None => return out(C::DROP, Counter::DropUnknownKey),
+        None => return Verdict::new(C::DROP, Counter::DropUnknownKey),
     };
     if !peer_ok(b.tunnel_id, family, src) {
-        return out(C::DROP, Counter::DropWrongPeer);
+        return Verdict::new(C::DROP, Counter::DropWrongPeer);
     }
     let inner = match parse_inner(ctx, inner_off, ethertype) {
         Some(i) => i,
-        None => return out(C::DROP, Counter::DropMalformed),
+        None => return Verdict::new(C::DROP, Counter::DropMalformed),
     };
     if spoofed(&inner, b.flags, &b.home_v4, &b.home_hnp) {
-        return out(C::DROP, Counter::DropSpoofedSource);
+        return Verdict::new(C::DROP, Counter::DropSpoofedSource);
     }
     let ifindex = ctx.ifindex();
     if inner.ttl <= 1 {
         if !decap(ctx, inner_off, inner.family, l2.eth.src, iface.mac, 0) {
-            return out(C::DROP, Counter::DropAdjustFailed);
+            return Verdict::new(C::DROP, Counter::DropAdjustFailed);
         }
-        return out(C::PASS, Counter::PassTtl);
+        return Verdict::new(C::PASS, Counter::PassTtl);
     }
     // The FIB answer per destination, cached (a FIB lookup is about half of
     // this path's cost); refreshed every NEXT_HOP_CACHE_NS like TUNNEL_NH.
@@ -45,18 +51,18 @@ pub(crate) fn anchor_uplink<C: Pkt>(
         let c = unsafe { &*c };
         if now < c.expires && c.dst == dst {
             if !dec_ttl(ctx, inner_off, inner.family) {
-                return out(C::DROP, Counter::DropMalformed);
+                return Verdict::new(C::DROP, Counter::DropMalformed);
             }
             account(b.sub_id, inner.len, true);
             if !decap_cached(ctx, inner_off, inner.family, &c.macs) {
-                return out(C::DROP, Counter::DropAdjustFailed);
+                return Verdict::new(C::DROP, Counter::DropAdjustFailed);
             }
-            return out(redirect(c.ifindex), Counter::TxDecapUplink);
+            return Verdict::new(redirect(c.ifindex), Counter::TxDecapUplink);
         }
     }
     let nh = fib(ctx, ifindex, inner.family, &inner.src, &inner.dst, 0);
     if !dec_ttl(ctx, inner_off, inner.family) {
-        return out(C::DROP, Counter::DropMalformed);
+        return Verdict::new(C::DROP, Counter::DropMalformed);
     }
     account(b.sub_id, inner.len, true);
     if nh.rc == FIB_SUCCESS {
@@ -72,16 +78,16 @@ pub(crate) fn anchor_uplink<C: Pkt>(
             c.expires = nh_expiry(now);
         }
         if !decap(ctx, inner_off, inner.family, nh.smac, nh.dmac, 0) {
-            return out(C::DROP, Counter::DropAdjustFailed);
+            return Verdict::new(C::DROP, Counter::DropAdjustFailed);
         }
-        return out(redirect(nh.ifindex), Counter::TxDecapUplink);
+        return Verdict::new(redirect(nh.ifindex), Counter::TxDecapUplink);
     }
     if nh.rc == FIB_NO_NEIGH || nh.rc == FIB_NOT_FWDED || nh.rc == FIB_FWD_DISABLED {
         // The kernel forwards (or delivers locally) the decapsulated packet.
         if !decap(ctx, inner_off, inner.family, l2.eth.src, iface.mac, 0) {
-            return out(C::DROP, Counter::DropAdjustFailed);
+            return Verdict::new(C::DROP, Counter::DropAdjustFailed);
         }
-        return out(
+        return Verdict::new(
             C::PASS,
             if nh.rc == FIB_NO_NEIGH {
                 Counter::PassNoNeigh
@@ -90,7 +96,7 @@ pub(crate) fn anchor_uplink<C: Pkt>(
             },
         );
     }
-    out(C::DROP, Counter::DropNoRoute)
+    Verdict::new(C::DROP, Counter::DropNoRoute)
 }
 
 /// Downlink at the anchor: a packet to a home address → tunnel to the access
@@ -102,24 +108,19 @@ pub(crate) fn anchor_downlink<C: Pkt>(
     ifindex: u32,
     l2: &L2,
     d: &AnchorDownlink,
-) -> Out {
+) -> Verdict {
     let ctx = &C::from_raw(raw);
     let inner = match parse_inner(ctx, l2.len, l2.proto) {
         Some(i) => i,
-        None => return out(C::DROP, Counter::DropMalformed),
+        None => return Verdict::new(C::DROP, Counter::DropMalformed),
     };
     if inner.ttl <= 1 {
-        return out(C::PASS, Counter::PassTtl);
+        return Verdict::new(C::PASS, Counter::PassTtl);
     }
-    tunnel_out(
-        ctx,
-        iface,
-        ifindex,
-        l2,
-        &inner,
-        d.tunnel_id,
-        d.downlink_key,
-        d.sub_id,
-        Dir::Down,
-    )
+    let e = Encap {
+        tunnel_id: d.tunnel_id,
+        key: d.downlink_key,
+        sub_id: d.sub_id,
+    };
+    tunnel_out(ctx, iface, ifindex, l2, &inner, e, Dir::Down)
 }

@@ -7,12 +7,29 @@
 //! do (no VLAN tag in metadata, no GSO), so the XDP instance compiles to the
 //! same code as before, up to register allocation (`cargo xtask bench
 //! per-packet` unchanged).
-use super::*;
-use aya_ebpf::bindings::__sk_buff;
-use aya_ebpf::helpers::generated::{
-    bpf_skb_adjust_room, bpf_skb_change_head, bpf_skb_change_tail, bpf_skb_pull_data,
-    bpf_skb_vlan_pop,
+use aya_ebpf::{
+    bindings::{__sk_buff, xdp_action, xdp_md},
+    helpers::generated::{
+        bpf_redirect, bpf_skb_adjust_room, bpf_skb_change_head, bpf_skb_change_tail,
+        bpf_skb_pull_data, bpf_skb_vlan_pop, bpf_xdp_adjust_head, bpf_xdp_adjust_tail,
+    },
+    programs::{TcContext, XdpContext},
+    EbpfContext,
 };
+use pmip_common::FAMILY_V6;
+
+use crate::hdr::ETH_HLEN;
+
+/// TC verdicts (include/uapi/linux/pkt_cls.h).
+pub(crate) const TC_ACT_OK: i32 = 0;
+pub(crate) const TC_ACT_SHOT: i32 = 2;
+/// `bpf_skb_adjust_room` mode and flags (include/uapi/linux/bpf.h).
+pub(crate) const BPF_ADJ_ROOM_MAC: u32 = 1;
+pub(crate) const BPF_F_ADJ_ROOM_ENCAP_L3_IPV4: u64 = 2;
+pub(crate) const BPF_F_ADJ_ROOM_ENCAP_L3_IPV6: u64 = 4;
+pub(crate) const BPF_F_ADJ_ROOM_ENCAP_L4_GRE: u64 = 8;
+pub(crate) const BPF_F_ADJ_ROOM_DECAP_L3_IPV4: u64 = 1 << 7;
+pub(crate) const BPF_F_ADJ_ROOM_DECAP_L3_IPV6: u64 = 1 << 8;
 
 pub(crate) trait Pkt: EbpfContext {
     /// The kernel's context struct (`xdp_md`, `__sk_buff`): what the
@@ -142,6 +159,9 @@ impl Pkt for TcContext {
         TcContext::len(self) as usize
     }
     #[inline(always)]
+    // The interface the packet came in on, as XDP's ingress_ifindex (an skb's
+    // `ifindex` is where it is now).
+    #[allow(clippy::misnamed_getters)]
     fn ifindex(&self) -> u32 {
         // SAFETY: reading a field of the context.
         unsafe { (*self.skb.skb).ingress_ifindex }
@@ -217,7 +237,8 @@ impl Pkt for TcContext {
     }
     #[inline(always)]
     fn tx(&self) -> u32 {
-        redirect(Pkt::ifindex(self))
+        // SAFETY: helper call; flags 0 (egress of the interface).
+        unsafe { bpf_redirect(Pkt::ifindex(self), 0) as u32 }
     }
 }
 

@@ -1,5 +1,7 @@
 //! Packet headers as the fast path reads and writes them, and the one
 //! bounds-checked accessor every read and write goes through.
+use pmip_common::FAMILY_V6;
+
 use crate::ctx::Pkt;
 
 pub const ETH_HLEN: usize = 14;
@@ -108,6 +110,16 @@ pub struct UdpHdr {
 #[inline(always)]
 pub fn be16(b: [u8; 2]) -> u16 {
     u16::from_be_bytes(b)
+}
+
+/// The EtherType of an IP packet of `family` (FAMILY_V4 / FAMILY_V6).
+#[inline(always)]
+pub fn ethertype_of(family: u8) -> u16 {
+    if family == FAMILY_V6 {
+        ETH_P_IPV6
+    } else {
+        ETH_P_IP
+    }
 }
 
 /// The only pointer arithmetic on packet data: a `T` at `off`, if it fits.

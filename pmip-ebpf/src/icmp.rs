@@ -1,43 +1,58 @@
 //! ICMP errors the fast path answers itself.
-use super::*;
+use pmip_common::{Counter, FAMILY_V6, IPV4_HDR_LEN, IPV6_HDR_LEN};
+
+use crate::ctx::Pkt;
+use crate::hdr::{
+    csum_fold, ipv4_csum, read_at, write_at, IcmpHdr, Ipv4Hdr, Ipv6Hdr, ETH_HLEN, IPPROTO_ICMP,
+    IPPROTO_ICMPV6,
+};
+use crate::maps::iface_of;
+use crate::parse::{parse_inner, parse_l2};
+use crate::tunnel::{write_l2, OUTER_TTL};
+use crate::verdict::Verdict;
+
+/// Bytes of the offending packet quoted in an ICMP too-big (RFC 792 asks for
+/// header + 8; RFC 4443 "as much as possible" — a fixed quote keeps the
+/// checksum loop bounded).
+const ICMP_QUOTE: usize = 64;
 
 /// Answers a DF (or IPv6) packet that would not fit the tunnel with ICMP
 /// fragmentation-needed (RFC 1191) / packet-too-big (RFC 4443 §3.2) carrying
 /// the tunnel MTU, sent back out of the interface it came in on (XDP_TX;
 /// at TC a redirect to the same interface's egress).
 #[inline(never)]
-pub(crate) fn icmp_too_big<C: Pkt>(raw: *mut C::Raw, mtu: u16) -> Out {
+pub(crate) fn icmp_too_big<C: Pkt>(raw: *mut C::Raw, mtu: u16) -> Verdict {
     let ctx = &C::from_raw(raw);
     let ifindex = ctx.ifindex();
     let iface = match iface_of(ifindex) {
         Some(c) => *c,
-        None => return out(C::DROP, Counter::DropMalformed),
+        None => return Verdict::new(C::DROP, Counter::DropMalformed),
     };
     let iface = &iface;
     let l2 = match parse_l2(ctx) {
         Some(l2) => l2,
-        None => return out(C::DROP, Counter::DropMalformed),
+        None => return Verdict::new(C::DROP, Counter::DropMalformed),
     };
     let l2 = &l2;
     let inner = match parse_inner(ctx, l2.len, l2.proto) {
         Some(i) => i,
-        None => return out(C::DROP, Counter::DropMalformed),
+        None => return Verdict::new(C::DROP, Counter::DropMalformed),
     };
     let inner = &inner;
     let v6 = inner.family == FAMILY_V6;
     let ip_len = if v6 { IPV6_HDR_LEN } else { IPV4_HDR_LEN };
     if !ctx.push_head(ip_len + 8) {
-        return out(C::DROP, Counter::DropAdjustFailed);
+        return Verdict::new(C::DROP, Counter::DropAdjustFailed);
     }
     let l4 = l2.len + ip_len;
     if !ctx.truncate(l4 + 8 + ICMP_QUOTE) {
-        return out(C::DROP, Counter::DropAdjustFailed);
+        return Verdict::new(C::DROP, Counter::DropAdjustFailed);
     }
     // A tag the kernel keeps in metadata (TC) stays there: only a tag that
     // was in the frame is written back into it.
     let vlan = if l2.len > ETH_HLEN { l2.vlan } else { 0 };
     if !write_l2(ctx, iface.mac, l2.eth.src, vlan, l2.proto) {
-        return out(C::DROP, Counter::DropAdjustFailed);
+        return Verdict::new(C::DROP, Counter::DropAdjustFailed);
     }
     let icmp_len = (8 + ICMP_QUOTE) as u16;
     let mut sum: u64 = 0;
@@ -53,7 +68,7 @@ pub(crate) fn icmp_too_big<C: Pkt>(raw: *mut C::Raw, mtu: u16) -> Out {
         // Pseudo-header (RFC 8200 §8.1): addresses, upper-layer length, next header.
         sum += sum16(&ip.src) + sum16(&ip.dst) + icmp_len as u64 + IPPROTO_ICMPV6 as u64;
         if !write_at(ctx, l2.len, ip) {
-            return out(C::DROP, Counter::DropAdjustFailed);
+            return Verdict::new(C::DROP, Counter::DropAdjustFailed);
         }
     } else {
         let mut ip = Ipv4Hdr {
@@ -70,7 +85,7 @@ pub(crate) fn icmp_too_big<C: Pkt>(raw: *mut C::Raw, mtu: u16) -> Out {
         };
         ip.check = ipv4_csum(&ip);
         if !write_at(ctx, l2.len, ip) {
-            return out(C::DROP, Counter::DropAdjustFailed);
+            return Verdict::new(C::DROP, Counter::DropAdjustFailed);
         }
     }
     let (ty, code, rest) = if v6 {
@@ -90,7 +105,7 @@ pub(crate) fn icmp_too_big<C: Pkt>(raw: *mut C::Raw, mtu: u16) -> Out {
     while i < ICMP_QUOTE {
         match read_at::<[u8; 8]>(ctx, l4 + 8 + i) {
             Some(q) => sum += sum16(&q),
-            None => return out(C::DROP, Counter::DropAdjustFailed),
+            None => return Verdict::new(C::DROP, Counter::DropAdjustFailed),
         }
         i += 8;
     }
@@ -99,9 +114,9 @@ pub(crate) fn icmp_too_big<C: Pkt>(raw: *mut C::Raw, mtu: u16) -> Out {
         ..hdr
     };
     if !write_at(ctx, l4, hdr) {
-        return out(C::DROP, Counter::DropAdjustFailed);
+        return Verdict::new(C::DROP, Counter::DropAdjustFailed);
     }
-    out(ctx.tx(), Counter::TxIcmpTooBig)
+    Verdict::new(ctx.tx(), Counter::TxIcmpTooBig)
 }
 
 /// Sum of big-endian 16-bit words (even length).

@@ -1,107 +1,24 @@
-//! Next hop (FIB, per-tunnel cache), encapsulation and decapsulation:
-//! what both roles do to put a packet into a GRE tunnel or take it out.
-use super::*;
+//! Rewrite: encapsulation and decapsulation, the TTL, and the one step
+//! that sends the subscriber's packet into a tunnel (`tunnel_out`): what both
+//! roles do to put a packet into a GRE tunnel or take it out.
+use pmip_common::{
+    Counter, IfaceConfig, NextHopCache, Tunnel, FAMILY_V4, FAMILY_V6, GRE_KEYED_LEN, IPV4_HDR_LEN,
+    IPV6_HDR_LEN,
+};
 
-pub(crate) struct NextHop {
-    pub(crate) rc: i64,
-    pub(crate) ifindex: u32,
-    pub(crate) smac: [u8; 6],
-    pub(crate) dmac: [u8; 6],
-    pub(crate) mtu: u16,
-}
+use crate::ctx::Pkt;
+use crate::fib::{fib, FIB_FRAG_NEEDED, FIB_NO_NEIGH, FIB_SUCCESS};
+use crate::hdr::{
+    csum_fold, eq16, ethertype_of, ipv4_csum, ipv4_ttl_dec, ptr_at, store_u16, store_u32,
+    store_u64, write_at, EthHdr, GreKeyHdr, Ipv4Hdr, Ipv6Hdr, VlanHdr, ETH_HLEN, ETH_P_8021Q,
+    GRE_K, IPPROTO_GRE, VLAN_HLEN,
+};
+use crate::maps::{account, nh_expiry, nh_now, TUNNELS, TUNNEL_NH};
+use crate::parse::{Inner, L2};
+use crate::verdict::{redirect, Verdict};
 
-/// `bpf_fib_lookup` for a packet of `tot_len` bytes from `src` to `dst`; with
-/// tot_len set the kernel also checks the egress MTU (FRAG_NEEDED + mtu).
-#[inline(always)]
-pub(crate) fn fib(
-    ctx: &impl EbpfContext,
-    ifindex: u32,
-    family: u8,
-    src: &[u8; 16],
-    dst: &[u8; 16],
-    tot_len: u16,
-) -> NextHop {
-    fib_flags(ctx, ifindex, family, src, dst, tot_len, 0)
-}
-
-#[inline(always)]
-pub(crate) fn fib_flags(
-    ctx: &impl EbpfContext,
-    ifindex: u32,
-    family: u8,
-    src: &[u8; 16],
-    dst: &[u8; 16],
-    tot_len: u16,
-    flags: u32,
-) -> NextHop {
-    // SAFETY: FibParams is plain old data; all-zero is a valid value.
-    let mut p: FibParams = unsafe { core::mem::zeroed() };
-    p.ifindex = ifindex;
-    p.__bindgen_anon_1.tot_len = tot_len;
-    if family == FAMILY_V4 {
-        p.family = AF_INET;
-        p.__bindgen_anon_3.ipv4_src = u32::from_ne_bytes([src[0], src[1], src[2], src[3]]);
-        p.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes([dst[0], dst[1], dst[2], dst[3]]);
-    } else {
-        p.family = AF_INET6;
-        // SAFETY: [u8; 16] and [u32; 4] have the same size; byte order is kept.
-        p.__bindgen_anon_3.ipv6_src = unsafe { core::mem::transmute::<[u8; 16], [u32; 4]>(*src) };
-        p.__bindgen_anon_4.ipv6_dst = unsafe { core::mem::transmute::<[u8; 16], [u32; 4]>(*dst) };
-    }
-    // SAFETY: helper call with a valid context and a params struct of the right size.
-    let rc = unsafe {
-        bpf_fib_lookup(
-            ctx.as_ptr(),
-            &mut p,
-            core::mem::size_of::<FibParams>() as i32,
-            flags,
-        )
-    };
-    NextHop {
-        rc,
-        ifindex: p.ifindex,
-        smac: p.smac,
-        dmac: p.dmac,
-        // SAFETY: union read of a u16 field.
-        mtu: unsafe { p.__bindgen_anon_1.mtu_result },
-    }
-}
-
-/// The next-hop caches' clock, in jiffies: `bpf_jiffies64` costs next to
-/// nothing, `bpf_ktime_get_ns` 30–40 ns per packet on this kind of host.
-#[inline(always)]
-pub(crate) fn nh_now() -> u64 {
-    // SAFETY: helper without arguments.
-    unsafe { bpf_jiffies64() }
-}
-
-/// Expiry (jiffies) of a next hop cached at `now`. The program does not know
-/// the kernel's HZ, so it measures it here, on the slow path (a FIB lookup at
-/// most once per tunnel or destination per lifetime): jiffies against
-/// nanoseconds elapsed since the last calibration, once a second has passed.
-#[inline(always)]
-pub(crate) fn nh_expiry(now: u64) -> u64 {
-    let Some(c) = NH_CLOCK.get_ptr_mut(0) else {
-        return now + NEXT_HOP_CACHE_JIFFIES_DEFAULT;
-    };
-    // SAFETY: this CPU's slot of a per-CPU array.
-    let c = unsafe { &mut *c };
-    // SAFETY: helper without arguments.
-    let t = unsafe { bpf_ktime_get_ns() };
-    if c[0] == 0 {
-        c[0] = t;
-        c[1] = now;
-    } else if t.wrapping_sub(c[0]) >= 1_000_000_000 && now > c[1] {
-        c[2] = ((now - c[1]) * NEXT_HOP_CACHE_NS / (t - c[0])).max(1);
-        c[0] = t;
-        c[1] = now;
-    }
-    now + if c[2] == 0 {
-        NEXT_HOP_CACHE_JIFFIES_DEFAULT
-    } else {
-        c[2]
-    }
-}
+/// TTL / hop limit of the outer header (and of the fast path's ICMP errors).
+pub(crate) const OUTER_TTL: u8 = 64;
 
 /// Replaces the `l2_len`-byte L2 header with Ethernet + outer IP + GRE(key).
 /// The inner packet is not moved: only the head grows.
@@ -368,10 +285,28 @@ pub(crate) fn write_l2(
     }
 }
 
+/// Decrements the inner TTL / hop limit as a router would (caller checked > 1).
 #[inline(always)]
-pub(crate) fn redirect(ifindex: u32) -> u32 {
-    // SAFETY: helper call; flags 0.
-    unsafe { bpf_redirect(ifindex, 0) as u32 }
+pub(crate) fn dec_ttl(ctx: &impl Pkt, off: usize, family: u8) -> bool {
+    if family == FAMILY_V4 {
+        match ptr_at::<Ipv4Hdr>(ctx, off) {
+            // SAFETY: bounds checked by ptr_at.
+            Some(p) => {
+                unsafe { ipv4_ttl_dec(&mut *p) };
+                true
+            }
+            None => false,
+        }
+    } else {
+        match ptr_at::<Ipv6Hdr>(ctx, off) {
+            // SAFETY: bounds checked by ptr_at.
+            Some(p) => {
+                unsafe { (*p).hop_limit -= 1 };
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// Which way a packet goes through a tunnel, for counters and billing.
@@ -381,8 +316,17 @@ pub(crate) enum Dir {
     Down,
 }
 
-/// Encapsulates the subscriber's packet into tunnel `tunnel_id` with `key`
-/// and sends it: XDP redirect when the next hop is resolved, otherwise
+/// How a subscriber's packet goes into a tunnel: which tunnel, with which
+/// GRE key, counted for which subscriber.
+#[derive(Clone, Copy)]
+pub(crate) struct Encap {
+    pub(crate) tunnel_id: u32,
+    pub(crate) key: [u8; 4],
+    pub(crate) sub_id: u32,
+}
+
+/// Encapsulates the subscriber's packet as `e` says and sends it (`dir`: for
+/// the counters): XDP redirect when the next hop is resolved, otherwise
 /// through the kernel (which resolves the neighbour), so no packet is lost to
 /// an unresolved neighbour. Handles too-big first; counts the subscriber's
 /// traffic for every packet that leaves.
@@ -393,14 +337,17 @@ pub(crate) fn tunnel_out<C: Pkt>(
     ifindex: u32,
     l2: &L2,
     inner: &Inner,
-    tunnel_id: u32,
-    key: [u8; 4],
-    sub_id: u32,
+    e: Encap,
     dir: Dir,
-) -> Out {
+) -> Verdict {
+    let Encap {
+        tunnel_id,
+        key,
+        sub_id,
+    } = e;
     let tun = match TUNNELS.get(tunnel_id) {
         Some(t) if t.family != 0 => t,
-        _ => return out(C::DROP, Counter::DropNoTunnel),
+        _ => return Verdict::new(C::DROP, Counter::DropNoTunnel),
     };
     let ok = if dir == Dir::Up {
         Counter::TxEncapUplink
@@ -422,36 +369,36 @@ pub(crate) fn tunnel_out<C: Pkt>(
         let c = unsafe { &*c };
         if now < c.expires && tot <= c.max_len && eq16(&c.remote, &tun.remote) {
             if !dec_ttl(ctx, l2.len, inner.family) {
-                return out(C::DROP, Counter::DropMalformed);
+                return Verdict::new(C::DROP, Counter::DropMalformed);
             }
             if !encap_cached(ctx, l2.len, inner, tun.family == FAMILY_V6, key, c) {
-                return out(C::DROP, Counter::DropAdjustFailed);
+                return Verdict::new(C::DROP, Counter::DropAdjustFailed);
             }
             account(sub_id, inner.len, dir == Dir::Up);
-            return out(redirect(c.ifindex), ok);
+            return Verdict::new(redirect(c.ifindex), ok);
         }
     }
     let nh = fib(ctx, ifindex, tun.family, &tun.local, &tun.remote, tot);
     if nh.rc == FIB_FRAG_NEEDED {
         if !inner.df {
-            return out(C::DROP, Counter::DropTooBigNoDf);
+            return Verdict::new(C::DROP, Counter::DropTooBigNoDf);
         }
-        return TOO_BIG | (nh.mtu.saturating_sub(overhead) as u32) << 8;
+        return Verdict::too_big(nh.mtu.saturating_sub(overhead));
     }
     if nh.rc != FIB_SUCCESS && nh.rc != FIB_NO_NEIGH {
-        return out(C::DROP, Counter::DropNoRoute);
+        return Verdict::new(C::DROP, Counter::DropNoRoute);
     }
     if !dec_ttl(ctx, l2.len, inner.family) {
-        return out(C::DROP, Counter::DropMalformed);
+        return Verdict::new(C::DROP, Counter::DropMalformed);
     }
     if nh.rc == FIB_NO_NEIGH {
         // To the kernel, addressed to ourselves at L2: it routes the GRE packet and
         // resolves the neighbour; later packets find it and stay in XDP.
         if !encap(ctx, l2.len, inner, tun, key, l2.eth.src, iface.mac) {
-            return out(C::DROP, Counter::DropAdjustFailed);
+            return Verdict::new(C::DROP, Counter::DropAdjustFailed);
         }
         account(sub_id, inner.len, dir == Dir::Up);
-        return out(C::PASS, Counter::PassNoNeigh);
+        return Verdict::new(C::PASS, Counter::PassNoNeigh);
     }
     if let Some(c) = cache {
         // SAFETY: per-CPU slot of this CPU.
@@ -476,8 +423,8 @@ pub(crate) fn tunnel_out<C: Pkt>(
         }
     }
     if !encap(ctx, l2.len, inner, tun, key, nh.smac, nh.dmac) {
-        return out(C::DROP, Counter::DropAdjustFailed);
+        return Verdict::new(C::DROP, Counter::DropAdjustFailed);
     }
     account(sub_id, inner.len, dir == Dir::Up);
-    out(redirect(nh.ifindex), ok)
+    Verdict::new(redirect(nh.ifindex), ok)
 }

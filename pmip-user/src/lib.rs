@@ -23,6 +23,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod dataplane;
 pub mod fastpath;
+pub mod fastpath_log;
 pub mod mac;
 #[cfg(test)]
 mod pcap;

@@ -770,8 +770,9 @@ pub fn output_interruptible(mut cmd: Command) -> Result<std::process::Output> {
 
 // ---------------------------------------------------------------- the lab
 
-/// XDP pass programs on the far ends of veths the gateways transmit into.
-struct PassPrograms(#[allow(dead_code)] Vec<pmip_user::fastpath::FastPath>);
+/// XDP pass programs (of the test object) on the far ends of veths the
+/// gateways transmit into; attached while the objects live.
+struct PassPrograms(#[allow(dead_code)] Vec<aya::Ebpf>);
 
 pub struct Lab {
     pub opts: LabOpts,
@@ -936,15 +937,13 @@ impl Lab {
     /// (native mode veths drop XDP frames towards a peer without one).
     pub fn attach_pass(&mut self) -> Result<()> {
         let mut v = Vec::new();
-        let load = |ns: &Netns, ifs: Vec<String>| -> Result<pmip_user::fastpath::FastPath> {
-            ns.run_in(move || -> Result<pmip_user::fastpath::FastPath> {
-                let mut fp = pmip_user::fastpath::FastPath::load(
-                    &pmip_user::fastpath::LoadOptions::default(),
-                )?;
+        let load = |ns: &Netns, ifs: Vec<String>| -> Result<aya::Ebpf> {
+            ns.run_in(move || -> Result<aya::Ebpf> {
+                let mut ebpf = pmip_user::fastpath::load_test_object()?;
                 for i in &ifs {
-                    fp.attach_pass(i)?;
+                    pmip_user::fastpath::attach_pass(&mut ebpf, i)?;
                 }
-                Ok(fp)
+                Ok(ebpf)
             })?
         };
         let mut sw = vec!["pcn".to_string()];

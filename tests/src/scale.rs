@@ -23,7 +23,7 @@ use pmip_user::fastpath::{PASS_PROGRAM, PROGRAM};
 use serde_json::{json, Value};
 
 use crate::fixture::*;
-use crate::tput::{median, spread};
+use crate::tput::{median, spread, BenchProgs};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -99,6 +99,8 @@ struct Path {
 struct Table {
     n: u32,
     fx: Fixture,
+    /// The test object, for the `xdp_pass` baseline.
+    bench: BenchProgs,
     paths: Vec<Path>,
     install_secs: f64,
     /// Growth of this process's RSS while installing (the loader's own state per binding).
@@ -268,10 +270,12 @@ fn build(n: u32) -> Result<Table> {
         .collect();
     let mut paths = paths;
     paths.extend(hot);
-    fx.fp.loaded_program(PASS_PROGRAM)?;
+    let mut bench = BenchProgs::load()?;
+    bench.prog(PASS_PROGRAM)?;
     Ok(Table {
         n,
         fx,
+        bench,
         paths,
         install_secs,
         rss_bytes_per_binding,
@@ -398,7 +402,9 @@ pub fn scale(cfg: &Config) -> Result<Value> {
         .collect();
     for _ in 0..cfg.rounds {
         for (ti, t) in tables.iter_mut().enumerate() {
-            let Table { fx, paths, .. } = t;
+            let Table {
+                fx, bench, paths, ..
+            } = t;
             let Fixture { ns, fp, .. } = fx;
             let fx_ns = &*ns;
             let runs = cfg.runs;
@@ -407,7 +413,11 @@ pub fn scale(cfg: &Config) -> Result<Value> {
             let per_round: Vec<f64> = crate::tput::within(fx_ns, || {
                 let mut v = Vec::new();
                 for p in paths.iter() {
-                    let prog = fp.loaded_program(p.program)?;
+                    let prog = if p.program == PASS_PROGRAM {
+                        &*bench.prog(PASS_PROGRAM)?
+                    } else {
+                        fp.loaded_program(p.program)?
+                    };
                     let r = ns_per_packet(prog, p, runs);
                     let x = match r {
                         Ok(x) => x,

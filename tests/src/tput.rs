@@ -7,7 +7,7 @@
 //! gen [gst0] ─────────────────────────────────────────────── [sst0] sink   (straight pair)
 //! ```
 //!
-//! Frames come from `tg_gen` (pmip-ebpf/src/trafficgen.rs) run with
+//! Frames come from `tg_gen` (pmip-ebpf/src/test/trafficgen.rs) run with
 //! BPF_PROG_TEST_RUN in live-frames mode, one thread per CPU, each its own
 //! flow (UDP port) and so its own veth queue; they are counted and dropped by
 //! `tg_sink` on the sink's veth. Only what reaches the sink counts; what was
@@ -35,10 +35,12 @@ use anyhow::{anyhow, bail, Context, Result};
 use aya::maps::{Array, DevMap, HashMap, PerCpuArray};
 use aya::programs::xdp::XdpLinkId;
 use aya::programs::{Xdp, XdpMode};
-use aya::{Ebpf, EbpfLoader};
-use pmip_common::{maps, role, AccessKey, AccessSubscriber};
+use aya::Ebpf;
+use pmip_common::{role, AccessKey, AccessSubscriber};
 use pmip_user::dataplane::{AccessBinding, AccessPoint, AnchorBinding, TunnelEnds};
-use pmip_user::fastpath::{default_object_path, AttachMode, FastPath, IfaceSpec, LoadOptions};
+use pmip_user::fastpath::{
+    load_test_object, loaded_xdp, AttachMode, FastPath, IfaceSpec, LoadOptions,
+};
 use pmip_user::sys::{iface_mac, ifindex};
 use serde_json::{json, Value};
 
@@ -188,8 +190,9 @@ fn xps(ns: &Netns, dev: &str, q: usize) -> Result<()> {
 
 // ---- the benchmark programs of the object ----
 
-/// The object loaded for its benchmark programs (tg_gen, tg_sink, tg_fwd);
-/// subscriber maps kept tiny. Links are detached on `detach_all` or drop.
+/// The benchmark and test programs' object (pmip-ebpf-test.o), loaded for
+/// its benchmark programs (tg_gen, tg_sink, tg_fwd, bench_min_fwd, the
+/// per-packet baselines). Links are detached on `detach_all` or drop.
 pub struct BenchProgs {
     pub ebpf: Ebpf,
     links: Vec<(&'static str, XdpLinkId)>,
@@ -197,37 +200,14 @@ pub struct BenchProgs {
 
 impl BenchProgs {
     pub fn load() -> Result<Self> {
-        let mut l = EbpfLoader::new();
-        for m in [
-            maps::ACCESS_BY_MAC,
-            maps::ACCESS_BY_KEY,
-            maps::ANCHOR_BY_HOME4,
-            maps::ANCHOR_BY_HNP,
-            maps::ANCHOR_BY_KEY,
-            maps::SUB_STATS,
-        ] {
-            l.map_max_entries(m, 16);
-        }
-        let obj = default_object_path();
-        let ebpf = l
-            .load_file(&obj)
-            .with_context(|| format!("loading {}", obj.display()))?;
         Ok(BenchProgs {
-            ebpf,
+            ebpf: load_test_object()?,
             links: Vec::new(),
         })
     }
 
-    pub fn prog(&mut self, name: &'static str) -> Result<&mut Xdp> {
-        let p: &mut Xdp = self
-            .ebpf
-            .program_mut(name)
-            .ok_or_else(|| anyhow!("{name} missing"))?
-            .try_into()?;
-        if p.fd().is_err() {
-            p.load().with_context(|| format!("loading {name}"))?;
-        }
-        Ok(p)
+    pub fn prog(&mut self, name: &str) -> Result<&mut Xdp> {
+        loaded_xdp(&mut self.ebpf, name)
     }
 
     /// Attach (call from a thread inside the interface's namespace).
@@ -279,12 +259,13 @@ impl BenchProgs {
         Ok(())
     }
 
-    /// The one subscriber `bench_min_fwd` looks up (ingress ifindex, source MAC).
+    /// The one subscriber `bench_min_fwd` and `tg_cost_hash` look up (ingress
+    /// ifindex, source MAC).
     pub fn set_min_fwd_key(&mut self, ifindex: u32, mac: [u8; 6]) -> Result<()> {
         let mut m: HashMap<_, AccessKey, AccessSubscriber> = HashMap::try_from(
             self.ebpf
-                .map_mut(maps::ACCESS_BY_MAC)
-                .ok_or_else(|| anyhow!("ACCESS_BY_MAC"))?,
+                .map_mut("BENCH_SUBSCRIBERS")
+                .ok_or_else(|| anyhow!("BENCH_SUBSCRIBERS"))?,
         )?;
         // SAFETY: plain old data; all-zero is a valid value.
         let v: AccessSubscriber = unsafe { std::mem::zeroed() };

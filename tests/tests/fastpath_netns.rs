@@ -108,27 +108,26 @@ fn lab(offload: bool) -> Lab {
 }
 
 /// Far ends of the veths the gateways transmit into: in native mode a veth
-/// only receives XDP frames when its own end runs an XDP program.
-fn start_pass(ns: &Netns, ifaces: &'static [&'static str]) -> FastPath {
+/// only receives XDP frames when its own end runs an XDP program (the pass
+/// program of the test object; attached while the value lives).
+fn start_pass(ns: &Netns, ifaces: &'static [&'static str]) -> aya::Ebpf {
     ns.run_in(move || {
-        let mut fp = FastPath::load(&LoadOptions::default()).unwrap();
+        let mut ebpf = pmip_user::fastpath::load_test_object().unwrap();
         for i in ifaces {
-            fp.attach_pass(i).unwrap();
+            pmip_user::fastpath::attach_pass(&mut ebpf, i).unwrap();
         }
-        fp
+        ebpf
     })
     .unwrap()
 }
 
-/// Makes the subscriber's s0 a VLAN port (pmip-ebpf/src/testprogs.rs: this
+/// Makes the subscriber's s0 a VLAN port (pmip-ebpf/src/test/vlan.rs: this
 /// kernel has no 8021q module): tagged on the way out, and only frames
 /// tagged with the id come in. The programs stay attached while the value lives.
 fn tag_subscriber(ns: &Netns) -> aya::Ebpf {
     use aya::programs::{tc::TcAttachType, SchedClassifier};
     ns.run_in(|| {
-        let mut ebpf = aya::EbpfLoader::new()
-            .load_file(pmip_user::fastpath::default_object_path())
-            .unwrap();
+        let mut ebpf = pmip_user::fastpath::load_test_object().unwrap();
         let _ = aya::programs::tc::qdisc_add_clsact("s0");
         for (name, dir) in [
             ("test_vlan_tag", TcAttachType::Egress),

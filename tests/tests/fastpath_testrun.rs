@@ -184,15 +184,32 @@ fn fixture_table_tc_with_home_pools() {
     table(Prog::Tc, anchor_pools());
 }
 
+/// The same table with the slow paths' debug events on (pmip-ebpf/src/log.rs):
+/// logging changes no verdict, byte or counter.
+#[test]
+fn fixture_table_logging() {
+    table_with(Prog::Xdp, true, Vec::new());
+}
+
+#[test]
+fn fixture_table_tc_logging() {
+    table_with(Prog::Tc, true, Vec::new());
+}
+
 /// The table, against a fresh fixture (its maps, counters and new-MAC rate
 /// limit start empty).
 fn table(prog: Prog, home_pools: Vec<pmip_user::fastpath::HomePoolSpec>) {
+    table_with(prog, false, home_pools)
+}
+
+fn table_with(prog: Prog, log_events: bool, home_pools: Vec<pmip_user::fastpath::HomePoolSpec>) {
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
     }
     let opts = pmip_user::fastpath::LoadOptions {
         home_pools,
+        log_events,
         ..Default::default()
     };
     let fx = setup_with(1500, opts).expect("fixture");

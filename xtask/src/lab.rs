@@ -52,7 +52,8 @@ pub fn run_lab(a: &LabArgs, obj: &Path) -> Result<()> {
         &a.transport,
     ])
     .current_dir(crate::root())
-    .env("PMIP_EBPF_OBJECT", obj);
+    .env("PMIP_EBPF_OBJECT", obj)
+    .env("PMIP_EBPF_TEST_OBJECT", crate::test_object(obj));
     if a.pmipv4 {
         c.arg("--pmipv4");
     }

@@ -19,7 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Build the eBPF object (release, nightly, -Z build-std=core) into target/bpf/pmip-ebpf.o.
+    /// Build the eBPF objects (release, nightly, -Z build-std=core) into target/bpf/:
+    /// pmip-ebpf.o (the fast path pmipd loads) and pmip-ebpf-test.o (benchmark and test programs).
     BuildEbpf,
     /// Install what is missing, build everything, run the whole test suite.
     Test {
@@ -150,7 +151,13 @@ pub fn setup() -> Result<()> {
     ensure_toolchain()
 }
 
-/// Builds the eBPF object and copies it to target/bpf/pmip-ebpf.o.
+/// The object of the benchmark and test programs, beside the fast path's `obj`.
+pub fn test_object(obj: &Path) -> PathBuf {
+    obj.with_file_name("pmip-ebpf-test.o")
+}
+
+/// Builds the eBPF objects and copies them to target/bpf/: pmip-ebpf.o (the
+/// fast path; returned) and pmip-ebpf-test.o (see [`test_object`]).
 pub fn build_ebpf() -> Result<PathBuf> {
     ensure_toolchain()?;
     let dir = root().join("pmip-ebpf");
@@ -172,12 +179,17 @@ pub fn build_ebpf() -> Result<PathBuf> {
         .env_remove("CARGO_TARGET_DIR")
         .env("RUSTFLAGS", "-Cdebuginfo=2 -Clink-arg=--btf"))
     .context("building pmip-ebpf")?;
-    let built = dir.join("target/bpfel-unknown-none/release/pmip-ebpf");
     let out_dir = root().join("target/bpf");
     std::fs::create_dir_all(&out_dir)?;
     let out = out_dir.join("pmip-ebpf.o");
-    std::fs::copy(&built, &out).with_context(|| format!("copying {}", built.display()))?;
-    eprintln!("xtask: eBPF object at {}", out.display());
+    for (bin, to) in [
+        ("pmip-ebpf", out.clone()),
+        ("pmip-ebpf-test", test_object(&out)),
+    ] {
+        let built = dir.join("target/bpfel-unknown-none/release").join(bin);
+        std::fs::copy(&built, &to).with_context(|| format!("copying {}", built.display()))?;
+        eprintln!("xtask: eBPF object at {}", to.display());
+    }
     Ok(out)
 }
 
@@ -188,7 +200,8 @@ fn test(args: &[String]) -> Result<()> {
         .args(["test", "--workspace", "--no-fail-fast"])
         .args(args)
         .current_dir(root())
-        .env("PMIP_EBPF_OBJECT", &obj))
+        .env("PMIP_EBPF_OBJECT", &obj)
+        .env("PMIP_EBPF_TEST_OBJECT", test_object(&obj)))
 }
 
 /// Renders docs/bench/*.png from bench-results/*.json (xtask/plot_bench.py,
@@ -236,7 +249,8 @@ fn main() -> Result<()> {
                 ])
                 .args(&names)
                 .current_dir(root())
-                .env("PMIP_EBPF_OBJECT", &obj))?;
+                .env("PMIP_EBPF_OBJECT", &obj)
+                .env("PMIP_EBPF_TEST_OBJECT", test_object(&obj)))?;
             plot()
         }
         Cmd::Setup => setup(),

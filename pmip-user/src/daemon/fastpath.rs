@@ -53,7 +53,12 @@ pub(super) fn load(cfg: &Config, object: &std::path::Path) -> Result<SharedDp> {
             .iter()
             .any(|p| matches!(p, HomePoolSpec::V6 { .. })),
         home_pools,
+        // The fast path's slow-path events cost nothing unless someone reads them.
+        log_events: tracing::enabled!(target: "pmip_ebpf", tracing::Level::DEBUG),
     })?;
+    if tracing::enabled!(target: "pmip_ebpf", tracing::Level::DEBUG) {
+        crate::fastpath_log::spawn(&fp)?;
+    }
     Ok(SharedDp(Arc::new(Mutex::new(fp))))
 }
 

@@ -8,6 +8,7 @@ use anyhow::{anyhow, Context, Result};
 use aya::maps::{Array, HashMap};
 use aya::programs::links::FdLink;
 use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
+use aya::Ebpf;
 use pmip_common::{maps, IfaceConfig};
 
 use super::{map_err, FastPath, PASS_PROGRAM, PROGRAM, TC_EGRESS_PROGRAM, TC_INGRESS_PROGRAM};
@@ -189,27 +190,15 @@ impl FastPath {
         Ok(())
     }
 
-    /// Another program of the object (the benchmarks' baselines), loaded on first use.
+    /// Another XDP program of the object, loaded on first use.
     pub fn loaded_program(&mut self, name: &str) -> Result<&Xdp> {
-        let prog: &mut Xdp = self
-            .ebpf
-            .program_mut(name)
-            .ok_or_else(|| anyhow!("program {name} missing"))?
-            .try_into()?;
-        if prog.fd().is_err() {
-            prog.load().with_context(|| format!("loading {name}"))?;
-        }
-        Ok(prog)
+        Ok(loaded_xdp(&mut self.ebpf, name)?)
     }
 
-    /// Attaches the pass-everything program in native mode: a veth peer needs an
-    /// XDP program for native XDP_TX/redirect into the pair to be received.
+    /// Attaches the pass-everything program (see [`attach_pass`]): pmipd's
+    /// `xdp-pass` and static role `pass`.
     pub fn attach_pass(&mut self, iface: &str) -> Result<()> {
-        self.loaded_program(PASS_PROGRAM)?;
-        let prog: &mut Xdp = self.ebpf.program_mut(PASS_PROGRAM).unwrap().try_into()?;
-        prog.attach(iface, XdpMode::Driver)
-            .with_context(|| format!("attaching {PASS_PROGRAM} to {iface}"))?;
-        Ok(())
+        attach_pass(&mut self.ebpf, iface)
     }
 
     /// Attaches `pmip_tc_egress` on the interface's egress (TCX on this kernel).
@@ -241,4 +230,26 @@ impl FastPath {
         }
         Ok(())
     }
+}
+
+/// XDP program `name` of `ebpf`, verified on first use.
+pub fn loaded_xdp<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
+    let prog: &mut Xdp = ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("program {name} missing"))?
+        .try_into()?;
+    if prog.fd().is_err() {
+        prog.load().with_context(|| format!("loading {name}"))?;
+    }
+    Ok(prog)
+}
+
+/// Attaches [`PASS_PROGRAM`] of `ebpf` (either object) in native mode: a
+/// veth peer needs an XDP program for native XDP_TX/redirect into the pair
+/// to be received. Attached while `ebpf` lives.
+pub fn attach_pass(ebpf: &mut Ebpf, iface: &str) -> Result<()> {
+    loaded_xdp(ebpf, PASS_PROGRAM)?
+        .attach(iface, XdpMode::Driver)
+        .with_context(|| format!("attaching {PASS_PROGRAM} to {iface}"))?;
+    Ok(())
 }

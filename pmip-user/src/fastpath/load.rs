@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use aya::maps::MapData;
 use aya::programs::Xdp;
-use aya::EbpfLoader;
+use aya::{Ebpf, EbpfLoader};
 use pmip_common::{flags, maps, AccessDownlink, AnchorDownlink, AnchorUplink};
 
 use super::pools::HomePoolSpec;
@@ -42,18 +42,40 @@ const MAP_NAMES: [&str; 21] = [
 /// Where the eBPF object is: `$PMIP_EBPF_OBJECT`, next to the executable, or
 /// where `cargo xtask build-ebpf` puts it in this checkout.
 pub fn default_object_path() -> PathBuf {
-    if let Ok(p) = std::env::var("PMIP_EBPF_OBJECT") {
+    object_path("PMIP_EBPF_OBJECT", "pmip-ebpf.o")
+}
+
+/// Where the object of the benchmark and test programs is (never loaded by
+/// pmipd): `$PMIP_EBPF_TEST_OBJECT`, next to the executable, or where
+/// `cargo xtask build-ebpf` puts it.
+pub fn default_test_object_path() -> PathBuf {
+    object_path("PMIP_EBPF_TEST_OBJECT", "pmip-ebpf-test.o")
+}
+
+fn object_path(var: &str, file: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(var) {
         return PathBuf::from(p);
     }
     if let Ok(exe) = std::env::current_exe() {
         if let Some(dir) = exe.parent() {
-            let p = dir.join("pmip-ebpf.o");
+            let p = dir.join(file);
             if p.exists() {
                 return p;
             }
         }
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bpf/pmip-ebpf.o")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/bpf")
+        .join(file)
+}
+
+/// Loads the benchmark and test programs' object ([`default_test_object_path`]):
+/// the pass program for veth peers, the benchmarks' baselines and traffic
+/// generator, the tests' VLAN port, with their own maps. Programs are
+/// verified on first use ([`super::attach::loaded_xdp`]).
+pub fn load_test_object() -> Result<Ebpf> {
+    let path = default_test_object_path();
+    Ebpf::load_file(&path).with_context(|| format!("loading eBPF object {}", path.display()))
 }
 
 #[derive(Clone, Debug)]
@@ -74,6 +96,11 @@ pub struct LoadOptions {
     /// The anchor's home pools: their members are found by their place in
     /// the pool (arrays) instead of in a hash.
     pub home_pools: Vec<HomePoolSpec>,
+    /// Log the fast path's slow-path debug events (drops with their reason,
+    /// FIB misses, new MACs; pmip-ebpf/src/log.rs), to be forwarded into
+    /// tracing by [`crate::fastpath_log::spawn`]. Off (the default), the
+    /// verifier removes the logging code: forwarding costs what it did without.
+    pub log_events: bool,
 }
 
 /// Which side of the tunnel a gateway is.
@@ -92,6 +119,7 @@ impl Default for LoadOptions {
             role: None,
             home_prefixes: true,
             home_pools: Vec::new(),
+            log_events: false,
         }
     }
 }
@@ -163,6 +191,9 @@ impl FastPath {
         })?;
         loader.map_max_entries(maps::SUB_STATS, stats_entries);
         loader.override_global(maps::SUB_STATS_STRIDE, &stride, true);
+        // Required only to turn logging on: an object from before it loads with it off.
+        let log_events = u32::from(opts.log_events);
+        loader.override_global(maps::LOG_EVENTS, &log_events, opts.log_events);
         for (m, p) in &pins {
             loader.map_pin_path(m, p.as_path());
         }

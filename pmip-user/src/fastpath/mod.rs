@@ -29,8 +29,11 @@ mod pools;
 mod slots;
 mod stats;
 
-pub use attach::{AttachMode, Attached, IfaceSpec};
-pub use load::{default_object_path, high_homes, high_keys, unpin_all, GatewayRole, LoadOptions};
+pub use attach::{attach_pass, loaded_xdp, AttachMode, Attached, IfaceSpec};
+pub use load::{
+    default_object_path, default_test_object_path, high_homes, high_keys, load_test_object,
+    unpin_all, GatewayRole, LoadOptions,
+};
 pub use pools::HomePoolSpec;
 
 pub const PROGRAM: &str = "pmip_xdp";
@@ -41,7 +44,8 @@ pub const TC_EGRESS_PROGRAM: &str = "pmip_tc_egress";
 /// The fast path at TC ingress (`AttachMode::Tc`): where XDP cannot attach.
 pub const TC_INGRESS_PROGRAM: &str = "pmip_tc_ingress";
 
-/// The pass-everything program (see `pmip-ebpf`): for the far end of veths.
+/// The pass-everything program (pmip-ebpf/src/pass.rs), in both objects:
+/// for the far end of veths.
 pub const PASS_PROGRAM: &str = "xdp_pass";
 
 /// The loaded fast path.

@@ -6,6 +6,9 @@
 //! XDP_PASS program and a minimal forwarder (one hash lookup,
 //! `bpf_fib_lookup`, redirect) on the same packet; and the same paths as
 //! `pmip_tc_ingress` (the TC fast path, on an skb).
+//! `PMIP_BENCH_OBJECT_B=path`: the fast path's rows again for a second object
+//! (another build), each case timed right after PMIP_EBPF_OBJECT's in the
+//! same rounds — the A/B that compares two builds on a noisy host.
 //!
 //! `handover`: the lab's daemons, a steady UDP stream each way, the
 //! subscriber moved between the access gateways several times; the gap and
@@ -31,6 +34,7 @@ const ROUNDS: usize = 7;
 /// Single runs per case per round; the round's figure is their median.
 const RUNS: usize = 4000;
 
+#[derive(Clone)]
 struct Case {
     name: &'static str,
     program: &'static str,
@@ -99,6 +103,20 @@ fn per_packet() -> Result<serde_json::Value> {
     )?;
     let (acc, core, acore, cn) = (fx.acc, fx.core, fx.acore, fx.cn);
     let mut fp = fx.fp;
+    // PMIP_BENCH_OBJECT_B: a second fast path object (another build), timed
+    // beside PMIP_EBPF_OBJECT in the same rounds, case by case: its rows
+    // follow, prefixed "B: ". The host is noisy; only a same-run A/B compares.
+    let mut fx_b = match std::env::var_os("PMIP_BENCH_OBJECT_B") {
+        Some(object) => Some(setup_with(
+            1500,
+            pmip_user::fastpath::LoadOptions {
+                object: object.into(),
+                home_pools: anchor_pools(),
+                ..Default::default()
+            },
+        )?),
+        None => None,
+    };
     let rows = fx
         .ns
         .run_in(move || -> Result<Vec<(String, f64, f64, f64, f64)>> {
@@ -259,7 +277,7 @@ fn per_packet() -> Result<serde_json::Value> {
                     frame: a_up_tc,
                     verdict: 7,
                 },
-                // Single operations of the fast path (pmip-ebpf/src/trafficgen.rs),
+                // Single operations of the fast path (pmip-ebpf/src/test/cost.rs),
                 // each then XDP_PASS: their cost is the difference to xdp_pass.
                 Case {
                     name: "op: bpf_ktime_get_ns",
@@ -320,53 +338,85 @@ fn per_packet() -> Result<serde_json::Value> {
             ];
             // An object from before the TC path (PMIP_EBPF_OBJECT, to compare
             // with) has no pmip_tc_ingress: its rows are left out.
-            if fp.load_tc_program().is_err() {
+            if fp.load_tc_program().is_err()
+                || fx_b
+                    .as_mut()
+                    .is_some_and(|b| b.fp.load_tc_program().is_err())
+            {
                 cases.retain(|c| c.program != TC_INGRESS_PROGRAM);
             }
-            fp.loaded_program(PASS_PROGRAM)?;
-            fp.loaded_program("bench_min_fwd")?;
-            for p in [
-                "tg_fwd",
-                "tg_cost_ktime",
-                "tg_cost_ktime_coarse",
-                "tg_cost_jiffies",
-                "tg_cost_hash",
-                "tg_cost_array",
-                "tg_cost_fib",
-                "tg_cost_adjust",
-                "tg_cost_percpu",
-            ] {
-                fp.loaded_program(p)?;
+            // The fast path's cases on fixture B: same frames, B's interfaces.
+            let b_cases: Vec<(usize, Case)> = match &fx_b {
+                Some(b) => cases
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.program == PROGRAM || c.program == TC_INGRESS_PROGRAM)
+                    .map(|(i, c)| {
+                        let ifindex = [(acc, b.acc), (core, b.core), (acore, b.acore), (cn, b.cn)]
+                            .into_iter()
+                            .find(|(a, _)| *a == c.ifindex)
+                            .map_or(c.ifindex, |(_, b)| b);
+                        (
+                            i,
+                            Case {
+                                ifindex,
+                                ..c.clone()
+                            },
+                        )
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            // The baselines and single operations: the test object's programs,
+            // its subscriber table holding the one the baselines look up.
+            let mut bench = tput::BenchProgs::load()?;
+            bench.set_min_fwd_key(acc, SUB1_MAC)?;
+            for c in &cases {
+                if c.program != PROGRAM && c.program != TC_INGRESS_PROGRAM {
+                    bench.prog(c.program)?;
+                }
             }
-            let mut samples = vec![Vec::new(); cases.len()];
+            let mut samples = vec![Vec::new(); cases.len() + b_cases.len()];
             // Interleave: every round runs every case once, so drift and noise
             // from the shared host hit all cases alike.
             for _ in 0..ROUNDS {
                 for (i, c) in cases.iter().enumerate() {
                     let ns = if c.program == TC_INGRESS_PROGRAM {
                         ns_per_packet(fp.tc_program()?, c)?
+                    } else if c.program == PROGRAM {
+                        ns_per_packet(fp.program()?, c)?
                     } else {
-                        ns_per_packet(fp.loaded_program(c.program)?, c)?
+                        ns_per_packet(&*bench.prog(c.program)?, c)?
                     };
                     samples[i].push(ns);
+                    // Right after A's run of the same case, in B's namespace.
+                    for (k, (_, bc)) in b_cases.iter().enumerate().filter(|(_, (j, _))| *j == i) {
+                        let b = fx_b.as_ref().expect("B cases come from fixture B");
+                        let ns = tput::within(&b.ns, || {
+                            if bc.program == TC_INGRESS_PROGRAM {
+                                ns_per_packet(b.fp.tc_program()?, bc)
+                            } else {
+                                ns_per_packet(b.fp.program()?, bc)
+                            }
+                        })?;
+                        samples[cases.len() + k].push(ns);
+                    }
                 }
             }
             let mut medians: Vec<f64> = samples.iter().map(|s| median(&mut s.clone())).collect();
             let pass = medians[0];
             let min_fwd = medians[1];
             let mut rows = Vec::new();
-            for (i, c) in cases.iter().enumerate() {
+            let names = cases
+                .iter()
+                .map(|c| c.name.to_string())
+                .chain(b_cases.iter().map(|(_, c)| format!("B: {}", c.name)));
+            for (i, name) in names.enumerate() {
                 let s = &mut samples[i];
                 s.sort_by(|a, b| a.partial_cmp(b).unwrap());
                 let m = medians[i];
                 let net = (m - pass).max(0.0) / (min_fwd - pass).max(1.0);
-                rows.push((
-                    c.name.to_string(),
-                    m,
-                    s[s.len() - 1] - s[0],
-                    m / min_fwd,
-                    net,
-                ));
+                rows.push((name, m, s[s.len() - 1] - s[0], m / min_fwd, net));
             }
             medians.clear();
             Ok(rows)

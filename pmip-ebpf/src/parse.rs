@@ -1,5 +1,56 @@
-//! The subscriber's IP packet inside the frame or tunnel: parse, TTL.
-use super::*;
+//! Parse: the frame's L2 header as received, and the subscriber's IP
+//! packet inside the frame or the tunnel — what the paths look up by.
+use pmip_common::{FAMILY_V4, FAMILY_V6, IPV6_HDR_LEN};
+
+use crate::ctx::Pkt;
+use crate::hdr::{
+    be16, load_u32, ptr_at, read_at, EthHdr, Ipv4Hdr, Ipv6Hdr, VlanHdr, ETH_HLEN, ETH_P_8021AD,
+    ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, VLAN_HLEN,
+};
+
+/// Ethernet (with at most one 802.1Q tag) as received.
+#[derive(Clone, Copy)]
+pub(crate) struct L2 {
+    pub(crate) eth: EthHdr,
+    pub(crate) vlan: u16,
+    /// Bytes before the L3 header: 14, or 18 with a VLAN tag.
+    pub(crate) len: usize,
+    pub(crate) proto: u16,
+}
+
+/// A GRE packet from a tunnel peer once its header checked out
+/// (dispatch::gre_in): the outer family and source, the key, and where the
+/// inner packet starts and what it is.
+#[derive(Clone, Copy)]
+pub(crate) struct GreIn<'a> {
+    pub(crate) family: u8,
+    pub(crate) src: &'a [u8; 16],
+    pub(crate) key: [u8; 4],
+    pub(crate) inner_off: usize,
+    pub(crate) ethertype: u16,
+}
+
+#[inline(always)]
+pub(crate) fn parse_l2(ctx: &impl Pkt) -> Option<L2> {
+    let eth: EthHdr = read_at(ctx, 0)?;
+    let proto = be16(eth.proto);
+    if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+        let v: VlanHdr = read_at(ctx, ETH_HLEN)?;
+        return Some(L2 {
+            eth,
+            vlan: be16(v.tci) & 0x0fff,
+            len: ETH_HLEN + VLAN_HLEN,
+            proto: be16(v.proto),
+        });
+    }
+    // At TC ingress the kernel has moved an 802.1Q tag into metadata.
+    Some(L2 {
+        eth,
+        vlan: ctx.meta_vlan(),
+        len: ETH_HLEN,
+        proto,
+    })
+}
 
 /// A 16-byte address (IPv4 in the first 4), 4-byte aligned so that the
 /// compiler copies, zeroes and compares it in words, not bytes.
@@ -106,38 +157,5 @@ fn load_addr(p: usize) -> Addr {
             load_u32(p + 8),
             load_u32(p + 12),
         ])
-    }
-}
-
-/// Decrements the inner TTL / hop limit as a router would (caller checked > 1).
-#[inline(always)]
-pub(crate) fn dec_ttl(ctx: &impl Pkt, off: usize, family: u8) -> bool {
-    if family == FAMILY_V4 {
-        match ptr_at::<Ipv4Hdr>(ctx, off) {
-            // SAFETY: bounds checked by ptr_at.
-            Some(p) => {
-                unsafe { ipv4_ttl_dec(&mut *p) };
-                true
-            }
-            None => false,
-        }
-    } else {
-        match ptr_at::<Ipv6Hdr>(ctx, off) {
-            // SAFETY: bounds checked by ptr_at.
-            Some(p) => {
-                unsafe { (*p).hop_limit -= 1 };
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-#[inline(always)]
-pub(crate) fn ethertype_of(family: u8) -> u16 {
-    if family == FAMILY_V6 {
-        ETH_P_IPV6
-    } else {
-        ETH_P_IP
     }
 }

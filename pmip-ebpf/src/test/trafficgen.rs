@@ -1,5 +1,6 @@
-//! Benchmark programs only (never attached by pmipd): an in-kernel traffic
-//! generator, a counting sink and a redirect-only forwarder.
+//! The throughput benchmark's programs (never attached by pmipd): an
+//! in-kernel traffic generator, a counting sink and a redirect-only
+//! forwarder.
 //!
 //! `tg_gen` runs under BPF_PROG_TEST_RUN in live-frames mode
 //! (`BPF_F_TEST_XDP_LIVE_FRAMES` with `repeat`): the kernel hands it frames
@@ -41,7 +42,7 @@ static TG_TEMPLATE: Array<[u8; TG_HDR_LEN]> = Array::with_max_entries(TG_MAX_CPU
 static TG_DEV: DevMap = DevMap::with_max_entries(1, 0);
 /// Sink counters: [0] packets, [1] bytes.
 #[map]
-static TG_SINK: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+pub(crate) static TG_SINK: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
 /// Redirect-only rule, slot 0: out ifindex (native endian), source MAC, destination MAC.
 #[map]
 static TG_FWD: Array<[u8; 16]> = Array::with_max_entries(1, 0);
@@ -80,7 +81,7 @@ pub fn tg_sink(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_PASS;
     };
     let port = be16(udp.dst);
-    if port < TG_PORT_BASE || port >= TG_PORT_BASE + TG_PORT_SPAN {
+    if !(TG_PORT_BASE..TG_PORT_BASE + TG_PORT_SPAN).contains(&port) {
         return xdp_action::XDP_PASS;
     }
     let len = (ctx.data_end() - ctx.data()) as u64;
@@ -112,121 +113,4 @@ pub fn tg_fwd(ctx: XdpContext) -> u32 {
     let _ = ctx.as_ptr();
     // SAFETY: helper call; flags 0.
     unsafe { bpf_redirect(ifindex, 0) as u32 }
-}
-
-// ---- cost of single operations, for the per-packet benchmark ----
-//
-// Each does one thing the fast path does per packet, then returns XDP_PASS
-// (XDP_DROP only on a result that cannot happen, so the work is not optimised
-// away). Timed beside `xdp_pass`, the difference is the operation's cost.
-
-/// `bpf_ktime_get_ns` (the encapsulation paths read the clock for their next-hop cache).
-#[xdp]
-pub fn tg_cost_ktime(_ctx: XdpContext) -> u32 {
-    // SAFETY: helper without arguments.
-    let t = unsafe { aya_ebpf::helpers::generated::bpf_ktime_get_ns() };
-    if t == 1 {
-        xdp_action::XDP_DROP
-    } else {
-        xdp_action::XDP_PASS
-    }
-}
-
-/// `bpf_ktime_get_coarse_ns` (tick resolution; enough for a 200 ms expiry).
-#[xdp]
-pub fn tg_cost_ktime_coarse(_ctx: XdpContext) -> u32 {
-    // SAFETY: helper without arguments.
-    let t = unsafe { aya_ebpf::helpers::generated::bpf_ktime_get_coarse_ns() };
-    if t == 1 {
-        xdp_action::XDP_DROP
-    } else {
-        xdp_action::XDP_PASS
-    }
-}
-
-/// One hash lookup that hits: the subscriber in `ACCESS_BY_MAC` by
-/// (ifindex, VLAN 0, source MAC), as the access uplink does for every packet.
-#[xdp]
-pub fn tg_cost_hash(ctx: XdpContext) -> u32 {
-    let Some(eth) = read_at::<EthHdr>(&ctx, 0) else {
-        return xdp_action::XDP_PASS;
-    };
-    let key = pmip_common::AccessKey {
-        ifindex: ctx.ingress_ifindex() as u32,
-        vlan: 0,
-        mac: eth.src,
-    };
-    // SAFETY: plain lookup.
-    match unsafe { crate::maps::ACCESS_BY_MAC.get(&key) } {
-        Some(s) if s.sub_id == u32::MAX => xdp_action::XDP_DROP,
-        _ => xdp_action::XDP_PASS,
-    }
-}
-
-/// One array lookup: the ingress interface in `IFACES` (inlined by the JIT).
-#[xdp]
-pub fn tg_cost_array(ctx: XdpContext) -> u32 {
-    match crate::maps::iface_of(ctx.ingress_ifindex() as u32) {
-        Some(c) if c.role == 0xff => xdp_action::XDP_DROP,
-        _ => xdp_action::XDP_PASS,
-    }
-}
-
-/// `bpf_jiffies64` (the clock of the next-hop caches).
-#[xdp]
-pub fn tg_cost_jiffies(_ctx: XdpContext) -> u32 {
-    // SAFETY: helper without arguments.
-    let t = unsafe { aya_ebpf::helpers::generated::bpf_jiffies64() };
-    if t == 1 {
-        xdp_action::XDP_DROP
-    } else {
-        xdp_action::XDP_PASS
-    }
-}
-
-/// One `bpf_fib_lookup` for the frame's IPv4 destination.
-#[xdp]
-pub fn tg_cost_fib(ctx: XdpContext) -> u32 {
-    let Some(ip) = read_at::<Ipv4Hdr>(&ctx, ETH_HLEN) else {
-        return xdp_action::XDP_PASS;
-    };
-    let mut src = [0u8; 16];
-    let mut dst = [0u8; 16];
-    src[..4].copy_from_slice(&ip.src);
-    dst[..4].copy_from_slice(&ip.dst);
-    let nh = crate::tunnel::fib(
-        &ctx,
-        ctx.ingress_ifindex() as u32,
-        pmip_common::FAMILY_V4,
-        &src,
-        &dst,
-        0,
-    );
-    if nh.rc == 99 {
-        xdp_action::XDP_DROP
-    } else {
-        xdp_action::XDP_PASS
-    }
-}
-
-/// `bpf_xdp_adjust_head` growing the head by an IPv4 + GRE-key header (24 bytes).
-#[xdp]
-pub fn tg_cost_adjust(ctx: XdpContext) -> u32 {
-    // SAFETY: helper call on our own context.
-    let rc = unsafe { aya_ebpf::helpers::generated::bpf_xdp_adjust_head(ctx.ctx, -24) };
-    if rc == 1 {
-        xdp_action::XDP_DROP
-    } else {
-        xdp_action::XDP_PASS
-    }
-}
-
-/// One per-CPU counter increment (every exit of the fast path does one).
-#[xdp]
-pub fn tg_cost_percpu(_ctx: XdpContext) -> u32 {
-    if let Some(p) = TG_SINK.get_ptr_mut(1) {
-        // SAFETY: per-CPU slot of this CPU.
-        unsafe { *p += 1 };
-    }
-    xdp_action::XDP_PASS
 }

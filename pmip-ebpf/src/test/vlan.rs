@@ -1,4 +1,4 @@
-//! Test programs only (never attached by pmipd).
+//! A VLAN subscriber port for the tests (never attached by pmipd).
 //!
 //! `test_vlan_tag` / `test_vlan_untag` make a veth end an 802.1Q subscriber
 //! port on a kernel without the 8021q module (no VLAN devices): on egress
@@ -12,8 +12,8 @@ use aya_ebpf::{
     programs::TcContext,
 };
 
+use crate::ctx::{TC_ACT_OK, TC_ACT_SHOT};
 use crate::hdr::ETH_P_8021Q;
-use crate::tc::{TC_ACT_OK, TC_ACT_SHOT};
 
 /// The VLAN id of `test_vlan_tag` / `test_vlan_untag` (fastpath_netns uses 100).
 pub const TEST_VLAN: u16 = 100;

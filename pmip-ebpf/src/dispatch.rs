@@ -1,0 +1,144 @@
+//! Which path a packet takes: by the role of the interface it arrived on
+//! (`IFACES`) and what the packet is — a subscriber's frame, GRE from a
+//! tunnel peer, or a packet to a home address. Then the path's verdict is
+//! counted and, for ICMP too-big, answered here.
+use pmip_common::{role, Counter, IfaceConfig, FAMILY_V4, FAMILY_V6, GRE_KEYED_LEN, IPV6_HDR_LEN};
+
+use crate::access::{access_downlink, access_uplink};
+use crate::anchor::{anchor_downlink, anchor_uplink};
+use crate::ctx::Pkt;
+use crate::hdr::{
+    be16, ptr_at, read_at, GreKeyHdr, Ipv4Hdr, Ipv6Hdr, ETH_P_IP, ETH_P_IPV6, GRE_C, GRE_K, GRE_R,
+    GRE_S, GRE_VER_MASK, IPPROTO_GRE,
+};
+use crate::icmp::icmp_too_big;
+use crate::maps::{anchor_by_hnp, anchor_by_home4, iface_of};
+use crate::parse::{parse_l2, Addr, GreIn, L2};
+use crate::verdict::{finish, Verdict};
+
+/// The fast path on one packet, XDP or TC ingress: the path's verdict (an
+/// ICMP too-big answered here), counted; returns the action.
+#[inline(always)]
+pub(crate) fn try_fast_path<C: Pkt>(ctx: &C) -> u32 {
+    let mut v = dispatch(ctx);
+    if let Some(mtu) = v.too_big_mtu() {
+        v = icmp_too_big::<C>(ctx.raw(), mtu);
+    }
+    finish(ctx, v)
+}
+
+#[inline(always)]
+fn dispatch<C: Pkt>(ctx: &C) -> Verdict {
+    let ifindex = ctx.ifindex();
+    let iface = match iface_of(ifindex) {
+        Some(c) => c,
+        None => return Verdict::new(C::PASS, Counter::PassNotOurs),
+    };
+    let l2 = match parse_l2(ctx) {
+        Some(l2) => l2,
+        None => return Verdict::new(C::DROP, Counter::DropMalformed),
+    };
+    if iface.role & role::ACCESS != 0 {
+        return access_uplink::<C>(ctx.raw(), iface, ifindex, &l2);
+    }
+    if l2.vlan != 0 {
+        return Verdict::new(C::PASS, Counter::PassNotOurs);
+    }
+    let gre_roles = role::ACCESS_CORE | role::ANCHOR_CORE;
+    let anchor_roles = role::ANCHOR_CN | role::ANCHOR_CORE;
+    match l2.proto {
+        ETH_P_IP => {
+            let ip: &Ipv4Hdr = match ptr_at::<Ipv4Hdr>(ctx, l2.len) {
+                // SAFETY: bounds checked by ptr_at; the packet is not resized while `ip` lives.
+                Some(h) => unsafe { &*h },
+                None => return Verdict::new(C::DROP, Counter::DropMalformed),
+            };
+            if ip.ver_ihl >> 4 != 4 || ip.ver_ihl & 0x0f < 5 {
+                return Verdict::new(C::DROP, Counter::DropMalformed);
+            }
+            if ip.proto == IPPROTO_GRE && iface.role & gre_roles != 0 {
+                if be16(ip.frag_off) & 0x3fff != 0 {
+                    // A fragment of a tunnel packet: we do not reassemble.
+                    return Verdict::new(C::DROP, Counter::DropOuterFragment);
+                }
+                // Built from words: zeroing a byte array compiles to a call
+                // to a byte-loop memset.
+                let src = Addr::from_words([u32::from_ne_bytes(ip.src), 0, 0, 0]);
+                let gre_off = l2.len + ((ip.ver_ihl & 0x0f) as usize) * 4;
+                return gre_in::<C>(ctx.raw(), iface, &l2, gre_off, &src);
+            }
+            if iface.role & anchor_roles != 0 {
+                if let Some(d) = anchor_by_home4(&ip.dst) {
+                    return anchor_downlink::<C>(ctx.raw(), iface, ifindex, &l2, d);
+                }
+            }
+            Verdict::new(C::PASS, Counter::PassNotOurs)
+        }
+        ETH_P_IPV6 => {
+            let ip: &Ipv6Hdr = match ptr_at::<Ipv6Hdr>(ctx, l2.len) {
+                // SAFETY: bounds checked by ptr_at; the packet is not resized while `ip` lives.
+                Some(h) => unsafe { &*h },
+                None => return Verdict::new(C::DROP, Counter::DropMalformed),
+            };
+            if ip.ver_tc_flow[0] >> 4 != 6 {
+                return Verdict::new(C::DROP, Counter::DropMalformed);
+            }
+            if ip.next_hdr == IPPROTO_GRE && iface.role & gre_roles != 0 {
+                return gre_in::<C>(ctx.raw(), iface, &l2, l2.len + IPV6_HDR_LEN, &ip.src);
+            }
+            if iface.role & anchor_roles != 0 {
+                let mut hnp = [0u8; 8];
+                hnp.copy_from_slice(&ip.dst[..8]);
+                if let Some(d) = anchor_by_hnp(&hnp) {
+                    return anchor_downlink::<C>(ctx.raw(), iface, ifindex, &l2, d);
+                }
+            }
+            Verdict::new(C::PASS, Counter::PassNotOurs)
+        }
+        _ => Verdict::new(C::PASS, Counter::PassNotOurs),
+    }
+}
+
+/// A GRE packet arrived on a core interface: validate the header, then
+/// decapsulate for the access gateway or the anchor.
+#[inline(never)]
+fn gre_in<C: Pkt>(
+    raw: *mut C::Raw,
+    iface: &IfaceConfig,
+    l2: &L2,
+    gre_off: usize,
+    src: &[u8; 16],
+) -> Verdict {
+    let ctx = &C::from_raw(raw);
+    let family = if l2.proto == ETH_P_IPV6 {
+        FAMILY_V6
+    } else {
+        FAMILY_V4
+    };
+    let gre: GreKeyHdr = match read_at(ctx, gre_off) {
+        Some(g) => g,
+        None => return Verdict::new(C::DROP, Counter::DropMalformed),
+    };
+    let fl = be16(gre.flags);
+    // RFC 2890: our tunnels carry only a key; checksum, routing and sequence
+    // numbers are never negotiated, and version must be 0 (RFC 2784 §2.3.1).
+    if fl & (GRE_C | GRE_R | GRE_S) != 0 || fl & GRE_VER_MASK != 0 || fl & GRE_K == 0 {
+        return Verdict::new(C::DROP, Counter::DropGreUnsupported);
+    }
+    let ethertype = be16(gre.proto);
+    if ethertype != ETH_P_IP && ethertype != ETH_P_IPV6 {
+        return Verdict::new(C::DROP, Counter::DropGreUnsupported);
+    }
+    let gre = GreIn {
+        family,
+        src,
+        key: gre.key,
+        inner_off: gre_off + GRE_KEYED_LEN,
+        ethertype,
+    };
+    if iface.role & role::ACCESS_CORE != 0 {
+        access_downlink(ctx, l2, gre)
+    } else {
+        anchor_uplink(ctx, iface, l2, gre)
+    }
+}
