@@ -1,4 +1,5 @@
 //! Helpers for the integration tests: network namespaces, veths, cleanup on drop.
+pub mod conformance;
 pub mod fixture;
 pub mod gateway_cases;
 pub mod handover;
