@@ -54,7 +54,9 @@ impl T {
     /// The node's address: `i` 1..=3 for access gateways, 10 for the anchor.
     pub fn addr(self, i: u8) -> IpAddr {
         if self.v6() {
-            IpAddr::V6(Ipv6Addr::new(0xfd00, 0x255, 0, 0, 0, 0, 0, u16::from(i)))
+            // The configs write "fd00:255::{i}": the digits are hex.
+            let g = u16::from_str_radix(&i.to_string(), 16).unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::new(0xfd00, 0x255, 0, 0, 0, 0, 0, g))
         } else {
             IpAddr::V4(Ipv4Addr::new(10, 255, 0, i))
         }
@@ -288,7 +290,6 @@ impl Capture {
         let o = Command::new("tshark")
             .arg("-r")
             .arg(&self.file)
-            .args(["-d", "udp.port==5436,mip6"])
             .args(["-T", "fields", "-E", "separator=|"])
             .args(["-e", "frame.number", "-e", "_ws.col.Info", "-e", "_ws.expert.severity"])
             .args(["-e", "_ws.malformed", "-Y", &src])
@@ -346,6 +347,10 @@ fn common_head(t: T, role: &str, dir: &Path, me: u8) -> String {
         t.protocol(),
         dir.join(format!("{role}.sock")).display()
     );
+    if role == "anchor" {
+        // A correspondent side of its own: core0 then carries only signaling and tunnels.
+        c.push_str("correspondent = [\"cn0\"]\n");
+    }
     if role == "access" {
         c.push_str(&format!(
             "\n[[interfaces.access]]\nname = \"acc0\"\ngateway = \"{GW_ADDR}/24\"\nmtu = 1500\ndefault_profile = \"default\"\n"
@@ -429,7 +434,16 @@ impl AnchorBed {
         let anchor_ns = Netns::new(&format!("{tag}a"))?;
         let peer_ns = Netns::new(&format!("{tag}p"))?;
         veth(&anchor_ns, "core0", &peer_ns, "p0")?;
-        run_all(&anchor_ns, &["ip addr add 10.255.0.10/24 dev core0".into()])?;
+        run_all(
+            &anchor_ns,
+            &[
+                "ip addr add 10.255.0.10/24 dev core0".into(),
+                "ip link add cn0 type veth peer name cnp".into(),
+                "ip link set cn0 up".into(),
+                "ip link set cnp up".into(),
+                "ip addr add 203.0.113.1/24 dev cn0".into(),
+            ],
+        )?;
         let mut p = vec!["sysctl -qw net.ipv6.conf.all.disable_ipv6=0".to_string()];
         for i in 1..=3 {
             p.push(format!("ip addr add 10.255.0.{i}/24 dev p0"));
@@ -440,7 +454,7 @@ impl AnchorBed {
         let cfg = dir.0.join("anchor.toml");
         std::fs::write(&cfg, anchor_config(t, &dir.0, extra_timers, tail))?;
         let sock = dir.0.join("anchor.sock");
-        let daemon = Daemon::start(&anchor_ns, "anchor", &cfg, &sock, "debug")?;
+        let daemon = Daemon::start(&anchor_ns, "anchor", &cfg, &sock, "info")?;
         Ok(Some(AnchorBed { daemon, t, peer_ns, anchor_ns, dir }))
     }
 
@@ -519,7 +533,7 @@ impl AccessBed {
         let cfg = dir.0.join("access.toml");
         std::fs::write(&cfg, access_config(t, &dir.0, extra_timers))?;
         let sock = dir.0.join("access.sock");
-        let daemon = Daemon::start(&gw, "access", &cfg, &sock, "debug")?;
+        let daemon = Daemon::start(&gw, "access", &cfg, &sock, "info")?;
         Ok(Some(AccessBed { client: None, daemon, t, sub, gw, anchor_ns, dir }))
     }
 
