@@ -74,7 +74,10 @@ pub fn sa(i: u8) -> crate::conformance::mip4::Sa {
 fn sa_toml(i: u8) -> String {
     let s = sa(i);
     let key: String = s.key.iter().map(|b| format!("{b:02x}")).collect();
-    format!("spi = {}\nalgorithm = \"hmac-md5\"\nkey = \"{key}\"\n", s.spi)
+    format!(
+        "spi = {}\nalgorithm = \"hmac-md5\"\nkey = \"{key}\"\n",
+        s.spi
+    )
 }
 
 /// The peer's end: a socket inside the peer namespace.
@@ -177,13 +180,22 @@ impl PeerSock {
         let mut buf = vec![0u8; 4096];
         match &self.sock {
             Sock::Udp(s) => {
-                s.set_read_timeout(Some(within.max(Duration::from_millis(1)))).ok()?;
+                s.set_read_timeout(Some(within.max(Duration::from_millis(1))))
+                    .ok()?;
                 let (n, from) = s.recv_from(&mut buf).ok()?;
                 buf.truncate(n);
-                Some(Rx { from: from.ip(), port: from.port(), bytes: buf })
+                Some(Rx {
+                    from: from.ip(),
+                    port: from.port(),
+                    bytes: buf,
+                })
             }
             Sock::Mh(fd) => {
-                let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                let mut p = libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
                 // SAFETY: one valid pollfd.
                 let r = unsafe { libc::poll(&mut p, 1, within.as_millis().min(60_000) as i32) };
                 if r <= 0 {
@@ -208,7 +220,11 @@ impl PeerSock {
                 }
                 buf.truncate(n as usize);
                 let from = IpAddr::V6(Ipv6Addr::from(sa.sin6_addr.s6_addr));
-                Some(Rx { from, port: 0, bytes: buf })
+                Some(Rx {
+                    from,
+                    port: 0,
+                    bytes: buf,
+                })
             }
         }
     }
@@ -265,8 +281,13 @@ impl Capture {
                 }
             }
         });
-        rx.recv_timeout(Duration::from_secs(10)).context("tcpdump did not start listening")?;
-        Ok(Capture { child, file, daemon })
+        rx.recv_timeout(Duration::from_secs(10))
+            .context("tcpdump did not start listening")?;
+        Ok(Capture {
+            child,
+            file,
+            daemon,
+        })
     }
 
     /// Waits for `min` frames on disk, stops tcpdump and has tshark decode the
@@ -291,7 +312,14 @@ impl Capture {
             .arg("-r")
             .arg(&self.file)
             .args(["-T", "fields", "-E", "separator=|"])
-            .args(["-e", "frame.number", "-e", "_ws.col.Info", "-e", "_ws.expert.severity"])
+            .args([
+                "-e",
+                "frame.number",
+                "-e",
+                "_ws.col.Info",
+                "-e",
+                "_ws.expert.severity",
+            ])
             .args(["-e", "_ws.malformed", "-Y", &src])
             .output()
             .context("running tshark")?;
@@ -319,7 +347,10 @@ impl Capture {
             rows.push(f[1].to_string());
         }
         if rows.is_empty() && min > 0 {
-            bail!("tshark decoded no frame from the daemon ({} frames on disk)", crate::pcap::records(&self.file));
+            bail!(
+                "tshark decoded no frame from the daemon ({} frames on disk)",
+                crate::pcap::records(&self.file)
+            );
         }
         Ok(rows)
     }
@@ -377,13 +408,18 @@ fn timers(t: T, extra: &str) -> String {
 pub fn anchor_config(t: T, dir: &Path, extra_timers: &str, tail: &str) -> String {
     let mut c = common_head(t, "anchor", dir, 10);
     for i in 1..=2u8 {
-        c.push_str(&format!("\n[[peers]]\nname = \"gw{i}\"\naddress = \"{}\"\n", t.addr(i)));
+        c.push_str(&format!(
+            "\n[[peers]]\nname = \"gw{i}\"\naddress = \"{}\"\n",
+            t.addr(i)
+        ));
         if t == T::Mip4 {
             c.push_str(&sa_toml(i));
         }
     }
     c.push_str(&timers(t, extra_timers));
-    c.push_str("\n[[pools]]\nname = \"home\"\nprefix = \"10.64.0.0/24\"\ngateway = \"10.64.0.1\"\n");
+    c.push_str(
+        "\n[[pools]]\nname = \"home\"\nprefix = \"10.64.0.0/24\"\ngateway = \"10.64.0.1\"\n",
+    );
     c.push_str(tail);
     c
 }
@@ -391,12 +427,17 @@ pub fn anchor_config(t: T, dir: &Path, extra_timers: &str, tail: &str) -> String
 /// The access gateway's configuration: one access link, the anchor at .10.
 pub fn access_config(t: T, dir: &Path, extra_timers: &str) -> String {
     let mut c = common_head(t, "access", dir, 1);
-    c.push_str(&format!("\n[[peers]]\nname = \"anchor\"\naddress = \"{}\"\n", t.addr(10)));
+    c.push_str(&format!(
+        "\n[[peers]]\nname = \"anchor\"\naddress = \"{}\"\n",
+        t.addr(10)
+    ));
     if t == T::Mip4 {
         c.push_str(&sa_toml(1));
     }
     c.push_str(&timers(t, extra_timers));
-    c.push_str("\n[detach]\nenabled = false\n\n[[profiles]]\nname = \"default\"\nanchor = \"anchor\"\n");
+    c.push_str(
+        "\n[detach]\nenabled = false\n\n[[profiles]]\nname = \"default\"\nanchor = \"anchor\"\n",
+    );
     c
 }
 
@@ -450,12 +491,21 @@ impl AnchorBed {
             p.push(format!("ip -6 addr add fd00:255::{i}/64 dev p0 nodad"));
         }
         run_all(&peer_ns, &p)?;
-        run_all(&anchor_ns, &["ip -6 addr add fd00:255::10/64 dev core0 nodad".into()])?;
+        run_all(
+            &anchor_ns,
+            &["ip -6 addr add fd00:255::10/64 dev core0 nodad".into()],
+        )?;
         let cfg = dir.0.join("anchor.toml");
         std::fs::write(&cfg, anchor_config(t, &dir.0, extra_timers, tail))?;
         let sock = dir.0.join("anchor.sock");
         let daemon = Daemon::start(&anchor_ns, "anchor", &cfg, &sock, "info")?;
-        Ok(Some(AnchorBed { daemon, t, peer_ns, anchor_ns, dir }))
+        Ok(Some(AnchorBed {
+            daemon,
+            t,
+            peer_ns,
+            anchor_ns,
+            dir,
+        }))
     }
 
     /// A socket as access gateway `i` (1, 2: configured peers; 3: unknown).
@@ -478,7 +528,13 @@ impl AnchorBed {
         }
     }
     pub fn capture(&self, name: &str) -> Result<Capture> {
-        Capture::start(&self.peer_ns, "p0", self.dir.0.join(format!("{name}.pcap")), self.t, self.anchor())
+        Capture::start(
+            &self.peer_ns,
+            "p0",
+            self.dir.0.join(format!("{name}.pcap")),
+            self.t,
+            self.anchor(),
+        )
     }
 }
 
@@ -534,7 +590,15 @@ impl AccessBed {
         std::fs::write(&cfg, access_config(t, &dir.0, extra_timers))?;
         let sock = dir.0.join("access.sock");
         let daemon = Daemon::start(&gw, "access", &cfg, &sock, "info")?;
-        Ok(Some(AccessBed { client: None, daemon, t, sub, gw, anchor_ns, dir }))
+        Ok(Some(AccessBed {
+            client: None,
+            daemon,
+            t,
+            sub,
+            gw,
+            anchor_ns,
+            dir,
+        }))
     }
 
     /// The test's anchor socket (open it before the client asks).
@@ -555,7 +619,13 @@ impl AccessBed {
         self.client.as_ref().expect("dhcp() first")
     }
     pub fn capture(&self, name: &str) -> Result<Capture> {
-        Capture::start(&self.anchor_ns, "l0", self.dir.0.join(format!("{name}.pcap")), self.t, self.gateway())
+        Capture::start(
+            &self.anchor_ns,
+            "l0",
+            self.dir.0.join(format!("{name}.pcap")),
+            self.t,
+            self.gateway(),
+        )
     }
 }
 
@@ -564,7 +634,10 @@ pub fn sub_mac() -> [u8; 6] {
     mac(SUB_MAC)
 }
 pub fn mac(s: &str) -> [u8; 6] {
-    let v: Vec<u8> = s.split(':').map(|x| u8::from_str_radix(x, 16).unwrap()).collect();
+    let v: Vec<u8> = s
+        .split(':')
+        .map(|x| u8::from_str_radix(x, 16).unwrap())
+        .collect();
     v.try_into().unwrap()
 }
 

@@ -219,7 +219,10 @@ impl Mh {
                     let len = usize::from(b[i + 1]);
                     assert!(i + 2 + len <= total, "option {kind} overruns: {b:02x?}");
                     if kind == opt::PADN {
-                        assert!(b[i + 2..i + 2 + len].iter().all(|x| *x == 0), "PadN not zero");
+                        assert!(
+                            b[i + 2..i + 2 + len].iter().all(|x| *x == 0),
+                            "PadN not zero"
+                        );
                     } else {
                         opts.push((i, kind, b[i + 2..i + 2 + len].to_vec()));
                     }
@@ -242,7 +245,10 @@ impl Mh {
     }
     /// Data of the first option of `kind`.
     pub fn get(&self, kind: u8) -> Option<&[u8]> {
-        self.opts.iter().find(|o| o.1 == kind).map(|o| o.2.as_slice())
+        self.opts
+            .iter()
+            .find(|o| o.1 == kind)
+            .map(|o| o.2.as_slice())
     }
     pub fn count(&self, kind: u8) -> usize {
         self.opts.iter().filter(|o| o.1 == kind).count()
@@ -263,11 +269,19 @@ impl Mh {
         self.assert_aligned(opt::LLID, 8, 2);
         self.assert_aligned(opt::TIMESTAMP, 8, 2);
         self.assert_aligned(opt::RESTART_COUNTER, 4, 2);
-        for k in [opt::GRE_KEY, opt::V4_HOA_REQ, opt::V4_HOA_REP, opt::V4_DEFAULT_ROUTER] {
+        for k in [
+            opt::GRE_KEY,
+            opt::V4_HOA_REQ,
+            opt::V4_HOA_REP,
+            opt::V4_DEFAULT_ROUTER,
+        ] {
             self.assert_aligned(k, 4, 0);
         }
         assert_eq!(self.total_len % 8, 0);
-        assert_eq!(self.payload_proto, 59, "Payload Proto must be 59 (RFC 6275 §6.1.1)");
+        assert_eq!(
+            self.payload_proto, 59,
+            "Payload Proto must be 59 (RFC 6275 §6.1.1)"
+        );
     }
     /// The NAI of the MN Identifier option (subtype 1).
     pub fn nai(&self) -> Option<String> {
@@ -277,7 +291,9 @@ impl Mh {
     }
     pub fn timestamp(&self) -> Option<u64> {
         let d = self.get(opt::TIMESTAMP)?;
-        Some(u64::from_be_bytes(d.try_into().expect("timestamp length 8")))
+        Some(u64::from_be_bytes(
+            d.try_into().expect("timestamp length 8"),
+        ))
     }
     pub fn gre_key(&self) -> Option<u32> {
         let d = self.get(opt::GRE_KEY)?;
@@ -325,8 +341,29 @@ mod tests {
     /// The builder against the RFC 5213 §8 figures: alignment and length.
     #[test]
     fn pbu_layout_matches_the_figures() {
-        let b = pbu(7, BU_A | BU_P, 10, &[mn_id("a@b"), gre_key(5), timestamp(1), hnp(64, [0; 16])]);
-        assert_eq!(&b[..12], &[59, (b.len() / 8 - 1) as u8, 5, 0, 0, 0, 0, 7, 0x82, 0, 0, 10]);
+        let b = pbu(
+            7,
+            BU_A | BU_P,
+            10,
+            &[mn_id("a@b"), gre_key(5), timestamp(1), hnp(64, [0; 16])],
+        );
+        assert_eq!(
+            &b[..12],
+            &[
+                59,
+                (b.len() / 8 - 1) as u8,
+                5,
+                0,
+                0,
+                0,
+                0,
+                7,
+                0x82,
+                0,
+                0,
+                10
+            ]
+        );
         let m = Mh::parse(&b);
         m.assert_all_aligned();
         assert_eq!(m.offset(opt::MN_ID), Some(12));

@@ -89,7 +89,15 @@ pub fn sign(msg: &mut Vec<u8>, kind: u8, sa: &Sa) {
 
 /// RFC 3344 §3.3: Type 1, flags, Lifetime, Home Address, Home Agent,
 /// Care-of Address, Identification (64), extensions.
-pub fn rrq(flags: u8, lifetime: u16, hoa: [u8; 4], ha: [u8; 4], coa: [u8; 4], ident: u64, exts: &[Ext]) -> Vec<u8> {
+pub fn rrq(
+    flags: u8,
+    lifetime: u16,
+    hoa: [u8; 4],
+    ha: [u8; 4],
+    coa: [u8; 4],
+    ident: u64,
+    exts: &[Ext],
+) -> Vec<u8> {
     let mut b = vec![RRQ, flags];
     b.extend_from_slice(&lifetime.to_be_bytes());
     b.extend_from_slice(&hoa);
@@ -103,7 +111,14 @@ pub fn rrq(flags: u8, lifetime: u16, hoa: [u8; 4], ha: [u8; 4], coa: [u8; 4], id
 }
 
 /// RFC 3344 §3.4: Type 3, Code, Lifetime, Home Address, Home Agent, Identification, extensions.
-pub fn rrp(code: u8, lifetime: u16, hoa: [u8; 4], ha: [u8; 4], ident: u64, exts: &[Ext]) -> Vec<u8> {
+pub fn rrp(
+    code: u8,
+    lifetime: u16,
+    hoa: [u8; 4],
+    ha: [u8; 4],
+    ident: u64,
+    exts: &[Ext],
+) -> Vec<u8> {
     let mut b = vec![RRP, code];
     b.extend_from_slice(&lifetime.to_be_bytes());
     b.extend_from_slice(&hoa);
@@ -117,7 +132,14 @@ pub fn rrp(code: u8, lifetime: u16, hoa: [u8; 4], ha: [u8; 4], ident: u64, exts:
 
 /// RFC 3543 §3.3: Type 7, Reserved, A I Reserved, Home Address, Home Domain
 /// Address, Foreign Domain Address, Revocation Identifier, extensions.
-pub fn revocation(a_bit: bool, hoa: [u8; 4], hda: [u8; 4], fda: [u8; 4], id: u32, exts: &[Ext]) -> Vec<u8> {
+pub fn revocation(
+    a_bit: bool,
+    hoa: [u8; 4],
+    hda: [u8; 4],
+    fda: [u8; 4],
+    id: u32,
+    exts: &[Ext],
+) -> Vec<u8> {
     let mut b = vec![REVOCATION, 0, if a_bit { 0x80 } else { 0 }, 0];
     b.extend_from_slice(&hoa);
     b.extend_from_slice(&hda);
@@ -177,7 +199,11 @@ impl Msg {
             let ty = b[i];
             let (hl, sub, len) = if is_long(ty) {
                 assert!(i + 4 <= b.len(), "long extension header cut: {b:02x?}");
-                (4, Some(b[i + 1]), usize::from(u16::from_be_bytes([b[i + 2], b[i + 3]])))
+                (
+                    4,
+                    Some(b[i + 1]),
+                    usize::from(u16::from_be_bytes([b[i + 2], b[i + 3]])),
+                )
             } else {
                 assert!(i + 2 <= b.len(), "extension header cut: {b:02x?}");
                 (2, None, usize::from(b[i + 1]))
@@ -186,7 +212,11 @@ impl Msg {
             exts.push((i, ty, sub, b[i + hl..i + hl + len].to_vec()));
             i += hl + len;
         }
-        Msg { bytes: b.to_vec(), fixed_len, exts }
+        Msg {
+            bytes: b.to_vec(),
+            fixed_len,
+            exts,
+        }
     }
     pub fn ty(&self) -> u8 {
         self.bytes[0]
@@ -201,7 +231,12 @@ impl Msg {
         u16::from_be_bytes([self.bytes[2], self.bytes[3]])
     }
     pub fn addr(&self, at: usize) -> [u8; 4] {
-        [self.bytes[at], self.bytes[at + 1], self.bytes[at + 2], self.bytes[at + 3]]
+        [
+            self.bytes[at],
+            self.bytes[at + 1],
+            self.bytes[at + 2],
+            self.bytes[at + 3],
+        ]
     }
     pub fn home_address(&self) -> [u8; 4] {
         self.addr(4)
@@ -224,7 +259,8 @@ impl Msg {
         self.exts.iter().map(|e| e.1).collect()
     }
     pub fn nai(&self) -> Option<String> {
-        self.get(ext::NAI).map(|d| String::from_utf8_lossy(d).into_owned())
+        self.get(ext::NAI)
+            .map(|d| String::from_utf8_lossy(d).into_owned())
     }
     pub fn gre_key(&self) -> Option<u32> {
         let e = self.exts.iter().find(|e| e.1 == ext::GRE_KEY)?;
@@ -235,12 +271,19 @@ impl Msg {
     /// Checks the authentication extension of `kind`: last, SPI, HMAC-MD5.
     pub fn assert_auth(&self, kind: u8, sa: &Sa) {
         let last = self.exts.last().expect("no extensions: no authentication");
-        assert_eq!(last.1, kind, "the authentication extension must be last (RFC 3344 §3.5.2)");
+        assert_eq!(
+            last.1, kind,
+            "the authentication extension must be last (RFC 3344 §3.5.2)"
+        );
         assert_eq!(last.3.len(), 20, "SPI + 16-octet authenticator");
         let spi = u32::from_be_bytes(last.3[..4].try_into().unwrap());
         assert_eq!(spi, sa.spi, "SPI");
         let covered = &self.bytes[..last.0 + 6];
-        assert_eq!(&last.3[4..], &hmac_md5(&sa.key, covered), "HMAC-MD5 authenticator");
+        assert_eq!(
+            &last.3[4..],
+            &hmac_md5(&sa.key, covered),
+            "HMAC-MD5 authenticator"
+        );
     }
 }
 
@@ -254,14 +297,28 @@ mod tests {
         let a = hmac_md5(b"Jefe", b"what do ya want for nothing?");
         assert_eq!(
             a,
-            [0x75, 0x0c, 0x78, 0x3e, 0x6a, 0xb0, 0xb5, 0x03, 0xea, 0xa8, 0x6e, 0x31, 0x0a, 0x5d, 0xb7, 0x38]
+            [
+                0x75, 0x0c, 0x78, 0x3e, 0x6a, 0xb0, 0xb5, 0x03, 0xea, 0xa8, 0x6e, 0x31, 0x0a, 0x5d,
+                0xb7, 0x38
+            ]
         );
     }
 
     #[test]
     fn rrq_layout() {
-        let sa = Sa { spi: 256, key: vec![0x11; 16] };
-        let mut b = rrq(F_G | F_T, 60, [0; 4], [1, 2, 3, 4], [5, 6, 7, 8], 9, &[nai("x"), gre_key(3)]);
+        let sa = Sa {
+            spi: 256,
+            key: vec![0x11; 16],
+        };
+        let mut b = rrq(
+            F_G | F_T,
+            60,
+            [0; 4],
+            [1, 2, 3, 4],
+            [5, 6, 7, 8],
+            9,
+            &[nai("x"), gre_key(3)],
+        );
         sign(&mut b, ext::FA_HA_AUTH, &sa);
         let m = Msg::parse(&b);
         assert_eq!(m.types(), vec![ext::NAI, ext::GRE_KEY, ext::FA_HA_AUTH]);
