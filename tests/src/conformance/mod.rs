@@ -6,3 +6,5 @@
 pub mod bed;
 pub mod mh;
 pub mod mip4;
+pub mod v4;
+pub mod v6;
