@@ -108,8 +108,7 @@ fn mag_retx(t: T, name: &str) -> Result<()> {
             || m.nai()
                 == got
                     .first()
-                    .map(|x: &(std::time::Instant, Mh)| x.1.nai())
-                    .flatten()
+                    .and_then(|x: &(std::time::Instant, Mh)| x.1.nai())
         {
             got.push((std::time::Instant::now(), m));
         }
