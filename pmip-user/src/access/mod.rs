@@ -8,6 +8,8 @@
 pub mod detach;
 pub mod dhcp;
 pub mod frame;
+pub mod frame6;
+pub mod nd;
 pub mod shell;
 
 /// The NAI a subscriber is known by before its profile is found: the DHCP
