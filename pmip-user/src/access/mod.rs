@@ -10,6 +10,7 @@ pub mod dhcp;
 pub mod frame;
 pub mod frame6;
 pub mod nd;
+pub mod ra;
 pub mod shell;
 
 /// The NAI a subscriber is known by before its profile is found: the DHCP
