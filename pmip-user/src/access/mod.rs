@@ -7,6 +7,7 @@
 //! address is configured on the access interface, so the kernel answers it.
 pub mod detach;
 pub mod dhcp;
+pub mod dhcp6;
 pub mod frame;
 pub mod frame6;
 pub mod nd;
