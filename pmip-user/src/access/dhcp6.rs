@@ -188,12 +188,12 @@ fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
-/// Walks the options in `b`; each is checked by `keep` (`Err` = malformed),
-/// which returns the bytes to keep for it, if any.
-fn filter_options(
-    b: &[u8],
-    keep: &dyn Fn(u16, &[u8]) -> Result<Option<Vec<u8>>, Reject>,
-) -> Result<Vec<u8>, Reject> {
+/// Decides on one option (code, value): `Err` = malformed, `Ok(Some(bytes))`
+/// = keep these bytes as its value, `Ok(None)` = leave it out.
+type KeepFn<'a> = &'a dyn Fn(u16, &[u8]) -> Result<Option<Vec<u8>>, Reject>;
+
+/// Walks the options in `b`, checking each with `keep`.
+fn filter_options(b: &[u8], keep: KeepFn<'_>) -> Result<Vec<u8>, Reject> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
