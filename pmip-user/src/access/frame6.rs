@@ -304,6 +304,35 @@ fn parse_udp<'a>(src: Ipv6Addr, dst: Ipv6Addr, p: &'a [u8]) -> Result<Upper<'a>>
     })
 }
 
+/// Fills in the upper-layer checksum of an IPv6 frame whose sender left it
+/// to offload (what AF_PACKET reports as `TP_STATUS_CSUMNOTREADY` for frames
+/// from a local veth peer): the NIC would have written it before the wire.
+/// Frames that are not IPv6 with ICMPv6 or UDP are left as they are.
+pub fn fill_offloaded_checksum(frame: &mut [u8]) {
+    let at = match frame.get(12..14) {
+        Some([0x81, 0x00]) => 18,
+        Some(_) => 14,
+        None => return,
+    };
+    let Ok(ip) = Ipv6Packet::new_checked(&frame[at..]) else {
+        return;
+    };
+    let (src, dst, next, len) = (ip.src(), ip.dst(), ip.next_header(), ip.payload_len());
+    let start = at + IPV6_HEADER_LEN;
+    let body = &mut frame[start..start + usize::from(len)];
+    let field = match next {
+        IPPROTO_ICMPV6 if body.len() >= 4 => 2,
+        IPPROTO_UDP if body.len() >= 8 => 6,
+        _ => return,
+    };
+    body[field..field + 2].copy_from_slice(&[0, 0]);
+    let mut c = upper_layer_checksum(src, dst, next, body);
+    if next == IPPROTO_UDP && c == 0 {
+        c = 0xffff;
+    }
+    body[field..field + 2].copy_from_slice(&c.to_be_bytes());
+}
+
 /// Addresses of a frame to send: link layer, VLAN and network layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Addrs {
@@ -463,6 +492,26 @@ mod tests {
         let mut b = u.clone();
         b[59] = 9; // UDP length beyond the payload
         assert_eq!(parse_frame(&b), Err(Error::Malformed));
+    }
+
+    #[test]
+    fn offloaded_checksum_is_filled() {
+        let f = emit_frame(
+            &addrs(0),
+            Upper::Udp {
+                src_port: 546,
+                dst_port: 547,
+                payload: b"solicit",
+            },
+        );
+        let mut partial = f.clone();
+        partial[60..62].copy_from_slice(&[0x12, 0x34]); // a pseudo-header-only sum
+        assert_eq!(parse_frame(&partial), Err(Error::BadChecksum));
+        fill_offloaded_checksum(&mut partial);
+        assert_eq!(partial, f);
+        for n in 0..f.len() {
+            fill_offloaded_checksum(&mut f[..n].to_vec()); // never panics
+        }
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub struct NdShellStats {
 
 const ETH_P_IPV6: u16 = 0x86DD;
 const PACKET_OUTGOING: u8 = 4;
+/// `tpacket_auxdata.tp_status` bit: the checksum is left to offload.
+const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
 
 /// Classic BPF: IPv6 (no extension header) carrying ICMPv6 133/135/136 or
 /// UDP to port 547; everything else stays in the kernel.
@@ -168,6 +170,14 @@ fn control_socket(ifindex: u32, macs: &[[u8; 6]], router_mac: [u8; 6]) -> Result
         )
     };
     check(rc, "bind AF_PACKET")?;
+    // Per-frame metadata, to learn which frames still lack their checksum.
+    setsockopt(
+        raw,
+        libc::SOL_PACKET,
+        libc::PACKET_AUXDATA,
+        &1i32,
+        "PACKET_AUXDATA",
+    )?;
     let member = |kind: u16, mac: &[u8; 6]| {
         // SAFETY: packet_mreq is plain old data.
         let mut m: libc::packet_mreq = unsafe { std::mem::zeroed() };
@@ -198,6 +208,25 @@ fn control_socket(ifindex: u32, macs: &[[u8; 6]], router_mac: [u8; 6]) -> Result
         tracing::debug!("router MAC as a secondary unicast address: {e}");
     }
     Ok(fd)
+}
+
+/// Whether the PACKET_AUXDATA control message of `mh` says the frame's
+/// checksum was left to offload.
+fn csum_not_ready(mh: &libc::msghdr) -> bool {
+    // SAFETY: walks the control messages recvmsg wrote into `mh`'s buffer
+    // with the kernel's own CMSG macros; the data is read unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(mh);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_PACKET && (*c).cmsg_type == libc::PACKET_AUXDATA {
+                let aux: libc::tpacket_auxdata =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::tpacket_auxdata);
+                return aux.tp_status & TP_STATUS_CSUMNOTREADY != 0;
+            }
+            c = libc::CMSG_NXTHDR(mh, c);
+        }
+    }
+    false
 }
 
 /// The IPv6 control plane of one access interface with its socket.
@@ -364,22 +393,27 @@ impl NdShell {
         }
     }
 
-    /// Reads one frame; `None` when the socket has nothing more.
+    /// Reads one frame; `None` when the socket has nothing more. A frame
+    /// whose checksum was left to offload gets it filled in here.
     fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         // SAFETY: sockaddr_ll is plain old data.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::sockaddr_ll>() as u32;
-        // SAFETY: recvfrom into a live buffer and sockaddr_ll of the given lengths.
-        let n = unsafe {
-            libc::recvfrom(
-                self.fd.get_ref().as_raw_fd(),
-                buf.as_mut_ptr() as *mut libc::c_void,
-                buf.len(),
-                0,
-                &mut sll as *mut _ as *mut libc::sockaddr,
-                &mut len,
-            )
+        // Room for one tpacket_auxdata control message, 8-byte aligned.
+        let mut cbuf = [0u64; 8];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
         };
+        // SAFETY: msghdr is plain old data.
+        let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+        mh.msg_name = &mut sll as *mut _ as *mut libc::c_void;
+        mh.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+        mh.msg_iov = &mut iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
+        mh.msg_controllen = std::mem::size_of_val(&cbuf);
+        // SAFETY: every pointer in `mh` refers to a live buffer of the stated size.
+        let n = unsafe { libc::recvmsg(self.fd.get_ref().as_raw_fd(), &mut mh, 0) };
         if n < 0 {
             let e = io::Error::last_os_error();
             return if e.kind() == io::ErrorKind::WouldBlock {
@@ -389,11 +423,14 @@ impl NdShell {
             };
         }
         // Our own transmissions come back as PACKET_OUTGOING: not input.
-        Ok(Some(if sll.sll_pkttype == PACKET_OUTGOING {
-            0
-        } else {
-            n as usize
-        }))
+        if sll.sll_pkttype == PACKET_OUTGOING {
+            return Ok(Some(0));
+        }
+        let n = n as usize;
+        if csum_not_ready(&mh) {
+            frame6::fill_offloaded_checksum(&mut buf[..n]);
+        }
+        Ok(Some(n))
     }
 
     /// Runs until `cmds` closes; events go to `events`.

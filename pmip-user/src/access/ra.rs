@@ -67,6 +67,14 @@ pub struct RaConfig {
     /// How long an RS-triggered attach waits for [`RaEngine::advertise`]
     /// before a further RS asks again.
     pub attach_timeout: Duration,
+    /// Upper bound of the prefix lifetimes advertised (`None`: the binding's).
+    /// Why one may want it: a node ignores a *shorter* valid lifetime once its
+    /// address has 2 hours or less left (RFC 4862 §5.5.3 e; Linux does), so a
+    /// final RA deprecates the address and removes the default route at once,
+    /// but the address itself lives until its valid lifetime ends. A cap of a
+    /// few MaxRtrAdvInterval bounds that, at the price of needing the
+    /// unsolicited RAs to arrive. Every MAG of a domain must use the same.
+    pub prefix_lifetime_cap: Option<Duration>,
     /// Neighbor Unreachability probing of advertised nodes (off: `None`).
     pub probing: Option<DetachConfig>,
     /// Seed of the interval jitter (deterministic tests; any value).
@@ -90,6 +98,7 @@ impl RaConfig {
             initial_interval: Duration::from_secs(16),
             min_delay: Duration::from_secs(3),
             attach_timeout: Duration::from_secs(60),
+            prefix_lifetime_cap: None,
             probing: None,
             seed: 0x5eed_1234_abcd_0001,
         }
@@ -381,6 +390,7 @@ impl RaEngine {
             a.binding_end.saturating_duration_since(now)
         };
         let adv = &a.adv;
+        let prefix_left = self.cfg.prefix_lifetime_cap.map_or(left, |c| left.min(c));
         let ra = RouterAdvert {
             cur_hop_limit: self.cfg.cur_hop_limit,
             managed: adv.managed,
@@ -395,8 +405,8 @@ impl RaEngine {
                 prefix_len: adv.hnp.len,
                 on_link: true,
                 autonomous: adv.autonomous,
-                valid_lifetime: secs(left),
-                preferred_lifetime: secs(left),
+                valid_lifetime: secs(prefix_left),
+                preferred_lifetime: secs(prefix_left),
                 prefix: adv.hnp.prefix,
             }],
             // RFC 8106 §5.1: by default at least 3 × MaxRtrAdvInterval; never

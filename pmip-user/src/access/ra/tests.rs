@@ -176,6 +176,15 @@ fn each_node_gets_only_its_own_prefix() {
         assert_eq!(ra.prefixes.len(), 1);
         assert_eq!(ra.prefixes[0].prefix, a(prefix));
     }
+    // A lifetime cap bounds the prefix lifetimes, not the router lifetime.
+    let mut cfg = RaConfig::new(7, 0, ROUTER_MAC).with_max_interval(Duration::from_secs(60));
+    cfg.prefix_lifetime_cap = Some(Duration::from_secs(20));
+    let mut capped = RaEngine::new(cfg);
+    capped.advertise(t0, MN, adv("2001:db8:64:10::", 3600));
+    let (_, ra) = ra_of(&drain(&mut capped)[0]);
+    assert_eq!(ra.router_lifetime, 180);
+    assert_eq!(ra.prefixes[0].valid_lifetime, 20);
+    assert_eq!(ra.prefixes[0].preferred_lifetime, 20);
     // The MTU option is left out below the IPv6 minimum.
     let mut small = adv("2001:db8:64:30::", 3600);
     small.mtu = Some(1200);
