@@ -323,12 +323,20 @@ fn slaac_node_attaches_moves_and_loses_its_address() {
         "{link_local:?}"
     );
 
+    let (addr, routes) = check_attached(&node, &mag1, router);
+    check_handover(&sw, &node, (&mag1, &mag2), at.mac, (&addr, &routes));
+    check_withdraw(&node, &mag1, &mag2, at.mac);
+}
+
+/// SLAAC from the HNP with the lifetime bounded, the router as default router,
+/// the MTU, NS answered, DAD and NUD probes. Returns the address and routes.
+fn check_attached(node: &Netns, mag1: &Mag, router: Ipv6Addr) -> (String, String) {
     // SLAAC from the HNP, lifetime bounded by the binding.
     let addrs = wait_for(
         "a SLAAC address from the HNP",
         Duration::from_secs(15),
         || {
-            let a = global_addrs(&node);
+            let a = global_addrs(node);
             (!a.is_empty()).then_some(a)
         },
     );
@@ -336,7 +344,7 @@ fn slaac_node_attaches_moves_and_loses_its_address() {
     assert!(addrs[0].0.starts_with("2001:db8:64:10:"), "{addrs:?}");
     assert!(addrs[0].0.ends_with("/64"), "{addrs:?}");
     assert!(addrs[0].1 <= 10 && addrs[0].1 > 5, "{addrs:?}");
-    let routes = default_routes(&node);
+    let routes = default_routes(node);
     assert!(
         routes.contains(&format!("via {router} dev ca proto ra")),
         "{routes}"
@@ -346,7 +354,7 @@ fn slaac_node_attaches_moves_and_loses_its_address() {
         .exec(&["cat", "/proc/sys/net/ipv6/conf/ca/mtu"])
         .unwrap();
     assert_eq!(mtu.trim(), "1452");
-    let neigh = router_neigh(&node, router);
+    let neigh = router_neigh(node, router);
     assert!(neigh.contains("lladdr 02:00:00:00:00:fe router"), "{neigh}");
     wait_for(
         "DAD of the SLAAC address passing",
@@ -358,7 +366,7 @@ fn slaac_node_attaches_moves_and_loses_its_address() {
     node.exec(&["ip", "-6", "neigh", "flush", "dev", "ca"])
         .unwrap();
     let _ = node.exec_status(&["ping", "-6", "-c", "1", "-W", "1", &format!("{router}%ca")]);
-    let neigh = router_neigh(&node, router);
+    let neigh = router_neigh(node, router);
     assert!(neigh.contains("lladdr 02:00:00:00:00:fe"), "{neigh}");
     assert!(
         !neigh.contains("FAILED") && !neigh.contains("INCOMPLETE"),
@@ -375,15 +383,28 @@ fn slaac_node_attaches_moves_and_loses_its_address() {
         "no detach while the node answers"
     );
 
-    // Handover: the node's port now reaches g2, whose MAG advertises the same
-    // prefix (the glue would after its PBA), here with another MTU to see
-    // that the node takes g2's RAs as its router's.
-    let neigh_before = router_neigh(&node, router);
+    (addrs[0].0.clone(), routes)
+}
+
+/// Handover: the node's port now reaches g2, whose MAG advertises the same
+/// prefix (the glue would after its PBA), here with another MTU to see that
+/// the node takes g2's RAs as its router's.
+fn check_handover(
+    sw: &Netns,
+    node: &Netns,
+    mags: (&Mag, &Mag),
+    mac: [u8; 6],
+    before: (&str, &str),
+) {
+    let (mag1, mag2) = mags;
+    let (addr, routes) = before;
+    let router = link_local_from_mac(ROUTER_MAC);
+    let neigh_before = router_neigh(node, router);
     sw.exec(&["ip", "link", "set", "p1", "down"]).unwrap();
     sw.exec(&["ip", "link", "set", "p2", "up"]).unwrap();
     mag2.cmds
         .send(NdCmd::Advertise {
-            mac: at.mac,
+            mac,
             adv: Advertisement {
                 mtu: Some(1400),
                 ..advert(900)
@@ -396,17 +417,17 @@ fn slaac_node_attaches_moves_and_loses_its_address() {
             .unwrap();
         (m.trim() == "1400").then_some(())
     });
-    let addrs2 = global_addrs(&node);
-    assert_eq!(addrs2[0].0, addrs[0].0, "same address");
+    let addrs2 = global_addrs(node);
+    assert_eq!(addrs2[0].0, addr, "same address");
     // Same router (the lifetime it offers is all that changed).
     let via = |r: &str| r.split(" proto").next().map(String::from);
     assert_eq!(
-        via(&default_routes(&node)),
-        via(&routes),
+        via(&default_routes(node)),
+        via(routes),
         "same default router"
     );
-    assert_eq!(default_routes(&node).lines().count(), 1);
-    let neigh_after = router_neigh(&node, router);
+    assert_eq!(default_routes(node).lines().count(), 1);
+    let neigh_after = router_neigh(node, router);
     let lladdr = |n: &str| {
         n.split_whitespace()
             .skip_while(|w| *w != "lladdr")
@@ -421,16 +442,18 @@ fn slaac_node_attaches_moves_and_loses_its_address() {
     assert!(neigh_after.contains("router"), "{neigh_after}");
     // g1 no longer hears the node: its probing reports the node gone.
     match mag1.next_event(Duration::from_secs(10)) {
-        Some(NdEvent::Nd(ra::Event::Detached { at: gone })) => assert_eq!(gone.mac, at.mac),
+        Some(NdEvent::Nd(ra::Event::Detached { at: gone })) => assert_eq!(gone.mac, mac),
         other => panic!("g1: expected Detached, got {other:?}"),
     }
+}
 
-    // The binding ends: the final RA removes the default route and deprecates
-    // the address at once; the address goes when its (capped) lifetime ends.
-    mag2.cmds.send(NdCmd::Withdraw { mac: at.mac }).unwrap();
+/// The binding ends: the final RA removes the default route and deprecates
+/// the address at once; the address goes when its (capped) lifetime ends.
+fn check_withdraw(node: &Netns, mag1: &Mag, mag2: &Mag, mac: [u8; 6]) {
+    mag2.cmds.send(NdCmd::Withdraw { mac }).unwrap();
     let t_withdraw = Instant::now();
     wait_for("the default route to go", Duration::from_secs(5), || {
-        default_routes(&node).trim().is_empty().then_some(())
+        default_routes(node).trim().is_empty().then_some(())
     });
     let a = node
         .exec(&[
@@ -439,7 +462,7 @@ fn slaac_node_attaches_moves_and_loses_its_address() {
         .unwrap();
     assert!(a.trim().is_empty() || a.contains("deprecated"), "{a}");
     wait_for("the address to go", Duration::from_secs(15), || {
-        global_addrs(&node).is_empty().then_some(())
+        global_addrs(node).is_empty().then_some(())
     });
     assert!(t_withdraw.elapsed() <= Duration::from_secs(11));
     let s2 = mag2.stats().ra;
@@ -447,6 +470,25 @@ fn slaac_node_attaches_moves_and_loses_its_address() {
     let s1 = mag1.stats().ra;
     assert_eq!((s1.malformed, s1.bad_checksum), (0, 0), "{s1:?}");
     assert_eq!(s2.malformed + s2.bad_checksum, 0, "{s2:?}");
+}
+
+/// A dhclient script that logs what each run of it was told.
+fn dhclient_script(dir: &TempDir) -> (std::path::PathBuf, std::path::PathBuf) {
+    let log = dir.0.join("events.log");
+    let script = dir.0.join("script.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$reason ip={{$new_ip6_address}} prefix={{$new_ip6_prefix}} life={{$new_max_life}} pref={{$new_preferred_life}} dns={{$new_dhcp6_name_servers}}\" >> {}\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x", script.to_str().unwrap()])
+        .status()
+        .unwrap();
+    (script, log)
 }
 
 /// ISC dhclient -6 gets its address (IA_NA) and prefix (IA_PD) from the
@@ -489,20 +531,7 @@ fn dhclient6_gets_address_and_prefix_and_releases() {
         },
     );
     let dir = TempDir::new("dhclient6");
-    let log = dir.0.join("events.log");
-    let script = dir.0.join("script.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\necho \"$reason ip={{$new_ip6_address}} prefix={{$new_ip6_prefix}} life={{$new_max_life}} pref={{$new_preferred_life}} dns={{$new_dhcp6_name_servers}}\" >> {}\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .args(["+x", script.to_str().unwrap()])
-        .status()
-        .unwrap();
+    let (script, log) = dhclient_script(&dir);
     let (lease, pidf) = (dir.0.join("leases"), dir.0.join("pid"));
     let common = |extra: &[&str]| {
         let mut a: Vec<String> = ["timeout", "30", "dhclient", "-6", "-v"]
