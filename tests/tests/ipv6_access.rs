@@ -174,8 +174,13 @@ fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -
     }
 }
 
+/// `key=value` written under /proc/sys (no procps needed; keys hold no dots
+/// but the separators).
 fn sysctl(ns: &Netns, kv: &str) {
-    ns.exec(&["sysctl", "-qw", kv]).unwrap();
+    let (k, v) = kv.split_once('=').unwrap();
+    let path = format!("/proc/sys/{}", k.replace('.', "/"));
+    ns.exec(&["sh", "-c", &format!("echo {v} > {path}")])
+        .unwrap();
 }
 
 /// The node's global addresses on `ca` that finished DAD, with valid_lft.
