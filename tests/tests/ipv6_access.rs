@@ -610,3 +610,77 @@ fn dhclient6_gets_address_and_prefix_and_releases() {
         "{s:?}"
     );
 }
+
+/// Bad input through the real socket: the filter lets it up, the engine and
+/// the server count it and drop it, nobody is asked to attach.
+#[test]
+fn malformed_rs_ns_and_dhcpv6_are_counted_and_dropped() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    use pmip_user::access::frame6::{self, Addrs, Upper};
+    use pmip_user::access::nd::NdRepr;
+    let sw = switch_ns("v6m");
+    let g = gateway_ns("v6m", &sw, "ga", "p1");
+    let node = node_ns("v6m", &sw);
+    sysctl(&node, "net.ipv6.conf.ca.disable_ipv6=1"); // only our frames
+    sw.exec(&["ip", "link", "set", "pc", "master", "br0"])
+        .unwrap();
+    node.exec(&["ip", "link", "set", "ca", "up"]).unwrap();
+    let mag = Mag::start(&g, "ga", domain_cfg(), true, Answer::Nothing);
+    let mac = [0x02, 0, 0, 0, 0, 0x33];
+    let ll = link_local_from_mac(mac);
+    let addrs = |dst: Ipv6Addr, hop: u8| Addrs {
+        src_mac: mac,
+        dst_mac: frame6::multicast_mac(dst),
+        vlan: 0,
+        src: ll,
+        dst,
+        hop_limit: hop,
+    };
+    let rs = NdRepr::RouterSolicit { slla: Some(mac) }.to_bytes(ll, frame6::ALL_ROUTERS);
+    let ns = NdRepr::NeighborSolicit {
+        target: "ff02::1".parse().unwrap(),
+        slla: Some(mac),
+    }
+    .to_bytes(ll, frame6::solicited_node(link_local_from_mac(ROUTER_MAC)));
+    let mut bad_sum = frame6::emit_frame(&addrs(frame6::ALL_ROUTERS, 255), Upper::Icmpv6(&rs));
+    let n = bad_sum.len();
+    bad_sum[n - 1] ^= 0x55;
+    let frames = vec![
+        // Forwarded from another link (hop limit 254).
+        frame6::emit_frame(&addrs(frame6::ALL_ROUTERS, 254), Upper::Icmpv6(&rs)),
+        bad_sum,
+        // NS for a multicast target.
+        frame6::emit_frame(
+            &addrs(frame6::solicited_node(link_local_from_mac(ROUTER_MAC)), 255),
+            Upper::Icmpv6(&ns),
+        ),
+        // A Solicit whose client identifier runs past the end.
+        frame6::emit_frame(
+            &addrs(frame6::ALL_DHCP_SERVERS, 1),
+            Upper::Udp {
+                src_port: 546,
+                dst_port: 547,
+                payload: &[1, 0, 0, 1, 0, 1, 0, 40, 0, 1],
+            },
+        ),
+    ];
+    node.run_in(move || {
+        let (ifindex, _) = pmip_user::access::shell::interface_info("ca").unwrap();
+        let raw = pmip_user::access::shell::RawSender::open(ifindex).unwrap();
+        for f in &frames {
+            raw.send(f).unwrap();
+        }
+    })
+    .unwrap();
+    let s = wait_for("the four frames counted", Duration::from_secs(5), || {
+        let s = mag.stats();
+        (s.ra.rx >= 3 && s.dhcp6.rx >= 1).then_some(s)
+    });
+    assert_eq!((s.ra.malformed, s.ra.bad_checksum), (2, 1), "{s:?}");
+    assert_eq!(s.dhcp6.malformed, 1, "{s:?}");
+    assert_eq!((s.ra.rs, s.ra.ns, s.ra.na_sent), (0, 0, 0), "{s:?}");
+    assert!(mag.next_event(Duration::from_millis(200)).is_none());
+}
