@@ -21,7 +21,11 @@ fuzz_target!(|data: &[u8]| {
         prefix: "2001:db8::".parse().unwrap(),
         len: 64,
     };
-    s.binding_ready(now, peer.mac, Binding6::new(hnp, Duration::from_secs(60), vec![]));
+    s.binding_ready(
+        now,
+        peer.mac,
+        Binding6::new(hnp, Duration::from_secs(60), vec![]),
+    );
     let _ = s.handle(now, peer, data);
     while s.poll_transmit().is_some() {}
     s.handle_timeout(now + Duration::from_secs(3600));
