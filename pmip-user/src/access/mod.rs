@@ -3,11 +3,21 @@
 //! (`detach`, which also answers subscribers' ARP for any address, draft §6.1)
 //! and the raw Ethernet/ARP/UDP frames they need (`frame`).
 //!
+//! IPv6 (PMIPv6 home-link emulation, RFC 5213 §6.7–6.9): the Neighbor
+//! Discovery codec (`nd`), whole IPv6 frames (`frame6`), the per-link router
+//! advertisement engine (`ra`, sans-IO), the DHCPv6 server (`dhcp6`, sans-IO)
+//! and the shell that drives both on one interface (`nd_shell`).
+//!
 //! ICMP echo to the gateway (draft §6.2, TTL 1) needs nothing here: the router
 //! address is configured on the access interface, so the kernel answers it.
 pub mod detach;
 pub mod dhcp;
+pub mod dhcp6;
 pub mod frame;
+pub mod frame6;
+pub mod nd;
+pub mod nd_shell;
+pub mod ra;
 pub mod shell;
 
 /// The NAI a subscriber is known by before its profile is found: the DHCP
