@@ -671,8 +671,8 @@ fn malformed_rs_ns_and_dhcpv6_are_counted_and_dropped() {
         ),
     ];
     node.run_in(move || {
-        let (ifindex, _) = pmip_user::access::shell::interface_info("ca").unwrap();
-        let raw = pmip_user::access::shell::RawSender::open(ifindex).unwrap();
+        let (ifindex, _) = pmip_user::sys::interface_info("ca").unwrap();
+        let raw = pmip_user::sys::socket::RawSender::open(ifindex).unwrap();
         for f in &frames {
             raw.send(f).unwrap();
         }

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::net::Ipv6Addr;
 
-use crate::packet::{checksum, ipv6_pseudo_sum};
+use crate::checksum;
 
 pub const ETHERTYPE_IPV6: u16 = 0x86DD;
 pub const ETHERTYPE_VLAN: u16 = 0x8100;
@@ -144,10 +144,37 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     }
 }
 
+/// An Ethernet header, with an 802.1Q tag when `vlan` is not 0.
+fn ethernet_header(dst: [u8; 6], src: [u8; 6], vlan: u16, ethertype: u16) -> Vec<u8> {
+    let mut v = Vec::with_capacity(18 + IPV6_HEADER_LEN);
+    v.extend_from_slice(&dst);
+    v.extend_from_slice(&src);
+    if vlan != 0 {
+        v.extend_from_slice(&0x8100u16.to_be_bytes());
+        v.extend_from_slice(&(vlan & 0x0fff).to_be_bytes());
+    }
+    v.extend_from_slice(&ethertype.to_be_bytes());
+    v
+}
+
+/// A UDP datagram with its checksum left 0 (the caller fills it).
+fn udp_datagram(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + payload.len());
+    v.extend_from_slice(&src_port.to_be_bytes());
+    v.extend_from_slice(&dst_port.to_be_bytes());
+    v.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    v.extend_from_slice(&[0, 0]);
+    v.extend_from_slice(payload);
+    v
+}
+
 /// The upper-layer checksum of `data` (checksum field zeroed, or in place to
 /// verify: then a correct packet gives 0), RFC 8200 §8.1.
 pub fn upper_layer_checksum(src: Ipv6Addr, dst: Ipv6Addr, next: u8, data: &[u8]) -> u16 {
-    checksum(data, ipv6_pseudo_sum(src, dst, data.len() as u32, next))
+    checksum::finish(checksum::add(
+        checksum::pseudo_v6(&src, &dst, data.len() as u32, next),
+        data,
+    ))
 }
 
 /// Ethernet multicast address of an IPv6 multicast group (RFC 2464 §7).
@@ -363,7 +390,7 @@ pub fn emit_frame(a: &Addrs, upper: Upper<'_>) -> Vec<u8> {
             dst_port,
             payload,
         } => {
-            let mut b = crate::packet::udp(src_port, dst_port, payload);
+            let mut b = udp_datagram(src_port, dst_port, payload);
             let c = upper_layer_checksum(a.src, a.dst, IPPROTO_UDP, &b);
             // 0 is sent as all ones (RFC 768), as 0 means "none".
             let c = if c == 0 { 0xffff } else { c };
@@ -371,7 +398,7 @@ pub fn emit_frame(a: &Addrs, upper: Upper<'_>) -> Vec<u8> {
             (IPPROTO_UDP, b)
         }
     };
-    let mut f = crate::packet::eth(a.dst_mac, a.src_mac, a.vlan, ETHERTYPE_IPV6);
+    let mut f = ethernet_header(a.dst_mac, a.src_mac, a.vlan, ETHERTYPE_IPV6);
     let ip_at = f.len();
     f.resize(ip_at + IPV6_HEADER_LEN, 0);
     let mut ip = Ipv6Packet::new_unchecked(&mut f[ip_at..]);

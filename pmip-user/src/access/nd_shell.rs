@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use super::dhcp6::{self, Binding6, Dhcp6Server, Dhcp6ServerConfig, Dhcp6Stats, Peer};
 use super::frame6::{self, Addrs, Upper, ALL_DHCP_SERVERS, ALL_ROUTERS};
 use super::ra::{self, Advertisement, RaConfig, RaEngine, RaStats};
-use super::shell::interface_info;
+use crate::sys::interface_info;
 
 /// What the registration side tells the IPv6 access link.
 #[derive(Clone, Debug)]

@@ -6,13 +6,13 @@ use std::net::Ipv6Addr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use pmip_tests::packet::{pcap_file, LINKTYPE_ETHERNET};
 use pmip_user::access::detach::DetachConfig;
 use pmip_user::access::dhcp6::{Binding6, Dhcp6Server, Dhcp6ServerConfig, Peer};
 use pmip_user::access::frame6::{self, Addrs, Upper};
 use pmip_user::access::nd::NdRepr;
 use pmip_user::access::ra::{Advertisement, RaConfig, RaEngine};
 use pmip_user::dataplane::Hnp;
-use pmip_user::packet::{pcap_file, LINKTYPE_ETHERNET};
 
 const ROUTER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
 const MN: [u8; 6] = [0x02, 0x24, 0xd7, 0x8e, 0x21, 0xa4];
