@@ -6,6 +6,7 @@
 //! - `config`     — the `pmipd` TOML configuration and its validation.
 //! - `ctl`        — the pmipctl protocol over a Unix socket and the show formatting.
 //! - `dataplane`  — the data-plane interface the state machines drive, with an in-memory fake.
+//! - `esp`        — ESP (RFC 4303) for the PMIPv6 signaling, done by the agent (no xfrm here).
 //! - `loader`     — loads/attaches the eBPF object and writes its maps (the real data plane).
 //! - `pmipv6`     — PMIPv6 wire formats (`wire`) and the MAG/LMA state machines.
 //! - `pmipv4`     — PMIPv4 wire formats (`wire`) and the PMA/HA state machines.
@@ -14,6 +15,7 @@ pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod dataplane;
+pub mod esp;
 pub mod loader;
 pub mod packet;
 pub mod pmipv4;
