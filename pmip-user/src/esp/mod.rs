@@ -32,6 +32,8 @@ mod transform;
 pub mod udp;
 
 #[cfg(test)]
+mod interop_tests;
+#[cfg(test)]
 mod tests;
 
 pub use config::{EspAlgorithm, EspConfig, EspSettings, SaParams};
