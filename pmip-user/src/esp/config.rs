@@ -18,6 +18,19 @@
 //!
 //! [`EspConfig::check`] turns it into typed [`EspSettings`] or names every
 //! bad key (`peers[0].esp.key_in: ...`), in the config module's error type.
+//!
+//! The same SAs on a Linux peer with xfrm (here the LMA, the table above
+//! being the MAG's; over IPv4 the policies select `proto udp dport 5436` /
+//! `sport 5436` instead of `proto 135`):
+//!
+//! ```text
+//! ip xfrm state add src MAG dst LMA proto esp spi 0x1002 mode transport \
+//!     aead 'rfc4106(gcm(aes))' <MAG's key_out> 128 replay-window 64
+//! ip xfrm state add src LMA dst MAG proto esp spi 0x1001 mode transport \
+//!     aead 'rfc4106(gcm(aes))' <MAG's key_in> 128
+//! ip xfrm policy add src LMA dst MAG proto 135 dir out tmpl proto esp mode transport
+//! ip xfrm policy add src MAG dst LMA proto 135 dir in tmpl proto esp mode transport
+//! ```
 use std::fmt;
 
 use serde::{Deserialize, Serialize};

@@ -19,7 +19,7 @@
 //! ```
 //!
 //! Only the SPI and the sequence number are in the clear; everything from the
-//! IV on is the transform's business ([`super::transform`]).
+//! IV on is the business of the SA's transform (`esp::transform`).
 use super::DropReason;
 
 type Result<T> = core::result::Result<T, DropReason>;
