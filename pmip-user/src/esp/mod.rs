@@ -19,9 +19,12 @@
 //!
 //! Sequence numbers: 32-bit, or 64-bit extended (ESN, RFC 4303 §2.2.1 and
 //! Appendix A) when the SA says so. The sender never cycles its counter
-//! (§3.3.3); with manual keys the counter restarts at 1 when the process
-//! restarts, so the agent must keep [`SaDb::tx_seq`] across restarts (or the
-//! peer must run without an anti-replay window) — see `SaDb::set_tx_seq`.
+//! (§3.3.3). Manual keys outlive the process: a restarted sender starts
+//! over at 1 and the peer's window takes it for a replayer, and a restarted
+//! receiver's empty window takes recorded packets once more. So the agent
+//! keeps [`SaDb::tx_seq`] and [`SaDb::rx_top`] across restarts and hands them
+//! back with [`SaDb::set_tx_seq`] / [`SaDb::set_rx_top`] (or the peer runs
+//! with `replay_window = 0`, relying on RFC 5213's timestamps alone).
 pub mod config;
 pub mod packet;
 pub mod replay;

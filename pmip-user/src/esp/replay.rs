@@ -99,6 +99,14 @@ impl ReplayWindow {
         Ok(seq)
     }
 
+    /// Continues after `top`, e.g. a value kept across a restart: every
+    /// number up to it counts as seen, so recorded packets from before the
+    /// restart cannot be replayed into a window that starts over empty.
+    pub fn resume_after(&mut self, top: u64) {
+        self.top = top;
+        self.bits.fill(u64::MAX);
+    }
+
     /// Records an authenticated `seq` (already [`check`](Self::check)ed).
     pub fn accept(&mut self, seq: u64) {
         if self.size == 0 {
@@ -238,6 +246,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn resumed_window_takes_nothing_old() {
+        let mut w = ReplayWindow::new(64);
+        w.resume_after(1000);
+        for s in [1, 937, 990, 1000] {
+            assert_eq!(w.check(s, false), Err(DropReason::Replay(u64::from(s))));
+        }
+        assert_eq!(take(&mut w, 1001), Ok(1001));
+        // Numbers the window slides over later are new again only if unseen.
+        assert_eq!(take(&mut w, 1100), Ok(1100));
+        assert_eq!(take(&mut w, 1050), Ok(1050));
+        assert_eq!(w.check(1001, false), Err(DropReason::Replay(1001)));
     }
 
     #[test]

@@ -334,8 +334,20 @@ impl SaDb {
         }
     }
 
-    /// Highest sequence number received from `peer`.
+    /// Highest sequence number received from `peer`: keep it across restarts too.
     pub fn rx_top(&self, peer: &IpAddr) -> Option<u64> {
         self.peers.get(peer).map(|p| p.inbound.window().top())
+    }
+
+    /// Take from `peer` only numbers above `top` (a value kept across a
+    /// restart), so that packets recorded before it cannot be replayed.
+    pub fn set_rx_top(&mut self, peer: &IpAddr, top: u64) -> bool {
+        match self.peers.get_mut(peer) {
+            Some(p) => {
+                p.inbound.window.resume_after(top);
+                true
+            }
+            None => false,
+        }
     }
 }

@@ -586,6 +586,16 @@ fn kept_sequence_numbers_survive_a_restart() {
     assert!(restarted.set_tx_seq(&lma, kept));
     let p = restarted.seal(&lma, 17, b"x").unwrap();
     assert_eq!(at_lma.open(&mag, &p), Ok((17, b"x".to_vec())));
+    // A restarted LMA that kept its window's top refuses what was recorded before.
+    let recorded = at_mag.seal(&lma, 17, b"old").unwrap();
+    let kept_rx = at_lma.rx_top(&mag).unwrap();
+    let mut lma_again = SaDb::with_seed(9);
+    lma_again.add_peer(mag, &mirrored(&s)).unwrap();
+    assert!(lma_again.set_rx_top(&mag, kept_rx));
+    assert_eq!(
+        lma_again.open(&mag, &recorded),
+        Err(DropReason::Replay(101))
+    );
 }
 
 fn signaling_pair(v4: bool, alg: EspAlgorithm) -> (SignalingEsp, SignalingEsp, Peer, Peer) {
