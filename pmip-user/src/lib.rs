@@ -10,6 +10,7 @@
 //! - `daemon`     — `pmipd run`: the pieces wired together.
 //! - `ctl`        — the pmipctl protocol over a Unix socket and the show formatting.
 //! - `dataplane`  — the data-plane interface the state machines drive, with an in-memory fake.
+//! - `esp`        — ESP (RFC 4303) for the PMIPv6 signaling, done by the agent (no xfrm here).
 //! - `fastpath`   — loads/attaches the eBPF object and writes its maps (the real data plane).
 //! - `mac`        — MAC address parsing.
 //! - `pmipv6`     — PMIPv6 wire formats (`wire`) and the MAG/LMA state machines.
@@ -22,6 +23,7 @@ pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod dataplane;
+pub mod esp;
 pub mod fastpath;
 pub mod fastpath_log;
 pub mod mac;

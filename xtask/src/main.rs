@@ -49,6 +49,8 @@ const DEB_PACKAGES: &[&str] = &[
     "busybox",
     "udhcpc",
     "isc-dhcp-client",
+    // An independent ESP implementation for pmip-user's esp interop tests.
+    "python3-cryptography",
 ];
 const BPF_LINKER_VERSION: &str = "0.10.4";
 
