@@ -9,6 +9,7 @@
 //! - `loader`     — loads/attaches the eBPF object and writes its maps (the real data plane).
 //! - `pmipv6`     — PMIPv6 wire formats (`wire`) and the MAG/LMA state machines.
 //! - `pmipv4`     — PMIPv4 wire formats (`wire`) and the PMA/HA state machines.
+pub mod aaa;
 pub mod access;
 pub mod config;
 pub mod ctl;
