@@ -2,5 +2,9 @@
 pub mod accounting;
 mod acct_queue;
 pub mod authz;
+pub mod client;
 pub mod config;
+#[cfg(test)]
+mod sim_tests;
+pub mod stats;
 pub mod wire;
