@@ -724,7 +724,7 @@ impl AaaClient {
         } else {
             s.stats.timeouts += 1;
         }
-        if !deadtime.is_zero() && !s.dead_until.is_some_and(|t| t > now) {
+        if !deadtime.is_zero() && s.dead_until.is_none_or(|t| t <= now) {
             s.dead_until = Some(now + deadtime);
             s.stats.dead = true;
             s.stats.marked_dead += 1;

@@ -4,6 +4,7 @@ mod acct_queue;
 pub mod authz;
 pub mod client;
 pub mod config;
+pub mod dae;
 #[cfg(test)]
 mod sim_tests;
 pub mod stats;
