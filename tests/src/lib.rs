@@ -5,6 +5,7 @@ pub mod handover;
 pub mod lab;
 pub mod netns;
 pub mod pcap;
+pub mod radius;
 pub mod scale;
 pub mod tput;
 

@@ -48,6 +48,9 @@ const DEB_PACKAGES: &[&str] = &[
     "busybox",
     "udhcpc",
     "isc-dhcp-client",
+    // A real RADIUS server and radclient for the AAA tests (tests/tests/aaa_radius.rs).
+    "freeradius",
+    "freeradius-utils",
 ];
 const BPF_LINKER_VERSION: &str = "0.10.4";
 

@@ -277,6 +277,10 @@ impl Profile {
             self.bad("Vendor-Specific");
             return;
         };
+        // Another vendor's attributes may not even follow the suggested format: skip them.
+        if ![vendor::CISCO, vendor::TGPP2, vendor::STARENT].contains(&v) {
+            return;
+        }
         for s in subs {
             let Ok(s) = s else {
                 self.bad(&format!("Vendor-Specific({v})"));
