@@ -67,6 +67,13 @@ struct InFlight {
     timer: TimerKey,
 }
 
+/// A request as it went out: where, with which authenticator, which bytes.
+struct Sent {
+    slot: (usize, SocketAddr, u8),
+    req_auth: [u8; 16],
+    bytes: Vec<u8>,
+}
+
 struct Waiting {
     request: RequestId,
     sub: Subscriber,
@@ -495,7 +502,12 @@ impl AaaClient {
             request: w.request,
             sub: w.sub,
         };
-        self.launch(now, token, job, server, slot, req_auth, bytes);
+        let sent = Sent {
+            slot,
+            req_auth,
+            bytes,
+        };
+        self.launch(now, token, job, server, sent);
         Ok(())
     }
 
@@ -518,36 +530,31 @@ impl AaaClient {
             .unwrap_or_default();
         self.servers[server].stats.acct_requests += 1;
         self.acct_in_flight += 1;
-        self.launch(now, token, Job::Acct { seq }, server, slot, req_auth, bytes);
+        let sent = Sent {
+            slot,
+            req_auth,
+            bytes,
+        };
+        self.launch(now, token, Job::Acct { seq }, server, sent);
         true
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn launch(
-        &mut self,
-        now: Instant,
-        token: u64,
-        job: Job,
-        server: usize,
-        slot: (usize, SocketAddr, u8),
-        req_auth: [u8; 16],
-        bytes: Vec<u8>,
-    ) {
+    fn launch(&mut self, now: Instant, token: u64, job: Job, server: usize, sent: Sent) {
         let (_, timeout) = self.cfg.server_timing(server);
         let timer = self.timer(now + timeout, Timer::Reply(token));
         self.out.push_back(Transmit {
-            socket: slot.0,
-            dest: slot.1,
-            payload: bytes.clone(),
+            socket: sent.slot.0,
+            dest: sent.slot.1,
+            payload: sent.bytes.clone(),
         });
         self.in_flight.insert(
             token,
             InFlight {
                 job,
                 server,
-                slot,
-                req_auth,
-                bytes,
+                slot: sent.slot,
+                req_auth: sent.req_auth,
+                bytes: sent.bytes,
                 sends: 1,
                 timer,
             },
