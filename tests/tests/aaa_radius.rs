@@ -525,3 +525,63 @@ fn malformed_replies_are_counted_and_ignored() -> Result<()> {
     assert_eq!(b.accepts, 1);
     Ok(())
 }
+
+/// Authorizations per second against the local FreeRADIUS, pipelined, the client on one
+/// core (a current-thread runtime). Not part of the suite (it loads the machine):
+/// `cargo test -p pmip-tests --test aaa_radius --release -- --ignored --nocapture throughput`.
+#[test]
+#[ignore]
+fn throughput_authorizations_per_second() -> Result<()> {
+    if !root() {
+        return Ok(());
+    }
+    let n: u32 = std::env::var("PMIP_AAA_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000);
+    let env = Env::new("tput")?;
+    let r = FreeRadius::start(
+        &env.server,
+        &env.dir.path().join("radius2"),
+        RadiusConf {
+            listen: "10.77.0.2".parse()?,
+            auth_port: 1812,
+            acct_port: 1813,
+            clients: vec![(CLIENT_IP.into(), SECRET.into())],
+            users: pmip_tests::radius::bulk_users(),
+            threads: 2,
+        },
+    )?;
+    let mut cfg = aaa(&[2]);
+    cfg.timeout = Duration::from_secs(2);
+    cfg.retransmit = 3;
+    let (took, stats) = env.run(move || async move {
+        let (h, _) = spawn_client(cfg, None).await?;
+        // Warm up (ARP, FreeRADIUS threads).
+        h.authorize(Subscriber::new([2, 0, 0, 0xff, 0xff, 0xff]))
+            .await;
+        let t0 = Instant::now();
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..n {
+            let h = h.clone();
+            let mac = [2, 0, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+            set.spawn(async move { h.authorize(Subscriber::new(mac)).await });
+        }
+        let mut accepted = 0u32;
+        while let Some(o) = set.join_next().await {
+            if matches!(o?, AuthOutcome::Accept(_)) {
+                accepted += 1;
+            }
+        }
+        let took = t0.elapsed();
+        assert_eq!(accepted, n);
+        Ok((took, h.stats().await.context("stats")?))
+    })?;
+    drop(r);
+    let rate = f64::from(n) / took.as_secs_f64();
+    eprintln!(
+        "{n} authorizations in {took:.2?}: {rate:.0}/s; retransmissions {}, timeouts {}",
+        stats.servers[0].retransmissions, stats.servers[0].timeouts
+    );
+    Ok(())
+}

@@ -446,7 +446,10 @@ impl AaaClient {
 
     /// Sends what waits, as far as identifiers and the accounting window allow.
     fn pump(&mut self, now: Instant) {
-        while let Some(w) = self.auth_wait.pop_front() {
+        while self.auth_in_flight < self.cfg.window {
+            let Some(w) = self.auth_wait.pop_front() else {
+                break;
+            };
             let server = match w.server {
                 Some(i) => Some(i),
                 None => self.next_server(now, None),

@@ -41,6 +41,9 @@ pub mod defaults {
     pub const SOURCE_PORTS: u8 = 4;
     /// Authorizations waiting for a free identifier before new ones are refused.
     pub const AUTH_QUEUE_LIMIT: usize = 16_384;
+    /// Authorizations in flight at once: pipelined, but not more than a server's socket
+    /// buffer takes in one burst.
+    pub const AUTH_WINDOW: usize = 256;
     /// Accounting records kept until acknowledged (the oldest Interim-Update goes first).
     pub const ACCT_QUEUE_LIMIT: usize = 100_000;
     /// Accounting records in flight at once.
@@ -213,8 +216,10 @@ pub struct AaaConfig {
     pub message_authenticator: bool,
     /// Drop Access-Accept/Reject without a valid Message-Authenticator.
     pub require_message_authenticator: bool,
-    /// Authorizations waiting for an identifier before new ones are refused.
+    /// Authorizations waiting before new ones are refused.
     pub queue_limit: usize,
+    /// Authorizations in flight at once.
+    pub window: usize,
     pub attributes: Attributes,
     pub accounting: Accounting,
     pub dae: Dae,
@@ -239,6 +244,7 @@ impl Default for AaaConfig {
             message_authenticator: true,
             require_message_authenticator: false,
             queue_limit: defaults::AUTH_QUEUE_LIMIT,
+            window: defaults::AUTH_WINDOW,
             attributes: Attributes::default(),
             accounting: Accounting::default(),
             dae: Dae::default(),
@@ -481,6 +487,9 @@ impl AaaConfig {
         }
         if self.queue_limit == 0 {
             e.err("queue_limit", "must be at least 1");
+        }
+        if self.window == 0 || self.window > 65_536 {
+            e.err("window", "must be between 1 and 65536");
         }
     }
 

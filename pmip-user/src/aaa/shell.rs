@@ -108,10 +108,10 @@ async fn open_sockets(
     for i in 0..usize::from(cfg.source_ports.max(1)) {
         let mut p = SourcePort { v4: None, v6: None };
         if need_v4 {
-            p.v4 = Some(Arc::new(UdpSocket::bind((v4_local, 0)).await?));
+            p.v4 = Some(Arc::new(bind(IpAddr::V4(v4_local), 0).await?));
         }
         if need_v6 {
-            p.v6 = Some(Arc::new(UdpSocket::bind((v6_local, 0)).await?));
+            p.v6 = Some(Arc::new(bind(IpAddr::V6(v6_local), 0).await?));
         }
         for s in [&p.v4, &p.v6].into_iter().flatten() {
             tokio::spawn(read_loop(i, s.clone(), rx_tx.clone()));
@@ -119,6 +119,36 @@ async fn open_sockets(
         ports.push(p);
     }
     Ok(ports)
+}
+
+/// A UDP socket with 4 MiB buffers (past `rmem_max` with CAP_NET_ADMIN): replies to a
+/// window of pipelined requests arrive in one burst.
+async fn bind(ip: IpAddr, port: u16) -> io::Result<UdpSocket> {
+    use std::os::fd::AsRawFd;
+    let s = UdpSocket::bind((ip, port)).await?;
+    let size: libc::c_int = 4 << 20;
+    for (force, plain) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+    ] {
+        for opt in [force, plain] {
+            // SAFETY: a valid socket, a pointer to a c_int and its length; failing only
+            // leaves the default size.
+            let rc = unsafe {
+                libc::setsockopt(
+                    s.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&size as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc == 0 {
+                break;
+            }
+        }
+    }
+    Ok(s)
 }
 
 async fn read_loop(i: usize, s: Arc<UdpSocket>, tx: mpsc::Sender<(usize, SocketAddr, Vec<u8>)>) {
@@ -323,7 +353,7 @@ impl DaeHandle {
 /// Starts the RFC 5176 listener on `aaa.dae.listen`:`aaa.dae.port`.
 pub async fn spawn_dae(cfg: AaaConfig) -> io::Result<(DaeHandle, mpsc::Receiver<DaeRequest>)> {
     let ip = cfg.dae.listen.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
-    let sock = UdpSocket::bind((ip, cfg.dae.port)).await?;
+    let sock = bind(ip, cfg.dae.port).await?;
     let local = sock.local_addr()?;
     let (tx, mut cmds) = mpsc::unbounded_channel();
     let (req_tx, req_rx) = mpsc::channel(1024);
