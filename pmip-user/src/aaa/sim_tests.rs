@@ -256,7 +256,8 @@ fn thousands_pipelined_over_identifiers_and_sockets() {
     let t0 = Instant::now();
     let mut cf = cfg(1);
     cf.source_ports = 2;
-    let mut c = client(cf, t0);
+    cf.window = 10_000;
+    let mut c = client(cf.clone(), t0);
     for i in 0..3000u32 {
         c.authorize(
             t0,
@@ -276,6 +277,13 @@ fn thousands_pipelined_over_identifiers_and_sockets() {
     }
     assert_eq!(accepted, 3000);
     assert_eq!(c.stats().servers[0].accepts, 3000);
+    // The window caps what is in flight below what the identifiers allow.
+    cf.window = 100;
+    let mut c = client(cf, t0);
+    for i in 0..300 {
+        c.authorize(t0, sub(i as u8));
+    }
+    assert_eq!(drain(&mut c).len(), 100);
 }
 
 #[test]
