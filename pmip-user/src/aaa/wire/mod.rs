@@ -329,3 +329,6 @@ pub(crate) fn be32(b: &[u8]) -> Option<u32> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod tshark_tests;
