@@ -297,27 +297,22 @@ impl FreeRadius {
         parse_detail(&text)
     }
 
-    /// Waits until the detail file holds records for which `done` is true.
-    pub fn wait_detail(
-        &self,
-        timeout: Duration,
-        done: impl Fn(&[DetailRecord]) -> bool,
-    ) -> Result<Vec<DetailRecord>> {
-        let end = Instant::now() + timeout;
-        loop {
-            let d = self.detail();
-            if done(&d) {
-                return Ok(d);
-            }
-            if Instant::now() >= end {
-                bail!("detail file after {timeout:?}: {d:#?}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
     pub fn namespace(&self) -> &str {
         &self.ns_name
+    }
+
+    /// CPU time the server has used so far (user + system), from /proc.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let pid = self.child.as_ref()?.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces): utime and stime are the
+        // 12th and 13th after the closing parenthesis.
+        let rest = stat.rsplit_once(')')?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Some(Duration::from_millis(ticks * 1000 / hz))
     }
 }
 
