@@ -14,8 +14,8 @@ use pmip_tests::radius::{radclient, seed_users, DetailRecord, FreeRadius, Radius
 use pmip_tests::TempDir;
 use pmip_user::aaa::config::{AaaConfig, DaeClient, Secret, Server};
 use pmip_user::aaa::{
-    spawn_client, spawn_dae, AaaEvent, AcctSession, AuthOutcome, DaeKind, MnService, Subscriber,
-    TerminateCause, Traffic,
+    spawn_client, spawn_dae, AaaEvent, AcctSession, AuthOutcome, DaeKind, ErrorCause, MnService,
+    Subscriber, TerminateCause, Traffic,
 };
 
 const CLIENT_IP: &str = "10.77.0.1";
@@ -34,9 +34,27 @@ impl Env {
         let server = Netns::new("ras")?;
         veth(&client, "c0", &server, "s0")?;
         client.exec(&["ip", "addr", "add", "10.77.0.1/24", "dev", "c0"])?;
+        client.exec(&[
+            "ip",
+            "addr",
+            "add",
+            "2001:db8:77::1/64",
+            "dev",
+            "c0",
+            "nodad",
+        ])?;
         for a in ["10.77.0.2/24", "10.77.0.3/24", "10.77.0.4/24"] {
             server.exec(&["ip", "addr", "add", a, "dev", "s0"])?;
         }
+        server.exec(&[
+            "ip",
+            "addr",
+            "add",
+            "2001:db8:77::2/64",
+            "dev",
+            "s0",
+            "nodad",
+        ])?;
         Ok(Env {
             client,
             server: Arc::new(server),
@@ -416,7 +434,7 @@ fn accounting_kept_while_the_server_is_away_and_across_a_client_restart() -> Res
 }
 
 #[test]
-fn disconnect_request_from_radclient() -> Result<()> {
+fn disconnect_and_coa_requests_from_radclient() -> Result<()> {
     if !root() {
         return Ok(());
     }
@@ -459,11 +477,32 @@ fn disconnect_request_from_radclient() -> Result<()> {
         .await??;
         assert!(!ok && !out.contains("Received"), "{out}");
         assert!(reqs.try_recv().is_err());
+        // A CoA-Request changing the lifetime; the agent finds no such session: NAK 503.
+        let ns = server_ns.clone();
+        let coa = format!(
+            "User-Name = \"mn0@example.com\", Session-Timeout = 1800, Event-Timestamp = {ts}"
+        );
+        let rc = tokio::task::spawn_blocking(move || {
+            radclient(&ns, "10.77.0.1:3799", "coa", DAE_SECRET, &coa)
+        });
+        let req = tokio::time::timeout(Duration::from_secs(5), reqs.recv())
+            .await?
+            .context("CoA request")?;
+        let DaeKind::Coa(p) = &req.kind else {
+            bail!("{req:?}");
+        };
+        assert_eq!(p.lifetime, Some(Duration::from_secs(1800)));
+        assert_eq!(req.target.user_name.as_deref(), Some("mn0@example.com"));
+        h.respond(req.token, Err(ErrorCause::SessionContextNotFound));
+        let (_, out) = rc.await??;
+        assert!(out.contains("Received CoA-NAK"), "{out}");
+        assert!(out.contains("Session-Context-Not-Found"), "{out}");
         let st = h.stats().await.context("stats")?;
         assert_eq!(
-            (st.disconnect_requests, st.acks, st.bad_authenticators),
-            (1, 1, 1)
+            (st.disconnect_requests, st.coa_requests, st.acks, st.naks),
+            (1, 1, 1, 1)
         );
+        assert_eq!(st.bad_authenticators, 1);
         Ok(())
     })
 }
@@ -524,6 +563,38 @@ fn malformed_replies_are_counted_and_ignored() -> Result<()> {
     assert_eq!((a.malformed, a.bad_authenticators, a.timeouts), (1, 1, 1));
     assert_eq!(b.accepts, 1);
     Ok(())
+}
+
+#[test]
+fn authorization_and_accounting_over_ipv6() -> Result<()> {
+    if !root() {
+        return Ok(());
+    }
+    let env = Env::new("v6")?;
+    let r = FreeRadius::start(
+        &env.server,
+        &env.dir.path().join("radius6"),
+        RadiusConf {
+            listen: "2001:db8:77::2".parse()?,
+            auth_port: 1812,
+            acct_port: 1813,
+            clients: vec![("2001:db8:77::1".into(), SECRET.into())],
+            users: seed_users(),
+            threads: 2,
+        },
+    )?;
+    let mut cfg = aaa(&[2]);
+    cfg.servers[0].address = "2001:db8:77::2".parse()?;
+    cfg.nas_ipv6_address = Some("2001:db8:77::1".parse()?);
+    env.run(move || async move {
+        let (h, _) = spawn_client(cfg, None).await?;
+        let out = h.authorize(Subscriber::new(SEED004_MAC)).await;
+        assert!(matches!(out, AuthOutcome::Accept(_)), "{out:?}");
+        h.session_start(session(), None);
+        let d = detail_until(&r, 1).await?;
+        assert_eq!(d[0].get("NAS-IPv6-Address"), Some("2001:db8:77::1"));
+        Ok(())
+    })
 }
 
 /// Authorizations per second against the local FreeRADIUS, pipelined, the client on one
