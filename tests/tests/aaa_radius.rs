@@ -155,7 +155,9 @@ fn accept_with_cisco_avpairs_and_an_unknown_vendor() -> Result<()> {
     assert_eq!(p.lifetime, Some(Duration::from_secs(3600)));
     assert_eq!(p.class, vec![b"seed004".to_vec()]);
     assert!(p.invalid.is_empty(), "{:?}", p.invalid);
+    assert_eq!(p.unknown_vendors, vec![65535]);
     let s = &stats.servers[0];
+    assert_eq!(s.unknown_vendor_attributes, 1);
     assert_eq!(
         (s.requests, s.accepts, s.malformed, s.bad_authenticators),
         (1, 1, 0, 0)

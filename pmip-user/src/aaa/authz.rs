@@ -208,6 +208,8 @@ pub struct Profile {
     pub reply_message: Option<String>,
     /// Cisco-AVPairs pmip does not know, as `key=value`.
     pub other_avpairs: Vec<String>,
+    /// Vendors whose attributes were skipped (pmip reads Cisco, 3GPP2 and Starent only).
+    pub unknown_vendors: Vec<u32>,
     /// Attributes whose value could not be read, by name (for the agent's log).
     pub invalid: Vec<String>,
 }
@@ -279,6 +281,7 @@ impl Profile {
         };
         // Another vendor's attributes may not even follow the suggested format: skip them.
         if ![vendor::CISCO, vendor::TGPP2, vendor::STARENT].contains(&v) {
+            self.unknown_vendors.push(v);
             return;
         }
         for s in subs {
@@ -560,6 +563,7 @@ mod tests {
             AttrRepr::vendor(4242, 1, b"someone else's"),
         ]);
         let p = Profile::from_accept(&Packet::new_checked(&b[..]).unwrap(), true);
+        assert_eq!(p.unknown_vendors, vec![4242]);
         assert_eq!(p.ha_primary, Some("192.0.2.1".parse().unwrap()));
         assert_eq!(p.ha_alternate, Some("192.0.2.2".parse().unwrap()));
         assert_eq!(p.proxy_mip, Some(true));

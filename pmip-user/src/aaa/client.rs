@@ -616,7 +616,9 @@ impl AaaClient {
                     Code::AccessAccept => {
                         st.accepts += 1;
                         let vsas = self.cfg.attributes.vsa_authentication;
-                        AuthOutcome::Accept(Box::new(Profile::from_accept(&p, vsas)))
+                        let prof = Profile::from_accept(&p, vsas);
+                        st.unknown_vendor_attributes += prof.unknown_vendors.len() as u64;
+                        AuthOutcome::Accept(Box::new(prof))
                     }
                     code => {
                         if code == Code::AccessChallenge {

@@ -28,6 +28,8 @@ pub struct ServerStats {
     pub malformed: u64,
     /// Replies to no request in flight: late, duplicate or forged (dropped).
     pub unknown_responses: u64,
+    /// Vendor-Specific attributes of vendors pmip does not read, in Access-Accepts (skipped).
+    pub unknown_vendor_attributes: u64,
     /// Times the server was marked dead (`deadtime_s`).
     pub marked_dead: u64,
     pub dead: bool,
@@ -81,8 +83,12 @@ impl fmt::Display for AaaStats {
             )?;
             writeln!(
                 f,
-                "      dropped: bad authenticators {} malformed {} unknown {}; marked dead {}",
-                s.bad_authenticators, s.malformed, s.unknown_responses, s.marked_dead
+                "      dropped: bad authenticators {} malformed {} unknown {}; unknown vendor attributes {}; marked dead {}",
+                s.bad_authenticators,
+                s.malformed,
+                s.unknown_responses,
+                s.unknown_vendor_attributes,
+                s.marked_dead
             )?;
         }
         writeln!(
