@@ -42,12 +42,14 @@ pub mod defaults {
     /// Authorizations waiting for a free identifier before new ones are refused.
     pub const AUTH_QUEUE_LIMIT: usize = 16_384;
     /// Authorizations in flight at once: pipelined, but not more than a server's socket
-    /// buffer takes in one burst.
-    pub const AUTH_WINDOW: usize = 256;
+    /// buffer takes in one burst. Measured against FreeRADIUS 3.2 (default buffers, 2
+    /// threads): 64 in flight gave ~38 000/s and no loss, 256 lost ~60 of 50 000 to its
+    /// full receive buffer and the retransmissions halved the rate.
+    pub const AUTH_WINDOW: usize = 64;
     /// Accounting records kept until acknowledged (the oldest Interim-Update goes first).
     pub const ACCT_QUEUE_LIMIT: usize = 100_000;
-    /// Accounting records in flight at once.
-    pub const ACCT_WINDOW: usize = 256;
+    /// Accounting records in flight at once (same reasoning as `AUTH_WINDOW`).
+    pub const ACCT_WINDOW: usize = 64;
     /// Wait before a record that no server acknowledged is tried again.
     pub const ACCT_RETRY: Duration = Duration::from_secs(10);
     /// RFC 5176 §3.5 suggests 300 s for the Event-Timestamp window.
