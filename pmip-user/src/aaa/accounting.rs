@@ -257,7 +257,15 @@ pub fn save_spool(path: &Path, records: &[AcctRecord]) -> io::Result<()> {
     }
     let tmp = path.with_extension("tmp");
     {
-        let mut f = io::BufWriter::new(std::fs::File::create(&tmp)?);
+        // Subscribers' names and addresses: readable by pmipd only.
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        let mut f = io::BufWriter::new(file);
         for r in records {
             serde_json::to_writer(&mut f, r)?;
             f.write_all(b"\n")?;
@@ -372,6 +380,9 @@ mod tests {
         let recs = vec![record(AcctStatus::Start), record(AcctStatus::Stop)];
         save_spool(&path, &recs).unwrap();
         assert_eq!(load_spool(&path).unwrap(), (recs.clone(), 0));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
         let mut text = std::fs::read_to_string(&path).unwrap();
         text.push_str("{\"status\":\"Sto");
         std::fs::write(&path, text).unwrap();
