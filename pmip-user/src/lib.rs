@@ -16,6 +16,8 @@
 //! - `pmipv6`     — PMIPv6 wire formats (`wire`) and the MAG/LMA state machines.
 //! - `pmipv4`     — PMIPv4 wire formats (`wire`) and the PMA/HA state machines.
 //! - `sys`        — OS plumbing: interfaces, sockets, sysctls, bpffs, CPUs.
+//! - `aaa`        — RADIUS authorization, accounting and dynamic authorization (RFC 2865/2866/5176).
+pub mod aaa;
 pub mod access;
 pub mod agent;
 pub mod checksum;

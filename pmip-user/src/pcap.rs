@@ -27,3 +27,40 @@ pub fn pcap_file(linktype: u32, frames: &[Vec<u8>]) -> Vec<u8> {
     }
     b
 }
+
+/// An IPv4 header (no options) in front of `payload`, with its checksum:
+/// wraps what a test emits so tshark sees it as it would on the wire.
+pub fn ipv4(
+    src: std::net::Ipv4Addr,
+    dst: std::net::Ipv4Addr,
+    proto: u8,
+    ttl: u8,
+    df: bool,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut h = vec![0u8; 20];
+    h[0] = 0x45;
+    h[2..4].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+    if df {
+        h[6] = 0x40;
+    }
+    h[8] = ttl;
+    h[9] = proto;
+    h[12..16].copy_from_slice(&src.octets());
+    h[16..20].copy_from_slice(&dst.octets());
+    let c = crate::checksum::of(&h);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    h.extend_from_slice(payload);
+    h
+}
+
+/// A UDP header (checksum 0: none, allowed over IPv4) in front of `payload`.
+pub fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + payload.len());
+    v.extend_from_slice(&sport.to_be_bytes());
+    v.extend_from_slice(&dport.to_be_bytes());
+    v.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    v.extend_from_slice(&[0, 0]);
+    v.extend_from_slice(payload);
+    v
+}

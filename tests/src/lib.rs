@@ -9,6 +9,7 @@ pub mod lab;
 pub mod netns;
 pub mod packet;
 pub mod pcap;
+pub mod radius;
 pub mod reliability;
 pub mod scale;
 pub mod tput;

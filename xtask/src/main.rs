@@ -51,6 +51,9 @@ const DEB_PACKAGES: &[&str] = &[
     "isc-dhcp-client",
     // An independent ESP implementation for pmip-user's esp interop tests.
     "python3-cryptography",
+    // A real RADIUS server and radclient for the AAA tests (tests/tests/aaa_radius.rs).
+    "freeradius",
+    "freeradius-utils",
 ];
 const BPF_LINKER_VERSION: &str = "0.10.4";
 
