@@ -23,11 +23,23 @@ fuzz_target!(|data: &[u8]| {
         ..AaaConfig::default()
     };
     let t0 = Instant::now();
-    let mut c = AaaClient::new(cfg, t0, SystemTime::now(), AuthenticatorSource::new([0; 32]));
+    let mut c = AaaClient::new(
+        cfg,
+        t0,
+        SystemTime::now(),
+        AuthenticatorSource::new([0; 32]),
+    );
     for i in 0..4 {
         c.authorize(t0, Subscriber::new([2, 0, 0, 0, 0, i]));
     }
-    c.session_start(t0, AcctSession { session_id: "s".into(), ..Default::default() }, None);
+    c.session_start(
+        t0,
+        AcctSession {
+            session_id: "s".into(),
+            ..Default::default()
+        },
+        None,
+    );
     c.session_stop(t0, "s", Traffic::default(), TerminateCause::UserRequest);
     let auth = "10.0.0.1:1812".parse().unwrap();
     let acct = "10.0.0.1:1813".parse().unwrap();

@@ -28,7 +28,12 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(p) = UdpPacket::new_checked(data) {
         if let Ok(r) = UdpRepr::parse(&p, src, dst) {
             let mut b = vec![0u8; r.buffer_len(p.payload().len())];
-            r.emit(&mut UdpPacket::new_unchecked(&mut b[..]), src, dst, p.payload());
+            r.emit(
+                &mut UdpPacket::new_unchecked(&mut b[..]),
+                src,
+                dst,
+                p.payload(),
+            );
             let q = UdpPacket::new_checked(&b[..]).expect("emitted datagram");
             assert_eq!(UdpRepr::parse(&q, src, dst), Ok(r));
             assert_eq!(q.payload(), p.payload());

@@ -21,35 +21,75 @@ fn sa(spi: u32, alg: EspAlgorithm, esn: bool, k: u8) -> SaParams {
         EspAlgorithm::AesGcm => (vec![k; 20], None),
         EspAlgorithm::AesCbcHmacSha256 => (vec![k; 16], Some(vec![!k; 32])),
     };
-    SaParams { spi, algorithm: alg, key, auth_key, esn, replay_window: 64 }
+    SaParams {
+        spi,
+        algorithm: alg,
+        key,
+        auth_key,
+        esn,
+        replay_window: 64,
+    }
 }
 
 /// (at the MAG, at the LMA) for one algorithm and ESN choice.
 fn pair(alg: EspAlgorithm, esn: bool) -> (SignalingEsp, SignalingEsp) {
     let mut mag = SaDb::with_seed(1);
     let mut lma = SaDb::with_seed(2);
-    for (i, (m, l)) in [(IpAddr::V6(MAG6), IpAddr::V6(LMA6)), (MAG4.into(), LMA4.into())]
-        .into_iter()
-        .enumerate()
+    for (i, (m, l)) in [
+        (IpAddr::V6(MAG6), IpAddr::V6(LMA6)),
+        (MAG4.into(), LMA4.into()),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let up = sa(0x1000 + i as u32, alg, esn, 1 + i as u8);
         let down = sa(0x2000 + i as u32, alg, esn, 3 + i as u8);
-        let at_mag = EspSettings { inbound: down.clone(), outbound: up.clone() };
-        let at_lma = EspSettings { inbound: up, outbound: down };
+        let at_mag = EspSettings {
+            inbound: down.clone(),
+            outbound: up.clone(),
+        };
+        let at_lma = EspSettings {
+            inbound: up,
+            outbound: down,
+        };
         mag.add_peer(l, &at_mag).unwrap();
         lma.add_peer(m, &at_lma).unwrap();
     }
     (
-        SignalingEsp::new(mag, LocalAddrs { v6: Some(MAG6), v4: Some(MAG4) }, 5436),
-        SignalingEsp::new(lma, LocalAddrs { v6: Some(LMA6), v4: Some(LMA4) }, 5436),
+        SignalingEsp::new(
+            mag,
+            LocalAddrs {
+                v6: Some(MAG6),
+                v4: Some(MAG4),
+            },
+            5436,
+        ),
+        SignalingEsp::new(
+            lma,
+            LocalAddrs {
+                v6: Some(LMA6),
+                v4: Some(LMA4),
+            },
+            5436,
+        ),
     )
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, rest)) = data.split_first() else { return };
-    let alg = if sel & 1 == 0 { EspAlgorithm::AesGcm } else { EspAlgorithm::AesCbcHmacSha256 };
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let alg = if sel & 1 == 0 {
+        EspAlgorithm::AesGcm
+    } else {
+        EspAlgorithm::AesCbcHmacSha256
+    };
     let (mut mag, mut lma) = pair(alg, sel & 2 != 0);
-    let src: IpAddr = if sel & 4 == 0 { MAG6.into() } else { MAG4.into() };
+    let src: IpAddr = if sel & 4 == 0 {
+        MAG6.into()
+    } else {
+        MAG4.into()
+    };
     if sel & 8 == 0 {
         // Raw bytes off the wire.
         let _ = lma.unprotect(src, rest);
@@ -57,8 +97,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     // Authentic packets around the fuzzer's payload, under its next header.
-    let Some((&nh, payload)) = rest.split_first() else { return };
-    let Ok(esp) = mag.db_mut().seal(&lma_ip(src), nh, payload) else { return };
+    let Some((&nh, payload)) = rest.split_first() else {
+        return;
+    };
+    let Ok(esp) = mag.db_mut().seal(&lma_ip(src), nh, payload) else {
+        return;
+    };
     let r = lma.unprotect(src, &esp);
     if let (IpAddr::V6(s), 135) = (src, nh) {
         assert_eq!(r, Ok((Peer::V6(s), payload.to_vec())));
@@ -70,5 +114,9 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn lma_ip(src: IpAddr) -> IpAddr {
-    if src.is_ipv4() { LMA4.into() } else { LMA6.into() }
+    if src.is_ipv4() {
+        LMA4.into()
+    } else {
+        LMA6.into()
+    }
 }

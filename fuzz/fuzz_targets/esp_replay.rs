@@ -9,7 +9,9 @@ use libfuzzer_sys::fuzz_target;
 use pmip_user::esp::ReplayWindow;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&size, rest)) = data.split_first() else { return };
+    let Some((&size, rest)) = data.split_first() else {
+        return;
+    };
     let size = u32::from(size) * 16;
     let mut w = ReplayWindow::new(size);
     let mut esn = ReplayWindow::new(size.max(32));
@@ -18,9 +20,12 @@ fuzz_target!(|data: &[u8]| {
     for c in rest.chunks_exact(4) {
         let s = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
         let top = seen.last().copied().unwrap_or(0);
-        let fresh = s != 0
-            && (size == 0 || (!seen.contains(&s) && (s > top || top - s < size)));
-        assert_eq!(w.check(s, false).is_ok(), fresh, "size {size} seq {s} top {top}");
+        let fresh = s != 0 && (size == 0 || (!seen.contains(&s) && (s > top || top - s < size)));
+        assert_eq!(
+            w.check(s, false).is_ok(),
+            fresh,
+            "size {size} seq {s} top {top}"
+        );
         if fresh {
             w.accept(u64::from(s));
             seen.insert(s);

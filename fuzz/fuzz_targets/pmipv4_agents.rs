@@ -4,10 +4,10 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Instant, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
+use pmip_user::agent::{Clock as WallClock, Endpoint};
 use pmip_user::pmipv4::auth::{Algorithm, SecurityAssociation};
 use pmip_user::pmipv4::ha::{AddressPool, Ha, HaConfig, PmaPeer};
 use pmip_user::pmipv4::pma::{HaPeer, Pma, PmaConfig, Subscriber};
-use pmip_user::agent::{Clock as WallClock, Endpoint};
 
 const PMA: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const HA: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);

@@ -5,10 +5,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::time::{Duration, Instant, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
+use pmip_user::agent::Peer;
 use pmip_user::dataplane::AccessPoint;
 use pmip_user::pmipv6::lma::{Ipv4PoolConfig, Lma, LmaConfig, Profile};
 use pmip_user::pmipv6::mag::{AttachRequest, LmaPeerConfig, Mag, MagConfig};
-use pmip_user::agent::Peer;
 use pmip_user::pmipv6::LocalAddrs;
 
 const MAG6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);

@@ -464,6 +464,7 @@ pub fn scale(cfg: &Config) -> Result<Value> {
     );
     let mut rows = Vec::new();
     let npaths = tables.first().map(|t| t.paths.len()).unwrap_or(0);
+    #[allow(clippy::needless_range_loop)] // pi indexes two tables at once
     for pi in 0..npaths {
         let first = median(&samples[0][pi]);
         for (ti, t) in tables.iter().enumerate() {

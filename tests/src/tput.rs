@@ -655,10 +655,16 @@ impl Topo {
         let p = &mut self.lma_p;
         within(&self.lma, || p.detach_all())?;
         if let Some(fp) = self.mag_fp.take() {
-            within(&self.mag, move || Ok(drop(fp)))?;
+            within(&self.mag, move || {
+                drop(fp);
+                Ok(())
+            })?;
         }
         if let Some(fp) = self.lma_fp.take() {
-            within(&self.lma, move || Ok(drop(fp)))?;
+            within(&self.lma, move || {
+                drop(fp);
+                Ok(())
+            })?;
         }
         self.gro_acc0(false)
     }

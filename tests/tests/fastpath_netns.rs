@@ -253,7 +253,7 @@ fn iperf(l: &mut Lab, reverse: bool) -> f64 {
     let i = out.find("\"sum_received\"").expect("iperf3 JSON");
     let j = out[i..].find("\"bytes\":").unwrap() + i + 8;
     let bytes: f64 = out[j..]
-        .split(|c: char| c == ',' || c == '}')
+        .split([',', '}'])
         .next()
         .unwrap()
         .trim()

@@ -36,6 +36,8 @@ enum Cmd {
     Bench { names: Vec<String> },
     /// Install what is missing and check the toolchain only.
     Setup,
+    /// cargo fmt --check over the three workspaces and clippy -D warnings (also run by `test`).
+    Lint,
 }
 
 /// Debian packages the tests and the lab use.
@@ -198,8 +200,43 @@ pub fn build_ebpf() -> Result<PathBuf> {
     Ok(out)
 }
 
+/// The code's own checks, before any test: one format for the whole tree
+/// (the workspace, the eBPF crate and the fuzz crate are three workspaces)
+/// and clippy with warnings as errors (limits in clippy.toml).
+fn lint() -> Result<()> {
+    let installed = output_ok(Command::new("rustup").args(["component", "list", "--installed"]))
+        .unwrap_or_default();
+    for c in ["rustfmt", "clippy"] {
+        if !installed.contains(c) {
+            run(Command::new("rustup").args(["component", "add", c]))?;
+        }
+    }
+    run(Command::new("cargo")
+        .args(["fmt", "--all", "--check"])
+        .current_dir(root()))
+    .context("cargo fmt --check (run `cargo fmt --all`)")?;
+    for m in ["pmip-ebpf/Cargo.toml", "fuzz/Cargo.toml"] {
+        run(Command::new("cargo")
+            .args(["fmt", "--check", "--manifest-path", m])
+            .current_dir(root()))
+        .with_context(|| format!("cargo fmt --check --manifest-path {m}"))?;
+    }
+    run(Command::new("cargo")
+        .args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .current_dir(root()))
+    .context("cargo clippy -D warnings")
+}
+
 fn test(args: &[String]) -> Result<()> {
     setup()?;
+    lint()?;
     let obj = build_ebpf()?;
     run(Command::new("cargo")
         .args(["test", "--workspace", "--no-fail-fast"])
@@ -259,5 +296,6 @@ fn main() -> Result<()> {
             plot()
         }
         Cmd::Setup => setup(),
+        Cmd::Lint => lint(),
     }
 }

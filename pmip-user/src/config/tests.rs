@@ -1,3 +1,4 @@
+#![allow(clippy::too_many_lines)] // test scenarios, not production code
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

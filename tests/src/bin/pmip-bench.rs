@@ -43,6 +43,9 @@ struct Case {
     verdict: u32,
 }
 
+/// One path of the per-packet table: name and its four figures.
+type PathRow = (String, f64, f64, f64, f64);
+
 fn ns_per_packet<P>(prog: &P, c: &Case) -> Result<f64>
 where
     P: for<'a> TestRun<Opts<'a> = TestRunOptions<'a>, Result = TestRunResult>,
@@ -117,310 +120,308 @@ fn per_packet() -> Result<serde_json::Value> {
         )?),
         None => None,
     };
-    let rows = fx
-        .ns
-        .run_in(move || -> Result<Vec<(String, f64, f64, f64, f64)>> {
-            let up = cat(eth(ACC_MAC, SUB1_MAC, 0, ETH_P_IP), &echo4(HOME1, CN4));
-            let up_v4_copy = up.clone();
-            let up_v6t = cat(eth(ACC_MAC, SUB2_MAC, 0, ETH_P_IP), &echo4(HOME2, CN4));
-            let down = cat(
-                eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP),
-                &ipv4(
-                    LMA4,
-                    MAG4,
-                    47,
-                    64,
-                    false,
-                    &gre_keyed(ETH_P_IP, 0x2001, &echo4(CN4, HOME1)),
-                ),
-            );
-            let down_v6t = cat(
-                eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IPV6),
-                &ipv6(
-                    LMA6,
-                    MAG6,
-                    47,
-                    64,
-                    &gre_keyed(ETH_P_IP, 0x2002, &echo4(CN4, HOME2)),
-                ),
-            );
-            let a_down = cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &echo4(CN4, AHOME4));
-            let a_down_v6t = cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &echo4(CN4, AHOME4_V6T));
-            let a_up = cat(
-                eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
-                &ipv4(
-                    A_PEER4,
-                    A_LOCAL4,
-                    47,
-                    64,
-                    false,
-                    &gre_keyed(ETH_P_IP, 0x3001, &echo4(AHOME4, CN4)),
-                ),
-            );
-            let (up_tc, down_tc, a_down_tc, a_up_tc) =
-                (up.clone(), down.clone(), a_down.clone(), a_up.clone());
-            let a_up_v6t = cat(
-                eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IPV6),
-                &ipv6(
-                    A_PEER6,
-                    A_LOCAL6,
-                    47,
-                    64,
-                    &gre_keyed(ETH_P_IP, 0x3002, &echo4(AHOME4_V6T, CN4)),
-                ),
-            );
-            let mut cases = vec![
-                Case {
-                    name: "xdp_pass (baseline a)",
-                    program: PASS_PROGRAM,
-                    ifindex: acc,
-                    frame: up.clone(),
-                    verdict: 2,
-                },
-                Case {
-                    name: "min forwarder (baseline b)",
-                    program: "bench_min_fwd",
-                    ifindex: acc,
-                    frame: up.clone(),
-                    verdict: 4,
-                },
-                // The throughput benchmark's redirect ceiling: MAC rewrite + redirect only.
-                Case {
-                    name: "redirect only (tg_fwd)",
-                    program: "tg_fwd",
-                    ifindex: acc,
-                    frame: up.clone(),
-                    verdict: 4,
-                },
-                Case {
-                    name: "access encap, IPv4 outer",
-                    program: PROGRAM,
-                    ifindex: acc,
-                    frame: up,
-                    verdict: 4,
-                },
-                Case {
-                    name: "access encap, IPv6 outer",
-                    program: PROGRAM,
-                    ifindex: acc,
-                    frame: up_v6t,
-                    verdict: 4,
-                },
-                Case {
-                    name: "access decap, IPv4 outer",
-                    program: PROGRAM,
-                    ifindex: core,
-                    frame: down,
-                    verdict: 4,
-                },
-                Case {
-                    name: "access decap, IPv6 outer",
-                    program: PROGRAM,
-                    ifindex: core,
-                    frame: down_v6t,
-                    verdict: 4,
-                },
-                Case {
-                    name: "anchor encap, IPv4 outer",
-                    program: PROGRAM,
-                    ifindex: cn,
-                    frame: a_down,
-                    verdict: 4,
-                },
-                Case {
-                    name: "anchor encap, IPv6 outer",
-                    program: PROGRAM,
-                    ifindex: cn,
-                    frame: a_down_v6t,
-                    verdict: 4,
-                },
-                Case {
-                    name: "anchor decap, IPv4 outer",
-                    program: PROGRAM,
-                    ifindex: acore,
-                    frame: a_up,
-                    verdict: 4,
-                },
-                Case {
-                    name: "anchor decap, IPv6 outer",
-                    program: PROGRAM,
-                    ifindex: acore,
-                    frame: a_up_v6t,
-                    verdict: 4,
-                },
-                // The same paths at TC ingress (TC_ACT_REDIRECT = 7).
-                Case {
-                    name: "TC: access encap, IPv4 outer",
-                    program: TC_INGRESS_PROGRAM,
-                    ifindex: acc,
-                    frame: up_tc,
-                    verdict: 7,
-                },
-                Case {
-                    name: "TC: access decap, IPv4 outer",
-                    program: TC_INGRESS_PROGRAM,
-                    ifindex: core,
-                    frame: down_tc,
-                    verdict: 7,
-                },
-                Case {
-                    name: "TC: anchor encap, IPv4 outer",
-                    program: TC_INGRESS_PROGRAM,
-                    ifindex: cn,
-                    frame: a_down_tc,
-                    verdict: 7,
-                },
-                Case {
-                    name: "TC: anchor decap, IPv4 outer",
-                    program: TC_INGRESS_PROGRAM,
-                    ifindex: acore,
-                    frame: a_up_tc,
-                    verdict: 7,
-                },
-                // Single operations of the fast path (pmip-ebpf/src/test/cost.rs),
-                // each then XDP_PASS: their cost is the difference to xdp_pass.
-                Case {
-                    name: "op: bpf_ktime_get_ns",
-                    program: "tg_cost_ktime",
-                    ifindex: acc,
-                    frame: up_v4_copy.clone(),
-                    verdict: 2,
-                },
-                Case {
-                    name: "op: bpf_ktime_get_coarse_ns",
-                    program: "tg_cost_ktime_coarse",
-                    ifindex: acc,
-                    frame: up_v4_copy.clone(),
-                    verdict: 2,
-                },
-                Case {
-                    name: "op: bpf_jiffies64",
-                    program: "tg_cost_jiffies",
-                    ifindex: acc,
-                    frame: up_v4_copy.clone(),
-                    verdict: 2,
-                },
-                Case {
-                    name: "op: hash lookup (subscriber)",
-                    program: "tg_cost_hash",
-                    ifindex: acc,
-                    frame: up_v4_copy.clone(),
-                    verdict: 2,
-                },
-                Case {
-                    name: "op: array lookup (IFACES)",
-                    program: "tg_cost_array",
-                    ifindex: acc,
-                    frame: up_v4_copy.clone(),
-                    verdict: 2,
-                },
-                Case {
-                    name: "op: bpf_fib_lookup (IPv4)",
-                    program: "tg_cost_fib",
-                    ifindex: acc,
-                    frame: up_v4_copy.clone(),
-                    verdict: 2,
-                },
-                Case {
-                    name: "op: xdp_adjust_head -24",
-                    program: "tg_cost_adjust",
-                    ifindex: acc,
-                    frame: up_v4_copy.clone(),
-                    verdict: 2,
-                },
-                Case {
-                    name: "op: per-CPU counter",
-                    program: "tg_cost_percpu",
-                    ifindex: acc,
-                    frame: up_v4_copy,
-                    verdict: 2,
-                },
-            ];
-            // An object from before the TC path (PMIP_EBPF_OBJECT, to compare
-            // with) has no pmip_tc_ingress: its rows are left out.
-            if fp.load_tc_program().is_err()
-                || fx_b
-                    .as_mut()
-                    .is_some_and(|b| b.fp.load_tc_program().is_err())
-            {
-                cases.retain(|c| c.program != TC_INGRESS_PROGRAM);
-            }
-            // The fast path's cases on fixture B: same frames, B's interfaces.
-            let b_cases: Vec<(usize, Case)> = match &fx_b {
-                Some(b) => cases
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| c.program == PROGRAM || c.program == TC_INGRESS_PROGRAM)
-                    .map(|(i, c)| {
-                        let ifindex = [(acc, b.acc), (core, b.core), (acore, b.acore), (cn, b.cn)]
-                            .into_iter()
-                            .find(|(a, _)| *a == c.ifindex)
-                            .map_or(c.ifindex, |(_, b)| b);
-                        (
-                            i,
-                            Case {
-                                ifindex,
-                                ..c.clone()
-                            },
-                        )
-                    })
-                    .collect(),
-                None => Vec::new(),
-            };
-            // The baselines and single operations: the test object's programs,
-            // its subscriber table holding the one the baselines look up.
-            let mut bench = tput::BenchProgs::load()?;
-            bench.set_min_fwd_key(acc, SUB1_MAC)?;
-            for c in &cases {
-                if c.program != PROGRAM && c.program != TC_INGRESS_PROGRAM {
-                    bench.prog(c.program)?;
-                }
-            }
-            let mut samples = vec![Vec::new(); cases.len() + b_cases.len()];
-            // Interleave: every round runs every case once, so drift and noise
-            // from the shared host hit all cases alike.
-            for _ in 0..ROUNDS {
-                for (i, c) in cases.iter().enumerate() {
-                    let ns = if c.program == TC_INGRESS_PROGRAM {
-                        ns_per_packet(fp.tc_program()?, c)?
-                    } else if c.program == PROGRAM {
-                        ns_per_packet(fp.program()?, c)?
-                    } else {
-                        ns_per_packet(&*bench.prog(c.program)?, c)?
-                    };
-                    samples[i].push(ns);
-                    // Right after A's run of the same case, in B's namespace.
-                    for (k, (_, bc)) in b_cases.iter().enumerate().filter(|(_, (j, _))| *j == i) {
-                        let b = fx_b.as_ref().expect("B cases come from fixture B");
-                        let ns = tput::within(&b.ns, || {
-                            if bc.program == TC_INGRESS_PROGRAM {
-                                ns_per_packet(b.fp.tc_program()?, bc)
-                            } else {
-                                ns_per_packet(b.fp.program()?, bc)
-                            }
-                        })?;
-                        samples[cases.len() + k].push(ns);
-                    }
-                }
-            }
-            let mut medians: Vec<f64> = samples.iter().map(|s| median(&mut s.clone())).collect();
-            let pass = medians[0];
-            let min_fwd = medians[1];
-            let mut rows = Vec::new();
-            let names = cases
+    let rows = fx.ns.run_in(move || -> Result<Vec<PathRow>> {
+        let up = cat(eth(ACC_MAC, SUB1_MAC, 0, ETH_P_IP), &echo4(HOME1, CN4));
+        let up_v4_copy = up.clone();
+        let up_v6t = cat(eth(ACC_MAC, SUB2_MAC, 0, ETH_P_IP), &echo4(HOME2, CN4));
+        let down = cat(
+            eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP),
+            &ipv4(
+                LMA4,
+                MAG4,
+                47,
+                64,
+                false,
+                &gre_keyed(ETH_P_IP, 0x2001, &echo4(CN4, HOME1)),
+            ),
+        );
+        let down_v6t = cat(
+            eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IPV6),
+            &ipv6(
+                LMA6,
+                MAG6,
+                47,
+                64,
+                &gre_keyed(ETH_P_IP, 0x2002, &echo4(CN4, HOME2)),
+            ),
+        );
+        let a_down = cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &echo4(CN4, AHOME4));
+        let a_down_v6t = cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &echo4(CN4, AHOME4_V6T));
+        let a_up = cat(
+            eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
+            &ipv4(
+                A_PEER4,
+                A_LOCAL4,
+                47,
+                64,
+                false,
+                &gre_keyed(ETH_P_IP, 0x3001, &echo4(AHOME4, CN4)),
+            ),
+        );
+        let (up_tc, down_tc, a_down_tc, a_up_tc) =
+            (up.clone(), down.clone(), a_down.clone(), a_up.clone());
+        let a_up_v6t = cat(
+            eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IPV6),
+            &ipv6(
+                A_PEER6,
+                A_LOCAL6,
+                47,
+                64,
+                &gre_keyed(ETH_P_IP, 0x3002, &echo4(AHOME4_V6T, CN4)),
+            ),
+        );
+        let mut cases = vec![
+            Case {
+                name: "xdp_pass (baseline a)",
+                program: PASS_PROGRAM,
+                ifindex: acc,
+                frame: up.clone(),
+                verdict: 2,
+            },
+            Case {
+                name: "min forwarder (baseline b)",
+                program: "bench_min_fwd",
+                ifindex: acc,
+                frame: up.clone(),
+                verdict: 4,
+            },
+            // The throughput benchmark's redirect ceiling: MAC rewrite + redirect only.
+            Case {
+                name: "redirect only (tg_fwd)",
+                program: "tg_fwd",
+                ifindex: acc,
+                frame: up.clone(),
+                verdict: 4,
+            },
+            Case {
+                name: "access encap, IPv4 outer",
+                program: PROGRAM,
+                ifindex: acc,
+                frame: up,
+                verdict: 4,
+            },
+            Case {
+                name: "access encap, IPv6 outer",
+                program: PROGRAM,
+                ifindex: acc,
+                frame: up_v6t,
+                verdict: 4,
+            },
+            Case {
+                name: "access decap, IPv4 outer",
+                program: PROGRAM,
+                ifindex: core,
+                frame: down,
+                verdict: 4,
+            },
+            Case {
+                name: "access decap, IPv6 outer",
+                program: PROGRAM,
+                ifindex: core,
+                frame: down_v6t,
+                verdict: 4,
+            },
+            Case {
+                name: "anchor encap, IPv4 outer",
+                program: PROGRAM,
+                ifindex: cn,
+                frame: a_down,
+                verdict: 4,
+            },
+            Case {
+                name: "anchor encap, IPv6 outer",
+                program: PROGRAM,
+                ifindex: cn,
+                frame: a_down_v6t,
+                verdict: 4,
+            },
+            Case {
+                name: "anchor decap, IPv4 outer",
+                program: PROGRAM,
+                ifindex: acore,
+                frame: a_up,
+                verdict: 4,
+            },
+            Case {
+                name: "anchor decap, IPv6 outer",
+                program: PROGRAM,
+                ifindex: acore,
+                frame: a_up_v6t,
+                verdict: 4,
+            },
+            // The same paths at TC ingress (TC_ACT_REDIRECT = 7).
+            Case {
+                name: "TC: access encap, IPv4 outer",
+                program: TC_INGRESS_PROGRAM,
+                ifindex: acc,
+                frame: up_tc,
+                verdict: 7,
+            },
+            Case {
+                name: "TC: access decap, IPv4 outer",
+                program: TC_INGRESS_PROGRAM,
+                ifindex: core,
+                frame: down_tc,
+                verdict: 7,
+            },
+            Case {
+                name: "TC: anchor encap, IPv4 outer",
+                program: TC_INGRESS_PROGRAM,
+                ifindex: cn,
+                frame: a_down_tc,
+                verdict: 7,
+            },
+            Case {
+                name: "TC: anchor decap, IPv4 outer",
+                program: TC_INGRESS_PROGRAM,
+                ifindex: acore,
+                frame: a_up_tc,
+                verdict: 7,
+            },
+            // Single operations of the fast path (pmip-ebpf/src/test/cost.rs),
+            // each then XDP_PASS: their cost is the difference to xdp_pass.
+            Case {
+                name: "op: bpf_ktime_get_ns",
+                program: "tg_cost_ktime",
+                ifindex: acc,
+                frame: up_v4_copy.clone(),
+                verdict: 2,
+            },
+            Case {
+                name: "op: bpf_ktime_get_coarse_ns",
+                program: "tg_cost_ktime_coarse",
+                ifindex: acc,
+                frame: up_v4_copy.clone(),
+                verdict: 2,
+            },
+            Case {
+                name: "op: bpf_jiffies64",
+                program: "tg_cost_jiffies",
+                ifindex: acc,
+                frame: up_v4_copy.clone(),
+                verdict: 2,
+            },
+            Case {
+                name: "op: hash lookup (subscriber)",
+                program: "tg_cost_hash",
+                ifindex: acc,
+                frame: up_v4_copy.clone(),
+                verdict: 2,
+            },
+            Case {
+                name: "op: array lookup (IFACES)",
+                program: "tg_cost_array",
+                ifindex: acc,
+                frame: up_v4_copy.clone(),
+                verdict: 2,
+            },
+            Case {
+                name: "op: bpf_fib_lookup (IPv4)",
+                program: "tg_cost_fib",
+                ifindex: acc,
+                frame: up_v4_copy.clone(),
+                verdict: 2,
+            },
+            Case {
+                name: "op: xdp_adjust_head -24",
+                program: "tg_cost_adjust",
+                ifindex: acc,
+                frame: up_v4_copy.clone(),
+                verdict: 2,
+            },
+            Case {
+                name: "op: per-CPU counter",
+                program: "tg_cost_percpu",
+                ifindex: acc,
+                frame: up_v4_copy,
+                verdict: 2,
+            },
+        ];
+        // An object from before the TC path (PMIP_EBPF_OBJECT, to compare
+        // with) has no pmip_tc_ingress: its rows are left out.
+        if fp.load_tc_program().is_err()
+            || fx_b
+                .as_mut()
+                .is_some_and(|b| b.fp.load_tc_program().is_err())
+        {
+            cases.retain(|c| c.program != TC_INGRESS_PROGRAM);
+        }
+        // The fast path's cases on fixture B: same frames, B's interfaces.
+        let b_cases: Vec<(usize, Case)> = match &fx_b {
+            Some(b) => cases
                 .iter()
-                .map(|c| c.name.to_string())
-                .chain(b_cases.iter().map(|(_, c)| format!("B: {}", c.name)));
-            for (i, name) in names.enumerate() {
-                let s = &mut samples[i];
-                s.sort_by(|a, b| a.partial_cmp(b).unwrap());
-                let m = medians[i];
-                let net = (m - pass).max(0.0) / (min_fwd - pass).max(1.0);
-                rows.push((name, m, s[s.len() - 1] - s[0], m / min_fwd, net));
+                .enumerate()
+                .filter(|(_, c)| c.program == PROGRAM || c.program == TC_INGRESS_PROGRAM)
+                .map(|(i, c)| {
+                    let ifindex = [(acc, b.acc), (core, b.core), (acore, b.acore), (cn, b.cn)]
+                        .into_iter()
+                        .find(|(a, _)| *a == c.ifindex)
+                        .map_or(c.ifindex, |(_, b)| b);
+                    (
+                        i,
+                        Case {
+                            ifindex,
+                            ..c.clone()
+                        },
+                    )
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        // The baselines and single operations: the test object's programs,
+        // its subscriber table holding the one the baselines look up.
+        let mut bench = tput::BenchProgs::load()?;
+        bench.set_min_fwd_key(acc, SUB1_MAC)?;
+        for c in &cases {
+            if c.program != PROGRAM && c.program != TC_INGRESS_PROGRAM {
+                bench.prog(c.program)?;
             }
-            medians.clear();
-            Ok(rows)
-        })??;
+        }
+        let mut samples = vec![Vec::new(); cases.len() + b_cases.len()];
+        // Interleave: every round runs every case once, so drift and noise
+        // from the shared host hit all cases alike.
+        for _ in 0..ROUNDS {
+            for (i, c) in cases.iter().enumerate() {
+                let ns = if c.program == TC_INGRESS_PROGRAM {
+                    ns_per_packet(fp.tc_program()?, c)?
+                } else if c.program == PROGRAM {
+                    ns_per_packet(fp.program()?, c)?
+                } else {
+                    ns_per_packet(&*bench.prog(c.program)?, c)?
+                };
+                samples[i].push(ns);
+                // Right after A's run of the same case, in B's namespace.
+                for (k, (_, bc)) in b_cases.iter().enumerate().filter(|(_, (j, _))| *j == i) {
+                    let b = fx_b.as_ref().expect("B cases come from fixture B");
+                    let ns = tput::within(&b.ns, || {
+                        if bc.program == TC_INGRESS_PROGRAM {
+                            ns_per_packet(b.fp.tc_program()?, bc)
+                        } else {
+                            ns_per_packet(b.fp.program()?, bc)
+                        }
+                    })?;
+                    samples[cases.len() + k].push(ns);
+                }
+            }
+        }
+        let mut medians: Vec<f64> = samples.iter().map(|s| median(&mut s.clone())).collect();
+        let pass = medians[0];
+        let min_fwd = medians[1];
+        let mut rows = Vec::new();
+        let names = cases
+            .iter()
+            .map(|c| c.name.to_string())
+            .chain(b_cases.iter().map(|(_, c)| format!("B: {}", c.name)));
+        for (i, name) in names.enumerate() {
+            let s = &mut samples[i];
+            s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let m = medians[i];
+            let net = (m - pass).max(0.0) / (min_fwd - pass).max(1.0);
+            rows.push((name, m, s[s.len() - 1] - s[0], m / min_fwd, net));
+        }
+        medians.clear();
+        Ok(rows)
+    })??;
     println!("per-packet cost, BPF_PROG_TEST_RUN, median of {ROUNDS} interleaved rounds of {RUNS} single runs");
     println!(
         "{:<30} {:>8} {:>8} {:>10} {:>10}",

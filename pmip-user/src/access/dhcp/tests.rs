@@ -1,6 +1,7 @@
 //! Byte-level tests of the DHCP server. Client messages are built by hand here
 //! (not with dhcproto) and replies are checked byte by byte, so the codec is
 //! tested against an independent reading of RFC 2131 §2 / RFC 2132.
+#![allow(clippy::too_many_lines)] // test scenarios, not production code
 use super::*;
 use crate::access::frame;
 

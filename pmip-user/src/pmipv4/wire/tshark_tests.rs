@@ -2,6 +2,7 @@
 //! decoded by tshark with every field we set and no malformed/expert error.
 //! tshark 4.0 does not know the GRE Key extension (48); we only check our key bytes are
 //! where RFC 6245's long format puts them.
+#![allow(clippy::too_many_lines)] // test scenarios, not production code
 use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
