@@ -16,6 +16,11 @@ pub(super) fn control_socket() -> PathBuf {
     PathBuf::from("/run/pmipd.sock")
 }
 
+/// `store.path`.
+pub(super) fn store_path() -> PathBuf {
+    PathBuf::from("/var/lib/pmipd/state.redb")
+}
+
 /// `interfaces.access[].mtu`.
 pub(super) fn access_mtu() -> u16 {
     1500

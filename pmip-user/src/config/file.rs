@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::defaults;
-use super::{Algorithm, Family, Protocol, Role};
+use super::{Algorithm, Family, Protocol, Role, StoreBackend};
 use crate::fastpath::AttachMode;
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -45,6 +45,27 @@ pub(super) struct File {
     /// How the eBPF fast path is attached.
     #[serde(default)]
     pub fastpath: Fastpath,
+    /// Where the binding state survives a restart.
+    #[serde(default)]
+    pub store: Store,
+}
+
+/// `[store]`: the durable binding state.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct Store {
+    /// "embedded" (a redb file at `path`) or "memory" (nothing survives).
+    pub backend: StoreBackend,
+    pub path: PathBuf,
+}
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            backend: StoreBackend::Embedded,
+            path: defaults::store_path(),
+        }
+    }
 }
 
 /// `[fastpath]`: attach mode and pinning of the eBPF data plane.

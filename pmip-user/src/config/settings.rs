@@ -67,6 +67,25 @@ pub struct Config {
     pub profiles: Vec<Profile>,
     pub static_bindings: Vec<StaticBinding>,
     pub fastpath: Fastpath,
+    pub store: StoreSettings,
+}
+
+/// Where the binding state is kept (`[store]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// A redb file: bindings survive a restart of pmipd and of the host.
+    Embedded,
+    /// In memory: nothing survives (a restarted gateway starts empty, and
+    /// only reserves what the pinned maps still hold).
+    Memory,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreSettings {
+    pub backend: StoreBackend,
+    /// The embedded store's file (absolute).
+    pub path: PathBuf,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

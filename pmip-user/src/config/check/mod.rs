@@ -10,6 +10,7 @@ mod peers;
 mod pools;
 mod profiles;
 mod static_bindings;
+mod store;
 mod timers;
 
 use super::file::File;
@@ -57,6 +58,7 @@ pub(super) fn check(f: &File) -> Result<Config, ConfigErrors> {
     let pools = pools::check(f, &mut v);
     let profiles = profiles::check(f, &mut v);
     let static_bindings = static_bindings::check(f, &mut v);
+    let store = store::check(f, &mut v);
     if !v.0.is_empty() {
         return Err(ConfigErrors(v.0));
     }
@@ -75,6 +77,7 @@ pub(super) fn check(f: &File) -> Result<Config, ConfigErrors> {
         profiles,
         static_bindings,
         fastpath,
+        store,
     })
 }
 

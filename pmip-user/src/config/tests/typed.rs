@@ -275,3 +275,23 @@ fn loaded_configurations_build_their_agent() {
     assert!(matches!(c.peers[0].address, IpAddr::V6(_)));
     assert_eq!(c.peers[0].family(), Family::Ipv6);
 }
+
+#[test]
+fn store_section_defaults_to_the_embedded_file() {
+    let c = Config::from_toml_str(ACCESS_V6).unwrap();
+    assert_eq!(c.store.backend, StoreBackend::Embedded);
+    assert_eq!(c.store.path, PathBuf::from("/var/lib/pmipd/state.redb"));
+    let e = errors_of(ACCESS_V6, &[("store.path", s("state.redb"))]);
+    assert!(
+        e.contains("store.path: must be an absolute file path"),
+        "{e}"
+    );
+    let e = errors_of(ACCESS_V6, &[("store.backend", s("etcd"))]);
+    assert!(e.contains("unknown variant"), "{e}");
+    // A memory store needs no path.
+    let mut doc: Value = toml::from_str(ACCESS_V6).unwrap();
+    set(&mut doc, "store.backend", s("memory"));
+    set(&mut doc, "store.path", s("relative"));
+    let c = Config::from_toml_str(&toml::to_string(&doc).unwrap()).unwrap();
+    assert_eq!(c.store.backend, StoreBackend::Memory);
+}

@@ -1,0 +1,114 @@
+//! Durable binding state (STYLE §10): what a gateway needs to resume its
+//! subscribers after a restart, kept outside the process.
+//!
+//! The registrars never touch a store: like data-plane commands, they emit
+//! [`StoreOp`]s (`agent::Endpoint::poll_store`), and the shell applies each
+//! batch with [`Store::apply`] *before* it writes the maps, hands out events
+//! or sends a datagram — a binding is durable before the peer or the
+//! subscriber hears of it. At start the daemon reads every record back with
+//! [`Store::scan`] and hands them to `Endpoint::restore`.
+//!
+//! - [`record`]   — the keys and records (one format for every backend).
+//! - [`embedded`] — the default backend: one redb file, fsync on commit.
+//! - [`mem`]      — in memory: sim tests, and `backend = "memory"` (nothing survives).
+//!
+//! A distributed backend (etcd, for a cluster) implements the same trait:
+//! keys are [`RecordKey::path`] strings, values the records' JSON
+//! ([`record::encode`]), a batch is one transaction.
+use anyhow::Result;
+
+pub mod embedded;
+pub mod mem;
+pub mod record;
+
+pub use embedded::EmbeddedStore;
+pub use mem::MemStore;
+pub use record::{
+    AccessRecord, AnchorRecord, HnpRecord, NodeRecord, Proto, Record, RecordKey, Restored,
+};
+
+/// One change to the durable state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreOp {
+    /// Create or replace the record under the key.
+    Put(RecordKey, Record),
+    /// Remove the key (absent is not an error).
+    Delete(RecordKey),
+}
+
+impl StoreOp {
+    pub fn key(&self) -> &RecordKey {
+        match self {
+            StoreOp::Put(k, _) | StoreOp::Delete(k) => k,
+        }
+    }
+}
+
+/// Where binding records live.
+pub trait Store: Send {
+    /// Every record, at start. Records that do not decode (another
+    /// version's, a torn write) are skipped with a warning, not an error:
+    /// the gateway must start.
+    fn scan(&mut self) -> Result<Vec<(RecordKey, Record)>>;
+    /// Applies a batch atomically and durably: when it returns `Ok`, every
+    /// operation survives a crash of this process (and, for the embedded
+    /// backend, of the host).
+    fn apply(&mut self, batch: &[StoreOp]) -> Result<()>;
+    /// Whether anything survives this process (false: the memory backend).
+    fn durable(&self) -> bool;
+}
+
+impl<S: Store + ?Sized> Store for Box<S> {
+    fn scan(&mut self) -> Result<Vec<(RecordKey, Record)>> {
+        (**self).scan()
+    }
+    fn apply(&mut self, batch: &[StoreOp]) -> Result<()> {
+        (**self).apply(batch)
+    }
+    fn durable(&self) -> bool {
+        (**self).durable()
+    }
+}
+
+/// A store that keeps nothing (tests and tools that run an endpoint without one).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoStore;
+
+impl Store for NoStore {
+    fn scan(&mut self) -> Result<Vec<(RecordKey, Record)>> {
+        Ok(Vec::new())
+    }
+    fn apply(&mut self, _batch: &[StoreOp]) -> Result<()> {
+        Ok(())
+    }
+    fn durable(&self) -> bool {
+        false
+    }
+}
+
+/// Wall-clock time as milliseconds since the Unix epoch (the records' time unit).
+pub fn wall_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The restart counter of this start (RFC 5847 §5.2): unchanged when the
+/// store kept our state, a new one when it did not (first start, lost or
+/// memory store) — a peer that sees it change drops what it held for us.
+/// The second value is the node record to write back.
+pub fn restart_counter(
+    recovered: Option<&NodeRecord>,
+    now: std::time::SystemTime,
+) -> (u32, NodeRecord) {
+    let c = match recovered {
+        Some(n) => n.restart_counter,
+        // Seconds since the epoch: larger than any counter an earlier
+        // run with a lost store could have used.
+        None => (wall_ms(now) / 1000) as u32,
+    };
+    (c, NodeRecord { restart_counter: c })
+}
+
+#[cfg(test)]
+mod tests;
