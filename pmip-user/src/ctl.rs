@@ -32,6 +32,14 @@ pub enum Request {
     ClearBinding {
         nai: String,
     },
+    /// Stop pmipd. Without `deregister` it is a SIGTERM: subscribers stay
+    /// registered and the pinned fast path keeps forwarding for the next
+    /// run. With it, every subscriber is deregistered (access) or revoked
+    /// (anchor) first, then the programs and pins are removed.
+    Shutdown {
+        #[serde(default)]
+        deregister: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -40,8 +48,18 @@ pub enum Response {
     Bindings(Vec<BindingView>),
     Tunnels(Vec<TunnelView>),
     Stats(StatsView),
-    Cleared { nai: String, found: bool },
-    Error { message: String },
+    Cleared {
+        nai: String,
+        found: bool,
+    },
+    /// pmipd is stopping; with `deregister`, after releasing `bindings`.
+    ShuttingDown {
+        deregister: bool,
+        bindings: usize,
+    },
+    Error {
+        message: String,
+    },
 }
 
 /// One subscriber binding as `show bindings` prints it.
@@ -262,6 +280,16 @@ pub fn format_response(r: &Response) -> String {
         Response::Stats(s) => format_stats(s),
         Response::Cleared { nai, found: true } => format!("binding {nai} cleared\n"),
         Response::Cleared { nai, found: false } => format!("no binding for {nai}\n"),
+        Response::ShuttingDown {
+            deregister: true,
+            bindings,
+        } => format!(
+            "pmipd: releasing {bindings} binding(s), then removing the fast path and its pins\n"
+        ),
+        Response::ShuttingDown { .. } => {
+            "pmipd: stopping; bindings stay registered and the pinned fast path keeps forwarding\n"
+                .into()
+        }
         Response::Error { message } => format!("error: {message}\n"),
     }
 }

@@ -44,6 +44,10 @@ fn pmipctl_show_and_clear() {
                     found: nai == "mn0@example.com",
                     nai,
                 },
+                Request::Shutdown { deregister } => Response::ShuttingDown {
+                    deregister,
+                    bindings: 2,
+                },
             };
             Box::pin(async move { resp })
         }),
@@ -83,6 +87,13 @@ fn pmipctl_show_and_clear() {
     assert!(out.starts_with("Total number of tunnels: 0"), "{out}");
     let (_, out, _) = run(&["clear", "binding", "mn0@example.com"]);
     assert_eq!(out, "binding mn0@example.com cleared\n");
+    let (_, out, _) = run(&["shutdown", "--deregister"]);
+    assert_eq!(
+        out,
+        "pmipd: releasing 2 binding(s), then removing the fast path and its pins\n"
+    );
+    let (_, out, _) = run(&["shutdown"]);
+    assert!(out.contains("bindings stay registered"), "{out}");
     let (_, out, _) = run(&["clear", "binding", "x@y"]);
     assert_eq!(out, "no binding for x@y\n");
     // No daemon: a clear message and a non-zero exit.

@@ -513,6 +513,28 @@ impl DhcpServer {
         self.clients.remove(&mac);
     }
 
+    /// A lease this server gave before a restart (its binding restored from
+    /// the store): the client's renewals are answered from it, and it runs
+    /// out `left` from now unless renewed.
+    pub fn restore_lease(
+        &mut self,
+        now: Instant,
+        mac: [u8; 6],
+        binding: BindingInfo,
+        left: Duration,
+    ) {
+        self.clients.insert(
+            mac,
+            Client {
+                client_id: None,
+                binding: Some(binding),
+                pending: None,
+                abandon_at: None,
+                lease_end: Some(now + left),
+            },
+        );
+    }
+
     fn nak(&mut self, req: &Message) {
         let mut m = Self::reply_header(req);
         let o = m.opts_mut();

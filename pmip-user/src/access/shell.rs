@@ -27,9 +27,23 @@ use crate::sys::socket::{arp_socket, udp_on_device, RawSender};
 /// What the registration side tells the DHCP server.
 #[derive(Clone, Debug)]
 pub enum DhcpCmd {
-    BindingReady { mac: [u8; 6], info: BindingInfo },
-    BindingFailed { mac: [u8; 6] },
-    BindingGone { mac: [u8; 6] },
+    BindingReady {
+        mac: [u8; 6],
+        info: BindingInfo,
+    },
+    BindingFailed {
+        mac: [u8; 6],
+    },
+    BindingGone {
+        mac: [u8; 6],
+    },
+    /// At start: a lease given before a restart (the binding restored from
+    /// the store), with `left` of it to run.
+    Restore {
+        mac: [u8; 6],
+        info: BindingInfo,
+        left: std::time::Duration,
+    },
 }
 
 /// The DHCP server of one access interface with its sockets.
@@ -139,6 +153,7 @@ impl DhcpShell {
                         Some(DhcpCmd::BindingReady { mac, info }) => self.server.binding_ready(now, mac, info),
                         Some(DhcpCmd::BindingFailed { mac }) => self.server.binding_failed(mac),
                         Some(DhcpCmd::BindingGone { mac }) => self.server.binding_gone(mac),
+                        Some(DhcpCmd::Restore { mac, info, left }) => self.server.restore_lease(now, mac, info, left),
                     }
                 }
                 _ = sleep => self.server.handle_timeout(Instant::now()),

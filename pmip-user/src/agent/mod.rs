@@ -4,8 +4,9 @@
 //! sans-IO state machine implementing [`Endpoint`] (after quinn-proto's
 //! `Endpoint`): datagrams in with `handle(now, from, bytes)`, requests in with
 //! `command(now, cmd)`, and out come datagrams (`poll_transmit`), data-plane
-//! commands (`poll_dp`), events for the rest of the daemon (`poll_event`) and
-//! one deadline (`poll_timeout` / `handle_timeout`). One [`shell`] drives any
+//! commands (`poll_dp`), writes of durable state (`poll_store`), events for
+//! the rest of the daemon (`poll_event`) and one deadline (`poll_timeout` /
+//! `handle_timeout`); at start, `restore` rebuilds the bindings a store kept. One [`shell`] drives any
 //! of them over a [`Transport`] (raw Mobility Header + UDP 5436 for PMIPv6,
 //! UDP 434 for PMIPv4): it owns no protocol logic, holds no lock around the
 //! machine and never polls.
@@ -22,6 +23,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::dataplane::DpCommand;
+use crate::store::{Record, RecordKey, Restored, StoreOp};
 
 pub mod alloc;
 pub mod clock;
@@ -93,6 +95,14 @@ pub trait Endpoint {
     fn command(&mut self, now: Instant, cmd: Self::Command);
     fn poll_transmit(&mut self) -> Option<Transmit>;
     fn poll_dp(&mut self) -> Option<DpCommand>;
+    /// Durable state to write (STYLE §10): the shell applies these first,
+    /// before data-plane commands, events and transmits.
+    fn poll_store(&mut self) -> Option<StoreOp>;
+    /// Rebuilds the bindings a store kept, before the first input: expired
+    /// ones are dropped (a `Delete`, and their map entries removed), live
+    /// ones installed again with their timers armed from the records'
+    /// wall-clock times. Records this registrar cannot use are dropped.
+    fn restore(&mut self, now: Instant, records: Vec<(RecordKey, Record)>) -> Restored;
     fn poll_event(&mut self) -> Option<Self::Event>;
     /// The earliest deadline; `handle_timeout` is due then.
     fn poll_timeout(&self) -> Option<Instant>;

@@ -86,6 +86,18 @@ pub enum AccessEvent {
         at: AccessPoint,
         cause: GoneCause,
     },
+    /// At start: a binding of an earlier run taken up again from the store.
+    /// The access side learns the subscriber (its NAI) and hands its lease
+    /// back to the DHCP server (`left` of `lifetime` to run).
+    Restored {
+        at: AccessPoint,
+        nai: String,
+        home_v4: Option<(Ipv4Addr, u8)>,
+        router_v4: Option<Ipv4Addr>,
+        hnp: Option<Hnp>,
+        lifetime: Duration,
+        left: Duration,
+    },
 }
 
 /// Requests to an anchor registrar (LMA, HA).

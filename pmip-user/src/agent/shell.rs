@@ -1,6 +1,6 @@
 //! The tokio driver of any [`Endpoint`] over any [`Transport`]: it moves
-//! datagrams, requests and events, applies data-plane commands and arms one
-//! timer. It makes no protocol decision, holds no lock around the machine
+//! datagrams, requests and events, writes the store, applies data-plane
+//! commands and arms one timer. It makes no protocol decision, holds no lock around the machine
 //! (the machine lives in the shell's task; everything else talks to it over
 //! channels) and never polls.
 use std::time::Instant;
@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::registrar::{counters_of, BindingSummary, Counters};
 use super::{Endpoint, Transport};
 use crate::dataplane::DataPlane;
+use crate::store::{NoStore, Store, StoreOp};
 
 /// What the rest of the daemon sends a registrar.
 #[derive(Debug)]
@@ -35,6 +36,9 @@ pub struct ShellCounters {
     pub tx_errors: u64,
     pub rx_errors: u64,
     pub dp_errors: u64,
+    /// Batches written to the store, and those it refused.
+    pub store_batches: u64,
+    pub store_errors: u64,
 }
 
 /// The daemon's side of a running registrar: one request channel, one event channel.
@@ -65,18 +69,25 @@ impl<C, E> Handle<C, E> {
     }
 }
 
-/// Starts `ep` on `transport` in a task of its own.
-pub fn spawn<E, T, D>(ep: E, transport: T, dp: D) -> Handle<E::Command, E::Event>
+/// Starts `ep` on `transport` in a task of its own, writing its durable
+/// state to `store`.
+pub fn spawn<E, T, D, S>(ep: E, transport: T, dp: D, store: S) -> Handle<E::Command, E::Event>
 where
     E: Endpoint + Send + 'static,
     T: Transport + 'static,
     D: DataPlane + Send + 'static,
+    S: Store + 'static,
 {
     let (req_tx, req_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
-        let (mut ep, mut dp) = (ep, dp);
-        run(&mut ep, &transport, &mut dp, req_rx, ev_tx).await
+        let (mut ep, mut dp, mut store) = (ep, dp, store);
+        let io = Io {
+            transport: &transport,
+            dp: &mut dp,
+            store: &mut store,
+        };
+        run_with(&mut ep, io, req_rx, ev_tx).await
     });
     Handle {
         requests: req_tx,
@@ -90,18 +101,42 @@ const RX_BURST: usize = 256;
 /// Largest datagram read (PMIPv4 and PMIPv6 signaling fit in far less).
 const RX_BUF: usize = 65_535;
 
-/// Runs `ep` until `requests` is closed; returns the shell's counters.
+/// Runs `ep` until `requests` is closed, without a store; returns the
+/// shell's counters.
 pub async fn run<E: Endpoint, T: Transport, D: DataPlane>(
     ep: &mut E,
     transport: &T,
     dp: &mut D,
+    requests: mpsc::UnboundedReceiver<Request<E::Command>>,
+    events: mpsc::UnboundedSender<E::Event>,
+) -> ShellCounters {
+    let io = Io {
+        transport,
+        dp,
+        store: &mut NoStore,
+    };
+    run_with(ep, io, requests, events).await
+}
+
+/// What a shell moves state to: the network, the data plane, the store.
+pub struct Io<'a, T, D, S: ?Sized> {
+    pub transport: &'a T,
+    pub dp: &'a mut D,
+    pub store: &'a mut S,
+}
+
+/// Runs `ep` over `io` until `requests` is closed; returns the shell's counters.
+pub async fn run_with<E: Endpoint, T: Transport, D: DataPlane, S: Store + ?Sized>(
+    ep: &mut E,
+    mut io: Io<'_, T, D, S>,
     mut requests: mpsc::UnboundedReceiver<Request<E::Command>>,
     events: mpsc::UnboundedSender<E::Event>,
 ) -> ShellCounters {
     let mut c = ShellCounters::default();
     let mut buf = vec![0u8; RX_BUF];
+    let transport = io.transport;
     loop {
-        flush(ep, transport, dp, &events, &mut c).await;
+        flush(ep, &mut io, &events, &mut c).await;
         let deadline = ep.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             r = transport.recv(&mut buf) => {
@@ -132,7 +167,7 @@ pub async fn run<E: Endpoint, T: Transport, D: DataPlane>(
                     }
                 }
                 None => {
-                    flush(ep, transport, dp, &events, &mut c).await;
+                    flush(ep, &mut io, &events, &mut c).await;
                     return c;
                 }
             },
@@ -161,15 +196,28 @@ fn on_request<E: Endpoint>(ep: &mut E, c: &ShellCounters, now: Instant, r: Reque
     }
 }
 
-/// Applies data-plane commands first (a subscriber's entry is in the maps
-/// before the peer or the access side hears of it), then events, then sends.
-async fn flush<E: Endpoint, T: Transport, D: DataPlane>(
+/// Writes the store first, in one batch (a binding is durable before the
+/// peer or the subscriber hears of it, STYLE §10), then applies data-plane
+/// commands (a subscriber's entry is in the maps before the peer or the
+/// access side hears of it), then events, then sends.
+async fn flush<E: Endpoint, T: Transport, D: DataPlane, S: Store + ?Sized>(
     ep: &mut E,
-    transport: &T,
-    dp: &mut D,
+    io: &mut Io<'_, T, D, S>,
     events: &mpsc::UnboundedSender<E::Event>,
     c: &mut ShellCounters,
 ) {
+    let batch: Vec<StoreOp> = std::iter::from_fn(|| ep.poll_store()).collect();
+    if !batch.is_empty() {
+        c.store_batches += 1;
+        // A store that refuses a write does not stop service: the binding
+        // goes on in memory and in the maps, and the next write retries
+        // the record (each write carries the whole record).
+        if let Err(e) = io.store.apply(&batch) {
+            c.store_errors += 1;
+            tracing::warn!("store refused {} write(s): {e:#}", batch.len());
+        }
+    }
+    let (transport, dp) = (io.transport, &mut *io.dp);
     while let Some(cmd) = ep.poll_dp() {
         if let Err(e) = dp.apply(&cmd) {
             c.dp_errors += 1;

@@ -1,4 +1,4 @@
-//! pmipctl: show commands and `clear binding` against a running pmipd.
+//! pmipctl: show commands, `clear binding` and `shutdown` against a running pmipd.
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -29,6 +29,13 @@ enum Cmd {
     Clear {
         #[command(subcommand)]
         what: Clear,
+    },
+    /// Stop pmipd. Plain: as SIGTERM, subscribers stay registered and the
+    /// pinned fast path keeps forwarding (a restart). With --deregister:
+    /// release every subscriber, then remove the programs and pins.
+    Shutdown {
+        #[arg(long)]
+        deregister: bool,
     },
 }
 
@@ -66,6 +73,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Cmd::Clear {
             what: Clear::Binding { nai },
         } => Request::ClearBinding { nai },
+        Cmd::Shutdown { deregister } => Request::Shutdown { deregister },
     };
     let resp = ctl::request_blocking(&cli.socket, &req, Duration::from_secs(5))?;
     if cli.json {

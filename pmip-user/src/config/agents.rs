@@ -129,6 +129,7 @@ pub fn pma(cfg: &Config) -> Result<pma::PmaConfig, ConfigError> {
     pcfg.renew_percent = t.renew_percent;
     pcfg.retransmission_timeout_ms = millis(t.retx_initial);
     pcfg.max_retransmissions = t.max_retransmissions.into();
+    pcfg.retransmission_max_ms = millis(t.retx_max);
     let f = &t.ha_failover;
     pcfg.ha_failover = pma::HaFailover {
         enabled: f.enabled,
@@ -163,6 +164,8 @@ pub fn ha(cfg: &Config) -> Result<ha::HaConfig, ConfigError> {
     hcfg.max_lifetime_s = t.lifetime.as_secs().min(u16::MAX.into()) as u16;
     hcfg.revocation_timeout_ms = millis(t.bri_delay_min);
     hcfg.revocation_retries = t.bri_max_retransmissions.into();
+    // A binding of before a restart can be renewed until its lifetime ends.
+    hcfg.reregistration_window = t.lifetime;
     hcfg.profiles = cfg
         .profiles
         .iter()

@@ -126,6 +126,19 @@ fn json_wire_format() {
     );
     let r: Request = serde_json::from_str(r#"{"cmd":"show_stats"}"#).unwrap();
     assert_eq!(r, Request::ShowStats);
+    assert_eq!(
+        serde_json::to_string(&Request::Shutdown { deregister: true }).unwrap(),
+        r#"{"cmd":"shutdown","deregister":true}"#
+    );
+    let r: Request = serde_json::from_str(r#"{"cmd":"shutdown"}"#).unwrap();
+    assert_eq!(r, Request::Shutdown { deregister: false });
+    assert_eq!(
+        format_response(&Response::ShuttingDown {
+            deregister: true,
+            bindings: 3
+        }),
+        "pmipd: releasing 3 binding(s), then removing the fast path and its pins\n"
+    );
     assert!(serde_json::from_str::<Request>(r#"{"cmd":"reboot"}"#).is_err());
     let resp = Response::Bindings(vec![seed_binding()]);
     let j = serde_json::to_value(&resp).unwrap();
@@ -149,6 +162,10 @@ fn handler() -> Handler {
             Request::ClearBinding { nai } => Response::Cleared {
                 found: nai == "mn0@example.com",
                 nai,
+            },
+            Request::Shutdown { deregister } => Response::ShuttingDown {
+                deregister,
+                bindings: 1,
             },
         };
         Box::pin(async move { resp })

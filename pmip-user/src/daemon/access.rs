@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::control::{self, mac_str, CtlRequest, ShowCtx};
 use super::fastpath::SharedDp;
+use super::stop::{self, StopMode};
 use crate::access::detach::Detached;
 use crate::access::dhcp::{BindingInfo as DhcpBinding, DhcpStats, Event as DhcpEvent};
 use crate::access::shell::{ArpCmd, ArpShell, DhcpCmd, DhcpShell};
@@ -31,6 +32,7 @@ use crate::agent::{Endpoint, Transport};
 use crate::config::{AccessInterface, Config};
 use crate::ctl::{Request, Response};
 use crate::dataplane::AccessPoint;
+use crate::store::Store;
 
 /// A subscriber the access side knows about: what its lease needs.
 struct Sub {
@@ -251,6 +253,14 @@ impl Glue<'_> {
                 tracing::warn!(mac = %mac_str(&at.mac), ?reason, "registration failed");
                 self.failed(at)
             }
+            AccessEvent::Restored {
+                at,
+                nai,
+                home_v4,
+                lifetime,
+                left,
+                ..
+            } => self.restored(at, nai, home_v4, (lifetime, left)),
             AccessEvent::Gone { at, cause } => {
                 if let Some(l) = self.links.get(&at.ifindex) {
                     let _ = l.dhcp.send(DhcpCmd::BindingGone { mac: at.mac });
@@ -290,6 +300,51 @@ impl Glue<'_> {
             home,
             gateway: router,
         });
+    }
+
+    /// A subscriber of the last run, taken up from the store: its profile
+    /// again, its lease back to the DHCP server, its ARP watch.
+    fn restored(
+        &mut self,
+        at: AccessPoint,
+        nai: String,
+        home_v4: Option<(Ipv4Addr, u8)>,
+        (lifetime, left): (Duration, Duration),
+    ) {
+        let Some(link) = self.links.get(&at.ifindex) else {
+            return;
+        };
+        let profile = self.cfg.profile_for(Some(&nai), &at.mac, &link.cfg.name);
+        let peer = profile
+            .and_then(|p| p.anchor.as_deref())
+            .and_then(|n| self.cfg.peer(n))
+            .or_else(|| self.cfg.peers.first());
+        let mtu = peer.map(|p| self.cfg.subscriber_mtu(&link.cfg, p));
+        let dns = self.cfg.dns_for(profile);
+        let Some((home, plen)) = home_v4 else {
+            return;
+        };
+        let (router, gw_len) = (link.cfg.gateway.addr, link.cfg.gateway.len);
+        let info = DhcpBinding {
+            home,
+            prefix_len: if plen == 0 { gw_len } else { plen },
+            router,
+            lifetime,
+            dns: dns.clone(),
+            mtu,
+        };
+        tracing::info!(%nai, %home, left_s = left.as_secs(), "restored");
+        let _ = link.dhcp.send(DhcpCmd::Restore {
+            mac: at.mac,
+            info,
+            left,
+        });
+        let _ = link.arp.send(ArpCmd::Watch {
+            mac: at.mac,
+            home,
+            gateway: router,
+        });
+        self.subs.insert(at, Sub { nai, dns, mtu });
     }
 
     fn failed(&mut self, at: AccessPoint) {
@@ -355,20 +410,21 @@ impl Glue<'_> {
     }
 }
 
-/// Runs an access registrar (MAG or PMA) with the access links until `stop`.
+/// Runs an access registrar (MAG or PMA) with the access links until
+/// `stop` or `pmipctl shutdown`.
 pub(super) async fn run<E, T>(
     cfg: &Config,
     (ep, transport): (E, T),
-    dp: SharedDp,
+    (dp, store): (SharedDp, Box<dyn Store>),
     mut ctl: mpsc::Receiver<CtlRequest>,
     mut stop: oneshot::Receiver<()>,
     ready: impl FnOnce(),
-) -> Result<()>
+) -> Result<StopMode>
 where
     E: Endpoint<Command = AccessCommand, Event = AccessEvent> + Send + 'static,
     T: Transport + 'static,
 {
-    let mut h = shell::spawn(ep, transport, dp.clone());
+    let mut h = shell::spawn(ep, transport, dp.clone(), store);
     let (dhcp_tx, mut dhcp) = mpsc::unbounded_channel();
     let (arp_tx, mut arp) = mpsc::unbounded_channel();
     let mut glue = Glue {
@@ -379,25 +435,44 @@ where
     };
     let mut new_macs = start_new_mac_reader(&dp)?;
     ready();
-    loop {
+    let mode = loop {
         tokio::select! {
             Some(ev) = dhcp.recv() => glue.on_dhcp(ev),
             Some(d) = arp.recv() => glue.on_arp(d),
             Some(ev) = new_macs.recv() => glue.on_new_mac(ev),
             Some(ev) = h.events.recv() => glue.on_event(ev),
             Some((req, reply)) = ctl.recv() => {
+                if let Request::Shutdown { deregister } = req {
+                    let bindings = glue.subs.len();
+                    let _ = reply.send(Response::ShuttingDown { deregister, bindings });
+                    break if deregister { StopMode::Release } else { StopMode::Keep };
+                }
                 let _ = reply.send(glue.on_ctl(&h, &dp, req).await);
             }
-            _ = &mut stop => break,
+            _ = &mut stop => break StopMode::Keep,
         }
+    };
+    if mode == StopMode::Release {
+        tracing::info!(
+            "shutting down: deregistering {} subscriber(s)",
+            glue.subs.len()
+        );
+        glue.detach_all();
+        // The shell sends the deregistrations and retransmits them until
+        // answered (or their schedule runs out).
+        let left = stop::drain(&h, stop::release_grace(cfg)).await;
+        if left > 0 {
+            tracing::warn!(left, "deregistrations not answered in time");
+        }
+    } else {
+        // A restart in waiting: the subscribers stay registered, their
+        // records in the store, their entries in the pinned maps.
+        tracing::info!(
+            "stopping: {} subscriber(s) stay registered",
+            glue.subs.len()
+        );
     }
-    tracing::info!(
-        "shutting down: deregistering {} subscriber(s)",
-        glue.subs.len()
-    );
-    glue.detach_all();
     drop(glue);
-    // The shell takes the detaches, sends the deregistrations and stops.
     h.stop(Duration::from_secs(2)).await;
-    Ok(())
+    Ok(mode)
 }

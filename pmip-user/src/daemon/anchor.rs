@@ -7,11 +7,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::control::{self, CtlRequest, ShowCtx};
 use super::fastpath::SharedDp;
+use super::stop::{self, StopMode};
 use crate::agent::registrar::{AnchorCommand, AnchorEvent};
 use crate::agent::shell::{self, Handle};
 use crate::agent::{Endpoint, Transport};
 use crate::config::Config;
 use crate::ctl::{Request, Response};
+use crate::store::Store;
 
 async fn on_ctl(
     cfg: &Config,
@@ -37,30 +39,54 @@ async fn on_ctl(
     control::show(&ctx, &req, &report)
 }
 
-/// Runs an anchor registrar (LMA or HA) until `stop`.
+/// Runs an anchor registrar (LMA or HA) until `stop` or `pmipctl shutdown`.
 pub(super) async fn run<E, T>(
     cfg: &Config,
     (ep, transport): (E, T),
-    dp: SharedDp,
+    (dp, store): (SharedDp, Box<dyn Store>),
     mut ctl: mpsc::Receiver<CtlRequest>,
     mut stop: oneshot::Receiver<()>,
     ready: impl FnOnce(),
-) -> Result<()>
+) -> Result<StopMode>
 where
     E: Endpoint<Command = AnchorCommand, Event = AnchorEvent> + Send + 'static,
     T: Transport + 'static,
 {
-    let mut h = shell::spawn(ep, transport, dp.clone());
+    let mut h = shell::spawn(ep, transport, dp.clone(), store);
     ready();
-    loop {
+    let mode = loop {
         tokio::select! {
             Some(ev) = h.events.recv() => tracing::debug!(?ev, "binding"),
             Some((req, reply)) = ctl.recv() => {
+                if let Request::Shutdown { deregister } = req {
+                    let bindings = h.report().await.map_or(0, |r| r.bindings.len());
+                    let _ = reply.send(Response::ShuttingDown { deregister, bindings });
+                    break if deregister { StopMode::Release } else { StopMode::Keep };
+                }
                 let _ = reply.send(on_ctl(cfg, &h, &dp, req).await);
             }
-            _ = &mut stop => break,
+            _ = &mut stop => break StopMode::Keep,
         }
+    };
+    if mode == StopMode::Release {
+        // The end of service: every binding revoked, so the access
+        // gateways let go of their subscribers too.
+        let nais: Vec<String> = h
+            .report()
+            .await
+            .map(|r| r.bindings.into_iter().map(|b| b.nai).collect())
+            .unwrap_or_default();
+        tracing::info!("shutting down: revoking {} binding(s)", nais.len());
+        for nai in nais {
+            h.command(AnchorCommand::Release { nai });
+        }
+        let left = stop::drain(&h, stop::release_grace(cfg)).await;
+        if left > 0 {
+            tracing::warn!(left, "bindings not released in time");
+        }
+    } else {
+        tracing::info!("stopping: bindings stay in the store and the pinned fast path");
     }
     h.stop(Duration::from_secs(2)).await;
-    Ok(())
+    Ok(mode)
 }

@@ -8,6 +8,8 @@
 //! - [`access`]     — access links (DHCP, ARP, new MACs) ↔ the MAG or PMA.
 //! - [`anchor`]     — the LMA or HA runner.
 //! - [`control`]    — `pmipctl` requests answered from the registrar's report.
+//! - [`state`]      — the store at start: restart counter, restore, maps reconciled.
+//! - [`stop`]       — planned stop (keep everyone) vs `shutdown --deregister`.
 use std::net::IpAddr;
 
 use anyhow::Result;
@@ -20,6 +22,8 @@ mod anchor;
 mod control;
 mod fastpath;
 mod registrars;
+mod state;
+mod stop;
 mod system;
 
 pub use fastpath::SharedDp;
@@ -34,43 +38,54 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
     let dp = fastpath::load(&cfg, &opts.ebpf_object)?;
     fastpath::attach(&cfg, &dp)?;
     fastpath::install_static_bindings(&cfg, &dp)?;
-    // Before any registration: what the maps still forward with is not ours to give.
+    // Before any registration: what the maps still forward with, and what
+    // the store kept of the last run.
     let held = dp.with(|f| f.held())??;
-    if !held.is_empty() {
+    let mut opened = state::open(&cfg)?;
+    let reserve = state::reservation(&opened, &held);
+    if !reserve.is_empty() {
         tracing::info!(
-            sub_ids = held.sub_ids.len(),
-            gre_keys = held.keys.len(),
-            home_v4 = held.home_v4.len(),
-            hnps = held.hnp64.len(),
-            "the fast path holds bindings of an earlier run: reserved"
+            sub_ids = reserve.sub_ids.len(),
+            gre_keys = reserve.keys.len(),
+            home_v4 = reserve.home_v4.len(),
+            hnps = reserve.hnp64.len(),
+            "the fast path holds bindings of an earlier run and the store kept none: reserved"
         );
     }
+    let rc = opened.restart_counter;
     let ctl = control::serve(&cfg)?;
     let stop = shutdown_signal();
     let r = match (cfg.role, cfg.protocol) {
         (Role::Access, Protocol::Pmipv6) => {
-            let (mag, local) = registrars::mag(&cfg, &held);
+            let (mut mag, local) = registrars::mag(&cfg, &reserve, rc);
+            state::recover(&cfg, &dp, &mut mag, &mut opened)?;
             let sockets = registrars::pmipv6_sockets(&local)?;
-            access::run(&cfg, (mag, sockets), dp, ctl, stop, ready).await
+            access::run(&cfg, (mag, sockets), (dp, opened.store), ctl, stop, ready).await
         }
         (Role::Access, Protocol::Pmipv4) => {
-            let pma = registrars::pma(&cfg, &held)?;
+            let mut pma = registrars::pma(&cfg, &reserve)?;
+            state::recover(&cfg, &dp, &mut pma, &mut opened)?;
             let socket = registrars::pmipv4_socket(&cfg)?;
-            access::run(&cfg, (pma, socket), dp, ctl, stop, ready).await
+            access::run(&cfg, (pma, socket), (dp, opened.store), ctl, stop, ready).await
         }
         (Role::Anchor, Protocol::Pmipv6) => {
-            let (lma, local) = registrars::lma(&cfg, &held);
+            let (mut lma, local) = registrars::lma(&cfg, &reserve, rc);
+            state::recover(&cfg, &dp, &mut lma, &mut opened)?;
             let sockets = registrars::pmipv6_sockets(&local)?;
-            anchor::run(&cfg, (lma, sockets), dp, ctl, stop, ready).await
+            anchor::run(&cfg, (lma, sockets), (dp, opened.store), ctl, stop, ready).await
         }
         (Role::Anchor, Protocol::Pmipv4) => {
-            let ha = registrars::ha(&cfg, &held)?;
+            let mut ha = registrars::ha(&cfg, &reserve)?;
+            state::recover(&cfg, &dp, &mut ha, &mut opened)?;
             let socket = registrars::pmipv4_socket(&cfg)?;
-            anchor::run(&cfg, (ha, socket), dp, ctl, stop, ready).await
+            anchor::run(&cfg, (ha, socket), (dp, opened.store), ctl, stop, ready).await
         }
     };
     let _ = std::fs::remove_file(&cfg.control.socket);
-    r
+    if r? == stop::StopMode::Release {
+        stop::remove_pins(&cfg);
+    }
+    Ok(())
 }
 
 /// Resolves when SIGINT or SIGTERM arrives.

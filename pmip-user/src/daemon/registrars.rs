@@ -11,14 +11,6 @@ use crate::dataplane::Held;
 use crate::pmipv4::{self, ha, pma, transport::Udp434};
 use crate::pmipv6::{self, lma, mag, transport::Sockets};
 
-/// Per-start restart counter (RFC 5847 §5.2): a peer seeing it change knows we lost state.
-fn restart_counter() -> u32 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(1)
-}
-
 fn clock() -> Clock {
     Clock::new(Instant::now(), SystemTime::now())
 }
@@ -43,8 +35,13 @@ fn v4_address(cfg: &Config) -> Result<std::net::Ipv4Addr> {
 }
 
 /// The MAG, with what the data plane already holds reserved.
-pub(super) fn mag(cfg: &Config, held: &Held) -> (mag::Mag, pmipv6::LocalAddrs) {
-    let mcfg = agents::mag(cfg, restart_counter());
+/// `restart_counter`: RFC 5847 §5.2, from the store (`state::open`).
+pub(super) fn mag(
+    cfg: &Config,
+    held: &Held,
+    restart_counter: u32,
+) -> (mag::Mag, pmipv6::LocalAddrs) {
+    let mcfg = agents::mag(cfg, restart_counter);
     let local = mcfg.local;
     let mut m = mag::Mag::new(mcfg, Instant::now(), SystemTime::now());
     m.reserve(held);
@@ -52,8 +49,12 @@ pub(super) fn mag(cfg: &Config, held: &Held) -> (mag::Mag, pmipv6::LocalAddrs) {
 }
 
 /// The LMA, with what the data plane already holds reserved.
-pub(super) fn lma(cfg: &Config, held: &Held) -> (lma::Lma, pmipv6::LocalAddrs) {
-    let lcfg = agents::lma(cfg, restart_counter());
+pub(super) fn lma(
+    cfg: &Config,
+    held: &Held,
+    restart_counter: u32,
+) -> (lma::Lma, pmipv6::LocalAddrs) {
+    let lcfg = agents::lma(cfg, restart_counter);
     let local = lcfg.local;
     let mut l = lma::Lma::new(lcfg, Instant::now(), SystemTime::now());
     l.reserve(held);

@@ -247,7 +247,7 @@ impl FastPath {
     /// keys of its ACCESS_CACHE set) on every CPU. Called after each change to
     /// the key's ACCESS_BY_MAC entry: the fast path reads the generation
     /// before the entry, so a copy of the old entry never carries the new one.
-    fn bump_access_gen(&mut self, key: &AccessKey) -> Result<()> {
+    pub(super) fn bump_access_gen(&mut self, key: &AccessKey) -> Result<()> {
         let set = pmip_common::access_cache_set(key);
         let mut a: Array<_, u32> = Array::try_from(self.map_mut(maps::ACCESS_GEN)?)?;
         let g = a.get(&set, 0).map_err(map_err)?;

@@ -11,6 +11,7 @@
 //!   accepted binding reaches the maps.
 //! - `slots`    — the GRE-key tables (array + hash of larger keys) and slot counts.
 //! - `pools`    — the home pools' layout over the pool arrays.
+//! - `prune`    — after a restart, the entries no restored binding holds.
 //! - `stats`    — counters, per-subscriber traffic, map occupancy.
 use std::collections::HashMap as StdHashMap;
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ mod attach;
 mod bindings;
 mod load;
 mod pools;
+mod prune;
 mod slots;
 mod stats;
 
@@ -35,6 +37,7 @@ pub use load::{
     unpin_all, GatewayRole, LoadOptions,
 };
 pub use pools::HomePoolSpec;
+pub use prune::Pruned;
 
 pub const PROGRAM: &str = "pmip_xdp";
 

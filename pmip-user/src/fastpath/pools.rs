@@ -187,6 +187,16 @@ impl FastPath {
         Ok(())
     }
 
+    /// The used slots of a pool table, with their entries.
+    pub(super) fn used_pool_slots(&self, which: usize) -> Result<Vec<(u32, AnchorDownlink)>> {
+        let a: aya::maps::Array<_, AnchorDownlink> =
+            aya::maps::Array::try_from(self.map(Self::pool_table(which))?)?;
+        Ok((0..a.len())
+            .filter_map(|i| Some((i, a.get(&i, 0).ok()?)))
+            .filter(|(_, d)| d.flags & flags::IN_USE != 0)
+            .collect())
+    }
+
     pub(super) fn clear_pool_slot(
         &mut self,
         which: usize,

@@ -217,6 +217,17 @@ impl IdentGen {
         id
     }
 
+    /// The last Identification handed out.
+    pub fn last(&self) -> u64 {
+        self.last
+    }
+
+    /// Never hands out `id` or anything before it (the last one an earlier
+    /// run sent, taken from the store).
+    pub fn floor(&mut self, id: u64) {
+        self.last = self.last.max(id);
+    }
+
     /// Adopts the HA's clock from the high 32 bits of a code-133 reply.
     pub fn resync(&mut self, reply_ident: u64, now: SystemTime) {
         let ours = ntp_seconds(ntp_from_system(now));

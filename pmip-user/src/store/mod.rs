@@ -28,6 +28,8 @@ pub use record::{
 };
 
 /// One change to the durable state.
+// Ops live one flush long in a queue: boxing the record would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreOp {
     /// Create or replace the record under the key.

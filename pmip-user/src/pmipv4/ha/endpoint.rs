@@ -9,6 +9,7 @@ use crate::agent::registrar::{
 };
 use crate::agent::{Endpoint, Peer, Transmit};
 use crate::dataplane::DpCommand;
+use crate::store::{Record, RecordKey, Restored, StoreOp};
 
 impl From<HaEvent> for AnchorEvent {
     fn from(e: HaEvent) -> Self {
@@ -57,6 +58,12 @@ impl Endpoint for Ha {
     }
     fn poll_dp(&mut self) -> Option<DpCommand> {
         self.dp.pop_front()
+    }
+    fn poll_store(&mut self) -> Option<StoreOp> {
+        self.take_store()
+    }
+    fn restore(&mut self, now: Instant, records: Vec<(RecordKey, Record)>) -> Restored {
+        self.restore_records(now, records)
     }
     fn poll_event(&mut self) -> Option<AnchorEvent> {
         Ha::poll_event(self).map(AnchorEvent::from)

@@ -26,6 +26,7 @@ use crate::agent::{Clock, IdAlloc, Peer, Transmit};
 use crate::dataplane::{AnchorBinding, DpCommand};
 
 mod endpoint;
+mod persist;
 mod request;
 mod revocation;
 
@@ -73,6 +74,11 @@ pub struct HaConfig {
     pub revocation_retries: u32,
     /// First uplink GRE key handed out.
     pub uplink_key_base: u32,
+    /// For this long after a start, a PMA may ask for a free pool address
+    /// for a subscriber without a profile allowing it: its renewal after we
+    /// restarted without our bindings (RFC 3344 has no re-registration flag;
+    /// RFC 5213's HI 5 plays this part for the LMA). Zero: never.
+    pub reregistration_window: Duration,
 }
 
 fn d_lifetime() -> u16 {
@@ -102,6 +108,7 @@ impl HaConfig {
             revocation_timeout_ms: d_rev_timeout(),
             revocation_retries: d_rev_retries(),
             uplink_key_base: d_key_base(),
+            reregistration_window: Duration::ZERO,
         }
     }
 }
@@ -224,6 +231,8 @@ pub struct Ha {
     tx: VecDeque<Transmit>,
     dp: VecDeque<DpCommand>,
     events: VecDeque<HaEvent>,
+    /// Writes of durable state, taken by the shell (`persist.rs`).
+    store: persist::StoreQueue,
     counters: HaCounters,
 }
 
@@ -259,6 +268,7 @@ impl Ha {
             tx: VecDeque::new(),
             dp: VecDeque::new(),
             events: VecDeque::new(),
+            store: persist::StoreQueue::new(),
             counters: HaCounters::default(),
         }
     }
@@ -320,6 +330,7 @@ impl Ha {
         self.sub_ids.release(b.anchor.sub_id);
         self.keys.release(b.anchor.uplink_key);
         self.release_home(b.home, b.from_pool);
+        self.persist(nai);
         Some(b)
     }
 
@@ -337,7 +348,12 @@ impl Ha {
     }
 
     /// Home address for a new binding: profile static → authorised request → pool.
-    fn assign_home(&mut self, nai: &str, requested: Ipv4Addr) -> Result<(Ipv4Addr, bool), Refusal> {
+    fn assign_home(
+        &mut self,
+        now: Instant,
+        nai: &str,
+        requested: Ipv4Addr,
+    ) -> Result<(Ipv4Addr, bool), Refusal> {
         let profile = self.profiles.get(nai).cloned();
         if profile.is_none() && !self.cfg.serve_unknown_subscribers {
             return Err(Refusal(ReplyCode::AdminProhibited));
@@ -357,7 +373,10 @@ impl Ha {
             return Ok((s, false));
         }
         if wants {
-            let allowed = profile.as_ref().is_some_and(|p| p.allow_requested);
+            let reregistration = now < self.clock.at + self.cfg.reregistration_window;
+            let allowed = profile
+                .as_ref()
+                .map_or(reregistration, |p| p.allow_requested);
             if allowed && self.in_pool(requested) && self.homes_in_use.insert(requested) {
                 return Ok((requested, true));
             }

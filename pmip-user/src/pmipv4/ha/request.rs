@@ -185,7 +185,7 @@ impl Ha {
         let (home, uplink_key) = if self.bindings.contains_key(&c.nai) {
             self.renew(now, &c, rrq, &g)?
         } else {
-            self.create(&c, rrq, &g)?
+            self.create(now, &c, rrq, &g)?
         };
         let mut exts = vec![nai_ext, ExtRepr::GreKey(uplink_key)];
         if let Some((i_bit, _)) = rrq.extensions.revocation_support() {
@@ -314,17 +314,19 @@ impl Ha {
         } else {
             self.counters.renewals += 1;
         }
+        self.persist(&c.nai);
         Ok((home, uplink_key))
     }
 
     /// A new binding: home address, uplink key, counters index, map entries.
     fn create(
         &mut self,
+        now: Instant,
         c: &Checked,
         rrq: &RegistrationRequestRepr,
         g: &Grant,
     ) -> Result<(Ipv4Addr, u32), Refusal> {
-        let (home, from_pool) = self.assign_home(&c.nai, rrq.home_address)?;
+        let (home, from_pool) = self.assign_home(now, &c.nai, rrq.home_address)?;
         let Some(uplink_key) = self.keys.alloc() else {
             self.release_home(home, from_pool);
             return Err(Refusal(ReplyCode::InsufficientResources));
@@ -364,6 +366,7 @@ impl Ha {
             home_address: home,
             pma: c.pma,
         });
+        self.persist(&c.nai);
         Ok((home, uplink_key))
     }
 

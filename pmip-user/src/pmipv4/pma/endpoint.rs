@@ -11,6 +11,7 @@ use crate::agent::registrar::{
 };
 use crate::agent::{Endpoint, Peer, Transmit};
 use crate::dataplane::{AccessPoint, DpCommand};
+use crate::store::{Record, RecordKey, Restored, StoreOp};
 
 impl Pma {
     fn attach_request(&mut self, now: Instant, r: AttachRequest) {
@@ -89,6 +90,20 @@ impl Pma {
                 at: self.event_at(&nai)?,
                 cause: GoneCause::Deregistered,
             },
+            PmaEvent::Restored {
+                nai,
+                home_address,
+                lifetime,
+                left,
+            } => AccessEvent::Restored {
+                at: self.event_at(&nai)?,
+                nai,
+                home_v4: Some((home_address, 0)),
+                router_v4: None,
+                hnp: None,
+                lifetime,
+                left,
+            },
         };
         Some(ev)
     }
@@ -115,6 +130,12 @@ impl Endpoint for Pma {
     }
     fn poll_dp(&mut self) -> Option<DpCommand> {
         self.dp.pop_front()
+    }
+    fn poll_store(&mut self) -> Option<StoreOp> {
+        self.take_store()
+    }
+    fn restore(&mut self, now: Instant, records: Vec<(RecordKey, Record)>) -> Restored {
+        self.restore_records(now, records)
     }
     fn poll_event(&mut self) -> Option<AccessEvent> {
         while let Some(e) = Pma::poll_event(self) {

@@ -21,6 +21,8 @@ use crate::agent::{Clock, IdAlloc, Peer, Transmit};
 use crate::dataplane::{AccessBinding, AccessPoint, DpCommand};
 
 mod endpoint;
+mod outage;
+mod persist;
 mod reply;
 
 /// HA failover (seed 000: `proxy-mip ha-failover [max-attempts | num-attempts-before-switching
@@ -68,6 +70,10 @@ pub struct PmaConfig {
     pub retransmission_timeout_ms: u64,
     /// `proxy-mip max-retransmissions` (5).
     pub max_retransmissions: u32,
+    /// Ceiling of the back-off once a registered subscriber's renewal has
+    /// used its retransmissions (it goes on until its lifetime ends), and
+    /// of the hold-down of an HA that refused us.
+    pub retransmission_max_ms: u64,
     pub ha_failover: HaFailover,
     /// FA-HA associations, one per HA (seed 000: FA-HA SPIs are mandatory for proxy MIP).
     pub home_agents: Vec<HaPeer>,
@@ -104,6 +110,7 @@ impl PmaConfig {
             renew_percent: d_renew(),
             retransmission_timeout_ms: d_rto(),
             max_retransmissions: d_retx(),
+            retransmission_max_ms: 32_000,
             ha_failover: HaFailover::default(),
             home_agents,
             revocation_support: true,
@@ -181,6 +188,13 @@ pub enum PmaEvent {
     Revoked { nai: String },
     /// Deregistration finished (or gave up).
     Deregistered { nai: String },
+    /// A binding of an earlier run taken up again from the store.
+    Restored {
+        nai: String,
+        home_address: Ipv4Addr,
+        lifetime: Duration,
+        left: Duration,
+    },
 }
 
 /// One counter per outcome and per error reason.
@@ -204,6 +218,13 @@ pub struct PmaCounters {
     pub rx_unmatched: u64,
     pub rx_missing_gre_key: u64,
     pub rx_unexpected_type: u64,
+    /// Bindings taken up from the store at start.
+    pub restored: u64,
+    /// An HA stopped answering (or refused us), and came back; subscribers
+    /// registered again when it did.
+    pub ha_down: u64,
+    pub ha_returned: u64,
+    pub reregistrations: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -229,6 +250,9 @@ struct Session {
     pending_ident: Option<u64>,
     attempts: u32,
     attempts_this_ha: u32,
+    /// Retransmission timeout once the attempts are used up (a registered
+    /// subscriber's renewal backing off); `None`: the configured one.
+    backoff: Option<Duration>,
     next_retx: Option<Instant>,
     renew_at: Option<Instant>,
     expires_at: Option<Instant>,
@@ -257,8 +281,11 @@ pub struct Pma {
     timers: BinaryHeap<Reverse<(Instant, u64, String)>>,
     gen: u64,
     idents: HashMap<Ipv4Addr, IdentGen>,
-    /// HAs that answered 149/150: never sent to again (draft §8.1).
-    refused: HashSet<Ipv4Addr>,
+    /// HAs that answered 149/150 (draft §8.1): held down, not for good.
+    refused: HashMap<Ipv4Addr, outage::Refusal>,
+    /// HAs that stopped answering: the first acceptance from one of them
+    /// registers its other subscribers again at once.
+    down: HashSet<Ipv4Addr>,
     /// Highest Revocation Identifier seen per HA.
     last_revocation: HashMap<Ipv4Addr, u32>,
     /// Downlink GRE keys, and subscriber ids.
@@ -269,6 +296,7 @@ pub struct Pma {
     events: VecDeque<PmaEvent>,
     /// Where subscribers whose session ended were, until their events are taken.
     gone_at: HashMap<String, AccessPoint>,
+    store: persist::StoreQueue,
     counters: PmaCounters,
 }
 
@@ -282,7 +310,8 @@ impl Pma {
             timers: BinaryHeap::new(),
             gen: 0,
             idents: HashMap::new(),
-            refused: HashSet::new(),
+            refused: HashMap::new(),
+            down: HashSet::new(),
             last_revocation: HashMap::new(),
             keys,
             ids: IdAlloc::default(),
@@ -290,6 +319,7 @@ impl Pma {
             dp: VecDeque::new(),
             events: VecDeque::new(),
             gone_at: HashMap::new(),
+            store: persist::StoreQueue::new(),
             counters: PmaCounters::default(),
         }
     }
@@ -355,6 +385,7 @@ impl Pma {
             if s.phase != Phase::Deregistering {
                 // Same device again (e.g. DHCP restart): keep the session, follow its port.
                 if s.sub.at != sub.at {
+                    let old_at = s.sub.at;
                     s.sub.at = sub.at;
                     if let Some(old) = s.installed.take() {
                         let new = AccessBinding {
@@ -365,6 +396,9 @@ impl Pma {
                         self.dp.push_back(DpCommand::InstallAccess(new.clone()));
                         s.installed = Some(new);
                     }
+                    let nai = sub.nai.clone();
+                    self.persist(&nai, old_at);
+                    self.persist(&nai, sub.at);
                 }
                 return;
             }
@@ -405,6 +439,7 @@ impl Pma {
             pending_ident: None,
             attempts: 0,
             attempts_this_ha: 0,
+            backoff: None,
             next_retx: None,
             renew_at: None,
             expires_at: None,
@@ -427,6 +462,8 @@ impl Pma {
         s.phase = Phase::Deregistering;
         s.renew_at = None;
         s.expires_at = None;
+        let at = s.sub.at;
+        self.persist(nai, at);
         self.events.push_back(PmaEvent::Deregistered {
             nai: nai.to_string(),
         });
@@ -454,6 +491,7 @@ impl Pma {
             self.keys.release(s.downlink_key);
             self.ids.release(s.sub_id);
             self.gone_at.insert(nai.to_string(), s.sub.at);
+            self.persist(nai, s.sub.at);
         }
     }
 
@@ -476,6 +514,7 @@ impl Pma {
         if let Some(s) = self.sessions.get_mut(nai) {
             s.attempts = 0;
             s.attempts_this_ha = 0;
+            s.backoff = None;
         }
         self.send_request(now, nai);
     }
@@ -557,7 +596,8 @@ impl Pma {
             Some(t) if fo.enabled && s.has.len() > 1 => t,
             _ => self.cfg.retransmission_timeout_ms,
         };
-        s.next_retx = Some(now + Duration::from_millis(rto));
+        let rto = s.backoff.unwrap_or(Duration::from_millis(rto));
+        s.next_retx = Some(now + rto);
         self.arm(nai);
     }
 
@@ -592,38 +632,6 @@ impl Pma {
             }
             Phase::Deregistering => self.drop_session(nai),
         }
-    }
-
-    fn on_retx_timeout(&mut self, now: Instant, nai: &str) {
-        let Some(s) = self.sessions.get_mut(nai) else {
-            return;
-        };
-        s.next_retx = None;
-        let cap = attempt_cap(&self.cfg, s);
-        if s.attempts >= cap {
-            self.counters.registration_timeouts += 1;
-            let phase = s.phase;
-            self.give_up(nai, phase, None);
-            return;
-        }
-        let fo = &self.cfg.ha_failover;
-        if fo.enabled
-            && s.phase == Phase::Registering
-            && s.has.len() > 1
-            && s.attempts_this_ha >= fo.num_attempts_before_switching.max(1)
-        {
-            if let Some(next) = (1..s.has.len())
-                .map(|i| (s.ha_idx + i) % s.has.len())
-                .find(|&i| !self.refused.contains(&s.has[i]))
-            {
-                if next != s.ha_idx {
-                    s.ha_idx = next;
-                    s.attempts_this_ha = 0;
-                    self.counters.ha_failovers += 1;
-                }
-            }
-        }
-        self.send_request(now, nai);
     }
 
     fn wall(&self, now: Instant) -> SystemTime {

@@ -78,12 +78,13 @@ impl Pma {
                 }
             }
             ReplyCode::PmipUnsupported | ReplyCode::PmipDisallowed => {
-                // Draft §8.1: do not retry with this HA.
+                // Draft §8.1: do not retry with this HA — for a while
+                // (`outage.rs`): an operator may fix its configuration.
                 self.counters.ha_refused_pmip += 1;
-                self.refused.insert(ha);
+                self.refuse(ha, now);
                 let alt = self.sessions.get(&nai).and_then(|s| {
                     (phase == Phase::Registering)
-                        .then(|| s.has.iter().position(|h| !self.refused.contains(h)))
+                        .then(|| s.has.iter().position(|h| !self.is_refused(*h, now)))
                         .flatten()
                 });
                 match alt {
@@ -166,14 +167,18 @@ impl Pma {
         s.granted = Some(life);
         s.renew_at = Some(now + life * renew_percent as u32 / 100);
         s.expires_at = Some(now + life);
+        let (ha, at) = (s.ha(), s.sub.at);
         self.events.push_back(PmaEvent::Registered {
             nai: nai.to_string(),
             home_address: r.home_address,
             lifetime: r.lifetime,
-            ha: s.ha(),
+            ha,
             renewal,
         });
         self.arm(nai);
+        // Durable before the subscriber hears of it (the shell writes first).
+        self.persist(nai, at);
+        self.anchor_answered(now, ha, nai);
     }
 
     pub(super) fn on_revocation(&mut self, src: SocketAddrV4, payload: &[u8], r: RevocationRepr) {

@@ -9,6 +9,7 @@ use crate::agent::registrar::{
 };
 use crate::agent::{Endpoint, Peer, Transmit};
 use crate::dataplane::DpCommand;
+use crate::store::{Record, RecordKey, Restored, StoreOp};
 
 impl Lma {
     pub(super) fn created(&mut self, mn_id: &[u8], peer: Peer) {
@@ -58,6 +59,12 @@ impl Endpoint for Lma {
     }
     fn poll_dp(&mut self) -> Option<DpCommand> {
         Lma::poll_dp(self)
+    }
+    fn poll_store(&mut self) -> Option<StoreOp> {
+        self.take_store()
+    }
+    fn restore(&mut self, now: Instant, records: Vec<(RecordKey, Record)>) -> Restored {
+        self.restore_records(now, records)
     }
     fn poll_event(&mut self) -> Option<AnchorEvent> {
         self.events.pop_front()

@@ -23,6 +23,7 @@ use crate::dataplane::{DpCommand, Hnp};
 mod endpoint;
 mod heartbeat;
 mod pbu;
+mod persist;
 mod pool;
 mod revocation;
 
@@ -249,6 +250,8 @@ pub struct Lma {
     transmits: VecDeque<Transmit>,
     dp: VecDeque<DpCommand>,
     events: VecDeque<AnchorEvent>,
+    /// Writes of durable state, taken by the shell (`persist.rs`).
+    store: persist::StoreQueue,
     pub counters: LmaCounters,
 }
 
@@ -287,6 +290,7 @@ impl Lma {
             transmits: VecDeque::new(),
             dp: VecDeque::new(),
             events: VecDeque::new(),
+            store: persist::StoreQueue::new(),
             counters: LmaCounters::default(),
             cfg,
         }

@@ -271,6 +271,7 @@ impl Lma {
                 self.dp.push_back(DpCommand::InstallAnchor(ab));
             }
         }
+        self.persist(id);
         if handover && !was_deleting {
             self.counters.handovers += 1;
             self.moved(p.mn_id, old_mag, p.peer);
@@ -416,6 +417,7 @@ impl Lma {
         if let Some(ab) = self.anchor_binding(id) {
             self.dp.push_back(DpCommand::InstallAnchor(ab));
         }
+        self.persist(id);
         self.counters.registrations += 1;
         self.created(p.mn_id, p.peer);
         Ok(id)
@@ -454,6 +456,7 @@ impl Lma {
         b.deadline = now + self.cfg.min_delay_before_bce_delete;
         let deadline = b.deadline;
         self.counters.deregistrations += 1;
+        self.persist(id);
         self.ended(id, GoneCause::Deregistered);
         if let Some(ab) = self.anchor_binding(id) {
             self.dp.push_back(DpCommand::RemoveAnchor(ab));
@@ -497,6 +500,7 @@ impl Lma {
             p.release(h);
         }
         self.ids.release(id);
+        self.persist(id);
     }
 
     /// RFC 5213 §5.4.1, simplified: the session with the same link-layer

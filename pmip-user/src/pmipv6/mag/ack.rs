@@ -101,6 +101,7 @@ impl Mag {
             None => true,
         };
         e.granted = Some(granted.clone());
+        e.last = None;
         e.state = State::Active;
         e.retx = 0;
         e.timeout = self.cfg.retx_initial;
@@ -118,9 +119,13 @@ impl Mag {
             });
         }
         self.arm(at, now + refresh);
+        // Durable before the subscriber hears of it (the shell writes first).
+        self.persist(at);
+        self.anchor_answered(now, lma, Some(at));
     }
 
     /// PBA error statuses, one by one (RFC 5213 §6.9.1.2 and the status list).
+    /// A refusal of this MAG (154) is not for good: see `outage.rs`.
     fn on_rejected(&mut self, now: Instant, at: AccessPoint, lma: usize, ba: &BindingAck) {
         match ba.status {
             // Clock disagreement or an older PBU overtook ours: send a fresh PBU
@@ -143,15 +148,8 @@ impl Mag {
             BaStatus::INSUFFICIENT_RESOURCES | BaStatus::UNSPECIFIED => {}
             // The LMA refuses this MAG: stop using it for everyone.
             BaStatus::MAG_NOT_AUTHORIZED_FOR_PROXY_REG => {
-                self.lmas[lma].disabled = true;
-                let on_lma: Vec<AccessPoint> = self
-                    .entries
-                    .iter()
-                    .filter(|(_, e)| e.lma == lma)
-                    .map(|(a, _)| *a)
-                    .collect();
-                for a in on_lma {
-                    self.fail(a, FailReason::Rejected(ba.status));
+                if !self.on_refused(now, at, lma) {
+                    self.fail(at, FailReason::Rejected(ba.status));
                 }
             }
             // Everything else is about this subscriber: give up on it.

@@ -9,6 +9,7 @@ use crate::agent::registrar::{
 };
 use crate::agent::{Endpoint, Peer, Transmit};
 use crate::dataplane::DpCommand;
+use crate::store::{Record, RecordKey, Restored, StoreOp};
 
 impl Mag {
     /// The MAG's attach request for a protocol-neutral one: the LMA is the
@@ -65,6 +66,23 @@ impl From<MagEvent> for AccessEvent {
                 at,
                 cause: GoneCause::Revoked(trigger),
             },
+            MagEvent::Restored {
+                at,
+                nai,
+                home_v4,
+                default_router,
+                hnp,
+                lifetime,
+                left,
+            } => AccessEvent::Restored {
+                at,
+                nai,
+                home_v4,
+                router_v4: default_router,
+                hnp,
+                lifetime,
+                left,
+            },
         }
     }
 }
@@ -79,8 +97,14 @@ impl Endpoint for Mag {
     fn command(&mut self, now: Instant, cmd: AccessCommand) {
         match cmd {
             AccessCommand::Attach(r) => {
+                let alternate = r.alternate.and_then(|a| {
+                    self.lmas
+                        .iter()
+                        .find(|l| l.cfg.addr == a)
+                        .map(|l| l.cfg.name.clone())
+                });
                 let req = self.attach_request(r);
-                self.attach(now, req)
+                self.attach_with_alternate(now, req, alternate)
             }
             AccessCommand::Detach(at) => self.detach(now, at),
         }
@@ -90,6 +114,12 @@ impl Endpoint for Mag {
     }
     fn poll_dp(&mut self) -> Option<DpCommand> {
         Mag::poll_dp(self)
+    }
+    fn poll_store(&mut self) -> Option<StoreOp> {
+        self.take_store()
+    }
+    fn restore(&mut self, now: Instant, records: Vec<(RecordKey, Record)>) -> Restored {
+        self.restore_records(now, records)
     }
     fn poll_event(&mut self) -> Option<AccessEvent> {
         Mag::poll_event(self).map(AccessEvent::from)

@@ -27,6 +27,8 @@ impl Mag {
             }
             l.hb_outstanding = false;
             l.hb_missed = 0;
+            // Heartbeats answered again: an LMA that was away is back.
+            self.anchor_answered(now, lma, None);
         }
         if let Some(rc) = hb.restart_counter() {
             let l = &mut self.lmas[lma];
@@ -75,10 +77,9 @@ impl Mag {
                 self.reregister_all(now, lma);
             }
         }
+        // Heartbeats go on to an LMA that is away: its answer is how we
+        // learn it is back.
         let l = &mut self.lmas[lma];
-        if l.disabled {
-            return;
-        }
         l.hb_seq = l.hb_seq.wrapping_add(1);
         l.hb_outstanding = true;
         let msg = Message::Heartbeat(Heartbeat {

@@ -16,10 +16,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::wire::{
-    bu_flags, AccessTechType, BaStatus, BindingError, BindingUpdate, HandoffIndicator, Message,
-    MobilityOption,
-};
+use super::wire::{BaStatus, BindingError, HandoffIndicator, Message};
 use super::{wire, LocalAddrs};
 use crate::agent::{Clock, IdAlloc, Peer, Transmit};
 use crate::dataplane::{AccessBinding, AccessPoint, DpCommand, Hnp, TunnelEnds};
@@ -27,6 +24,9 @@ use crate::dataplane::{AccessBinding, AccessPoint, DpCommand, Hnp, TunnelEnds};
 mod ack;
 mod endpoint;
 mod heartbeat;
+mod outage;
+mod pbu;
+mod persist;
 
 /// One LMA the MAG may register subscribers with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,6 +147,17 @@ pub enum MagEvent {
         at: AccessPoint,
         trigger: u8,
     },
+    /// A binding of an earlier run taken up again from the store: the
+    /// access side learns the subscriber and its lease (`left` of `lifetime`).
+    Restored {
+        at: AccessPoint,
+        nai: String,
+        home_v4: Option<(Ipv4Addr, u8)>,
+        default_router: Option<Ipv4Addr>,
+        hnp: Option<Hnp>,
+        lifetime: Duration,
+        left: Duration,
+    },
 }
 
 /// Drop and error counters, one per reason.
@@ -178,6 +189,14 @@ pub struct MagCounters {
     pub bri_unknown_binding: u64,
     pub binding_error_sent: u64,
     pub attach_no_lma: u64,
+    /// Bindings taken up from the store at start, and records dropped.
+    pub restored: u64,
+    pub restore_dropped: u64,
+    /// An LMA stopped answering (or refused us), and came back.
+    pub lma_down: u64,
+    pub lma_returned: u64,
+    /// Registrations moved to the alternate LMA.
+    pub failovers: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,6 +232,11 @@ struct Entry {
     timeout: Duration,
     deadline: Instant,
     granted: Option<Granted>,
+    /// The grant of a binding that lapsed while the LMA was away: what a
+    /// re-registration asks for again.
+    last: Option<Granted>,
+    /// The alternate LMA of the subscriber's profile (not yet tried).
+    alternate: Option<usize>,
     /// The next PBU is a re-registration after an LMA lost state.
     handoff: HandoffIndicator,
 }
@@ -221,8 +245,14 @@ struct Entry {
 struct LmaState {
     cfg: LmaPeerConfig,
     peer: Peer,
-    /// Refused this MAG (152/154): stop using it.
-    disabled: bool,
+    /// Refused this MAG (154): no new attach is sent to it before this
+    /// time, which backs off with each refusal (`retx_initial` doubling up
+    /// to `retx_max`); never for good.
+    refused_until: Option<Instant>,
+    refusals: u32,
+    /// Stopped answering (a registration ran out of retransmissions) or
+    /// refused us: the first answer after that re-registers everyone on it.
+    down: bool,
     hb_seq: u32,
     hb_outstanding: bool,
     hb_missed: u32,
@@ -251,6 +281,7 @@ pub struct Mag {
     transmits: VecDeque<Transmit>,
     dp: VecDeque<DpCommand>,
     events: VecDeque<MagEvent>,
+    store: persist::StoreQueue,
     pub counters: MagCounters,
 }
 
@@ -262,7 +293,9 @@ impl Mag {
             .map(|l| LmaState {
                 cfg: l.clone(),
                 peer: Peer::from_ip(l.addr, l.port),
-                disabled: false,
+                refused_until: None,
+                refusals: 0,
+                down: false,
                 hb_seq: 0,
                 hb_outstanding: false,
                 hb_missed: 0,
@@ -283,6 +316,7 @@ impl Mag {
             transmits: VecDeque::new(),
             dp: VecDeque::new(),
             events: VecDeque::new(),
+            store: persist::StoreQueue::new(),
             counters: MagCounters::default(),
             cfg,
         }
@@ -339,6 +373,17 @@ impl Mag {
     /// A second attach for a known attachment is ignored while one is in
     /// progress or active.
     pub fn attach(&mut self, now: Instant, req: AttachRequest) {
+        self.attach_with_alternate(now, req, None)
+    }
+
+    /// [`Mag::attach`], with the alternate LMA (by name) to fail over to
+    /// when the first one does not answer.
+    pub fn attach_with_alternate(
+        &mut self,
+        now: Instant,
+        req: AttachRequest,
+        alternate: Option<String>,
+    ) {
         if let Some(e) = self.entries.get(&req.at) {
             if e.state != State::Deregistering {
                 if let (State::Active, Some(g)) = (e.state, &e.granted) {
@@ -356,10 +401,18 @@ impl Mag {
             let at = req.at;
             self.remove_entry(&at);
         }
+        let refused = |l: &LmaState| l.refused_until.is_some_and(|t| t > now);
         let Some(lma) = self
             .lmas
             .iter()
-            .position(|l| l.cfg.name == req.lma && !l.disabled)
+            .position(|l| l.cfg.name == req.lma && !refused(l))
+            .or_else(|| {
+                // The primary refused us lately: the alternate, if any.
+                let alt = alternate.as_deref()?;
+                self.lmas
+                    .iter()
+                    .position(|l| l.cfg.name == alt && !refused(l))
+            })
         else {
             self.counters.attach_no_lma += 1;
             self.events.push_back(MagEvent::RegistrationFailed {
@@ -402,6 +455,9 @@ impl Mag {
             self.remove_entry(&old);
         }
         self.by_mn_id.entry(req.mn_id.clone()).or_default().push(at);
+        let alternate = alternate
+            .and_then(|n| self.lmas.iter().position(|l| l.cfg.name == n))
+            .filter(|a| *a != lma);
         let entry = Entry {
             req,
             lma,
@@ -413,6 +469,8 @@ impl Mag {
             timeout: self.cfg.retx_initial,
             deadline: now,
             granted: None,
+            last: None,
+            alternate,
             handoff: HandoffIndicator::from(self.cfg.attach_handoff_indicator),
         };
         self.entries.insert(at, entry);
@@ -432,6 +490,8 @@ impl Mag {
         e.state = State::Deregistering;
         e.retx = 0;
         e.timeout = self.cfg.retx_initial;
+        // The subscriber left: its record goes now, with its map entry.
+        self.persist(at);
         if had {
             let b = self.access_binding(&at);
             if let Some(b) = b {
@@ -451,106 +511,6 @@ impl Mag {
         if let Some(e) = self.entries.get_mut(&at) {
             e.deadline = deadline;
             self.timers.push(Reverse((deadline, at)));
-        }
-    }
-
-    /// Builds and queues a PBU for `at` with a fresh sequence number and
-    /// timestamp (each retransmission is a new PBU, so the LMA's timestamp
-    /// check accepts it even if the first one was processed).
-    fn send_pbu(&mut self, now: Instant, at: AccessPoint, dereg: bool) {
-        let seq = self.next_seq();
-        let ts = self
-            .clock
-            .timestamp(now)
-            .wrapping_add_signed(self.ts_adjust)
-            .max(self.last_ts.wrapping_add(1));
-        self.last_ts = ts;
-        let Some(e) = self.entries.get_mut(&at) else {
-            return;
-        };
-        e.seq = seq;
-        let lma = &self.lmas[e.lma];
-        let peer = lma.peer;
-        let mut options = vec![MobilityOption::MnId {
-            subtype: wire::option::MN_ID_SUBTYPE_NAI,
-            id: e.req.mn_id.clone(),
-        }];
-        // RFC 5213 vs RFC 5844: an IPv4-only subscriber gets no HNP option
-        // (RFC 5844 §3.1.1); a dual-stack or IPv6 one asks with ::/0 or
-        // renews the prefix it holds.
-        if e.req.ipv6 {
-            let (prefix_len, prefix) = match e.granted.as_ref().and_then(|g| g.hnp) {
-                Some(h) => (h.len, h.prefix),
-                None => (0, Ipv6Addr::UNSPECIFIED),
-            };
-            options.push(MobilityOption::HomeNetworkPrefix { prefix_len, prefix });
-        }
-        options.push(MobilityOption::HandoffIndicator(if dereg {
-            HandoffIndicator::HandoffStateUnknown
-        } else {
-            e.handoff
-        }));
-        options.push(MobilityOption::AccessTechType(AccessTechType::from(
-            self.cfg.access_tech_type,
-        )));
-        options.push(MobilityOption::MnLinkLayerId(e.req.at.mac.to_vec()));
-        options.push(MobilityOption::Timestamp(ts));
-        // RFC 5845 §5.1: the GRE key option SHOULD NOT be in a deregistration.
-        if !dereg {
-            options.push(MobilityOption::GreKey(Some(e.downlink_key)));
-        }
-        if e.req.ipv4 {
-            let addr = match (
-                e.granted.as_ref().and_then(|g| g.home_v4),
-                e.req.requested_v4,
-            ) {
-                (Some((a, _)), _) => a,
-                (None, Some(a)) => a,
-                (None, None) => Ipv4Addr::UNSPECIFIED,
-            };
-            let prefix_len = e
-                .granted
-                .as_ref()
-                .and_then(|g| g.home_v4)
-                .map(|(_, l)| l)
-                .unwrap_or(0);
-            options.push(MobilityOption::Ipv4HoaRequest { prefix_len, addr });
-            if !dereg {
-                options.push(MobilityOption::Ipv4DhcpSupportMode {
-                    server: self.cfg.dhcp_server_mode,
-                });
-            }
-        }
-        if let Some(apn) = &e.req.apn {
-            options.push(MobilityOption::ServiceSelection(apn.clone()));
-        }
-        if let (Peer::V4(_), Some(v4)) = (peer, self.cfg.local.v4) {
-            // RFC 5844 §4: over IPv4 transport the proxy-CoA is an IPv4 address.
-            options.push(MobilityOption::Ipv4CareOfAddress(v4));
-        }
-        let lifetime = if dereg {
-            0
-        } else {
-            (self.cfg.lifetime.as_secs() / 4).min(u64::from(u16::MAX)) as u16
-        };
-        let msg = Message::BindingUpdate(BindingUpdate {
-            seq,
-            flags: bu_flags::A | bu_flags::P,
-            lifetime,
-            options,
-        });
-        let deadline = now + e.timeout;
-        self.queue(peer, &msg);
-        self.counters.pbu_sent += 1;
-        self.arm(at, deadline);
-    }
-
-    fn queue(&mut self, peer: Peer, msg: &Message) {
-        let Some(ck) = self.cfg.local.checksum(&peer) else {
-            return;
-        };
-        if let Ok(payload) = msg.to_vec(ck) {
-            self.transmits.push_back(Transmit::new(peer, payload));
         }
     }
 
@@ -590,6 +550,7 @@ impl Mag {
                 }
             }
             self.ids.release(e.sub_id);
+            self.persist(*at);
         }
     }
 
@@ -676,30 +637,7 @@ impl Mag {
                 self.counters.refresh_sent += 1;
                 self.send_pbu(now, at, false);
             }
-            State::Registering | State::Deregistering => {
-                let expired = e.granted.as_ref().is_some_and(|g| g.expires <= now);
-                if expired && e.state == State::Registering {
-                    self.counters.lifetime_expired += 1;
-                    self.fail(at, FailReason::Timeout);
-                    return;
-                }
-                if e.retx >= self.cfg.max_retx {
-                    if e.state == State::Deregistering {
-                        self.remove_entry(&at);
-                        self.events.push_back(MagEvent::Deregistered { at });
-                    } else {
-                        self.counters.registration_timeouts += 1;
-                        self.fail(at, FailReason::Timeout);
-                    }
-                    return;
-                }
-                // Exponential back-off, 1 s doubling up to 32 s.
-                e.retx += 1;
-                e.timeout = (e.timeout * 2).min(self.cfg.retx_max);
-                let dereg = e.state == State::Deregistering;
-                self.counters.pbu_retransmitted += 1;
-                self.send_pbu(now, at, dereg);
-            }
+            State::Registering | State::Deregistering => self.on_retx_timer(now, at),
         }
     }
 

@@ -1,0 +1,190 @@
+//! What the PMA keeps in the store (one [`AccessRecord`] per registered
+//! subscriber, keyed by its attachment) and how it takes its bindings up
+//! again after a restart.
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use super::{Phase, Pma, PmaEvent, Session, Subscriber};
+use crate::dataplane::{AccessBinding, AccessPoint, DpCommand, TunnelEnds};
+use crate::store::{wall_ms, AccessRecord, Proto, Record, RecordKey, Restored, StoreOp};
+
+/// Queue of store writes (a field of the PMA).
+pub(super) type StoreQueue = VecDeque<StoreOp>;
+
+fn v4(a: IpAddr) -> Option<Ipv4Addr> {
+    match a {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    }
+}
+
+impl Pma {
+    /// Queues the durable form of `nai`'s session, filed under `at`: its
+    /// record while the HA has accepted it and the device is attached,
+    /// else a delete.
+    pub(super) fn persist(&mut self, nai: &str, at: AccessPoint) {
+        let key = RecordKey::Access(at);
+        let op = match self.record(nai) {
+            Some(r) => StoreOp::Put(key, Record::Access(r)),
+            None => StoreOp::Delete(key),
+        };
+        self.store.push_back(op);
+    }
+
+    fn record(&self, nai: &str) -> Option<AccessRecord> {
+        let s = self.sessions.get(nai)?;
+        if s.phase == Phase::Deregistering {
+            return None;
+        }
+        let b = s.installed.as_ref()?;
+        let wall = |t: Instant| wall_ms(self.clock.wall(t));
+        let expires = s.expires_at?;
+        Some(AccessRecord {
+            proto: Proto::Pmipv4,
+            nai: nai.to_string(),
+            anchor: IpAddr::V4(s.ha()),
+            primary: IpAddr::V4(s.has[0]),
+            alternate: s.has.get(1).copied().map(IpAddr::V4),
+            sub_id: s.sub_id,
+            downlink_key: s.downlink_key,
+            uplink_key: b.uplink_key,
+            home_v4: s.home,
+            home_v4_len: 0,
+            router_v4: None,
+            hnp: None,
+            want_v4: true,
+            want_v6: false,
+            static_v4: s.sub.static_home,
+            apn: None,
+            imsi: s.sub.imsi.clone(),
+            interface_id: s.sub.interface_id.clone(),
+            lifetime_s: s.granted.map_or(0, |g| g.as_secs() as u32),
+            expires_ms: wall(expires),
+            // A renewal under way: again at once after a restart.
+            refresh_ms: wall(
+                s.renew_at
+                    .unwrap_or(expires - s.granted.unwrap_or_default()),
+            ),
+            last_ident: self.idents.get(&s.ha()).map_or(0, |g| g.last()),
+            seq: 0,
+        })
+    }
+
+    pub(super) fn take_store(&mut self) -> Option<StoreOp> {
+        self.store.pop_front()
+    }
+
+    /// Takes up the bindings of an earlier run (see `Endpoint::restore`).
+    pub(super) fn restore_records(
+        &mut self,
+        now: Instant,
+        records: Vec<(RecordKey, Record)>,
+    ) -> Restored {
+        let mut out = Restored::default();
+        let now_ms = wall_ms(self.clock.wall(now));
+        for (key, rec) in records {
+            let (RecordKey::Access(at), Record::Access(r)) = (key.clone(), &rec) else {
+                if key != RecordKey::Node {
+                    out.dropped += 1;
+                    self.store.push_back(StoreOp::Delete(key));
+                }
+                continue;
+            };
+            let usable = r.proto == Proto::Pmipv4 && r.expires_ms > now_ms;
+            if usable && self.restore_one(now, now_ms, at, r).is_some() {
+                out.bindings += 1;
+                out.holds.sub_ids.insert(r.sub_id);
+                out.holds.keys.insert(r.downlink_key);
+                continue;
+            }
+            out.dropped += 1;
+            self.store.push_back(StoreOp::Delete(key));
+            if let Some(b) = self.binding_of_record(at, r) {
+                self.dp.push_back(DpCommand::RemoveAccess(b));
+            }
+        }
+        out
+    }
+
+    fn binding_of_record(&self, at: AccessPoint, r: &AccessRecord) -> Option<AccessBinding> {
+        Some(AccessBinding {
+            at,
+            sub_id: r.sub_id,
+            tunnel: TunnelEnds {
+                local: self.cfg.address.into(),
+                remote: r.anchor,
+            },
+            uplink_key: r.uplink_key,
+            downlink_key: r.downlink_key,
+            home_v4: r.home_v4,
+            gateway_v4: None,
+            hnp: None,
+        })
+    }
+
+    fn restore_one(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        at: AccessPoint,
+        r: &AccessRecord,
+    ) -> Option<()> {
+        let ha = v4(r.anchor)?;
+        let home = r.home_v4?;
+        if !self.cfg.home_agents.iter().any(|h| h.address == ha)
+            || self.sessions.contains_key(&r.nai)
+        {
+            return None;
+        }
+        if !self.keys.reserve(r.downlink_key) {
+            return None;
+        }
+        if !self.ids.reserve(r.sub_id) {
+            self.keys.release(r.downlink_key);
+            return None;
+        }
+        let later = |ms: u64| now + Duration::from_millis(ms.saturating_sub(now_ms));
+        let mut sub = Subscriber::new(&r.nai, at, v4(r.primary).unwrap_or(ha));
+        sub.alternate_ha = r.alternate.and_then(v4);
+        sub.static_home = r.static_v4;
+        sub.imsi = r.imsi.clone();
+        sub.interface_id = r.interface_id.clone();
+        let mut has = vec![sub.home_agent];
+        has.extend(sub.alternate_ha);
+        let ha_idx = has.iter().position(|h| *h == ha);
+        let installed = self.binding_of_record(at, r)?;
+        self.idents.entry(ha).or_default().floor(r.last_ident);
+        let s = Session {
+            home: Some(home),
+            sub,
+            phase: Phase::Registered,
+            assigned_ha: ha_idx.is_none().then_some(ha),
+            ha_idx: ha_idx.unwrap_or(0),
+            has,
+            sub_id: r.sub_id,
+            downlink_key: r.downlink_key,
+            installed: Some(installed.clone()),
+            pending_ident: None,
+            attempts: 0,
+            attempts_this_ha: 0,
+            backoff: None,
+            next_retx: None,
+            renew_at: Some(later(r.refresh_ms)),
+            expires_at: Some(later(r.expires_ms)),
+            granted: Some(Duration::from_secs(r.lifetime_s.into())),
+            gen: 0,
+        };
+        self.sessions.insert(r.nai.clone(), s);
+        self.arm(&r.nai);
+        self.dp.push_back(DpCommand::InstallAccess(installed));
+        self.counters.restored += 1;
+        self.events.push_back(PmaEvent::Restored {
+            nai: r.nai.clone(),
+            home_address: home,
+            lifetime: Duration::from_secs(r.lifetime_s.into()),
+            left: Duration::from_millis(r.expires_ms.saturating_sub(now_ms)),
+        });
+        Some(())
+    }
+}

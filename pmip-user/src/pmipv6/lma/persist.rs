@@ -1,0 +1,163 @@
+//! What the LMA keeps in the store (one [`AnchorRecord`] per binding cache
+//! entry, keyed by binding id) and how it takes its bindings up again.
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use super::super::wire::AccessTechType;
+use super::{Bce, Lma, TimerKey};
+use crate::agent::Peer;
+use crate::dataplane::{AnchorBinding, DpCommand, TunnelEnds};
+use crate::store::{wall_ms, AnchorRecord, Proto, Record, RecordKey, Restored, StoreOp};
+
+/// Queue of store writes (a field of the LMA).
+pub(super) type StoreQueue = VecDeque<StoreOp>;
+
+impl Lma {
+    /// Queues the durable form of binding `id`: its record while it is
+    /// live, else a delete (deregistered, expired, revoked, deleted).
+    pub(super) fn persist(&mut self, id: u32) {
+        let key = RecordKey::Binding(id);
+        let op = match self.record(id) {
+            Some(r) => StoreOp::Put(key, Record::Anchor(r)),
+            None => StoreOp::Delete(key),
+        };
+        self.store.push_back(op);
+    }
+
+    fn record(&self, id: u32) -> Option<AnchorRecord> {
+        let b = self.bces.get(&id).filter(|b| !b.deleting)?;
+        Some(AnchorRecord {
+            proto: Proto::Pmipv6,
+            nai: String::from_utf8_lossy(&b.mn_id).into_owned(),
+            llid: b.llid.clone(),
+            peer: b.mag.ip(),
+            peer_port: match b.mag {
+                Peer::V4(s) => s.port(),
+                Peer::V6(_) => 0,
+            },
+            sub_id: b.sub_id,
+            uplink_key: b.uplink_key,
+            downlink_key: b.downlink_key,
+            home_v4: b.home_v4.map(|(a, _)| a),
+            home_v4_len: b.home_v4.map_or(0, |(_, l)| l),
+            from_pool: true,
+            hnp: b.hnp.map(Into::into),
+            att: b.att.map(u8::from),
+            lifetime_s: b.lifetime.as_secs() as u32,
+            expires_ms: wall_ms(self.clock.wall(b.deadline)),
+            last_ident: b.last_ts,
+            revocable: self.cfg.revocation,
+        })
+    }
+
+    pub(super) fn take_store(&mut self) -> Option<StoreOp> {
+        self.store.pop_front()
+    }
+
+    /// Takes up the bindings of an earlier run (see `Endpoint::restore`).
+    pub(super) fn restore_records(
+        &mut self,
+        now: Instant,
+        records: Vec<(RecordKey, Record)>,
+    ) -> Restored {
+        let mut out = Restored::default();
+        let now_ms = wall_ms(self.clock.wall(now));
+        for (key, rec) in records {
+            let (RecordKey::Binding(id), Record::Anchor(r)) = (key.clone(), &rec) else {
+                if key != RecordKey::Node {
+                    out.dropped += 1;
+                    self.store.push_back(StoreOp::Delete(key));
+                }
+                continue;
+            };
+            let usable = r.proto == Proto::Pmipv6 && r.expires_ms > now_ms && r.sub_id == id;
+            if usable && self.restore_one(now, now_ms, id, r).is_some() {
+                out.bindings += 1;
+                out.holds.sub_ids.insert(r.sub_id);
+                out.holds.keys.insert(r.uplink_key);
+                out.holds.home_v4.extend(r.home_v4);
+                if let Some(h) = r.hnp {
+                    out.holds
+                        .hnp64
+                        .insert(h.prefix.octets()[..8].try_into().unwrap_or_default());
+                }
+                continue;
+            }
+            out.dropped += 1;
+            self.store.push_back(StoreOp::Delete(key));
+            if let Some(b) = self.binding_of_record(r) {
+                self.dp.push_back(DpCommand::RemoveAnchor(b));
+            }
+        }
+        out
+    }
+
+    fn peer_of(r: &AnchorRecord) -> Peer {
+        match r.peer {
+            IpAddr::V4(a) => Peer::V4(SocketAddrV4::new(a, r.peer_port)),
+            IpAddr::V6(a) => Peer::V6(a),
+        }
+    }
+
+    /// The map entries a record stands for (to remove them).
+    fn binding_of_record(&self, r: &AnchorRecord) -> Option<AnchorBinding> {
+        Some(AnchorBinding {
+            sub_id: r.sub_id,
+            tunnel: TunnelEnds {
+                local: self.cfg.local.for_peer(&Self::peer_of(r))?,
+                remote: r.peer,
+            },
+            uplink_key: r.uplink_key,
+            downlink_key: r.downlink_key,
+            home_v4: r.home_v4,
+            hnp: r.hnp.map(Into::into),
+        })
+    }
+
+    fn restore_one(&mut self, now: Instant, now_ms: u64, id: u32, r: &AnchorRecord) -> Option<()> {
+        let peer = Self::peer_of(r);
+        if !self.mags.contains(&r.peer) || self.cfg.local.for_peer(&peer).is_none() {
+            return None;
+        }
+        if self.bces.contains_key(&id) || !self.ids.reserve(id) {
+            return None;
+        }
+        if let (Some(a), Some(p)) = (r.home_v4, self.v4.as_mut()) {
+            if p.contains(a) && !p.take(a) {
+                self.ids.release(id);
+                return None;
+            }
+        }
+        if let (Some(h), Some(p)) = (r.hnp, self.v6.as_mut()) {
+            p.reserve(h.prefix.octets()[..8].try_into().unwrap_or_default());
+        }
+        let deadline = now + Duration::from_millis(r.expires_ms.saturating_sub(now_ms));
+        let mn_id = r.nai.as_bytes().to_vec();
+        self.bces.insert(
+            id,
+            Bce {
+                mn_id: mn_id.clone(),
+                llid: r.llid.clone(),
+                mag: peer,
+                sub_id: r.sub_id,
+                uplink_key: r.uplink_key,
+                downlink_key: r.downlink_key,
+                home_v4: r.home_v4.map(|a| (a, r.home_v4_len)),
+                hnp: r.hnp.map(Into::into),
+                att: r.att.map(AccessTechType::from),
+                lifetime: Duration::from_secs(r.lifetime_s.into()),
+                last_ts: r.last_ident,
+                deleting: false,
+                deadline,
+            },
+        );
+        self.bce_by_id.entry(mn_id).or_default().push(id);
+        self.arm(deadline, TimerKey::Bce(id));
+        if let Some(ab) = self.anchor_binding(id) {
+            self.dp.push_back(DpCommand::InstallAnchor(ab));
+        }
+        self.note_mag(now, peer);
+        Some(())
+    }
+}

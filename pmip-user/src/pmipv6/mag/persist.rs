@@ -1,0 +1,221 @@
+//! What the MAG keeps in the store (one [`AccessRecord`] per registered
+//! attachment) and how it takes its bindings up again after a restart.
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::super::wire::HandoffIndicator;
+use super::{AttachRequest, Entry, Granted, Mag, MagEvent, State};
+use crate::dataplane::{AccessBinding, AccessPoint, DpCommand, TunnelEnds};
+use crate::store::{wall_ms, AccessRecord, Proto, Record, RecordKey, Restored, StoreOp};
+
+impl Mag {
+    /// Queues the durable form of `at`'s binding: its record while the
+    /// anchor has accepted it and the subscriber is attached, else a delete.
+    pub(super) fn persist(&mut self, at: AccessPoint) {
+        let op = match self.record(&at) {
+            Some(r) => StoreOp::Put(RecordKey::Access(at), Record::Access(r)),
+            None => StoreOp::Delete(RecordKey::Access(at)),
+        };
+        self.store.push_back(op);
+    }
+
+    fn record(&self, at: &AccessPoint) -> Option<AccessRecord> {
+        let e = self.entries.get(at)?;
+        let g = e.granted.as_ref()?;
+        if e.state == State::Deregistering {
+            return None;
+        }
+        let wall = |t: Instant| wall_ms(self.clock.wall(t));
+        let lma = &self.lmas[e.lma];
+        let refresh = if e.state == State::Active {
+            e.deadline
+        } else {
+            // A refresh is under way: after a restart, send it again at once.
+            g.expires - g.lifetime
+        };
+        Some(AccessRecord {
+            proto: Proto::Pmipv6,
+            nai: String::from_utf8_lossy(&e.req.mn_id).into_owned(),
+            anchor: lma.cfg.addr,
+            primary: self.lma_addr(&e.req.lma).unwrap_or(lma.cfg.addr),
+            alternate: e.alternate.map(|i| self.lmas[i].cfg.addr),
+            sub_id: e.sub_id,
+            downlink_key: e.downlink_key,
+            uplink_key: g.uplink_key,
+            home_v4: g.home_v4.map(|(a, _)| a),
+            home_v4_len: g.home_v4.map_or(0, |(_, l)| l),
+            router_v4: g.default_router,
+            hnp: g.hnp.map(Into::into),
+            want_v4: e.req.ipv4,
+            want_v6: e.req.ipv6,
+            static_v4: e.req.requested_v4,
+            apn: e
+                .req
+                .apn
+                .as_ref()
+                .map(|a| String::from_utf8_lossy(a).into_owned()),
+            imsi: None,
+            interface_id: None,
+            lifetime_s: g.lifetime.as_secs() as u32,
+            expires_ms: wall(g.expires),
+            refresh_ms: wall(refresh),
+            last_ident: self.last_ts,
+            seq: e.seq,
+        })
+    }
+
+    fn lma_addr(&self, name: &str) -> Option<std::net::IpAddr> {
+        self.lmas
+            .iter()
+            .find(|l| l.cfg.name == name)
+            .map(|l| l.cfg.addr)
+    }
+
+    fn lma_name(&self, addr: std::net::IpAddr) -> Option<String> {
+        self.lmas
+            .iter()
+            .find(|l| l.cfg.addr == addr)
+            .map(|l| l.cfg.name.clone())
+    }
+
+    pub(super) fn take_store(&mut self) -> Option<StoreOp> {
+        self.store.pop_front()
+    }
+
+    /// Takes up the bindings of an earlier run (see `Endpoint::restore`).
+    pub(super) fn restore_records(
+        &mut self,
+        now: Instant,
+        records: Vec<(RecordKey, Record)>,
+    ) -> Restored {
+        let mut out = Restored::default();
+        let now_ms = wall_ms(self.clock.wall(now));
+        for (key, rec) in records {
+            let (RecordKey::Access(at), Record::Access(r)) = (key.clone(), &rec) else {
+                if key != RecordKey::Node {
+                    out.dropped += 1;
+                    self.store.push_back(StoreOp::Delete(key));
+                }
+                continue;
+            };
+            let usable = r.proto == Proto::Pmipv6 && r.expires_ms > now_ms;
+            match usable
+                .then(|| self.restore_one(now, now_ms, at, r))
+                .flatten()
+            {
+                Some(()) => {
+                    out.bindings += 1;
+                    out.holds.sub_ids.insert(r.sub_id);
+                    out.holds.keys.insert(r.downlink_key);
+                }
+                None => {
+                    // Expired (the anchor let it go too) or unusable here:
+                    // its map entry, if the pins kept one, goes as well.
+                    out.dropped += 1;
+                    self.counters.restore_dropped += 1;
+                    self.store.push_back(StoreOp::Delete(key));
+                    if let Some(b) = self.binding_of_record(at, r) {
+                        self.dp.push_back(DpCommand::RemoveAccess(b));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The map entry a record stands for (to remove it).
+    fn binding_of_record(&self, at: AccessPoint, r: &AccessRecord) -> Option<AccessBinding> {
+        let lma = self.lmas.iter().find(|l| l.cfg.addr == r.anchor)?;
+        Some(AccessBinding {
+            at,
+            sub_id: r.sub_id,
+            tunnel: TunnelEnds {
+                local: self.cfg.local.for_peer(&lma.peer)?,
+                remote: r.anchor,
+            },
+            uplink_key: r.uplink_key,
+            downlink_key: r.downlink_key,
+            home_v4: r.home_v4,
+            gateway_v4: r.router_v4,
+            hnp: r.hnp.map(Into::into),
+        })
+    }
+
+    fn restore_one(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        at: AccessPoint,
+        r: &AccessRecord,
+    ) -> Option<()> {
+        let lma = self.lmas.iter().position(|l| l.cfg.addr == r.anchor)?;
+        self.cfg.local.for_peer(&self.lmas[lma].peer)?;
+        if self.entries.contains_key(&at) || !self.ids.reserve(r.sub_id) {
+            return None;
+        }
+        let later = |ms: u64| now + Duration::from_millis(ms.saturating_sub(now_ms));
+        let granted = Granted {
+            uplink_key: r.uplink_key,
+            home_v4: r.home_v4.map(|a| (a, r.home_v4_len)),
+            default_router: r.router_v4,
+            hnp: r.hnp.map(Into::into),
+            lifetime: Duration::from_secs(r.lifetime_s.into()),
+            expires: later(r.expires_ms),
+        };
+        let req = AttachRequest {
+            at,
+            mn_id: r.nai.as_bytes().to_vec(),
+            lma: self
+                .lma_name(r.primary)
+                .unwrap_or_else(|| self.lmas[lma].cfg.name.clone()),
+            ipv4: r.want_v4,
+            requested_v4: r.static_v4,
+            ipv6: r.want_v6,
+            apn: r.apn.clone().map(String::into_bytes),
+        };
+        self.by_mn_id.entry(req.mn_id.clone()).or_default().push(at);
+        self.seq = self.seq.max(r.seq);
+        self.last_ts = self.last_ts.max(r.last_ident);
+        self.entries.insert(
+            at,
+            Entry {
+                req,
+                lma,
+                sub_id: r.sub_id,
+                downlink_key: r.downlink_key,
+                state: State::Active,
+                seq: r.seq,
+                retx: 0,
+                timeout: self.cfg.retx_initial,
+                deadline: now,
+                granted: Some(granted.clone()),
+                last: None,
+                alternate: r
+                    .alternate
+                    .and_then(|a| self.lmas.iter().position(|l| l.cfg.addr == a))
+                    .filter(|a| *a != lma),
+                handoff: HandoffIndicator::HandoffStateNotChanged,
+            },
+        );
+        // The refresh comes when it was due (at once if it was due while we
+        // were down): the anchor never sees a gap.
+        self.arm(at, later(r.refresh_ms));
+        if let Some(b) = self.access_binding(&at) {
+            self.dp.push_back(DpCommand::InstallAccess(b));
+        }
+        self.counters.restored += 1;
+        self.events.push_back(MagEvent::Restored {
+            at,
+            nai: r.nai.clone(),
+            home_v4: granted.home_v4,
+            default_router: granted.default_router,
+            hnp: granted.hnp,
+            lifetime: granted.lifetime,
+            left: granted.expires.saturating_duration_since(now),
+        });
+        Some(())
+    }
+}
+
+/// Queue of store writes (a field of the MAG).
+pub(super) type StoreQueue = VecDeque<StoreOp>;
