@@ -1125,3 +1125,5 @@ fn failover_timeout_overrides_retransmission_timeout() {
     net.run_for(Duration::from_millis(2));
     assert_eq!(net.pma(PMA1).registration("ue1@ex").map(|r| r.1), Some(HA2));
 }
+
+mod restart;

@@ -1252,3 +1252,6 @@ fn mag_hostile_and_odd_acks() {
     );
     assert!(s.mag_dp[0].access.is_empty());
 }
+
+mod churn;
+mod restart;

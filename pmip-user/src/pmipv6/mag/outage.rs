@@ -20,11 +20,10 @@ impl Mag {
         let dereg = e.state == State::Deregistering;
         let expired = e.granted.as_ref().is_some_and(|g| g.expires <= now);
         if expired && !dereg {
+            // No answer for the whole lifetime: the LMA is away.
             self.counters.lifetime_expired += 1;
-            if !self.lmas[e.lma].down {
-                self.fail(at, FailReason::Timeout);
-                return;
-            }
+            let lma = e.lma;
+            self.mark_down(lma);
             self.lapse(at);
         }
         let Some(e) = self.entries.get_mut(&at) else {

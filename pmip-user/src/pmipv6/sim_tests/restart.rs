@@ -1,0 +1,318 @@
+//! Restarts and anchor outages (issue 11), sans-IO: the MAG and the LMA
+//! write their bindings to a store, a "restarted" one is a new machine
+//! restored from that store, and the LMA goes silent, refuses or comes back
+//! while the clock runs.
+use super::*;
+use crate::store::{MemStore, Record, RecordKey, Store};
+
+/// Moves every write the machines queued into their stores.
+fn sync(s: &mut Sim, mags: &mut [MemStore], lma: &mut MemStore) {
+    for (m, st) in s.mags.iter_mut().zip(mags.iter_mut()) {
+        let batch: Vec<_> = std::iter::from_fn(|| Endpoint::poll_store(m)).collect();
+        st.apply(&batch).unwrap();
+    }
+    let batch: Vec<_> = std::iter::from_fn(|| Endpoint::poll_store(&mut s.lma)).collect();
+    lma.apply(&batch).unwrap();
+}
+
+/// Wall-clock time at the simulation's `now` (the machines' clocks agree).
+fn wall_at(s: &Sim) -> SystemTime {
+    wall() + (s.now - s.start)
+}
+
+fn pbus(s: &Sim, from: Node) -> usize {
+    s.sent(from, Node::Lma, MhType::BindingUpdate).len()
+}
+
+fn stores() -> (Vec<MemStore>, MemStore) {
+    (vec![MemStore::new(), MemStore::new()], MemStore::new())
+}
+
+#[test]
+fn restarted_mag_takes_up_its_bindings_and_refreshes_on_time() {
+    let mut s = Sim::new(false);
+    let (mut ms, mut ls) = stores();
+    s.attach(0, req(1));
+    s.advance(Duration::from_secs(5));
+    s.attach(0, req(2));
+    sync(&mut s, &mut ms, &mut ls);
+    assert_eq!(ms[0].len(), 2, "one record per registered subscriber");
+    let before: Vec<_> = [1, 2].map(|n| s.mag_dp[0].access[&ap(n)].clone()).to_vec();
+    s.advance(Duration::from_secs(100));
+    // kill -9 and start again: a new MAG, an empty data plane (no pins).
+    s.mags[0] = Mag::new(mag_cfg(false, MAG1, MAG1_V4), s.now, wall_at(&s));
+    s.mag_dp[0] = MemDataPlane::default();
+    let sent = pbus(&s, Node::Mag(0));
+    let r = Endpoint::restore(&mut s.mags[0], s.now, ms[0].scan().unwrap());
+    assert_eq!((r.bindings, r.dropped), (2, 0));
+    assert_eq!(r.holds.sub_ids.len(), 2);
+    s.run();
+    // Nothing registered twice: the maps hold what they held, no PBU went out.
+    assert_eq!(pbus(&s, Node::Mag(0)), sent);
+    for (n, b) in [1u8, 2].iter().zip(&before) {
+        assert_eq!(&s.mag_dp[0].access[&ap(*n)], b);
+    }
+    let restored: Vec<_> = s.events[0]
+        .iter()
+        .filter(|e| matches!(e, MagEvent::Restored { .. }))
+        .collect();
+    assert_eq!(restored.len(), 2);
+    // The refreshes come when they were due (300 s after each registration).
+    s.advance(Duration::from_secs(194));
+    assert_eq!(s.lma.counters.refreshes, 0);
+    s.advance(Duration::from_secs(2));
+    assert_eq!(s.lma.counters.refreshes, 1);
+    s.advance(Duration::from_secs(5));
+    assert_eq!(s.lma.counters.refreshes, 2);
+    assert_eq!(s.lma.counters.registrations, 2, "never registered anew");
+    assert_eq!(s.mags[0].active_count(), 2);
+    // A new subscriber gets an id and key of its own.
+    s.attach(0, req(3));
+    let k3 = s.mag_dp[0].access[&ap(3)].downlink_key;
+    assert!(before
+        .iter()
+        .all(|b| b.downlink_key != k3 && b.sub_id != k3));
+}
+
+#[test]
+fn expired_records_are_dropped_with_their_map_entries() {
+    let mut s = Sim::new(false);
+    let (mut ms, mut ls) = stores();
+    s.attach(0, req(1));
+    sync(&mut s, &mut ms, &mut ls);
+    let b = s.mag_dp[0].access[&ap(1)].clone();
+    // Down for longer than the lifetime (3600 s): the record is stale.
+    s.now += Duration::from_secs(3700);
+    let mut m = Mag::new(mag_cfg(false, MAG1, MAG1_V4), s.now, wall_at(&s));
+    let r = Endpoint::restore(&mut m, s.now, ms[0].scan().unwrap());
+    assert_eq!((r.bindings, r.dropped), (0, 1));
+    assert!(r.holds.is_empty());
+    assert_eq!(Endpoint::poll_dp(&mut m), Some(DpCommand::RemoveAccess(b)));
+    let batch: Vec<_> = std::iter::from_fn(|| Endpoint::poll_store(&mut m)).collect();
+    ms[0].apply(&batch).unwrap();
+    assert!(ms[0].is_empty(), "{:?}", ms[0].keys());
+}
+
+#[test]
+fn deregistration_removes_the_record() {
+    let mut s = Sim::new(true);
+    let (mut ms, mut ls) = stores();
+    s.attach(0, req(1));
+    sync(&mut s, &mut ms, &mut ls);
+    assert_eq!((ms[0].len(), ls.len()), (1, 1));
+    let now = s.now;
+    s.mags[0].detach(now, ap(1));
+    s.run();
+    sync(&mut s, &mut ms, &mut ls);
+    assert!(ms[0].is_empty());
+    assert!(ls.is_empty(), "the LMA drops its record on deregistration");
+}
+
+#[test]
+fn restarted_lma_takes_up_its_bindings() {
+    for v4 in [false, true] {
+        let mut s = Sim::new(v4);
+        let (mut ms, mut ls) = stores();
+        s.attach(0, req(1));
+        s.attach(1, req(2));
+        sync(&mut s, &mut ms, &mut ls);
+        let before: Vec<_> = [b"mn1@example.com".as_slice(), b"mn2@example.com"]
+            .map(|id| s.lma.binding(id).unwrap())
+            .to_vec();
+        s.advance(Duration::from_secs(60));
+        s.lma = Lma::new(lma_cfg(), s.now, wall_at(&s));
+        s.lma_dp = MemDataPlane::default();
+        let r = Endpoint::restore(&mut s.lma, s.now, ls.scan().unwrap());
+        assert_eq!((r.bindings, r.dropped), (2, 0));
+        s.run();
+        assert_eq!(s.lma_dp.anchor.len(), 2);
+        for b in &before {
+            let now = s.lma.binding(&b.mn_id).unwrap();
+            assert_eq!(
+                (now.uplink_key, now.home_v4, now.hnp, now.mag),
+                (b.uplink_key, b.home_v4, b.hnp, b.mag)
+            );
+        }
+        // The MAGs' refreshes are refreshes, not new registrations.
+        s.advance(Duration::from_secs(300));
+        assert_eq!(s.lma.counters.refreshes, 2);
+        assert_eq!(s.lma.counters.registrations, 0);
+        // A third subscriber gets neither of their addresses or keys.
+        s.attach(0, req(3));
+        let b3 = s.lma.binding(b"mn3@example.com").unwrap();
+        assert!(before.iter().all(|b| b.uplink_key != b3.uplink_key
+            && b.home_v4 != b3.home_v4
+            && (b.hnp.is_none() || b.hnp != b3.hnp)));
+    }
+}
+
+#[test]
+fn silent_lma_then_everyone_registered_again_at_once() {
+    let mut s = Sim::new(false);
+    s.attach(0, req(1));
+    s.advance(Duration::from_secs(7));
+    s.attach(0, req(2));
+    // The LMA goes away just before the refreshes (300 s) and stays away
+    // for two minutes: the refreshes back off up to 32 s and go on.
+    s.advance(Duration::from_secs(290));
+    s.drop_to.push(Node::Lma);
+    s.advance(Duration::from_secs(120));
+    assert_eq!(s.mags[0].counters.lma_down, 1);
+    assert_eq!(s.mags[0].binding_count(), 2, "nobody given up");
+    assert_eq!(s.mag_dp[0].access.len(), 2, "still forwarding");
+    let pbus_down = s.sent(Node::Mag(0), Node::Lma, MhType::BindingUpdate);
+    let late: Vec<_> = pbus_down
+        .iter()
+        .map(|(t, _)| *t)
+        .filter(|t| *t > s.now - Duration::from_secs(60))
+        .collect();
+    assert!(
+        late.len() >= 2,
+        "still retrying, at most 32 s apart: {late:?}"
+    );
+    // Back: the first answer brings everyone back at once.
+    s.drop_to.clear();
+    let back = s.now;
+    s.advance(Duration::from_secs(33));
+    assert_eq!(s.mags[0].counters.lma_returned, 1);
+    assert_eq!(s.mags[0].active_count(), 2);
+    let acks = s.sent(Node::Lma, Node::Mag(0), MhType::BindingAck);
+    let after: Vec<Instant> = acks
+        .iter()
+        .map(|(t, _)| *t)
+        .filter(|t| *t >= back)
+        .collect();
+    assert!(after.len() >= 2);
+    assert_eq!(
+        after[0], after[1],
+        "the second subscriber did not wait for its own retry"
+    );
+    assert_eq!(s.lma.counters.registrations, 2, "same bindings, refreshed");
+}
+
+#[test]
+fn binding_lapses_during_a_long_outage_and_comes_back_with_its_address() {
+    let mut cfg = lma_cfg();
+    cfg.max_lifetime = Duration::from_secs(40);
+    let mut s = Sim::new(false).with_lma(cfg);
+    s.attach(0, req(1));
+    let home = s.mags[0].binding(&ap(1)).unwrap().home_v4;
+    s.drop_to.push(Node::Lma);
+    s.advance(Duration::from_secs(100));
+    // Lapsed on both sides, but the MAG keeps the subscriber.
+    assert!(s.mag_dp[0].access.is_empty());
+    assert_eq!(s.lma.binding_count(), 0);
+    assert_eq!(s.mags[0].binding_count(), 1);
+    assert!(!s.events[0]
+        .iter()
+        .any(|e| matches!(e, MagEvent::RegistrationFailed { .. })));
+    s.drop_to.clear();
+    s.advance(Duration::from_secs(33));
+    assert_eq!(s.mags[0].active_count(), 1);
+    assert_eq!(s.mags[0].binding(&ap(1)).unwrap().home_v4, home);
+    assert_eq!(s.mag_dp[0].access.len(), 1);
+}
+
+#[test]
+fn a_refusal_is_not_for_good() {
+    let mut s = Sim::new(false);
+    s.attach(0, req(1));
+    // The LMA is reconfigured without this MAG: 154 to its refresh.
+    let mut refusing = lma_cfg();
+    refusing.mags = vec![IpAddr::V6(MAG2)];
+    s.lma = Lma::new(refusing, s.now, wall_at(&s));
+    s.advance(Duration::from_secs(301));
+    let refused = s.lma.counters.pbu_unconfigured_mag;
+    assert!(refused >= 1);
+    assert_eq!(
+        s.mags[0].binding_count(),
+        1,
+        "kept: the refusal may be a mistake"
+    );
+    // Meanwhile a new subscriber is refused at once (hold-down)...
+    s.attach(0, req(2));
+    assert!(s.events[0].contains(&MagEvent::RegistrationFailed {
+        at: ap(2),
+        reason: FailReason::LmaUnavailable
+    }));
+    // ... and the refresh is asked again, backing off, never abandoned.
+    s.advance(Duration::from_secs(120));
+    assert!(s.lma.counters.pbu_unconfigured_mag >= refused + 3);
+    // Fixed: the next try is accepted, a new attach goes through.
+    s.lma = Lma::new(lma_cfg(), s.now, wall_at(&s));
+    s.advance(Duration::from_secs(33));
+    assert_eq!(s.mags[0].active_count(), 1);
+    assert_eq!(s.mags[0].counters.lma_returned, 1);
+    s.attach(0, req(2));
+    assert_eq!(s.mags[0].active_count(), 2);
+}
+
+#[test]
+fn new_attach_fails_over_to_the_alternate_lma() {
+    const LMA2_V4: Ipv4Addr = Ipv4Addr::new(10, 8, 24, 102);
+    let t0 = Instant::now();
+    let mut cfg = mag_cfg(true, MAG1, MAG1_V4);
+    cfg.lmas.push(LmaPeerConfig {
+        name: "lma2".into(),
+        addr: IpAddr::V4(LMA2_V4),
+        port: UDP_PORT,
+    });
+    let mut mag = Mag::new(cfg, t0, wall());
+    let mut lcfg = lma_cfg();
+    lcfg.local.v4 = Some(LMA2_V4);
+    let mut lma2 = Lma::new(lcfg, t0, wall());
+    mag.attach_with_alternate(t0, req(1), Some("lma2".into()));
+    let mut now = t0;
+    let mut to_lma1 = 0;
+    for _ in 0..200 {
+        while let Some(t) = mag.poll_transmit() {
+            if t.peer.ip() == IpAddr::V4(LMA_V4) {
+                // LMA1 is dead; count its PBUs (MH type 5), not heartbeats.
+                to_lma1 += usize::from(t.payload.get(2) == Some(&5));
+                continue;
+            }
+            lma2.handle(
+                now,
+                Peer::V4(SocketAddrV4::new(MAG1_V4, UDP_PORT)),
+                &t.payload,
+            );
+            while let Some(r) = lma2.poll_transmit() {
+                mag.handle(
+                    now,
+                    Peer::V4(SocketAddrV4::new(LMA2_V4, UDP_PORT)),
+                    &r.payload,
+                );
+            }
+        }
+        if mag.active_count() == 1 {
+            break;
+        }
+        now = mag.poll_timeout().unwrap();
+        mag.handle_timeout(now);
+    }
+    assert_eq!(
+        to_lma1, 6,
+        "the primary's whole retransmission schedule first"
+    );
+    assert_eq!(mag.counters.failovers, 1);
+    assert_eq!(mag.active_count(), 1);
+    assert_eq!(
+        mag.binding(&ap(1)).unwrap().lma,
+        "lma2",
+        "registered with the alternate"
+    );
+    let ev: Vec<_> = std::iter::from_fn(|| mag.poll_event()).collect();
+    assert!(
+        matches!(ev.last(), Some(MagEvent::Registered { .. })),
+        "{ev:?}"
+    );
+    // Its record names where it is registered now.
+    let r = std::iter::from_fn(|| Endpoint::poll_store(&mut mag))
+        .filter_map(|op| match op {
+            crate::store::StoreOp::Put(RecordKey::Access(_), Record::Access(r)) => Some(r),
+            _ => None,
+        })
+        .last()
+        .unwrap();
+    assert_eq!(r.anchor, IpAddr::V4(LMA2_V4));
+}
