@@ -89,8 +89,21 @@ fn run_daemon(opts: LoadOptions, path: &std::path::Path, check: bool) -> Result<
             std::process::exit(2);
         }
     };
+    // What start would refuse and the file alone cannot show: the maps' memory.
+    let note = match pmip_user::daemon::preflight(&cfg) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("pmipd: {}: {e}", path.display());
+            eprintln!(
+                "pmipd: {}: 1 configuration error(s); not started",
+                path.display()
+            );
+            std::process::exit(2);
+        }
+    };
     if check {
         println!("pmipd: {}: configuration OK", path.display());
+        println!("pmipd: note: {note}");
         return Ok(());
     }
     let rt = tokio::runtime::Builder::new_multi_thread()

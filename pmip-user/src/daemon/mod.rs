@@ -21,12 +21,14 @@ mod access;
 mod anchor;
 mod control;
 mod fastpath;
+mod preflight;
 mod registrars;
 mod state;
 mod stop;
 mod system;
 
 pub use fastpath::SharedDp;
+pub use preflight::preflight;
 
 pub struct Options {
     pub ebpf_object: std::path::PathBuf,

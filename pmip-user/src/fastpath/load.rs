@@ -242,6 +242,16 @@ impl FastPath {
 /// Sizes the subscriber maps for the role and pools; returns how many
 /// slots the IPv4 and IPv6 pool arrays have (0: no such pools).
 fn size_maps(loader: &mut EbpfLoader<'_>, opts: &LoadOptions) -> (u32, u32) {
+    let (sizes, caps) = map_sizes(opts);
+    for (m, n) in sizes {
+        loader.map_max_entries(m, n);
+    }
+    caps
+}
+
+/// The entries of each subscriber map for the role and pools, and how many
+/// slots the IPv4 and IPv6 pool arrays have (0: no such pools).
+pub(super) fn map_sizes(opts: &LoadOptions) -> ([(&'static str, u32); 9], (u32, u32)) {
     let size = |mine: bool| {
         if mine || opts.role.is_none() {
             opts.max_subscribers
@@ -271,25 +281,36 @@ fn size_maps(loader: &mut EbpfLoader<'_>, opts: &LoadOptions) -> (u32, u32) {
     } else {
         anchor
     };
-    for (m, n) in [
-        (maps::ANCHOR_BY_POOL4, if has4 { anchor } else { 1 }),
-        (maps::ANCHOR_BY_POOL6, if has6 { anchor } else { 1 }),
-        (maps::ACCESS_BY_MAC, access),
-        (maps::ACCESS_BY_KEY, access),
-        (maps::ACCESS_BY_KEY_HIGH, high_keys(access)),
-        (maps::ANCHOR_BY_HOME4, home4_hash),
-        (maps::ANCHOR_BY_HNP, hnp_hash),
-        (maps::ANCHOR_BY_KEY, anchor),
-        (maps::ANCHOR_BY_KEY_HIGH, high_keys(anchor)),
-    ] {
-        loader.map_max_entries(m, n);
-    }
-    (if has4 { anchor } else { 0 }, if has6 { anchor } else { 0 })
+    (
+        [
+            (maps::ANCHOR_BY_POOL4, if has4 { anchor } else { 1 }),
+            (maps::ANCHOR_BY_POOL6, if has6 { anchor } else { 1 }),
+            (maps::ACCESS_BY_MAC, access),
+            (maps::ACCESS_BY_KEY, access),
+            (maps::ACCESS_BY_KEY_HIGH, high_keys(access)),
+            (maps::ANCHOR_BY_HOME4, home4_hash),
+            (maps::ANCHOR_BY_HNP, hnp_hash),
+            (maps::ANCHOR_BY_KEY, anchor),
+            (maps::ANCHOR_BY_KEY_HIGH, high_keys(anchor)),
+        ],
+        (if has4 { anchor } else { 0 }, if has6 { anchor } else { 0 }),
+    )
 }
 
 /// Removes everything pinned under `dir` (links first: that detaches the
-/// programs), then the directory. The fast path stops forwarding.
+/// programs), then the directory. The fast path stops forwarding. A
+/// directory that is not on bpffs is refused untouched: its files are not
+/// pins, and deleting them is not ours to do.
 pub fn unpin_all(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    if !crate::sys::bpffs::is_bpffs(dir) {
+        bail!(
+            "{}: not on a bpffs mount, so it holds no pins; nothing removed",
+            dir.display()
+        );
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

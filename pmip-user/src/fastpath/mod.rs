@@ -25,6 +25,7 @@ use crate::dataplane::{DataPlane, DpCommand, TrafficCounters, TunnelEnds};
 
 mod attach;
 mod bindings;
+mod footprint;
 mod load;
 mod pools;
 mod prune;
@@ -32,6 +33,7 @@ mod slots;
 mod stats;
 
 pub use attach::{attach_pass, loaded_xdp, AttachMode, Attached, IfaceSpec};
+pub use footprint::footprint;
 pub use load::{
     default_object_path, default_test_object_path, high_homes, high_keys, load_test_object,
     unpin_all, GatewayRole, LoadOptions,

@@ -3,6 +3,11 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
+/// Is the existing `path` itself on a bpffs mount?
+pub fn is_bpffs(path: &Path) -> bool {
+    path.exists() && on_bpffs(path)
+}
+
 /// Is `path` (or its nearest existing ancestor) on a bpffs mount?
 fn on_bpffs(path: &Path) -> bool {
     const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
@@ -44,4 +49,23 @@ pub fn ensure_bpffs(dir: &Path) -> Result<()> {
         }
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ordinary_directory_is_not_unpinned() {
+        let d = std::env::temp_dir().join(format!("pmip-unpin-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("ACCESS_BY_MAC"), b"not a pin").unwrap();
+        assert!(!is_bpffs(&d));
+        let e = crate::fastpath::unpin_all(&d).unwrap_err().to_string();
+        assert!(e.contains("not on a bpffs mount"), "{e}");
+        assert!(d.join("ACCESS_BY_MAC").exists(), "nothing removed");
+        // A directory that does not exist holds nothing to remove.
+        assert!(crate::fastpath::unpin_all(&d.join("absent")).is_ok());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }
