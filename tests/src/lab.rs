@@ -108,6 +108,15 @@ pub struct LabOpts {
     /// Pin the gateways' maps and links (`fastpath.pin_dir`, on a bpffs of
     /// the lab's own), so the fast path outlives a daemon restart.
     pub pin: bool,
+    /// Keep the gateways' bindings in an embedded store in the lab's
+    /// directory (`[store]`); false: `backend = "memory"`, nothing survives.
+    pub durable: bool,
+    /// `timers.retx_max_ms` (the back-off ceiling; 2000 by default).
+    pub retx_max_ms: u32,
+    /// `timers.heartbeat_interval_s` (0: off).
+    pub heartbeat_s: u32,
+    /// `timers.max_retransmissions` (3 by default).
+    pub max_retx: u8,
 }
 
 impl LabOpts {
@@ -147,6 +156,10 @@ impl LabOpts {
             log_filter: "info".into(),
             ipv6_transport: false,
             pin: false,
+            durable: true,
+            retx_max_ms: 2000,
+            heartbeat_s: 0,
+            max_retx: 3,
         }
     }
 }
@@ -1014,8 +1027,21 @@ address = "{anchor}"
         }
         c.push_str(&timers(o));
         c.push_str(&detach(o));
+        c.push_str(&store_section(o, dir, &format!("mag{}", i + 1)));
         c.push_str("\n[[profiles]]\nname = \"default\"\nanchor = \"anchor\"\n");
         c
+    }
+}
+
+/// A gateway's `[store]`: a file of its own in the lab's directory.
+pub fn store_section(o: &LabOpts, dir: &Path, name: &str) -> String {
+    if o.durable {
+        format!(
+            "\n[store]\npath = \"{}\"\n",
+            dir.join(format!("{name}.redb")).display()
+        )
+    } else {
+        "\n[store]\nbackend = \"memory\"\n".into()
     }
 }
 
@@ -1031,8 +1057,8 @@ fn pin_line(o: &LabOpts, dir: &Path, name: &str) -> String {
 fn timers(o: &LabOpts) -> String {
     {
         let mut c = format!(
-            "\n[timers]\nlifetime_s = {}\nretx_initial_ms = 300\nretx_max_ms = 2000\nmax_retransmissions = 3\n",
-            o.lifetime_s
+            "\n[timers]\nlifetime_s = {}\nretx_initial_ms = 300\nretx_max_ms = {}\nmax_retransmissions = {}\nheartbeat_interval_s = {}\n",
+            o.lifetime_s, o.retx_max_ms, o.max_retx, o.heartbeat_s
         );
         match o.proto {
             Proto::Pmipv6 => c.push_str(&format!("refresh_s = {}\n", o.refresh_s)),
@@ -1104,6 +1130,7 @@ ipv4 = "{CORE_ANCHOR}"
             }
         }
         c.push_str(&timers(o));
+        c.push_str(&store_section(o, dir, "anchor"));
         c.push_str(&format!(
             "\n[[pools]]\nname = \"home\"\nprefix = \"{POOL}\"\ngateway = \"{GW_ADDR}\"\n"
         ));

@@ -7,6 +7,7 @@
 //! - cost.rs: the per-packet benchmark's minimal forwarder and single operations.
 //! - trafficgen.rs: the throughput benchmark's generator, sink and forwarder.
 //! - vlan.rs: a VLAN subscriber port on a kernel without 8021q.
+//! - lossy.rs: a core link that drops a share of the signaling (no sch_netem here).
 #![no_std]
 #![no_main]
 // hdr.rs's word stores to packet data.
@@ -28,6 +29,7 @@ mod hdr;
 mod pass;
 
 mod cost;
+mod lossy;
 mod trafficgen;
 mod vlan;
 
