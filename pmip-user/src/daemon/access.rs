@@ -333,11 +333,16 @@ impl Glue<'_> {
             dns: dns.clone(),
             mtu,
         };
-        tracing::info!(%nai, %home, left_s = left.as_secs(), "restored");
+        tracing::info!(%nai, %home, binding_left_s = left.as_secs(), "restored");
+        // The client's lease ends at most one lifetime after its last ACK,
+        // which the store does not know (the binding's end it does, but the
+        // binding is refreshed apart from the lease): the lease is given a
+        // whole lifetime from now, so a client that is still there never
+        // sees it end early.
         let _ = link.dhcp.send(DhcpCmd::Restore {
             mac: at.mac,
             info,
-            left,
+            left: lifetime,
         });
         let _ = link.arp.send(ArpCmd::Watch {
             mac: at.mac,
