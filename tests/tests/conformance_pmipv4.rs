@@ -124,7 +124,6 @@ fn ha_deregistration() {
 /// 6245-4.2-b (issue 12 #4): the reply to a de-registration that carried a
 /// GRE Key carries one too.
 #[test]
-#[ignore = "conformance 6245-4.2-b: the HA's de-registration reply has no GRE Key extension"]
 fn ha_dereg_reply_has_gre_key() {
     run("h4dk", |tag| {
         let Some(b) = bed(tag, "")? else {
@@ -428,7 +427,6 @@ fn ha_clear_binding_revokes() {
 
 /// 3543-5-a: a revocation from the PMA (foreign domain) is acknowledged.
 #[test]
-#[ignore = "conformance 3543-5-a: the HA drops a PMA-initiated Registration Revocation without an acknowledgement"]
 fn ha_acks_pma_initiated_revocation() {
     run("h4pr", |tag| {
         let Some(b) = bed(tag, "")? else {
@@ -542,7 +540,6 @@ fn pma_deregisters_on_release() {
 /// 6245-4.1-b (issue 12 #4): every registration request, de-registration
 /// included, carries the GRE Key extension.
 #[test]
-#[ignore = "conformance 6245-4.1-b: the PMA's de-registration request has no GRE Key extension"]
 fn pma_dereg_carries_gre_key() {
     run("p4dk", |tag| {
         let Some((b, l, _, _)) = registered(tag)? else {
@@ -604,7 +601,6 @@ fn pma_discards_bad_reply_and_resyncs_after_133() {
 
 /// leung-8.1-c: after 149/150 the PMA does not send to that HA again.
 #[test]
-#[ignore = "conformance leung-8.1-c: after PMIP_UNSUPPORTED the PMA registers the next attach with the same HA again"]
 fn pma_stops_after_pmip_unsupported() {
     run("p4pu", |tag| {
         let Some((mut b, l)) = access(tag)? else {
@@ -665,7 +661,6 @@ fn pma_acks_revocation() {
 /// 6245-4.1-c, 3344-3.6.1.2-b (issue 12): a reply without the GRE Key the
 /// PMA asked for leaves no binding behind at the HA: the PMA deregisters.
 #[test]
-#[ignore = "conformance 6245-4.1-c: after a reply without GRE Key the PMA gives up locally and leaves the HA's binding"]
 fn pma_deregisters_after_reply_without_gre_key() {
     run("p4nk", |tag| {
         let Some((mut b, l)) = access(tag)? else {

@@ -322,11 +322,7 @@ fn mag_zero(t: T, name: &str) -> Result<()> {
     );
     Ok(())
 }
-both!(
-    mag_refuses_zero_home_address,
-    mag_zero,
-    ignore = "conformance 5844-3.1.2.6-c: a PBA with IPv4 HoA 0.0.0.0 is leased and shown ACTIVE"
-);
+both!(mag_refuses_zero_home_address, mag_zero);
 
 /// 5213-6.9.1.4-a, 5845-4.1-d (issue 12): a PBA without the GRE Key the MAG
 /// needs abandons the binding — the MAG deregisters it at the LMA.
@@ -347,11 +343,7 @@ fn mag_no_key(t: T, name: &str) -> Result<()> {
     );
     Ok(())
 }
-both!(
-    mag_deregisters_after_pba_without_gre_key,
-    mag_no_key,
-    ignore = "conformance 5213-6.9.1.4-a: after a PBA without GRE key the MAG drops the binding locally and never deregisters it"
-);
+both!(mag_deregisters_after_pba_without_gre_key, mag_no_key);
 
 /// 5213-6.9.1.2-b (issue 12): after TIMESTAMP_MISMATCH the MAG keeps its own
 /// clock instead of adopting the LMA's timestamp.
@@ -378,12 +370,7 @@ fn mag_156(t: T, name: &str) -> Result<()> {
     );
     Ok(())
 }
-both!(
-    mag_keeps_own_clock_after_156,
-    mag_156,
-    ignore =
-        "conformance 5213-6.9.1.2-b: after status 156 the MAG takes its timestamps from the LMA's"
-);
+both!(mag_keeps_own_clock_after_156, mag_156);
 
 /// 5844-3.4.1-a (issue 12): the subscriber's default router is the one the
 /// LMA sent in the IPv4 Default-Router Address option.
@@ -408,8 +395,4 @@ fn mag_router(t: T, name: &str) -> Result<()> {
     );
     Ok(())
 }
-both!(
-    mag_leases_the_lmas_default_router,
-    mag_router,
-    ignore = "conformance 5844-3.4.1-a: the MAG leases its own configured router, not the LMA's Default-Router Address"
-);
+both!(mag_leases_the_lmas_default_router, mag_router);

@@ -30,6 +30,9 @@ pub struct AttachRequest {
     pub imsi: Option<String>,
     /// Access interface name, for the PMIPv4 Interface ID extension.
     pub interface_id: Option<Vec<u8>>,
+    /// The access interface's technology: PMIPv6 Access Technology Type
+    /// (RFC 5213 §8.5) / PMIPv4 Access Technology Type extension (draft §5.5).
+    pub access_tech: Option<u8>,
 }
 
 /// Requests to an access registrar (MAG, PMA).

@@ -55,6 +55,8 @@ pub fn mag(cfg: &Config, restart_counter: u32) -> mag::MagConfig {
         heartbeat_interval: t.heartbeat_interval.unwrap_or(defaults::HEARTBEAT_OFF),
         heartbeat_missing_limit: t.heartbeat_misses.into(),
         restart_counter,
+        timestamp_based: t.timestamp_based,
+        revoke_to: revoking(cfg),
         ..mag::MagConfig::default()
     }
 }
@@ -78,6 +80,7 @@ pub fn lma(cfg: &Config, restart_counter: u32) -> lma::LmaConfig {
         }),
         max_lifetime: t.lifetime,
         timestamp_window: t.timestamp_window,
+        timestamp_based: t.timestamp_based,
         bri_retx_initial: t.bri_delay_min,
         bri_retx_max: t.bri_delay_max,
         bri_max_retx: t.bri_max_retransmissions.into(),
@@ -125,6 +128,13 @@ pub fn pma(cfg: &Config) -> Result<pma::PmaConfig, ConfigError> {
         }
     }
     let mut pcfg = pma::PmaConfig::new(addr, has);
+    pcfg.revoke_to = revoking(cfg);
+    pcfg.dynamic_has = cfg
+        .peers
+        .iter()
+        .filter(|p| p.dynamic_ha)
+        .map(|p| p.address)
+        .collect();
     pcfg.lifetime_s = t.lifetime.as_secs().min(u16::MAX.into()) as u16;
     pcfg.renew_percent = t.renew_percent;
     pcfg.retransmission_timeout_ms = millis(t.retx_initial);
@@ -187,6 +197,15 @@ pub(super) fn dry_run(cfg: &Config) -> Result<(), ConfigError> {
         (Role::Anchor, Protocol::Pmipv4) => drop(ha(cfg)?),
     }
     Ok(())
+}
+
+/// The anchors the access gateway revokes at rather than deregisters with.
+fn revoking(cfg: &Config) -> std::collections::HashSet<IpAddr> {
+    cfg.peers
+        .iter()
+        .filter(|p| p.revocation)
+        .map(|p| p.address)
+        .collect()
 }
 
 fn local_addrs(cfg: &Config) -> pmipv6::LocalAddrs {

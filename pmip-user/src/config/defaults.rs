@@ -34,6 +34,8 @@ pub(super) const TIMERS: Timers = Timers {
     retx_max_ms: 32000,
     max_retransmissions: 5,
     timestamp_window_ms: 7000,
+    // RFC 5213 §9.3: 1.
+    timestamp_based_approach: true,
     // 0: off.
     heartbeat_interval_s: 0,
     heartbeat_misses: 3,

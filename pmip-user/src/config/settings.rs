@@ -108,6 +108,8 @@ pub struct AccessInterface {
     pub mtu: u16,
     /// Profile for subscribers without one (names a profile).
     pub default_profile: Option<String>,
+    /// Access Technology Type code in the configured protocol.
+    pub access_tech: Option<u8>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -126,6 +128,10 @@ pub struct Peer {
     pub address: IpAddr,
     /// Mobility security association: always there for PMIPv4.
     pub sa: Option<PeerSa>,
+    /// Access role: revoke instead of deregistering (RFC 5846 / RFC 3543).
+    pub revocation: bool,
+    /// PMIPv4 access role: dynamic home agent assignment (RFC 4433).
+    pub dynamic_ha: bool,
 }
 
 /// A security association with a peer (seed 000 `fa-ha-spi`).
@@ -152,6 +158,8 @@ pub struct Timers {
     pub max_retransmissions: u8,
     /// Timestamp replay window.
     pub timestamp_window: Duration,
+    /// RFC 5213 TimestampBasedApproachInUse (PMIPv6).
+    pub timestamp_based: bool,
     /// RFC 5847 heartbeat period; `None`: off.
     pub heartbeat_interval: Option<Duration>,
     pub heartbeat_misses: u8,

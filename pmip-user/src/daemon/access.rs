@@ -198,6 +198,7 @@ impl Glue<'_> {
             apn: profile.apn.clone(),
             imsi: profile.imsi.clone(),
             interface_id: Some(ifname.into_bytes()),
+            access_tech: link.cfg.access_tech,
         }));
         self.subs.insert(at, Sub { nai, dns, mtu });
     }
@@ -267,13 +268,19 @@ impl Glue<'_> {
         &mut self,
         at: AccessPoint,
         (home, plen): (Ipv4Addr, u8),
-        _router: Option<Ipv4Addr>,
+        anchor_router: Option<Ipv4Addr>,
         lifetime: Duration,
     ) {
         let (Some(link), Some(sub)) = (self.links.get(&at.ifindex), self.subs.get(&at)) else {
             return;
         };
-        let (router, gw_len) = (link.cfg.gateway.addr, link.cfg.gateway.len);
+        let gw_len = link.cfg.gateway.len;
+        // RFC 5844 §3.4.1: the default router is the one the LMA gave, when
+        // it is on the subscriber's subnet (the fast path answers ARP for
+        // it); else the link's own gateway address.
+        let router = anchor_router
+            .filter(|r| plen > 0 && same_subnet(*r, home, plen) && *r != home)
+            .unwrap_or(link.cfg.gateway.addr);
         tracing::info!(nai = %sub.nai, %home, lifetime_s = lifetime.as_secs(), "registered");
         let info = DhcpBinding {
             home,
@@ -400,4 +407,11 @@ where
     // The shell takes the detaches, sends the deregistrations and stops.
     h.stop(Duration::from_secs(2)).await;
     Ok(())
+}
+
+fn same_subnet(a: Ipv4Addr, b: Ipv4Addr, plen: u8) -> bool {
+    let mask = u32::MAX
+        .checked_shl(32 - u32::from(plen.min(32)))
+        .unwrap_or(0);
+    u32::from(a) & mask == u32::from(b) & mask
 }

@@ -32,10 +32,18 @@ pub(super) fn check(f: &File, v: &mut Errors) -> Vec<Peer> {
         }
         address(f, &p, pr, v);
         let sa = security_association(f, &p, pr, v);
+        if !f.access() && (pr.revocation || pr.dynamic_ha) {
+            v.err(format!("{p}.revocation"), "only used in the access role");
+        }
+        if pr.dynamic_ha && f.protocol != Protocol::Pmipv4 {
+            v.err(format!("{p}.dynamic_ha"), "RFC 4433 is PMIPv4's");
+        }
         peers.push(Peer {
             name: pr.name.clone(),
             address: pr.address,
             sa,
+            revocation: pr.revocation,
+            dynamic_ha: pr.dynamic_ha,
         });
     }
     peers

@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use super::super::wire::ext::AccessTech;
 use super::super::wire::ReplyCode;
 use super::{Phase, Pma, PmaEvent, Subscriber};
 use crate::agent::registrar::{
@@ -29,6 +30,7 @@ impl Pma {
         s.static_home = r.static_v4;
         s.imsi = r.imsi;
         s.interface_id = r.interface_id;
+        s.access_tech = r.access_tech.map(AccessTech::from);
         self.attach(now, s);
     }
 

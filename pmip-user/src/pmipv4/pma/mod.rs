@@ -77,6 +77,11 @@ pub struct PmaConfig {
     pub access_technology: Option<AccessTech>,
     /// First downlink GRE key handed out.
     pub downlink_key_base: u32,
+    /// HAs we revoke bindings at when a device leaves (RFC 3543 §5, when the
+    /// HA advertised Revocation Support) instead of deregistering.
+    pub revoke_to: HashSet<std::net::IpAddr>,
+    /// HAs asked to assign a home agent dynamically (RFC 4433).
+    pub dynamic_has: HashSet<std::net::IpAddr>,
 }
 
 fn d_lifetime() -> u16 {
@@ -109,6 +114,8 @@ impl PmaConfig {
             revocation_support: true,
             access_technology: None,
             downlink_key_base: d_key_base(),
+            revoke_to: HashSet::new(),
+            dynamic_has: HashSet::new(),
         }
     }
 }
@@ -128,6 +135,8 @@ pub struct Subscriber {
     pub static_home: Option<Ipv4Addr>,
     pub imsi: Option<String>,
     pub interface_id: Option<Vec<u8>>,
+    /// The access interface's technology (draft §5.5), else the PMA's.
+    pub access_tech: Option<AccessTech>,
 }
 
 impl Subscriber {
@@ -141,6 +150,7 @@ impl Subscriber {
             static_home: None,
             imsi: None,
             interface_id: None,
+            access_tech: None,
         }
     }
 }
@@ -201,6 +211,10 @@ pub struct PmaCounters {
     pub rx_malformed: u64,
     pub rx_unknown_peer: u64,
     pub rx_auth_failed: u64,
+    /// Replies/revocations failing FA-HA authentication, logged (RFC 3344 §3.7.3.1).
+    pub security_exceptions_logged: u64,
+    /// Accepted replies without GRE Key: the binding was deregistered (RFC 6245 §4.1).
+    pub abandoned: u64,
     pub rx_unmatched: u64,
     pub rx_missing_gre_key: u64,
     pub rx_unexpected_type: u64,
@@ -270,6 +284,8 @@ pub struct Pma {
     /// Where subscribers whose session ended were, until their events are taken.
     gone_at: HashMap<String, AccessPoint>,
     counters: PmaCounters,
+    /// When the last security exception was logged (the log is rate limited).
+    last_security_log: Option<Instant>,
 }
 
 impl Pma {
@@ -291,6 +307,7 @@ impl Pma {
             events: VecDeque::new(),
             gone_at: HashMap::new(),
             counters: PmaCounters::default(),
+            last_security_log: None,
         }
     }
 
@@ -387,9 +404,21 @@ impl Pma {
             });
             return;
         };
-        let mut has = vec![sub.home_agent];
-        if let Some(a) = sub.alternate_ha {
-            has.push(a);
+        // Draft §8.1: an HA that answered 149/150 is not tried again.
+        let has: Vec<Ipv4Addr> = std::iter::once(sub.home_agent)
+            .chain(sub.alternate_ha)
+            .filter(|h| !self.refused.contains(h))
+            .collect();
+        if has.is_empty() {
+            self.counters.ha_refused_pmip += 1;
+            self.keys.release(key);
+            self.ids.release(sub_id);
+            self.gone_at.insert(sub.nai.clone(), sub.at);
+            self.events.push_back(PmaEvent::RegistrationFailed {
+                nai: sub.nai,
+                code: Some(ReplyCode::PmipUnsupported),
+            });
+            return;
         }
         let nai = sub.nai.clone();
         let s = Session {
@@ -510,12 +539,11 @@ impl Pma {
                 id: imsi.as_bytes().to_vec(),
             });
         }
-        if let Some(t) = self.cfg.access_technology {
+        if let Some(t) = s.sub.access_tech.or(self.cfg.access_technology) {
             exts.push(ExtRepr::AccessTechnology(t));
         }
-        if !dereg {
-            exts.push(ExtRepr::GreKey(s.downlink_key));
-        }
+        // RFC 6245 §4.1: in every registration request, de-registration included.
+        exts.push(ExtRepr::GreKey(s.downlink_key));
         if self.cfg.revocation_support {
             exts.push(ExtRepr::RevocationSupport {
                 i_bit: false,
@@ -636,7 +664,7 @@ impl Pma {
     pub fn handle(&mut self, now: Instant, src: SocketAddrV4, payload: &[u8]) {
         match Message::parse(payload) {
             Ok(Message::Reply(r)) => self.on_reply(now, src, payload, r),
-            Ok(Message::Revocation(r)) => self.on_revocation(src, payload, r),
+            Ok(Message::Revocation(r)) => self.on_revocation(now, src, payload, r),
             Ok(_) => self.counters.rx_unexpected_type += 1,
             Err(_) => self.counters.rx_malformed += 1,
         }

@@ -22,6 +22,7 @@ use crate::dataplane::{DpCommand, Hnp};
 
 mod endpoint;
 mod heartbeat;
+mod pba;
 mod pbu;
 mod pool;
 mod revocation;
@@ -85,6 +86,10 @@ pub struct LmaConfig {
     pub max_lifetime: Duration,
     /// RFC 5213 TimestampValidityWindow (300 ms).
     pub timestamp_window: Duration,
+    /// RFC 5213 §9.3 TimestampBasedApproachInUse: order PBUs that carry a
+    /// Timestamp by it. PBUs without one (and every PBU when this is off)
+    /// are ordered by sequence number (§5.5: that scheme MUST be supported).
+    pub timestamp_based: bool,
     /// RFC 5213 MinDelayBeforeBCEDelete (10 s).
     pub min_delay_before_bce_delete: Duration,
     /// Send a BRI to the previous MAG on handover (RFC 5846; "revocation enable").
@@ -110,6 +115,7 @@ impl Default for LmaConfig {
             default_profile: None,
             max_lifetime: Duration::from_secs(40000),
             timestamp_window: Duration::from_millis(300),
+            timestamp_based: true,
             min_delay_before_bce_delete: Duration::from_secs(10),
             revocation: true,
             bri_retx_initial: Duration::from_secs(1),
@@ -137,6 +143,8 @@ pub struct LmaCounters {
     pub pbu_missing_option: u64,
     pub pbu_timestamp_mismatch: u64,
     pub pbu_timestamp_replayed: u64,
+    pub pbu_sequence_out_of_window: u64,
+    pub pbu_multiple_ipv4_requests: u64,
     pub pbu_gre_key_missing: u64,
     pub pbu_v4_not_authorized: u64,
     pub pbu_no_resources: u64,
@@ -154,6 +162,9 @@ pub struct LmaCounters {
     pub bri_gave_up: u64,
     pub bra_rx: u64,
     pub bra_unmatched: u64,
+    pub bri_from_mag: u64,
+    pub bri_from_mag_unknown: u64,
+    pub bri_from_mag_refused: u64,
     pub heartbeat_rx: u64,
     pub heartbeat_sent: u64,
     pub heartbeat_missed: u64,
@@ -177,6 +188,8 @@ struct Bce {
     att: Option<AccessTechType>,
     lifetime: Duration,
     last_ts: u64,
+    /// Sequence number of the last PBU accepted (RFC 5213 §5.5 sequence-number scheme).
+    last_seq: u16,
     /// `Some` while waiting MinDelayBeforeBCEDelete after a deregistration
     /// (the map entry is already removed).
     deleting: bool,
@@ -257,6 +270,11 @@ struct Reply {
     status: BaStatus,
     lifetime: u16,
     extra: Vec<MobilityOption>,
+    /// The PBA's Sequence Number when it is not the PBU's (status 135
+    /// carries the last one accepted, RFC 6275 §9.5.1).
+    seq: Option<u16>,
+    /// The PBU's Timestamp was used for ordering: echo it (RFC 5213 §5.3.6).
+    echo_ts: bool,
 }
 
 impl Reply {
@@ -265,6 +283,8 @@ impl Reply {
             status,
             lifetime: 0,
             extra: vec![],
+            seq: None,
+            echo_ts: true,
         }
     }
 }
@@ -412,6 +432,7 @@ impl Lma {
             Message::BindingUpdate(bu) => self.on_pbu(now, peer, bu),
             Message::Heartbeat(hb) => self.on_heartbeat(peer, hb),
             Message::RevocationAck(bra) => self.on_bra(bra),
+            Message::RevocationIndication(bri) => self.on_mag_bri(peer, bri),
             _ => self.counters.rx_unexpected_message += 1,
         }
     }

@@ -28,6 +28,7 @@ impl Mag {
             requested_v4: r.static_v4.or(r.requested_v4),
             ipv6: r.ipv6,
             apn: r.apn.map(String::into_bytes),
+            att: r.access_tech,
         }
     }
 }

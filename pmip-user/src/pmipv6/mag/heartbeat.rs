@@ -35,6 +35,8 @@ impl Mag {
             if restarted {
                 // RFC 5847 §4: the LMA lost its bindings; register them again.
                 self.counters.lma_restart_detected += 1;
+                // It may do GRE keys now (RFC 5845 §4.2 fallback undone).
+                self.lmas[lma].no_gre_key = false;
                 self.reregister_all(now, lma);
             }
         }

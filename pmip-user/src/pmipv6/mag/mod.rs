@@ -62,8 +62,15 @@ pub struct MagConfig {
     pub heartbeat_missing_limit: u32,
     /// Our restart counter (RFC 5847 §5.2), bumped by the daemon on each start.
     pub restart_counter: u32,
-    /// Access Technology Type sent in the PBU (802.11 = 4, as in seed 004).
+    /// Access Technology Type sent in the PBU (802.11 = 4, as in seed 004),
+    /// unless the attachment's access interface names its own.
     pub access_tech_type: u8,
+    /// RFC 5213 §9.3 TimestampBasedApproachInUse: a Timestamp option in every
+    /// PBU; off, PBUs are ordered by their sequence numbers alone (§5.5).
+    pub timestamp_based: bool,
+    /// LMAs we revoke bindings at (RFC 5846 MAG-initiated revocation: one
+    /// BRI on detach, one global BRI on shutdown) instead of deregistering.
+    pub revoke_to: std::collections::HashSet<IpAddr>,
     /// RFC 5844 §3.4: whether the MAG runs the DHCP server (S=1) or relays.
     pub dhcp_server_mode: bool,
     /// Handoff Indicator of a first PBU. A Wi-Fi MAG cannot tell a new
@@ -87,6 +94,8 @@ impl Default for MagConfig {
             heartbeat_missing_limit: 3,
             restart_counter: 1,
             access_tech_type: 4,
+            timestamp_based: true,
+            revoke_to: Default::default(),
             dhcp_server_mode: true,
             attach_handoff_indicator: 4,
         }
@@ -109,6 +118,8 @@ pub struct AttachRequest {
     pub ipv6: bool,
     /// Service Selection (APN), if the profile names one.
     pub apn: Option<Vec<u8>>,
+    /// Access Technology Type of the attachment's interface (else the MAG's).
+    pub att: Option<u8>,
 }
 
 /// Why a registration did not complete.
@@ -178,6 +189,13 @@ pub struct MagCounters {
     pub bri_unknown_binding: u64,
     pub binding_error_sent: u64,
     pub attach_no_lma: u64,
+    pub pba_without_gre_key: u64,
+    pub pba_zero_home_address: u64,
+    pub abandoned: u64,
+    pub bri_sent: u64,
+    pub bri_retransmitted: u64,
+    pub bra_rx: u64,
+    pub bra_unmatched: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -223,6 +241,10 @@ struct LmaState {
     peer: Peer,
     /// Refused this MAG (152/154): stop using it.
     disabled: bool,
+    /// Accepted a PBU without a GRE Key option (RFC 5845 §4.2): it does not
+    /// do GRE keys, so we send it no GRE Key option again — and, our tunnels
+    /// being keyed, no registration — until it restarts.
+    no_gre_key: bool,
     hb_seq: u32,
     hb_outstanding: bool,
     hb_missed: u32,
@@ -234,9 +256,6 @@ struct LmaState {
 pub struct Mag {
     cfg: MagConfig,
     clock: Clock,
-    /// Correction learnt from an LMA's TIMESTAMP_MISMATCH answer (RFC 5213 §5.5
-    /// puts the LMA's clock in that PBA), in timestamp units.
-    ts_adjust: i64,
     /// Last timestamp sent: each PBU's is strictly greater, so the LMA's
     /// ordering check (RFC 5213 §5.5) never sees two equal ones from us.
     last_ts: u64,
@@ -263,6 +282,7 @@ impl Mag {
                 cfg: l.clone(),
                 peer: Peer::from_ip(l.addr, l.port),
                 disabled: false,
+                no_gre_key: false,
                 hb_seq: 0,
                 hb_outstanding: false,
                 hb_missed: 0,
@@ -272,7 +292,6 @@ impl Mag {
             .collect();
         Mag {
             clock: Clock::new(now, wall),
-            ts_adjust: 0,
             last_ts: 0,
             lmas,
             entries: HashMap::new(),
@@ -359,7 +378,7 @@ impl Mag {
         let Some(lma) = self
             .lmas
             .iter()
-            .position(|l| l.cfg.name == req.lma && !l.disabled)
+            .position(|l| l.cfg.name == req.lma && !l.disabled && !l.no_gre_key)
         else {
             self.counters.attach_no_lma += 1;
             self.events.push_back(MagEvent::RegistrationFailed {
@@ -459,11 +478,9 @@ impl Mag {
     /// check accepts it even if the first one was processed).
     fn send_pbu(&mut self, now: Instant, at: AccessPoint, dereg: bool) {
         let seq = self.next_seq();
-        let ts = self
-            .clock
-            .timestamp(now)
-            .wrapping_add_signed(self.ts_adjust)
-            .max(self.last_ts.wrapping_add(1));
+        // Our own clock only, even after a TIMESTAMP_MISMATCH (RFC 5213
+        // §6.9.1.2: the MAG does not take the LMA's time).
+        let ts = self.clock.timestamp(now).max(self.last_ts.wrapping_add(1));
         self.last_ts = ts;
         let Some(e) = self.entries.get_mut(&at) else {
             return;
@@ -491,12 +508,15 @@ impl Mag {
             e.handoff
         }));
         options.push(MobilityOption::AccessTechType(AccessTechType::from(
-            self.cfg.access_tech_type,
+            e.req.att.unwrap_or(self.cfg.access_tech_type),
         )));
         options.push(MobilityOption::MnLinkLayerId(e.req.at.mac.to_vec()));
-        options.push(MobilityOption::Timestamp(ts));
-        // RFC 5845 §5.1: the GRE key option SHOULD NOT be in a deregistration.
-        if !dereg {
+        if self.cfg.timestamp_based {
+            options.push(MobilityOption::Timestamp(ts));
+        }
+        // RFC 5845 §5.1: the GRE key option SHOULD NOT be in a deregistration,
+        // nor in any PBU to an LMA that answered without one (§4.2).
+        if !dereg && !lma.no_gre_key {
             options.push(MobilityOption::GreKey(Some(e.downlink_key)));
         }
         if e.req.ipv4 {
