@@ -567,3 +567,143 @@ fn lma_bri_from_mag(t: T, name: &str) -> Result<()> {
     Ok(())
 }
 both!(lma_answers_mag_initiated_bri, lma_bri_from_mag);
+
+/// 5846-9.2-a (bulk): a global BRI from a MAG (P and G, no MN-ID) revokes
+/// every binding through that MAG and no other; the BRA echoes P and G.
+/// A per-MN BRI without an MN-ID gets status 131 (MN identity required).
+fn lma_global_bri(t: T, name: &str) -> Result<()> {
+    let Some(b) = AnchorBed::start(t, &tag(t, name), "", "")? else {
+        return Ok(());
+    };
+    let cap = b.capture("gbri")?;
+    let (p1, p2) = (b.peer(1)?, b.peer(2)?);
+    for (i, nai) in ["g1@x", "g2@x"].iter().enumerate() {
+        let m = exchange(
+            &b,
+            &p1,
+            1 + i as u16,
+            10,
+            &mag_opts(nai, mh::now_timestamp(), 1),
+        )?;
+        ensure!(m.fixed[0] == 0, "register {nai}: status {}", m.fixed[0]);
+    }
+    ensure!(
+        exchange(&b, &p2, 1, 10, &mag_opts("g3@x", mh::now_timestamp(), 1))?.fixed[0] == 0,
+        "register g3"
+    );
+    wait_bindings(&b.daemon, 3)?;
+    p1.send(b.anchor(), b.port(), &mh::bri(1, 50, mh::BRI_P, &[]))?;
+    let rx = p1.recv_where(S, is_type(mh::BR)).context("no BRA")?;
+    let m = Mh::parse(&rx.bytes);
+    ensure!(
+        m.fixed[0] == 2 && m.fixed[1] == 131,
+        "BRI without MN-ID: BRA type {} status {} (want 131)",
+        m.fixed[0],
+        m.fixed[1]
+    );
+    p1.send(
+        b.anchor(),
+        b.port(),
+        &mh::bri(1, 51, mh::BRI_P | mh::BRI_G, &[]),
+    )?;
+    let rx = p1
+        .recv_where(S, is_type(mh::BR))
+        .context("no BRA for a global BRI")?;
+    let m = Mh::parse(&rx.bytes);
+    m.assert_all_aligned();
+    ensure!(
+        m.fixed[0] == 2 && m.fixed[1] == 0 && m.u16_at(2) == 51,
+        "BRA type {} status {} seq {}",
+        m.fixed[0],
+        m.fixed[1],
+        m.u16_at(2)
+    );
+    ensure!(
+        m.u16_at(4) & 0xc000 == 0xc000,
+        "BRA flags {:#06x}: P and G (RFC 5846 §6.2)",
+        m.u16_at(4)
+    );
+    let v = wait_bindings(&b.daemon, 1)?;
+    ensure!(
+        v[0].nai == "g3@x",
+        "the other MAG's binding went too: {v:?}"
+    );
+    ensure!(
+        p1.recv_where(Duration::from_millis(300), is_type(mh::BR))
+            .is_none(),
+        "the LMA sent a BRI back to the revoking MAG"
+    );
+    cap.check(2)?;
+    Ok(())
+}
+both!(lma_answers_global_bri, lma_global_bri);
+
+/// 5213-5.5-a: the sequence-number scheme orders PBUs without Timestamp: a
+/// sequence number not newer than the last accepted gets 135 (RFC 6275
+/// §9.5.1) with the last accepted one in the PBA; a newer one is accepted.
+fn lma_seq_window(t: T, name: &str) -> Result<()> {
+    let Some(b) = AnchorBed::start(t, &tag(t, name), "", "")? else {
+        return Ok(());
+    };
+    let cap = b.capture("seqwin")?;
+    let p = b.peer(1)?;
+    let o = without(mag_opts(NAI, 0, 1), opt::TIMESTAMP);
+    ensure!(exchange(&b, &p, 500, 10, &o)?.fixed[0] == 0, "first PBU");
+    p.send(
+        b.anchor(),
+        b.port(),
+        &mh::pbu(
+            499,
+            mh::BU_A | mh::BU_P,
+            10,
+            &without(mag_opts(NAI, 0, 5), opt::TIMESTAMP),
+        ),
+    )?;
+    let rx = p.recv_where(S, is_ba).context("no PBA")?;
+    let m = Mh::parse(&rx.bytes);
+    ensure!(
+        m.fixed[0] == 135,
+        "older sequence: status {} (want 135)",
+        m.fixed[0]
+    );
+    ensure!(
+        m.u16_at(2) == 500,
+        "135 carries sequence {} (want the last accepted, 500)",
+        m.u16_at(2)
+    );
+    ensure!(m.get(opt::TIMESTAMP).is_none(), "Timestamp in a 135");
+    let m = exchange(
+        &b,
+        &p,
+        501,
+        10,
+        &without(mag_opts(NAI, 0, 5), opt::TIMESTAMP),
+    )?;
+    ensure!(m.fixed[0] == 0, "newer sequence: status {}", m.fixed[0]);
+    wait_bindings(&b.daemon, 1)?;
+    cap.check(3)?;
+    Ok(())
+}
+both!(lma_sequence_number_out_of_window, lma_seq_window);
+
+/// 5213-9-a: `timers.timestamp_based_approach = false` — the LMA orders by
+/// sequence number only: a stale Timestamp is not refused with 156, and
+/// the PBA carries none.
+fn lma_ts_off(t: T, name: &str) -> Result<()> {
+    let Some(b) = AnchorBed::start(t, &tag(t, name), "timestamp_based_approach = false\n", "")?
+    else {
+        return Ok(());
+    };
+    let p = b.peer(1)?;
+    let m = exchange(
+        &b,
+        &p,
+        1,
+        10,
+        &mag_opts(NAI, mh::now_timestamp() - (3600 << 16), 1),
+    )?;
+    ensure!(m.fixed[0] == 0, "status {} (want 0)", m.fixed[0]);
+    ensure!(m.get(opt::TIMESTAMP).is_none(), "PBA carries a Timestamp");
+    Ok(())
+}
+both!(lma_timestamp_approach_off, lma_ts_off);

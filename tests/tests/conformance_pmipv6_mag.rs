@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use pmip_tests::both;
-use pmip_tests::conformance::bed::{sub_mac, AccessBed, T};
+use pmip_tests::conformance::bed::{sub_mac, AccessBed, AccessExtra, T};
 use pmip_tests::conformance::mh::{self, opt, Mh};
 use pmip_tests::conformance::v6::*;
 
@@ -396,3 +396,193 @@ fn mag_router(t: T, name: &str) -> Result<()> {
     Ok(())
 }
 both!(mag_leases_the_lmas_default_router, mag_router);
+
+// ------------------------------------------------------------ features (issue 12)
+
+fn revoking_mag(t: T, name: &str) -> Result<Option<AccessBed>> {
+    let x = AccessExtra {
+        peer: "revocation = true\n",
+        ..AccessExtra::default()
+    };
+    AccessBed::start_with(t, &tag(t, name), x)
+}
+
+/// 5846-9.2-b: with `peers[].revocation` the MAG revokes a leaving
+/// subscriber with a BRI (B.R. type 1, trigger 6 access network session
+/// termination, P, MN-ID and LLID), retransmitted with the same sequence
+/// number until the LMA's BRA; then the binding is gone.
+fn mag_revoke(t: T, name: &str) -> Result<()> {
+    let Some(mut b) = revoking_mag(t, name)? else {
+        return Ok(());
+    };
+    let cap = b.capture("mbri")?;
+    let l = b.anchor_sock()?;
+    let (_, first) = register(&mut b, &l, 10)?;
+    wait_bindings(&b.daemon, 1)?;
+    b.client().release()?;
+    let rx = l
+        .recv_where(Duration::from_secs(5), is_type(mh::BR))
+        .context("no BRI from the MAG after DHCP RELEASE")?;
+    let bri = Mh::parse(&rx.bytes);
+    bri.assert_all_aligned();
+    ensure!(
+        bri.fixed[0] == 1,
+        "B.R. type {} (want 1, BRI)",
+        bri.fixed[0]
+    );
+    ensure!(bri.fixed[1] == 6, "trigger {} (want 6)", bri.fixed[1]);
+    let flags = bri.u16_at(4);
+    ensure!(
+        flags & mh::BRI_P != 0 && flags & mh::BRI_G == 0,
+        "BRI flags {flags:#06x}: P, not G"
+    );
+    ensure!(bri.nai() == first.nai(), "BRI MN-ID {:?}", bri.nai());
+    ensure!(
+        bri.get(opt::LLID).map(|d| &d[2..]) == Some(&sub_mac()[..]),
+        "BRI LLID {:?}",
+        bri.get(opt::LLID)
+    );
+    let again = l
+        .recv_where(Duration::from_secs(5), is_type(mh::BR))
+        .with_context(|| format!("BRI not retransmitted: {}", b.daemon.log_tail(20)))?;
+    ensure!(
+        Mh::parse(&again.bytes).u16_at(2) == bri.u16_at(2),
+        "retransmission changed the sequence number"
+    );
+    l.reply(
+        &rx,
+        &mh::bra(
+            0,
+            bri.u16_at(2),
+            mh::BRI_P,
+            &[mh::mn_id(&bri.nai().unwrap())],
+        ),
+    )?;
+    wait_bindings(&b.daemon, 0)?;
+    ensure!(
+        l.recv_where(Duration::from_millis(900), is_type(mh::BR))
+            .is_none(),
+        "BRI retransmitted after the BRA"
+    );
+    ensure!(
+        l.recv_where(Duration::from_millis(100), is_type(mh::BU))
+            .is_none(),
+        "a de-registration PBU besides the BRI"
+    );
+    cap.check(2)?;
+    Ok(())
+}
+both!(mag_revokes_on_release, mag_revoke);
+
+/// 5846-9.2-b (bulk): on shutdown the MAG revokes every binding through the
+/// LMA with one global BRI (P and G set, administrative trigger).
+fn mag_bulk(t: T, name: &str) -> Result<()> {
+    let Some(mut b) = revoking_mag(t, name)? else {
+        return Ok(());
+    };
+    let cap = b.capture("gbri")?;
+    let l = b.anchor_sock()?;
+    register(&mut b, &l, 10)?;
+    wait_bindings(&b.daemon, 1)?;
+    b.daemon.stop();
+    let rx = l
+        .recv_where(Duration::from_secs(5), is_type(mh::BR))
+        .context("no global BRI at shutdown")?;
+    let bri = Mh::parse(&rx.bytes);
+    ensure!(
+        bri.fixed[0] == 1 && bri.fixed[1] == 1,
+        "B.R. type {} trigger {}",
+        bri.fixed[0],
+        bri.fixed[1]
+    );
+    let flags = bri.u16_at(4);
+    ensure!(
+        flags & (mh::BRI_P | mh::BRI_G) == mh::BRI_P | mh::BRI_G,
+        "global BRI flags {flags:#06x}: P and G"
+    );
+    ensure!(
+        l.recv_where(Duration::from_millis(300), is_type(mh::BU))
+            .is_none(),
+        "a de-registration PBU besides the global BRI"
+    );
+    cap.check(1)?;
+    Ok(())
+}
+both!(mag_bulk_revocation_on_shutdown, mag_bulk);
+
+/// 5846-9.1-d: a global BRI from the LMA (G, no MN-ID) revokes every
+/// binding with it; the BRA echoes G and P with status 0.
+fn mag_global(t: T, name: &str) -> Result<()> {
+    let Some(mut b) = AccessBed::start(t, &tag(t, name), "")? else {
+        return Ok(());
+    };
+    let cap = b.capture("lgbri")?;
+    let l = b.anchor_sock()?;
+    let (rx, _) = register(&mut b, &l, 10)?;
+    wait_bindings(&b.daemon, 1)?;
+    l.reply(&rx, &mh::bri(1, 21, mh::BRI_P | mh::BRI_G, &[]))?;
+    let a = l.recv_where(S, is_type(mh::BR)).context("no BRA")?;
+    let bra = Mh::parse(&a.bytes);
+    ensure!(
+        bra.fixed[0] == 2 && bra.fixed[1] == 0 && bra.u16_at(2) == 21,
+        "BRA type {} status {} seq {}",
+        bra.fixed[0],
+        bra.fixed[1],
+        bra.u16_at(2)
+    );
+    // RFC 5846 §6.2: the BRA's G is the second flag bit.
+    ensure!(
+        bra.u16_at(4) & 0xc000 == 0xc000,
+        "BRA flags {:#06x}: P and G",
+        bra.u16_at(4)
+    );
+    wait_bindings(&b.daemon, 0)?;
+    cap.check(1)?;
+    Ok(())
+}
+both!(mag_answers_global_bri, mag_global);
+
+/// 5213-6.9.1.1-d (per interface): `interfaces.access[].access_technology`
+/// sets the PBU's Access Technology Type (IEEE 802.3 = 3).
+fn mag_att(t: T, name: &str) -> Result<()> {
+    let x = AccessExtra {
+        iface: "access_technology = \"ieee-802.3\"\n",
+        ..AccessExtra::default()
+    };
+    let Some(mut b) = AccessBed::start_with(t, &tag(t, name), x)? else {
+        return Ok(());
+    };
+    let l = b.anchor_sock()?;
+    b.dhcp()?;
+    let (_, m) = next_pbu(&l, Duration::from_secs(5))?;
+    ensure!(
+        m.get(opt::ATT) == Some(&[0, 3][..]),
+        "ATT {:?} (want 3, IEEE 802.3)",
+        m.get(opt::ATT)
+    );
+    Ok(())
+}
+both!(mag_access_technology_per_interface, mag_att);
+
+/// 5213-5.5-a (MAG side): with `timestamp_based_approach = false` the PBU
+/// carries no Timestamp; its sequence number orders it.
+fn mag_seq(t: T, name: &str) -> Result<()> {
+    let Some(mut b) = AccessBed::start(t, &tag(t, name), "timestamp_based_approach = false\n")?
+    else {
+        return Ok(());
+    };
+    let l = b.anchor_sock()?;
+    b.dhcp()?;
+    let (rx, m) = next_pbu(&l, Duration::from_secs(5))?;
+    ensure!(
+        m.timestamp().is_none(),
+        "Timestamp with the sequence-number scheme"
+    );
+    let mut o = vec![mh::mn_id(&m.nai().unwrap())];
+    o.push(mh::llid(sub_mac()));
+    o.extend(accept_tail(4242));
+    l.reply(&rx, &mh::pba(0, mh::BA_P, m.u16_at(0), 10, &o))?;
+    b.client().wait_event("bound", 1, Duration::from_secs(10))?;
+    Ok(())
+}
+both!(mag_sequence_number_scheme, mag_seq);

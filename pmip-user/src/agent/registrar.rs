@@ -41,6 +41,9 @@ pub enum AccessCommand {
     Attach(AttachRequest),
     /// The subscriber left: remove its forwarding state and deregister.
     Detach(AccessPoint),
+    /// Shutdown: every subscriber leaves (a MAG revoking at an LMA sends one
+    /// global BRI for all of them, RFC 5846).
+    DetachAll,
 }
 
 /// Why a registration did not complete.

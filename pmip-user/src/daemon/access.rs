@@ -321,12 +321,15 @@ impl Glue<'_> {
         !ats.is_empty()
     }
 
-    /// Deregisters everyone (shutdown).
+    /// Deregisters everyone (shutdown): one request, so a MAG can revoke
+    /// them all at once (RFC 5846 global revocation).
     fn detach_all(&mut self) {
-        let ats: Vec<AccessPoint> = self.subs.keys().copied().collect();
-        for at in ats {
-            self.detach(at);
+        for at in self.subs.keys() {
+            if let Some(l) = self.links.get(&at.ifindex) {
+                let _ = l.arp.send(ArpCmd::Unwatch { mac: at.mac });
+            }
         }
+        self.command(AccessCommand::DetachAll);
     }
 
     fn interface_of(&self, b: &BindingSummary) -> String {

@@ -371,7 +371,7 @@ fn run_all(ns: &Netns, cmds: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn common_head(t: T, role: &str, dir: &Path, me: u8) -> String {
+fn common_head(t: T, role: &str, dir: &Path, me: u8, iface_extra: &str) -> String {
     let mut c = format!(
         "role = \"{role}\"\nprotocol = \"{}\"\nnode_id = \"conf-{role}\"\n\n[control]\nsocket = \"{}\"\n\n\
          [fastpath]\nattach_mode = \"generic\"\n\n[interfaces]\ncore = \"core0\"\n",
@@ -384,7 +384,7 @@ fn common_head(t: T, role: &str, dir: &Path, me: u8) -> String {
     }
     if role == "access" {
         c.push_str(&format!(
-            "\n[[interfaces.access]]\nname = \"acc0\"\ngateway = \"{GW_ADDR}/24\"\nmtu = 1500\ndefault_profile = \"default\"\n"
+            "\n[[interfaces.access]]\nname = \"acc0\"\ngateway = \"{GW_ADDR}/24\"\nmtu = 1500\ndefault_profile = \"default\"\n{iface_extra}"
         ));
     }
     c.push_str(&format!("\n[addresses]\nipv4 = \"10.255.0.{me}\"\n"));
@@ -406,7 +406,7 @@ fn timers(t: T, extra: &str) -> String {
 
 /// The anchor's configuration: MAG/PMA peers at .1 and .2 (.3 is not configured).
 pub fn anchor_config(t: T, dir: &Path, extra_timers: &str, tail: &str) -> String {
-    let mut c = common_head(t, "anchor", dir, 10);
+    let mut c = common_head(t, "anchor", dir, 10, "");
     for i in 1..=2u8 {
         c.push_str(&format!(
             "\n[[peers]]\nname = \"gw{i}\"\naddress = \"{}\"\n",
@@ -424,17 +424,29 @@ pub fn anchor_config(t: T, dir: &Path, extra_timers: &str, tail: &str) -> String
     c
 }
 
+/// Extra lines for the access gateway's configuration.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AccessExtra<'a> {
+    /// Into `[timers]`.
+    pub timers: &'a str,
+    /// Into the anchor's `[[peers]]` entry.
+    pub peer: &'a str,
+    /// Into the `[[interfaces.access]]` entry.
+    pub iface: &'a str,
+}
+
 /// The access gateway's configuration: one access link, the anchor at .10.
-pub fn access_config(t: T, dir: &Path, extra_timers: &str) -> String {
-    let mut c = common_head(t, "access", dir, 1);
+pub fn access_config(t: T, dir: &Path, x: AccessExtra) -> String {
+    let mut c = common_head(t, "access", dir, 1, x.iface);
     c.push_str(&format!(
-        "\n[[peers]]\nname = \"anchor\"\naddress = \"{}\"\n",
-        t.addr(10)
+        "\n[[peers]]\nname = \"anchor\"\naddress = \"{}\"\n{}",
+        t.addr(10),
+        x.peer
     ));
     if t == T::Mip4 {
         c.push_str(&sa_toml(1));
     }
-    c.push_str(&timers(t, extra_timers));
+    c.push_str(&timers(t, x.timers));
     c.push_str(
         "\n[detach]\nenabled = false\n\n[[profiles]]\nname = \"default\"\nanchor = \"anchor\"\n",
     );
@@ -551,6 +563,15 @@ pub struct AccessBed {
 
 impl AccessBed {
     pub fn start(t: T, tag: &str, extra_timers: &str) -> Result<Option<AccessBed>> {
+        let x = AccessExtra {
+            timers: extra_timers,
+            ..AccessExtra::default()
+        };
+        Self::start_with(t, tag, x)
+    }
+
+    /// As `start`, with extra configuration lines.
+    pub fn start_with(t: T, tag: &str, x: AccessExtra) -> Result<Option<AccessBed>> {
         if !check_prereqs() {
             return Ok(None);
         }
@@ -587,7 +608,7 @@ impl AccessBed {
             ],
         )?;
         let cfg = dir.0.join("access.toml");
-        std::fs::write(&cfg, access_config(t, &dir.0, extra_timers))?;
+        std::fs::write(&cfg, access_config(t, &dir.0, x))?;
         let sock = dir.0.join("access.sock");
         let daemon = Daemon::start(&gw, "access", &cfg, &sock, "info")?;
         Ok(Some(AccessBed {

@@ -31,6 +31,7 @@ impl Pma {
         s.imsi = r.imsi;
         s.interface_id = r.interface_id;
         s.access_tech = r.access_tech.map(AccessTech::from);
+        s.dynamic_ha = self.cfg.dynamic_has.contains(&r.anchor);
         self.attach(now, s);
     }
 
@@ -110,6 +111,13 @@ impl Endpoint for Pma {
         match cmd {
             AccessCommand::Attach(r) => self.attach_request(now, r),
             AccessCommand::Detach(at) => self.detach_at(now, at),
+            AccessCommand::DetachAll => {
+                let mut nais: Vec<String> = self.sessions.keys().cloned().collect();
+                nais.sort_unstable();
+                for nai in nais {
+                    self.detach(now, &nai);
+                }
+            }
         }
     }
     fn poll_transmit(&mut self) -> Option<Transmit> {

@@ -22,6 +22,7 @@ use crate::dataplane::{AccessBinding, AccessPoint, DpCommand};
 
 mod endpoint;
 mod reply;
+mod revoke;
 
 /// HA failover (seed 000: `proxy-mip ha-failover [max-attempts | num-attempts-before-switching
 /// | timeout]`).
@@ -213,6 +214,8 @@ pub struct PmaCounters {
     pub rx_auth_failed: u64,
     /// Replies/revocations failing FA-HA authentication, logged (RFC 3344 §3.7.3.1).
     pub security_exceptions_logged: u64,
+    pub revocations_sent: u64,
+    pub revocation_acks: u64,
     /// Accepted replies without GRE Key: the binding was deregistered (RFC 6245 §4.1).
     pub abandoned: u64,
     pub rx_unmatched: u64,
@@ -248,6 +251,10 @@ struct Session {
     expires_at: Option<Instant>,
     /// The lifetime the HA granted last.
     granted: Option<Duration>,
+    /// The HA's last reply had Revocation Support (RFC 3543 §3.2): we may revoke.
+    ha_revocation: bool,
+    /// Leaving by our Registration Revocation (RFC 3543 §5) with this identifier.
+    revoking: Option<u32>,
     gen: u64,
 }
 
@@ -286,11 +293,15 @@ pub struct Pma {
     counters: PmaCounters,
     /// When the last security exception was logged (the log is rate limited).
     last_security_log: Option<Instant>,
+    /// Our next Registration Revocation identifier (RFC 3543 §3.3).
+    next_revocation_id: u32,
 }
 
 impl Pma {
     pub fn new(cfg: PmaConfig, clock: Clock) -> Self {
         let keys = IdAlloc::new(cfg.downlink_key_base, pmip_common::MAX_SUBSCRIBERS);
+        // Identifiers start from our clock so a restart does not reuse them.
+        let next_revocation_id = auth::ntp_seconds(clock.ntp(clock.at));
         Pma {
             cfg,
             clock,
@@ -308,6 +319,7 @@ impl Pma {
             gone_at: HashMap::new(),
             counters: PmaCounters::default(),
             last_security_log: None,
+            next_revocation_id,
         }
     }
 
@@ -438,6 +450,8 @@ impl Pma {
             renew_at: None,
             expires_at: None,
             granted: None,
+            ha_revocation: false,
+            revoking: None,
             gen: 0,
         };
         self.sessions.insert(nai.clone(), s);
@@ -460,6 +474,7 @@ impl Pma {
             nai: nai.to_string(),
         });
         self.counters.deregistrations += 1;
+        self.choose_revocation(nai);
         if was_registered {
             self.start_transaction(now, nai);
         } else {
@@ -511,6 +526,10 @@ impl Pma {
 
     /// Builds, signs and queues a PRRQ with a fresh Identification (RFC 3344 §3.6.3).
     fn send_request(&mut self, now: Instant, nai: &str) {
+        if self.sessions.get(nai).is_some_and(|s| s.revoking.is_some()) {
+            self.send_revocation(now, nai);
+            return;
+        }
         let wall = self.clock.wall(now);
         let Some(s) = self.sessions.get_mut(nai) else {
             return;
@@ -665,6 +684,7 @@ impl Pma {
         match Message::parse(payload) {
             Ok(Message::Reply(r)) => self.on_reply(now, src, payload, r),
             Ok(Message::Revocation(r)) => self.on_revocation(now, src, payload, r),
+            Ok(Message::RevocationAck(a)) => self.on_revocation_ack(now, src, payload, a),
             Ok(_) => self.counters.rx_unexpected_type += 1,
             Err(_) => self.counters.rx_malformed += 1,
         }

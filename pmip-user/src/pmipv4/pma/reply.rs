@@ -148,6 +148,7 @@ impl Pma {
             self.give_up(nai, phase, Some(r.code));
             return;
         }
+        s.ha_revocation = r.extensions.revocation_support().is_some();
         if s.sub.dynamic_ha {
             // RFC 4433: the reply's Home Agent field names the HA that took us.
             s.assigned_ha = Some(
@@ -265,7 +266,7 @@ impl Pma {
     /// RFC 3344 §3.7.3.1: a reply that fails FA-HA authentication is a
     /// security exception — counted always, logged at most once a second
     /// (a flood of forgeries must not flood the log).
-    fn security_exception(&mut self, now: Instant, src: SocketAddrV4, what: &str) {
+    pub(super) fn security_exception(&mut self, now: Instant, src: SocketAddrV4, what: &str) {
         let quiet = self
             .last_security_log
             .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1));

@@ -192,16 +192,22 @@ impl Mag {
         // The MN's attachments through this LMA; the link-layer identifier,
         // when the BRI has one, picks the attachment.
         let llid = bri.link_layer_id();
-        let found: Vec<AccessPoint> = bri
-            .mn_id()
-            .and_then(|id| self.by_mn_id.get(id))
-            .map(|v| v.as_slice())
-            .unwrap_or(&[])
-            .iter()
-            .filter(|a| llid.is_none_or(|l| a.mac[..] == *l))
-            .filter(|a| self.entries.get(a).is_some_and(|e| e.lma == lma))
-            .copied()
-            .collect();
+        let global = bri.flags & br_flags::BRI_G != 0;
+        let found: Vec<AccessPoint> = if global {
+            // RFC 5846 §9.1 (G): every binding with this LMA, or those of a
+            // realm when the MN-ID is a wildcard "@realm".
+            self.global_targets(lma, bri.mn_id())
+        } else {
+            bri.mn_id()
+                .and_then(|id| self.by_mn_id.get(id))
+                .map(|v| v.as_slice())
+                .unwrap_or(&[])
+                .iter()
+                .filter(|a| llid.is_none_or(|l| a.mac[..] == *l))
+                .filter(|a| self.entries.get(a).is_some_and(|e| e.lma == lma))
+                .copied()
+                .collect()
+        };
         for at in &found {
             let was_dereg = self
                 .entries
@@ -232,7 +238,7 @@ impl Mag {
         let bra = Message::RevocationAck(RevocationAck {
             status,
             seq: bri.seq,
-            flags: bri.flags & br_flags::P,
+            flags: (bri.flags & br_flags::P) | if global { br_flags::BRA_G } else { 0 },
             options,
         });
         self.queue(peer, &bra);

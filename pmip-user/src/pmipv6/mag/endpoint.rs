@@ -84,6 +84,7 @@ impl Endpoint for Mag {
                 self.attach(now, req)
             }
             AccessCommand::Detach(at) => self.detach(now, at),
+            AccessCommand::DetachAll => self.detach_all(now),
         }
     }
     fn poll_transmit(&mut self) -> Option<Transmit> {

@@ -27,6 +27,10 @@ use crate::dataplane::{AccessBinding, AccessPoint, DpCommand, Hnp, TunnelEnds};
 mod ack;
 mod endpoint;
 mod heartbeat;
+mod revoke;
+mod show;
+
+pub use show::MagBindingInfo;
 
 /// One LMA the MAG may register subscribers with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -233,6 +237,9 @@ struct Entry {
     granted: Option<Granted>,
     /// The next PBU is a re-registration after an LMA lost state.
     handoff: HandoffIndicator,
+    /// Leaving by MAG-initiated revocation (a BRI, RFC 5846) rather than a
+    /// lifetime-0 PBU; `seq` is the BRI's.
+    revoking: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -270,6 +277,8 @@ pub struct Mag {
     transmits: VecDeque<Transmit>,
     dp: VecDeque<DpCommand>,
     events: VecDeque<MagEvent>,
+    /// Global BRIs (RFC 5846 G flag) waiting for their BRA, by sequence number.
+    bulk: HashMap<u16, revoke::BulkBri>,
     pub counters: MagCounters,
 }
 
@@ -302,6 +311,7 @@ impl Mag {
             transmits: VecDeque::new(),
             dp: VecDeque::new(),
             events: VecDeque::new(),
+            bulk: HashMap::new(),
             counters: MagCounters::default(),
             cfg,
         }
@@ -347,7 +357,8 @@ impl Mag {
     /// Earliest deadline among bindings and heartbeats.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let t = self.timers.peek().map(|Reverse((t, _))| *t);
-        let h = self.lmas.iter().map(|l| l.hb_deadline).min();
+        let h = self.lmas.iter().map(|l| l.hb_deadline);
+        let h = h.chain(self.bulk.values().map(|b| b.deadline)).min();
         match (t, h) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -433,6 +444,7 @@ impl Mag {
             deadline: now,
             granted: None,
             handoff: HandoffIndicator::from(self.cfg.attach_handoff_indicator),
+            revoking: false,
         };
         self.entries.insert(at, entry);
         self.send_pbu(now, at, false);
@@ -448,6 +460,8 @@ impl Mag {
             return;
         }
         let had = e.granted.is_some();
+        let revoke = self.cfg.revoke_to.contains(&self.lmas[e.lma].cfg.addr);
+        e.revoking = revoke;
         e.state = State::Deregistering;
         e.retx = 0;
         e.timeout = self.cfg.retx_initial;
@@ -456,6 +470,10 @@ impl Mag {
             if let Some(b) = b {
                 self.dp.push_back(DpCommand::RemoveAccess(b));
             }
+        }
+        if revoke {
+            self.send_bri(now, at);
+            return;
         }
         self.counters.dereg_sent += 1;
         self.send_pbu(now, at, true);
@@ -657,6 +675,7 @@ impl Mag {
             Message::BindingAck(ba) => self.on_pba(now, lma, ba),
             Message::Heartbeat(hb) => self.on_heartbeat(now, lma, hb),
             Message::RevocationIndication(bri) => self.on_bri(lma, bri),
+            Message::RevocationAck(bra) => self.on_bra(lma, bra),
             _ => self.counters.rx_unexpected_message += 1,
         }
     }
@@ -681,6 +700,7 @@ impl Mag {
                 self.on_heartbeat_timer(now, i);
             }
         }
+        self.on_bulk_timers(now);
     }
 
     fn on_entry_timer(&mut self, now: Instant, at: AccessPoint) {
@@ -717,55 +737,14 @@ impl Mag {
                 e.retx += 1;
                 e.timeout = (e.timeout * 2).min(self.cfg.retx_max);
                 let dereg = e.state == State::Deregistering;
+                if e.revoking {
+                    self.counters.bri_retransmitted += 1;
+                    self.send_bri(now, at);
+                    return;
+                }
                 self.counters.pbu_retransmitted += 1;
                 self.send_pbu(now, at, dereg);
             }
         }
     }
-
-    /// Every entry of the binding update list (for `show bindings`).
-    pub fn bindings(&self) -> Vec<(AccessPoint, MagBindingInfo)> {
-        let mut v: Vec<_> = self
-            .entries
-            .keys()
-            .filter_map(|at| Some((*at, self.binding(at)?)))
-            .collect();
-        v.sort_by_key(|(at, _)| *at);
-        v
-    }
-
-    /// The uplink key, home address and state of a binding (for `show` output and tests).
-    pub fn binding(&self, at: &AccessPoint) -> Option<MagBindingInfo> {
-        let e = self.entries.get(at)?;
-        Some(MagBindingInfo {
-            mn_id: e.req.mn_id.clone(),
-            lma: self.lmas[e.lma].cfg.name.clone(),
-            state: match e.state {
-                State::Registering => "REGISTERING",
-                State::Active => "ACTIVE",
-                State::Deregistering => "DEREGISTERING",
-            },
-            downlink_key: e.downlink_key,
-            uplink_key: e.granted.as_ref().map(|g| g.uplink_key),
-            home_v4: e.granted.as_ref().and_then(|g| g.home_v4),
-            hnp: e.granted.as_ref().and_then(|g| g.hnp),
-            lifetime: e.granted.as_ref().map(|g| g.lifetime),
-            sub_id: e.sub_id,
-        })
-    }
-}
-
-/// A binding update list entry as `show ipv6 mobile pmipv6 mag binding` would print it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MagBindingInfo {
-    pub mn_id: Vec<u8>,
-    pub lma: String,
-    pub state: &'static str,
-    pub downlink_key: u32,
-    pub uplink_key: Option<u32>,
-    pub home_v4: Option<(Ipv4Addr, u8)>,
-    pub hnp: Option<Hnp>,
-    pub lifetime: Option<Duration>,
-    /// Index of the subscriber's traffic counters in the fast path.
-    pub sub_id: u32,
 }
