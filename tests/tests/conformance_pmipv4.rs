@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Context};
-use pmip_tests::conformance::bed::sa;
+use pmip_tests::conformance::bed::{sa, AccessBed, AccessExtra, PeerSock, T};
 use pmip_tests::conformance::mip4::{self as m4, ext, Msg};
 use pmip_tests::conformance::v4::*;
 
@@ -684,6 +684,223 @@ fn pma_deregisters_after_reply_without_gre_key() {
             d.lifetime() == 0,
             "next request is not a de-registration (lifetime {})",
             d.lifetime()
+        );
+        Ok(())
+    });
+}
+
+// ------------------------------------------------------------ features (issue 12)
+
+fn access_with(tag: &str, x: AccessExtra) -> anyhow::Result<Option<(AccessBed, PeerSock)>> {
+    let Some(b) = AccessBed::start_with(T::Mip4, tag, x)? else {
+        return Ok(None);
+    };
+    let l = b.anchor_sock()?;
+    Ok(Some((b, l)))
+}
+
+/// 3543-5-b: with `peers[].revocation` and an HA that advertised
+/// Revocation Support, the PMA revokes a leaving device (RFC 3543 §3.3: A
+/// clear, Home Address, Home and Foreign Domain Addresses, identifier, NAI,
+/// FA-HA authenticated), retransmits with the same identifier until the
+/// acknowledgement, and sends no de-registration besides.
+#[test]
+fn pma_revokes_on_release() {
+    run("p4pr", |tag| {
+        let x = AccessExtra {
+            peer: "revocation = true\n",
+            ..AccessExtra::default()
+        };
+        let Some((mut b, l)) = access_with(tag, x)? else {
+            return Ok(());
+        };
+        let cap = b.capture("prevoke")?;
+        b.dhcp()?;
+        let (rx, q) = next_rrq(&l, Duration::from_secs(5))?;
+        let e = [
+            m4::nai(&q.nai().unwrap()),
+            m4::gre_key(777),
+            m4::revocation_support((m4::ntp_now() >> 32) as u32),
+            m4::per_node_auth(1),
+        ];
+        l.reply(&rx, &reply(&q, 0, 40, HOME, q.ident(), &e))?;
+        b.client().wait_event("bound", 1, Duration::from_secs(10))?;
+        wait_bindings(&b.daemon, 1)?;
+        b.client().release()?;
+        let r1 = l
+            .recv_where(Duration::from_secs(5), is(m4::REVOCATION))
+            .context("no Registration Revocation from the PMA")?;
+        let rv = Msg::parse(&r1.bytes);
+        ensure!(
+            rv.bytes[2] & 0x80 == 0,
+            "A bit set: the foreign domain revokes"
+        );
+        ensure!(
+            rv.home_address() == HOME,
+            "home address {:?}",
+            rv.home_address()
+        );
+        ensure!(
+            rv.addr(8) == HA && rv.addr(12) == coa(1),
+            "home/foreign domain addresses {:?} {:?}",
+            rv.addr(8),
+            rv.addr(12)
+        );
+        ensure!(rv.nai() == q.nai(), "revocation NAI");
+        rv.assert_auth(ext::FA_HA_AUTH, &sa(1));
+        let id = rv.u32_at(16);
+        let again = l
+            .recv_where(Duration::from_secs(5), is(m4::REVOCATION))
+            .context("revocation not retransmitted")?;
+        ensure!(
+            Msg::parse(&again.bytes).u32_at(16) == id,
+            "retransmission changed the identifier"
+        );
+        let mut ack = m4::revocation_ack(HOME, id, &[]);
+        m4::sign(&mut ack, ext::FA_HA_AUTH, &sa(1));
+        l.reply(&r1, &ack)?;
+        wait_bindings(&b.daemon, 0)?;
+        ensure!(
+            l.recv_where(Duration::from_millis(800), |r| r.bytes.first()
+                == Some(&m4::REVOCATION)
+                || r.bytes.first() == Some(&m4::RRQ))
+                .is_none(),
+            "revocation or de-registration after the acknowledgement"
+        );
+        cap.check(2)?;
+        Ok(())
+    });
+}
+
+/// leung-5.5-b: `interfaces.access[].access_technology` puts the Access
+/// Technology Type extension (147, sub-type 4) in the request: IEEE 802.11 = 2.
+#[test]
+fn pma_access_technology_per_interface() {
+    run("p4at", |tag| {
+        let x = AccessExtra {
+            iface: "access_technology = \"ieee-802.11\"\n",
+            ..AccessExtra::default()
+        };
+        let Some((mut b, l)) = access_with(tag, x)? else {
+            return Ok(());
+        };
+        let cap = b.capture("att")?;
+        b.dhcp()?;
+        let (_, q) = next_rrq(&l, Duration::from_secs(5))?;
+        let att: Vec<&Vec<u8>> = q
+            .exts
+            .iter()
+            .filter(|e| e.1 == ext::PMIP_SKIP && e.3.first() == Some(&4))
+            .map(|e| &e.3)
+            .collect();
+        ensure!(
+            att.len() == 1 && att[0][..] == [4, 2],
+            "Access Technology Type extension {att:?} (want sub-type 4, 802.11 = 2)"
+        );
+        cap.check(1)?;
+        Ok(())
+    });
+}
+
+/// 4433-3.1-a: with `peers[].dynamic_ha` the PMA asks for a dynamically
+/// assigned HA: Home Agent field 255.255.255.255 and the Dynamic HA
+/// extension (139, sub-type 1, requested HA); the reply's Home Agent field
+/// is the HA from then on (the de-registration names it).
+#[test]
+fn pma_dynamic_home_agent() {
+    run("p4dh", |tag| {
+        let x = AccessExtra {
+            peer: "dynamic_ha = true\n",
+            ..AccessExtra::default()
+        };
+        let Some((mut b, l)) = access_with(tag, x)? else {
+            return Ok(());
+        };
+        let cap = b.capture("dynha")?;
+        b.dhcp()?;
+        let (rx, q) = next_rrq(&l, Duration::from_secs(5))?;
+        ensure!(
+            q.home_agent() == [255; 4],
+            "Home Agent field {:?} (want 255.255.255.255)",
+            q.home_agent()
+        );
+        let d = q.get(139).context("no Dynamic HA extension")?;
+        ensure!(d == [1, 10, 255, 0, 10], "Dynamic HA extension {d:?}");
+        l.reply(&rx, &accept(&q, 40))?;
+        b.client().wait_event("bound", 1, Duration::from_secs(10))?;
+        wait_bindings(&b.daemon, 1)?;
+        b.client().release()?;
+        let (_, dq) = next_rrq(&l, Duration::from_secs(5))?;
+        ensure!(
+            dq.lifetime() == 0 && dq.home_agent() == HA,
+            "de-registration lifetime {} HA {:?} (want the assigned HA)",
+            dq.lifetime(),
+            dq.home_agent()
+        );
+        cap.check(2)?;
+        Ok(())
+    });
+}
+
+/// 4433-3.2-a: our HA accepts a request for dynamic assignment (Home Agent
+/// field 255.255.255.255, Dynamic HA extension) and names itself in the
+/// reply's Home Agent field.
+#[test]
+fn ha_accepts_dynamic_request() {
+    run("h4dy", |tag| {
+        let Some(b) = bed(tag, "")? else {
+            return Ok(());
+        };
+        let p = b.peer(1)?;
+        let mut e = pma_exts(NAI, true);
+        e.insert(1, m4::short(139, &[1, 10, 255, 0, 10]));
+        let mut q = m4::rrq(
+            m4::F_G | m4::F_T,
+            30,
+            [0; 4],
+            [255; 4],
+            coa(1),
+            m4::ntp_now(),
+            &e,
+        );
+        m4::sign(&mut q, ext::FA_HA_AUTH, &sa(1));
+        let r = exchange(&b, &p, 1, &q)?;
+        ensure!(r.code() == 0, "code {}", r.code());
+        wait_bindings(&b.daemon, 1)?;
+        Ok(())
+    });
+}
+
+/// 3344-3.7.3.1-a: a reply failing FA-HA authentication is a security
+/// exception: discarded, counted and logged (at most once a second).
+#[test]
+fn pma_logs_security_exception() {
+    run("p4se", |tag| {
+        let Some((mut b, l)) = access(tag)? else {
+            return Ok(());
+        };
+        b.dhcp()?;
+        let (rx, q) = next_rrq(&l, Duration::from_secs(5))?;
+        let mut forged = accept(&q, 40);
+        let n = forged.len();
+        forged[n - 1] ^= 1;
+        for _ in 0..5 {
+            l.reply(&rx, &forged)?;
+        }
+        next_rrq(&l, Duration::from_secs(3)).context("no retransmission")?;
+        let log = b.daemon.log_tail(200);
+        let hits = log.matches("security exception").count();
+        ensure!(
+            hits == 1,
+            "{hits} security-exception log lines for 5 forged replies in a burst (want 1):\n{log}"
+        );
+        let s = b.daemon.stats()?;
+        ensure!(
+            s.groups
+                .values()
+                .any(|g| g.get("rx_auth_failed") == Some(&5)),
+            "rx_auth_failed not 5: {:?}",
+            s.groups
         );
         Ok(())
     });
