@@ -707,3 +707,33 @@ fn lma_ts_off(t: T, name: &str) -> Result<()> {
     Ok(())
 }
 both!(lma_timestamp_approach_off, lma_ts_off);
+
+/// 5847-4-b, 5847-4-a (in pmipd): `show tunnels` gives each MAG's heartbeat
+/// state and Restart Counter: UP while it answers, DOWN after
+/// MISSING_HEARTBEATS_ALLOWED (3) unanswered requests.
+fn lma_hb_show(t: T, name: &str) -> Result<()> {
+    let Some(b) = AnchorBed::start(t, &tag(t, name), "heartbeat_interval_s = 1\n", "")? else {
+        return Ok(());
+    };
+    let p = b.peer(1)?;
+    ensure!(
+        exchange(&b, &p, 1, 10, &mag_opts(NAI, mh::now_timestamp(), 1))?.fixed[0] == 0,
+        "register"
+    );
+    let rx = p
+        .recv_where(S, is_type(mh::HEARTBEAT))
+        .context("no Heartbeat Request")?;
+    let seq = u32::from_be_bytes(Mh::parse(&rx.bytes).fixed[2..6].try_into().unwrap());
+    p.reply(&rx, &mh::heartbeat(true, seq, &[mh::restart_counter(7)]))?;
+    let up = wait_tunnel(&b.daemon, b.t.addr(1), S, |x| x.state == "UP")?;
+    ensure!(
+        up.restart_counter == Some(7) && up.bindings == 1,
+        "tunnel {up:?}: restart counter 7, one binding"
+    );
+    // Silence: three requests go unanswered.
+    wait_tunnel(&b.daemon, b.t.addr(1), Duration::from_secs(8), |x| {
+        x.state == "DOWN"
+    })?;
+    Ok(())
+}
+both!(lma_heartbeat_state_in_show_tunnels, lma_hb_show);

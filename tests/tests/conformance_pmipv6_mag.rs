@@ -586,3 +586,47 @@ fn mag_seq(t: T, name: &str) -> Result<()> {
     Ok(())
 }
 both!(mag_sequence_number_scheme, mag_seq);
+
+/// 5847-4-a/b (in pmipd): the MAG shows its LMA's heartbeat state and
+/// Restart Counter in `show tunnels`; with `heartbeat_interval_s = 0` it
+/// sends no heartbeat and the state is "-".
+fn mag_hb_show(t: T, name: &str) -> Result<()> {
+    let Some(b) = AccessBed::start(t, &tag(t, name), "heartbeat_interval_s = 1\n")? else {
+        return Ok(());
+    };
+    let l = b.anchor_sock()?;
+    let rx = l
+        .recv_where(S, is_type(mh::HEARTBEAT))
+        .context("no Heartbeat Request from the MAG")?;
+    let seq = u32::from_be_bytes(Mh::parse(&rx.bytes).fixed[2..6].try_into().unwrap());
+    l.reply(&rx, &mh::heartbeat(true, seq, &[mh::restart_counter(9)]))?;
+    let up = wait_tunnel(&b.daemon, b.t.addr(10), S, |x| x.state == "UP")?;
+    ensure!(
+        up.restart_counter == Some(9),
+        "tunnel {up:?}: restart counter 9"
+    );
+    wait_tunnel(&b.daemon, b.t.addr(10), Duration::from_secs(8), |x| {
+        x.state == "DOWN"
+    })?;
+    Ok(())
+}
+both!(mag_heartbeat_state_in_show_tunnels, mag_hb_show);
+
+fn mag_hb_off(t: T, name: &str) -> Result<()> {
+    let Some(b) = AccessBed::start(t, &tag(t, name), "heartbeat_interval_s = 0\n")? else {
+        return Ok(());
+    };
+    let l = b.anchor_sock()?;
+    ensure!(
+        l.recv_where(Duration::from_millis(2500), is_type(mh::HEARTBEAT))
+            .is_none(),
+        "a Heartbeat with heartbeat_interval_s = 0"
+    );
+    ensure!(
+        tunnels(&b.daemon)?.iter().all(|x| x.state == "-"),
+        "tunnel state with heartbeats off: {:?}",
+        tunnels(&b.daemon)?
+    );
+    Ok(())
+}
+both!(mag_heartbeat_off, mag_hb_off);

@@ -158,6 +158,17 @@ impl BindingState {
     }
 }
 
+/// A signaling peer as the heartbeat sees it (RFC 5847), for `show tunnels`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerSummary {
+    pub peer: IpAddr,
+    /// `Some(true)` answering heartbeats, `Some(false)` after
+    /// MISSING_HEARTBEATS_ALLOWED misses, `None` before the first answer.
+    pub reachable: Option<bool>,
+    /// The peer's Restart Counter (RFC 5847 §5.2), once heard.
+    pub restart_counter: Option<u32>,
+}
+
 /// Named counters (a serde struct of integers, flattened).
 pub type Counters = BTreeMap<String, u64>;
 

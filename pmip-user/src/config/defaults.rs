@@ -71,7 +71,6 @@ pub(super) const FASTPATH: Fastpath = Fastpath {
     max_subscribers: pmip_common::MAX_SUBSCRIBERS,
 };
 
-/// The period the agents are given when `timers.heartbeat_interval_s` is 0
-/// (off): they always run the timer, and a day between heartbeats is as good
-/// as never.
-pub(super) const HEARTBEAT_OFF: Duration = Duration::from_secs(86_400);
+/// The period the agents are given when `timers.heartbeat_interval_s` is 0:
+/// zero, which the MAG and LMA take as off (RFC 5847 §8: no heartbeats).
+pub(super) const HEARTBEAT_OFF: Duration = Duration::ZERO;

@@ -223,6 +223,8 @@ struct MagPeer {
     hb_outstanding: bool,
     hb_missed: u32,
     restart_counter: Option<u32>,
+    /// Answering heartbeats (see `PeerSummary::reachable`).
+    hb_up: Option<bool>,
 }
 
 /// A binding cache entry as `show lma-service session` would list it.

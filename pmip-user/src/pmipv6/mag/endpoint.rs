@@ -134,4 +134,14 @@ impl Endpoint for Mag {
     fn counters(&self) -> Counters {
         counters_of(&self.counters)
     }
+    fn peers(&self) -> Vec<registrar::PeerSummary> {
+        self.lmas
+            .iter()
+            .map(|l| registrar::PeerSummary {
+                peer: l.peer.ip(),
+                reachable: l.hb_up,
+                restart_counter: l.restart_counter,
+            })
+            .collect()
+    }
 }

@@ -27,6 +27,7 @@ impl Mag {
             }
             l.hb_outstanding = false;
             l.hb_missed = 0;
+            l.hb_up = Some(true);
         }
         if let Some(rc) = hb.restart_counter() {
             let l = &mut self.lmas[lma];
@@ -72,6 +73,7 @@ impl Mag {
             if l.hb_missed >= self.cfg.heartbeat_missing_limit {
                 // RFC 5847 §4: treat the LMA as having lost state.
                 l.hb_missed = 0;
+                l.hb_up = Some(false);
                 l.restart_counter = None;
                 self.counters.lma_restart_detected += 1;
                 self.reregister_all(now, lma);

@@ -257,6 +257,8 @@ struct LmaState {
     hb_missed: u32,
     hb_deadline: Instant,
     restart_counter: Option<u32>,
+    /// Answering heartbeats (see `PeerSummary::reachable`).
+    hb_up: Option<bool>,
 }
 
 /// The MAG state machine.
@@ -297,6 +299,7 @@ impl Mag {
                 hb_missed: 0,
                 hb_deadline: now + cfg.heartbeat_interval,
                 restart_counter: None,
+                hb_up: None,
             })
             .collect();
         Mag {
@@ -357,7 +360,9 @@ impl Mag {
     /// Earliest deadline among bindings and heartbeats.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let t = self.timers.peek().map(|Reverse((t, _))| *t);
-        let h = self.lmas.iter().map(|l| l.hb_deadline);
+        // A zero interval: heartbeats off (RFC 5847).
+        let hb_on = !self.cfg.heartbeat_interval.is_zero();
+        let h = self.lmas.iter().filter(|_| hb_on).map(|l| l.hb_deadline);
         let h = h.chain(self.bulk.values().map(|b| b.deadline)).min();
         match (t, h) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -695,8 +700,9 @@ impl Mag {
             }
             self.on_entry_timer(now, at);
         }
+        let hb_on = !self.cfg.heartbeat_interval.is_zero();
         for i in 0..self.lmas.len() {
-            if self.lmas[i].hb_deadline <= now {
+            if hb_on && self.lmas[i].hb_deadline <= now {
                 self.on_heartbeat_timer(now, i);
             }
         }
