@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Context};
-use pmip_tests::conformance::bed::{sa, AccessBed, AccessExtra, PeerSock, T};
+use pmip_tests::conformance::bed::{sa, AccessBed, AccessExtra, AnchorBed, PeerSock, T};
 use pmip_tests::conformance::mip4::{self as m4, ext, Msg};
 use pmip_tests::conformance::v4::*;
 
@@ -904,4 +904,69 @@ fn pma_logs_security_exception() {
         );
         Ok(())
     });
+}
+
+/// 3344-5.1-b: every hash algorithm of the StarOS `fa-ha-spi` command that
+/// RFC 3344 allows — `md5` (keyed MD5 prefix+suffix over the fields RFC 3344
+/// §3.5.1 protects) and `rfc2002-md5` (RFC 2002's coverage, without the
+/// SPI) beside `hmac-md5`: the HA accepts a request authenticated with the
+/// configured one, signs its reply with it, and refuses (132) another.
+#[test]
+fn ha_hash_algorithms() {
+    for (name, alg) in [
+        ("md5", m4::Alg::KeyedMd5),
+        ("rfc2002-md5", m4::Alg::Rfc2002Md5),
+    ] {
+        let tag = if alg == m4::Alg::KeyedMd5 {
+            "h4m5"
+        } else {
+            "h4r2"
+        };
+        let edit = move |c: String| c.replace("\"hmac-md5\"", &format!("\"{name}\""));
+        let r = (|| -> anyhow::Result<()> {
+            let Some(b) = AnchorBed::start_edit(T::Mip4, tag, "", "", &edit)? else {
+                return Ok(());
+            };
+            let cap = b.capture("alg")?;
+            let p = b.peer(1)?;
+            let mut q = m4::rrq(
+                m4::F_G | m4::F_T,
+                30,
+                [0; 4],
+                HA,
+                coa(1),
+                m4::ntp_now(),
+                &pma_exts(NAI, true),
+            );
+            m4::sign_with(&mut q, ext::FA_HA_AUTH, &sa(1), alg);
+            p.send(b.anchor(), 434, &q)?;
+            let rx = p.recv_where(S, is(m4::RRP)).context("no reply")?;
+            let r = Msg::parse(&rx.bytes);
+            ensure!(r.code() == 0, "{name}: code {}", r.code());
+            r.assert_auth_with(ext::FA_HA_AUTH, &sa(1), alg);
+            // HMAC-MD5 against an SA of another algorithm: 132.
+            let mut h = m4::rrq(
+                m4::F_G | m4::F_T,
+                30,
+                [0; 4],
+                HA,
+                coa(1),
+                m4::ntp_now(),
+                &pma_exts("other@x", true),
+            );
+            m4::sign(&mut h, ext::FA_HA_AUTH, &sa(1));
+            p.send(b.anchor(), 434, &h)?;
+            let rx = p.recv_where(S, is(m4::RRP)).context("no reply")?;
+            ensure!(
+                Msg::parse(&rx.bytes).code() == 132,
+                "{name}: HMAC-MD5 request code {}",
+                Msg::parse(&rx.bytes).code()
+            );
+            cap.check(2)?;
+            Ok(())
+        })();
+        if let Err(e) = r {
+            panic!("{name}: {e:#}");
+        }
+    }
 }

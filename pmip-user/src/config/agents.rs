@@ -245,6 +245,7 @@ fn sa_of(i: usize, p: &Peer, tolerance_s: u32) -> Result<SecurityAssociation, Co
         algorithm: match sa.algorithm {
             Algorithm::HmacMd5 => auth::Algorithm::HmacMd5,
             Algorithm::Rfc2002Md5 => auth::Algorithm::KeyedMd5PrefixSuffix,
+            Algorithm::Md5 => auth::Algorithm::KeyedMd5,
         },
         timestamp_tolerance_s: tolerance_s,
     })

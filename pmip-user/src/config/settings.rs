@@ -46,6 +46,8 @@ pub enum Algorithm {
     HmacMd5,
     /// Keyed MD5 in prefix+suffix mode (RFC 2002).
     Rfc2002Md5,
+    /// Keyed MD5 prefix+suffix over RFC 3344's protected fields (SPI included).
+    Md5,
 }
 
 /// A checked `pmipd` configuration (see docs/config-reference.md for the keys).

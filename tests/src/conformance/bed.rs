@@ -479,6 +479,17 @@ pub struct AnchorBed {
 impl AnchorBed {
     /// None when the machine cannot run it (not root, tools missing).
     pub fn start(t: T, tag: &str, extra_timers: &str, tail: &str) -> Result<Option<AnchorBed>> {
+        Self::start_edit(t, tag, extra_timers, tail, &|c| c)
+    }
+
+    /// As `start`, with `edit` applied to the configuration text.
+    pub fn start_edit(
+        t: T,
+        tag: &str,
+        extra_timers: &str,
+        tail: &str,
+        edit: &dyn Fn(String) -> String,
+    ) -> Result<Option<AnchorBed>> {
         if !check_prereqs() {
             return Ok(None);
         }
@@ -508,7 +519,7 @@ impl AnchorBed {
             &["ip -6 addr add fd00:255::10/64 dev core0 nodad".into()],
         )?;
         let cfg = dir.0.join("anchor.toml");
-        std::fs::write(&cfg, anchor_config(t, &dir.0, extra_timers, tail))?;
+        std::fs::write(&cfg, edit(anchor_config(t, &dir.0, extra_timers, tail)))?;
         let sock = dir.0.join("anchor.sock");
         let daemon = Daemon::start(&anchor_ns, "anchor", &cfg, &sock, "info")?;
         Ok(Some(AnchorBed {

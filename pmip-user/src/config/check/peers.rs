@@ -113,7 +113,7 @@ fn security_association(f: &File, p: &str, pr: &file::Peer, v: &mut Errors) -> O
     if pr.algorithm.is_none() {
         v.err(
             format!("{p}.algorithm"),
-            format!("missing: {why} (hmac-md5 or rfc2002-md5)"),
+            format!("missing: {why} (hmac-md5, md5 or rfc2002-md5)"),
         );
     }
     let key = match &pr.key {
