@@ -737,3 +737,42 @@ fn lma_hb_show(t: T, name: &str) -> Result<()> {
     Ok(())
 }
 both!(lma_heartbeat_state_in_show_tunnels, lma_hb_show);
+
+/// 5844-3.1.2.2-a (pools): `profiles[].pool` picks the IPv4 pool the LMA
+/// allocates from; the PBA's IPv4 Default-Router Address is that pool's
+/// router (RFC 5844 §3.3.3).
+fn lma_pool(t: T, name: &str) -> Result<()> {
+    let tail = "\n[[pools]]\nname = \"apn2\"\nprefix = \"10.65.0.0/24\"\ngateway = \"10.65.0.1\"\n\
+                \n[[profiles]]\nname = \"p2\"\nnai = \"conf@example.com\"\npool = \"apn2\"\n\
+                \n[[profiles]]\nname = \"p1\"\nnai = \"other@example.com\"\n";
+    let Some(b) = AnchorBed::start(t, &tag(t, name), "", tail)? else {
+        return Ok(());
+    };
+    let p = b.peer(1)?;
+    let m = exchange(&b, &p, 1, 10, &mag_opts(NAI, mh::now_timestamp(), 1))?;
+    ensure!(m.fixed[0] == 0, "status {}", m.fixed[0]);
+    let (_, plen, a) = m.v4_hoa_reply().context("no IPv4 HoA Reply")?;
+    ensure!(
+        a[..3] == [10, 65, 0] && plen == 24,
+        "home address {a:?}/{plen}: want pool apn2 (10.65.0.0/24)"
+    );
+    ensure!(
+        m.v4_default_router() == Some([10, 65, 0, 1]),
+        "default router {:?}: want apn2's 10.65.0.1",
+        m.v4_default_router()
+    );
+    let m = exchange(
+        &b,
+        &p,
+        2,
+        10,
+        &mag_opts("other@example.com", mh::now_timestamp(), 1),
+    )?;
+    let (_, _, a) = m.v4_hoa_reply().context("no IPv4 HoA Reply")?;
+    ensure!(
+        a[..3] == [10, 64, 0],
+        "other profile: {a:?} (want the first pool)"
+    );
+    Ok(())
+}
+both!(lma_profile_pool, lma_pool);

@@ -630,3 +630,33 @@ fn mag_hb_off(t: T, name: &str) -> Result<()> {
     Ok(())
 }
 both!(mag_heartbeat_off, mag_hb_off);
+
+/// 5213-6.9.1.1 (RFC 5149 Service Selection) and the DHCP lease: the
+/// profile's `apn` goes in the PBU's Service Selection option (type 20) and
+/// its `dns` servers in the lease.
+fn mag_profile(t: T, name: &str) -> Result<()> {
+    let x = AccessExtra {
+        profile: "apn = \"internet.example\"\ndns = [\"192.0.2.53\"]\n",
+        ..AccessExtra::default()
+    };
+    let Some(mut b) = AccessBed::start_with(t, &tag(t, name), x)? else {
+        return Ok(());
+    };
+    let l = b.anchor_sock()?;
+    b.dhcp()?;
+    let (rx, m) = next_pbu(&l, Duration::from_secs(5))?;
+    ensure!(
+        m.get(20) == Some(&b"internet.example"[..]),
+        "Service Selection {:?}",
+        m.get(20)
+    );
+    l.reply(&rx, &pba_for(&m, 0, 10, &accept_tail(4242)))?;
+    let lease = b.client().wait_event("bound", 1, Duration::from_secs(10))?;
+    ensure!(
+        lease.dns.contains("192.0.2.53"),
+        "lease DNS {:?}",
+        lease.dns
+    );
+    Ok(())
+}
+both!(mag_profile_apn_and_dns, mag_profile);

@@ -68,11 +68,8 @@ pub fn lma(cfg: &Config, restart_counter: u32) -> lma::LmaConfig {
     let mut l = lma::LmaConfig {
         local: local_addrs(cfg),
         mags: cfg.peers.iter().map(|p| p.address).collect(),
-        ipv4_pool: cfg.ipv4_pools().next().map(|p| lma::Ipv4PoolConfig {
-            network: p.prefix.addr,
-            prefix_len: p.prefix.len,
-            gateway: p.gateway,
-        }),
+        ipv4_pool: cfg.ipv4_pools().next().map(lma_v4_pool),
+        more_ipv4_pools: cfg.ipv4_pools().skip(1).map(lma_v4_pool).collect(),
         ipv6_pool: cfg.ipv6_pools().next().map(|p| lma::Ipv6PoolConfig {
             prefix: p.prefix.addr,
             prefix_len: p.prefix.len,
@@ -90,11 +87,19 @@ pub fn lma(cfg: &Config, restart_counter: u32) -> lma::LmaConfig {
         ..lma::LmaConfig::default()
     };
     for p in &cfg.profiles {
+        // `profiles[].pool` names the IPv4 pool to draw from (seed 004: a
+        // pool per APN); an IPv6 pool's name leaves the IPv4 default.
+        let pool = p
+            .pool
+            .as_deref()
+            .and_then(|n| cfg.ipv4_pools().position(|x| x.name == n))
+            .unwrap_or(0);
         let prof = lma::Profile {
             ipv4: true,
             ipv6: l.ipv6_pool.is_some(),
             allow_static: p.home_address.is_some(),
             static_v4: p.home_address,
+            pool,
         };
         match &p.nai {
             Some(n) => {
@@ -111,6 +116,14 @@ pub fn lma(cfg: &Config, restart_counter: u32) -> lma::LmaConfig {
         });
     }
     l
+}
+
+fn lma_v4_pool(p: &Ipv4Pool) -> lma::Ipv4PoolConfig {
+    lma::Ipv4PoolConfig {
+        network: p.prefix.addr,
+        prefix_len: p.prefix.len,
+        gateway: p.gateway,
+    }
 }
 
 /// The PMA (PMIPv4 access role): every IPv4 peer is a home agent.

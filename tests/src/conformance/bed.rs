@@ -433,6 +433,8 @@ pub struct AccessExtra<'a> {
     pub peer: &'a str,
     /// Into the `[[interfaces.access]]` entry.
     pub iface: &'a str,
+    /// Into the default `[[profiles]]` entry.
+    pub profile: &'a str,
 }
 
 /// The access gateway's configuration: one access link, the anchor at .10.
@@ -450,6 +452,7 @@ pub fn access_config(t: T, dir: &Path, x: AccessExtra) -> String {
     c.push_str(
         "\n[detach]\nenabled = false\n\n[[profiles]]\nname = \"default\"\nanchor = \"anchor\"\n",
     );
+    c.push_str(x.profile);
     c
 }
 

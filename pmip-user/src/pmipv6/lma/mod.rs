@@ -57,6 +57,8 @@ pub struct Profile {
     pub allow_static: bool,
     /// Always give this IPv4 home address.
     pub static_v4: Option<Ipv4Addr>,
+    /// The IPv4 pool to allocate from (index into the LMA's pools; 0 the first).
+    pub pool: usize,
 }
 
 impl Default for Profile {
@@ -66,6 +68,7 @@ impl Default for Profile {
             ipv6: false,
             allow_static: false,
             static_v4: None,
+            pool: 0,
         }
     }
 }
@@ -77,6 +80,9 @@ pub struct LmaConfig {
     /// MAGs allowed to register (others get status 154).
     pub mags: Vec<IpAddr>,
     pub ipv4_pool: Option<Ipv4PoolConfig>,
+    /// Further IPv4 pools (seed 004: one `ip pool` per APN), after `ipv4_pool`;
+    /// a profile picks one by index (0 = `ipv4_pool`).
+    pub more_ipv4_pools: Vec<Ipv4PoolConfig>,
     pub ipv6_pool: Option<Ipv6PoolConfig>,
     /// Known subscribers by MN identifier (NAI).
     pub subscribers: HashMap<String, Profile>,
@@ -110,6 +116,7 @@ impl Default for LmaConfig {
             local: LocalAddrs::default(),
             mags: Vec::new(),
             ipv4_pool: None,
+            more_ipv4_pools: Vec::new(),
             ipv6_pool: None,
             subscribers: HashMap::new(),
             default_profile: None,
@@ -256,7 +263,8 @@ pub struct Lma {
     bce_by_id: HashMap<Vec<u8>, Vec<u32>>,
     bces: HashMap<u32, Bce>,
     ids: IdAlloc,
-    v4: Option<V4Pool>,
+    /// IPv4 pools, `ipv4_pool` first.
+    v4: Vec<V4Pool>,
     v6: Option<V6Pool>,
     bri_seq: u16,
     bris: HashMap<u16, PendingBri>,
@@ -301,7 +309,13 @@ impl Lma {
             bce_by_id: HashMap::new(),
             bces: HashMap::new(),
             ids: IdAlloc::default(),
-            v4: cfg.ipv4_pool.clone().map(V4Pool::new),
+            v4: cfg
+                .ipv4_pool
+                .iter()
+                .chain(&cfg.more_ipv4_pools)
+                .cloned()
+                .map(V4Pool::new)
+                .collect(),
             v6: cfg.ipv6_pool.clone().map(V6Pool::new),
             bri_seq: 0,
             bris: HashMap::new(),
@@ -321,8 +335,8 @@ impl Lma {
         for id in held.sub_ids.iter().chain(&held.keys) {
             self.ids.reserve(*id);
         }
-        if let Some(p) = self.v4.as_mut() {
-            for a in &held.home_v4 {
+        for a in &held.home_v4 {
+            if let Some(p) = self.v4.iter_mut().find(|p| p.contains(*a)) {
                 p.take(*a);
             }
         }

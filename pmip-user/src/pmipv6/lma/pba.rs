@@ -80,7 +80,13 @@ impl Lma {
             prefix_len: plen,
             addr,
         }];
-        if let Some(p) = &self.v4 {
+        // The default router of the address's pool (RFC 5844 §3.3.3).
+        let pool = self
+            .v4
+            .iter()
+            .find(|p| p.contains(addr))
+            .or(self.v4.first());
+        if let Some(p) = pool {
             v.push(MobilityOption::Ipv4DefaultRouter(p.cfg.gateway));
         }
         v

@@ -291,7 +291,15 @@ impl Lma {
         let Some((_, req)) = p.v4_req else {
             return Ok(None);
         };
-        let Some(pool) = self.v4.as_mut() else {
+        // The profile's pool (`profiles[].pool`); a static address is taken
+        // from whichever pool holds it.
+        let home_pool = p.profile.pool;
+        let in_pool = |s: Ipv4Addr, v: &[super::pool::V4Pool]| v.iter().position(|x| x.contains(s));
+        let at = match p.profile.static_v4 {
+            Some(s) => in_pool(s, &self.v4).unwrap_or(home_pool),
+            None => home_pool,
+        };
+        let Some(pool) = self.v4.get_mut(at) else {
             self.counters.pbu_v4_not_authorized += 1;
             return Err(Reply::reject(
                 BaStatus::NOT_AUTHORIZED_FOR_IPV4_MOBILITY_SERVICE,
@@ -388,8 +396,10 @@ impl Lma {
     }
 
     fn release_v4(&mut self, a: Option<(Ipv4Addr, u8)>) {
-        if let (Some((a, _)), Some(p)) = (a, self.v4.as_mut()) {
-            p.release(a);
+        if let Some((a, _)) = a {
+            if let Some(p) = self.v4.iter_mut().find(|p| p.contains(a)) {
+                p.release(a);
+            }
         }
     }
 
