@@ -366,9 +366,21 @@ impl Config {
 
     /// The DHCP server parameters of an access interface (ifindex filled by the shell).
     pub fn dhcp_server_config(&self, iface: &AccessInterface) -> DhcpServerConfig {
-        let mut c = DhcpServerConfig::new(0, iface.vlan.unwrap_or(0), iface.gateway.addr);
+        let mut c = DhcpServerConfig::new(0, self.frame_vlan(iface), iface.gateway.addr);
         c.offer_timeout = self.dhcp.offer_timeout;
         c
+    }
+
+    /// The 802.1Q tag subscribers' frames carry where the fast path and the
+    /// access link's sockets see them: none on a VLAN sub-interface (the
+    /// kernel has taken the tag off; `vlan` then only labels the link), the
+    /// configured one on the parent interface. Bindings are keyed by it, so
+    /// they match the frames.
+    pub fn frame_vlan(&self, iface: &AccessInterface) -> u16 {
+        match crate::sys::vlan_id(&iface.name) {
+            Some(_) => 0,
+            None => iface.vlan.unwrap_or(0),
+        }
     }
 
     /// DHCP option 26 for subscribers on `iface` reaching `peer`.

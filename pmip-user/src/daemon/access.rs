@@ -68,7 +68,8 @@ fn start_links(
                 tracing::error!("DHCP server: {e:#}");
             }
         });
-        let mut arp = ArpShell::open(&a.name, a.vlan.unwrap_or(0), cfg.detach.monitor_config())
+        vlan_sanity(a);
+        let mut arp = ArpShell::open(&a.name, cfg.frame_vlan(a), cfg.detach.monitor_config())
             .with_context(|| format!("ARP monitor on {}", a.name))?;
         arp.set_polling(cfg.detach.enabled);
         let (atx, arx) = mpsc::unbounded_channel();
@@ -417,4 +418,21 @@ fn same_subnet(a: Ipv4Addr, b: Ipv4Addr, plen: u8) -> bool {
         .checked_shl(32 - u32::from(plen.min(32)))
         .unwrap_or(0);
     u32::from(a) & mask == u32::from(b) & mask
+}
+
+/// `interfaces.access[].vlan` names the 802.1Q sub-interface's tag (seed
+/// 004 `encapsulation dot1Q`): say so when the interface disagrees.
+fn vlan_sanity(a: &AccessInterface) {
+    match (crate::sys::vlan_id(&a.name), a.vlan) {
+        (Some(dev), Some(want)) if dev != want => tracing::warn!(
+            iface = %a.name, vid = dev, vlan = want,
+            "interfaces.access[].vlan differs from the sub-interface's VLAN id"
+        ),
+        (None, Some(want)) => tracing::warn!(
+            iface = %a.name, vlan = want,
+            "not an 802.1Q sub-interface: the fast path matches frames tagged {want}, \
+             but DHCP and ARP on this link see no tagged frames; name the sub-interface"
+        ),
+        _ => {}
+    }
 }

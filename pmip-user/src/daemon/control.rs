@@ -126,7 +126,14 @@ fn binding_view(ctx: &ShowCtx, b: &BindingSummary) -> BindingView {
         nai: b.nai.clone(),
         state: b.state.as_str().into(),
         interface: (ctx.interface)(b),
-        vlan: b.at.and_then(|a| (a.vlan != 0).then_some(a.vlan)),
+        // The link's configured VLAN (a sub-interface's frames carry no tag).
+        vlan: b
+            .at
+            .and_then(|a| (a.vlan != 0).then_some(a.vlan))
+            .or_else(|| {
+                let name = (ctx.interface)(b);
+                cfg.interfaces.access.iter().find(|i| i.name == name)?.vlan
+            }),
         home_v4: b.home_v4.map(|h| h.0),
         hnp: b.hnp.map(|h| format!("{}/{}", h.prefix, h.len)),
         att: 4,
