@@ -970,3 +970,104 @@ fn ha_hash_algorithms() {
         }
     }
 }
+
+// ------------------------------------------------------------ rows untested before
+
+/// 3344-3.6.2.2-a: a reply whose Identification matches no request is
+/// discarded; 3344-3.6.3-a: the retransmission carries a new Identification.
+#[test]
+fn pma_discards_reply_to_another_request() {
+    run("p4id", |tag| {
+        let Some((mut b, l)) = access(tag)? else {
+            return Ok(());
+        };
+        b.dhcp()?;
+        let (rx, q) = next_rrq(&l, Duration::from_secs(5))?;
+        let e = [m4::nai(&q.nai().unwrap()), m4::gre_key(777), m4::per_node_auth(1)];
+        l.reply(&rx, &reply(&q, 0, 40, HOME, q.ident() ^ 0xdead, &e))?;
+        let (rx2, q2) =
+            next_rrq(&l, Duration::from_secs(3)).context("no retransmission after the stray reply")?;
+        ensure!(
+            b.client().events().iter().all(|e| e.event != "bound"),
+            "leased from a reply to another request"
+        );
+        ensure!(q2.ident() != q.ident(), "retransmission kept the Identification");
+        l.reply(&rx2, &accept(&q2, 40))?;
+        b.client().wait_event("bound", 1, Duration::from_secs(10))?;
+        Ok(())
+    });
+}
+
+/// leung-4.1.2-a: a renewal names the assigned home address in the Home
+/// Address field (and asks for the configured lifetime).
+#[test]
+fn pma_renewal_names_the_home_address() {
+    run("p4rn", |tag| {
+        let Some((mut b, l)) = access(tag)? else {
+            return Ok(());
+        };
+        b.dhcp()?;
+        let (rx, q) = next_rrq(&l, Duration::from_secs(5))?;
+        // Two seconds granted: renewal at 75 %.
+        l.reply(&rx, &accept(&q, 2))?;
+        b.client().wait_event("bound", 1, Duration::from_secs(10))?;
+        let (_, r) = next_rrq(&l, Duration::from_secs(4)).context("no renewal")?;
+        ensure!(
+            r.home_address() == HOME && r.lifetime() == 40,
+            "renewal home {:?} lifetime {}",
+            r.home_address(),
+            r.lifetime()
+        );
+        ensure!(r.ident() > q.ident(), "renewal Identification not newer");
+        Ok(())
+    });
+}
+
+/// 3543-6-b: a revocation whose identifier is not newer than the last one
+/// from that HA is a replay: acknowledged, not acted on.
+#[test]
+fn pma_revocation_replay_not_acted_on() {
+    run("p4rr", |tag| {
+        let Some((b, l, rx, q)) = registered(tag)? else {
+            return Ok(());
+        };
+        let nai = q.nai().unwrap();
+        let send = |id: u32, who: &str| -> anyhow::Result<Msg> {
+            let mut rv = m4::revocation(true, HOME, HA, coa(1), id, &[m4::nai(who)]);
+            m4::sign(&mut rv, ext::FA_HA_AUTH, &sa(1));
+            l.reply(&rx, &rv)?;
+            let a = l
+                .recv_where(S, is(m4::REVOCATION_ACK))
+                .context("no Revocation Acknowledgement")?;
+            Ok(Msg::parse(&a.bytes))
+        };
+        ensure!(send(100, "someone-else@x")?.u32_at(8) == 100, "ack 100");
+        let a = send(50, &nai)?;
+        ensure!(a.u32_at(8) == 50, "replay not acknowledged with its identifier");
+        ensure!(
+            wait_bindings(&b.daemon, 1).is_ok(),
+            "a replayed revocation removed the binding"
+        );
+        ensure!(send(101, &nai)?.u32_at(8) == 101, "ack 101");
+        wait_bindings(&b.daemon, 0)?;
+        Ok(())
+    });
+}
+
+/// 3344-3.8.2.1-d: no home address left → 130.
+#[test]
+fn ha_insufficient_resources() {
+    run("h4nr", |tag| {
+        let edit = |c: String| c.replace("10.64.0.0/24", "10.64.0.0/30");
+        let Some(b) = AnchorBed::start_edit(T::Mip4, tag, "", "", &edit)? else {
+            return Ok(());
+        };
+        let p = b.peer(1)?;
+        let gt = m4::F_G | m4::F_T;
+        let r = exchange(&b, &p, 1, &prrq(1, gt, 30, [0; 4], m4::ntp_now(), &pma_exts("a@x", true)))?;
+        ensure!(r.code() == 0, "the one address: code {}", r.code());
+        let r = exchange(&b, &p, 1, &prrq(1, gt, 30, [0; 4], m4::ntp_now(), &pma_exts("b@x", true)))?;
+        ensure!(r.code() == 130, "pool empty: code {} (want 130)", r.code());
+        Ok(())
+    });
+}

@@ -776,3 +776,202 @@ fn lma_pool(t: T, name: &str) -> Result<()> {
     Ok(())
 }
 both!(lma_profile_pool, lma_pool);
+
+// ------------------------------------------------------------ rows untested before
+
+const V6_POOL: &str = "\n[[pools]]\nname = \"v6\"\nprefix = \"2001:db8:f00d::/48\"\n";
+
+fn v6_opts(nai: &str, hi: u8, prefix: [u8; 16], plen: u8) -> Vec<Opt> {
+    let mut o = without(mag_opts(nai, mh::now_timestamp(), hi), opt::V4_HOA_REQ);
+    o.push(mh::hnp(plen, prefix));
+    o
+}
+
+/// 5213-5.3.2-b, 5213-5.3.6-d, 5213-5.3.1-j: HNP ::/0 asks the LMA for a
+/// prefix (a /64 of the pool, in the PBA's HNP option, 8n+4), the
+/// de-registration PBA carries it too; a new session asking for a prefix of
+/// its own gets 155, the PBA echoing the HNP.
+fn lma_prefix(t: T, name: &str) -> Result<()> {
+    let Some(b) = AnchorBed::start(t, &tag(t, name), "", V6_POOL)? else {
+        return Ok(());
+    };
+    let cap = b.capture("hnp")?;
+    let p = b.peer(1)?;
+    let m = exchange(&b, &p, 1, 10, &v6_opts(NAI, 1, [0; 16], 0))?;
+    ensure!(m.fixed[0] == 0, "status {}", m.fixed[0]);
+    let h = m.get(opt::HNP).context("no HNP in the PBA (RFC 5213 §5.3.6)")?;
+    ensure!(
+        h[1] == 64 && h[2..8] == [0x20, 0x01, 0x0d, 0xb8, 0xf0, 0x0d],
+        "HNP {h:02x?}: a /64 of 2001:db8:f00d::/48"
+    );
+    let prefix: [u8; 16] = h[2..18].try_into().unwrap();
+    let mut o = without(v6_opts(NAI, 4, prefix, 64), opt::GRE_KEY);
+    o.retain(|x| x.kind != opt::TIMESTAMP);
+    o.push(mh::timestamp(mh::now_timestamp() + 1));
+    let d = exchange(&b, &p, 2, 0, &o)?;
+    ensure!(
+        d.fixed[0] == 0 && d.get(opt::HNP) == Some(h),
+        "de-registration PBA HNP {:02x?} (want {h:02x?})",
+        d.get(opt::HNP)
+    );
+    let mut own = [0u8; 16];
+    own[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+    own[5] = 1;
+    let r = exchange(&b, &p, 3, 10, &v6_opts("pfx@x", 1, own, 64))?;
+    ensure!(r.fixed[0] == 155, "own prefix: status {} (want 155)", r.fixed[0]);
+    ensure!(
+        r.get(opt::HNP).map(|x| &x[2..18]) == Some(&own[..]),
+        "155 without the PBU's HNP"
+    );
+    cap.check(3)?;
+    Ok(())
+}
+both!(lma_home_network_prefix, lma_prefix);
+
+/// 5213-5.3.1-k: an MN without a profile (profiles configured, none for
+/// it) is refused with PROXY_REG_NOT_ENABLED (152).
+fn lma_152(t: T, name: &str) -> Result<()> {
+    let tail = "\n[[profiles]]\nname = \"only\"\nnai = \"known@example.com\"\n";
+    let Some(b) = AnchorBed::start(t, &tag(t, name), "", tail)? else {
+        return Ok(());
+    };
+    let p = b.peer(1)?;
+    let m = exchange(&b, &p, 1, 10, &mag_opts(NAI, mh::now_timestamp(), 1))?;
+    ensure!(m.fixed[0] == 152, "status {} (want 152)", m.fixed[0]);
+    let m = exchange(&b, &p, 2, 10, &mag_opts("known@example.com", mh::now_timestamp(), 1))?;
+    ensure!(m.fixed[0] == 0, "profiled MN: status {}", m.fixed[0]);
+    Ok(())
+}
+both!(lma_proxy_reg_not_enabled, lma_152);
+
+/// 5213-5.3.4-b, 5213-5.4-a: HI 1 (attachment over a new interface) with
+/// another link-layer identifier opens a second mobility session for the
+/// same MN, with its own address and key.
+fn lma_hi1(t: T, name: &str) -> Result<()> {
+    let Some(b) = AnchorBed::start(t, &tag(t, name), "", "")? else {
+        return Ok(());
+    };
+    let p = b.peer(1)?;
+    let m1 = exchange(&b, &p, 1, 10, &mag_opts(NAI, mh::now_timestamp(), 1))?;
+    let mut o = without(mag_opts(NAI, mh::now_timestamp() + 1, 1), opt::LLID);
+    o.push(mh::llid([0x02, 0, 0, 0, 0, 0x77]));
+    let m2 = exchange(&b, &p, 2, 10, &o)?;
+    ensure!(m1.fixed[0] == 0 && m2.fixed[0] == 0, "statuses");
+    ensure!(
+        m1.v4_hoa_reply().unwrap().2 != m2.v4_hoa_reply().unwrap().2
+            && m1.gre_key() != m2.gre_key(),
+        "the second interface shares the first's session"
+    );
+    wait_bindings(&b.daemon, 2)?;
+    Ok(())
+}
+both!(lma_hi1_opens_a_second_session, lma_hi1);
+
+/// 5213-5.3.5-b: a de-registration from the MAG the MN left changes
+/// nothing; 5213-5.3.5-c: after the serving MAG's de-registration the entry
+/// waits MinDelayBeforeBCEDelete, so a new MAG taking it over within it
+/// gets the same home address.
+fn lma_dereg_rules(t: T, name: &str) -> Result<()> {
+    let Some(b) = AnchorBed::start(t, &tag(t, name), "", "")? else {
+        return Ok(());
+    };
+    let (p1, p2) = (b.peer(1)?, b.peer(2)?);
+    let home = exchange(&b, &p1, 1, 10, &mag_opts(NAI, mh::now_timestamp(), 1))?
+        .v4_hoa_reply()
+        .unwrap()
+        .2;
+    let with_home = |ts: u64, hi: u8| {
+        let mut o = without(mag_opts(NAI, ts, hi), opt::V4_HOA_REQ);
+        o.push(mh::v4_hoa_req(24, home));
+        o
+    };
+    ensure!(
+        exchange(&b, &p2, 1, 10, &with_home(mh::now_timestamp() + 1, 4))?.fixed[0] == 0,
+        "handover"
+    );
+    let late = without(with_home(mh::now_timestamp() + 2, 4), opt::GRE_KEY);
+    let m = exchange(&b, &p1, 2, 0, &late)?;
+    ensure!(m.fixed[0] == 0, "late de-registration: status {}", m.fixed[0]);
+    let v = wait_bindings(&b.daemon, 1)?;
+    ensure!(v[0].peer == b.t.addr(2), "old MAG's de-registration moved it: {v:?}");
+    let d = without(with_home(mh::now_timestamp() + 3, 4), opt::GRE_KEY);
+    ensure!(exchange(&b, &p2, 2, 0, &d)?.fixed[0] == 0, "de-registration");
+    wait_bindings(&b.daemon, 0)?;
+    let m = exchange(&b, &p1, 3, 10, &mag_opts(NAI, mh::now_timestamp() + 4, 4))?;
+    ensure!(
+        m.fixed[0] == 0 && m.v4_hoa_reply().map(|r| r.2) == Some(home),
+        "within MinDelayBeforeBCEDelete: status {} address {:?} (want {home:?})",
+        m.fixed[0],
+        m.v4_hoa_reply()
+    );
+    Ok(())
+}
+both!(lma_deregistration_rules, lma_dereg_rules);
+
+/// 5844-3.1.3-g: an IPv4 request to an LMA without IPv4 home addresses gets
+/// 170, the IPv4 HoA Reply saying 129.
+fn lma_170(t: T, name: &str) -> Result<()> {
+    let edit = |c: String| {
+        c.replace("prefix = \"10.64.0.0/24\"\ngateway = \"10.64.0.1\"", "prefix = \"2001:db8:f00d::/48\"")
+    };
+    let Some(b) = AnchorBed::start_edit(t, &tag(t, name), "", "", &edit)? else {
+        return Ok(());
+    };
+    let p = b.peer(1)?;
+    let m = exchange(&b, &p, 1, 10, &mag_opts(NAI, mh::now_timestamp(), 1))?;
+    ensure!(m.fixed[0] == 170, "status {} (want 170)", m.fixed[0]);
+    ensure!(
+        m.v4_hoa_reply().map(|r| r.0) == Some(129),
+        "IPv4 HoA Reply {:?}",
+        m.v4_hoa_reply()
+    );
+    Ok(())
+}
+both!(lma_no_ipv4_service, lma_170);
+
+/// 5844-3.1.3-h: no IPv4 home address left: status 130, the IPv4 HoA
+/// Reply saying 132 (dynamic assignment not available).
+fn lma_130(t: T, name: &str) -> Result<()> {
+    let edit = |c: String| c.replace("10.64.0.0/24", "10.64.0.0/30");
+    let Some(b) = AnchorBed::start_edit(t, &tag(t, name), "", "", &edit)? else {
+        return Ok(());
+    };
+    let p = b.peer(1)?;
+    let m = exchange(&b, &p, 1, 10, &mag_opts("a@x", mh::now_timestamp(), 1))?;
+    ensure!(m.fixed[0] == 0, "the one address: status {}", m.fixed[0]);
+    let m = exchange(&b, &p, 2, 10, &mag_opts("b@x", mh::now_timestamp(), 1))?;
+    ensure!(m.fixed[0] == 130, "pool empty: status {} (want 130)", m.fixed[0]);
+    ensure!(
+        m.v4_hoa_reply().map(|r| r.0) == Some(132),
+        "IPv4 HoA Reply {:?}",
+        m.v4_hoa_reply()
+    );
+    Ok(())
+}
+both!(lma_pool_exhausted, lma_130);
+
+/// 5847-5.2-b: the Restart Counter changes when pmipd restarts.
+fn lma_rc(t: T, name: &str) -> Result<()> {
+    let Some(mut b) = AnchorBed::start(t, &tag(t, name), "", "")? else {
+        return Ok(());
+    };
+    let p = b.peer(1)?;
+    let counter = |p: &pmip_tests::conformance::bed::PeerSock, b: &AnchorBed, seq| -> Result<u32> {
+        p.send(b.anchor(), b.port(), &mh::heartbeat(false, seq, &[mh::restart_counter(1)]))?;
+        let rx = p
+            .recv_where(S, is_type(mh::HEARTBEAT))
+            .context("no Heartbeat Response")?;
+        let m = Mh::parse(&rx.bytes);
+        let d = m.get(opt::RESTART_COUNTER).context("no Restart Counter")?;
+        Ok(u32::from_be_bytes(d.try_into().unwrap()))
+    };
+    let before = counter(&p, &b, 1)?;
+    b.daemon.stop();
+    let cfg = b.dir.0.join("anchor.toml");
+    let sock = b.dir.0.join("anchor.sock");
+    b.daemon = pmip_tests::lab::Daemon::start(&b.anchor_ns, "anchor", &cfg, &sock, "info")?;
+    let after = counter(&p, &b, 2)?;
+    ensure!(before != after, "Restart Counter {before} kept across a restart");
+    Ok(())
+}
+both!(lma_restart_counter_changes, lma_rc);

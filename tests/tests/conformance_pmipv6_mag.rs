@@ -660,3 +660,91 @@ fn mag_profile(t: T, name: &str) -> Result<()> {
     Ok(())
 }
 both!(mag_profile_apn_and_dns, mag_profile);
+
+// ------------------------------------------------------------ rows untested before
+
+/// 5213-6.9.1.2-d: a PBA whose sequence number is not the PBU's is ignored
+/// (no lease); the right one is then taken.
+fn mag_seq_mismatch(t: T, name: &str) -> Result<()> {
+    let Some(mut b) = AccessBed::start(t, &tag(t, name), "")? else {
+        return Ok(());
+    };
+    let l = b.anchor_sock()?;
+    b.dhcp()?;
+    let (rx, m) = next_pbu(&l, Duration::from_secs(5))?;
+    let mut wrong = pba_for(&m, 0, 10, &accept_tail(4242));
+    let bad_seq = m.u16_at(0).wrapping_add(100).to_be_bytes();
+    wrong[8..10].copy_from_slice(&bad_seq);
+    l.reply(&rx, &wrong)?;
+    ensure!(
+        b.client()
+            .wait_event("bound", 1, Duration::from_millis(700))
+            .is_err(),
+        "leased from a PBA with another sequence number"
+    );
+    // The next PBU (a retransmission) is answered properly.
+    let (rx, m) = next_pbu(&l, Duration::from_secs(3))?;
+    l.reply(&rx, &pba_for(&m, 0, 10, &accept_tail(4242)))?;
+    b.client().wait_event("bound", 1, Duration::from_secs(10))?;
+    Ok(())
+}
+both!(mag_ignores_pba_with_other_sequence, mag_seq_mismatch);
+
+/// 5213-6.9.4-c: without a PBA the MAG stops after MaxRetransmissions (3
+/// here: four PBUs of one attach) and the attach fails.
+fn mag_gives_up(t: T, name: &str) -> Result<()> {
+    let Some(mut b) = AccessBed::start(t, &tag(t, name), "")? else {
+        return Ok(());
+    };
+    let l = b.anchor_sock()?;
+    b.dhcp()?;
+    let (_, first) = next_pbu(&l, Duration::from_secs(5))?;
+    let ts0 = first.timestamp().unwrap();
+    let mut n = 1;
+    // PBUs of this attach: timestamps within its retransmission span (~3.3 s).
+    while let Ok((_, m)) = next_pbu(&l, Duration::from_secs(2)) {
+        if m.timestamp().unwrap() - ts0 > (4 << 16) {
+            break;
+        }
+        n += 1;
+    }
+    ensure!(n == 4, "{n} PBUs for one attach (1 + max_retransmissions 3)");
+    let s = b.daemon.stats()?;
+    ensure!(
+        s.groups
+            .values()
+            .any(|g| g.get("registration_timeouts").is_some_and(|v| *v >= 1)),
+        "no registration timeout counted: {:?}",
+        s.groups
+    );
+    ensure!(
+        b.client().events().iter().all(|e| e.event != "bound"),
+        "leased without a PBA"
+    );
+    Ok(())
+}
+both!(mag_stops_after_max_retransmissions, mag_gives_up);
+
+/// 5844-3.4-a: the PBU carries the IPv4 DHCP Support Mode option with S
+/// set (the MAG is the DHCP server); 5844-4-d: over IPv4 transport it
+/// carries the IPv4 Care-of Address option with the MAG's IPv4 address.
+fn mag_v4_opts(t: T, name: &str) -> Result<()> {
+    let Some(mut b) = AccessBed::start(t, &tag(t, name), "")? else {
+        return Ok(());
+    };
+    let l = b.anchor_sock()?;
+    b.dhcp()?;
+    let (_, m) = next_pbu(&l, Duration::from_secs(5))?;
+    ensure!(
+        m.get(opt::V4_DHCP_MODE) == Some(&[0, 1][..]),
+        "IPv4 DHCP Support Mode {:?} (want S set)",
+        m.get(opt::V4_DHCP_MODE)
+    );
+    if t == T::Udp5436 {
+        let d = m.get(opt::V4_COA).context("no IPv4 Care-of Address option")?;
+        ensure!(d[2..] == [10, 255, 0, 1], "IPv4 CoA {d:?}");
+        m.assert_aligned(opt::V4_COA, 4, 0);
+    }
+    Ok(())
+}
+both!(mag_dhcp_mode_and_ipv4_coa, mag_v4_opts);

@@ -11,11 +11,14 @@ use crate::dataplane::Held;
 use crate::pmipv4::{self, ha, pma, transport::Udp434};
 use crate::pmipv6::{self, lma, mag, transport::Sockets};
 
-/// Per-start restart counter (RFC 5847 §5.2): a peer seeing it change knows we lost state.
+/// Per-start restart counter (RFC 5847 §5.2): a peer seeing it change knows
+/// we lost state. Tenths of a second since 1970 (wrapping every 13 years):
+/// it grows with every restart without a file to keep it in, even two
+/// restarts within one second.
 fn restart_counter() -> u32 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
+        .map(|d| (d.as_millis() / 100) as u32)
         .unwrap_or(1)
 }
 

@@ -154,6 +154,7 @@ pub struct LmaCounters {
     pub pbu_multiple_ipv4_requests: u64,
     pub pbu_gre_key_missing: u64,
     pub pbu_v4_not_authorized: u64,
+    pub pbu_hnp_not_authorized: u64,
     pub pbu_no_resources: u64,
     pub pbu_accepted: u64,
     pub registrations: u64,

@@ -343,6 +343,12 @@ impl Lma {
 
     /// A new binding cache entry, its addresses and its fast-path entries.
     fn create(&mut self, now: Instant, p: &Pbu, g: &Grant) -> Result<u32, Reply> {
+        // RFC 5213 §5.3.1: a new session holds no prefix yet; asking for a
+        // specific one (not ::/0) is asking for one it is not authorised for.
+        if p.hnps.iter().any(|(_, pfx)| !pfx.is_unspecified()) {
+            self.counters.pbu_hnp_not_authorized += 1;
+            return Err(Reply::reject(BaStatus::NOT_AUTHORIZED_FOR_HOME_NETWORK_PREFIX));
+        }
         let home_v4 = self.assign_v4(p, g)?;
         let mut hnp = None;
         if !p.hnps.is_empty() {
