@@ -103,8 +103,12 @@ pub struct TunnelView {
     pub local: Option<IpAddr>,
     pub remote: Option<IpAddr>,
     pub bindings: u32,
-    /// UP/DOWN as the heartbeat sees it, or "-" without heartbeat.
+    /// UP/DOWN as the heartbeat sees it (RFC 5847), UNKNOWN before its
+    /// first answer, or "-" with heartbeats off.
     pub state: String,
+    /// The peer's Restart Counter from its heartbeats.
+    #[serde(default)]
+    pub restart_counter: Option<u32>,
 }
 
 /// Traffic counters (a deserializable copy of [`TrafficCounters`]).
@@ -227,19 +231,20 @@ pub fn format_tunnels(t: &[TunnelView]) -> String {
     let _ = writeln!(o, "Total number of tunnels: {}", t.len());
     let _ = writeln!(
         o,
-        "{:<16} {:<40} {:<40} {:>8} State",
-        "Peer", "Local", "Remote", "Bindings"
+        "{:<16} {:<40} {:<40} {:>8} {:<8} Restart",
+        "Peer", "Local", "Remote", "Bindings", "State"
     );
     let ip = |a: &Option<IpAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
     for x in t {
         let _ = writeln!(
             o,
-            "{:<16} {:<40} {:<40} {:>8} {}",
+            "{:<16} {:<40} {:<40} {:>8} {:<8} {}",
             x.peer_name,
             ip(&x.local),
             ip(&x.remote),
             x.bindings,
-            x.state
+            x.state,
+            x.restart_counter.map(|c| c.to_string()).unwrap_or_default()
         );
     }
     o

@@ -78,6 +78,36 @@ pub fn ipv6_transport() -> Result<()> {
     handover_with(o, Trigger::Data)
 }
 
+/// Issue 12: an 802.1Q access link end to end — the access interface is the
+/// VLAN sub-interface acc0.100 (`interfaces.access[].vlan = 100`), the
+/// subscriber tags its frames: DHCP, registration, traffic both ways, and
+/// the binding keyed by the tag the frames carry where the fast path sees
+/// them (none on a sub-interface), shown with the link's VLAN.
+pub fn attach_and_traffic_vlan(proto: Proto) -> Result<()> {
+    if !vlan_devices(proto)? {
+        eprintln!("skipped: this kernel has no 802.1Q VLAN devices (CONFIG_VLAN_8021Q)");
+        return Ok(());
+    }
+    let mut o = opts(proto, "vl", 1);
+    o.vlan = Some(100);
+    // No native XDP on a VLAN device.
+    o.attach_mode = "generic".into();
+    attach_and_traffic_with(o)
+}
+
+/// Whether `ip link add ... type vlan` works here (a scratch namespace).
+fn vlan_devices(proto: Proto) -> Result<bool> {
+    let ns = crate::netns::Netns::new(if proto == Proto::Pmipv6 { "vp6" } else { "vp4" })?;
+    ns.exec(&[
+        "ip", "link", "add", "vp0", "type", "veth", "peer", "name", "vp1",
+    ])?;
+    Ok(ns
+        .exec(&[
+            "ip", "link", "add", "link", "vp0", "name", "vp0.5", "type", "vlan", "id", "5",
+        ])
+        .is_ok())
+}
+
 fn attach_and_traffic_with(o: LabOpts) -> Result<()> {
     let mut l = Lab::up(o)?;
     let lease = l.attach(false)?;
@@ -119,6 +149,11 @@ fn attach_and_traffic_with(o: LabOpts) -> Result<()> {
         "GRE keys differ: access {m:?}, anchor {a:?}"
     );
     ensure!(m.gre_key_up != 0 && m.gre_key_down != 0, "{m:?}");
+    ensure!(
+        m.vlan == l.opts.vlan,
+        "binding VLAN {:?}: {m:?}",
+        l.opts.vlan
+    );
     ensure!(
         m.llid.eq_ignore_ascii_case(lab::SUB_MAC)
             || m.llid

@@ -117,6 +117,9 @@ pub struct LabOpts {
     pub heartbeat_s: u32,
     /// `timers.max_retransmissions` (3 by default).
     pub max_retx: u8,
+    /// 802.1Q access links: the subscriber on s0.VID, each gateway's access
+    /// interface the sub-interface acc0.VID (`interfaces.access[].vlan`).
+    pub vlan: Option<u16>,
 }
 
 impl LabOpts {
@@ -134,6 +137,20 @@ impl LabOpts {
             CORE6_ANCHOR.to_string()
         } else {
             CORE_ANCHOR.to_string()
+        }
+    }
+    /// The subscriber's interface (s0, or its VLAN sub-interface).
+    pub fn sub_if(&self) -> String {
+        match self.vlan {
+            Some(v) => format!("s0.{v}"),
+            None => "s0".into(),
+        }
+    }
+    /// The gateways' access interface (acc0, or its VLAN sub-interface).
+    pub fn acc_if(&self) -> String {
+        match self.vlan {
+            Some(v) => format!("acc0.{v}"),
+            None => "acc0".into(),
         }
     }
     /// DHCP option 26 the subscriber should get: link MTU minus outer IP + GRE with key.
@@ -160,6 +177,7 @@ impl LabOpts {
             retx_max_ms: 2000,
             heartbeat_s: 0,
             max_retx: 3,
+            vlan: None,
         }
     }
 }
@@ -898,6 +916,20 @@ impl Lab {
                     ],
                 )?;
             }
+            if let Some(v) = self.opts.vlan {
+                // The access link is 802.1Q: the gateway serves acc0.VID.
+                let a = self.opts.acc_if();
+                run_all(
+                    m,
+                    &[
+                        format!("ip addr del {GW_ADDR}/24 dev acc0"),
+                        format!("ip link add link acc0 name {a} type vlan id {v}"),
+                        format!("ip link set {a} up"),
+                        format!("ip addr add {GW_ADDR}/24 dev {a}"),
+                        format!("sysctl -qw net.ipv4.conf.{a}.accept_local=1"),
+                    ],
+                )?;
+            }
         }
         sw.push("ip link set ps master br1".into());
         run_all(&self.sw, &sw)?;
@@ -911,6 +943,17 @@ impl Lab {
         )?;
         self.sub
             .exec(&["ip", "link", "set", "s0", "address", SUB_MAC])?;
+        if let Some(v) = self.opts.vlan {
+            let s0 = self.opts.sub_if();
+            run_all(
+                &self.sub,
+                &[
+                    format!("ip link add link s0 name {s0} type vlan id {v}"),
+                    format!("ip link set {s0} up"),
+                    format!("ethtool -K {s0} tx off"),
+                ],
+            )?;
+        }
         run_all(
             &self.anchor,
             &[
@@ -992,8 +1035,8 @@ attach_mode = "{mode}"
 core = "core0"
 
 [[interfaces.access]]
-name = "acc0"
-gateway = "{GW_ADDR}/24"
+name = "{acc}"
+{vlan}gateway = "{GW_ADDR}/24"
 mtu = {ACCESS_MTU}
 default_profile = "default"
 
@@ -1005,6 +1048,8 @@ name = "anchor"
 address = "{anchor}"
 "#,
             proto = o.proto.name(),
+            acc = o.acc_if(),
+            vlan = o.vlan.map(|v| format!("vlan = {v}\n")).unwrap_or_default(),
             kind = o.proto.access_name().to_lowercase(),
             n = i + 1,
             sock = sock.display(),
@@ -1221,7 +1266,7 @@ impl Lab {
 
     /// Starts udhcpc on the subscriber and waits for its lease.
     pub fn attach(&mut self, quit_when_bound: bool) -> Result<Lease> {
-        let c = Dhcpc::start(&self.sub, "s0", &self.dir.0, quit_when_bound)?;
+        let c = Dhcpc::start(&self.sub, &self.opts.sub_if(), &self.dir.0, quit_when_bound)?;
         self.client = Some(c);
         self.client()
             .wait_event("bound", 1, Duration::from_secs(25))
@@ -1279,7 +1324,7 @@ impl Lab {
     pub fn sub_addr(&self) -> Result<Option<String>> {
         let o = self
             .sub
-            .exec(&["ip", "-4", "-o", "addr", "show", "dev", "s0"])?;
+            .exec(&["ip", "-4", "-o", "addr", "show", "dev", &self.opts.sub_if()])?;
         Ok(o.split_whitespace()
             .skip_while(|w| *w != "inet")
             .nth(1)

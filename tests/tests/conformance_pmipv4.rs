@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Context};
-use pmip_tests::conformance::bed::sa;
+use pmip_tests::conformance::bed::{sa, AccessBed, AccessExtra, AnchorBed, PeerSock, T};
 use pmip_tests::conformance::mip4::{self as m4, ext, Msg};
 use pmip_tests::conformance::v4::*;
 
@@ -124,7 +124,6 @@ fn ha_deregistration() {
 /// 6245-4.2-b (issue 12 #4): the reply to a de-registration that carried a
 /// GRE Key carries one too.
 #[test]
-#[ignore = "conformance 6245-4.2-b: the HA's de-registration reply has no GRE Key extension"]
 fn ha_dereg_reply_has_gre_key() {
     run("h4dk", |tag| {
         let Some(b) = bed(tag, "")? else {
@@ -428,7 +427,6 @@ fn ha_clear_binding_revokes() {
 
 /// 3543-5-a: a revocation from the PMA (foreign domain) is acknowledged.
 #[test]
-#[ignore = "conformance 3543-5-a: the HA drops a PMA-initiated Registration Revocation without an acknowledgement"]
 fn ha_acks_pma_initiated_revocation() {
     run("h4pr", |tag| {
         let Some(b) = bed(tag, "")? else {
@@ -542,7 +540,6 @@ fn pma_deregisters_on_release() {
 /// 6245-4.1-b (issue 12 #4): every registration request, de-registration
 /// included, carries the GRE Key extension.
 #[test]
-#[ignore = "conformance 6245-4.1-b: the PMA's de-registration request has no GRE Key extension"]
 fn pma_dereg_carries_gre_key() {
     run("p4dk", |tag| {
         let Some((b, l, _, _)) = registered(tag)? else {
@@ -604,7 +601,6 @@ fn pma_discards_bad_reply_and_resyncs_after_133() {
 
 /// leung-8.1-c: after 149/150 the PMA does not send to that HA again.
 #[test]
-#[ignore = "conformance leung-8.1-c: after PMIP_UNSUPPORTED the PMA registers the next attach with the same HA again"]
 fn pma_stops_after_pmip_unsupported() {
     run("p4pu", |tag| {
         let Some((mut b, l)) = access(tag)? else {
@@ -665,7 +661,6 @@ fn pma_acks_revocation() {
 /// 6245-4.1-c, 3344-3.6.1.2-b (issue 12): a reply without the GRE Key the
 /// PMA asked for leaves no binding behind at the HA: the PMA deregisters.
 #[test]
-#[ignore = "conformance 6245-4.1-c: after a reply without GRE Key the PMA gives up locally and leaves the HA's binding"]
 fn pma_deregisters_after_reply_without_gre_key() {
     run("p4nk", |tag| {
         let Some((mut b, l)) = access(tag)? else {
@@ -690,6 +685,409 @@ fn pma_deregisters_after_reply_without_gre_key() {
             "next request is not a de-registration (lifetime {})",
             d.lifetime()
         );
+        Ok(())
+    });
+}
+
+// ------------------------------------------------------------ features (issue 12)
+
+fn access_with(tag: &str, x: AccessExtra) -> anyhow::Result<Option<(AccessBed, PeerSock)>> {
+    let Some(b) = AccessBed::start_with(T::Mip4, tag, x)? else {
+        return Ok(None);
+    };
+    let l = b.anchor_sock()?;
+    Ok(Some((b, l)))
+}
+
+/// 3543-5-b: with `peers[].revocation` and an HA that advertised
+/// Revocation Support, the PMA revokes a leaving device (RFC 3543 §3.3: A
+/// clear, Home Address, Home and Foreign Domain Addresses, identifier, NAI,
+/// FA-HA authenticated), retransmits with the same identifier until the
+/// acknowledgement, and sends no de-registration besides.
+#[test]
+fn pma_revokes_on_release() {
+    run("p4pr", |tag| {
+        let x = AccessExtra {
+            peer: "revocation = true\n",
+            ..AccessExtra::default()
+        };
+        let Some((mut b, l)) = access_with(tag, x)? else {
+            return Ok(());
+        };
+        let cap = b.capture("prevoke")?;
+        b.dhcp()?;
+        let (rx, q) = next_rrq(&l, Duration::from_secs(5))?;
+        let e = [
+            m4::nai(&q.nai().unwrap()),
+            m4::gre_key(777),
+            m4::revocation_support((m4::ntp_now() >> 32) as u32),
+            m4::per_node_auth(1),
+        ];
+        l.reply(&rx, &reply(&q, 0, 40, HOME, q.ident(), &e))?;
+        b.client().wait_event("bound", 1, Duration::from_secs(10))?;
+        wait_bindings(&b.daemon, 1)?;
+        b.client().release()?;
+        let r1 = l
+            .recv_where(Duration::from_secs(5), is(m4::REVOCATION))
+            .context("no Registration Revocation from the PMA")?;
+        let rv = Msg::parse(&r1.bytes);
+        ensure!(
+            rv.bytes[2] & 0x80 == 0,
+            "A bit set: the foreign domain revokes"
+        );
+        ensure!(
+            rv.home_address() == HOME,
+            "home address {:?}",
+            rv.home_address()
+        );
+        ensure!(
+            rv.addr(8) == HA && rv.addr(12) == coa(1),
+            "home/foreign domain addresses {:?} {:?}",
+            rv.addr(8),
+            rv.addr(12)
+        );
+        ensure!(rv.nai() == q.nai(), "revocation NAI");
+        rv.assert_auth(ext::FA_HA_AUTH, &sa(1));
+        let id = rv.u32_at(16);
+        let again = l
+            .recv_where(Duration::from_secs(5), is(m4::REVOCATION))
+            .context("revocation not retransmitted")?;
+        ensure!(
+            Msg::parse(&again.bytes).u32_at(16) == id,
+            "retransmission changed the identifier"
+        );
+        let mut ack = m4::revocation_ack(HOME, id, &[]);
+        m4::sign(&mut ack, ext::FA_HA_AUTH, &sa(1));
+        l.reply(&r1, &ack)?;
+        wait_bindings(&b.daemon, 0)?;
+        ensure!(
+            l.recv_where(Duration::from_millis(800), |r| r.bytes.first()
+                == Some(&m4::REVOCATION)
+                || r.bytes.first() == Some(&m4::RRQ))
+                .is_none(),
+            "revocation or de-registration after the acknowledgement"
+        );
+        cap.check(2)?;
+        Ok(())
+    });
+}
+
+/// leung-5.5-b: `interfaces.access[].access_technology` puts the Access
+/// Technology Type extension (147, sub-type 4) in the request: IEEE 802.11 = 2.
+#[test]
+fn pma_access_technology_per_interface() {
+    run("p4at", |tag| {
+        let x = AccessExtra {
+            iface: "access_technology = \"ieee-802.11\"\n",
+            ..AccessExtra::default()
+        };
+        let Some((mut b, l)) = access_with(tag, x)? else {
+            return Ok(());
+        };
+        let cap = b.capture("att")?;
+        b.dhcp()?;
+        let (_, q) = next_rrq(&l, Duration::from_secs(5))?;
+        let att: Vec<&Vec<u8>> = q
+            .exts
+            .iter()
+            .filter(|e| e.1 == ext::PMIP_SKIP && e.3.first() == Some(&4))
+            .map(|e| &e.3)
+            .collect();
+        ensure!(
+            att.len() == 1 && att[0][..] == [4, 2],
+            "Access Technology Type extension {att:?} (want sub-type 4, 802.11 = 2)"
+        );
+        cap.check(1)?;
+        Ok(())
+    });
+}
+
+/// 4433-3.1-a: with `peers[].dynamic_ha` the PMA asks for a dynamically
+/// assigned HA: Home Agent field 255.255.255.255 and the Dynamic HA
+/// extension (139, sub-type 1, requested HA); the reply's Home Agent field
+/// is the HA from then on (the de-registration names it).
+#[test]
+fn pma_dynamic_home_agent() {
+    run("p4dh", |tag| {
+        let x = AccessExtra {
+            peer: "dynamic_ha = true\n",
+            ..AccessExtra::default()
+        };
+        let Some((mut b, l)) = access_with(tag, x)? else {
+            return Ok(());
+        };
+        let cap = b.capture("dynha")?;
+        b.dhcp()?;
+        let (rx, q) = next_rrq(&l, Duration::from_secs(5))?;
+        ensure!(
+            q.home_agent() == [255; 4],
+            "Home Agent field {:?} (want 255.255.255.255)",
+            q.home_agent()
+        );
+        let d = q.get(139).context("no Dynamic HA extension")?;
+        ensure!(d == [1, 10, 255, 0, 10], "Dynamic HA extension {d:?}");
+        l.reply(&rx, &accept(&q, 40))?;
+        b.client().wait_event("bound", 1, Duration::from_secs(10))?;
+        wait_bindings(&b.daemon, 1)?;
+        b.client().release()?;
+        let (_, dq) = next_rrq(&l, Duration::from_secs(5))?;
+        ensure!(
+            dq.lifetime() == 0 && dq.home_agent() == HA,
+            "de-registration lifetime {} HA {:?} (want the assigned HA)",
+            dq.lifetime(),
+            dq.home_agent()
+        );
+        cap.check(2)?;
+        Ok(())
+    });
+}
+
+/// 4433-3.2-a: our HA accepts a request for dynamic assignment (Home Agent
+/// field 255.255.255.255, Dynamic HA extension) and names itself in the
+/// reply's Home Agent field.
+#[test]
+fn ha_accepts_dynamic_request() {
+    run("h4dy", |tag| {
+        let Some(b) = bed(tag, "")? else {
+            return Ok(());
+        };
+        let p = b.peer(1)?;
+        let mut e = pma_exts(NAI, true);
+        e.insert(1, m4::short(139, &[1, 10, 255, 0, 10]));
+        let mut q = m4::rrq(
+            m4::F_G | m4::F_T,
+            30,
+            [0; 4],
+            [255; 4],
+            coa(1),
+            m4::ntp_now(),
+            &e,
+        );
+        m4::sign(&mut q, ext::FA_HA_AUTH, &sa(1));
+        let r = exchange(&b, &p, 1, &q)?;
+        ensure!(r.code() == 0, "code {}", r.code());
+        wait_bindings(&b.daemon, 1)?;
+        Ok(())
+    });
+}
+
+/// 3344-3.7.3.1-a: a reply failing FA-HA authentication is a security
+/// exception: discarded, counted and logged (at most once a second).
+#[test]
+fn pma_logs_security_exception() {
+    run("p4se", |tag| {
+        let Some((mut b, l)) = access(tag)? else {
+            return Ok(());
+        };
+        b.dhcp()?;
+        let (rx, q) = next_rrq(&l, Duration::from_secs(5))?;
+        let mut forged = accept(&q, 40);
+        let n = forged.len();
+        forged[n - 1] ^= 1;
+        for _ in 0..5 {
+            l.reply(&rx, &forged)?;
+        }
+        next_rrq(&l, Duration::from_secs(3)).context("no retransmission")?;
+        let log = b.daemon.log_tail(200);
+        let hits = log.matches("security exception").count();
+        ensure!(
+            hits == 1,
+            "{hits} security-exception log lines for 5 forged replies in a burst (want 1):\n{log}"
+        );
+        let s = b.daemon.stats()?;
+        ensure!(
+            s.groups
+                .values()
+                .any(|g| g.get("rx_auth_failed") == Some(&5)),
+            "rx_auth_failed not 5: {:?}",
+            s.groups
+        );
+        Ok(())
+    });
+}
+
+/// 3344-5.1-b: every hash algorithm of the StarOS `fa-ha-spi` command that
+/// RFC 3344 allows — `md5` (keyed MD5 prefix+suffix over the fields RFC 3344
+/// §3.5.1 protects) and `rfc2002-md5` (RFC 2002's coverage, without the
+/// SPI) beside `hmac-md5`: the HA accepts a request authenticated with the
+/// configured one, signs its reply with it, and refuses (132) another.
+#[test]
+fn ha_hash_algorithms() {
+    for (name, alg) in [
+        ("md5", m4::Alg::KeyedMd5),
+        ("rfc2002-md5", m4::Alg::Rfc2002Md5),
+    ] {
+        let tag = if alg == m4::Alg::KeyedMd5 {
+            "h4m5"
+        } else {
+            "h4r2"
+        };
+        let edit = move |c: String| c.replace("\"hmac-md5\"", &format!("\"{name}\""));
+        let r = (|| -> anyhow::Result<()> {
+            let Some(b) = AnchorBed::start_edit(T::Mip4, tag, "", "", &edit)? else {
+                return Ok(());
+            };
+            let cap = b.capture("alg")?;
+            let p = b.peer(1)?;
+            let mut q = m4::rrq(
+                m4::F_G | m4::F_T,
+                30,
+                [0; 4],
+                HA,
+                coa(1),
+                m4::ntp_now(),
+                &pma_exts(NAI, true),
+            );
+            m4::sign_with(&mut q, ext::FA_HA_AUTH, &sa(1), alg);
+            p.send(b.anchor(), 434, &q)?;
+            let rx = p.recv_where(S, is(m4::RRP)).context("no reply")?;
+            let r = Msg::parse(&rx.bytes);
+            ensure!(r.code() == 0, "{name}: code {}", r.code());
+            r.assert_auth_with(ext::FA_HA_AUTH, &sa(1), alg);
+            // HMAC-MD5 against an SA of another algorithm: 132.
+            let mut h = m4::rrq(
+                m4::F_G | m4::F_T,
+                30,
+                [0; 4],
+                HA,
+                coa(1),
+                m4::ntp_now(),
+                &pma_exts("other@x", true),
+            );
+            m4::sign(&mut h, ext::FA_HA_AUTH, &sa(1));
+            p.send(b.anchor(), 434, &h)?;
+            let rx = p.recv_where(S, is(m4::RRP)).context("no reply")?;
+            ensure!(
+                Msg::parse(&rx.bytes).code() == 132,
+                "{name}: HMAC-MD5 request code {}",
+                Msg::parse(&rx.bytes).code()
+            );
+            cap.check(2)?;
+            Ok(())
+        })();
+        if let Err(e) = r {
+            panic!("{name}: {e:#}");
+        }
+    }
+}
+
+// ------------------------------------------------------------ rows untested before
+
+/// 3344-3.6.2.2-a: a reply whose Identification matches no request is
+/// discarded; 3344-3.6.3-a: the retransmission carries a new Identification.
+#[test]
+fn pma_discards_reply_to_another_request() {
+    run("p4id", |tag| {
+        let Some((mut b, l)) = access(tag)? else {
+            return Ok(());
+        };
+        b.dhcp()?;
+        let (rx, q) = next_rrq(&l, Duration::from_secs(5))?;
+        let e = [
+            m4::nai(&q.nai().unwrap()),
+            m4::gre_key(777),
+            m4::per_node_auth(1),
+        ];
+        l.reply(&rx, &reply(&q, 0, 40, HOME, q.ident() ^ 0xdead, &e))?;
+        let (rx2, q2) = next_rrq(&l, Duration::from_secs(3))
+            .context("no retransmission after the stray reply")?;
+        ensure!(
+            b.client().events().iter().all(|e| e.event != "bound"),
+            "leased from a reply to another request"
+        );
+        ensure!(
+            q2.ident() != q.ident(),
+            "retransmission kept the Identification"
+        );
+        l.reply(&rx2, &accept(&q2, 40))?;
+        b.client().wait_event("bound", 1, Duration::from_secs(10))?;
+        Ok(())
+    });
+}
+
+/// leung-4.1.2-a: a renewal names the assigned home address in the Home
+/// Address field (and asks for the configured lifetime).
+#[test]
+fn pma_renewal_names_the_home_address() {
+    run("p4rn", |tag| {
+        let Some((mut b, l)) = access(tag)? else {
+            return Ok(());
+        };
+        b.dhcp()?;
+        let (rx, q) = next_rrq(&l, Duration::from_secs(5))?;
+        // Two seconds granted: renewal at 75 %.
+        l.reply(&rx, &accept(&q, 2))?;
+        b.client().wait_event("bound", 1, Duration::from_secs(10))?;
+        let (_, r) = next_rrq(&l, Duration::from_secs(4)).context("no renewal")?;
+        ensure!(
+            r.home_address() == HOME && r.lifetime() == 40,
+            "renewal home {:?} lifetime {}",
+            r.home_address(),
+            r.lifetime()
+        );
+        ensure!(r.ident() > q.ident(), "renewal Identification not newer");
+        Ok(())
+    });
+}
+
+/// 3543-6-b: a revocation whose identifier is not newer than the last one
+/// from that HA is a replay: acknowledged, not acted on.
+#[test]
+fn pma_revocation_replay_not_acted_on() {
+    run("p4rr", |tag| {
+        let Some((b, l, rx, q)) = registered(tag)? else {
+            return Ok(());
+        };
+        let nai = q.nai().unwrap();
+        let send = |id: u32, who: &str| -> anyhow::Result<Msg> {
+            let mut rv = m4::revocation(true, HOME, HA, coa(1), id, &[m4::nai(who)]);
+            m4::sign(&mut rv, ext::FA_HA_AUTH, &sa(1));
+            l.reply(&rx, &rv)?;
+            let a = l
+                .recv_where(S, is(m4::REVOCATION_ACK))
+                .context("no Revocation Acknowledgement")?;
+            Ok(Msg::parse(&a.bytes))
+        };
+        ensure!(send(100, "someone-else@x")?.u32_at(8) == 100, "ack 100");
+        let a = send(50, &nai)?;
+        ensure!(
+            a.u32_at(8) == 50,
+            "replay not acknowledged with its identifier"
+        );
+        ensure!(
+            wait_bindings(&b.daemon, 1).is_ok(),
+            "a replayed revocation removed the binding"
+        );
+        ensure!(send(101, &nai)?.u32_at(8) == 101, "ack 101");
+        wait_bindings(&b.daemon, 0)?;
+        Ok(())
+    });
+}
+
+/// 3344-3.8.2.1-d: no home address left → 130.
+#[test]
+fn ha_insufficient_resources() {
+    run("h4nr", |tag| {
+        let edit = |c: String| c.replace("10.64.0.0/24", "10.64.0.0/30");
+        let Some(b) = AnchorBed::start_edit(T::Mip4, tag, "", "", &edit)? else {
+            return Ok(());
+        };
+        let p = b.peer(1)?;
+        let gt = m4::F_G | m4::F_T;
+        let r = exchange(
+            &b,
+            &p,
+            1,
+            &prrq(1, gt, 30, [0; 4], m4::ntp_now(), &pma_exts("a@x", true)),
+        )?;
+        ensure!(r.code() == 0, "the one address: code {}", r.code());
+        let r = exchange(
+            &b,
+            &p,
+            1,
+            &prrq(1, gt, 30, [0; 4], m4::ntp_now(), &pma_exts("b@x", true)),
+        )?;
+        ensure!(r.code() == 130, "pool empty: code {} (want 130)", r.code());
         Ok(())
     });
 }

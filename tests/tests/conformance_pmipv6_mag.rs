@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use pmip_tests::both;
-use pmip_tests::conformance::bed::{sub_mac, AccessBed, T};
+use pmip_tests::conformance::bed::{sub_mac, AccessBed, AccessExtra, T};
 use pmip_tests::conformance::mh::{self, opt, Mh};
 use pmip_tests::conformance::v6::*;
 
@@ -322,11 +322,7 @@ fn mag_zero(t: T, name: &str) -> Result<()> {
     );
     Ok(())
 }
-both!(
-    mag_refuses_zero_home_address,
-    mag_zero,
-    ignore = "conformance 5844-3.1.2.6-c: a PBA with IPv4 HoA 0.0.0.0 is leased and shown ACTIVE"
-);
+both!(mag_refuses_zero_home_address, mag_zero);
 
 /// 5213-6.9.1.4-a, 5845-4.1-d (issue 12): a PBA without the GRE Key the MAG
 /// needs abandons the binding — the MAG deregisters it at the LMA.
@@ -347,11 +343,7 @@ fn mag_no_key(t: T, name: &str) -> Result<()> {
     );
     Ok(())
 }
-both!(
-    mag_deregisters_after_pba_without_gre_key,
-    mag_no_key,
-    ignore = "conformance 5213-6.9.1.4-a: after a PBA without GRE key the MAG drops the binding locally and never deregisters it"
-);
+both!(mag_deregisters_after_pba_without_gre_key, mag_no_key);
 
 /// 5213-6.9.1.2-b (issue 12): after TIMESTAMP_MISMATCH the MAG keeps its own
 /// clock instead of adopting the LMA's timestamp.
@@ -378,12 +370,7 @@ fn mag_156(t: T, name: &str) -> Result<()> {
     );
     Ok(())
 }
-both!(
-    mag_keeps_own_clock_after_156,
-    mag_156,
-    ignore =
-        "conformance 5213-6.9.1.2-b: after status 156 the MAG takes its timestamps from the LMA's"
-);
+both!(mag_keeps_own_clock_after_156, mag_156);
 
 /// 5844-3.4.1-a (issue 12): the subscriber's default router is the one the
 /// LMA sent in the IPv4 Default-Router Address option.
@@ -408,8 +395,361 @@ fn mag_router(t: T, name: &str) -> Result<()> {
     );
     Ok(())
 }
-both!(
-    mag_leases_the_lmas_default_router,
-    mag_router,
-    ignore = "conformance 5844-3.4.1-a: the MAG leases its own configured router, not the LMA's Default-Router Address"
-);
+both!(mag_leases_the_lmas_default_router, mag_router);
+
+// ------------------------------------------------------------ features (issue 12)
+
+fn revoking_mag(t: T, name: &str) -> Result<Option<AccessBed>> {
+    let x = AccessExtra {
+        peer: "revocation = true\n",
+        ..AccessExtra::default()
+    };
+    AccessBed::start_with(t, &tag(t, name), x)
+}
+
+/// 5846-9.2-b: with `peers[].revocation` the MAG revokes a leaving
+/// subscriber with a BRI (B.R. type 1, trigger 6 access network session
+/// termination, P, MN-ID and LLID), retransmitted with the same sequence
+/// number until the LMA's BRA; then the binding is gone.
+fn mag_revoke(t: T, name: &str) -> Result<()> {
+    let Some(mut b) = revoking_mag(t, name)? else {
+        return Ok(());
+    };
+    let cap = b.capture("mbri")?;
+    let l = b.anchor_sock()?;
+    let (_, first) = register(&mut b, &l, 10)?;
+    wait_bindings(&b.daemon, 1)?;
+    b.client().release()?;
+    let rx = l
+        .recv_where(Duration::from_secs(5), is_type(mh::BR))
+        .context("no BRI from the MAG after DHCP RELEASE")?;
+    let bri = Mh::parse(&rx.bytes);
+    bri.assert_all_aligned();
+    ensure!(
+        bri.fixed[0] == 1,
+        "B.R. type {} (want 1, BRI)",
+        bri.fixed[0]
+    );
+    ensure!(bri.fixed[1] == 6, "trigger {} (want 6)", bri.fixed[1]);
+    let flags = bri.u16_at(4);
+    ensure!(
+        flags & mh::BRI_P != 0 && flags & mh::BRI_G == 0,
+        "BRI flags {flags:#06x}: P, not G"
+    );
+    ensure!(bri.nai() == first.nai(), "BRI MN-ID {:?}", bri.nai());
+    ensure!(
+        bri.get(opt::LLID).map(|d| &d[2..]) == Some(&sub_mac()[..]),
+        "BRI LLID {:?}",
+        bri.get(opt::LLID)
+    );
+    let again = l
+        .recv_where(Duration::from_secs(5), is_type(mh::BR))
+        .with_context(|| format!("BRI not retransmitted: {}", b.daemon.log_tail(20)))?;
+    ensure!(
+        Mh::parse(&again.bytes).u16_at(2) == bri.u16_at(2),
+        "retransmission changed the sequence number"
+    );
+    l.reply(
+        &rx,
+        &mh::bra(
+            0,
+            bri.u16_at(2),
+            mh::BRI_P,
+            &[mh::mn_id(&bri.nai().unwrap())],
+        ),
+    )?;
+    wait_bindings(&b.daemon, 0)?;
+    ensure!(
+        l.recv_where(Duration::from_millis(900), is_type(mh::BR))
+            .is_none(),
+        "BRI retransmitted after the BRA"
+    );
+    ensure!(
+        l.recv_where(Duration::from_millis(100), is_type(mh::BU))
+            .is_none(),
+        "a de-registration PBU besides the BRI"
+    );
+    cap.check(2)?;
+    Ok(())
+}
+both!(mag_revokes_on_release, mag_revoke);
+
+/// 5846-9.2-b (bulk): on shutdown the MAG revokes every binding through the
+/// LMA with one global BRI (P and G set, administrative trigger).
+fn mag_bulk(t: T, name: &str) -> Result<()> {
+    let Some(mut b) = revoking_mag(t, name)? else {
+        return Ok(());
+    };
+    let cap = b.capture("gbri")?;
+    let l = b.anchor_sock()?;
+    register(&mut b, &l, 10)?;
+    wait_bindings(&b.daemon, 1)?;
+    b.daemon.stop();
+    let rx = l
+        .recv_where(Duration::from_secs(5), is_type(mh::BR))
+        .context("no global BRI at shutdown")?;
+    let bri = Mh::parse(&rx.bytes);
+    ensure!(
+        bri.fixed[0] == 1 && bri.fixed[1] == 1,
+        "B.R. type {} trigger {}",
+        bri.fixed[0],
+        bri.fixed[1]
+    );
+    let flags = bri.u16_at(4);
+    ensure!(
+        flags & (mh::BRI_P | mh::BRI_G) == mh::BRI_P | mh::BRI_G,
+        "global BRI flags {flags:#06x}: P and G"
+    );
+    ensure!(
+        l.recv_where(Duration::from_millis(300), is_type(mh::BU))
+            .is_none(),
+        "a de-registration PBU besides the global BRI"
+    );
+    cap.check(1)?;
+    Ok(())
+}
+both!(mag_bulk_revocation_on_shutdown, mag_bulk);
+
+/// 5846-9.1-d: a global BRI from the LMA (G, no MN-ID) revokes every
+/// binding with it; the BRA echoes G and P with status 0.
+fn mag_global(t: T, name: &str) -> Result<()> {
+    let Some(mut b) = AccessBed::start(t, &tag(t, name), "")? else {
+        return Ok(());
+    };
+    let cap = b.capture("lgbri")?;
+    let l = b.anchor_sock()?;
+    let (rx, _) = register(&mut b, &l, 10)?;
+    wait_bindings(&b.daemon, 1)?;
+    l.reply(&rx, &mh::bri(1, 21, mh::BRI_P | mh::BRI_G, &[]))?;
+    let a = l.recv_where(S, is_type(mh::BR)).context("no BRA")?;
+    let bra = Mh::parse(&a.bytes);
+    ensure!(
+        bra.fixed[0] == 2 && bra.fixed[1] == 0 && bra.u16_at(2) == 21,
+        "BRA type {} status {} seq {}",
+        bra.fixed[0],
+        bra.fixed[1],
+        bra.u16_at(2)
+    );
+    // RFC 5846 §6.2: the BRA's G is the second flag bit.
+    ensure!(
+        bra.u16_at(4) & 0xc000 == 0xc000,
+        "BRA flags {:#06x}: P and G",
+        bra.u16_at(4)
+    );
+    wait_bindings(&b.daemon, 0)?;
+    cap.check(1)?;
+    Ok(())
+}
+both!(mag_answers_global_bri, mag_global);
+
+/// 5213-6.9.1.1-d (per interface): `interfaces.access[].access_technology`
+/// sets the PBU's Access Technology Type (IEEE 802.3 = 3).
+fn mag_att(t: T, name: &str) -> Result<()> {
+    let x = AccessExtra {
+        iface: "access_technology = \"ieee-802.3\"\n",
+        ..AccessExtra::default()
+    };
+    let Some(mut b) = AccessBed::start_with(t, &tag(t, name), x)? else {
+        return Ok(());
+    };
+    let l = b.anchor_sock()?;
+    b.dhcp()?;
+    let (_, m) = next_pbu(&l, Duration::from_secs(5))?;
+    ensure!(
+        m.get(opt::ATT) == Some(&[0, 3][..]),
+        "ATT {:?} (want 3, IEEE 802.3)",
+        m.get(opt::ATT)
+    );
+    Ok(())
+}
+both!(mag_access_technology_per_interface, mag_att);
+
+/// 5213-5.5-a (MAG side): with `timestamp_based_approach = false` the PBU
+/// carries no Timestamp; its sequence number orders it.
+fn mag_seq(t: T, name: &str) -> Result<()> {
+    let Some(mut b) = AccessBed::start(t, &tag(t, name), "timestamp_based_approach = false\n")?
+    else {
+        return Ok(());
+    };
+    let l = b.anchor_sock()?;
+    b.dhcp()?;
+    let (rx, m) = next_pbu(&l, Duration::from_secs(5))?;
+    ensure!(
+        m.timestamp().is_none(),
+        "Timestamp with the sequence-number scheme"
+    );
+    let mut o = vec![mh::mn_id(&m.nai().unwrap())];
+    o.push(mh::llid(sub_mac()));
+    o.extend(accept_tail(4242));
+    l.reply(&rx, &mh::pba(0, mh::BA_P, m.u16_at(0), 10, &o))?;
+    b.client().wait_event("bound", 1, Duration::from_secs(10))?;
+    Ok(())
+}
+both!(mag_sequence_number_scheme, mag_seq);
+
+/// 5847-4-a/b (in pmipd): the MAG shows its LMA's heartbeat state and
+/// Restart Counter in `show tunnels`; with `heartbeat_interval_s = 0` it
+/// sends no heartbeat and the state is "-".
+fn mag_hb_show(t: T, name: &str) -> Result<()> {
+    let Some(b) = AccessBed::start(t, &tag(t, name), "heartbeat_interval_s = 1\n")? else {
+        return Ok(());
+    };
+    let l = b.anchor_sock()?;
+    let rx = l
+        .recv_where(S, is_type(mh::HEARTBEAT))
+        .context("no Heartbeat Request from the MAG")?;
+    let seq = u32::from_be_bytes(Mh::parse(&rx.bytes).fixed[2..6].try_into().unwrap());
+    l.reply(&rx, &mh::heartbeat(true, seq, &[mh::restart_counter(9)]))?;
+    let up = wait_tunnel(&b.daemon, b.t.addr(10), S, |x| x.state == "UP")?;
+    ensure!(
+        up.restart_counter == Some(9),
+        "tunnel {up:?}: restart counter 9"
+    );
+    wait_tunnel(&b.daemon, b.t.addr(10), Duration::from_secs(8), |x| {
+        x.state == "DOWN"
+    })?;
+    Ok(())
+}
+both!(mag_heartbeat_state_in_show_tunnels, mag_hb_show);
+
+fn mag_hb_off(t: T, name: &str) -> Result<()> {
+    let Some(b) = AccessBed::start(t, &tag(t, name), "heartbeat_interval_s = 0\n")? else {
+        return Ok(());
+    };
+    let l = b.anchor_sock()?;
+    ensure!(
+        l.recv_where(Duration::from_millis(2500), is_type(mh::HEARTBEAT))
+            .is_none(),
+        "a Heartbeat with heartbeat_interval_s = 0"
+    );
+    ensure!(
+        tunnels(&b.daemon)?.iter().all(|x| x.state == "-"),
+        "tunnel state with heartbeats off: {:?}",
+        tunnels(&b.daemon)?
+    );
+    Ok(())
+}
+both!(mag_heartbeat_off, mag_hb_off);
+
+/// 5213-6.9.1.1 (RFC 5149 Service Selection) and the DHCP lease: the
+/// profile's `apn` goes in the PBU's Service Selection option (type 20) and
+/// its `dns` servers in the lease.
+fn mag_profile(t: T, name: &str) -> Result<()> {
+    let x = AccessExtra {
+        profile: "apn = \"internet.example\"\ndns = [\"192.0.2.53\"]\n",
+        ..AccessExtra::default()
+    };
+    let Some(mut b) = AccessBed::start_with(t, &tag(t, name), x)? else {
+        return Ok(());
+    };
+    let l = b.anchor_sock()?;
+    b.dhcp()?;
+    let (rx, m) = next_pbu(&l, Duration::from_secs(5))?;
+    ensure!(
+        m.get(20) == Some(&b"internet.example"[..]),
+        "Service Selection {:?}",
+        m.get(20)
+    );
+    l.reply(&rx, &pba_for(&m, 0, 10, &accept_tail(4242)))?;
+    let lease = b.client().wait_event("bound", 1, Duration::from_secs(10))?;
+    ensure!(
+        lease.dns.contains("192.0.2.53"),
+        "lease DNS {:?}",
+        lease.dns
+    );
+    Ok(())
+}
+both!(mag_profile_apn_and_dns, mag_profile);
+
+// ------------------------------------------------------------ rows untested before
+
+/// 5213-6.9.1.2-d: a PBA whose sequence number is not the PBU's is ignored
+/// (no lease); the right one is then taken.
+fn mag_seq_mismatch(t: T, name: &str) -> Result<()> {
+    let Some(mut b) = AccessBed::start(t, &tag(t, name), "")? else {
+        return Ok(());
+    };
+    let l = b.anchor_sock()?;
+    b.dhcp()?;
+    let (rx, m) = next_pbu(&l, Duration::from_secs(5))?;
+    let mut wrong = pba_for(&m, 0, 10, &accept_tail(4242));
+    let bad_seq = m.u16_at(0).wrapping_add(100).to_be_bytes();
+    wrong[8..10].copy_from_slice(&bad_seq);
+    l.reply(&rx, &wrong)?;
+    ensure!(
+        b.client()
+            .wait_event("bound", 1, Duration::from_millis(700))
+            .is_err(),
+        "leased from a PBA with another sequence number"
+    );
+    // The next PBU (a retransmission) is answered properly.
+    let (rx, m) = next_pbu(&l, Duration::from_secs(3))?;
+    l.reply(&rx, &pba_for(&m, 0, 10, &accept_tail(4242)))?;
+    b.client().wait_event("bound", 1, Duration::from_secs(10))?;
+    Ok(())
+}
+both!(mag_ignores_pba_with_other_sequence, mag_seq_mismatch);
+
+/// 5213-6.9.4-c: without a PBA the MAG stops after MaxRetransmissions (3
+/// here: four PBUs of one attach) and the attach fails.
+fn mag_gives_up(t: T, name: &str) -> Result<()> {
+    let Some(mut b) = AccessBed::start(t, &tag(t, name), "")? else {
+        return Ok(());
+    };
+    let l = b.anchor_sock()?;
+    b.dhcp()?;
+    let (_, first) = next_pbu(&l, Duration::from_secs(5))?;
+    let ts0 = first.timestamp().unwrap();
+    let mut n = 1;
+    // PBUs of this attach: timestamps within its retransmission span (~3.3 s).
+    while let Ok((_, m)) = next_pbu(&l, Duration::from_secs(2)) {
+        if m.timestamp().unwrap() - ts0 > (4 << 16) {
+            break;
+        }
+        n += 1;
+    }
+    ensure!(
+        n == 4,
+        "{n} PBUs for one attach (1 + max_retransmissions 3)"
+    );
+    let s = b.daemon.stats()?;
+    ensure!(
+        s.groups
+            .values()
+            .any(|g| g.get("registration_timeouts").is_some_and(|v| *v >= 1)),
+        "no registration timeout counted: {:?}",
+        s.groups
+    );
+    ensure!(
+        b.client().events().iter().all(|e| e.event != "bound"),
+        "leased without a PBA"
+    );
+    Ok(())
+}
+both!(mag_stops_after_max_retransmissions, mag_gives_up);
+
+/// 5844-3.4-a: the PBU carries the IPv4 DHCP Support Mode option with S
+/// set (the MAG is the DHCP server); 5844-4-d: over IPv4 transport it
+/// carries the IPv4 Care-of Address option with the MAG's IPv4 address.
+fn mag_v4_opts(t: T, name: &str) -> Result<()> {
+    let Some(mut b) = AccessBed::start(t, &tag(t, name), "")? else {
+        return Ok(());
+    };
+    let l = b.anchor_sock()?;
+    b.dhcp()?;
+    let (_, m) = next_pbu(&l, Duration::from_secs(5))?;
+    ensure!(
+        m.get(opt::V4_DHCP_MODE) == Some(&[0, 1][..]),
+        "IPv4 DHCP Support Mode {:?} (want S set)",
+        m.get(opt::V4_DHCP_MODE)
+    );
+    if t == T::Udp5436 {
+        let d = m
+            .get(opt::V4_COA)
+            .context("no IPv4 Care-of Address option")?;
+        ensure!(d[2..] == [10, 255, 0, 1], "IPv4 CoA {d:?}");
+        m.assert_aligned(opt::V4_COA, 4, 0);
+    }
+    Ok(())
+}
+both!(mag_dhcp_mode_and_ipv4_coa, mag_v4_opts);

@@ -20,6 +20,11 @@ fn attach_and_traffic() {
 }
 
 #[test]
+fn attach_and_traffic_vlan() {
+    run(cases::attach_and_traffic_vlan);
+}
+
+#[test]
 fn handover_keeps_address_and_tcp_stream() {
     run(|p| cases::handover(p, Trigger::Data));
 }

@@ -32,6 +32,7 @@ fn attach(nai: &str, at: AccessPoint) -> AccessCommand {
         apn: None,
         imsi: None,
         interface_id: None,
+        access_tech: None,
     })
 }
 

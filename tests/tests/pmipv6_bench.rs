@@ -295,6 +295,7 @@ fn mag_heap_per_binding(n: usize) -> f64 {
                 requested_v4: None,
                 ipv6: false,
                 apn: None,
+                att: None,
             },
         );
         while let Some(t) = mag.poll_transmit() {

@@ -262,6 +262,7 @@ fn register_1000(v4: bool) {
                 apn: None,
                 imsi: None,
                 interface_id: None,
+                access_tech: None,
             })))
             .unwrap();
     }

@@ -111,6 +111,11 @@ pub trait Endpoint {
     fn bindings(&self, now: Instant) -> Vec<registrar::BindingSummary>;
     /// The protocol counters, by name, for `show stats`.
     fn counters(&self) -> registrar::Counters;
+    /// The signaling peers' heartbeat state, for `show tunnels` (none for a
+    /// protocol without heartbeats).
+    fn peers(&self) -> Vec<registrar::PeerSummary> {
+        Vec::new()
+    }
 }
 
 /// Moves datagrams between an endpoint and the network.

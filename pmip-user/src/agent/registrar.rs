@@ -30,6 +30,9 @@ pub struct AttachRequest {
     pub imsi: Option<String>,
     /// Access interface name, for the PMIPv4 Interface ID extension.
     pub interface_id: Option<Vec<u8>>,
+    /// The access interface's technology: PMIPv6 Access Technology Type
+    /// (RFC 5213 §8.5) / PMIPv4 Access Technology Type extension (draft §5.5).
+    pub access_tech: Option<u8>,
 }
 
 /// Requests to an access registrar (MAG, PMA).
@@ -38,6 +41,9 @@ pub enum AccessCommand {
     Attach(AttachRequest),
     /// The subscriber left: remove its forwarding state and deregister.
     Detach(AccessPoint),
+    /// Shutdown: every subscriber leaves (a MAG revoking at an LMA sends one
+    /// global BRI for all of them, RFC 5846).
+    DetachAll,
 }
 
 /// Why a registration did not complete.
@@ -162,6 +168,17 @@ impl BindingState {
             BindingState::Deregistering => "DEREGISTERING",
         }
     }
+}
+
+/// A signaling peer as the heartbeat sees it (RFC 5847), for `show tunnels`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerSummary {
+    pub peer: IpAddr,
+    /// `Some(true)` answering heartbeats, `Some(false)` after
+    /// MISSING_HEARTBEATS_ALLOWED misses, `None` before the first answer.
+    pub reachable: Option<bool>,
+    /// The peer's Restart Counter (RFC 5847 §5.2), once heard.
+    pub restart_counter: Option<u32>,
 }
 
 /// Named counters (a serde struct of integers, flattened).

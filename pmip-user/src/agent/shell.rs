@@ -26,6 +26,7 @@ pub struct Report {
     pub bindings: Vec<BindingSummary>,
     pub counters: Counters,
     pub shell: Counters,
+    pub peers: Vec<super::registrar::PeerSummary>,
 }
 
 /// Counters of the shell itself (socket level; protocol counters are the endpoint's).
@@ -191,6 +192,7 @@ fn on_request<E: Endpoint>(ep: &mut E, c: &ShellCounters, now: Instant, r: Reque
                 bindings: ep.bindings(now),
                 counters: ep.counters(),
                 shell: counters_of(c),
+                peers: ep.peers(),
             });
         }
     }

@@ -55,6 +55,8 @@ pub fn mag(cfg: &Config, restart_counter: u32) -> mag::MagConfig {
         heartbeat_interval: t.heartbeat_interval.unwrap_or(defaults::HEARTBEAT_OFF),
         heartbeat_missing_limit: t.heartbeat_misses.into(),
         restart_counter,
+        timestamp_based: t.timestamp_based,
+        revoke_to: revoking(cfg),
         ..mag::MagConfig::default()
     }
 }
@@ -66,11 +68,8 @@ pub fn lma(cfg: &Config, restart_counter: u32) -> lma::LmaConfig {
     let mut l = lma::LmaConfig {
         local: local_addrs(cfg),
         mags: cfg.peers.iter().map(|p| p.address).collect(),
-        ipv4_pool: cfg.ipv4_pools().next().map(|p| lma::Ipv4PoolConfig {
-            network: p.prefix.addr,
-            prefix_len: p.prefix.len,
-            gateway: p.gateway,
-        }),
+        ipv4_pool: cfg.ipv4_pools().next().map(lma_v4_pool),
+        more_ipv4_pools: cfg.ipv4_pools().skip(1).map(lma_v4_pool).collect(),
         ipv6_pool: cfg.ipv6_pools().next().map(|p| lma::Ipv6PoolConfig {
             prefix: p.prefix.addr,
             prefix_len: p.prefix.len,
@@ -78,6 +77,7 @@ pub fn lma(cfg: &Config, restart_counter: u32) -> lma::LmaConfig {
         }),
         max_lifetime: t.lifetime,
         timestamp_window: t.timestamp_window,
+        timestamp_based: t.timestamp_based,
         bri_retx_initial: t.bri_delay_min,
         bri_retx_max: t.bri_delay_max,
         bri_max_retx: t.bri_max_retransmissions.into(),
@@ -87,11 +87,19 @@ pub fn lma(cfg: &Config, restart_counter: u32) -> lma::LmaConfig {
         ..lma::LmaConfig::default()
     };
     for p in &cfg.profiles {
+        // `profiles[].pool` names the IPv4 pool to draw from (seed 004: a
+        // pool per APN); an IPv6 pool's name leaves the IPv4 default.
+        let pool = p
+            .pool
+            .as_deref()
+            .and_then(|n| cfg.ipv4_pools().position(|x| x.name == n))
+            .unwrap_or(0);
         let prof = lma::Profile {
             ipv4: true,
             ipv6: l.ipv6_pool.is_some(),
             allow_static: p.home_address.is_some(),
             static_v4: p.home_address,
+            pool,
         };
         match &p.nai {
             Some(n) => {
@@ -110,6 +118,14 @@ pub fn lma(cfg: &Config, restart_counter: u32) -> lma::LmaConfig {
     l
 }
 
+fn lma_v4_pool(p: &Ipv4Pool) -> lma::Ipv4PoolConfig {
+    lma::Ipv4PoolConfig {
+        network: p.prefix.addr,
+        prefix_len: p.prefix.len,
+        gateway: p.gateway,
+    }
+}
+
 /// The PMA (PMIPv4 access role): every IPv4 peer is a home agent.
 pub fn pma(cfg: &Config) -> Result<pma::PmaConfig, ConfigError> {
     let t = &cfg.timers;
@@ -125,6 +141,13 @@ pub fn pma(cfg: &Config) -> Result<pma::PmaConfig, ConfigError> {
         }
     }
     let mut pcfg = pma::PmaConfig::new(addr, has);
+    pcfg.revoke_to = revoking(cfg);
+    pcfg.dynamic_has = cfg
+        .peers
+        .iter()
+        .filter(|p| p.dynamic_ha)
+        .map(|p| p.address)
+        .collect();
     pcfg.lifetime_s = t.lifetime.as_secs().min(u16::MAX.into()) as u16;
     pcfg.renew_percent = t.renew_percent;
     pcfg.retransmission_timeout_ms = millis(t.retx_initial);
@@ -192,6 +215,15 @@ pub(super) fn dry_run(cfg: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The anchors the access gateway revokes at rather than deregisters with.
+fn revoking(cfg: &Config) -> std::collections::HashSet<IpAddr> {
+    cfg.peers
+        .iter()
+        .filter(|p| p.revocation)
+        .map(|p| p.address)
+        .collect()
+}
+
 fn local_addrs(cfg: &Config) -> pmipv6::LocalAddrs {
     pmipv6::LocalAddrs {
         v6: cfg.addresses.ipv6,
@@ -229,6 +261,7 @@ fn sa_of(i: usize, p: &Peer, tolerance_s: u32) -> Result<SecurityAssociation, Co
         algorithm: match sa.algorithm {
             Algorithm::HmacMd5 => auth::Algorithm::HmacMd5,
             Algorithm::Rfc2002Md5 => auth::Algorithm::KeyedMd5PrefixSuffix,
+            Algorithm::Md5 => auth::Algorithm::KeyedMd5,
         },
         timestamp_tolerance_s: tolerance_s,
     })

@@ -39,6 +39,8 @@ pub(super) const TIMERS: Timers = Timers {
     retx_max_ms: 32000,
     max_retransmissions: 5,
     timestamp_window_ms: 7000,
+    // RFC 5213 §9.3: 1.
+    timestamp_based_approach: true,
     // 0: off.
     heartbeat_interval_s: 0,
     heartbeat_misses: 3,
@@ -74,7 +76,6 @@ pub(super) const FASTPATH: Fastpath = Fastpath {
     max_subscribers: pmip_common::MAX_SUBSCRIBERS,
 };
 
-/// The period the agents are given when `timers.heartbeat_interval_s` is 0
-/// (off): they always run the timer, and a day between heartbeats is as good
-/// as never.
-pub(super) const HEARTBEAT_OFF: Duration = Duration::from_secs(86_400);
+/// The period the agents are given when `timers.heartbeat_interval_s` is 0:
+/// zero, which the MAG and LMA take as off (RFC 5847 §8: no heartbeats).
+pub(super) const HEARTBEAT_OFF: Duration = Duration::ZERO;

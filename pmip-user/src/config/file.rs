@@ -131,6 +131,9 @@ pub(super) struct AccessInterface {
     pub mtu: u16,
     #[serde(default)]
     pub default_profile: Option<String>,
+    /// What the link is (Access Technology Type, RFC 5213 §8.5 / draft §5.5).
+    #[serde(default)]
+    pub access_technology: Option<super::AccessTechnology>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -159,6 +162,14 @@ pub(super) struct Peer {
     /// Shared key, hex.
     #[serde(default)]
     pub key: Option<String>,
+    /// Access role: revoke bindings at this anchor instead of deregistering
+    /// them one by one (RFC 5846 MAG-initiated / RFC 3543 PMA-initiated).
+    #[serde(default)]
+    pub revocation: bool,
+    /// PMIPv4 access role: ask this home agent to assign one (RFC 4433:
+    /// Home Agent field 255.255.255.255 and the Requested HA extension).
+    #[serde(default)]
+    pub dynamic_ha: bool,
 }
 
 /// Times carry their unit in the key name, as the operator writes them.
@@ -173,6 +184,8 @@ pub(super) struct Timers {
     pub retx_max_ms: u32,
     pub max_retransmissions: u8,
     pub timestamp_window_ms: u32,
+    /// RFC 5213 §9.3 TimestampBasedApproachInUse.
+    pub timestamp_based_approach: bool,
     pub heartbeat_interval_s: u32,
     pub heartbeat_misses: u8,
     pub bri_delay_min_ms: u32,

@@ -18,6 +18,7 @@
 use std::fmt;
 use std::path::Path;
 
+mod access_tech;
 pub(crate) mod agents;
 mod check;
 mod defaults;
@@ -25,6 +26,7 @@ mod file;
 mod prefix;
 mod settings;
 
+pub use access_tech::AccessTechnology;
 pub use prefix::{Ipv4Prefix, Ipv6Prefix, Prefix};
 pub use settings::*;
 

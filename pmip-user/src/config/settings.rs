@@ -46,6 +46,8 @@ pub enum Algorithm {
     HmacMd5,
     /// Keyed MD5 in prefix+suffix mode (RFC 2002).
     Rfc2002Md5,
+    /// Keyed MD5 prefix+suffix over RFC 3344's protected fields (SPI included).
+    Md5,
 }
 
 /// A checked `pmipd` configuration (see docs/config-reference.md for the keys).
@@ -127,6 +129,8 @@ pub struct AccessInterface {
     pub mtu: u16,
     /// Profile for subscribers without one (names a profile).
     pub default_profile: Option<String>,
+    /// Access Technology Type code in the configured protocol.
+    pub access_tech: Option<u8>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -145,6 +149,10 @@ pub struct Peer {
     pub address: IpAddr,
     /// Mobility security association: always there for PMIPv4.
     pub sa: Option<PeerSa>,
+    /// Access role: revoke instead of deregistering (RFC 5846 / RFC 3543).
+    pub revocation: bool,
+    /// PMIPv4 access role: dynamic home agent assignment (RFC 4433).
+    pub dynamic_ha: bool,
 }
 
 /// A security association with a peer (seed 000 `fa-ha-spi`).
@@ -171,6 +179,8 @@ pub struct Timers {
     pub max_retransmissions: u8,
     /// Timestamp replay window.
     pub timestamp_window: Duration,
+    /// RFC 5213 TimestampBasedApproachInUse (PMIPv6).
+    pub timestamp_based: bool,
     /// RFC 5847 heartbeat period; `None`: off.
     pub heartbeat_interval: Option<Duration>,
     pub heartbeat_misses: u8,
@@ -375,9 +385,21 @@ impl Config {
 
     /// The DHCP server parameters of an access interface (ifindex filled by the shell).
     pub fn dhcp_server_config(&self, iface: &AccessInterface) -> DhcpServerConfig {
-        let mut c = DhcpServerConfig::new(0, iface.vlan.unwrap_or(0), iface.gateway.addr);
+        let mut c = DhcpServerConfig::new(0, self.frame_vlan(iface), iface.gateway.addr);
         c.offer_timeout = self.dhcp.offer_timeout;
         c
+    }
+
+    /// The 802.1Q tag subscribers' frames carry where the fast path and the
+    /// access link's sockets see them: none on a VLAN sub-interface (the
+    /// kernel has taken the tag off; `vlan` then only labels the link), the
+    /// configured one on the parent interface. Bindings are keyed by it, so
+    /// they match the frames.
+    pub fn frame_vlan(&self, iface: &AccessInterface) -> u16 {
+        match crate::sys::vlan_id(&iface.name) {
+            Some(_) => 0,
+            None => iface.vlan.unwrap_or(0),
+        }
     }
 
     /// DHCP option 26 for subscribers on `iface` reaching `peer`.

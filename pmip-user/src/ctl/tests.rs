@@ -72,6 +72,7 @@ fn tunnels_and_stats_text() {
         remote: Some("10.0.0.2".parse().unwrap()),
         bindings: 3,
         state: "UP".into(),
+        restart_counter: None,
     }]);
     let lines: Vec<&str> = t.lines().collect();
     assert_eq!(lines[0], "Total number of tunnels: 1");

@@ -70,7 +70,8 @@ fn start_links(
                 tracing::error!("DHCP server: {e:#}");
             }
         });
-        let mut arp = ArpShell::open(&a.name, a.vlan.unwrap_or(0), cfg.detach.monitor_config())
+        vlan_sanity(a);
+        let mut arp = ArpShell::open(&a.name, cfg.frame_vlan(a), cfg.detach.monitor_config())
             .with_context(|| format!("ARP monitor on {}", a.name))?;
         arp.set_polling(cfg.detach.enabled);
         let (atx, arx) = mpsc::unbounded_channel();
@@ -200,6 +201,7 @@ impl Glue<'_> {
             apn: profile.apn.clone(),
             imsi: profile.imsi.clone(),
             interface_id: Some(ifname.into_bytes()),
+            access_tech: link.cfg.access_tech,
         }));
         self.subs.insert(at, Sub { nai, dns, mtu });
     }
@@ -277,13 +279,19 @@ impl Glue<'_> {
         &mut self,
         at: AccessPoint,
         (home, plen): (Ipv4Addr, u8),
-        _router: Option<Ipv4Addr>,
+        anchor_router: Option<Ipv4Addr>,
         lifetime: Duration,
     ) {
         let (Some(link), Some(sub)) = (self.links.get(&at.ifindex), self.subs.get(&at)) else {
             return;
         };
-        let (router, gw_len) = (link.cfg.gateway.addr, link.cfg.gateway.len);
+        let gw_len = link.cfg.gateway.len;
+        // RFC 5844 §3.4.1: the default router is the one the LMA gave, when
+        // it is on the subscriber's subnet (the fast path answers ARP for
+        // it); else the link's own gateway address.
+        let router = anchor_router
+            .filter(|r| plen > 0 && same_subnet(*r, home, plen) && *r != home)
+            .unwrap_or(link.cfg.gateway.addr);
         tracing::info!(nai = %sub.nai, %home, lifetime_s = lifetime.as_secs(), "registered");
         let info = DhcpBinding {
             home,
@@ -374,12 +382,15 @@ impl Glue<'_> {
         !ats.is_empty()
     }
 
-    /// Deregisters everyone (shutdown).
+    /// Deregisters everyone (shutdown): one request, so a MAG can revoke
+    /// them all at once (RFC 5846 global revocation).
     fn detach_all(&mut self) {
-        let ats: Vec<AccessPoint> = self.subs.keys().copied().collect();
-        for at in ats {
-            self.detach(at);
+        for at in self.subs.keys() {
+            if let Some(l) = self.links.get(&at.ifindex) {
+                let _ = l.arp.send(ArpCmd::Unwatch { mac: at.mac });
+            }
         }
+        self.command(AccessCommand::DetachAll);
     }
 
     fn interface_of(&self, b: &BindingSummary) -> String {
@@ -480,4 +491,28 @@ where
     drop(glue);
     h.stop(Duration::from_secs(2)).await;
     Ok(mode)
+}
+
+fn same_subnet(a: Ipv4Addr, b: Ipv4Addr, plen: u8) -> bool {
+    let mask = u32::MAX
+        .checked_shl(32 - u32::from(plen.min(32)))
+        .unwrap_or(0);
+    u32::from(a) & mask == u32::from(b) & mask
+}
+
+/// `interfaces.access[].vlan` names the 802.1Q sub-interface's tag (seed
+/// 004 `encapsulation dot1Q`): say so when the interface disagrees.
+fn vlan_sanity(a: &AccessInterface) {
+    match (crate::sys::vlan_id(&a.name), a.vlan) {
+        (Some(dev), Some(want)) if dev != want => tracing::warn!(
+            iface = %a.name, vid = dev, vlan = want,
+            "interfaces.access[].vlan differs from the sub-interface's VLAN id"
+        ),
+        (None, Some(want)) => tracing::warn!(
+            iface = %a.name, vlan = want,
+            "not an 802.1Q sub-interface: the fast path matches frames tagged {want}, \
+             but DHCP and ARP on this link see no tagged frames; name the sub-interface"
+        ),
+        _ => {}
+    }
 }

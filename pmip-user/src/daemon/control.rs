@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use tokio::sync::{mpsc, oneshot};
 
 use super::fastpath::SharedDp;
-use crate::agent::registrar::{BindingSummary, Counters};
+use crate::agent::registrar::{BindingSummary, Counters, PeerSummary};
 use crate::agent::shell::Report;
 use crate::config::{Config, Protocol, Role};
 use crate::ctl::{self, BindingView, Request, Response, StatsView, SubscriberStats, TunnelView};
@@ -90,7 +90,13 @@ pub(super) fn show(ctx: &ShowCtx, req: &Request, report: &Report) -> Response {
             let local = views
                 .first()
                 .and_then(|v| super::local_for(ctx.cfg, v.peer));
-            Response::Tunnels(tunnels_of(&views, local))
+            let hb_on = ctx.cfg.timers.heartbeat_interval.is_some();
+            Response::Tunnels(tunnels_of(
+                ctx.cfg,
+                &views,
+                local,
+                hb_on.then_some(&report.peers),
+            ))
         }
         _ => Response::Stats(stats(ctx, report, &views)),
     }
@@ -120,7 +126,14 @@ fn binding_view(ctx: &ShowCtx, b: &BindingSummary) -> BindingView {
         nai: b.nai.clone(),
         state: b.state.as_str().into(),
         interface: (ctx.interface)(b),
-        vlan: b.at.and_then(|a| (a.vlan != 0).then_some(a.vlan)),
+        // The link's configured VLAN (a sub-interface's frames carry no tag).
+        vlan: b
+            .at
+            .and_then(|a| (a.vlan != 0).then_some(a.vlan))
+            .or_else(|| {
+                let name = (ctx.interface)(b);
+                cfg.interfaces.access.iter().find(|i| i.name == name)?.vlan
+            }),
         home_v4: b.home_v4.map(|h| h.0),
         hnp: b.hnp.map(|h| format!("{}/{}", h.prefix, h.len)),
         att: 4,
@@ -136,19 +149,48 @@ fn binding_view(ctx: &ShowCtx, b: &BindingSummary) -> BindingView {
     }
 }
 
-fn tunnels_of(bindings: &[BindingView], local: Option<IpAddr>) -> Vec<TunnelView> {
-    let mut t: BTreeMap<(String, String), TunnelView> = BTreeMap::new();
+/// One tunnel per peer with bindings; with heartbeats on, every peer the
+/// heartbeat knows too, with its state and Restart Counter (RFC 5847).
+fn tunnels_of(
+    cfg: &Config,
+    bindings: &[BindingView],
+    local: Option<IpAddr>,
+    peers: Option<&Vec<PeerSummary>>,
+) -> Vec<TunnelView> {
+    let mut t: BTreeMap<(String, IpAddr), TunnelView> = BTreeMap::new();
+    fn tunnel<'a>(
+        t: &'a mut BTreeMap<(String, IpAddr), TunnelView>,
+        cfg: &Config,
+        local: Option<IpAddr>,
+        peer: IpAddr,
+    ) -> &'a mut TunnelView {
+        let name = cfg
+            .peers
+            .iter()
+            .find(|p| p.address == peer)
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        t.entry((name.clone(), peer)).or_insert_with(|| TunnelView {
+            peer_name: name,
+            local: local.or_else(|| super::local_for(cfg, peer)),
+            remote: Some(peer),
+            bindings: 0,
+            state: "-".into(),
+            restart_counter: None,
+        })
+    }
     for b in bindings {
-        let e = t
-            .entry((b.peer_name.clone(), b.peer.to_string()))
-            .or_insert_with(|| TunnelView {
-                peer_name: b.peer_name.clone(),
-                local,
-                remote: Some(b.peer),
-                bindings: 0,
-                state: "-".into(),
-            });
-        e.bindings += 1;
+        tunnel(&mut t, cfg, local, b.peer).bindings += 1;
+    }
+    for p in peers.into_iter().flatten() {
+        let e = tunnel(&mut t, cfg, local, p.peer);
+        e.state = match p.reachable {
+            Some(true) => "UP",
+            Some(false) => "DOWN",
+            None => "UNKNOWN",
+        }
+        .into();
+        e.restart_counter = p.restart_counter;
     }
     t.into_values().collect()
 }

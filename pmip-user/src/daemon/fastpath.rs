@@ -160,7 +160,7 @@ pub(super) fn install_static_bindings(cfg: &Config, dp: &SharedDp) -> Result<()>
                 fp.install_access(&AccessBinding {
                     at: AccessPoint {
                         ifindex: crate::sys::ifindex(ifname)?,
-                        vlan: iface.vlan.unwrap_or(0),
+                        vlan: cfg.frame_vlan(iface),
                         mac,
                     },
                     sub_id,

@@ -18,7 +18,13 @@ use super::wire::ext::{AuthKind, ExtIter};
 pub enum Algorithm {
     #[default]
     HmacMd5,
+    /// RFC 2002 §3.5.1 keyed MD5, prefix+suffix, over the message and the
+    /// extension's Type and Length (StarOS `rfc2002-md5`).
     KeyedMd5PrefixSuffix,
+    /// Keyed MD5, prefix+suffix, over what RFC 3344 §3.5.1 protects — the
+    /// message up to and including the SPI (StarOS `md5`; RFC 3344 §5.1
+    /// keeps prefix+suffix MD5 for backward compatibility).
+    KeyedMd5,
 }
 
 /// A mobility security association with one peer (FA-HA: per node, draft §4.3).
@@ -66,7 +72,7 @@ pub const AUTHENTICATOR_LEN: usize = 16;
 /// given the offset of the authentication extension's Type octet.
 pub fn covered_len(alg: Algorithm, ext_offset: usize) -> usize {
     match alg {
-        Algorithm::HmacMd5 => ext_offset + 2 + 4,
+        Algorithm::HmacMd5 | Algorithm::KeyedMd5 => ext_offset + 2 + 4,
         Algorithm::KeyedMd5PrefixSuffix => ext_offset + 2,
     }
 }
@@ -80,7 +86,7 @@ pub fn compute(alg: Algorithm, key: &[u8], covered: &[u8]) -> [u8; AUTHENTICATOR
             m.update(covered);
             m.finalize().into_bytes().into()
         }
-        Algorithm::KeyedMd5PrefixSuffix => {
+        Algorithm::KeyedMd5PrefixSuffix | Algorithm::KeyedMd5 => {
             let mut h = Md5::new();
             h.update(key);
             h.update(covered);
@@ -305,6 +311,31 @@ mod tests {
             verify(&m, AuthKind::FaHa, |s| (s == 0x100).then_some(&sa)),
             Ok(0x100)
         );
+    }
+
+    /// StarOS `md5`: prefix+suffix keyed MD5 over RFC 3344's protected
+    /// fields, SPI included; the other algorithms' authenticators do not verify.
+    #[test]
+    fn keyed_md5_covers_the_spi() {
+        let sa = SecurityAssociation::new(9, b"secret", Algorithm::KeyedMd5);
+        let mut m = rrq();
+        let off = m.len();
+        append_auth(&mut m, AuthKind::FaHa, &sa);
+        let mut h = Md5::new();
+        h.update(b"secret");
+        h.update(&m[..off + 6]);
+        h.update(b"secret");
+        let want: [u8; 16] = h.finalize().into();
+        assert_eq!(&m[off + 6..], &want);
+        assert_eq!(verify(&m, AuthKind::FaHa, |_| Some(&sa)), Ok(9));
+        for other in [Algorithm::HmacMd5, Algorithm::KeyedMd5PrefixSuffix] {
+            let o = SecurityAssociation::new(9, b"secret", other);
+            assert_eq!(
+                verify(&m, AuthKind::FaHa, |_| Some(&o)),
+                Err(AuthError::BadAuthenticator),
+                "{other:?}"
+            );
+        }
     }
 
     #[test]

@@ -41,6 +41,7 @@ fn req(n: u8) -> AttachRequest {
         requested_v4: None,
         ipv6: false,
         apn: Some(b"example.com".to_vec()),
+        att: None,
     }
 }
 
@@ -673,7 +674,9 @@ fn lma_restart_detected_by_restart_counter() {
     // The LMA restarts and loses its binding cache (and its data plane).
     let mut cfg = lma_cfg();
     cfg.restart_counter = 2;
-    s.lma = Lma::new(cfg, s.now, wall());
+    // Its clock kept time while it was down: the MAG's timestamps (its own
+    // clock, RFC 5213 §6.9.1.2) stay within the window.
+    s.lma = Lma::new(cfg, s.now, wall() + (s.now - s.start));
     s.lma_dp = MemDataPlane::default();
     s.advance(Duration::from_secs(60));
     assert_eq!(s.mags[0].counters.lma_restart_detected, 1);
@@ -853,7 +856,7 @@ fn static_address_when_profile_allows() {
 }
 
 #[test]
-fn timestamp_mismatch_then_mag_adjusts() {
+fn timestamp_mismatch_mag_keeps_its_clock() {
     let mut s = Sim::new(false);
     // MAG1's wall clock is 10 s ahead of the LMA's.
     s.mags[0] = Mag::new(
@@ -862,12 +865,29 @@ fn timestamp_mismatch_then_mag_adjusts() {
         wall() + Duration::from_secs(10),
     );
     s.attach(0, req(1));
-    assert_eq!(s.lma.counters.pbu_timestamp_mismatch, 1);
-    assert_eq!(
-        s.mags[0].active_count(),
-        1,
-        "second PBU uses the LMA's clock"
-    );
+    s.advance(Duration::from_secs(120));
+    // RFC 5213 §6.9.1.2: the MAG does not take the LMA's time from a 156;
+    // every retry is refused again and the attach fails with 156.
+    assert!(s.lma.counters.pbu_timestamp_mismatch > 1);
+    assert_eq!(s.mags[0].active_count(), 0);
+    assert!(s.events[0].contains(&MagEvent::RegistrationFailed {
+        at: ap(1),
+        reason: FailReason::Rejected(BaStatus::TIMESTAMP_MISMATCH)
+    }));
+    let pbus = s.sent(Node::Mag(0), Node::Lma, MhType::BindingUpdate);
+    assert!(pbus.len() > 1);
+    for (at, m) in pbus {
+        let Message::BindingUpdate(bu) = m else {
+            continue;
+        };
+        // The MAG's own clock at the time (10 s ahead), never the LMA's.
+        let own = 1_700_000_000 + 10 + (at - s.start).as_secs();
+        let secs = bu.timestamp().unwrap() >> 16;
+        assert!(
+            secs.abs_diff(own) <= 1,
+            "timestamp {secs} s, own clock {own} s"
+        );
+    }
 }
 
 #[test]
@@ -1230,7 +1250,9 @@ fn mag_hostile_and_odd_acks() {
         Ok(Message::BindingError(_))
     ));
     assert_eq!(s.mags[0].binding(&ap(1)).unwrap().state, "REGISTERING");
-    // Accepted, but without the uplink GRE key: unusable, registration fails.
+    // Accepted, but without the uplink GRE key: unusable, registration
+    // fails, and the binding the LMA made is deregistered (RFC 5845 §4.2,
+    // RFC 5213 §6.9.1.4).
     let opts = vec![
         mn,
         MobilityOption::MnLinkLayerId(ap(1).mac.to_vec()),
@@ -1242,14 +1264,15 @@ fn mag_hostile_and_odd_acks() {
     ];
     s.mags[0].handle(now, Peer::V6(LMA), &ack(bu.seq, opts));
     s.run();
-    assert_eq!(s.mags[0].counters.pba_bad, 1);
+    assert_eq!(s.mags[0].counters.pba_without_gre_key, 1);
     assert_eq!(
-        s.events[0],
-        vec![MagEvent::RegistrationFailed {
+        s.events[0].first(),
+        Some(&MagEvent::RegistrationFailed {
             at: ap(1),
             reason: FailReason::BadAck
-        }]
+        })
     );
+    assert_eq!(s.mags[0].counters.dereg_sent, 1);
     assert!(s.mag_dp[0].access.is_empty());
 }
 

@@ -169,6 +169,13 @@ pub struct AccessRecord {
     pub last_ident: u64,
     #[serde(default)]
     pub seq: u16,
+    /// Access Technology Type of the attachment's interface (MAG), if it
+    /// names its own.
+    #[serde(default)]
+    pub att: Option<u8>,
+    /// The anchor's last reply allowed revocation (PMA, RFC 3543 §3.2).
+    #[serde(default)]
+    pub anchor_revocation: bool,
 }
 
 /// An anchor's binding (LMA or HA), written when it is created, refreshed
@@ -206,6 +213,10 @@ pub struct AnchorRecord {
     /// The access gateway advertised revocation support (HA, RFC 3543).
     #[serde(default)]
     pub revocable: bool,
+    /// Sequence number of the last accepted PBU (LMA, RFC 5213 §5.5 without
+    /// timestamps).
+    #[serde(default)]
+    pub last_seq: u16,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -38,6 +38,8 @@ fn access(n: u8) -> AccessRecord {
         refresh_ms: 1_799_999_990_000,
         last_ident: 0x1234_5678_9abc,
         seq: 7,
+        att: Some(4),
+        anchor_revocation: false,
     }
 }
 
@@ -63,6 +65,7 @@ fn anchor(id: u32) -> AnchorRecord {
         expires_ms: 1_800_000_000_000,
         last_ident: 42,
         revocable: true,
+        last_seq: 3,
     }
 }
 

@@ -8,7 +8,7 @@ pub mod bpffs;
 pub mod iface;
 pub mod socket;
 
-pub use iface::{iface_mac, ifindex, interface_info};
+pub use iface::{iface_mac, ifindex, interface_info, vlan_id};
 
 /// Writes `value` to the sysctl `key` (dotted, as `sysctl -w` takes it).
 pub fn sysctl(key: &str, value: &str) -> Result<()> {

@@ -371,7 +371,7 @@ fn run_all(ns: &Netns, cmds: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn common_head(t: T, role: &str, dir: &Path, me: u8) -> String {
+fn common_head(t: T, role: &str, dir: &Path, me: u8, iface_extra: &str) -> String {
     let mut c = format!(
         "role = \"{role}\"\nprotocol = \"{}\"\nnode_id = \"conf-{role}\"\n\n[control]\nsocket = \"{}\"\n\n\
          [fastpath]\nattach_mode = \"generic\"\n\n[interfaces]\ncore = \"core0\"\n",
@@ -384,7 +384,7 @@ fn common_head(t: T, role: &str, dir: &Path, me: u8) -> String {
     }
     if role == "access" {
         c.push_str(&format!(
-            "\n[[interfaces.access]]\nname = \"acc0\"\ngateway = \"{GW_ADDR}/24\"\nmtu = 1500\ndefault_profile = \"default\"\n"
+            "\n[[interfaces.access]]\nname = \"acc0\"\ngateway = \"{GW_ADDR}/24\"\nmtu = 1500\ndefault_profile = \"default\"\n{iface_extra}"
         ));
     }
     // Nothing of a run survives it (what these cases were written for).
@@ -408,7 +408,7 @@ fn timers(t: T, extra: &str) -> String {
 
 /// The anchor's configuration: MAG/PMA peers at .1 and .2 (.3 is not configured).
 pub fn anchor_config(t: T, dir: &Path, extra_timers: &str, tail: &str) -> String {
-    let mut c = common_head(t, "anchor", dir, 10);
+    let mut c = common_head(t, "anchor", dir, 10, "");
     for i in 1..=2u8 {
         c.push_str(&format!(
             "\n[[peers]]\nname = \"gw{i}\"\naddress = \"{}\"\n",
@@ -426,20 +426,35 @@ pub fn anchor_config(t: T, dir: &Path, extra_timers: &str, tail: &str) -> String
     c
 }
 
+/// Extra lines for the access gateway's configuration.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AccessExtra<'a> {
+    /// Into `[timers]`.
+    pub timers: &'a str,
+    /// Into the anchor's `[[peers]]` entry.
+    pub peer: &'a str,
+    /// Into the `[[interfaces.access]]` entry.
+    pub iface: &'a str,
+    /// Into the default `[[profiles]]` entry.
+    pub profile: &'a str,
+}
+
 /// The access gateway's configuration: one access link, the anchor at .10.
-pub fn access_config(t: T, dir: &Path, extra_timers: &str) -> String {
-    let mut c = common_head(t, "access", dir, 1);
+pub fn access_config(t: T, dir: &Path, x: AccessExtra) -> String {
+    let mut c = common_head(t, "access", dir, 1, x.iface);
     c.push_str(&format!(
-        "\n[[peers]]\nname = \"anchor\"\naddress = \"{}\"\n",
-        t.addr(10)
+        "\n[[peers]]\nname = \"anchor\"\naddress = \"{}\"\n{}",
+        t.addr(10),
+        x.peer
     ));
     if t == T::Mip4 {
         c.push_str(&sa_toml(1));
     }
-    c.push_str(&timers(t, extra_timers));
+    c.push_str(&timers(t, x.timers));
     c.push_str(
         "\n[detach]\nenabled = false\n\n[[profiles]]\nname = \"default\"\nanchor = \"anchor\"\n",
     );
+    c.push_str(x.profile);
     c
 }
 
@@ -469,6 +484,17 @@ pub struct AnchorBed {
 impl AnchorBed {
     /// None when the machine cannot run it (not root, tools missing).
     pub fn start(t: T, tag: &str, extra_timers: &str, tail: &str) -> Result<Option<AnchorBed>> {
+        Self::start_edit(t, tag, extra_timers, tail, &|c| c)
+    }
+
+    /// As `start`, with `edit` applied to the configuration text.
+    pub fn start_edit(
+        t: T,
+        tag: &str,
+        extra_timers: &str,
+        tail: &str,
+        edit: &dyn Fn(String) -> String,
+    ) -> Result<Option<AnchorBed>> {
         if !check_prereqs() {
             return Ok(None);
         }
@@ -498,7 +524,7 @@ impl AnchorBed {
             &["ip -6 addr add fd00:255::10/64 dev core0 nodad".into()],
         )?;
         let cfg = dir.0.join("anchor.toml");
-        std::fs::write(&cfg, anchor_config(t, &dir.0, extra_timers, tail))?;
+        std::fs::write(&cfg, edit(anchor_config(t, &dir.0, extra_timers, tail)))?;
         let sock = dir.0.join("anchor.sock");
         let daemon = Daemon::start(&anchor_ns, "anchor", &cfg, &sock, "info")?;
         Ok(Some(AnchorBed {
@@ -553,6 +579,15 @@ pub struct AccessBed {
 
 impl AccessBed {
     pub fn start(t: T, tag: &str, extra_timers: &str) -> Result<Option<AccessBed>> {
+        let x = AccessExtra {
+            timers: extra_timers,
+            ..AccessExtra::default()
+        };
+        Self::start_with(t, tag, x)
+    }
+
+    /// As `start`, with extra configuration lines.
+    pub fn start_with(t: T, tag: &str, x: AccessExtra) -> Result<Option<AccessBed>> {
         if !check_prereqs() {
             return Ok(None);
         }
@@ -589,7 +624,7 @@ impl AccessBed {
             ],
         )?;
         let cfg = dir.0.join("access.toml");
-        std::fs::write(&cfg, access_config(t, &dir.0, extra_timers))?;
+        std::fs::write(&cfg, access_config(t, &dir.0, x))?;
         let sock = dir.0.join("access.sock");
         let daemon = Daemon::start(&gw, "access", &cfg, &sock, "info")?;
         Ok(Some(AccessBed {

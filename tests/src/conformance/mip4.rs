@@ -80,10 +80,48 @@ pub fn hmac_md5(key: &[u8], covered: &[u8]) -> [u8; 16] {
 
 /// Appends an authentication extension (Type, Length 20, SPI, HMAC-MD5).
 pub fn sign(msg: &mut Vec<u8>, kind: u8, sa: &Sa) {
+    sign_with(msg, kind, sa, Alg::HmacMd5);
+}
+
+/// The authenticator algorithms (RFC 3344 §5.1, StarOS `hash-algorithm`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Alg {
+    /// HMAC-MD5 over the message through the SPI (RFC 3344 §3.5.1).
+    HmacMd5,
+    /// MD5(key ‖ message through the SPI ‖ key).
+    KeyedMd5,
+    /// MD5(key ‖ message through Type and Length ‖ key) (RFC 2002 §3.5.1).
+    Rfc2002Md5,
+}
+
+/// Keyed MD5 in prefix+suffix mode.
+pub fn keyed_md5(key: &[u8], covered: &[u8]) -> [u8; 16] {
+    use md5::Digest;
+    let mut h = md5::Md5::new();
+    h.update(key);
+    h.update(covered);
+    h.update(key);
+    h.finalize().into()
+}
+
+impl Alg {
+    /// The authenticator over `msg`, whose authentication extension starts at `ext`.
+    pub fn authenticator(self, key: &[u8], msg: &[u8], ext: usize) -> [u8; 16] {
+        match self {
+            Alg::HmacMd5 => hmac_md5(key, &msg[..ext + 6]),
+            Alg::KeyedMd5 => keyed_md5(key, &msg[..ext + 6]),
+            Alg::Rfc2002Md5 => keyed_md5(key, &msg[..ext + 2]),
+        }
+    }
+}
+
+/// Appends an authentication extension computed with `alg`.
+pub fn sign_with(msg: &mut Vec<u8>, kind: u8, sa: &Sa, alg: Alg) {
+    let ext = msg.len();
     msg.push(kind);
     msg.push(20);
     msg.extend_from_slice(&sa.spi.to_be_bytes());
-    let a = hmac_md5(&sa.key, msg);
+    let a = alg.authenticator(&sa.key, msg, ext);
     msg.extend_from_slice(&a);
 }
 
@@ -270,6 +308,11 @@ impl Msg {
     }
     /// Checks the authentication extension of `kind`: last, SPI, HMAC-MD5.
     pub fn assert_auth(&self, kind: u8, sa: &Sa) {
+        self.assert_auth_with(kind, sa, Alg::HmacMd5);
+    }
+
+    /// As `assert_auth`, with the authenticator of `alg`.
+    pub fn assert_auth_with(&self, kind: u8, sa: &Sa, alg: Alg) {
         let last = self.exts.last().expect("no extensions: no authentication");
         assert_eq!(
             last.1, kind,
@@ -278,11 +321,10 @@ impl Msg {
         assert_eq!(last.3.len(), 20, "SPI + 16-octet authenticator");
         let spi = u32::from_be_bytes(last.3[..4].try_into().unwrap());
         assert_eq!(spi, sa.spi, "SPI");
-        let covered = &self.bytes[..last.0 + 6];
         assert_eq!(
             &last.3[4..],
-            &hmac_md5(&sa.key, covered),
-            "HMAC-MD5 authenticator"
+            &alg.authenticator(&sa.key, &self.bytes, last.0),
+            "{alg:?} authenticator"
         );
     }
 }

@@ -184,3 +184,29 @@ pub fn register(b: &mut AccessBed, l: &PeerSock, lifetime: u16) -> Result<(Rx, M
     b.client().wait_event("bound", 1, Duration::from_secs(10))?;
     Ok((rx, m))
 }
+
+/// `pmipctl show tunnels --json`.
+pub fn tunnels(d: &crate::lab::Daemon) -> Result<Vec<pmip_user::ctl::TunnelView>> {
+    match d.ctl_json(&["show", "tunnels"])? {
+        pmip_user::ctl::Response::Tunnels(t) => Ok(t),
+        r => anyhow::bail!("show tunnels answered {r:?}"),
+    }
+}
+
+/// Waits until `show tunnels` has a tunnel to `peer` for which `pred` holds.
+pub fn wait_tunnel(
+    d: &crate::lab::Daemon,
+    peer: std::net::IpAddr,
+    within: Duration,
+    pred: impl Fn(&pmip_user::ctl::TunnelView) -> bool,
+) -> Result<pmip_user::ctl::TunnelView> {
+    let end = std::time::Instant::now() + within;
+    loop {
+        let t = tunnels(d)?;
+        if let Some(x) = t.iter().find(|x| x.remote == Some(peer) && pred(x)) {
+            return Ok(x.clone());
+        }
+        anyhow::ensure!(std::time::Instant::now() < end, "tunnels: {t:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

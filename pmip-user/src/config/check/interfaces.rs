@@ -86,12 +86,23 @@ fn access_link(
             );
         }
     }
+    let access_tech = a.access_technology.and_then(|t| {
+        let code = t.code(f.protocol);
+        if code.is_none() {
+            v.err(
+                format!("{p}.access_technology"),
+                format!("{t:?} has no Access Technology Type in {:?}", f.protocol),
+            );
+        }
+        code
+    });
     Some(AccessInterface {
         name: a.name.clone(),
         vlan: a.vlan,
         gateway: gateway?,
         mtu: a.mtu,
         default_profile: a.default_profile.clone(),
+        access_tech,
     })
 }
 

@@ -32,10 +32,18 @@ pub(super) fn check(f: &File, v: &mut Errors) -> Vec<Peer> {
         }
         address(f, &p, pr, v);
         let sa = security_association(f, &p, pr, v);
+        if !f.access() && (pr.revocation || pr.dynamic_ha) {
+            v.err(format!("{p}.revocation"), "only used in the access role");
+        }
+        if pr.dynamic_ha && f.protocol != Protocol::Pmipv4 {
+            v.err(format!("{p}.dynamic_ha"), "RFC 4433 is PMIPv4's");
+        }
         peers.push(Peer {
             name: pr.name.clone(),
             address: pr.address,
             sa,
+            revocation: pr.revocation,
+            dynamic_ha: pr.dynamic_ha,
         });
     }
     peers
@@ -105,7 +113,7 @@ fn security_association(f: &File, p: &str, pr: &file::Peer, v: &mut Errors) -> O
     if pr.algorithm.is_none() {
         v.err(
             format!("{p}.algorithm"),
-            format!("missing: {why} (hmac-md5 or rfc2002-md5)"),
+            format!("missing: {why} (hmac-md5, md5 or rfc2002-md5)"),
         );
     }
     let key = match &pr.key {

@@ -1,8 +1,10 @@
 //! `[[pools]]`: the anchor's home addresses and home network prefixes.
 //!
-//! The LMA and the HA each allocate from one pool per family, so a second
-//! pool of a family would never hand out an address: it is refused, naming
-//! the pool, rather than left unused (issue 11, "configuration truth").
+//! The LMA allocates IPv4 home addresses from several pools (a profile's
+//! `pool` picks one, the first is the default; they may not overlap) and
+//! prefixes from one IPv6 pool; the HA from one IPv4 pool. A pool that would
+//! never hand out an address is refused, naming it, rather than left unused
+//! (issue 11, "configuration truth").
 use std::collections::HashSet;
 
 use super::Errors;
@@ -25,7 +27,12 @@ pub(super) fn check(f: &File, v: &mut Errors) -> Vec<Pool> {
         }
         let pool = match pl.prefix.parse::<Prefix>() {
             Ok(Prefix::V4(net)) => {
-                one_per_family(&p, "IPv4", "addresses", &mut first4, i, v);
+                // The LMA draws from several (profiles[].pool picks); the HA from one.
+                if f.protocol == Protocol::Pmipv4 {
+                    one_per_family(&p, "IPv4", "addresses", &mut first4, i, v);
+                } else if let Some(j) = overlapping(&pools, net) {
+                    v.err(format!("{p}.prefix"), format!("overlaps pools[{j}]"));
+                }
                 ipv4(&p, pl, net, v).map(Pool::V4)
             }
             Ok(Prefix::V6(net)) => {
@@ -153,4 +160,12 @@ fn ipv6(p: &str, pl: &file::Pool, net: Ipv6Prefix, v: &mut Errors) -> Ipv6Pool {
         prefix: net,
         assign_len,
     }
+}
+
+/// The index of an earlier IPv4 pool sharing addresses with `net`.
+fn overlapping(pools: &[Pool], net: Ipv4Prefix) -> Option<usize> {
+    pools.iter().position(|p| match p {
+        Pool::V4(q) => q.prefix.contains(net.addr) || net.contains(q.prefix.addr),
+        Pool::V6(_) => false,
+    })
 }

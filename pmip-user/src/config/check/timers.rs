@@ -46,6 +46,7 @@ pub(super) fn timers(f: &File, v: &mut Errors) -> Timers {
         retx_max: millis(t.retx_max_ms),
         max_retransmissions: t.max_retransmissions,
         timestamp_window: millis(t.timestamp_window_ms),
+        timestamp_based: t.timestamp_based_approach,
         heartbeat_interval: (t.heartbeat_interval_s > 0).then(|| secs(t.heartbeat_interval_s)),
         heartbeat_misses: t.heartbeat_misses,
         bri_delay_min: millis(t.bri_delay_min_ms),

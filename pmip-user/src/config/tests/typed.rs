@@ -217,7 +217,17 @@ fn every_pool_is_used_or_refused() {
                 ("pools[1].gateway", s("198.51.100.1")),
                 ("pools[1].assign_len", None),
             ],
-            "pools[1]: a second IPv4 pool: the anchor hands out IPv4 addresses from one pool (pools[0])",
+            // Issue 12: the LMA draws from several IPv4 pools (profiles[].pool).
+            "",
+        ),
+        (
+            ANCHOR_V6,
+            vec![
+                ("pools[1].prefix", s("192.0.2.128/25")),
+                ("pools[1].gateway", s("192.0.2.129")),
+                ("pools[1].assign_len", None),
+            ],
+            "pools[1].prefix: overlaps pools[0]",
         ),
         (
             ANCHOR_V6,

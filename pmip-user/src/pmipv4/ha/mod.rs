@@ -143,6 +143,10 @@ pub struct HaCounters {
     pub revocation_retransmissions: u64,
     pub revocation_acks: u64,
     pub revocation_timeouts: u64,
+    /// RFC 3543 §5: revocations from a PMA, acknowledged.
+    pub pma_revocations: u64,
+    pub pma_revocations_stale: u64,
+    pub pma_revocations_unknown: u64,
 }
 
 /// What happened to a binding.
@@ -226,6 +230,8 @@ pub struct Ha {
     sub_ids: IdAlloc,
     revocations: HashMap<u32, PendingRevocation>,
     next_revocation_id: u32,
+    /// Highest Revocation Identifier seen from each PMA (RFC 3543 §6 replay).
+    pma_revocation_ids: HashMap<Ipv4Addr, u32>,
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
     gen: u64,
     tx: VecDeque<Transmit>,
@@ -263,6 +269,7 @@ impl Ha {
             sub_ids: IdAlloc::default(),
             revocations: HashMap::new(),
             next_revocation_id,
+            pma_revocation_ids: HashMap::new(),
             timers: BinaryHeap::new(),
             gen: 0,
             tx: VecDeque::new(),
@@ -424,6 +431,10 @@ impl Ha {
     pub fn handle(&mut self, now: Instant, src: SocketAddrV4, payload: &[u8]) {
         match payload.first() {
             Some(1) => self.on_request(now, src, payload),
+            Some(7) => match Message::parse(payload) {
+                Ok(Message::Revocation(r)) => self.on_pma_revocation(src, payload, r),
+                _ => self.counters.rx_malformed += 1,
+            },
             Some(15) => match Message::parse(payload) {
                 Ok(Message::RevocationAck(a)) => {
                     self.on_revocation_ack(src, payload, a.revocation_id)

@@ -38,6 +38,7 @@ impl Ha {
                     expires_ms: wall_ms(self.clock.wall(b.expires_at)),
                     last_ident: b.last_ident,
                     revocable: b.revocable,
+                    last_seq: 0,
                 }),
             ),
             None => StoreOp::Delete(key),

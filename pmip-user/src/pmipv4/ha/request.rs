@@ -160,7 +160,14 @@ impl Ha {
         let c = self.check(now, src, peer, rrq)?;
         let nai_ext = ExtRepr::Nai(c.nai.as_bytes().to_vec());
         if rrq.lifetime == 0 {
-            return Ok(self.deregister(now, &c, rrq, nai_ext));
+            let held = self.bindings.get(&c.nai).map(|b| b.anchor.uplink_key);
+            let (life, home, mut exts) = self.deregister(now, &c, rrq, nai_ext);
+            // RFC 6245 §4.2: a reply to a request with a GRE Key carries one,
+            // de-registration included: the key the binding had, else theirs.
+            if let Some(k) = rrq.extensions.gre_key() {
+                exts.push(ExtRepr::GreKey(held.unwrap_or(k)));
+            }
+            return Ok((life, home, exts));
         }
         let Some(downlink_key) = rrq
             .extensions

@@ -5,9 +5,9 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use super::super::auth;
-use super::super::wire::ext::{AuthKind, ExtRepr};
-use super::super::wire::{RevocationRepr, PORT};
-use super::{Ha, PendingRevocation, TimerKey};
+use super::super::wire::ext::{AuthKind, ExtList, ExtRepr};
+use super::super::wire::{RevocationAckRepr, RevocationRepr, PORT};
+use super::{Ha, HaEvent, PendingRevocation, TimerKey};
 use crate::agent::{Peer, Transmit};
 
 impl Ha {
@@ -74,5 +74,76 @@ impl Ha {
             self.revocations.remove(&id);
             self.counters.revocation_acks += 1;
         }
+    }
+}
+
+impl Ha {
+    /// A Registration Revocation from a PMA (RFC 3543 §5, the foreign domain
+    /// revoking: A clear): the device left. The binding it names through that
+    /// PMA goes — when revocation was negotiated for it (§3.2) — and the PMA
+    /// gets an authenticated acknowledgement either way, so it stops
+    /// retransmitting. An identifier not newer than the last is a replay
+    /// (§6): acknowledged, not acted on.
+    pub(super) fn on_pma_revocation(
+        &mut self,
+        src: SocketAddrV4,
+        payload: &[u8],
+        r: RevocationRepr,
+    ) {
+        let pma = *src.ip();
+        let Some(peer) = self.peers.get(&pma) else {
+            self.counters.rx_unknown_peer += 1;
+            return;
+        };
+        let sa = peer.sa.clone();
+        if auth::verify(payload, AuthKind::FaHa, |spi| {
+            (spi == sa.spi).then_some(&sa)
+        })
+        .is_err()
+        {
+            self.counters.bad_authenticator += 1;
+            return;
+        }
+        let fresh = self
+            .pma_revocation_ids
+            .get(&pma)
+            .is_none_or(|&last| (r.revocation_id.wrapping_sub(last) as i32) > 0);
+        if fresh {
+            self.pma_revocation_ids.insert(pma, r.revocation_id);
+        } else {
+            self.counters.pma_revocations_stale += 1;
+        }
+        let nai = match r.extensions.nai().and_then(|n| std::str::from_utf8(n).ok()) {
+            Some(n) => Some(n.to_string()),
+            None => self
+                .bindings
+                .iter()
+                .find(|(_, b)| b.home == r.home_address && b.pma == pma)
+                .map(|(n, _)| n.clone()),
+        };
+        let ours = nai.filter(|n| {
+            self.bindings
+                .get(n)
+                .is_some_and(|b| b.pma == pma && b.revocable)
+        });
+        match ours {
+            Some(nai) if fresh && !r.a_bit => {
+                self.remove_binding(&nai);
+                self.counters.pma_revocations += 1;
+                self.events.push_back(HaEvent::Deregistered { nai });
+            }
+            Some(_) => {}
+            None => self.counters.pma_revocations_unknown += 1,
+        }
+        let mut ack = RevocationAckRepr {
+            i_bit: false,
+            home_address: r.home_address,
+            revocation_id: r.revocation_id,
+            extensions: vec![],
+        }
+        .to_bytes();
+        auth::append_auth(&mut ack, AuthKind::FaHa, &sa);
+        self.tx
+            .push_back(Transmit::new(Peer::V4(SocketAddrV4::new(pma, PORT)), ack));
     }
 }

@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use super::super::wire::ext::AccessTech;
 use super::super::wire::ReplyCode;
 use super::{Phase, Pma, PmaEvent, Subscriber};
 use crate::agent::registrar::{
@@ -30,6 +31,8 @@ impl Pma {
         s.static_home = r.static_v4;
         s.imsi = r.imsi;
         s.interface_id = r.interface_id;
+        s.access_tech = r.access_tech.map(AccessTech::from);
+        s.dynamic_ha = self.cfg.dynamic_has.contains(&r.anchor);
         self.attach(now, s);
     }
 
@@ -123,6 +126,13 @@ impl Endpoint for Pma {
         match cmd {
             AccessCommand::Attach(r) => self.attach_request(now, r),
             AccessCommand::Detach(at) => self.detach_at(now, at),
+            AccessCommand::DetachAll => {
+                let mut nais: Vec<String> = self.sessions.keys().cloned().collect();
+                nais.sort_unstable();
+                for nai in nais {
+                    self.detach(now, &nai);
+                }
+            }
         }
     }
     fn poll_transmit(&mut self) -> Option<Transmit> {

@@ -24,6 +24,7 @@ mod endpoint;
 mod outage;
 mod persist;
 mod reply;
+mod revoke;
 
 /// HA failover (seed 000: `proxy-mip ha-failover [max-attempts | num-attempts-before-switching
 /// | timeout]`).
@@ -83,6 +84,11 @@ pub struct PmaConfig {
     pub access_technology: Option<AccessTech>,
     /// First downlink GRE key handed out.
     pub downlink_key_base: u32,
+    /// HAs we revoke bindings at when a device leaves (RFC 3543 §5, when the
+    /// HA advertised Revocation Support) instead of deregistering.
+    pub revoke_to: HashSet<std::net::IpAddr>,
+    /// HAs asked to assign a home agent dynamically (RFC 4433).
+    pub dynamic_has: HashSet<std::net::IpAddr>,
 }
 
 fn d_lifetime() -> u16 {
@@ -116,6 +122,8 @@ impl PmaConfig {
             revocation_support: true,
             access_technology: None,
             downlink_key_base: d_key_base(),
+            revoke_to: HashSet::new(),
+            dynamic_has: HashSet::new(),
         }
     }
 }
@@ -135,6 +143,8 @@ pub struct Subscriber {
     pub static_home: Option<Ipv4Addr>,
     pub imsi: Option<String>,
     pub interface_id: Option<Vec<u8>>,
+    /// The access interface's technology (draft §5.5), else the PMA's.
+    pub access_tech: Option<AccessTech>,
 }
 
 impl Subscriber {
@@ -148,6 +158,7 @@ impl Subscriber {
             static_home: None,
             imsi: None,
             interface_id: None,
+            access_tech: None,
         }
     }
 }
@@ -215,6 +226,12 @@ pub struct PmaCounters {
     pub rx_malformed: u64,
     pub rx_unknown_peer: u64,
     pub rx_auth_failed: u64,
+    /// Replies/revocations failing FA-HA authentication, logged (RFC 3344 §3.7.3.1).
+    pub security_exceptions_logged: u64,
+    pub revocations_sent: u64,
+    pub revocation_acks: u64,
+    /// Accepted replies without GRE Key: the binding was deregistered (RFC 6245 §4.1).
+    pub abandoned: u64,
     pub rx_unmatched: u64,
     pub rx_missing_gre_key: u64,
     pub rx_unexpected_type: u64,
@@ -258,6 +275,10 @@ struct Session {
     expires_at: Option<Instant>,
     /// The lifetime the HA granted last.
     granted: Option<Duration>,
+    /// The HA's last reply had Revocation Support (RFC 3543 §3.2): we may revoke.
+    ha_revocation: bool,
+    /// Leaving by our Registration Revocation (RFC 3543 §5) with this identifier.
+    revoking: Option<u32>,
     gen: u64,
 }
 
@@ -298,11 +319,17 @@ pub struct Pma {
     gone_at: HashMap<String, AccessPoint>,
     store: persist::StoreQueue,
     counters: PmaCounters,
+    /// When the last security exception was logged (the log is rate limited).
+    last_security_log: Option<Instant>,
+    /// Our next Registration Revocation identifier (RFC 3543 §3.3).
+    next_revocation_id: u32,
 }
 
 impl Pma {
     pub fn new(cfg: PmaConfig, clock: Clock) -> Self {
         let keys = IdAlloc::new(cfg.downlink_key_base, pmip_common::MAX_SUBSCRIBERS);
+        // Identifiers start from our clock so a restart does not reuse them.
+        let next_revocation_id = auth::ntp_seconds(clock.ntp(clock.at));
         Pma {
             cfg,
             clock,
@@ -321,6 +348,8 @@ impl Pma {
             gone_at: HashMap::new(),
             store: persist::StoreQueue::new(),
             counters: PmaCounters::default(),
+            last_security_log: None,
+            next_revocation_id,
         }
     }
 
@@ -421,17 +450,22 @@ impl Pma {
             });
             return;
         };
-        let mut has = vec![sub.home_agent];
-        if let Some(a) = sub.alternate_ha {
-            has.push(a);
-        }
+        // Draft §8.1: an HA that answered 149/150 is skipped while its
+        // hold-down runs (outage.rs); all held down: the primary is asked.
+        let has: Vec<Ipv4Addr> = std::iter::once(sub.home_agent)
+            .chain(sub.alternate_ha)
+            .collect();
+        let ha_idx = has
+            .iter()
+            .position(|h| !self.is_refused(*h, now))
+            .unwrap_or(0);
         let nai = sub.nai.clone();
         let s = Session {
             home: sub.static_home,
             sub,
             phase: Phase::Registering,
             has,
-            ha_idx: 0,
+            ha_idx,
             assigned_ha: None,
             sub_id,
             downlink_key: key,
@@ -444,6 +478,8 @@ impl Pma {
             renew_at: None,
             expires_at: None,
             granted: None,
+            ha_revocation: false,
+            revoking: None,
             gen: 0,
         };
         self.sessions.insert(nai.clone(), s);
@@ -468,6 +504,7 @@ impl Pma {
             nai: nai.to_string(),
         });
         self.counters.deregistrations += 1;
+        self.choose_revocation(nai);
         if was_registered {
             self.start_transaction(now, nai);
         } else {
@@ -521,6 +558,10 @@ impl Pma {
 
     /// Builds, signs and queues a PRRQ with a fresh Identification (RFC 3344 §3.6.3).
     fn send_request(&mut self, now: Instant, nai: &str) {
+        if self.sessions.get(nai).is_some_and(|s| s.revoking.is_some()) {
+            self.send_revocation(now, nai);
+            return;
+        }
         let wall = self.clock.wall(now);
         let Some(s) = self.sessions.get_mut(nai) else {
             return;
@@ -549,12 +590,11 @@ impl Pma {
                 id: imsi.as_bytes().to_vec(),
             });
         }
-        if let Some(t) = self.cfg.access_technology {
+        if let Some(t) = s.sub.access_tech.or(self.cfg.access_technology) {
             exts.push(ExtRepr::AccessTechnology(t));
         }
-        if !dereg {
-            exts.push(ExtRepr::GreKey(s.downlink_key));
-        }
+        // RFC 6245 §4.1: in every registration request, de-registration included.
+        exts.push(ExtRepr::GreKey(s.downlink_key));
         if self.cfg.revocation_support {
             exts.push(ExtRepr::RevocationSupport {
                 i_bit: false,
@@ -644,7 +684,8 @@ impl Pma {
     pub fn handle(&mut self, now: Instant, src: SocketAddrV4, payload: &[u8]) {
         match Message::parse(payload) {
             Ok(Message::Reply(r)) => self.on_reply(now, src, payload, r),
-            Ok(Message::Revocation(r)) => self.on_revocation(src, payload, r),
+            Ok(Message::Revocation(r)) => self.on_revocation(now, src, payload, r),
+            Ok(Message::RevocationAck(a)) => self.on_revocation_ack(now, src, payload, a),
             Ok(_) => self.counters.rx_unexpected_type += 1,
             Err(_) => self.counters.rx_malformed += 1,
         }

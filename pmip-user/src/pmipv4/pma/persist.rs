@@ -68,6 +68,8 @@ impl Pma {
             ),
             last_ident: self.idents.get(&s.ha()).map_or(0, |g| g.last()),
             seq: 0,
+            att: None,
+            anchor_revocation: s.ha_revocation,
         })
     }
 
@@ -173,6 +175,8 @@ impl Pma {
             renew_at: Some(later(r.refresh_ms)),
             expires_at: Some(later(r.expires_ms)),
             granted: Some(Duration::from_secs(r.lifetime_s.into())),
+            ha_revocation: r.anchor_revocation,
+            revoking: None,
             gen: 0,
         };
         self.sessions.insert(r.nai.clone(), s);

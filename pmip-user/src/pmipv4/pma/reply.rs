@@ -47,6 +47,7 @@ impl Pma {
             // Unauthenticated replies, denials included, are ignored: retransmission and
             // failover take over (a forged 149/150 must not stop service).
             self.counters.rx_auth_failed += 1;
+            self.security_exception(now, src, "registration reply");
             return;
         }
         let ha = *src.ip();
@@ -122,10 +123,25 @@ impl Pma {
             return;
         }
         let Some(uplink_key) = r.extensions.gre_key() else {
-            // RFC 6245: the HA returns the key it wants; without it no GRE tunnel.
+            // RFC 6245 §4.1: the HA returns the key it wants; without it no
+            // GRE tunnel. The binding it made is of no use: deregister it
+            // (RFC 3344 §3.6.1.2) rather than leave it at the HA.
             self.counters.rx_missing_gre_key += 1;
-            let phase = s.phase;
-            self.give_up(nai, phase, Some(ReplyCode::EncapUnavailable));
+            self.counters.abandoned += 1;
+            if let Some(b) = s.installed.take() {
+                self.dp.push_back(DpCommand::RemoveAccess(b));
+            }
+            if !r.home_address.is_unspecified() {
+                s.home = Some(r.home_address);
+            }
+            s.phase = Phase::Deregistering;
+            s.renew_at = None;
+            s.expires_at = None;
+            self.events.push_back(PmaEvent::RegistrationFailed {
+                nai: nai.to_string(),
+                code: Some(ReplyCode::EncapUnavailable),
+            });
+            self.start_transaction(now, nai);
             return;
         };
         if r.home_address.is_unspecified() || r.lifetime == 0 {
@@ -133,6 +149,7 @@ impl Pma {
             self.give_up(nai, phase, Some(r.code));
             return;
         }
+        s.ha_revocation = r.extensions.revocation_support().is_some();
         if s.sub.dynamic_ha {
             // RFC 4433: the reply's Home Agent field names the HA that took us.
             s.assigned_ha = Some(
@@ -181,7 +198,13 @@ impl Pma {
         self.anchor_answered(now, ha, nai);
     }
 
-    pub(super) fn on_revocation(&mut self, src: SocketAddrV4, payload: &[u8], r: RevocationRepr) {
+    pub(super) fn on_revocation(
+        &mut self,
+        now: Instant,
+        src: SocketAddrV4,
+        payload: &[u8],
+        r: RevocationRepr,
+    ) {
         let Some(peer) = self.cfg.home_agents.iter().find(|p| p.address == *src.ip()) else {
             self.counters.rx_unknown_peer += 1;
             return;
@@ -193,6 +216,7 @@ impl Pma {
         .is_err()
         {
             self.counters.rx_auth_failed += 1;
+            self.security_exception(now, src, "registration revocation");
             return;
         }
         // RFC 3543: the Revocation Identifier grows; an old one is a replay (or a
@@ -240,5 +264,27 @@ impl Pma {
             Peer::V4(SocketAddrV4::new(*src.ip(), PORT)),
             ack,
         ));
+    }
+}
+
+impl Pma {
+    /// RFC 3344 §3.7.3.1: a reply that fails FA-HA authentication is a
+    /// security exception — counted always, logged at most once a second
+    /// (a flood of forgeries must not flood the log).
+    pub(super) fn security_exception(&mut self, now: Instant, src: SocketAddrV4, what: &str) {
+        let quiet = self
+            .last_security_log
+            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1));
+        if quiet {
+            return;
+        }
+        self.last_security_log = Some(now);
+        self.counters.security_exceptions_logged += 1;
+        tracing::warn!(
+            peer = %src,
+            what,
+            failed = self.counters.rx_auth_failed,
+            "security exception: FA-HA authentication failed (RFC 3344 §3.7.3.1); discarded"
+        );
     }
 }

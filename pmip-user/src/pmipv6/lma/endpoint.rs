@@ -6,6 +6,7 @@ use super::super::wire::revocation_trigger;
 use super::Lma;
 use crate::agent::registrar::{
     counters_of, AnchorCommand, AnchorEvent, BindingState, BindingSummary, Counters, GoneCause,
+    PeerSummary,
 };
 use crate::agent::{Endpoint, Peer, Transmit};
 use crate::dataplane::DpCommand;
@@ -97,5 +98,18 @@ impl Endpoint for Lma {
     }
     fn counters(&self) -> Counters {
         counters_of(&self.counters)
+    }
+    fn peers(&self) -> Vec<PeerSummary> {
+        let mut v: Vec<PeerSummary> = self
+            .mag_peers
+            .values()
+            .map(|m| PeerSummary {
+                peer: m.peer.ip(),
+                reachable: m.hb_up,
+                restart_counter: m.restart_counter,
+            })
+            .collect();
+        v.sort_by_key(|p| p.peer);
+        v
     }
 }

@@ -26,6 +26,7 @@ impl Lma {
             if m.hb_outstanding && m.hb_seq == hb.seq {
                 m.hb_outstanding = false;
                 m.hb_missed = 0;
+                m.hb_up = Some(true);
             } else {
                 self.counters.rx_unexpected_message += 1;
                 return;
@@ -40,6 +41,7 @@ impl Lma {
             hb_outstanding: false,
             hb_missed: 0,
             restart_counter: None,
+            hb_up: None,
         });
         let restarted = m.restart_counter.is_some_and(|old| old != rc);
         m.restart_counter = Some(rc);
@@ -74,6 +76,7 @@ impl Lma {
                 hb_outstanding: false,
                 hb_missed: 0,
                 restart_counter: None,
+                hb_up: None,
             });
         if !self.hb_armed && !self.cfg.heartbeat_interval.is_zero() {
             self.hb_armed = true;
@@ -91,6 +94,7 @@ impl Lma {
                     // Path to the MAG is down (RFC 5847 §4); its bindings
                     // stay until they expire, the MAG may come back.
                     self.counters.mag_unreachable += 1;
+                    m.hb_up = Some(false);
                 }
             }
             m.hb_seq = m.hb_seq.wrapping_add(1);

@@ -22,6 +22,7 @@ use crate::dataplane::{DpCommand, Hnp};
 
 mod endpoint;
 mod heartbeat;
+mod pba;
 mod pbu;
 mod persist;
 mod pool;
@@ -57,6 +58,8 @@ pub struct Profile {
     pub allow_static: bool,
     /// Always give this IPv4 home address.
     pub static_v4: Option<Ipv4Addr>,
+    /// The IPv4 pool to allocate from (index into the LMA's pools; 0 the first).
+    pub pool: usize,
 }
 
 impl Default for Profile {
@@ -66,6 +69,7 @@ impl Default for Profile {
             ipv6: false,
             allow_static: false,
             static_v4: None,
+            pool: 0,
         }
     }
 }
@@ -77,6 +81,9 @@ pub struct LmaConfig {
     /// MAGs allowed to register (others get status 154).
     pub mags: Vec<IpAddr>,
     pub ipv4_pool: Option<Ipv4PoolConfig>,
+    /// Further IPv4 pools (seed 004: one `ip pool` per APN), after `ipv4_pool`;
+    /// a profile picks one by index (0 = `ipv4_pool`).
+    pub more_ipv4_pools: Vec<Ipv4PoolConfig>,
     pub ipv6_pool: Option<Ipv6PoolConfig>,
     /// Known subscribers by MN identifier (NAI).
     pub subscribers: HashMap<String, Profile>,
@@ -86,6 +93,10 @@ pub struct LmaConfig {
     pub max_lifetime: Duration,
     /// RFC 5213 TimestampValidityWindow (300 ms).
     pub timestamp_window: Duration,
+    /// RFC 5213 §9.3 TimestampBasedApproachInUse: order PBUs that carry a
+    /// Timestamp by it. PBUs without one (and every PBU when this is off)
+    /// are ordered by sequence number (§5.5: that scheme MUST be supported).
+    pub timestamp_based: bool,
     /// RFC 5213 MinDelayBeforeBCEDelete (10 s).
     pub min_delay_before_bce_delete: Duration,
     /// Send a BRI to the previous MAG on handover (RFC 5846; "revocation enable").
@@ -106,11 +117,13 @@ impl Default for LmaConfig {
             local: LocalAddrs::default(),
             mags: Vec::new(),
             ipv4_pool: None,
+            more_ipv4_pools: Vec::new(),
             ipv6_pool: None,
             subscribers: HashMap::new(),
             default_profile: None,
             max_lifetime: Duration::from_secs(40000),
             timestamp_window: Duration::from_millis(300),
+            timestamp_based: true,
             min_delay_before_bce_delete: Duration::from_secs(10),
             revocation: true,
             bri_retx_initial: Duration::from_secs(1),
@@ -138,8 +151,11 @@ pub struct LmaCounters {
     pub pbu_missing_option: u64,
     pub pbu_timestamp_mismatch: u64,
     pub pbu_timestamp_replayed: u64,
+    pub pbu_sequence_out_of_window: u64,
+    pub pbu_multiple_ipv4_requests: u64,
     pub pbu_gre_key_missing: u64,
     pub pbu_v4_not_authorized: u64,
+    pub pbu_hnp_not_authorized: u64,
     pub pbu_no_resources: u64,
     pub pbu_accepted: u64,
     pub registrations: u64,
@@ -155,6 +171,9 @@ pub struct LmaCounters {
     pub bri_gave_up: u64,
     pub bra_rx: u64,
     pub bra_unmatched: u64,
+    pub bri_from_mag: u64,
+    pub bri_from_mag_unknown: u64,
+    pub bri_from_mag_refused: u64,
     pub heartbeat_rx: u64,
     pub heartbeat_sent: u64,
     pub heartbeat_missed: u64,
@@ -178,6 +197,8 @@ struct Bce {
     att: Option<AccessTechType>,
     lifetime: Duration,
     last_ts: u64,
+    /// Sequence number of the last PBU accepted (RFC 5213 §5.5 sequence-number scheme).
+    last_seq: u16,
     /// `Some` while waiting MinDelayBeforeBCEDelete after a deregistration
     /// (the map entry is already removed).
     deleting: bool,
@@ -211,6 +232,8 @@ struct MagPeer {
     hb_outstanding: bool,
     hb_missed: u32,
     restart_counter: Option<u32>,
+    /// Answering heartbeats (see `PeerSummary::reachable`).
+    hb_up: Option<bool>,
 }
 
 /// A binding cache entry as `show lma-service session` would list it.
@@ -242,7 +265,8 @@ pub struct Lma {
     bce_by_id: HashMap<Vec<u8>, Vec<u32>>,
     bces: HashMap<u32, Bce>,
     ids: IdAlloc,
-    v4: Option<V4Pool>,
+    /// IPv4 pools, `ipv4_pool` first.
+    v4: Vec<V4Pool>,
     v6: Option<V6Pool>,
     bri_seq: u16,
     bris: HashMap<u16, PendingBri>,
@@ -260,6 +284,11 @@ struct Reply {
     status: BaStatus,
     lifetime: u16,
     extra: Vec<MobilityOption>,
+    /// The PBA's Sequence Number when it is not the PBU's (status 135
+    /// carries the last one accepted, RFC 6275 §9.5.1).
+    seq: Option<u16>,
+    /// The PBU's Timestamp was used for ordering: echo it (RFC 5213 §5.3.6).
+    echo_ts: bool,
 }
 
 impl Reply {
@@ -268,6 +297,8 @@ impl Reply {
             status,
             lifetime: 0,
             extra: vec![],
+            seq: None,
+            echo_ts: true,
         }
     }
 }
@@ -282,7 +313,13 @@ impl Lma {
             bce_by_id: HashMap::new(),
             bces: HashMap::new(),
             ids: IdAlloc::default(),
-            v4: cfg.ipv4_pool.clone().map(V4Pool::new),
+            v4: cfg
+                .ipv4_pool
+                .iter()
+                .chain(&cfg.more_ipv4_pools)
+                .cloned()
+                .map(V4Pool::new)
+                .collect(),
             v6: cfg.ipv6_pool.clone().map(V6Pool::new),
             bri_seq: 0,
             bris: HashMap::new(),
@@ -303,8 +340,8 @@ impl Lma {
         for id in held.sub_ids.iter().chain(&held.keys) {
             self.ids.reserve(*id);
         }
-        if let Some(p) = self.v4.as_mut() {
-            for a in &held.home_v4 {
+        for a in &held.home_v4 {
+            if let Some(p) = self.v4.iter_mut().find(|p| p.contains(*a)) {
                 p.take(*a);
             }
         }
@@ -416,6 +453,7 @@ impl Lma {
             Message::BindingUpdate(bu) => self.on_pbu(now, peer, bu),
             Message::Heartbeat(hb) => self.on_heartbeat(peer, hb),
             Message::RevocationAck(bra) => self.on_bra(bra),
+            Message::RevocationIndication(bri) => self.on_mag_bri(peer, bri),
             _ => self.counters.rx_unexpected_message += 1,
         }
     }

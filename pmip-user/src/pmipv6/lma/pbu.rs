@@ -6,8 +6,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use super::super::wire::{
-    self, ba_flags, option::hoa_status, revocation_trigger, AccessTechType, BaStatus, BindingAck,
-    BindingUpdate, HandoffIndicator, Message, MobilityOption, OptionsExt,
+    revocation_trigger, AccessTechType, BaStatus, BindingUpdate, HandoffIndicator, MobilityOption,
+    OptionsExt,
 };
 use super::{Bce, Lma, Profile, Reply, TimerKey};
 use crate::agent::clock::timestamp_distance;
@@ -22,7 +22,9 @@ struct Pbu<'a> {
     llid: Vec<u8>,
     hnps: Vec<(u8, Ipv6Addr)>,
     v4_req: Option<(u8, Ipv4Addr)>,
-    ts: u64,
+    /// The Timestamp the PBU is ordered by; `None`: the sequence-number scheme.
+    ts: Option<u64>,
+    seq: u16,
     profile: Profile,
     existing: Option<u32>,
 }
@@ -49,38 +51,7 @@ impl Lma {
             self.counters.pbu_accepted += 1;
             self.note_mag(now, peer);
         }
-        // RFC 5213 §5.3.x: the PBA echoes the identifying options of the PBU.
-        let mut options = Vec::with_capacity(8);
-        if let Some(id) = bu.mn_id() {
-            options.push(MobilityOption::MnId {
-                subtype: wire::option::MN_ID_SUBTYPE_NAI,
-                id: id.to_vec(),
-            });
-        }
-        for o in &bu.options {
-            match o {
-                MobilityOption::HandoffIndicator(_)
-                | MobilityOption::AccessTechType(_)
-                | MobilityOption::MnLinkLayerId(_)
-                | MobilityOption::LinkLocalAddress(_) => options.push(o.clone()),
-                _ => {}
-            }
-        }
-        // TIMESTAMP_MISMATCH carries our clock instead (RFC 5213 §5.5).
-        if reply.status != BaStatus::TIMESTAMP_MISMATCH {
-            if let Some(ts) = bu.timestamp() {
-                options.push(MobilityOption::Timestamp(ts));
-            }
-        }
-        options.extend(reply.extra);
-        let ba = Message::BindingAck(BindingAck {
-            status: reply.status,
-            flags: ba_flags::P,
-            seq: bu.seq,
-            lifetime: reply.lifetime,
-            options,
-        });
-        self.queue(peer, &ba);
+        self.send_pba(peer, &bu, reply);
     }
 
     fn profile(&self, mn_id: &[u8]) -> Option<Profile> {
@@ -99,7 +70,9 @@ impl Lma {
             Err(r) => return r,
         };
         if bu.lifetime == 0 {
-            return self.deregister(now, peer, p.existing, p.ts);
+            let mut r = self.deregister(now, &p);
+            r.echo_ts = p.ts.is_some();
+            return r;
         }
         let g = match self.authorise(bu, &p) {
             Ok(g) => g,
@@ -115,7 +88,9 @@ impl Lma {
                 Err(r) => return r,
             },
         };
-        self.accepted(id, &g)
+        let mut r = self.accepted(id, &g);
+        r.echo_ts = p.ts.is_some();
+        r
     }
 
     /// Who may register, the mandatory options, the timestamp and the
@@ -160,17 +135,19 @@ impl Lma {
                 return refuse(&mut self.counters.pbu_missing_option, status);
             }
         }
-        // RFC 5213 §5.5: the timestamp must be within the window of our clock.
-        let our_ts = self.clock.timestamp(now);
-        let ts = match bu.timestamp() {
-            Some(ts) if timestamp_distance(ts, our_ts) <= self.cfg.timestamp_window => ts,
-            _ => {
-                self.counters.pbu_timestamp_mismatch += 1;
-                let mut r = Reply::reject(BaStatus::TIMESTAMP_MISMATCH);
-                r.extra.push(MobilityOption::Timestamp(our_ts));
-                return Err(r);
-            }
-        };
+        // RFC 5844 §3.1.2.1: one IPv4 home address per mobility session.
+        let v4_reqs = bu
+            .options
+            .iter()
+            .filter(|o| matches!(o, MobilityOption::Ipv4HoaRequest { .. }))
+            .count();
+        if v4_reqs > 1 {
+            return refuse(
+                &mut self.counters.pbu_multiple_ipv4_requests,
+                BaStatus::MULTIPLE_IPV4_HOME_ADDRESS_ASSIGNMENT_NOT_SUPPORTED,
+            );
+        }
+        let ts = self.ordering_timestamp(now, bu)?;
         let Some(profile) = self.profile(mn_id) else {
             return refuse(
                 &mut self.counters.pbu_unknown_mn,
@@ -179,12 +156,10 @@ impl Lma {
         };
         let llid = bu.link_layer_id().unwrap_or(&[]).to_vec();
         let existing = self.find_session(mn_id, &llid, bu.handoff_indicator(), &hnps);
-        // Ordering and replay: only strictly newer PBUs count (RFC 5213 §5.5).
-        if existing.is_some_and(|id| ts <= self.bces[&id].last_ts) {
-            return refuse(
-                &mut self.counters.pbu_timestamp_replayed,
-                BaStatus::TIMESTAMP_LOWER_THAN_PREV_ACCEPTED,
-            );
+        if let Some(id) = existing {
+            let b = &self.bces[&id];
+            let last = (b.last_ts, b.last_seq, b.mag == peer);
+            self.check_order(last, ts, bu.seq)?;
         }
         Ok(Pbu {
             peer,
@@ -193,6 +168,7 @@ impl Lma {
             hnps,
             v4_req,
             ts,
+            seq: bu.seq,
             profile,
             existing,
         })
@@ -258,7 +234,8 @@ impl Lma {
         let changed = handover || b.downlink_key != g.downlink_key || was_deleting;
         b.mag = p.peer;
         b.downlink_key = g.downlink_key;
-        b.last_ts = p.ts;
+        b.last_ts = p.ts.unwrap_or(b.last_ts);
+        b.last_seq = p.seq;
         b.lifetime = g.lifetime;
         b.att = g.att;
         b.deleting = false;
@@ -295,28 +272,16 @@ impl Lma {
     /// address and default router.
     fn accepted(&self, id: u32, g: &Grant) -> Reply {
         let b = &self.bces[&id];
-        let mut extra = Vec::with_capacity(4);
-        if let Some(h) = b.hnp {
-            extra.push(MobilityOption::HomeNetworkPrefix {
-                prefix_len: h.len,
-                prefix: h.prefix,
-            });
-        }
-        extra.push(MobilityOption::GreKey(Some(b.uplink_key)));
-        if let Some((addr, plen)) = b.home_v4 {
-            extra.push(MobilityOption::Ipv4HoaReply {
-                status: hoa_status::SUCCESS,
-                prefix_len: plen,
-                addr,
-            });
-            if let Some(p) = &self.v4 {
-                extra.push(MobilityOption::Ipv4DefaultRouter(p.cfg.gateway));
-            }
-        }
+        let mut extra = self.binding_options(id);
+        // The uplink key goes after the prefix (RFC 5845 §4.2), before IPv4.
+        let at = usize::from(b.hnp.is_some());
+        extra.insert(at, MobilityOption::GreKey(Some(b.uplink_key)));
         Reply {
             status: BaStatus::ACCEPTED,
             lifetime: (g.lifetime.as_secs() / 4) as u16,
             extra,
+            seq: None,
+            echo_ts: true,
         }
     }
 
@@ -327,7 +292,15 @@ impl Lma {
         let Some((_, req)) = p.v4_req else {
             return Ok(None);
         };
-        let Some(pool) = self.v4.as_mut() else {
+        // The profile's pool (`profiles[].pool`); a static address is taken
+        // from whichever pool holds it.
+        let home_pool = p.profile.pool;
+        let in_pool = |s: Ipv4Addr, v: &[super::pool::V4Pool]| v.iter().position(|x| x.contains(s));
+        let at = match p.profile.static_v4 {
+            Some(s) => in_pool(s, &self.v4).unwrap_or(home_pool),
+            None => home_pool,
+        };
+        let Some(pool) = self.v4.get_mut(at) else {
             self.counters.pbu_v4_not_authorized += 1;
             return Err(Reply::reject(
                 BaStatus::NOT_AUTHORIZED_FOR_IPV4_MOBILITY_SERVICE,
@@ -371,6 +344,14 @@ impl Lma {
 
     /// A new binding cache entry, its addresses and its fast-path entries.
     fn create(&mut self, now: Instant, p: &Pbu, g: &Grant) -> Result<u32, Reply> {
+        // RFC 5213 §5.3.1: a new session holds no prefix yet; asking for a
+        // specific one (not ::/0) is asking for one it is not authorised for.
+        if p.hnps.iter().any(|(_, pfx)| !pfx.is_unspecified()) {
+            self.counters.pbu_hnp_not_authorized += 1;
+            return Err(Reply::reject(
+                BaStatus::NOT_AUTHORIZED_FOR_HOME_NETWORK_PREFIX,
+            ));
+        }
         let home_v4 = self.assign_v4(p, g)?;
         let mut hnp = None;
         if !p.hnps.is_empty() {
@@ -407,7 +388,8 @@ impl Lma {
             hnp,
             att: g.att,
             lifetime: g.lifetime,
-            last_ts: p.ts,
+            last_ts: p.ts.unwrap_or(0),
+            last_seq: p.seq,
             deleting: false,
             deadline: now + g.lifetime,
         };
@@ -424,29 +406,53 @@ impl Lma {
     }
 
     fn release_v4(&mut self, a: Option<(Ipv4Addr, u8)>) {
-        if let (Some((a, _)), Some(p)) = (a, self.v4.as_mut()) {
-            p.release(a);
+        if let Some((a, _)) = a {
+            if let Some(p) = self.v4.iter_mut().find(|p| p.contains(a)) {
+                p.release(a);
+            }
         }
     }
 
-    fn deregister(&mut self, now: Instant, peer: Peer, existing: Option<u32>, ts: u64) -> Reply {
-        let done = Reply {
+    /// Lifetime 0 (RFC 5213 §5.3.5). The PBA carries what the binding had —
+    /// prefix, IPv4 home address, default router (RFC 5213 §5.3.6, RFC 5844
+    /// §3.1.2.6) — or, for a binding we do not know, what the PBU asked about.
+    fn deregister(&mut self, now: Instant, p: &Pbu) -> Reply {
+        let mut done = Reply {
             status: BaStatus::ACCEPTED,
             lifetime: 0,
             extra: vec![],
+            seq: None,
+            echo_ts: true,
         };
-        let Some(id) = existing else {
+        let Some(id) = p.existing else {
             self.counters.dereg_unknown += 1;
+            done.extra = p
+                .hnps
+                .iter()
+                .map(|&(prefix_len, prefix)| MobilityOption::HomeNetworkPrefix {
+                    prefix_len,
+                    prefix,
+                })
+                .collect();
+            if let Some((plen, addr)) = p.v4_req {
+                done.extra.extend(self.v4_reply(
+                    super::super::wire::option::hoa_status::SUCCESS,
+                    plen,
+                    addr,
+                ));
+            }
             return done;
         };
+        done.extra = self.binding_options(id);
         let b = self.bces.get_mut(&id).expect("index consistent");
-        if b.mag != peer {
+        if b.mag != p.peer {
             // A late deregistration from the MAG the subscriber left: the
             // binding now belongs to the new MAG; acknowledge, change nothing.
             self.counters.dereg_from_old_mag += 1;
             return done;
         }
-        b.last_ts = ts;
+        b.last_ts = p.ts.unwrap_or(b.last_ts);
+        b.last_seq = p.seq;
         if b.deleting {
             return done;
         }
@@ -463,6 +469,52 @@ impl Lma {
         }
         self.arm(deadline, TimerKey::Bce(id));
         done
+    }
+
+    /// The Timestamp a PBU is ordered by (RFC 5213 §5.5): within the window
+    /// of our clock, else 156 with our time. `None` when the PBU carries
+    /// none or TimestampBasedApproachInUse is off: the sequence number orders it.
+    fn ordering_timestamp(
+        &mut self,
+        now: Instant,
+        bu: &BindingUpdate,
+    ) -> Result<Option<u64>, Reply> {
+        let Some(ts) = bu.timestamp().filter(|_| self.cfg.timestamp_based) else {
+            return Ok(None);
+        };
+        let our_ts = self.clock.timestamp(now);
+        if timestamp_distance(ts, our_ts) > self.cfg.timestamp_window {
+            self.counters.pbu_timestamp_mismatch += 1;
+            let mut r = Reply::reject(BaStatus::TIMESTAMP_MISMATCH);
+            r.extra.push(MobilityOption::Timestamp(our_ts));
+            return Err(r);
+        }
+        Ok(Some(ts))
+    }
+
+    /// Only strictly newer PBUs count (RFC 5213 §5.5): by Timestamp (157), or
+    /// by sequence number from the MAG that holds the binding (RFC 6275
+    /// §9.5.1: 135 with the last sequence number accepted). Sequence numbers
+    /// of two MAGs are unrelated, so a handover is never out of window.
+    fn check_order(
+        &mut self,
+        (last_ts, last_seq, same_mag): (u64, u16, bool),
+        ts: Option<u64>,
+        seq: u16,
+    ) -> Result<(), Reply> {
+        match ts {
+            Some(ts) if ts <= last_ts => {
+                self.counters.pbu_timestamp_replayed += 1;
+                Err(Reply::reject(BaStatus::TIMESTAMP_LOWER_THAN_PREV_ACCEPTED))
+            }
+            None if same_mag && (seq.wrapping_sub(last_seq) as i16) <= 0 => {
+                self.counters.pbu_sequence_out_of_window += 1;
+                let mut r = Reply::reject(BaStatus::SEQUENCE_NUMBER_OUT_OF_WINDOW);
+                r.seq = Some(last_seq);
+                Err(r)
+            }
+            _ => Ok(()),
+        }
     }
 
     pub(super) fn anchor_binding(&self, id: u32) -> Option<AnchorBinding> {

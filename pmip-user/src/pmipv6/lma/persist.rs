@@ -48,6 +48,7 @@ impl Lma {
             expires_ms: wall_ms(self.clock.wall(b.deadline)),
             last_ident: b.last_ts,
             revocable: self.cfg.revocation,
+            last_seq: b.last_seq,
         })
     }
 
@@ -123,10 +124,12 @@ impl Lma {
         if self.bces.contains_key(&id) || !self.ids.reserve(id) {
             return None;
         }
-        if let (Some(a), Some(p)) = (r.home_v4, self.v4.as_mut()) {
-            if p.contains(a) && !p.take(a) {
-                self.ids.release(id);
-                return None;
+        if let Some(a) = r.home_v4 {
+            if let Some(p) = self.v4.iter_mut().find(|p| p.contains(a)) {
+                if !p.take(a) {
+                    self.ids.release(id);
+                    return None;
+                }
             }
         }
         if let (Some(h), Some(p)) = (r.hnp, self.v6.as_mut()) {
@@ -148,6 +151,7 @@ impl Lma {
                 att: r.att.map(AccessTechType::from),
                 lifetime: Duration::from_secs(r.lifetime_s.into()),
                 last_ts: r.last_ident,
+                last_seq: r.last_seq,
                 deleting: false,
                 deadline,
             },

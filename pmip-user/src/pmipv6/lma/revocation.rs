@@ -3,7 +3,8 @@
 use std::time::Instant;
 
 use super::super::wire::{
-    self, br_flags, Message, MobilityOption, RevocationAck, RevocationIndication,
+    self, br_flags, bra_status, Message, MobilityOption, OptionsExt, RevocationAck,
+    RevocationIndication,
 };
 use super::{Lma, PendingBri, TimerKey};
 use crate::agent::registrar::GoneCause;
@@ -75,5 +76,78 @@ impl Lma {
         if self.bris.remove(&bra.seq).is_none() {
             self.counters.bra_unmatched += 1;
         }
+    }
+}
+
+impl Lma {
+    /// A BRI from a MAG (MAG-initiated revocation, RFC 5846 §8.2/§9.2): the
+    /// MAG tells us the sessions it served are gone. Without G: the MN's
+    /// sessions through that MAG (by MN-ID, and LLID when given); with G
+    /// (bulk): every session through that MAG. Answered with a BRA carrying
+    /// the BRI's sequence number, P and G (§6.2); the MAG gets no BRI back.
+    pub(super) fn on_mag_bri(&mut self, peer: Peer, bri: RevocationIndication) {
+        self.counters.bri_from_mag += 1;
+        let global = bri.flags & br_flags::BRI_G != 0;
+        let status = if !self.mags.contains(&peer.ip()) || bri.flags & br_flags::P == 0 {
+            // Only a MAG we serve may revoke, and only proxy bindings.
+            self.counters.bri_from_mag_refused += 1;
+            if global {
+                bra_status::GLOBAL_REVOCATION_NOT_AUTHORIZED
+            } else {
+                bra_status::BINDING_DOES_NOT_EXIST
+            }
+        } else if !global && bri.mn_id().is_none() {
+            self.counters.bri_from_mag_refused += 1;
+            bra_status::MN_IDENTITY_REQUIRED
+        } else {
+            let ids = self.revoked_by(peer, &bri, global);
+            for id in &ids {
+                self.ended(*id, GoneCause::Revoked(bri.trigger));
+                self.delete(*id);
+            }
+            if ids.is_empty() {
+                self.counters.bri_from_mag_unknown += 1;
+                bra_status::BINDING_DOES_NOT_EXIST
+            } else {
+                bra_status::SUCCESS
+            }
+        };
+        let mut options = Vec::new();
+        if let Some(id) = bri.mn_id() {
+            options.push(MobilityOption::MnId {
+                subtype: wire::option::MN_ID_SUBTYPE_NAI,
+                id: id.to_vec(),
+            });
+        }
+        let bra = Message::RevocationAck(RevocationAck {
+            status,
+            seq: bri.seq,
+            flags: (bri.flags & br_flags::P) | if global { br_flags::BRA_G } else { 0 },
+            options,
+        });
+        self.queue(peer, &bra);
+    }
+
+    /// The live sessions a MAG's BRI names: those through `peer` with the
+    /// BRI's MN-ID (and LLID), or all of them for a global revocation; an
+    /// MN-ID of the form `@realm` in a global one limits it to that realm.
+    fn revoked_by(&self, peer: Peer, bri: &RevocationIndication, global: bool) -> Vec<u32> {
+        let ip = peer.ip();
+        let mn_id = bri.mn_id();
+        let llid = bri.link_layer_id();
+        let mut ids: Vec<u32> = self
+            .bces
+            .iter()
+            .filter(|(_, b)| b.mag.ip() == ip && !b.deleting)
+            .filter(|(_, b)| match (global, mn_id) {
+                (true, Some(m)) if m.first() == Some(&b'@') => b.mn_id.ends_with(m),
+                (true, _) => true,
+                (false, Some(m)) => b.mn_id == m && llid.is_none_or(|l| b.llid == l),
+                (false, None) => false,
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 }

@@ -53,23 +53,34 @@ impl Mag {
             return;
         }
         let lifetime = Duration::from_secs(u64::from(ba.lifetime_secs()));
+        let v4 = ba.ipv4_hoa_reply();
         let uplink_key = match ba.gre_key() {
             Some(Some(k)) => k,
             _ => {
-                // RFC 5845: without the LMA's key we cannot encapsulate uplink.
-                self.counters.pba_bad += 1;
-                self.fail(at, FailReason::BadAck);
+                // RFC 5845 §4.2: this LMA does not do GRE keys. Our tunnels
+                // need them, so the binding it made is no use: deregister it
+                // (RFC 5213 §6.9.1.4) and send it no GRE Key option again.
+                self.counters.pba_without_gre_key += 1;
+                self.lmas[lma].no_gre_key = true;
+                self.abandon(now, at, v4.map(|(_, _, a)| a));
                 return;
             }
         };
-        let home_v4 = match ba.ipv4_hoa_reply() {
-            Some((0..=127, plen, addr)) => Some((addr, plen)),
+        // RFC 5844 §3.2.3.2: only a successful reply with a real address
+        // is a home address; 0.0.0.0 is none (§3.3.2).
+        let home_v4 = match v4 {
+            Some((0..=127, plen, addr)) if !addr.is_unspecified() => Some((addr, plen)),
+            Some((0..=127, ..)) => {
+                self.counters.pba_zero_home_address += 1;
+                None
+            }
             _ => None,
         };
         let hnp = ba
             .hnps()
             .into_iter()
             .next()
+            .filter(|(_, p)| !p.is_unspecified())
             .map(|(len, prefix)| Hnp { prefix, len });
         let e = &self.entries[&at];
         if lifetime.is_zero()
@@ -77,7 +88,7 @@ impl Mag {
             || (home_v4.is_none() && hnp.is_none())
         {
             self.counters.pba_bad += 1;
-            self.fail(at, FailReason::BadAck);
+            self.abandon(now, at, None);
             return;
         }
         self.counters.pba_accepted += 1;
@@ -124,6 +135,24 @@ impl Mag {
         self.anchor_answered(now, lma, Some(at));
     }
 
+    /// An accepted PBA we cannot use: the access side hears of the failure
+    /// and the LMA of a de-registration, so it keeps no binding nobody uses
+    /// (RFC 5213 §6.9.1.4). `home` is the address the LMA gave, for the
+    /// de-registration's IPv4 Home Address Request.
+    fn abandon(&mut self, now: Instant, at: AccessPoint, home: Option<std::net::Ipv4Addr>) {
+        self.counters.abandoned += 1;
+        if let Some(e) = self.entries.get_mut(&at) {
+            if let Some(a) = home.filter(|a| !a.is_unspecified()) {
+                e.req.requested_v4 = Some(a);
+            }
+        }
+        self.events.push_back(MagEvent::RegistrationFailed {
+            at,
+            reason: FailReason::BadAck,
+        });
+        self.detach(now, at);
+    }
+
     /// PBA error statuses, one by one (RFC 5213 §6.9.1.2 and the status list).
     /// A refusal of this MAG (154) is not for good: see `outage.rs`.
     fn on_rejected(&mut self, now: Instant, at: AccessPoint, lma: usize, ba: &BindingAck) {
@@ -131,10 +160,8 @@ impl Mag {
             // Clock disagreement or an older PBU overtook ours: send a fresh PBU
             // (new timestamp) right away, within the retry budget.
             BaStatus::TIMESTAMP_MISMATCH | BaStatus::TIMESTAMP_LOWER_THAN_PREV_ACCEPTED => {
-                if let (BaStatus::TIMESTAMP_MISMATCH, Some(lma_ts)) = (ba.status, ba.timestamp()) {
-                    self.ts_adjust = lma_ts.wrapping_sub(self.clock.timestamp(now)) as i64;
-                    self.last_ts = lma_ts;
-                }
+                // RFC 5213 §6.9.1.2: the LMA's Timestamp in a 156 is not
+                // adopted; the next PBU carries our own (newer) time.
                 let e = self.entries.get_mut(&at).expect("caller checked");
                 if e.retx >= self.cfg.max_retx {
                     self.fail(at, FailReason::Rejected(ba.status));
@@ -163,16 +190,22 @@ impl Mag {
         // The MN's attachments through this LMA; the link-layer identifier,
         // when the BRI has one, picks the attachment.
         let llid = bri.link_layer_id();
-        let found: Vec<AccessPoint> = bri
-            .mn_id()
-            .and_then(|id| self.by_mn_id.get(id))
-            .map(|v| v.as_slice())
-            .unwrap_or(&[])
-            .iter()
-            .filter(|a| llid.is_none_or(|l| a.mac[..] == *l))
-            .filter(|a| self.entries.get(a).is_some_and(|e| e.lma == lma))
-            .copied()
-            .collect();
+        let global = bri.flags & br_flags::BRI_G != 0;
+        let found: Vec<AccessPoint> = if global {
+            // RFC 5846 §9.1 (G): every binding with this LMA, or those of a
+            // realm when the MN-ID is a wildcard "@realm".
+            self.global_targets(lma, bri.mn_id())
+        } else {
+            bri.mn_id()
+                .and_then(|id| self.by_mn_id.get(id))
+                .map(|v| v.as_slice())
+                .unwrap_or(&[])
+                .iter()
+                .filter(|a| llid.is_none_or(|l| a.mac[..] == *l))
+                .filter(|a| self.entries.get(a).is_some_and(|e| e.lma == lma))
+                .copied()
+                .collect()
+        };
         for at in &found {
             let was_dereg = self
                 .entries
@@ -203,7 +236,7 @@ impl Mag {
         let bra = Message::RevocationAck(RevocationAck {
             status,
             seq: bri.seq,
-            flags: bri.flags & br_flags::P,
+            flags: (bri.flags & br_flags::P) | if global { br_flags::BRA_G } else { 0 },
             options,
         });
         self.queue(peer, &bra);

@@ -29,6 +29,7 @@ impl Mag {
             requested_v4: r.static_v4.or(r.requested_v4),
             ipv6: r.ipv6,
             apn: r.apn.map(String::into_bytes),
+            att: r.access_tech,
         }
     }
 }
@@ -107,6 +108,7 @@ impl Endpoint for Mag {
                 self.attach_with_alternate(now, req, alternate)
             }
             AccessCommand::Detach(at) => self.detach(now, at),
+            AccessCommand::DetachAll => self.detach_all(now),
         }
     }
     fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -161,5 +163,15 @@ impl Endpoint for Mag {
     }
     fn counters(&self) -> Counters {
         counters_of(&self.counters)
+    }
+    fn peers(&self) -> Vec<registrar::PeerSummary> {
+        self.lmas
+            .iter()
+            .map(|l| registrar::PeerSummary {
+                peer: l.peer.ip(),
+                reachable: l.hb_up,
+                restart_counter: l.restart_counter,
+            })
+            .collect()
     }
 }

@@ -27,6 +27,7 @@ impl Mag {
             }
             l.hb_outstanding = false;
             l.hb_missed = 0;
+            l.hb_up = Some(true);
             // Heartbeats answered again: an LMA that was away is back.
             self.anchor_answered(now, lma, None);
         }
@@ -37,6 +38,8 @@ impl Mag {
             if restarted {
                 // RFC 5847 §4: the LMA lost its bindings; register them again.
                 self.counters.lma_restart_detected += 1;
+                // It may do GRE keys now (RFC 5845 §4.2 fallback undone).
+                self.lmas[lma].no_gre_key = false;
                 self.reregister_all(now, lma);
             }
         }
@@ -72,6 +75,7 @@ impl Mag {
             if l.hb_missed >= self.cfg.heartbeat_missing_limit {
                 // RFC 5847 §4: treat the LMA as having lost state.
                 l.hb_missed = 0;
+                l.hb_up = Some(false);
                 l.restart_counter = None;
                 self.counters.lma_restart_detected += 1;
                 self.reregister_all(now, lma);

@@ -27,6 +27,10 @@ mod heartbeat;
 mod outage;
 mod pbu;
 mod persist;
+mod revoke;
+mod show;
+
+pub use show::MagBindingInfo;
 
 /// One LMA the MAG may register subscribers with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,8 +66,15 @@ pub struct MagConfig {
     pub heartbeat_missing_limit: u32,
     /// Our restart counter (RFC 5847 §5.2), bumped by the daemon on each start.
     pub restart_counter: u32,
-    /// Access Technology Type sent in the PBU (802.11 = 4, as in seed 004).
+    /// Access Technology Type sent in the PBU (802.11 = 4, as in seed 004),
+    /// unless the attachment's access interface names its own.
     pub access_tech_type: u8,
+    /// RFC 5213 §9.3 TimestampBasedApproachInUse: a Timestamp option in every
+    /// PBU; off, PBUs are ordered by their sequence numbers alone (§5.5).
+    pub timestamp_based: bool,
+    /// LMAs we revoke bindings at (RFC 5846 MAG-initiated revocation: one
+    /// BRI on detach, one global BRI on shutdown) instead of deregistering.
+    pub revoke_to: std::collections::HashSet<IpAddr>,
     /// RFC 5844 §3.4: whether the MAG runs the DHCP server (S=1) or relays.
     pub dhcp_server_mode: bool,
     /// Handoff Indicator of a first PBU. A Wi-Fi MAG cannot tell a new
@@ -87,6 +98,8 @@ impl Default for MagConfig {
             heartbeat_missing_limit: 3,
             restart_counter: 1,
             access_tech_type: 4,
+            timestamp_based: true,
+            revoke_to: Default::default(),
             dhcp_server_mode: true,
             attach_handoff_indicator: 4,
         }
@@ -109,6 +122,8 @@ pub struct AttachRequest {
     pub ipv6: bool,
     /// Service Selection (APN), if the profile names one.
     pub apn: Option<Vec<u8>>,
+    /// Access Technology Type of the attachment's interface (else the MAG's).
+    pub att: Option<u8>,
 }
 
 /// Why a registration did not complete.
@@ -197,6 +212,13 @@ pub struct MagCounters {
     pub lma_returned: u64,
     /// Registrations moved to the alternate LMA.
     pub failovers: u64,
+    pub pba_without_gre_key: u64,
+    pub pba_zero_home_address: u64,
+    pub abandoned: u64,
+    pub bri_sent: u64,
+    pub bri_retransmitted: u64,
+    pub bra_rx: u64,
+    pub bra_unmatched: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,6 +261,9 @@ struct Entry {
     alternate: Option<usize>,
     /// The next PBU is a re-registration after an LMA lost state.
     handoff: HandoffIndicator,
+    /// Leaving by MAG-initiated revocation (a BRI, RFC 5846) rather than a
+    /// lifetime-0 PBU; `seq` is the BRI's.
+    revoking: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -253,20 +278,23 @@ struct LmaState {
     /// Stopped answering (a registration ran out of retransmissions) or
     /// refused us: the first answer after that re-registers everyone on it.
     down: bool,
+    /// Accepted a PBU without a GRE Key option (RFC 5845 §4.2): it does not
+    /// do GRE keys, so we send it no GRE Key option again — and, our tunnels
+    /// being keyed, no registration — until it restarts.
+    no_gre_key: bool,
     hb_seq: u32,
     hb_outstanding: bool,
     hb_missed: u32,
     hb_deadline: Instant,
     restart_counter: Option<u32>,
+    /// Answering heartbeats (see `PeerSummary::reachable`).
+    hb_up: Option<bool>,
 }
 
 /// The MAG state machine.
 pub struct Mag {
     cfg: MagConfig,
     clock: Clock,
-    /// Correction learnt from an LMA's TIMESTAMP_MISMATCH answer (RFC 5213 §5.5
-    /// puts the LMA's clock in that PBA), in timestamp units.
-    ts_adjust: i64,
     /// Last timestamp sent: each PBU's is strictly greater, so the LMA's
     /// ordering check (RFC 5213 §5.5) never sees two equal ones from us.
     last_ts: u64,
@@ -282,6 +310,8 @@ pub struct Mag {
     dp: VecDeque<DpCommand>,
     events: VecDeque<MagEvent>,
     store: persist::StoreQueue,
+    /// Global BRIs (RFC 5846 G flag) waiting for their BRA, by sequence number.
+    bulk: HashMap<u16, revoke::BulkBri>,
     pub counters: MagCounters,
 }
 
@@ -296,16 +326,17 @@ impl Mag {
                 refused_until: None,
                 refusals: 0,
                 down: false,
+                no_gre_key: false,
                 hb_seq: 0,
                 hb_outstanding: false,
                 hb_missed: 0,
                 hb_deadline: now + cfg.heartbeat_interval,
                 restart_counter: None,
+                hb_up: None,
             })
             .collect();
         Mag {
             clock: Clock::new(now, wall),
-            ts_adjust: 0,
             last_ts: 0,
             lmas,
             entries: HashMap::new(),
@@ -317,6 +348,7 @@ impl Mag {
             dp: VecDeque::new(),
             events: VecDeque::new(),
             store: persist::StoreQueue::new(),
+            bulk: HashMap::new(),
             counters: MagCounters::default(),
             cfg,
         }
@@ -362,7 +394,10 @@ impl Mag {
     /// Earliest deadline among bindings and heartbeats.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let t = self.timers.peek().map(|Reverse((t, _))| *t);
-        let h = self.lmas.iter().map(|l| l.hb_deadline).min();
+        // A zero interval: heartbeats off (RFC 5847).
+        let hb_on = !self.cfg.heartbeat_interval.is_zero();
+        let h = self.lmas.iter().filter(|_| hb_on).map(|l| l.hb_deadline);
+        let h = h.chain(self.bulk.values().map(|b| b.deadline)).min();
         match (t, h) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -405,13 +440,13 @@ impl Mag {
         let Some(lma) = self
             .lmas
             .iter()
-            .position(|l| l.cfg.name == req.lma && !refused(l))
+            .position(|l| l.cfg.name == req.lma && !refused(l) && !l.no_gre_key)
             .or_else(|| {
                 // The primary refused us lately: the alternate, if any.
                 let alt = alternate.as_deref()?;
                 self.lmas
                     .iter()
-                    .position(|l| l.cfg.name == alt && !refused(l))
+                    .position(|l| l.cfg.name == alt && !refused(l) && !l.no_gre_key)
             })
         else {
             self.counters.attach_no_lma += 1;
@@ -472,6 +507,7 @@ impl Mag {
             last: None,
             alternate,
             handoff: HandoffIndicator::from(self.cfg.attach_handoff_indicator),
+            revoking: false,
         };
         self.entries.insert(at, entry);
         self.send_pbu(now, at, false);
@@ -487,6 +523,8 @@ impl Mag {
             return;
         }
         let had = e.granted.is_some();
+        let revoke = self.cfg.revoke_to.contains(&self.lmas[e.lma].cfg.addr);
+        e.revoking = revoke;
         e.state = State::Deregistering;
         e.retx = 0;
         e.timeout = self.cfg.retx_initial;
@@ -497,6 +535,10 @@ impl Mag {
             if let Some(b) = b {
                 self.dp.push_back(DpCommand::RemoveAccess(b));
             }
+        }
+        if revoke {
+            self.send_bri(now, at);
+            return;
         }
         self.counters.dereg_sent += 1;
         self.send_pbu(now, at, true);
@@ -598,6 +640,7 @@ impl Mag {
             Message::BindingAck(ba) => self.on_pba(now, lma, ba),
             Message::Heartbeat(hb) => self.on_heartbeat(now, lma, hb),
             Message::RevocationIndication(bri) => self.on_bri(lma, bri),
+            Message::RevocationAck(bra) => self.on_bra(lma, bra),
             _ => self.counters.rx_unexpected_message += 1,
         }
     }
@@ -617,11 +660,13 @@ impl Mag {
             }
             self.on_entry_timer(now, at);
         }
+        let hb_on = !self.cfg.heartbeat_interval.is_zero();
         for i in 0..self.lmas.len() {
-            if self.lmas[i].hb_deadline <= now {
+            if hb_on && self.lmas[i].hb_deadline <= now {
                 self.on_heartbeat_timer(now, i);
             }
         }
+        self.on_bulk_timers(now);
     }
 
     fn on_entry_timer(&mut self, now: Instant, at: AccessPoint) {
@@ -640,50 +685,4 @@ impl Mag {
             State::Registering | State::Deregistering => self.on_retx_timer(now, at),
         }
     }
-
-    /// Every entry of the binding update list (for `show bindings`).
-    pub fn bindings(&self) -> Vec<(AccessPoint, MagBindingInfo)> {
-        let mut v: Vec<_> = self
-            .entries
-            .keys()
-            .filter_map(|at| Some((*at, self.binding(at)?)))
-            .collect();
-        v.sort_by_key(|(at, _)| *at);
-        v
-    }
-
-    /// The uplink key, home address and state of a binding (for `show` output and tests).
-    pub fn binding(&self, at: &AccessPoint) -> Option<MagBindingInfo> {
-        let e = self.entries.get(at)?;
-        Some(MagBindingInfo {
-            mn_id: e.req.mn_id.clone(),
-            lma: self.lmas[e.lma].cfg.name.clone(),
-            state: match e.state {
-                State::Registering => "REGISTERING",
-                State::Active => "ACTIVE",
-                State::Deregistering => "DEREGISTERING",
-            },
-            downlink_key: e.downlink_key,
-            uplink_key: e.granted.as_ref().map(|g| g.uplink_key),
-            home_v4: e.granted.as_ref().and_then(|g| g.home_v4),
-            hnp: e.granted.as_ref().and_then(|g| g.hnp),
-            lifetime: e.granted.as_ref().map(|g| g.lifetime),
-            sub_id: e.sub_id,
-        })
-    }
-}
-
-/// A binding update list entry as `show ipv6 mobile pmipv6 mag binding` would print it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MagBindingInfo {
-    pub mn_id: Vec<u8>,
-    pub lma: String,
-    pub state: &'static str,
-    pub downlink_key: u32,
-    pub uplink_key: Option<u32>,
-    pub home_v4: Option<(Ipv4Addr, u8)>,
-    pub hnp: Option<Hnp>,
-    pub lifetime: Option<Duration>,
-    /// Index of the subscriber's traffic counters in the fast path.
-    pub sub_id: u32,
 }

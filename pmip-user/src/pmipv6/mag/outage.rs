@@ -33,6 +33,11 @@ impl Mag {
             // Exponential back-off, 1 s doubling up to 32 s.
             e.retx += 1;
             e.timeout = (e.timeout * 2).min(self.cfg.retx_max);
+            if e.revoking {
+                self.counters.bri_retransmitted += 1;
+                self.send_bri(now, at);
+                return;
+            }
             self.counters.pbu_retransmitted += 1;
             self.send_pbu(now, at, dereg);
             return;

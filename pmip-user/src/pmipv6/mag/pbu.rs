@@ -17,11 +17,9 @@ impl Mag {
     /// check accepts it even if the first one was processed).
     pub(super) fn send_pbu(&mut self, now: Instant, at: AccessPoint, dereg: bool) {
         let seq = self.next_seq();
-        let ts = self
-            .clock
-            .timestamp(now)
-            .wrapping_add_signed(self.ts_adjust)
-            .max(self.last_ts.wrapping_add(1));
+        // Our own clock only, even after a TIMESTAMP_MISMATCH (RFC 5213
+        // §6.9.1.2: the MAG does not take the LMA's time).
+        let ts = self.clock.timestamp(now).max(self.last_ts.wrapping_add(1));
         self.last_ts = ts;
         let Some(e) = self.entries.get_mut(&at) else {
             return;
@@ -52,12 +50,15 @@ impl Mag {
             e.handoff
         }));
         options.push(MobilityOption::AccessTechType(AccessTechType::from(
-            self.cfg.access_tech_type,
+            e.req.att.unwrap_or(self.cfg.access_tech_type),
         )));
         options.push(MobilityOption::MnLinkLayerId(e.req.at.mac.to_vec()));
-        options.push(MobilityOption::Timestamp(ts));
-        // RFC 5845 §5.1: the GRE key option SHOULD NOT be in a deregistration.
-        if !dereg {
+        if self.cfg.timestamp_based {
+            options.push(MobilityOption::Timestamp(ts));
+        }
+        // RFC 5845 §5.1: the GRE key option SHOULD NOT be in a deregistration,
+        // nor in any PBU to an LMA that answered without one (§4.2).
+        if !dereg && !lma.no_gre_key {
             options.push(MobilityOption::GreKey(Some(e.downlink_key)));
         }
         if e.req.ipv4 {

@@ -61,6 +61,8 @@ impl Mag {
             refresh_ms: wall(refresh),
             last_ident: self.last_ts,
             seq: e.seq,
+            att: e.req.att,
+            anchor_revocation: false,
         })
     }
 
@@ -172,6 +174,7 @@ impl Mag {
             requested_v4: r.static_v4,
             ipv6: r.want_v6,
             apn: r.apn.clone().map(String::into_bytes),
+            att: r.att,
         };
         self.by_mn_id.entry(req.mn_id.clone()).or_default().push(at);
         self.seq = self.seq.max(r.seq);
@@ -195,6 +198,7 @@ impl Mag {
                     .and_then(|a| self.lmas.iter().position(|l| l.cfg.addr == a))
                     .filter(|a| *a != lma),
                 handoff: HandoffIndicator::HandoffStateNotChanged,
+                revoking: false,
             },
         );
         // The refresh comes when it was due (at once if it was due while we

@@ -64,6 +64,8 @@ impl BaStatus {
     pub const UNSPECIFIED: Self = Self(128);
     pub const ADMIN_PROHIBITED: Self = Self(129);
     pub const INSUFFICIENT_RESOURCES: Self = Self(130);
+    /// RFC 6275 §6.1.8: the sequence-number scheme's out-of-order answer.
+    pub const SEQUENCE_NUMBER_OUT_OF_WINDOW: Self = Self(135);
     pub const PROXY_REG_NOT_ENABLED: Self = Self(152);
     pub const NOT_LMA_FOR_THIS_MOBILE_NODE: Self = Self(153);
     pub const MAG_NOT_AUTHORIZED_FOR_PROXY_REG: Self = Self(154);

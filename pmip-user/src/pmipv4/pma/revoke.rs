@@ -1,0 +1,101 @@
+//! PMA-initiated registration revocation (RFC 3543 §5, the foreign domain
+//! revoking): towards an HA configured for it (`peers[].revocation`) that
+//! advertised Revocation Support in its last reply (§3.2), a device that
+//! leaves is revoked — A clear, Home Address, Home and Foreign Domain
+//! Addresses, a fresh Revocation Identifier, the NAI, FA-HA authenticated
+//! (§6) — instead of deregistered, and retransmitted until acknowledged.
+use std::net::{IpAddr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use super::super::auth;
+use super::super::wire::ext::{AuthKind, ExtRepr};
+use super::super::wire::{RevocationAckRepr, RevocationRepr, PORT};
+use super::{Pma, Session};
+use crate::agent::{Peer, Transmit};
+
+impl Pma {
+    /// Called as a session starts leaving: revoke rather than deregister?
+    pub(super) fn choose_revocation(&mut self, nai: &str) {
+        let Some(s) = self.sessions.get_mut(nai) else {
+            return;
+        };
+        let ha = s.ha();
+        if s.ha_revocation && s.home.is_some() && self.cfg.revoke_to.contains(&IpAddr::V4(ha)) {
+            s.revoking = Some(self.next_revocation_id);
+            self.next_revocation_id = self.next_revocation_id.wrapping_add(1);
+        }
+    }
+
+    /// Sends (or resends, same identifier) the revocation of `nai`'s binding.
+    pub(super) fn send_revocation(&mut self, now: Instant, nai: &str) {
+        let Some(s) = self.sessions.get_mut(nai) else {
+            return;
+        };
+        let (ha, Some(id), Some(home)) = (s.ha(), s.revoking, s.home) else {
+            return;
+        };
+        let Some(peer) = self.cfg.home_agents.iter().find(|p| p.address == ha) else {
+            return;
+        };
+        let mut payload = RevocationRepr {
+            a_bit: false,
+            i_bit: false,
+            home_address: home,
+            home_domain_address: ha,
+            foreign_domain_address: self.cfg.address,
+            revocation_id: id,
+            extensions: vec![ExtRepr::Nai(s.sub.nai.as_bytes().to_vec())],
+        }
+        .to_bytes();
+        auth::append_auth(&mut payload, AuthKind::FaHa, &peer.sa);
+        self.tx.push_back(Transmit::new(
+            Peer::V4(SocketAddrV4::new(ha, PORT)),
+            payload,
+        ));
+        if s.attempts > 0 {
+            self.counters.retransmissions += 1;
+        }
+        self.counters.revocations_sent += 1;
+        s.attempts += 1;
+        s.pending_ident = None;
+        s.next_retx = Some(now + Duration::from_millis(self.cfg.retransmission_timeout_ms));
+        self.arm(nai);
+    }
+
+    /// The HA acknowledged one of our revocations (RFC 3543 §3.4): done.
+    pub(super) fn on_revocation_ack(
+        &mut self,
+        now: Instant,
+        src: SocketAddrV4,
+        payload: &[u8],
+        a: RevocationAckRepr,
+    ) {
+        let Some(peer) = self.cfg.home_agents.iter().find(|p| p.address == *src.ip()) else {
+            self.counters.rx_unknown_peer += 1;
+            return;
+        };
+        let sa = peer.sa.clone();
+        if auth::verify(payload, AuthKind::FaHa, |spi| {
+            (spi == sa.spi).then_some(&sa)
+        })
+        .is_err()
+        {
+            self.counters.rx_auth_failed += 1;
+            self.security_exception(now, src, "revocation acknowledgement");
+            return;
+        }
+        let ours = |s: &Session| s.revoking == Some(a.revocation_id) && s.ha() == *src.ip();
+        let nai = self
+            .sessions
+            .iter()
+            .find(|(_, s)| ours(s))
+            .map(|(n, _)| n.clone());
+        match nai {
+            Some(n) => {
+                self.counters.revocation_acks += 1;
+                self.drop_session(&n);
+            }
+            None => self.counters.rx_unmatched += 1,
+        }
+    }
+}
