@@ -117,6 +117,8 @@ pub struct LabOpts {
     pub heartbeat_s: u32,
     /// `timers.max_retransmissions` (3 by default).
     pub max_retx: u8,
+    /// `timers.reregistration_window_s` (HA; 0: off).
+    pub reregistration_window_s: u32,
     /// 802.1Q access links: the subscriber on s0.VID, each gateway's access
     /// interface the sub-interface acc0.VID (`interfaces.access[].vlan`).
     pub vlan: Option<u16>,
@@ -177,6 +179,7 @@ impl LabOpts {
             retx_max_ms: 2000,
             heartbeat_s: 0,
             max_retx: 3,
+            reregistration_window_s: 0,
             vlan: None,
         }
     }
@@ -1102,8 +1105,8 @@ fn pin_line(o: &LabOpts, dir: &Path, name: &str) -> String {
 fn timers(o: &LabOpts) -> String {
     {
         let mut c = format!(
-            "\n[timers]\nlifetime_s = {}\nretx_initial_ms = 300\nretx_max_ms = {}\nmax_retransmissions = {}\nheartbeat_interval_s = {}\n",
-            o.lifetime_s, o.retx_max_ms, o.max_retx, o.heartbeat_s
+            "\n[timers]\nlifetime_s = {}\nretx_initial_ms = 300\nretx_max_ms = {}\nmax_retransmissions = {}\nheartbeat_interval_s = {}\nreregistration_window_s = {}\n",
+            o.lifetime_s, o.retx_max_ms, o.max_retx, o.heartbeat_s, o.reregistration_window_s
         );
         match o.proto {
             Proto::Pmipv6 => c.push_str(&format!("refresh_s = {}\n", o.refresh_s)),

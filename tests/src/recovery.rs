@@ -256,6 +256,8 @@ pub fn anchor_outage(proto: Proto, down: Duration) -> Result<OutageFigures> {
     if proto == Proto::Pmipv6 {
         o.heartbeat_s = 1;
     }
+    // The HA honours the address asked again (`timers.reregistration_window_s`).
+    o.reregistration_window_s = o.lifetime_s;
     let mut l = Lab::up(o)?;
     let lease = l.attach(false)?;
     let (m0, _) = l.wait_registered(0)?;

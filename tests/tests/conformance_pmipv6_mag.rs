@@ -474,8 +474,10 @@ fn mag_revoke(t: T, name: &str) -> Result<()> {
 }
 both!(mag_revokes_on_release, mag_revoke);
 
-/// 5846-9.2-b (bulk): on shutdown the MAG revokes every binding through the
-/// LMA with one global BRI (P and G set, administrative trigger).
+/// 5846-9.2-b (bulk): at the end of service (`pmipctl shutdown
+/// --deregister`; a plain stop keeps the bindings for the restart) the MAG
+/// revokes every binding through the LMA with one global BRI (P and G set,
+/// administrative trigger).
 fn mag_bulk(t: T, name: &str) -> Result<()> {
     let Some(mut b) = revoking_mag(t, name)? else {
         return Ok(());
@@ -484,7 +486,7 @@ fn mag_bulk(t: T, name: &str) -> Result<()> {
     let l = b.anchor_sock()?;
     register(&mut b, &l, 10)?;
     wait_bindings(&b.daemon, 1)?;
-    b.daemon.stop();
+    b.daemon.ctl(&["shutdown", "--deregister"])?;
     let rx = l
         .recv_where(Duration::from_secs(5), is_type(mh::BR))
         .context("no global BRI at shutdown")?;

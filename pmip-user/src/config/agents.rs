@@ -187,8 +187,8 @@ pub fn ha(cfg: &Config) -> Result<ha::HaConfig, ConfigError> {
     hcfg.max_lifetime_s = t.lifetime.as_secs().min(u16::MAX.into()) as u16;
     hcfg.revocation_timeout_ms = millis(t.bri_delay_min);
     hcfg.revocation_retries = t.bri_max_retransmissions.into();
-    // A binding of before a restart can be renewed until its lifetime ends.
-    hcfg.reregistration_window = t.lifetime;
+    // Opt-in: an HA that lost its bindings honours the addresses asked again.
+    hcfg.reregistration_window = t.reregistration_window;
     hcfg.profiles = cfg
         .profiles
         .iter()

@@ -191,6 +191,9 @@ pub(super) struct Timers {
     pub bri_delay_min_ms: u32,
     pub bri_delay_max_ms: u32,
     pub bri_max_retransmissions: u8,
+    /// HA: after a start, honour a requested home address for this long
+    /// (re-registrations of bindings an HA lost); 0: off.
+    pub reregistration_window_s: u32,
     pub ha_failover: HaFailover,
 }
 impl Default for Timers {

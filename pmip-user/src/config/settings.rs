@@ -188,6 +188,9 @@ pub struct Timers {
     pub bri_delay_min: Duration,
     pub bri_delay_max: Duration,
     pub bri_max_retransmissions: u8,
+    /// HA: a requested home address is honoured this long after a start
+    /// (an HA that came back without its bindings); zero: off.
+    pub reregistration_window: Duration,
     pub ha_failover: HaFailover,
 }
 

@@ -105,9 +105,10 @@ pub fn restart_counter(
 ) -> (u32, NodeRecord) {
     let c = match recovered {
         Some(n) => n.restart_counter,
-        // Seconds since the epoch: larger than any counter an earlier
-        // run with a lost store could have used.
-        None => (wall_ms(now) / 1000) as u32,
+        // Tenths of a second since the epoch (wrapping every 13 years): a
+        // peer compares it for a change only (RFC 5847 §5.2), and two
+        // starts within one second still get two values.
+        None => (wall_ms(now) / 100) as u32,
     };
     (c, NodeRecord { restart_counter: c })
 }

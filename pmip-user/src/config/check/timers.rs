@@ -52,6 +52,7 @@ pub(super) fn timers(f: &File, v: &mut Errors) -> Timers {
         bri_delay_min: millis(t.bri_delay_min_ms),
         bri_delay_max: millis(t.bri_delay_max_ms),
         bri_max_retransmissions: t.bri_max_retransmissions,
+        reregistration_window: secs(t.reregistration_window_s),
         ha_failover: ha_failover(&t.ha_failover, v),
     }
 }

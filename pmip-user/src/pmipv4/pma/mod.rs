@@ -450,15 +450,22 @@ impl Pma {
             });
             return;
         };
-        // Draft §8.1: an HA that answered 149/150 is skipped while its
-        // hold-down runs (outage.rs); all held down: the primary is asked.
+        // Draft §8.1: an HA that answered 149/150 is not asked while its
+        // hold-down runs (outage.rs); all held down: the attach fails.
         let has: Vec<Ipv4Addr> = std::iter::once(sub.home_agent)
             .chain(sub.alternate_ha)
             .collect();
-        let ha_idx = has
-            .iter()
-            .position(|h| !self.is_refused(*h, now))
-            .unwrap_or(0);
+        let Some(ha_idx) = has.iter().position(|h| !self.is_refused(*h, now)) else {
+            self.counters.ha_refused_pmip += 1;
+            self.keys.release(key);
+            self.ids.release(sub_id);
+            self.gone_at.insert(sub.nai.clone(), sub.at);
+            self.events.push_back(PmaEvent::RegistrationFailed {
+                nai: sub.nai,
+                code: Some(ReplyCode::PmipUnsupported),
+            });
+            return;
+        };
         let nai = sub.nai.clone();
         let s = Session {
             home: sub.static_home,

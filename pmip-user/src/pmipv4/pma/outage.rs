@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::{attempt_cap, Phase, Pma};
 
+const REFUSAL_HOLD: Duration = Duration::from_secs(5);
+const REFUSAL_HOLD_MAX: Duration = Duration::from_secs(300);
+
 /// An HA that refused proxy registration (149/150, draft §8.1): not used
 /// again until `until`; the hold-down doubles with each refusal.
 #[derive(Clone, Copy, Debug)]
@@ -23,8 +26,12 @@ impl Pma {
 
     /// `ha` refused proxy registration: hold it down, longer each time.
     pub(super) fn refuse(&mut self, ha: Ipv4Addr, now: Instant) {
-        let base = Duration::from_millis(self.cfg.retransmission_timeout_ms);
-        let max = Duration::from_millis(self.cfg.retransmission_max_ms).max(base);
+        // A refusal is a configuration mismatch, not a lost message: the draft
+        // (§8.1) says stop asking; we ask again after a hold-down that starts
+        // at REFUSAL_HOLD and doubles up to REFUSAL_HOLD_MAX (issue 11: never
+        // for good, so a fixed HA is used again without a restart).
+        let base = REFUSAL_HOLD.max(Duration::from_millis(self.cfg.retransmission_timeout_ms));
+        let max = REFUSAL_HOLD_MAX.max(base);
         let count = self.refused.get(&ha).map_or(0, |r| r.count);
         let hold = base.saturating_mul(1u32 << count.min(16)).min(max);
         self.refused.insert(
