@@ -25,6 +25,8 @@ pub struct Report {
     pub bindings: Vec<BindingSummary>,
     pub counters: Counters,
     pub shell: Counters,
+    /// The transport's own counters (ESP, unknown peers).
+    pub transport: Counters,
 }
 
 /// Counters of the shell itself (socket level; protocol counters are the endpoint's).
@@ -125,10 +127,10 @@ pub async fn run<E: Endpoint, T: Transport, D: DataPlane>(
             r = requests.recv() => match r {
                 Some(r) => {
                     let now = Instant::now();
-                    on_request(ep, &c, now, r);
+                    on_request(ep, (&c, transport), now, r);
                     // Every queued request before the flush.
                     while let Ok(r) = requests.try_recv() {
-                        on_request(ep, &c, now, r);
+                        on_request(ep, (&c, transport), now, r);
                     }
                 }
                 None => {
@@ -148,7 +150,12 @@ async fn sleep_until(t: Option<tokio::time::Instant>) {
     }
 }
 
-fn on_request<E: Endpoint>(ep: &mut E, c: &ShellCounters, now: Instant, r: Request<E::Command>) {
+fn on_request<E: Endpoint, T: Transport>(
+    ep: &mut E,
+    (c, transport): (&ShellCounters, &T),
+    now: Instant,
+    r: Request<E::Command>,
+) {
     match r {
         Request::Command(cmd) => ep.command(now, cmd),
         Request::Report(tx) => {
@@ -156,6 +163,7 @@ fn on_request<E: Endpoint>(ep: &mut E, c: &ShellCounters, now: Instant, r: Reque
                 bindings: ep.bindings(now),
                 counters: ep.counters(),
                 shell: counters_of(c),
+                transport: transport.counters(),
             });
         }
     }

@@ -45,6 +45,50 @@ pub(super) struct File {
     /// How the eBPF fast path is attached.
     #[serde(default)]
     pub fastpath: Fastpath,
+    /// Who may signal to us, and where the ESP sequence numbers are kept.
+    #[serde(default)]
+    pub signaling: Signaling,
+    /// Caps on attaches (access role): what a flood of new MACs may cost.
+    #[serde(default)]
+    pub admission: Admission,
+}
+
+/// `[signaling]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct Signaling {
+    /// "drop" (default): signaling from an address that is not a configured
+    /// peer is dropped unanswered; "answer": rejected with the protocol's
+    /// error (RFC 5213 §5.3.1 status 154), which makes us a reflector.
+    pub unknown_peers: super::UnknownPeers,
+    /// Where the ESP sequence numbers outlive a restart.
+    pub esp_state_file: PathBuf,
+}
+impl Default for Signaling {
+    fn default() -> Self {
+        defaults::signaling()
+    }
+}
+
+/// `[admission]`: pending attaches and registration attempts, per access
+/// link and in all, and the back-off of a MAC whose registration failed.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct Admission {
+    pub max_pending_per_link: u32,
+    pub max_pending: u32,
+    pub attempts_per_s_per_link: u32,
+    pub attempts_per_s: u32,
+    pub backoff_initial_ms: u32,
+    pub backoff_max_s: u32,
+    pub new_mac_reports_per_s: u32,
+}
+impl Default for Admission {
+    fn default() -> Self {
+        defaults::ADMISSION
+    }
 }
 
 /// `[fastpath]`: attach mode and pinning of the eBPF data plane.
@@ -74,11 +118,15 @@ pub(super) struct Control {
     /// Unix socket that `pmipctl` talks to.
     #[serde(default = "defaults::control_socket")]
     pub socket: PathBuf,
+    /// Group (name or number) allowed to use it too (mode 0660 instead of 0600).
+    #[serde(default)]
+    pub group: Option<String>,
 }
 impl Default for Control {
     fn default() -> Self {
         Control {
             socket: defaults::control_socket(),
+            group: None,
         }
     }
 }
@@ -138,6 +186,12 @@ pub(super) struct Peer {
     /// Shared key, hex.
     #[serde(default)]
     pub key: Option<String>,
+    /// PMIPv6: the ESP security associations protecting the signaling (RFC 5213 §4).
+    #[serde(default)]
+    pub esp: Option<crate::esp::EspConfig>,
+    /// PMIPv6 without ESP: explicit, for labs.
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 /// Times carry their unit in the key name, as the operator writes them.
@@ -201,6 +255,8 @@ impl Default for Detach {
 pub(super) struct Dhcp {
     pub dns: Vec<Ipv4Addr>,
     pub offer_timeout_s: u32,
+    /// How long an OFFER holds the address when no REQUEST follows (RFC 2131 §4.3.1).
+    pub offer_hold_s: u32,
 }
 impl Default for Dhcp {
     fn default() -> Self {

@@ -30,6 +30,9 @@ pub struct Options {
 
 /// Runs the daemon until SIGINT/SIGTERM. `ready` is called once everything is up.
 pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()> {
+    // First: a second daemon with the same control socket stops here,
+    // before it touches the interfaces or the fast path of the first.
+    let ctl = control::serve(&cfg)?;
     system::setup(&cfg)?;
     let dp = fastpath::load(&cfg, &opts.ebpf_object)?;
     fastpath::attach(&cfg, &dp)?;
@@ -45,27 +48,28 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
             "the fast path holds bindings of an earlier run: reserved"
         );
     }
-    let ctl = control::serve(&cfg)?;
     let stop = shutdown_signal();
     let r = match (cfg.role, cfg.protocol) {
         (Role::Access, Protocol::Pmipv6) => {
             let (mag, local) = registrars::mag(&cfg, &held);
-            let sockets = registrars::pmipv6_sockets(&local)?;
-            access::run(&cfg, (mag, sockets), dp, ctl, stop, ready).await
+            let sockets = registrars::pmipv6_sockets(&cfg, &local)?;
+            let t = registrars::peers_only(&cfg, sockets);
+            access::run(&cfg, (mag, t), dp, ctl, stop, ready).await
         }
         (Role::Access, Protocol::Pmipv4) => {
             let pma = registrars::pma(&cfg, &held)?;
-            let socket = registrars::pmipv4_socket(&cfg)?;
+            let socket = registrars::peers_only(&cfg, registrars::pmipv4_socket(&cfg)?);
             access::run(&cfg, (pma, socket), dp, ctl, stop, ready).await
         }
         (Role::Anchor, Protocol::Pmipv6) => {
             let (lma, local) = registrars::lma(&cfg, &held);
-            let sockets = registrars::pmipv6_sockets(&local)?;
-            anchor::run(&cfg, (lma, sockets), dp, ctl, stop, ready).await
+            let sockets = registrars::pmipv6_sockets(&cfg, &local)?;
+            let t = registrars::peers_only(&cfg, sockets);
+            anchor::run(&cfg, (lma, t), dp, ctl, stop, ready).await
         }
         (Role::Anchor, Protocol::Pmipv4) => {
             let ha = registrars::ha(&cfg, &held)?;
-            let socket = registrars::pmipv4_socket(&cfg)?;
+            let socket = registrars::peers_only(&cfg, registrars::pmipv4_socket(&cfg)?);
             anchor::run(&cfg, (ha, socket), dp, ctl, stop, ready).await
         }
     };

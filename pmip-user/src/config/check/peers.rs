@@ -32,12 +32,16 @@ pub(super) fn check(f: &File, v: &mut Errors) -> Vec<Peer> {
         }
         address(f, &p, pr, v);
         let sa = security_association(f, &p, pr, v);
+        let esp = super::signaling::peer_esp(f, &p, pr, v);
         peers.push(Peer {
             name: pr.name.clone(),
             address: pr.address,
             sa,
+            esp,
+            insecure: pr.insecure,
         });
     }
+    super::signaling::unique_spis(f, v);
     peers
 }
 
