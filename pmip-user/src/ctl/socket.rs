@@ -254,18 +254,19 @@ async fn read_request(stream: &mut UnixStream) -> Result<Result<Request, String>
 }
 
 async fn serve_one(mut stream: UnixStream, handler: Handler, group: Option<u32>) -> Result<()> {
-    let resp = match peer_cred(&stream) {
-        Ok(cred) if !allowed(cred, group) => Response::Error {
+    // The request is read in every case: closing with it unread would
+    // reset the connection, and the client would never see why.
+    let req = tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream)).await??;
+    let resp = match (peer_cred(&stream), req) {
+        (Ok(cred), _) if !allowed(cred, group) => Response::Error {
             message: format!(
                 "permission denied: uid {} may not use pmipd's control socket (root only, or \
                  control.group)",
                 cred.0
             ),
         },
-        _ => match tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream)).await?? {
-            Ok(req) => handler(req).await,
-            Err(message) => Response::Error { message },
-        },
+        (_, Ok(req)) => handler(req).await,
+        (_, Err(message)) => Response::Error { message },
     };
     let mut out = serde_json::to_vec(&resp)?;
     out.push(b'\n');
