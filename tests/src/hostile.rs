@@ -162,3 +162,115 @@ pub fn stat(s: &pmip_user::ctl::StatsView, group: &str, name: &str) -> u64 {
         .copied()
         .unwrap_or(0)
 }
+
+/// The router address of the attacker's access link (a subnet of its own).
+pub const FLOOD_GW: Ipv4Addr = Ipv4Addr::new(10, 66, 0, 1);
+
+/// A second access link on access gateway 0, `acc1`, whose far end `f0` is
+/// in the returned namespace (the attacker's port).
+pub fn flood_link(lab: &Lab) -> Result<Netns> {
+    let ns = Netns::new(&format!("{}f", lab.opts.tag))?;
+    veth(&lab.mags[0], "acc1", &ns, "f0")?;
+    lab.mags[0].exec(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("{FLOOD_GW}/24"),
+        "dev",
+        "acc1",
+    ])?;
+    ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])?;
+    Ok(ns)
+}
+
+/// Access gateway 0's configuration with the attacker's link added.
+pub fn access_config_with_flood_link(lab: &Lab) -> String {
+    let c = lab::access_config(&lab.opts, &lab.dir.0, 0);
+    let extra = format!(
+        "[[interfaces.access]]\nname = \"acc1\"\ngateway = \"{FLOOD_GW}/24\"\n\
+         default_profile = \"default\"\n\n[addresses]"
+    );
+    c.replacen("[addresses]", &extra, 1)
+}
+
+/// A DHCPDISCOVER from `mac` (RFC 2131 §4.4.1), the BOOTP message alone.
+pub fn discover(mac: [u8; 6], xid: u32) -> Vec<u8> {
+    let mut b = vec![1u8, 1, 6, 0];
+    b.extend_from_slice(&xid.to_be_bytes());
+    b.extend_from_slice(&[0, 0, 0x80, 0]); // secs, flags: broadcast
+    b.extend_from_slice(&[0; 16]); // ciaddr yiaddr siaddr giaddr
+    b.extend_from_slice(&mac);
+    b.extend_from_slice(&[0; 10 + 64 + 128]);
+    b.extend_from_slice(&[99, 130, 83, 99, 53, 1, 1, 255]);
+    b
+}
+
+/// A DHCPDISCOVER from `mac` as a whole Ethernet frame (broadcast, from
+/// 0.0.0.0:68).
+pub fn discover_frame(mac: [u8; 6], xid: u32) -> Vec<u8> {
+    dhcp_frame(mac, &discover(mac, xid))
+}
+
+/// `bootp` from `mac`'s port 68 to the broadcast address, port 67.
+pub fn dhcp_frame(mac: [u8; 6], bootp: &[u8]) -> Vec<u8> {
+    let b = bootp;
+    let ip = packet::ipv4(
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::BROADCAST,
+        17,
+        64,
+        false,
+        &packet::udp(68, 67, b),
+    );
+    let mut f = packet::eth([0xff; 6], mac, 0, 0x0800);
+    f.extend_from_slice(&ip);
+    f
+}
+
+/// MAC number `i` of a flood (locally administered, unicast).
+pub fn flood_mac(i: u32) -> [u8; 6] {
+    let b = i.to_be_bytes();
+    [0x06, 0xf1, b[0], b[1], b[2], b[3]]
+}
+
+/// Sends `make(i)` for i in 0..n as Ethernet frames out of `iface` in `ns`
+/// at `rate` frames per second (AF_PACKET); returns the seconds it took.
+pub fn flood_frames(
+    ns: &Netns,
+    iface: &str,
+    n: u32,
+    rate: u32,
+    make: impl Fn(u32) -> Vec<u8> + Send + 'static,
+) -> Result<f64> {
+    let iface = iface.to_string();
+    ns.run_in(move || -> Result<f64> {
+        let (ifindex, _) = pmip_user::sys::interface_info(&iface)?;
+        let tx = pmip_user::sys::socket::RawSender::open(ifindex)?;
+        let t0 = Instant::now();
+        for i in 0..n {
+            let due = t0 + Duration::from_secs_f64(f64::from(i) / f64::from(rate));
+            if let Some(d) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(d);
+            }
+            // A full socket buffer drops this frame: so does a real port.
+            let _ = tx.send(&make(i));
+        }
+        Ok(t0.elapsed().as_secs_f64())
+    })?
+}
+
+/// Resident memory of a process, kB (VmRSS).
+pub fn rss_kb(pid: u32) -> Result<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("VmRSS")
+}
+
+/// Lines in a daemon's log file.
+pub fn log_lines(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
