@@ -7,14 +7,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
 
 use crate::access::frame::{mac_dotted, parse_mac};
 use crate::dataplane::TrafficCounters;
@@ -301,96 +296,8 @@ pub fn format_response(r: &Response) -> String {
 
 // ---------------------------------------------------------------- socket
 
-/// Answers one request (asynchronously: the daemon asks its registrar).
-pub type Handler = Arc<
-    dyn Fn(Request) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>
-        + Send
-        + Sync,
->;
-
-/// Binds the control socket, replacing a stale socket file (not any other file).
-pub fn bind(path: &Path) -> Result<UnixListener> {
-    use std::os::unix::fs::FileTypeExt;
-    if let Ok(m) = std::fs::symlink_metadata(path) {
-        if m.file_type().is_socket() {
-            std::fs::remove_file(path)
-                .with_context(|| format!("removing stale {}", path.display()))?;
-        } else {
-            bail!("{} exists and is not a socket", path.display());
-        }
-    }
-    UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))
-}
-
-async fn serve_one(stream: UnixStream, handler: Handler) -> Result<()> {
-    let (r, mut w) = stream.into_split();
-    let mut line = Vec::new();
-    let mut reader = BufReader::new(r).take(MAX_REQUEST as u64 + 1);
-    let n =
-        tokio::time::timeout(Duration::from_secs(5), reader.read_until(b'\n', &mut line)).await??;
-    let resp = if n > MAX_REQUEST {
-        Response::Error {
-            message: format!("request longer than {MAX_REQUEST} bytes"),
-        }
-    } else {
-        match serde_json::from_slice::<Request>(&line) {
-            Ok(req) => handler(req).await,
-            Err(e) => Response::Error {
-                message: format!("bad request: {e}"),
-            },
-        }
-    };
-    let mut out = serde_json::to_vec(&resp)?;
-    out.push(b'\n');
-    w.write_all(&out).await?;
-    w.shutdown().await?;
-    Ok(())
-}
-
-use tokio::io::AsyncReadExt as _;
-
-/// Answers requests on `listener` forever, one task per connection.
-pub async fn serve(listener: UnixListener, handler: Handler) -> Result<()> {
-    loop {
-        let (s, _) = listener.accept().await?;
-        let h = handler.clone();
-        tokio::spawn(async move {
-            if let Err(e) = serve_one(s, h).await {
-                tracing::debug!("control connection: {e}");
-            }
-        });
-    }
-}
-
-/// Sends one request and waits for the response.
-pub async fn request(path: &Path, req: &Request) -> Result<Response> {
-    let mut s = UnixStream::connect(path)
-        .await
-        .with_context(|| format!("connecting to {}", path.display()))?;
-    let mut out = serde_json::to_vec(req)?;
-    out.push(b'\n');
-    s.write_all(&out).await?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await?;
-    serde_json::from_slice(&buf)
-        .with_context(|| format!("bad response: {}", String::from_utf8_lossy(&buf)))
-}
-
-/// Blocking variant for the pmipctl binary.
-pub fn request_blocking(path: &Path, req: &Request, timeout: Duration) -> Result<Response> {
-    use std::io::{Read, Write};
-    let mut s = std::os::unix::net::UnixStream::connect(path)
-        .with_context(|| format!("connecting to {} (is pmipd running?)", path.display()))?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    let mut out = serde_json::to_vec(req)?;
-    out.push(b'\n');
-    s.write_all(&out)?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    serde_json::from_slice(&buf)
-        .with_context(|| format!("bad response: {}", String::from_utf8_lossy(&buf)))
-}
+mod socket;
+pub use socket::{bind, bind_with, request, request_blocking, serve, ControlListener, Handler};
 
 /// Default control socket path.
 pub fn default_socket() -> PathBuf {

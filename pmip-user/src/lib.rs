@@ -16,6 +16,7 @@
 //! - `pmipv6`     — PMIPv6 wire formats (`wire`) and the MAG/LMA state machines.
 //! - `pmipv4`     — PMIPv4 wire formats (`wire`) and the PMA/HA state machines.
 //! - `store`      — durable binding state: the store trait, embedded (redb) and in-memory backends.
+//! - `ratelog`    — rate-limited logging for what an attacker controls.
 //! - `sys`        — OS plumbing: interfaces, sockets, sysctls, bpffs, CPUs.
 //! - `aaa`        — RADIUS authorization, accounting and dynamic authorization (RFC 2865/2866/5176).
 pub mod aaa;
@@ -34,6 +35,7 @@ pub mod mac;
 mod pcap;
 pub mod pmipv4;
 pub mod pmipv6;
+pub mod ratelog;
 pub mod static_bindings;
 pub mod store;
 pub mod sys;

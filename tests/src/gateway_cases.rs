@@ -594,6 +594,8 @@ address = "10.255.0.10"
         c.push_str(
             "spi = 256\nalgorithm = \"hmac-md5\"\nkey = \"00112233445566778899aabbccddeeff\"\n",
         );
+    } else {
+        c.push_str("insecure = true\n");
     }
     c.push_str("[timers]\nlifetime_s = 120\n");
     if proto == Proto::Pmipv6 {

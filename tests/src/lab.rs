@@ -122,6 +122,9 @@ pub struct LabOpts {
     /// 802.1Q access links: the subscriber on s0.VID, each gateway's access
     /// interface the sub-interface acc0.VID (`interfaces.access[].vlan`).
     pub vlan: Option<u16>,
+    /// PMIPv6 signaling without ESP (`peers[].insecure = true`); by default
+    /// the lab protects it with the SAs of [`esp_sa`].
+    pub insecure: bool,
 }
 
 impl LabOpts {
@@ -181,6 +184,7 @@ impl LabOpts {
             max_retx: 3,
             reregistration_window_s: 0,
             vlan: None,
+            insecure: false,
         }
     }
 }
@@ -1073,6 +1077,7 @@ address = "{anchor}"
                 sa_key(i)
             ));
         }
+        c.push_str(&esp_toml(o, dir, i, Side::Access));
         c.push_str(&timers(o));
         c.push_str(&detach(o));
         c.push_str(&store_section(o, dir, &format!("mag{}", i + 1)));
@@ -1176,6 +1181,7 @@ ipv4 = "{CORE_ANCHOR}"
                     sa_key(i)
                 ));
             }
+            c.push_str(&esp_toml(o, dir, i, Side::Anchor));
         }
         c.push_str(&timers(o));
         c.push_str(&store_section(o, dir, "anchor"));
@@ -1463,6 +1469,72 @@ impl Drop for BpfFs {
 /// Shared key of access gateway `i` with the anchor (PMIPv4 SA).
 fn sa_key(i: usize) -> String {
     format!("{:02x}", 0x11 * (i + 1)).repeat(16)
+}
+
+/// The ESP SAs between access gateway `i` and the anchor (PMIPv6), as
+/// `ip xfrm state` and tshark's ESP SA table take them: AES-GCM-128 with a
+/// 16-octet ICV, key = AES key + 4-octet salt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LabEsp {
+    /// SPI and key of the SA access gateway → anchor.
+    pub spi_up: u32,
+    pub key_up: String,
+    /// SPI and key of the SA anchor → access gateway.
+    pub spi_down: u32,
+    pub key_down: String,
+}
+
+pub fn esp_sa(i: usize) -> LabEsp {
+    // 16 octets of AES key, then the salt: i, c0 de, direction.
+    let k = |dir: u8| {
+        let b = format!("{:02x}", 0x31 + 0x10 * i + usize::from(dir));
+        format!("0x{}{i:02x}c0de{dir:02x}", b.repeat(16))
+    };
+    LabEsp {
+        spi_up: 0x6000 + 0x10 * i as u32 + 1,
+        key_up: k(1),
+        spi_down: 0x6000 + 0x10 * i as u32 + 2,
+        key_down: k(2),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Access,
+    Anchor,
+}
+
+/// `peers[].esp` (or `insecure = true`) of the PMIPv6 peer between access
+/// gateway `i` and the anchor, seen from `side`, and where its sequence
+/// numbers are kept.
+fn esp_toml(o: &LabOpts, dir: &Path, i: usize, side: Side) -> String {
+    if o.proto != Proto::Pmipv6 {
+        return String::new();
+    }
+    if o.insecure {
+        return "insecure = true\n".into();
+    }
+    let e = esp_sa(i);
+    let (spi_in, key_in, spi_out, key_out) = match side {
+        Side::Access => (e.spi_down, &e.key_down, e.spi_up, &e.key_up),
+        Side::Anchor => (e.spi_up, &e.key_up, e.spi_down, &e.key_down),
+    };
+    let name = match side {
+        Side::Access => format!("mag{}", i + 1),
+        Side::Anchor => "anchor".into(),
+    };
+    // [signaling] once per file: with the first peer's table, after it.
+    let state = if side == Side::Access || i == 0 {
+        format!(
+            "\n[signaling]\nesp_state_file = \"{}\"\n",
+            dir.join(format!("{name}.esp-seq")).display()
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "\n[peers.esp]\nspi_in = {spi_in}\nspi_out = {spi_out}\nalgorithm = \"rfc4106(gcm(aes))\"\nkey_in = \"{key_in}\"\nkey_out = \"{key_out}\"\n{state}"
+    )
 }
 
 /// "N packets transmitted, M received".
@@ -1806,5 +1878,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn generated_pmipv6_configs_protect_the_signaling() {
+        use pmip_user::config::Config;
+        let dir = Path::new("/tmp/pmip-lab-cfg");
+        let mut o = LabOpts::new(Proto::Pmipv6, "cfg");
+        let anchor = Config::from_toml_str(&anchor_config(&o, dir, 2)).unwrap();
+        for i in 0..2 {
+            let mag = Config::from_toml_str(&access_config(&o, dir, i)).unwrap();
+            let (m, a) = (
+                mag.peers[0].esp.clone().unwrap(),
+                anchor.peers[i].esp.clone().unwrap(),
+            );
+            assert_eq!((m.inbound, m.outbound), (a.outbound, a.inbound));
+            assert_eq!(
+                mag.signaling.esp_state_file,
+                dir.join(format!("mag{}.esp-seq", i + 1))
+            );
+        }
+        assert_eq!(anchor.signaling.esp_state_file, dir.join("anchor.esp-seq"));
+        o.insecure = true;
+        let mag = Config::from_toml_str(&access_config(&o, dir, 0)).unwrap();
+        assert!(mag.peers[0].insecure && mag.peers[0].esp.is_none());
     }
 }

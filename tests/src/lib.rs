@@ -5,6 +5,7 @@ pub mod conformance;
 pub mod fixture;
 pub mod gateway_cases;
 pub mod handover;
+pub mod hostile;
 pub mod lab;
 pub mod lossy;
 pub mod netns;

@@ -6,6 +6,8 @@
 //! cargo test --release -p pmip-tests --test pmipv6_bench -- --ignored --nocapture
 //! ```
 //! `PMIPV6_BENCH_SIZES=10000,100000` and `PMIPV6_BENCH_RUNS=5` change the defaults.
+//! Each run is made twice over real sockets: plain, and with the signaling
+//! in ESP (AES-GCM, `Sockets::with_esp`), as the daemon sends it by default.
 //!
 //! The load generator is not a MAG: it pre-builds distinct PBUs and keeps a
 //! window of them outstanding, so what is measured is the LMA (parse,
@@ -19,6 +21,7 @@ use pmip_user::agent::registrar::AnchorCommand;
 use pmip_user::agent::shell::{run, Request};
 use pmip_user::agent::{Clock, Peer, Transmit};
 use pmip_user::dataplane::{DataPlane, DpCommand, TrafficCounters};
+use pmip_user::esp::{EspAlgorithm, EspConfig, SaDb, SignalingEsp};
 use pmip_user::pmipv6::lma::{Ipv4PoolConfig, Lma, LmaConfig, Profile};
 use pmip_user::pmipv6::transport::Sockets;
 use pmip_user::pmipv6::wire::*;
@@ -123,13 +126,51 @@ fn pbu(i: usize, ts: u64, src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
     .unwrap()
 }
 
+/// The SAs of one side: MAG → LMA on 0x7001, LMA → MAG on 0x7002.
+fn esp(local: LocalAddrs, peer: &str, mag_side: bool) -> SignalingEsp {
+    let (up, down) = (
+        "0x101112131415161718191a1b1c1d1e1f20212223",
+        "0x303132333435363738393a3b3c3d3e3f40414243",
+    );
+    let (spi_in, spi_out, key_in, key_out) = if mag_side {
+        (0x7002, 0x7001, down, up)
+    } else {
+        (0x7001, 0x7002, up, down)
+    };
+    let c = EspConfig {
+        spi_in,
+        spi_out,
+        algorithm: EspAlgorithm::AesGcm,
+        key_in: key_in.into(),
+        key_out: key_out.into(),
+        auth_key_in: None,
+        auth_key_out: None,
+        replay_window: 64,
+        esn: false,
+    };
+    let mut db = SaDb::new();
+    db.add_peer(peer.parse().unwrap(), &c.check("bench").unwrap())
+        .unwrap();
+    SignalingEsp::new(db, local, 5436)
+}
+
+/// The signaling sockets of `local`, in ESP with `peer` when `protect`.
+fn sockets(local: LocalAddrs, peer: &str, protect: bool, mag_side: bool) -> Sockets {
+    let s = Sockets::bind(&local, 0, true).unwrap();
+    if protect {
+        s.with_esp(esp(local, peer, mag_side), None).unwrap()
+    } else {
+        s
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
 }
 
-/// One run over real sockets: returns bindings per second.
-fn socket_run(n: usize) -> f64 {
+/// One run over real sockets (in ESP with `protect`): returns bindings per second.
+fn socket_run(n: usize, protect: bool) -> f64 {
     let mag_ns = Netns::new("p6b").unwrap();
     let lma_ns = Netns::new("p6b").unwrap();
     veth(&mag_ns, "vmag", &lma_ns, "vlma").unwrap();
@@ -165,7 +206,7 @@ fn socket_run(n: usize) -> f64 {
                 .unwrap();
             rt.block_on(async move {
                 let cfg = lma_cfg();
-                let sockets = Sockets::bind(&cfg.local, 0, true).unwrap();
+                let sockets = sockets(cfg.local, MAG6, protect, false);
                 let mut lma = Lma::new(cfg, Instant::now(), SystemTime::now());
                 let mut dp = CountingDp::default();
                 let (ev_tx, _ev_rx) = mpsc::unbounded_channel();
@@ -188,15 +229,11 @@ fn socket_run(n: usize) -> f64 {
                 let clock = Clock::new(Instant::now(), SystemTime::now());
                 let ts = clock.timestamp(Instant::now());
                 let msgs: Vec<Vec<u8>> = (0..n).map(|i| pbu(i, ts, src, dst)).collect();
-                let s = Sockets::bind(
-                    &LocalAddrs {
-                        v6: Some(src),
-                        v4: None,
-                    },
-                    0,
-                    true,
-                )
-                .unwrap();
+                let local = LocalAddrs {
+                    v6: Some(src),
+                    v4: None,
+                };
+                let s = sockets(local, LMA6, protect, true);
                 const WINDOW: usize = 1024;
                 let mut sent = 0usize;
                 let mut acked = 0usize;
@@ -372,19 +409,23 @@ fn lma_bindings_per_second() {
         .unwrap_or(5);
     for &n in &sizes {
         let mut sock = Vec::new();
+        let mut sock_esp = Vec::new();
         let mut core = Vec::new();
         let mut mem = Vec::new();
         let mag_mem = mag_heap_per_binding(n);
         for _ in 0..runs {
-            sock.push(socket_run(n));
+            sock.push(socket_run(n, false));
+            sock_esp.push(socket_run(n, true));
             let (r, m) = core_run(n);
             core.push(r);
             mem.push(m);
         }
         println!(
-            "LMA n={n}: real sockets median {:.0} bindings/s (runs {:?}); sans-IO core median {:.0} bindings/s; ~{:.0} heap bytes/binding in the LMA, ~{:.0} in the MAG",
+            "LMA n={n}: real sockets median {:.0} bindings/s (runs {:?}); in ESP median {:.0} bindings/s (runs {:?}); sans-IO core median {:.0} bindings/s; ~{:.0} heap bytes/binding in the LMA, ~{:.0} in the MAG",
             median(sock.clone()),
             sock.iter().map(|x| *x as u64).collect::<Vec<_>>(),
+            median(sock_esp.clone()),
+            sock_esp.iter().map(|x| *x as u64).collect::<Vec<_>>(),
             median(core),
             median(mem),
             mag_mem

@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask build-ebpf | test | lab | bench`.
+//! Project tasks: `cargo xtask build-ebpf | test | fuzz | lab | bench`.
 //!
 //! Every task first installs what a fresh machine lacks (nightly rust-src,
 //! bpf-linker 0.10.x, the Debian packages the tests and the lab use), so the
@@ -9,6 +9,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+mod fuzz;
 mod lab;
 
 #[derive(Parser)]
@@ -22,7 +23,8 @@ enum Cmd {
     /// Build the eBPF objects (release, nightly, -Z build-std=core) into target/bpf/:
     /// pmip-ebpf.o (the fast path pmipd loads) and pmip-ebpf-test.o (benchmark and test programs).
     BuildEbpf,
-    /// Install what is missing, build everything, run the whole test suite.
+    /// Install what is missing, build everything, run the whole test suite
+    /// (then every fuzz target briefly, as `fuzz` does).
     Test {
         /// Extra arguments for `cargo test`.
         #[arg(trailing_var_arg = true)]
@@ -34,6 +36,8 @@ enum Cmd {
     /// Run benchmarks (release build, own namespaces): per-packet, throughput, trafgen, tcp,
     /// scale, handover (all by default); results in bench-results/, plots in docs/bench/.
     Bench { names: Vec<String> },
+    /// Every fuzz target for a short fixed time, seeded from fuzz/corpus/.
+    Fuzz(fuzz::FuzzArgs),
     /// Install what is missing and check the toolchain only.
     Setup,
     /// cargo fmt --check over the three workspaces and clippy -D warnings (also run by `test`).
@@ -243,7 +247,8 @@ fn test(args: &[String]) -> Result<()> {
         .args(args)
         .current_dir(root())
         .env("PMIP_EBPF_OBJECT", &obj)
-        .env("PMIP_EBPF_TEST_OBJECT", test_object(&obj)))
+        .env("PMIP_EBPF_TEST_OBJECT", test_object(&obj)))?;
+    fuzz::fuzz(&fuzz::FuzzArgs::default())
 }
 
 /// Renders docs/bench/*.png from bench-results/*.json (xtask/plot_bench.py,
@@ -295,6 +300,7 @@ fn main() -> Result<()> {
                 .env("PMIP_EBPF_TEST_OBJECT", test_object(&obj)))?;
             plot()
         }
+        Cmd::Fuzz(a) => fuzz::fuzz(&a),
         Cmd::Setup => setup(),
         Cmd::Lint => lint(),
     }

@@ -37,9 +37,15 @@ pub struct DhcpServerConfig {
     /// how long an OFFER stays valid without a REQUEST, before the attach is
     /// abandoned (→ [`Event::Detach`] with [`DetachReason::Abandoned`]).
     pub offer_timeout: Duration,
+    /// How long an OFFER holds the home address: a client that does not
+    /// REQUEST it by then is abandoned, and the anchor gets the address back
+    /// (RFC 2131 §3.1 step 2: a server may hold an offered address).
+    pub offer_hold: Duration,
     /// Slack after the lease end before the client counts as gone, for clock
     /// skew and a late REBIND.
     pub lease_grace: Duration,
+    /// Raise [`Event::Leased`] when a client first gets its lease.
+    pub report_leases: bool,
 }
 
 impl DhcpServerConfig {
@@ -49,7 +55,9 @@ impl DhcpServerConfig {
             vlan,
             server_id,
             offer_timeout: Duration::from_secs(60),
+            offer_hold: Duration::from_secs(10),
             lease_grace: Duration::from_secs(2),
+            report_leases: false,
         }
     }
 }
@@ -95,6 +103,9 @@ pub enum Event {
         at: AccessPoint,
         reason: DetachReason,
     },
+    /// The attach is complete: the client took its first lease (only with
+    /// [`DhcpServerConfig::report_leases`]).
+    Leased { at: AccessPoint },
 }
 
 /// Where a reply goes (RFC 2131 §4.1, "If the 'giaddr' field ...").
@@ -341,11 +352,17 @@ impl DhcpServer {
 
     fn on_discover(&mut self, now: Instant, mac: [u8; 6], msg: Message) -> Result<(), Reject> {
         self.stats.discovers += 1;
-        let offer_timeout = self.cfg.offer_timeout;
+        let (offer_timeout, offer_hold) = (self.cfg.offer_timeout, self.cfg.offer_hold);
         let requested = Self::requested_of(&msg);
         let c = self.client_or_attach(now, mac, &msg, requested);
         if c.lease_end.is_none() {
-            c.abandon_at = Some(now + offer_timeout);
+            // Offered again: held again; still registering: wait for it.
+            let wait = if c.binding.is_some() {
+                offer_hold
+            } else {
+                offer_timeout
+            };
+            c.abandon_at = Some(now + wait);
         }
         match c.binding.clone() {
             Some(b) => {
@@ -408,9 +425,14 @@ impl DhcpServer {
     }
 
     fn ack(&mut self, now: Instant, mac: [u8; 6], msg: &Message, b: &BindingInfo) {
-        if let Some(c) = self.clients.get_mut(&mac) {
+        let first = self.clients.get_mut(&mac).is_some_and(|c| {
+            let first = c.lease_end.is_none();
             c.lease_end = Some(now + b.lifetime);
             c.abandon_at = None;
+            first
+        });
+        if first && self.cfg.report_leases {
+            self.events.push_back(Event::Leased { at: self.at(mac) });
         }
         self.reply(MessageType::Ack, msg, b);
     }
@@ -485,7 +507,12 @@ impl DhcpServer {
         let pending = c.pending.take();
         if let Some(p) = pending {
             match p.kind {
-                MessageType::Discover => self.reply(MessageType::Offer, &p.req, &binding),
+                MessageType::Discover => {
+                    if c.lease_end.is_none() {
+                        c.abandon_at = Some(now + self.cfg.offer_hold);
+                    }
+                    self.reply(MessageType::Offer, &p.req, &binding)
+                }
                 _ => {
                     let wanted = Self::requested_of(&p.req).unwrap_or(p.req.ciaddr());
                     if wanted == binding.home {

@@ -15,6 +15,7 @@
 //! - [`clock`]     — the one clock: monotonic `now` → RFC 5213 timestamps, NTP, wall time.
 //! - [`registrar`] — what the daemon asks of a registrar and hears back, whatever the protocol.
 //! - [`shell`]     — the tokio driver of an endpoint.
+//! - [`peer_filter`] — a transport that drops signaling from addresses that are not peers.
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV4};
@@ -27,6 +28,7 @@ use crate::store::{Record, RecordKey, Restored, StoreOp};
 
 pub mod alloc;
 pub mod clock;
+pub mod peer_filter;
 pub mod registrar;
 pub mod shell;
 
@@ -129,4 +131,8 @@ pub trait Transport: Send + Sync {
     fn try_recv(&self, buf: &mut [u8]) -> Option<(Peer, usize)>;
     /// Sends one datagram, waiting for socket space.
     fn send<'a>(&'a self, t: &'a Transmit) -> impl Future<Output = io::Result<()>> + Send + 'a;
+    /// What the transport itself dropped or protected (ESP, unknown peers), for `show stats`.
+    fn counters(&self) -> registrar::Counters {
+        registrar::Counters::new()
+    }
 }

@@ -27,6 +27,8 @@ pub struct Report {
     pub counters: Counters,
     pub shell: Counters,
     pub peers: Vec<super::registrar::PeerSummary>,
+    /// The transport's own counters (ESP, unknown peers).
+    pub transport: Counters,
 }
 
 /// Counters of the shell itself (socket level; protocol counters are the endpoint's).
@@ -161,10 +163,10 @@ pub async fn run_with<E: Endpoint, T: Transport, D: DataPlane, S: Store + ?Sized
             r = requests.recv() => match r {
                 Some(r) => {
                     let now = Instant::now();
-                    on_request(ep, &c, now, r);
+                    on_request(ep, (&c, transport), now, r);
                     // Every queued request before the flush.
                     while let Ok(r) = requests.try_recv() {
-                        on_request(ep, &c, now, r);
+                        on_request(ep, (&c, transport), now, r);
                     }
                 }
                 None => {
@@ -184,7 +186,12 @@ async fn sleep_until(t: Option<tokio::time::Instant>) {
     }
 }
 
-fn on_request<E: Endpoint>(ep: &mut E, c: &ShellCounters, now: Instant, r: Request<E::Command>) {
+fn on_request<E: Endpoint, T: Transport>(
+    ep: &mut E,
+    (c, transport): (&ShellCounters, &T),
+    now: Instant,
+    r: Request<E::Command>,
+) {
     match r {
         Request::Command(cmd) => ep.command(now, cmd),
         Request::Report(tx) => {
@@ -193,6 +200,7 @@ fn on_request<E: Endpoint>(ep: &mut E, c: &ShellCounters, now: Instant, r: Reque
                 counters: ep.counters(),
                 shell: counters_of(c),
                 peers: ep.peers(),
+                transport: transport.counters(),
             });
         }
     }

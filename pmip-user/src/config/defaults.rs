@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::file::{Detach, Dhcp, Fastpath, HaFailover, Timers};
+use super::file::{Admission, Detach, Dhcp, Fastpath, HaFailover, Signaling, Timers};
 use crate::fastpath::AttachMode;
 
 /// `control.socket`.
@@ -70,6 +70,32 @@ pub(super) const DETACH: Detach = Detach {
 pub(super) const DHCP: Dhcp = Dhcp {
     dns: Vec::new(),
     offer_timeout_s: 60,
+    // A client REQUESTs within a second of the OFFER; one that does not
+    // retransmits its DISCOVER after 4 s (RFC 2131 §4.1) and is offered again.
+    offer_hold_s: 10,
+};
+
+/// `[signaling]`.
+pub(super) fn signaling() -> Signaling {
+    Signaling {
+        unknown_peers: super::UnknownPeers::Drop,
+        esp_state_file: PathBuf::from("/var/lib/pmip/esp-seq"),
+    }
+}
+
+/// `[admission]`: an access link (one subscriber's port, RFC 5213's
+/// point-to-point link, or a small shared segment) sees a few attaches a
+/// second; one link may take a fifth of the gateway's budget and a quarter
+/// of its pending attaches (each holds a pool address while the OFFER
+/// waits), so a flood on one link leaves the others served.
+pub(super) const ADMISSION: Admission = Admission {
+    max_pending_per_link: 16,
+    max_pending: 64,
+    attempts_per_s_per_link: 10,
+    attempts_per_s: 50,
+    backoff_initial_ms: 1000,
+    backoff_max_s: 60,
+    new_mac_reports_per_s: 20,
 };
 
 /// `[fastpath]`.

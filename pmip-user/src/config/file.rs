@@ -48,6 +48,12 @@ pub(super) struct File {
     /// Where the binding state survives a restart.
     #[serde(default)]
     pub store: Store,
+    /// Who may signal to us, and where the ESP sequence numbers are kept.
+    #[serde(default)]
+    pub signaling: Signaling,
+    /// Caps on attaches (access role): what a flood of new MACs may cost.
+    #[serde(default)]
+    pub admission: Admission,
 }
 
 /// `[store]`: the durable binding state.
@@ -65,6 +71,44 @@ impl Default for Store {
             backend: StoreBackend::Embedded,
             path: defaults::store_path(),
         }
+    }
+}
+
+/// `[signaling]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct Signaling {
+    /// "drop" (default): signaling from an address that is not a configured
+    /// peer is dropped unanswered; "answer": rejected with the protocol's
+    /// error (RFC 5213 §5.3.1 status 154), which makes us a reflector.
+    pub unknown_peers: super::UnknownPeers,
+    /// Where the ESP sequence numbers outlive a restart.
+    pub esp_state_file: PathBuf,
+}
+impl Default for Signaling {
+    fn default() -> Self {
+        defaults::signaling()
+    }
+}
+
+/// `[admission]`: pending attaches and registration attempts, per access
+/// link and in all, and the back-off of a MAC whose registration failed.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct Admission {
+    pub max_pending_per_link: u32,
+    pub max_pending: u32,
+    pub attempts_per_s_per_link: u32,
+    pub attempts_per_s: u32,
+    pub backoff_initial_ms: u32,
+    pub backoff_max_s: u32,
+    pub new_mac_reports_per_s: u32,
+}
+impl Default for Admission {
+    fn default() -> Self {
+        defaults::ADMISSION
     }
 }
 
@@ -95,11 +139,15 @@ pub(super) struct Control {
     /// Unix socket that `pmipctl` talks to.
     #[serde(default = "defaults::control_socket")]
     pub socket: PathBuf,
+    /// Group (name or number) allowed to use it too (mode 0660 instead of 0600).
+    #[serde(default)]
+    pub group: Option<String>,
 }
 impl Default for Control {
     fn default() -> Self {
         Control {
             socket: defaults::control_socket(),
+            group: None,
         }
     }
 }
@@ -170,6 +218,12 @@ pub(super) struct Peer {
     /// Home Agent field 255.255.255.255 and the Requested HA extension).
     #[serde(default)]
     pub dynamic_ha: bool,
+    /// PMIPv6: the ESP security associations protecting the signaling (RFC 5213 §4).
+    #[serde(default)]
+    pub esp: Option<crate::esp::EspConfig>,
+    /// PMIPv6 without ESP: explicit, for labs.
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 /// Times carry their unit in the key name, as the operator writes them.
@@ -238,6 +292,8 @@ impl Default for Detach {
 pub(super) struct Dhcp {
     pub dns: Vec<Ipv4Addr>,
     pub offer_timeout_s: u32,
+    /// How long an OFFER holds the address when no REQUEST follows (RFC 2131 §4.3.1).
+    pub offer_hold_s: u32,
 }
 impl Default for Dhcp {
     fn default() -> Self {

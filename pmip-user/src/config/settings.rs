@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::prefix::{Ipv4Prefix, Ipv6Prefix};
+use crate::access::admission::AdmissionConfig;
 use crate::access::detach::DetachConfig;
 use crate::access::dhcp::DhcpServerConfig;
 use crate::fastpath::AttachMode;
@@ -70,6 +71,9 @@ pub struct Config {
     pub static_bindings: Vec<StaticBinding>,
     pub fastpath: Fastpath,
     pub store: StoreSettings,
+    pub signaling: Signaling,
+    /// Access role: caps on attaches.
+    pub admission: AdmissionConfig,
 }
 
 /// Where the binding state is kept (`[store]`).
@@ -94,6 +98,25 @@ pub struct StoreSettings {
 pub struct Control {
     /// Unix socket that `pmipctl` talks to.
     pub socket: PathBuf,
+    /// Group that may use it besides root (mode 0660; without one, 0600).
+    pub group: Option<u32>,
+}
+
+/// What becomes of signaling from an address that is not a configured peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownPeers {
+    /// Dropped and counted, never answered (no reflection towards a spoofed source).
+    Drop,
+    /// Handed to the registrar, which rejects it on the wire (conformance labs).
+    Answer,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signaling {
+    pub unknown_peers: UnknownPeers,
+    /// The ESP sequence numbers, kept across restarts (RFC 4303 §3.3.3).
+    pub esp_state_file: PathBuf,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,6 +176,10 @@ pub struct Peer {
     pub revocation: bool,
     /// PMIPv4 access role: dynamic home agent assignment (RFC 4433).
     pub dynamic_ha: bool,
+    /// PMIPv6: the ESP SAs of the signaling; `None` only with `insecure`.
+    pub esp: Option<crate::esp::EspSettings>,
+    /// PMIPv6 signaling with this peer goes unprotected (labs).
+    pub insecure: bool,
 }
 
 /// A security association with a peer (seed 000 `fa-ha-spi`).
@@ -219,8 +246,10 @@ pub struct Detach {
 pub struct Dhcp {
     /// DNS servers for subscribers whose profile names none.
     pub dns: Vec<Ipv4Addr>,
-    /// How long a DISCOVER may wait for its registration / an OFFER for its REQUEST.
+    /// How long a DISCOVER may wait for its registration.
     pub offer_timeout: Duration,
+    /// How long an OFFER holds the home address when no REQUEST follows.
+    pub offer_hold: Duration,
 }
 
 /// An address pool of the anchor (StarOS `ip pool`, `ipv6 pool`).
@@ -390,6 +419,7 @@ impl Config {
     pub fn dhcp_server_config(&self, iface: &AccessInterface) -> DhcpServerConfig {
         let mut c = DhcpServerConfig::new(0, self.frame_vlan(iface), iface.gateway.addr);
         c.offer_timeout = self.dhcp.offer_timeout;
+        c.offer_hold = self.dhcp.offer_hold;
         c
     }
 

@@ -69,6 +69,7 @@ ipv6 = "2001:db8::1"
 [[peers]]
 name = "lma"
 address = "2001:db8::2"
+insecure = true
 "#;
     let c = Config::from_toml_str(minimal).unwrap();
     // Every default comes from `defaults`, typed on the way.
@@ -748,4 +749,5 @@ fn subscriber_resolution_and_dhcp_parameters() {
     );
 }
 
+mod security;
 mod typed;

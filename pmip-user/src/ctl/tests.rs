@@ -1,4 +1,9 @@
 use super::*;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
 
 fn seed_binding() -> BindingView {
     BindingView {

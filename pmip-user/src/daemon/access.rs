@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use tokio::sync::{mpsc, oneshot};
@@ -21,8 +21,11 @@ use tokio::sync::{mpsc, oneshot};
 use super::control::{self, mac_str, CtlRequest, ShowCtx};
 use super::fastpath::SharedDp;
 use super::stop::{self, StopMode};
+use crate::access::admission::{Admission, Outcome};
 use crate::access::detach::Detached;
-use crate::access::dhcp::{BindingInfo as DhcpBinding, DhcpStats, Event as DhcpEvent};
+use crate::access::dhcp::{
+    BindingInfo as DhcpBinding, DetachReason, DhcpStats, Event as DhcpEvent,
+};
 use crate::access::shell::{ArpCmd, ArpShell, DhcpCmd, DhcpShell};
 use crate::agent::registrar::{
     counters_of, AccessCommand, AccessEvent, AttachRequest, BindingSummary,
@@ -39,6 +42,8 @@ struct Sub {
     nai: String,
     dns: Vec<Ipv4Addr>,
     mtu: Option<u16>,
+    /// Asked for by DHCP: the attach is complete at the lease, not the registration.
+    by_dhcp: bool,
 }
 
 /// The access link of one interface: its DHCP server and ARP monitor.
@@ -58,7 +63,8 @@ fn start_links(
 ) -> Result<HashMap<u32, Link>> {
     let mut links = HashMap::new();
     for a in &cfg.interfaces.access {
-        let dcfg = cfg.dhcp_server_config(a);
+        let mut dcfg = cfg.dhcp_server_config(a);
+        dcfg.report_leases = true; // ends the attach's admission
         let shell =
             DhcpShell::open(&a.name, dcfg).with_context(|| format!("DHCP server on {}", a.name))?;
         let ifindex = shell.ifindex();
@@ -132,6 +138,8 @@ struct Glue<'a> {
     links: HashMap<u32, Link>,
     subs: HashMap<AccessPoint, Sub>,
     registrar: mpsc::UnboundedSender<shell::Request<AccessCommand>>,
+    /// Caps on attaches (issue 13: a flood of new MACs).
+    admission: Admission,
 }
 
 impl Glue<'_> {
@@ -151,10 +159,41 @@ impl Glue<'_> {
                 at,
                 client_id,
                 requested,
-            } => self.attach(at, client_id.as_deref(), requested),
+            } => {
+                if self.admit(at) {
+                    self.attach(at, client_id.as_deref(), requested);
+                    if let Some(s) = self.subs.get_mut(&at) {
+                        s.by_dhcp = true;
+                    }
+                }
+            }
             DhcpEvent::Detach { at, reason } => {
-                tracing::info!(mac = %mac_str(&at.mac), ?reason, "DHCP detach");
+                // An OFFER never taken is what a DISCOVER flood looks like: back off.
+                let outcome = if reason == DetachReason::Abandoned {
+                    crate::log_limited!(info, mac = %mac_str(&at.mac), "DHCP attach abandoned");
+                    Outcome::Failed
+                } else {
+                    tracing::info!(mac = %mac_str(&at.mac), ?reason, "DHCP detach");
+                    Outcome::Left
+                };
+                self.admission.finish(Instant::now(), &at, outcome);
                 self.detach(at);
+            }
+            DhcpEvent::Leased { at } => self.admission.finish(Instant::now(), &at, Outcome::Done),
+        }
+    }
+
+    /// Admission first: a refused attach costs no signaling and no state.
+    fn admit(&mut self, at: AccessPoint) -> bool {
+        if self.subs.contains_key(&at) && !self.admission.is_pending(&at) {
+            return true; // already registered: a refresh of what it has
+        }
+        match self.admission.admit(Instant::now(), at) {
+            Ok(()) => true,
+            Err(why) => {
+                crate::log_limited!(info, mac = %mac_str(&at.mac), ?why, "attach refused");
+                self.refuse(&at);
+                false
             }
         }
     }
@@ -168,8 +207,8 @@ impl Glue<'_> {
         let ifname = link.cfg.name.clone();
         let (nai, profile) = self.cfg.resolve_subscriber(client_id, &at.mac, &ifname);
         let Some(profile) = profile else {
-            tracing::info!(mac = %mac_str(&at.mac), %nai, "no profile and no default profile: refused");
-            self.refuse(&at);
+            crate::log_limited!(info, mac = %mac_str(&at.mac), %nai, "no profile and no default profile: refused");
+            self.failed(at);
             return;
         };
         let anchor = profile
@@ -177,8 +216,8 @@ impl Glue<'_> {
             .clone()
             .or_else(|| self.cfg.peers.first().map(|p| p.name.clone()));
         let Some(peer) = anchor.as_deref().and_then(|n| self.cfg.peer(n)) else {
-            tracing::warn!(%nai, "profile {} names no known anchor", profile.name);
-            self.refuse(&at);
+            crate::log_limited!(warn, %nai, "profile {} names no known anchor", profile.name);
+            self.failed(at);
             return;
         };
         let mtu = Some(self.cfg.subscriber_mtu(&link.cfg, peer));
@@ -203,7 +242,16 @@ impl Glue<'_> {
             interface_id: Some(ifname.into_bytes()),
             access_tech: link.cfg.access_tech,
         }));
-        self.subs.insert(at, Sub { nai, dns, mtu });
+        let by_dhcp = false;
+        self.subs.insert(
+            at,
+            Sub {
+                nai,
+                dns,
+                mtu,
+                by_dhcp,
+            },
+        );
     }
 
     /// Data from an unknown MAC: a subscriber that moved in without DHCP.
@@ -218,8 +266,11 @@ impl Glue<'_> {
         if self.subs.contains_key(&at) || !self.links.contains_key(&at.ifindex) {
             return;
         }
+        if !self.admission.new_mac_report(Instant::now()) || !self.admit(at) {
+            return;
+        }
         let requested = Some(Ipv4Addr::from(ev.src_v4)).filter(|a| !a.is_unspecified());
-        tracing::info!(mac = %mac_str(&at.mac), ?requested, "data from an unknown MAC: registering it");
+        crate::log_limited!(info, mac = %mac_str(&at.mac), ?requested, "data from an unknown MAC: registering it");
         self.attach(at, None, requested);
     }
 
@@ -252,7 +303,7 @@ impl Glue<'_> {
             // No IPv4 home address: nothing the DHCP server can lease.
             AccessEvent::Registered { at, .. } => self.failed(at),
             AccessEvent::Failed { at, reason } => {
-                tracing::warn!(mac = %mac_str(&at.mac), ?reason, "registration failed");
+                crate::log_limited!(warn, mac = %mac_str(&at.mac), ?reason, "registration failed");
                 self.failed(at)
             }
             AccessEvent::Restored {
@@ -264,6 +315,7 @@ impl Glue<'_> {
                 ..
             } => self.restored(at, nai, home_v4, (lifetime, left)),
             AccessEvent::Gone { at, cause } => {
+                self.admission.finish(Instant::now(), &at, Outcome::Left);
                 if let Some(l) = self.links.get(&at.ifindex) {
                     let _ = l.dhcp.send(DhcpCmd::BindingGone { mac: at.mac });
                     let _ = l.arp.send(ArpCmd::Unwatch { mac: at.mac });
@@ -292,6 +344,10 @@ impl Glue<'_> {
         let router = anchor_router
             .filter(|r| plen > 0 && same_subnet(*r, home, plen) && *r != home)
             .unwrap_or(link.cfg.gateway.addr);
+        if !sub.by_dhcp {
+            // No lease to wait for (a subscriber that moved in): complete.
+            self.admission.finish(Instant::now(), &at, Outcome::Done);
+        }
         tracing::info!(nai = %sub.nai, %home, lifetime_s = lifetime.as_secs(), "registered");
         let info = DhcpBinding {
             home,
@@ -357,12 +413,33 @@ impl Glue<'_> {
             home,
             gateway: router,
         });
-        self.subs.insert(at, Sub { nai, dns, mtu });
+        let by_dhcp = false;
+        self.subs.insert(
+            at,
+            Sub {
+                nai,
+                dns,
+                mtu,
+                by_dhcp,
+            },
+        );
     }
 
     fn failed(&mut self, at: AccessPoint) {
+        self.admission.finish(Instant::now(), &at, Outcome::Failed);
         self.refuse(&at);
         self.subs.remove(&at);
+    }
+
+    /// Once a second: admission housekeeping; after a flood, the memory it
+    /// took goes back to the system.
+    fn tick(&mut self) {
+        let h = self.admission.housekeeping(Instant::now());
+        if h.flood_over {
+            crate::access::admission::shrink_if_sparse(&mut self.subs);
+            crate::sys::release_free_memory();
+            tracing::info!(admission = ?self.admission.stats(), "attach flood over");
+        }
     }
 
     /// `clear binding NAI`: every attachment of that identity is released.
@@ -399,15 +476,18 @@ impl Glue<'_> {
             .unwrap_or_default()
     }
 
-    /// Each access link's DHCP counters, for `show stats`.
+    /// Each access link's DHCP counters and the admission's, for `show stats`.
     fn link_stats(&self) -> Vec<(String, crate::agent::registrar::Counters)> {
-        self.links
+        let mut g: Vec<_> = self
+            .links
             .values()
             .map(|l| {
                 let st = *l.dhcp_stats.lock().unwrap_or_else(|e| e.into_inner());
                 (format!("dhcp {}", l.cfg.name), counters_of(&st))
             })
-            .collect()
+            .collect();
+        g.push(("admission".into(), counters_of(&self.admission.stats())));
+        g
     }
 
     async fn on_ctl<C, E>(&mut self, h: &Handle<C, E>, dp: &SharedDp, req: Request) -> Response {
@@ -448,11 +528,14 @@ where
         links: start_links(cfg, &dhcp_tx, &arp_tx)?,
         subs: HashMap::new(),
         registrar: h.requests.clone(),
+        admission: Admission::new(cfg.admission.clone(), Instant::now()),
     };
     let mut new_macs = start_new_mac_reader(&dp)?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     ready();
     let mode = loop {
         tokio::select! {
+            _ = tick.tick() => glue.tick(),
             Some(ev) = dhcp.recv() => glue.on_dhcp(ev),
             Some(d) = arp.recv() => glue.on_arp(d),
             Some(ev) = new_macs.recv() => glue.on_new_mac(ev),

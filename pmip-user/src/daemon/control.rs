@@ -21,7 +21,7 @@ pub(super) type CtlRequest = (Request, oneshot::Sender<Response>);
 
 /// Binds `control.socket` and serves it; requests arrive on the returned channel.
 pub(super) fn serve(cfg: &Config) -> Result<mpsc::Receiver<CtlRequest>> {
-    let listener = ctl::bind(&cfg.control.socket)
+    let listener = ctl::bind_with(&cfg.control.socket, cfg.control.group)
         .with_context(|| format!("control.socket {}", cfg.control.socket.display()))?;
     let (tx, rx) = mpsc::channel::<CtlRequest>(64);
     let handler: ctl::Handler = Arc::new(move |req| {
@@ -201,6 +201,10 @@ fn stats(ctx: &ShowCtx, report: &Report, views: &[BindingView]) -> StatsView {
     st.groups.insert(role.into(), report.counters.clone());
     st.groups
         .insert(format!("{role} socket"), report.shell.clone());
+    if !report.transport.is_empty() {
+        st.groups
+            .insert(format!("{role} transport"), report.transport.clone());
+    }
     for (g, c) in &ctx.groups {
         st.groups.insert(g.clone(), c.clone());
     }

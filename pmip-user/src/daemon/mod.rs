@@ -36,6 +36,9 @@ pub struct Options {
 
 /// Runs the daemon until SIGINT/SIGTERM. `ready` is called once everything is up.
 pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()> {
+    // First: a second daemon with the same control socket stops here,
+    // before it touches the interfaces or the fast path of the first.
+    let ctl = control::serve(&cfg)?;
     system::setup(&cfg)?;
     let dp = fastpath::load(&cfg, &opts.ebpf_object)?;
     fastpath::attach(&cfg, &dp)?;
@@ -55,31 +58,32 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
         );
     }
     let rc = opened.restart_counter;
-    let ctl = control::serve(&cfg)?;
     let stop = shutdown_signal();
     let r = match (cfg.role, cfg.protocol) {
         (Role::Access, Protocol::Pmipv6) => {
             let (mut mag, local) = registrars::mag(&cfg, &reserve, rc);
             state::recover(&cfg, &dp, &mut mag, &mut opened)?;
-            let sockets = registrars::pmipv6_sockets(&local)?;
-            access::run(&cfg, (mag, sockets), (dp, opened.store), ctl, stop, ready).await
+            let sockets = registrars::pmipv6_sockets(&cfg, &local)?;
+            let t = registrars::peers_only(&cfg, sockets);
+            access::run(&cfg, (mag, t), (dp, opened.store), ctl, stop, ready).await
         }
         (Role::Access, Protocol::Pmipv4) => {
             let mut pma = registrars::pma(&cfg, &reserve)?;
             state::recover(&cfg, &dp, &mut pma, &mut opened)?;
-            let socket = registrars::pmipv4_socket(&cfg)?;
+            let socket = registrars::peers_only(&cfg, registrars::pmipv4_socket(&cfg)?);
             access::run(&cfg, (pma, socket), (dp, opened.store), ctl, stop, ready).await
         }
         (Role::Anchor, Protocol::Pmipv6) => {
             let (mut lma, local) = registrars::lma(&cfg, &reserve, rc);
             state::recover(&cfg, &dp, &mut lma, &mut opened)?;
-            let sockets = registrars::pmipv6_sockets(&local)?;
-            anchor::run(&cfg, (lma, sockets), (dp, opened.store), ctl, stop, ready).await
+            let sockets = registrars::pmipv6_sockets(&cfg, &local)?;
+            let t = registrars::peers_only(&cfg, sockets);
+            anchor::run(&cfg, (lma, t), (dp, opened.store), ctl, stop, ready).await
         }
         (Role::Anchor, Protocol::Pmipv4) => {
             let mut ha = registrars::ha(&cfg, &reserve)?;
             state::recover(&cfg, &dp, &mut ha, &mut opened)?;
-            let socket = registrars::pmipv4_socket(&cfg)?;
+            let socket = registrars::peers_only(&cfg, registrars::pmipv4_socket(&cfg)?);
             anchor::run(&cfg, (ha, socket), (dp, opened.store), ctl, stop, ready).await
         }
     };

@@ -5,9 +5,12 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{anyhow, Context, Result};
 
-use crate::agent::Clock;
-use crate::config::{agents, Config};
+use crate::agent::peer_filter::PeerFilter;
+use crate::agent::{Clock, Transport};
+use crate::config::{agents, Config, UnknownPeers};
 use crate::dataplane::Held;
+use crate::esp::persist::{FileSeqStore, SeqKeeper};
+use crate::esp::{SaDb, SignalingEsp};
 use crate::pmipv4::{self, ha, pma, transport::Udp434};
 use crate::pmipv6::{self, lma, mag, transport::Sockets};
 
@@ -15,10 +18,48 @@ fn clock() -> Clock {
     Clock::new(Instant::now(), SystemTime::now())
 }
 
-/// The PMIPv6 sockets: raw MH for IPv6 peers, UDP 5436 for IPv4 ones.
-pub(super) fn pmipv6_sockets(local: &pmipv6::LocalAddrs) -> Result<Sockets> {
-    Sockets::bind(local, pmipv6::wire::UDP_PORT, true)
-        .context("binding the PMIPv6 sockets (addresses.*)")
+/// The PMIPv6 sockets: raw MH for IPv6 peers, UDP 5436 for IPv4 ones, and
+/// raw ESP for the peers with SAs (`peers[].esp`), their sequence numbers
+/// restored from `signaling.esp_state_file`.
+pub(super) fn pmipv6_sockets(cfg: &Config, local: &pmipv6::LocalAddrs) -> Result<Sockets> {
+    let port = pmipv6::wire::UDP_PORT;
+    let sockets =
+        Sockets::bind(local, port, true).context("binding the PMIPv6 sockets (addresses.*)")?;
+    let mut db = SaDb::new();
+    for (i, p) in cfg.peers.iter().enumerate() {
+        if let Some(esp) = &p.esp {
+            db.add_peer(p.address, esp)
+                .map_err(|e| anyhow!("peers[{i}].esp: {e}"))?;
+        }
+    }
+    if db.peer_addrs().next().is_none() {
+        return Ok(sockets);
+    }
+    let file = &cfg.signaling.esp_state_file;
+    let keeper =
+        SeqKeeper::restore(Box::new(FileSeqStore::new(file)), &mut db).with_context(|| {
+            format!(
+                "signaling.esp_state_file {}: the ESP sequence numbers (remove a damaged file to \
+             start afresh; the peers then drop our first messages as replays until their \
+             windows are passed)",
+                file.display()
+            )
+        })?;
+    tracing::info!(
+        peers = db.peer_addrs().count(),
+        "ESP protects the signaling"
+    );
+    sockets
+        .with_esp(SignalingEsp::new(db, *local, port), Some(keeper))
+        .context("opening the raw ESP sockets")
+}
+
+/// `transport` restricted to the configured peers (`signaling.unknown_peers`).
+pub(super) fn peers_only<T: Transport>(cfg: &Config, transport: T) -> PeerFilter<T> {
+    match cfg.signaling.unknown_peers {
+        UnknownPeers::Drop => PeerFilter::new(transport, cfg.peers.iter().map(|p| p.address)),
+        UnknownPeers::Answer => PeerFilter::open(transport),
+    }
 }
 
 /// The PMIPv4 registration socket (UDP 434 on addresses.ipv4).

@@ -14,6 +14,7 @@
 //! - [`signaling`] — what a PMIPv6 transport calls: [`SignalingEsp::protect`] a
 //!   `Transmit`, [`SignalingEsp::unprotect`] a received ESP packet.
 //! - [`socket`]    — raw `IPPROTO_ESP` sockets (IPv4 and IPv6), plain and tokio.
+//! - [`persist`]   — the sequence numbers kept across restarts ([`persist::SeqStore`]).
 //!
 //! Everything but `socket` is sans-IO: bytes in, bytes out, no clock.
 //!
@@ -23,10 +24,12 @@
 //! over at 1 and the peer's window takes it for a replayer, and a restarted
 //! receiver's empty window takes recorded packets once more. So the agent
 //! keeps [`SaDb::tx_seq`] and [`SaDb::rx_top`] across restarts and hands them
-//! back with [`SaDb::set_tx_seq`] / [`SaDb::set_rx_top`] (or the peer runs
-//! with `replay_window = 0`, relying on RFC 5213's timestamps alone).
+//! back with [`SaDb::set_tx_seq`] / [`SaDb::set_rx_top`] ([`persist`] does
+//! it; or the peer runs with `replay_window = 0`, relying on RFC 5213's
+//! timestamps alone).
 pub mod config;
 pub mod packet;
+pub mod persist;
 pub mod replay;
 pub mod sa;
 pub mod signaling;
@@ -39,7 +42,7 @@ mod interop_tests;
 #[cfg(test)]
 mod tests;
 
-pub use config::{EspAlgorithm, EspConfig, EspSettings, SaParams};
+pub use config::{check_unique_spi_in, EspAlgorithm, EspConfig, EspSettings, SaParams};
 pub use packet::{EspPacket, EspRepr};
 pub use replay::ReplayWindow;
 pub use sa::{Sa, SaDb};

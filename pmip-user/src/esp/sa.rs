@@ -238,6 +238,18 @@ impl SaDb {
         Ok(())
     }
 
+    /// The peers with SAs.
+    pub fn peer_addrs(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.peers.keys().copied()
+    }
+
+    /// The (inbound, outbound) SPIs of `peer`'s SAs.
+    pub fn spis(&self, peer: &IpAddr) -> Option<(u32, u32)> {
+        self.peers
+            .get(peer)
+            .map(|p| (p.inbound.spi(), p.outbound.spi()))
+    }
+
     /// Whether signaling with `peer` must go through ESP.
     pub fn protects(&self, peer: &IpAddr) -> bool {
         self.peers.contains_key(peer)

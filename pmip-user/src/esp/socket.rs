@@ -240,6 +240,12 @@ impl AsyncEspSocket {
     pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(IpAddr, Range<usize>)> {
         self.inner.get_ref().recv_from(buf)
     }
+
+    /// Waits until a packet may be there: read it with the guard's `try_io`
+    /// (so that a caller can wait on several sockets and read into one buffer).
+    pub async fn readable(&self) -> io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, EspSocket>> {
+        self.inner.readable().await
+    }
 }
 
 #[cfg(test)]

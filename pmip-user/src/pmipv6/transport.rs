@@ -10,6 +10,11 @@
 //!   and is verified by the state machine — a test of our own code.
 //! - IPv4: UDP port 5436, IPv4 | UDP | Mobility Header, MH checksum zero;
 //!   replies go to the request's source port (RFC 5844 §4.1).
+//!
+//! With [`Sockets::with_esp`], peers that have ESP SAs (RFC 5213 §4) are
+//! reached through raw ESP sockets instead (`esp`): `IPv6 | ESP | MH` and
+//! `IPv4 | ESP | UDP | MH`; whatever such a peer's address sends without
+//! ESP, or with ESP that does not open, is dropped and counted.
 use std::future::Future;
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -21,12 +26,19 @@ use tokio::net::UdpSocket;
 
 use super::wire::IPPROTO_MH;
 use super::LocalAddrs;
+use crate::agent::registrar::Counters;
 use crate::agent::{Peer, Transmit, Transport};
+use crate::esp::persist::SeqKeeper;
+use crate::esp::SignalingEsp;
+
+mod esp;
 
 /// The signaling sockets of one agent.
 pub struct Sockets {
     v6: Option<AsyncFd<OwnedFd>>,
     v4: Option<UdpSocket>,
+    local: LocalAddrs,
+    esp: Option<esp::EspPart>,
 }
 
 fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
@@ -112,7 +124,32 @@ impl Sockets {
             }
             None => None,
         };
-        Ok(Sockets { v6, v4 })
+        Ok(Sockets {
+            v6,
+            v4,
+            local: *local,
+            esp: None,
+        })
+    }
+
+    /// Protects the signaling with the peers `sig` has SAs for: opens the raw
+    /// ESP sockets. `keeper` keeps the sequence numbers across restarts.
+    pub fn with_esp(mut self, sig: SignalingEsp, keeper: Option<SeqKeeper>) -> io::Result<Sockets> {
+        self.esp = Some(esp::EspPart::open(sig, keeper, &self.local)?);
+        Ok(self)
+    }
+
+    /// A message received without ESP: false (counted) when it must be dropped.
+    fn accept_plain(&self, peer: &Peer) -> bool {
+        !self
+            .esp
+            .as_ref()
+            .is_some_and(|e| e.reject_unprotected(peer))
+    }
+
+    /// The ESP counters (`esp_*`), for `show stats`.
+    pub fn counters(&self) -> Counters {
+        self.esp.as_ref().map(|e| e.counters()).unwrap_or_default()
     }
 
     /// Local address of the UDP socket (its port when bound to 0).
@@ -141,28 +178,65 @@ impl Sockets {
         Ok((Peer::V6(Ipv6Addr::from(sa.sin6_addr.s6_addr)), n as usize))
     }
 
-    /// Receives one Mobility Header from either socket: waits until one
-    /// is readable, then reads into `buf`.
+    /// Receives one Mobility Header from any socket: waits until one is
+    /// readable, then reads into `buf`; what must be dropped is dropped here.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<(Peer, usize)> {
+        let (esp6, esp4) = match &self.esp {
+            Some(e) => (e.v6(), e.v4()),
+            None => (None, None),
+        };
         loop {
             tokio::select! {
                 r = Self::readable_v6(&self.v6) => {
                     let mut g = r?;
-                    if let Ok(r) = g.try_io(|fd| Self::try_recv_v6(fd.get_ref(), buf)) {
-                        return r;
+                    match g.try_io(|fd| Self::try_recv_v6(fd.get_ref(), buf)) {
+                        Ok(Ok((peer, n))) if self.accept_plain(&peer) => return Ok((peer, n)),
+                        Ok(Ok(_)) | Err(_) => {}
+                        Ok(Err(e)) => return Err(e),
                     }
                 }
                 r = Self::readable_v4(&self.v4) => {
                     r?;
                     match self.v4.as_ref().map(|s| s.try_recv_from(buf)) {
-                        Some(Ok((n, SocketAddr::V4(a)))) => return Ok((Peer::V4(a), n)),
+                        Some(Ok((n, SocketAddr::V4(a)))) if self.accept_plain(&Peer::V4(a)) => {
+                            return Ok((Peer::V4(a), n))
+                        }
                         Some(Ok(_)) => {}
                         Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
                         Some(Err(e)) => return Err(e),
                         None => {}
                     }
                 }
+                r = esp::EspPart::readable(esp6) => {
+                    if let Some(got) = self.recv_esp(r?, buf)? {
+                        return Ok(got);
+                    }
+                }
+                r = esp::EspPart::readable(esp4) => {
+                    if let Some(got) = self.recv_esp(r?, buf)? {
+                        return Ok(got);
+                    }
+                }
             }
+        }
+    }
+
+    /// Reads one packet from a readable ESP socket and opens it (`None`:
+    /// nothing there, or dropped).
+    fn recv_esp(
+        &self,
+        mut g: tokio::io::unix::AsyncFdReadyGuard<'_, crate::esp::socket::EspSocket>,
+        buf: &mut [u8],
+    ) -> io::Result<Option<(Peer, usize)>> {
+        let Some(esp) = &self.esp else {
+            return Ok(None);
+        };
+        match g.try_io(|s| s.get_ref().recv_from(buf)) {
+            Ok(Ok((src, range))) => Ok(esp.open_into(src, buf, range)),
+            // A raw IPv4 datagram we could not make sense of: dropped.
+            Ok(Err(e)) if e.kind() == io::ErrorKind::InvalidData => Ok(None),
+            Ok(Err(e)) => Err(e),
+            Err(_would_block) => Ok(None),
         }
     }
 
@@ -182,25 +256,40 @@ impl Sockets {
         }
     }
 
-    /// Non-blocking receive on either socket (to drain a burst after a wake-up).
+    /// Non-blocking receive on any socket (to drain a burst after a wake-up).
     pub fn try_recv(&self, buf: &mut [u8]) -> Option<(Peer, usize)> {
-        if let Some(fd) = &self.v6 {
-            match Self::try_recv_v6(fd.get_ref(), buf) {
-                Ok(r) => return Some(r),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => {}
+        // Dropped messages do not end the drain; a long run of them waits
+        // for the next wake-up.
+        for _ in 0..64 {
+            let mut any = false;
+            if let Some(fd) = &self.v6 {
+                if let Ok((peer, n)) = Self::try_recv_v6(fd.get_ref(), buf) {
+                    if self.accept_plain(&peer) {
+                        return Some((peer, n));
+                    }
+                    any = true;
+                }
+            }
+            if let Some(s) = &self.v4 {
+                if let Ok((n, SocketAddr::V4(a))) = s.try_recv_from(buf) {
+                    if self.accept_plain(&Peer::V4(a)) {
+                        return Some((Peer::V4(a), n));
+                    }
+                    any = true;
+                }
+            }
+            if !any {
+                break;
             }
         }
-        if let Some(s) = &self.v4 {
-            if let Ok((n, SocketAddr::V4(a))) = s.try_recv_from(buf) {
-                return Some((Peer::V4(a), n));
-            }
-        }
-        None
+        self.esp.as_ref().and_then(|e| e.try_recv(buf))
     }
 
     /// Sends one Mobility Header to its peer, waiting for socket space.
     pub async fn send(&self, t: &Transmit) -> io::Result<()> {
+        if let Some(esp) = self.esp.as_ref().filter(|e| e.protects(&t.peer)) {
+            return esp.send(t).await;
+        }
         match t.peer {
             Peer::V6(dst) => {
                 let fd = self
@@ -257,5 +346,8 @@ impl Transport for Sockets {
     }
     fn send<'a>(&'a self, t: &'a Transmit) -> impl Future<Output = io::Result<()>> + Send + 'a {
         Sockets::send(self, t)
+    }
+    fn counters(&self) -> Counters {
+        Sockets::counters(self)
     }
 }

@@ -6,9 +6,11 @@ use anyhow::{anyhow, Context, Result};
 
 pub mod bpffs;
 pub mod iface;
+pub mod memory;
 pub mod socket;
 
 pub use iface::{iface_mac, ifindex, interface_info, vlan_id};
+pub use memory::release_free_memory;
 
 /// Writes `value` to the sysctl `key` (dotted, as `sysctl -w` takes it).
 pub fn sysctl(key: &str, value: &str) -> Result<()> {

@@ -720,3 +720,5 @@ fn fuzz_regression_foreign_option_lengths() {
     assert!(s.handle(Instant::now(), &b).is_ok());
     assert!(matches!(s.poll_event(), Some(Event::AttachRequest { .. })));
 }
+
+mod hold;

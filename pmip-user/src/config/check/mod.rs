@@ -5,10 +5,12 @@
 //! that stands for an address, prefix, MAC or key is parsed exactly once,
 //! here, and a parse failure is the error. The typed [`Config`] is handed out
 //! only when no section reported anything.
+mod admission;
 mod interfaces;
 mod peers;
 mod pools;
 mod profiles;
+mod signaling;
 mod static_bindings;
 mod store;
 mod timers;
@@ -59,6 +61,8 @@ pub(super) fn check(f: &File) -> Result<Config, ConfigErrors> {
     let profiles = profiles::check(f, &mut v);
     let static_bindings = static_bindings::check(f, &mut v);
     let store = store::check(f, &mut v);
+    let signaling = signaling::signaling(f, &mut v);
+    let admission = admission::check(f, &mut v);
     if !v.0.is_empty() {
         return Err(ConfigErrors(v.0));
     }
@@ -78,6 +82,8 @@ pub(super) fn check(f: &File) -> Result<Config, ConfigErrors> {
         static_bindings,
         fastpath,
         store,
+        signaling,
+        admission,
     })
 }
 
@@ -93,6 +99,7 @@ fn general(f: &File, v: &mut Errors) -> Control {
     }
     Control {
         socket: f.control.socket.clone(),
+        group: signaling::control_group(f, v),
     }
 }
 

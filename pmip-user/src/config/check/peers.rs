@@ -38,14 +38,18 @@ pub(super) fn check(f: &File, v: &mut Errors) -> Vec<Peer> {
         if pr.dynamic_ha && f.protocol != Protocol::Pmipv4 {
             v.err(format!("{p}.dynamic_ha"), "RFC 4433 is PMIPv4's");
         }
+        let esp = super::signaling::peer_esp(f, &p, pr, v);
         peers.push(Peer {
             name: pr.name.clone(),
             address: pr.address,
             sa,
             revocation: pr.revocation,
             dynamic_ha: pr.dynamic_ha,
+            esp,
+            insecure: pr.insecure,
         });
     }
+    super::signaling::unique_spis(f, v);
     peers
 }
 

@@ -145,8 +145,13 @@ pub(super) fn dhcp(f: &File, v: &mut Errors) -> Dhcp {
     if f.dhcp.offer_timeout_s == 0 {
         v.err("dhcp.offer_timeout_s", "must be > 0");
     }
+    if f.dhcp.offer_hold_s == 0 {
+        v.err("dhcp.offer_hold_s", "must be > 0");
+    }
     Dhcp {
         dns: f.dhcp.dns.clone(),
         offer_timeout: secs(f.dhcp.offer_timeout_s),
+        // An offer is never held longer than an attach may take.
+        offer_hold: secs(f.dhcp.offer_hold_s.min(f.dhcp.offer_timeout_s)),
     }
 }

@@ -1,0 +1,219 @@
+//! `cargo xtask fuzz`: every cargo-fuzz target for a short fixed time,
+//! seeded from the corpus kept in the repository (fuzz/corpus/<target>/),
+//! a few at a time. `cargo xtask test` runs it with the defaults (12 s per
+//! target, two at a time: about 2.5 minutes for 21 targets on two cores,
+//! after the build).
+//!
+//! New inputs the runs find go to fuzz/target/corpus-scratch/ (not the
+//! repository); a crash leaves its input in fuzz/artifacts/<target>/ and
+//! fails the task with the command that reproduces it. Longer runs
+//! (`--secs 600`) and `--update-corpus` (merge what they found, minimised,
+//! back into fuzz/corpus/) are how the corpus grows.
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use crate::{output_ok, root, run};
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct FuzzArgs {
+    /// Seconds per target.
+    #[arg(long, default_value_t = 12)]
+    pub secs: u32,
+    /// Targets run at once.
+    #[arg(long, default_value_t = 2)]
+    pub jobs: usize,
+    /// Merge what the runs found into fuzz/corpus/ (minimised with -merge=1).
+    #[arg(long)]
+    pub update_corpus: bool,
+    /// Only these targets (default: every file in fuzz/fuzz_targets/).
+    pub targets: Vec<String>,
+}
+
+impl Default for FuzzArgs {
+    fn default() -> Self {
+        FuzzArgs {
+            secs: 12,
+            jobs: 2,
+            update_corpus: false,
+            targets: Vec::new(),
+        }
+    }
+}
+
+fn fuzz_dir() -> PathBuf {
+    root().join("fuzz")
+}
+
+/// Every target: the file stems of fuzz/fuzz_targets/*.rs, sorted.
+pub fn targets() -> Result<Vec<String>> {
+    let dir = fuzz_dir().join("fuzz_targets");
+    let mut v: Vec<String> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let p = e.path();
+            if p.extension()? != "rs" {
+                return None;
+            }
+            Some(p.file_stem()?.to_string_lossy().into_owned())
+        })
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// cargo-fuzz on the nightly toolchain, installed when missing.
+fn ensure_cargo_fuzz() -> Result<()> {
+    crate::ensure_toolchain()?;
+    if output_ok(Command::new("cargo").args(["fuzz", "--version"])).is_none() {
+        eprintln!("xtask: installing cargo-fuzz");
+        run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    Ok(())
+}
+
+fn cargo_fuzz() -> Command {
+    let mut c = Command::new("rustup");
+    c.args(["run", "nightly", "cargo", "fuzz"])
+        .current_dir(root())
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("CARGO_TARGET_DIR");
+    c
+}
+
+struct Running {
+    target: String,
+    child: Child,
+    log: PathBuf,
+    started: Instant,
+}
+
+/// Starts `target` for `secs` seconds on its scratch and seed corpora.
+fn start(target: &str, secs: u32, logs: &Path) -> Result<Running> {
+    let seeds = fuzz_dir().join("corpus").join(target);
+    let scratch = fuzz_dir().join("target/corpus-scratch").join(target);
+    std::fs::create_dir_all(&seeds)?;
+    std::fs::create_dir_all(&scratch)?;
+    let log = logs.join(format!("{target}.log"));
+    let child = cargo_fuzz()
+        .args(["run", "-O", target])
+        .arg(&scratch)
+        .arg(&seeds)
+        .args([
+            "--",
+            &format!("-max_total_time={secs}"),
+            "-print_final_stats=1",
+            "-rss_limit_mb=2048",
+            "-timeout=10",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()
+        .with_context(|| format!("starting fuzz target {target}"))?;
+    Ok(Running {
+        target: target.into(),
+        child,
+        log,
+        started: Instant::now(),
+    })
+}
+
+/// libFuzzer's final `stat::number_of_executed_units` from a log.
+fn executions(log: &Path) -> u64 {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn files_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+/// Folds what a run found into the repository's corpus, minimised.
+fn update_corpus(target: &str) -> Result<()> {
+    let seeds = fuzz_dir().join("corpus").join(target);
+    let scratch = fuzz_dir().join("target/corpus-scratch").join(target);
+    run(cargo_fuzz()
+        .args(["run", "-O", target])
+        .arg(&seeds)
+        .arg(&scratch)
+        .args(["--", "-merge=1"]))
+}
+
+pub fn fuzz(args: &FuzzArgs) -> Result<()> {
+    ensure_cargo_fuzz()?;
+    let all = targets()?;
+    let chosen: Vec<String> = if args.targets.is_empty() {
+        all.clone()
+    } else {
+        for t in &args.targets {
+            if !all.contains(t) {
+                bail!("no fuzz target {t} (have: {})", all.join(" "));
+            }
+        }
+        args.targets.clone()
+    };
+    // One build for all, before the runs share the cores.
+    run(cargo_fuzz().args(["build", "-O"])).context("cargo fuzz build")?;
+    let logs = fuzz_dir().join("target/fuzz-logs");
+    std::fs::create_dir_all(&logs)?;
+    let mut queue: VecDeque<&String> = chosen.iter().collect();
+    let mut running: Vec<Running> = Vec::new();
+    let mut failed = Vec::new();
+    let t0 = Instant::now();
+    while !queue.is_empty() || !running.is_empty() {
+        while running.len() < args.jobs.max(1) {
+            let Some(t) = queue.pop_front() else { break };
+            running.push(start(t, args.secs, &logs)?);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let mut i = 0;
+        while i < running.len() {
+            let Some(st) = running[i].child.try_wait()? else {
+                i += 1;
+                continue;
+            };
+            let r = running.swap_remove(i);
+            let corpus = files_in(&fuzz_dir().join("corpus").join(&r.target))
+                + files_in(&fuzz_dir().join("target/corpus-scratch").join(&r.target));
+            println!(
+                "fuzz {:<30} {:>4.0} s {:>11} runs {:>6} inputs  {}",
+                r.target,
+                r.started.elapsed().as_secs_f64(),
+                executions(&r.log),
+                corpus,
+                if st.success() { "ok" } else { "FAILED" }
+            );
+            if !st.success() {
+                failed.push((r.target, r.log));
+            } else if args.update_corpus {
+                update_corpus(&r.target)?;
+            }
+        }
+    }
+    println!(
+        "fuzz: {} targets in {:.0} s",
+        chosen.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    if !failed.is_empty() {
+        for (t, log) in &failed {
+            eprintln!(
+                "fuzz target {t} failed: see {} and fuzz/artifacts/{t}/ \
+                 (reproduce: cargo +nightly fuzz run {t} fuzz/artifacts/{t}/<file>)",
+                log.display()
+            );
+        }
+        bail!("{} fuzz target(s) failed", failed.len());
+    }
+    Ok(())
+}
