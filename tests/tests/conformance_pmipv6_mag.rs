@@ -24,7 +24,8 @@ fn mag_pbu(t: T, name: &str) -> Result<()> {
     let cap = b.capture("pbu")?;
     let l = b.anchor_sock()?;
     b.dhcp()?;
-    let (rx, m) = next_pbu(&l, Duration::from_secs(5))?;
+    // The client's first DISCOVER may wait a while on this loaded machine.
+    let (rx, m) = next_pbu(&l, Duration::from_secs(15))?;
     ensure!(rx.from == b.gateway(), "PBU from {}", rx.from);
     if t == T::Udp5436 {
         ensure!(
@@ -273,7 +274,8 @@ fn mag_reject(t: T, name: &str) -> Result<()> {
     };
     let l = b.anchor_sock()?;
     b.dhcp()?;
-    let (rx, m) = next_pbu(&l, Duration::from_secs(5))?;
+    // The client's first DISCOVER may wait a while on this loaded machine.
+    let (rx, m) = next_pbu(&l, Duration::from_secs(15))?;
     l.reply(&rx, &pba_for(&m, 129, 0, &[]))?;
     wait_bindings(&b.daemon, 0)?;
     ensure!(
@@ -300,7 +302,8 @@ fn mag_zero(t: T, name: &str) -> Result<()> {
     };
     let l = b.anchor_sock()?;
     b.dhcp()?;
-    let (rx, m) = next_pbu(&l, Duration::from_secs(5))?;
+    // The client's first DISCOVER may wait a while on this loaded machine.
+    let (rx, m) = next_pbu(&l, Duration::from_secs(15))?;
     l.reply(
         &rx,
         &pba_for(
@@ -332,7 +335,8 @@ fn mag_no_key(t: T, name: &str) -> Result<()> {
     };
     let l = b.anchor_sock()?;
     b.dhcp()?;
-    let (rx, m) = next_pbu(&l, Duration::from_secs(5))?;
+    // The client's first DISCOVER may wait a while on this loaded machine.
+    let (rx, m) = next_pbu(&l, Duration::from_secs(15))?;
     l.reply(&rx, &pba_for(&m, 0, 10, &[mh::v4_hoa_reply(0, 24, HOME)]))?;
     let (_, d) =
         next_pbu(&l, Duration::from_secs(3)).context("no PBU after the PBA without GRE key")?;
@@ -353,7 +357,8 @@ fn mag_156(t: T, name: &str) -> Result<()> {
     };
     let l = b.anchor_sock()?;
     b.dhcp()?;
-    let (rx, m) = next_pbu(&l, Duration::from_secs(5))?;
+    // The client's first DISCOVER may wait a while on this loaded machine.
+    let (rx, m) = next_pbu(&l, Duration::from_secs(15))?;
     let far = mh::now_timestamp() + (1000 << 16);
     let o = [
         mh::mn_id(&m.nai().unwrap()),
@@ -380,7 +385,8 @@ fn mag_router(t: T, name: &str) -> Result<()> {
     };
     let l = b.anchor_sock()?;
     b.dhcp()?;
-    let (rx, m) = next_pbu(&l, Duration::from_secs(5))?;
+    // The client's first DISCOVER may wait a while on this loaded machine.
+    let (rx, m) = next_pbu(&l, Duration::from_secs(15))?;
     let tail = [
         mh::gre_key(4242),
         mh::v4_hoa_reply(0, 24, HOME),
@@ -575,7 +581,8 @@ fn mag_seq(t: T, name: &str) -> Result<()> {
     };
     let l = b.anchor_sock()?;
     b.dhcp()?;
-    let (rx, m) = next_pbu(&l, Duration::from_secs(5))?;
+    // The client's first DISCOVER may wait a while on this loaded machine.
+    let (rx, m) = next_pbu(&l, Duration::from_secs(15))?;
     ensure!(
         m.timestamp().is_none(),
         "Timestamp with the sequence-number scheme"
@@ -646,7 +653,8 @@ fn mag_profile(t: T, name: &str) -> Result<()> {
     };
     let l = b.anchor_sock()?;
     b.dhcp()?;
-    let (rx, m) = next_pbu(&l, Duration::from_secs(5))?;
+    // The client's first DISCOVER may wait a while on this loaded machine.
+    let (rx, m) = next_pbu(&l, Duration::from_secs(15))?;
     ensure!(
         m.get(20) == Some(&b"internet.example"[..]),
         "Service Selection {:?}",
@@ -673,7 +681,8 @@ fn mag_seq_mismatch(t: T, name: &str) -> Result<()> {
     };
     let l = b.anchor_sock()?;
     b.dhcp()?;
-    let (rx, m) = next_pbu(&l, Duration::from_secs(5))?;
+    // The client's first DISCOVER may wait a while on this loaded machine.
+    let (rx, m) = next_pbu(&l, Duration::from_secs(15))?;
     let mut wrong = pba_for(&m, 0, 10, &accept_tail(4242));
     let bad_seq = m.u16_at(0).wrapping_add(100).to_be_bytes();
     wrong[8..10].copy_from_slice(&bad_seq);

@@ -282,7 +282,12 @@ fn esp_sequence_numbers_survive_restarts() {
         l.access[0].as_mut().expect("mag1").kill9();
         std::fs::remove_file(l.dir.0.join("mag1.esp-seq"))?;
         l.start_access(0)?;
-        Lab::ping(&l.sub, &lab::CN.to_string(), 5)?;
+        // Its subscribers come back from the store with nothing to send yet;
+        // a new one makes it signal.
+        let k = l.add_subscriber("02:00:00:00:aa:03")?;
+        let dir3 = l.dir.0.join("sub3");
+        std::fs::create_dir_all(&dir3)?;
+        let _c3 = lab::Dhcpc::start(&l.more_subs[k], "s0", &dir3, false)?;
         let end = std::time::Instant::now() + Duration::from_secs(10);
         while replays(&l)? == 0 && std::time::Instant::now() < end {
             std::thread::sleep(Duration::from_millis(200));
