@@ -45,6 +45,9 @@ pub(super) struct File {
     /// How the eBPF fast path is attached.
     #[serde(default)]
     pub fastpath: Fastpath,
+    /// RADIUS (issue 14): parsed by the AAA module's own serde struct.
+    #[serde(default)]
+    pub aaa: Option<crate::aaa::AaaConfig>,
 }
 
 /// `[fastpath]`: attach mode and pinning of the eBPF data plane.

@@ -67,6 +67,8 @@ pub struct Config {
     pub profiles: Vec<Profile>,
     pub static_bindings: Vec<StaticBinding>,
     pub fastpath: Fastpath,
+    /// `[aaa]`: RADIUS servers, accounting, dynamic authorization (none: local profiles only).
+    pub aaa: Option<crate::aaa::AaaConfig>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

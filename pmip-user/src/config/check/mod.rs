@@ -5,6 +5,7 @@
 //! that stands for an address, prefix, MAC or key is parsed exactly once,
 //! here, and a parse failure is the error. The typed [`Config`] is handed out
 //! only when no section reported anything.
+mod aaa;
 mod interfaces;
 mod peers;
 mod pools;
@@ -57,6 +58,7 @@ pub(super) fn check(f: &File) -> Result<Config, ConfigErrors> {
     let pools = pools::check(f, &mut v);
     let profiles = profiles::check(f, &mut v);
     let static_bindings = static_bindings::check(f, &mut v);
+    let aaa = aaa::check(f, &mut v);
     if !v.0.is_empty() {
         return Err(ConfigErrors(v.0));
     }
@@ -75,6 +77,7 @@ pub(super) fn check(f: &File) -> Result<Config, ConfigErrors> {
         profiles,
         static_bindings,
         fastpath,
+        aaa,
     })
 }
 
