@@ -20,7 +20,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// show bindings | tunnels | stats
+    /// show bindings | tunnels | stats | aaa
     Show {
         #[command(subcommand)]
         what: Show,
@@ -37,6 +37,8 @@ enum Show {
     Bindings,
     Tunnels,
     Stats,
+    /// RADIUS servers, accounting and dynamic authorization counters.
+    Aaa,
 }
 
 #[derive(Subcommand)]
@@ -63,6 +65,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             what: Show::Tunnels,
         } => Request::ShowTunnels,
         Cmd::Show { what: Show::Stats } => Request::ShowStats,
+        Cmd::Show { what: Show::Aaa } => Request::ShowAaa,
         Cmd::Clear {
             what: Clear::Binding { nai },
         } => Request::ClearBinding { nai },

@@ -18,6 +18,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use tokio::sync::{mpsc, oneshot};
 
+use super::aaa::{AccessAaa, Resolved};
 use super::control::{self, mac_str, CtlRequest, ShowCtx};
 use super::fastpath::SharedDp;
 use crate::access::detach::Detached;
@@ -31,6 +32,8 @@ use crate::agent::{Endpoint, Transport};
 use crate::config::{AccessInterface, Config};
 use crate::ctl::{Request, Response};
 use crate::dataplane::AccessPoint;
+
+mod aaa;
 
 /// A subscriber the access side knows about: what its lease needs.
 struct Sub {
@@ -129,6 +132,8 @@ struct Glue<'a> {
     links: HashMap<u32, Link>,
     subs: HashMap<AccessPoint, Sub>,
     registrar: mpsc::UnboundedSender<shell::Request<AccessCommand>>,
+    /// RADIUS authorization, accounting, dynamic authorization (inert without `[aaa]`).
+    aaa: AccessAaa,
 }
 
 impl Glue<'_> {
@@ -136,7 +141,8 @@ impl Glue<'_> {
         let _ = self.registrar.send(shell::Request::Command(c));
     }
 
-    fn refuse(&self, at: &AccessPoint) {
+    fn refuse(&mut self, at: &AccessPoint) {
+        self.aaa.forget(at);
         if let Some(l) = self.links.get(&at.ifindex) {
             let _ = l.dhcp.send(DhcpCmd::BindingFailed { mac: at.mac });
         }
@@ -151,6 +157,7 @@ impl Glue<'_> {
             } => self.attach(at, client_id.as_deref(), requested),
             DhcpEvent::Detach { at, reason } => {
                 tracing::info!(mac = %mac_str(&at.mac), ?reason, "DHCP detach");
+                self.aaa.ending(&at, super::aaa::dhcp_cause(reason));
                 self.detach(at);
             }
         }
@@ -163,12 +170,17 @@ impl Glue<'_> {
             return;
         };
         let ifname = link.cfg.name.clone();
-        let (nai, profile) = self.cfg.resolve_subscriber(client_id, &at.mac, &ifname);
-        let Some(profile) = profile else {
-            tracing::info!(mac = %mac_str(&at.mac), %nai, "no profile and no default profile: refused");
-            self.refuse(&at);
-            return;
+        // The local profile, or the operator's RADIUS servers' (the attach resumes here
+        // when they answer).
+        let (nai, profile) = match self
+            .aaa
+            .resolve(self.cfg, at, (client_id, requested), &ifname)
+        {
+            Resolved::Ready(nai, profile) => (nai, profile),
+            Resolved::Pending => return,
+            Resolved::Refused => return self.refuse(&at),
         };
+        let profile = &*profile;
         let anchor = profile
             .anchor
             .clone()
@@ -221,6 +233,8 @@ impl Glue<'_> {
 
     fn on_arp(&mut self, d: Detached) {
         tracing::info!(mac = %mac_str(&d.at.mac), "ARP polling: subscriber gone");
+        self.aaa
+            .ending(&d.at, crate::aaa::TerminateCause::LostCarrier);
         if let Some(l) = self.links.get(&d.at.ifindex) {
             let _ = l.dhcp.send(DhcpCmd::BindingGone { mac: d.at.mac });
         }
@@ -237,6 +251,7 @@ impl Glue<'_> {
     }
 
     fn on_event(&mut self, ev: AccessEvent) {
+        self.aaa.on_event(&ev);
         match ev {
             AccessEvent::Registered {
                 at,
@@ -284,6 +299,7 @@ impl Glue<'_> {
             dns: sub.dns.clone(),
             mtu: sub.mtu,
         };
+        let info = self.aaa.lease(&at, info);
         let _ = link.dhcp.send(DhcpCmd::BindingReady { mac: at.mac, info });
         let _ = link.arp.send(ArpCmd::Watch {
             mac: at.mac,
@@ -306,6 +322,7 @@ impl Glue<'_> {
             .map(|(a, _)| *a)
             .collect();
         for at in &ats {
+            self.aaa.ending(at, crate::aaa::TerminateCause::AdminReset);
             if let Some(l) = self.links.get(&at.ifindex) {
                 let _ = l.dhcp.send(DhcpCmd::BindingGone { mac: at.mac });
             }
@@ -316,6 +333,7 @@ impl Glue<'_> {
 
     /// Deregisters everyone (shutdown).
     fn detach_all(&mut self) {
+        self.aaa.stop_all();
         let ats: Vec<AccessPoint> = self.subs.keys().copied().collect();
         for at in ats {
             self.detach(at);
@@ -344,6 +362,9 @@ impl Glue<'_> {
             let found = self.clear(&nai);
             return Response::Cleared { nai, found };
         }
+        if let Request::ShowAaa = req {
+            return self.aaa.show(control::role_name(self.cfg)).await;
+        }
         let report = h.report().await.unwrap_or_default();
         let ctx = ShowCtx {
             cfg: self.cfg,
@@ -368,7 +389,8 @@ where
     E: Endpoint<Command = AccessCommand, Event = AccessEvent> + Send + 'static,
     T: Transport + 'static,
 {
-    let mut h = shell::spawn(ep, transport, dp.clone());
+    let (aaa, aaa_dp) = AccessAaa::start(cfg, dp.clone()).await?;
+    let mut h = shell::spawn(ep, transport, aaa_dp);
     let (dhcp_tx, mut dhcp) = mpsc::unbounded_channel();
     let (arp_tx, mut arp) = mpsc::unbounded_channel();
     let mut glue = Glue {
@@ -376,6 +398,7 @@ where
         links: start_links(cfg, &dhcp_tx, &arp_tx)?,
         subs: HashMap::new(),
         registrar: h.requests.clone(),
+        aaa,
     };
     let mut new_macs = start_new_mac_reader(&dp)?;
     ready();
@@ -385,6 +408,7 @@ where
             Some(d) = arp.recv() => glue.on_arp(d),
             Some(ev) = new_macs.recv() => glue.on_new_mac(ev),
             Some(ev) = h.events.recv() => glue.on_event(ev),
+            x = glue.aaa.recv() => glue.on_aaa(x),
             Some((req, reply)) = ctl.recv() => {
                 let _ = reply.send(glue.on_ctl(&h, &dp, req).await);
             }
@@ -396,8 +420,10 @@ where
         glue.subs.len()
     );
     glue.detach_all();
+    let aaa = std::mem::replace(&mut glue.aaa, AccessAaa::none());
     drop(glue);
     // The shell takes the detaches, sends the deregistrations and stops.
     h.stop(Duration::from_secs(2)).await;
+    aaa.shutdown().await;
     Ok(())
 }

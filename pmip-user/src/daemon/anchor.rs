@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::Result;
 use tokio::sync::{mpsc, oneshot};
 
+use super::aaa::AnchorAaa;
 use super::control::{self, CtlRequest, ShowCtx};
 use super::fastpath::SharedDp;
 use crate::agent::registrar::{AnchorCommand, AnchorEvent};
@@ -50,17 +51,27 @@ where
     E: Endpoint<Command = AnchorCommand, Event = AnchorEvent> + Send + 'static,
     T: Transport + 'static,
 {
-    let mut h = shell::spawn(ep, transport, dp.clone());
+    let (mut aaa, aaa_dp) = AnchorAaa::start(cfg, dp.clone()).await?;
+    let mut h = shell::spawn(ep, transport, aaa_dp);
     ready();
     loop {
         tokio::select! {
-            Some(ev) = h.events.recv() => tracing::debug!(?ev, "binding"),
+            Some(ev) = h.events.recv() => {
+                tracing::debug!(?ev, "binding");
+                aaa.on_event(ev, &mut h).await;
+            }
+            x = aaa.recv() => aaa.on_input(x, &h).await,
             Some((req, reply)) = ctl.recv() => {
-                let _ = reply.send(on_ctl(cfg, &h, &dp, req).await);
+                let r = match req {
+                    Request::ShowAaa => aaa.show(control::role_name(cfg)).await,
+                    req => on_ctl(cfg, &h, &dp, req).await,
+                };
+                let _ = reply.send(r);
             }
             _ = &mut stop => break,
         }
     }
     h.stop(Duration::from_secs(2)).await;
+    aaa.shutdown().await;
     Ok(())
 }

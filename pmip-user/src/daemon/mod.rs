@@ -8,6 +8,7 @@
 //! - [`access`]     — access links (DHCP, ARP, new MACs) ↔ the MAG or PMA.
 //! - [`anchor`]     — the LMA or HA runner.
 //! - [`control`]    — `pmipctl` requests answered from the registrar's report.
+//! - [`aaa`]        — RADIUS authorization, accounting and dynamic authorization.
 use std::net::IpAddr;
 
 use anyhow::Result;
@@ -15,6 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::config::{Config, Protocol, Role};
 
+mod aaa;
 mod access;
 mod anchor;
 mod control;
