@@ -108,6 +108,13 @@ pub struct LabOpts {
     /// Pin the gateways' maps and links (`fastpath.pin_dir`, on a bpffs of
     /// the lab's own), so the fast path outlives a daemon restart.
     pub pin: bool,
+    /// Access gateways get a default profile (else a subscriber needs a profile of its own,
+    /// e.g. from RADIUS).
+    pub default_profile: bool,
+    /// TOML appended to the access gateways' and the anchor's configs (e.g. `[aaa]`);
+    /// `{i}` in `extra_access` becomes the gateway's index (0-based).
+    pub extra_access: String,
+    pub extra_anchor: String,
 }
 
 impl LabOpts {
@@ -147,6 +154,9 @@ impl LabOpts {
             log_filter: "info".into(),
             ipv6_transport: false,
             pin: false,
+            default_profile: true,
+            extra_access: String::new(),
+            extra_anchor: String::new(),
         }
     }
 }
@@ -982,7 +992,7 @@ core = "core0"
 name = "acc0"
 gateway = "{GW_ADDR}/24"
 mtu = {ACCESS_MTU}
-default_profile = "default"
+{default}
 
 [addresses]
 ipv4 = "{me}"
@@ -997,6 +1007,11 @@ address = "{anchor}"
             sock = sock.display(),
             mode = o.attach_mode,
             pin = pin_line(o, dir, &format!("mag{}", i + 1)),
+            default = if o.default_profile {
+                "default_profile = \"default\""
+            } else {
+                ""
+            },
             me = CORE_MAG[i],
             me6 = if o.ipv6_transport {
                 format!("ipv6 = \"{}\"\n", CORE6_MAG[i])
@@ -1014,7 +1029,11 @@ address = "{anchor}"
         }
         c.push_str(&timers(o));
         c.push_str(&detach(o));
-        c.push_str("\n[[profiles]]\nname = \"default\"\nanchor = \"anchor\"\n");
+        if o.default_profile {
+            c.push_str("\n[[profiles]]\nname = \"default\"\nanchor = \"anchor\"\n");
+        }
+        c.push('\n');
+        c.push_str(&o.extra_access.replace("{i}", &i.to_string()));
         c
     }
 }
@@ -1107,6 +1126,8 @@ ipv4 = "{CORE_ANCHOR}"
         c.push_str(&format!(
             "\n[[pools]]\nname = \"home\"\nprefix = \"{POOL}\"\ngateway = \"{GW_ADDR}\"\n"
         ));
+        c.push('\n');
+        c.push_str(&o.extra_anchor);
         c
     }
 }

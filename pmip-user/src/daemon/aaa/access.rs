@@ -327,7 +327,7 @@ impl AccessAaa {
     /// Lets the accounting queue drain (bounded) and stops the client.
     pub(crate) async fn shutdown(self) {
         if let Some(i) = self.inner {
-            i.core.shutdown(Duration::from_secs(2)).await;
+            i.core.shutdown(Duration::from_secs(1)).await;
         }
     }
 

@@ -114,7 +114,7 @@ impl AnchorAaa {
         for nai in nais {
             i.stop(&nai, TerminateCause::AdminReboot, false);
         }
-        i.core.shutdown(Duration::from_secs(2)).await;
+        i.core.shutdown(Duration::from_secs(1)).await;
     }
 
     pub(crate) async fn show(&self, role: &str) -> Response {

@@ -1,0 +1,260 @@
+//! The lab with the operator's AAA (issue 14): a namespace on the lab's core switch with
+//! FreeRADIUS instances (tests/src/radius.rs) on two addresses, the gateways' `[aaa]`
+//! sections pointing at them, and readers for `pmipctl show aaa` and the detail file.
+//!
+//! ```text
+//!  ... mag1 [core0] ─ [pc1]  sw: brc ─ [pcn] ─ [core0] anchor ...
+//!                               └──── [pr] ─ [r0] radius: 10.255.0.20, 10.255.0.21 (FreeRADIUS, radclient)
+//! ```
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use pmip_user::ctl::{AaaView, Response};
+
+use crate::lab::{self, Daemon, Dhcpc, Lab, Lease};
+use crate::netns::{veth, Netns};
+use crate::radius::{radclient, DetailRecord, FreeRadius, RadiusConf};
+
+/// The RADIUS servers' addresses on the core subnet, in the gateways' failover order.
+pub const SERVERS: [&str; 2] = ["10.255.0.20", "10.255.0.21"];
+pub const SECRET: &str = "lab-radius-secret";
+pub const DAE_SECRET: &str = "lab-dae-secret";
+
+/// FreeRADIUS, radclient and the lab's tools are here (else the test is skipped).
+pub fn skip() -> bool {
+    if crate::gateway_cases::skip() {
+        return true;
+    }
+    for p in ["freeradius", "radclient"] {
+        if !lab::have(p) {
+            eprintln!("skipped: needs {p} (Debian freeradius, freeradius-utils)");
+            return true;
+        }
+    }
+    false
+}
+
+/// `[aaa]` for the access gateways (`{i}`: the gateway's index) and the anchor: the servers
+/// in order, quick retransmissions, Interim-Updates every `interim_s`, a spool, and
+/// dynamic authorization from the RADIUS namespace.
+pub fn aaa_toml(dir: &Path, node: &str, servers: &[usize], interim_s: u32) -> String {
+    let mut c = format!(
+        r#"
+[aaa]
+nas_identifier = "{node}"
+retransmit = 1
+timeout_s = 0.4
+"#
+    );
+    for &s in servers {
+        c.push_str(&format!(
+            "[[aaa.servers]]\naddress = \"{}\"\nsecret = \"{SECRET}\"\n",
+            SERVERS[s]
+        ));
+    }
+    c.push_str(&format!(
+        r#"[aaa.accounting]
+interim_interval_s = {interim_s}
+retry_interval_s = 0.5
+spool = "{spool}"
+[aaa.dae]
+enabled = true
+"#,
+        spool = dir.join(format!("{node}.spool")).display()
+    ));
+    for a in SERVERS {
+        c.push_str(&format!(
+            "[[aaa.dae.clients]]\naddress = \"{a}\"\nsecret = \"{DAE_SECRET}\"\n"
+        ));
+    }
+    c
+}
+
+/// The lab options' `[aaa]` for both roles.
+pub fn with_aaa(o: &mut lab::LabOpts, dir: &Path, servers: &[usize], interim_s: u32) {
+    o.extra_access
+        .push_str(&aaa_toml(dir, "mag{i}", servers, interim_s));
+    o.extra_anchor
+        .push_str(&aaa_toml(dir, "anchor", servers, interim_s));
+}
+
+/// The RADIUS namespace and its servers.
+pub struct RadiusSite {
+    pub servers: Vec<Option<FreeRadius>>,
+    dir: PathBuf,
+    pub ns: Netns,
+}
+
+impl RadiusSite {
+    /// The namespace, wired to the lab's core switch; no server running yet.
+    pub fn attach(l: &Lab) -> Result<RadiusSite> {
+        let ns = Netns::new(&format!("{}r", l.opts.tag))?;
+        veth(&ns, "r0", &l.sw, "pr")?;
+        l.sw.exec(&["ip", "link", "set", "pr", "master", "brc"])?;
+        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])?;
+        for a in SERVERS {
+            ns.exec(&["ip", "addr", "add", &format!("{a}/24"), "dev", "r0"])?;
+        }
+        let dir = l.dir.0.join("radius");
+        std::fs::create_dir_all(&dir)?;
+        Ok(RadiusSite {
+            servers: SERVERS.iter().map(|_| None).collect(),
+            dir,
+            ns,
+        })
+    }
+
+    /// Starts server `i` with `users` (its detail file stays across restarts).
+    pub fn start(&mut self, i: usize, users: &str) -> Result<()> {
+        let s = FreeRadius::start(
+            &self.ns,
+            &self.dir.join(format!("r{i}")),
+            RadiusConf {
+                listen: SERVERS[i].parse()?,
+                auth_port: 1812,
+                acct_port: 1813,
+                // The gateways one by one: the server's own addresses must stay the
+                // readiness probe's client.
+                clients: lab::CORE_MAG
+                    .iter()
+                    .chain([&lab::CORE_ANCHOR])
+                    .map(|a| (a.to_string(), SECRET.to_string()))
+                    .collect(),
+                users: users.into(),
+                threads: 2,
+            },
+        )?;
+        self.servers[i] = Some(s);
+        Ok(())
+    }
+
+    pub fn stop(&mut self, i: usize) {
+        if let Some(s) = self.servers[i].as_mut() {
+            s.stop();
+        }
+    }
+
+    pub fn restart(&mut self, i: usize) -> Result<()> {
+        let s = self.servers[i].as_mut().context("server never started")?;
+        s.restart(&self.ns)
+    }
+
+    /// The accounting records server `i` wrote from `nas` (NAS-IP-Address).
+    pub fn detail(&self, i: usize, nas: &str) -> Vec<DetailRecord> {
+        self.servers[i]
+            .as_ref()
+            .map(|s| s.detail())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.get("NAS-IP-Address") == Some(nas))
+            .collect()
+    }
+
+    /// Waits for a record from `nas` that `pred` accepts.
+    pub fn wait_record(
+        &self,
+        i: usize,
+        nas: &str,
+        within: Duration,
+        what: &str,
+        pred: impl Fn(&DetailRecord) -> bool,
+    ) -> Result<DetailRecord> {
+        let end = Instant::now() + within;
+        loop {
+            let recs = self.detail(i, nas);
+            if let Some(r) = recs.iter().find(|r| pred(r)) {
+                return Ok(r.clone());
+            }
+            if Instant::now() >= end {
+                bail!(
+                    "{what}: no such accounting record from {nas} within {within:?}; records:\n{}",
+                    recs.iter().map(summary).collect::<Vec<_>>().join("\n")
+                );
+            }
+            lab::interruptible_sleep(Duration::from_millis(100))?;
+        }
+    }
+
+    /// `radclient` from this namespace: `code` (disconnect, coa) to `target`'s DAE port.
+    pub fn dae(
+        &self,
+        target: &str,
+        code: &str,
+        secret: &str,
+        attrs: &str,
+    ) -> Result<(bool, String)> {
+        radclient(&self.ns, &format!("{target}:3799"), code, secret, attrs)
+    }
+}
+
+/// One line for a record (failure messages, the lab's printout).
+pub fn summary(r: &DetailRecord) -> String {
+    let g = |k: &str| r.get(k).unwrap_or("-").to_string();
+    format!(
+        "{} {} session {} user {} framed {} in {}/{} B out {}/{} B time {} cause {}",
+        g("NAS-Identifier"),
+        g("Acct-Status-Type"),
+        g("Acct-Session-Id"),
+        g("User-Name"),
+        g("Framed-IP-Address"),
+        g("Acct-Input-Packets"),
+        g("Acct-Input-Octets"),
+        g("Acct-Output-Packets"),
+        g("Acct-Output-Octets"),
+        g("Acct-Session-Time"),
+        g("Acct-Terminate-Cause"),
+    )
+}
+
+/// `pmipctl show aaa --json`.
+pub fn aaa_view(d: &Daemon) -> Result<AaaView> {
+    match d.ctl_json(&["show", "aaa"])? {
+        Response::Aaa(v) => Ok(*v),
+        other => bail!("show aaa: unexpected {other:?}"),
+    }
+}
+
+/// A gateway counter of `show aaa` (0 when absent).
+pub fn counter(v: &AaaView, name: &str) -> u64 {
+    v.gateway.get(name).copied().unwrap_or(0)
+}
+
+/// Waits until `pred` holds on `show aaa`.
+pub fn wait_aaa(
+    d: &Daemon,
+    within: Duration,
+    what: &str,
+    pred: impl Fn(&AaaView) -> bool,
+) -> Result<AaaView> {
+    let end = Instant::now() + within;
+    loop {
+        let v = aaa_view(d)?;
+        if pred(&v) {
+            return Ok(v);
+        }
+        if Instant::now() >= end {
+            bail!(
+                "{}: {what} not reached within {within:?}:\n{}\nlog:\n{}",
+                d.name,
+                pmip_user::ctl::format_aaa(&v),
+                d.log_tail(20)
+            );
+        }
+        lab::interruptible_sleep(Duration::from_millis(100))?;
+    }
+}
+
+/// Another subscriber `mac` on gateway 1's access link with its own DHCP client; waits for
+/// its lease when `bound` (else returns at once).
+pub fn start_subscriber(l: &mut Lab, mac: &str, bound: bool) -> Result<(Dhcpc, Option<Lease>)> {
+    let k = l.add_subscriber(mac)?;
+    let dir = l.dir.0.join(format!("sub{k}"));
+    std::fs::create_dir_all(&dir)?;
+    let c = Dhcpc::start(&l.more_subs[k], "s0", &dir, false)?;
+    if !bound {
+        return Ok((c, None));
+    }
+    let lease = c.wait_event("bound", 1, Duration::from_secs(25))?;
+    Ok((c, Some(lease)))
+}
