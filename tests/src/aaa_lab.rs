@@ -35,7 +35,7 @@ pub fn skip() -> bool {
     false
 }
 
-/// `[aaa]` for the access gateways (`{i}`: the gateway's index) and the anchor: the servers
+/// `[aaa]` for the access gateways (`{n}`: the gateway's number) and the anchor: the servers
 /// in order, quick retransmissions, Interim-Updates every `interim_s`, a spool, and
 /// dynamic authorization from the RADIUS namespace.
 pub fn aaa_toml(dir: &Path, node: &str, servers: &[usize], interim_s: u32) -> String {
@@ -74,7 +74,7 @@ enabled = true
 /// The lab options' `[aaa]` for both roles.
 pub fn with_aaa(o: &mut lab::LabOpts, dir: &Path, servers: &[usize], interim_s: u32) {
     o.extra_access
-        .push_str(&aaa_toml(dir, "mag{i}", servers, interim_s));
+        .push_str(&aaa_toml(dir, "mag{n}", servers, interim_s));
     o.extra_anchor
         .push_str(&aaa_toml(dir, "anchor", servers, interim_s));
 }
@@ -192,7 +192,7 @@ impl RadiusSite {
 pub fn summary(r: &DetailRecord) -> String {
     let g = |k: &str| r.get(k).unwrap_or("-").to_string();
     format!(
-        "{} {} session {} user {} framed {} in {}/{} B out {}/{} B time {} cause {}",
+        "{} {} session {} user {} framed {} in {} pkts {} B, out {} pkts {} B, time {} s, cause {}",
         g("NAS-Identifier"),
         g("Acct-Status-Type"),
         g("Acct-Session-Id"),
@@ -257,4 +257,58 @@ pub fn start_subscriber(l: &mut Lab, mac: &str, bound: bool) -> Result<(Dhcpc, O
     }
     let lease = c.wait_event("bound", 1, Duration::from_secs(25))?;
     Ok((c, Some(lease)))
+}
+
+/// The lab subscriber's profile on the RADIUS server, as the seeds write them: seed 004's
+/// Cisco AV pairs for PMIPv6, seed 000's StarOS/3GPP2 attributes for PMIPv4.
+pub fn lab_users(proto: lab::Proto) -> String {
+    let mac = lab::SUB_MAC.replace(':', "-");
+    let attrs = match proto {
+        lab::Proto::Pmipv6 => vec![
+            "Cisco-AVPair = \"mn-nai=mn0@example.com\"",
+            "Cisco-AVPair = \"mn-service=ipv4\"",
+            "Cisco-AVPair = \"home-lma-ipv4-address=10.255.0.10\"",
+            "Cisco-AVPair = \"mn-apn=example.com\"",
+            "Cisco-AVPair = \"ip:dns-servers=198.51.100.53\"",
+            "Class = \"lab\"",
+            "Session-Timeout = 3600",
+            "Acct-Interim-Interval = 5",
+        ],
+        lab::Proto::Pmipv4 => vec![
+            "SN-Subscriber-Permission = Simple-IP",
+            "SN-Proxy-MIP = Enabled",
+            "3GPP2-Home-Agent-IP-Address = 10.255.0.10",
+            "SN-Primary-DNS-Server = 198.51.100.250",
+            "SN-Secondary-DNS-Server = 198.51.100.251",
+            "Class = \"lab\"",
+            "Session-Timeout = 3600",
+            "Acct-Interim-Interval = 5",
+        ],
+    };
+    format!(
+        "\"{mac}\" Cleartext-Password := \"{mac}\"\n\t{}\n\nDEFAULT Auth-Type := Reject\n",
+        attrs.join(",\n\t")
+    )
+}
+
+/// `cargo xtask lab --radius`: FreeRADIUS on the core switch with the lab subscriber's
+/// profile, and `[aaa]` in every gateway (Interim-Updates every 5 s). Call between
+/// `Lab::topology` and `Lab::start_daemons`.
+pub fn lab_radius(l: &mut Lab) -> Result<RadiusSite> {
+    let mut r = RadiusSite::attach(l)?;
+    r.start(0, &lab_users(l.opts.proto))?;
+    let dir = l.dir.0.clone();
+    with_aaa(&mut l.opts, &dir, &[0], 5);
+    Ok(r)
+}
+
+/// The accounting records server 0 holds, one line each, oldest first.
+pub fn records_text(r: &RadiusSite) -> Vec<String> {
+    r.servers[0]
+        .as_ref()
+        .map(|s| s.detail())
+        .unwrap_or_default()
+        .iter()
+        .map(summary)
+        .collect()
 }

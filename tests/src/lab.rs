@@ -112,7 +112,7 @@ pub struct LabOpts {
     /// e.g. from RADIUS).
     pub default_profile: bool,
     /// TOML appended to the access gateways' and the anchor's configs (e.g. `[aaa]`);
-    /// `{i}` in `extra_access` becomes the gateway's index (0-based).
+    /// `{n}` in `extra_access` becomes the gateway's number (mag1: 1).
     pub extra_access: String,
     pub extra_anchor: String,
 }
@@ -1033,7 +1033,7 @@ address = "{anchor}"
             c.push_str("\n[[profiles]]\nname = \"default\"\nanchor = \"anchor\"\n");
         }
         c.push('\n');
-        c.push_str(&o.extra_access.replace("{i}", &i.to_string()));
+        c.push_str(&o.extra_access.replace("{n}", &(i + 1).to_string()));
         c
     }
 }

@@ -142,7 +142,7 @@ fn pmipv6_profile_accounting_disconnect() -> Result<()> {
         ms.get("User-Name") == Some(&ietf(SUB_MAC))
             && ms.get("Calling-Station-Id") == Some(&ietf(SUB_MAC))
             && ms.get("Framed-IP-Address") == Some(&lease.ip)
-            && ms.get("NAS-Identifier") == Some("mag0")
+            && ms.get("NAS-Identifier") == Some("mag1")
             && ms
                 .get("Class")
                 .is_some_and(|c| c.contains("6c61622d636c617373") || c == "lab-class"),
@@ -194,8 +194,29 @@ fn pmipv6_profile_accounting_disconnect() -> Result<()> {
         )?;
     }
 
-    // Dynamic authorization: a wrong secret is dropped; an unknown subscriber is NAKed.
+    // CoA: new DNS servers and a shorter Session-Timeout, no new registration; the
+    // subscriber's next renewal carries them.
     let target = format!("Calling-Station-Id = \"{}\"", ietf(SUB_MAC));
+    let (ok, text) = r.dae(
+        MAG1,
+        "coa",
+        DAE_SECRET,
+        &format!("{target}, Session-Timeout = 40, Cisco-AVPair = \"ip:dns-servers=198.51.100.54\""),
+    )?;
+    ensure!(ok && text.contains("CoA-ACK"), "CoA:\n{text}");
+    let renews = l.client().count("renew");
+    l.client().renew()?;
+    let renewed = l
+        .client()
+        .wait_event("renew", renews + 1, Duration::from_secs(10))?;
+    let secs: u64 = renewed.lease.parse().context("lease")?;
+    ensure!(
+        renewed.dns == "198.51.100.54" && (30..=40).contains(&secs) && renewed.ip == lease.ip,
+        "after the CoA: {renewed:?}"
+    );
+    ensure!(l.mag(0).bindings()?.len() == 1, "the CoA re-registered");
+
+    // Dynamic authorization: a wrong secret is dropped; an unknown subscriber is NAKed.
     let (ok, text) = r.dae(MAG1, "disconnect", "not-the-secret", &target)?;
     ensure!(
         !ok && !text.contains("Disconnect-ACK"),
@@ -250,7 +271,9 @@ fn pmipv6_profile_accounting_disconnect() -> Result<()> {
     );
     let v = aaa_lab::aaa_view(l.mag(0))?;
     ensure!(
-        counter(&v, "disconnects") == 1 && counter(&v, "disconnect_naks") == 1,
+        counter(&v, "disconnects") == 1
+            && counter(&v, "disconnect_naks") == 1
+            && counter(&v, "coas") == 1,
         "{}",
         pmip_user::ctl::format_aaa(&v)
     );
@@ -463,7 +486,7 @@ fn accounting_across_outages() -> Result<()> {
     })?;
     let sid2 = start2.get("Acct-Session-Id").context("id")?.to_string();
     r.stop(0);
-    let spool = l.dir.0.join("mag0.spool");
+    let spool = l.dir.0.join("mag1.spool");
     if let Some(d) = l.access[0].as_mut() {
         d.stop();
     }
