@@ -312,3 +312,29 @@ pub fn records_text(r: &RadiusSite) -> Vec<String> {
         .map(summary)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lab_configs_with_aaa_are_valid() {
+        use pmip_user::config::Config;
+        let dir = Path::new("/tmp/pmip-lab-cfg");
+        for proto in [lab::Proto::Pmipv6, lab::Proto::Pmipv4] {
+            let mut o = lab::LabOpts::new(proto, "cfg");
+            with_aaa(&mut o, dir, &[0, 1], 5);
+            for (name, c) in [
+                ("anchor", lab::anchor_config(&o, dir, 2)),
+                ("mag2", lab::access_config(&o, dir, 1)),
+            ] {
+                let cfg = Config::from_toml_str(&c)
+                    .unwrap_or_else(|e| panic!("{proto:?} {name}:\n{c}\n{e}"));
+                let a = cfg.aaa.expect("[aaa]");
+                assert_eq!(a.servers.len(), 2);
+                assert_eq!(a.nas_identifier.as_deref(), Some(name));
+                assert!(a.dae.enabled);
+            }
+        }
+    }
+}

@@ -580,3 +580,35 @@ fn handover_accounting() -> Result<()> {
     );
     Ok(())
 }
+
+/// `cargo xtask lab --radius` (what it runs): every step passes, the profile comes from the
+/// Access-Accept, and the accounting records after the handover are shown.
+#[test]
+fn lab_with_radius_passes_every_step() {
+    if aaa_lab::skip() {
+        return;
+    }
+    pmip_tests::lab::ensure_binaries().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pmip-lab"))
+        .arg("--radius")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "pmip-lab --radius failed:\n{text}\n{err}"
+    );
+    for want in [
+        "authorized the subscriber with FreeRADIUS (Access-Accept): NAI mn0@example.com, DNS 198.51.100.53",
+        "accounting in FreeRADIUS's detail file",
+        "mag1 Stop session",
+        "cause NAS-Request",
+        "mag2 Start session",
+        "anchor Start session",
+        "all steps passed",
+    ] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+}
