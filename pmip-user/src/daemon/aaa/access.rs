@@ -140,7 +140,7 @@ impl AccessAaa {
             return i.answered_profile(cfg, at, derived, ifname, outcome);
         }
         if !i.waiting.contains_key(&at) {
-            i.ask(cfg, at, client_id, requested, derived, ifname);
+            i.ask(at, client_id, requested, derived, ifname);
         }
         Resolved::Pending
     }
@@ -396,7 +396,6 @@ impl Inner {
 
     fn ask(
         &mut self,
-        cfg: &Config,
         at: AccessPoint,
         client_id: Option<&[u8]>,
         requested: Option<Ipv4Addr>,
@@ -419,7 +418,7 @@ impl Inner {
             mac: at.mac,
             nai: (!is_mac).then_some(derived),
             nas_port_id: Some(ifname.to_string()),
-            called_station_id: cfg.node_id.clone(),
+            called_station_id: None,
         };
         let (client, tx) = (self.core.client.clone(), self.core.tx.clone());
         tokio::spawn(async move {
