@@ -82,6 +82,17 @@ interim_interval_s = 600
     }
 
     #[test]
+    fn radius_example_loads() {
+        let text = include_str!("../../../../examples/access-pmipv6-radius.toml");
+        let c = Config::from_toml_str(text).unwrap();
+        let a = c.aaa.unwrap();
+        assert_eq!(a.nas_ip_address, Some("10.8.22.15".parse().unwrap()));
+        assert_eq!((a.retransmit, a.timeout.as_secs()), (2, 3));
+        assert!(a.dae.enabled && a.attributes.event_timestamp_access);
+        assert_eq!(a.accounting.interim_interval.as_secs(), 600);
+    }
+
+    #[test]
     fn errors_name_the_key_inside_the_file() {
         let e = with(
             r#"
