@@ -134,7 +134,13 @@ fn pmipv6_profile_accounting_disconnect() -> Result<()> {
         pmip_user::ctl::format_aaa(&v)
     );
 
-    // Accounting-Start from both, with what the seeds ask for.
+    // Accounting-On when each pmipd started (RFC 2866 §5.1), then Accounting-Start from
+    // both, with what the seeds ask for.
+    for nas in [MAG1, ANCHOR] {
+        r.wait_record(0, nas, Duration::from_secs(5), "Accounting-On", |x| {
+            status(x, "Accounting-On") && x.get("Acct-Session-Id").is_none()
+        })?;
+    }
     let ms = r.wait_record(0, MAG1, Duration::from_secs(5), "MAG Start", |x| {
         status(x, "Start")
     })?;

@@ -161,6 +161,9 @@ pub(super) async fn start(cfg: &Config, dp: SharedDp) -> Result<(Option<Core>, D
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as u32)
         .unwrap_or(0);
+    // RFC 2866 §5.1: the NAS (re)started; sessions of an earlier run that never got their
+    // Stop (a crash) are over.
+    client.account(nas_record(aaa::AcctStatus::AccountingOn, boot));
     let core = Core {
         cfg: acfg,
         client,
@@ -236,6 +239,12 @@ impl Core {
     /// Waits (at most `grace`) for the accounting queue to drain, then stops the client,
     /// which keeps what is left in the spool.
     pub async fn shutdown(&self, grace: Duration) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as u32)
+            .unwrap_or(0);
+        self.client
+            .account(nas_record(aaa::AcctStatus::AccountingOff, now));
         let end = Instant::now() + grace;
         while Instant::now() < end {
             match self.client.stats().await {
@@ -253,6 +262,19 @@ impl Core {
                 "accounting records undelivered at shutdown"
             );
         }
+    }
+}
+
+/// Accounting-On / -Off: about the NAS, no session (the client leaves the session's
+/// attributes out).
+fn nas_record(status: aaa::AcctStatus, unix: u32) -> aaa::AcctRecord {
+    aaa::AcctRecord {
+        status,
+        session: aaa::AcctSession::default(),
+        traffic: aaa::Traffic::default(),
+        session_time: 0,
+        terminate_cause: None,
+        event_unix: unix,
     }
 }
 
