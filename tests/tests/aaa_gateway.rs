@@ -352,6 +352,21 @@ fn failover_and_fallbacks() -> Result<()> {
     )?;
     l.mag(0)
         .wait_bindings(Duration::from_secs(5), "three bindings", |b| b.len() == 3)?;
+    // A Disconnect-Request by User-Name (the NAI the default profile gave it).
+    let (ok, text) = r.dae(
+        MAG1,
+        "disconnect",
+        DAE_SECRET,
+        "User-Name = \"0200.0000.aa02\"",
+    )?;
+    ensure!(
+        ok && text.contains("Disconnect-ACK"),
+        "by User-Name:\n{text}"
+    );
+    l.mag(0)
+        .wait_bindings(Duration::from_secs(5), "aa02 gone", |b| {
+            b.len() == 2 && !b.iter().any(|x| x.nai == "0200.0000.aa02")
+        })?;
     Ok(())
 }
 
@@ -412,7 +427,8 @@ fn pmipv4_ha_pair() -> Result<()> {
 
     // Primary up: straight there, no failover.
     let (_c2, lease2) = aaa_lab::start_subscriber(&mut l, "02:00:00:00:aa:02", true)?;
-    ensure!(lease2.is_some_and(|x| x.ip.starts_with("10.64.0.")));
+    let ip2 = lease2.map(|x| x.ip).unwrap_or_default();
+    ensure!(ip2.starts_with("10.64.0."), "{ip2}");
     l.lma()
         .wait_bindings(Duration::from_secs(5), "two bindings", |b| b.len() == 2)?;
     ensure!(failovers(&l)? == 1, "{}", l.stats_text(l.mag(0)));
@@ -429,6 +445,30 @@ fn pmipv4_ha_pair() -> Result<()> {
             aaa_lab::summary(&s)
         );
     }
+
+    // A Disconnect-Request to the HA by Framed-IP-Address: it releases the binding and
+    // revokes it at the PMA (RFC 3543).
+    let (ok, text) = r.dae(
+        ANCHOR,
+        "disconnect",
+        DAE_SECRET,
+        &format!("Framed-IP-Address = {ip2}"),
+    )?;
+    ensure!(ok && text.contains("Disconnect-ACK"), "at the HA:\n{text}");
+    l.lma()
+        .wait_bindings(Duration::from_secs(5), "released", |b| b.is_empty())?;
+    l.mag(0)
+        .wait_bindings(Duration::from_secs(8), "revoked at the PMA", |b| {
+            b.is_empty()
+        })?;
+    let s = r.wait_record(0, ANCHOR, Duration::from_secs(5), "HA Stop", |x| {
+        status(x, "Stop") && x.get("Framed-IP-Address") == Some(ip2.as_str())
+    })?;
+    ensure!(
+        s.get("Acct-Terminate-Cause") == Some("Admin-Reset"),
+        "{}",
+        aaa_lab::summary(&s)
+    );
     Ok(())
 }
 
