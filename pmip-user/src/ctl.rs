@@ -23,6 +23,8 @@ pub enum Request {
     ShowBindings,
     ShowTunnels,
     ShowStats,
+    /// RADIUS servers, authorization, accounting and dynamic authorization counters.
+    ShowAaa,
     /// Operator-forced detach: deregister and clean up.
     ClearBinding {
         nai: String,
@@ -43,6 +45,7 @@ pub enum Response {
     Bindings(Vec<BindingView>),
     Tunnels(Vec<TunnelView>),
     Stats(StatsView),
+    Aaa(Box<AaaView>),
     Cleared {
         nai: String,
         found: bool,
@@ -153,6 +156,18 @@ impl StatsView {
         }
         self.groups.insert(name.to_string(), g);
     }
+}
+
+/// `show aaa`: the RADIUS client's counters per server, the DAE listener's, and the
+/// gateway's own (authorizations, fallbacks, sessions). No secret is ever part of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AaaView {
+    /// False: no `[aaa]` section.
+    pub configured: bool,
+    pub role: String,
+    pub client: Option<crate::aaa::AaaStats>,
+    pub dae: Option<crate::aaa::dae::DaeStats>,
+    pub gateway: BTreeMap<String, u64>,
 }
 
 // ---------------------------------------------------------------- text
@@ -272,12 +287,51 @@ pub fn format_stats(s: &StatsView) -> String {
     o
 }
 
+/// `show aaa`.
+pub fn format_aaa(a: &AaaView) -> String {
+    let mut o = String::new();
+    if !a.configured {
+        let _ = writeln!(o, "AAA: not configured (no [aaa] section)");
+        return o;
+    }
+    let _ = writeln!(o, "AAA (RADIUS), {} role", a.role);
+    match &a.client {
+        Some(c) => {
+            let _ = writeln!(o, "{c}");
+        }
+        None => {
+            let _ = writeln!(o, "RADIUS client: not running");
+        }
+    }
+    if let Some(d) = &a.dae {
+        let _ = writeln!(
+            o,
+            "dynamic authorization: disconnect {} coa {} ack {} nak {}; dropped: unknown clients {} malformed {} bad authenticators {} stale {}; duplicates {}",
+            d.disconnect_requests,
+            d.coa_requests,
+            d.acks,
+            d.naks,
+            d.unknown_clients,
+            d.malformed,
+            d.bad_authenticators,
+            d.stale,
+            d.duplicates
+        );
+    }
+    let _ = writeln!(o, "gateway:");
+    for (k, v) in &a.gateway {
+        let _ = writeln!(o, "  {k:<28} {v}");
+    }
+    o
+}
+
 /// Text of a response, as pmipctl prints it without `--json`.
 pub fn format_response(r: &Response) -> String {
     match r {
         Response::Bindings(b) => format_bindings(b),
         Response::Tunnels(t) => format_tunnels(t),
         Response::Stats(s) => format_stats(s),
+        Response::Aaa(a) => format_aaa(a),
         Response::Cleared { nai, found: true } => format!("binding {nai} cleared\n"),
         Response::Cleared { nai, found: false } => format!("no binding for {nai}\n"),
         Response::ShuttingDown {

@@ -48,6 +48,7 @@ fn pmipctl_show_and_clear() {
                     deregister,
                     bindings: 2,
                 },
+                Request::ShowAaa => Response::Aaa(Box::default()),
             };
             Box::pin(async move { resp })
         }),
@@ -85,6 +86,9 @@ fn pmipctl_show_and_clear() {
     assert_eq!(v["data"][0]["gre_key_down"], 22);
     let (_, out, _) = run(&["show", "tunnels"]);
     assert!(out.starts_with("Total number of tunnels: 0"), "{out}");
+    let (code, out, _) = run(&["show", "aaa"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("AAA: not configured"), "{out}");
     let (_, out, _) = run(&["clear", "binding", "mn0@example.com"]);
     assert_eq!(out, "binding mn0@example.com cleared\n");
     let (_, out, _) = run(&["shutdown", "--deregister"]);

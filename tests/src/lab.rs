@@ -125,6 +125,13 @@ pub struct LabOpts {
     /// PMIPv6 signaling without ESP (`peers[].insecure = true`); by default
     /// the lab protects it with the SAs of [`esp_sa`].
     pub insecure: bool,
+    /// Access gateways get a default profile (else a subscriber needs a profile of its own,
+    /// e.g. from RADIUS).
+    pub default_profile: bool,
+    /// TOML appended to the access gateways' and the anchor's configs (e.g. `[aaa]`);
+    /// `{n}` in `extra_access` becomes the gateway's number (mag1: 1).
+    pub extra_access: String,
+    pub extra_anchor: String,
 }
 
 impl LabOpts {
@@ -185,6 +192,9 @@ impl LabOpts {
             reregistration_window_s: 0,
             vlan: None,
             insecure: false,
+            default_profile: true,
+            extra_access: String::new(),
+            extra_anchor: String::new(),
         }
     }
 }
@@ -1045,7 +1055,7 @@ core = "core0"
 name = "{acc}"
 {vlan}gateway = "{GW_ADDR}/24"
 mtu = {ACCESS_MTU}
-default_profile = "default"
+{default}
 
 [addresses]
 ipv4 = "{me}"
@@ -1062,6 +1072,11 @@ address = "{anchor}"
             sock = sock.display(),
             mode = o.attach_mode,
             pin = pin_line(o, dir, &format!("mag{}", i + 1)),
+            default = if o.default_profile {
+                "default_profile = \"default\""
+            } else {
+                ""
+            },
             me = CORE_MAG[i],
             me6 = if o.ipv6_transport {
                 format!("ipv6 = \"{}\"\n", CORE6_MAG[i])
@@ -1081,7 +1096,11 @@ address = "{anchor}"
         c.push_str(&timers(o));
         c.push_str(&detach(o));
         c.push_str(&store_section(o, dir, &format!("mag{}", i + 1)));
-        c.push_str("\n[[profiles]]\nname = \"default\"\nanchor = \"anchor\"\n");
+        if o.default_profile {
+            c.push_str("\n[[profiles]]\nname = \"default\"\nanchor = \"anchor\"\n");
+        }
+        c.push('\n');
+        c.push_str(&o.extra_access.replace("{n}", &(i + 1).to_string()));
         c
     }
 }
@@ -1188,6 +1207,8 @@ ipv4 = "{CORE_ANCHOR}"
         c.push_str(&format!(
             "\n[[pools]]\nname = \"home\"\nprefix = \"{POOL}\"\ngateway = \"{GW_ADDR}\"\n"
         ));
+        c.push('\n');
+        c.push_str(&o.extra_anchor);
         c
     }
 }

@@ -1,4 +1,5 @@
 //! Helpers for the integration tests: network namespaces, veths, cleanup on drop.
+pub mod aaa_lab;
 pub mod agent;
 pub mod capture;
 pub mod conformance;

@@ -21,6 +21,10 @@ pub struct LabArgs {
     /// PMIPv6 signaling and GRE over ipv4 (default) or ipv6 on the core.
     #[arg(long, default_value = "ipv4", value_parser = ["ipv4", "ipv6"])]
     pub transport: String,
+    /// A FreeRADIUS on the core switch: the subscriber's profile from its Access-Accept,
+    /// the gateways' accounting records shown after the handover.
+    #[arg(long)]
+    pub radius: bool,
     /// Daemon logs at debug level (shown for a failed step).
     #[arg(long)]
     pub verbose: bool,
@@ -59,6 +63,9 @@ pub fn run_lab(a: &LabArgs, obj: &Path) -> Result<()> {
     }
     if a.verbose {
         c.arg("--verbose");
+    }
+    if a.radius {
+        c.arg("--radius");
     }
     // Ctrl-C reaches the whole process group: let the lab clean up and
     // report instead of returning the prompt under its feet.

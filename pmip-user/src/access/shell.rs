@@ -61,7 +61,11 @@ impl DhcpShell {
     pub fn open(ifname: &str, mut cfg: DhcpServerConfig) -> Result<Self> {
         let (ifindex, if_mac) = interface_info(ifname)?;
         cfg.ifindex = ifindex;
-        let udp = UdpSocket::from_std(udp_on_device(ifname, SERVER_PORT)?)?;
+        let udp = udp_on_device(ifname, SERVER_PORT)?;
+        // A burst of DISCOVERs (an access point coming back, thousands of subscribers)
+        // overflowed the default buffer: each one lost costs the client a retry.
+        crate::sys::socket::grow_receive_buffer(&udp, 8 << 20);
+        let udp = UdpSocket::from_std(udp)?;
         let raw = RawSender::open(ifindex)?;
         Ok(DhcpShell {
             server: DhcpServer::new(cfg),

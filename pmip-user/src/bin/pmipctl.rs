@@ -20,7 +20,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// show bindings | tunnels | stats
+    /// show bindings | tunnels | stats | aaa
     Show {
         #[command(subcommand)]
         what: Show,
@@ -44,6 +44,8 @@ enum Show {
     Bindings,
     Tunnels,
     Stats,
+    /// RADIUS servers, accounting and dynamic authorization counters.
+    Aaa,
 }
 
 #[derive(Subcommand)]
@@ -70,6 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             what: Show::Tunnels,
         } => Request::ShowTunnels,
         Cmd::Show { what: Show::Stats } => Request::ShowStats,
+        Cmd::Show { what: Show::Aaa } => Request::ShowAaa,
         Cmd::Clear {
             what: Clear::Binding { nai },
         } => Request::ClearBinding { nai },

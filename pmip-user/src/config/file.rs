@@ -54,6 +54,9 @@ pub(super) struct File {
     /// Caps on attaches (access role): what a flood of new MACs may cost.
     #[serde(default)]
     pub admission: Admission,
+    /// RADIUS (issue 14): parsed by the AAA module's own serde struct.
+    #[serde(default)]
+    pub aaa: Option<crate::aaa::AaaConfig>,
 }
 
 /// `[store]`: the durable binding state.

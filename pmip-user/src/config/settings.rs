@@ -74,6 +74,8 @@ pub struct Config {
     pub signaling: Signaling,
     /// Access role: caps on attaches.
     pub admission: AdmissionConfig,
+    /// `[aaa]`: RADIUS servers, accounting, dynamic authorization (none: local profiles only).
+    pub aaa: Option<crate::aaa::AaaConfig>,
 }
 
 /// Where the binding state is kept (`[store]`).

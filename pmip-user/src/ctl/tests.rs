@@ -173,6 +173,7 @@ fn handler() -> Handler {
                 deregister,
                 bindings: 1,
             },
+            Request::ShowAaa => Response::Aaa(Box::new(aaa_view())),
         };
         Box::pin(async move { resp })
     })
@@ -274,4 +275,51 @@ proptest::proptest! {
         proptest::prop_assert!(t.contains(&keys));
         proptest::prop_assert!(t.contains(&llid));
     }
+}
+
+fn aaa_view() -> AaaView {
+    let mut client = crate::aaa::AaaStats::default();
+    client.servers.push(crate::aaa::ServerStats {
+        address: Some("203.0.113.115".parse().unwrap()),
+        auth_port: 1812,
+        acct_port: 1813,
+        requests: 3,
+        accepts: 2,
+        rejects: 1,
+        ..Default::default()
+    });
+    AaaView {
+        configured: true,
+        role: "mag".into(),
+        client: Some(client),
+        dae: Some(crate::aaa::dae::DaeStats {
+            disconnect_requests: 1,
+            acks: 1,
+            ..Default::default()
+        }),
+        gateway: BTreeMap::from([("accepted".to_string(), 2u64)]),
+    }
+}
+
+#[test]
+fn show_aaa_text_and_json() {
+    let text = format_response(&Response::Aaa(Box::new(aaa_view())));
+    for want in [
+        "AAA (RADIUS), mag role",
+        "[0] 203.0.113.115 auth-port 1812 acct-port 1813",
+        "access: requests 3 accepts 2 rejects 1",
+        "dynamic authorization: disconnect 1 coa 0 ack 1",
+        "accepted",
+    ] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+    let r = Response::Aaa(Box::new(aaa_view()));
+    let j = serde_json::to_string(&r).unwrap();
+    assert_eq!(serde_json::from_str::<Response>(&j).unwrap(), r);
+    assert_eq!(
+        serde_json::to_string(&Request::ShowAaa).unwrap(),
+        r#"{"cmd":"show_aaa"}"#
+    );
+    let none = format_response(&Response::Aaa(Box::default()));
+    assert!(none.contains("not configured"), "{none}");
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use tokio::sync::{mpsc, oneshot};
 
+use super::aaa::{AccessAaa, Resolved};
 use super::control::{self, mac_str, CtlRequest, ShowCtx};
 use super::fastpath::SharedDp;
 use super::stop::{self, StopMode};
@@ -36,6 +37,8 @@ use crate::config::{AccessInterface, Config};
 use crate::ctl::{Request, Response};
 use crate::dataplane::AccessPoint;
 use crate::store::Store;
+
+mod aaa;
 
 /// A subscriber the access side knows about: what its lease needs.
 struct Sub {
@@ -140,6 +143,8 @@ struct Glue<'a> {
     registrar: mpsc::UnboundedSender<shell::Request<AccessCommand>>,
     /// Caps on attaches (issue 13: a flood of new MACs).
     admission: Admission,
+    /// RADIUS authorization, accounting, dynamic authorization (inert without `[aaa]`).
+    aaa: AccessAaa,
 }
 
 impl Glue<'_> {
@@ -147,7 +152,8 @@ impl Glue<'_> {
         let _ = self.registrar.send(shell::Request::Command(c));
     }
 
-    fn refuse(&self, at: &AccessPoint) {
+    fn refuse(&mut self, at: &AccessPoint) {
+        self.aaa.forget(at);
         if let Some(l) = self.links.get(&at.ifindex) {
             let _ = l.dhcp.send(DhcpCmd::BindingFailed { mac: at.mac });
         }
@@ -176,6 +182,7 @@ impl Glue<'_> {
                     tracing::info!(mac = %mac_str(&at.mac), ?reason, "DHCP detach");
                     Outcome::Left
                 };
+                self.aaa.ending(&at, super::aaa::dhcp_cause(reason));
                 self.admission.finish(Instant::now(), &at, outcome);
                 self.detach(at);
             }
@@ -205,12 +212,17 @@ impl Glue<'_> {
             return;
         };
         let ifname = link.cfg.name.clone();
-        let (nai, profile) = self.cfg.resolve_subscriber(client_id, &at.mac, &ifname);
-        let Some(profile) = profile else {
-            crate::log_limited!(info, mac = %mac_str(&at.mac), %nai, "no profile and no default profile: refused");
-            self.failed(at);
-            return;
+        // The local profile, or the operator's RADIUS servers' (the attach resumes here
+        // when they answer).
+        let (nai, profile) = match self
+            .aaa
+            .resolve(self.cfg, at, (client_id, requested), &ifname)
+        {
+            Resolved::Ready(nai, profile) => (nai, profile),
+            Resolved::Pending => return,
+            Resolved::Refused => return self.failed(at),
         };
+        let profile = &*profile;
         let anchor = profile
             .anchor
             .clone()
@@ -276,6 +288,8 @@ impl Glue<'_> {
 
     fn on_arp(&mut self, d: Detached) {
         tracing::info!(mac = %mac_str(&d.at.mac), "ARP polling: subscriber gone");
+        self.aaa
+            .ending(&d.at, crate::aaa::TerminateCause::LostCarrier);
         if let Some(l) = self.links.get(&d.at.ifindex) {
             let _ = l.dhcp.send(DhcpCmd::BindingGone { mac: d.at.mac });
         }
@@ -292,6 +306,7 @@ impl Glue<'_> {
     }
 
     fn on_event(&mut self, ev: AccessEvent) {
+        self.aaa.on_event(&ev);
         match ev {
             AccessEvent::Registered {
                 at,
@@ -358,6 +373,7 @@ impl Glue<'_> {
             dns: sub.dns.clone(),
             mtu: sub.mtu,
         };
+        let info = self.aaa.lease(&at, info);
         let _ = link.dhcp.send(DhcpCmd::BindingReady { mac: at.mac, info });
         let _ = link.arp.send(ArpCmd::Watch {
             mac: at.mac,
@@ -398,6 +414,7 @@ impl Glue<'_> {
             mtu,
         };
         tracing::info!(%nai, %home, binding_left_s = left.as_secs(), "restored");
+        self.aaa.restored(at, &nai, &link.cfg.name, home);
         // The client's lease ends at most one lifetime after its last ACK,
         // which the store does not know (the binding's end it does, but the
         // binding is refreshed apart from the lease): the lease is given a
@@ -451,6 +468,7 @@ impl Glue<'_> {
             .map(|(a, _)| *a)
             .collect();
         for at in &ats {
+            self.aaa.ending(at, crate::aaa::TerminateCause::AdminReset);
             if let Some(l) = self.links.get(&at.ifindex) {
                 let _ = l.dhcp.send(DhcpCmd::BindingGone { mac: at.mac });
             }
@@ -495,6 +513,9 @@ impl Glue<'_> {
             let found = self.clear(&nai);
             return Response::Cleared { nai, found };
         }
+        if let Request::ShowAaa = req {
+            return self.aaa.show(control::role_name(self.cfg)).await;
+        }
         let report = h.report().await.unwrap_or_default();
         let ctx = ShowCtx {
             cfg: self.cfg,
@@ -520,7 +541,8 @@ where
     E: Endpoint<Command = AccessCommand, Event = AccessEvent> + Send + 'static,
     T: Transport + 'static,
 {
-    let mut h = shell::spawn(ep, transport, dp.clone(), store);
+    let (aaa, aaa_dp) = AccessAaa::start(cfg, dp.clone()).await?;
+    let mut h = shell::spawn(ep, transport, aaa_dp, store);
     let (dhcp_tx, mut dhcp) = mpsc::unbounded_channel();
     let (arp_tx, mut arp) = mpsc::unbounded_channel();
     let mut glue = Glue {
@@ -529,6 +551,7 @@ where
         subs: HashMap::new(),
         registrar: h.requests.clone(),
         admission: Admission::new(cfg.admission.clone(), Instant::now()),
+        aaa,
     };
     let mut new_macs = start_new_mac_reader(&dp)?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -540,6 +563,7 @@ where
             Some(d) = arp.recv() => glue.on_arp(d),
             Some(ev) = new_macs.recv() => glue.on_new_mac(ev),
             Some(ev) = h.events.recv() => glue.on_event(ev),
+            x = glue.aaa.recv() => glue.on_aaa(x),
             Some((req, reply)) = ctl.recv() => {
                 if let Request::Shutdown { deregister } = req {
                     let bindings = glue.subs.len();
@@ -551,6 +575,9 @@ where
             _ = &mut stop => break StopMode::Keep,
         }
     };
+    // Accounting ends with this run either way (Stops, then Accounting-Off);
+    // a restart's restored subscribers start new sessions (`restored`).
+    glue.aaa.stop_all();
     if mode == StopMode::Release {
         tracing::info!(
             "shutting down: deregistering {} subscriber(s)",
@@ -571,8 +598,10 @@ where
             glue.subs.len()
         );
     }
+    let aaa = std::mem::replace(&mut glue.aaa, AccessAaa::none());
     drop(glue);
     h.stop(Duration::from_secs(2)).await;
+    aaa.shutdown().await;
     Ok(mode)
 }
 

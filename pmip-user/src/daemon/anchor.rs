@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::Result;
 use tokio::sync::{mpsc, oneshot};
 
+use super::aaa::AnchorAaa;
 use super::control::{self, CtlRequest, ShowCtx};
 use super::fastpath::SharedDp;
 use super::stop::{self, StopMode};
@@ -52,18 +53,27 @@ where
     E: Endpoint<Command = AnchorCommand, Event = AnchorEvent> + Send + 'static,
     T: Transport + 'static,
 {
-    let mut h = shell::spawn(ep, transport, dp.clone(), store);
+    let (mut aaa, aaa_dp) = AnchorAaa::start(cfg, dp.clone()).await?;
+    let mut h = shell::spawn(ep, transport, aaa_dp, store);
     ready();
     let mode = loop {
         tokio::select! {
-            Some(ev) = h.events.recv() => tracing::debug!(?ev, "binding"),
+            Some(ev) = h.events.recv() => {
+                tracing::debug!(?ev, "binding");
+                aaa.on_event(ev, &mut h).await;
+            }
+            x = aaa.recv() => aaa.on_input(x, &h).await,
             Some((req, reply)) = ctl.recv() => {
                 if let Request::Shutdown { deregister } = req {
                     let bindings = h.report().await.map_or(0, |r| r.bindings.len());
                     let _ = reply.send(Response::ShuttingDown { deregister, bindings });
                     break if deregister { StopMode::Release } else { StopMode::Keep };
                 }
-                let _ = reply.send(on_ctl(cfg, &h, &dp, req).await);
+                                let r = match req {
+                    Request::ShowAaa => aaa.show(control::role_name(cfg)).await,
+                    req => on_ctl(cfg, &h, &dp, req).await,
+                };
+                let _ = reply.send(r);
             }
             _ = &mut stop => break StopMode::Keep,
         }
@@ -88,5 +98,6 @@ where
         tracing::info!("stopping: bindings stay in the store and the pinned fast path");
     }
     h.stop(Duration::from_secs(2)).await;
+    aaa.shutdown().await;
     Ok(mode)
 }

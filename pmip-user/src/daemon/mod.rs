@@ -10,6 +10,7 @@
 //! - [`control`]    — `pmipctl` requests answered from the registrar's report.
 //! - [`state`]      — the store at start: restart counter, restore, maps reconciled.
 //! - [`stop`]       — planned stop (keep everyone) vs `shutdown --deregister`.
+//! - [`aaa`]        — RADIUS authorization, accounting and dynamic authorization.
 use std::net::IpAddr;
 
 use anyhow::Result;
@@ -17,6 +18,7 @@ use tokio::sync::oneshot;
 
 use crate::config::{Config, Protocol, Role};
 
+mod aaa;
 mod access;
 mod anchor;
 mod control;

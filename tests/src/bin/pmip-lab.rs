@@ -8,10 +8,15 @@
 //! stream, and a summary. Everything is removed at the end, on failure and
 //! on Ctrl-C. Exits non-zero if a step fails.
 //!
-//! Usage: pmip-lab [--pmipv4] [--xdp-mode native|generic|auto|tc] [--handover-by data|dhcp] [--transport ipv4|ipv6] [--verbose]
+//! With `--radius`, a FreeRADIUS on the core switch gives the subscriber its profile
+//! (seed 004's Cisco AV pairs, seed 000's 3GPP2/StarOS attributes) and takes the gateways'
+//! accounting; the lab shows both.
+//!
+//! Usage: pmip-lab [--pmipv4] [--xdp-mode native|generic|auto|tc] [--handover-by data|dhcp] [--transport ipv4|ipv6] [--radius] [--verbose]
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
+use pmip_tests::aaa_lab::{self, RadiusSite};
 use pmip_tests::lab::{self, Lab, LabOpts, Proto, Trigger, CN};
 
 struct Summary {
@@ -38,7 +43,7 @@ impl Summary {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: pmip-lab [--pmipv4] [--xdp-mode native|generic|auto|tc] [--handover-by data|dhcp] [--transport ipv4|ipv6] [--verbose]");
+    eprintln!("usage: pmip-lab [--pmipv4] [--xdp-mode native|generic|auto|tc] [--handover-by data|dhcp] [--transport ipv4|ipv6] [--radius] [--verbose]");
     std::process::exit(2)
 }
 
@@ -56,6 +61,7 @@ fn main() {
     let mut verbose = false;
     let mut trigger = Trigger::Data;
     let mut v6t = false;
+    let mut radius = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -63,6 +69,7 @@ fn main() {
             "--pmipv6" => proto = Proto::Pmipv6,
             "--xdp-mode" => mode = args.next().unwrap_or_else(|| usage()),
             "--verbose" | "-v" => verbose = true,
+            "--radius" => radius = true,
             "--transport" => {
                 v6t = match args.next().as_deref() {
                     Some("ipv4") => false,
@@ -94,7 +101,7 @@ fn main() {
     }
     lab::install_interrupt_handler();
     let mut summary = Summary { rows: Vec::new() };
-    let r = run(proto, &mode, verbose, trigger, v6t, &mut summary);
+    let r = run(proto, &mode, (verbose, radius), trigger, v6t, &mut summary);
     summary.print();
     // The lab is dropped inside run(): namespaces, daemons and files are gone.
     match r {
@@ -114,7 +121,7 @@ fn main() {
 fn run(
     proto: Proto,
     mode: &str,
-    verbose: bool,
+    (verbose, radius): (bool, bool),
     trigger: Trigger,
     v6t: bool,
     sum: &mut Summary,
@@ -153,9 +160,21 @@ fn run(
         [&l.sub, &l.sw, &l.mags[0], &l.mags[1], &l.anchor, &l.cn].iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(" ")
     ));
     sum.add("topology", "6 namespaces", true);
+    let site = if radius {
+        let r = aaa_lab::lab_radius(&mut l)?;
+        println!(
+            "      FreeRADIUS {} on the core switch ({}), the subscriber's profile in its users file",
+            aaa_lab::SERVERS[0],
+            r.ns.name
+        );
+        sum.add("RADIUS server", "FreeRADIUS up", true);
+        Some(r)
+    } else {
+        None
+    };
 
     // Any failure from here prints the daemons' last log lines.
-    let r = steps(&mut l, proto, trigger, sum, N);
+    let r = steps(&mut l, proto, trigger, sum, N, site.as_ref());
     if let Err(e) = &r {
         if !lab::interrupted() {
             eprintln!("pmip-lab: step failed: {e:#}");
@@ -171,11 +190,19 @@ fn run(
         }
     }
     println!("pmip-lab: removing the lab");
+    drop(site);
     drop(l);
     r
 }
 
-fn steps(l: &mut Lab, proto: Proto, trigger: Trigger, sum: &mut Summary, n: u32) -> Result<()> {
+fn steps(
+    l: &mut Lab,
+    proto: Proto,
+    trigger: Trigger,
+    sum: &mut Summary,
+    n: u32,
+    radius: Option<&RadiusSite>,
+) -> Result<()> {
     let (acc, anc) = (proto.access_name(), proto.anchor_name());
     let acc_l = acc.to_lowercase();
 
@@ -241,6 +268,9 @@ fn steps(l: &mut Lab, proto: Proto, trigger: Trigger, sum: &mut Summary, n: u32)
         l.sub_addr()?.as_deref() == Some(&format!("{}/{}", lease.ip, lease.mask)),
         "s0 address not configured"
     );
+    if radius.is_some() {
+        radius_profile(l, &mb.nai, &lease, sum)?;
+    }
     sum.add(
         "attach (DHCP + registration)",
         format!(
@@ -427,6 +457,9 @@ fn steps(l: &mut Lab, proto: Proto, trigger: Trigger, sum: &mut Summary, n: u32)
         format!("peer {m2}, {r}/{s} pings"),
         true,
     );
+    if let Some(r) = radius {
+        accounting_records(l, r, sum)?;
+    }
     if let Some(i) = sigcap {
         signaling_ladder(l, i, &pcap, sum)?;
     }
@@ -492,5 +525,60 @@ fn signaling_ladder(
         !malformed && !lines.is_empty(),
     );
     ensure!(!malformed, "tshark found malformed signaling");
+    Ok(())
+}
+
+/// What the subscriber got from the RADIUS server, and the client's counters.
+fn radius_profile(l: &Lab, nai: &str, lease: &lab::Lease, sum: &mut Summary) -> Result<()> {
+    let acc = l.opts.proto.access_name();
+    let v = aaa_lab::aaa_view(l.mag(0))?;
+    println!(
+        "      {acc}1 authorized the subscriber with FreeRADIUS (Access-Accept): NAI {nai}, DNS {}, lease {} s; pmipctl show aaa:",
+        lease.dns, lease.lease
+    );
+    print!("{}", indent(&pmip_user::ctl::format_aaa(&v)));
+    let accepted = aaa_lab::counter(&v, "accepted");
+    sum.add(
+        "profile from RADIUS",
+        format!("NAI {nai}, DNS {}, {accepted} Access-Accept", lease.dns),
+        accepted == 1,
+    );
+    ensure!(accepted == 1, "no Access-Accept");
+    Ok(())
+}
+
+/// The accounting records FreeRADIUS wrote: both access gateways' sessions and the
+/// anchor's one session across the handover.
+fn accounting_records(l: &Lab, r: &RadiusSite, sum: &mut Summary) -> Result<()> {
+    let (acc, anc) = (l.opts.proto.access_name(), l.opts.proto.anchor_name());
+    // MAG1's Stop follows the handover; wait for it rather than for a fixed time.
+    let stop = r.wait_record(
+        0,
+        &l.opts.mag_core(0),
+        Duration::from_secs(10),
+        "Stop",
+        |x| x.get("Acct-Status-Type") == Some("Stop"),
+    )?;
+    let recs = aaa_lab::records_text(r);
+    println!(
+        "    accounting in FreeRADIUS's detail file ({} records, by NAS-Identifier; {anc} = anchor):",
+        recs.len()
+    );
+    for x in &recs {
+        println!("      {x}");
+    }
+    let anchor_starts = r
+        .detail(0, &l.opts.anchor_core())
+        .iter()
+        .filter(|x| x.get("Acct-Status-Type") == Some("Start"))
+        .count();
+    sum.add(
+        "accounting after the handover",
+        format!(
+            "{acc}1 Stop ({}), {anc} sessions started: {anchor_starts}",
+            stop.get("Acct-Terminate-Cause").unwrap_or("-")
+        ),
+        anchor_starts == 1,
+    );
     Ok(())
 }

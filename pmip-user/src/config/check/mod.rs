@@ -5,6 +5,7 @@
 //! that stands for an address, prefix, MAC or key is parsed exactly once,
 //! here, and a parse failure is the error. The typed [`Config`] is handed out
 //! only when no section reported anything.
+mod aaa;
 mod admission;
 mod interfaces;
 mod peers;
@@ -63,6 +64,7 @@ pub(super) fn check(f: &File) -> Result<Config, ConfigErrors> {
     let store = store::check(f, &mut v);
     let signaling = signaling::signaling(f, &mut v);
     let admission = admission::check(f, &mut v);
+    let aaa = aaa::check(f, &mut v);
     if !v.0.is_empty() {
         return Err(ConfigErrors(v.0));
     }
@@ -84,6 +86,7 @@ pub(super) fn check(f: &File) -> Result<Config, ConfigErrors> {
         store,
         signaling,
         admission,
+        aaa,
     })
 }
 
