@@ -18,6 +18,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use tokio::sync::{mpsc, oneshot};
 
+use super::access6::{self, Access6};
 use super::control::{self, mac_str, CtlRequest, ShowCtx};
 use super::fastpath::SharedDp;
 use crate::access::detach::Detached;
@@ -129,6 +130,8 @@ struct Glue<'a> {
     links: HashMap<u32, Link>,
     subs: HashMap<AccessPoint, Sub>,
     registrar: mpsc::UnboundedSender<shell::Request<AccessCommand>>,
+    /// The IPv6 side of the links (router advertisements, DHCPv6).
+    v6: Access6<'a>,
 }
 
 impl Glue<'_> {
@@ -179,6 +182,8 @@ impl Glue<'_> {
             return;
         };
         let mtu = Some(self.cfg.subscriber_mtu(&link.cfg, peer));
+        let service = profile.access_service();
+        self.v6.attach(at, &nai, profile, mtu.unwrap_or_default());
         let dns = self.cfg.dns_for(Some(profile));
         tracing::info!(%nai, mac = %mac_str(&at.mac), iface = %ifname, anchor = %peer.name, "attach");
         let alternate = profile
@@ -191,8 +196,8 @@ impl Glue<'_> {
             nai: nai.clone(),
             anchor: peer.address,
             alternate,
-            ipv4: true,
-            ipv6: false,
+            ipv4: service.ipv4(),
+            ipv6: service.ipv6(),
             static_v4: profile.home_address,
             requested_v4: requested,
             apn: profile.apn.clone(),
@@ -240,18 +245,27 @@ impl Glue<'_> {
         match ev {
             AccessEvent::Registered {
                 at,
-                home_v4: Some((home, plen)),
+                home_v4,
                 router_v4,
+                hnp,
                 lifetime,
-                ..
-            } => self.registered(at, (home, plen), router_v4, lifetime),
-            // No IPv4 home address: nothing the DHCP server can lease.
-            AccessEvent::Registered { at, .. } => self.failed(at),
+            } => {
+                self.v6.registered(at, hnp, lifetime);
+                match home_v4 {
+                    Some(h) => self.registered(at, h, router_v4, lifetime),
+                    // No IPv4 home address: nothing the DHCP server can lease.
+                    None if hnp.is_none() => self.failed(at),
+                    None => self.refuse(&at),
+                }
+            }
+            AccessEvent::Refreshed { at, lifetime } => self.v6.refreshed(at, lifetime),
             AccessEvent::Failed { at, reason } => {
                 tracing::warn!(mac = %mac_str(&at.mac), ?reason, "registration failed");
+                self.v6.ended(at, None);
                 self.failed(at)
             }
             AccessEvent::Gone { at, cause } => {
+                self.v6.ended(at, Some(cause));
                 if let Some(l) = self.links.get(&at.ifindex) {
                     let _ = l.dhcp.send(DhcpCmd::BindingGone { mac: at.mac });
                     let _ = l.arp.send(ArpCmd::Unwatch { mac: at.mac });
@@ -336,6 +350,7 @@ impl Glue<'_> {
                 let st = *l.dhcp_stats.lock().unwrap_or_else(|e| e.into_inner());
                 (format!("dhcp {}", l.cfg.name), counters_of(&st))
             })
+            .chain(self.v6.stats())
             .collect()
     }
 
@@ -371,11 +386,13 @@ where
     let mut h = shell::spawn(ep, transport, dp.clone());
     let (dhcp_tx, mut dhcp) = mpsc::unbounded_channel();
     let (arp_tx, mut arp) = mpsc::unbounded_channel();
+    let (nd_tx, mut nd) = mpsc::unbounded_channel();
     let mut glue = Glue {
         cfg,
         links: start_links(cfg, &dhcp_tx, &arp_tx)?,
         subs: HashMap::new(),
         registrar: h.requests.clone(),
+        v6: Access6::start(cfg, &nd_tx)?,
     };
     let mut new_macs = start_new_mac_reader(&dp)?;
     ready();
@@ -383,6 +400,11 @@ where
         tokio::select! {
             Some(ev) = dhcp.recv() => glue.on_dhcp(ev),
             Some(d) = arp.recv() => glue.on_arp(d),
+            Some(ev) = nd.recv() => match glue.v6.on_event(ev) {
+                Some(access6::Request::Attach(at)) => glue.attach(at, None, None),
+                Some(access6::Request::Detach(at)) => glue.detach(at),
+                None => {}
+            },
             Some(ev) = new_macs.recv() => glue.on_new_mac(ev),
             Some(ev) = h.events.recv() => glue.on_event(ev),
             Some((req, reply)) = ctl.recv() => {

@@ -6,6 +6,7 @@
 //! here, and a parse failure is the error. The typed [`Config`] is handed out
 //! only when no section reported anything.
 mod interfaces;
+mod ipv6;
 mod peers;
 mod pools;
 mod profiles;
@@ -54,6 +55,7 @@ pub(super) fn check(f: &File) -> Result<Config, ConfigErrors> {
     let timers = timers::timers(f, &mut v);
     let detach = timers::detach(f, &mut v);
     let dhcp = timers::dhcp(f, &mut v);
+    let ipv6 = ipv6::check(f, &mut v);
     let pools = pools::check(f, &mut v);
     let profiles = profiles::check(f, &mut v);
     let static_bindings = static_bindings::check(f, &mut v);
@@ -71,6 +73,7 @@ pub(super) fn check(f: &File) -> Result<Config, ConfigErrors> {
         timers,
         detach,
         dhcp,
+        ipv6,
         pools,
         profiles,
         static_bindings,

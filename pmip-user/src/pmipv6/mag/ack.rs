@@ -116,6 +116,8 @@ impl Mag {
                 hnp: granted.hnp,
                 lifetime,
             });
+        } else {
+            self.events.push_back(MagEvent::Refreshed { at, lifetime });
         }
         self.arm(at, now + refresh);
     }
