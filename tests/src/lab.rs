@@ -29,6 +29,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use pmip_user::config::Service;
 use pmip_user::ctl::{BindingView, Response};
 
 use crate::netns::{veth, Netns};
@@ -108,6 +109,12 @@ pub struct LabOpts {
     /// Pin the gateways' maps and links (`fastpath.pin_dir`, on a bpffs of
     /// the lab's own), so the fast path outlives a daemon restart.
     pub pin: bool,
+    /// What the subscriber's profile asks for (PMIPv6): IPv4 (DHCP), IPv6
+    /// (SLAAC / DHCPv6 from a home network prefix) or both (see lab6.rs).
+    pub service: Service,
+    /// MaxRtrAdvInterval of the gateways (`ipv6.ra_interval_max_s`); the
+    /// prefix lifetimes are capped at 3 × this.
+    pub ra_interval_s: u32,
 }
 
 impl LabOpts {
@@ -147,6 +154,8 @@ impl LabOpts {
             log_filter: "info".into(),
             ipv6_transport: false,
             pin: false,
+            service: Service::Ipv4,
+            ra_interval_s: 10,
         }
     }
 }
@@ -795,7 +804,7 @@ pub struct Lab {
     pub cn: Netns,
 }
 
-fn run_all(ns: &Netns, cmds: &[String]) -> Result<()> {
+pub(crate) fn run_all(ns: &Netns, cmds: &[String]) -> Result<()> {
     for c in cmds {
         let args: Vec<&str> = c.split_whitespace().collect();
         ns.exec(&args)
@@ -930,6 +939,9 @@ impl Lab {
                 "ethtool -K c0 tx off".into(),
             ],
         )?;
+        if self.opts.service.ipv6() {
+            self.wire6()?;
+        }
         Ok(())
     }
 
@@ -1015,6 +1027,7 @@ address = "{anchor}"
         c.push_str(&timers(o));
         c.push_str(&detach(o));
         c.push_str("\n[[profiles]]\nname = \"default\"\nanchor = \"anchor\"\n");
+        c.push_str(&crate::lab6::access_config6(o));
         c
     }
 }
@@ -1107,6 +1120,7 @@ ipv4 = "{CORE_ANCHOR}"
         c.push_str(&format!(
             "\n[[pools]]\nname = \"home\"\nprefix = \"{POOL}\"\ngateway = \"{GW_ADDR}\"\n"
         ));
+        c.push_str(&crate::lab6::anchor_config6(o));
         c
     }
 }

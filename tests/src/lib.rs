@@ -6,6 +6,7 @@ pub mod fixture;
 pub mod gateway_cases;
 pub mod handover;
 pub mod lab;
+pub mod lab6;
 pub mod netns;
 pub mod packet;
 pub mod pcap;
