@@ -325,10 +325,12 @@ fn dhcpv6_client_gets_its_address() {
 /// the gap is measured.
 fn handover(service: Service, tag: &str) -> Result<()> {
     let mut l = Lab::up(opts(tag, service, 2))?;
+    // SLAAC first, then DHCP answered from the same binding (the other
+    // order is dual_stack_subscriber_uses_both's).
+    let s = l.attach6()?;
     if service.ipv4() {
         l.attach(false)?;
     }
-    let s = l.attach6()?;
     l.wait_registered(0)?;
     let h = l.handover6_under_load(1, 5, Duration::from_secs(2))?;
     eprintln!(
