@@ -181,9 +181,10 @@ impl Glue<'_> {
             self.refuse(&at);
             return;
         };
-        let mtu = Some(self.cfg.subscriber_mtu(&link.cfg, peer));
+        let link_mtu = self.cfg.subscriber_mtu(&link.cfg, peer);
+        let mtu = Some(link_mtu);
         let service = profile.access_service();
-        self.v6.attach(at, &nai, profile, mtu.unwrap_or_default());
+        self.v6.attach(at, &nai, profile, link_mtu);
         let dns = self.cfg.dns_for(Some(profile));
         tracing::info!(%nai, mac = %mac_str(&at.mac), iface = %ifname, anchor = %peer.name, "attach");
         let alternate = profile

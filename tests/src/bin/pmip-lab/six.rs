@@ -27,7 +27,7 @@ pub(super) fn steps6(l: &mut Lab, service: Service, sum: &mut Summary, n: u32) -
     Ok(())
 }
 
-/// 3. IPv6 on in the subscriber: its RS starts the registration, its
+/// Step 3: IPv6 on in the subscriber: its RS starts the registration, its
 /// kernel configures an address from the RA's prefix; then (dual stack)
 /// udhcpc, answered from the same binding.
 fn attach(
@@ -98,7 +98,7 @@ fn host(addr: &str) -> &str {
     addr.split('/').next().unwrap_or(addr)
 }
 
-/// 4. Pings both ways and a TCP stream over IPv6 (and IPv4 when dual).
+/// Step 4: Pings both ways and a TCP stream over IPv6 (and IPv4 when dual).
 fn traffic(
     l: &mut Lab,
     service: Service,
@@ -150,7 +150,7 @@ fn traffic(
     Ok(())
 }
 
-/// 5. `pmipctl show bindings` on each box: prefix and IPv4 home address.
+/// Step 5: `pmipctl show bindings` on each box: prefix and IPv4 home address.
 fn show_bindings(l: &Lab, s: &Slaac, v4: bool, sum: &mut Summary, n: u32) -> Result<()> {
     println!("[5/{n}] pmipctl show bindings on each box:");
     for (name, d) in [("LMA", l.lma()), ("MAG1", l.mag(0)), ("MAG2", l.mag(1))] {
@@ -188,7 +188,7 @@ fn show_bindings(l: &Lab, s: &Slaac, v4: bool, sum: &mut Summary, n: u32) -> Res
     Ok(())
 }
 
-/// 6. Handover to MAG2 under an IPv6 TCP stream and a 2 ms ping6.
+/// Step 6: Handover to MAG2 under an IPv6 TCP stream and a 2 ms ping6.
 fn handover(l: &mut Lab, s: &Slaac, sum: &mut Summary, n: u32) -> Result<()> {
     println!("[6/{n}] handover to MAG2 while a 6 s IPv6 TCP stream and a 2 ms ping6 run (the subscriber's switch port moves; MAG2 registers it on its first packet)...");
     let h = l.handover6_under_load(1, 6, Duration::from_secs(2))?;
@@ -256,7 +256,7 @@ fn handover(l: &mut Lab, s: &Slaac, sum: &mut Summary, n: u32) -> Result<()> {
     Ok(())
 }
 
-/// 7. The binding via MAG2; the correspondent reaches the subscriber there.
+/// Step 7: The binding via MAG2; the correspondent reaches the subscriber there.
 fn after(l: &mut Lab, s: &Slaac, sum: &mut Summary, n: u32) -> Result<()> {
     let m2 = l.opts.mag_core(1);
     l.lma()
