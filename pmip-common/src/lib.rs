@@ -429,6 +429,9 @@ pub enum Counter {
     /// IP data from a MAC without a binding: not forwarded (the agent is told,
     /// and registers it if it is a subscriber that moved in).
     DropUnregistered,
+    /// ICMPv6 time exceeded sent back to a subscriber whose packet's hop
+    /// limit ran out at the access gateway (XDP_TX).
+    TxIcmpTimeExceeded,
     /// Marker: number of counters.
     Max,
 }
@@ -459,6 +462,7 @@ impl Counter {
         Counter::DropAdjustFailed,
         Counter::DropRedirectFailed,
         Counter::DropUnregistered,
+        Counter::TxIcmpTimeExceeded,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -486,6 +490,7 @@ impl Counter {
             Counter::DropAdjustFailed => "drop_adjust_failed",
             Counter::DropRedirectFailed => "drop_redirect_failed",
             Counter::DropUnregistered => "drop_unregistered",
+            Counter::TxIcmpTimeExceeded => "tx_icmp_time_exceeded",
             Counter::Max => "max",
         }
     }

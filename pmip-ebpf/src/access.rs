@@ -2,7 +2,7 @@
 //! the downlink back to the subscriber.
 use aya_ebpf::helpers::generated::bpf_ktime_get_ns;
 use pmip_common::{
-    flags, AccessKey, AccessSubscriber, Counter, IfaceConfig, NewMacEvent, FAMILY_V4,
+    flags, AccessKey, AccessSubscriber, Counter, IfaceConfig, NewMacEvent, FAMILY_V4, FAMILY_V6,
     NEW_MAC_REPORT_NS,
 };
 
@@ -53,6 +53,12 @@ pub(crate) fn access_uplink<C: Pkt>(
         return Verdict::new(C::DROP, Counter::DropSpoofedSource);
     }
     if inner.ttl <= 1 {
+        // IPv4: the kernel answers from the gateway address on this link.
+        // IPv6: the link has no address of the kernel's (the router
+        // link-local is the ND engine's), so the fast path answers.
+        if inner.family == FAMILY_V6 {
+            return Verdict::hop_limit_exceeded();
+        }
         return Verdict::new(C::PASS, Counter::PassTtl);
     }
     let e = Encap {
@@ -124,7 +130,11 @@ pub(crate) fn unregistered<C: Pkt>(
 }
 
 /// Traffic for the gateway itself or for the local link, not for the tunnel:
-/// DHCP, broadcast/multicast, IPv6 link-local (ND, RS), the default router.
+/// DHCP, broadcast/multicast, the default router; IPv6 to multicast (RS, NS,
+/// DHCPv6, MLD) or link-local destinations (NS, NA to the router). An IPv6
+/// packet from a link-local (or the unspecified) source to anywhere else is
+/// not control: the anti-spoofing check drops it (it must stay on the link,
+/// RFC 4291 §2.5.6).
 #[inline(always)]
 pub(crate) fn is_control(ctx: &impl Pkt, inner: &Inner, sub: &AccessSubscriber) -> bool {
     if inner.family == FAMILY_V4 {
@@ -139,8 +149,7 @@ pub(crate) fn is_control(ctx: &impl Pkt, inner: &Inner, sub: &AccessSubscriber) 
         }
         false
     } else {
-        let link_local = |a: &[u8; 16]| a[0] == 0xfe && a[1] & 0xc0 == 0x80;
-        inner.dst[0] == 0xff || link_local(&inner.dst) || link_local(&inner.src)
+        inner.dst[0] == 0xff || inner.dst[0] == 0xfe && inner.dst[1] & 0xc0 == 0x80
     }
 }
 

@@ -9,7 +9,7 @@ use crate::hdr::{
 use crate::maps::iface_of;
 use crate::parse::{parse_inner, parse_l2};
 use crate::tunnel::{write_l2, OUTER_TTL};
-use crate::verdict::Verdict;
+use crate::verdict::{Verdict, HOP_LIMIT_EXCEEDED};
 
 /// Bytes of the offending packet quoted in an ICMP too-big (RFC 792 asks for
 /// header + 8; RFC 4443 "as much as possible" — a fixed quote keeps the
@@ -19,7 +19,9 @@ const ICMP_QUOTE: usize = 64;
 /// Answers a DF (or IPv6) packet that would not fit the tunnel with ICMP
 /// fragmentation-needed (RFC 1191) / packet-too-big (RFC 4443 §3.2) carrying
 /// the tunnel MTU, sent back out of the interface it came in on (XDP_TX;
-/// at TC a redirect to the same interface's egress).
+/// at TC a redirect to the same interface's egress). With `mtu` =
+/// [`HOP_LIMIT_EXCEEDED`] an IPv6 packet is answered with time exceeded,
+/// hop limit exceeded in transit (RFC 4443 §3.3) instead.
 #[inline(never)]
 pub(crate) fn icmp_too_big<C: Pkt>(raw: *mut C::Raw, mtu: u16) -> Verdict {
     let ctx = &C::from_raw(raw);
@@ -40,12 +42,20 @@ pub(crate) fn icmp_too_big<C: Pkt>(raw: *mut C::Raw, mtu: u16) -> Verdict {
     };
     let inner = &inner;
     let v6 = inner.family == FAMILY_V6;
+    let exceeded = v6 && mtu == HOP_LIMIT_EXCEEDED;
     let ip_len = if v6 { IPV6_HDR_LEN } else { IPV4_HDR_LEN };
+    // A too-big packet is longer than the quote; a packet whose hop limit
+    // ran out may be shorter: quote what there is, in whole words.
+    let quote = if (inner.len as usize) < ICMP_QUOTE {
+        inner.len as usize & !7
+    } else {
+        ICMP_QUOTE
+    };
     if !ctx.push_head(ip_len + 8) {
         return Verdict::new(C::DROP, Counter::DropAdjustFailed);
     }
     let l4 = l2.len + ip_len;
-    if !ctx.truncate(l4 + 8 + ICMP_QUOTE) {
+    if !ctx.truncate(l4 + 8 + quote) {
         return Verdict::new(C::DROP, Counter::DropAdjustFailed);
     }
     // A tag the kernel keeps in metadata (TC) stays there: only a tag that
@@ -54,7 +64,7 @@ pub(crate) fn icmp_too_big<C: Pkt>(raw: *mut C::Raw, mtu: u16) -> Verdict {
     if !write_l2(ctx, iface.mac, l2.eth.src, vlan, l2.proto) {
         return Verdict::new(C::DROP, Counter::DropAdjustFailed);
     }
-    let icmp_len = (8 + ICMP_QUOTE) as u16;
+    let icmp_len = (8 + quote) as u16;
     let mut sum: u64 = 0;
     if v6 {
         let ip = Ipv6Hdr {
@@ -88,7 +98,9 @@ pub(crate) fn icmp_too_big<C: Pkt>(raw: *mut C::Raw, mtu: u16) -> Verdict {
             return Verdict::new(C::DROP, Counter::DropAdjustFailed);
         }
     }
-    let (ty, code, rest) = if v6 {
+    let (ty, code, rest) = if exceeded {
+        (3u8, 0u8, [0; 4])
+    } else if v6 {
         (2u8, 0u8, (mtu as u32).to_be_bytes())
     } else {
         let m = mtu.to_be_bytes();
@@ -103,6 +115,9 @@ pub(crate) fn icmp_too_big<C: Pkt>(raw: *mut C::Raw, mtu: u16) -> Verdict {
     sum += ((ty as u64) << 8 | code as u64) + sum16(&rest);
     let mut i = 0;
     while i < ICMP_QUOTE {
+        if i >= quote {
+            break;
+        }
         match read_at::<[u8; 8]>(ctx, l4 + 8 + i) {
             Some(q) => sum += sum16(&q),
             None => return Verdict::new(C::DROP, Counter::DropAdjustFailed),
@@ -116,7 +131,12 @@ pub(crate) fn icmp_too_big<C: Pkt>(raw: *mut C::Raw, mtu: u16) -> Verdict {
     if !write_at(ctx, l4, hdr) {
         return Verdict::new(C::DROP, Counter::DropAdjustFailed);
     }
-    Verdict::new(ctx.tx(), Counter::TxIcmpTooBig)
+    let c = if exceeded {
+        Counter::TxIcmpTimeExceeded
+    } else {
+        Counter::TxIcmpTooBig
+    };
+    Verdict::new(ctx.tx(), c)
 }
 
 /// Sum of big-endian 16-bit words (even length).

@@ -21,6 +21,10 @@ pub(crate) struct Verdict(u32);
 /// The pseudo-action of [`Verdict::too_big`] (no XDP or TC action has it).
 const TOO_BIG: u32 = 0xee;
 
+/// The "MTU" of [`Verdict::hop_limit_exceeded`]: no tunnel MTU is this
+/// large (it is a link MTU minus the tunnel overhead).
+pub(crate) const HOP_LIMIT_EXCEEDED: u16 = 0xffff;
+
 impl Verdict {
     /// `action` (XDP_* / TC_ACT_*), counted under `c`.
     #[inline(always)]
@@ -32,6 +36,14 @@ impl Verdict {
     #[inline(always)]
     pub(crate) const fn too_big(mtu: u16) -> Verdict {
         Verdict(TOO_BIG | (mtu as u32) << 8)
+    }
+
+    /// Answer an IPv6 packet whose hop limit ran out with ICMPv6 time
+    /// exceeded (icmp.rs): on the same top-level path as too-big, so the
+    /// per-packet paths pay nothing for it.
+    #[inline(always)]
+    pub(crate) const fn hop_limit_exceeded() -> Verdict {
+        Verdict::too_big(HOP_LIMIT_EXCEEDED)
     }
 
     /// The MTU to answer with, if this is a too-big verdict.

@@ -27,6 +27,8 @@ pub const HOME1: Ipv4Addr = Ipv4Addr::new(10, 64, 0, 10);
 pub const HOME2: Ipv4Addr = Ipv4Addr::new(10, 64, 0, 11);
 pub const HOME3: Ipv4Addr = Ipv4Addr::new(10, 64, 0, 12);
 pub const HNP1: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x64, 0x10, 0, 0, 0, 0);
+/// SUB2's prefix (its tunnel is over IPv6).
+pub const HNP2: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x64, 0x20, 0, 0, 0, 0);
 pub const MAG4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 pub const LMA4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 pub const MAG6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc, 0, 0, 0, 0, 1);
@@ -39,6 +41,8 @@ pub const A_PEER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xac, 0, 0, 0, 0, 2);
 pub const AHOME4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 5);
 pub const AHOME4_V6T: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 6);
 pub const AHNP: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x77, 0x5, 0, 0, 0, 0);
+/// The prefix of the anchor's binding over the IPv6 tunnel.
+pub const AHNP_V6T: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x77, 0x6, 0, 0, 0, 0);
 pub const CN4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
 pub const CN6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xcc, 0, 0, 0, 0, 2);
 pub const CN_IF4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
@@ -291,7 +295,17 @@ pub fn setup_with(core_mtu: u32, opts: LoadOptions) -> Result<Fixture> {
                 len: 64,
             }),
         ))?;
-        fp.install_access(&sub(SUB2_MAC, 0, 2, t6, HOME2, None))?;
+        fp.install_access(&sub(
+            SUB2_MAC,
+            0,
+            2,
+            t6,
+            HOME2,
+            Some(Hnp {
+                prefix: HNP2,
+                len: 64,
+            }),
+        ))?;
         fp.install_access(&sub(SUB3_MAC, 100, 3, t4, HOME3, None))?;
         let at4 = TunnelEnds {
             local: IpAddr::V4(A_LOCAL4),
@@ -318,7 +332,10 @@ pub fn setup_with(core_mtu: u32, opts: LoadOptions) -> Result<Fixture> {
             uplink_key: 0x3002,
             downlink_key: 0x4002,
             home_v4: Some(AHOME4_V6T),
-            hnp: None,
+            hnp: Some(Hnp {
+                prefix: AHNP_V6T,
+                len: 64,
+            }),
         })?;
         Ok((fp, acc, core, acore, cn))
     })??;

@@ -18,7 +18,7 @@
 //! All clocks are CLOCK_REALTIME, like the daemons' log timestamps, so the
 //! logs place the new gateway's steps (unknown MAC seen, attach, registered)
 //! and the old one's release on the same axis as the move.
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -26,8 +26,10 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::lab::{self, Lab, LabOpts, Proto, Trigger, CN};
+use crate::lab6::CN6;
 use crate::netns::Netns;
 use crate::tput::enter;
+use pmip_user::config::Service;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -39,6 +41,10 @@ pub struct Config {
     pub spacing: Duration,
     pub protos: Vec<Proto>,
     pub triggers: Vec<Trigger>,
+    /// Subscribers: IPv4 (DHCP), IPv6 (SLAAC) or dual stack; an IPv6 or
+    /// dual-stack subscriber streams over IPv6, is PMIPv6's and is taken
+    /// over by its data (the other labs are skipped).
+    pub services: Vec<Service>,
     /// An iperf3 TCP stream subscriber → correspondent beside the UDP
     /// streams for the whole run (as in `pmip-lab`), loading both cores.
     pub tcp_load: bool,
@@ -52,6 +58,7 @@ impl Config {
             spacing: Duration::from_millis(1500),
             protos: vec![Proto::Pmipv6, Proto::Pmipv4],
             triggers: vec![Trigger::Data, Trigger::Dhcp],
+            services: vec![Service::Ipv4],
             tcp_load: false,
         }
     }
@@ -63,6 +70,7 @@ impl Config {
             spacing: Duration::from_millis(1500),
             protos: vec![Proto::Pmipv6],
             triggers: vec![Trigger::Data],
+            services: vec![Service::Ipv4],
             tcp_load: false,
         }
     }
@@ -521,26 +529,45 @@ fn analyse(rec: &Recording, dir: Dir, spacing_ns: i64) -> (Vec<MoveFigures>, f64
 /// Brings up the lab for `proto`, streams both ways (only downlink with the
 /// DHCP trigger: an uplink stream would make the new gateway register the
 /// subscriber from its data first), moves the subscriber `cfg.moves` times.
-fn record(proto: Proto, trigger: Trigger, cfg: &Config) -> Result<Recording> {
-    let tag = match (proto, trigger) {
-        (Proto::Pmipv6, Trigger::Data) => "hb6",
-        (Proto::Pmipv4, Trigger::Data) => "hb4",
-        (Proto::Pmipv6, Trigger::Dhcp) => "hd6",
-        (Proto::Pmipv4, Trigger::Dhcp) => "hd4",
+fn record(proto: Proto, trigger: Trigger, service: Service, cfg: &Config) -> Result<Recording> {
+    let tag = match (proto, trigger, service) {
+        (_, _, Service::Ipv6) => "hi6",
+        (_, _, Service::Dual) => "hid",
+        (Proto::Pmipv6, Trigger::Data, _) => "hb6",
+        (Proto::Pmipv4, Trigger::Data, _) => "hb4",
+        (Proto::Pmipv6, Trigger::Dhcp, _) => "hd6",
+        (Proto::Pmipv4, Trigger::Dhcp, _) => "hd4",
     };
-    let mut l = Lab::up(LabOpts::new(proto, tag))?;
-    let lease = l.attach(false)?;
+    let mut o = LabOpts::new(proto, tag);
+    o.service = service;
+    let mut l = Lab::up(o)?;
+    // An IPv6 or dual-stack subscriber streams over IPv6 (dual: after
+    // SLAAC, udhcpc from the same binding).
+    let (home, cn): (IpAddr, IpAddr) = if service.ipv6() {
+        let s = l.attach6()?;
+        if service.ipv4() {
+            l.attach(false)?;
+        }
+        let a = s.addr.split('/').next().unwrap_or_default();
+        (
+            a.parse().with_context(|| format!("SLAAC address {a:?}"))?,
+            CN6.into(),
+        )
+    } else {
+        let lease = l.attach(false)?;
+        let a = lease
+            .ip
+            .parse()
+            .with_context(|| format!("lease address {:?}", lease.ip))?;
+        (IpAddr::V4(a), CN.into())
+    };
     l.wait_registered(0)?;
-    let home: Ipv4Addr = lease
-        .ip
-        .parse()
-        .with_context(|| format!("lease address {:?}", lease.ip))?;
     let uplink = trigger == Trigger::Data;
     if cfg.tcp_load {
-        l.iperf_server()?;
+        l.iperf_server_on(&cn.to_string())?;
         let secs = 4 + (cfg.spacing.as_secs_f64() * cfg.moves as f64).ceil() as u32;
         let c = l
-            .iperf_client(secs)
+            .iperf_client_to(&cn.to_string(), secs)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()?;
@@ -548,7 +575,7 @@ fn record(proto: Proto, trigger: Trigger, cfg: &Config) -> Result<Recording> {
         l.bg.push(c);
         lab::interruptible_sleep(Duration::from_millis(500))?;
     }
-    let r = stream_and_move(&l, home, uplink, trigger, cfg);
+    let r = stream_and_move(&l, (home, cn), uplink, trigger, cfg);
     if let Err(e) = &r {
         let tails: Vec<String> = l
             .access
@@ -585,7 +612,7 @@ fn record(proto: Proto, trigger: Trigger, cfg: &Config) -> Result<Recording> {
 
 fn stream_and_move(
     l: &Lab,
-    home: Ipv4Addr,
+    (home, cn_addr): (IpAddr, IpAddr),
     uplink: bool,
     trigger: Trigger,
     cfg: &Config,
@@ -628,7 +655,7 @@ fn stream_and_move(
             let stop = &stop_rx;
             let (netns, bind) = match dir {
                 Dir::Down => (sub, SocketAddr::from((home, DOWN_PORT))),
-                Dir::Up => (cn, SocketAddr::from((CN, UP_PORT))),
+                Dir::Up => (cn, SocketAddr::from((cn_addr, UP_PORT))),
             };
             s.spawn(move || -> Result<Vec<Rx>> {
                 let sock = (|| -> Result<UdpSocket> {
@@ -667,13 +694,13 @@ fn stream_and_move(
             let (netns, local, remote) = match dir {
                 Dir::Down => (
                     cn,
-                    SocketAddr::from((CN, 0)),
+                    SocketAddr::from((cn_addr, 0)),
                     SocketAddr::from((home, DOWN_PORT)),
                 ),
                 Dir::Up => (
                     sub,
                     SocketAddr::from((home, 0)),
-                    SocketAddr::from((CN, UP_PORT)),
+                    SocketAddr::from((cn_addr, UP_PORT)),
                 ),
             };
             s.spawn(move || -> Result<(u64, u64)> {
@@ -764,6 +791,14 @@ fn stats(v: &[f64]) -> serde_json::Value {
     serde_json::json!({"median": median(&mut s), "min": min, "max": max, "n": s.len()})
 }
 
+fn service_name(s: Service) -> &'static str {
+    match s {
+        Service::Ipv4 => "ipv4",
+        Service::Ipv6 => "ipv6",
+        Service::Dual => "dual",
+    }
+}
+
 fn trigger_name(t: Trigger) -> &'static str {
     match t {
         Trigger::Data => "data",
@@ -777,10 +812,21 @@ pub fn handover(cfg: &Config) -> Result<serde_json::Value> {
     lab::ensure_binaries()?;
     let mut rows = Vec::new();
     let mut table = Vec::new();
-    for &trigger in &cfg.triggers {
-        for &proto in &cfg.protos {
-            let rec = record(proto, trigger, cfg)
-                .with_context(|| format!("{} {}", proto.name(), trigger_name(trigger)))?;
+    let labs = cfg.services.iter().flat_map(|&service| {
+        cfg.triggers.iter().flat_map(move |&trigger| {
+            cfg.protos
+                .iter()
+                .map(move |&proto| (service, trigger, proto))
+        })
+    });
+    for (service, trigger, proto) in labs {
+        {
+            if service.ipv6() && (proto != Proto::Pmipv6 || trigger != Trigger::Data) {
+                continue;
+            }
+            let rec = record(proto, trigger, service, cfg).with_context(|| {
+                format!("{} {} {service:?}", proto.name(), trigger_name(trigger))
+            })?;
             let dirs: &[Dir] = if trigger == Trigger::Data {
                 &[Dir::Down, Dir::Up]
             } else {
@@ -812,7 +858,8 @@ pub fn handover(cfg: &Config) -> Result<serde_json::Value> {
                     })
                     .collect();
                 let row = serde_json::json!({
-                    "protocol": proto.name(), "trigger": trigger_name(trigger), "direction": dname,
+                    "protocol": proto.name(), "subscriber": service_name(service),
+                    "trigger": trigger_name(trigger), "direction": dname,
                     "rate_pps": cfg.rate, "sent": rec.sent[dir as usize].0, "send_errors": rec.sent[dir as usize].1,
                     "received": rec.rx[dir as usize].len(), "lost_total": total_lost,
                     "received_not_captured": unattributed,
@@ -832,8 +879,8 @@ pub fn handover(cfg: &Config) -> Result<serde_json::Value> {
         if cfg.tcp_load { ", beside an iperf3 TCP stream" } else { "" }
     );
     println!(
-        "{:<7} {:<5} {:<9} {:>24} {:>24} {:>16} {:>9} {:>12}",
-        "proto",
+        "{:<12} {:<5} {:<9} {:>24} {:>24} {:>16} {:>9} {:>12}",
+        "proto/sub",
         "trig",
         "dir",
         "gap ms med [min–max]",
@@ -845,8 +892,12 @@ pub fn handover(cfg: &Config) -> Result<serde_json::Value> {
     let f = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
     for r in &table {
         println!(
-            "{:<7} {:<5} {:<9} {:>24} {:>24} {:>16} {:>9.1} {:>12}",
-            r["protocol"].as_str().unwrap_or(""),
+            "{:<12} {:<5} {:<9} {:>24} {:>24} {:>16} {:>9.1} {:>12}",
+            format!(
+                "{}/{}",
+                r["protocol"].as_str().unwrap_or(""),
+                r["subscriber"].as_str().unwrap_or("")
+            ),
             r["trigger"].as_str().unwrap_or(""),
             r["direction"].as_str().unwrap_or(""),
             format!(

@@ -29,6 +29,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use pmip_user::config::Service;
 use pmip_user::ctl::{BindingView, Response};
 
 use crate::netns::{veth, Netns};
@@ -132,6 +133,12 @@ pub struct LabOpts {
     /// `{n}` in `extra_access` becomes the gateway's number (mag1: 1).
     pub extra_access: String,
     pub extra_anchor: String,
+    /// What the subscriber's profile asks for (PMIPv6): IPv4 (DHCP), IPv6
+    /// (SLAAC / DHCPv6 from a home network prefix) or both (see lab6.rs).
+    pub service: Service,
+    /// MaxRtrAdvInterval of the gateways (`ipv6.ra_interval_max_s`); the
+    /// prefix lifetimes are capped at 3 × this.
+    pub ra_interval_s: u32,
 }
 
 impl LabOpts {
@@ -195,6 +202,8 @@ impl LabOpts {
             default_profile: true,
             extra_access: String::new(),
             extra_anchor: String::new(),
+            service: Service::Ipv4,
+            ra_interval_s: 10,
         }
     }
 }
@@ -843,7 +852,7 @@ pub struct Lab {
     pub cn: Netns,
 }
 
-fn run_all(ns: &Netns, cmds: &[String]) -> Result<()> {
+pub(crate) fn run_all(ns: &Netns, cmds: &[String]) -> Result<()> {
     for c in cmds {
         let args: Vec<&str> = c.split_whitespace().collect();
         ns.exec(&args)
@@ -1003,6 +1012,9 @@ impl Lab {
                 "ethtool -K c0 tx off".into(),
             ],
         )?;
+        if self.opts.service.ipv6() {
+            self.wire6()?;
+        }
         Ok(())
     }
 
@@ -1098,6 +1110,8 @@ address = "{anchor}"
         c.push_str(&store_section(o, dir, &format!("mag{}", i + 1)));
         if o.default_profile {
             c.push_str("\n[[profiles]]\nname = \"default\"\nanchor = \"anchor\"\n");
+            // The profile's `service` line, then `[ipv6]`.
+            c.push_str(&crate::lab6::access_config6(o));
         }
         c.push('\n');
         c.push_str(&o.extra_access.replace("{n}", &(i + 1).to_string()));
@@ -1207,6 +1221,7 @@ ipv4 = "{CORE_ANCHOR}"
         c.push_str(&format!(
             "\n[[pools]]\nname = \"home\"\nprefix = \"{POOL}\"\ngateway = \"{GW_ADDR}\"\n"
         ));
+        c.push_str(&crate::lab6::anchor_config6(o));
         c.push('\n');
         c.push_str(&o.extra_anchor);
         c

@@ -8,6 +8,7 @@ pub mod gateway_cases;
 pub mod handover;
 pub mod hostile;
 pub mod lab;
+pub mod lab6;
 pub mod lossy;
 pub mod netns;
 pub mod packet;

@@ -8,7 +8,7 @@
 //! verdicts translated (XDP_PASS → TC_ACT_OK, XDP_DROP → TC_ACT_SHOT,
 //! XDP_REDIRECT and XDP_TX → TC_ACT_REDIRECT, to the next hop or back out of
 //! the ingress interface).
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use aya::programs::{TestRun, TestRunOptions};
 use pmip_common::Counter;
@@ -20,6 +20,8 @@ use pmip_user::fastpath::FastPath;
 
 const XDP_DROP: u32 = 1;
 const UNKNOWN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x77];
+/// An unknown subscriber that speaks IPv6 only.
+const UNKNOWN6_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x76];
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
 const XDP_REDIRECT: u32 = 4;
@@ -762,10 +764,12 @@ fn table_with(prog: Prog, log_events: bool, home_pools: Vec<pmip_user::fastpath:
                 output: None,
                 counter: Counter::DropWrongPeer,
             });
+            cases.extend(ipv6_cases(acc, core, acore, cn));
             let mut fails = check(&fp, prog, &cases);
             fails.extend(new_mac_events(&mut fp, acc));
             fails.extend(truncations(&fp, prog, acc, core, acore));
             fails.extend(too_big(&fp, prog, acc));
+            fails.extend(hop_limit_exceeded(&fp, prog, acc));
             fails
         })
         .unwrap();
@@ -798,6 +802,11 @@ fn new_mac_events(fp: &mut FastPath, acc: u32) -> Vec<String> {
         .any(|e| e.key.mac == SUB3_MAC && e.key.vlan == 200)
     {
         fails.push(format!("no new-MAC event for the VLAN-200 frame: {got:?}"));
+    }
+    // IPv6 data reports the MAC too (no IPv4 source to tell).
+    let six: Vec<_> = got.iter().filter(|e| e.key.mac == UNKNOWN6_MAC).collect();
+    if six.len() != 1 || six[0].key.ifindex != acc || six[0].src_v4 != [0; 4] {
+        fails.push(format!("new-MAC events for IPv6 data: {six:?}"));
     }
     fails
 }
@@ -1345,4 +1354,329 @@ fn pinned_maps_of_another_layout_are_refused() {
     );
     std::fs::remove_dir_all(&pins).unwrap();
     drop(load().expect("after the pins are removed"));
+}
+
+/// A subscriber's address in prefix `hnp` (interface id `iid`).
+fn in_hnp(hnp: Ipv6Addr, iid: u16) -> Ipv6Addr {
+    let s = hnp.segments();
+    Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, iid)
+}
+
+/// The IPv6 rows of the table: IPv6 inner over both outer families on both
+/// sides, and what the access side does with a subscriber's neighbour
+/// discovery, DHCPv6 and link-local traffic.
+fn ipv6_cases(acc: u32, core: u32, acore: u32, cn: u32) -> Vec<Case> {
+    use pmip_user::access::frame6::{link_local_from_mac, solicited_node};
+    use pmip_user::access::nd::NdRepr;
+    let mut cases = Vec::new();
+    let (sub2, down1) = (in_hnp(HNP2, 0x99), in_hnp(HNP1, 0x99));
+    let up6 = |hop| ipv6(sub2, CN6, 59, hop, &[0u8; 16]);
+    cases.push(Case {
+        name: "uplink v6 in v6",
+        ifindex: acc,
+        input: up_frame(SUB2_MAC, 0, ETH_P_IPV6, &up6(64)),
+        verdict: XDP_REDIRECT,
+        output: Some(cat(
+            eth(MAG_PEER_MAC, CORE_MAC, 0, ETH_P_IPV6),
+            &ipv6(MAG6, LMA6, 47, 64, &gre_keyed(ETH_P_IPV6, 0x1002, &up6(63))),
+        )),
+        counter: Counter::TxEncapUplink,
+    });
+    let d1 = |hop| ipv6(CN6, down1, 59, hop, &[0u8; 24]);
+    cases.push(Case {
+        name: "downlink v6 over v4 to the subscriber",
+        ifindex: core,
+        input: cat(
+            eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP),
+            &ipv4(
+                LMA4,
+                MAG4,
+                47,
+                64,
+                false,
+                &gre_keyed(ETH_P_IPV6, 0x2001, &d1(64)),
+            ),
+        ),
+        verdict: XDP_REDIRECT,
+        output: Some(cat(eth(SUB1_MAC, ACC_MAC, 0, ETH_P_IPV6), &d1(63))),
+        counter: Counter::TxDecapDownlink,
+    });
+    let d2 = |hop| ipv6(CN6, sub2, 59, hop, &[0u8; 24]);
+    cases.push(Case {
+        name: "downlink v6 over v6 to the subscriber",
+        ifindex: core,
+        input: cat(
+            eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IPV6),
+            &ipv6(LMA6, MAG6, 47, 64, &gre_keyed(ETH_P_IPV6, 0x2002, &d2(64))),
+        ),
+        verdict: XDP_REDIRECT,
+        output: Some(cat(eth(SUB2_MAC, ACC_MAC, 0, ETH_P_IPV6), &d2(63))),
+        counter: Counter::TxDecapDownlink,
+    });
+    let home6t = in_hnp(AHNP_V6T, 1);
+    let to = |hop| ipv6(CN6, home6t, 59, hop, &[0u8; 8]);
+    cases.push(Case {
+        name: "anchor downlink v6 (HNP) in v6",
+        ifindex: cn,
+        input: cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IPV6), &to(64)),
+        verdict: XDP_REDIRECT,
+        output: Some(cat(
+            eth(LMA_PEER_MAC, ACORE_MAC, 0, ETH_P_IPV6),
+            &ipv6(
+                A_LOCAL6,
+                A_PEER6,
+                47,
+                64,
+                &gre_keyed(ETH_P_IPV6, 0x4002, &to(63)),
+            ),
+        )),
+        counter: Counter::TxEncapDownlink,
+    });
+    let from = |hop| ipv6(home6t, CN6, 59, hop, &[0u8; 8]);
+    cases.push(Case {
+        name: "anchor uplink v6 over v6",
+        ifindex: acore,
+        input: cat(
+            eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IPV6),
+            &ipv6(
+                A_PEER6,
+                A_LOCAL6,
+                47,
+                64,
+                &gre_keyed(ETH_P_IPV6, 0x3002, &from(64)),
+            ),
+        ),
+        verdict: XDP_REDIRECT,
+        output: Some(cat(eth(CN_MAC, CN_IF_MAC, 0, ETH_P_IPV6), &from(63))),
+        counter: Counter::TxDecapUplink,
+    });
+    // The subscriber's own link: to the agent (ND shell, DHCPv6 server).
+    let ll1 = link_local_from_mac(SUB1_MAC);
+    let all_routers: Ipv6Addr = "ff02::2".parse().unwrap();
+    let rs = NdRepr::RouterSolicit {
+        slla: Some(SUB1_MAC),
+    }
+    .to_bytes(ll1, all_routers);
+    let ns = NdRepr::NeighborSolicit {
+        target: GW6,
+        slla: Some(SUB1_MAC),
+    };
+    let control = [
+        (
+            "uplink RS goes to the agent",
+            ipv6(ll1, all_routers, 58, 255, &rs),
+        ),
+        (
+            "uplink NS for the router goes to the agent",
+            ipv6(
+                ll1,
+                solicited_node(GW6),
+                58,
+                255,
+                &ns.to_bytes(ll1, solicited_node(GW6)),
+            ),
+        ),
+        (
+            "uplink NS unicast to the router's link-local goes to the agent",
+            ipv6(ll1, GW6, 58, 255, &ns.to_bytes(ll1, GW6)),
+        ),
+        (
+            "uplink DHCPv6 Solicit goes to the agent",
+            ipv6(
+                ll1,
+                "ff02::1:2".parse().unwrap(),
+                17,
+                1,
+                &udp(546, 547, &[1, 0, 0, 1]),
+            ),
+        ),
+    ];
+    for (name, pkt) in control {
+        cases.push(Case {
+            name,
+            ifindex: acc,
+            input: up_frame(SUB1_MAC, 0, ETH_P_IPV6, &pkt),
+            verdict: XDP_PASS,
+            output: None,
+            counter: Counter::PassControl,
+        });
+    }
+    // Link-local stays on the link (RFC 4291 §2.5.6): never tunneled.
+    for (name, src) in [
+        (
+            "uplink link-local source to a global destination dropped",
+            ll1,
+        ),
+        (
+            "uplink unspecified source to a global destination dropped",
+            Ipv6Addr::UNSPECIFIED,
+        ),
+    ] {
+        cases.push(Case {
+            name,
+            ifindex: acc,
+            input: up_frame(SUB1_MAC, 0, ETH_P_IPV6, &ipv6(src, CN6, 59, 64, &[0u8; 8])),
+            verdict: XDP_DROP,
+            output: None,
+            counter: Counter::DropSpoofedSource,
+        });
+    }
+    let ll6 = link_local_from_mac(UNKNOWN6_MAC);
+    cases.push(Case {
+        name: "unknown MAC: RS goes to the agent",
+        ifindex: acc,
+        input: up_frame(
+            UNKNOWN6_MAC,
+            0,
+            ETH_P_IPV6,
+            &ipv6(ll6, all_routers, 58, 255, &rs),
+        ),
+        verdict: XDP_PASS,
+        output: None,
+        counter: Counter::PassControl,
+    });
+    cases.push(Case {
+        name: "unknown MAC: IPv6 data reported, not forwarded",
+        ifindex: acc,
+        input: up_frame(
+            UNKNOWN6_MAC,
+            0,
+            ETH_P_IPV6,
+            &ipv6(in_hnp(HNP1, 0x55), CN6, 59, 64, &[0u8; 8]),
+        ),
+        verdict: XDP_DROP,
+        output: None,
+        counter: Counter::DropUnregistered,
+    });
+    cases
+}
+
+/// An IPv6 packet whose hop limit runs out at the access gateway: ICMPv6
+/// time exceeded (RFC 4443 §3.3) from the router's link-local address,
+/// quoting the packet (a short one whole, a long one its first 64 bytes).
+fn hop_limit_exceeded(fp: &FastPath, prog: Prog, acc: u32) -> Vec<String> {
+    let src = in_hnp(HNP1, 0x99);
+    let mut fails = Vec::new();
+    for (hop, payload) in [(1u8, 8usize), (1, 400), (0, 24)] {
+        let pkt = ipv6(src, CN6, 59, hop, &vec![0x5a; payload]);
+        let before = fp.counter(Counter::TxIcmpTimeExceeded).unwrap();
+        let r = run(fp, prog, acc, &up_frame(SUB1_MAC, 0, ETH_P_IPV6, &pkt));
+        let what = format!("hop limit {hop}, {} bytes", pkt.len());
+        if r.verdict != prog.verdict(XDP_TX) {
+            fails.push(format!("time exceeded ({what}): verdict {}", r.verdict));
+            continue;
+        }
+        if fp.counter(Counter::TxIcmpTimeExceeded).unwrap() != before + 1 {
+            fails.push(format!("time exceeded ({what}): not counted"));
+        }
+        let o = &r.out;
+        let quote = pkt.len().min(64) & !7;
+        if o.len() != 14 + 40 + 8 + quote {
+            fails.push(format!("time exceeded ({what}): {} bytes out", o.len()));
+            continue;
+        }
+        let (ip, icmp) = (&o[14..54], &o[54..]);
+        if o[..6] != SUB1_MAC || o[6..12] != ACC_MAC || o[12..14] != [0x86, 0xdd] {
+            fails.push(format!(
+                "time exceeded ({what}): Ethernet {:02x?}",
+                &o[..14]
+            ));
+        }
+        let plen = u16::from_be_bytes([ip[4], ip[5]]) as usize;
+        if ip[6] != 58
+            || ip[8..24] != GW6.octets()
+            || ip[24..40] != src.octets()
+            || plen != icmp.len()
+        {
+            fails.push(format!("time exceeded ({what}): IPv6 header {ip:02x?}"));
+        }
+        let sum = checksum::pseudo_v6(&GW6, &src, icmp.len() as u32, 58);
+        if icmp[..2] != [3, 0]
+            || icmp[4..8] != [0; 4]
+            || checksum::finish(checksum::add(sum, icmp)) != 0
+        {
+            fails.push(format!(
+                "time exceeded ({what}): ICMPv6 {:02x?}",
+                &icmp[..8]
+            ));
+        }
+        if icmp[8..] != pkt[..quote] {
+            fails.push(format!(
+                "time exceeded ({what}): the quote is not the packet"
+            ));
+        }
+    }
+    fails
+}
+
+/// The ICMPv6 errors the fast path sends a subscriber (time exceeded,
+/// packet too big), decoded by tshark: type, code, MTU, a good checksum and
+/// the quoted packet's addresses.
+#[test]
+fn icmpv6_errors_decode_with_tshark() {
+    if !is_root() || !pmip_tests::pcap::have_tshark() {
+        eprintln!("skipped: needs root and tshark");
+        return;
+    }
+    let fx = setup(1500).expect("fixture");
+    let acc = fx.acc;
+    let fp = fx.fp;
+    let src = in_hnp(HNP1, 0x99);
+    let frames = fx
+        .ns
+        .run_in(move || {
+            [
+                ipv6(src, CN6, 17, 1, &udp(33434, 33434, &[0u8; 32])),
+                ipv6(src, CN6, 59, 64, &vec![0u8; 1500 - 40]),
+            ]
+            .iter()
+            .map(|p| {
+                let r = run(&fp, Prog::Xdp, acc, &up_frame(SUB1_MAC, 0, ETH_P_IPV6, p));
+                assert_eq!(r.verdict, XDP_TX);
+                r.out
+            })
+            .collect::<Vec<_>>()
+        })
+        .unwrap();
+    let path = std::env::temp_dir().join(format!("pmip-icmp6-{}.pcap", std::process::id()));
+    pmip_tests::pcap::write_ethernet(&path, &frames).unwrap();
+    let rows = pmip_tests::pcap::fields(
+        &path,
+        &[
+            "ipv6.src",
+            "ipv6.dst",
+            "icmpv6.type",
+            "icmpv6.code",
+            "icmpv6.checksum.status",
+            "icmpv6.mtu",
+            "_ws.malformed",
+        ],
+    )
+    .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let (gw, s, cn) = (GW6.to_string(), src.to_string(), CN6.to_string());
+    let want = [
+        [
+            format!("{gw},{s}"),
+            format!("{s},{cn}"),
+            "3".into(),
+            "0".into(),
+            "1".into(),
+            String::new(),
+            String::new(),
+        ],
+        [
+            format!("{gw},{s}"),
+            format!("{s},{cn}"),
+            "2".into(),
+            "0".into(),
+            "1".into(),
+            (1500 - 28).to_string(),
+            String::new(),
+        ],
+    ];
+    assert_eq!(rows.len(), want.len(), "{rows:?}");
+    for (got, want) in rows.iter().zip(want) {
+        assert_eq!(got, &want.to_vec());
+    }
 }

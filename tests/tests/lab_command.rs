@@ -52,6 +52,57 @@ fn lab_passes_every_step() {
     assert!(!text.contains("FAILED"), "{text}");
 }
 
+/// `cargo xtask lab --ipv6` / `--dual-stack`: the same steps and summary
+/// with a subscriber configured by the kernel's SLAAC (and udhcpc).
+fn lab_passes_with(flag: &str, extra: &[&str]) {
+    if skip() {
+        return;
+    }
+    pmip_tests::lab::ensure_binaries().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pmip-lab"))
+        .arg(flag)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "pmip-lab {flag} failed ({}):\n{text}\n{err}",
+        out.status
+    );
+    for want in [
+        "[1/7] topology up",
+        "[2/7] daemons ready",
+        "[3/7] IPv6: the subscriber's kernel configured 2001:db8:64:",
+        "default router fe80::ff:fe00:1",
+        "HNP: 2001:db8:64:",
+        "[6/7] handover",
+        "handover: same default router",
+        "Binding Revocation Indication",
+        "all steps passed",
+    ]
+    .iter()
+    .chain(extra)
+    {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    assert!(!text.contains("FAILED"), "{text}");
+}
+
+#[test]
+fn lab_passes_every_step_ipv6() {
+    lab_passes_with("--ipv6", &["Hoa: -"]);
+}
+
+#[test]
+fn lab_passes_every_step_dual_stack() {
+    lab_passes_with(
+        "--dual-stack",
+        &["[3/7] IPv4: udhcpc got 10.64.0.", "Hoa: 10.64.0."],
+    );
+}
+
 #[test]
 fn ctrl_c_removes_the_lab() {
     if skip() {

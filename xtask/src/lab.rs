@@ -8,8 +8,15 @@ use anyhow::Result;
 #[derive(clap::Args, Debug)]
 pub struct LabArgs {
     /// Run the lab with PMIPv4 (PMA/HA) instead of PMIPv6 (MAG/LMA).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["ipv6", "dual_stack"])]
     pub pmipv4: bool,
+    /// An IPv6 subscriber: the kernel's own SLAAC from the home network
+    /// prefix the MAG advertises; ping6, iperf3 and the handover over IPv6.
+    #[arg(long, conflicts_with = "dual_stack")]
+    pub ipv6: bool,
+    /// A dual-stack subscriber: busybox udhcpc for IPv4 and SLAAC for IPv6.
+    #[arg(long)]
+    pub dual_stack: bool,
     /// Fast-path attach mode of the gateways: native (driver) XDP, generic
     /// (skb) XDP, auto, or tc (the TC ingress program, no XDP).
     #[arg(long, default_value = "native", value_parser = ["native", "generic", "auto", "tc"])]
@@ -60,6 +67,12 @@ pub fn run_lab(a: &LabArgs, obj: &Path) -> Result<()> {
     .env("PMIP_EBPF_TEST_OBJECT", crate::test_object(obj));
     if a.pmipv4 {
         c.arg("--pmipv4");
+    }
+    if a.ipv6 {
+        c.arg("--ipv6");
+    }
+    if a.dual_stack {
+        c.arg("--dual-stack");
     }
     if a.verbose {
         c.arg("--verbose");

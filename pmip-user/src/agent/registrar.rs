@@ -84,6 +84,12 @@ pub enum AccessEvent {
         hnp: Option<Hnp>,
         lifetime: Duration,
     },
+    /// A refresh accepted with nothing changed: the binding now lasts
+    /// `lifetime` from here (an IPv6 link re-advertises the prefix with it).
+    Refreshed {
+        at: AccessPoint,
+        lifetime: Duration,
+    },
     Failed {
         at: AccessPoint,
         reason: FailReason,

@@ -87,6 +87,8 @@ pub fn lma(cfg: &Config, restart_counter: u32) -> lma::LmaConfig {
         ..lma::LmaConfig::default()
     };
     for p in &cfg.profiles {
+        // `service` narrows what the pools offer (RFC 5213 §5.3.1: the
+        // policy profile says which mobility services the MN may have).
         // `profiles[].pool` names the IPv4 pool to draw from (seed 004: a
         // pool per APN); an IPv6 pool's name leaves the IPv4 default.
         let pool = p
@@ -95,8 +97,8 @@ pub fn lma(cfg: &Config, restart_counter: u32) -> lma::LmaConfig {
             .and_then(|n| cfg.ipv4_pools().position(|x| x.name == n))
             .unwrap_or(0);
         let prof = lma::Profile {
-            ipv4: true,
-            ipv6: l.ipv6_pool.is_some(),
+            ipv4: p.service.is_none_or(|s| s.ipv4()),
+            ipv6: l.ipv6_pool.is_some() && p.service.is_none_or(|s| s.ipv6()),
             allow_static: p.home_address.is_some(),
             static_v4: p.home_address,
             pool,

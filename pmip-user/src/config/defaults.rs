@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::file::{Admission, Detach, Dhcp, Fastpath, HaFailover, Signaling, Timers};
+use super::file::{Admission, Detach, Dhcp, Fastpath, HaFailover, Ipv6, Signaling, Timers};
 use crate::fastpath::AttachMode;
 
 /// `control.socket`.
@@ -97,6 +97,22 @@ pub(super) const ADMISSION: Admission = Admission {
     backoff_max_s: 60,
     new_mac_reports_per_s: 20,
 };
+
+/// `[ipv6]`: the RFC 4861 §6.2.1 default MaxRtrAdvInterval; the prefix
+/// lifetime cap follows it (3 ×, see `check/ipv6.rs`); DHCPv6 answered,
+/// RAs without the M/O flags (nodes configure by SLAAC).
+pub(super) const IPV6: Ipv6 = Ipv6 {
+    router_mac: None,
+    router_link_local: None,
+    ra_interval_max_s: 600,
+    prefix_lifetime_cap_s: None,
+    dhcpv6: true,
+    managed: false,
+    dns: Vec::new(),
+};
+
+/// `ipv6.prefix_lifetime_cap_s` when not given: this many MaxRtrAdvInterval.
+pub(super) const PREFIX_LIFETIME_CAP_INTERVALS: u32 = 3;
 
 /// `[fastpath]`.
 pub(super) const FASTPATH: Fastpath = Fastpath {

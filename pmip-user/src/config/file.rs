@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::defaults;
-use super::{Algorithm, Family, Protocol, Role, StoreBackend};
+use super::{Algorithm, Family, Protocol, Role, Service, StoreBackend};
 use crate::fastpath::AttachMode;
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -35,6 +35,9 @@ pub(super) struct File {
     pub detach: Detach,
     #[serde(default)]
     pub dhcp: Dhcp,
+    /// The emulated home link of IPv6 subscribers (access role, PMIPv6).
+    #[serde(default)]
+    pub ipv6: Ipv6,
     /// Address pools (anchor role; StarOS `ip pool`, `ipv6 pool`).
     #[serde(default)]
     pub pools: Vec<Pool>,
@@ -304,6 +307,29 @@ impl Default for Dhcp {
     }
 }
 
+/// `[ipv6]`: router advertisements and DHCPv6 on the access links.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct Ipv6 {
+    /// MAC every MAG of the domain uses on its access links; none: each
+    /// access interface's own (which must then be the same on every MAG).
+    pub router_mac: Option<String>,
+    /// Link-local address every MAG uses; none: modified EUI-64 of the router MAC.
+    pub router_link_local: Option<Ipv6Addr>,
+    pub ra_interval_max_s: u32,
+    /// None: 3 × ra_interval_max_s; 0: no cap (the binding's lifetime).
+    pub prefix_lifetime_cap_s: Option<u32>,
+    pub dhcpv6: bool,
+    pub managed: bool,
+    pub dns: Vec<Ipv6Addr>,
+}
+impl Default for Ipv6 {
+    fn default() -> Self {
+        defaults::IPV6
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields)]
@@ -338,6 +364,11 @@ pub(super) struct Profile {
     pub imsi: Option<String>,
     #[serde(default)]
     pub dns: Vec<Ipv4Addr>,
+    /// ipv4 | ipv6 | dual (Cisco `mn-service`).
+    #[serde(default)]
+    pub service: Option<Service>,
+    #[serde(default)]
+    pub dns6: Vec<Ipv6Addr>,
     #[serde(default)]
     pub pool: Option<String>,
 }

@@ -39,6 +39,26 @@ pub enum Family {
     Ipv6,
 }
 
+/// What a subscriber is given (Cisco `mn-service ipv4|ipv6|dual`): an IPv4
+/// home address (RFC 5844), an IPv6 home network prefix (RFC 5213), or both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    #[default]
+    Ipv4,
+    Ipv6,
+    Dual,
+}
+
+impl Service {
+    pub fn ipv4(self) -> bool {
+        self != Service::Ipv6
+    }
+    pub fn ipv6(self) -> bool {
+        self != Service::Ipv4
+    }
+}
+
 /// Authentication algorithm of a security association (seed 000 `hash-algorithm`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -65,6 +85,7 @@ pub struct Config {
     pub timers: Timers,
     pub detach: Detach,
     pub dhcp: Dhcp,
+    pub ipv6: Ipv6Access,
     /// Anchor role: at most one pool per family, in the order configured.
     pub pools: Vec<Pool>,
     pub profiles: Vec<Profile>,
@@ -254,6 +275,30 @@ pub struct Dhcp {
     pub offer_hold: Duration,
 }
 
+/// `[ipv6]`: the emulated home link of IPv6 subscribers (RFC 5213 §6.7–6.9).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ipv6Access {
+    /// The MAC every MAG of the domain uses on the access link (RFC 5213
+    /// §6.9.3); None: the access interface's own.
+    pub router_mac: Option<[u8; 6]>,
+    /// The link-local address every MAG uses (RFC 5213 §6.8); None: the
+    /// modified EUI-64 address of the router MAC.
+    pub router_link_local: Option<Ipv6Addr>,
+    /// MaxRtrAdvInterval (RFC 4861 §6.2.1, 4–1800 s).
+    pub ra_interval_max: Duration,
+    /// Upper bound of the advertised prefix lifetimes (None: the binding's).
+    /// A node ignores a shorter valid lifetime once 2 h or less are left
+    /// (RFC 4862 §5.5.3 e), so after its binding ends a node keeps its
+    /// (deprecated, routeless) address for up to this long.
+    pub prefix_lifetime_cap: Option<Duration>,
+    /// Run the DHCPv6 server (IA_NA / IA_PD from the HNP) on the access links.
+    pub dhcpv6: bool,
+    /// The M and O flags of router advertisements.
+    pub managed: bool,
+    /// RDNSS / DHCPv6 DNS servers for subscribers whose profile names none.
+    pub dns: Vec<Ipv6Addr>,
+}
+
 /// An address pool of the anchor (StarOS `ip pool`, `ipv6 pool`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Pool {
@@ -296,8 +341,21 @@ pub struct Profile {
     pub apn: Option<String>,
     pub imsi: Option<String>,
     pub dns: Vec<Ipv4Addr>,
+    /// Access role: what the MAG asks for (None: IPv4, as before IPv6
+    /// subscribers existed). Anchor role: what the LMA grants (None: what
+    /// its pools offer).
+    pub service: Option<Service>,
+    /// IPv6 DNS servers (RDNSS, DHCPv6) for this subscriber.
+    pub dns6: Vec<Ipv6Addr>,
     /// Anchor role: name of the pool to draw from.
     pub pool: Option<String>,
+}
+
+impl Profile {
+    /// What the access gateway registers this subscriber for.
+    pub fn access_service(&self) -> Service {
+        self.service.unwrap_or_default()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -435,6 +493,19 @@ impl Config {
             Some(_) => 0,
             None => iface.vlan.unwrap_or(0),
         }
+    }
+
+    /// IPv6 DNS servers for a subscriber: the profile's, else `ipv6.dns`.
+    pub fn dns6_for(&self, profile: Option<&Profile>) -> Vec<Ipv6Addr> {
+        match profile {
+            Some(p) if !p.dns6.is_empty() => p.dns6.clone(),
+            _ => self.ipv6.dns.clone(),
+        }
+    }
+
+    /// Whether any subscriber may get IPv6 service on the access links.
+    pub fn ipv6_access(&self) -> bool {
+        self.role == Role::Access && self.profiles.iter().any(|p| p.access_service().ipv6())
     }
 
     /// DHCP option 26 for subscribers on `iface` reaching `peer`.

@@ -19,6 +19,7 @@ use anyhow::{anyhow, Context, Result};
 use tokio::sync::{mpsc, oneshot};
 
 use super::aaa::{AccessAaa, Resolved};
+use super::access6::{self, Access6};
 use super::control::{self, mac_str, CtlRequest, ShowCtx};
 use super::fastpath::SharedDp;
 use super::stop::{self, StopMode};
@@ -145,6 +146,8 @@ struct Glue<'a> {
     admission: Admission,
     /// RADIUS authorization, accounting, dynamic authorization (inert without `[aaa]`).
     aaa: AccessAaa,
+    /// The IPv6 side of the links (router advertisements, DHCPv6).
+    v6: Access6<'a>,
 }
 
 impl Glue<'_> {
@@ -232,7 +235,10 @@ impl Glue<'_> {
             self.failed(at);
             return;
         };
-        let mtu = Some(self.cfg.subscriber_mtu(&link.cfg, peer));
+        let link_mtu = self.cfg.subscriber_mtu(&link.cfg, peer);
+        let mtu = Some(link_mtu);
+        let service = profile.access_service();
+        self.v6.attach(at, &nai, profile, link_mtu);
         let dns = self.cfg.dns_for(Some(profile));
         tracing::info!(%nai, mac = %mac_str(&at.mac), iface = %ifname, anchor = %peer.name, "attach");
         let alternate = profile
@@ -245,8 +251,8 @@ impl Glue<'_> {
             nai: nai.clone(),
             anchor: peer.address,
             alternate,
-            ipv4: true,
-            ipv6: false,
+            ipv4: service.ipv4(),
+            ipv6: service.ipv6(),
             static_v4: profile.home_address,
             requested_v4: requested,
             apn: profile.apn.clone(),
@@ -310,27 +316,37 @@ impl Glue<'_> {
         match ev {
             AccessEvent::Registered {
                 at,
-                home_v4: Some((home, plen)),
+                home_v4,
                 router_v4,
+                hnp,
                 lifetime,
-                ..
-            } => self.registered(at, (home, plen), router_v4, lifetime),
-            // No IPv4 home address: nothing the DHCP server can lease.
-            AccessEvent::Registered { at, .. } => self.failed(at),
+            } => {
+                self.v6.registered(at, hnp, lifetime);
+                match home_v4 {
+                    Some(h) => self.registered(at, h, router_v4, lifetime),
+                    // No IPv4 home address: nothing the DHCP server can lease.
+                    None if hnp.is_none() => self.failed(at),
+                    None => self.refuse(&at),
+                }
+            }
+            AccessEvent::Refreshed { at, lifetime } => self.v6.refreshed(at, lifetime),
             AccessEvent::Failed { at, reason } => {
                 crate::log_limited!(warn, mac = %mac_str(&at.mac), ?reason, "registration failed");
+                self.v6.ended(at, None);
                 self.failed(at)
             }
             AccessEvent::Restored {
                 at,
                 nai,
                 home_v4,
+                hnp,
                 lifetime,
                 left,
                 ..
-            } => self.restored(at, nai, home_v4, (lifetime, left)),
+            } => self.restored(at, nai, (home_v4, hnp), (lifetime, left)),
             AccessEvent::Gone { at, cause } => {
                 self.admission.finish(Instant::now(), &at, Outcome::Left);
+                self.v6.ended(at, Some(cause));
                 if let Some(l) = self.links.get(&at.ifindex) {
                     let _ = l.dhcp.send(DhcpCmd::BindingGone { mac: at.mac });
                     let _ = l.arp.send(ArpCmd::Unwatch { mac: at.mac });
@@ -388,7 +404,7 @@ impl Glue<'_> {
         &mut self,
         at: AccessPoint,
         nai: String,
-        home_v4: Option<(Ipv4Addr, u8)>,
+        (home_v4, hnp): (Option<(Ipv4Addr, u8)>, Option<crate::dataplane::Hnp>),
         (lifetime, left): (Duration, Duration),
     ) {
         let Some(link) = self.links.get(&at.ifindex) else {
@@ -401,7 +417,20 @@ impl Glue<'_> {
             .or_else(|| self.cfg.peers.first());
         let mtu = peer.map(|p| self.cfg.subscriber_mtu(&link.cfg, p));
         let dns = self.cfg.dns_for(profile);
+        if let (Some(p), Some(m), Some(_)) = (profile, mtu, hnp) {
+            // The IPv6 side: the prefix advertised again for what is left.
+            self.v6.attach(at, &nai, p, m);
+            self.v6.registered(at, hnp, left);
+        }
         let Some((home, plen)) = home_v4 else {
+            let by_dhcp = false;
+            let sub = Sub {
+                nai,
+                dns,
+                mtu,
+                by_dhcp,
+            };
+            self.subs.insert(at, sub);
             return;
         };
         let (router, gw_len) = (link.cfg.gateway.addr, link.cfg.gateway.len);
@@ -503,6 +532,7 @@ impl Glue<'_> {
                 let st = *l.dhcp_stats.lock().unwrap_or_else(|e| e.into_inner());
                 (format!("dhcp {}", l.cfg.name), counters_of(&st))
             })
+            .chain(self.v6.stats())
             .collect();
         g.push(("admission".into(), counters_of(&self.admission.stats())));
         g
@@ -545,6 +575,7 @@ where
     let mut h = shell::spawn(ep, transport, aaa_dp, store);
     let (dhcp_tx, mut dhcp) = mpsc::unbounded_channel();
     let (arp_tx, mut arp) = mpsc::unbounded_channel();
+    let (nd_tx, mut nd) = mpsc::unbounded_channel();
     let mut glue = Glue {
         cfg,
         links: start_links(cfg, &dhcp_tx, &arp_tx)?,
@@ -552,6 +583,7 @@ where
         registrar: h.requests.clone(),
         admission: Admission::new(cfg.admission.clone(), Instant::now()),
         aaa,
+        v6: Access6::start(cfg, &nd_tx)?,
     };
     let mut new_macs = start_new_mac_reader(&dp)?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -561,6 +593,11 @@ where
             _ = tick.tick() => glue.tick(),
             Some(ev) = dhcp.recv() => glue.on_dhcp(ev),
             Some(d) = arp.recv() => glue.on_arp(d),
+            Some(ev) = nd.recv() => match glue.v6.on_event(ev) {
+                Some(access6::Request::Attach(at)) => glue.attach(at, None, None),
+                Some(access6::Request::Detach(at)) => glue.detach(at),
+                None => {}
+            },
             Some(ev) = new_macs.recv() => glue.on_new_mac(ev),
             Some(ev) = h.events.recv() => glue.on_event(ev),
             x = glue.aaa.recv() => glue.on_aaa(x),

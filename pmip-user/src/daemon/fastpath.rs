@@ -75,7 +75,7 @@ pub(super) fn attach(cfg: &Config, dp: &SharedDp) -> Result<()> {
                     name: a.name.clone(),
                     role: role::ACCESS,
                     addr4: Some(a.gateway.addr),
-                    addr6: None,
+                    addr6: super::access6::icmp_source(cfg, &a.name),
                 });
             }
             specs.push(IfaceSpec {

@@ -6,6 +6,7 @@
 //! - [`fastpath`]   — load, attach, static bindings; the fast path shared with `show`.
 //! - [`registrars`] — MAG / LMA / PMA / HA and their transports from the configuration.
 //! - [`access`]     — access links (DHCP, ARP, new MACs) ↔ the MAG or PMA.
+//! - [`access6`]    — the IPv6 side of the access links (RAs, DHCPv6) for the glue.
 //! - [`anchor`]     — the LMA or HA runner.
 //! - [`control`]    — `pmipctl` requests answered from the registrar's report.
 //! - [`state`]      — the store at start: restart counter, restore, maps reconciled.
@@ -20,6 +21,7 @@ use crate::config::{Config, Protocol, Role};
 
 mod aaa;
 mod access;
+mod access6;
 mod anchor;
 mod control;
 mod fastpath;

@@ -1,8 +1,6 @@
 //! What the host needs before the gateway runs: forwarding, the kernel slow
 //! path's sysctls, the default router address on each access link, and the
 //! anchor's route to its pools.
-use std::net::IpAddr;
-
 use anyhow::{bail, Context, Result};
 
 use crate::config::{AccessInterface, Config, Role};
@@ -19,33 +17,50 @@ pub(super) fn setup(cfg: &Config) -> Result<()> {
         sysctl(&format!("net.ipv4.conf.{}.accept_local", a.name), "1")
             .with_context(|| format!("interfaces.access: {}", a.name))?;
         ensure_address(a)?;
+        super::access6::setup_link(cfg, a)?;
     }
     for c in &cfg.interfaces.correspondent {
         sysctl(&format!("net.ipv4.conf.{c}.accept_local"), "1")
             .with_context(|| format!("interfaces.correspondent: {c}"))?;
     }
     if cfg.role == Role::Anchor {
+        if cfg.ipv6_pools().next().is_some() {
+            // Decapsulated IPv6 the fast path leaves to the kernel (next hop
+            // unresolved) arrives on core: dropped there if IPv6 is off.
+            let links = std::iter::once(&cfg.interfaces.core).chain(&cfg.interfaces.correspondent);
+            for i in links {
+                if let Err(e) = sysctl(&format!("net.ipv6.conf.{i}.disable_ipv6"), "0") {
+                    tracing::warn!(iface = %i, "IPv6 home network prefixes, but IPv6 stays off: {e:#}");
+                }
+            }
+        }
         pool_routes(cfg);
     }
     Ok(())
 }
 
-/// The anchor host's own route to its IPv4 pools: out of the core interface
-/// via the first access gateway. TC egress then tunnels each packet to the
-/// gateway that really serves the address; the route only has to lead there.
+/// The anchor host's own route to its pools: out of the core interface via
+/// the first access gateway of the pool's family. TC egress then tunnels
+/// each packet to the gateway that really serves the address or prefix; the
+/// route only has to lead there.
 fn pool_routes(cfg: &Config) {
-    let Some(via) = cfg.peers.iter().find_map(|p| match p.address {
-        IpAddr::V4(a) => Some(a),
-        _ => None,
-    }) else {
-        return;
+    let via = |v6: bool| {
+        cfg.peers
+            .iter()
+            .map(|p| p.address)
+            .find(|a| a.is_ipv6() == v6)
     };
-    for p in cfg.ipv4_pools() {
+    let pools = cfg
+        .ipv4_pools()
+        .map(|p| (p.prefix.to_string(), via(false)))
+        .chain(cfg.ipv6_pools().map(|p| (p.prefix.to_string(), via(true))));
+    for (prefix, via) in pools {
+        let Some(via) = via else { continue };
         let ok = std::process::Command::new("ip")
             .args([
                 "route",
                 "replace",
-                &p.prefix.to_string(),
+                &prefix,
                 "via",
                 &via.to_string(),
                 "dev",
@@ -55,7 +70,7 @@ fn pool_routes(cfg: &Config) {
             .map(|s| s.success())
             .unwrap_or(false);
         if !ok {
-            tracing::warn!(pool = %p.prefix, "could not add the route to the pool; the anchor host cannot reach subscribers itself");
+            tracing::warn!(pool = %prefix, "could not add the route to the pool; the anchor host cannot reach subscribers itself");
         }
     }
 }

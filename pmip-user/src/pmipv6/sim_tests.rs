@@ -1276,5 +1276,30 @@ fn mag_hostile_and_odd_acks() {
     assert!(s.mag_dp[0].access.is_empty());
 }
 
+/// A refresh with nothing changed is reported as `Refreshed` with the
+/// renewed lifetime (the IPv6 access link re-advertises the prefix with it),
+/// never as a second `Registered`.
+#[test]
+fn refresh_reported_with_the_new_lifetime() {
+    let mut s = Sim::new(false);
+    s.attach(0, req(1));
+    s.advance(Duration::from_secs(7200));
+    let refreshed: Vec<&MagEvent> = s.events[0]
+        .iter()
+        .filter(|e| matches!(e, MagEvent::Refreshed { .. }))
+        .collect();
+    assert_eq!(refreshed.len(), 24);
+    for e in refreshed {
+        assert_eq!(
+            *e,
+            MagEvent::Refreshed {
+                at: ap(1),
+                lifetime: Duration::from_secs(3600)
+            }
+        );
+    }
+    assert_eq!(registered(&s.events[0]).len(), 1);
+}
+
 mod churn;
 mod restart;

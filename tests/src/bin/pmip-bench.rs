@@ -512,7 +512,7 @@ fn main() -> Result<()> {
         } else {
             pmip_tests::handover::Config::full()
         };
-        // PMIP_BENCH_HANDOVER_MOVES / _RATE / _TRIGGERS=data,dhcp / _PROTOS=pmipv6,pmipv4 / _TCP=1
+        // PMIP_BENCH_HANDOVER_MOVES / _RATE / _TRIGGERS=data,dhcp / _PROTOS=pmipv6,pmipv4 / _SUBSCRIBERS=ipv4,ipv6,dual / _TCP=1
         if let Some(m) = std::env::var("PMIP_BENCH_HANDOVER_MOVES")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -541,6 +541,19 @@ fn main() -> Result<()> {
                 .filter_map(|x| match x.trim() {
                     "pmipv6" => Some(pmip_tests::lab::Proto::Pmipv6),
                     "pmipv4" => Some(pmip_tests::lab::Proto::Pmipv4),
+                    _ => None,
+                })
+                .collect();
+        }
+        // _SUBSCRIBERS=ipv4,ipv6,dual: IPv6 and dual-stack subscribers stream over IPv6.
+        if let Ok(t) = std::env::var("PMIP_BENCH_HANDOVER_SUBSCRIBERS") {
+            use pmip_user::config::Service;
+            c.services = t
+                .split(',')
+                .filter_map(|x| match x.trim() {
+                    "ipv4" => Some(Service::Ipv4),
+                    "ipv6" => Some(Service::Ipv6),
+                    "dual" => Some(Service::Dual),
                     _ => None,
                 })
                 .collect();

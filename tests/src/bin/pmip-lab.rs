@@ -8,16 +8,24 @@
 //! stream, and a summary. Everything is removed at the end, on failure and
 //! on Ctrl-C. Exits non-zero if a step fails.
 //!
+//! `--ipv6` / `--dual-stack`: the subscriber configures itself by the
+//! kernel's SLAAC from the MAG's router advertisements (and udhcpc for IPv4),
+//! and the traffic and the handover run over IPv6 (pmip-lab/six.rs).
+//!
 //! With `--radius`, a FreeRADIUS on the core switch gives the subscriber its profile
 //! (seed 004's Cisco AV pairs, seed 000's 3GPP2/StarOS attributes) and takes the gateways'
 //! accounting; the lab shows both.
 //!
-//! Usage: pmip-lab [--pmipv4] [--xdp-mode native|generic|auto|tc] [--handover-by data|dhcp] [--transport ipv4|ipv6] [--radius] [--verbose]
+//! Usage: pmip-lab [--pmipv4] [--ipv6 | --dual-stack] [--xdp-mode native|generic|auto|tc] [--handover-by data|dhcp] [--transport ipv4|ipv6] [--radius] [--verbose]
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use pmip_tests::aaa_lab::{self, RadiusSite};
 use pmip_tests::lab::{self, Lab, LabOpts, Proto, Trigger, CN};
+use pmip_user::config::Service;
+
+#[path = "pmip-lab/six.rs"]
+mod six;
 
 struct Summary {
     rows: Vec<(String, String, bool)>,
@@ -43,7 +51,7 @@ impl Summary {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: pmip-lab [--pmipv4] [--xdp-mode native|generic|auto|tc] [--handover-by data|dhcp] [--transport ipv4|ipv6] [--radius] [--verbose]");
+    eprintln!("usage: pmip-lab [--pmipv4] [--ipv6 | --dual-stack] [--xdp-mode native|generic|auto|tc] [--handover-by data|dhcp] [--transport ipv4|ipv6] [--radius] [--verbose]");
     std::process::exit(2)
 }
 
@@ -61,6 +69,7 @@ fn main() {
     let mut verbose = false;
     let mut trigger = Trigger::Data;
     let mut v6t = false;
+    let mut service = Service::Ipv4;
     let mut radius = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -70,6 +79,8 @@ fn main() {
             "--xdp-mode" => mode = args.next().unwrap_or_else(|| usage()),
             "--verbose" | "-v" => verbose = true,
             "--radius" => radius = true,
+            "--ipv6" => service = Service::Ipv6,
+            "--dual-stack" => service = Service::Dual,
             "--transport" => {
                 v6t = match args.next().as_deref() {
                     Some("ipv4") => false,
@@ -95,13 +106,28 @@ fn main() {
         eprintln!("pmip-lab: PMIPv4 signals over IPv4 only; --transport ipv6 is for PMIPv6");
         std::process::exit(2);
     }
+    if service.ipv6() && proto == Proto::Pmipv4 {
+        eprintln!("pmip-lab: IPv6 subscribers are PMIPv6's (RFC 5213); --ipv6 and --dual-stack are for PMIPv6");
+        std::process::exit(2);
+    }
+    if service.ipv6() && trigger == Trigger::Dhcp {
+        eprintln!("pmip-lab: with an IPv6 stream the new gateway registers the subscriber from its data; --handover-by dhcp is for IPv4 subscribers");
+        std::process::exit(2);
+    }
     if !pmip_tests::netns::is_root() {
         eprintln!("pmip-lab: needs root (network namespaces, XDP)");
         std::process::exit(1);
     }
     lab::install_interrupt_handler();
     let mut summary = Summary { rows: Vec::new() };
-    let r = run(proto, &mode, (verbose, radius), trigger, v6t, &mut summary);
+    let r = run(
+        proto,
+        &mode,
+        (verbose, radius),
+        (trigger, service),
+        v6t,
+        &mut summary,
+    );
     summary.print();
     // The lab is dropped inside run(): namespaces, daemons and files are gone.
     match r {
@@ -122,20 +148,25 @@ fn run(
     proto: Proto,
     mode: &str,
     (verbose, radius): (bool, bool),
-    trigger: Trigger,
+    (trigger, service): (Trigger, Service),
     v6t: bool,
     sum: &mut Summary,
 ) -> Result<()> {
     const N: u32 = 7;
     let (acc, anc) = (proto.access_name(), proto.anchor_name());
     println!(
-        "pmip-lab: {} ({acc}/{anc}) over {} transport, GRE tunnels, XDP {mode}",
+        "pmip-lab: {} ({acc}/{anc}) over {} transport, GRE tunnels, XDP {mode}, {} subscriber",
         if proto == Proto::Pmipv6 {
             "PMIPv6"
         } else {
             "PMIPv4"
         },
-        if v6t { "IPv6" } else { "IPv4" }
+        if v6t { "IPv6" } else { "IPv4" },
+        match service {
+            Service::Ipv4 => "IPv4 (DHCP)",
+            Service::Ipv6 => "IPv6 (SLAAC)",
+            Service::Dual => "dual-stack (DHCP + SLAAC)",
+        }
     );
     lab::ensure_binaries()?;
 
@@ -147,6 +178,7 @@ fn run(
     o.lifetime_s = 120;
     o.refresh_s = 40;
     o.ipv6_transport = v6t;
+    o.service = service;
     o.log_filter = if verbose {
         "debug".into()
     } else {
@@ -160,6 +192,7 @@ fn run(
         [&l.sub, &l.sw, &l.mags[0], &l.mags[1], &l.anchor, &l.cn].iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(" ")
     ));
     sum.add("topology", "6 namespaces", true);
+
     let site = if radius {
         let r = aaa_lab::lab_radius(&mut l)?;
         println!(
@@ -174,7 +207,11 @@ fn run(
     };
 
     // Any failure from here prints the daemons' last log lines.
-    let r = steps(&mut l, proto, trigger, sum, N, site.as_ref());
+    let r = if service.ipv6() {
+        six::steps6(&mut l, service, sum, N)
+    } else {
+        steps(&mut l, proto, trigger, sum, N, site.as_ref())
+    };
     if let Err(e) = &r {
         if !lab::interrupted() {
             eprintln!("pmip-lab: step failed: {e:#}");
@@ -195,17 +232,16 @@ fn run(
     r
 }
 
-fn steps(
+/// The signaling capture on the core link (for a tshark ladder at the
+/// end) and the daemons (step 2); returns the capture's file and its index
+/// in `l.bg`, if tcpdump and tshark are there.
+fn start_lab(
     l: &mut Lab,
     proto: Proto,
-    trigger: Trigger,
     sum: &mut Summary,
     n: u32,
-    radius: Option<&RadiusSite>,
-) -> Result<()> {
+) -> Result<(std::path::PathBuf, Option<usize>)> {
     let (acc, anc) = (proto.access_name(), proto.anchor_name());
-    let acc_l = acc.to_lowercase();
-
     // The signaling on the core link, for a tshark ladder at the end.
     let pcap = l.dir.0.join("signaling.pcap");
     let sigcap = if lab::have("tcpdump") && lab::have("tshark") {
@@ -247,6 +283,21 @@ fn steps(
         ),
     );
     sum.add("daemons", format!("{anc}, {acc}1, {acc}2 ready"), true);
+
+    Ok((pcap, sigcap))
+}
+
+fn steps(
+    l: &mut Lab,
+    proto: Proto,
+    trigger: Trigger,
+    sum: &mut Summary,
+    n: u32,
+    radius: Option<&RadiusSite>,
+) -> Result<()> {
+    let (acc, anc) = (proto.access_name(), proto.anchor_name());
+    let acc_l = acc.to_lowercase();
+    let (pcap, sigcap) = start_lab(l, proto, sum, n)?;
 
     // 3. Attach.
     let t = Instant::now();

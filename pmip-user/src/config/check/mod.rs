@@ -8,6 +8,7 @@
 mod aaa;
 mod admission;
 mod interfaces;
+mod ipv6;
 mod peers;
 mod pools;
 mod profiles;
@@ -58,6 +59,7 @@ pub(super) fn check(f: &File) -> Result<Config, ConfigErrors> {
     let timers = timers::timers(f, &mut v);
     let detach = timers::detach(f, &mut v);
     let dhcp = timers::dhcp(f, &mut v);
+    let ipv6 = ipv6::check(f, &mut v);
     let pools = pools::check(f, &mut v);
     let profiles = profiles::check(f, &mut v);
     let static_bindings = static_bindings::check(f, &mut v);
@@ -79,6 +81,7 @@ pub(super) fn check(f: &File) -> Result<Config, ConfigErrors> {
         timers,
         detach,
         dhcp,
+        ipv6,
         pools,
         profiles,
         static_bindings,

@@ -45,6 +45,7 @@ pub(super) fn check(f: &File, v: &mut Errors) -> Vec<Profile> {
         let mac = pr.mac.as_deref().and_then(|m| mac(&p, m, &mut macs, v));
         anchors(f, &p, pr, v);
         subscriber(f, &p, pr, v);
+        service(f, &p, pr, v);
         profiles.push(Profile {
             name: pr.name.clone(),
             nai: pr.nai.clone(),
@@ -55,6 +56,8 @@ pub(super) fn check(f: &File, v: &mut Errors) -> Vec<Profile> {
             apn: pr.apn.clone(),
             imsi: pr.imsi.clone(),
             dns: pr.dns.clone(),
+            service: pr.service,
+            dns6: pr.dns6.clone(),
             pool: pr.pool.clone(),
         });
     }
@@ -143,5 +146,23 @@ fn subscriber(f: &File, p: &str, pr: &file::Profile, v: &mut Errors) {
         } else if !f.pools.iter().any(|x| &x.name == pool) {
             v.err(format!("{p}.pool"), format!("no pool named {pool:?}"));
         }
+    }
+}
+
+/// `service` and `dns6`: IPv6 service is PMIPv6's (RFC 5213); PMIPv4 has none.
+fn service(f: &File, p: &str, pr: &file::Profile, v: &mut Errors) {
+    let v6 = pr.service.is_some_and(|s| s.ipv6());
+    if v6 && f.protocol == crate::config::Protocol::Pmipv4 {
+        v.err(
+            format!("{p}.service"),
+            "PMIPv4 carries IPv4 only: use ipv4 (or protocol pmipv6)",
+        );
+    }
+    if pr
+        .dns6
+        .iter()
+        .any(|a| a.is_unspecified() || a.is_multicast())
+    {
+        v.err(format!("{p}.dns6"), "must be unicast addresses");
     }
 }

@@ -194,6 +194,8 @@ impl AccessAaa {
             AccessEvent::Gone { at, cause } => i.end(at, access_cause(*cause)),
             // The glue calls `restored` (it knows the interface).
             AccessEvent::Restored { .. } => {}
+            // The session goes on; interim records carry the counters.
+            AccessEvent::Refreshed { .. } => {}
         }
     }
 

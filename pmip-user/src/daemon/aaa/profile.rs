@@ -141,6 +141,8 @@ pub(crate) fn merge(
         imsi: None,
         dns: Vec::new(),
         pool: None,
+        service: None,
+        dns6: Vec::new(),
     });
     p.name = match base {
         Some(b) => format!("radius+{}", b.name),

@@ -128,6 +128,8 @@ impl Mag {
                 hnp: granted.hnp,
                 lifetime,
             });
+        } else {
+            self.events.push_back(MagEvent::Refreshed { at, lifetime });
         }
         self.arm(at, now + refresh);
         // Durable before the subscriber hears of it (the shell writes first).

@@ -50,6 +50,7 @@ impl From<MagEvent> for AccessEvent {
                 hnp,
                 lifetime,
             },
+            MagEvent::Refreshed { at, lifetime } => AccessEvent::Refreshed { at, lifetime },
             MagEvent::RegistrationFailed { at, reason } => AccessEvent::Failed {
                 at,
                 reason: match reason {

@@ -150,6 +150,12 @@ pub enum MagEvent {
         hnp: Option<Hnp>,
         lifetime: Duration,
     },
+    /// A refresh accepted with nothing changed (no map update, no
+    /// `Registered`): the binding lasts `lifetime` from now.
+    Refreshed {
+        at: AccessPoint,
+        lifetime: Duration,
+    },
     RegistrationFailed {
         at: AccessPoint,
         reason: FailReason,
