@@ -92,6 +92,7 @@ ipv4 = "10.255.0.1"
 [[peers]]
 name = "lma"
 address = "10.255.0.10"
+insecure = true
 "#;
 
     fn load(extra: &str) -> Result<Config, String> {
