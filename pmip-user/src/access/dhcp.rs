@@ -40,6 +40,9 @@ pub struct DhcpServerConfig {
     /// Slack after the lease end before the client counts as gone, for clock
     /// skew and a late REBIND.
     pub lease_grace: Duration,
+    /// Keep a lease that ran out while its subscriber went on sending over
+    /// the grace ([`DhcpServer::handle_timeout_with`], `dhcp/hold.rs`).
+    pub hold_while_sending: bool,
 }
 
 impl DhcpServerConfig {
@@ -50,6 +53,7 @@ impl DhcpServerConfig {
             server_id,
             offer_timeout: Duration::from_secs(60),
             lease_grace: Duration::from_secs(2),
+            hold_while_sending: false,
         }
     }
 }
@@ -132,6 +136,9 @@ pub struct DhcpStats {
     pub declines: u64,
     pub informs: u64,
     pub lease_expired: u64,
+    /// Leases that ran out while the subscriber was still sending, and were
+    /// given again instead of ending (`dhcp/hold.rs`).
+    pub leases_held: u64,
 }
 
 /// A message that waits for the registration to finish.
@@ -151,6 +158,9 @@ struct Client {
     abandon_at: Option<Instant>,
     /// End of the lease granted by the last ACK.
     lease_end: Option<Instant>,
+    /// The subscriber's uplink packet count when that lease ran out (with
+    /// `hold_while_sending`; None until then).
+    at_end: Option<hold::Sent>,
 }
 
 pub struct DhcpServer {
@@ -333,6 +343,7 @@ impl DhcpServer {
                     pending: None,
                     abandon_at: Some(now + self.cfg.offer_timeout),
                     lease_end: None,
+                    at_end: None,
                 },
             );
         }
@@ -411,6 +422,7 @@ impl DhcpServer {
         if let Some(c) = self.clients.get_mut(&mac) {
             c.lease_end = Some(now + b.lifetime);
             c.abandon_at = None;
+            c.at_end = None;
         }
         self.reply(MessageType::Ack, msg, b);
     }
@@ -477,6 +489,7 @@ impl DhcpServer {
                     pending: None,
                     abandon_at: None,
                     lease_end: None,
+                    at_end: None,
                 },
             );
             return;
@@ -531,6 +544,7 @@ impl DhcpServer {
                 pending: None,
                 abandon_at: None,
                 lease_end: Some(now + left),
+                at_end: None,
             },
         );
     }
@@ -656,13 +670,26 @@ impl DhcpServer {
         self.clients
             .values()
             .filter_map(|c| match (c.lease_end, c.abandon_at) {
-                (Some(l), _) => Some(l + self.cfg.lease_grace),
+                (Some(l), _) => Some(self.lease_deadline(c, l)),
                 (None, a) => a,
             })
             .min()
     }
 
+    /// Timers without the data plane's counters: a lease ends at its end
+    /// plus the grace, whatever the subscriber does.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.handle_timeout_with(now, &|_| None)
+    }
+
+    /// Timers, with `sent` reading the subscriber's uplink packet count from
+    /// the data plane (None: unknown); see `dhcp/hold.rs`.
+    pub fn handle_timeout_with(
+        &mut self,
+        now: Instant,
+        sent: &dyn Fn(&AccessPoint) -> Option<u64>,
+    ) {
+        self.mark_lease_ends(now, sent);
         let grace = self.cfg.lease_grace;
         let mut gone: Vec<([u8; 6], DetachReason)> = self
             .clients
@@ -674,6 +701,9 @@ impl DhcpServer {
             })
             .collect();
         gone.sort_by_key(|g| g.0); // deterministic output order
+        gone.retain(|(mac, reason)| {
+            *reason != DetachReason::LeaseExpired || !self.hold_if_sending(now, mac, sent)
+        });
         for (mac, reason) in gone {
             self.clients.remove(&mac);
             if reason == DetachReason::LeaseExpired {
@@ -687,5 +717,6 @@ impl DhcpServer {
     }
 }
 
+mod hold;
 #[cfg(test)]
 pub(crate) mod tests;

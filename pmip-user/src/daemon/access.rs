@@ -53,14 +53,16 @@ struct Link {
 /// Starts the DHCP server and ARP monitor of every access interface.
 fn start_links(
     cfg: &Config,
+    dp: &SharedDp,
     dhcp_events: &mpsc::UnboundedSender<DhcpEvent>,
     arp_events: &mpsc::UnboundedSender<Detached>,
 ) -> Result<HashMap<u32, Link>> {
     let mut links = HashMap::new();
     for a in &cfg.interfaces.access {
         let dcfg = cfg.dhcp_server_config(a);
-        let shell =
-            DhcpShell::open(&a.name, dcfg).with_context(|| format!("DHCP server on {}", a.name))?;
+        let shell = DhcpShell::open(&a.name, dcfg)
+            .with_context(|| format!("DHCP server on {}", a.name))?
+            .hold_while_sending(super::fastpath::uplink_count(dp));
         let ifindex = shell.ifindex();
         let dhcp_stats = shell.stats();
         let (dtx, drx) = mpsc::unbounded_channel();
@@ -434,7 +436,7 @@ where
     let (arp_tx, mut arp) = mpsc::unbounded_channel();
     let mut glue = Glue {
         cfg,
-        links: start_links(cfg, &dhcp_tx, &arp_tx)?,
+        links: start_links(cfg, &dp, &dhcp_tx, &arp_tx)?,
         subs: HashMap::new(),
         registrar: h.requests.clone(),
     };
