@@ -1,5 +1,6 @@
 //! Issue 11 in namespaces, both protocols: restarts (kill -9, SIGTERM) of
-//! each role with a stream running and not one packet lost, `pmipctl
+//! each role with a stream running and not one packet lost, a DHCP client
+//! that renews after its lease ran out (not one packet lost), `pmipctl
 //! shutdown --deregister`, an anchor that comes back with nothing, and 30 %
 //! signaling loss on the core link. Scenarios in `pmip_tests::recovery`;
 //! each prints its figures (RELIABILITY.md).
@@ -76,6 +77,20 @@ restart!(
     Role::Anchor,
     Stop::Sigterm
 );
+
+#[test]
+fn pmipv6_late_renewal_loses_nothing() {
+    run("pmipv6 late DHCP renewal", || {
+        cases::late_renewal_keeps_every_packet(Proto::Pmipv6)
+    });
+}
+
+#[test]
+fn pmipv4_late_renewal_loses_nothing() {
+    run("pmipv4 late DHCP renewal", || {
+        cases::late_renewal_keeps_every_packet(Proto::Pmipv4)
+    });
+}
 
 #[test]
 fn pmipv6_shutdown_deregister_releases_everyone() {

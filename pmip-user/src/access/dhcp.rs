@@ -46,6 +46,9 @@ pub struct DhcpServerConfig {
     pub lease_grace: Duration,
     /// Raise [`Event::Leased`] when a client first gets its lease.
     pub report_leases: bool,
+    /// Keep a lease that ran out while its subscriber went on sending over
+    /// the grace ([`DhcpServer::handle_timeout_with`], `dhcp/hold.rs`).
+    pub hold_while_sending: bool,
 }
 
 impl DhcpServerConfig {
@@ -58,6 +61,7 @@ impl DhcpServerConfig {
             offer_hold: Duration::from_secs(10),
             lease_grace: Duration::from_secs(2),
             report_leases: false,
+            hold_while_sending: false,
         }
     }
 }
@@ -143,6 +147,9 @@ pub struct DhcpStats {
     pub declines: u64,
     pub informs: u64,
     pub lease_expired: u64,
+    /// Leases that ran out while the subscriber was still sending, and were
+    /// given again instead of ending (`dhcp/hold.rs`).
+    pub leases_held: u64,
 }
 
 /// A message that waits for the registration to finish.
@@ -162,6 +169,9 @@ struct Client {
     abandon_at: Option<Instant>,
     /// End of the lease granted by the last ACK.
     lease_end: Option<Instant>,
+    /// The subscriber's uplink packet count when that lease ran out (with
+    /// `hold_while_sending`; None until then).
+    at_end: Option<hold::Sent>,
 }
 
 pub struct DhcpServer {
@@ -344,6 +354,7 @@ impl DhcpServer {
                     pending: None,
                     abandon_at: Some(now + self.cfg.offer_timeout),
                     lease_end: None,
+                    at_end: None,
                 },
             );
         }
@@ -429,6 +440,7 @@ impl DhcpServer {
             let first = c.lease_end.is_none();
             c.lease_end = Some(now + b.lifetime);
             c.abandon_at = None;
+            c.at_end = None;
             first
         });
         if first && self.cfg.report_leases {
@@ -499,6 +511,7 @@ impl DhcpServer {
                     pending: None,
                     abandon_at: None,
                     lease_end: None,
+                    at_end: None,
                 },
             );
             return;
@@ -558,6 +571,7 @@ impl DhcpServer {
                 pending: None,
                 abandon_at: None,
                 lease_end: Some(now + left),
+                at_end: None,
             },
         );
     }
@@ -683,13 +697,26 @@ impl DhcpServer {
         self.clients
             .values()
             .filter_map(|c| match (c.lease_end, c.abandon_at) {
-                (Some(l), _) => Some(l + self.cfg.lease_grace),
+                (Some(l), _) => Some(self.lease_deadline(c, l)),
                 (None, a) => a,
             })
             .min()
     }
 
+    /// Timers without the data plane's counters: a lease ends at its end
+    /// plus the grace, whatever the subscriber does.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.handle_timeout_with(now, &|_| None)
+    }
+
+    /// Timers, with `sent` reading the subscriber's uplink packet count from
+    /// the data plane (None: unknown); see `dhcp/hold.rs`.
+    pub fn handle_timeout_with(
+        &mut self,
+        now: Instant,
+        sent: &dyn Fn(&AccessPoint) -> Option<u64>,
+    ) {
+        self.mark_lease_ends(now, sent);
         let grace = self.cfg.lease_grace;
         let mut gone: Vec<([u8; 6], DetachReason)> = self
             .clients
@@ -701,6 +728,9 @@ impl DhcpServer {
             })
             .collect();
         gone.sort_by_key(|g| g.0); // deterministic output order
+        gone.retain(|(mac, reason)| {
+            *reason != DetachReason::LeaseExpired || !self.hold_if_sending(now, mac, sent)
+        });
         for (mac, reason) in gone {
             self.clients.remove(&mac);
             if reason == DetachReason::LeaseExpired {
@@ -714,5 +744,6 @@ impl DhcpServer {
     }
 }
 
+mod hold;
 #[cfg(test)]
 pub(crate) mod tests;

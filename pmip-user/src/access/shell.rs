@@ -21,6 +21,7 @@ use super::dhcp::{
     SERVER_PORT,
 };
 use super::frame::{self, BROADCAST_MAC};
+use crate::dataplane::AccessPoint;
 use crate::sys::interface_info;
 use crate::sys::socket::{arp_socket, udp_on_device, RawSender};
 
@@ -46,9 +47,15 @@ pub enum DhcpCmd {
     },
 }
 
+/// Reads a subscriber's uplink packet count from the data plane (None:
+/// unknown), for leases held while their subscriber sends (`dhcp/hold.rs`).
+pub type UplinkCount = Box<dyn Fn(&AccessPoint) -> Option<u64> + Send>;
+
 /// The DHCP server of one access interface with its sockets.
 pub struct DhcpShell {
     server: DhcpServer,
+    /// With it, a lease that runs out while its subscriber sends is held.
+    sent: Option<UplinkCount>,
     udp: UdpSocket,
     raw: RawSender,
     if_mac: [u8; 6],
@@ -69,11 +76,20 @@ impl DhcpShell {
         let raw = RawSender::open(ifindex)?;
         Ok(DhcpShell {
             server: DhcpServer::new(cfg),
+            sent: None,
             udp,
             raw,
             if_mac,
             stats: Default::default(),
         })
+    }
+
+    /// Holds a lease that runs out while its subscriber is still sending
+    /// (`dhcp/hold.rs`), reading the subscriber's uplink count with `sent`.
+    pub fn hold_while_sending(mut self, sent: UplinkCount) -> Self {
+        self.server.set_hold_while_sending(true);
+        self.sent = Some(sent);
+        self
     }
 
     /// Index of the access interface the server is bound to.
@@ -160,7 +176,10 @@ impl DhcpShell {
                         Some(DhcpCmd::Restore { mac, info, left }) => self.server.restore_lease(now, mac, info, left),
                     }
                 }
-                _ = sleep => self.server.handle_timeout(Instant::now()),
+                _ = sleep => match &self.sent {
+                    Some(sent) => self.server.handle_timeout_with(Instant::now(), sent.as_ref()),
+                    None => self.server.handle_timeout(Instant::now()),
+                },
             }
             self.flush(&events);
         }

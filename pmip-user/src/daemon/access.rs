@@ -62,6 +62,7 @@ struct Link {
 /// Starts the DHCP server and ARP monitor of every access interface.
 fn start_links(
     cfg: &Config,
+    dp: &SharedDp,
     dhcp_events: &mpsc::UnboundedSender<DhcpEvent>,
     arp_events: &mpsc::UnboundedSender<Detached>,
 ) -> Result<HashMap<u32, Link>> {
@@ -69,8 +70,9 @@ fn start_links(
     for a in &cfg.interfaces.access {
         let mut dcfg = cfg.dhcp_server_config(a);
         dcfg.report_leases = true; // ends the attach's admission
-        let shell =
-            DhcpShell::open(&a.name, dcfg).with_context(|| format!("DHCP server on {}", a.name))?;
+        let shell = DhcpShell::open(&a.name, dcfg)
+            .with_context(|| format!("DHCP server on {}", a.name))?
+            .hold_while_sending(super::fastpath::uplink_count(dp));
         let ifindex = shell.ifindex();
         let dhcp_stats = shell.stats();
         let (dtx, drx) = mpsc::unbounded_channel();
@@ -578,7 +580,7 @@ where
     let (nd_tx, mut nd) = mpsc::unbounded_channel();
     let mut glue = Glue {
         cfg,
-        links: start_links(cfg, &dhcp_tx, &arp_tx)?,
+        links: start_links(cfg, &dp, &dhcp_tx, &arp_tx)?,
         subs: HashMap::new(),
         registrar: h.requests.clone(),
         admission: Admission::new(cfg.admission.clone(), Instant::now()),

@@ -37,6 +37,18 @@ impl DataPlane for SharedDp {
     }
 }
 
+/// A subscriber's uplink packet count as the access gateway's fast path
+/// has it, for the DHCP server's held leases (`access/dhcp/hold.rs`).
+pub(super) fn uplink_count(dp: &SharedDp) -> crate::access::shell::UplinkCount {
+    let dp = dp.clone();
+    Box::new(move |at| {
+        dp.with(|f| f.access_traffic(at))
+            .ok()?
+            .ok()?
+            .map(|t| t.up_packets)
+    })
+}
+
 /// Loads the eBPF object with the configured sizes, pools and pins.
 pub(super) fn load(cfg: &Config, object: &std::path::Path) -> Result<SharedDp> {
     let home_pools = crate::config::agents::home_pools(cfg);

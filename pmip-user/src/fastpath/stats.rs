@@ -10,7 +10,7 @@ use pmip_common::{
 use super::map_err;
 use super::slots::KeyTable;
 use super::FastPath;
-use crate::dataplane::TrafficCounters;
+use crate::dataplane::{AccessPoint, TrafficCounters};
 
 impl FastPath {
     /// The SUB_STATS entries of subscriber `sub_id`, one per CPU (none when
@@ -106,6 +106,23 @@ impl FastPath {
             t.down_bytes += s.down_bytes;
         }
         Ok(t)
+    }
+
+    /// The traffic of the subscriber at `at` on this access gateway (None:
+    /// no `ACCESS_BY_MAC` entry for it).
+    pub fn access_traffic(&self, at: &AccessPoint) -> Result<Option<TrafficCounters>> {
+        let m: HashMap<_, AccessKey, AccessSubscriber> =
+            HashMap::try_from(self.map(maps::ACCESS_BY_MAC)?)?;
+        let key = AccessKey {
+            ifindex: at.ifindex,
+            vlan: at.vlan,
+            mac: at.mac,
+        };
+        match m.get(&key, 0) {
+            Ok(s) => Ok(Some(self.traffic(s.sub_id)?)),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(map_err(e)),
+        }
     }
 
     /// Subscriber `sub_id`'s traffic as each CPU forwarded it (its row of

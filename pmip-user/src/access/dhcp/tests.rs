@@ -382,6 +382,106 @@ fn lease_expiry_detaches_and_renew_extends() {
     assert!(matches!(s.poll_event(), Some(Event::AttachRequest { .. })));
 }
 
+/// `hold_while_sending` (dhcp/hold.rs): the uplink count is read at the
+/// lease end and at the grace's end; a count that grew keeps the lease.
+#[test]
+fn lease_held_while_the_subscriber_sends() {
+    let t0 = Instant::now();
+    let mut s = server();
+    s.set_hold_while_sending(true);
+    attach(&mut s, t0);
+    select(&mut s, t0);
+    let life = Duration::from_secs(3600);
+    let end = t0 + life;
+    let grace = s.config().lease_grace;
+    // The timer comes at the lease end itself, to read the count.
+    assert_eq!(s.poll_timeout(), Some(end));
+    s.handle_timeout_with(end, &|at| (at.mac == MAC && at.ifindex == 7).then_some(10));
+    assert_eq!(s.poll_event(), None);
+    assert_eq!(s.poll_timeout(), Some(end + grace));
+    s.handle_timeout_with(end + grace, &|_| Some(15));
+    assert_eq!(s.poll_event(), None, "a sending subscriber keeps its lease");
+    assert_eq!(s.stats.leases_held, 1);
+    assert_eq!(s.stats.lease_expired, 0);
+    assert_eq!(s.lease_end(&MAC), Some(end + grace + life));
+    // Its late renewal is answered from the held lease, no registration.
+    let t1 = end + grace + Duration::from_secs(1);
+    let mut r = req(3);
+    r.ciaddr = HOME.octets();
+    s.handle(t1, &bytes(&r)).unwrap();
+    assert!(s.poll_transmit().is_some(), "ACK");
+    assert_eq!(s.poll_event(), None);
+    assert_eq!(s.lease_end(&MAC), Some(t1 + life));
+    // Then silent over the next grace: the lease ends.
+    let end2 = t1 + life;
+    assert_eq!(s.poll_timeout(), Some(end2));
+    s.handle_timeout_with(end2, &|_| Some(40));
+    s.handle_timeout_with(end2 + grace, &|_| Some(40));
+    assert!(matches!(
+        s.poll_event(),
+        Some(Event::Detach {
+            reason: DetachReason::LeaseExpired,
+            ..
+        })
+    ));
+    assert_eq!(s.stats.leases_held, 1);
+    assert_eq!(s.stats.lease_expired, 1);
+}
+
+/// A count that cannot be read (no fast-path entry), or a server without
+/// holding, ends the lease at the grace's end as before.
+#[test]
+fn lease_not_held_without_a_count() {
+    for hold in [true, false] {
+        let t0 = Instant::now();
+        let mut s = server();
+        s.set_hold_while_sending(hold);
+        attach(&mut s, t0);
+        select(&mut s, t0);
+        let end = t0 + Duration::from_secs(3600);
+        let grace = s.config().lease_grace;
+        let count = |n: Option<u64>| move |_: &AccessPoint| n;
+        s.handle_timeout_with(end, &count(if hold { None } else { Some(1) }));
+        assert_eq!(s.poll_event(), None);
+        assert_eq!(s.poll_timeout(), Some(end + grace));
+        s.handle_timeout_with(end + grace, &count(Some(9)));
+        assert!(
+            matches!(
+                s.poll_event(),
+                Some(Event::Detach {
+                    reason: DetachReason::LeaseExpired,
+                    ..
+                })
+            ),
+            "hold {hold}"
+        );
+        assert_eq!(s.stats.leases_held, 0);
+    }
+}
+
+/// A REBIND in the grace renews the lease: the count read at the old end
+/// is dropped, and the new end is read again.
+#[test]
+fn renewal_in_the_grace_reads_the_count_again() {
+    let t0 = Instant::now();
+    let mut s = server();
+    s.set_hold_while_sending(true);
+    attach(&mut s, t0);
+    select(&mut s, t0);
+    let life = Duration::from_secs(3600);
+    let end = t0 + life;
+    s.handle_timeout_with(end, &|_| Some(3));
+    let t1 = end + Duration::from_secs(1);
+    let mut r = req(3);
+    r.ciaddr = HOME.octets();
+    s.handle(t1, &bytes(&r)).unwrap();
+    s.poll_transmit().expect("ACK");
+    assert_eq!(s.poll_timeout(), Some(t1 + life));
+    s.handle_timeout_with(end + s.config().lease_grace, &|_| Some(3));
+    assert_eq!(s.poll_event(), None);
+    assert_eq!(s.stats.leases_held, 0);
+}
+
 #[test]
 fn unfinished_attach_is_abandoned() {
     let t0 = Instant::now();
