@@ -28,10 +28,18 @@ pub enum Request {
     ShowBindings,
     ShowTunnels,
     ShowStats,
+    /// `show stats` without the per-subscriber table, with bindings by
+    /// state: what the metrics endpoint exports.
+    ShowCounters,
     /// Operator-forced detach: deregister and clean up.
     ClearBinding {
         nai: String,
     },
+    /// Re-read the configuration file and apply what can change live.
+    Reload,
+    /// Liveness: answered by the daemon's event loop after a round trip
+    /// through the registrar (the systemd watchdog's probe).
+    Ping,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -40,8 +48,19 @@ pub enum Response {
     Bindings(Vec<BindingView>),
     Tunnels(Vec<TunnelView>),
     Stats(StatsView),
-    Cleared { nai: String, found: bool },
-    Error { message: String },
+    Cleared {
+        nai: String,
+        found: bool,
+    },
+    /// The configuration was re-read; `applied` names the keys that changed
+    /// (empty: nothing did).
+    Reloaded {
+        applied: Vec<String>,
+    },
+    Pong,
+    Error {
+        message: String,
+    },
 }
 
 /// One subscriber binding as `show bindings` prints it.
@@ -254,6 +273,36 @@ pub fn format_stats(s: &StatsView) -> String {
     o
 }
 
+/// `show stats --interval`: each counter with its rate per second since
+/// `prev` (taken `secs` earlier); the first sample has no rates.
+/// Occupancy groups (`fastpath_maps*`, `bindings`) are levels, not counters:
+/// they show their change instead.
+pub fn format_stats_rates(prev: Option<&StatsView>, cur: &StatsView, secs: Option<f64>) -> String {
+    let mut o = String::new();
+    for (g, m) in &cur.groups {
+        let _ = writeln!(o, "{g}:");
+        let level = g.starts_with("fastpath_maps") || g == "bindings";
+        for (k, v) in m {
+            let before = prev.and_then(|p| p.groups.get(g)?.get(k)).copied();
+            match (before, secs) {
+                (Some(b), Some(_)) if level && *v != b => {
+                    let d = *v as i128 - b as i128;
+                    let _ = writeln!(o, "  {k:<28} {v:>14}  ({d:+})");
+                }
+                (Some(b), Some(s)) if !level && s > 0.0 => {
+                    let rate = v.saturating_sub(b) as f64 / s;
+                    let _ = writeln!(o, "  {k:<28} {v:>14}  {rate:>12.1}/s");
+                }
+                _ => {
+                    let _ = writeln!(o, "  {k:<28} {v:>14}");
+                }
+            }
+        }
+    }
+    let _ = writeln!(o, "subscribers: {}", cur.subscribers.len());
+    o
+}
+
 /// Text of a response, as pmipctl prints it without `--json`.
 pub fn format_response(r: &Response) -> String {
     match r {
@@ -262,6 +311,13 @@ pub fn format_response(r: &Response) -> String {
         Response::Stats(s) => format_stats(s),
         Response::Cleared { nai, found: true } => format!("binding {nai} cleared\n"),
         Response::Cleared { nai, found: false } => format!("no binding for {nai}\n"),
+        Response::Reloaded { applied } if applied.is_empty() => {
+            "configuration re-read: nothing changed\n".into()
+        }
+        Response::Reloaded { applied } => {
+            format!("configuration reloaded: {}\n", applied.join(", "))
+        }
+        Response::Pong => "pong\n".into(),
         Response::Error { message } => format!("error: {message}\n"),
     }
 }
@@ -275,9 +331,14 @@ pub type Handler = Arc<
         + Sync,
 >;
 
-/// Binds the control socket, replacing a stale socket file (not any other file).
+/// Binds the control socket, replacing a stale socket file (not any other
+/// file). Its directory is made if missing (systemd's RuntimeDirectory makes
+/// /run/pmip for the unit; by hand it may not exist yet).
 pub fn bind(path: &Path) -> Result<UnixListener> {
     use std::os::unix::fs::FileTypeExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     if let Ok(m) = std::fs::symlink_metadata(path) {
         if m.file_type().is_socket() {
             std::fs::remove_file(path)
@@ -361,7 +422,7 @@ pub fn request_blocking(path: &Path, req: &Request, timeout: Duration) -> Result
 
 /// Default control socket path.
 pub fn default_socket() -> PathBuf {
-    PathBuf::from("/run/pmipd.sock")
+    PathBuf::from("/run/pmip/pmipd.sock")
 }
 
 #[cfg(test)]

@@ -45,6 +45,19 @@ pub(super) struct File {
     /// How the eBPF fast path is attached.
     #[serde(default)]
     pub fastpath: Fastpath,
+    /// The OpenMetrics / Prometheus endpoint (off unless `listen` is set).
+    #[serde(default)]
+    pub metrics: Metrics,
+}
+
+/// `[metrics]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields)]
+pub(super) struct Metrics {
+    /// "127.0.0.1:9417": where `GET /metrics` is served.
+    #[serde(default)]
+    pub listen: Option<String>,
 }
 
 /// `[fastpath]`: attach mode and pinning of the eBPF data plane.

@@ -67,6 +67,14 @@ pub struct Config {
     pub profiles: Vec<Profile>,
     pub static_bindings: Vec<StaticBinding>,
     pub fastpath: Fastpath,
+    pub metrics: Metrics,
+}
+
+/// `[metrics]`: the OpenMetrics endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Where `GET /metrics` is served; `None`: no endpoint.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

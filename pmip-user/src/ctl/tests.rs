@@ -150,6 +150,7 @@ fn handler() -> Handler {
                 found: nai == "mn0@example.com",
                 nai,
             },
+            Request::ShowCounters | Request::Reload | Request::Ping => Response::Pong,
         };
         Box::pin(async move { resp })
     })

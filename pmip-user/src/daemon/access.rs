@@ -20,7 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::control::{self, mac_str, CtlRequest, ShowCtx};
 use super::fastpath::SharedDp;
-use crate::access::detach::Detached;
+use super::reload::Live;
+use crate::access::detach::{DetachStats, Detached};
 use crate::access::dhcp::{BindingInfo as DhcpBinding, DhcpStats, Event as DhcpEvent};
 use crate::access::shell::{ArpCmd, ArpShell, DhcpCmd, DhcpShell};
 use crate::agent::registrar::{
@@ -44,8 +45,9 @@ struct Link {
     cfg: AccessInterface,
     dhcp: mpsc::UnboundedSender<DhcpCmd>,
     arp: mpsc::UnboundedSender<ArpCmd>,
-    /// The DHCP server's counters, for `show stats`.
+    /// The DHCP server's and ARP monitor's counters, for `show stats`.
     dhcp_stats: Arc<Mutex<DhcpStats>>,
+    arp_stats: Arc<Mutex<DetachStats>>,
 }
 
 /// Starts the DHCP server and ARP monitor of every access interface.
@@ -71,6 +73,7 @@ fn start_links(
         let mut arp = ArpShell::open(&a.name, a.vlan.unwrap_or(0), cfg.detach.monitor_config())
             .with_context(|| format!("ARP monitor on {}", a.name))?;
         arp.set_polling(cfg.detach.enabled);
+        let arp_stats = arp.stats();
         let (atx, arx) = mpsc::unbounded_channel();
         let aev = arp_events.clone();
         tokio::spawn(async move {
@@ -85,6 +88,7 @@ fn start_links(
                 dhcp: dtx,
                 arp: atx,
                 dhcp_stats,
+                arp_stats,
             },
         );
     }
@@ -126,6 +130,9 @@ fn start_new_mac_reader(
 /// The access-side glue: links in, registrar out.
 struct Glue<'a> {
     cfg: &'a Config,
+    /// The configuration a reload may change: profiles and DNS are read
+    /// from it at each attach.
+    live: &'a Live,
     links: HashMap<u32, Link>,
     subs: HashMap<AccessPoint, Sub>,
     registrar: mpsc::UnboundedSender<shell::Request<AccessCommand>>,
@@ -163,7 +170,8 @@ impl Glue<'_> {
             return;
         };
         let ifname = link.cfg.name.clone();
-        let (nai, profile) = self.cfg.resolve_subscriber(client_id, &at.mac, &ifname);
+        let live = self.live.get();
+        let (nai, profile) = live.resolve_subscriber(client_id, &at.mac, &ifname);
         let Some(profile) = profile else {
             tracing::info!(mac = %mac_str(&at.mac), %nai, "no profile and no default profile: refused");
             self.refuse(&at);
@@ -179,7 +187,7 @@ impl Glue<'_> {
             return;
         };
         let mtu = Some(self.cfg.subscriber_mtu(&link.cfg, peer));
-        let dns = self.cfg.dns_for(Some(profile));
+        let dns = live.dns_for(Some(profile));
         tracing::info!(%nai, mac = %mac_str(&at.mac), iface = %ifname, anchor = %peer.name, "attach");
         let alternate = profile
             .alternate_anchor
@@ -328,15 +336,16 @@ impl Glue<'_> {
             .unwrap_or_default()
     }
 
-    /// Each access link's DHCP counters, for `show stats`.
+    /// Each access link's DHCP and ARP counters, for `show stats`.
     fn link_stats(&self) -> Vec<(String, crate::agent::registrar::Counters)> {
-        self.links
-            .values()
-            .map(|l| {
-                let st = *l.dhcp_stats.lock().unwrap_or_else(|e| e.into_inner());
-                (format!("dhcp {}", l.cfg.name), counters_of(&st))
-            })
-            .collect()
+        let mut g = Vec::new();
+        for l in self.links.values() {
+            let st = *l.dhcp_stats.lock().unwrap_or_else(|e| e.into_inner());
+            g.push((format!("dhcp {}", l.cfg.name), counters_of(&st)));
+            let st = *l.arp_stats.lock().unwrap_or_else(|e| e.into_inner());
+            g.push((format!("arp {}", l.cfg.name), counters_of(&st)));
+        }
+        g
     }
 
     async fn on_ctl<C, E>(&mut self, h: &Handle<C, E>, dp: &SharedDp, req: Request) -> Response {
@@ -357,7 +366,7 @@ impl Glue<'_> {
 
 /// Runs an access registrar (MAG or PMA) with the access links until `stop`.
 pub(super) async fn run<E, T>(
-    cfg: &Config,
+    live: &Live,
     (ep, transport): (E, T),
     dp: SharedDp,
     mut ctl: mpsc::Receiver<CtlRequest>,
@@ -368,11 +377,13 @@ where
     E: Endpoint<Command = AccessCommand, Event = AccessEvent> + Send + 'static,
     T: Transport + 'static,
 {
+    let cfg = &*live.get();
     let mut h = shell::spawn(ep, transport, dp.clone());
     let (dhcp_tx, mut dhcp) = mpsc::unbounded_channel();
     let (arp_tx, mut arp) = mpsc::unbounded_channel();
     let mut glue = Glue {
         cfg,
+        live,
         links: start_links(cfg, &dhcp_tx, &arp_tx)?,
         subs: HashMap::new(),
         registrar: h.requests.clone(),

@@ -8,7 +8,11 @@
 //! - [`access`]     — access links (DHCP, ARP, new MACs) ↔ the MAG or PMA.
 //! - [`anchor`]     — the LMA or HA runner.
 //! - [`control`]    — `pmipctl` requests answered from the registrar's report.
+//! - [`reload`]     — `systemctl reload`: what can change live, and refusing the rest.
+//! - [`notify`]     — systemd readiness, watchdog keep-alives, reload notifications.
+//! - [`ops`]        — metrics endpoint, signaling meter, SIGHUP, security counters.
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use anyhow::Result;
 use tokio::sync::oneshot;
@@ -19,19 +23,29 @@ mod access;
 mod anchor;
 mod control;
 mod fastpath;
+mod notify;
+mod ops;
 mod registrars;
+mod reload;
 mod system;
 
 pub use fastpath::SharedDp;
 
 pub struct Options {
-    pub ebpf_object: std::path::PathBuf,
+    /// The fast path's eBPF object (embedded or a file).
+    pub object: crate::fastpath::ObjectSource,
+    /// The configuration file, read again by a reload.
+    pub config_path: PathBuf,
 }
 
-/// Runs the daemon until SIGINT/SIGTERM. `ready` is called once everything is up.
+/// Runs the daemon until SIGINT/SIGTERM. `ready` is called once everything
+/// is up (and systemd is told, when it runs us).
 pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()> {
     system::setup(&cfg)?;
-    let dp = fastpath::load(&cfg, &opts.ebpf_object)?;
+    let object = opts.object.bytes()?;
+    let build_id = crate::fastpath::build_id(&object);
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), ebpf_object = %opts.object.describe(), ebpf_build_id = %build_id, "starting");
+    let dp = fastpath::load(&cfg, &opts.object)?;
     fastpath::attach(&cfg, &dp)?;
     fastpath::install_static_bindings(&cfg, &dp)?;
     // Before any registration: what the maps still forward with is not ours to give.
@@ -45,30 +59,41 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
             "the fast path holds bindings of an earlier run: reserved"
         );
     }
-    let ctl = control::serve(&cfg)?;
+    let live = reload::Live::new(cfg.clone());
+    let reloader = reload::Reloader {
+        path: opts.config_path.clone(),
+        live: live.clone(),
+    };
+    let (ctl, ask) = control::serve(&cfg, reloader)?;
+    let ops = ops::Ops::start(&cfg, &ask, &dp, build_id)?;
+    let ready = || {
+        notify::ready("serving");
+        ready();
+    };
     let stop = shutdown_signal();
     let r = match (cfg.role, cfg.protocol) {
         (Role::Access, Protocol::Pmipv6) => {
             let (mag, local) = registrars::mag(&cfg, &held);
-            let sockets = registrars::pmipv6_sockets(&local)?;
-            access::run(&cfg, (mag, sockets), dp, ctl, stop, ready).await
+            let sockets = ops.meter(registrars::pmipv6_sockets(&local)?);
+            access::run(&live, (mag, sockets), dp, ctl, stop, ready).await
         }
         (Role::Access, Protocol::Pmipv4) => {
             let pma = registrars::pma(&cfg, &held)?;
-            let socket = registrars::pmipv4_socket(&cfg)?;
-            access::run(&cfg, (pma, socket), dp, ctl, stop, ready).await
+            let socket = ops.meter(registrars::pmipv4_socket(&cfg)?);
+            access::run(&live, (pma, socket), dp, ctl, stop, ready).await
         }
         (Role::Anchor, Protocol::Pmipv6) => {
             let (lma, local) = registrars::lma(&cfg, &held);
-            let sockets = registrars::pmipv6_sockets(&local)?;
+            let sockets = ops.meter(registrars::pmipv6_sockets(&local)?);
             anchor::run(&cfg, (lma, sockets), dp, ctl, stop, ready).await
         }
         (Role::Anchor, Protocol::Pmipv4) => {
             let ha = registrars::ha(&cfg, &held)?;
-            let socket = registrars::pmipv4_socket(&cfg)?;
+            let socket = ops.meter(registrars::pmipv4_socket(&cfg)?);
             anchor::run(&cfg, (ha, socket), dp, ctl, stop, ready).await
         }
     };
+    notify::stopping();
     let _ = std::fs::remove_file(&cfg.control.socket);
     r
 }

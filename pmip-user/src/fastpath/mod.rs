@@ -12,6 +12,7 @@
 //! - `slots`    — the GRE-key tables (array + hash of larger keys) and slot counts.
 //! - `pools`    — the home pools' layout over the pool arrays.
 //! - `stats`    — counters, per-subscriber traffic, map occupancy.
+//! - `object`   — the eBPF object: embedded in pmipd or read from a file; its build id.
 use std::collections::HashMap as StdHashMap;
 use std::path::PathBuf;
 
@@ -23,8 +24,10 @@ use pmip_common::{maps, HomePool4, HomePool6};
 use crate::dataplane::{DataPlane, DpCommand, TrafficCounters, TunnelEnds};
 
 mod attach;
+mod batch;
 mod bindings;
 mod load;
+mod object;
 mod pools;
 mod slots;
 mod stats;
@@ -34,6 +37,7 @@ pub use load::{
     default_object_path, default_test_object_path, high_homes, high_keys, load_test_object,
     unpin_all, GatewayRole, LoadOptions,
 };
+pub use object::{build_id, embedded, ObjectSource, EMBEDDED_BUILD_ID};
 pub use pools::HomePoolSpec;
 
 pub const PROGRAM: &str = "pmip_xdp";

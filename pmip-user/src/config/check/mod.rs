@@ -6,6 +6,7 @@
 //! here, and a parse failure is the error. The typed [`Config`] is handed out
 //! only when no section reported anything.
 mod interfaces;
+mod metrics;
 mod peers;
 mod pools;
 mod profiles;
@@ -57,6 +58,7 @@ pub(super) fn check(f: &File) -> Result<Config, ConfigErrors> {
     let pools = pools::check(f, &mut v);
     let profiles = profiles::check(f, &mut v);
     let static_bindings = static_bindings::check(f, &mut v);
+    let metrics = metrics::check(f, &mut v);
     if !v.0.is_empty() {
         return Err(ConfigErrors(v.0));
     }
@@ -75,6 +77,7 @@ pub(super) fn check(f: &File) -> Result<Config, ConfigErrors> {
         profiles,
         static_bindings,
         fastpath,
+        metrics,
     })
 }
 
