@@ -108,6 +108,19 @@ pub struct LabOpts {
     /// Pin the gateways' maps and links (`fastpath.pin_dir`, on a bpffs of
     /// the lab's own), so the fast path outlives a daemon restart.
     pub pin: bool,
+    /// Serve metrics on 127.0.0.1:[`METRICS_PORT`] in each gateway's namespace.
+    pub metrics: bool,
+}
+
+/// Port of the gateways' metrics endpoint (with [`LabOpts::metrics`]).
+pub const METRICS_PORT: u16 = 9417;
+
+fn metrics_section(o: &LabOpts) -> String {
+    if o.metrics {
+        format!("\n[metrics]\nlisten = \"127.0.0.1:{METRICS_PORT}\"\n")
+    } else {
+        String::new()
+    }
 }
 
 impl LabOpts {
@@ -147,6 +160,7 @@ impl LabOpts {
             log_filter: "info".into(),
             ipv6_transport: false,
             pin: false,
+            metrics: false,
         }
     }
 }
@@ -1015,6 +1029,7 @@ address = "{anchor}"
         c.push_str(&timers(o));
         c.push_str(&detach(o));
         c.push_str("\n[[profiles]]\nname = \"default\"\nanchor = \"anchor\"\n");
+        c.push_str(&metrics_section(o));
         c
     }
 }
@@ -1107,6 +1122,7 @@ ipv4 = "{CORE_ANCHOR}"
         c.push_str(&format!(
             "\n[[pools]]\nname = \"home\"\nprefix = \"{POOL}\"\ngateway = \"{GW_ADDR}\"\n"
         ));
+        c.push_str(&metrics_section(o));
         c
     }
 }

@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask build-ebpf | test | lab | bench`.
+//! Project tasks: `cargo xtask build-ebpf | test | lab | bench | package`.
 //!
 //! Every task first installs what a fresh machine lacks (nightly rust-src,
 //! bpf-linker 0.10.x, the Debian packages the tests and the lab use), so the
@@ -9,7 +9,9 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+mod deb_test;
 mod lab;
+mod package;
 
 #[derive(Parser)]
 struct Cli {
@@ -34,6 +36,9 @@ enum Cmd {
     /// Run benchmarks (release build, own namespaces): per-packet, throughput, trafgen, tcp,
     /// scale, handover (all by default); results in bench-results/, plots in docs/bench/.
     Bench { names: Vec<String> },
+    /// Build the .deb (target/package/): pmipd with the eBPF object built in, pmipctl,
+    /// the systemd unit, example configurations, man pages and shell completions.
+    Package(package::PackageArgs),
     /// Install what is missing and check the toolchain only.
     Setup,
     /// cargo fmt --check over the three workspaces and clippy -D warnings (also run by `test`).
@@ -56,6 +61,13 @@ const DEB_PACKAGES: &[&str] = &[
     // A real RADIUS server and radclient for the AAA tests (tests/tests/aaa_radius.rs).
     "freeradius",
     "freeradius-utils",
+    // promtool checks the metrics endpoint's output (tests/tests/ops_metrics.rs).
+    "prometheus",
+    // `cargo xtask package --test`: a clean Debian root booted with systemd.
+    "debootstrap",
+    "systemd-container",
+    // `cargo xtask bench` draws its plots with matplotlib (xtask/plot_bench.py).
+    "python3-matplotlib",
 ];
 const BPF_LINKER_VERSION: &str = "0.10.4";
 
@@ -247,10 +259,10 @@ fn test(args: &[String]) -> Result<()> {
 }
 
 /// Renders docs/bench/*.png from bench-results/*.json (xtask/plot_bench.py,
-/// python3 standard library only).
+/// with Debian's matplotlib: the system python3, which has it).
 fn plot() -> Result<()> {
     let script = root().join("xtask/plot_bench.py");
-    match Command::new("python3")
+    match Command::new("/usr/bin/python3")
         .arg(&script)
         .arg("bench-results")
         .arg("docs/bench")
@@ -294,6 +306,19 @@ fn main() -> Result<()> {
                 .env("PMIP_EBPF_OBJECT", &obj)
                 .env("PMIP_EBPF_TEST_OBJECT", test_object(&obj)))?;
             plot()
+        }
+        Cmd::Package(a) => {
+            setup()?;
+            let obj = build_ebpf()?;
+            let deb = package::package(&obj)?;
+            if a.test {
+                deb_test::run(&deb)?;
+                eprintln!(
+                    "xtask: {} installs and runs under systemd in a clean root",
+                    deb.display()
+                );
+            }
+            Ok(())
         }
         Cmd::Setup => setup(),
         Cmd::Lint => lint(),

@@ -25,7 +25,7 @@ struct Cli {
     #[arg(long, global = true)]
     ebpf_object: Option<PathBuf>,
     /// Log format: auto (journald under systemd, else text), text, json, journald.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto, env = "PMIP_LOG_FORMAT")]
     log_format: LogFormat,
     #[command(subcommand)]
     cmd: Cmd,
