@@ -160,7 +160,9 @@ impl LabOpts {
             log_filter: "info".into(),
             ipv6_transport: false,
             pin: false,
-            metrics: false,
+            // PMIP_LAB_METRICS=1: serve metrics and scrape every gateway once a
+            // second for the whole run (a scrape must not cost forwarding).
+            metrics: std::env::var_os("PMIP_LAB_METRICS").is_some(),
         }
     }
 }
@@ -802,6 +804,11 @@ pub struct Lab {
     pins: Option<BpfFs>,
     /// Subscribers added by [`Lab::add_subscriber`] (the first is `sub`).
     pub more_subs: Vec<Netns>,
+    /// Metrics scrapers (PMIP_LAB_METRICS=1): their stop flag and threads.
+    scrapers: (
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        Vec<std::thread::JoinHandle<u64>>,
+    ),
     pub sub: Netns,
     pub sw: Netns,
     pub mags: Vec<Netns>,
@@ -847,6 +854,7 @@ impl Lab {
             pass: None,
             pins,
             more_subs: Vec::new(),
+            scrapers: Default::default(),
             sub,
             sw,
             mags,
@@ -1135,6 +1143,12 @@ impl Lab {
         for i in 0..self.mags.len() {
             self.start_access(i)?;
         }
+        if std::env::var_os("PMIP_LAB_METRICS").is_some()
+            && self.opts.metrics
+            && self.scrapers.1.is_empty()
+        {
+            self.scrape_every_second()?;
+        }
         Ok(())
     }
 
@@ -1178,6 +1192,30 @@ impl Lab {
         lab.attach_pass()?;
         lab.start_daemons()?;
         Ok(lab)
+    }
+
+    /// A thread per gateway that GETs /metrics once a second until the lab
+    /// is dropped (PMIP_LAB_METRICS=1).
+    fn scrape_every_second(&mut self) -> Result<()> {
+        let stop = self.scrapers.0.clone();
+        for ns in self.mags.iter().chain(std::iter::once(&self.anchor)) {
+            let stop = stop.clone();
+            let h = ns.thread(move || {
+                use std::io::{Read, Write};
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", METRICS_PORT)) {
+                        let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
+                        let _ = s.read_to_end(&mut Vec::new());
+                        n += 1;
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                n
+            })?;
+            self.scrapers.1.push(h);
+        }
+        Ok(())
     }
 
     pub fn mag(&self, i: usize) -> &Daemon {
@@ -1361,6 +1399,12 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        self.scrapers
+            .0
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        for h in self.scrapers.1.drain(..) {
+            let _ = h.join();
+        }
         for c in &mut self.bg {
             let _ = c.kill();
             let _ = c.wait();
