@@ -25,6 +25,9 @@ pub enum Request {
     ShowStats,
     /// RADIUS servers, authorization, accounting and dynamic authorization counters.
     ShowAaa,
+    /// `show stats` without the per-subscriber table, with bindings by
+    /// state: what the metrics endpoint exports.
+    ShowCounters,
     /// Operator-forced detach: deregister and clean up.
     ClearBinding {
         nai: String,
@@ -37,6 +40,11 @@ pub enum Request {
         #[serde(default)]
         deregister: bool,
     },
+    /// Re-read the configuration file and apply what can change live.
+    Reload,
+    /// Liveness: answered by the daemon's event loop after a round trip
+    /// through the registrar (the systemd watchdog's probe).
+    Ping,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -55,6 +63,12 @@ pub enum Response {
         deregister: bool,
         bindings: usize,
     },
+    /// The configuration was re-read; `applied` names the keys that changed
+    /// (empty: nothing did).
+    Reloaded {
+        applied: Vec<String>,
+    },
+    Pong,
     Error {
         message: String,
     },
@@ -325,6 +339,36 @@ pub fn format_aaa(a: &AaaView) -> String {
     o
 }
 
+/// `show stats --interval`: each counter with its rate per second since
+/// `prev` (taken `secs` earlier); the first sample has no rates.
+/// Occupancy groups (`fastpath_maps*`, `bindings`) are levels, not counters:
+/// they show their change instead.
+pub fn format_stats_rates(prev: Option<&StatsView>, cur: &StatsView, secs: Option<f64>) -> String {
+    let mut o = String::new();
+    for (g, m) in &cur.groups {
+        let _ = writeln!(o, "{g}:");
+        let level = g.starts_with("fastpath_maps") || g == "bindings";
+        for (k, v) in m {
+            let before = prev.and_then(|p| p.groups.get(g)?.get(k)).copied();
+            match (before, secs) {
+                (Some(b), Some(_)) if level && *v != b => {
+                    let d = *v as i128 - b as i128;
+                    let _ = writeln!(o, "  {k:<28} {v:>14}  ({d:+})");
+                }
+                (Some(b), Some(s)) if !level && s > 0.0 => {
+                    let rate = v.saturating_sub(b) as f64 / s;
+                    let _ = writeln!(o, "  {k:<28} {v:>14}  {rate:>12.1}/s");
+                }
+                _ => {
+                    let _ = writeln!(o, "  {k:<28} {v:>14}");
+                }
+            }
+        }
+    }
+    let _ = writeln!(o, "subscribers: {}", cur.subscribers.len());
+    o
+}
+
 /// Text of a response, as pmipctl prints it without `--json`.
 pub fn format_response(r: &Response) -> String {
     match r {
@@ -344,6 +388,13 @@ pub fn format_response(r: &Response) -> String {
             "pmipd: stopping; bindings stay registered and the pinned fast path keeps forwarding\n"
                 .into()
         }
+        Response::Reloaded { applied } if applied.is_empty() => {
+            "configuration re-read: nothing changed\n".into()
+        }
+        Response::Reloaded { applied } => {
+            format!("configuration reloaded: {}\n", applied.join(", "))
+        }
+        Response::Pong => "pong\n".into(),
         Response::Error { message } => format!("error: {message}\n"),
     }
 }
@@ -355,7 +406,7 @@ pub use socket::{bind, bind_with, request, request_blocking, serve, ControlListe
 
 /// Default control socket path.
 pub fn default_socket() -> PathBuf {
-    PathBuf::from("/run/pmipd.sock")
+    PathBuf::from("/run/pmip/pmipd.sock")
 }
 
 #[cfg(test)]

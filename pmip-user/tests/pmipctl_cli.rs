@@ -27,6 +27,7 @@ fn binding() -> BindingView {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one daemon stand-in, every command in turn
 fn pmipctl_show_and_clear() {
     let dir = std::env::temp_dir().join(format!("pmipctl-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -49,6 +50,10 @@ fn pmipctl_show_and_clear() {
                     bindings: 2,
                 },
                 Request::ShowAaa => Response::Aaa(Box::default()),
+                Request::ShowCounters | Request::Ping => Response::Pong,
+                Request::Reload => Response::Error {
+                    message: "reload of x refused: timers cannot change".into(),
+                },
             };
             Box::pin(async move { resp })
         }),
@@ -107,6 +112,47 @@ fn pmipctl_show_and_clear() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("is pmipd running?"));
+    // Exit statuses scripts can use.
+    let (code, _, _) = run(&["clear", "binding", "x@y"]);
+    assert_eq!(code, Some(4));
+    let (code, out, _) = run(&["ping"]);
+    assert_eq!((code, out.as_str()), (Some(0), "pong\n"));
+    let (code, _, err) = run(&["reload"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("timers cannot change"), "{err}");
+    let (code, _, err) = run(&["show", "nonsense"]);
+    assert_eq!(code, Some(64), "{err}");
+    // -s is the short form of --socket, after the subcommand too (global).
+    let o = Command::new(env!("CARGO_BIN_EXE_pmipctl"))
+        .args(["show", "tunnels", "-s"])
+        .arg(&sock)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    // show stats --interval: N samples with rates from the second on.
+    let (code, out, _) = run(&["show", "stats", "--interval", "1", "--count", "2"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        out.matches("pmipctl show stats --interval 1").count(),
+        2,
+        "{out}"
+    );
+    // --help documents each show command.
+    let o = Command::new(env!("CARGO_BIN_EXE_pmipctl"))
+        .args(["show", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&o.stdout);
+    for s in [
+        "bindings",
+        "tunnels",
+        "stats",
+        "counters",
+        "GRE keys",
+        "per-subscriber",
+    ] {
+        assert!(help.contains(s), "{s} missing from:\n{help}");
+    }
     drop(rt);
     let _ = std::fs::remove_dir_all(&dir);
 }

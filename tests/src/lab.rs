@@ -139,6 +139,19 @@ pub struct LabOpts {
     /// MaxRtrAdvInterval of the gateways (`ipv6.ra_interval_max_s`); the
     /// prefix lifetimes are capped at 3 × this.
     pub ra_interval_s: u32,
+    /// Serve metrics on 127.0.0.1:[`METRICS_PORT`] in each gateway's namespace.
+    pub metrics: bool,
+}
+
+/// Port of the gateways' metrics endpoint (with [`LabOpts::metrics`]).
+pub const METRICS_PORT: u16 = 9417;
+
+fn metrics_section(o: &LabOpts) -> String {
+    if o.metrics {
+        format!("\n[metrics]\nlisten = \"127.0.0.1:{METRICS_PORT}\"\n")
+    } else {
+        String::new()
+    }
 }
 
 impl LabOpts {
@@ -204,6 +217,9 @@ impl LabOpts {
             extra_anchor: String::new(),
             service: Service::Ipv4,
             ra_interval_s: 10,
+            // PMIP_LAB_METRICS=1: serve metrics and scrape every gateway once a
+            // second for the whole run (a scrape must not cost forwarding).
+            metrics: std::env::var_os("PMIP_LAB_METRICS").is_some(),
         }
     }
 }
@@ -845,6 +861,11 @@ pub struct Lab {
     pins: Option<BpfFs>,
     /// Subscribers added by [`Lab::add_subscriber`] (the first is `sub`).
     pub more_subs: Vec<Netns>,
+    /// Metrics scrapers (PMIP_LAB_METRICS=1): their stop flag and threads.
+    scrapers: (
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        Vec<std::thread::JoinHandle<u64>>,
+    ),
     pub sub: Netns,
     pub sw: Netns,
     pub mags: Vec<Netns>,
@@ -890,6 +911,7 @@ impl Lab {
             pass: None,
             pins,
             more_subs: Vec::new(),
+            scrapers: Default::default(),
             sub,
             sw,
             mags,
@@ -1115,6 +1137,7 @@ address = "{anchor}"
         }
         c.push('\n');
         c.push_str(&o.extra_access.replace("{n}", &(i + 1).to_string()));
+        c.push_str(&metrics_section(o));
         c
     }
 }
@@ -1224,6 +1247,7 @@ ipv4 = "{CORE_ANCHOR}"
         c.push_str(&crate::lab6::anchor_config6(o));
         c.push('\n');
         c.push_str(&o.extra_anchor);
+        c.push_str(&metrics_section(o));
         c
     }
 }
@@ -1235,6 +1259,12 @@ impl Lab {
         self.start_anchor()?;
         for i in 0..self.mags.len() {
             self.start_access(i)?;
+        }
+        if std::env::var_os("PMIP_LAB_METRICS").is_some()
+            && self.opts.metrics
+            && self.scrapers.1.is_empty()
+        {
+            self.scrape_every_second()?;
         }
         Ok(())
     }
@@ -1279,6 +1309,30 @@ impl Lab {
         lab.attach_pass()?;
         lab.start_daemons()?;
         Ok(lab)
+    }
+
+    /// A thread per gateway that GETs /metrics once a second until the lab
+    /// is dropped (PMIP_LAB_METRICS=1).
+    fn scrape_every_second(&mut self) -> Result<()> {
+        let stop = self.scrapers.0.clone();
+        for ns in self.mags.iter().chain(std::iter::once(&self.anchor)) {
+            let stop = stop.clone();
+            let h = ns.thread(move || {
+                use std::io::{Read, Write};
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", METRICS_PORT)) {
+                        let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
+                        let _ = s.read_to_end(&mut Vec::new());
+                        n += 1;
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                n
+            })?;
+            self.scrapers.1.push(h);
+        }
+        Ok(())
     }
 
     pub fn mag(&self, i: usize) -> &Daemon {
@@ -1462,6 +1516,12 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        self.scrapers
+            .0
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        for h in self.scrapers.1.drain(..) {
+            let _ = h.join();
+        }
         for c in &mut self.bg {
             let _ = c.kill();
             let _ = c.wait();

@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask build-ebpf | test | fuzz | lab | bench`.
+//! Project tasks: `cargo xtask build-ebpf | test | fuzz | lab | bench | package`.
 //!
 //! Every task first installs what a fresh machine lacks (nightly rust-src,
 //! bpf-linker 0.10.x, the Debian packages the tests and the lab use), so the
@@ -9,8 +9,10 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+mod deb_test;
 mod fuzz;
 mod lab;
+mod package;
 
 #[derive(Parser)]
 struct Cli {
@@ -38,6 +40,9 @@ enum Cmd {
     Bench { names: Vec<String> },
     /// Every fuzz target for a short fixed time, seeded from fuzz/corpus/.
     Fuzz(fuzz::FuzzArgs),
+    /// Build the .deb (target/package/): pmipd with the eBPF object built in, pmipctl,
+    /// the systemd unit, example configurations, man pages and shell completions.
+    Package(package::PackageArgs),
     /// Install what is missing and check the toolchain only.
     Setup,
     /// cargo fmt --check over the three workspaces and clippy -D warnings (also run by `test`).
@@ -60,6 +65,13 @@ const DEB_PACKAGES: &[&str] = &[
     // A real RADIUS server and radclient for the AAA tests (tests/tests/aaa_radius.rs).
     "freeradius",
     "freeradius-utils",
+    // promtool checks the metrics endpoint's output (tests/tests/ops_metrics.rs).
+    "prometheus",
+    // `cargo xtask package --test`: a clean Debian root booted with systemd.
+    "debootstrap",
+    "systemd-container",
+    // `cargo xtask bench` draws its plots with matplotlib (xtask/plot_bench.py).
+    "python3-matplotlib",
 ];
 const BPF_LINKER_VERSION: &str = "0.10.4";
 
@@ -252,10 +264,10 @@ fn test(args: &[String]) -> Result<()> {
 }
 
 /// Renders docs/bench/*.png from bench-results/*.json (xtask/plot_bench.py,
-/// python3 standard library only).
+/// with Debian's matplotlib: the system python3, which has it).
 fn plot() -> Result<()> {
     let script = root().join("xtask/plot_bench.py");
-    match Command::new("python3")
+    match Command::new("/usr/bin/python3")
         .arg(&script)
         .arg("bench-results")
         .arg("docs/bench")
@@ -301,6 +313,19 @@ fn main() -> Result<()> {
             plot()
         }
         Cmd::Fuzz(a) => fuzz::fuzz(&a),
+        Cmd::Package(a) => {
+            setup()?;
+            let obj = build_ebpf()?;
+            let deb = package::package(&obj)?;
+            if a.test {
+                deb_test::run(&deb)?;
+                eprintln!(
+                    "xtask: {} installs and runs under systemd in a clean root",
+                    deb.display()
+                );
+            }
+            Ok(())
+        }
         Cmd::Setup => setup(),
         Cmd::Lint => lint(),
     }

@@ -214,6 +214,8 @@ pub struct ArpShell {
     if_mac: [u8; 6],
     /// Answer subscribers' ARP for any address (draft §6.1); `Some(router address)`.
     proxy_arp: Option<Ipv4Addr>,
+    /// The monitor's counters, for `show stats` and the metrics.
+    stats: Arc<Mutex<super::detach::DetachStats>>,
 }
 
 impl ArpShell {
@@ -233,7 +235,13 @@ impl ArpShell {
             vlan,
             if_mac,
             proxy_arp: None,
+            stats: Default::default(),
         })
+    }
+
+    /// A handle to the ARP monitor's counters, updated after every input.
+    pub fn stats(&self) -> Arc<Mutex<super::detach::DetachStats>> {
+        self.stats.clone()
     }
 
     pub fn set_polling(&mut self, on: bool) {
@@ -317,6 +325,7 @@ impl ArpShell {
                 tracing::info!(mac = %frame::mac_colon(&d.at.mac), home = %d.home, "subscriber detached (ARP polling)");
                 let _ = events.send(d);
             }
+            *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = self.monitor.stats;
         }
     }
 }

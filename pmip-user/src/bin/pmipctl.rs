@@ -1,15 +1,48 @@
-//! pmipctl: show commands, `clear binding` and `shutdown` against a running pmipd.
+//! pmipctl: show commands, `clear binding`, `reload` and `shutdown` against a running pmipd.
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use pmip_user::ctl::{self, Request, Response};
 
+/// Exit statuses scripts can rely on (also in `--help`).
+mod status {
+    /// The daemon answered and did what was asked.
+    pub const OK: u8 = 0;
+    /// The daemon answered with an error (e.g. a reload it refused).
+    pub const REFUSED: u8 = 1;
+    /// The daemon could not be reached (no socket, not running, no answer).
+    pub const UNREACHABLE: u8 = 2;
+    /// `clear binding`: no binding for that NAI.
+    pub const NOT_FOUND: u8 = 4;
+    /// The command line was wrong (sysexits.h EX_USAGE).
+    pub const USAGE: u8 = 64;
+}
+
+fn version() -> String {
+    match pmip_user::fastpath::EMBEDDED_BUILD_ID {
+        Some(id) => format!(
+            "{} (built with pmipd's eBPF object, build id {id})",
+            env!("CARGO_PKG_VERSION")
+        ),
+        None => format!("{} (no eBPF object built in)", env!("CARGO_PKG_VERSION")),
+    }
+}
+
 #[derive(Parser)]
-#[command(about = "Query and control a running pmipd")]
+#[command(
+    name = "pmipctl",
+    about = "Query and control a running pmipd",
+    version = version(),
+    after_help = "Exit status: 0 done; 1 pmipd refused the request (the message says why); \
+                  2 pmipd not reachable (no socket, not running, no answer); \
+                  4 clear binding: no binding for that NAI; 64 usage error."
+)]
 struct Cli {
-    /// pmipd's control socket.
-    #[arg(long, short, default_value = "/run/pmipd.sock")]
+    /// pmipd's control socket (its `control.socket`).
+    #[arg(long, short, global = true, default_value = "/run/pmip/pmipd.sock")]
     socket: PathBuf,
     /// Print the daemon's JSON instead of text.
     #[arg(long, global = true)]
@@ -20,12 +53,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// show bindings | tunnels | stats | aaa
+    /// Show the gateway's state: bindings, tunnels, counters, AAA.
     Show {
         #[command(subcommand)]
         what: Show,
     },
-    /// clear binding <NAI>: force a detach.
+    /// Force a detach: `clear binding NAI`.
     Clear {
         #[command(subcommand)]
         what: Clear,
@@ -37,56 +70,193 @@ enum Cmd {
         #[arg(long)]
         deregister: bool,
     },
+    /// Re-read pmipd's configuration file and apply what can change while it
+    /// runs (access side: profiles, dhcp.dns); anything else that changed is
+    /// refused as a whole (exit status 1) and nothing changes. What
+    /// `systemctl reload pmipd` runs.
+    Reload,
+    /// Check that pmipd's event loop and registrar answer (exit status 0 if so).
+    Ping,
+    /// Write man pages and shell completions for pmipctl into DIR.
+    #[command(hide = true)]
+    Generate { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
 enum Show {
+    /// Every binding: subscriber (NAI, MAC), state, interface, home address
+    /// or prefix, peer, lifetime left, GRE keys (the Cisco `show ipv6 mobile
+    /// pmipv6 mag binding` layout).
     Bindings,
+    /// The tunnels to each peer and how many bindings use them.
     Tunnels,
-    Stats,
+    /// Every counter group (registrar, its socket, DHCP and ARP per access
+    /// link, fast-path verdicts, map occupancy) and each subscriber's
+    /// traffic.
+    Stats {
+        /// Repeat every N seconds, with each counter's rate per second since
+        /// the previous sample (as `watch` would); Ctrl-C stops.
+        #[arg(long, short, value_name = "N")]
+        interval: Option<u64>,
+        /// With --interval: stop after this many samples.
+        #[arg(long, requires = "interval")]
+        count: Option<u64>,
+    },
+    /// The counters of `show stats` without the per-subscriber table, with
+    /// bindings by state: what the metrics endpoint exports.
+    Counters,
     /// RADIUS servers, accounting and dynamic authorization counters.
     Aaa,
 }
 
 #[derive(Subcommand)]
 enum Clear {
+    /// Deregister the subscriber NAI (anchor side: revocation to the access gateway).
     Binding { nai: String },
 }
 
-fn main() -> std::process::ExitCode {
-    match run(Cli::parse()) {
-        Ok(code) => code,
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                status::USAGE
+            } else {
+                status::OK
+            });
+        }
+    };
+    let r = match cli.cmd {
+        Cmd::Generate { ref dir } => {
+            match pmip_user::cli_docs::generate(Cli::command(), "8", dir) {
+                Ok(()) => Ok(status::OK),
+                Err(e) => Err(e),
+            }
+        }
+        Cmd::Show {
+            what:
+                Show::Stats {
+                    interval: Some(n),
+                    count,
+                },
+        } => watch(&cli, Duration::from_secs(n.max(1)), count),
+        _ => once(&cli),
+    };
+    match r {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("pmipctl: {e:#}");
-            std::process::ExitCode::from(2)
+            ExitCode::from(status::UNREACHABLE)
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
-    let req = match cli.cmd {
+fn request_of(cmd: &Cmd) -> Request {
+    match cmd {
         Cmd::Show {
             what: Show::Bindings,
         } => Request::ShowBindings,
         Cmd::Show {
             what: Show::Tunnels,
         } => Request::ShowTunnels,
-        Cmd::Show { what: Show::Stats } => Request::ShowStats,
-        Cmd::Show { what: Show::Aaa } => Request::ShowAaa,
+        Cmd::Show {
+            what: Show::Stats { .. },
+        } => Request::ShowStats,
+        Cmd::Show {
+            what: Show::Counters,
+        } => Request::ShowCounters,
         Cmd::Clear {
             what: Clear::Binding { nai },
-        } => Request::ClearBinding { nai },
-        Cmd::Shutdown { deregister } => Request::Shutdown { deregister },
+        } => Request::ClearBinding { nai: nai.clone() },
+        Cmd::Show { what: Show::Aaa } => Request::ShowAaa,
+        Cmd::Shutdown { deregister } => Request::Shutdown {
+            deregister: *deregister,
+        },
+        Cmd::Reload => Request::Reload,
+        Cmd::Ping | Cmd::Generate { .. } => Request::Ping,
+    }
+}
+
+fn ask(cli: &Cli, req: &Request) -> anyhow::Result<Response> {
+    // A reload reads and checks the whole file: give it longer.
+    let timeout = match req {
+        Request::Reload => Duration::from_secs(30),
+        _ => Duration::from_secs(5),
     };
-    let resp = ctl::request_blocking(&cli.socket, &req, Duration::from_secs(5))?;
+    ctl::request_blocking(&cli.socket, req, timeout)
+}
+
+fn once(cli: &Cli) -> anyhow::Result<u8> {
+    let resp = ask(cli, &request_of(&cli.cmd))?;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&resp)?);
+    } else if let Response::Error { message } = &resp {
+        eprintln!("pmipctl: {message}");
     } else {
         print!("{}", ctl::format_response(&resp));
     }
-    Ok(if let Response::Error { .. } = resp {
-        std::process::ExitCode::FAILURE
-    } else {
-        std::process::ExitCode::SUCCESS
+    Ok(match resp {
+        Response::Error { .. } => status::REFUSED,
+        Response::Cleared { found: false, .. } => status::NOT_FOUND,
+        _ => status::OK,
     })
+}
+
+/// `show stats --interval N`: a sample every N seconds with rates.
+fn watch(cli: &Cli, every: Duration, count: Option<u64>) -> anyhow::Result<u8> {
+    let clear = !cli.json && std::io::stdout().is_terminal();
+    let mut prev: Option<(Instant, ctl::StatsView)> = None;
+    let mut n = 0u64;
+    loop {
+        let t = Instant::now();
+        let resp = ask(cli, &Request::ShowStats)?;
+        let Response::Stats(cur) = resp else {
+            eprintln!("pmipctl: unexpected answer {resp:?}");
+            return Ok(status::REFUSED);
+        };
+        let mut out = std::io::stdout().lock();
+        if cli.json {
+            writeln!(out, "{}", serde_json::to_string(&cur)?)?;
+        } else {
+            if clear {
+                write!(out, "\x1b[H\x1b[2J")?;
+            }
+            let secs = prev
+                .as_ref()
+                .map(|(t0, _)| t.duration_since(*t0).as_secs_f64());
+            let now = chrono_like_now();
+            writeln!(
+                out,
+                "pmipctl show stats --interval {} — {now}",
+                every.as_secs()
+            )?;
+            write!(
+                out,
+                "{}",
+                ctl::format_stats_rates(prev.as_ref().map(|(_, p)| p), &cur, secs)
+            )?;
+            if !clear {
+                writeln!(out)?;
+            }
+        }
+        out.flush()?;
+        drop(out);
+        n += 1;
+        if count.is_some_and(|c| n >= c) {
+            return Ok(status::OK);
+        }
+        prev = Some((t, cur));
+        std::thread::sleep(every.saturating_sub(t.elapsed()));
+    }
+}
+
+/// Seconds since the epoch, UTC, as "HH:MM:SS" (no date crate needed).
+fn chrono_like_now() -> String {
+    let s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        % 86_400;
+    format!("{:02}:{:02}:{:02} UTC", s / 3600, s / 60 % 60, s % 60)
 }

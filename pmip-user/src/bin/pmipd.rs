@@ -2,21 +2,44 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
-use pmip_user::fastpath::{FastPath, LoadOptions};
+use clap::{CommandFactory, Parser, Subcommand};
+use pmip_user::fastpath::{FastPath, LoadOptions, ObjectSource};
+use pmip_user::logs::LogFormat;
 use pmip_user::static_bindings::StaticFile;
 
 #[derive(Parser)]
 #[command(
     name = "pmipd",
-    about = "Proxy Mobile IP gateway daemon (eBPF fast path)"
+    about = "Proxy Mobile IP gateway daemon (eBPF fast path)",
+    long_about = "Proxy Mobile IP gateway daemon: PMIPv6 MAG/LMA or PMIPv4 PMA/HA signaling, \
+                  with an eBPF (XDP/TC) fast path that tunnels subscribers' traffic in GRE.\n\n\
+                  Under systemd (pmipd.service) it reports readiness and answers the watchdog; \
+                  `systemctl reload` re-reads the configuration (see pmipctl reload).",
+    version = version(),
+    after_help = "Logs: RUST_LOG sets the filter (default info). Exit status: 0 stopped cleanly, \
+                  1 failed, 2 configuration errors."
 )]
 struct Cli {
-    /// eBPF object (default: $PMIP_EBPF_OBJECT, next to pmipd, or target/bpf/pmip-ebpf.o).
+    /// eBPF object file (default: $PMIP_EBPF_OBJECT, else the object built into pmipd, else
+    /// pmip-ebpf.o next to pmipd or target/bpf/pmip-ebpf.o).
     #[arg(long, global = true)]
     ebpf_object: Option<PathBuf>,
+    /// Log format: auto (journald under systemd, else text), text, json, journald.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto, env = "PMIP_LOG_FORMAT")]
+    log_format: LogFormat,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// "0.1.0 (eBPF object embedded, build id …)".
+fn version() -> String {
+    let obj = ObjectSource::choose(
+        std::env::args_os()
+            .skip_while(|a| a != "--ebpf-object")
+            .nth(1)
+            .map(PathBuf::from),
+    );
+    format!("{} ({})", env!("CARGO_PKG_VERSION"), obj.version_line())
 }
 
 #[derive(Subcommand)]
@@ -44,22 +67,24 @@ enum Cmd {
     /// Remove everything pinned under DIR: detaches the fast path a previous
     /// run left forwarding, and frees its maps.
     Unpin { dir: PathBuf },
+    /// Write man pages (pmipd.8, pmipd-run.8, …) and shell completions
+    /// (bash, zsh, fish) for pmipd into DIR (used to build the package).
+    #[command(hide = true)]
+    Generate { dir: PathBuf },
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    pmip_user::logs::init(cli.log_format, "pmipd")?;
+    let source = ObjectSource::choose(cli.ebpf_object);
     let mut opts = LoadOptions::default();
-    if let Some(o) = cli.ebpf_object {
-        opts.object = o;
+    match &source {
+        ObjectSource::File(p) => opts.object = p.clone(),
+        ObjectSource::Embedded(b) => opts.embedded = Some(b),
     }
     match cli.cmd {
-        Cmd::Run { config, check } => run_daemon(opts, &config, check),
+        Cmd::Run { config, check } => run_daemon(source, &config, check),
+        Cmd::Generate { dir } => pmip_user::cli_docs::generate(Cli::command(), "8", &dir),
         Cmd::XdpPass { ifaces } => {
             let mut fp = FastPath::load(&opts)?;
             for i in &ifaces {
@@ -73,7 +98,7 @@ fn main() -> Result<()> {
     }
 }
 
-fn run_daemon(opts: LoadOptions, path: &std::path::Path, check: bool) -> Result<()> {
+fn run_daemon(object: ObjectSource, path: &std::path::Path, check: bool) -> Result<()> {
     let cfg = match pmip_user::config::Config::load(path) {
         Ok(c) => c,
         Err(errs) => {
@@ -113,7 +138,8 @@ fn run_daemon(opts: LoadOptions, path: &std::path::Path, check: bool) -> Result<
     rt.block_on(pmip_user::daemon::run(
         cfg,
         pmip_user::daemon::Options {
-            ebpf_object: opts.object,
+            object,
+            config_path: path.to_path_buf(),
         },
         || {
             use std::io::Write;

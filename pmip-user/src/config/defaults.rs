@@ -13,7 +13,7 @@ use crate::fastpath::AttachMode;
 
 /// `control.socket`.
 pub(super) fn control_socket() -> PathBuf {
-    PathBuf::from("/run/pmipd.sock")
+    PathBuf::from("/run/pmip/pmipd.sock")
 }
 
 /// `store.path`.

@@ -60,6 +60,9 @@ pub(super) struct File {
     /// RADIUS (issue 14): parsed by the AAA module's own serde struct.
     #[serde(default)]
     pub aaa: Option<crate::aaa::AaaConfig>,
+    /// The OpenMetrics / Prometheus endpoint (off unless `listen` is set).
+    #[serde(default)]
+    pub metrics: Metrics,
 }
 
 /// `[store]`: the durable binding state.
@@ -116,6 +119,16 @@ impl Default for Admission {
     fn default() -> Self {
         defaults::ADMISSION
     }
+}
+
+/// `[metrics]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields)]
+pub(super) struct Metrics {
+    /// "127.0.0.1:9417": where `GET /metrics` is served.
+    #[serde(default)]
+    pub listen: Option<String>,
 }
 
 /// `[fastpath]`: attach mode and pinning of the eBPF data plane.

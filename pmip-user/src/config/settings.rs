@@ -97,6 +97,7 @@ pub struct Config {
     pub admission: AdmissionConfig,
     /// `[aaa]`: RADIUS servers, accounting, dynamic authorization (none: local profiles only).
     pub aaa: Option<crate::aaa::AaaConfig>,
+    pub metrics: Metrics,
 }
 
 /// Where the binding state is kept (`[store]`).
@@ -115,6 +116,13 @@ pub struct StoreSettings {
     pub backend: StoreBackend,
     /// The embedded store's file (absolute).
     pub path: PathBuf,
+}
+
+/// `[metrics]`: the OpenMetrics endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Where `GET /metrics` is served; `None`: no endpoint.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

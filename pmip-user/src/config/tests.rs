@@ -92,7 +92,7 @@ insecure = true
     );
     assert_eq!(c.dhcp.offer_timeout, Duration::from_secs(60));
     assert_eq!(c.fastpath.max_subscribers, pmip_common::MAX_SUBSCRIBERS);
-    assert_eq!(c.control.socket, PathBuf::from("/run/pmipd.sock"));
+    assert_eq!(c.control.socket, PathBuf::from("/run/pmip/pmipd.sock"));
     assert_eq!(c.interfaces.access[0].mtu, 1500);
 }
 

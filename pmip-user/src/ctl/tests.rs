@@ -174,6 +174,7 @@ fn handler() -> Handler {
                 bindings: 1,
             },
             Request::ShowAaa => Response::Aaa(Box::new(aaa_view())),
+            Request::ShowCounters | Request::Reload | Request::Ping => Response::Pong,
         };
         Box::pin(async move { resp })
     })

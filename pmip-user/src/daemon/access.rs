@@ -22,9 +22,10 @@ use super::aaa::{AccessAaa, Resolved};
 use super::access6::{self, Access6};
 use super::control::{self, mac_str, CtlRequest, ShowCtx};
 use super::fastpath::SharedDp;
+use super::reload::Live;
 use super::stop::{self, StopMode};
 use crate::access::admission::{Admission, Outcome};
-use crate::access::detach::Detached;
+use crate::access::detach::{DetachStats, Detached};
 use crate::access::dhcp::{
     BindingInfo as DhcpBinding, DetachReason, DhcpStats, Event as DhcpEvent,
 };
@@ -55,8 +56,9 @@ struct Link {
     cfg: AccessInterface,
     dhcp: mpsc::UnboundedSender<DhcpCmd>,
     arp: mpsc::UnboundedSender<ArpCmd>,
-    /// The DHCP server's counters, for `show stats`.
+    /// The DHCP server's and ARP monitor's counters, for `show stats`.
     dhcp_stats: Arc<Mutex<DhcpStats>>,
+    arp_stats: Arc<Mutex<DetachStats>>,
 }
 
 /// Starts the DHCP server and ARP monitor of every access interface.
@@ -86,6 +88,7 @@ fn start_links(
         let mut arp = ArpShell::open(&a.name, cfg.frame_vlan(a), cfg.detach.monitor_config())
             .with_context(|| format!("ARP monitor on {}", a.name))?;
         arp.set_polling(cfg.detach.enabled);
+        let arp_stats = arp.stats();
         let (atx, arx) = mpsc::unbounded_channel();
         let aev = arp_events.clone();
         tokio::spawn(async move {
@@ -100,6 +103,7 @@ fn start_links(
                 dhcp: dtx,
                 arp: atx,
                 dhcp_stats,
+                arp_stats,
             },
         );
     }
@@ -141,6 +145,9 @@ fn start_new_mac_reader(
 /// The access-side glue: links in, registrar out.
 struct Glue<'a> {
     cfg: &'a Config,
+    /// The configuration a reload may change: profiles and DNS are read
+    /// from it at each attach.
+    live: &'a Live,
     links: HashMap<u32, Link>,
     subs: HashMap<AccessPoint, Sub>,
     registrar: mpsc::UnboundedSender<shell::Request<AccessCommand>>,
@@ -217,12 +224,10 @@ impl Glue<'_> {
             return;
         };
         let ifname = link.cfg.name.clone();
+        let live = self.live.get();
         // The local profile, or the operator's RADIUS servers' (the attach resumes here
         // when they answer).
-        let (nai, profile) = match self
-            .aaa
-            .resolve(self.cfg, at, (client_id, requested), &ifname)
-        {
+        let (nai, profile) = match self.aaa.resolve(&live, at, (client_id, requested), &ifname) {
             Resolved::Ready(nai, profile) => (nai, profile),
             Resolved::Pending => return,
             Resolved::Refused => return self.failed(at),
@@ -241,7 +246,7 @@ impl Glue<'_> {
         let mtu = Some(link_mtu);
         let service = profile.access_service();
         self.v6.attach(at, &nai, profile, link_mtu);
-        let dns = self.cfg.dns_for(Some(profile));
+        let dns = live.dns_for(Some(profile));
         tracing::info!(%nai, mac = %mac_str(&at.mac), iface = %ifname, anchor = %peer.name, "attach");
         let alternate = profile
             .alternate_anchor
@@ -525,17 +530,17 @@ impl Glue<'_> {
             .unwrap_or_default()
     }
 
-    /// Each access link's DHCP counters and the admission's, for `show stats`.
+    /// Each access link's DHCP and ARP counters, the IPv6 side's and the
+    /// admission's, for `show stats`.
     fn link_stats(&self) -> Vec<(String, crate::agent::registrar::Counters)> {
-        let mut g: Vec<_> = self
-            .links
-            .values()
-            .map(|l| {
-                let st = *l.dhcp_stats.lock().unwrap_or_else(|e| e.into_inner());
-                (format!("dhcp {}", l.cfg.name), counters_of(&st))
-            })
-            .chain(self.v6.stats())
-            .collect();
+        let mut g = Vec::new();
+        for l in self.links.values() {
+            let st = *l.dhcp_stats.lock().unwrap_or_else(|e| e.into_inner());
+            g.push((format!("dhcp {}", l.cfg.name), counters_of(&st)));
+            let st = *l.arp_stats.lock().unwrap_or_else(|e| e.into_inner());
+            g.push((format!("arp {}", l.cfg.name), counters_of(&st)));
+        }
+        g.extend(self.v6.stats());
         g.push(("admission".into(), counters_of(&self.admission.stats())));
         g
     }
@@ -562,7 +567,7 @@ impl Glue<'_> {
 /// Runs an access registrar (MAG or PMA) with the access links until
 /// `stop` or `pmipctl shutdown`.
 pub(super) async fn run<E, T>(
-    cfg: &Config,
+    live: &Live,
     (ep, transport): (E, T),
     (dp, store): (SharedDp, Box<dyn Store>),
     mut ctl: mpsc::Receiver<CtlRequest>,
@@ -573,6 +578,7 @@ where
     E: Endpoint<Command = AccessCommand, Event = AccessEvent> + Send + 'static,
     T: Transport + 'static,
 {
+    let cfg = &*live.get();
     let (aaa, aaa_dp) = AccessAaa::start(cfg, dp.clone()).await?;
     let mut h = shell::spawn(ep, transport, aaa_dp, store);
     let (dhcp_tx, mut dhcp) = mpsc::unbounded_channel();
@@ -580,6 +586,7 @@ where
     let (nd_tx, mut nd) = mpsc::unbounded_channel();
     let mut glue = Glue {
         cfg,
+        live,
         links: start_links(cfg, &dp, &dhcp_tx, &arp_tx)?,
         subs: HashMap::new(),
         registrar: h.requests.clone(),

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use tokio::sync::{mpsc, oneshot};
 
 use super::fastpath::SharedDp;
+use super::reload::Reloader;
 use crate::agent::registrar::{BindingSummary, Counters, PeerSummary};
 use crate::agent::shell::Report;
 use crate::config::{Config, Protocol, Role};
@@ -19,14 +20,23 @@ use crate::dataplane::DataPlane;
 /// A `pmipctl` request and where its answer goes.
 pub(super) type CtlRequest = (Request, oneshot::Sender<Response>);
 
-/// Binds `control.socket` and serves it; requests arrive on the returned channel.
-pub(super) fn serve(cfg: &Config) -> Result<mpsc::Receiver<CtlRequest>> {
+/// Binds `control.socket` and serves it; requests arrive on the returned
+/// channel, except `reload`, which is answered here. The handler is
+/// returned too: the watchdog and the metrics endpoint ask through it.
+pub(super) fn serve(
+    cfg: &Config,
+    reloader: Reloader,
+) -> Result<(mpsc::Receiver<CtlRequest>, ctl::Handler)> {
     let listener = ctl::bind_with(&cfg.control.socket, cfg.control.group)
         .with_context(|| format!("control.socket {}", cfg.control.socket.display()))?;
     let (tx, rx) = mpsc::channel::<CtlRequest>(64);
     let handler: ctl::Handler = Arc::new(move |req| {
         let tx = tx.clone();
+        let reloader = reloader.clone();
         Box::pin(async move {
+            if req == Request::Reload {
+                return super::notify::reloading(|| reloader.reload());
+            }
             let (rtx, rrx) = oneshot::channel();
             if tx.send((req, rtx)).await.is_err() {
                 return Response::Error {
@@ -38,12 +48,13 @@ pub(super) fn serve(cfg: &Config) -> Result<mpsc::Receiver<CtlRequest>> {
             })
         })
     });
+    let h = handler.clone();
     tokio::spawn(async move {
-        if let Err(e) = ctl::serve(listener, handler).await {
+        if let Err(e) = ctl::serve(listener, h).await {
             tracing::warn!("control socket: {e:#}");
         }
     });
-    Ok(rx)
+    Ok((rx, handler))
 }
 
 pub(super) fn mac_str(m: &[u8; 6]) -> String {
@@ -77,8 +88,13 @@ pub(super) struct ShowCtx<'a> {
     pub groups: Vec<(String, Counters)>,
 }
 
-/// `show bindings | tunnels | stats` from a registrar's report.
+/// `show bindings | tunnels | stats | counters` (and `ping`) from a registrar's report.
 pub(super) fn show(ctx: &ShowCtx, req: &Request, report: &Report) -> Response {
+    match req {
+        Request::Ping => return Response::Pong,
+        Request::ShowCounters => return Response::Stats(counters(ctx, report)),
+        _ => {}
+    }
     let views: Vec<BindingView> = report
         .bindings
         .iter()
@@ -195,8 +211,49 @@ fn tunnels_of(
     t.into_values().collect()
 }
 
+/// `show stats` without the per-subscriber table (nothing read per
+/// subscriber), plus the bindings by state: what the metrics endpoint exports.
+fn counters(ctx: &ShowCtx, report: &Report) -> StatsView {
+    let mut st = StatsView::default();
+    groups(ctx, report, &mut st);
+    let _ = ctx.dp.with(|fp| {
+        if let Ok(m) = fp.map_capacity() {
+            let g = m
+                .into_iter()
+                .map(|(n, v)| (n.to_lowercase(), v as u64))
+                .collect();
+            st.groups.insert("fastpath_maps_capacity".into(), g);
+        }
+    });
+    let mut by_state = BTreeMap::new();
+    for b in &report.bindings {
+        *by_state
+            .entry(b.state.as_str().to_lowercase())
+            .or_insert(0u64) += 1;
+    }
+    st.groups.insert("bindings".into(), by_state);
+    st
+}
+
 fn stats(ctx: &ShowCtx, report: &Report, views: &[BindingView]) -> StatsView {
     let mut st = StatsView::default();
+    groups(ctx, report, &mut st);
+    let _ = ctx.dp.with(|fp| {
+        st.subscribers = views
+            .iter()
+            .map(|b| SubscriberStats {
+                nai: b.nai.clone(),
+                sub_id: b.sub_id,
+                traffic: fp.subscriber_counters(b.sub_id).into(),
+            })
+            .collect();
+    });
+    st
+}
+
+/// The counter groups of `show stats`: the registrar's, its socket's, the
+/// access links', the fast path's verdicts and map occupancy.
+fn groups(ctx: &ShowCtx, report: &Report, st: &mut StatsView) {
     let role = role_name(ctx.cfg);
     st.groups.insert(role.into(), report.counters.clone());
     st.groups
@@ -220,14 +277,5 @@ fn stats(ctx: &ShowCtx, report: &Report, views: &[BindingView]) -> StatsView {
                 .collect();
             st.groups.insert("fastpath_maps".into(), g);
         }
-        st.subscribers = views
-            .iter()
-            .map(|b| SubscriberStats {
-                nai: b.nai.clone(),
-                sub_id: b.sub_id,
-                traffic: fp.subscriber_counters(b.sub_id).into(),
-            })
-            .collect();
     });
-    st
 }

@@ -8,7 +8,7 @@ use anyhow::{anyhow, Context, Result};
 
 use crate::config::{Config, Role};
 use crate::dataplane::{AccessPoint, DataPlane, DpCommand, TrafficCounters};
-use crate::fastpath::{FastPath, GatewayRole, HomePoolSpec, IfaceSpec, LoadOptions};
+use crate::fastpath::{FastPath, GatewayRole, HomePoolSpec, IfaceSpec, LoadOptions, ObjectSource};
 use pmip_common::role;
 
 /// The fast path shared by the signaling shell (writes bindings) and the
@@ -50,10 +50,15 @@ pub(super) fn uplink_count(dp: &SharedDp) -> crate::access::shell::UplinkCount {
 }
 
 /// Loads the eBPF object with the configured sizes, pools and pins.
-pub(super) fn load(cfg: &Config, object: &std::path::Path) -> Result<SharedDp> {
+pub(super) fn load(cfg: &Config, object: &ObjectSource) -> Result<SharedDp> {
     let home_pools = crate::config::agents::home_pools(cfg);
+    let (file, embedded) = match object {
+        ObjectSource::File(p) => (p.clone(), None),
+        ObjectSource::Embedded(b) => (std::path::PathBuf::new(), Some(*b)),
+    };
     let fp = FastPath::load(&LoadOptions {
-        object: object.to_path_buf(),
+        object: file,
+        embedded,
         pin_dir: cfg.fastpath.pin_dir.clone(),
         max_subscribers: cfg.fastpath.max_subscribers,
         role: Some(match cfg.role {

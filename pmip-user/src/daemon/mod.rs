@@ -12,7 +12,11 @@
 //! - [`state`]      — the store at start: restart counter, restore, maps reconciled.
 //! - [`stop`]       — planned stop (keep everyone) vs `shutdown --deregister`.
 //! - [`aaa`]        — RADIUS authorization, accounting and dynamic authorization.
+//! - [`reload`]     — `systemctl reload`: what can change live, and refusing the rest.
+//! - [`notify`]     — systemd readiness, watchdog keep-alives, reload notifications.
+//! - [`ops`]        — metrics endpoint, signaling meter, SIGHUP, security counters.
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use anyhow::Result;
 use tokio::sync::oneshot;
@@ -25,8 +29,11 @@ mod access6;
 mod anchor;
 mod control;
 mod fastpath;
+mod notify;
+mod ops;
 mod preflight;
 mod registrars;
+mod reload;
 mod state;
 mod stop;
 mod system;
@@ -35,16 +42,28 @@ pub use fastpath::SharedDp;
 pub use preflight::preflight;
 
 pub struct Options {
-    pub ebpf_object: std::path::PathBuf,
+    /// The fast path's eBPF object (embedded or a file).
+    pub object: crate::fastpath::ObjectSource,
+    /// The configuration file, read again by a reload.
+    pub config_path: PathBuf,
 }
 
-/// Runs the daemon until SIGINT/SIGTERM. `ready` is called once everything is up.
+/// Runs the daemon until SIGINT/SIGTERM. `ready` is called once everything
+/// is up (and systemd is told, when it runs us).
 pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()> {
     // First: a second daemon with the same control socket stops here,
     // before it touches the interfaces or the fast path of the first.
-    let ctl = control::serve(&cfg)?;
+    let live = reload::Live::new(cfg.clone());
+    let reloader = reload::Reloader {
+        path: opts.config_path.clone(),
+        live: live.clone(),
+    };
+    let (ctl, ask) = control::serve(&cfg, reloader)?;
     system::setup(&cfg)?;
-    let dp = fastpath::load(&cfg, &opts.ebpf_object)?;
+    let object = opts.object.bytes()?;
+    let build_id = crate::fastpath::build_id(&object);
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), ebpf_object = %opts.object.describe(), ebpf_build_id = %build_id, "starting");
+    let dp = fastpath::load(&cfg, &opts.object)?;
     fastpath::attach(&cfg, &dp)?;
     fastpath::install_static_bindings(&cfg, &dp)?;
     // Before any registration: what the maps still forward with, and what
@@ -62,35 +81,43 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
         );
     }
     let rc = opened.restart_counter;
+    let ops = ops::Ops::start(&cfg, &ask, &dp, build_id)?;
+    let ready = || {
+        notify::ready("serving");
+        ready();
+    };
     let stop = shutdown_signal();
     let r = match (cfg.role, cfg.protocol) {
         (Role::Access, Protocol::Pmipv6) => {
             let (mut mag, local) = registrars::mag(&cfg, &reserve, rc);
             state::recover(&cfg, &dp, &mut mag, &mut opened)?;
             let sockets = registrars::pmipv6_sockets(&cfg, &local)?;
-            let t = registrars::peers_only(&cfg, sockets);
-            access::run(&cfg, (mag, t), (dp, opened.store), ctl, stop, ready).await
+            let t = ops.meter(registrars::peers_only(&cfg, sockets));
+            access::run(&live, (mag, t), (dp, opened.store), ctl, stop, ready).await
         }
         (Role::Access, Protocol::Pmipv4) => {
             let mut pma = registrars::pma(&cfg, &reserve)?;
             state::recover(&cfg, &dp, &mut pma, &mut opened)?;
             let socket = registrars::peers_only(&cfg, registrars::pmipv4_socket(&cfg)?);
-            access::run(&cfg, (pma, socket), (dp, opened.store), ctl, stop, ready).await
+            let socket = ops.meter(socket);
+            access::run(&live, (pma, socket), (dp, opened.store), ctl, stop, ready).await
         }
         (Role::Anchor, Protocol::Pmipv6) => {
             let (mut lma, local) = registrars::lma(&cfg, &reserve, rc);
             state::recover(&cfg, &dp, &mut lma, &mut opened)?;
             let sockets = registrars::pmipv6_sockets(&cfg, &local)?;
-            let t = registrars::peers_only(&cfg, sockets);
+            let t = ops.meter(registrars::peers_only(&cfg, sockets));
             anchor::run(&cfg, (lma, t), (dp, opened.store), ctl, stop, ready).await
         }
         (Role::Anchor, Protocol::Pmipv4) => {
             let mut ha = registrars::ha(&cfg, &reserve)?;
             state::recover(&cfg, &dp, &mut ha, &mut opened)?;
             let socket = registrars::peers_only(&cfg, registrars::pmipv4_socket(&cfg)?);
+            let socket = ops.meter(socket);
             anchor::run(&cfg, (ha, socket), (dp, opened.store), ctl, stop, ready).await
         }
     };
+    notify::stopping();
     let _ = std::fs::remove_file(&cfg.control.socket);
     if r? == stop::StopMode::Release {
         stop::remove_pins(&cfg);

@@ -1,10 +1,13 @@
 //! What the host needs before the gateway runs: forwarding, the kernel slow
 //! path's sysctls, the default router address on each access link, and the
-//! anchor's route to its pools.
-use anyhow::{bail, Context, Result};
+//! anchor's route to its pools — over rtnetlink (`sys::netlink`); only the
+//! global switches, which have no netlink form, are written under /proc/sys.
+use std::net::IpAddr;
+
+use anyhow::{Context, Result};
 
 use crate::config::{AccessInterface, Config, Role};
-use crate::sys::sysctl;
+use crate::sys::{netlink, sysctl};
 
 /// Forwarding on, and what the kernel slow path needs: the first packets of
 /// a tunnel whose next hop is unresolved reach the kernel already
@@ -14,14 +17,12 @@ pub(super) fn setup(cfg: &Config) -> Result<()> {
     let _ = sysctl("net.ipv6.conf.all.forwarding", "1");
     let _ = sysctl("net.ipv4.conf.all.accept_local", "1");
     for a in &cfg.interfaces.access {
-        sysctl(&format!("net.ipv4.conf.{}.accept_local", a.name), "1")
-            .with_context(|| format!("interfaces.access: {}", a.name))?;
+        netlink::enable_accept_local(&a.name).context("interfaces.access")?;
         ensure_address(a)?;
         super::access6::setup_link(cfg, a)?;
     }
     for c in &cfg.interfaces.correspondent {
-        sysctl(&format!("net.ipv4.conf.{c}.accept_local"), "1")
-            .with_context(|| format!("interfaces.correspondent: {c}"))?;
+        netlink::enable_accept_local(c).context("interfaces.correspondent")?;
     }
     if cfg.role == Role::Anchor {
         if cfg.ipv6_pools().next().is_some() {
@@ -50,22 +51,21 @@ fn pool_routes(cfg: &Config) {
             .map(|p| p.address)
             .find(|a| a.is_ipv6() == v6)
     };
-    let pools = cfg
-        .ipv4_pools()
-        .map(|p| (p.prefix.to_string(), via(false)))
-        .chain(cfg.ipv6_pools().map(|p| (p.prefix.to_string(), via(true))));
-    for (prefix, via) in pools {
-        let Some(via) = via else { continue };
+    for p in cfg.ipv4_pools() {
+        let core = &cfg.interfaces.core;
+        let Some(IpAddr::V4(via)) = via(false) else {
+            break;
+        };
+        if let Err(e) = netlink::replace_route_v4(p.prefix.addr, p.prefix.len, via, core) {
+            tracing::warn!(pool = %p.prefix, "{e:#}; the anchor host cannot reach subscribers itself");
+        }
+    }
+    for p in cfg.ipv6_pools() {
+        let prefix = p.prefix.to_string();
+        let Some(via) = via(true) else { break };
         let ok = std::process::Command::new("ip")
-            .args([
-                "route",
-                "replace",
-                &prefix,
-                "via",
-                &via.to_string(),
-                "dev",
-                &cfg.interfaces.core,
-            ])
+            .args(["-6", "route", "replace", &prefix, "via", &via.to_string()])
+            .args(["dev", &cfg.interfaces.core])
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
@@ -79,21 +79,9 @@ fn pool_routes(cfg: &Config) {
 /// answers ICMP echo to it (draft §6.2) and DHCP replies come from it.
 fn ensure_address(a: &AccessInterface) -> Result<()> {
     let (gw, len) = (a.gateway.addr, a.gateway.len);
-    let out = std::process::Command::new("ip")
-        .args(["-4", "-o", "addr", "show", "dev", &a.name])
-        .output()
-        .with_context(|| format!("ip addr show dev {}", a.name))?;
-    if !out.status.success() {
-        bail!("interfaces.access: interface {} not found", a.name);
-    }
-    if String::from_utf8_lossy(&out.stdout).contains(&format!("inet {gw}/")) {
+    let have = netlink::ipv4_addresses(&a.name).context("interfaces.access")?;
+    if have.iter().any(|(addr, _)| *addr == gw) {
         return Ok(());
     }
-    let st = std::process::Command::new("ip")
-        .args(["addr", "add", &format!("{gw}/{len}"), "dev", &a.name])
-        .status()?;
-    if !st.success() {
-        bail!("adding {gw}/{len} to {}", a.name);
-    }
-    Ok(())
+    netlink::add_address(&a.name, IpAddr::V4(gw), len).context("interfaces.access")
 }

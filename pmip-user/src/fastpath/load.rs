@@ -81,6 +81,9 @@ pub fn load_test_object() -> Result<Ebpf> {
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
     pub object: PathBuf,
+    /// The object's bytes when they are built into the binary
+    /// ([`super::ObjectSource::Embedded`]); `object` is then not read.
+    pub embedded: Option<&'static [u8]>,
     /// Pin the maps under this bpffs directory (reused if already there), so
     /// an agent restart finds the bindings the fast path is still using.
     pub pin_dir: Option<PathBuf>,
@@ -114,6 +117,7 @@ impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             object: default_object_path(),
+            embedded: None,
             pin_dir: None,
             max_subscribers: pmip_common::MAX_SUBSCRIBERS,
             role: None,
@@ -159,9 +163,12 @@ impl FastPath {
             None => Vec::new(),
         };
         // Read once: checked against the pins, then loaded.
-        let object = std::fs::read(&opts.object)
-            .with_context(|| format!("reading eBPF object {}", opts.object.display()))?;
-        check_pins(&object, &opts.object, &pins)?;
+        let source = match opts.embedded {
+            Some(b) => super::ObjectSource::Embedded(b),
+            None => super::ObjectSource::File(opts.object.clone()),
+        };
+        let object = source.bytes()?;
+        check_pins(&object, &source.describe(), &pins)?;
         // SUB_STATS: a row of `stride` entries per CPU. A pinned table keeps
         // the stride it was created with (its counters are laid out so).
         let cpus = nr_cpus()?;
@@ -199,7 +206,7 @@ impl FastPath {
         }
         let mut ebpf = loader
             .load(&object)
-            .with_context(|| format!("loading eBPF object {}", opts.object.display()))?;
+            .with_context(|| format!("loading eBPF object {}", source.describe()))?;
         let prog: &mut Xdp = ebpf
             .program_mut(PROGRAM)
             .ok_or_else(|| anyhow!("program {PROGRAM} missing from object"))?
@@ -333,12 +340,12 @@ pub fn unpin_all(dir: &Path) -> Result<()> {
 /// layout would otherwise be reused as it is (the kernel checks only that
 /// accesses stay inside its sizes), and the fast path would read its entries
 /// with the wrong layout.
-fn check_pins(data: &[u8], object: &Path, pins: &[(&str, PathBuf)]) -> Result<()> {
+fn check_pins(data: &[u8], object: &str, pins: &[(&str, PathBuf)]) -> Result<()> {
     if !pins.iter().any(|(_, p)| p.exists()) {
         return Ok(());
     }
-    let obj = aya_obj::Object::parse(data)
-        .map_err(|e| anyhow!("parsing eBPF object {}: {e}", object.display()))?;
+    let obj =
+        aya_obj::Object::parse(data).map_err(|e| anyhow!("parsing eBPF object {object}: {e}"))?;
     for (name, path) in pins {
         let Some(def) = obj.maps.get(*name) else {
             continue;

@@ -13,6 +13,7 @@
 //! - `pools`    — the home pools' layout over the pool arrays.
 //! - `prune`    — after a restart, the entries no restored binding holds.
 //! - `stats`    — counters, per-subscriber traffic, map occupancy.
+//! - `object`   — the eBPF object: embedded in pmipd or read from a file; its build id.
 use std::collections::HashMap as StdHashMap;
 use std::path::PathBuf;
 
@@ -24,9 +25,11 @@ use pmip_common::{maps, HomePool4, HomePool6};
 use crate::dataplane::{DataPlane, DpCommand, TrafficCounters, TunnelEnds};
 
 mod attach;
+mod batch;
 mod bindings;
 mod footprint;
 mod load;
+mod object;
 mod pools;
 mod prune;
 mod slots;
@@ -38,6 +41,7 @@ pub use load::{
     default_object_path, default_test_object_path, high_homes, high_keys, load_test_object,
     unpin_all, GatewayRole, LoadOptions,
 };
+pub use object::{build_id, embedded, ObjectSource, EMBEDDED_BUILD_ID};
 pub use pools::HomePoolSpec;
 pub use prune::Pruned;
 

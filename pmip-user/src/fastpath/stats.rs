@@ -2,14 +2,11 @@
 //! per-subscriber traffic (SUB_STATS) and map occupancy.
 use anyhow::{anyhow, Result};
 use aya::maps::{Array, HashMap, PerCpuArray};
-use pmip_common::{
-    maps, AccessDownlink, AccessKey, AccessSubscriber, AnchorDownlink, AnchorUplink, Counter,
-    SubscriberStats,
-};
+use pmip_common::{maps, AccessKey, AccessSubscriber, Counter, SubscriberStats};
 
-use super::map_err;
 use super::slots::KeyTable;
 use super::FastPath;
+use super::{batch, map_err};
 use crate::dataplane::{AccessPoint, TrafficCounters};
 
 impl FastPath {
@@ -33,42 +30,70 @@ impl FastPath {
         Ok(())
     }
 
-    /// How many entries each subscriber map holds (occupancy, for `show stats`
-    /// and tests).
+    /// How many entries each subscriber map holds (occupancy, for `show stats`,
+    /// the metrics endpoint and tests). Hash maps are counted with batch
+    /// reads ([`super::batch`]); the arrays' occupied slots are kept as they
+    /// are written.
     pub fn map_entries(&self) -> Result<Vec<(&'static str, usize)>> {
-        fn count<K: aya::Pod, V: aya::Pod>(
-            fp: &FastPath,
-            name: &'static str,
-        ) -> Result<(&'static str, usize)> {
-            let m: HashMap<_, K, V> = HashMap::try_from(fp.map(name)?)?;
-            Ok((name, m.keys().filter(|k| k.is_ok()).count()))
-        }
-        // The GRE-key tables: occupied array slots plus the hash of larger keys.
-        let by_key =
-            |t: KeyTable, high: Result<(&'static str, usize)>| -> Result<(&'static str, usize)> {
-                Ok((t.names().0, self.key_slots[t as usize] + high?.1))
-            };
+        let count =
+            |name: &'static str| -> Result<usize> { batch::count(batch::data(self.map(name)?)?) };
         Ok(vec![
-            count::<AccessKey, AccessSubscriber>(self, maps::ACCESS_BY_MAC)?,
-            by_key(
-                KeyTable::Access,
-                count::<[u8; 4], AccessDownlink>(self, maps::ACCESS_BY_KEY_HIGH),
-            )?,
+            (maps::ACCESS_BY_MAC, count(maps::ACCESS_BY_MAC)?),
+            // The GRE-key tables: occupied array slots plus the hash of larger keys.
+            (
+                maps::ACCESS_BY_KEY,
+                self.key_slots[KeyTable::Access as usize] + count(maps::ACCESS_BY_KEY_HIGH)?,
+            ),
             // Home addresses / prefixes: pool slots plus the hash of the rest.
             (
                 maps::ANCHOR_BY_HOME4,
-                self.pool_slots[0]
-                    + count::<[u8; 4], AnchorDownlink>(self, maps::ANCHOR_BY_HOME4)?.1,
+                self.pool_slots[0] + count(maps::ANCHOR_BY_HOME4)?,
             ),
             (
                 maps::ANCHOR_BY_HNP,
-                self.pool_slots[1] + count::<[u8; 8], AnchorDownlink>(self, maps::ANCHOR_BY_HNP)?.1,
+                self.pool_slots[1] + count(maps::ANCHOR_BY_HNP)?,
             ),
-            by_key(
-                KeyTable::Anchor,
-                count::<[u8; 4], AnchorUplink>(self, maps::ANCHOR_BY_KEY_HIGH),
-            )?,
+            (
+                maps::ANCHOR_BY_KEY,
+                self.key_slots[KeyTable::Anchor as usize] + count(maps::ANCHOR_BY_KEY_HIGH)?,
+            ),
         ])
+    }
+
+    /// How many entries each map of [`map_entries`](Self::map_entries) can
+    /// hold: its max_entries, plus those of the hash or pool array beside it.
+    pub fn map_capacity(&self) -> Result<Vec<(&'static str, usize)>> {
+        let max = |name: &str| -> Result<usize> {
+            let info = batch::data(self.map(name)?)?.info().map_err(map_err)?;
+            Ok(info.max_entries() as usize)
+        };
+        Ok(vec![
+            (maps::ACCESS_BY_MAC, max(maps::ACCESS_BY_MAC)?),
+            (
+                maps::ACCESS_BY_KEY,
+                max(maps::ACCESS_BY_KEY)? + max(maps::ACCESS_BY_KEY_HIGH)?,
+            ),
+            (
+                maps::ANCHOR_BY_HOME4,
+                self.pool_capacity(0) + max(maps::ANCHOR_BY_HOME4)?,
+            ),
+            (
+                maps::ANCHOR_BY_HNP,
+                self.pool_capacity(1) + max(maps::ANCHOR_BY_HNP)?,
+            ),
+            (
+                maps::ANCHOR_BY_KEY,
+                max(maps::ANCHOR_BY_KEY)? + max(maps::ANCHOR_BY_KEY_HIGH)?,
+            ),
+        ])
+    }
+
+    /// Home addresses (0) or prefixes (1) the pools lay over the pool arrays.
+    fn pool_capacity(&self, which: usize) -> usize {
+        match which {
+            0 => self.pools4.iter().map(|p| p.size as usize).sum(),
+            _ => self.pools6.iter().map(|p| p.size as usize).sum(),
+        }
     }
 
     /// Entries of one subscriber map (see [`map_entries`](Self::map_entries)).
@@ -80,15 +105,15 @@ impl FastPath {
             .ok_or_else(|| anyhow!("no subscriber map named {name}"))
     }
 
-    /// Verdict and drop-reason counters summed over CPUs, by name.
+    /// Verdict and drop-reason counters summed over CPUs, by name: the whole
+    /// per-CPU table in one batch read.
     pub fn counters(&self) -> Result<Vec<(&'static str, u64)>> {
-        let m: PerCpuArray<_, u64> = PerCpuArray::try_from(self.map(maps::COUNTERS)?)?;
-        let mut out = Vec::new();
-        for c in Counter::ALL {
-            let v = m.get(&(c as u32), 0).map_err(map_err)?;
-            out.push((c.name(), v.iter().sum()));
-        }
-        Ok(out)
+        let cpus = self.stats_rows.0 as usize;
+        let sums = batch::percpu_u64_sums(batch::data(self.map(maps::COUNTERS)?)?, cpus)?;
+        Ok(Counter::ALL
+            .iter()
+            .map(|c| (c.name(), sums.get(*c as usize).copied().unwrap_or(0)))
+            .collect())
     }
 
     pub fn counter(&self, c: Counter) -> Result<u64> {

@@ -1,46 +1,13 @@
-//! Interfaces by name: index and MAC address, read in the calling thread's
-//! network namespace (an ioctl today; netlink later, issue 16).
-use std::ffi::CString;
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+//! Interfaces by name: index and MAC address, read over rtnetlink in the
+//! calling thread's network namespace.
+use anyhow::Result;
 
-use anyhow::{bail, Context, Result};
+use super::netlink;
 
 /// Index and MAC address of an interface in the caller's network namespace.
 pub fn interface_info(name: &str) -> Result<(u32, [u8; 6])> {
-    let cname = CString::new(name).context("interface name")?;
-    // SAFETY: valid NUL-terminated string.
-    let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-    if ifindex == 0 {
-        bail!("interface {name}: {}", io::Error::last_os_error());
-    }
-    // SAFETY: plain socket(2); the fd is owned right away.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        bail!("socket: {}", io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh valid descriptor.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: ifreq is plain old data; zeroed is a valid value.
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    let bytes = name.as_bytes();
-    if bytes.len() >= ifr.ifr_name.len() {
-        bail!("interface name {name} too long");
-    }
-    for (d, s) in ifr.ifr_name.iter_mut().zip(bytes) {
-        *d = *s as libc::c_char;
-    }
-    // SAFETY: SIOCGIFHWADDR fills ifr_hwaddr of a valid ifreq.
-    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut ifr) } < 0 {
-        bail!("SIOCGIFHWADDR {name}: {}", io::Error::last_os_error());
-    }
-    // SAFETY: the ioctl above initialised the hwaddr arm of the union.
-    let sa = unsafe { ifr.ifr_ifru.ifru_hwaddr };
-    let mut mac = [0u8; 6];
-    for (d, s) in mac.iter_mut().zip(sa.sa_data.iter()) {
-        *d = *s as u8;
-    }
-    Ok((ifindex, mac))
+    let l = netlink::link(name)?;
+    Ok((l.index, l.mac))
 }
 
 /// The interface's index.

@@ -1,12 +1,14 @@
 //! OS plumbing below the protocols and the fast path: interfaces, sockets,
-//! sysctls, bpffs, CPUs. Nothing here knows PMIP; it wraps system calls and
-//! files under /proc and /sys (issue 16 replaces the ioctls and `ip`
-//! invocations with netlink).
+//! sysctls, bpffs, CPUs. Nothing here knows PMIP; it wraps system calls,
+//! rtnetlink (links, addresses, routes, neighbours, per-interface IPv4
+//! settings) and the global sysctls under /proc/sys, which have no netlink
+//! form.
 use anyhow::{anyhow, Context, Result};
 
 pub mod bpffs;
 pub mod iface;
 pub mod memory;
+pub mod netlink;
 pub mod socket;
 
 pub use iface::{iface_mac, ifindex, interface_info, vlan_id};

@@ -9,6 +9,7 @@ mod aaa;
 mod admission;
 mod interfaces;
 mod ipv6;
+mod metrics;
 mod peers;
 mod pools;
 mod profiles;
@@ -67,6 +68,7 @@ pub(super) fn check(f: &File) -> Result<Config, ConfigErrors> {
     let signaling = signaling::signaling(f, &mut v);
     let admission = admission::check(f, &mut v);
     let aaa = aaa::check(f, &mut v);
+    let metrics = metrics::check(f, &mut v);
     if !v.0.is_empty() {
         return Err(ConfigErrors(v.0));
     }
@@ -90,6 +92,7 @@ pub(super) fn check(f: &File) -> Result<Config, ConfigErrors> {
         signaling,
         admission,
         aaa,
+        metrics,
     })
 }
 

@@ -1,0 +1,235 @@
+//! `systemctl reload` (`pmipctl reload`, or SIGHUP): the configuration file
+//! is read and checked again, compared with the running one section by
+//! section, and either applied — when everything that changed can change
+//! live — or refused as a whole, naming what cannot, so the running
+//! gateway is never half reconfigured.
+//!
+//! Live today: `profiles` and `dhcp.dns` on the access side (read at each
+//! attach from [`Live`]); an unchanged file is a no-op. Everything else is
+//! fixed at start: interfaces, addresses, the fast path's sizes and pins
+//! and the control socket are the process's own resources, and the
+//! registrars (`timers`, `pools`, `peers`, the anchor's profiles) take
+//! their configuration when they are built — they have no reconfigure
+//! command yet.
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use crate::config::{Config, Role};
+use crate::ctl::Response;
+
+/// The configuration as it is now, shared by the parts that read it per
+/// request (the access glue at each attach) and swapped by a reload.
+#[derive(Clone, Debug)]
+pub(crate) struct Live(Arc<RwLock<Arc<Config>>>);
+
+impl Live {
+    pub(crate) fn new(cfg: Config) -> Self {
+        Live(Arc::new(RwLock::new(Arc::new(cfg))))
+    }
+
+    /// The configuration now (a cheap clone of the pointer).
+    pub(crate) fn get(&self) -> Arc<Config> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, cfg: Config) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
+    }
+}
+
+/// What a reload needs: the file and the running configuration.
+#[derive(Clone, Debug)]
+pub(crate) struct Reloader {
+    pub path: PathBuf,
+    pub live: Live,
+}
+
+/// The sections that differ between `old` and `new`, and whether each can
+/// change while running.
+pub(crate) fn changes(old: &Config, new: &Config) -> Vec<(&'static str, bool)> {
+    let access = old.role == Role::Access;
+    let mut out = Vec::new();
+    let mut note = |key: &'static str, differs: bool, live: bool| {
+        if differs {
+            out.push((key, live));
+        }
+    };
+    note("role", old.role != new.role, false);
+    note("protocol", old.protocol != new.protocol, false);
+    note("node_id", old.node_id != new.node_id, false);
+    note("control", old.control != new.control, false);
+    note("interfaces", old.interfaces != new.interfaces, false);
+    note("addresses", old.addresses != new.addresses, false);
+    note("peers", old.peers != new.peers, false);
+    note("timers", old.timers != new.timers, false);
+    note("detach", old.detach != new.detach, false);
+    note("dhcp.dns", old.dhcp.dns != new.dhcp.dns, access);
+    note(
+        "dhcp.offer_timeout_s",
+        old.dhcp.offer_timeout != new.dhcp.offer_timeout,
+        false,
+    );
+    note("pools", old.pools != new.pools, false);
+    // The access glue resolves profiles at each attach; the anchor's are
+    // inside its registrar.
+    note("profiles", old.profiles != new.profiles, access);
+    note(
+        "static_bindings",
+        old.static_bindings != new.static_bindings,
+        false,
+    );
+    note("dhcp.offer_hold_s", old.dhcp.offer_hold != new.dhcp.offer_hold, false);
+    note("fastpath", old.fastpath != new.fastpath, false);
+    note("metrics", old.metrics != new.metrics, false);
+    note("store", old.store != new.store, false);
+    note("signaling", old.signaling != new.signaling, false);
+    note("admission", old.admission != new.admission, false);
+    note("aaa", old.aaa != new.aaa, false);
+    note("ipv6", old.ipv6 != new.ipv6, false);
+    out
+}
+
+impl Reloader {
+    /// Reads and checks the file, and applies it if everything that changed
+    /// can change live; otherwise changes nothing and says why.
+    pub(crate) fn reload(&self) -> Response {
+        let new = match Config::load(&self.path) {
+            Ok(c) => c,
+            Err(errs) => {
+                return refused(
+                    &self.path,
+                    &format!("the file has errors, nothing changed:\n{errs}"),
+                )
+            }
+        };
+        let old = self.live.get();
+        let changed = changes(&old, &new);
+        let fixed: Vec<&str> = changed
+            .iter()
+            .filter(|(_, live)| !live)
+            .map(|(k, _)| *k)
+            .collect();
+        if !fixed.is_empty() {
+            return refused(
+                &self.path,
+                &format!(
+                    "{} cannot change while pmipd runs (restart it to apply); nothing changed",
+                    fixed.join(", ")
+                ),
+            );
+        }
+        let applied: Vec<String> = changed.iter().map(|(k, _)| k.to_string()).collect();
+        if !applied.is_empty() {
+            self.live.set(new);
+        }
+        tracing::info!(path = %self.path.display(), applied = ?applied, "configuration reloaded");
+        Response::Reloaded { applied }
+    }
+}
+
+fn refused(path: &Path, why: &str) -> Response {
+    tracing::warn!(path = %path.display(), "reload refused: {why}");
+    Response::Error {
+        message: format!("reload of {} refused: {why}", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ACCESS: &str = r#"
+role = "access"
+protocol = "pmipv6"
+[interfaces]
+core = "core0"
+[[interfaces.access]]
+name = "acc0"
+gateway = "10.64.0.1/24"
+default_profile = "default"
+[addresses]
+ipv4 = "192.0.2.1"
+[[peers]]
+name = "lma"
+address = "192.0.2.10"
+insecure = true
+[[profiles]]
+name = "default"
+anchor = "lma"
+"#;
+
+    fn cfg(extra: &str) -> Config {
+        Config::from_toml_str(&format!("{ACCESS}{extra}")).unwrap()
+    }
+
+    #[test]
+    fn same_file_changes_nothing() {
+        assert!(changes(&cfg(""), &cfg("")).is_empty());
+    }
+
+    #[test]
+    fn profiles_and_dns_are_live_on_the_access_side() {
+        let new = cfg("[dhcp]\ndns = [\"192.0.2.53\"]\n[[profiles]]\nname = \"gold\"\nmac = \"02:00:00:00:00:09\"\n");
+        assert_eq!(
+            changes(&cfg(""), &new),
+            vec![("dhcp.dns", true), ("profiles", true)]
+        );
+    }
+
+    #[test]
+    fn timers_and_interfaces_are_not() {
+        let new = Config::from_toml_str(
+            &format!("{ACCESS}[timers]\nlifetime_s = 600\n").replace("core0", "core1"),
+        )
+        .unwrap();
+        assert_eq!(
+            changes(&cfg(""), &new),
+            vec![("interfaces", false), ("timers", false)]
+        );
+    }
+
+    fn reloader(text: &str) -> (Reloader, crate::access::dhcp::tests::TmpDir) {
+        let dir = crate::access::dhcp::tests::TmpDir::new("reload");
+        let path = dir.0.join("pmipd.toml");
+        std::fs::write(&path, text).unwrap();
+        let live = Live::new(Config::from_toml_str(text).unwrap());
+        (Reloader { path, live }, dir)
+    }
+
+    #[test]
+    fn applies_live_changes_and_refuses_the_rest_whole() {
+        let (r, _d) = reloader(ACCESS);
+        assert_eq!(r.reload(), Response::Reloaded { applied: vec![] });
+        // A new profile: applied.
+        let with_gold =
+            format!("{ACCESS}[[profiles]]\nname = \"gold\"\nmac = \"02:00:00:00:00:09\"\n");
+        std::fs::write(&r.path, &with_gold).unwrap();
+        assert_eq!(
+            r.reload(),
+            Response::Reloaded {
+                applied: vec!["profiles".into()]
+            }
+        );
+        assert_eq!(r.live.get().profiles.len(), 2);
+        // A timer and another profile: refused as a whole, naming the timer.
+        std::fs::write(
+            &r.path,
+            format!("{with_gold}[[profiles]]\nname = \"x\"\nmac = \"02:00:00:00:00:0a\"\n[timers]\nlifetime_s = 600\n"),
+        )
+        .unwrap();
+        let Response::Error { message } = r.reload() else {
+            panic!("not refused")
+        };
+        assert!(
+            message.contains("timers cannot change while pmipd runs"),
+            "{message}"
+        );
+        assert_eq!(r.live.get().profiles.len(), 2);
+        // A broken file: refused with the key named.
+        std::fs::write(&r.path, ACCESS.replace("192.0.2.10", "not-an-address")).unwrap();
+        let Response::Error { message } = r.reload() else {
+            panic!("not refused")
+        };
+        assert!(message.contains("has errors"), "{message}");
+    }
+}

@@ -1,0 +1,347 @@
+//! rtnetlink, the kernel's own interface for links, addresses, routes,
+//! neighbours and per-interface IPv4 settings: what `ip` does, without
+//! running it.
+//!
+//! A blocking NETLINK_ROUTE socket per call, opened in the calling thread's
+//! network namespace (tests and the lab enter namespaces per thread with
+//! setns), so these work in or out of a tokio runtime. Messages are
+//! encoded and parsed by `netlink-packet-route`. Every error names the
+//! interface (or address) and the operation.
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+
+use anyhow::{anyhow, bail, Context, Result};
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REPLACE, NLM_F_REQUEST,
+};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{
+    AfSpecInet, AfSpecUnspec, InetDevConf, LinkAttribute, LinkFlags, LinkMessage,
+};
+use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+/// An interface as the kernel reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    /// Hardware address (zero for links without one, e.g. loopback).
+    pub mac: [u8; 6],
+    pub mtu: u32,
+    /// Administratively up (IFF_UP).
+    pub up: bool,
+}
+
+/// A neighbour (ARP / ND) entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Neighbour {
+    pub addr: IpAddr,
+    pub mac: Option<[u8; 6]>,
+    /// NUD_* state bits (linux/neighbour.h).
+    pub state: u16,
+}
+
+/// One request/answer exchange on a fresh socket: the kernel's answers in
+/// order (a dump's parts, or nothing for an acknowledged change).
+fn exchange(msg: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetlinkMessage>> {
+    let mut sock = Socket::new(NETLINK_ROUTE)?;
+    sock.bind_auto()?;
+    sock.connect(&SocketAddr::new(0, 0))?;
+    let mut req = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(msg));
+    req.header.flags = NLM_F_REQUEST | flags;
+    req.header.sequence_number = 1;
+    req.finalize();
+    let mut buf = vec![0u8; req.buffer_len()];
+    req.serialize(&mut buf);
+    sock.send(&buf, 0)?;
+    let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
+    let mut out = Vec::new();
+    loop {
+        let (data, _) = sock.recv_from_full()?;
+        let mut off = 0;
+        while off < data.len() {
+            let msg: NetlinkMessage<RouteNetlinkMessage> =
+                NetlinkMessage::deserialize(&data[off..])
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            let len = msg.header.length as usize;
+            match msg.payload {
+                NetlinkPayload::Done(_) => return Ok(out),
+                NetlinkPayload::Error(e) => match e.code {
+                    Some(code) => return Err(io::Error::from_raw_os_error(-code.get())),
+                    // The acknowledgement of a change.
+                    None => return Ok(out),
+                },
+                NetlinkPayload::InnerMessage(m) => out.push(m),
+                _ => {}
+            }
+            if !dump && flags & NLM_F_ACK == 0 {
+                return Ok(out);
+            }
+            if len == 0 {
+                break;
+            }
+            off += len;
+        }
+    }
+}
+
+fn link_of(m: LinkMessage) -> Link {
+    let mut l = Link {
+        index: m.header.index,
+        name: String::new(),
+        mac: [0; 6],
+        mtu: 0,
+        up: m.header.flags.contains(LinkFlags::Up),
+    };
+    for a in m.attributes {
+        match a {
+            LinkAttribute::IfName(n) => l.name = n,
+            LinkAttribute::Mtu(v) => l.mtu = v,
+            LinkAttribute::Address(a) if a.len() == 6 => l.mac.copy_from_slice(&a),
+            _ => {}
+        }
+    }
+    l
+}
+
+/// The interface called `name` in the caller's network namespace.
+pub fn link(name: &str) -> Result<Link> {
+    let mut m = LinkMessage::default();
+    m.attributes.push(LinkAttribute::IfName(name.to_string()));
+    let answers =
+        exchange(RouteNetlinkMessage::GetLink(m), 0).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENODEV) => anyhow!("interface {name}: no such interface"),
+            _ => anyhow!("interface {name}: reading the link (RTM_GETLINK): {e}"),
+        })?;
+    answers
+        .into_iter()
+        .find_map(|a| match a {
+            RouteNetlinkMessage::NewLink(l) => Some(link_of(l)),
+            _ => None,
+        })
+        .ok_or_else(|| anyhow!("interface {name}: RTM_GETLINK gave no link"))
+}
+
+/// The interface's IPv4 addresses with their prefix lengths.
+pub fn ipv4_addresses(name: &str) -> Result<Vec<(Ipv4Addr, u8)>> {
+    let index = link(name)?.index;
+    let mut m = AddressMessage::default();
+    m.header.family = AddressFamily::Inet;
+    let answers = exchange(RouteNetlinkMessage::GetAddress(m), NLM_F_DUMP)
+        .with_context(|| format!("interface {name}: listing addresses (RTM_GETADDR)"))?;
+    let mut out = Vec::new();
+    for a in answers {
+        let RouteNetlinkMessage::NewAddress(a) = a else {
+            continue;
+        };
+        if a.header.index != index {
+            continue;
+        }
+        // IFA_LOCAL is the interface's own address (IFA_ADDRESS is the peer's
+        // on point-to-point links).
+        let local = a.attributes.iter().find_map(|x| match x {
+            AddressAttribute::Local(IpAddr::V4(v)) => Some(*v),
+            _ => None,
+        });
+        let addr = local.or_else(|| {
+            a.attributes.iter().find_map(|x| match x {
+                AddressAttribute::Address(IpAddr::V4(v)) => Some(*v),
+                _ => None,
+            })
+        });
+        if let Some(v) = addr {
+            out.push((v, a.header.prefix_len));
+        }
+    }
+    Ok(out)
+}
+
+/// Adds `addr/len` to the interface (`ip addr add`); an address already
+/// there is not an error.
+pub fn add_address(name: &str, addr: IpAddr, len: u8) -> Result<()> {
+    let index = link(name)?.index;
+    let mut m = AddressMessage::default();
+    m.header.index = index;
+    m.header.prefix_len = len;
+    m.header.family = match addr {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
+    m.attributes.push(AddressAttribute::Local(addr));
+    m.attributes.push(AddressAttribute::Address(addr));
+    if let IpAddr::V4(v4) = addr {
+        if len < 31 {
+            let host = u32::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+            let bcast = Ipv4Addr::from(u32::from(v4) | host);
+            m.attributes.push(AddressAttribute::Broadcast(bcast));
+        }
+    }
+    match exchange(
+        RouteNetlinkMessage::NewAddress(m),
+        NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+    ) {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        Err(e) => bail!("interface {name}: adding address {addr}/{len} (RTM_NEWADDR): {e}"),
+    }
+}
+
+/// `ip route replace PREFIX/LEN via VIA dev NAME` in the main table.
+pub fn replace_route_v4(prefix: Ipv4Addr, len: u8, via: Ipv4Addr, name: &str) -> Result<()> {
+    let index = link(name)?.index;
+    let mut m = RouteMessage::default();
+    m.header = RouteHeader {
+        address_family: AddressFamily::Inet,
+        destination_prefix_length: len,
+        table: RouteHeader::RT_TABLE_MAIN,
+        protocol: RouteProtocol::Boot,
+        scope: RouteScope::Universe,
+        kind: RouteType::Unicast,
+        ..m.header
+    };
+    m.attributes
+        .push(RouteAttribute::Destination(RouteAddress::Inet(prefix)));
+    m.attributes
+        .push(RouteAttribute::Gateway(RouteAddress::Inet(via)));
+    m.attributes.push(RouteAttribute::Oif(index));
+    exchange(
+        RouteNetlinkMessage::NewRoute(m),
+        NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+    )
+    .with_context(|| {
+        format!("interface {name}: route {prefix}/{len} via {via} (RTM_NEWROUTE replace)")
+    })?;
+    Ok(())
+}
+
+/// The IPv4 routes of the main table that go out of `name`: (destination, length, gateway).
+pub fn ipv4_routes(name: &str) -> Result<Vec<(Ipv4Addr, u8, Option<Ipv4Addr>)>> {
+    let index = link(name)?.index;
+    let mut m = RouteMessage::default();
+    m.header.address_family = AddressFamily::Inet;
+    let answers = exchange(RouteNetlinkMessage::GetRoute(m), NLM_F_DUMP)
+        .with_context(|| format!("interface {name}: listing routes (RTM_GETROUTE)"))?;
+    let mut out = Vec::new();
+    for a in answers {
+        let RouteNetlinkMessage::NewRoute(r) = a else {
+            continue;
+        };
+        let (mut dst, mut gw, mut oif) = (Ipv4Addr::UNSPECIFIED, None, None);
+        for x in &r.attributes {
+            match x {
+                RouteAttribute::Destination(RouteAddress::Inet(d)) => dst = *d,
+                RouteAttribute::Gateway(RouteAddress::Inet(g)) => gw = Some(*g),
+                RouteAttribute::Oif(i) => oif = Some(*i),
+                _ => {}
+            }
+        }
+        if oif == Some(index) && r.header.table == RouteHeader::RT_TABLE_MAIN {
+            out.push((dst, r.header.destination_prefix_length, gw));
+        }
+    }
+    Ok(out)
+}
+
+/// The neighbour entries (ARP and ND) on `name`.
+pub fn neighbours(name: &str) -> Result<Vec<Neighbour>> {
+    let index = link(name)?.index;
+    let answers = exchange(
+        RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default()),
+        NLM_F_DUMP,
+    )
+    .with_context(|| format!("interface {name}: listing neighbours (RTM_GETNEIGH)"))?;
+    let mut out = Vec::new();
+    for a in answers {
+        let RouteNetlinkMessage::NewNeighbour(n) = a else {
+            continue;
+        };
+        if n.header.ifindex != index {
+            continue;
+        }
+        let mut addr = None;
+        let mut mac = None;
+        for x in &n.attributes {
+            match x {
+                NeighbourAttribute::Destination(NeighbourAddress::Inet(v)) => {
+                    addr = Some(IpAddr::V4(*v))
+                }
+                NeighbourAttribute::Destination(NeighbourAddress::Inet6(v)) => {
+                    addr = Some(IpAddr::V6(*v))
+                }
+                NeighbourAttribute::LinkLayerAddress(m) if m.len() == 6 => {
+                    let mut b = [0u8; 6];
+                    b.copy_from_slice(m);
+                    mac = Some(b);
+                }
+                _ => {}
+            }
+        }
+        if let Some(addr) = addr {
+            out.push(Neighbour {
+                addr,
+                mac,
+                state: u16::from(n.header.state),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Turns on `net.ipv4.conf.NAME.accept_local` through RTM_SETLINK
+/// (IFLA_AF_SPEC / AF_INET / IFLA_INET_CONF), the netlink form of the sysctl.
+pub fn enable_accept_local(name: &str) -> Result<()> {
+    let index = link(name)?.index;
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    let mut conf = InetDevConf::default();
+    conf.accept_local = 1;
+    m.attributes
+        .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
+            AfSpecInet::DevConfRequest(conf),
+        ])]));
+    exchange(RouteNetlinkMessage::SetLink(m), NLM_F_ACK)
+        .with_context(|| format!("interface {name}: setting accept_local (RTM_SETLINK)"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Loopback is in every namespace: index 1, no hardware address, up.
+    #[test]
+    fn loopback_link() {
+        let l = link("lo").expect("lo");
+        assert_eq!(l.index, 1);
+        assert_eq!(l.name, "lo");
+        assert_eq!(l.mac, [0; 6]);
+        assert!(l.mtu >= 1500);
+    }
+
+    #[test]
+    fn unknown_interface_is_named() {
+        let e = link("pmip-nosuch0").unwrap_err().to_string();
+        assert!(e.contains("pmip-nosuch0"), "{e}");
+        assert!(e.contains("no such interface"), "{e}");
+        let e = add_address("pmip-nosuch0", "192.0.2.1".parse().unwrap(), 24)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pmip-nosuch0"), "{e}");
+    }
+
+    #[test]
+    fn loopback_has_127_0_0_1() {
+        let a = ipv4_addresses("lo").expect("lo addresses");
+        // Inside a fresh namespace lo may be down without addresses; on a
+        // host it holds 127.0.0.1/8.
+        if !a.is_empty() {
+            assert!(a.contains(&(Ipv4Addr::LOCALHOST, 8)), "{a:?}");
+        }
+    }
+}
