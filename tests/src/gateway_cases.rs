@@ -563,9 +563,16 @@ pub fn revocation(proto: Proto) -> Result<()> {
         "access gateway dropped the revoked subscriber",
         none,
     )?;
-    // An unknown NAI is reported as such.
-    let out = l.lma().ctl(&["clear", "binding", "nobody@example.com"])?;
-    ensure!(out.contains("no binding"), "{out}");
+    // An unknown NAI is reported as such, with pmipctl's exit status 4.
+    let e = l
+        .lma()
+        .ctl(&["clear", "binding", "nobody@example.com"])
+        .expect_err("clear of an unknown NAI succeeded");
+    let e = format!("{e:#}");
+    ensure!(
+        e.contains("no binding") && e.contains("exit status: 4"),
+        "{e}"
+    );
     Ok(())
 }
 

@@ -121,7 +121,7 @@ fn scenario() -> Result<()> {
         .stdin(Stdio::null())
         .output()?;
     ensure!(
-        o.status.code() == Some(1) && text(&o).contains("error: request longer than 65536 bytes"),
+        o.status.code() == Some(1) && text(&o).contains("request longer than 65536 bytes"),
         "100 KB NAI: {:?} {}",
         o.status,
         &text(&o)[..text(&o).len().min(300)]

@@ -92,28 +92,30 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
             let (mut mag, local) = registrars::mag(&cfg, &reserve, rc);
             state::recover(&cfg, &dp, &mut mag, &mut opened)?;
             let sockets = registrars::pmipv6_sockets(&cfg, &local)?;
-            let t = ops.meter(registrars::peers_only(&cfg, sockets));
+            // Metered inside the peer filter: what strangers send is counted too.
+            let t = registrars::peers_only(&cfg, ops.meter(sockets));
             access::run(&live, (mag, t), (dp, opened.store), ctl, stop, ready).await
         }
         (Role::Access, Protocol::Pmipv4) => {
             let mut pma = registrars::pma(&cfg, &reserve)?;
             state::recover(&cfg, &dp, &mut pma, &mut opened)?;
-            let socket = registrars::peers_only(&cfg, registrars::pmipv4_socket(&cfg)?);
-            let socket = ops.meter(socket);
+            let socket = ops.meter(registrars::pmipv4_socket(&cfg)?);
+            let socket = registrars::peers_only(&cfg, socket);
             access::run(&live, (pma, socket), (dp, opened.store), ctl, stop, ready).await
         }
         (Role::Anchor, Protocol::Pmipv6) => {
             let (mut lma, local) = registrars::lma(&cfg, &reserve, rc);
             state::recover(&cfg, &dp, &mut lma, &mut opened)?;
             let sockets = registrars::pmipv6_sockets(&cfg, &local)?;
-            let t = ops.meter(registrars::peers_only(&cfg, sockets));
+            // Metered inside the peer filter: what strangers send is counted too.
+            let t = registrars::peers_only(&cfg, ops.meter(sockets));
             anchor::run(&cfg, (lma, t), (dp, opened.store), ctl, stop, ready).await
         }
         (Role::Anchor, Protocol::Pmipv4) => {
             let mut ha = registrars::ha(&cfg, &reserve)?;
             state::recover(&cfg, &dp, &mut ha, &mut opened)?;
-            let socket = registrars::peers_only(&cfg, registrars::pmipv4_socket(&cfg)?);
-            let socket = ops.meter(socket);
+            let socket = ops.meter(registrars::pmipv4_socket(&cfg)?);
+            let socket = registrars::peers_only(&cfg, socket);
             anchor::run(&cfg, (ha, socket), (dp, opened.store), ctl, stop, ready).await
         }
     };

@@ -78,7 +78,11 @@ pub(crate) fn changes(old: &Config, new: &Config) -> Vec<(&'static str, bool)> {
         old.static_bindings != new.static_bindings,
         false,
     );
-    note("dhcp.offer_hold_s", old.dhcp.offer_hold != new.dhcp.offer_hold, false);
+    note(
+        "dhcp.offer_hold_s",
+        old.dhcp.offer_hold != new.dhcp.offer_hold,
+        false,
+    );
     note("fastpath", old.fastpath != new.fastpath, false);
     note("metrics", old.metrics != new.metrics, false);
     note("store", old.store != new.store, false);
