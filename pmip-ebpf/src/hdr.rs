@@ -191,6 +191,20 @@ pub unsafe fn load_u32(p: usize) -> u32 {
     v as u32
 }
 
+/// `*p += v` as one atomic instruction (BPF_ATOMIC | BPF_ADD, `lock xadd`
+/// on x86): core's atomics have no read-modify-write for the BPF target.
+///
+/// # Safety
+/// `p` is an 8-byte aligned word of a map value.
+#[inline(always)]
+pub unsafe fn atomic_add_u64(p: *mut u64, v: u64) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        core::arch::asm!("lock *(u64 *)({p} + 0) += {v}", p = in(reg) p, v = in(reg) v,
+            options(nostack, preserves_flags))
+    };
+}
+
 /// Byte-array equality in word compares. `==` on byte arrays or slices
 /// becomes a call to a byte-by-byte `memcmp` in BPF; on the hot paths those
 /// calls measured 30–50 ns per packet (`cargo xtask bench per-packet`).

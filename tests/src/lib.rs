@@ -1,5 +1,6 @@
 //! Helpers for the integration tests: network namespaces, veths, cleanup on drop.
 pub mod agent;
+pub mod baseline;
 pub mod capture;
 pub mod conformance;
 pub mod fixture;
@@ -11,6 +12,7 @@ pub mod packet;
 pub mod pcap;
 pub mod radius;
 pub mod reliability;
+pub mod replay;
 pub mod scale;
 pub mod tput;
 

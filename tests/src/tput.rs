@@ -281,6 +281,18 @@ impl BenchProgs {
         Ok(())
     }
 
+    /// The DEVMAP slot of `tg_cost_redirect_map` (call inside the
+    /// interface's namespace).
+    pub fn set_bench_dev(&mut self, ifindex: u32) -> Result<()> {
+        let mut m: DevMap<_> = DevMap::try_from(
+            self.ebpf
+                .map_mut("BENCH_DEV")
+                .ok_or_else(|| anyhow!("BENCH_DEV"))?,
+        )?;
+        m.set(0, ifindex, None, 0)?;
+        Ok(())
+    }
+
     /// The redirect-only rule of `tg_fwd`.
     pub fn set_fwd(&mut self, out_ifindex: u32, smac: [u8; 6], dmac: [u8; 6]) -> Result<()> {
         let mut v = [0u8; 16];
@@ -1008,6 +1020,8 @@ pub fn throughput(cfg: &Config) -> Result<Value> {
                     "ratio_to_kernel": if kern > 0.0 { m / kern } else { 0.0 },
                     "ratio_to_redirect_per_round_median": median(&per_round(Case::Redirect)),
                     "ratio_to_kernel_per_round_median": median(&per_round(Case::Kernel)),
+                    "ratio_to_redirect_per_round": per_round(Case::Redirect),
+                    "ratio_to_kernel_per_round": per_round(Case::Kernel),
                     "offered": offered, "delivered": delivered, "lost_by_hop": drops,
                 }));
             }
