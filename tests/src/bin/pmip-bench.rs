@@ -133,20 +133,29 @@ fn per_packet() -> Result<serde_json::Value> {
     )?;
     let (acc, core, acore, cn) = (fx.acc, fx.core, fx.acore, fx.cn);
     let mut fp = fx.fp;
-    // PMIP_BENCH_OBJECT_B: a second fast path object (another build), timed
-    // beside PMIP_EBPF_OBJECT in the same rounds, case by case: its rows
-    // follow, prefixed "B: ". The host is noisy; only a same-run A/B compares.
-    let mut fx_b = match std::env::var_os("PMIP_BENCH_OBJECT_B") {
-        Some(object) => Some(setup_with(
+    // PMIP_BENCH_OBJECT_B: more fast path objects (other builds; a
+    // comma-separated list), timed beside PMIP_EBPF_OBJECT in the same
+    // rounds, case by case: their rows follow, prefixed "B: " (one object)
+    // or "B1: ", "B2: "... The host is noisy; only a same-run A/B compares.
+    let objects_b: Vec<String> = std::env::var("PMIP_BENCH_OBJECT_B")
+        .map(|v| {
+            v.split(',')
+                .filter(|x| !x.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut fx_b = Vec::new();
+    for object in &objects_b {
+        fx_b.push(setup_with(
             1500,
             pmip_user::fastpath::LoadOptions {
                 object: object.into(),
                 home_pools: anchor_pools(),
                 ..Default::default()
             },
-        )?),
-        None => None,
-    };
+        )?);
+    }
     let rows = fx.ns.run_in(move || -> Result<Vec<PathRow>> {
         let up = cat(eth(ACC_MAC, SUB1_MAC, 0, ETH_P_IP), &echo4(HOME1, CN4));
         let up_v4_copy = up.clone();
@@ -387,35 +396,32 @@ fn per_packet() -> Result<serde_json::Value> {
         ];
         // An object from before the TC path (PMIP_EBPF_OBJECT, to compare
         // with) has no pmip_tc_ingress: its rows are left out.
-        if fp.load_tc_program().is_err()
-            || fx_b
-                .as_mut()
-                .is_some_and(|b| b.fp.load_tc_program().is_err())
+        if fp.load_tc_program().is_err() || fx_b.iter_mut().any(|b| b.fp.load_tc_program().is_err())
         {
             cases.retain(|c| c.program != TC_INGRESS_PROGRAM);
         }
         // The fast path's cases on fixture B: same frames, B's interfaces.
-        let b_cases: Vec<(usize, Case)> = match &fx_b {
-            Some(b) => cases
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.program == PROGRAM || c.program == TC_INGRESS_PROGRAM)
-                .map(|(i, c)| {
-                    let ifindex = [(acc, b.acc), (core, b.core), (acore, b.acore), (cn, b.cn)]
-                        .into_iter()
-                        .find(|(a, _)| *a == c.ifindex)
-                        .map_or(c.ifindex, |(_, b)| b);
-                    (
-                        i,
-                        Case {
-                            ifindex,
-                            ..c.clone()
-                        },
-                    )
-                })
-                .collect(),
-            None => Vec::new(),
-        };
+        // (case index, fixture index, case on that fixture)
+        let mut b_cases: Vec<(usize, usize, Case)> = Vec::new();
+        for (bi, b) in fx_b.iter().enumerate() {
+            for (i, c) in cases.iter().enumerate() {
+                if c.program != PROGRAM && c.program != TC_INGRESS_PROGRAM {
+                    continue;
+                }
+                let ifindex = [(acc, b.acc), (core, b.core), (acore, b.acore), (cn, b.cn)]
+                    .into_iter()
+                    .find(|(a, _)| *a == c.ifindex)
+                    .map_or(c.ifindex, |(_, b)| b);
+                b_cases.push((
+                    i,
+                    bi,
+                    Case {
+                        ifindex,
+                        ..c.clone()
+                    },
+                ));
+            }
+        }
         // The baselines and single operations: the test object's programs,
         // its subscriber table holding the one the baselines look up.
         let mut bench = tput::BenchProgs::load()?;
@@ -434,8 +440,8 @@ fn per_packet() -> Result<serde_json::Value> {
             };
             replay_fds.push(fd);
         }
-        for (_, bc) in &b_cases {
-            let b = fx_b.as_ref().expect("B cases come from fixture B");
+        for (_, bi, bc) in &b_cases {
+            let b = &fx_b[*bi];
             replay_fds.push(if bc.program == PROGRAM {
                 Some(b.fp.program()?.fd()?.try_clone()?)
             } else {
@@ -461,8 +467,9 @@ fn per_packet() -> Result<serde_json::Value> {
                     replays[i].push(ns);
                 }
                 // Right after A's run of the same case, in B's namespace.
-                for (k, (_, bc)) in b_cases.iter().enumerate().filter(|(_, (j, _))| *j == i) {
-                    let b = fx_b.as_ref().expect("B cases come from fixture B");
+                for (k, (_, fi, bc)) in b_cases.iter().enumerate().filter(|(_, (j, _, _))| *j == i)
+                {
+                    let b = &fx_b[*fi];
                     let bi = cases.len() + k;
                     let (ns, r) = tput::within(&b.ns, || {
                         let ns = if bc.program == TC_INGRESS_PROGRAM {
@@ -488,7 +495,13 @@ fn per_packet() -> Result<serde_json::Value> {
         let names = cases
             .iter()
             .map(|c| c.name.to_string())
-            .chain(b_cases.iter().map(|(_, c)| format!("B: {}", c.name)));
+            .chain(b_cases.iter().map(|(_, fi, c)| {
+                if fx_b.len() == 1 {
+                    format!("B: {}", c.name)
+                } else {
+                    format!("B{}: {}", fi + 1, c.name)
+                }
+            }));
         for (i, name) in names.enumerate() {
             let s = &mut samples[i];
             s.sort_by(|a, b| a.partial_cmp(b).unwrap());
