@@ -196,6 +196,13 @@ impl AccessKey {
         // SAFETY: AccessKey is repr(C), 12 bytes without padding (asserted below).
         unsafe { core::mem::transmute::<AccessKey, [u32; 3]>(*self) }
     }
+
+    /// The key of three native-order words (the inverse of [`words`](Self::words)).
+    #[inline(always)]
+    pub fn from_words(w: [u32; 3]) -> AccessKey {
+        // SAFETY: as in `words`; every bit pattern is a valid AccessKey.
+        unsafe { core::mem::transmute::<[u32; 3], AccessKey>(w) }
+    }
 }
 
 /// Value of `ACCESS_BY_KEY`: where a downlink packet with this GRE key goes.
@@ -270,8 +277,9 @@ pub struct AnchorUplink {
 }
 
 /// Value of `TUNNELS`: outer endpoints of a GRE tunnel. For IPv4 only the first
-/// 4 bytes of each address are used.
-#[repr(C)]
+/// 4 bytes of each address are used. 4-byte aligned (same size): the fast
+/// path then compares the addresses in words, not bytes.
+#[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Tunnel {
     pub family: u8,
@@ -292,8 +300,8 @@ pub mod role {
     pub const ANCHOR_CN: u8 = 8;
 }
 
-/// Value of `IFACES`.
-#[repr(C)]
+/// Value of `IFACES`. 4-byte aligned (same size), as [`Tunnel`].
+#[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct IfaceConfig {
     pub mac: [u8; 6],

@@ -36,7 +36,7 @@ pub(crate) fn anchor_uplink<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, gre: 
     }
     let ifindex = ctx.ifindex();
     if inner.ttl <= 1 {
-        if !decap(ctx, inner_off, inner.family, l2.eth.src, iface.mac, 0) {
+        if !decap(ctx, inner_off, inner.family, &l2.eth.src, &iface.mac, 0) {
             return Verdict::new(C::DROP, Counter::DropAdjustFailed);
         }
         return Verdict::new(C::PASS, Counter::PassTtl);
@@ -77,14 +77,14 @@ pub(crate) fn anchor_uplink<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, gre: 
             c.dst = dst;
             c.expires = nh_expiry(now);
         }
-        if !decap(ctx, inner_off, inner.family, nh.smac, nh.dmac, 0) {
+        if !decap(ctx, inner_off, inner.family, &nh.smac, &nh.dmac, 0) {
             return Verdict::new(C::DROP, Counter::DropAdjustFailed);
         }
         return Verdict::new(redirect(nh.ifindex), Counter::TxDecapUplink);
     }
     if nh.rc == FIB_NO_NEIGH || nh.rc == FIB_NOT_FWDED || nh.rc == FIB_FWD_DISABLED {
         // The kernel forwards (or delivers locally) the decapsulated packet.
-        if !decap(ctx, inner_off, inner.family, l2.eth.src, iface.mac, 0) {
+        if !decap(ctx, inner_off, inner.family, &l2.eth.src, &iface.mac, 0) {
             return Verdict::new(C::DROP, Counter::DropAdjustFailed);
         }
         return Verdict::new(

@@ -72,9 +72,12 @@ fn pool_slot(table: &'static Array<AnchorDownlink>, idx: u32) -> Option<&'static
 /// the indexed pools, e.g. a static one — in the ANCHOR_BY_HOME4 hash.
 // Not inlined: its loop's frame stays out of pmip_xdp's, under which the
 // access uplink's deep frame is nested (the verifier caps the sum at 512 B).
+///
+/// `dst` is the address as it is in the packet (network order), loaded as a
+/// word.
 #[inline(never)]
-pub(crate) fn anchor_by_home4(dst: &[u8; 4]) -> Option<&'static AnchorDownlink> {
-    let a = u32::from_be_bytes(*dst);
+pub(crate) fn anchor_by_home4(dst: u32) -> Option<&'static AnchorDownlink> {
+    let a = u32::from_be(dst);
     let mut i = 0;
     while i < MAX_HOME_POOLS {
         let Some(p) = HOME_POOLS4.get(i) else { break };
@@ -93,16 +96,16 @@ pub(crate) fn anchor_by_home4(dst: &[u8; 4]) -> Option<&'static AnchorDownlink> 
         i += 1;
     }
     // SAFETY: plain lookup; the value is only read.
-    unsafe { ANCHOR_BY_HOME4.get(dst) }
+    unsafe { ANCHOR_BY_HOME4.get(&dst.to_ne_bytes()) }
 }
 
-/// The binding serving home network prefix `hnp` (first 64 bits), as
-/// [`anchor_by_home4`].
+/// The binding serving home network prefix `hnp` (first 64 bits, as two
+/// words loaded from the packet), as [`anchor_by_home4`].
 // Not inlined: its loop's frame stays out of pmip_xdp's, under which the
 // access uplink's deep frame is nested (the verifier caps the sum at 512 B).
 #[inline(never)]
-pub(crate) fn anchor_by_hnp(hnp: &[u8; 8]) -> Option<&'static AnchorDownlink> {
-    let a = u64::from_be_bytes(*hnp);
+pub(crate) fn anchor_by_hnp(hnp: [u32; 2]) -> Option<&'static AnchorDownlink> {
+    let a = (u32::from_be(hnp[0]) as u64) << 32 | u32::from_be(hnp[1]) as u64;
     let mut i = 0;
     while i < MAX_HOME_POOLS {
         let Some(p) = HOME_POOLS6.get(i) else { break };
@@ -121,8 +124,10 @@ pub(crate) fn anchor_by_hnp(hnp: &[u8; 8]) -> Option<&'static AnchorDownlink> {
         }
         i += 1;
     }
+    // SAFETY: [u32; 2] and [u8; 8] are the same 8 bytes.
+    let key = unsafe { core::mem::transmute::<[u32; 2], [u8; 8]>(hnp) };
     // SAFETY: plain lookup; the value is only read.
-    unsafe { ANCHOR_BY_HNP.get(hnp) }
+    unsafe { ANCHOR_BY_HNP.get(&key) }
 }
 
 /// Generation of each ACCESS_CACHE set: the loader bumps a key's set after

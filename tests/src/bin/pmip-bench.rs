@@ -400,6 +400,12 @@ fn per_packet() -> Result<serde_json::Value> {
         {
             cases.retain(|c| c.program != TC_INGRESS_PROGRAM);
         }
+        // PMIP_BENCH_REPLAY_ONLY=1: the XDP paths and baselines through
+        // bench_replay only (quick A/B of builds; the single-run column is 0).
+        let replay_only = std::env::var("PMIP_BENCH_REPLAY_ONLY").is_ok_and(|v| v == "1");
+        if replay_only {
+            cases.retain(|c| c.program != TC_INGRESS_PROGRAM && !c.name.starts_with("op: "));
+        }
         // The fast path's cases on fixture B: same frames, B's interfaces.
         // (case index, fixture index, case on that fixture)
         let mut b_cases: Vec<(usize, usize, Case)> = Vec::new();
@@ -454,7 +460,9 @@ fn per_packet() -> Result<serde_json::Value> {
         // from the shared host hit all cases alike.
         for _ in 0..ROUNDS {
             for (i, c) in cases.iter().enumerate() {
-                let ns = if c.program == TC_INGRESS_PROGRAM {
+                let ns = if replay_only {
+                    0.0
+                } else if c.program == TC_INGRESS_PROGRAM {
                     ns_per_packet(fp.tc_program()?, c)?
                 } else if c.program == PROGRAM {
                     ns_per_packet(fp.program()?, c)?
@@ -472,7 +480,9 @@ fn per_packet() -> Result<serde_json::Value> {
                     let b = &fx_b[*fi];
                     let bi = cases.len() + k;
                     let (ns, r) = tput::within(&b.ns, || {
-                        let ns = if bc.program == TC_INGRESS_PROGRAM {
+                        let ns = if replay_only {
+                            0.0
+                        } else if bc.program == TC_INGRESS_PROGRAM {
                             ns_per_packet(b.fp.tc_program()?, bc)?
                         } else {
                             ns_per_packet(b.fp.program()?, bc)?
