@@ -39,7 +39,7 @@ fn dispatch<C: Pkt>(ctx: &C) -> Verdict {
         None => return Verdict::new(C::DROP, Counter::DropMalformed),
     };
     if iface.role & role::ACCESS != 0 {
-        return access_uplink::<C>(ctx.raw(), iface, ifindex, &l2);
+        return access_uplink(ctx, iface, ifindex, &l2);
     }
     if l2.vlan != 0 {
         return Verdict::new(C::PASS, Counter::PassNotOurs);
@@ -67,12 +67,12 @@ fn dispatch<C: Pkt>(ctx: &C) -> Verdict {
                 // to a byte-loop memset. SAFETY: as above.
                 let src = Addr::from_words([unsafe { load_u32::<12>(p) }, 0, 0, 0]);
                 let gre_off = l2.len + ((ip.ver_ihl & 0x0f) as usize) * 4;
-                return gre_in::<C>(ctx.raw(), iface, &l2, gre_off, &src);
+                return gre_in(ctx, iface, &l2, gre_off, &src);
             }
             if iface.role & anchor_roles != 0 {
                 // SAFETY: as above.
                 if let Some(d) = anchor_by_home4(unsafe { load_u32::<16>(p) }) {
-                    return anchor_downlink::<C>(ctx.raw(), iface, ifindex, &l2, d);
+                    return anchor_downlink(ctx, iface, ifindex, &l2, d);
                 }
             }
             Verdict::new(C::PASS, Counter::PassNotOurs)
@@ -89,13 +89,13 @@ fn dispatch<C: Pkt>(ctx: &C) -> Verdict {
             let p = ip as *const Ipv6Hdr as usize;
             if ip.next_hdr == IPPROTO_GRE && iface.role & gre_roles != 0 {
                 let src = load_addr(p + 8);
-                return gre_in::<C>(ctx.raw(), iface, &l2, l2.len + IPV6_HDR_LEN, &src);
+                return gre_in(ctx, iface, &l2, l2.len + IPV6_HDR_LEN, &src);
             }
             if iface.role & anchor_roles != 0 {
                 // SAFETY: the header is inside the packet (ptr_at checked it).
                 let hnp = unsafe { [load_u32::<24>(p), load_u32::<28>(p)] };
                 if let Some(d) = anchor_by_hnp(hnp) {
-                    return anchor_downlink::<C>(ctx.raw(), iface, ifindex, &l2, d);
+                    return anchor_downlink(ctx, iface, ifindex, &l2, d);
                 }
             }
             Verdict::new(C::PASS, Counter::PassNotOurs)
@@ -105,16 +105,10 @@ fn dispatch<C: Pkt>(ctx: &C) -> Verdict {
 }
 
 /// A GRE packet arrived on a core interface: validate the header, then
-/// decapsulate for the access gateway or the anchor.
-#[inline(never)]
-fn gre_in<C: Pkt>(
-    raw: *mut C::Raw,
-    iface: &IfaceConfig,
-    l2: &L2,
-    gre_off: usize,
-    src: &Addr,
-) -> Verdict {
-    let ctx = &C::from_raw(raw);
+/// decapsulate for the access gateway or the anchor. Inlined, as every
+/// path (see `access_uplink`).
+#[inline(always)]
+fn gre_in<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, gre_off: usize, src: &Addr) -> Verdict {
     let family = if l2.proto == ETH_P_IPV6 {
         FAMILY_V6
     } else {
@@ -125,7 +119,12 @@ fn gre_in<C: Pkt>(
     };
     // Flags and protocol in one word, the key in another.
     // SAFETY: the 8-byte header is inside the packet (ptr_at checked it).
-    let (head, key) = unsafe { (u32::from_be(load_u32::<0>(g as usize)), load_u32::<4>(g as usize)) };
+    let (head, key) = unsafe {
+        (
+            u32::from_be(load_u32::<0>(g as usize)),
+            load_u32::<4>(g as usize),
+        )
+    };
     let fl = (head >> 16) as u16;
     // RFC 2890: our tunnels carry only a key; checksum, routing and sequence
     // numbers are never negotiated, and version must be 0 (RFC 2784 §2.3.1).

@@ -229,6 +229,8 @@ pub fn eq4(a: &[u8; 4], b: &[u8; 4]) -> bool {
 }
 
 /// See [`eq4`].
+// For byte arrays of unknown alignment (the hot paths use word4/words8/words16).
+#[allow(dead_code)]
 #[inline(always)]
 pub fn eq8(a: &[u8; 8], b: &[u8; 8]) -> bool {
     let w = |x: &[u8; 8], i: usize| u32::from_ne_bytes([x[i], x[i + 1], x[i + 2], x[i + 3]]);
@@ -236,6 +238,8 @@ pub fn eq8(a: &[u8; 8], b: &[u8; 8]) -> bool {
 }
 
 /// See [`eq4`].
+// For byte arrays of unknown alignment (the hot paths use word4/words8/words16).
+#[allow(dead_code)]
 #[inline(always)]
 pub fn eq16(a: &[u8; 16], b: &[u8; 16]) -> bool {
     let w = |x: &[u8; 16], i: usize| u32::from_ne_bytes([x[i], x[i + 1], x[i + 2], x[i + 3]]);
@@ -281,12 +285,16 @@ pub unsafe fn mac_words(m: &[u8; 6]) -> [u16; 3] {
 }
 
 /// The first 4 bytes of an address (IPv4 in a 16-byte slot).
+// For byte arrays of unknown alignment (the hot paths use word4/words8/words16).
+#[allow(dead_code)]
 #[inline(always)]
 pub fn head4(a: &[u8; 16]) -> [u8; 4] {
     [a[0], a[1], a[2], a[3]]
 }
 
 /// The first 8 bytes (an IPv6 /64 prefix).
+// For byte arrays of unknown alignment (the hot paths use word4/words8/words16).
+#[allow(dead_code)]
 #[inline(always)]
 pub fn head8(a: &[u8; 16]) -> [u8; 8] {
     [a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]
@@ -316,15 +324,4 @@ pub fn ipv4_csum(h: &Ipv4Hdr) -> [u8; 2] {
         i += 2;
     }
     csum_fold(sum).to_be_bytes()
-}
-
-/// RFC 1624 incremental update of an IPv4 header checksum for TTL - 1
-/// (the 16-bit word holding TTL drops by 0x0100).
-#[inline(always)]
-pub fn ipv4_ttl_dec(h: &mut Ipv4Hdr) {
-    h.ttl -= 1;
-    let old = u16::from_be_bytes(h.check) as u32;
-    let sum = old + 0x0100;
-    let sum = (sum & 0xffff) + (sum >> 16);
-    h.check = (sum as u16).to_be_bytes();
 }

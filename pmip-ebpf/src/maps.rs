@@ -70,12 +70,10 @@ fn pool_slot(table: &'static Array<AnchorDownlink>, idx: u32) -> Option<&'static
 /// The binding serving IPv4 home address `dst`: by its place in its pool
 /// (an array: no hash lookup, and 16 B a slot), else — an address outside
 /// the indexed pools, e.g. a static one — in the ANCHOR_BY_HOME4 hash.
-// Not inlined: its loop's frame stays out of pmip_xdp's, under which the
-// access uplink's deep frame is nested (the verifier caps the sum at 512 B).
 ///
 /// `dst` is the address as it is in the packet (network order), loaded as a
 /// word.
-#[inline(never)]
+#[inline(always)]
 pub(crate) fn anchor_by_home4(dst: u32) -> Option<&'static AnchorDownlink> {
     let a = u32::from_be(dst);
     let mut i = 0;
@@ -101,9 +99,7 @@ pub(crate) fn anchor_by_home4(dst: u32) -> Option<&'static AnchorDownlink> {
 
 /// The binding serving home network prefix `hnp` (first 64 bits, as two
 /// words loaded from the packet), as [`anchor_by_home4`].
-// Not inlined: its loop's frame stays out of pmip_xdp's, under which the
-// access uplink's deep frame is nested (the verifier caps the sum at 512 B).
-#[inline(never)]
+#[inline(always)]
 pub(crate) fn anchor_by_hnp(hnp: [u32; 2]) -> Option<&'static AnchorDownlink> {
     let a = (u32::from_be(hnp[0]) as u64) << 32 | u32::from_be(hnp[1]) as u64;
     let mut i = 0;

@@ -41,7 +41,8 @@ pub(crate) fn parse_l2(ctx: &impl Pkt) -> Option<L2> {
         return None;
     }
     // SAFETY: p .. p + 14 is inside the packet (checked above).
-    let (dst_src, src_tail, ty) = unsafe { (load_u64::<0>(p), load_u32::<8>(p), load_u16::<12>(p)) };
+    let (dst_src, src_tail, ty) =
+        unsafe { (load_u64::<0>(p), load_u32::<8>(p), load_u16::<12>(p)) };
     let mut l2 = L2 {
         eth: EthHdr {
             dst: [0; 6],

@@ -13,8 +13,8 @@ use crate::hdr::{
     store_u64, words16, write_at, EthHdr, GreKeyHdr, Ipv4Hdr, Ipv6Hdr, VlanHdr, ETH_HLEN,
     ETH_P_8021Q, GRE_K, IPPROTO_GRE, VLAN_HLEN,
 };
-use crate::maps::{account, nh_expiry, nh_now, TUNNELS, TUNNEL_NH};
-use crate::parse::{Inner, L2};
+use crate::maps::{account, iface_of, nh_expiry, nh_now, TUNNELS, TUNNEL_NH};
+use crate::parse::{parse_inner, parse_l2, Inner, L2};
 use crate::verdict::{redirect, Verdict};
 
 /// TTL / hop limit of the outer header (and of the fast path's ICMP errors).
@@ -372,6 +372,9 @@ pub(crate) struct Encap {
 /// through the kernel (which resolves the neighbour), so no packet is lost to
 /// an unresolved neighbour. Handles too-big first; counts the subscriber's
 /// traffic for every packet that leaves.
+///
+/// Inlined: the cached next hop. A miss asks the FIB in [`tunnel_out_fib`],
+/// a function of its own (its frame holds the FIB's parameters).
 #[inline(always)]
 pub(crate) fn tunnel_out<C: Pkt>(
     ctx: &C,
@@ -382,44 +385,87 @@ pub(crate) fn tunnel_out<C: Pkt>(
     e: Encap,
     dir: Dir,
 ) -> Verdict {
-    let Encap {
-        tunnel_id,
-        key,
-        sub_id,
-    } = e;
+    let tun = match TUNNELS.get(e.tunnel_id) {
+        Some(t) if t.family != 0 => t,
+        _ => return Verdict::new(C::DROP, Counter::DropNoTunnel),
+    };
+    let tot = outer_len(ctx, tun, inner);
+    if let Some(c) = TUNNEL_NH.get_ptr(e.tunnel_id) {
+        // SAFETY: per-CPU slot of this CPU.
+        let c = unsafe { &*c };
+        if nh_now() < c.expires && tot <= c.max_len && same_remote(c, tun) {
+            if !dec_ttl(ctx, l2.len, inner.family) {
+                return Verdict::new(C::DROP, Counter::DropMalformed);
+            }
+            if !encap_cached(ctx, l2.len, inner, tun.family == FAMILY_V6, e.key, c) {
+                return Verdict::new(C::DROP, Counter::DropAdjustFailed);
+            }
+            account(e.sub_id, inner.len, dir == Dir::Up);
+            return Verdict::new(redirect(c.ifindex), encap_counter(dir));
+        }
+    }
+    let _ = (iface, ifindex);
+    tunnel_out_fib::<C>(
+        ctx.raw(),
+        e.tunnel_id,
+        u32::from_ne_bytes(e.key),
+        e.sub_id,
+        dir,
+    )
+}
+
+#[inline(always)]
+fn encap_counter(dir: Dir) -> Counter {
+    if dir == Dir::Up {
+        Counter::TxEncapUplink
+    } else {
+        Counter::TxEncapDownlink
+    }
+}
+
+/// Length of the outer packet as the MTU sees it. A GSO packet (TC) leaves
+/// as segments that fit (see Pkt::encap_head): only its headers count.
+#[inline(always)]
+fn outer_len(ctx: &impl Pkt, tun: &Tunnel, inner: &Inner) -> u16 {
+    let overhead = pmip_common::tunnel_overhead(tun.family) as u16;
+    if ctx.is_gso() {
+        overhead
+    } else {
+        inner.len.saturating_add(overhead)
+    }
+}
+
+/// [`tunnel_out`] without a cached next hop: asks the FIB, answers too-big,
+/// hands an unresolved neighbour to the kernel, refreshes the cache. A
+/// function of its own, so that its frame (the FIB's parameters) is not the
+/// program's; it parses the frame again rather than take pointers into the
+/// program's frame (which would keep them there).
+#[inline(never)]
+fn tunnel_out_fib<C: Pkt>(
+    raw: *mut C::Raw,
+    tunnel_id: u32,
+    key: u32,
+    sub_id: u32,
+    dir: Dir,
+) -> Verdict {
+    let ctx = &C::from_raw(raw);
+    let key = key.to_ne_bytes();
+    let ifindex = ctx.ifindex();
+    let (Some(iface), Some(l2)) = (iface_of(ifindex), parse_l2(ctx)) else {
+        return Verdict::new(C::DROP, Counter::DropMalformed);
+    };
+    let Some(inner) = parse_inner(ctx, l2.len, l2.proto) else {
+        return Verdict::new(C::DROP, Counter::DropMalformed);
+    };
+    let (l2, inner) = (&l2, &inner);
     let tun = match TUNNELS.get(tunnel_id) {
         Some(t) if t.family != 0 => t,
         _ => return Verdict::new(C::DROP, Counter::DropNoTunnel),
     };
-    let ok = if dir == Dir::Up {
-        Counter::TxEncapUplink
-    } else {
-        Counter::TxEncapDownlink
-    };
     let overhead = pmip_common::tunnel_overhead(tun.family) as u16;
-    // A GSO packet (TC) leaves as segments that fit (see Pkt::encap_head):
-    // only its headers count against the MTU.
-    let tot = if ctx.is_gso() {
-        overhead
-    } else {
-        inner.len.saturating_add(overhead)
-    };
+    let tot = outer_len(ctx, tun, inner);
     let now = nh_now();
     let cache = TUNNEL_NH.get_ptr_mut(tunnel_id);
-    if let Some(c) = cache {
-        // SAFETY: per-CPU slot of this CPU.
-        let c = unsafe { &*c };
-        if now < c.expires && tot <= c.max_len && same_remote(c, tun) {
-            if !dec_ttl(ctx, l2.len, inner.family) {
-                return Verdict::new(C::DROP, Counter::DropMalformed);
-            }
-            if !encap_cached(ctx, l2.len, inner, tun.family == FAMILY_V6, key, c) {
-                return Verdict::new(C::DROP, Counter::DropAdjustFailed);
-            }
-            account(sub_id, inner.len, dir == Dir::Up);
-            return Verdict::new(redirect(c.ifindex), ok);
-        }
-    }
     let nh = fib(ctx, ifindex, tun.family, &tun.local, &tun.remote, tot);
     if nh.rc == FIB_FRAG_NEEDED {
         if !inner.df {
@@ -445,10 +491,8 @@ pub(crate) fn tunnel_out<C: Pkt>(
     if let Some(c) = cache {
         // SAFETY: per-CPU slot of this CPU.
         let c = unsafe { &mut *c };
-        let fresh = now < c.expires
-            && same_remote(c, tun)
-            && c.ifindex == nh.ifindex
-            && c.dmac == nh.dmac;
+        let fresh =
+            now < c.expires && same_remote(c, tun) && c.ifindex == nh.ifindex && c.dmac == nh.dmac;
         if !fresh {
             c.expires = nh_expiry(now);
             c.max_len = 0;
@@ -468,5 +512,5 @@ pub(crate) fn tunnel_out<C: Pkt>(
         return Verdict::new(C::DROP, Counter::DropAdjustFailed);
     }
     account(sub_id, inner.len, dir == Dir::Up);
-    Verdict::new(redirect(nh.ifindex), ok)
+    Verdict::new(redirect(nh.ifindex), encap_counter(dir))
 }
