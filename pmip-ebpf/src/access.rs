@@ -13,9 +13,10 @@ use crate::hdr::{
 };
 use crate::log;
 use crate::maps::{
-    access_by_key, access_subscriber, account, iface_of, NEW_MAC_EVENTS, NEW_MAC_SEEN, TUNNELS,
+    access_by_key, access_subscriber, iface_of, NEW_MAC_EVENTS, NEW_MAC_SEEN, TUNNELS,
 };
 use crate::parse::{parse_inner, Addr, GreIn, Inner, L2};
+use crate::stats::account;
 use crate::tunnel::{dec_ttl, decap, tunnel_out, Dir, Encap};
 use crate::verdict::{redirect, Verdict};
 

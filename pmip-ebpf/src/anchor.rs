@@ -5,8 +5,9 @@ use pmip_common::{AnchorDownlink, Counter, IfaceConfig};
 use crate::access::{peer_ok, spoofed};
 use crate::ctx::Pkt;
 use crate::fib::{fib, FIB_FWD_DISABLED, FIB_NOT_FWDED, FIB_NO_NEIGH, FIB_SUCCESS};
-use crate::maps::{account, anchor_by_key, dest_slot, iface_of, nh_expiry, nh_now, DEST_NH};
+use crate::maps::{anchor_by_key, dest_slot, iface_of, nh_expiry, nh_now, DEST_NH};
 use crate::parse::{parse_inner, parse_l2, GreIn, L2};
+use crate::stats::account;
 use crate::tunnel::{dec_ttl, decap, decap_cached, tunnel_out, Dir, Encap};
 use crate::verdict::{redirect, Verdict};
 

@@ -12,7 +12,8 @@ use crate::ctx::{
 };
 use crate::fib::{fib_flags, BPF_FIB_LOOKUP_OUTPUT, FIB_NO_NEIGH, FIB_SUCCESS};
 use crate::hdr::{be16, ethertype_of, ETH_HLEN, ETH_P_IP, ETH_P_IPV6};
-use crate::maps::{account, anchor_by_hnp, anchor_by_home4, TUNNELS};
+use crate::maps::{anchor_by_hnp, anchor_by_home4, TUNNELS};
+use crate::stats::account;
 use crate::tunnel::{gre_header, outer_v4, outer_v6};
 use crate::verdict::{redirect, Verdict};
 

@@ -13,8 +13,9 @@ use crate::hdr::{
     store_u64, words16, write_at, EthHdr, GreKeyHdr, Ipv4Hdr, Ipv6Hdr, VlanHdr, ETH_HLEN,
     ETH_P_8021Q, GRE_K, IPPROTO_GRE, VLAN_HLEN,
 };
-use crate::maps::{account, iface_of, nh_expiry, nh_now, TUNNELS, TUNNEL_NH};
+use crate::maps::{iface_of, nh_expiry, nh_now, TUNNELS, TUNNEL_NH};
 use crate::parse::{parse_inner, parse_l2, Inner, L2};
+use crate::stats::account;
 use crate::verdict::{redirect, Verdict};
 
 /// TTL / hop limit of the outer header (and of the fast path's ICMP errors).

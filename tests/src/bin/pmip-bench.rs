@@ -156,7 +156,10 @@ fn per_packet() -> Result<serde_json::Value> {
             },
         )?);
     }
+    // One CPU for every run (see tput::bench_cpu), whether started under taskset or not.
+    let cpu = tput::bench_cpu();
     let rows = fx.ns.run_in(move || -> Result<Vec<PathRow>> {
+        tput::pin_cpu(cpu)?;
         let up = cat(eth(ACC_MAC, SUB1_MAC, 0, ETH_P_IP), &echo4(HOME1, CN4));
         let up_v4_copy = up.clone();
         let up_v6t = cat(eth(ACC_MAC, SUB2_MAC, 0, ETH_P_IP), &echo4(HOME2, CN4));
@@ -480,6 +483,7 @@ fn per_packet() -> Result<serde_json::Value> {
                     let b = &fx_b[*fi];
                     let bi = cases.len() + k;
                     let (ns, r) = tput::within(&b.ns, || {
+                        tput::pin_cpu(cpu)?;
                         let ns = if replay_only {
                             0.0
                         } else if bc.program == TC_INGRESS_PROGRAM {
@@ -568,7 +572,7 @@ fn per_packet() -> Result<serde_json::Value> {
         json.push(j);
     }
     Ok(
-        serde_json::json!({"benchmark": "per-packet", "runs": RUNS, "rounds": ROUNDS,
+        serde_json::json!({"benchmark": "per-packet", "runs": RUNS, "rounds": ROUNDS, "cpu": cpu,
         "replay_repeat": REPLAY_REPEAT, "rows": json}),
     )
 }
