@@ -67,13 +67,21 @@ pub mod maps {
     pub const IFACES_HIGH: &str = "IFACES_HIGH";
     /// Per-CPU verdict and drop-reason counters, indexed by [`Counter`](super::Counter).
     pub const COUNTERS: &str = "COUNTERS";
-    /// Per-subscriber traffic counters, one row of [`SUB_STATS_STRIDE`]
-    /// entries per CPU: entry `cpu × stride + subscriber id` (see
-    /// [`SubscriberStats`](super::SubscriberStats)).
-    pub const SUB_STATS: &str = "SUB_STATS";
-    /// Global (`.rodata`) of the fast path: the stride of `SUB_STATS`, set
-    /// by the loader to the table size.
-    pub const SUB_STATS_STRIDE: &str = "SUB_STATS_STRIDE";
+    /// Per-subscriber traffic totals, one [`SubscriberStats`](super::SubscriberStats)
+    /// per subscriber id, shared by the CPUs: what they flushed from
+    /// `SUB_ACTIVE` (atomic adds). A subscriber's traffic is this plus what
+    /// its `SUB_ACTIVE` slots hold (see [`ActiveStats`](super::ActiveStats)).
+    pub const SUB_TOTALS: &str = "SUB_TOTALS";
+    /// Per-CPU counters of the subscribers each CPU is forwarding: a row of
+    /// [`SUB_ACTIVE_SLOTS`] [`ActiveStats`](super::ActiveStats) per CPU
+    /// (entry `cpu × slots + slot`), two-way set-associative by subscriber id
+    /// ([`sub_active_set`](super::sub_active_set)). Small and independent of
+    /// the number of subscribers: memory per subscriber does not grow with
+    /// the number of CPUs. Memory-mappable: the agent reads it in place.
+    pub const SUB_ACTIVE: &str = "SUB_ACTIVE";
+    /// Global (`.rodata`) of the fast path: slots per CPU of `SUB_ACTIVE` (a
+    /// power of two), set by the loader ([`sub_active_slots`](super::sub_active_slots)).
+    pub const SUB_ACTIVE_SLOTS: &str = "SUB_ACTIVE_SLOTS";
     /// Global (`.rodata`) of the fast path: non-zero to log its slow-path
     /// debug events through aya-log (drops, FIB misses, new MACs); 0, the
     /// default, compiles them out at load (the verifier removes them).
@@ -149,7 +157,7 @@ pub struct AccessKey {
 pub struct AccessSubscriber {
     /// GRE key for uplink packets (chosen by the anchor), network order.
     pub uplink_key: [u8; 4],
-    /// Index into `SUB_STATS`.
+    /// Index into `SUB_TOTALS` (and tag of its `SUB_ACTIVE` slots).
     pub sub_id: u32,
     /// Index into `TUNNELS`.
     pub tunnel_id: u32,
@@ -195,6 +203,13 @@ impl AccessKey {
     pub fn words(&self) -> [u32; 3] {
         // SAFETY: AccessKey is repr(C), 12 bytes without padding (asserted below).
         unsafe { core::mem::transmute::<AccessKey, [u32; 3]>(*self) }
+    }
+
+    /// The key of three native-order words (the inverse of [`words`](Self::words)).
+    #[inline(always)]
+    pub fn from_words(w: [u32; 3]) -> AccessKey {
+        // SAFETY: as in `words`; every bit pattern is a valid AccessKey.
+        unsafe { core::mem::transmute::<[u32; 3], AccessKey>(w) }
     }
 }
 
@@ -270,8 +285,9 @@ pub struct AnchorUplink {
 }
 
 /// Value of `TUNNELS`: outer endpoints of a GRE tunnel. For IPv4 only the first
-/// 4 bytes of each address are used.
-#[repr(C)]
+/// 4 bytes of each address are used. 4-byte aligned (same size): the fast
+/// path then compares the addresses in words, not bytes.
+#[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Tunnel {
     pub family: u8,
@@ -292,8 +308,8 @@ pub mod role {
     pub const ANCHOR_CN: u8 = 8;
 }
 
-/// Value of `IFACES`.
-#[repr(C)]
+/// Value of `IFACES`. 4-byte aligned (same size), as [`Tunnel`].
+#[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct IfaceConfig {
     pub mac: [u8; 6],
@@ -374,12 +390,8 @@ pub const NEW_MAC_REPORT_NS: u64 = 500_000_000;
 pub const NEW_MAC_RING_BYTES: u32 = 64 * 1024;
 pub const NEW_MAC_SEEN_ENTRIES: u32 = 4_096;
 
-/// Entry of `SUB_STATS`: one subscriber's traffic as one CPU forwarded it
-/// (the agent sums over CPUs). The array has a row per CPU, so each CPU
-/// updates its own counters without atomics, like a per-CPU array, but
-/// without a per-CPU array's pointer table: the update is one access to
-/// one page, which matters with a million subscribers (BENCHMARKS.md,
-/// "Lookup cost against table size").
+/// One subscriber's traffic: an entry of `SUB_TOTALS`, and the counts an
+/// `ActiveStats` slot holds.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SubscriberStats {
@@ -387,6 +399,53 @@ pub struct SubscriberStats {
     pub up_bytes: u64,
     pub down_packets: u64,
     pub down_bytes: u64,
+}
+
+/// A slot of `SUB_ACTIVE`: what one CPU has counted for subscriber
+/// `sub - 1` since it took the slot (`sub` 0: free).
+///
+/// Exact counting without atomics on the hot path and without a row per
+/// CPU for every subscriber (2 KiB per subscriber on a 64-CPU host): each
+/// CPU counts its packets in its own slot with plain adds; when it needs
+/// the slot for another subscriber it flushes the counts into `SUB_TOTALS`
+/// with atomic adds (the only atomics, once per eviction). A subscriber's
+/// traffic is its total plus the slots that hold it.
+///
+/// A set's two ways are kept in recency order: a new subscriber takes way
+/// 0, way 0's moves to way 1, way 1's is flushed. `seq` is odd while the
+/// fast path rewrites a slot (flush, move, take-over) and grows by 2 each
+/// time: a reader reads the set's slots, then the total, then the slots'
+/// `seq` again, and retries if any changed — so every count is read
+/// exactly once, in a slot or in the total.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ActiveStats {
+    /// Subscriber id + 1; 0: a free slot.
+    pub sub: u32,
+    pub seq: u32,
+    pub stats: SubscriberStats,
+}
+
+/// Ways of each `SUB_ACTIVE` set.
+pub const SUB_ACTIVE_WAYS: u32 = 2;
+
+/// The `SUB_ACTIVE` set of subscriber `sub_id` in a row of `slots` slots (a
+/// power of two): ways `2·set` and `2·set + 1`. Fibonacci hashing, as
+/// [`access_cache_set`]; the fast path and the loader both call this.
+#[inline(always)]
+pub fn sub_active_set(sub_id: u32, slots: u32) -> u32 {
+    sub_id.wrapping_mul(0x9e37_79b1).rotate_left(16) & (slots / SUB_ACTIVE_WAYS - 1)
+}
+
+/// Slots per CPU of `SUB_ACTIVE` for a table of `max_subscribers` on a host
+/// with `cpus` possible CPUs: twice a CPU's share of the table (room for
+/// the subscribers it forwards with few collisions), a power of two between
+/// 2048 and 16384. Memory: `cpus × slots × 40 B`, at most ~80 B per
+/// subscriber from 1024 × cpus subscribers on (see BENCHMARKS.md).
+pub fn sub_active_slots(max_subscribers: u32, cpus: u32) -> u32 {
+    let share = (max_subscribers as u64 * 2 / cpus.max(1) as u64).max(1);
+    let pow2 = 1u64 << (63 - share.leading_zeros());
+    pow2.clamp(2048, 16384) as u32
 }
 
 /// Index of `COUNTERS`. Every exit of every program increments exactly one of these.
@@ -509,6 +568,7 @@ const _: () = {
     assert!(core::mem::size_of::<Tunnel>() == 36);
     assert!(core::mem::size_of::<IfaceConfig>() == 28);
     assert!(core::mem::size_of::<SubscriberStats>() == 32);
+    assert!(core::mem::size_of::<ActiveStats>() == 40);
     assert!(core::mem::size_of::<NextHopCache>() == 120);
     assert!(core::mem::size_of::<DestNextHop>() == 48);
     assert!(1 << DEST_NH_BITS == DEST_NH_ENTRIES);
@@ -531,6 +591,7 @@ mod pod {
     unsafe impl aya::Pod for Tunnel {}
     unsafe impl aya::Pod for IfaceConfig {}
     unsafe impl aya::Pod for SubscriberStats {}
+    unsafe impl aya::Pod for ActiveStats {}
     unsafe impl aya::Pod for NextHopCache {}
     unsafe impl aya::Pod for DestNextHop {}
     unsafe impl aya::Pod for NewMacEvent {}

@@ -5,8 +5,9 @@ use pmip_common::{AnchorDownlink, Counter, IfaceConfig};
 use crate::access::{peer_ok, spoofed};
 use crate::ctx::Pkt;
 use crate::fib::{fib, FIB_FWD_DISABLED, FIB_NOT_FWDED, FIB_NO_NEIGH, FIB_SUCCESS};
-use crate::maps::{account, anchor_by_key, dest_slot, nh_expiry, nh_now, DEST_NH};
-use crate::parse::{parse_inner, GreIn, L2};
+use crate::maps::{anchor_by_key, dest_slot, iface_of, nh_expiry, nh_now, DEST_NH};
+use crate::parse::{parse_inner, parse_l2, GreIn, L2};
+use crate::stats::account;
 use crate::tunnel::{dec_ttl, decap, decap_cached, tunnel_out, Dir, Encap};
 use crate::verdict::{redirect, Verdict};
 
@@ -34,37 +35,63 @@ pub(crate) fn anchor_uplink<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, gre: 
     if spoofed(&inner, b.flags, &b.home_v4, &b.home_hnp) {
         return Verdict::new(C::DROP, Counter::DropSpoofedSource);
     }
-    let ifindex = ctx.ifindex();
     if inner.ttl <= 1 {
-        if !decap(ctx, inner_off, inner.family, l2.eth.src, iface.mac, 0) {
+        if !decap(ctx, inner_off, inner.family, &l2.eth.src, &iface.mac, 0) {
             return Verdict::new(C::DROP, Counter::DropAdjustFailed);
         }
         return Verdict::new(C::PASS, Counter::PassTtl);
     }
     // The FIB answer per destination, cached (a FIB lookup is about half of
     // this path's cost); refreshed every NEXT_HOP_CACHE_NS like TUNNEL_NH.
-    let now = nh_now();
     let dst = inner.dst.words();
-    let slot = DEST_NH.get_ptr_mut(dest_slot(&dst));
-    if let Some(c) = slot {
+    if let Some(c) = DEST_NH.get_ptr(dest_slot(&dst)) {
         // SAFETY: this CPU's slot of a per-CPU array.
         let c = unsafe { &*c };
-        if now < c.expires && c.dst == dst {
+        if nh_now() < c.expires && c.dst == dst {
             if !dec_ttl(ctx, inner_off, inner.family) {
                 return Verdict::new(C::DROP, Counter::DropMalformed);
             }
-            account(b.sub_id, inner.len, true);
             if !decap_cached(ctx, inner_off, inner.family, &c.macs) {
                 return Verdict::new(C::DROP, Counter::DropAdjustFailed);
             }
+            account(b.sub_id, inner.len, true);
             return Verdict::new(redirect(c.ifindex), Counter::TxDecapUplink);
         }
     }
-    let nh = fib(ctx, ifindex, inner.family, &inner.src, &inner.dst, 0);
+    anchor_uplink_fib::<C>(ctx.raw(), inner_off as u32, ethertype as u32, b.sub_id)
+}
+
+/// [`anchor_uplink`] without a cached next hop for the destination: asks the
+/// FIB and caches its answer, or hands the packet to the kernel. A function
+/// of its own: its frame (the FIB's parameters) is not the program's; it
+/// parses what it needs again rather than take pointers into the program's
+/// frame.
+#[inline(never)]
+fn anchor_uplink_fib<C: Pkt>(
+    raw: *mut C::Raw,
+    inner_off: u32,
+    ethertype: u32,
+    sub_id: u32,
+) -> Verdict {
+    let ctx = &C::from_raw(raw);
+    // Bounded, for the verifier: the inner packet starts within the
+    // first 128 bytes (Ethernet, VLAN, outer IPv6, GRE).
+    let inner_off = (inner_off & 0x7f) as usize;
+    let (Some(iface), Some(l2)) = (iface_of(ctx.ifindex()), parse_l2(ctx)) else {
+        return Verdict::new(C::DROP, Counter::DropMalformed);
+    };
+    let Some(inner) = parse_inner(ctx, inner_off, ethertype as u16) else {
+        return Verdict::new(C::DROP, Counter::DropMalformed);
+    };
+    let (l2, inner) = (&l2, &inner);
+    let now = nh_now();
+    let dst = inner.dst.words();
+    let slot = DEST_NH.get_ptr_mut(dest_slot(&dst));
+    let nh = fib(ctx, ctx.ifindex(), inner.family, &inner.src, &inner.dst, 0);
     if !dec_ttl(ctx, inner_off, inner.family) {
         return Verdict::new(C::DROP, Counter::DropMalformed);
     }
-    account(b.sub_id, inner.len, true);
+    account(sub_id, inner.len, true);
     if nh.rc == FIB_SUCCESS {
         if let Some(c) = slot {
             // SAFETY: this CPU's slot of a per-CPU array; nothing else runs on this CPU meanwhile.
@@ -77,14 +104,14 @@ pub(crate) fn anchor_uplink<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, gre: 
             c.dst = dst;
             c.expires = nh_expiry(now);
         }
-        if !decap(ctx, inner_off, inner.family, nh.smac, nh.dmac, 0) {
+        if !decap(ctx, inner_off, inner.family, &nh.smac, &nh.dmac, 0) {
             return Verdict::new(C::DROP, Counter::DropAdjustFailed);
         }
         return Verdict::new(redirect(nh.ifindex), Counter::TxDecapUplink);
     }
     if nh.rc == FIB_NO_NEIGH || nh.rc == FIB_NOT_FWDED || nh.rc == FIB_FWD_DISABLED {
         // The kernel forwards (or delivers locally) the decapsulated packet.
-        if !decap(ctx, inner_off, inner.family, l2.eth.src, iface.mac, 0) {
+        if !decap(ctx, inner_off, inner.family, &l2.eth.src, &iface.mac, 0) {
             return Verdict::new(C::DROP, Counter::DropAdjustFailed);
         }
         return Verdict::new(
@@ -101,15 +128,14 @@ pub(crate) fn anchor_uplink<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, gre: 
 
 /// Downlink at the anchor: a packet to a home address → tunnel to the access
 /// gateway that serves it now (one map value, switched atomically on handover).
-#[inline(never)]
+#[inline(always)]
 pub(crate) fn anchor_downlink<C: Pkt>(
-    raw: *mut C::Raw,
+    ctx: &C,
     iface: &IfaceConfig,
     ifindex: u32,
     l2: &L2,
     d: &AnchorDownlink,
 ) -> Verdict {
-    let ctx = &C::from_raw(raw);
     let inner = match parse_inner(ctx, l2.len, l2.proto) {
         Some(i) => i,
         None => return Verdict::new(C::DROP, Counter::DropMalformed),

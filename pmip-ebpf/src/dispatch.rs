@@ -8,12 +8,12 @@ use crate::access::{access_downlink, access_uplink};
 use crate::anchor::{anchor_downlink, anchor_uplink};
 use crate::ctx::Pkt;
 use crate::hdr::{
-    be16, ptr_at, read_at, GreKeyHdr, Ipv4Hdr, Ipv6Hdr, ETH_P_IP, ETH_P_IPV6, GRE_C, GRE_K, GRE_R,
-    GRE_S, GRE_VER_MASK, IPPROTO_GRE,
+    load_u16, load_u32, ptr_at, GreKeyHdr, Ipv4Hdr, Ipv6Hdr, ETH_P_IP, ETH_P_IPV6, GRE_C, GRE_K,
+    GRE_R, GRE_S, GRE_VER_MASK, IPPROTO_GRE,
 };
 use crate::icmp::icmp_too_big;
 use crate::maps::{anchor_by_hnp, anchor_by_home4, iface_of};
-use crate::parse::{parse_l2, Addr, GreIn, L2};
+use crate::parse::{load_addr, parse_l2, Addr, GreIn, L2};
 use crate::verdict::{finish, Verdict};
 
 /// The fast path on one packet, XDP or TC ingress: the path's verdict (an
@@ -39,7 +39,7 @@ fn dispatch<C: Pkt>(ctx: &C) -> Verdict {
         None => return Verdict::new(C::DROP, Counter::DropMalformed),
     };
     if iface.role & role::ACCESS != 0 {
-        return access_uplink::<C>(ctx.raw(), iface, ifindex, &l2);
+        return access_uplink(ctx, iface, ifindex, &l2);
     }
     if l2.vlan != 0 {
         return Verdict::new(C::PASS, Counter::PassNotOurs);
@@ -56,20 +56,23 @@ fn dispatch<C: Pkt>(ctx: &C) -> Verdict {
             if ip.ver_ihl >> 4 != 4 || ip.ver_ihl & 0x0f < 5 {
                 return Verdict::new(C::DROP, Counter::DropMalformed);
             }
+            let p = ip as *const Ipv4Hdr as usize;
             if ip.proto == IPPROTO_GRE && iface.role & gre_roles != 0 {
-                if be16(ip.frag_off) & 0x3fff != 0 {
+                // SAFETY: the header is inside the packet (ptr_at checked it).
+                if u16::from_be(unsafe { load_u16::<6>(p) }) & 0x3fff != 0 {
                     // A fragment of a tunnel packet: we do not reassemble.
                     return Verdict::new(C::DROP, Counter::DropOuterFragment);
                 }
                 // Built from words: zeroing a byte array compiles to a call
-                // to a byte-loop memset.
-                let src = Addr::from_words([u32::from_ne_bytes(ip.src), 0, 0, 0]);
+                // to a byte-loop memset. SAFETY: as above.
+                let src = Addr::from_words([unsafe { load_u32::<12>(p) }, 0, 0, 0]);
                 let gre_off = l2.len + ((ip.ver_ihl & 0x0f) as usize) * 4;
-                return gre_in::<C>(ctx.raw(), iface, &l2, gre_off, &src);
+                return gre_in(ctx, iface, &l2, gre_off, &src);
             }
             if iface.role & anchor_roles != 0 {
-                if let Some(d) = anchor_by_home4(&ip.dst) {
-                    return anchor_downlink::<C>(ctx.raw(), iface, ifindex, &l2, d);
+                // SAFETY: as above.
+                if let Some(d) = anchor_by_home4(unsafe { load_u32::<16>(p) }) {
+                    return anchor_downlink(ctx, iface, ifindex, &l2, d);
                 }
             }
             Verdict::new(C::PASS, Counter::PassNotOurs)
@@ -83,14 +86,16 @@ fn dispatch<C: Pkt>(ctx: &C) -> Verdict {
             if ip.ver_tc_flow[0] >> 4 != 6 {
                 return Verdict::new(C::DROP, Counter::DropMalformed);
             }
+            let p = ip as *const Ipv6Hdr as usize;
             if ip.next_hdr == IPPROTO_GRE && iface.role & gre_roles != 0 {
-                return gre_in::<C>(ctx.raw(), iface, &l2, l2.len + IPV6_HDR_LEN, &ip.src);
+                let src = load_addr(p + 8);
+                return gre_in(ctx, iface, &l2, l2.len + IPV6_HDR_LEN, &src);
             }
             if iface.role & anchor_roles != 0 {
-                let mut hnp = [0u8; 8];
-                hnp.copy_from_slice(&ip.dst[..8]);
-                if let Some(d) = anchor_by_hnp(&hnp) {
-                    return anchor_downlink::<C>(ctx.raw(), iface, ifindex, &l2, d);
+                // SAFETY: the header is inside the packet (ptr_at checked it).
+                let hnp = unsafe { [load_u32::<24>(p), load_u32::<28>(p)] };
+                if let Some(d) = anchor_by_hnp(hnp) {
+                    return anchor_downlink(ctx, iface, ifindex, &l2, d);
                 }
             }
             Verdict::new(C::PASS, Counter::PassNotOurs)
@@ -100,39 +105,40 @@ fn dispatch<C: Pkt>(ctx: &C) -> Verdict {
 }
 
 /// A GRE packet arrived on a core interface: validate the header, then
-/// decapsulate for the access gateway or the anchor.
-#[inline(never)]
-fn gre_in<C: Pkt>(
-    raw: *mut C::Raw,
-    iface: &IfaceConfig,
-    l2: &L2,
-    gre_off: usize,
-    src: &[u8; 16],
-) -> Verdict {
-    let ctx = &C::from_raw(raw);
+/// decapsulate for the access gateway or the anchor. Inlined, as every
+/// path (see `access_uplink`).
+#[inline(always)]
+fn gre_in<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, gre_off: usize, src: &Addr) -> Verdict {
     let family = if l2.proto == ETH_P_IPV6 {
         FAMILY_V6
     } else {
         FAMILY_V4
     };
-    let gre: GreKeyHdr = match read_at(ctx, gre_off) {
-        Some(g) => g,
-        None => return Verdict::new(C::DROP, Counter::DropMalformed),
+    let Some(g) = ptr_at::<GreKeyHdr>(ctx, gre_off) else {
+        return Verdict::new(C::DROP, Counter::DropMalformed);
     };
-    let fl = be16(gre.flags);
+    // Flags and protocol in one word, the key in another.
+    // SAFETY: the 8-byte header is inside the packet (ptr_at checked it).
+    let (head, key) = unsafe {
+        (
+            u32::from_be(load_u32::<0>(g as usize)),
+            load_u32::<4>(g as usize),
+        )
+    };
+    let fl = (head >> 16) as u16;
     // RFC 2890: our tunnels carry only a key; checksum, routing and sequence
     // numbers are never negotiated, and version must be 0 (RFC 2784 §2.3.1).
     if fl & (GRE_C | GRE_R | GRE_S) != 0 || fl & GRE_VER_MASK != 0 || fl & GRE_K == 0 {
         return Verdict::new(C::DROP, Counter::DropGreUnsupported);
     }
-    let ethertype = be16(gre.proto);
+    let ethertype = head as u16;
     if ethertype != ETH_P_IP && ethertype != ETH_P_IPV6 {
         return Verdict::new(C::DROP, Counter::DropGreUnsupported);
     }
     let gre = GreIn {
         family,
         src,
-        key: gre.key,
+        key: key.to_ne_bytes(),
         inner_off: gre_off + GRE_KEYED_LEN,
         ethertype,
     };

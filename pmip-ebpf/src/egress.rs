@@ -12,7 +12,8 @@ use crate::ctx::{
 };
 use crate::fib::{fib_flags, BPF_FIB_LOOKUP_OUTPUT, FIB_NO_NEIGH, FIB_SUCCESS};
 use crate::hdr::{be16, ethertype_of, ETH_HLEN, ETH_P_IP, ETH_P_IPV6};
-use crate::maps::{account, anchor_by_hnp, anchor_by_home4, TUNNELS};
+use crate::maps::{anchor_by_hnp, anchor_by_home4, TUNNELS};
+use crate::stats::account;
 use crate::tunnel::{gre_header, outer_v4, outer_v6};
 use crate::verdict::{redirect, Verdict};
 
@@ -25,12 +26,12 @@ pub(crate) fn try_tc_egress(ctx: &TcContext) -> Option<Verdict> {
     let proto = be16(ctx.load::<[u8; 2]>(12).ok()?);
     let (d, inner_family, inner_len) = if proto == ETH_P_IP {
         let dst = ctx.load::<[u8; 4]>(ETH_HLEN + 16).ok()?;
-        let d = anchor_by_home4(&dst)?;
+        let d = anchor_by_home4(u32::from_ne_bytes(dst))?;
         let len = ctx.load::<[u8; 2]>(ETH_HLEN + 2).map(be16).unwrap_or(0);
         (*d, FAMILY_V4, len)
     } else if proto == ETH_P_IPV6 {
-        let dst = ctx.load::<[u8; 8]>(ETH_HLEN + 24).ok()?;
-        let d = anchor_by_hnp(&dst)?;
+        let dst = ctx.load::<[u32; 2]>(ETH_HLEN + 24).ok()?;
+        let d = anchor_by_hnp(dst)?;
         let len = ctx
             .load::<[u8; 2]>(ETH_HLEN + 4)
             .map(|l| be16(l).saturating_add(40))

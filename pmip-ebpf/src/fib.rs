@@ -18,7 +18,9 @@ pub(crate) const FIB_FRAG_NEEDED: i64 = 8;
 pub(crate) const BPF_FIB_LOOKUP_OUTPUT: u32 = 2;
 
 /// The FIB's answer: `rc` (FIB_*), and on success the egress interface and
-/// the MACs; with FRAG_NEEDED, the egress MTU.
+/// the MACs; with FRAG_NEEDED, the egress MTU. `repr(C)`: the MACs sit at
+/// even offsets (12, 18), so they are read in 16-bit words (`mac_words`).
+#[repr(C)]
 pub(crate) struct NextHop {
     pub(crate) rc: i64,
     pub(crate) ifindex: u32,

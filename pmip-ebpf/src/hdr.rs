@@ -153,22 +153,23 @@ pub fn write_at<T: Copy>(ctx: &impl Pkt, off: usize, v: T) -> bool {
     }
 }
 
-/// Stores a word at packet address `p` in one instruction. Packet data has
-/// no alignment the compiler could rely on, so the BPF backend would split
-/// an unaligned `write_unaligned` into byte stores (and a misaligned
-/// `ptr::write` is undefined behaviour); the instruction itself is fine: the
-/// JITs of the hosts we run on store unaligned words, and the verifier
+/// Stores a word at packet address `p + O` in one instruction. Packet data
+/// has no alignment the compiler could rely on, so the BPF backend would
+/// split an unaligned `write_unaligned` into byte stores (and a misaligned
+/// `ptr::write` is undefined behaviour); the instruction itself is fine:
+/// the JITs of the hosts we run on store unaligned words, and the verifier
 /// allows unaligned packet access there. Only for packet pointers whose
-/// bounds the caller checked (stack accesses must stay aligned).
+/// bounds the caller checked (stack accesses must stay aligned). The offset
+/// is the instruction's immediate: `p + O` costs no instruction of its own.
 macro_rules! store_fn {
     ($name:ident, $t:ty, $w:literal) => {
         /// See [`store_u64`].
         #[inline(always)]
-        pub unsafe fn $name(p: usize, v: $t) {
-            // SAFETY: the caller checked p .. p + size_of::<$t>() is inside the packet.
+        pub unsafe fn $name<const O: i16>(p: usize, v: $t) {
+            // SAFETY: the caller checked p + O .. + size_of::<$t>() is inside the packet.
             unsafe {
-                core::arch::asm!(concat!("*(", $w, " *)({p} + 0) = {v}"), p = in(reg) p, v = in(reg) v as u64,
-                    options(nostack, preserves_flags))
+                core::arch::asm!(concat!("*(", $w, " *)({p} + {o}) = {v}"), p = in(reg) p, v = in(reg) v as u64,
+                    o = const O, options(nostack, preserves_flags))
             };
         }
     };
@@ -177,56 +178,126 @@ store_fn!(store_u64, u64, "u64");
 store_fn!(store_u32, u32, "u32");
 store_fn!(store_u16, u16, "u16");
 
-/// Loads a 32-bit word (in memory order) from packet address `p` in one
-/// instruction; the load counterpart of [`store_u32`] (a `read_unaligned`
-/// becomes four byte loads and shifts).
-#[inline(always)]
-pub unsafe fn load_u32(p: usize) -> u32 {
-    let v: u64;
-    // SAFETY: the caller checked p .. p + 4 is inside the packet.
-    unsafe {
-        core::arch::asm!("{v} = *(u32 *)({p} + 0)", p = in(reg) p, v = lateout(reg) v,
-            options(nostack, preserves_flags, readonly))
+/// Loads a word (in memory order) from address `p + O` in one instruction;
+/// the load counterpart of [`store_u64`] (a `read_unaligned` becomes byte
+/// loads and shifts). For packet data whose bounds the caller checked, and
+/// for fields of map values at any offset (the verifier checks those).
+macro_rules! load_fn {
+    ($name:ident, $t:ty, $w:literal) => {
+        /// See the `load_fn` macro: one load instruction.
+        #[inline(always)]
+        pub unsafe fn $name<const O: i16>(p: usize) -> $t {
+            let v: u64;
+            // SAFETY: the caller checked p + O .. + size_of::<$t>() is readable.
+            unsafe {
+                core::arch::asm!(concat!("{v} = *(", $w, " *)({p} + {o})"), p = in(reg) p, v = lateout(reg) v,
+                    o = const O, options(nostack, preserves_flags, readonly, pure))
+            };
+            v as $t
+        }
     };
-    v as u32
+}
+load_fn!(load_u64, u64, "u64");
+load_fn!(load_u32, u32, "u32");
+load_fn!(load_u16, u16, "u16");
+
+/// `*p += v` as one atomic instruction (BPF_ATOMIC | BPF_ADD, `lock xadd`
+/// on x86): core's atomics have no read-modify-write for the BPF target.
+///
+/// # Safety
+/// `p` is an 8-byte aligned word of a map value.
+#[inline(always)]
+pub unsafe fn atomic_add_u64(p: *mut u64, v: u64) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        core::arch::asm!("lock *(u64 *)({p} + 0) += {v}", p = in(reg) p, v = in(reg) v,
+            options(nostack, preserves_flags))
+    };
 }
 
 /// Byte-array equality in word compares. `==` on byte arrays or slices
 /// becomes a call to a byte-by-byte `memcmp` in BPF; on the hot paths those
 /// calls measured 30–50 ns per packet (`cargo xtask bench per-packet`).
+///
+/// The words are built from bytes: LLVM turns them into word loads when it
+/// knows the arrays are 4-byte aligned (the map value types are, see
+/// pmip-common; `Addr` is), else into byte loads — so packet bytes are read
+/// with [`load_u32`] into an `Addr` first, never compared in place.
 #[inline(always)]
 pub fn eq4(a: &[u8; 4], b: &[u8; 4]) -> bool {
     u32::from_ne_bytes(*a) == u32::from_ne_bytes(*b)
 }
 
 /// See [`eq4`].
+// For byte arrays of unknown alignment (the hot paths use word4/words8/words16).
+#[allow(dead_code)]
 #[inline(always)]
 pub fn eq8(a: &[u8; 8], b: &[u8; 8]) -> bool {
-    u64::from_ne_bytes(*a) == u64::from_ne_bytes(*b)
+    let w = |x: &[u8; 8], i: usize| u32::from_ne_bytes([x[i], x[i + 1], x[i + 2], x[i + 3]]);
+    w(a, 0) == w(b, 0) && w(a, 4) == w(b, 4)
 }
 
 /// See [`eq4`].
+// For byte arrays of unknown alignment (the hot paths use word4/words8/words16).
+#[allow(dead_code)]
 #[inline(always)]
 pub fn eq16(a: &[u8; 16], b: &[u8; 16]) -> bool {
-    u64::from_ne_bytes(head8(a)) == u64::from_ne_bytes(head8(b))
-        && u64::from_ne_bytes(tail8(a)) == u64::from_ne_bytes(tail8(b))
+    let w = |x: &[u8; 16], i: usize| u32::from_ne_bytes([x[i], x[i + 1], x[i + 2], x[i + 3]]);
+    (w(a, 0) ^ w(b, 0)) | (w(a, 4) ^ w(b, 4)) | (w(a, 8) ^ w(b, 8)) | (w(a, 12) ^ w(b, 12)) == 0
+}
+
+/// The 4 bytes at `a` as one native-order word, in one load (building the
+/// word from bytes is four byte loads: LLVM's BPF backend does not merge
+/// them even when it knows the alignment).
+///
+/// # Safety
+/// `a` is 4-byte aligned: a field at a 4-aligned offset of a map value type
+/// of pmip-common (they are 4-byte aligned), or of an `Addr`.
+#[inline(always)]
+pub unsafe fn word4(a: &[u8; 4]) -> u32 {
+    // SAFETY: aligned, per the caller.
+    unsafe { *(a as *const [u8; 4] as *const u32) }
+}
+
+/// The 8 bytes at `a` as two words. # Safety: as [`word4`].
+#[inline(always)]
+pub unsafe fn words8(a: &[u8; 8]) -> [u32; 2] {
+    // SAFETY: aligned, per the caller.
+    unsafe { *(a as *const [u8; 8] as *const [u32; 2]) }
+}
+
+/// The 16 bytes at `a` as four words. # Safety: as [`word4`].
+#[inline(always)]
+pub unsafe fn words16(a: &[u8; 16]) -> [u32; 4] {
+    // SAFETY: aligned, per the caller.
+    unsafe { *(a as *const [u8; 16] as *const [u32; 4]) }
+}
+
+/// A MAC address as three 16-bit words (memory order).
+///
+/// # Safety
+/// `m` is 2-byte aligned: a MAC field of a map value, of `L2`, or of the
+/// `bpf_fib_lookup` parameters (all at even offsets of aligned structs).
+#[inline(always)]
+pub unsafe fn mac_words(m: &[u8; 6]) -> [u16; 3] {
+    // SAFETY: aligned, per the caller.
+    unsafe { *(m as *const [u8; 6] as *const [u16; 3]) }
 }
 
 /// The first 4 bytes of an address (IPv4 in a 16-byte slot).
+// For byte arrays of unknown alignment (the hot paths use word4/words8/words16).
+#[allow(dead_code)]
 #[inline(always)]
 pub fn head4(a: &[u8; 16]) -> [u8; 4] {
     [a[0], a[1], a[2], a[3]]
 }
 
 /// The first 8 bytes (an IPv6 /64 prefix).
+// For byte arrays of unknown alignment (the hot paths use word4/words8/words16).
+#[allow(dead_code)]
 #[inline(always)]
 pub fn head8(a: &[u8; 16]) -> [u8; 8] {
     [a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]
-}
-
-#[inline(always)]
-fn tail8(a: &[u8; 16]) -> [u8; 8] {
-    [a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]]
 }
 
 /// One's-complement fold of a 32-bit partial sum to the 16-bit checksum.
@@ -253,15 +324,4 @@ pub fn ipv4_csum(h: &Ipv4Hdr) -> [u8; 2] {
         i += 2;
     }
     csum_fold(sum).to_be_bytes()
-}
-
-/// RFC 1624 incremental update of an IPv4 header checksum for TTL - 1
-/// (the 16-bit word holding TTL drops by 0x0100).
-#[inline(always)]
-pub fn ipv4_ttl_dec(h: &mut Ipv4Hdr) {
-    h.ttl -= 1;
-    let old = u16::from_be_bytes(h.check) as u32;
-    let sum = old + 0x0100;
-    let sum = (sum & 0xffff) + (sum >> 16);
-    h.check = (sum as u16).to_be_bytes();
 }

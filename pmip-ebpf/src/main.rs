@@ -31,6 +31,7 @@ mod parse;
 // 2. Look up: the maps (with the per-CPU caches), the next hop in the FIB.
 mod fib;
 mod maps;
+mod stats;
 // 3. Rewrite: tunnel headers on and off, the TTL; ICMP too-big answers.
 mod icmp;
 mod tunnel;

@@ -7,16 +7,16 @@
 #![allow(clippy::needless_borrows_for_generic_args, clippy::manual_flatten)]
 
 use aya_ebpf::{
-    helpers::generated::{bpf_get_smp_processor_id, bpf_jiffies64, bpf_ktime_get_ns},
+    helpers::generated::{bpf_jiffies64, bpf_ktime_get_ns},
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use pmip_common::{
     access_cache_set, flags, AccessCacheSlot, AccessDownlink, AccessKey, AccessSubscriber,
     AnchorDownlink, AnchorUplink, Counter, DestNextHop, HomePool4, HomePool6, IfaceConfig,
-    NextHopCache, SubscriberStats, Tunnel, ACCESS_CACHE_ENTRIES, ACCESS_CACHE_SETS, DEST_NH_BITS,
-    DEST_NH_ENTRIES, IFACE_SLOTS, MAX_HOME_POOLS, MAX_IFACES, MAX_SUBSCRIBERS, MAX_TUNNELS,
-    NEW_MAC_RING_BYTES, NEW_MAC_SEEN_ENTRIES, NEXT_HOP_CACHE_JIFFIES_DEFAULT, NEXT_HOP_CACHE_NS,
+    NextHopCache, Tunnel, ACCESS_CACHE_ENTRIES, ACCESS_CACHE_SETS, DEST_NH_BITS, DEST_NH_ENTRIES,
+    IFACE_SLOTS, MAX_HOME_POOLS, MAX_IFACES, MAX_SUBSCRIBERS, MAX_TUNNELS, NEW_MAC_RING_BYTES,
+    NEW_MAC_SEEN_ENTRIES, NEXT_HOP_CACHE_JIFFIES_DEFAULT, NEXT_HOP_CACHE_NS,
 };
 
 /// Subscribers by (access ifindex, VLAN, MAC). Written by the MAG/PMA agent.
@@ -70,11 +70,12 @@ fn pool_slot(table: &'static Array<AnchorDownlink>, idx: u32) -> Option<&'static
 /// The binding serving IPv4 home address `dst`: by its place in its pool
 /// (an array: no hash lookup, and 16 B a slot), else — an address outside
 /// the indexed pools, e.g. a static one — in the ANCHOR_BY_HOME4 hash.
-// Not inlined: its loop's frame stays out of pmip_xdp's, under which the
-// access uplink's deep frame is nested (the verifier caps the sum at 512 B).
-#[inline(never)]
-pub(crate) fn anchor_by_home4(dst: &[u8; 4]) -> Option<&'static AnchorDownlink> {
-    let a = u32::from_be_bytes(*dst);
+///
+/// `dst` is the address as it is in the packet (network order), loaded as a
+/// word.
+#[inline(always)]
+pub(crate) fn anchor_by_home4(dst: u32) -> Option<&'static AnchorDownlink> {
+    let a = u32::from_be(dst);
     let mut i = 0;
     while i < MAX_HOME_POOLS {
         let Some(p) = HOME_POOLS4.get(i) else { break };
@@ -93,16 +94,14 @@ pub(crate) fn anchor_by_home4(dst: &[u8; 4]) -> Option<&'static AnchorDownlink> 
         i += 1;
     }
     // SAFETY: plain lookup; the value is only read.
-    unsafe { ANCHOR_BY_HOME4.get(dst) }
+    unsafe { ANCHOR_BY_HOME4.get(&dst.to_ne_bytes()) }
 }
 
-/// The binding serving home network prefix `hnp` (first 64 bits), as
-/// [`anchor_by_home4`].
-// Not inlined: its loop's frame stays out of pmip_xdp's, under which the
-// access uplink's deep frame is nested (the verifier caps the sum at 512 B).
-#[inline(never)]
-pub(crate) fn anchor_by_hnp(hnp: &[u8; 8]) -> Option<&'static AnchorDownlink> {
-    let a = u64::from_be_bytes(*hnp);
+/// The binding serving home network prefix `hnp` (first 64 bits, as two
+/// words loaded from the packet), as [`anchor_by_home4`].
+#[inline(always)]
+pub(crate) fn anchor_by_hnp(hnp: [u32; 2]) -> Option<&'static AnchorDownlink> {
+    let a = (u32::from_be(hnp[0]) as u64) << 32 | u32::from_be(hnp[1]) as u64;
     let mut i = 0;
     while i < MAX_HOME_POOLS {
         let Some(p) = HOME_POOLS6.get(i) else { break };
@@ -121,8 +120,10 @@ pub(crate) fn anchor_by_hnp(hnp: &[u8; 8]) -> Option<&'static AnchorDownlink> {
         }
         i += 1;
     }
+    // SAFETY: [u32; 2] and [u8; 8] are the same 8 bytes.
+    let key = unsafe { core::mem::transmute::<[u32; 2], [u8; 8]>(hnp) };
     // SAFETY: plain lookup; the value is only read.
-    unsafe { ANCHOR_BY_HNP.get(hnp) }
+    unsafe { ANCHOR_BY_HNP.get(&key) }
 }
 
 /// Generation of each ACCESS_CACHE set: the loader bumps a key's set after
@@ -245,45 +246,6 @@ pub(crate) fn iface_of(ifindex: u32) -> Option<&'static IfaceConfig> {
 /// Verdict and drop-reason counters. Written here only; read by `pmipctl show stats`.
 #[map]
 pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
-/// Per-subscriber packets/bytes in both directions, a row per CPU (see
-/// pmip-common). Written here; read for billing.
-#[map]
-pub(crate) static SUB_STATS: Array<SubscriberStats> = Array::with_max_entries(MAX_SUBSCRIBERS, 0);
-/// Entries per row of SUB_STATS (the table size); set by the loader. A
-/// frozen `.rodata` value, so the verifier and JIT see a constant.
-#[unsafe(no_mangle)]
-static SUB_STATS_STRIDE: u32 = 0;
-
-/// This CPU's counters of subscriber `sub_id`.
-#[inline(always)]
-pub(crate) fn sub_stats(sub_id: u32) -> Option<*mut SubscriberStats> {
-    // SAFETY: a read of a global the loader set before load.
-    let stride = unsafe { core::ptr::read_volatile(&SUB_STATS_STRIDE) };
-    if sub_id >= stride {
-        return None;
-    }
-    // SAFETY: helper without arguments (inlined by the verifier).
-    let cpu = unsafe { bpf_get_smp_processor_id() };
-    SUB_STATS.get_ptr_mut(cpu.wrapping_mul(stride).wrapping_add(sub_id))
-}
-
-/// Counts a packet of `bytes` of subscriber `sub_id`, uplink (`up`) or downlink.
-#[inline(always)]
-pub(crate) fn account(sub_id: u32, bytes: u16, up: bool) {
-    if let Some(s) = sub_stats(sub_id) {
-        // SAFETY: this CPU's entry; no other CPU writes it.
-        unsafe {
-            if up {
-                (*s).up_packets += 1;
-                (*s).up_bytes += bytes as u64;
-            } else {
-                (*s).down_packets += 1;
-                (*s).down_bytes += bytes as u64;
-            }
-        }
-    }
-}
-
 /// Next hop per tunnel, per CPU, refreshed from the FIB every NEXT_HOP_CACHE_NS.
 #[map]
 pub(crate) static TUNNEL_NH: PerCpuArray<NextHopCache> =

@@ -4,12 +4,16 @@ use pmip_common::{FAMILY_V4, FAMILY_V6, IPV6_HDR_LEN};
 
 use crate::ctx::Pkt;
 use crate::hdr::{
-    be16, load_u32, ptr_at, read_at, EthHdr, Ipv4Hdr, Ipv6Hdr, VlanHdr, ETH_HLEN, ETH_P_8021AD,
-    ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, VLAN_HLEN,
+    be16, load_u16, load_u32, load_u64, ptr_at, read_at, EthHdr, Ipv4Hdr, Ipv6Hdr, VlanHdr,
+    ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, VLAN_HLEN,
 };
 
 /// Ethernet (with at most one 802.1Q tag) as received.
+// Aligned, with the header first: parse_l2 fills it with three word stores
+// and readers of its MACs get aligned loads (a byte array copied without
+// known alignment is a byte-by-byte copy in BPF).
 #[derive(Clone, Copy)]
+#[repr(C, align(8))]
 pub(crate) struct L2 {
     pub(crate) eth: EthHdr,
     pub(crate) vlan: u16,
@@ -24,7 +28,7 @@ pub(crate) struct L2 {
 #[derive(Clone, Copy)]
 pub(crate) struct GreIn<'a> {
     pub(crate) family: u8,
-    pub(crate) src: &'a [u8; 16],
+    pub(crate) src: &'a Addr,
     pub(crate) key: [u8; 4],
     pub(crate) inner_off: usize,
     pub(crate) ethertype: u16,
@@ -32,24 +36,39 @@ pub(crate) struct GreIn<'a> {
 
 #[inline(always)]
 pub(crate) fn parse_l2(ctx: &impl Pkt) -> Option<L2> {
-    let eth: EthHdr = read_at(ctx, 0)?;
-    let proto = be16(eth.proto);
-    if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
-        let v: VlanHdr = read_at(ctx, ETH_HLEN)?;
-        return Some(L2 {
-            eth,
-            vlan: be16(v.tci) & 0x0fff,
-            len: ETH_HLEN + VLAN_HLEN,
-            proto: be16(v.proto),
-        });
+    let p = ctx.data();
+    if p + ETH_HLEN > ctx.data_end() {
+        return None;
     }
-    // At TC ingress the kernel has moved an 802.1Q tag into metadata.
-    Some(L2 {
-        eth,
+    // SAFETY: p .. p + 14 is inside the packet (checked above).
+    let (dst_src, src_tail, ty) =
+        unsafe { (load_u64::<0>(p), load_u32::<8>(p), load_u16::<12>(p)) };
+    let mut l2 = L2 {
+        eth: EthHdr {
+            dst: [0; 6],
+            src: [0; 6],
+            proto: [0; 2],
+        },
         vlan: ctx.meta_vlan(),
         len: ETH_HLEN,
-        proto,
-    })
+        proto: u16::from_be(ty),
+    };
+    // SAFETY: `eth` is the first 14 bytes of the 8-byte aligned L2.
+    unsafe {
+        let e = &mut l2.eth as *mut EthHdr;
+        *(e as *mut u64) = dst_src;
+        *(e as *mut u32).add(2) = src_tail;
+        *(e as *mut u16).add(6) = ty;
+    }
+    if l2.proto == ETH_P_8021Q || l2.proto == ETH_P_8021AD {
+        let v: VlanHdr = read_at(ctx, ETH_HLEN)?;
+        l2.vlan = be16(v.tci) & 0x0fff;
+        l2.len = ETH_HLEN + VLAN_HLEN;
+        l2.proto = be16(v.proto);
+    }
+    // Untagged: at TC ingress the kernel has moved an 802.1Q tag into
+    // metadata (meta_vlan, 0 in XDP).
+    Some(l2)
 }
 
 /// A 16-byte address (IPv4 in the first 4), 4-byte aligned so that the
@@ -104,20 +123,27 @@ pub(crate) fn parse_inner(ctx: &impl Pkt, off: usize, ethertype: u16) -> Option<
     if ethertype == ETH_P_IP {
         // SAFETY: as above.
         let ip: &Ipv4Hdr = unsafe { &*ptr_at::<Ipv4Hdr>(ctx, off)? };
+        let p = ip as *const Ipv4Hdr as usize;
+        // Multi-byte fields in word loads (be16 of a byte array is two byte
+        // loads and a shift). SAFETY: p .. p + 20 is inside the packet.
+        let (len, frag, src, dst) = unsafe {
+            (
+                u16::from_be(load_u16::<2>(p)),
+                u16::from_be(load_u16::<6>(p)),
+                load_u32::<12>(p),
+                load_u32::<16>(p),
+            )
+        };
         let ihl = (ip.ver_ihl & 0x0f) as usize;
-        let len = be16(ip.tot_len);
         if ip.ver_ihl >> 4 != 4 || ihl < 5 || (len as usize) < ihl * 4 || off + len as usize > avail
         {
             return None;
         }
-        let p = ip as *const Ipv4Hdr as usize;
-        // SAFETY: p .. p + 20 is inside the packet (ptr_at checked it).
-        let (src, dst) = unsafe { (load_u32(p + 12), load_u32(p + 16)) };
         Some(Inner {
             family: FAMILY_V4,
             len,
             ttl: ip.ttl,
-            df: be16(ip.frag_off) & 0x4000 != 0,
+            df: frag & 0x4000 != 0,
             src: Addr::from_words([src, 0, 0, 0]),
             dst: Addr::from_words([dst, 0, 0, 0]),
             proto: ip.proto,
@@ -126,7 +152,9 @@ pub(crate) fn parse_inner(ctx: &impl Pkt, off: usize, ethertype: u16) -> Option<
     } else if ethertype == ETH_P_IPV6 {
         // SAFETY: bounds checked by ptr_at; fields are copied out before any resize.
         let ip: &Ipv6Hdr = unsafe { &*ptr_at::<Ipv6Hdr>(ctx, off)? };
-        let len = be16(ip.payload_len).checked_add(IPV6_HDR_LEN as u16)?;
+        // SAFETY: the header is inside the packet (ptr_at checked it).
+        let payload = u16::from_be(unsafe { load_u16::<4>(ip as *const Ipv6Hdr as usize) });
+        let len = payload.checked_add(IPV6_HDR_LEN as u16)?;
         if ip.ver_tc_flow[0] >> 4 != 6 || off + len as usize > avail {
             return None;
         }
@@ -148,14 +176,14 @@ pub(crate) fn parse_inner(ctx: &impl Pkt, off: usize, ethertype: u16) -> Option<
 /// The 16-byte address at packet address `p`, in four word loads (copying
 /// the byte array would be a call to a byte-loop memmove).
 #[inline(always)]
-fn load_addr(p: usize) -> Addr {
+pub(crate) fn load_addr(p: usize) -> Addr {
     // SAFETY: callers pass an address field of a header ptr_at checked.
     unsafe {
         Addr::from_words([
-            load_u32(p),
-            load_u32(p + 4),
-            load_u32(p + 8),
-            load_u32(p + 12),
+            load_u32::<0>(p),
+            load_u32::<4>(p),
+            load_u32::<8>(p),
+            load_u32::<12>(p),
         ])
     }
 }

@@ -9,12 +9,13 @@ use pmip_common::{
 use crate::ctx::Pkt;
 use crate::fib::{fib, FIB_FRAG_NEEDED, FIB_NO_NEIGH, FIB_SUCCESS};
 use crate::hdr::{
-    csum_fold, eq16, ethertype_of, ipv4_csum, ipv4_ttl_dec, ptr_at, store_u16, store_u32,
-    store_u64, write_at, EthHdr, GreKeyHdr, Ipv4Hdr, Ipv6Hdr, VlanHdr, ETH_HLEN, ETH_P_8021Q,
-    GRE_K, IPPROTO_GRE, VLAN_HLEN,
+    csum_fold, ethertype_of, ipv4_csum, load_u16, mac_words, ptr_at, store_u16, store_u32,
+    store_u64, words16, write_at, EthHdr, GreKeyHdr, Ipv4Hdr, Ipv6Hdr, VlanHdr, ETH_HLEN,
+    ETH_P_8021Q, GRE_K, IPPROTO_GRE, VLAN_HLEN,
 };
-use crate::maps::{account, nh_expiry, nh_now, TUNNELS, TUNNEL_NH};
-use crate::parse::{Inner, L2};
+use crate::maps::{iface_of, nh_expiry, nh_now, TUNNELS, TUNNEL_NH};
+use crate::parse::{parse_inner, parse_l2, Inner, L2};
+use crate::stats::account;
 use crate::verdict::{redirect, Verdict};
 
 /// TTL / hop limit of the outer header (and of the fast path's ICMP errors).
@@ -129,11 +130,11 @@ pub(crate) fn encap_cached(
     }
     // SAFETY: p .. p + 42 is inside the packet (checked above).
     unsafe {
-        store_u64(p, w[0]);
-        store_u64(p + 8, w[1]);
-        store_u64(p + 16, w[2]);
-        store_u64(p + 24, w[3]);
-        store_u64(p + 32, w[4]);
+        store_u64::<0>(p, w[0]);
+        store_u64::<8>(p, w[1]);
+        store_u64::<16>(p, w[2]);
+        store_u64::<24>(p, w[3]);
+        store_u64::<32>(p, w[4]);
     }
     if v6 {
         if p + TEMPLATE_V6 > ctx.data_end() {
@@ -141,22 +142,22 @@ pub(crate) fn encap_cached(
         }
         // SAFETY: p .. p + 62 is inside the packet (checked above).
         unsafe {
-            store_u64(p + 40, w[5]);
-            store_u64(p + 48, w[6]);
-            store_u16(p + 18, (inner.len + GRE_KEYED_LEN as u16).to_be());
-            store_u16(p + 54, GRE_K.to_be());
-            store_u16(p + 56, proto);
-            store_u32(p + 58, key);
+            store_u64::<40>(p, w[5]);
+            store_u64::<48>(p, w[6]);
+            store_u16::<18>(p, (inner.len + GRE_KEYED_LEN as u16).to_be());
+            store_u16::<54>(p, GRE_K.to_be());
+            store_u16::<56>(p, proto);
+            store_u32::<58>(p, key);
         }
     } else {
         let tot = inner.len + (IPV4_HDR_LEN + GRE_KEYED_LEN) as u16;
         let check = csum_fold(c.csum_base as u64 + tot as u64);
         // SAFETY: p .. p + 42 is inside the packet (checked above).
         unsafe {
-            store_u16(p + 16, tot.to_be());
-            store_u16(p + 24, check.to_be());
-            store_u16(p + 36, proto);
-            store_u32(p + 38, key);
+            store_u16::<16>(p, tot.to_be());
+            store_u16::<24>(p, check.to_be());
+            store_u16::<36>(p, proto);
+            store_u32::<38>(p, key);
         }
     }
     true
@@ -206,25 +207,49 @@ pub(crate) fn gre_header(inner_family: u8, key: [u8; 4]) -> GreKeyHdr {
 }
 
 /// Removes everything before `inner_off` and writes a fresh L2 header
-/// (Ethernet, plus an 802.1Q tag when `vlan` is not 0).
+/// (Ethernet, plus an 802.1Q tag when `vlan` is not 0). The MACs are read
+/// before the packet moves (they may be the frame's own), in 16-bit words:
+/// each is a field of a map value, of `L2` or of a `NextHop`.
 #[inline(always)]
 pub(crate) fn decap(
     ctx: &impl Pkt,
     inner_off: usize,
     family: u8,
-    smac: [u8; 6],
-    dmac: [u8; 6],
+    smac: &[u8; 6],
+    dmac: &[u8; 6],
     vlan: u16,
 ) -> bool {
-    let l2 = if vlan != 0 {
-        ETH_HLEN + VLAN_HLEN
-    } else {
-        ETH_HLEN
-    };
-    if !ctx.decap_head(inner_off - l2, family) {
+    // SAFETY: MAC fields at even offsets of aligned structs (callers').
+    let (s, d) = unsafe { (mac_words(smac), mac_words(dmac)) };
+    let proto = ethertype_of(family);
+    if vlan != 0 {
+        if !ctx.decap_head(inner_off - ETH_HLEN - VLAN_HLEN, family) {
+            return false;
+        }
+        let mac = |w: [u16; 3]| -> [u8; 6] {
+            let (a, b, c) = (w[0].to_ne_bytes(), w[1].to_ne_bytes(), w[2].to_ne_bytes());
+            [a[0], a[1], b[0], b[1], c[0], c[1]]
+        };
+        return write_l2(ctx, mac(s), mac(d), vlan, proto);
+    }
+    if !ctx.decap_head(inner_off - ETH_HLEN, family) {
         return false;
     }
-    write_l2(ctx, smac, dmac, vlan, ethertype_of(family))
+    let p = ctx.data();
+    if p + ETH_HLEN > ctx.data_end() {
+        return false;
+    }
+    // dmac, smac, EtherType in three stores (little-endian words: the
+    // first byte in memory is the lowest).
+    let w0 = d[0] as u64 | (d[1] as u64) << 16 | (d[2] as u64) << 32 | (s[0] as u64) << 48;
+    let w1 = s[1] as u32 | (s[2] as u32) << 16;
+    // SAFETY: p .. p + 14 is inside the packet (checked above).
+    unsafe {
+        store_u64::<0>(p, w0);
+        store_u32::<8>(p, w1);
+        store_u16::<12>(p, proto.to_be());
+    }
+    true
 }
 
 /// Decapsulation to a cached next hop: shrinks the head to an Ethernet
@@ -240,9 +265,9 @@ pub(crate) fn decap_cached(ctx: &impl Pkt, inner_off: usize, family: u8, macs: &
     }
     // SAFETY: p .. p + 14 is inside the packet (checked above).
     unsafe {
-        store_u64(p, macs[0]);
-        store_u32(p + 8, macs[1] as u32);
-        store_u16(p + 12, ethertype_of(family).to_be());
+        store_u64::<0>(p, macs[0]);
+        store_u32::<8>(p, macs[1] as u32);
+        store_u16::<12>(p, ethertype_of(family).to_be());
     }
     true
 }
@@ -290,9 +315,18 @@ pub(crate) fn write_l2(
 pub(crate) fn dec_ttl(ctx: &impl Pkt, off: usize, family: u8) -> bool {
     if family == FAMILY_V4 {
         match ptr_at::<Ipv4Hdr>(ctx, off) {
+            // TTL is the high byte of the 16-bit word at 8 (TTL, protocol):
+            // the word drops by 0x0100 and the checksum rises by as much
+            // (RFC 1624), in word loads and stores.
             // SAFETY: bounds checked by ptr_at.
             Some(p) => {
-                unsafe { ipv4_ttl_dec(&mut *p) };
+                let p = p as usize;
+                unsafe {
+                    let w = u16::from_be(load_u16::<8>(p)).wrapping_sub(0x0100);
+                    store_u16::<8>(p, w.to_be());
+                    let c = u16::from_be(load_u16::<10>(p)) as u32 + 0x0100;
+                    store_u16::<10>(p, (((c & 0xffff) + (c >> 16)) as u16).to_be());
+                }
                 true
             }
             None => false,
@@ -307,6 +341,15 @@ pub(crate) fn dec_ttl(ctx: &impl Pkt, off: usize, family: u8) -> bool {
             None => false,
         }
     }
+}
+
+/// Whether next hop `c` was looked up for the remote end `tun` has now (a
+/// tunnel id reused for another peer must not inherit its next hop).
+#[inline(always)]
+fn same_remote(c: &NextHopCache, tun: &Tunnel) -> bool {
+    // SAFETY: 4-aligned fields of map values (NextHopCache is 8-, Tunnel 4-aligned).
+    let (a, b) = unsafe { (words16(&c.remote), words16(&tun.remote)) };
+    (a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) == 0
 }
 
 /// Which way a packet goes through a tunnel, for counters and billing.
@@ -330,6 +373,9 @@ pub(crate) struct Encap {
 /// through the kernel (which resolves the neighbour), so no packet is lost to
 /// an unresolved neighbour. Handles too-big first; counts the subscriber's
 /// traffic for every packet that leaves.
+///
+/// Inlined: the cached next hop. A miss asks the FIB in [`tunnel_out_fib`],
+/// a function of its own (its frame holds the FIB's parameters).
 #[inline(always)]
 pub(crate) fn tunnel_out<C: Pkt>(
     ctx: &C,
@@ -340,44 +386,87 @@ pub(crate) fn tunnel_out<C: Pkt>(
     e: Encap,
     dir: Dir,
 ) -> Verdict {
-    let Encap {
-        tunnel_id,
-        key,
-        sub_id,
-    } = e;
+    let tun = match TUNNELS.get(e.tunnel_id) {
+        Some(t) if t.family != 0 => t,
+        _ => return Verdict::new(C::DROP, Counter::DropNoTunnel),
+    };
+    let tot = outer_len(ctx, tun, inner);
+    if let Some(c) = TUNNEL_NH.get_ptr(e.tunnel_id) {
+        // SAFETY: per-CPU slot of this CPU.
+        let c = unsafe { &*c };
+        if nh_now() < c.expires && tot <= c.max_len && same_remote(c, tun) {
+            if !dec_ttl(ctx, l2.len, inner.family) {
+                return Verdict::new(C::DROP, Counter::DropMalformed);
+            }
+            if !encap_cached(ctx, l2.len, inner, tun.family == FAMILY_V6, e.key, c) {
+                return Verdict::new(C::DROP, Counter::DropAdjustFailed);
+            }
+            account(e.sub_id, inner.len, dir == Dir::Up);
+            return Verdict::new(redirect(c.ifindex), encap_counter(dir));
+        }
+    }
+    let _ = (iface, ifindex);
+    tunnel_out_fib::<C>(
+        ctx.raw(),
+        e.tunnel_id,
+        u32::from_ne_bytes(e.key),
+        e.sub_id,
+        dir,
+    )
+}
+
+#[inline(always)]
+fn encap_counter(dir: Dir) -> Counter {
+    if dir == Dir::Up {
+        Counter::TxEncapUplink
+    } else {
+        Counter::TxEncapDownlink
+    }
+}
+
+/// Length of the outer packet as the MTU sees it. A GSO packet (TC) leaves
+/// as segments that fit (see Pkt::encap_head): only its headers count.
+#[inline(always)]
+fn outer_len(ctx: &impl Pkt, tun: &Tunnel, inner: &Inner) -> u16 {
+    let overhead = pmip_common::tunnel_overhead(tun.family) as u16;
+    if ctx.is_gso() {
+        overhead
+    } else {
+        inner.len.saturating_add(overhead)
+    }
+}
+
+/// [`tunnel_out`] without a cached next hop: asks the FIB, answers too-big,
+/// hands an unresolved neighbour to the kernel, refreshes the cache. A
+/// function of its own, so that its frame (the FIB's parameters) is not the
+/// program's; it parses the frame again rather than take pointers into the
+/// program's frame (which would keep them there).
+#[inline(never)]
+fn tunnel_out_fib<C: Pkt>(
+    raw: *mut C::Raw,
+    tunnel_id: u32,
+    key: u32,
+    sub_id: u32,
+    dir: Dir,
+) -> Verdict {
+    let ctx = &C::from_raw(raw);
+    let key = key.to_ne_bytes();
+    let ifindex = ctx.ifindex();
+    let (Some(iface), Some(l2)) = (iface_of(ifindex), parse_l2(ctx)) else {
+        return Verdict::new(C::DROP, Counter::DropMalformed);
+    };
+    let Some(inner) = parse_inner(ctx, l2.len, l2.proto) else {
+        return Verdict::new(C::DROP, Counter::DropMalformed);
+    };
+    let (l2, inner) = (&l2, &inner);
     let tun = match TUNNELS.get(tunnel_id) {
         Some(t) if t.family != 0 => t,
         _ => return Verdict::new(C::DROP, Counter::DropNoTunnel),
     };
-    let ok = if dir == Dir::Up {
-        Counter::TxEncapUplink
-    } else {
-        Counter::TxEncapDownlink
-    };
     let overhead = pmip_common::tunnel_overhead(tun.family) as u16;
-    // A GSO packet (TC) leaves as segments that fit (see Pkt::encap_head):
-    // only its headers count against the MTU.
-    let tot = if ctx.is_gso() {
-        overhead
-    } else {
-        inner.len.saturating_add(overhead)
-    };
+    let tot = outer_len(ctx, tun, inner);
     let now = nh_now();
     let cache = TUNNEL_NH.get_ptr_mut(tunnel_id);
-    if let Some(c) = cache {
-        // SAFETY: per-CPU slot of this CPU.
-        let c = unsafe { &*c };
-        if now < c.expires && tot <= c.max_len && eq16(&c.remote, &tun.remote) {
-            if !dec_ttl(ctx, l2.len, inner.family) {
-                return Verdict::new(C::DROP, Counter::DropMalformed);
-            }
-            if !encap_cached(ctx, l2.len, inner, tun.family == FAMILY_V6, key, c) {
-                return Verdict::new(C::DROP, Counter::DropAdjustFailed);
-            }
-            account(sub_id, inner.len, dir == Dir::Up);
-            return Verdict::new(redirect(c.ifindex), ok);
-        }
-    }
     let nh = fib(ctx, ifindex, tun.family, &tun.local, &tun.remote, tot);
     if nh.rc == FIB_FRAG_NEEDED {
         if !inner.df {
@@ -403,10 +492,8 @@ pub(crate) fn tunnel_out<C: Pkt>(
     if let Some(c) = cache {
         // SAFETY: per-CPU slot of this CPU.
         let c = unsafe { &mut *c };
-        let fresh = now < c.expires
-            && eq16(&c.remote, &tun.remote)
-            && c.ifindex == nh.ifindex
-            && c.dmac == nh.dmac;
+        let fresh =
+            now < c.expires && same_remote(c, tun) && c.ifindex == nh.ifindex && c.dmac == nh.dmac;
         if !fresh {
             c.expires = nh_expiry(now);
             c.max_len = 0;
@@ -426,5 +513,5 @@ pub(crate) fn tunnel_out<C: Pkt>(
         return Verdict::new(C::DROP, Counter::DropAdjustFailed);
     }
     account(sub_id, inner.len, dir == Dir::Up);
-    Verdict::new(redirect(nh.ifindex), ok)
+    Verdict::new(redirect(nh.ifindex), encap_counter(dir))
 }

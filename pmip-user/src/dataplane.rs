@@ -77,6 +77,16 @@ pub struct TrafficCounters {
     pub down_bytes: u64,
 }
 
+impl TrafficCounters {
+    /// Adds `o` to these (the parts of one subscriber's traffic).
+    pub fn add(&mut self, o: &TrafficCounters) {
+        self.up_packets += o.up_packets;
+        self.up_bytes += o.up_bytes;
+        self.down_packets += o.down_packets;
+        self.down_bytes += o.down_bytes;
+    }
+}
+
 /// What the data plane already forwards with when the agent starts: the
 /// bindings an earlier run left in pinned maps. The agent reserves every one
 /// of these before it accepts a registration, so that it never gives a new

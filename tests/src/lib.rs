@@ -1,6 +1,7 @@
 //! Helpers for the integration tests: network namespaces, veths, cleanup on drop.
 pub mod aaa_lab;
 pub mod agent;
+pub mod baseline;
 pub mod capture;
 pub mod conformance;
 pub mod fixture;
@@ -16,6 +17,7 @@ pub mod pcap;
 pub mod radius;
 pub mod recovery;
 pub mod reliability;
+pub mod replay;
 pub mod scale;
 pub mod tput;
 

@@ -343,11 +343,12 @@ pub fn map_memory() -> Result<Vec<(String, u32, u64)>> {
 }
 
 /// Maps that grow with the number of subscribers, and which role uses them.
-const SUB_MAPS: [(&str, &str); 10] = [
+const SUB_MAPS: [(&str, &str); 11] = [
     ("ACCESS_BY_MAC", "access"),
     ("ACCESS_BY_KEY", "access"),
     ("ACCESS_BY_KEY_HIGH", "access"),
-    ("SUB_STATS", "both"),
+    ("SUB_TOTALS", "both"),
+    ("SUB_ACTIVE", "both"),
     ("ANCHOR_BY_POOL4", "anchor"),
     ("ANCHOR_BY_HOME4", "anchor"),
     ("ANCHOR_BY_POOL6", "anchor"),
@@ -363,12 +364,20 @@ fn expected_max(name: &str, max: u32) -> u32 {
         pmip_user::fastpath::high_keys(max)
     } else if name == "ANCHOR_BY_HOME4" || name == "ANCHOR_BY_HNP" {
         pmip_user::fastpath::high_homes(max)
-    } else if name == "SUB_STATS" {
-        // A row per CPU.
-        max * aya::util::nr_cpus().map(|n| n as u32).unwrap_or(1)
+    } else if name == "SUB_ACTIVE" {
+        // A row of slots per CPU, sized from the table (not one per subscriber).
+        let cpus = aya::util::nr_cpus().map(|n| n as u32).unwrap_or(1);
+        pmip_common::sub_active_slots(max, cpus) * cpus
     } else {
         max
     }
+}
+
+/// SUB_ACTIVE's bytes per subscriber of a table of `max` on `cpus` possible
+/// CPUs, from the loader's sizing (40-byte slots, a row per CPU).
+pub fn active_bytes_per_sub(max: u32, cpus: u32) -> f64 {
+    let slots = pmip_common::sub_active_slots(max, cpus) as f64;
+    cpus as f64 * slots * std::mem::size_of::<pmip_common::ActiveStats>() as f64 / max as f64
 }
 
 /// Resident set of this process, kB.
@@ -395,6 +404,8 @@ pub fn scale(cfg: &Config) -> Result<Value> {
         tables.push(t);
     }
     let mem = map_memory()?;
+    let cpu = crate::tput::bench_cpu();
+    eprintln!("  measuring on CPU {cpu} (pinned)");
     // samples[table][path] = per-round medians
     let mut samples: Vec<Vec<Vec<f64>>> = tables
         .iter()
@@ -411,6 +422,8 @@ pub fn scale(cfg: &Config) -> Result<Value> {
             // Inside the fixture's namespace: the kernel resolves the frame's
             // ingress ifindex (and so the FIB) in the caller's namespace.
             let per_round: Vec<f64> = crate::tput::within(fx_ns, || {
+                // One CPU for every run, whether started under taskset or not.
+                crate::tput::pin_cpu(cpu)?;
                 let mut v = Vec::new();
                 for p in paths.iter() {
                     let prog = if p.program == PASS_PROGRAM {
@@ -507,8 +520,34 @@ pub fn scale(cfg: &Config) -> Result<Value> {
         let anchor_v4 = anchor - per["ANCHOR_BY_HNP"].0 - per["ANCHOR_BY_POOL6"].0;
         println!("  {:>8} subs: access gateway {access:.0} B, anchor {anchor:.0} B (IPv4-only anchor, no IPv6 prefix tables: {anchor_v4:.0} B); per map: {}",
             t.n, per.iter().map(|(n, (b, _, _))| format!("{n} {b:.0}")).collect::<Vec<_>>().join(", "));
+        // Other CPU counts, from the sizing: only SUB_ACTIVE depends on them.
+        let by_cpus = |base: f64| -> serde_json::Map<String, Value> {
+            [2u32, 16, 64]
+                .iter()
+                .map(|&c| {
+                    let active = active_bytes_per_sub(max, c);
+                    (c.to_string(), json!(base - per["SUB_ACTIVE"].0 + active))
+                })
+                .collect()
+        };
+        let (access_cpus, anchor_cpus) = (by_cpus(access), by_cpus(anchor));
+        println!(
+            "  {:>8} subs, computed for 2 / 16 / 64 possible CPUs: access {} B, anchor {} B",
+            t.n,
+            access_cpus
+                .values()
+                .map(|v| format!("{:.0}", v.as_f64().unwrap_or(0.0)))
+                .collect::<Vec<_>>()
+                .join(" / "),
+            anchor_cpus
+                .values()
+                .map(|v| format!("{:.0}", v.as_f64().unwrap_or(0.0)))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        );
         mem_rows.push(json!({"subscribers": t.n, "max_entries": max, "access_bytes_per_sub": access,
             "anchor_bytes_per_sub": anchor, "anchor_v4_only_bytes_per_sub": anchor_v4,
+            "access_bytes_per_sub_by_cpus": access_cpus, "anchor_bytes_per_sub_by_cpus": anchor_cpus,
             "per_map": per.iter().map(|(n, (b, _, tot))| (n.to_string(), json!({"bytes_per_entry": b, "memlock": tot}))).collect::<serde_json::Map<_, _>>(),
             "install_secs": t.install_secs, "installs_per_sec": 2.0 * t.n as f64 / t.install_secs.max(1e-9),
             "loader_rss_bytes_per_binding": t.rss_bytes_per_binding}));
@@ -519,7 +558,7 @@ pub fn scale(cfg: &Config) -> Result<Value> {
     }
     drop(tables);
     Ok(
-        json!({"benchmark": "scale", "rounds": cfg.rounds, "runs": cfg.runs, "pool": POOL, "rows": rows,
+        json!({"benchmark": "scale", "rounds": cfg.rounds, "runs": cfg.runs, "pool": POOL, "cpu": cpu, "rows": rows,
         "memory": mem_rows}),
     )
 }

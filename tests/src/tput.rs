@@ -126,6 +126,25 @@ pub fn pin_cpu(cpu: usize) -> Result<()> {
     Ok(())
 }
 
+/// The CPU a single-threaded measurement runs on: the last CPU this thread
+/// may run on. Pinning to it makes the figure the same whether the bench
+/// is started under `taskset -c N` or not (the fast path's caches are per
+/// CPU: a thread that migrates finds them cold on the other CPU, and the
+/// kernel runs BPF_PROG_TEST_RUN on the caller's CPU).
+pub fn bench_cpu() -> usize {
+    // SAFETY: a zeroed cpu_set_t filled by the kernel, read with the libc macro.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return 0;
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .rev()
+            .find(|&c| libc::CPU_ISSET(c, &set))
+            .unwrap_or(0)
+    }
+}
+
 pub fn ncpus() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -278,6 +297,18 @@ impl BenchProgs {
             v,
             0,
         )?;
+        Ok(())
+    }
+
+    /// The DEVMAP slot of `tg_cost_redirect_map` (call inside the
+    /// interface's namespace).
+    pub fn set_bench_dev(&mut self, ifindex: u32) -> Result<()> {
+        let mut m: DevMap<_> = DevMap::try_from(
+            self.ebpf
+                .map_mut("BENCH_DEV")
+                .ok_or_else(|| anyhow!("BENCH_DEV"))?,
+        )?;
+        m.set(0, ifindex, None, 0)?;
         Ok(())
     }
 
@@ -1008,6 +1039,8 @@ pub fn throughput(cfg: &Config) -> Result<Value> {
                     "ratio_to_kernel": if kern > 0.0 { m / kern } else { 0.0 },
                     "ratio_to_redirect_per_round_median": median(&per_round(Case::Redirect)),
                     "ratio_to_kernel_per_round_median": median(&per_round(Case::Kernel)),
+                    "ratio_to_redirect_per_round": per_round(Case::Redirect),
+                    "ratio_to_kernel_per_round": per_round(Case::Kernel),
                     "offered": offered, "delivered": delivered, "lost_by_hop": drops,
                 }));
             }

@@ -1037,9 +1037,10 @@ fn binding_changes(prog: Prog) {
     assert!(fails.is_empty(), "{}", fails.join("\n"));
 }
 
-/// Per-subscriber counters: each CPU counts in its own row of SUB_STATS (no
-/// two CPUs write one entry), the loader sums the rows, and a new binding
-/// for the subscriber id starts from zero.
+/// Per-subscriber counters: each CPU counts in its own slot of SUB_ACTIVE
+/// (no two CPUs write one entry), the loader sums the slots and the
+/// subscriber's total, and a new binding for the subscriber id starts from
+/// zero.
 #[test]
 fn subscriber_counters_have_a_row_per_cpu() {
     use pmip_user::dataplane::{AccessBinding, AccessPoint, TunnelEnds};
@@ -1343,7 +1344,7 @@ fn pinned_maps_of_another_layout_are_refused() {
     drop(load().expect("a restart reuses its own pins"));
     let gen = pins.join(pmip_common::maps::ACCESS_GEN);
     std::fs::remove_file(&gen).unwrap();
-    std::fs::hard_link(pins.join(pmip_common::maps::SUB_STATS), &gen).unwrap();
+    std::fs::hard_link(pins.join(pmip_common::maps::SUB_TOTALS), &gen).unwrap();
     let err = match load() {
         Ok(_) => panic!("a pinned ACCESS_GEN with 32-byte values was reused"),
         Err(e) => format!("{e:#}"),

@@ -37,7 +37,15 @@ enum Cmd {
     Lab(lab::LabArgs),
     /// Run benchmarks (release build, own namespaces): per-packet, throughput, trafgen, tcp,
     /// scale, handover (all by default); results in bench-results/, plots in docs/bench/.
-    Bench { names: Vec<String> },
+    Bench {
+        names: Vec<String>,
+        /// Keep this run's figures as baseline NAME (bench-results/baseline-NAME.json).
+        #[arg(long, value_name = "NAME")]
+        save: Option<String>,
+        /// Print each figure's ratio to baseline NAME, with both runs' spreads.
+        #[arg(long, value_name = "NAME")]
+        compare: Option<String>,
+    },
     /// Every fuzz target for a short fixed time, seeded from fuzz/corpus/.
     Fuzz(fuzz::FuzzArgs),
     /// Build the .deb (target/package/): pmipd with the eBPF object built in, pmipctl,
@@ -292,7 +300,17 @@ fn main() -> Result<()> {
             let obj = build_ebpf()?;
             lab::run_lab(&a, &obj)
         }
-        Cmd::Bench { names } => {
+        Cmd::Bench {
+            names,
+            save,
+            compare,
+        } => {
+            let mut names = names;
+            for (flag, v) in [("--save", save), ("--compare", compare)] {
+                if let Some(v) = v {
+                    names.extend([flag.to_string(), v]);
+                }
+            }
             setup()?;
             let obj = build_ebpf()?;
             run(Command::new("cargo")

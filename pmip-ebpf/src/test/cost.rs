@@ -11,7 +11,7 @@ use aya_ebpf::{
         bpf_jiffies64, bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_redirect, bpf_xdp_adjust_head,
     },
     macros::{map, xdp},
-    maps::{Array, HashMap},
+    maps::{Array, DevMap, HashMap},
     programs::XdpContext,
 };
 use pmip_common::{
@@ -19,7 +19,7 @@ use pmip_common::{
 };
 
 use crate::fib::{fib, FIB_SUCCESS};
-use crate::hdr::{be16, ptr_at, read_at, EthHdr, Ipv4Hdr, ETH_HLEN};
+use crate::hdr::{atomic_add_u64, be16, ptr_at, read_at, EthHdr, Ipv4Hdr, ETH_HLEN};
 use crate::trafficgen::TG_SINK;
 
 /// The subscribers `bench_min_fwd` and `tg_cost_hash` look up: the key,
@@ -178,3 +178,39 @@ pub fn tg_cost_percpu(_ctx: XdpContext) -> u32 {
     }
     xdp_action::XDP_PASS
 }
+
+/// Counters for `tg_cost_atomic`.
+#[map]
+static BENCH_ATOMIC: Array<[u64; 4]> = Array::with_max_entries(1, 0);
+
+/// Two atomic adds to a shared counter (packets and bytes: what counting a
+/// subscriber's traffic in one shared entry costs, uncontended).
+#[xdp]
+pub fn tg_cost_atomic(ctx: XdpContext) -> u32 {
+    if let Some(p) = BENCH_ATOMIC.get_ptr_mut(0) {
+        let len = (ctx.data_end() - ctx.data()) as u64;
+        // SAFETY: 8-byte aligned words of a map value.
+        unsafe {
+            atomic_add_u64(p as *mut u64, 1);
+            atomic_add_u64((p as *mut u64).add(1), len);
+        }
+    }
+    xdp_action::XDP_PASS
+}
+
+/// `bpf_redirect` alone (to ifindex 1; nothing is sent in BPF_PROG_TEST_RUN).
+#[xdp]
+pub fn tg_cost_redirect(_ctx: XdpContext) -> u32 {
+    // SAFETY: helper call; flags 0.
+    unsafe { bpf_redirect(1, 0) as u32 }
+}
+
+/// `bpf_redirect_map` through a DEVMAP slot the bench fills.
+#[xdp]
+pub fn tg_cost_redirect_map(_ctx: XdpContext) -> u32 {
+    BENCH_DEV.redirect(0, 0).unwrap_or(xdp_action::XDP_ABORTED)
+}
+
+/// Slot 0: an interface of the fixture, for `tg_cost_redirect_map`.
+#[map]
+static BENCH_DEV: DevMap = DevMap::with_max_entries(1, 0);

@@ -5,6 +5,7 @@
 //!
 //! - `xdp_pass`: for the far ends of veths, and the benchmarks' baseline.
 //! - cost.rs: the per-packet benchmark's minimal forwarder and single operations.
+//! - replay.rs: repeatable timing of programs that rewrite their packet.
 //! - trafficgen.rs: the throughput benchmark's generator, sink and forwarder.
 //! - vlan.rs: a VLAN subscriber port on a kernel without 8021q.
 //! - lossy.rs: a core link that drops a share of the signaling (no sch_netem here).
@@ -30,6 +31,7 @@ mod pass;
 
 mod cost;
 mod lossy;
+mod replay;
 mod trafficgen;
 mod vlan;
 

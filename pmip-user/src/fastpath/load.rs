@@ -1,5 +1,5 @@
 //! Loading the object: map sizes from the role and pools, the pin
-//! directory (checked against this build's layout), SUB_STATS's shape, and
+//! directory (checked against this build's layout), SUB_ACTIVE's shape, and
 //! what an earlier run left in pinned maps.
 use std::collections::HashMap as StdHashMap;
 use std::path::{Path, PathBuf};
@@ -8,14 +8,14 @@ use anyhow::{anyhow, bail, Context, Result};
 use aya::maps::MapData;
 use aya::programs::Xdp;
 use aya::{Ebpf, EbpfLoader};
-use pmip_common::{flags, maps, AccessDownlink, AnchorDownlink, AnchorUplink};
+use pmip_common::{flags, maps, sub_active_slots, AccessDownlink, AnchorDownlink, AnchorUplink};
 
 use super::pools::HomePoolSpec;
 use super::{map_err, FastPath, PROGRAM};
 use crate::sys::bpffs::ensure_bpffs;
 use crate::sys::nr_cpus;
 
-const MAP_NAMES: [&str; 21] = [
+const MAP_NAMES: [&str; 22] = [
     maps::TUNNEL_NH,
     maps::DEST_NH,
     maps::NEW_MAC_EVENTS,
@@ -36,7 +36,8 @@ const MAP_NAMES: [&str; 21] = [
     maps::IFACES,
     maps::IFACES_HIGH,
     maps::COUNTERS,
-    maps::SUB_STATS,
+    maps::SUB_TOTALS,
+    maps::SUB_ACTIVE,
 ];
 
 /// Where the eBPF object is: `$PMIP_EBPF_OBJECT`, next to the executable, or
@@ -169,35 +170,31 @@ impl FastPath {
         };
         let object = source.bytes()?;
         check_pins(&object, &source.describe(), &pins)?;
-        // SUB_STATS: a row of `stride` entries per CPU. A pinned table keeps
-        // the stride it was created with (its counters are laid out so).
+        // SUB_ACTIVE: a row of `slots` per CPU. A pinned table keeps the
+        // slots it was created with (its counters are laid out so).
         let cpus = nr_cpus()?;
-        let pinned_stats = pins
+        let pinned_active = pins
             .iter()
-            .find(|(m, _)| *m == maps::SUB_STATS)
+            .find(|(m, _)| *m == maps::SUB_ACTIVE)
             .map(|(_, p)| p)
             .filter(|p| p.exists());
-        let stride = match pinned_stats {
+        let slots = match pinned_active {
             Some(p) => {
                 let entries = MapData::from_pin(p)
                     .and_then(|m| m.info())
                     .map_err(map_err)?
                     .max_entries();
-                if entries == 0 || entries % cpus != 0 {
-                    bail!("pinned {} has {entries} entries, not a row per CPU ({cpus}); `pmipd unpin` it", p.display());
+                let slots = entries / cpus;
+                if slots < 2 || !slots.is_power_of_two() || entries % cpus != 0 {
+                    bail!("pinned {} has {entries} entries, not a row of slots per CPU ({cpus}); `pmipd unpin` it", p.display());
                 }
-                entries / cpus
+                slots
             }
-            None => opts.max_subscribers,
+            None => sub_active_slots(opts.max_subscribers, cpus),
         };
-        let stats_entries = stride.checked_mul(cpus).ok_or_else(|| {
-            anyhow!(
-                "max_subscribers {} × {cpus} CPUs is too many traffic counters",
-                opts.max_subscribers
-            )
-        })?;
-        loader.map_max_entries(maps::SUB_STATS, stats_entries);
-        loader.override_global(maps::SUB_STATS_STRIDE, &stride, true);
+        loader.map_max_entries(maps::SUB_TOTALS, opts.max_subscribers);
+        loader.map_max_entries(maps::SUB_ACTIVE, slots * cpus);
+        loader.override_global(maps::SUB_ACTIVE_SLOTS, &slots, true);
         // Required only to turn logging on: an object from before it loads with it off.
         let log_events = u32::from(opts.log_events);
         loader.override_global(maps::LOG_EVENTS, &log_events, opts.log_events);
@@ -221,7 +218,7 @@ impl FastPath {
             pools4: Vec::new(),
             pools6: Vec::new(),
             pool_slots: [0; 2],
-            stats_rows: (cpus, stride),
+            active: super::stats::Active::new(cpus, slots),
         };
         fp.recover_tunnels()?;
         fp.set_home_pools(&opts.home_pools, cap4, cap6)?;

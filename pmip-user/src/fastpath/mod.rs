@@ -73,8 +73,8 @@ pub struct FastPath {
     pools4: Vec<HomePool4>,
     pools6: Vec<HomePool6>,
     pool_slots: [usize; 2],
-    /// SUB_STATS's shape: (rows = CPUs, entries per row), fixed at load.
-    stats_rows: (u32, u32),
+    /// SUB_ACTIVE's shape (fixed at load) and its mapping.
+    active: stats::Active,
 }
 
 fn map_err(e: impl std::fmt::Display) -> anyhow::Error {

@@ -43,8 +43,35 @@ struct Case {
     verdict: u32,
 }
 
-/// One path of the per-packet table: name and its four figures.
-type PathRow = (String, f64, f64, f64, f64);
+/// One row of the per-packet table.
+struct PathRow {
+    name: String,
+    /// Single runs: median ns, spread, × the minimal forwarder, net ×.
+    ns: f64,
+    spread: f64,
+    ratio: f64,
+    net: f64,
+    /// `bench_replay` (XDP rows): median ns, spread and minimum over the rounds.
+    replay: Option<(f64, f64, f64)>,
+}
+
+/// Runs per `bench_replay` measurement (timed together by the kernel), and
+/// measurements per case per round, of which the round keeps the fastest:
+/// on a shared host a measurement is only ever slowed down by others.
+const REPLAY_REPEAT: u32 = 10_000;
+const REPLAY_TRIES: usize = 3;
+
+fn replay_best(
+    bench: &mut tput::BenchProgs,
+    fd: &aya::programs::ProgramFd,
+    c: &Case,
+) -> Result<f64> {
+    let mut best = f64::MAX;
+    for _ in 0..REPLAY_TRIES {
+        best = best.min(bench.replay_ns(fd, &c.frame, c.ifindex, c.verdict, REPLAY_REPEAT)?);
+    }
+    Ok(best)
+}
 
 fn ns_per_packet<P>(prog: &P, c: &Case) -> Result<f64>
 where
@@ -106,21 +133,33 @@ fn per_packet() -> Result<serde_json::Value> {
     )?;
     let (acc, core, acore, cn) = (fx.acc, fx.core, fx.acore, fx.cn);
     let mut fp = fx.fp;
-    // PMIP_BENCH_OBJECT_B: a second fast path object (another build), timed
-    // beside PMIP_EBPF_OBJECT in the same rounds, case by case: its rows
-    // follow, prefixed "B: ". The host is noisy; only a same-run A/B compares.
-    let mut fx_b = match std::env::var_os("PMIP_BENCH_OBJECT_B") {
-        Some(object) => Some(setup_with(
+    // PMIP_BENCH_OBJECT_B: more fast path objects (other builds; a
+    // comma-separated list), timed beside PMIP_EBPF_OBJECT in the same
+    // rounds, case by case: their rows follow, prefixed "B: " (one object)
+    // or "B1: ", "B2: "... The host is noisy; only a same-run A/B compares.
+    let objects_b: Vec<String> = std::env::var("PMIP_BENCH_OBJECT_B")
+        .map(|v| {
+            v.split(',')
+                .filter(|x| !x.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut fx_b = Vec::new();
+    for object in &objects_b {
+        fx_b.push(setup_with(
             1500,
             pmip_user::fastpath::LoadOptions {
                 object: object.into(),
                 home_pools: anchor_pools(),
                 ..Default::default()
             },
-        )?),
-        None => None,
-    };
+        )?);
+    }
+    // One CPU for every run (see tput::bench_cpu), whether started under taskset or not.
+    let cpu = tput::bench_cpu();
     let rows = fx.ns.run_in(move || -> Result<Vec<PathRow>> {
+        tput::pin_cpu(cpu)?;
         let up = cat(eth(ACC_MAC, SUB1_MAC, 0, ETH_P_IP), &echo4(HOME1, CN4));
         let up_v4_copy = up.clone();
         let up_v6t = cat(eth(ACC_MAC, SUB2_MAC, 0, ETH_P_IP), &echo4(HOME2, CN4));
@@ -330,6 +369,27 @@ fn per_packet() -> Result<serde_json::Value> {
                 verdict: 2,
             },
             Case {
+                name: "op: 2 atomic adds (shared counter)",
+                program: "tg_cost_atomic",
+                ifindex: acc,
+                frame: up_v4_copy.clone(),
+                verdict: 2,
+            },
+            Case {
+                name: "op: bpf_redirect",
+                program: "tg_cost_redirect",
+                ifindex: acc,
+                frame: up_v4_copy.clone(),
+                verdict: 4,
+            },
+            Case {
+                name: "op: bpf_redirect_map (DEVMAP)",
+                program: "tg_cost_redirect_map",
+                ifindex: acc,
+                frame: up_v4_copy.clone(),
+                verdict: 4,
+            },
+            Case {
                 name: "op: per-CPU counter",
                 program: "tg_cost_percpu",
                 ifindex: acc,
@@ -339,50 +399,73 @@ fn per_packet() -> Result<serde_json::Value> {
         ];
         // An object from before the TC path (PMIP_EBPF_OBJECT, to compare
         // with) has no pmip_tc_ingress: its rows are left out.
-        if fp.load_tc_program().is_err()
-            || fx_b
-                .as_mut()
-                .is_some_and(|b| b.fp.load_tc_program().is_err())
+        if fp.load_tc_program().is_err() || fx_b.iter_mut().any(|b| b.fp.load_tc_program().is_err())
         {
             cases.retain(|c| c.program != TC_INGRESS_PROGRAM);
         }
+        // PMIP_BENCH_REPLAY_ONLY=1: the XDP paths and baselines through
+        // bench_replay only (quick A/B of builds; the single-run column is 0).
+        let replay_only = std::env::var("PMIP_BENCH_REPLAY_ONLY").is_ok_and(|v| v == "1");
+        if replay_only {
+            cases.retain(|c| c.program != TC_INGRESS_PROGRAM && !c.name.starts_with("op: "));
+        }
         // The fast path's cases on fixture B: same frames, B's interfaces.
-        let b_cases: Vec<(usize, Case)> = match &fx_b {
-            Some(b) => cases
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.program == PROGRAM || c.program == TC_INGRESS_PROGRAM)
-                .map(|(i, c)| {
-                    let ifindex = [(acc, b.acc), (core, b.core), (acore, b.acore), (cn, b.cn)]
-                        .into_iter()
-                        .find(|(a, _)| *a == c.ifindex)
-                        .map_or(c.ifindex, |(_, b)| b);
-                    (
-                        i,
-                        Case {
-                            ifindex,
-                            ..c.clone()
-                        },
-                    )
-                })
-                .collect(),
-            None => Vec::new(),
-        };
+        // (case index, fixture index, case on that fixture)
+        let mut b_cases: Vec<(usize, usize, Case)> = Vec::new();
+        for (bi, b) in fx_b.iter().enumerate() {
+            for (i, c) in cases.iter().enumerate() {
+                if c.program != PROGRAM && c.program != TC_INGRESS_PROGRAM {
+                    continue;
+                }
+                let ifindex = [(acc, b.acc), (core, b.core), (acore, b.acore), (cn, b.cn)]
+                    .into_iter()
+                    .find(|(a, _)| *a == c.ifindex)
+                    .map_or(c.ifindex, |(_, b)| b);
+                b_cases.push((
+                    i,
+                    bi,
+                    Case {
+                        ifindex,
+                        ..c.clone()
+                    },
+                ));
+            }
+        }
         // The baselines and single operations: the test object's programs,
         // its subscriber table holding the one the baselines look up.
         let mut bench = tput::BenchProgs::load()?;
         bench.set_min_fwd_key(acc, SUB1_MAC)?;
+        bench.set_bench_dev(acc)?;
+        // The XDP programs also timed through bench_replay (by fd: the
+        // harness tail-calls them, whatever object they are in).
+        let mut replay_fds = Vec::new();
         for c in &cases {
-            if c.program != PROGRAM && c.program != TC_INGRESS_PROGRAM {
-                bench.prog(c.program)?;
-            }
+            let fd = if c.program == TC_INGRESS_PROGRAM {
+                None
+            } else if c.program == PROGRAM {
+                Some(fp.program()?.fd()?.try_clone()?)
+            } else {
+                Some(bench.prog(c.program)?.fd()?.try_clone()?)
+            };
+            replay_fds.push(fd);
+        }
+        for (_, bi, bc) in &b_cases {
+            let b = &fx_b[*bi];
+            replay_fds.push(if bc.program == PROGRAM {
+                Some(b.fp.program()?.fd()?.try_clone()?)
+            } else {
+                None
+            });
         }
         let mut samples = vec![Vec::new(); cases.len() + b_cases.len()];
+        let mut replays = vec![Vec::new(); cases.len() + b_cases.len()];
         // Interleave: every round runs every case once, so drift and noise
         // from the shared host hit all cases alike.
         for _ in 0..ROUNDS {
             for (i, c) in cases.iter().enumerate() {
-                let ns = if c.program == TC_INGRESS_PROGRAM {
+                let ns = if replay_only {
+                    0.0
+                } else if c.program == TC_INGRESS_PROGRAM {
                     ns_per_packet(fp.tc_program()?, c)?
                 } else if c.program == PROGRAM {
                     ns_per_packet(fp.program()?, c)?
@@ -390,17 +473,32 @@ fn per_packet() -> Result<serde_json::Value> {
                     ns_per_packet(&*bench.prog(c.program)?, c)?
                 };
                 samples[i].push(ns);
+                if let Some(fd) = &replay_fds[i] {
+                    let ns = replay_best(&mut bench, fd, c)?;
+                    replays[i].push(ns);
+                }
                 // Right after A's run of the same case, in B's namespace.
-                for (k, (_, bc)) in b_cases.iter().enumerate().filter(|(_, (j, _))| *j == i) {
-                    let b = fx_b.as_ref().expect("B cases come from fixture B");
-                    let ns = tput::within(&b.ns, || {
-                        if bc.program == TC_INGRESS_PROGRAM {
-                            ns_per_packet(b.fp.tc_program()?, bc)
+                for (k, (_, fi, bc)) in b_cases.iter().enumerate().filter(|(_, (j, _, _))| *j == i)
+                {
+                    let b = &fx_b[*fi];
+                    let bi = cases.len() + k;
+                    let (ns, r) = tput::within(&b.ns, || {
+                        tput::pin_cpu(cpu)?;
+                        let ns = if replay_only {
+                            0.0
+                        } else if bc.program == TC_INGRESS_PROGRAM {
+                            ns_per_packet(b.fp.tc_program()?, bc)?
                         } else {
-                            ns_per_packet(b.fp.program()?, bc)
-                        }
+                            ns_per_packet(b.fp.program()?, bc)?
+                        };
+                        let r = match &replay_fds[bi] {
+                            Some(fd) => Some(replay_best(&mut bench, fd, bc)?),
+                            None => None,
+                        };
+                        Ok((ns, r))
                     })?;
-                    samples[cases.len() + k].push(ns);
+                    samples[bi].push(ns);
+                    replays[bi].extend(r);
                 }
             }
         }
@@ -411,36 +509,98 @@ fn per_packet() -> Result<serde_json::Value> {
         let names = cases
             .iter()
             .map(|c| c.name.to_string())
-            .chain(b_cases.iter().map(|(_, c)| format!("B: {}", c.name)));
+            .chain(b_cases.iter().map(|(_, fi, c)| {
+                if fx_b.len() == 1 {
+                    format!("B: {}", c.name)
+                } else {
+                    format!("B{}: {}", fi + 1, c.name)
+                }
+            }));
         for (i, name) in names.enumerate() {
             let s = &mut samples[i];
             s.sort_by(|a, b| a.partial_cmp(b).unwrap());
             let m = medians[i];
             let net = (m - pass).max(0.0) / (min_fwd - pass).max(1.0);
-            rows.push((name, m, s[s.len() - 1] - s[0], m / min_fwd, net));
+            let r = &mut replays[i];
+            r.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let replay = (!r.is_empty()).then(|| (r[r.len() / 2], r[r.len() - 1] - r[0], r[0]));
+            rows.push(PathRow {
+                name,
+                ns: m,
+                spread: s[s.len() - 1] - s[0],
+                ratio: m / min_fwd,
+                net,
+                replay,
+            });
         }
         medians.clear();
         Ok(rows)
     })??;
-    println!("per-packet cost, BPF_PROG_TEST_RUN, median of {ROUNDS} interleaved rounds of {RUNS} single runs");
+    println!("per-packet cost, BPF_PROG_TEST_RUN, median of {ROUNDS} interleaved rounds of {RUNS} single runs;");
+    println!("replay: bench_replay, {REPLAY_REPEAT} runs timed together (harness included), best of {REPLAY_TRIES} per round,");
     println!(
-        "{:<30} {:>8} {:>8} {:>10} {:>10}",
-        "case", "ns/pkt", "spread", "x min-fwd", "net x"
+        "median and minimum over the rounds; - tg_fwd: the median minus the redirect ceiling's hop"
     );
+    println!(
+        "{:<34} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8} {:>8} {:>10}",
+        "case", "ns/pkt", "spread", "x min-fwd", "net x", "replay", "spread", "min", "- tg_fwd"
+    );
+    // The redirect ceiling's hop in the replay column: what a path costs beyond it.
+    let fwd_replay = rows
+        .iter()
+        .find(|r| r.name.starts_with("redirect only"))
+        .and_then(|r| r.replay)
+        .map(|r| r.0);
     let mut json = Vec::new();
-    for (name, m, spread, ratio, net) in &rows {
-        println!("{name:<30} {m:>8.1} {spread:>8.1} {ratio:>10.2} {net:>10.2}");
-        json.push(
-            serde_json::json!({"case": name, "ns_per_packet": m, "spread_ns": spread,
-            "ratio_to_min_forwarder": ratio, "net_ratio_to_min_forwarder": net}),
+    for r in &rows {
+        let (rm, rs, rmin) = r.replay.unwrap_or((f64::NAN, f64::NAN, f64::NAN));
+        let over = fwd_replay.map(|f| rm - f).unwrap_or(f64::NAN);
+        println!(
+            "{:<34} {:>8.1} {:>8.1} {:>10.2} {:>8.2} {rm:>8.1} {rs:>8.1} {rmin:>8.1} {over:>10.1}",
+            r.name, r.ns, r.spread, r.ratio, r.net
         );
+        let mut j = serde_json::json!({"case": r.name, "ns_per_packet": r.ns, "spread_ns": r.spread,
+            "ratio_to_min_forwarder": r.ratio, "net_ratio_to_min_forwarder": r.net});
+        if let Some((m, sp, min)) = r.replay {
+            j["replay_ns"] = serde_json::json!(m);
+            j["replay_spread_ns"] = serde_json::json!(sp);
+            j["replay_min_ns"] = serde_json::json!(min);
+            if let Some(f) = fwd_replay {
+                j["replay_over_tg_fwd_ns"] = serde_json::json!(m - f);
+            }
+        }
+        json.push(j);
     }
-    Ok(serde_json::json!({"benchmark": "per-packet", "runs": RUNS, "rounds": ROUNDS, "rows": json}))
+    Ok(
+        serde_json::json!({"benchmark": "per-packet", "runs": RUNS, "rounds": ROUNDS, "cpu": cpu,
+        "replay_repeat": REPLAY_REPEAT, "rows": json}),
+    )
+}
+
+/// `--save NAME` / `--compare NAME` (tracked baselines, tests/src/baseline.rs)
+/// out of the arguments; the rest name the benchmarks to run.
+fn split_args(mut args: Vec<String>) -> Result<(Vec<String>, Option<String>, Option<String>)> {
+    let mut take = |flag: &str| -> Result<Option<String>> {
+        match args.iter().position(|a| a == flag) {
+            Some(i) if i + 1 < args.len() => {
+                let v = args.remove(i + 1);
+                args.remove(i);
+                Ok(Some(v))
+            }
+            Some(_) => bail!("{flag} needs a NAME"),
+            None => Ok(None),
+        }
+    };
+    let save = take("--save")?;
+    let compare = take("--compare")?;
+    Ok((args, save, compare))
 }
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (args, save, compare) = split_args(std::env::args().skip(1).collect())?;
     let want = |n: &str| args.is_empty() || args.iter().any(|a| a == n);
+    // The host is shared: its load beside every result.
+    let load_start = loadavg();
     let mut results = Vec::new();
     let smoke = std::env::var("PMIP_BENCH_SMOKE").is_ok();
     let mut cfg = if smoke {
@@ -571,9 +731,12 @@ fn main() -> Result<()> {
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
     let machine = machine();
+    let load_end = loadavg();
+    println!("load average (1, 5, 15 min): {load_start} at the start, {load_end} at the end");
     for r in &mut results {
         r["machine"] = machine.clone();
         r["date"] = serde_json::json!(date());
+        r["loadavg"] = serde_json::json!({"start": load_start, "end": load_end});
         let name = r["benchmark"].as_str().unwrap_or("unknown").to_string();
         std::fs::write(
             dir.join(format!("{name}.json")),
@@ -584,6 +747,16 @@ fn main() -> Result<()> {
     }
     std::fs::write(&path, serde_json::to_string_pretty(&all)?)?;
     println!("results written to {}", path.display());
+    // Compared before saving, so `--compare X --save X` compares with the old X.
+    if let Some(name) = compare {
+        let base = pmip_tests::baseline::load(&dir, &name)?;
+        let rows = pmip_tests::baseline::compare(&base, &results);
+        pmip_tests::baseline::print(&name, &base, &results, &rows);
+    }
+    if let Some(name) = save {
+        let p = pmip_tests::baseline::save(&dir, &name, &results)?;
+        println!("baseline {name} saved to {}", p.display());
+    }
     Ok(())
 }
 
@@ -611,6 +784,13 @@ fn machine() -> serde_json::Value {
         })
         .unwrap_or(0);
     serde_json::json!({"cpus": tput::ncpus(), "cpu": cpu, "kernel": kernel, "mem_gib": mem_kb / 1024 / 1024})
+}
+
+/// The first three fields of /proc/loadavg.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn date() -> String {

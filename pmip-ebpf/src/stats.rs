@@ -1,0 +1,150 @@
+//! Per-subscriber traffic counters: exact, without atomics per packet, and
+//! with memory per subscriber that does not grow with the number of CPUs.
+//!
+//! Each CPU counts the subscribers it forwards in a small table of its own
+//! (`SUB_ACTIVE`, a row of `SUB_ACTIVE_SLOTS` slots per CPU, two-way
+//! set-associative by subscriber id) with plain adds; a subscriber's slot
+//! is flushed into its shared total (`SUB_TOTALS`, atomic adds) only when
+//! the CPU needs the slot for another subscriber. The agent adds the
+//! totals and the slots (pmip-common `ActiveStats` says how it reads them
+//! exactly while they change).
+use aya_ebpf::{helpers::generated::bpf_get_smp_processor_id, macros::map, maps::Array};
+use pmip_common::{sub_active_set, ActiveStats, SubscriberStats, MAX_SUBSCRIBERS};
+
+use crate::hdr::atomic_add_u64;
+
+/// Shared totals per subscriber id. Written here (flushes) and by the agent
+/// (reset for a new binding); read for billing.
+#[map]
+pub(crate) static SUB_TOTALS: Array<SubscriberStats> = Array::with_max_entries(MAX_SUBSCRIBERS, 0);
+/// A row of SUB_ACTIVE_SLOTS slots per CPU; memory-mappable, so that the
+/// agent reads it in place. Sized by the loader.
+#[map]
+pub(crate) static SUB_ACTIVE: Array<ActiveStats> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+/// Slots per CPU of SUB_ACTIVE (a power of two); set by the loader. A
+/// frozen `.rodata` value, so the verifier and JIT see a constant.
+#[unsafe(no_mangle)]
+static SUB_ACTIVE_SLOTS: u32 = 0;
+
+const BPF_F_MMAPABLE: u32 = 1 << 10;
+
+/// Counts a packet of `bytes` of subscriber `sub_id`, uplink (`up`) or
+/// downlink, in this CPU's slot for it (taking one if it has none).
+#[inline(always)]
+pub(crate) fn account(sub_id: u32, bytes: u16, up: bool) {
+    // SAFETY: a read of a global the loader set before load.
+    let slots = unsafe { core::ptr::read_volatile(&SUB_ACTIVE_SLOTS) };
+    if slots < 2 {
+        return;
+    }
+    // SAFETY: helper without arguments (inlined by the verifier).
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    let base = cpu * slots + 2 * sub_active_set(sub_id, slots);
+    let tag = sub_id.wrapping_add(1);
+    let (Some(w0), Some(w1)) = (
+        SUB_ACTIVE.get_ptr_mut(base),
+        SUB_ACTIVE.get_ptr_mut(base + 1),
+    ) else {
+        return;
+    };
+    // SAFETY: this CPU's slots (no other CPU writes them, and nothing else
+    // runs on this CPU meanwhile); the agent only reads them.
+    unsafe {
+        if (*w0).sub == tag {
+            add(&mut (*w0).stats, bytes, up);
+        } else if (*w1).sub == tag {
+            add(&mut (*w1).stats, bytes, up);
+        } else {
+            take_slot(w0, w1, tag, bytes as u32, up as u32);
+        }
+    }
+}
+
+#[inline(always)]
+fn add(s: &mut SubscriberStats, bytes: u16, up: bool) {
+    if up {
+        s.up_packets += 1;
+        s.up_bytes += bytes as u64;
+    } else {
+        s.down_packets += 1;
+        s.down_bytes += bytes as u64;
+    }
+}
+
+/// The first packet of subscriber `tag - 1` on this CPU since it lost (or
+/// never had) a slot here: takes a free way of its set; else way 1's
+/// subscriber goes (its counts to its total), way 0's moves to way 1 and the
+/// new one takes way 0 — so the subscriber not seen for longest leaves, as
+/// in the access cache. Not inlined: rare, and out of the hot path's frame.
+///
+/// Both slots' `seq` are odd while they are rewritten (see pmip-common
+/// `ActiveStats`); the compiler barriers keep the stores in that order (x86
+/// keeps stores in program order, and the atomic adds are full barriers).
+#[inline(never)]
+fn take_slot(w0: *mut ActiveStats, w1: *mut ActiveStats, tag: u32, bytes: u32, up: u32) {
+    // SAFETY: this CPU's slots of SUB_ACTIVE, 8-byte aligned map values;
+    // SUB_TOTALS entries are shared, written with atomic adds only.
+    unsafe {
+        let (p, b) = (up as u64, bytes as u64);
+        let first = SubscriberStats {
+            up_packets: p,
+            up_bytes: b * p,
+            down_packets: 1 - p,
+            down_bytes: b * (1 - p),
+        };
+        let free = if (*w0).sub == 0 {
+            Some(w0)
+        } else if (*w1).sub == 0 {
+            Some(w1)
+        } else {
+            None
+        };
+        if let Some(w) = free {
+            let seq = (*w).seq | 1;
+            core::ptr::write_volatile(&mut (*w).seq, seq);
+            compiler_barrier();
+            (*w).stats = first;
+            (*w).sub = tag;
+            compiler_barrier();
+            core::ptr::write_volatile(&mut (*w).seq, seq + 1);
+            return;
+        }
+        let (s0, s1) = ((*w0).seq | 1, (*w1).seq | 1);
+        core::ptr::write_volatile(&mut (*w0).seq, s0);
+        core::ptr::write_volatile(&mut (*w1).seq, s1);
+        compiler_barrier();
+        flush(&*w1);
+        (*w1).sub = (*w0).sub;
+        (*w1).stats = (*w0).stats;
+        (*w0).stats = first;
+        (*w0).sub = tag;
+        compiler_barrier();
+        core::ptr::write_volatile(&mut (*w1).seq, s1 + 1);
+        core::ptr::write_volatile(&mut (*w0).seq, s0 + 1);
+    }
+}
+
+/// Adds what slot `w` holds to its subscriber's total (atomic adds: every
+/// CPU flushes into the same totals).
+#[inline(always)]
+fn flush(w: &ActiveStats) {
+    let Some(t) = SUB_TOTALS.get_ptr_mut(w.sub.wrapping_sub(1)) else {
+        return;
+    };
+    let (t, s) = (t as *mut u64, &w.stats);
+    // SAFETY: an 8-byte aligned SubscriberStats of 4 words.
+    unsafe {
+        atomic_add_u64(t, s.up_packets);
+        atomic_add_u64(t.add(1), s.up_bytes);
+        atomic_add_u64(t.add(2), s.down_packets);
+        atomic_add_u64(t.add(3), s.down_bytes);
+    }
+}
+
+/// Keeps the compiler from moving memory accesses across it (an empty asm
+/// that may touch memory; the BPF backend has no `compiler_fence`).
+#[inline(always)]
+fn compiler_barrier() {
+    // SAFETY: no instruction.
+    unsafe { core::arch::asm!("", options(nostack, preserves_flags)) };
+}

@@ -1,0 +1,230 @@
+//! Per-subscriber traffic counters (pmip-ebpf/src/stats.rs): exact through
+//! evictions from the per-CPU table, and exact while a reader reads them
+//! as two CPUs count and evict. BPF_PROG_TEST_RUN on the fixture gateway.
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use aya::programs::{TestRun, TestRunOptions};
+use pmip_tests::fixture::*;
+use pmip_tests::netns::is_root;
+use pmip_tests::packet::*;
+use pmip_user::dataplane::{AccessBinding, AccessPoint, TrafficCounters, TunnelEnds};
+use pmip_user::fastpath::FastPath;
+
+const XDP_REDIRECT: u32 = 4;
+
+fn mac(i: u32) -> [u8; 6] {
+    let b = i.to_be_bytes();
+    [0x02, 0x42, b[0], b[1], b[2], b[3]]
+}
+
+/// An access binding for subscriber `sub_id` (no home address: any source).
+fn binding(acc: u32, sub_id: u32) -> AccessBinding {
+    AccessBinding {
+        at: AccessPoint {
+            ifindex: acc,
+            vlan: 0,
+            mac: mac(sub_id),
+        },
+        sub_id,
+        tunnel: TunnelEnds {
+            local: MAG4.into(),
+            remote: LMA4.into(),
+        },
+        uplink_key: 0x5000 + sub_id,
+        downlink_key: 0x6000 + sub_id,
+        home_v4: None,
+        gateway_v4: Some(GW4),
+        hnp: None,
+    }
+}
+
+/// The inner packet of every frame (its length is what the bytes count).
+fn inner(i: u32) -> Vec<u8> {
+    ipv4(
+        Ipv4Addr::new(10, 64, 1, i as u8),
+        CN4,
+        1,
+        64,
+        true,
+        &icmp_echo(7, 1, &[0xab; 32]),
+    )
+}
+
+fn frame(sub_id: u32) -> Vec<u8> {
+    let mut f = eth(ACC_MAC, mac(sub_id), 0, ETH_P_IP);
+    f.extend_from_slice(&inner(sub_id));
+    f
+}
+
+fn send(fp: &FastPath, acc: u32, f: &[u8]) {
+    let mut out = vec![0u8; 4096];
+    let ctx = xdp_md(acc, f.len());
+    let r = fp
+        .program()
+        .unwrap()
+        .test_run(TestRunOptions {
+            data_in: Some(f),
+            data_out: Some(&mut out),
+            ctx_in: Some(&ctx),
+            ..Default::default()
+        })
+        .expect("test run");
+    assert_eq!(r.return_value, XDP_REDIRECT, "forwarded");
+}
+
+/// `n` subscriber ids (from 1) whose SUB_ACTIVE slots are in one set: on one
+/// CPU, with two ways, every third of them evicts another.
+fn colliding(slots: u32, n: usize) -> Vec<u32> {
+    let set = pmip_common::sub_active_set(1, slots);
+    (1..200_000)
+        .filter(|&i| pmip_common::sub_active_set(i, slots) == set)
+        .take(n)
+        .collect()
+}
+
+fn up(packets: u64, len: u64) -> TrafficCounters {
+    TrafficCounters {
+        up_packets: packets,
+        up_bytes: packets * len,
+        down_packets: 0,
+        down_bytes: 0,
+    }
+}
+
+/// Three subscribers of one set take turns on one CPU: each packet of one
+/// evicts another's slot into its total. Every count stays exact, and the
+/// totals show the flushes happened.
+#[test]
+fn counters_stay_exact_through_evictions() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let fx = setup(1500).expect("fixture");
+    let acc = fx.acc;
+    let mut fp = fx.fp;
+    const ROUNDS: u64 = 50;
+    let (ids, parts) = fx
+        .ns
+        .run_in(move || -> anyhow::Result<_> {
+            let (_, slots) = fp.active_slots();
+            let ids = colliding(slots, 3);
+            for &id in &ids {
+                fp.install_access(&binding(acc, id))?;
+            }
+            pmip_tests::tput::pin_cpu(0)?;
+            for _ in 0..ROUNDS {
+                for &id in &ids {
+                    send(&fp, acc, &frame(id));
+                }
+            }
+            let parts: Vec<_> = ids
+                .iter()
+                .map(|&id| fp.traffic_parts(id))
+                .collect::<anyhow::Result<_>>()?;
+            Ok((ids, parts))
+        })
+        .expect("namespace")
+        .expect("test run");
+    let len = inner(0).len() as u64;
+    for (id, (total, per_cpu)) in ids.iter().zip(&parts) {
+        let mut sum = *total;
+        for c in per_cpu {
+            sum.add(c);
+        }
+        assert_eq!(
+            sum,
+            up(ROUNDS, len),
+            "subscriber {id}: {total:?} + {per_cpu:?}"
+        );
+        // Three in a set of two ways, in turn: once the ways are full, each
+        // one's slot is taken before its next packet, so most of its
+        // packets went through its total.
+        assert!(total.up_packets >= ROUNDS - 3, "subscriber {id}: {total:?}");
+    }
+}
+
+/// Two CPUs count and evict three colliding subscribers while this thread
+/// reads them over and over: every read is exact at some moment (never more
+/// than was sent, never less than an earlier read), and the last one is the
+/// exact number sent.
+#[test]
+fn counters_read_exactly_while_they_change() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    if pmip_tests::tput::ncpus() < 2 {
+        eprintln!("skipped: needs two CPUs");
+        return;
+    }
+    let fx = setup(1500).expect("fixture");
+    let acc = fx.acc;
+    let mut fp = fx.fp;
+    const PER_CPU: u64 = 3000;
+    let (ids, last, reads) = fx
+        .ns
+        .run_in(move || -> anyhow::Result<_> {
+            let (_, slots) = fp.active_slots();
+            let ids = colliding(slots, 3);
+            for &id in &ids {
+                fp.install_access(&binding(acc, id))?;
+            }
+            let fp = &fp;
+            let done = AtomicBool::new(false);
+            let mut reads = 0u64;
+            std::thread::scope(|s| -> anyhow::Result<()> {
+                let writers: Vec<_> = (0..2)
+                    .map(|cpu| {
+                        // Threads start in this thread's network namespace.
+                        let ids = &ids;
+                        s.spawn(move || -> anyhow::Result<()> {
+                            pmip_tests::tput::pin_cpu(cpu)?;
+                            for _ in 0..PER_CPU {
+                                for &id in ids {
+                                    send(fp, acc, &frame(id));
+                                }
+                            }
+                            Ok(())
+                        })
+                    })
+                    .collect();
+                let mut seen = vec![0u64; ids.len()];
+                while !done.load(Ordering::Relaxed) {
+                    for (k, &id) in ids.iter().enumerate() {
+                        let t = fp.traffic(id)?;
+                        anyhow::ensure!(
+                            t.up_packets >= seen[k] && t.up_packets <= 2 * PER_CPU,
+                            "subscriber {id}: read {} after {} (sent at most {})",
+                            t.up_packets,
+                            seen[k],
+                            2 * PER_CPU
+                        );
+                        seen[k] = t.up_packets;
+                        reads += 1;
+                    }
+                    done.store(writers.iter().all(|w| w.is_finished()), Ordering::Relaxed);
+                }
+                for w in writers {
+                    w.join().expect("writer")?;
+                }
+                Ok(())
+            })?;
+            let last: Vec<_> = ids
+                .iter()
+                .map(|&id| fp.traffic(id))
+                .collect::<anyhow::Result<_>>()?;
+            Ok((ids, last, reads))
+        })
+        .expect("namespace")
+        .expect("test run");
+    let len = inner(0).len() as u64;
+    for (id, t) in ids.iter().zip(&last) {
+        assert_eq!(*t, up(2 * PER_CPU, len), "subscriber {id}");
+    }
+    assert!(
+        reads > 10,
+        "the reader ran while the counts changed ({reads} reads)"
+    );
+}
