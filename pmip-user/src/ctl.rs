@@ -40,6 +40,8 @@ pub enum Request {
         #[serde(default)]
         deregister: bool,
     },
+    /// The anchor cluster (issue 17): members, owners, etcd health.
+    ShowCluster,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,6 +50,7 @@ pub enum Response {
     Bindings(Vec<BindingView>),
     Tunnels(Vec<TunnelView>),
     Stats(StatsView),
+    Cluster(ClusterView),
     Cleared {
         nai: String,
         found: bool,
@@ -278,6 +281,7 @@ pub fn format_response(r: &Response) -> String {
         Response::Bindings(b) => format_bindings(b),
         Response::Tunnels(t) => format_tunnels(t),
         Response::Stats(s) => format_stats(s),
+        Response::Cluster(c) => format_cluster(c),
         Response::Cleared { nai, found: true } => format!("binding {nai} cleared\n"),
         Response::Cleared { nai, found: false } => format!("no binding for {nai}\n"),
         Response::ShuttingDown {
@@ -391,6 +395,11 @@ pub fn request_blocking(path: &Path, req: &Request, timeout: Duration) -> Result
 pub fn default_socket() -> PathBuf {
     PathBuf::from("/run/pmipd.sock")
 }
+
+mod cluster;
+pub use cluster::{
+    format_cluster, AddressView, ClusterView, EndpointView, MemberView, ServiceView,
+};
 
 #[cfg(test)]
 mod tests;

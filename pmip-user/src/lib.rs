@@ -22,6 +22,7 @@ pub mod aaa;
 pub mod access;
 pub mod agent;
 pub mod checksum;
+pub mod cluster;
 pub mod config;
 pub mod ctl;
 pub mod daemon;

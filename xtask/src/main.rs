@@ -56,6 +56,12 @@ const DEB_PACKAGES: &[&str] = &[
     // A real RADIUS server and radclient for the AAA tests (tests/tests/aaa_radius.rs).
     "freeradius",
     "freeradius-utils",
+    // The anchor cluster (issue 17): real etcd members in the cluster tests, etcdctl to
+    // inspect them; protoc and the protobuf well-known types to build the etcd-client crate.
+    "etcd-server",
+    "etcd-client",
+    "protobuf-compiler",
+    "libprotobuf-dev",
 ];
 const BPF_LINKER_VERSION: &str = "0.10.4";
 

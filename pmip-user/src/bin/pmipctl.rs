@@ -20,7 +20,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// show bindings | tunnels | stats
+    /// show bindings | tunnels | stats | cluster
     Show {
         #[command(subcommand)]
         what: Show,
@@ -44,6 +44,8 @@ enum Show {
     Bindings,
     Tunnels,
     Stats,
+    /// Anchor cluster: members, address owners, bindings per anchor, etcd health.
+    Cluster,
 }
 
 #[derive(Subcommand)]
@@ -70,6 +72,9 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             what: Show::Tunnels,
         } => Request::ShowTunnels,
         Cmd::Show { what: Show::Stats } => Request::ShowStats,
+        Cmd::Show {
+            what: Show::Cluster,
+        } => Request::ShowCluster,
         Cmd::Clear {
             what: Clear::Binding { nai },
         } => Request::ClearBinding { nai },

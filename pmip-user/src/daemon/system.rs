@@ -24,7 +24,8 @@ pub(super) fn setup(cfg: &Config) -> Result<()> {
         sysctl(&format!("net.ipv4.conf.{c}.accept_local"), "1")
             .with_context(|| format!("interfaces.correspondent: {c}"))?;
     }
-    if cfg.role == Role::Anchor {
+    // A cluster routes only the blocks of addresses it serves (cluster::net).
+    if cfg.role == Role::Anchor && cfg.cluster.is_none() {
         pool_routes(cfg);
     }
     Ok(())

@@ -5,6 +5,7 @@
 //! that stands for an address, prefix, MAC or key is parsed exactly once,
 //! here, and a parse failure is the error. The typed [`Config`] is handed out
 //! only when no section reported anything.
+mod cluster;
 mod interfaces;
 mod peers;
 mod pools;
@@ -59,6 +60,7 @@ pub(super) fn check(f: &File) -> Result<Config, ConfigErrors> {
     let profiles = profiles::check(f, &mut v);
     let static_bindings = static_bindings::check(f, &mut v);
     let store = store::check(f, &mut v);
+    let cluster = cluster::check(f, &mut v);
     if !v.0.is_empty() {
         return Err(ConfigErrors(v.0));
     }
@@ -78,6 +80,7 @@ pub(super) fn check(f: &File) -> Result<Config, ConfigErrors> {
         static_bindings,
         fastpath,
         store,
+        cluster,
     })
 }
 

@@ -101,6 +101,9 @@ impl Lma {
         if bu.lifetime == 0 {
             return self.deregister(now, peer, p.existing, p.ts);
         }
+        if let Some(r) = self.redirect(peer, bu, p.existing) {
+            return r;
+        }
         let g = match self.authorise(bu, &p) {
             Ok(g) => g,
             Err(r) => return r,
