@@ -55,6 +55,7 @@ pub fn mag(cfg: &Config, restart_counter: u32) -> mag::MagConfig {
         heartbeat_interval: t.heartbeat_interval.unwrap_or(defaults::HEARTBEAT_OFF),
         heartbeat_missing_limit: t.heartbeat_misses.into(),
         restart_counter,
+        runtime_assignment: cfg.peers.iter().any(|p| p.runtime_assignment),
         ..mag::MagConfig::default()
     }
 }
@@ -125,6 +126,15 @@ pub fn pma(cfg: &Config) -> Result<pma::PmaConfig, ConfigError> {
         }
     }
     let mut pcfg = pma::PmaConfig::new(addr, has);
+    pcfg.dynamic_has = cfg
+        .peers
+        .iter()
+        .filter(|p| p.runtime_assignment)
+        .filter_map(|p| match p.address {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
     pcfg.lifetime_s = t.lifetime.as_secs().min(u16::MAX.into()) as u16;
     pcfg.renew_percent = t.renew_percent;
     pcfg.retransmission_timeout_ms = millis(t.retx_initial);

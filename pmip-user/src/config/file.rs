@@ -197,6 +197,10 @@ pub(super) struct Peer {
     /// Signaling transport; must match `address` (default: its family).
     #[serde(default)]
     pub transport: Option<Family>,
+    /// Access role: this anchor address assigns an anchor at run time (an
+    /// anchor cluster's address: RFC 6463 redirect, RFC 4433 dynamic HA).
+    #[serde(default)]
+    pub runtime_assignment: bool,
     #[serde(default)]
     pub spi: Option<u32>,
     #[serde(default)]

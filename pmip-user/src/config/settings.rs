@@ -193,6 +193,8 @@ pub struct Peer {
     pub address: IpAddr,
     /// Mobility security association: always there for PMIPv4.
     pub sa: Option<PeerSa>,
+    /// An anchor cluster's address that assigns anchors at run time.
+    pub runtime_assignment: bool,
 }
 
 /// A security association with a peer (seed 000 `fa-ha-spi`).

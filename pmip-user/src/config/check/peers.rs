@@ -32,10 +32,17 @@ pub(super) fn check(f: &File, v: &mut Errors) -> Vec<Peer> {
         }
         address(f, &p, pr, v);
         let sa = security_association(f, &p, pr, v);
+        if pr.runtime_assignment && !f.access() {
+            v.err(
+                format!("{p}.runtime_assignment"),
+                "is for the access role (the anchors of a cluster set cluster.cluster_address)",
+            );
+        }
         peers.push(Peer {
             name: pr.name.clone(),
             address: pr.address,
             sa,
+            runtime_assignment: pr.runtime_assignment,
         });
     }
     peers

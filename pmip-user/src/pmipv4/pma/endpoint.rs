@@ -27,6 +27,7 @@ impl Pma {
             IpAddr::V4(a) => Some(a),
             IpAddr::V6(_) => None,
         });
+        s.dynamic_ha = self.assigns(ha);
         s.static_home = r.static_v4;
         s.imsi = r.imsi;
         s.interface_id = r.interface_id;

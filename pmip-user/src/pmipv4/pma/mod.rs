@@ -23,6 +23,7 @@ use crate::dataplane::{AccessBinding, AccessPoint, DpCommand};
 mod endpoint;
 mod outage;
 mod persist;
+mod redirect;
 mod reply;
 
 /// HA failover (seed 000: `proxy-mip ha-failover [max-attempts | num-attempts-before-switching
@@ -83,6 +84,9 @@ pub struct PmaConfig {
     pub access_technology: Option<AccessTech>,
     /// First downlink GRE key handed out.
     pub downlink_key_base: u32,
+    /// HAs that assign another HA at run time (RFC 4433, a cluster
+    /// address): subscribers registering there ask for dynamic assignment.
+    pub dynamic_has: Vec<Ipv4Addr>,
 }
 
 fn d_lifetime() -> u16 {
@@ -116,6 +120,7 @@ impl PmaConfig {
             revocation_support: true,
             access_technology: None,
             downlink_key_base: d_key_base(),
+            dynamic_has: Vec::new(),
         }
     }
 }
@@ -225,6 +230,8 @@ pub struct PmaCounters {
     pub ha_down: u64,
     pub ha_returned: u64,
     pub reregistrations: u64,
+    /// Registrations sent on to a Redirected HA (RFC 4433).
+    pub redirected: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

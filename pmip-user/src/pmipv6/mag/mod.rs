@@ -27,6 +27,7 @@ mod heartbeat;
 mod outage;
 mod pbu;
 mod persist;
+mod redirect;
 
 /// One LMA the MAG may register subscribers with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +72,9 @@ pub struct MagConfig {
     /// (handoff state unknown); the LMA then matches the existing binding
     /// and hands it over instead of opening a second session (HI 1).
     pub attach_handoff_indicator: u8,
+    /// RFC 6463: ask for runtime LMA assignment (Redirect-Capability in
+    /// first PBUs) and follow Redirect options (`redirect.rs`).
+    pub runtime_assignment: bool,
 }
 
 impl Default for MagConfig {
@@ -89,6 +93,7 @@ impl Default for MagConfig {
             access_tech_type: 4,
             dhcp_server_mode: true,
             attach_handoff_indicator: 4,
+            runtime_assignment: false,
         }
     }
 }
@@ -197,6 +202,8 @@ pub struct MagCounters {
     pub lma_returned: u64,
     /// Registrations moved to the alternate LMA.
     pub failovers: u64,
+    /// Registrations sent on to another LMA by a Redirect option (RFC 6463).
+    pub redirected: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -23,6 +23,7 @@ impl Mag {
             .wrapping_add_signed(self.ts_adjust)
             .max(self.last_ts.wrapping_add(1));
         self.last_ts = ts;
+        let redirect = self.redirect_option(&at, dereg);
         let Some(e) = self.entries.get_mut(&at) else {
             return;
         };
@@ -77,6 +78,7 @@ impl Mag {
         if let Some(apn) = &e.req.apn {
             options.push(MobilityOption::ServiceSelection(apn.clone()));
         }
+        options.extend(redirect);
         if let (Peer::V4(_), Some(v4)) = (peer, self.cfg.local.v4) {
             // RFC 5844 §4: over IPv4 transport the proxy-CoA is an IPv4 address.
             options.push(MobilityOption::Ipv4CareOfAddress(v4));
