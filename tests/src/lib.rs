@@ -2,6 +2,7 @@
 pub mod agent;
 pub mod capture;
 pub mod conformance;
+pub mod etcd;
 pub mod fixture;
 pub mod gateway_cases;
 pub mod handover;

@@ -17,7 +17,7 @@ use crate::config::{Config, Pool};
 use crate::store::etcd::{EtcdConn, Fence};
 
 /// Blocks claimed per transaction at most.
-pub(crate) const CLAIM_AT_ONCE: u32 = 4;
+pub const CLAIM_AT_ONCE: u32 = 4;
 
 /// A block length for a space of `size`: the configured one, but at most a
 /// sixteenth of the space (a small pool still splits among several anchors).
@@ -51,7 +51,7 @@ fn layout(size: u32, configured: u32, reserved: BTreeSet<u32>) -> Layout {
 /// The spaces of this configuration: keys (the fast path's subscriber
 /// table, minus the ids of static bindings at its top), and each family's
 /// first pool.
-pub(crate) fn layouts(cfg: &Config, block_size: u32) -> Vec<(Space, Layout)> {
+pub fn layouts(cfg: &Config, block_size: u32) -> Vec<(Space, Layout)> {
     let mut out = Vec::new();
     let keys = cfg
         .fastpath
@@ -86,7 +86,7 @@ pub(crate) fn layouts(cfg: &Config, block_size: u32) -> Vec<(Space, Layout)> {
 }
 
 /// Grants `blocks` what etcd says `addr` owns already; returns how many.
-pub(crate) async fn load(conn: &EtcdConn, blocks: &Blocks, addr: IpAddr) -> Result<usize> {
+pub async fn load(conn: &EtcdConn, blocks: &Blocks, addr: IpAddr) -> Result<usize> {
     let mut n = 0;
     let me = addr.to_string();
     for s in blocks.spaces() {
@@ -132,7 +132,7 @@ fn candidates(layout: &Layout, taken: &BTreeSet<u32>, addr: IpAddr, n: usize) ->
 
 /// Claims up to `n` free blocks of `s` for `addr` and grants them; returns
 /// the blocks claimed (none when the space is full or we lost the address).
-pub(crate) async fn claim(
+pub async fn claim(
     conn: &EtcdConn,
     blocks: &Blocks,
     s: Space,

@@ -43,7 +43,7 @@ use crate::ctl::ClusterView;
 use crate::daemon::SharedDp;
 use crate::store::etcd::{Buckets, EtcdConn, EtcdRuntime};
 
-mod blocks;
+pub mod blocks;
 mod control;
 mod heartbeat;
 mod member;

@@ -100,11 +100,37 @@ impl EtcdConn {
         }
     }
 
+    /// `make()`'s request, tried again while etcd answers that it cannot
+    /// take it now (a member down, a connection being rebuilt: the next try
+    /// may reach another member), until the request timeout.
+    pub async fn retried<T, F, Fut>(&self, what: &str, mut make: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let end = tokio::time::Instant::now() + self.timeout;
+        loop {
+            let left = end.saturating_duration_since(tokio::time::Instant::now());
+            let e = match tokio::time::timeout(left, make()).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => e,
+                Err(_) => return Err(anyhow!("etcd {what}: no answer within {:?}", self.timeout)),
+            };
+            if !transient(&e) || tokio::time::Instant::now() + RETRY_PAUSE >= end {
+                return Err(e.context(format!("etcd {what}")));
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
     /// Runs `f` on the etcd runtime and waits for it, from synchronous code:
     /// outside any runtime, on a current-thread runtime (a test), or on a
     /// worker of the daemon's multi-thread runtime (which hands its other
     /// tasks to another thread meanwhile).
-    pub fn block_on<T: Send + 'static>(&self, f: impl Future<Output = T> + Send + 'static) -> T {
+    pub fn block_on<T: Send + 'static>(
+        &self,
+        f: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
         let (tx, rx) = std::sync::mpsc::channel();
         self.rt.spawn(async move {
             let _ = tx.send(f.await);
@@ -116,8 +142,21 @@ impl EtcdConn {
             }
             _ => wait(),
         };
-        r.expect("the etcd runtime dropped a request")
+        r.map_err(|_| anyhow!("etcd: the request was dropped (client runtime stopped)"))?
     }
+}
+
+/// Pause between two tries of a request etcd could not take.
+const RETRY_PAUSE: Duration = Duration::from_millis(25);
+
+/// An error worth another try at once: no connection to the member picked,
+/// or a member that is not ready; never a refusal of the request itself.
+fn transient(e: &anyhow::Error) -> bool {
+    let s = format!("{e:#}");
+    ["connect error", "unavailable", "Unavailable", "transport error", "broken pipe", "Connection reset"]
+        .iter()
+        .any(|m| s.contains(m))
+        && !s.contains("no leader")
 }
 
 /// Where things are in etcd, under the cluster's prefix `P`:

@@ -164,14 +164,15 @@ async fn write_chunk(
             Write::Delete(key) => TxnOp::delete(key.as_str(), None),
         });
     }
-    let mut txn = Txn::new().and_then(ops);
+    // etcd-client wants the compares before the operations.
+    let mut txn = Txn::new();
     if let Some((owner_key, f)) = fence {
         txn = txn.when([
             Compare::value(owner_key, CompareOp::Equal, f.member.as_str()),
             Compare::lease(owner_key, CompareOp::Equal, f.lease),
         ]);
     }
-    let r = client.txn(txn).await?;
+    let r = client.txn(txn.and_then(ops)).await?;
     if !r.succeeded() {
         bail!(NOT_OWNER);
     }
@@ -186,16 +187,19 @@ impl Store for EtcdStore {
         let conn = self.conn.clone();
         let prefix = self.conn.keys.service(self.addr);
         let raw = self.conn.block_on(async move {
-            let mut client = conn.client();
+            let client = conn.client();
             let end = conn::prefix_end(&prefix);
             let mut from = prefix.clone().into_bytes();
             let mut out = Vec::new();
             loop {
-                let opts = GetOptions::new()
-                    .with_range(end.clone())
-                    .with_limit(SCAN_PAGE);
                 let r = conn
-                    .timed("scan", client.get(from.clone(), Some(opts)))
+                    .retried("scan", || {
+                        let (mut c, from) = (client.clone(), from.clone());
+                        let opts = GetOptions::new()
+                            .with_range(end.clone())
+                            .with_limit(SCAN_PAGE);
+                        async move { Ok(c.get(from, Some(opts)).await?) }
+                    })
                     .await?;
                 for kv in r.kvs() {
                     out.push((kv.key().to_vec(), kv.value().to_vec()));
@@ -243,18 +247,21 @@ impl Store for EtcdStore {
         let owner_key = self.conn.keys.owner(self.addr);
         let per_txn = self.conn.max_txn_ops.max(1);
         let (written, err) = self.conn.block_on(async move {
-            let mut client = conn.client();
+            let client = conn.client();
             let mut done = 0usize;
             for chunk in writes.chunks(per_txn) {
                 let f = fence.as_ref().map(|f| (owner_key.as_str(), f));
-                let w = write_chunk(&mut client, &buckets, f, chunk);
-                if let Err(e) = conn.timed("write", w).await {
-                    return (done, Some(e));
+                let w = conn.retried("write", || {
+                    let (mut c, buckets) = (client.clone(), buckets.clone());
+                    async move { write_chunk(&mut c, &buckets, f, chunk).await }
+                });
+                if let Err(e) = w.await {
+                    return Ok((done, Some(e)));
                 }
                 done += chunk.len();
             }
-            (done, None)
-        });
+            Ok((done, None))
+        })?;
         let h = &self.health;
         h.batches.fetch_add(1, Ordering::Relaxed);
         h.ops.fetch_add(written as u64, Ordering::Relaxed);
