@@ -1,6 +1,7 @@
 //! Helpers for the integration tests: network namespaces, veths, cleanup on drop.
 pub mod agent;
 pub mod capture;
+pub mod cluster;
 pub mod conformance;
 pub mod etcd;
 pub mod fixture;
