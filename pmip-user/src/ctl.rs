@@ -45,6 +45,8 @@ pub enum Request {
     /// Liveness: answered by the daemon's event loop after a round trip
     /// through the registrar (the systemd watchdog's probe).
     Ping,
+    /// The anchor cluster (issue 17): members, owners, etcd health.
+    ShowCluster,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,6 +56,7 @@ pub enum Response {
     Tunnels(Vec<TunnelView>),
     Stats(StatsView),
     Aaa(Box<AaaView>),
+    Cluster(ClusterView),
     Cleared {
         nai: String,
         found: bool,
@@ -376,6 +379,7 @@ pub fn format_response(r: &Response) -> String {
         Response::Tunnels(t) => format_tunnels(t),
         Response::Stats(s) => format_stats(s),
         Response::Aaa(a) => format_aaa(a),
+        Response::Cluster(c) => format_cluster(c),
         Response::Cleared { nai, found: true } => format!("binding {nai} cleared\n"),
         Response::Cleared { nai, found: false } => format!("no binding for {nai}\n"),
         Response::ShuttingDown {
@@ -408,6 +412,11 @@ pub use socket::{bind, bind_with, request, request_blocking, serve, ControlListe
 pub fn default_socket() -> PathBuf {
     PathBuf::from("/run/pmip/pmipd.sock")
 }
+
+mod cluster;
+pub use cluster::{
+    format_cluster, AddressView, ClusterView, EndpointView, MemberView, ServiceView,
+};
 
 #[cfg(test)]
 mod tests;

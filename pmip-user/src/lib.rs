@@ -27,6 +27,7 @@ pub mod access;
 pub mod agent;
 pub mod checksum;
 pub mod cli_docs;
+pub mod cluster;
 pub mod config;
 pub mod ctl;
 pub mod daemon;

@@ -50,6 +50,9 @@ fn pmipctl_show_and_clear() {
                     bindings: 2,
                 },
                 Request::ShowAaa => Response::Aaa(Box::default()),
+                Request::ShowCluster => Response::Error {
+                    message: "not a cluster".into(),
+                },
                 Request::ShowCounters | Request::Ping => Response::Pong,
                 Request::Reload => Response::Error {
                     message: "reload of x refused: timers cannot change".into(),

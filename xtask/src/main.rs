@@ -80,6 +80,12 @@ const DEB_PACKAGES: &[&str] = &[
     "systemd-container",
     // `cargo xtask bench` draws its plots with matplotlib (xtask/plot_bench.py).
     "python3-matplotlib",
+    // The anchor cluster (issue 17): real etcd members in the cluster tests, etcdctl to
+    // inspect them; protoc and the protobuf well-known types to build the etcd-client crate.
+    "etcd-server",
+    "etcd-client",
+    "protobuf-compiler",
+    "libprotobuf-dev",
 ];
 const BPF_LINKER_VERSION: &str = "0.10.4";
 

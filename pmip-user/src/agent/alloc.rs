@@ -4,6 +4,8 @@
 //! other puts on packets towards it).
 use std::collections::HashSet;
 
+use super::blocks::{Blocks, Space};
+
 /// One policy for every role and for static bindings:
 /// - sequential from `base`, so a released id is not handed out again at once
 ///   (a late message or packet with an old key must not reach a new subscriber);
@@ -18,6 +20,8 @@ pub struct IdAlloc {
     window: u32,
     next: u32,
     in_use: HashSet<u32>,
+    /// In a cluster: hand out only numbers of these blocks ([`IdAlloc::use_blocks`]).
+    cluster: Option<(Blocks, Space)>,
 }
 
 impl IdAlloc {
@@ -29,11 +33,24 @@ impl IdAlloc {
             window: window.max(1),
             next: base,
             in_use: HashSet::new(),
+            cluster: None,
         }
+    }
+
+    /// From now on, draws ids from the cluster's blocks of `space` (shared
+    /// with the other allocators of the same service address) instead of
+    /// the window: ids stay unique across the anchors of a cluster.
+    pub fn use_blocks(&mut self, blocks: &Blocks, space: Space) {
+        self.cluster = Some((blocks.clone(), space));
     }
 
     /// The next free id, or None when every id of the range is taken.
     pub fn alloc(&mut self) -> Option<u32> {
+        if let Some((b, s)) = &self.cluster {
+            let id = b.alloc(*s)?;
+            self.in_use.insert(id);
+            return Some(id);
+        }
         let window = self
             .window
             .max((self.in_use.len() as u32).saturating_mul(2));
@@ -55,12 +72,25 @@ impl IdAlloc {
 
     /// Marks `id` free again.
     pub fn release(&mut self, id: u32) {
-        self.in_use.remove(&id);
+        if self.in_use.remove(&id) {
+            if let Some((b, s)) = &self.cluster {
+                b.release(*s, id);
+            }
+        }
     }
 
-    /// Marks `id` taken (it is in use elsewhere); false if it already was.
+    /// Marks `id` taken (it is in use elsewhere); false if it already was
+    /// (or, in a cluster, if it is not in our blocks).
     pub fn reserve(&mut self, id: u32) -> bool {
-        id != 0 && self.in_use.insert(id)
+        if id == 0 || self.in_use.contains(&id) {
+            return false;
+        }
+        if let Some((b, s)) = &self.cluster {
+            if !b.take(*s, id) {
+                return false;
+            }
+        }
+        self.in_use.insert(id)
     }
 
     pub fn is_taken(&self, id: u32) -> bool {
@@ -135,6 +165,33 @@ mod tests {
         }
         // 4 in use: the window is now 8.
         assert_eq!(a.alloc(), Some(5));
+    }
+
+    #[test]
+    fn with_blocks_ids_come_from_the_blocks_only() {
+        use super::{Blocks, Space};
+        use crate::agent::blocks::Layout;
+        let b = Blocks::new([(
+            Space::Key,
+            Layout {
+                size: 64,
+                block_len: 8,
+                reserved: [0].into(),
+                low_water: 1,
+            },
+        )]);
+        b.grant(Space::Key, 2);
+        let (mut x, mut y) = (IdAlloc::default(), IdAlloc::default());
+        x.use_blocks(&b, Space::Key);
+        y.use_blocks(&b, Space::Key);
+        assert_eq!(x.alloc(), Some(16));
+        assert_eq!(y.alloc(), Some(17), "two allocators share the blocks");
+        assert!(x.reserve(20));
+        assert!(!y.reserve(20), "taken through the other one");
+        assert!(!x.reserve(3), "not in our blocks");
+        x.release(16);
+        assert!(!b.owns(Space::Key, 3));
+        assert_eq!(x.len(), 1);
     }
 
     #[test]

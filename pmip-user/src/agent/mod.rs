@@ -12,6 +12,9 @@
 //! machine and never polls.
 //!
 //! - [`alloc`]     — the one allocator of subscriber ids and GRE keys.
+//! - [`assign`]    — in a cluster, which anchor a new subscriber is sent to.
+//! - [`blocks`]    — in a cluster, the blocks of those numbers (and of home
+//!   addresses and prefixes) this anchor may hand out.
 //! - [`clock`]     — the one clock: monotonic `now` → RFC 5213 timestamps, NTP, wall time.
 //! - [`registrar`] — what the daemon asks of a registrar and hears back, whatever the protocol.
 //! - [`shell`]     — the tokio driver of an endpoint.
@@ -27,6 +30,8 @@ use crate::dataplane::DpCommand;
 use crate::store::{Record, RecordKey, Restored, StoreOp};
 
 pub mod alloc;
+pub mod assign;
+pub mod blocks;
 pub mod clock;
 pub mod peer_filter;
 pub mod registrar;

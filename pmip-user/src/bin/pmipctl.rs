@@ -53,7 +53,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Show the gateway's state: bindings, tunnels, counters, AAA.
+    /// Show the gateway's state: bindings, tunnels, counters, AAA, cluster.
     Show {
         #[command(subcommand)]
         what: Show,
@@ -107,6 +107,8 @@ enum Show {
     Counters,
     /// RADIUS servers, accounting and dynamic authorization counters.
     Aaa,
+    /// Anchor cluster: members, address owners, bindings per anchor, etcd health.
+    Cluster,
 }
 
 #[derive(Subcommand)]
@@ -166,6 +168,9 @@ fn request_of(cmd: &Cmd) -> Request {
         Cmd::Show {
             what: Show::Counters,
         } => Request::ShowCounters,
+        Cmd::Show {
+            what: Show::Cluster,
+        } => Request::ShowCluster,
         Cmd::Clear {
             what: Clear::Binding { nai },
         } => Request::ClearBinding { nai: nai.clone() },

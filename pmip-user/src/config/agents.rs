@@ -57,6 +57,7 @@ pub fn mag(cfg: &Config, restart_counter: u32) -> mag::MagConfig {
         restart_counter,
         timestamp_based: t.timestamp_based,
         revoke_to: revoking(cfg),
+        runtime_assignment: cfg.peers.iter().any(|p| p.runtime_assignment),
         ..mag::MagConfig::default()
     }
 }
@@ -144,10 +145,12 @@ pub fn pma(cfg: &Config) -> Result<pma::PmaConfig, ConfigError> {
     }
     let mut pcfg = pma::PmaConfig::new(addr, has);
     pcfg.revoke_to = revoking(cfg);
+    // RFC 4433: HAs that assign one (`dynamic_ha`), or the anchor cluster's
+    // service address that redirects (`runtime_assignment`).
     pcfg.dynamic_has = cfg
         .peers
         .iter()
-        .filter(|p| p.dynamic_ha)
+        .filter(|p| p.dynamic_ha || p.runtime_assignment)
         .map(|p| p.address)
         .collect();
     pcfg.lifetime_s = t.lifetime.as_secs().min(u16::MAX.into()) as u16;

@@ -21,6 +21,25 @@ pub(super) fn store_path() -> PathBuf {
     PathBuf::from("/var/lib/pmipd/state.redb")
 }
 
+/// `[store]` etcd keys: prefix, lease TTL (etcd's shortest with its default
+/// election timeout is 1.5 s, rounded up to whole seconds), request timeout,
+/// operations per transaction (etcd's own default limit).
+pub(super) fn etcd_prefix() -> String {
+    "/pmip".into()
+}
+pub(super) const ETCD_LEASE_TTL_S: u32 = 2;
+pub(super) const ETCD_TIMEOUT_MS: u32 = 1000;
+pub(super) const ETCD_MAX_TXN_OPS: u32 = 128;
+
+/// `[cluster]`: heartbeats every 100 ms, dead after 4 missed (the
+/// detection half of the takeover time), blocks of 256 numbers, a 100 ms
+/// fence after revoking a dead member's lease.
+pub(super) const CLUSTER_HEARTBEAT_PORT: u16 = 5437;
+pub(super) const CLUSTER_HEARTBEAT_INTERVAL_MS: u32 = 100;
+pub(super) const CLUSTER_HEARTBEAT_MISSES: u32 = 4;
+pub(super) const CLUSTER_BLOCK_SIZE: u32 = 256;
+pub(super) const CLUSTER_TAKEOVER_FENCE_MS: u32 = 100;
+
 /// `interfaces.access[].mtu`.
 pub(super) fn access_mtu() -> u16 {
     1500

@@ -63,6 +63,9 @@ pub(super) struct File {
     /// The OpenMetrics / Prometheus endpoint (off unless `listen` is set).
     #[serde(default)]
     pub metrics: Metrics,
+    /// The anchor cluster (with `store.backend = "etcd"`).
+    #[serde(default)]
+    pub cluster: Option<Cluster>,
 }
 
 /// `[store]`: the durable binding state.
@@ -70,15 +73,57 @@ pub(super) struct File {
 #[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct Store {
-    /// "embedded" (a redb file at `path`) or "memory" (nothing survives).
+    /// "embedded" (a redb file at `path`), "memory" (nothing survives) or
+    /// "etcd" (shared by a cluster of anchors).
     pub backend: StoreBackend,
     pub path: PathBuf,
+    /// etcd: client URLs, key prefix, member lease TTL, request timeout,
+    /// operations per transaction.
+    pub endpoints: Vec<String>,
+    pub prefix: String,
+    pub lease_ttl_s: u32,
+    pub timeout_ms: u32,
+    pub max_txn_ops: u32,
 }
 impl Default for Store {
     fn default() -> Self {
         Store {
             backend: StoreBackend::Embedded,
             path: defaults::store_path(),
+            endpoints: Vec::new(),
+            prefix: defaults::etcd_prefix(),
+            lease_ttl_s: defaults::ETCD_LEASE_TTL_S,
+            timeout_ms: defaults::ETCD_TIMEOUT_MS,
+            max_txn_ops: defaults::ETCD_MAX_TXN_OPS,
+        }
+    }
+}
+
+/// `[cluster]`: the anchors sharing the etcd store.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct Cluster {
+    pub member: Option<String>,
+    pub service_addresses: Vec<IpAddr>,
+    pub cluster_address: Option<IpAddr>,
+    pub heartbeat_port: u16,
+    pub heartbeat_interval_ms: u32,
+    pub heartbeat_misses: u32,
+    pub block_size: u32,
+    pub takeover_fence_ms: u32,
+}
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster {
+            member: None,
+            service_addresses: Vec::new(),
+            cluster_address: None,
+            heartbeat_port: defaults::CLUSTER_HEARTBEAT_PORT,
+            heartbeat_interval_ms: defaults::CLUSTER_HEARTBEAT_INTERVAL_MS,
+            heartbeat_misses: defaults::CLUSTER_HEARTBEAT_MISSES,
+            block_size: defaults::CLUSTER_BLOCK_SIZE,
+            takeover_fence_ms: defaults::CLUSTER_TAKEOVER_FENCE_MS,
         }
     }
 }
@@ -222,6 +267,10 @@ pub(super) struct Peer {
     /// Signaling transport; must match `address` (default: its family).
     #[serde(default)]
     pub transport: Option<Family>,
+    /// Access role: this anchor address assigns an anchor at run time (an
+    /// anchor cluster's address: RFC 6463 redirect, RFC 4433 dynamic HA).
+    #[serde(default)]
+    pub runtime_assignment: bool,
     #[serde(default)]
     pub spi: Option<u32>,
     #[serde(default)]

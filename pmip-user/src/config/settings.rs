@@ -98,6 +98,8 @@ pub struct Config {
     /// `[aaa]`: RADIUS servers, accounting, dynamic authorization (none: local profiles only).
     pub aaa: Option<crate::aaa::AaaConfig>,
     pub metrics: Metrics,
+    /// `[cluster]`: set when the store is etcd (anchor role).
+    pub cluster: Option<ClusterSettings>,
 }
 
 /// Where the binding state is kept (`[store]`).
@@ -109,6 +111,9 @@ pub enum StoreBackend {
     /// In memory: nothing survives (a restarted gateway starts empty, and
     /// only reserves what the pinned maps still hold).
     Memory,
+    /// etcd, shared by the anchors of a cluster (`[cluster]`): bindings
+    /// survive the anchor that made them.
+    Etcd,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,6 +121,49 @@ pub struct StoreSettings {
     pub backend: StoreBackend,
     /// The embedded store's file (absolute).
     pub path: PathBuf,
+    /// The etcd store (backend "etcd").
+    pub etcd: EtcdSettings,
+}
+
+/// How to reach etcd and how this anchor's liveness is leased there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EtcdSettings {
+    /// Client URLs, "http://10.77.0.1:2379".
+    pub endpoints: Vec<String>,
+    /// Key prefix of this cluster ("/pmip/east"), no trailing '/'.
+    pub prefix: String,
+    /// TTL of the member lease: an anchor cut off from etcd gives up its
+    /// service addresses before it ends, and the others take them over after.
+    pub lease_ttl: Duration,
+    /// Longest wait for one etcd request.
+    pub timeout: Duration,
+    /// Operations per transaction (etcd's --max-txn-ops, 128 by default):
+    /// a larger batch is written as several transactions.
+    pub max_txn_ops: u32,
+}
+
+/// `[cluster]`: the anchors that share etcd, their service addresses and
+/// how they watch each other.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// This anchor's name in the cluster (default: node_id).
+    pub member: String,
+    /// The addresses MAGs and PMAs register with; each is served by one
+    /// member at a time and taken over when it fails.
+    pub service_addresses: Vec<IpAddr>,
+    /// Where access gateways may register to be assigned a service address
+    /// at run time (RFC 6463 redirect, RFC 4433 dynamic HA assignment).
+    pub cluster_address: Option<IpAddr>,
+    /// UDP port of the members' heartbeats, sent between their `addresses`.
+    pub heartbeat_port: u16,
+    pub heartbeat_interval: Duration,
+    /// Heartbeats missed before a member counts as dead and its lease is revoked.
+    pub heartbeat_misses: u32,
+    /// Numbers (keys, home addresses, prefixes) per block claimed in etcd.
+    pub block_size: u32,
+    /// After revoking a dead member's lease, wait this long before serving
+    /// its addresses (a member that was only unreachable stops first).
+    pub takeover_fence: Duration,
 }
 
 /// `[metrics]`: the OpenMetrics endpoint.
@@ -211,6 +259,8 @@ pub struct Peer {
     pub esp: Option<crate::esp::EspSettings>,
     /// PMIPv6 signaling with this peer goes unprotected (labs).
     pub insecure: bool,
+    /// An anchor cluster's address that assigns anchors at run time.
+    pub runtime_assignment: bool,
 }
 
 /// A security association with a peer (seed 000 `fa-ha-spi`).

@@ -174,6 +174,9 @@ fn handler() -> Handler {
                 bindings: 1,
             },
             Request::ShowAaa => Response::Aaa(Box::new(aaa_view())),
+            Request::ShowCluster => Response::Error {
+                message: "not a cluster".into(),
+            },
             Request::ShowCounters | Request::Reload | Request::Ping => Response::Pong,
         };
         Box::pin(async move { resp })

@@ -101,3 +101,51 @@ where
     aaa.shutdown().await;
     Ok(mode)
 }
+
+/// Runs this anchor as a member of a cluster (`[cluster]`, issue 17) until
+/// `stop`: the cluster serves the service addresses that fall to it; the
+/// runner answers `pmipctl` from all of them.
+pub(super) async fn run_cluster(
+    cfg: &Config,
+    dp: SharedDp,
+    mut ctl: mpsc::Receiver<CtlRequest>,
+    mut stop: oneshot::Receiver<()>,
+    ready: impl FnOnce(),
+) -> Result<()> {
+    let cluster = crate::cluster::Cluster::start(cfg, dp.clone()).await?;
+    ready();
+    loop {
+        tokio::select! {
+            Some((req, reply)) = ctl.recv() => {
+                let r = match req {
+                    Request::ShowCluster => match cluster.show().await {
+                        Some(v) => Response::Cluster(v),
+                        None => Response::Error { message: "the cluster has stopped".into() },
+                    },
+                    Request::ClearBinding { nai } => {
+                        let found = cluster.report().await.bindings.iter().any(|b| b.nai == nai);
+                        cluster.release(&nai).await;
+                        Response::Cleared { nai, found }
+                    }
+                    Request::Shutdown { deregister } => {
+                        let _ = reply.send(Response::ShuttingDown { deregister, bindings: 0 });
+                        break;
+                    }
+                    other => {
+                        let core = cfg.interfaces.core.clone();
+                        let ctx = ShowCtx { cfg, dp: &dp, interface: &|_| core.clone(), groups: Vec::new() };
+                        control::show(&ctx, &other, &cluster.report().await)
+                    }
+                };
+                let _ = reply.send(r);
+            }
+            _ = &mut stop => break,
+            _ = tokio::time::sleep(Duration::from_secs(1)), if cluster.is_finished() => {
+                anyhow::bail!("the cluster control loop ended");
+            }
+        }
+    }
+    // Bindings stay in etcd: the other members take the addresses over.
+    cluster.stop().await;
+    Ok(())
+}

@@ -66,6 +66,14 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
     let dp = fastpath::load(&cfg, &opts.object)?;
     fastpath::attach(&cfg, &dp)?;
     fastpath::install_static_bindings(&cfg, &dp)?;
+    if cfg.cluster.is_some() {
+        // Issue 17: an anchor of a cluster keeps its bindings in etcd and
+        // serves the service addresses that fall to it (crate::cluster).
+        let _ = (&ask, build_id);
+        let r = anchor::run_cluster(&cfg, dp, ctl, shutdown_signal(), ready).await;
+        let _ = std::fs::remove_file(&cfg.control.socket);
+        return r;
+    }
     // Before any registration: what the maps still forward with, and what
     // the store kept of the last run.
     let held = dp.with(|f| f.held())??;

@@ -34,6 +34,8 @@ pub(super) fn open(cfg: &Config) -> Result<Opened> {
     let mut store: Box<dyn Store> = match cfg.store.backend {
         StoreBackend::Embedded => Box::new(EmbeddedStore::open(&cfg.store.path)?),
         StoreBackend::Memory => Box::new(MemStore::new()),
+        // Anchors of a cluster run `cluster::Cluster`, one store per service address.
+        StoreBackend::Etcd => anyhow::bail!("store.backend = \"etcd\" needs [cluster]"),
     };
     let mut records = store.scan().context("reading the store")?;
     let node = records.iter().find_map(|(k, r)| match (k, r) {

@@ -24,17 +24,18 @@ pub(super) fn setup(cfg: &Config) -> Result<()> {
     for c in &cfg.interfaces.correspondent {
         netlink::enable_accept_local(c).context("interfaces.correspondent")?;
     }
-    if cfg.role == Role::Anchor {
-        if cfg.ipv6_pools().next().is_some() {
-            // Decapsulated IPv6 the fast path leaves to the kernel (next hop
-            // unresolved) arrives on core: dropped there if IPv6 is off.
-            let links = std::iter::once(&cfg.interfaces.core).chain(&cfg.interfaces.correspondent);
-            for i in links {
-                if let Err(e) = sysctl(&format!("net.ipv6.conf.{i}.disable_ipv6"), "0") {
-                    tracing::warn!(iface = %i, "IPv6 home network prefixes, but IPv6 stays off: {e:#}");
-                }
+    if cfg.role == Role::Anchor && cfg.ipv6_pools().next().is_some() {
+        // Decapsulated IPv6 the fast path leaves to the kernel (next hop
+        // unresolved) arrives on core: dropped there if IPv6 is off.
+        let links = std::iter::once(&cfg.interfaces.core).chain(&cfg.interfaces.correspondent);
+        for i in links {
+            if let Err(e) = sysctl(&format!("net.ipv6.conf.{i}.disable_ipv6"), "0") {
+                tracing::warn!(iface = %i, "IPv6 home network prefixes, but IPv6 stays off: {e:#}");
             }
         }
+    }
+    // A cluster routes only the blocks of addresses it serves (cluster::net).
+    if cfg.role == Role::Anchor && cfg.cluster.is_none() {
         pool_routes(cfg);
     }
     Ok(())

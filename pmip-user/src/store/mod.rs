@@ -11,6 +11,7 @@
 //! - [`record`]   — the keys and records (one format for every backend).
 //! - [`embedded`] — the default backend: one redb file, fsync on commit.
 //! - [`mem`]      — in memory: sim tests, and `backend = "memory"` (nothing survives).
+//! - [`etcd`]     — a cluster's shared store: one per anchor service address (issue 17).
 //!
 //! A distributed backend (etcd, for a cluster) implements the same trait:
 //! keys are [`RecordKey::path`] strings, values the records' JSON
@@ -18,6 +19,7 @@
 use anyhow::Result;
 
 pub mod embedded;
+pub mod etcd;
 pub mod mem;
 pub mod record;
 

@@ -7,6 +7,7 @@
 //! only when no section reported anything.
 mod aaa;
 mod admission;
+mod cluster;
 mod interfaces;
 mod ipv6;
 mod metrics;
@@ -69,6 +70,7 @@ pub(super) fn check(f: &File) -> Result<Config, ConfigErrors> {
     let admission = admission::check(f, &mut v);
     let aaa = aaa::check(f, &mut v);
     let metrics = metrics::check(f, &mut v);
+    let cluster = cluster::check(f, &mut v);
     if !v.0.is_empty() {
         return Err(ConfigErrors(v.0));
     }
@@ -93,6 +95,7 @@ pub(super) fn check(f: &File) -> Result<Config, ConfigErrors> {
         admission,
         aaa,
         metrics,
+        cluster,
     })
 }
 

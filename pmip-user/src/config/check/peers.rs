@@ -39,6 +39,12 @@ pub(super) fn check(f: &File, v: &mut Errors) -> Vec<Peer> {
             v.err(format!("{p}.dynamic_ha"), "RFC 4433 is PMIPv4's");
         }
         let esp = super::signaling::peer_esp(f, &p, pr, v);
+        if pr.runtime_assignment && !f.access() {
+            v.err(
+                format!("{p}.runtime_assignment"),
+                "is for the access role (the anchors of a cluster set cluster.cluster_address)",
+            );
+        }
         peers.push(Peer {
             name: pr.name.clone(),
             address: pr.address,
@@ -47,6 +53,7 @@ pub(super) fn check(f: &File, v: &mut Errors) -> Vec<Peer> {
             dynamic_ha: pr.dynamic_ha,
             esp,
             insecure: pr.insecure,
+            runtime_assignment: pr.runtime_assignment,
         });
     }
     super::signaling::unique_spis(f, v);

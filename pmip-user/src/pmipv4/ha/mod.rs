@@ -25,10 +25,13 @@ use super::wire::{Message, ReplyCode, PORT};
 use crate::agent::{Clock, IdAlloc, Peer, Transmit};
 use crate::dataplane::{AnchorBinding, DpCommand};
 
+mod cluster;
 mod endpoint;
 mod persist;
 mod request;
 mod revocation;
+
+pub use cluster::HaCluster;
 
 /// An inclusive range of home addresses to assign.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +82,8 @@ pub struct HaConfig {
     /// restarted without our bindings (RFC 3344 has no re-registration flag;
     /// RFC 5213's HI 5 plays this part for the LMA). Zero: never.
     pub reregistration_window: Duration,
+    /// In a cluster: blocks and runtime assignment (`cluster.rs`).
+    pub cluster: HaCluster,
 }
 
 fn d_lifetime() -> u16 {
@@ -109,6 +114,7 @@ impl HaConfig {
             revocation_retries: d_rev_retries(),
             uplink_key_base: d_key_base(),
             reregistration_window: Duration::ZERO,
+            cluster: HaCluster::default(),
         }
     }
 }
@@ -147,6 +153,8 @@ pub struct HaCounters {
     pub pma_revocations: u64,
     pub pma_revocations_stale: u64,
     pub pma_revocations_unknown: u64,
+    /// New registrations sent to another HA (RFC 4433, `cluster.rs`).
+    pub redirected: u64,
 }
 
 /// What happened to a binding.
@@ -342,8 +350,8 @@ impl Ha {
     }
 
     fn release_home(&mut self, h: Ipv4Addr, from_pool: bool) {
-        if from_pool {
-            self.homes_in_use.remove(&h);
+        if from_pool && self.homes_in_use.remove(&h) {
+            self.home_to_blocks(h);
         }
     }
 
@@ -372,7 +380,7 @@ impl Ha {
             }
             // A static address inside the pool is reserved while bound.
             if self.in_pool(s) {
-                if !self.homes_in_use.insert(s) {
+                if !self.take_home(s) {
                     return Err(Refusal(ReplyCode::AdminProhibited));
                 }
                 return Ok((s, true));
@@ -384,10 +392,15 @@ impl Ha {
             let allowed = profile
                 .as_ref()
                 .map_or(reregistration, |p| p.allow_requested);
-            if allowed && self.in_pool(requested) && self.homes_in_use.insert(requested) {
+            if allowed && self.in_pool(requested) && self.take_home(requested) {
                 return Ok((requested, true));
             }
             return Err(Refusal(ReplyCode::AdminProhibited));
+        }
+        if let Some(got) = self.home_from_blocks() {
+            return got
+                .map(|a| (a, true))
+                .ok_or(Refusal(ReplyCode::InsufficientResources));
         }
         let Some(pool) = self.cfg.pool.clone() else {
             return Err(Refusal(ReplyCode::InsufficientResources));

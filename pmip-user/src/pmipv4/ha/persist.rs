@@ -105,7 +105,7 @@ impl Ha {
         if !self.peers.contains_key(&pma) || self.bindings.contains_key(&r.nai) {
             return None;
         }
-        if r.from_pool && !self.homes_in_use.insert(home) {
+        if r.from_pool && !self.take_home(home) {
             return None;
         }
         if !self.keys.reserve(r.uplink_key) || !self.sub_ids.reserve(r.sub_id) {

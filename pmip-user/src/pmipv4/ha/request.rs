@@ -138,6 +138,15 @@ impl Ha {
             self.reply(&to, code, (0, hoa), nai_ext);
             return;
         }
+        if let Some(exts) = self.redirect(now, &rrq) {
+            self.reply(
+                &to,
+                ReplyCode::UnknownHa,
+                (0, hoa),
+                [nai_ext, exts].concat(),
+            );
+            return;
+        }
         match self.process(now, src, &peer, &rrq) {
             Ok((lifetime, home, exts)) => {
                 self.reply(&to, ReplyCode::Accepted, (lifetime, home), exts)

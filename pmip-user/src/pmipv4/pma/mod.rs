@@ -23,6 +23,7 @@ use crate::dataplane::{AccessBinding, AccessPoint, DpCommand};
 mod endpoint;
 mod outage;
 mod persist;
+mod redirect;
 mod reply;
 mod revoke;
 
@@ -87,7 +88,8 @@ pub struct PmaConfig {
     /// HAs we revoke bindings at when a device leaves (RFC 3543 §5, when the
     /// HA advertised Revocation Support) instead of deregistering.
     pub revoke_to: HashSet<std::net::IpAddr>,
-    /// HAs asked to assign a home agent dynamically (RFC 4433).
+    /// HAs asked to assign a home agent dynamically (RFC 4433): configured
+    /// with `dynamic_ha`, or an anchor cluster's address that redirects.
     pub dynamic_has: HashSet<std::net::IpAddr>,
 }
 
@@ -242,6 +244,8 @@ pub struct PmaCounters {
     pub ha_down: u64,
     pub ha_returned: u64,
     pub reregistrations: u64,
+    /// Registrations sent on to a Redirected HA (RFC 4433).
+    pub redirected: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -100,6 +100,7 @@ impl Pma {
                     None => self.give_up(&nai, phase, Some(r.code)),
                 }
             }
+            _ if self.on_redirect(now, &nai, &r) => {}
             code => {
                 if phase == Phase::Deregistering {
                     self.drop_session(&nai);

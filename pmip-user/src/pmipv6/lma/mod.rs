@@ -20,6 +20,7 @@ use crate::agent::registrar::{AnchorEvent, GoneCause};
 use crate::agent::{Clock, IdAlloc, Peer, Transmit};
 use crate::dataplane::{DpCommand, Hnp};
 
+mod cluster;
 mod endpoint;
 mod heartbeat;
 mod pba;
@@ -109,6 +110,8 @@ pub struct LmaConfig {
     pub heartbeat_interval: Duration,
     /// RFC 5847 MISSING_HEARTBEATS_ALLOWED (3) before a MAG counts as unreachable.
     pub heartbeat_missing_limit: u32,
+    /// At a cluster address: where new subscribers go (RFC 6463, `cluster.rs`).
+    pub assigner: Option<crate::agent::assign::Assigner>,
 }
 
 impl Default for LmaConfig {
@@ -132,6 +135,7 @@ impl Default for LmaConfig {
             restart_counter: 1,
             heartbeat_interval: Duration::from_secs(60),
             heartbeat_missing_limit: 3,
+            assigner: None,
         }
     }
 }
@@ -181,6 +185,8 @@ pub struct LmaCounters {
     pub mag_unreachable: u64,
     pub mag_restart_detected: u64,
     pub bindings_dropped_on_mag_restart: u64,
+    /// New registrations sent to another LMA (RFC 6463).
+    pub redirected: u64,
 }
 
 #[derive(Clone, Debug)]

@@ -74,6 +74,9 @@ impl Lma {
             r.echo_ts = p.ts.is_some();
             return r;
         }
+        if let Some(r) = self.redirect(peer, bu, p.existing) {
+            return r;
+        }
         let g = match self.authorise(bu, &p) {
             Ok(g) => g,
             Err(r) => return r,

@@ -5,15 +5,21 @@ use std::collections::{HashSet, VecDeque};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{Ipv4PoolConfig, Ipv6PoolConfig};
+use crate::agent::blocks::{Blocks, Space};
 use crate::dataplane::Hnp;
 
 pub(super) struct V4Pool {
     pub(super) cfg: Ipv4PoolConfig,
+    /// The network address: a home address's index in a cluster's blocks
+    /// is its offset from it.
+    net: u32,
     first: u32,
     last: u32,
     next: u32,
     free: VecDeque<u32>,
     used: HashSet<u32>,
+    /// In a cluster: allocate only inside these blocks ([`V4Pool::use_blocks`]).
+    blocks: Option<Blocks>,
 }
 
 impl V4Pool {
@@ -34,18 +40,30 @@ impl V4Pool {
         };
         V4Pool {
             cfg,
+            net,
             first,
             last,
             next: first,
             free: VecDeque::new(),
             used: HashSet::new(),
+            blocks: None,
         }
+    }
+    /// Draws home addresses from the cluster's `Home4` blocks from now on.
+    pub(super) fn use_blocks(&mut self, b: &Blocks) {
+        self.blocks = Some(b.clone());
     }
     pub(super) fn contains(&self, a: Ipv4Addr) -> bool {
         let a = u32::from(a);
         a >= self.first && a <= self.last && a != u32::from(self.cfg.gateway)
     }
     pub(super) fn alloc(&mut self) -> Option<Ipv4Addr> {
+        if let Some(b) = &self.blocks {
+            // The layout reserves the network, broadcast and router addresses.
+            let a = self.net.checked_add(b.alloc(Space::Home4)?)?;
+            self.used.insert(a);
+            return Some(a.into());
+        }
         while let Some(a) = self.free.pop_front() {
             if self.used.insert(a) {
                 return Some(a.into());
@@ -61,11 +79,22 @@ impl V4Pool {
         None
     }
     pub(super) fn take(&mut self, a: Ipv4Addr) -> bool {
-        self.contains(a) && self.used.insert(a.into())
+        if !self.contains(a) || self.used.contains(&u32::from(a)) {
+            return false;
+        }
+        if let Some(b) = &self.blocks {
+            if !b.take(Space::Home4, u32::from(a) - self.net) {
+                return false;
+            }
+        }
+        self.used.insert(a.into())
     }
     pub(super) fn release(&mut self, a: Ipv4Addr) {
         if self.used.remove(&u32::from(a)) {
-            self.free.push_back(a.into());
+            match &self.blocks {
+                Some(b) => b.release(Space::Home4, u32::from(a) - self.net),
+                None => self.free.push_back(a.into()),
+            }
         }
     }
 }
@@ -77,6 +106,8 @@ pub(super) struct V6Pool {
     free: VecDeque<u128>,
     /// Indices held by the data plane from an earlier run: never allocated.
     reserved: HashSet<u128>,
+    /// In a cluster: allocate only inside these blocks ([`V6Pool::use_blocks`]).
+    blocks: Option<Blocks>,
 }
 
 impl V6Pool {
@@ -87,7 +118,20 @@ impl V6Pool {
             next: 0,
             free: VecDeque::new(),
             reserved: HashSet::new(),
+            blocks: None,
             cfg,
+        }
+    }
+    /// Draws prefixes from the cluster's `Prefix6` blocks from now on.
+    pub(super) fn use_blocks(&mut self, b: &Blocks) {
+        self.blocks = Some(b.clone());
+    }
+    fn prefix_at(&self, idx: u128) -> Hnp {
+        let shift = 128 - u32::from(self.cfg.assign_len.min(128));
+        let p = u128::from(self.cfg.prefix) | idx.checked_shl(shift).unwrap_or(0);
+        Hnp {
+            prefix: Ipv6Addr::from(p),
+            len: self.cfg.assign_len,
         }
     }
     fn index_of(&self, prefix: u128) -> u128 {
@@ -108,10 +152,19 @@ impl V6Pool {
             u128::MAX << (128 - bits)
         };
         if p & mask == u128::from(self.cfg.prefix) & mask {
-            self.reserved.insert(self.index_of(p));
+            let i = self.index_of(p);
+            if let Some(b) = &self.blocks {
+                b.take(Space::Prefix6, u32::try_from(i).unwrap_or(u32::MAX));
+                return;
+            }
+            self.reserved.insert(i);
         }
     }
     pub(super) fn alloc(&mut self) -> Option<Hnp> {
+        if let Some(b) = &self.blocks {
+            let i = b.alloc(Space::Prefix6)?;
+            return Some(self.prefix_at(i.into()));
+        }
         let idx = loop {
             let i = match self.free.pop_front() {
                 Some(i) => i,
@@ -125,16 +178,14 @@ impl V6Pool {
                 break i;
             }
         };
-        let shift = 128 - u32::from(self.cfg.assign_len.min(128));
-        let base = u128::from(self.cfg.prefix);
-        let p = base | idx.checked_shl(shift).unwrap_or(0);
-        Some(Hnp {
-            prefix: Ipv6Addr::from(p),
-            len: self.cfg.assign_len,
-        })
+        Some(self.prefix_at(idx))
     }
     pub(super) fn release(&mut self, h: Hnp) {
         let idx = self.index_of(u128::from(h.prefix));
+        if let Some(b) = &self.blocks {
+            b.release(Space::Prefix6, u32::try_from(idx).unwrap_or(u32::MAX));
+            return;
+        }
         if !self.reserved.remove(&idx) || idx < self.next {
             self.free.push_back(idx);
         }

@@ -47,6 +47,9 @@ impl Mag {
             self.events.push_back(MagEvent::Deregistered { at });
             return;
         }
+        if self.on_redirect(now, at, &ba) {
+            return;
+        }
         if !ba.status.is_accepted() {
             self.counters.pba_rejected += 1;
             self.on_rejected(now, at, lma, &ba);

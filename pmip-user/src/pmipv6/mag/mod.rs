@@ -31,6 +31,7 @@ mod revoke;
 mod show;
 
 pub use show::MagBindingInfo;
+mod redirect;
 
 /// One LMA the MAG may register subscribers with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +83,9 @@ pub struct MagConfig {
     /// (handoff state unknown); the LMA then matches the existing binding
     /// and hands it over instead of opening a second session (HI 1).
     pub attach_handoff_indicator: u8,
+    /// RFC 6463: ask for runtime LMA assignment (Redirect-Capability in
+    /// first PBUs) and follow Redirect options (`redirect.rs`).
+    pub runtime_assignment: bool,
 }
 
 impl Default for MagConfig {
@@ -102,6 +106,7 @@ impl Default for MagConfig {
             revoke_to: Default::default(),
             dhcp_server_mode: true,
             attach_handoff_indicator: 4,
+            runtime_assignment: false,
         }
     }
 }
@@ -225,6 +230,8 @@ pub struct MagCounters {
     pub bri_retransmitted: u64,
     pub bra_rx: u64,
     pub bra_unmatched: u64,
+    /// Registrations sent on to another LMA by a Redirect option (RFC 6463).
+    pub redirected: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -21,6 +21,7 @@ impl Mag {
         // §6.9.1.2: the MAG does not take the LMA's time).
         let ts = self.clock.timestamp(now).max(self.last_ts.wrapping_add(1));
         self.last_ts = ts;
+        let redirect = self.redirect_option(&at, dereg);
         let Some(e) = self.entries.get_mut(&at) else {
             return;
         };
@@ -78,6 +79,7 @@ impl Mag {
         if let Some(apn) = &e.req.apn {
             options.push(MobilityOption::ServiceSelection(apn.clone()));
         }
+        options.extend(redirect);
         if let (Peer::V4(_), Some(v4)) = (peer, self.cfg.local.v4) {
             // RFC 5844 §4: over IPv4 transport the proxy-CoA is an IPv4 address.
             options.push(MobilityOption::Ipv4CareOfAddress(v4));

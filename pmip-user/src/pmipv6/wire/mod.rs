@@ -5,9 +5,12 @@
 //! - `header`  — Mobility Header view and checksum (RFC 6275 §6.1).
 //! - `option`  — mobility options, TLV iterator, alignment with Pad1/PadN.
 //! - `message` — message fixed parts and the [`Message`] repr.
+//! - `redirect` — RFC 6463 runtime LMA assignment options (Redirect-Capability,
+//!   Redirect, Load Information).
 pub mod header;
 pub mod message;
 pub mod option;
+pub mod redirect;
 
 #[cfg(test)]
 mod tests;

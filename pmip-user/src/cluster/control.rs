@@ -1,0 +1,519 @@
+//! The member's control loop: after every change (lease standing, members,
+//! owners, a dead member, a timer, a request) it reconciles what this member
+//! serves with what etcd and its lease allow.
+//!
+//! 1. Lease lost → give everything up, join again with a new lease.
+//! 2. Lease ending (cut off from etcd) → give everything up, before etcd
+//!    ends the lease and another member can claim (see `member`).
+//! 3. An address served here that etcd says is someone else's → give it up.
+//! 4. Ours in etcd under an older lease of ours (a restart) → revoke it.
+//! 5. Ours in etcd and not served → serve it (after a flap of the lease).
+//! 6. Free addresses → claimed, first by the designated member, after the
+//!    takeover fence; by the others later, in case it is dead too.
+//! 7. Allocation of new numbers open only while the lease is valid.
+//!
+//! A member the heartbeats declare dead has its lease revoked at once, so its
+//! addresses become free without waiting for the lease to run out.
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::heartbeat;
+use super::member::{self, MemberRecord, Standing};
+use super::mirror::{self, Snapshot};
+use super::owners::View;
+use super::service::Service;
+use super::{Cmd, Ctx};
+use crate::agent::shell::Report;
+use crate::store::wall_ms;
+
+pub(super) struct Loop {
+    pub(super) ctx: Ctx,
+    pub(super) me: MemberRecord,
+    pub(super) stand: watch::Receiver<Standing>,
+    pub(super) members: watch::Receiver<Snapshot>,
+    pub(super) owners: watch::Receiver<Snapshot>,
+    pub(super) loads: watch::Receiver<Snapshot>,
+    hb_members: watch::Sender<heartbeat::Members>,
+    dead_rx: mpsc::UnboundedReceiver<String>,
+    pub(super) dead: BTreeSet<String>,
+    pub(super) services: BTreeMap<IpAddr, Service>,
+    /// When each free address was first seen free.
+    free_since: BTreeMap<IpAddr, Instant>,
+    joined: Instant,
+    revoked: BTreeSet<i64>,
+}
+
+/// This member's own address (heartbeats come from and go to it).
+fn own_addr(ctx: &Ctx) -> Result<IpAddr> {
+    ctx.cfg
+        .addresses
+        .ipv4
+        .map(IpAddr::V4)
+        .or(ctx.cfg.addresses.ipv6.map(IpAddr::V6))
+        .ok_or_else(|| anyhow!("addresses: the member needs an address of its own"))
+}
+
+async fn join(ctx: &Ctx) -> Result<(MemberRecord, watch::Receiver<Standing>)> {
+    let cl = ctx.cluster();
+    let addr = own_addr(ctx)?;
+    let ttl = ctx.cfg.store.etcd.lease_ttl;
+    let me = member::join(
+        &ctx.conn,
+        |lease| MemberRecord {
+            name: cl.member.clone(),
+            addr,
+            heartbeat_port: cl.heartbeat_port,
+            lease,
+            started_ms: wall_ms(std::time::SystemTime::now()),
+        },
+        ttl,
+    )
+    .await
+    .context("joining the cluster in etcd")?;
+    let (tx, rx) = watch::channel(Standing::Valid {
+        lease: me.lease,
+        until: Instant::now() + ttl,
+    });
+    let conn = ctx.conn.clone();
+    ctx.conn
+        .runtime()
+        .spawn(member::keep_alive(conn, me.lease, ttl, tx));
+    tracing::info!(member = %me.name, lease = format!("{:x}", me.lease), "joined the cluster");
+    Ok((me, rx))
+}
+
+/// Starts the heartbeats on the etcd runtime.
+async fn start_heartbeat(
+    ctx: &Ctx,
+    me: &MemberRecord,
+) -> Result<(
+    watch::Sender<heartbeat::Members>,
+    mpsc::UnboundedReceiver<String>,
+)> {
+    let cl = ctx.cluster();
+    let bind = SocketAddr::new(me.addr, cl.heartbeat_port);
+    let (mtx, mrx) = watch::channel(Vec::new());
+    let (dtx, drx) = mpsc::unbounded_channel();
+    let std = std::net::UdpSocket::bind(bind)
+        .with_context(|| format!("cluster.heartbeat_port: binding {bind}"))?;
+    std.set_nonblocking(true)?;
+    let me2 = (me.name.clone(), me.lease);
+    let timing = (cl.heartbeat_interval, cl.heartbeat_misses);
+    ctx.conn.runtime().spawn(async move {
+        match tokio::net::UdpSocket::from_std(std) {
+            Ok(s) => heartbeat::run(Arc::new(s), me2, timing, mrx, dtx).await,
+            Err(e) => tracing::error!("heartbeat socket: {e}"),
+        }
+    });
+    Ok((mtx, drx))
+}
+
+/// Joins, starts watching, and runs the loop in a task of its own.
+pub(super) async fn spawn(ctx: Ctx, cmds: mpsc::Receiver<Cmd>) -> Result<JoinHandle<()>> {
+    let (me, stand) = join(&ctx).await?;
+    let (hb_members, dead_rx) = start_heartbeat(&ctx, &me).await?;
+    let keys = &ctx.conn.keys;
+    let members = mirror::spawn(&ctx.conn, keys.members());
+    let owners = mirror::spawn(&ctx.conn, keys.owners());
+    let loads = mirror::spawn(&ctx.conn, keys.loads());
+    let l = Loop {
+        ctx,
+        me,
+        stand,
+        members,
+        owners,
+        loads,
+        hb_members,
+        dead_rx,
+        dead: BTreeSet::new(),
+        services: BTreeMap::new(),
+        free_since: BTreeMap::new(),
+        joined: Instant::now(),
+        revoked: BTreeSet::new(),
+    };
+    Ok(tokio::spawn(l.run(cmds)))
+}
+
+impl Loop {
+    pub(super) fn view(&self) -> View {
+        View::from(&self.members.borrow(), &self.owners.borrow())
+    }
+
+    fn margin(&self) -> Duration {
+        self.ctx.cfg.store.etcd.lease_ttl / 4
+    }
+
+    /// Every address of the cluster: service addresses, then the cluster address.
+    fn addresses(&self) -> Vec<IpAddr> {
+        let cl = self.ctx.cluster();
+        cl.service_addresses
+            .iter()
+            .chain(&cl.cluster_address)
+            .copied()
+            .collect()
+    }
+
+    async fn run(mut self, mut cmds: mpsc::Receiver<Cmd>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut publish = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            self.reconcile().await;
+            let wake = tokio::time::Instant::from_std(self.next_deadline());
+            tokio::select! {
+                r = self.stand.changed() => {
+                    if r.is_err() {
+                        // The keepalive task ended: its lease is gone.
+                        let lease = self.me.lease;
+                        self.stand = watch::channel(Standing::Lost { lease }).1;
+                    }
+                }
+                _ = self.members.changed() => self.members_changed(),
+                _ = self.owners.changed() => {}
+                _ = self.loads.changed() => self.update_assigner(),
+                Some(m) = self.dead_rx.recv() => self.member_died(m).await,
+                _ = tokio::time::sleep_until(wake) => {}
+                _ = tick.tick() => {}
+                _ = publish.tick() => self.publish_load().await,
+                c = cmds.recv() => match c {
+                    None => {
+                        self.leave().await;
+                        return;
+                    }
+                    Some(Cmd::Stop(done)) => {
+                        self.leave().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(c) => self.command(c).await,
+                },
+            }
+        }
+    }
+
+    /// The earliest moment something must be looked at again.
+    fn next_deadline(&self) -> Instant {
+        let now = Instant::now();
+        let mut t = now + Duration::from_secs(1);
+        if let Standing::Valid { until, .. } = *self.stand.borrow() {
+            t = t.min(until.checked_sub(self.margin()).unwrap_or(now));
+        }
+        for since in self.free_since.values() {
+            t = t.min(*since + self.ctx.cluster().takeover_fence);
+        }
+        t.max(now + Duration::from_millis(5))
+    }
+
+    fn members_changed(&mut self) {
+        let view = self.view();
+        let others: heartbeat::Members = view
+            .members
+            .values()
+            .filter(|m| m.name != self.me.name)
+            .map(|m| (m.name.clone(), SocketAddr::new(m.addr, m.heartbeat_port)))
+            .collect();
+        // A member that left etcd is no longer dead, just gone; one that
+        // joined again (new lease) starts alive.
+        self.dead.retain(|d| view.members.contains_key(d));
+        let _ = self.hb_members.send(others);
+    }
+
+    /// A member went silent: revoke its lease, so what it owned is free now.
+    async fn member_died(&mut self, name: String) {
+        let Some(rec) = self.view().members.get(&name).cloned() else {
+            return;
+        };
+        tracing::warn!(member = %name, "no heartbeat: revoking its lease");
+        self.dead.insert(name);
+        self.revoke(rec.lease).await;
+    }
+
+    async fn revoke(&mut self, lease: i64) {
+        if !self.revoked.insert(lease) {
+            return;
+        }
+        let mut c = self.ctx.conn.client();
+        if let Err(e) = self
+            .ctx
+            .conn
+            .timed("lease revoke", c.lease_revoke(lease))
+            .await
+        {
+            tracing::debug!("revoking lease {lease:x}: {e:#}");
+        }
+    }
+
+    async fn reconcile(&mut self) {
+        let now = Instant::now();
+        let st = *self.stand.borrow();
+        if let Standing::Lost { .. } = st {
+            self.stop_all("lease lost").await;
+            self.rejoin().await;
+            return;
+        }
+        if !st.may_serve(now, self.margin()) {
+            self.stop_all("lease ending: cut off from etcd").await;
+            return;
+        }
+        let view = self.view();
+        self.drop_lost(&view, st.lease()).await;
+        if !view.synced || !matches!(st, Standing::Valid { .. }) {
+            self.set_admission(false);
+            return;
+        }
+        self.revoke_stale(&view, st.lease()).await;
+        for (addr, o) in &view.owners {
+            if o.member == self.me.name
+                && o.lease == st.lease()
+                && !self.services.contains_key(addr)
+            {
+                self.serve(*addr, st.lease()).await;
+            }
+        }
+        self.claim_free(&view, st.lease(), now).await;
+        self.set_admission(st.may_admit(now, self.margin()));
+    }
+
+    /// Gives up what etcd says is not ours (any more).
+    async fn drop_lost(&mut self, view: &View, lease: i64) {
+        let gone: Vec<IpAddr> = self
+            .services
+            .iter()
+            .filter(|(a, s)| {
+                let theirs = view.synced
+                    && view
+                        .owners
+                        .get(a)
+                        .is_none_or(|o| o.member != self.me.name || o.lease != lease);
+                theirs || s.lost()
+            })
+            .map(|(a, _)| *a)
+            .collect();
+        for a in gone {
+            if let Some(s) = self.services.remove(&a) {
+                s.stop(&self.ctx, "another member owns it now").await;
+            }
+        }
+    }
+
+    /// Addresses ours under an older lease (a restart within the TTL):
+    /// revoke it, they become free and are claimed anew.
+    async fn revoke_stale(&mut self, view: &View, lease: i64) {
+        let stale: BTreeSet<i64> = view
+            .owners
+            .values()
+            .filter(|o| o.member == self.me.name && o.lease != lease)
+            .map(|o| o.lease)
+            .collect();
+        for l in stale {
+            tracing::info!("revoking lease {l:x} of an earlier run of this member");
+            self.revoke(l).await;
+        }
+        // A dead member that still owns addresses (its revocation failed).
+        let dead: Vec<i64> = view
+            .owners
+            .values()
+            .filter(|o| self.dead.contains(&o.member))
+            .map(|o| o.lease)
+            .collect();
+        for l in dead {
+            self.revoked.remove(&l);
+            self.revoke(l).await;
+        }
+    }
+
+    async fn claim_free(&mut self, view: &View, lease: i64, now: Instant) {
+        let cl = self.ctx.cluster().clone();
+        let all = self.addresses();
+        self.free_since
+            .retain(|a, _| !view.owners.contains_key(a) && all.contains(a));
+        let grace = cl.heartbeat_interval * cl.heartbeat_misses;
+        if now < self.joined + grace {
+            return;
+        }
+        let designated = view.designated(&all, &self.dead);
+        let rank = view.rank(&self.me.name, &self.dead) as u32;
+        for a in all {
+            if view.owners.contains_key(&a) {
+                continue;
+            }
+            let since = *self.free_since.entry(a).or_insert(now);
+            let mut wait = cl.takeover_fence;
+            if designated.get(&a) != Some(&self.me.name) {
+                // Only if the designated member does not: it may be dead too.
+                wait += cl.heartbeat_interval * 2 * (1 + rank);
+            }
+            if now >= since + wait && self.claim(a, lease).await {
+                self.free_since.remove(&a);
+                self.serve(a, lease).await;
+            }
+        }
+    }
+
+    /// Compare-and-set: the address becomes ours only if nobody owns it.
+    async fn claim(&mut self, a: IpAddr, lease: i64) -> bool {
+        let key = self.ctx.conn.keys.owner(a);
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(
+                key.as_str(),
+                self.me.name.as_str(),
+                Some(PutOptions::new().with_lease(lease)),
+            )]);
+        let mut c = self.ctx.conn.client();
+        match self.ctx.conn.timed("claim", c.txn(txn)).await {
+            Ok(r) => r.succeeded(),
+            Err(e) => {
+                tracing::debug!(%a, "claim: {e:#}");
+                false
+            }
+        }
+    }
+
+    /// Starts serving an address we own; on failure lets it go again.
+    async fn serve(&mut self, a: IpAddr, lease: i64) {
+        let fence = crate::store::etcd::Fence {
+            member: self.me.name.clone(),
+            lease,
+        };
+        match Service::start(&self.ctx, a, fence).await {
+            Ok(s) => {
+                self.services.insert(a, s);
+            }
+            Err(e) => {
+                tracing::error!(addr = %a, "cannot serve: {e:#}");
+                super::net::del_address(&self.ctx.cfg.interfaces.core, a);
+                let key = self.ctx.conn.keys.owner(a);
+                let txn = Txn::new()
+                    .when([Compare::lease(key.as_str(), CompareOp::Equal, lease)])
+                    .and_then([TxnOp::delete(key.as_str(), None)]);
+                let mut c = self.ctx.conn.client();
+                let _ = self.ctx.conn.timed("release", c.txn(txn)).await;
+            }
+        }
+    }
+
+    fn set_admission(&self, open: bool) {
+        for s in self.services.values() {
+            s.blocks.set_open(open && !s.lost());
+        }
+    }
+
+    async fn stop_all(&mut self, why: &str) {
+        let all = std::mem::take(&mut self.services);
+        for (_, s) in all {
+            s.stop(&self.ctx, why).await;
+        }
+    }
+
+    async fn rejoin(&mut self) {
+        match join(&self.ctx).await {
+            Ok((me, stand)) => {
+                self.me = me;
+                self.stand = stand;
+                self.joined = Instant::now();
+            }
+            Err(e) => {
+                tracing::warn!("rejoining the cluster: {e:#}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    /// Leaving: addresses given up, lease revoked (the others take over now).
+    async fn leave(&mut self) {
+        self.stop_all("leaving the cluster").await;
+        let lease = self.me.lease;
+        self.revoke(lease).await;
+    }
+
+    async fn publish_load(&mut self) {
+        if !matches!(*self.stand.borrow(), Standing::Valid { .. }) {
+            return;
+        }
+        let lease = self.me.lease;
+        for (a, s) in &self.services {
+            let v = serde_json::json!({
+                "member": self.me.name,
+                "bindings": s.tracked.count(),
+            });
+            let mut c = self.ctx.conn.client();
+            let put = c.put(
+                self.ctx.conn.keys.load(*a),
+                v.to_string(),
+                Some(PutOptions::new().with_lease(lease)),
+            );
+            let _ = self.ctx.conn.timed("load", put).await;
+        }
+    }
+
+    /// Runtime assignment targets: service addresses with a live owner.
+    fn update_assigner(&mut self) {
+        let view = self.view();
+        let loads = self.loads.borrow().clone();
+        let cl = self.ctx.cluster();
+        let targets: Vec<(IpAddr, u64)> = cl
+            .service_addresses
+            .iter()
+            .filter(|a| {
+                view.owners
+                    .get(a)
+                    .is_some_and(|o| !self.dead.contains(&o.member))
+            })
+            .map(|a| {
+                let load = loads
+                    .entries
+                    .get(&a.to_string())
+                    .and_then(|e| serde_json::from_slice::<serde_json::Value>(&e.value).ok())
+                    .and_then(|v| v["bindings"].as_u64())
+                    .unwrap_or(0);
+                (*a, load)
+            })
+            .collect();
+        self.ctx.assigner.set_targets(&targets);
+    }
+
+    async fn command(&mut self, c: Cmd) {
+        match c {
+            Cmd::Report(tx) => {
+                let mut all = Report::default();
+                for s in self.services.values() {
+                    if let Some(r) = s.report().await {
+                        merge(&mut all, r);
+                    }
+                }
+                let _ = tx.send(all);
+            }
+            Cmd::Show(tx) => {
+                let v = super::show::view(self).await;
+                let _ = tx.send(v);
+            }
+            Cmd::Release(nai) => {
+                for s in self.services.values() {
+                    s.release(&nai);
+                }
+            }
+            Cmd::Stop(tx) => {
+                // Handled by the loop (it ends after it).
+                let _ = tx.send(());
+            }
+        }
+    }
+}
+
+/// Adds one service's report to the member's.
+fn merge(all: &mut Report, r: Report) {
+    all.bindings.extend(r.bindings);
+    for (k, v) in r.counters {
+        *all.counters.entry(k).or_default() += v;
+    }
+    for (k, v) in r.shell {
+        *all.shell.entry(k).or_default() += v;
+    }
+}

@@ -1,0 +1,290 @@
+//! The etcd store: the binding records of one anchor service address, kept
+//! in the etcd cluster that all anchors share (issue 17). It implements the
+//! same [`Store`] trait as the embedded store, so a registrar does not know
+//! which one it writes to.
+//!
+//! - Keys: `P/svc/<service address>/<RecordKey::path>` ([`Keyspace`]); values
+//!   the records' versioned JSON (`record::encode`), as in every backend.
+//! - A batch is one transaction (several when it has more operations than
+//!   etcd allows in one: `store.max_txn_ops`), fenced: it applies only while
+//!   this member still owns the service address under the lease it holds
+//!   now. A member that lost its address (cut off, taken over) can never
+//!   overwrite what the new owner wrote.
+//! - Binding records carry the lease of their expiry bucket ([`buckets`]).
+//! - A batch that fails is kept and written again, first, with the next one
+//!   (each write carries a whole record, the latest wins); meanwhile
+//!   allocation of new numbers is closed ([`StoreHealth`]), so the
+//!   registrar refuses new bindings it could not persist, with its
+//!   protocol's insufficient-resources code.
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, bail, Result};
+use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
+
+use super::record::{decode, encode};
+use super::{wall_ms, Record, RecordKey, Store, StoreOp};
+use crate::agent::blocks::Blocks;
+
+pub mod buckets;
+pub mod conn;
+
+pub use buckets::Buckets;
+pub use conn::{EtcdConn, EtcdRuntime, Keyspace};
+
+/// Records read per request when scanning (a reply stays far below gRPC's
+/// 4 MiB message limit).
+const SCAN_PAGE: i64 = 1000;
+
+/// Who may write a service address's records: the member that owns it,
+/// under this lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fence {
+    pub member: String,
+    pub lease: i64,
+}
+
+/// How the store of a service address fares, shared with the cluster.
+#[derive(Debug, Default)]
+pub struct StoreHealth {
+    /// A write was refused because another member owns the address now.
+    pub not_owner: AtomicBool,
+    pub batches: AtomicU64,
+    pub ops: AtomicU64,
+    pub txns: AtomicU64,
+    pub failures: AtomicU64,
+    /// Operations waiting to be written again.
+    pub pending: AtomicU64,
+    pub last_error: Mutex<String>,
+    /// Closed on a failed write (new bindings refused); the cluster opens
+    /// it again once etcd answers.
+    pub admission: Mutex<Option<Blocks>>,
+}
+
+impl StoreHealth {
+    fn failed(&self, e: &anyhow::Error) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = format!("{e:#}");
+        if let Some(b) = self
+            .admission
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            b.set_open(false);
+        }
+    }
+}
+
+/// The store of one service address in etcd.
+pub struct EtcdStore {
+    conn: EtcdConn,
+    addr: IpAddr,
+    fence: Option<Fence>,
+    buckets: Buckets,
+    /// Writes that failed, by key: sent again before the next batch.
+    pending: BTreeMap<RecordKey, StoreOp>,
+    health: Arc<StoreHealth>,
+}
+
+impl EtcdStore {
+    /// The records of `addr`; writes are fenced by `fence` (None: not
+    /// fenced, for tools and tests).
+    pub fn new(conn: EtcdConn, addr: IpAddr, fence: Option<Fence>, buckets: Buckets) -> Self {
+        EtcdStore {
+            conn,
+            addr,
+            fence,
+            buckets,
+            pending: BTreeMap::new(),
+            health: Arc::new(StoreHealth::default()),
+        }
+    }
+
+    pub fn health(&self) -> Arc<StoreHealth> {
+        self.health.clone()
+    }
+
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+}
+
+/// One operation as etcd takes it.
+enum Write {
+    Put {
+        key: String,
+        value: Vec<u8>,
+        expires_ms: Option<u64>,
+    },
+    Delete(String),
+}
+
+fn write_of(keys: &Keyspace, addr: IpAddr, op: &StoreOp) -> Write {
+    match op {
+        StoreOp::Put(k, r) => Write::Put {
+            key: keys.record(addr, k),
+            value: encode(r),
+            expires_ms: match r {
+                Record::Anchor(a) => Some(a.expires_ms),
+                Record::Access(a) => Some(a.expires_ms),
+                Record::Node(_) => None,
+            },
+        },
+        StoreOp::Delete(k) => Write::Delete(keys.record(addr, k)),
+    }
+}
+
+/// Writes `chunk` in one transaction, fenced by ownership of `owner_key`.
+async fn write_chunk(
+    client: &mut Client,
+    buckets: &Buckets,
+    fence: Option<(&str, &Fence)>,
+    chunk: &[Write],
+) -> Result<()> {
+    let now = wall_ms(std::time::SystemTime::now());
+    let mut ops = Vec::with_capacity(chunk.len());
+    for w in chunk {
+        ops.push(match w {
+            Write::Put {
+                key,
+                value,
+                expires_ms,
+            } => {
+                let opts = match expires_ms {
+                    Some(e) => {
+                        Some(PutOptions::new().with_lease(buckets.lease(client, *e, now).await?))
+                    }
+                    None => None,
+                };
+                TxnOp::put(key.as_str(), value.clone(), opts)
+            }
+            Write::Delete(key) => TxnOp::delete(key.as_str(), None),
+        });
+    }
+    // etcd-client wants the compares before the operations.
+    let mut txn = Txn::new();
+    if let Some((owner_key, f)) = fence {
+        txn = txn.when([
+            Compare::value(owner_key, CompareOp::Equal, f.member.as_str()),
+            Compare::lease(owner_key, CompareOp::Equal, f.lease),
+        ]);
+    }
+    let r = client.txn(txn.and_then(ops)).await?;
+    if !r.succeeded() {
+        bail!(NOT_OWNER);
+    }
+    Ok(())
+}
+
+/// The error text of a fenced write refused: another member owns the address.
+pub const NOT_OWNER: &str = "not the owner of this service address any more";
+
+impl Store for EtcdStore {
+    fn scan(&mut self) -> Result<Vec<(RecordKey, Record)>> {
+        let conn = self.conn.clone();
+        let prefix = self.conn.keys.service(self.addr);
+        let raw = self.conn.block_on(async move {
+            let client = conn.client();
+            let end = conn::prefix_end(&prefix);
+            let mut from = prefix.clone().into_bytes();
+            let mut out = Vec::new();
+            loop {
+                let r = conn
+                    .retried("scan", || {
+                        let (mut c, from) = (client.clone(), from.clone());
+                        let opts = GetOptions::new()
+                            .with_range(end.clone())
+                            .with_limit(SCAN_PAGE);
+                        async move { Ok(c.get(from, Some(opts)).await?) }
+                    })
+                    .await?;
+                for kv in r.kvs() {
+                    out.push((kv.key().to_vec(), kv.value().to_vec()));
+                }
+                match (r.more(), r.kvs().last()) {
+                    (true, Some(last)) => {
+                        from = last.key().to_vec();
+                        from.push(0);
+                    }
+                    _ => return anyhow::Ok(out),
+                }
+            }
+        })?;
+        let prefix = self.conn.keys.service(self.addr);
+        let mut out = Vec::with_capacity(raw.len());
+        for (k, v) in raw {
+            let k = String::from_utf8_lossy(&k);
+            let Some(key) = k.strip_prefix(&prefix).and_then(RecordKey::from_path) else {
+                tracing::warn!(key = %k, "etcd store: unknown key skipped");
+                continue;
+            };
+            match decode(&v) {
+                Ok(r) => out.push((key, r)),
+                Err(e) => tracing::warn!(key = %k, "etcd store: record skipped: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    fn apply(&mut self, batch: &[StoreOp]) -> Result<()> {
+        // What failed before goes first, unless this batch rewrites it.
+        for op in batch {
+            self.pending.remove(op.key());
+        }
+        let mut ops: Vec<StoreOp> = std::mem::take(&mut self.pending).into_values().collect();
+        ops.extend_from_slice(batch);
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let writes: Vec<Write> = ops
+            .iter()
+            .map(|o| write_of(&self.conn.keys, self.addr, o))
+            .collect();
+        let (conn, buckets, fence) = (self.conn.clone(), self.buckets.clone(), self.fence.clone());
+        let owner_key = self.conn.keys.owner(self.addr);
+        let per_txn = self.conn.max_txn_ops.max(1);
+        let (written, err) = self.conn.block_on(async move {
+            let client = conn.client();
+            let mut done = 0usize;
+            for chunk in writes.chunks(per_txn) {
+                let f = fence.as_ref().map(|f| (owner_key.as_str(), f));
+                let w = conn.retried("write", || {
+                    let (mut c, buckets) = (client.clone(), buckets.clone());
+                    async move { write_chunk(&mut c, &buckets, f, chunk).await }
+                });
+                if let Err(e) = w.await {
+                    return Ok((done, Some(e)));
+                }
+                done += chunk.len();
+            }
+            Ok((done, None))
+        })?;
+        let h = &self.health;
+        h.batches.fetch_add(1, Ordering::Relaxed);
+        h.ops.fetch_add(written as u64, Ordering::Relaxed);
+        h.txns
+            .fetch_add(written.div_ceil(per_txn) as u64, Ordering::Relaxed);
+        let Some(e) = err else {
+            h.pending.store(0, Ordering::Relaxed);
+            return Ok(());
+        };
+        // Keep what was not written, the latest per key.
+        for op in ops.into_iter().skip(written) {
+            self.pending.insert(op.key().clone(), op);
+        }
+        h.pending
+            .store(self.pending.len() as u64, Ordering::Relaxed);
+        if format!("{e:#}").contains(NOT_OWNER) {
+            h.not_owner.store(true, Ordering::Relaxed);
+        }
+        h.failed(&e);
+        Err(anyhow!("{e:#}"))
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+}

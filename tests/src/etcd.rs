@@ -1,0 +1,279 @@
+//! A real etcd cluster for the cluster tests: `etcd` processes (Debian
+//! etcd-server) started by the test, each on its own address, data in the
+//! test's temp directory; killed and removed on drop, also on panic.
+//!
+//! Members can be killed (SIGKILL) and started again on the same data, to
+//! take the quorum away and give it back.
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::lab::{interruptible_sleep, wait_timeout};
+use crate::netns::Netns;
+
+/// Where a member listens: its namespace and address, client and peer ports.
+#[derive(Clone, Debug)]
+pub struct Placement {
+    pub ns: String,
+    pub ip: String,
+    pub client_port: u16,
+    pub peer_port: u16,
+}
+
+impl Placement {
+    pub fn client_url(&self) -> String {
+        format!("http://{}:{}", self.ip, self.client_port)
+    }
+    fn peer_url(&self) -> String {
+        format!("http://{}:{}", self.ip, self.peer_port)
+    }
+}
+
+pub struct Member {
+    pub name: String,
+    pub at: Placement,
+    /// Its data directory (kept across `restart`).
+    pub data: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    args: Vec<String>,
+}
+
+impl Member {
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    pub fn log_tail(&self, n: usize) -> String {
+        let s = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let l: Vec<&str> = s.lines().collect();
+        l[l.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+/// A running etcd cluster.
+pub struct EtcdCluster {
+    pub members: Vec<Member>,
+    token: String,
+}
+
+/// Is etcd installed?
+pub fn available() -> bool {
+    crate::lab::have("etcd") && crate::lab::have("etcdctl")
+}
+
+impl EtcdCluster {
+    /// Starts one member per placement (all at once: they need each other
+    /// to elect a leader) and waits until the cluster answers.
+    pub fn start(dir: &Path, at: &[Placement], extra: &[&str]) -> Result<EtcdCluster> {
+        let token = format!(
+            "pmip-{}-{}",
+            std::process::id(),
+            dir.display().to_string().len()
+        );
+        let initial: Vec<String> = at
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("e{}={}", i + 1, p.peer_url()))
+            .collect();
+        let initial = initial.join(",");
+        let mut members = Vec::new();
+        for (i, p) in at.iter().enumerate() {
+            let name = format!("e{}", i + 1);
+            let data = dir.join(format!("etcd-{name}"));
+            std::fs::create_dir_all(&data)?;
+            let mut args: Vec<String> = [
+                "--name",
+                &name,
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--listen-client-urls",
+                &p.client_url(),
+                "--advertise-client-urls",
+                &p.client_url(),
+                "--listen-peer-urls",
+                &p.peer_url(),
+                "--initial-advertise-peer-urls",
+                &p.peer_url(),
+                "--initial-cluster",
+                &initial,
+                "--initial-cluster-token",
+                &token,
+                "--initial-cluster-state",
+                "new",
+                "--logger",
+                "zap",
+                "--log-level",
+                "warn",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            args.extend(extra.iter().map(|s| s.to_string()));
+            members.push(Member {
+                name: name.clone(),
+                at: p.clone(),
+                log: dir.join(format!("etcd-{name}.log")),
+                data,
+                child: None,
+                args,
+            });
+        }
+        let mut c = EtcdCluster { members, token };
+        for i in 0..c.members.len() {
+            c.spawn(i)?;
+        }
+        c.wait_healthy(c.members.len(), Duration::from_secs(30))?;
+        Ok(c)
+    }
+
+    fn spawn(&mut self, i: usize) -> Result<()> {
+        let m = &mut self.members[i];
+        let log = std::fs::File::create(&m.log)?;
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", &m.at.ns, "etcd"])
+            .args(&m.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting etcd {}", m.name))?;
+        m.child = Some(child);
+        Ok(())
+    }
+
+    /// Client URLs of every member.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.at.client_url()).collect()
+    }
+
+    /// SIGKILL member `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.members[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts member `i` again on its data.
+    pub fn restart(&mut self, i: usize) -> Result<()> {
+        self.kill(i);
+        // Started again, the member finds its data: the initial-cluster flags do not apply.
+        if let Some(a) = self.members[i]
+            .args
+            .iter()
+            .position(|a| a == "--initial-cluster-state")
+        {
+            self.members[i].args[a + 1] = "existing".into();
+        }
+        self.spawn(i)
+    }
+
+    /// `etcdctl ARGS` against the running members, from the namespace of
+    /// the first running member.
+    pub fn ctl(&self, args: &[&str]) -> Result<String> {
+        let m = self
+            .members
+            .iter()
+            .find(|m| m.child.is_some())
+            .context("no etcd member running")?;
+        let eps = self
+            .members
+            .iter()
+            .filter(|m| m.child.is_some())
+            .map(|m| m.at.client_url())
+            .collect::<Vec<_>>()
+            .join(",");
+        let o = std::process::Command::new("ip")
+            .args(["netns", "exec", &m.at.ns, "etcdctl", "--endpoints", &eps])
+            .args(["--command-timeout", "3s"])
+            .args(args)
+            .env("ETCDCTL_API", "3")
+            .stdin(Stdio::null())
+            .output()?;
+        if !o.status.success() {
+            bail!(
+                "etcdctl {}: {}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+
+    /// Waits until `n` members report healthy.
+    pub fn wait_healthy(&mut self, n: usize, within: Duration) -> Result<()> {
+        let end = Instant::now() + within;
+        loop {
+            // etcdctl writes the text form to stderr; the JSON one to stdout.
+            let healthy = self
+                .ctl(&["endpoint", "health", "-w", "json"])
+                .map(|o| o.matches("\"health\":true").count())
+                .unwrap_or(0);
+            if healthy >= n {
+                return Ok(());
+            }
+            for m in &mut self.members {
+                if m.child.is_some() && !m.running() {
+                    bail!("etcd {} exited:\n{}", m.name, m.log_tail(20));
+                }
+            }
+            if Instant::now() > end {
+                let logs: Vec<String> = self
+                    .members
+                    .iter()
+                    .map(|m| format!("--- {}:\n{}", m.name, m.log_tail(10)))
+                    .collect();
+                bail!(
+                    "etcd: {healthy} of {n} members healthy after {within:?}\n{}",
+                    logs.join("\n")
+                );
+            }
+            interruptible_sleep(Duration::from_millis(200))?;
+        }
+    }
+
+    /// Every key and value under `prefix`.
+    pub fn get_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let out = self.ctl(&["get", "--prefix", prefix])?;
+        let lines: Vec<&str> = out.lines().collect();
+        Ok(lines
+            .chunks(2)
+            .filter(|c| c.len() == 2)
+            .map(|c| (c[0].to_string(), c[1].to_string()))
+            .collect())
+    }
+
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for m in &mut self.members {
+            if let Some(mut c) = m.child.take() {
+                let _ = c.kill();
+                let _ = wait_timeout(&mut c, Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// Placements for `n` members on loopback addresses of one namespace
+/// (127.0.0.11, .12, ...): for tests that need etcd but no network.
+pub fn on_loopback(ns: &Netns, n: usize) -> Vec<Placement> {
+    (0..n)
+        .map(|i| Placement {
+            ns: ns.name.clone(),
+            ip: format!("127.0.0.{}", 11 + i),
+            client_port: 2379,
+            peer_port: 2380,
+        })
+        .collect()
+}

@@ -1,0 +1,442 @@
+//! The anchor cluster (issue 17) with real etcd and real daemons: three
+//! etcd members, three anchors, two access gateways, subscribers with
+//! busybox udhcpc, a correspondent (tests/src/cluster). One lab per test;
+//! the tests of this file run one at a time (the machine is small).
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use pmip_tests::cluster::driver::Drivers;
+use pmip_tests::cluster::stream::Stream;
+use pmip_tests::cluster::{service_addr, ClusterLab, ClusterOpts, CN};
+use pmip_tests::etcd;
+use pmip_tests::lab::interruptible_sleep;
+use pmip_user::ctl::{BindingView, StatsView};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn run(f: impl FnOnce() -> Result<()>) {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if unsafe { libc::geteuid() } != 0 || !etcd::available() {
+        eprintln!("skipped: needs root and etcd (Debian etcd-server, etcd-client)");
+        return;
+    }
+    if std::env::var_os("PMIP_EBPF_OBJECT").is_none() {
+        eprintln!("skipped: PMIP_EBPF_OBJECT not set (cargo xtask build-ebpf)");
+        return;
+    }
+    if let Err(e) = f() {
+        panic!("{e:#}");
+    }
+}
+
+fn mac(k: usize) -> String {
+    format!("02:00:00:00:aa:{:02x}", k + 1)
+}
+
+/// Subscribers `n`, alternating between the two access gateways, attached.
+fn subscribers(lab: &mut ClusterLab, n: usize) -> Result<Vec<Ipv4Addr>> {
+    let mut homes = Vec::new();
+    for k in 0..n {
+        lab.add_subscriber(k % 2, &mac(k))?;
+    }
+    for k in 0..n {
+        let l = lab.attach(k)?;
+        homes.push(l.ip.parse().context("lease address")?);
+    }
+    Ok(homes)
+}
+
+/// Every access gateway's bindings, by NAI.
+fn mag_bindings(lab: &ClusterLab) -> Result<BTreeMap<String, BindingView>> {
+    let mut all = BTreeMap::new();
+    for j in 0..lab.mags.len() {
+        for b in lab.mag(j).bindings()? {
+            all.insert(b.nai.clone(), b);
+        }
+    }
+    Ok(all)
+}
+
+fn counter(s: &StatsView, group: &str, name: &str) -> u64 {
+    s.groups
+        .get(group)
+        .and_then(|g| g.get(name))
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Sum of a MAG counter over both access gateways.
+fn mag_counter(lab: &ClusterLab, name: &str) -> Result<u64> {
+    let mut n = 0;
+    for j in 0..lab.mags.len() {
+        n += counter(&lab.mag(j).stats()?, "mag", name);
+    }
+    Ok(n)
+}
+
+fn opts(tag: &str) -> ClusterOpts {
+    let mut o = ClusterOpts::new(tag);
+    o.log_filter = "info,pmip_user::cluster=debug".into();
+    o
+}
+
+#[test]
+fn kill_9_the_owner_of_a_busy_address_keeps_every_subscriber() {
+    run(|| {
+        let mut lab = ClusterLab::up(opts("ckt"))?;
+        let homes = subscribers(&mut lab, 4)?;
+        let before = mag_bindings(&lab)?;
+        ensure!(
+            before.len() == 4,
+            "4 bindings at the access gateways: {before:?}"
+        );
+        // The service address subscriber 0 ended up at, and its owner.
+        let first = before
+            .values()
+            .find(|b| b.home_v4 == Some(homes[0]))
+            .context("sub 0")?;
+        let busy = first.peer.to_string();
+        ensure!(
+            busy != pmip_tests::cluster::CLUSTER_ADDR,
+            "assigned at run time, not served by the cluster address"
+        );
+        let owner = lab.owner_of(&busy)?;
+        let bound_before: Vec<usize> = (0..4).map(|k| lab.client(k).count("bound")).collect();
+        // 10k packets/s up from subscriber 0, 1k/s down to it.
+        let up = Stream::start(&lab.subs[0], &lab.cn, SocketAddrV4::new(CN, 9000), 10_000)?;
+        let down = Stream::start(
+            &lab.cn,
+            &lab.subs[0],
+            SocketAddrV4::new(homes[0], 9001),
+            1_000,
+        )?;
+        interruptible_sleep(Duration::from_secs(2))?;
+        let t_kill = Instant::now();
+        lab.kill_anchor(owner);
+        let v = lab.wait_view(
+            Duration::from_secs(10),
+            "the busy address taken over",
+            |v| {
+                v.addresses.iter().any(|a| {
+                    a.addr.to_string() == busy
+                        && a.owner
+                            .as_deref()
+                            .is_some_and(|o| o != format!("a{}", owner + 1))
+                })
+            },
+        )?;
+        interruptible_sleep(Duration::from_secs(3))?;
+        let (up, down) = (up.finish()?, down.finish()?);
+        let (gap, resumed) = up
+            .gap_after(t_kill)
+            .context("no uplink packet after the kill")?;
+        let (dgap, dresumed) = down
+            .gap_after(t_kill)
+            .context("no downlink packet after the kill")?;
+        eprintln!(
+            "takeover of {busy}: uplink silent {gap:?}, first packet {resumed:?} after the kill, {} of {} lost at 10k pps; downlink silent {dgap:?} (first after {dresumed:?}), {} of {} lost",
+            up.lost, up.sent, down.lost, down.sent
+        );
+        eprintln!("{}", pmip_user::ctl::format_cluster(&v));
+        ensure!(
+            resumed < Duration::from_secs(3),
+            "uplink resumed {resumed:?} after the kill"
+        );
+        ensure!(
+            dresumed < Duration::from_secs(4),
+            "downlink resumed {dresumed:?} after the kill"
+        );
+        ensure!(up.lost < 30_000, "lost {} uplink packets", up.lost);
+        // Nobody re-attached: no new lease, the same bindings, no restart seen.
+        interruptible_sleep(Duration::from_secs(u64::from(lab.opts.refresh_s) + 2))?;
+        for (k, before) in bound_before.iter().enumerate() {
+            ensure!(
+                lab.client(k).count("bound") == *before,
+                "subscriber {k} bound again: {:?}",
+                lab.client(k).events()
+            );
+        }
+        let after = mag_bindings(&lab)?;
+        for (nai, b) in &before {
+            let a = after.get(nai).with_context(|| format!("{nai} gone"))?;
+            ensure!(
+                (a.home_v4, a.gre_key_up, a.gre_key_down, a.peer)
+                    == (b.home_v4, b.gre_key_up, b.gre_key_down, b.peer),
+                "{nai} changed: {b:?} → {a:?}"
+            );
+            ensure!(a.state == "ACTIVE", "{nai} not active: {a:?}");
+        }
+        for c in [
+            "lma_restart_detected",
+            "reregistrations",
+            "failovers",
+            "registration_timeouts",
+        ] {
+            ensure!(mag_counter(&lab, c)? == 0, "MAG counter {c} moved");
+        }
+        // The refreshes after the takeover were answered by the new owner.
+        let new_owner = lab.owner_of(&busy)?;
+        let s = lab.show(new_owner)?;
+        let svc = s
+            .serving
+            .iter()
+            .find(|x| x.addr.to_string() == busy)
+            .context("served")?;
+        let here = before
+            .values()
+            .filter(|b| b.peer.to_string() == busy)
+            .count() as u64;
+        ensure!(svc.restored == here && svc.bindings == here, "{svc:?}");
+        Ok(())
+    });
+}
+
+#[test]
+fn losing_etcd_members_keeps_traffic_and_refuses_only_new_bindings() {
+    run(|| {
+        let mut lab = ClusterLab::up(opts("cke"))?;
+        let homes = subscribers(&mut lab, 2)?;
+        let stream = Stream::start(&lab.subs[0], &lab.cn, SocketAddrV4::new(CN, 9000), 1_000)?;
+        // One member down: nothing visible.
+        lab.etcd().kill(2);
+        interruptible_sleep(Duration::from_secs(3))?;
+        lab.add_subscriber(0, &mac(2))?;
+        lab.attach(2).context("attach with one etcd member down")?;
+        let v = lab.view()?;
+        ensure!(
+            v.serving.iter().all(|s| s.admission),
+            "admission open: {v:?}"
+        );
+        // Two down: no quorum. Existing traffic flows, new bindings are refused.
+        lab.etcd().kill(1);
+        lab.wait_view(
+            Duration::from_secs(10),
+            "admission closed everywhere",
+            |v| {
+                v.etcd.iter().any(|e| e.reachable && !e.has_leader)
+                    && v.serving.iter().all(|s| !s.admission)
+            },
+        )?;
+        lab.add_subscriber(1, &mac(3))?;
+        let refused = lab.attach(3);
+        ensure!(
+            refused.is_err(),
+            "a new subscriber attached without a quorum"
+        );
+        interruptible_sleep(Duration::from_secs(2))?;
+        // Quorum back: everything resumes, the refused subscriber gets in.
+        lab.etcd().restart(1)?;
+        lab.etcd().restart(2)?;
+        lab.etcd().wait_healthy(3, Duration::from_secs(30))?;
+        lab.wait_view(Duration::from_secs(15), "admission open again", |v| {
+            v.serving.iter().all(|s| s.admission)
+        })?;
+        let k = 3;
+        lab.client(k)
+            .wait_event("bound", 1, Duration::from_secs(30))?;
+        let out = stream.finish()?;
+        eprintln!(
+            "quorum lost and back: {} of {} packets lost, longest silence {:?}",
+            out.lost, out.sent, out.max_gap
+        );
+        ensure!(
+            out.max_gap < Duration::from_secs(2),
+            "traffic stopped for {:?}",
+            out.max_gap
+        );
+        let _ = homes;
+        Ok(())
+    });
+}
+
+#[test]
+fn an_anchor_cut_off_from_etcd_stops_before_another_takes_over() {
+    run(|| {
+        let mut lab = ClusterLab::up(opts("ckp"))?;
+        let _ = subscribers(&mut lab, 2)?;
+        let before = mag_bindings(&lab)?;
+        let busy = before
+            .values()
+            .next()
+            .context("a binding")?
+            .peer
+            .to_string();
+        let victim = lab.owner_of(&busy)?;
+        let others: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
+        let stream = Stream::start(&lab.subs[0], &lab.cn, SocketAddrV4::new(CN, 9000), 1_000)?;
+        lab.etcd_link(victim, false)?;
+        // Sample every fast path's keys until the address has moved: no key
+        // may be in two anchors' maps at any moment.
+        let t0 = Instant::now();
+        let mut samples = 0;
+        let mut moved = false;
+        while t0.elapsed() < Duration::from_secs(15) {
+            let mut owners: BTreeMap<u32, usize> = BTreeMap::new();
+            for i in 0..3 {
+                let Ok(v) = lab.show(i) else { continue };
+                for s in &v.serving {
+                    for k in &s.map_keys {
+                        if let Some(j) = owners.insert(*k, i) {
+                            bail!(
+                                "uplink key {k} in the maps of a{} and a{} at once",
+                                j + 1,
+                                i + 1
+                            );
+                        }
+                    }
+                }
+            }
+            samples += 1;
+            let v = lab.show(others[0])?;
+            moved = v.addresses.iter().any(|a| {
+                a.addr.to_string() == busy
+                    && a.owner
+                        .as_deref()
+                        .is_some_and(|o| o != format!("a{}", victim + 1))
+            });
+            if moved && lab.show(victim)?.serving.is_empty() {
+                break;
+            }
+        }
+        ensure!(moved, "nobody took {busy} over");
+        let gone = lab.show(victim)?;
+        ensure!(
+            gone.serving.is_empty(),
+            "the cut-off anchor still serves: {gone:?}"
+        );
+        interruptible_sleep(Duration::from_secs(2))?;
+        let out = stream.finish()?;
+        eprintln!(
+            "partition of a{}: {samples} samples, never two owners; {} of {} packets lost, longest silence {:?}",
+            victim + 1, out.lost, out.sent, out.max_gap
+        );
+        ensure!(
+            out.max_gap < Duration::from_secs(8),
+            "traffic stopped for {:?}",
+            out.max_gap
+        );
+        // Back on etcd: it joins again with a new lease, takes nothing back.
+        lab.etcd_link(victim, true)?;
+        lab.wait_view(
+            Duration::from_secs(15),
+            "the anchor back as a member",
+            |v| {
+                v.members
+                    .iter()
+                    .any(|m| m.name == format!("a{}", victim + 1))
+            },
+        )?;
+        Ok(())
+    });
+}
+
+#[test]
+fn ten_thousand_concurrent_attaches_never_share_an_address_or_key() {
+    run(|| {
+        let mut o = opts("ckn");
+        o.drivers = 2;
+        o.log_filter = "warn".into();
+        let lab = ClusterLab::up(o)?;
+        let d = Drivers::new(&lab, 2)?;
+        let r = d.attach(10_000, None, Duration::from_secs(120))?;
+        eprintln!(
+            "{} bindings ({} failed) in {:?}: {:.0}/s",
+            r.bindings.len(),
+            r.failed,
+            r.elapsed,
+            r.per_second()
+        );
+        ensure!(
+            r.failed == 0 && r.bindings.len() == 10_000,
+            "{} bound, {} failed",
+            r.bindings.len(),
+            r.failed
+        );
+        let mut homes = BTreeSet::new();
+        let mut keys = BTreeSet::new();
+        let mut by_anchor: BTreeMap<IpAddr, usize> = BTreeMap::new();
+        for b in &r.bindings {
+            let h = b.home_v4.context("home address")?;
+            ensure!(homes.insert(h), "home address {h} given twice");
+            ensure!(
+                keys.insert(b.uplink_key),
+                "uplink key {} given twice",
+                b.uplink_key
+            );
+            *by_anchor.entry(b.tunnel.remote).or_default() += 1;
+        }
+        eprintln!("spread: {by_anchor:?}");
+        ensure!(
+            by_anchor.len() == 3,
+            "every service address took some: {by_anchor:?}"
+        );
+        // etcd agrees: one record per binding, no key or address twice.
+        let recs = lab
+            .etcd
+            .as_ref()
+            .unwrap()
+            .get_prefix(&format!("/pmip/{}/svc/", lab.opts.tag))?;
+        let mut ek = BTreeSet::new();
+        let mut eh = BTreeSet::new();
+        for (k, v) in recs.iter().filter(|(k, _)| k.contains("/lma/")) {
+            let j: serde_json::Value = serde_json::from_str(v).with_context(|| k.clone())?;
+            ensure!(
+                ek.insert(j["uplink_key"].as_u64().unwrap()),
+                "etcd: key twice ({k})"
+            );
+            ensure!(
+                eh.insert(j["home_v4"].as_str().unwrap().to_string()),
+                "etcd: address twice ({k})"
+            );
+        }
+        ensure!(ek.len() == 10_000, "{} records in etcd", ek.len());
+        // And the maps: every key in exactly one anchor's fast path.
+        let mut in_maps: BTreeMap<u32, usize> = BTreeMap::new();
+        for i in 0..3 {
+            for s in lab.show(i)?.serving {
+                for k in s.map_keys {
+                    ensure!(in_maps.insert(k, i).is_none(), "key {k} in two fast paths");
+                }
+            }
+        }
+        ensure!(
+            in_maps.len() == 10_000,
+            "{} keys in the maps",
+            in_maps.len()
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn runtime_assignment_spreads_new_subscribers() {
+    run(|| {
+        let mut o = opts("cka");
+        o.drivers = 1;
+        let lab = ClusterLab::up(o)?;
+        let d = Drivers::new(&lab, 1)?;
+        let r = d.attach(300, None, Duration::from_secs(60))?;
+        ensure!(r.bindings.len() == 300, "{} of 300 bound", r.bindings.len());
+        let mut by: BTreeMap<String, usize> = BTreeMap::new();
+        for b in &r.bindings {
+            *by.entry(b.tunnel.remote.to_string()).or_default() += 1;
+        }
+        eprintln!("runtime assignment of 300: {by:?}");
+        ensure!(
+            !by.contains_key(pmip_tests::cluster::CLUSTER_ADDR),
+            "the cluster address served some itself"
+        );
+        for k in 0..3 {
+            let n = by.get(&service_addr(k)).copied().unwrap_or(0);
+            ensure!(
+                (60..=140).contains(&n),
+                "{} got {n} of 300: {by:?}",
+                service_addr(k)
+            );
+        }
+        Ok(())
+    });
+}

@@ -1,0 +1,334 @@
+//! The etcd store of the anchor cluster (issue 17) against a real
+//! three-member etcd cluster: records written and scanned back with the
+//! codec every backend uses, writes fenced by ownership of the service
+//! address, large batches split into transactions, expiry through bucket
+//! leases, a failed batch kept and written with the next one, and blocks of
+//! numbers claimed by compare-and-set without two anchors ever sharing one.
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{ensure, Context, Result};
+use pmip_tests::etcd::{self, EtcdCluster};
+use pmip_tests::netns::Netns;
+use pmip_tests::TempDir;
+use pmip_user::agent::blocks::{Blocks, Space};
+use pmip_user::cluster::blocks as claims;
+use pmip_user::config::{Config, EtcdSettings};
+use pmip_user::store::etcd::{Buckets, EtcdConn, EtcdStore, Fence, NOT_OWNER};
+use pmip_user::store::{wall_ms, AnchorRecord, Proto, Record, RecordKey, Store, StoreOp};
+
+const PREFIX: &str = "/pmip/t";
+
+fn skip() -> bool {
+    if unsafe { libc::geteuid() } != 0 || !etcd::available() {
+        eprintln!("skipped: needs root and etcd (Debian etcd-server, etcd-client)");
+        return true;
+    }
+    false
+}
+
+/// A three-member etcd in its own namespace, and a way to run async code
+/// there (the client's sockets must live in that namespace).
+struct Rig {
+    ns: Netns,
+    etcd: EtcdCluster,
+    _dir: TempDir,
+}
+
+fn rig(tag: &str, extra: &[&str]) -> Result<Rig> {
+    let ns = Netns::new(tag)?;
+    let dir = TempDir::new(&format!("cs-{tag}"));
+    let etcd = EtcdCluster::start(dir.path(), &etcd::on_loopback(&ns, 3), extra)?;
+    Ok(Rig {
+        ns,
+        etcd,
+        _dir: dir,
+    })
+}
+
+impl Rig {
+    fn settings(&self, max_txn_ops: u32) -> EtcdSettings {
+        EtcdSettings {
+            endpoints: self.etcd.endpoints(),
+            prefix: PREFIX.into(),
+            lease_ttl: Duration::from_secs(2),
+            timeout: Duration::from_millis(1500),
+            max_txn_ops,
+        }
+    }
+
+    /// Runs `f` on a multi-thread runtime inside the namespace.
+    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+        self.ns.run_in(f)?
+    }
+
+    /// Grants a lease and makes `member` the owner of `addr` under it.
+    fn own(&self, addr: IpAddr, member: &str) -> Result<i64> {
+        let out = self.etcd.ctl(&["lease", "grant", "60"])?;
+        let hex = out
+            .split_whitespace()
+            .nth(1)
+            .context("etcdctl lease grant output")?;
+        let lease = u64::from_str_radix(hex, 16)? as i64;
+        let key = format!("{PREFIX}/owner/{addr}");
+        self.etcd
+            .ctl(&["put", &format!("--lease={hex}"), &key, member])?;
+        Ok(lease)
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn record(i: u32, expires_ms: u64) -> Record {
+    Record::Anchor(AnchorRecord {
+        proto: Proto::Pmipv6,
+        nai: format!("sub{i}@example.net"),
+        llid: vec![2, 0, 0, 0, (i >> 8) as u8, i as u8],
+        peer: "10.255.0.1".parse().unwrap(),
+        peer_port: 5436,
+        sub_id: i,
+        uplink_key: i,
+        downlink_key: 1000 + i,
+        home_v4: Some(Ipv4Addr::from(0x0a40_0000 + i)),
+        home_v4_len: 16,
+        from_pool: true,
+        hnp: None,
+        att: Some(4),
+        lifetime_s: 120,
+        expires_ms,
+        last_ident: 42,
+        revocable: true,
+        last_seq: 0,
+    })
+}
+
+#[test]
+fn records_round_trip_fenced_batched_and_bucketed() {
+    if skip() {
+        return;
+    }
+    let r = rig("cst", &[]).unwrap();
+    let addr: IpAddr = "10.255.0.101".parse().unwrap();
+    let lease = r.own(addr, "a1").unwrap();
+    let settings = r.settings(128);
+    let (n, not_owner) = r
+        .run(move || {
+            let rt = runtime()?;
+            rt.block_on(async {
+                let (conn, _etcd_rt) = EtcdConn::connect(&settings).await?;
+                let now = wall_ms(SystemTime::now());
+                let fence = Fence {
+                    member: "a1".into(),
+                    lease,
+                };
+                let mut s = EtcdStore::new(conn.clone(), addr, Some(fence), Buckets::default());
+                // 1000 bindings in one batch: 8 transactions of at most 128.
+                let batch: Vec<StoreOp> = (1..=1000)
+                    .map(|i| {
+                        StoreOp::Put(
+                            RecordKey::Binding(i),
+                            record(i, now + 60_000 + u64::from(i)),
+                        )
+                    })
+                    .chain([StoreOp::Delete(RecordKey::Binding(5))])
+                    .collect();
+                s.apply(&batch)?;
+                let h = s.health();
+                ensure!(h.txns.load(Ordering::Relaxed) == 8, "txns {:?}", h.txns);
+                let back = s.scan()?;
+                ensure!(back.len() == 999, "scanned {}", back.len());
+                ensure!(back
+                    .iter()
+                    .any(|(k, r)| *k == RecordKey::Binding(7) && *r == record(7, now + 60_007)));
+                // A store fenced with someone else's name writes nothing.
+                let mut other = EtcdStore::new(
+                    conn.clone(),
+                    addr,
+                    Some(Fence {
+                        member: "a2".into(),
+                        lease,
+                    }),
+                    Buckets::default(),
+                );
+                let e = other
+                    .apply(&[StoreOp::Delete(RecordKey::Binding(7))])
+                    .unwrap_err();
+                let not_owner = format!("{e:#}").contains(NOT_OWNER)
+                    && other.health().not_owner.load(Ordering::Relaxed);
+                Ok((s.scan()?.len(), not_owner))
+            })
+        })
+        .unwrap();
+    assert_eq!(n, 999, "the unfenced delete did not happen");
+    assert!(not_owner, "the foreign store was refused as not the owner");
+    // Expiry through bucket leases: 999 records, 1 or 2 leases (their
+    // expiries straddle at most one bucket boundary), all of them leased.
+    let leases = r.etcd.ctl(&["lease", "list"]).unwrap();
+    let n_leases = leases
+        .lines()
+        .filter(|l| l.trim().len() == 16 && l.trim().chars().all(|c| c.is_ascii_hexdigit()))
+        .count();
+    let out = r
+        .etcd
+        .ctl(&[
+            "get",
+            "--prefix",
+            &format!("{PREFIX}/svc/{addr}/lma/7"),
+            "-w",
+            "json",
+        ])
+        .unwrap();
+    assert!(
+        out.contains("\"lease\":"),
+        "binding records carry a lease: {out}"
+    );
+    assert!(
+        (2..=3).contains(&n_leases),
+        "owner lease + 1-2 buckets: {leases}"
+    );
+}
+
+#[test]
+fn a_failed_batch_is_kept_and_written_with_the_next() {
+    if skip() {
+        return;
+    }
+    let mut r = rig("csp", &[]).unwrap();
+    let addr: IpAddr = "10.255.0.102".parse().unwrap();
+    let settings = r.settings(128);
+    // The store and its connection live in a thread of the namespace;
+    // the test kills and restarts etcd members in between.
+    let (tx, rx) = std::sync::mpsc::channel::<u8>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<(bool, bool, usize)>>();
+    let h =
+        r.ns.thread(move || {
+            let f = || -> Result<(bool, bool, usize)> {
+                let rt = runtime()?;
+                let (conn, _etcd_rt) = rt.block_on(EtcdConn::connect(&settings))?;
+                let now = wall_ms(SystemTime::now());
+                let mut s = EtcdStore::new(conn, addr, None, Buckets::default());
+                let blocks = Blocks::new([]);
+                *s.health().admission.lock().unwrap() = Some(blocks.clone());
+                s.apply(&[StoreOp::Put(RecordKey::Binding(1), record(1, now + 60_000))])?;
+                done_tx.send(Ok((true, true, 0))).ok();
+                rx.recv()?; // quorum gone
+                let failed = s
+                    .apply(&[StoreOp::Put(RecordKey::Binding(2), record(2, now + 60_000))])
+                    .is_err();
+                let closed = !blocks.is_open();
+                done_tx.send(Ok((failed, closed, 0))).ok();
+                rx.recv()?; // quorum back
+                s.apply(&[StoreOp::Put(RecordKey::Binding(3), record(3, now + 60_000))])?;
+                Ok((true, true, s.scan()?.len()))
+            };
+            let r = f();
+            let _ = done_tx.send(r);
+        })
+        .unwrap();
+    done_rx.recv().unwrap().unwrap();
+    r.etcd.kill(1);
+    r.etcd.kill(2);
+    tx.send(0).unwrap();
+    let (failed, closed, _) = done_rx.recv().unwrap().unwrap();
+    assert!(failed, "a write without a quorum fails");
+    assert!(closed, "and closes allocation of new numbers");
+    r.etcd.restart(1).unwrap();
+    r.etcd.restart(2).unwrap();
+    r.etcd.wait_healthy(3, Duration::from_secs(30)).unwrap();
+    tx.send(0).unwrap();
+    let (_, _, n) = done_rx.recv().unwrap().unwrap();
+    h.join().unwrap();
+    assert_eq!(
+        n, 3,
+        "binding 2, refused during the outage, was written with binding 3"
+    );
+}
+
+#[test]
+fn blocks_claimed_at_the_same_instant_never_overlap() {
+    if skip() {
+        return;
+    }
+    let r = rig("csb", &[]).unwrap();
+    let addrs: Vec<IpAddr> = (1..=3)
+        .map(|i| format!("10.255.0.{}", 100 + i).parse().unwrap())
+        .collect();
+    let leases: Vec<i64> = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| r.own(*a, &format!("a{}", i + 1)).unwrap())
+        .collect();
+    let settings = r.settings(128);
+    let cfg = Config::from_toml_str(
+        r#"
+role = "anchor"
+protocol = "pmipv6"
+[interfaces]
+core = "core0"
+[addresses]
+ipv4 = "10.255.0.11"
+[[pools]]
+name = "home"
+prefix = "10.64.0.0/16"
+gateway = "10.64.0.1"
+"#,
+    )
+    .unwrap();
+    let per_addr: Vec<(Vec<u32>, Vec<u32>)> = r
+        .run(move || {
+            let rt = runtime()?;
+            rt.block_on(async {
+                let (conn, _etcd_rt) = EtcdConn::connect(&settings).await?;
+                let mut tasks = Vec::new();
+                for (i, a) in addrs.iter().enumerate() {
+                    let (conn, cfg, a) = (conn.clone(), cfg.clone(), *a);
+                    let fence = Fence {
+                        member: format!("a{}", i + 1),
+                        lease: leases[i],
+                    };
+                    tasks.push(tokio::spawn(async move {
+                        let b = Blocks::new(claims::layouts(&cfg, 256));
+                        // Eight rounds of claims each, all three at once.
+                        for _ in 0..8 {
+                            for s in [Space::Key, Space::Home4] {
+                                claims::claim(&conn, &b, s, (a, &fence), 2).await?;
+                            }
+                        }
+                        // What etcd holds for this address is what it was granted.
+                        let again = Blocks::new(claims::layouts(&cfg, 256));
+                        claims::load(&conn, &again, a).await?;
+                        ensure!(again.owned(Space::Key) == b.owned(Space::Key));
+                        anyhow::Ok((b.owned(Space::Key), b.owned(Space::Home4)))
+                    }));
+                }
+                let mut out = Vec::new();
+                for t in tasks {
+                    out.push(t.await??);
+                }
+                Ok(out)
+            })
+        })
+        .unwrap();
+    let mut keys = BTreeSet::new();
+    let mut homes = BTreeSet::new();
+    for (k, h) in &per_addr {
+        assert_eq!(k.len(), 16, "every claim of keys got its two blocks");
+        assert_eq!(h.len(), 16);
+        for b in k {
+            assert!(keys.insert(*b), "key block {b} claimed twice");
+        }
+        for b in h {
+            assert!(homes.insert(*b), "home block {b} claimed twice");
+        }
+    }
+    // etcd holds exactly the 48 key blocks claimed, each naming its address.
+    let held = r.etcd.get_prefix(&format!("{PREFIX}/blocks/key/")).unwrap();
+    assert_eq!(held.len(), 48);
+}
