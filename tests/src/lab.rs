@@ -123,8 +123,10 @@ pub struct LabOpts {
     /// 802.1Q access links: the subscriber on s0.VID, each gateway's access
     /// interface the sub-interface acc0.VID (`interfaces.access[].vlan`).
     pub vlan: Option<u16>,
-    /// PMIPv6 signaling without ESP (`peers[].insecure = true`); by default
-    /// the lab protects it with the SAs of [`esp_sa`].
+    /// PMIPv6 signaling without ESP (`peers[].insecure = true`, the default:
+    /// the lab's signaling ladder, the lossy core's dropper and tshark read
+    /// it in the clear); false: protected with the SAs of [`esp_sa`]
+    /// (`hostile_esp`).
     pub insecure: bool,
     /// Access gateways get a default profile (else a subscriber needs a profile of its own,
     /// e.g. from RADIUS).
@@ -211,7 +213,7 @@ impl LabOpts {
             max_retx: 3,
             reregistration_window_s: 0,
             vlan: None,
-            insecure: false,
+            insecure: true,
             default_profile: true,
             extra_access: String::new(),
             extra_anchor: String::new(),
@@ -1981,6 +1983,7 @@ mod tests {
         use pmip_user::config::Config;
         let dir = Path::new("/tmp/pmip-lab-cfg");
         let mut o = LabOpts::new(Proto::Pmipv6, "cfg");
+        o.insecure = false;
         let anchor = Config::from_toml_str(&anchor_config(&o, dir, 2)).unwrap();
         for i in 0..2 {
             let mag = Config::from_toml_str(&access_config(&o, dir, i)).unwrap();

@@ -167,6 +167,7 @@ fn tshark_decrypts_the_protected_signaling() {
         }
         let mut o = LabOpts::new(Proto::Pmipv6, "tse");
         o.gateways = 1;
+        o.insecure = false;
         let mut l = Lab::up(o)?;
         let pcap = l.dir.0.join("core.pcap");
         let cap = Capture::start(&l.mags[0], "core0", "ip proto 50 or udp port 5436", &pcap)?;

@@ -25,6 +25,8 @@ const RATE: u32 = 2_000;
 fn lab_with_flood_link(tag: &str) -> Result<(Lab, pmip_tests::netns::Netns)> {
     let mut o = LabOpts::new(Proto::Pmipv6, tag);
     o.gateways = 1;
+    // The forged signaling of the flood meets ESP, as in service.
+    o.insecure = false;
     let mut l = Lab::topology(o)?;
     l.attach_pass()?;
     let flooder = hostile::flood_link(&l)?;

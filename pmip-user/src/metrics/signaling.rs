@@ -193,6 +193,12 @@ impl<T: Transport> Transport for Metered<T> {
         }
         r
     }
+
+    /// The wrapped transport's own counters (ESP drops, replays): the meter
+    /// adds none of its own here (they are in the metrics registry).
+    fn counters(&self) -> crate::agent::registrar::Counters {
+        self.inner.counters()
+    }
 }
 
 #[cfg(test)]

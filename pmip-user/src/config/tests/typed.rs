@@ -298,7 +298,10 @@ fn store_section_defaults_to_the_embedded_file() {
     );
     // etcd is the anchor cluster's store: refused at an access gateway.
     let e = errors_of(ACCESS_V6, &[("store.backend", s("etcd"))]);
-    assert!(e.contains("store.backend: \"etcd\" is for a cluster of anchors"), "{e}");
+    assert!(
+        e.contains("store.backend: \"etcd\" is for a cluster of anchors"),
+        "{e}"
+    );
     let e = errors_of(ACCESS_V6, &[("store.backend", s("redis"))]);
     assert!(e.contains("unknown variant"), "{e}");
     // A memory store needs no path.
