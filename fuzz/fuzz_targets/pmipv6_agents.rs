@@ -71,6 +71,7 @@ fuzz_target!(|data: &[u8]| {
             requested_v4: None,
             ipv6: true,
             apn: None,
+            att: None,
         },
     );
     // Split the input into datagrams at 0xff 0xff markers.
