@@ -8,8 +8,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 
 use libfuzzer_sys::fuzz_target;
-use pmip_user::esp::{EspAlgorithm, EspSettings, SaDb, SaParams, SignalingEsp};
 use pmip_user::agent::Peer;
+use pmip_user::esp::{EspAlgorithm, EspSettings, SaDb, SaParams, SignalingEsp};
 use pmip_user::pmipv6::LocalAddrs;
 
 const MAG6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
