@@ -312,9 +312,10 @@ fn handover_with(o: LabOpts, trigger: Trigger) -> Result<()> {
         })?;
     // The anchor shows the binding when it sends its acknowledgement; the
     // gateway forwards once it has taken it.
-    l.mag(0).wait_bindings(Duration::from_secs(5), "binding at mag1", |b| {
-        b.len() == 1 && b[0].state == "ACTIVE"
-    })?;
+    l.mag(0)
+        .wait_bindings(Duration::from_secs(5), "binding at mag1", |b| {
+            b.len() == 1 && b[0].state == "ACTIVE"
+        })?;
     let (s, r, t) = Lab::ping(&l.cn, &lease.ip, 5)?;
     ensure!(
         s == 5 && r == 5,
