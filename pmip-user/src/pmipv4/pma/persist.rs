@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{Phase, Pma, PmaEvent, Session, Subscriber};
 use crate::dataplane::{AccessBinding, AccessPoint, DpCommand, TunnelEnds};
-use crate::store::{wall_ms, AccessRecord, Proto, Record, RecordKey, Restored, StoreOp};
+use crate::store::{self, wall_ms, AccessRecord, Proto, Record, RecordKey, Restored, StoreOp};
 
 /// Queue of store writes (a field of the PMA).
 pub(super) type StoreQueue = VecDeque<StoreOp>;
@@ -83,30 +83,8 @@ impl Pma {
         now: Instant,
         records: Vec<(RecordKey, Record)>,
     ) -> Restored {
-        let mut out = Restored::default();
         let now_ms = wall_ms(self.clock.wall(now));
-        for (key, rec) in records {
-            let (RecordKey::Access(at), Record::Access(r)) = (key.clone(), &rec) else {
-                if key != RecordKey::Node {
-                    out.dropped += 1;
-                    self.store.push_back(StoreOp::Delete(key));
-                }
-                continue;
-            };
-            let usable = r.proto == Proto::Pmipv4 && r.expires_ms > now_ms;
-            if usable && self.restore_one(now, now_ms, at, r).is_some() {
-                out.bindings += 1;
-                out.holds.sub_ids.insert(r.sub_id);
-                out.holds.keys.insert(r.downlink_key);
-                continue;
-            }
-            out.dropped += 1;
-            self.store.push_back(StoreOp::Delete(key));
-            if let Some(b) = self.binding_of_record(at, r) {
-                self.dp.push_back(DpCommand::RemoveAccess(b));
-            }
-        }
-        out
+        store::restore_access(self, now, now_ms, records)
     }
 
     fn binding_of_record(&self, at: AccessPoint, r: &AccessRecord) -> Option<AccessBinding> {
@@ -125,7 +103,7 @@ impl Pma {
         })
     }
 
-    fn restore_one(
+    fn restore_one_session(
         &mut self,
         now: Instant,
         now_ms: u64,
@@ -190,5 +168,30 @@ impl Pma {
             left: Duration::from_millis(r.expires_ms.saturating_sub(now_ms)),
         });
         Some(())
+    }
+}
+
+impl store::AccessRestore for Pma {
+    const PROTO: Proto = Proto::Pmipv4;
+
+    fn restore_one(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        at: AccessPoint,
+        r: &AccessRecord,
+    ) -> Option<()> {
+        self.restore_one_session(now, now_ms, at, r)
+    }
+
+    fn forget(&mut self, key: RecordKey, at: AccessPoint, r: &AccessRecord) {
+        self.delete(key);
+        if let Some(b) = self.binding_of_record(at, r) {
+            self.dp.push_back(DpCommand::RemoveAccess(b));
+        }
+    }
+
+    fn delete(&mut self, key: RecordKey) {
+        self.store.push_back(StoreOp::Delete(key));
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::super::wire::HandoffIndicator;
 use super::{AttachRequest, Entry, Granted, Mag, MagEvent, State};
 use crate::dataplane::{AccessBinding, AccessPoint, DpCommand, TunnelEnds};
-use crate::store::{wall_ms, AccessRecord, Proto, Record, RecordKey, Restored, StoreOp};
+use crate::store::{self, wall_ms, AccessRecord, Proto, Record, RecordKey, Restored, StoreOp};
 
 impl Mag {
     /// Queues the durable form of `at`'s binding: its record while the
@@ -90,39 +90,8 @@ impl Mag {
         now: Instant,
         records: Vec<(RecordKey, Record)>,
     ) -> Restored {
-        let mut out = Restored::default();
         let now_ms = wall_ms(self.clock.wall(now));
-        for (key, rec) in records {
-            let (RecordKey::Access(at), Record::Access(r)) = (key.clone(), &rec) else {
-                if key != RecordKey::Node {
-                    out.dropped += 1;
-                    self.store.push_back(StoreOp::Delete(key));
-                }
-                continue;
-            };
-            let usable = r.proto == Proto::Pmipv6 && r.expires_ms > now_ms;
-            match usable
-                .then(|| self.restore_one(now, now_ms, at, r))
-                .flatten()
-            {
-                Some(()) => {
-                    out.bindings += 1;
-                    out.holds.sub_ids.insert(r.sub_id);
-                    out.holds.keys.insert(r.downlink_key);
-                }
-                None => {
-                    // Expired (the anchor let it go too) or unusable here:
-                    // its map entry, if the pins kept one, goes as well.
-                    out.dropped += 1;
-                    self.counters.restore_dropped += 1;
-                    self.store.push_back(StoreOp::Delete(key));
-                    if let Some(b) = self.binding_of_record(at, r) {
-                        self.dp.push_back(DpCommand::RemoveAccess(b));
-                    }
-                }
-            }
-        }
-        out
+        store::restore_access(self, now, now_ms, records)
     }
 
     /// The map entry a record stands for (to remove it).
@@ -143,7 +112,7 @@ impl Mag {
         })
     }
 
-    fn restore_one(
+    fn restore_one_entry(
         &mut self,
         now: Instant,
         now_ms: u64,
@@ -223,3 +192,29 @@ impl Mag {
 
 /// Queue of store writes (a field of the MAG).
 pub(super) type StoreQueue = VecDeque<StoreOp>;
+
+impl store::AccessRestore for Mag {
+    const PROTO: Proto = Proto::Pmipv6;
+
+    fn restore_one(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        at: AccessPoint,
+        r: &AccessRecord,
+    ) -> Option<()> {
+        self.restore_one_entry(now, now_ms, at, r)
+    }
+
+    fn forget(&mut self, key: RecordKey, at: AccessPoint, r: &AccessRecord) {
+        self.counters.restore_dropped += 1;
+        self.delete(key);
+        if let Some(b) = self.binding_of_record(at, r) {
+            self.dp.push_back(DpCommand::RemoveAccess(b));
+        }
+    }
+
+    fn delete(&mut self, key: RecordKey) {
+        self.store.push_back(StoreOp::Delete(key));
+    }
+}
