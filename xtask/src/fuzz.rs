@@ -164,6 +164,43 @@ pub fn fuzz(args: &FuzzArgs) -> Result<()> {
     };
     // One build for all, before the runs share the cores.
     run(cargo_fuzz().args(["build", "-O"])).context("cargo fuzz build")?;
+    run_targets(args, chosen)
+}
+
+/// Starts the one build of every target at the lowest priority and returns
+/// at once: `cargo xtask test` builds while its namespace tests wait on
+/// timers and daemons, and the tests, at normal priority, keep the cores
+/// whenever they want them (the build's log is fuzz/target/fuzz-build.log).
+pub fn build_in_background() -> Result<(Child, PathBuf)> {
+    ensure_cargo_fuzz()?;
+    let dir = fuzz_dir().join("target");
+    std::fs::create_dir_all(&dir)?;
+    let log = dir.join("fuzz-build.log");
+    let inner = cargo_fuzz();
+    let mut c = Command::new("nice");
+    c.args(["-n", "19"])
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let f = std::fs::File::create(&log)?;
+    let child = c
+        .args(["build", "-O"])
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(f.try_clone()?)
+        .stderr(f)
+        .spawn()
+        .context("starting cargo fuzz build")?;
+    Ok((child, log))
+}
+
+/// Every chosen target for `args.secs`, `args.jobs` at a time, once built.
+pub fn run_targets(args: &FuzzArgs, chosen: Vec<String>) -> Result<()> {
     let logs = fuzz_dir().join("target/fuzz-logs");
     std::fs::create_dir_all(&logs)?;
     let mut queue: VecDeque<&String> = chosen.iter().collect();

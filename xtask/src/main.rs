@@ -13,6 +13,7 @@ mod deb_test;
 mod fuzz;
 mod lab;
 mod package;
+mod testrun;
 
 #[derive(Parser)]
 struct Cli {
@@ -265,16 +266,45 @@ fn lint() -> Result<()> {
 }
 
 fn test(args: &[String]) -> Result<()> {
+    let t0 = std::time::Instant::now();
     setup()?;
     lint()?;
     let obj = build_ebpf()?;
-    run(Command::new("cargo")
-        .args(["test", "--workspace", "--no-fail-fast"])
-        .args(args)
-        .current_dir(root())
-        .env("PMIP_EBPF_OBJECT", &obj)
-        .env("PMIP_EBPF_TEST_OBJECT", test_object(&obj)))?;
-    fuzz::fuzz(&fuzz::FuzzArgs::default())
+    let env = [
+        ("PMIP_EBPF_OBJECT", obj.clone().into_os_string()),
+        ("PMIP_EBPF_TEST_OBJECT", test_object(&obj).into_os_string()),
+    ];
+    eprintln!(
+        "xtask: set-up, lint and eBPF build took {:.0} s",
+        t0.elapsed().as_secs_f64()
+    );
+    if !args.is_empty() {
+        // Arguments for cargo test (a filter, --test NAME, -- --nocapture):
+        // cargo's own sequential run, as asked.
+        return run(Command::new("cargo")
+            .args(["test", "--workspace", "--no-fail-fast"])
+            .args(args)
+            .current_dir(root())
+            .envs(env.iter().map(|(k, v)| (k, v))));
+    }
+    let (mut fuzz_build, fuzz_log) = fuzz::build_in_background()?;
+    let tests = testrun::run_all(&env);
+    if tests.is_err() {
+        // The run fails anyway: do not wait for a build nobody will use.
+        let _ = fuzz_build.kill();
+    }
+    eprintln!(
+        "xtask: tests done at {:.0} s; waiting for the fuzz build",
+        t0.elapsed().as_secs_f64()
+    );
+    let built = fuzz_build.wait()?;
+    tests?;
+    if !built.success() {
+        bail!("cargo fuzz build failed: see {}", fuzz_log.display());
+    }
+    let r = fuzz::run_targets(&fuzz::FuzzArgs::default(), fuzz::targets()?);
+    eprintln!("xtask: test took {:.0} s", t0.elapsed().as_secs_f64());
+    r
 }
 
 /// Renders docs/bench/*.png from bench-results/*.json (xtask/plot_bench.py,
