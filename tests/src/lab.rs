@@ -1495,12 +1495,12 @@ impl Lab {
         Ok(c)
     }
 
-    /// Starts an iperf3 server (one test) on the correspondent.
-    pub fn iperf_server(&mut self) -> Result<()> {
+    /// An iperf3 server (one test) on the correspondent's `addr`.
+    pub fn iperf_server_on(&mut self, addr: &str) -> Result<()> {
         let c = self
             .cn
             .command("iperf3")
-            .args(["-s", "-1", "-B", &CN.to_string()])
+            .args(["-s", "-1", "-B", addr])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -1515,28 +1515,21 @@ impl Lab {
             }
             interruptible_sleep(Duration::from_millis(50))?;
         }
-        bail!("iperf3 server did not start")
+        bail!("iperf3 server did not start on {addr}")
     }
 
-    /// An iperf3 client command in the subscriber towards the correspondent.
-    pub fn iperf_client(&self, secs: u32) -> Command {
+    /// An iperf3 TCP client in the subscriber towards `addr`.
+    pub fn iperf_client_to(&self, addr: &str, secs: u32) -> Command {
         let mut c = self.sub.command("iperf3");
-        c.args([
-            "-c",
-            &CN.to_string(),
-            "-t",
-            &secs.to_string(),
-            "-J",
-            "--connect-timeout",
-            "3000",
-        ]);
+        c.args(["-c", addr, "-t", &secs.to_string(), "-J"]);
+        c.args(["--connect-timeout", "3000"]);
         c
     }
 
     /// Runs a counted iperf3 transfer subscriber → correspondent.
     pub fn iperf(&mut self, secs: u32) -> Result<Iperf> {
-        self.iperf_server()?;
-        let o = output_interruptible(self.iperf_client(secs))?;
+        self.iperf_server_on(&CN.to_string())?;
+        let o = output_interruptible(self.iperf_client_to(&CN.to_string(), secs))?;
         Iperf::parse(&o)
     }
 
@@ -1823,54 +1816,14 @@ impl Lab {
             .find(|l| l.event == "bound" || l.event == "renew")
             .unwrap_or_default();
         let renews = self.client().count("renew");
-        self.iperf_server()?;
-        let iperf = self
-            .iperf_client(secs)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let ping = self
-            .sub
-            .command("ping")
-            .args([
-                "-D",
-                "-i",
-                "0.002",
-                "-W",
-                "1",
-                "-w",
-                &(secs).to_string(),
-                &CN.to_string(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        // Both are owned by threads that wait for them; kill by pid on error.
-        let (ipid, ppid) = (iperf.id(), ping.id());
-        let it = std::thread::spawn(move || iperf.wait_with_output());
-        let pt = std::thread::spawn(move || ping.wait_with_output());
-        let moved_at = std::sync::Mutex::new(0.0f64);
-        let r = (|| -> Result<()> {
-            interruptible_sleep(at)?;
-            *moved_at.lock().unwrap() = epoch_now();
-            self.handover(to, trigger)?;
+        let run = self.under_load(&CN.to_string(), secs, at, |l| {
+            l.handover(to, trigger)?;
             if trigger == Trigger::Dhcp {
-                self.client()
+                l.client()
                     .wait_event("renew", renews + 1, Duration::from_secs(10))?;
             }
             Ok(())
-        })();
-        if r.is_err() {
-            for p in [ipid, ppid] {
-                // SAFETY: our children, still unreaped (their threads wait).
-                unsafe { libc::kill(p as i32, libc::SIGKILL) };
-            }
-        }
-        let io = it.join().map_err(|_| anyhow!("iperf thread"))??;
-        let po = pt.join().map_err(|_| anyhow!("ping thread"))??;
-        r?;
+        })?;
         if trigger == Trigger::Data {
             self.client().renew()?;
             self.client()
@@ -1883,14 +1836,68 @@ impl Lab {
             .rev()
             .find(|l| l.event == "renew")
             .unwrap_or_default();
-        let ptext = String::from_utf8_lossy(&po.stdout).into_owned();
-        let (ping_sent, ping_received) = ping_summary(&ptext).unwrap_or((0, 0));
-        let moved_at = *moved_at.lock().unwrap();
-        let (gap_ms, noise_gap_ms) =
-            ping_gap_around(&ptext, moved_at, 0.3).unwrap_or((f64::NAN, f64::NAN));
         Ok(HandoverResult {
             before,
             after,
+            iperf: run.iperf,
+            gap_ms: run.gap_ms,
+            noise_gap_ms: run.noise_gap_ms,
+            ping_sent: run.ping_sent,
+            ping_received: run.ping_received,
+            moved_at: run.moved_at,
+        })
+    }
+
+    /// An iperf3 stream (`secs` long) and a 2 ms ping from the subscriber
+    /// to the correspondent's `cn`; `at` into them, `mv` moves the
+    /// subscriber. Both are killed if the move fails.
+    pub(crate) fn under_load(
+        &mut self,
+        cn: &str,
+        secs: u32,
+        at: Duration,
+        mv: impl FnOnce(&mut Lab) -> Result<()>,
+    ) -> Result<UnderLoad> {
+        self.iperf_server_on(cn)?;
+        let iperf = self
+            .iperf_client_to(cn, secs)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut ping = self.sub.command("ping");
+        if cn.contains(':') {
+            ping.arg("-6");
+        }
+        let ping = ping
+            .args(["-D", "-i", "0.002", "-W", "1", "-w", &secs.to_string(), cn])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        // Both are owned by threads that wait for them; kill by pid on error.
+        let (ipid, ppid) = (iperf.id(), ping.id());
+        let it = std::thread::spawn(move || iperf.wait_with_output());
+        let pt = std::thread::spawn(move || ping.wait_with_output());
+        let mut moved_at = 0.0;
+        let r = interruptible_sleep(at).and_then(|()| {
+            moved_at = epoch_now();
+            mv(self)
+        });
+        if r.is_err() {
+            for p in [ipid, ppid] {
+                // SAFETY: our children, still unreaped (their threads wait).
+                unsafe { libc::kill(p as i32, libc::SIGKILL) };
+            }
+        }
+        let io = it.join().map_err(|_| anyhow!("iperf thread"))??;
+        let po = pt.join().map_err(|_| anyhow!("ping thread"))??;
+        r?;
+        let ptext = String::from_utf8_lossy(&po.stdout).into_owned();
+        let (ping_sent, ping_received) = ping_summary(&ptext).unwrap_or((0, 0));
+        let (gap_ms, noise_gap_ms) =
+            ping_gap_around(&ptext, moved_at, 0.3).unwrap_or((f64::NAN, f64::NAN));
+        Ok(UnderLoad {
             iperf: Iperf::parse(&io)?,
             gap_ms,
             noise_gap_ms,
@@ -1898,6 +1905,35 @@ impl Lab {
             ping_received,
             moved_at,
         })
+    }
+}
+
+/// What [`Lab::under_load`] measured: the stream and the ping across a move.
+#[derive(Clone, Debug)]
+pub struct UnderLoad {
+    pub iperf: Iperf,
+    /// Largest gap between ping replies across the move (ending after it,
+    /// starting within 300 ms of it).
+    pub gap_ms: f64,
+    /// Largest gap elsewhere in the run (scheduling noise on a busy machine).
+    pub noise_gap_ms: f64,
+    pub ping_sent: u32,
+    pub ping_received: u32,
+    /// Wall-clock time of the move (seconds since the epoch).
+    pub moved_at: f64,
+}
+
+impl HandoverResult {
+    /// The stream and ping part, as the IPv6 handover has it too.
+    pub fn stream(&self) -> UnderLoad {
+        UnderLoad {
+            iperf: self.iperf.clone(),
+            gap_ms: self.gap_ms,
+            noise_gap_ms: self.noise_gap_ms,
+            ping_sent: self.ping_sent,
+            ping_received: self.ping_received,
+            moved_at: self.moved_at,
+        }
     }
 }
 
