@@ -13,6 +13,7 @@ use crate::agent::Peer;
 
 pub mod lma;
 pub mod mag;
+mod rx;
 pub mod transport;
 pub mod wire;
 
