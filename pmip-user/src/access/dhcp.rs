@@ -80,16 +80,36 @@ pub struct BindingInfo {
     pub mtu: Option<u16>,
 }
 
+/// Why a client of the DHCPv4 or the DHCPv6 server left.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DetachReason {
-    /// DHCPRELEASE from the client.
+    /// DHCPRELEASE (DHCPv6 Release) from the client.
     Release,
-    /// DHCPDECLINE: the client found the address in use on the link.
+    /// DHCPDECLINE (DHCPv6 Decline): the client found the address in use on the link.
     Decline,
     /// The lease ran out without a renewal.
     LeaseExpired,
-    /// DISCOVER/OFFER never completed, or the client chose another server.
+    /// DISCOVER/OFFER (Solicit/Advertise) never completed, or the client
+    /// chose another server.
     Abandoned,
+}
+
+impl DetachReason {
+    /// Whether a client whose lease ends at `lease_end`, or whose offer is
+    /// abandoned at `abandon_at` without a lease, is gone at `now`: a lease
+    /// is kept `grace` past its end.
+    pub(crate) fn due(
+        now: Instant,
+        grace: Duration,
+        lease_end: Option<Instant>,
+        abandon_at: Option<Instant>,
+    ) -> Option<DetachReason> {
+        match (lease_end, abandon_at) {
+            (Some(l), _) if now >= l + grace => Some(DetachReason::LeaseExpired),
+            (None, Some(a)) if now >= a => Some(DetachReason::Abandoned),
+            _ => None,
+        }
+    }
 }
 
 /// Outputs towards the registration side.
@@ -721,10 +741,8 @@ impl DhcpServer {
         let mut gone: Vec<([u8; 6], DetachReason)> = self
             .clients
             .iter()
-            .filter_map(|(mac, c)| match (c.lease_end, c.abandon_at) {
-                (Some(l), _) if now >= l + grace => Some((*mac, DetachReason::LeaseExpired)),
-                (None, Some(a)) if now >= a => Some((*mac, DetachReason::Abandoned)),
-                _ => None,
+            .filter_map(|(mac, c)| {
+                DetachReason::due(now, grace, c.lease_end, c.abandon_at).map(|r| (*mac, r))
             })
             .collect();
         gone.sort_by_key(|g| g.0); // deterministic output order

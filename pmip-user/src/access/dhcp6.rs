@@ -100,15 +100,7 @@ impl Binding6 {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DetachReason {
-    Release,
-    /// The client found the address in use on the link.
-    Decline,
-    LeaseExpired,
-    /// Solicit/Advertise never completed.
-    Abandoned,
-}
+pub use super::dhcp::DetachReason;
 
 /// Outputs towards the registration side.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -583,10 +575,8 @@ impl Dhcp6Server {
         let mut gone: Vec<([u8; 6], DetachReason)> = self
             .clients
             .iter()
-            .filter_map(|(mac, c)| match (c.lease_end, c.abandon_at) {
-                (Some(l), _) if now >= l + grace => Some((*mac, DetachReason::LeaseExpired)),
-                (None, Some(a)) if now >= a => Some((*mac, DetachReason::Abandoned)),
-                _ => None,
+            .filter_map(|(mac, c)| {
+                DetachReason::due(now, grace, c.lease_end, c.abandon_at).map(|r| (*mac, r))
             })
             .collect();
         gone.sort_by_key(|g| g.0);
