@@ -16,8 +16,8 @@ use dhcproto::{Decodable, Decoder, Encodable};
 
 use crate::dataplane::AccessPoint;
 
-pub const SERVER_PORT: u16 = 67;
-pub const CLIENT_PORT: u16 = 68;
+pub(crate) const SERVER_PORT: u16 = 67;
+pub(crate) const CLIENT_PORT: u16 = 68;
 const MAGIC: [u8; 4] = [99, 130, 83, 99];
 /// Fixed BOOTP part (236 bytes) + magic cookie.
 const FIXED_LEN: usize = 240;
@@ -209,7 +209,7 @@ pub enum Reject {
     Ignored,
 }
 
-pub fn prefix_to_mask(len: u8) -> Ipv4Addr {
+pub(crate) fn prefix_to_mask(len: u8) -> Ipv4Addr {
     let len = u32::from(len.min(32));
     Ipv4Addr::from(if len == 0 { 0 } else { u32::MAX << (32 - len) })
 }
@@ -559,7 +559,7 @@ impl DhcpServer {
     }
 
     /// The registration failed: NAK a waiting REQUEST (a DISCOVER just gets no OFFER).
-    pub fn binding_failed(&mut self, mac: [u8; 6]) {
+    pub(crate) fn binding_failed(&mut self, mac: [u8; 6]) {
         if let Some(c) = self.clients.remove(&mac) {
             if let Some(p) = c.pending.filter(|p| p.kind == MessageType::Request) {
                 self.nak(&p.req);
@@ -569,14 +569,14 @@ impl DhcpServer {
 
     /// The binding ended elsewhere (revocation, anchor lifetime, `clear binding`):
     /// forget the client without a [`Event::Detach`]; its next REQUEST starts over.
-    pub fn binding_gone(&mut self, mac: [u8; 6]) {
+    pub(crate) fn binding_gone(&mut self, mac: [u8; 6]) {
         self.clients.remove(&mac);
     }
 
     /// A lease this server gave before a restart (its binding restored from
     /// the store): the client's renewals are answered from it, and it runs
     /// out `left` from now unless renewed.
-    pub fn restore_lease(
+    pub(crate) fn restore_lease(
         &mut self,
         now: Instant,
         mac: [u8; 6],
@@ -713,7 +713,7 @@ impl DhcpServer {
     }
 
     /// The next instant [`handle_timeout`](Self::handle_timeout) must run.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.clients
             .values()
             .filter_map(|c| match (c.lease_end, c.abandon_at) {
@@ -731,7 +731,7 @@ impl DhcpServer {
 
     /// Timers, with `sent` reading the subscriber's uplink packet count from
     /// the data plane (None: unknown); see `dhcp/hold.rs`.
-    pub fn handle_timeout_with(
+    pub(crate) fn handle_timeout_with(
         &mut self,
         now: Instant,
         sent: &dyn Fn(&AccessPoint) -> Option<u64>,

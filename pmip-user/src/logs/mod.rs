@@ -38,7 +38,7 @@ pub enum LogFormat {
 
 /// What `Auto` means here: is stderr the journal stream systemd gave us?
 /// (JOURNAL_STREAM is "DEV:INODE" of that stream, systemd.exec(5).)
-pub fn stderr_is_journal() -> bool {
+pub(crate) fn stderr_is_journal() -> bool {
     use std::os::fd::AsRawFd;
     let Ok(v) = std::env::var("JOURNAL_STREAM") else {
         return false;

@@ -26,8 +26,8 @@ mod field {
 }
 
 /// Fixed-part lengths.
-pub const RRQ_LEN: usize = field::RRQ_EXTS;
-pub const RRP_LEN: usize = field::RRP_EXTS;
+pub(crate) const RRQ_LEN: usize = field::RRQ_EXTS;
+pub(crate) const RRP_LEN: usize = field::RRP_EXTS;
 
 /// What a Registration Request and Reply views share: the type check, the
 /// fixed length, the Lifetime, Home Address and Home Agent at the same
@@ -49,7 +49,7 @@ macro_rules! registration_view {
                 }
                 Ok(p)
             }
-            pub fn check_len(&self) -> Result<()> {
+            pub(crate) fn check_len(&self) -> Result<()> {
                 if self.buffer.as_ref().len() < $len {
                     Err(Error::Truncated)
                 } else {
@@ -85,16 +85,16 @@ macro_rules! registration_view {
             fn b(&mut self) -> &mut [u8] {
                 self.buffer.as_mut()
             }
-            pub fn set_lifetime(&mut self, v: u16) {
+            pub(crate) fn set_lifetime(&mut self, v: u16) {
                 self.b()[field::LIFETIME].copy_from_slice(&v.to_be_bytes());
             }
-            pub fn set_home_address(&mut self, a: Ipv4Addr) {
+            pub(crate) fn set_home_address(&mut self, a: Ipv4Addr) {
                 self.b()[field::HOME_ADDRESS].copy_from_slice(&a.octets());
             }
-            pub fn set_home_agent(&mut self, a: Ipv4Addr) {
+            pub(crate) fn set_home_agent(&mut self, a: Ipv4Addr) {
                 self.b()[field::HOME_AGENT].copy_from_slice(&a.octets());
             }
-            pub fn set_identification(&mut self, v: u64) {
+            pub(crate) fn set_identification(&mut self, v: u64) {
                 self.b()[$ident].copy_from_slice(&v.to_be_bytes());
             }
             /// Writes the type octet and `exts` after the fixed part.
@@ -153,10 +153,10 @@ impl<T: AsRef<[u8]>> RegistrationRequest<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> RegistrationRequest<T> {
-    pub fn set_flags(&mut self, f: RrqFlags) {
+    pub(crate) fn set_flags(&mut self, f: RrqFlags) {
         self.b()[field::FLAGS_OR_CODE] = f.0;
     }
-    pub fn set_care_of_address(&mut self, a: Ipv4Addr) {
+    pub(crate) fn set_care_of_address(&mut self, a: Ipv4Addr) {
         self.b()[field::RRQ_COA].copy_from_slice(&a.octets());
     }
 }
@@ -227,7 +227,7 @@ impl<T: AsRef<[u8]>> RegistrationReply<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> RegistrationReply<T> {
-    pub fn set_code(&mut self, c: ReplyCode) {
+    pub(crate) fn set_code(&mut self, c: ReplyCode) {
         self.b()[field::FLAGS_OR_CODE] = c.into();
     }
 }
