@@ -1749,21 +1749,20 @@ pub enum Trigger {
     Dhcp,
 }
 
-/// Result of a handover under load.
+/// Result of a handover under load: the leases around it, and (through
+/// `Deref`) what the stream and the ping saw.
 #[derive(Clone, Debug, Default)]
 pub struct HandoverResult {
     pub before: Lease,
     pub after: Lease,
-    pub iperf: Iperf,
-    /// Largest gap between ping replies across the move (ending after it,
-    /// starting within 300 ms of it).
-    pub gap_ms: f64,
-    /// Largest gap elsewhere in the run (scheduling noise on a busy machine).
-    pub noise_gap_ms: f64,
-    pub ping_sent: u32,
-    pub ping_received: u32,
-    /// Wall-clock time of the move (seconds since the epoch).
-    pub moved_at: f64,
+    pub stream: UnderLoad,
+}
+
+impl std::ops::Deref for HandoverResult {
+    type Target = UnderLoad;
+    fn deref(&self) -> &UnderLoad {
+        &self.stream
+    }
 }
 
 /// Seconds since the epoch, now.
@@ -1839,12 +1838,7 @@ impl Lab {
         Ok(HandoverResult {
             before,
             after,
-            iperf: run.iperf,
-            gap_ms: run.gap_ms,
-            noise_gap_ms: run.noise_gap_ms,
-            ping_sent: run.ping_sent,
-            ping_received: run.ping_received,
-            moved_at: run.moved_at,
+            stream: run,
         })
     }
 
@@ -1909,7 +1903,7 @@ impl Lab {
 }
 
 /// What [`Lab::under_load`] measured: the stream and the ping across a move.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct UnderLoad {
     pub iperf: Iperf,
     /// Largest gap between ping replies across the move (ending after it,
@@ -1921,20 +1915,6 @@ pub struct UnderLoad {
     pub ping_received: u32,
     /// Wall-clock time of the move (seconds since the epoch).
     pub moved_at: f64,
-}
-
-impl HandoverResult {
-    /// The stream and ping part, as the IPv6 handover has it too.
-    pub fn stream(&self) -> UnderLoad {
-        UnderLoad {
-            iperf: self.iperf.clone(),
-            gap_ms: self.gap_ms,
-            noise_gap_ms: self.noise_gap_ms,
-            ping_sent: self.ping_sent,
-            ping_received: self.ping_received,
-            moved_at: self.moved_at,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -131,7 +131,9 @@ fn finish(mut c: Child) -> String {
     text
 }
 
-/// The result of a handover of an IPv6 subscriber under load.
+/// The result of a handover of an IPv6 subscriber under load: addresses
+/// and router around it, and (through `Deref`) what the stream and the
+/// ping6 saw.
 #[derive(Clone, Debug, Default)]
 pub struct Handover6 {
     pub before: Slaac,
@@ -139,26 +141,13 @@ pub struct Handover6 {
     /// `ip -6 neigh` of the router before and after (lladdr, router flag).
     pub neigh_before: String,
     pub neigh_after: String,
-    pub iperf: Iperf,
-    /// Largest gap between consecutive ping6 replies across the move, and elsewhere.
-    pub gap_ms: f64,
-    pub noise_gap_ms: f64,
-    pub ping_sent: u32,
-    pub ping_received: u32,
-    pub moved_at: f64,
+    pub stream: lab::UnderLoad,
 }
 
-impl Handover6 {
-    /// The stream and ping part, as the IPv4 handover has it too.
-    pub fn stream(&self) -> lab::UnderLoad {
-        lab::UnderLoad {
-            iperf: self.iperf.clone(),
-            gap_ms: self.gap_ms,
-            noise_gap_ms: self.noise_gap_ms,
-            ping_sent: self.ping_sent,
-            ping_received: self.ping_received,
-            moved_at: self.moved_at,
-        }
+impl std::ops::Deref for Handover6 {
+    type Target = lab::UnderLoad;
+    fn deref(&self) -> &lab::UnderLoad {
+        &self.stream
     }
 }
 
@@ -360,12 +349,7 @@ impl Lab {
             after: self.slaac()?,
             neigh_before,
             neigh_after: self.router_neigh6()?,
-            iperf: run.iperf,
-            gap_ms: run.gap_ms,
-            noise_gap_ms: run.noise_gap_ms,
-            ping_sent: run.ping_sent,
-            ping_received: run.ping_received,
-            moved_at: run.moved_at,
+            stream: run,
         })
     }
 }

@@ -434,14 +434,14 @@ fn steps(
     println!("[6/{n}] handover to {acc}2 while a 6 s TCP stream and a 2 ms ping run ({how})...");
     let h = l.handover_under_load(1, 6, Duration::from_secs(2), trigger)?;
     println!("      address before {} after {} (DHCP renewal answered by {acc}2, server id {}, lease {} s)", h.before.ip, h.after.ip, h.after.serverid, h.after.lease);
-    report_stream(l, &h.stream(), "ping");
+    report_stream(l, &h.stream, "ping");
     let same = h.after.ip == lease.ip && !h.after.ip.is_empty();
     sum.add(
         "handover: same address",
         format!("{} → {}", lease.ip, h.after.ip),
         same,
     );
-    stream_rows(&h.stream(), sum);
+    stream_rows(&h.stream, sum);
     ensure!(same, "the address changed");
     ensure!(h.iperf.ok, "the TCP stream broke: {}", h.iperf.error);
 

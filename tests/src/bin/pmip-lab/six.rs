@@ -196,7 +196,7 @@ fn handover(l: &mut Lab, s: &Slaac, sum: &mut Summary, n: u32) -> Result<()> {
         "      address before {} after {}; default router before {} after {}; router's neighbour entry {} → {}",
         h.before.addr, h.after.addr, h.before.router, h.after.router, h.neigh_before, h.neigh_after
     );
-    super::report_stream(l, &h.stream(), "ping6");
+    super::report_stream(l, &h.stream, "ping6");
     let same = h.after.addr == s.addr && !s.addr.is_empty();
     let same_router = h.after.router == h.before.router
         && lladdr(&h.neigh_after).is_some()
@@ -215,7 +215,7 @@ fn handover(l: &mut Lab, s: &Slaac, sum: &mut Summary, n: u32) -> Result<()> {
         ),
         same_router,
     );
-    super::stream_rows(&h.stream(), sum);
+    super::stream_rows(&h.stream, sum);
     ensure!(same, "the address changed");
     ensure!(same_router, "the default router changed");
     ensure!(h.iperf.ok, "the TCP stream broke: {}", h.iperf.error);
