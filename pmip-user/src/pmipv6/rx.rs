@@ -26,3 +26,28 @@ pub(crate) fn parse(data: &[u8], ck: wire::Checksum) -> Result<Message, Refused>
         _ => Refused::Malformed,
     })
 }
+
+/// Counting a refused message: the MAG and the LMA keep the same counters
+/// under the same names.
+pub(crate) trait CountRefused {
+    fn count(&mut self, r: &Refused);
+}
+
+macro_rules! count_refused {
+    ($($counters:ty),*) => {$(
+        impl CountRefused for $counters {
+            fn count(&mut self, r: &Refused) {
+                match r {
+                    Refused::BadChecksum => self.rx_bad_checksum += 1,
+                    Refused::UnknownType(_) => {
+                        self.rx_unknown_type += 1;
+                        self.binding_error_sent += 1;
+                    }
+                    Refused::Malformed => self.rx_malformed += 1,
+                }
+            }
+        }
+    )*};
+}
+
+count_refused!(super::lma::LmaCounters, super::mag::MagCounters);

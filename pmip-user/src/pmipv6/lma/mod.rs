@@ -14,7 +14,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::rx::Refused;
+use super::rx::{CountRefused, Refused};
 use super::wire::{AccessTechType, BaStatus, Message, MobilityOption};
 use super::LocalAddrs;
 use crate::agent::registrar::{AnchorEvent, GoneCause};
@@ -435,18 +435,11 @@ impl Lma {
         };
         let msg = match super::rx::parse(data, ck) {
             Ok(m) => m,
-            Err(Refused::BadChecksum) => {
-                self.counters.rx_bad_checksum += 1;
-                return;
-            }
-            Err(Refused::UnknownType(be)) => {
-                self.counters.rx_unknown_type += 1;
-                self.counters.binding_error_sent += 1;
-                self.queue(peer, &be);
-                return;
-            }
-            Err(Refused::Malformed) => {
-                self.counters.rx_malformed += 1;
+            Err(r) => {
+                self.counters.count(&r);
+                if let Refused::UnknownType(be) = r {
+                    self.queue(peer, &be);
+                }
                 return;
             }
         };

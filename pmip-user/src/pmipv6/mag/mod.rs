@@ -16,7 +16,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::rx::Refused;
+use super::rx::{CountRefused, Refused};
 use super::wire::{BaStatus, HandoffIndicator, Message};
 use super::LocalAddrs;
 use crate::agent::{Clock, IdAlloc, Peer, Transmit};
@@ -629,18 +629,11 @@ impl Mag {
         };
         let msg = match super::rx::parse(data, ck) {
             Ok(m) => m,
-            Err(Refused::BadChecksum) => {
-                self.counters.rx_bad_checksum += 1;
-                return;
-            }
-            Err(Refused::UnknownType(be)) => {
-                self.counters.rx_unknown_type += 1;
-                self.counters.binding_error_sent += 1;
-                self.queue(peer, &be);
-                return;
-            }
-            Err(Refused::Malformed) => {
-                self.counters.rx_malformed += 1;
+            Err(r) => {
+                self.counters.count(&r);
+                if let Refused::UnknownType(be) = r {
+                    self.queue(peer, &be);
+                }
                 return;
             }
         };
