@@ -296,7 +296,6 @@ fn steps(
     radius: Option<&RadiusSite>,
 ) -> Result<()> {
     let (acc, anc) = (proto.access_name(), proto.anchor_name());
-    let acc_l = acc.to_lowercase();
     let (pcap, sigcap) = start_lab(l, proto, sum, n)?;
 
     // 3. Attach.
@@ -446,6 +445,21 @@ fn steps(
     ensure!(h.iperf.ok, "the TCP stream broke: {}", h.iperf.error);
 
     // 7. After.
+    after_handover(l, &lease.ip, sum, n)?;
+    if let Some(r) = radius {
+        accounting_records(l, r, sum)?;
+    }
+    if let Some(i) = sigcap {
+        signaling_ladder(l, i, &pcap, sum)?;
+    }
+    Ok(())
+}
+
+/// Step 7 of either address family: the binding via the second gateway;
+/// the correspondent reaches the subscriber at `host` there.
+fn after_handover(l: &Lab, host: &str, sum: &mut Summary, n: u32) -> Result<()> {
+    let (acc, anc) = (l.opts.proto.access_name(), l.opts.proto.anchor_name());
+    let acc_l = acc.to_lowercase();
     let m2 = l.opts.mag_core(1);
     l.lma()
         .wait_bindings(Duration::from_secs(5), "binding via mag2", |b| {
@@ -453,7 +467,7 @@ fn steps(
         })?;
     l.mag(1)
         .wait_bindings(Duration::from_secs(5), "binding at mag2", |b| b.len() == 1)?;
-    let (s, r, _) = Lab::ping(&l.cn, &lease.ip, 5)?;
+    let (s, r, _) = Lab::ping(&l.cn, host, 5)?;
     println!("[7/{n}] after the handover: correspondent → subscriber {r}/{s} replies via {acc}2; pmipctl show bindings:");
     for (name, d) in [anc.to_string(), format!("{acc}1"), format!("{acc}2")]
         .into_iter()
@@ -471,12 +485,6 @@ fn steps(
         format!("peer {m2}, {r}/{s} pings"),
         true,
     );
-    if let Some(r) = radius {
-        accounting_records(l, r, sum)?;
-    }
-    if let Some(i) = sigcap {
-        signaling_ladder(l, i, &pcap, sum)?;
-    }
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 //! on each box, a handover under an IPv6 TCP stream, and the same summary.
 use std::time::Duration;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use pmip_tests::lab::{Lab, Proto, CN};
 use pmip_tests::lab6::{lladdr, Slaac, CN6};
 use pmip_user::config::Service;
@@ -20,7 +20,7 @@ pub(super) fn steps6(l: &mut Lab, service: Service, sum: &mut Summary, n: u32) -
     traffic(l, service, &s, lease_ip.as_deref(), sum, n)?;
     show_bindings(l, &s, lease_ip.is_some(), sum, n)?;
     handover(l, &s, sum, n)?;
-    after(l, &s, sum, n)?;
+    super::after_handover(l, host(&s.addr), sum, n)?;
     if let Some(i) = sigcap {
         signaling_ladder(l, i, &pcap, sum)?;
     }
@@ -219,32 +219,5 @@ fn handover(l: &mut Lab, s: &Slaac, sum: &mut Summary, n: u32) -> Result<()> {
     ensure!(same, "the address changed");
     ensure!(same_router, "the default router changed");
     ensure!(h.iperf.ok, "the TCP stream broke: {}", h.iperf.error);
-    Ok(())
-}
-
-/// Step 7: The binding via MAG2; the correspondent reaches the subscriber there.
-fn after(l: &mut Lab, s: &Slaac, sum: &mut Summary, n: u32) -> Result<()> {
-    let m2 = l.opts.mag_core(1);
-    l.lma()
-        .wait_bindings(Duration::from_secs(5), "binding via mag2", |b| {
-            b.len() == 1 && b[0].peer.to_string() == m2
-        })?;
-    l.mag(1)
-        .wait_bindings(Duration::from_secs(5), "binding at mag2", |b| b.len() == 1)?;
-    let (sent, recv, _) = Lab::ping(&l.cn, host(&s.addr), 5)?;
-    println!("[7/{n}] after the handover: correspondent → subscriber {recv}/{sent} replies via MAG2; pmipctl show bindings:");
-    for (name, d) in [("LMA", l.lma()), ("MAG1", l.mag(0)), ("MAG2", l.mag(1))] {
-        println!("    {name}:");
-        print!("{}", indent(&d.ctl(&["show", "bindings"])?));
-    }
-    let tun = l.lma().ctl(&["show", "tunnels"]).context("show tunnels")?;
-    println!("    LMA show tunnels:");
-    print!("{}", indent(&tun));
-    ensure!(recv == sent, "pings lost after the handover");
-    sum.add(
-        "LMA binding now via mag2",
-        format!("peer {m2}, {recv}/{sent} pings"),
-        true,
-    );
     Ok(())
 }
