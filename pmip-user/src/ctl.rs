@@ -15,7 +15,7 @@ use crate::access::frame::{mac_dotted, parse_mac};
 use crate::dataplane::TrafficCounters;
 
 /// Longest request line the daemon reads.
-pub const MAX_REQUEST: usize = 64 * 1024;
+pub(crate) const MAX_REQUEST: usize = 64 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
@@ -253,7 +253,7 @@ pub fn format_bindings(b: &[BindingView]) -> String {
     o
 }
 
-pub fn format_tunnels(t: &[TunnelView]) -> String {
+pub(crate) fn format_tunnels(t: &[TunnelView]) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "Total number of tunnels: {}", t.len());
     let _ = writeln!(
@@ -277,7 +277,7 @@ pub fn format_tunnels(t: &[TunnelView]) -> String {
     o
 }
 
-pub fn format_stats(s: &StatsView) -> String {
+pub(crate) fn format_stats(s: &StatsView) -> String {
     let mut o = String::new();
     for (g, m) in &s.groups {
         let _ = writeln!(o, "{g}:");

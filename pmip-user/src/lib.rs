@@ -13,13 +13,12 @@
 //! - `dataplane`  — the data-plane interface the state machines drive, with an in-memory fake.
 //! - `esp`        — ESP (RFC 4303) for the PMIPv6 signaling, done by the agent (no xfrm here).
 //! - `fastpath`   — loads/attaches the eBPF object and writes its maps (the real data plane).
-//! - `logs`       — where the log goes (text, JSON, journald) and rate-limited security events.
+//! - `logs`       — where the log goes (text, JSON, journald) and rate-limited logging (`log_limited!`).
 //! - `mac`        — MAC address parsing.
 //! - `metrics`    — the OpenMetrics endpoint: counters, signaling by type/status/peer, fast path.
 //! - `pmipv6`     — PMIPv6 wire formats (`wire`) and the MAG/LMA state machines.
 //! - `pmipv4`     — PMIPv4 wire formats (`wire`) and the PMA/HA state machines.
 //! - `store`      — durable binding state: the store trait, embedded (redb) and in-memory backends.
-//! - `ratelog`    — rate-limited logging for what an attacker controls.
 //! - `sys`        — OS plumbing: interfaces, sockets, sysctls, bpffs, CPUs.
 //! - `aaa`        — RADIUS authorization, accounting and dynamic authorization (RFC 2865/2866/5176).
 pub mod aaa;
@@ -42,7 +41,6 @@ pub mod metrics;
 mod pcap;
 pub mod pmipv4;
 pub mod pmipv6;
-pub mod ratelog;
 pub mod static_bindings;
 pub mod store;
 pub mod sys;

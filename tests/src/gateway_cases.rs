@@ -8,6 +8,98 @@ use anyhow::{bail, ensure, Context, Result};
 
 use crate::lab::{self, DetachOpts, Lab, LabOpts, Proto, Trigger, CN, GW_ADDR};
 
+/// The scenarios every protocol runs, as `#[test]`s of the calling test file
+/// for `$proto`, with `run(f)` (skip without root, panic with the error) for
+/// the file's own further cases.
+#[macro_export]
+macro_rules! gateway_tests {
+    ($proto:expr) => {
+        const P: $crate::lab::Proto = $proto;
+
+        fn run(f: fn($crate::lab::Proto) -> anyhow::Result<()>) {
+            if $crate::gateway_cases::skip() {
+                return;
+            }
+            if let Err(e) = f(P) {
+                panic!("{e:#}");
+            }
+        }
+
+        #[test]
+        fn attach_and_traffic() {
+            run($crate::gateway_cases::attach_and_traffic);
+        }
+
+        #[test]
+        fn attach_and_traffic_vlan() {
+            run($crate::gateway_cases::attach_and_traffic_vlan);
+        }
+
+        #[test]
+        fn handover_keeps_address_and_tcp_stream() {
+            run(|p| $crate::gateway_cases::handover(p, $crate::lab::Trigger::Data));
+        }
+
+        #[test]
+        fn handover_by_dhcp_reconfirmation() {
+            run(|p| $crate::gateway_cases::handover(p, $crate::lab::Trigger::Dhcp));
+        }
+
+        #[test]
+        fn attach_and_traffic_tc_ingress() {
+            run($crate::gateway_cases::attach_and_traffic_tc);
+        }
+
+        #[test]
+        fn handover_tc_ingress() {
+            run($crate::gateway_cases::handover_tc);
+        }
+
+        #[test]
+        fn dhcp_release_deregisters() {
+            run($crate::gateway_cases::release);
+        }
+
+        #[test]
+        fn isc_dhclient_attaches_and_releases() {
+            run($crate::gateway_cases::dhclient);
+        }
+
+        #[test]
+        fn dhcp_renewal_answered_locally() {
+            run($crate::gateway_cases::renewal_answered_locally);
+        }
+
+        #[test]
+        fn lease_end_deregisters() {
+            run($crate::gateway_cases::lease_end);
+        }
+
+        #[test]
+        fn arp_polling_detects_detach() {
+            run($crate::gateway_cases::detach_by_arp);
+        }
+
+        #[test]
+        fn anchor_expires_binding_of_dead_gateway() {
+            run($crate::gateway_cases::lifetime_expiry);
+        }
+
+        #[test]
+        fn anchor_revocation_drops_subscriber_at_gateway() {
+            run($crate::gateway_cases::revocation);
+        }
+
+        /// Needs no root: validation happens before any socket or interface.
+        #[test]
+        fn bad_configs_refused_naming_the_key() {
+            if let Err(e) = $crate::gateway_cases::bad_configs(P) {
+                panic!("{e:#}");
+            }
+        }
+    };
+}
+
 /// Root, busybox, iperf3 and ping are needed; without them the case is
 /// skipped with a note (CI has them: `cargo xtask test` installs them).
 pub fn skip() -> bool {

@@ -11,7 +11,7 @@
 //!  anchor cn0 2001:db8:cc::1/64 ─ c0 2001:db8:cc::2/64 cn
 //! ```
 use std::net::Ipv6Addr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -131,7 +131,9 @@ fn finish(mut c: Child) -> String {
     text
 }
 
-/// The result of a handover of an IPv6 subscriber under load.
+/// The result of a handover of an IPv6 subscriber under load: addresses
+/// and router around it, and (through `Deref`) what the stream and the
+/// ping6 saw.
 #[derive(Clone, Debug, Default)]
 pub struct Handover6 {
     pub before: Slaac,
@@ -139,13 +141,14 @@ pub struct Handover6 {
     /// `ip -6 neigh` of the router before and after (lladdr, router flag).
     pub neigh_before: String,
     pub neigh_after: String,
-    pub iperf: Iperf,
-    /// Largest gap between consecutive ping6 replies across the move, and elsewhere.
-    pub gap_ms: f64,
-    pub noise_gap_ms: f64,
-    pub ping_sent: u32,
-    pub ping_received: u32,
-    pub moved_at: f64,
+    pub stream: lab::UnderLoad,
+}
+
+impl std::ops::Deref for Handover6 {
+    type Target = lab::UnderLoad;
+    fn deref(&self) -> &lab::UnderLoad {
+        &self.stream
+    }
 }
 
 impl Lab {
@@ -319,36 +322,6 @@ impl Lab {
             .to_string())
     }
 
-    /// An iperf3 server (one test) on the correspondent's `addr`.
-    pub fn iperf_server_on(&mut self, addr: &str) -> Result<()> {
-        let c = self
-            .cn
-            .command("iperf3")
-            .args(["-s", "-1", "-B", addr])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        self.bg.push(c);
-        let end = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < end {
-            let o = self.cn.exec_status(&["ss", "-ltn"])?;
-            if String::from_utf8_lossy(&o.stdout).contains(":5201") {
-                return Ok(());
-            }
-            interruptible_sleep(Duration::from_millis(50))?;
-        }
-        bail!("iperf3 server did not start on {addr}")
-    }
-
-    /// An iperf3 TCP client in the subscriber towards `addr`.
-    pub fn iperf_client_to(&self, addr: &str, secs: u32) -> Command {
-        let mut c = self.sub.command("iperf3");
-        c.args(["-c", addr, "-t", &secs.to_string(), "-J"]);
-        c.args(["--connect-timeout", "3000"]);
-        c
-    }
-
     /// A counted iperf3 transfer subscriber → correspondent over IPv6.
     pub fn iperf6(&mut self, secs: u32) -> Result<Iperf> {
         self.iperf_server_on(&CN6.to_string())?;
@@ -368,63 +341,15 @@ impl Lab {
     ) -> Result<Handover6> {
         let before = self.slaac()?;
         let neigh_before = self.router_neigh6()?;
-        self.iperf_server_on(&CN6.to_string())?;
-        let iperf = self
-            .iperf_client_to(&CN6.to_string(), secs)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let ping = self
-            .sub
-            .command("ping")
-            .args([
-                "-6",
-                "-D",
-                "-i",
-                "0.002",
-                "-W",
-                "1",
-                "-w",
-                &secs.to_string(),
-            ])
-            .arg(CN6.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let (ipid, ppid) = (iperf.id(), ping.id());
-        let it = std::thread::spawn(move || iperf.wait_with_output());
-        let pt = std::thread::spawn(move || ping.wait_with_output());
-        let mut moved_at = 0.0;
-        let r = interruptible_sleep(at).and_then(|()| {
-            moved_at = lab::epoch_now();
-            self.handover(to, lab::Trigger::Data)
-        });
-        if r.is_err() {
-            for p in [ipid, ppid] {
-                // SAFETY: our children, still unreaped (their threads wait).
-                unsafe { libc::kill(p as i32, libc::SIGKILL) };
-            }
-        }
-        let io = it.join().map_err(|_| anyhow!("iperf thread"))??;
-        let po = pt.join().map_err(|_| anyhow!("ping thread"))??;
-        r?;
-        let ptext = String::from_utf8_lossy(&po.stdout).into_owned();
-        let (ping_sent, ping_received) = lab::ping_summary(&ptext).unwrap_or((0, 0));
-        let (gap_ms, noise_gap_ms) =
-            lab::ping_gap_around(&ptext, moved_at, 0.3).unwrap_or((f64::NAN, f64::NAN));
+        let run = self.under_load(&CN6.to_string(), secs, at, |l| {
+            l.handover(to, lab::Trigger::Data)
+        })?;
         Ok(Handover6 {
             before,
             after: self.slaac()?,
             neigh_before,
             neigh_after: self.router_neigh6()?,
-            iperf: Iperf::parse(&io)?,
-            gap_ms,
-            noise_gap_ms,
-            ping_sent,
-            ping_received,
-            moved_at,
+            stream: run,
         })
     }
 }

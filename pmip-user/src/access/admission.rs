@@ -39,7 +39,7 @@ pub struct AdmissionConfig {
 
 /// Why an attach was not admitted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// The MAC failed recently; it may try again at this instant.
     BackOff(Instant),
     LinkPending,
@@ -61,7 +61,7 @@ pub enum Outcome {
 
 /// Counters for `show stats`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct AdmissionStats {
+pub(crate) struct AdmissionStats {
     pub admitted: u64,
     pub refused_backoff: u64,
     pub refused_link_pending: u64,
@@ -136,7 +136,7 @@ fn key(at: &AccessPoint) -> MacKey {
 
 /// The admission state of one access gateway.
 #[derive(Debug)]
-pub struct Admission {
+pub(crate) struct Admission {
     cfg: AdmissionConfig,
     /// Admitted attaches and when.
     pending: HashMap<AccessPoint, Instant>,
@@ -154,7 +154,7 @@ pub struct Admission {
 
 /// What [`Admission::housekeeping`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Housekeeping {
+pub(crate) struct Housekeeping {
     /// Pending attaches given up (no outcome came in time).
     pub stale: Vec<AccessPoint>,
     /// Refusals stopped since the last run: a flood is over, and the
@@ -186,13 +186,13 @@ impl Admission {
         }
     }
 
-    pub fn is_pending(&self, at: &AccessPoint) -> bool {
+    pub(crate) fn is_pending(&self, at: &AccessPoint) -> bool {
         self.pending.contains_key(at)
     }
 
     /// May `at` start a registration now? Admitted attaches are pending
     /// until [`finish`](Self::finish).
-    pub fn admit(&mut self, now: Instant, at: AccessPoint) -> Result<(), Refusal> {
+    pub(crate) fn admit(&mut self, now: Instant, at: AccessPoint) -> Result<(), Refusal> {
         if self.pending.contains_key(&at) {
             return Ok(()); // the same attach asked again: no new attempt
         }
@@ -282,7 +282,7 @@ impl Admission {
 
     /// A new-MAC report from the fast path (data from a MAC without a
     /// binding): true when it may go on to [`admit`](Self::admit).
-    pub fn new_mac_report(&mut self, now: Instant) -> bool {
+    pub(crate) fn new_mac_report(&mut self, now: Instant) -> bool {
         let ok = self.new_macs.take(now);
         if ok {
             self.stats.new_mac_reports += 1;
@@ -313,7 +313,7 @@ impl Admission {
     /// Run now and then (every second): gives up pending attaches that never
     /// ended, forgets old back-offs, gives the memory of its tables back once
     /// they are mostly empty, and tells when a flood is over.
-    pub fn housekeeping(&mut self, now: Instant) -> Housekeeping {
+    pub(crate) fn housekeeping(&mut self, now: Instant) -> Housekeeping {
         let stale: Vec<AccessPoint> = self
             .pending
             .iter()
@@ -346,7 +346,7 @@ impl Admission {
 
 /// Gives a table's memory back once it is mostly empty (after a flood);
 /// true when it did. Callers with tables of their own use the same rule.
-pub fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>) -> bool {
+pub(crate) fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>) -> bool {
     if m.capacity() > 1024 && m.len() < m.capacity() / 8 {
         m.shrink_to_fit();
         return true;

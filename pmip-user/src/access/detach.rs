@@ -121,7 +121,7 @@ impl DetachMonitor {
     }
 
     /// Turns ARP polling on or off (`detach.enabled`); the table stays.
-    pub fn set_polling(&mut self, on: bool) {
+    pub(crate) fn set_polling(&mut self, on: bool) {
         self.polling = on;
     }
 
@@ -132,7 +132,7 @@ impl DetachMonitor {
     /// sender 0.0.0.0 (a DHCP client checking its new address must not see a
     /// conflict), strangers, and `kernel_owned` (the router address, which the
     /// kernel already answers).
-    pub fn proxy_arp_reply(
+    pub(crate) fn proxy_arp_reply(
         &self,
         ifindex: u32,
         vlan: u16,
@@ -207,7 +207,13 @@ impl DetachMonitor {
     /// An ARP packet received on access link (`ifindex`, `vlan`). Counts as life
     /// when it comes from a watched subscriber's MAC with its home address as
     /// sender (a reply to our probe, or the subscriber's own request).
-    pub fn handle_arp(&mut self, now: Instant, ifindex: u32, vlan: u16, arp: &ArpRepr) -> bool {
+    pub(crate) fn handle_arp(
+        &mut self,
+        now: Instant,
+        ifindex: u32,
+        vlan: u16,
+        arp: &ArpRepr,
+    ) -> bool {
         let at = AccessPoint {
             ifindex,
             vlan,
@@ -233,7 +239,7 @@ impl DetachMonitor {
         self.events.pop_front()
     }
 
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         if !self.polling {
             return None;
         }

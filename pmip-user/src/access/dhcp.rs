@@ -16,8 +16,8 @@ use dhcproto::{Decodable, Decoder, Encodable};
 
 use crate::dataplane::AccessPoint;
 
-pub const SERVER_PORT: u16 = 67;
-pub const CLIENT_PORT: u16 = 68;
+pub(crate) const SERVER_PORT: u16 = 67;
+pub(crate) const CLIENT_PORT: u16 = 68;
 const MAGIC: [u8; 4] = [99, 130, 83, 99];
 /// Fixed BOOTP part (236 bytes) + magic cookie.
 const FIXED_LEN: usize = 240;
@@ -80,16 +80,36 @@ pub struct BindingInfo {
     pub mtu: Option<u16>,
 }
 
+/// Why a client of the DHCPv4 or the DHCPv6 server left.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DetachReason {
-    /// DHCPRELEASE from the client.
+    /// DHCPRELEASE (DHCPv6 Release) from the client.
     Release,
-    /// DHCPDECLINE: the client found the address in use on the link.
+    /// DHCPDECLINE (DHCPv6 Decline): the client found the address in use on the link.
     Decline,
     /// The lease ran out without a renewal.
     LeaseExpired,
-    /// DISCOVER/OFFER never completed, or the client chose another server.
+    /// DISCOVER/OFFER (Solicit/Advertise) never completed, or the client
+    /// chose another server.
     Abandoned,
+}
+
+impl DetachReason {
+    /// Whether a client whose lease ends at `lease_end`, or whose offer is
+    /// abandoned at `abandon_at` without a lease, is gone at `now`: a lease
+    /// is kept `grace` past its end.
+    pub(crate) fn due(
+        now: Instant,
+        grace: Duration,
+        lease_end: Option<Instant>,
+        abandon_at: Option<Instant>,
+    ) -> Option<DetachReason> {
+        match (lease_end, abandon_at) {
+            (Some(l), _) if now >= l + grace => Some(DetachReason::LeaseExpired),
+            (None, Some(a)) if now >= a => Some(DetachReason::Abandoned),
+            _ => None,
+        }
+    }
 }
 
 /// Outputs towards the registration side.
@@ -189,7 +209,7 @@ pub enum Reject {
     Ignored,
 }
 
-pub fn prefix_to_mask(len: u8) -> Ipv4Addr {
+pub(crate) fn prefix_to_mask(len: u8) -> Ipv4Addr {
     let len = u32::from(len.min(32));
     Ipv4Addr::from(if len == 0 { 0 } else { u32::MAX << (32 - len) })
 }
@@ -539,7 +559,7 @@ impl DhcpServer {
     }
 
     /// The registration failed: NAK a waiting REQUEST (a DISCOVER just gets no OFFER).
-    pub fn binding_failed(&mut self, mac: [u8; 6]) {
+    pub(crate) fn binding_failed(&mut self, mac: [u8; 6]) {
         if let Some(c) = self.clients.remove(&mac) {
             if let Some(p) = c.pending.filter(|p| p.kind == MessageType::Request) {
                 self.nak(&p.req);
@@ -549,14 +569,14 @@ impl DhcpServer {
 
     /// The binding ended elsewhere (revocation, anchor lifetime, `clear binding`):
     /// forget the client without a [`Event::Detach`]; its next REQUEST starts over.
-    pub fn binding_gone(&mut self, mac: [u8; 6]) {
+    pub(crate) fn binding_gone(&mut self, mac: [u8; 6]) {
         self.clients.remove(&mac);
     }
 
     /// A lease this server gave before a restart (its binding restored from
     /// the store): the client's renewals are answered from it, and it runs
     /// out `left` from now unless renewed.
-    pub fn restore_lease(
+    pub(crate) fn restore_lease(
         &mut self,
         now: Instant,
         mac: [u8; 6],
@@ -693,7 +713,7 @@ impl DhcpServer {
     }
 
     /// The next instant [`handle_timeout`](Self::handle_timeout) must run.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.clients
             .values()
             .filter_map(|c| match (c.lease_end, c.abandon_at) {
@@ -711,7 +731,7 @@ impl DhcpServer {
 
     /// Timers, with `sent` reading the subscriber's uplink packet count from
     /// the data plane (None: unknown); see `dhcp/hold.rs`.
-    pub fn handle_timeout_with(
+    pub(crate) fn handle_timeout_with(
         &mut self,
         now: Instant,
         sent: &dyn Fn(&AccessPoint) -> Option<u64>,
@@ -721,10 +741,8 @@ impl DhcpServer {
         let mut gone: Vec<([u8; 6], DetachReason)> = self
             .clients
             .iter()
-            .filter_map(|(mac, c)| match (c.lease_end, c.abandon_at) {
-                (Some(l), _) if now >= l + grace => Some((*mac, DetachReason::LeaseExpired)),
-                (None, Some(a)) if now >= a => Some((*mac, DetachReason::Abandoned)),
-                _ => None,
+            .filter_map(|(mac, c)| {
+                DetachReason::due(now, grace, c.lease_end, c.abandon_at).map(|r| (*mac, r))
             })
             .collect();
         gone.sort_by_key(|g| g.0); // deterministic output order

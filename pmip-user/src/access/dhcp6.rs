@@ -30,8 +30,8 @@ use dhcproto::{Decodable, Decoder};
 
 use crate::dataplane::{AccessPoint, Hnp};
 
-pub const SERVER_PORT: u16 = 547;
-pub const CLIENT_PORT: u16 = 546;
+pub(crate) const SERVER_PORT: u16 = 547;
+pub(crate) const CLIENT_PORT: u16 = 546;
 
 /// Option codes the server reads (RFC 8415 §21).
 const OPT_CLIENTID: u16 = 1;
@@ -100,15 +100,7 @@ impl Binding6 {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DetachReason {
-    Release,
-    /// The client found the address in use on the link.
-    Decline,
-    LeaseExpired,
-    /// Solicit/Advertise never completed.
-    Abandoned,
-}
+pub use super::dhcp::DetachReason;
 
 /// Outputs towards the registration side.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -551,12 +543,12 @@ impl Dhcp6Server {
     }
 
     /// The registration failed: the waiting client gets nothing, and is forgotten.
-    pub fn binding_failed(&mut self, mac: [u8; 6]) {
+    pub(crate) fn binding_failed(&mut self, mac: [u8; 6]) {
         self.clients.remove(&mac);
     }
 
     /// The binding ended elsewhere: forget the client without an event.
-    pub fn binding_gone(&mut self, mac: [u8; 6]) {
+    pub(crate) fn binding_gone(&mut self, mac: [u8; 6]) {
         self.clients.remove(&mac);
     }
 
@@ -568,7 +560,7 @@ impl Dhcp6Server {
         self.events.pop_front()
     }
 
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.clients
             .values()
             .filter_map(|c| match (c.lease_end, c.abandon_at) {
@@ -583,10 +575,8 @@ impl Dhcp6Server {
         let mut gone: Vec<([u8; 6], DetachReason)> = self
             .clients
             .iter()
-            .filter_map(|(mac, c)| match (c.lease_end, c.abandon_at) {
-                (Some(l), _) if now >= l + grace => Some((*mac, DetachReason::LeaseExpired)),
-                (None, Some(a)) if now >= a => Some((*mac, DetachReason::Abandoned)),
-                _ => None,
+            .filter_map(|(mac, c)| {
+                DetachReason::due(now, grace, c.lease_end, c.abandon_at).map(|r| (*mac, r))
             })
             .collect();
         gone.sort_by_key(|g| g.0);

@@ -9,10 +9,10 @@ use std::net::Ipv4Addr;
 
 use crate::checksum;
 
-pub const ETHERTYPE_IPV4: u16 = 0x0800;
-pub const ETHERTYPE_ARP: u16 = 0x0806;
+pub(crate) const ETHERTYPE_IPV4: u16 = 0x0800;
+pub(crate) const ETHERTYPE_ARP: u16 = 0x0806;
 pub const ETHERTYPE_VLAN: u16 = 0x8100;
-pub const BROADCAST_MAC: [u8; 6] = [0xff; 6];
+pub(crate) const BROADCAST_MAC: [u8; 6] = [0xff; 6];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
@@ -33,7 +33,7 @@ impl std::error::Error for Error {}
 pub type Result<T> = core::result::Result<T, Error>;
 
 /// Formats a MAC like Cisco's link-layer id (`0024.d78e.21a4`).
-pub fn mac_dotted(mac: &[u8; 6]) -> String {
+pub(crate) fn mac_dotted(mac: &[u8; 6]) -> String {
     format!(
         "{:02x}{:02x}.{:02x}{:02x}.{:02x}{:02x}",
         mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
@@ -59,7 +59,7 @@ mod eth_field {
     pub const ETHERTYPE: Range<usize> = 12..14;
     pub const PAYLOAD: RangeFrom<usize> = 14..;
 }
-pub const ETH_HEADER_LEN: usize = 14;
+pub(crate) const ETH_HEADER_LEN: usize = 14;
 
 /// An Ethernet II frame (no FCS).
 #[derive(Debug, Clone)]
@@ -76,7 +76,7 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         f.check_len()?;
         Ok(f)
     }
-    pub fn check_len(&self) -> Result<()> {
+    pub(crate) fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < ETH_HEADER_LEN {
             Err(Error::Truncated)
         } else {
@@ -93,7 +93,7 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         m.copy_from_slice(&self.buffer.as_ref()[eth_field::SRC]);
         m
     }
-    pub fn ethertype(&self) -> u16 {
+    pub(crate) fn ethertype(&self) -> u16 {
         let b = &self.buffer.as_ref()[eth_field::ETHERTYPE];
         u16::from_be_bytes([b[0], b[1]])
     }
@@ -103,16 +103,16 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
-    pub fn set_dst(&mut self, m: [u8; 6]) {
+    pub(crate) fn set_dst(&mut self, m: [u8; 6]) {
         self.buffer.as_mut()[eth_field::DST].copy_from_slice(&m);
     }
-    pub fn set_src(&mut self, m: [u8; 6]) {
+    pub(crate) fn set_src(&mut self, m: [u8; 6]) {
         self.buffer.as_mut()[eth_field::SRC].copy_from_slice(&m);
     }
-    pub fn set_ethertype(&mut self, t: u16) {
+    pub(crate) fn set_ethertype(&mut self, t: u16) {
         self.buffer.as_mut()[eth_field::ETHERTYPE].copy_from_slice(&t.to_be_bytes());
     }
-    pub fn payload_mut(&mut self) -> &mut [u8] {
+    pub(crate) fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[eth_field::PAYLOAD]
     }
 }
@@ -133,7 +133,7 @@ mod arp_field {
     pub const TPA: Range<usize> = 24..28;
 }
 /// Length of an Ethernet/IPv4 ARP packet.
-pub const ARP_LEN: usize = 28;
+pub(crate) const ARP_LEN: usize = 28;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArpOp {
@@ -176,7 +176,7 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
         Ok(p)
     }
     /// Needs the fixed 8-byte header, Ethernet/IPv4 address sizes and 28 bytes.
-    pub fn check_len(&self) -> Result<()> {
+    pub(crate) fn check_len(&self) -> Result<()> {
         let b = self.buffer.as_ref();
         if b.len() < 8 {
             return Err(Error::Truncated);
@@ -193,13 +193,13 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
         let b = &self.buffer.as_ref()[r];
         u16::from_be_bytes([b[0], b[1]])
     }
-    pub fn htype(&self) -> u16 {
+    pub(crate) fn htype(&self) -> u16 {
         self.u16_at(arp_field::HTYPE)
     }
-    pub fn ptype(&self) -> u16 {
+    pub(crate) fn ptype(&self) -> u16 {
         self.u16_at(arp_field::PTYPE)
     }
-    pub fn oper(&self) -> ArpOp {
+    pub(crate) fn oper(&self) -> ArpOp {
         self.u16_at(arp_field::OPER).into()
     }
     fn mac_at(&self, r: core::ops::Range<usize>) -> [u8; 6] {
@@ -229,29 +229,29 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ArpPacket<T> {
     fn set(&mut self, r: core::ops::Range<usize>, v: &[u8]) {
         self.buffer.as_mut()[r].copy_from_slice(v);
     }
-    pub fn set_htype(&mut self, v: u16) {
+    pub(crate) fn set_htype(&mut self, v: u16) {
         self.set(arp_field::HTYPE, &v.to_be_bytes())
     }
-    pub fn set_ptype(&mut self, v: u16) {
+    pub(crate) fn set_ptype(&mut self, v: u16) {
         self.set(arp_field::PTYPE, &v.to_be_bytes())
     }
-    pub fn set_sizes(&mut self) {
+    pub(crate) fn set_sizes(&mut self) {
         self.buffer.as_mut()[arp_field::HLEN] = 6;
         self.buffer.as_mut()[arp_field::PLEN] = 4;
     }
-    pub fn set_oper(&mut self, v: ArpOp) {
+    pub(crate) fn set_oper(&mut self, v: ArpOp) {
         self.set(arp_field::OPER, &u16::from(v).to_be_bytes())
     }
-    pub fn set_sha(&mut self, v: [u8; 6]) {
+    pub(crate) fn set_sha(&mut self, v: [u8; 6]) {
         self.set(arp_field::SHA, &v)
     }
-    pub fn set_spa(&mut self, v: Ipv4Addr) {
+    pub(crate) fn set_spa(&mut self, v: Ipv4Addr) {
         self.set(arp_field::SPA, &v.octets())
     }
-    pub fn set_tha(&mut self, v: [u8; 6]) {
+    pub(crate) fn set_tha(&mut self, v: [u8; 6]) {
         self.set(arp_field::THA, &v)
     }
-    pub fn set_tpa(&mut self, v: Ipv4Addr) {
+    pub(crate) fn set_tpa(&mut self, v: Ipv4Addr) {
         self.set(arp_field::TPA, &v.octets())
     }
 }

@@ -10,16 +10,16 @@ use std::net::Ipv6Addr;
 
 use crate::checksum;
 
-pub const ETHERTYPE_IPV6: u16 = 0x86DD;
-pub const ETHERTYPE_VLAN: u16 = 0x8100;
-pub const IPPROTO_UDP: u8 = 17;
-pub const IPPROTO_ICMPV6: u8 = 58;
-pub const IPV6_HEADER_LEN: usize = 40;
+pub(crate) const ETHERTYPE_IPV6: u16 = 0x86DD;
+pub(crate) const ETHERTYPE_VLAN: u16 = 0x8100;
+pub(crate) const IPPROTO_UDP: u8 = 17;
+pub(crate) const IPPROTO_ICMPV6: u8 = 58;
+pub(crate) const IPV6_HEADER_LEN: usize = 40;
 /// The smallest link MTU IPv6 runs on (RFC 8200 §5).
-pub const IPV6_MIN_MTU: u32 = 1280;
+pub(crate) const IPV6_MIN_MTU: u32 = 1280;
 
 /// All-nodes (RFC 4291 §2.7.1).
-pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+pub(crate) const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 /// All-routers, where Router Solicitations go.
 pub const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
 /// All_DHCP_Relay_Agents_and_Servers (RFC 8415 §7.1), where a client's DHCPv6 goes.
@@ -78,7 +78,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         Ok(p)
     }
     /// Needs the 40-byte header, version 6, and the payload length it states.
-    pub fn check_len(&self) -> Result<()> {
+    pub(crate) fn check_len(&self) -> Result<()> {
         let b = self.buffer.as_ref();
         if b.len() < IPV6_HEADER_LEN {
             return Err(Error::Truncated);
@@ -91,11 +91,11 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         }
         Ok(())
     }
-    pub fn payload_len(&self) -> u16 {
+    pub(crate) fn payload_len(&self) -> u16 {
         let b = &self.buffer.as_ref()[field::PAYLOAD_LEN];
         u16::from_be_bytes([b[0], b[1]])
     }
-    pub fn next_header(&self) -> u8 {
+    pub(crate) fn next_header(&self) -> u8 {
         self.buffer.as_ref()[field::NEXT_HEADER]
     }
     pub fn hop_limit(&self) -> u8 {
@@ -121,22 +121,22 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     /// Version 6, traffic class and flow label 0.
-    pub fn set_version(&mut self) {
+    pub(crate) fn set_version(&mut self) {
         self.buffer.as_mut()[field::VER_TC_FLOW].copy_from_slice(&[0x60, 0, 0, 0]);
     }
-    pub fn set_payload_len(&mut self, v: u16) {
+    pub(crate) fn set_payload_len(&mut self, v: u16) {
         self.buffer.as_mut()[field::PAYLOAD_LEN].copy_from_slice(&v.to_be_bytes());
     }
-    pub fn set_next_header(&mut self, v: u8) {
+    pub(crate) fn set_next_header(&mut self, v: u8) {
         self.buffer.as_mut()[field::NEXT_HEADER] = v;
     }
-    pub fn set_hop_limit(&mut self, v: u8) {
+    pub(crate) fn set_hop_limit(&mut self, v: u8) {
         self.buffer.as_mut()[field::HOP_LIMIT] = v;
     }
-    pub fn set_src(&mut self, a: Ipv6Addr) {
+    pub(crate) fn set_src(&mut self, a: Ipv6Addr) {
         self.buffer.as_mut()[field::SRC].copy_from_slice(&a.octets());
     }
-    pub fn set_dst(&mut self, a: Ipv6Addr) {
+    pub(crate) fn set_dst(&mut self, a: Ipv6Addr) {
         self.buffer.as_mut()[field::DST].copy_from_slice(&a.octets());
     }
     pub fn payload_mut(&mut self) -> &mut [u8] {
@@ -170,7 +170,7 @@ fn udp_datagram(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
 
 /// The upper-layer checksum of `data` (checksum field zeroed, or in place to
 /// verify: then a correct packet gives 0), RFC 8200 §8.1.
-pub fn upper_layer_checksum(src: Ipv6Addr, dst: Ipv6Addr, next: u8, data: &[u8]) -> u16 {
+pub(crate) fn upper_layer_checksum(src: Ipv6Addr, dst: Ipv6Addr, next: u8, data: &[u8]) -> u16 {
     checksum::finish(checksum::add(
         checksum::pseudo_v6(&src, &dst, data.len() as u32, next),
         data,
@@ -214,12 +214,12 @@ pub fn link_local_from_mac(mac: [u8; 6]) -> Ipv6Addr {
     ])
 }
 
-pub fn is_link_local(a: &Ipv6Addr) -> bool {
+pub(crate) fn is_link_local(a: &Ipv6Addr) -> bool {
     a.segments()[0] & 0xffc0 == 0xfe80
 }
 
 /// Whether `addr` lies in `prefix`/`len`.
-pub fn in_prefix(addr: &Ipv6Addr, prefix: &Ipv6Addr, len: u8) -> bool {
+pub(crate) fn in_prefix(addr: &Ipv6Addr, prefix: &Ipv6Addr, len: u8) -> bool {
     let len = u32::from(len.min(128));
     if len == 0 {
         return true;

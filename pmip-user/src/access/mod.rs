@@ -27,7 +27,7 @@ pub mod shell;
 /// via the DHCP client-identifier"), else the MAC in Cisco notation
 /// (`0024.d78e.21a4`, seed 004's default-profile NAI). A client identifier of
 /// type 1 (Ethernet + MAC, RFC 2132 §9.14) or type 255 (RFC 4361) is not a NAI.
-pub fn subscriber_nai(client_id: Option<&[u8]>, mac: &[u8; 6]) -> String {
+pub(crate) fn subscriber_nai(client_id: Option<&[u8]>, mac: &[u8; 6]) -> String {
     if let Some(id) = client_id {
         // Type 0 is "not a hardware address": the rest is the identifier.
         let text = match id.first() {

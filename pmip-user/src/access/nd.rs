@@ -17,16 +17,16 @@ use std::net::Ipv6Addr;
 
 use super::frame6::{is_link_local, Error, Result};
 
-pub const ICMPV6_ROUTER_SOLICIT: u8 = 133;
-pub const ICMPV6_ROUTER_ADVERT: u8 = 134;
-pub const ICMPV6_NEIGHBOR_SOLICIT: u8 = 135;
-pub const ICMPV6_NEIGHBOR_ADVERT: u8 = 136;
+pub(crate) const ICMPV6_ROUTER_SOLICIT: u8 = 133;
+pub(crate) const ICMPV6_ROUTER_ADVERT: u8 = 134;
+pub(crate) const ICMPV6_NEIGHBOR_SOLICIT: u8 = 135;
+pub(crate) const ICMPV6_NEIGHBOR_ADVERT: u8 = 136;
 
-pub const OPT_SOURCE_LLADDR: u8 = 1;
-pub const OPT_TARGET_LLADDR: u8 = 2;
-pub const OPT_PREFIX_INFO: u8 = 3;
-pub const OPT_MTU: u8 = 5;
-pub const OPT_RDNSS: u8 = 25;
+pub(crate) const OPT_SOURCE_LLADDR: u8 = 1;
+pub(crate) const OPT_TARGET_LLADDR: u8 = 2;
+pub(crate) const OPT_PREFIX_INFO: u8 = 3;
+pub(crate) const OPT_MTU: u8 = 5;
+pub(crate) const OPT_RDNSS: u8 = 25;
 
 /// RA flags byte: M (managed address configuration), O (other configuration).
 const RA_MANAGED: u8 = 0x80;
@@ -82,7 +82,7 @@ impl<T: AsRef<[u8]>> NdPacket<T> {
         Ok(p)
     }
     /// Needs the fixed part of the message's type.
-    pub fn check_len(&self) -> Result<()> {
+    pub(crate) fn check_len(&self) -> Result<()> {
         let b = self.buffer.as_ref();
         if b.len() < 4 || b.len() < header_len(b[field::TYPE]) {
             return Err(Error::Truncated);
@@ -100,7 +100,7 @@ impl<T: AsRef<[u8]>> NdPacket<T> {
         let b = &self.b()[r];
         u32::from_be_bytes([b[0], b[1], b[2], b[3]])
     }
-    pub fn msg_type(&self) -> u8 {
+    pub(crate) fn msg_type(&self) -> u8 {
         self.b()[field::TYPE]
     }
     pub fn code(&self) -> u8 {
@@ -110,11 +110,11 @@ impl<T: AsRef<[u8]>> NdPacket<T> {
         self.u16_at(field::CHECKSUM)
     }
     /// RA only.
-    pub fn cur_hop_limit(&self) -> u8 {
+    pub(crate) fn cur_hop_limit(&self) -> u8 {
         self.b()[field::CUR_HOP_LIMIT]
     }
     /// RA only.
-    pub fn ra_flags(&self) -> u8 {
+    pub(crate) fn ra_flags(&self) -> u8 {
         self.b()[field::RA_FLAGS]
     }
     /// RA only, seconds.
@@ -122,15 +122,15 @@ impl<T: AsRef<[u8]>> NdPacket<T> {
         self.u16_at(field::ROUTER_LIFETIME)
     }
     /// RA only, milliseconds.
-    pub fn reachable_time(&self) -> u32 {
+    pub(crate) fn reachable_time(&self) -> u32 {
         self.u32_at(field::REACHABLE_TIME)
     }
     /// RA only, milliseconds.
-    pub fn retrans_time(&self) -> u32 {
+    pub(crate) fn retrans_time(&self) -> u32 {
         self.u32_at(field::RETRANS_TIME)
     }
     /// NA only.
-    pub fn na_flags(&self) -> u8 {
+    pub(crate) fn na_flags(&self) -> u8 {
         self.b()[field::NA_FLAGS]
     }
     /// NS and NA only.
@@ -151,38 +151,38 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> NdPacket<T> {
     fn bm(&mut self) -> &mut [u8] {
         self.buffer.as_mut()
     }
-    pub fn set_msg_type(&mut self, v: u8) {
+    pub(crate) fn set_msg_type(&mut self, v: u8) {
         self.bm()[field::TYPE] = v;
     }
     pub fn set_code(&mut self, v: u8) {
         self.bm()[field::CODE] = v;
     }
-    pub fn set_checksum(&mut self, v: u16) {
+    pub(crate) fn set_checksum(&mut self, v: u16) {
         self.bm()[field::CHECKSUM].copy_from_slice(&v.to_be_bytes());
     }
-    pub fn set_cur_hop_limit(&mut self, v: u8) {
+    pub(crate) fn set_cur_hop_limit(&mut self, v: u8) {
         self.bm()[field::CUR_HOP_LIMIT] = v;
     }
-    pub fn set_ra_flags(&mut self, v: u8) {
+    pub(crate) fn set_ra_flags(&mut self, v: u8) {
         self.bm()[field::RA_FLAGS] = v;
     }
-    pub fn set_router_lifetime(&mut self, v: u16) {
+    pub(crate) fn set_router_lifetime(&mut self, v: u16) {
         self.bm()[field::ROUTER_LIFETIME].copy_from_slice(&v.to_be_bytes());
     }
-    pub fn set_reachable_time(&mut self, v: u32) {
+    pub(crate) fn set_reachable_time(&mut self, v: u32) {
         self.bm()[field::REACHABLE_TIME].copy_from_slice(&v.to_be_bytes());
     }
-    pub fn set_retrans_time(&mut self, v: u32) {
+    pub(crate) fn set_retrans_time(&mut self, v: u32) {
         self.bm()[field::RETRANS_TIME].copy_from_slice(&v.to_be_bytes());
     }
-    pub fn set_na_flags(&mut self, v: u8) {
+    pub(crate) fn set_na_flags(&mut self, v: u8) {
         self.bm()[field::NA_FLAGS] = v;
     }
-    pub fn set_target(&mut self, a: Ipv6Addr) {
+    pub(crate) fn set_target(&mut self, a: Ipv6Addr) {
         self.bm()[field::TARGET].copy_from_slice(&a.octets());
     }
     /// Writes the ICMPv6 checksum for a packet from `src` to `dst`.
-    pub fn fill_checksum(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
+    pub(crate) fn fill_checksum(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
         self.set_checksum(0);
         let c = super::frame6::upper_layer_checksum(
             src,

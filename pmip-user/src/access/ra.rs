@@ -272,7 +272,7 @@ impl RaEngine {
     }
 
     /// Whether `mac` holds an advertisement.
-    pub fn is_advertised(&self, mac: &[u8; 6]) -> bool {
+    pub(crate) fn is_advertised(&self, mac: &[u8; 6]) -> bool {
         self.subs
             .get(mac)
             .is_some_and(|s| matches!(s.state, State::Advertised(_)))
@@ -327,7 +327,7 @@ impl RaEngine {
     }
 
     /// Forgets `mac` without a word (binding moved to another MAG, or failed).
-    pub fn forget(&mut self, mac: &[u8; 6]) {
+    pub(crate) fn forget(&mut self, mac: &[u8; 6]) {
         self.subs.remove(mac);
     }
 
@@ -453,7 +453,7 @@ impl RaEngine {
     }
 
     /// The next instant [`handle_timeout`](Self::handle_timeout) must run.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.subs
             .values()
             .filter_map(|s| match &s.state {

@@ -49,7 +49,7 @@ pub enum DhcpCmd {
 
 /// Reads a subscriber's uplink packet count from the data plane (None:
 /// unknown), for leases held while their subscriber sends (`dhcp/hold.rs`).
-pub type UplinkCount = Box<dyn Fn(&AccessPoint) -> Option<u64> + Send>;
+pub(crate) type UplinkCount = Box<dyn Fn(&AccessPoint) -> Option<u64> + Send>;
 
 /// The DHCP server of one access interface with its sockets.
 pub struct DhcpShell {
@@ -86,7 +86,7 @@ impl DhcpShell {
 
     /// Holds a lease that runs out while its subscriber is still sending
     /// (`dhcp/hold.rs`), reading the subscriber's uplink count with `sent`.
-    pub fn hold_while_sending(mut self, sent: UplinkCount) -> Self {
+    pub(crate) fn hold_while_sending(mut self, sent: UplinkCount) -> Self {
         self.server.set_hold_while_sending(true);
         self.sent = Some(sent);
         self
@@ -244,7 +244,7 @@ impl ArpShell {
         self.stats.clone()
     }
 
-    pub fn set_polling(&mut self, on: bool) {
+    pub(crate) fn set_polling(&mut self, on: bool) {
         self.monitor.set_polling(on);
     }
 

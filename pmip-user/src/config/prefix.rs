@@ -35,7 +35,7 @@ impl Ipv4Prefix {
     }
 
     /// The bits of `addr` beyond the prefix (0 for a network).
-    pub fn host_bits(&self) -> u32 {
+    pub(crate) fn host_bits(&self) -> u32 {
         u32::from(self.addr) & !self.mask()
     }
 

@@ -431,7 +431,7 @@ pub struct StaticBinding {
 }
 
 /// Bytes GRE (with key, RFC 2890) and the outer header add to each subscriber packet.
-pub fn tunnel_overhead(transport: Family) -> u16 {
+pub(crate) fn tunnel_overhead(transport: Family) -> u16 {
     match transport {
         Family::Ipv4 => 20 + 8,
         Family::Ipv6 => 40 + 8,
@@ -459,7 +459,7 @@ impl Pool {
 }
 
 impl Detach {
-    pub fn monitor_config(&self) -> DetachConfig {
+    pub(crate) fn monitor_config(&self) -> DetachConfig {
         DetachConfig {
             interval: self.interval,
             timeout: self.timeout,
@@ -477,7 +477,7 @@ impl Config {
         self.profiles.iter().find(|p| p.name == name)
     }
 
-    pub fn ipv4_pools(&self) -> impl Iterator<Item = &Ipv4Pool> {
+    pub(crate) fn ipv4_pools(&self) -> impl Iterator<Item = &Ipv4Pool> {
         self.pools.iter().filter_map(|p| match p {
             Pool::V4(p) => Some(p),
             Pool::V6(_) => None,
@@ -493,7 +493,7 @@ impl Config {
 
     /// The profile of a subscriber: by NAI, then by MAC, then the access
     /// interface's default profile (seed 004 `enable pmipv6 default`).
-    pub fn profile_for(
+    pub(crate) fn profile_for(
         &self,
         nai: Option<&str>,
         mac: &[u8; 6],
@@ -513,7 +513,7 @@ impl Config {
 
     /// A subscriber seen on `interface`: its NAI and profile. The NAI comes from
     /// the profile, else from the DHCP client identifier, else the MAC (seed 004).
-    pub fn resolve_subscriber(
+    pub(crate) fn resolve_subscriber(
         &self,
         client_id: Option<&[u8]>,
         mac: &[u8; 6],
@@ -526,7 +526,7 @@ impl Config {
     }
 
     /// DNS servers for a subscriber: the profile's, else `dhcp.dns`.
-    pub fn dns_for(&self, profile: Option<&Profile>) -> Vec<Ipv4Addr> {
+    pub(crate) fn dns_for(&self, profile: Option<&Profile>) -> Vec<Ipv4Addr> {
         match profile {
             Some(p) if !p.dns.is_empty() => p.dns.clone(),
             _ => self.dhcp.dns.clone(),
@@ -534,7 +534,7 @@ impl Config {
     }
 
     /// The DHCP server parameters of an access interface (ifindex filled by the shell).
-    pub fn dhcp_server_config(&self, iface: &AccessInterface) -> DhcpServerConfig {
+    pub(crate) fn dhcp_server_config(&self, iface: &AccessInterface) -> DhcpServerConfig {
         let mut c = DhcpServerConfig::new(0, self.frame_vlan(iface), iface.gateway.addr);
         c.offer_timeout = self.dhcp.offer_timeout;
         c.offer_hold = self.dhcp.offer_hold;
@@ -546,7 +546,7 @@ impl Config {
     /// kernel has taken the tag off; `vlan` then only labels the link), the
     /// configured one on the parent interface. Bindings are keyed by it, so
     /// they match the frames.
-    pub fn frame_vlan(&self, iface: &AccessInterface) -> u16 {
+    pub(crate) fn frame_vlan(&self, iface: &AccessInterface) -> u16 {
         match crate::sys::vlan_id(&iface.name) {
             Some(_) => 0,
             None => iface.vlan.unwrap_or(0),
@@ -554,7 +554,7 @@ impl Config {
     }
 
     /// IPv6 DNS servers for a subscriber: the profile's, else `ipv6.dns`.
-    pub fn dns6_for(&self, profile: Option<&Profile>) -> Vec<Ipv6Addr> {
+    pub(crate) fn dns6_for(&self, profile: Option<&Profile>) -> Vec<Ipv6Addr> {
         match profile {
             Some(p) if !p.dns6.is_empty() => p.dns6.clone(),
             _ => self.ipv6.dns.clone(),

@@ -61,7 +61,7 @@ impl EspAlgorithm {
 }
 
 /// RFC 4303 §3.4.3: "a window size of 64 is preferred and SHOULD be employed as the default".
-pub const DEFAULT_REPLAY_WINDOW: u32 = 64;
+pub(crate) const DEFAULT_REPLAY_WINDOW: u32 = 64;
 
 fn default_replay_window() -> u32 {
     DEFAULT_REPLAY_WINDOW
@@ -140,7 +140,7 @@ pub struct EspSettings {
 }
 
 /// `0x0123...` or `0123...` to bytes.
-pub fn parse_hex(s: &str) -> Result<Vec<u8>, &'static str> {
+pub(crate) fn parse_hex(s: &str) -> Result<Vec<u8>, &'static str> {
     let h = s
         .strip_prefix("0x")
         .or_else(|| s.strip_prefix("0X"))

@@ -49,9 +49,9 @@ pub use sa::{Sa, SaDb};
 pub use signaling::SignalingEsp;
 
 /// IP protocol number / IPv6 next header of ESP.
-pub const IPPROTO_ESP: u8 = 50;
+pub(crate) const IPPROTO_ESP: u8 = 50;
 /// "No next header": marks a dummy packet, discarded by the receiver (RFC 4303 §2.6).
-pub const IPPROTO_NONE: u8 = 59;
+pub(crate) const IPPROTO_NONE: u8 = 59;
 
 /// Why a received ESP packet was dropped. Every reason has a counter in
 /// [`EspCounters`]; none of them is ever answered on the wire.

@@ -32,9 +32,9 @@ mod field {
 }
 
 /// Length of the cleartext ESP header (SPI + sequence number).
-pub const HEADER_LEN: usize = 8;
+pub(crate) const HEADER_LEN: usize = 8;
 /// Pad Length + Next Header.
-pub const TRAILER_LEN: usize = 2;
+pub(crate) const TRAILER_LEN: usize = 2;
 
 /// Zero-copy view of an ESP packet.
 #[derive(Debug, Clone)]
@@ -56,7 +56,7 @@ impl<T: AsRef<[u8]>> EspPacket<T> {
 
     /// The buffer must hold the SPI and the sequence number; the rest is
     /// checked against the SA's transform, which knows its IV and ICV sizes.
-    pub fn check_len(&self) -> Result<()> {
+    pub(crate) fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < HEADER_LEN {
             return Err(DropReason::Malformed("shorter than the ESP header"));
         }
@@ -85,10 +85,10 @@ impl<T: AsRef<[u8]>> EspPacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EspPacket<T> {
-    pub fn set_spi(&mut self, v: u32) {
+    pub(crate) fn set_spi(&mut self, v: u32) {
         self.buffer.as_mut()[field::SPI].copy_from_slice(&v.to_be_bytes());
     }
-    pub fn set_seq(&mut self, v: u32) {
+    pub(crate) fn set_seq(&mut self, v: u32) {
         self.buffer.as_mut()[field::SEQ].copy_from_slice(&v.to_be_bytes());
     }
     pub fn payload_mut(&mut self) -> &mut [u8] {

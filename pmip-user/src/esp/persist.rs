@@ -27,9 +27,9 @@ use serde::{Deserialize, Serialize};
 use super::SaDb;
 
 /// Outbound numbers reserved per write of the store.
-pub const TX_BLOCK: u64 = 4096;
+pub(crate) const TX_BLOCK: u64 = 4096;
 /// Inbound window tops are written at most this often while running.
-pub const RX_SAVE_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const RX_SAVE_EVERY: Duration = Duration::from_secs(1);
 
 /// What one peer's SAs must carry across a restart. The SPIs identify the
 /// SAs: new keys (new SPIs) start afresh.
@@ -45,7 +45,7 @@ pub struct SeqRecord {
 }
 
 /// Where [`SeqRecord`]s are kept.
-pub trait SeqStore: Send {
+pub(crate) trait SeqStore: Send {
     /// Everything saved last (empty when nothing was).
     fn load(&mut self) -> io::Result<Vec<SeqRecord>>;
     /// Replaces what is saved; durable when it returns.
@@ -123,7 +123,7 @@ impl std::fmt::Debug for SeqKeeper {
 impl SeqKeeper {
     /// Loads what `store` kept into `db` (records of other peers or other
     /// SPIs are dropped), then reserves the first block and saves.
-    pub fn restore(mut store: Box<dyn SeqStore>, db: &mut SaDb) -> io::Result<SeqKeeper> {
+    pub(crate) fn restore(mut store: Box<dyn SeqStore>, db: &mut SaDb) -> io::Result<SeqKeeper> {
         for r in store.load()? {
             if db.spis(&r.peer) == Some((r.spi_in, r.spi_out)) {
                 db.set_tx_seq(&r.peer, r.tx_seq);
@@ -176,7 +176,7 @@ impl SeqKeeper {
 
     /// Call before sealing for `peer`: when the next number is past the
     /// reservation, reserves the next block and saves first.
-    pub fn before_seal(&mut self, db: &SaDb, peer: &IpAddr, now: Instant) -> io::Result<()> {
+    pub(crate) fn before_seal(&mut self, db: &SaDb, peer: &IpAddr, now: Instant) -> io::Result<()> {
         let Some(next) = db.tx_seq(peer).map(|s| s + 1) else {
             return Ok(());
         };
@@ -190,7 +190,7 @@ impl SeqKeeper {
     }
 
     /// Call after a packet was opened: the window moved.
-    pub fn after_open(&mut self, db: &SaDb, now: Instant) -> io::Result<()> {
+    pub(crate) fn after_open(&mut self, db: &SaDb, now: Instant) -> io::Result<()> {
         self.rx_dirty = true;
         let due = self
             .last_rx_save

@@ -15,7 +15,7 @@
 use super::DropReason;
 
 /// Largest window the configuration accepts (packets).
-pub const MAX_WINDOW: u32 = 4096;
+pub(crate) const MAX_WINDOW: u32 = 4096;
 
 #[derive(Clone, Debug)]
 pub struct ReplayWindow {
@@ -56,7 +56,7 @@ impl ReplayWindow {
     /// itself without ESN; with ESN the high half is inferred from the
     /// window's position (RFC 4303 Appendix A2.2). `None` when the inferred
     /// number would fall outside the 64-bit space.
-    pub fn infer(&self, seq_lo: u32, esn: bool) -> Option<u64> {
+    pub(crate) fn infer(&self, seq_lo: u32, esn: bool) -> Option<u64> {
         if !esn {
             return Some(u64::from(seq_lo));
         }
@@ -102,7 +102,7 @@ impl ReplayWindow {
     /// Continues after `top`, e.g. a value kept across a restart: every
     /// number up to it counts as seen, so recorded packets from before the
     /// restart cannot be replayed into a window that starts over empty.
-    pub fn resume_after(&mut self, top: u64) {
+    pub(crate) fn resume_after(&mut self, top: u64) {
         self.top = top;
         self.bits.fill(u64::MAX);
     }

@@ -69,7 +69,7 @@ impl Sa {
     }
 
     /// Last sequence number sealed (0 before the first).
-    pub fn tx_seq(&self) -> u64 {
+    pub(crate) fn tx_seq(&self) -> u64 {
         self.tx_seq
     }
 
@@ -239,12 +239,12 @@ impl SaDb {
     }
 
     /// The peers with SAs.
-    pub fn peer_addrs(&self) -> impl Iterator<Item = IpAddr> + '_ {
+    pub(crate) fn peer_addrs(&self) -> impl Iterator<Item = IpAddr> + '_ {
         self.peers.keys().copied()
     }
 
     /// The (inbound, outbound) SPIs of `peer`'s SAs.
-    pub fn spis(&self, peer: &IpAddr) -> Option<(u32, u32)> {
+    pub(crate) fn spis(&self, peer: &IpAddr) -> Option<(u32, u32)> {
         self.peers
             .get(peer)
             .map(|p| (p.inbound.spi(), p.outbound.spi()))
@@ -287,7 +287,7 @@ impl SaDb {
 
     /// [`open`](Self::open), then `inner` on the next header and payload
     /// (the layer above ESP checks its own header); counted once either way.
-    pub fn open_with<T>(
+    pub(crate) fn open_with<T>(
         &mut self,
         src: &IpAddr,
         packet: &[u8],
@@ -331,7 +331,7 @@ impl SaDb {
     }
 
     /// Last sequence number sent to `peer`: keep it across restarts.
-    pub fn tx_seq(&self, peer: &IpAddr) -> Option<u64> {
+    pub(crate) fn tx_seq(&self, peer: &IpAddr) -> Option<u64> {
         self.peers.get(peer).map(|p| p.outbound.tx_seq())
     }
 
@@ -347,13 +347,13 @@ impl SaDb {
     }
 
     /// Highest sequence number received from `peer`: keep it across restarts too.
-    pub fn rx_top(&self, peer: &IpAddr) -> Option<u64> {
+    pub(crate) fn rx_top(&self, peer: &IpAddr) -> Option<u64> {
         self.peers.get(peer).map(|p| p.inbound.window().top())
     }
 
     /// Take from `peer` only numbers above `top` (a value kept across a
     /// restart), so that packets recorded before it cannot be replayed.
-    pub fn set_rx_top(&mut self, peer: &IpAddr, top: u64) -> bool {
+    pub(crate) fn set_rx_top(&mut self, peer: &IpAddr, top: u64) -> bool {
         match self.peers.get_mut(peer) {
             Some(p) => {
                 p.inbound.window.resume_after(top);

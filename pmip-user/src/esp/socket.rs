@@ -237,7 +237,7 @@ impl AsyncEspSocket {
     }
 
     /// Non-blocking receive, to drain a burst after a wake-up.
-    pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(IpAddr, Range<usize>)> {
+    pub(crate) fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(IpAddr, Range<usize>)> {
         self.inner.get_ref().recv_from(buf)
     }
 

@@ -18,7 +18,7 @@ mod field {
     pub const PAYLOAD: RangeFrom<usize> = 8..;
 }
 
-pub const HEADER_LEN: usize = 8;
+pub(crate) const HEADER_LEN: usize = 8;
 const IPPROTO_UDP: u8 = 17;
 
 /// Zero-copy view of a UDP datagram.
@@ -43,7 +43,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     }
 
     /// The header must be there and its Length must cover it and fit the buffer.
-    pub fn check_len(&self) -> Result<()> {
+    pub(crate) fn check_len(&self) -> Result<()> {
         let n = self.buffer.as_ref().len();
         if n < HEADER_LEN {
             return Err(DropReason::BadInnerUdp("shorter than the UDP header"));
@@ -78,7 +78,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
 
     /// RFC 768: the sum over pseudo-header and datagram is all ones; a zero
     /// checksum means "none" over IPv4.
-    pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+    pub(crate) fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
         if self.checksum() == 0 {
             return true;
         }
@@ -88,25 +88,25 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
-    pub fn set_src_port(&mut self, v: u16) {
+    pub(crate) fn set_src_port(&mut self, v: u16) {
         self.buffer.as_mut()[field::SRC_PORT].copy_from_slice(&v.to_be_bytes());
     }
-    pub fn set_dst_port(&mut self, v: u16) {
+    pub(crate) fn set_dst_port(&mut self, v: u16) {
         self.buffer.as_mut()[field::DST_PORT].copy_from_slice(&v.to_be_bytes());
     }
-    pub fn set_len(&mut self, v: u16) {
+    pub(crate) fn set_len(&mut self, v: u16) {
         self.buffer.as_mut()[field::LENGTH].copy_from_slice(&v.to_be_bytes());
     }
-    pub fn set_checksum(&mut self, v: u16) {
+    pub(crate) fn set_checksum(&mut self, v: u16) {
         self.buffer.as_mut()[field::CHECKSUM].copy_from_slice(&v.to_be_bytes());
     }
-    pub fn payload_mut(&mut self) -> &mut [u8] {
+    pub(crate) fn payload_mut(&mut self) -> &mut [u8] {
         let end = usize::from(self.len());
         &mut self.buffer.as_mut()[field::PAYLOAD.start..end]
     }
 
     /// Computes the checksum; a result of 0 is sent as 0xffff (RFC 768).
-    pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+    pub(crate) fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
         self.set_checksum(0);
         let len = usize::from(self.len());
         let d = &self.buffer.as_ref()[..len];

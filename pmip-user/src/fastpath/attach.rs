@@ -202,7 +202,7 @@ impl FastPath {
     }
 
     /// Attaches `pmip_tc_egress` on the interface's egress (TCX on this kernel).
-    pub fn attach_tc_egress(&mut self, iface: &str) -> Result<()> {
+    pub(crate) fn attach_tc_egress(&mut self, iface: &str) -> Result<()> {
         let pin = self
             .pin_dir
             .as_ref()

@@ -72,7 +72,7 @@ impl FastPath {
     }
 
     /// Id of the tunnel with these ends, creating its `TUNNELS` entry first.
-    pub fn tunnel_id(&mut self, ends: &TunnelEnds) -> Result<u32> {
+    pub(crate) fn tunnel_id(&mut self, ends: &TunnelEnds) -> Result<u32> {
         if let Some(id) = self.tunnels.get(ends) {
             return Ok(*id);
         }
@@ -206,7 +206,7 @@ impl FastPath {
 
     /// Removes a binding's entries that still point where this binding does
     /// (after a handover the home address already points elsewhere).
-    pub fn remove_anchor(&mut self, b: &AnchorBinding) -> Result<()> {
+    pub(crate) fn remove_anchor(&mut self, b: &AnchorBinding) -> Result<()> {
         let tunnel_id = match self.tunnels.get(&b.tunnel) {
             Some(t) => *t,
             None => return Ok(()),

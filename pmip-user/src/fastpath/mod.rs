@@ -48,7 +48,7 @@ pub use prune::Pruned;
 pub const PROGRAM: &str = "pmip_xdp";
 
 /// TC egress on an anchor: tunnels what the host itself sends to home addresses.
-pub const TC_EGRESS_PROGRAM: &str = "pmip_tc_egress";
+pub(crate) const TC_EGRESS_PROGRAM: &str = "pmip_tc_egress";
 
 /// The fast path at TC ingress (`AttachMode::Tc`): where XDP cannot attach.
 pub const TC_INGRESS_PROGRAM: &str = "pmip_tc_ingress";

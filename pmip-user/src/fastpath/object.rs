@@ -61,7 +61,7 @@ impl ObjectSource {
     }
 
     /// "embedded" or the file's path, for messages.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             ObjectSource::Embedded(_) => "embedded".into(),
             ObjectSource::File(p) => p.display().to_string(),

@@ -32,7 +32,7 @@ impl FastPath {
     /// Removes every subscriber entry whose id or GRE key `keep` does not
     /// name: access subscribers by id, GRE keys by key, home addresses and
     /// prefixes by the id of the binding they point to.
-    pub fn prune(&mut self, keep: &Held) -> Result<Pruned> {
+    pub(crate) fn prune(&mut self, keep: &Held) -> Result<Pruned> {
         let mut p = Pruned::default();
         // ACCESS_BY_MAC: by subscriber id.
         let by_mac: HashMap<_, AccessKey, AccessSubscriber> =

@@ -219,7 +219,7 @@ impl FastPath {
     /// the metrics endpoint and tests). Hash maps are counted with batch
     /// reads ([`super::batch`]); the arrays' occupied slots are kept as they
     /// are written.
-    pub fn map_entries(&self) -> Result<Vec<(&'static str, usize)>> {
+    pub(crate) fn map_entries(&self) -> Result<Vec<(&'static str, usize)>> {
         let count =
             |name: &'static str| -> Result<usize> { batch::count(batch::data(self.map(name)?)?) };
         Ok(vec![
@@ -247,7 +247,7 @@ impl FastPath {
 
     /// How many entries each map of [`map_entries`](Self::map_entries) can
     /// hold: its max_entries, plus those of the hash or pool array beside it.
-    pub fn map_capacity(&self) -> Result<Vec<(&'static str, usize)>> {
+    pub(crate) fn map_capacity(&self) -> Result<Vec<(&'static str, usize)>> {
         let max = |name: &str| -> Result<usize> {
             let info = batch::data(self.map(name)?)?.info().map_err(map_err)?;
             Ok(info.max_entries() as usize)
@@ -317,7 +317,7 @@ impl FastPath {
 
     /// The traffic of the subscriber at `at` on this access gateway (None:
     /// no `ACCESS_BY_MAC` entry for it).
-    pub fn access_traffic(&self, at: &AccessPoint) -> Result<Option<TrafficCounters>> {
+    pub(crate) fn access_traffic(&self, at: &AccessPoint) -> Result<Option<TrafficCounters>> {
         let m: HashMap<_, AccessKey, AccessSubscriber> =
             HashMap::try_from(self.map(maps::ACCESS_BY_MAC)?)?;
         let key = AccessKey {

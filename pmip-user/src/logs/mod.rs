@@ -3,10 +3,11 @@
 //! or straight into the journal with its fields as journal fields when
 //! systemd runs us. The filter is `RUST_LOG` (default `info`).
 //!
-//! Security events (unknown peers, failed authentication, spoofed sources)
-//! go through [`warn_limited!`](crate::warn_limited): at warn, at most a
-//! burst per call site and then one a second, with the number suppressed,
-//! so a flood of bad packets cannot fill the disk.
+//! Events a remote party can trigger at will (unknown peers, failed
+//! authentication, spoofed sources, floods from unknown MACs) go through
+//! [`log_limited!`](crate::log_limited): at most a burst per call site and
+//! then one a second, with the number suppressed, so a flood of bad packets
+//! cannot fill the disk.
 use std::io::IsTerminal;
 
 use anyhow::{anyhow, Result};
@@ -37,7 +38,7 @@ pub enum LogFormat {
 
 /// What `Auto` means here: is stderr the journal stream systemd gave us?
 /// (JOURNAL_STREAM is "DEV:INODE" of that stream, systemd.exec(5).)
-pub fn stderr_is_journal() -> bool {
+pub(crate) fn stderr_is_journal() -> bool {
     use std::os::fd::AsRawFd;
     let Ok(v) = std::env::var("JOURNAL_STREAM") else {
         return false;
@@ -103,23 +104,28 @@ where
         .with_writer(std::io::stderr)
 }
 
-/// A warn-level event, rate-limited per call site: at most
+/// `tracing::<level>!`, rate-limited per call site: at most
 /// [`RateLimit::BURST`] at once, then [`RateLimit::PER_SECOND`] a second.
 /// The first event let through after some were dropped carries
-/// `suppressed = N`. For events a remote party can trigger at will
-/// (security events: unknown peers, failed authentication, spoofed
-/// sources), so a flood costs a bounded number of log lines.
+/// `suppressed = N`. For events a remote party can trigger at will (forged
+/// signaling, floods from unknown MACs), so a flood costs a bounded number
+/// of log lines; security events say so with `security = true` and an
+/// `event` field.
 ///
 /// ```
 /// # let peer = std::net::Ipv4Addr::LOCALHOST;
-/// pmip_user::warn_limited!(event = "unknown_peer", %peer, "signaling from an unconfigured peer");
+/// pmip_user::log_limited!(warn, security = true, event = "unknown_peer", %peer, "signaling from an unconfigured peer");
 /// ```
 #[macro_export]
-macro_rules! warn_limited {
-    ($($arg:tt)+) => {{
-        static LIMIT: $crate::logs::RateLimit = $crate::logs::RateLimit::new();
+macro_rules! log_limited {
+    ($level:ident, $($arg:tt)+) => {{
+        static LIMIT: $crate::logs::RateLimit = $crate::logs::RateLimit::per_call_site();
         if let Some(suppressed) = LIMIT.allow(::std::time::Instant::now()) {
-            ::tracing::warn!(security = true, suppressed, $($arg)+);
+            if suppressed > 0 {
+                ::tracing::$level!(suppressed, $($arg)+);
+            } else {
+                ::tracing::$level!($($arg)+);
+            }
         }
     }};
 }

@@ -1,6 +1,10 @@
-//! A token bucket for log lines, usable from a `static` (one per call site).
+//! Rate-limited log lines for events a remote party controls (forged or
+//! unauthenticated signaling, floods from unknown MACs, refused attaches): a
+//! flood must not fill the disk or drown the lines that matter. A token
+//! bucket usable from a `static`, one per call site of
+//! [`log_limited!`](crate::log_limited).
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Debug)]
 struct Bucket {
@@ -11,14 +15,21 @@ struct Bucket {
     suppressed: u64,
 }
 
-/// At most [`BURST`](Self::BURST) events at once, refilled at
-/// [`PER_SECOND`](Self::PER_SECOND) a second.
+/// At most `burst` events at once, refilled by `refill` every `period` (up to
+/// `burst` again). [`log_limited!`](crate::log_limited) uses
+/// [`per_call_site`](Self::per_call_site): [`BURST`](Self::BURST) at once,
+/// then [`PER_SECOND`](Self::PER_SECOND) a second.
 #[derive(Debug)]
-pub struct RateLimit(Mutex<Bucket>);
+pub struct RateLimit {
+    burst: u32,
+    refill: u32,
+    period: Duration,
+    bucket: Mutex<Bucket>,
+}
 
 impl Default for RateLimit {
     fn default() -> Self {
-        Self::new()
+        Self::per_call_site()
     }
 }
 
@@ -26,28 +37,40 @@ impl RateLimit {
     pub const BURST: u32 = 10;
     pub const PER_SECOND: u32 = 1;
 
-    pub const fn new() -> Self {
-        RateLimit(Mutex::new(Bucket {
-            tokens: Self::BURST,
-            refilled: None,
-            suppressed: 0,
-        }))
+    /// The budget of each call site of [`log_limited!`](crate::log_limited).
+    pub const fn per_call_site() -> Self {
+        Self::new(Self::BURST, Self::PER_SECOND, Duration::from_secs(1))
+    }
+
+    pub const fn new(burst: u32, refill: u32, period: Duration) -> Self {
+        RateLimit {
+            burst,
+            refill,
+            period,
+            bucket: Mutex::new(Bucket {
+                tokens: burst,
+                refilled: None,
+                suppressed: 0,
+            }),
+        }
     }
 
     /// May an event at `now` be logged? `Some(n)`: yes, and `n` were
     /// dropped since the last one logged; `None`: drop it (counted).
     pub fn allow(&self, now: Instant) -> Option<u64> {
-        let mut b = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
         match b.refilled {
             None => b.refilled = Some(now),
             Some(t) => {
-                let secs = now.saturating_duration_since(t).as_secs();
-                let add = secs.saturating_mul(u64::from(Self::PER_SECOND));
-                if add > 0 {
-                    let tokens = (u64::from(b.tokens) + add).min(u64::from(Self::BURST));
+                let periods =
+                    now.saturating_duration_since(t).as_nanos() / self.period.as_nanos().max(1);
+                let periods = u32::try_from(periods).unwrap_or(u32::MAX);
+                if periods > 0 {
+                    let add = u64::from(periods) * u64::from(self.refill);
+                    let tokens = (u64::from(b.tokens) + add).min(u64::from(self.burst));
                     b.tokens = tokens as u32;
-                    // Whole seconds only: the remainder keeps counting.
-                    b.refilled = Some(t + std::time::Duration::from_secs(secs));
+                    // Whole periods only: the remainder keeps counting.
+                    b.refilled = Some(t + self.period.saturating_mul(periods));
                 }
             }
         }
@@ -62,13 +85,11 @@ impl RateLimit {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
     fn burst_then_one_a_second_with_the_count_dropped() {
-        let r = RateLimit::new();
+        let r = RateLimit::per_call_site();
         let t0 = Instant::now();
         let allowed = (0..1000).filter(|_| r.allow(t0).is_some()).count();
         assert_eq!(allowed, RateLimit::BURST as usize);
@@ -86,7 +107,7 @@ mod tests {
     /// A flood over 10 s lets through at most BURST + 10 lines.
     #[test]
     fn a_flood_is_bounded() {
-        let r = RateLimit::new();
+        let r = RateLimit::per_call_site();
         let t0 = Instant::now();
         let mut lines = 0;
         for i in 0..100_000u64 {
@@ -96,5 +117,42 @@ mod tests {
         }
         assert!(lines <= (RateLimit::BURST + 10) as usize, "{lines}");
         assert!(lines >= RateLimit::BURST as usize);
+    }
+
+    /// A budget of `burst` per window: refilled whole each window.
+    #[test]
+    fn burst_then_suppressed_then_counted() {
+        let l = RateLimit::new(3, 3, Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert_eq!(l.allow(t0), Some(0));
+        assert_eq!(l.allow(t0), Some(0));
+        assert_eq!(l.allow(t0), Some(0));
+        for _ in 0..1000 {
+            assert_eq!(l.allow(t0 + Duration::from_secs(5)), None);
+        }
+        // The next window: the first line reports what was dropped.
+        assert_eq!(l.allow(t0 + Duration::from_secs(10)), Some(1000));
+        assert_eq!(l.allow(t0 + Duration::from_secs(10)), Some(0));
+    }
+
+    #[test]
+    fn a_flood_writes_a_bounded_number_of_lines() {
+        const BURST: u32 = 5;
+        let l = RateLimit::new(BURST, BURST, Duration::from_secs(10));
+        let t0 = Instant::now();
+        // 100 000 events over 60 s: at most BURST per started window.
+        let written = (0..100_000u64)
+            .filter(|i| l.allow(t0 + Duration::from_micros(i * 600)).is_some())
+            .count();
+        assert_eq!(written, BURST as usize * 6);
+    }
+
+    #[test]
+    fn macro_compiles_with_fields() {
+        let p = "192.0.2.1";
+        for _ in 0..20 {
+            crate::log_limited!(debug, peer = %p, "test line");
+            crate::log_limited!(warn, security = true, event = "test", %p, "test line");
+        }
     }
 }

@@ -97,10 +97,10 @@ impl Recorder {
         };
         let name = self.peers.get(&peer).cloned();
         if direction == Direction::Rx && name.is_none() {
-            crate::warn_limited!(event = "unknown_peer", %peer, kind, "signaling from an address that is not a configured peer");
+            crate::log_limited!(warn, security = true, event = "unknown_peer", %peer, kind, "signaling from an address that is not a configured peer");
         }
         if direction == Direction::Tx && auth_refusal(self.protocol, kind, status) {
-            crate::warn_limited!(event = "auth_failed", %peer, kind, status, "registration refused: authentication failed");
+            crate::log_limited!(warn, security = true, event = "auth_failed", %peer, kind, status, "registration refused: authentication failed");
         }
         let key = MessageKey {
             direction,

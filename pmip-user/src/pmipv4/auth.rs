@@ -66,11 +66,11 @@ impl SecurityAssociation {
 }
 
 /// Authenticator length for both algorithms (MD5 output).
-pub const AUTHENTICATOR_LEN: usize = 16;
+pub(crate) const AUTHENTICATOR_LEN: usize = 16;
 
 /// How many bytes of the message, counted from its start, the authenticator covers,
 /// given the offset of the authentication extension's Type octet.
-pub fn covered_len(alg: Algorithm, ext_offset: usize) -> usize {
+pub(crate) fn covered_len(alg: Algorithm, ext_offset: usize) -> usize {
     match alg {
         Algorithm::HmacMd5 | Algorithm::KeyedMd5 => ext_offset + 2 + 4,
         Algorithm::KeyedMd5PrefixSuffix => ext_offset + 2,
@@ -78,7 +78,7 @@ pub fn covered_len(alg: Algorithm, ext_offset: usize) -> usize {
 }
 
 /// Computes an authenticator over `covered` (already cut with [`covered_len`]).
-pub fn compute(alg: Algorithm, key: &[u8], covered: &[u8]) -> [u8; AUTHENTICATOR_LEN] {
+pub(crate) fn compute(alg: Algorithm, key: &[u8], covered: &[u8]) -> [u8; AUTHENTICATOR_LEN] {
     match alg {
         Algorithm::HmacMd5 => {
             // HMAC accepts keys of any length; this cannot fail.
@@ -127,7 +127,7 @@ pub enum AuthError {
 }
 
 /// Offset of the extension area for a message, by its type octet.
-pub fn extensions_offset(msg: &[u8]) -> Option<usize> {
+pub(crate) fn extensions_offset(msg: &[u8]) -> Option<usize> {
     match msg.first()? {
         1 => Some(24),
         3 | 7 => Some(20),
@@ -178,7 +178,7 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Seconds between the NTP epoch (1900) and the Unix epoch (1970).
-pub const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+pub(crate) const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 
 /// 64-bit NTP timestamp of a wall-clock time (RFC 3344 §5.7.1: Identification format).
 pub fn ntp_from_system(t: SystemTime) -> u64 {
@@ -189,12 +189,12 @@ pub fn ntp_from_system(t: SystemTime) -> u64 {
 }
 
 /// The seconds part (high 32 bits) of an NTP Identification.
-pub fn ntp_seconds(id: u64) -> u32 {
+pub(crate) fn ntp_seconds(id: u64) -> u32 {
     (id >> 32) as u32
 }
 
 /// True if the Identification's time is within `tolerance_s` of `now` (RFC 3344 §5.7.1).
-pub fn within_tolerance(id: u64, now: SystemTime, tolerance_s: u32) -> bool {
+pub(crate) fn within_tolerance(id: u64, now: SystemTime, tolerance_s: u32) -> bool {
     let ours = ntp_seconds(ntp_from_system(now));
     // Wrapping difference: NTP era rollover in 2036 must not break the check.
     let diff = ntp_seconds(id).wrapping_sub(ours) as i32;
@@ -204,7 +204,7 @@ pub fn within_tolerance(id: u64, now: SystemTime, tolerance_s: u32) -> bool {
 /// Generates strictly increasing NTP-timestamp Identifications, so that every request
 /// and every retransmission carries a fresh one (RFC 3344 §3.6.3).
 #[derive(Clone, Debug, Default)]
-pub struct IdentGen {
+pub(crate) struct IdentGen {
     last: u64,
     /// Added to our clock after an Identification mismatch (§5.7.1, the HA's time wins).
     pub offset_s: i64,
@@ -235,7 +235,7 @@ impl IdentGen {
     }
 
     /// Adopts the HA's clock from the high 32 bits of a code-133 reply.
-    pub fn resync(&mut self, reply_ident: u64, now: SystemTime) {
+    pub(crate) fn resync(&mut self, reply_ident: u64, now: SystemTime) {
         let ours = ntp_seconds(ntp_from_system(now));
         let offset = ntp_seconds(reply_ident).wrapping_sub(ours) as i32 as i64;
         if (offset - self.offset_s).abs() > 1 {

@@ -13,6 +13,7 @@ use crate::agent::Peer;
 
 pub mod lma;
 pub mod mag;
+mod rx;
 pub mod transport;
 pub mod wire;
 
@@ -28,7 +29,7 @@ pub struct LocalAddrs {
 
 impl LocalAddrs {
     /// Our address in the family of `peer`.
-    pub fn for_peer(&self, peer: &Peer) -> Option<IpAddr> {
+    pub(crate) fn for_peer(&self, peer: &Peer) -> Option<IpAddr> {
         match peer {
             Peer::V6(_) => self.v6.map(IpAddr::V6),
             Peer::V4(_) => self.v4.map(IpAddr::V4),
@@ -44,7 +45,7 @@ impl LocalAddrs {
     }
 
     /// Checksum mode for a message received from `peer`.
-    pub fn rx_checksum(&self, peer: &Peer) -> Option<wire::Checksum> {
+    pub(crate) fn rx_checksum(&self, peer: &Peer) -> Option<wire::Checksum> {
         match peer {
             Peer::V6(p) => self.v6.map(|l| wire::Checksum::Ipv6 { src: *p, dst: l }),
             Peer::V4(_) => Some(wire::Checksum::None),

@@ -4,7 +4,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 /// Is the existing `path` itself on a bpffs mount?
-pub fn is_bpffs(path: &Path) -> bool {
+pub(crate) fn is_bpffs(path: &Path) -> bool {
     path.exists() && on_bpffs(path)
 }
 
@@ -29,7 +29,7 @@ fn on_bpffs(path: &Path) -> bool {
 
 /// Makes sure `dir` is on bpffs (mounting it on /sys/fs/bpf if the directory
 /// is under it and nothing is mounted there yet), then creates `dir`.
-pub fn ensure_bpffs(dir: &Path) -> Result<()> {
+pub(crate) fn ensure_bpffs(dir: &Path) -> Result<()> {
     if !on_bpffs(dir) {
         if !dir.starts_with("/sys/fs/bpf") {
             bail!(

@@ -26,7 +26,7 @@ fn setsockopt_int(fd: i32, level: i32, opt: i32, v: i32) -> io::Result<()> {
 }
 
 /// UDP 0.0.0.0:`port`, bound to `ifname`, broadcast allowed, non-blocking.
-pub fn udp_on_device(ifname: &str, port: u16) -> Result<std::net::UdpSocket> {
+pub(crate) fn udp_on_device(ifname: &str, port: u16) -> Result<std::net::UdpSocket> {
     // SAFETY: plain socket(2).
     let fd = unsafe {
         libc::socket(
@@ -127,7 +127,7 @@ impl RawSender {
 }
 
 /// AF_PACKET socket for ARP (ETH_P_ARP) bound to one interface, non-blocking.
-pub fn arp_socket(ifindex: u32) -> Result<OwnedFd> {
+pub(crate) fn arp_socket(ifindex: u32) -> Result<OwnedFd> {
     let proto = (libc::ETH_P_ARP as u16).to_be();
     // SAFETY: plain socket(2).
     let fd = unsafe {
@@ -166,12 +166,12 @@ pub fn arp_socket(ifindex: u32) -> Result<OwnedFd> {
 
 /// A burst of registrations (thousands of attaches at once) overflows the default socket
 /// buffer and costs a retransmission timeout; ask for more (FORCE works as root).
-pub fn grow_receive_buffer(socket: &impl AsRawFd, bytes: i32) {
+pub(crate) fn grow_receive_buffer(socket: &impl AsRawFd, bytes: i32) {
     grow_buffer(socket, [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF], bytes);
 }
 
 /// The same for the send buffer (a burst of replies).
-pub fn grow_send_buffer(socket: &impl AsRawFd, bytes: i32) {
+pub(crate) fn grow_send_buffer(socket: &impl AsRawFd, bytes: i32) {
     grow_buffer(socket, [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF], bytes);
 }
 

@@ -296,7 +296,6 @@ fn steps(
     radius: Option<&RadiusSite>,
 ) -> Result<()> {
     let (acc, anc) = (proto.access_name(), proto.anchor_name());
-    let acc_l = acc.to_lowercase();
     let (pcap, sigcap) = start_lab(l, proto, sum, n)?;
 
     // 3. Attach.
@@ -433,56 +432,34 @@ fn steps(
     };
     println!("[6/{n}] handover to {acc}2 while a 6 s TCP stream and a 2 ms ping run ({how})...");
     let h = l.handover_under_load(1, 6, Duration::from_secs(2), trigger)?;
-    let lost = h.ping_sent.saturating_sub(h.ping_received);
     println!("      address before {} after {} (DHCP renewal answered by {acc}2, server id {}, lease {} s)", h.before.ip, h.after.ip, h.after.serverid, h.after.lease);
-    println!(
-        "      TCP stream: iperf3 {}, {} MB received, {:.2} Gbit/s average, {} retransmits",
-        if h.iperf.ok { "exit 0" } else { "FAILED" },
-        h.iperf.bytes_received / 1_000_000,
-        h.iperf.gbps,
-        h.iperf.retransmits
-    );
-    println!(
-        "      handover gap: {:.1} ms (largest gap between consecutive ping replies across the move; elsewhere in the run at most {:.1} ms); {lost} of {} pings lost",
-        h.gap_ms, h.noise_gap_ms, h.ping_sent
-    );
-    // Where the time went, from MAG2's log (best effort: log wording).
-    if let Some(d) = l.access[1].as_ref() {
-        let ms = |t: Option<f64>| t.map(|t| format!("{:.1} ms", (t - h.moved_at) * 1000.0));
-        let seen = ms(lab::log_time_after(&d.log, h.moved_at, " attach"));
-        let reg = ms(lab::log_time_after(&d.log, h.moved_at, " registered"));
-        if let Some(reg) = reg {
-            println!(
-                "      after the move: {acc}2 saw the subscriber at +{}, registered it with the {anc} at +{reg}",
-                seen.unwrap_or_else(|| "?".into())
-            );
-        }
-    }
+    report_stream(l, &h.stream, "ping");
     let same = h.after.ip == lease.ip && !h.after.ip.is_empty();
     sum.add(
         "handover: same address",
         format!("{} → {}", lease.ip, h.after.ip),
         same,
     );
-    sum.add(
-        "handover: TCP stream unbroken",
-        format!(
-            "iperf3 {}, {} MB, {:.2} Gbit/s",
-            if h.iperf.ok { "exit 0" } else { "failed" },
-            h.iperf.bytes_received / 1_000_000,
-            h.iperf.gbps
-        ),
-        h.iperf.ok,
-    );
-    sum.add(
-        "handover gap",
-        format!("{:.1} ms, {lost}/{} pings lost", h.gap_ms, h.ping_sent),
-        h.ping_received > 0,
-    );
+    stream_rows(&h.stream, sum);
     ensure!(same, "the address changed");
     ensure!(h.iperf.ok, "the TCP stream broke: {}", h.iperf.error);
 
     // 7. After.
+    after_handover(l, &lease.ip, sum, n)?;
+    if let Some(r) = radius {
+        accounting_records(l, r, sum)?;
+    }
+    if let Some(i) = sigcap {
+        signaling_ladder(l, i, &pcap, sum)?;
+    }
+    Ok(())
+}
+
+/// Step 7 of either address family: the binding via the second gateway;
+/// the correspondent reaches the subscriber at `host` there.
+fn after_handover(l: &Lab, host: &str, sum: &mut Summary, n: u32) -> Result<()> {
+    let (acc, anc) = (l.opts.proto.access_name(), l.opts.proto.anchor_name());
+    let acc_l = acc.to_lowercase();
     let m2 = l.opts.mag_core(1);
     l.lma()
         .wait_bindings(Duration::from_secs(5), "binding via mag2", |b| {
@@ -490,7 +467,7 @@ fn steps(
         })?;
     l.mag(1)
         .wait_bindings(Duration::from_secs(5), "binding at mag2", |b| b.len() == 1)?;
-    let (s, r, _) = Lab::ping(&l.cn, &lease.ip, 5)?;
+    let (s, r, _) = Lab::ping(&l.cn, host, 5)?;
     println!("[7/{n}] after the handover: correspondent → subscriber {r}/{s} replies via {acc}2; pmipctl show bindings:");
     for (name, d) in [anc.to_string(), format!("{acc}1"), format!("{acc}2")]
         .into_iter()
@@ -508,13 +485,56 @@ fn steps(
         format!("peer {m2}, {r}/{s} pings"),
         true,
     );
-    if let Some(r) = radius {
-        accounting_records(l, r, sum)?;
-    }
-    if let Some(i) = sigcap {
-        signaling_ladder(l, i, &pcap, sum)?;
-    }
     Ok(())
+}
+
+/// What the TCP stream and the 2 ms `ping` (or ping6) across a handover
+/// saw, and when the new gateway (the second) saw and registered the
+/// subscriber, from its log (best effort: log wording).
+fn report_stream(l: &Lab, h: &lab::UnderLoad, ping: &str) {
+    let (acc, anc) = (l.opts.proto.access_name(), l.opts.proto.anchor_name());
+    let lost = h.ping_sent.saturating_sub(h.ping_received);
+    println!(
+        "      TCP stream: iperf3 {}, {} MB received, {:.2} Gbit/s average, {} retransmits",
+        if h.iperf.ok { "exit 0" } else { "FAILED" },
+        h.iperf.bytes_received / 1_000_000,
+        h.iperf.gbps,
+        h.iperf.retransmits
+    );
+    println!(
+        "      handover gap: {:.1} ms (largest gap between consecutive {ping} replies across the move; elsewhere in the run at most {:.1} ms); {lost} of {} pings lost",
+        h.gap_ms, h.noise_gap_ms, h.ping_sent
+    );
+    if let Some(d) = l.access[1].as_ref() {
+        let ms = |t: Option<f64>| t.map(|t| format!("{:.1} ms", (t - h.moved_at) * 1000.0));
+        let seen = ms(lab::log_time_after(&d.log, h.moved_at, " attach"));
+        if let Some(reg) = ms(lab::log_time_after(&d.log, h.moved_at, " registered")) {
+            println!(
+                "      after the move: {acc}2 saw the subscriber at +{}, registered it with the {anc} at +{reg}",
+                seen.unwrap_or_else(|| "?".into())
+            );
+        }
+    }
+}
+
+/// The summary rows of the stream across a handover.
+fn stream_rows(h: &lab::UnderLoad, sum: &mut Summary) {
+    let lost = h.ping_sent.saturating_sub(h.ping_received);
+    sum.add(
+        "handover: TCP stream unbroken",
+        format!(
+            "iperf3 {}, {} MB, {:.2} Gbit/s",
+            if h.iperf.ok { "exit 0" } else { "failed" },
+            h.iperf.bytes_received / 1_000_000,
+            h.iperf.gbps
+        ),
+        h.iperf.ok,
+    );
+    sum.add(
+        "handover gap",
+        format!("{:.1} ms, {lost}/{} pings lost", h.gap_ms, h.ping_sent),
+        h.ping_received > 0,
+    );
 }
 
 /// Stops the core-link capture and prints the signaling as tshark decodes it.

@@ -28,7 +28,7 @@ pub(super) struct Sent(Option<u64>);
 
 impl DhcpServer {
     /// Turns holding on or off (the shell does, when it can read the counts).
-    pub fn set_hold_while_sending(&mut self, on: bool) {
+    pub(crate) fn set_hold_while_sending(&mut self, on: bool) {
         self.cfg.hold_while_sending = on;
     }
 

@@ -15,38 +15,38 @@ use super::{be16, be32, ip, Error, Result};
 /// Extension type numbers (IANA "Extensions appearing in Mobile IP control messages").
 pub mod types {
     pub const MN_HA_AUTH: u8 = 32;
-    pub const MN_FA_AUTH: u8 = 33;
+    pub(crate) const MN_FA_AUTH: u8 = 33;
     pub const FA_HA_AUTH: u8 = 34;
-    pub const GEN_AUTH: u8 = 36;
-    pub const CVSE: u8 = 38;
+    pub(crate) const GEN_AUTH: u8 = 36;
+    pub(crate) const CVSE: u8 = 38;
     /// PMIPv4 Non-skippable (draft-leung-mip4-proxy-mode §5, RFC 5563).
-    pub const PMIPV4_NONSKIP: u8 = 47;
+    pub(crate) const PMIPV4_NONSKIP: u8 = 47;
     /// GRE Key (RFC 6245 §3.1); non-skippable, long format.
     pub const GRE_KEY: u8 = 48;
     /// The one GRE Key sub-type defined (RFC 6245).
-    pub const GRE_KEY_SUBTYPE: u8 = 0;
-    pub const MN_NAI: u8 = 131;
+    pub(crate) const GRE_KEY_SUBTYPE: u8 = 0;
+    pub(crate) const MN_NAI: u8 = 131;
     pub const REVOCATION_SUPPORT: u8 = 137;
-    pub const DYNAMIC_HA: u8 = 139;
+    pub(crate) const DYNAMIC_HA: u8 = 139;
     /// PMIPv4 Skippable (draft §5.2–§5.5).
-    pub const PMIPV4_SKIP: u8 = 147;
+    pub(crate) const PMIPV4_SKIP: u8 = 147;
 
     /// Types whose header is `Type | Sub-Type | Length(16)`.
     pub fn is_long(ty: u8) -> bool {
         matches!(ty, GEN_AUTH | CVSE | PMIPV4_NONSKIP | GRE_KEY)
     }
     /// RFC 3344 §1.9: 0–127 MUST be understood, 128–255 may be skipped.
-    pub fn is_skippable(ty: u8) -> bool {
+    pub(crate) fn is_skippable(ty: u8) -> bool {
         ty >= 128
     }
 }
 
 /// PMIPv4 Skippable extension sub-types (draft §5.2–§5.5).
-pub mod skip_subtypes {
-    pub const INTERFACE_ID: u8 = 1;
-    pub const DEVICE_ID: u8 = 2;
-    pub const SUBSCRIBER_ID: u8 = 3;
-    pub const ACCESS_TECH: u8 = 4;
+pub(crate) mod skip_subtypes {
+    pub(crate) const INTERFACE_ID: u8 = 1;
+    pub(crate) const DEVICE_ID: u8 = 2;
+    pub(crate) const SUBSCRIBER_ID: u8 = 3;
+    pub(crate) const ACCESS_TECH: u8 = 4;
 }
 
 /// Device ID types (draft §5.3).
@@ -58,7 +58,7 @@ pub mod device_id_types {
 }
 
 /// Subscriber ID types (draft §5.4).
-pub const SUBSCRIBER_ID_IMSI: u8 = 1;
+pub(crate) const SUBSCRIBER_ID_IMSI: u8 = 1;
 
 /// One extension as it sits in the buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,14 +150,14 @@ pub enum AuthKind {
 }
 
 impl AuthKind {
-    pub fn ext_type(self) -> u8 {
+    pub(crate) fn ext_type(self) -> u8 {
         match self {
             AuthKind::MnHa => types::MN_HA_AUTH,
             AuthKind::MnFa => types::MN_FA_AUTH,
             AuthKind::FaHa => types::FA_HA_AUTH,
         }
     }
-    pub fn from_ext_type(t: u8) -> Option<Self> {
+    pub(crate) fn from_ext_type(t: u8) -> Option<Self> {
         match t {
             types::MN_HA_AUTH => Some(AuthKind::MnHa),
             types::MN_FA_AUTH => Some(AuthKind::MnFa),
@@ -372,7 +372,7 @@ impl ExtRepr {
         })
     }
 
-    pub fn ext_type(&self) -> u8 {
+    pub(crate) fn ext_type(&self) -> u8 {
         match self {
             ExtRepr::Nai(_) => types::MN_NAI,
             ExtRepr::Auth { kind, .. } => kind.ext_type(),

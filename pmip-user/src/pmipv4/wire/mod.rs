@@ -59,7 +59,7 @@ pub type Result<T> = core::result::Result<T, Error>;
 
 /// Message type octet (IANA "Mobile IPv4 message types").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MessageType {
+pub(crate) enum MessageType {
     RegistrationRequest,
     RegistrationReply,
     Revocation,

@@ -26,8 +26,85 @@ mod field {
 }
 
 /// Fixed-part lengths.
-pub const RRQ_LEN: usize = field::RRQ_EXTS;
-pub const RRP_LEN: usize = field::RRP_EXTS;
+pub(crate) const RRQ_LEN: usize = field::RRQ_EXTS;
+pub(crate) const RRP_LEN: usize = field::RRP_EXTS;
+
+/// What a Registration Request and Reply views share: the type check, the
+/// fixed length, the Lifetime, Home Address and Home Agent at the same
+/// offsets, and the Identification and extensions where each has them
+/// (after the request's Care-of Address, so 4 octets later there).
+macro_rules! registration_view {
+    ($view:ident, $kind:expr, $len:expr, $ident:expr, $exts:expr) => {
+        impl<T: AsRef<[u8]>> $view<T> {
+            pub fn new_unchecked(buffer: T) -> Self {
+                $view { buffer }
+            }
+            /// Checks length and type; every getter is safe afterwards.
+            pub fn new_checked(buffer: T) -> Result<Self> {
+                let p = Self::new_unchecked(buffer);
+                p.check_len()?;
+                let t = p.buffer.as_ref()[field::TYPE];
+                if MessageType::from(t) != $kind {
+                    return Err(Error::WrongType(t));
+                }
+                Ok(p)
+            }
+            pub(crate) fn check_len(&self) -> Result<()> {
+                if self.buffer.as_ref().len() < $len {
+                    Err(Error::Truncated)
+                } else {
+                    Ok(())
+                }
+            }
+            pub fn into_inner(self) -> T {
+                self.buffer
+            }
+            pub fn lifetime(&self) -> u16 {
+                be16(self.buffer.as_ref(), field::LIFETIME.start)
+            }
+            pub fn home_address(&self) -> Ipv4Addr {
+                ip(self.buffer.as_ref(), field::HOME_ADDRESS.start)
+            }
+            pub fn home_agent(&self) -> Ipv4Addr {
+                ip(self.buffer.as_ref(), field::HOME_AGENT.start)
+            }
+            pub fn identification(&self) -> u64 {
+                be64(self.buffer.as_ref(), $ident.start)
+            }
+            /// The extensions; offsets are from the start of the message.
+            pub fn extensions(&self) -> ExtIter<'_> {
+                ExtIter::new(&self.buffer.as_ref()[$exts..], $exts)
+            }
+            /// The extensions, parsed.
+            fn parse_extensions(&self) -> Result<Vec<ExtRepr>> {
+                ext::parse_all(&self.buffer.as_ref()[$exts..], $exts)
+            }
+        }
+
+        impl<T: AsRef<[u8]> + AsMut<[u8]>> $view<T> {
+            fn b(&mut self) -> &mut [u8] {
+                self.buffer.as_mut()
+            }
+            pub(crate) fn set_lifetime(&mut self, v: u16) {
+                self.b()[field::LIFETIME].copy_from_slice(&v.to_be_bytes());
+            }
+            pub(crate) fn set_home_address(&mut self, a: Ipv4Addr) {
+                self.b()[field::HOME_ADDRESS].copy_from_slice(&a.octets());
+            }
+            pub(crate) fn set_home_agent(&mut self, a: Ipv4Addr) {
+                self.b()[field::HOME_AGENT].copy_from_slice(&a.octets());
+            }
+            pub(crate) fn set_identification(&mut self, v: u64) {
+                self.b()[$ident].copy_from_slice(&v.to_be_bytes());
+            }
+            /// Writes the type octet and `exts` after the fixed part.
+            fn emit_type_and_extensions(&mut self, exts: &[ExtRepr]) {
+                self.b()[field::TYPE] = $kind.into();
+                ext::emit_all(exts, &mut self.b()[$exts..]);
+            }
+        }
+    };
+}
 
 /// Registration Request flags octet (RFC 3344 §3.3; protocol-numbers.md).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -58,75 +135,29 @@ pub struct RegistrationRequest<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+registration_view!(
+    RegistrationRequest,
+    MessageType::RegistrationRequest,
+    RRQ_LEN,
+    field::RRQ_IDENT,
+    field::RRQ_EXTS
+);
+
 impl<T: AsRef<[u8]>> RegistrationRequest<T> {
-    pub fn new_unchecked(buffer: T) -> Self {
-        RegistrationRequest { buffer }
-    }
-    /// Checks length and type; every getter is safe afterwards.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        let t = p.buffer.as_ref()[field::TYPE];
-        if MessageType::from(t) != MessageType::RegistrationRequest {
-            return Err(Error::WrongType(t));
-        }
-        Ok(p)
-    }
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < RRQ_LEN {
-            Err(Error::Truncated)
-        } else {
-            Ok(())
-        }
-    }
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
     pub fn flags(&self) -> RrqFlags {
         RrqFlags(self.buffer.as_ref()[field::FLAGS_OR_CODE])
-    }
-    pub fn lifetime(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::LIFETIME.start)
-    }
-    pub fn home_address(&self) -> Ipv4Addr {
-        ip(self.buffer.as_ref(), field::HOME_ADDRESS.start)
-    }
-    pub fn home_agent(&self) -> Ipv4Addr {
-        ip(self.buffer.as_ref(), field::HOME_AGENT.start)
     }
     pub fn care_of_address(&self) -> Ipv4Addr {
         ip(self.buffer.as_ref(), field::RRQ_COA.start)
     }
-    pub fn identification(&self) -> u64 {
-        be64(self.buffer.as_ref(), field::RRQ_IDENT.start)
-    }
-    /// The extensions; offsets are from the start of the message.
-    pub fn extensions(&self) -> ExtIter<'_> {
-        ExtIter::new(&self.buffer.as_ref()[field::RRQ_EXTS..], field::RRQ_EXTS)
-    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> RegistrationRequest<T> {
-    fn b(&mut self) -> &mut [u8] {
-        self.buffer.as_mut()
-    }
-    pub fn set_flags(&mut self, f: RrqFlags) {
+    pub(crate) fn set_flags(&mut self, f: RrqFlags) {
         self.b()[field::FLAGS_OR_CODE] = f.0;
     }
-    pub fn set_lifetime(&mut self, v: u16) {
-        self.b()[field::LIFETIME].copy_from_slice(&v.to_be_bytes());
-    }
-    pub fn set_home_address(&mut self, a: Ipv4Addr) {
-        self.b()[field::HOME_ADDRESS].copy_from_slice(&a.octets());
-    }
-    pub fn set_home_agent(&mut self, a: Ipv4Addr) {
-        self.b()[field::HOME_AGENT].copy_from_slice(&a.octets());
-    }
-    pub fn set_care_of_address(&mut self, a: Ipv4Addr) {
+    pub(crate) fn set_care_of_address(&mut self, a: Ipv4Addr) {
         self.b()[field::RRQ_COA].copy_from_slice(&a.octets());
-    }
-    pub fn set_identification(&mut self, v: u64) {
-        self.b()[field::RRQ_IDENT].copy_from_slice(&v.to_be_bytes());
     }
 }
 
@@ -152,7 +183,7 @@ impl RegistrationRequestRepr {
             home_agent: p.home_agent(),
             care_of_address: p.care_of_address(),
             identification: p.identification(),
-            extensions: ext::parse_all(&p.buffer.as_ref()[field::RRQ_EXTS..], field::RRQ_EXTS)?,
+            extensions: p.parse_extensions()?,
         })
     }
     pub fn buffer_len(&self) -> usize {
@@ -160,14 +191,13 @@ impl RegistrationRequestRepr {
     }
     /// `buf` must be at least `buffer_len()` long.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut RegistrationRequest<T>) {
-        p.b()[field::TYPE] = MessageType::RegistrationRequest.into();
+        p.emit_type_and_extensions(&self.extensions);
         p.set_flags(self.flags);
         p.set_lifetime(self.lifetime);
         p.set_home_address(self.home_address);
         p.set_home_agent(self.home_agent);
         p.set_care_of_address(self.care_of_address);
         p.set_identification(self.identification);
-        ext::emit_all(&self.extensions, &mut p.b()[field::RRQ_EXTS..]);
     }
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut v = vec![0u8; self.buffer_len()];
@@ -182,67 +212,23 @@ pub struct RegistrationReply<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+registration_view!(
+    RegistrationReply,
+    MessageType::RegistrationReply,
+    RRP_LEN,
+    field::RRP_IDENT,
+    field::RRP_EXTS
+);
+
 impl<T: AsRef<[u8]>> RegistrationReply<T> {
-    pub fn new_unchecked(buffer: T) -> Self {
-        RegistrationReply { buffer }
-    }
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        let t = p.buffer.as_ref()[field::TYPE];
-        if MessageType::from(t) != MessageType::RegistrationReply {
-            return Err(Error::WrongType(t));
-        }
-        Ok(p)
-    }
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < RRP_LEN {
-            Err(Error::Truncated)
-        } else {
-            Ok(())
-        }
-    }
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
     pub fn code(&self) -> ReplyCode {
         ReplyCode::from(self.buffer.as_ref()[field::FLAGS_OR_CODE])
-    }
-    pub fn lifetime(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::LIFETIME.start)
-    }
-    pub fn home_address(&self) -> Ipv4Addr {
-        ip(self.buffer.as_ref(), field::HOME_ADDRESS.start)
-    }
-    pub fn home_agent(&self) -> Ipv4Addr {
-        ip(self.buffer.as_ref(), field::HOME_AGENT.start)
-    }
-    pub fn identification(&self) -> u64 {
-        be64(self.buffer.as_ref(), field::RRP_IDENT.start)
-    }
-    pub fn extensions(&self) -> ExtIter<'_> {
-        ExtIter::new(&self.buffer.as_ref()[field::RRP_EXTS..], field::RRP_EXTS)
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> RegistrationReply<T> {
-    fn b(&mut self) -> &mut [u8] {
-        self.buffer.as_mut()
-    }
-    pub fn set_code(&mut self, c: ReplyCode) {
+    pub(crate) fn set_code(&mut self, c: ReplyCode) {
         self.b()[field::FLAGS_OR_CODE] = c.into();
-    }
-    pub fn set_lifetime(&mut self, v: u16) {
-        self.b()[field::LIFETIME].copy_from_slice(&v.to_be_bytes());
-    }
-    pub fn set_home_address(&mut self, a: Ipv4Addr) {
-        self.b()[field::HOME_ADDRESS].copy_from_slice(&a.octets());
-    }
-    pub fn set_home_agent(&mut self, a: Ipv4Addr) {
-        self.b()[field::HOME_AGENT].copy_from_slice(&a.octets());
-    }
-    pub fn set_identification(&mut self, v: u64) {
-        self.b()[field::RRP_IDENT].copy_from_slice(&v.to_be_bytes());
     }
 }
 
@@ -266,20 +252,19 @@ impl RegistrationReplyRepr {
             home_address: p.home_address(),
             home_agent: p.home_agent(),
             identification: p.identification(),
-            extensions: ext::parse_all(&p.buffer.as_ref()[field::RRP_EXTS..], field::RRP_EXTS)?,
+            extensions: p.parse_extensions()?,
         })
     }
     pub fn buffer_len(&self) -> usize {
         RRP_LEN + ext::buffer_len(&self.extensions)
     }
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut RegistrationReply<T>) {
-        p.b()[field::TYPE] = MessageType::RegistrationReply.into();
+        p.emit_type_and_extensions(&self.extensions);
         p.set_code(self.code);
         p.set_lifetime(self.lifetime);
         p.set_home_address(self.home_address);
         p.set_home_agent(self.home_agent);
         p.set_identification(self.identification);
-        ext::emit_all(&self.extensions, &mut p.b()[field::RRP_EXTS..]);
     }
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut v = vec![0u8; self.buffer_len()];

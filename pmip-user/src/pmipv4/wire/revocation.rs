@@ -26,8 +26,8 @@ mod field {
     pub const ACK_EXTS: usize = 12;
 }
 
-pub const REVOCATION_LEN: usize = field::REV_EXTS;
-pub const ACK_LEN: usize = field::ACK_EXTS;
+pub(crate) const REVOCATION_LEN: usize = field::REV_EXTS;
+pub(crate) const ACK_LEN: usize = field::ACK_EXTS;
 
 /// A: the home domain (HA) is revoking. I: inform the mobile node.
 const REV_A: u16 = 0x8000;
@@ -53,7 +53,7 @@ impl<T: AsRef<[u8]>> Revocation<T> {
         }
         Ok(p)
     }
-    pub fn check_len(&self) -> Result<()> {
+    pub(crate) fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < REVOCATION_LEN {
             Err(Error::Truncated)
         } else {
@@ -66,19 +66,19 @@ impl<T: AsRef<[u8]>> Revocation<T> {
     pub fn a_bit(&self) -> bool {
         self.flags() & REV_A != 0
     }
-    pub fn i_bit(&self) -> bool {
+    pub(crate) fn i_bit(&self) -> bool {
         self.flags() & REV_I != 0
     }
     pub fn home_address(&self) -> Ipv4Addr {
         ip(self.buffer.as_ref(), field::HOME_ADDRESS.start)
     }
-    pub fn home_domain_address(&self) -> Ipv4Addr {
+    pub(crate) fn home_domain_address(&self) -> Ipv4Addr {
         ip(self.buffer.as_ref(), field::REV_HDA.start)
     }
-    pub fn foreign_domain_address(&self) -> Ipv4Addr {
+    pub(crate) fn foreign_domain_address(&self) -> Ipv4Addr {
         ip(self.buffer.as_ref(), field::REV_FDA.start)
     }
-    pub fn revocation_id(&self) -> u32 {
+    pub(crate) fn revocation_id(&self) -> u32 {
         be32(self.buffer.as_ref(), field::REV_ID.start)
     }
     pub fn extensions(&self) -> ExtIter<'_> {
@@ -151,20 +151,20 @@ impl<T: AsRef<[u8]>> RevocationAck<T> {
         }
         Ok(p)
     }
-    pub fn check_len(&self) -> Result<()> {
+    pub(crate) fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < ACK_LEN {
             Err(Error::Truncated)
         } else {
             Ok(())
         }
     }
-    pub fn i_bit(&self) -> bool {
+    pub(crate) fn i_bit(&self) -> bool {
         be16(self.buffer.as_ref(), field::FLAGS.start) & ACK_I != 0
     }
     pub fn home_address(&self) -> Ipv4Addr {
         ip(self.buffer.as_ref(), field::HOME_ADDRESS.start)
     }
-    pub fn revocation_id(&self) -> u32 {
+    pub(crate) fn revocation_id(&self) -> u32 {
         be32(self.buffer.as_ref(), field::ACK_ID.start)
     }
     pub fn extensions(&self) -> ExtIter<'_> {

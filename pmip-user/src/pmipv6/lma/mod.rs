@@ -14,8 +14,9 @@ use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::wire::{AccessTechType, BaStatus, BindingError, Message, MobilityOption};
-use super::{wire, LocalAddrs};
+use super::rx::{CountRefused, Refused};
+use super::wire::{AccessTechType, BaStatus, Message, MobilityOption};
+use super::LocalAddrs;
 use crate::agent::registrar::{AnchorEvent, GoneCause};
 use crate::agent::{Clock, IdAlloc, Peer, Transmit};
 use crate::dataplane::{DpCommand, Hnp};
@@ -432,26 +433,13 @@ impl Lma {
             self.counters.rx_unexpected_message += 1;
             return;
         };
-        let msg = match Message::parse(data, ck) {
+        let msg = match super::rx::parse(data, ck) {
             Ok(m) => m,
-            Err(wire::Error::Checksum) => {
-                self.counters.rx_bad_checksum += 1;
-                return;
-            }
-            Err(wire::Error::UnknownType(_)) => {
-                // RFC 6275 §9.2: Binding Error, status 2.
-                self.counters.rx_unknown_type += 1;
-                self.counters.binding_error_sent += 1;
-                let be = Message::BindingError(BindingError {
-                    status: wire::be_status::UNRECOGNIZED_MH_TYPE,
-                    home_address: Ipv6Addr::UNSPECIFIED,
-                    options: vec![],
-                });
-                self.queue(peer, &be);
-                return;
-            }
-            Err(_) => {
-                self.counters.rx_malformed += 1;
+            Err(r) => {
+                self.counters.count(&r);
+                if let Refused::UnknownType(be) = r {
+                    self.queue(peer, &be);
+                }
                 return;
             }
         };

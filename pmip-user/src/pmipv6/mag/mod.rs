@@ -13,11 +13,12 @@
 //! uplink key the LMA returns in the PBA (RFC 5845 §3).
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::wire::{BaStatus, BindingError, HandoffIndicator, Message};
-use super::{wire, LocalAddrs};
+use super::rx::{CountRefused, Refused};
+use super::wire::{BaStatus, HandoffIndicator, Message};
+use super::LocalAddrs;
 use crate::agent::{Clock, IdAlloc, Peer, Transmit};
 use crate::dataplane::{AccessBinding, AccessPoint, DpCommand, Hnp, TunnelEnds};
 
@@ -626,26 +627,13 @@ impl Mag {
             self.counters.rx_unknown_peer += 1;
             return;
         };
-        let msg = match Message::parse(data, ck) {
+        let msg = match super::rx::parse(data, ck) {
             Ok(m) => m,
-            Err(wire::Error::Checksum) => {
-                self.counters.rx_bad_checksum += 1;
-                return;
-            }
-            Err(wire::Error::UnknownType(_)) => {
-                // RFC 6275 §9.2: answer an unknown MH type with a Binding Error.
-                self.counters.rx_unknown_type += 1;
-                self.counters.binding_error_sent += 1;
-                let be = Message::BindingError(BindingError {
-                    status: wire::be_status::UNRECOGNIZED_MH_TYPE,
-                    home_address: Ipv6Addr::UNSPECIFIED,
-                    options: vec![],
-                });
-                self.queue(peer, &be);
-                return;
-            }
-            Err(_) => {
-                self.counters.rx_malformed += 1;
+            Err(r) => {
+                self.counters.count(&r);
+                if let Refused::UnknownType(be) = r {
+                    self.queue(peer, &be);
+                }
                 return;
             }
         };

@@ -26,9 +26,9 @@ mod field {
 }
 
 /// Smallest Mobility Header on the wire (Header Len 0 = 8 octets).
-pub const MIN_LEN: usize = 8;
+pub(crate) const MIN_LEN: usize = 8;
 /// Offset of the message data from the start of the Mobility Header.
-pub const DATA_OFFSET: usize = 6;
+pub(crate) const DATA_OFFSET: usize = 6;
 
 /// Mobility Header message types used here (IANA "Mobility Header Types").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -87,7 +87,7 @@ impl<T: AsRef<[u8]>> MhPacket<T> {
 
     /// The buffer must hold the fixed part and the whole length that Header Len
     /// announces; trailing bytes beyond it are ignored (not part of the header).
-    pub fn check_len(&self) -> Result<()> {
+    pub(crate) fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < MIN_LEN {
             return Err(Error::Truncated);
@@ -130,7 +130,7 @@ impl<T: AsRef<[u8]>> MhPacket<T> {
     }
 
     /// The whole header (fixed part + message data + options), exactly Header Len long.
-    pub fn header_bytes(&self) -> &[u8] {
+    pub(crate) fn header_bytes(&self) -> &[u8] {
         &self.buffer.as_ref()[..self.total_len()]
     }
 
@@ -141,25 +141,25 @@ impl<T: AsRef<[u8]>> MhPacket<T> {
 
     /// RFC 6275 §6.1.1: the checksum over the IPv6 pseudo-header and the
     /// Mobility Header sums to all ones when it is correct.
-    pub fn verify_checksum(&self, src: &Ipv6Addr, dst: &Ipv6Addr) -> bool {
+    pub(crate) fn verify_checksum(&self, src: &Ipv6Addr, dst: &Ipv6Addr) -> bool {
         pseudo_sum(src, dst, self.header_bytes()) == 0xffff
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> MhPacket<T> {
-    pub fn set_payload_proto(&mut self, v: u8) {
+    pub(crate) fn set_payload_proto(&mut self, v: u8) {
         self.buffer.as_mut()[field::PAYLOAD_PROTO] = v;
     }
-    pub fn set_header_len(&mut self, v: u8) {
+    pub(crate) fn set_header_len(&mut self, v: u8) {
         self.buffer.as_mut()[field::HEADER_LEN] = v;
     }
-    pub fn set_mh_type(&mut self, v: MhType) {
+    pub(crate) fn set_mh_type(&mut self, v: MhType) {
         self.buffer.as_mut()[field::MH_TYPE] = v.into();
     }
-    pub fn set_reserved(&mut self, v: u8) {
+    pub(crate) fn set_reserved(&mut self, v: u8) {
         self.buffer.as_mut()[field::RESERVED] = v;
     }
-    pub fn set_checksum(&mut self, v: u16) {
+    pub(crate) fn set_checksum(&mut self, v: u16) {
         self.buffer.as_mut()[field::CHECKSUM].copy_from_slice(&v.to_be_bytes());
     }
     pub fn data_mut(&mut self) -> &mut [u8] {
@@ -168,7 +168,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> MhPacket<T> {
     }
 
     /// Computes and writes the checksum (RFC 6275 §6.1.1).
-    pub fn fill_checksum(&mut self, src: &Ipv6Addr, dst: &Ipv6Addr) {
+    pub(crate) fn fill_checksum(&mut self, src: &Ipv6Addr, dst: &Ipv6Addr) {
         self.set_checksum(0);
         let sum = pseudo_sum(src, dst, self.header_bytes());
         self.set_checksum(!sum);
@@ -187,14 +187,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> MhPacket<T> {
 
 /// One's-complement sum (folded, not inverted) of the IPv6 pseudo-header for
 /// next header 135 and `data`.
-pub fn pseudo_sum(src: &Ipv6Addr, dst: &Ipv6Addr, data: &[u8]) -> u16 {
+pub(crate) fn pseudo_sum(src: &Ipv6Addr, dst: &Ipv6Addr, data: &[u8]) -> u16 {
     let pseudo = checksum::pseudo_v6(src, dst, data.len() as u32, IPPROTO_MH);
     checksum::fold(checksum::add(pseudo, data))
 }
 
 /// Checks the generic header rules of RFC 6275 §9.2: Payload Proto must be
 /// IPPROTO_NONE (59), and the length must cover at least the message's fixed part.
-pub fn check_generic(p: &MhPacket<&[u8]>, min_len: usize) -> Result<()> {
+pub(crate) fn check_generic(p: &MhPacket<&[u8]>, min_len: usize) -> Result<()> {
     if p.payload_proto() != IPPROTO_NONE {
         return Err(Error::Malformed("payload proto is not 59"));
     }

@@ -15,11 +15,11 @@ use super::option::{
 use super::{Error, Result};
 
 /// Largest Mobility Header: Header Len is one octet of 8-octet units.
-pub const MAX_LEN: usize = 256 * 8;
+pub(crate) const MAX_LEN: usize = 256 * 8;
 /// Options start here for BU, BA, Heartbeat, BRI, BRA.
-pub const OPTIONS_OFFSET: usize = 12;
+pub(crate) const OPTIONS_OFFSET: usize = 12;
 /// Options start here for Binding Error (status, reserved, home address).
-pub const BE_OPTIONS_OFFSET: usize = 24;
+pub(crate) const BE_OPTIONS_OFFSET: usize = 24;
 
 /// Binding Update flags, as the 16-bit word after the sequence number.
 pub mod bu_flags {
@@ -50,7 +50,7 @@ pub mod br_flags {
     pub const P: u16 = 0x8000;
     pub const BRI_I: u16 = 0x4000;
     pub const BRI_G: u16 = 0x2000;
-    pub const BRA_G: u16 = 0x4000;
+    pub(crate) const BRA_G: u16 = 0x4000;
 }
 
 /// Binding Acknowledgement status (RFC 6275 §6.1.8, RFC 5213 §8.9, RFC 5844,
@@ -63,25 +63,25 @@ impl BaStatus {
     pub const ACCEPTED: Self = Self(0);
     pub const UNSPECIFIED: Self = Self(128);
     pub const ADMIN_PROHIBITED: Self = Self(129);
-    pub const INSUFFICIENT_RESOURCES: Self = Self(130);
+    pub(crate) const INSUFFICIENT_RESOURCES: Self = Self(130);
     /// RFC 6275 §6.1.8: the sequence-number scheme's out-of-order answer.
-    pub const SEQUENCE_NUMBER_OUT_OF_WINDOW: Self = Self(135);
+    pub(crate) const SEQUENCE_NUMBER_OUT_OF_WINDOW: Self = Self(135);
     pub const PROXY_REG_NOT_ENABLED: Self = Self(152);
-    pub const NOT_LMA_FOR_THIS_MOBILE_NODE: Self = Self(153);
-    pub const MAG_NOT_AUTHORIZED_FOR_PROXY_REG: Self = Self(154);
-    pub const NOT_AUTHORIZED_FOR_HOME_NETWORK_PREFIX: Self = Self(155);
+    pub(crate) const NOT_LMA_FOR_THIS_MOBILE_NODE: Self = Self(153);
+    pub(crate) const MAG_NOT_AUTHORIZED_FOR_PROXY_REG: Self = Self(154);
+    pub(crate) const NOT_AUTHORIZED_FOR_HOME_NETWORK_PREFIX: Self = Self(155);
     pub const TIMESTAMP_MISMATCH: Self = Self(156);
-    pub const TIMESTAMP_LOWER_THAN_PREV_ACCEPTED: Self = Self(157);
-    pub const MISSING_HOME_NETWORK_PREFIX_OPTION: Self = Self(158);
-    pub const BCE_PBU_PREFIX_SET_DO_NOT_MATCH: Self = Self(159);
-    pub const MISSING_MN_IDENTIFIER_OPTION: Self = Self(160);
-    pub const MISSING_HANDOFF_INDICATOR_OPTION: Self = Self(161);
-    pub const MISSING_ACCESS_TECH_TYPE_OPTION: Self = Self(162);
-    pub const GRE_KEY_OPTION_REQUIRED: Self = Self(163);
-    pub const NOT_AUTHORIZED_FOR_IPV4_MOBILITY_SERVICE: Self = Self(170);
-    pub const NOT_AUTHORIZED_FOR_IPV4_HOME_ADDRESS: Self = Self(171);
-    pub const NOT_AUTHORIZED_FOR_IPV6_MOBILITY_SERVICE: Self = Self(172);
-    pub const MULTIPLE_IPV4_HOME_ADDRESS_ASSIGNMENT_NOT_SUPPORTED: Self = Self(173);
+    pub(crate) const TIMESTAMP_LOWER_THAN_PREV_ACCEPTED: Self = Self(157);
+    pub(crate) const MISSING_HOME_NETWORK_PREFIX_OPTION: Self = Self(158);
+    pub(crate) const BCE_PBU_PREFIX_SET_DO_NOT_MATCH: Self = Self(159);
+    pub(crate) const MISSING_MN_IDENTIFIER_OPTION: Self = Self(160);
+    pub(crate) const MISSING_HANDOFF_INDICATOR_OPTION: Self = Self(161);
+    pub(crate) const MISSING_ACCESS_TECH_TYPE_OPTION: Self = Self(162);
+    pub(crate) const GRE_KEY_OPTION_REQUIRED: Self = Self(163);
+    pub(crate) const NOT_AUTHORIZED_FOR_IPV4_MOBILITY_SERVICE: Self = Self(170);
+    pub(crate) const NOT_AUTHORIZED_FOR_IPV4_HOME_ADDRESS: Self = Self(171);
+    pub(crate) const NOT_AUTHORIZED_FOR_IPV6_MOBILITY_SERVICE: Self = Self(172);
+    pub(crate) const MULTIPLE_IPV4_HOME_ADDRESS_ASSIGNMENT_NOT_SUPPORTED: Self = Self(173);
 
     /// RFC 6275 §6.1.8: values below 128 mean the update was accepted.
     pub fn is_accepted(self) -> bool {
@@ -94,10 +94,10 @@ pub mod revocation_trigger {
     pub const UNSPECIFIED: u8 = 0;
     pub const ADMINISTRATIVE: u8 = 1;
     pub const INTER_MAG_HANDOVER_SAME_ATT: u8 = 2;
-    pub const INTER_MAG_HANDOVER_DIFFERENT_ATT: u8 = 3;
-    pub const INTER_MAG_HANDOVER_UNKNOWN: u8 = 4;
-    pub const USER_INITIATED_SESSION_TERMINATION: u8 = 5;
-    pub const ACCESS_NETWORK_SESSION_TERMINATION: u8 = 6;
+    pub(crate) const INTER_MAG_HANDOVER_DIFFERENT_ATT: u8 = 3;
+    pub(crate) const INTER_MAG_HANDOVER_UNKNOWN: u8 = 4;
+    pub(crate) const USER_INITIATED_SESSION_TERMINATION: u8 = 5;
+    pub(crate) const ACCESS_NETWORK_SESSION_TERMINATION: u8 = 6;
     pub const POSSIBLE_OUT_OF_SYNC_BCE_STATE: u8 = 7;
     pub const PER_PEER_POLICY: u8 = 128;
     pub const REVOKING_NODE_LOCAL_POLICY: u8 = 129;
@@ -107,10 +107,10 @@ pub mod revocation_trigger {
 pub mod bra_status {
     pub const SUCCESS: u8 = 0;
     pub const PARTIAL_SUCCESS: u8 = 1;
-    pub const BINDING_DOES_NOT_EXIST: u8 = 128;
+    pub(crate) const BINDING_DOES_NOT_EXIST: u8 = 128;
     pub const IPV4_HOA_OPTION_REQUIRED: u8 = 129;
-    pub const GLOBAL_REVOCATION_NOT_AUTHORIZED: u8 = 130;
-    pub const MN_IDENTITY_REQUIRED: u8 = 131;
+    pub(crate) const GLOBAL_REVOCATION_NOT_AUTHORIZED: u8 = 130;
+    pub(crate) const MN_IDENTITY_REQUIRED: u8 = 131;
     pub const MN_ATTACHED: u8 = 132;
     pub const UNKNOWN_TRIGGER: u8 = 133;
     pub const FUNCTION_NOT_SUPPORTED: u8 = 134;
@@ -171,41 +171,41 @@ impl<T: AsRef<[u8]>> FixedPart<T> {
     pub fn mh(&self) -> &MhPacket<T> {
         &self.mh
     }
-    pub fn bu_seq(&self) -> u16 {
+    pub(crate) fn bu_seq(&self) -> u16 {
         self.u16_at(field::BU_SEQ)
     }
     pub fn bu_flags(&self) -> u16 {
         self.u16_at(field::BU_FLAGS)
     }
-    pub fn bu_lifetime(&self) -> u16 {
+    pub(crate) fn bu_lifetime(&self) -> u16 {
         self.u16_at(field::BU_LIFETIME)
     }
-    pub fn ba_status(&self) -> BaStatus {
+    pub(crate) fn ba_status(&self) -> BaStatus {
         BaStatus(self.b()[field::BA_STATUS])
     }
     pub fn ba_flags(&self) -> u8 {
         self.b()[field::BA_FLAGS]
     }
-    pub fn ba_seq(&self) -> u16 {
+    pub(crate) fn ba_seq(&self) -> u16 {
         self.u16_at(field::BA_SEQ)
     }
-    pub fn ba_lifetime(&self) -> u16 {
+    pub(crate) fn ba_lifetime(&self) -> u16 {
         self.u16_at(field::BA_LIFETIME)
     }
-    pub fn hb_flags(&self) -> u16 {
+    pub(crate) fn hb_flags(&self) -> u16 {
         self.u16_at(field::HB_FLAGS)
     }
-    pub fn hb_seq(&self) -> u32 {
+    pub(crate) fn hb_seq(&self) -> u32 {
         let b = &self.b()[field::HB_SEQ..field::HB_SEQ + 4];
         u32::from_be_bytes([b[0], b[1], b[2], b[3]])
     }
-    pub fn br_type(&self) -> u8 {
+    pub(crate) fn br_type(&self) -> u8 {
         self.b()[field::BR_TYPE]
     }
-    pub fn br_trigger_or_status(&self) -> u8 {
+    pub(crate) fn br_trigger_or_status(&self) -> u8 {
         self.b()[field::BR_TRIGGER_OR_STATUS]
     }
-    pub fn br_seq(&self) -> u16 {
+    pub(crate) fn br_seq(&self) -> u16 {
         self.u16_at(field::BR_SEQ)
     }
     pub fn br_flags(&self) -> u16 {
@@ -506,16 +506,16 @@ impl OptionsExt for RevocationAck {
 }
 
 impl BindingUpdate {
-    pub fn is_proxy(&self) -> bool {
+    pub(crate) fn is_proxy(&self) -> bool {
         self.flags & bu_flags::P != 0
     }
-    pub fn lifetime_secs(&self) -> u32 {
+    pub(crate) fn lifetime_secs(&self) -> u32 {
         u32::from(self.lifetime) * 4
     }
 }
 
 impl BindingAck {
-    pub fn lifetime_secs(&self) -> u32 {
+    pub(crate) fn lifetime_secs(&self) -> u32 {
         u32::from(self.lifetime) * 4
     }
 }

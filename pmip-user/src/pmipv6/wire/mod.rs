@@ -23,9 +23,9 @@ pub use message::{
 pub use option::{AccessTechType, HandoffIndicator, MobilityOption, OptionIter, OptionsExt};
 
 /// IPv6 next header / IP protocol number of the Mobility Header.
-pub const IPPROTO_MH: u8 = 135;
+pub(crate) const IPPROTO_MH: u8 = 135;
 /// "No next header": the only valid Payload Proto (RFC 6275 §6.1.1).
-pub const IPPROTO_NONE: u8 = 59;
+pub(crate) const IPPROTO_NONE: u8 = 59;
 /// UDP port for PMIPv6 over IPv4 transport (RFC 5844 §4, IANA "pmip6-cntl").
 pub const UDP_PORT: u16 = 5436;
 

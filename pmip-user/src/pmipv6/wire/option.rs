@@ -10,20 +10,20 @@ pub mod kind {
     pub const PAD1: u8 = 0;
     pub const PADN: u8 = 1;
     pub const MN_ID: u8 = 8;
-    pub const SERVICE_SELECTION: u8 = 20;
+    pub(crate) const SERVICE_SELECTION: u8 = 20;
     pub const HNP: u8 = 22;
-    pub const HANDOFF_INDICATOR: u8 = 23;
-    pub const ACCESS_TECH_TYPE: u8 = 24;
-    pub const MN_LL_ID: u8 = 25;
-    pub const LINK_LOCAL_ADDR: u8 = 26;
+    pub(crate) const HANDOFF_INDICATOR: u8 = 23;
+    pub(crate) const ACCESS_TECH_TYPE: u8 = 24;
+    pub(crate) const MN_LL_ID: u8 = 25;
+    pub(crate) const LINK_LOCAL_ADDR: u8 = 26;
     pub const TIMESTAMP: u8 = 27;
     pub const RESTART_COUNTER: u8 = 28;
-    pub const IPV4_COA: u8 = 32;
+    pub(crate) const IPV4_COA: u8 = 32;
     pub const GRE_KEY: u8 = 33;
-    pub const IPV4_HOA_REQUEST: u8 = 36;
-    pub const IPV4_HOA_REPLY: u8 = 37;
-    pub const IPV4_DEFAULT_ROUTER: u8 = 38;
-    pub const IPV4_DHCP_SUPPORT_MODE: u8 = 39;
+    pub(crate) const IPV4_HOA_REQUEST: u8 = 36;
+    pub(crate) const IPV4_HOA_REPLY: u8 = 37;
+    pub(crate) const IPV4_DEFAULT_ROUTER: u8 = 38;
+    pub(crate) const IPV4_DHCP_SUPPORT_MODE: u8 = 39;
 }
 
 /// MN Identifier subtype 1: Network Access Identifier (RFC 4283 §3).
@@ -129,11 +129,11 @@ impl From<AccessTechType> for u8 {
 /// IPv4 Home Address Reply status (RFC 5844 §3.2).
 pub mod hoa_status {
     pub const SUCCESS: u8 = 0;
-    pub const FAILURE_UNSPECIFIED: u8 = 128;
-    pub const ADMIN_PROHIBITED: u8 = 129;
-    pub const INCORRECT_IPV4_HOA: u8 = 130;
+    pub(crate) const FAILURE_UNSPECIFIED: u8 = 128;
+    pub(crate) const ADMIN_PROHIBITED: u8 = 129;
+    pub(crate) const INCORRECT_IPV4_HOA: u8 = 130;
     pub const INVALID_IPV4_ADDRESS: u8 = 131;
-    pub const DYNAMIC_IPV4_HOA_NOT_AVAILABLE: u8 = 132;
+    pub(crate) const DYNAMIC_IPV4_HOA_NOT_AVAILABLE: u8 = 132;
 }
 
 /// Zero-copy view of one option's TLV (not valid for Pad1, which has no length).
@@ -158,7 +158,7 @@ impl<T: AsRef<[u8]>> OptionPacket<T> {
         Ok(p)
     }
     /// Type and length must be present and the data must not overrun the buffer.
-    pub fn check_len(&self) -> Result<()> {
+    pub(crate) fn check_len(&self) -> Result<()> {
         let b = self.buffer.as_ref();
         if b.len() < field::DATA {
             return Err(Error::Truncated);
@@ -408,7 +408,7 @@ impl MobilityOption {
     }
 
     /// Length of the option's data (the Length field).
-    pub fn data_len(&self) -> usize {
+    pub(crate) fn data_len(&self) -> usize {
         use MobilityOption::*;
         match self {
             MnId { id, .. } => 1 + id.len(),
@@ -531,7 +531,7 @@ fn write_pad(buf: &mut [u8], n: usize) {
 
 /// End offset (from the start of the Mobility Header) after laying out
 /// `opts` from `start`, including the final padding to a multiple of 8.
-pub fn layout_end(opts: &[MobilityOption], start: usize) -> usize {
+pub(crate) fn layout_end(opts: &[MobilityOption], start: usize) -> usize {
     let mut pos = start;
     for o in opts {
         pos += pad_for(pos, o.alignment());
@@ -541,7 +541,7 @@ pub fn layout_end(opts: &[MobilityOption], start: usize) -> usize {
 }
 
 /// Checks that every option fits its one-octet Length field.
-pub fn check_emittable(opts: &[MobilityOption]) -> Result<()> {
+pub(crate) fn check_emittable(opts: &[MobilityOption]) -> Result<()> {
     for o in opts {
         if o.data_len() > 255 {
             return Err(Error::Malformed("option data longer than 255 octets"));
@@ -559,7 +559,7 @@ pub fn check_emittable(opts: &[MobilityOption]) -> Result<()> {
 /// `start`, with Pad1/PadN before each option as its alignment needs and
 /// after the last one up to a multiple of 8. Returns the end offset, equal to
 /// [`layout_end`]. `mh` must be at least that long.
-pub fn emit_options(opts: &[MobilityOption], mh: &mut [u8], start: usize) -> usize {
+pub(crate) fn emit_options(opts: &[MobilityOption], mh: &mut [u8], start: usize) -> usize {
     let mut pos = start;
     for o in opts {
         let pad = pad_for(pos, o.alignment());
@@ -574,7 +574,7 @@ pub fn emit_options(opts: &[MobilityOption], mh: &mut [u8], start: usize) -> usi
 }
 
 /// Parses every option in `bytes`, skipping padding, failing on the first malformed one.
-pub fn parse_options(bytes: &[u8]) -> Result<Vec<MobilityOption>> {
+pub(crate) fn parse_options(bytes: &[u8]) -> Result<Vec<MobilityOption>> {
     let mut out = Vec::new();
     for raw in OptionIter::new(bytes) {
         out.push(MobilityOption::parse(raw?)?);

@@ -16,8 +16,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::option::MobilityOption;
 use super::{Error, Result};
 
-pub const REDIRECT_CAPABILITY: u8 = 46;
-pub const REDIRECT: u8 = 47;
+pub(crate) const REDIRECT_CAPABILITY: u8 = 46;
+pub(crate) const REDIRECT: u8 = 47;
 pub const LOAD_INFORMATION: u8 = 48;
 
 mod field {
@@ -29,7 +29,7 @@ mod field {
 }
 
 /// The Redirect-Capability option a MAG puts in its initial PBU.
-pub fn redirect_capability() -> MobilityOption {
+pub(crate) fn redirect_capability() -> MobilityOption {
     MobilityOption::Unknown {
         kind: REDIRECT_CAPABILITY,
         data: vec![0, 0],
@@ -37,7 +37,7 @@ pub fn redirect_capability() -> MobilityOption {
 }
 
 /// Does this option list say the MAG can be redirected?
-pub fn has_redirect_capability(opts: &[MobilityOption]) -> bool {
+pub(crate) fn has_redirect_capability(opts: &[MobilityOption]) -> bool {
     opts.iter().any(|o| {
         matches!(o, MobilityOption::Unknown { kind, data } if *kind == REDIRECT_CAPABILITY && data.len() == 2)
     })

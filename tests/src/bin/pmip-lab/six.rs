@@ -6,8 +6,8 @@
 //! on each box, a handover under an IPv6 TCP stream, and the same summary.
 use std::time::Duration;
 
-use anyhow::{ensure, Context, Result};
-use pmip_tests::lab::{self, Lab, Proto, CN};
+use anyhow::{ensure, Result};
+use pmip_tests::lab::{Lab, Proto, CN};
 use pmip_tests::lab6::{lladdr, Slaac, CN6};
 use pmip_user::config::Service;
 
@@ -20,7 +20,7 @@ pub(super) fn steps6(l: &mut Lab, service: Service, sum: &mut Summary, n: u32) -
     traffic(l, service, &s, lease_ip.as_deref(), sum, n)?;
     show_bindings(l, &s, lease_ip.is_some(), sum, n)?;
     handover(l, &s, sum, n)?;
-    after(l, &s, sum, n)?;
+    super::after_handover(l, host(&s.addr), sum, n)?;
     if let Some(i) = sigcap {
         signaling_ladder(l, i, &pcap, sum)?;
     }
@@ -192,31 +192,11 @@ fn show_bindings(l: &Lab, s: &Slaac, v4: bool, sum: &mut Summary, n: u32) -> Res
 fn handover(l: &mut Lab, s: &Slaac, sum: &mut Summary, n: u32) -> Result<()> {
     println!("[6/{n}] handover to MAG2 while a 6 s IPv6 TCP stream and a 2 ms ping6 run (the subscriber's switch port moves; MAG2 registers it on its first packet)...");
     let h = l.handover6_under_load(1, 6, Duration::from_secs(2))?;
-    let lost = h.ping_sent.saturating_sub(h.ping_received);
     println!(
         "      address before {} after {}; default router before {} after {}; router's neighbour entry {} → {}",
         h.before.addr, h.after.addr, h.before.router, h.after.router, h.neigh_before, h.neigh_after
     );
-    println!(
-        "      TCP stream: iperf3 {}, {} MB received, {:.2} Gbit/s average, {} retransmits",
-        if h.iperf.ok { "exit 0" } else { "FAILED" },
-        h.iperf.bytes_received / 1_000_000,
-        h.iperf.gbps,
-        h.iperf.retransmits
-    );
-    println!(
-        "      handover gap: {:.1} ms (largest gap between consecutive ping6 replies across the move; elsewhere in the run at most {:.1} ms); {lost} of {} pings lost",
-        h.gap_ms, h.noise_gap_ms, h.ping_sent
-    );
-    if let Some(d) = l.access[1].as_ref() {
-        let ms = |t: Option<f64>| t.map(|t| format!("{:.1} ms", (t - h.moved_at) * 1000.0));
-        if let Some(reg) = ms(lab::log_time_after(&d.log, h.moved_at, " registered")) {
-            println!(
-                "      after the move: MAG2 saw the subscriber at +{}, registered it with the LMA at +{reg}",
-                ms(lab::log_time_after(&d.log, h.moved_at, " attach")).unwrap_or_else(|| "?".into())
-            );
-        }
-    }
+    super::report_stream(l, &h.stream, "ping6");
     let same = h.after.addr == s.addr && !s.addr.is_empty();
     let same_router = h.after.router == h.before.router
         && lladdr(&h.neigh_after).is_some()
@@ -235,50 +215,9 @@ fn handover(l: &mut Lab, s: &Slaac, sum: &mut Summary, n: u32) -> Result<()> {
         ),
         same_router,
     );
-    sum.add(
-        "handover: TCP stream unbroken",
-        format!(
-            "iperf3 {}, {} MB, {:.2} Gbit/s",
-            if h.iperf.ok { "exit 0" } else { "failed" },
-            h.iperf.bytes_received / 1_000_000,
-            h.iperf.gbps
-        ),
-        h.iperf.ok,
-    );
-    sum.add(
-        "handover gap",
-        format!("{:.1} ms, {lost}/{} pings lost", h.gap_ms, h.ping_sent),
-        h.ping_received > 0,
-    );
+    super::stream_rows(&h.stream, sum);
     ensure!(same, "the address changed");
     ensure!(same_router, "the default router changed");
     ensure!(h.iperf.ok, "the TCP stream broke: {}", h.iperf.error);
-    Ok(())
-}
-
-/// Step 7: The binding via MAG2; the correspondent reaches the subscriber there.
-fn after(l: &mut Lab, s: &Slaac, sum: &mut Summary, n: u32) -> Result<()> {
-    let m2 = l.opts.mag_core(1);
-    l.lma()
-        .wait_bindings(Duration::from_secs(5), "binding via mag2", |b| {
-            b.len() == 1 && b[0].peer.to_string() == m2
-        })?;
-    l.mag(1)
-        .wait_bindings(Duration::from_secs(5), "binding at mag2", |b| b.len() == 1)?;
-    let (sent, recv, _) = Lab::ping(&l.cn, host(&s.addr), 5)?;
-    println!("[7/{n}] after the handover: correspondent → subscriber {recv}/{sent} replies via MAG2; pmipctl show bindings:");
-    for (name, d) in [("LMA", l.lma()), ("MAG1", l.mag(0)), ("MAG2", l.mag(1))] {
-        println!("    {name}:");
-        print!("{}", indent(&d.ctl(&["show", "bindings"])?));
-    }
-    let tun = l.lma().ctl(&["show", "tunnels"]).context("show tunnels")?;
-    println!("    LMA show tunnels:");
-    print!("{}", indent(&tun));
-    ensure!(recv == sent, "pings lost after the handover");
-    sum.add(
-        "LMA binding now via mag2",
-        format!("peer {m2}, {recv}/{sent} pings"),
-        true,
-    );
     Ok(())
 }
