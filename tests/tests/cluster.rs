@@ -544,3 +544,87 @@ fn runtime_assignment_spreads_new_subscribers() {
         Ok(())
     });
 }
+
+/// A counter summed over every group of a daemon's stats.
+fn any_group(s: &StatsView, name: &str) -> u64 {
+    s.groups.values().filter_map(|g| g.get(name)).sum()
+}
+
+#[test]
+fn a_takeover_under_esp_keeps_the_signaling() {
+    run(|| {
+        let mut o = opts("cks");
+        o.esp = true;
+        let mut lab = ClusterLab::up(o)?;
+        let homes = subscribers(&mut lab, 2)?;
+        let before = mag_bindings(&lab)?;
+        let busy = before
+            .values()
+            .find(|b| b.home_v4 == Some(homes[0]))
+            .context("sub 0")?
+            .peer
+            .to_string();
+        let owner = lab.owner_of(&busy)?;
+        let esp_in = |lab: &ClusterLab| -> Result<u64> {
+            let mut n = 0;
+            for j in 0..lab.mags.len() {
+                n += any_group(&lab.mag(j).stats()?, "esp_rx_packets");
+            }
+            Ok(n)
+        };
+        let seen = esp_in(&lab)?;
+        ensure!(seen > 0, "the access gateways received no ESP");
+        lab.kill_anchor(owner);
+        lab.wait_view(Duration::from_secs(10), "the address taken over", |v| {
+            v.addresses.iter().any(|a| {
+                a.addr.to_string() == busy
+                    && a.owner
+                        .as_deref()
+                        .is_some_and(|o| o != format!("a{}", owner + 1))
+            })
+        })?;
+        // Two refreshes and a few RFC 5847 heartbeats through the new owner,
+        // each way under ESP: its PBAs must pass the MAG's replay window
+        // (sent above the old owner's numbers), the MAG's PBUs its window.
+        interruptible_sleep(Duration::from_secs(u64::from(lab.opts.refresh_s) * 2 + 2))?;
+        let new_owner = lab.owner_of(&busy)?;
+        let s = lab.show(new_owner)?;
+        let svc = s
+            .serving
+            .iter()
+            .find(|x| x.addr.to_string() == busy)
+            .context("served")?;
+        let after = mag_bindings(&lab)?;
+        for (nai, b) in &before {
+            let a = after.get(nai).with_context(|| format!("{nai} gone"))?;
+            ensure!(
+                (a.home_v4, a.gre_key_up, a.peer) == (b.home_v4, b.gre_key_up, b.peer)
+                    && a.state == "ACTIVE",
+                "{nai} changed: {b:?} → {a:?}"
+            );
+        }
+        let mut replays = 0;
+        for j in 0..lab.mags.len() {
+            replays += any_group(&lab.mag(j).stats()?, "esp_rx_replay");
+        }
+        let grew = esp_in(&lab)? - seen;
+        eprintln!(
+            "takeover of {busy} under ESP: {} binding(s) restored, {grew} ESP packets in at the MAGs since, {replays} dropped as replays",
+            svc.restored
+        );
+        ensure!(replays == 0, "{replays} ESP packets dropped as replays");
+        for c in [
+            "lma_restart_detected",
+            "reregistrations",
+            "registration_timeouts",
+        ] {
+            ensure!(mag_counter(&lab, c)? == 0, "MAG counter {c} moved");
+        }
+        let here = before
+            .values()
+            .filter(|b| b.peer.to_string() == busy)
+            .count() as u64;
+        ensure!(svc.restored == here && svc.bindings == here, "{svc:?}");
+        Ok(())
+    });
+}
