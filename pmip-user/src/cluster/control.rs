@@ -60,6 +60,8 @@ pub(super) struct Loop {
     works: watch::Sender<Option<Instant>>,
     /// No claims before this (our etcd started working again).
     claim_after: Instant,
+    /// The last moment the others were quiet (heartbeat.rs).
+    quiet_at: Option<Instant>,
 }
 
 /// This member's own address (heartbeats come from and go to it).
@@ -167,6 +169,7 @@ pub(super) async fn spawn(ctx: Ctx, cmds: mpsc::Receiver<Cmd>) -> Result<JoinHan
         quiet: hb.quiet,
         works: hb.works,
         claim_after: Instant::now(),
+        quiet_at: None,
     };
     Ok(tokio::spawn(l.run(cmds)))
 }
@@ -247,6 +250,14 @@ impl Loop {
         for since in self.free_since.values() {
             t = t.min(*since + self.ctx.cluster().takeover_fence);
         }
+        // The end of the grace after the others stopped being quiet.
+        let cl = self.ctx.cluster();
+        if let Some(q) = self.quiet_at {
+            let end = q + cl.heartbeat_interval * cl.heartbeat_misses;
+            if end > now {
+                t = t.min(end);
+            }
+        }
         t.max(now + Duration::from_millis(5))
     }
 
@@ -310,6 +321,22 @@ impl Loop {
             .send_if_modified(|w| std::mem::replace(w, works) != works);
     }
 
+    /// Are the others quiet — or were they a moment ago? When the quorum
+    /// comes back, some members renew before others; one still holding
+    /// gets the time the others wait before claiming anything (`tell_works`)
+    /// to renew its own lease (which the new leader extended) instead of
+    /// stopping at once. One whose lease really ended (the quorum was
+    /// elsewhere all along) stops before anyone can claim its addresses.
+    fn quiet_now(&mut self, now: Instant) -> bool {
+        if *self.quiet.borrow() {
+            self.quiet_at = Some(now);
+            return true;
+        }
+        let cl = self.ctx.cluster();
+        let grace = cl.heartbeat_interval * cl.heartbeat_misses;
+        self.quiet_at.is_some_and(|t| now < t + grace)
+    }
+
     async fn reconcile(&mut self) {
         let now = Instant::now();
         let st = *self.stand.borrow();
@@ -319,7 +346,7 @@ impl Loop {
             self.rejoin().await;
             return;
         }
-        let quiet = *self.quiet.borrow();
+        let quiet = self.quiet_now(now);
         let detect = self.ctx.cfg.store.etcd.lease_ttl;
         if !st.may_serve(now, self.margin(), (quiet, detect)) {
             let why = match st {
