@@ -4,7 +4,9 @@
 //!
 //! 1. Lease lost → give everything up, join again with a new lease.
 //! 2. Lease ending (cut off from etcd) → give everything up, before etcd
-//!    ends the lease and another member can claim (see `member`).
+//!    ends the lease and another member can claim (see `member`) — unless
+//!    etcd has lost its quorum and the other members agree: then hold what
+//!    is served, admit nothing new (`member`, "holds").
 //! 3. An address served here that etcd says is someone else's → give it up.
 //! 4. Ours in etcd under an older lease of ours (a restart) → revoke it.
 //! 5. Ours in etcd and not served → serve it (after a flap of the lease).
@@ -13,7 +15,10 @@
 //! 7. Allocation of new numbers open only while the lease is valid.
 //!
 //! A member the heartbeats declare dead has its lease revoked at once, so its
-//! addresses become free without waiting for the lease to run out.
+//! addresses become free without waiting for the lease to run out. A member
+//! whose etcd starts working again (joined, or the quorum back) claims
+//! nothing for one heartbeat timeout: members holding on without etcd hear
+//! from it first and stop.
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -48,6 +53,15 @@ pub(super) struct Loop {
     free_since: BTreeMap<IpAddr, Instant>,
     joined: Instant,
     revoked: BTreeSet<i64>,
+    /// Every other member heard, none with a working etcd (heartbeat.rs).
+    quiet: watch::Receiver<bool>,
+    /// Until when our etcd works (the last keepalive answered, recently),
+    /// for our heartbeats.
+    works: watch::Sender<Option<Instant>>,
+    /// No claims before this (our etcd started working again).
+    claim_after: Instant,
+    /// The last moment the others were quiet (heartbeat.rs).
+    quiet_at: Option<Instant>,
 }
 
 /// This member's own address (heartbeats come from and go to it).
@@ -80,6 +94,7 @@ async fn join(ctx: &Ctx) -> Result<(MemberRecord, watch::Receiver<Standing>)> {
     let (tx, rx) = watch::channel(Standing::Valid {
         lease: me.lease,
         until: Instant::now() + ttl,
+        fresh: true,
     });
     let conn = ctx.conn.clone();
     ctx.conn
@@ -89,18 +104,27 @@ async fn join(ctx: &Ctx) -> Result<(MemberRecord, watch::Receiver<Standing>)> {
     Ok((me, rx))
 }
 
+/// The heartbeats' side of the loop: members to watch, who died, and what
+/// they say of etcd (ours out, theirs in).
+struct Heartbeats {
+    members: watch::Sender<heartbeat::Members>,
+    dead: mpsc::UnboundedReceiver<String>,
+    works: watch::Sender<Option<Instant>>,
+    quiet: watch::Receiver<bool>,
+}
+
 /// Starts the heartbeats on the etcd runtime.
-async fn start_heartbeat(
-    ctx: &Ctx,
-    me: &MemberRecord,
-) -> Result<(
-    watch::Sender<heartbeat::Members>,
-    mpsc::UnboundedReceiver<String>,
-)> {
+async fn start_heartbeat(ctx: &Ctx, me: &MemberRecord) -> Result<Heartbeats> {
     let cl = ctx.cluster();
     let bind = SocketAddr::new(me.addr, cl.heartbeat_port);
     let (mtx, mrx) = watch::channel(Vec::new());
     let (dtx, drx) = mpsc::unbounded_channel();
+    let (works, works_rx) = watch::channel(Some(Instant::now() + ctx.cfg.store.etcd.lease_ttl));
+    let (quiet_tx, quiet) = watch::channel(false);
+    let sense = heartbeat::EtcdSense {
+        works: works_rx,
+        quiet: quiet_tx,
+    };
     let std = std::net::UdpSocket::bind(bind)
         .with_context(|| format!("cluster.heartbeat_port: binding {bind}"))?;
     std.set_nonblocking(true)?;
@@ -108,17 +132,22 @@ async fn start_heartbeat(
     let timing = (cl.heartbeat_interval, cl.heartbeat_misses);
     ctx.conn.runtime().spawn(async move {
         match tokio::net::UdpSocket::from_std(std) {
-            Ok(s) => heartbeat::run(Arc::new(s), me2, timing, mrx, dtx).await,
+            Ok(s) => heartbeat::run(Arc::new(s), me2, timing, mrx, dtx, sense).await,
             Err(e) => tracing::error!("heartbeat socket: {e}"),
         }
     });
-    Ok((mtx, drx))
+    Ok(Heartbeats {
+        members: mtx,
+        dead: drx,
+        works,
+        quiet,
+    })
 }
 
 /// Joins, starts watching, and runs the loop in a task of its own.
 pub(super) async fn spawn(ctx: Ctx, cmds: mpsc::Receiver<Cmd>) -> Result<JoinHandle<()>> {
     let (me, stand) = join(&ctx).await?;
-    let (hb_members, dead_rx) = start_heartbeat(&ctx, &me).await?;
+    let hb = start_heartbeat(&ctx, &me).await?;
     let keys = &ctx.conn.keys;
     let members = mirror::spawn(&ctx.conn, keys.members());
     let owners = mirror::spawn(&ctx.conn, keys.owners());
@@ -130,13 +159,17 @@ pub(super) async fn spawn(ctx: Ctx, cmds: mpsc::Receiver<Cmd>) -> Result<JoinHan
         members,
         owners,
         loads,
-        hb_members,
-        dead_rx,
+        hb_members: hb.members,
+        dead_rx: hb.dead,
         dead: BTreeSet::new(),
         services: BTreeMap::new(),
         free_since: BTreeMap::new(),
         joined: Instant::now(),
         revoked: BTreeSet::new(),
+        quiet: hb.quiet,
+        works: hb.works,
+        claim_after: Instant::now(),
+        quiet_at: None,
     };
     Ok(tokio::spawn(l.run(cmds)))
 }
@@ -176,6 +209,7 @@ impl Loop {
                 }
                 _ = self.members.changed() => self.members_changed(),
                 _ = self.owners.changed() => {}
+                _ = self.quiet.changed() => {}
                 _ = self.loads.changed() => self.update_assigner(),
                 Some(m) = self.dead_rx.recv() => self.member_died(m).await,
                 _ = tokio::time::sleep_until(wake) => {}
@@ -201,11 +235,28 @@ impl Loop {
     fn next_deadline(&self) -> Instant {
         let now = Instant::now();
         let mut t = now + Duration::from_secs(1);
-        if let Standing::Valid { until, .. } = *self.stand.borrow() {
-            t = t.min(until.checked_sub(self.margin()).unwrap_or(now));
+        if let Standing::Valid { until, .. } | Standing::Stalled { until, .. } =
+            *self.stand.borrow()
+        {
+            // The lease's end, and the end of holding on without a word
+            // from etcd (member: `may_serve`).
+            let ttl = self.ctx.cfg.store.etcd.lease_ttl;
+            for end in [until, until + ttl] {
+                if let Some(e) = end.checked_sub(self.margin()).filter(|e| *e > now) {
+                    t = t.min(e);
+                }
+            }
         }
         for since in self.free_since.values() {
             t = t.min(*since + self.ctx.cluster().takeover_fence);
+        }
+        // The end of the grace after the others stopped being quiet.
+        let cl = self.ctx.cluster();
+        if let Some(q) = self.quiet_at {
+            let end = q + cl.heartbeat_interval * cl.heartbeat_misses;
+            if end > now {
+                t = t.min(end);
+            }
         }
         t.max(now + Duration::from_millis(5))
     }
@@ -249,21 +300,68 @@ impl Loop {
         }
     }
 
+    /// Says in our heartbeats whether our etcd works: for half a keepalive
+    /// period past the next renewal due, so the word ends soon after a
+    /// quorum is lost even while a keepalive hangs. When it starts working
+    /// again, claims wait until the others have heard it.
+    fn tell_works(&mut self, st: Standing, now: Instant) {
+        let ttl = self.ctx.cfg.store.etcd.lease_ttl;
+        let works = match st {
+            Standing::Valid { until, .. } if st.etcd_works() => until
+                .checked_sub(ttl)
+                .map(|renewed| renewed + ttl / 3 + ttl / 6),
+            _ => None,
+        };
+        let before = self.works.borrow().is_some_and(|t| now < t);
+        if works.is_some_and(|t| now < t) && !before {
+            let cl = self.ctx.cluster();
+            self.claim_after = now + cl.heartbeat_interval * cl.heartbeat_misses;
+        }
+        self.works
+            .send_if_modified(|w| std::mem::replace(w, works) != works);
+    }
+
+    /// Are the others quiet — or were they a moment ago? When the quorum
+    /// comes back, some members renew before others; one still holding
+    /// gets the time the others wait before claiming anything (`tell_works`)
+    /// to renew its own lease (which the new leader extended) instead of
+    /// stopping at once. One whose lease really ended (the quorum was
+    /// elsewhere all along) stops before anyone can claim its addresses.
+    fn quiet_now(&mut self, now: Instant) -> bool {
+        if *self.quiet.borrow() {
+            self.quiet_at = Some(now);
+            return true;
+        }
+        let cl = self.ctx.cluster();
+        let grace = cl.heartbeat_interval * cl.heartbeat_misses;
+        self.quiet_at.is_some_and(|t| now < t + grace)
+    }
+
     async fn reconcile(&mut self) {
         let now = Instant::now();
         let st = *self.stand.borrow();
+        self.tell_works(st, now);
         if let Standing::Lost { .. } = st {
             self.stop_all("lease lost").await;
             self.rejoin().await;
             return;
         }
-        if !st.may_serve(now, self.margin()) {
-            self.stop_all("lease ending: cut off from etcd").await;
+        let quiet = self.quiet_now(now);
+        let detect = self.ctx.cfg.store.etcd.lease_ttl;
+        if !st.may_serve(now, self.margin(), (quiet, detect)) {
+            let why = match st {
+                Standing::Stalled { .. } => {
+                    "lease ending: etcd has no leader, but another member has etcd or is not heard"
+                }
+                _ => "lease ending: cut off from etcd",
+            };
+            self.stop_all(why).await;
             return;
         }
         let view = self.view();
         self.drop_lost(&view, st.lease()).await;
-        if !view.synced || !matches!(st, Standing::Valid { .. }) {
+        // Holding (or about to): serve what we have, take nothing up.
+        if !view.synced || !st.lease_valid(now, self.margin()) {
             self.set_admission(false);
             return;
         }
@@ -333,8 +431,15 @@ impl Loop {
         let all = self.addresses();
         self.free_since
             .retain(|a, _| !view.owners.contains_key(a) && all.contains(a));
-        let grace = cl.heartbeat_interval * cl.heartbeat_misses;
-        if now < self.joined + grace {
+        let mut grace = cl.heartbeat_interval * cl.heartbeat_misses;
+        if view.owners.is_empty() {
+            // A cold start of the whole cluster: the members' daemons start
+            // within a moment of each other, not within a heartbeat timeout;
+            // wait one lease TTL for them, so the addresses spread at once
+            // instead of all falling to whoever started first.
+            grace = grace.max(self.ctx.cfg.store.etcd.lease_ttl);
+        }
+        if now < self.joined + grace || now < self.claim_after {
             return;
         }
         let designated = view.designated(&all, &self.dead);

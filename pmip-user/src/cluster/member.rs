@@ -11,12 +11,31 @@
 //! before anyone else can claim its addresses (STYLE: no binding served by
 //! two anchors at once).
 //!
-//! One exception keeps existing subscribers when etcd itself is down: if
-//! the members etcd still answers with say they have no leader (quorum
-//! lost), no lease can end and nobody can claim anything — the member goes
-//! on serving what it has ([`Standing::Stalled`]) and refuses new bindings
-//! until the quorum is back. A member that reaches no etcd member at all
-//! cannot tell a dead cluster from its own isolation and stops at `until`.
+//! One exception keeps existing subscribers when etcd itself has lost its
+//! quorum (docs/cluster.md, "etcd without a quorum"). Then no lease can end
+//! and nothing can change hands: etcd revokes a lease and commits a claim
+//! only through a leader with a quorum, and a newly elected leader gives
+//! every lease a full TTL again. So a member *holds* — goes on serving what
+//! it has, fast path and signaling, refusing new bindings — past the end of
+//! its lease while both:
+//!
+//! 1. etcd says so: the last answer an etcd member gave was "no leader"
+//!    ([`Standing::Stalled`]); a connection error (a dead member) says
+//!    nothing either way and does not end it;
+//! 2. the other anchors agree: every member is heard on the heartbeats and
+//!    none has a working etcd (`heartbeat::Detector::quiet`). An etcd
+//!    member without a leader may be cut off from a quorum that others
+//!    reach — then one of them has a working etcd, says so, and we stop at
+//!    once (our lease is running out there); a member we do not hear may
+//!    be such a one, so we stop as well. A member whose etcd works again
+//!    waits a heartbeat timeout before claiming anything (control.rs), so
+//!    the holders hear it first.
+//!
+//! A member that reaches no etcd member at all, or that is alone in
+//! reaching none while the others renew, cannot tell and stops at `until`.
+//! Between the end of the lease and the first "no leader" (etcd notices a
+//! lost quorum after its election timeout) rule 2 alone lets it go on for
+//! at most one more TTL ([`Standing::may_serve`]).
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
@@ -24,13 +43,18 @@ use etcd_client::{LeaseKeepAliveStream, LeaseKeeper, PutOptions};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::store::etcd::EtcdConn;
+use crate::store::etcd::{conn, EtcdConn};
 
 /// What this member may do, as its lease stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Standing {
-    /// The lease is alive until `until` (minus the safety margin).
-    Valid { lease: i64, until: Instant },
+    /// The lease is alive until `until` (minus the safety margin); `fresh`:
+    /// the last keepalive was answered (our etcd works now).
+    Valid {
+        lease: i64,
+        until: Instant,
+        fresh: bool,
+    },
     /// etcd has no leader: nothing can change hands; serve, accept nothing new.
     Stalled { lease: i64, until: Instant },
     /// The lease is gone (expired or revoked): own nothing.
@@ -47,23 +71,44 @@ impl Standing {
     }
 
     /// May this member serve its addresses at `now`? `margin` before the
-    /// end of a valid lease it may not any more.
-    pub(crate) fn may_serve(&self, now: Instant, margin: Duration) -> bool {
+    /// end of a valid lease it may not any more — unless the other members
+    /// are `quiet` (all heard, none with a working etcd: nobody can take
+    /// over): then for one more `detect` (the time etcd takes to say it has
+    /// no leader), and for as long as etcd says it has none.
+    pub(crate) fn may_serve(
+        &self,
+        now: Instant,
+        margin: Duration,
+        (quiet, detect): (bool, Duration),
+    ) -> bool {
         match *self {
-            Standing::Valid { until, .. } => now + margin < until,
-            Standing::Stalled { .. } => true,
+            Standing::Valid { until, .. } => {
+                now + margin < until || (quiet && now + margin < until + detect)
+            }
+            Standing::Stalled { until, .. } => quiet || now + margin < until,
             Standing::Lost { .. } => false,
         }
     }
 
+    /// Is the lease still alive as far as etcd is concerned (no holding)?
+    pub(crate) fn lease_valid(&self, now: Instant, margin: Duration) -> bool {
+        matches!(self, Standing::Valid { until, .. } if now + margin < *until)
+    }
+
+    /// Does our etcd work (the last keepalive answered)? Said in heartbeats.
+    pub(crate) fn etcd_works(&self) -> bool {
+        matches!(self, Standing::Valid { fresh: true, .. })
+    }
+
     /// May it take on new bindings (which must be written to etcd first)?
     pub(crate) fn may_admit(&self, now: Instant, margin: Duration) -> bool {
-        matches!(self, Standing::Valid { .. }) && self.may_serve(now, margin)
+        self.lease_valid(now, margin)
     }
 
     pub(crate) fn name(&self) -> &'static str {
         match self {
-            Standing::Valid { .. } => "valid",
+            Standing::Valid { fresh: true, .. } => "valid",
+            Standing::Valid { fresh: false, .. } => "valid (keepalive unanswered)",
             Standing::Stalled { .. } => "stalled (etcd has no leader)",
             Standing::Lost { .. } => "lost",
         }
@@ -145,6 +190,33 @@ pub(crate) fn no_leader(e: &anyhow::Error) -> bool {
     format!("{e:#}").contains("no leader")
 }
 
+/// One round of keepalives within `wait`: tried again at once while the
+/// member picked cannot be reached (a dead etcd member refuses the
+/// connection; the next try may reach a live one, which can tell whether
+/// it has a leader). Returns when the answer went out, and the answer.
+async fn keep_round(
+    conn: &EtcdConn,
+    stream: &mut Option<(LeaseKeeper, LeaseKeepAliveStream)>,
+    lease: i64,
+    wait: Duration,
+) -> (Instant, Result<Option<Duration>>) {
+    let end = Instant::now() + wait;
+    loop {
+        let sent = Instant::now();
+        let left = end.saturating_duration_since(sent);
+        let r = keep_once(conn, stream, lease, left.max(Duration::from_millis(50))).await;
+        match r {
+            Err(e) if conn::transient(&e) && Instant::now() + RETRY_PAUSE < end => {
+                tracing::trace!("lease {lease:x}: keepalive: {e:#}; trying again");
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            r => return (sent, r),
+        }
+    }
+}
+
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
 /// Keeps `lease` alive until it is lost or `stand` has no receiver left,
 /// publishing the standing after every attempt. Runs on the etcd runtime.
 pub(crate) async fn keep_alive(
@@ -156,24 +228,48 @@ pub(crate) async fn keep_alive(
     let every = (ttl / 3).max(Duration::from_millis(100));
     let mut until = Instant::now() + ttl;
     let mut stream = None;
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The last answer etcd gave was "no leader" (module doc, rule 1).
+    let mut leaderless = false;
+    let mut next = Instant::now() + every;
     loop {
-        tick.tick().await;
-        let sent = Instant::now();
-        let s = match keep_once(&conn, &mut stream, lease, every).await {
+        tokio::time::sleep_until(next.into()).await;
+        // Half a period per round, then soon again after a failure: a lost
+        // member or quorum is seen within a fraction of the lease.
+        let (sent, r) = keep_round(&conn, &mut stream, lease, every / 2).await;
+        next = sent
+            + if matches!(r, Ok(Some(_))) {
+                every
+            } else {
+                every / 4
+            };
+        let s = match r {
             Ok(Some(granted)) => {
+                leaderless = false;
                 until = sent + granted;
-                Standing::Valid { lease, until }
+                Standing::Valid {
+                    lease,
+                    until,
+                    fresh: true,
+                }
             }
             Ok(None) => Standing::Lost { lease },
             Err(e) if no_leader(&e) => {
                 tracing::debug!("lease {lease:x}: etcd has no leader");
+                leaderless = true;
                 Standing::Stalled { lease, until }
             }
             Err(e) => {
                 tracing::debug!("lease {lease:x}: keepalive failed: {e:#}");
-                Standing::Valid { lease, until }
+                if leaderless {
+                    // A dead member's refusal, or a timeout: nothing new.
+                    Standing::Stalled { lease, until }
+                } else {
+                    Standing::Valid {
+                        lease,
+                        until,
+                        fresh: false,
+                    }
+                }
             }
         };
         let lost = matches!(s, Standing::Lost { .. });
@@ -193,12 +289,20 @@ mod tests {
         let s = Standing::Valid {
             lease: 1,
             until: t0 + Duration::from_secs(2),
+            fresh: true,
         };
         let m = Duration::from_millis(400);
-        assert!(s.may_serve(t0, m));
+        let alone = (false, Duration::from_secs(2));
+        assert!(s.may_serve(t0, m, alone));
         assert!(s.may_admit(t0, m));
-        assert!(s.may_serve(t0 + Duration::from_millis(1500), m));
-        assert!(!s.may_serve(t0 + Duration::from_millis(1700), m));
+        assert!(s.etcd_works());
+        assert!(s.may_serve(t0 + Duration::from_millis(1500), m, alone));
+        assert!(!s.may_serve(t0 + Duration::from_millis(1700), m, alone));
+        assert!(!s.may_admit(t0 + Duration::from_millis(1700), m));
+        // Others heard, none with etcd: one more TTL to hear "no leader".
+        let quiet = (true, Duration::from_secs(2));
+        assert!(s.may_serve(t0 + Duration::from_millis(3500), m, quiet));
+        assert!(!s.may_serve(t0 + Duration::from_millis(3700), m, quiet));
     }
 
     #[test]
@@ -209,10 +313,16 @@ mod tests {
             until: t0,
         };
         let far = t0 + Duration::from_secs(3600);
-        assert!(st.may_serve(far, Duration::ZERO));
+        let quiet = (true, Duration::from_secs(2));
+        assert!(st.may_serve(far, Duration::ZERO, quiet));
         assert!(!st.may_admit(t0, Duration::ZERO));
+        assert!(!st.etcd_works());
+        // Another member has a working etcd (or is not heard): our lease
+        // is running out where it counts; stop at its end.
+        let not_quiet = (false, Duration::from_secs(2));
+        assert!(!st.may_serve(t0, Duration::ZERO, not_quiet));
         let lost = Standing::Lost { lease: 1 };
-        assert!(!lost.may_serve(t0, Duration::ZERO));
+        assert!(!lost.may_serve(t0, Duration::ZERO, quiet));
         assert_eq!(lost.lease(), 1);
     }
 

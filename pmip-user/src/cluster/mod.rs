@@ -24,6 +24,7 @@
 //! - [`control`]   — the loop that acts on all of it.
 //! - [`service`]   — taking an address up (restore from etcd) and giving it up.
 //! - [`blocks`]    — blocks of keys, home addresses and prefixes claimed in etcd.
+//! - [`esp`]       — ESP sequence numbers of a service address, kept in etcd.
 //! - [`tracked`]   — a service's bindings in the maps, removed when it steps down.
 //! - [`net`]       — the address on the interface, gratuitous ARP, proxy-ARP routes.
 //! - [`show`]      — `pmipctl show cluster`.
@@ -45,6 +46,7 @@ use crate::store::etcd::{Buckets, EtcdConn, EtcdRuntime};
 
 pub mod blocks;
 mod control;
+mod esp;
 mod heartbeat;
 mod member;
 mod mirror;

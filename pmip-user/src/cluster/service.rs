@@ -31,7 +31,7 @@ use crate::agent::{Clock, Endpoint};
 use crate::config::agents;
 use crate::config::Protocol;
 use crate::pmipv4::{ha, transport::Udp434};
-use crate::pmipv6::{lma, transport::Sockets, LocalAddrs};
+use crate::pmipv6::{lma, LocalAddrs};
 use crate::store::etcd::{EtcdStore, Fence, StoreHealth};
 use crate::store::{restart_counter, Record, RecordKey, Store, StoreOp};
 
@@ -208,8 +208,7 @@ impl Service {
         let (handle, restored) = match ctx.cfg.protocol {
             Protocol::Pmipv6 => {
                 let b = build_lma(ctx, addr, (rc, &blocks), records);
-                let sockets = Sockets::bind(&local_of(addr), crate::pmipv6::wire::UDP_PORT, true)
-                    .with_context(|| format!("binding the PMIPv6 sockets on {addr}"))?;
+                let sockets = super::esp::sockets(ctx, addr, &fence)?;
                 (
                     shell::spawn(b.ep, sockets, tracked.clone(), store),
                     b.restored,

@@ -112,6 +112,28 @@ pub(super) struct Cluster {
     pub heartbeat_misses: u32,
     pub block_size: u32,
     pub takeover_fence_ms: u32,
+    /// `[[cluster.esp]]`: SAs per service address and peer (cluster/esp.rs).
+    pub esp: Vec<ClusterEsp>,
+}
+
+/// `[[cluster.esp]]`: the SAs between one service address and one peer.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields)]
+pub(super) struct ClusterEsp {
+    pub service: IpAddr,
+    /// `peers[].name`.
+    pub peer: String,
+    pub sa: crate::esp::EspConfig,
+}
+
+impl std::fmt::Debug for ClusterEsp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterEsp")
+            .field("service", &self.service)
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
 }
 impl Default for Cluster {
     fn default() -> Self {
@@ -124,6 +146,7 @@ impl Default for Cluster {
             heartbeat_misses: defaults::CLUSTER_HEARTBEAT_MISSES,
             block_size: defaults::CLUSTER_BLOCK_SIZE,
             takeover_fence_ms: defaults::CLUSTER_TAKEOVER_FENCE_MS,
+            esp: Vec::new(),
         }
     }
 }

@@ -164,6 +164,9 @@ pub struct ClusterSettings {
     /// After revoking a dead member's lease, wait this long before serving
     /// its addresses (a member that was only unreachable stops first).
     pub takeover_fence: Duration,
+    /// ESP SAs per (service address, peer address); a peer without an
+    /// entry for a service address uses its own `peers[].esp`.
+    pub esp: Vec<(IpAddr, IpAddr, crate::esp::EspSettings)>,
 }
 
 /// `[metrics]`: the OpenMetrics endpoint.

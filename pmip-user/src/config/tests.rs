@@ -749,5 +749,6 @@ fn subscriber_resolution_and_dhcp_parameters() {
     );
 }
 
+mod cluster_esp;
 mod security;
 mod typed;

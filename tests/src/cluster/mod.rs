@@ -71,6 +71,9 @@ pub struct ClusterOpts {
     pub max_subscribers: u32,
     /// Driver MAGs (`driver.rs`) the anchors accept registrations from.
     pub drivers: usize,
+    /// PMIPv6 signaling between the access gateways and the service (and
+    /// cluster) addresses under ESP ([`cluster_esp`]); else insecure.
+    pub esp: bool,
 }
 
 impl ClusterOpts {
@@ -89,6 +92,7 @@ impl ClusterOpts {
             attach_mode: "native".into(),
             max_subscribers: 65_536,
             drivers: 0,
+            esp: false,
         }
     }
 }
@@ -565,7 +569,61 @@ ipv4 = "{}"
         o.heartbeat_interval_ms,
         o.heartbeat_misses
     ));
+    if o.esp {
+        // The same SAs on every anchor: whoever serves an address.
+        for j in 0..o.mags {
+            for (k, svc) in esp_addresses(o).iter().enumerate() {
+                let e = cluster_esp(j, k);
+                c.push_str(&format!(
+                    "\n[[cluster.esp]]\nservice = \"{svc}\"\npeer = \"mag{}\"\n[cluster.esp.sa]\nspi_in = {}\nspi_out = {}\nalgorithm = \"rfc4106(gcm(aes))\"\nkey_in = \"{}\"\nkey_out = \"{}\"\n",
+                    j + 1,
+                    e.spi_up,
+                    e.spi_down,
+                    e.key_up,
+                    e.key_down
+                ));
+            }
+        }
+    }
     c
+}
+
+/// The service addresses, then the cluster address: what access gateways
+/// signal with (the index is `k` of [`cluster_esp`]).
+fn esp_addresses(o: &ClusterOpts) -> Vec<String> {
+    let mut v: Vec<String> = (0..o.anchors).map(service_addr).collect();
+    v.push(CLUSTER_ADDR.into());
+    v
+}
+
+/// The ESP SAs between access gateway `j` and cluster address `k`
+/// ([`esp_addresses`]): distinct SPIs and keys per pair (inbound SAs are
+/// found by SPI; one AES-GCM key must never serve two senders' counters).
+pub fn cluster_esp(j: usize, k: usize) -> crate::lab::LabEsp {
+    let key = |dir: usize| {
+        let b = format!("{:02x}", 0x40 + 0x10 * j + 4 * k + dir);
+        format!("0x{}{j:02x}{k:02x}c0{dir:02x}", b.repeat(16))
+    };
+    let spi = 0x7000 + 0x100 * j as u32 + 0x10 * k as u32;
+    crate::lab::LabEsp {
+        spi_up: spi + 1,
+        key_up: key(1),
+        spi_down: spi + 2,
+        key_down: key(2),
+    }
+}
+
+/// `insecure = true`, or the `[peers.esp]` table of access gateway `j`
+/// towards cluster address `k`.
+fn mag_peer_esp(o: &ClusterOpts, j: usize, k: usize) -> String {
+    if !o.esp {
+        return "insecure = true\n".into();
+    }
+    let e = cluster_esp(j, k);
+    format!(
+        "\n[peers.esp]\nspi_in = {}\nspi_out = {}\nalgorithm = \"rfc4106(gcm(aes))\"\nkey_in = \"{}\"\nkey_out = \"{}\"\n",
+        e.spi_down, e.spi_up, e.key_down, e.key_up
+    )
 }
 
 /// `pmipd run` config of access gateway `j` (0-based): its anchor is the
@@ -597,16 +655,17 @@ ipv4 = "{}"
         mag_core(j),
     ));
     c.push_str(&peer_toml("cluster", CLUSTER_ADDR));
-    c.push_str(
-        r#"runtime_assignment = true
-# The anchors of a cluster share service addresses: ESP SAs per address are
-# future work (docs/cluster.md); the lab's core is its own namespace.
-insecure = true
-"#,
-    );
+    c.push_str("runtime_assignment = true\n");
+    c.push_str(&mag_peer_esp(o, j, o.anchors));
     for k in 0..o.anchors {
         c.push_str(&peer_toml(&format!("s{}", k + 1), &service_addr(k)));
-        c.push_str("insecure = true\n");
+        c.push_str(&mag_peer_esp(o, j, k));
+    }
+    if o.esp {
+        c.push_str(&format!(
+            "\n[signaling]\nesp_state_file = \"{}\"\n",
+            dir.join(format!("m{}.esp-seq", j + 1)).display()
+        ));
     }
     c.push_str(&timers(o));
     c.push_str("\n[detach]\nenabled = false\n");

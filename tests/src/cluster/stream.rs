@@ -29,6 +29,8 @@ pub struct Outcome {
     /// Longest time without a packet at the receiver, and when it ended.
     pub max_gap: Duration,
     pub gap_end: Option<Instant>,
+    /// Runs of sequence numbers that never arrived (first, last).
+    pub missing: Vec<(u64, u64)>,
     arrivals: Vec<(u64, Instant)>,
 }
 
@@ -62,6 +64,9 @@ impl Stream {
         let stop = Arc::new(AtomicBool::new(false));
         let rx_sock = to_ns.run_in(move || UdpSocket::bind(to))??;
         rx_sock.set_read_timeout(Some(Duration::from_millis(50)))?;
+        // Room for seconds of packets: a receiver thread starved of CPU on a
+        // busy machine must not count as packets lost in the network.
+        rx_buffer(&rx_sock, 8 << 20);
         let s2 = stop.clone();
         let receiver = std::thread::spawn(move || -> Result<Vec<(u64, Instant)>> {
             let mut got = Vec::with_capacity(1 << 20);
@@ -133,13 +138,42 @@ impl Stream {
             .map(|w| (w[1].1 - w[0].1, Some(w[1].1)))
             .max_by_key(|(g, _)| *g)
             .unwrap_or((Duration::ZERO, None));
+        let mut missing = Vec::new();
+        let mut next = 0u64;
+        for s in seqs.iter().copied().chain([sent]) {
+            if s > next {
+                missing.push((next, s - 1));
+            }
+            next = next.max(s + 1);
+        }
         Ok(Outcome {
             sent,
             received,
             lost: sent.saturating_sub(received),
             max_gap,
             gap_end,
+            missing,
             arrivals,
         })
+    }
+}
+
+/// SO_RCVBUFFORCE (root), else SO_RCVBUF: best effort.
+fn rx_buffer(sock: &UdpSocket, bytes: i32) {
+    use std::os::fd::AsRawFd;
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: a valid socket and a c_int option value of the right size.
+        let r = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&bytes as *const i32).cast(),
+                std::mem::size_of::<i32>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            return;
+        }
     }
 }

@@ -47,6 +47,7 @@ pub(super) fn check(f: &File, v: &mut Errors) -> Option<ClusterSettings> {
     if c.takeover_fence_ms > 10_000 {
         v.err("cluster.takeover_fence_ms", "must be at most 10000");
     }
+    let esp = esp(f, v);
     Some(ClusterSettings {
         member: member.unwrap_or_default(),
         service_addresses: c.service_addresses.clone(),
@@ -56,7 +57,51 @@ pub(super) fn check(f: &File, v: &mut Errors) -> Option<ClusterSettings> {
         heartbeat_misses: c.heartbeat_misses,
         block_size: c.block_size,
         takeover_fence: Duration::from_millis(c.takeover_fence_ms.into()),
+        esp,
     })
+}
+
+/// `[[cluster.esp]]`: each names a service address and a peer, once; the
+/// SAs are checked as `peers[].esp` are, and inbound SPIs are unique per
+/// service address (a service address's SAs are found by SPI).
+fn esp(f: &File, v: &mut Errors) -> Vec<(IpAddr, IpAddr, crate::esp::EspSettings)> {
+    let Some(c) = &f.cluster else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, e) in c.esp.iter().enumerate() {
+        let p = format!("cluster.esp[{i}]");
+        if f.protocol != Protocol::Pmipv6 {
+            v.err(&p, "ESP protects PMIPv6 signaling only");
+            continue;
+        }
+        if !c.service_addresses.contains(&e.service) && c.cluster_address != Some(e.service) {
+            v.err(format!("{p}.service"), "not one of the cluster's addresses");
+        }
+        let Some(peer) = f.peers.iter().find(|x| x.name == e.peer) else {
+            v.err(format!("{p}.peer"), "no peers[] of that name");
+            continue;
+        };
+        if !seen.insert((e.service, e.peer.clone())) {
+            v.err(&p, "a second entry for this service address and peer");
+        }
+        match e.sa.check(&format!("{p}.sa")) {
+            Ok(s) => out.push((e.service, peer.address, s)),
+            Err(errs) => v.0.extend(errs),
+        }
+    }
+    for s in c.service_addresses.iter().chain(&c.cluster_address) {
+        let entries: Vec<(String, &crate::esp::EspConfig)> = c
+            .esp
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.service == *s)
+            .map(|(i, e)| (format!("cluster.esp[{i}].sa"), &e.sa))
+            .collect();
+        v.0.extend(crate::esp::check_unique_spi_in(&entries));
+    }
+    out
 }
 
 /// Service and cluster addresses: unicast, distinct, of a family this

@@ -151,7 +151,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(25);
 
 /// An error worth another try at once: no connection to the member picked,
 /// or a member that is not ready; never a refusal of the request itself.
-fn transient(e: &anyhow::Error) -> bool {
+pub(crate) fn transient(e: &anyhow::Error) -> bool {
     let s = format!("{e:#}");
     [
         "connect error",

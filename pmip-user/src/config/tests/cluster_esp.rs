@@ -1,0 +1,80 @@
+//! `[[cluster.esp]]`: SAs per service address and peer (cluster/esp.rs).
+use std::net::IpAddr;
+
+use super::*;
+
+const KEY: &str = "0x00112233445566778899aabbccddeeff01020304";
+const KEY2: &str = "0xffeeddccbbaa99887766554433221100a1a2a3a4";
+
+fn cluster_anchor(esp: &str) -> String {
+    format!(
+        r#"role = "anchor"
+protocol = "pmipv6"
+node_id = "a1"
+[interfaces]
+core = "core0"
+[addresses]
+ipv4 = "10.255.0.11"
+[[peers]]
+name = "mag1"
+address = "10.255.0.1"
+insecure = true
+[[pools]]
+name = "home"
+prefix = "10.64.0.0/16"
+gateway = "10.64.0.1"
+[store]
+backend = "etcd"
+endpoints = ["http://10.77.0.1:2379"]
+[cluster]
+service_addresses = ["10.255.0.101", "10.255.0.102"]
+{esp}"#
+    )
+}
+
+fn entry(service: &str, peer: &str, spi_in: u32) -> String {
+    format!(
+        "\n[[cluster.esp]]\nservice = \"{service}\"\npeer = \"{peer}\"\n[cluster.esp.sa]\nspi_in = {spi_in}\nspi_out = {}\nalgorithm = \"rfc4106(gcm(aes))\"\nkey_in = \"{KEY}\"\nkey_out = \"{KEY2}\"\n",
+        spi_in + 1
+    )
+}
+
+#[test]
+fn cluster_esp_entries_are_typed_and_checked() {
+    let two = format!(
+        "{}{}",
+        entry("10.255.0.101", "mag1", 0x7001),
+        entry("10.255.0.102", "mag1", 0x7011)
+    );
+    let c = Config::from_toml_str(&cluster_anchor(&two)).unwrap();
+    let esp = &c.cluster.as_ref().unwrap().esp;
+    assert_eq!(esp.len(), 2);
+    assert_eq!(esp[0].0, "10.255.0.101".parse::<IpAddr>().unwrap());
+    assert_eq!(esp[0].1, "10.255.0.1".parse::<IpAddr>().unwrap());
+
+    let bad = [
+        (
+            entry("10.255.0.109", "mag1", 0x7001),
+            "cluster.esp[0].service: not one of the cluster's addresses",
+        ),
+        (
+            entry("10.255.0.101", "mag9", 0x7001),
+            "cluster.esp[0].peer: no peers[] of that name",
+        ),
+        (
+            format!(
+                "{}{}",
+                entry("10.255.0.101", "mag1", 0x7001),
+                entry("10.255.0.101", "mag1", 0x7021)
+            ),
+            "cluster.esp[1]: a second entry for this service address and peer",
+        ),
+        (entry("10.255.0.101", "mag1", 7), "cluster.esp[0].sa.spi_in"),
+    ];
+    for (esp, want) in bad {
+        let e = Config::from_toml_str(&cluster_anchor(&esp))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(want), "want {want:?}, got {e}");
+    }
+}
