@@ -45,6 +45,17 @@ ipv4 = "10.255.0.10"
 name = "mag1"
 address = "10.255.0.1"
 
+# RFC 5213 §4: the signaling in ESP, as an installed gateway must have it.
+[peers.esp]
+spi_in = 0x1002
+spi_out = 0x1001
+algorithm = "rfc4106(gcm(aes))"
+key_in = "0x7e6d5c4b3a291807f6e5d4c3b2a19081cafe1002"
+key_out = "0x5b2c8a1f0e9d7c6b4a39281706f5e4d3cafe1001"
+
+[signaling]
+esp_state_file = "/var/lib/pmip/esp-seq"
+
 [[pools]]
 name = "home"
 prefix = "10.64.0.0/24"
