@@ -2,6 +2,7 @@
 pub mod aaa_lab;
 pub mod agent;
 pub mod baseline;
+pub mod bench6;
 pub mod capture;
 pub mod cluster;
 pub mod conformance;

@@ -33,6 +33,7 @@ fn attach(nai: &str, at: AccessPoint) -> AccessCommand {
         imsi: None,
         interface_id: None,
         access_tech: None,
+        aaa: None,
     })
 }
 

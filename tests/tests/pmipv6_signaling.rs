@@ -263,6 +263,7 @@ fn register_1000(v4: bool) {
                 imsi: None,
                 interface_id: None,
                 access_tech: None,
+                aaa: None,
             })))
             .unwrap();
     }

@@ -33,6 +33,9 @@ pub struct AttachRequest {
     /// The access interface's technology: PMIPv6 Access Technology Type
     /// (RFC 5213 §8.5) / PMIPv4 Access Technology Type extension (draft §5.5).
     pub access_tech: Option<u8>,
+    /// The profile the operator's AAA gave (issue 14): the registrar keeps
+    /// it in the binding's store record and hands it back at a restart.
+    pub aaa: Option<Box<crate::store::AaaProfile>>,
 }
 
 /// Requests to an access registrar (MAG, PMA).
@@ -109,6 +112,8 @@ pub enum AccessEvent {
         hnp: Option<Hnp>,
         lifetime: Duration,
         left: Duration,
+        /// What the AAA gave at attach, from the record.
+        aaa: Option<Box<crate::store::AaaProfile>>,
     },
 }
 

@@ -266,6 +266,7 @@ impl Glue<'_> {
             imsi: profile.imsi.clone(),
             interface_id: Some(ifname.into_bytes()),
             access_tech: link.cfg.access_tech,
+            aaa: self.aaa.stored(&at),
         }));
         let by_dhcp = false;
         self.subs.insert(
@@ -349,8 +350,9 @@ impl Glue<'_> {
                 hnp,
                 lifetime,
                 left,
+                aaa,
                 ..
-            } => self.restored(at, nai, (home_v4, hnp), (lifetime, left)),
+            } => self.restored(at, nai, (home_v4, hnp), (lifetime, left), aaa),
             AccessEvent::Gone { at, cause } => {
                 self.admission.finish(Instant::now(), &at, Outcome::Left);
                 self.v6.ended(at, Some(cause));
@@ -413,11 +415,19 @@ impl Glue<'_> {
         nai: String,
         (home_v4, hnp): (Option<(Ipv4Addr, u8)>, Option<crate::dataplane::Hnp>),
         (lifetime, left): (Duration, Duration),
+        aaa: Option<Box<crate::store::AaaProfile>>,
     ) {
         let Some(link) = self.links.get(&at.ifindex) else {
             return;
         };
-        let profile = self.cfg.profile_for(Some(&nai), &at.mac, &link.cfg.name);
+        // What RADIUS gave at attach, else the local profile (as at attach).
+        let authorized = aaa.as_deref().map(|r| super::aaa::stored_profile(r, &nai));
+        let profile = authorized
+            .as_ref()
+            .or_else(|| self.cfg.profile_for(Some(&nai), &at.mac, &link.cfg.name));
+        let ifname = link.cfg.name.clone();
+        self.aaa
+            .restored(at, (&nai, &ifname), home_v4.map(|(h, _)| h), aaa.as_deref());
         let peer = profile
             .and_then(|p| p.anchor.as_deref())
             .and_then(|n| self.cfg.peer(n))
@@ -449,8 +459,10 @@ impl Glue<'_> {
             dns: dns.clone(),
             mtu,
         };
-        tracing::info!(%nai, %home, binding_left_s = left.as_secs(), "restored");
-        self.aaa.restored(at, &nai, &link.cfg.name, home);
+        // Never past a Session-Timeout (what is left of it).
+        let info = self.aaa.lease(&at, info);
+        let lifetime = info.lifetime;
+        tracing::info!(%nai, %home, binding_left_s = left.as_secs(), lease_s = lifetime.as_secs(), authorized = aaa.is_some(), "restored");
         // The client's lease ends at most one lifetime after its last ACK,
         // which the store does not know (the binding's end it does, but the
         // binding is refreshed apart from the lease): the lease is given a

@@ -26,7 +26,8 @@ pub mod record;
 pub use embedded::EmbeddedStore;
 pub use mem::MemStore;
 pub use record::{
-    AccessRecord, AnchorRecord, HnpRecord, NodeRecord, Proto, Record, RecordKey, Restored,
+    AaaProfile, AccessRecord, AnchorRecord, HnpRecord, NodeRecord, Proto, Record, RecordKey,
+    Restored,
 };
 
 /// One change to the durable state.

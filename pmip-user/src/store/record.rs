@@ -176,6 +176,41 @@ pub struct AccessRecord {
     /// The anchor's last reply allowed revocation (PMA, RFC 3543 §3.2).
     #[serde(default)]
     pub anchor_revocation: bool,
+    /// The profile the operator's AAA authorized the subscriber with (issue
+    /// 14); none for a local profile. Absent from records of earlier builds.
+    #[serde(default)]
+    pub aaa: Option<Box<AaaProfile>>,
+}
+
+/// What an Access-Accept gave a subscriber (merged over the interface's
+/// default profile, `daemon/aaa/profile.rs`), kept so that a restarted
+/// gateway serves it the same: its lease, DNS, Session-Timeout and interim
+/// interval, not the local profile's.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AaaProfile {
+    /// The merged profile's name (`radius+<default>`).
+    pub name: String,
+    /// Peer names of the anchor and the alternate.
+    pub anchor: Option<String>,
+    pub alternate: Option<String>,
+    /// Framed-IP-Address (static home address).
+    pub home_address: Option<Ipv4Addr>,
+    pub apn: Option<String>,
+    pub pool: Option<String>,
+    /// `mn-service=` (ipv4, ipv6, dual).
+    pub service: Option<String>,
+    pub dns: Vec<Ipv4Addr>,
+    pub dns6: Vec<Ipv6Addr>,
+    /// Accounting's User-Name and the Class attributes it echoes.
+    pub user_name: String,
+    pub class: Vec<Vec<u8>>,
+    /// Acct-Interim-Interval, seconds.
+    pub interim_s: Option<u32>,
+    /// Session-Timeout, seconds, and when it started (wall ms): the session
+    /// ends at the same moment whatever restarts come between.
+    pub session_timeout_s: Option<u32>,
+    pub session_start_ms: u64,
 }
 
 /// An anchor's binding (LMA or HA), written when it is created, refreshed

@@ -40,6 +40,7 @@ fn access(n: u8) -> AccessRecord {
         seq: 7,
         att: Some(4),
         anchor_revocation: false,
+        aaa: None,
     }
 }
 
@@ -100,6 +101,30 @@ fn keys_round_trip_through_their_paths() {
     ] {
         assert_eq!(RecordKey::from_path(bad), None, "{bad}");
     }
+}
+
+/// The AAA's profile rides in the access record; a record written before the
+/// field existed (no `aaa` key) still loads, without one.
+#[test]
+fn access_records_keep_the_aaa_profile_and_old_ones_load() {
+    let mut r = access(4);
+    r.aaa = Some(Box::new(crate::store::AaaProfile {
+        name: "radius+default".into(),
+        user_name: "02-00-00-00-aa-01".into(),
+        class: vec![b"lab-class".to_vec()],
+        interim_s: Some(2),
+        session_timeout_s: Some(90),
+        session_start_ms: 1_799_999_000_000,
+        dns: vec!["198.51.100.53".parse().unwrap()],
+        ..Default::default()
+    }));
+    let b = encode(&Record::Access(r.clone()));
+    assert_eq!(decode(&b), Ok(Record::Access(r.clone())));
+    let mut v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    v.as_object_mut().unwrap().remove("aaa");
+    let old = serde_json::to_vec(&v).unwrap();
+    r.aaa = None;
+    assert_eq!(decode(&old), Ok(Record::Access(r)));
 }
 
 #[test]

@@ -397,6 +397,18 @@ fn per_packet() -> Result<serde_json::Value> {
                 verdict: 2,
             },
         ];
+        // IPv6 inner (issue 15), after the IPv4-inner rows.
+        let at = cases.iter().position(|c| c.name.starts_with("TC: "));
+        let v6 = pmip_tests::bench6::ipv6_inner_cases(acc, core, acore, cn);
+        let v6 = v6.into_iter().map(|(name, ifindex, frame)| Case {
+            name,
+            program: PROGRAM,
+            ifindex,
+            frame,
+            verdict: 4,
+        });
+        let at = at.unwrap_or(cases.len());
+        cases.splice(at..at, v6);
         // An object from before the TC path (PMIP_EBPF_OBJECT, to compare
         // with) has no pmip_tc_ingress: its rows are left out.
         if fp.load_tc_program().is_err() || fx_b.iter_mut().any(|b| b.fp.load_tc_program().is_err())

@@ -147,6 +147,7 @@ fn request(m: usize, i: usize, anchor: IpAddr) -> AttachRequest {
         imsi: None,
         interface_id: None,
         access_tech: None,
+        aaa: None,
     }
 }
 

@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
 
@@ -201,18 +201,35 @@ impl AccessAaa {
 
     /// A subscriber of the last run, taken up from the store: its accounting
     /// starts a new session (the last run's ended with its Accounting-Off).
-    /// What RADIUS gave it at attach (Session-Timeout, interim interval) is not
-    /// kept across the restart: the local profile's values apply.
-    pub(crate) fn restored(&mut self, at: AccessPoint, nai: &str, ifname: &str, home: Ipv4Addr) {
+    /// What RADIUS gave it at attach (`stored`, from its record) applies again:
+    /// the interim interval, accounting's User-Name and Class, and the
+    /// Session-Timeout, which ends when it would have without the restart.
+    pub(crate) fn restored(
+        &mut self,
+        at: AccessPoint,
+        (nai, ifname): (&str, &str),
+        home: Option<Ipv4Addr>,
+        stored: Option<&crate::store::AaaProfile>,
+    ) {
         let Some(i) = self.inner.as_mut() else { return };
-        i.know(
-            at,
-            nai.to_string(),
-            nai.to_string(),
-            ifname,
-            Default::default(),
-        );
-        i.registered(at, Some(home));
+        let (user, extras) = match stored {
+            Some(r) => {
+                let (_, mut ex) = super::persist::profile(r, nai);
+                let user = ex.user_name.take().unwrap_or_else(|| nai.to_string());
+                (user, ex)
+            }
+            None => (nai.to_string(), Default::default()),
+        };
+        i.know(at, nai.to_string(), user, ifname, extras);
+        let left = stored.and_then(|r| super::persist::session_left(r, SystemTime::now()));
+        i.registered_for(at, home, left);
+    }
+
+    /// The profile a restored subscriber was authorized with, as the registrar
+    /// will keep it in its record (None: a local profile).
+    pub(crate) fn stored(&self, at: &AccessPoint) -> Option<Box<crate::store::AaaProfile>> {
+        let k = self.inner.as_ref()?.known.get(at)?;
+        k.extras.stored.clone()
     }
 
     /// The lease the DHCP server will give: never past the Session-Timeout, with the DNS
@@ -476,6 +493,8 @@ impl Inner {
                             tracing::warn!(%mac, ignored = ?ex.ignored, "Access-Accept attributes not used");
                         }
                         let user = ex.user_name.take().unwrap_or(sent_name);
+                        let rec = super::persist::record(&prof, &ex, &user, SystemTime::now());
+                        ex.stored = Some(Box::new(rec));
                         self.know(at, nai.clone(), user, ifname, ex);
                         Resolved::Ready(nai, Cow::Owned(prof))
                     }
@@ -518,6 +537,12 @@ impl Inner {
 
     /// Registered (or refreshed): the session starts with the first one.
     fn registered(&mut self, at: AccessPoint, home: Option<Ipv4Addr>) {
+        self.registered_for(at, home, None);
+    }
+
+    /// As `registered`; `left`: what is left of the Session-Timeout (a restored
+    /// subscriber's), else all of it.
+    fn registered_for(&mut self, at: AccessPoint, home: Option<Ipv4Addr>, left: Option<Duration>) {
         let accounting = self.core.accounting();
         let Some(k) = self.known.get_mut(&at) else {
             return;
@@ -532,7 +557,7 @@ impl Inner {
             return;
         }
         if let Some(t) = k.extras.session_timeout {
-            let d = Instant::now() + t;
+            let d = Instant::now() + left.unwrap_or(t);
             k.deadline = Some(d);
             self.deadlines.insert((d, at));
         }

@@ -31,9 +31,15 @@ use crate::dataplane::AccessPoint;
 mod access;
 mod anchor;
 mod meter;
+mod persist;
 mod profile;
 
 pub(super) use access::{AccessAaa, Resolved};
+
+/// The profile a store record's AAA part stands for (a restored subscriber's).
+pub(super) fn stored_profile(r: &crate::store::AaaProfile, nai: &str) -> crate::config::Profile {
+    persist::profile(r, nai).0
+}
 pub(super) use anchor::AnchorAaa;
 use meter::{Meter, MeteredDp};
 

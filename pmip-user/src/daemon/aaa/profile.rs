@@ -28,6 +28,8 @@ pub(crate) struct Extras {
     pub service: Option<MnService>,
     /// What the Accept carried that was not used, for the log.
     pub ignored: Vec<String>,
+    /// The profile as the subscriber's store record keeps it (`persist.rs`).
+    pub stored: Option<Box<crate::store::AaaProfile>>,
 }
 
 /// Why an Accept cannot be served.
@@ -128,6 +130,7 @@ pub(crate) fn merge(
         session_timeout: r.lifetime.filter(|d| !d.is_zero()),
         service: r.service,
         ignored: r.invalid.clone(),
+        stored: None,
     };
     let (anchor, alternate) = anchors(cfg, r, &mut ex.ignored)?;
     let mut p = base.cloned().unwrap_or(Profile {

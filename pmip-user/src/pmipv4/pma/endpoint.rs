@@ -33,6 +33,7 @@ impl Pma {
         s.interface_id = r.interface_id;
         s.access_tech = r.access_tech.map(AccessTech::from);
         s.dynamic_ha = self.cfg.dynamic_has.contains(&r.anchor);
+        s.aaa = r.aaa;
         self.attach(now, s);
     }
 
@@ -98,6 +99,7 @@ impl Pma {
                 home_address,
                 lifetime,
                 left,
+                aaa,
             } => AccessEvent::Restored {
                 at: self.event_at(&nai)?,
                 nai,
@@ -106,6 +108,7 @@ impl Pma {
                 hnp: None,
                 lifetime,
                 left,
+                aaa,
             },
         };
         Some(ev)

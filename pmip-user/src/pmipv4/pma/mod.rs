@@ -147,6 +147,8 @@ pub struct Subscriber {
     pub interface_id: Option<Vec<u8>>,
     /// The access interface's technology (draft §5.5), else the PMA's.
     pub access_tech: Option<AccessTech>,
+    /// The AAA's profile, kept in the record (issue 14).
+    pub aaa: Option<Box<crate::store::AaaProfile>>,
 }
 
 impl Subscriber {
@@ -161,6 +163,7 @@ impl Subscriber {
             imsi: None,
             interface_id: None,
             access_tech: None,
+            aaa: None,
         }
     }
 }
@@ -207,6 +210,7 @@ pub enum PmaEvent {
         home_address: Ipv4Addr,
         lifetime: Duration,
         left: Duration,
+        aaa: Option<Box<crate::store::AaaProfile>>,
     },
 }
 

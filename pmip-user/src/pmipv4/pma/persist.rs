@@ -70,6 +70,7 @@ impl Pma {
             seq: 0,
             att: None,
             anchor_revocation: s.ha_revocation,
+            aaa: s.sub.aaa.clone(),
         })
     }
 
@@ -130,6 +131,7 @@ impl Pma {
         sub.static_home = r.static_v4;
         sub.imsi = r.imsi.clone();
         sub.interface_id = r.interface_id.clone();
+        sub.aaa = r.aaa.clone();
         let mut has = vec![sub.home_agent];
         has.extend(sub.alternate_ha);
         let ha_idx = has.iter().position(|h| *h == ha);
@@ -166,6 +168,7 @@ impl Pma {
             home_address: home,
             lifetime: Duration::from_secs(r.lifetime_s.into()),
             left: Duration::from_millis(r.expires_ms.saturating_sub(now_ms)),
+            aaa: r.aaa.clone(),
         });
         Some(())
     }

@@ -76,6 +76,7 @@ impl From<MagEvent> for AccessEvent {
                 hnp,
                 lifetime,
                 left,
+                aaa,
             } => AccessEvent::Restored {
                 at,
                 nai,
@@ -84,6 +85,7 @@ impl From<MagEvent> for AccessEvent {
                 hnp,
                 lifetime,
                 left,
+                aaa,
             },
         }
     }
@@ -105,8 +107,10 @@ impl Endpoint for Mag {
                         .find(|l| l.cfg.addr == a)
                         .map(|l| l.cfg.name.clone())
                 });
+                let (at, aaa) = (r.at, r.aaa.clone());
                 let req = self.attach_request(r);
-                self.attach_with_alternate(now, req, alternate)
+                self.attach_with_alternate(now, req, alternate);
+                self.keep_aaa(&at, aaa);
             }
             AccessCommand::Detach(at) => self.detach(now, at),
             AccessCommand::DetachAll => self.detach_all(now),

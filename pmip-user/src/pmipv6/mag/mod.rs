@@ -184,6 +184,8 @@ pub enum MagEvent {
         hnp: Option<Hnp>,
         lifetime: Duration,
         left: Duration,
+        /// The AAA's profile from the record.
+        aaa: Option<Box<crate::store::AaaProfile>>,
     },
 }
 
@@ -278,6 +280,8 @@ struct Entry {
     /// Leaving by MAG-initiated revocation (a BRI, RFC 5846) rather than a
     /// lifetime-0 PBU; `seq` is the BRI's.
     revoking: bool,
+    /// The AAA's profile, kept in the record (`persist.rs`).
+    aaa: Option<Box<crate::store::AaaProfile>>,
 }
 
 #[derive(Clone, Debug)]
@@ -522,6 +526,7 @@ impl Mag {
             alternate,
             handoff: HandoffIndicator::from(self.cfg.attach_handoff_indicator),
             revoking: false,
+            aaa: None,
         };
         self.entries.insert(at, entry);
         self.send_pbu(now, at, false);

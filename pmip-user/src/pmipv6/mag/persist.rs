@@ -63,6 +63,7 @@ impl Mag {
             seq: e.seq,
             att: e.req.att,
             anchor_revocation: false,
+            aaa: e.aaa.clone(),
         })
     }
 
@@ -78,6 +79,15 @@ impl Mag {
             .iter()
             .find(|l| l.cfg.addr == addr)
             .map(|l| l.cfg.name.clone())
+    }
+
+    /// Keeps the AAA's profile with `at`'s binding (written with its record).
+    pub(super) fn keep_aaa(&mut self, at: &AccessPoint, aaa: Option<Box<store::AaaProfile>>) {
+        if let Some(e) = self.entries.get_mut(at) {
+            if aaa.is_some() || e.granted.is_none() {
+                e.aaa = aaa;
+            }
+        }
     }
 
     pub(super) fn take_store(&mut self) -> Option<StoreOp> {
@@ -168,6 +178,7 @@ impl Mag {
                     .filter(|a| *a != lma),
                 handoff: HandoffIndicator::HandoffStateNotChanged,
                 revoking: false,
+                aaa: r.aaa.clone(),
             },
         );
         // The refresh comes when it was due (at once if it was due while we
@@ -185,6 +196,7 @@ impl Mag {
             hnp: granted.hnp,
             lifetime: granted.lifetime,
             left: granted.expires.saturating_duration_since(now),
+            aaa: r.aaa.clone(),
         });
         Some(())
     }

@@ -316,3 +316,67 @@ fn new_attach_fails_over_to_the_alternate_lma() {
         .unwrap();
     assert_eq!(r.anchor, IpAddr::V4(LMA2_V4));
 }
+
+/// What the operator's AAA gave at attach (issue 14) is written with the
+/// binding's record, given back with `Restored`, and kept by the refreshes
+/// after the restart.
+#[test]
+fn restarted_mag_gives_back_the_aaa_profile() {
+    use crate::agent::registrar::{AccessCommand, AttachRequest as Attach};
+    let mut s = Sim::new(false);
+    let (mut ms, mut ls) = stores();
+    let aaa = Box::new(crate::store::AaaProfile {
+        user_name: "00-24-d7-8e-21-01".into(),
+        interim_s: Some(2),
+        session_timeout_s: Some(90),
+        dns: vec![Ipv4Addr::new(198, 51, 100, 53)],
+        ..Default::default()
+    });
+    let r = Attach {
+        at: ap(1),
+        nai: "mn1@example.com".into(),
+        anchor: IpAddr::V6(LMA),
+        alternate: None,
+        ipv4: true,
+        ipv6: false,
+        static_v4: None,
+        requested_v4: None,
+        apn: None,
+        imsi: None,
+        interface_id: None,
+        access_tech: None,
+        aaa: Some(aaa.clone()),
+    };
+    Endpoint::command(&mut s.mags[0], s.now, AccessCommand::Attach(r));
+    s.run();
+    sync(&mut s, &mut ms, &mut ls);
+    let kept = |st: &mut MemStore| {
+        st.scan()
+            .unwrap()
+            .into_iter()
+            .filter_map(|(_, r)| match r {
+                Record::Access(a) => Some(a.aaa),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(kept(&mut ms[0]), vec![Some(aaa.clone())]);
+    s.mags[0] = Mag::new(mag_cfg(false, MAG1, MAG1_V4), s.now, wall_at(&s));
+    s.mag_dp[0] = MemDataPlane::default();
+    let r = Endpoint::restore(&mut s.mags[0], s.now, ms[0].scan().unwrap());
+    assert_eq!(r.bindings, 1);
+    s.run();
+    let given: Vec<_> = s.events[0]
+        .iter()
+        .filter_map(|e| match e {
+            MagEvent::Restored { aaa, .. } => Some(aaa.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(given, vec![Some(aaa.clone())]);
+    // Refreshed after the restart: the record still carries it.
+    s.advance(Duration::from_secs(400));
+    assert!(s.lma.counters.refreshes >= 1);
+    sync(&mut s, &mut ms, &mut ls);
+    assert_eq!(kept(&mut ms[0]), vec![Some(aaa)]);
+}
