@@ -6,6 +6,7 @@ pub mod capture;
 pub mod cluster;
 pub mod conformance;
 pub mod etcd;
+pub mod failover;
 pub mod fixture;
 pub mod gateway_cases;
 pub mod handover;

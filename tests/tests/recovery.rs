@@ -137,3 +137,17 @@ fn pmipv4_signaling_loss_30_percent() {
         cases::signaling_loss(Proto::Pmipv4, 30, 4)
     });
 }
+
+#[test]
+fn pmipv4_alternate_anchor_takeover() {
+    run("pmipv4 alternate HA takeover", || {
+        pmip_tests::failover::alternate_takeover(Proto::Pmipv4)
+    });
+}
+
+#[test]
+fn pmipv6_alternate_anchor_takeover() {
+    run("pmipv6 alternate LMA takeover", || {
+        pmip_tests::failover::alternate_takeover(Proto::Pmipv6)
+    });
+}
