@@ -1,5 +1,6 @@
 //! Helpers for the integration tests: network namespaces, veths, cleanup on drop.
 pub mod aaa_lab;
+pub mod affinity;
 pub mod agent;
 pub mod baseline;
 pub mod capture;

@@ -151,3 +151,17 @@ fn pmipv6_alternate_anchor_takeover() {
         pmip_tests::failover::alternate_takeover(Proto::Pmipv6)
     });
 }
+
+#[test]
+fn pmipv4_lifetime_left_and_address_affinity() {
+    run("pmipv4 show lifetime left, address after release", || {
+        pmip_tests::affinity::lifetime_and_address_affinity(Proto::Pmipv4)
+    });
+}
+
+#[test]
+fn pmipv6_lifetime_left_and_address_affinity() {
+    run("pmipv6 show lifetime left, address after release", || {
+        pmip_tests::affinity::lifetime_and_address_affinity(Proto::Pmipv6)
+    });
+}

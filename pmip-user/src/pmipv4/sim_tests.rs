@@ -1127,4 +1127,6 @@ fn failover_timeout_overrides_retransmission_timeout() {
 }
 
 mod affinity;
+mod churn;
 mod restart;
+mod show_left;

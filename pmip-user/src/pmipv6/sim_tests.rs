@@ -1305,3 +1305,4 @@ fn refresh_reported_with_the_new_lifetime() {
 mod affinity;
 mod churn;
 mod restart;
+mod show_left;
