@@ -176,7 +176,8 @@ pub fn alternate_takeover(proto: Proto) -> Result<FailoverFigures> {
         m0.peer.to_string() == CORE_ANCHOR.to_string(),
         "not at the primary: {m0:?}"
     );
-    let stream = Stream::start(&l.cn, &lease.ip, 20)?;
+    // Long enough for the takeover on a loaded machine, and a stretch after.
+    let stream = Stream::start(&l.cn, &lease.ip, 30)?;
     lab::interruptible_sleep(Duration::from_secs(2))?;
     // The primary's host dies: daemon gone, links dark.
     l.anchor_d.as_mut().context("no anchor")?.kill9();
