@@ -14,7 +14,7 @@ use anyhow::{anyhow, ensure, Context, Result};
 
 use crate::lab::{self, epoch_now, Daemon, Lab, LabOpts, Proto, CORE_ANCHOR, CORE_MAG, POOL};
 use crate::netns::{veth, Netns};
-use crate::recovery::{self, Stream};
+use crate::recovery;
 
 /// Core address of the alternate anchor.
 pub const ALT_CORE: &str = "10.255.0.11";
@@ -176,8 +176,10 @@ pub fn alternate_takeover(proto: Proto) -> Result<FailoverFigures> {
         m0.peer.to_string() == CORE_ANCHOR.to_string(),
         "not at the primary: {m0:?}"
     );
-    // Long enough for the takeover on a loaded machine, and a stretch after.
-    let stream = Stream::start(&l.cn, &lease.ip, 30)?;
+    // Long enough for the takeover on a loaded machine, and a stretch
+    // after; without ping's -w, which ends ping at the first ICMP error
+    // (the dead primary's unreachables).
+    let stream = stream(&l.cn, &lease.ip, 30)?;
     lab::interruptible_sleep(Duration::from_secs(2))?;
     // The primary's host dies: daemon gone, links dark.
     l.anchor_d.as_mut().context("no anchor")?.kill9();
@@ -213,7 +215,10 @@ pub fn alternate_takeover(proto: Proto) -> Result<FailoverFigures> {
         "alternate gave {:?}",
         a1[0].home_v4
     );
-    let (sent, received, text) = stream.finish()?;
+    let text = stream
+        .join()
+        .map_err(|_| anyhow!("reading ping's output"))??;
+    let (sent, received) = lab::ping_summary(&text).ok_or_else(|| anyhow!("ping said: {text}"))?;
     // Reply times (ping -D), in order.
     let replies: Vec<f64> = text
         .lines()
@@ -241,4 +246,36 @@ pub fn alternate_takeover(proto: Proto) -> Result<FailoverFigures> {
     ensure!(f.failovers >= 1, "no failover counted: {f:?}");
     drop(alt);
     Ok(f)
+}
+
+/// `ping -D -i 0.002` for `secs`, ended by SIGINT (its summary printed):
+/// the output, read as it comes (a full pipe would stop ping).
+fn stream(cn: &Netns, dst: &str, secs: u32) -> Result<std::thread::JoinHandle<Result<String>>> {
+    let mut child = cn
+        .command("timeout")
+        .args([
+            "-s",
+            "INT",
+            &secs.to_string(),
+            "ping",
+            "-D",
+            "-n",
+            "-i",
+            "0.002",
+            "-W",
+            "1",
+            dst,
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("spawning ping")?;
+    let mut out = child.stdout.take().context("ping's stdout")?;
+    Ok(std::thread::spawn(move || {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut out, &mut b)?;
+        child.wait()?;
+        Ok(String::from_utf8_lossy(&b).into_owned())
+    }))
 }

@@ -75,7 +75,6 @@ impl<A: Copy + Eq + Hash> Affinity<A> {
     }
 
     /// How many addresses are held.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.owner_of.len()
     }

@@ -430,7 +430,9 @@ impl Ha {
         let window = (pmip_common::MAX_SUBSCRIBERS as u64).max(2 * self.homes_in_use.len() as u64);
         let last = (first as u64 + window - 1).min(last as u64) as u32;
         let size = (last - first) as u64 + 1;
-        for _ in 0..size {
+        // Every address used or held: no scan (it would find nothing).
+        let free = (self.homes_in_use.len() + self.held.len()) < size as usize;
+        for _ in 0..if free { size } else { 0 } {
             let a = self.pool_cursor.clamp(first, last);
             self.pool_cursor = if a >= last { first } else { a + 1 };
             let a = Ipv4Addr::from(a);
