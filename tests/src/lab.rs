@@ -875,7 +875,7 @@ pub struct Lab {
     pub cn: Netns,
 }
 
-pub(crate) fn run_all(ns: &Netns, cmds: &[String]) -> Result<()> {
+pub fn run_all(ns: &Netns, cmds: &[String]) -> Result<()> {
     for c in cmds {
         let args: Vec<&str> = c.split_whitespace().collect();
         ns.exec(&args)

@@ -1,5 +1,6 @@
 //! Helpers for the integration tests: network namespaces, veths, cleanup on drop.
 pub mod aaa_lab;
+pub mod affinity;
 pub mod agent;
 pub mod baseline;
 pub mod bench6;
@@ -7,6 +8,7 @@ pub mod capture;
 pub mod cluster;
 pub mod conformance;
 pub mod etcd;
+pub mod failover;
 pub mod fixture;
 pub mod gateway_cases;
 pub mod handover;

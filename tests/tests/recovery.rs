@@ -137,3 +137,31 @@ fn pmipv4_signaling_loss_30_percent() {
         cases::signaling_loss(Proto::Pmipv4, 30, 4)
     });
 }
+
+#[test]
+fn pmipv4_alternate_anchor_takeover() {
+    run("pmipv4 alternate HA takeover", || {
+        pmip_tests::failover::alternate_takeover(Proto::Pmipv4)
+    });
+}
+
+#[test]
+fn pmipv6_alternate_anchor_takeover() {
+    run("pmipv6 alternate LMA takeover", || {
+        pmip_tests::failover::alternate_takeover(Proto::Pmipv6)
+    });
+}
+
+#[test]
+fn pmipv4_lifetime_left_and_address_affinity() {
+    run("pmipv4 show lifetime left, address after release", || {
+        pmip_tests::affinity::lifetime_and_address_affinity(Proto::Pmipv4)
+    });
+}
+
+#[test]
+fn pmipv6_lifetime_left_and_address_affinity() {
+    run("pmipv6 show lifetime left, address after release", || {
+        pmip_tests::affinity::lifetime_and_address_affinity(Proto::Pmipv6)
+    });
+}

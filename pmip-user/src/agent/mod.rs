@@ -29,6 +29,7 @@ use bytes::Bytes;
 use crate::dataplane::DpCommand;
 use crate::store::{Record, RecordKey, Restored, StoreOp};
 
+pub(crate) mod affinity;
 pub mod alloc;
 pub mod assign;
 pub mod blocks;

@@ -1126,4 +1126,7 @@ fn failover_timeout_overrides_retransmission_timeout() {
     assert_eq!(net.pma(PMA1).registration("ue1@ex").map(|r| r.1), Some(HA2));
 }
 
+mod affinity;
+mod churn;
 mod restart;
+mod show_left;

@@ -60,6 +60,8 @@ impl Ha {
                 _ => return false,
             }
         }
+        // Taken (static, requested, restored): no longer held for anyone.
+        self.held.forget(a);
         self.homes_in_use.insert(a)
     }
 

@@ -232,6 +232,8 @@ pub struct Ha {
     /// tolerance window so a deregistration cannot be undone by a replay.
     tombstones: HashMap<String, (u64, Instant)>,
     homes_in_use: HashSet<Ipv4Addr>,
+    /// Released pool addresses held for the NAI that had them (issue 11).
+    held: crate::agent::affinity::Affinity<Ipv4Addr>,
     pool_cursor: u32,
     /// Uplink GRE keys, and indices of the fast path's per-subscriber counters.
     keys: IdAlloc,
@@ -272,6 +274,7 @@ impl Ha {
             bindings: HashMap::new(),
             tombstones: HashMap::new(),
             homes_in_use: HashSet::new(),
+            held: Default::default(),
             pool_cursor,
             keys,
             sub_ids: IdAlloc::default(),
@@ -345,6 +348,10 @@ impl Ha {
         self.sub_ids.release(b.anchor.sub_id);
         self.keys.release(b.anchor.uplink_key);
         self.release_home(b.home, b.from_pool);
+        if b.from_pool && self.cfg.cluster.blocks.is_none() {
+            // Held for this NAI: its next attach gets it again.
+            self.held.hold(b.home, nai.as_bytes());
+        }
         self.persist(nai);
         Some(b)
     }
@@ -389,13 +396,21 @@ impl Ha {
         }
         if wants {
             let reregistration = now < self.clock.at + self.cfg.reregistration_window;
-            let allowed = profile
-                .as_ref()
-                .map_or(reregistration, |p| p.allow_requested);
+            // The address released by this NAI is its own to ask for again.
+            let own = self.held.held_for(nai.as_bytes()) == Some(requested);
+            let allowed = own
+                || profile
+                    .as_ref()
+                    .map_or(reregistration, |p| p.allow_requested);
             if allowed && self.in_pool(requested) && self.take_home(requested) {
                 return Ok((requested, true));
             }
             return Err(Refusal(ReplyCode::AdminProhibited));
+        }
+        if let Some(a) = self.held.held_for(nai.as_bytes()) {
+            if self.in_pool(a) && self.take_home(a) {
+                return Ok((a, true));
+            }
         }
         if let Some(got) = self.home_from_blocks() {
             return got
@@ -415,11 +430,21 @@ impl Ha {
         let window = (pmip_common::MAX_SUBSCRIBERS as u64).max(2 * self.homes_in_use.len() as u64);
         let last = (first as u64 + window - 1).min(last as u64) as u32;
         let size = (last - first) as u64 + 1;
-        for _ in 0..size {
+        // Every address used or held: no scan (it would find nothing).
+        let free = (self.homes_in_use.len() + self.held.len()) < size as usize;
+        for _ in 0..if free { size } else { 0 } {
             let a = self.pool_cursor.clamp(first, last);
             self.pool_cursor = if a >= last { first } else { a + 1 };
-            if self.homes_in_use.insert(Ipv4Addr::from(a)) {
-                return Ok((Ipv4Addr::from(a), true));
+            let a = Ipv4Addr::from(a);
+            // Not an address held for another subscriber while others are free.
+            if !self.held.held_by_other(a, nai.as_bytes()) && self.homes_in_use.insert(a) {
+                return Ok((a, true));
+            }
+        }
+        // Nothing else left: the longest-held address goes to someone else.
+        while let Some(a) = self.held.take_oldest() {
+            if self.in_pool(a) && self.homes_in_use.insert(a) {
+                return Ok((a, true));
             }
         }
         Err(Refusal(ReplyCode::InsufficientResources))

@@ -328,7 +328,9 @@ impl Lma {
         } else if !req.is_unspecified() {
             // A MAG re-registering after we lost state (HI 5) asks for
             // the address we gave before: honour it if it is free.
-            if !(p.profile.allow_static || g.reregistration) || !pool.take(req) {
+            // The address this MN released is its own to ask for again.
+            let own = pool.held_for(p.mn_id) == Some(req);
+            if !(p.profile.allow_static || g.reregistration || own) || !pool.take(req) {
                 self.counters.pbu_v4_not_authorized += 1;
                 return Err(Reply::reject(
                     BaStatus::NOT_AUTHORIZED_FOR_IPV4_HOME_ADDRESS,
@@ -336,7 +338,7 @@ impl Lma {
             }
             req
         } else {
-            let Some(a) = pool.alloc() else {
+            let Some(a) = pool.alloc_for(p.mn_id) else {
                 self.counters.pbu_no_resources += 1;
                 return Err(Reply::reject(BaStatus::INSUFFICIENT_RESOURCES));
             };
@@ -550,7 +552,11 @@ impl Lma {
                 self.bce_by_id.remove(&b.mn_id);
             }
         }
-        self.release_v4(b.home_v4);
+        if let Some((a, _)) = b.home_v4 {
+            if let Some(p) = self.v4.iter_mut().find(|p| p.contains(a)) {
+                p.release_for(a, &b.mn_id);
+            }
+        }
         if let (Some(h), Some(p)) = (b.hnp, self.v6.as_mut()) {
             p.release(h);
         }

@@ -5,6 +5,7 @@ use std::collections::{HashSet, VecDeque};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{Ipv4PoolConfig, Ipv6PoolConfig};
+use crate::agent::affinity::Affinity;
 use crate::agent::blocks::{Blocks, Space};
 use crate::dataplane::Hnp;
 
@@ -18,6 +19,9 @@ pub(super) struct V4Pool {
     next: u32,
     free: VecDeque<u32>,
     used: HashSet<u32>,
+    /// Released addresses held for the MN that had them (issue 11,
+    /// `agent/affinity.rs`); not in `free`.
+    held: Affinity<u32>,
     /// In a cluster: allocate only inside these blocks ([`V4Pool::use_blocks`]).
     blocks: Option<Blocks>,
 }
@@ -46,6 +50,7 @@ impl V4Pool {
             next: first,
             free: VecDeque::new(),
             used: HashSet::new(),
+            held: Affinity::default(),
             blocks: None,
         }
     }
@@ -56,6 +61,40 @@ impl V4Pool {
     pub(super) fn contains(&self, a: Ipv4Addr) -> bool {
         let a = u32::from(a);
         a >= self.first && a <= self.last && a != u32::from(self.cfg.gateway)
+    }
+    /// The address released by `owner` if it is still held for it.
+    pub(super) fn held_for(&self, owner: &[u8]) -> Option<Ipv4Addr> {
+        self.held.held_for(owner).map(Ipv4Addr::from)
+    }
+    /// A home address for `owner`: the one it released if still held, else
+    /// a free one, else (the pool otherwise exhausted) the longest-held.
+    pub(super) fn alloc_for(&mut self, owner: &[u8]) -> Option<Ipv4Addr> {
+        if let Some(a) = self.held.held_for(owner) {
+            self.held.forget(a);
+            if self.used.insert(a) {
+                return Some(a.into());
+            }
+        }
+        if let Some(a) = self.alloc() {
+            return Some(a);
+        }
+        while let Some(a) = self.held.take_oldest() {
+            if self.used.insert(a) {
+                return Some(a.into());
+            }
+        }
+        None
+    }
+    /// Gives `a` back, held for `owner` (its next attach gets it again).
+    pub(super) fn release_for(&mut self, a: Ipv4Addr, owner: &[u8]) {
+        if self.blocks.is_some() {
+            return self.release(a);
+        }
+        if self.used.remove(&u32::from(a)) {
+            if let Some(before) = self.held.hold(a.into(), owner) {
+                self.free.push_back(before);
+            }
+        }
     }
     pub(super) fn alloc(&mut self) -> Option<Ipv4Addr> {
         if let Some(b) = &self.blocks {
@@ -87,6 +126,8 @@ impl V4Pool {
                 return false;
             }
         }
+        // Taken (static, requested, restored): no longer held for anyone.
+        self.held.forget(a.into());
         self.used.insert(a.into())
     }
     pub(super) fn release(&mut self, a: Ipv4Addr) {
