@@ -373,6 +373,16 @@ fn expected_max(name: &str, max: u32) -> u32 {
     }
 }
 
+/// The figures of a map keyed by CPU count, "a / b / c" in 2, 16, 64 order
+/// (the map sorts its keys as strings: "16" < "2" < "64").
+fn in_cpu_order(m: &serde_json::Map<String, Value>) -> String {
+    ["2", "16", "64"]
+        .iter()
+        .map(|c| format!("{:.0}", m.get(*c).and_then(Value::as_f64).unwrap_or(0.0)))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
 /// SUB_ACTIVE's bytes per subscriber of a table of `max` on `cpus` possible
 /// CPUs, from the loader's sizing (40-byte slots, a row per CPU).
 pub fn active_bytes_per_sub(max: u32, cpus: u32) -> f64 {
@@ -534,16 +544,8 @@ pub fn scale(cfg: &Config) -> Result<Value> {
         println!(
             "  {:>8} subs, computed for 2 / 16 / 64 possible CPUs: access {} B, anchor {} B",
             t.n,
-            access_cpus
-                .values()
-                .map(|v| format!("{:.0}", v.as_f64().unwrap_or(0.0)))
-                .collect::<Vec<_>>()
-                .join(" / "),
-            anchor_cpus
-                .values()
-                .map(|v| format!("{:.0}", v.as_f64().unwrap_or(0.0)))
-                .collect::<Vec<_>>()
-                .join(" / ")
+            in_cpu_order(&access_cpus),
+            in_cpu_order(&anchor_cpus)
         );
         mem_rows.push(json!({"subscribers": t.n, "max_entries": max, "access_bytes_per_sub": access,
             "anchor_bytes_per_sub": anchor, "anchor_v4_only_bytes_per_sub": anchor_v4,

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use pmip_tests::agent::{self, SharedMem};
 use pmip_tests::netns::{is_root, veth, Netns};
+use pmip_user::agent::batch::RxBatch;
 use pmip_user::agent::registrar::{AccessCommand, AccessEvent, AttachRequest};
 use pmip_user::agent::Clock as WallClock;
+use pmip_user::agent::{Peer, Transmit};
 use pmip_user::dataplane::AccessPoint;
 use pmip_user::pmipv4::auth::{self, Algorithm, SecurityAssociation};
 use pmip_user::pmipv4::ha::{AddressPool, Ha, HaConfig, PmaPeer};
@@ -17,6 +19,7 @@ use pmip_user::pmipv4::pma::{HaPeer, Pma, PmaConfig};
 use pmip_user::pmipv4::transport::Udp434;
 use pmip_user::pmipv4::wire::ext::{AuthKind, ExtRepr};
 use pmip_user::pmipv4::wire::{Message, RegistrationRequestRepr, ReplyCode, RrqFlags, PORT};
+use pmip_user::sys::mmsg;
 
 /// The PMA's attach request for subscriber `nai` at `at`, registered with HA_IP.
 fn attach(nai: &str, at: AccessPoint) -> AccessCommand {
@@ -342,6 +345,46 @@ fn pma_and_ha_register_1000_subscribers_over_udp() {
     }
 }
 
+/// The load generator's datagrams per system call: `PMIP_BENCH_GEN=single`
+/// sends and reads one per call (as before the batched shell), anything else
+/// one `sendmmsg`/`recvmmsg` per batch.
+fn batched_generator() -> bool {
+    std::env::var("PMIP_BENCH_GEN").map_or(true, |v| v != "single")
+}
+
+/// Keeps `window` requests in flight with `sendmmsg`/`recvmmsg`; returns
+/// (elapsed, replies).
+fn generate_batched(
+    s: &UdpSocket,
+    dst: SocketAddrV4,
+    msgs: &[Vec<u8>],
+    window: usize,
+) -> (Duration, usize) {
+    use std::os::fd::AsRawFd;
+    let ts: Vec<Transmit> = msgs
+        .iter()
+        .map(|m| Transmit::new(Peer::V4(dst), m.clone()))
+        .collect();
+    let refs: Vec<&Transmit> = ts.iter().collect();
+    let mut batch = RxBatch::new();
+    let (mut sent, mut got) = (0usize, 0usize);
+    let t = Instant::now();
+    while got < msgs.len() && t.elapsed() < Duration::from_secs(60) {
+        let end = msgs.len().min(got + window);
+        if sent < end {
+            if let Ok(k) = mmsg::send_batch(s.as_raw_fd(), &refs[sent..end]) {
+                sent += k;
+            }
+        }
+        batch.clear();
+        match mmsg::recv_batch(s.as_raw_fd(), &mut batch) {
+            Ok(_) => got += batch.len(),
+            Err(_) => std::thread::yield_now(),
+        }
+    }
+    (t.elapsed(), got)
+}
+
 fn pin_to_cpu(cpu: usize) {
     // SAFETY: cpu_set_t is plain data; sched_setaffinity(0) affects the calling thread only.
     unsafe {
@@ -418,6 +461,9 @@ fn ha_udp_registration_rate() {
                 let s = UdpSocket::bind(SocketAddrV4::new(PMA_IP, 0)).unwrap();
                 s.set_nonblocking(true).unwrap();
                 let dst = SocketAddrV4::new(HA_IP, PORT);
+                if batched_generator() {
+                    return generate_batched(&s, dst, &msgs, 256);
+                }
                 let (mut sent, mut got) = (0usize, 0usize);
                 let mut buf = [0u8; 2048];
                 let t = Instant::now();
@@ -439,8 +485,9 @@ fn ha_udp_registration_rate() {
         let (h, _, shell) = ha.stop();
         let c = h.counters();
         println!(
-            "| {n} | {:.0} registrations/s over UDP (replies {got}, accepted {}, HA rx {}) |",
+            "| {n} | {:.0} registrations/s over UDP, {} generator (replies {got}, accepted {}, HA rx {}) |",
             got as f64 / elapsed.as_secs_f64(),
+            if batched_generator() { "batched" } else { "one datagram per call" },
             c.registrations,
             shell.rx_datagrams
         );

@@ -17,6 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant, SystemTime};
 
 use pmip_tests::netns::{is_root, veth, Netns};
+use pmip_user::agent::batch::RxBatch;
 use pmip_user::agent::registrar::AnchorCommand;
 use pmip_user::agent::shell::{run, Request};
 use pmip_user::agent::{Clock, Peer, Transmit};
@@ -235,27 +236,44 @@ fn socket_run(n: usize, protect: bool) -> f64 {
                 };
                 let s = sockets(local, LMA6, protect, true);
                 const WINDOW: usize = 1024;
+                let batched = std::env::var("PMIP_BENCH_GEN").map_or(true, |v| v != "single");
+                let ts: Vec<Transmit> = msgs
+                    .into_iter()
+                    .map(|m| Transmit::new(Peer::V6(dst), m))
+                    .collect();
+                let mut batch = RxBatch::new();
+                let check = |d: &[u8]| match Message::parse(d, Checksum::None) {
+                    Ok(Message::BindingAck(ba)) => {
+                        assert!(ba.status.is_accepted(), "{ba:?}");
+                        true
+                    }
+                    _ => false,
+                };
                 let mut sent = 0usize;
                 let mut acked = 0usize;
                 let mut buf = [0u8; 2048];
                 let start = Instant::now();
                 let mut last_progress = Instant::now();
                 while acked < n {
-                    while sent < n && sent - acked < WINDOW {
-                        s.send(&Transmit::new(Peer::V6(dst), msgs[sent].clone()))
-                            .await
-                            .unwrap();
+                    let end = n.min(acked + WINDOW);
+                    if batched && sent < end {
+                        let r = s.send_batch(&ts[sent..end]).await;
+                        assert!(r.failed.is_empty(), "send failed: {r:?}");
+                        sent = end;
+                    }
+                    while !batched && sent < end {
+                        s.send(&ts[sent]).await.unwrap();
                         sent += 1;
                     }
                     match tokio::time::timeout(Duration::from_millis(200), s.recv(&mut buf)).await {
                         Ok(Ok((_, len))) => {
-                            if let Ok(Message::BindingAck(ba)) =
-                                Message::parse(&buf[..len], Checksum::None)
-                            {
-                                assert!(ba.status.is_accepted(), "{ba:?}");
-                                acked += 1;
-                                last_progress = Instant::now();
+                            acked += usize::from(check(&buf[..len]));
+                            if batched {
+                                batch.clear();
+                                s.try_recv_batch(&mut batch);
+                                acked += batch.iter().filter(|(_, d)| check(d)).count();
                             }
+                            last_progress = Instant::now();
                         }
                         _ => {
                             // PBUs carry fixed timestamps and are not re-sent:

@@ -32,6 +32,7 @@ use crate::store::{Record, RecordKey, Restored, StoreOp};
 pub(crate) mod affinity;
 pub mod alloc;
 pub mod assign;
+pub mod batch;
 pub mod blocks;
 pub mod clock;
 pub mod peer_filter;
@@ -137,6 +138,25 @@ pub trait Transport: Send + Sync {
     fn try_recv(&self, buf: &mut [u8]) -> Option<(Peer, usize)>;
     /// Sends one datagram, waiting for socket space.
     fn send<'a>(&'a self, t: &'a Transmit) -> impl Future<Output = io::Result<()>> + Send + 'a;
+    /// As many queued datagrams as `batch` has room for, without waiting
+    /// (one `recvmmsg` where the socket allows; by default `try_recv` each).
+    fn try_recv_batch(&self, batch: &mut batch::RxBatch) {
+        while batch.room() > 0 {
+            let Some(slot) = batch.next_slot() else { break };
+            let Some((peer, n)) = self.try_recv(slot) else {
+                break;
+            };
+            batch.push(peer, n);
+        }
+    }
+    /// Sends every one of `ts`, in order per peer, waiting for socket space
+    /// (`sendmmsg` where the socket allows; by default `send` each).
+    fn send_batch<'a>(
+        &'a self,
+        ts: &'a [Transmit],
+    ) -> impl Future<Output = batch::Sent> + Send + 'a {
+        batch::send_each(self, ts)
+    }
     /// What the transport itself dropped or protected (ESP, unknown peers), for `show stats`.
     fn counters(&self) -> registrar::Counters {
         registrar::Counters::new()

@@ -14,6 +14,7 @@ use std::io;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::batch::{RxBatch, Sent};
 use super::registrar::Counters;
 use super::{Peer, Transmit, Transport};
 
@@ -113,6 +114,31 @@ impl<T: Transport> Transport for PeerFilter<T> {
     fn send<'a>(&'a self, t: &'a Transmit) -> impl Future<Output = io::Result<()>> + Send + 'a {
         PeerFilter::send(self, t)
     }
+    fn try_recv_batch(&self, batch: &mut RxBatch) {
+        let start = batch.len();
+        self.inner.try_recv_batch(batch);
+        batch.retain_from(start, |p| self.pass(p));
+    }
+    async fn send_batch(&self, ts: &[Transmit]) -> Sent {
+        if ts.iter().all(|t| self.known(&t.peer)) {
+            return self.inner.send_batch(ts).await;
+        }
+        let (at, known): (Vec<usize>, Vec<Transmit>) = ts
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| self.known(&t.peer))
+            .map(|(i, t)| (i, t.clone()))
+            .unzip();
+        let strangers = (ts.len() - known.len()) as u64;
+        self.tx_unknown_peer.fetch_add(strangers, Ordering::Relaxed);
+        // Dropped for a stranger counts as done, as `send` has it.
+        let mut out = Sent {
+            ok: strangers,
+            failed: Vec::new(),
+        };
+        out.add(self.inner.send_batch(&known).await, &at);
+        out
+    }
     fn counters(&self) -> Counters {
         let mut c = self.inner.counters();
         c.insert(
@@ -210,5 +236,29 @@ mod tests {
         assert_eq!(f.try_recv(&mut buf).map(|(p, _)| p), Some(v4(7)));
         run(f.send(&Transmit::new(v4(7), &b"x"[..]))).unwrap();
         assert_eq!(Transport::counters(&f)["tx_unknown_peer"], 0);
+    }
+
+    #[test]
+    fn batches_are_filtered_both_ways() {
+        let fake = Fake::default();
+        for (p, d) in [(v4(9), 1u8), (v4(1), 2), (v4(8), 3), (v4(1), 4)] {
+            fake.rx.lock().unwrap().push((p, vec![d]));
+        }
+        let f = PeerFilter::new(fake, [v4(1).ip()]);
+        let mut b = RxBatch::new();
+        f.try_recv_batch(&mut b);
+        let got: Vec<_> = b.iter().map(|(p, d)| (p, d.to_vec())).collect();
+        assert_eq!(got, vec![(v4(1), vec![2]), (v4(1), vec![4])]);
+        let ts = [
+            Transmit::new(v4(1), &b"a"[..]),
+            Transmit::new(v4(9), &b"b"[..]),
+            Transmit::new(v4(1), &b"c"[..]),
+        ];
+        let sent = run(f.send_batch(&ts));
+        assert_eq!((sent.ok, sent.failed.len()), (3, 0));
+        let out = f.inner().tx.lock().unwrap().clone();
+        assert_eq!(out, vec![ts[0].clone(), ts[2].clone()]);
+        let c = Transport::counters(&f);
+        assert_eq!((c["rx_unknown_peer"], c["tx_unknown_peer"]), (2, 1));
     }
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::batch::RxBatch;
 use super::registrar::{counters_of, BindingSummary, Counters};
 use super::{Endpoint, Transport};
 use crate::dataplane::DataPlane;
@@ -99,7 +100,8 @@ where
     }
 }
 
-/// Most datagrams handled per wake-up before outputs are flushed.
+/// Most datagrams handled per wake-up before outputs are flushed (then
+/// sent in one batch).
 const RX_BURST: usize = 256;
 /// Largest datagram read (PMIPv4 and PMIPv6 signaling fit in far less).
 const RX_BUF: usize = 65_535;
@@ -137,6 +139,7 @@ pub async fn run_with<E: Endpoint, T: Transport, D: DataPlane, S: Store + ?Sized
 ) -> ShellCounters {
     let mut c = ShellCounters::default();
     let mut buf = vec![0u8; RX_BUF];
+    let mut batch = RxBatch::new();
     let transport = io.transport;
     loop {
         flush(ep, &mut io, &events, &mut c).await;
@@ -153,12 +156,9 @@ pub async fn run_with<E: Endpoint, T: Transport, D: DataPlane, S: Store + ?Sized
                         tracing::debug!("signaling receive: {e}");
                     }
                 }
-                // Take whatever else is queued before flushing the replies.
-                for _ in 0..RX_BURST {
-                    let Some((peer, n)) = transport.try_recv(&mut buf) else { break };
-                    c.rx_datagrams += 1;
-                    ep.handle(Instant::now(), peer, &buf[..n]);
-                }
+                // Take whatever else is queued, a batch per call, before
+                // flushing the replies.
+                drain(ep, transport, &mut batch, &mut c);
             }
             r = requests.recv() => match r {
                 Some(r) => {
@@ -176,6 +176,32 @@ pub async fn run_with<E: Endpoint, T: Transport, D: DataPlane, S: Store + ?Sized
             },
             _ = sleep_until(deadline) => ep.handle_timeout(Instant::now()),
         }
+    }
+}
+
+/// Hands `ep` up to [`RX_BURST`] more queued datagrams, read in batches.
+fn drain<E: Endpoint, T: Transport>(
+    ep: &mut E,
+    transport: &T,
+    batch: &mut RxBatch,
+    c: &mut ShellCounters,
+) {
+    let mut taken = 0;
+    while taken < RX_BURST {
+        batch.clear();
+        transport.try_recv_batch(batch);
+        c.rx_errors += std::mem::take(&mut batch.truncated);
+        // Slots taken, kept or dropped (a filter's drops do not end the drain).
+        let used = batch.slots_used();
+        if used == 0 {
+            break;
+        }
+        let now = Instant::now();
+        for (peer, data) in batch.iter() {
+            c.rx_datagrams += 1;
+            ep.handle(now, peer, data);
+        }
+        taken += used;
     }
 }
 
@@ -237,13 +263,10 @@ async fn flush<E: Endpoint, T: Transport, D: DataPlane, S: Store + ?Sized>(
     while let Some(ev) = ep.poll_event() {
         let _ = events.send(ev);
     }
-    while let Some(t) = ep.poll_transmit() {
-        match transport.send(&t).await {
-            Ok(()) => c.tx_datagrams += 1,
-            Err(e) => {
-                c.tx_errors += 1;
-                tracing::debug!("send to {:?} failed: {e}", t.peer);
-            }
-        }
+    let out: Vec<_> = std::iter::from_fn(|| ep.poll_transmit()).collect();
+    if !out.is_empty() {
+        let sent = transport.send_batch(&out).await;
+        c.tx_datagrams += sent.ok;
+        c.tx_errors += sent.failed.len() as u64;
     }
 }

@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::agent::batch::{RxBatch, Sent};
 use crate::agent::{Peer, Transmit, Transport};
 use crate::config::Protocol;
 use crate::pmipv4::wire as v4;
@@ -91,6 +92,40 @@ impl Recorder {
 
     /// Counts one datagram to or from `peer`.
     pub(crate) fn record(&self, direction: Direction, peer: IpAddr, bytes: &[u8]) {
+        self.record_many(direction, std::iter::once((peer, bytes)));
+    }
+
+    /// Counts a batch of datagrams, taking the tally's lock once.
+    pub(crate) fn record_many<'b>(
+        &self,
+        direction: Direction,
+        datagrams: impl IntoIterator<Item = (IpAddr, &'b [u8])>,
+    ) {
+        let keys: Vec<_> = datagrams
+            .into_iter()
+            .map(|(peer, bytes)| self.key_of(direction, peer, bytes))
+            .collect();
+        if keys.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut t = self.tally.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, name) in keys {
+            *t.messages.entry(key).or_insert(0) += 1;
+            if let (Direction::Rx, Some(n)) = (direction, name) {
+                t.last_heard.insert(n, now);
+            }
+        }
+    }
+
+    /// One datagram's label set (and its peer's name), with the security
+    /// events it raises.
+    fn key_of(
+        &self,
+        direction: Direction,
+        peer: IpAddr,
+        bytes: &[u8],
+    ) -> (MessageKey, Option<String>) {
         let (kind, status) = match self.protocol {
             Protocol::Pmipv6 => classify_v6(bytes),
             Protocol::Pmipv4 => classify_v4(bytes),
@@ -108,11 +143,7 @@ impl Recorder {
             status: status.map_or_else(|| "none".into(), |s| s.to_string()),
             peer: name.clone().unwrap_or_else(|| "unknown".into()),
         };
-        let mut t = self.tally.lock().unwrap_or_else(|e| e.into_inner());
-        *t.messages.entry(key).or_insert(0) += 1;
-        if let (Direction::Rx, Some(n)) = (direction, name) {
-            t.last_heard.insert(n, Instant::now());
-        }
+        (key, name)
     }
 }
 
@@ -192,6 +223,31 @@ impl<T: Transport> Transport for Metered<T> {
             self.rec.record(Direction::Tx, peer_ip(&t.peer), &t.payload);
         }
         r
+    }
+
+    fn try_recv_batch(&self, batch: &mut RxBatch) {
+        let start = batch.len();
+        self.inner.try_recv_batch(batch);
+        let got = batch.iter().skip(start).map(|(p, d)| (peer_ip(&p), d));
+        self.rec.record_many(Direction::Rx, got);
+    }
+
+    async fn send_batch(&self, ts: &[Transmit]) -> Sent {
+        let out = self.inner.send_batch(ts).await;
+        // What really left: all but the failed ones (ascending positions).
+        let mut failed = out.failed.iter().peekable();
+        let went = ts.iter().enumerate().filter(|(i, _)| {
+            let f = failed.peek() == Some(&i);
+            if f {
+                failed.next();
+            }
+            !f
+        });
+        self.rec.record_many(
+            Direction::Tx,
+            went.map(|(_, t)| (peer_ip(&t.peer), &t.payload[..])),
+        );
+        out
     }
 
     /// The wrapped transport's own counters (ESP drops, replays): the meter

@@ -3,10 +3,14 @@
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4};
+use std::os::fd::AsRawFd;
 
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
+use crate::agent::batch::{RxBatch, Sent};
 use crate::agent::{Peer, Transmit, Transport};
+use crate::sys::mmsg;
 use crate::sys::socket::grow_receive_buffer;
 
 /// The registration socket.
@@ -47,6 +51,39 @@ impl Udp434 {
     }
 }
 
+/// One `recvmmsg` on `s` into `batch` (tokio's readiness is cleared when
+/// nothing is queued).
+pub(crate) fn udp_recv_batch(s: &UdpSocket, batch: &mut RxBatch) {
+    let _ = s.try_io(Interest::READABLE, || {
+        mmsg::recv_batch(s.as_raw_fd(), batch)
+    });
+}
+
+/// Sends `ts` on `s` with `sendmmsg`, waiting for socket space; a datagram
+/// the kernel refuses is counted and skipped.
+pub(crate) async fn udp_send_batch(s: &UdpSocket, ts: &[&Transmit]) -> Sent {
+    let mut out = Sent::default();
+    let mut rest = ts;
+    while !rest.is_empty() {
+        let at = ts.len() - rest.len();
+        match s
+            .async_io(Interest::WRITABLE, || mmsg::send_batch(s.as_raw_fd(), rest))
+            .await
+        {
+            Ok(n) => {
+                out.ok += n as u64;
+                rest = &rest[n..];
+            }
+            Err(e) => {
+                out.failed.push(at);
+                tracing::debug!("send to {:?} failed: {e}", rest[0].peer);
+                rest = &rest[1..];
+            }
+        }
+    }
+    out
+}
+
 impl Transport for Udp434 {
     fn recv<'a>(
         &'a self,
@@ -62,5 +99,24 @@ impl Transport for Udp434 {
     }
     fn send<'a>(&'a self, t: &'a Transmit) -> impl Future<Output = io::Result<()>> + Send + 'a {
         Udp434::send(self, t)
+    }
+    fn try_recv_batch(&self, batch: &mut RxBatch) {
+        udp_recv_batch(&self.socket, batch);
+        // Bound to an IPv4 address: nothing else arrives, but be sure.
+        batch.retain(|p| matches!(p, Peer::V4(_)));
+    }
+    async fn send_batch(&self, ts: &[Transmit]) -> Sent {
+        let (mut at, mut v4, mut out) = (Vec::new(), Vec::new(), Sent::default());
+        for (i, t) in ts.iter().enumerate() {
+            match t.peer {
+                Peer::V4(_) => {
+                    at.push(i);
+                    v4.push(t);
+                }
+                Peer::V6(_) => out.failed.push(i),
+            }
+        }
+        out.add(udp_send_batch(&self.socket, &v4).await, &at);
+        out
     }
 }

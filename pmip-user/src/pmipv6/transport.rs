@@ -26,10 +26,13 @@ use tokio::net::UdpSocket;
 
 use super::wire::IPPROTO_MH;
 use super::LocalAddrs;
+use crate::agent::batch::{RxBatch, Sent};
 use crate::agent::registrar::Counters;
 use crate::agent::{Peer, Transmit, Transport};
 use crate::esp::persist::SeqKeeper;
 use crate::esp::SignalingEsp;
+use crate::pmipv4::transport::{udp_recv_batch, udp_send_batch};
+use crate::sys::mmsg;
 
 mod esp;
 
@@ -334,6 +337,95 @@ impl Sockets {
     }
 }
 
+impl Sockets {
+    /// Whatever is queued, up to the batch's room: one `recvmmsg` per plain
+    /// socket, then the ESP sockets one packet at a time (each opens apart).
+    pub fn try_recv_batch(&self, batch: &mut RxBatch) {
+        let start = batch.len();
+        if let Some(fd) = &self.v6 {
+            // Raw: tokio's readiness is left set; the next wait clears it.
+            let _ = mmsg::recv_batch(fd.as_raw_fd(), batch);
+        }
+        if let Some(s) = &self.v4 {
+            udp_recv_batch(s, batch);
+        }
+        batch.retain_from(start, |p| {
+            matches!(p, Peer::V6(_) | Peer::V4(_)) && self.accept_plain(p)
+        });
+        if let Some(esp) = &self.esp {
+            while let Some(slot) = batch.next_slot() {
+                let Some((peer, n)) = esp.try_recv(slot) else {
+                    break;
+                };
+                batch.push(peer, n);
+            }
+        }
+    }
+
+    /// Sends `ts`: the plain ones in one `sendmmsg` per socket (a peer's
+    /// messages keep their order: a peer is reached one way only), those to
+    /// protected peers sealed one by one.
+    pub async fn send_batch(&self, ts: &[Transmit]) -> Sent {
+        let mut out = Sent::default();
+        let (mut v6, mut v4) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+        for (i, t) in ts.iter().enumerate() {
+            if let Some(esp) = self.esp.as_ref().filter(|e| e.protects(&t.peer)) {
+                match esp.send(t).await {
+                    Ok(()) => out.ok += 1,
+                    Err(_) => out.failed.push(i),
+                }
+                continue;
+            }
+            let (at, list) = match t.peer {
+                Peer::V6(_) => (&mut v6.0, &mut v6.1),
+                Peer::V4(_) => (&mut v4.0, &mut v4.1),
+            };
+            at.push(i);
+            list.push(t);
+        }
+        match &self.v6 {
+            Some(fd) => out.add(raw_send_batch(fd, &v6.1).await, &v6.0),
+            None => out.failed.extend(&v6.0),
+        }
+        match &self.v4 {
+            Some(s) => out.add(udp_send_batch(s, &v4.1).await, &v4.0),
+            None => out.failed.extend(&v4.0),
+        }
+        out.failed.sort_unstable();
+        out
+    }
+}
+
+/// `sendmmsg` on the raw Mobility Header socket, waiting for space; a
+/// message the kernel refuses is counted and skipped.
+async fn raw_send_batch(fd: &AsyncFd<OwnedFd>, ts: &[&Transmit]) -> Sent {
+    let mut out = Sent::default();
+    let mut rest = ts;
+    while !rest.is_empty() {
+        let at = ts.len() - rest.len();
+        let mut g = match fd.writable().await {
+            Ok(g) => g,
+            Err(_) => {
+                out.failed.extend(at..ts.len());
+                break;
+            }
+        };
+        match g.try_io(|fd| mmsg::send_batch(fd.as_raw_fd(), rest)) {
+            Ok(Ok(n)) => {
+                out.ok += n as u64;
+                rest = &rest[n..];
+            }
+            Ok(Err(e)) => {
+                out.failed.push(at);
+                tracing::debug!("send to {:?} failed: {e}", rest[0].peer);
+                rest = &rest[1..];
+            }
+            Err(_would_block) => {}
+        }
+    }
+    out
+}
+
 impl Transport for Sockets {
     fn recv<'a>(
         &'a self,
@@ -346,6 +438,12 @@ impl Transport for Sockets {
     }
     fn send<'a>(&'a self, t: &'a Transmit) -> impl Future<Output = io::Result<()>> + Send + 'a {
         Sockets::send(self, t)
+    }
+    fn try_recv_batch(&self, batch: &mut RxBatch) {
+        Sockets::try_recv_batch(self, batch)
+    }
+    fn send_batch<'a>(&'a self, ts: &'a [Transmit]) -> impl Future<Output = Sent> + Send + 'a {
+        Sockets::send_batch(self, ts)
     }
     fn counters(&self) -> Counters {
         Sockets::counters(self)

@@ -8,6 +8,7 @@ use anyhow::{anyhow, Context, Result};
 pub mod bpffs;
 pub mod iface;
 pub mod memory;
+pub mod mmsg;
 pub mod netlink;
 pub mod socket;
 
