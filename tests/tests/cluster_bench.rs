@@ -8,14 +8,14 @@
 //!   cargo test --release -p pmip-tests --test cluster_bench -- --ignored --nocapture --test-threads 1
 //! ```
 //! `PMIP_BENCH_RUNS` (default 3) labs per figure, `PMIP_BENCH_BINDINGS`
-//! (default 15 000) bindings per run. Each figure is printed on a
+//! (default 15 000) bindings per run, `PMIP_BENCH_DRIVERS` (default 3) driver MAGs. Each figure is printed on a
 //! `FIGURES` line with the median of the runs and the load average.
 use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use pmip_tests::cluster::driver::Drivers;
-use pmip_tests::cluster::takeover::{kill_owner, median, Takeover};
+use pmip_tests::cluster::takeover::{kill_owner, median, up_owned, Takeover};
 use pmip_tests::cluster::{etcd_ip, ClusterLab, ClusterOpts};
 use pmip_tests::etcd;
 
@@ -104,12 +104,12 @@ fn bench_cluster_bindings_per_second() {
     run(|| {
         let runs = env_or("PMIP_BENCH_RUNS", 3);
         let n = env_or("PMIP_BENCH_BINDINGS", 15_000);
-        let drivers = 3;
+        let drivers = env_or("PMIP_BENCH_DRIVERS", 3).clamp(1, 40);
         let (mut rates, mut per_rec, mut per_db, mut per_rss) = (vec![], vec![], vec![], vec![]);
         for r in 0..runs {
             let mut o = opts(&format!("cb{r}"));
             o.drivers = drivers;
-            let lab = ClusterLab::up(o)?;
+            let lab = up_owned(o)?;
             let d = Drivers::new(&lab, drivers)?;
             let (db0, used0) = db_size(&lab)?;
             let rss0 = rss_sum(&lab)?;
@@ -135,6 +135,18 @@ fn bench_cluster_bindings_per_second() {
                 });
             ensure!(count == n, "{count} binding records in etcd, {n} bound");
             let rate = got.per_second();
+            // How the writes were batched: transactions and records written.
+            let (mut batches, mut writes) = (0u64, 0u64);
+            for i in 0..3 {
+                for sv in lab.show(i).map(|v| v.serving).unwrap_or_default() {
+                    batches += sv.store_batches;
+                    writes += sv.store_ops;
+                }
+            }
+            eprintln!(
+                "run {r}: {writes} records written in {batches} etcd transactions ({:.1} per transaction)",
+                writes as f64 / batches.max(1) as f64
+            );
             eprintln!(
                 "run {r}: {n} bindings in {:?}: {rate:.0}/s; etcd db {db0} → {db1} bytes (in use {used0} → {used1}), records {:.0} B/binding (key+value), RSS of 3 members {} → {} MiB; load {}",
                 got.elapsed,
@@ -168,7 +180,7 @@ fn takeovers(label: &str, tag: &str, tune: impl Fn(&mut ClusterOpts)) -> Result<
     for r in 0..runs {
         let mut o = opts(&format!("{tag}{r}"));
         tune(&mut o);
-        let mut lab = ClusterLab::up(o)?;
+        let mut lab = up_owned(o)?;
         lab.add_subscriber(0, "02:00:00:00:aa:01")?;
         let lease = lab.attach(0)?;
         let home = lease.ip.parse().context("lease address")?;

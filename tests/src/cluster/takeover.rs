@@ -119,3 +119,17 @@ pub fn median<T: Copy + Ord>(xs: &[T]) -> Option<T> {
     v.sort();
     v.get(v.len().saturating_sub(1) / 2).copied()
 }
+
+/// The lab up with every address owned, however the addresses spread: on a
+/// loaded machine a member whose first heartbeats came late can be declared
+/// dead at start and join again with nothing ([`ClusterLab::up`] wants
+/// every member serving; a takeover needs only an owner and a survivor).
+pub fn up_owned(opts: super::ClusterOpts) -> Result<ClusterLab> {
+    let mut lab = ClusterLab::topology(opts)?;
+    lab.start_anchors()?;
+    lab.wait_view(Duration::from_secs(30), "every address owned", |v| {
+        v.addresses.iter().all(|a| a.owner.is_some())
+    })?;
+    lab.start_mags()?;
+    Ok(lab)
+}
