@@ -8,7 +8,8 @@
 //!   cargo test --release -p pmip-tests --test cluster_bench -- --ignored --nocapture --test-threads 1
 //! ```
 //! `PMIP_BENCH_RUNS` (default 3) labs per figure, `PMIP_BENCH_BINDINGS`
-//! (default 15 000) bindings per run, `PMIP_BENCH_DRIVERS` (default 3) driver MAGs. Each figure is printed on a
+//! (default 15 000) bindings per run, `PMIP_BENCH_DRIVERS` (default 3) driver MAGs,
+//! `PMIP_BENCH_DIRECT=1` all attaches to one anchor's service address (no redirect). Each figure is printed on a
 //! `FIGURES` line with the median of the runs and the load average.
 use std::sync::Mutex;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use pmip_tests::cluster::driver::Drivers;
 use pmip_tests::cluster::takeover::{kill_owner, median, up_owned, Takeover};
-use pmip_tests::cluster::{etcd_ip, ClusterLab, ClusterOpts};
+use pmip_tests::cluster::{etcd_ip, service_addr, ClusterLab, ClusterOpts};
 use pmip_tests::etcd;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -113,7 +114,12 @@ fn bench_cluster_bindings_per_second() {
             let d = Drivers::new(&lab, drivers)?;
             let (db0, used0) = db_size(&lab)?;
             let rss0 = rss_sum(&lab)?;
-            let got = d.attach(n, None, Duration::from_secs(300))?;
+            // PMIP_BENCH_DIRECT=1: every attach straight to the first service
+            // address (one anchor, no redirect) instead of the cluster address.
+            let to = std::env::var_os("PMIP_BENCH_DIRECT")
+                .map(|_| service_addr(0).parse())
+                .transpose()?;
+            let got = d.attach(n, to, Duration::from_secs(300))?;
             ensure!(
                 got.failed == 0 && got.bindings.len() == n,
                 "{} bound, {} failed of {n}",
