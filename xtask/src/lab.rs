@@ -7,6 +7,10 @@ use anyhow::Result;
 
 #[derive(clap::Args, Debug)]
 pub struct LabArgs {
+    /// The anchor cluster on etcd: three etcd members, three anchors, two
+    /// access gateways, subscribers with udhcpc, and a kill -9 takeover with its gap.
+    #[arg(long, conflicts_with_all = ["pmipv4", "ipv6", "dual_stack", "radius"])]
+    pub cluster: bool,
     /// Run the lab with PMIPv4 (PMA/HA) instead of PMIPv6 (MAG/LMA).
     #[arg(long, conflicts_with_all = ["ipv6", "dual_stack"])]
     pub pmipv4: bool,
@@ -79,6 +83,9 @@ pub fn run_lab(a: &LabArgs, obj: &Path) -> Result<()> {
     }
     if a.radius {
         c.arg("--radius");
+    }
+    if a.cluster {
+        c.arg("--cluster");
     }
     // Ctrl-C reaches the whole process group: let the lab clean up and
     // report instead of returning the prompt under its feet.

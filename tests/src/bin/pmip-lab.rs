@@ -16,7 +16,10 @@
 //! (seed 004's Cisco AV pairs, seed 000's 3GPP2/StarOS attributes) and takes the gateways'
 //! accounting; the lab shows both.
 //!
-//! Usage: pmip-lab [--pmipv4] [--ipv6 | --dual-stack] [--xdp-mode native|generic|auto|tc] [--handover-by data|dhcp] [--transport ipv4|ipv6] [--radius] [--verbose]
+//! With `--cluster`, the anchor cluster on etcd (pmip-lab/cluster.rs): three
+//! etcd members, three anchors, two access gateways, and a takeover with its gap.
+//!
+//! Usage: pmip-lab [--cluster] [--pmipv4] [--ipv6 | --dual-stack] [--xdp-mode native|generic|auto|tc] [--handover-by data|dhcp] [--transport ipv4|ipv6] [--radius] [--verbose]
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
@@ -26,6 +29,9 @@ use pmip_user::config::Service;
 
 #[path = "pmip-lab/six.rs"]
 mod six;
+
+#[path = "pmip-lab/cluster.rs"]
+mod cluster;
 
 struct Summary {
     rows: Vec<(String, String, bool)>,
@@ -51,7 +57,7 @@ impl Summary {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: pmip-lab [--pmipv4] [--ipv6 | --dual-stack] [--xdp-mode native|generic|auto|tc] [--handover-by data|dhcp] [--transport ipv4|ipv6] [--radius] [--verbose]");
+    eprintln!("usage: pmip-lab [--cluster] [--pmipv4] [--ipv6 | --dual-stack] [--xdp-mode native|generic|auto|tc] [--handover-by data|dhcp] [--transport ipv4|ipv6] [--radius] [--verbose]");
     std::process::exit(2)
 }
 
@@ -71,6 +77,7 @@ fn main() {
     let mut v6t = false;
     let mut service = Service::Ipv4;
     let mut radius = false;
+    let mut cluster = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -79,6 +86,7 @@ fn main() {
             "--xdp-mode" => mode = args.next().unwrap_or_else(|| usage()),
             "--verbose" | "-v" => verbose = true,
             "--radius" => radius = true,
+            "--cluster" => cluster = true,
             "--ipv6" => service = Service::Ipv6,
             "--dual-stack" => service = Service::Dual,
             "--transport" => {
@@ -120,14 +128,18 @@ fn main() {
     }
     lab::install_interrupt_handler();
     let mut summary = Summary { rows: Vec::new() };
-    let r = run(
-        proto,
-        &mode,
-        (verbose, radius),
-        (trigger, service),
-        v6t,
-        &mut summary,
-    );
+    let r = if cluster {
+        cluster::run(&mode, verbose, &mut summary)
+    } else {
+        run(
+            proto,
+            &mode,
+            (verbose, radius),
+            (trigger, service),
+            v6t,
+            &mut summary,
+        )
+    };
     summary.print();
     // The lab is dropped inside run(): namespaces, daemons and files are gone.
     match r {

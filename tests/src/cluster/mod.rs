@@ -31,6 +31,7 @@ use crate::netns::{veth, Netns};
 
 pub mod driver;
 pub mod stream;
+pub mod takeover;
 
 pub const POOL: &str = "10.64.0.0/16";
 pub const GW: Ipv4Addr = Ipv4Addr::new(10, 64, 0, 1);

@@ -1,0 +1,240 @@
+//! Figures of the anchor cluster (issue 17, BENCHMARKS.md "Anchor cluster
+//! on etcd"), on the lab of tests/src/cluster: three real etcd members,
+//! three `pmipd run` anchors, access gateways with stock DHCP clients.
+//!
+//! ```text
+//! cargo xtask build-ebpf
+//! PMIP_EBPF_OBJECT=$PWD/target/bpf/pmip-ebpf.o PMIP_EBPF_TEST_OBJECT=$PWD/target/bpf/pmip-ebpf-test.o \
+//!   cargo test --release -p pmip-tests --test cluster_bench -- --ignored --nocapture --test-threads 1
+//! ```
+//! `PMIP_BENCH_RUNS` (default 3) labs per figure, `PMIP_BENCH_BINDINGS`
+//! (default 15 000) bindings per run, `PMIP_BENCH_DRIVERS` (default 3) driver MAGs,
+//! `PMIP_BENCH_DIRECT=1` all attaches to one anchor's service address (no redirect). Each figure is printed on a
+//! `FIGURES` line with the median of the runs and the load average.
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use pmip_tests::cluster::driver::Drivers;
+use pmip_tests::cluster::takeover::{kill_owner, median, up_owned, Takeover};
+use pmip_tests::cluster::{etcd_ip, service_addr, ClusterLab, ClusterOpts};
+use pmip_tests::etcd;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn run(f: impl FnOnce() -> Result<()>) {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if unsafe { libc::geteuid() } != 0 || !etcd::available() {
+        eprintln!("skipped: needs root and etcd (Debian etcd-server, etcd-client)");
+        return;
+    }
+    if std::env::var_os("PMIP_EBPF_OBJECT").is_none() {
+        eprintln!("skipped: PMIP_EBPF_OBJECT not set (cargo xtask build-ebpf)");
+        return;
+    }
+    if let Err(e) = f() {
+        panic!("{e:#}");
+    }
+}
+
+fn env_or(name: &str, d: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The lab with the configuration's default lease and heartbeat settings
+/// (store.lease_ttl_s 2, cluster.heartbeat_interval_ms 100 × 4 misses).
+fn opts(tag: &str) -> ClusterOpts {
+    let mut o = ClusterOpts::new(tag);
+    o.lease_ttl_s = 2;
+    o.heartbeat_interval_ms = 100;
+    o.heartbeat_misses = 4;
+    o.log_filter = "warn".into();
+    o
+}
+
+/// etcd's backend size (bytes allocated, bytes in use) on the leader.
+fn db_size(lab: &ClusterLab) -> Result<(u64, u64)> {
+    let out = lab
+        .etcd
+        .as_ref()
+        .context("etcd")?
+        .ctl(&["endpoint", "status", "-w", "json"])?;
+    let v: serde_json::Value = serde_json::from_str(&out).context("endpoint status")?;
+    let mut best = (0, 0);
+    for e in v.as_array().context("endpoint status array")? {
+        let s = &e["Status"];
+        let size = s["dbSize"].as_u64().unwrap_or(0);
+        let used = s["dbSizeInUse"].as_u64().unwrap_or(0);
+        best = best.max((size, used));
+    }
+    Ok(best)
+}
+
+/// Resident memory of etcd member `i` (its own /metrics).
+fn etcd_rss(lab: &ClusterLab, i: usize) -> Result<u64> {
+    let url = format!("http://{}:2379/metrics", etcd_ip(i));
+    let out = lab.sw.exec(&["curl", "-s", "--max-time", "3", &url])?;
+    out.lines()
+        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+        .context("process_resident_memory_bytes")
+}
+
+fn rss_sum(lab: &ClusterLab) -> Result<u64> {
+    (0..3).map(|i| etcd_rss(lab, i)).sum()
+}
+
+/// Bindings per second through three anchors on three etcd members, and
+/// what each binding costs in etcd.
+#[test]
+#[ignore = "benchmark: --ignored --nocapture, release"]
+fn bench_cluster_bindings_per_second() {
+    run(|| {
+        let runs = env_or("PMIP_BENCH_RUNS", 3);
+        let n = env_or("PMIP_BENCH_BINDINGS", 15_000);
+        let drivers = env_or("PMIP_BENCH_DRIVERS", 3).clamp(1, 40);
+        let (mut rates, mut per_rec, mut per_db, mut per_rss) = (vec![], vec![], vec![], vec![]);
+        for r in 0..runs {
+            let mut o = opts(&format!("cb{r}"));
+            o.drivers = drivers;
+            let lab = up_owned(o)?;
+            let d = Drivers::new(&lab, drivers)?;
+            let (db0, used0) = db_size(&lab)?;
+            let rss0 = rss_sum(&lab)?;
+            // PMIP_BENCH_DIRECT=1: every attach straight to the first service
+            // address (one anchor, no redirect) instead of the cluster address.
+            let to = std::env::var_os("PMIP_BENCH_DIRECT")
+                .map(|_| service_addr(0).parse())
+                .transpose()?;
+            let got = d.attach(n, to, Duration::from_secs(300))?;
+            ensure!(
+                got.failed == 0 && got.bindings.len() == n,
+                "{} bound, {} failed of {n}",
+                got.bindings.len(),
+                got.failed
+            );
+            let (db1, used1) = db_size(&lab)?;
+            let rss1 = rss_sum(&lab)?;
+            let recs = lab
+                .etcd
+                .as_ref()
+                .context("etcd")?
+                .get_prefix(&format!("/pmip/{}/svc/", lab.opts.tag))?;
+            let (count, bytes) = recs
+                .iter()
+                .filter(|(k, _)| k.contains("/lma/"))
+                .fold((0usize, 0usize), |(c, b), (k, v)| {
+                    (c + 1, b + k.len() + v.len())
+                });
+            ensure!(count == n, "{count} binding records in etcd, {n} bound");
+            let rate = got.per_second();
+            // How the writes were batched: transactions and records written.
+            let (mut batches, mut writes) = (0u64, 0u64);
+            for i in 0..3 {
+                for sv in lab.show(i).map(|v| v.serving).unwrap_or_default() {
+                    batches += sv.store_batches;
+                    writes += sv.store_ops;
+                }
+            }
+            eprintln!(
+                "run {r}: {writes} records written in {batches} etcd transactions ({:.1} per transaction)",
+                writes as f64 / batches.max(1) as f64
+            );
+            eprintln!(
+                "run {r}: {n} bindings in {:?}: {rate:.0}/s; etcd db {db0} → {db1} bytes (in use {used0} → {used1}), records {:.0} B/binding (key+value), RSS of 3 members {} → {} MiB; load {}",
+                got.elapsed,
+                bytes as f64 / count as f64,
+                rss0 >> 20,
+                rss1 >> 20,
+                loadavg()
+            );
+            rates.push(rate as u64);
+            per_rec.push((bytes / count) as u64);
+            per_db.push(used1.saturating_sub(used0) / n as u64);
+            per_rss.push(rss1.saturating_sub(rss0) / 3 / n as u64);
+        }
+        eprintln!(
+            "FIGURES cluster bindings: {n} per run over 3 anchors, 3 etcd members, {drivers} driver MAGs; median of {runs}: {} bindings/s; etcd per binding: {} B key+value, {} B of db in use, {} B RSS per member; load {}",
+            median(&rates).unwrap_or(0),
+            median(&per_rec).unwrap_or(0),
+            median(&per_db).unwrap_or(0),
+            median(&per_rss).unwrap_or(0),
+            loadavg()
+        );
+        Ok(())
+    });
+}
+
+/// Takeovers under a 10k pps stream: two per lab (the owner of the busy
+/// address, then the anchor that took it over), `runs` labs per setting.
+fn takeovers(label: &str, tag: &str, tune: impl Fn(&mut ClusterOpts)) -> Result<()> {
+    let runs = env_or("PMIP_BENCH_RUNS", 3);
+    let mut all: Vec<Takeover> = Vec::new();
+    for r in 0..runs {
+        let mut o = opts(&format!("{tag}{r}"));
+        tune(&mut o);
+        let mut lab = up_owned(o)?;
+        lab.add_subscriber(0, "02:00:00:00:aa:01")?;
+        let lease = lab.attach(0)?;
+        let home = lease.ip.parse().context("lease address")?;
+        let b =
+            lab.mag(0)
+                .wait_bindings(Duration::from_secs(10), "the subscriber's binding", |b| {
+                    !b.is_empty()
+                })?;
+        let addr = b[0].peer.to_string();
+        for _ in 0..2 {
+            let t = kill_owner(&mut lab, (0, home), &addr, 10_000, Duration::from_secs(2))?;
+            eprintln!("{label} run {r}: {}; load {}", t.line(), loadavg());
+            all.push(t);
+        }
+    }
+    let ms = |f: fn(&Takeover) -> Duration| {
+        median(&all.iter().map(|t| f(t).as_millis()).collect::<Vec<_>>()).unwrap_or(0)
+    };
+    let lost = median(&all.iter().map(|t| t.lost_up).collect::<Vec<_>>()).unwrap_or(0);
+    let worst = all.iter().map(|t| t.first_up).max().unwrap_or_default();
+    eprintln!(
+        "FIGURES cluster takeover ({label}): median of {} kill -9: first uplink packet through the new owner {} ms after the kill (worst {} ms), first downlink {} ms, owner in show cluster {} ms; {} packets lost at 10k pps; load {}",
+        all.len(),
+        ms(|t| t.first_up),
+        worst.as_millis(),
+        ms(|t| t.first_down),
+        ms(|t| t.owner_seen),
+        lost,
+        loadavg()
+    );
+    Ok(())
+}
+
+#[test]
+#[ignore = "benchmark: --ignored --nocapture, release"]
+fn bench_cluster_takeover_default_settings() {
+    run(|| takeovers("heartbeat 100 ms × 4, lease 2 s", "cd", |_| {}));
+}
+
+/// The setting that trades detection time for false alarms: heartbeats
+/// every 50 ms, dead after 3 missed.
+#[test]
+#[ignore = "benchmark: --ignored --nocapture, release"]
+fn bench_cluster_takeover_fast_heartbeats() {
+    run(|| {
+        takeovers("heartbeat 50 ms × 3, lease 2 s", "cf", |o| {
+            o.heartbeat_interval_ms = 50;
+            o.heartbeat_misses = 3;
+        })
+    });
+}
