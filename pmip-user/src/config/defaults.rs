@@ -18,7 +18,7 @@ pub(super) fn control_socket() -> PathBuf {
 
 /// `store.path`.
 pub(super) fn store_path() -> PathBuf {
-    PathBuf::from("/var/lib/pmipd/state.redb")
+    PathBuf::from("/var/lib/pmip/state.redb")
 }
 
 /// `[store]` etcd keys: prefix, lease TTL (etcd's shortest with its default

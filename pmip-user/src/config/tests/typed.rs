@@ -290,7 +290,7 @@ fn loaded_configurations_build_their_agent() {
 fn store_section_defaults_to_the_embedded_file() {
     let c = Config::from_toml_str(ACCESS_V6).unwrap();
     assert_eq!(c.store.backend, StoreBackend::Embedded);
-    assert_eq!(c.store.path, PathBuf::from("/var/lib/pmipd/state.redb"));
+    assert_eq!(c.store.path, PathBuf::from("/var/lib/pmip/state.redb"));
     let e = errors_of(ACCESS_V6, &[("store.path", s("state.redb"))]);
     assert!(
         e.contains("store.path: must be an absolute file path"),
