@@ -374,7 +374,8 @@ fn reload(sb: &Sandbox) -> Result<()> {
 fn watchdog(sb: &Sandbox) -> Result<()> {
     let pid = sb.prop("MainPID")?;
     let restarts: u32 = sb.prop("NRestarts")?.parse().unwrap_or(0);
-    sb.exec_ok(&["kill", "-STOP", &pid])?;
+    // The shell's builtin: a minimal root has no /bin/kill (procps).
+    sb.exec_ok(&["sh", "-c", &format!("kill -STOP {pid}")])?;
     let t0 = Instant::now();
     sb.wait(Duration::from_secs(60), "a restart after the hang", |s| {
         s.prop("MainPID").is_ok_and(|p| p != pid && p != "0")
