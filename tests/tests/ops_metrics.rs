@@ -229,7 +229,7 @@ fn flood(l: &Lab) -> Result<()> {
     let lines: Vec<&str> = text.lines().skip(log0).collect();
     let flood_lines = lines.iter().filter(|l| l.contains("unknown_peer")).count();
     let bound = pmip_user::logs::RateLimit::BURST as usize
-        + secs * pmip_user::logs::RateLimit::PER_SECOND as usize
+        + secs.div_ceil(pmip_user::logs::RateLimit::REFILL_PERIOD.as_secs() as usize)
         + 1;
     ensure!(
         (1..=bound).contains(&flood_lines),

@@ -6,7 +6,7 @@
 //! Events a remote party can trigger at will (unknown peers, failed
 //! authentication, spoofed sources, floods from unknown MACs) go through
 //! [`log_limited!`](crate::log_limited): at most a burst per call site and
-//! then one a second, with the number suppressed, so a flood of bad packets
+//! then one every two seconds, with the number suppressed, so a flood of bad packets
 //! cannot fill the disk.
 use std::io::IsTerminal;
 
@@ -105,7 +105,7 @@ where
 }
 
 /// `tracing::<level>!`, rate-limited per call site: at most
-/// [`RateLimit::BURST`] at once, then [`RateLimit::PER_SECOND`] a second.
+/// [`RateLimit::BURST`] at once, then one per [`RateLimit::REFILL_PERIOD`].
 /// The first event let through after some were dropped carries
 /// `suppressed = N`. For events a remote party can trigger at will (forged
 /// signaling, floods from unknown MACs), so a flood costs a bounded number
