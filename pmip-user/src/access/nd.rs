@@ -208,6 +208,9 @@ pub struct PrefixInfo {
     pub prefix: Ipv6Addr,
 }
 
+/// The most servers one RDNSS option can carry (RFC 8106 §5.1: (255 × 8 − 8) / 16).
+const RDNSS_MAX_SERVERS: usize = 127;
+
 /// Recursive DNS Server option (RFC 8106 §5.1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rdnss {
@@ -516,7 +519,20 @@ impl NdRepr {
                 v.extend(ra.slla.map(NdOption::SourceLinkLayerAddr));
                 v.extend(ra.mtu.map(NdOption::Mtu));
                 v.extend(ra.prefixes.iter().copied().map(NdOption::PrefixInformation));
-                v.extend(ra.rdnss.clone().map(NdOption::Rdnss));
+                match &ra.rdnss {
+                    Some(r) if !r.servers.is_empty() => {
+                        // RFC 8106 §5.1: Length is one octet in units of 8
+                        // octets, so one option holds at most 127 servers;
+                        // the rest go in further options (merged on parse).
+                        v.extend(r.servers.chunks(RDNSS_MAX_SERVERS).map(|c| {
+                            NdOption::Rdnss(Rdnss {
+                                lifetime: r.lifetime,
+                                servers: c.to_vec(),
+                            })
+                        }));
+                    }
+                    r => v.extend(r.clone().map(NdOption::Rdnss)),
+                }
             }
         }
         v

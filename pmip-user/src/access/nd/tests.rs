@@ -266,3 +266,28 @@ proptest::proptest! {
         }
     }
 }
+
+/// More RDNSS servers than one option's one-octet Length can describe go
+/// in several options and parse back as one list (found by the access_nd
+/// fuzz target: 200 servers emitted as one option with a wrapped Length).
+#[test]
+fn many_rdnss_servers_split_into_options_and_round_trip() {
+    let mut r = ra_repr();
+    let NdRepr::RouterAdvert(ra) = &mut r else {
+        unreachable!()
+    };
+    ra.rdnss = Some(Rdnss {
+        lifetime: 600,
+        servers: (0..200u16)
+            .map(|i| Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i))
+            .collect(),
+    });
+    let b = r.to_bytes(Ipv6Addr::LOCALHOST, Ipv6Addr::LOCALHOST);
+    let p = NdPacket::new_checked(&b[..]).expect("own emit");
+    let rdnss_options = p
+        .options()
+        .filter(|o| matches!(o, Ok(NdOption::Rdnss(_))))
+        .count();
+    assert_eq!(rdnss_options, 2);
+    assert_eq!(NdRepr::parse(&p), Ok(r));
+}
