@@ -37,7 +37,7 @@ const F_ETCD: u8 = 0x01;
 
 /// A heartbeat: the sender's member name, incarnation (its lease) and
 /// whether its etcd works.
-pub(crate) fn encode(member: &str, lease: i64, etcd_works: bool) -> Vec<u8> {
+pub fn encode(member: &str, lease: i64, etcd_works: bool) -> Vec<u8> {
     let mut b = Vec::with_capacity(MAGIC.len() + 10 + member.len());
     b.extend_from_slice(MAGIC);
     b.extend_from_slice(&lease.to_be_bytes());
@@ -50,7 +50,7 @@ pub(crate) fn encode(member: &str, lease: i64, etcd_works: bool) -> Vec<u8> {
 /// The sender's (member, lease, etcd works) of a heartbeat; None for
 /// anything else. A version 1 sender cannot say: its etcd counts as working
 /// (the safe side: nobody holds on past a lease because of it).
-pub(crate) fn decode(b: &[u8]) -> Option<(&str, i64, bool)> {
+pub fn decode(b: &[u8]) -> Option<(&str, i64, bool)> {
     if let Some(r) = b.strip_prefix(MAGIC_V1.as_slice()) {
         let lease = i64::from_be_bytes(r.get(..8)?.try_into().ok()?);
         return Some((name_of(r.get(8..)?)?, lease, true));
@@ -82,7 +82,7 @@ struct Peer {
 
 /// Who is alive, from the heartbeats heard.
 #[derive(Debug)]
-pub(crate) struct Detector {
+pub struct Detector {
     timeout: Duration,
     peers: HashMap<String, Peer>,
     /// The last heartbeat with a working etcd from a sender that is not a
@@ -91,7 +91,7 @@ pub(crate) struct Detector {
 }
 
 impl Detector {
-    pub(crate) fn new(interval: Duration, misses: u32) -> Detector {
+    pub fn new(interval: Duration, misses: u32) -> Detector {
         Detector {
             timeout: interval * misses,
             peers: HashMap::new(),
@@ -101,7 +101,7 @@ impl Detector {
 
     /// The other members as etcd lists them now: new ones get a full
     /// timeout of grace, departed ones are forgotten.
-    pub(crate) fn set_members(&mut self, now: Instant, members: &[(String, SocketAddr)]) {
+    pub fn set_members(&mut self, now: Instant, members: &[(String, SocketAddr)]) {
         self.peers
             .retain(|name, _| members.iter().any(|(n, _)| n == name));
         for (name, addr) in members {
@@ -116,7 +116,7 @@ impl Detector {
     }
 
     /// A heartbeat from `name` at `from`: alive (if `from` is its address).
-    pub(crate) fn heard(&mut self, now: Instant, name: &str, from: IpAddr, etcd_works: bool) {
+    pub fn heard(&mut self, now: Instant, name: &str, from: IpAddr, etcd_works: bool) {
         match self.peers.get_mut(name) {
             Some(p) if p.addr.ip() == from => {
                 p.last = now;
@@ -132,7 +132,7 @@ impl Detector {
     /// Is every other member heard (within the timeout) and none of them,
     /// nor anyone else who sent us a heartbeat, with a working etcd? Then
     /// nobody can take an address over from us now: a takeover needs etcd.
-    pub(crate) fn quiet(&self, now: Instant) -> bool {
+    pub fn quiet(&self, now: Instant) -> bool {
         let fresh = |t: Instant| now.saturating_duration_since(t) <= self.timeout;
         self.peers
             .values()
@@ -141,7 +141,7 @@ impl Detector {
     }
 
     /// Members that just went silent for the whole timeout (each reported once).
-    pub(crate) fn newly_dead(&mut self, now: Instant) -> Vec<String> {
+    pub fn newly_dead(&mut self, now: Instant) -> Vec<String> {
         let mut out = Vec::new();
         for (name, p) in &mut self.peers {
             if !p.dead && now.saturating_duration_since(p.last) > self.timeout {
@@ -159,7 +159,7 @@ impl Detector {
         self.peers.get(name).is_some_and(|p| p.dead)
     }
 
-    pub(crate) fn targets(&self) -> Vec<SocketAddr> {
+    pub fn targets(&self) -> Vec<SocketAddr> {
         self.peers.values().map(|p| p.addr).collect()
     }
 }

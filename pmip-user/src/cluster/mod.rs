@@ -47,7 +47,9 @@ use crate::store::etcd::{Buckets, EtcdConn, EtcdRuntime};
 pub mod blocks;
 mod control;
 mod esp;
-mod heartbeat;
+/// Public for the fuzz target `cluster_heartbeat` only.
+#[doc(hidden)]
+pub mod heartbeat;
 mod member;
 mod mirror;
 mod net;
