@@ -3,14 +3,16 @@
 //! subscriber keeps its Session-Timeout (counted from the first attach: the lease after the
 //! restart is bounded by what is left of it, and it is deregistered when it runs out), its
 //! Acct-Interim-Interval, DNS, and accounting's User-Name and Class — not the local
-//! configuration's (binding lifetime 120 s, interim 30 s, no profile at all).
+//! configuration's (binding lifetime 120 s, interim 30 s, no profile at all). A CoA-Request
+//! before the restart (new DNS, a shorter Session-Timeout) is written back into the record:
+//! the restarted gateway serves what the CoA set, not what the Access-Accept said.
 //!
 //! A real FreeRADIUS on the lab's core (tests/src/aaa_lab.rs), busybox udhcpc as the
 //! subscriber, `pmipd run` in every role with pinned maps and an embedded store.
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use pmip_tests::aaa_lab::{self, RadiusSite};
+use pmip_tests::aaa_lab::{self, RadiusSite, DAE_SECRET};
 use pmip_tests::lab::{self, Lab, LabOpts, Proto, SUB_MAC};
 use pmip_tests::radius::DetailRecord;
 
@@ -19,6 +21,8 @@ const MAG1: &str = "10.255.0.1";
 const LOCAL_INTERIM_S: u32 = 30;
 /// RADIUS's Session-Timeout (the local binding lifetime is the lab's 120 s).
 const SESSION_TIMEOUT_S: u64 = 60;
+/// The CoA's Session-Timeout, counted from the CoA (ends well before the Accept's).
+const COA_TIMEOUT_S: u64 = 30;
 
 fn ietf(mac: &str) -> String {
     mac.replace(':', "-")
@@ -69,7 +73,6 @@ fn restart_keeps_radius_profile() -> Result<()> {
     l.start_daemons()?;
 
     let lease = l.attach(false)?;
-    let t_attach = Instant::now();
     let secs: u64 = lease.lease.parse().context("lease")?;
     ensure!(
         secs <= SESSION_TIMEOUT_S && lease.dns == "198.51.100.53",
@@ -81,6 +84,19 @@ fn restart_keeps_radius_profile() -> Result<()> {
     })?;
     let s0 = session(&start0).context("Acct-Session-Id")?.to_string();
 
+    // CoA (RFC 5176): new DNS servers and a Session-Timeout of 30 s from now.
+    let (ok, text) = r.dae(
+        MAG1,
+        "coa",
+        DAE_SECRET,
+        &format!(
+            "Calling-Station-Id = \"{m}\", Session-Timeout = {COA_TIMEOUT_S}, \
+             Cisco-AVPair = \"ip:dns-servers=198.51.100.54\""
+        ),
+    )?;
+    ensure!(ok && text.contains("CoA-ACK"), "CoA:\n{text}");
+    let t_coa = Instant::now();
+
     // SIGTERM and start again on the same pins and store.
     let st = l.access[0].as_mut().context("mag1")?.stop();
     ensure!(
@@ -88,9 +104,10 @@ fn restart_keeps_radius_profile() -> Result<()> {
         "SIGTERM: pmipd exited {st:?}"
     );
     l.start_access(0)?;
-    // The restored lease is bounded by what was left at the restart (the DHCP server
-    // keeps that lease for the binding, as it does a first attach's).
-    let left = SESSION_TIMEOUT_S.saturating_sub(t_attach.elapsed().as_secs());
+    // The restored lease is bounded by what was left of the CoA's Session-Timeout at the
+    // restart (the DHCP server keeps that lease for the binding, as it does a first
+    // attach's).
+    let left = COA_TIMEOUT_S.saturating_sub(t_coa.elapsed().as_secs());
     l.wait_registered(0)?;
 
     // A new accounting session (the last run's ended with its Accounting-Off), with
@@ -129,7 +146,7 @@ fn restart_keeps_radius_profile() -> Result<()> {
     };
     interims(3)?;
 
-    // The lease after the restart: what is left of the Session-Timeout, RADIUS's DNS.
+    // The lease after the restart: what is left of the CoA's Session-Timeout, its DNS.
     let renews = l.client().count("renew");
     l.client().renew()?;
     let renewed = l
@@ -137,19 +154,23 @@ fn restart_keeps_radius_profile() -> Result<()> {
         .wait_event("renew", renews + 1, Duration::from_secs(10))?;
     let secs: u64 = renewed.lease.parse().context("lease")?;
     ensure!(
-        renewed.ip == lease.ip && renewed.dns == "198.51.100.53" && secs <= left + 1,
-        "lease after the restart (Session-Timeout {SESSION_TIMEOUT_S} s, {left} s left at the \
-         restart, binding lifetime 120 s): {renewed:?}"
+        renewed.ip == lease.ip && renewed.dns == "198.51.100.54" && secs <= left + 1,
+        "lease after the restart (CoA: Session-Timeout {COA_TIMEOUT_S} s and DNS \
+         198.51.100.54, {left} s left at the restart; Accept: {SESSION_TIMEOUT_S} s, \
+         198.51.100.53; binding lifetime 120 s): {renewed:?}"
     );
 
-    // The Session-Timeout runs out when it would have without the restart.
-    let until = Duration::from_secs(SESSION_TIMEOUT_S + 6).saturating_sub(t_attach.elapsed());
+    // The CoA's Session-Timeout runs out when it would have without the restart, long
+    // before the Accept's.
+    let until = Duration::from_secs(COA_TIMEOUT_S + 6).saturating_sub(t_coa.elapsed());
     l.mag(0)
-        .wait_bindings(until, "no binding at the Session-Timeout", |b| b.is_empty())?;
-    let gone = t_attach.elapsed();
+        .wait_bindings(until, "no binding at the CoA's Session-Timeout", |b| {
+            b.is_empty()
+        })?;
+    let gone = t_coa.elapsed();
     ensure!(
-        gone >= Duration::from_secs(SESSION_TIMEOUT_S - 3),
-        "deregistered {gone:?} after the attach, before the Session-Timeout"
+        gone >= Duration::from_secs(COA_TIMEOUT_S - 3),
+        "deregistered {gone:?} after the CoA, before its Session-Timeout ({COA_TIMEOUT_S} s)"
     );
     let stop = r.wait_record(0, MAG1, Duration::from_secs(5), "Stop", |x| {
         status(x, "Stop") && session(x) == Some(&s1)
@@ -160,8 +181,9 @@ fn restart_keeps_radius_profile() -> Result<()> {
         aaa_lab::summary(&stop)
     );
     eprintln!(
-        "restored RADIUS profile: lease {secs} s after the restart ({left} s left at it), \
-         deregistered {:.1} s after the attach (Session-Timeout {SESSION_TIMEOUT_S} s)",
+        "restored RADIUS profile with the CoA's changes: lease {secs} s after the restart \
+         ({left} s left at it), deregistered {:.1} s after the CoA (its Session-Timeout \
+         {COA_TIMEOUT_S} s; the Accept's {SESSION_TIMEOUT_S} s)",
         gone.as_secs_f64()
     );
     Ok(())

@@ -47,6 +47,13 @@ pub enum AccessCommand {
     /// Shutdown: every subscriber leaves (a MAG revoking at an LMA sends one
     /// global BRI for all of them, RFC 5846).
     DetachAll,
+    /// The operator's AAA changed what the subscriber was authorized with (a
+    /// CoA-Request, RFC 5176): keep it with the binding, so that its record
+    /// (and a restarted gateway) carries the change.
+    UpdateAaa {
+        at: AccessPoint,
+        aaa: Box<crate::store::AaaProfile>,
+    },
 }
 
 /// Why a registration did not complete.

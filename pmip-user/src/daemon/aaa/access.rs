@@ -225,8 +225,8 @@ impl AccessAaa {
         i.registered_for(at, home, left);
     }
 
-    /// The profile a restored subscriber was authorized with, as the registrar
-    /// will keep it in its record (None: a local profile).
+    /// The profile a subscriber was authorized with, as the registrar keeps it
+    /// in its record, with what CoA-Requests changed since (None: a local profile).
     pub(crate) fn stored(&self, at: &AccessPoint) -> Option<Box<crate::store::AaaProfile>> {
         let k = self.inner.as_ref()?.known.get(at)?;
         k.extras.stored.clone()
@@ -327,6 +327,11 @@ impl AccessAaa {
             k.deadline = Some(d);
             k.extras.session_timeout = Some(t);
             i.deadlines.insert((d, *at));
+            if let Some(r) = k.extras.stored.as_mut() {
+                // The record's Session-Timeout runs from now on (persist::session_left).
+                r.session_timeout_s = Some(t.as_secs().clamp(1, u64::from(u32::MAX)) as u32);
+                r.session_start_ms = crate::store::wall_ms(SystemTime::now());
+            }
         }
         let dns: Vec<Ipv4Addr> = p
             .dns
@@ -337,6 +342,9 @@ impl AccessAaa {
             })
             .collect();
         if !dns.is_empty() {
+            if let Some(r) = k.extras.stored.as_mut() {
+                r.dns.clone_from(&dns);
+            }
             k.dns = Some(dns);
         }
         let lease = k.lease.clone()?;

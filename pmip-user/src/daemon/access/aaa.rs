@@ -5,6 +5,7 @@
 use super::Glue;
 use crate::aaa::{AaaEvent, DaeKind, DaeRequest, ErrorCause, TerminateCause};
 use crate::access::shell::DhcpCmd;
+use crate::agent::registrar::AccessCommand;
 use crate::daemon::aaa::Input;
 use crate::daemon::control::mac_str;
 use crate::dataplane::AccessPoint;
@@ -65,6 +66,11 @@ impl Glue<'_> {
                     if let Some(l) = self.links.get(&at.ifindex) {
                         // Kept by the DHCP server: the subscriber's next renewal gets it.
                         let _ = l.dhcp.send(DhcpCmd::BindingReady { mac: at.mac, info });
+                    }
+                    // The binding's record keeps the change: a restarted gateway
+                    // serves what the CoA set, not what the Access-Accept said.
+                    if let Some(aaa) = self.aaa.stored(&at) {
+                        self.command(AccessCommand::UpdateAaa { at, aaa });
                     }
                 }
             }

@@ -43,6 +43,19 @@ impl Pma {
         }
     }
 
+    /// A changed AAA profile for the session at `at`: written at once when
+    /// the session has a record, else with the record when it gets one.
+    fn update_aaa(&mut self, at: AccessPoint, aaa: Box<crate::store::AaaProfile>) {
+        let Some(nai) = self.nai_at(&at) else { return };
+        let Some(s) = self.sessions.get_mut(&nai) else {
+            return;
+        };
+        s.sub.aaa = Some(aaa);
+        if self.record_exists(&nai) {
+            self.persist(&nai, at);
+        }
+    }
+
     fn nai_at(&self, at: &AccessPoint) -> Option<String> {
         self.sessions
             .iter()
@@ -129,6 +142,7 @@ impl Endpoint for Pma {
         match cmd {
             AccessCommand::Attach(r) => self.attach_request(now, r),
             AccessCommand::Detach(at) => self.detach_at(now, at),
+            AccessCommand::UpdateAaa { at, aaa } => self.update_aaa(at, aaa),
             AccessCommand::DetachAll => {
                 let mut nais: Vec<String> = self.sessions.keys().cloned().collect();
                 nais.sort_unstable();

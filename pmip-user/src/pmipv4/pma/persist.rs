@@ -32,6 +32,11 @@ impl Pma {
         self.store.push_back(op);
     }
 
+    /// Would `nai`'s session be written as a record (and not as a delete)?
+    pub(super) fn record_exists(&self, nai: &str) -> bool {
+        self.record(nai).is_some()
+    }
+
     fn record(&self, nai: &str) -> Option<AccessRecord> {
         let s = self.sessions.get(nai)?;
         if s.phase == Phase::Deregistering {

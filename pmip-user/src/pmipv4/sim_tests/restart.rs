@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::*;
-use crate::store::{MemStore, Store};
+use crate::store::{MemStore, Record, Store};
 
 /// Stores by node address, fed with every write the machines queued.
 #[derive(Default)]
@@ -87,6 +87,67 @@ fn restarted_pma_takes_up_its_bindings_and_renews_on_time() {
         net.pma(PMA1).registration("ue1@ex").unwrap().0,
         Ipv4Addr::new(10, 1, 0, 1)
     );
+}
+
+/// A CoA-Request's change of what RADIUS gave (issue 14) reaches the
+/// session's record at once, and a restarted PMA gives it back.
+#[test]
+fn aaa_update_is_written_to_the_record() {
+    use crate::agent::registrar::AccessCommand;
+    let mut net = basic();
+    let t0 = net.now;
+    let mut st = Stores::default();
+    two_subscribers(&mut net, &mut st);
+    let stored = |st: &Stores| -> Vec<Option<Box<crate::store::AaaProfile>>> {
+        let mut v: Vec<_> = st
+            .of(PMA1)
+            .scan()
+            .unwrap()
+            .into_iter()
+            .filter_map(|(_, r)| match r {
+                Record::Access(a) => Some((a.nai, a.aaa)),
+                _ => None,
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.into_iter().map(|(_, a)| a).collect()
+    };
+    assert_eq!(stored(&st), vec![None, None]);
+    let aaa = Box::new(crate::store::AaaProfile {
+        user_name: "02-00-00-00-00-02".into(),
+        session_timeout_s: Some(40),
+        dns: vec![Ipv4Addr::new(198, 51, 100, 54)],
+        ..Default::default()
+    });
+    let (at, now) = (sub("ue2@ex", 2).at, net.now);
+    let cmd = AccessCommand::UpdateAaa {
+        at,
+        aaa: aaa.clone(),
+    };
+    Endpoint::command(net.pma(PMA1), now, cmd);
+    st.sync(&mut net);
+    assert_eq!(stored(&st), vec![None, Some(aaa.clone())]);
+    // An access point with no session: nothing written.
+    let (other, now) = (sub("ue9@ex", 9).at, net.now);
+    let cmd = AccessCommand::UpdateAaa {
+        at: other,
+        aaa: aaa.clone(),
+    };
+    Endpoint::command(net.pma(PMA1), now, cmd);
+    st.sync(&mut net);
+    assert_eq!(st.of(PMA1).len(), 2);
+    let mut p = Pma::new(pma_cfg(PMA1), clock_at(&net, t0));
+    let r = Endpoint::restore(&mut p, net.now, st.of(PMA1).scan().unwrap());
+    assert_eq!((r.bindings, r.dropped), (2, 0));
+    let given: Vec<_> = std::iter::from_fn(|| p.poll_event())
+        .filter_map(|e| match e {
+            PmaEvent::Restored { nai, aaa, .. } => Some((nai, aaa)),
+            _ => None,
+        })
+        .filter(|(nai, _)| nai == "ue2@ex")
+        .map(|(_, a)| a)
+        .collect();
+    assert_eq!(given, vec![Some(aaa)]);
 }
 
 #[test]

@@ -114,6 +114,7 @@ impl Endpoint for Mag {
             }
             AccessCommand::Detach(at) => self.detach(now, at),
             AccessCommand::DetachAll => self.detach_all(now),
+            AccessCommand::UpdateAaa { at, aaa } => self.update_aaa(&at, aaa),
         }
     }
     fn poll_transmit(&mut self) -> Option<Transmit> {

@@ -90,6 +90,18 @@ impl Mag {
         }
     }
 
+    /// A changed AAA profile for `at`'s binding: written at once when the
+    /// binding has a record, else with the record when it gets one.
+    pub(super) fn update_aaa(&mut self, at: &AccessPoint, aaa: Box<store::AaaProfile>) {
+        let Some(e) = self.entries.get_mut(at) else {
+            return;
+        };
+        e.aaa = Some(aaa);
+        if e.granted.is_some() && e.state != State::Deregistering {
+            self.persist(*at);
+        }
+    }
+
     pub(super) fn take_store(&mut self) -> Option<StoreOp> {
         self.store.pop_front()
     }

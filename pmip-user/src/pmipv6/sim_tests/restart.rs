@@ -361,6 +361,19 @@ fn restarted_mag_gives_back_the_aaa_profile() {
             .collect::<Vec<_>>()
     };
     assert_eq!(kept(&mut ms[0]), vec![Some(aaa.clone())]);
+    // A CoA-Request changed it: the record is written again at once.
+    let aaa = Box::new(crate::store::AaaProfile {
+        session_timeout_s: Some(40),
+        dns: vec![Ipv4Addr::new(198, 51, 100, 54)],
+        ..(*aaa).clone()
+    });
+    let cmd = AccessCommand::UpdateAaa {
+        at: ap(1),
+        aaa: aaa.clone(),
+    };
+    Endpoint::command(&mut s.mags[0], s.now, cmd);
+    sync(&mut s, &mut ms, &mut ls);
+    assert_eq!(kept(&mut ms[0]), vec![Some(aaa.clone())]);
     s.mags[0] = Mag::new(mag_cfg(false, MAG1, MAG1_V4), s.now, wall_at(&s));
     s.mag_dp[0] = MemDataPlane::default();
     let r = Endpoint::restore(&mut s.mags[0], s.now, ms[0].scan().unwrap());
