@@ -213,6 +213,33 @@ pub struct AaaProfile {
     pub session_start_ms: u64,
 }
 
+impl AaaProfile {
+    /// How much of its Session-Timeout is left at `now` (`None`: it has none).
+    pub fn session_left(&self, now: std::time::SystemTime) -> Option<std::time::Duration> {
+        let t = u64::from(self.session_timeout_s.filter(|s| *s > 0)?);
+        let end = self.session_start_ms.saturating_add(t * 1000);
+        Some(std::time::Duration::from_millis(
+            end.saturating_sub(super::wall_ms(now)),
+        ))
+    }
+
+    /// The registration lifetime to ask for: the configured one, or less when
+    /// the Session-Timeout ends sooner (RADIUS Session-Timeout as the binding
+    /// lifetime, issue 14: a binding the access gateway can no longer end
+    /// itself still ends at the anchor when the session would have). At
+    /// least one second: the session's end deregisters, not a zero lifetime.
+    pub fn bound_lifetime(
+        aaa: Option<&AaaProfile>,
+        configured: std::time::Duration,
+        now: std::time::SystemTime,
+    ) -> std::time::Duration {
+        match aaa.and_then(|a| a.session_left(now)) {
+            Some(left) => configured.min(left.max(std::time::Duration::from_secs(1))),
+            None => configured,
+        }
+    }
+}
+
 /// An anchor's binding (LMA or HA), written when it is created, refreshed
 /// or handed over, deleted when it ends.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

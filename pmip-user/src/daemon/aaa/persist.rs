@@ -64,9 +64,7 @@ pub(crate) fn profile(r: &AaaProfile, nai: &str) -> (Profile, Extras) {
 
 /// How much of the record's Session-Timeout is left at `now` (`None`: it has none).
 pub(crate) fn session_left(r: &AaaProfile, now: SystemTime) -> Option<Duration> {
-    let t = u64::from(r.session_timeout_s.filter(|s| *s > 0)?);
-    let end = r.session_start_ms.saturating_add(t * 1000);
-    Some(Duration::from_millis(end.saturating_sub(wall_ms(now))))
+    r.session_left(now)
 }
 
 fn service_name(s: Service) -> &'static str {

@@ -626,7 +626,16 @@ impl Pma {
         let ha_field = if dynamic { Ipv4Addr::BROADCAST } else { ha };
         let rrq = RegistrationRequestRepr {
             flags: RrqFlags(RrqFlags::G | RrqFlags::T),
-            lifetime: if dereg { 0 } else { self.cfg.lifetime_s },
+            lifetime: if dereg {
+                0
+            } else {
+                let life = crate::store::AaaProfile::bound_lifetime(
+                    s.sub.aaa.as_deref(),
+                    Duration::from_secs(self.cfg.lifetime_s.into()),
+                    wall,
+                );
+                life.as_secs().min(u64::from(u16::MAX)) as u16
+            },
             home_address: s.home.unwrap_or(Ipv4Addr::UNSPECIFIED),
             home_agent: ha_field,
             care_of_address: self.cfg.address,

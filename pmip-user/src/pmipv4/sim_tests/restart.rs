@@ -300,3 +300,36 @@ fn alternate_ha_without_the_failover_knob() {
     assert_eq!(net.pma(PMA1).registration("ue1@ex").map(|r| r.1), Some(HA2));
     assert_eq!(net.pma(PMA1).counters().ha_failovers, 1);
 }
+
+/// RADIUS Session-Timeout as the binding lifetime (issue 14): a session with
+/// 40 s left asks the HA for 40 s, not the configured 600 s; one without a
+/// Session-Timeout asks for the configured lifetime.
+#[test]
+fn session_timeout_bounds_the_requested_lifetime() {
+    let mut net = basic();
+    let t0 = net.now;
+    let mut s1 = sub("ue1@ex", 1);
+    s1.aaa = Some(Box::new(crate::store::AaaProfile {
+        session_timeout_s: Some(40),
+        session_start_ms: crate::store::wall_ms(wall0()),
+        ..Default::default()
+    }));
+    let now = net.now;
+    net.pma(PMA1).attach(now, s1);
+    net.pma(PMA1).attach(now, sub("ue2@ex", 2));
+    net.settle();
+    assert!(net.now - t0 < Duration::from_secs(1));
+    let mut granted: Vec<(String, u16)> = net
+        .pma_events(PMA1)
+        .into_iter()
+        .filter_map(|e| match e {
+            PmaEvent::Registered { nai, lifetime, .. } => Some((nai, lifetime)),
+            _ => None,
+        })
+        .collect();
+    granted.sort();
+    assert_eq!(
+        granted,
+        vec![("ue1@ex".to_string(), 40), ("ue2@ex".to_string(), 600)]
+    );
+}

@@ -318,6 +318,8 @@ pub struct Mag {
     last_ts: u64,
     lmas: Vec<LmaState>,
     entries: HashMap<AccessPoint, Entry>,
+    /// The AAA profile of the attach being created (see `Endpoint::command`).
+    attaching_aaa: Option<Box<crate::store::AaaProfile>>,
     /// Attachments of each MN identifier (two devices may share one NAI).
     by_mn_id: HashMap<Vec<u8>, Vec<AccessPoint>>,
     ids: IdAlloc,
@@ -358,6 +360,7 @@ impl Mag {
             last_ts: 0,
             lmas,
             entries: HashMap::new(),
+            attaching_aaa: None,
             by_mn_id: HashMap::new(),
             ids: IdAlloc::default(),
             seq: 0,
@@ -526,7 +529,7 @@ impl Mag {
             alternate,
             handoff: HandoffIndicator::from(self.cfg.attach_handoff_indicator),
             revoking: false,
-            aaa: None,
+            aaa: self.attaching_aaa.take(),
         };
         self.entries.insert(at, entry);
         self.send_pbu(now, at, false);

@@ -87,7 +87,13 @@ impl Mag {
         let lifetime = if dereg {
             0
         } else {
-            (self.cfg.lifetime.as_secs() / 4).min(u64::from(u16::MAX)) as u16
+            let life = crate::store::AaaProfile::bound_lifetime(
+                e.aaa.as_deref(),
+                self.cfg.lifetime,
+                self.clock.wall(now),
+            );
+            // Units of 4 s (RFC 6275 §6.1.7), rounded up: never shorter than asked.
+            life.as_secs().div_ceil(4).clamp(1, u64::from(u16::MAX)) as u16
         };
         let msg = Message::BindingUpdate(BindingUpdate {
             seq,

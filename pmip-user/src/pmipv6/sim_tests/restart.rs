@@ -393,3 +393,42 @@ fn restarted_mag_gives_back_the_aaa_profile() {
     sync(&mut s, &mut ms, &mut ls);
     assert_eq!(kept(&mut ms[0]), vec![Some(aaa)]);
 }
+
+/// RADIUS Session-Timeout as the binding lifetime (issue 14): the first PBU
+/// of a session with 40 s left asks for 40 s (units of 4 s), not the
+/// configured 3600 s.
+#[test]
+fn session_timeout_bounds_the_requested_lifetime() {
+    use crate::agent::registrar::{AccessCommand, AttachRequest as Attach};
+    let mut s = Sim::new(false);
+    let aaa = Box::new(crate::store::AaaProfile {
+        session_timeout_s: Some(40),
+        session_start_ms: crate::store::wall_ms(wall_at(&s)),
+        ..Default::default()
+    });
+    let r = Attach {
+        at: ap(1),
+        nai: "mn1@example.com".into(),
+        anchor: IpAddr::V6(LMA),
+        alternate: None,
+        ipv4: true,
+        ipv6: false,
+        static_v4: None,
+        requested_v4: None,
+        apn: None,
+        imsi: None,
+        interface_id: None,
+        access_tech: None,
+        aaa: Some(aaa),
+    };
+    Endpoint::command(&mut s.mags[0], s.now, AccessCommand::Attach(r));
+    s.run();
+    let lifetimes: Vec<Duration> = s.events[0]
+        .iter()
+        .filter_map(|e| match e {
+            MagEvent::Registered { lifetime, .. } => Some(*lifetime),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lifetimes, vec![Duration::from_secs(40)]);
+}
