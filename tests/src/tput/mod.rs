@@ -93,6 +93,45 @@ impl Config {
             inner: vec![Family::V4],
         }
     }
+
+    /// [`full`](Self::full) or [`smoke`](Self::smoke), with the overrides
+    /// for quick looks: PMIP_BENCH_ROUNDS, PMIP_BENCH_SECS;
+    /// PMIP_BENCH_SIZES=64,1400 and PMIP_BENCH_THREADS=1,2 narrow the matrix;
+    /// PMIP_BENCH_INNER=ipv4,ipv6 picks the tables (inner families).
+    pub fn from_env(smoke: bool) -> Result<Self> {
+        let mut cfg = if smoke {
+            Config::smoke()
+        } else {
+            Config::full()
+        };
+        let var = |name: &str| std::env::var(name).ok();
+        if let Some(r) = var("PMIP_BENCH_ROUNDS").and_then(|v| v.parse().ok()) {
+            cfg.rounds = r;
+        }
+        if let Some(s) = var("PMIP_BENCH_SECS").and_then(|v| v.parse().ok()) {
+            cfg.secs = s;
+        }
+        let list = |name: &str| -> Option<Vec<usize>> {
+            var(name).map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        };
+        if let Some(v) = list("PMIP_BENCH_SIZES") {
+            cfg.sizes = v;
+        }
+        if let Some(v) = list("PMIP_BENCH_THREADS") {
+            cfg.threads = v;
+        }
+        if let Some(v) = var("PMIP_BENCH_INNER") {
+            cfg.inner = v
+                .split(',')
+                .map(|x| match x.trim() {
+                    "ipv4" => Ok(Family::V4),
+                    "ipv6" => Ok(Family::V6),
+                    other => bail!("PMIP_BENCH_INNER: {other:?} is not ipv4 or ipv6"),
+                })
+                .collect::<Result<_>>()?;
+        }
+        Ok(cfg)
+    }
 }
 
 // ---- namespaces and threads ----

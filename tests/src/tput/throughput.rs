@@ -4,10 +4,10 @@
 //! forwarding on the same IPv6 frames in the same rounds.
 use std::collections::BTreeMap;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
-use super::frame::{Dir, Family, Flow};
+use super::frame::{Dir, Family, Flow, TG_HDR6_LEN};
 use super::topo::{Case, Sample, Topo};
 use super::{median, ncpus, spread, Config};
 
@@ -89,6 +89,11 @@ pub fn row_key(case: Case, flow: Flow) -> String {
 
 /// `pmip-bench throughput`.
 pub fn throughput(cfg: &Config) -> Result<Value> {
+    if cfg.inner.contains(&Family::V6) {
+        if let Some(s) = cfg.sizes.iter().find(|s| **s < TG_HDR6_LEN) {
+            bail!("IPv6 frames of {s} bytes: at least {TG_HDR6_LEN} (PMIP_BENCH_SIZES)");
+        }
+    }
     let mut topo = Topo::new()?;
     let threads: Vec<usize> = cfg
         .threads
