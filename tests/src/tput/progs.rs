@@ -53,16 +53,16 @@ impl BenchProgs {
         Ok(self.prog(name)?.fd()?.as_fd().as_raw_fd())
     }
 
-    /// Sum over CPUs of the sink's packet counter (both families).
+    /// Sum over CPUs of the sink's packet counters (both families).
     pub fn sink_packets(&self) -> Result<u64> {
-        self.sink_slot(0)
+        Ok(self.sink_packets_of(Family::V4)? + self.sink_packets_of(Family::V6)?)
     }
 
     /// Sum over CPUs of the sink's packet counter of one family.
     pub fn sink_packets_of(&self, family: Family) -> Result<u64> {
         self.sink_slot(match family {
-            Family::V4 => 2,
-            Family::V6 => 3,
+            Family::V4 => 0,
+            Family::V6 => 2,
         })
     }
 
