@@ -54,6 +54,10 @@ fn ipv6_inner_flows_reach_the_sink() {
             v4_before,
             "{name}: IPv4 frames at the sink"
         );
+        // The outer family: the binding's tunnel is of `flow.outer` at both
+        // ends, and the anchor takes a GRE packet only from the tunnel's
+        // remote address in that family (DropWrongPeer otherwise), so all
+        // frames delivered with no drop crossed the core in `flow.outer`.
         if case == Case::FastNative {
             let after = topo.fastpath_counters().unwrap();
             for c in carried_by(flow.dir) {

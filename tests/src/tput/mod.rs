@@ -17,14 +17,15 @@
 //! Cases, interleaved round by round on the same hops:
 //! - `veth`: the straight pair (gst0 → sst0), nothing in between;
 //! - `kernel`: plain kernel IP forwarding at mag and lma, no tunnel, no XDP
-//!   (GRO on acc0 so that injected XDP frames reach the stack);
+//!   (GRO on the veth the flow enters by, acc0 up and cn0 down, so that
+//!   injected XDP frames reach the stack);
 //! - `redirect`: `tg_fwd` (MAC rewrite + redirect, nothing else) native at both hops;
 //! - `min-fwd`: `bench_min_fwd` (one hash lookup, `bpf_fib_lookup`, redirect) native at both hops;
 //! - `fastpath-native`, `fastpath-generic`: `pmip_xdp` with static access and
 //!   anchor bindings (encap at mag, decap at lma);
 //! - `fastpath-tc`: the same with `pmip_tc_ingress` at both gateways and no
-//!   XDP on their interfaces (GRO on acc0: the injected XDP frames reach TC
-//!   only through the stack, as for generic XDP).
+//!   XDP on their interfaces (GRO as for `kernel`: the injected XDP frames
+//!   reach TC only through the stack, as for generic XDP).
 //!
 //! IPv6 inner (issue 15), a second table: the generator sends IPv6/UDP
 //! frames (`tg_gen6`) from an address in the subscriber's home network
