@@ -11,9 +11,14 @@
 //! DEVMAP. One template per CPU: each generator thread (pinned to a CPU) is
 //! one flow (its own UDP port), so each lands on its own veth queue.
 //!
+//! `tg_gen6` is the same for IPv6 frames: their headers (Ethernet, IPv6,
+//! UDP: 62 bytes) do not fit the IPv4 template, and a template of its own
+//! keeps the IPv4 generator's per-frame copy (and so its figures) as it was.
+//!
 //! `tg_sink` counts and drops the generator's UDP (ports
-//! `TG_PORT_BASE..+TG_PORT_SPAN`) and passes everything else, so the same
-//! sink serves ARP and TCP (iperf3) on the same veth.
+//! `TG_PORT_BASE..+TG_PORT_SPAN`) over IPv4 and IPv6, per family, and passes
+//! everything else, so the same sink serves ARP, ND and TCP (iperf3) on the
+//! same veth.
 //!
 //! `tg_fwd` is the XDP-redirect ceiling of a hop: rewrite the MACs, redirect
 //! to one interface, nothing else (one rule per namespace: array slot 0).
@@ -26,10 +31,15 @@ use aya_ebpf::{
     EbpfContext,
 };
 
-use crate::hdr::{be16, ptr_at, read_at, EthHdr, Ipv4Hdr, UdpHdr, ETH_HLEN, ETH_P_IP, IPPROTO_UDP};
+use crate::hdr::{
+    be16, ptr_at, read_at, EthHdr, Ipv4Hdr, Ipv6Hdr, UdpHdr, ETH_HLEN, ETH_P_IP, ETH_P_IPV6,
+    IPPROTO_UDP,
+};
 
 /// Bytes rewritten per frame: Ethernet + IPv4 + UDP (42) and 6 payload bytes.
 pub const TG_HDR_LEN: usize = 48;
+/// The same for IPv6: Ethernet + IPv6 + UDP (62) and 2 payload bytes.
+pub const TG_HDR6_LEN: usize = 64;
 pub const TG_MAX_CPUS: u32 = 64;
 pub const TG_PORT_BASE: u16 = 9000;
 pub const TG_PORT_SPAN: u16 = 64;
@@ -37,12 +47,16 @@ pub const TG_PORT_SPAN: u16 = 64;
 /// Frame template per CPU (the generator thread pinned there). Written by the bench.
 #[map]
 static TG_TEMPLATE: Array<[u8; TG_HDR_LEN]> = Array::with_max_entries(TG_MAX_CPUS, 0);
+/// IPv6 frame template per CPU, for `tg_gen6`. Written by the bench.
+#[map]
+static TG_TEMPLATE6: Array<[u8; TG_HDR6_LEN]> = Array::with_max_entries(TG_MAX_CPUS, 0);
 /// Slot 0: the generator's veth.
 #[map]
 static TG_DEV: DevMap = DevMap::with_max_entries(1, 0);
-/// Sink counters: [0] packets, [1] bytes.
+/// Sink counters: [0] IPv4 packets, [1] bytes (both families), [2] IPv6
+/// packets. Two updates per packet, as before there was an IPv6 count.
 #[map]
-pub(crate) static TG_SINK: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+pub(crate) static TG_SINK: PerCpuArray<u64> = PerCpuArray::with_max_entries(3, 0);
 /// Redirect-only rule, slot 0: out ifindex (native endian), source MAC, destination MAC.
 #[map]
 static TG_FWD: Array<[u8; 16]> = Array::with_max_entries(1, 0);
@@ -51,11 +65,27 @@ static TG_FWD: Array<[u8; 16]> = Array::with_max_entries(1, 0);
 pub fn tg_gen(ctx: XdpContext) -> u32 {
     // SAFETY: helper without arguments.
     let cpu = unsafe { bpf_get_smp_processor_id() };
-    let t = match TG_TEMPLATE.get(cpu) {
-        Some(t) => t,
-        None => return xdp_action::XDP_ABORTED,
-    };
-    match ptr_at::<[u8; TG_HDR_LEN]>(&ctx, 0) {
+    match TG_TEMPLATE.get(cpu) {
+        Some(t) => emit(&ctx, t),
+        None => xdp_action::XDP_ABORTED,
+    }
+}
+
+#[xdp]
+pub fn tg_gen6(ctx: XdpContext) -> u32 {
+    // SAFETY: helper without arguments.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    match TG_TEMPLATE6.get(cpu) {
+        Some(t) => emit(&ctx, t),
+        None => xdp_action::XDP_ABORTED,
+    }
+}
+
+/// Writes template `t` over the frame's first bytes and sends it out of the
+/// generator's veth.
+#[inline(always)]
+fn emit<const N: usize>(ctx: &XdpContext, t: &[u8; N]) -> u32 {
+    match ptr_at::<[u8; N]>(ctx, 0) {
         // SAFETY: bounds checked by ptr_at.
         Some(p) => unsafe { core::ptr::write_unaligned(p, *t) },
         None => return xdp_action::XDP_ABORTED,
@@ -68,16 +98,22 @@ pub fn tg_sink(ctx: XdpContext) -> u32 {
     let Some(eth) = read_at::<EthHdr>(&ctx, 0) else {
         return xdp_action::XDP_PASS;
     };
-    if be16(eth.proto) != ETH_P_IP {
-        return xdp_action::XDP_PASS;
-    }
-    let Some(ip) = read_at::<Ipv4Hdr>(&ctx, ETH_HLEN) else {
-        return xdp_action::XDP_PASS;
+    // (UDP header offset, the family's counter slot)
+    let (l4, slot) = match be16(eth.proto) {
+        ETH_P_IP => match read_at::<Ipv4Hdr>(&ctx, ETH_HLEN) {
+            Some(ip) if ip.proto == IPPROTO_UDP && ip.ver_ihl == 0x45 => (ETH_HLEN + 20, 0),
+            _ => return xdp_action::XDP_PASS,
+        },
+        // No extension headers: the generator sends none.
+        ETH_P_IPV6 => match read_at::<Ipv6Hdr>(&ctx, ETH_HLEN) {
+            Some(ip) if ip.next_hdr == IPPROTO_UDP && ip.ver_tc_flow[0] >> 4 == 6 => {
+                (ETH_HLEN + 40, 2)
+            }
+            _ => return xdp_action::XDP_PASS,
+        },
+        _ => return xdp_action::XDP_PASS,
     };
-    if ip.proto != IPPROTO_UDP || ip.ver_ihl != 0x45 {
-        return xdp_action::XDP_PASS;
-    }
-    let Some(udp) = read_at::<UdpHdr>(&ctx, ETH_HLEN + 20) else {
+    let Some(udp) = read_at::<UdpHdr>(&ctx, l4) else {
         return xdp_action::XDP_PASS;
     };
     let port = be16(udp.dst);
@@ -85,13 +121,11 @@ pub fn tg_sink(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_PASS;
     }
     let len = (ctx.data_end() - ctx.data()) as u64;
-    if let Some(p) = TG_SINK.get_ptr_mut(0) {
-        // SAFETY: per-CPU slot of this CPU.
-        unsafe { *p += 1 };
-    }
-    if let Some(p) = TG_SINK.get_ptr_mut(1) {
-        // SAFETY: per-CPU slot of this CPU.
-        unsafe { *p += len };
+    for (i, n) in [(slot, 1), (1, len)] {
+        if let Some(p) = TG_SINK.get_ptr_mut(i) {
+            // SAFETY: per-CPU slot of this CPU.
+            unsafe { *p += n };
+        }
     }
     xdp_action::XDP_DROP
 }

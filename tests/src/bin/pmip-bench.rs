@@ -615,36 +615,8 @@ fn main() -> Result<()> {
     let load_start = loadavg();
     let mut results = Vec::new();
     let smoke = std::env::var("PMIP_BENCH_SMOKE").is_ok();
-    let mut cfg = if smoke {
-        tput::Config::smoke()
-    } else {
-        tput::Config::full()
-    };
-    // Overrides for quick looks: PMIP_BENCH_ROUNDS, PMIP_BENCH_SECS.
-    if let Some(r) = std::env::var("PMIP_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        cfg.rounds = r;
-    }
-    if let Some(s) = std::env::var("PMIP_BENCH_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        cfg.secs = s;
-    }
-    // PMIP_BENCH_SIZES=64,1400 and PMIP_BENCH_THREADS=1,2 narrow the throughput matrix.
-    let list = |name: &str| -> Option<Vec<usize>> {
-        std::env::var(name)
-            .ok()
-            .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-    };
-    if let Some(v) = list("PMIP_BENCH_SIZES") {
-        cfg.sizes = v;
-    }
-    if let Some(v) = list("PMIP_BENCH_THREADS") {
-        cfg.threads = v;
-    }
+    // PMIP_BENCH_ROUNDS, _SECS, _SIZES, _THREADS, _INNER (tput::Config::from_env).
+    let cfg = tput::Config::from_env(smoke)?;
     if want("per-packet") {
         results.push(per_packet()?);
     }

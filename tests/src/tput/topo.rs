@@ -1,0 +1,573 @@
+//! The benchmark's namespaces, veths and gateways, and one measurement.
+//!
+//! ```text
+//! gen [gen0] ── [acc0] mag [core0] ── [core0] lma [cn0] ── [snk0] sink
+//! gen [gst0] ─────────────────────────────────────────────── [sst0] sink   (straight pair)
+//! ```
+//!
+//! Uplink frames leave gen0 and are counted by `tg_sink` on snk0 (sst0 for
+//! the straight pair); downlink frames leave snk0 and are counted by
+//! `tg_sink` on gen0. The core carries IPv4 and IPv6 (2001:db8:c::/64), the
+//! correspondent's link too (2001:db8:cc::/64), so that the tunnel can run
+//! over either family and the kernel can forward IPv6 without one.
+use std::collections::BTreeMap;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+use aya::programs::XdpMode;
+use pmip_user::fastpath::{AttachMode, FastPath};
+use pmip_user::sys::{iface_mac, ifindex};
+
+use super::frame::{Dir, Flow, HNP, HOME6, SINK6};
+use super::gateways::{start_lma, start_mag, LMA6, MAG6};
+use super::progs::{live_run, BenchProgs};
+use super::{enter, mac_s, ncpus, pin_cpu, run, veth_q, within, xps, GEN_MAC};
+use crate::netns::Netns;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Case {
+    Veth,
+    Kernel,
+    Redirect,
+    MinFwd,
+    FastNative,
+    FastGeneric,
+    FastTc,
+}
+
+impl Case {
+    pub const ALL: [Case; 7] = [
+        Case::Veth,
+        Case::Kernel,
+        Case::Redirect,
+        Case::MinFwd,
+        Case::FastNative,
+        Case::FastGeneric,
+        Case::FastTc,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Case::Veth => "straight veth pair",
+            Case::Kernel => "kernel IP forwarding (2 hops, no tunnel)",
+            Case::Redirect => "native XDP redirect ceiling (2 hops)",
+            Case::MinFwd => "minimal XDP forwarder (hash+FIB+redirect)",
+            Case::FastNative => "fast path, native XDP (encap + decap)",
+            Case::FastGeneric => "fast path, generic XDP (encap + decap)",
+            Case::FastTc => "fast path, TC ingress (encap + decap)",
+        }
+    }
+    pub fn key(self) -> &'static str {
+        match self {
+            Case::Veth => "veth",
+            Case::Kernel => "kernel",
+            Case::Redirect => "redirect",
+            Case::MinFwd => "min-fwd",
+            Case::FastNative => "fastpath-native",
+            Case::FastGeneric => "fastpath-generic",
+            Case::FastTc => "fastpath-tc",
+        }
+    }
+}
+
+/// Devices whose drop statistics are read, as (namespace index, device).
+const HOPS: [(usize, &str); 8] = [
+    (0, "gen0"),
+    (1, "acc0"),
+    (1, "core0"),
+    (2, "core0"),
+    (2, "cn0"),
+    (3, "snk0"),
+    (0, "gst0"),
+    (3, "sst0"),
+];
+
+/// The veths whose XDP drops are the sink counting (not losses) in `dir`.
+fn is_sink(dir: Dir, dev: &str) -> bool {
+    match dir {
+        Dir::Up => dev == "snk0" || dev == "sst0",
+        Dir::Down => dev == "gen0",
+    }
+}
+
+/// The MAC addresses the frames and the static neighbours need.
+struct Macs {
+    acc0: [u8; 6],
+    mag_core: [u8; 6],
+    lma_core: [u8; 6],
+    cn0: [u8; 6],
+    snk0: [u8; 6],
+}
+
+pub struct Topo {
+    pub(super) gen_p: BenchProgs,
+    pub(super) sink_p: BenchProgs,
+    mag_p: BenchProgs,
+    lma_p: BenchProgs,
+    mag_fp: Option<FastPath>,
+    lma_fp: Option<FastPath>,
+    gen0: u32,
+    gst0: u32,
+    snk0: u32,
+    macs: Macs,
+    pub(super) acc0_mac: [u8; 6],
+    pub(super) sst0_mac: [u8; 6],
+    queues: usize,
+    // Namespaces last: dropped after the programs above are detached.
+    pub(super) gen: Netns,
+    mag: Netns,
+    lma: Netns,
+    pub(super) sink: Netns,
+}
+
+impl Topo {
+    pub fn new() -> Result<Self> {
+        let q = ncpus().min(8);
+        let gen = Netns::new("tgg")?;
+        let mag = Netns::new("tgm")?;
+        let lma = Netns::new("tgl")?;
+        let sink = Netns::new("tgs")?;
+        veth_q(&gen, "gen0", &mag, "acc0", q)?;
+        veth_q(&mag, "core0", &lma, "core0", q)?;
+        veth_q(&lma, "cn0", &sink, "snk0", q)?;
+        veth_q(&gen, "gst0", &sink, "sst0", q)?;
+        let m = |ns: &Netns, dev: &str| -> Result<[u8; 6]> { within(ns, || iface_mac(dev)) };
+        let macs = Macs {
+            acc0: m(&mag, "acc0")?,
+            mag_core: m(&mag, "core0")?,
+            lma_core: m(&lma, "core0")?,
+            cn0: m(&lma, "cn0")?,
+            snk0: m(&sink, "snk0")?,
+        };
+        let sst0_mac = m(&sink, "sst0")?;
+        addresses4(&gen, &mag, &lma, &sink, &macs)?;
+        addresses6(&mag, &lma, &macs)?;
+        // Transmit queue i ← CPU i on every veth a frame leaves by, either way.
+        for (ns, dev) in [
+            (&gen, "gen0"),
+            (&mag, "acc0"),
+            (&mag, "core0"),
+            (&lma, "core0"),
+            (&lma, "cn0"),
+            (&sink, "snk0"),
+        ] {
+            xps(ns, dev, q)?;
+        }
+
+        let (gen_p, gen0, gst0) = within(&gen, || {
+            let mut p = BenchProgs::load()?;
+            // The generator's veth receives the downlink (TCP ACKs, the
+            // downlink flows; native redirect): it needs an XDP program of
+            // its own, and counts what arrives.
+            p.attach("tg_sink", "gen0", XdpMode::Driver)?;
+            Ok((p, ifindex("gen0")?, ifindex("gst0")?))
+        })?;
+        let (sink_p, snk0) = within(&sink, || {
+            let mut p = BenchProgs::load()?;
+            p.attach("tg_sink", "snk0", XdpMode::Driver)?;
+            p.attach("tg_sink", "sst0", XdpMode::Driver)?;
+            Ok((p, ifindex("snk0")?))
+        })?;
+        let mag_p = within(&mag, || {
+            let mut p = BenchProgs::load()?;
+            p.set_min_fwd_key(ifindex("acc0")?, GEN_MAC)?;
+            Ok(p)
+        })?;
+        let lma_p = within(&lma, || {
+            let mut p = BenchProgs::load()?;
+            p.set_min_fwd_key(ifindex("core0")?, macs.mag_core)?;
+            Ok(p)
+        })?;
+        Ok(Topo {
+            gen_p,
+            sink_p,
+            mag_p,
+            lma_p,
+            mag_fp: None,
+            lma_fp: None,
+            gen0,
+            gst0,
+            snk0,
+            acc0_mac: macs.acc0,
+            macs,
+            sst0_mac,
+            queues: q,
+            gen,
+            mag,
+            lma,
+            sink,
+        })
+    }
+
+    /// GRO on the veth a flow enters the gateways by (acc0 up, cn0 down), so
+    /// that injected XDP frames reach the stack.
+    fn gro(&self, dir: Dir, on: bool) -> Result<()> {
+        let (ns, dev) = match dir {
+            Dir::Up => (&self.mag, "acc0"),
+            Dir::Down => (&self.lma, "cn0"),
+        };
+        run(
+            ns,
+            &format!("ethtool -K {dev} gro {}", if on { "on" } else { "off" }),
+        )
+    }
+
+    /// Attaches what `case` needs at the gateways for `flow`.
+    pub fn set_case(&mut self, case: Case, flow: Flow) -> Result<()> {
+        self.clear()?;
+        match case {
+            Case::Veth => {}
+            Case::Kernel => self.gro(flow.dir, true)?,
+            Case::Redirect => self.redirect(flow.dir)?,
+            Case::MinFwd => {
+                let p = &mut self.mag_p;
+                within(&self.mag, || {
+                    p.attach("bench_min_fwd", "acc0", XdpMode::Driver)
+                })?;
+                let p = &mut self.lma_p;
+                within(&self.lma, || {
+                    p.attach("bench_min_fwd", "core0", XdpMode::Driver)
+                })?;
+            }
+            Case::FastNative | Case::FastGeneric | Case::FastTc => {
+                let mode = match case {
+                    Case::FastNative => AttachMode::Native,
+                    Case::FastGeneric => AttachMode::Generic,
+                    _ => AttachMode::Tc,
+                };
+                if mode != AttachMode::Native {
+                    // Injected XDP frames reach generic XDP and TC only through the stack.
+                    self.gro(flow.dir, true)?;
+                }
+                let outer = flow.outer;
+                self.mag_fp = Some(within(&self.mag, || start_mag(mode, outer))?);
+                self.lma_fp = Some(within(&self.lma, || start_lma(mode, outer))?);
+            }
+        }
+        Ok(())
+    }
+
+    /// `tg_fwd` on the hop each gateway receives `dir`'s frames by, its rule
+    /// pointing at the next hop.
+    fn redirect(&mut self, dir: Dir) -> Result<()> {
+        let m = &self.macs;
+        // (gateway, in, out, source MAC, destination MAC)
+        let (mag, lma) = match dir {
+            Dir::Up => (
+                ("acc0", "core0", m.mag_core, m.lma_core),
+                ("core0", "cn0", m.cn0, m.snk0),
+            ),
+            Dir::Down => (
+                ("core0", "acc0", m.acc0, GEN_MAC),
+                ("cn0", "core0", m.lma_core, m.mag_core),
+            ),
+        };
+        for (ns, p, (i, o, smac, dmac)) in [
+            (&self.mag, &mut self.mag_p, mag),
+            (&self.lma, &mut self.lma_p, lma),
+        ] {
+            within(ns, || {
+                p.set_fwd(ifindex(o)?, smac, dmac)?;
+                p.attach("tg_fwd", i, XdpMode::Driver)
+            })?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn clear(&mut self) -> Result<()> {
+        let p = &mut self.mag_p;
+        within(&self.mag, || p.detach_all())?;
+        let p = &mut self.lma_p;
+        within(&self.lma, || p.detach_all())?;
+        if let Some(fp) = self.mag_fp.take() {
+            within(&self.mag, move || {
+                drop(fp);
+                Ok(())
+            })?;
+        }
+        if let Some(fp) = self.lma_fp.take() {
+            within(&self.lma, move || {
+                drop(fp);
+                Ok(())
+            })?;
+        }
+        self.gro(Dir::Up, false)?;
+        self.gro(Dir::Down, false)
+    }
+
+    fn ns(&self, i: usize) -> &Netns {
+        [&self.gen, &self.mag, &self.lma, &self.sink][i]
+    }
+
+    /// Drop statistics of every hop: device → sum of the counters that mean
+    /// "a frame was lost here" (veth XDP transmit errors, ring drops, XDP
+    /// drops except at the sink of `dir`, device rx/tx dropped).
+    pub(super) fn drops(&self, dir: Dir) -> Result<BTreeMap<String, u64>> {
+        let mut out = BTreeMap::new();
+        for (i, dev) in HOPS {
+            let ns = self.ns(i);
+            let text = ns.exec(&["sh", "-c", &format!(
+                "ethtool -S {dev}; echo rx_dropped: $(cat /sys/class/net/{dev}/statistics/rx_dropped); echo tx_dropped: $(cat /sys/class/net/{dev}/statistics/tx_dropped)")])?;
+            let sink = is_sink(dir, dev);
+            let mut sum = 0;
+            for line in text.lines() {
+                let Some((k, v)) = line.trim().split_once(':') else {
+                    continue;
+                };
+                let lost = k.ends_with("xdp_xmit_errors")
+                    || k.ends_with("xdp_tx_errors")
+                    || (k.starts_with("rx_queue_")
+                        && k.ends_with("_drops")
+                        && !k.ends_with("xdp_drops"))
+                    || (!sink && k.ends_with("xdp_drops"))
+                    || k == "rx_dropped"
+                    || k == "tx_dropped";
+                if lost {
+                    sum += v.trim().parse::<u64>().unwrap_or(0);
+                }
+            }
+            out.insert(format!("{}:{dev}", ["gen", "mag", "lma", "sink"][i]), sum);
+        }
+        for (name, fp) in [("mag", &self.mag_fp), ("lma", &self.lma_fp)] {
+            if let Some(fp) = fp {
+                let d: u64 = fp
+                    .counters()?
+                    .iter()
+                    .filter(|(n, _)| n.starts_with("drop"))
+                    .map(|(_, v)| v)
+                    .sum();
+                out.insert(format!("{name}:fastpath_drop_counters"), d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The fast paths' counters now (gateway:counter → value), empty
+    /// outside the fast path cases: what the functional test reads to see
+    /// that the fast path, not the kernel, carried the frames.
+    pub fn fastpath_counters(&self) -> Result<BTreeMap<String, u64>> {
+        let mut out = BTreeMap::new();
+        for (name, fp) in [("mag", &self.mag_fp), ("lma", &self.lma_fp)] {
+            if let Some(fp) = fp {
+                for (n, v) in fp.counters()? {
+                    out.insert(format!("{name}:{n}"), v);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One measurement: `threads` generator threads (CPU i, flow i), each
+    /// sending `repeat` frames of `size` bytes of `flow`; the rate is what
+    /// reached the sink, in `flow`'s inner family, over the wall time of
+    /// the generators.
+    pub fn measure(
+        &mut self,
+        flow: Flow,
+        straight: bool,
+        size: usize,
+        threads: usize,
+        repeat: u32,
+    ) -> Result<Sample> {
+        let (dev, dmac, smac) = match (flow.dir, straight) {
+            (Dir::Up, true) => (self.gst0, self.sst0_mac, GEN_MAC),
+            (Dir::Up, false) => (self.gen0, self.acc0_mac, GEN_MAC),
+            (Dir::Down, _) => (self.snk0, self.macs.cn0, self.macs.snk0),
+        };
+        let (tx_ns, tx) = match flow.dir {
+            Dir::Up => (&self.gen, &mut self.gen_p),
+            Dir::Down => (&self.sink, &mut self.sink_p),
+        };
+        let fd = within(tx_ns, || {
+            tx.set_dev(dev)?;
+            for cpu in 0..threads {
+                let f = flow.frame(size, dmac, smac, cpu as u16);
+                tx.set_template_of(flow.inner, cpu as u32, &f)?;
+            }
+            tx.raw_fd(flow.generator())
+        })?;
+        let rx = self.receiver(flow.dir);
+        let before = self.drops(flow.dir)?;
+        let sink0 = rx.sink_packets_of(flow.inner)?;
+        let barrier = Barrier::new(threads + 1);
+        let (elapsed, gen_secs) = std::thread::scope(|s| -> Result<(f64, Vec<f64>)> {
+            let hs: Vec<_> = (0..threads)
+                .map(|cpu| {
+                    let barrier = &barrier;
+                    s.spawn(move || -> Result<f64> {
+                        let r = enter(tx_ns).and_then(|_| pin_cpu(cpu));
+                        barrier.wait();
+                        r?;
+                        let f = flow.frame(size, dmac, smac, cpu as u16);
+                        let t = Instant::now();
+                        live_run(fd, &f, dev, repeat, 64)?;
+                        Ok(t.elapsed().as_secs_f64())
+                    })
+                })
+                .collect();
+            barrier.wait();
+            let t0 = Instant::now();
+            let mut g = Vec::new();
+            for h in hs {
+                g.push(
+                    h.join()
+                        .map_err(|_| anyhow!("generator thread panicked"))??,
+                );
+            }
+            Ok((t0.elapsed().as_secs_f64(), g))
+        })?;
+        // Let the last frames drain through the hops before counting.
+        std::thread::sleep(Duration::from_millis(30));
+        let delivered = rx.sink_packets_of(flow.inner)? - sink0;
+        let after = self.drops(flow.dir)?;
+        let drops = after
+            .iter()
+            .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+            .filter(|(_, v)| *v > 0)
+            .collect();
+        let offered = repeat as u64 * threads as u64;
+        let gen_pps = gen_secs.iter().map(|s| repeat as f64 / s).sum::<f64>() / threads as f64;
+        Ok(Sample {
+            pps: delivered as f64 / elapsed,
+            offered,
+            delivered,
+            drops,
+            gen_pps_per_thread: gen_pps,
+        })
+    }
+
+    /// The programs of the namespace `dir`'s frames arrive in: its
+    /// `tg_sink` counts them.
+    pub fn receiver(&self, dir: Dir) -> &BenchProgs {
+        match dir {
+            Dir::Up => &self.sink_p,
+            Dir::Down => &self.gen_p,
+        }
+    }
+
+    pub fn queues(&self) -> usize {
+        self.queues
+    }
+}
+
+impl Drop for Topo {
+    fn drop(&mut self) {
+        let _ = self.clear();
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// Packets per second that reached the sink.
+    pub pps: f64,
+    pub offered: u64,
+    pub delivered: u64,
+    /// Where frames were lost: hop → count (only non-zero).
+    pub drops: BTreeMap<String, u64>,
+    pub gen_pps_per_thread: f64,
+}
+
+/// IPv4: the subscriber's link, the core, the correspondent's link; static
+/// neighbours (no ARP during a run, and the fast path's FIB lookups find
+/// every next hop resolved).
+fn addresses4(gen: &Netns, mag: &Netns, lma: &Netns, sink: &Netns, m: &Macs) -> Result<()> {
+    let gmac = mac_s(GEN_MAC);
+    for c in [
+        format!("ip link set gen0 address {gmac}"),
+        "ip addr add 10.64.0.10/24 dev gen0".into(),
+        "ip route add default via 10.64.0.1".into(),
+        // TCP through XDP on veth: no partial checksums.
+        "ethtool -K gen0 tx off".into(),
+        format!(
+            "ip neigh replace 10.64.0.1 lladdr {} dev gen0 nud permanent",
+            mac_s(m.acc0)
+        ),
+    ] {
+        run(gen, &c)?;
+    }
+    for c in [
+        "sysctl -qw net.ipv4.ip_forward=1".into(),
+        "sysctl -qw net.ipv4.conf.all.accept_local=1".into(),
+        "ip addr add 10.64.0.1/24 dev acc0".into(),
+        "ip addr add 192.0.2.1/24 dev core0".into(),
+        "ip route add default via 192.0.2.2".into(),
+        format!(
+            "ip neigh replace 192.0.2.2 lladdr {} dev core0 nud permanent",
+            mac_s(m.lma_core)
+        ),
+        format!("ip neigh replace 10.64.0.10 lladdr {gmac} dev acc0 nud permanent"),
+    ] {
+        run(mag, &c)?;
+    }
+    for c in [
+        "sysctl -qw net.ipv4.ip_forward=1".into(),
+        "sysctl -qw net.ipv4.conf.all.accept_local=1".into(),
+        "ip addr add 192.0.2.2/24 dev core0".into(),
+        "ip addr add 203.0.113.1/24 dev cn0".into(),
+        "ip route add 10.64.0.0/24 via 192.0.2.1".into(),
+        format!(
+            "ip neigh replace 192.0.2.1 lladdr {} dev core0 nud permanent",
+            mac_s(m.mag_core)
+        ),
+        format!(
+            "ip neigh replace 203.0.113.2 lladdr {} dev cn0 nud permanent",
+            mac_s(m.snk0)
+        ),
+    ] {
+        run(lma, &c)?;
+    }
+    for c in [
+        "ip addr add 203.0.113.2/24 dev snk0".into(),
+        "ip route add default via 203.0.113.1".into(),
+        "ethtool -K snk0 tx off".into(),
+        format!(
+            "ip neigh replace 203.0.113.1 lladdr {} dev snk0 nud permanent",
+            mac_s(m.cn0)
+        ),
+    ] {
+        run(sink, &c)?;
+    }
+    Ok(())
+}
+
+/// IPv6 at the gateways: the core (the IPv6 tunnel's ends), the
+/// correspondent's link, routes both ways for the kernel-forwarding
+/// baseline (the subscriber's prefix on acc0), static neighbours. Forwarding
+/// on: the anchor's FIB lookups for IPv6 need it. The generator and the sink
+/// need no address: their frames are built by hand and counted in XDP.
+fn addresses6(mag: &Netns, lma: &Netns, m: &Macs) -> Result<()> {
+    let hnp = format!("{HNP}/64");
+    for c in [
+        "sysctl -qw net.ipv6.conf.all.forwarding=1".into(),
+        format!("ip -6 addr add {MAG6}/64 dev core0 nodad"),
+        format!("ip -6 route add {hnp} dev acc0"),
+        format!("ip -6 route add default via {LMA6}"),
+        format!(
+            "ip -6 neigh replace {LMA6} lladdr {} dev core0 nud permanent",
+            mac_s(m.lma_core)
+        ),
+        format!(
+            "ip -6 neigh replace {HOME6} lladdr {} dev acc0 nud permanent",
+            mac_s(GEN_MAC)
+        ),
+    ] {
+        run(mag, &c)?;
+    }
+    for c in [
+        "sysctl -qw net.ipv6.conf.all.forwarding=1".into(),
+        format!("ip -6 addr add {LMA6}/64 dev core0 nodad"),
+        "ip -6 addr add 2001:db8:cc::1/64 dev cn0 nodad".into(),
+        format!("ip -6 route add {hnp} via {MAG6}"),
+        format!(
+            "ip -6 neigh replace {MAG6} lladdr {} dev core0 nud permanent",
+            mac_s(m.mag_core)
+        ),
+        format!(
+            "ip -6 neigh replace {SINK6} lladdr {} dev cn0 nud permanent",
+            mac_s(m.snk0)
+        ),
+    ] {
+        run(lma, &c)?;
+    }
+    Ok(())
+}
