@@ -439,14 +439,19 @@ pub fn sub_active_set(sub_id: u32, slots: u32) -> u32 {
 
 /// Slots per CPU of `SUB_ACTIVE` for a table of `max_subscribers` on a host
 /// with `cpus` possible CPUs: twice a CPU's share of the table (room for
-/// the subscribers it forwards with few collisions), a power of two between
-/// 2048 and 16384. Memory: `cpus × slots × 40 B`, at most ~80 B per
-/// subscriber from 1024 × cpus subscribers on (see BENCHMARKS.md).
+/// the subscribers it forwards with few collisions), rounded down to a power
+/// of two between 64 and 16384. Memory: `cpus × slots × 40 B`, at most
+/// ~80 B per subscriber whatever the table and the CPU count from 32 × cpus
+/// subscribers on (a floor of 2048 cost 2.6 KB per subscriber of a 1k table
+/// on 64 CPUs; see BENCHMARKS.md).
 pub fn sub_active_slots(max_subscribers: u32, cpus: u32) -> u32 {
     let share = (max_subscribers as u64 * 2 / cpus.max(1) as u64).max(1);
     let pow2 = 1u64 << (63 - share.leading_zeros());
-    pow2.clamp(2048, 16384) as u32
+    pow2.clamp(SUB_ACTIVE_MIN_SLOTS.into(), 16384) as u32
 }
+
+/// The fewest `SUB_ACTIVE` slots per CPU (see [`sub_active_slots`]).
+pub const SUB_ACTIVE_MIN_SLOTS: u16 = 64;
 
 /// Index of `COUNTERS`. Every exit of every program increments exactly one of these.
 #[repr(u32)]
@@ -595,4 +600,30 @@ mod pod {
     unsafe impl aya::Pod for NextHopCache {}
     unsafe impl aya::Pod for DestNextHop {}
     unsafe impl aya::Pod for NewMacEvent {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `SUB_ACTIVE` costs at most 80 B per subscriber (40 B slots, twice a
+    /// CPU's share) for any table of 32 × cpus subscribers or more, on any
+    /// number of CPUs: the per-CPU counters never dominate a small table.
+    #[test]
+    fn sub_active_memory_per_subscriber_is_bounded() {
+        for cpus in [1u32, 2, 16, 64, 256] {
+            for n in [2048u32, 4096, 101_024, 1_001_024, 16_000_000] {
+                let slots = sub_active_slots(n, cpus);
+                assert!(slots.is_power_of_two() && slots >= SUB_ACTIVE_WAYS);
+                assert!((u32::from(SUB_ACTIVE_MIN_SLOTS)..=16384).contains(&slots));
+                let per_sub = f64::from(cpus) * f64::from(slots) * 40.0 / f64::from(n);
+                if n >= 32 * cpus {
+                    assert!(per_sub <= 80.0, "{cpus} CPUs, {n} entries: {per_sub} B");
+                }
+            }
+        }
+        assert_eq!(sub_active_slots(2048, 64), 64);
+        assert_eq!(sub_active_slots(2048, 2), 2048);
+        assert_eq!(sub_active_slots(1_001_024, 2), 16384);
+    }
 }
