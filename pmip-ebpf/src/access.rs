@@ -257,9 +257,7 @@ pub(crate) fn access_downlink<C: Pkt>(ctx: &C, l2: &L2, gre: GreIn) -> Verdict {
         }
         return Verdict::new(C::PASS, Counter::PassTtl);
     }
-    if !dec_ttl(ctx, inner_off, inner.family) {
-        return Verdict::new(C::DROP, Counter::DropMalformed);
-    }
+    dec_ttl(&inner);
     if !decap(ctx, inner_off, inner.family, &access.mac, &d.mac, d.vlan) {
         return Verdict::new(C::DROP, Counter::DropAdjustFailed);
     }

@@ -48,9 +48,7 @@ pub(crate) fn anchor_uplink<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, gre: 
         // SAFETY: this CPU's slot of a per-CPU array.
         let c = unsafe { &*c };
         if nh_now() < c.expires && c.dst == dst {
-            if !dec_ttl(ctx, inner_off, inner.family) {
-                return Verdict::new(C::DROP, Counter::DropMalformed);
-            }
+            dec_ttl(&inner);
             if !decap_cached(ctx, inner_off, inner.family, &c.macs) {
                 return Verdict::new(C::DROP, Counter::DropAdjustFailed);
             }
@@ -88,9 +86,7 @@ fn anchor_uplink_fib<C: Pkt>(
     let dst = inner.dst.words();
     let slot = DEST_NH.get_ptr_mut(dest_slot(&dst));
     let nh = fib(ctx, ctx.ifindex(), inner.family, &inner.src, &inner.dst, 0);
-    if !dec_ttl(ctx, inner_off, inner.family) {
-        return Verdict::new(C::DROP, Counter::DropMalformed);
-    }
+    dec_ttl(&inner);
     account(sub_id, inner.len, true);
     if nh.rc == FIB_SUCCESS {
         if let Some(c) = slot {

@@ -159,16 +159,15 @@ pub(crate) fn access_subscriber(key: &AccessKey) -> Option<&'static AccessSubscr
     let gen = ACCESS_GEN.get_ptr(set)?;
     // SAFETY: an array slot; a volatile read keeps it before the lookup below.
     let gen = unsafe { core::ptr::read_volatile(gen) };
+    // Way 1 is looked up only when way 0 misses (a subscriber seen last
+    // is in way 0): one per-CPU lookup per packet, not two.
     let way0 = ACCESS_CACHE.get_ptr_mut(set * 2);
+    if let Some(s) = cached(way0, gen, &w) {
+        return Some(s);
+    }
     let way1 = ACCESS_CACHE.get_ptr_mut(set * 2 + 1);
-    for way in [way0, way1] {
-        if let Some(s) = way {
-            // SAFETY: this CPU's slot of a per-CPU array.
-            let s = unsafe { &*s };
-            if s.gen == gen && s.key.words() == w {
-                return Some(&s.sub);
-            }
-        }
+    if let Some(s) = cached(way1, gen, &w) {
+        return Some(s);
     }
     // SAFETY: plain lookup; the value is only read.
     let v = unsafe { ACCESS_BY_MAC.get(key) }?;
@@ -183,6 +182,18 @@ pub(crate) fn access_subscriber(key: &AccessKey) -> Option<&'static AccessSubscr
         }
     }
     Some(v)
+}
+
+/// The subscriber in cache slot `way` if it holds key `w` at generation `gen`.
+#[inline(always)]
+fn cached(
+    way: Option<*mut AccessCacheSlot>,
+    gen: u32,
+    w: &[u32; 3],
+) -> Option<&'static AccessSubscriber> {
+    // SAFETY: this CPU's slot of a per-CPU array.
+    let s = unsafe { &*way? };
+    (s.gen == gen && s.key.words() == *w).then_some(&s.sub)
 }
 
 /// `*dst = *src` in 64-bit words. A struct assignment becomes a call to a

@@ -113,6 +113,10 @@ pub(crate) struct Inner {
     pub(crate) proto: u8,
     /// Offset of the transport header (IPv4 only; used to spot DHCP).
     pub(crate) l4_off: usize,
+    /// Packet address of the IP header, its fixed part checked to be in the
+    /// packet: valid until the packet is resized (`tunnel::dec_ttl` writes
+    /// through it without a second bounds check).
+    pub(crate) hdr: usize,
 }
 
 #[inline(always)]
@@ -148,6 +152,7 @@ pub(crate) fn parse_inner(ctx: &impl Pkt, off: usize, ethertype: u16) -> Option<
             dst: Addr::from_words([dst, 0, 0, 0]),
             proto: ip.proto,
             l4_off: off + ihl * 4,
+            hdr: p,
         })
     } else if ethertype == ETH_P_IPV6 {
         // SAFETY: bounds checked by ptr_at; fields are copied out before any resize.
@@ -167,6 +172,7 @@ pub(crate) fn parse_inner(ctx: &impl Pkt, off: usize, ethertype: u16) -> Option<
             dst: load_addr(ip as *const Ipv6Hdr as usize + 24),
             proto: ip.next_hdr,
             l4_off: off + IPV6_HDR_LEN,
+            hdr: ip as *const Ipv6Hdr as usize,
         })
     } else {
         None

@@ -9,9 +9,9 @@ use pmip_common::{
 use crate::ctx::Pkt;
 use crate::fib::{fib, FIB_FRAG_NEEDED, FIB_NO_NEIGH, FIB_SUCCESS};
 use crate::hdr::{
-    csum_fold, ethertype_of, ipv4_csum, load_u16, mac_words, ptr_at, store_u16, store_u32,
-    store_u64, words16, write_at, EthHdr, GreKeyHdr, Ipv4Hdr, Ipv6Hdr, VlanHdr, ETH_HLEN,
-    ETH_P_8021Q, GRE_K, IPPROTO_GRE, VLAN_HLEN,
+    ethertype_of, ipv4_csum, load_u16, load_u64, mac_words, store_u16, store_u32, store_u64,
+    write_at, EthHdr, GreKeyHdr, Ipv4Hdr, Ipv6Hdr, VlanHdr, ETH_HLEN, ETH_P_8021Q, GRE_K,
+    IPPROTO_GRE, VLAN_HLEN,
 };
 use crate::maps::{iface_of, nh_expiry, nh_now, TUNNELS, TUNNEL_NH};
 use crate::parse::{parse_inner, parse_l2, Inner, L2};
@@ -97,6 +97,11 @@ pub(crate) fn build_template(c: &mut NextHopCache, tun: &Tunnel, smac: [u8; 6], 
             sum += u16::from_be_bytes([h[i], h[i + 1]]) as u32;
             i += 2;
         }
+        // Folded to 16 bits here, so that a packet's checksum needs one
+        // fold (base + length <= 0x1fffe), not four.
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
         c.csum_base = sum;
     }
     h[gre..gre + 2].copy_from_slice(&GRE_K.to_be_bytes());
@@ -151,7 +156,9 @@ pub(crate) fn encap_cached(
         }
     } else {
         let tot = inner.len + (IPV4_HDR_LEN + GRE_KEYED_LEN) as u16;
-        let check = csum_fold(c.csum_base as u64 + tot as u64);
+        // csum_base is folded (build_template): one fold of base + length.
+        let s = c.csum_base + tot as u32;
+        let check = !(((s & 0xffff) + (s >> 16)) as u16);
         // SAFETY: p .. p + 42 is inside the packet (checked above).
         unsafe {
             store_u16::<16>(p, tot.to_be());
@@ -310,36 +317,29 @@ pub(crate) fn write_l2(
     }
 }
 
-/// Decrements the inner TTL / hop limit as a router would (caller checked > 1).
+/// Decrements the inner TTL / hop limit as a router would (caller checked
+/// > 1), in place through the header address `parse_inner` checked: the
+/// packet has not been resized since (only map lookups, the clock and the
+/// FIB in between), so the verifier still knows the header is inside it.
 #[inline(always)]
-pub(crate) fn dec_ttl(ctx: &impl Pkt, off: usize, family: u8) -> bool {
-    if family == FAMILY_V4 {
-        match ptr_at::<Ipv4Hdr>(ctx, off) {
-            // TTL is the high byte of the 16-bit word at 8 (TTL, protocol):
-            // the word drops by 0x0100 and the checksum rises by as much
-            // (RFC 1624), in word loads and stores.
-            // SAFETY: bounds checked by ptr_at.
-            Some(p) => {
-                let p = p as usize;
-                unsafe {
-                    let w = u16::from_be(load_u16::<8>(p)).wrapping_sub(0x0100);
-                    store_u16::<8>(p, w.to_be());
-                    let c = u16::from_be(load_u16::<10>(p)) as u32 + 0x0100;
-                    store_u16::<10>(p, (((c & 0xffff) + (c >> 16)) as u16).to_be());
-                }
-                true
-            }
-            None => false,
+pub(crate) fn dec_ttl(inner: &Inner) {
+    let p = inner.hdr;
+    if inner.family == FAMILY_V4 {
+        // TTL is the high byte of the 16-bit word at 8 (TTL, protocol):
+        // the word drops by 0x0100 and the checksum rises by as much
+        // (RFC 1624). One's-complement sums do not depend on byte order
+        // (RFC 1071 §2(B)), so the checksum is updated as loaded: +1 to
+        // the little-endian (bpfel) word, end-around carry, no byte swaps.
+        // SAFETY: a 20-byte header inside the packet (parse_inner).
+        unsafe {
+            let ip = p as *mut Ipv4Hdr;
+            (*ip).ttl -= 1;
+            let c = load_u16::<10>(p) as u32 + 1;
+            store_u16::<10>(p, (c + (c >> 16)) as u16);
         }
     } else {
-        match ptr_at::<Ipv6Hdr>(ctx, off) {
-            // SAFETY: bounds checked by ptr_at.
-            Some(p) => {
-                unsafe { (*p).hop_limit -= 1 };
-                true
-            }
-            None => false,
-        }
+        // SAFETY: a 40-byte header inside the packet (parse_inner).
+        unsafe { (*(p as *mut Ipv6Hdr)).hop_limit -= 1 };
     }
 }
 
@@ -347,9 +347,22 @@ pub(crate) fn dec_ttl(ctx: &impl Pkt, off: usize, family: u8) -> bool {
 /// tunnel id reused for another peer must not inherit its next hop).
 #[inline(always)]
 fn same_remote(c: &NextHopCache, tun: &Tunnel) -> bool {
-    // SAFETY: 4-aligned fields of map values (NextHopCache is 8-, Tunnel 4-aligned).
-    let (a, b) = unsafe { (words16(&c.remote), words16(&tun.remote)) };
-    (a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) == 0
+    // Two 64-bit loads a side (the fields are 4-aligned only: the
+    // verifier allows unaligned map value loads on the hosts we run on, as
+    // for packet data, see hdr::store_u64); four 32-bit loads a side cost
+    // more instructions and, under register pressure, reloads.
+    const C: i16 = core::mem::offset_of!(NextHopCache, remote) as i16;
+    const T: i16 = core::mem::offset_of!(Tunnel, remote) as i16;
+    let (c, t) = (
+        c as *const NextHopCache as usize,
+        tun as *const Tunnel as usize,
+    );
+    // SAFETY: 16-byte fields of map values (the verifier checks the bounds).
+    unsafe {
+        (load_u64::<C>(c) ^ load_u64::<T>(t))
+            | (load_u64::<{ C + 8 }>(c) ^ load_u64::<{ T + 8 }>(t))
+            == 0
+    }
 }
 
 /// Which way a packet goes through a tunnel, for counters and billing.
@@ -395,9 +408,7 @@ pub(crate) fn tunnel_out<C: Pkt>(
         // SAFETY: per-CPU slot of this CPU.
         let c = unsafe { &*c };
         if nh_now() < c.expires && tot <= c.max_len && same_remote(c, tun) {
-            if !dec_ttl(ctx, l2.len, inner.family) {
-                return Verdict::new(C::DROP, Counter::DropMalformed);
-            }
+            dec_ttl(inner);
             if !encap_cached(ctx, l2.len, inner, tun.family == FAMILY_V6, e.key, c) {
                 return Verdict::new(C::DROP, Counter::DropAdjustFailed);
             }
@@ -477,9 +488,7 @@ fn tunnel_out_fib<C: Pkt>(
     if nh.rc != FIB_SUCCESS && nh.rc != FIB_NO_NEIGH {
         return Verdict::new(C::DROP, Counter::DropNoRoute);
     }
-    if !dec_ttl(ctx, l2.len, inner.family) {
-        return Verdict::new(C::DROP, Counter::DropMalformed);
-    }
+    dec_ttl(inner);
     if nh.rc == FIB_NO_NEIGH {
         // To the kernel, addressed to ourselves at L2: it routes the GRE packet and
         // resolves the neighbour; later packets find it and stay in XDP.
