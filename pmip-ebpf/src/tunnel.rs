@@ -330,12 +330,16 @@ pub(crate) fn dec_ttl(inner: &Inner) {
         // (RFC 1624). One's-complement sums do not depend on byte order
         // (RFC 1071 §2(B)), so the checksum is updated as loaded: +1 to
         // the little-endian (bpfel) word, end-around carry, no byte swaps.
+        // A sum of 0xffff (-0) becomes 0x0000, as a full recomputation
+        // gives (RFC 1624 §3; Linux's ip_decrease_ttl): `c >= 0xffff`, not
+        // `c >> 16`, which left 0xffff (a header checksum of 0xfeff before
+        // the decrement, fastpath_testrun's checksum_carry_cases).
         // SAFETY: a 20-byte header inside the packet (parse_inner).
         unsafe {
             let ip = p as *mut Ipv4Hdr;
             (*ip).ttl -= 1;
             let c = load_u16::<10>(p) as u32 + 1;
-            store_u16::<10>(p, (c + (c >> 16)) as u16);
+            store_u16::<10>(p, (c + (c >= 0xffff) as u32) as u16);
         }
     } else {
         // SAFETY: a 40-byte header inside the packet (parse_inner).

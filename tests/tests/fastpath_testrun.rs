@@ -765,6 +765,7 @@ fn table_with(prog: Prog, log_events: bool, home_pools: Vec<pmip_user::fastpath:
                 counter: Counter::DropWrongPeer,
             });
             cases.extend(ipv6_cases(acc, core, acore, cn));
+            cases.extend(checksum_carry_cases(acc, core, acore, cn));
             let mut fails = check(&fp, prog, &cases);
             fails.extend(new_mac_events(&mut fp, acc));
             fails.extend(truncations(&fp, prog, acc, core, acore));
@@ -779,6 +780,128 @@ fn table_with(prog: Prog, log_events: bool, home_pools: Vec<pmip_user::fastpath:
         fails.len(),
         fails.join("\n")
     );
+}
+
+/// `h` (an IPv4 packet) with its Identification set so that its header
+/// checksum is `want`, the checksum recomputed.
+fn with_checksum(h: &[u8], want: u16) -> (Vec<u8>, u16) {
+    let ident = (0..=u16::MAX)
+        .find(|i| {
+            let mut x = h[..20].to_vec();
+            x[4..6].copy_from_slice(&i.to_be_bytes());
+            x[10..12].fill(0);
+            checksum::of(&x) == want
+        })
+        .expect("an Identification gives every checksum");
+    (with_ident(h, ident), ident)
+}
+
+/// `h` with Identification `ident` and its header checksum recomputed.
+fn with_ident(h: &[u8], ident: u16) -> Vec<u8> {
+    let mut x = h.to_vec();
+    x[4..6].copy_from_slice(&ident.to_be_bytes());
+    x[10..12].fill(0);
+    let c = checksum::of(&x[..20]);
+    x[10..12].copy_from_slice(&c.to_be_bytes());
+    x
+}
+
+/// The TTL decrement's incremental checksum update (RFC 1624 eqn. 3) where
+/// it wraps: inner headers whose checksums sit at the top of the range
+/// (0xfeff gives 0x0000 after the decrement, where a plain "add 0x0100"
+/// would give 0xffff), on all four paths. Expected outputs are recomputed
+/// from scratch.
+fn checksum_carry_cases(acc: u32, core: u32, acore: u32, cn: u32) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for want in [0xfeffu16, 0xff00, 0xff01, 0xfffe] {
+        let name = |path: &str| -> &'static str {
+            Box::leak(
+                format!("{path}: inner checksum {want:#06x} wraps at the TTL decrement")
+                    .into_boxed_str(),
+            )
+        };
+        let (up, id) = with_checksum(&echo4(HOME1, CN4, 64, true, 32), want);
+        let up63 = with_ident(&echo4(HOME1, CN4, 63, true, 32), id);
+        cases.push(Case {
+            name: name("uplink v4 in v4"),
+            ifindex: acc,
+            input: up_frame(SUB1_MAC, 0, ETH_P_IP, &up),
+            verdict: XDP_REDIRECT,
+            output: Some(cat(
+                eth(MAG_PEER_MAC, CORE_MAC, 0, ETH_P_IP),
+                &ipv4(
+                    MAG4,
+                    LMA4,
+                    47,
+                    64,
+                    false,
+                    &gre_keyed(ETH_P_IP, 0x1001, &up63),
+                ),
+            )),
+            counter: Counter::TxEncapUplink,
+        });
+        let (down, id) = with_checksum(&echo4(CN4, HOME1, 64, true, 32), want);
+        let down63 = with_ident(&echo4(CN4, HOME1, 63, true, 32), id);
+        cases.push(Case {
+            name: name("downlink v4 over v4"),
+            ifindex: core,
+            input: cat(
+                eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP),
+                &ipv4(
+                    LMA4,
+                    MAG4,
+                    47,
+                    64,
+                    false,
+                    &gre_keyed(ETH_P_IP, 0x2001, &down),
+                ),
+            ),
+            verdict: XDP_REDIRECT,
+            output: Some(cat(eth(SUB1_MAC, ACC_MAC, 0, ETH_P_IP), &down63)),
+            counter: Counter::TxDecapDownlink,
+        });
+        let (to_home, id) = with_checksum(&echo4(CN4, AHOME4, 64, true, 32), want);
+        let to_home63 = with_ident(&echo4(CN4, AHOME4, 63, true, 32), id);
+        cases.push(Case {
+            name: name("anchor downlink v4 in v4"),
+            ifindex: cn,
+            input: cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &to_home),
+            verdict: XDP_REDIRECT,
+            output: Some(cat(
+                eth(LMA_PEER_MAC, ACORE_MAC, 0, ETH_P_IP),
+                &ipv4(
+                    A_LOCAL4,
+                    A_PEER4,
+                    47,
+                    64,
+                    false,
+                    &gre_keyed(ETH_P_IP, 0x4001, &to_home63),
+                ),
+            )),
+            counter: Counter::TxEncapDownlink,
+        });
+        let (from_home, id) = with_checksum(&echo4(AHOME4, CN4, 64, true, 32), want);
+        let from_home63 = with_ident(&echo4(AHOME4, CN4, 63, true, 32), id);
+        cases.push(Case {
+            name: name("anchor uplink v4 over v4"),
+            ifindex: acore,
+            input: cat(
+                eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
+                &ipv4(
+                    A_PEER4,
+                    A_LOCAL4,
+                    47,
+                    64,
+                    false,
+                    &gre_keyed(ETH_P_IP, 0x3001, &from_home),
+                ),
+            ),
+            verdict: XDP_REDIRECT,
+            output: Some(cat(eth(CN_MAC, CN_IF_MAC, 0, ETH_P_IP), &from_home63)),
+            counter: Counter::TxDecapUplink,
+        });
+    }
+    cases
 }
 
 /// Data from unknown MACs reached the agent's ring buffer, once per MAC
