@@ -35,7 +35,6 @@ pub mod assign;
 pub mod batch;
 pub mod blocks;
 pub mod clock;
-pub(crate) mod commit;
 pub mod peer_filter;
 pub mod registrar;
 pub mod shell;

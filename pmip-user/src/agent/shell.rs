@@ -8,7 +8,6 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use super::batch::RxBatch;
-use super::commit::{self, Held, Outputs, Step};
 use super::registrar::{counters_of, BindingSummary, Counters};
 use super::{Endpoint, Transport};
 use crate::dataplane::DataPlane;
@@ -142,24 +141,11 @@ pub async fn run_with<E: Endpoint, T: Transport, D: DataPlane, S: Store + ?Sized
     let mut buf = vec![0u8; RX_BUF];
     let mut batch = RxBatch::new();
     let transport = io.transport;
-    // The write on its way and what waits for it (group commit: input goes
-    // on meanwhile, and the next flush waits for this write to end).
-    let mut held: Option<Held<E::Event>> = None;
-    // Datagrams received when the held write began: at most RX_BURST more
-    // are taken meanwhile, so that the next write, and the burst of answers
-    // it releases at once, stays as large as one pass (a burst of thousands
-    // of answers overflows a veth's queue on a busy host: lost, retransmitted
-    // a second later).
-    let mut mark = 0;
     loop {
-        if held.is_none() {
-            held = flush(ep, &mut io, &events, &mut c).await;
-            mark = c.rx_datagrams;
-        }
+        flush(ep, &mut io, &events, &mut c).await;
         let deadline = ep.poll_timeout().map(tokio::time::Instant::from_std);
-        let room = held.is_none() || c.rx_datagrams < mark + RX_BURST as u64;
         tokio::select! {
-            r = transport.recv(&mut buf), if room => {
+            r = transport.recv(&mut buf) => {
                 match r {
                     Ok((peer, n)) => {
                         c.rx_datagrams += 1;
@@ -184,22 +170,11 @@ pub async fn run_with<E: Endpoint, T: Transport, D: DataPlane, S: Store + ?Sized
                     }
                 }
                 None => {
-                    // Stopping: what is on its way and what is queued, all written and sent.
-                    if let Some(h) = held.take() {
-                        release(&mut io, &events, &mut c, h).await;
-                    }
-                    while let Some(h) = flush(ep, &mut io, &events, &mut c).await {
-                        release(&mut io, &events, &mut c, h).await;
-                    }
+                    flush(ep, &mut io, &events, &mut c).await;
                     return c;
                 }
             },
             _ = sleep_until(deadline) => ep.handle_timeout(Instant::now()),
-            r = commit::written(&mut held) => {
-                let h = held.take().expect("a write was held");
-                stored(r, h.ops, &mut c);
-                send(&mut io, &events, &mut c, h.outputs).await;
-            }
         }
     }
 }
@@ -260,71 +235,37 @@ fn on_request<E: Endpoint, T: Transport>(
 /// Writes the store first, in one batch (a binding is durable before the
 /// peer or the subscriber hears of it, STYLE §10), then applies data-plane
 /// commands (a subscriber's entry is in the maps before the peer or the
-/// access side hears of it), then events, then sends. A write still on its
-/// way is returned with what waits for it.
+/// access side hears of it), then events, then sends.
 async fn flush<E: Endpoint, T: Transport, D: DataPlane, S: Store + ?Sized>(
     ep: &mut E,
     io: &mut Io<'_, T, D, S>,
     events: &mpsc::UnboundedSender<E::Event>,
     c: &mut ShellCounters,
-) -> Option<Held<E::Event>> {
+) {
     let batch: Vec<StoreOp> = std::iter::from_fn(|| ep.poll_store()).collect();
     if !batch.is_empty() {
         c.store_batches += 1;
-        match commit::begin(ep, io.store.begin(&batch), batch.len()) {
-            Step::Now(r) => stored(r, batch.len(), c),
-            Step::Wait(h) => return Some(h),
+        // A store that refuses a write does not stop service: the binding
+        // goes on in memory and in the maps, and the next write retries
+        // the record (each write carries the whole record).
+        if let Err(e) = io.store.apply(&batch) {
+            c.store_errors += 1;
+            tracing::warn!("store refused {} write(s): {e:#}", batch.len());
         }
     }
-    send(io, events, c, Outputs::take(ep)).await;
-    None
-}
-
-/// Waits for a held write, then lets its outputs go.
-async fn release<T: Transport, D: DataPlane, S: Store + ?Sized, Ev>(
-    io: &mut Io<'_, T, D, S>,
-    events: &mpsc::UnboundedSender<Ev>,
-    c: &mut ShellCounters,
-    h: Held<Ev>,
-) {
-    let ops = h.ops;
-    let mut held = Some(h);
-    let r = commit::written(&mut held).await;
-    stored(r, ops, c);
-    if let Some(h) = held {
-        send(io, events, c, h.outputs).await;
-    }
-}
-
-/// A store that refuses a write does not stop service: the binding goes on
-/// in memory and in the maps, and the next write retries the record (each
-/// write carries the whole record).
-fn stored(r: anyhow::Result<()>, ops: usize, c: &mut ShellCounters) {
-    if let Err(e) = r {
-        c.store_errors += 1;
-        tracing::warn!("store refused {ops} write(s): {e:#}");
-    }
-}
-
-/// Applies data-plane commands, hands out events, sends.
-async fn send<T: Transport, D: DataPlane, S: Store + ?Sized, Ev>(
-    io: &mut Io<'_, T, D, S>,
-    events: &mpsc::UnboundedSender<Ev>,
-    c: &mut ShellCounters,
-    o: Outputs<Ev>,
-) {
     let (transport, dp) = (io.transport, &mut *io.dp);
-    for cmd in o.dp {
+    while let Some(cmd) = ep.poll_dp() {
         if let Err(e) = dp.apply(&cmd) {
             c.dp_errors += 1;
             tracing::warn!("data plane refused {cmd:?}: {e:#}");
         }
     }
-    for ev in o.events {
+    while let Some(ev) = ep.poll_event() {
         let _ = events.send(ev);
     }
-    if !o.out.is_empty() {
-        let sent = transport.send_batch(&o.out).await;
+    let out: Vec<_> = std::iter::from_fn(|| ep.poll_transmit()).collect();
+    if !out.is_empty() {
+        let sent = transport.send_batch(&out).await;
         c.tx_datagrams += sent.ok;
         c.tx_errors += sent.failed.len() as u64;
     }
