@@ -61,23 +61,6 @@ pub trait Store: Send {
     fn apply(&mut self, batch: &[StoreOp]) -> Result<()>;
     /// Whether anything survives this process (false: the memory backend).
     fn durable(&self) -> bool;
-    /// Starts writing a batch: a store that answers over the network (etcd)
-    /// returns the write on its way, and the shell takes more input
-    /// meanwhile (group commit, `agent::commit`); the others write at once.
-    /// The caller begins no other write before this one has ended.
-    fn begin(&mut self, batch: &[StoreOp]) -> Begun {
-        Begun::Done(self.apply(batch))
-    }
-}
-
-/// A store write on its way: ends when the batch is durable, or failed.
-pub type StoreWrite = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>;
-
-/// What [`Store::begin`] did.
-pub enum Begun {
-    /// Written already (with this result).
-    Done(Result<()>),
-    Writing(StoreWrite),
 }
 
 impl<S: Store + ?Sized> Store for Box<S> {
@@ -89,9 +72,6 @@ impl<S: Store + ?Sized> Store for Box<S> {
     }
     fn durable(&self) -> bool {
         (**self).durable()
-    }
-    fn begin(&mut self, batch: &[StoreOp]) -> Begun {
-        (**self).begin(batch)
     }
 }
 

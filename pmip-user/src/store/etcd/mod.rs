@@ -25,7 +25,7 @@ use anyhow::{anyhow, bail, Result};
 use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
 
 use super::record::{decode, encode};
-use super::{wall_ms, Begun, Record, RecordKey, Store, StoreOp};
+use super::{wall_ms, Record, RecordKey, Store, StoreOp};
 use crate::agent::blocks::Blocks;
 
 pub mod buckets;
@@ -84,9 +84,8 @@ pub struct EtcdStore {
     addr: IpAddr,
     fence: Option<Fence>,
     buckets: Buckets,
-    /// Writes that failed, by key: sent again before the next batch
-    /// (shared with the write on its way, which fills it when it fails).
-    pending: Arc<Mutex<BTreeMap<RecordKey, StoreOp>>>,
+    /// Writes that failed, by key: sent again before the next batch.
+    pending: BTreeMap<RecordKey, StoreOp>,
     health: Arc<StoreHealth>,
 }
 
@@ -99,7 +98,7 @@ impl EtcdStore {
             addr,
             fence,
             buckets,
-            pending: Arc::default(),
+            pending: BTreeMap::new(),
             health: Arc::new(StoreHealth::default()),
         }
     }
@@ -138,15 +137,14 @@ fn write_of(keys: &Keyspace, addr: IpAddr, op: &StoreOp) -> Write {
     }
 }
 
-/// Writes `chunk` in one transaction, fenced by ownership of `owner_key`;
-/// `leases` gives each put's expiry-bucket lease by bucket end (granted
-/// beforehand, at `now`).
+/// Writes `chunk` in one transaction, fenced by ownership of `owner_key`.
 async fn write_chunk(
     client: &mut Client,
-    (leases, now): (&BTreeMap<u64, i64>, u64),
+    buckets: &Buckets,
     fence: Option<(&str, &Fence)>,
     chunk: &[Write],
 ) -> Result<()> {
+    let now = wall_ms(std::time::SystemTime::now());
     let mut ops = Vec::with_capacity(chunk.len());
     for w in chunk {
         ops.push(match w {
@@ -155,9 +153,12 @@ async fn write_chunk(
                 value,
                 expires_ms,
             } => {
-                let opts = expires_ms
-                    .and_then(|e| leases.get(&buckets::bucket_end(e.max(now))))
-                    .map(|l| PutOptions::new().with_lease(*l));
+                let opts = match expires_ms {
+                    Some(e) => {
+                        Some(PutOptions::new().with_lease(buckets.lease(client, *e, now).await?))
+                    }
+                    None => None,
+                };
                 TxnOp::put(key.as_str(), value.clone(), opts)
             }
             Write::Delete(key) => TxnOp::delete(key.as_str(), None),
@@ -178,153 +179,8 @@ async fn write_chunk(
     Ok(())
 }
 
-/// The lease of every expiry bucket in `writes`, by bucket end (one look-up
-/// per bucket, a grant per new one, before any transaction).
-async fn leases_of(
-    conn: &EtcdConn,
-    buckets: &Buckets,
-    writes: &[Write],
-    now: u64,
-) -> Result<BTreeMap<u64, i64>> {
-    let mut out = BTreeMap::new();
-    for w in writes {
-        if let Write::Put {
-            expires_ms: Some(e),
-            ..
-        } = w
-        {
-            let end = buckets::bucket_end((*e).max(now));
-            if !out.contains_key(&end) {
-                let l = conn
-                    .retried("lease", || {
-                        let (mut c, b) = (conn.client(), buckets.clone());
-                        async move { b.lease(&mut c, *e, now).await }
-                    })
-                    .await?;
-                out.insert(end, l);
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The last operation on each key, in the order of first appearance: a
-/// batch's transactions are sent at once and etcd may apply them in any
-/// order, so no key may be in two of them (each operation carries the whole
-/// record, so the last one is the state to keep).
-fn last_per_key(ops: Vec<StoreOp>) -> Vec<StoreOp> {
-    let mut at: std::collections::HashMap<RecordKey, usize> = Default::default();
-    let mut out: Vec<StoreOp> = Vec::with_capacity(ops.len());
-    for op in ops {
-        match at.get(op.key()) {
-            Some(&i) => out[i] = op,
-            None => {
-                at.insert(op.key().clone(), out.len());
-                out.push(op);
-            }
-        }
-    }
-    out
-}
-
-/// Writes `writes` in transactions of at most `per_txn` operations, all
-/// sent at once (etcd commits proposals that arrive together in one round
-/// of its log, one fsync, instead of one round per transaction); returns
-/// for each transaction whether it was written, and the first error.
-async fn write_all(
-    conn: EtcdConn,
-    buckets: Buckets,
-    fence: Option<(String, Fence)>,
-    writes: Vec<Write>,
-    per_txn: usize,
-) -> (Vec<bool>, Option<anyhow::Error>) {
-    let now = wall_ms(std::time::SystemTime::now());
-    let leases = match leases_of(&conn, &buckets, &writes, now).await {
-        Ok(l) => std::sync::Arc::new(l),
-        Err(e) => return (vec![false; writes.len().div_ceil(per_txn)], Some(e)),
-    };
-    let writes = std::sync::Arc::new(writes);
-    let mut set = tokio::task::JoinSet::new();
-    for (i, start) in (0..writes.len()).step_by(per_txn).enumerate() {
-        let (conn, leases, fence, writes) =
-            (conn.clone(), leases.clone(), fence.clone(), writes.clone());
-        set.spawn(async move {
-            let chunk = &writes[start..(start + per_txn).min(writes.len())];
-            let f = fence.as_ref().map(|(k, f)| (k.as_str(), f));
-            let r = conn
-                .retried("write", || {
-                    let (mut c, leases) = (conn.client(), leases.clone());
-                    async move { write_chunk(&mut c, (&leases, now), f, chunk).await }
-                })
-                .await;
-            (i, r)
-        });
-    }
-    let mut done = vec![false; writes.len().div_ceil(per_txn)];
-    let mut first_err = None;
-    while let Some(j) = set.join_next().await {
-        match j {
-            Ok((i, Ok(()))) => done[i] = true,
-            Ok((_, Err(e))) => {
-                first_err.get_or_insert(e);
-            }
-            Err(e) => {
-                first_err.get_or_insert(anyhow!("etcd write task: {e}"));
-            }
-        }
-    }
-    (done, first_err)
-}
-
 /// The error text of a fenced write refused: another member owns the address.
 pub const NOT_OWNER: &str = "not the owner of this service address any more";
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Counts a write that ended; keeps what was not written (`done`: which
-/// transactions of `per_txn` operations were) to be written again first.
-fn settle(
-    pending: &Mutex<BTreeMap<RecordKey, StoreOp>>,
-    h: &StoreHealth,
-    (ops, per_txn): (Vec<StoreOp>, usize),
-    done: &[bool],
-    err: Option<anyhow::Error>,
-) -> Result<()> {
-    let written: usize = (ops.chunks(per_txn).zip(done))
-        .filter(|(_, d)| **d)
-        .map(|(c, _)| c.len())
-        .sum();
-    h.batches.fetch_add(1, Ordering::Relaxed);
-    h.ops.fetch_add(written as u64, Ordering::Relaxed);
-    h.txns.fetch_add(
-        done.iter().filter(|d| **d).count() as u64,
-        Ordering::Relaxed,
-    );
-    let Some(e) = err else {
-        h.pending.store(0, Ordering::Relaxed);
-        return Ok(());
-    };
-    let mut pending = lock(pending);
-    for (chunk, d) in ops.chunks(per_txn).zip(done) {
-        if !d {
-            for op in chunk {
-                // A later batch's write of the same key (none can have
-                // begun meanwhile: one write at a time) would win.
-                pending
-                    .entry(op.key().clone())
-                    .or_insert_with(|| op.clone());
-            }
-        }
-    }
-    h.pending.store(pending.len() as u64, Ordering::Relaxed);
-    if format!("{e:#}").contains(NOT_OWNER) {
-        h.not_owner.store(true, Ordering::Relaxed);
-    }
-    h.failed(&e);
-    Err(anyhow!("{e:#}"))
-}
 
 impl Store for EtcdStore {
     fn scan(&mut self) -> Result<Vec<(RecordKey, Record)>> {
@@ -374,46 +230,58 @@ impl Store for EtcdStore {
     }
 
     fn apply(&mut self, batch: &[StoreOp]) -> Result<()> {
-        match self.begin(batch) {
-            Begun::Done(r) => r,
-            Begun::Writing(w) => self.conn.block_on(w),
+        // What failed before goes first, unless this batch rewrites it.
+        for op in batch {
+            self.pending.remove(op.key());
         }
-    }
-
-    /// The write goes out on the etcd runtime at once; the shell takes more
-    /// input while etcd commits it (`agent::commit`).
-    fn begin(&mut self, batch: &[StoreOp]) -> Begun {
-        let ops = {
-            let mut pending = lock(&self.pending);
-            // What failed before goes first, unless this batch rewrites it.
-            for op in batch {
-                pending.remove(op.key());
-            }
-            let mut ops: Vec<StoreOp> = std::mem::take(&mut *pending).into_values().collect();
-            ops.extend_from_slice(batch);
-            last_per_key(ops)
-        };
+        let mut ops: Vec<StoreOp> = std::mem::take(&mut self.pending).into_values().collect();
+        ops.extend_from_slice(batch);
         if ops.is_empty() {
-            return Begun::Done(Ok(()));
+            return Ok(());
         }
         let writes: Vec<Write> = ops
             .iter()
             .map(|o| write_of(&self.conn.keys, self.addr, o))
             .collect();
-        let (conn, buckets) = (self.conn.clone(), self.buckets.clone());
-        let fence = (self.fence.clone()).map(|f| (self.conn.keys.owner(self.addr), f));
+        let (conn, buckets, fence) = (self.conn.clone(), self.buckets.clone(), self.fence.clone());
+        let owner_key = self.conn.keys.owner(self.addr);
         let per_txn = self.conn.max_txn_ops.max(1);
-        let task = self
-            .conn
-            .runtime()
-            .spawn(write_all(conn, buckets, fence, writes, per_txn));
-        let (pending, health) = (self.pending.clone(), self.health.clone());
-        Begun::Writing(Box::pin(async move {
-            let (done, err) = task
-                .await
-                .map_err(|e| anyhow!("etcd: the write was dropped ({e})"))?;
-            settle(&pending, &health, (ops, per_txn), &done, err)
-        }))
+        let (written, err) = self.conn.block_on(async move {
+            let client = conn.client();
+            let mut done = 0usize;
+            for chunk in writes.chunks(per_txn) {
+                let f = fence.as_ref().map(|f| (owner_key.as_str(), f));
+                let w = conn.retried("write", || {
+                    let (mut c, buckets) = (client.clone(), buckets.clone());
+                    async move { write_chunk(&mut c, &buckets, f, chunk).await }
+                });
+                if let Err(e) = w.await {
+                    return Ok((done, Some(e)));
+                }
+                done += chunk.len();
+            }
+            Ok((done, None))
+        })?;
+        let h = &self.health;
+        h.batches.fetch_add(1, Ordering::Relaxed);
+        h.ops.fetch_add(written as u64, Ordering::Relaxed);
+        h.txns
+            .fetch_add(written.div_ceil(per_txn) as u64, Ordering::Relaxed);
+        let Some(e) = err else {
+            h.pending.store(0, Ordering::Relaxed);
+            return Ok(());
+        };
+        // Keep what was not written, the latest per key.
+        for op in ops.into_iter().skip(written) {
+            self.pending.insert(op.key().clone(), op);
+        }
+        h.pending
+            .store(self.pending.len() as u64, Ordering::Relaxed);
+        if format!("{e:#}").contains(NOT_OWNER) {
+            h.not_owner.store(true, Ordering::Relaxed);
+        }
+        h.failed(&e);
+        Err(anyhow!("{e:#}"))
     }
 
     fn durable(&self) -> bool {
