@@ -9,7 +9,8 @@
 //! ```
 //! `PMIP_BENCH_RUNS` (default 3) labs per figure, `PMIP_BENCH_BINDINGS`
 //! (default 15 000) bindings per run, `PMIP_BENCH_DRIVERS` (default 3) driver MAGs,
-//! `PMIP_BENCH_DIRECT=1` all attaches to one anchor's service address (no redirect). Each figure is printed on a
+//! `PMIP_BENCH_DIRECT=1` all attaches to one anchor's service address (no redirect),
+//! `PMIP_BENCH_ETCD_ARGS` extra flags of the etcd members. Each figure is printed on a
 //! `FIGURES` line with the median of the runs and the load average.
 use std::sync::Mutex;
 use std::time::Duration;
@@ -61,6 +62,12 @@ fn opts(tag: &str) -> ClusterOpts {
     o.heartbeat_interval_ms = 100;
     o.heartbeat_misses = 4;
     o.log_filter = "warn".into();
+    // PMIP_BENCH_ETCD_ARGS: extra flags of the etcd members, space-separated.
+    o.etcd_args = std::env::var("PMIP_BENCH_ETCD_ARGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
     o
 }
 

@@ -75,6 +75,8 @@ pub struct ClusterOpts {
     /// PMIPv6 signaling between the access gateways and the service (and
     /// cluster) addresses under ESP ([`cluster_esp`]); else insecure.
     pub esp: bool,
+    /// Extra flags of every etcd member (the benchmark's tuning).
+    pub etcd_args: Vec<String>,
 }
 
 impl ClusterOpts {
@@ -94,6 +96,7 @@ impl ClusterOpts {
             max_subscribers: 65_536,
             drivers: 0,
             esp: false,
+            etcd_args: Vec::new(),
         }
     }
 }
@@ -161,7 +164,8 @@ impl ClusterLab {
                 peer_port: 2380,
             })
             .collect();
-        lab.etcd = Some(EtcdCluster::start(&lab.dir.0, &at, &[])?);
+        let extra: Vec<&str> = lab.opts.etcd_args.iter().map(String::as_str).collect();
+        lab.etcd = Some(EtcdCluster::start(&lab.dir.0, &at, &extra)?);
         Ok(lab)
     }
 
