@@ -250,6 +250,19 @@ pub struct Heartbeat {
     pub options: Vec<MobilityOption>,
 }
 
+impl Heartbeat {
+    /// The response to request `seq` (RFC 5847 §3: the same sequence
+    /// number), with our restart counter (§5.2).
+    pub fn response(seq: u32, restart_counter: u32) -> Message {
+        Message::Heartbeat(Heartbeat {
+            unsolicited: false,
+            response: true,
+            seq,
+            options: vec![MobilityOption::RestartCounter(restart_counter)],
+        })
+    }
+}
+
 /// Binding Revocation Indication (RFC 5846 §6.1, B.R. Type 1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RevocationIndication {
