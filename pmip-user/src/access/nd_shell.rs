@@ -449,12 +449,7 @@ impl NdShell {
             .into_iter()
             .flatten()
             .min();
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = crate::sys::sleep_until(deadline);
             tokio::select! {
                 g = self.fd.readable() => {
                     let mut g = g?;
