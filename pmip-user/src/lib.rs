@@ -37,8 +37,7 @@ pub mod fastpath_log;
 pub mod logs;
 pub mod mac;
 pub mod metrics;
-#[cfg(test)]
-mod pcap;
+pub mod pcap;
 pub mod pmipv4;
 pub mod pmipv6;
 pub mod static_bindings;
