@@ -278,26 +278,10 @@ impl NdShell {
     }
 
     fn send(&mut self, frame: &[u8]) {
-        // SAFETY: sockaddr_ll is plain old data.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_ifindex = self.ifindex as i32;
-        sll.sll_halen = 6;
-        sll.sll_addr[..6].copy_from_slice(frame.get(..6).unwrap_or(&[0; 6]));
-        // SAFETY: valid buffer and sockaddr_ll with their lengths.
-        let rc = unsafe {
-            libc::sendto(
-                self.fd.get_ref().as_raw_fd(),
-                frame.as_ptr() as *const libc::c_void,
-                frame.len(),
-                0,
-                &sll as *const _ as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        if rc < 0 {
+        let fd = std::os::fd::AsFd::as_fd(self.fd.get_ref());
+        if let Err(e) = crate::sys::socket::send_frame(fd, self.ifindex, frame) {
             self.tx_errors += 1;
-            tracing::warn!("IPv6 control frame: {}", io::Error::last_os_error());
+            tracing::warn!("IPv6 control frame: {e}");
         }
     }
 
