@@ -134,7 +134,13 @@ impl RawSender {
 
 /// AF_PACKET socket for ARP (ETH_P_ARP) bound to one interface, non-blocking.
 pub(crate) fn arp_socket(ifindex: u32) -> Result<OwnedFd> {
-    let proto = (libc::ETH_P_ARP as u16).to_be();
+    packet_socket(ifindex, libc::ETH_P_ARP as u16)
+}
+
+/// AF_PACKET socket for the frames of `ethertype` (`ETH_P_ALL`: every
+/// frame) bound to one interface, non-blocking.
+pub fn packet_socket(ifindex: u32, ethertype: u16) -> Result<OwnedFd> {
+    let proto = ethertype.to_be();
     // SAFETY: plain socket(2).
     let fd = unsafe {
         libc::socket(
@@ -144,7 +150,10 @@ pub(crate) fn arp_socket(ifindex: u32) -> Result<OwnedFd> {
         )
     };
     if fd < 0 {
-        bail!("AF_PACKET/ARP socket: {}", io::Error::last_os_error());
+        bail!(
+            "AF_PACKET socket ({ethertype:#06x}): {}",
+            io::Error::last_os_error()
+        );
     }
     // SAFETY: fresh valid descriptor.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -172,7 +181,7 @@ pub(crate) fn arp_socket(ifindex: u32) -> Result<OwnedFd> {
 
 /// A burst of registrations (thousands of attaches at once) overflows the default socket
 /// buffer and costs a retransmission timeout; ask for more (FORCE works as root).
-pub(crate) fn grow_receive_buffer(socket: &impl AsRawFd, bytes: i32) {
+pub fn grow_receive_buffer(socket: &impl AsRawFd, bytes: i32) {
     grow_buffer(socket, [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF], bytes);
 }
 
