@@ -9,7 +9,6 @@
 //! fails the task with the command that reproduces it. Longer runs
 //! (`--secs 600`) and `--update-corpus` (merge what they found, minimised,
 //! back into fuzz/corpus/) are how the corpus grows.
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
@@ -91,6 +90,12 @@ struct Running {
     child: Child,
     log: PathBuf,
     started: Instant,
+}
+
+impl AsMut<Child> for Running {
+    fn as_mut(&mut self) -> &mut Child {
+        &mut self.child
+    }
 }
 
 /// Starts `target` for `secs` seconds on its scratch and seed corpora.
@@ -203,23 +208,15 @@ pub fn build_in_background() -> Result<(Child, PathBuf)> {
 pub fn run_targets(args: &FuzzArgs, chosen: Vec<String>) -> Result<()> {
     let logs = fuzz_dir().join("target/fuzz-logs");
     std::fs::create_dir_all(&logs)?;
-    let mut queue: VecDeque<&String> = chosen.iter().collect();
-    let mut running: Vec<Running> = Vec::new();
     let mut failed = Vec::new();
     let t0 = Instant::now();
-    while !queue.is_empty() || !running.is_empty() {
-        while running.len() < args.jobs.max(1) {
-            let Some(t) = queue.pop_front() else { break };
-            running.push(start(t, args.secs, &logs)?);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        let mut i = 0;
-        while i < running.len() {
-            let Some(st) = running[i].child.try_wait()? else {
-                i += 1;
-                continue;
-            };
-            let r = running.swap_remove(i);
+    let tick = std::time::Duration::from_millis(200);
+    crate::pool::run_pool(
+        &chosen,
+        args.jobs,
+        tick,
+        |t| start(t, args.secs, &logs),
+        |r: Running, st| {
             let corpus = files_in(&fuzz_dir().join("corpus").join(&r.target))
                 + files_in(&fuzz_dir().join("target/corpus-scratch").join(&r.target));
             println!(
@@ -235,8 +232,9 @@ pub fn run_targets(args: &FuzzArgs, chosen: Vec<String>) -> Result<()> {
             } else if args.update_corpus {
                 update_corpus(&r.target)?;
             }
-        }
-    }
+            Ok(())
+        },
+    )?;
     println!(
         "fuzz: {} targets in {:.0} s",
         chosen.len(),

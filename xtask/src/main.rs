@@ -13,6 +13,7 @@ mod deb_test;
 mod fuzz;
 mod lab;
 mod package;
+mod pool;
 mod testrun;
 
 #[derive(Parser)]

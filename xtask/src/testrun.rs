@@ -12,7 +12,6 @@
 //! The longest binaries start first (a static list, from the CI logs); the
 //! rest follow in name order. `PMIP_TEST_JOBS` sets how many run at once
 //! (default 3).
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -134,6 +133,12 @@ struct Running {
     started: Instant,
 }
 
+impl AsMut<Child> for Running {
+    fn as_mut(&mut self) -> &mut Child {
+        &mut self.child
+    }
+}
+
 /// What libtest printed at the end: passed, failed, ignored, summed over the
 /// `test result:` lines of a log.
 type Counts = (u32, u32, u32);
@@ -207,24 +212,16 @@ pub fn run_all(env: &[(&str, OsString)]) -> Result<()> {
     std::fs::create_dir_all(&logs)?;
     println!("xtask: {} test binaries, {jobs} at a time", bins.len());
     let t0 = Instant::now();
-    let mut queue: VecDeque<Binary> = bins.into();
-    let mut running: Vec<Running> = Vec::new();
     // (binary, seconds, passed/failed/ignored)
     let mut done: Vec<(String, f64, Counts)> = Vec::new();
     let mut failed = Vec::new();
-    while !queue.is_empty() || !running.is_empty() {
-        while running.len() < jobs {
-            let Some(b) = queue.pop_front() else { break };
-            running.push(start(b, &logs, env)?);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        let mut i = 0;
-        while i < running.len() {
-            let Some(st) = running[i].child.try_wait()? else {
-                i += 1;
-                continue;
-            };
-            let r = running.swap_remove(i);
+    let tick = Duration::from_millis(100);
+    crate::pool::run_pool(
+        bins,
+        jobs,
+        tick,
+        |b| start(b, &logs, env),
+        |r: Running, st| {
             let secs = r.started.elapsed().as_secs_f64();
             let text = std::fs::read_to_string(&r.log).unwrap_or_default();
             let c = counts(&text);
@@ -248,8 +245,9 @@ pub fn run_all(env: &[(&str, OsString)]) -> Result<()> {
                 failed.push(r.bin.name.clone());
             }
             done.push((r.bin.name, secs, c));
-        }
-    }
+            Ok(())
+        },
+    )?;
     done.sort_by(|a, b| b.1.total_cmp(&a.1));
     let total = done
         .iter()

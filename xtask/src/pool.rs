@@ -1,0 +1,36 @@
+//! Running child processes a few at a time (the test binaries, the fuzz
+//! targets): the machine has few cores, and each job wants one or two.
+use std::collections::VecDeque;
+use std::process::{Child, ExitStatus};
+use std::time::Duration;
+
+use anyhow::Result;
+
+/// Runs `jobs`, `width` at a time: `start` spawns one (its value holds the
+/// child), `done` takes each as it exits, with its status. Exits are
+/// looked for every `tick`.
+pub fn run_pool<J, R: AsMut<Child>>(
+    jobs: impl IntoIterator<Item = J>,
+    width: usize,
+    tick: Duration,
+    mut start: impl FnMut(J) -> Result<R>,
+    mut done: impl FnMut(R, ExitStatus) -> Result<()>,
+) -> Result<()> {
+    let mut queue: VecDeque<J> = jobs.into_iter().collect();
+    let mut running: Vec<R> = Vec::new();
+    while !queue.is_empty() || !running.is_empty() {
+        while running.len() < width.max(1) {
+            let Some(j) = queue.pop_front() else { break };
+            running.push(start(j)?);
+        }
+        std::thread::sleep(tick);
+        let mut i = 0;
+        while i < running.len() {
+            match running[i].as_mut().try_wait()? {
+                Some(st) => done(running.swap_remove(i), st)?,
+                None => i += 1,
+            }
+        }
+    }
+    Ok(())
+}
