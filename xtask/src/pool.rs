@@ -34,3 +34,40 @@ pub fn run_pool<J, R: AsMut<Child>>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    struct Job(bool, Child);
+    impl AsMut<Child> for Job {
+        fn as_mut(&mut self) -> &mut Child {
+            &mut self.1
+        }
+    }
+
+    #[test]
+    fn every_job_runs_once_and_reports_its_status() {
+        let mut seen = Vec::new();
+        run_pool(
+            [true, false, true, true, false],
+            2,
+            Duration::from_millis(5),
+            |ok| {
+                Ok(Job(
+                    ok,
+                    Command::new(if ok { "true" } else { "false" }).spawn()?,
+                ))
+            },
+            |j, st| {
+                assert_eq!(j.0, st.success());
+                seen.push(j.0);
+                Ok(())
+            },
+        )
+        .unwrap();
+        seen.sort();
+        assert_eq!(seen, [false, false, true, true, true]);
+    }
+}
