@@ -213,6 +213,21 @@ struct Client {
     at_end: Option<hold::Sent>,
 }
 
+impl Client {
+    /// A client the registration side bound without a DHCP exchange of its
+    /// own (before its first message, or restored with its lease's end).
+    fn bound(binding: BindingInfo, lease_end: Option<Instant>) -> Self {
+        Client {
+            client_id: None,
+            binding: Some(binding),
+            pending: None,
+            abandon_at: None,
+            lease_end,
+            at_end: None,
+        }
+    }
+}
+
 pub struct DhcpServer {
     cfg: DhcpServerConfig,
     clients: HashMap<[u8; 6], Client>,
@@ -530,17 +545,7 @@ impl DhcpServer {
         let Some(c) = self.clients.get_mut(&mac) else {
             // A binding created without a DHCP trigger (static binding, handover
             // pre-registration): remember it so the client's first message is answered.
-            self.clients.insert(
-                mac,
-                Client {
-                    client_id: None,
-                    binding: Some(binding),
-                    pending: None,
-                    abandon_at: None,
-                    lease_end: None,
-                    at_end: None,
-                },
-            );
+            self.clients.insert(mac, Client::bound(binding, None));
             return;
         };
         c.binding = Some(binding.clone());
@@ -598,17 +603,8 @@ impl DhcpServer {
         binding: BindingInfo,
         left: Duration,
     ) {
-        self.clients.insert(
-            mac,
-            Client {
-                client_id: None,
-                binding: Some(binding),
-                pending: None,
-                abandon_at: None,
-                lease_end: Some(now + left),
-                at_end: None,
-            },
-        );
+        self.clients
+            .insert(mac, Client::bound(binding, Some(now + left)));
     }
 
     fn nak(&mut self, req: &Message) {

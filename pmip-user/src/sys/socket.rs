@@ -140,6 +140,16 @@ pub(crate) fn arp_socket(ifindex: u32) -> Result<OwnedFd> {
 /// AF_PACKET socket for the frames of `ethertype` (`ETH_P_ALL`: every
 /// frame) bound to one interface, non-blocking.
 pub fn packet_socket(ifindex: u32, ethertype: u16) -> Result<OwnedFd> {
+    packet_socket_with(ifindex, ethertype, |_| Ok(()))
+}
+
+/// [`packet_socket`], with `before_bind` run on the socket before it is
+/// bound (a filter attached then lets nothing unfiltered queue up).
+pub(crate) fn packet_socket_with(
+    ifindex: u32,
+    ethertype: u16,
+    before_bind: impl FnOnce(&OwnedFd) -> Result<()>,
+) -> Result<OwnedFd> {
     let proto = ethertype.to_be();
     // SAFETY: plain socket(2).
     let fd = unsafe {
@@ -157,6 +167,7 @@ pub fn packet_socket(ifindex: u32, ethertype: u16) -> Result<OwnedFd> {
     }
     // SAFETY: fresh valid descriptor.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    before_bind(&fd)?;
     // SAFETY: sockaddr_ll is plain old data.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;
