@@ -85,18 +85,8 @@ fn cargo_fuzz() -> Command {
     c
 }
 
-struct Running {
-    target: String,
-    child: Child,
-    log: PathBuf,
-    started: Instant,
-}
-
-impl AsMut<Child> for Running {
-    fn as_mut(&mut self) -> &mut Child {
-        &mut self.child
-    }
-}
+/// A running fuzz target (the job: its name).
+type Running = crate::pool::Running<String>;
 
 /// Starts `target` for `secs` seconds on its scratch and seed corpora.
 fn start(target: &str, secs: u32, logs: &Path) -> Result<Running> {
@@ -121,12 +111,7 @@ fn start(target: &str, secs: u32, logs: &Path) -> Result<Running> {
         .stderr(std::fs::File::create(&log)?)
         .spawn()
         .with_context(|| format!("starting fuzz target {target}"))?;
-    Ok(Running {
-        target: target.into(),
-        child,
-        log,
-        started: Instant::now(),
-    })
+    Ok(Running::new(target.into(), child, log))
 }
 
 /// libFuzzer's final `stat::number_of_executed_units` from a log.
@@ -217,20 +202,20 @@ pub fn run_targets(args: &FuzzArgs, chosen: Vec<String>) -> Result<()> {
         tick,
         |t| start(t, args.secs, &logs),
         |r: Running, st| {
-            let corpus = files_in(&fuzz_dir().join("corpus").join(&r.target))
-                + files_in(&fuzz_dir().join("target/corpus-scratch").join(&r.target));
+            let corpus = files_in(&fuzz_dir().join("corpus").join(&r.job))
+                + files_in(&fuzz_dir().join("target/corpus-scratch").join(&r.job));
             println!(
                 "fuzz {:<30} {:>4.0} s {:>11} runs {:>6} inputs  {}",
-                r.target,
+                r.job,
                 r.started.elapsed().as_secs_f64(),
                 executions(&r.log),
                 corpus,
                 if st.success() { "ok" } else { "FAILED" }
             );
             if !st.success() {
-                failed.push((r.target, r.log));
+                failed.push((r.job, r.log));
             } else if args.update_corpus {
-                update_corpus(&r.target)?;
+                update_corpus(&r.job)?;
             }
             Ok(())
         },

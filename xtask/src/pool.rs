@@ -1,10 +1,38 @@
 //! Running child processes a few at a time (the test binaries, the fuzz
 //! targets): the machine has few cores, and each job wants one or two.
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::process::{Child, ExitStatus};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
+
+/// A job's running process, with its log and start time.
+pub struct Running<J> {
+    pub job: J,
+    pub child: Child,
+    pub log: PathBuf,
+    pub started: Instant,
+}
+
+impl<J> Running<J> {
+    /// `child` just spawned for `job`, writing to `log`.
+    pub fn new(job: J, child: Child, log: PathBuf) -> Self {
+        let started = Instant::now();
+        Running {
+            job,
+            child,
+            log,
+            started,
+        }
+    }
+}
+
+impl<J> AsMut<Child> for Running<J> {
+    fn as_mut(&mut self) -> &mut Child {
+        &mut self.child
+    }
+}
 
 /// Runs `jobs`, `width` at a time: `start` spawns one (its value holds the
 /// child), `done` takes each as it exits, with its status. Exits are

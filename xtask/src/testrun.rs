@@ -15,7 +15,7 @@
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -126,18 +126,8 @@ fn rank(b: &Binary) -> usize {
         .unwrap_or(LONGEST_FIRST.len())
 }
 
-struct Running {
-    bin: Binary,
-    child: Child,
-    log: PathBuf,
-    started: Instant,
-}
-
-impl AsMut<Child> for Running {
-    fn as_mut(&mut self) -> &mut Child {
-        &mut self.child
-    }
-}
+/// A running test binary.
+type Running = crate::pool::Running<Binary>;
 
 /// What libtest printed at the end: passed, failed, ignored, summed over the
 /// `test result:` lines of a log.
@@ -177,12 +167,7 @@ fn start(bin: Binary, logs: &Path, env: &[(&str, OsString)]) -> Result<Running> 
         .stderr(f)
         .spawn()
         .with_context(|| format!("starting {}", bin.exe.display()))?;
-    Ok(Running {
-        bin,
-        child,
-        log,
-        started: Instant::now(),
-    })
+    Ok(Running::new(bin, child, log))
 }
 
 /// The part of a failed binary's log worth printing: from libtest's
@@ -227,7 +212,7 @@ pub fn run_all(env: &[(&str, OsString)]) -> Result<()> {
             let c = counts(&text);
             println!(
                 "test {:<40} {:>5.0} s {:>4} passed {:>3} failed {:>3} ignored  {}",
-                r.bin.name,
+                r.job.name,
                 secs,
                 c.0,
                 c.1,
@@ -237,14 +222,14 @@ pub fn run_all(env: &[(&str, OsString)]) -> Result<()> {
             if !st.success() {
                 println!(
                     "---- {} ({}) ----\n{}\n---- end of {} ----",
-                    r.bin.name,
+                    r.job.name,
                     r.log.display(),
                     failure_excerpt(&text),
-                    r.bin.name
+                    r.job.name
                 );
-                failed.push(r.bin.name.clone());
+                failed.push(r.job.name.clone());
             }
-            done.push((r.bin.name, secs, c));
+            done.push((r.job.name, secs, c));
             Ok(())
         },
     )?;
