@@ -106,6 +106,29 @@ pub(crate) fn send_frame(fd: BorrowedFd<'_>, ifindex: u32, frame: &[u8]) -> io::
     }
 }
 
+/// One datagram from the IPv6 (raw or datagram) socket `fd` into `buf`:
+/// its length and the sender's address.
+pub fn recv_from_v6(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(std::net::Ipv6Addr, usize)> {
+    // SAFETY: all-zero is a valid sockaddr_in6.
+    let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+    // SAFETY: buf and sa are valid for the lengths passed.
+    let n = unsafe {
+        libc::recvfrom(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            0,
+            (&mut sa as *mut libc::sockaddr_in6).cast(),
+            &mut len,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((sa.sin6_addr.s6_addr.into(), n as usize))
+}
+
 /// A send-only AF_PACKET socket for whole Ethernet frames on one interface
 /// (protocol 0: it receives nothing).
 pub struct RawSender {
