@@ -40,6 +40,8 @@ pub mod metrics;
 pub mod pcap;
 pub mod pmipv4;
 pub mod pmipv6;
+#[cfg(test)]
+mod sim_pair;
 pub mod static_bindings;
 pub mod store;
 pub mod sys;
