@@ -58,7 +58,7 @@ impl Ha {
     }
 
     pub(super) fn on_revocation_ack(&mut self, src: SocketAddrV4, payload: &[u8], id: u32) {
-        if self.from_pma(src, payload).is_none() {
+        if self.authentic_pma(src, payload).is_none() {
             return;
         }
         if self
@@ -86,7 +86,7 @@ impl Ha {
         r: RevocationRepr,
     ) {
         let pma = *src.ip();
-        let Some(sa) = self.from_pma(src, payload) else {
+        let Some(sa) = self.authentic_pma(src, payload) else {
             return;
         };
         let fresh = auth::fresh_revocation(&mut self.pma_revocation_ids, pma, r.revocation_id);
@@ -126,7 +126,7 @@ impl Ha {
 
     /// The association of the PMA `payload` comes from, if it is known and
     /// the FA-HA authenticator is valid; if not, counted.
-    fn from_pma(&mut self, src: SocketAddrV4, payload: &[u8]) -> Option<SecurityAssociation> {
+    fn authentic_pma(&mut self, src: SocketAddrV4, payload: &[u8]) -> Option<SecurityAssociation> {
         let Some(peer) = self.peers.get(src.ip()) else {
             self.counters.rx_unknown_peer += 1;
             return None;

@@ -40,7 +40,7 @@ impl Pma {
         // Unauthenticated replies, denials included, are ignored: retransmission and
         // failover take over (a forged 149/150 must not stop service).
         if self
-            .from_home_agent(now, src, payload, "registration reply")
+            .authentic_ha(now, src, payload, "registration reply")
             .is_none()
         {
             return;
@@ -200,7 +200,7 @@ impl Pma {
         payload: &[u8],
         r: RevocationRepr,
     ) {
-        let Some(sa) = self.from_home_agent(now, src, payload, "registration revocation") else {
+        let Some(sa) = self.authentic_ha(now, src, payload, "registration revocation") else {
             return;
         };
         // A stale one is acknowledged, but not acted on again.
@@ -247,7 +247,7 @@ impl Pma {
     /// (a flood of forgeries must not flood the log).
     /// The association of the HA `payload` comes from, if it is one of ours
     /// and the FA-HA authenticator is valid; if not, counted (and logged, as `what`).
-    pub(super) fn from_home_agent(
+    pub(super) fn authentic_ha(
         &mut self,
         now: Instant,
         src: SocketAddrV4,

@@ -66,7 +66,7 @@ impl Pma {
         a: RevocationAckRepr,
     ) {
         if self
-            .from_home_agent(now, src, payload, "revocation acknowledgement")
+            .authentic_ha(now, src, payload, "revocation acknowledgement")
             .is_none()
         {
             return;
