@@ -227,20 +227,11 @@ pub(crate) fn arp_reply<C: Pkt>(
 /// Downlink at the access gateway: GRE from the anchor → subscriber's frame.
 #[inline(always)]
 pub(crate) fn access_downlink<C: Pkt>(ctx: &C, l2: &L2, gre: GreIn) -> Verdict {
-    let GreIn {
-        family,
-        src,
-        key,
-        inner_off,
-        ethertype,
-    } = gre;
-    let d = match access_by_key(key) {
-        Some(d) => d,
-        None => return Verdict::new(C::DROP, Counter::DropUnknownKey),
+    let d = match keyed(&gre, access_by_key(gre.key), |d| d.tunnel_id) {
+        Ok(d) => d,
+        Err(c) => return Verdict::new(C::DROP, c),
     };
-    if !peer_ok(d.tunnel_id, family, src) {
-        return Verdict::new(C::DROP, Counter::DropWrongPeer);
-    }
+    let (inner_off, ethertype) = (gre.inner_off, gre.ethertype);
     let access = match iface_of(d.ifindex) {
         Some(a) => a,
         None => return Verdict::new(C::DROP, Counter::DropNoTunnel),
@@ -263,6 +254,22 @@ pub(crate) fn access_downlink<C: Pkt>(ctx: &C, l2: &L2, gre: GreIn) -> Verdict {
     }
     account(d.sub_id, inner.len, false);
     Verdict::new(redirect(d.ifindex), Counter::TxDecapDownlink)
+}
+
+/// The binding found under a GRE packet's key, when the packet came from
+/// that binding's tunnel peer; else why it is dropped (both directions of
+/// the tunnel: the access downlink, the anchor uplink).
+#[inline(always)]
+pub(crate) fn keyed<B>(
+    gre: &GreIn,
+    found: Option<&'static B>,
+    tunnel_id: impl Fn(&B) -> u32,
+) -> Result<&'static B, Counter> {
+    let b = found.ok_or(Counter::DropUnknownKey)?;
+    if !peer_ok(tunnel_id(b), gre.family, gre.src) {
+        return Err(Counter::DropWrongPeer);
+    }
+    Ok(b)
 }
 
 /// The outer source must be the remote end of the tunnel the key belongs to.

@@ -2,7 +2,7 @@
 //! packets to home addresses into the tunnel of the gateway serving them.
 use pmip_common::{AnchorDownlink, Counter, IfaceConfig};
 
-use crate::access::{peer_ok, spoofed};
+use crate::access::{keyed, spoofed};
 use crate::ctx::Pkt;
 use crate::fib::{fib, FIB_FWD_DISABLED, FIB_NOT_FWDED, FIB_NO_NEIGH, FIB_SUCCESS};
 use crate::maps::{anchor_by_key, dest_slot, iface_of, nh_expiry, nh_now, DEST_NH};
@@ -14,20 +14,11 @@ use crate::verdict::{redirect, Verdict};
 /// Uplink at the anchor: GRE from an access gateway → forwarded inner packet.
 #[inline(always)]
 pub(crate) fn anchor_uplink<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, gre: GreIn) -> Verdict {
-    let GreIn {
-        family,
-        src,
-        key,
-        inner_off,
-        ethertype,
-    } = gre;
-    let b = match anchor_by_key(key) {
-        Some(b) => b,
-        None => return Verdict::new(C::DROP, Counter::DropUnknownKey),
+    let b = match keyed(&gre, anchor_by_key(gre.key), |b| b.tunnel_id) {
+        Ok(b) => b,
+        Err(c) => return Verdict::new(C::DROP, c),
     };
-    if !peer_ok(b.tunnel_id, family, src) {
-        return Verdict::new(C::DROP, Counter::DropWrongPeer);
-    }
+    let (inner_off, ethertype) = (gre.inner_off, gre.ethertype);
     let inner = match parse_inner(ctx, inner_off, ethertype) {
         Some(i) => i,
         None => return Verdict::new(C::DROP, Counter::DropMalformed),

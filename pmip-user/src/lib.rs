@@ -37,10 +37,11 @@ pub mod fastpath_log;
 pub mod logs;
 pub mod mac;
 pub mod metrics;
-#[cfg(test)]
-mod pcap;
+pub mod pcap;
 pub mod pmipv4;
 pub mod pmipv6;
+#[cfg(test)]
+mod sim_pair;
 pub mod static_bindings;
 pub mod store;
 pub mod sys;

@@ -1,6 +1,7 @@
-//! Test-only: a classic pcap writer for the wire-format tests that hand what
-//! we emit to tshark. A copy of `pmip_tests::packet::pcap_file`, kept here
-//! because pmip-user's own unit tests cannot depend on the tests crate.
+//! Test support: a classic pcap writer and the IPv4/UDP wrapping for the
+//! tests that hand what we emit to tshark. Public (not `cfg(test)`) so that
+//! pmip-user's unit tests and the tests crate (`pmip_tests::packet`) share
+//! one copy; nothing in the daemon calls it.
 
 /// pcap link types (tcpdump.org/linktypes).
 pub const LINKTYPE_ETHERNET: u32 = 1;

@@ -159,6 +159,13 @@ fn parse_hnp(s: &str) -> Result<Hnp> {
     Ok(Hnp { prefix, len })
 }
 
+/// Checks each entry of a table, with its index (for the error's key path).
+fn each<T, U>(entries: &[T], check: impl Fn(usize, &T) -> Result<U>) -> Result<Vec<U>> {
+    (entries.iter().enumerate())
+        .map(|(i, e)| check(i, e))
+        .collect()
+}
+
 fn tunnel(local: IpAddr, remote: IpAddr, at: &str) -> Result<TunnelEnds> {
     if local.is_ipv4() != remote.is_ipv4() {
         bail!("{at}: local {local} and remote {remote} must be of the same family");
@@ -170,37 +177,20 @@ impl StaticFile {
     /// Parses and checks everything that does not need the interfaces to exist.
     pub fn parse(text: &str) -> Result<Self> {
         let f: file::File = toml::from_str(text).map_err(|e| anyhow!("{e}"))?;
-        let interfaces = f
-            .interface
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                Ok(IfaceSpec {
-                    name: e.name.clone(),
-                    role: role_bits(&e.role).with_context(|| format!("interface[{i}].role"))?,
-                    addr4: e.ipv4,
-                    addr6: e.ipv6,
-                })
+        let interfaces = each(&f.interface, |i, e| {
+            Ok(IfaceSpec {
+                name: e.name.clone(),
+                role: role_bits(&e.role).with_context(|| format!("interface[{i}].role"))?,
+                addr4: e.ipv4,
+                addr6: e.ipv6,
             })
-            .collect::<Result<_>>()?;
-        let access = f
-            .access
-            .iter()
-            .enumerate()
-            .map(|(i, a)| access_entry(i, a))
-            .collect::<Result<_>>()?;
-        let anchor = f
-            .anchor
-            .iter()
-            .enumerate()
-            .map(|(i, a)| anchor_entry(i, a))
-            .collect::<Result<_>>()?;
+        })?;
         Ok(StaticFile {
             attach_mode: f.attach_mode,
             pin_dir: f.pin_dir,
             interfaces,
-            access,
-            anchor,
+            access: each(&f.access, access_entry)?,
+            anchor: each(&f.anchor, anchor_entry)?,
         })
     }
 

@@ -4,6 +4,8 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use pmip_user::checksum;
+/// Shared with pmip-user's own tshark tests (one copy).
+pub use pmip_user::pcap::{ipv4, pcap_file, udp, LINKTYPE_ETHERNET, LINKTYPE_RAW};
 
 pub const ETH_P_IP: u16 = 0x0800;
 pub const ETH_P_IPV6: u16 = 0x86DD;
@@ -21,24 +23,6 @@ pub fn eth(dst: [u8; 6], src: [u8; 6], vlan: u16, proto: u16) -> Vec<u8> {
     }
     v.extend_from_slice(&proto.to_be_bytes());
     v
-}
-
-/// IPv4 header (no options) followed by `payload`, with a correct checksum.
-pub fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, ttl: u8, df: bool, payload: &[u8]) -> Vec<u8> {
-    let mut h = vec![0u8; 20];
-    h[0] = 0x45;
-    h[2..4].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
-    if df {
-        h[6] = 0x40;
-    }
-    h[8] = ttl;
-    h[9] = proto;
-    h[12..16].copy_from_slice(&src.octets());
-    h[16..20].copy_from_slice(&dst.octets());
-    let c = checksum::of(&h);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
-    h.extend_from_slice(payload);
-    h
 }
 
 /// IPv6 header followed by `payload`.
@@ -63,17 +47,6 @@ pub fn gre_keyed(proto: u16, key: u32, payload: &[u8]) -> Vec<u8> {
     v
 }
 
-/// UDP header (checksum 0, allowed over IPv4) followed by `payload`.
-pub fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(8 + payload.len());
-    v.extend_from_slice(&sport.to_be_bytes());
-    v.extend_from_slice(&dport.to_be_bytes());
-    v.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    v.extend_from_slice(&[0, 0]);
-    v.extend_from_slice(payload);
-    v
-}
-
 /// ICMP echo request (type 8) with a correct checksum.
 pub fn icmp_echo(id: u16, seq: u16, data: &[u8]) -> Vec<u8> {
     let mut v = vec![8, 0, 0, 0];
@@ -94,32 +67,6 @@ pub fn arp(op: u16, sha: [u8; 6], spa: Ipv4Addr, tha: [u8; 6], tpa: Ipv4Addr) ->
     v.extend_from_slice(&tha);
     v.extend_from_slice(&tpa.octets());
     v
-}
-
-/// pcap link types (tcpdump.org/linktypes).
-pub const LINKTYPE_ETHERNET: u32 = 1;
-/// Bare IPv4 or IPv6 packets.
-pub const LINKTYPE_RAW: u32 = 101;
-
-/// A classic pcap file (microsecond timestamps, one second apart) holding
-/// `frames`: what the wire-format tests hand to tshark, the independent decoder.
-pub fn pcap_file(linktype: u32, frames: &[Vec<u8>]) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
-    b.extend_from_slice(&2u16.to_le_bytes());
-    b.extend_from_slice(&4u16.to_le_bytes());
-    b.extend_from_slice(&0i32.to_le_bytes());
-    b.extend_from_slice(&0u32.to_le_bytes());
-    b.extend_from_slice(&65535u32.to_le_bytes());
-    b.extend_from_slice(&linktype.to_le_bytes());
-    for (i, f) in frames.iter().enumerate() {
-        b.extend_from_slice(&(1_700_000_000u32 + i as u32).to_le_bytes());
-        b.extend_from_slice(&0u32.to_le_bytes());
-        b.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        b.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        b.extend_from_slice(f);
-    }
-    b
 }
 
 #[cfg(test)]

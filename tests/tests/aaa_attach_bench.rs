@@ -18,7 +18,7 @@
 //!  gen [g0] ─── [acc0] mag (pmipd) [core0] ─── [core0] lma (pmipd), FreeRADIUS on .20
 //! ```
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -101,47 +101,8 @@ fn offer_for(f: &[u8]) -> Option<[u8; 6]> {
 /// An AF_PACKET socket on `ifname` seeing every frame (non-blocking).
 fn packet_socket(ifname: &str) -> Result<OwnedFd> {
     let ifindex = pmip_user::sys::ifindex(ifname)?;
-    let proto = (libc::ETH_P_ALL as u16).to_be();
-    // SAFETY: plain socket(2).
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            i32::from(proto),
-        )
-    };
-    if fd < 0 {
-        bail!("AF_PACKET: {}", std::io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: sockaddr_ll is plain old data.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = proto;
-    sll.sll_ifindex = ifindex as i32;
-    // SAFETY: a valid sockaddr_ll and its length.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            &sll as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_ll>() as u32,
-        )
-    };
-    if rc < 0 {
-        bail!("bind AF_PACKET: {}", std::io::Error::last_os_error());
-    }
-    let size: libc::c_int = 16 << 20;
-    // SAFETY: a valid socket, an int option and its length.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&size as *const libc::c_int).cast(),
-            4,
-        )
-    };
+    let fd = pmip_user::sys::socket::packet_socket(ifindex, libc::ETH_P_ALL as u16)?;
+    pmip_user::sys::socket::grow_receive_buffer(&fd, 16 << 20);
     Ok(fd)
 }
 

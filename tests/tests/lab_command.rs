@@ -17,13 +17,15 @@ fn lab_namespaces(pid: u32) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn lab_passes_every_step() {
+/// Runs `pmip-lab` with `args`: it must pass, print each of `want`, and
+/// nothing FAILED.
+fn lab_passes<'a>(args: &[&str], want: impl IntoIterator<Item = &'a str>) {
     if skip() {
         return;
     }
     pmip_tests::lab::ensure_binaries().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_pmip-lab"))
+        .args(args)
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -31,47 +33,39 @@ fn lab_passes_every_step() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "pmip-lab failed ({}):\n{text}\n{err}",
+        "pmip-lab {args:?} failed ({}):\n{text}\n{err}",
         out.status
     );
-    for want in [
-        "[1/7] topology up",
-        "[2/7] daemons ready",
-        "[3/7] subscriber attached",
-        "GREv0, key=",
-        "[6/7] handover",
-        "handover gap:",
-        // The signaling ladder: registration, the handover's, the revocation of the old one.
-        "Binding Update",
-        "Binding Acknowledgement",
-        "Binding Revocation Indication",
-        "all steps passed",
-    ] {
+    for want in want {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
     assert!(!text.contains("FAILED"), "{text}");
 }
 
+#[test]
+fn lab_passes_every_step() {
+    lab_passes(
+        &[],
+        [
+            "[1/7] topology up",
+            "[2/7] daemons ready",
+            "[3/7] subscriber attached",
+            "GREv0, key=",
+            "[6/7] handover",
+            "handover gap:",
+            // The signaling ladder: registration, the handover's, the revocation of the old one.
+            "Binding Update",
+            "Binding Acknowledgement",
+            "Binding Revocation Indication",
+            "all steps passed",
+        ],
+    );
+}
+
 /// `cargo xtask lab --ipv6` / `--dual-stack`: the same steps and summary
 /// with a subscriber configured by the kernel's SLAAC (and udhcpc).
 fn lab_passes_with(flag: &str, extra: &[&str]) {
-    if skip() {
-        return;
-    }
-    pmip_tests::lab::ensure_binaries().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_pmip-lab"))
-        .arg(flag)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "pmip-lab {flag} failed ({}):\n{text}\n{err}",
-        out.status
-    );
-    for want in [
+    let want = [
         "[1/7] topology up",
         "[2/7] daemons ready",
         "[3/7] IPv6: the subscriber's kernel configured 2001:db8:64:",
@@ -81,13 +75,8 @@ fn lab_passes_with(flag: &str, extra: &[&str]) {
         "handover: same default router",
         "Binding Revocation Indication",
         "all steps passed",
-    ]
-    .iter()
-    .chain(extra)
-    {
-        assert!(text.contains(want), "missing {want:?} in:\n{text}");
-    }
-    assert!(!text.contains("FAILED"), "{text}");
+    ];
+    lab_passes(&[flag], want.iter().chain(extra).copied());
 }
 
 #[test]

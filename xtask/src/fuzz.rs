@@ -9,7 +9,6 @@
 //! fails the task with the command that reproduces it. Longer runs
 //! (`--secs 600`) and `--update-corpus` (merge what they found, minimised,
 //! back into fuzz/corpus/) are how the corpus grows.
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
@@ -86,12 +85,8 @@ fn cargo_fuzz() -> Command {
     c
 }
 
-struct Running {
-    target: String,
-    child: Child,
-    log: PathBuf,
-    started: Instant,
-}
+/// A running fuzz target (the job: its name).
+type Running = crate::pool::Running<String>;
 
 /// Starts `target` for `secs` seconds on its scratch and seed corpora.
 fn start(target: &str, secs: u32, logs: &Path) -> Result<Running> {
@@ -116,12 +111,7 @@ fn start(target: &str, secs: u32, logs: &Path) -> Result<Running> {
         .stderr(std::fs::File::create(&log)?)
         .spawn()
         .with_context(|| format!("starting fuzz target {target}"))?;
-    Ok(Running {
-        target: target.into(),
-        child,
-        log,
-        started: Instant::now(),
-    })
+    Ok(Running::new(target.into(), child, log))
 }
 
 /// libFuzzer's final `stat::number_of_executed_units` from a log.
@@ -203,40 +193,33 @@ pub fn build_in_background() -> Result<(Child, PathBuf)> {
 pub fn run_targets(args: &FuzzArgs, chosen: Vec<String>) -> Result<()> {
     let logs = fuzz_dir().join("target/fuzz-logs");
     std::fs::create_dir_all(&logs)?;
-    let mut queue: VecDeque<&String> = chosen.iter().collect();
-    let mut running: Vec<Running> = Vec::new();
     let mut failed = Vec::new();
     let t0 = Instant::now();
-    while !queue.is_empty() || !running.is_empty() {
-        while running.len() < args.jobs.max(1) {
-            let Some(t) = queue.pop_front() else { break };
-            running.push(start(t, args.secs, &logs)?);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        let mut i = 0;
-        while i < running.len() {
-            let Some(st) = running[i].child.try_wait()? else {
-                i += 1;
-                continue;
-            };
-            let r = running.swap_remove(i);
-            let corpus = files_in(&fuzz_dir().join("corpus").join(&r.target))
-                + files_in(&fuzz_dir().join("target/corpus-scratch").join(&r.target));
+    let tick = std::time::Duration::from_millis(200);
+    crate::pool::run_pool(
+        &chosen,
+        args.jobs,
+        tick,
+        |t| start(t, args.secs, &logs),
+        |r: Running, st| {
+            let corpus = files_in(&fuzz_dir().join("corpus").join(&r.job))
+                + files_in(&fuzz_dir().join("target/corpus-scratch").join(&r.job));
             println!(
                 "fuzz {:<30} {:>4.0} s {:>11} runs {:>6} inputs  {}",
-                r.target,
+                r.job,
                 r.started.elapsed().as_secs_f64(),
                 executions(&r.log),
                 corpus,
                 if st.success() { "ok" } else { "FAILED" }
             );
             if !st.success() {
-                failed.push((r.target, r.log));
+                failed.push((r.job, r.log));
             } else if args.update_corpus {
-                update_corpus(&r.target)?;
+                update_corpus(&r.job)?;
             }
-        }
-    }
+            Ok(())
+        },
+    )?;
     println!(
         "fuzz: {} targets in {:.0} s",
         chosen.len(),

@@ -47,45 +47,27 @@ pub fn run_lab(a: &LabArgs, obj: &Path) -> Result<()> {
             .args(["build", "--release", "-q", "-p", "pmip-user", "--bins"])
             .current_dir(crate::root()),
     )?;
-    let mut c = Command::new("cargo");
+    let mut c = crate::tests_bin("pmip-lab", obj);
     c.args([
-        "run",
-        "--release",
-        "-q",
-        "-p",
-        "pmip-tests",
-        "--bin",
-        "pmip-lab",
-        "--",
-    ])
-    .args([
         "--xdp-mode",
         &a.xdp_mode,
         "--handover-by",
         &a.handover_by,
         "--transport",
         &a.transport,
-    ])
-    .current_dir(crate::root())
-    .env("PMIP_EBPF_OBJECT", obj)
-    .env("PMIP_EBPF_TEST_OBJECT", crate::test_object(obj));
-    if a.pmipv4 {
-        c.arg("--pmipv4");
-    }
-    if a.ipv6 {
-        c.arg("--ipv6");
-    }
-    if a.dual_stack {
-        c.arg("--dual-stack");
-    }
-    if a.verbose {
-        c.arg("--verbose");
-    }
-    if a.radius {
-        c.arg("--radius");
-    }
-    if a.cluster {
-        c.arg("--cluster");
+    ]);
+    let switches = [
+        (a.pmipv4, "--pmipv4"),
+        (a.ipv6, "--ipv6"),
+        (a.dual_stack, "--dual-stack"),
+        (a.verbose, "--verbose"),
+        (a.radius, "--radius"),
+        (a.cluster, "--cluster"),
+    ];
+    for (on, flag) in switches {
+        if on {
+            c.arg(flag);
+        }
     }
     // Ctrl-C reaches the whole process group: let the lab clean up and
     // report instead of returning the prompt under its feet.

@@ -13,6 +13,7 @@ mod deb_test;
 mod fuzz;
 mod lab;
 mod package;
+mod pool;
 mod testrun;
 
 #[derive(Parser)]
@@ -196,6 +197,26 @@ pub fn test_object(obj: &Path) -> PathBuf {
 
 /// Builds the eBPF objects and copies them to target/bpf/: pmip-ebpf.o (the
 /// fast path; returned) and pmip-ebpf-test.o (see [`test_object`]).
+/// `cargo run --release` of a binary of the tests crate (the lab, the
+/// benchmarks), given the eBPF objects built at `obj`.
+pub fn tests_bin(bin: &str, obj: &Path) -> Command {
+    let mut c = Command::new("cargo");
+    c.args([
+        "run",
+        "--release",
+        "-q",
+        "-p",
+        "pmip-tests",
+        "--bin",
+        bin,
+        "--",
+    ])
+    .current_dir(root())
+    .env("PMIP_EBPF_OBJECT", obj)
+    .env("PMIP_EBPF_TEST_OBJECT", test_object(obj));
+    c
+}
+
 pub fn build_ebpf() -> Result<PathBuf> {
     ensure_toolchain()?;
     let dir = root().join("pmip-ebpf");
@@ -366,21 +387,7 @@ fn main() -> Result<()> {
             }
             setup()?;
             let obj = build_ebpf()?;
-            run(Command::new("cargo")
-                .args([
-                    "run",
-                    "--release",
-                    "-q",
-                    "-p",
-                    "pmip-tests",
-                    "--bin",
-                    "pmip-bench",
-                    "--",
-                ])
-                .args(&names)
-                .current_dir(root())
-                .env("PMIP_EBPF_OBJECT", &obj)
-                .env("PMIP_EBPF_TEST_OBJECT", test_object(&obj)))?;
+            run(tests_bin("pmip-bench", &obj).args(&names))?;
             plot()
         }
         Cmd::Fuzz(a) => fuzz::fuzz(&a),

@@ -12,11 +12,10 @@
 //! The longest binaries start first (a static list, from the CI logs); the
 //! rest follow in name order. `PMIP_TEST_JOBS` sets how many run at once
 //! (default 3).
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -127,12 +126,8 @@ fn rank(b: &Binary) -> usize {
         .unwrap_or(LONGEST_FIRST.len())
 }
 
-struct Running {
-    bin: Binary,
-    child: Child,
-    log: PathBuf,
-    started: Instant,
-}
+/// A running test binary.
+type Running = crate::pool::Running<Binary>;
 
 /// What libtest printed at the end: passed, failed, ignored, summed over the
 /// `test result:` lines of a log.
@@ -172,12 +167,7 @@ fn start(bin: Binary, logs: &Path, env: &[(&str, OsString)]) -> Result<Running> 
         .stderr(f)
         .spawn()
         .with_context(|| format!("starting {}", bin.exe.display()))?;
-    Ok(Running {
-        bin,
-        child,
-        log,
-        started: Instant::now(),
-    })
+    Ok(Running::new(bin, child, log))
 }
 
 /// The part of a failed binary's log worth printing: from libtest's
@@ -207,30 +197,22 @@ pub fn run_all(env: &[(&str, OsString)]) -> Result<()> {
     std::fs::create_dir_all(&logs)?;
     println!("xtask: {} test binaries, {jobs} at a time", bins.len());
     let t0 = Instant::now();
-    let mut queue: VecDeque<Binary> = bins.into();
-    let mut running: Vec<Running> = Vec::new();
     // (binary, seconds, passed/failed/ignored)
     let mut done: Vec<(String, f64, Counts)> = Vec::new();
     let mut failed = Vec::new();
-    while !queue.is_empty() || !running.is_empty() {
-        while running.len() < jobs {
-            let Some(b) = queue.pop_front() else { break };
-            running.push(start(b, &logs, env)?);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        let mut i = 0;
-        while i < running.len() {
-            let Some(st) = running[i].child.try_wait()? else {
-                i += 1;
-                continue;
-            };
-            let r = running.swap_remove(i);
+    let tick = Duration::from_millis(100);
+    crate::pool::run_pool(
+        bins,
+        jobs,
+        tick,
+        |b| start(b, &logs, env),
+        |r: Running, st| {
             let secs = r.started.elapsed().as_secs_f64();
             let text = std::fs::read_to_string(&r.log).unwrap_or_default();
             let c = counts(&text);
             println!(
                 "test {:<40} {:>5.0} s {:>4} passed {:>3} failed {:>3} ignored  {}",
-                r.bin.name,
+                r.job.name,
                 secs,
                 c.0,
                 c.1,
@@ -240,16 +222,17 @@ pub fn run_all(env: &[(&str, OsString)]) -> Result<()> {
             if !st.success() {
                 println!(
                     "---- {} ({}) ----\n{}\n---- end of {} ----",
-                    r.bin.name,
+                    r.job.name,
                     r.log.display(),
                     failure_excerpt(&text),
-                    r.bin.name
+                    r.job.name
                 );
-                failed.push(r.bin.name.clone());
+                failed.push(r.job.name.clone());
             }
-            done.push((r.bin.name, secs, c));
-        }
-    }
+            done.push((r.job.name, secs, c));
+            Ok(())
+        },
+    )?;
     done.sort_by(|a, b| b.1.total_cmp(&a.1));
     let total = done
         .iter()

@@ -219,31 +219,18 @@ fn session_attributes(r: &mut PacketRepr, cfg: &AaaConfig, s: &AcctSession) {
 /// counter wrapped); packets have no Gigawords and are sent modulo 2^32.
 fn counters(r: &mut PacketRepr, rec: &AcctRecord) {
     let t = &rec.traffic;
-    r.push(AttrRepr::u32(attr::ACCT_SESSION_TIME, rec.session_time));
-    r.push(AttrRepr::u32(
-        attr::ACCT_INPUT_OCTETS,
-        t.input_octets as u32,
-    ));
-    r.push(AttrRepr::u32(
-        attr::ACCT_INPUT_GIGAWORDS,
-        (t.input_octets >> 32) as u32,
-    ));
-    r.push(AttrRepr::u32(
-        attr::ACCT_OUTPUT_OCTETS,
-        t.output_octets as u32,
-    ));
-    r.push(AttrRepr::u32(
-        attr::ACCT_OUTPUT_GIGAWORDS,
-        (t.output_octets >> 32) as u32,
-    ));
-    r.push(AttrRepr::u32(
-        attr::ACCT_INPUT_PACKETS,
-        t.input_packets as u32,
-    ));
-    r.push(AttrRepr::u32(
-        attr::ACCT_OUTPUT_PACKETS,
-        t.output_packets as u32,
-    ));
+    let values = [
+        (attr::ACCT_SESSION_TIME, rec.session_time),
+        (attr::ACCT_INPUT_OCTETS, t.input_octets as u32),
+        (attr::ACCT_INPUT_GIGAWORDS, (t.input_octets >> 32) as u32),
+        (attr::ACCT_OUTPUT_OCTETS, t.output_octets as u32),
+        (attr::ACCT_OUTPUT_GIGAWORDS, (t.output_octets >> 32) as u32),
+        (attr::ACCT_INPUT_PACKETS, t.input_packets as u32),
+        (attr::ACCT_OUTPUT_PACKETS, t.output_packets as u32),
+    ];
+    for (ty, v) in values {
+        r.push(AttrRepr::u32(ty, v));
+    }
 }
 
 /// Writes `records` to `path`, replacing it atomically (a temporary file renamed over it):

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::sleep_until;
 
 use super::accounting::{load_spool, save_spool, AcctRecord, AcctSession, TerminateCause, Traffic};
 use super::authz::{AuthOutcome, Subscriber};
@@ -284,12 +283,7 @@ async fn client_loop(
     let mut spool_tick = tokio::time::interval(SPOOL_EVERY);
     loop {
         let deadline = l.client.poll_timeout();
-        let timer = async {
-            match deadline {
-                Some(d) => sleep_until(d.into()).await,
-                None => std::future::pending().await,
-            }
-        };
+        let timer = crate::sys::sleep_until(deadline);
         tokio::select! {
             c = cmds.recv() => {
                 let Some(c) = c else { break };
@@ -362,12 +356,7 @@ pub async fn spawn_dae(cfg: AaaConfig) -> io::Result<(DaeHandle, mpsc::Receiver<
         let mut buf = vec![0u8; MAX_LEN + 1];
         loop {
             let deadline = dae.poll_timeout();
-            let timer = async {
-                match deadline {
-                    Some(d) => sleep_until(d.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let timer = crate::sys::sleep_until(deadline);
             tokio::select! {
                 r = sock.recv_from(&mut buf) => {
                     let Ok((n, from)) = r else { continue };

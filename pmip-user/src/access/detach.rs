@@ -491,67 +491,30 @@ mod tests {
             })
         );
         // Not answered: the router (kernel does), gratuitous, probe, stranger, reply, other link.
-        assert_eq!(
-            m.proxy_arp_reply(3, 0, &ArpRepr { tpa: GW, ..req }, gw_mac, GW),
-            None
-        );
-        assert_eq!(
-            m.proxy_arp_reply(3, 0, &ArpRepr { tpa: HOME, ..req }, gw_mac, GW),
-            None
-        );
-        assert_eq!(
-            m.proxy_arp_reply(
-                3,
-                0,
-                &ArpRepr {
-                    spa: Ipv4Addr::UNSPECIFIED,
-                    ..req
-                },
-                gw_mac,
-                GW
-            ),
-            None
-        );
-        assert_eq!(
-            m.proxy_arp_reply(
-                3,
-                0,
-                &ArpRepr {
-                    sha: [2, 9, 9, 9, 9, 9],
-                    ..req
-                },
-                gw_mac,
-                GW
-            ),
-            None
-        );
-        assert_eq!(
-            m.proxy_arp_reply(
-                3,
-                0,
-                &ArpRepr {
-                    spa: cn,
-                    tpa: HOME,
-                    ..req
-                },
-                gw_mac,
-                GW
-            ),
-            None
-        );
-        assert_eq!(
-            m.proxy_arp_reply(
-                3,
-                0,
-                &ArpRepr {
-                    op: ArpOp::Reply,
-                    ..req
-                },
-                gw_mac,
-                GW
-            ),
-            None
-        );
+        let unanswered = [
+            ArpRepr { tpa: GW, ..req },
+            ArpRepr { tpa: HOME, ..req },
+            ArpRepr {
+                spa: Ipv4Addr::UNSPECIFIED,
+                ..req
+            },
+            ArpRepr {
+                sha: [2, 9, 9, 9, 9, 9],
+                ..req
+            },
+            ArpRepr {
+                spa: cn,
+                tpa: HOME,
+                ..req
+            },
+            ArpRepr {
+                op: ArpOp::Reply,
+                ..req
+            },
+        ];
+        for r in unanswered {
+            assert_eq!(m.proxy_arp_reply(3, 0, &r, gw_mac, GW), None, "{r:?}");
+        }
         assert_eq!(m.proxy_arp_reply(4, 0, &req, gw_mac, GW), None);
         // Polling off: still a table for proxy ARP, never a probe or a detach.
         m.set_polling(false);

@@ -112,6 +112,25 @@ impl DetachReason {
     }
 }
 
+/// The clients of a DHCP server (v4 or v6) gone at `now`, in MAC order
+/// (deterministic output); `timers` gives a client's lease end and the
+/// time its offer is abandoned.
+pub(crate) fn gone_clients<C>(
+    clients: &HashMap<[u8; 6], C>,
+    now: Instant,
+    grace: Duration,
+    timers: impl Fn(&C) -> (Option<Instant>, Option<Instant>),
+) -> Vec<([u8; 6], DetachReason)> {
+    let mut gone: Vec<_> = (clients.iter())
+        .filter_map(|(mac, c)| {
+            let (lease_end, abandon_at) = timers(c);
+            DetachReason::due(now, grace, lease_end, abandon_at).map(|r| (*mac, r))
+        })
+        .collect();
+    gone.sort_by_key(|g| g.0);
+    gone
+}
+
 /// Outputs towards the registration side.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -192,6 +211,21 @@ struct Client {
     /// The subscriber's uplink packet count when that lease ran out (with
     /// `hold_while_sending`; None until then).
     at_end: Option<hold::Sent>,
+}
+
+impl Client {
+    /// A client the registration side bound without a DHCP exchange of its
+    /// own (before its first message, or restored with its lease's end).
+    fn bound(binding: BindingInfo, lease_end: Option<Instant>) -> Self {
+        Client {
+            client_id: None,
+            binding: Some(binding),
+            pending: None,
+            abandon_at: None,
+            lease_end,
+            at_end: None,
+        }
+    }
 }
 
 pub struct DhcpServer {
@@ -418,11 +452,7 @@ impl DhcpServer {
                 // The client took another server's offer: our attach is moot.
                 if let Some(c) = self.clients.get(&mac) {
                     if c.lease_end.is_none() {
-                        self.clients.remove(&mac);
-                        self.events.push_back(Event::Detach {
-                            at: self.at(mac),
-                            reason: DetachReason::Abandoned,
-                        });
+                        self.detach(mac, DetachReason::Abandoned);
                     }
                 }
                 return Err(Reject::Ignored);
@@ -481,11 +511,7 @@ impl DhcpServer {
         if c.binding.as_ref().is_some_and(|b| b.home != msg.ciaddr()) {
             return Err(Reject::Ignored);
         }
-        self.clients.remove(&mac);
-        self.events.push_back(Event::Detach {
-            at: self.at(mac),
-            reason: DetachReason::Release,
-        });
+        self.detach(mac, DetachReason::Release);
         Ok(())
     }
 
@@ -501,11 +527,7 @@ impl DhcpServer {
         // the anchor's, so the only thing to do is to drop the attach and log it;
         // the client restarts with a DISCOVER after its back-off.
         tracing::warn!(mac = %super::frame::mac_colon(&mac), "DHCPDECLINE: home address in use on the access link");
-        self.clients.remove(&mac);
-        self.events.push_back(Event::Detach {
-            at: self.at(mac),
-            reason: DetachReason::Decline,
-        });
+        self.detach(mac, DetachReason::Decline);
         Ok(())
     }
 
@@ -523,17 +545,7 @@ impl DhcpServer {
         let Some(c) = self.clients.get_mut(&mac) else {
             // A binding created without a DHCP trigger (static binding, handover
             // pre-registration): remember it so the client's first message is answered.
-            self.clients.insert(
-                mac,
-                Client {
-                    client_id: None,
-                    binding: Some(binding),
-                    pending: None,
-                    abandon_at: None,
-                    lease_end: None,
-                    at_end: None,
-                },
-            );
+            self.clients.insert(mac, Client::bound(binding, None));
             return;
         };
         c.binding = Some(binding.clone());
@@ -567,6 +579,14 @@ impl DhcpServer {
         }
     }
 
+    /// The client is gone (for `reason`): forgotten, and the registration
+    /// side told.
+    fn detach(&mut self, mac: [u8; 6], reason: DetachReason) {
+        self.clients.remove(&mac);
+        let at = self.at(mac);
+        self.events.push_back(Event::Detach { at, reason });
+    }
+
     /// The binding ended elsewhere (revocation, anchor lifetime, `clear binding`):
     /// forget the client without a [`Event::Detach`]; its next REQUEST starts over.
     pub(crate) fn binding_gone(&mut self, mac: [u8; 6]) {
@@ -583,17 +603,8 @@ impl DhcpServer {
         binding: BindingInfo,
         left: Duration,
     ) {
-        self.clients.insert(
-            mac,
-            Client {
-                client_id: None,
-                binding: Some(binding),
-                pending: None,
-                abandon_at: None,
-                lease_end: Some(now + left),
-                at_end: None,
-            },
-        );
+        self.clients
+            .insert(mac, Client::bound(binding, Some(now + left)));
     }
 
     fn nak(&mut self, req: &Message) {
@@ -738,26 +749,13 @@ impl DhcpServer {
     ) {
         self.mark_lease_ends(now, sent);
         let grace = self.cfg.lease_grace;
-        let mut gone: Vec<([u8; 6], DetachReason)> = self
-            .clients
-            .iter()
-            .filter_map(|(mac, c)| {
-                DetachReason::due(now, grace, c.lease_end, c.abandon_at).map(|r| (*mac, r))
-            })
-            .collect();
-        gone.sort_by_key(|g| g.0); // deterministic output order
+        let mut gone = gone_clients(&self.clients, now, grace, |c| (c.lease_end, c.abandon_at));
         gone.retain(|(mac, reason)| {
             *reason != DetachReason::LeaseExpired || !self.hold_if_sending(now, mac, sent)
         });
         for (mac, reason) in gone {
-            self.clients.remove(&mac);
-            if reason == DetachReason::LeaseExpired {
-                self.stats.lease_expired += 1;
-            }
-            self.events.push_back(Event::Detach {
-                at: self.at(mac),
-                reason,
-            });
+            self.stats.lease_expired += u64::from(reason == DetachReason::LeaseExpired);
+            self.detach(mac, reason);
         }
     }
 }

@@ -100,6 +100,7 @@ impl Binding6 {
     }
 }
 
+use super::dhcp;
 pub use super::dhcp::DetachReason;
 
 /// Outputs towards the registration side.
@@ -483,17 +484,14 @@ impl Dhcp6Server {
         if decline {
             tracing::warn!(mac = %super::frame::mac_colon(&from.mac), "DHCPv6 Decline: home address in use on the access link");
         }
-        self.clients.remove(&from.mac);
-        // §18.3.7/§18.3.8: a Reply with status Success.
+        // §18.3.7/§18.3.8: a Reply with status Success (it reads no client).
         self.reply_status(from, msg, Status::Success, "released");
-        self.events.push_back(Event::Detach {
-            at: self.at(from.mac),
-            reason: if decline {
-                DetachReason::Decline
-            } else {
-                DetachReason::Release
-            },
-        });
+        let reason = if decline {
+            DetachReason::Decline
+        } else {
+            DetachReason::Release
+        };
+        self.detach(from.mac, reason);
         Ok(())
     }
 
@@ -547,6 +545,14 @@ impl Dhcp6Server {
         self.clients.remove(&mac);
     }
 
+    /// The client is gone (for `reason`): forgotten, and the registration
+    /// side told.
+    fn detach(&mut self, mac: [u8; 6], reason: DetachReason) {
+        self.clients.remove(&mac);
+        let at = self.at(mac);
+        self.events.push_back(Event::Detach { at, reason });
+    }
+
     /// The binding ended elsewhere: forget the client without an event.
     pub(crate) fn binding_gone(&mut self, mac: [u8; 6]) {
         self.clients.remove(&mac);
@@ -572,23 +578,10 @@ impl Dhcp6Server {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         let grace = self.cfg.lease_grace;
-        let mut gone: Vec<([u8; 6], DetachReason)> = self
-            .clients
-            .iter()
-            .filter_map(|(mac, c)| {
-                DetachReason::due(now, grace, c.lease_end, c.abandon_at).map(|r| (*mac, r))
-            })
-            .collect();
-        gone.sort_by_key(|g| g.0);
+        let gone = dhcp::gone_clients(&self.clients, now, grace, |c| (c.lease_end, c.abandon_at));
         for (mac, reason) in gone {
-            self.clients.remove(&mac);
-            if reason == DetachReason::LeaseExpired {
-                self.stats.lease_expired += 1;
-            }
-            self.events.push_back(Event::Detach {
-                at: self.at(mac),
-                reason,
-            });
+            self.stats.lease_expired += u64::from(reason == DetachReason::LeaseExpired);
+            self.detach(mac, reason);
         }
     }
 }

@@ -14,7 +14,7 @@
 //! frames to it (membership is requested, but not every driver honours it).
 use std::io;
 use std::net::Ipv6Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -130,46 +130,23 @@ fn setsockopt<T>(fd: i32, level: i32, opt: i32, v: &T, what: &str) -> Result<()>
 /// The filtered AF_PACKET socket on `ifindex`, non-blocking, receiving the
 /// multicast groups and the router MAC the engine answers on.
 fn control_socket(ifindex: u32, macs: &[[u8; 6]], router_mac: [u8; 6]) -> Result<OwnedFd> {
-    let proto = ETH_P_IPV6.to_be();
-    // SAFETY: plain socket(2).
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            i32::from(proto),
-        )
-    };
-    check(fd, "AF_PACKET/IPv6 socket")?;
-    // SAFETY: fresh valid descriptor, owned from here.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let raw = fd.as_raw_fd();
     // Filter before bind, so nothing unfiltered queues up in between.
-    let mut prog = control_filter();
-    let fprog = libc::sock_fprog {
-        len: prog.len() as u16,
-        filter: prog.as_mut_ptr(),
-    };
-    setsockopt(
-        raw,
-        libc::SOL_SOCKET,
-        libc::SO_ATTACH_FILTER,
-        &fprog,
-        "SO_ATTACH_FILTER",
-    )?;
-    // SAFETY: sockaddr_ll is plain old data.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = proto;
-    sll.sll_ifindex = ifindex as i32;
-    // SAFETY: valid sockaddr_ll and its size.
-    let rc = unsafe {
-        libc::bind(
-            raw,
-            &sll as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+    let filter = |fd: &OwnedFd| {
+        let mut prog = control_filter();
+        let fprog = libc::sock_fprog {
+            len: prog.len() as u16,
+            filter: prog.as_mut_ptr(),
+        };
+        setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            &fprog,
+            "SO_ATTACH_FILTER",
         )
     };
-    check(rc, "bind AF_PACKET")?;
+    let fd = crate::sys::socket::packet_socket_with(ifindex, ETH_P_IPV6, filter)?;
+    let raw = fd.as_raw_fd();
     // Per-frame metadata, to learn which frames still lack their checksum.
     setsockopt(
         raw,
@@ -278,26 +255,10 @@ impl NdShell {
     }
 
     fn send(&mut self, frame: &[u8]) {
-        // SAFETY: sockaddr_ll is plain old data.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_ifindex = self.ifindex as i32;
-        sll.sll_halen = 6;
-        sll.sll_addr[..6].copy_from_slice(frame.get(..6).unwrap_or(&[0; 6]));
-        // SAFETY: valid buffer and sockaddr_ll with their lengths.
-        let rc = unsafe {
-            libc::sendto(
-                self.fd.get_ref().as_raw_fd(),
-                frame.as_ptr() as *const libc::c_void,
-                frame.len(),
-                0,
-                &sll as *const _ as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        if rc < 0 {
+        let fd = std::os::fd::AsFd::as_fd(self.fd.get_ref());
+        if let Err(e) = crate::sys::socket::send_frame(fd, self.ifindex, frame) {
             self.tx_errors += 1;
-            tracing::warn!("IPv6 control frame: {}", io::Error::last_os_error());
+            tracing::warn!("IPv6 control frame: {e}");
         }
     }
 
@@ -449,12 +410,7 @@ impl NdShell {
             .into_iter()
             .flatten()
             .min();
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = crate::sys::sleep_until(deadline);
             tokio::select! {
                 g = self.fd.readable() => {
                     let mut g = g?;

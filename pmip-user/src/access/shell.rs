@@ -149,12 +149,7 @@ impl DhcpShell {
         let mut buf = vec![0u8; 2048];
         loop {
             let deadline = self.server.poll_timeout();
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = crate::sys::sleep_until(deadline);
             tokio::select! {
                 r = self.udp.recv_from(&mut buf) => {
                     match r {
@@ -271,12 +266,7 @@ impl ArpShell {
         let mut buf = [0u8; 1600];
         loop {
             let deadline = self.monitor.poll_timeout();
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = crate::sys::sleep_until(deadline);
             tokio::select! {
                 g = self.fd.readable() => {
                     let mut g = g?;

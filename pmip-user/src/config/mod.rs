@@ -89,4 +89,6 @@ impl Config {
 }
 
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;

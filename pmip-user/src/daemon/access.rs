@@ -51,6 +51,19 @@ struct Sub {
     by_dhcp: bool,
 }
 
+impl Sub {
+    /// Not (yet) asked for by DHCP.
+    fn new(nai: String, dns: Vec<Ipv4Addr>, mtu: Option<u16>) -> Self {
+        let by_dhcp = false;
+        Sub {
+            nai,
+            dns,
+            mtu,
+            by_dhcp,
+        }
+    }
+}
+
 /// The access link of one interface: its DHCP server and ARP monitor.
 struct Link {
     cfg: AccessInterface,
@@ -268,16 +281,7 @@ impl Glue<'_> {
             access_tech: link.cfg.access_tech,
             aaa: self.aaa.stored(&at),
         }));
-        let by_dhcp = false;
-        self.subs.insert(
-            at,
-            Sub {
-                nai,
-                dns,
-                mtu,
-                by_dhcp,
-            },
-        );
+        self.subs.insert(at, Sub::new(nai, dns, mtu));
     }
 
     /// Data from an unknown MAC: a subscriber that moved in without DHCP.
@@ -440,14 +444,7 @@ impl Glue<'_> {
             self.v6.registered(at, hnp, left);
         }
         let Some((home, plen)) = home_v4 else {
-            let by_dhcp = false;
-            let sub = Sub {
-                nai,
-                dns,
-                mtu,
-                by_dhcp,
-            };
-            self.subs.insert(at, sub);
+            self.subs.insert(at, Sub::new(nai, dns, mtu));
             return;
         };
         let (router, gw_len) = (link.cfg.gateway.addr, link.cfg.gateway.len);
@@ -478,16 +475,7 @@ impl Glue<'_> {
             home,
             gateway: router,
         });
-        let by_dhcp = false;
-        self.subs.insert(
-            at,
-            Sub {
-                nai,
-                dns,
-                mtu,
-                by_dhcp,
-            },
-        );
+        self.subs.insert(at, Sub::new(nai, dns, mtu));
     }
 
     fn failed(&mut self, at: AccessPoint) {

@@ -49,17 +49,11 @@ pub(super) fn uplink_count(dp: &SharedDp) -> crate::access::shell::UplinkCount {
     })
 }
 
-/// Loads the eBPF object with the configured sizes, pools and pins.
-pub(super) fn load(cfg: &Config, object: &ObjectSource) -> Result<SharedDp> {
+/// The map sizes and tables the configuration asks for (what the preflight
+/// check weighs, and what [`load`] loads with).
+pub(super) fn sized(cfg: &Config) -> LoadOptions {
     let home_pools = crate::config::agents::home_pools(cfg);
-    let (file, embedded) = match object {
-        ObjectSource::File(p) => (p.clone(), None),
-        ObjectSource::Embedded(b) => (std::path::PathBuf::new(), Some(*b)),
-    };
-    let fp = FastPath::load(&LoadOptions {
-        object: file,
-        embedded,
-        pin_dir: cfg.fastpath.pin_dir.clone(),
+    LoadOptions {
         max_subscribers: cfg.fastpath.max_subscribers,
         role: Some(match cfg.role {
             Role::Access => GatewayRole::Access,
@@ -70,8 +64,23 @@ pub(super) fn load(cfg: &Config, object: &ObjectSource) -> Result<SharedDp> {
             .iter()
             .any(|p| matches!(p, HomePoolSpec::V6 { .. })),
         home_pools,
+        ..LoadOptions::default()
+    }
+}
+
+/// Loads the eBPF object with the configured sizes, pools and pins.
+pub(super) fn load(cfg: &Config, object: &ObjectSource) -> Result<SharedDp> {
+    let (file, embedded) = match object {
+        ObjectSource::File(p) => (p.clone(), None),
+        ObjectSource::Embedded(b) => (std::path::PathBuf::new(), Some(*b)),
+    };
+    let fp = FastPath::load(&LoadOptions {
+        object: file,
+        embedded,
+        pin_dir: cfg.fastpath.pin_dir.clone(),
         // The fast path's slow-path events cost nothing unless someone reads them.
         log_events: tracing::enabled!(target: "pmip_ebpf", tracing::Level::DEBUG),
+        ..sized(cfg)
     })?;
     if tracing::enabled!(target: "pmip_ebpf", tracing::Level::DEBUG) {
         crate::fastpath_log::spawn(&fp)?;

@@ -5,8 +5,8 @@
 //! available memory and what the cgroup has left.
 use std::path::Path;
 
-use crate::config::{agents, Config, ConfigError, Role};
-use crate::fastpath::{footprint, GatewayRole, HomePoolSpec, LoadOptions};
+use crate::config::{Config, ConfigError};
+use crate::fastpath::footprint;
 
 const MIB: u64 = 1 << 20;
 
@@ -45,19 +45,7 @@ fn cgroup_left() -> Option<u64> {
 /// Checks that the fast path's maps fit; returns a note for `--check`, or
 /// the error naming `fastpath.max_subscribers`.
 pub fn preflight(cfg: &Config) -> Result<String, ConfigError> {
-    let home_pools = agents::home_pools(cfg);
-    let opts = LoadOptions {
-        max_subscribers: cfg.fastpath.max_subscribers,
-        role: Some(match cfg.role {
-            Role::Access => GatewayRole::Access,
-            Role::Anchor => GatewayRole::Anchor,
-        }),
-        home_prefixes: home_pools
-            .iter()
-            .any(|p| matches!(p, HomePoolSpec::V6 { .. })),
-        home_pools,
-        ..LoadOptions::default()
-    };
+    let opts = super::fastpath::sized(cfg);
     let cpus = crate::sys::nr_cpus().unwrap_or(1);
     let need = footprint(&opts, cpus);
     let n = cfg.fastpath.max_subscribers;

@@ -142,28 +142,10 @@ fn refused(path: &Path, why: &str) -> Response {
 mod tests {
     use super::*;
 
-    const ACCESS: &str = r#"
-role = "access"
-protocol = "pmipv6"
-[interfaces]
-core = "core0"
-[[interfaces.access]]
-name = "acc0"
-gateway = "10.64.0.1/24"
-default_profile = "default"
-[addresses]
-ipv4 = "192.0.2.1"
-[[peers]]
-name = "lma"
-address = "192.0.2.10"
-insecure = true
-[[profiles]]
-name = "default"
-anchor = "lma"
-"#;
+    use crate::config::testing::mag_toml_with_profile as access;
 
     fn cfg(extra: &str) -> Config {
-        Config::from_toml_str(&format!("{ACCESS}{extra}")).unwrap()
+        Config::from_toml_str(&format!("{}{extra}", access())).unwrap()
     }
 
     #[test]
@@ -183,7 +165,7 @@ anchor = "lma"
     #[test]
     fn timers_and_interfaces_are_not() {
         let new = Config::from_toml_str(
-            &format!("{ACCESS}[timers]\nlifetime_s = 600\n").replace("core0", "core1"),
+            &format!("{}[timers]\nlifetime_s = 600\n", access()).replace("core0", "core1"),
         )
         .unwrap();
         assert_eq!(
@@ -202,11 +184,13 @@ anchor = "lma"
 
     #[test]
     fn applies_live_changes_and_refuses_the_rest_whole() {
-        let (r, _d) = reloader(ACCESS);
+        let (r, _d) = reloader(&access());
         assert_eq!(r.reload(), Response::Reloaded { applied: vec![] });
         // A new profile: applied.
-        let with_gold =
-            format!("{ACCESS}[[profiles]]\nname = \"gold\"\nmac = \"02:00:00:00:00:09\"\n");
+        let with_gold = format!(
+            "{}[[profiles]]\nname = \"gold\"\nmac = \"02:00:00:00:00:09\"\n",
+            access()
+        );
         std::fs::write(&r.path, &with_gold).unwrap();
         assert_eq!(
             r.reload(),
@@ -230,7 +214,7 @@ anchor = "lma"
         );
         assert_eq!(r.live.get().profiles.len(), 2);
         // A broken file: refused with the key named.
-        std::fs::write(&r.path, ACCESS.replace("192.0.2.10", "not-an-address")).unwrap();
+        std::fs::write(&r.path, access().replace("10.255.0.10", "not-an-address")).unwrap();
         let Response::Error { message } = r.reload() else {
             panic!("not refused")
         };

@@ -254,17 +254,7 @@ mod tests {
 
     /// An IPv4 header (no options, TTL 64) in front of `payload`.
     fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> {
-        let mut h = vec![0u8; 20];
-        h[0] = 0x45;
-        h[2..4].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
-        h[8] = 64;
-        h[9] = proto;
-        h[12..16].copy_from_slice(&src.octets());
-        h[16..20].copy_from_slice(&dst.octets());
-        let c = crate::checksum::of(&h);
-        h[10..12].copy_from_slice(&c.to_be_bytes());
-        h.extend_from_slice(payload);
-        h
+        crate::pcap::ipv4(src, dst, proto, 64, false, payload)
     }
 
     #[test]

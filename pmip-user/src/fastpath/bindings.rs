@@ -102,13 +102,7 @@ impl FastPath {
 
     pub fn install_access(&mut self, b: &AccessBinding) -> Result<()> {
         let tunnel_id = self.tunnel_id(&b.tunnel)?;
-        let mut fl = 0;
-        if b.home_v4.is_some() {
-            fl |= flags::HAS_HOME4;
-        }
-        if b.hnp.is_some() {
-            fl |= flags::HAS_HNP;
-        }
+        let fl = home_flags(b.home_v4.is_some(), b.hnp.is_some());
         let sub = AccessSubscriber {
             uplink_key: b.uplink_key.to_be_bytes(),
             sub_id: b.sub_id,
@@ -157,13 +151,7 @@ impl FastPath {
 
     pub fn install_anchor(&mut self, b: &AnchorBinding) -> Result<()> {
         let tunnel_id = self.tunnel_id(&b.tunnel)?;
-        let mut fl = 0;
-        if b.home_v4.is_some() {
-            fl |= flags::HAS_HOME4;
-        }
-        if b.hnp.is_some() {
-            fl |= flags::HAS_HNP;
-        }
+        let fl = home_flags(b.home_v4.is_some(), b.hnp.is_some());
         let up = AnchorUplink {
             sub_id: b.sub_id,
             tunnel_id,
@@ -287,4 +275,17 @@ impl FastPath {
         )?;
         Ok(h)
     }
+}
+
+/// The flags saying which home addresses a binding has (the fast path's
+/// anti-spoofing checks only those).
+fn home_flags(home_v4: bool, hnp: bool) -> u32 {
+    let mut fl = 0;
+    if home_v4 {
+        fl |= flags::HAS_HOME4;
+    }
+    if hnp {
+        fl |= flags::HAS_HNP;
+    }
+    fl
 }

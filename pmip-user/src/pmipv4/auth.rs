@@ -173,6 +173,33 @@ pub fn verify<'a>(
     Ok(spi)
 }
 
+/// [`verify`] against the one association shared with the sender (FA-HA
+/// between a PMA and its HA: one SPI a peer).
+pub(crate) fn verify_with(
+    msg: &[u8],
+    kind: AuthKind,
+    sa: &SecurityAssociation,
+) -> Result<u32, AuthError> {
+    verify(msg, kind, |spi| (spi == sa.spi).then_some(sa))
+}
+
+/// Whether revocation `id` from `peer` is newer than the last one seen
+/// (RFC 3543 §4: the Revocation Identifier grows; an old one is a replay,
+/// or a retransmission already acted on). A fresh one becomes the last.
+pub(crate) fn fresh_revocation(
+    last: &mut std::collections::HashMap<std::net::Ipv4Addr, u32>,
+    peer: std::net::Ipv4Addr,
+    id: u32,
+) -> bool {
+    let fresh = last
+        .get(&peer)
+        .is_none_or(|&l| (id.wrapping_sub(l) as i32) > 0);
+    if fresh {
+        last.insert(peer, id);
+    }
+    fresh
+}
+
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -8,10 +8,25 @@ use std::os::fd::AsRawFd;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
+use super::auth::{self, SecurityAssociation};
+use super::wire::ext::AuthKind;
+use super::wire::PORT;
 use crate::agent::batch::{RxBatch, Sent};
 use crate::agent::{Peer, Transmit, Transport};
 use crate::sys::mmsg;
 use crate::sys::socket::grow_receive_buffer;
+
+/// `payload` with its FA-HA authenticator (RFC 3344 §3.5.4, the last
+/// extension), to the peer's port 434 — how a PMA and an HA sign what
+/// they send each other.
+pub(crate) fn signed(
+    mut payload: Vec<u8>,
+    sa: &SecurityAssociation,
+    to: std::net::Ipv4Addr,
+) -> Transmit {
+    auth::append_auth(&mut payload, AuthKind::FaHa, sa);
+    Transmit::new(Peer::V4(SocketAddrV4::new(to, PORT)), payload)
+}
 
 /// The registration socket.
 pub struct Udp434 {

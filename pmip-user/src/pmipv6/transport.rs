@@ -19,7 +19,7 @@ use std::future::Future;
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV4};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use tokio::io::unix::AsyncFd;
 use tokio::net::UdpSocket;
@@ -161,24 +161,8 @@ impl Sockets {
     }
 
     fn try_recv_v6(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<(Peer, usize)> {
-        // SAFETY: all-zero is a valid sockaddr_in6.
-        let mut sa: libc::sockaddr_in6 = unsafe { zeroed() };
-        let mut len = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-        // SAFETY: buf and sa are valid for the lengths passed.
-        let n = unsafe {
-            libc::recvfrom(
-                fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                0,
-                (&mut sa as *mut libc::sockaddr_in6).cast(),
-                &mut len,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok((Peer::V6(Ipv6Addr::from(sa.sin6_addr.s6_addr)), n as usize))
+        let (from, n) = crate::sys::socket::recv_from_v6(fd.as_fd(), buf)?;
+        Ok((Peer::V6(from), n))
     }
 
     /// Receives one Mobility Header from any socket: waits until one is

@@ -22,6 +22,7 @@ pub mod embedded;
 pub mod etcd;
 pub mod mem;
 pub mod record;
+mod restore;
 
 pub use embedded::EmbeddedStore;
 pub use mem::MemStore;
@@ -29,6 +30,7 @@ pub use record::{
     AaaProfile, AccessRecord, AnchorRecord, HnpRecord, NodeRecord, Proto, Record, RecordKey,
     Restored,
 };
+pub(crate) use restore::{restore_access, restore_anchor, AccessRestore, AnchorRestore};
 
 /// One change to the durable state.
 // Ops live one flush long in a queue: boxing the record would buy nothing.
@@ -92,57 +94,6 @@ impl Store for NoStore {
 }
 
 /// Wall-clock time as milliseconds since the Unix epoch (the records' time unit).
-/// An access registrar (MAG, PMA) taking up the records of an earlier run:
-/// what differs per protocol; the sorting is [`restore_access`].
-pub(crate) trait AccessRestore {
-    /// The protocol whose records this registrar takes.
-    const PROTO: Proto;
-    /// Takes up one unexpired record; `None`: unusable here.
-    fn restore_one(
-        &mut self,
-        now: std::time::Instant,
-        now_ms: u64,
-        at: crate::dataplane::AccessPoint,
-        r: &AccessRecord,
-    ) -> Option<()>;
-    /// A record that is not taken up: its delete, and its map entry's removal.
-    fn forget(&mut self, key: RecordKey, at: crate::dataplane::AccessPoint, r: &AccessRecord);
-    /// Any other record under our keys (not the node record): deleted.
-    fn delete(&mut self, key: RecordKey);
-}
-
-/// Sorts an access registrar's records: its protocol's unexpired ones are
-/// taken up, everything else is forgotten (see `Endpoint::restore`).
-pub(crate) fn restore_access<T: AccessRestore>(
-    t: &mut T,
-    now: std::time::Instant,
-    now_ms: u64,
-    records: Vec<(RecordKey, Record)>,
-) -> Restored {
-    let mut out = Restored::default();
-    for (key, rec) in records {
-        let (RecordKey::Access(at), Record::Access(r)) = (key.clone(), &rec) else {
-            if key != RecordKey::Node {
-                out.dropped += 1;
-                t.delete(key);
-            }
-            continue;
-        };
-        let usable = r.proto == T::PROTO && r.expires_ms > now_ms;
-        if usable && t.restore_one(now, now_ms, at, r).is_some() {
-            out.bindings += 1;
-            out.holds.sub_ids.insert(r.sub_id);
-            out.holds.keys.insert(r.downlink_key);
-        } else {
-            // Expired (the anchor let it go too) or unusable here: its map
-            // entry, if the pins kept one, goes as well.
-            out.dropped += 1;
-            t.forget(key, at, r);
-        }
-    }
-    out
-}
-
 pub fn wall_ms(t: std::time::SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

@@ -15,6 +15,15 @@ pub mod socket;
 pub use iface::{iface_mac, ifindex, interface_info, vlan_id};
 pub use memory::release_free_memory;
 
+/// Sleeps until `deadline` (a sans-IO machine's `poll_timeout`); without
+/// one, forever — the arm of a `select!` that never fires.
+pub async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Writes `value` to the sysctl `key` (dotted, as `sysctl -w` takes it).
 pub fn sysctl(key: &str, value: &str) -> Result<()> {
     let path = format!("/proc/sys/{}", key.replace('.', "/"));

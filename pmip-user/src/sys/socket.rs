@@ -3,7 +3,7 @@
 //! larger socket buffers.
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
 
@@ -79,6 +79,56 @@ pub(crate) fn udp_on_device(ifname: &str, port: u16) -> Result<std::net::UdpSock
     Ok(sock)
 }
 
+/// Sends the whole Ethernet frame `frame` out of interface `ifindex` on the
+/// AF_PACKET socket `fd` (to the frame's destination MAC).
+pub(crate) fn send_frame(fd: BorrowedFd<'_>, ifindex: u32, frame: &[u8]) -> io::Result<()> {
+    // SAFETY: sockaddr_ll is plain old data.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_ifindex = ifindex as i32;
+    sll.sll_halen = 6;
+    sll.sll_addr[..6].copy_from_slice(frame.get(..6).unwrap_or(&[0; 6]));
+    // SAFETY: valid buffer and sockaddr_ll with their lengths.
+    let rc = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            frame.as_ptr() as *const libc::c_void,
+            frame.len(),
+            0,
+            &sll as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// One datagram from the IPv6 (raw or datagram) socket `fd` into `buf`:
+/// its length and the sender's address.
+pub fn recv_from_v6(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(std::net::Ipv6Addr, usize)> {
+    // SAFETY: all-zero is a valid sockaddr_in6.
+    let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+    // SAFETY: buf and sa are valid for the lengths passed.
+    let n = unsafe {
+        libc::recvfrom(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            0,
+            (&mut sa as *mut libc::sockaddr_in6).cast(),
+            &mut len,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((sa.sin6_addr.s6_addr.into(), n as usize))
+}
+
 /// A send-only AF_PACKET socket for whole Ethernet frames on one interface
 /// (protocol 0: it receives nothing).
 pub struct RawSender {
@@ -101,34 +151,29 @@ impl RawSender {
     }
 
     pub fn send(&self, frame: &[u8]) -> io::Result<()> {
-        // SAFETY: sockaddr_ll is plain old data.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_ifindex = self.ifindex as i32;
-        sll.sll_halen = 6;
-        sll.sll_addr[..6].copy_from_slice(frame.get(..6).unwrap_or(&[0; 6]));
-        // SAFETY: valid buffer and sockaddr_ll with their lengths.
-        let rc = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                frame.as_ptr() as *const libc::c_void,
-                frame.len(),
-                0,
-                &sll as *const _ as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        if rc < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+        send_frame(self.fd.as_fd(), self.ifindex, frame)
     }
 }
 
 /// AF_PACKET socket for ARP (ETH_P_ARP) bound to one interface, non-blocking.
 pub(crate) fn arp_socket(ifindex: u32) -> Result<OwnedFd> {
-    let proto = (libc::ETH_P_ARP as u16).to_be();
+    packet_socket(ifindex, libc::ETH_P_ARP as u16)
+}
+
+/// AF_PACKET socket for the frames of `ethertype` (`ETH_P_ALL`: every
+/// frame) bound to one interface, non-blocking.
+pub fn packet_socket(ifindex: u32, ethertype: u16) -> Result<OwnedFd> {
+    packet_socket_with(ifindex, ethertype, |_| Ok(()))
+}
+
+/// [`packet_socket`], with `before_bind` run on the socket before it is
+/// bound (a filter attached then lets nothing unfiltered queue up).
+pub(crate) fn packet_socket_with(
+    ifindex: u32,
+    ethertype: u16,
+    before_bind: impl FnOnce(&OwnedFd) -> Result<()>,
+) -> Result<OwnedFd> {
+    let proto = ethertype.to_be();
     // SAFETY: plain socket(2).
     let fd = unsafe {
         libc::socket(
@@ -138,10 +183,14 @@ pub(crate) fn arp_socket(ifindex: u32) -> Result<OwnedFd> {
         )
     };
     if fd < 0 {
-        bail!("AF_PACKET/ARP socket: {}", io::Error::last_os_error());
+        bail!(
+            "AF_PACKET socket ({ethertype:#06x}): {}",
+            io::Error::last_os_error()
+        );
     }
     // SAFETY: fresh valid descriptor.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    before_bind(&fd)?;
     // SAFETY: sockaddr_ll is plain old data.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;
@@ -166,7 +215,7 @@ pub(crate) fn arp_socket(ifindex: u32) -> Result<OwnedFd> {
 
 /// A burst of registrations (thousands of attaches at once) overflows the default socket
 /// buffer and costs a retransmission timeout; ask for more (FORCE works as root).
-pub(crate) fn grow_receive_buffer(socket: &impl AsRawFd, bytes: i32) {
+pub fn grow_receive_buffer(socket: &impl AsRawFd, bytes: i32) {
     grow_buffer(socket, [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF], bytes);
 }
 

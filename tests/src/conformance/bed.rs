@@ -11,7 +11,7 @@
 //! this process creates (names carry the pid), removed on drop.
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -201,25 +201,9 @@ impl PeerSock {
                 if r <= 0 {
                     return None;
                 }
-                // SAFETY: all-zero sockaddr_in6 is valid.
-                let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-                let mut len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-                // SAFETY: buffer and address valid for their lengths.
-                let n = unsafe {
-                    libc::recvfrom(
-                        fd.as_raw_fd(),
-                        buf.as_mut_ptr().cast(),
-                        buf.len(),
-                        0,
-                        (&mut sa as *mut libc::sockaddr_in6).cast(),
-                        &mut len,
-                    )
-                };
-                if n < 0 {
-                    return None;
-                }
-                buf.truncate(n as usize);
-                let from = IpAddr::V6(Ipv6Addr::from(sa.sin6_addr.s6_addr));
+                let (from, n) = pmip_user::sys::socket::recv_from_v6(fd.as_fd(), &mut buf).ok()?;
+                buf.truncate(n);
+                let from = IpAddr::V6(from);
                 Some(Rx {
                     from,
                     port: 0,

@@ -151,17 +151,23 @@ pub fn hide_password(password: &[u8], secret: &[u8], request_auth: &[u8; 16]) ->
     out[..password.len()].copy_from_slice(password);
     let mut prev: [u8; 16] = *request_auth;
     for chunk in out.chunks_mut(16) {
-        let b: [u8; 16] = Md5::new()
-            .chain_update(secret)
-            .chain_update(prev)
-            .finalize()
-            .into();
+        let b = password_pad(secret, &prev);
         for (c, k) in chunk.iter_mut().zip(b) {
             *c ^= k;
         }
         prev.copy_from_slice(chunk);
     }
     out
+}
+
+/// The pad a User-Password block is XORed with (RFC 2865 §5.2):
+/// MD5(secret + the previous cipher block).
+fn password_pad(secret: &[u8], prev: &[u8; 16]) -> [u8; 16] {
+    Md5::new()
+        .chain_update(secret)
+        .chain_update(prev)
+        .finalize()
+        .into()
 }
 
 /// The inverse of [`hide_password`] (trailing zero padding removed); None if the value is not
@@ -173,11 +179,7 @@ pub fn unhide_password(hidden: &[u8], secret: &[u8], request_auth: &[u8; 16]) ->
     let mut out = hidden.to_vec();
     let mut prev: [u8; 16] = *request_auth;
     for chunk in out.chunks_mut(16) {
-        let b: [u8; 16] = Md5::new()
-            .chain_update(secret)
-            .chain_update(prev)
-            .finalize()
-            .into();
+        let b = password_pad(secret, &prev);
         prev.copy_from_slice(chunk);
         for (c, k) in chunk.iter_mut().zip(b) {
             *c ^= k;

@@ -369,17 +369,31 @@ fn lease_expiry_detaches_and_renew_extends() {
     let end2 = t1 + Duration::from_secs(3600) + s.config().lease_grace;
     assert_eq!(s.poll_timeout(), Some(end2));
     s.handle_timeout(end2);
-    assert!(matches!(
-        s.poll_event(),
-        Some(Event::Detach {
-            reason: DetachReason::LeaseExpired,
-            ..
-        })
-    ));
+    assert!(lease_expired(s.poll_event()));
     assert_eq!(s.stats.lease_expired, 1);
     // A later RENEW is from an unknown client again: a new registration.
     s.handle(end2, &bytes(&r)).unwrap();
     assert!(matches!(s.poll_event(), Some(Event::AttachRequest { .. })));
+}
+
+/// A server (holding leases of sending subscribers or not) whose client
+/// has a lease from `t0`.
+fn leased(t0: Instant, hold: bool) -> DhcpServer {
+    let mut s = server();
+    s.set_hold_while_sending(hold);
+    attach(&mut s, t0);
+    select(&mut s, t0);
+    s
+}
+
+fn lease_expired(e: Option<Event>) -> bool {
+    matches!(
+        e,
+        Some(Event::Detach {
+            reason: DetachReason::LeaseExpired,
+            ..
+        })
+    )
 }
 
 /// `hold_while_sending` (dhcp/hold.rs): the uplink count is read at the
@@ -387,10 +401,7 @@ fn lease_expiry_detaches_and_renew_extends() {
 #[test]
 fn lease_held_while_the_subscriber_sends() {
     let t0 = Instant::now();
-    let mut s = server();
-    s.set_hold_while_sending(true);
-    attach(&mut s, t0);
-    select(&mut s, t0);
+    let mut s = leased(t0, true);
     let life = Duration::from_secs(3600);
     let end = t0 + life;
     let grace = s.config().lease_grace;
@@ -417,13 +428,7 @@ fn lease_held_while_the_subscriber_sends() {
     assert_eq!(s.poll_timeout(), Some(end2));
     s.handle_timeout_with(end2, &|_| Some(40));
     s.handle_timeout_with(end2 + grace, &|_| Some(40));
-    assert!(matches!(
-        s.poll_event(),
-        Some(Event::Detach {
-            reason: DetachReason::LeaseExpired,
-            ..
-        })
-    ));
+    assert!(lease_expired(s.poll_event()));
     assert_eq!(s.stats.leases_held, 1);
     assert_eq!(s.stats.lease_expired, 1);
 }
@@ -434,10 +439,7 @@ fn lease_held_while_the_subscriber_sends() {
 fn lease_not_held_without_a_count() {
     for hold in [true, false] {
         let t0 = Instant::now();
-        let mut s = server();
-        s.set_hold_while_sending(hold);
-        attach(&mut s, t0);
-        select(&mut s, t0);
+        let mut s = leased(t0, hold);
         let end = t0 + Duration::from_secs(3600);
         let grace = s.config().lease_grace;
         let count = |n: Option<u64>| move |_: &AccessPoint| n;
@@ -445,16 +447,7 @@ fn lease_not_held_without_a_count() {
         assert_eq!(s.poll_event(), None);
         assert_eq!(s.poll_timeout(), Some(end + grace));
         s.handle_timeout_with(end + grace, &count(Some(9)));
-        assert!(
-            matches!(
-                s.poll_event(),
-                Some(Event::Detach {
-                    reason: DetachReason::LeaseExpired,
-                    ..
-                })
-            ),
-            "hold {hold}"
-        );
+        assert!(lease_expired(s.poll_event()), "hold {hold}");
         assert_eq!(s.stats.leases_held, 0);
     }
 }
@@ -464,10 +457,7 @@ fn lease_not_held_without_a_count() {
 #[test]
 fn renewal_in_the_grace_reads_the_count_again() {
     let t0 = Instant::now();
-    let mut s = server();
-    s.set_hold_while_sending(true);
-    attach(&mut s, t0);
-    select(&mut s, t0);
+    let mut s = leased(t0, true);
     let life = Duration::from_secs(3600);
     let end = t0 + life;
     s.handle_timeout_with(end, &|_| Some(3));

@@ -33,28 +33,10 @@ pub(super) fn check(f: &File, v: &mut Errors) -> Option<AaaConfig> {
 mod tests {
     use crate::config::Config;
 
-    const ACCESS: &str = r#"
-role = "access"
-protocol = "pmipv6"
-[interfaces]
-core = "core0"
-[[interfaces.access]]
-name = "acc0"
-gateway = "10.64.0.1/24"
-default_profile = "default"
-[addresses]
-ipv4 = "10.255.0.1"
-[[peers]]
-name = "lma1"
-address = "10.255.0.10"
-insecure = true
-[[profiles]]
-name = "default"
-anchor = "lma1"
-"#;
+    use crate::config::testing::mag_toml_with_profile as access;
 
     fn with(extra: &str) -> Result<Config, crate::config::ConfigErrors> {
-        Config::from_toml_str(&format!("{ACCESS}\n{extra}"))
+        Config::from_toml_str(&format!("{}\n{extra}", access()))
     }
 
     #[test]

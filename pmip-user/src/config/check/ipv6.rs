@@ -78,25 +78,12 @@ mod tests {
 
     use crate::config::{Config, Service};
 
-    const MAG: &str = r#"
-role = "access"
-protocol = "pmipv6"
-[interfaces]
-core = "core0"
-[[interfaces.access]]
-name = "acc0"
-gateway = "10.64.0.1/24"
-default_profile = "d"
-[addresses]
-ipv4 = "10.255.0.1"
-[[peers]]
-name = "lma"
-address = "10.255.0.10"
-insecure = true
-"#;
+    fn mag() -> String {
+        crate::config::testing::mag_toml("d")
+    }
 
     fn load(extra: &str) -> Result<Config, String> {
-        Config::from_toml_str(&format!("{MAG}{extra}")).map_err(|e| e.to_string())
+        Config::from_toml_str(&format!("{}{extra}", mag())).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -182,7 +169,7 @@ dns6 = ["::"]
 
     #[test]
     fn ipv6_service_is_pmipv6_only() {
-        let v4 = MAG.replace("pmipv6", "pmipv4").replace(
+        let v4 = mag().replace("pmipv6", "pmipv4").replace(
             "address = \"10.255.0.10\"",
             "address = \"10.255.0.10\"\nspi = 256\nalgorithm = \"hmac-md5\"\nkey = \"00112233\"",
         );

@@ -255,12 +255,7 @@ impl AccessAaa {
             return std::future::pending().await;
         };
         let next = i.deadlines.first().copied();
-        let timer = async {
-            match next {
-                Some((t, _)) => tokio::time::sleep_until(t.into()).await,
-                None => std::future::pending().await,
-            }
-        };
+        let timer = crate::sys::sleep_until(next.map(|(t, _)| t));
         tokio::select! {
             Some(x) = i.core.recv() => x,
             _ = timer => {

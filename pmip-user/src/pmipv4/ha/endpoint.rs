@@ -60,10 +60,10 @@ impl Endpoint for Ha {
         self.dp.pop_front()
     }
     fn poll_store(&mut self) -> Option<StoreOp> {
-        self.take_store()
+        self.store.pop_front()
     }
     fn restore(&mut self, now: Instant, records: Vec<(RecordKey, Record)>) -> Restored {
-        self.restore_records(now, records)
+        crate::store::restore_anchor(self, now, records)
     }
     fn poll_event(&mut self) -> Option<AnchorEvent> {
         Ha::poll_event(self).map(AnchorEvent::from)

@@ -6,8 +6,9 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::{Binding, Ha, TimerKey};
+use crate::agent::Clock;
 use crate::dataplane::{AnchorBinding, DpCommand, TunnelEnds};
-use crate::store::{wall_ms, AnchorRecord, Proto, Record, RecordKey, Restored, StoreOp};
+use crate::store::{self, wall_ms, AnchorRecord, Proto, Record, RecordKey, StoreOp};
 
 /// Queue of store writes (a field of the HA).
 pub(super) type StoreQueue = VecDeque<StoreOp>;
@@ -45,42 +46,13 @@ impl Ha {
         };
         self.store.push_back(op);
     }
+}
 
-    pub(super) fn take_store(&mut self) -> Option<StoreOp> {
-        self.store.pop_front()
-    }
+impl store::AnchorRestore for Ha {
+    const PROTO: Proto = Proto::Pmipv4;
 
-    /// Takes up the bindings of an earlier run (see `Endpoint::restore`).
-    pub(super) fn restore_records(
-        &mut self,
-        now: Instant,
-        records: Vec<(RecordKey, Record)>,
-    ) -> Restored {
-        let mut out = Restored::default();
-        let now_ms = wall_ms(self.clock.wall(now));
-        for (key, rec) in records {
-            let (RecordKey::Nai(nai), Record::Anchor(r)) = (key.clone(), &rec) else {
-                if key != RecordKey::Node {
-                    out.dropped += 1;
-                    self.store.push_back(StoreOp::Delete(key));
-                }
-                continue;
-            };
-            let usable = r.proto == Proto::Pmipv4 && r.expires_ms > now_ms && r.nai == nai;
-            if usable && self.restore_one(now, now_ms, r).is_some() {
-                out.bindings += 1;
-                out.holds.sub_ids.insert(r.sub_id);
-                out.holds.keys.insert(r.uplink_key);
-                out.holds.home_v4.extend(r.home_v4);
-                continue;
-            }
-            out.dropped += 1;
-            self.store.push_back(StoreOp::Delete(key));
-            if let Some(b) = self.binding_of_record(r) {
-                self.dp.push_back(DpCommand::RemoveAnchor(b));
-            }
-        }
-        out
+    fn key_of(r: &AnchorRecord) -> RecordKey {
+        RecordKey::Nai(r.nai.clone())
     }
 
     fn binding_of_record(&self, r: &AnchorRecord) -> Option<AnchorBinding> {
@@ -136,5 +108,9 @@ impl Ha {
         )));
         self.dp.push_back(DpCommand::InstallAnchor(anchor));
         Some(())
+    }
+
+    fn restore_parts(&mut self) -> (&Clock, &mut StoreQueue, &mut VecDeque<DpCommand>) {
+        (&self.clock, &mut self.store, &mut self.dp)
     }
 }

@@ -115,8 +115,7 @@ impl Ha {
             .into_iter()
             .collect();
         // FA-HA authentication (RFC 3344 §3.8.2.1: 132).
-        let sa = &peer.sa;
-        if let Err(e) = auth::verify(payload, AuthKind::FaHa, |spi| (spi == sa.spi).then_some(sa)) {
+        if let Err(e) = auth::verify_with(payload, AuthKind::FaHa, &peer.sa) {
             let code = match e {
                 AuthError::Missing => {
                     self.counters.missing_auth += 1;

@@ -4,8 +4,9 @@ use std::cmp::Reverse;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use super::super::auth;
-use super::super::wire::ext::{AuthKind, ExtList, ExtRepr};
+use super::super::auth::{self, SecurityAssociation};
+use super::super::transport::signed;
+use super::super::wire::ext::{AuthKind, ExtRepr};
 use super::super::wire::{RevocationAckRepr, RevocationRepr, PORT};
 use super::{Ha, HaEvent, PendingRevocation, TimerKey};
 use crate::agent::{Peer, Transmit};
@@ -57,13 +58,7 @@ impl Ha {
     }
 
     pub(super) fn on_revocation_ack(&mut self, src: SocketAddrV4, payload: &[u8], id: u32) {
-        let Some(peer) = self.peers.get(src.ip()) else {
-            self.counters.rx_unknown_peer += 1;
-            return;
-        };
-        let sa = &peer.sa;
-        if auth::verify(payload, AuthKind::FaHa, |spi| (spi == sa.spi).then_some(sa)).is_err() {
-            self.counters.bad_authenticator += 1;
+        if self.authentic_pma(src, payload).is_none() {
             return;
         }
         if self
@@ -91,36 +86,20 @@ impl Ha {
         r: RevocationRepr,
     ) {
         let pma = *src.ip();
-        let Some(peer) = self.peers.get(&pma) else {
-            self.counters.rx_unknown_peer += 1;
+        let Some(sa) = self.authentic_pma(src, payload) else {
             return;
         };
-        let sa = peer.sa.clone();
-        if auth::verify(payload, AuthKind::FaHa, |spi| {
-            (spi == sa.spi).then_some(&sa)
-        })
-        .is_err()
-        {
-            self.counters.bad_authenticator += 1;
-            return;
-        }
-        let fresh = self
-            .pma_revocation_ids
-            .get(&pma)
-            .is_none_or(|&last| (r.revocation_id.wrapping_sub(last) as i32) > 0);
-        if fresh {
-            self.pma_revocation_ids.insert(pma, r.revocation_id);
-        } else {
+        let fresh = auth::fresh_revocation(&mut self.pma_revocation_ids, pma, r.revocation_id);
+        if !fresh {
             self.counters.pma_revocations_stale += 1;
         }
-        let nai = match r.extensions.nai().and_then(|n| std::str::from_utf8(n).ok()) {
-            Some(n) => Some(n.to_string()),
-            None => self
+        let nai = r.nai().or_else(|| {
+            let (n, _) = self
                 .bindings
                 .iter()
-                .find(|(_, b)| b.home == r.home_address && b.pma == pma)
-                .map(|(n, _)| n.clone()),
-        };
+                .find(|(_, b)| b.home == r.home_address && b.pma == pma)?;
+            Some(n.clone())
+        });
         let ours = nai.filter(|n| {
             self.bindings
                 .get(n)
@@ -135,15 +114,28 @@ impl Ha {
             Some(_) => {}
             None => self.counters.pma_revocations_unknown += 1,
         }
-        let mut ack = RevocationAckRepr {
+        let ack = RevocationAckRepr {
             i_bit: false,
             home_address: r.home_address,
             revocation_id: r.revocation_id,
             extensions: vec![],
         }
         .to_bytes();
-        auth::append_auth(&mut ack, AuthKind::FaHa, &sa);
-        self.tx
-            .push_back(Transmit::new(Peer::V4(SocketAddrV4::new(pma, PORT)), ack));
+        self.tx.push_back(signed(ack, &sa, pma));
+    }
+
+    /// The association of the PMA `payload` comes from, if it is known and
+    /// the FA-HA authenticator is valid; if not, counted.
+    fn authentic_pma(&mut self, src: SocketAddrV4, payload: &[u8]) -> Option<SecurityAssociation> {
+        let Some(peer) = self.peers.get(src.ip()) else {
+            self.counters.rx_unknown_peer += 1;
+            return None;
+        };
+        let sa = peer.sa.clone();
+        if auth::verify_with(payload, AuthKind::FaHa, &sa).is_err() {
+            self.counters.bad_authenticator += 1;
+            return None;
+        }
+        Some(sa)
     }
 }

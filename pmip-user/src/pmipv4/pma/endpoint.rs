@@ -159,10 +159,10 @@ impl Endpoint for Pma {
         self.dp.pop_front()
     }
     fn poll_store(&mut self) -> Option<StoreOp> {
-        self.take_store()
+        self.store.pop_front()
     }
     fn restore(&mut self, now: Instant, records: Vec<(RecordKey, Record)>) -> Restored {
-        self.restore_records(now, records)
+        crate::store::restore_access(self, now, records)
     }
     fn poll_event(&mut self) -> Option<AccessEvent> {
         while let Some(e) = Pma::poll_event(self) {

@@ -15,9 +15,10 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::auth::{self, IdentGen, SecurityAssociation};
-use super::wire::ext::{device_id_types, AccessTech, AuthKind, AuthMethod, ExtRepr};
-use super::wire::{Message, RegistrationRequestRepr, ReplyCode, RrqFlags, PORT};
-use crate::agent::{Clock, IdAlloc, Peer, Transmit};
+use super::transport::signed;
+use super::wire::ext::{device_id_types, AccessTech, AuthMethod, ExtRepr};
+use super::wire::{Message, RegistrationRequestRepr, ReplyCode, RrqFlags};
+use crate::agent::{Clock, IdAlloc, Transmit};
 use crate::dataplane::{AccessBinding, AccessPoint, DpCommand};
 
 mod endpoint;
@@ -642,12 +643,7 @@ impl Pma {
             identification: ident,
             extensions: exts,
         };
-        let mut payload = rrq.to_bytes();
-        auth::append_auth(&mut payload, AuthKind::FaHa, &peer.sa);
-        self.tx.push_back(Transmit::new(
-            Peer::V4(SocketAddrV4::new(ha, PORT)),
-            payload,
-        ));
+        self.tx.push_back(signed(rrq.to_bytes(), &peer.sa, ha));
         if s.attempts > 0 {
             self.counters.retransmissions += 1;
         }

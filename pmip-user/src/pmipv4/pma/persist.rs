@@ -6,8 +6,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use super::{Phase, Pma, PmaEvent, Session, Subscriber};
+use crate::agent::Clock;
 use crate::dataplane::{AccessBinding, AccessPoint, DpCommand, TunnelEnds};
-use crate::store::{self, wall_ms, AccessRecord, Proto, Record, RecordKey, Restored, StoreOp};
+use crate::store::{self, wall_ms, AccessRecord, Proto, Record, RecordKey, StoreOp};
 
 /// Queue of store writes (a field of the PMA).
 pub(super) type StoreQueue = VecDeque<StoreOp>;
@@ -78,20 +79,10 @@ impl Pma {
             aaa: s.sub.aaa.clone(),
         })
     }
+}
 
-    pub(super) fn take_store(&mut self) -> Option<StoreOp> {
-        self.store.pop_front()
-    }
-
-    /// Takes up the bindings of an earlier run (see `Endpoint::restore`).
-    pub(super) fn restore_records(
-        &mut self,
-        now: Instant,
-        records: Vec<(RecordKey, Record)>,
-    ) -> Restored {
-        let now_ms = wall_ms(self.clock.wall(now));
-        store::restore_access(self, now, now_ms, records)
-    }
+impl store::AccessRestore for Pma {
+    const PROTO: Proto = Proto::Pmipv4;
 
     fn binding_of_record(&self, at: AccessPoint, r: &AccessRecord) -> Option<AccessBinding> {
         Some(AccessBinding {
@@ -109,7 +100,7 @@ impl Pma {
         })
     }
 
-    fn restore_one_session(
+    fn restore_one(
         &mut self,
         now: Instant,
         now_ms: u64,
@@ -177,29 +168,8 @@ impl Pma {
         });
         Some(())
     }
-}
 
-impl store::AccessRestore for Pma {
-    const PROTO: Proto = Proto::Pmipv4;
-
-    fn restore_one(
-        &mut self,
-        now: Instant,
-        now_ms: u64,
-        at: AccessPoint,
-        r: &AccessRecord,
-    ) -> Option<()> {
-        self.restore_one_session(now, now_ms, at, r)
-    }
-
-    fn forget(&mut self, key: RecordKey, at: AccessPoint, r: &AccessRecord) {
-        self.delete(key);
-        if let Some(b) = self.binding_of_record(at, r) {
-            self.dp.push_back(DpCommand::RemoveAccess(b));
-        }
-    }
-
-    fn delete(&mut self, key: RecordKey) {
-        self.store.push_back(StoreOp::Delete(key));
+    fn restore_parts(&mut self) -> (&Clock, &mut StoreQueue, &mut VecDeque<DpCommand>) {
+        (&self.clock, &mut self.store, &mut self.dp)
     }
 }

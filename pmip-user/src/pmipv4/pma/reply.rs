@@ -4,13 +4,11 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use super::super::auth;
+use super::super::auth::{self, SecurityAssociation};
+use super::super::transport::signed;
 use super::super::wire::ext::{AuthKind, ExtList};
-use super::super::wire::{
-    RegistrationReplyRepr, ReplyCode, RevocationAckRepr, RevocationRepr, PORT,
-};
+use super::super::wire::{RegistrationReplyRepr, ReplyCode, RevocationAckRepr, RevocationRepr};
 use super::{Phase, Pma, PmaEvent};
-use crate::agent::{Peer, Transmit};
 use crate::dataplane::{AccessBinding, DpCommand, TunnelEnds};
 
 impl Pma {
@@ -38,20 +36,16 @@ impl Pma {
             self.counters.rx_unmatched += 1;
             return;
         };
-        let Some(peer) = self.cfg.home_agents.iter().find(|p| p.address == *src.ip()) else {
-            self.counters.rx_unknown_peer += 1;
-            return;
-        };
-        let sa = &peer.sa;
-        if auth::verify(payload, AuthKind::FaHa, |spi| (spi == sa.spi).then_some(sa)).is_err() {
-            // Unauthenticated replies, denials included, are ignored: retransmission and
-            // failover take over (a forged 149/150 must not stop service).
-            self.counters.rx_auth_failed += 1;
-            self.security_exception(now, src, "registration reply");
+        let phase = s.phase;
+        // Unauthenticated replies, denials included, are ignored: retransmission and
+        // failover take over (a forged 149/150 must not stop service).
+        if self
+            .authentic_ha(now, src, payload, "registration reply")
+            .is_none()
+        {
             return;
         }
         let ha = *src.ip();
-        let phase = s.phase;
         if r.code.is_accepted() {
             self.counters.accepted += 1;
             self.on_accepted(now, &nai, ha, r);
@@ -206,39 +200,22 @@ impl Pma {
         payload: &[u8],
         r: RevocationRepr,
     ) {
-        let Some(peer) = self.cfg.home_agents.iter().find(|p| p.address == *src.ip()) else {
-            self.counters.rx_unknown_peer += 1;
+        let Some(sa) = self.authentic_ha(now, src, payload, "registration revocation") else {
             return;
         };
-        let sa = peer.sa.clone();
-        if auth::verify(payload, AuthKind::FaHa, |spi| {
-            (spi == sa.spi).then_some(&sa)
-        })
-        .is_err()
-        {
-            self.counters.rx_auth_failed += 1;
-            self.security_exception(now, src, "registration revocation");
-            return;
-        }
-        // RFC 3543: the Revocation Identifier grows; an old one is a replay (or a
-        // retransmission we already acted on) — acknowledge, but do not act again.
-        let fresh = match self.last_revocation.get(src.ip()) {
-            Some(&last) => (r.revocation_id.wrapping_sub(last) as i32) > 0,
-            None => true,
-        };
-        if fresh {
-            self.last_revocation.insert(*src.ip(), r.revocation_id);
-        } else {
+        // A stale one is acknowledged, but not acted on again.
+        let fresh = auth::fresh_revocation(&mut self.last_revocation, *src.ip(), r.revocation_id);
+        if !fresh {
             self.counters.revocations_stale += 1;
         }
-        let nai = match r.extensions.nai().and_then(|n| std::str::from_utf8(n).ok()) {
-            Some(n) => Some(n.to_string()),
-            None => self
+        // Without its NAI: the session of that home address with that HA.
+        let nai = r.nai().or_else(|| {
+            let (n, _) = self
                 .sessions
                 .iter()
-                .find(|(_, s)| s.home == Some(r.home_address) && s.ha() == *src.ip())
-                .map(|(n, _)| n.clone()),
-        };
+                .find(|(_, s)| s.home == Some(r.home_address) && s.ha() == *src.ip())?;
+            Some(n.clone())
+        });
         if let Some(nai) = nai.filter(|_| fresh) {
             if let Some(s) = self.sessions.get_mut(&nai) {
                 if s.ha() == *src.ip() {
@@ -253,18 +230,14 @@ impl Pma {
             }
         }
         // Acknowledge even unknown bindings so the HA stops retransmitting (RFC 3543 §5).
-        let mut ack = RevocationAckRepr {
+        let ack = RevocationAckRepr {
             i_bit: false,
             home_address: r.home_address,
             revocation_id: r.revocation_id,
             extensions: vec![],
         }
         .to_bytes();
-        auth::append_auth(&mut ack, AuthKind::FaHa, &sa);
-        self.tx.push_back(Transmit::new(
-            Peer::V4(SocketAddrV4::new(*src.ip(), PORT)),
-            ack,
-        ));
+        self.tx.push_back(signed(ack, &sa, *src.ip()));
     }
 }
 
@@ -272,6 +245,28 @@ impl Pma {
     /// RFC 3344 §3.7.3.1: a reply that fails FA-HA authentication is a
     /// security exception — counted always, logged at most once a second
     /// (a flood of forgeries must not flood the log).
+    /// The association of the HA `payload` comes from, if it is one of ours
+    /// and the FA-HA authenticator is valid; if not, counted (and logged, as `what`).
+    pub(super) fn authentic_ha(
+        &mut self,
+        now: Instant,
+        src: SocketAddrV4,
+        payload: &[u8],
+        what: &str,
+    ) -> Option<SecurityAssociation> {
+        let Some(peer) = self.cfg.home_agents.iter().find(|p| p.address == *src.ip()) else {
+            self.counters.rx_unknown_peer += 1;
+            return None;
+        };
+        let sa = peer.sa.clone();
+        if auth::verify_with(payload, AuthKind::FaHa, &sa).is_err() {
+            self.counters.rx_auth_failed += 1;
+            self.security_exception(now, src, what);
+            return None;
+        }
+        Some(sa)
+    }
+
     pub(super) fn security_exception(&mut self, now: Instant, src: SocketAddrV4, what: &str) {
         let quiet = self
             .last_security_log

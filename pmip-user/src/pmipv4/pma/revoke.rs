@@ -7,11 +7,10 @@
 use std::net::{IpAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use super::super::auth;
-use super::super::wire::ext::{AuthKind, ExtRepr};
-use super::super::wire::{RevocationAckRepr, RevocationRepr, PORT};
+use super::super::transport::signed;
+use super::super::wire::ext::ExtRepr;
+use super::super::wire::{RevocationAckRepr, RevocationRepr};
 use super::{Pma, Session};
-use crate::agent::{Peer, Transmit};
 
 impl Pma {
     /// Called as a session starts leaving: revoke rather than deregister?
@@ -37,7 +36,7 @@ impl Pma {
         let Some(peer) = self.cfg.home_agents.iter().find(|p| p.address == ha) else {
             return;
         };
-        let mut payload = RevocationRepr {
+        let payload = RevocationRepr {
             a_bit: false,
             i_bit: false,
             home_address: home,
@@ -47,11 +46,7 @@ impl Pma {
             extensions: vec![ExtRepr::Nai(s.sub.nai.as_bytes().to_vec())],
         }
         .to_bytes();
-        auth::append_auth(&mut payload, AuthKind::FaHa, &peer.sa);
-        self.tx.push_back(Transmit::new(
-            Peer::V4(SocketAddrV4::new(ha, PORT)),
-            payload,
-        ));
+        self.tx.push_back(signed(payload, &peer.sa, ha));
         if s.attempts > 0 {
             self.counters.retransmissions += 1;
         }
@@ -70,18 +65,10 @@ impl Pma {
         payload: &[u8],
         a: RevocationAckRepr,
     ) {
-        let Some(peer) = self.cfg.home_agents.iter().find(|p| p.address == *src.ip()) else {
-            self.counters.rx_unknown_peer += 1;
-            return;
-        };
-        let sa = peer.sa.clone();
-        if auth::verify(payload, AuthKind::FaHa, |spi| {
-            (spi == sa.spi).then_some(&sa)
-        })
-        .is_err()
+        if self
+            .authentic_ha(now, src, payload, "revocation acknowledgement")
+            .is_none()
         {
-            self.counters.rx_auth_failed += 1;
-            self.security_exception(now, src, "revocation acknowledgement");
             return;
         }
         let ours = |s: &Session| s.revoking == Some(a.revocation_id) && s.ha() == *src.ip();

@@ -99,6 +99,13 @@ pub struct RevocationRepr {
 }
 
 impl RevocationRepr {
+    /// The revoked binding's NAI (its NAI extension, RFC 3543 §3.1), when
+    /// present and text.
+    pub fn nai(&self) -> Option<String> {
+        let nai = ext::ExtList::nai(self.extensions.as_slice())?;
+        std::str::from_utf8(nai).ok().map(str::to_string)
+    }
+
     pub fn parse<T: AsRef<[u8]>>(p: &Revocation<T>) -> Result<Self> {
         p.check_len()?;
         Ok(RevocationRepr {

@@ -62,10 +62,10 @@ impl Endpoint for Lma {
         Lma::poll_dp(self)
     }
     fn poll_store(&mut self) -> Option<StoreOp> {
-        self.take_store()
+        self.store.pop_front()
     }
     fn restore(&mut self, now: Instant, records: Vec<(RecordKey, Record)>) -> Restored {
-        self.restore_records(now, records)
+        crate::store::restore_anchor(self, now, records)
     }
     fn poll_event(&mut self) -> Option<AnchorEvent> {
         self.events.pop_front()

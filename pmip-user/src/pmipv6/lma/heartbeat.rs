@@ -15,13 +15,7 @@ impl Lma {
         }
         self.counters.heartbeat_rx += 1;
         if !hb.response {
-            let reply = Message::Heartbeat(Heartbeat {
-                unsolicited: false,
-                response: true,
-                seq: hb.seq,
-                options: vec![MobilityOption::RestartCounter(self.cfg.restart_counter)],
-            });
-            self.queue(peer, &reply);
+            self.queue(peer, &Heartbeat::response(hb.seq, self.cfg.restart_counter));
         } else if let Some(m) = self.mag_peers.get_mut(&peer.ip()) {
             if m.hb_outstanding && m.hb_seq == hb.seq {
                 m.hb_outstanding = false;
@@ -35,14 +29,7 @@ impl Lma {
         let Some(rc) = hb.restart_counter() else {
             return;
         };
-        let m = self.mag_peers.entry(peer.ip()).or_insert(MagPeer {
-            peer,
-            hb_seq: 0,
-            hb_outstanding: false,
-            hb_missed: 0,
-            restart_counter: None,
-            hb_up: None,
-        });
+        let m = (self.mag_peers.entry(peer.ip())).or_insert_with(|| MagPeer::new(peer));
         let restarted = m.restart_counter.is_some_and(|old| old != rc);
         m.restart_counter = Some(rc);
         if restarted {
@@ -70,14 +57,7 @@ impl Lma {
         self.mag_peers
             .entry(peer.ip())
             .and_modify(|m| m.peer = peer)
-            .or_insert(MagPeer {
-                peer,
-                hb_seq: 0,
-                hb_outstanding: false,
-                hb_missed: 0,
-                restart_counter: None,
-                hb_up: None,
-            });
+            .or_insert_with(|| MagPeer::new(peer));
         if !self.hb_armed && !self.cfg.heartbeat_interval.is_zero() {
             self.hb_armed = true;
             self.arm(now + self.cfg.heartbeat_interval, TimerKey::Heartbeat);

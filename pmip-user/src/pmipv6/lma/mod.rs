@@ -243,6 +243,20 @@ struct MagPeer {
     hb_up: Option<bool>,
 }
 
+impl MagPeer {
+    /// A MAG first heard of: no heartbeat yet.
+    fn new(peer: Peer) -> Self {
+        MagPeer {
+            peer,
+            hb_seq: 0,
+            hb_outstanding: false,
+            hb_missed: 0,
+            restart_counter: None,
+            hb_up: None,
+        }
+    }
+}
+
 /// A binding cache entry as `show lma-service session` would list it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BindingInfo {

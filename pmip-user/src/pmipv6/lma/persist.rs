@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::super::wire::AccessTechType;
 use super::{Bce, Lma, TimerKey};
-use crate::agent::Peer;
+use crate::agent::{Clock, Peer};
 use crate::dataplane::{AnchorBinding, DpCommand, TunnelEnds};
-use crate::store::{wall_ms, AnchorRecord, Proto, Record, RecordKey, Restored, StoreOp};
+use crate::store::{self, wall_ms, AnchorRecord, Proto, Record, RecordKey, StoreOp};
 
 /// Queue of store writes (a field of the LMA).
 pub(super) type StoreQueue = VecDeque<StoreOp>;
@@ -52,56 +52,21 @@ impl Lma {
         })
     }
 
-    pub(super) fn take_store(&mut self) -> Option<StoreOp> {
-        self.store.pop_front()
-    }
-
-    /// Takes up the bindings of an earlier run (see `Endpoint::restore`).
-    pub(super) fn restore_records(
-        &mut self,
-        now: Instant,
-        records: Vec<(RecordKey, Record)>,
-    ) -> Restored {
-        let mut out = Restored::default();
-        let now_ms = wall_ms(self.clock.wall(now));
-        for (key, rec) in records {
-            let (RecordKey::Binding(id), Record::Anchor(r)) = (key.clone(), &rec) else {
-                if key != RecordKey::Node {
-                    out.dropped += 1;
-                    self.store.push_back(StoreOp::Delete(key));
-                }
-                continue;
-            };
-            let usable = r.proto == Proto::Pmipv6 && r.expires_ms > now_ms && r.sub_id == id;
-            if usable && self.restore_one(now, now_ms, id, r).is_some() {
-                out.bindings += 1;
-                out.holds.sub_ids.insert(r.sub_id);
-                out.holds.keys.insert(r.uplink_key);
-                out.holds.home_v4.extend(r.home_v4);
-                if let Some(h) = r.hnp {
-                    out.holds
-                        .hnp64
-                        .insert(h.prefix.octets()[..8].try_into().unwrap_or_default());
-                }
-                continue;
-            }
-            out.dropped += 1;
-            self.store.push_back(StoreOp::Delete(key));
-            if let Some(b) = self.binding_of_record(r) {
-                self.dp.push_back(DpCommand::RemoveAnchor(b));
-            }
-        }
-        out
-    }
-
     fn peer_of(r: &AnchorRecord) -> Peer {
         match r.peer {
             IpAddr::V4(a) => Peer::V4(SocketAddrV4::new(a, r.peer_port)),
             IpAddr::V6(a) => Peer::V6(a),
         }
     }
+}
 
-    /// The map entries a record stands for (to remove them).
+impl store::AnchorRestore for Lma {
+    const PROTO: Proto = Proto::Pmipv6;
+
+    fn key_of(r: &AnchorRecord) -> RecordKey {
+        RecordKey::Binding(r.sub_id)
+    }
+
     fn binding_of_record(&self, r: &AnchorRecord) -> Option<AnchorBinding> {
         Some(AnchorBinding {
             sub_id: r.sub_id,
@@ -116,8 +81,9 @@ impl Lma {
         })
     }
 
-    fn restore_one(&mut self, now: Instant, now_ms: u64, id: u32, r: &AnchorRecord) -> Option<()> {
-        let peer = Self::peer_of(r);
+    fn restore_one(&mut self, now: Instant, now_ms: u64, r: &AnchorRecord) -> Option<()> {
+        let id = r.sub_id;
+        let peer = Lma::peer_of(r);
         if !self.mags.contains(&r.peer) || self.cfg.local.for_peer(&peer).is_none() {
             return None;
         }
@@ -163,5 +129,9 @@ impl Lma {
         }
         self.note_mag(now, peer);
         Some(())
+    }
+
+    fn restore_parts(&mut self) -> (&Clock, &mut StoreQueue, &mut VecDeque<DpCommand>) {
+        (&self.clock, &mut self.store, &mut self.dp)
     }
 }

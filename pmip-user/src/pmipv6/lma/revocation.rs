@@ -112,20 +112,8 @@ impl Lma {
                 bra_status::SUCCESS
             }
         };
-        let mut options = Vec::new();
-        if let Some(id) = bri.mn_id() {
-            options.push(MobilityOption::MnId {
-                subtype: wire::option::MN_ID_SUBTYPE_NAI,
-                id: id.to_vec(),
-            });
-        }
-        let bra = Message::RevocationAck(RevocationAck {
-            status,
-            seq: bri.seq,
-            flags: (bri.flags & br_flags::P) | if global { br_flags::BRA_G } else { 0 },
-            options,
-        });
-        self.queue(peer, &bra);
+        let bra = RevocationAck::answering(&bri, status, global);
+        self.queue(peer, &Message::RevocationAck(bra));
     }
 
     /// The live sessions a MAG's BRI names: those through `peer` with the

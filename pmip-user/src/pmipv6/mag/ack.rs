@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::super::wire::{
-    self, ba_flags, br_flags, bra_status, BaStatus, BindingAck, HandoffIndicator, Message,
-    MobilityOption, OptionsExt, RevocationAck, RevocationIndication,
+    ba_flags, br_flags, bra_status, BaStatus, BindingAck, HandoffIndicator, Message, OptionsExt,
+    RevocationAck, RevocationIndication,
 };
 use super::{FailReason, Granted, Mag, MagEvent, State};
 use crate::dataplane::{AccessPoint, DpCommand, Hnp};
@@ -231,19 +231,7 @@ impl Mag {
             bra_status::SUCCESS
         };
         // RFC 5846 §8.2: acknowledge with the BRI's sequence number.
-        let mut options = Vec::new();
-        if let Some(id) = bri.mn_id() {
-            options.push(MobilityOption::MnId {
-                subtype: wire::option::MN_ID_SUBTYPE_NAI,
-                id: id.to_vec(),
-            });
-        }
-        let bra = Message::RevocationAck(RevocationAck {
-            status,
-            seq: bri.seq,
-            flags: (bri.flags & br_flags::P) | if global { br_flags::BRA_G } else { 0 },
-            options,
-        });
-        self.queue(peer, &bra);
+        let bra = RevocationAck::answering(&bri, status, global);
+        self.queue(peer, &Message::RevocationAck(bra));
     }
 }

@@ -12,13 +12,7 @@ impl Mag {
         let peer = self.lmas[lma].peer;
         if !hb.response {
             // RFC 5847 §3: answer a request with the same sequence number.
-            let reply = Message::Heartbeat(Heartbeat {
-                unsolicited: false,
-                response: true,
-                seq: hb.seq,
-                options: vec![MobilityOption::RestartCounter(self.cfg.restart_counter)],
-            });
-            self.queue(peer, &reply);
+            self.queue(peer, &Heartbeat::response(hb.seq, self.cfg.restart_counter));
         } else {
             let l = &mut self.lmas[lma];
             if !l.hb_outstanding || hb.seq != l.hb_seq {

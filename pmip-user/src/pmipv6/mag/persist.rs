@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 
 use super::super::wire::HandoffIndicator;
 use super::{AttachRequest, Entry, Granted, Mag, MagEvent, State};
+use crate::agent::Clock;
 use crate::dataplane::{AccessBinding, AccessPoint, DpCommand, TunnelEnds};
-use crate::store::{self, wall_ms, AccessRecord, Proto, Record, RecordKey, Restored, StoreOp};
+use crate::store::{self, wall_ms, AccessRecord, Proto, Record, RecordKey, StoreOp};
 
 impl Mag {
     /// Queues the durable form of `at`'s binding: its record while the
@@ -101,19 +102,13 @@ impl Mag {
             self.persist(*at);
         }
     }
+}
 
-    pub(super) fn take_store(&mut self) -> Option<StoreOp> {
-        self.store.pop_front()
-    }
+impl store::AccessRestore for Mag {
+    const PROTO: Proto = Proto::Pmipv6;
 
-    /// Takes up the bindings of an earlier run (see `Endpoint::restore`).
-    pub(super) fn restore_records(
-        &mut self,
-        now: Instant,
-        records: Vec<(RecordKey, Record)>,
-    ) -> Restored {
-        let now_ms = wall_ms(self.clock.wall(now));
-        store::restore_access(self, now, now_ms, records)
+    fn note_dropped(&mut self) {
+        self.counters.restore_dropped += 1;
     }
 
     /// The map entry a record stands for (to remove it).
@@ -134,7 +129,7 @@ impl Mag {
         })
     }
 
-    fn restore_one_entry(
+    fn restore_one(
         &mut self,
         now: Instant,
         now_ms: u64,
@@ -212,33 +207,11 @@ impl Mag {
         });
         Some(())
     }
+
+    fn restore_parts(&mut self) -> (&Clock, &mut StoreQueue, &mut VecDeque<DpCommand>) {
+        (&self.clock, &mut self.store, &mut self.dp)
+    }
 }
 
 /// Queue of store writes (a field of the MAG).
 pub(super) type StoreQueue = VecDeque<StoreOp>;
-
-impl store::AccessRestore for Mag {
-    const PROTO: Proto = Proto::Pmipv6;
-
-    fn restore_one(
-        &mut self,
-        now: Instant,
-        now_ms: u64,
-        at: AccessPoint,
-        r: &AccessRecord,
-    ) -> Option<()> {
-        self.restore_one_entry(now, now_ms, at, r)
-    }
-
-    fn forget(&mut self, key: RecordKey, at: AccessPoint, r: &AccessRecord) {
-        self.counters.restore_dropped += 1;
-        self.delete(key);
-        if let Some(b) = self.binding_of_record(at, r) {
-            self.dp.push_back(DpCommand::RemoveAccess(b));
-        }
-    }
-
-    fn delete(&mut self, key: RecordKey) {
-        self.store.push_back(StoreOp::Delete(key));
-    }
-}

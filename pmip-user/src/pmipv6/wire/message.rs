@@ -250,6 +250,19 @@ pub struct Heartbeat {
     pub options: Vec<MobilityOption>,
 }
 
+impl Heartbeat {
+    /// The response to request `seq` (RFC 5847 §3: the same sequence
+    /// number), with our restart counter (§5.2).
+    pub fn response(seq: u32, restart_counter: u32) -> Message {
+        Message::Heartbeat(Heartbeat {
+            unsolicited: false,
+            response: true,
+            seq,
+            options: vec![MobilityOption::RestartCounter(restart_counter)],
+        })
+    }
+}
+
 /// Binding Revocation Indication (RFC 5846 §6.1, B.R. Type 1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RevocationIndication {
@@ -270,6 +283,26 @@ pub struct RevocationAck {
     /// See [`br_flags`] (P, G).
     pub flags: u16,
     pub options: Vec<MobilityOption>,
+}
+
+impl RevocationAck {
+    /// The acknowledgement of `bri` (RFC 5846 §6.2, §8.2, §9.1.2): its
+    /// sequence number and P flag, G when the revocation was global, and
+    /// the MN-ID it named.
+    pub fn answering(bri: &RevocationIndication, status: u8, global: bool) -> Self {
+        let options = (bri.mn_id().into_iter())
+            .map(|id| MobilityOption::MnId {
+                subtype: super::option::MN_ID_SUBTYPE_NAI,
+                id: id.to_vec(),
+            })
+            .collect();
+        RevocationAck {
+            status,
+            seq: bri.seq,
+            flags: (bri.flags & br_flags::P) | if global { br_flags::BRA_G } else { 0 },
+            options,
+        }
+    }
 }
 
 /// Binding Error (RFC 6275 §6.1.9).
