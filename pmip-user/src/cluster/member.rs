@@ -30,6 +30,12 @@
 //!    be such a one, so we stop as well. A member whose etcd works again
 //!    waits a heartbeat timeout before claiming anything (control.rs), so
 //!    the holders hear it first.
+//!    Right after a quorum is lost, whoever renewed last still says its
+//!    etcd works for up to half a TTL, past the earliest renewer's
+//!    deadline (a margin before its lease's end): a word older than our own first unanswered keepalive
+//!    lets us go on to half the margin before the end
+//!    ([`Quiet::Pending`]), time for it to end. (Without this the earliest
+//!    renewer gave its addresses up in about one quorum loss in four.)
 //!
 //! A member that reaches no etcd member at all, or that is alone in
 //! reaching none while the others renew, cannot tell and stops at `until`.
@@ -43,20 +49,27 @@ use etcd_client::{LeaseKeepAliveStream, LeaseKeeper, PutOptions};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+pub(crate) use super::heartbeat::Quiet;
 use crate::store::etcd::{conn, EtcdConn};
 
 /// What this member may do, as its lease stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Standing {
-    /// The lease is alive until `until` (minus the safety margin); `fresh`:
-    /// the last keepalive was answered (our etcd works now).
+    /// The lease is alive until `until` (minus the safety margin); `since`:
+    /// when our keepalives started going unanswered (None: the last one was
+    /// answered, our etcd works now).
     Valid {
         lease: i64,
         until: Instant,
-        fresh: bool,
+        since: Option<Instant>,
     },
-    /// etcd has no leader: nothing can change hands; serve, accept nothing new.
-    Stalled { lease: i64, until: Instant },
+    /// etcd has no leader: nothing can change hands; serve, accept nothing
+    /// new. `since`: when our keepalives started going unanswered.
+    Stalled {
+        lease: i64,
+        until: Instant,
+        since: Instant,
+    },
     /// The lease is gone (expired or revoked): own nothing.
     Lost { lease: i64 },
 }
@@ -75,18 +88,46 @@ impl Standing {
     /// are `quiet` (all heard, none with a working etcd: nobody can take
     /// over): then for one more `detect` (the time etcd takes to say it has
     /// no leader), and for as long as etcd says it has none.
+    ///
+    /// [`Quiet::Pending`] (every member heard; those still saying their
+    /// etcd works last renewed before our keepalives went unanswered) is
+    /// the moment after a quorum is lost: the others' word lags their last
+    /// renewal by up to half a TTL, and whoever renewed last says it
+    /// longest. It lets the member go on to half the margin before the
+    /// lease's end, time for that word to end; a member that reaches a
+    /// quorum renews again within a keepalive period and ends it at once
+    /// (heartbeat.rs).
     pub(crate) fn may_serve(
         &self,
         now: Instant,
         margin: Duration,
-        (quiet, detect): (bool, Duration),
+        (quiet, detect): (Quiet, Duration),
     ) -> bool {
+        let short = now + margin < self.until_or(now);
+        let pending = quiet == Quiet::Pending && now + margin / 2 < self.until_or(now);
         match *self {
             Standing::Valid { until, .. } => {
-                now + margin < until || (quiet && now + margin < until + detect)
+                short || pending || (quiet == Quiet::Yes && now + margin < until + detect)
             }
-            Standing::Stalled { until, .. } => quiet || now + margin < until,
+            Standing::Stalled { .. } => quiet == Quiet::Yes || short || pending,
             Standing::Lost { .. } => false,
+        }
+    }
+
+    /// The lease's end as last renewed (`now` once lost).
+    fn until_or(&self, now: Instant) -> Instant {
+        match *self {
+            Standing::Valid { until, .. } | Standing::Stalled { until, .. } => until,
+            Standing::Lost { .. } => now,
+        }
+    }
+
+    /// Since when our keepalives go unanswered (None: the last was answered).
+    pub(crate) fn unanswered_since(&self) -> Option<Instant> {
+        match *self {
+            Standing::Valid { since, .. } => since,
+            Standing::Stalled { since, .. } => Some(since),
+            Standing::Lost { .. } => None,
         }
     }
 
@@ -97,7 +138,7 @@ impl Standing {
 
     /// Does our etcd work (the last keepalive answered)? Said in heartbeats.
     pub(crate) fn etcd_works(&self) -> bool {
-        matches!(self, Standing::Valid { fresh: true, .. })
+        matches!(self, Standing::Valid { since: None, .. })
     }
 
     /// May it take on new bindings (which must be written to etcd first)?
@@ -107,8 +148,8 @@ impl Standing {
 
     pub(crate) fn name(&self) -> &'static str {
         match self {
-            Standing::Valid { fresh: true, .. } => "valid",
-            Standing::Valid { fresh: false, .. } => "valid (keepalive unanswered)",
+            Standing::Valid { since: None, .. } => "valid",
+            Standing::Valid { since: Some(_), .. } => "valid (keepalive unanswered)",
             Standing::Stalled { .. } => "stalled (etcd has no leader)",
             Standing::Lost { .. } => "lost",
         }
@@ -230,6 +271,9 @@ pub(crate) async fn keep_alive(
     let mut stream = None;
     // The last answer etcd gave was "no leader" (module doc, rule 1).
     let mut leaderless = false;
+    // When the keepalives started going unanswered (heartbeat.rs compares
+    // the others' last renewals with it).
+    let mut since: Option<Instant> = None;
     let mut next = Instant::now() + every;
     loop {
         tokio::time::sleep_until(next.into()).await;
@@ -242,32 +286,42 @@ pub(crate) async fn keep_alive(
             } else {
                 every / 4
             };
+        if r.is_err() && since.is_none() {
+            since = Some(Instant::now());
+        }
         let s = match r {
             Ok(Some(granted)) => {
                 leaderless = false;
+                since = None;
                 until = sent + granted;
                 Standing::Valid {
                     lease,
                     until,
-                    fresh: true,
+                    since: None,
                 }
             }
             Ok(None) => Standing::Lost { lease },
-            Err(e) if no_leader(&e) => {
-                tracing::debug!("lease {lease:x}: etcd has no leader");
-                leaderless = true;
-                Standing::Stalled { lease, until }
-            }
             Err(e) => {
-                tracing::debug!("lease {lease:x}: keepalive failed: {e:#}");
+                let since = since.unwrap_or_else(Instant::now);
+                if no_leader(&e) {
+                    tracing::debug!("lease {lease:x}: etcd has no leader");
+                    leaderless = true;
+                } else {
+                    tracing::debug!("lease {lease:x}: keepalive failed: {e:#}");
+                }
+                // After a "no leader", a dead member's refusal or a timeout
+                // says nothing new.
                 if leaderless {
-                    // A dead member's refusal, or a timeout: nothing new.
-                    Standing::Stalled { lease, until }
+                    Standing::Stalled {
+                        lease,
+                        until,
+                        since,
+                    }
                 } else {
                     Standing::Valid {
                         lease,
                         until,
-                        fresh: false,
+                        since: Some(since),
                     }
                 }
             }
@@ -289,10 +343,10 @@ mod tests {
         let s = Standing::Valid {
             lease: 1,
             until: t0 + Duration::from_secs(2),
-            fresh: true,
+            since: None,
         };
         let m = Duration::from_millis(400);
-        let alone = (false, Duration::from_secs(2));
+        let alone = (Quiet::No, Duration::from_secs(2));
         assert!(s.may_serve(t0, m, alone));
         assert!(s.may_admit(t0, m));
         assert!(s.etcd_works());
@@ -300,7 +354,7 @@ mod tests {
         assert!(!s.may_serve(t0 + Duration::from_millis(1700), m, alone));
         assert!(!s.may_admit(t0 + Duration::from_millis(1700), m));
         // Others heard, none with etcd: one more TTL to hear "no leader".
-        let quiet = (true, Duration::from_secs(2));
+        let quiet = (Quiet::Yes, Duration::from_secs(2));
         assert!(s.may_serve(t0 + Duration::from_millis(3500), m, quiet));
         assert!(!s.may_serve(t0 + Duration::from_millis(3700), m, quiet));
     }
@@ -311,19 +365,51 @@ mod tests {
         let st = Standing::Stalled {
             lease: 1,
             until: t0,
+            since: t0,
         };
         let far = t0 + Duration::from_secs(3600);
-        let quiet = (true, Duration::from_secs(2));
+        let quiet = (Quiet::Yes, Duration::from_secs(2));
         assert!(st.may_serve(far, Duration::ZERO, quiet));
         assert!(!st.may_admit(t0, Duration::ZERO));
         assert!(!st.etcd_works());
         // Another member has a working etcd (or is not heard): our lease
         // is running out where it counts; stop at its end.
-        let not_quiet = (false, Duration::from_secs(2));
+        let not_quiet = (Quiet::No, Duration::from_secs(2));
         assert!(!st.may_serve(t0, Duration::ZERO, not_quiet));
         let lost = Standing::Lost { lease: 1 };
         assert!(!lost.may_serve(t0, Duration::ZERO, quiet));
         assert_eq!(lost.lease(), 1);
+    }
+
+    #[test]
+    fn others_whose_word_predates_our_stall_give_half_the_margin() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let st = Standing::Stalled {
+            lease: 1,
+            until: t0 + ms(2000),
+            since: t0 + ms(700),
+        };
+        let m = ms(500);
+        let pending = (Quiet::Pending, ms(2000));
+        let no = (Quiet::No, ms(2000));
+        // Not quiet: a margin before the end; pending: half a margin.
+        assert!(!st.may_serve(t0 + ms(1600), m, no));
+        assert!(st.may_serve(t0 + ms(1600), m, pending));
+        assert!(st.may_serve(t0 + ms(1740), m, pending));
+        assert!(!st.may_serve(t0 + ms(1760), m, pending));
+        // Once the others' word has ended: for as long as etcd has no leader.
+        assert!(st.may_serve(t0 + ms(60_000), m, (Quiet::Yes, ms(2000))));
+        assert_eq!(st.unanswered_since(), Some(t0 + ms(700)));
+        // The same for a keepalive unanswered without a "no leader" yet.
+        let v = Standing::Valid {
+            lease: 1,
+            until: t0 + ms(2000),
+            since: Some(t0 + ms(700)),
+        };
+        assert!(v.may_serve(t0 + ms(1740), m, pending));
+        assert!(!v.may_serve(t0 + ms(1760), m, pending));
+        assert!(!v.etcd_works());
     }
 
     #[test]
