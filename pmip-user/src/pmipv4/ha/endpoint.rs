@@ -62,6 +62,9 @@ impl Endpoint for Ha {
     fn poll_store(&mut self) -> Option<StoreOp> {
         self.take_store()
     }
+    fn stored(&mut self, _now: Instant, ok: bool) {
+        self.store_result(ok)
+    }
     fn restore(&mut self, now: Instant, records: Vec<(RecordKey, Record)>) -> Restored {
         self.restore_records(now, records)
     }

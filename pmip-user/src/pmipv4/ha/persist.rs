@@ -47,7 +47,11 @@ impl Ha {
     }
 
     pub(super) fn take_store(&mut self) -> Option<StoreOp> {
-        self.store.pop_front()
+        let op = self.store.pop_front();
+        if op.is_none() {
+            self.unconfirmed.drained();
+        }
+        op
     }
 
     /// Takes up the bindings of an earlier run (see `Endpoint::restore`).
