@@ -377,6 +377,10 @@ impl Loop {
             self.stop_all(why).await;
             return;
         }
+        // Served (or held): the addresses stay on the interface a TTL more.
+        for s in self.services.values_mut() {
+            s.renew_address(&self.ctx, now);
+        }
         let view = self.view();
         self.drop_lost(&view, st.lease()).await;
         // Holding (or about to): serve what we have, take nothing up.
