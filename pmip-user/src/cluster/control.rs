@@ -94,6 +94,7 @@ async fn join(ctx: &Ctx) -> Result<(MemberRecord, watch::Receiver<Standing>)> {
     let (tx, rx) = watch::channel(Standing::Valid {
         lease: me.lease,
         until: Instant::now() + ttl,
+        fresh: true,
         since: None,
     });
     let conn = ctx.conn.clone();
@@ -374,7 +375,18 @@ impl Loop {
                 }
                 _ => "lease ending: cut off from etcd",
             };
-            self.stop_all(why).await;
+            // Times from now (ms, negative: past), for the log.
+            let ms = |t: Instant| {
+                t.saturating_duration_since(now).as_millis() as i64
+                    - now.saturating_duration_since(t).as_millis() as i64
+            };
+            let (until, since) = match st {
+                Standing::Valid { until, since, .. } => (Some(ms(until)), since.map(ms)),
+                Standing::Stalled { until, since, .. } => (Some(ms(until)), Some(ms(since))),
+                Standing::Lost { .. } => (None, None),
+            };
+            let why = format!("{why} (the others: {quiet:?}; lease end {until:?} ms, unrenewed since {since:?} ms)");
+            self.stop_all(&why).await;
             return;
         }
         // Served (or held): the addresses stay on the interface a TTL more.

@@ -55,16 +55,19 @@ use crate::store::etcd::{conn, EtcdConn};
 /// What this member may do, as its lease stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Standing {
-    /// The lease is alive until `until` (minus the safety margin); `since`:
-    /// when our keepalives started going unanswered (None: the last one was
-    /// answered, our etcd works now).
+    /// The lease is alive until `until` (minus the safety margin); `fresh`:
+    /// the last keepalive was answered (our etcd works now); `since`: when
+    /// an etcd member first failed to renew it since (said "no leader" or
+    /// did not answer — a refused connection to a dead member says
+    /// nothing).
     Valid {
         lease: i64,
         until: Instant,
+        fresh: bool,
         since: Option<Instant>,
     },
     /// etcd has no leader: nothing can change hands; serve, accept nothing
-    /// new. `since`: when our keepalives started going unanswered.
+    /// new. `since`: when an etcd member first failed to renew the lease.
     Stalled {
         lease: i64,
         until: Instant,
@@ -122,7 +125,8 @@ impl Standing {
         }
     }
 
-    /// Since when our keepalives go unanswered (None: the last was answered).
+    /// Since when etcd fails to renew our lease (None: it did last time,
+    /// or only dead members were tried since).
     pub(crate) fn unanswered_since(&self) -> Option<Instant> {
         match *self {
             Standing::Valid { since, .. } => since,
@@ -138,7 +142,7 @@ impl Standing {
 
     /// Does our etcd work (the last keepalive answered)? Said in heartbeats.
     pub(crate) fn etcd_works(&self) -> bool {
-        matches!(self, Standing::Valid { since: None, .. })
+        matches!(self, Standing::Valid { fresh: true, .. })
     }
 
     /// May it take on new bindings (which must be written to etcd first)?
@@ -148,8 +152,8 @@ impl Standing {
 
     pub(crate) fn name(&self) -> &'static str {
         match self {
-            Standing::Valid { since: None, .. } => "valid",
-            Standing::Valid { since: Some(_), .. } => "valid (keepalive unanswered)",
+            Standing::Valid { fresh: true, .. } => "valid",
+            Standing::Valid { fresh: false, .. } => "valid (keepalive unanswered)",
             Standing::Stalled { .. } => "stalled (etcd has no leader)",
             Standing::Lost { .. } => "lost",
         }
@@ -271,8 +275,10 @@ pub(crate) async fn keep_alive(
     let mut stream = None;
     // The last answer etcd gave was "no leader" (module doc, rule 1).
     let mut leaderless = false;
-    // When the keepalives started going unanswered (heartbeat.rs compares
-    // the others' last renewals with it).
+    // When an etcd member first failed to renew the lease (heartbeat.rs
+    // compares the others' last renewals with it). Not a refused connection
+    // (a dead member): right after one, a live member may still renew
+    // others' leases (a leader steps down only after its election timeout).
     let mut since: Option<Instant> = None;
     let mut next = Instant::now() + every;
     loop {
@@ -286,8 +292,10 @@ pub(crate) async fn keep_alive(
             } else {
                 every / 4
             };
-        if r.is_err() && since.is_none() {
-            since = Some(Instant::now());
+        if let Err(e) = &r {
+            if since.is_none() && !conn::transient(e) {
+                since = Some(Instant::now());
+            }
         }
         let s = match r {
             Ok(Some(granted)) => {
@@ -297,12 +305,12 @@ pub(crate) async fn keep_alive(
                 Standing::Valid {
                     lease,
                     until,
+                    fresh: true,
                     since: None,
                 }
             }
             Ok(None) => Standing::Lost { lease },
             Err(e) => {
-                let since = since.unwrap_or_else(Instant::now);
                 if no_leader(&e) {
                     tracing::debug!("lease {lease:x}: etcd has no leader");
                     leaderless = true;
@@ -311,18 +319,18 @@ pub(crate) async fn keep_alive(
                 }
                 // After a "no leader", a dead member's refusal or a timeout
                 // says nothing new.
-                if leaderless {
-                    Standing::Stalled {
+                match since {
+                    Some(since) if leaderless => Standing::Stalled {
                         lease,
                         until,
                         since,
-                    }
-                } else {
-                    Standing::Valid {
+                    },
+                    _ => Standing::Valid {
                         lease,
                         until,
-                        since: Some(since),
-                    }
+                        fresh: false,
+                        since,
+                    },
                 }
             }
         };
@@ -343,6 +351,7 @@ mod tests {
         let s = Standing::Valid {
             lease: 1,
             until: t0 + Duration::from_secs(2),
+            fresh: true,
             since: None,
         };
         let m = Duration::from_millis(400);
@@ -405,6 +414,7 @@ mod tests {
         let v = Standing::Valid {
             lease: 1,
             until: t0 + ms(2000),
+            fresh: false,
             since: Some(t0 + ms(700)),
         };
         assert!(v.may_serve(t0 + ms(1740), m, pending));
