@@ -335,7 +335,14 @@ fn losing_etcd_members_keeps_traffic_and_refuses_only_new_bindings() {
             if v.serving.len() != *n || !v.standing.starts_with("stalled") {
                 // Why, from the anchors' own words.
                 let logs: Vec<String> = (0..3)
-                    .map(|k| format!("a{}:\n{}", k + 1, lab.anchor(k).log_tail(12)))
+                    .map(|k| {
+                        let log = std::fs::read_to_string(&lab.anchor(k).log).unwrap_or_default();
+                        let why: Vec<&str> = log
+                            .lines()
+                            .filter(|l| l.contains("gave up") || l.contains("joined"))
+                            .collect();
+                        format!("a{}:\n{}", k + 1, why.join("\n"))
+                    })
                     .collect();
                 bail!(
                     "a{} after {held:?} without a quorum: serves {} of {n}, {}\n{}",

@@ -203,7 +203,7 @@ async fn keep_once(
         let mut c = conn.client();
         let s = tokio::time::timeout(wait, c.lease_keep_alive(lease))
             .await
-            .map_err(|_| anyhow!("keepalive stream: no answer within {wait:?}"))??;
+            .map_err(|_| anyhow!("keepalive stream: {NO_ANSWER} {wait:?}"))??;
         *stream = Some(s);
     }
     let (keeper, rx) = stream.as_mut().expect("just set");
@@ -224,7 +224,7 @@ async fn keep_once(
         }
         Err(_) => {
             *stream = None;
-            return Err(anyhow!("keepalive: no answer within {wait:?}"));
+            return Err(anyhow!("keepalive: {NO_ANSWER} {wait:?}"));
         }
     };
     Ok((resp.ttl() > 0).then(|| Duration::from_secs(resp.ttl() as u64)))
@@ -262,6 +262,9 @@ async fn keep_round(
 
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
+/// What a keepalive that etcd did not answer in time fails with.
+const NO_ANSWER: &str = "no answer within";
+
 /// Keeps `lease` alive until it is lost or `stand` has no receiver left,
 /// publishing the standing after every attempt. Runs on the etcd runtime.
 pub(crate) async fn keep_alive(
@@ -275,10 +278,11 @@ pub(crate) async fn keep_alive(
     let mut stream = None;
     // The last answer etcd gave was "no leader" (module doc, rule 1).
     let mut leaderless = false;
-    // When an etcd member first failed to renew the lease (heartbeat.rs
-    // compares the others' last renewals with it). Not a refused connection
-    // (a dead member): right after one, a live member may still renew
-    // others' leases (a leader steps down only after its election timeout).
+    // When an etcd member first failed to renew the lease: said "no leader"
+    // or did not answer (heartbeat.rs compares the others' last renewals
+    // with it). Not a refused connection or a stream cut (a member that
+    // died): right after one, a live leader may still renew others' leases
+    // (it steps down only after its election timeout).
     let mut since: Option<Instant> = None;
     let mut next = Instant::now() + every;
     loop {
@@ -293,7 +297,7 @@ pub(crate) async fn keep_alive(
                 every / 4
             };
         if let Err(e) = &r {
-            if since.is_none() && !conn::transient(e) {
+            if since.is_none() && (no_leader(e) || format!("{e:#}").contains(NO_ANSWER)) {
                 since = Some(Instant::now());
             }
         }
