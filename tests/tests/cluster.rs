@@ -356,7 +356,14 @@ fn losing_etcd_members_keeps_traffic_and_refuses_only_new_bindings() {
         // Refreshes during the outage were answered (kept in memory, their
         // records waiting to be written): the access gateways' bindings are
         // the same and active.
-        let during = binding_facts(&lab)?;
+        // (A refresh in flight shows REGISTERING for as long as the anchor
+        // takes to answer — its write to etcd fails first: wait for it.)
+        let end = Instant::now() + Duration::from_secs(5);
+        let mut during = binding_facts(&lab)?;
+        while before.iter().any(|(n, b)| during.get(n) != Some(b)) && Instant::now() < end {
+            interruptible_sleep(Duration::from_millis(100))?;
+            during = binding_facts(&lab)?;
+        }
         for (nai, b) in &before {
             ensure!(
                 during.get(nai) == Some(b),
