@@ -18,6 +18,7 @@
 //! - [`clock`]     — the one clock: monotonic `now` → RFC 5213 timestamps, NTP, wall time.
 //! - [`registrar`] — what the daemon asks of a registrar and hears back, whatever the protocol.
 //! - [`shell`]     — the tokio driver of an endpoint.
+//! - [`unconfirmed`] — answers to new bindings, held until their record is written.
 //! - [`peer_filter`] — a transport that drops signaling from addresses that are not peers.
 use std::future::Future;
 use std::io;
@@ -38,6 +39,7 @@ pub mod clock;
 pub mod peer_filter;
 pub mod registrar;
 pub mod shell;
+pub(crate) mod unconfirmed;
 
 pub use alloc::IdAlloc;
 pub use clock::Clock;
@@ -107,6 +109,12 @@ pub trait Endpoint {
     /// Durable state to write (STYLE §10): the shell applies these first,
     /// before data-plane commands, events and transmits.
     fn poll_store(&mut self) -> Option<StoreOp>;
+    /// How the store took the batch of writes just drained from
+    /// `poll_store` (`ok`: written), before anything of the pass is sent.
+    /// A registrar whose new bindings must be durable before they are
+    /// acknowledged turns their answers into refusals here and takes them
+    /// back (`unconfirmed`); refreshes go on.
+    fn stored(&mut self, _now: Instant, _ok: bool) {}
     /// Rebuilds the bindings a store kept, before the first input: expired
     /// ones are dropped (a `Delete`, and their map entries removed), live
     /// ones installed again with their timers armed from the records'

@@ -245,13 +245,16 @@ async fn flush<E: Endpoint, T: Transport, D: DataPlane, S: Store + ?Sized>(
     let batch: Vec<StoreOp> = std::iter::from_fn(|| ep.poll_store()).collect();
     if !batch.is_empty() {
         c.store_batches += 1;
-        // A store that refuses a write does not stop service: the binding
-        // goes on in memory and in the maps, and the next write retries
-        // the record (each write carries the whole record).
-        if let Err(e) = io.store.apply(&batch) {
+        // A store that refuses a write does not stop service: a refreshed
+        // binding goes on in memory and in the maps, and the next write
+        // retries the record (each write carries the whole record); a new
+        // one is refused instead of acknowledged (`Endpoint::stored`).
+        let written = io.store.apply(&batch);
+        if let Err(e) = &written {
             c.store_errors += 1;
             tracing::warn!("store refused {} write(s): {e:#}", batch.len());
         }
+        ep.stored(Instant::now(), written.is_ok());
     }
     let (transport, dp) = (io.transport, &mut *io.dp);
     while let Some(cmd) = ep.poll_dp() {

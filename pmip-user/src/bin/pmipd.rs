@@ -67,6 +67,14 @@ enum Cmd {
     /// Remove everything pinned under DIR: detaches the fast path a previous
     /// run left forwarding, and frees its maps.
     Unpin { dir: PathBuf },
+    /// Remove what a stopped run of an anchor cluster member left on this
+    /// host: the service and cluster addresses on the core interface and the
+    /// block routes (the unit's ExecStopPost; after a crash or kill -9 they
+    /// would otherwise stay until their lifetime of one lease runs out).
+    Cleanup {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Write man pages (pmipd.8, pmipd-run.8, …) and shell completions
     /// (bash, zsh, fish) for pmipd into DIR (used to build the package).
     #[command(hide = true)]
@@ -95,7 +103,22 @@ fn main() -> Result<()> {
         }
         Cmd::Static { file, stats_every } => run_static(&opts, &file, stats_every),
         Cmd::Unpin { dir } => pmip_user::fastpath::unpin_all(&dir),
+        Cmd::Cleanup { config } => cleanup(&config),
     }
+}
+
+fn cleanup(path: &std::path::Path) -> Result<()> {
+    let cfg = pmip_user::config::Config::load(path).map_err(|errs| {
+        anyhow::anyhow!(
+            "{}: {} configuration error(s)",
+            path.display(),
+            errs.0.len()
+        )
+    })?;
+    if cfg.cluster.is_none() {
+        return Ok(()); // not a cluster member: nothing of ours on the host
+    }
+    pmip_user::cluster::cleanup(&cfg)
 }
 
 fn run_daemon(object: ObjectSource, path: &std::path::Path, check: bool) -> Result<()> {

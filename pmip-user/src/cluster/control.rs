@@ -29,7 +29,7 @@ use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::heartbeat;
+use super::heartbeat::{self, OurEtcd, Quiet};
 use super::member::{self, MemberRecord, Standing};
 use super::mirror::{self, Snapshot};
 use super::owners::View;
@@ -54,10 +54,10 @@ pub(super) struct Loop {
     joined: Instant,
     revoked: BTreeSet<i64>,
     /// Every other member heard, none with a working etcd (heartbeat.rs).
-    quiet: watch::Receiver<bool>,
-    /// Until when our etcd works (the last keepalive answered, recently),
-    /// for our heartbeats.
-    works: watch::Sender<Option<Instant>>,
+    quiet: watch::Receiver<Quiet>,
+    /// Our etcd (until when it works, when we renewed, since when our
+    /// keepalives go unanswered), for our heartbeats.
+    works: watch::Sender<OurEtcd>,
     /// No claims before this (our etcd started working again).
     claim_after: Instant,
     /// The last moment the others were quiet (heartbeat.rs).
@@ -95,6 +95,7 @@ async fn join(ctx: &Ctx) -> Result<(MemberRecord, watch::Receiver<Standing>)> {
         lease: me.lease,
         until: Instant::now() + ttl,
         fresh: true,
+        since: None,
     });
     let conn = ctx.conn.clone();
     ctx.conn
@@ -109,8 +110,8 @@ async fn join(ctx: &Ctx) -> Result<(MemberRecord, watch::Receiver<Standing>)> {
 struct Heartbeats {
     members: watch::Sender<heartbeat::Members>,
     dead: mpsc::UnboundedReceiver<String>,
-    works: watch::Sender<Option<Instant>>,
-    quiet: watch::Receiver<bool>,
+    works: watch::Sender<OurEtcd>,
+    quiet: watch::Receiver<Quiet>,
 }
 
 /// Starts the heartbeats on the etcd runtime.
@@ -119,10 +120,15 @@ async fn start_heartbeat(ctx: &Ctx, me: &MemberRecord) -> Result<Heartbeats> {
     let bind = SocketAddr::new(me.addr, cl.heartbeat_port);
     let (mtx, mrx) = watch::channel(Vec::new());
     let (dtx, drx) = mpsc::unbounded_channel();
-    let (works, works_rx) = watch::channel(Some(Instant::now() + ctx.cfg.store.etcd.lease_ttl));
-    let (quiet_tx, quiet) = watch::channel(false);
+    let now = Instant::now();
+    let (works, works_rx) = watch::channel(OurEtcd {
+        works_until: Some(now + ctx.cfg.store.etcd.lease_ttl),
+        renewed: Some(now),
+        unanswered_since: None,
+    });
+    let (quiet_tx, quiet) = watch::channel(Quiet::No);
     let sense = heartbeat::EtcdSense {
-        works: works_rx,
+        ours: works_rx,
         quiet: quiet_tx,
     };
     let std = std::net::UdpSocket::bind(bind)
@@ -238,10 +244,11 @@ impl Loop {
         if let Standing::Valid { until, .. } | Standing::Stalled { until, .. } =
             *self.stand.borrow()
         {
-            // The lease's end, and the end of holding on without a word
-            // from etcd (member: `may_serve`).
+            // The lease's end (with a full margin, and with half of it
+            // while the others' word is pending), and the end of holding
+            // on without a word from etcd (member: `may_serve`).
             let ttl = self.ctx.cfg.store.etcd.lease_ttl;
-            for end in [until, until + ttl] {
+            for end in [until, until + self.margin() / 2, until + ttl] {
                 if let Some(e) = end.checked_sub(self.margin()).filter(|e| *e > now) {
                     t = t.min(e);
                 }
@@ -303,22 +310,31 @@ impl Loop {
     /// Says in our heartbeats whether our etcd works: for half a keepalive
     /// period past the next renewal due, so the word ends soon after a
     /// quorum is lost even while a keepalive hangs. When it starts working
-    /// again, claims wait until the others have heard it.
+    /// again, claims wait until the others have heard it. The heartbeats
+    /// also carry when we renewed last, and the others' word is weighed
+    /// against when our keepalives went unanswered (`Quiet::Pending`).
     fn tell_works(&mut self, st: Standing, now: Instant) {
         let ttl = self.ctx.cfg.store.etcd.lease_ttl;
-        let works = match st {
-            Standing::Valid { until, .. } if st.etcd_works() => until
-                .checked_sub(ttl)
-                .map(|renewed| renewed + ttl / 3 + ttl / 6),
-            _ => None,
+        let renewed = match st {
+            Standing::Valid { until, .. } | Standing::Stalled { until, .. } => {
+                until.checked_sub(ttl)
+            }
+            Standing::Lost { .. } => None,
         };
-        let before = self.works.borrow().is_some_and(|t| now < t);
-        if works.is_some_and(|t| now < t) && !before {
+        let ours = OurEtcd {
+            works_until: renewed
+                .filter(|_| st.etcd_works())
+                .map(|r| r + ttl / 3 + ttl / 6),
+            renewed,
+            unanswered_since: st.unanswered_since(),
+        };
+        let before = self.works.borrow().works_until.is_some_and(|t| now < t);
+        if ours.works_until.is_some_and(|t| now < t) && !before {
             let cl = self.ctx.cluster();
             self.claim_after = now + cl.heartbeat_interval * cl.heartbeat_misses;
         }
         self.works
-            .send_if_modified(|w| std::mem::replace(w, works) != works);
+            .send_if_modified(|w| std::mem::replace(w, ours) != ours);
     }
 
     /// Are the others quiet — or were they a moment ago? When the quorum
@@ -327,14 +343,18 @@ impl Loop {
     /// to renew its own lease (which the new leader extended) instead of
     /// stopping at once. One whose lease really ended (the quorum was
     /// elsewhere all along) stops before anyone can claim its addresses.
-    fn quiet_now(&mut self, now: Instant) -> bool {
-        if *self.quiet.borrow() {
+    fn quiet_now(&mut self, now: Instant) -> Quiet {
+        let q = *self.quiet.borrow();
+        if q == Quiet::Yes {
             self.quiet_at = Some(now);
-            return true;
+            return q;
         }
         let cl = self.ctx.cluster();
         let grace = cl.heartbeat_interval * cl.heartbeat_misses;
-        self.quiet_at.is_some_and(|t| now < t + grace)
+        if self.quiet_at.is_some_and(|t| now < t + grace) {
+            return Quiet::Yes;
+        }
+        q
     }
 
     async fn reconcile(&mut self) {
@@ -355,8 +375,23 @@ impl Loop {
                 }
                 _ => "lease ending: cut off from etcd",
             };
-            self.stop_all(why).await;
+            // Times from now (ms, negative: past), for the log.
+            let ms = |t: Instant| {
+                t.saturating_duration_since(now).as_millis() as i64
+                    - now.saturating_duration_since(t).as_millis() as i64
+            };
+            let (until, since) = match st {
+                Standing::Valid { until, since, .. } => (Some(ms(until)), since.map(ms)),
+                Standing::Stalled { until, since, .. } => (Some(ms(until)), Some(ms(since))),
+                Standing::Lost { .. } => (None, None),
+            };
+            let why = format!("{why} (the others: {quiet:?}; lease end {until:?} ms, unrenewed since {since:?} ms)");
+            self.stop_all(&why).await;
             return;
+        }
+        // Served (or held): the addresses stay on the interface a TTL more.
+        for s in self.services.values_mut() {
+            s.renew_address(&self.ctx, now);
         }
         let view = self.view();
         self.drop_lost(&view, st.lease()).await;

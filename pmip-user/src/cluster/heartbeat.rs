@@ -28,37 +28,75 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
-/// First bytes of a heartbeat: "PMHB", version 1 (name and lease) or 2
-/// (a flags octet after the lease).
+/// First bytes of a heartbeat: "PMHB", version 1 (name and lease), 2 (a
+/// flags octet after the lease) or 3 (then the age of the sender's last
+/// lease renewal).
 const MAGIC_V1: &[u8; 5] = b"PMHB\x01";
-const MAGIC: &[u8; 5] = b"PMHB\x02";
+const MAGIC_V2: &[u8; 5] = b"PMHB\x02";
+const MAGIC: &[u8; 5] = b"PMHB\x03";
 /// Flag: the sender's etcd works (its last lease keepalive was answered).
 const F_ETCD: u8 = 0x01;
+/// Age field of a sender that cannot say when it last renewed.
+const AGE_UNKNOWN: u32 = u32::MAX;
 
-/// A heartbeat: the sender's member name, incarnation (its lease) and
-/// whether its etcd works.
-pub fn encode(member: &str, lease: i64, etcd_works: bool) -> Vec<u8> {
-    let mut b = Vec::with_capacity(MAGIC.len() + 10 + member.len());
-    b.extend_from_slice(MAGIC);
-    b.extend_from_slice(&lease.to_be_bytes());
-    b.push(if etcd_works { F_ETCD } else { 0 });
-    b.push(member.len().min(255) as u8);
-    b.extend_from_slice(&member.as_bytes()[..member.len().min(255)]);
-    b
+/// What a heartbeat says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Beat<'a> {
+    pub name: &'a str,
+    /// The sender's incarnation (its lease).
+    pub lease: i64,
+    pub etcd_works: bool,
+    /// How long ago the sender's last answered keepalive was sent (None:
+    /// unknown — never, or an older sender).
+    pub renewed_ago: Option<Duration>,
 }
 
-/// The sender's (member, lease, etcd works) of a heartbeat; None for
-/// anything else. A version 1 sender cannot say: its etcd counts as working
-/// (the safe side: nobody holds on past a lease because of it).
-pub fn decode(b: &[u8]) -> Option<(&str, i64, bool)> {
+/// A heartbeat (version 3).
+pub fn encode(b: &Beat) -> Vec<u8> {
+    let name = &b.name.as_bytes()[..b.name.len().min(255)];
+    let age = b.renewed_ago.map_or(AGE_UNKNOWN, |d| {
+        u32::try_from(d.as_millis()).map_or(AGE_UNKNOWN - 1, |ms| ms.min(AGE_UNKNOWN - 1))
+    });
+    let mut v = Vec::with_capacity(MAGIC.len() + 14 + name.len());
+    v.extend_from_slice(MAGIC);
+    v.extend_from_slice(&b.lease.to_be_bytes());
+    v.push(if b.etcd_works { F_ETCD } else { 0 });
+    v.extend_from_slice(&age.to_be_bytes());
+    v.push(name.len() as u8);
+    v.extend_from_slice(name);
+    v
+}
+
+/// The contents of a heartbeat; None for anything else. A version 1 sender
+/// cannot say whether its etcd works: it counts as working (the safe side:
+/// nobody holds on past a lease because of it); versions 1 and 2 cannot say
+/// when they renewed.
+pub fn decode(b: &[u8]) -> Option<Beat<'_>> {
+    let lease_of = |r: &[u8]| Some(i64::from_be_bytes(r.get(..8)?.try_into().ok()?));
     if let Some(r) = b.strip_prefix(MAGIC_V1.as_slice()) {
-        let lease = i64::from_be_bytes(r.get(..8)?.try_into().ok()?);
-        return Some((name_of(r.get(8..)?)?, lease, true));
+        return Some(Beat {
+            lease: lease_of(r)?,
+            name: name_of(r.get(8..)?)?,
+            etcd_works: true,
+            renewed_ago: None,
+        });
+    }
+    if let Some(r) = b.strip_prefix(MAGIC_V2.as_slice()) {
+        return Some(Beat {
+            lease: lease_of(r)?,
+            etcd_works: *r.get(8)? & F_ETCD != 0,
+            name: name_of(r.get(9..)?)?,
+            renewed_ago: None,
+        });
     }
     let r = b.strip_prefix(MAGIC.as_slice())?;
-    let lease = i64::from_be_bytes(r.get(..8)?.try_into().ok()?);
-    let flags = *r.get(8)?;
-    Some((name_of(r.get(9..)?)?, lease, flags & F_ETCD != 0))
+    let age = u32::from_be_bytes(r.get(9..13)?.try_into().ok()?);
+    Some(Beat {
+        lease: lease_of(r)?,
+        etcd_works: *r.get(8)? & F_ETCD != 0,
+        renewed_ago: (age != AGE_UNKNOWN).then(|| Duration::from_millis(age.into())),
+        name: name_of(r.get(13..)?)?,
+    })
 }
 
 /// A length-prefixed name that ends the datagram.
@@ -70,6 +108,22 @@ fn name_of(b: &[u8]) -> Option<&str> {
     std::str::from_utf8(&b[1..]).ok()
 }
 
+/// Whether anyone heard could take an address over from us now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Quiet {
+    /// Someone is not heard, or says its etcd works: it may.
+    #[default]
+    No,
+    /// Every member heard; some still say their etcd works, but their last
+    /// renewal was sent before our keepalives went unanswered — what a
+    /// lost quorum looks like for the moment their word lasts (a member
+    /// that reaches a quorum renews again within a keepalive period and
+    /// makes it `No`).
+    Pending,
+    /// Every member heard, none with a working etcd: nobody can.
+    Yes,
+}
+
 #[derive(Clone, Debug)]
 struct Peer {
     addr: SocketAddr,
@@ -78,6 +132,8 @@ struct Peer {
     dead: bool,
     /// Whether its etcd works, as its last heartbeat said (None: not heard yet).
     etcd_works: Option<bool>,
+    /// When its last answered keepalive was sent, as its last heartbeat said.
+    renewed: Option<Instant>,
 }
 
 /// Who is alive, from the heartbeats heard.
@@ -110,21 +166,25 @@ impl Detector {
                 last: now,
                 dead: false,
                 etcd_works: None,
+                renewed: None,
             });
             p.addr = *addr;
         }
     }
 
-    /// A heartbeat from `name` at `from`: alive (if `from` is its address).
-    pub fn heard(&mut self, now: Instant, name: &str, from: IpAddr, etcd_works: bool) {
-        match self.peers.get_mut(name) {
+    /// A heartbeat `b` from `from`: alive (if `from` is its member's address).
+    pub fn heard(&mut self, now: Instant, from: IpAddr, b: &Beat) {
+        match self.peers.get_mut(b.name) {
             Some(p) if p.addr.ip() == from => {
                 p.last = now;
                 p.dead = false;
-                p.etcd_works = Some(etcd_works);
+                p.etcd_works = Some(b.etcd_works);
+                // Counted from its arrival: the network's delay only makes
+                // the renewal look later (the side that stops holding).
+                p.renewed = b.renewed_ago.and_then(|a| now.checked_sub(a));
             }
             Some(_) => {}
-            None if etcd_works => self.stranger_works = Some(now),
+            None if b.etcd_works => self.stranger_works = Some(now),
             None => {}
         }
     }
@@ -132,12 +192,29 @@ impl Detector {
     /// Is every other member heard (within the timeout) and none of them,
     /// nor anyone else who sent us a heartbeat, with a working etcd? Then
     /// nobody can take an address over from us now: a takeover needs etcd.
-    pub fn quiet(&self, now: Instant) -> bool {
+    /// `since`: when our own keepalives started going unanswered; members
+    /// whose word is older than that make it [`Quiet::Pending`].
+    pub fn quiet(&self, now: Instant, since: Option<Instant>) -> Quiet {
         let fresh = |t: Instant| now.saturating_duration_since(t) <= self.timeout;
-        self.peers
-            .values()
-            .all(|p| fresh(p.last) && p.etcd_works == Some(false))
-            && !self.stranger_works.is_some_and(fresh)
+        if self.stranger_works.is_some_and(fresh) {
+            return Quiet::No;
+        }
+        let mut pending = false;
+        for p in self.peers.values() {
+            if !fresh(p.last) {
+                return Quiet::No;
+            }
+            match p.etcd_works {
+                Some(false) => {}
+                Some(true) if p.renewed.zip(since).is_some_and(|(r, s)| r < s) => pending = true,
+                _ => return Quiet::No,
+            }
+        }
+        if pending {
+            Quiet::Pending
+        } else {
+            Quiet::Yes
+        }
     }
 
     /// Members that just went silent for the whole timeout (each reported once).
@@ -167,18 +244,29 @@ impl Detector {
 /// What the heartbeat task is told: the other members and where they are.
 pub(crate) type Members = Vec<(String, SocketAddr)>;
 
-/// What the heartbeats carry and learn about etcd: whether ours works
-/// (read), whether everyone else is heard without it ([`Detector::quiet`],
-/// published).
-pub(crate) struct EtcdSense {
+/// Our etcd, as the control loop sees it (for our heartbeats and for
+/// [`Detector::quiet`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct OurEtcd {
     /// Until when our etcd counts as working.
-    pub works: watch::Receiver<Option<Instant>>,
-    pub quiet: watch::Sender<bool>,
+    pub works_until: Option<Instant>,
+    /// When our last answered keepalive was sent.
+    pub renewed: Option<Instant>,
+    /// Since when our keepalives go unanswered.
+    pub unanswered_since: Option<Instant>,
+}
+
+/// What the heartbeats carry and learn about etcd: ours (read), whether
+/// everyone else is heard without it ([`Detector::quiet`], published).
+pub(crate) struct EtcdSense {
+    pub ours: watch::Receiver<OurEtcd>,
+    pub quiet: watch::Sender<Quiet>,
 }
 
 fn publish(d: &Detector, sense: &EtcdSense) {
+    let since = sense.ours.borrow().unanswered_since;
     sense.quiet.send_if_modified(|q| {
-        let now = d.quiet(Instant::now());
+        let now = d.quiet(Instant::now(), since);
         std::mem::replace(q, now) != now
     });
 }
@@ -202,8 +290,14 @@ pub(crate) async fn run(
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let works = sense.works.borrow().is_some_and(|t| Instant::now() < t);
-                let hb = encode(&me.0, me.1, works);
+                let now = Instant::now();
+                let ours = *sense.ours.borrow();
+                let hb = encode(&Beat {
+                    name: &me.0,
+                    lease: me.1,
+                    etcd_works: ours.works_until.is_some_and(|t| now < t),
+                    renewed_ago: ours.renewed.map(|r| now.saturating_duration_since(r)),
+                });
                 for t in d.targets() {
                     let _ = socket.send_to(&hb, t).await;
                 }
@@ -216,8 +310,8 @@ pub(crate) async fn run(
             }
             r = socket.recv_from(&mut buf) => {
                 if let Ok((n, from)) = r {
-                    if let Some((name, _, works)) = decode(&buf[..n]) {
-                        d.heard(Instant::now(), name, from.ip(), works);
+                    if let Some(b) = decode(&buf[..n]) {
+                        d.heard(Instant::now(), from.ip(), &b);
                         // A member with a working etcd ends holding at once.
                         publish(&d, &sense);
                     }
@@ -242,22 +336,79 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn beat(name: &str, etcd_works: bool) -> Beat<'_> {
+        Beat {
+            name,
+            lease: 7,
+            etcd_works,
+            renewed_ago: None,
+        }
+    }
+
+    /// `d` hears `name` from `ip` at `t`.
+    fn hear(d: &mut Detector, t: Instant, name: &str, ip: &str, works: bool) {
+        d.heard(t, ip.parse().unwrap(), &beat(name, works));
+    }
+
     #[test]
     fn heartbeat_round_trip_and_garbage() {
-        let b = encode("a2", 0x1234, false);
-        assert_eq!(decode(&b), Some(("a2", 0x1234, false)));
-        assert_eq!(decode(&encode("a2", 7, true)), Some(("a2", 7, true)));
+        let x = Beat {
+            name: "a2",
+            lease: 0x1234,
+            etcd_works: false,
+            renewed_ago: Some(Duration::from_millis(1500)),
+        };
+        let b = encode(&x);
+        assert_eq!(
+            b,
+            [
+                b"PMHB\x03".as_slice(),
+                &[0, 0, 0, 0, 0, 0, 0x12, 0x34, 0, 0, 0, 0x05, 0xdc, 2],
+                b"a2"
+            ]
+            .concat()
+        );
+        assert_eq!(decode(&b), Some(x));
+        let y = beat("a2", true);
+        assert_eq!(decode(&encode(&y)), Some(y));
+        // An age beyond the field is as old as it can say, not unknown.
+        let old = Beat {
+            renewed_ago: Some(Duration::from_secs(10_000_000)),
+            ..y
+        };
+        let got = decode(&encode(&old)).unwrap().renewed_ago.unwrap();
+        assert_eq!(got.as_millis(), u128::from(AGE_UNKNOWN - 1));
         // Version 1 (no flags): its etcd counts as working.
         let mut v1 = b"PMHB\x01".to_vec();
         v1.extend_from_slice(&9i64.to_be_bytes());
         v1.extend_from_slice(b"\x02a3");
-        assert_eq!(decode(&v1), Some(("a3", 9, true)));
+        assert_eq!(
+            decode(&v1),
+            Some(Beat {
+                lease: 9,
+                ..beat("a3", true)
+            })
+        );
         assert_eq!(decode(&v1[..v1.len() - 1]), None, "truncated v1");
-        assert_eq!(decode(&b[..b.len() - 1]), None, "truncated");
+        // Version 2: a flag, no age.
+        let mut v2 = b"PMHB\x02".to_vec();
+        v2.extend_from_slice(&9i64.to_be_bytes());
+        v2.extend_from_slice(b"\x00\x02a3");
+        assert_eq!(
+            decode(&v2),
+            Some(Beat {
+                lease: 9,
+                ..beat("a3", false)
+            })
+        );
+        assert_eq!(decode(&v2[..v2.len() - 1]), None, "truncated v2");
+        for n in 0..b.len() {
+            assert_eq!(decode(&b[..n]), None, "truncated to {n}");
+        }
         let mut long = b.clone();
         long.push(0);
         assert_eq!(decode(&long), None, "trailing bytes");
-        assert_eq!(decode(b"PMHB\x03.........."), None, "other version");
+        assert_eq!(decode(b"PMHB\x04.............."), None, "other version");
         assert_eq!(decode(&[]), None);
     }
 
@@ -273,16 +424,16 @@ mod tests {
                 ("a3".into(), addr("10.0.0.3:5437")),
             ],
         );
-        d.heard(t0 + ms(300), "a2", "10.0.0.2".parse().unwrap(), true);
+        hear(&mut d, t0 + ms(300), "a2", "10.0.0.2", true);
         // a3 is never heard; a spoofed a2 from elsewhere does not count.
-        d.heard(t0 + ms(600), "a2", "10.0.0.9".parse().unwrap(), true);
+        hear(&mut d, t0 + ms(600), "a2", "10.0.0.9", true);
         assert!(d.newly_dead(t0 + ms(400)).is_empty());
         assert_eq!(d.newly_dead(t0 + ms(401)), ["a3"]);
         assert!(d.newly_dead(t0 + ms(650)).is_empty(), "a3 reported once");
         assert_eq!(d.newly_dead(t0 + ms(701)), ["a2"]);
         assert!(d.is_dead("a2"));
         // Heard again: alive, and reported again when silent again.
-        d.heard(t0 + ms(800), "a2", "10.0.0.2".parse().unwrap(), true);
+        hear(&mut d, t0 + ms(800), "a2", "10.0.0.2", true);
         assert!(!d.is_dead("a2"));
         assert_eq!(d.newly_dead(t0 + ms(1201)), ["a2"]);
     }
@@ -311,9 +462,11 @@ mod tests {
     fn quiet_only_while_every_member_is_heard_without_etcd() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let mut d = Detector::new(ms(100), 4);
-        assert!(d.quiet(t0), "alone: nobody to take over");
+        assert!(
+            d.quiet(t0, None) == Quiet::Yes,
+            "alone: nobody to take over"
+        );
         d.set_members(
             t0,
             &[
@@ -321,34 +474,76 @@ mod tests {
                 ("a3".into(), addr("10.0.0.3:1")),
             ],
         );
-        assert!(!d.quiet(t0), "not heard yet");
-        d.heard(t0 + ms(50), "a2", ip("10.0.0.2"), false);
-        assert!(!d.quiet(t0 + ms(60)), "a3 not heard yet");
-        d.heard(t0 + ms(70), "a3", ip("10.0.0.3"), false);
-        assert!(d.quiet(t0 + ms(80)));
+        assert!(d.quiet(t0, None) != Quiet::Yes, "not heard yet");
+        hear(&mut d, t0 + ms(50), "a2", "10.0.0.2", false);
+        assert!(d.quiet(t0 + ms(60), None) != Quiet::Yes, "a3 not heard yet");
+        hear(&mut d, t0 + ms(70), "a3", "10.0.0.3", false);
+        assert!(d.quiet(t0 + ms(80), None) == Quiet::Yes);
         // a3 says its etcd works: someone could take over.
-        d.heard(t0 + ms(100), "a3", ip("10.0.0.3"), true);
-        assert!(!d.quiet(t0 + ms(110)));
-        d.heard(t0 + ms(150), "a3", ip("10.0.0.3"), false);
-        assert!(d.quiet(t0 + ms(160)));
+        hear(&mut d, t0 + ms(100), "a3", "10.0.0.3", true);
+        assert!(d.quiet(t0 + ms(110), None) != Quiet::Yes);
+        hear(&mut d, t0 + ms(150), "a3", "10.0.0.3", false);
+        assert!(d.quiet(t0 + ms(160), None) == Quiet::Yes);
         // a2 silent past the timeout: it may be cut off from us, not from etcd.
-        d.heard(t0 + ms(400), "a3", ip("10.0.0.3"), false);
-        assert!(!d.quiet(t0 + ms(451)));
-        d.heard(t0 + ms(460), "a2", ip("10.0.0.2"), false);
-        assert!(d.quiet(t0 + ms(470)));
+        hear(&mut d, t0 + ms(400), "a3", "10.0.0.3", false);
+        assert!(d.quiet(t0 + ms(451), None) != Quiet::Yes);
+        hear(&mut d, t0 + ms(460), "a2", "10.0.0.2", false);
+        assert!(d.quiet(t0 + ms(470), None) == Quiet::Yes);
         // A stranger (joined while our view was stale) with a working etcd.
-        d.heard(t0 + ms(480), "a9", ip("10.0.0.9"), true);
-        assert!(!d.quiet(t0 + ms(490)));
-        d.heard(t0 + ms(700), "a2", ip("10.0.0.2"), false);
-        d.heard(t0 + ms(700), "a3", ip("10.0.0.3"), false);
-        assert!(!d.quiet(t0 + ms(700)));
+        hear(&mut d, t0 + ms(480), "a9", "10.0.0.9", true);
+        assert!(d.quiet(t0 + ms(490), None) != Quiet::Yes);
+        hear(&mut d, t0 + ms(700), "a2", "10.0.0.2", false);
+        hear(&mut d, t0 + ms(700), "a3", "10.0.0.3", false);
+        assert!(d.quiet(t0 + ms(700), None) != Quiet::Yes);
         assert!(
-            d.quiet(t0 + ms(881)),
+            d.quiet(t0 + ms(881), None) == Quiet::Yes,
             "the stranger's word lasts one timeout"
         );
         // A spoofed "no etcd" from another address does not count.
-        d.heard(t0 + ms(890), "a3", ip("10.0.0.3"), true);
-        d.heard(t0 + ms(895), "a3", ip("10.0.0.8"), false);
-        assert!(!d.quiet(t0 + ms(900)));
+        hear(&mut d, t0 + ms(890), "a3", "10.0.0.3", true);
+        hear(&mut d, t0 + ms(895), "a3", "10.0.0.8", false);
+        assert!(d.quiet(t0 + ms(900), None) != Quiet::Yes);
+    }
+
+    #[test]
+    fn word_of_a_renewal_before_our_keepalives_failed_is_pending() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut d = Detector::new(ms(100), 4);
+        d.set_members(
+            t0,
+            &[
+                ("a2".into(), addr("10.0.0.2:1")),
+                ("a3".into(), addr("10.0.0.3:1")),
+            ],
+        );
+        let renewed = |name, ago| Beat {
+            renewed_ago: Some(ms(ago)),
+            ..beat(name, true)
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // Our keepalives unanswered since t0+500. a2 renewed at t0+300
+        // (heard at t0+600, 300 ms old) and still says its etcd works.
+        d.heard(t0 + ms(600), ip("10.0.0.2"), &renewed("a2", 300));
+        hear(&mut d, t0 + ms(600), "a3", "10.0.0.3", false);
+        let since = Some(t0 + ms(500));
+        assert_eq!(d.quiet(t0 + ms(650), since), Quiet::Pending);
+        // Without our own failure to compare with, its word counts.
+        assert_eq!(d.quiet(t0 + ms(650), None), Quiet::No);
+        // It renews again (after our keepalives failed): it reaches a quorum.
+        d.heard(t0 + ms(900), ip("10.0.0.2"), &renewed("a2", 50));
+        assert_eq!(d.quiet(t0 + ms(950), since), Quiet::No);
+        // Its word ends: nobody has etcd.
+        hear(&mut d, t0 + ms(1000), "a2", "10.0.0.2", false);
+        hear(&mut d, t0 + ms(1000), "a3", "10.0.0.3", false);
+        assert_eq!(d.quiet(t0 + ms(1050), since), Quiet::Yes);
+        // A sender that cannot say when it renewed (version 2) counts.
+        hear(&mut d, t0 + ms(1100), "a2", "10.0.0.2", true);
+        assert_eq!(d.quiet(t0 + ms(1150), since), Quiet::No);
+        // One not heard for the timeout: no.
+        d.heard(t0 + ms(1200), ip("10.0.0.2"), &renewed("a2", 1000));
+        hear(&mut d, t0 + ms(1200), "a3", "10.0.0.3", false);
+        assert_eq!(d.quiet(t0 + ms(1250), since), Quiet::Pending);
+        assert_eq!(d.quiet(t0 + ms(1601), since), Quiet::No);
     }
 }

@@ -30,6 +30,12 @@
 //!    be such a one, so we stop as well. A member whose etcd works again
 //!    waits a heartbeat timeout before claiming anything (control.rs), so
 //!    the holders hear it first.
+//!    Right after a quorum is lost, whoever renewed last still says its
+//!    etcd works for up to half a TTL, past the earliest renewer's
+//!    deadline (a margin before its lease's end): a word older than our own first unanswered keepalive
+//!    lets us go on to half the margin before the end
+//!    ([`Quiet::Pending`]), time for it to end. (Without this the earliest
+//!    renewer gave its addresses up in about one quorum loss in four.)
 //!
 //! A member that reaches no etcd member at all, or that is alone in
 //! reaching none while the others renew, cannot tell and stops at `until`.
@@ -43,20 +49,30 @@ use etcd_client::{LeaseKeepAliveStream, LeaseKeeper, PutOptions};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+pub(crate) use super::heartbeat::Quiet;
 use crate::store::etcd::{conn, EtcdConn};
 
 /// What this member may do, as its lease stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Standing {
     /// The lease is alive until `until` (minus the safety margin); `fresh`:
-    /// the last keepalive was answered (our etcd works now).
+    /// the last keepalive was answered (our etcd works now); `since`: when
+    /// an etcd member first failed to renew it since (said "no leader" or
+    /// did not answer — a refused connection to a dead member says
+    /// nothing).
     Valid {
         lease: i64,
         until: Instant,
         fresh: bool,
+        since: Option<Instant>,
     },
-    /// etcd has no leader: nothing can change hands; serve, accept nothing new.
-    Stalled { lease: i64, until: Instant },
+    /// etcd has no leader: nothing can change hands; serve, accept nothing
+    /// new. `since`: when an etcd member first failed to renew the lease.
+    Stalled {
+        lease: i64,
+        until: Instant,
+        since: Instant,
+    },
     /// The lease is gone (expired or revoked): own nothing.
     Lost { lease: i64 },
 }
@@ -75,18 +91,47 @@ impl Standing {
     /// are `quiet` (all heard, none with a working etcd: nobody can take
     /// over): then for one more `detect` (the time etcd takes to say it has
     /// no leader), and for as long as etcd says it has none.
+    ///
+    /// [`Quiet::Pending`] (every member heard; those still saying their
+    /// etcd works last renewed before our keepalives went unanswered) is
+    /// the moment after a quorum is lost: the others' word lags their last
+    /// renewal by up to half a TTL, and whoever renewed last says it
+    /// longest. It lets the member go on to half the margin before the
+    /// lease's end, time for that word to end; a member that reaches a
+    /// quorum renews again within a keepalive period and ends it at once
+    /// (heartbeat.rs).
     pub(crate) fn may_serve(
         &self,
         now: Instant,
         margin: Duration,
-        (quiet, detect): (bool, Duration),
+        (quiet, detect): (Quiet, Duration),
     ) -> bool {
+        let short = now + margin < self.until_or(now);
+        let pending = quiet == Quiet::Pending && now + margin / 2 < self.until_or(now);
         match *self {
             Standing::Valid { until, .. } => {
-                now + margin < until || (quiet && now + margin < until + detect)
+                short || pending || (quiet == Quiet::Yes && now + margin < until + detect)
             }
-            Standing::Stalled { until, .. } => quiet || now + margin < until,
+            Standing::Stalled { .. } => quiet == Quiet::Yes || short || pending,
             Standing::Lost { .. } => false,
+        }
+    }
+
+    /// The lease's end as last renewed (`now` once lost).
+    fn until_or(&self, now: Instant) -> Instant {
+        match *self {
+            Standing::Valid { until, .. } | Standing::Stalled { until, .. } => until,
+            Standing::Lost { .. } => now,
+        }
+    }
+
+    /// Since when etcd fails to renew our lease (None: it did last time,
+    /// or only dead members were tried since).
+    pub(crate) fn unanswered_since(&self) -> Option<Instant> {
+        match *self {
+            Standing::Valid { since, .. } => since,
+            Standing::Stalled { since, .. } => Some(since),
+            Standing::Lost { .. } => None,
         }
     }
 
@@ -158,7 +203,7 @@ async fn keep_once(
         let mut c = conn.client();
         let s = tokio::time::timeout(wait, c.lease_keep_alive(lease))
             .await
-            .map_err(|_| anyhow!("keepalive stream: no answer within {wait:?}"))??;
+            .map_err(|_| anyhow!("keepalive stream: {NO_ANSWER} {wait:?}"))??;
         *stream = Some(s);
     }
     let (keeper, rx) = stream.as_mut().expect("just set");
@@ -179,7 +224,7 @@ async fn keep_once(
         }
         Err(_) => {
             *stream = None;
-            return Err(anyhow!("keepalive: no answer within {wait:?}"));
+            return Err(anyhow!("keepalive: {NO_ANSWER} {wait:?}"));
         }
     };
     Ok((resp.ttl() > 0).then(|| Duration::from_secs(resp.ttl() as u64)))
@@ -217,6 +262,9 @@ async fn keep_round(
 
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
+/// What a keepalive that etcd did not answer in time fails with.
+const NO_ANSWER: &str = "no answer within";
+
 /// Keeps `lease` alive until it is lost or `stand` has no receiver left,
 /// publishing the standing after every attempt. Runs on the etcd runtime.
 pub(crate) async fn keep_alive(
@@ -230,6 +278,12 @@ pub(crate) async fn keep_alive(
     let mut stream = None;
     // The last answer etcd gave was "no leader" (module doc, rule 1).
     let mut leaderless = false;
+    // When an etcd member first failed to renew the lease: said "no leader"
+    // or did not answer (heartbeat.rs compares the others' last renewals
+    // with it). Not a refused connection or a stream cut (a member that
+    // died): right after one, a live leader may still renew others' leases
+    // (it steps down only after its election timeout).
+    let mut since: Option<Instant> = None;
     let mut next = Instant::now() + every;
     loop {
         tokio::time::sleep_until(next.into()).await;
@@ -242,33 +296,45 @@ pub(crate) async fn keep_alive(
             } else {
                 every / 4
             };
+        if let Err(e) = &r {
+            if since.is_none() && (no_leader(e) || format!("{e:#}").contains(NO_ANSWER)) {
+                since = Some(Instant::now());
+            }
+        }
         let s = match r {
             Ok(Some(granted)) => {
                 leaderless = false;
+                since = None;
                 until = sent + granted;
                 Standing::Valid {
                     lease,
                     until,
                     fresh: true,
+                    since: None,
                 }
             }
             Ok(None) => Standing::Lost { lease },
-            Err(e) if no_leader(&e) => {
-                tracing::debug!("lease {lease:x}: etcd has no leader");
-                leaderless = true;
-                Standing::Stalled { lease, until }
-            }
             Err(e) => {
-                tracing::debug!("lease {lease:x}: keepalive failed: {e:#}");
-                if leaderless {
-                    // A dead member's refusal, or a timeout: nothing new.
-                    Standing::Stalled { lease, until }
+                if no_leader(&e) {
+                    tracing::debug!("lease {lease:x}: etcd has no leader");
+                    leaderless = true;
                 } else {
-                    Standing::Valid {
+                    tracing::debug!("lease {lease:x}: keepalive failed: {e:#}");
+                }
+                // After a "no leader", a dead member's refusal or a timeout
+                // says nothing new.
+                match since {
+                    Some(since) if leaderless => Standing::Stalled {
+                        lease,
+                        until,
+                        since,
+                    },
+                    _ => Standing::Valid {
                         lease,
                         until,
                         fresh: false,
-                    }
+                        since,
+                    },
                 }
             }
         };
@@ -290,9 +356,10 @@ mod tests {
             lease: 1,
             until: t0 + Duration::from_secs(2),
             fresh: true,
+            since: None,
         };
         let m = Duration::from_millis(400);
-        let alone = (false, Duration::from_secs(2));
+        let alone = (Quiet::No, Duration::from_secs(2));
         assert!(s.may_serve(t0, m, alone));
         assert!(s.may_admit(t0, m));
         assert!(s.etcd_works());
@@ -300,7 +367,7 @@ mod tests {
         assert!(!s.may_serve(t0 + Duration::from_millis(1700), m, alone));
         assert!(!s.may_admit(t0 + Duration::from_millis(1700), m));
         // Others heard, none with etcd: one more TTL to hear "no leader".
-        let quiet = (true, Duration::from_secs(2));
+        let quiet = (Quiet::Yes, Duration::from_secs(2));
         assert!(s.may_serve(t0 + Duration::from_millis(3500), m, quiet));
         assert!(!s.may_serve(t0 + Duration::from_millis(3700), m, quiet));
     }
@@ -311,19 +378,52 @@ mod tests {
         let st = Standing::Stalled {
             lease: 1,
             until: t0,
+            since: t0,
         };
         let far = t0 + Duration::from_secs(3600);
-        let quiet = (true, Duration::from_secs(2));
+        let quiet = (Quiet::Yes, Duration::from_secs(2));
         assert!(st.may_serve(far, Duration::ZERO, quiet));
         assert!(!st.may_admit(t0, Duration::ZERO));
         assert!(!st.etcd_works());
         // Another member has a working etcd (or is not heard): our lease
         // is running out where it counts; stop at its end.
-        let not_quiet = (false, Duration::from_secs(2));
+        let not_quiet = (Quiet::No, Duration::from_secs(2));
         assert!(!st.may_serve(t0, Duration::ZERO, not_quiet));
         let lost = Standing::Lost { lease: 1 };
         assert!(!lost.may_serve(t0, Duration::ZERO, quiet));
         assert_eq!(lost.lease(), 1);
+    }
+
+    #[test]
+    fn others_whose_word_predates_our_stall_give_half_the_margin() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let st = Standing::Stalled {
+            lease: 1,
+            until: t0 + ms(2000),
+            since: t0 + ms(700),
+        };
+        let m = ms(500);
+        let pending = (Quiet::Pending, ms(2000));
+        let no = (Quiet::No, ms(2000));
+        // Not quiet: a margin before the end; pending: half a margin.
+        assert!(!st.may_serve(t0 + ms(1600), m, no));
+        assert!(st.may_serve(t0 + ms(1600), m, pending));
+        assert!(st.may_serve(t0 + ms(1740), m, pending));
+        assert!(!st.may_serve(t0 + ms(1760), m, pending));
+        // Once the others' word has ended: for as long as etcd has no leader.
+        assert!(st.may_serve(t0 + ms(60_000), m, (Quiet::Yes, ms(2000))));
+        assert_eq!(st.unanswered_since(), Some(t0 + ms(700)));
+        // The same for a keepalive unanswered without a "no leader" yet.
+        let v = Standing::Valid {
+            lease: 1,
+            until: t0 + ms(2000),
+            fresh: false,
+            since: Some(t0 + ms(700)),
+        };
+        assert!(v.may_serve(t0 + ms(1740), m, pending));
+        assert!(!v.may_serve(t0 + ms(1760), m, pending));
+        assert!(!v.etcd_works());
     }
 
     #[test]

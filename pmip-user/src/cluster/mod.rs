@@ -76,12 +76,18 @@ impl Ctx {
             .expect("the cluster runs only with [cluster]")
     }
 
-    /// Routes for the IPv4 home-address blocks of `blocks` (proxy ARP on
-    /// the correspondent side answers for exactly these).
-    pub(crate) fn route_blocks(&self, blocks: &Blocks) {
+    /// Routes for the IPv4 home-address blocks of `blocks`, served at
+    /// `addr` (proxy ARP on the correspondent side answers for exactly
+    /// these; they go with the address, see `net`).
+    pub(crate) fn route_blocks(&self, addr: IpAddr, blocks: &Blocks) {
         let (routes, via) = service::routes_of(self, blocks);
         let Some(via) = via else { return };
-        if let Err(e) = net::add_block_routes(&routes, via, &self.cfg.interfaces.core) {
+        let src = match addr {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        };
+        let core = self.cfg.interfaces.core.as_str();
+        if let Err(e) = net::add_block_routes(&routes, (via, core), src) {
             tracing::warn!("block routes: {e:#}");
         }
     }
@@ -124,6 +130,22 @@ pub(crate) enum Cmd {
     Show(oneshot::Sender<ClusterView>),
     Release(String),
     Stop(oneshot::Sender<()>),
+}
+
+/// Removes what a run of this member left on the host (`pmipd cleanup`,
+/// the unit's `ExecStopPost`, after a crash or kill -9): the cluster's
+/// addresses on the core interface and the block routes. What it held in
+/// etcd ends with its lease.
+pub fn cleanup(cfg: &Config) -> Result<()> {
+    let cl = cfg
+        .cluster
+        .as_ref()
+        .ok_or_else(|| anyhow!("cluster: missing"))?;
+    for a in cl.service_addresses.iter().chain(&cl.cluster_address) {
+        net::del_address(&cfg.interfaces.core, *a);
+    }
+    net::flush_block_routes();
+    Ok(())
 }
 
 /// The running cluster member, as the daemon holds it.

@@ -4,11 +4,20 @@
 //! make the kernel answer ARP for the home addresses we serve (proxy ARP)
 //! plus a gratuitous ARP for each of them after a takeover.
 //!
-//! Routes are tagged with their own protocol number ([`RT_PROTO`]) so a
-//! restarted anchor removes what an earlier run (killed -9) left behind.
+//! Nothing of it outlives the process by more than a lease (issue 17): a
+//! host whose pmipd was killed -9 must not go on answering for an address
+//! another anchor took over. The address is added with a lifetime of one
+//! lease TTL (`valid_lft`/`preferred_lft`, IFA_CACHEINFO), renewed while
+//! the address is served (`Service::renew_address`), so the kernel removes
+//! it by itself once nobody renews it; the block routes carry the service
+//! address as their preferred source, so the kernel flushes them with it
+//! (and with them the proxy-ARP answers). Routes are also tagged with their
+//! own protocol number ([`RT_PROTO`]) so a restarted anchor, or the unit's
+//! `ExecStopPost` (`pmipd cleanup`), removes what is left at once.
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
@@ -63,13 +72,20 @@ fn host(a: IpAddr) -> String {
 }
 
 /// Puts the service address on `iface` (a host address: the subnet route
-/// of the interface's own address already covers the link).
-pub(crate) fn add_address(iface: &str, a: IpAddr) -> Result<()> {
+/// of the interface's own address already covers the link) for `life`
+/// (whole seconds, at least one), or renews it for as long again.
+pub(crate) fn add_address(iface: &str, a: IpAddr, life: Duration) -> Result<()> {
     let h = host(a);
-    match a {
-        IpAddr::V4(_) => ip(&["addr", "replace", &h, "dev", iface]),
-        IpAddr::V6(_) => ip(&["-6", "addr", "replace", &h, "dev", iface, "nodad"]),
+    let secs = (life.as_secs() + u64::from(life.subsec_nanos() > 0))
+        .max(1)
+        .to_string();
+    let mut args = vec!["addr", "replace", &h, "dev", iface];
+    args.extend(["valid_lft", &secs, "preferred_lft", &secs]);
+    if a.is_ipv6() {
+        args.insert(0, "-6");
+        args.push("nodad");
     }
+    ip(&args)
 }
 
 /// Removes it (absent is fine).
@@ -86,11 +102,17 @@ pub(crate) fn proxy_arp(iface: &str) -> Result<()> {
 
 /// Routes a block of home addresses (`net/len`) out of the core interface
 /// via `via` (TC egress tunnels host traffic to the serving gateway; the
-/// route only has to lead there), tagged as ours.
-pub(crate) fn add_block_routes(blocks: &[(Ipv4Addr, u8)], via: Ipv4Addr, dev: &str) -> Result<()> {
+/// route only has to lead there), tagged as ours; with `src` (the service
+/// address, on the host) the kernel removes them when that address goes.
+pub(crate) fn add_block_routes(
+    blocks: &[(Ipv4Addr, u8)],
+    (via, dev): (Ipv4Addr, &str),
+    src: Option<Ipv4Addr>,
+) -> Result<()> {
+    let src = src.map(|s| format!(" src {s}")).unwrap_or_default();
     let lines: Vec<String> = blocks
         .iter()
-        .map(|(n, l)| format!("route replace {n}/{l} via {via} dev {dev} proto {RT_PROTO}"))
+        .map(|(n, l)| format!("route replace {n}/{l} via {via} dev {dev}{src} proto {RT_PROTO}"))
         .collect();
     ip_batch(&lines)
 }

@@ -49,6 +49,8 @@ pub(crate) struct Service {
     pub restart_counter: u32,
     /// How long the start took (blocks, records, registrar, maps).
     pub took: Duration,
+    /// When the address's lifetime on the interface was last renewed.
+    renewed: Instant,
 }
 
 /// The v4 blocks of home addresses as prefixes (for the proxy-ARP routes).
@@ -162,7 +164,9 @@ fn spawn_refill(ctx: &Ctx, addr: IpAddr, fence: Fence, blocks: Blocks) -> JoinHa
                     continue;
                 }
                 match etcd_blocks::claim(&ctx.conn, &blocks, s, (addr, &fence), n).await {
-                    Ok(got) if s == Space::Home4 && !got.is_empty() => ctx.route_blocks(&blocks),
+                    Ok(got) if s == Space::Home4 && !got.is_empty() => {
+                        ctx.route_blocks(addr, &blocks)
+                    }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(%addr, space = s.name(), "claiming blocks: {e:#}"),
                 }
@@ -204,7 +208,8 @@ impl Service {
         let (records, rc) = records_of(&mut store)?;
         let tracked = Tracked::new(ctx.dp.clone());
         let core = &ctx.cfg.interfaces.core;
-        net::add_address(core, addr)?;
+        net::add_address(core, addr, ctx.cfg.store.etcd.lease_ttl)?;
+        let renewed = Instant::now();
         let (handle, restored) = match ctx.cfg.protocol {
             Protocol::Pmipv6 => {
                 let b = build_lma(ctx, addr, (rc, &blocks), records);
@@ -227,7 +232,7 @@ impl Service {
         // The shell's first flush (before it answers anything) installs the
         // restored bindings: once it answers, the maps are ready.
         let _ = handle.report().await;
-        ctx.route_blocks(&blocks);
+        ctx.route_blocks(addr, &blocks);
         let announced = ctx.announce(addr, &tracked);
         let took = t0.elapsed();
         tracing::info!(
@@ -246,7 +251,22 @@ impl Service {
             restored,
             restart_counter: rc,
             took,
+            renewed,
         })
+    }
+
+    /// Renews the address's lifetime on the interface (one lease TTL, see
+    /// `net`) once a third of it has passed: called while the address may
+    /// be served, holding through a lost quorum included.
+    pub(crate) fn renew_address(&mut self, ctx: &Ctx, now: Instant) {
+        let ttl = ctx.cfg.store.etcd.lease_ttl;
+        if now < self.renewed + ttl / 3 {
+            return;
+        }
+        match net::add_address(&ctx.cfg.interfaces.core, self.addr, ttl) {
+            Ok(()) => self.renewed = now,
+            Err(e) => tracing::warn!(addr = %self.addr, "renewing the address: {e:#}"),
+        }
     }
 
     /// Gives the address up: nothing of it stays in the maps or on the host.

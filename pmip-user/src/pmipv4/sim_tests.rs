@@ -1130,3 +1130,4 @@ mod affinity;
 mod churn;
 mod restart;
 mod show_left;
+mod store_refused;

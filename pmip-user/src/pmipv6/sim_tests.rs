@@ -1306,3 +1306,4 @@ mod affinity;
 mod churn;
 mod restart;
 mod show_left;
+mod store_refused;

@@ -60,7 +60,10 @@ impl Endpoint for Ha {
         self.dp.pop_front()
     }
     fn poll_store(&mut self) -> Option<StoreOp> {
-        self.store.pop_front()
+        self.take_store()
+    }
+    fn stored(&mut self, _now: Instant, ok: bool) {
+        self.store_result(ok)
     }
     fn restore(&mut self, now: Instant, records: Vec<(RecordKey, Record)>) -> Restored {
         crate::store::restore_anchor(self, now, records)

@@ -27,6 +27,7 @@ use crate::dataplane::{AnchorBinding, DpCommand};
 
 mod cluster;
 mod endpoint;
+mod first_write;
 mod persist;
 mod request;
 mod revocation;
@@ -145,6 +146,8 @@ pub struct HaCounters {
     pub encapsulation_unavailable: u64,
     pub admin_prohibited: u64,
     pub insufficient_resources: u64,
+    /// New bindings refused (130) because the store refused their record.
+    pub store_failed: u64,
     pub revocations_sent: u64,
     pub revocation_retransmissions: u64,
     pub revocation_acks: u64,
@@ -249,6 +252,8 @@ pub struct Ha {
     events: VecDeque<HaEvent>,
     /// Writes of durable state, taken by the shell (`persist.rs`).
     store: persist::StoreQueue,
+    /// Answers to new bindings, held until their record is written.
+    unconfirmed: crate::agent::unconfirmed::Unconfirmed<String, first_write::Refusal>,
     counters: HaCounters,
 }
 
@@ -287,6 +292,7 @@ impl Ha {
             dp: VecDeque::new(),
             events: VecDeque::new(),
             store: persist::StoreQueue::new(),
+            unconfirmed: Default::default(),
             counters: HaCounters::default(),
         }
     }

@@ -46,6 +46,16 @@ impl Ha {
         };
         self.store.push_back(op);
     }
+
+    /// The next store write; when none is left, the answers held for the
+    /// last ones wait for their result (`Endpoint::stored`).
+    pub(super) fn take_store(&mut self) -> Option<StoreOp> {
+        let op = self.store.pop_front();
+        if op.is_none() {
+            self.unconfirmed.drained();
+        }
+        op
+    }
 }
 
 impl store::AnchorRestore for Ha {

@@ -13,11 +13,11 @@ use crate::agent::{Peer, Transmit};
 use crate::dataplane::{AnchorBinding, DpCommand, TunnelEnds};
 
 /// Where a reply goes and what it answers.
-struct ReplyTo<'a> {
-    src: SocketAddrV4,
-    sa: &'a SecurityAssociation,
-    ident: u64,
-    now_ntp: u64,
+pub(super) struct ReplyTo<'a> {
+    pub src: SocketAddrV4,
+    pub sa: &'a SecurityAssociation,
+    pub ident: u64,
+    pub now_ntp: u64,
 }
 
 /// A request that passed the checks of `check`.
@@ -54,7 +54,7 @@ impl Ha {
     }
 
     /// Sends a reply, FA-HA authenticated with the peer's association.
-    fn reply(
+    pub(super) fn reply(
         &mut self,
         to: &ReplyTo,
         code: ReplyCode,
@@ -146,9 +146,20 @@ impl Ha {
             );
             return;
         }
-        match self.process(now, src, &peer, &rrq) {
+        let result = self.process(now, src, &peer, &rrq);
+        let created = self.unconfirmed.take_created();
+        match result {
             Ok((lifetime, home, exts)) => {
-                self.reply(&to, ReplyCode::Accepted, (lifetime, home), exts)
+                let queued = self.tx.len();
+                self.reply(&to, ReplyCode::Accepted, (lifetime, home), exts);
+                // A new binding: held until its record is written, with
+                // what its refusal is made of (first_write.rs).
+                if let (Some(nai), Some(accept)) = (created, self.tx.back().cloned()) {
+                    if self.tx.len() == queued + 1 {
+                        let r = (src, ident, to.now_ntp, hoa, nai_ext);
+                        self.unconfirmed.hold(nai, accept, r);
+                    }
+                }
             }
             Err(Refusal(code)) => {
                 self.count_refusal(code);
@@ -376,6 +387,7 @@ impl Ha {
         );
         self.tombstones.remove(&c.nai);
         self.counters.registrations += 1;
+        self.unconfirmed.created(c.nai.clone());
         self.events.push_back(HaEvent::Registered {
             nai: c.nai.clone(),
             home_address: home,

@@ -23,6 +23,7 @@ use crate::dataplane::{DpCommand, Hnp};
 
 mod cluster;
 mod endpoint;
+mod first_write;
 mod heartbeat;
 mod pba;
 mod pbu;
@@ -162,6 +163,8 @@ pub struct LmaCounters {
     pub pbu_v4_not_authorized: u64,
     pub pbu_hnp_not_authorized: u64,
     pub pbu_no_resources: u64,
+    /// New bindings refused (130) because the store refused their record.
+    pub pbu_store_failed: u64,
     pub pbu_accepted: u64,
     pub registrations: u64,
     pub refreshes: u64,
@@ -297,6 +300,8 @@ pub struct Lma {
     events: VecDeque<AnchorEvent>,
     /// Writes of durable state, taken by the shell (`persist.rs`).
     store: persist::StoreQueue,
+    /// Answers to new bindings, held until their record is written.
+    unconfirmed: crate::agent::unconfirmed::Unconfirmed<u32, (Peer, super::wire::BindingUpdate)>,
     pub counters: LmaCounters,
 }
 
@@ -349,6 +354,7 @@ impl Lma {
             dp: VecDeque::new(),
             events: VecDeque::new(),
             store: persist::StoreQueue::new(),
+            unconfirmed: Default::default(),
             counters: LmaCounters::default(),
             cfg,
         }

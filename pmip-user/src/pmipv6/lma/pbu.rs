@@ -47,11 +47,16 @@ impl Lma {
             return;
         }
         let reply = self.process_pbu(now, peer, &bu);
+        let created = self.unconfirmed.take_created();
         if reply.status.is_accepted() {
             self.counters.pbu_accepted += 1;
             self.note_mag(now, peer);
         }
+        let queued = self.transmits.len();
         self.send_pba(peer, &bu, reply);
+        if let Some(id) = created {
+            self.hold_answer(peer, &bu, id, queued);
+        }
     }
 
     fn profile(&self, mn_id: &[u8]) -> Option<Profile> {
@@ -407,6 +412,7 @@ impl Lma {
         self.persist(id);
         self.counters.registrations += 1;
         self.created(p.mn_id, p.peer);
+        self.unconfirmed.created(id);
         Ok(id)
     }
 

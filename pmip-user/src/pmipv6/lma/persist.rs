@@ -58,6 +58,16 @@ impl Lma {
             IpAddr::V6(a) => Peer::V6(a),
         }
     }
+
+    /// The next store write; when none is left, the answers held for the
+    /// last ones wait for their result (`Endpoint::stored`).
+    pub(super) fn take_store(&mut self) -> Option<StoreOp> {
+        let op = self.store.pop_front();
+        if op.is_none() {
+            self.unconfirmed.drained();
+        }
+        op
+    }
 }
 
 impl store::AnchorRestore for Lma {

@@ -1,0 +1,61 @@
+//! A new binding is acknowledged only once its record is written (issue
+//! 17): the PBA accepting it is held (`agent::unconfirmed`) with a PBA of
+//! status 130, insufficient resources (RFC 5213 §8.9, inherited from RFC
+//! 6275 §6.1.8), ready in its place. When the store refuses the batch, the
+//! refusal goes instead and the binding is taken back: never in the maps,
+//! its numbers free again, its record deleted. The MAG takes 130 as
+//! transient and tries again. Refreshes are answered as usual.
+use super::super::wire::{BaStatus, BindingUpdate};
+use super::{Lma, Reply};
+use crate::agent::registrar::AnchorEvent;
+use crate::agent::{unconfirmed, Peer};
+use crate::dataplane::DpCommand;
+
+impl Lma {
+    /// The PBA queued after position `queued` accepts the new binding `id`:
+    /// hold it until the binding's record is written.
+    pub(super) fn hold_answer(&mut self, peer: Peer, bu: &BindingUpdate, id: u32, queued: usize) {
+        if self.transmits.len() != queued + 1 {
+            return; // nothing was sent (no route to the peer)
+        }
+        if let Some(accept) = self.transmits.back().cloned() {
+            self.unconfirmed.hold(id, accept, (peer, bu.clone()));
+        }
+    }
+
+    /// The store wrote (`ok`) or refused the last batch.
+    pub(super) fn store_result(&mut self, ok: bool) {
+        for h in self.unconfirmed.stored(ok) {
+            let (peer, bu) = h.refusal;
+            self.send_pba(peer, &bu, Reply::reject(BaStatus::INSUFFICIENT_RESOURCES));
+            if let Some(refusal) = self.transmits.pop_back() {
+                unconfirmed::swap(&mut self.transmits, &h.accept, refusal.payload);
+            }
+            self.take_back(h.key);
+        }
+    }
+
+    /// Undoes the new binding `id` before anything of it left the machine.
+    fn take_back(&mut self, id: u32) {
+        let Some(b) = self.bces.get_mut(&id) else {
+            return;
+        };
+        let (key, nai, mag) = (b.uplink_key, b.mn_id.clone(), b.mag.ip());
+        // Not installed yet: its entries leave the queue (and `delete`
+        // queues no removal for an entry marked deleting).
+        b.deleting = true;
+        self.dp
+            .retain(|c| !matches!(c, DpCommand::InstallAnchor(a) if a.uplink_key == key));
+        let nai = String::from_utf8_lossy(&nai).into_owned();
+        self.events.retain(
+            |e| !matches!(e, AnchorEvent::Created { nai: n, peer } if *n == nai && *peer == mag),
+        );
+        self.delete(id);
+        let c = &mut self.counters;
+        c.pbu_accepted = c.pbu_accepted.saturating_sub(1);
+        c.registrations = c.registrations.saturating_sub(1);
+        c.pbu_no_resources += 1;
+        c.pbu_store_failed += 1;
+        tracing::debug!(%nai, "new binding refused: its record was not written");
+    }
+}
