@@ -186,12 +186,23 @@ ipv4 = "10.255.0.1"
 # bulk_users() names it (Cisco-AVPair home-lma=lma1).
 name = "lma1"
 address = "10.255.0.10"
+# The bench measures authorization, not ESP (a namespace lab, no attacker).
+insecure = true
 [timers]
 lifetime_s = 3600
 [detach]
 enabled = false
 [dhcp]
 offer_timeout_s = 300
+# Sized for the bench's rate (the defaults are a flood guard of 50
+# attempts/s and 64 pending attaches): an operator sizes them for the
+# attach rate the gateway is meant to take.
+[admission]
+max_pending_per_link = 100000
+max_pending = 100000
+attempts_per_s_per_link = 1000000
+attempts_per_s = 1000000
+new_mac_reports_per_s = 1000000
 [[profiles]]
 name = "default"
 anchor = "lma1"
@@ -205,6 +216,9 @@ address = "10.255.0.20"
 secret = "{SECRET}"
 [aaa.accounting]
 enabled = {acct}
+# Nothing durable, and nothing written to the host's /var/lib/pmip.
+[store]
+backend = "memory"
 "#,
         dir = dir.display()
     )
@@ -226,12 +240,15 @@ ipv4 = "10.255.0.10"
 [[peers]]
 name = "mag"
 address = "10.255.0.1"
+insecure = true
 [timers]
 lifetime_s = 3600
 [[pools]]
 name = "home"
 prefix = "10.128.0.0/12"
 gateway = "10.128.0.1"
+[store]
+backend = "memory"
 "#,
         dir = dir.display()
     )
