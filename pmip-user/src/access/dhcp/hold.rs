@@ -30,6 +30,7 @@ impl DhcpServer {
     /// Turns holding on or off (the shell does, when it can read the counts).
     pub(crate) fn set_hold_while_sending(&mut self, on: bool) {
         self.cfg.hold_while_sending = on;
+        self.reindex_all();
     }
 
     /// When a client holding a lease that ends at `end` needs the timer:
