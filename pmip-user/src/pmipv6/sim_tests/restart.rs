@@ -317,22 +317,11 @@ fn new_attach_fails_over_to_the_alternate_lma() {
     assert_eq!(r.anchor, IpAddr::V4(LMA2_V4));
 }
 
-/// What the operator's AAA gave at attach (issue 14) is written with the
-/// binding's record, given back with `Restored`, and kept by the refreshes
-/// after the restart.
-#[test]
-fn restarted_mag_gives_back_the_aaa_profile() {
-    use crate::agent::registrar::{AccessCommand, AttachRequest as Attach};
-    let mut s = Sim::new(false);
-    let (mut ms, mut ls) = stores();
-    let aaa = Box::new(crate::store::AaaProfile {
-        user_name: "00-24-d7-8e-21-01".into(),
-        interim_s: Some(2),
-        session_timeout_s: Some(90),
-        dns: vec![Ipv4Addr::new(198, 51, 100, 53)],
-        ..Default::default()
-    });
-    let r = Attach {
+/// mn1's attach at ap(1) (IPv4 home address) with what the AAA gave.
+fn aaa_attach(
+    aaa: Option<Box<crate::store::AaaProfile>>,
+) -> crate::agent::registrar::AttachRequest {
+    crate::agent::registrar::AttachRequest {
         at: ap(1),
         nai: "mn1@example.com".into(),
         anchor: IpAddr::V6(LMA),
@@ -345,8 +334,26 @@ fn restarted_mag_gives_back_the_aaa_profile() {
         imsi: None,
         interface_id: None,
         access_tech: None,
-        aaa: Some(aaa.clone()),
-    };
+        aaa,
+    }
+}
+
+/// What the operator's AAA gave at attach (issue 14) is written with the
+/// binding's record, given back with `Restored`, and kept by the refreshes
+/// after the restart.
+#[test]
+fn restarted_mag_gives_back_the_aaa_profile() {
+    use crate::agent::registrar::AccessCommand;
+    let mut s = Sim::new(false);
+    let (mut ms, mut ls) = stores();
+    let aaa = Box::new(crate::store::AaaProfile {
+        user_name: "00-24-d7-8e-21-01".into(),
+        interim_s: Some(2),
+        session_timeout_s: Some(90),
+        dns: vec![Ipv4Addr::new(198, 51, 100, 53)],
+        ..Default::default()
+    });
+    let r = aaa_attach(Some(aaa.clone()));
     Endpoint::command(&mut s.mags[0], s.now, AccessCommand::Attach(r));
     s.run();
     sync(&mut s, &mut ms, &mut ls);
@@ -399,28 +406,14 @@ fn restarted_mag_gives_back_the_aaa_profile() {
 /// configured 3600 s.
 #[test]
 fn session_timeout_bounds_the_requested_lifetime() {
-    use crate::agent::registrar::{AccessCommand, AttachRequest as Attach};
+    use crate::agent::registrar::AccessCommand;
     let mut s = Sim::new(false);
     let aaa = Box::new(crate::store::AaaProfile {
         session_timeout_s: Some(40),
         session_start_ms: crate::store::wall_ms(wall_at(&s)),
         ..Default::default()
     });
-    let r = Attach {
-        at: ap(1),
-        nai: "mn1@example.com".into(),
-        anchor: IpAddr::V6(LMA),
-        alternate: None,
-        ipv4: true,
-        ipv6: false,
-        static_v4: None,
-        requested_v4: None,
-        apn: None,
-        imsi: None,
-        interface_id: None,
-        access_tech: None,
-        aaa: Some(aaa),
-    };
+    let r = aaa_attach(Some(aaa));
     Endpoint::command(&mut s.mags[0], s.now, AccessCommand::Attach(r));
     s.run();
     let lifetimes: Vec<Duration> = s.events[0]
