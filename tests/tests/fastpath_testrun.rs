@@ -812,94 +812,97 @@ fn with_ident(h: &[u8], ident: u16) -> Vec<u8> {
 /// would give 0xffff), on all four paths. Expected outputs are recomputed
 /// from scratch.
 fn checksum_carry_cases(acc: u32, core: u32, acore: u32, cn: u32) -> Vec<Case> {
+    /// One path: where the inner packet enters, between which ends it
+    /// travels, how the input frame and the expected output frame carry it.
+    struct Path {
+        name: &'static str,
+        ifindex: u32,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        input: fn(&[u8]) -> Vec<u8>,
+        output: fn(&[u8]) -> Vec<u8>,
+        counter: Counter,
+    }
+    /// An IPv4 packet in GRE with `key` in IPv4 from `src` to `dst`.
+    fn gre4(src: Ipv4Addr, dst: Ipv4Addr, key: u32, inner: &[u8]) -> Vec<u8> {
+        ipv4(src, dst, 47, 64, false, &gre_keyed(ETH_P_IP, key, inner))
+    }
+    let paths = [
+        Path {
+            name: "uplink v4 in v4",
+            ifindex: acc,
+            src: HOME1,
+            dst: CN4,
+            input: |p| up_frame(SUB1_MAC, 0, ETH_P_IP, p),
+            output: |p| {
+                cat(
+                    eth(MAG_PEER_MAC, CORE_MAC, 0, ETH_P_IP),
+                    &gre4(MAG4, LMA4, 0x1001, p),
+                )
+            },
+            counter: Counter::TxEncapUplink,
+        },
+        Path {
+            name: "downlink v4 over v4",
+            ifindex: core,
+            src: CN4,
+            dst: HOME1,
+            input: |p| {
+                cat(
+                    eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP),
+                    &gre4(LMA4, MAG4, 0x2001, p),
+                )
+            },
+            output: |p| cat(eth(SUB1_MAC, ACC_MAC, 0, ETH_P_IP), p),
+            counter: Counter::TxDecapDownlink,
+        },
+        Path {
+            name: "anchor downlink v4 in v4",
+            ifindex: cn,
+            src: CN4,
+            dst: AHOME4,
+            input: |p| cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), p),
+            output: |p| {
+                cat(
+                    eth(LMA_PEER_MAC, ACORE_MAC, 0, ETH_P_IP),
+                    &gre4(A_LOCAL4, A_PEER4, 0x4001, p),
+                )
+            },
+            counter: Counter::TxEncapDownlink,
+        },
+        Path {
+            name: "anchor uplink v4 over v4",
+            ifindex: acore,
+            src: AHOME4,
+            dst: CN4,
+            input: |p| {
+                cat(
+                    eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
+                    &gre4(A_PEER4, A_LOCAL4, 0x3001, p),
+                )
+            },
+            output: |p| cat(eth(CN_MAC, CN_IF_MAC, 0, ETH_P_IP), p),
+            counter: Counter::TxDecapUplink,
+        },
+    ];
     let mut cases = Vec::new();
     for want in [0xfeffu16, 0xff00, 0xff01, 0xfffe] {
-        let name = |path: &str| -> &'static str {
-            Box::leak(
-                format!("{path}: inner checksum {want:#06x} wraps at the TTL decrement")
-                    .into_boxed_str(),
-            )
-        };
-        let (up, id) = with_checksum(&echo4(HOME1, CN4, 64, true, 32), want);
-        let up63 = with_ident(&echo4(HOME1, CN4, 63, true, 32), id);
-        cases.push(Case {
-            name: name("uplink v4 in v4"),
-            ifindex: acc,
-            input: up_frame(SUB1_MAC, 0, ETH_P_IP, &up),
-            verdict: XDP_REDIRECT,
-            output: Some(cat(
-                eth(MAG_PEER_MAC, CORE_MAC, 0, ETH_P_IP),
-                &ipv4(
-                    MAG4,
-                    LMA4,
-                    47,
-                    64,
-                    false,
-                    &gre_keyed(ETH_P_IP, 0x1001, &up63),
-                ),
-            )),
-            counter: Counter::TxEncapUplink,
-        });
-        let (down, id) = with_checksum(&echo4(CN4, HOME1, 64, true, 32), want);
-        let down63 = with_ident(&echo4(CN4, HOME1, 63, true, 32), id);
-        cases.push(Case {
-            name: name("downlink v4 over v4"),
-            ifindex: core,
-            input: cat(
-                eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP),
-                &ipv4(
-                    LMA4,
-                    MAG4,
-                    47,
-                    64,
-                    false,
-                    &gre_keyed(ETH_P_IP, 0x2001, &down),
-                ),
-            ),
-            verdict: XDP_REDIRECT,
-            output: Some(cat(eth(SUB1_MAC, ACC_MAC, 0, ETH_P_IP), &down63)),
-            counter: Counter::TxDecapDownlink,
-        });
-        let (to_home, id) = with_checksum(&echo4(CN4, AHOME4, 64, true, 32), want);
-        let to_home63 = with_ident(&echo4(CN4, AHOME4, 63, true, 32), id);
-        cases.push(Case {
-            name: name("anchor downlink v4 in v4"),
-            ifindex: cn,
-            input: cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &to_home),
-            verdict: XDP_REDIRECT,
-            output: Some(cat(
-                eth(LMA_PEER_MAC, ACORE_MAC, 0, ETH_P_IP),
-                &ipv4(
-                    A_LOCAL4,
-                    A_PEER4,
-                    47,
-                    64,
-                    false,
-                    &gre_keyed(ETH_P_IP, 0x4001, &to_home63),
-                ),
-            )),
-            counter: Counter::TxEncapDownlink,
-        });
-        let (from_home, id) = with_checksum(&echo4(AHOME4, CN4, 64, true, 32), want);
-        let from_home63 = with_ident(&echo4(AHOME4, CN4, 63, true, 32), id);
-        cases.push(Case {
-            name: name("anchor uplink v4 over v4"),
-            ifindex: acore,
-            input: cat(
-                eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
-                &ipv4(
-                    A_PEER4,
-                    A_LOCAL4,
-                    47,
-                    64,
-                    false,
-                    &gre_keyed(ETH_P_IP, 0x3001, &from_home),
-                ),
-            ),
-            verdict: XDP_REDIRECT,
-            output: Some(cat(eth(CN_MAC, CN_IF_MAC, 0, ETH_P_IP), &from_home63)),
-            counter: Counter::TxDecapUplink,
-        });
+        for path in &paths {
+            let (inner, id) = with_checksum(&echo4(path.src, path.dst, 64, true, 32), want);
+            let inner63 = with_ident(&echo4(path.src, path.dst, 63, true, 32), id);
+            let name = format!(
+                "{}: inner checksum {want:#06x} wraps at the TTL decrement",
+                path.name
+            );
+            cases.push(Case {
+                name: Box::leak(name.into_boxed_str()),
+                ifindex: path.ifindex,
+                input: (path.input)(&inner),
+                verdict: XDP_REDIRECT,
+                output: Some((path.output)(&inner63)),
+                counter: path.counter,
+            });
+        }
     }
     cases
 }
