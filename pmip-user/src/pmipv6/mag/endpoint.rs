@@ -110,9 +110,7 @@ impl Endpoint for Mag {
                 let (at, aaa) = (r.at, r.aaa.clone());
                 let req = self.attach_request(r);
                 // A new entry takes the profile before its first PBU (lifetime).
-                self.attaching_aaa.clone_from(&aaa);
-                self.attach_with_alternate(now, req, alternate);
-                self.attaching_aaa = None;
+                self.attach_with_alternate(now, req, alternate, aaa.clone());
                 self.keep_aaa(&at, aaa);
             }
             AccessCommand::Detach(at) => self.detach(now, at),

@@ -318,8 +318,6 @@ pub struct Mag {
     last_ts: u64,
     lmas: Vec<LmaState>,
     entries: HashMap<AccessPoint, Entry>,
-    /// The AAA profile of the attach being created (see `Endpoint::command`).
-    attaching_aaa: Option<Box<crate::store::AaaProfile>>,
     /// Attachments of each MN identifier (two devices may share one NAI).
     by_mn_id: HashMap<Vec<u8>, Vec<AccessPoint>>,
     ids: IdAlloc,
@@ -360,7 +358,6 @@ impl Mag {
             last_ts: 0,
             lmas,
             entries: HashMap::new(),
-            attaching_aaa: None,
             by_mn_id: HashMap::new(),
             ids: IdAlloc::default(),
             seq: 0,
@@ -429,16 +426,18 @@ impl Mag {
     /// A second attach for a known attachment is ignored while one is in
     /// progress or active.
     pub fn attach(&mut self, now: Instant, req: AttachRequest) {
-        self.attach_with_alternate(now, req, None)
+        self.attach_with_alternate(now, req, None, None)
     }
 
     /// [`Mag::attach`], with the alternate LMA (by name) to fail over to
-    /// when the first one does not answer.
+    /// when the first one does not answer, and the subscriber's AAA profile
+    /// (its session lifetime bounds the first PBU's).
     pub fn attach_with_alternate(
         &mut self,
         now: Instant,
         req: AttachRequest,
         alternate: Option<String>,
+        aaa: Option<Box<crate::store::AaaProfile>>,
     ) {
         if let Some(e) = self.entries.get(&req.at) {
             if e.state != State::Deregistering {
@@ -529,7 +528,7 @@ impl Mag {
             alternate,
             handoff: HandoffIndicator::from(self.cfg.attach_handoff_indicator),
             revoking: false,
-            aaa: self.attaching_aaa.take(),
+            aaa,
         };
         self.entries.insert(at, entry);
         self.send_pbu(now, at, false);

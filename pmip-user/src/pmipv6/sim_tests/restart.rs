@@ -261,7 +261,7 @@ fn new_attach_fails_over_to_the_alternate_lma() {
     let mut lcfg = lma_cfg();
     lcfg.local.v4 = Some(LMA2_V4);
     let mut lma2 = Lma::new(lcfg, t0, wall());
-    mag.attach_with_alternate(t0, req(1), Some("lma2".into()));
+    mag.attach_with_alternate(t0, req(1), Some("lma2".into()), None);
     let mut now = t0;
     let mut to_lma1 = 0;
     for _ in 0..200 {
