@@ -20,6 +20,12 @@ fn v4(a: IpAddr) -> Option<Ipv4Addr> {
     }
 }
 
+/// A session the store keeps: accepted by the HA (installed, with an
+/// expiry) and not being deregistered.
+fn kept(s: &Session) -> bool {
+    s.phase != Phase::Deregistering && s.installed.is_some() && s.expires_at.is_some()
+}
+
 impl Pma {
     /// Queues the durable form of `nai`'s session, filed under `at`: its
     /// record while the HA has accepted it and the device is attached,
@@ -34,15 +40,13 @@ impl Pma {
     }
 
     /// Would `nai`'s session be written as a record (and not as a delete)?
+    /// Asked without building the record, which `persist` builds anyway.
     pub(super) fn record_exists(&self, nai: &str) -> bool {
-        self.record(nai).is_some()
+        self.sessions.get(nai).is_some_and(kept)
     }
 
     fn record(&self, nai: &str) -> Option<AccessRecord> {
-        let s = self.sessions.get(nai)?;
-        if s.phase == Phase::Deregistering {
-            return None;
-        }
+        let s = self.sessions.get(nai).filter(|s| kept(s))?;
         let b = s.installed.as_ref()?;
         let wall = |t: Instant| wall_ms(self.clock.wall(t));
         let expires = s.expires_at?;
