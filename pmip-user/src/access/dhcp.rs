@@ -241,8 +241,8 @@ pub struct DhcpServer {
     /// used to scan every client, and it runs after every datagram: with
     /// 20 000 clients on a link that scan was 43 % of the MAG's CPU in the
     /// attach benchmark (BENCHMARKS.md). Kept exact by re-indexing the
-    /// client each entry point touched (`reindex`) and every client after
-    /// a timeout pass (`reindex_all`).
+    /// client each entry point touched and the due ones after a timeout
+    /// pass (`dhcp/timers.rs`).
     timers: BTreeSet<(Instant, [u8; 6])>,
 }
 
@@ -622,52 +622,6 @@ impl DhcpServer {
         Some(c)
     }
 
-    /// When a client's next timer runs out: its lease's (see
-    /// `lease_deadline`), else its unfinished attach's.
-    fn timer_of(&self, c: &Client) -> Option<Instant> {
-        match (c.lease_end, c.abandon_at) {
-            (Some(l), _) => Some(self.lease_deadline(c, l)),
-            (None, a) => a,
-        }
-    }
-
-    /// Puts `mac`'s timer where it is now in the index.
-    fn reindex(&mut self, mac: [u8; 6]) {
-        let Some(c) = self.clients.get(&mac) else {
-            return;
-        };
-        let (due, old) = (self.timer_of(c), c.indexed);
-        if due == old {
-            return;
-        }
-        if let Some(t) = old {
-            self.timers.remove(&(t, mac));
-        }
-        if let Some(t) = due {
-            self.timers.insert((t, mac));
-        }
-        if let Some(c) = self.clients.get_mut(&mac) {
-            c.indexed = due;
-        }
-    }
-
-    /// Builds the index again from every client (after a timeout pass, or
-    /// when the lease rule changes).
-    pub(super) fn reindex_all(&mut self) {
-        let due: Vec<([u8; 6], Option<Instant>)> = (self.clients.iter())
-            .map(|(mac, c)| (*mac, self.timer_of(c)))
-            .collect();
-        self.timers.clear();
-        for (mac, t) in due {
-            if let Some(t) = t {
-                self.timers.insert((t, mac));
-            }
-            if let Some(c) = self.clients.get_mut(&mac) {
-                c.indexed = t;
-            }
-        }
-    }
-
     /// A lease this server gave before a restart (its binding restored from
     /// the store): the client's renewals are answered from it, and it runs
     /// out `left` from now unless renewed.
@@ -799,39 +753,9 @@ impl DhcpServer {
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
-
-    /// The next instant [`handle_timeout`](Self::handle_timeout) must run.
-    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|(t, _)| *t)
-    }
-
-    /// Timers without the data plane's counters: a lease ends at its end
-    /// plus the grace, whatever the subscriber does.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.handle_timeout_with(now, &|_| None)
-    }
-
-    /// Timers, with `sent` reading the subscriber's uplink packet count from
-    /// the data plane (None: unknown); see `dhcp/hold.rs`.
-    pub(crate) fn handle_timeout_with(
-        &mut self,
-        now: Instant,
-        sent: &dyn Fn(&AccessPoint) -> Option<u64>,
-    ) {
-        self.mark_lease_ends(now, sent);
-        let grace = self.cfg.lease_grace;
-        let mut gone = gone_clients(&self.clients, now, grace, |c| (c.lease_end, c.abandon_at));
-        gone.retain(|(mac, reason)| {
-            *reason != DetachReason::LeaseExpired || !self.hold_if_sending(now, mac, sent)
-        });
-        for (mac, reason) in gone {
-            self.stats.lease_expired += u64::from(reason == DetachReason::LeaseExpired);
-            self.detach(mac, reason);
-        }
-        self.reindex_all();
-    }
 }
 
 mod hold;
 #[cfg(test)]
 pub(crate) mod tests;
+mod timers;
