@@ -1,8 +1,11 @@
 //! What the MAG and the LMA both do with a received Mobility Header before
 //! looking at its type: parse it, and tell why it is dropped or answered.
+use std::collections::VecDeque;
 use std::net::Ipv6Addr;
 
 use super::wire::{self, BindingError, Message};
+use super::LocalAddrs;
+use crate::agent::{Peer, Transmit};
 
 /// Why a received Mobility Header is not handed to the state machine.
 #[derive(Debug)]
@@ -25,6 +28,44 @@ pub(crate) fn parse(data: &[u8], ck: wire::Checksum) -> Result<Message, Refused>
         })),
         _ => Refused::Malformed,
     })
+}
+
+/// Takes `data` from `peer` (checksum mode `ck`): the message, or None when
+/// it is refused, counted in `counters` and, for an unknown type, answered
+/// with a Binding Error queued on `transmits`.
+pub(crate) fn receive<C: CountRefused>(
+    data: &[u8],
+    ck: wire::Checksum,
+    peer: Peer,
+    counters: &mut C,
+    (local, transmits): (&LocalAddrs, &mut VecDeque<Transmit>),
+) -> Option<Message> {
+    match parse(data, ck) {
+        Ok(m) => Some(m),
+        Err(r) => {
+            counters.count(&r);
+            if let Refused::UnknownType(be) = r {
+                queue(local, transmits, peer, &be);
+            }
+            None
+        }
+    }
+}
+
+/// Queues `msg` for `peer`, encoded with the checksum the peer's address
+/// family takes from `local` (nothing when we have no address of that family).
+pub(crate) fn queue(
+    local: &LocalAddrs,
+    transmits: &mut VecDeque<Transmit>,
+    peer: Peer,
+    msg: &Message,
+) {
+    let Some(ck) = local.checksum(&peer) else {
+        return;
+    };
+    if let Ok(payload) = msg.to_vec(ck) {
+        transmits.push_back(Transmit::new(peer, payload));
+    }
 }
 
 /// Counting a refused message: the MAG and the LMA keep the same counters

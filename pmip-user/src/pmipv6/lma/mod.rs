@@ -14,7 +14,6 @@ use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::rx::{CountRefused, Refused};
 use super::wire::{AccessTechType, BaStatus, Message, MobilityOption};
 use super::LocalAddrs;
 use crate::agent::registrar::{AnchorEvent, GoneCause};
@@ -434,12 +433,7 @@ impl Lma {
     }
 
     fn queue(&mut self, peer: Peer, msg: &Message) {
-        let Some(ck) = self.cfg.local.checksum(&peer) else {
-            return;
-        };
-        if let Ok(payload) = msg.to_vec(ck) {
-            self.transmits.push_back(Transmit::new(peer, payload));
-        }
+        crate::pmipv6::rx::queue(&self.cfg.local, &mut self.transmits, peer, msg);
     }
 
     fn arm(&mut self, deadline: Instant, key: TimerKey) {
@@ -453,15 +447,9 @@ impl Lma {
             self.counters.rx_unexpected_message += 1;
             return;
         };
-        let msg = match super::rx::parse(data, ck) {
-            Ok(m) => m,
-            Err(r) => {
-                self.counters.count(&r);
-                if let Refused::UnknownType(be) = r {
-                    self.queue(peer, &be);
-                }
-                return;
-            }
+        let out = (&self.cfg.local, &mut self.transmits);
+        let Some(msg) = super::rx::receive(data, ck, peer, &mut self.counters, out) else {
+            return;
         };
         match msg {
             Message::BindingUpdate(bu) => self.on_pbu(now, peer, bu),

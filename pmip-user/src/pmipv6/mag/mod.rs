@@ -16,7 +16,6 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::rx::{CountRefused, Refused};
 use super::wire::{BaStatus, HandoffIndicator, Message};
 use super::LocalAddrs;
 use crate::agent::{Clock, IdAlloc, Peer, Transmit};
@@ -634,15 +633,9 @@ impl Mag {
             self.counters.rx_unknown_peer += 1;
             return;
         };
-        let msg = match super::rx::parse(data, ck) {
-            Ok(m) => m,
-            Err(r) => {
-                self.counters.count(&r);
-                if let Refused::UnknownType(be) = r {
-                    self.queue(peer, &be);
-                }
-                return;
-            }
+        let out = (&self.cfg.local, &mut self.transmits);
+        let Some(msg) = super::rx::receive(data, ck, peer, &mut self.counters, out) else {
+            return;
         };
         match msg {
             Message::BindingAck(ba) => self.on_pba(now, lma, ba),

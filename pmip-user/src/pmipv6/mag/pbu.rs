@@ -8,7 +8,7 @@ use super::super::wire::{
     self, bu_flags, AccessTechType, BindingUpdate, HandoffIndicator, Message, MobilityOption,
 };
 use super::Mag;
-use crate::agent::{Peer, Transmit};
+use crate::agent::Peer;
 use crate::dataplane::AccessPoint;
 
 impl Mag {
@@ -108,11 +108,6 @@ impl Mag {
     }
 
     pub(super) fn queue(&mut self, peer: Peer, msg: &Message) {
-        let Some(ck) = self.cfg.local.checksum(&peer) else {
-            return;
-        };
-        if let Ok(payload) = msg.to_vec(ck) {
-            self.transmits.push_back(Transmit::new(peer, payload));
-        }
+        crate::pmipv6::rx::queue(&self.cfg.local, &mut self.transmits, peer, msg);
     }
 }
