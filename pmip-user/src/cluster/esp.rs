@@ -104,16 +104,7 @@ impl SeqStore for EtcdSeqStore {
 /// The PMIPv6 sockets of service address `addr`, with ESP for the peers
 /// that have SAs, their sequence numbers taken over from etcd.
 pub(super) fn sockets(ctx: &Ctx, addr: IpAddr, fence: &Fence) -> Result<Sockets> {
-    let local = match addr {
-        IpAddr::V4(a) => LocalAddrs {
-            v4: Some(a),
-            v6: None,
-        },
-        IpAddr::V6(a) => LocalAddrs {
-            v4: None,
-            v6: Some(a),
-        },
-    };
+    let local = LocalAddrs::from(addr);
     let port = crate::pmipv6::wire::UDP_PORT;
     let sockets = Sockets::bind(&local, port, true)
         .with_context(|| format!("binding the PMIPv6 sockets on {addr}"))?;

@@ -82,19 +82,6 @@ struct Built<E> {
     restored: usize,
 }
 
-fn local_of(addr: IpAddr) -> LocalAddrs {
-    match addr {
-        IpAddr::V4(a) => LocalAddrs {
-            v4: Some(a),
-            v6: None,
-        },
-        IpAddr::V6(a) => LocalAddrs {
-            v4: None,
-            v6: Some(a),
-        },
-    }
-}
-
 fn build_lma(
     ctx: &Ctx,
     addr: IpAddr,
@@ -102,7 +89,7 @@ fn build_lma(
     records: Vec<(RecordKey, Record)>,
 ) -> Built<lma::Lma> {
     let mut c = agents::lma(&ctx.cfg, rc);
-    c.local = local_of(addr);
+    c.local = LocalAddrs::from(addr);
     let mut l = lma::Lma::new(c, Instant::now(), SystemTime::now());
     l.use_blocks(blocks);
     if ctx.cfg.cluster.as_ref().and_then(|c| c.cluster_address) == Some(addr) {

@@ -27,6 +27,22 @@ pub struct LocalAddrs {
     pub v4: Option<Ipv4Addr>,
 }
 
+impl From<IpAddr> for LocalAddrs {
+    /// One address: signaling in its family only.
+    fn from(addr: IpAddr) -> Self {
+        match addr {
+            IpAddr::V4(a) => LocalAddrs {
+                v4: Some(a),
+                v6: None,
+            },
+            IpAddr::V6(a) => LocalAddrs {
+                v4: None,
+                v6: Some(a),
+            },
+        }
+    }
+}
+
 impl LocalAddrs {
     /// Our address in the family of `peer`.
     pub(crate) fn for_peer(&self, peer: &Peer) -> Option<IpAddr> {
