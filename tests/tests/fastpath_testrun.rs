@@ -823,9 +823,16 @@ fn checksum_carry_cases(acc: u32, core: u32, acore: u32, cn: u32) -> Vec<Case> {
         output: fn(&[u8]) -> Vec<u8>,
         counter: Counter,
     }
-    /// An IPv4 packet in GRE with `key` in IPv4 from `src` to `dst`.
-    fn gre4(src: Ipv4Addr, dst: Ipv4Addr, key: u32, inner: &[u8]) -> Vec<u8> {
-        ipv4(src, dst, 47, 64, false, &gre_keyed(ETH_P_IP, key, inner))
+    /// A frame between `macs` (to, from) of an IPv4 packet in GRE with
+    /// `key` in IPv4 between `ends` (source, destination).
+    fn gre4(macs: ([u8; 6], [u8; 6]), ends: (Ipv4Addr, Ipv4Addr), key: u32, p: &[u8]) -> Vec<u8> {
+        let (to, from) = macs;
+        let (src, dst) = ends;
+        let gre = gre_keyed(ETH_P_IP, key, p);
+        cat(
+            eth(to, from, 0, ETH_P_IP),
+            &ipv4(src, dst, 47, 64, false, &gre),
+        )
     }
     let paths = [
         Path {
@@ -834,12 +841,7 @@ fn checksum_carry_cases(acc: u32, core: u32, acore: u32, cn: u32) -> Vec<Case> {
             src: HOME1,
             dst: CN4,
             input: |p| up_frame(SUB1_MAC, 0, ETH_P_IP, p),
-            output: |p| {
-                cat(
-                    eth(MAG_PEER_MAC, CORE_MAC, 0, ETH_P_IP),
-                    &gre4(MAG4, LMA4, 0x1001, p),
-                )
-            },
+            output: |p| gre4((MAG_PEER_MAC, CORE_MAC), (MAG4, LMA4), 0x1001, p),
             counter: Counter::TxEncapUplink,
         },
         Path {
@@ -847,12 +849,7 @@ fn checksum_carry_cases(acc: u32, core: u32, acore: u32, cn: u32) -> Vec<Case> {
             ifindex: core,
             src: CN4,
             dst: HOME1,
-            input: |p| {
-                cat(
-                    eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP),
-                    &gre4(LMA4, MAG4, 0x2001, p),
-                )
-            },
+            input: |p| gre4((CORE_MAC, MAG_PEER_MAC), (LMA4, MAG4), 0x2001, p),
             output: |p| cat(eth(SUB1_MAC, ACC_MAC, 0, ETH_P_IP), p),
             counter: Counter::TxDecapDownlink,
         },
@@ -862,12 +859,7 @@ fn checksum_carry_cases(acc: u32, core: u32, acore: u32, cn: u32) -> Vec<Case> {
             src: CN4,
             dst: AHOME4,
             input: |p| cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), p),
-            output: |p| {
-                cat(
-                    eth(LMA_PEER_MAC, ACORE_MAC, 0, ETH_P_IP),
-                    &gre4(A_LOCAL4, A_PEER4, 0x4001, p),
-                )
-            },
+            output: |p| gre4((LMA_PEER_MAC, ACORE_MAC), (A_LOCAL4, A_PEER4), 0x4001, p),
             counter: Counter::TxEncapDownlink,
         },
         Path {
@@ -875,12 +867,7 @@ fn checksum_carry_cases(acc: u32, core: u32, acore: u32, cn: u32) -> Vec<Case> {
             ifindex: acore,
             src: AHOME4,
             dst: CN4,
-            input: |p| {
-                cat(
-                    eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
-                    &gre4(A_PEER4, A_LOCAL4, 0x3001, p),
-                )
-            },
+            input: |p| gre4((ACORE_MAC, LMA_PEER_MAC), (A_PEER4, A_LOCAL4), 0x3001, p),
             output: |p| cat(eth(CN_MAC, CN_IF_MAC, 0, ETH_P_IP), p),
             counter: Counter::TxDecapUplink,
         },
