@@ -249,6 +249,46 @@ fn host_state(lab: &ClusterLab, i: usize, addr: &str) -> Result<(Option<String>,
     Ok((line, routes))
 }
 
+/// A control loop that stalled past the address's lifetime finds it gone
+/// from the host, and its block routes with it (the kernel flushes routes
+/// whose source address goes): the renewal puts back both. Taken away here
+/// by hand, as the kernel does when the lifetime ends.
+#[test]
+fn an_address_gone_from_the_host_comes_back_with_its_routes() {
+    run(|| {
+        let lab = ClusterLab::up(opts("ckr"))?;
+        let addr = service_addr(0);
+        let owner = lab.owner_of(&addr)?;
+        let (line, routes) = host_state(&lab, owner, &addr)?;
+        ensure!(
+            line.is_some() && routes > 0,
+            "{addr} before: {line:?}, {routes} routes"
+        );
+        lab.anchor_ns[owner].exec(&["ip", "addr", "del", &format!("{addr}/32"), "dev", "core0"])?;
+        ensure!(
+            host_state(&lab, owner, &addr)? == (None, 0),
+            "the kernel kept {addr} or its routes"
+        );
+        // Renewed a third of a lease after the last renewal at the latest.
+        let t0 = Instant::now();
+        let end = t0 + Duration::from_secs(u64::from(lab.opts.lease_ttl_s) + 2);
+        loop {
+            let (line, back) = host_state(&lab, owner, &addr)?;
+            if line.is_some() && back >= routes {
+                eprintln!("{addr} and its {back} routes back after {:?}", t0.elapsed());
+                return Ok(());
+            }
+            ensure!(
+                Instant::now() < end,
+                "after {:?}: {addr} {}, {back} of {routes} block routes",
+                t0.elapsed(),
+                if line.is_some() { "back" } else { "gone" }
+            );
+            interruptible_sleep(Duration::from_millis(100))?;
+        }
+    });
+}
+
 /// Bindings of the access gateways as the subscribers see them: what must
 /// not change while etcd is down.
 fn binding_facts(lab: &ClusterLab) -> Result<BTreeMap<String, (String, String)>> {

@@ -44,6 +44,27 @@ fn ip(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Whether `a` is on `iface` now (the kernel drops it, and with it the
+/// block routes whose source it is, once its lifetime ends unrenewed).
+pub(crate) fn has_address(iface: &str, a: IpAddr) -> Result<bool> {
+    let fam = if a.is_ipv6() { "-6" } else { "-4" };
+    let h = host(a);
+    let args = [fam, "-o", "addr", "show", "dev", iface, "to", h.as_str()];
+    let out = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("ip {}", args.join(" ")))?;
+    if !out.status.success() {
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(!out.stdout.iter().all(u8::is_ascii_whitespace))
+}
+
 /// Runs `ip -batch -` over `lines` (one process for many routes); the
 /// failures of single lines are ignored (`-force`).
 fn ip_batch(lines: &[String]) -> Result<()> {

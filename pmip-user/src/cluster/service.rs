@@ -250,8 +250,20 @@ impl Service {
         if now < self.renewed + ttl / 3 {
             return;
         }
-        match net::add_address(&ctx.cfg.interfaces.core, self.addr, ttl) {
-            Ok(()) => self.renewed = now,
+        let core = &ctx.cfg.interfaces.core;
+        // A control loop that stalled longer than the lifetime finds the
+        // address gone, and the kernel took the block routes with it (their
+        // source is the address): put both back, or the correspondent side
+        // stops reaching our subscribers (no proxy-ARP answer, no route).
+        let gone = !net::has_address(core, self.addr).unwrap_or(true);
+        match net::add_address(core, self.addr, ttl) {
+            Ok(()) => {
+                self.renewed = now;
+                if gone {
+                    tracing::warn!(addr = %self.addr, "address had left the interface: added again with its block routes");
+                    ctx.route_blocks(self.addr, &self.blocks);
+                }
+            }
             Err(e) => tracing::warn!(addr = %self.addr, "renewing the address: {e:#}"),
         }
     }

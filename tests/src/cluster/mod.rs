@@ -77,6 +77,9 @@ pub struct ClusterOpts {
     pub esp: bool,
     /// Extra flags of every etcd member (the benchmark's tuning).
     pub etcd_args: Vec<String>,
+    /// The anchors' `store.max_txn_ops` (None: the default, etcd's 128);
+    /// the etcd members need `--max-txn-ops` as large (`etcd_args`).
+    pub max_txn_ops: Option<u32>,
 }
 
 impl ClusterOpts {
@@ -97,6 +100,7 @@ impl ClusterOpts {
             drivers: 0,
             esp: false,
             etcd_args: Vec::new(),
+            max_txn_ops: None,
         }
     }
 }
@@ -567,6 +571,9 @@ ipv4 = "{}"
         o.tag,
         o.lease_ttl_s
     ));
+    if let Some(n) = o.max_txn_ops {
+        c.push_str(&format!("max_txn_ops = {n}\n"));
+    }
     c.push_str(&format!(
         "\n[cluster]\nmember = \"a{}\"\nservice_addresses = [{}]\ncluster_address = \"{CLUSTER_ADDR}\"\nheartbeat_interval_ms = {}\nheartbeat_misses = {}\n",
         i + 1,
