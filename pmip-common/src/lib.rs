@@ -207,9 +207,7 @@ pub struct UplinkFlow {
     pub _pad: u8,
     /// `TUNNEL_NH`'s `csum_base`.
     pub csum_base: u32,
-    /// Index in `SUB_ACTIVE` of way 0 of the subscriber's counter set on
-    /// this CPU (the per-CPU flow knows its CPU): checked by its tag.
-    pub counter_slot: u32,
+    pub _pad2: u32,
     /// `TUNNEL_NH`'s prebuilt Ethernet + outer IP + GRE headers.
     pub hdr: [u64; 8],
 }

@@ -66,39 +66,6 @@ pub(crate) fn account(sub_id: u32, bytes: u16, up: bool) {
     }
 }
 
-/// [`account`] for an uplink packet through a flow that knows the
-/// subscriber's way-0 slot on this CPU (`slot`, see [`way0_slot`]): no
-/// slot arithmetic per packet; when the slot holds another subscriber by
-/// now, the full lookup.
-#[inline(always)]
-pub(crate) fn account_up_in(slot: u32, sub_id: u32, bytes: u16) {
-    let tag = sub_id.wrapping_add(1);
-    if let Some(w) = SUB_ACTIVE.get_ptr_mut(slot) {
-        // SAFETY: this CPU's slot (the flow is per CPU), as in `account`.
-        unsafe {
-            if (*w).sub == tag {
-                add(&mut (*w).stats, bytes, true);
-                return;
-            }
-        }
-    }
-    account(sub_id, bytes, true);
-}
-
-/// Way 0 of subscriber `sub_id`'s counter set on this CPU (`u32::MAX`, no
-/// slot, when the loader sized no counters).
-#[inline(always)]
-pub(crate) fn way0_slot(sub_id: u32) -> u32 {
-    // SAFETY: a read of a global the loader set before load.
-    let slots = unsafe { core::ptr::read_volatile(&SUB_ACTIVE_SLOTS) };
-    if slots < 2 {
-        return u32::MAX;
-    }
-    // SAFETY: helper without arguments (inlined by the verifier).
-    let cpu = unsafe { bpf_get_smp_processor_id() };
-    cpu * slots + 2 * sub_active_set(sub_id, slots)
-}
-
 #[inline(always)]
 fn add(s: &mut SubscriberStats, bytes: u16, up: bool) {
     if up {

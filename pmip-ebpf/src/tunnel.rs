@@ -15,7 +15,7 @@ use crate::hdr::{
 };
 use crate::maps::{copy_words, iface_of, nh_expiry, nh_now, Flow, TUNNELS, TUNNEL_NH};
 use crate::parse::{parse_inner, parse_l2, Inner, L2};
-use crate::stats::{account, account_up_in, way0_slot};
+use crate::stats::account;
 use crate::verdict::{redirect, Verdict};
 
 /// TTL / hop limit of the outer header (and of the fast path's ICMP errors).
@@ -418,14 +418,14 @@ pub(crate) fn flow_out<C: Pkt>(
     if !encap_cached(ctx, l2_len, inner, v6, key, &f.hdr, f.csum_base) {
         return Some(Verdict::new(C::DROP, Counter::DropAdjustFailed));
     }
-    account_up_in(f.counter_slot, sub_id, inner.len);
+    account(sub_id, inner.len, true);
     Some(Verdict::new(redirect(f.ifindex), Counter::TxEncapUplink))
 }
 
 /// Copies next hop `c` of a tunnel of `family` into flow `f`: its expiry
 /// and MTU limit too, so that the flow never outlives what it copies.
 #[inline(always)]
-fn fill_flow(f: *mut UplinkFlow, c: &NextHopCache, family: u8, sub_id: u32) {
+fn fill_flow(f: *mut UplinkFlow, c: &NextHopCache, family: u8) {
     // SAFETY: this CPU's ACCESS_CACHE slot (maps::access_subscriber);
     // nothing else runs on this CPU meanwhile. Both 8-byte aligned.
     unsafe {
@@ -434,7 +434,6 @@ fn fill_flow(f: *mut UplinkFlow, c: &NextHopCache, family: u8, sub_id: u32) {
         (*f).max_len = c.max_len;
         (*f).family = family;
         (*f).csum_base = c.csum_base;
-        (*f).counter_slot = way0_slot(sub_id);
         (*f).expires = c.expires;
     }
 }
@@ -467,7 +466,7 @@ pub(crate) fn tunnel_out<C: Pkt>(
         let c = unsafe { &*c };
         if nh_now() < c.expires && tot <= c.max_len && same_remote(c, tun) {
             if !e.flow.is_null() {
-                fill_flow(e.flow, c, tun.family, e.sub_id);
+                fill_flow(e.flow, c, tun.family);
             }
             dec_ttl(inner);
             let v6 = tun.family == FAMILY_V6;
