@@ -596,6 +596,10 @@ const _: () = {
     assert!(core::mem::size_of::<AccessSubscriber>() == 32);
     assert!(core::mem::size_of::<UplinkFlow>() == 88);
     assert!(core::mem::size_of::<AccessCacheSlot>() == 136);
+    // The fast path copies the flow's header in 64-bit words (8-aligned in
+    // the 8-aligned per-CPU value).
+    assert!(core::mem::offset_of!(AccessCacheSlot, flow) == 48);
+    assert!(core::mem::offset_of!(UplinkFlow, hdr) == 24);
     assert!(1 << ACCESS_CACHE_BITS == ACCESS_CACHE_ENTRIES);
     assert!(core::mem::size_of::<AccessDownlink>() == 20);
     assert!(core::mem::size_of::<AnchorDownlink>() == 16);
