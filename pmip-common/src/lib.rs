@@ -179,6 +179,37 @@ pub struct AccessCacheSlot {
     /// `ACCESS_GEN` of the key's set, read before the entry was copied.
     pub gen: u32,
     pub sub: AccessSubscriber,
+    /// The subscriber's uplink as this CPU last sent it: valid with the
+    /// slot (the same generation covers both) and until its expiry.
+    pub flow: UplinkFlow,
+}
+
+/// The uplink "flow" of a cached subscriber (issue 18): what the access
+/// uplink otherwise assembles per packet from `TUNNELS` and `TUNNEL_NH` —
+/// egress, prebuilt outer headers, MTU limit, expiry — copied from the
+/// tunnel's `TUNNEL_NH` entry into the subscriber's `ACCESS_CACHE` slot
+/// when a packet took that path. A hit is then one compare of the expiry
+/// and one of the length. It needs no generation of its own: it is reset
+/// whenever its slot is refilled (a bumped `ACCESS_GEN` after any change to
+/// the subscriber: tunnel, key, removal), it never outlives the
+/// `TUNNEL_NH` entry it was copied from (same expiry, same `max_len`), and
+/// tunnel ids are never reused for other ends while a binding refers to them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct UplinkFlow {
+    /// `TUNNEL_NH`'s expiry (jiffies) when copied; 0: no flow.
+    pub expires: u64,
+    pub ifindex: u32,
+    /// `TUNNEL_NH`'s `max_len` when copied (longer packets take the FIB).
+    pub max_len: u16,
+    /// Outer family of `hdr` (`FAMILY_V4` / `FAMILY_V6`).
+    pub family: u8,
+    pub _pad: u8,
+    /// `TUNNEL_NH`'s `csum_base`.
+    pub csum_base: u32,
+    pub _pad2: u32,
+    /// `TUNNEL_NH`'s prebuilt Ethernet + outer IP + GRE headers.
+    pub hdr: [u64; 8],
 }
 
 /// Slots of `ACCESS_CACHE` per CPU (a power of two).
@@ -563,7 +594,12 @@ impl Counter {
 const _: () = {
     assert!(core::mem::size_of::<AccessKey>() == 12);
     assert!(core::mem::size_of::<AccessSubscriber>() == 32);
-    assert!(core::mem::size_of::<AccessCacheSlot>() == 48);
+    assert!(core::mem::size_of::<UplinkFlow>() == 88);
+    assert!(core::mem::size_of::<AccessCacheSlot>() == 136);
+    // The fast path copies the flow's header in 64-bit words (8-aligned in
+    // the 8-aligned per-CPU value).
+    assert!(core::mem::offset_of!(AccessCacheSlot, flow) == 48);
+    assert!(core::mem::offset_of!(UplinkFlow, hdr) == 24);
     assert!(1 << ACCESS_CACHE_BITS == ACCESS_CACHE_ENTRIES);
     assert!(core::mem::size_of::<AccessDownlink>() == 20);
     assert!(core::mem::size_of::<AnchorDownlink>() == 16);
@@ -588,6 +624,7 @@ mod pod {
     unsafe impl aya::Pod for AccessKey {}
     unsafe impl aya::Pod for AccessSubscriber {}
     unsafe impl aya::Pod for AccessCacheSlot {}
+    unsafe impl aya::Pod for UplinkFlow {}
     unsafe impl aya::Pod for AccessDownlink {}
     unsafe impl aya::Pod for AnchorDownlink {}
     unsafe impl aya::Pod for HomePool4 {}

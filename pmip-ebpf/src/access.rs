@@ -17,7 +17,7 @@ use crate::maps::{
 };
 use crate::parse::{parse_inner, Addr, GreIn, Inner, L2};
 use crate::stats::account;
-use crate::tunnel::{dec_ttl, decap, tunnel_out, Dir, Encap};
+use crate::tunnel::{dec_ttl, decap, flow_out, tunnel_out, Dir, Encap};
 use crate::verdict::{redirect, Verdict};
 
 /// Uplink at the access gateway: a subscriber's frame → tunnel packet.
@@ -39,7 +39,7 @@ pub(crate) fn access_uplink<C: Pkt>(
         l2.vlan as u32 | (m[0] as u32) << 16,
         m[1] as u32 | (m[2] as u32) << 16,
     ]);
-    let sub = match access_subscriber(&key) {
+    let (sub, flow) = match access_subscriber(&key) {
         Some(s) => s,
         None => return unregistered::<C>(ctx.raw(), iface, l2, &key),
     };
@@ -68,10 +68,18 @@ pub(crate) fn access_uplink<C: Pkt>(
         }
         return Verdict::new(C::PASS, Counter::PassTtl);
     }
+    if !flow.is_null() {
+        // SAFETY: this CPU's ACCESS_CACHE slot (access_subscriber).
+        let f = unsafe { &*flow };
+        if let Some(v) = flow_out(ctx, l2.len, &inner, f, sub.uplink_key, sub.sub_id) {
+            return v;
+        }
+    }
     let e = Encap {
         tunnel_id: sub.tunnel_id,
         key: sub.uplink_key,
         sub_id: sub.sub_id,
+        flow,
     };
     tunnel_out(ctx, iface, ifindex, l2, &inner, e, Dir::Up)
 }

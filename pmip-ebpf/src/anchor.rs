@@ -134,6 +134,7 @@ pub(crate) fn anchor_downlink<C: Pkt>(
         tunnel_id: d.tunnel_id,
         key: d.downlink_key,
         sub_id: d.sub_id,
+        flow: core::ptr::null_mut(),
     };
     tunnel_out(ctx, iface, ifindex, l2, &inner, e, Dir::Down)
 }

@@ -14,9 +14,9 @@ use aya_ebpf::{
 use pmip_common::{
     access_cache_set, flags, AccessCacheSlot, AccessDownlink, AccessKey, AccessSubscriber,
     AnchorDownlink, AnchorUplink, Counter, DestNextHop, HomePool4, HomePool6, IfaceConfig,
-    NextHopCache, Tunnel, ACCESS_CACHE_ENTRIES, ACCESS_CACHE_SETS, DEST_NH_BITS, DEST_NH_ENTRIES,
-    IFACE_SLOTS, MAX_HOME_POOLS, MAX_IFACES, MAX_SUBSCRIBERS, MAX_TUNNELS, NEW_MAC_RING_BYTES,
-    NEW_MAC_SEEN_ENTRIES, NEXT_HOP_CACHE_JIFFIES_DEFAULT, NEXT_HOP_CACHE_NS,
+    NextHopCache, Tunnel, UplinkFlow, ACCESS_CACHE_ENTRIES, ACCESS_CACHE_SETS, DEST_NH_BITS,
+    DEST_NH_ENTRIES, IFACE_SLOTS, MAX_HOME_POOLS, MAX_IFACES, MAX_SUBSCRIBERS, MAX_TUNNELS,
+    NEW_MAC_RING_BYTES, NEW_MAC_SEEN_ENTRIES, NEXT_HOP_CACHE_JIFFIES_DEFAULT, NEXT_HOP_CACHE_NS,
 };
 
 /// Subscribers by (access ifindex, VLAN, MAC). Written by the MAG/PMA agent.
@@ -153,7 +153,7 @@ pub(crate) static ACCESS_CACHE: PerCpuArray<AccessCacheSlot> =
 /// it after changing the entry, so a copy taken from an entry that has since
 /// changed always carries an old generation.
 #[inline(always)]
-pub(crate) fn access_subscriber(key: &AccessKey) -> Option<&'static AccessSubscriber> {
+pub(crate) fn access_subscriber(key: &AccessKey) -> Option<(&'static AccessSubscriber, Flow)> {
     let w = key.words();
     let set = access_cache_set(key);
     let gen = ACCESS_GEN.get_ptr(set)?;
@@ -179,10 +179,18 @@ pub(crate) fn access_subscriber(key: &AccessKey) -> Option<&'static AccessSubscr
             (*s0).key = *key;
             (*s0).gen = gen;
             copy_words(&mut (*s0).sub, v);
+            // The flow of whatever the slot held before is not this one's.
+            (*s0).flow.expires = 0;
+            return Some((v, &raw mut (*s0).flow));
         }
     }
-    Some(v)
+    Some((v, core::ptr::null_mut()))
 }
+
+/// The uplink flow kept with a cached subscriber (null: not cached). A
+/// pointer, not an `Option`: LLVM spills the undefined payload of a `None`,
+/// which the verifier rejects (reading an uninitialised register).
+pub(crate) type Flow = *mut UplinkFlow;
 
 /// The subscriber in cache slot `way` if it holds key `w` at generation `gen`.
 #[inline(always)]
@@ -190,10 +198,12 @@ fn cached(
     way: Option<*mut AccessCacheSlot>,
     gen: u32,
     w: &[u32; 3],
-) -> Option<&'static AccessSubscriber> {
+) -> Option<(&'static AccessSubscriber, Flow)> {
+    let p = way?;
     // SAFETY: this CPU's slot of a per-CPU array.
-    let s = unsafe { &*way? };
-    (s.gen == gen && s.key.words() == *w).then_some(&s.sub)
+    let s = unsafe { &*p };
+    // SAFETY: the same slot.
+    (s.gen == gen && s.key.words() == *w).then(|| (&s.sub, unsafe { &raw mut (*p).flow }))
 }
 
 /// `*dst = *src` in 64-bit words. A struct assignment becomes a call to a
@@ -203,7 +213,7 @@ fn cached(
 /// # Safety
 /// Both point to valid `T`, 8-byte aligned; `size_of::<T>()` is a multiple of 8.
 #[inline(always)]
-unsafe fn copy_words<T>(dst: *mut T, src: *const T) {
+pub(crate) unsafe fn copy_words<T>(dst: *mut T, src: *const T) {
     let (d, s) = (dst as *mut u64, src as *const u64);
     let mut i = 0;
     while i < core::mem::size_of::<T>() / 8 {

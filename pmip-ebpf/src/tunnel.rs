@@ -2,8 +2,8 @@
 //! that sends the subscriber's packet into a tunnel (`tunnel_out`): what both
 //! roles do to put a packet into a GRE tunnel or take it out.
 use pmip_common::{
-    Counter, IfaceConfig, NextHopCache, Tunnel, FAMILY_V4, FAMILY_V6, GRE_KEYED_LEN, IPV4_HDR_LEN,
-    IPV6_HDR_LEN,
+    Counter, IfaceConfig, NextHopCache, Tunnel, UplinkFlow, FAMILY_V4, FAMILY_V6, GRE_KEYED_LEN,
+    IPV4_HDR_LEN, IPV6_HDR_LEN,
 };
 
 use crate::ctx::Pkt;
@@ -13,7 +13,7 @@ use crate::hdr::{
     write_at, EthHdr, GreKeyHdr, Ipv4Hdr, Ipv6Hdr, VlanHdr, ETH_HLEN, ETH_P_8021Q, GRE_K,
     IPPROTO_GRE, VLAN_HLEN,
 };
-use crate::maps::{iface_of, nh_expiry, nh_now, TUNNELS, TUNNEL_NH};
+use crate::maps::{copy_words, iface_of, nh_expiry, nh_now, Flow, TUNNELS, TUNNEL_NH};
 use crate::parse::{parse_inner, parse_l2, Inner, L2};
 use crate::stats::account;
 use crate::verdict::{redirect, Verdict};
@@ -118,14 +118,15 @@ pub(crate) fn encap_cached(
     inner: &Inner,
     v6: bool,
     key: [u8; 4],
-    c: &NextHopCache,
+    hdr: &[u64; 8],
+    csum_base: u32,
 ) -> bool {
     let hlen = if v6 { TEMPLATE_V6 } else { TEMPLATE_V4 };
     if !ctx.encap_head(l2_len, hlen, v6) {
         return false;
     }
     let p = ctx.data();
-    let w = &c.hdr;
+    let w = hdr;
     let proto = ethertype_of(inner.family).to_be();
     let key = u32::from_ne_bytes(key);
     // Both templates start with 40 bytes of words: Ethernet, then the outer
@@ -157,7 +158,7 @@ pub(crate) fn encap_cached(
     } else {
         let tot = inner.len + (IPV4_HDR_LEN + GRE_KEYED_LEN) as u16;
         // csum_base is folded (build_template): one fold of base + length.
-        let s = c.csum_base + tot as u32;
+        let s = csum_base + tot as u32;
         let check = !(((s & 0xffff) + (s >> 16)) as u16);
         // SAFETY: p .. p + 42 is inside the packet (checked above).
         unsafe {
@@ -383,6 +384,58 @@ pub(crate) struct Encap {
     pub(crate) tunnel_id: u32,
     pub(crate) key: [u8; 4],
     pub(crate) sub_id: u32,
+    /// Where to keep the subscriber's flow once the tunnel's next hop is
+    /// known (the access uplink; see [`flow_out`]).
+    pub(crate) flow: Flow,
+}
+
+/// The access uplink through the subscriber's flow (`UplinkFlow`, kept
+/// in its `ACCESS_CACHE` slot): one expiry and one length compare instead
+/// of `TUNNELS`, `TUNNEL_NH` and their checks; `None` when the flow is
+/// empty, expired or the packet longer than the next hop took (then
+/// [`tunnel_out`] decides, and refills the flow).
+#[inline(always)]
+pub(crate) fn flow_out<C: Pkt>(
+    ctx: &C,
+    l2_len: usize,
+    inner: &Inner,
+    f: &UplinkFlow,
+    key: [u8; 4],
+    sub_id: u32,
+) -> Option<Verdict> {
+    let overhead = pmip_common::tunnel_overhead(f.family) as u16;
+    // As outer_len: a GSO packet (TC) leaves as segments that fit.
+    let tot = if ctx.is_gso() {
+        overhead
+    } else {
+        inner.len.saturating_add(overhead)
+    };
+    if nh_now() >= f.expires || tot > f.max_len {
+        return None;
+    }
+    dec_ttl(inner);
+    let v6 = f.family == FAMILY_V6;
+    if !encap_cached(ctx, l2_len, inner, v6, key, &f.hdr, f.csum_base) {
+        return Some(Verdict::new(C::DROP, Counter::DropAdjustFailed));
+    }
+    account(sub_id, inner.len, true);
+    Some(Verdict::new(redirect(f.ifindex), Counter::TxEncapUplink))
+}
+
+/// Copies next hop `c` of a tunnel of `family` into flow `f`: its expiry
+/// and MTU limit too, so that the flow never outlives what it copies.
+#[inline(always)]
+fn fill_flow(f: *mut UplinkFlow, c: &NextHopCache, family: u8) {
+    // SAFETY: this CPU's ACCESS_CACHE slot (maps::access_subscriber);
+    // nothing else runs on this CPU meanwhile. Both 8-byte aligned.
+    unsafe {
+        copy_words(&raw mut (*f).hdr, &c.hdr);
+        (*f).ifindex = c.ifindex;
+        (*f).max_len = c.max_len;
+        (*f).family = family;
+        (*f).csum_base = c.csum_base;
+        (*f).expires = c.expires;
+    }
 }
 
 /// Encapsulates the subscriber's packet as `e` says and sends it (`dir`: for
@@ -412,8 +465,12 @@ pub(crate) fn tunnel_out<C: Pkt>(
         // SAFETY: per-CPU slot of this CPU.
         let c = unsafe { &*c };
         if nh_now() < c.expires && tot <= c.max_len && same_remote(c, tun) {
+            if !e.flow.is_null() {
+                fill_flow(e.flow, c, tun.family);
+            }
             dec_ttl(inner);
-            if !encap_cached(ctx, l2.len, inner, tun.family == FAMILY_V6, e.key, c) {
+            let v6 = tun.family == FAMILY_V6;
+            if !encap_cached(ctx, l2.len, inner, v6, e.key, &c.hdr, c.csum_base) {
                 return Verdict::new(C::DROP, Counter::DropAdjustFailed);
             }
             account(e.sub_id, inner.len, dir == Dir::Up);

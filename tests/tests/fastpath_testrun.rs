@@ -1150,6 +1150,94 @@ fn binding_changes(prog: Prog) {
     assert!(fails.is_empty(), "{}", fails.join("\n"));
 }
 
+/// A handover moves the subscriber to another tunnel with the same GRE key
+/// (here from the IPv4-outer anchor to the IPv6-outer one and back): the
+/// per-CPU uplink flow kept with the cached subscriber (the prebuilt outer
+/// headers and egress, see pmip-common `UplinkFlow`) must not outlive the
+/// binding it was built for. Each move is followed by a second frame that
+/// goes through the refilled flow.
+#[test]
+fn handover_bypasses_stale_flows() {
+    handover_flows(Prog::Xdp);
+}
+
+#[test]
+fn handover_bypasses_stale_flows_tc() {
+    handover_flows(Prog::Tc);
+}
+
+fn handover_flows(prog: Prog) {
+    use pmip_user::dataplane::{AccessBinding, AccessPoint, Hnp, TunnelEnds};
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let fx = setup(1500).expect("fixture");
+    let acc = fx.acc;
+    let mut fp = fx.fp;
+    let fails = fx
+        .ns
+        .run_in(move || -> anyhow::Result<Vec<String>> {
+            pmip_tests::tput::pin_cpu(0)?;
+            if prog == Prog::Tc {
+                fp.load_tc_program()?;
+            }
+            let redirect = prog.verdict(XDP_REDIRECT);
+            let frame = up_frame(SUB1_MAC, 0, ETH_P_IP, &echo4(HOME1, CN4, 64, true, 32));
+            // Verdict, outer destination and GRE key of the frame sent.
+            let send = |fp: &FastPath| -> (u32, Option<(std::net::IpAddr, u32)>) {
+                let r = run(fp, prog, acc, &frame);
+                let o = &r.out;
+                let out = (r.verdict == redirect).then(|| match o[12..14] {
+                    [0x86, 0xdd] => (
+                        <[u8; 16]>::try_from(&o[38..54]).unwrap().into(),
+                        u32::from_be_bytes(o[58..62].try_into().unwrap()),
+                    ),
+                    _ => (
+                        <[u8; 4]>::try_from(&o[30..34]).unwrap().into(),
+                        u32::from_be_bytes(o[38..42].try_into().unwrap()),
+                    ),
+                });
+                (r.verdict, out)
+            };
+            let binding = |local: std::net::IpAddr, remote: std::net::IpAddr| AccessBinding {
+                at: AccessPoint {
+                    ifindex: acc,
+                    vlan: 0,
+                    mac: SUB1_MAC,
+                },
+                sub_id: 1,
+                tunnel: TunnelEnds { local, remote },
+                uplink_key: 0x1001,
+                downlink_key: 0x2001,
+                home_v4: Some(HOME1),
+                gateway_v4: Some(GW4),
+                hnp: Some(Hnp {
+                    prefix: HNP1,
+                    len: 64,
+                }),
+            };
+            let mut fails = Vec::new();
+            let mut expect = |what: &str, got, want: std::net::IpAddr| {
+                if got != (redirect, Some((want, 0x1001))) {
+                    fails.push(format!("{what}: got {got:x?}, want {want} key 0x1001"));
+                }
+            };
+            for round in ["", " again"] {
+                expect(&format!("to LMA4{round}"), send(&fp), LMA4.into());
+                expect(&format!("to LMA4{round}, flow"), send(&fp), LMA4.into());
+                fp.install_access(&binding(MAG6.into(), LMA6.into()))?;
+                expect(&format!("moved to LMA6{round}"), send(&fp), LMA6.into());
+                expect(&format!("to LMA6{round}, flow"), send(&fp), LMA6.into());
+                fp.install_access(&binding(MAG4.into(), LMA4.into()))?;
+            }
+            Ok(fails)
+        })
+        .expect("namespace")
+        .expect("test run");
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}
+
 /// Per-subscriber counters: each CPU counts in its own slot of SUB_ACTIVE
 /// (no two CPUs write one entry), the loader sums the slots and the
 /// subscriber's total, and a new binding for the subscriber id starts from
