@@ -446,7 +446,9 @@ fn malformed_rs_ns_dhcpv6_dropped_and_counted() {
     run(|| {
         use pmip_user::access::frame6::{self, Addrs, Upper};
         use pmip_user::access::nd::NdRepr;
-        let l = Lab::up(opts("6mf", Service::Ipv6, 1))?;
+        let mut o = opts("6mf", Service::Ipv6, 1);
+        o.metrics = true;
+        let l = Lab::up(o)?;
         let mac = [0x02, 0, 0, 0, 0xbb, 0x01];
         let ll = frame6::link_local_from_mac(mac);
         let addrs = |dst, hop| Addrs {
@@ -510,8 +512,35 @@ fn malformed_rs_ns_dhcpv6_dropped_and_counted() {
         ensure!(d["malformed"] == 1, "{d:?}");
         ensure!(nd["attach_requests"] == 0 && nd["rs"] == 0, "{nd:?}");
         ensure!(l.mag(0).bindings()?.is_empty(), "someone was registered");
+        // The same counters on the metrics endpoint.
+        let text = scrape_metrics(&l.mags[0])?;
+        for (component, event, want) in [
+            ("nd acc0", "malformed", 2),
+            ("nd acc0", "bad_checksum", 1),
+            ("dhcpv6 acc0", "malformed", 1),
+        ] {
+            let series = format!(
+                "pmip_component_events_total{{component=\"{component}\",event=\"{event}\"}} {want}"
+            );
+            ensure!(text.lines().any(|l| l == series), "no {series}:\n{text}");
+        }
         Ok(())
     });
+}
+
+/// GET /metrics inside `ns` (the endpoint listens on its loopback).
+fn scrape_metrics(ns: &pmip_tests::netns::Netns) -> Result<String> {
+    use std::io::{Read, Write};
+    ns.run_in(move || -> Result<String> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", pmip_tests::lab::METRICS_PORT))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        let mut r = String::new();
+        s.read_to_string(&mut r)?;
+        let (head, body) = r.split_once("\r\n\r\n").context("no HTTP head")?;
+        ensure!(head.starts_with("HTTP/1.1 200 "), "{head}\n{body}");
+        Ok(body.to_string())
+    })?
 }
 
 /// The lab's generated configurations for IPv6 and dual-stack subscribers

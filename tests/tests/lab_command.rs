@@ -71,7 +71,13 @@ fn lab_passes_with(flag: &str, extra: &[&str]) {
         "[3/7] IPv6: the subscriber's kernel configured 2001:db8:64:",
         "default router fe80::ff:fe00:1",
         "HNP: 2001:db8:64:",
+        // What the IPv4 lab prints too: GRE on the core link, the
+        // subscriber's fast-path counters, the handover gap.
+        "GREv0, key=",
+        "IP6 2001:db8:64:",
+        "fast path at MAG1 (show stats): up ",
         "[6/7] handover",
+        "handover gap:",
         "handover: same default router",
         "Binding Revocation Indication",
         "all steps passed",

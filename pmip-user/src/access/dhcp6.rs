@@ -19,7 +19,7 @@
 //! Wire format: `dhcproto`'s v6 module, after [`decode`] has checked the TLV
 //! framing and kept only the options the server reads (some of dhcproto's
 //! option decoders subtract from the length or ignore it on crafted input).
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
@@ -167,6 +167,8 @@ struct Client {
     pending: Option<(Peer, Message)>,
     abandon_at: Option<Instant>,
     lease_end: Option<Instant>,
+    /// Its entry in the server's timer index (`Dhcp6Server::timers`).
+    indexed: Option<Instant>,
 }
 
 pub struct Dhcp6Server {
@@ -175,6 +177,12 @@ pub struct Dhcp6Server {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     pub stats: Dhcp6Stats,
+    /// Every client's next timer, ordered: `poll_timeout` is the first. The
+    /// ND shell asks after every frame of the link, so a scan of every
+    /// client there cost what it did in `access/dhcp.rs` (43 % of the MAG's
+    /// CPU at 20 000 clients). Kept exact by re-indexing the client each
+    /// entry point touched and removing clients only through `remove`.
+    timers: BTreeSet<(Instant, [u8; 6])>,
 }
 
 fn be16(b: &[u8], at: usize) -> u16 {
@@ -311,6 +319,7 @@ impl Dhcp6Server {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Dhcp6Stats::default(),
+            timers: BTreeSet::new(),
         }
     }
 
@@ -340,6 +349,8 @@ impl Dhcp6Server {
     pub fn handle(&mut self, now: Instant, from: Peer, bytes: &[u8]) -> Result<(), Reject> {
         self.stats.rx += 1;
         let r = self.handle_inner(now, from, bytes);
+        // Whatever happened concerned the sender's client only.
+        self.reindex(from.mac);
         match r {
             Err(Reject::Malformed) => self.stats.malformed += 1,
             Err(Reject::Ignored) => self.stats.ignored += 1,
@@ -419,6 +430,7 @@ impl Dhcp6Server {
                     pending: None,
                     abandon_at: Some(now + self.cfg.offer_timeout),
                     lease_end: None,
+                    indexed: None,
                 },
             );
         }
@@ -538,24 +550,61 @@ impl Dhcp6Server {
         if let Some((from, msg)) = c.pending.take() {
             self.answer(now, from, &msg, &binding);
         }
+        self.reindex(mac);
     }
 
     /// The registration failed: the waiting client gets nothing, and is forgotten.
     pub(crate) fn binding_failed(&mut self, mac: [u8; 6]) {
-        self.clients.remove(&mac);
+        self.remove(&mac);
     }
 
     /// The client is gone (for `reason`): forgotten, and the registration
     /// side told.
     fn detach(&mut self, mac: [u8; 6], reason: DetachReason) {
-        self.clients.remove(&mac);
+        self.remove(&mac);
         let at = self.at(mac);
         self.events.push_back(Event::Detach { at, reason });
     }
 
     /// The binding ended elsewhere: forget the client without an event.
     pub(crate) fn binding_gone(&mut self, mac: [u8; 6]) {
-        self.clients.remove(&mac);
+        self.remove(&mac);
+    }
+
+    /// Removes a client and its timer.
+    fn remove(&mut self, mac: &[u8; 6]) {
+        if let Some(t) = self.clients.remove(mac).and_then(|c| c.indexed) {
+            self.timers.remove(&(t, *mac));
+        }
+    }
+
+    /// When a client's timer runs out: its lease's end plus the grace, else
+    /// its unfinished attach's.
+    fn due(&self, c: &Client) -> Option<Instant> {
+        match (c.lease_end, c.abandon_at) {
+            (Some(l), _) => Some(l + self.cfg.lease_grace),
+            (None, a) => a,
+        }
+    }
+
+    /// Puts `mac`'s timer where it is now in the index.
+    fn reindex(&mut self, mac: [u8; 6]) {
+        let Some(due) = self.clients.get(&mac).map(|c| self.due(c)) else {
+            return;
+        };
+        let Some(c) = self.clients.get_mut(&mac) else {
+            return;
+        };
+        let old = std::mem::replace(&mut c.indexed, due);
+        if old == due {
+            return;
+        }
+        if let Some(t) = old {
+            self.timers.remove(&(t, mac));
+        }
+        if let Some(t) = due {
+            self.timers.insert((t, mac));
+        }
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -567,13 +616,7 @@ impl Dhcp6Server {
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.clients
-            .values()
-            .filter_map(|c| match (c.lease_end, c.abandon_at) {
-                (Some(l), _) => Some(l + self.cfg.lease_grace),
-                (None, a) => a,
-            })
-            .min()
+        self.timers.first().map(|(t, _)| *t)
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {

@@ -23,7 +23,7 @@
 //!
 //! No sockets, no clock: `handle(now, frame)`, `poll_transmit()` (whole
 //! Ethernet frames), `poll_event()`, `poll_timeout()`, `handle_timeout(now)`.
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
@@ -227,11 +227,48 @@ struct Sub {
     state: State,
     /// The node's address to probe and to address RAs to (its link-local).
     addr: Option<Ipv6Addr>,
+    /// Its entry in the engine's timer index (`RaEngine::timers`).
+    indexed: Option<Instant>,
+}
+
+impl Sub {
+    fn new(state: State, addr: Option<Ipv6Addr>) -> Self {
+        Sub {
+            state,
+            addr,
+            indexed: None,
+        }
+    }
+
+    /// The earliest of the node's timers: attach wait, unsolicited or
+    /// delayed solicited RA, probe, binding end.
+    fn due(&self) -> Option<Instant> {
+        match &self.state {
+            State::Pending { until } => Some(*until),
+            State::Advertised(a) => {
+                let live = a.live.map(|l| match l {
+                    Liveness::Idle { next_probe } => next_probe,
+                    Liveness::Probing { deadline, .. } => deadline,
+                });
+                [Some(a.next_ra), a.solicited_at, live, Some(a.binding_end)]
+                    .into_iter()
+                    .flatten()
+                    .min()
+            }
+        }
+    }
 }
 
 pub struct RaEngine {
     cfg: RaConfig,
     subs: HashMap<[u8; 6], Sub>,
+    /// Every node's next timer, ordered: `poll_timeout` is the first and
+    /// `handle_timeout` visits only the nodes that are due. Both used to scan
+    /// every node, and the shell asks for the timeout after every frame (the
+    /// same scan cost `access/dhcp.rs` 43 % of the MAG's CPU at 20 000
+    /// clients). Kept exact by re-indexing the node each entry point touched
+    /// (`reindex`) and removing nodes only through `remove`.
+    timers: BTreeSet<(Instant, [u8; 6])>,
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<Event>,
     rng: u64,
@@ -252,6 +289,7 @@ impl RaEngine {
         RaEngine {
             cfg,
             subs: HashMap::new(),
+            timers: BTreeSet::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             rng,
@@ -290,10 +328,8 @@ impl RaEngine {
         let live = self.cfg.probing.map(|p| Liveness::Idle {
             next_probe: now + p.interval,
         });
-        let sub = self.subs.entry(mac).or_insert(Sub {
-            state: State::Pending { until: now },
-            addr: None,
-        });
+        let sub =
+            (self.subs.entry(mac)).or_insert_with(|| Sub::new(State::Pending { until: now }, None));
         let (unsolicited, next_ra) = match &sub.state {
             // A refresh keeps the schedule; only the contents change.
             State::Advertised(a) => (a.unsolicited, a.next_ra),
@@ -309,6 +345,7 @@ impl RaEngine {
             live,
         }));
         self.stats.ra_advertise += 1;
+        self.reindex(mac);
         self.send_ra(now, mac, false);
     }
 
@@ -323,12 +360,46 @@ impl RaEngine {
             self.stats.ra_final += 1;
             self.send_ra(now, mac, true);
         }
-        self.subs.remove(&mac);
+        self.remove(&mac);
     }
 
     /// Forgets `mac` without a word (binding moved to another MAG, or failed).
     pub(crate) fn forget(&mut self, mac: &[u8; 6]) {
-        self.subs.remove(mac);
+        self.remove(mac);
+    }
+
+    /// Removes a node and its timer.
+    fn remove(&mut self, mac: &[u8; 6]) -> Option<Sub> {
+        let s = self.subs.remove(mac)?;
+        if let Some(t) = s.indexed {
+            self.timers.remove(&(t, *mac));
+        }
+        Some(s)
+    }
+
+    /// Adds (or replaces) a node, indexed.
+    fn insert(&mut self, mac: [u8; 6], sub: Sub) {
+        self.remove(&mac);
+        self.subs.insert(mac, sub);
+        self.reindex(mac);
+    }
+
+    /// Puts `mac`'s timer where it is now in the index.
+    fn reindex(&mut self, mac: [u8; 6]) {
+        let Some(s) = self.subs.get_mut(&mac) else {
+            return;
+        };
+        let (due, old) = (s.due(), s.indexed);
+        if due == old {
+            return;
+        }
+        s.indexed = due;
+        if let Some(t) = old {
+            self.timers.remove(&(t, mac));
+        }
+        if let Some(t) = due {
+            self.timers.insert((t, mac));
+        }
     }
 
     /// A sign of life of `mac` seen elsewhere (DHCPv6, uplink data), with the
@@ -345,6 +416,7 @@ impl RaEngine {
                 });
             }
         }
+        self.reindex(mac);
     }
 
     fn rand(&mut self) -> u64 {
@@ -454,29 +526,18 @@ impl RaEngine {
 
     /// The next instant [`handle_timeout`](Self::handle_timeout) must run.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.subs
-            .values()
-            .filter_map(|s| match &s.state {
-                State::Pending { until } => Some(*until),
-                State::Advertised(a) => {
-                    let live = a.live.map(|l| match l {
-                        Liveness::Idle { next_probe } => next_probe,
-                        Liveness::Probing { deadline, .. } => deadline,
-                    });
-                    [Some(a.next_ra), a.solicited_at, live, Some(a.binding_end)]
-                        .into_iter()
-                        .flatten()
-                        .min()
-                }
-            })
-            .min()
+        self.timers.first().map(|(t, _)| *t)
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        let mut macs: Vec<[u8; 6]> = self.subs.keys().copied().collect();
-        macs.sort(); // deterministic output order
+        let mut macs: Vec<[u8; 6]> = (self.timers.iter())
+            .take_while(|(t, _)| *t <= now)
+            .map(|(_, mac)| *mac)
+            .collect();
+        macs.sort(); // deterministic output order, by MAC as before the index
         for mac in macs {
             self.timeout_one(now, mac);
+            self.reindex(mac);
         }
     }
 
@@ -487,7 +548,7 @@ impl RaEngine {
         let a = match &mut sub.state {
             State::Pending { until } => {
                 if now >= *until {
-                    self.subs.remove(&mac);
+                    self.remove(&mac);
                 }
                 return;
             }
@@ -547,7 +608,7 @@ impl RaEngine {
             return;
         };
         if sent > p.retries {
-            self.subs.remove(&mac);
+            self.remove(&mac);
             self.stats.detached += 1;
             self.events.push_back(Event::Detached { at: self.at(mac) });
             return;

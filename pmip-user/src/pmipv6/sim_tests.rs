@@ -378,6 +378,34 @@ fn dual_stack_gets_prefix_and_address() {
     assert_eq!(s.mag_dp[0].access[&ap(2)].hnp, Some(hnp));
 }
 
+/// Issue 15: the PBU asks for the home networks of the subscriber's service —
+/// an HNP (::/0, RFC 5213 §6.9.1.1) for IPv6, an IPv4 home address (RFC 5844
+/// §3.1.1) for IPv4, both for dual stack — and the PBA grants exactly those.
+#[test]
+fn pbu_asks_for_the_subscribers_home_networks() {
+    for (ipv4, ipv6) in [(false, true), (true, true), (true, false)] {
+        let mut s = Sim::new(false);
+        let mut r = req(1);
+        (r.ipv4, r.ipv6) = (ipv4, ipv6);
+        s.attach(0, r);
+        let pbus = s.sent(Node::Mag(0), Node::Lma, MhType::BindingUpdate);
+        let Message::BindingUpdate(bu) = &pbus[0].1 else {
+            unreachable!()
+        };
+        let want: Vec<(u8, Ipv6Addr)> = if ipv6 {
+            vec![(0, Ipv6Addr::UNSPECIFIED)]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(bu.hnps(), want, "ipv4 {ipv4} ipv6 {ipv6}");
+        assert_eq!(bu.ipv4_hoa_request().is_some(), ipv4);
+        let MagEvent::Registered { home_v4, hnp, .. } = registered(&s.events[0])[0].clone() else {
+            unreachable!()
+        };
+        assert_eq!((home_v4.is_some(), hnp.is_some()), (ipv4, ipv6));
+    }
+}
+
 #[test]
 fn unique_uplink_keys_and_addresses() {
     let mut s = Sim::new(false);

@@ -343,11 +343,7 @@ fn steps(
     );
 
     // 4. Traffic, with a look at the core link.
-    let cap = if lab::have("tcpdump") {
-        Lab::capture(&l.sw, "pcn", 4, "ip proto 47 or ip6 proto 47").ok()
-    } else {
-        None
-    };
+    let cap = core_capture(l);
     let (s, r, text) = Lab::ping(&l.sub, &CN.to_string(), 5)?;
     let rtt = text
         .lines()
@@ -361,20 +357,7 @@ fn steps(
         "      ping correspondent → subscriber {}: {r2}/{s2} replies",
         lease.ip
     );
-    if let Some(mut c) = cap {
-        let done = lab::wait_timeout(&mut c, Duration::from_secs(2));
-        if done.is_none() {
-            let _ = c.kill();
-        }
-        let mut text = String::new();
-        if let Some(mut o) = c.stdout.take() {
-            use std::io::Read;
-            let _ = o.read_to_string(&mut text);
-        }
-        let _ = c.wait();
-        println!("      on the core link ({anc} side), tcpdump 'ip proto 47 or ip6 proto 47':");
-        print!("{}", indent(&text));
-    }
+    print_capture(cap, anc);
     ensure!(r == s && r2 == s2, "pings lost through the tunnel");
     let ip = l.iperf(3)?;
     println!(
@@ -388,20 +371,7 @@ fn steps(
         "iperf3 failed: {}",
         ip.error
     );
-    lab::interruptible_sleep(Duration::from_millis(600))?;
-    if let Ok(st) = l.mag(0).stats() {
-        for x in st.subscribers.iter().filter(|x| x.nai == mb.nai) {
-            let t = x.traffic;
-            println!(
-                "      fast path at {acc}1 (show stats): up {} packets / {} MB, down {} packets / {} MB for {}",
-                t.up_packets,
-                t.up_bytes / 1_000_000,
-                t.down_packets,
-                t.down_bytes / 1_000_000,
-                x.nai
-            );
-        }
-    }
+    print_subscriber_traffic(l, &mb.nai)?;
     sum.add("ping both ways", format!("{r}/{s} and {r2}/{s2}"), true);
     sum.add(
         "TCP through the tunnel",
@@ -500,6 +470,52 @@ fn after_handover(l: &Lab, host: &str, sum: &mut Summary, n: u32) -> Result<()> 
     Ok(())
 }
 
+/// Captures 4 GRE packets on the core link (the anchor's side), if tcpdump is there.
+fn core_capture(l: &Lab) -> Option<std::process::Child> {
+    if lab::have("tcpdump") {
+        Lab::capture(&l.sw, "pcn", 4, "ip proto 47 or ip6 proto 47").ok()
+    } else {
+        None
+    }
+}
+
+/// Prints what [`core_capture`] caught (waiting at most 2 s for it).
+fn print_capture(cap: Option<std::process::Child>, anc: &str) {
+    let Some(mut c) = cap else { return };
+    let done = lab::wait_timeout(&mut c, Duration::from_secs(2));
+    if done.is_none() {
+        let _ = c.kill();
+    }
+    let mut text = String::new();
+    if let Some(mut o) = c.stdout.take() {
+        use std::io::Read;
+        let _ = o.read_to_string(&mut text);
+    }
+    let _ = c.wait();
+    println!("      on the core link ({anc} side), tcpdump 'ip proto 47 or ip6 proto 47':");
+    print!("{}", indent(&text));
+}
+
+/// The subscriber's fast-path counters at the first access gateway.
+fn print_subscriber_traffic(l: &Lab, nai: &str) -> Result<()> {
+    let acc = l.opts.proto.access_name();
+    lab::interruptible_sleep(Duration::from_millis(600))?;
+    if let Ok(st) = l.mag(0).stats() {
+        for x in st.subscribers.iter().filter(|x| x.nai == nai) {
+            let t = x.traffic;
+            println!(
+                "      fast path at {acc}1 (show stats): up {} packets / {} MB, down {} packets / {} MB for {}",
+                t.up_packets,
+                t.up_bytes / 1_000_000,
+                t.down_packets,
+                t.down_bytes / 1_000_000,
+                x.nai
+            );
+        }
+    }
+    Ok(())
+}
+
 /// What the TCP stream and the 2 ms `ping` (or ping6) across a handover
 /// saw, and when the new gateway (the second) saw and registered the
 /// subscriber, from its log (best effort: log wording).
@@ -520,7 +536,11 @@ fn report_stream(l: &Lab, h: &lab::UnderLoad, ping: &str) {
     if let Some(d) = l.access[1].as_ref() {
         let ms = |t: Option<f64>| t.map(|t| format!("{:.1} ms", (t - h.moved_at) * 1000.0));
         let seen = ms(lab::log_time_after(&d.log, h.moved_at, " attach"));
-        if let Some(reg) = ms(lab::log_time_after(&d.log, h.moved_at, " registered")) {
+        // An IPv4 home address is "registered", an IPv6-only binding's
+        // prefix "prefix advertised" (daemon/access6.rs).
+        let reg = lab::log_time_after(&d.log, h.moved_at, " registered")
+            .or_else(|| lab::log_time_after(&d.log, h.moved_at, "prefix advertised"));
+        if let Some(reg) = ms(reg) {
             println!(
                 "      after the move: {acc}2 saw the subscriber at +{}, registered it with the {anc} at +{reg}",
                 seen.unwrap_or_else(|| "?".into())

@@ -371,3 +371,58 @@ proptest::proptest! {
         s.handle_timeout(t0 + Duration::from_secs(7200));
     }
 }
+
+/// What `poll_timeout` answered before the index: a scan of every client.
+fn scanned_timeout(s: &Dhcp6Server) -> Option<Instant> {
+    s.clients.values().filter_map(|c| s.due(c)).min()
+}
+
+#[test]
+fn timer_index_matches_a_scan_of_every_client() {
+    let mut s = server();
+    let t0 = Instant::now();
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let na = |addr: &str| ia(3, 7, &iaaddr(addr));
+    let mut now = t0;
+    for step in 0..4000 {
+        now += Duration::from_millis(next(20_000));
+        let mac = [0x02, 0, 0, 0, 0, next(24) as u8];
+        let from = Peer { mac, ..peer() };
+        let b = Binding6::new(binding().hnp, Duration::from_secs(30 + next(300)), vec![]);
+        let sent = |kind: u8| match kind {
+            1 => msg(1, &[ia(3, 7, &[])]),
+            k => msg(k, &[sid(), na("2001:db8:64:10::1")]),
+        };
+        match next(8) {
+            k @ 0..=3 => {
+                // Solicit, Request, Renew, Release.
+                let _ = s.handle(now, from, &sent([1, 3, 5, 8][k as usize]));
+            }
+            4 => s.binding_ready(now, mac, b),
+            5 => s.binding_gone(mac),
+            6 => s.binding_failed(mac),
+            _ => {
+                if let Some(t) = s.poll_timeout() {
+                    now = now.max(t);
+                    s.handle_timeout(now);
+                }
+            }
+        }
+        while s.poll_transmit().is_some() {}
+        while s.poll_event().is_some() {}
+        assert_eq!(s.poll_timeout(), scanned_timeout(&s), "step {step}");
+        let due = s.clients.values().filter(|c| s.due(c).is_some()).count();
+        assert_eq!(s.timers.len(), due, "one entry per client, step {step}");
+    }
+    assert!(
+        s.stats.lease_expired > 0 && s.stats.releases > 0,
+        "{:?}",
+        s.stats
+    );
+}

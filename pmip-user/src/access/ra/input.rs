@@ -65,6 +65,8 @@ impl RaEngine {
                 self.seen(now, f.src_mac, Some(target));
             }
         }
+        // Every branch above touches the sender's node only.
+        self.reindex(f.src_mac);
         Ok(())
     }
 
@@ -98,15 +100,8 @@ impl RaEngine {
             }
             Some(State::Pending { until }) if now < *until => self.learn(mac, f.src),
             _ => {
-                self.subs.insert(
-                    mac,
-                    Sub {
-                        state: State::Pending {
-                            until: now + self.cfg.attach_timeout,
-                        },
-                        addr: ll,
-                    },
-                );
+                let until = now + self.cfg.attach_timeout;
+                self.insert(mac, Sub::new(State::Pending { until }, ll));
                 self.stats.attach_requests += 1;
                 self.events.push_back(Event::AttachRequest {
                     at: self.at(mac),

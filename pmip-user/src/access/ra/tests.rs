@@ -551,3 +551,48 @@ proptest::proptest! {
         e.handle_timeout(t0 + Duration::from_secs(100));
     }
 }
+
+/// What `poll_timeout` answered before the index: a scan of every node.
+fn scanned_timeout(e: &RaEngine) -> Option<Instant> {
+    e.subs.values().filter_map(Sub::due).min()
+}
+
+#[test]
+fn timer_index_matches_a_scan_of_every_node() {
+    let mut e = probing_engine();
+    let t0 = Instant::now();
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let mut now = t0;
+    for step in 0..4000 {
+        now += Duration::from_millis(next(4000));
+        let mac = [0x02, 0, 0, 0, 0, next(24) as u8];
+        let ll = frame6::link_local_from_mac(mac);
+        match next(7) {
+            0 => {
+                let _ = e.handle(now, &rs(mac, ll));
+            }
+            1 => e.advertise(now, mac, adv("2001:db8:64:10::", 5 + next(60))),
+            2 => e.withdraw(now, mac),
+            3 => e.forget(&mac),
+            4 => e.seen(now, mac, Some(ll)),
+            _ => {
+                if let Some(t) = e.poll_timeout() {
+                    now = now.max(t);
+                    e.handle_timeout(now);
+                }
+            }
+        }
+        drain(&mut e);
+        while e.poll_event().is_some() {}
+        assert_eq!(e.poll_timeout(), scanned_timeout(&e), "step {step}");
+        let due = e.subs.values().filter(|s| s.due().is_some()).count();
+        assert_eq!(e.timers.len(), due, "one entry per node, step {step}");
+    }
+    assert!(e.stats.expired > 0 && e.stats.detached > 0 && e.stats.ra_unsolicited > 0);
+}

@@ -7,11 +7,11 @@
 //! one, `home-lma-ipv4-address=` / `home-lma-ipv6-address=` / 3GPP2-MIP-HA-Address give its
 //! address. An Accept whose anchor is no configured peer is refused rather than sent
 //! somewhere unprotected.
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use crate::aaa::{self, MnService};
-use crate::config::{Config, Profile, Protocol};
+use crate::config::{Config, Profile, Protocol, Service};
 
 /// What the attach needs besides the [`Profile`]: accounting and session parameters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -24,7 +24,8 @@ pub(crate) struct Extras {
     pub interim: Option<Duration>,
     /// Session-Timeout (RFC 2865 §5.27): the most the session may last.
     pub session_timeout: Option<Duration>,
-    /// `mn-service=`: which home network the subscriber gets (IPv4 access: informational).
+    /// `mn-service=`: which home network the subscriber gets (PMIPv6: also the profile's
+    /// `service`; PMIPv4: informational).
     pub service: Option<MnService>,
     /// What the Accept carried that was not used, for the log.
     pub ignored: Vec<String>,
@@ -113,6 +114,30 @@ fn proxy_allowed(cfg: &Config, r: &aaa::Profile) -> Result<(), Unusable> {
     }
 }
 
+/// `mn-service=` chooses the home networks the PBU asks for (issue 15: an HNP, an IPv4
+/// home address or both), the Accept's IPv6 DNS servers go to RDNSS and DHCPv6. PMIPv6
+/// only: PMIPv4 carries IPv4 alone, so there `mn-service` stays informational. IPv6
+/// service needs the interface's ND shell, which runs when a configured profile asks
+/// for IPv6 (`Config::ipv6_access`).
+fn ipv6_service(r: &aaa::Profile, p: &mut Profile) {
+    if let Some(s) = r.service {
+        p.service = Some(match s {
+            MnService::Ipv4 => Service::Ipv4,
+            MnService::Ipv6 => Service::Ipv6,
+            MnService::Dual => Service::Dual,
+        });
+    }
+    let dns6: Vec<Ipv6Addr> = (r.dns.iter())
+        .filter_map(|a| match a {
+            IpAddr::V6(a) => Some(*a),
+            IpAddr::V4(_) => None,
+        })
+        .collect();
+    if !dns6.is_empty() {
+        p.dns6 = dns6;
+    }
+}
+
 /// The profile for an Access-Accept `r`, over `base` (the interface's default profile, if
 /// any); `nai` is the identity the subscriber is known by until the Accept says otherwise
 /// (`mn-nai=`). Returns the NAI to register, the profile and the extras.
@@ -177,6 +202,9 @@ pub(crate) fn merge(
         .collect();
     if !dns.is_empty() {
         p.dns = dns;
+    }
+    if matches!(cfg.protocol, Protocol::Pmipv6) {
+        ipv6_service(r, &mut p);
     }
     let nai = r.nai.clone().or_else(|| p.nai.clone()).unwrap_or(nai);
     p.nai = Some(nai.clone());
@@ -260,6 +288,41 @@ dns = ["192.0.2.54"]
             (Some("lma1"), Some("internet"))
         );
         assert_eq!(p.dns, vec!["192.0.2.54".parse::<Ipv4Addr>().unwrap()]);
+    }
+
+    #[test]
+    fn mn_service_and_ipv6_dns_choose_the_home_networks() {
+        let c = cfg("pmipv6");
+        let base = c.profile("default");
+        assert_eq!(base.map(Profile::access_service), Some(Service::Ipv4));
+        for (said, want) in [
+            (MnService::Ipv6, Service::Ipv6),
+            (MnService::Dual, Service::Dual),
+            (MnService::Ipv4, Service::Ipv4),
+        ] {
+            let r = aaa::Profile {
+                service: Some(said),
+                dns: vec!["2001:db8::53".parse().unwrap()],
+                ..aaa::Profile::default()
+            };
+            let (_, p, _) = merge(&c, base, &r, "n".into()).unwrap();
+            assert_eq!(p.access_service(), want);
+            assert_eq!(
+                c.dns6_for(Some(&p)),
+                vec!["2001:db8::53".parse::<Ipv6Addr>().unwrap()]
+            );
+        }
+        // Silence keeps the default profile's service.
+        let (_, p, _) = merge(&c, base, &aaa::Profile::default(), "n".into()).unwrap();
+        assert_eq!(p.service, base.and_then(|b| b.service));
+        // PMIPv4 carries IPv4 only: informational there.
+        let c4 = cfg("pmipv4");
+        let r = aaa::Profile {
+            service: Some(MnService::Dual),
+            ..aaa::Profile::default()
+        };
+        let (_, p, ex) = merge(&c4, None, &r, "n".into()).unwrap();
+        assert_eq!((p.service, ex.service), (None, Some(MnService::Dual)));
     }
 
     #[test]

@@ -11,13 +11,18 @@ use pmip_tests::lab::{Lab, Proto, CN};
 use pmip_tests::lab6::{lladdr, Slaac, CN6};
 use pmip_user::config::Service;
 
-use super::{indent, signaling_ladder, start_lab, Summary};
+use super::{
+    core_capture, indent, print_capture, print_subscriber_traffic, signaling_ladder, start_lab,
+    Summary,
+};
 
 /// Steps 2–7 for an IPv6 or dual-stack subscriber (PMIPv6).
 pub(super) fn steps6(l: &mut Lab, service: Service, sum: &mut Summary, n: u32) -> Result<()> {
     let (pcap, sigcap) = start_lab(l, Proto::Pmipv6, sum, n)?;
     let (s, lease_ip) = attach(l, service, sum, n)?;
     traffic(l, service, &s, lease_ip.as_deref(), sum, n)?;
+    let nai = (l.mag(0).bindings()?.first()).map_or_else(String::new, |b| b.nai.clone());
+    print_subscriber_traffic(l, &nai)?;
     show_bindings(l, &s, lease_ip.is_some(), sum, n)?;
     handover(l, &s, sum, n)?;
     super::after_handover(l, host(&s.addr), sum, n)?;
@@ -51,7 +56,7 @@ fn attach(
         ms(s.rs_to_configured_ms)
     );
     sum.add(
-        "attach (RS + registration, SLAAC)",
+        "attach (RS + registration)",
         format!(
             "{} router {} MTU {} (RS→RA {})",
             s.addr,
@@ -114,10 +119,13 @@ fn traffic(
     }
     let mut all_ok = true;
     let mut text = Vec::new();
+    // The first pings (IPv6) on the core link, as for an IPv4 subscriber.
+    let mut cap = core_capture(l);
     for (cn, me) in &pairs {
         let (s1, r1, _) = Lab::ping(&l.sub, cn, 5)?;
         let (s2, r2, _) = Lab::ping(&l.cn, me, 5)?;
         println!("      ping subscriber → {cn}: {r1}/{s1}; correspondent → {me}: {r2}/{s2}");
+        print_capture(cap.take(), l.opts.proto.anchor_name());
         all_ok &= r1 == s1 && r2 == s2;
         text.push(format!("{r1}/{s1} and {r2}/{s2}"));
     }
