@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use pmip_tests::agent::{self, SharedMem};
+use pmip_tests::cpu::ThreadClock;
 use pmip_tests::netns::{is_root, veth, Netns};
 use pmip_user::agent::batch::RxBatch;
 use pmip_user::agent::registrar::{AccessCommand, AccessEvent, AttachRequest};
@@ -424,10 +425,12 @@ fn ha_udp_registration_rate() {
             }],
         );
         hcfg.max_lifetime_s = 3600;
+        let (clock_tx, clock_rx) = std::sync::mpsc::channel();
         let ha = agent::start(
             &hns,
-            || {
+            move || {
                 pin_to_cpu(1);
+                let _ = clock_tx.send(ThreadClock::current());
                 Udp434::bind(SocketAddrV4::new(HA_IP, PORT)).expect("HA socket")
             },
             Ha::new(hcfg, WallClock::new(Instant::now(), SystemTime::now())),
@@ -455,6 +458,8 @@ fn ha_udp_registration_rate() {
                 b
             })
             .collect();
+        let ha_cpu = clock_rx.recv().unwrap();
+        let cpu0 = ha_cpu.now();
         let (elapsed, got) = pns
             .run_in(move || {
                 pin_to_cpu(0);
@@ -482,11 +487,15 @@ fn ha_udp_registration_rate() {
                 (t.elapsed(), got)
             })
             .unwrap();
+        // CPU time of the HA's thread (alive until stopped): per registration.
+        let cpu = (ha_cpu.now() - cpu0).as_secs_f64();
         let (h, _, shell) = ha.stop();
         let c = h.counters();
         println!(
-            "| {n} | {:.0} registrations/s over UDP, {} generator (replies {got}, accepted {}, HA rx {}) |",
+            "| {n} | {:.0} registrations/s over UDP, {:.0} per CPU-second of the HA's thread ({:.2} µs each), {} generator (replies {got}, accepted {}, HA rx {}) |",
             got as f64 / elapsed.as_secs_f64(),
+            got as f64 / cpu,
+            cpu * 1e6 / got as f64,
             if batched_generator() { "batched" } else { "one datagram per call" },
             c.registrations,
             shell.rx_datagrams
