@@ -228,7 +228,9 @@ pub struct BindingInfo {
 pub struct Ha {
     cfg: HaConfig,
     clock: Clock,
-    peers: HashMap<Ipv4Addr, PmaPeer>,
+    /// Shared: a request holds its peer's entry while the HA changes (no
+    /// copy of the association's key per request).
+    peers: HashMap<Ipv4Addr, std::sync::Arc<PmaPeer>>,
     profiles: HashMap<String, SubscriberProfile>,
     bindings: HashMap<String, Binding>,
     /// Last Identification accepted for a NAI whose binding is gone, kept for the
@@ -261,7 +263,11 @@ struct Refusal(ReplyCode);
 
 impl Ha {
     pub fn new(cfg: HaConfig, clock: Clock) -> Self {
-        let peers = cfg.peers.iter().map(|p| (p.address, p.clone())).collect();
+        let peers = cfg
+            .peers
+            .iter()
+            .map(|p| (p.address, std::sync::Arc::new(p.clone())))
+            .collect();
         let profiles = cfg
             .profiles
             .iter()
