@@ -465,6 +465,7 @@ fn ha_udp_registration_rate() {
                 pin_to_cpu(0);
                 let s = UdpSocket::bind(SocketAddrV4::new(PMA_IP, 0)).unwrap();
                 s.set_nonblocking(true).unwrap();
+                grow_rcvbuf(&s);
                 let dst = SocketAddrV4::new(HA_IP, PORT);
                 if batched_generator() {
                     return generate_batched(&s, dst, &msgs, 256);
@@ -501,5 +502,26 @@ fn ha_udp_registration_rate() {
             shell.rx_datagrams
         );
         assert_eq!(c.registrations, n as u64);
+        // Every reply came back: a lost one is a loss too (and its 60 s
+        // wait would make the rate meaningless).
+        assert_eq!(got, n as usize, "replies");
     }
+}
+
+/// Room for the replies in flight: 256 of them are more than the default
+/// receive buffer holds (each counts ~900 B of skb), and a generator that
+/// loses the CPU for a moment would lose replies.
+fn grow_rcvbuf(s: &UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = 4 << 20;
+    // SAFETY: valid fd, pointer and length of a c_int; a failure leaves the default.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
 }
