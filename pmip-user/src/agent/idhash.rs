@@ -22,7 +22,17 @@ impl IdHasher {
 impl Hasher for IdHasher {
     #[inline]
     fn finish(&self) -> u64 {
-        self.0
+        // The multiply carries a key's bits only upwards, and hashbrown
+        // takes the bucket from the low bits: without a final mix, keys
+        // that differ only in their high bytes (10.0.0.x as octets) would
+        // share buckets. MurmurHash3's fmix64: two multiplies, still a
+        // fraction of SipHash.
+        let mut x = self.0;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^ (x >> 33)
     }
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
@@ -80,5 +90,15 @@ mod tests {
             m.insert(i, i * 2);
         }
         assert!((0..n).all(|i| m[&i] == i * 2));
+    }
+
+    #[test]
+    fn addresses_that_differ_in_their_last_octets_spread_too() {
+        let b = IdBuild::default();
+        let n = 1u32 << 12;
+        let low: IdSet<u64> = (0..n)
+            .map(|i| b.hash_one(std::net::Ipv4Addr::from(0x0a00_0000 + i)) & u64::from(n - 1))
+            .collect();
+        assert!(low.len() > (n as usize) / 2, "{} buckets of {n}", low.len());
     }
 }
