@@ -54,6 +54,15 @@ fn run(ha: &mut Ha, dp: &mut MemDataPlane, msgs: &[Vec<u8>], now: Instant) -> Du
     let t = Instant::now();
     for m in msgs {
         ha.handle(now, src, m);
+        // The store writes, taken as the shell takes them after each pass
+        // (none kept: a queue no shell lets grow is not the HA's cost).
+        let mut wrote = false;
+        while ha.poll_store().is_some() {
+            wrote = true;
+        }
+        if wrote {
+            ha.stored(now, true);
+        }
         while let Some(c) = ha.poll_dp() {
             dp.apply(&c).unwrap();
         }

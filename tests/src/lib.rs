@@ -7,6 +7,7 @@ pub mod bench6;
 pub mod capture;
 pub mod cluster;
 pub mod conformance;
+pub mod cpu;
 pub mod etcd;
 pub mod failover;
 pub mod fixture;

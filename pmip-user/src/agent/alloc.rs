@@ -2,7 +2,6 @@
 //! (indices of the fast path's per-subscriber counters) and the GRE keys it
 //! receives with (RFC 5845 §3, RFC 6245 §3: each end chooses the key the
 //! other puts on packets towards it).
-use std::collections::HashSet;
 
 use super::blocks::{Blocks, Space};
 
@@ -19,7 +18,7 @@ pub struct IdAlloc {
     base: u32,
     window: u32,
     next: u32,
-    in_use: HashSet<u32>,
+    in_use: super::idhash::IdSet<u32>,
     /// In a cluster: hand out only numbers of these blocks ([`IdAlloc::use_blocks`]).
     cluster: Option<(Blocks, Space)>,
 }
@@ -32,7 +31,7 @@ impl IdAlloc {
             base,
             window: window.max(1),
             next: base,
-            in_use: HashSet::new(),
+            in_use: Default::default(),
             cluster: None,
         }
     }

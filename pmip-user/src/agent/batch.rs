@@ -100,6 +100,31 @@ impl RxBatch {
         self.truncated += 1;
     }
 
+    /// Rewrites each datagram from the `start`th on in its slot: `f` gets
+    /// its peer and bytes and returns what the slot holds now (a peer and
+    /// a length no larger than before), or `None` to drop it (ESP opened in
+    /// place, `pmipv6/transport/esp.rs`).
+    pub fn rewrite_from(
+        &mut self,
+        start: usize,
+        mut f: impl FnMut(Peer, &mut [u8]) -> Option<(Peer, usize)>,
+    ) {
+        let mut i = start;
+        while i < self.got.len() {
+            let (peer, slot, len) = self.got[i];
+            let at = usize::from(slot) * RX_SLOT_LEN;
+            match f(peer, &mut self.data[at..at + usize::from(len)]) {
+                Some((p, n)) => {
+                    self.got[i] = (p, slot, n.min(usize::from(len)) as u16);
+                    i += 1;
+                }
+                None => {
+                    self.got.remove(i);
+                }
+            }
+        }
+    }
+
     /// Keeps only the datagrams whose peer passes `f`.
     pub fn retain(&mut self, f: impl FnMut(&Peer) -> bool) {
         self.retain_from(0, f);
@@ -135,6 +160,39 @@ impl Sent {
         self.failed.extend(o.failed.iter().map(|&i| at[i]));
         self.failed.sort_unstable();
     }
+}
+
+/// `sendmmsg` on a datagram socket registered with tokio, waiting for
+/// space; a message the kernel refuses is counted and skipped.
+pub(crate) async fn send_all<F: std::os::fd::AsRawFd>(
+    fd: &tokio::io::unix::AsyncFd<F>,
+    ts: &[&Transmit],
+) -> Sent {
+    let mut out = Sent::default();
+    let mut rest = ts;
+    while !rest.is_empty() {
+        let at = ts.len() - rest.len();
+        let mut g = match fd.writable().await {
+            Ok(g) => g,
+            Err(_) => {
+                out.failed.extend(at..ts.len());
+                break;
+            }
+        };
+        match g.try_io(|fd| crate::sys::mmsg::send_batch(fd.get_ref().as_raw_fd(), rest)) {
+            Ok(Ok(n)) => {
+                out.ok += n as u64;
+                rest = &rest[n..];
+            }
+            Ok(Err(e)) => {
+                out.failed.push(at);
+                tracing::debug!("send to {:?} failed: {e}", rest[0].peer);
+                rest = &rest[1..];
+            }
+            Err(_would_block) => {}
+        }
+    }
+    out
 }
 
 /// Sends `ts` one by one over `t` (the default for transports without a
@@ -179,5 +237,35 @@ mod tests {
         assert!(b.is_empty());
         assert_eq!(b.room(), RX_SLOTS);
         assert_eq!(b.free_slots().count(), RX_SLOTS);
+    }
+
+    #[test]
+    fn rewrite_opens_in_place_drops_and_never_grows() {
+        let mut b = RxBatch::new();
+        for i in 0..4u8 {
+            let s = b.next_slot().unwrap();
+            s[..4].copy_from_slice(&[i, 9, 9, i]);
+            b.push(v4(i), 4);
+        }
+        // From the second on: drop 2, strip the first byte of the others,
+        // and a claim of more bytes than the datagram had is cut to it.
+        b.rewrite_from(1, |p, d| match d[0] {
+            2 => None,
+            3 => Some((v4(30), 100)),
+            _ => {
+                d.copy_within(1.., 0);
+                Some((p, d.len() - 1))
+            }
+        });
+        let got: Vec<_> = b.iter().map(|(p, d)| (p, d.to_vec())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (v4(0), vec![0, 9, 9, 0]),
+                (v4(1), vec![9, 9, 1]),
+                (v4(30), vec![3, 9, 9, 3]),
+            ]
+        );
+        assert_eq!(b.slots_used(), 4);
     }
 }

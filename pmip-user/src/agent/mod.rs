@@ -36,6 +36,7 @@ pub mod assign;
 pub mod batch;
 pub mod blocks;
 pub mod clock;
+pub(crate) mod idhash;
 pub mod peer_filter;
 pub mod registrar;
 pub mod shell;

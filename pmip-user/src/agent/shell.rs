@@ -140,9 +140,10 @@ pub async fn run_with<E: Endpoint, T: Transport, D: DataPlane, S: Store + ?Sized
     let mut c = ShellCounters::default();
     let mut buf = vec![0u8; RX_BUF];
     let mut batch = RxBatch::new();
+    let mut out = Outputs::default();
     let transport = io.transport;
     loop {
-        flush(ep, &mut io, &events, &mut c).await;
+        flush(ep, &mut io, &events, (&mut c, &mut out)).await;
         let deadline = ep.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             r = transport.recv(&mut buf) => {
@@ -170,7 +171,7 @@ pub async fn run_with<E: Endpoint, T: Transport, D: DataPlane, S: Store + ?Sized
                     }
                 }
                 None => {
-                    flush(ep, &mut io, &events, &mut c).await;
+                    flush(ep, &mut io, &events, (&mut c, &mut out)).await;
                     return c;
                 }
             },
@@ -232,6 +233,24 @@ fn on_request<E: Endpoint, T: Transport>(
     }
 }
 
+/// A pass's writes and datagrams, kept from one flush to the next: a
+/// pass of hundreds of registrations would otherwise allocate and free
+/// tens of kilobytes each time (and glibc consolidates its free lists on
+/// every such allocation).
+struct Outputs<T> {
+    store: Vec<StoreOp>,
+    tx: Vec<T>,
+}
+
+impl<T> Default for Outputs<T> {
+    fn default() -> Self {
+        Outputs {
+            store: Vec::new(),
+            tx: Vec::new(),
+        }
+    }
+}
+
 /// Writes the store first, in one batch (a binding is durable before the
 /// peer or the subscriber hears of it, STYLE §10), then applies data-plane
 /// commands (a subscriber's entry is in the maps before the peer or the
@@ -240,16 +259,18 @@ async fn flush<E: Endpoint, T: Transport, D: DataPlane, S: Store + ?Sized>(
     ep: &mut E,
     io: &mut Io<'_, T, D, S>,
     events: &mpsc::UnboundedSender<E::Event>,
-    c: &mut ShellCounters,
+    (c, out): (&mut ShellCounters, &mut Outputs<super::Transmit>),
 ) {
-    let batch: Vec<StoreOp> = std::iter::from_fn(|| ep.poll_store()).collect();
+    let batch = &mut out.store;
+    batch.clear();
+    batch.extend(std::iter::from_fn(|| ep.poll_store()));
     if !batch.is_empty() {
         c.store_batches += 1;
         // A store that refuses a write does not stop service: a refreshed
         // binding goes on in memory and in the maps, and the next write
         // retries the record (each write carries the whole record); a new
         // one is refused instead of acknowledged (`Endpoint::stored`).
-        let written = io.store.apply(&batch);
+        let written = io.store.apply(batch);
         if let Err(e) = &written {
             c.store_errors += 1;
             tracing::warn!("store refused {} write(s): {e:#}", batch.len());
@@ -266,10 +287,15 @@ async fn flush<E: Endpoint, T: Transport, D: DataPlane, S: Store + ?Sized>(
     while let Some(ev) = ep.poll_event() {
         let _ = events.send(ev);
     }
-    let out: Vec<_> = std::iter::from_fn(|| ep.poll_transmit()).collect();
-    if !out.is_empty() {
-        let sent = transport.send_batch(&out).await;
+    let tx = &mut out.tx;
+    tx.clear();
+    tx.extend(std::iter::from_fn(|| ep.poll_transmit()));
+    if !tx.is_empty() {
+        let sent = transport.send_batch(tx).await;
         c.tx_datagrams += sent.ok;
         c.tx_errors += sent.failed.len() as u64;
+        // The payloads go now; the room stays.
+        tx.clear();
     }
+    out.store.clear();
 }

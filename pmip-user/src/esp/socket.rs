@@ -67,7 +67,7 @@ fn ip_of(ss: &libc::sockaddr_storage) -> Option<IpAddr> {
 }
 
 /// Where the ESP packet starts and ends in a raw IPv4 socket's datagram.
-fn ipv4_payload(d: &[u8]) -> io::Result<Range<usize>> {
+pub(crate) fn ipv4_payload(d: &[u8]) -> io::Result<Range<usize>> {
     let bad = |w: &str| io::Error::new(io::ErrorKind::InvalidData, format!("raw IPv4: {w}"));
     let b0 = *d.first().ok_or_else(|| bad("empty"))?;
     let ihl = usize::from(b0 & 0x0f) * 4;
@@ -234,6 +234,16 @@ impl AsyncEspSocket {
                 Err(_would_block) => continue,
             }
         }
+    }
+
+    /// The socket for tokio, for batched reads and writes (`sys/mmsg.rs`).
+    pub(crate) fn fd(&self) -> &AsyncFd<EspSocket> {
+        &self.inner
+    }
+
+    /// Whether this is the raw IPv4 socket (its datagrams carry the IP header).
+    pub(crate) fn is_v4(&self) -> bool {
+        self.inner.get_ref().v4
     }
 
     /// Non-blocking receive, to drain a burst after a wake-up.

@@ -26,7 +26,7 @@ use tokio::net::UdpSocket;
 
 use super::wire::IPPROTO_MH;
 use super::LocalAddrs;
-use crate::agent::batch::{RxBatch, Sent};
+use crate::agent::batch::{send_all, RxBatch, Sent};
 use crate::agent::registrar::Counters;
 use crate::agent::{Peer, Transmit, Transport};
 use crate::esp::persist::SeqKeeper;
@@ -322,8 +322,8 @@ impl Sockets {
 }
 
 impl Sockets {
-    /// Whatever is queued, up to the batch's room: one `recvmmsg` per plain
-    /// socket, then the ESP sockets one packet at a time (each opens apart).
+    /// Whatever is queued, up to the batch's room: one `recvmmsg` per
+    /// socket, the ESP packets opened in place under one lock.
     pub fn try_recv_batch(&self, batch: &mut RxBatch) {
         let start = batch.len();
         if let Some(fd) = &self.v6 {
@@ -337,29 +337,29 @@ impl Sockets {
             matches!(p, Peer::V6(_) | Peer::V4(_)) && self.accept_plain(p)
         });
         if let Some(esp) = &self.esp {
-            while let Some(slot) = batch.next_slot() {
-                let Some((peer, n)) = esp.try_recv(slot) else {
-                    break;
-                };
-                batch.push(peer, n);
-            }
+            esp.try_recv_batch(batch);
         }
     }
 
     /// Sends `ts`: the plain ones in one `sendmmsg` per socket (a peer's
     /// messages keep their order: a peer is reached one way only), those to
-    /// protected peers sealed one by one.
+    /// protected peers sealed under one lock and sent the same way.
     pub async fn send_batch(&self, ts: &[Transmit]) -> Sent {
         let mut out = Sent::default();
         let (mut v6, mut v4) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
-        for (i, t) in ts.iter().enumerate() {
-            if let Some(esp) = self.esp.as_ref().filter(|e| e.protects(&t.peer)) {
-                match esp.send(t).await {
-                    Ok(()) => out.ok += 1,
-                    Err(_) => out.failed.push(i),
-                }
-                continue;
-            }
+        let mut sealed = (Vec::new(), Vec::new());
+        let mut plain = Vec::with_capacity(ts.len());
+        match &self.esp {
+            // One lock for the whole batch.
+            Some(e) => e.sort(ts, |i, protected| match protected {
+                true => sealed.0.push(i),
+                false => plain.push(i),
+            }),
+            None => plain.extend(0..ts.len()),
+        }
+        sealed.1.extend(sealed.0.iter().map(|&i| &ts[i]));
+        for i in plain {
+            let t = &ts[i];
             let (at, list) = match t.peer {
                 Peer::V6(_) => (&mut v6.0, &mut v6.1),
                 Peer::V4(_) => (&mut v4.0, &mut v4.1),
@@ -367,8 +367,11 @@ impl Sockets {
             at.push(i);
             list.push(t);
         }
+        if let Some(esp) = self.esp.as_ref().filter(|_| !sealed.0.is_empty()) {
+            out.add(esp.send_batch(&sealed.1).await, &sealed.0);
+        }
         match &self.v6 {
-            Some(fd) => out.add(raw_send_batch(fd, &v6.1).await, &v6.0),
+            Some(fd) => out.add(send_all(fd, &v6.1).await, &v6.0),
             None => out.failed.extend(&v6.0),
         }
         match &self.v4 {
@@ -378,36 +381,6 @@ impl Sockets {
         out.failed.sort_unstable();
         out
     }
-}
-
-/// `sendmmsg` on the raw Mobility Header socket, waiting for space; a
-/// message the kernel refuses is counted and skipped.
-async fn raw_send_batch(fd: &AsyncFd<OwnedFd>, ts: &[&Transmit]) -> Sent {
-    let mut out = Sent::default();
-    let mut rest = ts;
-    while !rest.is_empty() {
-        let at = ts.len() - rest.len();
-        let mut g = match fd.writable().await {
-            Ok(g) => g,
-            Err(_) => {
-                out.failed.extend(at..ts.len());
-                break;
-            }
-        };
-        match g.try_io(|fd| mmsg::send_batch(fd.as_raw_fd(), rest)) {
-            Ok(Ok(n)) => {
-                out.ok += n as u64;
-                rest = &rest[n..];
-            }
-            Ok(Err(e)) => {
-                out.failed.push(at);
-                tracing::debug!("send to {:?} failed: {e}", rest[0].peer);
-                rest = &rest[1..];
-            }
-            Err(_would_block) => {}
-        }
-    }
-    out
 }
 
 impl Transport for Sockets {

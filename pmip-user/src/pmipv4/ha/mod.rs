@@ -16,7 +16,7 @@
 //!
 //! Replies to known peers are always FA-HA authenticated, so a PMA can trust 149/150.
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
@@ -228,13 +228,15 @@ pub struct BindingInfo {
 pub struct Ha {
     cfg: HaConfig,
     clock: Clock,
-    peers: HashMap<Ipv4Addr, PmaPeer>,
+    /// Shared: a request holds its peer's entry while the HA changes (no
+    /// copy of the association's key per request).
+    peers: HashMap<Ipv4Addr, std::sync::Arc<PmaPeer>>,
     profiles: HashMap<String, SubscriberProfile>,
     bindings: HashMap<String, Binding>,
     /// Last Identification accepted for a NAI whose binding is gone, kept for the
     /// tolerance window so a deregistration cannot be undone by a replay.
     tombstones: HashMap<String, (u64, Instant)>,
-    homes_in_use: HashSet<Ipv4Addr>,
+    homes_in_use: crate::agent::idhash::IdSet<Ipv4Addr>,
     /// Released pool addresses held for the NAI that had them (issue 11).
     held: crate::agent::affinity::Affinity<Ipv4Addr>,
     pool_cursor: u32,
@@ -261,7 +263,11 @@ struct Refusal(ReplyCode);
 
 impl Ha {
     pub fn new(cfg: HaConfig, clock: Clock) -> Self {
-        let peers = cfg.peers.iter().map(|p| (p.address, p.clone())).collect();
+        let peers = cfg
+            .peers
+            .iter()
+            .map(|p| (p.address, std::sync::Arc::new(p.clone())))
+            .collect();
         let profiles = cfg
             .profiles
             .iter()
@@ -278,7 +284,7 @@ impl Ha {
             profiles,
             bindings: HashMap::new(),
             tombstones: HashMap::new(),
-            homes_in_use: HashSet::new(),
+            homes_in_use: Default::default(),
             held: Default::default(),
             pool_cursor,
             keys,

@@ -14,12 +14,12 @@ use crate::dataplane::DpCommand;
 impl Lma {
     /// The PBA queued after position `queued` accepts the new binding `id`:
     /// hold it until the binding's record is written.
-    pub(super) fn hold_answer(&mut self, peer: Peer, bu: &BindingUpdate, id: u32, queued: usize) {
+    pub(super) fn hold_answer(&mut self, peer: Peer, bu: BindingUpdate, id: u32, queued: usize) {
         if self.transmits.len() != queued + 1 {
             return; // nothing was sent (no route to the peer)
         }
         if let Some(accept) = self.transmits.back().cloned() {
-            self.unconfirmed.hold(id, accept, (peer, bu.clone()));
+            self.unconfirmed.hold(id, accept, (peer, bu));
         }
     }
 

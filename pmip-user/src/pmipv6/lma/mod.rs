@@ -286,7 +286,8 @@ pub struct Lma {
     hb_armed: bool,
     /// Sessions of each MN identifier (usually one).
     bce_by_id: HashMap<Vec<u8>, Vec<u32>>,
-    bces: HashMap<u32, Bce>,
+    /// By binding id (ours: a fast hash, `agent/idhash.rs`).
+    bces: crate::agent::idhash::IdMap<u32, Bce>,
     ids: IdAlloc,
     /// IPv4 pools, `ipv4_pool` first.
     v4: Vec<V4Pool>,
@@ -336,7 +337,7 @@ impl Lma {
             mag_peers: HashMap::new(),
             hb_armed: false,
             bce_by_id: HashMap::new(),
-            bces: HashMap::new(),
+            bces: Default::default(),
             ids: IdAlloc::default(),
             v4: cfg
                 .ipv4_pool

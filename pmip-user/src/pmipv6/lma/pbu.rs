@@ -55,7 +55,8 @@ impl Lma {
         let queued = self.transmits.len();
         self.send_pba(peer, &bu, reply);
         if let Some(id) = created {
-            self.hold_answer(peer, &bu, id, queued);
+            // The PBU itself is kept for the refusal: no copy of it.
+            self.hold_answer(peer, bu, id, queued);
         }
     }
 

@@ -18,7 +18,7 @@ pub(super) struct V4Pool {
     last: u32,
     next: u32,
     free: VecDeque<u32>,
-    used: HashSet<u32>,
+    used: crate::agent::idhash::IdSet<u32>,
     /// Released addresses held for the MN that had them (issue 11,
     /// `agent/affinity.rs`); not in `free`.
     held: Affinity<u32>,
@@ -49,7 +49,7 @@ impl V4Pool {
             last,
             next: first,
             free: VecDeque::new(),
-            used: HashSet::new(),
+            used: Default::default(),
             held: Affinity::default(),
             blocks: None,
         }

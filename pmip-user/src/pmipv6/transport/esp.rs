@@ -4,19 +4,22 @@
 //! (RFC 5213 §4: the signaling between MAG and LMA is protected; RFC 4303
 //! §3.4: what fails the checks is discarded, never answered).
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddrV4};
 use std::ops::Range;
+use std::os::fd::AsRawFd;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use tokio::io::unix::AsyncFdReadyGuard;
 
+use crate::agent::batch::{send_all, RxBatch, Sent};
 use crate::agent::registrar::{counters_of, Counters};
 use crate::agent::{Peer, Transmit};
 use crate::esp::persist::SeqKeeper;
 use crate::esp::socket::{AsyncEspSocket, EspSocket};
 use crate::esp::SignalingEsp;
 use crate::pmipv6::LocalAddrs;
+use crate::sys::mmsg;
 
 struct Inner {
     sig: SignalingEsp,
@@ -58,6 +61,15 @@ impl EspPart {
 
     pub(super) fn protects(&self, peer: &Peer) -> bool {
         self.lock().sig.protects(peer)
+    }
+
+    /// Tells `f`, for each of `ts` by position, whether it goes in ESP (one
+    /// lock for the batch).
+    pub(super) fn sort(&self, ts: &[Transmit], mut f: impl FnMut(usize, bool)) {
+        let g = self.lock();
+        for (i, t) in ts.iter().enumerate() {
+            f(i, g.sig.protects(&t.peer));
+        }
     }
 
     /// A message that came without ESP: true (counted) when it must be dropped.
@@ -124,6 +136,99 @@ impl EspPart {
         }
         .ok_or_else(|| io::Error::other("no ESP socket of the peer's family"))?;
         socket.send_to(dst, &packet).await
+    }
+
+    /// Seals `ts` under one lock and sends them with one `sendmmsg` per
+    /// family and [`crate::sys::mmsg::TX_BATCH`]; positions in `ts` of those
+    /// that could not be sealed or sent are in `failed`.
+    pub(super) async fn send_batch(&self, ts: &[&Transmit]) -> Sent {
+        let mut out = Sent::default();
+        let (mut v6, mut v4) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+        {
+            let mut g = self.lock();
+            let inner = &mut *g;
+            for (i, t) in ts.iter().enumerate() {
+                match Self::seal(inner, t) {
+                    Some((IpAddr::V6(a), p)) => {
+                        v6.0.push(i);
+                        v6.1.push(Transmit::new(Peer::V6(a), p));
+                    }
+                    Some((IpAddr::V4(a), p)) => {
+                        v4.0.push(i);
+                        // Raw socket: no port.
+                        v4.1.push(Transmit::new(Peer::V4(SocketAddrV4::new(a, 0)), p));
+                    }
+                    None => out.failed.push(i),
+                }
+            }
+        }
+        for (socket, (at, list)) in [(self.v6.as_ref(), v6), (self.v4.as_ref(), v4)] {
+            if at.is_empty() {
+                continue;
+            }
+            match socket {
+                Some(s) => {
+                    let refs: Vec<&Transmit> = list.iter().collect();
+                    out.add(send_all(s.fd(), &refs).await, &at);
+                }
+                None => out.failed.extend(at),
+            }
+        }
+        out.failed.sort_unstable();
+        out
+    }
+
+    /// `t` sealed (its sequence number reserved first), or `None` (logged).
+    fn seal(inner: &mut Inner, t: &Transmit) -> Option<(IpAddr, Vec<u8>)> {
+        if let Some(k) = inner.keeper.as_mut() {
+            if let Err(e) = k.before_seal(inner.sig.db(), &t.peer.ip(), Instant::now()) {
+                crate::log_limited!(error, "keeping the ESP sequence numbers: {e}");
+            }
+        }
+        match inner.sig.protect(t) {
+            Ok(sealed) => Some(sealed),
+            Err(e) => {
+                crate::log_limited!(warn, peer = %t.peer.ip(), "ESP: {e}");
+                None
+            }
+        }
+    }
+
+    /// Whatever the ESP sockets have queued, up to the batch's room: one
+    /// `recvmmsg` per socket, then each packet opened in its slot under one
+    /// lock (those that do not open are dropped, counted by the SA database).
+    pub(super) fn try_recv_batch(&self, batch: &mut RxBatch) {
+        for s in [self.v6.as_ref(), self.v4.as_ref()].into_iter().flatten() {
+            let start = batch.len();
+            if batch.room() == 0 || mmsg::recv_batch(s.fd().as_raw_fd(), batch).is_err() {
+                continue;
+            }
+            let v4 = s.is_v4();
+            let mut g = self.lock();
+            let inner = &mut *g;
+            batch.rewrite_from(start, |from, d| {
+                let range = if v4 {
+                    crate::esp::socket::ipv4_payload(d).ok()?
+                } else {
+                    0..d.len()
+                };
+                let (peer, mh) = match inner.sig.unprotect(from.ip(), &d[range]) {
+                    Ok(r) => r,
+                    Err(why) => {
+                        crate::log_limited!(warn, src = %from.ip(), %why, "ESP packet dropped");
+                        return None;
+                    }
+                };
+                if let Some(k) = inner.keeper.as_mut() {
+                    if let Err(e) = k.after_open(inner.sig.db(), Instant::now()) {
+                        crate::log_limited!(warn, "keeping the ESP sequence numbers: {e}");
+                    }
+                }
+                let n = mh.len().min(d.len());
+                d[..n].copy_from_slice(&mh[..n]);
+                Some((peer, n))
+            });
+        }
     }
 
     pub(super) async fn readable(
