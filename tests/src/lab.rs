@@ -148,6 +148,25 @@ pub struct LabOpts {
 /// Port of the gateways' metrics endpoint (with [`LabOpts::metrics`]).
 pub const METRICS_PORT: u16 = 9417;
 
+/// GET /metrics inside `ns` (the endpoint listens on its loopback), with
+/// `accept` as the request's Accept header if given; the body of a 200.
+pub fn scrape_metrics(ns: &Netns, accept: Option<&'static str>) -> Result<String> {
+    use std::io::{Read, Write};
+    ns.run_in(move || -> Result<String> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", METRICS_PORT))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let accept = accept
+            .map(|a| format!("Accept: {a}\r\n"))
+            .unwrap_or_default();
+        write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n{accept}\r\n")?;
+        let mut r = String::new();
+        s.read_to_string(&mut r)?;
+        let (head, body) = r.split_once("\r\n\r\n").context("no HTTP head")?;
+        anyhow::ensure!(head.starts_with("HTTP/1.1 200 "), "{head}\n{body}");
+        Ok(body.to_string())
+    })?
+}
+
 fn metrics_section(o: &LabOpts) -> String {
     if o.metrics {
         format!("\n[metrics]\nlisten = \"127.0.0.1:{METRICS_PORT}\"\n")

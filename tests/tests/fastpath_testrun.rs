@@ -1066,7 +1066,92 @@ fn binding_changes_bypass_stale_caches_tc() {
 }
 
 fn binding_changes(prog: Prog) {
+    on_fixture(prog, move |fp, acc| {
+        let (redirect, drop) = (prog.verdict(XDP_REDIRECT), prog.verdict(XDP_DROP));
+        let frame = up_frame(SUB1_MAC, 0, ETH_P_IP, &echo4(HOME1, CN4, 64, true, 32));
+        // Verdict and, when tunneled, the GRE key (IPv4 outer: Ethernet 14 + IP 20 + GRE 4).
+        let send = |fp: &FastPath| -> (u32, Option<u32>) {
+            let r = run(fp, prog, acc, &frame);
+            let key = (r.verdict == redirect)
+                .then(|| u32::from_be_bytes(r.out[38..42].try_into().unwrap()));
+            (r.verdict, key)
+        };
+        let binding = |sub_id, uplink_key| {
+            sub1_binding(acc, sub_id, uplink_key, (MAG4.into(), LMA4.into()), true)
+        };
+        let mut fails = Vec::new();
+        let mut expect = |what: &str, got: (u32, Option<u32>), want: (u32, Option<u32>)| {
+            if got != want {
+                fails.push(format!("{what}: got {got:x?}, want {want:x?}"));
+            }
+        };
+        // The fixture's subscriber 1 (key 0x1001), twice: the second from the cache.
+        expect("installed", send(fp), (redirect, Some(0x1001)));
+        expect("installed, cached", send(fp), (redirect, Some(0x1001)));
+        fp.install_access(&binding(1, 0x1501))?;
+        expect(
+            "re-installed with a new key",
+            send(fp),
+            (redirect, Some(0x1501)),
+        );
+        expect("re-installed, cached", send(fp), (redirect, Some(0x1501)));
+        fp.remove_access(&binding(1, 0x1501))?;
+        expect("removed", send(fp), (drop, None));
+        fp.install_access(&binding(7, 0x1777))?;
+        expect("back as subscriber 7", send(fp), (redirect, Some(0x1777)));
+        expect("subscriber 7, cached", send(fp), (redirect, Some(0x1777)));
+        fp.install_access(&binding(8, 0x1888))?;
+        expect(
+            "taken over by subscriber 8",
+            send(fp),
+            (redirect, Some(0x1888)),
+        );
+        fp.install_access(&binding(1, 0x1999))?;
+        expect(
+            "taken over by subscriber 1 again",
+            send(fp),
+            (redirect, Some(0x1999)),
+        );
+        Ok(fails)
+    });
+}
+
+/// The fixture's subscriber 1 at `acc` as subscriber `sub_id` with
+/// `uplink_key`, tunnelled between `local` and `remote` (downlink key, home
+/// address and gateway as the fixture installs them).
+fn sub1_binding(
+    acc: u32,
+    sub_id: u32,
+    uplink_key: u32,
+    (local, remote): (std::net::IpAddr, std::net::IpAddr),
+    hnp: bool,
+) -> pmip_user::dataplane::AccessBinding {
     use pmip_user::dataplane::{AccessBinding, AccessPoint, Hnp, TunnelEnds};
+    AccessBinding {
+        at: AccessPoint {
+            ifindex: acc,
+            vlan: 0,
+            mac: SUB1_MAC,
+        },
+        sub_id,
+        tunnel: TunnelEnds { local, remote },
+        uplink_key,
+        downlink_key: 0x2001,
+        home_v4: Some(HOME1),
+        gateway_v4: Some(GW4),
+        hnp: hnp.then_some(Hnp {
+            prefix: HNP1,
+            len: 64,
+        }),
+    }
+}
+
+/// Runs `f` in the fixture's namespace on CPU 0 with `prog` loaded, and
+/// fails the test with every line `f` returns.
+fn on_fixture(
+    prog: Prog,
+    f: impl FnOnce(&mut FastPath, u32) -> anyhow::Result<Vec<String>> + Send + 'static,
+) {
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
@@ -1081,69 +1166,7 @@ fn binding_changes(prog: Prog) {
             if prog == Prog::Tc {
                 fp.load_tc_program()?;
             }
-            let (redirect, drop) = (prog.verdict(XDP_REDIRECT), prog.verdict(XDP_DROP));
-            let frame = up_frame(SUB1_MAC, 0, ETH_P_IP, &echo4(HOME1, CN4, 64, true, 32));
-            // Verdict and, when tunneled, the GRE key (IPv4 outer: Ethernet 14 + IP 20 + GRE 4).
-            let send = |fp: &FastPath| -> (u32, Option<u32>) {
-                let r = run(fp, prog, acc, &frame);
-                let key = (r.verdict == redirect)
-                    .then(|| u32::from_be_bytes(r.out[38..42].try_into().unwrap()));
-                (r.verdict, key)
-            };
-            let binding = |sub_id: u32, uplink_key: u32| AccessBinding {
-                at: AccessPoint {
-                    ifindex: acc,
-                    vlan: 0,
-                    mac: SUB1_MAC,
-                },
-                sub_id,
-                tunnel: TunnelEnds {
-                    local: MAG4.into(),
-                    remote: LMA4.into(),
-                },
-                uplink_key,
-                downlink_key: 0x2001,
-                home_v4: Some(HOME1),
-                gateway_v4: Some(GW4),
-                hnp: Some(Hnp {
-                    prefix: HNP1,
-                    len: 64,
-                }),
-            };
-            let mut fails = Vec::new();
-            let mut expect = |what: &str, got: (u32, Option<u32>), want: (u32, Option<u32>)| {
-                if got != want {
-                    fails.push(format!("{what}: got {got:x?}, want {want:x?}"));
-                }
-            };
-            // The fixture's subscriber 1 (key 0x1001), twice: the second from the cache.
-            expect("installed", send(&fp), (redirect, Some(0x1001)));
-            expect("installed, cached", send(&fp), (redirect, Some(0x1001)));
-            fp.install_access(&binding(1, 0x1501))?;
-            expect(
-                "re-installed with a new key",
-                send(&fp),
-                (redirect, Some(0x1501)),
-            );
-            expect("re-installed, cached", send(&fp), (redirect, Some(0x1501)));
-            fp.remove_access(&binding(1, 0x1501))?;
-            expect("removed", send(&fp), (drop, None));
-            fp.install_access(&binding(7, 0x1777))?;
-            expect("back as subscriber 7", send(&fp), (redirect, Some(0x1777)));
-            expect("subscriber 7, cached", send(&fp), (redirect, Some(0x1777)));
-            fp.install_access(&binding(8, 0x1888))?;
-            expect(
-                "taken over by subscriber 8",
-                send(&fp),
-                (redirect, Some(0x1888)),
-            );
-            fp.install_access(&binding(1, 0x1999))?;
-            expect(
-                "taken over by subscriber 1 again",
-                send(&fp),
-                (redirect, Some(0x1999)),
-            );
-            Ok(fails)
+            f(&mut fp, acc)
         })
         .expect("namespace")
         .expect("test run");
@@ -1167,75 +1190,42 @@ fn handover_bypasses_stale_flows_tc() {
 }
 
 fn handover_flows(prog: Prog) {
-    use pmip_user::dataplane::{AccessBinding, AccessPoint, Hnp, TunnelEnds};
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
-    let fx = setup(1500).expect("fixture");
-    let acc = fx.acc;
-    let mut fp = fx.fp;
-    let fails = fx
-        .ns
-        .run_in(move || -> anyhow::Result<Vec<String>> {
-            pmip_tests::tput::pin_cpu(0)?;
-            if prog == Prog::Tc {
-                fp.load_tc_program()?;
+    on_fixture(prog, move |fp, acc| {
+        let redirect = prog.verdict(XDP_REDIRECT);
+        let frame = up_frame(SUB1_MAC, 0, ETH_P_IP, &echo4(HOME1, CN4, 64, true, 32));
+        // Verdict, outer destination and GRE key of the frame sent.
+        let send = |fp: &FastPath| -> (u32, Option<(std::net::IpAddr, u32)>) {
+            let r = run(fp, prog, acc, &frame);
+            let o = &r.out;
+            let out = (r.verdict == redirect).then(|| match o[12..14] {
+                [0x86, 0xdd] => (
+                    <[u8; 16]>::try_from(&o[38..54]).unwrap().into(),
+                    u32::from_be_bytes(o[58..62].try_into().unwrap()),
+                ),
+                _ => (
+                    <[u8; 4]>::try_from(&o[30..34]).unwrap().into(),
+                    u32::from_be_bytes(o[38..42].try_into().unwrap()),
+                ),
+            });
+            (r.verdict, out)
+        };
+        let binding = |ends| sub1_binding(acc, 1, 0x1001, ends, true);
+        let mut fails = Vec::new();
+        let mut expect = |what: &str, got, want: std::net::IpAddr| {
+            if got != (redirect, Some((want, 0x1001))) {
+                fails.push(format!("{what}: got {got:x?}, want {want} key 0x1001"));
             }
-            let redirect = prog.verdict(XDP_REDIRECT);
-            let frame = up_frame(SUB1_MAC, 0, ETH_P_IP, &echo4(HOME1, CN4, 64, true, 32));
-            // Verdict, outer destination and GRE key of the frame sent.
-            let send = |fp: &FastPath| -> (u32, Option<(std::net::IpAddr, u32)>) {
-                let r = run(fp, prog, acc, &frame);
-                let o = &r.out;
-                let out = (r.verdict == redirect).then(|| match o[12..14] {
-                    [0x86, 0xdd] => (
-                        <[u8; 16]>::try_from(&o[38..54]).unwrap().into(),
-                        u32::from_be_bytes(o[58..62].try_into().unwrap()),
-                    ),
-                    _ => (
-                        <[u8; 4]>::try_from(&o[30..34]).unwrap().into(),
-                        u32::from_be_bytes(o[38..42].try_into().unwrap()),
-                    ),
-                });
-                (r.verdict, out)
-            };
-            let binding = |local: std::net::IpAddr, remote: std::net::IpAddr| AccessBinding {
-                at: AccessPoint {
-                    ifindex: acc,
-                    vlan: 0,
-                    mac: SUB1_MAC,
-                },
-                sub_id: 1,
-                tunnel: TunnelEnds { local, remote },
-                uplink_key: 0x1001,
-                downlink_key: 0x2001,
-                home_v4: Some(HOME1),
-                gateway_v4: Some(GW4),
-                hnp: Some(Hnp {
-                    prefix: HNP1,
-                    len: 64,
-                }),
-            };
-            let mut fails = Vec::new();
-            let mut expect = |what: &str, got, want: std::net::IpAddr| {
-                if got != (redirect, Some((want, 0x1001))) {
-                    fails.push(format!("{what}: got {got:x?}, want {want} key 0x1001"));
-                }
-            };
-            for round in ["", " again"] {
-                expect(&format!("to LMA4{round}"), send(&fp), LMA4.into());
-                expect(&format!("to LMA4{round}, flow"), send(&fp), LMA4.into());
-                fp.install_access(&binding(MAG6.into(), LMA6.into()))?;
-                expect(&format!("moved to LMA6{round}"), send(&fp), LMA6.into());
-                expect(&format!("to LMA6{round}, flow"), send(&fp), LMA6.into());
-                fp.install_access(&binding(MAG4.into(), LMA4.into()))?;
-            }
-            Ok(fails)
-        })
-        .expect("namespace")
-        .expect("test run");
-    assert!(fails.is_empty(), "{}", fails.join("\n"));
+        };
+        for round in ["", " again"] {
+            expect(&format!("to LMA4{round}"), send(fp), LMA4.into());
+            expect(&format!("to LMA4{round}, flow"), send(fp), LMA4.into());
+            fp.install_access(&binding((MAG6.into(), LMA6.into())))?;
+            expect(&format!("moved to LMA6{round}"), send(fp), LMA6.into());
+            expect(&format!("to LMA6{round}, flow"), send(fp), LMA6.into());
+            fp.install_access(&binding((MAG4.into(), LMA4.into())))?;
+        }
+        Ok(fails)
+    });
 }
 
 /// Per-subscriber counters: each CPU counts in its own slot of SUB_ACTIVE
@@ -1244,7 +1234,6 @@ fn handover_flows(prog: Prog) {
 /// zero.
 #[test]
 fn subscriber_counters_have_a_row_per_cpu() {
-    use pmip_user::dataplane::{AccessBinding, AccessPoint, TunnelEnds};
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
@@ -1272,23 +1261,13 @@ fn subscriber_counters_have_a_row_per_cpu() {
             }
             let rows = fp.traffic_by_cpu(1)?;
             let sum = fp.traffic(1)?;
-            fp.install_access(&AccessBinding {
-                at: AccessPoint {
-                    ifindex: acc,
-                    vlan: 0,
-                    mac: SUB1_MAC,
-                },
-                sub_id: 1,
-                tunnel: TunnelEnds {
-                    local: MAG4.into(),
-                    remote: LMA4.into(),
-                },
-                uplink_key: 0x1001,
-                downlink_key: 0x2001,
-                home_v4: Some(HOME1),
-                gateway_v4: Some(GW4),
-                hnp: None,
-            })?;
+            fp.install_access(&sub1_binding(
+                acc,
+                1,
+                0x1001,
+                (MAG4.into(), LMA4.into()),
+                false,
+            ))?;
             Ok((rows, sum, inner.len() as u64, fp.traffic(1)?))
         })
         .expect("namespace")

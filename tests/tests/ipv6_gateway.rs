@@ -513,7 +513,7 @@ fn malformed_rs_ns_dhcpv6_dropped_and_counted() {
         ensure!(nd["attach_requests"] == 0 && nd["rs"] == 0, "{nd:?}");
         ensure!(l.mag(0).bindings()?.is_empty(), "someone was registered");
         // The same counters on the metrics endpoint.
-        let text = scrape_metrics(&l.mags[0])?;
+        let text = pmip_tests::lab::scrape_metrics(&l.mags[0], None)?;
         for (component, event, want) in [
             ("nd acc0", "malformed", 2),
             ("nd acc0", "bad_checksum", 1),
@@ -526,21 +526,6 @@ fn malformed_rs_ns_dhcpv6_dropped_and_counted() {
         }
         Ok(())
     });
-}
-
-/// GET /metrics inside `ns` (the endpoint listens on its loopback).
-fn scrape_metrics(ns: &pmip_tests::netns::Netns) -> Result<String> {
-    use std::io::{Read, Write};
-    ns.run_in(move || -> Result<String> {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", pmip_tests::lab::METRICS_PORT))?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))?;
-        write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")?;
-        let mut r = String::new();
-        s.read_to_string(&mut r)?;
-        let (head, body) = r.split_once("\r\n\r\n").context("no HTTP head")?;
-        ensure!(head.starts_with("HTTP/1.1 200 "), "{head}\n{body}");
-        Ok(body.to_string())
-    })?
 }
 
 /// The lab's generated configurations for IPv6 and dual-stack subscribers

@@ -3,31 +3,14 @@
 //! signaling did, the fast path's counters as the traffic did, `promtool
 //! check metrics` accepts the output, every log line is JSON, and a flood of
 //! bad signaling from an unknown address costs a bounded number of lines.
-use std::io::{Read, Write};
-use std::net::{TcpStream, UdpSocket};
+use std::io::Write;
+use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use pmip_tests::gateway_cases as cases;
-use pmip_tests::lab::{Lab, LabOpts, Proto, CN, METRICS_PORT};
+use pmip_tests::lab::{scrape_metrics as scrape, Lab, LabOpts, Proto, CN};
 use pmip_tests::netns::Netns;
-
-/// GET /metrics inside `ns` (the endpoint listens on its loopback).
-fn scrape(ns: &Netns, accept: Option<&'static str>) -> Result<String> {
-    ns.run_in(move || -> Result<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", METRICS_PORT))?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let accept = accept
-            .map(|a| format!("Accept: {a}\r\n"))
-            .unwrap_or_default();
-        write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n{accept}\r\n")?;
-        let mut r = String::new();
-        s.read_to_string(&mut r)?;
-        let (head, body) = r.split_once("\r\n\r\n").context("no HTTP head")?;
-        ensure!(head.starts_with("HTTP/1.1 200 "), "{head}\n{body}");
-        Ok(body.to_string())
-    })?
-}
 
 /// The value of the sample `series` (name and labels as written), if present.
 fn value(text: &str, series: &str) -> Option<f64> {

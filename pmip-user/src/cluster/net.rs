@@ -29,6 +29,12 @@ use crate::sys::{interface_info, sysctl};
 pub(crate) const RT_PROTO: &str = "212";
 
 fn ip(args: &[&str]) -> Result<()> {
+    ip_output(args).map(drop)
+}
+
+/// Runs `ip` with `args`; its standard output, or an error with its
+/// standard error.
+fn ip_output(args: &[&str]) -> Result<Vec<u8>> {
     let out = Command::new("ip")
         .args(args)
         .stdin(Stdio::null())
@@ -41,7 +47,7 @@ fn ip(args: &[&str]) -> Result<()> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    Ok(())
+    Ok(out.stdout)
 }
 
 /// Whether `a` is on `iface` now (the kernel drops it, and with it the
@@ -49,20 +55,8 @@ fn ip(args: &[&str]) -> Result<()> {
 pub(crate) fn has_address(iface: &str, a: IpAddr) -> Result<bool> {
     let fam = if a.is_ipv6() { "-6" } else { "-4" };
     let h = host(a);
-    let args = [fam, "-o", "addr", "show", "dev", iface, "to", h.as_str()];
-    let out = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("ip {}", args.join(" ")))?;
-    if !out.status.success() {
-        bail!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(!out.stdout.iter().all(u8::is_ascii_whitespace))
+    let out = ip_output(&[fam, "-o", "addr", "show", "dev", iface, "to", h.as_str()])?;
+    Ok(!out.iter().all(u8::is_ascii_whitespace))
 }
 
 /// Runs `ip -batch -` over `lines` (one process for many routes); the
