@@ -33,7 +33,7 @@
 //!    Right after a quorum is lost, whoever renewed last still says its
 //!    etcd works for up to half a TTL, past the earliest renewer's
 //!    deadline (a margin before its lease's end): a word older than our own first unanswered keepalive
-//!    lets us go on to half the margin before the end
+//!    lets us go on to a quarter of the margin before the end
 //!    ([`Quiet::Pending`]), time for it to end. (Without this the earliest
 //!    renewer gave its addresses up in about one quorum loss in four.)
 //!
@@ -96,7 +96,7 @@ impl Standing {
     /// etcd works last renewed before our keepalives went unanswered) is
     /// the moment after a quorum is lost: the others' word lags their last
     /// renewal by up to half a TTL, and whoever renewed last says it
-    /// longest. It lets the member go on to half the margin before the
+    /// longest. It lets the member go on to a quarter of the margin before the
     /// lease's end, time for that word to end; a member that reaches a
     /// quorum renews again within a keepalive period and ends it at once
     /// (heartbeat.rs).
@@ -107,7 +107,7 @@ impl Standing {
         (quiet, detect): (Quiet, Duration),
     ) -> bool {
         let short = now + margin < self.until_or(now);
-        let pending = quiet == Quiet::Pending && now + margin / 2 < self.until_or(now);
+        let pending = quiet == Quiet::Pending && now + margin / 4 < self.until_or(now);
         match *self {
             Standing::Valid { until, .. } => {
                 short || pending || (quiet == Quiet::Yes && now + margin < until + detect)
@@ -395,7 +395,7 @@ mod tests {
     }
 
     #[test]
-    fn others_whose_word_predates_our_stall_give_half_the_margin() {
+    fn others_whose_word_predates_our_stall_give_three_quarters_of_the_margin() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let st = Standing::Stalled {
@@ -406,11 +406,11 @@ mod tests {
         let m = ms(500);
         let pending = (Quiet::Pending, ms(2000));
         let no = (Quiet::No, ms(2000));
-        // Not quiet: a margin before the end; pending: half a margin.
+        // Not quiet: a margin before the end; pending: a quarter of one.
         assert!(!st.may_serve(t0 + ms(1600), m, no));
         assert!(st.may_serve(t0 + ms(1600), m, pending));
-        assert!(st.may_serve(t0 + ms(1740), m, pending));
-        assert!(!st.may_serve(t0 + ms(1760), m, pending));
+        assert!(st.may_serve(t0 + ms(1860), m, pending));
+        assert!(!st.may_serve(t0 + ms(1880), m, pending));
         // Once the others' word has ended: for as long as etcd has no leader.
         assert!(st.may_serve(t0 + ms(60_000), m, (Quiet::Yes, ms(2000))));
         assert_eq!(st.unanswered_since(), Some(t0 + ms(700)));
@@ -421,8 +421,8 @@ mod tests {
             fresh: false,
             since: Some(t0 + ms(700)),
         };
-        assert!(v.may_serve(t0 + ms(1740), m, pending));
-        assert!(!v.may_serve(t0 + ms(1760), m, pending));
+        assert!(v.may_serve(t0 + ms(1860), m, pending));
+        assert!(!v.may_serve(t0 + ms(1880), m, pending));
         assert!(!v.etcd_works());
     }
 
