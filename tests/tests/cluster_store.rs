@@ -147,6 +147,17 @@ fn records_round_trip_fenced_batched_and_bucketed() {
                 ensure!(back
                     .iter()
                     .any(|(k, r)| *k == RecordKey::Binding(7) && *r == record(7, now + 60_007)));
+                // A batch that writes one key twice (a pass may): the
+                // latest is written, in one transaction etcd accepts.
+                let twice = [
+                    StoreOp::Put(RecordKey::Binding(7), record(7, now + 70_000)),
+                    StoreOp::Put(RecordKey::Binding(7), record(7, now + 80_000)),
+                ];
+                s.apply(&twice).context("a batch naming a key twice")?;
+                ensure!(s
+                    .scan()?
+                    .iter()
+                    .any(|(k, r)| *k == RecordKey::Binding(7) && *r == record(7, now + 80_000)));
                 // A store fenced with someone else's name writes nothing.
                 let mut other = EtcdStore::new(
                     conn.clone(),

@@ -230,12 +230,15 @@ impl Store for EtcdStore {
     }
 
     fn apply(&mut self, batch: &[StoreOp]) -> Result<()> {
-        // What failed before goes first, unless this batch rewrites it.
+        // What failed before is written with this batch, unless the batch
+        // rewrites it; one operation per key, the latest (etcd refuses a
+        // transaction that names a key twice, and a pass may write a
+        // binding twice, e.g. a refresh and its retransmission).
+        let mut latest = std::mem::take(&mut self.pending);
         for op in batch {
-            self.pending.remove(op.key());
+            latest.insert(op.key().clone(), op.clone());
         }
-        let mut ops: Vec<StoreOp> = std::mem::take(&mut self.pending).into_values().collect();
-        ops.extend_from_slice(batch);
+        let ops: Vec<StoreOp> = latest.into_values().collect();
         if ops.is_empty() {
             return Ok(());
         }
