@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use pmip_tests::cluster::driver::Drivers;
 use pmip_tests::cluster::stream::Stream;
 use pmip_tests::cluster::{service_addr, ClusterLab, ClusterOpts, CN};
@@ -308,181 +308,186 @@ fn binding_facts(lab: &ClusterLab) -> Result<BTreeMap<String, (String, String)>>
 fn losing_etcd_members_keeps_traffic_and_refuses_only_new_bindings() {
     run(|| {
         let mut lab = ClusterLab::up(opts("cke"))?;
-        let _ = subscribers(&mut lab, 2)?;
-        let stream = Stream::start(&lab.subs[0], &lab.cn, SocketAddrV4::new(CN, 9000), 1_000)?;
-        // One member down: nothing visible.
-        lab.etcd().kill(2);
-        interruptible_sleep(Duration::from_secs(3))?;
-        lab.add_subscriber(0, &mac(2))?;
-        lab.attach(2).context("attach with one etcd member down")?;
-        let v = lab.view()?;
-        ensure!(
-            v.serving.iter().all(|s| s.admission),
-            "admission open: {v:?}"
-        );
-        let before = binding_facts(&lab)?;
-        let serving: Vec<usize> = (0..3)
-            .map(|i| lab.show(i).map(|v| v.serving.len()))
-            .collect::<Result<_>>()?;
-        // Two down: no quorum. Existing traffic flows, new bindings are refused.
-        lab.etcd().kill(1);
-        let t_lost = Instant::now();
-        eprintln!("quorum lost {:?} into the stream", t_lost - stream.started);
-        lab.wait_view(
-            Duration::from_secs(10),
-            "admission closed everywhere",
-            |v| {
-                v.etcd.iter().any(|e| e.reachable && !e.has_leader)
-                    && v.serving.iter().all(|s| !s.admission)
-            },
-        )?;
-        // Every anchor, not only the first: a new subscriber may be assigned
-        // to any of them. (Between the quorum's loss and an anchor seeing it
-        // — etcd's election timeout and one keepalive — an anchor still
-        // admits; issue 17 note.)
-        for i in 0..3 {
-            let end = Instant::now() + Duration::from_secs(10);
-            while !lab
-                .show(i)
-                .is_ok_and(|v| v.serving.iter().all(|s| !s.admission))
-            {
-                ensure!(Instant::now() < end, "anchor {i} still admits");
-                interruptible_sleep(Duration::from_millis(100))?;
-            }
-        }
-        lab.add_subscriber(1, &mac(3))?;
-        let refused = lab.attach(3);
-        ensure!(
-            refused.is_err(),
-            "a new subscriber attached without a quorum"
-        );
-        // Refused with the protocol's code: PBA status 130, insufficient
-        // resources (RFC 5213 §8.9), which the MAG takes as transient.
-        let mut no_resources = 0;
-        for i in 0..3 {
-            no_resources += counter(&lab.anchor(i).stats()?, "lma", "pbu_no_resources");
-        }
-        ensure!(
-            no_resources > 0,
-            "no anchor answered insufficient resources"
-        );
-        // Longer than the lease TTL and two refresh intervals: every anchor
-        // still serves what it served, holding on past its lease.
-        interruptible_sleep(Duration::from_secs(2))?;
-        let held = t_lost.elapsed();
-        for (i, n) in serving.iter().enumerate() {
-            let v = lab.show(i)?;
-            if v.serving.len() != *n || !v.standing.starts_with("stalled") {
-                // Why, from the anchors' own words.
-                let logs: Vec<String> = (0..3)
-                    .map(|k| {
-                        let log = std::fs::read_to_string(&lab.anchor(k).log).unwrap_or_default();
-                        let why: Vec<&str> = log
-                            .lines()
-                            .filter(|l| l.contains("gave up") || l.contains("joined"))
-                            .collect();
-                        format!("a{}:\n{}", k + 1, why.join("\n"))
-                    })
-                    .collect();
-                bail!(
-                    "a{} after {held:?} without a quorum: serves {} of {n}, {}\n{}",
-                    i + 1,
-                    v.serving.len(),
-                    v.standing,
-                    logs.join("\n")
-                );
-            }
-        }
-        // Refreshes during the outage were answered (kept in memory, their
-        // records waiting to be written): the access gateways' bindings are
-        // the same and active.
-        // (A refresh in flight shows REGISTERING for as long as the anchor
-        // takes to answer — its write to etcd fails first: wait for it.)
-        let end = Instant::now() + Duration::from_secs(5);
-        let mut during = binding_facts(&lab)?;
-        while before.iter().any(|(n, b)| during.get(n) != Some(b)) && Instant::now() < end {
-            interruptible_sleep(Duration::from_millis(100))?;
-            during = binding_facts(&lab)?;
-        }
-        for (nai, b) in &before {
-            ensure!(
-                during.get(nai) == Some(b),
-                "{nai} without a quorum: {b:?} → {:?}",
-                during.get(nai)
-            );
-        }
-        let pending: u64 = (0..3)
-            .map(|i| {
-                lab.show(i)
-                    .map(|v| v.serving.iter().map(|s| s.store_pending).sum::<u64>())
-            })
-            .sum::<Result<u64>>()?;
-        eprintln!("without a quorum: {pending} refreshed record(s) waiting for etcd");
-        ensure!(
-            pending > 0,
-            "no refresh reached an anchor during the outage"
-        );
-        // Quorum back: everything resumes, the refused subscriber gets in.
-        lab.etcd().restart(1)?;
-        lab.etcd().restart(2)?;
-        lab.etcd().wait_healthy(3, Duration::from_secs(30))?;
-        eprintln!("quorum back {:?} into the stream", stream.started.elapsed());
-        lab.wait_view(Duration::from_secs(15), "admission open again", |v| {
-            v.serving.iter().all(|s| s.admission)
-        })?;
-        // The refreshes answered during the outage reach etcd with the next
-        // write (the access gateways refresh every few seconds).
-        for i in 0..3 {
-            let end = Instant::now() + Duration::from_secs(u64::from(lab.opts.refresh_s) * 3);
-            loop {
-                let v = lab.show(i)?;
-                if v.serving.iter().all(|s| s.store_pending == 0) {
-                    break;
-                }
-                ensure!(
-                    Instant::now() < end,
-                    "a{}: records still pending: {v:?}",
-                    i + 1
-                );
-                interruptible_sleep(Duration::from_millis(200))?;
-            }
-        }
-        // Its client (udhcpc -n) gave up when refused; it starts again, as a
-        // subscriber's would. The access gateway's admission backs off a MAC
-        // whose registrations failed (up to a minute): a few client runs.
-        let again = (0..4).any(|_| lab.attach(3).is_ok());
-        ensure!(
-            again,
-            "the refused subscriber did not get in after the quorum was back"
-        );
-        let out = stream.finish()?;
-        eprintln!(
-            "quorum lost for {held:?} and back: {} of {} packets lost, longest silence {:?}",
-            out.lost, out.sent, out.max_gap
-        );
-        ensure!(
-            out.lost == 0,
-            "{} of {} packets lost (longest silence {:?}; missing {:?} at 1000/s from the start)",
-            out.lost,
-            out.sent,
-            out.max_gap,
-            out.missing
-        );
-        let after = binding_facts(&lab)?;
-        for (nai, b) in &before {
-            ensure!(
-                after.get(nai) == Some(b),
-                "{nai}: {b:?} → {:?}",
-                after.get(nai)
-            );
-        }
-        // (registration_timeouts counts the refused subscriber: the MAG
-        // retransmits a PBU refused with 130 until its budget runs out.)
-        for c in ["lma_restart_detected", "reregistrations"] {
-            ensure!(mag_counter(&lab, c)? == 0, "MAG counter {c} moved");
-        }
-        Ok(())
+        quorum_loss(&mut lab).map_err(|e| anyhow!("{e:#}\n{}", lab.failure_report(40)))
     });
+}
+
+/// The body of the test above (its failures come with the daemons' logs).
+fn quorum_loss(lab: &mut ClusterLab) -> Result<()> {
+    let _ = subscribers(lab, 2)?;
+    let stream = Stream::start(&lab.subs[0], &lab.cn, SocketAddrV4::new(CN, 9000), 1_000)?;
+    // One member down: nothing visible.
+    lab.etcd().kill(2);
+    interruptible_sleep(Duration::from_secs(3))?;
+    lab.add_subscriber(0, &mac(2))?;
+    lab.attach(2).context("attach with one etcd member down")?;
+    let v = lab.view()?;
+    ensure!(
+        v.serving.iter().all(|s| s.admission),
+        "admission open: {v:?}"
+    );
+    let before = binding_facts(lab)?;
+    let serving: Vec<usize> = (0..3)
+        .map(|i| lab.show(i).map(|v| v.serving.len()))
+        .collect::<Result<_>>()?;
+    // Two down: no quorum. Existing traffic flows, new bindings are refused.
+    lab.etcd().kill(1);
+    let t_lost = Instant::now();
+    eprintln!("quorum lost {:?} into the stream", t_lost - stream.started);
+    lab.wait_view(
+        Duration::from_secs(10),
+        "admission closed everywhere",
+        |v| {
+            v.etcd.iter().any(|e| e.reachable && !e.has_leader)
+                && v.serving.iter().all(|s| !s.admission)
+        },
+    )?;
+    // Every anchor, not only the first: a new subscriber may be assigned
+    // to any of them. (Between the quorum's loss and an anchor seeing it
+    // — etcd's election timeout and one keepalive — an anchor still
+    // admits; issue 17 note.)
+    for i in 0..3 {
+        let end = Instant::now() + Duration::from_secs(10);
+        while !lab
+            .show(i)
+            .is_ok_and(|v| v.serving.iter().all(|s| !s.admission))
+        {
+            ensure!(Instant::now() < end, "anchor {i} still admits");
+            interruptible_sleep(Duration::from_millis(100))?;
+        }
+    }
+    lab.add_subscriber(1, &mac(3))?;
+    let refused = lab.attach(3);
+    ensure!(
+        refused.is_err(),
+        "a new subscriber attached without a quorum"
+    );
+    // Refused with the protocol's code: PBA status 130, insufficient
+    // resources (RFC 5213 §8.9), which the MAG takes as transient.
+    let mut no_resources = 0;
+    for i in 0..3 {
+        no_resources += counter(&lab.anchor(i).stats()?, "lma", "pbu_no_resources");
+    }
+    ensure!(
+        no_resources > 0,
+        "no anchor answered insufficient resources"
+    );
+    // Longer than the lease TTL and two refresh intervals: every anchor
+    // still serves what it served, holding on past its lease.
+    interruptible_sleep(Duration::from_secs(2))?;
+    let held = t_lost.elapsed();
+    for (i, n) in serving.iter().enumerate() {
+        let v = lab.show(i)?;
+        if v.serving.len() != *n || !v.standing.starts_with("stalled") {
+            // Why, from the anchors' own words.
+            let logs: Vec<String> = (0..3)
+                .map(|k| {
+                    let log = std::fs::read_to_string(&lab.anchor(k).log).unwrap_or_default();
+                    let why: Vec<&str> = log
+                        .lines()
+                        .filter(|l| l.contains("gave up") || l.contains("joined"))
+                        .collect();
+                    format!("a{}:\n{}", k + 1, why.join("\n"))
+                })
+                .collect();
+            bail!(
+                "a{} after {held:?} without a quorum: serves {} of {n}, {}\n{}",
+                i + 1,
+                v.serving.len(),
+                v.standing,
+                logs.join("\n")
+            );
+        }
+    }
+    // Refreshes during the outage were answered (kept in memory, their
+    // records waiting to be written): the access gateways' bindings are
+    // the same and active.
+    // (A refresh in flight shows REGISTERING for as long as the anchor
+    // takes to answer — its write to etcd fails first: wait for it.)
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut during = binding_facts(lab)?;
+    while before.iter().any(|(n, b)| during.get(n) != Some(b)) && Instant::now() < end {
+        interruptible_sleep(Duration::from_millis(100))?;
+        during = binding_facts(lab)?;
+    }
+    for (nai, b) in &before {
+        ensure!(
+            during.get(nai) == Some(b),
+            "{nai} without a quorum: {b:?} → {:?}",
+            during.get(nai)
+        );
+    }
+    let pending: u64 = (0..3)
+        .map(|i| {
+            lab.show(i)
+                .map(|v| v.serving.iter().map(|s| s.store_pending).sum::<u64>())
+        })
+        .sum::<Result<u64>>()?;
+    eprintln!("without a quorum: {pending} refreshed record(s) waiting for etcd");
+    ensure!(
+        pending > 0,
+        "no refresh reached an anchor during the outage"
+    );
+    // Quorum back: everything resumes, the refused subscriber gets in.
+    lab.etcd().restart(1)?;
+    lab.etcd().restart(2)?;
+    lab.etcd().wait_healthy(3, Duration::from_secs(30))?;
+    eprintln!("quorum back {:?} into the stream", stream.started.elapsed());
+    lab.wait_view(Duration::from_secs(15), "admission open again", |v| {
+        v.serving.iter().all(|s| s.admission)
+    })?;
+    // The refreshes answered during the outage reach etcd with the next
+    // write (the access gateways refresh every few seconds).
+    for i in 0..3 {
+        let end = Instant::now() + Duration::from_secs(u64::from(lab.opts.refresh_s) * 3);
+        loop {
+            let v = lab.show(i)?;
+            if v.serving.iter().all(|s| s.store_pending == 0) {
+                break;
+            }
+            ensure!(
+                Instant::now() < end,
+                "a{}: records still pending: {v:?}",
+                i + 1
+            );
+            interruptible_sleep(Duration::from_millis(200))?;
+        }
+    }
+    // Its client (udhcpc -n) gave up when refused; it starts again, as a
+    // subscriber's would. The access gateway's admission backs off a MAC
+    // whose registrations failed (up to a minute): a few client runs.
+    let again = (0..4).any(|_| lab.attach(3).is_ok());
+    ensure!(
+        again,
+        "the refused subscriber did not get in after the quorum was back"
+    );
+    let out = stream.finish()?;
+    eprintln!(
+        "quorum lost for {held:?} and back: {} of {} packets lost, longest silence {:?}",
+        out.lost, out.sent, out.max_gap
+    );
+    ensure!(
+        out.lost == 0,
+        "{} of {} packets lost (longest silence {:?}; missing {:?} at 1000/s from the start)",
+        out.lost,
+        out.sent,
+        out.max_gap,
+        out.missing
+    );
+    let after = binding_facts(lab)?;
+    for (nai, b) in &before {
+        ensure!(
+            after.get(nai) == Some(b),
+            "{nai}: {b:?} → {:?}",
+            after.get(nai)
+        );
+    }
+    // (registration_timeouts counts the refused subscriber: the MAG
+    // retransmits a PBU refused with 130 until its budget runs out.)
+    for c in ["lma_restart_detected", "reregistrations"] {
+        ensure!(mag_counter(lab, c)? == 0, "MAG counter {c} moved");
+    }
+    Ok(())
 }
 
 #[test]

@@ -60,8 +60,13 @@ pub(super) struct Loop {
     works: watch::Sender<OurEtcd>,
     /// No claims before this (our etcd started working again).
     claim_after: Instant,
-    /// The last moment the others were quiet (heartbeat.rs).
+    /// The last moment the others were quiet (heartbeat.rs), and since
+    /// when they had been without a break.
     quiet_at: Option<Instant>,
+    quiet_since: Option<Instant>,
+    /// Since when our own word "my etcd works" has been off (None: on, or
+    /// never said).
+    word_off_since: Option<Instant>,
 }
 
 /// This member's own address (heartbeats come from and go to it).
@@ -176,6 +181,8 @@ pub(super) async fn spawn(ctx: Ctx, cmds: mpsc::Receiver<Cmd>) -> Result<JoinHan
         works: hb.works,
         claim_after: Instant::now(),
         quiet_at: None,
+        quiet_since: None,
+        word_off_since: None,
     };
     Ok(tokio::spawn(l.run(cmds)))
 }
@@ -244,11 +251,11 @@ impl Loop {
         if let Standing::Valid { until, .. } | Standing::Stalled { until, .. } =
             *self.stand.borrow()
         {
-            // The lease's end (with a full margin, and with half of it
-            // while the others' word is pending), and the end of holding
+            // The lease's end (with a full margin, and with a quarter of
+            // it while the others' word is pending), and the end of holding
             // on without a word from etcd (member: `may_serve`).
             let ttl = self.ctx.cfg.store.etcd.lease_ttl;
-            for end in [until, until + self.margin() / 2, until + ttl] {
+            for end in [until, until + self.margin() * 3 / 4, until + ttl] {
                 if let Some(e) = end.checked_sub(self.margin()).filter(|e| *e > now) {
                     t = t.min(e);
                 }
@@ -258,12 +265,8 @@ impl Loop {
             t = t.min(*since + self.ctx.cluster().takeover_fence);
         }
         // The end of the grace after the others stopped being quiet.
-        let cl = self.ctx.cluster();
-        if let Some(q) = self.quiet_at {
-            let end = q + cl.heartbeat_interval * cl.heartbeat_misses;
-            if end > now {
-                t = t.min(end);
-            }
+        if let Some(end) = self.quiet_grace_end().filter(|e| *e > now) {
+            t = t.min(end);
         }
         t.max(now + Duration::from_millis(5))
     }
@@ -307,8 +310,8 @@ impl Loop {
         }
     }
 
-    /// Says in our heartbeats whether our etcd works: for half a keepalive
-    /// period past the next renewal due, so the word ends soon after a
+    /// Says in our heartbeats whether our etcd works: until the next
+    /// keepalive has had its wait (`member::word_lasts`), so the word ends soon after a
     /// quorum is lost even while a keepalive hangs. When it starts working
     /// again, claims wait until the others have heard it. The heartbeats
     /// also carry when we renewed last, and the others' word is weighed
@@ -324,14 +327,28 @@ impl Loop {
         let ours = OurEtcd {
             works_until: renewed
                 .filter(|_| st.etcd_works())
-                .map(|r| r + ttl / 3 + ttl / 6),
+                .map(|r| r + member::word_lasts(ttl)),
             renewed,
             unanswered_since: st.unanswered_since(),
         };
         let before = self.works.borrow().works_until.is_some_and(|t| now < t);
-        if ours.works_until.is_some_and(|t| now < t) && !before {
-            let cl = self.ctx.cluster();
-            self.claim_after = now + cl.heartbeat_interval * cl.heartbeat_misses;
+        let after = ours.works_until.is_some_and(|t| now < t);
+        if after && !before {
+            // A holder that heard us without etcd may go on for as long
+            // as the others were quiet, up to a lease (`quiet_grace_end`):
+            // claims wait that long and a heartbeat timeout more, so it
+            // hears us first and stops.
+            let off = self
+                .word_off_since
+                .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+            self.claim_after = now + member::claim_wait(self.hb_timeout(), off, ttl);
+        }
+        if after {
+            self.word_off_since = None;
+        } else {
+            // Off since it ended (not since we noticed).
+            let ended = self.works.borrow().works_until.filter(|t| *t <= now);
+            self.word_off_since.get_or_insert(ended.unwrap_or(now));
         }
         self.works
             .send_if_modified(|w| std::mem::replace(w, ours) != ours);
@@ -347,14 +364,35 @@ impl Loop {
         let q = *self.quiet.borrow();
         if q == Quiet::Yes {
             self.quiet_at = Some(now);
+            self.quiet_since.get_or_insert(now);
             return q;
         }
-        let cl = self.ctx.cluster();
-        let grace = cl.heartbeat_interval * cl.heartbeat_misses;
-        if self.quiet_at.is_some_and(|t| now < t + grace) {
+        if self.quiet_grace_end().is_some_and(|end| now < end) {
             return Quiet::Yes;
         }
+        self.quiet_since = None;
         q
+    }
+
+    /// Until when the others count as quiet after they stopped: a
+    /// heartbeat timeout, or as long as they had been quiet, up to the
+    /// lease's TTL less the margin. After a lost quorum the first member
+    /// to reach etcd again ends the quiet at once, while the others'
+    /// clients may take seconds to get through to the new leader; their
+    /// leases are safe that long — a new leader gives every lease a full
+    /// TTL (member.rs) and the member that got through claims nothing for
+    /// as long as its word was off, up to a TTL, and a heartbeat timeout
+    /// more (`tell_works`), and the holder heard its word before that.
+    fn quiet_grace_end(&self) -> Option<Instant> {
+        let at = self.quiet_at?;
+        let quiet_for = at - self.quiet_since.unwrap_or(at);
+        let ttl = self.ctx.cfg.store.etcd.lease_ttl;
+        Some(at + member::quiet_grace(self.hb_timeout(), quiet_for, ttl, self.margin()))
+    }
+
+    fn hb_timeout(&self) -> Duration {
+        let cl = self.ctx.cluster();
+        cl.heartbeat_interval * cl.heartbeat_misses
     }
 
     async fn reconcile(&mut self) {

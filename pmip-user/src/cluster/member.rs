@@ -3,7 +3,7 @@
 //!
 //! Everything a member owns in etcd (its member record, its service
 //! addresses) lives under one lease of `store.lease_ttl_s`. The member keeps
-//! it alive every third of the TTL and knows, from the last keepalive that
+//! it alive every quarter of the TTL and knows, from the last keepalive that
 //! etcd answered, until when etcd still counts it alive: `until` = when that
 //! keepalive was *sent* + the TTL etcd granted. etcd starts its own count
 //! later (when the keepalive arrived), so a member that stops serving at
@@ -31,11 +31,15 @@
 //!    waits a heartbeat timeout before claiming anything (control.rs), so
 //!    the holders hear it first.
 //!    Right after a quorum is lost, whoever renewed last still says its
-//!    etcd works for up to half a TTL, past the earliest renewer's
-//!    deadline (a margin before its lease's end): a word older than our own first unanswered keepalive
-//!    lets us go on to a quarter of the margin before the end
-//!    ([`Quiet::Pending`]), time for it to end. (Without this the earliest
-//!    renewer gave its addresses up in about one quorum loss in four.)
+//!    etcd works for a while ([`word_lasts`]), past the earliest renewer's
+//!    deadline (a margin before its lease's end): a word older than our
+//!    own first unanswered keepalive (when it was sent) lets us go on to a
+//!    quarter of the margin before the end ([`Quiet::Pending`]), time for
+//!    it to end. (Without this the earliest renewer gave its addresses up
+//!    in about one quorum loss in four.) When the quorum comes back, the
+//!    first member through ends the quiet; the others hold on for as long
+//!    as it had lasted, up to most of a lease, to get through themselves
+//!    ([`quiet_grace`], [`claim_wait`]).
 //!
 //! A member that reaches no etcd member at all, or that is alone in
 //! reaching none while the others renew, cannot tell and stops at `until`.
@@ -160,6 +164,29 @@ impl Standing {
     }
 }
 
+/// How long the others still count as quiet after they stopped being so
+/// (control.rs `quiet_now`), when they had been quiet for `quiet_for`: a
+/// heartbeat timeout, or as long as they had been quiet, up to the TTL less
+/// the margin.
+pub(crate) fn quiet_grace(
+    hb_timeout: Duration,
+    quiet_for: Duration,
+    ttl: Duration,
+    margin: Duration,
+) -> Duration {
+    hb_timeout.max(quiet_for.min(ttl.saturating_sub(margin)))
+}
+
+/// How long a member whose etcd works again, after its word had been off
+/// for `off`, waits before claiming anything: longer than the longest
+/// [`quiet_grace`] a holder could have taken from its silence, by half a
+/// heartbeat timeout (the holder hears the word late by up to two
+/// heartbeat intervals; with the grace alone, as before, a holder could
+/// still serve for that long after the claim).
+pub(crate) fn claim_wait(hb_timeout: Duration, off: Duration, ttl: Duration) -> Duration {
+    hb_timeout * 3 / 2 + off.min(ttl)
+}
+
 /// The member record (`P/members/<name>`), under the member's lease.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct MemberRecord {
@@ -262,6 +289,28 @@ async fn keep_round(
 
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
+/// How often the lease is renewed: a quarter of its TTL.
+pub(crate) fn keepalive_period(ttl: Duration) -> Duration {
+    (ttl / 4).max(Duration::from_millis(100))
+}
+
+/// How long a keepalive may take before it counts as unanswered.
+fn keepalive_wait(ttl: Duration) -> Duration {
+    (ttl / 6).max(Duration::from_millis(50))
+}
+
+/// How long after a renewal a member says its etcd works (control.rs
+/// `tell_works`): until its next keepalive has had its whole wait. After a
+/// lost quorum the word of whoever renewed last — just before our own
+/// keepalive that went unanswered, a period after our renewal — ends 2/3
+/// of a TTL after our renewal, more than a quarter of a TTL before the
+/// hold ends ([`Standing::may_serve`]), time to hear it end on a loaded
+/// host. (Renewing every third of the TTL, with the word half a TTL, that
+/// left a tenth of a TTL; a CI run saw it run out.)
+pub(crate) fn word_lasts(ttl: Duration) -> Duration {
+    keepalive_period(ttl) + keepalive_wait(ttl)
+}
+
 /// What a keepalive that etcd did not answer in time fails with.
 const NO_ANSWER: &str = "no answer within";
 
@@ -273,7 +322,7 @@ pub(crate) async fn keep_alive(
     ttl: Duration,
     stand: watch::Sender<Standing>,
 ) {
-    let every = (ttl / 3).max(Duration::from_millis(100));
+    let every = keepalive_period(ttl);
     let mut until = Instant::now() + ttl;
     let mut stream = None;
     // The last answer etcd gave was "no leader" (module doc, rule 1).
@@ -287,9 +336,9 @@ pub(crate) async fn keep_alive(
     let mut next = Instant::now() + every;
     loop {
         tokio::time::sleep_until(next.into()).await;
-        // Half a period per round, then soon again after a failure: a lost
-        // member or quorum is seen within a fraction of the lease.
-        let (sent, r) = keep_round(&conn, &mut stream, lease, every / 2).await;
+        // A sixth of the TTL per round, then soon again after a failure: a
+        // lost member or quorum is seen within a fraction of the lease.
+        let (sent, r) = keep_round(&conn, &mut stream, lease, keepalive_wait(ttl)).await;
         next = sent
             + if matches!(r, Ok(Some(_))) {
                 every
@@ -297,6 +346,11 @@ pub(crate) async fn keep_alive(
                 every / 4
             };
         if let Err(e) = &r {
+            // Counted from when we saw it fail, not from when the keepalive
+            // went out: the others' renewals are timed from when their
+            // heartbeats arrive (heartbeat.rs), late by the heartbeat's
+            // delay on a loaded host, and one that renewed just before the
+            // quorum went must still count as older ([`Quiet::Pending`]).
             if since.is_none() && (no_leader(e) || format!("{e:#}").contains(NO_ANSWER)) {
                 since = Some(Instant::now());
             }
@@ -347,6 +401,54 @@ pub(crate) async fn keep_alive(
 
 #[cfg(test)]
 mod tests {
+    /// A holder takes its grace from a quiet that our silence made: it was
+    /// quiet at most while our word was off, seen up to `delay` late at
+    /// each end. It must stop before we claim, whatever the durations.
+    #[test]
+    fn a_holder_stops_before_the_member_back_with_etcd_claims() {
+        let (ms, timeout) = (Duration::from_millis, Duration::from_millis(400));
+        let mut seed = 0x2545_f491_u64;
+        let mut rnd = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..10_000 {
+            let ttl = ms(1000 + rnd(9000));
+            let margin = ttl / 4;
+            // Heard within half a timeout (two of four heartbeats).
+            let delay = ms(rnd(201));
+            let off = ms(rnd(20_000));
+            // Our word comes back at 0, the holder last saw quiet at
+            // `delay`, having seen it for at most `off` + `delay`.
+            let quiet_for = ms(rnd(off.as_millis() as u64 + 1)) + delay;
+            let holder_stops = delay + quiet_grace(timeout, quiet_for, ttl, margin);
+            let we_claim = claim_wait(timeout, off, ttl);
+            assert!(
+                holder_stops <= we_claim,
+                "ttl {ttl:?} off {off:?} quiet {quiet_for:?} delay {delay:?}: \
+                 holder until {holder_stops:?}, claims from {we_claim:?}"
+            );
+        }
+    }
+
+    /// After a long outage the holder gets most of a lease to get through
+    /// to the new leader, not only a heartbeat timeout.
+    #[test]
+    fn after_a_long_quiet_the_grace_is_most_of_a_lease() {
+        let s = Duration::from_secs;
+        let g = quiet_grace(Duration::from_millis(400), s(30), s(3), s(3) / 4);
+        assert_eq!(g, Duration::from_millis(2250));
+        let short = quiet_grace(
+            Duration::from_millis(400),
+            Duration::from_millis(100),
+            s(3),
+            s(3) / 4,
+        );
+        assert_eq!(short, Duration::from_millis(400));
+    }
+
     use super::*;
 
     #[test]

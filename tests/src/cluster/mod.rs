@@ -427,6 +427,41 @@ impl ClusterLab {
         }
     }
 
+    /// What went on, for a failed test: every daemon's warnings, errors
+    /// and cluster decisions (the last `n` of them each), and a copy of all
+    /// logs kept under /tmp (the lab's own directory goes with the lab).
+    pub fn failure_report(&self, n: usize) -> String {
+        let keep = std::env::temp_dir().join(format!(
+            "pmip-failed-{}-{}",
+            self.opts.tag,
+            std::process::id()
+        ));
+        let _ = std::fs::create_dir_all(&keep);
+        let mut out = vec![format!("(all logs copied to {})", keep.display())];
+        for d in self.anchors.iter().chain(&self.mags).flatten() {
+            let _ = std::fs::copy(&d.log, keep.join(format!("{}.log", d.name)));
+            let log = std::fs::read_to_string(&d.log).unwrap_or_default();
+            let said: Vec<&str> = log
+                .lines()
+                .filter(|l| {
+                    [
+                        "WARN", "ERROR", "gave up", "joined", "claim", "restart", "holding",
+                    ]
+                    .iter()
+                    .any(|w| l.contains(w))
+                })
+                .collect();
+            let from = said.len().saturating_sub(n);
+            out.push(format!(
+                "--- {} ({} lines):\n{}",
+                d.name,
+                said.len(),
+                said[from..].join("\n")
+            ));
+        }
+        out.join("\n")
+    }
+
     /// The anchor (index) that owns `addr` now.
     pub fn owner_of(&self, addr: &str) -> Result<usize> {
         let v = self.view()?;

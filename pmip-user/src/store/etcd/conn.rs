@@ -40,12 +40,15 @@ impl Drop for EtcdRuntime {
 
 /// Client options: requests fail fast on a member without a leader (so a
 /// cluster that lost its quorum is seen as such, not as slow), HTTP/2 pings
-/// notice a dead connection within about a second.
+/// notice a dead connection within two seconds. (Half a second to answer
+/// a ping was too little on a loaded host: after a quorum came back the
+/// anchors' connections timed out one after another for seconds, and
+/// their leases went unrenewed that long.)
 pub(crate) fn options(timeout: Duration) -> ConnectOptions {
     ConnectOptions::new()
         .with_connect_timeout(timeout)
         .with_timeout(timeout)
-        .with_keep_alive(Duration::from_millis(500), Duration::from_millis(500))
+        .with_keep_alive(Duration::from_millis(500), Duration::from_millis(1500))
         .with_keep_alive_while_idle(true)
         .with_require_leader(true)
 }
