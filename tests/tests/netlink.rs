@@ -31,6 +31,20 @@ fn addresses_routes_links_and_accept_local() {
                 netlink::ipv4_addresses("nl0")?,
                 vec![(Ipv4Addr::new(10, 99, 0, 1), 24)]
             );
+            // has_address, both families (IPv6 has no IFA_LOCAL).
+            let v6: IpAddr = "fd00:99::1".parse()?;
+            assert!(!netlink::has_address("nl0", v6)?);
+            netlink::add_address("nl0", v6, 64)?;
+            assert!(netlink::has_address("nl0", v6)?);
+            assert!(netlink::has_address(
+                "nl0",
+                IpAddr::V4(Ipv4Addr::new(10, 99, 0, 1))
+            )?);
+            assert!(!netlink::has_address(
+                "nl0",
+                IpAddr::V4(Ipv4Addr::new(10, 99, 0, 2))
+            )?);
+            assert_eq!(netlink::ipv4_addresses("nl0")?.len(), 1, "IPv4 only");
             netlink::replace_route_v4(
                 Ipv4Addr::new(10, 98, 0, 0),
                 16,

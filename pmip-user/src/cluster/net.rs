@@ -52,11 +52,10 @@ fn ip_output(args: &[&str]) -> Result<Vec<u8>> {
 
 /// Whether `a` is on `iface` now (the kernel drops it, and with it the
 /// block routes whose source it is, once its lifetime ends unrenewed).
+/// Asked over rtnetlink, not by running `ip`: the control loop asks at
+/// every renewal.
 pub(crate) fn has_address(iface: &str, a: IpAddr) -> Result<bool> {
-    let fam = if a.is_ipv6() { "-6" } else { "-4" };
-    let h = host(a);
-    let out = ip_output(&[fam, "-o", "addr", "show", "dev", iface, "to", h.as_str()])?;
-    Ok(!out.iter().all(u8::is_ascii_whitespace))
+    crate::sys::netlink::has_address(iface, a)
 }
 
 /// Runs `ip -batch -` over `lines` (one process for many routes); the

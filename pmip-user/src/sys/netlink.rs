@@ -130,9 +130,29 @@ pub fn link(name: &str) -> Result<Link> {
 
 /// The interface's IPv4 addresses with their prefix lengths.
 pub fn ipv4_addresses(name: &str) -> Result<Vec<(Ipv4Addr, u8)>> {
+    Ok(addresses(name, AddressFamily::Inet)?
+        .into_iter()
+        .filter_map(|(a, l)| match a {
+            IpAddr::V4(v) => Some((v, l)),
+            IpAddr::V6(_) => None,
+        })
+        .collect())
+}
+
+/// Whether `addr` is on the interface now.
+pub fn has_address(name: &str, addr: IpAddr) -> Result<bool> {
+    let family = match addr {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
+    Ok(addresses(name, family)?.iter().any(|(a, _)| *a == addr))
+}
+
+/// The interface's addresses of `family` with their prefix lengths.
+fn addresses(name: &str, family: AddressFamily) -> Result<Vec<(IpAddr, u8)>> {
     let index = link(name)?.index;
     let mut m = AddressMessage::default();
-    m.header.family = AddressFamily::Inet;
+    m.header.family = family;
     let answers = exchange(RouteNetlinkMessage::GetAddress(m), NLM_F_DUMP)
         .with_context(|| format!("interface {name}: listing addresses (RTM_GETADDR)"))?;
     let mut out = Vec::new();
@@ -140,18 +160,18 @@ pub fn ipv4_addresses(name: &str) -> Result<Vec<(Ipv4Addr, u8)>> {
         let RouteNetlinkMessage::NewAddress(a) = a else {
             continue;
         };
-        if a.header.index != index {
+        if a.header.index != index || a.header.family != family {
             continue;
         }
         // IFA_LOCAL is the interface's own address (IFA_ADDRESS is the peer's
-        // on point-to-point links).
+        // on point-to-point links; IPv6 has only IFA_ADDRESS).
         let local = a.attributes.iter().find_map(|x| match x {
-            AddressAttribute::Local(IpAddr::V4(v)) => Some(*v),
+            AddressAttribute::Local(v) => Some(*v),
             _ => None,
         });
         let addr = local.or_else(|| {
             a.attributes.iter().find_map(|x| match x {
-                AddressAttribute::Address(IpAddr::V4(v)) => Some(*v),
+                AddressAttribute::Address(v) => Some(*v),
                 _ => None,
             })
         });
