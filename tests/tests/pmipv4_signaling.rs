@@ -24,21 +24,7 @@ use pmip_user::sys::mmsg;
 
 /// The PMA's attach request for subscriber `nai` at `at`, registered with HA_IP.
 fn attach(nai: &str, at: AccessPoint) -> AccessCommand {
-    AccessCommand::Attach(AttachRequest {
-        at,
-        nai: nai.into(),
-        anchor: HA_IP.into(),
-        alternate: None,
-        ipv4: true,
-        ipv6: false,
-        static_v4: None,
-        requested_v4: None,
-        apn: None,
-        imsi: None,
-        interface_id: None,
-        access_tech: None,
-        aaa: None,
-    })
+    AccessCommand::Attach(AttachRequest::ipv4(at, nai, HA_IP))
 }
 
 const PMA_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 4, 1);

@@ -250,21 +250,9 @@ fn register_1000(v4: bool) {
             mac: [0x02, 0, 0, 0, (i >> 8) as u8, i as u8],
         };
         mag_cmd_tx
-            .send(Request::Command(AccessCommand::Attach(AttachRequest {
-                at,
-                nai: format!("sub{i}@example.com"),
-                anchor: a.lma_ip,
-                alternate: None,
-                ipv4: true,
-                ipv6: false,
-                static_v4: None,
-                requested_v4: None,
-                apn: None,
-                imsi: None,
-                interface_id: None,
-                access_tech: None,
-                aaa: None,
-            })))
+            .send(Request::Command(AccessCommand::Attach(
+                AttachRequest::ipv4(at, format!("sub{i}@example.com"), a.lma_ip),
+            )))
             .unwrap();
     }
     let mut registered = HashSet::new();

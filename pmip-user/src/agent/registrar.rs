@@ -38,6 +38,28 @@ pub struct AttachRequest {
     pub aaa: Option<Box<crate::store::AaaProfile>>,
 }
 
+impl AttachRequest {
+    /// An IPv4 subscriber's attach with nothing else asked for: what the
+    /// simulations, the integration tests and the benches' drivers send.
+    pub fn ipv4(at: AccessPoint, nai: impl Into<String>, anchor: impl Into<IpAddr>) -> Self {
+        AttachRequest {
+            at,
+            nai: nai.into(),
+            anchor: anchor.into(),
+            alternate: None,
+            ipv4: true,
+            ipv6: false,
+            static_v4: None,
+            requested_v4: None,
+            apn: None,
+            imsi: None,
+            interface_id: None,
+            access_tech: None,
+            aaa: None,
+        }
+    }
+}
+
 /// Requests to an access registrar (MAG, PMA).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AccessCommand {

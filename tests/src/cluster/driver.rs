@@ -134,21 +134,7 @@ fn request(m: usize, i: usize, anchor: IpAddr) -> AttachRequest {
             i as u8,
         ],
     };
-    AttachRequest {
-        at,
-        nai: format!("d{m}-{i}@cluster.example"),
-        anchor,
-        alternate: None,
-        ipv4: true,
-        ipv6: false,
-        static_v4: None,
-        requested_v4: None,
-        apn: None,
-        imsi: None,
-        interface_id: None,
-        access_tech: None,
-        aaa: None,
-    }
+    AttachRequest::ipv4(at, format!("d{m}-{i}@cluster.example"), anchor)
 }
 
 /// One driver MAG: `count` attaches, every answer awaited.

@@ -322,19 +322,8 @@ fn aaa_attach(
     aaa: Option<Box<crate::store::AaaProfile>>,
 ) -> crate::agent::registrar::AttachRequest {
     crate::agent::registrar::AttachRequest {
-        at: ap(1),
-        nai: "mn1@example.com".into(),
-        anchor: IpAddr::V6(LMA),
-        alternate: None,
-        ipv4: true,
-        ipv6: false,
-        static_v4: None,
-        requested_v4: None,
-        apn: None,
-        imsi: None,
-        interface_id: None,
-        access_tech: None,
         aaa,
+        ..crate::agent::registrar::AttachRequest::ipv4(ap(1), "mn1@example.com", LMA)
     }
 }
 
