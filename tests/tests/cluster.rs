@@ -304,6 +304,30 @@ fn binding_facts(lab: &ClusterLab) -> Result<BTreeMap<String, (String, String)>>
         .collect())
 }
 
+/// The access gateways' bindings are `before`'s, waiting out a refresh in
+/// flight (REGISTERING for as long as the anchor takes to answer: its
+/// write to etcd goes first).
+fn same_bindings(
+    lab: &ClusterLab,
+    before: &BTreeMap<String, (String, String)>,
+    when: &str,
+) -> Result<()> {
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut now = binding_facts(lab)?;
+    while before.iter().any(|(n, b)| now.get(n) != Some(b)) && Instant::now() < end {
+        interruptible_sleep(Duration::from_millis(100))?;
+        now = binding_facts(lab)?;
+    }
+    for (nai, b) in before {
+        ensure!(
+            now.get(nai) == Some(b),
+            "{nai} {when}: {b:?} → {:?}",
+            now.get(nai)
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn losing_etcd_members_keeps_traffic_and_refuses_only_new_bindings() {
     run(|| {
@@ -402,21 +426,7 @@ fn quorum_loss(lab: &mut ClusterLab) -> Result<()> {
     // Refreshes during the outage were answered (kept in memory, their
     // records waiting to be written): the access gateways' bindings are
     // the same and active.
-    // (A refresh in flight shows REGISTERING for as long as the anchor
-    // takes to answer — its write to etcd fails first: wait for it.)
-    let end = Instant::now() + Duration::from_secs(5);
-    let mut during = binding_facts(lab)?;
-    while before.iter().any(|(n, b)| during.get(n) != Some(b)) && Instant::now() < end {
-        interruptible_sleep(Duration::from_millis(100))?;
-        during = binding_facts(lab)?;
-    }
-    for (nai, b) in &before {
-        ensure!(
-            during.get(nai) == Some(b),
-            "{nai} without a quorum: {b:?} → {:?}",
-            during.get(nai)
-        );
-    }
+    same_bindings(lab, &before, "without a quorum")?;
     let pending: u64 = (0..3)
         .map(|i| {
             lab.show(i)
@@ -474,14 +484,7 @@ fn quorum_loss(lab: &mut ClusterLab) -> Result<()> {
         out.max_gap,
         out.missing
     );
-    let after = binding_facts(lab)?;
-    for (nai, b) in &before {
-        ensure!(
-            after.get(nai) == Some(b),
-            "{nai}: {b:?} → {:?}",
-            after.get(nai)
-        );
-    }
+    same_bindings(lab, &before, "after the quorum came back")?;
     // (registration_timeouts counts the refused subscriber: the MAG
     // retransmits a PBU refused with 130 until its budget runs out.)
     for c in ["lma_restart_detected", "reregistrations"] {

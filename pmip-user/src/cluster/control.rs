@@ -434,8 +434,14 @@ impl Loop {
         let view = self.view();
         self.drop_lost(&view, st.lease()).await;
         // Holding (or about to): serve what we have, take nothing up.
+        // While the view of etcd is being read again (a watch broke, e.g.
+        // its etcd member died) nothing is claimed or revoked, but new
+        // bindings are still taken: their writes are fenced by ownership in
+        // etcd itself, so a stale view cannot make one land where it should
+        // not (closing admission for the resync refused subscribers while
+        // one etcd member of three was down, which should show nothing).
         if !view.synced || !st.lease_valid(now, self.margin()) {
-            self.set_admission(false);
+            self.set_admission(st.may_admit(now, self.margin()));
             return;
         }
         self.revoke_stale(&view, st.lease()).await;
