@@ -350,7 +350,13 @@ fn quorum_loss(lab: &mut ClusterLab) -> Result<()> {
         v.serving.iter().all(|s| s.admission),
         "admission open: {v:?}"
     );
-    let before = binding_facts(lab)?;
+    // Taken with every binding ACTIVE (not in the middle of a refresh).
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut before = binding_facts(lab)?;
+    while before.values().any(|(_, state)| state != "ACTIVE") && Instant::now() < end {
+        interruptible_sleep(Duration::from_millis(100))?;
+        before = binding_facts(lab)?;
+    }
     let serving: Vec<usize> = (0..3)
         .map(|i| lab.show(i).map(|v| v.serving.len()))
         .collect::<Result<_>>()?;
