@@ -31,7 +31,7 @@ use crate::agent::registrar::Counters;
 use crate::agent::{Peer, Transmit, Transport};
 use crate::esp::persist::SeqKeeper;
 use crate::esp::SignalingEsp;
-use crate::pmipv4::transport::{udp_recv_batch, udp_send_batch};
+use crate::pmipv4::transport::{udp_recv_batch, udp_send_batch, Gso};
 use crate::sys::mmsg;
 
 mod esp;
@@ -40,6 +40,8 @@ mod esp;
 pub struct Sockets {
     v6: Option<AsyncFd<OwnedFd>>,
     v4: Option<UdpSocket>,
+    /// Whether the UDP socket still sends runs to one peer with GSO.
+    gso: Gso,
     local: LocalAddrs,
     esp: Option<esp::EspPart>,
 }
@@ -130,6 +132,7 @@ impl Sockets {
         Ok(Sockets {
             v6,
             v4,
+            gso: Gso::default(),
             local: *local,
             esp: None,
         })
@@ -375,7 +378,7 @@ impl Sockets {
             None => out.failed.extend(&v6.0),
         }
         match &self.v4 {
-            Some(s) => out.add(udp_send_batch(s, &v4.1).await, &v4.0),
+            Some(s) => out.add(udp_send_batch(s, &v4.1, &self.gso).await, &v4.0),
             None => out.failed.extend(&v4.0),
         }
         out.failed.sort_unstable();
