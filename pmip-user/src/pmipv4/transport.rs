@@ -49,6 +49,14 @@ impl Udp434 {
         })
     }
 
+    /// Sends runs of replies to one peer with UDP GSO ([`Gso`]: one skb
+    /// per run instead of one per datagram; captures on this host then
+    /// show a run as one datagram).
+    pub fn with_gso(self, on: bool) -> Udp434 {
+        self.gso.set(on);
+        self
+    }
+
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket.local_addr()
     }
@@ -80,14 +88,19 @@ pub(crate) fn udp_recv_batch(s: &UdpSocket, batch: &mut RxBatch) {
 }
 
 /// Whether a UDP socket sends runs of datagrams to one peer with GSO
-/// (`sys::mmsg::send_batch_gso`): on until the kernel says it cannot
-/// (EIO: no checksum offload on the way out, or IPsec), then off for good.
-#[derive(Debug)]
+/// (`sys::mmsg::send_batch_gso`). Off unless asked for: a run leaves the
+/// host as the same datagrams (cut by the NIC, or by the kernel before a
+/// device without UDP segmentation), but a capture on an interface that
+/// takes the whole run (veth, a NIC with `tx-udp-segmentation`) shows one
+/// large datagram holding several messages, which tshark cannot decode.
+/// Once on, it stays on until the kernel says it cannot (EIO: no checksum
+/// offload on the way out, or IPsec).
+#[derive(Debug, Default)]
 pub(crate) struct Gso(AtomicBool);
 
-impl Default for Gso {
-    fn default() -> Self {
-        Gso(AtomicBool::new(true))
+impl Gso {
+    pub(crate) fn set(&self, on: bool) {
+        self.0.store(on, Ordering::Relaxed);
     }
 }
 

@@ -138,6 +138,13 @@ impl Sockets {
         })
     }
 
+    /// Sends runs of messages to one peer over UDP 5436 with GSO (see
+    /// `pmipv4::transport::Gso`); the raw MH socket has no GSO.
+    pub fn with_udp_gso(self, on: bool) -> Sockets {
+        self.gso.set(on);
+        self
+    }
+
     /// Protects the signaling with the peers `sig` has SAs for: opens the raw
     /// ESP sockets. `keeper` keeps the sequence numbers across restarts.
     pub fn with_esp(mut self, sig: SignalingEsp, keeper: Option<SeqKeeper>) -> io::Result<Sockets> {
