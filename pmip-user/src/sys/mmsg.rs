@@ -233,6 +233,8 @@ pub fn send_batch_gso(fd: RawFd, ts: &[&Transmit]) -> Result<usize, (io::Error, 
     // SAFETY: as above.
     let mut hdrs: [libc::mmsghdr; TX_BATCH] = unsafe { zeroed() };
     let mut ctls = [[0u64; 3]; TX_BATCH];
+    // First the runs and their iovecs, then the headers that point at
+    // them (no pointer into `iovs` is taken while it is still written).
     let mut groups = [0usize; TX_BATCH];
     let (mut at, mut n) = (0, 0);
     while at < ts.len() && n < TX_BATCH {
@@ -243,18 +245,31 @@ pub fn send_batch_gso(fd: RawFd, ts: &[&Transmit]) -> Result<usize, (io::Error, 
                 iov_len: t.payload.len(),
             };
         }
-        let (sa, h) = (&mut addrs[n], &mut hdrs[n].msg_hdr);
-        *sa = sockaddr_of(&ts[at].peer);
-        h.msg_name = (&mut sa.0 as *mut libc::sockaddr_storage).cast();
-        h.msg_namelen = sa.1;
-        h.msg_iov = iovs[at..].as_mut_ptr();
-        h.msg_iovlen = g as _;
-        if g > 1 {
-            set_gso(h, &mut ctls[n], ts[at].payload.len() as u16);
-        }
         groups[n] = g;
         at += g;
         n += 1;
+    }
+    let mut iov = iovs.as_mut_ptr();
+    let mut at = 0;
+    for (((h, sa), ctl), &g) in hdrs
+        .iter_mut()
+        .zip(addrs.iter_mut())
+        .zip(ctls.iter_mut())
+        .zip(&groups[..n])
+    {
+        let h = &mut h.msg_hdr;
+        *sa = sockaddr_of(&ts[at].peer);
+        h.msg_name = (&mut sa.0 as *mut libc::sockaddr_storage).cast();
+        h.msg_namelen = sa.1;
+        h.msg_iov = iov;
+        h.msg_iovlen = g as _;
+        if g > 1 {
+            set_gso(h, ctl, ts[at].payload.len() as u16);
+        }
+        // SAFETY: the runs cover `ts`, at most GSO_TX_BATCH iovecs: `iov`
+        // stays within `iovs` (or one past its end after the last run).
+        iov = unsafe { iov.add(g) };
+        at += g;
     }
     if n == 0 {
         return Ok(0);
