@@ -381,6 +381,12 @@ fn pin_to_cpu(cpu: usize) {
     }
 }
 
+/// Whether the HA sends its replies with UDP GSO (`PMIP_BENCH_GSO=1`;
+/// off by default, as in the daemon).
+fn bench_gso() -> bool {
+    std::env::var("PMIP_BENCH_GSO").is_ok_and(|v| v == "1")
+}
+
 /// Registrations/s through the real UDP shell, HA pinned to one core, HMAC-MD5.
 /// cargo test --release -p pmip-tests --test pmipv4_signaling -- --ignored --nocapture
 #[test]
@@ -417,7 +423,9 @@ fn ha_udp_registration_rate() {
             move || {
                 pin_to_cpu(1);
                 let _ = clock_tx.send(ThreadClock::current());
-                Udp434::bind(SocketAddrV4::new(HA_IP, PORT)).expect("HA socket")
+                Udp434::bind(SocketAddrV4::new(HA_IP, PORT))
+                    .expect("HA socket")
+                    .with_gso(bench_gso())
             },
             Ha::new(hcfg, WallClock::new(Instant::now(), SystemTime::now())),
             SharedMem::default(),
@@ -479,11 +487,12 @@ fn ha_udp_registration_rate() {
         let (h, _, shell) = ha.stop();
         let c = h.counters();
         println!(
-            "| {n} | {:.0} registrations/s over UDP, {:.0} per CPU-second of the HA's thread ({:.2} µs each), {} generator (replies {got}, accepted {}, HA rx {}) |",
+            "| {n} | {:.0} registrations/s over UDP, {:.0} per CPU-second of the HA's thread ({:.2} µs each), {} generator{} (replies {got}, accepted {}, HA rx {}) |",
             got as f64 / elapsed.as_secs_f64(),
             got as f64 / cpu,
             cpu * 1e6 / got as f64,
             if batched_generator() { "batched" } else { "one datagram per call" },
+            if bench_gso() { ", HA replies with GSO" } else { "" },
             c.registrations,
             shell.rx_datagrams
         );

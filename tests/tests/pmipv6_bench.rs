@@ -156,9 +156,16 @@ fn esp(local: LocalAddrs, peer: &str, mag_side: bool) -> SignalingEsp {
     SignalingEsp::new(db, local, 5436)
 }
 
+/// Whether the kernel computes and checks the Mobility Header checksum
+/// (as the daemon has it), or only our code does (`PMIPV6_BENCH_KERNEL_CSUM=0`:
+/// `IPV6_CHECKSUM` -1, the state machine verifies what it parses).
+fn kernel_checksum() -> bool {
+    std::env::var("PMIPV6_BENCH_KERNEL_CSUM").map_or(true, |v| v != "0")
+}
+
 /// The signaling sockets of `local`, in ESP with `peer` when `protect`.
 fn sockets(local: LocalAddrs, peer: &str, protect: bool, mag_side: bool) -> Sockets {
-    let s = Sockets::bind(&local, 0, true).unwrap();
+    let s = Sockets::bind(&local, 0, kernel_checksum()).unwrap();
     if protect {
         s.with_esp(esp(local, peer, mag_side), None).unwrap()
     } else {

@@ -81,8 +81,7 @@ pub(crate) fn covered_len(alg: Algorithm, ext_offset: usize) -> usize {
 pub(crate) fn compute(alg: Algorithm, key: &[u8], covered: &[u8]) -> [u8; AUTHENTICATOR_LEN] {
     match alg {
         Algorithm::HmacMd5 => {
-            // HMAC accepts keys of any length; this cannot fail.
-            let mut m = <Hmac<Md5> as Mac>::new_from_slice(key).expect("hmac key");
+            let mut m = keyed_hmac(key);
             m.update(covered);
             m.finalize().into_bytes().into()
         }
@@ -94,6 +93,39 @@ pub(crate) fn compute(alg: Algorithm, key: &[u8], covered: &[u8]) -> [u8; AUTHEN
             h.finalize().into()
         }
     }
+}
+
+/// Keys whose HMAC-MD5 state is kept ([`keyed_hmac`]): an HA or a PMA has
+/// one FA-HA key a peer, and a handful of peers keep their states warm.
+const HMAC_CACHE: usize = 8;
+
+thread_local! {
+    /// HMAC-MD5 states after the key: (key, state), most recently used last.
+    static HMAC_KEYS: std::cell::RefCell<Vec<(Vec<u8>, Hmac<Md5>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An HMAC-MD5 ready for the message: the padded key's two MD5 blocks
+/// (inner and outer, RFC 2104 §2) absorbed once per key and cloned per
+/// message instead of hashed again — 2 of the ~5 MD5 blocks of a
+/// registration's HMAC (issue 18). The cache is per thread (the shell's),
+/// compared by key bytes, so a changed key is a new entry.
+fn keyed_hmac(key: &[u8]) -> Hmac<Md5> {
+    HMAC_KEYS.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some(i) = c.iter().rposition(|(k, _)| k == key) {
+            let last = c.len() - 1;
+            c.swap(i, last);
+            return c[last].1.clone();
+        }
+        // HMAC accepts keys of any length; this cannot fail.
+        let m = <Hmac<Md5> as Mac>::new_from_slice(key).expect("hmac key");
+        if c.len() == HMAC_CACHE {
+            c.remove(0);
+        }
+        c.push((key.to_vec(), m.clone()));
+        m
+    })
 }
 
 /// Appends an authentication extension of `kind` to an emitted message and fills in its
@@ -289,6 +321,35 @@ mod tests {
                 0x75, 0x0c, 0x78, 0x3e, 0x6a, 0xb0, 0xb5, 0x03, 0xea, 0xa8, 0x6e, 0x31, 0x0a, 0x5d,
                 0xb7, 0x38
             ]
+        );
+    }
+
+    /// The cached key states give what a fresh HMAC gives, for more keys
+    /// than the cache holds and for a key seen again after eviction.
+    #[test]
+    fn cached_hmac_states_match_fresh_ones() {
+        let fresh = |k: &[u8], d: &[u8]| -> [u8; 16] {
+            let mut m = <Hmac<Md5> as Mac>::new_from_slice(k).unwrap();
+            m.update(d);
+            m.finalize().into_bytes().into()
+        };
+        let keys: Vec<Vec<u8>> = (0..HMAC_CACHE as u8 + 3)
+            .map(|i| vec![i; 16 + usize::from(i) * 7])
+            .collect();
+        for round in 0..3u8 {
+            for k in &keys {
+                let d = [round; 77];
+                assert_eq!(compute(Algorithm::HmacMd5, k, &d), fresh(k, &d));
+            }
+        }
+        // Two messages under one key: the state is cloned, not consumed.
+        assert_eq!(
+            compute(Algorithm::HmacMd5, &keys[0], b"a"),
+            fresh(&keys[0], b"a")
+        );
+        assert_eq!(
+            compute(Algorithm::HmacMd5, &keys[0], b"b"),
+            fresh(&keys[0], b"b")
         );
     }
 

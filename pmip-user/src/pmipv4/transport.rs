@@ -4,6 +4,7 @@ use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -31,6 +32,7 @@ pub(crate) fn signed(
 /// The registration socket.
 pub struct Udp434 {
     socket: UdpSocket,
+    gso: Gso,
 }
 
 impl Udp434 {
@@ -41,7 +43,18 @@ impl Udp434 {
         std.set_nonblocking(true)?;
         let socket = UdpSocket::from_std(std)?;
         grow_receive_buffer(&socket, 4 << 20);
-        Ok(Udp434 { socket })
+        Ok(Udp434 {
+            socket,
+            gso: Gso::default(),
+        })
+    }
+
+    /// Sends runs of replies to one peer with UDP GSO ([`Gso`]: one skb
+    /// per run instead of one per datagram; captures on this host then
+    /// show a run as one datagram).
+    pub fn with_gso(self, on: bool) -> Udp434 {
+        self.gso.set(on);
+        self
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -74,13 +87,78 @@ pub(crate) fn udp_recv_batch(s: &UdpSocket, batch: &mut RxBatch) {
     });
 }
 
+/// Whether a UDP socket sends runs of datagrams to one peer with GSO
+/// (`sys::mmsg::send_batch_gso`). Off unless asked for: a run leaves the
+/// host as the same datagrams (cut by the NIC, or by the kernel before a
+/// device without UDP segmentation), but a capture on an interface that
+/// takes the whole run (veth, a NIC with `tx-udp-segmentation`) shows one
+/// large datagram holding several messages, which tshark cannot decode.
+/// Once on, it stays on until the kernel says it cannot (EIO: no checksum
+/// offload on the way out, or IPsec).
+#[derive(Debug, Default)]
+pub(crate) struct Gso(AtomicBool);
+
+impl Gso {
+    pub(crate) fn set(&self, on: bool) {
+        self.0.store(on, Ordering::Relaxed);
+    }
+}
+
 /// Sends `ts` on `s` with `sendmmsg`, waiting for socket space; a datagram
-/// the kernel refuses is counted and skipped.
-pub(crate) async fn udp_send_batch(s: &UdpSocket, ts: &[&Transmit]) -> Sent {
+/// the kernel refuses is counted and skipped. With `gso` on, each run of
+/// datagrams to one peer goes as one segmented send: one skb through the
+/// kernel's UDP and IP output and the device instead of one per datagram
+/// (issue 18: that path was ~45 % of the HA's CPU per registration).
+pub(crate) async fn udp_send_batch(s: &UdpSocket, ts: &[&Transmit], gso: &Gso) -> Sent {
     let mut out = Sent::default();
     let mut rest = ts;
     while !rest.is_empty() {
         let at = ts.len() - rest.len();
+        if gso.0.load(Ordering::Relaxed) {
+            let mut failed = None;
+            let r = s
+                .async_io(Interest::WRITABLE, || {
+                    mmsg::send_batch_gso(s.as_raw_fd(), rest).map_err(|(e, g)| {
+                        failed = Some(g);
+                        e
+                    })
+                })
+                .await;
+            match (r, failed) {
+                (Ok(n), _) => {
+                    out.ok += n as u64;
+                    rest = &rest[n..];
+                }
+                // One datagram: as without GSO.
+                (Err(e), Some(1) | None) => {
+                    out.failed.push(at);
+                    tracing::debug!("send to {:?} failed: {e}", rest[0].peer);
+                    rest = &rest[1..];
+                }
+                // A segmented send refused: that run again without GSO.
+                (Err(e), Some(g)) => {
+                    if e.raw_os_error() == Some(libc::EIO) {
+                        gso.0.store(false, Ordering::Relaxed);
+                    }
+                    tracing::debug!("GSO send to {:?} failed: {e}", rest[0].peer);
+                    udp_send_each(s, &rest[..g], at, &mut out).await;
+                    rest = &rest[g..];
+                }
+            }
+        } else {
+            udp_send_each(s, rest, at, &mut out).await;
+            rest = &[];
+        }
+    }
+    out
+}
+
+/// [`udp_send_batch`] without GSO: one datagram per `mmsghdr`; `ts` are
+/// the datagrams from the `base`th on of what `out` counts.
+async fn udp_send_each(s: &UdpSocket, ts: &[&Transmit], base: usize, out: &mut Sent) {
+    let mut rest = ts;
+    while !rest.is_empty() {
+        let at = base + ts.len() - rest.len();
         match s
             .async_io(Interest::WRITABLE, || mmsg::send_batch(s.as_raw_fd(), rest))
             .await
@@ -96,7 +174,6 @@ pub(crate) async fn udp_send_batch(s: &UdpSocket, ts: &[&Transmit]) -> Sent {
             }
         }
     }
-    out
 }
 
 impl Transport for Udp434 {
@@ -131,7 +208,7 @@ impl Transport for Udp434 {
                 Peer::V6(_) => out.failed.push(i),
             }
         }
-        out.add(udp_send_batch(&self.socket, &v4).await, &at);
+        out.add(udp_send_batch(&self.socket, &v4, &self.gso).await, &at);
         out
     }
 }

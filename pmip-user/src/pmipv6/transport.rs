@@ -31,7 +31,7 @@ use crate::agent::registrar::Counters;
 use crate::agent::{Peer, Transmit, Transport};
 use crate::esp::persist::SeqKeeper;
 use crate::esp::SignalingEsp;
-use crate::pmipv4::transport::{udp_recv_batch, udp_send_batch};
+use crate::pmipv4::transport::{udp_recv_batch, udp_send_batch, Gso};
 use crate::sys::mmsg;
 
 mod esp;
@@ -40,6 +40,8 @@ mod esp;
 pub struct Sockets {
     v6: Option<AsyncFd<OwnedFd>>,
     v4: Option<UdpSocket>,
+    /// Whether the UDP socket still sends runs to one peer with GSO.
+    gso: Gso,
     local: LocalAddrs,
     esp: Option<esp::EspPart>,
 }
@@ -130,9 +132,17 @@ impl Sockets {
         Ok(Sockets {
             v6,
             v4,
+            gso: Gso::default(),
             local: *local,
             esp: None,
         })
+    }
+
+    /// Sends runs of messages to one peer over UDP 5436 with GSO (see
+    /// `pmipv4::transport::Gso`); the raw MH socket has no GSO.
+    pub fn with_udp_gso(self, on: bool) -> Sockets {
+        self.gso.set(on);
+        self
     }
 
     /// Protects the signaling with the peers `sig` has SAs for: opens the raw
@@ -375,7 +385,7 @@ impl Sockets {
             None => out.failed.extend(&v6.0),
         }
         match &self.v4 {
-            Some(s) => out.add(udp_send_batch(s, &v4.1).await, &v4.0),
+            Some(s) => out.add(udp_send_batch(s, &v4.1, &self.gso).await, &v4.0),
             None => out.failed.extend(&v4.0),
         }
         out.failed.sort_unstable();

@@ -155,6 +155,136 @@ pub fn send_batch(fd: RawFd, ts: &[&Transmit]) -> io::Result<usize> {
     Ok(sent as usize)
 }
 
+/// `UDP_SEGMENT` (linux/udp.h) at level `SOL_UDP`: the datagrams of one
+/// `msghdr` are segments of `gso_size` bytes (the last may be shorter).
+const UDP_SEGMENT: libc::c_int = 103;
+/// The kernel's cap on the segments of one GSO send (`UDP_MAX_SEGMENTS`).
+const GSO_MAX_SEGMENTS: usize = 64;
+/// Payload bytes of one GSO send: an IPv4 datagram's 65 535 less its IPv4
+/// and UDP headers.
+const GSO_MAX_BYTES: usize = 65_535 - 20 - 8;
+/// Datagrams (iovecs) per [`send_batch_gso`] call.
+pub const GSO_TX_BATCH: usize = 256;
+
+/// How many of the datagrams `ts` starts with go as one GSO send: the
+/// same peer and the same length, and then one shorter one to that peer
+/// (the kernel cuts the payload into `gso_size` pieces, so only the last
+/// may be shorter), at most [`GSO_MAX_SEGMENTS`] and [`GSO_MAX_BYTES`].
+pub(crate) fn gso_group(ts: &[&Transmit]) -> usize {
+    let Some(first) = ts.first() else {
+        return 0;
+    };
+    let size = first.payload.len();
+    let (mut n, mut bytes) = (1, size);
+    for t in &ts[1..] {
+        let len = t.payload.len();
+        if n == GSO_MAX_SEGMENTS
+            || t.peer != first.peer
+            || len > size
+            || bytes + len > GSO_MAX_BYTES
+        {
+            break;
+        }
+        n += 1;
+        bytes += len;
+        if len < size {
+            break;
+        }
+    }
+    n
+}
+
+/// A control buffer holding one `UDP_SEGMENT` message (u64s: cmsghdr's alignment).
+type GsoCmsg = [u64; 3];
+
+/// Fills `ctl` with a `UDP_SEGMENT` of `size` and points `h` at it.
+fn set_gso(h: &mut libc::msghdr, ctl: &mut GsoCmsg, size: u16) {
+    // SAFETY: CMSG_SPACE is arithmetic.
+    let space = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
+    debug_assert!(space <= size_of::<GsoCmsg>());
+    h.msg_control = ctl.as_mut_ptr().cast();
+    h.msg_controllen = space as _;
+    // SAFETY: h's control buffer is `space` bytes, room for one cmsghdr and
+    // a u16; CMSG_FIRSTHDR is then non-null and CMSG_DATA points inside it.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(h);
+        (*c).cmsg_level = libc::SOL_UDP;
+        (*c).cmsg_type = UDP_SEGMENT;
+        (*c).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), size);
+    }
+}
+
+/// [`send_batch`] with UDP generic segmentation offload: the runs of
+/// datagrams to one peer ([`gso_group`]) go as one GSO send each, one skb
+/// through the stack for the whole run (a real NIC or the kernel cuts it
+/// into the same datagrams as before; a local socket without `UDP_GRO`
+/// receives them one by one). Takes at most [`GSO_TX_BATCH`] datagrams;
+/// returns how many the kernel took. On error: the error of the first
+/// send and how many datagrams it held (the caller skips them, or sends
+/// them again without GSO when the kernel refuses GSO on this path: EIO
+/// without checksum offload or with IPsec, EINVAL).
+pub fn send_batch_gso(fd: RawFd, ts: &[&Transmit]) -> Result<usize, (io::Error, usize)> {
+    let ts = &ts[..ts.len().min(GSO_TX_BATCH)];
+    // SAFETY: all-zero is valid for these plain C structs.
+    let mut addrs: [(libc::sockaddr_storage, libc::socklen_t); TX_BATCH] = unsafe { zeroed() };
+    // SAFETY: as above.
+    let mut iovs: [libc::iovec; GSO_TX_BATCH] = unsafe { zeroed() };
+    // SAFETY: as above.
+    let mut hdrs: [libc::mmsghdr; TX_BATCH] = unsafe { zeroed() };
+    let mut ctls = [[0u64; 3]; TX_BATCH];
+    // First the runs and their iovecs, then the headers that point at
+    // them (no pointer into `iovs` is taken while it is still written).
+    let mut groups = [0usize; TX_BATCH];
+    let (mut at, mut n) = (0, 0);
+    while at < ts.len() && n < TX_BATCH {
+        let g = gso_group(&ts[at..]);
+        for (iov, t) in iovs[at..at + g].iter_mut().zip(&ts[at..at + g]) {
+            *iov = libc::iovec {
+                iov_base: t.payload.as_ptr() as *mut libc::c_void,
+                iov_len: t.payload.len(),
+            };
+        }
+        groups[n] = g;
+        at += g;
+        n += 1;
+    }
+    let mut iov = iovs.as_mut_ptr();
+    let mut at = 0;
+    for (((h, sa), ctl), &g) in hdrs
+        .iter_mut()
+        .zip(addrs.iter_mut())
+        .zip(ctls.iter_mut())
+        .zip(&groups[..n])
+    {
+        let h = &mut h.msg_hdr;
+        *sa = sockaddr_of(&ts[at].peer);
+        h.msg_name = (&mut sa.0 as *mut libc::sockaddr_storage).cast();
+        h.msg_namelen = sa.1;
+        h.msg_iov = iov;
+        h.msg_iovlen = g as _;
+        if g > 1 {
+            set_gso(h, ctl, ts[at].payload.len() as u16);
+        }
+        // SAFETY: the runs cover `ts`, at most GSO_TX_BATCH iovecs: `iov`
+        // stays within `iovs` (or one past its end after the last run).
+        iov = unsafe { iov.add(g) };
+        at += g;
+    }
+    if n == 0 {
+        return Ok(0);
+    }
+    // SAFETY: every header points at live iovecs over payloads (the kernel
+    // only reads them), at a live socket address of the length given and,
+    // for a GSO send, at a live control buffer of the length given.
+    let sent =
+        unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), n as libc::c_uint, libc::MSG_DONTWAIT) };
+    if sent < 0 {
+        return Err((io::Error::last_os_error(), groups[0]));
+    }
+    Ok(groups[..sent as usize].iter().sum())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +317,83 @@ mod tests {
         }
         let e = recv_batch(b.as_raw_fd(), &mut batch).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    fn to(port: u16) -> Peer {
+        Peer::V4(SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port))
+    }
+
+    #[test]
+    fn gso_groups_runs_to_one_peer_of_one_size_and_a_shorter_last() {
+        let ts: Vec<Transmit> = [
+            (1, 90),
+            (1, 90),
+            (1, 90),
+            (1, 80),
+            (1, 80),
+            (2, 80),
+            (2, 81),
+            (2, 50),
+        ]
+        .iter()
+        .map(|&(p, len)| Transmit::new(to(p), vec![0; len]))
+        .collect();
+        let refs: Vec<&Transmit> = ts.iter().collect();
+        let mut at = 0;
+        let mut got = Vec::new();
+        while at < refs.len() {
+            let g = gso_group(&refs[at..]);
+            got.push(g);
+            at += g;
+        }
+        // 90,90,90,80 | 80 (next peer) | 80 (81 is longer) | 81,50
+        assert_eq!(got, vec![4, 1, 1, 2]);
+        // The kernel's caps: 64 segments, and the bytes of one IPv4 datagram.
+        let many: Vec<Transmit> = (0..100)
+            .map(|_| Transmit::new(to(1), vec![0; 100]))
+            .collect();
+        let refs: Vec<&Transmit> = many.iter().collect();
+        assert_eq!(gso_group(&refs), GSO_MAX_SEGMENTS);
+        let big: Vec<Transmit> = (0..10)
+            .map(|_| Transmit::new(to(1), vec![0; 20_000]))
+            .collect();
+        let refs: Vec<&Transmit> = big.iter().collect();
+        assert_eq!(gso_group(&refs), 3);
+        assert_eq!(gso_group(&[]), 0);
+    }
+
+    /// A run sent as one GSO send arrives as the same datagrams, in order.
+    #[test]
+    fn gso_runs_arrive_as_the_datagrams_they_were() {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = |s: &std::net::UdpSocket| s.local_addr().unwrap().port();
+        let mut ts = Vec::new();
+        for i in 0..70u8 {
+            // 70 to b: a run of 64 and one of 6 (the last shorter), then 3 to c.
+            let len = if i == 69 { 5 } else { 40 };
+            ts.push(Transmit::new(to(port(&b)), vec![i; len]));
+        }
+        for i in 0..3u8 {
+            ts.push(Transmit::new(to(port(&c)), vec![100 + i; 33]));
+        }
+        let refs: Vec<&Transmit> = ts.iter().collect();
+        assert_eq!(send_batch_gso(a.as_raw_fd(), &refs).unwrap(), 73);
+        for (s, want) in [(&b, &ts[..70]), (&c, &ts[70..])] {
+            let mut batch = RxBatch::new();
+            let mut got = Vec::new();
+            let t = std::time::Instant::now();
+            while got.len() < want.len() && t.elapsed() < std::time::Duration::from_secs(5) {
+                batch.clear();
+                match recv_batch(s.as_raw_fd(), &mut batch) {
+                    Ok(_) => got.extend(batch.iter().map(|(_, d)| d.to_vec())),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            let want: Vec<Vec<u8>> = want.iter().map(|t| t.payload.to_vec()).collect();
+            assert_eq!(got, want);
+        }
     }
 }
