@@ -33,6 +33,15 @@ pub mod maps {
     /// chain, a cache hit is two array lookups and a few compares. Written
     /// by the fast path only.
     pub const ACCESS_CACHE: &str = "ACCESS_CACHE";
+    /// Array of [`ANCHOR_CACHE_ENTRIES`](super::ANCHOR_CACHE_ENTRIES)
+    /// generations, one per `ANCHOR_CACHE` slot: the anchor bumps the slot
+    /// of a home address / prefix after every change to the entry that
+    /// serves it (see [`anchor_cache_slot`](super::anchor_cache_slot)).
+    pub const ANCHOR_GEN: &str = "ANCHOR_GEN";
+    /// Per-CPU direct-mapped cache of the anchor downlink by destination
+    /// (`AnchorCacheSlot`): the binding serving a home address / prefix and
+    /// its downlink flow. Written by the fast path only.
+    pub const ANCHOR_CACHE: &str = "ANCHOR_CACHE";
     /// Downlink GRE keys too large for `ACCESS_BY_KEY` (hash, allocated on use).
     pub const ACCESS_BY_KEY_HIGH: &str = "ACCESS_BY_KEY_HIGH";
     /// IPv4 home address → [`AnchorDownlink`](super::AnchorDownlink). Written by the anchor (LMA/HA).
@@ -136,6 +145,8 @@ pub mod flags {
     pub const HAS_HOME4: u32 = 1 << 0;
     /// `home_hnp` is assigned: inner IPv6 sources must be inside it (or link-local).
     pub const HAS_HNP: u32 = 1 << 1;
+    /// `AnchorUplink::peer` is an IPv6 address (else IPv4, first 4 bytes).
+    pub const PEER_V6: u32 = 1 << 2;
     /// The `ANCHOR_BY_KEY` slot holds a binding.
     pub const IN_USE: u32 = 1 << 31;
 }
@@ -256,6 +267,42 @@ pub struct AccessDownlink {
     /// VLAN id to tag the frame with (0 = untagged), host order.
     pub vlan: u16,
     pub mac: [u8; 6],
+    /// The tunnel's outer family and remote end, copied from `TUNNELS` when
+    /// the entry is written (tunnel ids are never reused for other ends):
+    /// the peer check reads them from this entry, not from a second map.
+    pub peer_family: u8,
+    pub _pad: [u8; 3],
+    pub peer: [u8; 16],
+}
+
+/// A slot of `ANCHOR_CACHE`: a per-CPU copy of the `AnchorDownlink` entry
+/// serving a home address (IPv4) or a /64 (IPv6), with the downlink's flow
+/// (as [`UplinkFlow`], reset whenever the slot is refilled), valid while
+/// `gen` equals `ANCHOR_GEN[anchor_cache_slot(..)]`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct AnchorCacheSlot {
+    /// The destination as loaded from the packet (native-order words):
+    /// the IPv4 address and 0, or the first 64 bits of the IPv6 address.
+    pub key: [u32; 2],
+    /// `ANCHOR_GEN` of the slot, read before the entry was copied.
+    pub gen: u32,
+    /// `FAMILY_V4` / `FAMILY_V6` of `key` (0: empty).
+    pub family: u32,
+    pub down: AnchorDownlink,
+    pub flow: UplinkFlow,
+}
+
+/// Slots of `ANCHOR_CACHE` per CPU = entries of `ANCHOR_GEN` (a power of two).
+pub const ANCHOR_CACHE_ENTRIES: u32 = 4_096;
+pub const ANCHOR_CACHE_BITS: u32 = 12;
+
+/// The `ANCHOR_CACHE` slot (and `ANCHOR_GEN` entry) of destination key `w`
+/// (see [`AnchorCacheSlot::key`]); the fast path and the loader both call
+/// this, so the loader invalidates exactly the slot where copies are kept.
+#[inline(always)]
+pub fn anchor_cache_slot(w: [u32; 2]) -> u32 {
+    (w[0] ^ w[1].rotate_left(16)).wrapping_mul(0x9e37_79b1) >> (32 - ANCHOR_CACHE_BITS)
 }
 
 /// Value of `ANCHOR_BY_HOME4` and `ANCHOR_BY_HNP`: the tunnel towards the access
@@ -310,9 +357,12 @@ pub const MAX_HOME_POOLS: u32 = 16;
 pub struct AnchorUplink {
     pub sub_id: u32,
     pub tunnel_id: u32,
+    /// `flags::*`; `flags::PEER_V6` gives `peer`'s family.
     pub flags: u32,
     pub home_v4: [u8; 4],
     pub home_hnp: [u8; 8],
+    /// The tunnel's remote end, as in [`AccessDownlink::peer`].
+    pub peer: [u8; 16],
 }
 
 /// Value of `TUNNELS`: outer endpoints of a GRE tunnel. For IPv4 only the first
@@ -601,11 +651,17 @@ const _: () = {
     assert!(core::mem::offset_of!(AccessCacheSlot, flow) == 48);
     assert!(core::mem::offset_of!(UplinkFlow, hdr) == 24);
     assert!(1 << ACCESS_CACHE_BITS == ACCESS_CACHE_ENTRIES);
-    assert!(core::mem::size_of::<AccessDownlink>() == 20);
+    assert!(core::mem::size_of::<AccessDownlink>() == 40);
+    // The peer is compared in 64-bit loads (8-aligned in the array value).
+    assert!(core::mem::offset_of!(AccessDownlink, peer) == 24);
+    assert!(core::mem::offset_of!(AnchorUplink, peer) == 24);
     assert!(core::mem::size_of::<AnchorDownlink>() == 16);
+    assert!(core::mem::size_of::<AnchorCacheSlot>() == 120);
+    assert!(core::mem::offset_of!(AnchorCacheSlot, flow) == 32);
+    assert!(1 << ANCHOR_CACHE_BITS == ANCHOR_CACHE_ENTRIES);
     assert!(core::mem::size_of::<HomePool4>() == 16);
     assert!(core::mem::size_of::<HomePool6>() == 24);
-    assert!(core::mem::size_of::<AnchorUplink>() == 24);
+    assert!(core::mem::size_of::<AnchorUplink>() == 40);
     assert!(core::mem::size_of::<Tunnel>() == 36);
     assert!(core::mem::size_of::<IfaceConfig>() == 28);
     assert!(core::mem::size_of::<SubscriberStats>() == 32);
@@ -627,6 +683,7 @@ mod pod {
     unsafe impl aya::Pod for UplinkFlow {}
     unsafe impl aya::Pod for AccessDownlink {}
     unsafe impl aya::Pod for AnchorDownlink {}
+    unsafe impl aya::Pod for AnchorCacheSlot {}
     unsafe impl aya::Pod for HomePool4 {}
     unsafe impl aya::Pod for HomePool6 {}
     unsafe impl aya::Pod for AnchorUplink {}

@@ -12,9 +12,7 @@ use crate::hdr::{
     Ipv4Hdr, Ipv6Hdr, UdpHdr, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_UDP,
 };
 use crate::log;
-use crate::maps::{
-    access_by_key, access_subscriber, iface_of, NEW_MAC_EVENTS, NEW_MAC_SEEN, TUNNELS,
-};
+use crate::maps::{access_by_key, access_subscriber, iface_of, NEW_MAC_EVENTS, NEW_MAC_SEEN};
 use crate::parse::{parse_inner, Addr, GreIn, Inner, L2};
 use crate::stats::account;
 use crate::tunnel::{dec_ttl, decap, flow_out, tunnel_out, Dir, Encap};
@@ -71,7 +69,8 @@ pub(crate) fn access_uplink<C: Pkt>(
     if !flow.is_null() {
         // SAFETY: this CPU's ACCESS_CACHE slot (access_subscriber).
         let f = unsafe { &*flow };
-        if let Some(v) = flow_out(ctx, l2.len, &inner, f, sub.uplink_key, sub.sub_id) {
+        let (key, sub_id) = (sub.uplink_key, sub.sub_id);
+        if let Some(v) = flow_out(ctx, l2.len, &inner, f, key, sub_id, Dir::Up) {
             return v;
         }
     }
@@ -235,7 +234,9 @@ pub(crate) fn arp_reply<C: Pkt>(
 /// Downlink at the access gateway: GRE from the anchor → subscriber's frame.
 #[inline(always)]
 pub(crate) fn access_downlink<C: Pkt>(ctx: &C, l2: &L2, gre: GreIn) -> Verdict {
-    let d = match keyed(&gre, access_by_key(gre.key), |d| d.tunnel_id) {
+    let d = match keyed(&gre, access_by_key(gre.key), |d| {
+        (d.peer_family == FAMILY_V6, &d.peer)
+    }) {
         Ok(d) => d,
         Err(c) => return Verdict::new(C::DROP, c),
     };
@@ -266,34 +267,37 @@ pub(crate) fn access_downlink<C: Pkt>(ctx: &C, l2: &L2, gre: GreIn) -> Verdict {
 
 /// The binding found under a GRE packet's key, when the packet came from
 /// that binding's tunnel peer; else why it is dropped (both directions of
-/// the tunnel: the access downlink, the anchor uplink).
+/// the tunnel: the access downlink, the anchor uplink). `peer` gives the
+/// entry's copy of its tunnel's remote end: whether it is IPv6, and the
+/// address (16 bytes at an 8-aligned offset of the map value).
 #[inline(always)]
 pub(crate) fn keyed<B>(
     gre: &GreIn,
     found: Option<&'static B>,
-    tunnel_id: impl Fn(&B) -> u32,
+    peer: impl Fn(&B) -> (bool, &[u8; 16]),
 ) -> Result<&'static B, Counter> {
     let b = found.ok_or(Counter::DropUnknownKey)?;
-    if !peer_ok(tunnel_id(b), gre.family, gre.src) {
+    let (v6, remote) = peer(b);
+    if !peer_ok(v6, remote, gre.family, gre.src) {
         return Err(Counter::DropWrongPeer);
     }
     Ok(b)
 }
 
-/// The outer source must be the remote end of the tunnel the key belongs to.
+/// The outer source must be the remote end of the tunnel the key belongs
+/// to (copied into the binding's entry by the loader: no `TUNNELS` lookup).
 #[inline(always)]
-pub(crate) fn peer_ok(tunnel_id: u32, family: u8, src: &Addr) -> bool {
-    match TUNNELS.get(tunnel_id) {
-        Some(t) if t.family == family => {
-            // SAFETY: a 4-aligned field of a map value (Tunnel is 4-aligned).
-            let r = unsafe { words16(&t.remote) };
-            let s = src.words();
-            if family == FAMILY_V4 {
-                r[0] == s[0]
-            } else {
-                (r[0] ^ s[0]) | (r[1] ^ s[1]) | (r[2] ^ s[2]) | (r[3] ^ s[3]) == 0
-            }
-        }
-        _ => false,
+pub(crate) fn peer_ok(v6: bool, remote: &[u8; 16], family: u8, src: &Addr) -> bool {
+    if v6 != (family == FAMILY_V6) {
+        return false;
+    }
+    // SAFETY: a 4-aligned field of a map value (both entries are 4-aligned).
+    let r = unsafe { words16(remote) };
+    let s = src.words();
+    if family == FAMILY_V4 {
+        r[0] == s[0]
+    } else {
+        (r[0] ^ s[0]) | (r[1] ^ s[1]) | (r[2] ^ s[2]) | (r[3] ^ s[3]) == 0
     }
 }
+

@@ -1,20 +1,22 @@
 //! Anchor side (LMA / HA): GRE from access gateways out to the world, and
 //! packets to home addresses into the tunnel of the gateway serving them.
-use pmip_common::{AnchorDownlink, Counter, IfaceConfig};
+use pmip_common::{flags, AnchorDownlink, Counter, IfaceConfig};
 
 use crate::access::{keyed, spoofed};
 use crate::ctx::Pkt;
 use crate::fib::{fib, FIB_FWD_DISABLED, FIB_NOT_FWDED, FIB_NO_NEIGH, FIB_SUCCESS};
-use crate::maps::{anchor_by_key, dest_slot, iface_of, nh_expiry, nh_now, DEST_NH};
+use crate::maps::{anchor_by_key, dest_slot, iface_of, nh_expiry, nh_now, Flow, DEST_NH};
 use crate::parse::{parse_inner, parse_l2, GreIn, L2};
 use crate::stats::account;
-use crate::tunnel::{dec_ttl, decap, decap_cached, tunnel_out, Dir, Encap};
+use crate::tunnel::{dec_ttl, decap, decap_cached, flow_out, tunnel_out, Dir, Encap};
 use crate::verdict::{redirect, Verdict};
 
 /// Uplink at the anchor: GRE from an access gateway → forwarded inner packet.
 #[inline(always)]
 pub(crate) fn anchor_uplink<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, gre: GreIn) -> Verdict {
-    let b = match keyed(&gre, anchor_by_key(gre.key), |b| b.tunnel_id) {
+    let b = match keyed(&gre, anchor_by_key(gre.key), |b| {
+        (b.flags & flags::PEER_V6 != 0, &b.peer)
+    }) {
         Ok(b) => b,
         Err(c) => return Verdict::new(C::DROP, c),
     };
@@ -122,6 +124,7 @@ pub(crate) fn anchor_downlink<C: Pkt>(
     ifindex: u32,
     l2: &L2,
     d: &AnchorDownlink,
+    flow: Flow,
 ) -> Verdict {
     let inner = match parse_inner(ctx, l2.len, l2.proto) {
         Some(i) => i,
@@ -130,11 +133,19 @@ pub(crate) fn anchor_downlink<C: Pkt>(
     if inner.ttl <= 1 {
         return Verdict::new(C::PASS, Counter::PassTtl);
     }
+    if !flow.is_null() {
+        // SAFETY: this CPU's ANCHOR_CACHE slot (maps::anchor_dest).
+        let f = unsafe { &*flow };
+        let (key, sub_id) = (d.downlink_key, d.sub_id);
+        if let Some(v) = flow_out(ctx, l2.len, &inner, f, key, sub_id, Dir::Down) {
+            return v;
+        }
+    }
     let e = Encap {
         tunnel_id: d.tunnel_id,
         key: d.downlink_key,
         sub_id: d.sub_id,
-        flow: core::ptr::null_mut(),
+        flow,
     };
     tunnel_out(ctx, iface, ifindex, l2, &inner, e, Dir::Down)
 }

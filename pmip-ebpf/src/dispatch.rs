@@ -12,7 +12,7 @@ use crate::hdr::{
     GRE_R, GRE_S, GRE_VER_MASK, IPPROTO_GRE,
 };
 use crate::icmp::icmp_too_big;
-use crate::maps::{anchor_by_hnp, anchor_by_home4, iface_of};
+use crate::maps::{anchor_by_hnp, anchor_by_home4, anchor_dest, iface_of};
 use crate::parse::{load_addr, parse_l2, Addr, GreIn, L2};
 use crate::verdict::{finish, Verdict};
 
@@ -71,8 +71,11 @@ fn dispatch<C: Pkt>(ctx: &C) -> Verdict {
             }
             if iface.role & anchor_roles != 0 {
                 // SAFETY: as above.
-                if let Some(d) = anchor_by_home4(unsafe { load_u32::<16>(p) }) {
-                    return anchor_downlink(ctx, iface, ifindex, &l2, d);
+                let dst = unsafe { load_u32::<16>(p) };
+                if let Some((d, flow)) = anchor_dest([dst, 0], FAMILY_V4 as u32, || {
+                    anchor_by_home4(dst)
+                }) {
+                    return anchor_downlink(ctx, iface, ifindex, &l2, d, flow);
                 }
             }
             Verdict::new(C::PASS, Counter::PassNotOurs)
@@ -94,8 +97,10 @@ fn dispatch<C: Pkt>(ctx: &C) -> Verdict {
             if iface.role & anchor_roles != 0 {
                 // SAFETY: the header is inside the packet (ptr_at checked it).
                 let hnp = unsafe { [load_u32::<24>(p), load_u32::<28>(p)] };
-                if let Some(d) = anchor_by_hnp(hnp) {
-                    return anchor_downlink(ctx, iface, ifindex, &l2, d);
+                if let Some((d, flow)) =
+                    anchor_dest(hnp, FAMILY_V6 as u32, || anchor_by_hnp(hnp))
+                {
+                    return anchor_downlink(ctx, iface, ifindex, &l2, d, flow);
                 }
             }
             Verdict::new(C::PASS, Counter::PassNotOurs)

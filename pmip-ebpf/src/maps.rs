@@ -12,11 +12,11 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use pmip_common::{
-    access_cache_set, flags, AccessCacheSlot, AccessDownlink, AccessKey, AccessSubscriber,
+    access_cache_set, anchor_cache_slot, flags, AccessCacheSlot, AnchorCacheSlot, AccessDownlink, AccessKey, AccessSubscriber,
     AnchorDownlink, AnchorUplink, Counter, DestNextHop, HomePool4, HomePool6, IfaceConfig,
     NextHopCache, Tunnel, UplinkFlow, ACCESS_CACHE_ENTRIES, ACCESS_CACHE_SETS, DEST_NH_BITS,
     DEST_NH_ENTRIES, IFACE_SLOTS, MAX_HOME_POOLS, MAX_IFACES, MAX_SUBSCRIBERS, MAX_TUNNELS,
-    NEW_MAC_RING_BYTES, NEW_MAC_SEEN_ENTRIES, NEXT_HOP_CACHE_JIFFIES_DEFAULT, NEXT_HOP_CACHE_NS,
+    NEW_MAC_RING_BYTES, NEW_MAC_SEEN_ENTRIES, NEXT_HOP_CACHE_JIFFIES_DEFAULT, NEXT_HOP_CACHE_NS, ANCHOR_CACHE_ENTRIES,
 };
 
 /// Subscribers by (access ifindex, VLAN, MAC). Written by the MAG/PMA agent.
@@ -182,6 +182,59 @@ pub(crate) fn access_subscriber(key: &AccessKey) -> Option<(&'static AccessSubsc
             // The flow of whatever the slot held before is not this one's.
             (*s0).flow.expires = 0;
             return Some((v, &raw mut (*s0).flow));
+        }
+    }
+    Some((v, core::ptr::null_mut()))
+}
+
+/// Generation of each ANCHOR_CACHE slot: the loader bumps the slot of a
+/// home address / prefix after every change to the entry serving it (see
+/// pmip-common `anchor_cache_slot`), as ACCESS_GEN for the access side.
+#[map]
+pub(crate) static ANCHOR_GEN: Array<u32> = Array::with_max_entries(ANCHOR_CACHE_ENTRIES, 0);
+/// Per-CPU direct-mapped copies of the anchor downlink's bindings, by
+/// destination, each with the downlink's flow.
+#[map]
+pub(crate) static ANCHOR_CACHE: PerCpuArray<AnchorCacheSlot> =
+    PerCpuArray::with_max_entries(ANCHOR_CACHE_ENTRIES, 0);
+
+/// The binding serving destination `key` (IPv4: the address and 0; IPv6:
+/// the first 64 bits; words as loaded from the packet) of `family`: this
+/// CPU's cached copy while its slot's generation is current, else what
+/// `lookup` finds (the pools, then the hash), which is then cached with an
+/// empty flow. Ordering as in [`access_subscriber`]: the generation is read
+/// before the entry, the loader bumps it after changing the entry.
+#[inline(always)]
+pub(crate) fn anchor_dest(
+    key: [u32; 2],
+    family: u32,
+    lookup: impl FnOnce() -> Option<&'static AnchorDownlink>,
+) -> Option<(&'static AnchorDownlink, Flow)> {
+    let i = anchor_cache_slot(key);
+    let gen = ANCHOR_GEN.get_ptr(i)?;
+    // SAFETY: an array slot; a volatile read keeps it before the lookup below.
+    let gen = unsafe { core::ptr::read_volatile(gen) };
+    let slot = ANCHOR_CACHE.get_ptr_mut(i);
+    if let Some(p) = slot {
+        // SAFETY: this CPU's slot of a per-CPU array.
+        let s = unsafe { &*p };
+        if s.gen == gen && s.key[0] == key[0] && s.key[1] == key[1] && s.family == family {
+            // SAFETY: the same slot.
+            return Some((&s.down, unsafe { &raw mut (*p).flow }));
+        }
+    }
+    let v = lookup()?;
+    if let Some(p) = slot {
+        // SAFETY: this CPU's slot; nothing else runs on this CPU meanwhile.
+        // Both 8-byte aligned map values (AnchorDownlink: 16 B).
+        unsafe {
+            (*p).key = key;
+            (*p).gen = gen;
+            (*p).family = family;
+            copy_words(&raw mut (*p).down, v);
+            // The flow of whatever the slot held before is not this one's.
+            (*p).flow.expires = 0;
+            return Some((v, &raw mut (*p).flow));
         }
     }
     Some((v, core::ptr::null_mut()))

@@ -385,15 +385,16 @@ pub(crate) struct Encap {
     pub(crate) key: [u8; 4],
     pub(crate) sub_id: u32,
     /// Where to keep the subscriber's flow once the tunnel's next hop is
-    /// known (the access uplink; see [`flow_out`]).
+    /// known (the access uplink, the anchor downlink; see [`flow_out`]).
     pub(crate) flow: Flow,
 }
 
-/// The access uplink through the subscriber's flow (`UplinkFlow`, kept
-/// in its `ACCESS_CACHE` slot): one expiry and one length compare instead
-/// of `TUNNELS`, `TUNNEL_NH` and their checks; `None` when the flow is
-/// empty, expired or the packet longer than the next hop took (then
-/// [`tunnel_out`] decides, and refills the flow).
+/// A subscriber's packet into its tunnel through the subscriber's flow
+/// (`UplinkFlow`, kept in its `ACCESS_CACHE` slot for the access uplink,
+/// in its `ANCHOR_CACHE` slot for the anchor downlink): one expiry and one
+/// length compare instead of `TUNNELS`, `TUNNEL_NH` and their checks;
+/// `None` when the flow is empty, expired or the packet longer than the
+/// next hop took (then [`tunnel_out`] decides, and refills the flow).
 #[inline(always)]
 pub(crate) fn flow_out<C: Pkt>(
     ctx: &C,
@@ -402,6 +403,7 @@ pub(crate) fn flow_out<C: Pkt>(
     f: &UplinkFlow,
     key: [u8; 4],
     sub_id: u32,
+    dir: Dir,
 ) -> Option<Verdict> {
     let overhead = pmip_common::tunnel_overhead(f.family) as u16;
     // As outer_len: a GSO packet (TC) leaves as segments that fit.
@@ -418,8 +420,8 @@ pub(crate) fn flow_out<C: Pkt>(
     if !encap_cached(ctx, l2_len, inner, v6, key, &f.hdr, f.csum_base) {
         return Some(Verdict::new(C::DROP, Counter::DropAdjustFailed));
     }
-    account(sub_id, inner.len, true);
-    Some(Verdict::new(redirect(f.ifindex), Counter::TxEncapUplink))
+    account(sub_id, inner.len, dir == Dir::Up);
+    Some(Verdict::new(redirect(f.ifindex), encap_counter(dir)))
 }
 
 /// Copies next hop `c` of a tunnel of `family` into flow `f`: its expiry
@@ -585,3 +587,4 @@ fn tunnel_out_fib<C: Pkt>(
     account(sub_id, inner.len, dir == Dir::Up);
     Verdict::new(redirect(nh.ifindex), encap_counter(dir))
 }
+

@@ -1152,12 +1152,26 @@ fn on_fixture(
     prog: Prog,
     f: impl FnOnce(&mut FastPath, u32) -> anyhow::Result<Vec<String>> + Send + 'static,
 ) {
+    on_fixture_with(prog, Vec::new(), move |fp, i| f(fp, i[0]));
+}
+
+/// [`on_fixture`] with the anchor's `home_pools`; `f` gets the fixture's
+/// interfaces (acc, core, acore, cn).
+fn on_fixture_with(
+    prog: Prog,
+    home_pools: Vec<pmip_user::fastpath::HomePoolSpec>,
+    f: impl FnOnce(&mut FastPath, [u32; 4]) -> anyhow::Result<Vec<String>> + Send + 'static,
+) {
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
     }
-    let fx = setup(1500).expect("fixture");
-    let acc = fx.acc;
+    let opts = pmip_user::fastpath::LoadOptions {
+        home_pools,
+        ..Default::default()
+    };
+    let fx = setup_with(1500, opts).expect("fixture");
+    let ifs = [fx.acc, fx.core, fx.acore, fx.cn];
     let mut fp = fx.fp;
     let fails = fx
         .ns
@@ -1166,7 +1180,7 @@ fn on_fixture(
             if prog == Prog::Tc {
                 fp.load_tc_program()?;
             }
-            f(&mut fp, acc)
+            f(&mut fp, ifs)
         })
         .expect("namespace")
         .expect("test run");
@@ -1860,4 +1874,164 @@ fn icmpv6_errors_decode_with_tshark() {
     for (got, want) in rows.iter().zip(want) {
         assert_eq!(got, &want.to_vec());
     }
+}
+
+/// The anchor's per-CPU caches against binding changes: the downlink's
+/// `ANCHOR_CACHE` (binding and prebuilt headers by home address / prefix,
+/// validated by `ANCHOR_GEN`) and the uplink's peer check, which reads the
+/// tunnel's remote end from the `ANCHOR_BY_KEY` entry. Subscriber 11 (the
+/// fixture's AHOME4 / AHNP) is handed over to the IPv6-outer peer with new
+/// keys, back, removed and re-registered as another subscriber; each change
+/// is followed by two frames of each kind (the second through the refilled
+/// cache). With the hash tables and with the home pools.
+#[test]
+fn anchor_changes_bypass_stale_caches() {
+    anchor_changes(Prog::Xdp, Vec::new());
+}
+
+#[test]
+fn anchor_changes_bypass_stale_caches_pools() {
+    anchor_changes(Prog::Xdp, anchor_pools());
+}
+
+#[test]
+fn anchor_changes_bypass_stale_caches_tc() {
+    anchor_changes(Prog::Tc, anchor_pools());
+}
+
+/// Verdict, outer destination and GRE key of a tunnel packet (None when
+/// not redirected).
+type Sent = (u32, Option<(std::net::IpAddr, u32)>);
+
+fn tunnelled(r: &Ran, redirect: u32) -> Sent {
+    let o = &r.out;
+    let out = (r.verdict == redirect).then(|| match o[12..14] {
+        [0x86, 0xdd] => (
+            <[u8; 16]>::try_from(&o[38..54]).unwrap().into(),
+            u32::from_be_bytes(o[58..62].try_into().unwrap()),
+        ),
+        _ => (
+            <[u8; 4]>::try_from(&o[30..34]).unwrap().into(),
+            u32::from_be_bytes(o[38..42].try_into().unwrap()),
+        ),
+    });
+    (r.verdict, out)
+}
+
+fn anchor_changes(prog: Prog, pools: Vec<pmip_user::fastpath::HomePoolSpec>) {
+    use pmip_user::dataplane::{AnchorBinding, DataPlane, DpCommand, Hnp, TunnelEnds};
+    on_fixture_with(prog, pools, move |fp, [_, _, acore, cn]| {
+        let (redirect, drop, pass) = (
+            prog.verdict(XDP_REDIRECT),
+            prog.verdict(XDP_DROP),
+            prog.verdict(XDP_PASS),
+        );
+        let to_hnp = Ipv6Addr::new(0x2001, 0xdb8, 0x77, 5, 0, 0, 0, 1);
+        let down4 = cat(
+            eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP),
+            &echo4(CN4, AHOME4, 64, true, 32),
+        );
+        let down6 = cat(
+            eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IPV6),
+            &ipv6(CN6, to_hnp, 59, 64, &[0u8; 8]),
+        );
+        let inner = echo4(AHOME4, CN4, 64, true, 32);
+        let up_v4 = cat(
+            eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
+            &ipv4(
+                A_PEER4,
+                A_LOCAL4,
+                47,
+                64,
+                false,
+                &gre_keyed(ETH_P_IP, 0x3001, &inner),
+            ),
+        );
+        let up_v6 = cat(
+            eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IPV6),
+            &ipv6(
+                A_PEER6,
+                A_LOCAL6,
+                47,
+                64,
+                &gre_keyed(ETH_P_IP, 0x3001, &inner),
+            ),
+        );
+        let ends = |v6: bool| {
+            if v6 {
+                TunnelEnds {
+                    local: A_LOCAL6.into(),
+                    remote: A_PEER6.into(),
+                }
+            } else {
+                TunnelEnds {
+                    local: A_LOCAL4.into(),
+                    remote: A_PEER4.into(),
+                }
+            }
+        };
+        let binding = |sub_id, v6, downlink_key| AnchorBinding {
+            sub_id,
+            tunnel: ends(v6),
+            uplink_key: 0x3001,
+            downlink_key,
+            home_v4: Some(AHOME4),
+            hnp: Some(Hnp {
+                prefix: AHNP,
+                len: 64,
+            }),
+        };
+        let mut fails = Vec::new();
+        // Two frames of each kind: both directions, IPv4 and IPv6 inner
+        // downlink; `down` the downlink wanted, `up4`/`up6` the verdicts
+        // of the uplink from the IPv4 and the IPv6 peer.
+        let mut expect =
+            |fp: &FastPath, what: &str, down: Option<(std::net::IpAddr, u32)>, up: (u32, u32)| {
+                let want_down = (if down.is_some() { redirect } else { pass }, down);
+                for n in ["", ", cached"] {
+                    for (f, kind) in [(&down4, "v4"), (&down6, "v6")] {
+                        let got = tunnelled(&run(fp, prog, cn, f), redirect);
+                        if got != want_down {
+                            fails.push(format!(
+                                "{what}{n}: downlink {kind}: got {got:x?}, want {want_down:x?}"
+                            ));
+                        }
+                    }
+                    for (f, want, kind) in [(&up_v4, up.0, "v4 peer"), (&up_v6, up.1, "v6 peer")] {
+                        let got = run(fp, prog, acore, f).verdict;
+                        if got != want {
+                            fails.push(format!(
+                                "{what}{n}: uplink from the {kind}: got {got}, want {want}"
+                            ));
+                        }
+                    }
+                }
+            };
+        let (p4, p6): (std::net::IpAddr, std::net::IpAddr) = (A_PEER4.into(), A_PEER6.into());
+        expect(fp, "installed", Some((p4, 0x4001)), (redirect, drop));
+        fp.install_anchor(&binding(11, true, 0x4501))?;
+        expect(
+            fp,
+            "handed over to the IPv6 peer",
+            Some((p6, 0x4501)),
+            (drop, redirect),
+        );
+        fp.install_anchor(&binding(11, false, 0x4601))?;
+        expect(
+            fp,
+            "back to the IPv4 peer",
+            Some((p4, 0x4601)),
+            (redirect, drop),
+        );
+        fp.apply(&DpCommand::RemoveAnchor(binding(11, false, 0x4601)))?;
+        expect(fp, "removed", None, (drop, drop));
+        fp.install_anchor(&binding(13, true, 0x4777))?;
+        expect(
+            fp,
+            "back as subscriber 13",
+            Some((p6, 0x4777)),
+            (drop, redirect),
+        );
+        Ok(fails)
+    });
 }

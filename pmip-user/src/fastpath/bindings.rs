@@ -112,12 +112,18 @@ impl FastPath {
             gateway_v4: b.gateway_v4.map(|a| a.octets()).unwrap_or_default(),
             home_hnp: hnp64(&b.hnp),
         };
+        // The peer the downlink must come from, copied from the tunnel's
+        // ends (an id never changes ends): no TUNNELS lookup per packet.
+        let (peer_family, peer) = addr16(b.tunnel.remote);
         let down = AccessDownlink {
             sub_id: b.sub_id,
             tunnel_id,
             ifindex: b.at.ifindex,
             vlan: b.at.vlan,
             mac: b.at.mac,
+            peer_family,
+            _pad: [0; 3],
+            peer,
         };
         self.reset_stats(b.sub_id)?;
         // Downlink first: by the time the subscriber can send, replies can come back.
@@ -151,13 +157,19 @@ impl FastPath {
 
     pub fn install_anchor(&mut self, b: &AnchorBinding) -> Result<()> {
         let tunnel_id = self.tunnel_id(&b.tunnel)?;
-        let fl = home_flags(b.home_v4.is_some(), b.hnp.is_some());
+        let mut fl = home_flags(b.home_v4.is_some(), b.hnp.is_some());
+        // The peer the uplink must come from, as for the access downlink.
+        let (peer_family, peer) = addr16(b.tunnel.remote);
+        if peer_family == FAMILY_V6 {
+            fl |= flags::PEER_V6;
+        }
         let up = AnchorUplink {
             sub_id: b.sub_id,
             tunnel_id,
             flags: fl | flags::IN_USE,
             home_v4: b.home_v4.map(|a| a.octets()).unwrap_or_default(),
             home_hnp: hnp64(&b.hnp),
+            peer,
         };
         let down = AnchorDownlink {
             downlink_key: b.downlink_key.to_be_bytes(),
@@ -189,7 +201,8 @@ impl FastPath {
                 }
             }
         }
-        Ok(())
+        // Retire the fast path's per-CPU copies: after the entries.
+        self.bump_anchor_copies(b)
     }
 
     /// Removes a binding's entries that still point where this binding does
@@ -227,6 +240,18 @@ impl FastPath {
                     let _ = m.remove(&k);
                 }
             }
+        }
+        self.bump_anchor_copies(b)
+    }
+
+    /// Retires the anchor downlink's cached copies of `b`'s home address
+    /// and prefix (see `anchor_gen`).
+    fn bump_anchor_copies(&mut self, b: &AnchorBinding) -> Result<()> {
+        if let Some(h) = b.home_v4 {
+            self.bump_anchor_home4(h)?;
+        }
+        if let Some(h) = &b.hnp {
+            self.bump_anchor_hnp(h)?;
         }
         Ok(())
     }

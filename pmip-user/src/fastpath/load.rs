@@ -15,7 +15,7 @@ use super::{map_err, FastPath, PROGRAM};
 use crate::sys::bpffs::ensure_bpffs;
 use crate::sys::nr_cpus;
 
-const MAP_NAMES: [&str; 22] = [
+const MAP_NAMES: [&str; 23] = [
     maps::TUNNEL_NH,
     maps::DEST_NH,
     maps::NEW_MAC_EVENTS,
@@ -26,6 +26,7 @@ const MAP_NAMES: [&str; 22] = [
     maps::ACCESS_BY_KEY_HIGH,
     maps::ANCHOR_BY_HOME4,
     maps::ANCHOR_BY_HNP,
+    maps::ANCHOR_GEN,
     maps::ANCHOR_BY_POOL4,
     maps::ANCHOR_BY_POOL6,
     maps::HOME_POOLS4,

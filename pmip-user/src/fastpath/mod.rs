@@ -9,6 +9,7 @@
 //! - `attach`   — XDP / TC attach modes, pinned links, interface config.
 //! - `bindings` — access and anchor bindings and their tunnels: where an
 //!   accepted binding reaches the maps.
+//! - `anchor_gen` — retiring the anchor downlink's per-CPU cached copies.
 //! - `slots`    — the GRE-key tables (array + hash of larger keys) and slot counts.
 //! - `pools`    — the home pools' layout over the pool arrays.
 //! - `prune`    — after a restart, the entries no restored binding holds.
@@ -24,6 +25,7 @@ use pmip_common::{maps, HomePool4, HomePool6};
 
 use crate::dataplane::{DataPlane, DpCommand, TrafficCounters, TunnelEnds};
 
+mod anchor_gen;
 mod attach;
 mod batch;
 mod bindings;

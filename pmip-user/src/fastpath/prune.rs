@@ -68,6 +68,10 @@ impl FastPath {
         }
         p.homes += self.prune_hash::<[u8; 4]>(maps::ANCHOR_BY_HOME4, &gone)?;
         p.homes += self.prune_hash::<[u8; 8]>(maps::ANCHOR_BY_HNP, &gone)?;
+        if p.homes > 0 {
+            // Removed by slot, not by address: retire every cached copy.
+            self.bump_anchor_all()?;
+        }
         Ok(p)
     }
 
