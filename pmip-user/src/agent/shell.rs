@@ -152,6 +152,9 @@ pub async fn run_with<E: Endpoint, T: Transport, D: DataPlane, S: Store + ?Sized
         } else {
             pipe.take(ep, &mut *io.store, &mut c);
             pipe.release(ep, &mut io, &events, &mut c).await;
+            // What a refusal produced (the deletes of the bindings taken
+            // back) goes now, not with the next input.
+            pipe.take(ep, &mut *io.store, &mut c);
         }
         let deadline = ep.poll_timeout().map(tokio::time::Instant::from_std);
         // A full pipeline reads nothing more until its oldest write ends.
