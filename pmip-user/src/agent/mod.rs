@@ -38,6 +38,7 @@ pub mod blocks;
 pub mod clock;
 pub(crate) mod idhash;
 pub mod peer_filter;
+mod pipeline;
 pub mod registrar;
 pub mod shell;
 pub(crate) mod unconfirmed;
@@ -116,6 +117,22 @@ pub trait Endpoint {
     /// acknowledged turns their answers into refusals here and takes them
     /// back (`unconfirmed`); refreshes go on.
     fn stored(&mut self, _now: Instant, _ok: bool) {}
+    /// Writes the shell may have in flight at once (issue 17). With 1 (the
+    /// default) it waits for each write before it reads on and calls
+    /// `stored`; with more it reads the next pass while a write is out,
+    /// holds each pass's outputs until its write is durable, and calls
+    /// `stored_held` instead.
+    fn writes_in_flight(&self) -> usize {
+        1
+    }
+    /// With several writes in flight: how the store took the oldest one,
+    /// with the outputs of every pass the shell still holds, oldest first
+    /// (`held[0]` is that write's pass). A refusal swaps held answers and
+    /// drops held map commands and events of the bindings taken back.
+    fn stored_held(&mut self, now: Instant, ok: bool, held: &mut [Held<Self::Event>]) {
+        let _ = held;
+        self.stored(now, ok);
+    }
     /// Rebuilds the bindings a store kept, before the first input: expired
     /// ones are dropped (a `Delete`, and their map entries removed), live
     /// ones installed again with their timers armed from the records'
@@ -133,6 +150,24 @@ pub trait Endpoint {
     /// protocol without heartbeats).
     fn peers(&self) -> Vec<registrar::PeerSummary> {
         Vec::new()
+    }
+}
+
+/// The outputs of one pass that the shell holds while its write is in flight.
+#[derive(Debug)]
+pub struct Held<Ev> {
+    pub dp: Vec<DpCommand>,
+    pub events: Vec<Ev>,
+    pub tx: Vec<Transmit>,
+}
+
+impl<Ev> Default for Held<Ev> {
+    fn default() -> Self {
+        Held {
+            dp: Vec::new(),
+            events: Vec::new(),
+            tx: Vec::new(),
+        }
     }
 }
 

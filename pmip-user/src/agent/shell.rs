@@ -8,6 +8,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use super::batch::RxBatch;
+use super::pipeline::{Pipeline, MAX_IN_FLIGHT};
 use super::registrar::{counters_of, BindingSummary, Counters};
 use super::{Endpoint, Transport};
 use crate::dataplane::DataPlane;
@@ -142,11 +143,24 @@ pub async fn run_with<E: Endpoint, T: Transport, D: DataPlane, S: Store + ?Sized
     let mut batch = RxBatch::new();
     let mut out = Outputs::default();
     let transport = io.transport;
+    // More than one: pass N+1 is read while pass N's write is out (pipeline.rs).
+    let depth = ep.writes_in_flight().clamp(1, MAX_IN_FLIGHT);
+    let mut pipe = Pipeline::default();
     loop {
-        flush(ep, &mut io, &events, (&mut c, &mut out)).await;
+        if depth == 1 {
+            flush(ep, &mut io, &events, (&mut c, &mut out)).await;
+        } else {
+            pipe.take(ep, &mut *io.store, &mut c);
+            pipe.release(ep, &mut io, &events, &mut c).await;
+            // What a refusal produced (the deletes of the bindings taken
+            // back) goes now, not with the next input.
+            pipe.take(ep, &mut *io.store, &mut c);
+        }
         let deadline = ep.poll_timeout().map(tokio::time::Instant::from_std);
+        // A full pipeline reads nothing more until its oldest write ends.
+        let open = pipe.len() < depth;
         tokio::select! {
-            r = transport.recv(&mut buf) => {
+            r = transport.recv(&mut buf), if open => {
                 match r {
                     Ok((peer, n)) => {
                         c.rx_datagrams += 1;
@@ -161,7 +175,7 @@ pub async fn run_with<E: Endpoint, T: Transport, D: DataPlane, S: Store + ?Sized
                 // flushing the replies.
                 drain(ep, transport, &mut batch, &mut c);
             }
-            r = requests.recv() => match r {
+            r = requests.recv(), if open => match r {
                 Some(r) => {
                     let now = Instant::now();
                     on_request(ep, (&c, transport), now, r);
@@ -171,12 +185,34 @@ pub async fn run_with<E: Endpoint, T: Transport, D: DataPlane, S: Store + ?Sized
                     }
                 }
                 None => {
-                    flush(ep, &mut io, &events, (&mut c, &mut out)).await;
+                    if depth == 1 {
+                        flush(ep, &mut io, &events, (&mut c, &mut out)).await;
+                    } else {
+                        finish(ep, &mut io, &events, (&mut c, &mut pipe)).await;
+                    }
                     return c;
                 }
             },
-            _ = sleep_until(deadline) => ep.handle_timeout(Instant::now()),
+            _ = sleep_until(deadline), if open => ep.handle_timeout(Instant::now()),
+            _ = pipe.front_done(), if pipe.waiting() => {}
         }
+    }
+}
+
+/// At the end: every pass taken, every write waited for, every output released.
+async fn finish<E: Endpoint, T: Transport, D: DataPlane, S: Store + ?Sized>(
+    ep: &mut E,
+    io: &mut Io<'_, T, D, S>,
+    events: &mpsc::UnboundedSender<E::Event>,
+    (c, pipe): (&mut ShellCounters, &mut Pipeline<E::Event>),
+) {
+    loop {
+        pipe.take(ep, &mut *io.store, c);
+        pipe.release(ep, io, events, c).await;
+        if pipe.len() == 0 {
+            return;
+        }
+        pipe.front_done().await;
     }
 }
 

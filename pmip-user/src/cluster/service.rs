@@ -82,6 +82,9 @@ struct Built<E> {
     restored: usize,
 }
 
+/// Store writes of one service address in flight at once (issue 17).
+const WRITES_IN_FLIGHT: usize = 4;
+
 fn build_lma(
     ctx: &Ctx,
     addr: IpAddr,
@@ -92,6 +95,9 @@ fn build_lma(
     c.local = LocalAddrs::from(addr);
     let mut l = lma::Lma::new(c, Instant::now(), SystemTime::now());
     l.use_blocks(blocks);
+    // Pass N+1 is read and its write sent while pass N's is on its way to
+    // etcd (docs/cluster.md, "in flight"); answers still wait for their own.
+    l.set_writes_in_flight(WRITES_IN_FLIGHT);
     if ctx.cfg.cluster.as_ref().and_then(|c| c.cluster_address) == Some(addr) {
         l.use_assigner(ctx.assigner.clone());
     }

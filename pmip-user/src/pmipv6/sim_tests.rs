@@ -1334,4 +1334,5 @@ mod affinity;
 mod churn;
 mod restart;
 mod show_left;
+mod store_in_flight;
 mod store_refused;

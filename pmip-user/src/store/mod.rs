@@ -61,8 +61,36 @@ pub trait Store: Send {
     /// operation survives a crash of this process (and, for the embedded
     /// backend, of the host).
     fn apply(&mut self, batch: &[StoreOp]) -> Result<()>;
+    /// Starts writing a batch without waiting for it (issue 17: several
+    /// writes of one service address in flight). Its result means what
+    /// [`Store::apply`]'s does; a later batch never overtakes an earlier
+    /// one on a key they share. The default writes at once with `apply`.
+    fn begin(&mut self, batch: &[StoreOp]) -> Begun {
+        Begun::Done(self.apply(batch))
+    }
     /// Whether anything survives this process (false: the memory backend).
     fn durable(&self) -> bool;
+}
+
+/// A write [`Store::begin`] started.
+#[derive(Debug)]
+pub enum Begun {
+    /// Already written (or refused).
+    Done(Result<()>),
+    /// On its way: the result comes here (a dropped sender is a refusal).
+    Pending(tokio::sync::oneshot::Receiver<Result<()>>),
+}
+
+impl Begun {
+    /// The write's result, once it is known.
+    pub async fn wait(self) -> Result<()> {
+        match self {
+            Begun::Done(r) => r,
+            Begun::Pending(rx) => rx
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("store: the write was dropped"))),
+        }
+    }
 }
 
 impl<S: Store + ?Sized> Store for Box<S> {
@@ -71,6 +99,9 @@ impl<S: Store + ?Sized> Store for Box<S> {
     }
     fn apply(&mut self, batch: &[StoreOp]) -> Result<()> {
         (**self).apply(batch)
+    }
+    fn begin(&mut self, batch: &[StoreOp]) -> Begun {
+        (**self).begin(batch)
     }
     fn durable(&self) -> bool {
         (**self).durable()

@@ -8,7 +8,7 @@ use crate::agent::registrar::{
     counters_of, AnchorCommand, AnchorEvent, BindingState, BindingSummary, Counters, GoneCause,
     PeerSummary,
 };
-use crate::agent::{Endpoint, Peer, Transmit};
+use crate::agent::{Endpoint, Held, Peer, Transmit};
 use crate::dataplane::DpCommand;
 use crate::store::{Record, RecordKey, Restored, StoreOp};
 
@@ -65,7 +65,13 @@ impl Endpoint for Lma {
         self.take_store()
     }
     fn stored(&mut self, _now: Instant, ok: bool) {
-        self.store_result(ok)
+        self.store_result(ok, &mut [])
+    }
+    fn writes_in_flight(&self) -> usize {
+        self.writes_in_flight
+    }
+    fn stored_held(&mut self, _now: Instant, ok: bool, held: &mut [Held<AnchorEvent>]) {
+        self.store_result(ok, held)
     }
     fn restore(&mut self, now: Instant, records: Vec<(RecordKey, Record)>) -> Restored {
         crate::store::restore_anchor(self, now, records)

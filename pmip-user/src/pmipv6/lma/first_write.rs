@@ -8,10 +8,16 @@
 use super::super::wire::{BaStatus, BindingUpdate};
 use super::{Lma, Reply};
 use crate::agent::registrar::AnchorEvent;
-use crate::agent::{unconfirmed, Peer};
+use crate::agent::{unconfirmed, Held, Peer};
 use crate::dataplane::DpCommand;
 
 impl Lma {
+    /// Lets the shell have up to `n` store writes in flight (a cluster's
+    /// etcd store; 1, the default, waits for each write before reading on).
+    pub fn set_writes_in_flight(&mut self, n: usize) {
+        self.writes_in_flight = n.max(1);
+    }
+
     /// The PBA queued after position `queued` accepts the new binding `id`:
     /// hold it until the binding's record is written.
     pub(super) fn hold_answer(&mut self, peer: Peer, bu: BindingUpdate, id: u32, queued: usize) {
@@ -23,20 +29,28 @@ impl Lma {
         }
     }
 
-    /// The store wrote (`ok`) or refused the last batch.
-    pub(super) fn store_result(&mut self, ok: bool) {
+    /// The store wrote (`ok`) or refused the oldest batch in flight; `held`
+    /// the outputs of the passes in flight the shell holds (none when it
+    /// waits for each write: then they are still in our queues).
+    pub(super) fn store_result(&mut self, ok: bool, held: &mut [Held<AnchorEvent>]) {
         for h in self.unconfirmed.stored(ok) {
             let (peer, bu) = h.refusal;
             self.send_pba(peer, &bu, Reply::reject(BaStatus::INSUFFICIENT_RESOURCES));
             if let Some(refusal) = self.transmits.pop_back() {
-                unconfirmed::swap(&mut self.transmits, &h.accept, refusal.payload);
+                let p = refusal.payload;
+                if !unconfirmed::swap(&mut self.transmits, &h.accept, p.clone()) {
+                    unconfirmed::swap(held.iter_mut().flat_map(|o| &mut o.tx), &h.accept, p);
+                }
             }
-            self.take_back(h.key);
+            // A repeat goes with its first write: that one takes it back.
+            if !h.follower {
+                self.take_back(h.key, held);
+            }
         }
     }
 
     /// Undoes the new binding `id` before anything of it left the machine.
-    fn take_back(&mut self, id: u32) {
+    fn take_back(&mut self, id: u32, held: &mut [Held<AnchorEvent>]) {
         let Some(b) = self.bces.get_mut(&id) else {
             return;
         };
@@ -44,12 +58,16 @@ impl Lma {
         // Not installed yet: its entries leave the queue (and `delete`
         // queues no removal for an entry marked deleting).
         b.deleting = true;
-        self.dp
-            .retain(|c| !matches!(c, DpCommand::InstallAnchor(a) if a.uplink_key == key));
+        let install =
+            |c: &DpCommand| matches!(c, DpCommand::InstallAnchor(a) if a.uplink_key == key);
         let nai = String::from_utf8_lossy(&nai).into_owned();
-        self.events.retain(
-            |e| !matches!(e, AnchorEvent::Created { nai: n, peer } if *n == nai && *peer == mag),
-        );
+        let created = |e: &AnchorEvent| matches!(e, AnchorEvent::Created { nai: n, peer } if *n == nai && *peer == mag);
+        self.dp.retain(|c| !install(c));
+        self.events.retain(|e| !created(e));
+        for o in held.iter_mut() {
+            o.dp.retain(|c| !install(c));
+            o.events.retain(|e| !created(e));
+        }
         self.delete(id);
         let c = &mut self.counters;
         c.pbu_accepted = c.pbu_accepted.saturating_sub(1);

@@ -302,6 +302,8 @@ pub struct Lma {
     store: persist::StoreQueue,
     /// Answers to new bindings, held until their record is written.
     unconfirmed: crate::agent::unconfirmed::Unconfirmed<u32, (Peer, super::wire::BindingUpdate)>,
+    /// Store writes the shell may have in flight (`first_write.rs`).
+    writes_in_flight: usize,
     pub counters: LmaCounters,
 }
 
@@ -355,6 +357,7 @@ impl Lma {
             events: VecDeque::new(),
             store: persist::StoreQueue::new(),
             unconfirmed: Default::default(),
+            writes_in_flight: 1,
             counters: LmaCounters::default(),
             cfg,
         }

@@ -89,7 +89,12 @@ impl Lma {
         };
         let id = match p.existing {
             Some(id) => match self.update(now, &p, &g, id) {
-                Ok(()) => id,
+                Ok(()) => {
+                    // A repeat of a registration whose first write is
+                    // still in flight is answered with that write's fate.
+                    self.unconfirmed.follow(id);
+                    id
+                }
                 Err(r) => return r,
             },
             None => match self.create(now, &p, &g) {

@@ -63,8 +63,9 @@ impl Lma {
     /// last ones wait for their result (`Endpoint::stored`).
     pub(super) fn take_store(&mut self) -> Option<StoreOp> {
         let op = self.store.pop_front();
-        if op.is_none() {
-            self.unconfirmed.drained();
+        match op {
+            Some(_) => self.unconfirmed.took(),
+            None => self.unconfirmed.drained(),
         }
         op
     }

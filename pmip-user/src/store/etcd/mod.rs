@@ -16,7 +16,10 @@
 //!   allocation of new numbers is closed ([`StoreHealth`]), so the
 //!   registrar refuses new bindings it could not persist, with its
 //!   protocol's insufficient-resources code.
-use std::collections::BTreeMap;
+//! - Writes do not block ([`Store::begin`]): several batches of one address
+//!   may be in flight, a batch that shares a key with one in flight is sent
+//!   after it, and a failed operation is kept only if no later write
+//!   carries its key ([`inflight`]).
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,11 +28,13 @@ use anyhow::{anyhow, bail, Result};
 use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
 
 use super::record::{decode, encode};
-use super::{wall_ms, Record, RecordKey, Store, StoreOp};
+use super::{wall_ms, Begun, Record, RecordKey, Store, StoreOp};
 use crate::agent::blocks::Blocks;
+use inflight::{InFlight, Started};
 
 pub mod buckets;
 pub mod conn;
+mod inflight;
 
 pub use buckets::Buckets;
 pub use conn::{EtcdConn, EtcdRuntime, Keyspace};
@@ -84,8 +89,8 @@ pub struct EtcdStore {
     addr: IpAddr,
     fence: Option<Fence>,
     buckets: Buckets,
-    /// Writes that failed, by key: sent again before the next batch.
-    pending: BTreeMap<RecordKey, StoreOp>,
+    /// Writes in flight and those that failed (sent again before the next batch).
+    flight: Arc<Mutex<InFlight>>,
     health: Arc<StoreHealth>,
 }
 
@@ -98,7 +103,7 @@ impl EtcdStore {
             addr,
             fence,
             buckets,
-            pending: BTreeMap::new(),
+            flight: Arc::default(),
             health: Arc::new(StoreHealth::default()),
         }
     }
@@ -179,6 +184,70 @@ async fn write_chunk(
     Ok(())
 }
 
+/// What one write needs on the etcd runtime.
+struct Writer {
+    conn: EtcdConn,
+    buckets: Buckets,
+    fence: Option<Fence>,
+    owner_key: String,
+}
+
+impl Writer {
+    fn per_txn(&self) -> usize {
+        self.conn.max_txn_ops.max(1)
+    }
+
+    /// Writes `writes` in transactions of at most `max_txn_ops`, one after
+    /// the other; the operations written, and the error that stopped it.
+    async fn write_all(&self, writes: &[Write]) -> (usize, Option<anyhow::Error>) {
+        let client = self.conn.client();
+        let mut done = 0usize;
+        for chunk in writes.chunks(self.per_txn()) {
+            let f = self.fence.as_ref().map(|f| (self.owner_key.as_str(), f));
+            let w = self.conn.retried("write", || {
+                let (mut c, buckets) = (client.clone(), self.buckets.clone());
+                async move { write_chunk(&mut c, &buckets, f, chunk).await }
+            });
+            if let Err(e) = w.await {
+                return (done, Some(e));
+            }
+            done += chunk.len();
+        }
+        (done, None)
+    }
+}
+
+fn lock(f: &Mutex<InFlight>) -> std::sync::MutexGuard<'_, InFlight> {
+    f.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Counts a finished write and keeps what it did not write (`InFlight::finish`).
+fn settle(
+    flight: &Mutex<InFlight>,
+    h: &StoreHealth,
+    (seq, ops): (u64, Vec<StoreOp>),
+    written: usize,
+    err: Option<anyhow::Error>,
+    per_txn: usize,
+) -> Result<()> {
+    h.batches.fetch_add(1, Ordering::Relaxed);
+    h.ops.fetch_add(written as u64, Ordering::Relaxed);
+    h.txns
+        .fetch_add(written.div_ceil(per_txn) as u64, Ordering::Relaxed);
+    let mut f = lock(flight);
+    f.finish(seq, ops, written);
+    h.pending.store(f.pending.len() as u64, Ordering::Relaxed);
+    drop(f);
+    let Some(e) = err else {
+        return Ok(());
+    };
+    if format!("{e:#}").contains(NOT_OWNER) {
+        h.not_owner.store(true, Ordering::Relaxed);
+    }
+    h.failed(&e);
+    Err(anyhow!("{e:#}"))
+}
+
 /// The error text of a fenced write refused: another member owns the address.
 pub const NOT_OWNER: &str = "not the owner of this service address any more";
 
@@ -230,61 +299,49 @@ impl Store for EtcdStore {
     }
 
     fn apply(&mut self, batch: &[StoreOp]) -> Result<()> {
-        // What failed before is written with this batch, unless the batch
-        // rewrites it; one operation per key, the latest (etcd refuses a
-        // transaction that names a key twice, and a pass may write a
-        // binding twice, e.g. a refresh and its retransmission).
-        let mut latest = std::mem::take(&mut self.pending);
-        for op in batch {
-            latest.insert(op.key().clone(), op.clone());
+        match self.begin(batch) {
+            Begun::Done(r) => r,
+            Begun::Pending(rx) => self.conn.block_on(Begun::Pending(rx).wait()),
         }
-        let ops: Vec<StoreOp> = latest.into_values().collect();
-        if ops.is_empty() {
-            return Ok(());
+    }
+
+    /// Sends the batch (after what failed before, and after any write in
+    /// flight that carries one of its keys) on the etcd runtime.
+    fn begin(&mut self, batch: &[StoreOp]) -> Begun {
+        let started = lock(&self.flight).begin(batch);
+        if started.ops.is_empty() {
+            lock(&self.flight).finish(started.seq, started.ops, 0);
+            return Begun::Done(Ok(()));
         }
-        let writes: Vec<Write> = ops
+        let writes: Vec<Write> = started
+            .ops
             .iter()
             .map(|o| write_of(&self.conn.keys, self.addr, o))
             .collect();
-        let (conn, buckets, fence) = (self.conn.clone(), self.buckets.clone(), self.fence.clone());
-        let owner_key = self.conn.keys.owner(self.addr);
-        let per_txn = self.conn.max_txn_ops.max(1);
-        let (written, err) = self.conn.block_on(async move {
-            let client = conn.client();
-            let mut done = 0usize;
-            for chunk in writes.chunks(per_txn) {
-                let f = fence.as_ref().map(|f| (owner_key.as_str(), f));
-                let w = conn.retried("write", || {
-                    let (mut c, buckets) = (client.clone(), buckets.clone());
-                    async move { write_chunk(&mut c, &buckets, f, chunk).await }
-                });
-                if let Err(e) = w.await {
-                    return Ok((done, Some(e)));
-                }
-                done += chunk.len();
-            }
-            Ok((done, None))
-        })?;
-        let h = &self.health;
-        h.batches.fetch_add(1, Ordering::Relaxed);
-        h.ops.fetch_add(written as u64, Ordering::Relaxed);
-        h.txns
-            .fetch_add(written.div_ceil(per_txn) as u64, Ordering::Relaxed);
-        let Some(e) = err else {
-            h.pending.store(0, Ordering::Relaxed);
-            return Ok(());
+        let w = Writer {
+            conn: self.conn.clone(),
+            buckets: self.buckets.clone(),
+            fence: self.fence.clone(),
+            owner_key: self.conn.keys.owner(self.addr),
         };
-        // Keep what was not written, the latest per key.
-        for op in ops.into_iter().skip(written) {
-            self.pending.insert(op.key().clone(), op);
-        }
-        h.pending
-            .store(self.pending.len() as u64, Ordering::Relaxed);
-        if format!("{e:#}").contains(NOT_OWNER) {
-            h.not_owner.store(true, Ordering::Relaxed);
-        }
-        h.failed(&e);
-        Err(anyhow!("{e:#}"))
+        let (flight, health) = (self.flight.clone(), self.health.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.conn.runtime().spawn(async move {
+            let Started {
+                seq,
+                ops,
+                after,
+                finished,
+                ..
+            } = started;
+            inflight::wait_for(after).await;
+            let (written, err) = w.write_all(&writes).await;
+            let r = settle(&flight, &health, (seq, ops), written, err, w.per_txn());
+            // The writes after this one may go now.
+            drop(finished);
+            let _ = tx.send(r);
+        });
+        Begun::Pending(rx)
     }
 
     fn durable(&self) -> bool {
