@@ -98,6 +98,7 @@ pub(super) const DHCP: Dhcp = Dhcp {
 pub(super) fn signaling() -> Signaling {
     Signaling {
         unknown_peers: super::UnknownPeers::Drop,
+        udp_gso: false,
         esp_state_file: PathBuf::from("/var/lib/pmip/esp-seq"),
     }
 }

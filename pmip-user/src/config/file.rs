@@ -160,6 +160,11 @@ pub(super) struct Signaling {
     /// peer is dropped unanswered; "answer": rejected with the protocol's
     /// error (RFC 5213 §5.3.1 status 154), which makes us a reflector.
     pub unknown_peers: super::UnknownPeers,
+    /// Runs of UDP signaling to one peer (PMIPv4 UDP 434, PMIPv6 UDP 5436)
+    /// go as one send with UDP GSO, cut back into the same datagrams by the
+    /// kernel or the NIC: about a third less CPU per registration at the HA.
+    /// Off by default: a capture on this host shows a run as one datagram.
+    pub udp_gso: bool,
     /// Where the ESP sequence numbers outlive a restart.
     pub esp_state_file: PathBuf,
 }

@@ -197,6 +197,8 @@ pub enum UnknownPeers {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Signaling {
     pub unknown_peers: UnknownPeers,
+    /// Runs of UDP signaling to one peer sent with UDP GSO (issue 18).
+    pub udp_gso: bool,
     /// The ESP sequence numbers, kept across restarts (RFC 4303 §3.3.3).
     pub esp_state_file: PathBuf,
 }

@@ -24,6 +24,13 @@ fn examples_load() {
             panic!("{name}: {e}");
         }
     }
+    // UDP GSO for the signaling: off unless asked for.
+    assert!(!Config::from_toml_str(ANCHOR_V6).unwrap().signaling.udp_gso);
+    let gso = ANCHOR_V6.replace("udp_gso = false", "udp_gso = true");
+    assert!(Config::from_toml_str(&gso).unwrap().signaling.udp_gso);
+    let e =
+        Config::from_toml_str(&ANCHOR_V6.replace("udp_gso = false", "udp_gso = 3")).unwrap_err();
+    assert!(format!("{e:#}").contains("udp_gso"), "{e:#}");
     let c = Config::from_toml_str(ACCESS_V6).unwrap();
     assert_eq!(c.role, Role::Access);
     assert_eq!(c.protocol, Protocol::Pmipv6);

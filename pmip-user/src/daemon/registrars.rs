@@ -23,8 +23,9 @@ fn clock() -> Clock {
 /// restored from `signaling.esp_state_file`.
 pub(super) fn pmipv6_sockets(cfg: &Config, local: &pmipv6::LocalAddrs) -> Result<Sockets> {
     let port = pmipv6::wire::UDP_PORT;
-    let sockets =
-        Sockets::bind(local, port, true).context("binding the PMIPv6 sockets (addresses.*)")?;
+    let sockets = Sockets::bind(local, port, true)
+        .context("binding the PMIPv6 sockets (addresses.*)")?
+        .with_udp_gso(cfg.signaling.udp_gso);
     let mut db = SaDb::new();
     for (i, p) in cfg.peers.iter().enumerate() {
         if let Some(esp) = &p.esp {
@@ -65,8 +66,9 @@ pub(super) fn peers_only<T: Transport>(cfg: &Config, transport: T) -> PeerFilter
 /// The PMIPv4 registration socket (UDP 434 on addresses.ipv4).
 pub(super) fn pmipv4_socket(cfg: &Config) -> Result<Udp434> {
     let addr = v4_address(cfg)?;
-    Udp434::bind(SocketAddrV4::new(addr, pmipv4::wire::PORT))
-        .with_context(|| format!("binding UDP {addr}:434 (addresses.ipv4)"))
+    Ok(Udp434::bind(SocketAddrV4::new(addr, pmipv4::wire::PORT))
+        .with_context(|| format!("binding UDP {addr}:434 (addresses.ipv4)"))?
+        .with_gso(cfg.signaling.udp_gso))
 }
 
 fn v4_address(cfg: &Config) -> Result<std::net::Ipv4Addr> {

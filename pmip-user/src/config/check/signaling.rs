@@ -73,6 +73,7 @@ pub(super) fn signaling(f: &File, v: &mut Errors) -> Signaling {
     }
     Signaling {
         unknown_peers: s.unknown_peers,
+        udp_gso: s.udp_gso,
         esp_state_file: s.esp_state_file.clone(),
     }
 }
