@@ -1332,6 +1332,7 @@ fn refresh_reported_with_the_new_lifetime() {
 
 mod affinity;
 mod churn;
+mod refused_130;
 mod restart;
 mod show_left;
 mod store_in_flight;

@@ -177,7 +177,13 @@ impl Mag {
                 }
             }
             // Transient at the LMA: keep the retransmission timer running.
-            BaStatus::INSUFFICIENT_RESOURCES | BaStatus::UNSPECIFIED => {}
+            // It answers: if the retransmissions run out, that is its
+            // refusal, not an outage (`outage.rs`).
+            BaStatus::INSUFFICIENT_RESOURCES | BaStatus::UNSPECIFIED => {
+                if let Some(e) = self.entries.get_mut(&at) {
+                    e.transient = Some(ba.status);
+                }
+            }
             // The LMA refuses this MAG: stop using it for everyone.
             BaStatus::MAG_NOT_AUTHORIZED_FOR_PROXY_REG => {
                 if !self.on_refused(now, at, lma) {

@@ -281,6 +281,10 @@ struct Entry {
     revoking: bool,
     /// The AAA's profile, kept in the record (`persist.rs`).
     aaa: Option<Box<crate::store::AaaProfile>>,
+    /// The LMA's last transient refusal (130, 128) of this PBU's round: it
+    /// answers, so running out of retransmissions is its refusal, not its
+    /// absence (`outage.rs`).
+    transient: Option<BaStatus>,
 }
 
 #[derive(Clone, Debug)]
@@ -528,6 +532,7 @@ impl Mag {
             handoff: HandoffIndicator::from(self.cfg.attach_handoff_indicator),
             revoking: false,
             aaa,
+            transient: None,
         };
         self.entries.insert(at, entry);
         self.send_pbu(now, at, false);

@@ -48,14 +48,22 @@ impl Mag {
             return;
         }
         let (lma, had) = (e.lma, e.granted.is_some() || e.last.is_some());
+        let refused = e.transient.take();
         if let Some(alt) = e.alternate.take() {
             self.failover(now, at, alt);
             return;
         }
-        self.mark_down(lma);
+        // An LMA that answered "insufficient resources" to every try is
+        // there: marking it down would register everyone on it again at its
+        // next answer (an anchor cluster without an etcd quorum refuses new
+        // bindings this way and keeps serving the others).
+        if refused.is_none() {
+            self.mark_down(lma);
+        }
         if !had {
             self.counters.registration_timeouts += 1;
-            self.fail(at, FailReason::Timeout);
+            let reason = refused.map_or(FailReason::Timeout, FailReason::Rejected);
+            self.fail(at, reason);
             return;
         }
         // Registered before: keep trying, every `retx_max`, until the LMA

@@ -26,6 +26,10 @@ impl Mag {
             return;
         };
         e.seq = seq;
+        if e.retx == 0 {
+            // A new round: what the LMA said to the last one is history.
+            e.transient = None;
+        }
         // What the anchor gave us, now or before the binding lapsed: a
         // re-registration asks for the same address and prefix again.
         let held = e.granted.as_ref().or(e.last.as_ref());

@@ -186,6 +186,7 @@ impl store::AccessRestore for Mag {
                 handoff: HandoffIndicator::HandoffStateNotChanged,
                 revoking: false,
                 aaa: r.aaa.clone(),
+                transient: None,
             },
         );
         // The refresh comes when it was due (at once if it was due while we
