@@ -300,4 +300,3 @@ pub(crate) fn peer_ok(v6: bool, remote: &[u8; 16], family: u8, src: &Addr) -> bo
         (r[0] ^ s[0]) | (r[1] ^ s[1]) | (r[2] ^ s[2]) | (r[3] ^ s[3]) == 0
     }
 }
-

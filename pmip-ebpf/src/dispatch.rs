@@ -72,9 +72,9 @@ fn dispatch<C: Pkt>(ctx: &C) -> Verdict {
             if iface.role & anchor_roles != 0 {
                 // SAFETY: as above.
                 let dst = unsafe { load_u32::<16>(p) };
-                if let Some((d, flow)) = anchor_dest([dst, 0], FAMILY_V4 as u32, || {
-                    anchor_by_home4(dst)
-                }) {
+                if let Some((d, flow)) =
+                    anchor_dest([dst, 0], FAMILY_V4 as u32, || anchor_by_home4(dst))
+                {
                     return anchor_downlink(ctx, iface, ifindex, &l2, d, flow);
                 }
             }
@@ -97,9 +97,7 @@ fn dispatch<C: Pkt>(ctx: &C) -> Verdict {
             if iface.role & anchor_roles != 0 {
                 // SAFETY: the header is inside the packet (ptr_at checked it).
                 let hnp = unsafe { [load_u32::<24>(p), load_u32::<28>(p)] };
-                if let Some((d, flow)) =
-                    anchor_dest(hnp, FAMILY_V6 as u32, || anchor_by_hnp(hnp))
-                {
+                if let Some((d, flow)) = anchor_dest(hnp, FAMILY_V6 as u32, || anchor_by_hnp(hnp)) {
                     return anchor_downlink(ctx, iface, ifindex, &l2, d, flow);
                 }
             }

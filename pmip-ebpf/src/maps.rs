@@ -12,11 +12,12 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use pmip_common::{
-    access_cache_set, anchor_cache_slot, flags, AccessCacheSlot, AnchorCacheSlot, AccessDownlink, AccessKey, AccessSubscriber,
-    AnchorDownlink, AnchorUplink, Counter, DestNextHop, HomePool4, HomePool6, IfaceConfig,
-    NextHopCache, Tunnel, UplinkFlow, ACCESS_CACHE_ENTRIES, ACCESS_CACHE_SETS, DEST_NH_BITS,
-    DEST_NH_ENTRIES, IFACE_SLOTS, MAX_HOME_POOLS, MAX_IFACES, MAX_SUBSCRIBERS, MAX_TUNNELS,
-    NEW_MAC_RING_BYTES, NEW_MAC_SEEN_ENTRIES, NEXT_HOP_CACHE_JIFFIES_DEFAULT, NEXT_HOP_CACHE_NS, ANCHOR_CACHE_ENTRIES,
+    access_cache_set, anchor_cache_slot, flags, AccessCacheSlot, AccessDownlink, AccessKey,
+    AccessSubscriber, AnchorCacheSlot, AnchorDownlink, AnchorUplink, Counter, DestNextHop,
+    HomePool4, HomePool6, IfaceConfig, NextHopCache, Tunnel, UplinkFlow, ACCESS_CACHE_ENTRIES,
+    ACCESS_CACHE_SETS, ANCHOR_CACHE_ENTRIES, DEST_NH_BITS, DEST_NH_ENTRIES, IFACE_SLOTS,
+    MAX_HOME_POOLS, MAX_IFACES, MAX_SUBSCRIBERS, MAX_TUNNELS, NEW_MAC_RING_BYTES,
+    NEW_MAC_SEEN_ENTRIES, NEXT_HOP_CACHE_JIFFIES_DEFAULT, NEXT_HOP_CACHE_NS,
 };
 
 /// Subscribers by (access ifindex, VLAN, MAC). Written by the MAG/PMA agent.

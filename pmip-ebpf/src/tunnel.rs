@@ -587,4 +587,3 @@ fn tunnel_out_fib<C: Pkt>(
     account(sub_id, inner.len, dir == Dir::Up);
     Verdict::new(redirect(nh.ifindex), encap_counter(dir))
 }
-
