@@ -160,6 +160,22 @@ pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) -> Result<()> {
     Ok(())
 }
 
+/// Steers the receive processing of `dev` (in `ns`) to `cpu` with RPS.
+///
+/// A veth hands each frame to its peer's backlog on the sending CPU, so the
+/// receiver's whole IP/UDP input (and the segmentation of a GSO run for a
+/// socket without `UDP_GRO`) runs in the sender's softirq and is charged to
+/// the sending thread. Between two hosts it runs on the receiver's host; a
+/// benchmark that measures one thread's CPU per message steers each side's
+/// input to its own core so that each thread pays for its own receive path
+/// and not for its peer's.
+pub fn steer_rx(ns: &Netns, dev: &str, cpu: u32) -> Result<()> {
+    let mask = format!("{:x}", 1u64 << cpu);
+    let path = format!("/sys/class/net/{dev}/queues/rx-0/rps_cpus");
+    ns.exec(&["sh", "-c", &format!("echo {mask} > {path}")])?;
+    Ok(())
+}
+
 /// True when running as root (namespace tests need it).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use pmip_tests::agent::{self, SharedMem};
 use pmip_tests::cpu::ThreadClock;
-use pmip_tests::netns::{is_root, veth, Netns};
+use pmip_tests::netns::{is_root, steer_rx, veth, Netns};
 use pmip_user::agent::batch::RxBatch;
 use pmip_user::agent::registrar::{AccessCommand, AccessEvent, AttachRequest};
 use pmip_user::agent::Clock as WallClock;
@@ -387,6 +387,15 @@ fn bench_gso() -> bool {
     std::env::var("PMIP_BENCH_GSO").is_ok_and(|v| v == "1")
 }
 
+/// Whether each side's receive path runs on its own core (RPS, see
+/// `steer_rx`; `PMIP_BENCH_STEER=1`). Off by default, as in the figures of
+/// BENCHMARKS.md: a veth runs the receiver's input on the sender's core, so
+/// the HA's thread pays for the generator's input of its replies and the
+/// generator for the HA's input of the requests.
+fn bench_steer() -> bool {
+    std::env::var("PMIP_BENCH_STEER").is_ok_and(|v| v == "1")
+}
+
 /// Registrations/s through the real UDP shell, HA pinned to one core, HMAC-MD5.
 /// cargo test --release -p pmip-tests --test pmipv4_signaling -- --ignored --nocapture
 #[test]
@@ -404,6 +413,11 @@ fn ha_udp_registration_rate() {
             .unwrap();
         hns.exec(&["ip", "addr", "add", "198.18.4.2/24", "dev", "v4h0"])
             .unwrap();
+        if bench_steer() {
+            // Each side's input on its own core, as between two hosts.
+            steer_rx(&pns, "v4p0", 0).unwrap();
+            steer_rx(&hns, "v4h0", 1).unwrap();
+        }
         let mut hcfg = HaConfig::new(
             HA_IP,
             AddressPool {
@@ -487,12 +501,13 @@ fn ha_udp_registration_rate() {
         let (h, _, shell) = ha.stop();
         let c = h.counters();
         println!(
-            "| {n} | {:.0} registrations/s over UDP, {:.0} per CPU-second of the HA's thread ({:.2} µs each), {} generator{} (replies {got}, accepted {}, HA rx {}) |",
+            "| {n} | {:.0} registrations/s over UDP, {:.0} per CPU-second of the HA's thread ({:.2} µs each), {} generator{}{} (replies {got}, accepted {}, HA rx {}) |",
             got as f64 / elapsed.as_secs_f64(),
             got as f64 / cpu,
             cpu * 1e6 / got as f64,
             if batched_generator() { "batched" } else { "one datagram per call" },
             if bench_gso() { ", HA replies with GSO" } else { "" },
+            if bench_steer() { ", each side's input on its own core" } else { ", input on the sender's core (veth)" },
             c.registrations,
             shell.rx_datagrams
         );
