@@ -22,11 +22,6 @@ pub fn echo6(src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
     ipv6(src, dst, 58, 64, &icmp)
 }
 
-fn cat(mut a: Vec<u8>, b: &[u8]) -> Vec<u8> {
-    a.extend_from_slice(b);
-    a
-}
-
 /// (row name, ingress ifindex, frame) of each IPv6-inner path; every one is redirected.
 pub fn ipv6_inner_cases(
     acc: u32,
@@ -48,31 +43,8 @@ pub fn ipv6_inner_cases(
             &ipv6(src, dst, 47, 64, &gre_keyed(ETH_P_IPV6, key, inner)),
         )
     };
-    let anchor_gre4 = |inner: &[u8]| {
-        cat(
-            eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
-            &ipv4(
-                A_PEER4,
-                A_LOCAL4,
-                47,
-                64,
-                false,
-                &gre_keyed(ETH_P_IPV6, 0x3001, inner),
-            ),
-        )
-    };
-    let anchor_gre6 = |inner: &[u8]| {
-        cat(
-            eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IPV6),
-            &ipv6(
-                A_PEER6,
-                A_LOCAL6,
-                47,
-                64,
-                &gre_keyed(ETH_P_IPV6, 0x3002, inner),
-            ),
-        )
-    };
+    let anchor_gre4 = |inner: &[u8]| from_mag4(ETH_P_IPV6, 0x3001, inner);
+    let anchor_gre6 = |inner: &[u8]| from_mag6(ETH_P_IPV6, 0x3002, inner);
     vec![
         (
             "access encap, IPv6 inner, IPv4 outer",

@@ -9,6 +9,7 @@ use pmip_user::dataplane::{AccessBinding, AccessPoint, AnchorBinding, Hnp, Tunne
 use pmip_user::fastpath::{FastPath, HomePoolSpec, IfaceSpec, LoadOptions};
 
 use crate::netns::Netns;
+use crate::packet::{cat, eth, gre_keyed, ipv4, ipv6, ETH_P_IP, ETH_P_IPV6};
 
 pub const ACC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xa0, 0x01];
 pub const CORE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xc0, 0x01];
@@ -46,6 +47,47 @@ pub const AHNP_V6T: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x77, 0x6, 0, 0, 0, 
 pub const CN4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
 pub const CN6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xcc, 0, 0, 0, 0, 2);
 pub const CN_IF4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+
+/// A GRE-keyed frame (RFC 2890) from the anchor to this gateway's core
+/// link, outer IPv4 `LMA4` → `MAG4`: what the access side decapsulates.
+pub fn from_lma4(proto: u16, key: u32, inner: &[u8]) -> Vec<u8> {
+    cat(
+        eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP),
+        &ipv4(LMA4, MAG4, 47, 64, false, &gre_keyed(proto, key, inner)),
+    )
+}
+
+/// As `from_lma4`, outer IPv6 `LMA6` → `MAG6`.
+pub fn from_lma6(proto: u16, key: u32, inner: &[u8]) -> Vec<u8> {
+    cat(
+        eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IPV6),
+        &ipv6(LMA6, MAG6, 47, 64, &gre_keyed(proto, key, inner)),
+    )
+}
+
+/// A GRE-keyed frame from the access gateway to this gateway's anchor core
+/// link, outer IPv4 `A_PEER4` → `A_LOCAL4`: what the anchor decapsulates.
+pub fn from_mag4(proto: u16, key: u32, inner: &[u8]) -> Vec<u8> {
+    cat(
+        eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
+        &ipv4(
+            A_PEER4,
+            A_LOCAL4,
+            47,
+            64,
+            false,
+            &gre_keyed(proto, key, inner),
+        ),
+    )
+}
+
+/// As `from_mag4`, outer IPv6 `A_PEER6` → `A_LOCAL6`.
+pub fn from_mag6(proto: u16, key: u32, inner: &[u8]) -> Vec<u8> {
+    cat(
+        eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IPV6),
+        &ipv6(A_PEER6, A_LOCAL6, 47, 64, &gre_keyed(proto, key, inner)),
+    )
+}
 
 pub struct Fixture {
     pub ns: Netns,

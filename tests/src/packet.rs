@@ -12,6 +12,12 @@ pub const ETH_P_IPV6: u16 = 0x86DD;
 pub const ETH_P_ARP: u16 = 0x0806;
 pub const ETH_P_8021Q: u16 = 0x8100;
 
+/// `a` followed by `b`: a header and what it carries.
+pub fn cat(mut a: Vec<u8>, b: &[u8]) -> Vec<u8> {
+    a.extend_from_slice(b);
+    a
+}
+
 /// Ethernet header, with an 802.1Q tag when `vlan` is not 0.
 pub fn eth(dst: [u8; 6], src: [u8; 6], vlan: u16, proto: u16) -> Vec<u8> {
     let mut v = Vec::with_capacity(18);

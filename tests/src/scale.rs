@@ -72,11 +72,6 @@ fn echo4(src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
     ipv4(src, dst, 1, 64, true, &icmp_echo(7, 1, &[0xab; 32]))
 }
 
-fn cat(mut a: Vec<u8>, b: &[u8]) -> Vec<u8> {
-    a.extend_from_slice(b);
-    a
-}
-
 /// xorshift: a fixed, dependency-free random sequence.
 struct Rng(u64);
 impl Rng {
@@ -204,19 +199,7 @@ fn build(n: u32) -> Result<Table> {
             name: "access decap",
             program: PROGRAM,
             ifindex: fx.core,
-            frames: frames(&|i| {
-                cat(
-                    eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP),
-                    &ipv4(
-                        LMA4,
-                        MAG4,
-                        47,
-                        64,
-                        false,
-                        &gre_keyed(ETH_P_IP, KEY_BASE + i, &echo4(CN4, access_home(i))),
-                    ),
-                )
-            }),
+            frames: frames(&|i| from_lma4(ETH_P_IP, KEY_BASE + i, &echo4(CN4, access_home(i)))),
             verdict: 4,
         },
         Path {
@@ -235,19 +218,7 @@ fn build(n: u32) -> Result<Table> {
             name: "anchor decap",
             program: PROGRAM,
             ifindex: fx.acore,
-            frames: frames(&|i| {
-                cat(
-                    eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
-                    &ipv4(
-                        A_PEER4,
-                        A_LOCAL4,
-                        47,
-                        64,
-                        false,
-                        &gre_keyed(ETH_P_IP, KEY_BASE + i, &echo4(anchor_home(i), CN4)),
-                    ),
-                )
-            }),
+            frames: frames(&|i| from_mag4(ETH_P_IP, KEY_BASE + i, &echo4(anchor_home(i), CN4))),
             verdict: 4,
         },
     ];

@@ -43,11 +43,6 @@ impl<S: tracing::Subscriber> Layer<S> for Capture {
     }
 }
 
-fn cat(mut a: Vec<u8>, b: &[u8]) -> Vec<u8> {
-    a.extend_from_slice(b);
-    a
-}
-
 fn echo(src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
     ipv4(src, dst, 1, 64, true, &icmp_echo(7, 1, &[0xab; 32]))
 }
@@ -138,17 +133,7 @@ fn debug_events_reach_tracing() {
 
                 // Anchor uplink to a destination whose neighbour is unknown:
                 // decapsulated, to the kernel.
-                let a_up = cat(
-                    eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
-                    &ipv4(
-                        A_PEER4,
-                        A_LOCAL4,
-                        47,
-                        64,
-                        false,
-                        &gre_keyed(ETH_P_IP, 0x3001, &echo(AHOME4, UNRESOLVED)),
-                    ),
-                );
+                let a_up = from_mag4(ETH_P_IP, 0x3001, &echo(AHOME4, UNRESOLVED));
                 assert_eq!(run_xdp(&fp, acore, &a_up), XDP_PASS);
                 let m = next(&mut rx).await;
                 assert_eq!(

@@ -156,12 +156,6 @@ fn up_frame(mac: [u8; 6], vlan: u16, proto: u16, l3: &[u8]) -> Vec<u8> {
     f
 }
 
-fn cat(a: Vec<u8>, b: &[u8]) -> Vec<u8> {
-    let mut a = a;
-    a.extend_from_slice(b);
-    a
-}
-
 #[test]
 fn fixture_table() {
     table(Prog::Xdp, Vec::new());
@@ -487,10 +481,7 @@ fn table_with(prog: Prog, log_events: bool, home_pools: Vec<pmip_user::fastpath:
             cases.push(Case {
                 name: "downlink v4 over v6",
                 ifindex: core,
-                input: cat(
-                    eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IPV6),
-                    &ipv6(LMA6, MAG6, 47, 64, &gre_keyed(ETH_P_IP, 0x2002, &down2)),
-                ),
+                input: from_lma6(ETH_P_IP, 0x2002, &down2),
                 verdict: XDP_REDIRECT,
                 output: Some(cat(eth(SUB2_MAC, ACC_MAC, 0, ETH_P_IP), &down2_63)),
                 counter: Counter::TxDecapDownlink,
@@ -658,17 +649,7 @@ fn table_with(prog: Prog, log_events: bool, home_pools: Vec<pmip_user::fastpath:
             cases.push(Case {
                 name: "anchor uplink v4 over v4",
                 ifindex: acore,
-                input: cat(
-                    eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
-                    &ipv4(
-                        A_PEER4,
-                        A_LOCAL4,
-                        47,
-                        64,
-                        false,
-                        &gre_keyed(ETH_P_IP, 0x3001, &from_home),
-                    ),
-                ),
+                input: from_mag4(ETH_P_IP, 0x3001, &from_home),
                 verdict: XDP_REDIRECT,
                 output: Some(cat(eth(CN_MAC, CN_IF_MAC, 0, ETH_P_IP), &from_home63)),
                 counter: Counter::TxDecapUplink,
@@ -678,16 +659,7 @@ fn table_with(prog: Prog, log_events: bool, home_pools: Vec<pmip_user::fastpath:
             cases.push(Case {
                 name: "anchor uplink v4 over v6",
                 ifindex: acore,
-                input: cat(
-                    eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IPV6),
-                    &ipv6(
-                        A_PEER6,
-                        A_LOCAL6,
-                        47,
-                        64,
-                        &gre_keyed(ETH_P_IP, 0x3002, &from_home2),
-                    ),
-                ),
+                input: from_mag6(ETH_P_IP, 0x3002, &from_home2),
                 verdict: XDP_REDIRECT,
                 output: Some(cat(eth(CN_MAC, CN_IF_MAC, 0, ETH_P_IP), &from_home2_63)),
                 counter: Counter::TxDecapUplink,
@@ -709,17 +681,7 @@ fn table_with(prog: Prog, log_events: bool, home_pools: Vec<pmip_user::fastpath:
             cases.push(Case {
                 name: "anchor uplink v6 over v4",
                 ifindex: acore,
-                input: cat(
-                    eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
-                    &ipv4(
-                        A_PEER4,
-                        A_LOCAL4,
-                        47,
-                        64,
-                        false,
-                        &gre_keyed(ETH_P_IPV6, 0x3001, &from_hnp),
-                    ),
-                ),
+                input: from_mag4(ETH_P_IPV6, 0x3001, &from_hnp),
                 verdict: XDP_REDIRECT,
                 output: Some(cat(eth(CN_MAC, CN_IF_MAC, 0, ETH_P_IPV6), &from_hnp63)),
                 counter: Counter::TxDecapUplink,
@@ -727,20 +689,10 @@ fn table_with(prog: Prog, log_events: bool, home_pools: Vec<pmip_user::fastpath:
             cases.push(Case {
                 name: "anchor uplink spoofed inner source",
                 ifindex: acore,
-                input: cat(
-                    eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
-                    &ipv4(
-                        A_PEER4,
-                        A_LOCAL4,
-                        47,
-                        64,
-                        false,
-                        &gre_keyed(
-                            ETH_P_IP,
-                            0x3001,
-                            &echo4(Ipv4Addr::new(10, 77, 0, 200), CN4, 64, true, 32),
-                        ),
-                    ),
+                input: from_mag4(
+                    ETH_P_IP,
+                    0x3001,
+                    &echo4(Ipv4Addr::new(10, 77, 0, 200), CN4, 64, true, 32),
                 ),
                 verdict: XDP_DROP,
                 output: None,
@@ -749,17 +701,7 @@ fn table_with(prog: Prog, log_events: bool, home_pools: Vec<pmip_user::fastpath:
             cases.push(Case {
                 name: "anchor uplink with the other binding's key",
                 ifindex: acore,
-                input: cat(
-                    eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
-                    &ipv4(
-                        A_PEER4,
-                        A_LOCAL4,
-                        47,
-                        64,
-                        false,
-                        &gre_keyed(ETH_P_IP, 0x3002, &from_home),
-                    ),
-                ),
+                input: from_mag4(ETH_P_IP, 0x3002, &from_home),
                 verdict: XDP_DROP,
                 output: None,
                 counter: Counter::DropWrongPeer,
@@ -943,30 +885,11 @@ fn truncations(fp: &FastPath, prog: Prog, acc: u32, core: u32, acore: u32) -> Ve
         ),
         (
             core,
-            cat(
-                eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP),
-                &ipv4(
-                    LMA4,
-                    MAG4,
-                    47,
-                    64,
-                    false,
-                    &gre_keyed(ETH_P_IP, 0x2001, &echo4(CN4, HOME1, 64, true, 8)),
-                ),
-            ),
+            from_lma4(ETH_P_IP, 0x2001, &echo4(CN4, HOME1, 64, true, 8)),
         ),
         (
             acore,
-            cat(
-                eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IPV6),
-                &ipv6(
-                    A_PEER6,
-                    A_LOCAL6,
-                    47,
-                    64,
-                    &gre_keyed(ETH_P_IP, 0x3002, &echo4(AHOME4_V6T, CN4, 64, true, 8)),
-                ),
-            ),
+            from_mag6(ETH_P_IP, 0x3002, &echo4(AHOME4_V6T, CN4, 64, true, 8)),
         ),
     ];
     let mut fails = Vec::new();
@@ -1581,17 +1504,7 @@ fn ipv6_cases(acc: u32, core: u32, acore: u32, cn: u32) -> Vec<Case> {
     cases.push(Case {
         name: "downlink v6 over v4 to the subscriber",
         ifindex: core,
-        input: cat(
-            eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP),
-            &ipv4(
-                LMA4,
-                MAG4,
-                47,
-                64,
-                false,
-                &gre_keyed(ETH_P_IPV6, 0x2001, &d1(64)),
-            ),
-        ),
+        input: from_lma4(ETH_P_IPV6, 0x2001, &d1(64)),
         verdict: XDP_REDIRECT,
         output: Some(cat(eth(SUB1_MAC, ACC_MAC, 0, ETH_P_IPV6), &d1(63))),
         counter: Counter::TxDecapDownlink,
@@ -1600,10 +1513,7 @@ fn ipv6_cases(acc: u32, core: u32, acore: u32, cn: u32) -> Vec<Case> {
     cases.push(Case {
         name: "downlink v6 over v6 to the subscriber",
         ifindex: core,
-        input: cat(
-            eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IPV6),
-            &ipv6(LMA6, MAG6, 47, 64, &gre_keyed(ETH_P_IPV6, 0x2002, &d2(64))),
-        ),
+        input: from_lma6(ETH_P_IPV6, 0x2002, &d2(64)),
         verdict: XDP_REDIRECT,
         output: Some(cat(eth(SUB2_MAC, ACC_MAC, 0, ETH_P_IPV6), &d2(63))),
         counter: Counter::TxDecapDownlink,
@@ -1631,16 +1541,7 @@ fn ipv6_cases(acc: u32, core: u32, acore: u32, cn: u32) -> Vec<Case> {
     cases.push(Case {
         name: "anchor uplink v6 over v6",
         ifindex: acore,
-        input: cat(
-            eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IPV6),
-            &ipv6(
-                A_PEER6,
-                A_LOCAL6,
-                47,
-                64,
-                &gre_keyed(ETH_P_IPV6, 0x3002, &from(64)),
-            ),
-        ),
+        input: from_mag6(ETH_P_IPV6, 0x3002, &from(64)),
         verdict: XDP_REDIRECT,
         output: Some(cat(eth(CN_MAC, CN_IF_MAC, 0, ETH_P_IPV6), &from(63))),
         counter: Counter::TxDecapUplink,
@@ -1936,27 +1837,8 @@ fn anchor_changes(prog: Prog, pools: Vec<pmip_user::fastpath::HomePoolSpec>) {
             &ipv6(CN6, to_hnp, 59, 64, &[0u8; 8]),
         );
         let inner = echo4(AHOME4, CN4, 64, true, 32);
-        let up_v4 = cat(
-            eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
-            &ipv4(
-                A_PEER4,
-                A_LOCAL4,
-                47,
-                64,
-                false,
-                &gre_keyed(ETH_P_IP, 0x3001, &inner),
-            ),
-        );
-        let up_v6 = cat(
-            eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IPV6),
-            &ipv6(
-                A_PEER6,
-                A_LOCAL6,
-                47,
-                64,
-                &gre_keyed(ETH_P_IP, 0x3001, &inner),
-            ),
-        );
+        let up_v4 = from_mag4(ETH_P_IP, 0x3001, &inner);
+        let up_v6 = from_mag6(ETH_P_IP, 0x3001, &inner);
         let ends = |v6: bool| {
             if v6 {
                 TunnelEnds {

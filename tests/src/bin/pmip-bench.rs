@@ -116,12 +116,6 @@ fn echo4(src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
     ipv4(src, dst, 1, 64, true, &icmp_echo(7, 1, &[0xab; 32]))
 }
 
-fn cat(a: Vec<u8>, b: &[u8]) -> Vec<u8> {
-    let mut a = a;
-    a.extend_from_slice(b);
-    a
-}
-
 fn per_packet() -> Result<serde_json::Value> {
     // As an anchor is configured: its home addresses come from pools.
     let fx = setup_with(
@@ -163,52 +157,14 @@ fn per_packet() -> Result<serde_json::Value> {
         let up = cat(eth(ACC_MAC, SUB1_MAC, 0, ETH_P_IP), &echo4(HOME1, CN4));
         let up_v4_copy = up.clone();
         let up_v6t = cat(eth(ACC_MAC, SUB2_MAC, 0, ETH_P_IP), &echo4(HOME2, CN4));
-        let down = cat(
-            eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IP),
-            &ipv4(
-                LMA4,
-                MAG4,
-                47,
-                64,
-                false,
-                &gre_keyed(ETH_P_IP, 0x2001, &echo4(CN4, HOME1)),
-            ),
-        );
-        let down_v6t = cat(
-            eth(CORE_MAC, MAG_PEER_MAC, 0, ETH_P_IPV6),
-            &ipv6(
-                LMA6,
-                MAG6,
-                47,
-                64,
-                &gre_keyed(ETH_P_IP, 0x2002, &echo4(CN4, HOME2)),
-            ),
-        );
+        let down = from_lma4(ETH_P_IP, 0x2001, &echo4(CN4, HOME1));
+        let down_v6t = from_lma6(ETH_P_IP, 0x2002, &echo4(CN4, HOME2));
         let a_down = cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &echo4(CN4, AHOME4));
         let a_down_v6t = cat(eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP), &echo4(CN4, AHOME4_V6T));
-        let a_up = cat(
-            eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IP),
-            &ipv4(
-                A_PEER4,
-                A_LOCAL4,
-                47,
-                64,
-                false,
-                &gre_keyed(ETH_P_IP, 0x3001, &echo4(AHOME4, CN4)),
-            ),
-        );
+        let a_up = from_mag4(ETH_P_IP, 0x3001, &echo4(AHOME4, CN4));
         let (up_tc, down_tc, a_down_tc, a_up_tc) =
             (up.clone(), down.clone(), a_down.clone(), a_up.clone());
-        let a_up_v6t = cat(
-            eth(ACORE_MAC, LMA_PEER_MAC, 0, ETH_P_IPV6),
-            &ipv6(
-                A_PEER6,
-                A_LOCAL6,
-                47,
-                64,
-                &gre_keyed(ETH_P_IP, 0x3002, &echo4(AHOME4_V6T, CN4)),
-            ),
-        );
+        let a_up_v6t = from_mag6(ETH_P_IP, 0x3002, &echo4(AHOME4_V6T, CN4));
         let mut cases = vec![
             Case {
                 name: "xdp_pass (baseline a)",
