@@ -15,7 +15,10 @@
 //! UDP to port 5436 of the LMA's IPv4 address). `PMIPV6_BENCH_GSO=1` has
 //! the LMA's UDP socket send its PBAs with GSO (`Sockets::with_udp_gso`,
 //! the daemon's `signaling.udp_gso`); `both` runs IPv4 without and with it,
-//! alternated in each round. GSO is for plain UDP only (ESP goes on raw sockets).
+//! alternated in each round. `PMIPV6_BENCH_GRO=1` adds IPv4 with GSO and
+//! `UDP_GRO` (`Sockets::with_udp_gro`) on both sides, the generator sending
+//! its PBUs with GSO too; `PMIPV6_BENCH_GRO_SIDES=lma|mag` keeps it to one side.
+//! GSO and GRO are for plain UDP only (ESP goes on raw sockets).
 //!
 //! The load generator is not a MAG: it pre-builds distinct PBUs and keeps a
 //! window of them outstanding, so what is measured is the LMA (parse,
@@ -94,16 +97,25 @@ enum Wire {
     /// IPv6 | Mobility Header on raw `IPPROTO_MH` sockets.
     V6,
     /// IPv4 | UDP 5436 | Mobility Header (RFC 5844 §4); with `gso` the
-    /// LMA sends its PBAs with UDP GSO.
-    V4 { gso: bool },
+    /// LMA sends its PBAs with UDP GSO; with `gro` as well, both sides read
+    /// with `UDP_GRO` and the generator sends its PBUs with GSO (as between
+    /// two hosts whose NICs segment and merge runs to one peer).
+    V4 { gso: bool, gro: bool },
 }
 
 impl Wire {
     fn name(self) -> &'static str {
         match self {
             Wire::V6 => "IPv6 raw MH",
-            Wire::V4 { gso: false } => "IPv4 UDP",
-            Wire::V4 { gso: true } => "IPv4 UDP+GSO",
+            Wire::V4 { gso: false, .. } => "IPv4 UDP",
+            Wire::V4 {
+                gso: true,
+                gro: false,
+            } => "IPv4 UDP+GSO",
+            Wire::V4 {
+                gso: true,
+                gro: true,
+            } => "IPv4 UDP+GSO+GRO",
         }
     }
 
@@ -158,10 +170,22 @@ fn wires() -> Vec<Wire> {
     }
     if t == "ipv4" || t == "both" {
         if g != "1" {
-            v.push(Wire::V4 { gso: false });
+            v.push(Wire::V4 {
+                gso: false,
+                gro: false,
+            });
         }
         if g == "1" || g == "both" {
-            v.push(Wire::V4 { gso: true });
+            v.push(Wire::V4 {
+                gso: true,
+                gro: false,
+            });
+        }
+        if std::env::var("PMIPV6_BENCH_GRO").is_ok_and(|v| v == "1") {
+            v.push(Wire::V4 {
+                gso: true,
+                gro: true,
+            });
         }
     }
     assert!(
@@ -274,14 +298,33 @@ fn kernel_checksum() -> bool {
     std::env::var("PMIPV6_BENCH_KERNEL_CSUM").map_or(true, |v| v != "0")
 }
 
+/// Whether this side reads with `UDP_GRO` in the `+GRO` case:
+/// `PMIPV6_BENCH_GRO_SIDES=lma|mag|both` (default both). On veth a GSO run
+/// reaches a socket without `UDP_GRO` whole and is cut there, in the
+/// sender's softirq: the LMA's thread pays for cutting its PBA runs unless
+/// the generator reads them whole (as a NIC would have cut them).
+fn gro_side(lma: bool) -> bool {
+    match std::env::var("PMIPV6_BENCH_GRO_SIDES").as_deref() {
+        Ok("lma") => lma,
+        Ok("mag") => !lma,
+        _ => true,
+    }
+}
+
 /// The signaling sockets of one side on `wire`, in ESP with the other
 /// side when `protect`. Both sides bind UDP 5436, as the daemon's MAG and
 /// LMA do; only the LMA sends with GSO.
 fn sockets(wire: Wire, protect: bool, lma: bool) -> Sockets {
     let local = wire.local(lma);
+    let (gso, gro) = match wire {
+        Wire::V4 { gso, gro } => (gso && (lma || gro), gro && gro_side(lma)),
+        Wire::V6 => (false, false),
+    };
     let s = Sockets::bind(&local, UDP_PORT, kernel_checksum())
         .unwrap()
-        .with_udp_gso(lma && wire == Wire::V4 { gso: true });
+        .with_udp_gso(gso)
+        .with_udp_gro(gro)
+        .unwrap();
     if protect {
         s.with_esp(esp(local, wire.peer_ip(lma), !lma), None)
             .unwrap()
@@ -589,7 +632,7 @@ fn lma_bindings_per_second() {
         cases.extend(
             wires
                 .iter()
-                .filter(|w| **w != Wire::V4 { gso: true })
+                .filter(|w| !matches!(w, Wire::V4 { gso: true, .. }))
                 .map(|&w| (w, true)),
         );
     }
