@@ -152,13 +152,16 @@ impl Sockets {
 
     /// Has the UDP socket read runs of datagrams from one peer as one
     /// (`UDP_GRO`: a peer's GSO send, or what GRO merged, is one skb and
-    /// one read instead of one per datagram).
-    pub fn with_udp_gro(mut self, on: bool) -> io::Result<Sockets> {
+    /// one read instead of one per datagram). A kernel that refuses it
+    /// (before Linux 5.0) leaves the socket reading datagram by datagram.
+    pub fn with_udp_gro(mut self, on: bool) -> Sockets {
         if let (true, Some(s)) = (on, &self.v4) {
-            mmsg::enable_gro(s.as_raw_fd())?;
-            self.gro = Some(Mutex::new(GroRx::new()));
+            match mmsg::enable_gro(s.as_raw_fd()) {
+                Ok(()) => self.gro = Some(Mutex::new(GroRx::new())),
+                Err(e) => tracing::warn!("UDP_GRO on the PMIPv6 UDP socket: {e}"),
+            }
         }
-        Ok(self)
+        self
     }
 
     /// The next datagram of the UDP socket's held run into `buf`, reading
