@@ -502,3 +502,54 @@ impl Transport for Sockets {
         Sockets::counters(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+
+    fn v4_sockets() -> Sockets {
+        let local = LocalAddrs {
+            v6: None,
+            v4: Some(Ipv4Addr::LOCALHOST),
+        };
+        Sockets::bind(&local, 0, true).unwrap()
+    }
+
+    /// A run sent with GSO is read with `UDP_GRO` as one, and handed out
+    /// as the datagrams it was: the first by `recv`, the next ones by `recv`
+    /// again (held, not queued) and the rest by the batch. Fails (times
+    /// out) when `recv` reads the GRO socket as a plain one.
+    #[tokio::test]
+    async fn a_gso_run_comes_out_of_a_gro_socket_datagram_by_datagram() {
+        let tx = v4_sockets().with_udp_gso(true);
+        let rx = v4_sockets().with_udp_gro(true);
+        assert!(rx.gro.is_some());
+        let Some(SocketAddr::V4(to)) = rx.udp_local_addr() else {
+            panic!("bound to IPv4")
+        };
+        let ts: Vec<Transmit> = (0..40u8)
+            .map(|i| Transmit::new(Peer::V4(to), vec![i; 60]))
+            .collect();
+        assert_eq!(tx.send_batch(&ts).await.ok, 40);
+        let mut buf = [0u8; 2048];
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let (_, n) = tokio::time::timeout(Duration::from_secs(5), rx.recv(&mut buf))
+                .await
+                .expect("held datagrams come without a wake-up")
+                .unwrap();
+            got.push(buf[..n].to_vec());
+        }
+        let mut batch = RxBatch::new();
+        while got.len() < ts.len() {
+            batch.clear();
+            rx.try_recv_batch(&mut batch);
+            assert!(!batch.is_empty(), "{} of {}", got.len(), ts.len());
+            got.extend(batch.iter().map(|(_, d)| d.to_vec()));
+        }
+        let want: Vec<Vec<u8>> = ts.iter().map(|t| t.payload.to_vec()).collect();
+        assert_eq!(got, want);
+    }
+}
