@@ -7,13 +7,24 @@
 //! ```
 //! `PMIPV6_BENCH_SIZES=10000,100000` and `PMIPV6_BENCH_RUNS=5` change the defaults.
 //! Each run is made twice over real sockets: plain, and with the signaling
-//! in ESP (AES-GCM, `Sockets::with_esp`), as the daemon sends it by default.
+//! in ESP (AES-GCM, `Sockets::with_esp`), as the daemon sends it by default
+//! (`PMIPV6_BENCH_ESP=0`: plain only).
+//!
+//! `PMIPV6_BENCH_TRANSPORT=ipv6|ipv4|both` (default both) picks the
+//! transport: IPv6 (raw Mobility Header socket) and/or IPv4 (RFC 5844 §4:
+//! UDP to port 5436 of the LMA's IPv4 address). `PMIPV6_BENCH_GSO=1` has
+//! the LMA's UDP socket send its PBAs with GSO (`Sockets::with_udp_gso`,
+//! the daemon's `signaling.udp_gso`); `both` runs IPv4 without and with it,
+//! alternated in each round. `PMIPV6_BENCH_GRO=1` adds IPv4 with GSO and
+//! `UDP_GRO` (`Sockets::with_udp_gro`) on both sides, the generator sending
+//! its PBUs with GSO too; `PMIPV6_BENCH_GRO_SIDES=lma|mag` keeps it to one side.
+//! GSO and GRO are for plain UDP only (ESP goes on raw sockets).
 //!
 //! The load generator is not a MAG: it pre-builds distinct PBUs and keeps a
 //! window of them outstanding, so what is measured is the LMA (parse,
 //! validate, allocate, binding cache, PBA encode, data-plane command) plus
 //! the kernel's socket path on one core.
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::time::{Duration, Instant, SystemTime};
 
 use pmip_tests::cpu::ThreadClock;
@@ -75,14 +86,123 @@ impl DataPlane for CountingDp {
 
 const MAG6: &str = "2001:db8:cafe:97::1";
 const LMA6: &str = "2001:db8:cafe:97::2";
+/// The IPv4 transport network (RFC 5844 §4): the MAG's IPv4 proxy-CoA and
+/// the LMA's IPv4 address (IPv4-LMAA).
+const MAG4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+const LMA4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+
+/// The transport the signaling of a run crosses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wire {
+    /// IPv6 | Mobility Header on raw `IPPROTO_MH` sockets.
+    V6,
+    /// IPv4 | UDP 5436 | Mobility Header (RFC 5844 §4); with `gso` the
+    /// LMA sends its PBAs with UDP GSO; with `gro` as well, both sides read
+    /// with `UDP_GRO` and the generator sends its PBUs with GSO (as between
+    /// two hosts whose NICs segment and merge runs to one peer).
+    V4 { gso: bool, gro: bool },
+}
+
+impl Wire {
+    fn name(self) -> &'static str {
+        match self {
+            Wire::V6 => "IPv6 raw MH",
+            Wire::V4 { gso: false, .. } => "IPv4 UDP",
+            Wire::V4 {
+                gso: true,
+                gro: false,
+            } => "IPv4 UDP+GSO",
+            Wire::V4 {
+                gso: true,
+                gro: true,
+            } => "IPv4 UDP+GSO+GRO",
+        }
+    }
+
+    /// Our addresses on this transport (the MAG's or the LMA's).
+    fn local(self, lma: bool) -> LocalAddrs {
+        match (self, lma) {
+            (Wire::V6, false) => LocalAddrs {
+                v6: Some(MAG6.parse().unwrap()),
+                v4: None,
+            },
+            (Wire::V6, true) => LocalAddrs {
+                v6: Some(LMA6.parse().unwrap()),
+                v4: None,
+            },
+            (Wire::V4 { .. }, false) => LocalAddrs {
+                v6: None,
+                v4: Some(MAG4),
+            },
+            (Wire::V4 { .. }, true) => LocalAddrs {
+                v6: None,
+                v4: Some(LMA4),
+            },
+        }
+    }
+
+    /// The other side's address (for the MAG: the LMA's; for the LMA: the MAG's).
+    fn peer_ip(self, lma: bool) -> IpAddr {
+        let other = self.local(!lma);
+        other
+            .v6
+            .map(IpAddr::V6)
+            .or(other.v4.map(IpAddr::V4))
+            .unwrap()
+    }
+
+    /// Where the generator sends its PBUs.
+    fn lma_peer(self) -> Peer {
+        match self {
+            Wire::V6 => Peer::V6(LMA6.parse().unwrap()),
+            Wire::V4 { .. } => Peer::V4(SocketAddrV4::new(LMA4, UDP_PORT)),
+        }
+    }
+}
+
+/// The transports to measure, from `PMIPV6_BENCH_TRANSPORT` and `PMIPV6_BENCH_GSO`.
+fn wires() -> Vec<Wire> {
+    let t = std::env::var("PMIPV6_BENCH_TRANSPORT").unwrap_or_else(|_| "both".into());
+    let g = std::env::var("PMIPV6_BENCH_GSO").unwrap_or_else(|_| "0".into());
+    let mut v = Vec::new();
+    if t == "ipv6" || t == "both" {
+        v.push(Wire::V6);
+    }
+    if t == "ipv4" || t == "both" {
+        if g != "1" {
+            v.push(Wire::V4 {
+                gso: false,
+                gro: false,
+            });
+        }
+        if g == "1" || g == "both" {
+            v.push(Wire::V4 {
+                gso: true,
+                gro: false,
+            });
+        }
+        if std::env::var("PMIPV6_BENCH_GRO").is_ok_and(|v| v == "1") {
+            v.push(Wire::V4 {
+                gso: true,
+                gro: true,
+            });
+        }
+    }
+    assert!(
+        !v.is_empty(),
+        "PMIPV6_BENCH_TRANSPORT={t}: ipv6, ipv4 or both"
+    );
+    v
+}
 
 fn lma_cfg() -> LmaConfig {
+    lma_cfg_on(Wire::V6)
+}
+
+fn lma_cfg_on(wire: Wire) -> LmaConfig {
     LmaConfig {
-        local: LocalAddrs {
-            v6: Some(LMA6.parse().unwrap()),
-            v4: None,
-        },
-        mags: vec![IpAddr::V6(MAG6.parse().unwrap())],
+        local: wire.local(true),
+        mags: vec![wire.peer_ip(true)],
         // 10.0.0.0/8: room for 100k subscribers and more.
         ipv4_pool: Some(Ipv4PoolConfig {
             network: Ipv4Addr::new(10, 0, 0, 0),
@@ -95,41 +215,57 @@ fn lma_cfg() -> LmaConfig {
     }
 }
 
-fn pbu(i: usize, ts: u64, src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
+/// The `i`th PBU as a MAG sends it over `wire`: over IPv6 with the MH
+/// checksum over the IPv6 pseudo-header; over IPv4 (RFC 5844 §4) with the
+/// IPv4 Care-of Address option holding the MAG's IPv4 proxy-CoA, and the
+/// checksum zero (no IPv6 pseudo-header: the UDP checksum covers the message).
+/// An IPv4 home address is asked for (RFC 5844 §3.1.1) either way.
+fn pbu(i: usize, ts: u64, wire: Wire) -> Vec<u8> {
+    let mut options = vec![
+        MobilityOption::MnId {
+            subtype: 1,
+            id: format!("bench{i}@example.com").into_bytes(),
+        },
+        MobilityOption::HandoffIndicator(HandoffIndicator::AttachmentOverNewInterface),
+        MobilityOption::AccessTechType(AccessTechType::Ieee80211),
+        MobilityOption::MnLinkLayerId(vec![
+            2,
+            0,
+            (i >> 24) as u8,
+            (i >> 16) as u8,
+            (i >> 8) as u8,
+            i as u8,
+        ]),
+        MobilityOption::Timestamp(ts),
+        MobilityOption::GreKey(Some(i as u32 + 1)),
+        MobilityOption::Ipv4HoaRequest {
+            prefix_len: 0,
+            addr: Ipv4Addr::UNSPECIFIED,
+        },
+        MobilityOption::Ipv4DhcpSupportMode { server: true },
+    ];
+    let ck = match wire {
+        Wire::V6 => Checksum::Ipv6 {
+            src: MAG6.parse().unwrap(),
+            dst: LMA6.parse().unwrap(),
+        },
+        Wire::V4 { .. } => {
+            options.push(MobilityOption::Ipv4CareOfAddress(MAG4));
+            Checksum::None
+        }
+    };
     Message::BindingUpdate(BindingUpdate {
         seq: i as u16,
         flags: bu_flags::A | bu_flags::P,
         lifetime: 900,
-        options: vec![
-            MobilityOption::MnId {
-                subtype: 1,
-                id: format!("bench{i}@example.com").into_bytes(),
-            },
-            MobilityOption::HandoffIndicator(HandoffIndicator::AttachmentOverNewInterface),
-            MobilityOption::AccessTechType(AccessTechType::Ieee80211),
-            MobilityOption::MnLinkLayerId(vec![
-                2,
-                0,
-                (i >> 24) as u8,
-                (i >> 16) as u8,
-                (i >> 8) as u8,
-                i as u8,
-            ]),
-            MobilityOption::Timestamp(ts),
-            MobilityOption::GreKey(Some(i as u32 + 1)),
-            MobilityOption::Ipv4HoaRequest {
-                prefix_len: 0,
-                addr: Ipv4Addr::UNSPECIFIED,
-            },
-            MobilityOption::Ipv4DhcpSupportMode { server: true },
-        ],
+        options,
     })
-    .to_vec(Checksum::Ipv6 { src, dst })
+    .to_vec(ck)
     .unwrap()
 }
 
 /// The SAs of one side: MAG → LMA on 0x7001, LMA → MAG on 0x7002.
-fn esp(local: LocalAddrs, peer: &str, mag_side: bool) -> SignalingEsp {
+fn esp(local: LocalAddrs, peer: IpAddr, mag_side: bool) -> SignalingEsp {
     let (up, down) = (
         "0x101112131415161718191a1b1c1d1e1f20212223",
         "0x303132333435363738393a3b3c3d3e3f40414243",
@@ -151,9 +287,8 @@ fn esp(local: LocalAddrs, peer: &str, mag_side: bool) -> SignalingEsp {
         esn: false,
     };
     let mut db = SaDb::new();
-    db.add_peer(peer.parse().unwrap(), &c.check("bench").unwrap())
-        .unwrap();
-    SignalingEsp::new(db, local, 5436)
+    db.add_peer(peer, &c.check("bench").unwrap()).unwrap();
+    SignalingEsp::new(db, local, UDP_PORT)
 }
 
 /// Whether the kernel computes and checks the Mobility Header checksum
@@ -163,11 +298,35 @@ fn kernel_checksum() -> bool {
     std::env::var("PMIPV6_BENCH_KERNEL_CSUM").map_or(true, |v| v != "0")
 }
 
-/// The signaling sockets of `local`, in ESP with `peer` when `protect`.
-fn sockets(local: LocalAddrs, peer: &str, protect: bool, mag_side: bool) -> Sockets {
-    let s = Sockets::bind(&local, 0, kernel_checksum()).unwrap();
+/// Whether this side reads with `UDP_GRO` in the `+GRO` case:
+/// `PMIPV6_BENCH_GRO_SIDES=lma|mag|both` (default both). On veth a GSO run
+/// reaches a socket without `UDP_GRO` whole and is cut there, in the
+/// sender's softirq: the LMA's thread pays for cutting its PBA runs unless
+/// the generator reads them whole (as a NIC would have cut them).
+fn gro_side(lma: bool) -> bool {
+    match std::env::var("PMIPV6_BENCH_GRO_SIDES").as_deref() {
+        Ok("lma") => lma,
+        Ok("mag") => !lma,
+        _ => true,
+    }
+}
+
+/// The signaling sockets of one side on `wire`, in ESP with the other
+/// side when `protect`. Both sides bind UDP 5436, as the daemon's MAG and
+/// LMA do; only the LMA sends with GSO.
+fn sockets(wire: Wire, protect: bool, lma: bool) -> Sockets {
+    let local = wire.local(lma);
+    let (gso, gro) = match wire {
+        Wire::V4 { gso, gro } => (gso && (lma || gro), gro && gro_side(lma)),
+        Wire::V6 => (false, false),
+    };
+    let s = Sockets::bind(&local, UDP_PORT, kernel_checksum())
+        .unwrap()
+        .with_udp_gso(gso)
+        .with_udp_gro(gro);
     if protect {
-        s.with_esp(esp(local, peer, mag_side), None).unwrap()
+        s.with_esp(esp(local, wire.peer_ip(lma), !lma), None)
+            .unwrap()
     } else {
         s
     }
@@ -187,8 +346,8 @@ struct Run {
     cpu_us: f64,
 }
 
-/// One run over real sockets (in ESP with `protect`).
-fn socket_run(n: usize, protect: bool) -> Run {
+/// One run over real sockets on `wire` (in ESP with `protect`).
+fn socket_run(n: usize, wire: Wire, protect: bool) -> Run {
     let mag_ns = Netns::new("p6b").unwrap();
     let lma_ns = Netns::new("p6b").unwrap();
     veth(&mag_ns, "vmag", &lma_ns, "vlma").unwrap();
@@ -214,6 +373,10 @@ fn socket_run(n: usize, protect: bool) -> Run {
             "nodad",
         ])
         .unwrap();
+    for (ns, a, dev) in [(&mag_ns, MAG4, "vmag"), (&lma_ns, LMA4, "vlma")] {
+        ns.exec(&["ip", "addr", "add", &format!("{a}/24"), "dev", dev])
+            .unwrap();
+    }
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel::<Request<AnchorCommand>>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let lma = lma_ns
@@ -223,8 +386,8 @@ fn socket_run(n: usize, protect: bool) -> Run {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let cfg = lma_cfg();
-                let sockets = sockets(cfg.local, MAG6, protect, false);
+                let cfg = lma_cfg_on(wire);
+                let sockets = sockets(wire, protect, true);
                 let mut lma = Lma::new(cfg, Instant::now(), SystemTime::now());
                 let mut dp = CountingDp::default();
                 let (ev_tx, _ev_rx) = mpsc::unbounded_channel();
@@ -243,22 +406,14 @@ fn socket_run(n: usize, protect: bool) -> Run {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let src: Ipv6Addr = MAG6.parse().unwrap();
-                let dst: Ipv6Addr = LMA6.parse().unwrap();
                 let clock = Clock::new(Instant::now(), SystemTime::now());
                 let ts = clock.timestamp(Instant::now());
-                let msgs: Vec<Vec<u8>> = (0..n).map(|i| pbu(i, ts, src, dst)).collect();
-                let local = LocalAddrs {
-                    v6: Some(src),
-                    v4: None,
-                };
-                let s = sockets(local, LMA6, protect, true);
+                let msgs: Vec<Vec<u8>> = (0..n).map(|i| pbu(i, ts, wire)).collect();
+                let s = sockets(wire, protect, false);
+                let dst = wire.lma_peer();
                 const WINDOW: usize = 1024;
                 let batched = std::env::var("PMIP_BENCH_GEN").map_or(true, |v| v != "single");
-                let ts: Vec<Transmit> = msgs
-                    .into_iter()
-                    .map(|m| Transmit::new(Peer::V6(dst), m))
-                    .collect();
+                let ts: Vec<Transmit> = msgs.into_iter().map(|m| Transmit::new(dst, m)).collect();
                 let mut batch = RxBatch::new();
                 let check = |d: &[u8]| match Message::parse(d, Checksum::None) {
                     Ok(Message::BindingAck(ba)) => {
@@ -422,11 +577,10 @@ fn mag_heap_per_binding(n: usize) -> f64 {
 /// Sans-IO: the LMA alone, PBUs handed in from memory. Returns (bindings/s, bytes per binding).
 fn core_run(n: usize) -> (f64, f64) {
     let src: Ipv6Addr = MAG6.parse().unwrap();
-    let dst: Ipv6Addr = LMA6.parse().unwrap();
     let now = Instant::now();
     let wall = SystemTime::now();
     let ts = Clock::new(now, wall).timestamp(now);
-    let msgs: Vec<Vec<u8>> = (0..n).map(|i| pbu(i, ts, src, dst)).collect();
+    let msgs: Vec<Vec<u8>> = (0..n).map(|i| pbu(i, ts, Wire::V6)).collect();
     let before = live_bytes();
     let mut lma = Lma::new(lma_cfg(), now, wall);
     let mut dp = CountingDp::default();
@@ -467,35 +621,62 @@ fn lma_bindings_per_second() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
+    let wires = wires();
+    let esp = std::env::var("PMIPV6_BENCH_ESP").map_or(true, |v| v != "0");
+    // Each round runs every case once, so a change of load on the host
+    // touches them alike.
+    let mut cases: Vec<(Wire, bool)> = wires.iter().map(|&w| (w, false)).collect();
+    if esp {
+        // In ESP once per transport: plain UDP (ESP goes on raw sockets,
+        // without GSO or GRO).
+        if wires.contains(&Wire::V6) {
+            cases.push((Wire::V6, true));
+        }
+        if wires.iter().any(|w| matches!(w, Wire::V4 { .. })) {
+            let plain = Wire::V4 {
+                gso: false,
+                gro: false,
+            };
+            cases.push((plain, true));
+        }
+    }
+    let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     for &n in &sizes {
-        let mut sock = Vec::new();
-        let mut sock_esp = Vec::new();
+        println!("LMA n={n}: load average at start {}", load().trim());
+        let mut got: Vec<Vec<Run>> = vec![Vec::new(); cases.len()];
         let mut core = Vec::new();
         let mut mem = Vec::new();
         let mag_mem = mag_heap_per_binding(n);
         for _ in 0..runs {
-            sock.push(socket_run(n, false));
-            sock_esp.push(socket_run(n, true));
+            for (k, &(wire, protect)) in cases.iter().enumerate() {
+                got[k].push(socket_run(n, wire, protect));
+            }
             let (r, m) = core_run(n);
             core.push(r);
             mem.push(m);
         }
-        let rates = |v: &[Run]| v.iter().map(|r| r.rate as u64).collect::<Vec<_>>();
-        let per_cpu_s = |v: &[Run]| median(v.iter().map(|r| 1e6 / r.cpu_us).collect());
-        let cpu_us = |v: &[Run]| median(v.iter().map(|r| r.cpu_us).collect());
+        for (&(wire, protect), v) in cases.iter().zip(&got) {
+            let us: Vec<f64> = v.iter().map(|r| r.cpu_us).collect();
+            let (lo, hi) = us
+                .iter()
+                .fold((f64::MAX, 0f64), |(a, b), &x| (a.min(x), b.max(x)));
+            println!(
+                "LMA n={n} {}{}: median {:.0} bindings/s (runs {:?}); {:.2} µs of the LMA thread's CPU per binding (median; {lo:.2}–{hi:.2}; runs {:?}), {:.0} per CPU-second",
+                wire.name(),
+                if protect { " in ESP" } else { "" },
+                median(v.iter().map(|r| r.rate).collect()),
+                v.iter().map(|r| r.rate as u64).collect::<Vec<_>>(),
+                median(us.clone()),
+                us.iter().map(|x| (x * 100.0).round() / 100.0).collect::<Vec<_>>(),
+                median(v.iter().map(|r| 1e6 / r.cpu_us).collect()),
+            );
+        }
         println!(
-            "LMA n={n}: real sockets median {:.0} bindings/s (runs {:?}), {:.0} per CPU-second of the LMA's thread ({:.2} µs each); in ESP median {:.0} bindings/s (runs {:?}), {:.0} per CPU-second ({:.2} µs); sans-IO core median {:.0} bindings/s; ~{:.0} heap bytes/binding in the LMA, ~{:.0} in the MAG",
-            median(sock.iter().map(|r| r.rate).collect()),
-            rates(&sock),
-            per_cpu_s(&sock),
-            cpu_us(&sock),
-            median(sock_esp.iter().map(|r| r.rate).collect()),
-            rates(&sock_esp),
-            per_cpu_s(&sock_esp),
-            cpu_us(&sock_esp),
+            "LMA n={n}: sans-IO core median {:.0} bindings/s; ~{:.0} heap bytes/binding in the LMA, ~{:.0} in the MAG; load average at end {}",
             median(core),
             median(mem),
-            mag_mem
+            mag_mem,
+            load().trim()
         );
     }
 }

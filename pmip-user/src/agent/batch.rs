@@ -144,6 +144,97 @@ impl RxBatch {
     }
 }
 
+/// The datagrams of one `UDP_GRO` read (`sys::mmsg::recv_gro`), handed
+/// out one by one: a run of up to 64 datagrams from one peer costs one
+/// read and one skb instead of one each (issue 18). What a batch has no
+/// room for stays here for the next call.
+pub struct GroRx {
+    buf: Box<[u8]>,
+    peer: Option<Peer>,
+    /// Bytes held, the size of each datagram in them, and the next one's offset.
+    len: usize,
+    segment: usize,
+    at: usize,
+    /// Datagrams longer than a batch slot, and reads cut by the buffer: dropped.
+    pub truncated: u64,
+}
+
+impl Default for GroRx {
+    fn default() -> Self {
+        GroRx::new()
+    }
+}
+
+impl GroRx {
+    /// The largest UDP payload over IPv4 fits.
+    const BUF: usize = 65_536;
+
+    pub fn new() -> GroRx {
+        GroRx {
+            buf: vec![0u8; Self::BUF].into_boxed_slice(),
+            peer: None,
+            len: 0,
+            segment: 0,
+            at: 0,
+            truncated: 0,
+        }
+    }
+
+    /// Whether datagrams of the last read are still held.
+    pub fn holds(&self) -> bool {
+        self.at < self.len
+    }
+
+    /// The buffer for the next read (nothing must be held).
+    pub fn buffer(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+
+    /// The last read put `r` in the buffer.
+    pub fn filled(&mut self, r: crate::sys::mmsg::GroRead) {
+        self.at = 0;
+        self.len = r.len.min(self.buf.len());
+        self.segment = r.segment.unwrap_or(self.len).max(1);
+        self.peer = r.peer;
+        if r.truncated || r.peer.is_none() {
+            // A cut run cannot be told apart; an unknown family is not ours.
+            self.truncated += 1;
+            self.len = 0;
+        }
+    }
+
+    /// The next held datagram.
+    pub fn next_datagram(&mut self) -> Option<(Peer, &[u8])> {
+        let peer = self.peer?;
+        if !self.holds() {
+            return None;
+        }
+        let end = (self.at + self.segment).min(self.len);
+        let d = &self.buf[self.at..end];
+        self.at = end;
+        Some((peer, d))
+    }
+
+    /// Moves held datagrams into `batch` while it has room; a datagram
+    /// longer than a slot is dropped and counted.
+    pub fn move_into(&mut self, batch: &mut RxBatch) {
+        while batch.room() > 0 {
+            let Some((peer, d)) = self.next_datagram() else {
+                return;
+            };
+            let n = d.len();
+            let (at, seg) = (self.at - n, n);
+            match batch.next_slot() {
+                Some(slot) if seg <= slot.len() => {
+                    slot[..seg].copy_from_slice(&self.buf[at..at + seg]);
+                    batch.push(peer, seg);
+                }
+                _ => batch.push_truncated(),
+            }
+        }
+    }
+}
+
 /// What a batch send did: how many went, and which did not (their
 /// positions in the batch, ascending).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -267,5 +358,48 @@ mod tests {
             ]
         );
         assert_eq!(b.slots_used(), 4);
+    }
+
+    /// A held run goes into as many batches as it needs, in order.
+    #[test]
+    fn a_gro_run_fills_the_room_and_keeps_the_rest() {
+        let mut gro = GroRx::new();
+        let data: Vec<u8> = (0..25u8).collect();
+        gro.buffer()[..25].copy_from_slice(&data);
+        gro.filled(crate::sys::mmsg::GroRead {
+            peer: Some(v4(7)),
+            len: 25,
+            segment: Some(10),
+            truncated: false,
+        });
+        let mut b = RxBatch::new();
+        while b.room() > 2 {
+            b.push(v4(1), 0);
+        }
+        gro.move_into(&mut b);
+        assert!(gro.holds());
+        let tail: Vec<_> = b
+            .iter()
+            .skip(RX_SLOTS - 2)
+            .map(|(p, d)| (p, d.to_vec()))
+            .collect();
+        assert_eq!(
+            tail,
+            vec![(v4(7), data[..10].to_vec()), (v4(7), data[10..20].to_vec())]
+        );
+        b.clear();
+        gro.move_into(&mut b);
+        assert!(!gro.holds());
+        let got: Vec<_> = b.iter().map(|(p, d)| (p, d.to_vec())).collect();
+        assert_eq!(got, vec![(v4(7), data[20..].to_vec())]);
+        // A cut read is dropped whole and counted.
+        gro.filled(crate::sys::mmsg::GroRead {
+            peer: Some(v4(7)),
+            len: 25,
+            segment: Some(10),
+            truncated: true,
+        });
+        assert!(gro.next_datagram().is_none());
+        assert_eq!(gro.truncated, 1);
     }
 }

@@ -25,7 +25,8 @@ pub(super) fn pmipv6_sockets(cfg: &Config, local: &pmipv6::LocalAddrs) -> Result
     let port = pmipv6::wire::UDP_PORT;
     let sockets = Sockets::bind(local, port, true)
         .context("binding the PMIPv6 sockets (addresses.*)")?
-        .with_udp_gso(cfg.signaling.udp_gso);
+        .with_udp_gso(cfg.signaling.udp_gso)
+        .with_udp_gro(cfg.signaling.udp_gso);
     let mut db = SaDb::new();
     for (i, p) in cfg.peers.iter().enumerate() {
         if let Some(esp) = &p.esp {

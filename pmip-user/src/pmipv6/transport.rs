@@ -20,13 +20,15 @@ use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Mutex;
 
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 use super::wire::IPPROTO_MH;
 use super::LocalAddrs;
-use crate::agent::batch::{send_all, RxBatch, Sent};
+use crate::agent::batch::{send_all, GroRx, RxBatch, Sent};
 use crate::agent::registrar::Counters;
 use crate::agent::{Peer, Transmit, Transport};
 use crate::esp::persist::SeqKeeper;
@@ -42,6 +44,8 @@ pub struct Sockets {
     v4: Option<UdpSocket>,
     /// Whether the UDP socket still sends runs to one peer with GSO.
     gso: Gso,
+    /// With `UDP_GRO` on the UDP socket: the run being handed out.
+    gro: Option<Mutex<GroRx>>,
     local: LocalAddrs,
     esp: Option<esp::EspPart>,
 }
@@ -133,6 +137,7 @@ impl Sockets {
             v6,
             v4,
             gso: Gso::default(),
+            gro: None,
             local: *local,
             esp: None,
         })
@@ -143,6 +148,68 @@ impl Sockets {
     pub fn with_udp_gso(self, on: bool) -> Sockets {
         self.gso.set(on);
         self
+    }
+
+    /// Has the UDP socket read runs of datagrams from one peer as one
+    /// (`UDP_GRO`: a peer's GSO send, or what GRO merged, is one skb and
+    /// one read instead of one per datagram). A kernel that refuses it
+    /// (before Linux 5.0) leaves the socket reading datagram by datagram.
+    pub fn with_udp_gro(mut self, on: bool) -> Sockets {
+        if let (true, Some(s)) = (on, &self.v4) {
+            match mmsg::enable_gro(s.as_raw_fd()) {
+                Ok(()) => self.gro = Some(Mutex::new(GroRx::new())),
+                Err(e) => tracing::warn!("UDP_GRO on the PMIPv6 UDP socket: {e}"),
+            }
+        }
+        self
+    }
+
+    /// The next datagram of the UDP socket's held run into `buf`, reading
+    /// a new run when none is held (`read`); `None` when nothing is there.
+    /// Datagrams from peers that must be dropped are dropped here.
+    fn gro_one(
+        &self,
+        gro: &Mutex<GroRx>,
+        buf: &mut [u8],
+        read: bool,
+    ) -> io::Result<Option<(Peer, usize)>> {
+        let mut g = gro.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            while let Some((peer, d)) = g.next_datagram() {
+                if d.len() <= buf.len() && self.accept_plain(&peer) {
+                    buf[..d.len()].copy_from_slice(d);
+                    return Ok(Some((peer, d.len())));
+                }
+            }
+            let Some(s) = self.v4.as_ref().filter(|_| read) else {
+                return Ok(None);
+            };
+            match s.try_io(Interest::READABLE, || {
+                mmsg::recv_gro(s.as_raw_fd(), g.buffer())
+            }) {
+                Ok(r) => g.filled(r),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Runs read from the UDP socket into `batch` while it has room.
+    fn gro_batch(&self, gro: &Mutex<GroRx>, s: &UdpSocket, batch: &mut RxBatch) {
+        let mut g = gro.lock().unwrap_or_else(|e| e.into_inner());
+        while batch.room() > 0 {
+            g.move_into(batch);
+            if g.holds() {
+                break;
+            }
+            match s.try_io(Interest::READABLE, || {
+                mmsg::recv_gro(s.as_raw_fd(), g.buffer())
+            }) {
+                Ok(r) => g.filled(r),
+                Err(_) => break,
+            }
+        }
+        batch.truncated += std::mem::take(&mut g.truncated);
     }
 
     /// Protects the signaling with the peers `sig` has SAs for: opens the raw
@@ -183,6 +250,13 @@ impl Sockets {
             None => (None, None),
         };
         loop {
+            // A run read before: its datagrams first (the socket may have
+            // nothing more to wake us for).
+            if let Some(gro) = &self.gro {
+                if let Some(got) = self.gro_one(gro, buf, false)? {
+                    return Ok(got);
+                }
+            }
             tokio::select! {
                 r = Self::readable_v6(&self.v6) => {
                     let mut g = r?;
@@ -194,6 +268,12 @@ impl Sockets {
                 }
                 r = Self::readable_v4(&self.v4) => {
                     r?;
+                    if let Some(gro) = &self.gro {
+                        if let Some(got) = self.gro_one(gro, buf, true)? {
+                            return Ok(got);
+                        }
+                        continue;
+                    }
                     match self.v4.as_ref().map(|s| s.try_recv_from(buf)) {
                         Some(Ok((n, SocketAddr::V4(a)))) if self.accept_plain(&Peer::V4(a)) => {
                             return Ok((Peer::V4(a), n))
@@ -267,7 +347,11 @@ impl Sockets {
                     any = true;
                 }
             }
-            if let Some(s) = &self.v4 {
+            if let Some(gro) = &self.gro {
+                if let Ok(Some(got)) = self.gro_one(gro, buf, true) {
+                    return Some(got);
+                }
+            } else if let Some(s) = &self.v4 {
                 if let Ok((n, SocketAddr::V4(a))) = s.try_recv_from(buf) {
                     if self.accept_plain(&Peer::V4(a)) {
                         return Some((Peer::V4(a), n));
@@ -340,8 +424,10 @@ impl Sockets {
             // Raw: tokio's readiness is left set; the next wait clears it.
             let _ = mmsg::recv_batch(fd.as_raw_fd(), batch);
         }
-        if let Some(s) = &self.v4 {
-            udp_recv_batch(s, batch);
+        match (&self.v4, &self.gro) {
+            (Some(s), Some(gro)) => self.gro_batch(gro, s, batch),
+            (Some(s), None) => udp_recv_batch(s, batch),
+            _ => {}
         }
         batch.retain_from(start, |p| {
             matches!(p, Peer::V6(_) | Peer::V4(_)) && self.accept_plain(p)
@@ -414,5 +500,56 @@ impl Transport for Sockets {
     }
     fn counters(&self) -> Counters {
         Sockets::counters(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+
+    fn v4_sockets() -> Sockets {
+        let local = LocalAddrs {
+            v6: None,
+            v4: Some(Ipv4Addr::LOCALHOST),
+        };
+        Sockets::bind(&local, 0, true).unwrap()
+    }
+
+    /// A run sent with GSO is read with `UDP_GRO` as one, and handed out
+    /// as the datagrams it was: the first by `recv`, the next ones by `recv`
+    /// again (held, not queued) and the rest by the batch. Fails (times
+    /// out) when `recv` reads the GRO socket as a plain one.
+    #[tokio::test]
+    async fn a_gso_run_comes_out_of_a_gro_socket_datagram_by_datagram() {
+        let tx = v4_sockets().with_udp_gso(true);
+        let rx = v4_sockets().with_udp_gro(true);
+        assert!(rx.gro.is_some());
+        let Some(SocketAddr::V4(to)) = rx.udp_local_addr() else {
+            panic!("bound to IPv4")
+        };
+        let ts: Vec<Transmit> = (0..40u8)
+            .map(|i| Transmit::new(Peer::V4(to), vec![i; 60]))
+            .collect();
+        assert_eq!(tx.send_batch(&ts).await.ok, 40);
+        let mut buf = [0u8; 2048];
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let (_, n) = tokio::time::timeout(Duration::from_secs(5), rx.recv(&mut buf))
+                .await
+                .expect("held datagrams come without a wake-up")
+                .unwrap();
+            got.push(buf[..n].to_vec());
+        }
+        let mut batch = RxBatch::new();
+        while got.len() < ts.len() {
+            batch.clear();
+            rx.try_recv_batch(&mut batch);
+            assert!(!batch.is_empty(), "{} of {}", got.len(), ts.len());
+            got.extend(batch.iter().map(|(_, d)| d.to_vec()));
+        }
+        let want: Vec<Vec<u8>> = ts.iter().map(|t| t.payload.to_vec()).collect();
+        assert_eq!(got, want);
     }
 }

@@ -285,6 +285,88 @@ pub fn send_batch_gso(fd: RawFd, ts: &[&Transmit]) -> Result<usize, (io::Error, 
     Ok(groups[..sent as usize].iter().sum())
 }
 
+/// `UDP_GRO` (linux/udp.h) at level `SOL_UDP`: a run of datagrams of one
+/// flow (a GSO send, or what GRO merged) is read as one, the size of each
+/// datagram in a control message of the same type.
+const UDP_GRO: libc::c_int = 104;
+
+/// Turns `UDP_GRO` on for the UDP socket `fd`.
+pub fn enable_gro(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: valid pointer and length of a c_int.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_UDP,
+            UDP_GRO,
+            (&on as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// What one read of a `UDP_GRO` socket got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroRead {
+    /// `None`: an address of no family we speak.
+    pub peer: Option<Peer>,
+    /// Bytes read.
+    pub len: usize,
+    /// Size of each datagram the bytes hold (the last may be shorter);
+    /// `None`: one datagram.
+    pub segment: Option<usize>,
+    /// Longer than the buffer: the bytes are cut.
+    pub truncated: bool,
+}
+
+/// One non-blocking `recvmsg` on a `UDP_GRO` socket into `buf` (64 KiB
+/// holds any run: an IPv4 datagram's limit). `WouldBlock` when nothing is queued.
+pub fn recv_gro(fd: RawFd, buf: &mut [u8]) -> io::Result<GroRead> {
+    // SAFETY: all-zero is valid for these plain C structs.
+    let mut sa: libc::sockaddr_storage = unsafe { zeroed() };
+    let mut ctl = [0u64; 4];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: as above.
+    let mut h: libc::msghdr = unsafe { zeroed() };
+    h.msg_name = (&mut sa as *mut libc::sockaddr_storage).cast();
+    h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    h.msg_iov = &mut iov;
+    h.msg_iovlen = 1;
+    h.msg_control = ctl.as_mut_ptr().cast();
+    h.msg_controllen = size_of::<[u64; 4]>() as _;
+    // SAFETY: h points at live buffers of the lengths given.
+    let n = unsafe { libc::recvmsg(fd, &mut h, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut segment = None;
+    // SAFETY: the kernel filled h's control buffer; the CMSG macros stay
+    // within msg_controllen, and a UDP_GRO message carries a c_int.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&h);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                let size = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+                segment = usize::try_from(size).ok().filter(|&s| s > 0);
+            }
+            c = libc::CMSG_NXTHDR(&h, c);
+        }
+    }
+    Ok(GroRead {
+        peer: peer_of(&sa),
+        len: n as usize,
+        segment,
+        truncated: h.msg_flags & libc::MSG_TRUNC != 0,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,5 +477,40 @@ mod tests {
             let want: Vec<Vec<u8>> = want.iter().map(|t| t.payload.to_vec()).collect();
             assert_eq!(got, want);
         }
+    }
+
+    /// With `UDP_GRO` a GSO run is one read holding its datagrams, and
+    /// [`GroRx`] hands them out as they were sent.
+    #[test]
+    fn a_gso_run_is_one_gro_read_and_splits_back() {
+        use crate::agent::batch::GroRx;
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        enable_gro(b.as_raw_fd()).unwrap();
+        let port = b.local_addr().unwrap().port();
+        let ts: Vec<Transmit> = (0..11u8)
+            .map(|i| Transmit::new(to(port), vec![i; if i == 10 { 5 } else { 40 }]))
+            .collect();
+        let refs: Vec<&Transmit> = ts.iter().collect();
+        assert_eq!(send_batch_gso(a.as_raw_fd(), &refs).unwrap(), 11);
+        let mut gro = GroRx::new();
+        let (mut got, mut reads) = (Vec::new(), 0);
+        let t = std::time::Instant::now();
+        while got.len() < ts.len() && t.elapsed() < std::time::Duration::from_secs(5) {
+            match recv_gro(b.as_raw_fd(), gro.buffer()) {
+                Ok(r) => {
+                    reads += 1;
+                    gro.filled(r);
+                    while let Some((_, d)) = gro.next_datagram() {
+                        got.push(d.to_vec());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let want: Vec<Vec<u8>> = ts.iter().map(|t| t.payload.to_vec()).collect();
+        assert_eq!(got, want);
+        assert_eq!(reads, 1, "one read for the run");
     }
 }
