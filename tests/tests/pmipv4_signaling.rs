@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use pmip_tests::agent::{self, SharedMem};
 use pmip_tests::cpu::ThreadClock;
 use pmip_tests::netns::{is_root, steer_rx, veth, Netns};
-use pmip_user::agent::batch::RxBatch;
+use pmip_user::agent::batch::{GroRx, RxBatch};
 use pmip_user::agent::registrar::{AccessCommand, AccessEvent, AttachRequest};
 use pmip_user::agent::Clock as WallClock;
 use pmip_user::agent::{Peer, Transmit};
@@ -354,22 +354,53 @@ fn generate_batched(
         .collect();
     let refs: Vec<&Transmit> = ts.iter().collect();
     let mut batch = RxBatch::new();
+    // With GRO (`PMIP_BENCH_GRO=1`) the generator sends runs with GSO and
+    // reads runs as one, as a PMA with many subscribers behind it would.
+    let mut gro = bench_gro().then(|| {
+        mmsg::enable_gro(s.as_raw_fd()).expect("UDP_GRO");
+        GroRx::new()
+    });
     let (mut sent, mut got) = (0usize, 0usize);
     let t = Instant::now();
     while got < msgs.len() && t.elapsed() < Duration::from_secs(60) {
         let end = msgs.len().min(got + window);
         if sent < end {
-            if let Ok(k) = mmsg::send_batch(s.as_raw_fd(), &refs[sent..end]) {
+            let fd = s.as_raw_fd();
+            let r = match gro {
+                Some(_) => mmsg::send_batch_gso(fd, &refs[sent..end]).map_err(|(e, _)| e),
+                None => mmsg::send_batch(fd, &refs[sent..end]),
+            };
+            if let Ok(k) = r {
                 sent += k;
             }
         }
-        batch.clear();
-        match mmsg::recv_batch(s.as_raw_fd(), &mut batch) {
-            Ok(_) => got += batch.len(),
-            Err(_) => std::thread::yield_now(),
+        match gro.as_mut() {
+            Some(g) => match mmsg::recv_gro(s.as_raw_fd(), g.buffer()) {
+                Ok(r) => {
+                    g.filled(r);
+                    while g.next_datagram().is_some() {
+                        got += 1;
+                    }
+                }
+                Err(_) => std::thread::yield_now(),
+            },
+            None => {
+                batch.clear();
+                match mmsg::recv_batch(s.as_raw_fd(), &mut batch) {
+                    Ok(_) => got += batch.len(),
+                    Err(_) => std::thread::yield_now(),
+                }
+            }
         }
     }
     (t.elapsed(), got)
+}
+
+/// Whether both sides read with `UDP_GRO` and send runs with GSO
+/// (`PMIP_BENCH_GRO=1`; implies `PMIP_BENCH_GSO=1`): the HA's socket as
+/// the daemon's with `signaling.udp_gso` on.
+fn bench_gro() -> bool {
+    std::env::var("PMIP_BENCH_GRO").is_ok_and(|v| v == "1")
 }
 
 fn pin_to_cpu(cpu: usize) {
@@ -384,7 +415,7 @@ fn pin_to_cpu(cpu: usize) {
 /// Whether the HA sends its replies with UDP GSO (`PMIP_BENCH_GSO=1`;
 /// off by default, as in the daemon).
 fn bench_gso() -> bool {
-    std::env::var("PMIP_BENCH_GSO").is_ok_and(|v| v == "1")
+    bench_gro() || std::env::var("PMIP_BENCH_GSO").is_ok_and(|v| v == "1")
 }
 
 /// Whether each side's receive path runs on its own core (RPS, see
@@ -440,6 +471,7 @@ fn ha_udp_registration_rate() {
                 Udp434::bind(SocketAddrV4::new(HA_IP, PORT))
                     .expect("HA socket")
                     .with_gso(bench_gso())
+                    .with_gro(bench_gro())
             },
             Ha::new(hcfg, WallClock::new(Instant::now(), SystemTime::now())),
             SharedMem::default(),
@@ -506,7 +538,7 @@ fn ha_udp_registration_rate() {
             got as f64 / cpu,
             cpu * 1e6 / got as f64,
             if batched_generator() { "batched" } else { "one datagram per call" },
-            if bench_gso() { ", HA replies with GSO" } else { "" },
+            if bench_gro() { ", GSO and UDP_GRO on both sides" } else if bench_gso() { ", HA replies with GSO" } else { "" },
             if bench_steer() { ", each side's input on its own core" } else { ", input on the sender's core (veth)" },
             c.registrations,
             shell.rx_datagrams

@@ -108,7 +108,8 @@ pub(super) fn sockets(ctx: &Ctx, addr: IpAddr, fence: &Fence) -> Result<Sockets>
     let port = crate::pmipv6::wire::UDP_PORT;
     let sockets = Sockets::bind(&local, port, true)
         .with_context(|| format!("binding the PMIPv6 sockets on {addr}"))?
-        .with_udp_gso(ctx.cfg.signaling.udp_gso);
+        .with_udp_gso(ctx.cfg.signaling.udp_gso)
+        .with_udp_gro(ctx.cfg.signaling.udp_gso);
     // This service address's own SAs with a peer (`[[cluster.esp]]`), else
     // the peer's (`peers[].esp`: right while the peer registers with one
     // service address only, since the peer needs distinct SPIs and keys

@@ -225,7 +225,8 @@ impl Service {
                 };
                 let sock = Udp434::bind(std::net::SocketAddrV4::new(a, crate::pmipv4::wire::PORT))
                     .with_context(|| format!("binding UDP {a}:434"))?
-                    .with_gso(ctx.cfg.signaling.udp_gso);
+                    .with_gso(ctx.cfg.signaling.udp_gso)
+                    .with_gro(ctx.cfg.signaling.udp_gso);
                 (shell::spawn(b.ep, sock, tracked.clone(), store), b.restored)
             }
         };

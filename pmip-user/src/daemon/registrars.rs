@@ -69,7 +69,8 @@ pub(super) fn pmipv4_socket(cfg: &Config) -> Result<Udp434> {
     let addr = v4_address(cfg)?;
     Ok(Udp434::bind(SocketAddrV4::new(addr, pmipv4::wire::PORT))
         .with_context(|| format!("binding UDP {addr}:434 (addresses.ipv4)"))?
-        .with_gso(cfg.signaling.udp_gso))
+        .with_gso(cfg.signaling.udp_gso)
+        .with_gro(cfg.signaling.udp_gso))
 }
 
 fn v4_address(cfg: &Config) -> Result<std::net::Ipv4Addr> {

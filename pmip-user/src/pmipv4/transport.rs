@@ -5,6 +5,7 @@ use std::io;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -12,7 +13,7 @@ use tokio::net::UdpSocket;
 use super::auth::{self, SecurityAssociation};
 use super::wire::ext::AuthKind;
 use super::wire::PORT;
-use crate::agent::batch::{RxBatch, Sent};
+use crate::agent::batch::{GroRx, RxBatch, Sent};
 use crate::agent::{Peer, Transmit, Transport};
 use crate::sys::mmsg;
 use crate::sys::socket::grow_receive_buffer;
@@ -33,6 +34,8 @@ pub(crate) fn signed(
 pub struct Udp434 {
     socket: UdpSocket,
     gso: Gso,
+    /// With `UDP_GRO`: the run being handed out.
+    gro: Option<GroReader>,
 }
 
 impl Udp434 {
@@ -46,6 +49,7 @@ impl Udp434 {
         Ok(Udp434 {
             socket,
             gso: Gso::default(),
+            gro: None,
         })
     }
 
@@ -57,11 +61,32 @@ impl Udp434 {
         self
     }
 
+    /// Reads runs of requests from one peer as one ([`GroReader`]; with
+    /// GSO, so that a capture on this host shows runs either way).
+    pub fn with_gro(mut self, on: bool) -> Udp434 {
+        if on {
+            self.gro = GroReader::enable(&self.socket, "PMIPv4 UDP 434");
+        }
+        self
+    }
+
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket.local_addr()
     }
 
     async fn recv(&self, buf: &mut [u8]) -> io::Result<(Peer, usize)> {
+        if let Some(gro) = &self.gro {
+            return loop {
+                // What is held first: the socket may not wake us for it.
+                if let Some(got) = gro.one(None, buf, is_v4)? {
+                    break Ok(got);
+                }
+                self.socket.readable().await?;
+                if let Some(got) = gro.one(Some(&self.socket), buf, is_v4)? {
+                    break Ok(got);
+                }
+            };
+        }
         loop {
             let (n, from) = self.socket.recv_from(buf).await?;
             // Bound to an IPv4 address: nothing else arrives, but be sure.
@@ -79,12 +104,92 @@ impl Udp434 {
     }
 }
 
+/// Bound to an IPv4 address: nothing else arrives, but be sure.
+fn is_v4(p: &Peer) -> bool {
+    matches!(p, Peer::V4(_))
+}
+
 /// One `recvmmsg` on `s` into `batch` (tokio's readiness is cleared when
 /// nothing is queued).
 pub(crate) fn udp_recv_batch(s: &UdpSocket, batch: &mut RxBatch) {
     let _ = s.try_io(Interest::READABLE, || {
         mmsg::recv_batch(s.as_raw_fd(), batch)
     });
+}
+
+/// A UDP socket's reads with `UDP_GRO` (`sys::mmsg::recv_gro`): a run of
+/// datagrams from one peer (its GSO send, or what GRO merged) is one skb
+/// and one read instead of one each; the run is handed out datagram by
+/// datagram ([`GroRx`]). Shared by the PMIPv4 UDP 434 socket and the
+/// PMIPv6 UDP 5436 one (issue 18).
+pub(crate) struct GroReader(Mutex<GroRx>);
+
+impl GroReader {
+    /// Turns `UDP_GRO` on for `s`; a kernel that refuses it (before
+    /// Linux 5.0) leaves the socket reading datagram by datagram.
+    pub(crate) fn enable(s: &UdpSocket, what: &str) -> Option<GroReader> {
+        match mmsg::enable_gro(s.as_raw_fd()) {
+            Ok(()) => Some(GroReader(Mutex::new(GroRx::new()))),
+            Err(e) => {
+                tracing::warn!("UDP_GRO on the {what} socket: {e}");
+                None
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GroRx> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next datagram of the held run that `accept` takes, into `buf`,
+    /// reading a new run from `s` when none is held (`None`: only what is
+    /// held); `Ok(None)` when nothing is there. What `accept` refuses, or
+    /// what `buf` cannot hold, is dropped.
+    pub(crate) fn one(
+        &self,
+        s: Option<&UdpSocket>,
+        buf: &mut [u8],
+        accept: impl Fn(&Peer) -> bool,
+    ) -> io::Result<Option<(Peer, usize)>> {
+        let mut g = self.lock();
+        loop {
+            while let Some((peer, d)) = g.next_datagram() {
+                if d.len() <= buf.len() && accept(&peer) {
+                    buf[..d.len()].copy_from_slice(d);
+                    return Ok(Some((peer, d.len())));
+                }
+            }
+            let Some(s) = s else {
+                return Ok(None);
+            };
+            match s.try_io(Interest::READABLE, || {
+                mmsg::recv_gro(s.as_raw_fd(), g.buffer())
+            }) {
+                Ok(r) => g.filled(r),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Runs read from `s` into `batch` while it has room (the caller
+    /// filters the peers).
+    pub(crate) fn batch(&self, s: &UdpSocket, batch: &mut RxBatch) {
+        let mut g = self.lock();
+        while batch.room() > 0 {
+            g.move_into(batch);
+            if g.holds() {
+                break;
+            }
+            match s.try_io(Interest::READABLE, || {
+                mmsg::recv_gro(s.as_raw_fd(), g.buffer())
+            }) {
+                Ok(r) => g.filled(r),
+                Err(_) => break,
+            }
+        }
+        batch.truncated += std::mem::take(&mut g.truncated);
+    }
 }
 
 /// Whether a UDP socket sends runs of datagrams to one peer with GSO
@@ -184,6 +289,9 @@ impl Transport for Udp434 {
         Udp434::recv(self, buf)
     }
     fn try_recv(&self, buf: &mut [u8]) -> Option<(Peer, usize)> {
+        if let Some(gro) = &self.gro {
+            return gro.one(Some(&self.socket), buf, is_v4).ok().flatten();
+        }
         match self.socket.try_recv_from(buf) {
             Ok((n, SocketAddr::V4(a))) => Some((Peer::V4(a), n)),
             _ => None,
@@ -193,7 +301,10 @@ impl Transport for Udp434 {
         Udp434::send(self, t)
     }
     fn try_recv_batch(&self, batch: &mut RxBatch) {
-        udp_recv_batch(&self.socket, batch);
+        match &self.gro {
+            Some(gro) => gro.batch(&self.socket, batch),
+            None => udp_recv_batch(&self.socket, batch),
+        }
         // Bound to an IPv4 address: nothing else arrives, but be sure.
         batch.retain(|p| matches!(p, Peer::V4(_)));
     }
@@ -210,5 +321,63 @@ impl Transport for Udp434 {
         }
         out.add(udp_send_batch(&self.socket, &v4, &self.gso).await, &at);
         out
+    }
+}
+
+/// A run of 40 datagrams `tx` sends with GSO to `to` comes out of `rx`
+/// (reading with `UDP_GRO`) as the datagrams it was, in order: three by
+/// `recv` (held ones without a new wake-up), one by `try_recv`, the rest by
+/// the batch. For the tests of both protocols' sockets.
+#[cfg(test)]
+pub(crate) async fn check_gro_run(tx: &impl Transport, rx: &impl Transport, to: SocketAddrV4) {
+    use std::time::Duration;
+    let ts: Vec<Transmit> = (0..40u8)
+        .map(|i| Transmit::new(Peer::V4(to), vec![i; 60]))
+        .collect();
+    assert_eq!(tx.send_batch(&ts).await.ok, 40);
+    let mut buf = [0u8; 2048];
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let (_, n) = tokio::time::timeout(Duration::from_secs(5), rx.recv(&mut buf))
+            .await
+            .expect("held datagrams come without a wake-up")
+            .unwrap();
+        got.push(buf[..n].to_vec());
+    }
+    let (_, n) = rx.try_recv(&mut buf).expect("held");
+    got.push(buf[..n].to_vec());
+    let mut batch = RxBatch::new();
+    while got.len() < ts.len() {
+        batch.clear();
+        rx.try_recv_batch(&mut batch);
+        assert!(!batch.is_empty(), "{} of {}", got.len(), ts.len());
+        got.extend(batch.iter().map(|(_, d)| d.to_vec()));
+    }
+    let want: Vec<Vec<u8>> = ts.iter().map(|t| t.payload.to_vec()).collect();
+    assert_eq!(got, want);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn bound() -> Udp434 {
+        Udp434::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).unwrap()
+    }
+
+    /// A run of requests sent with GSO is read with `UDP_GRO` as one and
+    /// handed out datagram by datagram (`check_gro_run`). Fails without
+    /// `UDP_GRO` on the socket (the first assertion) and when `recv` reads
+    /// a GRO socket as a plain one (one 2 400-byte datagram, or a time-out).
+    #[tokio::test]
+    async fn a_gso_run_comes_out_of_a_gro_socket_datagram_by_datagram() {
+        let tx = bound().with_gso(true);
+        let rx = bound().with_gro(true);
+        assert!(rx.gro.is_some());
+        let SocketAddr::V4(to) = rx.local_addr().unwrap() else {
+            panic!("bound to IPv4")
+        };
+        check_gro_run(&tx, &rx, to).await;
     }
 }

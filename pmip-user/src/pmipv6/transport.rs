@@ -20,20 +20,18 @@ use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::sync::Mutex;
 
 use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 use super::wire::IPPROTO_MH;
 use super::LocalAddrs;
-use crate::agent::batch::{send_all, GroRx, RxBatch, Sent};
+use crate::agent::batch::{send_all, RxBatch, Sent};
 use crate::agent::registrar::Counters;
 use crate::agent::{Peer, Transmit, Transport};
 use crate::esp::persist::SeqKeeper;
 use crate::esp::SignalingEsp;
-use crate::pmipv4::transport::{udp_recv_batch, udp_send_batch, Gso};
+use crate::pmipv4::transport::{udp_recv_batch, udp_send_batch, GroReader, Gso};
 use crate::sys::mmsg;
 
 mod esp;
@@ -45,7 +43,7 @@ pub struct Sockets {
     /// Whether the UDP socket still sends runs to one peer with GSO.
     gso: Gso,
     /// With `UDP_GRO` on the UDP socket: the run being handed out.
-    gro: Option<Mutex<GroRx>>,
+    gro: Option<GroReader>,
     local: LocalAddrs,
     esp: Option<esp::EspPart>,
 }
@@ -156,60 +154,9 @@ impl Sockets {
     /// (before Linux 5.0) leaves the socket reading datagram by datagram.
     pub fn with_udp_gro(mut self, on: bool) -> Sockets {
         if let (true, Some(s)) = (on, &self.v4) {
-            match mmsg::enable_gro(s.as_raw_fd()) {
-                Ok(()) => self.gro = Some(Mutex::new(GroRx::new())),
-                Err(e) => tracing::warn!("UDP_GRO on the PMIPv6 UDP socket: {e}"),
-            }
+            self.gro = GroReader::enable(s, "PMIPv6 UDP");
         }
         self
-    }
-
-    /// The next datagram of the UDP socket's held run into `buf`, reading
-    /// a new run when none is held (`read`); `None` when nothing is there.
-    /// Datagrams from peers that must be dropped are dropped here.
-    fn gro_one(
-        &self,
-        gro: &Mutex<GroRx>,
-        buf: &mut [u8],
-        read: bool,
-    ) -> io::Result<Option<(Peer, usize)>> {
-        let mut g = gro.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            while let Some((peer, d)) = g.next_datagram() {
-                if d.len() <= buf.len() && self.accept_plain(&peer) {
-                    buf[..d.len()].copy_from_slice(d);
-                    return Ok(Some((peer, d.len())));
-                }
-            }
-            let Some(s) = self.v4.as_ref().filter(|_| read) else {
-                return Ok(None);
-            };
-            match s.try_io(Interest::READABLE, || {
-                mmsg::recv_gro(s.as_raw_fd(), g.buffer())
-            }) {
-                Ok(r) => g.filled(r),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Runs read from the UDP socket into `batch` while it has room.
-    fn gro_batch(&self, gro: &Mutex<GroRx>, s: &UdpSocket, batch: &mut RxBatch) {
-        let mut g = gro.lock().unwrap_or_else(|e| e.into_inner());
-        while batch.room() > 0 {
-            g.move_into(batch);
-            if g.holds() {
-                break;
-            }
-            match s.try_io(Interest::READABLE, || {
-                mmsg::recv_gro(s.as_raw_fd(), g.buffer())
-            }) {
-                Ok(r) => g.filled(r),
-                Err(_) => break,
-            }
-        }
-        batch.truncated += std::mem::take(&mut g.truncated);
     }
 
     /// Protects the signaling with the peers `sig` has SAs for: opens the raw
@@ -253,7 +200,7 @@ impl Sockets {
             // A run read before: its datagrams first (the socket may have
             // nothing more to wake us for).
             if let Some(gro) = &self.gro {
-                if let Some(got) = self.gro_one(gro, buf, false)? {
+                if let Some(got) = gro.one(None, buf, |p| self.accept_plain(p))? {
                     return Ok(got);
                 }
             }
@@ -269,7 +216,7 @@ impl Sockets {
                 r = Self::readable_v4(&self.v4) => {
                     r?;
                     if let Some(gro) = &self.gro {
-                        if let Some(got) = self.gro_one(gro, buf, true)? {
+                        if let Some(got) = gro.one(self.v4.as_ref(), buf, |p| self.accept_plain(p))? {
                             return Ok(got);
                         }
                         continue;
@@ -348,7 +295,7 @@ impl Sockets {
                 }
             }
             if let Some(gro) = &self.gro {
-                if let Ok(Some(got)) = self.gro_one(gro, buf, true) {
+                if let Ok(Some(got)) = gro.one(self.v4.as_ref(), buf, |p| self.accept_plain(p)) {
                     return Some(got);
                 }
             } else if let Some(s) = &self.v4 {
@@ -425,7 +372,7 @@ impl Sockets {
             let _ = mmsg::recv_batch(fd.as_raw_fd(), batch);
         }
         match (&self.v4, &self.gro) {
-            (Some(s), Some(gro)) => self.gro_batch(gro, s, batch),
+            (Some(s), Some(gro)) => gro.batch(s, batch),
             (Some(s), None) => udp_recv_batch(s, batch),
             _ => {}
         }
@@ -507,7 +454,6 @@ impl Transport for Sockets {
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
-    use std::time::Duration;
 
     fn v4_sockets() -> Sockets {
         let local = LocalAddrs {
@@ -518,9 +464,8 @@ mod tests {
     }
 
     /// A run sent with GSO is read with `UDP_GRO` as one, and handed out
-    /// as the datagrams it was: the first by `recv`, the next ones by `recv`
-    /// again (held, not queued) and the rest by the batch. Fails (times
-    /// out) when `recv` reads the GRO socket as a plain one.
+    /// as the datagrams it was (`pmipv4::transport::check_gro_run`). Fails
+    /// (times out) when `recv` reads the GRO socket as a plain one.
     #[tokio::test]
     async fn a_gso_run_comes_out_of_a_gro_socket_datagram_by_datagram() {
         let tx = v4_sockets().with_udp_gso(true);
@@ -529,27 +474,6 @@ mod tests {
         let Some(SocketAddr::V4(to)) = rx.udp_local_addr() else {
             panic!("bound to IPv4")
         };
-        let ts: Vec<Transmit> = (0..40u8)
-            .map(|i| Transmit::new(Peer::V4(to), vec![i; 60]))
-            .collect();
-        assert_eq!(tx.send_batch(&ts).await.ok, 40);
-        let mut buf = [0u8; 2048];
-        let mut got = Vec::new();
-        for _ in 0..3 {
-            let (_, n) = tokio::time::timeout(Duration::from_secs(5), rx.recv(&mut buf))
-                .await
-                .expect("held datagrams come without a wake-up")
-                .unwrap();
-            got.push(buf[..n].to_vec());
-        }
-        let mut batch = RxBatch::new();
-        while got.len() < ts.len() {
-            batch.clear();
-            rx.try_recv_batch(&mut batch);
-            assert!(!batch.is_empty(), "{} of {}", got.len(), ts.len());
-            got.extend(batch.iter().map(|(_, d)| d.to_vec()));
-        }
-        let want: Vec<Vec<u8>> = ts.iter().map(|t| t.payload.to_vec()).collect();
-        assert_eq!(got, want);
+        crate::pmipv4::transport::check_gro_run(&tx, &rx, to).await;
     }
 }
