@@ -48,6 +48,11 @@ impl Member {
             .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
+    /// Its process id (`ip netns exec` execs etcd: the same process).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     pub fn log_tail(&self, n: usize) -> String {
         let s = std::fs::read_to_string(&self.log).unwrap_or_default();
         let l: Vec<&str> = s.lines().collect();

@@ -29,6 +29,7 @@ use crate::lab::{
 };
 use crate::netns::{veth, Netns};
 
+pub mod cpu;
 pub mod driver;
 pub mod stream;
 pub mod takeover;
