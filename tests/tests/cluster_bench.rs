@@ -11,7 +11,8 @@
 //! (default 15 000) bindings per run, `PMIP_BENCH_DRIVERS` (default 3) driver MAGs,
 //! `PMIP_BENCH_DIRECT=1` all attaches to one anchor's service address (no redirect),
 //! `PMIP_BENCH_ETCD_ARGS` extra flags of the etcd members, `PMIP_BENCH_MAX_TXN_OPS`
-//! operations per etcd transaction (anchors and members). Each figure is printed on a
+//! operations per etcd transaction (anchors and members), `PMIP_BENCH_UDP_GSO=1` the
+//! anchors' `signaling.udp_gso`. Each figure is printed on a
 //! `FIGURES` line with the median of the runs and the load average.
 use std::sync::Mutex;
 use std::time::Duration;
@@ -73,6 +74,8 @@ fn opts(tag: &str) -> ClusterOpts {
     // PMIP_BENCH_MAX_TXN_OPS: operations per etcd transaction, the anchors'
     // store.max_txn_ops and the members' --max-txn-ops (default 128: a pass
     // of up to 257 records is then three transactions one after the other).
+    // PMIP_BENCH_UDP_GSO=1: the anchors send runs of PBAs with UDP GSO.
+    o.udp_gso = std::env::var_os("PMIP_BENCH_UDP_GSO").is_some();
     if let Ok(n) = std::env::var("PMIP_BENCH_MAX_TXN_OPS") {
         let n: u32 = n.parse().unwrap_or(128);
         o.max_txn_ops = Some(n);
