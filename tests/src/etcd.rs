@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 
 use crate::lab::{interruptible_sleep, wait_timeout};
 use crate::netns::Netns;
@@ -46,6 +46,11 @@ impl Member {
         self.child
             .as_mut()
             .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// Its process id (`ip netns exec` execs etcd: the same process).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 
     pub fn log_tail(&self, n: usize) -> String {
@@ -238,20 +243,41 @@ impl EtcdCluster {
         }
     }
 
-    /// Every key and value under `prefix`.
-    pub fn get_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
-        let out = self.ctl(&["get", "--prefix", prefix])?;
+    /// Every key and value under `prefix`. Values are bytes (an anchor's
+    /// binding record is binary since issue 17's compact form): etcdctl
+    /// prints them hex-encoded, one `\xNN` per byte, so a newline in a value
+    /// cannot split it.
+    pub fn get_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let out = self.ctl(&["--hex", "get", "--prefix", prefix])?;
         let lines: Vec<&str> = out.lines().collect();
-        Ok(lines
+        lines
             .chunks(2)
             .filter(|c| c.len() == 2)
-            .map(|c| (c[0].to_string(), c[1].to_string()))
-            .collect())
+            .map(|c| {
+                let k = String::from_utf8(unhex(c[0])?).context("etcd key not UTF-8")?;
+                Ok((k, unhex(c[1])?))
+            })
+            .collect()
     }
 
     pub fn token(&self) -> &str {
         &self.token
     }
+}
+
+/// What etcdctl --hex prints: `\xNN` per byte.
+fn unhex(s: &str) -> Result<Vec<u8>> {
+    let s = s.trim();
+    let mut out = Vec::with_capacity(s.len() / 4);
+    for part in s.split("\\x").skip(1) {
+        ensure!(part.len() == 2, "etcdctl --hex: {s:?}");
+        out.push(u8::from_str_radix(part, 16).with_context(|| format!("etcdctl --hex: {s:?}"))?);
+    }
+    ensure!(
+        out.len() * 4 == s.len(),
+        "etcdctl --hex: not hex-encoded: {s:?}"
+    );
+    Ok(out)
 }
 
 impl Drop for EtcdCluster {

@@ -11,12 +11,14 @@
 //! (default 15 000) bindings per run, `PMIP_BENCH_DRIVERS` (default 3) driver MAGs,
 //! `PMIP_BENCH_DIRECT=1` all attaches to one anchor's service address (no redirect),
 //! `PMIP_BENCH_ETCD_ARGS` extra flags of the etcd members, `PMIP_BENCH_MAX_TXN_OPS`
-//! operations per etcd transaction (anchors and members). Each figure is printed on a
+//! operations per etcd transaction (anchors and members), `PMIP_BENCH_UDP_GSO=1` the
+//! anchors' `signaling.udp_gso`. Each figure is printed on a
 //! `FIGURES` line with the median of the runs and the load average.
 use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
+use pmip_tests::cluster::cpu::{CpuGroups, PerBinding};
 use pmip_tests::cluster::driver::Drivers;
 use pmip_tests::cluster::takeover::{kill_owner, median, up_owned, Takeover};
 use pmip_tests::cluster::{etcd_ip, service_addr, ClusterLab, ClusterOpts};
@@ -72,6 +74,8 @@ fn opts(tag: &str) -> ClusterOpts {
     // PMIP_BENCH_MAX_TXN_OPS: operations per etcd transaction, the anchors'
     // store.max_txn_ops and the members' --max-txn-ops (default 128: a pass
     // of up to 257 records is then three transactions one after the other).
+    // PMIP_BENCH_UDP_GSO=1: the anchors send runs of PBAs with UDP GSO.
+    o.udp_gso = std::env::var_os("PMIP_BENCH_UDP_GSO").is_some();
     if let Ok(n) = std::env::var("PMIP_BENCH_MAX_TXN_OPS") {
         let n: u32 = n.parse().unwrap_or(128);
         o.max_txn_ops = Some(n);
@@ -123,6 +127,7 @@ fn bench_cluster_bindings_per_second() {
         let n = env_or("PMIP_BENCH_BINDINGS", 15_000);
         let drivers = env_or("PMIP_BENCH_DRIVERS", 3).clamp(1, 40);
         let (mut rates, mut per_rec, mut per_db, mut per_rss) = (vec![], vec![], vec![], vec![]);
+        let mut cpus: Vec<PerBinding> = vec![];
         for r in 0..runs {
             let mut o = opts(&format!("cb{r}"));
             o.drivers = drivers;
@@ -135,7 +140,12 @@ fn bench_cluster_bindings_per_second() {
             let to = std::env::var_os("PMIP_BENCH_DIRECT")
                 .map(|_| service_addr(0).parse())
                 .transpose()?;
+            // CPU per binding by group: from before the first attach to
+            // after the last answer (the drivers' threads ended).
+            let groups = CpuGroups::of(&lab)?;
+            let cpu0 = groups.sample()?;
             let got = d.attach(n, to, Duration::from_secs(300))?;
+            let cpu = cpu0.per_binding(&groups.sample()?, n);
             ensure!(
                 got.failed == 0 && got.bindings.len() == n,
                 "{} bound, {} failed of {n}",
@@ -177,14 +187,17 @@ fn bench_cluster_bindings_per_second() {
                 rss1 >> 20,
                 loadavg()
             );
+            eprintln!("run {r}: CPU per binding: {cpu}");
+            cpus.push(cpu);
             rates.push(rate as u64);
             per_rec.push((bytes / count) as u64);
             per_db.push(used1.saturating_sub(used0) / n as u64);
             per_rss.push(rss1.saturating_sub(rss0) / 3 / n as u64);
         }
         eprintln!(
-            "FIGURES cluster bindings: {n} per run over 3 anchors, 3 etcd members, {drivers} driver MAGs; median of {runs}: {} bindings/s; etcd per binding: {} B key+value, {} B of db in use, {} B RSS per member; load {}",
+            "FIGURES cluster bindings: {n} per run over 3 anchors, 3 etcd members, {drivers} driver MAGs; median of {runs}: {} bindings/s; CPU per binding (median): {}; etcd per binding: {} B key+value, {} B of db in use, {} B RSS per member; load {}",
             median(&rates).unwrap_or(0),
+            median_cpu(&cpus),
             median(&per_rec).unwrap_or(0),
             median(&per_db).unwrap_or(0),
             median(&per_rss).unwrap_or(0),
@@ -192,6 +205,28 @@ fn bench_cluster_bindings_per_second() {
         );
         Ok(())
     });
+}
+
+/// The median of each group's CPU per binding, over the runs.
+fn median_cpu(cpus: &[PerBinding]) -> PerBinding {
+    let m = |f: fn(&PerBinding) -> f64| {
+        // Tenths of a µs: medians over integers.
+        median(
+            &cpus
+                .iter()
+                .map(|c| (f(c) * 10.0) as u64)
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_or(0) as f64
+            / 10.0
+    };
+    PerBinding {
+        etcd: m(|c| c.etcd),
+        anchors: m(|c| c.anchors),
+        drivers: m(|c| c.drivers),
+        host: m(|c| c.host),
+        idle_pct: m(|c| c.idle_pct),
+    }
 }
 
 /// Takeovers under a 10k pps stream: two per lab (the owner of the busy

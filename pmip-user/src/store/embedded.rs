@@ -50,17 +50,24 @@ impl Store for EmbeddedStore {
     fn scan(&mut self) -> Result<Vec<(RecordKey, Record)>> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(RECORDS)?;
-        let mut out = Vec::new();
+        let (mut out, mut skipped) = (Vec::new(), 0usize);
         for item in t.iter()? {
             let (k, v) = item?;
             let Some(key) = RecordKey::from_path(k.value()) else {
                 tracing::warn!(key = k.value(), "store: unknown key skipped");
+                skipped += 1;
                 continue;
             };
             match decode(v.value()) {
                 Ok(r) => out.push((key, r)),
-                Err(e) => tracing::warn!(key = k.value(), "store: record skipped: {e}"),
+                Err(e) => {
+                    tracing::warn!(key = k.value(), "store: record skipped: {e}");
+                    skipped += 1;
+                }
             }
+        }
+        if skipped > 0 {
+            tracing::warn!("store: {skipped} record(s) skipped, {} read", out.len());
         }
         Ok(out)
     }

@@ -18,6 +18,7 @@
 //! ([`record::encode`]), a batch is one transaction.
 use anyhow::Result;
 
+mod compact;
 pub mod embedded;
 pub mod etcd;
 pub mod mem;

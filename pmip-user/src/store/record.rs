@@ -297,8 +297,24 @@ pub fn encode(r: &Record) -> Vec<u8> {
     .unwrap_or_default()
 }
 
+/// The compact form (version 2, `compact.rs`): an anchor's binding record
+/// in about 80 bytes instead of about 370 of JSON, every other record JSON.
+/// [`decode`] reads both. The stores still write [`encode`]'s JSON: the
+/// compact form did not lower etcd's CPU per put measurably (BENCHMARKS.md
+/// "CPU per binding"), and a build that reads it must be everywhere before
+/// one writes it (a rolling upgrade, a downgrade).
+pub fn encode_compact(r: &Record) -> Vec<u8> {
+    match r {
+        Record::Anchor(a) => super::compact::emit(a).unwrap_or_else(|| encode(r)),
+        _ => encode(r),
+    }
+}
+
 /// A stored record, or why it cannot be used.
 pub fn decode(b: &[u8]) -> Result<Record, String> {
+    if b.first() == Some(&super::compact::TAG) {
+        return super::compact::parse(b).map(Record::Anchor);
+    }
     let v: Versioned<'static> = serde_json::from_slice(b).map_err(|e| e.to_string())?;
     if v.v != VERSION {
         return Err(format!(

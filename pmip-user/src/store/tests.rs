@@ -235,6 +235,54 @@ fn embedded_store_survives_reopening() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// An embedded store holding anchor records as JSON (what the stores
+/// write) and in the compact form (what a later build may write) is read
+/// whole; a torn compact record is skipped, never a panic, and the rest load.
+#[test]
+fn embedded_store_reads_json_and_compact_records_and_skips_torn_ones() {
+    use redb::{ReadableDatabase, ReadableTable};
+    let dir = std::env::temp_dir().join(format!("pmip-store-compact-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("state.redb");
+    let compact = record::encode_compact(&Record::Anchor(anchor(7)));
+    assert!(compact.len() * 3 < encode(&Record::Anchor(anchor(7))).len());
+    {
+        let s = EmbeddedStore::open(&path).unwrap();
+        let tx = s.db.begin_write().unwrap();
+        {
+            let mut t = tx.open_table(super::embedded::RECORDS_FOR_TESTS).unwrap();
+            let old = encode(&Record::Anchor(anchor(5)));
+            t.insert("lma/5", old.as_slice()).unwrap();
+            t.insert("lma/7", compact.as_slice()).unwrap();
+            t.insert("lma/6", &compact[..compact.len() - 3]).unwrap();
+            t.insert("lma/8", &compact[..1]).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let mut s = EmbeddedStore::open(&path).unwrap();
+    // A refresh written by this build goes back as JSON, and is read.
+    s.apply(&[StoreOp::Put(
+        RecordKey::Binding(5),
+        Record::Anchor(anchor(5)),
+    )])
+    .unwrap();
+    let mut got = s.scan().unwrap();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        got,
+        vec![
+            (RecordKey::Binding(5), Record::Anchor(anchor(5))),
+            (RecordKey::Binding(7), Record::Anchor(anchor(7))),
+        ]
+    );
+    let tx = s.db.begin_read().unwrap();
+    let t = tx.open_table(super::embedded::RECORDS_FOR_TESTS).unwrap();
+    assert_eq!(t.get("lma/5").unwrap().unwrap().value()[0], b'{');
+    assert_eq!(t.get("lma/7").unwrap().unwrap().value(), compact.as_slice());
+    drop((t, tx, s));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn restart_counter_kept_when_recovered_new_when_lost() {
     let t = UNIX_EPOCH + Duration::from_secs(1_800_000_000);

@@ -29,6 +29,7 @@ use crate::lab::{
 };
 use crate::netns::{veth, Netns};
 
+pub mod cpu;
 pub mod driver;
 pub mod stream;
 pub mod takeover;
@@ -80,6 +81,9 @@ pub struct ClusterOpts {
     /// The anchors' `store.max_txn_ops` (None: the default, etcd's 128);
     /// the etcd members need `--max-txn-ops` as large (`etcd_args`).
     pub max_txn_ops: Option<u32>,
+    /// The anchors' `signaling.udp_gso` (runs of PBAs to one MAG as one
+    /// send); only without `esp` (whose peers' tables carry `[signaling]`).
+    pub udp_gso: bool,
 }
 
 impl ClusterOpts {
@@ -101,6 +105,7 @@ impl ClusterOpts {
             esp: false,
             etcd_args: Vec::new(),
             max_txn_ops: None,
+            udp_gso: false,
         }
     }
 }
@@ -608,6 +613,9 @@ ipv4 = "{}"
     ));
     if let Some(n) = o.max_txn_ops {
         c.push_str(&format!("max_txn_ops = {n}\n"));
+    }
+    if o.udp_gso && !o.esp {
+        c.push_str("\n[signaling]\nudp_gso = true\n");
     }
     c.push_str(&format!(
         "\n[cluster]\nmember = \"a{}\"\nservice_addresses = [{}]\ncluster_address = \"{CLUSTER_ADDR}\"\nheartbeat_interval_ms = {}\nheartbeat_misses = {}\n",

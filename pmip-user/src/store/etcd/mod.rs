@@ -4,7 +4,8 @@
 //! which one it writes to.
 //!
 //! - Keys: `P/svc/<service address>/<RecordKey::path>` ([`Keyspace`]); values
-//!   the records' versioned JSON (`record::encode`), as in every backend.
+//!   the records' versioned JSON (`record::encode`), as in every backend;
+//!   compact anchor records (`record::encode_compact`) are read too.
 //! - A batch is one transaction (several when it has more operations than
 //!   etcd allows in one: `store.max_txn_ops`), fenced: it applies only while
 //!   this member still owns the service address under the lease it holds
@@ -283,17 +284,24 @@ impl Store for EtcdStore {
             }
         })?;
         let prefix = self.conn.keys.service(self.addr);
-        let mut out = Vec::with_capacity(raw.len());
+        let (mut out, mut skipped) = (Vec::with_capacity(raw.len()), 0usize);
         for (k, v) in raw {
             let k = String::from_utf8_lossy(&k);
             let Some(key) = k.strip_prefix(&prefix).and_then(RecordKey::from_path) else {
                 tracing::warn!(key = %k, "etcd store: unknown key skipped");
+                skipped += 1;
                 continue;
             };
             match decode(&v) {
                 Ok(r) => out.push((key, r)),
-                Err(e) => tracing::warn!(key = %k, "etcd store: record skipped: {e}"),
+                Err(e) => {
+                    tracing::warn!(key = %k, "etcd store: record skipped: {e}");
+                    skipped += 1;
+                }
             }
+        }
+        if skipped > 0 {
+            tracing::warn!(address = %self.addr, "etcd store: {skipped} record(s) skipped, {} read", out.len());
         }
         Ok(out)
     }
