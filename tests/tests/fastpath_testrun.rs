@@ -151,9 +151,7 @@ fn echo4(src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, df: bool, len: usize) -> Vec<u8>
 }
 
 fn up_frame(mac: [u8; 6], vlan: u16, proto: u16, l3: &[u8]) -> Vec<u8> {
-    let mut f = eth(ACC_MAC, mac, vlan, proto);
-    f.extend_from_slice(l3);
-    f
+    cat(eth(ACC_MAC, mac, vlan, proto), l3)
 }
 
 #[test]

@@ -64,6 +64,19 @@ fn mag_cfg(v4: bool, own6: Ipv6Addr, own4: Ipv4Addr) -> MagConfig {
     }
 }
 
+/// What the store tests drive the real shell with: a current-thread
+/// runtime, and an LMA that orders PBUs by sequence number (the MAG's timers
+/// run ahead of the shell's clock, so timestamps would not order them).
+fn shell_rt_and_lma() -> (tokio::runtime::Runtime, Lma) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut cfg = lma_cfg();
+    cfg.timestamp_based = false;
+    (rt, Lma::new(cfg, Instant::now(), wall()))
+}
+
 fn lma_cfg() -> LmaConfig {
     let mut subscribers = std::collections::HashMap::new();
     for n in 0..10u8 {

@@ -97,13 +97,7 @@ fn retransmission(mag: &mut Mag) -> Transmit {
 
 #[test]
 fn a_refused_write_with_the_next_in_flight_refuses_only_its_own() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut cfg = lma_cfg();
-    cfg.timestamp_based = false;
-    let mut lma = Lma::new(cfg, Instant::now(), wall());
+    let (rt, mut lma) = shell_rt_and_lma();
     lma.set_writes_in_flight(4);
     let mut dp = MemDataPlane::default();
     let (begun_tx, mut begun) = mpsc::unbounded_channel();

@@ -96,14 +96,7 @@ impl Mag1 {
 
 #[test]
 fn a_refused_write_refuses_new_bindings_and_keeps_refreshes() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut cfg = lma_cfg();
-    // The MAG's timers run ahead of the shell's clock: order by sequence.
-    cfg.timestamp_based = false;
-    let mut lma = Lma::new(cfg, Instant::now(), wall());
+    let (rt, mut lma) = shell_rt_and_lma();
     let mut dp = MemDataPlane::default();
     let store = MemStore::new();
     let mut st = store.clone();
