@@ -1516,6 +1516,9 @@ impl Lab {
 
     /// An iperf3 server (one test) on the correspondent's `addr`.
     pub fn iperf_server_on(&mut self, addr: &str) -> Result<()> {
+        // The server of an earlier test may still be going away.
+        self.cn
+            .wait_tcp_listen(5201, false, Duration::from_secs(5))?;
         let c = self
             .cn
             .command("iperf3")
@@ -1525,16 +1528,9 @@ impl Lab {
             .stderr(Stdio::null())
             .spawn()?;
         self.bg.push(c);
-        // Listening?
-        let end = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < end {
-            let o = self.cn.exec_status(&["ss", "-ltn"])?;
-            if String::from_utf8_lossy(&o.stdout).contains(":5201") {
-                return Ok(());
-            }
-            interruptible_sleep(Duration::from_millis(50))?;
-        }
-        bail!("iperf3 server did not start on {addr}")
+        self.cn
+            .wait_tcp_listen(5201, true, Duration::from_secs(5))
+            .with_context(|| format!("iperf3 server on {addr}"))
     }
 
     /// An iperf3 TCP client in the subscriber towards `addr`.

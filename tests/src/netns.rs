@@ -6,6 +6,7 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
@@ -87,6 +88,33 @@ impl Netns {
             .with_context(|| format!("spawning {args:?} in {}", self.name))?;
         self.children.push(child);
         Ok(self.children.last_mut().unwrap())
+    }
+
+    /// Waits until a TCP socket listens on `port` here (`ss -ltn`), or with
+    /// `listening` false until none does: for servers started in the
+    /// background (iperf3) before their client, and for the port of one
+    /// that served its test to be free again before the next is started.
+    pub fn wait_tcp_listen(&self, port: u16, listening: bool, within: Duration) -> Result<()> {
+        let end = Instant::now() + within;
+        let want = format!(":{port} ");
+        loop {
+            let o = self.exec_status(&["ss", "-Hltn"])?;
+            if String::from_utf8_lossy(&o.stdout).contains(&want) == listening {
+                return Ok(());
+            }
+            if Instant::now() >= end {
+                let what = if listening {
+                    "nothing listens"
+                } else {
+                    "something still listens"
+                };
+                bail!(
+                    "{what} on TCP port {port} in {} after {within:?}",
+                    self.name
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Builds a command that runs in the namespace; the caller owns the child.

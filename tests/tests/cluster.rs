@@ -266,11 +266,22 @@ fn an_address_gone_from_the_host_comes_back_with_its_routes() {
             line.is_some() && routes > 0,
             "{addr} before: {line:?}, {routes} routes"
         );
-        lab.anchor_ns[owner].exec(&["ip", "addr", "del", &format!("{addr}/32"), "dev", "core0"])?;
-        ensure!(
-            host_state(&lab, owner, &addr)? == (None, 0),
-            "the kernel kept {addr} or its routes"
-        );
+        // The owner stalled (stopped: no renewal can put the address back
+        // between its removal and the look at the host).
+        let pid = lab.anchor(owner).pid().context("owner's pid")? as libc::pid_t;
+        ensure!(unsafe { libc::kill(pid, libc::SIGSTOP) } == 0, "SIGSTOP");
+        let del = lab.anchor_ns[owner].exec(&[
+            "ip",
+            "addr",
+            "del",
+            &format!("{addr}/32"),
+            "dev",
+            "core0",
+        ]);
+        let gone = host_state(&lab, owner, &addr);
+        ensure!(unsafe { libc::kill(pid, libc::SIGCONT) } == 0, "SIGCONT");
+        del?;
+        ensure!(gone? == (None, 0), "the kernel kept {addr} or its routes");
         // Renewed a third of a lease after the last renewal at the latest.
         let t0 = Instant::now();
         let end = t0 + Duration::from_secs(u64::from(lab.opts.lease_ttl_s) + 2);

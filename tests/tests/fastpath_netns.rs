@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use pmip_common::{role, Counter};
+use pmip_tests::lab::Iperf;
 use pmip_tests::netns::{is_root, veth, Netns};
 use pmip_user::dataplane::{AccessBinding, AccessPoint, AnchorBinding, TunnelEnds};
 use pmip_user::fastpath::{AttachMode, FastPath, IfaceSpec, LoadOptions};
@@ -234,32 +235,34 @@ fn ping(ns: &Netns, dst: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn iperf(l: &mut Lab, reverse: bool) -> f64 {
-    l.cn.spawn(&["iperf3", "-s", "-1", "-B", "203.0.113.2"])
+/// Bytes one 2-second iperf3 test moved, subscriber to correspondent (or
+/// back with `reverse`). The server serves that one test and is gone before
+/// this returns, so the next call's server binds the port anew.
+fn iperf(l: &mut Lab, reverse: bool) -> u64 {
+    let mut server =
+        l.cn.command("iperf3")
+            .args(["-s", "-1", "-B", "203.0.113.2"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+    l.cn.wait_tcp_listen(5201, true, Duration::from_secs(5))
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
     let mut args = vec!["iperf3", "-c", "203.0.113.2", "-t", "2", "-J"];
+    args.extend(["--connect-timeout", "3000"]);
     if reverse {
         args.push("-R");
     }
     let o = l.sub.exec_status(&args).unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "iperf3 failed: {out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    // "sum_received": {... "bytes": N ...}
-    let i = out.find("\"sum_received\"").expect("iperf3 JSON");
-    let j = out[i..].find("\"bytes\":").unwrap() + i + 8;
-    let bytes: f64 = out[j..]
-        .split([',', '}'])
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    bytes
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while server.try_wait().unwrap().is_none() && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let r = Iperf::parse(&o).unwrap();
+    assert!(r.ok, "iperf3 failed ({}): {}", o.status, r.error);
+    r.bytes_received
 }
 
 fn through_tunnel(mode: AttachMode, offload: bool, vlan: u16) {
@@ -394,7 +397,7 @@ fn through_tunnel(mode: AttachMode, offload: bool, vlan: u16) {
     let up = iperf(&mut l, false);
     let down = iperf(&mut l, true);
     assert!(
-        up > 1e6 && down > 1e6,
+        up > 1_000_000 && down > 1_000_000,
         "iperf3 moved too little: up {up} B, down {down} B"
     );
 

@@ -107,3 +107,55 @@ fn addresses_routes_links_and_accept_local() {
     // NUD_PERMANENT
     assert_eq!(e.state, 0x80);
 }
+
+/// `put_address_for` (the cluster's service addresses): the exclusive create
+/// tells an address put back from one renewed, whatever happened between
+/// two renewals, and the renewal sets the lifetime.
+#[test]
+fn put_address_for_tells_added_from_renewed() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let ns = Netns::new("nlput").unwrap();
+    ns.exec(&[
+        "ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1",
+    ])
+    .unwrap();
+    ns.exec(&["ip", "link", "set", "d0", "up"]).unwrap();
+    let a: IpAddr = "198.51.100.7".parse().unwrap();
+    let a6: IpAddr = "2001:db8::7".parse().unwrap();
+    let put = |x: IpAddr, len: u8, life: u32| {
+        ns.run_in(move || netlink::put_address_for("d0", x, len, life))
+            .unwrap()
+            .unwrap()
+    };
+    assert!(put(a, 32, 30), "absent: added");
+    assert!(!put(a, 32, 60), "there: renewed");
+    let line = ns
+        .exec(&["ip", "-4", "-o", "addr", "show", "dev", "d0"])
+        .unwrap();
+    assert!(
+        line.contains("198.51.100.7/32")
+            && (line.contains("valid_lft 60sec") || line.contains("valid_lft 59sec")),
+        "{line}"
+    );
+    ns.exec(&["ip", "addr", "del", "198.51.100.7/32", "dev", "d0"])
+        .unwrap();
+    assert!(put(a, 32, 30), "removed by hand: added again");
+    assert!(put(a6, 128, 30), "IPv6 absent: added");
+    assert!(!put(a6, 128, 30), "IPv6 there: renewed");
+    let line6 = ns
+        .exec(&["ip", "-6", "-o", "addr", "show", "dev", "d0"])
+        .unwrap();
+    // No duplicate detection holding it: usable at once.
+    assert!(
+        line6.contains("2001:db8::7/128") && !line6.contains("tentative"),
+        "{line6}"
+    );
+    let e = ns
+        .run_in(move || netlink::put_address_for("nlnone9", a, 32, 30))
+        .unwrap()
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("nlnone9"), "{e:#}");
+}

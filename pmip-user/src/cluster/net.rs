@@ -50,14 +50,6 @@ fn ip_output(args: &[&str]) -> Result<Vec<u8>> {
     Ok(out.stdout)
 }
 
-/// Whether `a` is on `iface` now (the kernel drops it, and with it the
-/// block routes whose source it is, once its lifetime ends unrenewed).
-/// Asked over rtnetlink, not by running `ip`: the control loop asks at
-/// every renewal.
-pub(crate) fn has_address(iface: &str, a: IpAddr) -> Result<bool> {
-    crate::sys::netlink::has_address(iface, a)
-}
-
 /// Runs `ip -batch -` over `lines` (one process for many routes); the
 /// failures of single lines are ignored (`-force`).
 fn ip_batch(lines: &[String]) -> Result<()> {
@@ -87,19 +79,13 @@ fn host(a: IpAddr) -> String {
 
 /// Puts the service address on `iface` (a host address: the subnet route
 /// of the interface's own address already covers the link) for `life`
-/// (whole seconds, at least one), or renews it for as long again.
-pub(crate) fn add_address(iface: &str, a: IpAddr, life: Duration) -> Result<()> {
-    let h = host(a);
-    let secs = (life.as_secs() + u64::from(life.subsec_nanos() > 0))
-        .max(1)
-        .to_string();
-    let mut args = vec!["addr", "replace", &h, "dev", iface];
-    args.extend(["valid_lft", &secs, "preferred_lft", &secs]);
-    if a.is_ipv6() {
-        args.insert(0, "-6");
-        args.push("nodad");
-    }
-    ip(&args)
+/// (whole seconds, at least one), or renews it for as long again. True when
+/// it was put there (it was absent: first taken up, or gone since the last
+/// renewal), as the kernel tells (`put_address_for`).
+pub(crate) fn add_address(iface: &str, a: IpAddr, life: Duration) -> Result<bool> {
+    let secs = (life.as_secs() + u64::from(life.subsec_nanos() > 0)).clamp(1, u64::from(u32::MAX));
+    let len = if a.is_ipv6() { 128 } else { 32 };
+    crate::sys::netlink::put_address_for(iface, a, len, secs as u32)
 }
 
 /// Removes it (absent is fine).

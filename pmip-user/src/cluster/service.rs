@@ -269,9 +269,8 @@ impl Service {
         // address gone, and the kernel took the block routes with it (their
         // source is the address): put both back, or the correspondent side
         // stops reaching our subscribers (no proxy-ARP answer, no route).
-        let gone = !net::has_address(core, self.addr).unwrap_or(true);
         match net::add_address(core, self.addr, ttl) {
-            Ok(()) => {
+            Ok(gone) => {
                 self.renewed = now;
                 if gone {
                     tracing::warn!(addr = %self.addr, "address had left the interface: added again with its block routes");

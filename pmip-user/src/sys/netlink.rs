@@ -15,7 +15,7 @@ use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
     NLM_F_REPLACE, NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, CacheInfo};
 use netlink_packet_route::link::{
     AfSpecInet, AfSpecUnspec, InetDevConf, LinkAttribute, LinkFlags, LinkMessage,
 };
@@ -182,10 +182,8 @@ fn addresses(name: &str, family: AddressFamily) -> Result<Vec<(IpAddr, u8)>> {
     Ok(out)
 }
 
-/// Adds `addr/len` to the interface (`ip addr add`); an address already
-/// there is not an error.
-pub fn add_address(name: &str, addr: IpAddr, len: u8) -> Result<()> {
-    let index = link(name)?.index;
+/// An RTM_NEWADDR body for `addr/len` on interface `index`.
+fn address_message(index: u32, addr: IpAddr, len: u8) -> AddressMessage {
     let mut m = AddressMessage::default();
     m.header.index = index;
     m.header.prefix_len = len;
@@ -202,6 +200,13 @@ pub fn add_address(name: &str, addr: IpAddr, len: u8) -> Result<()> {
             m.attributes.push(AddressAttribute::Broadcast(bcast));
         }
     }
+    m
+}
+
+/// Adds `addr/len` to the interface (`ip addr add`); an address already
+/// there is not an error.
+pub fn add_address(name: &str, addr: IpAddr, len: u8) -> Result<()> {
+    let m = address_message(link(name)?.index, addr, len);
     match exchange(
         RouteNetlinkMessage::NewAddress(m),
         NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
@@ -209,6 +214,44 @@ pub fn add_address(name: &str, addr: IpAddr, len: u8) -> Result<()> {
         Ok(_) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
         Err(e) => bail!("interface {name}: adding address {addr}/{len} (RTM_NEWADDR): {e}"),
+    }
+}
+
+/// Puts `addr/len` on the interface for `life_s` seconds (valid and
+/// preferred lifetime, IFA_CACHEINFO: the kernel removes it when that ends
+/// unrenewed), or renews the lifetime of the one there. True when it was
+/// added, that is when it was not there: the kernel decides that in the
+/// exclusive create (NLM_F_EXCL), so an address that left between an
+/// earlier look and this call is still seen as added. Only a removal in
+/// the microseconds between the refused create and the renewal that
+/// follows it is seen as a renewal.
+pub fn put_address_for(name: &str, addr: IpAddr, len: u8, life_s: u32) -> Result<bool> {
+    let mut m = address_message(link(name)?.index, addr, len);
+    let mut life = CacheInfo::default();
+    life.ifa_preferred = life_s;
+    life.ifa_valid = life_s;
+    m.attributes.push(AddressAttribute::CacheInfo(life));
+    if addr.is_ipv6() {
+        // A service address moves between hosts: no duplicate detection
+        // holding it tentative.
+        m.attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
+    let what = || format!("interface {name}: address {addr}/{len} for {life_s} s (RTM_NEWADDR)");
+    match exchange(
+        RouteNetlinkMessage::NewAddress(m.clone()),
+        NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+    ) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            exchange(
+                RouteNetlinkMessage::NewAddress(m),
+                NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+            )
+            .with_context(what)?;
+            Ok(false)
+        }
+        Err(e) => Err(e).with_context(what),
     }
 }
 

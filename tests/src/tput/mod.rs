@@ -308,7 +308,8 @@ pub fn tcp(cfg: &Config) -> Result<Value> {
                 .args(["-s", "-1", "-B", "203.0.113.2"])
                 .stdout(std::process::Stdio::null())
                 .spawn()?;
-            std::thread::sleep(Duration::from_millis(300));
+            topo.sink
+                .wait_tcp_listen(5201, true, Duration::from_secs(5))?;
             let limit = format!("{}", secs + 20);
             let out = topo.gen.exec_status(&[
                 "timeout",
