@@ -414,7 +414,7 @@ fn through_tunnel(mode: AttachMode, offload: bool, vlan: u16) {
     eprintln!("{mode:?} (offload {offload}, VLAN {vlan}): iperf3 up {up} B, down {down} B in 2 s; MAG per packet: up {} B, down {} B",
         t.up_bytes / t.up_packets.max(1), t.down_bytes / t.down_packets.max(1));
     assert!(
-        t.up_packets > 1000 && t.down_packets > 1000 && t.up_bytes > up as u64 / 2,
+        t.up_packets > 1000 && t.down_packets > 1000 && t.up_bytes > up / 2,
         "{t:?}"
     );
 
