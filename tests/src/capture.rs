@@ -9,6 +9,43 @@ use anyhow::{bail, Context, Result};
 
 use crate::netns::Netns;
 
+/// Spawns a tcpdump command (`what` names it in errors) and returns once it
+/// prints "listening on" (up to 5 s): packets sent from then on are seen.
+/// Its standard error is read to the end by a thread of its own; standard
+/// output is the caller's to set (a pipe for `-l` text, null for `-w`).
+/// Killed if it does not get there.
+pub fn spawn_listening(mut cmd: std::process::Command, what: &str) -> Result<Child> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("spawning {what}"))?;
+    let err = child.stderr.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("listening on") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let end = Instant::now() + Duration::from_secs(5);
+    let why = loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(()) => return Ok(child),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break "exited",
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if Instant::now() >= end || crate::lab::interrupted() {
+            break "not listening";
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    bail!("{what}: {why}")
+}
+
 /// A running capture; killed on drop.
 pub struct Capture {
     child: Option<Child>,
@@ -19,43 +56,16 @@ impl Capture {
     /// `tcpdump -U -w FILE -i IFACE FILTER` in `ns`, waiting (up to 5 s)
     /// for its "listening on" line.
     pub fn start(ns: &Netns, iface: &str, filter: &str, file: &Path) -> Result<Capture> {
-        let mut child = ns
-            .command("tcpdump")
-            .args(["-U", "-n", "-i", iface, "-w"])
+        let mut c = ns.command("tcpdump");
+        c.args(["-U", "-n", "-i", iface, "-w"])
             .arg(file)
             .arg(filter)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("spawning tcpdump")?;
-        let err = child.stderr.take().expect("piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("listening on") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        let cap = Capture {
+            .stdout(Stdio::null());
+        let child = spawn_listening(c, &format!("tcpdump on {iface} in {}", ns.name))?;
+        Ok(Capture {
             child: Some(child),
             file: file.to_path_buf(),
-        };
-        let end = Instant::now() + Duration::from_secs(5);
-        loop {
-            match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(()) => return Ok(cap),
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    bail!("tcpdump on {iface} in {} exited", ns.name)
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            }
-            if Instant::now() >= end || crate::lab::interrupted() {
-                bail!("tcpdump on {iface} in {} not listening", ns.name);
-            }
-        }
+        })
     }
 
     /// Stops tcpdump (SIGINT: it flushes) and returns the packets captured.

@@ -1491,27 +1491,22 @@ impl Lab {
         Ok((s, r, text))
     }
 
-    /// Starts `tcpdump -c count` on `iface` of `ns` (stdout piped); give it
-    /// half a second to listen.
+    /// Starts `tcpdump -c count` on `iface` of `ns` (stdout piped), listening
+    /// when this returns.
     pub fn capture(ns: &Netns, iface: &str, count: u32, filter: &str) -> Result<Child> {
-        let c = ns
-            .command("tcpdump")
-            .args([
-                "-l",
-                "-n",
-                "-t",
-                "-i",
-                iface,
-                "-c",
-                &count.to_string(),
-                filter,
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()?;
-        interruptible_sleep(Duration::from_millis(600))?;
-        Ok(c)
+        let mut c = ns.command("tcpdump");
+        c.args([
+            "-l",
+            "-n",
+            "-t",
+            "-i",
+            iface,
+            "-c",
+            &count.to_string(),
+            filter,
+        ])
+        .stdout(Stdio::piped());
+        crate::capture::spawn_listening(c, &format!("tcpdump on {iface} in {}", ns.name))
     }
 
     /// An iperf3 server (one test) on the correspondent's `addr`.

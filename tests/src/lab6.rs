@@ -194,16 +194,8 @@ impl Lab {
     /// it (DAD passed) and for the default route; times the attach from the
     /// RS on the wire (switch port capture) to the address.
     pub fn attach6(&mut self) -> Result<Slaac> {
-        let rs = self
-            .sw
-            .command("tcpdump")
-            .args(["-tt", "-n", "-l", "-i", "ps", "-c", "2"])
-            .arg("icmp6 and (ip6[40] == 133 or ip6[40] == 134)")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("tcpdump for the RS")?;
+        // The monitor first: it listens as soon as it runs, long before
+        // tcpdump says it does.
         let mon = self
             .sub
             .command("ip")
@@ -214,7 +206,11 @@ impl Lab {
             .stderr(Stdio::null())
             .spawn()
             .context("ip monitor")?;
-        interruptible_sleep(Duration::from_millis(600))?;
+        let mut rs = self.sw.command("tcpdump");
+        rs.args(["-tt", "-n", "-l", "-i", "ps", "-c", "2"])
+            .arg("icmp6 and (ip6[40] == 133 or ip6[40] == 134)")
+            .stdout(Stdio::piped());
+        let rs = crate::capture::spawn_listening(rs, "tcpdump for the RS")?;
         self.sub
             .exec(&["sysctl", "-qw", "net.ipv6.conf.s0.disable_ipv6=0"])?;
         let r = self.wait_slaac(Duration::from_secs(20));

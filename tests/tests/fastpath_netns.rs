@@ -306,23 +306,14 @@ fn through_tunnel(mode: AttachMode, offload: bool, vlan: u16) {
         .to_string_lossy()
         .into_owned();
     // Everything but the links' own chatter (ARP, IGMP reports when they come up).
-    l.wire
-        .spawn(&[
-            "tcpdump",
-            "-q",
-            "-i",
-            "w0",
-            "-U",
-            "-s",
-            "96",
-            "-c",
-            "4000",
-            "-w",
-            &pcap,
-            "not arp and not igmp",
+    let mut tcpdump = l.wire.command("tcpdump");
+    tcpdump
+        .args([
+            "-q", "-i", "w0", "-U", "-s", "96", "-c", "4000", "-w", &pcap,
         ])
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+        .arg("not arp and not igmp")
+        .stdout(std::process::Stdio::null());
+    let mut tcpdump = pmip_tests::capture::spawn_listening(tcpdump, "tcpdump on w0").unwrap();
 
     let show = |fp: &FastPath| {
         fp.counters()
@@ -418,7 +409,12 @@ fn through_tunnel(mode: AttachMode, offload: bool, vlan: u16) {
         "{t:?}"
     );
 
-    std::thread::sleep(Duration::from_millis(300));
+    // SIGINT: tcpdump writes what it holds and exits (or has, at 4000).
+    unsafe { libc::kill(tcpdump.id() as i32, libc::SIGINT) };
+    if pmip_tests::lab::wait_timeout(&mut tcpdump, Duration::from_secs(3)).is_none() {
+        let _ = tcpdump.kill();
+        let _ = tcpdump.wait();
+    }
     drop(l.wire);
     let o = std::process::Command::new("tshark")
         .args([
