@@ -302,8 +302,9 @@ pub(super) fn map_sizes(opts: &LoadOptions) -> ([(&'static str, u32); 9], (u32, 
     )
 }
 
-/// Removes everything pinned under `dir` (links first: that detaches the
-/// programs), then the directory. The fast path stops forwarding. A
+/// Removes everything pinned under `dir` (links first, each detached from
+/// its hook before its pin goes: the programs are off the interfaces when
+/// this returns), then the directory. The fast path stops forwarding. A
 /// directory that is not on bpffs is refused untouched: its files are not
 /// pins, and deleting them is not ours to do.
 pub fn unpin_all(dir: &Path) -> Result<()> {
@@ -322,12 +323,18 @@ pub fn unpin_all(dir: &Path) -> Result<()> {
         Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
     };
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort_by_key(|p| {
-        !p.file_name()
-            .map(|n| n.to_string_lossy().starts_with("link_"))
-            .unwrap_or(false)
-    });
+    let is_link = |p: &Path| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("link_"))
+    };
+    paths.sort_by_key(|p| !is_link(p));
     for p in paths {
+        if is_link(&p) {
+            if let Err(e) = crate::sys::bpffs::detach_link(&p) {
+                // The unpin still detaches it, a moment later.
+                tracing::warn!("{e:#}");
+            }
+        }
         std::fs::remove_file(&p).with_context(|| format!("unpinning {}", p.display()))?;
     }
     std::fs::remove_dir(dir).with_context(|| format!("removing {}", dir.display()))
