@@ -184,7 +184,7 @@ fn bench_cluster_bindings_per_second() {
                 "run {r}: {writes} records written in {txns} etcd transactions ({:.1} puts per transaction), {batches} batches",
                 writes as f64 / txns.max(1) as f64
             );
-            per_txn.push((writes * 10 / txns.max(1)) as u64);
+            per_txn.push(writes * 10 / txns.max(1));
             eprintln!(
                 "run {r}: {n} bindings in {:?}: {rate:.0}/s; etcd db {db0} → {db1} bytes (in use {used0} → {used1}), records {:.0} B/binding (key+value), RSS of 3 members {} → {} MiB; load {}",
                 got.elapsed,
