@@ -5,13 +5,13 @@
 //!
 //! A record is what an anchor writes per binding in the compact form: a key
 //! of 37 bytes (`/pmip/e/svc/<service address>/<path>`) and a value of 80.
-//! Shapes: puts per transaction 1, 8, 32, 128, 512 (one transaction in
+//! Shapes: puts per transaction 1, 8, 32, 128, 208, 512 (one transaction in
 //! flight; 32 also with 4 in flight; the members run with `--max-txn-ops
 //! 1024`); with and without the lease of an expiry bucket on every put (one
 //! lease shared by all, as the buckets do) and the fence of
 //! `store/etcd/mod.rs` (the owner key's value and lease compared in every
-//! transaction); packed: 16 records in one key (a value of 1 280 B), 8, 32
-//! and 128 keys per transaction. Each shape writes its keys twice: created,
+//! transaction); packed: 16 records in one key (a value of 1 280 B), 8, 13,
+//! 32 and 128 keys per transaction. Each shape writes its keys twice: created,
 //! then rewritten (as refreshes rewrite).
 //!
 //! One fresh cluster per run, the shapes alternated (each run starts five
@@ -82,6 +82,9 @@ const SHAPES: &[Shape] = &[
     shape("8/txn LF", 8, 1, true, true, 1),
     shape("32/txn LF", 32, 1, true, true, 1),
     shape("128/txn LF", 128, 1, true, true, 1),
+    // A pass of the daemon's shell (up to 257 registrations, ~210 in the
+    // cluster bench) in one transaction, unpacked and packed.
+    shape("208/txn LF", 208, 1, true, true, 1),
     shape("512/txn LF", 512, 1, true, true, 1),
     shape("32/txn LF x4 in flight", 32, 4, true, true, 1),
     shape("1/txn plain", 1, 1, false, false, 1),
@@ -90,6 +93,7 @@ const SHAPES: &[Shape] = &[
     shape("32/txn lease only", 32, 1, true, false, 1),
     shape("32/txn fence only", 32, 1, false, true, 1),
     shape("packed 16, 8 keys/txn LF", 8, 1, true, true, PACK),
+    shape("packed 16, 13 keys/txn LF", 13, 1, true, true, PACK),
     shape("packed 16, 32 keys/txn LF", 32, 1, true, true, PACK),
     shape("packed 16, 128 keys/txn LF", 128, 1, true, true, PACK),
 ];
