@@ -128,6 +128,8 @@ fn bench_cluster_bindings_per_second() {
         let drivers = env_or("PMIP_BENCH_DRIVERS", 3).clamp(1, 40);
         let (mut rates, mut per_rec, mut per_db, mut per_rss) = (vec![], vec![], vec![], vec![]);
         let mut cpus: Vec<PerBinding> = vec![];
+        // Puts per etcd transaction, in tenths.
+        let mut per_txn: Vec<u64> = vec![];
         for r in 0..runs {
             let mut o = opts(&format!("cb{r}"));
             o.drivers = drivers;
@@ -167,18 +169,22 @@ fn bench_cluster_bindings_per_second() {
                 });
             ensure!(count == n, "{count} binding records in etcd, {n} bound");
             let rate = got.per_second();
-            // How the writes were batched: transactions and records written.
-            let (mut batches, mut writes) = (0u64, 0u64);
+            // How the writes were batched: the store's batches (one per
+            // pass of a registrar), the etcd transactions they took (a batch
+            // of more than store.max_txn_ops is split) and the records written.
+            let (mut batches, mut txns, mut writes) = (0u64, 0u64, 0u64);
             for i in 0..3 {
                 for sv in lab.show(i).map(|v| v.serving).unwrap_or_default() {
                     batches += sv.store_batches;
+                    txns += sv.store_txns;
                     writes += sv.store_ops;
                 }
             }
             eprintln!(
-                "run {r}: {writes} records written in {batches} etcd transactions ({:.1} per transaction)",
-                writes as f64 / batches.max(1) as f64
+                "run {r}: {writes} records written in {txns} etcd transactions ({:.1} puts per transaction), {batches} batches",
+                writes as f64 / txns.max(1) as f64
             );
+            per_txn.push(writes * 10 / txns.max(1));
             eprintln!(
                 "run {r}: {n} bindings in {:?}: {rate:.0}/s; etcd db {db0} → {db1} bytes (in use {used0} → {used1}), records {:.0} B/binding (key+value), RSS of 3 members {} → {} MiB; load {}",
                 got.elapsed,
@@ -195,12 +201,13 @@ fn bench_cluster_bindings_per_second() {
             per_rss.push(rss1.saturating_sub(rss0) / 3 / n as u64);
         }
         eprintln!(
-            "FIGURES cluster bindings: {n} per run over 3 anchors, 3 etcd members, {drivers} driver MAGs; median of {runs}: {} bindings/s; CPU per binding (median): {}; etcd per binding: {} B key+value, {} B of db in use, {} B RSS per member; load {}",
+            "FIGURES cluster bindings: {n} per run over 3 anchors, 3 etcd members, {drivers} driver MAGs; median of {runs}: {} bindings/s; CPU per binding (median): {}; etcd per binding: {} B key+value, {} B of db in use, {} B RSS per member; {:.1} puts per etcd transaction; load {}",
             median(&rates).unwrap_or(0),
             median_cpu(&cpus),
             median(&per_rec).unwrap_or(0),
             median(&per_db).unwrap_or(0),
             median(&per_rss).unwrap_or(0),
+            median(&per_txn).unwrap_or(0) as f64 / 10.0,
             loadavg()
         );
         Ok(())
