@@ -23,6 +23,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use pmip_tests::cpu::env_or;
 use pmip_tests::lab::{ensure_binaries, Daemon};
 use pmip_tests::netns::{is_root, veth, Netns};
 use pmip_tests::packet::{eth, ipv4, udp};
@@ -30,13 +31,6 @@ use pmip_tests::radius::{bulk_users, FreeRadius, RadiusConf};
 use pmip_tests::TempDir;
 
 const SECRET: &str = "bench-secret";
-
-fn env_or(k: &str, d: u64) -> u64 {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
-}
 
 fn mac(i: u32) -> [u8; 6] {
     let b = i.to_be_bytes();

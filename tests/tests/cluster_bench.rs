@@ -22,6 +22,7 @@ use pmip_tests::cluster::cpu::{CpuGroups, PerBinding};
 use pmip_tests::cluster::driver::Drivers;
 use pmip_tests::cluster::takeover::{kill_owner, median, up_owned, Takeover};
 use pmip_tests::cluster::{etcd_ip, service_addr, ClusterLab, ClusterOpts};
+use pmip_tests::cpu::{env_or, loadavg};
 use pmip_tests::etcd;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -39,22 +40,6 @@ fn run(f: impl FnOnce() -> Result<()>) {
     if let Err(e) = f() {
         panic!("{e:#}");
     }
-}
-
-fn env_or(name: &str, d: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The lab with the configuration's default lease and heartbeat settings

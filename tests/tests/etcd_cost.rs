@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp};
 use pmip_tests::cluster::cpu::proc_cpu;
+use pmip_tests::cpu::{env_or, loadavg};
 use pmip_tests::etcd::{self, EtcdCluster};
 use pmip_tests::netns::Netns;
 use pmip_tests::TempDir;
@@ -99,22 +100,6 @@ const SHAPES: &[Shape] = &[
 ];
 
 const ROUNDS: [&str; 2] = ["create", "rewrite"];
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 /// What one round of one shape cost.
 #[derive(Clone, Copy, Debug)]
@@ -354,9 +339,9 @@ fn etcd_cpu_per_put_by_transaction_shape() {
         eprintln!("skipped: needs root and etcd (Debian etcd-server, etcd-client)");
         return;
     }
-    let runs = env_usize("PMIP_ETCD_COST_RUNS", 3);
-    let n = env_usize("PMIP_ETCD_COST_N", 30_000);
-    let n1 = env_usize("PMIP_ETCD_COST_N1", 6_000);
+    let runs = env_or("PMIP_ETCD_COST_RUNS", 3);
+    let n = env_or("PMIP_ETCD_COST_N", 30_000);
+    let n1 = env_or("PMIP_ETCD_COST_N1", 6_000);
     eprintln!(
         "etcd cost: {runs} runs, {n} records per shape ({n1} at one put per txn), {} B key + {VALUE} B value per record",
         format!("/pmip/e/svc/{ADDR}/r0s00/000000").len()

@@ -25,6 +25,7 @@ use std::net::Ipv4Addr;
 
 use anyhow::{bail, Result};
 use aya::programs::{TestRun, TestRunOptions, TestRunResult};
+use pmip_tests::cpu::loadavg;
 use pmip_tests::fixture::*;
 use pmip_tests::packet::*;
 use pmip_tests::tput;
@@ -724,13 +725,6 @@ fn machine() -> serde_json::Value {
         })
         .unwrap_or(0);
     serde_json::json!({"cpus": tput::ncpus(), "cpu": cpu, "kernel": kernel, "mem_gib": mem_kb / 1024 / 1024})
-}
-
-/// The first three fields of /proc/loadavg.
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 fn date() -> String {
