@@ -31,6 +31,22 @@ impl ThreadClock {
     }
 }
 
+/// The first three fields of /proc/loadavg, printed beside a bench's figures.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// A bench setting from the environment: `name` parsed, or `default` when
+/// unset or not a number.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,20 +100,4 @@ mod tests {
         drop(go_tx);
         t.join().unwrap();
     }
-}
-
-/// The first three fields of /proc/loadavg, printed beside a bench's figures.
-pub fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-/// A bench setting from the environment: `name` parsed, or `default` when
-/// unset or not a number.
-pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
