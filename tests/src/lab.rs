@@ -1435,13 +1435,17 @@ impl Lab {
             })
     }
 
-    /// Waits until gateway `i` and the anchor both show one binding (the
-    /// show snapshot lags the state machines by up to half a second).
+    /// Waits until gateway `i` shows one binding, answered (ACTIVE), and
+    /// the anchor one binding (the show snapshot lags the state machines by
+    /// up to half a second).
     pub fn wait_registered(&self, i: usize) -> Result<(BindingView, BindingView)> {
         let one = |b: &[BindingView]| b.len() == 1;
+        // The access gateway's binding answered (a binding being registered
+        // again shows without its home address).
+        let active = |b: &[BindingView]| one(b) && b[0].state == "ACTIVE";
         let m = self
             .mag(i)
-            .wait_bindings(Duration::from_secs(5), "one binding", one)?;
+            .wait_bindings(Duration::from_secs(10), "one ACTIVE binding", active)?;
         let a = self
             .lma()
             .wait_bindings(Duration::from_secs(5), "one binding", one)?;

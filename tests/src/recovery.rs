@@ -62,8 +62,22 @@ impl Stream {
     }
 
     /// Waits for the stream to end: (sent, received, ping's output).
-    pub fn finish(mut self) -> Result<(u32, u32, String)> {
+    pub fn finish(self) -> Result<(u32, u32, String)> {
+        self.end(false)
+    }
+
+    /// Ends the stream now (SIGINT: ping prints its summary), as
+    /// [`Stream::finish`] does at the end of its time.
+    pub fn stop(self) -> Result<(u32, u32, String)> {
+        self.end(true)
+    }
+
+    fn end(mut self, now: bool) -> Result<(u32, u32, String)> {
         let mut c = self.child.take().ok_or_else(|| anyhow!("no stream"))?;
+        if now {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
+        }
         c.wait()?;
         let text = self
             .out
@@ -349,7 +363,8 @@ pub fn anchor_outage(proto: Proto, down: Duration) -> Result<OutageFigures> {
     let mut l = Lab::up(o)?;
     let lease = l.attach(false)?;
     let (m0, _) = l.wait_registered(0)?;
-    let secs = 4 + down.as_secs() as u32 + 4;
+    // Long enough for a slow host; stopped once the subscriber is back.
+    let secs = 4 + down.as_secs() as u32 + 60;
     let stream = Stream::start(&l.cn, &lease.ip, secs)?;
     lab::interruptible_sleep(Duration::from_secs(2))?;
     l.anchor_d.as_mut().context("no anchor")?.kill9();
@@ -364,7 +379,9 @@ pub fn anchor_outage(proto: Proto, down: Duration) -> Result<OutageFigures> {
     let back = epoch_now();
     let (m1, _) = l.wait_registered(0)?;
     ensure!(m1.home_v4 == m0.home_v4, "renumbered: {m0:?} then {m1:?}");
-    let (sent, received, text) = stream.finish()?;
+    // Two seconds of the stream through the registered binding.
+    lab::interruptible_sleep(Duration::from_secs(2))?;
+    let (sent, received, text) = stream.stop()?;
     let first = text
         .lines()
         .filter(|x| x.contains("bytes from"))
