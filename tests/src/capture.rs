@@ -57,7 +57,12 @@ impl Capture {
     /// for its "listening on" line.
     pub fn start(ns: &Netns, iface: &str, filter: &str, file: &Path) -> Result<Capture> {
         let mut c = ns.command("tcpdump");
-        c.args(["-U", "-n", "-i", iface, "-w"])
+        // -B: a 32 MiB kernel buffer, so a burst of signaling is not dropped
+        // by the capture itself. Not --immediate-mode: its ring holds a
+        // frame of the whole snap length per packet, a few hundred in all,
+        // and drops a burst; packets come in blocks instead, so a caller that
+        // needs all of them waits for them (`wait_records`) before `stop`.
+        c.args(["-U", "-n", "-B", "32768", "-i", iface, "-w"])
             .arg(file)
             .arg(filter)
             .stdout(Stdio::null());
@@ -66,6 +71,19 @@ impl Capture {
             child: Some(child),
             file: file.to_path_buf(),
         })
+    }
+
+    /// Waits until the file holds `want` packets (tcpdump writes behind
+    /// the traffic on a loaded host), or `within`; returns how many it holds.
+    pub fn wait_records(&self, want: usize, within: Duration) -> usize {
+        let end = Instant::now() + within;
+        loop {
+            let n = crate::pcap::records(&self.file);
+            if n >= want || Instant::now() >= end {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Stops tcpdump (SIGINT: it flushes) and returns the packets captured.

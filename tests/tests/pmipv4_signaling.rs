@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use pmip_tests::agent::{self, SharedMem};
+use pmip_tests::capture::Capture;
 use pmip_tests::cpu::ThreadClock;
 use pmip_tests::netns::{is_root, steer_rx, veth, Netns};
 use pmip_user::agent::batch::{GroRx, RxBatch};
@@ -36,24 +37,6 @@ fn sa() -> SecurityAssociation {
 }
 
 use pmip_tests::TempDir;
-
-/// Kills the capture (by pid, SIGINT so it flushes) even if the test fails.
-struct Capture(u32);
-impl Drop for Capture {
-    fn drop(&mut self) {
-        // SAFETY: plain kill(2) on the pid of the tcpdump we started.
-        unsafe { libc::kill(self.0 as i32, libc::SIGINT) };
-        // Wait until it has written everything and exited (zombie until Netns reaps it).
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(5) {
-            let st = std::fs::read_to_string(format!("/proc/{}/stat", self.0)).unwrap_or_default();
-            if st.is_empty() || st.contains(") Z ") {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
 
 /// Sends `msg` from an ephemeral port of the PMA's address and returns the reply code.
 fn ask(sock: &UdpSocket, msg: &[u8]) -> ReplyCode {
@@ -93,7 +76,7 @@ fn pma_and_ha_register_1000_subscribers_over_udp() {
         return;
     }
     let pns = Netns::new("v4p").unwrap();
-    let mut hns = Netns::new("v4h").unwrap();
+    let hns = Netns::new("v4h").unwrap();
     veth(&pns, "v4p0", &hns, "v4h0").unwrap();
     pns.exec(&["ip", "addr", "add", "198.18.4.1/24", "dev", "v4p0"])
         .unwrap();
@@ -103,33 +86,8 @@ fn pma_and_ha_register_1000_subscribers_over_udp() {
     let dir = TempDir::new("pmipv4-netns");
     std::fs::create_dir_all(&dir.0).unwrap();
     let pcap = dir.0.join("pmipv4.pcap");
-    let pcap_s = pcap.to_str().unwrap().to_string();
-    let pid = hns
-        .spawn(&[
-            "tcpdump",
-            "-n",
-            "-U",
-            "--immediate-mode",
-            "-B",
-            "32768",
-            "-s",
-            "0",
-            "-i",
-            "v4h0",
-            "-w",
-            &pcap_s,
-            "udp",
-            "port",
-            "434",
-        ])
-        .unwrap()
-        .id();
-    let capture = Capture(pid);
-    let t = Instant::now();
-    while !pcap.exists() && t.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(500));
+    // Killed on drop if the test fails; listening when this returns.
+    let capture = Capture::start(&hns, "v4h0", "udp port 434", &pcap).unwrap();
 
     let clock = WallClock::new(Instant::now(), SystemTime::now());
     let mut hcfg = HaConfig::new(
@@ -272,7 +230,9 @@ fn pma_and_ha_register_1000_subscribers_over_udp() {
 
     pma.stop();
     ha.stop();
-    drop(capture);
+    // Every request and reply of the exchange written (see the asserts below).
+    capture.wait_records(2 * N as usize + 8, Duration::from_secs(30));
+    capture.stop();
 
     // tshark on the capture: every request and reply decoded, nothing malformed.
     let out = Command::new("tshark")

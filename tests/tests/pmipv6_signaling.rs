@@ -12,6 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
+use pmip_tests::capture::Capture;
 use pmip_tests::netns::{is_root, veth, Netns};
 use pmip_user::dataplane::{AccessPoint, DataPlane, DpCommand, MemDataPlane, TrafficCounters};
 use pmip_user::fastpath::{FastPath, LoadOptions};
@@ -94,7 +95,7 @@ fn register_1000(v4: bool) {
     }
     let tag = if v4 { "p6u" } else { "p6r" };
     let mag_ns = Netns::new(tag).unwrap();
-    let mut lma_ns = Netns::new(tag).unwrap();
+    let lma_ns = Netns::new(tag).unwrap();
     veth(&mag_ns, "vmag", &lma_ns, "vlma").unwrap();
     mag_ns
         .exec(&[
@@ -129,33 +130,11 @@ fn register_1000(v4: bool) {
         TempDir(std::env::temp_dir().join(format!("pmipv6-sig-{}-{tag}", std::process::id())));
     std::fs::create_dir_all(&dir.0).unwrap();
     let pcap = dir.0.join("signaling.pcap");
-    let capture = tool("tcpdump");
-    if capture {
+    // Listening when this returns; killed on drop if the test fails.
+    let capture = tool("tcpdump").then(|| {
         let filter = if v4 { "udp port 5436" } else { "ip6 proto 135" };
-        lma_ns
-            .spawn(&[
-                "tcpdump",
-                "-i",
-                "vlma",
-                "-B",
-                "32768",
-                "-U",
-                "-s",
-                "0",
-                "-w",
-                pcap.to_str().unwrap(),
-                filter,
-            ])
-            .unwrap();
-        // Let tcpdump open the interface before traffic starts.
-        for _ in 0..50 {
-            if pcap.exists() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
+        Capture::start(&lma_ns, "vlma", filter, &pcap).unwrap()
+    });
 
     let a = addrs(v4);
     let lma_cfg = LmaConfig {
@@ -327,18 +306,13 @@ fn register_1000(v4: bool) {
     assert_eq!(mag.counters.rx_bad_checksum + mag.counters.rx_malformed, 0);
     assert_eq!(mag_shell.tx_errors + lma_shell.tx_errors, 0);
 
-    if capture && tool("tshark") {
+    if let Some(capture) = capture.filter(|_| tool("tshark")) {
         // Let tcpdump write the tail — until every PBU and PBA of the
         // exchange is on disk (a loaded host can delay it by seconds; waiting
         // only for the file to stop growing once cut captures short), or a
-        // deadline — then stop it (the namespace guard kills it; -U flushed
-        // every packet).
-        let want = 2 * SUBSCRIBERS as usize;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while pmip_tests::pcap::records(&pcap) < want && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        drop(lma_ns);
+        // deadline — then stop it.
+        capture.wait_records(2 * SUBSCRIBERS as usize, Duration::from_secs(30));
+        capture.stop();
         check_capture(&pcap, v4);
     } else {
         eprintln!("skipped capture check: tcpdump or tshark not installed");
