@@ -128,15 +128,17 @@ impl DhcpShell {
     }
 
     fn flush(&mut self, events: &mpsc::UnboundedSender<Event>) {
+        // The counters first: whoever sees a reply (the client, a test)
+        // finds it counted.
+        if let Ok(mut s) = self.stats.lock() {
+            *s = self.server.stats;
+        }
         while let Some(t) = self.server.poll_transmit() {
             self.send(t);
         }
         while let Some(e) = self.server.poll_event() {
             tracing::debug!(?e, "dhcp event");
             let _ = events.send(e);
-        }
-        if let Ok(mut s) = self.stats.lock() {
-            *s = self.server.stats;
         }
     }
 
