@@ -312,7 +312,20 @@ impl NdShell {
         }
     }
 
+    /// Copies the counters into the shared `show stats` snapshot.
+    fn publish(&self) {
+        if let Ok(mut st) = self.stats.lock() {
+            st.ra = self.engine.stats;
+            st.dhcp6 = self.dhcp6.as_ref().map(|s| s.stats).unwrap_or_default();
+            st.tx_errors = self.tx_errors;
+        }
+    }
+
     fn flush(&mut self, events: &mpsc::UnboundedSender<NdEvent>) {
+        // The counters before the replies go out, as the DHCPv4 shell does:
+        // whoever sees a reply finds it counted; again at the end for the
+        // send errors.
+        self.publish();
         while let Some(f) = self.engine.poll_transmit() {
             self.send(&f);
         }
@@ -347,11 +360,7 @@ impl NdShell {
             tracing::debug!(?e, "nd event");
             let _ = events.send(NdEvent::Nd(e));
         }
-        if let Ok(mut st) = self.stats.lock() {
-            st.ra = self.engine.stats;
-            st.dhcp6 = self.dhcp6.as_ref().map(|s| s.stats).unwrap_or_default();
-            st.tx_errors = self.tx_errors;
-        }
+        self.publish();
     }
 
     /// Reads one frame; `None` when the socket has nothing more. A frame
