@@ -21,7 +21,7 @@ macro_rules! gateway_tests {
                 return;
             }
             if let Err(e) = f(P) {
-                panic!("{e:#}");
+                $crate::lab::fail(e);
             }
         }
 
@@ -94,7 +94,7 @@ macro_rules! gateway_tests {
         #[test]
         fn bad_configs_refused_naming_the_key() {
             if let Err(e) = $crate::gateway_cases::bad_configs(P) {
-                panic!("{e:#}");
+                $crate::lab::fail(e);
             }
         }
     };

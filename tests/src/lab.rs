@@ -551,7 +551,43 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
+        // What it logged, for the failure report of the test that ran it
+        // ([`fail`]): a test returning an error has dropped its daemons by
+        // the time it reports.
+        let tail = format!(
+            "---- pmipd {} ({}) ----\n{}",
+            self.name,
+            self.log.display(),
+            self.log_tail(40)
+        );
+        if std::thread::panicking() {
+            eprintln!("{tail}");
+        } else {
+            DAEMON_LOGS.with(|l| {
+                let mut l = l.borrow_mut();
+                if l.len() == 4 {
+                    l.remove(0);
+                }
+                l.push(tail);
+            });
+        }
     }
+}
+
+thread_local! {
+    /// The log tails of the last daemons this thread (one test) stopped.
+    static DAEMON_LOGS: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Fails the test with `e`, after the log tails of the daemons it ran (a
+/// race seen only in CI is then explained by the daemons' own account).
+pub fn fail(e: anyhow::Error) -> ! {
+    DAEMON_LOGS.with(|l| {
+        for t in l.borrow_mut().drain(..) {
+            eprintln!("{t}");
+        }
+    });
+    panic!("{e:#}");
 }
 
 // ---------------------------------------------------------------- DHCP client

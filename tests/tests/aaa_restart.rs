@@ -42,7 +42,7 @@ fn pmipv6_access_restart_keeps_the_radius_profile() {
         return;
     }
     if let Err(e) = restart_keeps_radius_profile() {
-        panic!("{e:#}");
+        pmip_tests::lab::fail(e);
     }
 }
 

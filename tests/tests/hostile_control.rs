@@ -136,6 +136,6 @@ fn control_socket_is_locked_down() {
         return;
     }
     if let Err(e) = scenario() {
-        panic!("{e:#}");
+        pmip_tests::lab::fail(e);
     }
 }

@@ -45,7 +45,7 @@ fn run(f: fn() -> Result<()>) {
         return;
     }
     if let Err(e) = f() {
-        panic!("{e:#}");
+        pmip_tests::lab::fail(e);
     }
 }
 

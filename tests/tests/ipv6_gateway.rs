@@ -16,7 +16,7 @@ fn run(f: impl FnOnce() -> Result<()>) {
         return;
     }
     if let Err(e) = f() {
-        panic!("{e:#}");
+        pmip_tests::lab::fail(e);
     }
 }
 

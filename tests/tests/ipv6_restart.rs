@@ -17,7 +17,7 @@ fn ipv6_subscriber_survives_a_mag_restart() {
         return;
     }
     if let Err(e) = mag_restart_keeps_ipv6_subscriber() {
-        panic!("{e:#}");
+        pmip_tests::lab::fail(e);
     }
 }
 

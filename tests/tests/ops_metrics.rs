@@ -292,6 +292,6 @@ fn metrics_follow_the_signaling_and_logs_stay_bounded() {
         json_logs(&l)
     };
     if let Err(e) = run() {
-        panic!("{e:#}");
+        pmip_tests::lab::fail(e);
     }
 }

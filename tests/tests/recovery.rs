@@ -14,7 +14,7 @@ fn run<T: std::fmt::Debug>(what: &str, f: impl FnOnce() -> anyhow::Result<T>) {
     }
     match f() {
         Ok(fig) => eprintln!("figures: {what}: {fig:?}"),
-        Err(e) => panic!("{what}: {e:#}"),
+        Err(e) => pmip_tests::lab::fail(e.context(what.to_string())),
     }
 }
 

@@ -8,7 +8,7 @@ fn run(f: impl FnOnce() -> anyhow::Result<()>) {
         return;
     }
     if let Err(e) = f() {
-        panic!("{e:#}");
+        pmip_tests::lab::fail(e);
     }
 }
 
