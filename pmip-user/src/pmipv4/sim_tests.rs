@@ -9,6 +9,7 @@ use super::ha::{AddressPool, Ha, HaConfig, HaEvent, PmaPeer, SubscriberProfile};
 use super::pma::{HaPeer, Pma, PmaConfig, PmaEvent, Subscriber};
 use super::wire::ext::{AuthKind, ExtRepr};
 use super::wire::*;
+use crate::agent::registrar::BindingState;
 use crate::agent::{Clock as WallClock, Endpoint, Peer, Transmit};
 use crate::dataplane::{AccessPoint, DataPlane, DpCommand, MemDataPlane};
 
@@ -424,6 +425,67 @@ fn failover_to_alternate_ha() {
     assert_eq!(net.pma(PMA1).counters().ha_failovers, 1);
     let acc = net.dp(PMA1).access.values().next().unwrap().clone();
     assert_eq!(acc.tunnel.remote, std::net::IpAddr::from(HA2));
+}
+
+/// A registered subscriber whose HA dies moves to the alternate; until the
+/// alternate accepts, `show bindings` has it registering there, without a
+/// home address, not active (recovery.rs `pmipv4_alternate_anchor_takeover`
+/// read the old binding's ACTIVE with the new HA as a renumbering).
+#[test]
+fn failover_of_a_registered_subscriber_shows_registering_until_accepted() {
+    let mut net = Net::new();
+    let mut c = pma_cfg(PMA1);
+    // As the recovery test has it: 3 requests 1 s apart, then the alternate.
+    c.ha_failover = super::pma::HaFailover {
+        enabled: true,
+        max_attempts: 3,
+        num_attempts_before_switching: 3,
+        timeout_ms: Some(1000),
+    };
+    c.lifetime_s = 20;
+    net.add_pma(c);
+    net.add_ha(ha_cfg(HA1));
+    net.add_ha(ha_cfg(HA2));
+    let t0 = net.now;
+    let mut s = sub("ue1@ex", 1);
+    s.alternate_ha = Some(HA2);
+    net.pma(PMA1).attach(t0, s);
+    net.run_for(Duration::from_secs(1));
+    let shown = |net: &mut Net| {
+        let now = net.now;
+        let v = Endpoint::bindings(net.pma(PMA1), now);
+        assert_eq!(v.len(), 1);
+        (v[0].state, v[0].peer, v[0].home_v4.map(|h| h.0))
+    };
+    let (st, peer, home) = shown(&mut net);
+    assert_eq!((st, peer), (BindingState::Active, HA1.into()));
+    assert!(home.is_some());
+    // HA1 dies; HA2 answers nothing yet.
+    net.filter = Box::new(|src, t| src != HA1 && src != HA2 && *dst(t).ip() != HA1);
+    let mut moved = false;
+    for _ in 0..60 {
+        net.run_for(Duration::from_millis(500));
+        if !net.requests(PMA1, HA2).is_empty() {
+            moved = true;
+            break;
+        }
+    }
+    assert!(
+        moved,
+        "never failed over: {:?} {:?}",
+        net.pma_events(PMA1),
+        net.pma(PMA1).counters()
+    );
+    assert_eq!(
+        shown(&mut net),
+        (BindingState::Registering, HA2.into(), None)
+    );
+    // HA2 answers.
+    net.filter = Box::new(|src, t| src != HA1 && *dst(t).ip() != HA1);
+    net.run_for(Duration::from_secs(30));
+    let (st, peer, home) = shown(&mut net);
+    assert_eq!((st, peer), (BindingState::Active, HA2.into()));
+    assert!(home.is_some());
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::super::wire::ext::AccessTech;
 use super::super::wire::ReplyCode;
-use super::{Phase, Pma, PmaEvent, Subscriber};
+use super::{Phase, Pma, PmaEvent, Session, Subscriber};
 use crate::agent::registrar::{
     counters_of, AccessCommand, AccessEvent, AttachRequest, BindingState, BindingSummary, Counters,
     FailReason, GoneCause,
@@ -187,7 +187,7 @@ impl Endpoint for Pma {
                 nai: s.sub.nai.clone(),
                 at: Some(s.sub.at),
                 llid: s.sub.at.mac.to_vec(),
-                state: s.phase.state(),
+                state: s.shown_state(),
                 peer: IpAddr::V4(s.ha()),
                 home_v4: s.home.map(|h| (h, 0)),
                 hnp: None,
@@ -205,6 +205,23 @@ impl Endpoint for Pma {
     }
     fn counters(&self) -> Counters {
         counters_of(&self.counters)
+    }
+}
+
+impl Session {
+    /// The state `show bindings` gives: a registered subscriber that moved
+    /// to another HA (failover) is registering there until that HA accepts;
+    /// its binding at the old one is what the fast path still holds.
+    fn shown_state(&self) -> BindingState {
+        let elsewhere = self
+            .installed
+            .as_ref()
+            .is_some_and(|b| b.tunnel.remote != std::net::IpAddr::V4(self.ha()));
+        if self.phase == Phase::Registered && elsewhere {
+            BindingState::Registering
+        } else {
+            self.phase.state()
+        }
     }
 }
 
