@@ -144,7 +144,7 @@ impl GroReader {
     /// The next datagram of the held run that `accept` takes, into `buf`,
     /// reading a new run from `s` when none is held (`None`: only what is
     /// held); `Ok(None)` when nothing is there. What `accept` refuses, or
-    /// what `buf` cannot hold, is dropped.
+    /// what `buf` cannot hold, is dropped (the latter counted as truncated).
     pub(crate) fn one(
         &self,
         s: Option<&UdpSocket>,
@@ -154,10 +154,17 @@ impl GroReader {
         let mut g = self.lock();
         loop {
             while let Some((peer, d)) = g.next_datagram() {
-                if d.len() <= buf.len() && accept(&peer) {
+                if !accept(&peer) {
+                    // Counted where `accept` refused it (ESP's counters).
+                    continue;
+                }
+                if d.len() <= buf.len() {
                     buf[..d.len()].copy_from_slice(d);
                     return Ok(Some((peer, d.len())));
                 }
+                // Longer than `buf`: dropped and counted, with the next
+                // batch read (`batch`, the shell's `rx_errors`).
+                g.truncated += 1;
             }
             let Some(s) = s else {
                 return Ok(None);
@@ -379,5 +386,30 @@ mod tests {
             panic!("bound to IPv4")
         };
         check_gro_run(&tx, &rx, to).await;
+    }
+
+    /// A datagram longer than the reader's buffer is dropped by `recv` and
+    /// counted with the next batch read (the shell's `rx_errors`), and the
+    /// next datagram still comes.
+    #[tokio::test]
+    async fn a_datagram_longer_than_the_buffer_is_counted() {
+        let tx = bound();
+        let rx = bound().with_gro(true);
+        let SocketAddr::V4(to) = rx.local_addr().unwrap() else {
+            panic!("bound to IPv4")
+        };
+        for len in [300, 60] {
+            let t = [Transmit::new(Peer::V4(to), vec![7; len])];
+            assert_eq!(tx.send_batch(&t).await.ok, 1);
+        }
+        let mut buf = [0u8; 100];
+        let (_, n) = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv(&mut buf))
+            .await
+            .expect("the short one comes")
+            .unwrap();
+        assert_eq!(n, 60);
+        let mut batch = RxBatch::new();
+        rx.try_recv_batch(&mut batch);
+        assert_eq!(batch.truncated, 1);
     }
 }
