@@ -146,12 +146,19 @@ fn bench_cluster_bindings_per_second() {
                 .as_ref()
                 .context("etcd")?
                 .get_prefix(&format!("/pmip/{}/svc/", lab.opts.tag))?;
-            let (count, bytes) = recs
+            // Binding records in either layout (PMIP_CLUSTER_LAYOUT):
+            // per-binding keys or packs, what etcd holds for them.
+            let bytes: usize = recs
                 .iter()
-                .filter(|(k, _)| k.contains("/lma/"))
-                .fold((0usize, 0usize), |(c, b), (k, v)| {
-                    (c + 1, b + k.len() + v.len())
-                });
+                .filter(|(k, _)| k.contains("/lma/") || k.contains("/pack/"))
+                .map(|(k, v)| k.len() + v.len())
+                .sum();
+            let etcd = lab.etcd.as_ref().context("etcd")?;
+            let mut count = 0;
+            for k in 0..3 {
+                let svc = format!("/pmip/{}/svc/{}/", lab.opts.tag, service_addr(k));
+                count += etcd.bindings(&svc)?.len();
+            }
             ensure!(count == n, "{count} binding records in etcd, {n} bound");
             let rate = got.per_second();
             // How the writes were batched: the store's batches (one per
