@@ -1,7 +1,6 @@
 //! A pack of binding records (`store::pack::parse`, the etcd store's packed
-//! layout): whatever parses is packed again and parses to the same entries;
-//! a pack that parses is canonical when its records are compact (packed
-//! again, the same bytes).
+//! layout): never a panic, whatever the bytes; whatever parses is packed
+//! again and parses to the same entries.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use pmip_user::store::pack::{entry_bytes, pack, parse, resolve};
@@ -13,10 +12,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(entries) = parse(data) else {
         return;
     };
-    let encoded: Vec<Vec<u8>> = entries
-        .iter()
-        .map(|e| entry_bytes(e).expect("a parsed entry fits a pack"))
-        .collect();
+    // A record written again may not fit a pack (a JSON record near the
+    // bound whose defaults are written out): then the store gives it a key.
+    let Some(encoded) = entries.iter().map(entry_bytes).collect::<Option<Vec<_>>>() else {
+        return;
+    };
     let mut again = Vec::new();
     for (b, _) in pack(&encoded) {
         again.extend(parse(&b).expect("a pack written parses"));

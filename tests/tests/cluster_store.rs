@@ -277,7 +277,8 @@ fn packed_records_refresh_delete_and_restore_in_a_fresh_store() {
                     record(70, now + 90_000),
                 )])?;
                 // A fresh store of the address, as a member taking it over.
-                let mut fresh = EtcdStore::new(conn.clone(), addr, Some(fence), Buckets::default());
+                let mut fresh =
+                    EtcdStore::new(conn.clone(), addr, Some(fence.clone()), Buckets::default());
                 let back = fresh.scan()?;
                 // And it deletes what it restored: the tombstone outlives
                 // the newest copy (the fresh store learned its bucket).
@@ -289,6 +290,18 @@ fn packed_records_refresh_delete_and_restore_in_a_fresh_store() {
                         .any(|(k, _)| *k == RecordKey::Binding(2)),
                     "binding 2 deleted by the fresh store"
                 );
+                // Back to the per-binding layout: its deletions cancel the
+                // pack copies too (a tombstone), not only the key.
+                let (old, _old_rt) = EtcdConn::connect(&old_layout).await?;
+                let mut s = EtcdStore::new(old, addr, Some(fence.clone()), Buckets::default());
+                let n = s.scan()?.len();
+                s.apply(&[
+                    StoreOp::Delete(RecordKey::Binding(3)),
+                    StoreOp::Put(RecordKey::Binding(4), record(4, now + 200_000)),
+                ])?;
+                s.apply(&[StoreOp::Delete(RecordKey::Binding(4))])?;
+                let after = s.scan()?;
+                ensure!(after.len() == n - 2, "{n} → {}", after.len());
                 Ok((now, back, packs_of_first))
             })
         })
@@ -318,8 +331,9 @@ fn packed_records_refresh_delete_and_restore_in_a_fresh_store() {
         .iter()
         .filter(|(k, _, _)| k.contains("/pack/"))
         .collect();
-    // 2 + (refreshes: 1 bucket + tombstones: 2 buckets) + 1 + 1 + 1.
-    assert!((6..=8).contains(&packs.len()), "{} packs", packs.len());
+    // 2 + (refreshes: 1 bucket + tombstones: 2 buckets) + 1 + 1 + 1, and
+    // the per-binding store's 2 tombstones.
+    assert!((8..=10).contains(&packs.len()), "{} packs", packs.len());
     let out = r
         .etcd
         .ctl(&["get", "--prefix", &format!("{svc}pack/"), "-w", "json"])
@@ -330,7 +344,7 @@ fn packed_records_refresh_delete_and_restore_in_a_fresh_store() {
         "every pack carries a lease: {out}"
     );
     // The test harness reads the same.
-    assert_eq!(r.etcd.bindings(&svc).unwrap().len(), 300 + 10 - 11 - 1);
+    assert_eq!(r.etcd.bindings(&svc).unwrap().len(), 300 + 10 - 11 - 3);
 }
 
 #[test]

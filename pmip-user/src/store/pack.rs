@@ -28,7 +28,7 @@
 //!
 //! Every length is checked before it is read: a truncated, oversized or
 //! corrupt pack is refused with a reason, never a panic.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::etcd::buckets::bucket_end;
 use super::record::{decode, encode_compact};
@@ -50,6 +50,8 @@ pub const SCAN_PAGE: i64 = 64;
 const MAX_RECORD: usize = 16 * 1024;
 
 /// One entry of a pack.
+// Entries live one parse long: boxing the record would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Entry {
     Put(RecordKey, Record),
@@ -174,6 +176,8 @@ pub fn bucket_of(rest: &str) -> Option<u64> {
 pub struct Resolved {
     pub records: Vec<(RecordKey, Record)>,
     pub buckets: HashMap<RecordKey, u64>,
+    /// The live bindings with a copy in a pack.
+    pub in_packs: HashSet<RecordKey>,
     /// Keys and packs that did not decode (each counted once).
     pub skipped: usize,
 }
@@ -184,6 +188,7 @@ pub fn resolve<'a>(kvs: impl IntoIterator<Item = (&'a str, &'a [u8], i64)>) -> R
     // key → ((revision, index in the pack), the record or a tombstone)
     let mut newest: BTreeMap<RecordKey, ((i64, usize), Option<Record>)> = BTreeMap::new();
     let mut buckets: HashMap<RecordKey, u64> = HashMap::new();
+    let mut in_packs: HashSet<RecordKey> = HashSet::new();
     let mut skipped = 0usize;
     let mut offer = |k: RecordKey, at: (i64, usize), r: Option<Record>| match newest.get(&k) {
         Some((seen, _)) if *seen >= at => {}
@@ -203,6 +208,7 @@ pub fn resolve<'a>(kvs: impl IntoIterator<Item = (&'a str, &'a [u8], i64)>) -> R
                     Entry::Put(k, r) => {
                         let b = buckets.entry(k.clone()).or_default();
                         *b = (*b).max(bucket);
+                        in_packs.insert(k.clone());
                         offer(k, (rev, i), Some(r));
                     }
                     Entry::Tombstone(k) => offer(k, (rev, i), None),
@@ -235,12 +241,14 @@ pub fn resolve<'a>(kvs: impl IntoIterator<Item = (&'a str, &'a [u8], i64)>) -> R
             Some(r) => records.push((k, r)),
             None => {
                 buckets.remove(&k);
+                in_packs.remove(&k);
             }
         }
     }
     Resolved {
         records,
         buckets,
+        in_packs,
         skipped,
     }
 }

@@ -176,6 +176,9 @@ fn packable(op: &StoreOp) -> bool {
     )
 }
 
+/// Binding operations by bucket end, with their pack entries.
+type Groups = std::collections::BTreeMap<u64, Vec<(StoreOp, Vec<u8>)>>;
+
 /// A batch as etcd takes it: its operations (reordered: those of each
 /// write together, in write order), the writes, and how many operations
 /// each write carries.
@@ -193,17 +196,59 @@ impl Plan {
 }
 
 impl EtcdStore {
-    /// One write per operation (the per-binding layout).
-    fn plan_per_binding(&self, ops: Vec<StoreOp>) -> Plan {
-        let writes = ops
-            .iter()
-            .map(|o| write_of(&self.conn.keys, self.addr, o))
-            .collect();
-        let carried = vec![1; ops.len()];
-        Plan {
-            ops,
-            writes,
-            carried,
+    /// One write per operation (the per-binding layout); a deletion of a
+    /// binding that also has copies in packs (the store was packed before)
+    /// adds a tombstone, or the older pack copy would come back at a scan.
+    fn plan_per_binding(&mut self, ops: Vec<StoreOp>) -> Plan {
+        let mut plan = Plan {
+            ops: Vec::with_capacity(ops.len()),
+            writes: Vec::with_capacity(ops.len()),
+            carried: Vec::with_capacity(ops.len()),
+        };
+        let mut groups: Groups = Default::default();
+        for op in ops {
+            plan.writes.push(write_of(&self.conn.keys, self.addr, &op));
+            let tomb = match &op {
+                StoreOp::Delete(k) => self
+                    .packed_at
+                    .remove(k)
+                    .and_then(|b| pack::entry_bytes(&Entry::Tombstone(k.clone())).map(|e| (b, e))),
+                _ => None,
+            };
+            match tomb {
+                Some((b, e)) => {
+                    // Carried by its tombstone's pack (after this write).
+                    plan.carried.push(0);
+                    groups.entry(b).or_default().push((op, e));
+                }
+                None => {
+                    plan.carried.push(1);
+                    plan.ops.push(op);
+                }
+            }
+        }
+        self.write_packs(&mut plan, groups);
+        plan
+    }
+
+    /// The packs of `groups` (bucket → operations and their entries), one
+    /// write each, after the plan's other writes.
+    fn write_packs(&mut self, plan: &mut Plan, groups: Groups) {
+        let member = self.fence.as_ref().map_or("-", |f| f.member.as_str());
+        for (bucket, group) in groups {
+            let (ops, entries): (Vec<StoreOp>, Vec<Vec<u8>>) = group.into_iter().unzip();
+            let mut ops: Vec<Option<StoreOp>> = ops.into_iter().map(Some).collect();
+            for (value, ix) in pack::pack(&entries) {
+                let seq = self.pack_seq;
+                self.pack_seq += 1;
+                plan.writes.push(Write::Put {
+                    key: self.conn.keys.pack(self.addr, bucket, member, seq),
+                    value,
+                    expires_ms: Some(bucket),
+                });
+                plan.carried.push(ix.len());
+                plan.ops.extend(ix.iter().filter_map(|&i| ops[i].take()));
+            }
         }
     }
 
@@ -216,8 +261,7 @@ impl EtcdStore {
             writes: Vec::new(),
             carried: Vec::new(),
         };
-        let mut groups: std::collections::BTreeMap<u64, Vec<(StoreOp, Vec<u8>)>> =
-            Default::default();
+        let mut groups: Groups = Default::default();
         for op in ops {
             let entry = match (&op, packable(&op)) {
                 (StoreOp::Put(k, Record::Anchor(a)), true) => {
@@ -251,22 +295,7 @@ impl EtcdStore {
             }
             groups.entry(b).or_default().push((op, e));
         }
-        let member = self.fence.as_ref().map_or("-", |f| f.member.as_str());
-        for (bucket, group) in groups {
-            let (ops, entries): (Vec<StoreOp>, Vec<Vec<u8>>) = group.into_iter().unzip();
-            let mut ops: Vec<Option<StoreOp>> = ops.into_iter().map(Some).collect();
-            for (value, ix) in pack::pack(&entries) {
-                let seq = self.pack_seq;
-                self.pack_seq += 1;
-                plan.writes.push(Write::Put {
-                    key: self.conn.keys.pack(self.addr, bucket, member, seq),
-                    value,
-                    expires_ms: Some(bucket),
-                });
-                plan.carried.push(ix.len());
-                plan.ops.extend(ix.iter().filter_map(|&i| ops[i].take()));
-            }
-        }
+        self.write_packs(&mut plan, groups);
         plan
     }
 }
@@ -465,8 +494,14 @@ impl Store for EtcdStore {
                 resolved.records.len()
             );
         }
-        // Where each binding's copies sit: a deletion's tombstone goes there.
-        for (k, b) in resolved.buckets {
+        // Where each binding's copies sit: a deletion's tombstone goes there
+        // (~50 bytes per binding; the per-binding layout keeps only those
+        // with a copy in a pack).
+        let mut tracked = resolved.buckets;
+        if self.conn.layout == StoreLayout::PerBinding {
+            tracked.retain(|k, _| resolved.in_packs.contains(k));
+        }
+        for (k, b) in tracked {
             let at = self.packed_at.entry(k).or_default();
             *at = (*at).max(b);
         }
