@@ -484,3 +484,72 @@ gateway = "10.64.0.1"
     let held = r.etcd.get_prefix(&format!("{PREFIX}/blocks/key/")).unwrap();
     assert_eq!(held.len(), 48);
 }
+
+/// What a takeover's scan costs in each layout (`--ignored --nocapture`):
+/// `PMIP_SCAN_BINDINGS` (default 60 000) bindings written in batches of 200
+/// (a pass), once per layout under two service addresses of one etcd, then
+/// read back by a fresh store; wall time of the scan and etcd's backend
+/// growth per binding.
+#[test]
+#[ignore = "benchmark: --ignored --nocapture"]
+fn bench_scan_per_binding_against_packed() {
+    if skip() {
+        return;
+    }
+    let n: u32 = std::env::var("PMIP_SCAN_BINDINGS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60_000);
+    let r = rig("css", &["--max-txn-ops", "1024"]).unwrap();
+    for (i, layout) in [StoreLayout::PerBinding, StoreLayout::Packed]
+        .into_iter()
+        .enumerate()
+    {
+        let addr: IpAddr = format!("10.255.0.{}", 110 + i).parse().unwrap();
+        let mut settings = r.settings(1024);
+        settings.layout = layout;
+        let db0 = db_in_use(&r.etcd).unwrap();
+        let (write, scan, got) = r
+            .run(move || {
+                let rt = runtime()?;
+                rt.block_on(async {
+                    let (conn, _etcd_rt) = EtcdConn::connect(&settings).await?;
+                    let now = wall_ms(SystemTime::now());
+                    let mut s = EtcdStore::new(conn.clone(), addr, None, Buckets::default());
+                    let t = std::time::Instant::now();
+                    for chunk in (1..=n).collect::<Vec<_>>().chunks(200) {
+                        let batch: Vec<StoreOp> = chunk
+                            .iter()
+                            .map(|&i| StoreOp::Put(RecordKey::Binding(i), record(i, now + 600_000)))
+                            .collect();
+                        s.apply(&batch)?;
+                    }
+                    let write = t.elapsed();
+                    let mut fresh = EtcdStore::new(conn, addr, None, Buckets::default());
+                    let t = std::time::Instant::now();
+                    let got = fresh.scan()?.len();
+                    Ok((write, t.elapsed(), got))
+                })
+            })
+            .unwrap();
+        let db1 = db_in_use(&r.etcd).unwrap();
+        assert_eq!(got, n as usize);
+        eprintln!(
+            "FIGURES scan {}: {n} bindings written in {write:?}, scanned by a fresh store in {scan:?}; etcd backend in use +{} B per binding",
+            layout.name(),
+            db1.saturating_sub(db0) / u64::from(n)
+        );
+    }
+}
+
+/// etcd's backend in use (bytes), as the leader reports it.
+fn db_in_use(e: &EtcdCluster) -> Result<u64> {
+    let out = e.ctl(&["endpoint", "status", "-w", "json"])?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    Ok(v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["Status"]["dbSizeInUse"].as_u64())
+        .max()
+        .unwrap_or(0))
+}
