@@ -260,9 +260,74 @@ impl EtcdCluster {
             .collect()
     }
 
+    /// Every key under `prefix` with its value and mod revision.
+    pub fn get_prefix_rev(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>, i64)>> {
+        let out = self.ctl(&["get", "--prefix", prefix, "-w", "json"])?;
+        let v: serde_json::Value = serde_json::from_str(&out).context("etcdctl get -w json")?;
+        let mut got = Vec::new();
+        for kv in v["kvs"].as_array().map(Vec::as_slice).unwrap_or_default() {
+            let k = unbase64(kv["key"].as_str().context("key")?)?;
+            let val = unbase64(kv["value"].as_str().unwrap_or_default())?;
+            let rev = kv["mod_revision"].as_i64().context("mod_revision")?;
+            got.push((
+                String::from_utf8(k).context("etcd key not UTF-8")?,
+                val,
+                rev,
+            ));
+        }
+        Ok(got)
+    }
+
+    /// The live anchor binding records of a service address prefix
+    /// (`P/svc/<address>/`), in either store layout (`store::pack::resolve`):
+    /// per binding the newest copy, tombstones removed.
+    pub fn bindings(
+        &self,
+        svc_prefix: &str,
+    ) -> Result<Vec<(pmip_user::store::RecordKey, pmip_user::store::Record)>> {
+        let kvs = self.get_prefix_rev(svc_prefix)?;
+        let r = pmip_user::store::pack::resolve(
+            kvs.iter()
+                .filter_map(|(k, v, rev)| Some((k.strip_prefix(svc_prefix)?, v.as_slice(), *rev))),
+        );
+        ensure!(
+            r.skipped == 0,
+            "{} keys of {svc_prefix} did not decode",
+            r.skipped
+        );
+        Ok(r.records
+            .into_iter()
+            .filter(|(k, _)| *k != pmip_user::store::RecordKey::Node)
+            .collect())
+    }
+
     pub fn token(&self) -> &str {
         &self.token
     }
+}
+
+/// Standard base64 (what etcdctl -w json prints keys and values in).
+fn unbase64(s: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let d = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => anyhow::bail!("not base64: {s:?}"),
+        };
+        acc = (acc << 6) | u32::from(d);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Ok(out)
 }
 
 /// What etcdctl --hex prints: `\xNN` per byte.

@@ -14,7 +14,6 @@ use pmip_tests::cluster::{service_addr, ClusterLab, ClusterOpts, CN};
 use pmip_tests::etcd;
 use pmip_tests::lab::interruptible_sleep;
 use pmip_user::ctl::{BindingView, StatsView};
-use pmip_user::store::record::decode;
 use pmip_user::store::Record;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -636,22 +635,23 @@ fn ten_thousand_concurrent_attaches_never_share_an_address_or_key() {
             "every service address took some: {by_anchor:?}"
         );
         // etcd agrees: one record per binding, no key or address twice.
-        let recs = lab
-            .etcd
-            .as_ref()
-            .unwrap()
-            .get_prefix(&format!("/pmip/{}/svc/", lab.opts.tag))?;
+        // The records as the anchors read them back, in either layout
+        // (PMIP_CLUSTER_LAYOUT).
+        let mut recs = vec![];
+        for k in 0..3 {
+            let svc = format!("/pmip/{}/svc/{}/", lab.opts.tag, service_addr(k));
+            recs.extend(lab.etcd.as_ref().unwrap().bindings(&svc)?);
+        }
         let mut ek = BTreeSet::new();
         let mut eh = BTreeSet::new();
-        for (k, v) in recs.iter().filter(|(k, _)| k.contains("/lma/")) {
-            // The record as the anchors read it back (compact since issue 17's CPU work).
-            let Ok(Record::Anchor(r)) = decode(v) else {
-                bail!("etcd: {k} is not an anchor record");
+        for (k, rec) in &recs {
+            let Record::Anchor(r) = rec else {
+                bail!("etcd: {k:?} is not an anchor record");
             };
-            ensure!(ek.insert(r.uplink_key), "etcd: key twice ({k})");
+            ensure!(ek.insert(r.uplink_key), "etcd: key twice ({k:?})");
             ensure!(
                 eh.insert(r.home_v4.context("a home address")?.to_string()),
-                "etcd: address twice ({k})"
+                "etcd: address twice ({k:?})"
             );
         }
         ensure!(ek.len() == 10_000, "{} records in etcd", ek.len());

@@ -12,7 +12,8 @@
 //! `PMIP_BENCH_DIRECT=1` all attaches to one anchor's service address (no redirect),
 //! `PMIP_BENCH_ETCD_ARGS` extra flags of the etcd members, `PMIP_BENCH_MAX_TXN_OPS`
 //! operations per etcd transaction (anchors and members), `PMIP_BENCH_UDP_GSO=1` the
-//! anchors' `signaling.udp_gso`. Each figure is printed on a
+//! anchors' `signaling.udp_gso`, `PMIP_CLUSTER_LAYOUT=packed` the anchors'
+//! `store.layout` (every lab of tests/src/cluster). Each figure is printed on a
 //! `FIGURES` line with the median of the runs and the load average.
 use std::sync::Mutex;
 use std::time::Duration;
@@ -146,28 +147,37 @@ fn bench_cluster_bindings_per_second() {
                 .as_ref()
                 .context("etcd")?
                 .get_prefix(&format!("/pmip/{}/svc/", lab.opts.tag))?;
-            let (count, bytes) = recs
+            // Binding records in either layout (PMIP_CLUSTER_LAYOUT):
+            // per-binding keys or packs, what etcd holds for them.
+            let bytes: usize = recs
                 .iter()
-                .filter(|(k, _)| k.contains("/lma/"))
-                .fold((0usize, 0usize), |(c, b), (k, v)| {
-                    (c + 1, b + k.len() + v.len())
-                });
+                .filter(|(k, _)| k.contains("/lma/") || k.contains("/pack/"))
+                .map(|(k, v)| k.len() + v.len())
+                .sum();
+            let etcd = lab.etcd.as_ref().context("etcd")?;
+            let mut count = 0;
+            for k in 0..3 {
+                let svc = format!("/pmip/{}/svc/{}/", lab.opts.tag, service_addr(k));
+                count += etcd.bindings(&svc)?.len();
+            }
             ensure!(count == n, "{count} binding records in etcd, {n} bound");
             let rate = got.per_second();
             // How the writes were batched: the store's batches (one per
             // pass of a registrar), the etcd transactions they took (a batch
             // of more than store.max_txn_ops is split) and the records written.
-            let (mut batches, mut txns, mut writes) = (0u64, 0u64, 0u64);
+            let (mut batches, mut txns, mut writes, mut puts) = (0u64, 0u64, 0u64, 0u64);
             for i in 0..3 {
                 for sv in lab.show(i).map(|v| v.serving).unwrap_or_default() {
                     batches += sv.store_batches;
                     txns += sv.store_txns;
                     writes += sv.store_ops;
+                    puts += sv.store_puts;
                 }
             }
             eprintln!(
-                "run {r}: {writes} records written in {txns} etcd transactions ({:.1} puts per transaction), {batches} batches",
-                writes as f64 / txns.max(1) as f64
+                "run {r}: {writes} records written in {txns} etcd transactions ({:.1} records per transaction), {puts} etcd puts ({:.1} records per put), {batches} batches",
+                writes as f64 / txns.max(1) as f64,
+                writes as f64 / puts.max(1) as f64
             );
             per_txn.push(writes * 10 / txns.max(1));
             eprintln!(

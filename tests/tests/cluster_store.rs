@@ -15,7 +15,7 @@ use pmip_tests::netns::Netns;
 use pmip_tests::TempDir;
 use pmip_user::agent::blocks::{Blocks, Space};
 use pmip_user::cluster::blocks as claims;
-use pmip_user::config::{Config, EtcdSettings};
+use pmip_user::config::{Config, EtcdSettings, StoreLayout};
 use pmip_user::store::etcd::{Buckets, EtcdConn, EtcdStore, Fence, NOT_OWNER};
 use pmip_user::store::{wall_ms, AnchorRecord, Proto, Record, RecordKey, Store, StoreOp};
 
@@ -56,6 +56,7 @@ impl Rig {
             lease_ttl: Duration::from_secs(2),
             timeout: Duration::from_millis(1500),
             max_txn_ops,
+            layout: StoreLayout::PerBinding,
         }
     }
 
@@ -206,6 +207,146 @@ fn records_round_trip_fenced_batched_and_bucketed() {
     );
 }
 
+/// The packed layout (`store.layout = "packed"`): bindings written in
+/// packs (one key per expiry bucket per batch), refreshed and deleted, and
+/// restored by a fresh store as a takeover reads them: newest copy wins,
+/// tombstones remove; a store written in the per-binding layout before
+/// restores too, and a deletion cancels such a key.
+#[test]
+fn packed_records_refresh_delete_and_restore_in_a_fresh_store() {
+    if skip() {
+        return;
+    }
+    let r = rig("csk", &[]).unwrap();
+    let addr: IpAddr = "10.255.0.103".parse().unwrap();
+    let lease = r.own(addr, "a1").unwrap();
+    let old_layout = r.settings(128);
+    let mut settings = r.settings(128);
+    settings.layout = StoreLayout::Packed;
+    let (now, back, packs_of_first) = r
+        .run(move || {
+            let rt = runtime()?;
+            rt.block_on(async {
+                let now = wall_ms(SystemTime::now());
+                let fence = Fence {
+                    member: "a1".into(),
+                    lease,
+                };
+                // Bindings 1000-1009 in the per-binding layout first (an
+                // older build's store), then the packed one takes over.
+                let (old, _old_rt) = EtcdConn::connect(&old_layout).await?;
+                let mut s = EtcdStore::new(old, addr, Some(fence.clone()), Buckets::default());
+                s.apply(
+                    &(1000..1010)
+                        .map(|i| StoreOp::Put(RecordKey::Binding(i), record(i, now + 60_000)))
+                        .collect::<Vec<_>>(),
+                )?;
+                let (conn, _etcd_rt) = EtcdConn::connect(&settings).await?;
+                let mut s =
+                    EtcdStore::new(conn.clone(), addr, Some(fence.clone()), Buckets::default());
+                ensure!(s.scan()?.len() == 10, "the per-binding keys read");
+                // 300 bindings in one batch, expiries in two buckets (60 s
+                // apart): two packs, one transaction.
+                let batch: Vec<StoreOp> = (1..=300)
+                    .map(|i| {
+                        let e = now + 60_000 + if i % 2 == 0 { 60_000 } else { 0 };
+                        StoreOp::Put(RecordKey::Binding(i), record(i, e))
+                    })
+                    .chain([StoreOp::Put(
+                        RecordKey::Node,
+                        Record::Node(pmip_user::store::NodeRecord { restart_counter: 9 }),
+                    )])
+                    .collect();
+                s.apply(&batch)?;
+                let h = s.health();
+                let packs_of_first = h.puts.load(Ordering::Relaxed);
+                ensure!(h.txns.load(Ordering::Relaxed) == 1, "txns {:?}", h.txns);
+                // Refreshes (new expiry, a later bucket) of 1-50, deletions
+                // of 51-60 (written before) and of 1005 (a per-binding key),
+                // a binding deleted and written again in one later batch.
+                s.apply(
+                    &(1..=50)
+                        .map(|i| StoreOp::Put(RecordKey::Binding(i), record(i, now + 300_000)))
+                        .chain((51..=60).map(|i| StoreOp::Delete(RecordKey::Binding(i))))
+                        .chain([StoreOp::Delete(RecordKey::Binding(1005))])
+                        .collect::<Vec<_>>(),
+                )?;
+                s.apply(&[StoreOp::Delete(RecordKey::Binding(70))])?;
+                s.apply(&[StoreOp::Put(
+                    RecordKey::Binding(70),
+                    record(70, now + 90_000),
+                )])?;
+                // A fresh store of the address, as a member taking it over.
+                let mut fresh =
+                    EtcdStore::new(conn.clone(), addr, Some(fence.clone()), Buckets::default());
+                let back = fresh.scan()?;
+                // And it deletes what it restored: the tombstone outlives
+                // the newest copy (the fresh store learned its bucket).
+                fresh.apply(&[StoreOp::Delete(RecordKey::Binding(2))])?;
+                ensure!(
+                    !fresh
+                        .scan()?
+                        .iter()
+                        .any(|(k, _)| *k == RecordKey::Binding(2)),
+                    "binding 2 deleted by the fresh store"
+                );
+                // Back to the per-binding layout: its deletions cancel the
+                // pack copies too (a tombstone), not only the key.
+                let (old, _old_rt) = EtcdConn::connect(&old_layout).await?;
+                let mut s = EtcdStore::new(old, addr, Some(fence.clone()), Buckets::default());
+                let n = s.scan()?.len();
+                s.apply(&[
+                    StoreOp::Delete(RecordKey::Binding(3)),
+                    StoreOp::Put(RecordKey::Binding(4), record(4, now + 200_000)),
+                ])?;
+                s.apply(&[StoreOp::Delete(RecordKey::Binding(4))])?;
+                let after = s.scan()?;
+                ensure!(after.len() == n - 2, "{n} → {}", after.len());
+                Ok((now, back, packs_of_first))
+            })
+        })
+        .unwrap();
+    assert_eq!(packs_of_first, 3, "two packs and the node record");
+    let got: std::collections::BTreeMap<RecordKey, Record> = back.into_iter().collect();
+    // 300 + 10 written, 10 + 1 deleted, the node record.
+    assert_eq!(got.len(), 300 + 10 - 11 + 1, "{:?}", got.keys());
+    for i in 1..=50 {
+        assert_eq!(
+            got[&RecordKey::Binding(i)],
+            record(i, now + 300_000),
+            "refreshed {i}"
+        );
+    }
+    for i in 51..=60 {
+        assert!(!got.contains_key(&RecordKey::Binding(i)), "deleted {i}");
+    }
+    assert_eq!(got[&RecordKey::Binding(70)], record(70, now + 90_000));
+    assert_eq!(got[&RecordKey::Binding(300)], record(300, now + 120_000));
+    assert!(!got.contains_key(&RecordKey::Binding(1005)));
+    assert_eq!(got[&RecordKey::Binding(1009)], record(1009, now + 60_000));
+    // In etcd: packs under their buckets' leases, each key written once.
+    let svc = format!("{PREFIX}/svc/{addr}/");
+    let kvs = r.etcd.get_prefix_rev(&svc).unwrap();
+    let packs: Vec<&(String, Vec<u8>, i64)> = kvs
+        .iter()
+        .filter(|(k, _, _)| k.contains("/pack/"))
+        .collect();
+    // 2 + (refreshes: 1 bucket + tombstones: 2 buckets) + 1 + 1 + 1, and
+    // the per-binding store's 2 tombstones.
+    assert!((8..=10).contains(&packs.len()), "{} packs", packs.len());
+    let out = r
+        .etcd
+        .ctl(&["get", "--prefix", &format!("{svc}pack/"), "-w", "json"])
+        .unwrap();
+    assert_eq!(
+        out.matches("\"lease\":").count(),
+        packs.len(),
+        "every pack carries a lease: {out}"
+    );
+    // The test harness reads the same.
+    assert_eq!(r.etcd.bindings(&svc).unwrap().len(), 300 + 10 - 11 - 3);
+}
+
 #[test]
 fn a_failed_batch_is_kept_and_written_with_the_next() {
     if skip() {
@@ -342,4 +483,73 @@ gateway = "10.64.0.1"
     // etcd holds exactly the 48 key blocks claimed, each naming its address.
     let held = r.etcd.get_prefix(&format!("{PREFIX}/blocks/key/")).unwrap();
     assert_eq!(held.len(), 48);
+}
+
+/// What a takeover's scan costs in each layout (`--ignored --nocapture`):
+/// `PMIP_SCAN_BINDINGS` (default 60 000) bindings written in batches of 200
+/// (a pass), once per layout under two service addresses of one etcd, then
+/// read back by a fresh store; wall time of the scan and etcd's backend
+/// growth per binding.
+#[test]
+#[ignore = "benchmark: --ignored --nocapture"]
+fn bench_scan_per_binding_against_packed() {
+    if skip() {
+        return;
+    }
+    let n: u32 = std::env::var("PMIP_SCAN_BINDINGS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60_000);
+    let r = rig("css", &["--max-txn-ops", "1024"]).unwrap();
+    for (i, layout) in [StoreLayout::PerBinding, StoreLayout::Packed]
+        .into_iter()
+        .enumerate()
+    {
+        let addr: IpAddr = format!("10.255.0.{}", 110 + i).parse().unwrap();
+        let mut settings = r.settings(1024);
+        settings.layout = layout;
+        let db0 = db_in_use(&r.etcd).unwrap();
+        let (write, scan, got) = r
+            .run(move || {
+                let rt = runtime()?;
+                rt.block_on(async {
+                    let (conn, _etcd_rt) = EtcdConn::connect(&settings).await?;
+                    let now = wall_ms(SystemTime::now());
+                    let mut s = EtcdStore::new(conn.clone(), addr, None, Buckets::default());
+                    let t = std::time::Instant::now();
+                    for chunk in (1..=n).collect::<Vec<_>>().chunks(200) {
+                        let batch: Vec<StoreOp> = chunk
+                            .iter()
+                            .map(|&i| StoreOp::Put(RecordKey::Binding(i), record(i, now + 600_000)))
+                            .collect();
+                        s.apply(&batch)?;
+                    }
+                    let write = t.elapsed();
+                    let mut fresh = EtcdStore::new(conn, addr, None, Buckets::default());
+                    let t = std::time::Instant::now();
+                    let got = fresh.scan()?.len();
+                    Ok((write, t.elapsed(), got))
+                })
+            })
+            .unwrap();
+        let db1 = db_in_use(&r.etcd).unwrap();
+        assert_eq!(got, n as usize);
+        eprintln!(
+            "FIGURES scan {}: {n} bindings written in {write:?}, scanned by a fresh store in {scan:?}; etcd backend in use +{} B per binding",
+            layout.name(),
+            db1.saturating_sub(db0) / u64::from(n)
+        );
+    }
+}
+
+/// etcd's backend in use (bytes), as the leader reports it.
+fn db_in_use(e: &EtcdCluster) -> Result<u64> {
+    let out = e.ctl(&["endpoint", "status", "-w", "json"])?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    Ok(v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["Status"]["dbSizeInUse"].as_u64())
+        .max()
+        .unwrap_or(0))
 }

@@ -85,6 +85,7 @@ fn services(l: &Loop) -> Vec<ServiceView> {
                 admission: s.blocks.is_open(),
                 store_batches: h.batches.load(Ordering::Relaxed),
                 store_ops: h.ops.load(Ordering::Relaxed),
+                store_puts: h.puts.load(Ordering::Relaxed),
                 store_txns: h.txns.load(Ordering::Relaxed),
                 store_failures: h.failures.load(Ordering::Relaxed),
                 store_pending: h.pending.load(Ordering::Relaxed),

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::defaults;
-use super::{Algorithm, Family, Protocol, Role, Service, StoreBackend};
+use super::{Algorithm, Family, Protocol, Role, Service, StoreBackend, StoreLayout};
 use crate::fastpath::AttachMode;
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -84,6 +84,9 @@ pub(super) struct Store {
     pub lease_ttl_s: u32,
     pub timeout_ms: u32,
     pub max_txn_ops: u32,
+    /// etcd: "per-binding" (one key per binding) or "packed" (a batch's
+    /// bindings in one key per expiry bucket); checked in `check/store.rs`.
+    pub layout: String,
 }
 impl Default for Store {
     fn default() -> Self {
@@ -95,6 +98,7 @@ impl Default for Store {
             lease_ttl_s: defaults::ETCD_LEASE_TTL_S,
             timeout_ms: defaults::ETCD_TIMEOUT_MS,
             max_txn_ops: defaults::ETCD_MAX_TXN_OPS,
+            layout: StoreLayout::PerBinding.name().into(),
         }
     }
 }

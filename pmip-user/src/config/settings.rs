@@ -140,6 +140,28 @@ pub struct EtcdSettings {
     /// Operations per transaction (etcd's --max-txn-ops, 128 by default):
     /// a larger batch is written as several transactions.
     pub max_txn_ops: u32,
+    /// How binding records are laid out in etcd (`store.layout`).
+    pub layout: StoreLayout,
+}
+
+/// How the etcd store lays out anchor binding records (`store.layout`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StoreLayout {
+    /// One key per binding (`P/svc/<address>/lma/<id>`).
+    #[default]
+    PerBinding,
+    /// A batch's binding records in one key per expiry bucket
+    /// (`store::pack`); a scan reads both layouts.
+    Packed,
+}
+
+impl StoreLayout {
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreLayout::PerBinding => "per-binding",
+            StoreLayout::Packed => "packed",
+        }
+    }
 }
 
 /// `[cluster]`: the anchors that share etcd, their service addresses and

@@ -64,6 +64,10 @@ pub struct ServiceView {
     pub admission: bool,
     pub store_batches: u64,
     pub store_ops: u64,
+    /// etcd puts and deletes the operations took (`store.layout = "packed"`:
+    /// one per pack, else one per operation).
+    #[serde(default)]
+    pub store_puts: u64,
     pub store_txns: u64,
     pub store_failures: u64,
     pub store_pending: u64,

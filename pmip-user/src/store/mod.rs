@@ -12,6 +12,7 @@
 //! - [`embedded`] — the default backend: one redb file, fsync on commit.
 //! - [`mem`]      — in memory: sim tests, and `backend = "memory"` (nothing survives).
 //! - [`etcd`]     — a cluster's shared store: one per anchor service address (issue 17).
+//! - [`pack`]     — its packed layout: a batch's binding records in one value per expiry bucket.
 //!
 //! A distributed backend (etcd, for a cluster) implements the same trait:
 //! keys are [`RecordKey::path`] strings, values the records' JSON
@@ -22,6 +23,7 @@ mod compact;
 pub mod embedded;
 pub mod etcd;
 pub mod mem;
+pub mod pack;
 pub mod record;
 mod restore;
 

@@ -84,6 +84,9 @@ pub struct ClusterOpts {
     /// The anchors' `signaling.udp_gso` (runs of PBAs to one MAG as one
     /// send); only without `esp` (whose peers' tables carry `[signaling]`).
     pub udp_gso: bool,
+    /// The anchors' `store.layout` ("per-binding", "packed"); the default
+    /// comes from `PMIP_CLUSTER_LAYOUT` (none: the configuration's default).
+    pub layout: Option<String>,
 }
 
 impl ClusterOpts {
@@ -106,6 +109,9 @@ impl ClusterOpts {
             etcd_args: Vec::new(),
             max_txn_ops: None,
             udp_gso: false,
+            layout: std::env::var("PMIP_CLUSTER_LAYOUT")
+                .ok()
+                .filter(|l| !l.is_empty()),
         }
     }
 }
@@ -613,6 +619,9 @@ ipv4 = "{}"
     ));
     if let Some(n) = o.max_txn_ops {
         c.push_str(&format!("max_txn_ops = {n}\n"));
+    }
+    if let Some(l) = &o.layout {
+        c.push_str(&format!("layout = \"{l}\"\n"));
     }
     if o.udp_gso && !o.esp {
         c.push_str("\n[signaling]\nudp_gso = true\n");

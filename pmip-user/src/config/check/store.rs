@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use super::Errors;
 use crate::config::file::File;
-use crate::config::{EtcdSettings, Role, StoreBackend, StoreSettings};
+use crate::config::{EtcdSettings, Role, StoreBackend, StoreLayout, StoreSettings};
 
 pub(super) fn check(f: &File, v: &mut Errors) -> StoreSettings {
     let s = &f.store;
@@ -58,12 +58,24 @@ fn etcd(f: &File, v: &mut Errors) -> EtcdSettings {
             v.err("store.max_txn_ops", "must be 8 to 100000");
         }
     }
+    let layout = match s.layout.as_str() {
+        "per-binding" => StoreLayout::PerBinding,
+        "packed" => StoreLayout::Packed,
+        other => {
+            v.err(
+                "store.layout",
+                format!("must be \"per-binding\" or \"packed\", not {other:?}"),
+            );
+            StoreLayout::PerBinding
+        }
+    };
     EtcdSettings {
         endpoints: s.endpoints.clone(),
         prefix: s.prefix.clone(),
         lease_ttl: Duration::from_secs(s.lease_ttl_s.into()),
         timeout: Duration::from_millis(s.timeout_ms.into()),
         max_txn_ops: s.max_txn_ops,
+        layout,
     }
 }
 

@@ -78,3 +78,20 @@ fn cluster_esp_entries_are_typed_and_checked() {
         assert!(e.contains(want), "want {want:?}, got {e}");
     }
 }
+
+/// `store.layout`: per-binding by default, "packed" taken, anything else
+/// refused naming the field.
+#[test]
+fn store_layout_is_per_binding_unless_packed() {
+    let c = Config::from_toml_str(&cluster_anchor("")).unwrap();
+    assert_eq!(c.store.etcd.layout, StoreLayout::PerBinding);
+    let packed = cluster_anchor("").replace("[cluster]", "layout = \"packed\"\n[cluster]");
+    let c = Config::from_toml_str(&packed).unwrap();
+    assert_eq!(c.store.etcd.layout, StoreLayout::Packed);
+    let bad = cluster_anchor("").replace("[cluster]", "layout = \"bundled\"\n[cluster]");
+    let e = Config::from_toml_str(&bad).unwrap_err().to_string();
+    assert!(
+        e.contains("store.layout: must be \"per-binding\" or \"packed\", not \"bundled\""),
+        "{e}"
+    );
+}

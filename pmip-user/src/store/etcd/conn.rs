@@ -14,7 +14,7 @@ use etcd_client::{Client, ConnectOptions};
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 
 use crate::agent::blocks::Space;
-use crate::config::EtcdSettings;
+use crate::config::{EtcdSettings, StoreLayout};
 use crate::store::RecordKey;
 
 /// The daemon's etcd client, usable from async and from blocking code.
@@ -24,6 +24,8 @@ pub struct EtcdConn {
     rt: Handle,
     pub timeout: Duration,
     pub max_txn_ops: usize,
+    /// How binding records are laid out (`store.layout`).
+    pub layout: StoreLayout,
     pub keys: Keyspace,
 }
 
@@ -74,6 +76,7 @@ impl EtcdConn {
             rt: rt.handle().clone(),
             timeout: s.timeout,
             max_txn_ops: s.max_txn_ops as usize,
+            layout: s.layout,
             keys: Keyspace::new(&s.prefix),
         };
         Ok((conn, EtcdRuntime(Some(rt))))
@@ -177,6 +180,7 @@ pub(crate) fn transient(e: &anyhow::Error) -> bool {
 ///  P/svc/<address>/node         the service address's restart counter (RFC 5847)
 ///  P/svc/<address>/lma/<id>     binding records (store::record), under expiry-bucket leases
 ///  P/svc/<address>/ha/<nai>
+///  P/svc/<address>/pack/<bucket end>/<member>/<seq>   packed layout: a batch's binding records (store::pack)
 ///  P/blocks/<space>/<block>     the service address a block of numbers belongs to
 ///  P/load/<service address>     bindings served there, for runtime assignment
 /// ```
@@ -216,6 +220,15 @@ impl Keyspace {
     }
     pub fn record(&self, addr: IpAddr, key: &RecordKey) -> String {
         format!("{}{}", self.service(addr), key.path())
+    }
+    /// A pack of binding records (`store::pack`): bucket end and sequence
+    /// zero-padded, so a bucket's packs sort together and in order.
+    pub fn pack(&self, addr: IpAddr, bucket_end: u64, member: &str, seq: u64) -> String {
+        format!(
+            "{}{}{bucket_end:013}/{member}/{seq:020}",
+            self.service(addr),
+            crate::store::pack::SEGMENT
+        )
     }
     pub fn blocks(&self, space: Space) -> String {
         format!("{}/blocks/{}/", self.prefix, space.name())
