@@ -98,7 +98,7 @@ impl Default for Store {
             lease_ttl_s: defaults::ETCD_LEASE_TTL_S,
             timeout_ms: defaults::ETCD_TIMEOUT_MS,
             max_txn_ops: defaults::ETCD_MAX_TXN_OPS,
-            layout: StoreLayout::PerBinding.name().into(),
+            layout: StoreLayout::Packed.name().into(),
         }
     }
 }

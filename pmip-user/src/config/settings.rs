@@ -148,10 +148,11 @@ pub struct EtcdSettings {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum StoreLayout {
     /// One key per binding (`P/svc/<address>/lma/<id>`).
-    #[default]
     PerBinding,
     /// A batch's binding records in one key per expiry bucket
-    /// (`store::pack`); a scan reads both layouts.
+    /// (`store::pack`); a scan reads both layouts. The default: etcd's CPU
+    /// and memory per binding are a third and a fifth of the other's.
+    #[default]
     Packed,
 }
 

@@ -66,7 +66,7 @@ fn etcd(f: &File, v: &mut Errors) -> EtcdSettings {
                 "store.layout",
                 format!("must be \"per-binding\" or \"packed\", not {other:?}"),
             );
-            StoreLayout::PerBinding
+            StoreLayout::default()
         }
     };
     EtcdSettings {

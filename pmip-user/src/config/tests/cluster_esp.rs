@@ -79,15 +79,15 @@ fn cluster_esp_entries_are_typed_and_checked() {
     }
 }
 
-/// `store.layout`: per-binding by default, "packed" taken, anything else
+/// `store.layout`: packed by default, "per-binding" taken, anything else
 /// refused naming the field.
 #[test]
-fn store_layout_is_per_binding_unless_packed() {
+fn store_layout_is_packed_unless_per_binding() {
     let c = Config::from_toml_str(&cluster_anchor("")).unwrap();
-    assert_eq!(c.store.etcd.layout, StoreLayout::PerBinding);
-    let packed = cluster_anchor("").replace("[cluster]", "layout = \"packed\"\n[cluster]");
-    let c = Config::from_toml_str(&packed).unwrap();
     assert_eq!(c.store.etcd.layout, StoreLayout::Packed);
+    let one = cluster_anchor("").replace("[cluster]", "layout = \"per-binding\"\n[cluster]");
+    let c = Config::from_toml_str(&one).unwrap();
+    assert_eq!(c.store.etcd.layout, StoreLayout::PerBinding);
     let bad = cluster_anchor("").replace("[cluster]", "layout = \"bundled\"\n[cluster]");
     let e = Config::from_toml_str(&bad).unwrap_err().to_string();
     assert!(
