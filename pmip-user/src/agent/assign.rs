@@ -48,15 +48,24 @@ impl Assigner {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The service addresses served now and their published loads.
+    /// The service addresses served now and their published loads. A
+    /// target whose published load is what it was keeps the picks made
+    /// since (they are not in that figure yet): the targets are set again
+    /// whenever ownership changes too, not only when loads are published.
     pub fn set_targets(&self, targets: &[(IpAddr, u64)]) {
         let mut g = self.lock();
+        let given = |g: &State, addr: IpAddr, load: u64| {
+            g.targets
+                .iter()
+                .find(|t| t.addr == addr && t.load == load)
+                .map_or(0, |t| t.given)
+        };
         g.targets = targets
             .iter()
-            .map(|(addr, load)| Target {
-                addr: *addr,
-                load: *load,
-                given: 0,
+            .map(|&(addr, load)| Target {
+                addr,
+                load,
+                given: given(&g, addr, load),
             })
             .collect();
     }
@@ -143,5 +152,24 @@ mod tests {
         );
         a.set_targets(&[(ip("10.0.0.1"), 5), (ip("10.0.0.2"), 1)]);
         assert_eq!(a.pick(ip("10.9.9.9")), Some(ip("10.0.0.2")));
+    }
+
+    /// Targets set again with the loads unchanged (an ownership change
+    /// between two publications) keep the picks made since; a target gone
+    /// is gone.
+    #[test]
+    fn unchanged_loads_keep_the_picks() {
+        let a = Assigner::new();
+        let (x, y, z) = (ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.3"));
+        a.set_targets(&[(x, 0), (y, 0)]);
+        assert_eq!(a.pick(ip("10.9.9.9")), Some(x));
+        assert_eq!(a.pick(ip("10.9.9.9")), Some(y));
+        assert_eq!(a.pick(ip("10.9.9.9")), Some(x));
+        a.set_targets(&[(x, 0), (y, 0), (z, 0)]);
+        assert_eq!(a.targets(), vec![(x, 2), (y, 1), (z, 0)]);
+        assert_eq!(a.pick(ip("10.9.9.9")), Some(z));
+        assert_eq!(a.pick(ip("10.9.9.9")), Some(y));
+        a.set_targets(&[(y, 0), (z, 0)]);
+        assert_eq!(a.targets(), vec![(y, 2), (z, 1)]);
     }
 }

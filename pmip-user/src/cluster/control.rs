@@ -221,7 +221,11 @@ impl Loop {
                     }
                 }
                 _ = self.members.changed() => self.members_changed(),
-                _ = self.owners.changed() => {}
+                // Targets follow ownership at once: a burst of attaches at
+                // the cluster address must not wait for the next published
+                // load to be sent to an address just taken over (or away
+                // from one whose owner died).
+                _ = self.owners.changed() => self.update_assigner(),
                 _ = self.quiet.changed() => {}
                 _ = self.loads.changed() => self.update_assigner(),
                 Some(m) = self.dead_rx.recv() => self.member_died(m).await,
@@ -283,6 +287,7 @@ impl Loop {
         // joined again (new lease) starts alive.
         self.dead.retain(|d| view.members.contains_key(d));
         let _ = self.hb_members.send(others);
+        self.update_assigner();
     }
 
     /// A member went silent: revoke its lease, so what it owned is free now.
@@ -292,6 +297,7 @@ impl Loop {
         };
         tracing::warn!(member = %name, "no heartbeat: revoking its lease");
         self.dead.insert(name);
+        self.update_assigner();
         self.revoke(rec.lease).await;
     }
 

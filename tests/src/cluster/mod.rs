@@ -361,6 +361,7 @@ impl ClusterLab {
         let mut lab = ClusterLab::topology(opts)?;
         lab.start_anchors()?;
         lab.wait_spread(Duration::from_secs(20))?;
+        lab.wait_targets(Duration::from_secs(10))?;
         lab.start_mags()?;
         Ok(lab)
     }
@@ -388,6 +389,32 @@ impl ClusterLab {
             .position(Option::is_some)
             .ok_or_else(|| anyhow!("no anchor running"))?;
         self.show(i)
+    }
+
+    /// Waits until every running anchor would send a subscriber at the
+    /// cluster address to any service address (its runtime-assignment
+    /// targets are all of them): before that, one registering there is
+    /// served by the cluster address's owner itself.
+    pub fn wait_targets(&self, within: Duration) -> Result<()> {
+        let end = Instant::now() + within;
+        for i in (0..self.anchors.len()).filter(|i| self.anchors[*i].is_some()) {
+            loop {
+                let v = self.show(i)?;
+                let services = v.addresses.iter().filter(|a| !a.cluster).count();
+                if v.assign_targets.len() == services {
+                    break;
+                }
+                if Instant::now() > end {
+                    bail!(
+                        "a{}: assignment targets {:?}, {services} service addresses",
+                        i + 1,
+                        v.assign_targets
+                    );
+                }
+                interruptible_sleep(Duration::from_millis(50))?;
+            }
+        }
+        Ok(())
     }
 
     /// Waits until every address has an owner and every running anchor owns one.
