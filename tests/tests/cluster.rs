@@ -634,6 +634,26 @@ fn ten_thousand_concurrent_attaches_never_share_an_address_or_key() {
             by_anchor.len() == 3,
             "every service address took some: {by_anchor:?}"
         );
+        // show cluster: the layout in use, and (packed) far fewer etcd puts
+        // than records written.
+        let layout = lab.opts.layout.clone().unwrap_or_else(|| "packed".into());
+        for i in 0..3 {
+            let v = lab.show(i)?;
+            ensure!(
+                v.store_layout == layout,
+                "a{}: layout {:?}",
+                i + 1,
+                v.store_layout
+            );
+            let ops: u64 = v.serving.iter().map(|s| s.store_ops).sum();
+            let puts: u64 = v.serving.iter().map(|s| s.store_puts).sum();
+            eprintln!("a{}: {ops} records written in {puts} etcd puts", i + 1);
+            ensure!(
+                layout != "packed" || puts * 2 < ops,
+                "a{}: {ops} records in {puts} puts",
+                i + 1
+            );
+        }
         // etcd agrees: one record per binding, no key or address twice.
         // The records as the anchors read them back, in either layout
         // (PMIP_CLUSTER_LAYOUT).

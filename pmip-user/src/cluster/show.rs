@@ -151,5 +151,6 @@ pub(super) async fn view(l: &Loop) -> ClusterView {
         assigned: l.ctx.assigner.picks(),
         assign_targets: l.ctx.assigner.targets().into_iter().collect(),
         bucket_leases: l.ctx.buckets.len(),
+        store_layout: l.ctx.cfg.store.etcd.layout.name().into(),
     }
 }

@@ -27,6 +27,9 @@ pub struct ClusterView {
     pub assign_targets: BTreeMap<IpAddr, u64>,
     /// Expiry-bucket leases this member holds for binding records.
     pub bucket_leases: usize,
+    /// How binding records are laid out in etcd (`store.layout`).
+    #[serde(default)]
+    pub store_layout: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,13 +138,22 @@ pub fn format_cluster(c: &ClusterView) -> String {
     for s in &c.serving {
         let _ = writeln!(
             o,
-            "Serving {}: {} bindings ({} restored in {} ms), restart counter {}, admission {}, store {} batches / {} writes / {} failed / {} pending",
+            "Serving {}: {} bindings ({} restored in {} ms), restart counter {}, admission {}, store {} batches / {} writes in {} puts / {} failed / {} pending",
             s.addr, s.bindings, s.restored, s.took_ms, s.restart_counter,
             if s.admission { "open" } else { "CLOSED" },
-            s.store_batches, s.store_ops, s.store_failures, s.store_pending
+            s.store_batches, s.store_ops, s.store_puts, s.store_failures, s.store_pending
         );
     }
-    let _ = writeln!(o, "etcd:");
+    let _ = writeln!(
+        o,
+        "etcd (binding records {}, {} expiry-bucket leases):",
+        if c.store_layout.is_empty() {
+            "-"
+        } else {
+            &c.store_layout
+        },
+        c.bucket_leases
+    );
     for e in &c.etcd {
         let state = if !e.reachable {
             format!("unreachable ({})", e.error)
@@ -166,4 +178,35 @@ pub fn format_cluster(c: &ClusterView) -> String {
         let _ = writeln!(o, "Runtime assignment: {} subscribers sent on", c.assigned);
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `show cluster` names the layout of the binding records and the
+    /// bucket leases; a view from an older pmipd (no layout) reads "-".
+    #[test]
+    fn show_cluster_names_the_store_layout() {
+        let mut v = ClusterView {
+            member: "a1".into(),
+            bucket_leases: 3,
+            store_layout: "packed".into(),
+            ..ClusterView::default()
+        };
+        let t = format_cluster(&v);
+        assert!(
+            t.contains("etcd (binding records packed, 3 expiry-bucket leases):"),
+            "{t}"
+        );
+        let old: ClusterView = serde_json::from_str(
+            &serde_json::to_string(&v)
+                .unwrap()
+                .replace(",\"store_layout\":\"packed\"", ""),
+        )
+        .unwrap();
+        v.store_layout.clear();
+        assert_eq!(old, v);
+        assert!(format_cluster(&old).contains("etcd (binding records -,"));
+    }
 }
