@@ -636,7 +636,11 @@ fn ten_thousand_concurrent_attaches_never_share_an_address_or_key() {
         );
         // show cluster: the layout in use, and (packed) far fewer etcd puts
         // than records written.
-        let layout = lab.opts.layout.clone().unwrap_or_else(|| "packed".into());
+        let layout = lab
+            .opts
+            .layout
+            .clone()
+            .unwrap_or_else(|| pmip_user::config::StoreLayout::default().name().into());
         for i in 0..3 {
             let v = lab.show(i)?;
             ensure!(
