@@ -89,8 +89,7 @@ impl Capture {
     /// Stops tcpdump (SIGINT: it flushes) and returns the packets captured.
     pub fn stop(mut self) -> usize {
         if let Some(mut c) = self.child.take() {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
+            crate::lab::signal_child(&mut c, libc::SIGINT);
             if crate::lab::wait_timeout(&mut c, Duration::from_secs(3)).is_none() {
                 let _ = c.kill();
                 let _ = c.wait();

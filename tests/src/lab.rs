@@ -343,9 +343,14 @@ pub fn have(prog: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn sigterm(pid: u32) {
-    // SAFETY: signalling a child we spawned and have not reaped.
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+/// Sends `sig` to our child `c` unless it has exited: once `try_wait` has
+/// reaped it, its pid may belong to another process already (pid_max is
+/// 32 768 on these hosts, and a test suite starts thousands).
+pub fn signal_child(c: &mut Child, sig: i32) {
+    if matches!(c.try_wait(), Ok(None)) {
+        // SAFETY: our child, running and not reaped (checked just above).
+        unsafe { libc::kill(c.id() as i32, sig) };
+    }
 }
 
 /// Waits for a child up to `d`; None if it is still running.
@@ -372,6 +377,8 @@ pub struct Daemon {
     pub log: PathBuf,
     child: Option<Child>,
     _stdout: Option<std::thread::JoinHandle<()>>,
+    /// How it ended when it was found gone at `stop` (not stopped by us).
+    exited_early: Option<ExitStatus>,
 }
 
 impl Daemon {
@@ -410,6 +417,7 @@ impl Daemon {
             log,
             child: Some(child),
             _stdout: Some(th),
+            exited_early: None,
         };
         let end = Instant::now() + Duration::from_secs(20);
         loop {
@@ -529,7 +537,12 @@ impl Daemon {
     /// SIGTERM and wait (up to 5 s, then SIGKILL); returns the exit status.
     pub fn stop(&mut self) -> Option<ExitStatus> {
         let mut c = self.child.take()?;
-        sigterm(c.id());
+        // Gone already: say so in the failure report ([`fail`]).
+        if let Ok(Some(s)) = c.try_wait() {
+            self.exited_early = Some(s);
+            return Some(s);
+        }
+        signal_child(&mut c, libc::SIGTERM);
         match wait_timeout(&mut c, Duration::from_secs(5)) {
             Some(s) => Some(s),
             None => {
@@ -554,8 +567,12 @@ impl Drop for Daemon {
         // What it logged, for the failure report of the test that ran it
         // ([`fail`]): a test returning an error has dropped its daemons by
         // the time it reports.
+        let how = match self.exited_early {
+            Some(s) => format!(" [exited on its own before the test stopped it: {s}]"),
+            None => String::new(),
+        };
         let tail = format!(
-            "---- pmipd {} ({}) ----\n{}",
+            "---- pmipd {} ({}){how} ----\n{}",
             self.name,
             self.log.display(),
             self.log_tail(40)
@@ -587,6 +604,10 @@ pub fn fail(e: anyhow::Error) -> ! {
             eprintln!("{t}");
         }
     });
+    if interrupted() {
+        // Every blocking wait with a timeout returns EINTR on a signal.
+        eprintln!("---- this test process received SIGINT or SIGTERM ----");
+    }
     panic!("{e:#}");
 }
 

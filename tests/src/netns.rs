@@ -117,6 +117,33 @@ impl Netns {
         }
     }
 
+    /// SIGTERM to every process named `comm` whose network namespace is this
+    /// one (`ip netns pids`): for daemons that went to the background
+    /// (`dhclient -1`), without trusting a pid file that may name a pid
+    /// reused since by another test's process.
+    pub fn kill_named(&self, comm: &str) -> usize {
+        let Ok(o) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        else {
+            return 0;
+        };
+        let mut n = 0;
+        for pid in String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            let named = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim_end() == comm);
+            // SAFETY: a signal to a process that is in our namespace and
+            // has the name we started it with.
+            if named && unsafe { libc::kill(pid, libc::SIGTERM) } == 0 {
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Builds a command that runs in the namespace; the caller owns the child.
     pub fn command(&self, program: &str) -> Command {
         let mut c = Command::new("ip");

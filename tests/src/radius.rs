@@ -275,8 +275,7 @@ impl FreeRadius {
     /// Stops the server (SIGTERM, then SIGKILL) and waits for it.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            // SAFETY: signalling a child we spawned and have not reaped.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            crate::lab::signal_child(&mut c, libc::SIGTERM);
             if crate::lab::wait_timeout(&mut c, Duration::from_secs(5)).is_none() {
                 let _ = c.kill();
                 let _ = c.wait();

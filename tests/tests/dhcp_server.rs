@@ -327,9 +327,7 @@ fn dhclient_gets_binding() {
         ])
         .unwrap();
     // dhclient -1 daemonises once bound; stop it.
-    if let Ok(p) = std::fs::read_to_string(&pidf) {
-        let _ = cl.exec_status(&["kill", p.trim()]);
-    }
+    cl.kill_named("dhclient");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -568,9 +568,7 @@ fn dhclient6_gets_address_and_prefix_and_releases() {
     let out = node
         .exec_status(&args.iter().map(String::as_str).collect::<Vec<_>>())
         .unwrap();
-    if let Ok(p) = std::fs::read_to_string(&pidf) {
-        let _ = node.exec_status(&["kill", p.trim()]);
-    }
+    node.kill_named("dhclient");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -249,9 +249,7 @@ fn dhcpv6_client_gets_its_address() {
         let out = l
             .sub
             .exec_status(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
-        if let Ok(p) = std::fs::read_to_string(&pid_f) {
-            let _ = l.sub.exec_status(&["kill", p.trim()]);
-        }
+        l.sub.kill_named("dhclient");
         let ev = std::fs::read_to_string(&log).unwrap_or_default();
         ensure!(
             out.status.success(),

@@ -175,16 +175,27 @@ impl PeerSock {
         self.send(rx.from, rx.port, bytes)
     }
 
-    /// The next datagram within `within`, or None.
+    /// The next datagram within `within`, or None. A signal (EINTR) does
+    /// not end the wait early: only the time running out does.
     pub fn recv(&self, within: Duration) -> Option<Rx> {
+        let end = Instant::now() + within;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.recv_once(left) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted && !left.is_zero() => {}
+                r => return r.ok(),
+            }
+        }
+    }
+
+    fn recv_once(&self, within: Duration) -> std::io::Result<Rx> {
         let mut buf = vec![0u8; 4096];
         match &self.sock {
             Sock::Udp(s) => {
-                s.set_read_timeout(Some(within.max(Duration::from_millis(1))))
-                    .ok()?;
-                let (n, from) = s.recv_from(&mut buf).ok()?;
+                s.set_read_timeout(Some(within.max(Duration::from_millis(1))))?;
+                let (n, from) = s.recv_from(&mut buf)?;
                 buf.truncate(n);
-                Some(Rx {
+                Ok(Rx {
                     from: from.ip(),
                     port: from.port(),
                     bytes: buf,
@@ -198,13 +209,16 @@ impl PeerSock {
                 };
                 // SAFETY: one valid pollfd.
                 let r = unsafe { libc::poll(&mut p, 1, within.as_millis().min(60_000) as i32) };
-                if r <= 0 {
-                    return None;
+                if r < 0 {
+                    return Err(std::io::Error::last_os_error());
                 }
-                let (from, n) = pmip_user::sys::socket::recv_from_v6(fd.as_fd(), &mut buf).ok()?;
+                if r == 0 {
+                    return Err(std::io::ErrorKind::TimedOut.into());
+                }
+                let (from, n) = pmip_user::sys::socket::recv_from_v6(fd.as_fd(), &mut buf)?;
                 buf.truncate(n);
                 let from = IpAddr::V6(from);
-                Some(Rx {
+                Ok(Rx {
                     from,
                     port: 0,
                     bytes: buf,
