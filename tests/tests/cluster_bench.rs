@@ -60,7 +60,8 @@ fn opts(tag: &str) -> ClusterOpts {
     // PMIP_BENCH_MAX_TXN_OPS: operations per etcd transaction, the anchors'
     // store.max_txn_ops and the members' --max-txn-ops (default 128: a pass
     // of up to 257 records is then three transactions one after the other).
-    // PMIP_BENCH_UDP_GSO=1: the anchors send runs of PBAs with UDP GSO.
+    // PMIP_BENCH_UDP_GSO=1: the anchors and the driver MAGs send runs of
+    // PBAs and PBUs with UDP GSO and read runs with UDP_GRO.
     o.udp_gso = std::env::var_os("PMIP_BENCH_UDP_GSO").is_some();
     if let Ok(n) = std::env::var("PMIP_BENCH_MAX_TXN_OPS") {
         let n: u32 = n.parse().unwrap_or(128);

@@ -43,6 +43,9 @@ impl Attached {
 /// Driver MAG namespaces, created on demand and kept for the lab's life.
 pub struct Drivers {
     pub ns: Vec<Netns>,
+    /// GSO and `UDP_GRO` on the drivers' sockets, as on a MAG with
+    /// `signaling.udp_gso` (the lab's `udp_gso`, set on the anchors too).
+    udp_gso: bool,
 }
 
 impl Drivers {
@@ -65,7 +68,10 @@ impl Drivers {
             ])?;
             ns.push(d);
         }
-        Ok(Drivers { ns })
+        Ok(Drivers {
+            ns,
+            udp_gso: lab.opts.udp_gso,
+        })
     }
 
     /// Attaches `n` subscribers spread over the driver MAGs, all at once,
@@ -74,9 +80,10 @@ impl Drivers {
     pub fn attach(&self, n: usize, to: Option<IpAddr>, within: Duration) -> Result<Attached> {
         let per = n.div_ceil(self.ns.len());
         let mut threads = Vec::new();
+        let gso = self.udp_gso;
         for (m, ns) in self.ns.iter().enumerate() {
             let count = per.min(n.saturating_sub(m * per));
-            threads.push(ns.thread(move || one_mag(m, count, to, within))?);
+            threads.push(ns.thread(move || one_mag(m, count, to, within, gso))?);
         }
         let mut all = Attached::default();
         for t in threads {
@@ -138,13 +145,22 @@ fn request(m: usize, i: usize, anchor: IpAddr) -> AttachRequest {
 }
 
 /// One driver MAG: `count` attaches, every answer awaited.
-fn one_mag(m: usize, count: usize, to: Option<IpAddr>, within: Duration) -> Result<Attached> {
+fn one_mag(
+    m: usize,
+    count: usize,
+    to: Option<IpAddr>,
+    within: Duration,
+    gso: bool,
+) -> Result<Attached> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
         let cfg = mag_config(m);
-        let sockets = Sockets::bind(&cfg.local, 5436, true).context("driver MAG sockets")?;
+        let sockets = Sockets::bind(&cfg.local, 5436, true)
+            .context("driver MAG sockets")?
+            .with_udp_gso(gso)
+            .with_udp_gro(gso);
         let mut mag = Mag::new(cfg, Instant::now(), SystemTime::now());
         let (req_tx, req_rx) = mpsc::unbounded_channel();
         let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
