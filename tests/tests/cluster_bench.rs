@@ -63,6 +63,14 @@ fn opts(tag: &str) -> ClusterOpts {
     // PMIP_BENCH_UDP_GSO=1: the anchors and the driver MAGs send runs of
     // PBAs and PBUs with UDP GSO and read runs with UDP_GRO.
     o.udp_gso = std::env::var_os("PMIP_BENCH_UDP_GSO").is_some();
+    // PMIP_BENCH_WRITES_IN_FLIGHT, PMIP_BENCH_RCVBUF_KIB: the anchors'
+    // store.writes_in_flight and signaling.receive_buffer_kib.
+    o.writes_in_flight = std::env::var("PMIP_BENCH_WRITES_IN_FLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    o.receive_buffer_kib = std::env::var("PMIP_BENCH_RCVBUF_KIB")
+        .ok()
+        .and_then(|v| v.parse().ok());
     if let Ok(n) = std::env::var("PMIP_BENCH_MAX_TXN_OPS") {
         let n: u32 = n.parse().unwrap_or(128);
         o.max_txn_ops = Some(n);
@@ -98,6 +106,23 @@ fn etcd_rss(lab: &ClusterLab, i: usize) -> Result<u64> {
         .and_then(|v| v.trim().parse::<f64>().ok())
         .map(|v| v as u64)
         .context("process_resident_memory_bytes")
+}
+
+/// UDP datagrams dropped because a socket's receive buffer was full
+/// (`RcvbufErrors` of /proc/net/snmp) in `ns`: a burst the signaling
+/// socket could not hold, each one a retransmission timeout for a MAG.
+fn udp_rcvbuf_errors(ns: &pmip_tests::netns::Netns) -> u64 {
+    let snmp = ns.exec(&["cat", "/proc/net/snmp"]).unwrap_or_default();
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp: "));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "RcvbufErrors")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn rss_sum(lab: &ClusterLab) -> Result<u64> {
@@ -190,6 +215,11 @@ fn bench_cluster_bindings_per_second() {
                 loadavg()
             );
             eprintln!("run {r}: CPU per binding: {cpu}");
+            let anchors_drops: u64 = lab.anchor_ns.iter().map(udp_rcvbuf_errors).sum();
+            let drivers_drops: u64 = d.ns.iter().map(udp_rcvbuf_errors).sum();
+            eprintln!(
+                "run {r}: UDP datagrams dropped on a full receive buffer: anchors {anchors_drops}, driver MAGs {drivers_drops}"
+            );
             cpus.push(cpu);
             rates.push(rate as u64);
             per_rec.push((bytes / count) as u64);

@@ -56,6 +56,7 @@ impl Rig {
             lease_ttl: Duration::from_secs(2),
             timeout: Duration::from_millis(1500),
             max_txn_ops,
+            writes_in_flight: 1,
             layout: StoreLayout::PerBinding,
         }
     }

@@ -108,6 +108,7 @@ pub(super) fn sockets(ctx: &Ctx, addr: IpAddr, fence: &Fence) -> Result<Sockets>
     let port = crate::pmipv6::wire::UDP_PORT;
     let sockets = Sockets::bind(&local, port, true)
         .with_context(|| format!("binding the PMIPv6 sockets on {addr}"))?
+        .with_receive_buffer(ctx.cfg.signaling.receive_buffer)
         .with_udp_gso(ctx.cfg.signaling.udp_gso)
         .with_udp_gro(ctx.cfg.signaling.udp_gso);
     // This service address's own SAs with a peer (`[[cluster.esp]]`), else

@@ -82,14 +82,6 @@ struct Built<E> {
     restored: usize,
 }
 
-/// Store writes of one service address in flight at once (issue 17). One:
-/// with more, the shell's passes get smaller and etcd gets more, smaller
-/// transactions — on this 2-core host, where etcd is what runs out first,
-/// 4 in flight made 4.2–4.5k bindings/s against 7.5–8.9k with 1 (same
-/// session, alternated; BENCHMARKS.md "Several writes in flight"). The
-/// pipeline stays for a host where etcd has room to spare.
-const WRITES_IN_FLIGHT: usize = 1;
-
 fn build_lma(
     ctx: &Ctx,
     addr: IpAddr,
@@ -100,10 +92,10 @@ fn build_lma(
     c.local = LocalAddrs::from(addr);
     let mut l = lma::Lma::new(c, Instant::now(), SystemTime::now());
     l.use_blocks(blocks);
-    // With more than one, pass N+1 is read and its write sent while pass
-    // N's is on its way to etcd (docs/cluster.md, "in flight"); answers
-    // still wait for their own.
-    l.set_writes_in_flight(WRITES_IN_FLIGHT);
+    // With more than one (`store.writes_in_flight`), pass N+1 is read and
+    // its write sent while pass N's is on its way to etcd (docs/cluster.md,
+    // "in flight"); answers still wait for their own.
+    l.set_writes_in_flight(ctx.cfg.store.etcd.writes_in_flight);
     if ctx.cfg.cluster.as_ref().and_then(|c| c.cluster_address) == Some(addr) {
         l.use_assigner(ctx.assigner.clone());
     }

@@ -30,6 +30,11 @@ pub(super) fn etcd_prefix() -> String {
 pub(super) const ETCD_LEASE_TTL_S: u32 = 2;
 pub(super) const ETCD_TIMEOUT_MS: u32 = 1000;
 pub(super) const ETCD_MAX_TXN_OPS: u32 = 128;
+/// One etcd write per store batch at a time (`store.writes_in_flight`).
+pub(super) const ETCD_WRITES_IN_FLIGHT: u32 = 1;
+/// 4 MiB: the kernel doubles it for its own overhead; a small datagram
+/// takes 1–4 KiB of it, so a few thousand queued requests.
+pub(super) const SIGNALING_RECEIVE_BUFFER_KIB: u32 = 4096;
 
 /// `[cluster]`: heartbeats every 100 ms, dead after 4 missed (the
 /// detection half of the takeover time), blocks of 256 numbers, a 100 ms
@@ -99,6 +104,7 @@ pub(super) fn signaling() -> Signaling {
     Signaling {
         unknown_peers: super::UnknownPeers::Drop,
         udp_gso: false,
+        receive_buffer_kib: SIGNALING_RECEIVE_BUFFER_KIB,
         esp_state_file: PathBuf::from("/var/lib/pmip/esp-seq"),
     }
 }

@@ -84,6 +84,8 @@ pub(super) struct Store {
     pub lease_ttl_s: u32,
     pub timeout_ms: u32,
     pub max_txn_ops: u32,
+    /// etcd: store batches of one service address written at once (1–8).
+    pub writes_in_flight: u32,
     /// etcd: "per-binding" (one key per binding) or "packed" (a batch's
     /// bindings in one key per expiry bucket); checked in `check/store.rs`.
     pub layout: String,
@@ -98,6 +100,7 @@ impl Default for Store {
             lease_ttl_s: defaults::ETCD_LEASE_TTL_S,
             timeout_ms: defaults::ETCD_TIMEOUT_MS,
             max_txn_ops: defaults::ETCD_MAX_TXN_OPS,
+            writes_in_flight: defaults::ETCD_WRITES_IN_FLIGHT,
             layout: StoreLayout::Packed.name().into(),
         }
     }
@@ -169,6 +172,11 @@ pub(super) struct Signaling {
     /// kernel or the NIC: about a third less CPU per registration at the HA.
     /// Off by default: a capture on this host shows a run as one datagram.
     pub udp_gso: bool,
+    /// Receive buffer of each signaling socket, KiB: what a burst of
+    /// requests (thousands of attaches at once, every MAG after an anchor
+    /// restart) may queue while the registrar is busy; past it the kernel
+    /// drops them and each costs its sender a retransmission timeout.
+    pub receive_buffer_kib: u32,
     /// Where the ESP sequence numbers outlive a restart.
     pub esp_state_file: PathBuf,
 }

@@ -140,6 +140,10 @@ pub struct EtcdSettings {
     /// Operations per transaction (etcd's --max-txn-ops, 128 by default):
     /// a larger batch is written as several transactions.
     pub max_txn_ops: u32,
+    /// Store batches of one service address written at once: with more
+    /// than one, the registrar reads and answers on while a write is out
+    /// (answers still wait for their own write).
+    pub writes_in_flight: usize,
     /// How binding records are laid out in etcd (`store.layout`).
     pub layout: StoreLayout,
 }
@@ -222,6 +226,8 @@ pub struct Signaling {
     pub unknown_peers: UnknownPeers,
     /// Runs of UDP signaling to one peer sent with UDP GSO (issue 18).
     pub udp_gso: bool,
+    /// Receive buffer of each signaling socket, bytes (`receive_buffer_kib`).
+    pub receive_buffer: usize,
     /// The ESP sequence numbers, kept across restarts (RFC 4303 §3.3.3).
     pub esp_state_file: PathBuf,
 }

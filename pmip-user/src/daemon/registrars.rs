@@ -25,6 +25,7 @@ pub(super) fn pmipv6_sockets(cfg: &Config, local: &pmipv6::LocalAddrs) -> Result
     let port = pmipv6::wire::UDP_PORT;
     let sockets = Sockets::bind(local, port, true)
         .context("binding the PMIPv6 sockets (addresses.*)")?
+        .with_receive_buffer(cfg.signaling.receive_buffer)
         .with_udp_gso(cfg.signaling.udp_gso)
         .with_udp_gro(cfg.signaling.udp_gso);
     let mut db = SaDb::new();
@@ -69,6 +70,7 @@ pub(super) fn pmipv4_socket(cfg: &Config) -> Result<Udp434> {
     let addr = v4_address(cfg)?;
     Ok(Udp434::bind(SocketAddrV4::new(addr, pmipv4::wire::PORT))
         .with_context(|| format!("binding UDP {addr}:434 (addresses.ipv4)"))?
+        .with_receive_buffer(cfg.signaling.receive_buffer)
         .with_gso(cfg.signaling.udp_gso)
         .with_gro(cfg.signaling.udp_gso))
 }

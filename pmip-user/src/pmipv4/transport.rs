@@ -53,6 +53,12 @@ impl Udp434 {
         })
     }
 
+    /// A receive buffer of `bytes` (`signaling.receive_buffer_kib`).
+    pub fn with_receive_buffer(self, bytes: usize) -> Udp434 {
+        grow_receive_buffer(&self.socket, i32::try_from(bytes).unwrap_or(i32::MAX));
+        self
+    }
+
     /// Sends runs of replies to one peer with UDP GSO ([`Gso`]: one skb
     /// per run instead of one per datagram; captures on this host then
     /// show a run as one datagram).

@@ -141,6 +141,19 @@ impl Sockets {
         })
     }
 
+    /// Receive buffers of `bytes` on both sockets (`signaling.receive_buffer_kib`):
+    /// what a burst of PBUs may queue while the registrar is busy.
+    pub fn with_receive_buffer(self, bytes: usize) -> Sockets {
+        let bytes = i32::try_from(bytes).unwrap_or(i32::MAX);
+        if let Some(s) = &self.v4 {
+            crate::sys::socket::grow_receive_buffer(s, bytes);
+        }
+        if let Some(s) = &self.v6 {
+            crate::sys::socket::grow_receive_buffer(s.get_ref(), bytes);
+        }
+        self
+    }
+
     /// Sends runs of messages to one peer over UDP 5436 with GSO (see
     /// `pmipv4::transport::Gso`); the raw MH socket has no GSO.
     pub fn with_udp_gso(self, on: bool) -> Sockets {

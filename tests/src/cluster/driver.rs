@@ -46,6 +46,8 @@ pub struct Drivers {
     /// GSO and `UDP_GRO` on the drivers' sockets, as on a MAG with
     /// `signaling.udp_gso` (the lab's `udp_gso`, set on the anchors too).
     udp_gso: bool,
+    /// Their sockets' receive buffer (the lab's `receive_buffer_kib`).
+    receive_buffer: Option<usize>,
 }
 
 impl Drivers {
@@ -71,6 +73,7 @@ impl Drivers {
         Ok(Drivers {
             ns,
             udp_gso: lab.opts.udp_gso,
+            receive_buffer: lab.opts.receive_buffer_kib.map(|k| k as usize * 1024),
         })
     }
 
@@ -80,10 +83,10 @@ impl Drivers {
     pub fn attach(&self, n: usize, to: Option<IpAddr>, within: Duration) -> Result<Attached> {
         let per = n.div_ceil(self.ns.len());
         let mut threads = Vec::new();
-        let gso = self.udp_gso;
+        let io = (self.udp_gso, self.receive_buffer);
         for (m, ns) in self.ns.iter().enumerate() {
             let count = per.min(n.saturating_sub(m * per));
-            threads.push(ns.thread(move || one_mag(m, count, to, within, gso))?);
+            threads.push(ns.thread(move || one_mag(m, count, to, within, io))?);
         }
         let mut all = Attached::default();
         for t in threads {
@@ -150,17 +153,18 @@ fn one_mag(
     count: usize,
     to: Option<IpAddr>,
     within: Duration,
-    gso: bool,
+    (gso, rcvbuf): (bool, Option<usize>),
 ) -> Result<Attached> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
         let cfg = mag_config(m);
-        let sockets = Sockets::bind(&cfg.local, 5436, true)
-            .context("driver MAG sockets")?
-            .with_udp_gso(gso)
-            .with_udp_gro(gso);
+        let mut sockets = Sockets::bind(&cfg.local, 5436, true).context("driver MAG sockets")?;
+        if let Some(b) = rcvbuf {
+            sockets = sockets.with_receive_buffer(b);
+        }
+        let sockets = sockets.with_udp_gso(gso).with_udp_gro(gso);
         let mut mag = Mag::new(cfg, Instant::now(), SystemTime::now());
         let (req_tx, req_rx) = mpsc::unbounded_channel();
         let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();

@@ -84,6 +84,11 @@ pub struct ClusterOpts {
     /// The anchors' `signaling.udp_gso` (runs of PBAs to one MAG as one
     /// send); only without `esp` (whose peers' tables carry `[signaling]`).
     pub udp_gso: bool,
+    /// The anchors' `store.writes_in_flight` (None: the default).
+    pub writes_in_flight: Option<u32>,
+    /// The anchors' `signaling.receive_buffer_kib` (None: the default),
+    /// also the driver MAGs' sockets'; only without `esp`.
+    pub receive_buffer_kib: Option<u32>,
     /// The anchors' `store.layout` ("per-binding", "packed"); the default
     /// comes from `PMIP_CLUSTER_LAYOUT` (none: the configuration's default).
     pub layout: Option<String>,
@@ -109,6 +114,8 @@ impl ClusterOpts {
             etcd_args: Vec::new(),
             max_txn_ops: None,
             udp_gso: false,
+            writes_in_flight: None,
+            receive_buffer_kib: None,
             layout: std::env::var("PMIP_CLUSTER_LAYOUT")
                 .ok()
                 .filter(|l| !l.is_empty()),
@@ -650,8 +657,14 @@ ipv4 = "{}"
     if let Some(l) = &o.layout {
         c.push_str(&format!("layout = \"{l}\"\n"));
     }
-    if o.udp_gso && !o.esp {
-        c.push_str("\n[signaling]\nudp_gso = true\n");
+    if let Some(n) = o.writes_in_flight {
+        c.push_str(&format!("writes_in_flight = {n}\n"));
+    }
+    if !o.esp && (o.udp_gso || o.receive_buffer_kib.is_some()) {
+        c.push_str(&format!("\n[signaling]\nudp_gso = {}\n", o.udp_gso));
+        if let Some(k) = o.receive_buffer_kib {
+            c.push_str(&format!("receive_buffer_kib = {k}\n"));
+        }
     }
     c.push_str(&format!(
         "\n[cluster]\nmember = \"a{}\"\nservice_addresses = [{}]\ncluster_address = \"{CLUSTER_ADDR}\"\nheartbeat_interval_ms = {}\nheartbeat_misses = {}\n",

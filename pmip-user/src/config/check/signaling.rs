@@ -71,9 +71,16 @@ pub(super) fn signaling(f: &File, v: &mut Errors) -> Signaling {
     if uses_esp && !s.esp_state_file.is_absolute() {
         v.err("signaling.esp_state_file", "must be an absolute path");
     }
+    if !(64..=1 << 20).contains(&s.receive_buffer_kib) {
+        v.err(
+            "signaling.receive_buffer_kib",
+            "must be 64 to 1048576 (KiB: 64 KiB to 1 GiB)",
+        );
+    }
     Signaling {
         unknown_peers: s.unknown_peers,
         udp_gso: s.udp_gso,
+        receive_buffer: s.receive_buffer_kib.clamp(64, 1 << 20) as usize * 1024,
         esp_state_file: s.esp_state_file.clone(),
     }
 }

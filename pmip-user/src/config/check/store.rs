@@ -57,6 +57,9 @@ fn etcd(f: &File, v: &mut Errors) -> EtcdSettings {
         if !(8..=100_000).contains(&s.max_txn_ops) {
             v.err("store.max_txn_ops", "must be 8 to 100000");
         }
+        if !(1..=8).contains(&s.writes_in_flight) {
+            v.err("store.writes_in_flight", "must be 1 to 8");
+        }
     }
     let layout = match s.layout.as_str() {
         "per-binding" => StoreLayout::PerBinding,
@@ -75,6 +78,7 @@ fn etcd(f: &File, v: &mut Errors) -> EtcdSettings {
         lease_ttl: Duration::from_secs(s.lease_ttl_s.into()),
         timeout: Duration::from_millis(s.timeout_ms.into()),
         max_txn_ops: s.max_txn_ops,
+        writes_in_flight: s.writes_in_flight.clamp(1, 8) as usize,
         layout,
     }
 }

@@ -95,3 +95,54 @@ fn store_layout_is_packed_unless_per_binding() {
         "{e}"
     );
 }
+
+/// `store.writes_in_flight`: 1 by default, 1–8 taken, else refused naming
+/// the field.
+#[test]
+fn store_writes_in_flight_is_one_to_eight() {
+    let c = Config::from_toml_str(&cluster_anchor("")).unwrap();
+    assert_eq!(c.store.etcd.writes_in_flight, 1);
+    let four = cluster_anchor("").replace("[cluster]", "writes_in_flight = 4\n[cluster]");
+    assert_eq!(
+        Config::from_toml_str(&four)
+            .unwrap()
+            .store
+            .etcd
+            .writes_in_flight,
+        4
+    );
+    for bad in [0, 9] {
+        let t = cluster_anchor("")
+            .replace("[cluster]", &format!("writes_in_flight = {bad}\n[cluster]"));
+        let e = Config::from_toml_str(&t).unwrap_err().to_string();
+        assert!(e.contains("store.writes_in_flight: must be 1 to 8"), "{e}");
+    }
+}
+
+/// `signaling.receive_buffer_kib`: 4 MiB by default, in bytes in the
+/// settings; below 64 KiB refused naming the field.
+#[test]
+fn signaling_receive_buffer_is_in_kib() {
+    let c = Config::from_toml_str(&cluster_anchor("")).unwrap();
+    assert_eq!(c.signaling.receive_buffer, 4 << 20);
+    let big = format!(
+        "{}\n[signaling]\nreceive_buffer_kib = 32768\n",
+        cluster_anchor("")
+    );
+    assert_eq!(
+        Config::from_toml_str(&big)
+            .unwrap()
+            .signaling
+            .receive_buffer,
+        32 << 20
+    );
+    let small = format!(
+        "{}\n[signaling]\nreceive_buffer_kib = 10\n",
+        cluster_anchor("")
+    );
+    let e = Config::from_toml_str(&small).unwrap_err().to_string();
+    assert!(
+        e.contains("signaling.receive_buffer_kib: must be 64"),
+        "{e}"
+    );
+}
