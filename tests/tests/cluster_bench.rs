@@ -63,9 +63,13 @@ fn opts(tag: &str) -> ClusterOpts {
     // PMIP_BENCH_UDP_GSO=1: the anchors and the driver MAGs send runs of
     // PBAs and PBUs with UDP GSO and read runs with UDP_GRO.
     o.udp_gso = std::env::var_os("PMIP_BENCH_UDP_GSO").is_some();
-    // PMIP_BENCH_WRITES_IN_FLIGHT, PMIP_BENCH_RCVBUF_KIB: the anchors'
-    // store.writes_in_flight and signaling.receive_buffer_kib.
+    // PMIP_BENCH_WRITES_IN_FLIGHT, PMIP_BENCH_BATCH_MAX, PMIP_BENCH_RCVBUF_KIB:
+    // the anchors' store.writes_in_flight, store.batch_max and
+    // signaling.receive_buffer_kib.
     o.writes_in_flight = std::env::var("PMIP_BENCH_WRITES_IN_FLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    o.batch_max = std::env::var("PMIP_BENCH_BATCH_MAX")
         .ok()
         .and_then(|v| v.parse().ok());
     o.receive_buffer_kib = std::env::var("PMIP_BENCH_RCVBUF_KIB")
@@ -125,6 +129,38 @@ fn udp_rcvbuf_errors(ns: &pmip_tests::netns::Netns) -> u64 {
         .unwrap_or(0)
 }
 
+/// Packets the kernel dropped because a CPU's input backlog was full
+/// (`netdev_max_backlog`; the second column of /proc/net/softnet_stat,
+/// summed over CPUs): on veth every packet sent is queued there for the
+/// receiving side. Host-wide, not per namespace.
+fn backlog_drops() -> u64 {
+    std::fs::read_to_string("/proc/net/softnet_stat")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter_map(|v| u64::from_str_radix(v, 16).ok())
+        .sum()
+}
+
+/// Packets dropped in `ns` while waiting for their neighbour's address
+/// (`unresolved_discards` of /proc/net/stat/arp_cache, summed over CPUs).
+fn arp_discards(ns: &pmip_tests::netns::Netns) -> u64 {
+    let t = ns
+        .exec(&["cat", "/proc/net/stat/arp_cache"])
+        .unwrap_or_default();
+    let mut lines = t.lines();
+    let Some(col) = lines.next().and_then(|h| {
+        h.split_whitespace()
+            .position(|n| n == "unresolved_discards")
+    }) else {
+        return 0;
+    };
+    lines
+        .filter_map(|l| l.split_whitespace().nth(col))
+        .filter_map(|v| u64::from_str_radix(v, 16).ok())
+        .sum()
+}
+
 fn rss_sum(lab: &ClusterLab) -> Result<u64> {
     (0..3).map(|i| etcd_rss(lab, i)).sum()
 }
@@ -158,8 +194,10 @@ fn bench_cluster_bindings_per_second() {
             // after the last answer (the drivers' threads ended).
             let groups = CpuGroups::of(&lab)?;
             let cpu0 = groups.sample()?;
+            let backlog0 = backlog_drops();
             let got = d.attach(n, to, Duration::from_secs(300))?;
             let cpu = cpu0.per_binding(&groups.sample()?, n);
+            let backlog = backlog_drops().saturating_sub(backlog0);
             ensure!(
                 got.failed == 0 && got.bindings.len() == n,
                 "{} bound, {} failed of {n}",
@@ -218,7 +256,10 @@ fn bench_cluster_bindings_per_second() {
             let anchors_drops: u64 = lab.anchor_ns.iter().map(udp_rcvbuf_errors).sum();
             let drivers_drops: u64 = d.ns.iter().map(udp_rcvbuf_errors).sum();
             eprintln!(
-                "run {r}: UDP datagrams dropped on a full receive buffer: anchors {anchors_drops}, driver MAGs {drivers_drops}"
+                "run {r}: UDP datagrams dropped on a full receive buffer: anchors {anchors_drops}, driver MAGs {drivers_drops}; packets dropped on a full input backlog (host) {backlog}; awaiting ARP: anchors {}, driver MAGs {}; PBUs retransmitted {}",
+                lab.anchor_ns.iter().map(arp_discards).sum::<u64>(),
+                d.ns.iter().map(arp_discards).sum::<u64>(),
+                got.retransmitted
             );
             cpus.push(cpu);
             rates.push(rate as u64);

@@ -57,6 +57,7 @@ impl Rig {
             timeout: Duration::from_millis(1500),
             max_txn_ops,
             writes_in_flight: 1,
+            batch_max: 256,
             layout: StoreLayout::PerBinding,
         }
     }

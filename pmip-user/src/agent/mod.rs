@@ -125,6 +125,13 @@ pub trait Endpoint {
     fn writes_in_flight(&self) -> usize {
         1
     }
+    /// Most datagrams read in one pass, whose outputs are then flushed
+    /// together: one store batch, one send. A registrar whose every pass
+    /// waits for a remote write (a cluster's etcd) takes more per pass, so
+    /// that a burst is written in fewer, larger transactions.
+    fn pass_max(&self) -> usize {
+        shell::RX_BURST
+    }
     /// With several writes in flight: how the store took the oldest one,
     /// with the outputs of every pass the shell still holds, oldest first
     /// (`held[0]` is that write's pass). A refusal swaps held answers and

@@ -102,8 +102,9 @@ where
 }
 
 /// Most datagrams handled per wake-up before outputs are flushed (then
-/// sent in one batch).
-const RX_BURST: usize = 256;
+/// sent in one batch), unless the endpoint asks for another
+/// ([`Endpoint::pass_max`]).
+pub(crate) const RX_BURST: usize = 256;
 /// Largest datagram read (PMIPv4 and PMIPv6 signaling fit in far less).
 const RX_BUF: usize = 65_535;
 
@@ -216,7 +217,7 @@ async fn finish<E: Endpoint, T: Transport, D: DataPlane, S: Store + ?Sized>(
     }
 }
 
-/// Hands `ep` up to [`RX_BURST`] more queued datagrams, read in batches.
+/// Hands `ep` up to [`Endpoint::pass_max`] more queued datagrams, read in batches.
 fn drain<E: Endpoint, T: Transport>(
     ep: &mut E,
     transport: &T,
@@ -224,7 +225,8 @@ fn drain<E: Endpoint, T: Transport>(
     c: &mut ShellCounters,
 ) {
     let mut taken = 0;
-    while taken < RX_BURST {
+    let max = ep.pass_max().max(1);
+    while taken < max {
         batch.clear();
         transport.try_recv_batch(batch);
         c.rx_errors += std::mem::take(&mut batch.truncated);

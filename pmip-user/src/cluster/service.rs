@@ -96,6 +96,7 @@ fn build_lma(
     // its write sent while pass N's is on its way to etcd (docs/cluster.md,
     // "in flight"); answers still wait for their own.
     l.set_writes_in_flight(ctx.cfg.store.etcd.writes_in_flight);
+    l.set_pass_max(ctx.cfg.store.etcd.batch_max);
     if ctx.cfg.cluster.as_ref().and_then(|c| c.cluster_address) == Some(addr) {
         l.use_assigner(ctx.assigner.clone());
     }

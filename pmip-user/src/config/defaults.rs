@@ -32,6 +32,8 @@ pub(super) const ETCD_TIMEOUT_MS: u32 = 1000;
 pub(super) const ETCD_MAX_TXN_OPS: u32 = 128;
 /// One etcd write per store batch at a time (`store.writes_in_flight`).
 pub(super) const ETCD_WRITES_IN_FLIGHT: u32 = 1;
+/// Requests per store batch of a service address (`store.batch_max`).
+pub(super) const ETCD_BATCH_MAX: u32 = 256;
 /// 4 MiB: the kernel doubles it for its own overhead; a small datagram
 /// takes 1–4 KiB of it, so a few thousand queued requests.
 pub(super) const SIGNALING_RECEIVE_BUFFER_KIB: u32 = 4096;

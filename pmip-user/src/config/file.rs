@@ -86,6 +86,8 @@ pub(super) struct Store {
     pub max_txn_ops: u32,
     /// etcd: store batches of one service address written at once (1–8).
     pub writes_in_flight: u32,
+    /// etcd: most requests read into one store batch (16–8192).
+    pub batch_max: u32,
     /// etcd: "per-binding" (one key per binding) or "packed" (a batch's
     /// bindings in one key per expiry bucket); checked in `check/store.rs`.
     pub layout: String,
@@ -101,6 +103,7 @@ impl Default for Store {
             timeout_ms: defaults::ETCD_TIMEOUT_MS,
             max_txn_ops: defaults::ETCD_MAX_TXN_OPS,
             writes_in_flight: defaults::ETCD_WRITES_IN_FLIGHT,
+            batch_max: defaults::ETCD_BATCH_MAX,
             layout: StoreLayout::Packed.name().into(),
         }
     }

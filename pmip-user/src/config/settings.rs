@@ -144,6 +144,9 @@ pub struct EtcdSettings {
     /// than one, the registrar reads and answers on while a write is out
     /// (answers still wait for their own write).
     pub writes_in_flight: usize,
+    /// Most requests a service address reads into one store batch (one
+    /// etcd transaction, unless it has more than `max_txn_ops` operations).
+    pub batch_max: usize,
     /// How binding records are laid out in etcd (`store.layout`).
     pub layout: StoreLayout,
 }

@@ -32,6 +32,10 @@ pub struct Attached {
     pub failed: usize,
     /// From the first attach to the last registration.
     pub elapsed: Duration,
+    /// PBUs the MAGs sent again for want of an answer within their timer
+    /// (1 s): each one a PBU or PBA lost on the way, or an answer later
+    /// than that.
+    pub retransmitted: u64,
 }
 
 impl Attached {
@@ -96,6 +100,7 @@ impl Drivers {
             all.bindings.extend(r.bindings);
             all.failed += r.failed;
             all.elapsed = all.elapsed.max(r.elapsed);
+            all.retransmitted += r.retransmitted;
         }
         Ok(all)
     }
@@ -171,7 +176,7 @@ fn one_mag(
         let shell = tokio::spawn(async move {
             let mut dp = MemDataPlane::default();
             run(&mut mag, &sockets, &mut dp, req_rx, ev_tx).await;
-            dp
+            (dp, mag.counters.pbu_retransmitted)
         });
         let anchor = to.unwrap_or_else(|| CLUSTER_ADDR.parse().unwrap());
         let t0 = Instant::now();
@@ -195,7 +200,7 @@ fn one_mag(
             }
         }
         drop(req_tx);
-        let dp = shell.await?;
+        let (dp, retransmitted) = shell.await?;
         if ok + failed < count {
             bail!("driver {m}: {ok} registered, {failed} failed of {count} within {within:?}");
         }
@@ -203,6 +208,7 @@ fn one_mag(
             bindings: dp.access.into_values().collect(),
             failed,
             elapsed: last - t0,
+            retransmitted,
         })
     })
 }

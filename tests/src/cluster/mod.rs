@@ -86,6 +86,8 @@ pub struct ClusterOpts {
     pub udp_gso: bool,
     /// The anchors' `store.writes_in_flight` (None: the default).
     pub writes_in_flight: Option<u32>,
+    /// The anchors' `store.batch_max` (None: the default).
+    pub batch_max: Option<u32>,
     /// The anchors' `signaling.receive_buffer_kib` (None: the default),
     /// also the driver MAGs' sockets'; only without `esp`.
     pub receive_buffer_kib: Option<u32>,
@@ -115,6 +117,7 @@ impl ClusterOpts {
             max_txn_ops: None,
             udp_gso: false,
             writes_in_flight: None,
+            batch_max: None,
             receive_buffer_kib: None,
             layout: std::env::var("PMIP_CLUSTER_LAYOUT")
                 .ok()
@@ -659,6 +662,9 @@ ipv4 = "{}"
     }
     if let Some(n) = o.writes_in_flight {
         c.push_str(&format!("writes_in_flight = {n}\n"));
+    }
+    if let Some(n) = o.batch_max {
+        c.push_str(&format!("batch_max = {n}\n"));
     }
     if !o.esp && (o.udp_gso || o.receive_buffer_kib.is_some()) {
         c.push_str(&format!("\n[signaling]\nudp_gso = {}\n", o.udp_gso));

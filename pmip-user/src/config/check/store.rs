@@ -60,6 +60,9 @@ fn etcd(f: &File, v: &mut Errors) -> EtcdSettings {
         if !(1..=8).contains(&s.writes_in_flight) {
             v.err("store.writes_in_flight", "must be 1 to 8");
         }
+        if !(16..=8192).contains(&s.batch_max) {
+            v.err("store.batch_max", "must be 16 to 8192");
+        }
     }
     let layout = match s.layout.as_str() {
         "per-binding" => StoreLayout::PerBinding,
@@ -79,6 +82,7 @@ fn etcd(f: &File, v: &mut Errors) -> EtcdSettings {
         timeout: Duration::from_millis(s.timeout_ms.into()),
         max_txn_ops: s.max_txn_ops,
         writes_in_flight: s.writes_in_flight.clamp(1, 8) as usize,
+        batch_max: s.batch_max.clamp(16, 8192) as usize,
         layout,
     }
 }

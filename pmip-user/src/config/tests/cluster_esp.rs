@@ -119,6 +119,24 @@ fn store_writes_in_flight_is_one_to_eight() {
     }
 }
 
+/// `store.batch_max`: 256 by default, 16–8192 taken, else refused naming
+/// the field.
+#[test]
+fn store_batch_max_is_16_to_8192() {
+    let c = Config::from_toml_str(&cluster_anchor("")).unwrap();
+    assert_eq!(c.store.etcd.batch_max, 256);
+    let t = cluster_anchor("").replace("[cluster]", "batch_max = 1024\n[cluster]");
+    assert_eq!(
+        Config::from_toml_str(&t).unwrap().store.etcd.batch_max,
+        1024
+    );
+    for bad in [8, 10_000] {
+        let t = cluster_anchor("").replace("[cluster]", &format!("batch_max = {bad}\n[cluster]"));
+        let e = Config::from_toml_str(&t).unwrap_err().to_string();
+        assert!(e.contains("store.batch_max: must be 16 to 8192"), "{e}");
+    }
+}
+
 /// `signaling.receive_buffer_kib`: 4 MiB by default, in bytes in the
 /// settings; below 64 KiB refused naming the field.
 #[test]

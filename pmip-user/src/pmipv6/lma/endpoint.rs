@@ -70,6 +70,9 @@ impl Endpoint for Lma {
     fn writes_in_flight(&self) -> usize {
         self.writes_in_flight
     }
+    fn pass_max(&self) -> usize {
+        self.pass_max
+    }
     fn stored_held(&mut self, _now: Instant, ok: bool, held: &mut [Held<AnchorEvent>]) {
         self.store_result(ok, held)
     }

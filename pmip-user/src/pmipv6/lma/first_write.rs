@@ -18,6 +18,12 @@ impl Lma {
         self.writes_in_flight = n.max(1);
     }
 
+    /// Reads up to `n` requests per pass (`store.batch_max`): each pass is
+    /// one store batch, so a burst is written in fewer, larger batches.
+    pub fn set_pass_max(&mut self, n: usize) {
+        self.pass_max = n.max(1);
+    }
+
     /// The PBA queued after position `queued` accepts the new binding `id`:
     /// hold it until the binding's record is written.
     pub(super) fn hold_answer(&mut self, peer: Peer, bu: BindingUpdate, id: u32, queued: usize) {

@@ -304,6 +304,8 @@ pub struct Lma {
     unconfirmed: crate::agent::unconfirmed::Unconfirmed<u32, (Peer, super::wire::BindingUpdate)>,
     /// Store writes the shell may have in flight (`first_write.rs`).
     writes_in_flight: usize,
+    /// Datagrams read per pass (`first_write.rs`).
+    pass_max: usize,
     pub counters: LmaCounters,
 }
 
@@ -358,6 +360,7 @@ impl Lma {
             store: persist::StoreQueue::new(),
             unconfirmed: Default::default(),
             writes_in_flight: 1,
+            pass_max: crate::agent::shell::RX_BURST,
             counters: LmaCounters::default(),
             cfg,
         }

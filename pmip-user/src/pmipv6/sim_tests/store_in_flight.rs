@@ -203,3 +203,70 @@ fn a_refused_write_with_the_next_in_flight_refuses_only_its_own() {
         .count();
     assert_eq!(created, 1);
 }
+
+/// `set_pass_max` (`store.batch_max`): a pass, and so a store batch, takes
+/// at most that many queued datagrams (rounded up to the shell's receive
+/// batch of 64), the rest wait for the next pass. Queued: sub1's PBU, 100
+/// datagrams that are not PBUs, sub2's PBU.
+#[test]
+fn a_pass_takes_at_most_pass_max_datagrams() {
+    for (pass_max, together) in [(None, true), (Some(16), false)] {
+        let (rt, mut lma) = shell_rt_and_lma();
+        lma.set_writes_in_flight(2);
+        if let Some(n) = pass_max {
+            lma.set_pass_max(n);
+        }
+        let mut dp = MemDataPlane::default();
+        let (begun_tx, mut begun) = mpsc::unbounded_channel();
+        let mut st = Gated {
+            mem: MemStore::new(),
+            begun: begun_tx,
+        };
+        let (to_lma, rx) = mpsc::unbounded_channel();
+        let (tx, _from_lma) = mpsc::unbounded_channel();
+        let wire = Wire {
+            rx: tokio::sync::Mutex::new(rx),
+            tx,
+        };
+        let mut mag = Mag::new(mag_cfg(false, MAG1, MAG1_V4), Instant::now(), wall());
+        let now = Instant::now();
+        let mut pbu = |n: u8| {
+            mag.attach(now, req(n));
+            mag.poll_transmit().expect("a PBU").payload.to_vec()
+        };
+        to_lma.send(pbu(1)).unwrap();
+        for _ in 0..100 {
+            to_lma.send(vec![0xff; 8]).unwrap();
+        }
+        to_lma.send(pbu(2)).unwrap();
+        let (req_tx, req_rx) = mpsc::unbounded_channel();
+        let (ev_tx, _ev_rx) = mpsc::unbounded_channel();
+        let io = Io {
+            transport: &wire,
+            dp: &mut dp,
+            store: &mut st,
+        };
+        let test = async {
+            let wait = Duration::from_secs(5);
+            let mut writes = Vec::new();
+            while writes.iter().map(Vec::len).sum::<usize>() < 2 {
+                let (w, settle) = tokio::time::timeout(wait, begun.recv())
+                    .await
+                    .expect("a write")
+                    .unwrap();
+                let _ = settle.send(Ok(()));
+                writes.push(w);
+            }
+            drop(req_tx);
+            writes
+        };
+        let (_, writes) =
+            rt.block_on(async { tokio::join!(shell::run_with(&mut lma, io, req_rx, ev_tx), test) });
+        let sizes: Vec<usize> = writes.iter().map(Vec::len).collect();
+        if together {
+            assert_eq!(sizes, [2], "one pass of 102 datagrams, one write");
+        } else {
+            assert_eq!(sizes, [1, 1], "passes of at most 16 (+64)");
+        }
+    }
+}
