@@ -34,9 +34,13 @@ pub(super) const ETCD_MAX_TXN_OPS: u32 = 128;
 pub(super) const ETCD_WRITES_IN_FLIGHT: u32 = 1;
 /// Requests per store batch of a service address (`store.batch_max`).
 pub(super) const ETCD_BATCH_MAX: u32 = 256;
-/// 4 MiB: the kernel doubles it for its own overhead; a small datagram
-/// takes 1–4 KiB of it, so a few thousand queued requests.
-pub(super) const SIGNALING_RECEIVE_BUFFER_KIB: u32 = 4096;
+/// 16 MiB (the kernel doubles it for its own overhead; a small datagram
+/// takes 1–4 KiB of it: about ten thousand queued requests). With 4 MiB
+/// an anchor cluster lost 3 200–4 700 of a burst of 15 000 PBUs at the
+/// anchors, each a 1 s retransmission, and made 12.6–13.0k bindings/s;
+/// with 16 MiB none, 24.0–25.6k/s (BENCHMARKS.md, "Bursts and the
+/// signaling sockets' receive buffers").
+pub(super) const SIGNALING_RECEIVE_BUFFER_KIB: u32 = 16 * 1024;
 
 /// `[cluster]`: heartbeats every 100 ms, dead after 4 missed (the
 /// detection half of the takeover time), blocks of 256 numbers, a 100 ms

@@ -45,7 +45,8 @@ impl Udp434 {
         let std = std::net::UdpSocket::bind(addr)?;
         std.set_nonblocking(true)?;
         let socket = UdpSocket::from_std(std)?;
-        grow_receive_buffer(&socket, 4 << 20);
+        // `signaling.receive_buffer_kib`'s default ([`Udp434::with_receive_buffer`]).
+        grow_receive_buffer(&socket, 16 << 20);
         Ok(Udp434 {
             socket,
             gso: Gso::default(),

@@ -104,9 +104,11 @@ fn raw_mh_socket(local: Ipv6Addr, kernel_checksum: bool) -> io::Result<OwnedFd> 
 }
 
 /// Signaling comes in bursts (a thousand PBUs after an LMA restart): ask
-/// for 4 MiB socket buffers, past `rmem_max` when we have CAP_NET_ADMIN.
+/// for 16 MiB receive buffers (`signaling.receive_buffer_kib`'s default;
+/// the daemon sets its configured size with [`Sockets::with_receive_buffer`])
+/// and 4 MiB send buffers, past `rmem_max` when we have CAP_NET_ADMIN.
 fn grow_buffers(fd: &impl AsRawFd) {
-    crate::sys::socket::grow_receive_buffer(fd, 4 << 20);
+    crate::sys::socket::grow_receive_buffer(fd, 16 << 20);
     crate::sys::socket::grow_send_buffer(fd, 4 << 20);
 }
 

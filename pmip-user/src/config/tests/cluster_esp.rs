@@ -137,12 +137,12 @@ fn store_batch_max_is_16_to_8192() {
     }
 }
 
-/// `signaling.receive_buffer_kib`: 4 MiB by default, in bytes in the
+/// `signaling.receive_buffer_kib`: 16 MiB by default, in bytes in the
 /// settings; below 64 KiB refused naming the field.
 #[test]
 fn signaling_receive_buffer_is_in_kib() {
     let c = Config::from_toml_str(&cluster_anchor("")).unwrap();
-    assert_eq!(c.signaling.receive_buffer, 4 << 20);
+    assert_eq!(c.signaling.receive_buffer, 16 << 20);
     let big = format!(
         "{}\n[signaling]\nreceive_buffer_kib = 32768\n",
         cluster_anchor("")
