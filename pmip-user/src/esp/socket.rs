@@ -112,21 +112,11 @@ impl EspSocket {
         })?;
         // SAFETY: fd is a fresh, valid descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // Signaling comes in bursts (a thousand PBUs after a restart).
-        let size: libc::c_int = 4 << 20;
-        for opt in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
-            // SAFETY: valid fd, pointer and length of a c_int; a failure
-            // only leaves the default size.
-            unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    opt,
-                    (&size as *const libc::c_int).cast(),
-                    size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-        }
+        // Signaling comes in bursts (a thousand PBUs after a restart):
+        // `signaling.receive_buffer_kib`'s default, which the daemon then
+        // sets (`Sockets::with_receive_buffer`); 4 MiB to send.
+        crate::sys::socket::grow_receive_buffer(&fd, 16 << 20);
+        crate::sys::socket::grow_send_buffer(&fd, 4 << 20);
         let (ss, len) = sockaddr(local);
         // SAFETY: ss holds a valid sockaddr of length len.
         cvt(unsafe {
@@ -204,6 +194,12 @@ impl EspSocket {
 #[derive(Debug)]
 pub struct AsyncEspSocket {
     inner: AsyncFd<EspSocket>,
+}
+
+impl AsRawFd for AsyncEspSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.get_ref().as_raw_fd()
+    }
 }
 
 impl AsyncEspSocket {

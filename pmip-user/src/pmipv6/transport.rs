@@ -46,6 +46,9 @@ pub struct Sockets {
     gro: Option<GroReader>,
     local: LocalAddrs,
     esp: Option<esp::EspPart>,
+    /// The receive buffer asked for (`with_receive_buffer`), for the ESP
+    /// sockets opened after it.
+    receive_buffer: Option<usize>,
 }
 
 fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
@@ -140,12 +143,15 @@ impl Sockets {
             gro: None,
             local: *local,
             esp: None,
+            receive_buffer: None,
         })
     }
 
     /// Receive buffers of `bytes` on both sockets (`signaling.receive_buffer_kib`):
     /// what a burst of PBUs may queue while the registrar is busy.
-    pub fn with_receive_buffer(self, bytes: usize) -> Sockets {
+    /// The raw ESP sockets, opened later by [`Sockets::with_esp`], get the same.
+    pub fn with_receive_buffer(mut self, bytes: usize) -> Sockets {
+        self.receive_buffer = Some(bytes);
         let bytes = i32::try_from(bytes).unwrap_or(i32::MAX);
         if let Some(s) = &self.v4 {
             crate::sys::socket::grow_receive_buffer(s, bytes);
@@ -177,7 +183,11 @@ impl Sockets {
     /// Protects the signaling with the peers `sig` has SAs for: opens the raw
     /// ESP sockets. `keeper` keeps the sequence numbers across restarts.
     pub fn with_esp(mut self, sig: SignalingEsp, keeper: Option<SeqKeeper>) -> io::Result<Sockets> {
-        self.esp = Some(esp::EspPart::open(sig, keeper, &self.local)?);
+        let esp = esp::EspPart::open(sig, keeper, &self.local)?;
+        if let Some(b) = self.receive_buffer {
+            esp.grow_receive_buffers(i32::try_from(b).unwrap_or(i32::MAX));
+        }
+        self.esp = Some(esp);
         Ok(self)
     }
 
@@ -476,6 +486,29 @@ mod tests {
             v4: Some(Ipv4Addr::LOCALHOST),
         };
         Sockets::bind(&local, 0, true).unwrap()
+    }
+
+    /// `signaling.receive_buffer_kib` reaches the UDP socket and the raw
+    /// ESP socket opened after it (which had a constant 4 MiB before).
+    #[tokio::test]
+    async fn the_receive_buffer_reaches_the_esp_sockets_too() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: raw ESP sockets and SO_RCVBUFFORCE need root");
+            return;
+        }
+        let local = LocalAddrs {
+            v6: None,
+            v4: Some(Ipv4Addr::LOCALHOST),
+        };
+        let s = v4_sockets()
+            .with_receive_buffer(3 << 20)
+            .with_esp(SignalingEsp::new(crate::esp::SaDb::new(), local, 0), None)
+            .unwrap();
+        let udp = s.v4.as_ref().unwrap();
+        assert_eq!(crate::sys::socket::receive_buffer(udp).unwrap(), 6 << 20);
+        let esp = s.esp.as_ref().unwrap();
+        assert_eq!(esp.receive_buffers(), [6 << 20]);
     }
 
     /// A run sent with GSO is read with `UDP_GRO` as one, and handed out

@@ -25,6 +25,28 @@ fn setsockopt_int(fd: i32, level: i32, opt: i32, v: i32) -> io::Result<()> {
     }
 }
 
+/// The receive buffer the kernel gives `socket` (`SO_RCVBUF`: twice what was
+/// asked for, its own overhead included).
+pub fn receive_buffer(socket: &impl AsRawFd) -> io::Result<i32> {
+    let mut v: i32 = 0;
+    let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
+    // SAFETY: a pointer to a live i32 and its size.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&mut v as *mut i32).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(v)
+    }
+}
+
 /// UDP 0.0.0.0:`port`, bound to `ifname`, broadcast allowed, non-blocking.
 pub(crate) fn udp_on_device(ifname: &str, port: u16) -> Result<std::net::UdpSocket> {
     // SAFETY: plain socket(2).

@@ -34,6 +34,23 @@ pub(super) struct EspPart {
 }
 
 impl EspPart {
+    /// `signaling.receive_buffer_kib` on both raw ESP sockets.
+    pub(super) fn grow_receive_buffers(&self, bytes: i32) {
+        for s in [&self.v6, &self.v4].into_iter().flatten() {
+            crate::sys::socket::grow_receive_buffer(s, bytes);
+        }
+    }
+
+    /// `SO_RCVBUF` of each raw ESP socket, as the kernel reports it.
+    #[cfg(test)]
+    pub(super) fn receive_buffers(&self) -> Vec<i32> {
+        [&self.v6, &self.v4]
+            .into_iter()
+            .flatten()
+            .map(|s| crate::sys::socket::receive_buffer(s).unwrap())
+            .collect()
+    }
+
     /// Opens a raw ESP socket for each of our signaling addresses.
     pub(super) fn open(
         sig: SignalingEsp,
