@@ -161,6 +161,22 @@ fn arp_discards(ns: &pmip_tests::netns::Netns) -> u64 {
         .sum()
 }
 
+/// Packets the links of `ns` dropped, received and sent (`ip -s link`'s
+/// rx and tx `dropped`, summed over its links): a veth that could not take
+/// a frame, an XDP program's drops.
+fn link_drops(ns: &pmip_tests::netns::Netns) -> u64 {
+    let j = ns.exec(&["ip", "-j", "-s", "link"]).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&j).unwrap_or_default();
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            let s = &l["stats64"];
+            s["rx"]["dropped"].as_u64().unwrap_or(0) + s["tx"]["dropped"].as_u64().unwrap_or(0)
+        })
+        .sum()
+}
+
 fn rss_sum(lab: &ClusterLab) -> Result<u64> {
     (0..3).map(|i| etcd_rss(lab, i)).sum()
 }
@@ -195,9 +211,22 @@ fn bench_cluster_bindings_per_second() {
             let groups = CpuGroups::of(&lab)?;
             let cpu0 = groups.sample()?;
             let backlog0 = backlog_drops();
+            let links_of = || {
+                [
+                    lab.anchor_ns.iter().map(link_drops).sum::<u64>(),
+                    d.ns.iter().map(link_drops).sum(),
+                    link_drops(&lab.sw),
+                ]
+            };
+            let links0 = links_of();
             let got = d.attach(n, to, Duration::from_secs(300))?;
             let cpu = cpu0.per_binding(&groups.sample()?, n);
             let backlog = backlog_drops().saturating_sub(backlog0);
+            let links: Vec<u64> = links_of()
+                .iter()
+                .zip(links0)
+                .map(|(a, b)| a.saturating_sub(b))
+                .collect();
             ensure!(
                 got.failed == 0 && got.bindings.len() == n,
                 "{} bound, {} failed of {n}",
@@ -256,7 +285,7 @@ fn bench_cluster_bindings_per_second() {
             let anchors_drops: u64 = lab.anchor_ns.iter().map(udp_rcvbuf_errors).sum();
             let drivers_drops: u64 = d.ns.iter().map(udp_rcvbuf_errors).sum();
             eprintln!(
-                "run {r}: UDP datagrams dropped on a full receive buffer: anchors {anchors_drops}, driver MAGs {drivers_drops}; packets dropped on a full input backlog (host) {backlog}; awaiting ARP: anchors {}, driver MAGs {}; PBUs retransmitted {}",
+                "run {r}: UDP datagrams dropped on a full receive buffer: anchors {anchors_drops}, driver MAGs {drivers_drops}; packets dropped on a full input backlog (host) {backlog}; by the links (anchors, drivers, switch) {links:?}; awaiting ARP: anchors {}, driver MAGs {}; PBUs retransmitted {}",
                 lab.anchor_ns.iter().map(arp_discards).sum::<u64>(),
                 d.ns.iter().map(arp_discards).sum::<u64>(),
                 got.retransmitted
