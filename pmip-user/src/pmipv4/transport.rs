@@ -336,6 +336,10 @@ impl Transport for Udp434 {
         out.add(udp_send_batch(&self.socket, &v4, &self.gso).await, &at);
         out
     }
+    fn counters(&self) -> crate::agent::registrar::Counters {
+        let n = crate::sys::socket::socket_drops(&self.socket).unwrap_or(0);
+        [(crate::pmipv6::transport::RX_SOCKET_DROPS.to_string(), n)].into()
+    }
 }
 
 /// A run of 40 datagrams `tx` sends with GSO to `to` comes out of `rx`
@@ -378,6 +382,43 @@ mod tests {
 
     fn bound() -> Udp434 {
         Udp434::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).unwrap()
+    }
+
+    /// A burst the receive buffer cannot hold: what the kernel dropped at
+    /// the socket shows in the transport's counters (`show stats`), and
+    /// what it queued plus what it dropped is what was sent.
+    #[tokio::test]
+    async fn requests_dropped_at_a_full_socket_are_counted() {
+        let rx = bound().with_receive_buffer(64 << 10);
+        let SocketAddr::V4(to) = rx.local_addr().unwrap() else {
+            panic!("bound to IPv4")
+        };
+        assert_eq!(rx.counters()[crate::pmipv6::transport::RX_SOCKET_DROPS], 0);
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..2_000u32 {
+            tx.send_to(&i.to_be_bytes(), to).unwrap();
+        }
+        let dropped = rx.counters()[crate::pmipv6::transport::RX_SOCKET_DROPS];
+        let mut buf = [0u8; 64];
+        let mut queued = 0;
+        // Read straight from the descriptor: what is queued, until EAGAIN.
+        // SAFETY: a live socket and a buffer of the length given.
+        while unsafe {
+            libc::recv(
+                rx.socket.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        } > 0
+        {
+            queued += 1;
+        }
+        assert!(
+            dropped > 0,
+            "a 64 KiB buffer held all 2 000 ({queued} read)"
+        );
+        assert_eq!(queued + dropped, 2_000);
     }
 
     /// A run of requests sent with GSO is read with `UDP_GRO` as one and

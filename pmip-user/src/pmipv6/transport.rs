@@ -36,6 +36,11 @@ use crate::sys::mmsg;
 
 mod esp;
 
+/// `show stats` (`<role> transport`): datagrams the kernel dropped at our
+/// signaling sockets, mostly for a full receive buffer
+/// (`signaling.receive_buffer_kib`).
+pub const RX_SOCKET_DROPS: &str = "rx_socket_drops";
+
 /// The signaling sockets of one agent.
 pub struct Sockets {
     v6: Option<AsyncFd<OwnedFd>>,
@@ -201,7 +206,17 @@ impl Sockets {
 
     /// The ESP counters (`esp_*`), for `show stats`.
     pub fn counters(&self) -> Counters {
-        self.esp.as_ref().map(|e| e.counters()).unwrap_or_default()
+        let mut c = self.esp.as_ref().map(|e| e.counters()).unwrap_or_default();
+        let drops = |s: &dyn AsRawFd| crate::sys::socket::socket_drops(&s.as_raw_fd());
+        let mut n = self.v4.as_ref().and_then(|s| drops(s)).unwrap_or(0);
+        n += self
+            .v6
+            .as_ref()
+            .and_then(|s| drops(s.get_ref()))
+            .unwrap_or(0);
+        n += self.esp.as_ref().map_or(0, |e| e.socket_drops());
+        c.insert(RX_SOCKET_DROPS.into(), n);
+        c
     }
 
     /// Local address of the UDP socket (its port when bound to 0).

@@ -47,6 +47,31 @@ pub fn receive_buffer(socket: &impl AsRawFd) -> io::Result<i32> {
     }
 }
 
+/// Datagrams the kernel dropped at `socket` rather than queue them for us,
+/// most of them because its receive buffer was full (`SO_MEMINFO`'s
+/// `SK_MEMINFO_DROPS`; Linux 4.16 and later, else `None`).
+pub fn socket_drops(socket: &impl AsRawFd) -> Option<u64> {
+    /// `SO_MEMINFO` (asm-generic/socket.h) and the index of
+    /// `SK_MEMINFO_DROPS` in what it returns (linux/sock_diag.h).
+    const SO_MEMINFO: i32 = 55;
+    const DROPS: usize = 8;
+    let mut v = [0u32; 16];
+    let mut len = std::mem::size_of_val(&v) as libc::socklen_t;
+    // SAFETY: a pointer to a live array and its size; the kernel writes at
+    // most `len` bytes and says how many.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_MEMINFO,
+            v.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    let n = len as usize / std::mem::size_of::<u32>();
+    (rc == 0 && n > DROPS).then(|| u64::from(v[DROPS]))
+}
+
 /// UDP 0.0.0.0:`port`, bound to `ifname`, broadcast allowed, non-blocking.
 pub(crate) fn udp_on_device(ifname: &str, port: u16) -> Result<std::net::UdpSocket> {
     // SAFETY: plain socket(2).

@@ -34,6 +34,15 @@ pub(super) struct EspPart {
 }
 
 impl EspPart {
+    /// What the kernel dropped at the raw ESP sockets (`sys::socket::socket_drops`).
+    pub(super) fn socket_drops(&self) -> u64 {
+        [&self.v6, &self.v4]
+            .into_iter()
+            .flatten()
+            .filter_map(crate::sys::socket::socket_drops)
+            .sum()
+    }
+
     /// `signaling.receive_buffer_kib` on both raw ESP sockets.
     pub(super) fn grow_receive_buffers(&self, bytes: i32) {
         for s in [&self.v6, &self.v4].into_iter().flatten() {
