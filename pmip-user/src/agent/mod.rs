@@ -126,9 +126,9 @@ pub trait Endpoint {
         1
     }
     /// Most datagrams read in one pass, whose outputs are then flushed
-    /// together: one store batch, one send. A registrar whose every pass
-    /// waits for a remote write (a cluster's etcd) takes more per pass, so
-    /// that a burst is written in fewer, larger transactions.
+    /// together: one store batch, one send. A cluster's anchor takes it from
+    /// `store.batch_max` (more per pass: fewer, larger etcd transactions,
+    /// but a pass's first answers wait longer).
     fn pass_max(&self) -> usize {
         shell::RX_BURST
     }
