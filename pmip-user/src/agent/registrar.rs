@@ -224,6 +224,11 @@ pub struct PeerSummary {
 /// Named counters (a serde struct of integers, flattened).
 pub type Counters = BTreeMap<String, u64>;
 
+/// A transport's counter (`show stats`, `<role> transport`): datagrams the
+/// kernel dropped at its signaling sockets, mostly for a full receive
+/// buffer (`signaling.receive_buffer_kib`; `sys::socket::socket_drops`).
+pub const RX_SOCKET_DROPS: &str = "rx_socket_drops";
+
 /// The integer fields of a serde struct, by name.
 pub fn counters_of<T: serde::Serialize>(c: &T) -> Counters {
     let mut m = Counters::new();

@@ -338,7 +338,7 @@ impl Transport for Udp434 {
     }
     fn counters(&self) -> crate::agent::registrar::Counters {
         let n = crate::sys::socket::socket_drops(&self.socket).unwrap_or(0);
-        [(crate::pmipv6::transport::RX_SOCKET_DROPS.to_string(), n)].into()
+        [(crate::agent::registrar::RX_SOCKET_DROPS.to_string(), n)].into()
     }
 }
 
@@ -393,12 +393,12 @@ mod tests {
         let SocketAddr::V4(to) = rx.local_addr().unwrap() else {
             panic!("bound to IPv4")
         };
-        assert_eq!(rx.counters()[crate::pmipv6::transport::RX_SOCKET_DROPS], 0);
+        assert_eq!(rx.counters()[crate::agent::registrar::RX_SOCKET_DROPS], 0);
         let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         for i in 0..2_000u32 {
             tx.send_to(&i.to_be_bytes(), to).unwrap();
         }
-        let dropped = rx.counters()[crate::pmipv6::transport::RX_SOCKET_DROPS];
+        let dropped = rx.counters()[crate::agent::registrar::RX_SOCKET_DROPS];
         let mut buf = [0u8; 64];
         let mut queued = 0;
         // Read straight from the descriptor: what is queued, until EAGAIN.

@@ -36,11 +36,6 @@ use crate::sys::mmsg;
 
 mod esp;
 
-/// `show stats` (`<role> transport`): datagrams the kernel dropped at our
-/// signaling sockets, mostly for a full receive buffer
-/// (`signaling.receive_buffer_kib`).
-pub const RX_SOCKET_DROPS: &str = "rx_socket_drops";
-
 /// The signaling sockets of one agent.
 pub struct Sockets {
     v6: Option<AsyncFd<OwnedFd>>,
@@ -215,7 +210,7 @@ impl Sockets {
             .and_then(|s| drops(s.get_ref()))
             .unwrap_or(0);
         n += self.esp.as_ref().map_or(0, |e| e.socket_drops());
-        c.insert(RX_SOCKET_DROPS.into(), n);
+        c.insert(crate::agent::registrar::RX_SOCKET_DROPS.into(), n);
         c
     }
 

@@ -82,7 +82,8 @@ pub struct ClusterOpts {
     /// the etcd members need `--max-txn-ops` as large (`etcd_args`).
     pub max_txn_ops: Option<u32>,
     /// The anchors' `signaling.udp_gso` (runs of PBAs to one MAG as one
-    /// send); only without `esp` (whose peers' tables carry `[signaling]`).
+    /// send), and GSO with `UDP_GRO` on the driver MAGs' sockets; only
+    /// without `esp` (whose peers' tables carry `[signaling]`).
     pub udp_gso: bool,
     /// The anchors' `store.writes_in_flight` (None: the default).
     pub writes_in_flight: Option<u32>,

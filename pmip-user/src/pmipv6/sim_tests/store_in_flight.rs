@@ -19,6 +19,23 @@ struct Wire {
     tx: mpsc::UnboundedSender<Transmit>,
 }
 
+impl Wire {
+    /// The wire, the test's end towards the LMA, and what the LMA sends.
+    fn new() -> (
+        Wire,
+        mpsc::UnboundedSender<Vec<u8>>,
+        mpsc::UnboundedReceiver<Transmit>,
+    ) {
+        let (to_lma, rx) = mpsc::unbounded_channel();
+        let (tx, from_lma) = mpsc::unbounded_channel();
+        let wire = Wire {
+            rx: tokio::sync::Mutex::new(rx),
+            tx,
+        };
+        (wire, to_lma, from_lma)
+    }
+}
+
 impl Transport for Wire {
     async fn recv(&self, buf: &mut [u8]) -> io::Result<(Peer, usize)> {
         let Some(d) = self.rx.lock().await.recv().await else {
@@ -44,6 +61,18 @@ type Settle = oneshot::Sender<anyhow::Result<()>>;
 struct Gated {
     mem: MemStore,
     begun: mpsc::UnboundedSender<(Vec<StoreOp>, Settle)>,
+}
+
+impl Gated {
+    /// The store, and the writes it begins, each with its settling end.
+    fn new() -> (Gated, mpsc::UnboundedReceiver<(Vec<StoreOp>, Settle)>) {
+        let (begun, rx) = mpsc::unbounded_channel();
+        let st = Gated {
+            mem: MemStore::new(),
+            begun,
+        };
+        (st, rx)
+    }
 }
 
 impl Store for Gated {
@@ -100,17 +129,8 @@ fn a_refused_write_with_the_next_in_flight_refuses_only_its_own() {
     let (rt, mut lma) = shell_rt_and_lma();
     lma.set_writes_in_flight(4);
     let mut dp = MemDataPlane::default();
-    let (begun_tx, mut begun) = mpsc::unbounded_channel();
-    let mut st = Gated {
-        mem: MemStore::new(),
-        begun: begun_tx,
-    };
-    let (to_lma, rx) = mpsc::unbounded_channel();
-    let (tx, mut from_lma) = mpsc::unbounded_channel();
-    let wire = Wire {
-        rx: tokio::sync::Mutex::new(rx),
-        tx,
-    };
+    let (mut st, mut begun) = Gated::new();
+    let (wire, to_lma, mut from_lma) = Wire::new();
     let (req_tx, req_rx) = mpsc::unbounded_channel();
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let mut mag = Mag::new(mag_cfg(false, MAG1, MAG1_V4), Instant::now(), wall());
@@ -217,17 +237,8 @@ fn a_pass_takes_at_most_pass_max_datagrams() {
             lma.set_pass_max(n);
         }
         let mut dp = MemDataPlane::default();
-        let (begun_tx, mut begun) = mpsc::unbounded_channel();
-        let mut st = Gated {
-            mem: MemStore::new(),
-            begun: begun_tx,
-        };
-        let (to_lma, rx) = mpsc::unbounded_channel();
-        let (tx, _from_lma) = mpsc::unbounded_channel();
-        let wire = Wire {
-            rx: tokio::sync::Mutex::new(rx),
-            tx,
-        };
+        let (mut st, mut begun) = Gated::new();
+        let (wire, to_lma, _from_lma) = Wire::new();
         let mut mag = Mag::new(mag_cfg(false, MAG1, MAG1_V4), Instant::now(), wall());
         let now = Instant::now();
         let mut pbu = |n: u8| {
