@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask build-ebpf | test | fuzz | lab | bench | package`.
+//! Project tasks: `cargo xtask build-ebpf | test | fuzz | lab | bench | profile | package`.
 //!
 //! Every task first installs what a fresh machine lacks (nightly rust-src,
 //! bpf-linker 0.10.x, the Debian packages the tests and the lab use), so the
@@ -48,6 +48,19 @@ enum Cmd {
         #[arg(long, value_name = "NAME")]
         compare: Option<String>,
     },
+    /// Where one per-packet case spends its time (xtask/profile_jit.py): the
+    /// case alone through bench_replay under `perf record`, its JITed program
+    /// annotated with samples and source lines, the path's x86 instructions.
+    Profile {
+        /// A per-packet case, by a part of its name ("access encap, IPv4 outer").
+        case: String,
+        /// The program to annotate (tg_fwd, xdp_pass... for the baselines).
+        #[arg(long, default_value = "pmip_xdp")]
+        program: String,
+        /// Seconds of sampling.
+        #[arg(long, default_value_t = 6)]
+        secs: u32,
+    },
     /// Every fuzz target for a short fixed time, seeded from fuzz/corpus/.
     Fuzz(fuzz::FuzzArgs),
     /// Build the .deb (target/package/): pmipd with the eBPF object built in, pmipctl,
@@ -82,6 +95,9 @@ const DEB_PACKAGES: &[&str] = &[
     "systemd-container",
     // `cargo xtask bench` draws its plots with matplotlib (xtask/plot_bench.py).
     "python3-matplotlib",
+    // `cargo xtask profile`: perf samples the JITed programs, bpftool dumps them.
+    "linux-perf",
+    "bpftool",
     // The anchor cluster (issue 17): real etcd members in the cluster tests, etcdctl to
     // inspect them; protoc and the protobuf well-known types to build the etcd-client crate.
     "etcd-server",
@@ -345,6 +361,36 @@ fn test(args: &[String]) -> Result<()> {
     r
 }
 
+/// `cargo xtask profile`: builds pmip-bench and hands the run to
+/// xtask/profile_jit.py, on the CPU the bench pins itself to (the last one).
+fn profile(case: &str, program: &str, secs: u32, obj: &Path) -> Result<()> {
+    run(Command::new("cargo")
+        .args([
+            "build",
+            "--release",
+            "-q",
+            "-p",
+            "pmip-tests",
+            "--bin",
+            "pmip-bench",
+        ])
+        .current_dir(root()))?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let slug: String = case
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let out = root().join("bench-results").join(format!("profile-{slug}"));
+    run(Command::new("/usr/bin/python3")
+        .arg(root().join("xtask/profile_jit.py"))
+        .arg(root().join("target/release/pmip-bench"))
+        .arg(&out)
+        .args([case, program, &secs.to_string(), &(cpus - 1).to_string()])
+        .env("PMIP_EBPF_OBJECT", obj)
+        .env("PMIP_EBPF_TEST_OBJECT", test_object(obj))
+        .current_dir(root()))
+}
+
 /// Renders docs/bench/*.png from bench-results/*.json (xtask/plot_bench.py,
 /// with Debian's matplotlib: the system python3, which has it).
 fn plot() -> Result<()> {
@@ -389,6 +435,15 @@ fn main() -> Result<()> {
             let obj = build_ebpf()?;
             run(tests_bin("pmip-bench", &obj).args(&names))?;
             plot()
+        }
+        Cmd::Profile {
+            case,
+            program,
+            secs,
+        } => {
+            setup()?;
+            let obj = build_ebpf()?;
+            profile(&case, &program, secs, &obj)
         }
         Cmd::Fuzz(a) => fuzz::fuzz(&a),
         Cmd::Package(a) => {

@@ -19,7 +19,7 @@ use pmip_common::{
 };
 
 use crate::fib::{fib, FIB_SUCCESS};
-use crate::hdr::{atomic_add_u64, be16, ptr_at, read_at, EthHdr, Ipv4Hdr, ETH_HLEN};
+use crate::hdr::{atomic_add_u64, be16, load_u32, ptr_at, read_at, EthHdr, Ipv4Hdr, ETH_HLEN};
 use crate::trafficgen::TG_SINK;
 
 /// The subscribers `bench_min_fwd` and `tg_cost_hash` look up: the key,
@@ -214,3 +214,43 @@ pub fn tg_cost_redirect_map(_ctx: XdpContext) -> u32 {
 /// Slot 0: an interface of the fixture, for `tg_cost_redirect_map`.
 #[map]
 static BENCH_DEV: DevMap = DevMap::with_max_entries(1, 0);
+
+/// Four 32-bit packet loads, each inside one 8-byte word of the frame
+/// (offsets 24, 28, 32, 36), summed: the reference for `tg_cost_load_split`.
+#[xdp]
+pub fn tg_cost_load_word(ctx: XdpContext) -> u32 {
+    let p = ctx.data();
+    if p + 40 > ctx.data_end() {
+        return xdp_action::XDP_DROP;
+    }
+    // SAFETY: p .. p + 40 is inside the packet (checked above).
+    let s =
+        unsafe { load_u32::<24>(p) ^ load_u32::<28>(p) ^ load_u32::<32>(p) ^ load_u32::<36>(p) };
+    if s == 0x5a5a_5a5a {
+        xdp_action::XDP_DROP
+    } else {
+        xdp_action::XDP_PASS
+    }
+}
+
+/// Four 32-bit packet loads across 8-byte word boundaries (offsets 22, 30,
+/// 34, 38: the outer IPv6 source's words of a GRE packet, the IPv4
+/// destination), summed. Beside `tg_cost_load_word` under `bench_replay`,
+/// which rewrites the frame with 8-byte stores right before each run: a
+/// load that spans two of those stores cannot be forwarded from the store
+/// buffer and waits for them (a cost of the harness, not of a NIC's frame).
+#[xdp]
+pub fn tg_cost_load_split(ctx: XdpContext) -> u32 {
+    let p = ctx.data();
+    if p + 42 > ctx.data_end() {
+        return xdp_action::XDP_DROP;
+    }
+    // SAFETY: p .. p + 42 is inside the packet (checked above).
+    let s =
+        unsafe { load_u32::<22>(p) ^ load_u32::<30>(p) ^ load_u32::<34>(p) ^ load_u32::<38>(p) };
+    if s == 0x5a5a_5a5a {
+        xdp_action::XDP_DROP
+    } else {
+        xdp_action::XDP_PASS
+    }
+}

@@ -62,6 +62,17 @@ struct PathRow {
 const REPLAY_REPEAT: u32 = 10_000;
 const REPLAY_TRIES: usize = 3;
 
+/// `PMIP_BENCH_REPLAY_REPEAT`: runs per replay measurement (default
+/// [`REPLAY_REPEAT`]); millions keep one case running for seconds, long
+/// enough for `perf record` to sample the JITed program and its helpers.
+fn replay_repeat() -> u32 {
+    std::env::var("PMIP_BENCH_REPLAY_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(REPLAY_REPEAT)
+}
+
 fn replay_best(
     bench: &mut tput::BenchProgs,
     fd: &aya::programs::ProgramFd,
@@ -69,7 +80,7 @@ fn replay_best(
 ) -> Result<f64> {
     let mut best = f64::MAX;
     for _ in 0..REPLAY_TRIES {
-        best = best.min(bench.replay_ns(fd, &c.frame, c.ifindex, c.verdict, REPLAY_REPEAT)?);
+        best = best.min(bench.replay_ns(fd, &c.frame, c.ifindex, c.verdict, replay_repeat())?);
     }
     Ok(best)
 }
@@ -350,6 +361,20 @@ fn per_packet() -> Result<serde_json::Value> {
                 name: "op: per-CPU counter",
                 program: "tg_cost_percpu",
                 ifindex: acc,
+                frame: up_v4_copy.clone(),
+                verdict: 2,
+            },
+            Case {
+                name: "op: 4 packet loads, each in one word",
+                program: "tg_cost_load_word",
+                ifindex: acc,
+                frame: up_v4_copy.clone(),
+                verdict: 2,
+            },
+            Case {
+                name: "op: 4 packet loads across words",
+                program: "tg_cost_load_split",
+                ifindex: acc,
                 frame: up_v4_copy,
                 verdict: 2,
             },
@@ -375,8 +400,22 @@ fn per_packet() -> Result<serde_json::Value> {
         // PMIP_BENCH_REPLAY_ONLY=1: the XDP paths and baselines through
         // bench_replay only (quick A/B of builds; the single-run column is 0).
         let replay_only = std::env::var("PMIP_BENCH_REPLAY_ONLY").is_ok_and(|v| v == "1");
+        let filter = std::env::var("PMIP_BENCH_CASES").ok();
         if replay_only {
-            cases.retain(|c| c.program != TC_INGRESS_PROGRAM && !c.name.starts_with("op: "));
+            cases.retain(|c| {
+                c.program != TC_INGRESS_PROGRAM && (!c.name.starts_with("op: ") || filter.is_some())
+            });
+        }
+        // PMIP_BENCH_CASES=a|b: only the cases whose names contain one of
+        // these (profiling one path; single operations too, also with
+        // PMIP_BENCH_REPLAY_ONLY); the baselines stay, the table needs them.
+        if let Some(want) = &filter {
+            let want: Vec<&str> = want.split('|').filter(|w| !w.is_empty()).collect();
+            cases.retain(|c| {
+                c.name.contains("baseline")
+                    || c.program == "tg_fwd"
+                    || want.iter().any(|w| c.name.contains(w))
+            });
         }
         // The fast path's cases on fixture B: same frames, B's interfaces.
         // (case index, fixture index, case on that fixture)
@@ -506,7 +545,7 @@ fn per_packet() -> Result<serde_json::Value> {
         Ok(rows)
     })??;
     println!("per-packet cost, BPF_PROG_TEST_RUN, median of {ROUNDS} interleaved rounds of {RUNS} single runs;");
-    println!("replay: bench_replay, {REPLAY_REPEAT} runs timed together (harness included), best of {REPLAY_TRIES} per round,");
+    println!("replay: bench_replay, {} runs timed together (harness included), best of {REPLAY_TRIES} per round,", replay_repeat());
     println!(
         "median and minimum over the rounds; - tg_fwd: the median minus the redirect ceiling's hop"
     );
@@ -542,7 +581,7 @@ fn per_packet() -> Result<serde_json::Value> {
     }
     Ok(
         serde_json::json!({"benchmark": "per-packet", "runs": RUNS, "rounds": ROUNDS, "cpu": cpu,
-        "replay_repeat": REPLAY_REPEAT, "rows": json}),
+        "replay_repeat": replay_repeat(), "rows": json}),
     )
 }
 
