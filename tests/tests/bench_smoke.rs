@@ -1,4 +1,5 @@
-//! CI smoke of the benchmark harness (`pmip-bench throughput | tcp | scale | handover`):
+//! CI smoke of the benchmark harness (`pmip-bench throughput | tcp | scale | handover`,
+//! and one case of `per-packet` as `cargo xtask profile` runs it):
 //! each runs for a tiny duration and must produce sane, non-zero figures.
 //! Nothing here is timed: the assertions are about the harness working
 //! (frames reach the sink, nothing is counted that was not delivered, the
@@ -121,5 +122,61 @@ fn handover_smoke() {
         // The move is followed by ≥ 1 s of stream (200+ packets): most of it
         // must have come through the new gateway.
         assert!(m["received_after_via_new"].as_u64().unwrap() >= 50, "{r}");
+    }
+}
+
+/// `per-packet` with one case and the single-operation rows picked by
+/// `PMIP_BENCH_CASES`, as `cargo xtask profile` runs it: the baselines stay
+/// (the table's ratios need them), the other cases go, and every row kept
+/// has a replay figure.
+#[test]
+fn per_packet_one_case_smoke() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("pmip-bench-smoke-{}", std::process::id()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pmip-bench"))
+        .arg("per-packet")
+        .env("PMIP_BENCH_REPLAY_ONLY", "1")
+        .env(
+            "PMIP_BENCH_CASES",
+            "op: 4 packet loads|access encap, IPv4 outer",
+        )
+        .env("PMIP_BENCH_REPLAY_REPEAT", "2000")
+        .env("PMIP_BENCH_RESULTS_DIR", &dir)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("  ") && !l.starts_with("case "))
+        .filter(|l| {
+            !l.starts_with("per-packet") && !l.starts_with("replay") && !l.starts_with("median")
+        })
+        .collect();
+    let names: Vec<&str> = rows.iter().map(|l| l.split("  ").next().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "xdp_pass (baseline a)",
+            "min forwarder (baseline b)",
+            "redirect only (tg_fwd)",
+            "access encap, IPv4 outer",
+            "op: 4 packet loads, each in one word",
+            "op: 4 packet loads across words",
+        ],
+        "{text}"
+    );
+    for l in &rows {
+        // The replay median (the fifth figure) of every row is a time.
+        let replay: f64 = l.split_whitespace().rev().nth(3).unwrap().parse().unwrap();
+        assert!(replay > 0.0 && replay < 100_000.0, "{l}");
     }
 }

@@ -701,7 +701,11 @@ fn main() -> Result<()> {
         c.tcp_load = std::env::var("PMIP_BENCH_HANDOVER_TCP").is_ok_and(|v| v == "1");
         results.push(pmip_tests::handover::handover(&c)?);
     }
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench-results");
+    // PMIP_BENCH_RESULTS_DIR: elsewhere than bench-results/ (the smoke tests).
+    let dir = std::env::var_os("PMIP_BENCH_RESULTS_DIR").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench-results"),
+        std::path::PathBuf::from,
+    );
     std::fs::create_dir_all(&dir)?;
     // One file per benchmark, and results.json with the latest run of each
     // (a run of some benchmarks keeps the others' last figures).
