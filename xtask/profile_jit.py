@@ -245,7 +245,15 @@ def report(out, program, samples, dis, lines, xlated, repeat):
                 f.write("        ; %s\n" % s)
                 last = s
             f.write("%6d %5.1f%%  %5x: %s\n" % (cnt[off], 100 * cnt[off] / pn, off, t))
-    print("annotated JIT: %s" % os.path.join(out, "annotated.txt"))
+    with open(os.path.join(out, "path.txt"), "w") as f:
+        last = None
+        for off, t in path:
+            s = src_of(off)
+            if s != last:
+                f.write("        ; %s\n" % s)
+                last = s
+            f.write("%6d  %5x: %s\n" % (cnt[off], off, t))
+    print("annotated JIT: %s (the path alone: path.txt)" % os.path.join(out, "annotated.txt"))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ use crate::hdr::{
 };
 use crate::log;
 use crate::maps::{access_by_key, access_subscriber, iface_of, NEW_MAC_EVENTS, NEW_MAC_SEEN};
-use crate::parse::{parse_inner, Addr, GreIn, Inner, L2};
+use crate::parse::{parse_inner, parse_l2, Addr, GreIn, Inner, L2};
 use crate::stats::account;
 use crate::tunnel::{dec_ttl, decap, flow_out, tunnel_out, Dir, Encap};
 use crate::verdict::{redirect, Verdict};
@@ -29,20 +29,16 @@ pub(crate) fn access_uplink<C: Pkt>(
     ifindex: u32,
     l2: &L2,
 ) -> Verdict {
-    // The key from words: (ifindex, VLAN | MAC[0..2] << 16, MAC[2..6]).
-    // SAFETY: `eth.src` is at an even offset of the 8-byte aligned L2.
-    let m = unsafe { mac_words(&l2.eth.src) };
-    let key = AccessKey::from_words([
-        ifindex,
-        l2.vlan as u32 | (m[0] as u32) << 16,
-        m[1] as u32 | (m[2] as u32) << 16,
-    ]);
+    let key = access_key(ifindex, l2);
+    // The rare branches re-parse what they need: handing them pointers to
+    // the L2 header or the key would keep both in the program's stack frame
+    // on every packet (`cargo xtask profile`: ~10 stores a packet).
     let (sub, flow) = match access_subscriber(&key) {
         Some(s) => s,
-        None => return unregistered::<C>(ctx.raw(), iface, l2, &key),
+        None => return unregistered::<C>(ctx.raw(), iface),
     };
     if l2.proto == ETH_P_ARP {
-        return arp_reply::<C>(ctx.raw(), iface, l2, sub);
+        return arp_reply::<C>(ctx.raw(), iface, sub);
     }
     let inner = match parse_inner(ctx, l2.len, l2.proto) {
         Some(i) => i,
@@ -83,19 +79,30 @@ pub(crate) fn access_uplink<C: Pkt>(
     tunnel_out(ctx, iface, ifindex, l2, &inner, e, Dir::Up)
 }
 
+/// The subscriber's key from words: (ifindex, VLAN | MAC[0..2] << 16, MAC[2..6]).
+#[inline(always)]
+fn access_key(ifindex: u32, l2: &L2) -> AccessKey {
+    // SAFETY: `eth.src` is at an even offset of the 8-byte aligned L2.
+    let m = unsafe { mac_words(&l2.eth.src) };
+    AccessKey::from_words([
+        ifindex,
+        l2.vlan as u32 | (m[0] as u32) << 16,
+        m[1] as u32 | (m[2] as u32) << 16,
+    ])
+}
+
 /// A frame from a MAC without a binding. Its DHCP, ARP, IPv6 link-local
 /// traffic and packets for the gateway itself go to the stack (the agent
 /// answers them); its other IP data is not forwarded — the access gateway
 /// routes only registered subscribers — but reported to the agent, which
 /// registers a subscriber that moved in from another gateway.
 #[inline(never)]
-pub(crate) fn unregistered<C: Pkt>(
-    raw: *mut C::Raw,
-    iface: &IfaceConfig,
-    l2: &L2,
-    key: &AccessKey,
-) -> Verdict {
+pub(crate) fn unregistered<C: Pkt>(raw: *mut C::Raw, iface: &IfaceConfig) -> Verdict {
     let ctx = &C::from_raw(raw);
+    let Some(l2) = parse_l2(ctx) else {
+        return Verdict::new(C::DROP, Counter::DropMalformed);
+    };
+    let (l2, key) = (&l2, &access_key(ctx.ifindex(), &l2));
     let mut src_v4 = [0u8; 4];
     if l2.proto == ETH_P_IP {
         let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, l2.len) else {
@@ -194,10 +201,13 @@ pub(crate) fn spoofed(inner: &Inner, fl: u32, home4: &[u8; 4], hnp: &[u8; 8]) ->
 pub(crate) fn arp_reply<C: Pkt>(
     raw: *mut C::Raw,
     iface: &IfaceConfig,
-    l2: &L2,
     sub: &AccessSubscriber,
 ) -> Verdict {
     let ctx = &C::from_raw(raw);
+    let Some(l2) = parse_l2(ctx) else {
+        return Verdict::new(C::DROP, Counter::DropMalformed);
+    };
+    let l2 = &l2;
     let arp: ArpEthIp = match read_at(ctx, l2.len) {
         Some(a) => a,
         None => return Verdict::new(C::DROP, Counter::DropMalformed),
