@@ -14,7 +14,8 @@ calls: profile_jit.py BENCH_BIN OUT_DIR CASE PROGRAM SECS CPU.
 3. Samples the CPU with `perf record` (cpu-clock: this VM exposes no
    hardware PMU, so no cycles, instructions or IPC).
 4. Writes OUT_DIR/annotated.txt: objdump's disassembly, each instruction with
-   its samples and the source line it came from; and prints
+   its samples and the source line it came from (path.txt: the path's
+   instructions alone); and prints
    - the share of each symbol in the case's part of the run (the program,
      the helpers it calls, the harness), in ns per run;
    - the path: the basic blocks that ran (a block with a sample ran; the
