@@ -2,7 +2,7 @@
 //! the downlink back to the subscriber.
 use aya_ebpf::helpers::generated::bpf_ktime_get_ns;
 use pmip_common::{
-    flags, AccessKey, AccessSubscriber, Counter, IfaceConfig, NewMacEvent, FAMILY_V4, FAMILY_V6,
+    flags, AccessKey, AccessSubscriber, Counter, NewMacEvent, FAMILY_V4, FAMILY_V6,
     NEW_MAC_REPORT_NS,
 };
 
@@ -23,22 +23,17 @@ use crate::verdict::{redirect, Verdict};
 /// here); its rare branches are functions of their own, so that their
 /// stack frames are not part of the program's.
 #[inline(always)]
-pub(crate) fn access_uplink<C: Pkt>(
-    ctx: &C,
-    iface: &IfaceConfig,
-    ifindex: u32,
-    l2: &L2,
-) -> Verdict {
+pub(crate) fn access_uplink<C: Pkt>(ctx: &C, ifindex: u32, l2: &L2) -> Verdict {
     let key = access_key(ifindex, l2);
     // The rare branches re-parse what they need: handing them pointers to
     // the L2 header or the key would keep both in the program's stack frame
     // on every packet (`cargo xtask profile`: ~10 stores a packet).
     let (sub, flow) = match access_subscriber(&key) {
         Some(s) => s,
-        None => return unregistered::<C>(ctx.raw(), iface),
+        None => return unregistered::<C>(ctx.raw()),
     };
     if l2.proto == ETH_P_ARP {
-        return arp_reply::<C>(ctx.raw(), iface, sub);
+        return arp_reply::<C>(ctx.raw(), sub);
     }
     let inner = match parse_inner(ctx, l2.len, l2.proto) {
         Some(i) => i,
@@ -76,7 +71,7 @@ pub(crate) fn access_uplink<C: Pkt>(
         sub_id: sub.sub_id,
         flow,
     };
-    tunnel_out(ctx, iface, ifindex, l2, &inner, e, Dir::Up)
+    tunnel_out(ctx, l2, &inner, e, Dir::Up)
 }
 
 /// The subscriber's key from words: (ifindex, VLAN | MAC[0..2] << 16, MAC[2..6]).
@@ -97,9 +92,9 @@ fn access_key(ifindex: u32, l2: &L2) -> AccessKey {
 /// routes only registered subscribers — but reported to the agent, which
 /// registers a subscriber that moved in from another gateway.
 #[inline(never)]
-pub(crate) fn unregistered<C: Pkt>(raw: *mut C::Raw, iface: &IfaceConfig) -> Verdict {
+pub(crate) fn unregistered<C: Pkt>(raw: *mut C::Raw) -> Verdict {
     let ctx = &C::from_raw(raw);
-    let Some(l2) = parse_l2(ctx) else {
+    let (Some(iface), Some(l2)) = (iface_of(ctx.ifindex()), parse_l2(ctx)) else {
         return Verdict::new(C::DROP, Counter::DropMalformed);
     };
     let (l2, key) = (&l2, &access_key(ctx.ifindex(), &l2));
@@ -198,13 +193,9 @@ pub(crate) fn spoofed(inner: &Inner, fl: u32, home4: &[u8; 4], hnp: &[u8; 8]) ->
 /// (draft-leung §6.1: the PMA is the subscriber's only L2 neighbour). Requests
 /// with sender 0.0.0.0 (RFC 5227 probes) or for its own address go to the stack.
 #[inline(never)]
-pub(crate) fn arp_reply<C: Pkt>(
-    raw: *mut C::Raw,
-    iface: &IfaceConfig,
-    sub: &AccessSubscriber,
-) -> Verdict {
+pub(crate) fn arp_reply<C: Pkt>(raw: *mut C::Raw, sub: &AccessSubscriber) -> Verdict {
     let ctx = &C::from_raw(raw);
-    let Some(l2) = parse_l2(ctx) else {
+    let (Some(iface), Some(l2)) = (iface_of(ctx.ifindex()), parse_l2(ctx)) else {
         return Verdict::new(C::DROP, Counter::DropMalformed);
     };
     let l2 = &l2;

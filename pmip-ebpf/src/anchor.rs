@@ -1,6 +1,6 @@
 //! Anchor side (LMA / HA): GRE from access gateways out to the world, and
 //! packets to home addresses into the tunnel of the gateway serving them.
-use pmip_common::{flags, AnchorDownlink, Counter, IfaceConfig};
+use pmip_common::{flags, AnchorDownlink, Counter};
 
 use crate::access::{keyed, spoofed};
 use crate::ctx::Pkt;
@@ -13,7 +13,7 @@ use crate::verdict::{redirect, Verdict};
 
 /// Uplink at the anchor: GRE from an access gateway → forwarded inner packet.
 #[inline(always)]
-pub(crate) fn anchor_uplink<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, gre: GreIn) -> Verdict {
+pub(crate) fn anchor_uplink<C: Pkt>(ctx: &C, l2: &L2, gre: GreIn) -> Verdict {
     let b = match keyed(&gre, anchor_by_key(gre.key), |b| {
         (b.flags & flags::PEER_V6 != 0, &b.peer)
     }) {
@@ -29,6 +29,10 @@ pub(crate) fn anchor_uplink<C: Pkt>(ctx: &C, iface: &IfaceConfig, l2: &L2, gre: 
         return Verdict::new(C::DROP, Counter::DropSpoofedSource);
     }
     if inner.ttl <= 1 {
+        // To the stack, addressed to this interface (the kernel answers).
+        let Some(iface) = iface_of(ctx.ifindex()) else {
+            return Verdict::new(C::DROP, Counter::DropMalformed);
+        };
         if !decap(ctx, inner_off, inner.family, &l2.eth.src, &iface.mac, 0) {
             return Verdict::new(C::DROP, Counter::DropAdjustFailed);
         }
@@ -118,14 +122,7 @@ fn anchor_uplink_fib<C: Pkt>(
 /// Downlink at the anchor: a packet to a home address → tunnel to the access
 /// gateway that serves it now (one map value, switched atomically on handover).
 #[inline(always)]
-pub(crate) fn anchor_downlink<C: Pkt>(
-    ctx: &C,
-    iface: &IfaceConfig,
-    ifindex: u32,
-    l2: &L2,
-    d: &AnchorDownlink,
-    flow: Flow,
-) -> Verdict {
+pub(crate) fn anchor_downlink<C: Pkt>(ctx: &C, l2: &L2, d: &AnchorDownlink, flow: Flow) -> Verdict {
     let inner = match parse_inner(ctx, l2.len, l2.proto) {
         Some(i) => i,
         None => return Verdict::new(C::DROP, Counter::DropMalformed),
@@ -147,5 +144,5 @@ pub(crate) fn anchor_downlink<C: Pkt>(
         sub_id: d.sub_id,
         flow,
     };
-    tunnel_out(ctx, iface, ifindex, l2, &inner, e, Dir::Down)
+    tunnel_out(ctx, l2, &inner, e, Dir::Down)
 }

@@ -51,6 +51,7 @@ use aya_ebpf::{
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
+use pmip_common::role;
 
 use crate::ctx::{tc_pull_headers, TC_ACT_OK};
 use crate::dispatch::try_fast_path;
@@ -62,7 +63,39 @@ use crate::verdict::finish;
 #[xdp]
 #[inline(always)]
 pub fn pmip_xdp(ctx: XdpContext) -> u32 {
-    try_fast_path(&ctx)
+    try_fast_path::<_, 0>(&ctx)
+}
+
+// The same fast path for an interface of one role alone, which the agent
+// attaches instead of `pmip_xdp` there: the role is this program's, not
+// looked up per packet (dispatch.rs).
+
+/// An access interface (MAG / PMA): subscribers' frames.
+#[xdp]
+#[inline(always)]
+pub fn pmip_xdp_access(ctx: XdpContext) -> u32 {
+    try_fast_path::<_, { role::ACCESS }>(&ctx)
+}
+
+/// An access gateway's core interface: GRE from anchors.
+#[xdp]
+#[inline(always)]
+pub fn pmip_xdp_access_core(ctx: XdpContext) -> u32 {
+    try_fast_path::<_, { role::ACCESS_CORE }>(&ctx)
+}
+
+/// An anchor's core interface: GRE from access gateways.
+#[xdp]
+#[inline(always)]
+pub fn pmip_xdp_anchor_core(ctx: XdpContext) -> u32 {
+    try_fast_path::<_, { role::ANCHOR_CORE }>(&ctx)
+}
+
+/// An anchor's correspondent-side interface: packets to home addresses.
+#[xdp]
+#[inline(always)]
+pub fn pmip_xdp_anchor_cn(ctx: XdpContext) -> u32 {
+    try_fast_path::<_, { role::ANCHOR_CN }>(&ctx)
 }
 
 /// The same fast path at TC ingress, for interfaces where XDP cannot attach
@@ -72,7 +105,7 @@ pub fn pmip_xdp(ctx: XdpContext) -> u32 {
 #[classifier]
 pub fn pmip_tc_ingress(ctx: TcContext) -> i32 {
     tc_pull_headers(&ctx);
-    try_fast_path(&ctx) as i32
+    try_fast_path::<_, 0>(&ctx) as i32
 }
 
 /// On an anchor's interfaces, egress: what the host itself sends to a home

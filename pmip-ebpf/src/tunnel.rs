@@ -2,8 +2,8 @@
 //! that sends the subscriber's packet into a tunnel (`tunnel_out`): what both
 //! roles do to put a packet into a GRE tunnel or take it out.
 use pmip_common::{
-    Counter, IfaceConfig, NextHopCache, Tunnel, UplinkFlow, FAMILY_V4, FAMILY_V6, GRE_KEYED_LEN,
-    IPV4_HDR_LEN, IPV6_HDR_LEN,
+    Counter, NextHopCache, Tunnel, UplinkFlow, FAMILY_V4, FAMILY_V6, GRE_KEYED_LEN, IPV4_HDR_LEN,
+    IPV6_HDR_LEN,
 };
 
 use crate::ctx::Pkt;
@@ -449,15 +449,7 @@ fn fill_flow(f: *mut UplinkFlow, c: &NextHopCache, family: u8) {
 /// Inlined: the cached next hop. A miss asks the FIB in [`tunnel_out_fib`],
 /// a function of its own (its frame holds the FIB's parameters).
 #[inline(always)]
-pub(crate) fn tunnel_out<C: Pkt>(
-    ctx: &C,
-    iface: &IfaceConfig,
-    ifindex: u32,
-    l2: &L2,
-    inner: &Inner,
-    e: Encap,
-    dir: Dir,
-) -> Verdict {
+pub(crate) fn tunnel_out<C: Pkt>(ctx: &C, l2: &L2, inner: &Inner, e: Encap, dir: Dir) -> Verdict {
     let tun = match TUNNELS.get(e.tunnel_id) {
         Some(t) if t.family != 0 => t,
         _ => return Verdict::new(C::DROP, Counter::DropNoTunnel),
@@ -479,7 +471,6 @@ pub(crate) fn tunnel_out<C: Pkt>(
             return Verdict::new(redirect(c.ifindex), encap_counter(dir));
         }
     }
-    let _ = (iface, ifindex);
     tunnel_out_fib::<C>(
         ctx.raw(),
         e.tunnel_id,

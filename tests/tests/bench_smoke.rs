@@ -127,7 +127,8 @@ fn handover_smoke() {
 
 /// `per-packet` with one case and the single-operation rows picked by
 /// `PMIP_BENCH_CASES`, as `cargo xtask profile` runs it: the baselines stay
-/// (the table's ratios need them), the other cases go, and every row kept
+/// (the table's ratios need them), the case comes with its row through the
+/// program of its interface's role, the other cases go, and every row kept
 /// has a replay figure.
 #[test]
 fn per_packet_one_case_smoke() {
@@ -169,6 +170,7 @@ fn per_packet_one_case_smoke() {
             "min forwarder (baseline b)",
             "redirect only (tg_fwd)",
             "access encap, IPv4 outer",
+            "access encap, IPv4 outer [role]",
             "op: 4 packet loads, each in one word",
             "op: 4 packet loads across words",
         ],

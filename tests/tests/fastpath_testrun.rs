@@ -7,7 +7,11 @@
 //! ingress, sharing the paths' code): same inputs, output bytes and counters;
 //! verdicts translated (XDP_PASS → TC_ACT_OK, XDP_DROP → TC_ACT_SHOT,
 //! XDP_REDIRECT and XDP_TX → TC_ACT_REDIRECT, to the next hop or back out of
-//! the ingress interface).
+//! the ingress interface). And against the programs of one role
+//! (`pmip_xdp_access`...: `Prog::Role`), each on the cases of the fixture's
+//! interface of its role, as the agent attaches them: the same verdicts,
+//! bytes and counters as `pmip_xdp`.
+use std::cell::Cell;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use aya::programs::{TestRun, TestRunOptions};
@@ -34,13 +38,57 @@ const TC_ACT_REDIRECT: u32 = 7;
 enum Prog {
     Xdp,
     Tc,
+    /// The XDP program of the ingress interface's role (`xdp_program_for`),
+    /// for cases on the fixture's four interfaces (see [`use_role_programs`]).
+    Role,
+}
+
+thread_local! {
+    /// The fixture's (acc, core, acore, cn) for `Prog::Role` on this thread.
+    static ROLE_IFACES: Cell<[u32; 4]> = const { Cell::new([0; 4]) };
+}
+
+/// Loads the four programs of one role and has `Prog::Role` use them for
+/// the fixture's interfaces `ifs` (acc, core, acore, cn) on this thread.
+fn use_role_programs(fp: &mut FastPath, ifs: [u32; 4]) -> anyhow::Result<()> {
+    use pmip_common::role;
+    for r in [
+        role::ACCESS,
+        role::ACCESS_CORE,
+        role::ANCHOR_CORE,
+        role::ANCHOR_CN,
+    ] {
+        let name = pmip_user::fastpath::xdp_program_for(r);
+        anyhow::ensure!(
+            name != pmip_user::fastpath::PROGRAM,
+            "no program of role {r}"
+        );
+        fp.loaded_program(name)?;
+    }
+    ROLE_IFACES.with(|c| c.set(ifs));
+    Ok(())
+}
+
+/// The program of the role of interface `ifindex` (None: not one of the
+/// fixture's four, where no such program is ever attached).
+fn role_program(ifindex: u32) -> Option<&'static str> {
+    use pmip_common::role;
+    let ifs = ROLE_IFACES.with(|c| c.get());
+    let roles = [
+        role::ACCESS,
+        role::ACCESS_CORE,
+        role::ANCHOR_CORE,
+        role::ANCHOR_CN,
+    ];
+    let i = ifs.iter().position(|&x| x == ifindex && x != 0)?;
+    Some(pmip_user::fastpath::xdp_program_for(roles[i]))
 }
 
 impl Prog {
     /// The verdict this program gives where `pmip_xdp` gives `xdp`.
     fn verdict(self, xdp: u32) -> u32 {
         match (self, xdp) {
-            (Prog::Xdp, v) => v,
+            (Prog::Xdp | Prog::Role, v) => v,
             (Prog::Tc, XDP_PASS) => TC_ACT_OK,
             (Prog::Tc, XDP_DROP) => TC_ACT_SHOT,
             (Prog::Tc, XDP_TX | XDP_REDIRECT) => TC_ACT_REDIRECT,
@@ -71,7 +119,7 @@ fn run(fp: &FastPath, prog: Prog, ifindex: u32, input: &[u8]) -> Ran {
     let opts = TestRunOptions {
         data_in: Some(input),
         data_out: Some(&mut out),
-        ctx_in: Some(if prog == Prog::Xdp {
+        ctx_in: Some(if prog != Prog::Tc {
             &xdp_ctx[..]
         } else {
             &skb_ctx[..]
@@ -81,6 +129,10 @@ fn run(fp: &FastPath, prog: Prog, ifindex: u32, input: &[u8]) -> Ran {
     let r = match prog {
         Prog::Xdp => fp.program().unwrap().test_run(opts),
         Prog::Tc => fp.tc_program().unwrap().test_run(opts),
+        Prog::Role => {
+            let name = role_program(ifindex).expect("a case on one of the fixture's interfaces");
+            fp.xdp_program(name).unwrap().test_run(opts)
+        }
     }
     .unwrap_or_else(|e| {
         panic!(
@@ -109,8 +161,21 @@ fn counters(fp: &FastPath) -> Vec<u64> {
 fn check(fp: &FastPath, prog: Prog, cases: &[Case]) -> Vec<String> {
     pmip_tests::tput::pin_cpu(0).expect("pin to CPU 0");
     let mut fails = Vec::new();
+    let skipped = cases
+        .iter()
+        .filter(|c| prog == Prog::Role && role_program(c.ifindex).is_none())
+        .count();
+    if skipped * 2 > cases.len() {
+        fails.push(format!(
+            "{skipped} of {} cases on no interface of a role",
+            cases.len()
+        ));
+    }
     for pass in ["first run", "second run"] {
         for c in cases {
+            if prog == Prog::Role && role_program(c.ifindex).is_none() {
+                continue;
+            }
             let before = counters(fp);
             let r = run(fp, prog, c.ifindex, &c.input);
             let after = counters(fp);
@@ -168,6 +233,17 @@ fn fixture_table_with_home_pools() {
     table(Prog::Xdp, anchor_pools());
 }
 
+/// The table through the programs of one role, on the interfaces of their role.
+#[test]
+fn fixture_table_role_programs() {
+    table(Prog::Role, Vec::new());
+}
+
+#[test]
+fn fixture_table_role_programs_with_home_pools() {
+    table(Prog::Role, anchor_pools());
+}
+
 #[test]
 fn fixture_table_tc() {
     table(Prog::Tc, Vec::new());
@@ -214,6 +290,9 @@ fn table_with(prog: Prog, log_events: bool, home_pools: Vec<pmip_user::fastpath:
         .run_in(move || {
             if prog == Prog::Tc {
                 fp.load_tc_program().expect("loading pmip_tc_ingress");
+            }
+            if prog == Prog::Role {
+                use_role_programs(&mut fp, [acc, core, acore, cn]).expect("role programs");
             }
             let mut cases = Vec::new();
             // ---- access uplink ----
@@ -896,7 +975,7 @@ fn truncations(fp: &FastPath, prog: Prog, acc: u32, core: u32, acore: u32) -> Ve
         // an skb, also not longer than one, nor shorter than Ethernet + the
         // IPv4/IPv6 header its EtherType announces.
         let first = match (prog, u16::from_be_bytes([f[12], f[13]])) {
-            (Prog::Xdp, _) => 14,
+            (Prog::Xdp | Prog::Role, _) => 14,
             (Prog::Tc, ETH_P_IP) => 14 + 20,
             (Prog::Tc, ETH_P_IPV6) => 14 + 40,
             (Prog::Tc, _) => 15,
@@ -984,6 +1063,11 @@ fn binding_changes_bypass_stale_caches() {
 #[test]
 fn binding_changes_bypass_stale_caches_tc() {
     binding_changes(Prog::Tc);
+}
+
+#[test]
+fn binding_changes_bypass_stale_caches_role_programs() {
+    binding_changes(Prog::Role);
 }
 
 fn binding_changes(prog: Prog) {
@@ -1101,6 +1185,9 @@ fn on_fixture_with(
             if prog == Prog::Tc {
                 fp.load_tc_program()?;
             }
+            if prog == Prog::Role {
+                use_role_programs(&mut fp, ifs)?;
+            }
             f(&mut fp, ifs)
         })
         .expect("namespace")
@@ -1122,6 +1209,11 @@ fn handover_bypasses_stale_flows() {
 #[test]
 fn handover_bypasses_stale_flows_tc() {
     handover_flows(Prog::Tc);
+}
+
+#[test]
+fn handover_bypasses_stale_flows_role_programs() {
+    handover_flows(Prog::Role);
 }
 
 fn handover_flows(prog: Prog) {
@@ -1796,6 +1888,11 @@ fn anchor_changes_bypass_stale_caches_pools() {
 #[test]
 fn anchor_changes_bypass_stale_caches_tc() {
     anchor_changes(Prog::Tc, anchor_pools());
+}
+
+#[test]
+fn anchor_changes_bypass_stale_caches_role_programs() {
+    anchor_changes(Prog::Role, anchor_pools());
 }
 
 /// Verdict, outer destination and GRE key of a tunnel packet (None when

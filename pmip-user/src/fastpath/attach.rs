@@ -11,7 +11,10 @@ use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
 use aya::Ebpf;
 use pmip_common::{maps, IfaceConfig};
 
-use super::{map_err, FastPath, PASS_PROGRAM, PROGRAM, TC_EGRESS_PROGRAM, TC_INGRESS_PROGRAM};
+use super::{
+    map_err, xdp_program_for, FastPath, PASS_PROGRAM, PROGRAM, TC_EGRESS_PROGRAM,
+    TC_INGRESS_PROGRAM,
+};
 use crate::sys::{iface_mac, ifindex};
 
 /// How to attach the fast path to an interface.
@@ -53,6 +56,16 @@ impl FastPath {
             .ebpf
             .program(PROGRAM)
             .ok_or_else(|| anyhow!("program {PROGRAM} missing"))?
+            .try_into()?)
+    }
+
+    /// XDP program `name` of the object, once loaded (by
+    /// [`loaded_program`](Self::loaded_program) or an attach).
+    pub fn xdp_program(&self, name: &str) -> Result<&Xdp> {
+        Ok(self
+            .ebpf
+            .program(name)
+            .ok_or_else(|| anyhow!("program {name} missing"))?
             .try_into()?)
     }
 
@@ -130,7 +143,13 @@ impl FastPath {
             AttachMode::Generic => &[XdpMode::Skb],
             AttachMode::Tc => &[],
         };
-        let prog: &mut Xdp = self.ebpf.program_mut(PROGRAM).unwrap().try_into()?;
+        // The role's own program; an object from before them has only
+        // pmip_xdp (loaded at start).
+        let name = match xdp_program_for(spec.role) {
+            n if self.ebpf.program(n).is_some() => n,
+            _ => PROGRAM,
+        };
+        let prog = loaded_xdp(&mut self.ebpf, name)?;
         let mut last = None;
         for m in modes {
             match prog.attach(&spec.name, *m) {

@@ -49,6 +49,21 @@ pub use prune::Pruned;
 
 pub const PROGRAM: &str = "pmip_xdp";
 
+/// The XDP program for an interface with roles `role` (pmip-common `role`):
+/// for one role alone, the copy of the fast path built for that role, which
+/// does not look the role up per packet (pmip-ebpf dispatch.rs); for
+/// several roles, or none, [`PROGRAM`].
+pub fn xdp_program_for(role: u8) -> &'static str {
+    use pmip_common::role;
+    match role {
+        role::ACCESS => "pmip_xdp_access",
+        role::ACCESS_CORE => "pmip_xdp_access_core",
+        role::ANCHOR_CORE => "pmip_xdp_anchor_core",
+        role::ANCHOR_CN => "pmip_xdp_anchor_cn",
+        _ => PROGRAM,
+    }
+}
+
 /// TC egress on an anchor: tunnels what the host itself sends to home addresses.
 pub(crate) const TC_EGRESS_PROGRAM: &str = "pmip_tc_egress";
 

@@ -397,6 +397,35 @@ fn per_packet() -> Result<serde_json::Value> {
         {
             cases.retain(|c| c.program != TC_INGRESS_PROGRAM);
         }
+        // What pmipd attaches to an interface of one role (pmip-user
+        // `xdp_program_for`): each XDP fast path case again, right after it,
+        // through the program of its interface's role ("[role]" rows). Not
+        // for an object from before them.
+        let role_of = |ifindex: u32| {
+            use pmip_common::role;
+            [
+                (acc, role::ACCESS),
+                (core, role::ACCESS_CORE),
+                (acore, role::ANCHOR_CORE),
+                (cn, role::ANCHOR_CN),
+            ]
+            .into_iter()
+            .find(|(i, _)| *i == ifindex)
+            .map(|(_, r)| pmip_user::fastpath::xdp_program_for(r))
+        };
+        let mut with_roles = Vec::new();
+        for c in cases {
+            let role = (c.program == PROGRAM).then(|| role_of(c.ifindex)).flatten();
+            let role = role.filter(|name| fp.loaded_program(name).is_ok());
+            let extra = role.map(|name| Case {
+                name: Box::leak(format!("{} [role]", c.name).into_boxed_str()),
+                program: name,
+                ..c.clone()
+            });
+            with_roles.push(c);
+            with_roles.extend(extra);
+        }
+        cases = with_roles;
         // PMIP_BENCH_REPLAY_ONLY=1: the XDP paths and baselines through
         // bench_replay only (quick A/B of builds; the single-run column is 0).
         let replay_only = std::env::var("PMIP_BENCH_REPLAY_ONLY").is_ok_and(|v| v == "1");
@@ -452,6 +481,8 @@ fn per_packet() -> Result<serde_json::Value> {
                 None
             } else if c.program == PROGRAM {
                 Some(fp.program()?.fd()?.try_clone()?)
+            } else if c.program.starts_with("pmip_xdp_") {
+                Some(fp.xdp_program(c.program)?.fd()?.try_clone()?)
             } else {
                 Some(bench.prog(c.program)?.fd()?.try_clone()?)
             };
@@ -477,6 +508,8 @@ fn per_packet() -> Result<serde_json::Value> {
                     ns_per_packet(fp.tc_program()?, c)?
                 } else if c.program == PROGRAM {
                     ns_per_packet(fp.program()?, c)?
+                } else if c.program.starts_with("pmip_xdp_") {
+                    ns_per_packet(fp.xdp_program(c.program)?, c)?
                 } else {
                     ns_per_packet(&*bench.prog(c.program)?, c)?
                 };

@@ -21,7 +21,8 @@
 //!   injected XDP frames reach the stack);
 //! - `redirect`: `tg_fwd` (MAC rewrite + redirect, nothing else) native at both hops;
 //! - `min-fwd`: `bench_min_fwd` (one hash lookup, `bpf_fib_lookup`, redirect) native at both hops;
-//! - `fastpath-native`, `fastpath-generic`: `pmip_xdp` with static access and
+//! - `fastpath-native`, `fastpath-generic`: the fast path as pmipd attaches it (the
+//!   program of each interface's role, `xdp_program_for`) with static access and
 //!   anchor bindings (encap at mag, decap at lma);
 //! - `fastpath-tc`: the same with `pmip_tc_ingress` at both gateways and no
 //!   XDP on their interfaces (GRO as for `kernel`: the injected XDP frames
