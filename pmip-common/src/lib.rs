@@ -218,7 +218,11 @@ pub struct UplinkFlow {
     pub _pad: u8,
     /// `TUNNEL_NH`'s `csum_base`.
     pub csum_base: u32,
-    pub _pad2: u32,
+    /// Where this subscriber's traffic counters were on this CPU the last
+    /// time (its `SUB_ACTIVE` index + 1; 0: not yet): a hint the fast path
+    /// checks by the slot's tag before using it, so a stale one costs the
+    /// full lookup, never a wrong count.
+    pub sub_slot: u32,
     /// `TUNNEL_NH`'s prebuilt Ethernet + outer IP + GRE headers.
     pub hdr: [u64; 8],
 }

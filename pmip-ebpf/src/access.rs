@@ -58,10 +58,9 @@ pub(crate) fn access_uplink<C: Pkt>(ctx: &C, ifindex: u32, l2: &L2) -> Verdict {
         return Verdict::new(C::PASS, Counter::PassTtl);
     }
     if !flow.is_null() {
-        // SAFETY: this CPU's ACCESS_CACHE slot (access_subscriber).
-        let f = unsafe { &*flow };
+        // This CPU's ACCESS_CACHE slot (access_subscriber).
         let (key, sub_id) = (sub.uplink_key, sub.sub_id);
-        if let Some(v) = flow_out(ctx, l2.len, &inner, f, key, sub_id, Dir::Up) {
+        if let Some(v) = flow_out(ctx, l2.len, &inner, flow, key, sub_id, Dir::Up) {
             return v;
         }
     }

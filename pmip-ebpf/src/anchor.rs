@@ -131,10 +131,9 @@ pub(crate) fn anchor_downlink<C: Pkt>(ctx: &C, l2: &L2, d: &AnchorDownlink, flow
         return Verdict::new(C::PASS, Counter::PassTtl);
     }
     if !flow.is_null() {
-        // SAFETY: this CPU's ANCHOR_CACHE slot (maps::anchor_dest).
-        let f = unsafe { &*flow };
+        // This CPU's ANCHOR_CACHE slot (maps::anchor_dest).
         let (key, sub_id) = (d.downlink_key, d.sub_id);
-        if let Some(v) = flow_out(ctx, l2.len, &inner, f, key, sub_id, Dir::Down) {
+        if let Some(v) = flow_out(ctx, l2.len, &inner, flow, key, sub_id, Dir::Down) {
             return v;
         }
     }

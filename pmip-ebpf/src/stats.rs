@@ -28,14 +28,53 @@ static SUB_ACTIVE_SLOTS: u32 = 0;
 
 const BPF_F_MMAPABLE: u32 = 1 << 10;
 
-/// Counts a packet of `bytes` of subscriber `sub_id`, uplink (`up`) or
-/// downlink, in this CPU's slot for it (taking one if it has none).
+/// [`account`] for a hop that keeps the subscriber's slot from packet to
+/// packet (the flows, pmip-common `UplinkFlow::sub_slot`): `*hint` is the
+/// slot's `SUB_ACTIVE` index + 1 on this CPU as last seen, or 0. When the
+/// slot there still holds the subscriber (its tag), the packet is counted
+/// there without the CPU, set and way arithmetic; otherwise as `account`
+/// does, and `*hint` is refreshed.
+///
+/// # Safety
+/// `hint` points into this CPU's slot of a per-CPU map.
 #[inline(always)]
-pub(crate) fn account(sub_id: u32, bytes: u16, up: bool) {
+pub(crate) unsafe fn account_hinted(sub_id: u32, bytes: u16, up: bool, hint: *mut u32) {
+    let tag = sub_id.wrapping_add(1);
+    // SAFETY: the caller's contract.
+    let h = unsafe { *hint };
+    if h != 0 {
+        if let Some(w) = SUB_ACTIVE.get_ptr_mut(h - 1) {
+            // SAFETY: a slot of SUB_ACTIVE; its tag says whose (see account).
+            unsafe {
+                if (*w).sub == tag {
+                    add(&mut (*w).stats, bytes, up);
+                    return;
+                }
+            }
+        }
+    }
+    let i = account_at(sub_id, bytes, up);
+    // SAFETY: the caller's contract.
+    unsafe { *hint = i };
+}
+
+/// [`account`], returning where the subscriber's slot is now (its
+/// `SUB_ACTIVE` index + 1; 0: none). Not inlined: a flow's first packet on
+/// a CPU, or after its slot moved.
+#[inline(never)]
+fn account_at(sub_id: u32, bytes: u16, up: bool) -> u32 {
+    account(sub_id, bytes, up)
+}
+
+/// Counts a packet of `bytes` of subscriber `sub_id`, uplink (`up`) or
+/// downlink, in this CPU's slot for it (taking one if it has none); returns
+/// that slot's `SUB_ACTIVE` index + 1 (0: no counting, or no slot).
+#[inline(always)]
+pub(crate) fn account(sub_id: u32, bytes: u16, up: bool) -> u32 {
     // SAFETY: a read of a global the loader set before load.
     let slots = unsafe { core::ptr::read_volatile(&SUB_ACTIVE_SLOTS) };
     if slots < 2 {
-        return;
+        return 0;
     }
     // SAFETY: helper without arguments (inlined by the verifier).
     let cpu = unsafe { bpf_get_smp_processor_id() };
@@ -46,22 +85,25 @@ pub(crate) fn account(sub_id: u32, bytes: u16, up: bool) {
     // one takes way 0, see take_slot), and an array lookup is ~7
     // instructions plus a spill (`cargo xtask bench per-packet`).
     let Some(w0) = SUB_ACTIVE.get_ptr_mut(base) else {
-        return;
+        return 0;
     };
     // SAFETY: this CPU's slots (no other CPU writes them, and nothing else
     // runs on this CPU meanwhile); the agent only reads them.
     unsafe {
         if (*w0).sub == tag {
             add(&mut (*w0).stats, bytes, up);
-            return;
+            return base + 1;
         }
         let Some(w1) = SUB_ACTIVE.get_ptr_mut(base + 1) else {
-            return;
+            return 0;
         };
         if (*w1).sub == tag {
             add(&mut (*w1).stats, bytes, up);
+            base + 2
         } else {
+            // The subscriber takes way 0 (take_slot).
             take_slot(w0, w1, tag, bytes as u32, up as u32);
+            base + 1
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::hdr::{
 };
 use crate::maps::{copy_words, iface_of, nh_expiry, nh_now, Flow, TUNNELS, TUNNEL_NH};
 use crate::parse::{parse_inner, parse_l2, Inner, L2};
-use crate::stats::account;
+use crate::stats::{account, account_hinted};
 use crate::verdict::{redirect, Verdict};
 
 /// TTL / hop limit of the outer header (and of the fast path's ICMP errors).
@@ -400,11 +400,14 @@ pub(crate) fn flow_out<C: Pkt>(
     ctx: &C,
     l2_len: usize,
     inner: &Inner,
-    f: &UplinkFlow,
+    flow: *mut UplinkFlow,
     key: [u8; 4],
     sub_id: u32,
     dir: Dir,
 ) -> Option<Verdict> {
+    // SAFETY: this CPU's cache slot (the callers': ACCESS_CACHE,
+    // ANCHOR_CACHE); nothing else runs on this CPU meanwhile.
+    let f = unsafe { &*flow };
     let overhead = pmip_common::tunnel_overhead(f.family) as u16;
     // As outer_len: a GSO packet (TC) leaves as segments that fit.
     let tot = if ctx.is_gso() {
@@ -420,7 +423,8 @@ pub(crate) fn flow_out<C: Pkt>(
     if !encap_cached(ctx, l2_len, inner, v6, key, &f.hdr, f.csum_base) {
         return Some(Verdict::new(C::DROP, Counter::DropAdjustFailed));
     }
-    account(sub_id, inner.len, dir == Dir::Up);
+    // SAFETY: as above; `f` is not used after this.
+    unsafe { account_hinted(sub_id, inner.len, dir == Dir::Up, &raw mut (*flow).sub_slot) };
     Some(Verdict::new(redirect(f.ifindex), encap_counter(dir)))
 }
 

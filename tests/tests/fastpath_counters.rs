@@ -94,7 +94,10 @@ fn up(packets: u64, len: u64) -> TrafficCounters {
 
 /// Three subscribers of one set take turns on one CPU: each packet of one
 /// evicts another's slot into its total. Every count stays exact, and the
-/// totals show the flushes happened.
+/// totals show the flushes happened. Their uplink flows keep where each
+/// one's slot was (`UplinkFlow::sub_slot`): every eviction makes that stale,
+/// and a flow that trusted it without the slot's tag would count into
+/// another subscriber's slot (this test then fails).
 #[test]
 fn counters_stay_exact_through_evictions() {
     if !is_root() {

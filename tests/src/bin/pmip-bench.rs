@@ -416,7 +416,11 @@ fn per_packet() -> Result<serde_json::Value> {
         let mut with_roles = Vec::new();
         for c in cases {
             let role = (c.program == PROGRAM).then(|| role_of(c.ifindex)).flatten();
-            let role = role.filter(|name| fp.loaded_program(name).is_ok());
+            // Every object of the run must have it (B's rows follow A's).
+            let role = role.filter(|name| {
+                fp.loaded_program(name).is_ok()
+                    && fx_b.iter_mut().all(|b| b.fp.loaded_program(name).is_ok())
+            });
             let extra = role.map(|name| Case {
                 name: Box::leak(format!("{} [role]", c.name).into_boxed_str()),
                 program: name,
@@ -451,7 +455,10 @@ fn per_packet() -> Result<serde_json::Value> {
         let mut b_cases: Vec<(usize, usize, Case)> = Vec::new();
         for (bi, b) in fx_b.iter().enumerate() {
             for (i, c) in cases.iter().enumerate() {
-                if c.program != PROGRAM && c.program != TC_INGRESS_PROGRAM {
+                if c.program != PROGRAM
+                    && c.program != TC_INGRESS_PROGRAM
+                    && !c.program.starts_with("pmip_xdp_")
+                {
                     continue;
                 }
                 let ifindex = [(acc, b.acc), (core, b.core), (acore, b.acore), (cn, b.cn)]
@@ -492,6 +499,8 @@ fn per_packet() -> Result<serde_json::Value> {
             let b = &fx_b[*bi];
             replay_fds.push(if bc.program == PROGRAM {
                 Some(b.fp.program()?.fd()?.try_clone()?)
+            } else if bc.program.starts_with("pmip_xdp_") {
+                Some(b.fp.xdp_program(bc.program)?.fd()?.try_clone()?)
             } else {
                 None
             });
@@ -529,6 +538,8 @@ fn per_packet() -> Result<serde_json::Value> {
                             0.0
                         } else if bc.program == TC_INGRESS_PROGRAM {
                             ns_per_packet(b.fp.tc_program()?, bc)?
+                        } else if bc.program.starts_with("pmip_xdp_") {
+                            ns_per_packet(b.fp.xdp_program(bc.program)?, bc)?
                         } else {
                             ns_per_packet(b.fp.program()?, bc)?
                         };
