@@ -416,11 +416,7 @@ fn per_packet() -> Result<serde_json::Value> {
         let mut with_roles = Vec::new();
         for c in cases {
             let role = (c.program == PROGRAM).then(|| role_of(c.ifindex)).flatten();
-            // Every object of the run must have it (B's rows follow A's).
-            let role = role.filter(|name| {
-                fp.loaded_program(name).is_ok()
-                    && fx_b.iter_mut().all(|b| b.fp.loaded_program(name).is_ok())
-            });
+            let role = role.filter(|name| fp.loaded_program(name).is_ok());
             let extra = role.map(|name| Case {
                 name: Box::leak(format!("{} [role]", c.name).into_boxed_str()),
                 program: name,
@@ -453,11 +449,12 @@ fn per_packet() -> Result<serde_json::Value> {
         // The fast path's cases on fixture B: same frames, B's interfaces.
         // (case index, fixture index, case on that fixture)
         let mut b_cases: Vec<(usize, usize, Case)> = Vec::new();
-        for (bi, b) in fx_b.iter().enumerate() {
+        for (bi, b) in fx_b.iter_mut().enumerate() {
             for (i, c) in cases.iter().enumerate() {
-                if c.program != PROGRAM
-                    && c.program != TC_INGRESS_PROGRAM
-                    && !c.program.starts_with("pmip_xdp_")
+                // A's role rows, for a B object that has the role programs.
+                let role = c.program.starts_with("pmip_xdp_");
+                if c.program != PROGRAM && c.program != TC_INGRESS_PROGRAM && !role
+                    || role && b.fp.loaded_program(c.program).is_err()
                 {
                     continue;
                 }
