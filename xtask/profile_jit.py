@@ -238,22 +238,19 @@ def report(out, program, samples, dis, lines, xlated, repeat):
     for s, c in by.most_common(25):
         print("  %4d  %s" % (c, s))
     pn = sum(cnt.values()) or 1
-    with open(os.path.join(out, "annotated.txt"), "w") as f:
-        last = None
-        for off, t in ins:
-            s = src_of(off)
-            if s != last:
-                f.write("        ; %s\n" % s)
-                last = s
-            f.write("%6d %5.1f%%  %5x: %s\n" % (cnt[off], 100 * cnt[off] / pn, off, t))
-    with open(os.path.join(out, "path.txt"), "w") as f:
-        last = None
-        for off, t in path:
-            s = src_of(off)
-            if s != last:
-                f.write("        ; %s\n" % s)
-                last = s
-            f.write("%6d  %5x: %s\n" % (cnt[off], off, t))
+
+    def listing(name, rows):
+        """Instructions with their samples (and share), under their source lines."""
+        with open(os.path.join(out, name), "w") as f:
+            last = None
+            for off, t in rows:
+                s = src_of(off)
+                if s != last:
+                    f.write("        ; %s\n" % s)
+                    last = s
+                f.write("%6d %5.1f%%  %5x: %s\n" % (cnt[off], 100 * cnt[off] / pn, off, t))
+    listing("annotated.txt", ins)
+    listing("path.txt", path)
     print("annotated JIT: %s (the path alone: path.txt)" % os.path.join(out, "annotated.txt"))
 
 
