@@ -35,6 +35,11 @@ const BPF_F_MMAPABLE: u32 = 1 << 10;
 /// there without the CPU, set and way arithmetic; otherwise as `account`
 /// does, and `*hint` is refreshed.
 ///
+/// The hint is always into this CPU's row: the flow holding it is per CPU
+/// and was written on this CPU, and SUB_ACTIVE keeps its rows for as long
+/// as the flows live (a pinned table keeps its slots, see the loader; the
+/// caches are not pinned, so a new SUB_ACTIVE comes with new, empty flows).
+///
 /// # Safety
 /// `hint` points into this CPU's slot of a per-CPU map.
 #[inline(always)]

@@ -98,6 +98,21 @@ pub struct Fixture {
     pub cn: u32,
 }
 
+/// The XDP program pmipd attaches to the fixture's interface `ifindex` of
+/// interfaces `ifs` (acc, core, acore, cn; each of one role, configured in
+/// `setup_with`): its role's program (`xdp_program_for`). None for another
+/// interface.
+pub fn role_program(ifs: [u32; 4], ifindex: u32) -> Option<&'static str> {
+    let roles = [
+        role::ACCESS,
+        role::ACCESS_CORE,
+        role::ANCHOR_CORE,
+        role::ANCHOR_CN,
+    ];
+    let i = ifs.iter().position(|&x| x == ifindex && x != 0)?;
+    Some(pmip_user::fastpath::xdp_program_for(roles[i]))
+}
+
 fn mac_s(m: [u8; 6]) -> String {
     m.iter()
         .map(|b| format!("{b:02x}"))

@@ -51,17 +51,11 @@ thread_local! {
 /// Loads the four programs of one role and has `Prog::Role` use them for
 /// the fixture's interfaces `ifs` (acc, core, acore, cn) on this thread.
 fn use_role_programs(fp: &mut FastPath, ifs: [u32; 4]) -> anyhow::Result<()> {
-    use pmip_common::role;
-    for r in [
-        role::ACCESS,
-        role::ACCESS_CORE,
-        role::ANCHOR_CORE,
-        role::ANCHOR_CN,
-    ] {
-        let name = pmip_user::fastpath::xdp_program_for(r);
+    for i in ifs {
+        let name = pmip_tests::fixture::role_program(ifs, i).expect("a fixture interface");
         anyhow::ensure!(
             name != pmip_user::fastpath::PROGRAM,
-            "no program of role {r}"
+            "no program of its own for {i}"
         );
         fp.loaded_program(name)?;
     }
@@ -72,16 +66,7 @@ fn use_role_programs(fp: &mut FastPath, ifs: [u32; 4]) -> anyhow::Result<()> {
 /// The program of the role of interface `ifindex` (None: not one of the
 /// fixture's four, where no such program is ever attached).
 fn role_program(ifindex: u32) -> Option<&'static str> {
-    use pmip_common::role;
-    let ifs = ROLE_IFACES.with(|c| c.get());
-    let roles = [
-        role::ACCESS,
-        role::ACCESS_CORE,
-        role::ANCHOR_CORE,
-        role::ANCHOR_CN,
-    ];
-    let i = ifs.iter().position(|&x| x == ifindex && x != 0)?;
-    Some(pmip_user::fastpath::xdp_program_for(roles[i]))
+    pmip_tests::fixture::role_program(ROLE_IFACES.with(|c| c.get()), ifindex)
 }
 
 impl Prog {

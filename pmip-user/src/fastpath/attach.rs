@@ -52,11 +52,7 @@ pub struct IfaceSpec {
 
 impl FastPath {
     pub fn program(&self) -> Result<&Xdp> {
-        Ok(self
-            .ebpf
-            .program(PROGRAM)
-            .ok_or_else(|| anyhow!("program {PROGRAM} missing"))?
-            .try_into()?)
+        self.xdp_program(PROGRAM)
     }
 
     /// XDP program `name` of the object, once loaded (by

@@ -401,21 +401,11 @@ fn per_packet() -> Result<serde_json::Value> {
         // `xdp_program_for`): each XDP fast path case again, right after it,
         // through the program of its interface's role ("[role]" rows). Not
         // for an object from before them.
-        let role_of = |ifindex: u32| {
-            use pmip_common::role;
-            [
-                (acc, role::ACCESS),
-                (core, role::ACCESS_CORE),
-                (acore, role::ANCHOR_CORE),
-                (cn, role::ANCHOR_CN),
-            ]
-            .into_iter()
-            .find(|(i, _)| *i == ifindex)
-            .map(|(_, r)| pmip_user::fastpath::xdp_program_for(r))
-        };
         let mut with_roles = Vec::new();
         for c in cases {
-            let role = (c.program == PROGRAM).then(|| role_of(c.ifindex)).flatten();
+            let role = (c.program == PROGRAM)
+                .then(|| role_program([acc, core, acore, cn], c.ifindex))
+                .flatten();
             let role = role.filter(|name| fp.loaded_program(name).is_ok());
             let extra = role.map(|name| Case {
                 name: Box::leak(format!("{} [role]", c.name).into_boxed_str()),
