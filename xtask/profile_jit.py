@@ -2,7 +2,8 @@
 """Where a per-packet case spends its time, down to the JITed instructions.
 
 Run by `cargo xtask profile CASE` (xtask/src/main.rs), which builds and then
-calls: profile_jit.py BENCH_BIN OUT_DIR CASE PROGRAM SECS CPU.
+calls: profile_jit.py BENCH_BIN OUT_DIR CASE PROGRAM SECS CPU
+(SECS: the most seconds sampled; sampling stops when the bench ends).
 
 1. Runs `pmip-bench per-packet` with only CASE (PMIP_BENCH_CASES; the
    baselines stay) timed through bench_replay, millions of runs per
@@ -30,6 +31,7 @@ import collections
 import ctypes
 import os
 import re
+import signal
 import struct
 import subprocess
 import sys
@@ -131,9 +133,19 @@ def main():
         subprocess.run(["bpftool", "prog", "dump", "xlated", "id", str(pid), "linum"], stdout=f,
                        check=True)
     data = os.path.join(out, "perf.data")
-    subprocess.run(["perf", "record", "-q", "-C", cpu, "-F", "20000", "-o", data, "--", "sleep",
-                    secs], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if b.wait() != 0:
+    # Sampled until the bench ends (at most SECS): a fixed window could
+    # miss the case, which runs after the baselines.
+    perf = subprocess.Popen(["perf", "record", "-q", "-C", cpu, "-F", "20000", "-o", data],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        rc = b.wait(timeout=int(secs))
+    except subprocess.TimeoutExpired:
+        rc = None
+    perf.send_signal(signal.SIGINT)
+    perf.wait()
+    if rc is None:
+        b.wait()
+    elif rc != 0:
         sys.exit("profile: the bench failed (see %s/bench.log)" % out)
     samples = subprocess.run(["perf", "script", "-i", data, "-F", "time,ip,sym,symoff"],
                              capture_output=True, text=True).stdout

@@ -57,8 +57,8 @@ enum Cmd {
         /// The program to annotate (tg_fwd, xdp_pass... for the baselines).
         #[arg(long, default_value = "pmip_xdp")]
         program: String,
-        /// Seconds of sampling.
-        #[arg(long, default_value_t = 6)]
+        /// The most seconds sampled (sampling stops when the bench ends).
+        #[arg(long, default_value_t = 120)]
         secs: u32,
     },
     /// Every fuzz target for a short fixed time, seeded from fuzz/corpus/.
