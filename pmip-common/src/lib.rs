@@ -443,7 +443,10 @@ pub struct DestNextHop {
     /// Expiry in jiffies, as `NextHopCache::expires` (0: empty slot).
     pub expires: u64,
     pub ifindex: u32,
-    pub _pad: u32,
+    /// Where the traffic counters of the last subscriber counted through
+    /// this slot were on this CPU (`SUB_ACTIVE` index + 1; 0: none), as
+    /// [`UplinkFlow::sub_slot`]: a hint checked by the slot's tag.
+    pub sub_slot: u32,
     pub macs: [u64; 2],
     /// The destination this slot holds (IPv4 in the first word).
     pub dst: [u32; 4],

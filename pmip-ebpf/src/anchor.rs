@@ -7,7 +7,7 @@ use crate::ctx::Pkt;
 use crate::fib::{fib, FIB_FWD_DISABLED, FIB_NOT_FWDED, FIB_NO_NEIGH, FIB_SUCCESS};
 use crate::maps::{anchor_by_key, dest_slot, iface_of, nh_expiry, nh_now, Flow, DEST_NH};
 use crate::parse::{parse_inner, parse_l2, GreIn, L2};
-use crate::stats::account;
+use crate::stats::{account, account_hinted};
 use crate::tunnel::{dec_ttl, decap, decap_cached, flow_out, tunnel_out, Dir, Encap};
 use crate::verdict::{redirect, Verdict};
 
@@ -41,15 +41,16 @@ pub(crate) fn anchor_uplink<C: Pkt>(ctx: &C, l2: &L2, gre: GreIn) -> Verdict {
     // The FIB answer per destination, cached (a FIB lookup is about half of
     // this path's cost); refreshed every NEXT_HOP_CACHE_NS like TUNNEL_NH.
     let dst = inner.dst.words();
-    if let Some(c) = DEST_NH.get_ptr(dest_slot(&dst)) {
+    if let Some(c) = DEST_NH.get_ptr_mut(dest_slot(&dst)) {
         // SAFETY: this CPU's slot of a per-CPU array.
-        let c = unsafe { &*c };
+        let c = unsafe { &mut *c };
         if nh_now() < c.expires && c.dst == dst {
             dec_ttl(&inner);
             if !decap_cached(ctx, inner_off, inner.family, &c.macs) {
                 return Verdict::new(C::DROP, Counter::DropAdjustFailed);
             }
-            account(b.sub_id, inner.len, true);
+            // SAFETY: the hint is in this CPU's slot of a per-CPU map.
+            unsafe { account_hinted(b.sub_id, inner.len, true, &raw mut c.sub_slot) };
             return Verdict::new(redirect(c.ifindex), Counter::TxDecapUplink);
         }
     }
@@ -84,7 +85,7 @@ fn anchor_uplink_fib<C: Pkt>(
     let slot = DEST_NH.get_ptr_mut(dest_slot(&dst));
     let nh = fib(ctx, ctx.ifindex(), inner.family, &inner.src, &inner.dst, 0);
     dec_ttl(&inner);
-    account(sub_id, inner.len, true);
+    let sub_slot = account(sub_id, inner.len, true);
     if nh.rc == FIB_SUCCESS {
         if let Some(c) = slot {
             // SAFETY: this CPU's slot of a per-CPU array; nothing else runs on this CPU meanwhile.
@@ -94,6 +95,7 @@ fn anchor_uplink_fib<C: Pkt>(
             macs[..6].copy_from_slice(&nh.dmac);
             macs[6..12].copy_from_slice(&nh.smac);
             c.ifindex = nh.ifindex;
+            c.sub_slot = sub_slot;
             c.dst = dst;
             c.expires = nh_expiry(now);
         }
