@@ -29,16 +29,19 @@ static SUB_ACTIVE_SLOTS: u32 = 0;
 const BPF_F_MMAPABLE: u32 = 1 << 10;
 
 /// [`account`] for a hop that keeps the subscriber's slot from packet to
-/// packet (the flows, pmip-common `UplinkFlow::sub_slot`): `*hint` is the
-/// slot's `SUB_ACTIVE` index + 1 on this CPU as last seen, or 0. When the
-/// slot there still holds the subscriber (its tag), the packet is counted
-/// there without the CPU, set and way arithmetic; otherwise as `account`
-/// does, and `*hint` is refreshed.
+/// packet (the flows, pmip-common `UplinkFlow::sub_slot`; the anchor
+/// uplink's `DestNextHop::sub_slot`): `*hint` is the slot's `SUB_ACTIVE`
+/// index + 1 on this CPU as last seen, or 0. When the slot there still
+/// holds the subscriber (its tag), the packet is counted there without the
+/// CPU, set and way arithmetic; otherwise as `account` does, and `*hint` is
+/// refreshed.
 ///
-/// The hint is always into this CPU's row: the flow holding it is per CPU
-/// and was written on this CPU, and SUB_ACTIVE keeps its rows for as long
-/// as the flows live (a pinned table keeps its slots, see the loader; the
-/// caches are not pinned, so a new SUB_ACTIVE comes with new, empty flows).
+/// The hint is always into this CPU's row: the flow or slot holding it is
+/// per CPU and was written on this CPU, and SUB_ACTIVE keeps its rows for
+/// as long as the hints live. A pinned table keeps its slots (see the
+/// loader). The flows are not pinned, so a new SUB_ACTIVE comes with new,
+/// empty flows; DEST_NH is, and the loader empties it when it creates a
+/// new SUB_ACTIVE beside it.
 ///
 /// # Safety
 /// `hint` points into this CPU's slot of a per-CPU map.

@@ -1549,6 +1549,50 @@ fn pinned_maps_of_another_layout_are_refused() {
     drop(load().expect("after the pins are removed"));
 }
 
+/// DEST_NH's counter hints index SUB_ACTIVE's rows. A restart that reuses
+/// both pins keeps the cache and its hints; a pinned DEST_NH loaded beside
+/// a new SUB_ACTIVE (its pin removed alone) is emptied, so that no hint
+/// points into a table laid out otherwise.
+#[test]
+fn dest_nh_hints_go_with_their_counter_table() {
+    use aya::maps::{Map, MapData, PerCpuArray, PerCpuValues};
+    use pmip_common::DestNextHop;
+    use pmip_user::fastpath::GatewayRole;
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let fs = Bpffs::mount("destnh");
+    let pins = fs.pins();
+    let load = || fs.load(GatewayRole::Anchor, Vec::new());
+    let dest_nh = || -> PerCpuArray<MapData, DestNextHop> {
+        let data = MapData::from_pin(pins.join(pmip_common::maps::DEST_NH)).unwrap();
+        PerCpuArray::try_from(Map::PerCpuArray(data)).unwrap()
+    };
+    let cpus = aya::util::nr_cpus().unwrap();
+    let slot = DestNextHop {
+        expires: u64::MAX,
+        ifindex: 1,
+        sub_slot: 7,
+        ..Default::default()
+    };
+    drop(load().expect("first load pins the maps"));
+    dest_nh()
+        .set(5, PerCpuValues::try_from(vec![slot; cpus]).unwrap(), 0)
+        .unwrap();
+    drop(load().expect("a restart reuses its own pins"));
+    let kept = dest_nh().get(&5, 0).unwrap();
+    assert!(kept.iter().all(|s| *s == slot), "a restart kept the cache");
+    std::fs::remove_file(pins.join(pmip_common::maps::SUB_ACTIVE)).unwrap();
+    drop(load().expect("a load with a new SUB_ACTIVE"));
+    let now = dest_nh().get(&5, 0).unwrap();
+    assert!(
+        now.iter().all(|s| *s == DestNextHop::default()),
+        "DEST_NH kept hints into another SUB_ACTIVE: {:?}",
+        now.iter().next()
+    );
+}
+
 /// A subscriber's address in prefix `hnp` (interface id `iid`).
 fn in_hnp(hnp: Ipv6Addr, iid: u16) -> Ipv6Addr {
     let s = hnp.segments();

@@ -6,9 +6,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use aya::maps::MapData;
+use aya::maps::{PerCpuArray, PerCpuValues};
 use aya::programs::Xdp;
 use aya::{Ebpf, EbpfLoader};
-use pmip_common::{flags, maps, sub_active_slots, AccessDownlink, AnchorDownlink, AnchorUplink};
+use pmip_common::{
+    flags, maps, sub_active_slots, AccessDownlink, AnchorDownlink, AnchorUplink, DestNextHop,
+};
 
 use super::pools::HomePoolSpec;
 use super::{map_err, FastPath, PROGRAM};
@@ -179,6 +182,8 @@ impl FastPath {
             .find(|(m, _)| *m == maps::SUB_ACTIVE)
             .map(|(_, p)| p)
             .filter(|p| p.exists());
+        // DEST_NH's counter hints are SUB_ACTIVE indexes (see below).
+        let dest_nh_pinned = pins.iter().any(|(m, p)| *m == maps::DEST_NH && p.exists());
         let slots = match pinned_active {
             Some(p) => {
                 let entries = MapData::from_pin(p)
@@ -221,6 +226,13 @@ impl FastPath {
             pool_slots: [0; 2],
             active: super::stats::Active::new(cpus, slots),
         };
+        if pinned_active.is_none() && dest_nh_pinned {
+            // A pinned DEST_NH beside a new SUB_ACTIVE (its pin was removed
+            // alone): the slots' counter hints (`DestNextHop::sub_slot`)
+            // index the old table's rows, which the new one may lay out
+            // otherwise. The cache starts afresh.
+            fp.clear_dest_nh()?;
+        }
         fp.recover_tunnels()?;
         fp.set_home_pools(&opts.home_pools, cap4, cap6)?;
         if opts.pin_dir.is_some() {
@@ -241,6 +253,20 @@ impl FastPath {
             ];
         }
         Ok(fp)
+    }
+}
+
+impl FastPath {
+    /// Empties every CPU's DEST_NH slots (the next packets ask the FIB).
+    fn clear_dest_nh(&mut self) -> Result<()> {
+        let cpus = nr_cpus()? as usize;
+        let mut m: PerCpuArray<_, DestNextHop> =
+            PerCpuArray::try_from(self.map_mut(maps::DEST_NH)?)?;
+        for i in 0..m.len() {
+            let empty = PerCpuValues::try_from(vec![DestNextHop::default(); cpus])?;
+            m.set(i, empty, 0).map_err(map_err)?;
+        }
+        Ok(())
     }
 }
 
