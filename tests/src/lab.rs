@@ -1637,7 +1637,9 @@ impl Drop for Lab {
 /// A bpffs mounted for one lab (outside /sys: `ip netns exec` mounts a
 /// fresh /sys, which would hide /sys/fs/bpf from the daemons). On drop every
 /// pin directory in it is removed (links first, which detaches the
-/// programs), then it is unmounted.
+/// programs), then it is unmounted: lazily if it is still busy (a daemon
+/// that was just killed may not have let go of it yet; two CI runs left a
+/// mount behind that way), so that no mount outlives the lab.
 struct BpfFs(PathBuf);
 impl BpfFs {
     fn mount(p: &Path) -> Result<BpfFs> {
@@ -1653,7 +1655,13 @@ impl Drop for BpfFs {
                 let _ = pmip_user::fastpath::unpin_all(&e.path());
             }
         }
-        let _ = Command::new("umount").arg(&self.0).status();
+        let busy = !Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        if busy {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
         let _ = std::fs::remove_dir(&self.0);
     }
 }
@@ -1991,6 +1999,31 @@ pub struct UnderLoad {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A lab's bpffs that is still busy when the lab goes (here: a
+    /// directory in it held open) is unmounted all the same, and its mount
+    /// point removed.
+    #[test]
+    fn a_busy_bpffs_is_unmounted() {
+        if !crate::netns::is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let p = std::env::temp_dir().join(format!("pmip-bpffs-busy-{}", std::process::id()));
+        let mounted = |p: &Path| {
+            std::fs::read_to_string("/proc/self/mounts")
+                .unwrap()
+                .lines()
+                .any(|l| l.split(' ').nth(1) == p.to_str())
+        };
+        let fs = BpfFs::mount(&p).unwrap();
+        assert!(mounted(&p));
+        let held = std::fs::File::open(&p).unwrap();
+        drop(fs);
+        assert!(!mounted(&p), "{} is still mounted", p.display());
+        assert!(!p.exists(), "{} is still there", p.display());
+        drop(held);
+    }
 
     #[test]
     fn ping_output_parsed() {
