@@ -144,8 +144,8 @@ def main():
     perf.send_signal(signal.SIGINT)
     perf.wait()
     if rc is None:
-        b.wait()
-    elif rc != 0:
+        rc = b.wait()
+    if rc != 0:
         sys.exit("profile: the bench failed (see %s/bench.log)" % out)
     samples = subprocess.run(["perf", "script", "-i", data, "-F", "time,ip,sym,symoff"],
                              capture_output=True, text=True).stdout

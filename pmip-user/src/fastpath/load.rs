@@ -5,8 +5,7 @@ use std::collections::HashMap as StdHashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use aya::maps::MapData;
-use aya::maps::{PerCpuArray, PerCpuValues};
+use aya::maps::{MapData, PerCpuArray, PerCpuValues};
 use aya::programs::Xdp;
 use aya::{Ebpf, EbpfLoader};
 use pmip_common::{
@@ -231,7 +230,7 @@ impl FastPath {
             // alone): the slots' counter hints (`DestNextHop::sub_slot`)
             // index the old table's rows, which the new one may lay out
             // otherwise. The cache starts afresh.
-            fp.clear_dest_nh()?;
+            fp.clear_dest_nh(cpus as usize)?;
         }
         fp.recover_tunnels()?;
         fp.set_home_pools(&opts.home_pools, cap4, cap6)?;
@@ -254,12 +253,10 @@ impl FastPath {
         }
         Ok(fp)
     }
-}
 
-impl FastPath {
-    /// Empties every CPU's DEST_NH slots (the next packets ask the FIB).
-    fn clear_dest_nh(&mut self) -> Result<()> {
-        let cpus = nr_cpus()? as usize;
+    /// Empties the DEST_NH slots of every one of `cpus` CPUs (the next
+    /// packets ask the FIB).
+    fn clear_dest_nh(&mut self, cpus: usize) -> Result<()> {
         let mut m: PerCpuArray<_, DestNextHop> =
             PerCpuArray::try_from(self.map_mut(maps::DEST_NH)?)?;
         for i in 0..m.len() {

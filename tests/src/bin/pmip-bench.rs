@@ -128,6 +128,12 @@ fn echo4(src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
     ipv4(src, dst, 1, 64, true, &icmp_echo(7, 1, &[0xab; 32]))
 }
 
+/// Whether `program` is one of the fast path object's XDP programs:
+/// `pmip_xdp` or a role's copy of it (`pmip_xdp_access`...).
+fn object_xdp(program: &str) -> bool {
+    program == PROGRAM || program.starts_with("pmip_xdp_")
+}
+
 fn per_packet() -> Result<serde_json::Value> {
     // As an anchor is configured: its home addresses come from pools.
     let fx = setup_with(
@@ -441,11 +447,10 @@ fn per_packet() -> Result<serde_json::Value> {
         let mut b_cases: Vec<(usize, usize, Case)> = Vec::new();
         for (bi, b) in fx_b.iter_mut().enumerate() {
             for (i, c) in cases.iter().enumerate() {
-                // A's role rows, for a B object that has the role programs.
-                let role = c.program.starts_with("pmip_xdp_");
-                if c.program != PROGRAM && c.program != TC_INGRESS_PROGRAM && !role
-                    || role && b.fp.loaded_program(c.program).is_err()
-                {
+                // A's role rows too, for a B object that has the role programs.
+                let ours = object_xdp(c.program) || c.program == TC_INGRESS_PROGRAM;
+                let role = object_xdp(c.program) && c.program != PROGRAM;
+                if !ours || role && b.fp.loaded_program(c.program).is_err() {
                     continue;
                 }
                 let ifindex = [(acc, b.acc), (core, b.core), (acore, b.acore), (cn, b.cn)]
@@ -473,9 +478,7 @@ fn per_packet() -> Result<serde_json::Value> {
         for c in &cases {
             let fd = if c.program == TC_INGRESS_PROGRAM {
                 None
-            } else if c.program == PROGRAM {
-                Some(fp.program()?.fd()?.try_clone()?)
-            } else if c.program.starts_with("pmip_xdp_") {
+            } else if object_xdp(c.program) {
                 Some(fp.xdp_program(c.program)?.fd()?.try_clone()?)
             } else {
                 Some(bench.prog(c.program)?.fd()?.try_clone()?)
@@ -484,9 +487,7 @@ fn per_packet() -> Result<serde_json::Value> {
         }
         for (_, bi, bc) in &b_cases {
             let b = &fx_b[*bi];
-            replay_fds.push(if bc.program == PROGRAM {
-                Some(b.fp.program()?.fd()?.try_clone()?)
-            } else if bc.program.starts_with("pmip_xdp_") {
+            replay_fds.push(if object_xdp(bc.program) {
                 Some(b.fp.xdp_program(bc.program)?.fd()?.try_clone()?)
             } else {
                 None
@@ -502,9 +503,7 @@ fn per_packet() -> Result<serde_json::Value> {
                     0.0
                 } else if c.program == TC_INGRESS_PROGRAM {
                     ns_per_packet(fp.tc_program()?, c)?
-                } else if c.program == PROGRAM {
-                    ns_per_packet(fp.program()?, c)?
-                } else if c.program.starts_with("pmip_xdp_") {
+                } else if object_xdp(c.program) {
                     ns_per_packet(fp.xdp_program(c.program)?, c)?
                 } else {
                     ns_per_packet(&*bench.prog(c.program)?, c)?
@@ -525,10 +524,8 @@ fn per_packet() -> Result<serde_json::Value> {
                             0.0
                         } else if bc.program == TC_INGRESS_PROGRAM {
                             ns_per_packet(b.fp.tc_program()?, bc)?
-                        } else if bc.program.starts_with("pmip_xdp_") {
-                            ns_per_packet(b.fp.xdp_program(bc.program)?, bc)?
                         } else {
-                            ns_per_packet(b.fp.program()?, bc)?
+                            ns_per_packet(b.fp.xdp_program(bc.program)?, bc)?
                         };
                         let r = match &replay_fds[bi] {
                             Some(fd) => Some(replay_best(&mut bench, fd, bc)?),
