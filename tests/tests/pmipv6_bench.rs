@@ -41,19 +41,23 @@ use pmip_user::pmipv6::wire::*;
 use pmip_user::pmipv6::LocalAddrs;
 use tokio::sync::mpsc;
 
-/// Counts live heap bytes, for memory per binding: per thread (the
+/// Counts live heap bytes, for memory per binding, and allocations, for
+/// allocations per binding: per thread (the
 /// sans-IO measurements run on one), without an atomic add per allocation,
 /// which the socket runs' LMA thread would pay for and the daemon does not
 /// (~0.35 µs a binding: BENCHMARKS "The bench's own allocation counter").
 struct CountingAlloc;
 thread_local! {
     static LIVE_T: std::cell::Cell<isize> = const { std::cell::Cell::new(0) };
+    static ALLOCS_T: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 // SAFETY: forwards to the system allocator and only adds bookkeeping (a
 // thread-local `Cell` with a const initialiser: no allocation, no destructor).
 unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        // `realloc` comes here too (the trait's default: alloc, copy, free).
+        ALLOCS_T.with(|c| c.set(c.get() + 1));
         LIVE_T.with(|c| c.set(c.get() + l.size() as isize));
         // SAFETY: same contract as ours.
         unsafe { std::alloc::System.alloc(l) }
@@ -71,6 +75,11 @@ static ALLOC: CountingAlloc = CountingAlloc;
 /// Live heap bytes allocated (less those freed) by this thread.
 fn live_bytes() -> usize {
     LIVE_T.with(|c| c.get()) as usize
+}
+
+/// Heap allocations (and reallocations) made by this thread so far.
+fn allocations() -> u64 {
+    ALLOCS_T.with(|c| c.get())
 }
 
 /// A data plane that only counts: the map writes are the loader's to measure.
@@ -581,8 +590,18 @@ fn mag_heap_per_binding(n: usize) -> f64 {
     (part1 as f64 + part2) / n as f64
 }
 
-/// Sans-IO: the LMA alone, PBUs handed in from memory. Returns (bindings/s, bytes per binding).
-fn core_run(n: usize) -> (f64, f64) {
+/// What [`core_run`] measured.
+struct Core {
+    rate: f64,
+    /// Heap held by the LMA (binding cache, indexes, pools, timers) per binding.
+    bytes: f64,
+    /// Heap allocations made per binding, from the PBU to its PBA, store
+    /// record, data-plane command and event (freed or not).
+    allocs: f64,
+}
+
+/// Sans-IO: the LMA alone, PBUs handed in from memory.
+fn core_run(n: usize) -> Core {
     let src: Ipv6Addr = MAG6.parse().unwrap();
     let now = Instant::now();
     let wall = SystemTime::now();
@@ -591,6 +610,7 @@ fn core_run(n: usize) -> (f64, f64) {
     let before = live_bytes();
     let mut lma = Lma::new(lma_cfg(), now, wall);
     let mut dp = CountingDp::default();
+    let allocs0 = allocations();
     let start = Instant::now();
     for m in &msgs {
         lma.handle(now, Peer::V6(src), m);
@@ -605,12 +625,41 @@ fn core_run(n: usize) -> (f64, f64) {
         while lma.poll_event().is_some() {}
     }
     let el = start.elapsed();
+    let allocs = (allocations() - allocs0) as f64 / n as f64;
     let after = live_bytes();
     assert_eq!(lma.binding_count(), n);
-    // Heap held by the LMA (binding cache, indexes, pools, timers) per binding.
-    let per = after.saturating_sub(before) as f64 / n as f64;
+    assert_eq!(dp.installs, n as u64);
+    let bytes = after.saturating_sub(before) as f64 / n as f64;
     drop(lma);
-    (n as f64 / el.as_secs_f64(), per)
+    Core {
+        rate: n as f64 / el.as_secs_f64(),
+        bytes,
+        allocs,
+    }
+}
+
+/// Most heap allocations a new binding may cost the LMA (sans-IO, IPv6
+/// PBUs as `pbu` builds them; growth of the tables is amortised over the
+/// run). malloc and free were a fifth of the LMA thread's CPU (BENCHMARKS
+/// "The LMA's allocations per binding"): 21 a binding before that step.
+/// The 12 left: the parsed option list, the NAI and the link-layer id as
+/// parsed, the binding's copies of them, the store record's two, the
+/// event's NAI, the PBA's option list, its encoding, the copy of it held
+/// until the record is written, and the list of held answers (one per pass
+/// here, where a pass is one PBU; the shell's passes share one).
+const LMA_ALLOCS_PER_BINDING: f64 = 12.0;
+
+/// Not a timing: a count, the same on every host. It fails when a change
+/// adds an allocation to the LMA's path of a new binding.
+#[test]
+fn lma_allocations_per_new_binding_stay_within_budget() {
+    let c = core_run(4000);
+    println!("{:.2} heap allocations per new binding", c.allocs);
+    assert!(
+        c.allocs <= LMA_ALLOCS_PER_BINDING + 0.05,
+        "{:.2} allocations per new binding, budget {LMA_ALLOCS_PER_BINDING}",
+        c.allocs
+    );
 }
 
 #[test]
@@ -653,14 +702,16 @@ fn lma_bindings_per_second() {
         let mut got: Vec<Vec<Run>> = vec![Vec::new(); cases.len()];
         let mut core = Vec::new();
         let mut mem = Vec::new();
+        let mut allocs = 0.0;
         let mag_mem = mag_heap_per_binding(n);
         for _ in 0..runs {
             for (k, &(wire, protect)) in cases.iter().enumerate() {
                 got[k].push(socket_run(n, wire, protect));
             }
-            let (r, m) = core_run(n);
-            core.push(r);
-            mem.push(m);
+            let c = core_run(n);
+            core.push(c.rate);
+            mem.push(c.bytes);
+            allocs = c.allocs;
         }
         for (&(wire, protect), v) in cases.iter().zip(&got) {
             let us: Vec<f64> = v.iter().map(|r| r.cpu_us).collect();
@@ -679,7 +730,7 @@ fn lma_bindings_per_second() {
             );
         }
         println!(
-            "LMA n={n}: sans-IO core median {:.0} bindings/s; ~{:.0} heap bytes/binding in the LMA, ~{:.0} in the MAG; load average at end {}",
+            "LMA n={n}: sans-IO core median {:.0} bindings/s; {allocs:.1} heap allocations/binding and ~{:.0} heap bytes/binding in the LMA, ~{:.0} in the MAG; load average at end {}",
             median(core),
             median(mem),
             mag_mem,

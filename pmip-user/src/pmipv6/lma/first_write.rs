@@ -40,8 +40,12 @@ impl Lma {
     /// waits for each write: then they are still in our queues).
     pub(super) fn store_result(&mut self, ok: bool, held: &mut [Held<AnchorEvent>]) {
         for h in self.unconfirmed.stored(ok) {
-            let (peer, bu) = h.refusal;
-            self.send_pba(peer, &bu, Reply::reject(BaStatus::INSUFFICIENT_RESOURCES));
+            let (peer, mut bu) = h.refusal;
+            self.send_pba(
+                peer,
+                &mut bu,
+                Reply::reject(BaStatus::INSUFFICIENT_RESOURCES),
+            );
             if let Some(refusal) = self.transmits.pop_back() {
                 let p = refusal.payload;
                 if !unconfirmed::swap(&mut self.transmits, &h.accept, p.clone()) {

@@ -20,6 +20,7 @@ use crate::agent::registrar::{AnchorEvent, GoneCause};
 use crate::agent::{Clock, IdAlloc, Peer, Transmit};
 use crate::dataplane::{DpCommand, Hnp};
 
+mod by_nai;
 mod cluster;
 mod endpoint;
 mod first_write;
@@ -284,8 +285,8 @@ pub struct Lma {
     mags: HashSet<IpAddr>,
     mag_peers: HashMap<IpAddr, MagPeer>,
     hb_armed: bool,
-    /// Sessions of each MN identifier (usually one).
-    bce_by_id: HashMap<Vec<u8>, Vec<u32>>,
+    /// Sessions of each MN identifier (usually one): see [`Lma::sessions_of`].
+    bce_by_id: by_nai::NaiIndex,
     /// By binding id (ours: a fast hash, `agent/idhash.rs`).
     bces: crate::agent::idhash::IdMap<u32, Bce>,
     ids: IdAlloc,
@@ -313,7 +314,9 @@ pub struct Lma {
 struct Reply {
     status: BaStatus,
     lifetime: u16,
-    extra: Vec<MobilityOption>,
+    /// Inline: an accepting PBA adds three or four (GRE key, HNP, IPv4 home
+    /// address and default router), so a reply costs no allocation of its own.
+    extra: Extra,
     /// The PBA's Sequence Number when it is not the PBU's (status 135
     /// carries the last one accepted, RFC 6275 §9.5.1).
     seq: Option<u16>,
@@ -321,12 +324,15 @@ struct Reply {
     echo_ts: bool,
 }
 
+/// The options a [`Reply`] adds to the PBA.
+type Extra = smallvec::SmallVec<[MobilityOption; 4]>;
+
 impl Reply {
     fn reject(status: BaStatus) -> Self {
         Reply {
             status,
             lifetime: 0,
-            extra: vec![],
+            extra: Extra::new(),
             seq: None,
             echo_ts: true,
         }
@@ -340,7 +346,7 @@ impl Lma {
             mags: cfg.mags.iter().copied().collect(),
             mag_peers: HashMap::new(),
             hb_armed: false,
-            bce_by_id: HashMap::new(),
+            bce_by_id: Default::default(),
             bces: Default::default(),
             ids: IdAlloc::default(),
             v4: cfg
@@ -407,12 +413,19 @@ impl Lma {
 
     /// Every session of `mn_id`, oldest first.
     pub fn bindings_of(&self, mn_id: &[u8]) -> Vec<BindingInfo> {
-        let ids = self
-            .bce_by_id
-            .get(mn_id)
-            .map(|v| v.as_slice())
-            .unwrap_or(&[]);
-        ids.iter().filter_map(|id| self.info(*id)).collect()
+        self.sessions_of(mn_id)
+            .filter_map(|id| self.info(id))
+            .collect()
+    }
+
+    /// The ids of every session of `mn_id`, oldest first.
+    fn sessions_of<'a>(&'a self, mn_id: &'a [u8]) -> impl Iterator<Item = u32> + 'a {
+        let ours = move |id: &u32| self.bces.get(id).is_some_and(|b| b.mn_id == mn_id);
+        self.bce_by_id
+            .candidates(mn_id)
+            .iter()
+            .copied()
+            .filter(ours)
     }
 
     /// Every binding cache entry (for `show bindings`).

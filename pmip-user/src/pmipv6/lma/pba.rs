@@ -3,29 +3,47 @@
 //! PBU, those of the binding, and those a rejection still owes the MAG.
 use std::net::Ipv4Addr;
 
+use smallvec::SmallVec;
+
 use super::super::wire::{
     self, ba_flags, option::hoa_status, BaStatus, BindingAck, BindingUpdate, Message,
     MobilityOption, OptionsExt,
 };
-use super::{Lma, Reply};
+use super::{Extra, Lma, Reply};
 use crate::agent::Peer;
 
 impl Lma {
     /// Builds and queues the PBA for `bu` from the outcome of its processing.
-    pub(super) fn send_pba(&mut self, peer: Peer, bu: &BindingUpdate, reply: Reply) {
+    ///
+    /// The NAI and the link-layer identifier the PBA echoes are lent to it
+    /// by `bu` (moved in, and given back once the PBA is encoded), not
+    /// copied: two heap allocations fewer per PBA.
+    pub(super) fn send_pba(&mut self, peer: Peer, bu: &mut BindingUpdate, reply: Reply) {
         // RFC 5213 §5.3.6: the PBA echoes the identifying options of the PBU.
         let mut options = Vec::with_capacity(10);
-        if let Some(id) = bu.mn_id() {
-            options.push(MobilityOption::MnId {
-                subtype: wire::option::MN_ID_SUBTYPE_NAI,
-                id: id.to_vec(),
-            });
+        // (index in `bu.options`, index in `options`) of each lent option.
+        let mut lent: SmallVec<[(usize, usize); 2]> = SmallVec::new();
+        let nai = bu
+            .options
+            .iter()
+            .position(|o| matches!(o, MobilityOption::MnId { .. }));
+        if let Some(i) = nai {
+            if let MobilityOption::MnId { id, .. } = &mut bu.options[i] {
+                lent.push((i, options.len()));
+                options.push(MobilityOption::MnId {
+                    subtype: wire::option::MN_ID_SUBTYPE_NAI,
+                    id: std::mem::take(id),
+                });
+            }
         }
-        for o in &bu.options {
+        for (i, o) in bu.options.iter_mut().enumerate() {
             match o {
+                MobilityOption::MnLinkLayerId(l) => {
+                    lent.push((i, options.len()));
+                    options.push(MobilityOption::MnLinkLayerId(std::mem::take(l)));
+                }
                 MobilityOption::HandoffIndicator(_)
                 | MobilityOption::AccessTechType(_)
-                | MobilityOption::MnLinkLayerId(_)
                 | MobilityOption::LinkLocalAddress(_) => options.push(o.clone()),
                 _ => {}
             }
@@ -50,16 +68,22 @@ impl Lma {
             options,
         });
         self.queue(peer, &ba);
+        let Message::BindingAck(mut ba) = ba else {
+            unreachable!("built as a BindingAck above");
+        };
+        for (from, to) in lent {
+            give_back(&mut ba.options[to], &mut bu.options[from]);
+        }
     }
 
     /// The home network prefix, IPv4 home address and default router of
     /// binding `id`, as an accepting or de-registration PBA carries them
     /// (RFC 5213 §5.3.6, RFC 5844 §3.1.2.6).
-    pub(super) fn binding_options(&self, id: u32) -> Vec<MobilityOption> {
+    pub(super) fn binding_options(&self, id: u32) -> Extra {
+        let mut v = Extra::new();
         let Some(b) = self.bces.get(&id) else {
-            return Vec::new();
+            return v;
         };
-        let mut v = Vec::with_capacity(3);
         if let Some(h) = b.hnp {
             v.push(MobilityOption::HomeNetworkPrefix {
                 prefix_len: h.len,
@@ -74,12 +98,13 @@ impl Lma {
 
     /// IPv4 Home Address Reply and, with a pool, the IPv4 Default-Router
     /// Address (RFC 5844 §3.3.2, §3.3.3).
-    pub(super) fn v4_reply(&self, status: u8, plen: u8, addr: Ipv4Addr) -> Vec<MobilityOption> {
-        let mut v = vec![MobilityOption::Ipv4HoaReply {
+    pub(super) fn v4_reply(&self, status: u8, plen: u8, addr: Ipv4Addr) -> Extra {
+        let mut v = Extra::new();
+        v.push(MobilityOption::Ipv4HoaReply {
             status,
             prefix_len: plen,
             addr,
-        }];
+        });
         // The default router of the address's pool (RFC 5844 §3.3.3).
         let pool = self
             .v4
@@ -90,6 +115,18 @@ impl Lma {
             v.push(MobilityOption::Ipv4DefaultRouter(p.cfg.gateway));
         }
         v
+    }
+}
+
+/// Returns the bytes of an option lent to a PBA (`from`) to the PBU's option
+/// they came from (`to`).
+fn give_back(from: &mut MobilityOption, to: &mut MobilityOption) {
+    match (from, to) {
+        (MobilityOption::MnId { id: a, .. }, MobilityOption::MnId { id: b, .. })
+        | (MobilityOption::MnLinkLayerId(a), MobilityOption::MnLinkLayerId(b)) => {
+            std::mem::swap(a, b);
+        }
+        _ => debug_assert!(false, "a lent option comes back to an option of its kind"),
     }
 }
 
@@ -127,8 +164,111 @@ fn hoa_reject_status(s: BaStatus) -> u8 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+    use crate::agent::Endpoint;
+    use crate::pmipv6::lma::{Ipv4PoolConfig, LmaConfig, Profile};
+    use crate::pmipv6::wire::{bu_flags, AccessTechType, Checksum, HandoffIndicator};
+    use crate::pmipv6::LocalAddrs;
+    use std::net::{IpAddr, Ipv6Addr};
+    use std::time::{Instant, SystemTime};
+
+    pub(in crate::pmipv6::lma) const MAG: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+    const LMA: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+
+    pub(in crate::pmipv6::lma) fn pbu(nai: &str, llid: [u8; 6]) -> Vec<u8> {
+        Message::BindingUpdate(BindingUpdate {
+            seq: 1,
+            flags: bu_flags::A | bu_flags::P,
+            lifetime: 100,
+            options: vec![
+                // Not the NAI subtype: the PBA echoes the identifier as a NAI.
+                MobilityOption::MnId {
+                    subtype: 2,
+                    id: nai.as_bytes().to_vec(),
+                },
+                MobilityOption::HandoffIndicator(HandoffIndicator::AttachmentOverNewInterface),
+                MobilityOption::AccessTechType(AccessTechType::Ieee80211),
+                MobilityOption::MnLinkLayerId(llid.to_vec()),
+                MobilityOption::GreKey(Some(7)),
+                MobilityOption::Ipv4HoaRequest {
+                    prefix_len: 0,
+                    addr: Ipv4Addr::UNSPECIFIED,
+                },
+            ],
+        })
+        .to_vec(Checksum::Ipv6 { src: MAG, dst: LMA })
+        .unwrap()
+    }
+
+    /// A PBA's status and what it echoes: the NAI (with its subtype) and
+    /// the link-layer identifier.
+    type Echo = (BaStatus, Option<(u8, Vec<u8>)>, Option<Vec<u8>>);
+
+    /// The next PBA the LMA sends.
+    fn next_pba(lma: &mut Lma) -> Echo {
+        let t = lma.poll_transmit().expect("a PBA");
+        let Ok(Message::BindingAck(ba)) =
+            Message::parse(&t.payload, Checksum::Ipv6 { src: LMA, dst: MAG })
+        else {
+            panic!("not a PBA");
+        };
+        let nai = ba.options.iter().find_map(|o| match o {
+            MobilityOption::MnId { subtype, id } => Some((*subtype, id.clone())),
+            _ => None,
+        });
+        (ba.status, nai, ba.link_layer_id().map(<[u8]>::to_vec))
+    }
+
+    /// The PBU lends its NAI and link-layer identifier to the accepting PBA
+    /// and gets them back: a PBA of status 130 made from the same PBU when
+    /// the store refuses the binding's record echoes them too.
+    /// An LMA serving `MAG`, IPv4 home addresses for anyone, PBUs ordered
+    /// by sequence number.
+    pub(in crate::pmipv6::lma) fn lma(now: Instant) -> Lma {
+        let cfg = LmaConfig {
+            local: LocalAddrs {
+                v6: Some(LMA),
+                v4: None,
+            },
+            mags: vec![IpAddr::V6(MAG)],
+            ipv4_pool: Some(Ipv4PoolConfig {
+                network: Ipv4Addr::new(10, 0, 0, 0),
+                prefix_len: 24,
+                gateway: Ipv4Addr::new(10, 0, 0, 1),
+            }),
+            default_profile: Some(Profile::default()),
+            timestamp_based: false,
+            ..LmaConfig::default()
+        };
+        Lma::new(cfg, now, SystemTime::now())
+    }
+
+    #[test]
+    fn both_pbas_of_a_pbu_echo_its_nai_and_link_layer_id() {
+        let now = Instant::now();
+        let mut lma = lma(now);
+        for (nai, llid, written) in [
+            ("a@example.com", [2, 0, 0, 0, 0, 1], true),
+            ("b@example.com", [2, 0, 0, 0, 0, 2], false),
+        ] {
+            lma.handle(now, Peer::V6(MAG), &pbu(nai, llid));
+            while lma.poll_store().is_some() {}
+            lma.stored(now, written);
+            let want = if written {
+                BaStatus::ACCEPTED
+            } else {
+                BaStatus::INSUFFICIENT_RESOURCES
+            };
+            let (status, id, l) = next_pba(&mut lma);
+            assert_eq!(status, want, "{nai}");
+            let echoed = (wire::option::MN_ID_SUBTYPE_NAI, nai.as_bytes().to_vec());
+            assert_eq!(id, Some(echoed), "{nai}");
+            assert_eq!(l.as_deref(), Some(&llid[..]), "{nai}");
+            assert!(lma.poll_transmit().is_none());
+        }
+        assert_eq!(lma.binding_count(), 1);
+    }
 
     #[test]
     fn rejection_statuses_map_to_hoa_failures() {

@@ -5,11 +5,13 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
+use smallvec::SmallVec;
+
 use super::super::wire::{
     revocation_trigger, AccessTechType, BaStatus, BindingUpdate, HandoffIndicator, MobilityOption,
     OptionsExt,
 };
-use super::{Bce, Lma, Profile, Reply, TimerKey};
+use super::{Bce, Extra, Lma, Profile, Reply, TimerKey};
 use crate::agent::clock::timestamp_distance;
 use crate::agent::registrar::GoneCause;
 use crate::agent::Peer;
@@ -19,7 +21,8 @@ use crate::dataplane::{AnchorBinding, DpCommand, TunnelEnds};
 struct Pbu<'a> {
     peer: Peer,
     mn_id: &'a [u8],
-    llid: Vec<u8>,
+    /// The MN link-layer identifier (empty when the PBU had none).
+    llid: &'a [u8],
     hnps: Vec<(u8, Ipv6Addr)>,
     v4_req: Option<(u8, Ipv4Addr)>,
     /// The Timestamp the PBU is ordered by; `None`: the sequence-number scheme.
@@ -39,8 +42,12 @@ struct Grant {
     reregistration: bool,
 }
 
+// A refusal is an `Err(Reply)`, and a `Reply` holds its options inline
+// (`Extra`: no heap allocation per PBA). Moving its ~150 bytes up a frame or
+// two on the rare refusal costs less than boxing it would on each.
+#[allow(clippy::result_large_err)]
 impl Lma {
-    pub(super) fn on_pbu(&mut self, now: Instant, peer: Peer, bu: BindingUpdate) {
+    pub(super) fn on_pbu(&mut self, now: Instant, peer: Peer, mut bu: BindingUpdate) {
         if !bu.is_proxy() {
             // A plain MIPv6 binding update: not ours to serve.
             self.counters.rx_not_proxy += 1;
@@ -53,7 +60,7 @@ impl Lma {
             self.note_mag(now, peer);
         }
         let queued = self.transmits.len();
-        self.send_pba(peer, &bu, reply);
+        self.send_pba(peer, &mut bu, reply);
         if let Some(id) = created {
             // The PBU itself is kept for the refusal: no copy of it.
             self.hold_answer(peer, bu, id, queued);
@@ -168,8 +175,8 @@ impl Lma {
                 BaStatus::PROXY_REG_NOT_ENABLED,
             );
         };
-        let llid = bu.link_layer_id().unwrap_or(&[]).to_vec();
-        let existing = self.find_session(mn_id, &llid, bu.handoff_indicator(), &hnps);
+        let llid = bu.link_layer_id().unwrap_or(&[]);
+        let existing = self.find_session(mn_id, llid, bu.handoff_indicator(), &hnps);
         if let Some(id) = existing {
             let b = &self.bces[&id];
             let last = (b.last_ts, b.last_seq, b.mag == peer);
@@ -242,8 +249,8 @@ impl Lma {
         let b = self.bces.get_mut(&id).expect("index consistent");
         let handover = old_mag != p.peer;
         // HI 2 moved the session to another interface of the MN.
-        if !p.llid.is_empty() {
-            b.llid = p.llid.clone();
+        if !p.llid.is_empty() && b.llid != p.llid {
+            b.llid = p.llid.to_vec();
         }
         let changed = handover || b.downlink_key != g.downlink_key || was_deleting;
         b.mag = p.peer;
@@ -272,7 +279,7 @@ impl Lma {
                 } else {
                     revocation_trigger::INTER_MAG_HANDOVER_DIFFERENT_ATT
                 };
-                self.send_bri(now, old_mag, p.mn_id.to_vec(), p.llid.clone(), trigger);
+                self.send_bri(now, old_mag, p.mn_id.to_vec(), p.llid.to_vec(), trigger);
             }
         } else if was_deleting {
             self.counters.registrations += 1;
@@ -395,7 +402,7 @@ impl Lma {
         // The uplink key is the binding id: unique among live bindings.
         let bce = Bce {
             mn_id: p.mn_id.to_vec(),
-            llid: p.llid.clone(),
+            llid: p.llid.to_vec(),
             mag: p.peer,
             sub_id: id,
             uplink_key: id,
@@ -410,7 +417,7 @@ impl Lma {
             deadline: now + g.lifetime,
         };
         self.bces.insert(id, bce);
-        self.bce_by_id.entry(p.mn_id.to_vec()).or_default().push(id);
+        self.bce_by_id.insert(p.mn_id, id);
         self.arm(now + g.lifetime, TimerKey::Bce(id));
         if let Some(ab) = self.anchor_binding(id) {
             self.dp.push_back(DpCommand::InstallAnchor(ab));
@@ -437,7 +444,7 @@ impl Lma {
         let mut done = Reply {
             status: BaStatus::ACCEPTED,
             lifetime: 0,
-            extra: vec![],
+            extra: Extra::new(),
             seq: None,
             echo_ts: true,
         };
@@ -558,12 +565,7 @@ impl Lma {
             }
         }
         let b = self.bces.remove(&id).expect("checked");
-        if let Some(v) = self.bce_by_id.get_mut(&b.mn_id) {
-            v.retain(|x| *x != id);
-            if v.is_empty() {
-                self.bce_by_id.remove(&b.mn_id);
-            }
-        }
+        self.bce_by_id.remove(&b.mn_id, id);
         if let Some((a, _)) = b.home_v4 {
             if let Some(p) = self.v4.iter_mut().find(|p| p.contains(a)) {
                 p.release_for(a, &b.mn_id);
@@ -586,7 +588,7 @@ impl Lma {
         hi: Option<HandoffIndicator>,
         hnps: &[(u8, Ipv6Addr)],
     ) -> Option<u32> {
-        let ids = self.bce_by_id.get(mn_id)?;
+        let ids: SmallVec<[u32; 4]> = self.sessions_of(mn_id).collect();
         if let Some(id) = ids.iter().find(|id| self.bces[*id].llid == llid) {
             return Some(*id);
         }

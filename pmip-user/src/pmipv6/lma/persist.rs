@@ -113,11 +113,10 @@ impl store::AnchorRestore for Lma {
             p.reserve(h.prefix.octets()[..8].try_into().unwrap_or_default());
         }
         let deadline = now + Duration::from_millis(r.expires_ms.saturating_sub(now_ms));
-        let mn_id = r.nai.as_bytes().to_vec();
         self.bces.insert(
             id,
             Bce {
-                mn_id: mn_id.clone(),
+                mn_id: r.nai.as_bytes().to_vec(),
                 llid: r.llid.clone(),
                 mag: peer,
                 sub_id: r.sub_id,
@@ -133,7 +132,7 @@ impl store::AnchorRestore for Lma {
                 deadline,
             },
         );
-        self.bce_by_id.entry(mn_id).or_default().push(id);
+        self.bce_by_id.insert(r.nai.as_bytes(), id);
         self.arm(deadline, TimerKey::Bce(id));
         if let Some(ab) = self.anchor_binding(id) {
             self.dp.push_back(DpCommand::InstallAnchor(ab));

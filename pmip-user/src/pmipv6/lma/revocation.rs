@@ -14,7 +14,7 @@ impl Lma {
     /// Revokes every session of `mn_id` (administrative): BRI to each MAG
     /// and delete. Returns whether there was any.
     pub fn revoke(&mut self, now: Instant, mn_id: &[u8], trigger: u8) -> bool {
-        let ids = self.bce_by_id.get(mn_id).cloned().unwrap_or_default();
+        let ids: Vec<u32> = self.sessions_of(mn_id).collect();
         for id in &ids {
             let (mag, llid) = {
                 let b = &self.bces[id];
