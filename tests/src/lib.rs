@@ -13,6 +13,7 @@ pub mod failover;
 pub mod fixture;
 pub mod gateway_cases;
 pub mod handover;
+pub mod heap;
 pub mod hostile;
 pub mod lab;
 pub mod lab6;

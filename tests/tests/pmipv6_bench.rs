@@ -41,46 +41,9 @@ use pmip_user::pmipv6::wire::*;
 use pmip_user::pmipv6::LocalAddrs;
 use tokio::sync::mpsc;
 
-/// Counts live heap bytes, for memory per binding, and allocations, for
-/// allocations per binding: per thread (the
-/// sans-IO measurements run on one), without an atomic add per allocation,
-/// which the socket runs' LMA thread would pay for and the daemon does not
-/// (~0.35 µs a binding: BENCHMARKS "The bench's own allocation counter").
-struct CountingAlloc;
-thread_local! {
-    static LIVE_T: std::cell::Cell<isize> = const { std::cell::Cell::new(0) };
-    static ALLOCS_T: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-// SAFETY: forwards to the system allocator and only adds bookkeeping (a
-// thread-local `Cell` with a const initialiser: no allocation, no destructor).
-unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
-        // `realloc` comes here too (the trait's default: alloc, copy, free).
-        ALLOCS_T.with(|c| c.set(c.get() + 1));
-        LIVE_T.with(|c| c.set(c.get() + l.size() as isize));
-        // SAFETY: same contract as ours.
-        unsafe { std::alloc::System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
-        LIVE_T.with(|c| c.set(c.get() - l.size() as isize));
-        // SAFETY: same contract as ours.
-        unsafe { std::alloc::System.dealloc(p, l) }
-    }
-}
-
 #[global_allocator]
-static ALLOC: CountingAlloc = CountingAlloc;
-
-/// Live heap bytes allocated (less those freed) by this thread.
-fn live_bytes() -> usize {
-    LIVE_T.with(|c| c.get()) as usize
-}
-
-/// Heap allocations (and reallocations) made by this thread so far.
-fn allocations() -> u64 {
-    ALLOCS_T.with(|c| c.get())
-}
+static ALLOC: pmip_tests::heap::Counting = pmip_tests::heap::Counting;
+use pmip_tests::heap::{allocations, live_bytes};
 
 /// A data plane that only counts: the map writes are the loader's to measure.
 #[derive(Default)]

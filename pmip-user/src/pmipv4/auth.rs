@@ -67,6 +67,9 @@ impl SecurityAssociation {
 
 /// Authenticator length for both algorithms (MD5 output).
 pub(crate) const AUTHENTICATOR_LEN: usize = 16;
+/// An authentication extension's length on the wire: type, length, SPI and
+/// the authenticator (RFC 3344 §3.5).
+pub const AUTH_EXT_LEN: usize = 2 + 4 + AUTHENTICATOR_LEN;
 
 /// How many bytes of the message, counted from its start, the authenticator covers,
 /// given the offset of the authentication extension's Type octet.
@@ -130,8 +133,13 @@ fn keyed_hmac(key: &[u8]) -> Hmac<Md5> {
 
 /// Appends an authentication extension of `kind` to an emitted message and fills in its
 /// authenticator. It must be the last extension it protects (RFC 3344 §3.5.2).
+///
+/// `msg` grows by exactly [`AUTH_EXT_LEN`], so that a message built with
+/// that room (`to_bytes_with_room`) is not moved, and one built without is
+/// moved once and not cut to size again when it becomes a `Bytes`.
 pub fn append_auth(msg: &mut Vec<u8>, kind: AuthKind, sa: &SecurityAssociation) {
     let off = msg.len();
+    msg.reserve_exact(AUTH_EXT_LEN);
     msg.push(kind.ext_type());
     msg.push((4 + AUTHENTICATOR_LEN) as u8);
     msg.extend_from_slice(&sa.spi.to_be_bytes());

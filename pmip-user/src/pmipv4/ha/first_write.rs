@@ -14,14 +14,16 @@ use crate::agent::unconfirmed;
 use crate::dataplane::DpCommand;
 
 /// What a refusal of a request is made of: its source, Identification, our
-/// NTP time then, the home address it asked for, its NAI extension.
-pub(super) type Refusal = (SocketAddrV4, u64, u64, Ipv4Addr, Vec<ExtRepr>);
+/// NTP time then, the home address it asked for. Its NAI extension is made
+/// from the held answer's key, the request's NAI, only if a refusal is due.
+pub(super) type Refusal = (SocketAddrV4, u64, u64, Ipv4Addr);
 
 impl Ha {
     /// The store wrote (`ok`) or refused the last batch.
     pub(super) fn store_result(&mut self, ok: bool) {
         for h in self.unconfirmed.stored(ok) {
-            let (src, ident, now_ntp, hoa, nai_ext) = h.refusal;
+            let (src, ident, now_ntp, hoa) = h.refusal;
+            let nai_ext = vec![ExtRepr::Nai(h.key.as_bytes().to_vec())];
             match self.peers.get(src.ip()).map(|p| p.sa.clone()) {
                 Some(sa) => {
                     let to = ReplyTo {
@@ -62,5 +64,69 @@ impl Ha {
         c.insufficient_resources += 1;
         c.store_failed += 1;
         tracing::debug!(%nai, "new binding refused: its record was not written");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Instant, SystemTime};
+
+    use super::super::{AddressPool, HaConfig, PmaPeer};
+    use super::*;
+    use crate::agent::{Clock, Endpoint};
+    use crate::pmipv4::auth::{self, Algorithm, SecurityAssociation};
+    use crate::pmipv4::wire::ext::{AuthKind, ExtList};
+    use crate::pmipv4::wire::{Message, RegistrationRequestRepr, RrqFlags, PORT};
+
+    const PMA: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+    const HA: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+
+    /// A store that refuses a new binding's record: the reply that goes is
+    /// code 130, signed, with the request's Identification and NAI (made
+    /// from the held answer's key), and the binding is gone.
+    #[test]
+    fn a_refused_record_is_answered_130_with_the_nai() {
+        let sa = SecurityAssociation::new(0x100, b"0123456789abcdef", Algorithm::HmacMd5);
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let pool = AddressPool {
+            first: Ipv4Addr::new(10, 0, 0, 1),
+            last: Ipv4Addr::new(10, 0, 0, 9),
+        };
+        let peer = PmaPeer {
+            address: PMA,
+            sa: sa.clone(),
+            proxy_allowed: true,
+        };
+        let mut ha = Ha::new(HaConfig::new(HA, pool, vec![peer]), Clock::new(now, wall));
+        let ident = auth::ntp_from_system(wall);
+        let mut rrq = RegistrationRequestRepr {
+            flags: RrqFlags(RrqFlags::G | RrqFlags::T),
+            lifetime: 600,
+            home_address: Ipv4Addr::UNSPECIFIED,
+            home_agent: HA,
+            care_of_address: PMA,
+            identification: ident,
+            extensions: vec![
+                ExtRepr::Nai(b"ue1@example.com".to_vec()),
+                ExtRepr::GreKey(7),
+            ],
+        }
+        .to_bytes();
+        auth::append_auth(&mut rrq, AuthKind::FaHa, &sa);
+        ha.handle(now, SocketAddrV4::new(PMA, PORT), &rrq);
+        while ha.poll_store().is_some() {}
+        ha.stored(now, false);
+        let t = ha.poll_transmit().expect("a reply");
+        assert!(ha.poll_transmit().is_none(), "only the refusal goes");
+        auth::verify_with(&t.payload, AuthKind::FaHa, &sa).expect("signed");
+        let Ok(Message::Reply(r)) = Message::parse(&t.payload) else {
+            panic!("not a registration reply");
+        };
+        assert_eq!(r.code, ReplyCode::InsufficientResources);
+        assert_eq!(r.identification, ident);
+        assert_eq!(r.extensions.nai(), Some(&b"ue1@example.com"[..]));
+        assert!(ha.binding("ue1@example.com").is_none());
+        assert_eq!(ha.counters().store_failed, 1);
     }
 }

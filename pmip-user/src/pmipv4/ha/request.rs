@@ -76,7 +76,7 @@ impl Ha {
             identification,
             extensions: exts,
         }
-        .to_bytes();
+        .to_bytes_with_room(auth::AUTH_EXT_LEN);
         auth::append_auth(&mut payload, AuthKind::FaHa, to.sa);
         self.tx.push_back(Transmit::new(Peer::V4(to.src), payload));
     }
@@ -108,12 +108,12 @@ impl Ha {
                 return;
             }
         };
-        let nai_ext: Vec<ExtRepr> = rrq
-            .extensions
-            .nai()
-            .map(|n| ExtRepr::Nai(n.to_vec()))
-            .into_iter()
-            .collect();
+        // A refusal echoes the NAI (made only for one: an accepted request's
+        // reply gets it from `process`).
+        let nai_ext = || -> Vec<ExtRepr> {
+            let nai = rrq.extensions.nai();
+            nai.map(|n| ExtRepr::Nai(n.to_vec())).into_iter().collect()
+        };
         // FA-HA authentication (RFC 3344 §3.8.2.1: 132).
         if let Err(e) = auth::verify_with(payload, AuthKind::FaHa, &peer.sa) {
             let code = match e {
@@ -134,7 +134,7 @@ impl Ha {
                     ReplyCode::PoorlyFormed
                 }
             };
-            self.reply(&to, code, (0, hoa), nai_ext);
+            self.reply(&to, code, (0, hoa), nai_ext());
             return;
         }
         if let Some(exts) = self.redirect(now, &rrq) {
@@ -142,7 +142,7 @@ impl Ha {
                 &to,
                 ReplyCode::UnknownHa,
                 (0, hoa),
-                [nai_ext, exts].concat(),
+                [nai_ext(), exts].concat(),
             );
             return;
         }
@@ -154,16 +154,19 @@ impl Ha {
                 self.reply(&to, ReplyCode::Accepted, (lifetime, home), exts);
                 // A new binding: held until its record is written, with
                 // what its refusal is made of (first_write.rs).
-                if let (Some(nai), Some(accept)) = (created, self.tx.back().cloned()) {
+                // (A copy of the answer only for a new binding: a renewal's
+                // is not held, and copying it costs an allocation.)
+                if let Some((nai, accept)) = created.zip(self.tx.back()) {
+                    let accept = accept.clone();
                     if self.tx.len() == queued + 1 {
-                        let r = (src, ident, to.now_ntp, hoa, nai_ext);
+                        let r = (src, ident, to.now_ntp, hoa);
                         self.unconfirmed.hold(nai, accept, r);
                     }
                 }
             }
             Err(Refusal(code)) => {
                 self.count_refusal(code);
-                self.reply(&to, code, (0, hoa), nai_ext)
+                self.reply(&to, code, (0, hoa), nai_ext())
             }
         }
     }
@@ -213,7 +216,8 @@ impl Ha {
         } else {
             self.create(now, &c, rrq, &g)?
         };
-        let mut exts = vec![nai_ext, ExtRepr::GreKey(uplink_key)];
+        let mut exts = Vec::with_capacity(3);
+        exts.extend([nai_ext, ExtRepr::GreKey(uplink_key)]);
         if let Some((i_bit, _)) = rrq.extensions.revocation_support() {
             exts.push(ExtRepr::RevocationSupport {
                 i_bit,

@@ -267,7 +267,16 @@ impl RegistrationReplyRepr {
         p.set_identification(self.identification);
     }
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = vec![0u8; self.buffer_len()];
+        self.to_bytes_with_room(0)
+    }
+
+    /// The message in a vector with room for `room` more bytes (an
+    /// authentication extension, `auth::AUTH_EXT_LEN`), so that appending
+    /// them does not move it.
+    pub fn to_bytes_with_room(&self, room: usize) -> Vec<u8> {
+        let len = self.buffer_len();
+        let mut v = Vec::with_capacity(len + room);
+        v.resize(len, 0);
         self.emit(&mut RegistrationReply::new_unchecked(&mut v[..]));
         v
     }
