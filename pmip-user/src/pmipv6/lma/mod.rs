@@ -287,8 +287,9 @@ pub struct Lma {
     hb_armed: bool,
     /// Sessions of each MN identifier (usually one): see [`Lma::sessions_of`].
     bce_by_id: by_nai::NaiIndex,
-    /// By binding id (ours: a fast hash, `agent/idhash.rs`).
-    bces: crate::agent::idhash::IdMap<u32, Bce>,
+    /// By binding id (ours, handed out in sequence: each takes the bucket
+    /// after the last one, `agent/idhash.rs` `SeqIdHasher`).
+    bces: crate::agent::idhash::SeqIdMap<u32, Bce>,
     ids: IdAlloc,
     /// IPv4 pools, `ipv4_pool` first.
     v4: Vec<V4Pool>,
