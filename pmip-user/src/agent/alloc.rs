@@ -18,7 +18,8 @@ pub struct IdAlloc {
     base: u32,
     window: u32,
     next: u32,
-    in_use: super::idhash::IdSet<u32>,
+    /// Handed out in sequence: each takes the bucket after the last one.
+    in_use: super::idhash::SeqIdSet<u32>,
     /// In a cluster: hand out only numbers of these blocks ([`IdAlloc::use_blocks`]).
     cluster: Option<(Blocks, Space)>,
 }

@@ -96,6 +96,8 @@ impl Hasher for SeqIdHasher {
 
 /// A map keyed by ids handed out in sequence ([`SeqIdHasher`]).
 pub(crate) type SeqIdMap<K, V> = HashMap<K, V, BuildHasherDefault<SeqIdHasher>>;
+/// A set of ids handed out in sequence ([`SeqIdHasher`]).
+pub(crate) type SeqIdSet<K> = HashSet<K, BuildHasherDefault<SeqIdHasher>>;
 /// A map keyed by our own numbers.
 pub(crate) type IdMap<K, V> = HashMap<K, V, IdBuild>;
 /// A set of our own numbers.

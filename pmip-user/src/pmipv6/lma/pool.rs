@@ -18,7 +18,8 @@ pub(super) struct V4Pool {
     last: u32,
     next: u32,
     free: VecDeque<u32>,
-    used: crate::agent::idhash::IdSet<u32>,
+    /// Host addresses as integers, handed out in sequence (`SeqIdHasher`).
+    used: crate::agent::idhash::SeqIdSet<u32>,
     /// Released addresses held for the MN that had them (issue 11,
     /// `agent/affinity.rs`); not in `free`.
     held: Affinity<u32>,
