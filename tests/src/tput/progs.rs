@@ -1,6 +1,8 @@
 //! The benchmark programs of the test object (pmip-ebpf-test.o) and the
-//! live-frames run that drives the generator.
-use std::os::fd::{AsFd, AsRawFd};
+//! generator's two ways to send: the live-frames run that drives `tg_gen`,
+//! and an `AF_PACKET` socket where the kernel refuses live frames.
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{anyhow, bail, Context, Result};
 use aya::maps::{Array, DevMap, HashMap, PerCpuArray};
@@ -192,10 +194,69 @@ struct TestRunAttr {
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
 
+/// How `send` gets its frames out: the in-kernel generator (`tg_gen` run on
+/// live frames) where the kernel allows it, else an `AF_PACKET` socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Generator {
+    LiveFrames,
+    PacketSocket,
+}
+
+impl Generator {
+    pub fn name(self) -> &'static str {
+        match self {
+            Generator::LiveFrames => "live frames (in-kernel tg_gen)",
+            Generator::PacketSocket => "AF_PACKET sendmmsg",
+        }
+    }
+}
+
+/// Set once a kernel has refused live frames (EPERM): some hosts' kernels
+/// do for every program (a sandboxing build), while a plain TestRun works.
+static LIVE_FRAMES_REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// The generator `send` uses now: live frames until the kernel refuses them.
+pub fn generator() -> Generator {
+    if LIVE_FRAMES_REFUSED.load(Ordering::Relaxed) {
+        Generator::PacketSocket
+    } else {
+        Generator::LiveFrames
+    }
+}
+
+/// `repeat` copies of `frame` out of `ifindex` (call inside its namespace):
+/// through `prog_fd`'s live-frames run where the kernel allows it, which
+/// refuses before sending anything; otherwise, and from then on, through an
+/// `AF_PACKET` socket, whose per-frame cost is the stack's (~1 µs) and so
+/// bounds every rate measured with it.
+pub fn send(prog_fd: i32, frame: &[u8], ifindex: u32, repeat: u32) -> Result<()> {
+    if generator() == Generator::LiveFrames {
+        match live_run(prog_fd, frame, ifindex, repeat, 64) {
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                if !LIVE_FRAMES_REFUSED.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "tput: this kernel refuses BPF_PROG_TEST_RUN on live frames (EPERM); \
+                         the generator falls back to {}",
+                        Generator::PacketSocket.name()
+                    );
+                }
+            }
+            r => return r.context("BPF_PROG_TEST_RUN (live frames)"),
+        }
+    }
+    packet_run(frame, ifindex, repeat)
+}
+
 /// Live-frames run: `repeat` frames built from `frame`, each through the
 /// program (which redirects it). A plain syscall so that several threads can
 /// drive the same program at once.
-pub fn live_run(prog_fd: i32, frame: &[u8], ifindex: u32, repeat: u32, batch: u32) -> Result<()> {
+pub fn live_run(
+    prog_fd: i32,
+    frame: &[u8],
+    ifindex: u32,
+    repeat: u32,
+    batch: u32,
+) -> std::io::Result<()> {
     let ctx = crate::fixture::xdp_md(ifindex, frame.len());
     let mut a = TestRunAttr {
         prog_fd: prog_fd as u32,
@@ -218,10 +279,68 @@ pub fn live_run(prog_fd: i32, frame: &[u8], ifindex: u32, repeat: u32, batch: u3
         )
     };
     if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `repeat` copies of `frame` written to `ifindex` through an `AF_PACKET`
+/// socket, 64 per `sendmmsg`. A frame the device's queue cannot take yet
+/// (ENOBUFS) is sent again, so every frame counted as offered was sent.
+pub fn packet_run(frame: &[u8], ifindex: u32, repeat: u32) -> Result<()> {
+    const BATCH: usize = 64;
+    // SAFETY: socket(2) with constant arguments; the fd is owned at once.
+    // Protocol 0: the socket receives nothing.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        bail!("AF_PACKET socket: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a new descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: all-zero is a valid sockaddr_ll.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: bind(2) with a sockaddr_ll of its own size.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    if rc != 0 {
         bail!(
-            "BPF_PROG_TEST_RUN (live frames): {}",
+            "binding AF_PACKET to ifindex {ifindex}: {}",
             std::io::Error::last_os_error()
         );
+    }
+    let mut iov = [libc::iovec {
+        iov_base: frame.as_ptr() as *mut libc::c_void,
+        iov_len: frame.len(),
+    }; BATCH];
+    // SAFETY: all-zero is a valid mmsghdr.
+    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    for (m, v) in msgs.iter_mut().zip(iov.iter_mut()) {
+        m.msg_hdr.msg_iov = v;
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    let mut left = repeat as usize;
+    while left > 0 {
+        let n = left.min(BATCH);
+        // SAFETY: n ≤ BATCH initialised headers whose iovecs point into `frame`.
+        let rc = unsafe { libc::sendmmsg(fd.as_raw_fd(), msgs.as_mut_ptr(), n as u32, 0) };
+        if rc < 0 {
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR) => {
+                    std::thread::yield_now();
+                    continue;
+                }
+                _ => bail!("AF_PACKET sendmmsg on ifindex {ifindex}: {e}"),
+            }
+        }
+        left -= rc as usize;
     }
     Ok(())
 }

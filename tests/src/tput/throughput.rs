@@ -107,7 +107,7 @@ pub fn throughput(cfg: &Config) -> Result<Value> {
     let rows = report(cfg, &topo, &runs, &threads, &samples);
     Ok(
         json!({"benchmark": "throughput", "rounds": cfg.rounds, "secs": cfg.secs,
-        "queues": topo.queues(), "rows": rows}),
+        "queues": topo.queues(), "generator": super::generator().name(), "rows": rows}),
     )
 }
 
@@ -161,8 +161,15 @@ fn report(
             .unwrap_or_default()
     };
     println!(
-        "throughput through the tunnel on veth (in-kernel live-frames generator, pps at the sink)"
+        "throughput through the tunnel on veth (generator: {}, pps at the sink)",
+        super::generator().name()
     );
+    if super::generator() == super::Generator::PacketSocket {
+        println!(
+            "the generator's own cost per frame bounds every row: compare rows of this run only, \
+             not with live-frames runs"
+        );
+    }
     println!(
         "median of {} interleaved rounds of ~{} s; {} veth queues",
         cfg.rounds,

@@ -21,7 +21,7 @@ use pmip_user::sys::{iface_mac, ifindex};
 
 use super::frame::{Dir, Flow, HNP, HOME6, SINK6};
 use super::gateways::{start_lma, start_mag, LMA6, MAG6};
-use super::progs::{live_run, BenchProgs};
+use super::progs::{send, BenchProgs};
 use super::{enter, mac_s, ncpus, pin_cpu, run, veth_q, within, xps, GEN_MAC};
 use crate::netns::Netns;
 
@@ -400,7 +400,7 @@ impl Topo {
                         r?;
                         let f = flow.frame(size, dmac, smac, cpu as u16);
                         let t = Instant::now();
-                        live_run(fd, &f, dev, repeat, 64)?;
+                        send(fd, &f, dev, repeat)?;
                         Ok(t.elapsed().as_secs_f64())
                     })
                 })
