@@ -14,7 +14,7 @@ use crate::hdr::{
 use crate::log;
 use crate::maps::{access_by_key, access_subscriber, iface_of, NEW_MAC_EVENTS, NEW_MAC_SEEN};
 use crate::parse::{parse_inner, parse_l2, Addr, GreIn, Inner, L2};
-use crate::stats::account;
+use crate::stats::{account_keyed, KEYED_ACCESS_DOWNLINK};
 use crate::tunnel::{dec_ttl, decap, flow_out, tunnel_out, Dir, Encap};
 use crate::verdict::{redirect, Verdict};
 
@@ -261,7 +261,13 @@ pub(crate) fn access_downlink<C: Pkt>(ctx: &C, l2: &L2, gre: GreIn) -> Verdict {
     if !decap(ctx, inner_off, inner.family, &access.mac, &d.mac, d.vlan) {
         return Verdict::new(C::DROP, Counter::DropAdjustFailed);
     }
-    account(d.sub_id, inner.len, false);
+    let _ = account_keyed(
+        KEYED_ACCESS_DOWNLINK,
+        u32::from_be_bytes(gre.key),
+        d.sub_id,
+        inner.len,
+        false,
+    );
     Verdict::new(redirect(d.ifindex), Counter::TxDecapDownlink)
 }
 

@@ -7,7 +7,7 @@ use crate::ctx::Pkt;
 use crate::fib::{fib, FIB_FWD_DISABLED, FIB_NOT_FWDED, FIB_NO_NEIGH, FIB_SUCCESS};
 use crate::maps::{anchor_by_key, dest_slot, iface_of, nh_expiry, nh_now, Flow, DEST_NH};
 use crate::parse::{parse_inner, parse_l2, GreIn, L2};
-use crate::stats::{account, account_hinted};
+use crate::stats::{account, account_hinted_keyed, KEYED_ANCHOR_UPLINK};
 use crate::tunnel::{dec_ttl, decap, decap_cached, flow_out, tunnel_out, Dir, Encap};
 use crate::verdict::{redirect, Verdict};
 
@@ -50,7 +50,16 @@ pub(crate) fn anchor_uplink<C: Pkt>(ctx: &C, l2: &L2, gre: GreIn) -> Verdict {
                 return Verdict::new(C::DROP, Counter::DropAdjustFailed);
             }
             // SAFETY: the hint is in this CPU's slot of a per-CPU map.
-            unsafe { account_hinted(b.sub_id, inner.len, true, &raw mut c.sub_slot) };
+            unsafe {
+                account_hinted_keyed(
+                    KEYED_ANCHOR_UPLINK,
+                    u32::from_be_bytes(gre.key),
+                    b.sub_id,
+                    inner.len,
+                    true,
+                    &raw mut c.sub_slot,
+                )
+            };
             return Verdict::new(redirect(c.ifindex), Counter::TxDecapUplink);
         }
     }

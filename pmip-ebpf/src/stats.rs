@@ -8,7 +8,11 @@
 //! the CPU needs the slot for another subscriber. The agent adds the
 //! totals and the slots (pmip-common `ActiveStats` says how it reads them
 //! exactly while they change).
-use aya_ebpf::{helpers::generated::bpf_get_smp_processor_id, macros::map, maps::Array};
+use aya_ebpf::{
+    helpers::generated::bpf_get_smp_processor_id,
+    macros::map,
+    maps::{Array, PerCpuArray},
+};
 use pmip_common::{sub_active_set, ActiveStats, SubscriberStats, MAX_SUBSCRIBERS};
 
 use crate::hdr::atomic_add_u64;
@@ -27,6 +31,65 @@ pub(crate) static SUB_ACTIVE: Array<ActiveStats> = Array::with_max_entries(1, BP
 static SUB_ACTIVE_SLOTS: u32 = 0;
 
 const BPF_F_MMAPABLE: u32 = 1 << 10;
+
+/// Per CPU, for each path that finds its subscriber by a GRE key
+/// ([`KEYED_ACCESS_DOWNLINK`], [`KEYED_ANCHOR_UPLINK`]): the last difference
+/// key − subscriber id seen there. Not pinned: relearned after a restart.
+#[map]
+static KEY_SUB_OFFSET: PerCpuArray<u32> = PerCpuArray::with_max_entries(2, 0);
+/// [`account_keyed`]'s path: the access gateway's downlink (its own downlink key).
+pub(crate) const KEYED_ACCESS_DOWNLINK: u32 = 0;
+/// [`account_keyed`]'s path: the anchor's uplink (its own uplink key).
+pub(crate) const KEYED_ANCHOR_UPLINK: u32 = 1;
+
+/// [`account`] for a packet whose subscriber was found by the GRE `key`
+/// this gateway gave it. A gateway hands out its keys with its subscriber
+/// ids (the PMIPv6 MAG and LMA use the id as the key, the PMIPv4 PMA and HA
+/// take one of each in turn), so `key − id` is mostly one value per path;
+/// guessing the id from the key with the last offset seen lets the slot's
+/// load start from the packet alone, beside the binding entry's load
+/// instead of after it, which matters once both miss the cache (1M
+/// subscribers: BENCHMARKS.md, "Lookup cost against table size"). The guess
+/// only picks the first slot read: the packet is counted there when the
+/// guess is the entry's `sub_id` and the slot holds it (its tag), else as
+/// [`account`] does, and the offset is relearned.
+/// Returns where the slot is, as [`account`] does.
+#[inline(always)]
+pub(crate) fn account_keyed(path: u32, key: u32, sub_id: u32, bytes: u16, up: bool) -> u32 {
+    // SAFETY: a read of a global the loader set before load.
+    let slots = unsafe { core::ptr::read_volatile(&SUB_ACTIVE_SLOTS) };
+    let Some(off) = KEY_SUB_OFFSET.get_ptr_mut(path) else {
+        return account_at(sub_id, bytes, up);
+    };
+    // SAFETY: this CPU's slot of a per-CPU map; nothing else runs here meanwhile.
+    let guess = key.wrapping_sub(unsafe { *off });
+    if slots >= 2 {
+        // SAFETY: helper without arguments (inlined by the verifier).
+        let cpu = unsafe { bpf_get_smp_processor_id() };
+        let base = cpu * slots + 2 * sub_active_set(guess, slots);
+        if guess == sub_id {
+            let tag = sub_id.wrapping_add(1);
+            // Both ways, as `account` reads them; only a new subscriber
+            // (or a wrong guess) leaves this path.
+            for way in 0..2 {
+                if let Some(w) = SUB_ACTIVE.get_ptr_mut(base + way) {
+                    // SAFETY: this CPU's slots, as in `account`.
+                    unsafe {
+                        if (*w).sub == tag {
+                            add(&mut (*w).stats, bytes, up);
+                            return base + way + 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if guess != sub_id {
+        // SAFETY: as above.
+        unsafe { *off = key.wrapping_sub(sub_id) };
+    }
+    account_at(sub_id, bytes, up)
+}
 
 /// [`account`] for a hop that keeps the subscriber's slot from packet to
 /// packet (the flows, pmip-common `UplinkFlow::sub_slot`; the anchor
@@ -62,6 +125,39 @@ pub(crate) unsafe fn account_hinted(sub_id: u32, bytes: u16, up: bool, hint: *mu
         }
     }
     let i = account_at(sub_id, bytes, up);
+    // SAFETY: the caller's contract.
+    unsafe { *hint = i };
+}
+
+/// [`account_hinted`] for a packet found by its GRE `key` (see
+/// [`account_keyed`]): a stale hint falls back to the keyed count.
+///
+/// # Safety
+/// As [`account_hinted`].
+#[inline(always)]
+pub(crate) unsafe fn account_hinted_keyed(
+    path: u32,
+    key: u32,
+    sub_id: u32,
+    bytes: u16,
+    up: bool,
+    hint: *mut u32,
+) {
+    let tag = sub_id.wrapping_add(1);
+    // SAFETY: the caller's contract.
+    let h = unsafe { *hint };
+    if h != 0 {
+        if let Some(w) = SUB_ACTIVE.get_ptr_mut(h - 1) {
+            // SAFETY: a slot of SUB_ACTIVE; its tag says whose (see account).
+            unsafe {
+                if (*w).sub == tag {
+                    add(&mut (*w).stats, bytes, up);
+                    return;
+                }
+            }
+        }
+    }
+    let i = account_keyed(path, key, sub_id, bytes, up);
     // SAFETY: the caller's contract.
     unsafe { *hint = i };
 }

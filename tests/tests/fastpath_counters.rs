@@ -94,6 +94,15 @@ fn up(packets: u64, len: u64) -> TrafficCounters {
     }
 }
 
+fn down(packets: u64, len: u64) -> TrafficCounters {
+    TrafficCounters {
+        up_packets: 0,
+        up_bytes: 0,
+        down_packets: packets,
+        down_bytes: packets * len,
+    }
+}
+
 /// Three subscribers of one set take turns on one CPU: each packet of one
 /// evicts another's slot into its total. Every count stays exact, and the
 /// totals show the flushes happened. Their uplink flows keep where each
@@ -143,33 +152,82 @@ fn anchor_counters_stay_exact_through_evictions() {
     );
 }
 
+/// The access downlink finds its subscriber by the GRE key and guesses the
+/// counters' slot from the key before the binding is read (the key − id
+/// offset last seen on this CPU, `stats::account_keyed`). Three colliding
+/// subscribers take turns: with keys that follow their ids (one offset), the
+/// guess is right and the slot's tag decides; with keys that do not (an
+/// offset of its own each), every guess is wrong and the offset is relearned
+/// per packet. Counting on a right guess without the tag, or on a wrong one,
+/// puts packets on another subscriber (this test then fails).
+#[test]
+fn access_downlink_counters_stay_exact_through_evictions() {
+    take_turns_in_one_set_counted(
+        |fx| fx.core,
+        |fp, acc, id, _| fp.install_access(&binding(acc, id)),
+        |id, _| from_lma4(ETH_P_IP, 0x6000 + id, &inner(0)),
+        down(ROUNDS, inner(0).len() as u64),
+    );
+}
+
+#[test]
+fn access_downlink_counters_stay_exact_when_keys_do_not_follow_ids() {
+    fn key(id: u32, k: usize) -> u32 {
+        0x6000 + id + 0x100 * k as u32
+    }
+    take_turns_in_one_set_counted(
+        |fx| fx.core,
+        |fp, acc, id, k| {
+            fp.install_access(&AccessBinding {
+                downlink_key: key(id, k),
+                ..binding(acc, id)
+            })
+        },
+        |id, k| from_lma4(ETH_P_IP, key(id, k), &inner(0)),
+        down(ROUNDS, inner(0).len() as u64),
+    );
+}
+
 /// Three subscribers of one `SUB_ACTIVE` set (`install` puts the `k`th,
-/// subscriber `id`, behind interface `ifindex` of the fixture) send 50
-/// uplink packets each in turn on CPU 0 (`frame`: subscriber `id`'s, the
-/// `k`th; `len`: its inner packet's length). Each one's total plus its
-/// per-CPU slots is exactly what it sent, and most of it went through the
-/// total (evictions).
+/// subscriber `id`, on the fixture, given its access interface) send 50
+/// uplink packets each in turn to interface `ifindex` of the fixture, on
+/// CPU 0 (`frame`: subscriber `id`'s, the `k`th; `len`: its inner packet's
+/// length). Each one's total plus its per-CPU slots is exactly what it
+/// sent, and most of it went through the total (evictions).
 fn take_turns_in_one_set(
     ifindex: fn(&Fixture) -> u32,
     install: fn(&mut FastPath, u32, u32, usize) -> anyhow::Result<()>,
     frame: fn(u32, usize) -> Vec<u8>,
     len: u64,
 ) {
+    take_turns_in_one_set_counted(ifindex, install, frame, up(ROUNDS, len));
+}
+
+/// Packets each subscriber sends in `take_turns_in_one_set`.
+const ROUNDS: u64 = 50;
+
+/// [`take_turns_in_one_set`] with the counts each subscriber must end with
+/// (`expected`: uplink or downlink).
+fn take_turns_in_one_set_counted(
+    ifindex: fn(&Fixture) -> u32,
+    install: fn(&mut FastPath, u32, u32, usize) -> anyhow::Result<()>,
+    frame: fn(u32, usize) -> Vec<u8>,
+    expected: TrafficCounters,
+) {
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
     }
     let fx = setup(1500).expect("fixture");
-    let ifx = ifindex(&fx);
+    let (ifx, acc) = (ifindex(&fx), fx.acc);
     let mut fp = fx.fp;
-    const ROUNDS: u64 = 50;
     let (ids, parts) = fx
         .ns
         .run_in(move || -> anyhow::Result<_> {
             let (_, slots) = fp.active_slots();
             let ids = colliding(slots, 3);
             for (k, &id) in ids.iter().enumerate() {
-                install(&mut fp, ifx, id, k)?;
+                install(&mut fp, acc, id, k)?;
             }
             pmip_tests::tput::pin_cpu(0)?;
             for _ in 0..ROUNDS {
@@ -190,15 +248,14 @@ fn take_turns_in_one_set(
         for c in per_cpu {
             sum.add(c);
         }
-        assert_eq!(
-            sum,
-            up(ROUNDS, len),
-            "subscriber {id}: {total:?} + {per_cpu:?}"
-        );
+        assert_eq!(sum, expected, "subscriber {id}: {total:?} + {per_cpu:?}");
         // Three in a set of two ways, in turn: once the ways are full, each
         // one's slot is taken before its next packet, so most of its
         // packets went through its total.
-        assert!(total.up_packets >= ROUNDS - 3, "subscriber {id}: {total:?}");
+        assert!(
+            total.up_packets + total.down_packets >= ROUNDS - 3,
+            "subscriber {id}: {total:?}"
+        );
     }
 }
 
