@@ -110,23 +110,34 @@ pub(crate) fn account_keyed(path: u32, key: u32, sub_id: u32, bytes: u16, up: bo
 /// `hint` points into this CPU's slot of a per-CPU map.
 #[inline(always)]
 pub(crate) unsafe fn account_hinted(sub_id: u32, bytes: u16, up: bool, hint: *mut u32) {
-    let tag = sub_id.wrapping_add(1);
     // SAFETY: the caller's contract.
-    let h = unsafe { *hint };
-    if h != 0 {
-        if let Some(w) = SUB_ACTIVE.get_ptr_mut(h - 1) {
-            // SAFETY: a slot of SUB_ACTIVE; its tag says whose (see account).
-            unsafe {
-                if (*w).sub == tag {
-                    add(&mut (*w).stats, bytes, up);
-                    return;
-                }
-            }
-        }
+    if unsafe { counted_at_hint(*hint, sub_id, bytes, up) } {
+        return;
     }
     let i = account_at(sub_id, bytes, up);
     // SAFETY: the caller's contract.
     unsafe { *hint = i };
+}
+
+/// Counts the packet in the slot `hint` names (as [`account_hinted`]'s) when
+/// that slot still holds `sub_id` (its tag); false when it does not.
+#[inline(always)]
+fn counted_at_hint(hint: u32, sub_id: u32, bytes: u16, up: bool) -> bool {
+    if hint == 0 {
+        return false;
+    }
+    let Some(w) = SUB_ACTIVE.get_ptr_mut(hint - 1) else {
+        return false;
+    };
+    // SAFETY: a slot of this CPU's row of SUB_ACTIVE (the hint's contract);
+    // its tag says whose (see account).
+    unsafe {
+        if (*w).sub != sub_id.wrapping_add(1) {
+            return false;
+        }
+        add(&mut (*w).stats, bytes, up);
+    }
+    true
 }
 
 /// [`account_hinted`] for a packet found by its GRE `key` (see
@@ -143,19 +154,9 @@ pub(crate) unsafe fn account_hinted_keyed(
     up: bool,
     hint: *mut u32,
 ) {
-    let tag = sub_id.wrapping_add(1);
     // SAFETY: the caller's contract.
-    let h = unsafe { *hint };
-    if h != 0 {
-        if let Some(w) = SUB_ACTIVE.get_ptr_mut(h - 1) {
-            // SAFETY: a slot of SUB_ACTIVE; its tag says whose (see account).
-            unsafe {
-                if (*w).sub == tag {
-                    add(&mut (*w).stats, bytes, up);
-                    return;
-                }
-            }
-        }
+    if unsafe { counted_at_hint(*hint, sub_id, bytes, up) } {
+        return;
     }
     let i = account_keyed(path, key, sub_id, bytes, up);
     // SAFETY: the caller's contract.
