@@ -42,6 +42,45 @@ fn throughput_smoke() {
     }
 }
 
+/// The generator a kernel without live frames falls back to (an `AF_PACKET`
+/// socket, `tput::packet_run`), forced on whatever this host allows: every
+/// frame it sends up and down through the fast path arrives at the sink,
+/// and the fast path encapsulated and decapsulated each one.
+#[test]
+fn packet_socket_generator_carries_every_frame() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    const FRAMES: u32 = 5_000;
+    let mut topo = tput::Topo::new().unwrap();
+    topo.use_packet_socket();
+    for (flow, carried) in [
+        (
+            tput::Flow::V4,
+            ["mag:tx_encap_uplink", "lma:tx_decap_uplink"],
+        ),
+        (
+            tput::Flow {
+                dir: tput::Dir::Down,
+                ..tput::Flow::V4
+            },
+            ["lma:tx_encap_downlink", "mag:tx_decap_downlink"],
+        ),
+    ] {
+        topo.set_case(tput::Case::FastNative, flow).unwrap();
+        let before = topo.fastpath_counters().unwrap();
+        let s = topo.measure(flow, false, 64, 1, FRAMES).unwrap();
+        let all = u64::from(FRAMES);
+        assert_eq!((s.offered, s.delivered), (all, all), "{flow:?}: {s:?}");
+        let after = topo.fastpath_counters().unwrap();
+        for c in carried {
+            let n = after.get(c).copied().unwrap_or(0) - before.get(c).copied().unwrap_or(0);
+            assert_eq!(n, u64::from(FRAMES), "{flow:?}: {c} in {after:?}");
+        }
+    }
+}
+
 #[test]
 fn tcp_smoke() {
     if !is_root() {

@@ -21,7 +21,7 @@ use pmip_user::sys::{iface_mac, ifindex};
 
 use super::frame::{Dir, Flow, HNP, HOME6, SINK6};
 use super::gateways::{start_lma, start_mag, LMA6, MAG6};
-use super::progs::{send, BenchProgs};
+use super::progs::{packet_run, send, BenchProgs};
 use super::{enter, mac_s, ncpus, pin_cpu, run, veth_q, within, xps, GEN_MAC};
 use crate::netns::Netns;
 
@@ -113,6 +113,9 @@ pub struct Topo {
     pub(super) acc0_mac: [u8; 6],
     pub(super) sst0_mac: [u8; 6],
     queues: usize,
+    /// Send through an `AF_PACKET` socket even where live frames work
+    /// (`use_packet_socket`).
+    packet_socket: bool,
     // Namespaces last: dropped after the programs above are detached.
     pub(super) gen: Netns,
     mag: Netns,
@@ -192,11 +195,19 @@ impl Topo {
             macs,
             sst0_mac,
             queues: q,
+            packet_socket: false,
             gen,
             mag,
             lma,
             sink,
         })
+    }
+
+    /// Sends every later measurement's frames through an `AF_PACKET` socket
+    /// (`progs::packet_run`), the generator a kernel without live frames
+    /// falls back to, so that it is tested on every host.
+    pub fn use_packet_socket(&mut self) {
+        self.packet_socket = true;
     }
 
     /// GRO on the veth a flow enters the gateways by (acc0 up, cn0 down), so
@@ -390,6 +401,7 @@ impl Topo {
         let before = self.drops(flow.dir)?;
         let sink0 = rx.sink_packets_of(flow.inner)?;
         let barrier = Barrier::new(threads + 1);
+        let packet_socket = self.packet_socket;
         let (elapsed, gen_secs) = std::thread::scope(|s| -> Result<(f64, Vec<f64>)> {
             let hs: Vec<_> = (0..threads)
                 .map(|cpu| {
@@ -400,7 +412,11 @@ impl Topo {
                         r?;
                         let f = flow.frame(size, dmac, smac, cpu as u16);
                         let t = Instant::now();
-                        send(fd, &f, dev, repeat)?;
+                        if packet_socket {
+                            packet_run(&f, dev, repeat)?;
+                        } else {
+                            send(fd, &f, dev, repeat)?;
+                        }
                         Ok(t.elapsed().as_secs_f64())
                     })
                 })
