@@ -53,6 +53,7 @@ pub(crate) const KEYED_ANCHOR_UPLINK: u32 = 1;
 /// only picks the first slot read: the packet is counted there when the
 /// guess is the entry's `sub_id` and the slot holds it (its tag), else as
 /// [`account`] does, and the offset is relearned.
+///
 /// Returns where the slot is, as [`account`] does.
 #[inline(always)]
 pub(crate) fn account_keyed(path: u32, key: u32, sub_id: u32, bytes: u16, up: bool) -> u32 {
