@@ -50,17 +50,33 @@ fn ask(sock: &UdpSocket, msg: &[u8]) -> ReplyCode {
 }
 
 fn crafted(nai: &str, sign: Option<&SecurityAssociation>) -> Vec<u8> {
-    let mut b = RegistrationRequestRepr {
-        flags: RrqFlags(RrqFlags::G | RrqFlags::T),
-        lifetime: 600,
-        home_address: Ipv4Addr::UNSPECIFIED,
-        home_agent: HA_IP,
-        care_of_address: PMA_IP,
-        identification: auth::ntp_from_system(SystemTime::now()),
-        extensions: vec![
+    request(
+        600,
+        auth::ntp_from_system(SystemTime::now()),
+        vec![
             ExtRepr::Nai(nai.as_bytes().to_vec()),
             ExtRepr::GreKey(0xabc),
         ],
+        sign,
+    )
+}
+
+/// A proxy registration request from the PMA to the HA (no home address
+/// asked for), FA-HA signed with `sign`.
+fn request(
+    lifetime: u16,
+    identification: u64,
+    extensions: Vec<ExtRepr>,
+    sign: Option<&SecurityAssociation>,
+) -> Vec<u8> {
+    let mut b = RegistrationRequestRepr {
+        flags: RrqFlags(RrqFlags::G | RrqFlags::T),
+        lifetime,
+        home_address: Ipv4Addr::UNSPECIFIED,
+        home_agent: HA_IP,
+        care_of_address: PMA_IP,
+        identification,
+        extensions,
     }
     .to_bytes();
     if let Some(sa) = sign {
@@ -494,24 +510,19 @@ fn ha_udp_registration_rate() {
 /// them, their Identifications timestamps from `at` on.
 fn bench_requests(n: u32, at: SystemTime) -> Vec<Vec<u8>> {
     let base = auth::ntp_from_system(at);
+    let sa = sa();
     (0..n)
         .map(|i| {
-            let mut b = RegistrationRequestRepr {
-                flags: RrqFlags(RrqFlags::G | RrqFlags::T),
-                lifetime: 3600,
-                home_address: Ipv4Addr::UNSPECIFIED,
-                home_agent: HA_IP,
-                care_of_address: PMA_IP,
-                identification: base + u64::from(i),
-                extensions: vec![
+            request(
+                3600,
+                base + u64::from(i),
+                vec![
                     ExtRepr::Nai(format!("subscriber{i}@bench.pmip").into_bytes()),
                     ExtRepr::GreKey(i + 1),
                     ExtRepr::PerNodeAuthMethod(pmip_user::pmipv4::wire::AuthMethod::FaHa),
                 ],
-            }
-            .to_bytes();
-            auth::append_auth(&mut b, AuthKind::FaHa, &sa());
-            b
+                Some(&sa),
+            )
         })
         .collect()
 }

@@ -1,7 +1,9 @@
 //! The HA told that the store refused a batch (as the shell tells it,
 //! `Endpoint::stored`): a new registration of that batch is answered 130,
 //! insufficient resources (RFC 3344 §3.4), and never reaches the maps; a
-//! renewal is answered as usual (issue 17).
+//! renewal is answered as usual (issue 17). The refusal is signed, echoes
+//! the request's Identification and carries its NAI, made from the held
+//! answer's key (`first_write::Refusal`).
 use super::*;
 use crate::store::StoreOp;
 
@@ -19,22 +21,28 @@ fn flush(net: &mut Net, ok: bool) -> (Vec<StoreOp>, Vec<RegistrationReplyRepr>) 
     let mut replies = vec![];
     while let Some(t) = net.nodes[i].1.poll_transmit() {
         if let Ok(Message::Reply(r)) = Message::parse(&t.payload) {
+            // Every answer, a refusal too, is signed for the PMA.
+            auth::verify_with(&t.payload, AuthKind::FaHa, &sa()).expect("signed");
             replies.push(r);
         }
     }
     (batch, replies)
 }
 
-/// The PMA's next request, handed to the HA.
-fn request(net: &mut Net) {
+/// The PMA's next request, handed to the HA; returns its Identification.
+fn request(net: &mut Net) -> u64 {
     let now = net.now;
     let t = Endpoint::poll_transmit(net.pma(PMA1)).expect("a request");
+    let Ok(Message::Request(r)) = Message::parse(&t.payload) else {
+        panic!("not a registration request");
+    };
     Endpoint::handle(
         net.ha(HA1),
         now,
         Peer::V4(SocketAddrV4::new(PMA1, PORT)),
         &t.payload,
     );
+    r.identification
 }
 
 #[test]
@@ -50,10 +58,11 @@ fn a_refused_write_refuses_a_new_registration_and_keeps_renewals() {
     let ue1 = net.ha(HA1).binding("ue1@ex").unwrap();
     // ue2: its record refused.
     net.pma(PMA1).attach(now, sub("ue2@ex", 2));
-    request(&mut net);
+    let ident = request(&mut net);
     let (_, replies) = flush(&mut net, false);
     assert_eq!(replies.len(), 1);
     assert_eq!(replies[0].code, ReplyCode::InsufficientResources);
+    assert_eq!(replies[0].identification, ident);
     assert_eq!(replies[0].lifetime, 0);
     assert!(replies[0]
         .extensions
