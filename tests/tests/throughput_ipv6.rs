@@ -2,7 +2,7 @@
 //! `pmip-bench throughput` measures with IPv6 inner packets — up and down,
 //! through the fast path over an IPv4 and an IPv6 tunnel, and the redirect
 //! ceiling and kernel IPv6 forwarding it is compared with — sends a fraction
-//! of a second of frames, and they arrive at the sink as IPv6, all of them,
+//! of a second of frames (with whichever generator this host's bench uses), and they arrive at the sink as IPv6, all of them,
 //! carried by the fast path (its encap and decap counters), none as IPv4.
 //! Nothing here is timed.
 use pmip_tests::netns::is_root;
@@ -34,13 +34,18 @@ fn ipv6_inner_flows_reach_the_sink() {
         topo.set_case(case, flow).unwrap();
         let v4_before = topo.receiver(flow.dir).sink_packets_of(Family::V4).unwrap();
         let counters_before = topo.fastpath_counters().unwrap();
+        // Frames that reached the sink over both sizes: FRAMES each with
+        // live frames or an AF_PACKET socket, at least FRAMES each in the
+        // closed loop (the frames go round until the sink counted as many).
+        let mut delivered = 0;
         for size in [64, 1400] {
             let s = topo.measure(flow, false, size, 1, FRAMES).unwrap();
             eprintln!(
                 "{name} {size} B: offered {}, delivered {}, lost {:?}",
                 s.offered, s.delivered, s.drops
             );
-            assert_eq!(s.offered, FRAMES as u64);
+            assert!(s.offered >= FRAMES as u64, "{name} {size} B: {s:?}");
+            delivered += s.delivered;
             if case == Case::Kernel {
                 // The kernel's backlog may drop some on a busy host; it must carry them.
                 assert!(s.delivered > s.offered / 2, "{name} {size} B: {s:?}");
@@ -63,7 +68,7 @@ fn ipv6_inner_flows_reach_the_sink() {
             for c in carried_by(flow.dir) {
                 let n = after.get(c).copied().unwrap_or(0)
                     - counters_before.get(c).copied().unwrap_or(0);
-                assert_eq!(n, 2 * FRAMES as u64, "{name}: {c} in {after:?}");
+                assert_eq!(n, delivered, "{name}: {c} in {after:?}");
             }
             let dropped: u64 = after
                 .iter()

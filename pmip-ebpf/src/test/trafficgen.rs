@@ -55,8 +55,12 @@ static TG_TEMPLATE6: Array<[u8; TG_HDR6_LEN]> = Array::with_max_entries(TG_MAX_C
 static TG_DEV: DevMap = DevMap::with_max_entries(1, 0);
 /// Sink counters: [0] IPv4 packets, [1] bytes (both families), [2] IPv6
 /// packets. Two updates per packet, as before there was an IPv6 count.
+/// [3]: frames `tg_loop` dropped once its loop was stopped (drained).
 #[map]
-pub(crate) static TG_SINK: PerCpuArray<u64> = PerCpuArray::with_max_entries(3, 0);
+pub(crate) static TG_SINK: PerCpuArray<u64> = PerCpuArray::with_max_entries(4, 0);
+/// [0] non-zero: `tg_loop` sends every generator frame round again. Written by the bench.
+#[map]
+static TG_LOOP: Array<u32> = Array::with_max_entries(1, 0);
 /// Redirect-only rule, slot 0: out ifindex (native endian), source MAC, destination MAC.
 #[map]
 static TG_FWD: Array<[u8; 16]> = Array::with_max_entries(1, 0);
@@ -95,39 +99,73 @@ fn emit<const N: usize>(ctx: &XdpContext, t: &[u8; N]) -> u32 {
 
 #[xdp]
 pub fn tg_sink(ctx: XdpContext) -> u32 {
-    let Some(eth) = read_at::<EthHdr>(&ctx, 0) else {
+    match count(&ctx) {
+        Some(_) => xdp_action::XDP_DROP,
+        None => xdp_action::XDP_PASS,
+    }
+}
+
+/// The sink of the closed loop: counts as `tg_sink` does, then, while
+/// `TG_LOOP[0]` is set, writes the frame's template (the one its family
+/// and CPU were sent with) back over its headers and sends it out of
+/// `TG_DEV` (the generator's veth) again; once `TG_LOOP[0]` is cleared it
+/// drops the frame and counts it as drained (`TG_SINK[3]`).
+#[xdp]
+pub fn tg_loop(ctx: XdpContext) -> u32 {
+    let Some(slot) = count(&ctx) else {
         return xdp_action::XDP_PASS;
     };
+    if TG_LOOP.get(0).copied().unwrap_or(0) == 0 {
+        add(3, 1);
+        return xdp_action::XDP_DROP;
+    }
+    // SAFETY: helper without arguments.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    let sent = if slot == 0 {
+        TG_TEMPLATE.get(cpu).map(|t| emit(&ctx, t))
+    } else {
+        TG_TEMPLATE6.get(cpu).map(|t| emit(&ctx, t))
+    };
+    sent.unwrap_or(xdp_action::XDP_ABORTED)
+}
+
+/// Counts the generator's UDP (ports `TG_PORT_BASE..+TG_PORT_SPAN`) over
+/// IPv4 and IPv6 in `TG_SINK` and returns its family's slot (0 IPv4, 2
+/// IPv6); None for anything else, which the sinks pass.
+#[inline(always)]
+fn count(ctx: &XdpContext) -> Option<u32> {
+    let eth = read_at::<EthHdr>(ctx, 0)?;
     // (UDP header offset, the family's counter slot)
     let (l4, slot) = match be16(eth.proto) {
-        ETH_P_IP => match read_at::<Ipv4Hdr>(&ctx, ETH_HLEN) {
+        ETH_P_IP => match read_at::<Ipv4Hdr>(ctx, ETH_HLEN) {
             Some(ip) if ip.proto == IPPROTO_UDP && ip.ver_ihl == 0x45 => (ETH_HLEN + 20, 0),
-            _ => return xdp_action::XDP_PASS,
+            _ => return None,
         },
         // No extension headers: the generator sends none.
-        ETH_P_IPV6 => match read_at::<Ipv6Hdr>(&ctx, ETH_HLEN) {
+        ETH_P_IPV6 => match read_at::<Ipv6Hdr>(ctx, ETH_HLEN) {
             Some(ip) if ip.next_hdr == IPPROTO_UDP && ip.ver_tc_flow[0] >> 4 == 6 => {
                 (ETH_HLEN + 40, 2)
             }
-            _ => return xdp_action::XDP_PASS,
+            _ => return None,
         },
-        _ => return xdp_action::XDP_PASS,
+        _ => return None,
     };
-    let Some(udp) = read_at::<UdpHdr>(&ctx, l4) else {
-        return xdp_action::XDP_PASS;
-    };
+    let udp = read_at::<UdpHdr>(ctx, l4)?;
     let port = be16(udp.dst);
     if !(TG_PORT_BASE..TG_PORT_BASE + TG_PORT_SPAN).contains(&port) {
-        return xdp_action::XDP_PASS;
+        return None;
     }
-    let len = (ctx.data_end() - ctx.data()) as u64;
-    for (i, n) in [(slot, 1), (1, len)] {
-        if let Some(p) = TG_SINK.get_ptr_mut(i) {
-            // SAFETY: per-CPU slot of this CPU.
-            unsafe { *p += n };
-        }
+    add(slot, 1);
+    add(1, (ctx.data_end() - ctx.data()) as u64);
+    Some(slot)
+}
+
+#[inline(always)]
+fn add(slot: u32, n: u64) {
+    if let Some(p) = TG_SINK.get_ptr_mut(slot) {
+        // SAFETY: per-CPU slot of this CPU.
+        unsafe { *p += n };
     }
-    xdp_action::XDP_DROP
 }
 
 #[xdp]

@@ -16,11 +16,20 @@
 //!
 //! Some kernels refuse live frames for every program (EPERM; seen on a
 //! sandboxing kernel build, 6.18.44-fc, where a plain TestRun works). There
-//! the generator falls back to an `AF_PACKET` socket (`sendmmsg`, 64 frames a
-//! call) on the same veth, says so once, and the table and JSON name it:
-//! every frame still crosses the same hops and is counted the same way, so
-//! the functional tests hold, but the generator's ~1 µs a frame bounds every
-//! row, and its ratios are not those of a live-frames run.
+//! `Topo::new` finds so with one probe frame and closes the loop instead:
+//! the sinks run `tg_loop`, which counts as `tg_sink` does and sends each
+//! frame back out of the first veth with its template rewritten; a few
+//! frames per CPU (PMIP_BENCH_LOOP_FRAMES, 128) put in through an
+//! `AF_PACKET` socket then go round the hops in their CPU's softirq at the
+//! chain's own pace, as live frames do, until the sink has counted what the
+//! measurement asked for; then the loop is stopped and every frame must
+//! come back (one that does not is `loop:lost`). A lap is the two hops, the
+//! sink's count, the template and one redirect: a live frame's path without
+//! the test run's own work per frame, so a lap is shorter than a live
+//! frame's chain and the ratios to the ceiling are, if anything, lower.
+//! PMIP_BENCH_GENERATOR=live|loop|packet picks a generator by hand (`packet`:
+//! every frame through `AF_PACKET` `sendmmsg`, ~1 µs a frame, which bounds
+//! every row).
 //!
 //! Cases, interleaved round by round on the same hops:
 //! - `veth`: the straight pair (gst0 → sst0), nothing in between;
@@ -65,7 +74,7 @@ mod throughput;
 mod topo;
 
 pub use frame::{udp6_frame, udp_frame, Dir, Family, Flow, TG_HDR6_LEN, TG_HDR_LEN, TG_PORT_BASE};
-pub use progs::{generator, live_run, packet_run, send, BenchProgs, Generator};
+pub use progs::{live_frames_allowed, live_run, packet_run, BenchProgs, Generator};
 pub use throughput::{row_key, row_name, runs, throughput};
 pub use topo::{Case, Sample, Topo};
 

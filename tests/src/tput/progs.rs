@@ -1,8 +1,8 @@
 //! The benchmark programs of the test object (pmip-ebpf-test.o) and the
-//! generator's two ways to send: the live-frames run that drives `tg_gen`,
-//! and an `AF_PACKET` socket where the kernel refuses live frames.
+//! generator's ways to send: the live-frames run that drives `tg_gen`, and
+//! an `AF_PACKET` socket, which also primes the closed loop (`tg_loop`)
+//! where the kernel refuses live frames.
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{anyhow, bail, Context, Result};
 use aya::maps::{Array, DevMap, HashMap, PerCpuArray};
@@ -68,6 +68,22 @@ impl BenchProgs {
         })
     }
 
+    /// Sum over CPUs of the frames `tg_loop` dropped since its loop stopped.
+    pub fn drained(&self) -> Result<u64> {
+        self.sink_slot(3)
+    }
+
+    /// Starts (`true`) or stops `tg_loop`'s loop.
+    pub fn set_loop(&mut self, on: bool) -> Result<()> {
+        let mut m: Array<_, u32> = Array::try_from(
+            self.ebpf
+                .map_mut("TG_LOOP")
+                .ok_or_else(|| anyhow!("TG_LOOP"))?,
+        )?;
+        m.set(0, u32::from(on), 0)?;
+        Ok(())
+    }
+
     fn sink_slot(&self, slot: u32) -> Result<u64> {
         let m: PerCpuArray<_, u64> =
             PerCpuArray::try_from(self.ebpf.map("TG_SINK").ok_or_else(|| anyhow!("TG_SINK"))?)?;
@@ -101,7 +117,8 @@ impl BenchProgs {
         Ok(())
     }
 
-    /// Generator output device (call inside the generator's namespace).
+    /// The generator's output device, and `tg_loop`'s (call inside the
+    /// device's namespace: a DEVMAP resolves the ifindex there).
     pub fn set_dev(&mut self, ifindex: u32) -> Result<()> {
         let mut m: DevMap<_> = DevMap::try_from(
             self.ebpf
@@ -194,11 +211,18 @@ struct TestRunAttr {
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
 
-/// How `send` gets its frames out: the in-kernel generator (`tg_gen` run on
-/// live frames) where the kernel allows it, else an `AF_PACKET` socket.
+/// How a measurement's frames get to the first hop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Generator {
+    /// `tg_gen` run by BPF_PROG_TEST_RUN on live frames: the chain's own
+    /// pace, in the kernel.
     LiveFrames,
+    /// Where the kernel refuses live frames: a few frames per CPU put in
+    /// once through an `AF_PACKET` socket and sent round again by `tg_loop`
+    /// at the sink, so that they also go at the chain's own pace.
+    Loop,
+    /// Every frame through an `AF_PACKET` socket (~1 µs a frame): bounds
+    /// every rate measured with it.
     PacketSocket,
 }
 
@@ -206,45 +230,35 @@ impl Generator {
     pub fn name(self) -> &'static str {
         match self {
             Generator::LiveFrames => "live frames (in-kernel tg_gen)",
+            Generator::Loop => "closed loop (tg_loop at the sink, primed through AF_PACKET)",
             Generator::PacketSocket => "AF_PACKET sendmmsg",
         }
     }
-}
 
-/// Set once a kernel has refused live frames (EPERM): some hosts' kernels
-/// do for every program (a sandboxing build), while a plain TestRun works.
-static LIVE_FRAMES_REFUSED: AtomicBool = AtomicBool::new(false);
-
-/// The generator `send` uses now: live frames until the kernel refuses them.
-pub fn generator() -> Generator {
-    if LIVE_FRAMES_REFUSED.load(Ordering::Relaxed) {
-        Generator::PacketSocket
-    } else {
-        Generator::LiveFrames
-    }
-}
-
-/// `repeat` copies of `frame` out of `ifindex` (call inside its namespace):
-/// through `prog_fd`'s live-frames run where the kernel allows it, which
-/// refuses before sending anything; otherwise, and from then on, through an
-/// `AF_PACKET` socket, whose per-frame cost is the stack's (~1 µs) and so
-/// bounds every rate measured with it.
-pub fn send(prog_fd: i32, frame: &[u8], ifindex: u32, repeat: u32) -> Result<()> {
-    if generator() == Generator::LiveFrames {
-        match live_run(prog_fd, frame, ifindex, repeat, 64) {
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                if !LIVE_FRAMES_REFUSED.swap(true, Ordering::Relaxed) {
-                    eprintln!(
-                        "tput: this kernel refuses BPF_PROG_TEST_RUN on live frames (EPERM); \
-                         the generator falls back to {}",
-                        Generator::PacketSocket.name()
-                    );
-                }
+    /// PMIP_BENCH_GENERATOR=live|loop|packet, if set.
+    pub fn from_env() -> Result<Option<Self>> {
+        match std::env::var("PMIP_BENCH_GENERATOR").ok().as_deref() {
+            None | Some("") => Ok(None),
+            Some("live") => Ok(Some(Generator::LiveFrames)),
+            Some("loop") => Ok(Some(Generator::Loop)),
+            Some("packet") => Ok(Some(Generator::PacketSocket)),
+            Some(other) => {
+                bail!("PMIP_BENCH_GENERATOR: {other:?} is not live, loop or packet")
             }
-            r => return r.context("BPF_PROG_TEST_RUN (live frames)"),
         }
     }
-    packet_run(frame, ifindex, repeat)
+}
+
+/// Whether this kernel runs `prog_fd` on live frames (call inside the
+/// namespace of `ifindex`): one frame through it; EPERM means refused, as
+/// some kernels do for every program (a sandboxing build, 6.18.44-fc)
+/// while a plain TestRun works.
+pub fn live_frames_allowed(prog_fd: i32, frame: &[u8], ifindex: u32) -> Result<bool> {
+    match live_run(prog_fd, frame, ifindex, 1, 1) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(false),
+        Err(e) => Err(e).context("BPF_PROG_TEST_RUN (live frames), probing"),
+    }
 }
 
 /// Live-frames run: `repeat` frames built from `frame`, each through the

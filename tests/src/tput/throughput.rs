@@ -107,7 +107,7 @@ pub fn throughput(cfg: &Config) -> Result<Value> {
     let rows = report(cfg, &topo, &runs, &threads, &samples);
     Ok(
         json!({"benchmark": "throughput", "rounds": cfg.rounds, "secs": cfg.secs,
-        "queues": topo.queues(), "generator": super::generator().name(), "rows": rows}),
+        "queues": topo.queues(), "generator": topo.generator().name(), "rows": rows}),
     )
 }
 
@@ -162,9 +162,9 @@ fn report(
     };
     println!(
         "throughput through the tunnel on veth (generator: {}, pps at the sink)",
-        super::generator().name()
+        topo.generator().name()
     );
-    if super::generator() == super::Generator::PacketSocket {
+    if topo.generator() == super::Generator::PacketSocket {
         println!(
             "the generator's own cost per frame bounds every row: compare rows of this run only, \
              not with live-frames runs"

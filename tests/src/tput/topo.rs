@@ -14,14 +14,14 @@ use std::collections::BTreeMap;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use aya::programs::XdpMode;
 use pmip_user::fastpath::{AttachMode, FastPath};
 use pmip_user::sys::{iface_mac, ifindex};
 
 use super::frame::{Dir, Flow, HNP, HOME6, SINK6};
 use super::gateways::{start_lma, start_mag, LMA6, MAG6};
-use super::progs::{packet_run, send, BenchProgs};
+use super::progs::{live_frames_allowed, live_run, packet_run, BenchProgs, Generator};
 use super::{enter, mac_s, ncpus, pin_cpu, run, veth_q, within, xps, GEN_MAC};
 use crate::netns::Netns;
 
@@ -113,9 +113,10 @@ pub struct Topo {
     pub(super) acc0_mac: [u8; 6],
     pub(super) sst0_mac: [u8; 6],
     queues: usize,
-    /// Send through an `AF_PACKET` socket even where live frames work
-    /// (`use_packet_socket`).
-    packet_socket: bool,
+    /// How frames get to the first hop: live frames where the kernel runs
+    /// them, else the closed loop; PMIP_BENCH_GENERATOR or
+    /// [`use_generator`](Self::use_generator) choose another.
+    generator: Generator,
     // Namespaces last: dropped after the programs above are detached.
     pub(super) gen: Netns,
     mag: Netns,
@@ -157,18 +158,36 @@ impl Topo {
             xps(ns, dev, q)?;
         }
 
-        let (gen_p, gen0, gst0) = within(&gen, || {
+        let (gen_p, gen0, gst0, generator) = within(&gen, || {
             let mut p = BenchProgs::load()?;
+            let gen0 = ifindex("gen0")?;
+            let generator = match Generator::from_env()? {
+                Some(g) => g,
+                None => {
+                    let probe = super::frame::udp_frame(64, macs.acc0, GEN_MAC, 0);
+                    let fd = p.raw_fd("tg_gen")?;
+                    if live_frames_allowed(fd, &probe, gen0)? {
+                        Generator::LiveFrames
+                    } else {
+                        eprintln!(
+                            "tput: this kernel refuses BPF_PROG_TEST_RUN on live frames \
+                             (EPERM); the generator is the {}",
+                            Generator::Loop.name()
+                        );
+                        Generator::Loop
+                    }
+                }
+            };
             // The generator's veth receives the downlink (TCP ACKs, the
             // downlink flows; native redirect): it needs an XDP program of
             // its own, and counts what arrives.
-            p.attach("tg_sink", "gen0", XdpMode::Driver)?;
-            Ok((p, ifindex("gen0")?, ifindex("gst0")?))
+            p.attach(sink_prog(generator), "gen0", XdpMode::Driver)?;
+            Ok((p, gen0, ifindex("gst0")?, generator))
         })?;
         let (sink_p, snk0) = within(&sink, || {
             let mut p = BenchProgs::load()?;
-            p.attach("tg_sink", "snk0", XdpMode::Driver)?;
-            p.attach("tg_sink", "sst0", XdpMode::Driver)?;
+            p.attach(sink_prog(generator), "snk0", XdpMode::Driver)?;
+            p.attach(sink_prog(generator), "sst0", XdpMode::Driver)?;
             Ok((p, ifindex("snk0")?))
         })?;
         let mag_p = within(&mag, || {
@@ -195,7 +214,7 @@ impl Topo {
             macs,
             sst0_mac,
             queues: q,
-            packet_socket: false,
+            generator,
             gen,
             mag,
             lma,
@@ -203,11 +222,29 @@ impl Topo {
         })
     }
 
-    /// Sends every later measurement's frames through an `AF_PACKET` socket
-    /// (`progs::packet_run`), the generator a kernel without live frames
-    /// falls back to, so that it is tested on every host.
-    pub fn use_packet_socket(&mut self) {
-        self.packet_socket = true;
+    /// Sends every later measurement's frames with `g`, so that each
+    /// generator is tested on every host. The closed loop needs `tg_loop`
+    /// at the sinks: a topology built for another generator gets it now.
+    pub fn use_generator(&mut self, g: Generator) -> Result<()> {
+        if g == Generator::Loop && self.generator != Generator::Loop {
+            let p = &mut self.gen_p;
+            within(&self.gen, || {
+                p.detach_all()?;
+                p.attach("tg_loop", "gen0", XdpMode::Driver)
+            })?;
+            let p = &mut self.sink_p;
+            within(&self.sink, || {
+                p.detach_all()?;
+                p.attach("tg_loop", "snk0", XdpMode::Driver)?;
+                p.attach("tg_loop", "sst0", XdpMode::Driver)
+            })?;
+        }
+        self.generator = g;
+        Ok(())
+    }
+
+    pub fn generator(&self) -> Generator {
+        self.generator
     }
 
     /// GRO on the veth a flow enters the gateways by (acc0 up, cn0 down), so
@@ -371,7 +408,8 @@ impl Topo {
     /// One measurement: `threads` generator threads (CPU i, flow i), each
     /// sending `repeat` frames of `size` bytes of `flow`; the rate is what
     /// reached the sink, in `flow`'s inner family, over the wall time of
-    /// the generators.
+    /// the generators. In the closed loop the frames go round until the
+    /// sink has counted `repeat` per thread (see [`Topo::measure_loop`]).
     pub fn measure(
         &mut self,
         flow: Flow,
@@ -385,6 +423,9 @@ impl Topo {
             (Dir::Up, false) => (self.gen0, self.acc0_mac, GEN_MAC),
             (Dir::Down, _) => (self.snk0, self.macs.cn0, self.macs.snk0),
         };
+        if self.generator == Generator::Loop {
+            return self.measure_loop(flow, (dev, dmac, smac), size, threads, repeat);
+        }
         let (tx_ns, tx) = match flow.dir {
             Dir::Up => (&self.gen, &mut self.gen_p),
             Dir::Down => (&self.sink, &mut self.sink_p),
@@ -401,7 +442,7 @@ impl Topo {
         let before = self.drops(flow.dir)?;
         let sink0 = rx.sink_packets_of(flow.inner)?;
         let barrier = Barrier::new(threads + 1);
-        let packet_socket = self.packet_socket;
+        let live = self.generator == Generator::LiveFrames;
         let (elapsed, gen_secs) = std::thread::scope(|s| -> Result<(f64, Vec<f64>)> {
             let hs: Vec<_> = (0..threads)
                 .map(|cpu| {
@@ -412,10 +453,11 @@ impl Topo {
                         r?;
                         let f = flow.frame(size, dmac, smac, cpu as u16);
                         let t = Instant::now();
-                        if packet_socket {
-                            packet_run(&f, dev, repeat)?;
+                        if live {
+                            live_run(fd, &f, dev, repeat, 64)
+                                .context("BPF_PROG_TEST_RUN (live frames)")?;
                         } else {
-                            send(fd, &f, dev, repeat)?;
+                            packet_run(&f, dev, repeat)?;
                         }
                         Ok(t.elapsed().as_secs_f64())
                     })
@@ -435,12 +477,7 @@ impl Topo {
         // Let the last frames drain through the hops before counting.
         std::thread::sleep(Duration::from_millis(30));
         let delivered = rx.sink_packets_of(flow.inner)? - sink0;
-        let after = self.drops(flow.dir)?;
-        let drops = after
-            .iter()
-            .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
-            .filter(|(_, v)| *v > 0)
-            .collect();
+        let drops = self.drops_since(flow.dir, &before)?;
         let offered = repeat as u64 * threads as u64;
         let gen_pps = gen_secs.iter().map(|s| repeat as f64 / s).sum::<f64>() / threads as f64;
         Ok(Sample {
@@ -450,6 +487,125 @@ impl Topo {
             drops,
             gen_pps_per_thread: gen_pps,
         })
+    }
+
+    /// One measurement in the closed loop: `LOOP_FRAMES` frames per thread
+    /// (CPU i, flow i) put in through an `AF_PACKET` socket; `tg_loop` at
+    /// the sink counts each and sends it out of the first veth again with
+    /// its template rewritten, so the frames go round the hops in the
+    /// softirq of their CPU at the chain's own pace, as live frames do (a
+    /// lap: the two hops, the sink's count, the template and one redirect,
+    /// where a live frame's path has the same and the sink's drop). The rate
+    /// is timed from the end of the priming until the sink has counted
+    /// `repeat` frames per thread (or counts no more for 200 ms); then the
+    /// loop is stopped and the frames still going round are drained and
+    /// counted: one that did not come back was lost (`loop:lost`).
+    /// Delivered counts every arrival at the sink, priming and draining
+    /// included, so that it equals what each hop carried.
+    fn measure_loop(
+        &mut self,
+        flow: Flow,
+        (dev, dmac, smac): (u32, [u8; 6], [u8; 6]),
+        size: usize,
+        threads: usize,
+        repeat: u32,
+    ) -> Result<Sample> {
+        let frames = loop_frames()?;
+        let (tx_ns, rx_ns) = match flow.dir {
+            Dir::Up => (&self.gen, &self.sink),
+            Dir::Down => (&self.sink, &self.gen),
+        };
+        let rx = match flow.dir {
+            Dir::Up => &mut self.sink_p,
+            Dir::Down => &mut self.gen_p,
+        };
+        within(tx_ns, || rx.set_dev(dev))?;
+        within(rx_ns, || {
+            // Every CPU's template: a frame that went round on another CPU
+            // than it was put in on would be rewritten as that CPU's flow.
+            for cpu in 0..ncpus() {
+                let f = flow.frame(size, dmac, smac, cpu as u16);
+                rx.set_template_of(flow.inner, cpu as u32, &f)?;
+            }
+            rx.set_loop(true)
+        })?;
+        let rx = self.receiver(flow.dir);
+        let before = self.drops(flow.dir)?;
+        let (sink0, drained0) = (rx.sink_packets_of(flow.inner)?, rx.drained()?);
+        std::thread::scope(|s| -> Result<()> {
+            let hs: Vec<_> = (0..threads)
+                .map(|cpu| {
+                    s.spawn(move || -> Result<()> {
+                        enter(tx_ns)?;
+                        pin_cpu(cpu)?;
+                        packet_run(&flow.frame(size, dmac, smac, cpu as u16), dev, frames)
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().map_err(|_| anyhow!("priming thread panicked"))??;
+            }
+            Ok(())
+        })?;
+        let target = u64::from(repeat) * threads as u64;
+        let (t0, c0) = (Instant::now(), rx.sink_packets_of(flow.inner)?);
+        let (mut t1, mut c1) = (t0, c0);
+        while c1 - c0 < target && t1.elapsed() < Duration::from_millis(200) {
+            std::thread::sleep(Duration::from_millis(2));
+            let c = rx.sink_packets_of(flow.inner)?;
+            if c != c1 {
+                (t1, c1) = (Instant::now(), c);
+            }
+        }
+        let injected = u64::from(frames) * threads as u64;
+        let rx = match flow.dir {
+            Dir::Up => &mut self.sink_p,
+            Dir::Down => &mut self.gen_p,
+        };
+        rx.set_loop(false)?;
+        // Drained when every frame put in is back, or nothing more comes.
+        let mut last = (Instant::now(), rx.drained()? - drained0);
+        while last.1 < injected && last.0.elapsed() < Duration::from_millis(200) {
+            std::thread::sleep(Duration::from_millis(2));
+            let d = rx.drained()? - drained0;
+            if d != last.1 {
+                last = (Instant::now(), d);
+            }
+        }
+        let lost = injected.saturating_sub(last.1);
+        let rx = self.receiver(flow.dir);
+        let delivered = rx.sink_packets_of(flow.inner)? - sink0;
+        let mut drops = self.drops_since(flow.dir, &before)?;
+        if lost > 0 {
+            drops.insert("loop:lost".into(), lost);
+        }
+        let secs = (t1 - t0).as_secs_f64();
+        let pps = if secs > 0.0 {
+            (c1 - c0) as f64 / secs
+        } else {
+            0.0
+        };
+        Ok(Sample {
+            pps,
+            offered: delivered + lost,
+            delivered,
+            drops,
+            gen_pps_per_thread: pps / threads as f64,
+        })
+    }
+
+    /// Every hop's drops since `before` (only non-zero).
+    fn drops_since(
+        &self,
+        dir: Dir,
+        before: &BTreeMap<String, u64>,
+    ) -> Result<BTreeMap<String, u64>> {
+        Ok(self
+            .drops(dir)?
+            .iter()
+            .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+            .filter(|(_, v)| *v > 0)
+            .collect())
     }
 
     /// The programs of the namespace `dir`'s frames arrive in: its
@@ -463,6 +619,28 @@ impl Topo {
 
     pub fn queues(&self) -> usize {
         self.queues
+    }
+}
+
+/// The sinks' program: `tg_loop` for the closed loop (it counts as
+/// `tg_sink` does while its loop is stopped), else `tg_sink`.
+fn sink_prog(g: Generator) -> &'static str {
+    match g {
+        Generator::Loop => "tg_loop",
+        _ => "tg_sink",
+    }
+}
+
+/// Frames put in per thread for the closed loop: PMIP_BENCH_LOOP_FRAMES,
+/// default 128 (two of the veth's 64-frame NAPI batches; a veth ring holds
+/// 256, which no more than that many frames can overfill).
+fn loop_frames() -> Result<u32> {
+    match std::env::var("PMIP_BENCH_LOOP_FRAMES").ok() {
+        None => Ok(128),
+        Some(v) => match v.trim().parse::<u32>() {
+            Ok(n) if (1..=256).contains(&n) => Ok(n),
+            _ => anyhow::bail!("PMIP_BENCH_LOOP_FRAMES: {v:?} is not a number from 1 to 256"),
+        },
     }
 }
 
