@@ -302,6 +302,20 @@ pub fn live_run(
 /// socket, 64 per `sendmmsg`. A frame the device's queue cannot take yet
 /// (ENOBUFS) is sent again, so every frame counted as offered was sent.
 pub fn packet_run(frame: &[u8], ifindex: u32, repeat: u32) -> Result<()> {
+    packet_send(frame, ifindex, repeat, None).map(|_| ())
+}
+
+/// As [`packet_run`], but gives up once the device has taken nothing for
+/// `give_up` (where given) and returns how many frames it took. The closed
+/// loop primes with it: its frames going round keep the first veth's ring
+/// busy, and a transmit queue that veth stopped when the ring was full is
+/// woken only when the ring empties, which it then need not do.
+pub fn packet_send(
+    frame: &[u8],
+    ifindex: u32,
+    repeat: u32,
+    give_up: Option<std::time::Duration>,
+) -> Result<u64> {
     const BATCH: usize = 64;
     // SAFETY: socket(2) with constant arguments; the fd is owned at once.
     // Protocol 0: the socket receives nothing.
@@ -340,6 +354,7 @@ pub fn packet_run(frame: &[u8], ifindex: u32, repeat: u32) -> Result<()> {
         m.msg_hdr.msg_iovlen = 1;
     }
     let mut left = repeat as usize;
+    let mut progress = std::time::Instant::now();
     while left > 0 {
         let n = left.min(BATCH);
         // SAFETY: n ≤ BATCH initialised headers whose iovecs point into `frame`.
@@ -348,6 +363,9 @@ pub fn packet_run(frame: &[u8], ifindex: u32, repeat: u32) -> Result<()> {
             let e = std::io::Error::last_os_error();
             match e.raw_os_error() {
                 Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR) => {
+                    if give_up.is_some_and(|g| progress.elapsed() >= g) {
+                        break;
+                    }
                     std::thread::yield_now();
                     continue;
                 }
@@ -355,6 +373,7 @@ pub fn packet_run(frame: &[u8], ifindex: u32, repeat: u32) -> Result<()> {
             }
         }
         left -= rc as usize;
+        progress = std::time::Instant::now();
     }
-    Ok(())
+    Ok((repeat as usize - left) as u64)
 }

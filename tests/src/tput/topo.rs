@@ -21,7 +21,7 @@ use pmip_user::sys::{iface_mac, ifindex};
 
 use super::frame::{Dir, Flow, HNP, HOME6, SINK6};
 use super::gateways::{start_lma, start_mag, LMA6, MAG6};
-use super::progs::{live_frames_allowed, live_run, packet_run, BenchProgs, Generator};
+use super::progs::{live_frames_allowed, live_run, packet_run, packet_send, BenchProgs, Generator};
 use super::{enter, mac_s, ncpus, pin_cpu, run, veth_q, within, xps, GEN_MAC};
 use crate::netns::Netns;
 
@@ -489,8 +489,10 @@ impl Topo {
         })
     }
 
-    /// One measurement in the closed loop: `LOOP_FRAMES` frames per thread
-    /// (CPU i, flow i) put in through an `AF_PACKET` socket; `tg_loop` at
+    /// One measurement in the closed loop: `loop_frames()` frames per thread
+    /// (CPU i, flow i) put in through an `AF_PACKET` socket (fewer if the
+    /// first veth takes no more for 100 ms: its ring is busy with those
+    /// already going round); `tg_loop` at
     /// the sink counts each and sends it out of the first veth again with
     /// its template rewritten, so the frames go round the hops in the
     /// softirq of their CPU at the chain's own pace, as live frames do (a
@@ -532,21 +534,26 @@ impl Topo {
         let rx = self.receiver(flow.dir);
         let before = self.drops(flow.dir)?;
         let (sink0, drained0) = (rx.sink_packets_of(flow.inner)?, rx.drained()?);
-        std::thread::scope(|s| -> Result<()> {
+        let injected = std::thread::scope(|s| -> Result<u64> {
             let hs: Vec<_> = (0..threads)
                 .map(|cpu| {
-                    s.spawn(move || -> Result<()> {
+                    s.spawn(move || -> Result<u64> {
                         enter(tx_ns)?;
                         pin_cpu(cpu)?;
-                        packet_run(&flow.frame(size, dmac, smac, cpu as u16), dev, frames)
+                        let f = flow.frame(size, dmac, smac, cpu as u16);
+                        packet_send(&f, dev, frames, Some(Duration::from_millis(100)))
                     })
                 })
                 .collect();
+            let mut n = 0;
             for h in hs {
-                h.join().map_err(|_| anyhow!("priming thread panicked"))??;
+                n += h.join().map_err(|_| anyhow!("priming thread panicked"))??;
             }
-            Ok(())
+            Ok(n)
         })?;
+        if injected == 0 {
+            anyhow::bail!("closed loop: the first veth took no frame for 100 ms");
+        }
         let target = u64::from(repeat) * threads as u64;
         let (t0, c0) = (Instant::now(), rx.sink_packets_of(flow.inner)?);
         let (mut t1, mut c1) = (t0, c0);
@@ -557,7 +564,6 @@ impl Topo {
                 (t1, c1) = (Instant::now(), c);
             }
         }
-        let injected = u64::from(frames) * threads as u64;
         let rx = match flow.dir {
             Dir::Up => &mut self.sink_p,
             Dir::Down => &mut self.gen_p,
