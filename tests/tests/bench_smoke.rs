@@ -42,8 +42,8 @@ fn throughput_smoke() {
     }
 }
 
-/// The generator a kernel without live frames falls back to (an `AF_PACKET`
-/// socket, `tput::packet_run`), forced on whatever this host allows: every
+/// The `AF_PACKET` generator (`tput::packet_run`: PMIP_BENCH_GENERATOR=packet,
+/// and what primes the closed loop), forced on whatever this host allows: every
 /// frame it sends up and down through the fast path arrives at the sink,
 /// and the fast path encapsulated and decapsulated each one.
 #[test]
