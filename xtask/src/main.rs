@@ -54,9 +54,11 @@ enum Cmd {
     Profile {
         /// A per-packet case, by a part of its name ("access encap, IPv4 outer").
         case: String,
-        /// The program to annotate (tg_fwd, xdp_pass... for the baselines).
-        #[arg(long, default_value = "pmip_xdp")]
-        program: String,
+        /// The program to annotate (tg_fwd, xdp_pass... for the baselines);
+        /// by default the one the case runs: `pmip_xdp`, or for a `[role]`
+        /// case the role program of the interface its packet arrives on.
+        #[arg(long)]
+        program: Option<String>,
         /// The most seconds sampled (sampling stops when the bench ends).
         #[arg(long, default_value_t = 120)]
         secs: u32,
@@ -361,6 +363,21 @@ fn test(args: &[String]) -> Result<()> {
     r
 }
 
+/// The program a per-packet case runs: a `[role]` case runs the role
+/// program of the interface its packet arrives on (encap: the subscriber's
+/// or the correspondent's side; decap: the core), every other `pmip_xdp`.
+fn case_program(case: &str) -> &'static str {
+    if !case.contains("[role]") {
+        return "pmip_xdp";
+    }
+    match (case.contains("access"), case.contains("encap")) {
+        (true, true) => "pmip_xdp_access",
+        (true, false) => "pmip_xdp_access_core",
+        (false, true) => "pmip_xdp_anchor_cn",
+        (false, false) => "pmip_xdp_anchor_core",
+    }
+}
+
 /// `cargo xtask profile`: builds pmip-bench and hands the run to
 /// xtask/profile_jit.py, on the CPU the bench pins itself to (the last one).
 fn profile(case: &str, program: &str, secs: u32, obj: &Path) -> Result<()> {
@@ -443,6 +460,7 @@ fn main() -> Result<()> {
         } => {
             setup()?;
             let obj = build_ebpf()?;
+            let program = program.unwrap_or_else(|| case_program(&case).to_string());
             profile(&case, &program, secs, &obj)
         }
         Cmd::Fuzz(a) => fuzz::fuzz(&a),
@@ -461,5 +479,26 @@ fn main() -> Result<()> {
         }
         Cmd::Setup => setup(),
         Cmd::Lint => lint(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::case_program;
+
+    #[test]
+    fn a_role_case_is_profiled_in_its_role_program() {
+        for (case, program) in [
+            ("access encap, IPv4 outer [role]", "pmip_xdp_access"),
+            ("access decap, IPv6 outer [role]", "pmip_xdp_access_core"),
+            (
+                "anchor encap, IPv6 inner, IPv4 outer [role]",
+                "pmip_xdp_anchor_cn",
+            ),
+            ("anchor decap, IPv4 outer [role]", "pmip_xdp_anchor_core"),
+            ("anchor decap, IPv4 outer", "pmip_xdp"),
+        ] {
+            assert_eq!(case_program(case), program, "{case}");
+        }
     }
 }
