@@ -42,6 +42,47 @@ fn throughput_smoke() {
     }
 }
 
+/// The fast path's two directions and the counters that must count each
+/// frame of one: (flow, [encap, decap]).
+fn fast_path_flows() -> [(tput::Flow, [&'static str; 2]); 2] {
+    [
+        (
+            tput::Flow::V4,
+            ["mag:tx_encap_uplink", "lma:tx_decap_uplink"],
+        ),
+        (
+            tput::Flow {
+                dir: tput::Dir::Down,
+                ..tput::Flow::V4
+            },
+            ["lma:tx_encap_downlink", "mag:tx_decap_downlink"],
+        ),
+    ]
+}
+
+/// One measurement of `case` on `flow` asking for `frames` 64-byte frames:
+/// none lost, at least `frames` at the sink, and each of the fast path's
+/// `carried` counters counted every frame the sink did.
+fn carried(
+    topo: &mut tput::Topo,
+    case: tput::Case,
+    flow: tput::Flow,
+    carried: &[&str],
+    frames: u32,
+) -> tput::Sample {
+    topo.set_case(case, flow).unwrap();
+    let before = topo.fastpath_counters().unwrap();
+    let s = topo.measure(flow, false, 64, 1, frames).unwrap();
+    assert_eq!(s.offered, s.delivered, "{case:?} {flow:?}: {s:?}");
+    assert!(s.delivered >= u64::from(frames), "{case:?} {flow:?}: {s:?}");
+    let after = topo.fastpath_counters().unwrap();
+    for c in carried {
+        let n = after.get(*c).copied().unwrap_or(0) - before.get(*c).copied().unwrap_or(0);
+        assert_eq!(n, s.delivered, "{flow:?}: {c} in {after:?}");
+    }
+    s
+}
+
 /// The `AF_PACKET` generator (`tput::packet_run`: PMIP_BENCH_GENERATOR=packet,
 /// and what primes the closed loop), forced on whatever this host allows: every
 /// frame it sends up and down through the fast path arrives at the sink,
@@ -55,29 +96,9 @@ fn packet_socket_generator_carries_every_frame() {
     const FRAMES: u32 = 5_000;
     let mut topo = tput::Topo::new().unwrap();
     topo.use_generator(tput::Generator::PacketSocket).unwrap();
-    for (flow, carried) in [
-        (
-            tput::Flow::V4,
-            ["mag:tx_encap_uplink", "lma:tx_decap_uplink"],
-        ),
-        (
-            tput::Flow {
-                dir: tput::Dir::Down,
-                ..tput::Flow::V4
-            },
-            ["lma:tx_encap_downlink", "mag:tx_decap_downlink"],
-        ),
-    ] {
-        topo.set_case(tput::Case::FastNative, flow).unwrap();
-        let before = topo.fastpath_counters().unwrap();
-        let s = topo.measure(flow, false, 64, 1, FRAMES).unwrap();
-        let all = u64::from(FRAMES);
-        assert_eq!((s.offered, s.delivered), (all, all), "{flow:?}: {s:?}");
-        let after = topo.fastpath_counters().unwrap();
-        for c in carried {
-            let n = after.get(c).copied().unwrap_or(0) - before.get(c).copied().unwrap_or(0);
-            assert_eq!(n, u64::from(FRAMES), "{flow:?}: {c} in {after:?}");
-        }
+    for (flow, counters) in fast_path_flows() {
+        let s = carried(&mut topo, tput::Case::FastNative, flow, &counters, FRAMES);
+        assert_eq!(s.offered, u64::from(FRAMES), "{flow:?}: {s:?}");
     }
 }
 
@@ -96,35 +117,15 @@ fn loop_generator_brings_every_frame_round_and_back() {
     const LAPS: u32 = 20_000;
     let mut topo = tput::Topo::new().unwrap();
     topo.use_generator(tput::Generator::Loop).unwrap();
-    let down = tput::Flow {
-        dir: tput::Dir::Down,
-        ..tput::Flow::V4
-    };
-    for (case, flow, carried) in [
-        (
-            tput::Case::FastNative,
-            tput::Flow::V4,
-            &["mag:tx_encap_uplink", "lma:tx_decap_uplink"][..],
-        ),
-        (
-            tput::Case::FastNative,
-            down,
-            &["lma:tx_encap_downlink", "mag:tx_decap_downlink"][..],
-        ),
-        (tput::Case::Kernel, tput::Flow::V4, &[][..]),
-    ] {
-        topo.set_case(case, flow).unwrap();
-        let before = topo.fastpath_counters().unwrap();
-        let s = topo.measure(flow, false, 64, 1, LAPS).unwrap();
+    let mut runs: Vec<_> = fast_path_flows()
+        .into_iter()
+        .map(|(flow, counters)| (tput::Case::FastNative, flow, counters.to_vec()))
+        .collect();
+    runs.push((tput::Case::Kernel, tput::Flow::V4, Vec::new()));
+    for (case, flow, counters) in runs {
+        let s = carried(&mut topo, case, flow, &counters, LAPS);
         assert!(s.drops.is_empty(), "{case:?} {flow:?}: {s:?}");
-        assert_eq!(s.offered, s.delivered, "{case:?} {flow:?}: {s:?}");
-        assert!(s.delivered >= u64::from(LAPS), "{case:?} {flow:?}: {s:?}");
         assert!(s.pps > 0.0, "{case:?} {flow:?}: {s:?}");
-        let after = topo.fastpath_counters().unwrap();
-        for c in carried {
-            let n = after.get(*c).copied().unwrap_or(0) - before.get(*c).copied().unwrap_or(0);
-            assert_eq!(n, s.delivered, "{flow:?}: {c} in {after:?}");
-        }
     }
 }
 
