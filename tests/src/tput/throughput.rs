@@ -101,7 +101,17 @@ pub fn throughput(cfg: &Config) -> Result<Value> {
         .copied()
         .filter(|t| *t <= ncpus())
         .collect();
-    let runs = runs(&cfg.inner);
+    let mut runs = runs(&cfg.inner);
+    // PMIP_BENCH_TPUT_CASES=redirect|fastpath-native: only the rows with
+    // these keys (profiling a case in the chain; a row whose baseline is
+    // left out has no ratio to it).
+    if let Ok(want) = std::env::var("PMIP_BENCH_TPUT_CASES") {
+        let want: Vec<&str> = want.split('|').filter(|w| !w.is_empty()).collect();
+        runs.retain(|&(c, f)| want.contains(&row_key(c, f).as_str()));
+        if runs.is_empty() {
+            bail!("PMIP_BENCH_TPUT_CASES: no row key among {want:?}");
+        }
+    }
     let samples = collect(&mut topo, cfg, &runs, &threads)?;
     topo.clear()?;
     let rows = report(cfg, &topo, &runs, &threads, &samples);

@@ -104,7 +104,8 @@ pub(super) struct Core {
     /// None with accounting off.
     pub meter: Option<Meter<SharedDp>>,
     pub counters: Counters,
-    boot: u32,
+    /// The start, in milliseconds since the epoch: leads every Acct-Session-Id.
+    boot_ms: u64,
     seq: u32,
 }
 
@@ -163,13 +164,16 @@ pub(super) async fn start(cfg: &Config, dp: SharedDp) -> Result<(Option<Core>, D
         accounting = acfg.accounting.enabled,
         "RADIUS client started"
     );
-    let boot = SystemTime::now()
+    let boot_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
+        .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     // RFC 2866 §5.1: the NAS (re)started; sessions of an earlier run that never got their
     // Stop (a crash) are over.
-    client.account(nas_record(aaa::AcctStatus::AccountingOn, boot));
+    client.account(nas_record(
+        aaa::AcctStatus::AccountingOn,
+        (boot_ms / 1000) as u32,
+    ));
     let core = Core {
         cfg: acfg,
         client,
@@ -178,18 +182,17 @@ pub(super) async fn start(cfg: &Config, dp: SharedDp) -> Result<(Option<Core>, D
         rx,
         meter,
         counters: Counters::default(),
-        boot,
+        boot_ms,
         seq: 0,
     };
     Ok((Some(core), dp))
 }
 
 impl Core {
-    /// A new Acct-Session-Id: unique per NAS (RFC 2866 §5.5) across restarts too (the
-    /// start time leads, then a sequence).
+    /// A new Acct-Session-Id: unique per NAS (RFC 2866 §5.5) across restarts too.
     pub fn session_id(&mut self) -> String {
         self.seq = self.seq.wrapping_add(1);
-        format!("{:08X}{:08X}", self.boot, self.seq)
+        session_id(self.boot_ms, self.seq)
     }
 
     pub async fn recv(&mut self) -> Option<Input> {
@@ -273,6 +276,14 @@ impl Core {
 
 /// Accounting-On / -Off: about the NAS, no session (the client leaves the session's
 /// attributes out).
+/// Acct-Session-Id `seq` of the run that started at `boot_ms` (milliseconds since the
+/// epoch, 12 hex digits), then the sequence (8). The start in milliseconds, not
+/// seconds: a restart within the second of the last start (a quick SIGTERM and start,
+/// which restores its subscribers at once) must not reuse the last run's ids.
+fn session_id(boot_ms: u64, seq: u32) -> String {
+    format!("{:012X}{seq:08X}", boot_ms & 0xFFFF_FFFF_FFFF)
+}
+
 fn nas_record(status: aaa::AcctStatus, unix: u32) -> aaa::AcctRecord {
     aaa::AcctRecord {
         status,
@@ -362,6 +373,17 @@ pub(super) fn selects(sel: &SessionSelector, t: &Target) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn two_starts_within_one_second_never_share_a_session_id() {
+        // 2026-12-06 08:21:31.100 and .600 (UTC): one second, two runs.
+        let (a, b) = (1_796_545_291_100, 1_796_545_291_600);
+        let ids = |boot| (1..=1000).map(move |seq| super::session_id(boot, seq));
+        let first: std::collections::HashSet<String> = ids(a).collect();
+        assert!(ids(b).all(|id| !first.contains(&id)));
+        assert_eq!(super::session_id(a, 1), "01A24A71A35C00000001");
+        assert_eq!(super::session_id(a, 1).len(), 20);
+    }
+
     use super::*;
 
     #[test]
