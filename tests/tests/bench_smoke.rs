@@ -42,6 +42,17 @@ fn throughput_smoke() {
     }
 }
 
+/// The benchmark's topology sending with `g` (None, said, without root).
+fn topology_with(g: tput::Generator) -> Option<tput::Topo> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return None;
+    }
+    let mut topo = tput::Topo::new().unwrap();
+    topo.use_generator(g).unwrap();
+    Some(topo)
+}
+
 /// The fast path's two directions and the counters that must count each
 /// frame of one: (flow, [encap, decap]).
 fn fast_path_flows() -> [(tput::Flow, [&'static str; 2]); 2] {
@@ -89,13 +100,10 @@ fn carried(
 /// and the fast path encapsulated and decapsulated each one.
 #[test]
 fn packet_socket_generator_carries_every_frame() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
     const FRAMES: u32 = 5_000;
-    let mut topo = tput::Topo::new().unwrap();
-    topo.use_generator(tput::Generator::PacketSocket).unwrap();
+    let Some(mut topo) = topology_with(tput::Generator::PacketSocket) else {
+        return;
+    };
     for (flow, counters) in fast_path_flows() {
         let s = carried(&mut topo, tput::Case::FastNative, flow, &counters, FRAMES);
         assert_eq!(s.offered, u64::from(FRAMES), "{flow:?}: {s:?}");
@@ -110,13 +118,10 @@ fn packet_socket_generator_carries_every_frame() {
 /// once; through kernel forwarding too (the frames cross the stack).
 #[test]
 fn loop_generator_brings_every_frame_round_and_back() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
     const LAPS: u32 = 20_000;
-    let mut topo = tput::Topo::new().unwrap();
-    topo.use_generator(tput::Generator::Loop).unwrap();
+    let Some(mut topo) = topology_with(tput::Generator::Loop) else {
+        return;
+    };
     let mut runs: Vec<_> = fast_path_flows()
         .into_iter()
         .map(|(flow, counters)| (tput::Case::FastNative, flow, counters.to_vec()))
