@@ -67,22 +67,26 @@ static TG_FWD: Array<[u8; 16]> = Array::with_max_entries(1, 0);
 
 #[xdp]
 pub fn tg_gen(ctx: XdpContext) -> u32 {
-    // SAFETY: helper without arguments.
-    let cpu = unsafe { bpf_get_smp_processor_id() };
-    match TG_TEMPLATE.get(cpu) {
-        Some(t) => emit(&ctx, t),
-        None => xdp_action::XDP_ABORTED,
-    }
+    emit_template(&ctx, false)
 }
 
 #[xdp]
 pub fn tg_gen6(ctx: XdpContext) -> u32 {
+    emit_template(&ctx, true)
+}
+
+/// Writes this CPU's template of the family (`TG_TEMPLATE6` for IPv6) over
+/// the frame and sends it out of the generator's veth.
+#[inline(always)]
+fn emit_template(ctx: &XdpContext, v6: bool) -> u32 {
     // SAFETY: helper without arguments.
     let cpu = unsafe { bpf_get_smp_processor_id() };
-    match TG_TEMPLATE6.get(cpu) {
-        Some(t) => emit(&ctx, t),
-        None => xdp_action::XDP_ABORTED,
-    }
+    let sent = if v6 {
+        TG_TEMPLATE6.get(cpu).map(|t| emit(ctx, t))
+    } else {
+        TG_TEMPLATE.get(cpu).map(|t| emit(ctx, t))
+    };
+    sent.unwrap_or(xdp_action::XDP_ABORTED)
 }
 
 /// Writes template `t` over the frame's first bytes and sends it out of the
@@ -119,14 +123,7 @@ pub fn tg_loop(ctx: XdpContext) -> u32 {
         add(3, 1);
         return xdp_action::XDP_DROP;
     }
-    // SAFETY: helper without arguments.
-    let cpu = unsafe { bpf_get_smp_processor_id() };
-    let sent = if slot == 0 {
-        TG_TEMPLATE.get(cpu).map(|t| emit(&ctx, t))
-    } else {
-        TG_TEMPLATE6.get(cpu).map(|t| emit(&ctx, t))
-    };
-    sent.unwrap_or(xdp_action::XDP_ABORTED)
+    emit_template(&ctx, slot == 2)
 }
 
 /// Counts the generator's UDP (ports `TG_PORT_BASE..+TG_PORT_SPAN`) over

@@ -556,29 +556,12 @@ impl Topo {
         }
         let target = u64::from(repeat) * threads as u64;
         let (t0, c0) = (Instant::now(), rx.sink_packets_of(flow.inner)?);
-        let (mut t1, mut c1) = (t0, c0);
-        while c1 - c0 < target && t1.elapsed() < Duration::from_millis(200) {
-            std::thread::sleep(Duration::from_millis(2));
-            let c = rx.sink_packets_of(flow.inner)?;
-            if c != c1 {
-                (t1, c1) = (Instant::now(), c);
-            }
-        }
-        let rx = match flow.dir {
-            Dir::Up => &mut self.sink_p,
-            Dir::Down => &mut self.gen_p,
-        };
+        let (t1, c1) = count_up_to(c0 + target, || rx.sink_packets_of(flow.inner))?;
+        let rx = self.receiver_mut(flow.dir);
         rx.set_loop(false)?;
         // Drained when every frame put in is back, or nothing more comes.
-        let mut last = (Instant::now(), rx.drained()? - drained0);
-        while last.1 < injected && last.0.elapsed() < Duration::from_millis(200) {
-            std::thread::sleep(Duration::from_millis(2));
-            let d = rx.drained()? - drained0;
-            if d != last.1 {
-                last = (Instant::now(), d);
-            }
-        }
-        let lost = injected.saturating_sub(last.1);
+        let (_, drained) = count_up_to(drained0 + injected, || rx.drained())?;
+        let lost = (drained0 + injected).saturating_sub(drained);
         let rx = self.receiver(flow.dir);
         let delivered = rx.sink_packets_of(flow.inner)? - sink0;
         let mut drops = self.drops_since(flow.dir, &before)?;
@@ -623,9 +606,30 @@ impl Topo {
         }
     }
 
+    fn receiver_mut(&mut self, dir: Dir) -> &mut BenchProgs {
+        match dir {
+            Dir::Up => &mut self.sink_p,
+            Dir::Down => &mut self.gen_p,
+        }
+    }
+
     pub fn queues(&self) -> usize {
         self.queues
     }
+}
+
+/// Reads `count` every 2 ms until it reaches `target` or has not moved for
+/// 200 ms; returns when it last moved and its value then.
+fn count_up_to(target: u64, mut count: impl FnMut() -> Result<u64>) -> Result<(Instant, u64)> {
+    let mut last = (Instant::now(), count()?);
+    while last.1 < target && last.0.elapsed() < Duration::from_millis(200) {
+        std::thread::sleep(Duration::from_millis(2));
+        let c = count()?;
+        if c != last.1 {
+            last = (Instant::now(), c);
+        }
+    }
+    Ok(last)
 }
 
 /// The sinks' program: `tg_loop` for the closed loop (it counts as
