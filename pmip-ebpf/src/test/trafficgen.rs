@@ -24,7 +24,7 @@
 //! to one interface, nothing else (one rule per namespace: array slot 0).
 use aya_ebpf::{
     bindings::xdp_action,
-    helpers::generated::{bpf_get_smp_processor_id, bpf_redirect},
+    helpers::generated::{bpf_get_smp_processor_id, bpf_redirect, bpf_xdp_adjust_head},
     macros::{map, xdp},
     maps::{Array, DevMap, PerCpuArray},
     programs::XdpContext,
@@ -180,6 +180,87 @@ pub fn tg_fwd(ctx: XdpContext) -> u32 {
     unsafe { core::ptr::write_unaligned(eth, macs) };
     let ifindex = u32::from_ne_bytes([r[0], r[1], r[2], r[3]]);
     let _ = ctx.as_ptr();
+    // SAFETY: helper call; flags 0.
+    unsafe { bpf_redirect(ifindex, 0) as u32 }
+}
+
+/// Outer IPv4 + GRE with key: what [`tg_min_encap`] adds in front of the
+/// frame's IP packet, and [`tg_min_decap`] takes off.
+const MIN_TUNNEL_GROW: i32 = 20 + 8;
+
+/// The floor under an encapsulating hop (`bench throughput`'s `min-tunnel`
+/// row): the least an XDP GRE tunnel entrance does to a packet — grow the
+/// head by an outer IPv4 header and GRE with a key, write them (total length
+/// and checksum per packet, the rest fixed) and Ethernet, redirect as
+/// `tg_fwd` does. No lookup, counter, check or TTL: the fast path's hop does
+/// all of those, and the row says what they cost beside this.
+#[xdp]
+pub fn tg_min_encap(ctx: XdpContext) -> u32 {
+    let Some(r) = TG_FWD.get(0) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    let inner = (ctx.data_end() - ctx.data()).saturating_sub(ETH_HLEN) as u16;
+    // SAFETY: helper call on our own context.
+    if unsafe { bpf_xdp_adjust_head(ctx.as_ptr() as *mut _, -MIN_TUNNEL_GROW) } != 0 {
+        return xdp_action::XDP_DROP;
+    }
+    let Some(h) = ptr_at::<[u8; 42]>(&ctx, 0) else {
+        return xdp_action::XDP_DROP;
+    };
+    let tot = inner + MIN_TUNNEL_GROW as u16;
+    // 10.255.0.1 → 10.255.0.2, TTL 64, GRE: the checksum of the fixed words
+    // (0x4500, 0x4000, 0x402f, the addresses) folded, plus the length.
+    let mut sum = 0x4500u32 + 0x4000 + 0x402f + 0x0aff + 0x0001 + 0x0aff + 0x0002 + tot as u32;
+    sum = (sum & 0xffff) + (sum >> 16);
+    let csum = !(sum as u16);
+    let mut b = [0u8; 42];
+    b[..6].copy_from_slice(&r[10..16]);
+    b[6..12].copy_from_slice(&r[4..10]);
+    b[12..14].copy_from_slice(&ETH_P_IP.to_be_bytes());
+    b[14..16].copy_from_slice(&[0x45, 0]);
+    b[16..18].copy_from_slice(&tot.to_be_bytes());
+    b[20..24].copy_from_slice(&[0x40, 0, 64, 47]);
+    b[24..26].copy_from_slice(&csum.to_be_bytes());
+    b[26..34].copy_from_slice(&[10, 255, 0, 1, 10, 255, 0, 2]);
+    b[34..42].copy_from_slice(&[0x20, 0, 0x08, 0, 0, 0, 0, 1]);
+    // SAFETY: bounds checked by ptr_at.
+    unsafe { core::ptr::write_unaligned(h, b) };
+    let ifindex = u32::from_ne_bytes([r[0], r[1], r[2], r[3]]);
+    // SAFETY: helper call; flags 0.
+    unsafe { bpf_redirect(ifindex, 0) as u32 }
+}
+
+/// The floor under a decapsulating hop: a GRE packet over IPv4 (anything
+/// else to the stack) loses its outer IPv4 header and GRE
+/// ([`tg_min_encap`]'s, no options), gets its Ethernet MACs, and is
+/// redirected as `tg_fwd` does.
+#[xdp]
+pub fn tg_min_decap(ctx: XdpContext) -> u32 {
+    let Some(r) = TG_FWD.get(0) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    let Some(h) = ptr_at::<[u8; 42]>(&ctx, 0) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: bounds checked by ptr_at.
+    let h = unsafe { &*h };
+    if h[12..14] != ETH_P_IP.to_be_bytes() || h[23] != 47 {
+        return xdp_action::XDP_PASS;
+    }
+    // SAFETY: helper call on our own context.
+    if unsafe { bpf_xdp_adjust_head(ctx.as_ptr() as *mut _, MIN_TUNNEL_GROW) } != 0 {
+        return xdp_action::XDP_DROP;
+    }
+    let Some(eth) = ptr_at::<[u8; 14]>(&ctx, 0) else {
+        return xdp_action::XDP_DROP;
+    };
+    let mut b = [0u8; 14];
+    b[..6].copy_from_slice(&r[10..16]);
+    b[6..12].copy_from_slice(&r[4..10]);
+    b[12..14].copy_from_slice(&ETH_P_IP.to_be_bytes());
+    // SAFETY: bounds checked by ptr_at.
+    unsafe { core::ptr::write_unaligned(eth, b) };
+    let ifindex = u32::from_ne_bytes([r[0], r[1], r[2], r[3]]);
     // SAFETY: helper call; flags 0.
     unsafe { bpf_redirect(ifindex, 0) as u32 }
 }

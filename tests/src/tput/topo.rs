@@ -31,17 +31,19 @@ pub enum Case {
     Kernel,
     Redirect,
     MinFwd,
+    MinTunnel,
     FastNative,
     FastGeneric,
     FastTc,
 }
 
 impl Case {
-    pub const ALL: [Case; 7] = [
+    pub const ALL: [Case; 8] = [
         Case::Veth,
         Case::Kernel,
         Case::Redirect,
         Case::MinFwd,
+        Case::MinTunnel,
         Case::FastNative,
         Case::FastGeneric,
         Case::FastTc,
@@ -52,6 +54,7 @@ impl Case {
             Case::Kernel => "kernel IP forwarding (2 hops, no tunnel)",
             Case::Redirect => "native XDP redirect ceiling (2 hops)",
             Case::MinFwd => "minimal XDP forwarder (hash+FIB+redirect)",
+            Case::MinTunnel => "minimal GRE tunnel (grow/shrink head, template)",
             Case::FastNative => "fast path, native XDP (encap + decap)",
             Case::FastGeneric => "fast path, generic XDP (encap + decap)",
             Case::FastTc => "fast path, TC ingress (encap + decap)",
@@ -63,6 +66,7 @@ impl Case {
             Case::Kernel => "kernel",
             Case::Redirect => "redirect",
             Case::MinFwd => "min-fwd",
+            Case::MinTunnel => "min-tunnel",
             Case::FastNative => "fastpath-native",
             Case::FastGeneric => "fastpath-generic",
             Case::FastTc => "fastpath-tc",
@@ -266,7 +270,9 @@ impl Topo {
         match case {
             Case::Veth => {}
             Case::Kernel => self.gro(flow.dir, true)?,
-            Case::Redirect => self.redirect(flow.dir)?,
+            Case::Redirect => self.redirect(flow.dir, ["tg_fwd", "tg_fwd"])?,
+            // IPv4 inner and outer only (the programs' fixed headers).
+            Case::MinTunnel => self.redirect(flow.dir, ["tg_min_encap", "tg_min_decap"])?,
             Case::MinFwd => {
                 let p = &mut self.mag_p;
                 within(&self.mag, || {
@@ -295,9 +301,10 @@ impl Topo {
         Ok(())
     }
 
-    /// `tg_fwd` on the hop each gateway receives `dir`'s frames by, its rule
+    /// `progs` (`tg_fwd` or another program that takes its rule) on the hop
+    /// each gateway receives `dir`'s frames by, first hop first, each rule
     /// pointing at the next hop.
-    fn redirect(&mut self, dir: Dir) -> Result<()> {
+    fn redirect(&mut self, dir: Dir, progs: [&'static str; 2]) -> Result<()> {
         let m = &self.macs;
         // (gateway, in, out, source MAC, destination MAC)
         let (mag, lma) = match dir {
@@ -310,13 +317,17 @@ impl Topo {
                 ("cn0", "core0", m.lma_core, m.mag_core),
             ),
         };
-        for (ns, p, (i, o, smac, dmac)) in [
-            (&self.mag, &mut self.mag_p, mag),
-            (&self.lma, &mut self.lma_p, lma),
+        let (mag_prog, lma_prog) = match dir {
+            Dir::Up => (progs[0], progs[1]),
+            Dir::Down => (progs[1], progs[0]),
+        };
+        for (ns, p, prog, (i, o, smac, dmac)) in [
+            (&self.mag, &mut self.mag_p, mag_prog, mag),
+            (&self.lma, &mut self.lma_p, lma_prog, lma),
         ] {
             within(ns, || {
                 p.set_fwd(ifindex(o)?, smac, dmac)?;
-                p.attach("tg_fwd", i, XdpMode::Driver)
+                p.attach(prog, i, XdpMode::Driver)
             })?;
         }
         Ok(())
