@@ -38,6 +38,12 @@
 //!   injected XDP frames reach the stack);
 //! - `redirect`: `tg_fwd` (MAC rewrite + redirect, nothing else) native at both hops;
 //! - `min-fwd`: `bench_min_fwd` (one hash lookup, `bpf_fib_lookup`, redirect) native at both hops;
+//! - `min-tunnel`: the least any XDP GRE tunnel does, native at both hops:
+//!   `tg_min_encap` (grow the head by outer IPv4 + GRE, write them from fixed
+//!   values with the length and checksum, redirect) at the first,
+//!   `tg_min_decap` (check for GRE, shrink the head, write the MACs,
+//!   redirect) at the second; no lookup, counter, check or TTL. The fast
+//!   path's rows against it say what its own logic costs (IPv4 table only);
 //! - `fastpath-native`, `fastpath-generic`: the fast path as pmipd attaches it (the
 //!   program of each interface's role, `xdp_program_for`) with static access and
 //!   anchor bindings (encap at mag, decap at lma);
