@@ -209,6 +209,40 @@ fn fixture_table() {
     table(Prog::Xdp, Vec::new());
 }
 
+/// Every program of both objects passes this kernel's verifier: one that
+/// only a benchmark loads would otherwise first fail there (built for BPF
+/// ISA v3, `bench_replay` did: LLVM took a packet pointer's difference in a
+/// 32-bit register, which the verifier refuses).
+#[test]
+fn every_program_of_both_objects_passes_the_verifier() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let mut failed = Vec::new();
+    let mut loaded = 0;
+    for path in [
+        pmip_user::fastpath::default_object_path(),
+        pmip_user::fastpath::default_test_object_path(),
+    ] {
+        let mut ebpf = aya::Ebpf::load_file(&path).unwrap();
+        for (name, prog) in ebpf.programs_mut() {
+            let r = match prog {
+                aya::programs::Program::Xdp(p) => p.load(),
+                aya::programs::Program::SchedClassifier(p) => p.load(),
+                other => panic!("{name}: a program type this test does not load: {other:?}"),
+            };
+            match r {
+                Ok(()) => loaded += 1,
+                Err(e) => failed.push(format!("{}: {name}: {e:#}", path.display())),
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    // Both objects: the fast path's programs and the benchmarks'.
+    assert!(loaded >= 20, "only {loaded} programs found");
+}
+
 /// The same table with the anchor's home addresses and prefixes in pools:
 /// the anchor then finds them by their place in the pool (ANCHOR_BY_POOL4/6
 /// arrays) instead of in the hashes, and every verdict, byte and counter

@@ -43,12 +43,19 @@ pub fn bench_replay(ctx: XdpContext) -> u32 {
     };
     // Bounded, so that the verifier accepts it beside packet pointers.
     let len = (r[0] & 0xffff) as i64;
-    let now = (ctx.data_end() - ctx.data()) as i64;
+    let mut delta = (ctx.data_end() - ctx.data()) as i64 - len;
+    // Opaque to LLVM, so that the difference is taken in 64 bits: built
+    // for BPF ISA v3 it would narrow it to 32-bit registers, and the
+    // verifier refuses 32-bit arithmetic on packet pointers.
+    // SAFETY: a register moved to itself.
+    unsafe {
+        core::arch::asm!("{d} = {d}", d = inout(reg) delta, options(nostack, preserves_flags))
+    };
     // Encapsulated (longer): shrink the head back; decapsulated: grow it.
     // Called whatever the target did (by 0 when it kept the length), so
     // the harness costs every target the same.
     // SAFETY: helper call on our own context.
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, (now - len) as i32) } != 0 {
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, delta as i32) } != 0 {
         return xdp_action::XDP_ABORTED;
     }
     let p = ctx.data();
