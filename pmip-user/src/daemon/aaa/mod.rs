@@ -274,8 +274,6 @@ impl Core {
     }
 }
 
-/// Accounting-On / -Off: about the NAS, no session (the client leaves the session's
-/// attributes out).
 /// Acct-Session-Id `seq` of the run that started at `boot_ms` (milliseconds since the
 /// epoch, 12 hex digits), then the sequence (8). The start in milliseconds, not
 /// seconds: a restart within the second of the last start (a quick SIGTERM and start,
@@ -284,6 +282,8 @@ fn session_id(boot_ms: u64, seq: u32) -> String {
     format!("{:012X}{seq:08X}", boot_ms & 0xFFFF_FFFF_FFFF)
 }
 
+/// Accounting-On / -Off: about the NAS, no session (the client leaves the session's
+/// attributes out).
 fn nas_record(status: aaa::AcctStatus, unix: u32) -> aaa::AcctRecord {
     aaa::AcctRecord {
         status,
@@ -373,18 +373,18 @@ pub(super) fn selects(sel: &SessionSelector, t: &Target) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn two_starts_within_one_second_never_share_a_session_id() {
         // 2026-12-06 08:21:31.100 and .600 (UTC): one second, two runs.
         let (a, b) = (1_796_545_291_100, 1_796_545_291_600);
-        let ids = |boot| (1..=1000).map(move |seq| super::session_id(boot, seq));
+        let ids = |boot| (1..=1000).map(move |seq| session_id(boot, seq));
         let first: std::collections::HashSet<String> = ids(a).collect();
         assert!(ids(b).all(|id| !first.contains(&id)));
-        assert_eq!(super::session_id(a, 1), "01A24A71A35C00000001");
-        assert_eq!(super::session_id(a, 1).len(), 20);
+        assert_eq!(session_id(a, 1), "01A24A71A35C00000001");
+        assert_eq!(session_id(a, 1).len(), 20);
     }
-
-    use super::*;
 
     #[test]
     fn selectors_match_every_given_field() {
