@@ -28,10 +28,10 @@ pub mod maps {
     /// generation and then this, and bumps it before removing an entry, so
     /// a per-CPU cached copy whose generation equals this is current.
     pub const ACCESS_GEN: &str = "ACCESS_GEN";
-    /// Per-CPU direct-mapped cache of `ACCESS_BY_MAC` (slot = hash of the
-    /// key): a hash lookup measured ~30 ns per packet in the throughput
-    /// chain, a cache hit is two array lookups and a few compares. Written
-    /// by the fast path only.
+    /// Per-CPU two-way set-associative cache of `ACCESS_BY_MAC` (an
+    /// `AccessCacheSet` per set = hash of the key): a hash lookup measured
+    /// ~30 ns per packet in the throughput chain, a cache hit is two array
+    /// lookups and a few compares. Written by the fast path only.
     pub const ACCESS_CACHE: &str = "ACCESS_CACHE";
     /// Array of [`ANCHOR_CACHE_ENTRIES`](super::ANCHOR_CACHE_ENTRIES)
     /// generations, one per `ANCHOR_CACHE` slot: the anchor bumps the slot
@@ -195,6 +195,15 @@ pub struct AccessCacheSlot {
     pub flow: UplinkFlow,
 }
 
+/// An `ACCESS_CACHE` entry: a set of two slots, in recency order (a miss
+/// puts its subscriber in way 0 and moves way 0's to way 1). One map value
+/// holds both, so the fast path finds way 1 without a second lookup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct AccessCacheSet {
+    pub ways: [AccessCacheSlot; 2],
+}
+
 /// The uplink "flow" of a cached subscriber (issue 18): what the access
 /// uplink otherwise assembles per packet from `TUNNELS` and `TUNNEL_NH` —
 /// egress, prebuilt outer headers, MTU limit, expiry — copied from the
@@ -233,7 +242,7 @@ pub const ACCESS_CACHE_BITS: u32 = 12;
 /// Sets of `ACCESS_CACHE` (two ways each) = entries of `ACCESS_GEN`.
 pub const ACCESS_CACHE_SETS: u32 = ACCESS_CACHE_ENTRIES / 2;
 
-/// The `ACCESS_CACHE` set of `key` (ways `2·set` and `2·set + 1`), which is
+/// The `ACCESS_CACHE` set of `key` (an `AccessCacheSet` of two ways), which is
 /// also its `ACCESS_GEN` entry: Fibonacci hashing of the key's three words.
 /// The fast path and the loader both call this, so the loader invalidates
 /// exactly the set where the fast path keeps copies of a key.
@@ -653,6 +662,7 @@ const _: () = {
     assert!(core::mem::size_of::<AccessSubscriber>() == 32);
     assert!(core::mem::size_of::<UplinkFlow>() == 88);
     assert!(core::mem::size_of::<AccessCacheSlot>() == 136);
+    assert!(core::mem::size_of::<AccessCacheSet>() == 272);
     // The fast path copies the flow's header in 64-bit words (8-aligned in
     // the 8-aligned per-CPU value).
     assert!(core::mem::offset_of!(AccessCacheSlot, flow) == 48);
@@ -687,6 +697,7 @@ mod pod {
     unsafe impl aya::Pod for AccessKey {}
     unsafe impl aya::Pod for AccessSubscriber {}
     unsafe impl aya::Pod for AccessCacheSlot {}
+    unsafe impl aya::Pod for AccessCacheSet {}
     unsafe impl aya::Pod for UplinkFlow {}
     unsafe impl aya::Pod for AccessDownlink {}
     unsafe impl aya::Pod for AnchorDownlink {}

@@ -12,9 +12,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use pmip_common::{
-    access_cache_set, anchor_cache_slot, flags, AccessCacheSlot, AccessDownlink, AccessKey,
-    AccessSubscriber, AnchorCacheSlot, AnchorDownlink, AnchorUplink, Counter, DestNextHop,
-    HomePool4, HomePool6, IfaceConfig, NextHopCache, Tunnel, UplinkFlow, ACCESS_CACHE_ENTRIES,
+    access_cache_set, anchor_cache_slot, flags, AccessCacheSet, AccessCacheSlot, AccessDownlink,
+    AccessKey, AccessSubscriber, AnchorCacheSlot, AnchorDownlink, AnchorUplink, Counter,
+    DestNextHop, HomePool4, HomePool6, IfaceConfig, NextHopCache, Tunnel, UplinkFlow,
     ACCESS_CACHE_SETS, ANCHOR_CACHE_ENTRIES, DEST_NH_BITS, DEST_NH_ENTRIES, IFACE_SLOTS,
     MAX_HOME_POOLS, MAX_IFACES, MAX_SUBSCRIBERS, MAX_TUNNELS, NEW_MAC_RING_BYTES,
     NEW_MAC_SEEN_ENTRIES, NEXT_HOP_CACHE_JIFFIES_DEFAULT, NEXT_HOP_CACHE_NS,
@@ -133,22 +133,24 @@ pub(crate) fn anchor_by_hnp(hnp: [u32; 2]) -> Option<&'static AnchorDownlink> {
 /// cache hit touches no page that grows with the number of subscribers.
 #[map]
 pub(crate) static ACCESS_GEN: Array<u32> = Array::with_max_entries(ACCESS_CACHE_SETS, 0);
-/// Per-CPU two-way set-associative copies of ACCESS_BY_MAC entries.
+/// Per-CPU two-way set-associative copies of ACCESS_BY_MAC entries: one
+/// value per set (both ways).
 #[map]
-pub(crate) static ACCESS_CACHE: PerCpuArray<AccessCacheSlot> =
-    PerCpuArray::with_max_entries(ACCESS_CACHE_ENTRIES, 0);
+pub(crate) static ACCESS_CACHE: PerCpuArray<AccessCacheSet> =
+    PerCpuArray::with_max_entries(ACCESS_CACHE_SETS, 0);
 
 /// The subscriber at `key`: this CPU's cached copy while its set's
 /// generation is current (no agent change to a key of the set since it was
 /// copied), else the `ACCESS_BY_MAC` entry, which is then cached. Returns a
 /// reference into the cache slot or the map value.
 ///
-/// The cache is two-way set-associative (set = hash of the key, ways at
-/// 2·set and 2·set + 1): with one way, 1024 active subscribers in 4096
-/// slots collide ~20 % of the time and each collision is a cold hash lookup
-/// on a large table (`cargo xtask bench scale`); with two, a set overflows
-/// only when three of them share it. A miss puts the new copy in way 0 and
-/// moves the older one to way 1.
+/// The cache is two-way set-associative (set = hash of the key): with one
+/// way, 1024 active subscribers in 4096 slots collide ~20 % of the time and
+/// each collision is a cold hash lookup on a large table (`cargo xtask
+/// bench scale`); with two, a set overflows only when three of them share
+/// it. A miss puts the new copy in way 0 and moves the older one to way 1.
+/// Both ways are one map value: a second lookup for way 1 would keep the
+/// key and the generation on the stack on every packet.
 ///
 /// Ordering: the generation is read before the entry, and the loader bumps
 /// it after changing the entry, so a copy taken from an entry that has since
@@ -160,22 +162,26 @@ pub(crate) fn access_subscriber(key: &AccessKey) -> Option<(&'static AccessSubsc
     let gen = ACCESS_GEN.get_ptr(set)?;
     // SAFETY: an array slot; a volatile read keeps it before the lookup below.
     let gen = unsafe { core::ptr::read_volatile(gen) };
-    // Way 1 is looked up only when way 0 misses (a subscriber seen last
-    // is in way 0): one per-CPU lookup per packet, not two.
-    let way0 = ACCESS_CACHE.get_ptr_mut(set * 2);
-    if let Some(s) = cached(way0, gen, &w) {
-        return Some(s);
-    }
-    let way1 = ACCESS_CACHE.get_ptr_mut(set * 2 + 1);
-    if let Some(s) = cached(way1, gen, &w) {
-        return Some(s);
+    let ways = ACCESS_CACHE.get_ptr_mut(set);
+    if let Some(p) = ways {
+        // SAFETY: this CPU's set of a per-CPU array.
+        let (w0, w1) = unsafe { (&raw mut (*p).ways[0], &raw mut (*p).ways[1]) };
+        // Way 1 is compared only when way 0 misses (a subscriber seen last
+        // is in way 0).
+        if let Some(s) = cached(w0, gen, &w) {
+            return Some(s);
+        }
+        if let Some(s) = cached(w1, gen, &w) {
+            return Some(s);
+        }
     }
     // SAFETY: plain lookup; the value is only read.
     let v = unsafe { ACCESS_BY_MAC.get(key) }?;
-    if let (Some(s0), Some(s1)) = (way0, way1) {
-        // SAFETY: this CPU's slots; nothing else runs on this CPU meanwhile.
+    if let Some(p) = ways {
+        // SAFETY: this CPU's set; nothing else runs on this CPU meanwhile.
         // Map values (per-CPU elements, hash values) are 8-byte aligned.
         unsafe {
+            let (s0, s1) = (&raw mut (*p).ways[0], &raw mut (*p).ways[1]);
             copy_words(s1, s0);
             (*s0).key = *key;
             (*s0).gen = gen;
@@ -246,15 +252,14 @@ pub(crate) fn anchor_dest(
 /// which the verifier rejects (reading an uninitialised register).
 pub(crate) type Flow = *mut UplinkFlow;
 
-/// The subscriber in cache slot `way` if it holds key `w` at generation `gen`.
+/// The subscriber in cache slot `p` if it holds key `w` at generation `gen`.
 #[inline(always)]
 fn cached(
-    way: Option<*mut AccessCacheSlot>,
+    p: *mut AccessCacheSlot,
     gen: u32,
     w: &[u32; 3],
 ) -> Option<(&'static AccessSubscriber, Flow)> {
-    let p = way?;
-    // SAFETY: this CPU's slot of a per-CPU array.
+    // SAFETY: a slot of this CPU's set of a per-CPU array.
     let s = unsafe { &*p };
     // SAFETY: the same slot.
     (s.gen == gen && s.key.words() == *w).then(|| (&s.sub, unsafe { &raw mut (*p).flow }))

@@ -1140,6 +1140,107 @@ fn binding_changes(prog: Prog) {
     });
 }
 
+/// Three subscribers whose keys fall in one `ACCESS_CACHE` set (two ways,
+/// one map value): each uplink frame goes into the tunnel with its own
+/// subscriber's key whichever way holds it — while two share the set, while
+/// three evict each other — and a change to the one in way 1 is seen at
+/// once (the set's generation).
+#[test]
+fn access_cache_keeps_the_subscribers_of_a_set_apart() {
+    access_cache_set_of_three(Prog::Xdp);
+}
+
+#[test]
+fn access_cache_keeps_the_subscribers_of_a_set_apart_role_programs() {
+    access_cache_set_of_three(Prog::Role);
+}
+
+fn access_cache_set_of_three(prog: Prog) {
+    use pmip_user::dataplane::{AccessBinding, AccessPoint, TunnelEnds};
+    on_fixture(prog, move |fp, acc| {
+        let redirect = prog.verdict(XDP_REDIRECT);
+        let key = |mac: [u8; 6]| pmip_common::AccessKey {
+            ifindex: acc,
+            vlan: 0,
+            mac,
+        };
+        let set = |mac| pmip_common::access_cache_set(&key(mac));
+        let mac = |i: u32| [0x02, 0, 0, 0xaa, (i >> 8) as u8, i as u8];
+        let macs: Vec<[u8; 6]> = (1u32..1 << 16)
+            .map(mac)
+            .filter(|m| set(*m) == set(mac(1)))
+            .take(3)
+            .collect();
+        anyhow::ensure!(macs.len() == 3, "no three MACs of one set");
+        let home = |i: usize| Ipv4Addr::new(10, 64, 0, 100 + i as u8);
+        let binding = |i: usize, remote: std::net::IpAddr, uplink_key: u32| AccessBinding {
+            at: AccessPoint {
+                ifindex: acc,
+                vlan: 0,
+                mac: macs[i],
+            },
+            sub_id: 41 + i as u32,
+            tunnel: TunnelEnds {
+                local: if remote.is_ipv6() {
+                    MAG6.into()
+                } else {
+                    MAG4.into()
+                },
+                remote,
+            },
+            uplink_key,
+            downlink_key: 0x8101 + i as u32,
+            home_v4: Some(home(i)),
+            gateway_v4: Some(GW4),
+            hnp: None,
+        };
+        let (l4, l6): (std::net::IpAddr, std::net::IpAddr) = (LMA4.into(), LMA6.into());
+        for i in 0..3 {
+            fp.install_access(&binding(i, l4, 0x8001 + i as u32))?;
+        }
+        let frames: Vec<Vec<u8>> = (0..3)
+            .map(|i| up_frame(macs[i], 0, ETH_P_IP, &echo4(home(i), CN4, 64, true, 32)))
+            .collect();
+        let mut fails = Vec::new();
+        let mut check = |fp: &FastPath,
+                         what: &str,
+                         order: &[usize],
+                         want: &dyn Fn(usize) -> (std::net::IpAddr, u32)| {
+            for &i in order {
+                let got = tunnelled(&run(fp, prog, acc, &frames[i]), redirect);
+                let w = (redirect, Some(want(i)));
+                if got != w {
+                    fails.push(format!(
+                        "{what}: subscriber {i} in the order {order:?}: got {got:x?}, want {w:x?}"
+                    ));
+                }
+            }
+        };
+        let installed = |i: usize| (l4, 0x8001 + i as u32);
+        check(fp, "two in the set", &[0, 1, 0, 1, 1, 0, 0], &installed);
+        check(
+            fp,
+            "three in the set",
+            &[0, 1, 2, 0, 1, 2, 2, 1, 0, 2],
+            &installed,
+        );
+        // A miss puts its subscriber in way 0 and moves way 0's to way 1; a
+        // hit leaves the ways as they are. The set holds subscribers 0 (way
+        // 0) and 2 (way 1) now; 1 and 2 leave subscriber 1 in way 1, then
+        // it moves to the IPv6 tunnel with a new key.
+        check(fp, "before the change", &[1, 2], &installed);
+        fp.install_access(&binding(1, l6, 0x8201))?;
+        let after = |i: usize| if i == 1 { (l6, 0x8201) } else { installed(i) };
+        check(
+            fp,
+            "after subscriber 1's change",
+            &[1, 0, 1, 2, 1, 0],
+            &after,
+        );
+        Ok(fails)
+    });
+}
+
 /// The fixture's subscriber 1 at `acc` as subscriber `sub_id` with
 /// `uplink_key`, tunnelled between `local` and `remote` (downlink key, home
 /// address and gateway as the fixture installs them).
