@@ -1155,6 +1155,11 @@ fn access_cache_keeps_the_subscribers_of_a_set_apart_role_programs() {
     access_cache_set_of_three(Prog::Role);
 }
 
+#[test]
+fn access_cache_keeps_the_subscribers_of_a_set_apart_tc() {
+    access_cache_set_of_three(Prog::Tc);
+}
+
 fn access_cache_set_of_three(prog: Prog) {
     use pmip_user::dataplane::{AccessBinding, AccessPoint, TunnelEnds};
     on_fixture(prog, move |fp, acc| {
