@@ -33,14 +33,15 @@ pub mod maps {
     /// ~30 ns per packet in the throughput chain, a cache hit is two array
     /// lookups and a few compares. Written by the fast path only.
     pub const ACCESS_CACHE: &str = "ACCESS_CACHE";
-    /// Array of [`ANCHOR_CACHE_ENTRIES`](super::ANCHOR_CACHE_ENTRIES)
-    /// generations, one per `ANCHOR_CACHE` slot: the anchor bumps the slot
+    /// Array of [`ANCHOR_CACHE_SETS`](super::ANCHOR_CACHE_SETS)
+    /// generations, one per `ANCHOR_CACHE` set: the anchor bumps the set
     /// of a home address / prefix after every change to the entry that
-    /// serves it (see [`anchor_cache_slot`](super::anchor_cache_slot)).
+    /// serves it (see [`anchor_cache_set`](super::anchor_cache_set)).
     pub const ANCHOR_GEN: &str = "ANCHOR_GEN";
-    /// Per-CPU direct-mapped cache of the anchor downlink by destination
-    /// (`AnchorCacheSlot`): the binding serving a home address / prefix and
-    /// its downlink flow. Written by the fast path only.
+    /// Per-CPU two-way set-associative cache of the anchor downlink by
+    /// destination (an `AnchorCacheSet` per set): the binding serving a
+    /// home address / prefix and its downlink flow. Written by the fast
+    /// path only.
     pub const ANCHOR_CACHE: &str = "ANCHOR_CACHE";
     /// Downlink GRE keys too large for `ACCESS_BY_KEY` (hash, allocated on use).
     pub const ACCESS_BY_KEY_HIGH: &str = "ACCESS_BY_KEY_HIGH";
@@ -291,14 +292,14 @@ pub struct AccessDownlink {
 /// A slot of `ANCHOR_CACHE`: a per-CPU copy of the `AnchorDownlink` entry
 /// serving a home address (IPv4) or a /64 (IPv6), with the downlink's flow
 /// (as [`UplinkFlow`], reset whenever the slot is refilled), valid while
-/// `gen` equals `ANCHOR_GEN[anchor_cache_slot(..)]`.
+/// `gen` equals `ANCHOR_GEN[anchor_cache_set(..)]`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct AnchorCacheSlot {
     /// The destination as loaded from the packet (native-order words):
     /// the IPv4 address and 0, or the first 64 bits of the IPv6 address.
     pub key: [u32; 2],
-    /// `ANCHOR_GEN` of the slot, read before the entry was copied.
+    /// `ANCHOR_GEN` of the key's set, read before the entry was copied.
     pub gen: u32,
     /// `FAMILY_V4` / `FAMILY_V6` of `key` (0: empty).
     pub family: u32,
@@ -306,16 +307,28 @@ pub struct AnchorCacheSlot {
     pub flow: UplinkFlow,
 }
 
-/// Slots of `ANCHOR_CACHE` per CPU = entries of `ANCHOR_GEN` (a power of two).
+/// An `ANCHOR_CACHE` entry: a set of two slots, in recency order (a miss
+/// puts its destination in way 0 and moves way 0's to way 1). One map value
+/// holds both, so the fast path finds way 1 without a second lookup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct AnchorCacheSet {
+    pub ways: [AnchorCacheSlot; 2],
+}
+
+/// Slots of `ANCHOR_CACHE` per CPU (a power of two).
 pub const ANCHOR_CACHE_ENTRIES: u32 = 4_096;
 pub const ANCHOR_CACHE_BITS: u32 = 12;
+/// Sets of `ANCHOR_CACHE` (two ways each) = entries of `ANCHOR_GEN`.
+pub const ANCHOR_CACHE_SETS: u32 = ANCHOR_CACHE_ENTRIES / 2;
 
-/// The `ANCHOR_CACHE` slot (and `ANCHOR_GEN` entry) of destination key `w`
-/// (see [`AnchorCacheSlot::key`]); the fast path and the loader both call
-/// this, so the loader invalidates exactly the slot where copies are kept.
+/// The `ANCHOR_CACHE` set (an `AnchorCacheSet`, and its `ANCHOR_GEN`
+/// entry) of destination key `w` (see
+/// [`AnchorCacheSlot::key`]); the fast path and the loader both call this,
+/// so the loader invalidates exactly the set where copies are kept.
 #[inline(always)]
-pub fn anchor_cache_slot(w: [u32; 2]) -> u32 {
-    (w[0] ^ w[1].rotate_left(16)).wrapping_mul(0x9e37_79b1) >> (32 - ANCHOR_CACHE_BITS)
+pub fn anchor_cache_set(w: [u32; 2]) -> u32 {
+    (w[0] ^ w[1].rotate_left(16)).wrapping_mul(0x9e37_79b1) >> (33 - ANCHOR_CACHE_BITS)
 }
 
 /// Value of `ANCHOR_BY_HOME4` and `ANCHOR_BY_HNP`: the tunnel towards the access
@@ -674,6 +687,7 @@ const _: () = {
     assert!(core::mem::offset_of!(AnchorUplink, peer) == 24);
     assert!(core::mem::size_of::<AnchorDownlink>() == 16);
     assert!(core::mem::size_of::<AnchorCacheSlot>() == 120);
+    assert!(core::mem::size_of::<AnchorCacheSet>() == 240);
     assert!(core::mem::offset_of!(AnchorCacheSlot, flow) == 32);
     assert!(1 << ANCHOR_CACHE_BITS == ANCHOR_CACHE_ENTRIES);
     assert!(core::mem::size_of::<HomePool4>() == 16);
@@ -702,6 +716,7 @@ mod pod {
     unsafe impl aya::Pod for AccessDownlink {}
     unsafe impl aya::Pod for AnchorDownlink {}
     unsafe impl aya::Pod for AnchorCacheSlot {}
+    unsafe impl aya::Pod for AnchorCacheSet {}
     unsafe impl aya::Pod for HomePool4 {}
     unsafe impl aya::Pod for HomePool6 {}
     unsafe impl aya::Pod for AnchorUplink {}

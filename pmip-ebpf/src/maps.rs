@@ -12,10 +12,10 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use pmip_common::{
-    access_cache_set, anchor_cache_slot, flags, AccessCacheSet, AccessCacheSlot, AccessDownlink,
-    AccessKey, AccessSubscriber, AnchorCacheSlot, AnchorDownlink, AnchorUplink, Counter,
-    DestNextHop, HomePool4, HomePool6, IfaceConfig, NextHopCache, Tunnel, UplinkFlow,
-    ACCESS_CACHE_SETS, ANCHOR_CACHE_ENTRIES, DEST_NH_BITS, DEST_NH_ENTRIES, IFACE_SLOTS,
+    access_cache_set, anchor_cache_set, flags, AccessCacheSet, AccessCacheSlot, AccessDownlink,
+    AccessKey, AccessSubscriber, AnchorCacheSet, AnchorCacheSlot, AnchorDownlink, AnchorUplink,
+    Counter, DestNextHop, HomePool4, HomePool6, IfaceConfig, NextHopCache, Tunnel, UplinkFlow,
+    ACCESS_CACHE_SETS, ANCHOR_CACHE_SETS, DEST_NH_BITS, DEST_NH_ENTRIES, IFACE_SLOTS,
     MAX_HOME_POOLS, MAX_IFACES, MAX_SUBSCRIBERS, MAX_TUNNELS, NEW_MAC_RING_BYTES,
     NEW_MAC_SEEN_ENTRIES, NEXT_HOP_CACHE_JIFFIES_DEFAULT, NEXT_HOP_CACHE_NS,
 };
@@ -194,57 +194,86 @@ pub(crate) fn access_subscriber(key: &AccessKey) -> Option<(&'static AccessSubsc
     Some((v, core::ptr::null_mut()))
 }
 
-/// Generation of each ANCHOR_CACHE slot: the loader bumps the slot of a
+/// Generation of each ANCHOR_CACHE set: the loader bumps the set of a
 /// home address / prefix after every change to the entry serving it (see
-/// pmip-common `anchor_cache_slot`), as ACCESS_GEN for the access side.
+/// pmip-common `anchor_cache_set`), as ACCESS_GEN for the access side.
 #[map]
-pub(crate) static ANCHOR_GEN: Array<u32> = Array::with_max_entries(ANCHOR_CACHE_ENTRIES, 0);
-/// Per-CPU direct-mapped copies of the anchor downlink's bindings, by
-/// destination, each with the downlink's flow.
+pub(crate) static ANCHOR_GEN: Array<u32> = Array::with_max_entries(ANCHOR_CACHE_SETS, 0);
+/// Per-CPU two-way set-associative copies of the anchor downlink's
+/// bindings, by destination, each with the downlink's flow: one value per
+/// set (both ways).
 #[map]
-pub(crate) static ANCHOR_CACHE: PerCpuArray<AnchorCacheSlot> =
-    PerCpuArray::with_max_entries(ANCHOR_CACHE_ENTRIES, 0);
+pub(crate) static ANCHOR_CACHE: PerCpuArray<AnchorCacheSet> =
+    PerCpuArray::with_max_entries(ANCHOR_CACHE_SETS, 0);
 
 /// The binding serving destination `key` (IPv4: the address and 0; IPv6:
 /// the first 64 bits; words as loaded from the packet) of `family`: this
-/// CPU's cached copy while its slot's generation is current, else what
+/// CPU's cached copy while its set's generation is current, else what
 /// `lookup` finds (the pools, then the hash), which is then cached with an
 /// empty flow. Ordering as in [`access_subscriber`]: the generation is read
 /// before the entry, the loader bumps it after changing the entry.
+///
+/// Two ways, as the access cache and for the same reason: direct-mapped,
+/// 1024 random destinations in 4096 slots share a slot ~22 % of the time,
+/// and each such packet looks its binding up in the large table (`cargo
+/// xtask bench scale`, anchor encap); in sets of two the same slots
+/// overflow only where three destinations meet. Both ways are one map
+/// value: a second lookup for way 1 would keep the key and the generation
+/// on the stack on every packet (a hop ~1 ns slower in TestRun).
 #[inline(always)]
 pub(crate) fn anchor_dest(
     key: [u32; 2],
     family: u32,
     lookup: impl FnOnce() -> Option<&'static AnchorDownlink>,
 ) -> Option<(&'static AnchorDownlink, Flow)> {
-    let i = anchor_cache_slot(key);
-    let gen = ANCHOR_GEN.get_ptr(i)?;
+    let set = anchor_cache_set(key);
+    let gen = ANCHOR_GEN.get_ptr(set)?;
     // SAFETY: an array slot; a volatile read keeps it before the lookup below.
     let gen = unsafe { core::ptr::read_volatile(gen) };
-    let slot = ANCHOR_CACHE.get_ptr_mut(i);
-    if let Some(p) = slot {
-        // SAFETY: this CPU's slot of a per-CPU array.
-        let s = unsafe { &*p };
-        if s.gen == gen && s.key[0] == key[0] && s.key[1] == key[1] && s.family == family {
-            // SAFETY: the same slot.
-            return Some((&s.down, unsafe { &raw mut (*p).flow }));
+    let ways = ANCHOR_CACHE.get_ptr_mut(set);
+    if let Some(p) = ways {
+        // SAFETY: this CPU's set of a per-CPU array.
+        let (w0, w1) = unsafe { (&raw mut (*p).ways[0], &raw mut (*p).ways[1]) };
+        if let Some(s) = cached_dest(w0, gen, key, family) {
+            return Some(s);
+        }
+        if let Some(s) = cached_dest(w1, gen, key, family) {
+            return Some(s);
         }
     }
     let v = lookup()?;
-    if let Some(p) = slot {
-        // SAFETY: this CPU's slot; nothing else runs on this CPU meanwhile.
+    if let Some(p) = ways {
+        // SAFETY: this CPU's set; nothing else runs on this CPU meanwhile.
         // Both 8-byte aligned map values (AnchorDownlink: 16 B).
         unsafe {
-            (*p).key = key;
-            (*p).gen = gen;
-            (*p).family = family;
-            copy_words(&raw mut (*p).down, v);
+            let (w0, w1) = (&raw mut (*p).ways[0], &raw mut (*p).ways[1]);
+            copy_words(w1, w0);
+            (*w0).key = key;
+            (*w0).gen = gen;
+            (*w0).family = family;
+            copy_words(&raw mut (*w0).down, v);
             // The flow of whatever the slot held before is not this one's.
-            (*p).flow.expires = 0;
-            return Some((v, &raw mut (*p).flow));
+            (*w0).flow.expires = 0;
+            return Some((v, &raw mut (*w0).flow));
         }
     }
     Some((v, core::ptr::null_mut()))
+}
+
+/// The binding in anchor cache slot `p` if it holds destination `key` of
+/// `family` at generation `gen`.
+#[inline(always)]
+fn cached_dest(
+    p: *mut AnchorCacheSlot,
+    gen: u32,
+    key: [u32; 2],
+    family: u32,
+) -> Option<(&'static AnchorDownlink, Flow)> {
+    // SAFETY: a slot of this CPU's set of a per-CPU array.
+    let s = unsafe { &*p };
+    (s.gen == gen && s.key[0] == key[0] && s.key[1] == key[1] && s.family == family)
+        // SAFETY: the same slot.
+        .then(|| (&s.down, unsafe { &raw mut (*p).flow }))
 }
 
 /// The uplink flow kept with a cached subscriber (null: not cached). A

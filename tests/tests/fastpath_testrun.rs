@@ -2083,6 +2083,109 @@ fn tunnelled(r: &Ran, redirect: u32) -> Sent {
     (r.verdict, out)
 }
 
+/// Three home addresses of one `ANCHOR_CACHE` set (two ways, one map
+/// value): each
+/// downlink packet goes into its own binding's tunnel with its own key
+/// whichever way holds it — while two share the set, while three evict each
+/// other — and a handover of the one in way 1 is seen at once (the set's
+/// generation).
+#[test]
+fn anchor_cache_keeps_the_destinations_of_a_set_apart() {
+    anchor_cache_set_of_three(Prog::Xdp);
+}
+
+#[test]
+fn anchor_cache_keeps_the_destinations_of_a_set_apart_role_programs() {
+    anchor_cache_set_of_three(Prog::Role);
+}
+
+#[test]
+fn anchor_cache_keeps_the_destinations_of_a_set_apart_tc() {
+    anchor_cache_set_of_three(Prog::Tc);
+}
+
+fn anchor_cache_set_of_three(prog: Prog) {
+    use pmip_user::dataplane::{AnchorBinding, TunnelEnds};
+    use std::net::IpAddr;
+    on_fixture_with(prog, Vec::new(), move |fp, [_, _, _, cn]| {
+        let redirect = prog.verdict(XDP_REDIRECT);
+        // The fast path's key: the address as loaded from the packet.
+        let set = |a: Ipv4Addr| pmip_common::anchor_cache_set([u32::from_ne_bytes(a.octets()), 0]);
+        let first = Ipv4Addr::new(10, 78, 0, 1);
+        let homes: Vec<Ipv4Addr> = (1u32..1 << 16)
+            .map(|i| Ipv4Addr::from(0x0a4e_0000 | i))
+            .filter(|a| set(*a) == set(first))
+            .take(3)
+            .collect();
+        anyhow::ensure!(
+            homes.len() == 3,
+            "no three addresses of one set in 10.78/16"
+        );
+        let binding = |i: usize, v6: bool, downlink_key: u32| AnchorBinding {
+            sub_id: 31 + i as u32,
+            tunnel: if v6 {
+                TunnelEnds {
+                    local: A_LOCAL6.into(),
+                    remote: A_PEER6.into(),
+                }
+            } else {
+                TunnelEnds {
+                    local: A_LOCAL4.into(),
+                    remote: A_PEER4.into(),
+                }
+            },
+            uplink_key: 0x6001 + i as u32,
+            downlink_key,
+            home_v4: Some(homes[i]),
+            hnp: None,
+        };
+        for i in 0..3 {
+            fp.install_anchor(&binding(i, false, 0x7001 + i as u32))?;
+        }
+        let frames: Vec<Vec<u8>> = homes
+            .iter()
+            .map(|h| {
+                cat(
+                    eth(CN_IF_MAC, CN_MAC, 0, ETH_P_IP),
+                    &echo4(CN4, *h, 64, true, 32),
+                )
+            })
+            .collect();
+        let (p4, p6): (IpAddr, IpAddr) = (A_PEER4.into(), A_PEER6.into());
+        let mut fails = Vec::new();
+        let mut check =
+            |fp: &FastPath, what: &str, order: &[usize], want: &dyn Fn(usize) -> (IpAddr, u32)| {
+                for &i in order {
+                    let got = tunnelled(&run(fp, prog, cn, &frames[i]), redirect);
+                    let w = (redirect, Some(want(i)));
+                    if got != w {
+                        fails.push(format!(
+                        "{what}: home {i} ({}) in the order {order:?}: got {got:x?}, want {w:x?}",
+                        homes[i]
+                    ));
+                    }
+                }
+            };
+        let installed = |i: usize| (p4, 0x7001 + i as u32);
+        check(fp, "two in the set", &[0, 1, 0, 1, 1, 0, 0], &installed);
+        check(
+            fp,
+            "three in the set",
+            &[0, 1, 2, 0, 1, 2, 2, 1, 0, 2],
+            &installed,
+        );
+        // A miss puts its destination in way 0 and moves way 0's to way 1;
+        // a hit leaves the ways as they are. The set holds homes 0 (way 0)
+        // and 2 (way 1) now; 1 and 2 leave home 1 in way 1, then it is
+        // handed over.
+        check(fp, "before the handover", &[1, 2], &installed);
+        fp.install_anchor(&binding(1, true, 0x7101))?;
+        let after = |i: usize| if i == 1 { (p6, 0x7101) } else { installed(i) };
+        check(fp, "after home 1's handover", &[1, 0, 1, 2, 1, 0], &after);
+        Ok(fails)
+    });
+}
+
 fn anchor_changes(prog: Prog, pools: Vec<pmip_user::fastpath::HomePoolSpec>) {
     use pmip_user::dataplane::{AnchorBinding, DataPlane, DpCommand, Hnp, TunnelEnds};
     on_fixture_with(prog, pools, move |fp, [_, _, acore, cn]| {

@@ -1,12 +1,12 @@
 //! The anchor downlink's per-CPU cache (`ANCHOR_CACHE`, by destination)
 //! kept honest: after every change to the entry serving a home address or
-//! prefix, the loader bumps the `ANCHOR_GEN` slot where the fast path keeps
+//! prefix, the loader bumps the `ANCHOR_GEN` set where the fast path keeps
 //! copies of that destination, on every CPU at once.
 use std::net::Ipv4Addr;
 
 use anyhow::Result;
 use aya::maps::Array;
-use pmip_common::{anchor_cache_slot, maps, ANCHOR_CACHE_BITS, ANCHOR_CACHE_ENTRIES};
+use pmip_common::{anchor_cache_set, maps, ANCHOR_CACHE_BITS, ANCHOR_CACHE_SETS};
 
 use super::{map_err, FastPath};
 use crate::dataplane::Hnp;
@@ -16,19 +16,19 @@ impl FastPath {
     pub(super) fn bump_anchor_home4(&mut self, h: Ipv4Addr) -> Result<()> {
         // The fast path's key: the address as loaded from the packet.
         let key = [u32::from_ne_bytes(h.octets()), 0];
-        self.bump_anchor_slot(anchor_cache_slot(key))
+        self.bump_anchor_set(anchor_cache_set(key))
     }
 
     /// Retires the cached copies of every /64 inside home network prefix
     /// `hnp`: the fast path caches by a destination's first 64 bits, and a
     /// pool of shorter delegated prefixes (or a shorter HNP) serves each /64
-    /// inside one from the same entry. Every slot when they are as many.
+    /// inside one from the same entry. Every set when they are as many.
     pub(super) fn bump_anchor_hnp(&mut self, hnp: &Hnp) -> Result<()> {
         let o = hnp.prefix.octets();
         let k: [u8; 8] = o[..8].try_into().expect("8 bytes");
         let len = self.pool6_assign_len(k).unwrap_or(64).min(hnp.len.min(64));
         let span = 64 - len as u32;
-        if span >= ANCHOR_CACHE_BITS {
+        if span >= ANCHOR_CACHE_BITS - 1 {
             return self.bump_anchor_all();
         }
         let base = u64::from_be_bytes(k) & !((1u64 << span) - 1);
@@ -38,7 +38,7 @@ impl FastPath {
                 u32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
                 u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
             ];
-            self.bump_anchor_slot(anchor_cache_slot(key))?;
+            self.bump_anchor_set(anchor_cache_set(key))?;
         }
         Ok(())
     }
@@ -46,13 +46,13 @@ impl FastPath {
     /// Retires every cached copy (after a prune, which removes entries by
     /// their slot in a pool rather than by address).
     pub(super) fn bump_anchor_all(&mut self) -> Result<()> {
-        for i in 0..ANCHOR_CACHE_ENTRIES {
-            self.bump_anchor_slot(i)?;
+        for i in 0..ANCHOR_CACHE_SETS {
+            self.bump_anchor_set(i)?;
         }
         Ok(())
     }
 
-    fn bump_anchor_slot(&mut self, i: u32) -> Result<()> {
+    fn bump_anchor_set(&mut self, i: u32) -> Result<()> {
         let mut a: Array<_, u32> = Array::try_from(self.map_mut(maps::ANCHOR_GEN)?)?;
         let g = a.get(&i, 0).map_err(map_err)?;
         a.set(i, g.wrapping_add(1), 0).map_err(map_err)
