@@ -1163,7 +1163,6 @@ fn access_cache_keeps_the_subscribers_of_a_set_apart_tc() {
 fn access_cache_set_of_three(prog: Prog) {
     use pmip_user::dataplane::{AccessBinding, AccessPoint, TunnelEnds};
     on_fixture(prog, move |fp, acc| {
-        let redirect = prog.verdict(XDP_REDIRECT);
         let key = |mac: [u8; 6]| pmip_common::AccessKey {
             ifindex: acc,
             vlan: 0,
@@ -1206,44 +1205,60 @@ fn access_cache_set_of_three(prog: Prog) {
         let frames: Vec<Vec<u8>> = (0..3)
             .map(|i| up_frame(macs[i], 0, ETH_P_IP, &echo4(home(i), CN4, 64, true, 32)))
             .collect();
-        let mut fails = Vec::new();
-        let mut check = |fp: &FastPath,
-                         what: &str,
-                         order: &[usize],
-                         want: &dyn Fn(usize) -> (std::net::IpAddr, u32)| {
-            for &i in order {
-                let got = tunnelled(&run(fp, prog, acc, &frames[i]), redirect);
-                let w = (redirect, Some(want(i)));
-                if got != w {
-                    fails.push(format!(
-                        "{what}: subscriber {i} in the order {order:?}: got {got:x?}, want {w:x?}"
-                    ));
-                }
-            }
-        };
         let installed = |i: usize| (l4, 0x8001 + i as u32);
-        check(fp, "two in the set", &[0, 1, 0, 1, 1, 0, 0], &installed);
-        check(
-            fp,
-            "three in the set",
-            &[0, 1, 2, 0, 1, 2, 2, 1, 0, 2],
-            &installed,
-        );
-        // A miss puts its subscriber in way 0 and moves way 0's to way 1; a
-        // hit leaves the ways as they are. The set holds subscribers 0 (way
-        // 0) and 2 (way 1) now; 1 and 2 leave subscriber 1 in way 1, then
-        // it moves to the IPv6 tunnel with a new key.
-        check(fp, "before the change", &[1, 2], &installed);
-        fp.install_access(&binding(1, l6, 0x8201))?;
         let after = |i: usize| if i == 1 { (l6, 0x8201) } else { installed(i) };
-        check(
-            fp,
-            "after subscriber 1's change",
-            &[1, 0, 1, 2, 1, 0],
-            &after,
-        );
-        Ok(fails)
+        // Subscriber 1 moves to the IPv6 tunnel with a new key.
+        set_of_three(fp, prog, acc, &frames, &installed, &after, |fp| {
+            fp.install_access(&binding(1, l6, 0x8201))
+        })
     });
+}
+
+/// A `(remote, key)` each of a cache set's three entries' frames must be
+/// tunnelled with.
+type WantTunnel<'a> = &'a dyn Fn(usize) -> (std::net::IpAddr, u32);
+
+/// Drives the frames of three entries of one per-CPU cache set (0, 1, 2)
+/// through `ifindex`: two sharing the set's two ways, then three evicting
+/// each other — each tunnelled as `before` says — then entry 1 in way 1
+/// when `change` changes its binding, after which each goes as `after`
+/// says. A miss puts its entry in way 0 and moves way 0's to way 1; a hit
+/// leaves the ways as they are: after the first two sequences the set
+/// holds 0 (way 0) and 2 (way 1), and 1 then 2 leave 1 in way 1. What did
+/// not go as wanted is returned.
+fn set_of_three(
+    fp: &mut FastPath,
+    prog: Prog,
+    ifindex: u32,
+    frames: &[Vec<u8>],
+    before: WantTunnel,
+    after: WantTunnel,
+    change: impl FnOnce(&mut FastPath) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<String>> {
+    let redirect = prog.verdict(XDP_REDIRECT);
+    let mut fails = Vec::new();
+    let mut check = |fp: &FastPath, what: &str, order: &[usize], want: WantTunnel| {
+        for &i in order {
+            let got = tunnelled(&run(fp, prog, ifindex, &frames[i]), redirect);
+            let w = (redirect, Some(want(i)));
+            if got != w {
+                fails.push(format!(
+                    "{what}: entry {i} in the order {order:?}: got {got:x?}, want {w:x?}"
+                ));
+            }
+        }
+    };
+    check(fp, "two in the set", &[0, 1, 0, 1, 1, 0, 0], before);
+    check(
+        fp,
+        "three in the set",
+        &[0, 1, 2, 0, 1, 2, 2, 1, 0, 2],
+        before,
+    );
+    check(fp, "entry 1 into way 1", &[1, 2], before);
+    change(fp)?;
+    check(fp, "after entry 1's change", &[1, 0, 1, 2, 1, 0], after);
+    Ok(fails)
 }
 
 /// The fixture's subscriber 1 at `acc` as subscriber `sub_id` with
@@ -2108,7 +2123,6 @@ fn anchor_cache_set_of_three(prog: Prog) {
     use pmip_user::dataplane::{AnchorBinding, TunnelEnds};
     use std::net::IpAddr;
     on_fixture_with(prog, Vec::new(), move |fp, [_, _, _, cn]| {
-        let redirect = prog.verdict(XDP_REDIRECT);
         // The fast path's key: the address as loaded from the packet.
         let set = |a: Ipv4Addr| pmip_common::anchor_cache_set([u32::from_ne_bytes(a.octets()), 0]);
         let first = Ipv4Addr::new(10, 78, 0, 1);
@@ -2152,37 +2166,12 @@ fn anchor_cache_set_of_three(prog: Prog) {
             })
             .collect();
         let (p4, p6): (IpAddr, IpAddr) = (A_PEER4.into(), A_PEER6.into());
-        let mut fails = Vec::new();
-        let mut check =
-            |fp: &FastPath, what: &str, order: &[usize], want: &dyn Fn(usize) -> (IpAddr, u32)| {
-                for &i in order {
-                    let got = tunnelled(&run(fp, prog, cn, &frames[i]), redirect);
-                    let w = (redirect, Some(want(i)));
-                    if got != w {
-                        fails.push(format!(
-                        "{what}: home {i} ({}) in the order {order:?}: got {got:x?}, want {w:x?}",
-                        homes[i]
-                    ));
-                    }
-                }
-            };
         let installed = |i: usize| (p4, 0x7001 + i as u32);
-        check(fp, "two in the set", &[0, 1, 0, 1, 1, 0, 0], &installed);
-        check(
-            fp,
-            "three in the set",
-            &[0, 1, 2, 0, 1, 2, 2, 1, 0, 2],
-            &installed,
-        );
-        // A miss puts its destination in way 0 and moves way 0's to way 1;
-        // a hit leaves the ways as they are. The set holds homes 0 (way 0)
-        // and 2 (way 1) now; 1 and 2 leave home 1 in way 1, then it is
-        // handed over.
-        check(fp, "before the handover", &[1, 2], &installed);
-        fp.install_anchor(&binding(1, true, 0x7101))?;
         let after = |i: usize| if i == 1 { (p6, 0x7101) } else { installed(i) };
-        check(fp, "after home 1's handover", &[1, 0, 1, 2, 1, 0], &after);
-        Ok(fails)
+        // Home 1 is handed over to the IPv6 peer with a new key.
+        set_of_three(fp, prog, cn, &frames, &installed, &after, |fp| {
+            fp.install_anchor(&binding(1, true, 0x7101))
+        })
     });
 }
 
