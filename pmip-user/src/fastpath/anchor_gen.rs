@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use anyhow::Result;
 use aya::maps::Array;
-use pmip_common::{anchor_cache_set, maps, ANCHOR_CACHE_BITS, ANCHOR_CACHE_SETS};
+use pmip_common::{anchor_cache_set, maps, ANCHOR_CACHE_SETS};
 
 use super::{map_err, FastPath};
 use crate::dataplane::Hnp;
@@ -28,7 +28,8 @@ impl FastPath {
         let k: [u8; 8] = o[..8].try_into().expect("8 bytes");
         let len = self.pool6_assign_len(k).unwrap_or(64).min(hnp.len.min(64));
         let span = 64 - len as u32;
-        if span >= ANCHOR_CACHE_BITS - 1 {
+        // As many /64s as sets (a power of two) or more: every set.
+        if span >= ANCHOR_CACHE_SETS.trailing_zeros() {
             return self.bump_anchor_all();
         }
         let base = u64::from_be_bytes(k) & !((1u64 << span) - 1);
