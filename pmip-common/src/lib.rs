@@ -23,10 +23,10 @@ pub mod maps {
     /// `ACCESS_BY_KEY_HIGH`. Written by the access agent; read by the access
     /// gateway's core-side XDP.
     pub const ACCESS_BY_KEY: &str = "ACCESS_BY_KEY";
-    /// Array indexed by subscriber id: the generation of its current
-    /// `ACCESS_BY_MAC` entry. The agent writes a new entry with the next
-    /// generation and then this, and bumps it before removing an entry, so
-    /// a per-CPU cached copy whose generation equals this is current.
+    /// Array of [`ACCESS_CACHE_SETS`](super::ACCESS_CACHE_SETS)
+    /// generations, one per `ACCESS_CACHE` set: the agent bumps a MAC's set
+    /// after every change to its `ACCESS_BY_MAC` entry, so a per-CPU cached
+    /// copy whose generation equals its set's is current.
     pub const ACCESS_GEN: &str = "ACCESS_GEN";
     /// Per-CPU two-way set-associative cache of `ACCESS_BY_MAC` (an
     /// `AccessCacheSet` per set = hash of the key): a hash lookup measured
@@ -37,7 +37,18 @@ pub mod maps {
     /// generations, one per `ANCHOR_CACHE` set: the anchor bumps the set
     /// of a home address / prefix after every change to the entry that
     /// serves it (see [`anchor_cache_set`](super::anchor_cache_set)).
-    pub const ANCHOR_GEN: &str = "ANCHOR_GEN";
+    /// Builds before the cache had sets pinned one generation per slot
+    /// (4096) as `ANCHOR_GEN`: the per-set table has a name of its own so
+    /// that neither build ever reuses the other's pin (see
+    /// [`RETIRED`](RETIRED)).
+    pub const ANCHOR_SET_GEN: &str = "ANCHOR_SET_GEN";
+    /// Pins of maps that earlier builds had and this one has not. The
+    /// loader removes them from the pin directory: nothing reads them any
+    /// more, and a pinned map keeps its kernel memory until it is unpinned
+    /// (a rollback to such a build creates them afresh).
+    /// - `ANCHOR_GEN`: one generation per `ANCHOR_CACHE` slot (4096),
+    ///   replaced by [`ANCHOR_SET_GEN`] (2026-12-06).
+    pub const RETIRED: [&str; 1] = ["ANCHOR_GEN"];
     /// Per-CPU two-way set-associative cache of the anchor downlink by
     /// destination (an `AnchorCacheSet` per set): the binding serving a
     /// home address / prefix and its downlink flow. Written by the fast
@@ -292,14 +303,14 @@ pub struct AccessDownlink {
 /// A slot of `ANCHOR_CACHE`: a per-CPU copy of the `AnchorDownlink` entry
 /// serving a home address (IPv4) or a /64 (IPv6), with the downlink's flow
 /// (as [`UplinkFlow`], reset whenever the slot is refilled), valid while
-/// `gen` equals `ANCHOR_GEN[anchor_cache_set(..)]`.
+/// `gen` equals `ANCHOR_SET_GEN[anchor_cache_set(..)]`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct AnchorCacheSlot {
     /// The destination as loaded from the packet (native-order words):
     /// the IPv4 address and 0, or the first 64 bits of the IPv6 address.
     pub key: [u32; 2],
-    /// `ANCHOR_GEN` of the key's set, read before the entry was copied.
+    /// `ANCHOR_SET_GEN` of the key's set, read before the entry was copied.
     pub gen: u32,
     /// `FAMILY_V4` / `FAMILY_V6` of `key` (0: empty).
     pub family: u32,
@@ -319,10 +330,10 @@ pub struct AnchorCacheSet {
 /// Slots of `ANCHOR_CACHE` per CPU (a power of two).
 pub const ANCHOR_CACHE_ENTRIES: u32 = 4_096;
 pub const ANCHOR_CACHE_BITS: u32 = 12;
-/// Sets of `ANCHOR_CACHE` (two ways each) = entries of `ANCHOR_GEN`.
+/// Sets of `ANCHOR_CACHE` (two ways each) = entries of `ANCHOR_SET_GEN`.
 pub const ANCHOR_CACHE_SETS: u32 = ANCHOR_CACHE_ENTRIES / 2;
 
-/// The `ANCHOR_CACHE` set (an `AnchorCacheSet`, and its `ANCHOR_GEN`
+/// The `ANCHOR_CACHE` set (an `AnchorCacheSet`, and its `ANCHOR_SET_GEN`
 /// entry) of destination key `w` (see
 /// [`AnchorCacheSlot::key`]); the fast path and the loader both call this,
 /// so the loader invalidates exactly the set where copies are kept.

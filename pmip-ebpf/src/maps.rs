@@ -198,7 +198,7 @@ pub(crate) fn access_subscriber(key: &AccessKey) -> Option<(&'static AccessSubsc
 /// home address / prefix after every change to the entry serving it (see
 /// pmip-common `anchor_cache_set`), as ACCESS_GEN for the access side.
 #[map]
-pub(crate) static ANCHOR_GEN: Array<u32> = Array::with_max_entries(ANCHOR_CACHE_SETS, 0);
+pub(crate) static ANCHOR_SET_GEN: Array<u32> = Array::with_max_entries(ANCHOR_CACHE_SETS, 0);
 /// Per-CPU two-way set-associative copies of the anchor downlink's
 /// bindings, by destination, each with the downlink's flow: one value per
 /// set (both ways).
@@ -227,7 +227,7 @@ pub(crate) fn anchor_dest(
     lookup: impl FnOnce() -> Option<&'static AnchorDownlink>,
 ) -> Option<(&'static AnchorDownlink, Flow)> {
     let set = anchor_cache_set(key);
-    let gen = ANCHOR_GEN.get_ptr(set)?;
+    let gen = ANCHOR_SET_GEN.get_ptr(set)?;
     // SAFETY: an array slot; a volatile read keeps it before the lookup below.
     let gen = unsafe { core::ptr::read_volatile(gen) };
     let ways = ANCHOR_CACHE.get_ptr_mut(set);

@@ -508,6 +508,19 @@ impl Drop for BpfFs {
     }
 }
 
+/// A child killed (if still running) and reaped when dropped: a failed
+/// assertion leaves no daemon behind.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// With pinned maps and links the fast path keeps forwarding after pmipd
 /// exits (an agent restart relies on it); `pmipd unpin` stops it.
 #[test]
@@ -594,25 +607,26 @@ sub_id = 1
     for (ns, cfg, name) in [(&l.mag, &mag_cfg, "mag"), (&l.lma, &lma_cfg, "lma")] {
         let path = dir.join(format!("{name}.toml"));
         std::fs::write(&path, cfg).unwrap();
-        let mut child = ns
-            .command(pmipd().to_str().unwrap())
-            .args(["static", path.to_str().unwrap()])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = Reaped(
+            ns.command(pmipd().to_str().unwrap())
+                .args(["static", path.to_str().unwrap()])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
         let mut line = String::new();
         use std::io::BufRead;
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut out = std::io::BufReader::new(child.0.stdout.take().unwrap());
         out.read_line(&mut line).unwrap();
-        assert!(line.contains("forwarding"), "{name}: pmipd said {line:?}");
         daemons.push((child, out));
+        assert!(line.contains("forwarding"), "{name}: pmipd said {line:?}");
     }
     let p = ping(&l.sub, "203.0.113.2");
     assert!(p.contains(" 0% packet loss"), "with pmipd running:\n{p}");
     for (mut d, _out) in daemons {
         // SAFETY: signalling our own child.
-        unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
-        assert!(d.wait().unwrap().success());
+        unsafe { libc::kill(d.0.id() as i32, libc::SIGTERM) };
+        assert!(d.0.wait().unwrap().success());
     }
     // The counters outlive the daemon too: read them from the pinned map.
     let encapsulated = |pin: &std::path::Path| -> u64 {

@@ -1702,6 +1702,71 @@ fn pinned_maps_of_another_layout_are_refused() {
     );
     std::fs::remove_dir_all(&pins).unwrap();
     drop(load().expect("after the pins are removed"));
+    // The same layout with another number of entries: an ACCESS_GEN of
+    // 4096 generations where this build indexes 2048 sets would be
+    // harmless, one of 1024 would fail the bumps of half the sets.
+    for entries in [1024, 4096] {
+        std::fs::remove_file(&gen).unwrap();
+        pin_u32_array(&gen, entries);
+        let err = match load() {
+            Ok(_) => panic!("a pinned ACCESS_GEN of {entries} entries was reused"),
+            Err(e) => format!("{e:#}"),
+        };
+        let ours = format!("{} entries)", pmip_common::ACCESS_CACHE_SETS);
+        assert!(
+            err.contains(&format!("{entries} entries)"))
+                && err.contains(&ours)
+                && err.contains("pmipd unpin"),
+            "{err}"
+        );
+    }
+}
+
+/// Pins a fresh array of `entries` u32s at `path` (bpftool, as an earlier
+/// build's loader would have).
+fn pin_u32_array(path: &std::path::Path, entries: u32) {
+    let st = std::process::Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(path)
+        .args(["type", "array", "key", "4", "value", "4", "entries"])
+        .arg(entries.to_string())
+        .args(["name", "stand_in"])
+        .status()
+        .expect("running bpftool");
+    assert!(st.success(), "bpftool map create {}", path.display());
+}
+
+/// A pin of a map this build retired (the per-slot `ANCHOR_GEN` of the
+/// builds before the anchor cache had sets, 4096 entries) is removed when
+/// the fast path loads, and nothing of it is reused.
+#[test]
+fn retired_pins_are_removed() {
+    use pmip_user::fastpath::GatewayRole;
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let fs = Bpffs::mount("retired");
+    let pins = fs.pins();
+    drop(
+        fs.load(GatewayRole::Anchor, Vec::new())
+            .expect("first load pins the maps"),
+    );
+    let old = pins.join("ANCHOR_GEN");
+    assert!(pmip_common::maps::RETIRED.contains(&"ANCHOR_GEN"));
+    pin_u32_array(&old, 4096);
+    drop(
+        fs.load(GatewayRole::Anchor, Vec::new())
+            .expect("a load beside a retired pin"),
+    );
+    assert!(
+        !old.exists(),
+        "the retired pin {} is still there",
+        old.display()
+    );
+    let gen = pins.join(pmip_common::maps::ANCHOR_SET_GEN);
+    let info = aya::maps::MapData::from_pin(&gen).unwrap().info().unwrap();
+    assert_eq!(info.max_entries(), pmip_common::ANCHOR_CACHE_SETS);
 }
 
 /// DEST_NH's counter hints index SUB_ACTIVE's rows. A restart that reuses
@@ -2053,7 +2118,7 @@ fn icmpv6_errors_decode_with_tshark() {
 
 /// The anchor's per-CPU caches against binding changes: the downlink's
 /// `ANCHOR_CACHE` (binding and prebuilt headers by home address / prefix,
-/// validated by `ANCHOR_GEN`) and the uplink's peer check, which reads the
+/// validated by `ANCHOR_SET_GEN`) and the uplink's peer check, which reads the
 /// tunnel's remote end from the `ANCHOR_BY_KEY` entry. Subscriber 11 (the
 /// fixture's AHOME4 / AHNP) is handed over to the IPv6-outer peer with new
 /// keys, back, removed and re-registered as another subscriber; each change

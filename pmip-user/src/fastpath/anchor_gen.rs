@@ -1,6 +1,6 @@
 //! The anchor downlink's per-CPU cache (`ANCHOR_CACHE`, by destination)
 //! kept honest: after every change to the entry serving a home address or
-//! prefix, the loader bumps the `ANCHOR_GEN` set where the fast path keeps
+//! prefix, the loader bumps the `ANCHOR_SET_GEN` set where the fast path keeps
 //! copies of that destination, on every CPU at once.
 use std::net::Ipv4Addr;
 
@@ -54,7 +54,7 @@ impl FastPath {
     }
 
     fn bump_anchor_set(&mut self, i: u32) -> Result<()> {
-        let mut a: Array<_, u32> = Array::try_from(self.map_mut(maps::ANCHOR_GEN)?)?;
+        let mut a: Array<_, u32> = Array::try_from(self.map_mut(maps::ANCHOR_SET_GEN)?)?;
         let g = a.get(&i, 0).map_err(map_err)?;
         a.set(i, g.wrapping_add(1), 0).map_err(map_err)
     }

@@ -28,7 +28,7 @@ const MAP_NAMES: [&str; 23] = [
     maps::ACCESS_BY_KEY_HIGH,
     maps::ANCHOR_BY_HOME4,
     maps::ANCHOR_BY_HNP,
-    maps::ANCHOR_GEN,
+    maps::ANCHOR_SET_GEN,
     maps::ANCHOR_BY_POOL4,
     maps::ANCHOR_BY_POOL6,
     maps::HOME_POOLS4,
@@ -172,7 +172,18 @@ impl FastPath {
             None => super::ObjectSource::File(opts.object.clone()),
         };
         let object = source.bytes()?;
-        check_pins(&object, &source.describe(), &pins)?;
+        // The loader sizes these from the configuration; a pinned one keeps
+        // the size it was created with.
+        let sized: Vec<&str> = map_sizes(opts)
+            .0
+            .iter()
+            .map(|(m, _)| *m)
+            .chain([maps::SUB_TOTALS, maps::SUB_ACTIVE])
+            .collect();
+        check_pins(&object, &source.describe(), &pins, &sized)?;
+        if let Some(dir) = &opts.pin_dir {
+            remove_retired_pins(dir)?;
+        }
         // SUB_ACTIVE: a row of `slots` per CPU. A pinned table keeps the
         // slots it was created with (its counters are laid out so).
         let cpus = nr_cpus()?;
@@ -364,11 +375,14 @@ pub fn unpin_all(dir: &Path) -> Result<()> {
 }
 
 /// Checks that every map pinned under the pin directory has the type, key
-/// and value sizes this object defines. A map pinned by a build with another
-/// layout would otherwise be reused as it is (the kernel checks only that
-/// accesses stay inside its sizes), and the fast path would read its entries
-/// with the wrong layout.
-fn check_pins(data: &[u8], object: &str, pins: &[(&str, PathBuf)]) -> Result<()> {
+/// and value sizes this object defines, and the entries where the object
+/// fixes them (all but the `sized` maps, which the loader sizes from the
+/// configuration). A map pinned by a build with another layout would
+/// otherwise be reused as it is (the kernel checks only that accesses stay
+/// inside its sizes): the fast path would read its entries with the wrong
+/// layout, or an index past a smaller table would fail the update that
+/// keeps a cache honest.
+fn check_pins(data: &[u8], object: &str, pins: &[(&str, PathBuf)], sized: &[&str]) -> Result<()> {
     if !pins.iter().any(|(_, p)| p.exists()) {
         return Ok(());
     }
@@ -384,20 +398,53 @@ fn check_pins(data: &[u8], object: &str, pins: &[(&str, PathBuf)]) -> Result<()>
         let info = MapData::from_pin(path)
             .and_then(|m| m.info())
             .map_err(map_err)?;
+        let fixed = !sized.contains(name) && def.max_entries() != 0;
+        let entries = |n: u32| {
+            if fixed {
+                format!(", {n} entries")
+            } else {
+                String::new()
+            }
+        };
         let pinned = (
             info.map_type().map_err(map_err)? as u32,
             info.key_size(),
             info.value_size(),
+            entries(info.max_entries()),
         );
-        let ours = (def.map_type(), def.key_size(), def.value_size());
+        let ours = (
+            def.map_type(),
+            def.key_size(),
+            def.value_size(),
+            entries(def.max_entries()),
+        );
         if pinned != ours {
             let dir = path.parent().unwrap_or(path);
             bail!(
-                "pinned map {} (type {}, key {} B, value {} B) is not this build's {name} (type {}, key {} B, value {} B): \
+                "pinned map {} (type {}, key {} B, value {} B{}) is not this build's {name} (type {}, key {} B, value {} B{}): \
                  it was pinned by another version of pmipd; remove the pins with `pmipd unpin {}` (the fast path stops \
                  forwarding until pmipd attaches again)",
-                path.display(), pinned.0, pinned.1, pinned.2, ours.0, ours.1, ours.2, dir.display()
+                path.display(), pinned.0, pinned.1, pinned.2, pinned.3, ours.0, ours.1, ours.2, ours.3, dir.display()
             );
+        }
+    }
+    Ok(())
+}
+
+/// Removes the pins of maps earlier builds had and this one has not
+/// ([`maps::RETIRED`]).
+fn remove_retired_pins(dir: &Path) -> Result<()> {
+    for name in maps::RETIRED {
+        let p = dir.join(name);
+        match std::fs::remove_file(&p) {
+            Ok(()) => tracing::info!(
+                "removed the pin {}: an earlier build's map, unused by this one",
+                p.display()
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("removing the retired pin {}", p.display()))
+            }
         }
     }
     Ok(())
