@@ -1656,9 +1656,19 @@ impl Bpffs {
         role: pmip_user::fastpath::GatewayRole,
         pools: Vec<pmip_user::fastpath::HomePoolSpec>,
     ) -> anyhow::Result<FastPath> {
+        self.load_sized(role, pools, 1024)
+    }
+
+    /// [`load`](Self::load) with `max_subscribers` subscribers.
+    fn load_sized(
+        &self,
+        role: pmip_user::fastpath::GatewayRole,
+        pools: Vec<pmip_user::fastpath::HomePoolSpec>,
+        max_subscribers: u32,
+    ) -> anyhow::Result<FastPath> {
         FastPath::load(&pmip_user::fastpath::LoadOptions {
             pin_dir: Some(self.pins()),
-            max_subscribers: 1024,
+            max_subscribers,
             role: Some(role),
             home_pools: pools,
             ..Default::default()
@@ -1720,6 +1730,72 @@ fn pinned_maps_of_another_layout_are_refused() {
             "{err}"
         );
     }
+}
+
+/// Pinned subscriber maps keep their size across restarts. A configuration
+/// that sizes them larger (more subscribers, the other role, home pools
+/// where there were none) is refused at start with an error that names the
+/// settings and the way out, instead of running with tables that end
+/// before the ids and keys the agent hands out; a smaller one runs on the
+/// larger pinned tables.
+#[test]
+fn pinned_maps_smaller_than_the_configuration_are_refused() {
+    use pmip_user::fastpath::{GatewayRole, HomePoolSpec};
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let fs = Bpffs::mount("sizes");
+    let refused = |what: &str, r: anyhow::Result<FastPath>, map: &str, have: u32, want: u32| {
+        let err = match r {
+            Ok(_) => panic!("{what}: loaded on pins too small for it"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            err.contains(&format!("{map} has {have} entries, fewer than the {want}"))
+                && err.contains("fastpath.max_subscribers")
+                && err.contains("pmipd unpin"),
+            "{what}: {err}"
+        );
+    };
+    drop(
+        fs.load(GatewayRole::Access, Vec::new())
+            .expect("first load pins the maps"),
+    );
+    refused(
+        "4096 subscribers on pins of 1024",
+        fs.load_sized(GatewayRole::Access, Vec::new(), 4096),
+        pmip_common::maps::ACCESS_BY_MAC,
+        1024,
+        4096,
+    );
+    drop(
+        fs.load_sized(GatewayRole::Access, Vec::new(), 512)
+            .expect("512 subscribers on pins of 1024"),
+    );
+    refused(
+        "the anchor role on an access gateway's pins",
+        fs.load(GatewayRole::Anchor, Vec::new()),
+        pmip_common::maps::ANCHOR_BY_HOME4,
+        1,
+        1024,
+    );
+    std::fs::remove_dir_all(fs.pins()).unwrap();
+    drop(
+        fs.load(GatewayRole::Anchor, Vec::new())
+            .expect("an anchor without pools"),
+    );
+    let pool = vec![HomePoolSpec::V4 {
+        prefix: Ipv4Addr::new(10, 77, 0, 0),
+        len: 24,
+    }];
+    refused(
+        "a home pool added",
+        fs.load(GatewayRole::Anchor, pool),
+        pmip_common::maps::ANCHOR_BY_POOL4,
+        1,
+        1024,
+    );
 }
 
 /// Pins a fresh array of `entries` u32s at `path` (bpftool, as an earlier

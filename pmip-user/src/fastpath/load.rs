@@ -173,14 +173,19 @@ impl FastPath {
         };
         let object = source.bytes()?;
         // The loader sizes these from the configuration; a pinned one keeps
-        // the size it was created with.
-        let sized: Vec<&str> = map_sizes(opts)
+        // the size it was created with (SUB_ACTIVE: see below).
+        let sizes: Vec<(&str, u32)> = map_sizes(opts)
             .0
+            .into_iter()
+            .chain([(maps::SUB_TOTALS, opts.max_subscribers)])
+            .collect();
+        let sized: Vec<&str> = sizes
             .iter()
             .map(|(m, _)| *m)
-            .chain([maps::SUB_TOTALS, maps::SUB_ACTIVE])
+            .chain([maps::SUB_ACTIVE])
             .collect();
         check_pins(&object, &source.describe(), &pins, &sized)?;
+        check_pinned_sizes(&pins, &sizes, opts)?;
         if let Some(dir) = &opts.pin_dir {
             remove_retired_pins(dir)?;
         }
@@ -425,6 +430,49 @@ fn check_pins(data: &[u8], object: &str, pins: &[(&str, PathBuf)], sized: &[&str
                  it was pinned by another version of pmipd; remove the pins with `pmipd unpin {}` (the fast path stops \
                  forwarding until pmipd attaches again)",
                 path.display(), pinned.0, pinned.1, pinned.2, pinned.3, ours.0, ours.1, ours.2, ours.3, dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A pinned subscriber map keeps the entries it was created with (a pin is
+/// reused as it is): one smaller than this configuration sizes it would
+/// refuse the bindings, keys and static subscriber ids past its end while
+/// the agent hands them out. Refused at start, naming the settings that
+/// size it; a larger one serves as it is.
+fn check_pinned_sizes(
+    pins: &[(&str, PathBuf)],
+    sizes: &[(&str, u32)],
+    opts: &LoadOptions,
+) -> Result<()> {
+    for (name, want) in sizes {
+        let Some((_, path)) = pins.iter().find(|(m, _)| m == name) else {
+            continue;
+        };
+        if !path.exists() {
+            continue;
+        }
+        let have = MapData::from_pin(path)
+            .and_then(|m| m.info())
+            .map_err(map_err)?
+            .max_entries();
+        if have < *want {
+            let role = match opts.role {
+                Some(GatewayRole::Access) => "the access role",
+                Some(GatewayRole::Anchor) => "the anchor role",
+                None => "both roles",
+            };
+            let dir = path.parent().unwrap_or(path);
+            bail!(
+                "pinned map {} has {have} entries, fewer than the {want} this configuration sizes it to \
+                 (fastpath.max_subscribers = {}, {role}, {} home pools): pinned maps keep the size they were \
+                 created with; set fastpath.max_subscribers, the role and the home pools back as they were, or \
+                 resize with `pmipd unpin {}` (the fast path stops forwarding until pmipd attaches again)",
+                path.display(),
+                opts.max_subscribers,
+                opts.home_pools.len(),
+                dir.display()
             );
         }
     }
