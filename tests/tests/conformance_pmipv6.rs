@@ -619,8 +619,8 @@ fn lma_global_bri(t: T, name: &str) -> Result<()> {
         m.u16_at(2)
     );
     ensure!(
-        m.u16_at(4) & 0xc000 == 0xc000,
-        "BRA flags {:#06x}: P and G (RFC 5846 §6.2)",
+        m.u16_at(4) & 0xe000 == mh::BRI_P | mh::BRI_G,
+        "BRA flags {:#06x}: P and G, not V (RFC 5846 §6.2: as in the BRI)",
         m.u16_at(4)
     );
     let v = wait_bindings(&b.daemon, 1)?;

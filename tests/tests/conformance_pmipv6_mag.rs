@@ -497,8 +497,10 @@ fn mag_bulk(t: T, name: &str) -> Result<()> {
         .recv_where(Duration::from_secs(5), is_type(mh::BR))
         .context("no global BRI at shutdown")?;
     let bri = Mh::parse(&rx.bytes);
+    // RFC 5846 §6.1: a global BRI's trigger is a global one (128 and up):
+    // the revoking node's local policy (129).
     ensure!(
-        bri.fixed[0] == 1 && bri.fixed[1] == 1,
+        bri.fixed[0] == 1 && bri.fixed[1] == 129,
         "B.R. type {} trigger {}",
         bri.fixed[0],
         bri.fixed[1]
@@ -538,10 +540,10 @@ fn mag_global(t: T, name: &str) -> Result<()> {
         bra.fixed[1],
         bra.u16_at(2)
     );
-    // RFC 5846 §6.2: the BRA's G is the second flag bit.
+    // RFC 5846 §6.2: the BRA's P, V and G are the BRI's (G the third bit).
     ensure!(
-        bra.u16_at(4) & 0xc000 == 0xc000,
-        "BRA flags {:#06x}: P and G",
+        bra.u16_at(4) & 0xe000 == mh::BRI_P | mh::BRI_G,
+        "BRA flags {:#06x}: P and G, not V",
         bra.u16_at(4)
     );
     wait_bindings(&b.daemon, 0)?;

@@ -788,6 +788,111 @@ fn revocation_by_lma() {
     );
 }
 
+/// A BRA ends the BRI it answers only when it comes from the MAG the BRI
+/// went to: another MAG's BRA with the same sequence number is counted as
+/// unmatched and the BRI is still retransmitted, until its own MAG answers.
+#[test]
+fn a_bra_from_another_mag_does_not_end_a_bri() {
+    for v4 in [false, true] {
+        let mut s = Sim::new(v4);
+        s.attach(0, req(1));
+        s.drop_to.push(Node::Mag(0));
+        assert!(s.lma.revoke(s.now, b"mn1@example.com", 1));
+        s.run();
+        let bris = s.sent(Node::Lma, Node::Mag(0), MhType::BindingRevocation);
+        let Message::RevocationIndication(bri) = &bris[0].1 else {
+            unreachable!()
+        };
+        let bra = Message::RevocationAck(RevocationAck::answering(bri, bra_status::SUCCESS));
+        let from = |src| {
+            let ck = if v4 {
+                Checksum::None
+            } else {
+                Checksum::Ipv6 { src, dst: LMA }
+            };
+            bra.to_vec(ck).unwrap()
+        };
+        s.deliver(Node::Mag(1), Node::Lma, &from(MAG2));
+        assert_eq!(
+            (s.lma.counters.bra_rx, s.lma.counters.bra_unmatched),
+            (1, 1),
+            "v4 {v4}"
+        );
+        s.advance(Duration::from_secs(5));
+        let again = s.sent(Node::Lma, Node::Mag(0), MhType::BindingRevocation);
+        assert!(again.len() > 1, "v4 {v4}: the BRI was not retransmitted");
+        s.deliver(Node::Mag(0), Node::Lma, &from(MAG1));
+        assert_eq!(
+            (s.lma.counters.bra_rx, s.lma.counters.bra_unmatched),
+            (2, 1),
+            "v4 {v4}"
+        );
+        let n = s
+            .sent(Node::Lma, Node::Mag(0), MhType::BindingRevocation)
+            .len();
+        s.advance(Duration::from_secs(60));
+        let after = s
+            .sent(Node::Lma, Node::Mag(0), MhType::BindingRevocation)
+            .len();
+        assert_eq!(after, n, "v4 {v4}: retransmitted after its own MAG's BRA");
+    }
+}
+
+/// A BRI with V (the IPv4 home address binding alone, RFC 5846 §6.1) is
+/// refused with 134, the binding kept whole; every BRA carries the BRI's
+/// P, V and G (§6.2) — G as 0x2000, the bit a BRI has it at.
+#[test]
+fn revocation_of_the_ipv4_binding_alone_is_refused() {
+    let mut s = Sim::new(true);
+    s.attach(0, req(1));
+    let bri = |seq: u16, flags: u16| {
+        // A global one names no MN (every binding with this LMA).
+        let options = if flags & br_flags::G != 0 {
+            Vec::new()
+        } else {
+            vec![MobilityOption::MnId {
+                subtype: 1,
+                id: b"mn1@example.com".to_vec(),
+            }]
+        };
+        Message::RevocationIndication(RevocationIndication {
+            trigger: 128,
+            seq,
+            flags,
+            options,
+        })
+        .to_vec(Checksum::None)
+        .unwrap()
+    };
+    let last_bra = |s: &Sim| {
+        let bras = s.sent(Node::Mag(0), Node::Lma, MhType::BindingRevocation);
+        let Message::RevocationAck(bra) = &bras.last().unwrap().1 else {
+            unreachable!()
+        };
+        (bra.status, bra.seq, bra.flags)
+    };
+    s.deliver(Node::Lma, Node::Mag(0), &bri(90, br_flags::P | br_flags::V));
+    s.run();
+    assert_eq!(
+        last_bra(&s),
+        (
+            bra_status::FUNCTION_NOT_SUPPORTED,
+            90,
+            br_flags::P | br_flags::V
+        )
+    );
+    assert_eq!(s.mag_dp[0].access.len(), 1, "the binding is kept");
+    assert_eq!(s.mags[0].counters.bri_refused, 1);
+    s.deliver(Node::Lma, Node::Mag(0), &bri(91, br_flags::P | br_flags::G));
+    s.run();
+    assert_eq!(
+        last_bra(&s),
+        (bra_status::SUCCESS, 91, br_flags::P | br_flags::G)
+    );
+    assert_eq!(br_flags::G, 0x2000);
+    assert!(s.mag_dp[0].access.is_empty());
+}
+
 #[test]
 fn bri_retransmitted_then_given_up() {
     let mut s = Sim::new(false);

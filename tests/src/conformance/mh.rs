@@ -38,7 +38,7 @@ pub const BU_A: u16 = 0x8000;
 pub const BU_P: u16 = 0x0200;
 /// BA flags octet (RFC 5213 §8.2): P.
 pub const BA_P: u8 = 0x20;
-/// BRI flags (RFC 5846 §6.1): P, I, G; BRA: P, G.
+/// BRI and BRA flags (RFC 5846 §6.1, §6.2): P, V, G in both.
 pub const BRI_P: u16 = 0x8000;
 pub const BRI_G: u16 = 0x2000;
 

@@ -475,7 +475,7 @@ impl Lma {
         match msg {
             Message::BindingUpdate(bu) => self.on_pbu(now, peer, bu),
             Message::Heartbeat(hb) => self.on_heartbeat(peer, hb),
-            Message::RevocationAck(bra) => self.on_bra(bra),
+            Message::RevocationAck(bra) => self.on_bra(peer, bra),
             Message::RevocationIndication(bri) => self.on_mag_bri(peer, bri),
             _ => self.counters.rx_unexpected_message += 1,
         }

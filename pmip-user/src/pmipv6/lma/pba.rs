@@ -51,7 +51,8 @@ impl Lma {
         // Only a PBU ordered by its Timestamp gets it back; TIMESTAMP_MISMATCH
         // carries our clock instead (in `extra`), and the sequence-number
         // scheme none at all (§5.5).
-        if reply.echo_ts && reply.status != BaStatus::TIMESTAMP_MISMATCH {
+        if reply.echo_ts && self.cfg.timestamp_based && reply.status != BaStatus::TIMESTAMP_MISMATCH
+        {
             if let Some(ts) = bu.timestamp() {
                 options.push(MobilityOption::Timestamp(ts));
             }
@@ -268,6 +269,53 @@ pub(super) mod tests {
             assert!(lma.poll_transmit().is_none());
         }
         assert_eq!(lma.binding_count(), 1);
+    }
+
+    /// With the sequence-number scheme (RFC 5213 §5.5) no PBA carries the
+    /// PBU's Timestamp option: not an acceptance, not a rejection.
+    #[test]
+    fn sequence_numbered_lma_echoes_no_timestamp() {
+        let now = Instant::now();
+        let mut lma = lma(now);
+        let with_ts = |handoff: bool| {
+            let Ok(Message::BindingUpdate(mut bu)) =
+                Message::parse(&pbu("t@example.com", [2, 0, 0, 0, 0, 9]), Checksum::None)
+            else {
+                unreachable!()
+            };
+            if !handoff {
+                bu.options
+                    .retain(|o| !matches!(o, MobilityOption::HandoffIndicator(_)));
+            }
+            bu.options
+                .push(MobilityOption::Timestamp(0x1234_5678_9abc_def0));
+            Message::BindingUpdate(bu)
+                .to_vec(Checksum::Ipv6 { src: MAG, dst: LMA })
+                .unwrap()
+        };
+        for (handoff, want) in [
+            (false, BaStatus::MISSING_HANDOFF_INDICATOR_OPTION),
+            (true, BaStatus::ACCEPTED),
+        ] {
+            lma.handle(now, Peer::V6(MAG), &with_ts(handoff));
+            while lma.poll_store().is_some() {}
+            lma.stored(now, true);
+            let t = lma.poll_transmit().expect("a PBA");
+            let Ok(Message::BindingAck(ba)) =
+                Message::parse(&t.payload, Checksum::Ipv6 { src: LMA, dst: MAG })
+            else {
+                panic!("not a PBA");
+            };
+            assert_eq!(ba.status, want);
+            assert!(
+                !ba.options
+                    .iter()
+                    .any(|o| matches!(o, MobilityOption::Timestamp(_))),
+                "status {:?} with a Timestamp: {:?}",
+                ba.status,
+                ba.options
+            );
+        }
     }
 
     #[test]

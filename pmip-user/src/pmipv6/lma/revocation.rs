@@ -71,10 +71,16 @@ impl Lma {
         self.queue(p.mag, &msg);
     }
 
-    pub(super) fn on_bra(&mut self, bra: RevocationAck) {
+    /// A BRA ends the retransmissions of the BRI it answers: the one with
+    /// its sequence number (RFC 5846 §6.2) sent to the MAG it comes from
+    /// (by address: over IPv4 the MAG may answer from another port).
+    pub(super) fn on_bra(&mut self, peer: Peer, bra: RevocationAck) {
         self.counters.bra_rx += 1;
-        if self.bris.remove(&bra.seq).is_none() {
-            self.counters.bra_unmatched += 1;
+        match self.bris.get(&bra.seq) {
+            Some(p) if p.mag.ip() == peer.ip() => {
+                self.bris.remove(&bra.seq);
+            }
+            _ => self.counters.bra_unmatched += 1,
         }
     }
 }
@@ -84,10 +90,10 @@ impl Lma {
     /// MAG tells us the sessions it served are gone. Without G: the MN's
     /// sessions through that MAG (by MN-ID, and LLID when given); with G
     /// (bulk): every session through that MAG. Answered with a BRA carrying
-    /// the BRI's sequence number, P and G (§6.2); the MAG gets no BRI back.
+    /// the BRI's sequence number, P, V and G (§6.2); the MAG gets no BRI back.
     pub(super) fn on_mag_bri(&mut self, peer: Peer, bri: RevocationIndication) {
         self.counters.bri_from_mag += 1;
-        let global = bri.flags & br_flags::BRI_G != 0;
+        let global = bri.flags & br_flags::G != 0;
         let status = if !self.mags.contains(&peer.ip()) || bri.flags & br_flags::P == 0 {
             // Only a MAG we serve may revoke, and only proxy bindings.
             self.counters.bri_from_mag_refused += 1;
@@ -99,6 +105,12 @@ impl Lma {
         } else if !global && bri.mn_id().is_none() {
             self.counters.bri_from_mag_refused += 1;
             bra_status::MN_IDENTITY_REQUIRED
+        } else if bri.flags & br_flags::V != 0 {
+            // V: the IPv4 home address binding alone (RFC 5846 §6.1). A
+            // session here is one binding for both families: not split,
+            // and said so (the MAG can revoke the whole binding instead).
+            self.counters.bri_from_mag_refused += 1;
+            bra_status::FUNCTION_NOT_SUPPORTED
         } else {
             let ids = self.revoked_by(peer, &bri, global);
             for id in &ids {
@@ -112,7 +124,7 @@ impl Lma {
                 bra_status::SUCCESS
             }
         };
-        let bra = RevocationAck::answering(&bri, status, global);
+        let bra = RevocationAck::answering(&bri, status);
         self.queue(peer, &Message::RevocationAck(bra));
     }
 

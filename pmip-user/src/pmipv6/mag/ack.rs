@@ -198,10 +198,20 @@ impl Mag {
     pub(super) fn on_bri(&mut self, lma: usize, bri: RevocationIndication) {
         self.counters.bri_rx += 1;
         let peer = self.lmas[lma].peer;
+        if bri.flags & br_flags::V != 0 {
+            // RFC 5846 §6.1 V: revoke the IPv4 home address binding alone.
+            // An attachment here is one binding for both families: nothing
+            // is removed, and the BRA says the function is not supported
+            // (the LMA can revoke the whole binding instead).
+            self.counters.bri_refused += 1;
+            let bra = RevocationAck::answering(&bri, bra_status::FUNCTION_NOT_SUPPORTED);
+            self.queue(peer, &Message::RevocationAck(bra));
+            return;
+        }
         // The MN's attachments through this LMA; the link-layer identifier,
         // when the BRI has one, picks the attachment.
         let llid = bri.link_layer_id();
-        let global = bri.flags & br_flags::BRI_G != 0;
+        let global = bri.flags & br_flags::G != 0;
         let found: Vec<AccessPoint> = if global {
             // RFC 5846 §9.1 (G): every binding with this LMA, or those of a
             // realm when the MN-ID is a wildcard "@realm".
@@ -237,7 +247,7 @@ impl Mag {
             bra_status::SUCCESS
         };
         // RFC 5846 §8.2: acknowledge with the BRI's sequence number.
-        let bra = RevocationAck::answering(&bri, status, global);
+        let bra = RevocationAck::answering(&bri, status);
         self.queue(peer, &Message::RevocationAck(bra));
     }
 }

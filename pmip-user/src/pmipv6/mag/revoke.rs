@@ -97,11 +97,14 @@ impl Mag {
     }
 
     fn send_global_bri(&mut self, seq: u16, lma: usize) {
-        // RFC 5846 §6.1: G asks for every binding with this proxy-CoA.
+        // RFC 5846 §6.1: G asks for every binding with this proxy-CoA, and
+        // a global BRI carries a global trigger (128 and up; the per-MN
+        // ones are below 128): ours is the revoking node's local policy
+        // (an administrative shutdown here).
         let bri = Message::RevocationIndication(RevocationIndication {
-            trigger: revocation_trigger::ADMINISTRATIVE,
+            trigger: revocation_trigger::REVOKING_NODE_LOCAL_POLICY,
             seq,
-            flags: br_flags::P | br_flags::BRI_G,
+            flags: br_flags::P | br_flags::G,
             options: vec![],
         });
         let peer = self.lmas[lma].peer;

@@ -45,12 +45,14 @@ pub mod ba_flags {
     pub const T: u8 = 0x10;
 }
 
-/// Binding Revocation flags (RFC 5846 §6.1): BRI has P, I, G; BRA has P, G.
+/// Binding Revocation flags (RFC 5846 §6.1, §6.2): the BRI and the BRA
+/// carry the same three bits, P (proxy binding), V (IPv4 HoA binding only)
+/// and G (global), and a BRA sets each one that was set in the BRI it
+/// answers. (Wireshark's MIPv6 dissector reads both messages so.)
 pub mod br_flags {
     pub const P: u16 = 0x8000;
-    pub const BRI_I: u16 = 0x4000;
-    pub const BRI_G: u16 = 0x2000;
-    pub(crate) const BRA_G: u16 = 0x4000;
+    pub const V: u16 = 0x4000;
+    pub const G: u16 = 0x2000;
 }
 
 /// Binding Acknowledgement status (RFC 6275 §6.1.8, RFC 5213 §8.9, RFC 5844,
@@ -287,9 +289,8 @@ pub struct RevocationAck {
 
 impl RevocationAck {
     /// The acknowledgement of `bri` (RFC 5846 §6.2, §8.2, §9.1.2): its
-    /// sequence number and P flag, G when the revocation was global, and
-    /// the MN-ID it named.
-    pub fn answering(bri: &RevocationIndication, status: u8, global: bool) -> Self {
+    /// sequence number, its P, V and G flags, and the MN-ID it named.
+    pub fn answering(bri: &RevocationIndication, status: u8) -> Self {
         let options = (bri.mn_id().into_iter())
             .map(|id| MobilityOption::MnId {
                 subtype: super::option::MN_ID_SUBTYPE_NAI,
@@ -299,7 +300,7 @@ impl RevocationAck {
         RevocationAck {
             status,
             seq: bri.seq,
-            flags: (bri.flags & br_flags::P) | if global { br_flags::BRA_G } else { 0 },
+            flags: bri.flags & (br_flags::P | br_flags::V | br_flags::G),
             options,
         }
     }
