@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::auth::{self, Algorithm, SecurityAssociation};
 use super::ha::{AddressPool, Ha, HaConfig, HaEvent, PmaPeer, SubscriberProfile};
 use super::pma::{HaPeer, Pma, PmaConfig, PmaEvent, Subscriber};
-use super::wire::ext::{AuthKind, ExtRepr};
+use super::wire::ext::{AuthKind, ExtList as _, ExtRepr};
 use super::wire::*;
 use crate::agent::registrar::BindingState;
 use crate::agent::{Clock as WallClock, Endpoint, Peer, Transmit};
@@ -870,6 +870,63 @@ fn forged_unauthenticated_denial_is_ignored() {
     assert!(net.pma_events(PMA1).is_empty());
 }
 
+/// What the PMA does with a reply it did not expect the shape of: one
+/// carrying an extension of type 0–127 it does not know is discarded whole
+/// (RFC 3344 §1.9), and an accepting one whose lifetime is longer than the
+/// request's is held to the request's (§3.6.2.2).
+#[test]
+fn pma_drops_unknown_extensions_and_holds_a_longer_grant_to_its_request() {
+    let mut net = basic();
+    net.filter = Box::new(|src, _| src != PMA1); // the HA never hears us
+    let t0 = net.now;
+    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
+    net.settle();
+    let rq = net.requests(PMA1, HA1)[0].clone();
+    let home = Ipv4Addr::new(10, 1, 0, 9);
+    let reply = |extra: Option<ExtRepr>| {
+        let mut extensions = vec![ExtRepr::Nai(b"ue1@ex".to_vec()), ExtRepr::GreKey(77)];
+        extensions.extend(extra);
+        let mut b = RegistrationReplyRepr {
+            code: ReplyCode::Accepted,
+            lifetime: u16::MAX,
+            home_address: home,
+            home_agent: HA1,
+            identification: rq.identification,
+            extensions,
+        }
+        .to_bytes();
+        auth::append_auth(&mut b, AuthKind::FaHa, &sa());
+        b
+    };
+    let unknown = ExtRepr::Unknown {
+        ty: 100,
+        data: vec![7],
+    };
+    net.inject(HA1, PMA1, &reply(Some(unknown)));
+    assert_eq!(net.pma(PMA1).counters().unknown_nonskippable, 1);
+    assert!(
+        net.pma_events(PMA1).is_empty(),
+        "acted on a reply to discard"
+    );
+    // Type 200 is skippable: the same reply with it is taken.
+    let skippable = ExtRepr::Unknown {
+        ty: 200,
+        data: vec![7],
+    };
+    net.inject(HA1, PMA1, &reply(Some(skippable)));
+    assert_eq!(
+        net.pma_events(PMA1),
+        vec![PmaEvent::Registered {
+            nai: "ue1@ex".into(),
+            home_address: home,
+            lifetime: rq.lifetime,
+            ha: HA1,
+            renewal: false
+        }]
+    );
+    assert!(rq.lifetime < u16::MAX);
+}
+
 #[test]
 fn home_address_policy() {
     let mut net = Net::new();
@@ -1168,6 +1225,34 @@ fn no_revocation_to_a_pma_that_did_not_advertise_support() {
     assert_eq!(net.ha(HA1).counters().handovers, 1);
     assert_eq!(net.ha(HA1).counters().revocations_sent, 0);
     assert!(!net.wire.iter().any(|(_, _, p)| p[0] == 7));
+}
+
+/// An HA with revocation off does not say it supports it (RFC 3543 §3.2):
+/// its replies carry no Revocation Support extension, so the PMA neither
+/// waits for its revocations nor sends it its own; with revocation on, they do.
+#[test]
+fn ha_without_revocation_does_not_advertise_it() {
+    for on in [false, true] {
+        let mut net = Net::new();
+        net.add_pma(pma_cfg(PMA1));
+        let mut h = ha_cfg(HA1);
+        h.revocation = on;
+        net.add_ha(h);
+        let t0 = net.now;
+        net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
+        net.settle();
+        assert!(net.requests(PMA1, HA1)[0]
+            .extensions
+            .revocation_support()
+            .is_some());
+        let rp = net.replies(HA1, PMA1)[0].clone();
+        assert_eq!(rp.code, ReplyCode::Accepted);
+        assert_eq!(
+            rp.extensions.revocation_support().is_some(),
+            on,
+            "revocation {on}"
+        );
+    }
 }
 
 #[test]

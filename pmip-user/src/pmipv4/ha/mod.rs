@@ -21,6 +21,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use super::auth::{self, SecurityAssociation};
+use super::wire::ext::ExtList as _;
 use super::wire::{Message, ReplyCode, PORT};
 use crate::agent::{Clock, IdAlloc, Peer, Transmit};
 use crate::dataplane::{AnchorBinding, DpCommand};
@@ -481,11 +482,14 @@ impl Ha {
     pub fn handle(&mut self, now: Instant, src: SocketAddrV4, payload: &[u8]) {
         match payload.first() {
             Some(1) => self.on_request(now, src, payload),
-            Some(7) => match Message::parse(payload) {
+            // RFC 3344 §1.9: an extension of type 0–127 we do not know makes
+            // a revocation or its acknowledgement one to discard silently
+            // (a request is answered 134 instead, `on_request`).
+            Some(7 | 15) => match Message::parse(payload) {
+                Ok(m) if m.extensions().first_unknown_nonskippable().is_some() => {
+                    self.counters.unknown_nonskippable += 1;
+                }
                 Ok(Message::Revocation(r)) => self.on_pma_revocation(src, payload, r),
-                _ => self.counters.rx_malformed += 1,
-            },
-            Some(15) => match Message::parse(payload) {
                 Ok(Message::RevocationAck(a)) => {
                     self.on_revocation_ack(src, payload, a.revocation_id)
                 }

@@ -209,7 +209,7 @@ impl Ha {
                 local: self.cfg.address.into(),
                 remote: rrq.care_of_address.into(),
             },
-            revocable: rrq.extensions.revocation_support().is_some(),
+            revocable: self.cfg.revocation && rrq.extensions.revocation_support().is_some(),
         };
         let (home, uplink_key) = if self.bindings.contains_key(&c.nai) {
             self.renew(now, &c, rrq, &g)?
@@ -218,7 +218,14 @@ impl Ha {
         };
         let mut exts = Vec::with_capacity(3);
         exts.extend([nai_ext, ExtRepr::GreKey(uplink_key)]);
-        if let Some((i_bit, _)) = rrq.extensions.revocation_support() {
+        // RFC 3543 §3.2: the extension in the reply says we support
+        // revocation; with it off (`revocation`) we say nothing, so the PMA
+        // neither waits for our revocations nor sends us its own.
+        if let Some((i_bit, _)) = rrq
+            .extensions
+            .revocation_support()
+            .filter(|_| self.cfg.revocation)
+        {
             exts.push(ExtRepr::RevocationSupport {
                 i_bit,
                 timestamp: auth::ntp_seconds(self.clock.ntp(now)),

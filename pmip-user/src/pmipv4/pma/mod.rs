@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::auth::{self, IdentGen, SecurityAssociation};
 use super::transport::signed;
-use super::wire::ext::{device_id_types, AccessTech, AuthMethod, ExtRepr};
+use super::wire::ext::{device_id_types, AccessTech, AuthMethod, ExtList as _, ExtRepr};
 use super::wire::{Message, RegistrationRequestRepr, ReplyCode, RrqFlags};
 use crate::agent::{Clock, IdAlloc, Transmit};
 use crate::dataplane::{AccessBinding, AccessPoint, DpCommand};
@@ -232,6 +232,9 @@ pub struct PmaCounters {
     pub revocations_stale: u64,
     pub rx_malformed: u64,
     pub rx_unknown_peer: u64,
+    /// Messages discarded for an extension of type 0–127 we do not know
+    /// (RFC 3344 §1.9).
+    pub unknown_nonskippable: u64,
     pub rx_auth_failed: u64,
     /// Replies/revocations failing FA-HA authentication, logged (RFC 3344 §3.7.3.1).
     pub security_exceptions_logged: u64,
@@ -284,6 +287,9 @@ struct Session {
     expires_at: Option<Instant>,
     /// The lifetime the HA granted last.
     granted: Option<Duration>,
+    /// The lifetime our last request asked for: a longer one granted is
+    /// cut to it (RFC 3344 §3.6.2.2).
+    requested_lifetime: u16,
     /// The HA's last reply had Revocation Support (RFC 3543 §3.2): we may revoke.
     ha_revocation: bool,
     /// Leaving by our Registration Revocation (RFC 3543 §5) with this identifier.
@@ -494,6 +500,7 @@ impl Pma {
             renew_at: None,
             expires_at: None,
             granted: None,
+            requested_lifetime: 0,
             ha_revocation: false,
             revoking: None,
             gen: 0,
@@ -625,18 +632,20 @@ impl Pma {
         // Draft §5.1: MUST be present when the SA is per node.
         exts.push(ExtRepr::PerNodeAuthMethod(AuthMethod::FaHa));
         let ha_field = if dynamic { Ipv4Addr::BROADCAST } else { ha };
+        let lifetime = if dereg {
+            0
+        } else {
+            let life = crate::store::AaaProfile::bound_lifetime(
+                s.sub.aaa.as_deref(),
+                Duration::from_secs(self.cfg.lifetime_s.into()),
+                wall,
+            );
+            life.as_secs().min(u64::from(u16::MAX)) as u16
+        };
+        s.requested_lifetime = lifetime;
         let rrq = RegistrationRequestRepr {
             flags: RrqFlags(RrqFlags::G | RrqFlags::T),
-            lifetime: if dereg {
-                0
-            } else {
-                let life = crate::store::AaaProfile::bound_lifetime(
-                    s.sub.aaa.as_deref(),
-                    Duration::from_secs(self.cfg.lifetime_s.into()),
-                    wall,
-                );
-                life.as_secs().min(u64::from(u16::MAX)) as u16
-            },
+            lifetime,
             home_address: s.home.unwrap_or(Ipv4Addr::UNSPECIFIED),
             home_agent: ha_field,
             care_of_address: self.cfg.address,
@@ -703,6 +712,11 @@ impl Pma {
     /// One datagram from `src`.
     pub fn handle(&mut self, now: Instant, src: SocketAddrV4, payload: &[u8]) {
         match Message::parse(payload) {
+            // RFC 3344 §1.9: an extension of type 0–127 we do not know makes
+            // the whole message one to discard silently.
+            Ok(m) if m.extensions().first_unknown_nonskippable().is_some() => {
+                self.counters.unknown_nonskippable += 1;
+            }
             Ok(Message::Reply(r)) => self.on_reply(now, src, payload, r),
             Ok(Message::Revocation(r)) => self.on_revocation(now, src, payload, r),
             Ok(Message::RevocationAck(a)) => self.on_revocation_ack(now, src, payload, a),

@@ -155,6 +155,8 @@ impl store::AccessRestore for Pma {
             renew_at: Some(later(r.refresh_ms)),
             expires_at: Some(later(r.expires_ms)),
             granted: Some(Duration::from_secs(r.lifetime_s.into())),
+            // Set again by the next request, before any reply can match.
+            requested_lifetime: u16::try_from(r.lifetime_s).unwrap_or(u16::MAX),
             ha_revocation: r.anchor_revocation,
             revoking: None,
             gen: 0,

@@ -175,7 +175,9 @@ impl Pma {
             s.installed = Some(b.clone());
             self.dp.push_back(DpCommand::InstallAccess(b));
         }
-        let life = Duration::from_secs(r.lifetime as u64);
+        // RFC 3344 §3.6.2.2: a lifetime longer than we asked for is cut to ours.
+        let lifetime = r.lifetime.min(s.requested_lifetime);
+        let life = Duration::from_secs(lifetime as u64);
         s.granted = Some(life);
         s.renew_at = Some(now + life * renew_percent as u32 / 100);
         s.expires_at = Some(now + life);
@@ -183,7 +185,7 @@ impl Pma {
         self.events.push_back(PmaEvent::Registered {
             nai: nai.to_string(),
             home_address: r.home_address,
-            lifetime: r.lifetime,
+            lifetime,
             ha,
             renewal,
         });

@@ -211,6 +211,16 @@ impl Message {
         })
     }
 
+    /// The message's extensions.
+    pub fn extensions(&self) -> &[ExtRepr] {
+        match self {
+            Message::Request(r) => &r.extensions,
+            Message::Reply(r) => &r.extensions,
+            Message::Revocation(r) => &r.extensions,
+            Message::RevocationAck(r) => &r.extensions,
+        }
+    }
+
     /// Emits into a fresh buffer.
     pub fn to_bytes(&self) -> Vec<u8> {
         match self {
