@@ -788,6 +788,58 @@ fn revocation_by_lma() {
     );
 }
 
+/// Over IPv4 the MAG is its address (the proxy-CoA), not its UDP source
+/// port: a refresh from the same MAG on another port is a refresh, not a
+/// handover (no BRI to the old port), and its de-registration from yet
+/// another port removes the binding.
+#[test]
+fn a_mag_on_another_udp_port_is_the_same_mag() {
+    let mut s = Sim::new(true);
+    s.attach(0, req(1));
+    assert_eq!(s.lma.binding_count(), 1);
+    let pbus = s.sent(Node::Mag(0), Node::Lma, MhType::BindingUpdate);
+    let Message::BindingUpdate(first) = &pbus[0].1 else {
+        unreachable!()
+    };
+    let from_port = |s: &mut Sim, bu: &BindingUpdate, port: u16| {
+        let bytes = Message::BindingUpdate(bu.clone())
+            .to_vec(Checksum::None)
+            .unwrap();
+        let peer = Peer::V4(SocketAddrV4::new(MAG1_V4, port));
+        s.lma.handle(s.now, peer, &bytes);
+        while s.lma.poll_store().is_some() {}
+        s.lma.stored(s.now, true);
+        // What the LMA sends goes to that port (taken here: the MAG's
+        // socket is on another one).
+        let mut to = vec![];
+        while let Some(t) = s.lma.poll_transmit() {
+            to.push(t.peer);
+        }
+        assert_eq!(to, vec![peer], "port {port}");
+    };
+    // The same PBU, one second and one sequence number later.
+    let later = |bu: &BindingUpdate, lifetime: u16| {
+        let mut bu = bu.clone();
+        bu.seq = bu.seq.wrapping_add(1);
+        bu.lifetime = lifetime;
+        for o in &mut bu.options {
+            if let MobilityOption::Timestamp(t) = o {
+                *t += 1 << 16;
+            }
+        }
+        bu
+    };
+    s.advance(Duration::from_secs(1));
+    let refresh = later(first, first.lifetime);
+    from_port(&mut s, &refresh, 40_000);
+    assert_eq!(s.lma.counters.pbu_accepted, 2);
+    assert_eq!((s.lma.counters.handovers, s.lma.counters.bri_sent), (0, 0));
+    s.advance(Duration::from_secs(1));
+    from_port(&mut s, &later(&refresh, 0), 40_001);
+    assert_eq!(s.lma.counters.dereg_from_old_mag, 0);
+    assert_eq!(s.lma.counters.deregistrations, 1);
+}
+
 /// A BRA ends the BRI it answers only when it comes from the MAG the BRI
 /// went to: another MAG's BRA with the same sequence number is counted as
 /// unmatched and the BRI is still retransmitted, until its own MAG answers.

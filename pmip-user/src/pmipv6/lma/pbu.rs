@@ -179,7 +179,9 @@ impl Lma {
         let existing = self.find_session(mn_id, llid, bu.handoff_indicator(), &hnps);
         if let Some(id) = existing {
             let b = &self.bces[&id];
-            let last = (b.last_ts, b.last_seq, b.mag == peer);
+            // The MAG is its address (the proxy-CoA); over IPv4 its UDP
+            // source port may change (RFC 5844 §4: we answer to it).
+            let last = (b.last_ts, b.last_seq, b.mag.ip() == peer.ip());
             self.check_order(last, ts, bu.seq)?;
         }
         Ok(Pbu {
@@ -247,7 +249,9 @@ impl Lma {
         }
         let (old_mag, old_att, was_deleting) = (b.mag, b.att, b.deleting);
         let b = self.bces.get_mut(&id).expect("index consistent");
-        let handover = old_mag != p.peer;
+        // Another proxy-CoA; the same MAG from another UDP port is not a
+        // handover (the binding takes the new port for what we send).
+        let handover = old_mag.ip() != p.peer.ip();
         // HI 2 moved the session to another interface of the MN.
         if !p.llid.is_empty() && b.llid != p.llid {
             b.llid = p.llid.to_vec();
@@ -469,7 +473,7 @@ impl Lma {
         };
         done.extra = self.binding_options(id);
         let b = self.bces.get_mut(&id).expect("index consistent");
-        if b.mag != p.peer {
+        if b.mag.ip() != p.peer.ip() {
             // A late deregistration from the MAG the subscriber left: the
             // binding now belongs to the new MAG; acknowledge, change nothing.
             self.counters.dereg_from_old_mag += 1;
