@@ -1255,6 +1255,70 @@ fn ha_without_revocation_does_not_advertise_it() {
     }
 }
 
+/// S (simultaneous bindings, RFC 3344 §3.3) asks the HA to keep a home
+/// address's other bindings; ours keeps one a NAI, so it accepts with code 1
+/// ("accepted, simultaneous mobility bindings unsupported", §3.4), and
+/// without S with 0.
+#[test]
+fn simultaneous_bindings_asked_for_are_answered_code_1() {
+    for (s_flag, want) in [
+        (true, ReplyCode::AcceptedNoSimultaneous),
+        (false, ReplyCode::Accepted),
+    ] {
+        let mut net = basic();
+        let flags = RrqFlags::G | RrqFlags::T | if s_flag { RrqFlags::S } else { 0 };
+        let mut b = RegistrationRequestRepr {
+            flags: RrqFlags(flags),
+            lifetime: 600,
+            home_address: Ipv4Addr::UNSPECIFIED,
+            home_agent: HA1,
+            care_of_address: PMA1,
+            identification: auth::ntp_from_system(net.clock().wall(net.now)),
+            extensions: vec![ExtRepr::Nai(b"s@ex".to_vec()), ExtRepr::GreKey(9)],
+        }
+        .to_bytes();
+        auth::append_auth(&mut b, AuthKind::FaHa, &sa());
+        net.inject(PMA1, HA1, &b);
+        assert_eq!(last_code(&net), want, "S {s_flag}");
+        assert!(want.is_accepted());
+    }
+}
+
+/// A revocation is acknowledged to the address and port it came from, at
+/// the HA and at the PMA, as a registration is answered.
+#[test]
+fn revocation_acks_go_back_to_the_source_port() {
+    let mut net = basic();
+    let t0 = net.now;
+    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
+    net.settle();
+    let home = net.pma(PMA1).registration("ue1@ex").unwrap().0;
+    let revocation = |from: Ipv4Addr, to: Ipv4Addr, id: u32| {
+        let (home_domain, foreign_domain) = if from == HA1 { (from, to) } else { (to, from) };
+        let mut b = RevocationRepr {
+            a_bit: false,
+            i_bit: false,
+            home_address: home,
+            home_domain_address: home_domain,
+            foreign_domain_address: foreign_domain,
+            revocation_id: id,
+            extensions: vec![ExtRepr::Nai(b"ue1@ex".to_vec())],
+        }
+        .to_bytes();
+        auth::append_auth(&mut b, AuthKind::FaHa, &sa());
+        b
+    };
+    let now = net.now;
+    let from = SocketAddrV4::new(PMA1, 40_000);
+    net.ha(HA1).handle(now, from, &revocation(PMA1, HA1, 7));
+    let t = net.ha(HA1).poll_transmit().expect("an ack");
+    assert_eq!((t.payload[0], t.peer), (15, Peer::V4(from)));
+    let from = SocketAddrV4::new(HA1, 40_001);
+    net.pma(PMA2).handle(now, from, &revocation(HA1, PMA2, 8));
+    let t = net.pma(PMA2).poll_transmit().expect("an ack");
+    assert_eq!((t.payload[0], t.peer), (15, Peer::V4(from)));
+}
+
 #[test]
 fn failover_timeout_overrides_retransmission_timeout() {
     let mut net = Net::new();

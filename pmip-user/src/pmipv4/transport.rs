@@ -22,12 +22,22 @@ use crate::sys::socket::grow_receive_buffer;
 /// extension), to the peer's port 434 — how a PMA and an HA sign what
 /// they send each other.
 pub(crate) fn signed(
-    mut payload: Vec<u8>,
+    payload: Vec<u8>,
     sa: &SecurityAssociation,
     to: std::net::Ipv4Addr,
 ) -> Transmit {
+    signed_to(payload, sa, SocketAddrV4::new(to, PORT))
+}
+
+/// [`signed`] to a socket address: an answer goes back to the port its
+/// message came from, as a registration reply does (RFC 3344 §3.8.3).
+pub(crate) fn signed_to(
+    mut payload: Vec<u8>,
+    sa: &SecurityAssociation,
+    to: SocketAddrV4,
+) -> Transmit {
     auth::append_auth(&mut payload, AuthKind::FaHa, sa);
-    Transmit::new(Peer::V4(SocketAddrV4::new(to, PORT)), payload)
+    Transmit::new(Peer::V4(to), payload)
 }
 
 /// The registration socket.

@@ -943,6 +943,23 @@ fn revocation_of_the_ipv4_binding_alone_is_refused() {
     );
     assert_eq!(br_flags::G, 0x2000);
     assert!(s.mag_dp[0].access.is_empty());
+    // A per-MN BRI that names no MN: 131, as the LMA answers.
+    let anonymous = Message::RevocationIndication(RevocationIndication {
+        trigger: 1,
+        seq: 92,
+        flags: br_flags::P,
+        options: vec![],
+    });
+    s.deliver(
+        Node::Lma,
+        Node::Mag(0),
+        &anonymous.to_vec(Checksum::None).unwrap(),
+    );
+    s.run();
+    assert_eq!(
+        last_bra(&s),
+        (bra_status::MN_IDENTITY_REQUIRED, 92, br_flags::P)
+    );
 }
 
 #[test]

@@ -151,7 +151,15 @@ impl Ha {
         match result {
             Ok((lifetime, home, exts)) => {
                 let queued = self.tx.len();
-                self.reply(&to, ReplyCode::Accepted, (lifetime, home), exts);
+                // RFC 3344 §3.4: S asks us to keep the other bindings of the
+                // home address; we keep one binding per NAI (a new care-of
+                // address replaces the old), so an accepted S is answered 1.
+                let code = if rrq.flags.has(RrqFlags::S) && rrq.lifetime != 0 {
+                    ReplyCode::AcceptedNoSimultaneous
+                } else {
+                    ReplyCode::Accepted
+                };
+                self.reply(&to, code, (lifetime, home), exts);
                 // A new binding: held until its record is written, with
                 // what its refusal is made of (first_write.rs).
                 // (A copy of the answer only for a new binding: a renewal's

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use super::super::auth::{self, SecurityAssociation};
-use super::super::transport::signed;
+use super::super::transport::signed_to;
 use super::super::wire::ext::{AuthKind, ExtRepr};
 use super::super::wire::{RevocationAckRepr, RevocationRepr, PORT};
 use super::{Ha, HaEvent, PendingRevocation, TimerKey};
@@ -121,7 +121,8 @@ impl Ha {
             extensions: vec![],
         }
         .to_bytes();
-        self.tx.push_back(signed(ack, &sa, pma));
+        // To the port the revocation came from (the PMA's 434 as a rule).
+        self.tx.push_back(signed_to(ack, &sa, src));
     }
 
     /// The association of the PMA `payload` comes from, if it is known and

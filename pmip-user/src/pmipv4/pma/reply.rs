@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use super::super::auth::{self, SecurityAssociation};
-use super::super::transport::signed;
+use super::super::transport::signed_to;
 use super::super::wire::ext::{AuthKind, ExtList};
 use super::super::wire::{RegistrationReplyRepr, ReplyCode, RevocationAckRepr, RevocationRepr};
 use super::{Phase, Pma, PmaEvent};
@@ -239,7 +239,8 @@ impl Pma {
             extensions: vec![],
         }
         .to_bytes();
-        self.tx.push_back(signed(ack, &sa, *src.ip()));
+        // To the port the revocation came from (the HA's 434 as a rule).
+        self.tx.push_back(signed_to(ack, &sa, src));
     }
 }
 

@@ -240,7 +240,12 @@ impl Mag {
                 });
             }
         }
-        let status = if found.is_empty() {
+        let status = if !global && bri.mn_id().is_none() {
+            // A per-MN revocation that names no MN (RFC 5846 §6.2, 131), as
+            // the LMA answers one from a MAG.
+            self.counters.bri_refused += 1;
+            bra_status::MN_IDENTITY_REQUIRED
+        } else if found.is_empty() {
             self.counters.bri_unknown_binding += 1;
             bra_status::BINDING_DOES_NOT_EXIST
         } else {

@@ -215,7 +215,8 @@ pub struct MagCounters {
     pub reregistrations: u64,
     pub bri_rx: u64,
     pub bri_unknown_binding: u64,
-    /// BRIs refused: the IPv4 home address alone (V), not split here.
+    /// BRIs refused: the IPv4 home address alone (V), not split here, or
+    /// a per-MN one without an MN-ID.
     pub bri_refused: u64,
     pub binding_error_sent: u64,
     pub attach_no_lma: u64,
