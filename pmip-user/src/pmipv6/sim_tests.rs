@@ -840,6 +840,35 @@ fn a_mag_on_another_udp_port_is_the_same_mag() {
     assert_eq!(s.lma.counters.deregistrations, 1);
 }
 
+/// An unsolicited Heartbeat Response (U, RFC 5847 §5.1) matches no
+/// request: the MAG takes its Restart Counter all the same, and a changed
+/// one (the LMA restarted) has it register its bindings again.
+#[test]
+fn unsolicited_heartbeat_response_carries_a_restart() {
+    let mut s = Sim::new(true);
+    s.attach(0, req(1));
+    let pbus = |s: &Sim| s.sent(Node::Mag(0), Node::Lma, MhType::BindingUpdate).len();
+    let before = pbus(&s);
+    let hb = |rc: u32| {
+        Message::Heartbeat(Heartbeat {
+            unsolicited: true,
+            response: true,
+            seq: 4242,
+            options: vec![MobilityOption::RestartCounter(rc)],
+        })
+        .to_vec(Checksum::None)
+        .unwrap()
+    };
+    s.deliver(Node::Lma, Node::Mag(0), &hb(1));
+    s.run();
+    assert_eq!(s.mags[0].counters.rx_unexpected_message, 0);
+    assert_eq!(s.mags[0].counters.lma_restart_detected, 0);
+    s.deliver(Node::Lma, Node::Mag(0), &hb(2));
+    s.run();
+    assert_eq!(s.mags[0].counters.lma_restart_detected, 1);
+    assert!(pbus(&s) > before, "no PBU after the LMA's restart");
+}
+
 /// A BRA ends the BRI it answers only when it comes from the MAG the BRI
 /// went to: another MAG's BRA with the same sequence number is counted as
 /// unmatched and the BRI is still retransmitted, until its own MAG answers.

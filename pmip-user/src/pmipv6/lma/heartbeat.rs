@@ -16,6 +16,9 @@ impl Lma {
         self.counters.heartbeat_rx += 1;
         if !hb.response {
             self.queue(peer, &Heartbeat::response(hb.seq, self.cfg.restart_counter));
+        } else if hb.unsolicited {
+            // U (RFC 5847 §5.1): a response we did not ask for, no sequence
+            // number to match; what counts is its Restart Counter (below).
         } else if let Some(m) = self.mag_peers.get_mut(&peer.ip()) {
             if m.hb_outstanding && m.hb_seq == hb.seq {
                 m.hb_outstanding = false;

@@ -13,6 +13,9 @@ impl Mag {
         if !hb.response {
             // RFC 5847 §3: answer a request with the same sequence number.
             self.queue(peer, &Heartbeat::response(hb.seq, self.cfg.restart_counter));
+        } else if hb.unsolicited {
+            // U (RFC 5847 §5.1): a response we did not ask for, no sequence
+            // number to match; what counts is its Restart Counter (below).
         } else {
             let l = &mut self.lmas[lma];
             if !l.hb_outstanding || hb.seq != l.hb_seq {

@@ -271,7 +271,7 @@ pub struct RevocationIndication {
     /// See [`revocation_trigger`].
     pub trigger: u8,
     pub seq: u16,
-    /// See [`br_flags`] (P, I, G).
+    /// See [`br_flags`] (P, V, G).
     pub flags: u16,
     pub options: Vec<MobilityOption>,
 }
