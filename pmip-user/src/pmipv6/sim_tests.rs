@@ -840,6 +840,41 @@ fn a_mag_on_another_udp_port_is_the_same_mag() {
     assert_eq!(s.lma.counters.deregistrations, 1);
 }
 
+/// With the sequence-number scheme, each binding's PBUs are numbered on
+/// their own: many other subscribers' PBUs between two of one subscriber's
+/// do not make its refresh look older to the LMA. And a MAG that lost its
+/// numbers (a fresh MAG for a binding the LMA holds) takes the LMA's from
+/// its 135 and goes on from there.
+#[test]
+fn sequence_numbers_are_per_binding_and_resume_after_135() {
+    let mut cfg = lma_cfg();
+    cfg.timestamp_based = false;
+    let mut s = Sim::new(true).with_lma(cfg);
+    s.attach(0, req(1));
+    assert_eq!(s.lma.binding_count(), 1);
+    // 40 000 PBUs of other bindings: one counter for all would have moved
+    // by that much, past half the sequence space.
+    for _ in 0..40_000 {
+        s.mags[0].next_seq_for_test();
+    }
+    s.advance(Duration::from_secs(400));
+    assert!(s.lma.counters.refreshes >= 1, "no refresh accepted");
+    assert_eq!(s.lma.counters.pbu_sequence_out_of_window, 0);
+    // A MAG that starts over (no record) for the same subscriber.
+    s.mags[0] = Mag::new(mag_cfg(true, MAG1, MAG1_V4), s.now, wall());
+    s.events[0].clear();
+    s.attach(0, req(1));
+    assert_eq!(s.lma.counters.pbu_sequence_out_of_window, 1);
+    assert!(
+        s.events[0]
+            .iter()
+            .any(|e| matches!(e, MagEvent::Registered { .. })),
+        "the MAG did not register after 135: {:?}",
+        s.events[0]
+    );
+    assert_eq!(s.lma.binding_count(), 1);
+}
+
 /// An unsolicited Heartbeat Response (U, RFC 5847 §5.1) matches no
 /// request: the MAG takes its Restart Counter all the same, and a changed
 /// one (the LMA restarted) has it register its bindings again.

@@ -19,8 +19,11 @@ impl Mag {
             .and_then(|id| self.by_mn_id.get(id))
             .map(|v| v.as_slice())
             .unwrap_or(&[]);
+        // 135 carries the LMA's last accepted number, not ours.
+        let out_of_window = ba.status == BaStatus::SEQUENCE_NUMBER_OUT_OF_WINDOW;
         let found = match ba.link_layer_id() {
             Some(l) => ats.iter().find(|a| a.mac[..] == *l),
+            None if out_of_window && ats.len() == 1 => ats.first(),
             None => ats
                 .iter()
                 .find(|a| self.entries.get(a).is_some_and(|e| e.seq == ba.seq)),
@@ -33,6 +36,28 @@ impl Mag {
             self.counters.pba_no_binding += 1;
             return;
         };
+        if out_of_window
+            && e.lma == lma
+            && e.state != State::Active
+            && !e.revoking
+            && ba.flags & ba_flags::P != 0
+        {
+            // RFC 6275 §11.7.3 (RFC 5213 §6.9.1.2): the LMA holds a later
+            // number for this binding (ours restarted, or it kept an older
+            // binding's); go on from the one it sent, within the budget.
+            self.counters.pba_rejected += 1;
+            let dereg = e.state == State::Deregistering;
+            let e = self.entries.get_mut(&at).expect("found above");
+            e.seq = ba.seq;
+            if e.retx >= self.cfg.max_retx {
+                self.fail(at, FailReason::Rejected(ba.status));
+            } else {
+                e.retx += 1;
+                self.counters.pbu_retransmitted += 1;
+                self.send_pbu(now, at, dereg);
+            }
+            return;
+        }
         if e.seq != ba.seq
             || e.lma != lma
             || e.state == State::Active

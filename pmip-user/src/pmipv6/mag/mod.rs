@@ -572,9 +572,16 @@ impl Mag {
         self.send_pbu(now, at, true);
     }
 
+    /// The MAG's own sequence numbers: its BRIs' (a binding's PBUs number
+    /// themselves, `send_pbu`).
     fn next_seq(&mut self) -> u16 {
         self.seq = self.seq.wrapping_add(1);
         self.seq
+    }
+
+    #[cfg(test)]
+    pub(crate) fn next_seq_for_test(&mut self) -> u16 {
+        self.next_seq()
     }
 
     fn arm(&mut self, at: AccessPoint, deadline: Instant) {

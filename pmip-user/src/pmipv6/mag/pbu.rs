@@ -16,7 +16,6 @@ impl Mag {
     /// timestamp (each retransmission is a new PBU, so the LMA's timestamp
     /// check accepts it even if the first one was processed).
     pub(super) fn send_pbu(&mut self, now: Instant, at: AccessPoint, dereg: bool) {
-        let seq = self.next_seq();
         // Our own clock only, even after a TIMESTAMP_MISMATCH (RFC 5213
         // §6.9.1.2: the MAG does not take the LMA's time).
         let ts = self.clock.timestamp(now).max(self.last_ts.wrapping_add(1));
@@ -25,7 +24,12 @@ impl Mag {
         let Some(e) = self.entries.get_mut(&at) else {
             return;
         };
-        e.seq = seq;
+        // Each binding numbers its own PBUs (RFC 6275 §9.5.1 compares them
+        // per binding, modulo 2^16): one counter for all would put more
+        // than 32 767 other PBUs between two of a subscriber's on a large
+        // MAG, and the LMA would take the newer as older.
+        e.seq = e.seq.wrapping_add(1);
+        let seq = e.seq;
         if e.retx == 0 {
             // A new round: what the LMA said to the last one is history.
             e.transient = None;
