@@ -11,24 +11,29 @@ use super::{FailReason, Granted, Mag, MagEvent, State};
 use crate::dataplane::{AccessPoint, DpCommand, Hnp};
 
 impl Mag {
-    pub(super) fn on_pba(&mut self, now: Instant, lma: usize, ba: BindingAck) {
-        // The attachment: by link-layer identifier (echoed by the LMA), else
-        // by sequence number among the MN's attachments.
+    /// The attachment a PBA answers: by link-layer identifier (echoed by
+    /// the LMA), else by sequence number among the MN's attachments (a 135
+    /// carries the LMA's last accepted number, not ours: the MN's only one).
+    fn pba_attachment(&self, ba: &BindingAck) -> Option<AccessPoint> {
         let ats = ba
             .mn_id()
             .and_then(|id| self.by_mn_id.get(id))
             .map(|v| v.as_slice())
             .unwrap_or(&[]);
-        // 135 carries the LMA's last accepted number, not ours.
         let out_of_window = ba.status == BaStatus::SEQUENCE_NUMBER_OUT_OF_WINDOW;
-        let found = match ba.link_layer_id() {
+        match ba.link_layer_id() {
             Some(l) => ats.iter().find(|a| a.mac[..] == *l),
             None if out_of_window && ats.len() == 1 => ats.first(),
             None => ats
                 .iter()
                 .find(|a| self.entries.get(a).is_some_and(|e| e.seq == ba.seq)),
-        };
-        let Some(&at) = found else {
+        }
+        .copied()
+    }
+
+    pub(super) fn on_pba(&mut self, now: Instant, lma: usize, ba: BindingAck) {
+        let out_of_window = ba.status == BaStatus::SEQUENCE_NUMBER_OUT_OF_WINDOW;
+        let Some(at) = self.pba_attachment(&ba) else {
             self.counters.pba_no_binding += 1;
             return;
         };
@@ -42,20 +47,7 @@ impl Mag {
             && !e.revoking
             && ba.flags & ba_flags::P != 0
         {
-            // RFC 6275 §11.7.3 (RFC 5213 §6.9.1.2): the LMA holds a later
-            // number for this binding (ours restarted, or it kept an older
-            // binding's); go on from the one it sent, within the budget.
-            self.counters.pba_rejected += 1;
-            let dereg = e.state == State::Deregistering;
-            let e = self.entries.get_mut(&at).expect("found above");
-            e.seq = ba.seq;
-            if e.retx >= self.cfg.max_retx {
-                self.fail(at, FailReason::Rejected(ba.status));
-            } else {
-                e.retx += 1;
-                self.counters.pbu_retransmitted += 1;
-                self.send_pbu(now, at, dereg);
-            }
+            self.resume_sequence(now, at, ba.seq);
             return;
         }
         if e.seq != ba.seq
@@ -185,6 +177,30 @@ impl Mag {
 
     /// PBA error statuses, one by one (RFC 5213 §6.9.1.2 and the status list).
     /// A refusal of this MAG (154) is not for good: see `outage.rs`.
+    /// A 135 (sequence number out of window) for `at`'s PBU, carrying the
+    /// LMA's last accepted number `theirs`: the LMA holds a later number
+    /// for this binding (ours restarted, or it kept an older binding's), so
+    /// go on from it, within the retransmission budget (RFC 6275 §11.7.3,
+    /// RFC 5213 §6.9.1.2).
+    fn resume_sequence(&mut self, now: Instant, at: AccessPoint, theirs: u16) {
+        self.counters.pba_rejected += 1;
+        let Some(e) = self.entries.get_mut(&at) else {
+            return;
+        };
+        let dereg = e.state == State::Deregistering;
+        e.seq = theirs;
+        if e.retx >= self.cfg.max_retx {
+            self.fail(
+                at,
+                FailReason::Rejected(BaStatus::SEQUENCE_NUMBER_OUT_OF_WINDOW),
+            );
+        } else {
+            e.retx += 1;
+            self.counters.pbu_retransmitted += 1;
+            self.send_pbu(now, at, dereg);
+        }
+    }
+
     fn on_rejected(&mut self, now: Instant, at: AccessPoint, lma: usize, ba: &BindingAck) {
         match ba.status {
             // Clock disagreement or an older PBU overtook ours: send a fresh PBU
