@@ -633,7 +633,17 @@ fn lma_global_bri(t: T, name: &str) -> Result<()> {
             .is_none(),
         "the LMA sent a BRI back to the revoking MAG"
     );
-    cap.check(2)?;
+    // What an independent decoder reads in our BRA: G, not V.
+    let rows = cap.check_fields(2, &["mip6.bri_br.type", "mip6.bri_ag", "mip6.bri_av"])?;
+    let set = |v: &str| v == "1" || v.eq_ignore_ascii_case("true");
+    let bras: Vec<_> = rows
+        .iter()
+        .filter(|r| r.first().map(String::as_str) == Some("2"))
+        .collect();
+    ensure!(
+        rows.is_empty() || bras.iter().any(|r| set(&r[1]) && !set(&r[2])),
+        "tshark reads no BRA with G and without V: {rows:?}"
+    );
     Ok(())
 }
 both!(lma_answers_global_bri, lma_global_bri);

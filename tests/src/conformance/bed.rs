@@ -288,6 +288,18 @@ impl Capture {
         })
     }
 
+    /// [`check`](Self::check), then tshark's decoding of `fields` in every
+    /// frame of the capture (one row a frame; empty without tshark): what
+    /// an independent decoder reads in what we sent.
+    pub fn check_fields(self, min: usize, fields: &[&str]) -> Result<Vec<Vec<String>>> {
+        let file = self.file.clone();
+        self.check(min)?;
+        if !crate::pcap::have_tshark() {
+            return Ok(vec![]);
+        }
+        crate::pcap::fields(&file, fields)
+    }
+
     /// Waits for `min` frames on disk, stops tcpdump and has tshark decode the
     /// file. Fails on a malformed frame or an expert warning/error in any
     /// frame the daemon sent. Returns tshark's one-line summaries.
