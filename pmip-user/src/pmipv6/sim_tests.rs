@@ -702,8 +702,13 @@ fn heartbeat_loss_triggers_reregistration() {
     s.advance(Duration::from_secs(240));
     assert_eq!(s.mags[0].counters.heartbeat_missed, 3);
     assert_eq!(s.mags[0].counters.reregistrations, 2);
+    // Still silent: further misses send no new round of PBUs (no storm
+    // towards an LMA that is away).
+    s.advance(Duration::from_secs(360));
+    assert!(s.mags[0].counters.heartbeat_missed >= 6);
+    assert_eq!(s.mags[0].counters.reregistrations, 2);
     s.drop_to.clear();
-    s.advance(Duration::from_secs(40));
+    s.advance(Duration::from_secs(120));
     assert_eq!(s.mags[0].active_count(), 2);
 }
 

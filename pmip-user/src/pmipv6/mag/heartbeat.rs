@@ -70,12 +70,20 @@ impl Mag {
             l.hb_missed += 1;
             self.counters.heartbeat_missed += 1;
             if l.hb_missed >= self.cfg.heartbeat_missing_limit {
-                // RFC 5847 §4: treat the LMA as having lost state.
+                // RFC 5847 §4: treat the LMA as having lost state — once,
+                // when it stops answering. While it stays silent, every
+                // further limit reached would send all its bindings' PBUs
+                // again with their back-off reset: a storm towards an
+                // anchor that is away, which the outage handling
+                // (`outage.rs`) already waits out and recovers from.
                 l.hb_missed = 0;
+                let was_up = l.hb_up != Some(false);
                 l.hb_up = Some(false);
                 l.restart_counter = None;
-                self.counters.lma_restart_detected += 1;
-                self.reregister_all(now, lma);
+                if was_up {
+                    self.counters.lma_restart_detected += 1;
+                    self.reregister_all(now, lma);
+                }
             }
         }
         // Heartbeats go on to an LMA that is away: its answer is how we
