@@ -201,10 +201,7 @@ impl FastPath {
         let dest_nh_pinned = pins.iter().any(|(m, p)| *m == maps::DEST_NH && p.exists());
         let slots = match pinned_active {
             Some(p) => {
-                let entries = MapData::from_pin(p)
-                    .and_then(|m| m.info())
-                    .map_err(map_err)?
-                    .max_entries();
+                let entries = pinned_info(p)?.max_entries();
                 let slots = entries / cpus;
                 if slots < 2 || !slots.is_power_of_two() || entries % cpus != 0 {
                     bail!("pinned {} has {entries} entries, not a row of slots per CPU ({cpus}); `pmipd unpin` it", p.display());
@@ -379,6 +376,13 @@ pub fn unpin_all(dir: &Path) -> Result<()> {
     std::fs::remove_dir(dir).with_context(|| format!("removing {}", dir.display()))
 }
 
+/// What the kernel says of the map pinned at `path`.
+fn pinned_info(path: &Path) -> Result<aya::maps::MapInfo> {
+    MapData::from_pin(path)
+        .and_then(|m| m.info())
+        .map_err(map_err)
+}
+
 /// Checks that every map pinned under the pin directory has the type, key
 /// and value sizes this object defines, and the entries where the object
 /// fixes them (all but the `sized` maps, which the loader sizes from the
@@ -400,9 +404,7 @@ fn check_pins(data: &[u8], object: &str, pins: &[(&str, PathBuf)], sized: &[&str
         if !path.exists() {
             continue;
         }
-        let info = MapData::from_pin(path)
-            .and_then(|m| m.info())
-            .map_err(map_err)?;
+        let info = pinned_info(path)?;
         let fixed = !sized.contains(name) && def.max_entries() != 0;
         let entries = |n: u32| {
             if fixed {
@@ -453,10 +455,7 @@ fn check_pinned_sizes(
         if !path.exists() {
             continue;
         }
-        let have = MapData::from_pin(path)
-            .and_then(|m| m.info())
-            .map_err(map_err)?
-            .max_entries();
+        let have = pinned_info(path)?.max_entries();
         if have < *want {
             let role = match opts.role {
                 Some(GatewayRole::Access) => "the access role",

@@ -321,8 +321,6 @@ struct Reply {
     /// The PBA's Sequence Number when it is not the PBU's (status 135
     /// carries the last one accepted, RFC 6275 §9.5.1).
     seq: Option<u16>,
-    /// The PBU's Timestamp was used for ordering: echo it (RFC 5213 §5.3.6).
-    echo_ts: bool,
 }
 
 /// The options a [`Reply`] adds to the PBA.
@@ -335,7 +333,6 @@ impl Reply {
             lifetime: 0,
             extra: Extra::new(),
             seq: None,
-            echo_ts: true,
         }
     }
 }

@@ -48,11 +48,10 @@ impl Lma {
                 _ => {}
             }
         }
-        // Only a PBU ordered by its Timestamp gets it back; TIMESTAMP_MISMATCH
-        // carries our clock instead (in `extra`), and the sequence-number
-        // scheme none at all (§5.5).
-        if reply.echo_ts && self.cfg.timestamp_based && reply.status != BaStatus::TIMESTAMP_MISMATCH
-        {
+        // Under the timestamp scheme the PBU's Timestamp comes back (RFC 5213
+        // §5.3.6); TIMESTAMP_MISMATCH carries our clock instead (in `extra`),
+        // and the sequence-number scheme none at all (§5.5).
+        if self.cfg.timestamp_based && reply.status != BaStatus::TIMESTAMP_MISMATCH {
             if let Some(ts) = bu.timestamp() {
                 options.push(MobilityOption::Timestamp(ts));
             }

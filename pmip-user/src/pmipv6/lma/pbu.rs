@@ -83,9 +83,7 @@ impl Lma {
             Err(r) => return r,
         };
         if bu.lifetime == 0 {
-            let mut r = self.deregister(now, &p);
-            r.echo_ts = p.ts.is_some();
-            return r;
+            return self.deregister(now, &p);
         }
         if let Some(r) = self.redirect(peer, bu, p.existing) {
             return r;
@@ -109,9 +107,7 @@ impl Lma {
                 Err(r) => return r,
             },
         };
-        let mut r = self.accepted(id, &g);
-        r.echo_ts = p.ts.is_some();
-        r
+        self.accepted(id, &g)
     }
 
     /// Who may register, the mandatory options, the timestamp and the
@@ -306,7 +302,6 @@ impl Lma {
             lifetime: (g.lifetime.as_secs() / 4) as u16,
             extra,
             seq: None,
-            echo_ts: true,
         }
     }
 
@@ -450,7 +445,6 @@ impl Lma {
             lifetime: 0,
             extra: Extra::new(),
             seq: None,
-            echo_ts: true,
         };
         let Some(id) = p.existing else {
             self.counters.dereg_unknown += 1;
