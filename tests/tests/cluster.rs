@@ -340,6 +340,106 @@ fn same_bindings(
     Ok(())
 }
 
+/// An anchor's lease, its standing and the time it has left (ms).
+type LeaseView = (String, String, u64);
+
+/// Every anchor's lease, and who owns each address.
+fn leases_and_owners(lab: &ClusterLab) -> Result<(Vec<LeaseView>, Vec<String>)> {
+    let mut leases = Vec::new();
+    for i in 0..lab.anchors.len() {
+        let v = lab.show(i)?;
+        leases.push((v.lease, v.standing, v.lease_left_ms.unwrap_or(0)));
+    }
+    let owners = lab
+        .view()?
+        .addresses
+        .iter()
+        .map(|a| format!("{} {:?}", a.addr, a.owner))
+        .collect();
+    Ok((leases, owners))
+}
+
+/// The whole host stalls for longer than the heartbeat timeout (every
+/// anchor stopped at once, as a loaded 2-vCPU host once stalled them
+/// 400 ms in CI): on waking, each anchor finds every other silent for
+/// that long — by the clock, not while it watched — and must not revoke
+/// their leases (before the fix, all three did, and every service address
+/// was taken over again with its traffic lost for seconds).
+#[test]
+fn a_stall_of_the_whole_host_revokes_no_one() {
+    run(|| {
+        let lab = ClusterLab::up(opts("cks"))?;
+        lab.wait_spread(Duration::from_secs(20))?;
+        let (before, owners) = leases_and_owners(&lab)?;
+        let pids: Vec<libc::pid_t> = (0..lab.anchors.len())
+            .map(|i| lab.anchor(i).pid().map(|p| p as libc::pid_t))
+            .collect::<Option<_>>()
+            .context("anchors' pids")?;
+        let stall = Duration::from_millis(1_000);
+        ensure!(
+            stall
+                > Duration::from_millis(u64::from(
+                    lab.opts.heartbeat_interval_ms * lab.opts.heartbeat_misses
+                ))
+                && stall.as_millis() < u128::from(lab.opts.lease_ttl_s) * 500,
+            "the stall must outlast the heartbeat timeout, not the leases"
+        );
+        for p in &pids {
+            ensure!(unsafe { libc::kill(*p, libc::SIGSTOP) } == 0, "SIGSTOP");
+        }
+        let stopped = Instant::now();
+        while stopped.elapsed() < stall {
+            interruptible_sleep(Duration::from_millis(50))?;
+        }
+        for p in &pids {
+            ensure!(unsafe { libc::kill(*p, libc::SIGCONT) } == 0, "SIGCONT");
+        }
+        let woke = Instant::now();
+        // Until every anchor has renewed its lease since waking (more left
+        // than a renewal before the stall can leave), and for two keepalive
+        // periods at least (a revocation sent at the first tick after
+        // waking has landed by then): the same leases, valid all along.
+        let ttl = u64::from(lab.opts.lease_ttl_s) * 1000;
+        let renewed_since = ttl - ttl / 8;
+        loop {
+            let (now, owners_now) = leases_and_owners(&lab)?;
+            for (i, (b, n)) in before.iter().zip(&now).enumerate() {
+                ensure!(
+                    b.0 == n.0 && n.1.starts_with("valid"),
+                    "a{} after the stall: lease {} {} → {} {}\n{}",
+                    i + 1,
+                    b.0,
+                    b.1,
+                    n.0,
+                    n.1,
+                    lab.failure_report(20)
+                );
+            }
+            ensure!(owners_now == owners, "owners {owners:?} → {owners_now:?}");
+            if now.iter().all(|n| n.2 > renewed_since)
+                && woke.elapsed() > Duration::from_millis(ttl / 2)
+            {
+                break;
+            }
+            ensure!(
+                woke.elapsed() < Duration::from_secs(15),
+                "not renewed since the stall: {now:?}"
+            );
+            interruptible_sleep(Duration::from_millis(50))?;
+        }
+        for d in lab.anchors.iter().flatten() {
+            let log = std::fs::read_to_string(&d.log)?;
+            ensure!(
+                !log.contains("revoking its lease"),
+                "{} revoked a lease:\n{}",
+                d.name,
+                lab.failure_report(20)
+            );
+        }
+        Ok(())
+    });
+}
+
 #[test]
 fn losing_etcd_members_keeps_traffic_and_refuses_only_new_bindings() {
     run(|| {

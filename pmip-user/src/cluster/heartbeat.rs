@@ -134,13 +134,28 @@ struct Peer {
     etcd_works: Option<bool>,
     /// When its last answered keepalive was sent, as its last heartbeat said.
     renewed: Option<Instant>,
+    /// [`Detector::stalled`] when it was heard last: its silence counts
+    /// only the time we were watching.
+    stalled_then: Duration,
 }
 
 /// Who is alive, from the heartbeats heard.
 #[derive(Debug)]
 pub struct Detector {
+    interval: Duration,
     timeout: Duration,
     peers: HashMap<String, Peer>,
+    /// When [`Detector::newly_dead`] looked last (our previous tick).
+    last_check: Option<Instant>,
+    /// How long we ourselves were not running, all told: each gap between
+    /// two ticks beyond two intervals, less the interval we expected. A
+    /// member is dead when it was silent for the timeout *while we
+    /// watched*: a host (or our thread) stalled for longer than the timeout
+    /// wakes to every member silent for as long — their heartbeats were not
+    /// sent, or wait unread in our socket — and must not revoke them all
+    /// (a whole 2-vCPU host stalled 400 ms under load and the three
+    /// anchors of a test cluster revoked each other's leases at once).
+    stalled: Duration,
     /// The last heartbeat with a working etcd from a sender that is not a
     /// member we know (one that joined while our view of etcd was stale).
     stranger_works: Option<Instant>,
@@ -149,8 +164,11 @@ pub struct Detector {
 impl Detector {
     pub fn new(interval: Duration, misses: u32) -> Detector {
         Detector {
+            interval,
             timeout: interval * misses,
             peers: HashMap::new(),
+            last_check: None,
+            stalled: Duration::ZERO,
             stranger_works: None,
         }
     }
@@ -167,6 +185,7 @@ impl Detector {
                 dead: false,
                 etcd_works: None,
                 renewed: None,
+                stalled_then: self.stalled,
             });
             p.addr = *addr;
         }
@@ -177,6 +196,7 @@ impl Detector {
         match self.peers.get_mut(b.name) {
             Some(p) if p.addr.ip() == from => {
                 p.last = now;
+                p.stalled_then = self.stalled;
                 p.dead = false;
                 p.etcd_works = Some(b.etcd_works);
                 // Counted from its arrival: the network's delay only makes
@@ -217,11 +237,23 @@ impl Detector {
         }
     }
 
-    /// Members that just went silent for the whole timeout (each reported once).
+    /// Members that just went silent for the whole timeout (each reported
+    /// once). Called at every tick: a gap since the previous call longer
+    /// than two intervals is time we did not watch, and no one's silence
+    /// counts it.
     pub fn newly_dead(&mut self, now: Instant) -> Vec<String> {
+        if let Some(prev) = self.last_check.replace(now) {
+            let gap = now.saturating_duration_since(prev);
+            if gap > self.interval * 2 {
+                self.stalled += gap - self.interval;
+            }
+        }
         let mut out = Vec::new();
         for (name, p) in &mut self.peers {
-            if !p.dead && now.saturating_duration_since(p.last) > self.timeout {
+            let silent = now
+                .saturating_duration_since(p.last)
+                .saturating_sub(self.stalled - p.stalled_then);
+            if !p.dead && silent > self.timeout {
                 p.dead = true;
                 out.push(name.clone());
             }
@@ -271,6 +303,9 @@ fn publish(d: &Detector, sense: &EtcdSense) {
     });
 }
 
+/// Datagrams read before judging who is silent, at most, at each tick.
+const DRAIN_MAX: usize = 256;
+
 /// Sends and hears heartbeats until `members` closes; reports each member
 /// that goes silent on `dead`. Runs on the etcd runtime (its own thread),
 /// so a busy daemon still sends its heartbeats on time.
@@ -300,6 +335,18 @@ pub(crate) async fn run(
                 });
                 for t in d.targets() {
                     let _ = socket.send_to(&hb, t).await;
+                }
+                // What waits in the socket first: after a stall of our
+                // own thread, the heartbeats sent meanwhile are there (a
+                // bounded read: a flood at this port must not stop our
+                // own heartbeats).
+                for _ in 0..DRAIN_MAX {
+                    let Ok((n, from)) = socket.try_recv_from(&mut buf) else {
+                        break;
+                    };
+                    if let Some(b) = decode(&buf[..n]) {
+                        d.heard(Instant::now(), from.ip(), &b);
+                    }
                 }
                 for name in d.newly_dead(Instant::now()) {
                     if dead.send(name).is_err() {
@@ -343,6 +390,17 @@ mod tests {
             etcd_works,
             renewed_ago: None,
         }
+    }
+
+    /// `d` ticks every interval (100 ms) from its last tick up to `to`, as
+    /// the task does: the members reported dead on the way.
+    fn tick_to(d: &mut Detector, to: Instant) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(next) = d.last_check.map(|p| p + d.interval).filter(|n| *n < to) {
+            out.extend(d.newly_dead(next));
+        }
+        out.extend(d.newly_dead(to));
+        out
     }
 
     /// `d` hears `name` from `ip` at `t`.
@@ -427,15 +485,39 @@ mod tests {
         hear(&mut d, t0 + ms(300), "a2", "10.0.0.2", true);
         // a3 is never heard; a spoofed a2 from elsewhere does not count.
         hear(&mut d, t0 + ms(600), "a2", "10.0.0.9", true);
-        assert!(d.newly_dead(t0 + ms(400)).is_empty());
-        assert_eq!(d.newly_dead(t0 + ms(401)), ["a3"]);
-        assert!(d.newly_dead(t0 + ms(650)).is_empty(), "a3 reported once");
-        assert_eq!(d.newly_dead(t0 + ms(701)), ["a2"]);
+        assert!(tick_to(&mut d, t0 + ms(400)).is_empty());
+        assert_eq!(tick_to(&mut d, t0 + ms(401)), ["a3"]);
+        assert!(tick_to(&mut d, t0 + ms(650)).is_empty(), "a3 reported once");
+        assert_eq!(tick_to(&mut d, t0 + ms(701)), ["a2"]);
         assert!(d.is_dead("a2"));
         // Heard again: alive, and reported again when silent again.
         hear(&mut d, t0 + ms(800), "a2", "10.0.0.2", true);
         assert!(!d.is_dead("a2"));
-        assert_eq!(d.newly_dead(t0 + ms(1201)), ["a2"]);
+        assert_eq!(tick_to(&mut d, t0 + ms(1201)), ["a2"]);
+    }
+
+    #[test]
+    fn our_own_stall_is_not_the_members_silence() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut d = Detector::new(ms(100), 4);
+        d.set_members(t0, &[("a2".into(), addr("10.0.0.2:1"))]);
+        hear(&mut d, t0 + ms(50), "a2", "10.0.0.2", true);
+        assert!(tick_to(&mut d, t0 + ms(100)).is_empty());
+        // We do not run from t0+100 to t0+700 (the host stalled): a2, last
+        // heard at t0+50, was silent 650 ms by the clock but 50 + 100 while
+        // we watched.
+        assert!(
+            d.newly_dead(t0 + ms(700)).is_empty(),
+            "a stall is not silence"
+        );
+        // Watched on, it gets the rest of its timeout and no more.
+        assert!(tick_to(&mut d, t0 + ms(950)).is_empty());
+        assert_eq!(tick_to(&mut d, t0 + ms(960)), ["a2"]);
+        // Heard after the stall: counted from then, as ever.
+        hear(&mut d, t0 + ms(1000), "a2", "10.0.0.2", true);
+        assert!(tick_to(&mut d, t0 + ms(1400)).is_empty());
+        assert_eq!(tick_to(&mut d, t0 + ms(1401)), ["a2"]);
     }
 
     #[test]
@@ -451,9 +533,9 @@ mod tests {
                 ("a3".into(), addr("10.0.0.3:1")),
             ],
         );
-        assert_eq!(d.newly_dead(t0 + ms(320)), ["a2"]);
-        assert!(d.newly_dead(t0 + ms(540)).is_empty());
-        assert_eq!(d.newly_dead(t0 + ms(551)), ["a3"]);
+        assert_eq!(tick_to(&mut d, t0 + ms(320)), ["a2"]);
+        assert!(tick_to(&mut d, t0 + ms(540)).is_empty());
+        assert_eq!(tick_to(&mut d, t0 + ms(551)), ["a3"]);
         d.set_members(t0 + ms(600), &[]);
         assert!(d.targets().is_empty());
     }
