@@ -425,6 +425,79 @@ fn ha_clear_binding_revokes() {
     });
 }
 
+/// Registers `nai` as PMA 1, clears its binding and acknowledges the
+/// revocation that follows: its Revocation Identifier.
+fn revoked_id(b: &AnchorBed, p: &PeerSock, nai: &str) -> anyhow::Result<u32> {
+    let gt = m4::F_G | m4::F_T;
+    let r = exchange(
+        b,
+        p,
+        1,
+        &prrq(1, gt, 30, [0; 4], m4::ntp_now(), &pma_exts(nai, true)),
+    )?;
+    ensure!(r.code() == 0, "{nai}: code {}", r.code());
+    b.daemon.ctl(&["clear", "binding", nai])?;
+    let rx = p
+        .recv_where(S, |r| {
+            is(m4::REVOCATION)(r) && Msg::parse(&r.bytes).nai().as_deref() == Some(nai)
+        })
+        .with_context(|| format!("no revocation of {nai}"))?;
+    let id = Msg::parse(&rx.bytes).u32_at(16);
+    let mut ack = m4::revocation_ack(r.home_address(), id, &[]);
+    m4::sign(&mut ack, ext::FA_HA_AUTH, &sa(1));
+    p.reply(&rx, &ack)?;
+    Ok(id)
+}
+
+/// 3543-6-b, our side: a PMA ignores a revocation whose identifier is not
+/// newer than the last one from us, so ours keep growing across a restart.
+/// A run that revoked more often than once a second is ahead of its clock
+/// (the identifiers start from it); restarted with its store, the HA
+/// continues above them. (Before: from the clock again, below the ones its
+/// PMAs last saw: acknowledged and not acted on.)
+#[test]
+fn ha_revocation_identifiers_grow_across_a_restart() {
+    run("h4ri", |tag| {
+        let store = pmip_tests::lab::TempDir::new("h4ris")?;
+        let path = store.0.join("state.redb");
+        let durable = |c: String| {
+            c.replace(
+                "backend = \"memory\"",
+                &format!("path = \"{}\"", path.display()),
+            )
+        };
+        let Some(mut b) = AnchorBed::start_edit(T::Mip4, tag, "", "", &durable)? else {
+            return Ok(());
+        };
+        let p = b.peer(1)?;
+        let t0 = std::time::Instant::now();
+        let mut last = None;
+        let n = 40;
+        for k in 0..n {
+            let id = revoked_id(&b, &p, &format!("rid{k}@example.com"))?;
+            if let Some(l) = last {
+                ensure!(id.wrapping_sub(l) as i32 > 0, "{id} after {l}");
+            }
+            last = Some(id);
+        }
+        let last = last.context("no revocation")?;
+        ensure!(
+            t0.elapsed() < Duration::from_secs(n - 5),
+            "{n} revocations took {:?}: not ahead of the clock, the test proves nothing",
+            t0.elapsed()
+        );
+        b.daemon.stop();
+        let (cfg, sock) = (b.dir.0.join("anchor.toml"), b.dir.0.join("anchor.sock"));
+        b.daemon = pmip_tests::lab::Daemon::start(&b.anchor_ns, "anchor", &cfg, &sock, "info")?;
+        let after = revoked_id(&b, &p, "rid-after@example.com")?;
+        ensure!(
+            after.wrapping_sub(last) as i32 > 0,
+            "after the restart revocation {after}, before it {last}: a PMA ignores it"
+        );
+        Ok(())
+    });
+}
+
 /// 3543-5-a: a revocation from the PMA (foreign domain) is acknowledged.
 #[test]
 fn ha_acks_pma_initiated_revocation() {

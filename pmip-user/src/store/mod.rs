@@ -149,7 +149,15 @@ pub fn restart_counter(
         // starts within one second still get two values.
         None => (wall_ms(now) / 100) as u32,
     };
-    (c, NodeRecord { restart_counter: c })
+    // What else the node record holds goes on as it was.
+    let rest = recovered.cloned().unwrap_or_default();
+    (
+        c,
+        NodeRecord {
+            restart_counter: c,
+            ..rest
+        },
+    )
 }
 
 #[cfg(test)]

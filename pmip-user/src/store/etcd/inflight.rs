@@ -115,7 +115,10 @@ mod tests {
     fn put(k: u32, v: u32) -> StoreOp {
         StoreOp::Put(
             RecordKey::Binding(k),
-            Record::Node(NodeRecord { restart_counter: v }),
+            Record::Node(NodeRecord {
+                restart_counter: v,
+                ..Default::default()
+            }),
         )
     }
 
