@@ -256,10 +256,7 @@ fn packed_records_refresh_delete_and_restore_in_a_fresh_store() {
                     })
                     .chain([StoreOp::Put(
                         RecordKey::Node,
-                        Record::Node(pmip_user::store::NodeRecord {
-                            restart_counter: 9,
-                            ..Default::default()
-                        }),
+                        Record::Node(pmip_user::store::NodeRecord { restart_counter: 9 }),
                     )])
                     .collect();
                 s.apply(&batch)?;

@@ -107,9 +107,6 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
         (Role::Access, Protocol::Pmipv4) => {
             let mut pma = registrars::pma(&cfg, &reserve)?;
             state::recover(&cfg, &dp, &mut pma, &mut opened)?;
-            if let Some(node) = state::revocation_ids(&opened) {
-                pma.resume_revocation_ids(node);
-            }
             let socket = ops.meter(registrars::pmipv4_socket(&cfg)?);
             let socket = registrars::peers_only(&cfg, socket);
             access::run(&live, (pma, socket), (dp, opened.store), ctl, stop, ready).await
@@ -125,9 +122,6 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
         (Role::Anchor, Protocol::Pmipv4) => {
             let mut ha = registrars::ha(&cfg, &reserve)?;
             state::recover(&cfg, &dp, &mut ha, &mut opened)?;
-            if let Some(node) = state::revocation_ids(&opened) {
-                ha.resume_revocation_ids(node);
-            }
             let socket = ops.meter(registrars::pmipv4_socket(&cfg)?);
             let socket = registrars::peers_only(&cfg, socket);
             anchor::run(&cfg, (ha, socket), (dp, opened.store), ctl, stop, ready).await

@@ -28,9 +28,6 @@ pub(super) struct Opened {
     /// RFC 5847 §5.2: the same as the last run's when the store kept our
     /// state, a new one when it did not.
     pub restart_counter: u32,
-    /// The node record as written back at start (what else the last run
-    /// kept in it: PMIPv4's revocation identifiers).
-    pub node: crate::store::NodeRecord,
 }
 
 pub(super) fn open(cfg: &Config) -> Result<Opened> {
@@ -48,7 +45,7 @@ pub(super) fn open(cfg: &Config) -> Result<Opened> {
     records.retain(|(k, _)| *k != RecordKey::Node);
     let (restart_counter, rec) = store::restart_counter(node.as_ref(), SystemTime::now());
     store
-        .apply(&[StoreOp::Put(RecordKey::Node, Record::Node(rec.clone()))])
+        .apply(&[StoreOp::Put(RecordKey::Node, Record::Node(rec))])
         .context("writing the store")?;
     tracing::info!(
         backend = ?cfg.store.backend,
@@ -62,15 +59,7 @@ pub(super) fn open(cfg: &Config) -> Result<Opened> {
         store,
         records,
         restart_counter,
-        node: rec,
     })
-}
-
-/// The node record for a PMIPv4 registrar to continue its revocation
-/// identifiers from: only with a durable store (with the memory store they
-/// start from the clock, as nothing of the last run is known).
-pub(super) fn revocation_ids(o: &Opened) -> Option<crate::store::NodeRecord> {
-    o.store.durable().then(|| o.node.clone())
 }
 
 /// What the registrar must reserve before its first registration: with a

@@ -4,7 +4,6 @@
 //! - [`auth`]: HMAC-MD5 / keyed-MD5 authenticators, NTP Identification and replay checks.
 //! - [`pma`]: the Proxy Mobility Agent (access side, PMIP client + FA), sans-IO.
 //! - [`ha`]: the Home Agent (anchor side), sans-IO.
-//! - `revocation_ids`: our Registration Revocation identifiers, growing across restarts.
 //! - [`transport`]: the UDP 434 socket the agent's shell drives either state machine over.
 //!
 //! Both state machines are [`crate::agent::Endpoint`]s, driven by the agent's one
@@ -13,7 +12,6 @@
 pub mod auth;
 pub mod ha;
 pub mod pma;
-mod revocation_ids;
 pub mod transport;
 pub mod wire;
 

@@ -340,10 +340,7 @@ mod tests {
         let old = encode(&Record::Anchor(r.clone()));
         assert!(old.starts_with(br#"{"v":1,"kind":"anchor""#));
         assert_eq!(decode(&old), Ok(Record::Anchor(r)));
-        let node = Record::Node(crate::store::NodeRecord {
-            restart_counter: 3,
-            ..Default::default()
-        });
+        let node = Record::Node(crate::store::NodeRecord { restart_counter: 3 });
         assert_eq!(encode_compact(&node), encode(&node));
     }
 

@@ -149,15 +149,7 @@ pub fn restart_counter(
         // starts within one second still get two values.
         None => (wall_ms(now) / 100) as u32,
     };
-    // What else the node record holds goes on as it was.
-    let rest = recovered.cloned().unwrap_or_default();
-    (
-        c,
-        NodeRecord {
-            restart_counter: c,
-            ..rest
-        },
-    )
+    (c, NodeRecord { restart_counter: c })
 }
 
 #[cfg(test)]

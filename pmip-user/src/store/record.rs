@@ -92,16 +92,10 @@ pub enum Record {
 }
 
 /// The node's own state.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeRecord {
     /// RFC 5847 §5.2 restart counter in use.
     pub restart_counter: u32,
-    /// PMIPv4: every Registration Revocation identifier this node used is
-    /// below this one (circularly); a restart continues from it
-    /// (`pmipv4::revocation_ids`). Absent in the records of the builds
-    /// before it and of PMIPv6 nodes (an older build reads past it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revocation_ids_from: Option<u32>,
 }
 
 /// An IPv6 home network prefix.

@@ -130,10 +130,7 @@ fn access_records_keep_the_aaa_profile_and_old_ones_load() {
 #[test]
 fn records_round_trip_and_carry_a_version() {
     for r in [
-        Record::Node(NodeRecord {
-            restart_counter: 9,
-            ..Default::default()
-        }),
+        Record::Node(NodeRecord { restart_counter: 9 }),
         Record::Access(access(3)),
         Record::Anchor(anchor(5)),
     ] {
@@ -146,10 +143,7 @@ fn records_round_trip_and_carry_a_version() {
         assert_eq!(decode(&b), Ok(r));
     }
     // Another version, a torn write, garbage: refused with a reason, no panic.
-    let mut other = encode(&Record::Node(NodeRecord {
-        restart_counter: 1,
-        ..Default::default()
-    }));
+    let mut other = encode(&Record::Node(NodeRecord { restart_counter: 1 }));
     other[5] = b'2';
     assert!(decode(&other).unwrap_err().contains("version 2"));
     let full = encode(&Record::Access(access(1)));
@@ -165,10 +159,7 @@ fn exercise(s: &mut dyn Store) {
     s.apply(&[
         StoreOp::Put(
             RecordKey::Node,
-            Record::Node(NodeRecord {
-                restart_counter: 3,
-                ..Default::default()
-            }),
+            Record::Node(NodeRecord { restart_counter: 3 }),
         ),
         StoreOp::Put(RecordKey::Access(at(1)), Record::Access(access(1))),
         StoreOp::Put(RecordKey::Access(at(2)), Record::Access(access(2))),
@@ -192,10 +183,7 @@ fn exercise(s: &mut dyn Store) {
         vec![
             (
                 RecordKey::Node,
-                Record::Node(NodeRecord {
-                    restart_counter: 3,
-                    ..Default::default()
-                })
+                Record::Node(NodeRecord { restart_counter: 3 })
             ),
             (RecordKey::Access(at(1)), Record::Access(a1)),
             (RecordKey::Binding(5), Record::Anchor(anchor(5))),
@@ -309,28 +297,4 @@ fn restart_counter_kept_when_recovered_new_when_lost() {
     assert_ne!(c3, c, "state lost: a new counter");
     let (c4, _) = restart_counter(None, t + Duration::from_millis(300));
     assert_ne!(c4, c, "two starts within a second: two counters");
-    // The rest of the node record goes on as it was (PMIPv4's revocation
-    // identifiers), and a record without it is the one older builds wrote.
-    let kept = NodeRecord {
-        restart_counter: c,
-        revocation_ids_from: Some(77),
-    };
-    let (_, n5) = restart_counter(Some(&kept), t + Duration::from_secs(90));
-    assert_eq!(n5, kept);
-    let old = br#"{"v":1,"kind":"node","restart_counter":5}"#;
-    assert_eq!(
-        crate::store::record::decode(old),
-        Ok(Record::Node(NodeRecord {
-            restart_counter: 5,
-            revocation_ids_from: None
-        }))
-    );
-    let plain = encode(&Record::Node(NodeRecord {
-        restart_counter: 5,
-        revocation_ids_from: None,
-    }));
-    assert!(
-        !String::from_utf8_lossy(&plain).contains("revocation"),
-        "a PMIPv6 node record is written as before"
-    );
 }

@@ -21,7 +21,6 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use super::auth::{self, SecurityAssociation};
-use super::revocation_ids::RevocationIds;
 use super::wire::ext::ExtList as _;
 use super::wire::{Message, ReplyCode, PORT};
 use crate::agent::{Clock, IdAlloc, Peer, Transmit};
@@ -246,7 +245,7 @@ pub struct Ha {
     keys: IdAlloc,
     sub_ids: IdAlloc,
     revocations: HashMap<u32, PendingRevocation>,
-    revocation_ids: RevocationIds,
+    next_revocation_id: u32,
     /// Highest Revocation Identifier seen from each PMA (RFC 3543 §6 replay).
     pma_revocation_ids: HashMap<Ipv4Addr, u32>,
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
@@ -277,9 +276,8 @@ impl Ha {
             .collect();
         let keys = IdAlloc::new(cfg.uplink_key_base, pmip_common::MAX_SUBSCRIBERS);
         let pool_cursor = cfg.pool.as_ref().map(|p| u32::from(p.first)).unwrap_or(0);
-        // Revocation identifiers start from our clock (and, with a durable
-        // store, above the last run's: `resume_revocation_ids`).
-        let revocation_ids = RevocationIds::from_clock(auth::ntp_seconds(clock.ntp(clock.at)));
+        // Revocation identifiers start from our clock so a restart does not reuse them.
+        let next_revocation_id = auth::ntp_seconds(clock.ntp(clock.at));
         Ha {
             cfg,
             clock,
@@ -293,7 +291,7 @@ impl Ha {
             keys,
             sub_ids: IdAlloc::default(),
             revocations: HashMap::new(),
-            revocation_ids,
+            next_revocation_id,
             pma_revocation_ids: HashMap::new(),
             timers: BinaryHeap::new(),
             gen: 0,

@@ -12,15 +12,6 @@ use super::{Ha, HaEvent, PendingRevocation, TimerKey};
 use crate::agent::{Peer, Transmit};
 
 impl Ha {
-    /// With a durable store: continue the Registration Revocation
-    /// identifiers above what the last run reserved in `node` (the node
-    /// record the store kept, as written back at start), and queue the
-    /// reservation of the first block (`pmipv4::revocation_ids`).
-    pub fn resume_revocation_ids(&mut self, node: crate::store::NodeRecord) {
-        let op = self.revocation_ids.resume(node);
-        self.store.push_back(op);
-    }
-
     /// RFC 3543 §4: tell the old PMA its binding is gone; retransmitted until acknowledged.
     pub(super) fn send_revocation(
         &mut self,
@@ -35,8 +26,8 @@ impl Ha {
         let Some(peer) = self.peers.get(&old_pma) else {
             return;
         };
-        let (id, reserve) = self.revocation_ids.next();
-        self.store.extend(reserve);
+        let id = self.next_revocation_id;
+        self.next_revocation_id = self.next_revocation_id.wrapping_add(1);
         let mut payload = RevocationRepr {
             a_bit: true,
             i_bit: false,

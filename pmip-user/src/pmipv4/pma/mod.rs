@@ -15,7 +15,6 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::auth::{self, IdentGen, SecurityAssociation};
-use super::revocation_ids::RevocationIds;
 use super::transport::signed;
 use super::wire::ext::{device_id_types, AccessTech, AuthMethod, ExtList as _, ExtRepr};
 use super::wire::{Message, RegistrationRequestRepr, ReplyCode, RrqFlags};
@@ -337,16 +336,15 @@ pub struct Pma {
     counters: PmaCounters,
     /// When the last security exception was logged (the log is rate limited).
     last_security_log: Option<Instant>,
-    /// Our Registration Revocation identifiers (RFC 3543 §3.3).
-    revocation_ids: RevocationIds,
+    /// Our next Registration Revocation identifier (RFC 3543 §3.3).
+    next_revocation_id: u32,
 }
 
 impl Pma {
     pub fn new(cfg: PmaConfig, clock: Clock) -> Self {
         let keys = IdAlloc::new(cfg.downlink_key_base, pmip_common::MAX_SUBSCRIBERS);
-        // Identifiers start from our clock (and, with a durable store,
-        // above the last run's: `resume_revocation_ids`).
-        let revocation_ids = RevocationIds::from_clock(auth::ntp_seconds(clock.ntp(clock.at)));
+        // Identifiers start from our clock so a restart does not reuse them.
+        let next_revocation_id = auth::ntp_seconds(clock.ntp(clock.at));
         Pma {
             cfg,
             clock,
@@ -366,7 +364,7 @@ impl Pma {
             store: persist::StoreQueue::new(),
             counters: PmaCounters::default(),
             last_security_log: None,
-            revocation_ids,
+            next_revocation_id,
         }
     }
 

@@ -13,15 +13,6 @@ use super::super::wire::{RevocationAckRepr, RevocationRepr};
 use super::{Pma, Session};
 
 impl Pma {
-    /// With a durable store: continue the Registration Revocation
-    /// identifiers above what the last run reserved in `node` (the node
-    /// record the store kept, as written back at start), and queue the
-    /// reservation of the first block (`pmipv4::revocation_ids`).
-    pub fn resume_revocation_ids(&mut self, node: crate::store::NodeRecord) {
-        let op = self.revocation_ids.resume(node);
-        self.store.push_back(op);
-    }
-
     /// Called as a session starts leaving: revoke rather than deregister?
     pub(super) fn choose_revocation(&mut self, nai: &str) {
         let Some(s) = self.sessions.get_mut(nai) else {
@@ -29,9 +20,8 @@ impl Pma {
         };
         let ha = s.ha();
         if s.ha_revocation && s.home.is_some() && self.cfg.revoke_to.contains(&IpAddr::V4(ha)) {
-            let (id, reserve) = self.revocation_ids.next();
-            s.revoking = Some(id);
-            self.store.extend(reserve);
+            s.revoking = Some(self.next_revocation_id);
+            self.next_revocation_id = self.next_revocation_id.wrapping_add(1);
         }
     }
 

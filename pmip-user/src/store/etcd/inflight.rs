@@ -115,10 +115,7 @@ mod tests {
     fn put(k: u32, v: u32) -> StoreOp {
         StoreOp::Put(
             RecordKey::Binding(k),
-            Record::Node(NodeRecord {
-                restart_counter: v,
-                ..Default::default()
-            }),
+            Record::Node(NodeRecord { restart_counter: v }),
         )
     }
 

@@ -136,10 +136,7 @@ fn pk(bucket: u64, seq: u64) -> String {
 
 #[test]
 fn a_scan_keeps_the_newest_copy_of_each_binding() {
-    let node = Record::Node(NodeRecord {
-        restart_counter: 7,
-        ..Default::default()
-    });
+    let node = Record::Node(NodeRecord { restart_counter: 7 });
     let v = vec![
         // Binding 1: written at revision 10 in bucket 120 s, refreshed at
         // 20 into bucket 180 s; the refresh wins, whatever the key order.
