@@ -368,14 +368,22 @@ fn ha_revokes_after_handover() {
         ensure!(rv.nai().as_deref() == Some(NAI), "revocation NAI");
         rv.assert_auth(ext::FA_HA_AUTH, &sa(1));
         let id = rv.u32_at(16);
+        near_now(id)?;
+        let sent = std::time::Instant::now();
         let again = p1
             .recv_where(S, is(m4::REVOCATION))
             .context("revocation not retransmitted")?;
+        // RFC 3543 §4.2.2.1: a retransmission carries the current timestamp
+        // (a later identifier, signed again), at most one a second for the
+        // binding (`bri_delay_min_ms = 300` above is raised to it).
+        let gap = sent.elapsed();
+        let id2 = Msg::parse(&again.bytes).u32_at(16);
         ensure!(
-            Msg::parse(&again.bytes).u32_at(16) == id,
-            "retransmission changed the identifier"
+            id2.wrapping_sub(id) as i32 > 0 && gap > Duration::from_millis(900),
+            "retransmission {gap:?} after, identifier {id2} after {id}"
         );
-        let mut ack = m4::revocation_ack(home, id, &[]);
+        Msg::parse(&again.bytes).assert_auth(ext::FA_HA_AUTH, &sa(1));
+        let mut ack = m4::revocation_ack(home, id2, &[]);
         m4::sign(&mut ack, ext::FA_HA_AUTH, &sa(1));
         p1.reply(&rx, &ack)?;
         ensure!(
@@ -425,6 +433,79 @@ fn ha_clear_binding_revokes() {
     });
 }
 
+/// A Revocation Identifier is the sender's current 32-bit timestamp (RFC
+/// 3543 §3.3, §3.5): ours are NTP seconds, the clock of our Revocation
+/// Support extensions.
+fn near_now(id: u32) -> anyhow::Result<()> {
+    let now = (m4::ntp_now() >> 32) as u32;
+    let off = id.wrapping_sub(now) as i32;
+    ensure!(
+        (-3..=1).contains(&off),
+        "identifier {id} is {off} s off our clock's NTP seconds {now}"
+    );
+    Ok(())
+}
+
+/// Registers `nai` as PMA 1, clears its binding and acknowledges the
+/// revocation that follows: its Revocation Identifier.
+fn revoked_id(b: &AnchorBed, p: &PeerSock, nai: &str) -> anyhow::Result<u32> {
+    let gt = m4::F_G | m4::F_T;
+    let r = exchange(
+        b,
+        p,
+        1,
+        &prrq(1, gt, 30, [0; 4], m4::ntp_now(), &pma_exts(nai, true)),
+    )?;
+    ensure!(r.code() == 0, "{nai}: code {}", r.code());
+    b.daemon.ctl(&["clear", "binding", nai])?;
+    let rx = p
+        .recv_where(S, |r| {
+            is(m4::REVOCATION)(r) && Msg::parse(&r.bytes).nai().as_deref() == Some(nai)
+        })
+        .with_context(|| format!("no revocation of {nai}"))?;
+    let id = Msg::parse(&rx.bytes).u32_at(16);
+    let mut ack = m4::revocation_ack(r.home_address(), id, &[]);
+    m4::sign(&mut ack, ext::FA_HA_AUTH, &sa(1));
+    p.reply(&rx, &ack)?;
+    Ok(id)
+}
+
+/// 3543-3.3-b: our Revocation Identifiers are timestamps (§3.3, §3.5), not
+/// a counter: 40 revocations in a second or two all carry the current
+/// second (a counter ran 40 ahead of the clock), and after a restart they
+/// go on from the clock — never below what the PMAs saw (a counter seeded
+/// from the clock again started below the ones it had run ahead to, and a
+/// PMA took them for replays).
+#[test]
+fn ha_revocation_identifiers_are_timestamps_across_a_restart() {
+    run("h4ri", |tag| {
+        let Some(mut b) = bed(tag, "")? else {
+            return Ok(());
+        };
+        let p = b.peer(1)?;
+        let mut last = 0;
+        for k in 0..40 {
+            let id = revoked_id(&b, &p, &format!("rid{k}@example.com"))?;
+            near_now(id)?;
+            ensure!(
+                k == 0 || id.wrapping_sub(last) as i32 >= 0,
+                "{id} after {last}"
+            );
+            last = id;
+        }
+        b.daemon.stop();
+        let (cfg, sock) = (b.dir.0.join("anchor.toml"), b.dir.0.join("anchor.sock"));
+        b.daemon = pmip_tests::lab::Daemon::start(&b.anchor_ns, "anchor", &cfg, &sock, "info")?;
+        let after = revoked_id(&b, &p, "rid-after@example.com")?;
+        near_now(after)?;
+        ensure!(
+            after.wrapping_sub(last) as i32 >= 0,
+            "after the restart revocation {after}, before it {last}"
+        );
+        Ok(())
+    });
+}
+
 /// 3543-5-a: a revocation from the PMA (foreign domain) is acknowledged.
 #[test]
 fn ha_acks_pma_initiated_revocation() {
@@ -446,13 +527,15 @@ fn ha_acks_pma_initiated_revocation() {
                 &pma_exts(NAI, true),
             ),
         )?;
-        let mut rv = m4::revocation(false, r.home_address(), HA, coa(1), 7, &[m4::nai(NAI)]);
+        // Our timestamp, after the one in the registration (§4.2.3.2).
+        let id = (m4::ntp_now() >> 32) as u32 + 1;
+        let mut rv = m4::revocation(false, r.home_address(), HA, coa(1), id, &[m4::nai(NAI)]);
         m4::sign(&mut rv, ext::FA_HA_AUTH, &sa(1));
         p.send(b.anchor(), 434, &rv)?;
         let rx = p
             .recv_where(S, is(m4::REVOCATION_ACK))
             .context("no Revocation Acknowledgement")?;
-        ensure!(Msg::parse(&rx.bytes).u32_at(8) == 7, "ack identifier");
+        ensure!(Msg::parse(&rx.bytes).u32_at(8) == id, "ack identifier");
         wait_bindings(&b.daemon, 0)?;
         Ok(())
     });
@@ -749,13 +832,21 @@ fn pma_revokes_on_release() {
         ensure!(rv.nai() == q.nai(), "revocation NAI");
         rv.assert_auth(ext::FA_HA_AUTH, &sa(1));
         let id = rv.u32_at(16);
+        near_now(id)?;
+        let sent = std::time::Instant::now();
         let again = l
             .recv_where(Duration::from_secs(5), is(m4::REVOCATION))
             .context("revocation not retransmitted")?;
+        // RFC 3543 §4.2.3.1: a retransmission carries the current timestamp
+        // (so a later identifier), at most one revocation a second.
+        let gap = sent.elapsed();
+        let id2 = Msg::parse(&again.bytes).u32_at(16);
         ensure!(
-            Msg::parse(&again.bytes).u32_at(16) == id,
-            "retransmission changed the identifier"
+            id2.wrapping_sub(id) as i32 > 0 && gap > Duration::from_millis(900),
+            "retransmission {gap:?} after, identifier {id2} after {id}"
         );
+        Msg::parse(&again.bytes).assert_auth(ext::FA_HA_AUTH, &sa(1));
+        // The ack of the first transmission, late: it counts (§3.5).
         let mut ack = m4::revocation_ack(HOME, id, &[]);
         m4::sign(&mut ack, ext::FA_HA_AUTH, &sa(1));
         l.reply(&r1, &ack)?;
@@ -1030,8 +1121,8 @@ fn pma_renewal_names_the_home_address() {
     });
 }
 
-/// 3543-6-b: a revocation whose identifier is not newer than the last one
-/// from that HA is a replay: acknowledged, not acted on.
+/// 3543-6-b: a revocation whose identifier is older than the newest from
+/// that HA by more than the window is a replay: silently discarded.
 #[test]
 fn pma_revocation_replay_not_acted_on() {
     run("p4rr", |tag| {
@@ -1049,10 +1140,15 @@ fn pma_revocation_replay_not_acted_on() {
             Ok(Msg::parse(&a.bytes))
         };
         ensure!(send(100, "someone-else@x")?.u32_at(8) == 100, "ack 100");
-        let a = send(50, &nai)?;
+        // 50: older than the newest from that HA by more than the window
+        // (§6.2): a replay, silently discarded (§3.5) — no ack.
+        let mut rv = m4::revocation(true, HOME, HA, coa(1), 50, &[m4::nai(&nai)]);
+        m4::sign(&mut rv, ext::FA_HA_AUTH, &sa(1));
+        l.reply(&rx, &rv)?;
         ensure!(
-            a.u32_at(8) == 50,
-            "replay not acknowledged with its identifier"
+            l.recv_where(Duration::from_millis(800), is(m4::REVOCATION_ACK))
+                .is_none(),
+            "a replay acknowledged"
         );
         ensure!(
             wait_bindings(&b.daemon, 1).is_ok(),

@@ -223,22 +223,48 @@ pub(crate) fn verify_with(
     verify(msg, kind, |spi| (spi == sa.spi).then_some(sa))
 }
 
-/// Whether revocation `id` from `peer` is newer than the last one seen
-/// (RFC 3543 §4: the Revocation Identifier grows; an old one is a replay,
-/// or a retransmission already acted on). A fresh one becomes the last.
-pub(crate) fn fresh_revocation(
-    last: &mut std::collections::HashMap<std::net::Ipv4Addr, u32>,
+/// How far (seconds) a Revocation Identifier may be behind the newest one
+/// seen from the same agent and still not count as a replay (RFC 3543
+/// §6.2: identifiers are timestamps, which "should not be presumed" to
+/// arrive increasing — several share a second, datagrams are reordered —
+/// so an implementation that bases its check on them defines "a suitable
+/// time window"). RFC 3344 §5.7's default replay window for timestamps.
+pub(crate) const REVOCATION_WINDOW_S: u32 = 7;
+
+/// Whether revocation `id` from `peer` is a replay (RFC 3543 §3.5, §6.2):
+/// older than the newest identifier seen from that agent by more than
+/// [`REVOCATION_WINDOW_S`]. One that is not counts; a newer one becomes the
+/// newest. What protects a binding registered again since is
+/// [`revocation_follows`].
+pub(crate) fn revocation_replayed(
+    newest: &mut std::collections::HashMap<std::net::Ipv4Addr, u32>,
     peer: std::net::Ipv4Addr,
     id: u32,
 ) -> bool {
-    let fresh = last
-        .get(&peer)
-        .is_none_or(|&l| (id.wrapping_sub(l) as i32) > 0);
-    if fresh {
-        last.insert(peer, id);
+    match newest.get(&peer) {
+        Some(&n) if (n.wrapping_sub(id) as i32) > REVOCATION_WINDOW_S as i32 => true,
+        Some(&n) if (id.wrapping_sub(n) as i32) <= 0 => false,
+        _ => {
+            newest.insert(peer, id);
+            false
+        }
     }
-    fresh
 }
+
+/// Whether a revocation with identifier `id` may name a registration whose
+/// timestamp (the sender's Revocation Support extension in it, from the
+/// same clock) was `registered` (RFC 3543 §4.2.2.2, §4.2.3.2: "revocations
+/// are only valid for existing registrations, and so the timestamp of a
+/// registration MUST precede the revocation message"). Unknown (a
+/// registration without it, or restored from the store): it may.
+pub(crate) fn revocation_follows(registered: Option<u32>, id: u32) -> bool {
+    registered.is_none_or(|r| (id.wrapping_sub(r) as i32) > 0)
+}
+
+/// Minimum time between two revocations of one binding (RFC 3543
+/// §4.2.2.1, §4.2.3.1: "MUST NOT send more than one revocation per second
+/// for a particular binding"), whatever the retransmission timer says.
+pub(crate) const REVOCATION_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

@@ -610,6 +610,8 @@ fn handover_replaces_tunnel_in_one_update_and_revokes_old_pma() {
 #[test]
 fn revocation_is_retransmitted_until_acked_then_times_out() {
     let mut net = basic();
+    // The nodes' clock (the Net's moves with it).
+    let clock = net.clock();
     let t0 = net.now;
     net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
     net.settle();
@@ -618,7 +620,8 @@ fn revocation_is_retransmitted_until_acked_then_times_out() {
         let n = net.now;
         net.pma(PMA2).attach(n, sub("ue1@ex", 1));
     }
-    net.run_for(Duration::from_secs(10));
+    let t1 = net.now;
+    net.run_for(Duration::from_secs(20));
     let c = net.ha(HA1).counters().clone();
     assert_eq!(
         (
@@ -626,8 +629,19 @@ fn revocation_is_retransmitted_until_acked_then_times_out() {
             c.revocation_retransmissions,
             c.revocation_timeouts
         ),
-        (1, 3, 1)
+        (4, 3, 1)
     );
+    // RFC 3543 §4.2.2.1: each retransmission carries the current timestamp
+    // of the HA's clock (a newer identifier, signed again), never more than
+    // one a second for the binding (1, 2, 4 s apart: back-off).
+    let ids: Vec<u32> = net
+        .wire
+        .iter()
+        .filter(|(s, d, p)| *s == HA1 && *d == PMA1 && p[0] == 7)
+        .map(|(_, _, p)| u32::from_be_bytes(p[16..20].try_into().unwrap()))
+        .collect();
+    let start = auth::ntp_seconds(clock.ntp(t1));
+    assert_eq!(ids, [start, start + 1, start + 3, start + 7]);
 }
 
 #[test]
@@ -1135,7 +1149,9 @@ fn replayed_revocation_does_not_tear_down_a_new_registration() {
         .filter(|(s, _, p)| *s == PMA1 && p[0] == 15)
         .count();
     net.inject(HA1, PMA1, &revocation);
-    // Still registered and forwarding; the replay is acknowledged and counted.
+    // Still registered and forwarding: the replay (within the window of
+    // identifiers, but older than the HA's timestamp in the registration
+    // since: RFC 3543 §4.2.2.2) is counted and silently discarded (§3.5).
     assert!(net.pma(PMA1).registration("ue1@ex").is_some());
     assert_eq!(net.dp(PMA1).access.len(), 1);
     assert_eq!(net.pma(PMA1).counters().revocations_stale, 1);
@@ -1144,7 +1160,7 @@ fn replayed_revocation_does_not_tear_down_a_new_registration() {
         .iter()
         .filter(|(s, _, p)| *s == PMA1 && p[0] == 15)
         .count();
-    assert_eq!(acks_after, acks_before + 1);
+    assert_eq!(acks_after, acks_before);
 }
 
 #[test]
@@ -1289,6 +1305,8 @@ fn simultaneous_bindings_asked_for_are_answered_code_1() {
 #[test]
 fn revocation_acks_go_back_to_the_source_port() {
     let mut net = basic();
+    // The nodes' clock (the Net's moves with it).
+    let clock = net.clock();
     let t0 = net.now;
     net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
     net.settle();
@@ -1296,7 +1314,7 @@ fn revocation_acks_go_back_to_the_source_port() {
     let revocation = |from: Ipv4Addr, to: Ipv4Addr, id: u32| {
         let (home_domain, foreign_domain) = if from == HA1 { (from, to) } else { (to, from) };
         let mut b = RevocationRepr {
-            a_bit: false,
+            a_bit: from == HA1,
             i_bit: false,
             home_address: home,
             home_domain_address: home_domain,
@@ -1308,13 +1326,15 @@ fn revocation_acks_go_back_to_the_source_port() {
         auth::append_auth(&mut b, AuthKind::FaHa, &sa());
         b
     };
-    let now = net.now;
+    // Identifiers: timestamps after the registration (RFC 3543 §4.2.3.2).
+    let now = net.now + Duration::from_secs(2);
+    let id = auth::ntp_seconds(clock.ntp(now));
     let from = SocketAddrV4::new(PMA1, 40_000);
-    net.ha(HA1).handle(now, from, &revocation(PMA1, HA1, 7));
+    net.ha(HA1).handle(now, from, &revocation(PMA1, HA1, id));
     let t = net.ha(HA1).poll_transmit().expect("an ack");
     assert_eq!((t.payload[0], t.peer), (15, Peer::V4(from)));
     let from = SocketAddrV4::new(HA1, 40_001);
-    net.pma(PMA2).handle(now, from, &revocation(HA1, PMA2, 8));
+    net.pma(PMA2).handle(now, from, &revocation(HA1, PMA2, id));
     let t = net.pma(PMA2).poll_transmit().expect("an ack");
     assert_eq!((t.payload[0], t.peer), (15, Peer::V4(from)));
 }
@@ -1342,3 +1362,156 @@ mod churn;
 mod restart;
 mod show_left;
 mod store_refused;
+
+/// A Registration Revocation of `home`/`nai` signed with the FA-HA key:
+/// from the HA (A set) to `pma`, or from `pma` to the HA (A clear).
+fn signed_revocation(a_bit: bool, pma: Ipv4Addr, home: Ipv4Addr, id: u32, nai: &str) -> Vec<u8> {
+    let mut b = RevocationRepr {
+        a_bit,
+        i_bit: false,
+        home_address: home,
+        home_domain_address: HA1,
+        foreign_domain_address: pma,
+        revocation_id: id,
+        extensions: vec![ExtRepr::Nai(nai.as_bytes().to_vec())],
+    }
+    .to_bytes();
+    auth::append_auth(&mut b, AuthKind::FaHa, &sa());
+    b
+}
+
+/// The acknowledgements `from` sent, as (home address, identifier).
+fn acks_from(net: &Net, from: Ipv4Addr) -> Vec<(Ipv4Addr, u32)> {
+    net.wire
+        .iter()
+        .filter(|(s, _, p)| *s == from && p[0] == 15)
+        .map(|(_, _, p)| {
+            let home = Ipv4Addr::from(<[u8; 4]>::try_from(&p[4..8]).unwrap());
+            (home, u32::from_be_bytes(p[8..12].try_into().unwrap()))
+        })
+        .collect()
+}
+
+/// RFC 3543 §3.5, §6.2: the HA's identifiers are its timestamps, so two
+/// revocations in one second share one; both are acted on (before: the
+/// second counted as a replay of the first). One older than the newest by
+/// more than the window is a replay, and a reflection (A clear) is not
+/// from the HA: both silently discarded — no ack, the binding stays.
+#[test]
+fn pma_takes_revocations_that_share_a_timestamp_and_drops_replays_and_reflections() {
+    let mut net = basic();
+    // The nodes' clock (the Net's moves with it).
+    let clock = net.clock();
+    let t0 = net.now;
+    for (k, nai) in ["ue1@ex", "ue2@ex", "ue3@ex"].iter().enumerate() {
+        net.pma(PMA1).attach(t0, sub(nai, k as u8 + 1));
+    }
+    net.settle();
+    net.run_for(Duration::from_secs(30));
+    let home = |net: &mut Net, nai: &str| net.pma(PMA1).registration(nai).unwrap().0;
+    let (h1, h2, h3) = (
+        home(&mut net, "ue1@ex"),
+        home(&mut net, "ue2@ex"),
+        home(&mut net, "ue3@ex"),
+    );
+    let id = auth::ntp_seconds(clock.ntp(net.now));
+    net.inject(HA1, PMA1, &signed_revocation(true, PMA1, h1, id, "ue1@ex"));
+    net.inject(HA1, PMA1, &signed_revocation(true, PMA1, h2, id, "ue2@ex"));
+    assert!(net.pma(PMA1).registration("ue1@ex").is_none());
+    assert!(
+        net.pma(PMA1).registration("ue2@ex").is_none(),
+        "the second of a second"
+    );
+    assert_eq!(acks_from(&net, PMA1), [(h1, id), (h2, id)]);
+    // Older than the newest by more than the window: a replay.
+    let old = id - auth::REVOCATION_WINDOW_S - 1;
+    net.inject(HA1, PMA1, &signed_revocation(true, PMA1, h3, old, "ue3@ex"));
+    // A clear: a foreign agent's revocation, ours reflected back.
+    net.inject(HA1, PMA1, &signed_revocation(false, PMA1, h3, id, "ue3@ex"));
+    assert!(net.pma(PMA1).registration("ue3@ex").is_some());
+    assert_eq!(net.pma(PMA1).counters().revocations_stale, 2);
+    assert_eq!(acks_from(&net, PMA1).len(), 2, "discarded without an ack");
+    // Within the window: taken.
+    net.inject(
+        HA1,
+        PMA1,
+        &signed_revocation(true, PMA1, h3, id - 3, "ue3@ex"),
+    );
+    assert!(net.pma(PMA1).registration("ue3@ex").is_none());
+}
+
+/// RFC 3543 §3.5: the HA's revocation ends with the acknowledgement of any
+/// of its transmissions — a late ack of the first, after a retransmission
+/// with a newer identifier, counts; one for another home address does not.
+#[test]
+fn ha_takes_a_late_ack_of_an_earlier_transmission() {
+    let mut net = basic();
+    let t0 = net.now;
+    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
+    net.settle();
+    let home = net.pma(PMA1).registration("ue1@ex").unwrap().0;
+    net.filter = Box::new(|src, t| !(src == HA1 && *dst(t).ip() == PMA1));
+    {
+        let n = net.now;
+        net.pma(PMA2).attach(n, sub("ue1@ex", 1));
+    }
+    net.run_for(Duration::from_millis(1500));
+    let ids: Vec<u32> = net
+        .wire
+        .iter()
+        .filter(|(s, d, p)| *s == HA1 && *d == PMA1 && p[0] == 7)
+        .map(|(_, _, p)| u32::from_be_bytes(p[16..20].try_into().unwrap()))
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids[1] > ids[0]);
+    let ack = |home: Ipv4Addr, id: u32| {
+        let mut b = RevocationAckRepr {
+            i_bit: false,
+            home_address: home,
+            revocation_id: id,
+            extensions: vec![],
+        }
+        .to_bytes();
+        auth::append_auth(&mut b, AuthKind::FaHa, &sa());
+        b
+    };
+    net.inject(PMA1, HA1, &ack(Ipv4Addr::new(10, 9, 9, 9), ids[0]));
+    assert_eq!(net.ha(HA1).pending_revocations(), 1, "another home address");
+    net.inject(PMA1, HA1, &ack(home, ids[0]));
+    assert_eq!(net.ha(HA1).pending_revocations(), 0);
+    assert_eq!(net.ha(HA1).counters().revocation_acks, 1);
+}
+
+/// RFC 3543 §4.2.3.2: a PMA's revocation must follow the registration it
+/// names (its identifier after the timestamp the PMA put in that request);
+/// one that does not is silently discarded, and the PMA's retransmission,
+/// a second later with a newer identifier, is taken.
+#[test]
+fn ha_takes_a_pma_revocation_only_after_the_registration() {
+    let mut net = basic();
+    // The nodes' clock (the Net's moves with it).
+    let clock = net.clock();
+    let t0 = net.now;
+    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
+    net.settle();
+    let home = net.pma(PMA1).registration("ue1@ex").unwrap().0;
+    let stamp = auth::ntp_seconds(clock.ntp(t0));
+    net.inject(
+        PMA1,
+        HA1,
+        &signed_revocation(false, PMA1, home, stamp, "ue1@ex"),
+    );
+    assert!(
+        net.ha(HA1).binding("ue1@ex").is_some(),
+        "same second as the registration"
+    );
+    assert_eq!(net.ha(HA1).counters().pma_revocations_stale, 1);
+    assert!(acks_from(&net, HA1).is_empty());
+    net.inject(
+        PMA1,
+        HA1,
+        &signed_revocation(false, PMA1, home, stamp + 1, "ue1@ex"),
+    );
+    assert!(net.ha(HA1).binding("ue1@ex").is_none());
+    assert_eq!(acks_from(&net, HA1), [(home, stamp + 1)]);
+}

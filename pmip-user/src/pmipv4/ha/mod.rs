@@ -20,10 +20,10 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use super::auth::{self, SecurityAssociation};
+use super::auth::SecurityAssociation;
 use super::wire::ext::ExtList as _;
 use super::wire::{Message, ReplyCode, PORT};
-use crate::agent::{Clock, IdAlloc, Peer, Transmit};
+use crate::agent::{Clock, IdAlloc, Transmit};
 use crate::dataplane::{AnchorBinding, DpCommand};
 
 mod cluster;
@@ -195,20 +195,36 @@ struct Binding {
     gen: u64,
     /// The serving PMA advertised Revocation Support (RFC 3543 §3.2: only then revoke).
     revocable: bool,
+    /// The timestamp in that Revocation Support extension: a revocation
+    /// from the PMA must come after it (§4.2.3.2). None: not known
+    /// (restored from the store).
+    revocation_stamp: Option<u32>,
 }
 
+/// A revocation sent to a PMA and not yet acknowledged (keyed by the PMA
+/// and the home address it revokes).
 #[derive(Clone, Debug)]
 struct PendingRevocation {
-    dst: Ipv4Addr,
-    payload: Vec<u8>,
+    nai: String,
+    /// The identifiers (timestamps) of every transmission so far: an ack of
+    /// any of them ends it (a late ack of an earlier one counts).
+    ids: Vec<u32>,
     retries_left: u32,
+    /// When the next transmission is due (a timer for another moment is stale).
     next: Instant,
+    /// The wait before it; doubled at each retransmission (RFC 3543
+    /// §4.2.2.1: back-off as for registrations), never under a second.
+    interval: Duration,
+    /// The end of the revoked registration's normal life: no
+    /// retransmission after it (§4.2.2.1).
+    until: Instant,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum TimerKey {
     Binding(String, u64),
-    Revocation(u32),
+    /// The pending revocation to this PMA of this home address.
+    Revocation(Ipv4Addr, Ipv4Addr),
 }
 
 /// Public view of a binding, for tests and status.
@@ -244,8 +260,7 @@ pub struct Ha {
     /// Uplink GRE keys, and indices of the fast path's per-subscriber counters.
     keys: IdAlloc,
     sub_ids: IdAlloc,
-    revocations: HashMap<u32, PendingRevocation>,
-    next_revocation_id: u32,
+    revocations: HashMap<(Ipv4Addr, Ipv4Addr), PendingRevocation>,
     /// Highest Revocation Identifier seen from each PMA (RFC 3543 §6 replay).
     pma_revocation_ids: HashMap<Ipv4Addr, u32>,
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
@@ -276,8 +291,6 @@ impl Ha {
             .collect();
         let keys = IdAlloc::new(cfg.uplink_key_base, pmip_common::MAX_SUBSCRIBERS);
         let pool_cursor = cfg.pool.as_ref().map(|p| u32::from(p.first)).unwrap_or(0);
-        // Revocation identifiers start from our clock so a restart does not reuse them.
-        let next_revocation_id = auth::ntp_seconds(clock.ntp(clock.at));
         Ha {
             cfg,
             clock,
@@ -291,7 +304,6 @@ impl Ha {
             keys,
             sub_ids: IdAlloc::default(),
             revocations: HashMap::new(),
-            next_revocation_id,
             pma_revocation_ids: HashMap::new(),
             timers: BinaryHeap::new(),
             gen: 0,
@@ -323,7 +335,7 @@ impl Ha {
             return false;
         };
         if b.revocable {
-            self.send_revocation(now, b.pma, b.home, nai);
+            self.send_revocation(now, (b.pma, b.home), nai, b.expires_at);
         }
         self.events.push_back(HaEvent::Deregistered {
             nai: nai.to_string(),
@@ -490,9 +502,7 @@ impl Ha {
                     self.counters.unknown_nonskippable += 1;
                 }
                 Ok(Message::Revocation(r)) => self.on_pma_revocation(src, payload, r),
-                Ok(Message::RevocationAck(a)) => {
-                    self.on_revocation_ack(src, payload, a.revocation_id)
-                }
+                Ok(Message::RevocationAck(a)) => self.on_revocation_ack(src, payload, &a),
                 _ => self.counters.rx_malformed += 1,
             },
             Some(_) => self.counters.rx_unexpected_type += 1,
@@ -506,7 +516,7 @@ impl Ha {
             if *t > now {
                 break;
             }
-            let Some(Reverse((_, key))) = self.timers.pop() else {
+            let Some(Reverse((t, key))) = self.timers.pop() else {
                 break;
             };
             match key {
@@ -524,25 +534,7 @@ impl Ha {
                         self.events.push_back(HaEvent::Expired { nai });
                     }
                 }
-                TimerKey::Revocation(id) => {
-                    let Some(r) = self.revocations.get_mut(&id) else {
-                        continue;
-                    };
-                    if r.retries_left == 0 {
-                        self.revocations.remove(&id);
-                        self.counters.revocation_timeouts += 1;
-                        continue;
-                    }
-                    r.retries_left -= 1;
-                    r.next = now + Duration::from_millis(self.cfg.revocation_timeout_ms);
-                    let (dst, payload, next) = (r.dst, r.payload.clone(), r.next);
-                    self.tx.push_back(Transmit::new(
-                        Peer::V4(SocketAddrV4::new(dst, PORT)),
-                        payload,
-                    ));
-                    self.counters.revocation_retransmissions += 1;
-                    self.timers.push(Reverse((next, TimerKey::Revocation(id))));
-                }
+                TimerKey::Revocation(pma, home) => self.revocation_timer(now, t, (pma, home)),
             }
         }
         // Forget tombstones whose replay window has passed.

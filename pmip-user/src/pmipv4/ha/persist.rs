@@ -111,6 +111,7 @@ impl store::AnchorRestore for Ha {
                 lifetime_s: r.lifetime_s.min(u16::MAX.into()) as u16,
                 gen: self.gen,
                 revocable: r.revocable,
+                revocation_stamp: None,
             },
         );
         self.timers.push(Reverse((

@@ -36,6 +36,8 @@ struct Grant {
     gen: u64,
     tunnel: TunnelEnds,
     revocable: bool,
+    /// The timestamp of the request's Revocation Support extension.
+    revocation_stamp: Option<u32>,
 }
 
 impl Ha {
@@ -218,6 +220,7 @@ impl Ha {
                 remote: rrq.care_of_address.into(),
             },
             revocable: self.cfg.revocation && rrq.extensions.revocation_support().is_some(),
+            revocation_stamp: rrq.extensions.revocation_support().map(|(_, t)| t),
         };
         let (home, uplink_key) = if self.bindings.contains_key(&c.nai) {
             self.renew(now, &c, rrq, &g)?
@@ -328,12 +331,15 @@ impl Ha {
         }
         let home = b.home;
         b.last_ident = rrq.identification;
+        // The old PMA's registration lived until then (no revocation to it after).
+        let old_until = b.expires_at;
         b.expires_at = g.expires_at;
         b.lifetime_s = g.lifetime;
         b.gen = g.gen;
         let old_pma = b.pma;
         let old_revocable = b.revocable;
         b.revocable = g.revocable;
+        b.revocation_stamp = g.revocation_stamp;
         let new = AnchorBinding {
             tunnel: g.tunnel,
             downlink_key: g.downlink_key,
@@ -354,7 +360,7 @@ impl Ha {
                 to: c.pma,
             });
             if old_revocable {
-                self.send_revocation(now, old_pma, home, &c.nai);
+                self.send_revocation(now, (old_pma, home), &c.nai, old_until);
             }
         } else {
             self.counters.renewals += 1;
@@ -402,6 +408,7 @@ impl Ha {
                 lifetime_s: g.lifetime,
                 gen: g.gen,
                 revocable: g.revocable,
+                revocation_stamp: g.revocation_stamp,
             },
         );
         self.tombstones.remove(&c.nai);

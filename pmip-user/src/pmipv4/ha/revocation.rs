@@ -12,73 +12,127 @@ use super::{Ha, HaEvent, PendingRevocation, TimerKey};
 use crate::agent::{Peer, Transmit};
 
 impl Ha {
-    /// RFC 3543 §4: tell the old PMA its binding is gone; retransmitted until acknowledged.
+    /// RFC 3543 §4.2.2.1: tell the old PMA its binding of `home` is gone
+    /// (`to` = (PMA, home address)); retransmitted until acknowledged, at
+    /// most until `until` (the end of that registration's normal life).
     pub(super) fn send_revocation(
         &mut self,
         now: Instant,
-        old_pma: Ipv4Addr,
-        home: Ipv4Addr,
+        to: (Ipv4Addr, Ipv4Addr),
         nai: &str,
+        until: Instant,
     ) {
-        if !self.cfg.revocation {
+        if !self.cfg.revocation || !self.peers.contains_key(&to.0) {
             return;
         }
-        let Some(peer) = self.peers.get(&old_pma) else {
+        let interval = Duration::from_millis(self.cfg.revocation_timeout_ms)
+            .max(auth::REVOCATION_MIN_INTERVAL);
+        self.revocations.insert(
+            to,
+            PendingRevocation {
+                nai: nai.to_string(),
+                ids: Vec::new(),
+                retries_left: self.cfg.revocation_retries,
+                next: now,
+                interval,
+                until,
+            },
+        );
+        self.transmit_revocation(now, to);
+    }
+
+    /// Sends the pending revocation `to` with a fresh identifier — our
+    /// current timestamp, from the clock of our Revocation Support
+    /// extensions (§3.3, §3.5; a retransmission updates it, §4.2.2.1) —
+    /// and arms its retransmission.
+    fn transmit_revocation(&mut self, now: Instant, to: (Ipv4Addr, Ipv4Addr)) {
+        let (Some(r), Some(peer)) = (self.revocations.get_mut(&to), self.peers.get(&to.0)) else {
             return;
         };
-        let id = self.next_revocation_id;
-        self.next_revocation_id = self.next_revocation_id.wrapping_add(1);
+        let id = auth::ntp_seconds(self.clock.ntp(now));
         let mut payload = RevocationRepr {
             a_bit: true,
             i_bit: false,
-            home_address: home,
+            home_address: to.1,
             home_domain_address: self.cfg.address,
-            foreign_domain_address: old_pma,
+            foreign_domain_address: to.0,
             revocation_id: id,
-            extensions: vec![ExtRepr::Nai(nai.as_bytes().to_vec())],
+            extensions: vec![ExtRepr::Nai(r.nai.as_bytes().to_vec())],
         }
         .to_bytes();
         auth::append_auth(&mut payload, AuthKind::FaHa, &peer.sa);
+        if !r.ids.is_empty() {
+            self.counters.revocation_retransmissions += 1;
+            r.interval = (r.interval * 2).min(MAX_REVOCATION_INTERVAL);
+        }
+        r.ids.push(id);
+        r.next = now + r.interval;
+        let next = r.next;
         self.tx.push_back(Transmit::new(
-            Peer::V4(SocketAddrV4::new(old_pma, PORT)),
-            payload.clone(),
+            Peer::V4(SocketAddrV4::new(to.0, PORT)),
+            payload,
         ));
         self.counters.revocations_sent += 1;
-        let next = now + Duration::from_millis(self.cfg.revocation_timeout_ms);
-        self.revocations.insert(
-            id,
-            PendingRevocation {
-                dst: old_pma,
-                payload,
-                retries_left: self.cfg.revocation_retries,
-                next,
-            },
-        );
-        self.timers.push(Reverse((next, TimerKey::Revocation(id))));
+        self.timers
+            .push(Reverse((next, TimerKey::Revocation(to.0, to.1))));
     }
 
-    pub(super) fn on_revocation_ack(&mut self, src: SocketAddrV4, payload: &[u8], id: u32) {
+    /// The retransmission timer of the revocation `to`, armed for `at`.
+    pub(super) fn revocation_timer(&mut self, now: Instant, at: Instant, to: (Ipv4Addr, Ipv4Addr)) {
+        let Some(r) = self.revocations.get_mut(&to) else {
+            return;
+        };
+        if r.next != at {
+            return; // superseded by a newer revocation of the same binding
+        }
+        if r.retries_left == 0 || now >= r.until {
+            self.revocations.remove(&to);
+            self.counters.revocation_timeouts += 1;
+            return;
+        }
+        r.retries_left -= 1;
+        self.transmit_revocation(now, to);
+    }
+
+    /// A Revocation Acknowledgement from a PMA (§3.4): it ends the pending
+    /// revocation of that home address to that PMA when it carries the
+    /// identifier of one of its transmissions (§3.5).
+    pub(super) fn on_revocation_ack(
+        &mut self,
+        src: SocketAddrV4,
+        payload: &[u8],
+        a: &RevocationAckRepr,
+    ) {
         if self.authentic_pma(src, payload).is_none() {
             return;
         }
+        let key = (*src.ip(), a.home_address);
         if self
             .revocations
-            .get(&id)
-            .is_some_and(|r| r.dst == *src.ip())
+            .get(&key)
+            .is_some_and(|r| r.ids.contains(&a.revocation_id))
         {
-            self.revocations.remove(&id);
+            self.revocations.remove(&key);
             self.counters.revocation_acks += 1;
         }
     }
 }
 
+/// The longest wait between two transmissions of one revocation.
+const MAX_REVOCATION_INTERVAL: Duration = Duration::from_secs(8);
+
 impl Ha {
-    /// A Registration Revocation from a PMA (RFC 3543 §5, the foreign domain
-    /// revoking: A clear): the device left. The binding it names through that
-    /// PMA goes — when revocation was negotiated for it (§3.2) — and the PMA
-    /// gets an authenticated acknowledgement either way, so it stops
-    /// retransmitting. An identifier not newer than the last is a replay
-    /// (§6): acknowledged, not acted on.
+    /// A Registration Revocation from a PMA (RFC 3543 §4.2.3.2, the foreign
+    /// domain revoking: A clear): the device left. The binding it names
+    /// through that PMA goes — when revocation was negotiated for it (§3.2)
+    /// — and is acknowledged; one we do not hold (or not through that PMA,
+    /// or without revocation) is acknowledged too, so the PMA stops
+    /// retransmitting. Silently discarded (§3.5): a reflection of our own
+    /// (A set), a replay (an identifier older than the newest from that PMA
+    /// by more than the window, §6.2), and a revocation that does not
+    /// follow the binding's registration (its identifier not after the
+    /// timestamp the PMA put in that request, §4.2.3.2) — a retransmission
+    /// carries a newer one.
     pub(super) fn on_pma_revocation(
         &mut self,
         src: SocketAddrV4,
@@ -89,9 +143,10 @@ impl Ha {
         let Some(sa) = self.authentic_pma(src, payload) else {
             return;
         };
-        let fresh = auth::fresh_revocation(&mut self.pma_revocation_ids, pma, r.revocation_id);
-        if !fresh {
+        if r.a_bit || auth::revocation_replayed(&mut self.pma_revocation_ids, pma, r.revocation_id)
+        {
             self.counters.pma_revocations_stale += 1;
+            return;
         }
         let nai = r.nai().or_else(|| {
             let (n, _) = self
@@ -100,18 +155,20 @@ impl Ha {
                 .find(|(_, b)| b.home == r.home_address && b.pma == pma)?;
             Some(n.clone())
         });
-        let ours = nai.filter(|n| {
-            self.bindings
-                .get(n)
-                .is_some_and(|b| b.pma == pma && b.revocable)
+        let ours = nai.and_then(|n| {
+            let b = self.bindings.get(&n)?;
+            (b.pma == pma && b.revocable).then_some((n, b.revocation_stamp))
         });
         match ours {
-            Some(nai) if fresh && !r.a_bit => {
+            Some((_, stamp)) if !auth::revocation_follows(stamp, r.revocation_id) => {
+                self.counters.pma_revocations_stale += 1;
+                return;
+            }
+            Some((nai, _)) => {
                 self.remove_binding(&nai);
                 self.counters.pma_revocations += 1;
                 self.events.push_back(HaEvent::Deregistered { nai });
             }
-            Some(_) => {}
             None => self.counters.pma_revocations_unknown += 1,
         }
         let ack = RevocationAckRepr {

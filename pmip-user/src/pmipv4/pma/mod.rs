@@ -292,8 +292,12 @@ struct Session {
     requested_lifetime: u16,
     /// The HA's last reply had Revocation Support (RFC 3543 §3.2): we may revoke.
     ha_revocation: bool,
-    /// Leaving by our Registration Revocation (RFC 3543 §5) with this identifier.
-    revoking: Option<u32>,
+    /// The timestamp in it: a revocation from the HA must come after it
+    /// (§4.2.2.2). None: not known (restored from the store).
+    ha_revocation_stamp: Option<u32>,
+    /// Leaving by our Registration Revocation (RFC 3543 §4.2.3.1): the
+    /// identifiers of its transmissions so far (an ack of any ends it).
+    revoking: Option<Vec<u32>>,
     gen: u64,
 }
 
@@ -336,15 +340,11 @@ pub struct Pma {
     counters: PmaCounters,
     /// When the last security exception was logged (the log is rate limited).
     last_security_log: Option<Instant>,
-    /// Our next Registration Revocation identifier (RFC 3543 §3.3).
-    next_revocation_id: u32,
 }
 
 impl Pma {
     pub fn new(cfg: PmaConfig, clock: Clock) -> Self {
         let keys = IdAlloc::new(cfg.downlink_key_base, pmip_common::MAX_SUBSCRIBERS);
-        // Identifiers start from our clock so a restart does not reuse them.
-        let next_revocation_id = auth::ntp_seconds(clock.ntp(clock.at));
         Pma {
             cfg,
             clock,
@@ -364,7 +364,6 @@ impl Pma {
             store: persist::StoreQueue::new(),
             counters: PmaCounters::default(),
             last_security_log: None,
-            next_revocation_id,
         }
     }
 
@@ -502,6 +501,7 @@ impl Pma {
             granted: None,
             requested_lifetime: 0,
             ha_revocation: false,
+            ha_revocation_stamp: None,
             revoking: None,
             gen: 0,
         };

@@ -158,6 +158,7 @@ impl store::AccessRestore for Pma {
             // Set again by the next request, before any reply can match.
             requested_lifetime: u16::try_from(r.lifetime_s).unwrap_or(u16::MAX),
             ha_revocation: r.anchor_revocation,
+            ha_revocation_stamp: None,
             revoking: None,
             gen: 0,
         };

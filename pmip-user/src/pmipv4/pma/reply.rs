@@ -145,6 +145,7 @@ impl Pma {
             return;
         }
         s.ha_revocation = r.extensions.revocation_support().is_some();
+        s.ha_revocation_stamp = r.extensions.revocation_support().map(|(_, t)| t);
         if s.sub.dynamic_ha {
             // RFC 4433: the reply's Home Agent field names the HA that took us.
             s.assigned_ha = Some(
@@ -205,10 +206,14 @@ impl Pma {
         let Some(sa) = self.authentic_ha(now, src, payload, "registration revocation") else {
             return;
         };
-        // A stale one is acknowledged, but not acted on again.
-        let fresh = auth::fresh_revocation(&mut self.last_revocation, *src.ip(), r.revocation_id);
-        if !fresh {
+        // RFC 3543 §3.5: a reflection of our own (A clear: from a foreign
+        // agent) or a replay (§6.2: older than the newest from that HA by
+        // more than the window) is silently discarded.
+        if !r.a_bit
+            || auth::revocation_replayed(&mut self.last_revocation, *src.ip(), r.revocation_id)
+        {
             self.counters.revocations_stale += 1;
+            return;
         }
         // Without its NAI: the session of that home address with that HA.
         let nai = r.nai().or_else(|| {
@@ -218,20 +223,26 @@ impl Pma {
                 .find(|(_, s)| s.home == Some(r.home_address) && s.ha() == *src.ip())?;
             Some(n.clone())
         });
-        if let Some(nai) = nai.filter(|_| fresh) {
-            if let Some(s) = self.sessions.get_mut(&nai) {
-                if s.ha() == *src.ip() {
-                    if let Some(b) = s.installed.take() {
-                        self.dp.push_back(DpCommand::RemoveAccess(b));
-                    }
-                    self.counters.revocations += 1;
-                    self.events
-                        .push_back(PmaEvent::Revoked { nai: nai.clone() });
-                    self.drop_session(&nai);
-                }
+        let ours = nai.filter(|n| self.sessions.get(n).is_some_and(|s| s.ha() == *src.ip()));
+        if let Some(nai) = ours {
+            // §4.2.2.2: only a registration that precedes the revocation is
+            // revoked (both timestamps are the HA's); the HA's
+            // retransmission carries a later identifier.
+            let stamp = self.sessions.get(&nai).and_then(|s| s.ha_revocation_stamp);
+            if !auth::revocation_follows(stamp, r.revocation_id) {
+                self.counters.revocations_stale += 1;
+                return;
             }
+            if let Some(b) = self.sessions.get_mut(&nai).and_then(|s| s.installed.take()) {
+                self.dp.push_back(DpCommand::RemoveAccess(b));
+            }
+            self.counters.revocations += 1;
+            self.events
+                .push_back(PmaEvent::Revoked { nai: nai.clone() });
+            self.drop_session(&nai);
         }
-        // Acknowledge even unknown bindings so the HA stops retransmitting (RFC 3543 §5).
+        // Acknowledged, even for a binding we do not hold (revoked already,
+        // our ack lost), so the HA stops retransmitting.
         let ack = RevocationAckRepr {
             i_bit: false,
             home_address: r.home_address,

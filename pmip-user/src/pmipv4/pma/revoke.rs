@@ -7,6 +7,7 @@
 use std::net::{IpAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+use super::super::auth;
 use super::super::transport::signed;
 use super::super::wire::ext::ExtRepr;
 use super::super::wire::{RevocationAckRepr, RevocationRepr};
@@ -20,19 +21,23 @@ impl Pma {
         };
         let ha = s.ha();
         if s.ha_revocation && s.home.is_some() && self.cfg.revoke_to.contains(&IpAddr::V4(ha)) {
-            s.revoking = Some(self.next_revocation_id);
-            self.next_revocation_id = self.next_revocation_id.wrapping_add(1);
+            s.revoking = Some(Vec::new());
         }
     }
 
-    /// Sends (or resends, same identifier) the revocation of `nai`'s binding.
+    /// Sends (or resends) the revocation of `nai`'s binding, with a fresh
+    /// identifier: our current timestamp, from the clock of our Revocation
+    /// Support extensions (RFC 3543 §3.3, §3.5; a retransmission updates
+    /// it, §4.2.3.1), at most one a second (§4.2.3.1).
     pub(super) fn send_revocation(&mut self, now: Instant, nai: &str) {
+        let id = auth::ntp_seconds(auth::ntp_from_system(self.clock.wall(now)));
         let Some(s) = self.sessions.get_mut(nai) else {
             return;
         };
-        let (ha, Some(id), Some(home)) = (s.ha(), s.revoking, s.home) else {
+        let (ha, Some(ids), Some(home)) = (s.ha(), s.revoking.as_mut(), s.home) else {
             return;
         };
+        ids.push(id);
         let Some(peer) = self.cfg.home_agents.iter().find(|p| p.address == ha) else {
             return;
         };
@@ -53,7 +58,9 @@ impl Pma {
         self.counters.revocations_sent += 1;
         s.attempts += 1;
         s.pending_ident = None;
-        s.next_retx = Some(now + Duration::from_millis(self.cfg.retransmission_timeout_ms));
+        let wait = Duration::from_millis(self.cfg.retransmission_timeout_ms)
+            .max(auth::REVOCATION_MIN_INTERVAL);
+        s.next_retx = Some(now + wait);
         self.arm(nai);
     }
 
@@ -71,7 +78,15 @@ impl Pma {
         {
             return;
         }
-        let ours = |s: &Session| s.revoking == Some(a.revocation_id) && s.ha() == *src.ip();
+        // The ack of any of its transmissions (a late one counts), for its
+        // home address (RFC 3543 §3.5).
+        let ours = |s: &Session| {
+            s.ha() == *src.ip()
+                && s.home == Some(a.home_address)
+                && s.revoking
+                    .as_ref()
+                    .is_some_and(|ids| ids.contains(&a.revocation_id))
+        };
         let nai = self
             .sessions
             .iter()
