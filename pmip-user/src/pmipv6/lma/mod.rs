@@ -185,6 +185,11 @@ pub struct LmaCounters {
     pub heartbeat_rx: u64,
     pub heartbeat_sent: u64,
     pub heartbeat_missed: u64,
+    /// MAGs that answered a heartbeat with a Binding Error (status 2): no
+    /// more heartbeats to them (RFC 5847 §3).
+    pub heartbeat_unsupported: u64,
+    /// Binding Errors received (RFC 6275 §6.1.9), heartbeats' or not.
+    pub binding_error_rx: u64,
     pub heartbeat_unconfigured_peer: u64,
     pub mag_unreachable: u64,
     pub mag_restart_detected: u64,
@@ -244,6 +249,9 @@ struct MagPeer {
     restart_counter: Option<u32>,
     /// Answering heartbeats (see `PeerSummary::reachable`).
     hb_up: Option<bool>,
+    /// Answered a heartbeat with a Binding Error, status 2: it does not do
+    /// RFC 5847, and we send it no heartbeat again (§3).
+    hb_unsupported: bool,
 }
 
 impl MagPeer {
@@ -256,6 +264,7 @@ impl MagPeer {
             hb_missed: 0,
             restart_counter: None,
             hb_up: None,
+            hb_unsupported: false,
         }
     }
 }
@@ -321,6 +330,9 @@ struct Reply {
     /// The PBA's Sequence Number when it is not the PBU's (status 135
     /// carries the last one accepted, RFC 6275 §9.5.1).
     seq: Option<u16>,
+    /// No PBA at all: a de-registration the LMA "MUST ignore" (RFC 5213
+    /// §5.3.5, §5.4.1).
+    ignore: bool,
 }
 
 /// The options a [`Reply`] adds to the PBA.
@@ -333,6 +345,7 @@ impl Reply {
             lifetime: 0,
             extra: Extra::new(),
             seq: None,
+            ignore: false,
         }
     }
 }
@@ -472,6 +485,7 @@ impl Lma {
         match msg {
             Message::BindingUpdate(bu) => self.on_pbu(now, peer, bu),
             Message::Heartbeat(hb) => self.on_heartbeat(peer, hb),
+            Message::BindingError(be) => self.on_binding_error(peer, &be),
             Message::RevocationAck(bra) => self.on_bra(peer, bra),
             Message::RevocationIndication(bri) => self.on_mag_bri(peer, bri),
             _ => self.counters.rx_unexpected_message += 1,

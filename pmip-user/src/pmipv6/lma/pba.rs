@@ -6,8 +6,8 @@ use std::net::Ipv4Addr;
 use smallvec::SmallVec;
 
 use super::super::wire::{
-    self, ba_flags, option::hoa_status, BaStatus, BindingAck, BindingUpdate, Message,
-    MobilityOption, OptionsExt,
+    self, ba_flags, option::hoa_status, AccessTechType, BaStatus, BindingAck, BindingUpdate,
+    HandoffIndicator, Message, MobilityOption, OptionsExt,
 };
 use super::{Extra, Lma, Reply};
 use crate::agent::Peer;
@@ -51,7 +51,10 @@ impl Lma {
         // Under the timestamp scheme the PBU's Timestamp comes back (RFC 5213
         // §5.3.6); TIMESTAMP_MISMATCH carries our clock instead (in `extra`),
         // and the sequence-number scheme none at all (§5.5).
-        if self.cfg.timestamp_based && reply.status != BaStatus::TIMESTAMP_MISMATCH {
+        if self.cfg.timestamp_based
+            && reply.status != BaStatus::TIMESTAMP_MISMATCH
+            && reply.status != BaStatus::TIMESTAMP_LOWER_THAN_PREV_ACCEPTED
+        {
             if let Some(ts) = bu.timestamp() {
                 options.push(MobilityOption::Timestamp(ts));
             }
@@ -130,15 +133,39 @@ fn give_back(from: &mut MobilityOption, to: &mut MobilityOption) {
     }
 }
 
-/// What a rejecting PBA owes the request: the IPv4 Home Address Reply with
-/// an error status for an IPv4 request (RFC 5844 §3.1.2.6) and the PBU's
-/// Home Network Prefix options (RFC 5213 §5.3.6).
+/// What a rejecting PBA owes the request (RFC 5213 §5.3.6): the mandatory
+/// options the PBU lacked — a zero-length Mobile Node Identifier, the
+/// Handoff Indicator and Access Technology Type set to zero — and its Home
+/// Network Prefix options, or one of ALL_ZERO when it had none (RFC 5844
+/// §3.1.2.6: not with an IPv4 request); the IPv4 Home Address Reply with an
+/// error status for an IPv4 request (RFC 5844 §3.1.2.6).
 fn rejection_echo(bu: &BindingUpdate, status: BaStatus) -> Vec<MobilityOption> {
-    let mut v: Vec<MobilityOption> = bu
-        .hnps()
-        .into_iter()
-        .map(|(prefix_len, prefix)| MobilityOption::HomeNetworkPrefix { prefix_len, prefix })
-        .collect();
+    let mut v: Vec<MobilityOption> = Vec::new();
+    if bu.mn_id().is_none() {
+        v.push(MobilityOption::MnId {
+            subtype: wire::option::MN_ID_SUBTYPE_NAI,
+            id: Vec::new(),
+        });
+    }
+    if bu.handoff_indicator().is_none() {
+        v.push(MobilityOption::HandoffIndicator(HandoffIndicator::Unknown(
+            0,
+        )));
+    }
+    if bu.access_tech_type().is_none() {
+        v.push(MobilityOption::AccessTechType(AccessTechType::from(0)));
+    }
+    let hnps = bu.hnps();
+    if hnps.is_empty() && bu.ipv4_hoa_request().is_none() {
+        v.push(MobilityOption::HomeNetworkPrefix {
+            prefix_len: 0,
+            prefix: std::net::Ipv6Addr::UNSPECIFIED,
+        });
+    }
+    v.extend(
+        hnps.into_iter()
+            .map(|(prefix_len, prefix)| MobilityOption::HomeNetworkPrefix { prefix_len, prefix }),
+    );
     if let Some((plen, addr)) = bu.ipv4_hoa_request() {
         v.push(MobilityOption::Ipv4HoaReply {
             status: hoa_reject_status(status),
@@ -151,14 +178,17 @@ fn rejection_echo(bu: &BindingUpdate, status: BaStatus) -> Vec<MobilityOption> {
 
 /// The IPv4 Home Address Reply status (RFC 5844 §3.3.2) that goes with a
 /// rejecting PBA status.
+/// RFC 5844 §3.1.2.2 names two: 129 (administratively prohibited) with
+/// NOT_AUTHORIZED_FOR_IPV4_HOME_ADDRESS, 128 (failure, reason unspecified)
+/// with 130 (insufficient resources).
 fn hoa_reject_status(s: BaStatus) -> u8 {
     match s {
-        BaStatus::NOT_AUTHORIZED_FOR_IPV4_HOME_ADDRESS => hoa_status::INCORRECT_IPV4_HOA,
-        BaStatus::NOT_AUTHORIZED_FOR_IPV4_MOBILITY_SERVICE
+        BaStatus::NOT_AUTHORIZED_FOR_IPV4_HOME_ADDRESS
+        | BaStatus::NOT_AUTHORIZED_FOR_IPV4_MOBILITY_SERVICE
         | BaStatus::MULTIPLE_IPV4_HOME_ADDRESS_ASSIGNMENT_NOT_SUPPORTED
         | BaStatus::MAG_NOT_AUTHORIZED_FOR_PROXY_REG
-        | BaStatus::PROXY_REG_NOT_ENABLED => hoa_status::ADMIN_PROHIBITED,
-        BaStatus::INSUFFICIENT_RESOURCES => hoa_status::DYNAMIC_IPV4_HOA_NOT_AVAILABLE,
+        | BaStatus::PROXY_REG_NOT_ENABLED
+        | BaStatus::NOT_LMA_FOR_THIS_MOBILE_NODE => hoa_status::ADMIN_PROHIBITED,
         _ => hoa_status::FAILURE_UNSPECIFIED,
     }
 }

@@ -54,6 +54,9 @@ impl Lma {
             return;
         }
         let reply = self.process_pbu(now, peer, &bu);
+        if reply.ignore {
+            return;
+        }
         let created = self.unconfirmed.take_created();
         if reply.status.is_accepted() {
             self.counters.pbu_accepted += 1;
@@ -122,35 +125,46 @@ impl Lma {
             *c += 1;
             Err(Reply::reject(status))
         };
-        if !self.mags.contains(&peer.ip()) {
-            return refuse(
-                &mut self.counters.pbu_unconfigured_mag,
-                BaStatus::MAG_NOT_AUTHORIZED_FOR_PROXY_REG,
-            );
-        }
+        // RFC 5213 §5.3.1: the checks in the order given there ("the
+        // specified order MUST be maintained", §5.3) — steps 4, 6, 7, 9
+        // (the Timestamp against our clock; the binding's order below),
+        // then 10–12, for de-registrations too.
         let Some(mn_id) = bu.mn_id() else {
             return refuse(
                 &mut self.counters.pbu_missing_option,
                 BaStatus::MISSING_MN_IDENTIFIER_OPTION,
             );
         };
+        if !self.mags.contains(&peer.ip()) {
+            return refuse(
+                &mut self.counters.pbu_unconfigured_mag,
+                BaStatus::MAG_NOT_AUTHORIZED_FOR_PROXY_REG,
+            );
+        }
+        // Step 7: an identifier we know no subscriber (nor default
+        // profile) for is a mobile node we cannot identify.
+        let Some(profile) = self.profile(mn_id) else {
+            return refuse(
+                &mut self.counters.pbu_unknown_mn,
+                BaStatus::NOT_LMA_FOR_THIS_MOBILE_NODE,
+            );
+        };
+        let ts = self.ordering_timestamp(now, bu)?;
         let hnps = bu.hnps();
         let v4_req = bu.ipv4_hoa_request();
-        if bu.lifetime != 0 {
-            let missing = if bu.handoff_indicator().is_none() {
-                Some(BaStatus::MISSING_HANDOFF_INDICATOR_OPTION)
-            } else if bu.access_tech_type().is_none() {
-                Some(BaStatus::MISSING_ACCESS_TECH_TYPE_OPTION)
-            } else if hnps.is_empty() && v4_req.is_none() {
-                // RFC 5213 wants an HNP option; RFC 5844 §3.1.3 lets an
-                // IPv4-only request go without one: accept either.
-                Some(BaStatus::MISSING_HOME_NETWORK_PREFIX_OPTION)
-            } else {
-                None
-            };
-            if let Some(status) = missing {
-                return refuse(&mut self.counters.pbu_missing_option, status);
-            }
+        let missing = if hnps.is_empty() && v4_req.is_none() {
+            // RFC 5213 wants an HNP option; RFC 5844 §3.1.3 lets an
+            // IPv4-only request go without one: accept either.
+            Some(BaStatus::MISSING_HOME_NETWORK_PREFIX_OPTION)
+        } else if bu.handoff_indicator().is_none() {
+            Some(BaStatus::MISSING_HANDOFF_INDICATOR_OPTION)
+        } else if bu.access_tech_type().is_none() {
+            Some(BaStatus::MISSING_ACCESS_TECH_TYPE_OPTION)
+        } else {
+            None
+        };
+        if let Some(status) = missing {
+            return refuse(&mut self.counters.pbu_missing_option, status);
         }
         // RFC 5844 §3.1.2.1: one IPv4 home address per mobility session.
         let v4_reqs = bu
@@ -164,21 +178,12 @@ impl Lma {
                 BaStatus::MULTIPLE_IPV4_HOME_ADDRESS_ASSIGNMENT_NOT_SUPPORTED,
             );
         }
-        let ts = self.ordering_timestamp(now, bu)?;
-        let Some(profile) = self.profile(mn_id) else {
-            return refuse(
-                &mut self.counters.pbu_unknown_mn,
-                BaStatus::PROXY_REG_NOT_ENABLED,
-            );
-        };
         let llid = bu.link_layer_id().unwrap_or(&[]);
         let existing = self.find_session(mn_id, llid, bu.handoff_indicator(), &hnps);
         if let Some(id) = existing {
             let b = &self.bces[&id];
-            // The MAG is its address (the proxy-CoA); over IPv4 its UDP
-            // source port may change (RFC 5844 §4: we answer to it).
-            let last = (b.last_ts, b.last_seq, b.mag.ip() == peer.ip());
-            self.check_order(last, ts, bu.seq)?;
+            let last = (b.last_ts, b.last_seq);
+            self.check_order(now, last, ts, bu.seq)?;
         }
         Ok(Pbu {
             peer,
@@ -302,6 +307,7 @@ impl Lma {
             lifetime: (g.lifetime.as_secs() / 4) as u16,
             extra,
             seq: None,
+            ignore: false,
         }
     }
 
@@ -445,34 +451,29 @@ impl Lma {
             lifetime: 0,
             extra: Extra::new(),
             seq: None,
+            ignore: false,
+        };
+        let ignored = Reply {
+            ignore: true,
+            ..Reply::reject(BaStatus::ACCEPTED)
         };
         let Some(id) = p.existing else {
+            // §5.4.1.1–5.4.1.3: "if the request cannot be associated with
+            // any existing mobility session, the message MUST be silently
+            // ignored".
             self.counters.dereg_unknown += 1;
-            done.extra = p
-                .hnps
-                .iter()
-                .map(|&(prefix_len, prefix)| MobilityOption::HomeNetworkPrefix {
-                    prefix_len,
-                    prefix,
-                })
-                .collect();
-            if let Some((plen, addr)) = p.v4_req {
-                done.extra.extend(self.v4_reply(
-                    super::super::wire::option::hoa_status::SUCCESS,
-                    plen,
-                    addr,
-                ));
-            }
-            return done;
+            return ignored;
         };
-        done.extra = self.binding_options(id);
         let b = self.bces.get_mut(&id).expect("index consistent");
         if b.mag.ip() != p.peer.ip() {
-            // A late deregistration from the MAG the subscriber left: the
-            // binding now belongs to the new MAG; acknowledge, change nothing.
+            // §5.3.5: a de-registration from another MAG than the one in
+            // the entry (a late one from the MAG the subscriber left: the
+            // binding is the new MAG's) — "MUST ignore the request".
             self.counters.dereg_from_old_mag += 1;
-            return done;
+            return ignored;
         }
+        done.extra = self.binding_options(id);
+        let b = self.bces.get_mut(&id).expect("index consistent");
         b.last_ts = p.ts.unwrap_or(b.last_ts);
         b.last_seq = p.seq;
         if b.deleting {
@@ -514,22 +515,30 @@ impl Lma {
         Ok(Some(ts))
     }
 
-    /// Only strictly newer PBUs count (RFC 5213 §5.5): by Timestamp (157), or
-    /// by sequence number from the MAG that holds the binding (RFC 6275
-    /// §9.5.1: 135 with the last sequence number accepted). Sequence numbers
-    /// of two MAGs are unrelated, so a handover is never out of window.
+    /// Only strictly newer PBUs count (RFC 5213 §5.5): by Timestamp (157,
+    /// with our clock's time), or by sequence number (RFC 6275 §9.5.1: 135
+    /// with the last sequence number accepted) — whichever MAG sends it:
+    /// the sequence number is kept per mobility session (§5.5), so an
+    /// older PBU from the MAG the subscriber left cannot pull the binding
+    /// back. (A new MAG that does not know it learns it from the 135.)
     fn check_order(
         &mut self,
-        (last_ts, last_seq, same_mag): (u64, u16, bool),
+        now: Instant,
+        (last_ts, last_seq): (u64, u16),
         ts: Option<u64>,
         seq: u16,
     ) -> Result<(), Reply> {
         match ts {
             Some(ts) if ts <= last_ts => {
                 self.counters.pbu_timestamp_replayed += 1;
-                Err(Reply::reject(BaStatus::TIMESTAMP_LOWER_THAN_PREV_ACCEPTED))
+                let mut r = Reply::reject(BaStatus::TIMESTAMP_LOWER_THAN_PREV_ACCEPTED);
+                // §5.5: "with the value set to the current time of day on
+                // the local mobility anchor".
+                r.extra
+                    .push(MobilityOption::Timestamp(self.clock.timestamp(now)));
+                Err(r)
             }
-            None if same_mag && (seq.wrapping_sub(last_seq) as i16) <= 0 => {
+            None if (seq.wrapping_sub(last_seq) as i16) <= 0 => {
                 self.counters.pbu_sequence_out_of_window += 1;
                 let mut r = Reply::reject(BaStatus::SEQUENCE_NUMBER_OUT_OF_WINDOW);
                 r.seq = Some(last_seq);

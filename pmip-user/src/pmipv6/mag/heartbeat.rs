@@ -2,7 +2,9 @@
 //! and re-registering everything when the LMA restarted or went silent.
 use std::time::Instant;
 
-use super::super::wire::{HandoffIndicator, Heartbeat, Message, MobilityOption, OptionsExt};
+use super::super::wire::{
+    be_status, BindingError, HandoffIndicator, Heartbeat, Message, OptionsExt,
+};
 use super::{Mag, State};
 use crate::dataplane::AccessPoint;
 
@@ -28,7 +30,9 @@ impl Mag {
             // Heartbeats answered again: an LMA that was away is back.
             self.anchor_answered(now, lma, None);
         }
-        if let Some(rc) = hb.restart_counter() {
+        // RFC 5847 §3.4: the Restart Counter "is only valid in a Heartbeat
+        // Response message".
+        if let Some(rc) = hb.restart_counter().filter(|_| hb.response) {
             let l = &mut self.lmas[lma];
             let restarted = l.restart_counter.is_some_and(|old| old != rc);
             l.restart_counter = Some(rc);
@@ -66,10 +70,15 @@ impl Mag {
     pub(super) fn on_heartbeat_timer(&mut self, now: Instant, lma: usize) {
         let l = &mut self.lmas[lma];
         l.hb_deadline = now + self.cfg.heartbeat_interval;
+        if l.hb_unsupported {
+            return;
+        }
         if l.hb_outstanding {
             l.hb_missed += 1;
             self.counters.heartbeat_missed += 1;
-            if l.hb_missed >= self.cfg.heartbeat_missing_limit {
+            // RFC 5847 §3: unreachable when the missed count *exceeds*
+            // MISSING_HEARTBEATS_ALLOWED.
+            if l.hb_missed > self.cfg.heartbeat_missing_limit {
                 // RFC 5847 §4: treat the LMA as having lost state — once,
                 // when it stops answering. While it stays silent, every
                 // further limit reached would send all its bindings' PBUs
@@ -95,10 +104,29 @@ impl Mag {
             unsolicited: false,
             response: false,
             seq: l.hb_seq,
-            options: vec![MobilityOption::RestartCounter(self.cfg.restart_counter)],
+            // The Restart Counter goes in responses only (§3.4).
+            options: vec![],
         });
         let peer = l.peer;
         self.counters.heartbeat_sent += 1;
         self.queue(peer, &msg);
+    }
+
+    /// A Binding Error from an LMA (RFC 6275 §6.1.9). Status 2 while a
+    /// heartbeat of ours is outstanding answers it: the LMA does not do RFC
+    /// 5847, and "the initiating MAG or the LMA MUST NOT use Heartbeat
+    /// messages with the other end again" (§3) — nor take it for down, and
+    /// re-register everything, for not answering them.
+    pub(super) fn on_binding_error(&mut self, lma: usize, be: &BindingError) {
+        self.counters.binding_error_rx += 1;
+        let l = &mut self.lmas[lma];
+        if be.status == be_status::UNRECOGNIZED_MH_TYPE && l.hb_outstanding && !l.hb_unsupported {
+            l.hb_unsupported = true;
+            l.hb_outstanding = false;
+            l.hb_missed = 0;
+            l.hb_up = None;
+            self.counters.heartbeat_unsupported += 1;
+            tracing::info!(lma = %l.peer.ip(), "the LMA does not support heartbeats (Binding Error): none sent to it again");
+        }
     }
 }

@@ -211,6 +211,14 @@ pub struct MagCounters {
     pub heartbeat_sent: u64,
     pub heartbeat_rx: u64,
     pub heartbeat_missed: u64,
+    /// De-registrations no PBA answered within INITIAL_BINDACK_TIMEOUT:
+    /// the entry went all the same (RFC 5213 §6.9.1.4).
+    pub dereg_unanswered: u64,
+    /// LMAs that answered a heartbeat with a Binding Error (status 2): no
+    /// more heartbeats to them (RFC 5847 §3).
+    pub heartbeat_unsupported: u64,
+    /// Binding Errors received (RFC 6275 §6.1.9), heartbeats' or not.
+    pub binding_error_rx: u64,
     pub lma_restart_detected: u64,
     pub reregistrations: u64,
     pub bri_rx: u64,
@@ -313,6 +321,9 @@ struct LmaState {
     restart_counter: Option<u32>,
     /// Answering heartbeats (see `PeerSummary::reachable`).
     hb_up: Option<bool>,
+    /// Answered a heartbeat with a Binding Error, status 2: it does not do
+    /// RFC 5847, and we send it no heartbeat again (§3).
+    hb_unsupported: bool,
 }
 
 /// The MAG state machine.
@@ -357,6 +368,7 @@ impl Mag {
                 hb_deadline: now + cfg.heartbeat_interval,
                 restart_counter: None,
                 hb_up: None,
+                hb_unsupported: false,
             })
             .collect();
         Mag {
@@ -655,6 +667,7 @@ impl Mag {
         match msg {
             Message::BindingAck(ba) => self.on_pba(now, lma, ba),
             Message::Heartbeat(hb) => self.on_heartbeat(now, lma, hb),
+            Message::BindingError(be) => self.on_binding_error(lma, &be),
             Message::RevocationIndication(bri) => self.on_bri(lma, bri),
             Message::RevocationAck(bra) => self.on_bra(lma, bra),
             _ => self.counters.rx_unexpected_message += 1,

@@ -29,6 +29,16 @@ impl Mag {
         let Some(e) = self.entries.get_mut(&at) else {
             return;
         };
+        if dereg && !e.revoking {
+            // RFC 5213 §6.9.1.4: a de-registration is not retransmitted —
+            // on its PBA, "or after INITIAL_BINDACK_TIMEOUT timeout waiting
+            // for the reply", the entry goes (an LMA "MUST ignore" one it
+            // cannot place, §5.3.5, and sends no PBA).
+            self.counters.dereg_unanswered += 1;
+            self.remove_entry(&at);
+            self.events.push_back(MagEvent::Deregistered { at });
+            return;
+        }
         if e.retx < self.cfg.max_retx {
             // Exponential back-off, 1 s doubling up to 32 s.
             e.retx += 1;

@@ -49,6 +49,7 @@ impl Mag {
             hb_deadline: now + self.cfg.heartbeat_interval,
             restart_counter: None,
             hb_up: None,
+            hb_unsupported: false,
             no_gre_key: false,
         });
         self.lmas.len() - 1

@@ -126,14 +126,15 @@ impl From<AccessTechType> for u8 {
     }
 }
 
-/// IPv4 Home Address Reply status (RFC 5844 §3.2).
+/// IPv4 Home Address Reply status (RFC 5844 §3.3.2; all of its values, the
+/// ones we do not send included).
 pub mod hoa_status {
     pub const SUCCESS: u8 = 0;
     pub(crate) const FAILURE_UNSPECIFIED: u8 = 128;
     pub(crate) const ADMIN_PROHIBITED: u8 = 129;
-    pub(crate) const INCORRECT_IPV4_HOA: u8 = 130;
+    pub const INCORRECT_IPV4_HOA: u8 = 130;
     pub const INVALID_IPV4_ADDRESS: u8 = 131;
-    pub(crate) const DYNAMIC_IPV4_HOA_NOT_AVAILABLE: u8 = 132;
+    pub const DYNAMIC_IPV4_HOA_NOT_AVAILABLE: u8 = 132;
 }
 
 /// Zero-copy view of one option's TLV (not valid for Pad1, which has no length).
