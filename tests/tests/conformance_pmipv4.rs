@@ -233,11 +233,6 @@ fn ha_rejection_codes() {
                 139,
             ),
             (
-                "3344-1.9-a unknown non-skippable extension",
-                prrq(1, gt, 30, [0; 4], now(), &unknown),
-                134,
-            ),
-            (
                 "leung-8.1-b per-node IPsec not supported",
                 prrq(1, gt, 30, [0; 4], now(), &ipsec),
                 149,
@@ -269,6 +264,14 @@ fn ha_rejection_codes() {
                 );
             }
         }
+        // 3344-1.9-a: an unknown extension 0–127 — the request is silently
+        // discarded (RFC 3344 §1.8), no 134.
+        p.send(b.anchor(), 434, &prrq(1, gt, 30, [0; 4], now(), &unknown))?;
+        ensure!(
+            p.recv_where(Duration::from_millis(800), is(m4::RRP))
+                .is_none(),
+            "a reply to a request with an unknown non-skippable extension"
+        );
         // 3344-5.7.1-a: the same Identification again is a replay.
         let id = now();
         ensure!(
@@ -672,7 +675,14 @@ fn pma_discards_bad_reply_and_resyncs_after_133() {
                 &[m4::nai(&q2.nai().unwrap())],
             ),
         )?;
+        let sent = std::time::Instant::now();
         let (_, q3) = next_rrq(&l, Duration::from_secs(3)).context("no request after 133")?;
+        // RFC 3344 §3.6.3: never two requests within a second.
+        ensure!(
+            sent.elapsed() > Duration::from_millis(900),
+            "the request after the 133 came {:?} after it",
+            sent.elapsed()
+        );
         let off = (q3.ident() >> 32) as i64 - (ha_time >> 32) as i64;
         ensure!(
             off.abs() < 5,

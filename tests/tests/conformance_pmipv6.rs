@@ -632,8 +632,10 @@ fn lma_bri_from_mag(t: T, name: &str) -> Result<()> {
 }
 both!(lma_answers_mag_initiated_bri, lma_bri_from_mag);
 
-/// 5846-9.2-a (bulk): a global BRI from a MAG (P and G, no MN-ID) revokes
-/// every binding through that MAG and no other; the BRA echoes P and G.
+/// 5846-9.2-a (bulk): a global BRI from a MAG (P and G, trigger Per-Peer
+/// Policy, the MAG's identity as MN-ID) revokes every binding through that
+/// MAG and no other; the BRA echoes P and G; without the MN-ID it is
+/// refused with 130 (5846-8.2-a).
 /// A per-MN BRI without an MN-ID gets status 131 (MN identity required).
 fn lma_global_bri(t: T, name: &str) -> Result<()> {
     let Some(b) = AnchorBed::start(t, &tag(t, name), "", "")? else {
@@ -665,10 +667,34 @@ fn lma_global_bri(t: T, name: &str) -> Result<()> {
         m.fixed[0],
         m.fixed[1]
     );
+    // §8.2: a per-peer global BRI (trigger 128) without the MAG's identity
+    // in an MN-ID option: "Global Revocation NOT Authorized" (130).
     p1.send(
         b.anchor(),
         b.port(),
-        &mh::bri(1, 51, mh::BRI_P | mh::BRI_G, &[]),
+        &mh::bri(128, 52, mh::BRI_P | mh::BRI_G, &[]),
+    )?;
+    let rx = p1.recv_where(S, is_type(mh::BR)).context("no BRA")?;
+    let m = Mh::parse(&rx.bytes);
+    ensure!(
+        m.fixed[1] == 130,
+        "per-peer global BRI without MN-ID: status {} (want 130)",
+        m.fixed[1]
+    );
+    ensure!(
+        b.daemon.bindings()?.len() == 3,
+        "a refused global BRI removed bindings"
+    );
+    // §9.2: G, trigger "Per-Peer Policy", the MAG's identity as MN-ID.
+    p1.send(
+        b.anchor(),
+        b.port(),
+        &mh::bri(
+            128,
+            51,
+            mh::BRI_P | mh::BRI_G,
+            &[mh::mn_id("mag1.example.net")],
+        ),
     )?;
     let rx = p1
         .recv_where(S, is_type(mh::BR))
@@ -698,7 +724,7 @@ fn lma_global_bri(t: T, name: &str) -> Result<()> {
         "the LMA sent a BRI back to the revoking MAG"
     );
     // What an independent decoder reads in our BRA: G, not V.
-    let rows = cap.check_fields(2, &["mip6.bri_br.type", "mip6.bri_ag", "mip6.bri_av"])?;
+    let rows = cap.check_fields(3, &["mip6.bri_br.type", "mip6.bri_ag", "mip6.bri_av"])?;
     let set = |v: &str| v == "1" || v.eq_ignore_ascii_case("true");
     let bras: Vec<_> = rows
         .iter()

@@ -497,13 +497,17 @@ fn mag_bulk(t: T, name: &str) -> Result<()> {
         .recv_where(Duration::from_secs(5), is_type(mh::BR))
         .context("no global BRI at shutdown")?;
     let bri = Mh::parse(&rx.bytes);
-    // RFC 5846 §6.1: a global BRI's trigger is a global one (128 and up):
-    // the revoking node's local policy (129).
+    // RFC 5846 §9.2: G, the trigger "Per-Peer Policy" (128), and the MAG's
+    // identity in an MN-ID option (the proxy-CoA it registers from).
     ensure!(
-        bri.fixed[0] == 1 && bri.fixed[1] == 129,
+        bri.fixed[0] == 1 && bri.fixed[1] == 128,
         "B.R. type {} trigger {}",
         bri.fixed[0],
         bri.fixed[1]
+    );
+    ensure!(
+        bri.nai().is_some_and(|n| !n.is_empty()),
+        "global BRI without the MAG's identity (MN-ID)"
     );
     let flags = bri.u16_at(4);
     ensure!(

@@ -709,7 +709,17 @@ fn stale_identification_is_refused_and_pma_resyncs_to_ha_clock() {
     // The 133 reply carries the HA's time in the high 32 bits...
     let hi = auth::ntp_seconds(net.replies(HA1, PMA1)[0].identification);
     assert_eq!(hi, auth::ntp_seconds(auth::ntp_from_system(wall0())));
-    // ... which the PMA adopts and registers at once.
+    // ... which the PMA adopts, and registers with a second after its
+    // first request (RFC 3344 §3.6.3: never two requests within a second).
+    assert!(net.pma(PMA1).registration("ue1@ex").is_none());
+    net.run_for(Duration::from_millis(990));
+    assert_eq!(
+        net.requests(PMA1, HA1).len(),
+        1,
+        "a second request within a second"
+    );
+    net.run_for(Duration::from_millis(20));
+    assert_eq!(net.requests(PMA1, HA1).len(), 2);
     assert!(net.pma(PMA1).registration("ue1@ex").is_some());
     assert_eq!(net.ha(HA1).counters().ident_out_of_tolerance, 1);
     assert_eq!(net.pma(PMA1).counters().ident_mismatch_resync, 1);
@@ -763,8 +773,11 @@ fn hostile_requests_get_the_rfc_codes_and_are_counted() {
         data: vec![1],
     });
     let m = crafted(&net, e, Some(&sa()));
+    let before = net.replies(HA1, PMA1).len();
     net.inject(PMA1, HA1, &m);
-    assert_eq!(last_code(&net), ReplyCode::PoorlyFormed);
+    // RFC 3344 §1.8: silently discarded — no reply, counted.
+    assert_eq!(net.replies(HA1, PMA1).len(), before);
+    assert_eq!(net.ha(HA1).counters().unknown_nonskippable, 1);
     // Unknown skippable extension is ignored: accepted.
     let mut e = good();
     e.push(ExtRepr::Unknown {

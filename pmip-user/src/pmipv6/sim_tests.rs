@@ -626,11 +626,13 @@ fn handover_between_mags_with_late_stale_pbu() {
     let Message::RevocationIndication(bri) = &bris[0].1 else {
         unreachable!()
     };
-    assert_eq!(bri.trigger, revocation_trigger::INTER_MAG_HANDOVER_SAME_ATT);
+    // The new MAG's first PBU says "handoff state unknown" (HI 4): RFC
+    // 5846 §8.1 wants "Inter-MAG Handover - Unknown".
+    assert_eq!(bri.trigger, revocation_trigger::INTER_MAG_HANDOVER_UNKNOWN);
     assert!(s.mag_dp[0].access.is_empty());
     assert!(s.events[0].contains(&MagEvent::Revoked {
         at: ap(1),
-        trigger: 2
+        trigger: 4
     }));
     assert_eq!(s.lma.counters.bra_rx, 1);
     // The stale PBU from MAG1 arrives late: older timestamp, refused, no change.

@@ -110,6 +110,13 @@ impl Ha {
                 return;
             }
         };
+        // RFC 3344 §1.8 (RFC 5944 the same): an extension 0–127 we do not
+        // know — "the message containing that Extension MUST be silently
+        // discarded" (no 134).
+        if rrq.extensions.first_unknown_nonskippable().is_some() {
+            self.counters.unknown_nonskippable += 1;
+            return;
+        }
         // A refusal echoes the NAI (made only for one: an accepted request's
         // reply gets it from `process`).
         let nai_ext = || -> Vec<ExtRepr> {
@@ -255,10 +262,6 @@ impl Ha {
         peer: &PmaPeer,
         rrq: &RegistrationRequestRepr,
     ) -> Result<Checked, Refusal> {
-        if rrq.extensions.first_unknown_nonskippable().is_some() {
-            self.counters.unknown_nonskippable += 1;
-            return Err(Refusal(ReplyCode::PoorlyFormed));
-        }
         if !self.cfg.proxy_mip {
             return Err(Refusal(ReplyCode::PmipUnsupported));
         }

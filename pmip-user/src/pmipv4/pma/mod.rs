@@ -283,6 +283,9 @@ struct Session {
     /// subscriber's renewal backing off); `None`: the configured one.
     backoff: Option<Duration>,
     next_retx: Option<Instant>,
+    /// `next_retx` is the resend after a 133 (the HA's clock adopted), not
+    /// a retransmission: no failover, no back-off.
+    resync_resend: bool,
     renew_at: Option<Instant>,
     expires_at: Option<Instant>,
     /// The lifetime the HA granted last.
@@ -312,6 +315,11 @@ impl Session {
             .min()
     }
 }
+
+/// RFC 3344 §3.6.3 (RFC 5944 the same): "The minimum time between
+/// Registration Requests MUST NOT be less than 1 second" — the resend after
+/// a 133 waits it.
+const MIN_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The PMA state machine.
 pub struct Pma {
@@ -496,6 +504,7 @@ impl Pma {
             attempts_this_ha: 0,
             backoff: None,
             next_retx: None,
+            resync_resend: false,
             renew_at: None,
             expires_at: None,
             granted: None,

@@ -57,6 +57,11 @@ impl Pma {
             return;
         };
         s.next_retx = None;
+        if std::mem::take(&mut s.resync_resend) {
+            // The resend a 133 asked for (reply.rs): the HA answered.
+            self.send_request(now, nai);
+            return;
+        }
         let cap = attempt_cap(&self.cfg, s);
         if s.attempts >= cap {
             let (ha, phase) = (s.ha(), s.phase);

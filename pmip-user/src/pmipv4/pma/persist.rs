@@ -152,6 +152,7 @@ impl store::AccessRestore for Pma {
             attempts_this_ha: 0,
             backoff: None,
             next_retx: None,
+            resync_resend: false,
             renew_at: Some(later(r.refresh_ms)),
             expires_at: Some(later(r.expires_ms)),
             granted: Some(Duration::from_secs(r.lifetime_s.into())),

@@ -54,7 +54,10 @@ impl Pma {
         self.counters.denied += 1;
         match r.code {
             ReplyCode::IdentMismatch => {
-                // §5.7.1: adopt the HA's clock from the high-order bits and retry at once.
+                // §5.7.1: adopt the HA's clock from the high-order bits and
+                // try again — a second after the request it answers, not at
+                // once (§3.6.3: "The minimum time between Registration
+                // Requests MUST NOT be less than 1 second").
                 self.counters.ident_mismatch_resync += 1;
                 let wall = self.wall(now);
                 self.idents
@@ -66,8 +69,10 @@ impl Pma {
                     .get(&nai)
                     .map(|s| self.attempt_cap(s))
                     .unwrap_or(0);
-                if self.sessions.get(&nai).is_some_and(|s| s.attempts < cap) {
-                    self.send_request(now, &nai);
+                if let Some(s) = self.sessions.get_mut(&nai).filter(|s| s.attempts < cap) {
+                    s.next_retx = Some(now + super::MIN_REQUEST_INTERVAL);
+                    s.resync_resend = true;
+                    self.arm(&nai);
                 } else {
                     self.give_up(&nai, phase, Some(r.code));
                 }

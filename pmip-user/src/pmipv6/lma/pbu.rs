@@ -30,6 +30,8 @@ struct Pbu<'a> {
     seq: u16,
     profile: Profile,
     existing: Option<u32>,
+    /// The Handoff Indicator (present: checked).
+    hi: Option<HandoffIndicator>,
 }
 
 /// What a registration grants, once the request is authorised.
@@ -195,6 +197,7 @@ impl Lma {
             seq: bu.seq,
             profile,
             existing,
+            hi: bu.handoff_indicator(),
         })
     }
 
@@ -279,7 +282,11 @@ impl Lma {
             self.counters.handovers += 1;
             self.moved(p.mn_id, old_mag, p.peer);
             if self.cfg.revocation {
-                let trigger = if old_att == g.att {
+                // RFC 5846 §8.1: a handover the new MAG cannot tell (HI 4)
+                // is "Inter-MAG Handover - Unknown".
+                let trigger = if p.hi == Some(HandoffIndicator::HandoffStateUnknown) {
+                    revocation_trigger::INTER_MAG_HANDOVER_UNKNOWN
+                } else if old_att == g.att {
                     revocation_trigger::INTER_MAG_HANDOVER_SAME_ATT
                 } else {
                     revocation_trigger::INTER_MAG_HANDOVER_DIFFERENT_ATT

@@ -102,6 +102,14 @@ impl Lma {
             } else {
                 bra_status::BINDING_DOES_NOT_EXIST
             }
+        } else if global
+            && bri.trigger == crate::pmipv6::wire::revocation_trigger::PER_PEER_POLICY
+            && bri.mn_id().is_none()
+        {
+            // §8.2: a per-peer global BRI names the MAG in an MN-ID option;
+            // without it, "MUST reject ... Global Revocation NOT Authorized".
+            self.counters.bri_from_mag_refused += 1;
+            bra_status::GLOBAL_REVOCATION_NOT_AUTHORIZED
         } else if !global && bri.mn_id().is_none() {
             self.counters.bri_from_mag_refused += 1;
             bra_status::MN_IDENTITY_REQUIRED
@@ -140,6 +148,13 @@ impl Lma {
             .iter()
             .filter(|(_, b)| b.mag.ip() == ip && !b.deleting)
             .filter(|(_, b)| match (global, mn_id) {
+                // Per-peer (§8.2): the MN-ID is the MAG's identity, every
+                // binding through the MAG goes.
+                (true, _)
+                    if bri.trigger == crate::pmipv6::wire::revocation_trigger::PER_PEER_POLICY =>
+                {
+                    true
+                }
                 (true, Some(m)) if m.first() == Some(&b'@') => b.mn_id.ends_with(m),
                 (true, _) => true,
                 (false, Some(m)) => b.mn_id == m && llid.is_none_or(|l| b.llid == l),

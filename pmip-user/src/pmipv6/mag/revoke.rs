@@ -97,17 +97,26 @@ impl Mag {
     }
 
     fn send_global_bri(&mut self, seq: u16, lma: usize) {
-        // RFC 5846 §6.1: G asks for every binding with this proxy-CoA, and
-        // a global BRI carries a global trigger (128 and up; the per-MN
-        // ones are below 128): ours is the revoking node's local policy
-        // (an administrative shutdown here).
+        // RFC 5846 §9.2: G set, the trigger "Per-Peer Policy", and an MN-ID
+        // option with the MAG's identity — here the proxy-CoA the LMA
+        // knows us by, as text (an LMA "MUST reject" a per-peer global BRI
+        // without it, §8.2). It asks for every binding with this proxy-CoA.
+        let peer = self.lmas[lma].peer;
+        let identity = self
+            .cfg
+            .local
+            .for_peer(&peer)
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let bri = Message::RevocationIndication(RevocationIndication {
-            trigger: revocation_trigger::REVOKING_NODE_LOCAL_POLICY,
+            trigger: revocation_trigger::PER_PEER_POLICY,
             seq,
             flags: br_flags::P | br_flags::G,
-            options: vec![],
+            options: vec![MobilityOption::MnId {
+                subtype: crate::pmipv6::wire::option::MN_ID_SUBTYPE_NAI,
+                id: identity.into_bytes(),
+            }],
         });
-        let peer = self.lmas[lma].peer;
         self.queue(peer, &bri);
         self.counters.bri_sent += 1;
     }
