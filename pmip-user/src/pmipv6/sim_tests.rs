@@ -629,6 +629,7 @@ fn handover_between_mags_with_late_stale_pbu() {
     // The new MAG's first PBU says "handoff state unknown" (HI 4): RFC
     // 5846 §8.1 wants "Inter-MAG Handover - Unknown".
     assert_eq!(bri.trigger, revocation_trigger::INTER_MAG_HANDOVER_UNKNOWN);
+
     assert!(s.mag_dp[0].access.is_empty());
     assert!(s.events[0].contains(&MagEvent::Revoked {
         at: ap(1),
@@ -654,6 +655,40 @@ fn handover_between_mags_with_late_stale_pbu() {
     s.advance(Duration::from_secs(600));
     assert_eq!(s.mags[1].active_count(), 1);
     assert_eq!(s.mag_dp[1].access[&ap(1)].uplink_key, key);
+}
+
+/// RFC 5846 §6.1: the BRI that revokes one session names it by its home
+/// network prefix ("MUST be present when the BRI is used to revoke a single
+/// Proxy MIPv6 Binding Cache entry"), and by the link-layer identifier the
+/// old MAG knew it by.
+#[test]
+fn the_handover_bri_names_the_session_by_its_prefix() {
+    let mut s = Sim::new(false);
+    let dual = |n| AttachRequest {
+        ipv6: true,
+        ..req(n)
+    };
+    s.attach(0, dual(1));
+    let hnp = s
+        .lma
+        .binding(b"mn1@example.com")
+        .unwrap()
+        .hnp
+        .expect("a prefix");
+    s.advance(Duration::from_millis(50));
+    s.attach(1, dual(1));
+    let bris = s.sent(Node::Lma, Node::Mag(0), MhType::BindingRevocation);
+    let Message::RevocationIndication(bri) = &bris[0].1 else {
+        unreachable!()
+    };
+    assert!(
+        bri.options.iter().any(|o| matches!(o,
+        MobilityOption::HomeNetworkPrefix { prefix, prefix_len }
+            if (*prefix, *prefix_len) == (hnp.prefix, hnp.len))),
+        "{bri:?}"
+    );
+    assert_eq!(bri.mn_id(), Some(&b"mn1@example.com"[..]));
+    assert_eq!(bri.link_layer_id(), Some(&ap(1).mac[..]));
 }
 
 #[test]

@@ -224,7 +224,11 @@ struct Bce {
 struct PendingBri {
     mag: Peer,
     mn_id: Vec<u8>,
+    /// The session's link-layer identifier and home network prefix at the
+    /// MAG it names (RFC 5846 §6.1: the HNP "MUST be present when the BRI
+    /// is used to revoke a single Proxy MIPv6 Binding Cache entry").
     llid: Vec<u8>,
+    hnp: Option<Hnp>,
     trigger: u8,
     retx: u32,
     timeout: Duration,

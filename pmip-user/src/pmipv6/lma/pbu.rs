@@ -252,6 +252,14 @@ impl Lma {
             }
         }
         let (old_mag, old_att, was_deleting) = (b.mag, b.att, b.deleting);
+        // What the old MAG knows the session by (the BRI names it so);
+        // copied only for a handover (a refresh allocates nothing).
+        let old_llid = if b.mag.ip() == p.peer.ip() {
+            Vec::new()
+        } else {
+            b.llid.clone()
+        };
+        let old_hnp = b.hnp;
         let b = self.bces.get_mut(&id).expect("index consistent");
         // Another proxy-CoA; the same MAG from another UDP port is not a
         // handover (the binding takes the new port for what we send).
@@ -291,7 +299,7 @@ impl Lma {
                 } else {
                     revocation_trigger::INTER_MAG_HANDOVER_DIFFERENT_ATT
                 };
-                self.send_bri(now, old_mag, p.mn_id.to_vec(), p.llid.to_vec(), trigger);
+                self.send_bri(now, old_mag, (p.mn_id.to_vec(), old_llid, old_hnp), trigger);
             }
         } else if was_deleting {
             self.counters.registrations += 1;

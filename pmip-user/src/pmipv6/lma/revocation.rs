@@ -6,7 +6,7 @@ use super::super::wire::{
     self, br_flags, bra_status, Message, MobilityOption, OptionsExt, RevocationAck,
     RevocationIndication,
 };
-use super::{Lma, PendingBri, TimerKey};
+use super::{Hnp, Lma, PendingBri, TimerKey};
 use crate::agent::registrar::GoneCause;
 use crate::agent::Peer;
 
@@ -16,23 +16,23 @@ impl Lma {
     pub fn revoke(&mut self, now: Instant, mn_id: &[u8], trigger: u8) -> bool {
         let ids: Vec<u32> = self.sessions_of(mn_id).collect();
         for id in &ids {
-            let (mag, llid) = {
+            let (mag, llid, hnp) = {
                 let b = &self.bces[id];
-                (b.mag, b.llid.clone())
+                (b.mag, b.llid.clone(), b.hnp)
             };
             self.ended(*id, GoneCause::Revoked(trigger));
             self.delete(*id);
-            self.send_bri(now, mag, mn_id.to_vec(), llid, trigger);
+            self.send_bri(now, mag, (mn_id.to_vec(), llid, hnp), trigger);
         }
         !ids.is_empty()
     }
 
+    /// A BRI to `mag` revoking the session `(mn_id, llid, hnp)` there.
     pub(super) fn send_bri(
         &mut self,
         now: Instant,
         mag: Peer,
-        mn_id: Vec<u8>,
-        llid: Vec<u8>,
+        (mn_id, llid, hnp): (Vec<u8>, Vec<u8>, Option<Hnp>),
         trigger: u8,
     ) {
         self.bri_seq = self.bri_seq.wrapping_add(1);
@@ -41,6 +41,7 @@ impl Lma {
             mag,
             mn_id,
             llid,
+            hnp,
             trigger,
             retx: 0,
             timeout: self.cfg.bri_retx_initial,
@@ -58,15 +59,21 @@ impl Lma {
             subtype: wire::option::MN_ID_SUBTYPE_NAI,
             id: p.mn_id.clone(),
         };
+        let mut options = vec![mn_id];
+        if let Some(h) = p.hnp {
+            options.push(MobilityOption::HomeNetworkPrefix {
+                prefix_len: h.len,
+                prefix: h.prefix,
+            });
+        }
+        if !p.llid.is_empty() {
+            options.push(MobilityOption::MnLinkLayerId(p.llid.clone()));
+        }
         let msg = Message::RevocationIndication(RevocationIndication {
             trigger: p.trigger,
             seq,
             flags: br_flags::P,
-            options: if p.llid.is_empty() {
-                vec![mn_id]
-            } else {
-                vec![mn_id, MobilityOption::MnLinkLayerId(p.llid.clone())]
-            },
+            options,
         });
         self.queue(p.mag, &msg);
     }
