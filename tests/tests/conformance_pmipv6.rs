@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use pmip_tests::both;
-use pmip_tests::conformance::bed::{sub_mac, AnchorBed, T};
+use pmip_tests::conformance::bed::{sub_mac, AnchorBed, PeerSock, Rx, T};
 use pmip_tests::conformance::mh::{self, opt, Mh, Opt};
 use pmip_tests::conformance::v6::*;
 
@@ -843,9 +843,11 @@ both!(lma_timestamp_approach_off, lma_ts_off);
 /// 5847-4-b, 5847-4-a (in pmipd): `show tunnels` gives each MAG's heartbeat
 /// state and Restart Counter: UP while it answers, DOWN after
 /// MISSING_HEARTBEATS_ALLOWED (3) unanswered requests.
-fn lma_hb_show(t: T, name: &str) -> Result<()> {
+/// An LMA probing every second, a binding through peer 1, and the LMA's
+/// first Heartbeat Request to it.
+fn probed(t: T, name: &str) -> Result<Option<(AnchorBed, PeerSock, Rx)>> {
     let Some(b) = AnchorBed::start(t, &tag(t, name), "heartbeat_interval_s = 1\n", "")? else {
-        return Ok(());
+        return Ok(None);
     };
     let p = b.peer(1)?;
     ensure!(
@@ -855,6 +857,13 @@ fn lma_hb_show(t: T, name: &str) -> Result<()> {
     let rx = p
         .recv_where(S, is_type(mh::HEARTBEAT))
         .context("no Heartbeat Request")?;
+    Ok(Some((b, p, rx)))
+}
+
+fn lma_hb_show(t: T, name: &str) -> Result<()> {
+    let Some((b, p, rx)) = probed(t, name)? else {
+        return Ok(());
+    };
     let seq = u32::from_be_bytes(Mh::parse(&rx.bytes).fixed[2..6].try_into().unwrap());
     p.reply(&rx, &mh::heartbeat(true, seq, &[mh::restart_counter(7)]))?;
     let up = wait_tunnel(&b.daemon, b.t.addr(1), S, |x| x.state == "UP")?;
@@ -875,17 +884,9 @@ both!(lma_heartbeat_state_in_show_tunnels, lma_hb_show);
 /// Heartbeat messages with the other end again" (RFC 5847 §3), and does
 /// not take the MAG for down.
 fn lma_hb_unsupported(t: T, name: &str) -> Result<()> {
-    let Some(b) = AnchorBed::start(t, &tag(t, name), "heartbeat_interval_s = 1\n", "")? else {
+    let Some((b, p, rx)) = probed(t, name)? else {
         return Ok(());
     };
-    let p = b.peer(1)?;
-    ensure!(
-        exchange(&b, &p, 1, 10, &mag_opts(NAI, mh::now_timestamp(), 1))?.fixed[0] == 0,
-        "register"
-    );
-    let rx = p
-        .recv_where(S, is_type(mh::HEARTBEAT))
-        .context("no Heartbeat Request")?;
     p.reply(&rx, &mh::binding_error(2))?;
     // Four heartbeat intervals: none comes, and the MAG is not DOWN.
     ensure!(

@@ -634,12 +634,7 @@ fn revocation_is_retransmitted_until_acked_then_times_out() {
     // RFC 3543 §4.2.2.1: each retransmission carries the current timestamp
     // of the HA's clock (a newer identifier, signed again), never more than
     // one a second for the binding (1, 2, 4 s apart: back-off).
-    let ids: Vec<u32> = net
-        .wire
-        .iter()
-        .filter(|(s, d, p)| *s == HA1 && *d == PMA1 && p[0] == 7)
-        .map(|(_, _, p)| u32::from_be_bytes(p[16..20].try_into().unwrap()))
-        .collect();
+    let ids = revocation_ids(&net, HA1, PMA1);
     let start = auth::ntp_seconds(clock.ntp(t1));
     assert_eq!(ids, [start, start + 1, start + 3, start + 7]);
 }
@@ -1317,37 +1312,24 @@ fn simultaneous_bindings_asked_for_are_answered_code_1() {
 /// the HA and at the PMA, as a registration is answered.
 #[test]
 fn revocation_acks_go_back_to_the_source_port() {
-    let mut net = basic();
-    // The nodes' clock (the Net's moves with it).
-    let clock = net.clock();
-    let t0 = net.now;
-    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
-    net.settle();
-    let home = net.pma(PMA1).registration("ue1@ex").unwrap().0;
-    let revocation = |from: Ipv4Addr, to: Ipv4Addr, id: u32| {
-        let (home_domain, foreign_domain) = if from == HA1 { (from, to) } else { (to, from) };
-        let mut b = RevocationRepr {
-            a_bit: from == HA1,
-            i_bit: false,
-            home_address: home,
-            home_domain_address: home_domain,
-            foreign_domain_address: foreign_domain,
-            revocation_id: id,
-            extensions: vec![ExtRepr::Nai(b"ue1@ex".to_vec())],
-        }
-        .to_bytes();
-        auth::append_auth(&mut b, AuthKind::FaHa, &sa());
-        b
-    };
+    let (mut net, clock, _, home) = ue1_registered_at_pma1();
     // Identifiers: timestamps after the registration (RFC 3543 §4.2.3.2).
     let now = net.now + Duration::from_secs(2);
     let id = auth::ntp_seconds(clock.ntp(now));
     let from = SocketAddrV4::new(PMA1, 40_000);
-    net.ha(HA1).handle(now, from, &revocation(PMA1, HA1, id));
+    net.ha(HA1).handle(
+        now,
+        from,
+        &signed_revocation(false, PMA1, home, id, "ue1@ex"),
+    );
     let t = net.ha(HA1).poll_transmit().expect("an ack");
     assert_eq!((t.payload[0], t.peer), (15, Peer::V4(from)));
     let from = SocketAddrV4::new(HA1, 40_001);
-    net.pma(PMA2).handle(now, from, &revocation(HA1, PMA2, id));
+    net.pma(PMA2).handle(
+        now,
+        from,
+        &signed_revocation(true, PMA2, home, id, "ue1@ex"),
+    );
     let t = net.pma(PMA2).poll_transmit().expect("an ack");
     assert_eq!((t.payload[0], t.peer), (15, Peer::V4(from)));
 }
@@ -1375,6 +1357,27 @@ mod churn;
 mod restart;
 mod show_left;
 mod store_refused;
+
+/// The Revocation Identifiers of the revocations `from` sent `to`, in order.
+fn revocation_ids(net: &Net, from: Ipv4Addr, to: Ipv4Addr) -> Vec<u32> {
+    net.wire
+        .iter()
+        .filter(|(s, d, p)| *s == from && *d == to && p[0] == 7)
+        .map(|(_, _, p)| u32::from_be_bytes(p[16..20].try_into().unwrap()))
+        .collect()
+}
+
+/// The basic network with ue1 registered through PMA1: the network, the
+/// nodes' clock (the Net's moves with it), when, and ue1's home address.
+fn ue1_registered_at_pma1() -> (Net, WallClock, Instant, Ipv4Addr) {
+    let mut net = basic();
+    let clock = net.clock();
+    let t0 = net.now;
+    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
+    net.settle();
+    let home = net.pma(PMA1).registration("ue1@ex").unwrap().0;
+    (net, clock, t0, home)
+}
 
 /// A Registration Revocation of `home`/`nai` signed with the FA-HA key:
 /// from the HA (A set) to `pma`, or from `pma` to the HA (A clear).
@@ -1458,23 +1461,14 @@ fn pma_takes_revocations_that_share_a_timestamp_and_drops_replays_and_reflection
 /// with a newer identifier, counts; one for another home address does not.
 #[test]
 fn ha_takes_a_late_ack_of_an_earlier_transmission() {
-    let mut net = basic();
-    let t0 = net.now;
-    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
-    net.settle();
-    let home = net.pma(PMA1).registration("ue1@ex").unwrap().0;
+    let (mut net, _, _, home) = ue1_registered_at_pma1();
     net.filter = Box::new(|src, t| !(src == HA1 && *dst(t).ip() == PMA1));
     {
         let n = net.now;
         net.pma(PMA2).attach(n, sub("ue1@ex", 1));
     }
     net.run_for(Duration::from_millis(1500));
-    let ids: Vec<u32> = net
-        .wire
-        .iter()
-        .filter(|(s, d, p)| *s == HA1 && *d == PMA1 && p[0] == 7)
-        .map(|(_, _, p)| u32::from_be_bytes(p[16..20].try_into().unwrap()))
-        .collect();
+    let ids = revocation_ids(&net, HA1, PMA1);
     assert_eq!(ids.len(), 2, "{ids:?}");
     assert!(ids[1] > ids[0]);
     let ack = |home: Ipv4Addr, id: u32| {
@@ -1501,13 +1495,7 @@ fn ha_takes_a_late_ack_of_an_earlier_transmission() {
 /// a second later with a newer identifier, is taken.
 #[test]
 fn ha_takes_a_pma_revocation_only_after_the_registration() {
-    let mut net = basic();
-    // The nodes' clock (the Net's moves with it).
-    let clock = net.clock();
-    let t0 = net.now;
-    net.pma(PMA1).attach(t0, sub("ue1@ex", 1));
-    net.settle();
-    let home = net.pma(PMA1).registration("ue1@ex").unwrap().0;
+    let (mut net, clock, t0, home) = ue1_registered_at_pma1();
     let stamp = auth::ntp_seconds(clock.ntp(t0));
     net.inject(
         PMA1,
