@@ -47,6 +47,8 @@ pub(super) struct Loop {
     pub(super) loads: watch::Receiver<Snapshot>,
     hb_members: watch::Sender<heartbeat::Members>,
     dead_rx: mpsc::UnboundedReceiver<String>,
+    /// When each member was heard last (the heartbeat task writes it).
+    heard: heartbeat::Heard,
     pub(super) dead: BTreeSet<String>,
     pub(super) services: BTreeMap<IpAddr, Service>,
     /// When each free address was first seen free.
@@ -115,6 +117,7 @@ async fn join(ctx: &Ctx) -> Result<(MemberRecord, watch::Receiver<Standing>)> {
 struct Heartbeats {
     members: watch::Sender<heartbeat::Members>,
     dead: mpsc::UnboundedReceiver<String>,
+    heard: heartbeat::Heard,
     works: watch::Sender<OurEtcd>,
     quiet: watch::Receiver<Quiet>,
 }
@@ -132,9 +135,11 @@ async fn start_heartbeat(ctx: &Ctx, me: &MemberRecord) -> Result<Heartbeats> {
         unanswered_since: None,
     });
     let (quiet_tx, quiet) = watch::channel(Quiet::No);
+    let heard = heartbeat::Heard::default();
     let sense = heartbeat::EtcdSense {
         ours: works_rx,
         quiet: quiet_tx,
+        heard: heard.clone(),
     };
     let std = std::net::UdpSocket::bind(bind)
         .with_context(|| format!("cluster.heartbeat_port: binding {bind}"))?;
@@ -150,6 +155,7 @@ async fn start_heartbeat(ctx: &Ctx, me: &MemberRecord) -> Result<Heartbeats> {
     Ok(Heartbeats {
         members: mtx,
         dead: drx,
+        heard,
         works,
         quiet,
     })
@@ -172,6 +178,7 @@ pub(super) async fn spawn(ctx: Ctx, cmds: mpsc::Receiver<Cmd>) -> Result<JoinHan
         loads,
         hb_members: hb.members,
         dead_rx: hb.dead,
+        heard: hb.heard,
         dead: BTreeSet::new(),
         services: BTreeMap::new(),
         free_since: BTreeMap::new(),
@@ -290,14 +297,38 @@ impl Loop {
         self.update_assigner();
     }
 
-    /// A member went silent: revoke its lease, so what it owned is free now.
+    /// A member went silent: revoke its lease, so what it owned is free now
+    /// — unless it has been heard again since the report was sent (this
+    /// loop may have been waiting on etcd meanwhile), or our etcd has no
+    /// quorum now: a revocation would wait for the quorum and land, stale,
+    /// when it is back, on a member that may well be alive then (a CI host
+    /// starved during a quorum loss had the three anchors revoke each
+    /// other this way). A member really gone then keeps its lease until it
+    /// runs out, which takes over as well, a TTL later.
     async fn member_died(&mut self, name: String) {
         let Some(rec) = self.view().members.get(&name).cloned() else {
             return;
         };
-        tracing::warn!(member = %name, "no heartbeat: revoking its lease");
-        self.dead.insert(name);
+        let now = Instant::now();
+        let heard = self
+            .heard
+            .lock()
+            .ok()
+            .and_then(|h| h.get(&name).copied());
+        if heard.is_some_and(|t| now.saturating_duration_since(t) < self.hb_timeout()) {
+            tracing::info!(member = %name, "heard again since it went silent: not revoking");
+            return;
+        }
+        self.dead.insert(name.clone());
         self.update_assigner();
+        if !self.works.borrow().works_until.is_some_and(|t| now < t) {
+            tracing::warn!(
+                member = %name,
+                "no heartbeat, but our etcd has no quorum: not revoking its lease (it runs out if the member is gone)"
+            );
+            return;
+        }
+        tracing::warn!(member = %name, "no heartbeat: revoking its lease");
         self.revoke(rec.lease).await;
     }
 

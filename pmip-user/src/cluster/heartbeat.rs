@@ -191,8 +191,9 @@ impl Detector {
         }
     }
 
-    /// A heartbeat `b` from `from`: alive (if `from` is its member's address).
-    pub fn heard(&mut self, now: Instant, from: IpAddr, b: &Beat) {
+    /// A heartbeat `b` from `from`: alive (if `from` is its member's
+    /// address; then true).
+    pub fn heard(&mut self, now: Instant, from: IpAddr, b: &Beat) -> bool {
         match self.peers.get_mut(b.name) {
             Some(p) if p.addr.ip() == from => {
                 p.last = now;
@@ -202,11 +203,13 @@ impl Detector {
                 // Counted from its arrival: the network's delay only makes
                 // the renewal look later (the side that stops holding).
                 p.renewed = b.renewed_ago.and_then(|a| now.checked_sub(a));
+                return true;
             }
             Some(_) => {}
             None if b.etcd_works => self.stranger_works = Some(now),
             None => {}
         }
+        false
     }
 
     /// Is every other member heard (within the timeout) and none of them,
@@ -293,6 +296,22 @@ pub(crate) struct OurEtcd {
 pub(crate) struct EtcdSense {
     pub ours: watch::Receiver<OurEtcd>,
     pub quiet: watch::Sender<Quiet>,
+    /// When each member was heard last: the control loop looks again
+    /// before it acts on a report of one's death (`control::member_died`).
+    pub heard: Heard,
+}
+
+/// When each member was heard last (shared with the control loop).
+pub(crate) type Heard = Arc<std::sync::Mutex<HashMap<String, Instant>>>;
+
+/// Notes that `d` heard `b` from `from`, in `heard` too when it counts.
+fn note(d: &mut Detector, heard: &Heard, from: IpAddr, b: &Beat) {
+    let now = Instant::now();
+    if d.heard(now, from, b) {
+        if let Ok(mut h) = heard.lock() {
+            h.insert(b.name.to_string(), now);
+        }
+    }
 }
 
 fn publish(d: &Detector, sense: &EtcdSense) {
@@ -345,7 +364,7 @@ pub(crate) async fn run(
                         break;
                     };
                     if let Some(b) = decode(&buf[..n]) {
-                        d.heard(Instant::now(), from.ip(), &b);
+                        note(&mut d, &sense.heard, from.ip(), &b);
                     }
                 }
                 for name in d.newly_dead(Instant::now()) {
@@ -358,7 +377,7 @@ pub(crate) async fn run(
             r = socket.recv_from(&mut buf) => {
                 if let Ok((n, from)) = r {
                     if let Some(b) = decode(&buf[..n]) {
-                        d.heard(Instant::now(), from.ip(), &b);
+                        note(&mut d, &sense.heard, from.ip(), &b);
                         // A member with a working etcd ends holding at once.
                         publish(&d, &sense);
                     }
