@@ -310,18 +310,14 @@ impl Loop {
             return;
         };
         let now = Instant::now();
-        let heard = self
-            .heard
-            .lock()
-            .ok()
-            .and_then(|h| h.get(&name).copied());
+        let heard = self.heard.lock().ok().and_then(|h| h.get(&name).copied());
         if heard.is_some_and(|t| now.saturating_duration_since(t) < self.hb_timeout()) {
             tracing::info!(member = %name, "heard again since it went silent: not revoking");
             return;
         }
         self.dead.insert(name.clone());
         self.update_assigner();
-        if !self.works.borrow().works_until.is_some_and(|t| now < t) {
+        if self.works.borrow().works_until.is_none_or(|t| now >= t) {
             tracing::warn!(
                 member = %name,
                 "no heartbeat, but our etcd has no quorum: not revoking its lease (it runs out if the member is gone)"
