@@ -199,6 +199,10 @@ fn ha_rejection_codes() {
             &pma_exts("d@x", true),
         );
         m4::sign(&mut other_ha, ext::FA_HA_AUTH, &sa(1));
+        // RFC 4433 §5.3: a Requested HA extension that is not the HA the
+        // request was sent to.
+        let mut requested = pma_exts("l@x", true);
+        requested.insert(1, m4::dynamic_ha(1, [10, 255, 0, 99]));
         let mut unknown = pma_exts("e@x", true);
         unknown.insert(1, m4::short(99, &[1, 2]));
         let mut ipsec = pma_exts("f@x", true);
@@ -222,6 +226,11 @@ fn ha_rejection_codes() {
                 133,
             ),
             ("3344-3.8.2.1-c unknown HA address", other_ha, 136),
+            (
+                "4433-5.3-a Requested HA not this HA",
+                prrq(1, gt, 30, [0; 4], now(), &requested),
+                136,
+            ),
             (
                 "6245-4.2-c G flag clear",
                 prrq(1, m4::F_T, 30, [0; 4], now(), &pma_exts("i@x", true)),

@@ -1516,3 +1516,65 @@ fn ha_takes_a_pma_revocation_only_after_the_registration() {
     assert!(net.ha(HA1).binding("ue1@ex").is_none());
     assert_eq!(acks_from(&net, HA1), [(home, stamp + 1)]);
 }
+
+/// RFC 4433 §5.3 at a cluster address (HA1, assigning HA2): a new
+/// registration asking for an assignment (HA field 255.255.255.255) that
+/// passes every check is refused with REDIRECT-HA-REQ (143, §7; was 136)
+/// and the Redirected HA extension, HA1 in the HA field; the PMA registers
+/// at HA2. A request whose Identification is stale gets 133 (the checks
+/// come first: it is no request to redirect), and one whose Requested HA
+/// extension names another HA than the one it was sent to gets 136.
+#[test]
+fn cluster_address_redirects_with_143_after_the_checks() {
+    let mut net = Net::new();
+    net.add_pma(pma_cfg(PMA1));
+    net.add_ha(ha_cfg(HA1));
+    net.add_ha(ha_cfg(HA2));
+    let a = crate::agent::assign::Assigner::new();
+    a.set_targets(&[(HA2.into(), 0)]);
+    net.ha(HA1).use_assigner(a);
+    let mut s = sub("ue1@ex", 1);
+    s.dynamic_ha = true;
+    let now = net.now;
+    net.pma(PMA1).attach(now, s);
+    net.settle();
+    let rq = net.requests(PMA1, HA1)[0].clone();
+    assert_eq!(rq.home_agent, Ipv4Addr::BROADCAST);
+    assert_eq!(rq.extensions.requested_ha(), Some(HA1));
+    let rp = net.replies(HA1, PMA1)[0].clone();
+    assert_eq!(rp.code, ReplyCode::RedirectHa);
+    assert_eq!(u8::from(rp.code), 143);
+    assert_eq!(rp.home_agent, HA1);
+    assert_eq!(rp.extensions.redirected_ha(), Some(HA2));
+    assert_eq!(net.requests(PMA1, HA2)[0].home_agent, HA2);
+    assert_eq!(net.pma(PMA1).registration("ue1@ex").unwrap().1, HA2);
+    assert_eq!(net.ha(HA1).counters().redirected, 1);
+
+    // The same request with an Identification an hour old: 133, not 143.
+    let stale = |net: &Net, requested: Ipv4Addr, age_s: u64| {
+        let mut r = rq.clone();
+        r.identification =
+            auth::ntp_from_system(net.clock().wall(net.now)).wrapping_sub(age_s << 32);
+        r.extensions.retain(|e| !matches!(e, ExtRepr::Auth { .. }));
+        for e in &mut r.extensions {
+            if let ExtRepr::DynamicHa { ha, .. } = e {
+                *ha = requested;
+            }
+        }
+        let mut b = r.to_bytes();
+        auth::append_auth(&mut b, AuthKind::FaHa, &sa());
+        b
+    };
+    let b = stale(&net, HA1, 3600);
+    net.inject(PMA1, HA1, &b);
+    assert_eq!(
+        net.replies(HA1, PMA1).last().unwrap().code,
+        ReplyCode::IdentMismatch
+    );
+    let b = stale(&net, HA2, 0);
+    net.inject(PMA1, HA1, &b);
+    let last = net.replies(HA1, PMA1).last().unwrap().clone();
+    assert_eq!(last.code, ReplyCode::UnknownHa);
+    assert_eq!(last.home_agent, HA1);
+    assert_eq!(net.ha(HA1).counters().redirected, 1);
+}

@@ -23,6 +23,7 @@ pub mod ext {
     pub const GRE_KEY: u8 = 48;
     pub const NAI: u8 = 131;
     pub const REVOCATION_SUPPORT: u8 = 137;
+    pub const DYNAMIC_HA: u8 = 139;
     pub const PMIP_SKIP: u8 = 147;
 }
 
@@ -55,6 +56,14 @@ pub fn per_node_auth(method: u8) -> Ext {
 pub fn device_id_mac(mac: [u8; 6]) -> Ext {
     let mut e = vec![ext::PMIP_SKIP, 8, 2, 1];
     e.extend_from_slice(&mac);
+    e
+}
+/// RFC 4433 §3.4: Type 139 (skippable), Sub-type (1 requested, 2
+/// redirected HA), Length (16 bits) 4, HA address — the long format of the
+/// RFC's figure (Wireshark reads a short one: Type, Length 5, Sub-type).
+pub fn dynamic_ha(subtype: u8, ha: [u8; 4]) -> Ext {
+    let mut e = vec![ext::DYNAMIC_HA, subtype, 0, 4];
+    e.extend_from_slice(&ha);
     e
 }
 /// Any short-form extension.
@@ -222,6 +231,12 @@ fn is_long(ty: u8) -> bool {
     matches!(ty, 36 | 38 | ext::PMIP_NONSKIP | ext::GRE_KEY)
 }
 
+/// RFC 4433 §3.4's long-format Dynamic HA extension (see `dynamic_ha`).
+fn is_long_at(b: &[u8]) -> bool {
+    is_long(b[0])
+        || (b[0] == ext::DYNAMIC_HA && b.len() >= 4 && matches!(b[1], 1 | 2) && b[2..4] == [0, 4])
+}
+
 impl Msg {
     pub fn parse(b: &[u8]) -> Msg {
         let fixed_len = match b.first() {
@@ -235,7 +250,7 @@ impl Msg {
         let mut i = fixed_len;
         while i < b.len() {
             let ty = b[i];
-            let (hl, sub, len) = if is_long(ty) {
+            let (hl, sub, len) = if is_long_at(&b[i..]) {
                 assert!(i + 4 <= b.len(), "long extension header cut: {b:02x?}");
                 (
                     4,

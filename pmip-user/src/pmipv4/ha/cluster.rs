@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
-use super::super::wire::ext::ExtList;
+use super::super::wire::ext::{dynamic_ha_subtypes, ExtList};
 use super::super::wire::{ExtRepr, RegistrationRequestRepr};
 use super::Ha;
 use crate::agent::assign::Assigner;
@@ -17,10 +17,6 @@ pub struct HaCluster {
     pub blocks: Option<Blocks>,
     pub assigner: Option<Assigner>,
 }
-
-/// RFC 4433 §3.1: Dynamic HA extension subtypes.
-const REQUESTED_HA: u8 = 1;
-const REDIRECTED_HA: u8 = 2;
 
 impl Ha {
     /// Draws uplink keys, counter ids and pool addresses from `blocks`.
@@ -84,20 +80,18 @@ impl Ha {
         }
     }
 
-    /// RFC 4433 §3.3: at the cluster address, a new registration from a PMA
-    /// that asked for dynamic assignment (Requested HA extension) is
-    /// refused with 136 and the Redirected HA extension naming the assigned
-    /// HA, where the PMA registers instead. No state is created here.
+    /// RFC 4433 §5.3 (Table 1): at the cluster address, a new registration
+    /// whose HA field is ALL-ZERO-ONE-ADDR (the PMA asks for an assignment)
+    /// is refused with REDIRECT-HA-REQ (143) and the Redirected HA extension
+    /// naming the assigned HA, where the PMA registers instead. No state is
+    /// created here. Called once the request passed every check.
     pub(super) fn redirect(
         &mut self,
         _now: Instant,
         rrq: &RegistrationRequestRepr,
     ) -> Option<Vec<ExtRepr>> {
         let a = self.cfg.cluster.assigner.as_ref()?;
-        let dynamic = rrq
-            .extensions
-            .iter()
-            .any(|e| matches!(e, ExtRepr::DynamicHa { subtype, .. } if *subtype == REQUESTED_HA));
+        let dynamic = rrq.home_agent.is_unspecified() || rrq.home_agent.is_broadcast();
         let nai = rrq
             .extensions
             .nai()
@@ -114,7 +108,7 @@ impl Ha {
         }
         self.counters.redirected += 1;
         Some(vec![ExtRepr::DynamicHa {
-            subtype: REDIRECTED_HA,
+            subtype: dynamic_ha_subtypes::REDIRECTED,
             ha: to,
         }])
     }

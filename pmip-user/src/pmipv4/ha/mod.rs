@@ -8,7 +8,10 @@
 //! 3. Proxy MIP disabled → 149 PMIP_UNSUPPORTED; PMA not allowed → 150 PMIP_DISALLOWED.
 //! 4. No NAI → 134. Identification outside the tolerance, or not newer than the last one
 //!    accepted for this NAI (from any PMA: the §8.1 sequencing) → 133 with our time.
-//! 5. HA field neither us nor 0.0.0.0/255.255.255.255 (RFC 4433) → 136.
+//! 5. HA field neither us nor 0.0.0.0/255.255.255.255 (RFC 4433), or a Requested HA
+//!    extension that is not us (RFC 4433 §5.3) → 136. At a cluster address, a new
+//!    registration with HA field 0.0.0.0/255.255.255.255 → 143 REDIRECT-HA-REQ with
+//!    the Redirected HA extension (`cluster.rs`).
 //! 6. Registration: G flag + GRE key required → else 139; home address from the existing
 //!    binding, the profile, a requested one the profile authorises, or the pool (129/130).
 //!    A new CoA for an existing binding is a handover: one `InstallAnchor` replaces the

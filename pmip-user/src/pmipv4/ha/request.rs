@@ -146,16 +146,24 @@ impl Ha {
             self.reply(&to, code, (0, hoa), nai_ext());
             return;
         }
-        if let Some(exts) = self.redirect(now, &rrq) {
-            self.reply(
-                &to,
-                ReplyCode::UnknownHa,
-                (0, hoa),
-                [nai_ext(), exts].concat(),
-            );
-            return;
-        }
-        let result = self.process(now, src, &peer, &rrq);
+        // RFC 4433 §5.3: a redirect is for a request that passed every
+        // check (authentication, Identification, HA field): 143 with the
+        // Redirected HA extension, and our address in the HA field.
+        let result = match self.check(now, src, &peer, &rrq) {
+            Ok(c) => match self.redirect(now, &rrq) {
+                Some(exts) => {
+                    self.reply(
+                        &to,
+                        ReplyCode::RedirectHa,
+                        (0, hoa),
+                        [nai_ext(), exts].concat(),
+                    );
+                    return;
+                }
+                None => self.process(now, c, &rrq),
+            },
+            Err(r) => Err(r),
+        };
         let created = self.unconfirmed.take_created();
         match result {
             Ok((lifetime, home, exts)) => {
@@ -192,11 +200,9 @@ impl Ha {
     fn process(
         &mut self,
         now: Instant,
-        src: SocketAddrV4,
-        peer: &PmaPeer,
+        c: Checked,
         rrq: &RegistrationRequestRepr,
     ) -> Result<(u16, Ipv4Addr, Vec<ExtRepr>), Refusal> {
-        let c = self.check(now, src, peer, rrq)?;
         let nai_ext = ExtRepr::Nai(c.nai.as_bytes().to_vec());
         if rrq.lifetime == 0 {
             let held = self.bindings.get(&c.nai).map(|b| b.anchor.uplink_key);
@@ -309,6 +315,16 @@ impl Ha {
         // RFC 4433 §3.2: 0.0.0.0 or 255.255.255.255 asks for dynamic assignment.
         let ha = rrq.home_agent;
         if !(ha == self.cfg.address || ha.is_unspecified() || ha.is_broadcast()) {
+            return Err(Refusal(ReplyCode::UnknownHa));
+        }
+        // RFC 4433 §5.3: the Requested HA extension names where the request
+        // was sent; "if it does not match, the Requested HA MUST reject the
+        // Registration Request with error code 136".
+        if rrq
+            .extensions
+            .requested_ha()
+            .is_some_and(|r| r != self.cfg.address)
+        {
             return Err(Refusal(ReplyCode::UnknownHa));
         }
         Ok(Checked {

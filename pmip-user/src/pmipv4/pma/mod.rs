@@ -636,7 +636,10 @@ impl Pma {
         let dynamic = s.sub.dynamic_ha && s.assigned_ha.is_none();
         if dynamic {
             // RFC 4433 §3.1: the Requested HA extension names where we sent the request.
-            exts.push(ExtRepr::DynamicHa { subtype: 1, ha });
+            exts.push(ExtRepr::DynamicHa {
+                subtype: super::wire::ext::dynamic_ha_subtypes::REQUESTED,
+                ha,
+            });
         }
         // Draft §5.1: MUST be present when the SA is per node.
         exts.push(ExtRepr::PerNodeAuthMethod(AuthMethod::FaHa));

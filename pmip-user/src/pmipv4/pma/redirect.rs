@@ -3,22 +3,11 @@
 //! 255.255.255.255 and the Requested HA extension, `send_request`); a reply
 //! that names a Redirected HA sends the registration there at once, and
 //! that HA serves the subscriber from then on.
-use std::net::Ipv4Addr;
 use std::time::Instant;
 
-use super::super::wire::{ExtRepr, RegistrationReplyRepr};
+use super::super::wire::ext::ExtList as _;
+use super::super::wire::RegistrationReplyRepr;
 use super::{Phase, Pma};
-
-/// RFC 4433 §3.1: Dynamic HA extension subtype of the HA to register with.
-const REDIRECTED_HA: u8 = 2;
-
-/// The Redirected HA extension's address, if the reply has one.
-fn redirected_ha(r: &RegistrationReplyRepr) -> Option<Ipv4Addr> {
-    r.extensions.iter().find_map(|e| match e {
-        ExtRepr::DynamicHa { subtype, ha } if *subtype == REDIRECTED_HA => Some(*ha),
-        _ => None,
-    })
-}
 
 impl Pma {
     /// A denial that redirects the registration of `nai`: sent on to the
@@ -30,7 +19,7 @@ impl Pma {
         nai: &str,
         r: &RegistrationReplyRepr,
     ) -> bool {
-        let Some(to) = redirected_ha(r) else {
+        let Some(to) = r.extensions.redirected_ha() else {
             return false;
         };
         let known = self.cfg.home_agents.iter().any(|h| h.address == to);

@@ -41,6 +41,14 @@ pub mod types {
     }
 }
 
+/// Dynamic HA extension sub-types (RFC 4433 §3.1).
+pub(crate) mod dynamic_ha_subtypes {
+    /// The HA the request was sent to.
+    pub(crate) const REQUESTED: u8 = 1;
+    /// The HA to register with instead.
+    pub(crate) const REDIRECTED: u8 = 2;
+}
+
 /// PMIPv4 Skippable extension sub-types (draft §5.2–§5.5).
 pub(crate) mod skip_subtypes {
     pub(crate) const INTERFACE_ID: u8 = 1;
@@ -100,6 +108,21 @@ impl<'a> ExtIter<'a> {
     }
 }
 
+/// RFC 4433 §3.4's figure draws the Dynamic HA extension in the long format
+/// (Type, Sub-type, 16-bit Length 4, address); Wireshark and we use the
+/// short one RFC 3344 §1.11 gives skippable types (Type, Length 5, Sub-type,
+/// address). Both are read: a long one is told by its sub-type (1 or 2)
+/// where the short one has its length (5), and the 16-bit length 4.
+fn dynamic_ha_long(rest: &[u8]) -> bool {
+    rest.len() >= 4
+        && rest[0] == types::DYNAMIC_HA
+        && matches!(
+            rest[1],
+            dynamic_ha_subtypes::REQUESTED | dynamic_ha_subtypes::REDIRECTED
+        )
+        && be16(rest, 2) == 4
+}
+
 impl<'a> Iterator for ExtIter<'a> {
     type Item = Result<RawExt<'a>>;
 
@@ -110,7 +133,7 @@ impl<'a> Iterator for ExtIter<'a> {
         let rest = &self.buf[self.pos..];
         let ty = rest[0];
         let offset = self.base + self.pos;
-        let (header_len, subtype, len) = if types::is_long(ty) {
+        let (header_len, subtype, len) = if types::is_long(ty) || dynamic_ha_long(rest) {
             if rest.len() < 4 {
                 self.done = true;
                 return Some(Err(Error::Truncated));
@@ -321,7 +344,16 @@ impl ExtRepr {
                     timestamp: be32(d, 2),
                 }
             }
-            (types::DYNAMIC_HA, _) => {
+            (types::DYNAMIC_HA, Some(subtype)) => {
+                if d.len() != 4 {
+                    return Err(bad());
+                }
+                ExtRepr::DynamicHa {
+                    subtype,
+                    ha: ip(d, 0),
+                }
+            }
+            (types::DYNAMIC_HA, None) => {
                 if d.len() != 5 {
                     return Err(bad());
                 }
@@ -558,6 +590,14 @@ pub trait ExtList {
     fn auth(&self, kind: AuthKind) -> Option<(u32, &[u8])>;
     fn per_node_auth_method(&self) -> Option<AuthMethod>;
     fn revocation_support(&self) -> Option<(bool, u32)>;
+    /// The address of a Dynamic HA extension of this sub-type (RFC 4433 §3.1).
+    fn dynamic_ha(&self, subtype: u8) -> Option<std::net::Ipv4Addr>;
+    fn requested_ha(&self) -> Option<std::net::Ipv4Addr> {
+        self.dynamic_ha(dynamic_ha_subtypes::REQUESTED)
+    }
+    fn redirected_ha(&self) -> Option<std::net::Ipv4Addr> {
+        self.dynamic_ha(dynamic_ha_subtypes::REDIRECTED)
+    }
     fn first_unknown_nonskippable(&self) -> Option<u8>;
 }
 
@@ -593,6 +633,12 @@ impl ExtList for [ExtRepr] {
     fn revocation_support(&self) -> Option<(bool, u32)> {
         self.iter().find_map(|e| match e {
             ExtRepr::RevocationSupport { i_bit, timestamp } => Some((*i_bit, *timestamp)),
+            _ => None,
+        })
+    }
+    fn dynamic_ha(&self, want: u8) -> Option<std::net::Ipv4Addr> {
+        self.iter().find_map(|e| match e {
+            ExtRepr::DynamicHa { subtype, ha } if *subtype == want => Some(*ha),
             _ => None,
         })
     }

@@ -120,6 +120,8 @@ pub enum ReplyCode {
     UnknownHa,
     /// 139: requested encapsulation unavailable.
     EncapUnavailable,
+    /// 143: REDIRECT-HA-REQ, re-register with the Redirected HA (RFC 4433 §7).
+    RedirectHa,
     /// 149: PMIP_UNSUPPORTED (draft §8.1).
     PmipUnsupported,
     /// 150: PMIP_DISALLOWED (draft §8.1).
@@ -150,6 +152,7 @@ impl From<u8> for ReplyCode {
             134 => Self::PoorlyFormed,
             136 => Self::UnknownHa,
             139 => Self::EncapUnavailable,
+            143 => Self::RedirectHa,
             149 => Self::PmipUnsupported,
             150 => Self::PmipDisallowed,
             x => Self::Unknown(x),
@@ -174,6 +177,7 @@ impl From<ReplyCode> for u8 {
             ReplyCode::PoorlyFormed => 134,
             ReplyCode::UnknownHa => 136,
             ReplyCode::EncapUnavailable => 139,
+            ReplyCode::RedirectHa => 143,
             ReplyCode::PmipUnsupported => 149,
             ReplyCode::PmipDisallowed => 150,
             ReplyCode::Unknown(x) => x,

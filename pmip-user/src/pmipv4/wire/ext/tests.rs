@@ -106,6 +106,27 @@ fn dynamic_ha_bytes() {
     );
 }
 
+/// RFC 4433 §3.4's figure (long format: Type, Sub-type, Length 4) is read
+/// too, and what follows it is framed right; a short one of another length
+/// and a long one of another length are refused.
+#[test]
+fn dynamic_ha_in_the_long_format_of_the_rfc_figure() {
+    let bytes = [139, 2, 0, 4, 192, 0, 2, 7, 131, 1, b'x'];
+    let v = parse_all(&bytes, 24).unwrap();
+    assert_eq!(
+        v,
+        vec![
+            ExtRepr::DynamicHa {
+                subtype: 2,
+                ha: Ipv4Addr::new(192, 0, 2, 7),
+            },
+            ExtRepr::Nai(b"x".to_vec()),
+        ]
+    );
+    assert!(one(&[139, 4, 1, 10, 0, 0]).is_err());
+    assert!(one(&[139, 1, 0, 5, 10, 0, 0, 1, 0]).is_err());
+}
+
 #[test]
 fn unknown_types_are_yielded_not_errors() {
     let bytes = [200, 2, 9, 9, 100, 1, 7, 47, 9, 0, 1, 5];
