@@ -19,7 +19,7 @@ use pmip_tests::conformance::v6::*;
 // ------------------------------------------------------------ our LMA
 
 /// 5213-5.3.1-a..f, 5213-5.3.2-a, 5213-5.3.6-a..d, 5844-3.1.3-a..c,
-/// 5845-4.2-a, 5213-5.5-b: an accepted PBA, field by field.
+/// 5844-3.4-b, 5845-4.2-a, 5213-5.5-b: an accepted PBA, field by field.
 fn lma_accepts(t: T, name: &str) -> Result<()> {
     let Some(b) = AnchorBed::start(t, &tag(t, name), "", "")? else {
         return Ok(());
@@ -77,6 +77,13 @@ fn lma_accepts(t: T, name: &str) -> Result<()> {
     ensure!(
         m.count(opt::HNP) == 0,
         "HNP in a PBA for an IPv4-only request (RFC 5844 §3.1.3)"
+    );
+    // RFC 5844 §3.3.4: S set, the MAG is the DHCP server (without the
+    // option it would relay, §3.1.3, and there is no server to relay to).
+    ensure!(
+        m.get(opt::V4_DHCP_MODE) == Some(&[0, 1][..]),
+        "IPv4 DHCP Support Mode {:?} (want S set)",
+        m.get(opt::V4_DHCP_MODE)
     );
     let v = wait_bindings(&b.daemon, 1)?;
     ensure!(

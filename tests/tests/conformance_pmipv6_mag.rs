@@ -745,8 +745,10 @@ fn mag_gives_up(t: T, name: &str) -> Result<()> {
 }
 both!(mag_stops_after_max_retransmissions, mag_gives_up);
 
-/// 5844-3.4-a: the PBU carries the IPv4 DHCP Support Mode option with S
-/// set (the MAG is the DHCP server); 5844-4-d: over IPv4 transport it
+/// 5844-3.4-a: the IPv4 DHCP Support Mode option is the LMA's, in the PBA
+/// (RFC 5844 §3.3.4): our PBU has none. A PBA without it asks the MAG to
+/// relay DHCP (§3.1.3); pmipd serves DHCP itself all the same (the lease is
+/// the LMA's address) and counts it. 5844-4-d: over IPv4 transport the PBU
 /// carries the IPv4 Care-of Address option with the MAG's IPv4 address.
 fn mag_v4_opts(t: T, name: &str) -> Result<()> {
     let Some(mut b) = AccessBed::start(t, &tag(t, name), "")? else {
@@ -754,10 +756,10 @@ fn mag_v4_opts(t: T, name: &str) -> Result<()> {
     };
     let l = b.anchor_sock()?;
     b.dhcp()?;
-    let (_, m) = next_pbu(&l, Duration::from_secs(5))?;
+    let (rx, m) = next_pbu(&l, Duration::from_secs(15))?;
     ensure!(
-        m.get(opt::V4_DHCP_MODE) == Some(&[0, 1][..]),
-        "IPv4 DHCP Support Mode {:?} (want S set)",
+        m.get(opt::V4_DHCP_MODE).is_none(),
+        "IPv4 DHCP Support Mode option {:?} in a PBU (it is a PBA option)",
         m.get(opt::V4_DHCP_MODE)
     );
     if t == T::Udp5436 {
@@ -767,6 +769,17 @@ fn mag_v4_opts(t: T, name: &str) -> Result<()> {
         ensure!(d[2..] == [10, 255, 0, 1], "IPv4 CoA {d:?}");
         m.assert_aligned(opt::V4_COA, 4, 0);
     }
+    l.reply(&rx, &pba_for(&m, 0, 10, &accept_tail(4242)))?;
+    let lease = b.client().wait_event("bound", 1, Duration::from_secs(10))?;
+    ensure!(lease.ip == "10.64.0.57", "leased {}", lease.ip);
+    let s = b.daemon.stats()?;
+    ensure!(
+        s.groups
+            .values()
+            .any(|g| g.get("pba_dhcp_relay_asked") == Some(&1)),
+        "the relay request not counted: {:?}",
+        s.groups
+    );
     Ok(())
 }
 both!(mag_dhcp_mode_and_ipv4_coa, mag_v4_opts);

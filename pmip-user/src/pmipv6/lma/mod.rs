@@ -340,7 +340,7 @@ struct Reply {
 }
 
 /// The options a [`Reply`] adds to the PBA.
-type Extra = smallvec::SmallVec<[MobilityOption; 4]>;
+type Extra = smallvec::SmallVec<[MobilityOption; 5]>;
 
 impl Reply {
     fn reject(status: BaStatus) -> Self {

@@ -317,6 +317,12 @@ impl Lma {
         // The uplink key goes after the prefix (RFC 5845 §4.2), before IPv4.
         let at = usize::from(b.hnp.is_some());
         extra.insert(at, MobilityOption::GreKey(Some(b.uplink_key)));
+        if b.home_v4.is_some() {
+            // RFC 5844 §3.3.4, §3.1.3: the MAG is the DHCP server (S=1);
+            // without the option it would relay, and there is no DHCP
+            // server behind this LMA to relay to.
+            extra.push(MobilityOption::Ipv4DhcpSupportMode { server: true });
+        }
         Reply {
             status: BaStatus::ACCEPTED,
             lifetime: (g.lifetime.as_secs() / 4) as u16,

@@ -112,6 +112,9 @@ impl Mag {
             return;
         }
         self.counters.pba_accepted += 1;
+        if home_v4.is_some() && ba.ipv4_dhcp_server_mode() != Some(true) {
+            self.dhcp_relay_asked(lma);
+        }
         let granted = Granted {
             uplink_key,
             home_v4,
@@ -155,6 +158,20 @@ impl Mag {
         // Durable before the subscriber hears of it (the shell writes first).
         self.persist(at);
         self.anchor_answered(now, lma, Some(at));
+    }
+
+    /// RFC 5844 §3.1.3: without the IPv4 DHCP Support Mode option's S flag
+    /// the MAG "MUST function as a DHCP Relay". pmipd's MAG is the DHCP
+    /// server of its access links (the design: the LMA has no DHCP server
+    /// to relay to, and pmipd's LMA sends S=1), so it serves the address
+    /// the LMA assigned all the same; counted, and said once per LMA.
+    fn dhcp_relay_asked(&mut self, lma: usize) {
+        self.counters.pba_dhcp_relay_asked += 1;
+        let l = &mut self.lmas[lma];
+        if !l.relay_noted {
+            l.relay_noted = true;
+            tracing::warn!(lma = %l.cfg.addr, "the LMA asks this MAG to relay DHCP (RFC 5844 IPv4 DHCP Support Mode); pmipd serves DHCP itself with the address the LMA assigned");
+        }
     }
 
     /// An accepted PBA we cannot use: the access side hears of the failure

@@ -76,8 +76,6 @@ pub struct MagConfig {
     /// LMAs we revoke bindings at (RFC 5846 MAG-initiated revocation: one
     /// BRI on detach, one global BRI on shutdown) instead of deregistering.
     pub revoke_to: std::collections::HashSet<IpAddr>,
-    /// RFC 5844 §3.4: whether the MAG runs the DHCP server (S=1) or relays.
-    pub dhcp_server_mode: bool,
     /// Handoff Indicator of a first PBU. A Wi-Fi MAG cannot tell a new
     /// attachment from a move off another MAG, so RFC 5213 §6.9.1.1 wants 4
     /// (handoff state unknown); the LMA then matches the existing binding
@@ -104,7 +102,6 @@ impl Default for MagConfig {
             access_tech_type: 4,
             timestamp_based: true,
             revoke_to: Default::default(),
-            dhcp_server_mode: true,
             attach_handoff_indicator: 4,
             runtime_assignment: false,
         }
@@ -238,6 +235,10 @@ pub struct MagCounters {
     pub failovers: u64,
     pub pba_without_gre_key: u64,
     pub pba_zero_home_address: u64,
+    /// Accepted IPv4 PBAs without the IPv4 DHCP Support Mode option's S
+    /// flag: the LMA asks for a DHCP relay (RFC 5844 §3.1.3); we serve
+    /// DHCP ourselves all the same (there is no relay in pmipd).
+    pub pba_dhcp_relay_asked: u64,
     pub abandoned: u64,
     pub bri_sent: u64,
     pub bri_retransmitted: u64,
@@ -314,6 +315,8 @@ struct LmaState {
     /// do GRE keys, so we send it no GRE Key option again — and, our tunnels
     /// being keyed, no registration — until it restarts.
     no_gre_key: bool,
+    /// Told the operator once that this LMA asks for a DHCP relay.
+    relay_noted: bool,
     hb_seq: u32,
     hb_outstanding: bool,
     hb_missed: u32,
@@ -362,6 +365,7 @@ impl Mag {
                 refusals: 0,
                 down: false,
                 no_gre_key: false,
+                relay_noted: false,
                 hb_seq: 0,
                 hb_outstanding: false,
                 hb_missed: 0,

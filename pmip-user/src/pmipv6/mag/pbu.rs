@@ -77,12 +77,9 @@ impl Mag {
                 (None, None) => Ipv4Addr::UNSPECIFIED,
             };
             let prefix_len = held.and_then(|g| g.home_v4).map_or(0, |(_, l)| l);
+            // No IPv4 DHCP Support Mode option: it is the LMA's, in the
+            // PBA (RFC 5844 §3.3.4).
             options.push(MobilityOption::Ipv4HoaRequest { prefix_len, addr });
-            if !dereg {
-                options.push(MobilityOption::Ipv4DhcpSupportMode {
-                    server: self.cfg.dhcp_server_mode,
-                });
-            }
         }
         if let Some(apn) = &e.req.apn {
             options.push(MobilityOption::ServiceSelection(apn.clone()));

@@ -51,6 +51,7 @@ impl Mag {
             hb_up: None,
             hb_unsupported: false,
             no_gre_key: false,
+            relay_noted: false,
         });
         self.lmas.len() - 1
     }

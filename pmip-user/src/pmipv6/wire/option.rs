@@ -660,6 +660,13 @@ pub trait OptionsExt {
             _ => None,
         })
     }
+    /// RFC 5844 §3.3.4: `Some(true)` asks the MAG to be the DHCP server.
+    fn ipv4_dhcp_server_mode(&self) -> Option<bool> {
+        self.opts().iter().find_map(|o| match o {
+            MobilityOption::Ipv4DhcpSupportMode { server } => Some(*server),
+            _ => None,
+        })
+    }
     fn ipv4_default_router(&self) -> Option<Ipv4Addr> {
         self.opts().iter().find_map(|o| match o {
             MobilityOption::Ipv4DefaultRouter(a) => Some(*a),
