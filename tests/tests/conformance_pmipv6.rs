@@ -1052,6 +1052,42 @@ fn lma_hi1(t: T, name: &str) -> Result<()> {
 }
 both!(lma_hi1_opens_a_second_session, lma_hi1);
 
+/// 5213-5.4-b: without a link-layer identifier (§5.4.1.3), HI 1 from
+/// another MAG is "all other cases": a new mobility session, though the MN
+/// has one; HI 3 from a third MAG (handoff between MAGs) takes over a lone
+/// session, and a refresh from the session's own MAG (HI 5) is that session.
+fn lma_no_llid(t: T, name: &str) -> Result<()> {
+    let Some(b) = AnchorBed::start(t, &tag(t, name), "", "")? else {
+        return Ok(());
+    };
+    let (p1, p2) = (b.peer(1)?, b.peer(2)?);
+    let ts = mh::now_timestamp();
+    let opts = |ts: u64, hi: u8| without(mag_opts(NAI, ts, hi), opt::LLID);
+    let m1 = exchange(&b, &p1, 1, 10, &opts(ts, 1))?;
+    let m1b = exchange(&b, &p1, 2, 10, &opts(ts + 1, 5))?;
+    ensure!(
+        m1.fixed[0] == 0 && m1b.fixed[0] == 0,
+        "statuses {} {}",
+        m1.fixed[0],
+        m1b.fixed[0]
+    );
+    ensure!(
+        m1b.v4_hoa_reply() == m1.v4_hoa_reply() && m1b.gre_key() == m1.gre_key(),
+        "the refresh from the same MAG is not the same session"
+    );
+    wait_bindings(&b.daemon, 1)?;
+    let m2 = exchange(&b, &p2, 1, 10, &opts(ts + 2, 1))?;
+    ensure!(m2.fixed[0] == 0, "status {}", m2.fixed[0]);
+    ensure!(
+        m2.v4_hoa_reply().unwrap().2 != m1.v4_hoa_reply().unwrap().2
+            && m2.gre_key() != m1.gre_key(),
+        "HI 1 without a link-layer identifier took over the MN's session"
+    );
+    wait_bindings(&b.daemon, 2)?;
+    Ok(())
+}
+both!(lma_hi1_without_llid_opens_a_new_session, lma_no_llid);
+
 /// 5213-5.3.5-b: a de-registration from the MAG the MN left changes
 /// nothing and is not answered (nor one for no session); 5213-5.3.5-c: after the serving MAG's de-registration the entry
 /// waits MinDelayBeforeBCEDelete, so a new MAG taking it over within it

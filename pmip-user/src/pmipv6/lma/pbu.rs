@@ -181,7 +181,7 @@ impl Lma {
             );
         }
         let llid = bu.link_layer_id().unwrap_or(&[]);
-        let existing = self.find_session(mn_id, llid, bu.handoff_indicator(), &hnps);
+        let existing = self.find_session(peer, mn_id, llid, bu.handoff_indicator(), &hnps);
         if let Some(id) = existing {
             let b = &self.bces[&id];
             let last = (b.last_ts, b.last_seq);
@@ -607,17 +607,21 @@ impl Lma {
     }
 
     /// RFC 5213 §5.4.1, simplified: the session with the same link-layer
-    /// identifier; with HI 2 (handoff between interfaces) the session holding
-    /// the requested prefix; a PBU without an identifier matches a lone session.
+    /// identifier (the Access Technology Type is not compared: a subscriber
+    /// keeps its session when it moves to another access technology under
+    /// the same identifier); with HI 2 (handoff between interfaces) the
+    /// session holding the requested prefix; without an identifier, see below.
     fn find_session(
         &self,
+        peer: Peer,
         mn_id: &[u8],
         llid: &[u8],
         hi: Option<HandoffIndicator>,
         hnps: &[(u8, Ipv6Addr)],
     ) -> Option<u32> {
         let ids: SmallVec<[u32; 4]> = self.sessions_of(mn_id).collect();
-        if let Some(id) = ids.iter().find(|id| self.bces[*id].llid == llid) {
+        let same_llid = |id: &&u32| !llid.is_empty() && self.bces[*id].llid == llid;
+        if let Some(id) = ids.iter().find(same_llid) {
             return Some(*id);
         }
         if hi == Some(HandoffIndicator::HandoffBetweenInterfaces) {
@@ -630,8 +634,24 @@ impl Lma {
                 return by_prefix.copied();
             }
         }
-        if llid.is_empty() && ids.len() == 1 {
-            return Some(ids[0]);
+        // Without a link-layer identifier, the MN's lone session when the
+        // request says it moved (§5.4.1.3 step 2: HI 2 or 3; step 3: HI 4,
+        // taken at once, as if the old MAG had de-registered) or comes from
+        // the session's MAG (§5.4.1.1 step 5: the same proxy-CoA, a refresh
+        // or de-registration). HI 1 or 5 from another MAG: "all other
+        // cases", a new mobility session (step 4).
+        if let ([id], true) = (ids.as_slice(), llid.is_empty()) {
+            let moved = matches!(
+                hi,
+                Some(
+                    HandoffIndicator::HandoffBetweenInterfaces
+                        | HandoffIndicator::HandoffBetweenMagsSameInterface
+                        | HandoffIndicator::HandoffStateUnknown
+                )
+            );
+            if moved || self.bces[id].mag.ip() == peer.ip() {
+                return Some(*id);
+            }
         }
         None
     }
