@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use pmip_tests::both;
 use pmip_tests::conformance::bed::{sub_mac, AccessBed, AccessExtra, T};
-use pmip_tests::conformance::mh::{self, opt, Mh};
+use pmip_tests::conformance::mh::{self, opt, Mh, Opt};
 use pmip_tests::conformance::v6::*;
 
 // ------------------------------------------------------------ our MAG
@@ -555,6 +555,51 @@ fn mag_global(t: T, name: &str) -> Result<()> {
     Ok(())
 }
 both!(mag_answers_global_bri, mag_global);
+
+/// 5846-9.1-c: a global BRI for "Revoking Mobility Node Local Policy" (129)
+/// names the mobile nodes: without an MN-ID, or with one we serve no
+/// binding of, it is refused with 131 (Revoked Mobile Nodes Identity
+/// Required) and nothing is revoked; with the subscriber's NAI, that binding
+/// goes (before: the first revoked every binding with the LMA).
+fn mag_global_129(t: T, name: &str) -> Result<()> {
+    let Some(mut b) = AccessBed::start(t, &tag(t, name), "")? else {
+        return Ok(());
+    };
+    let l = b.anchor_sock()?;
+    let (rx, m) = register(&mut b, &l, 10)?;
+    wait_bindings(&b.daemon, 1)?;
+    let nai = m.nai().context("no MN-ID in the PBU")?;
+    let flags = mh::BRI_P | mh::BRI_G;
+    let cases: [(u16, Vec<Opt>, u8); 3] = [
+        (31, vec![], 131),
+        (32, vec![mh::mn_id("someone-else@example.net")], 131),
+        (33, vec![mh::mn_id(&nai)], 0),
+    ];
+    for (seq, opts, want) in cases {
+        l.reply(&rx, &mh::bri(129, seq, flags, &opts))?;
+        let a = l.recv_where(S, is_type(mh::BR)).context("no BRA")?;
+        let bra = Mh::parse(&a.bytes);
+        ensure!(
+            bra.fixed[0] == 2 && bra.fixed[1] == want && bra.u16_at(2) == seq,
+            "BRA {seq}: type {} status {} (want {want}) seq {}",
+            bra.fixed[0],
+            bra.fixed[1],
+            bra.u16_at(2)
+        );
+        if want != 0 {
+            ensure!(
+                wait_bindings(&b.daemon, 1)?.len() == 1,
+                "BRA {seq}: the binding went"
+            );
+        }
+    }
+    wait_bindings(&b.daemon, 0)?;
+    Ok(())
+}
+both!(
+    mag_global_node_policy_bri_names_its_mobile_nodes,
+    mag_global_129
+);
 
 /// 5213-6.9.1.1-d (per interface): `interfaces.access[].access_technology`
 /// sets the PBU's Access Technology Type (IEEE 802.3 = 3).

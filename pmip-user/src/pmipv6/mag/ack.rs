@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::super::wire::{
-    ba_flags, br_flags, bra_status, BaStatus, BindingAck, HandoffIndicator, Message, OptionsExt,
-    RevocationAck, RevocationIndication,
+    ba_flags, br_flags, bra_status, revocation_trigger, BaStatus, BindingAck, HandoffIndicator,
+    Message, OptionsExt, RevocationAck, RevocationIndication,
 };
 use super::{FailReason, Granted, Mag, MagEvent, State};
 use crate::dataplane::{AccessPoint, DpCommand, Hnp};
@@ -270,9 +270,12 @@ impl Mag {
         // when the BRI has one, picks the attachment.
         let llid = bri.link_layer_id();
         let global = bri.flags & br_flags::G != 0;
-        let found: Vec<AccessPoint> = if global {
-            // RFC 5846 §9.1 (G): every binding with this LMA, or those of a
-            // realm when the MN-ID is a wildcard "@realm".
+        let node_policy = global && bri.trigger == revocation_trigger::REVOKING_NODE_LOCAL_POLICY;
+        let found: Vec<AccessPoint> = if node_policy && bri.mn_id().is_none() {
+            Vec::new()
+        } else if global {
+            // RFC 5846 §9.1 (G): every binding with this LMA, or those the
+            // MN-ID names (a wildcard "@realm": the realm's).
             self.global_targets(lma, bri.mn_id())
         } else {
             bri.mn_id()
@@ -298,7 +301,13 @@ impl Mag {
                 });
             }
         }
-        let status = if !global && bri.mn_id().is_none() {
+        let status = if node_policy && found.is_empty() {
+            // RFC 5846 §9.1: a global revocation by the LMA's node-local
+            // policy names the mobile nodes (MN-ID); without one, or naming
+            // none we serve, it is refused with 131 and nothing is revoked.
+            self.counters.bri_refused += 1;
+            bra_status::MN_IDENTITY_REQUIRED
+        } else if !global && bri.mn_id().is_none() {
             // A per-MN revocation that names no MN (RFC 5846 §6.2, 131), as
             // the LMA answers one from a MAG.
             self.counters.bri_refused += 1;

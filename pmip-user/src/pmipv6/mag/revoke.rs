@@ -167,14 +167,21 @@ impl Mag {
         }
     }
 
-    /// The attachments a global BRI from LMA `lma` names (RFC 5846 §9.1).
+    /// The attachments a global BRI from LMA `lma` names (RFC 5846 §9.1):
+    /// without an MN-ID every one with that LMA; with a wildcard "@realm"
+    /// those of the realm; with an NAI that MN's.
     pub(super) fn global_targets(&self, lma: usize, mn_id: Option<&[u8]>) -> Vec<AccessPoint> {
         let realm = mn_id.filter(|m| m.first() == Some(&b'@'));
+        let names = |e: &&super::Entry| match (mn_id, realm) {
+            (_, Some(r)) => e.req.mn_id.ends_with(r),
+            (Some(id), None) => e.req.mn_id == id,
+            (None, None) => true,
+        };
         let mut v: Vec<AccessPoint> = self
             .entries
             .iter()
             .filter(|(_, e)| e.lma == lma)
-            .filter(|(_, e)| realm.is_none_or(|r| e.req.mn_id.ends_with(r)))
+            .filter(|(_, e)| names(e))
             .map(|(a, _)| *a)
             .collect();
         v.sort_unstable();
