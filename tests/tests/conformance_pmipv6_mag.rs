@@ -403,6 +403,59 @@ fn mag_router(t: T, name: &str) -> Result<()> {
 }
 both!(mag_leases_the_lmas_default_router, mag_router);
 
+/// 5213-6.9.1.2-e: a PBA whose Handoff Indicator or Access Technology Type
+/// is not the PBU's is ignored (the LMA must echo both, §5.3.6), and the
+/// registration is not tried again: no binding, no lease, counted.
+fn mag_echo(t: T, name: &str) -> Result<()> {
+    let Some(mut b) = AccessBed::start(t, &tag(t, name), "")? else {
+        return Ok(());
+    };
+    let l = b.anchor_sock()?;
+    b.dhcp()?;
+    let (rx, m) = next_pbu(&l, Duration::from_secs(15))?;
+    let hi = m.get(opt::HI).context("no HI")?[1];
+    let pba = pba_for(&m, 0, 10, &accept_tail(4242));
+    // The same PBA with the HI option's value changed (it is 1 or 4).
+    let mut bad = Mh::parse(&pba);
+    let at = bad.offset(opt::HI).context("no HI in our PBA")? + 3;
+    let mut bytes = pba.clone();
+    bytes[at] = if hi == 2 { 3 } else { 2 };
+    bad = Mh::parse(&bytes);
+    ensure!(
+        bad.get(opt::HI).is_some_and(|d| d[1] != hi),
+        "HI not changed"
+    );
+    l.reply(&rx, &bytes)?;
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = b.daemon.stats()?;
+        if s.groups
+            .values()
+            .any(|g| g.get("pba_echo_mismatch") == Some(&1))
+        {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < end,
+            "not counted: {:?}",
+            s.groups
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Nothing follows from it (absence can only be watched for a while).
+    std::thread::sleep(Duration::from_secs(1));
+    ensure!(
+        b.daemon.bindings()?.is_empty(),
+        "bound on a PBA with another HI"
+    );
+    ensure!(
+        b.client().events().iter().all(|e| e.event != "bound"),
+        "leased on a PBA with another HI"
+    );
+    Ok(())
+}
+both!(mag_ignores_pba_with_another_handoff_indicator, mag_echo);
+
 // ------------------------------------------------------------ features (issue 12)
 
 fn revoking_mag(t: T, name: &str) -> Result<Option<AccessBed>> {

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::super::wire::{
-    ba_flags, br_flags, bra_status, revocation_trigger, BaStatus, BindingAck, HandoffIndicator,
-    Message, OptionsExt, RevocationAck, RevocationIndication,
+    ba_flags, br_flags, bra_status, revocation_trigger, AccessTechType, BaStatus, BindingAck,
+    HandoffIndicator, Message, OptionsExt, RevocationAck, RevocationIndication,
 };
 use super::{FailReason, Granted, Mag, MagEvent, State};
 use crate::dataplane::{AccessPoint, DpCommand, Hnp};
@@ -56,6 +56,19 @@ impl Mag {
             || ba.flags & ba_flags::P == 0
         {
             self.counters.pba_seq_mismatch += 1;
+            return;
+        }
+        if !self.echoes_the_pbu(e, &ba) {
+            // RFC 5213 §6.9.1.2 (6): the LMA must echo HI and ATT as sent;
+            // a PBA that does not is ignored, and the PBU is not sent again
+            // "until an administrative action is taken": a first
+            // registration fails (the subscriber's next attach tries
+            // afresh); a binding being refreshed keeps its lifetime.
+            self.counters.pba_echo_mismatch += 1;
+            tracing::warn!(lma = %self.lmas[lma].cfg.addr, "PBA with another Handoff Indicator or Access Technology Type than the PBU's: ignored");
+            if e.state == State::Registering && e.granted.is_none() {
+                self.fail(at, FailReason::BadAck);
+            }
             return;
         }
         if e.state == State::Deregistering {
@@ -158,6 +171,20 @@ impl Mag {
         // Durable before the subscriber hears of it (the shell writes first).
         self.persist(at);
         self.anchor_answered(now, lma, Some(at));
+    }
+
+    /// Whether the PBA's Handoff Indicator and Access Technology Type, when
+    /// present, are those of the PBU it answers (RFC 5213 §5.3.6 wants
+    /// them copied; MN-ID and link-layer identifier already picked `e`).
+    fn echoes_the_pbu(&self, e: &super::Entry, ba: &BindingAck) -> bool {
+        let hi = if e.state == State::Deregistering {
+            HandoffIndicator::HandoffStateUnknown
+        } else {
+            e.handoff
+        };
+        let att = AccessTechType::from(e.req.att.unwrap_or(self.cfg.access_tech_type));
+        ba.handoff_indicator().is_none_or(|h| h == hi)
+            && ba.access_tech_type().is_none_or(|a| a == att)
     }
 
     /// RFC 5844 §3.1.3: without the IPv4 DHCP Support Mode option's S flag

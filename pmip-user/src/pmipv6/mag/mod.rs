@@ -239,6 +239,8 @@ pub struct MagCounters {
     /// flag: the LMA asks for a DHCP relay (RFC 5844 §3.1.3); we serve
     /// DHCP ourselves all the same (there is no relay in pmipd).
     pub pba_dhcp_relay_asked: u64,
+    /// PBAs ignored: their HI or ATT not the PBU's (RFC 5213 §6.9.1.2).
+    pub pba_echo_mismatch: u64,
     pub abandoned: u64,
     pub bri_sent: u64,
     pub bri_retransmitted: u64,
