@@ -33,11 +33,8 @@ impl Mag {
 
     pub(super) fn on_pba(&mut self, now: Instant, lma: usize, ba: BindingAck) {
         let out_of_window = ba.status == BaStatus::SEQUENCE_NUMBER_OUT_OF_WINDOW;
-        let Some(at) = self.pba_attachment(&ba) else {
-            self.counters.pba_no_binding += 1;
-            return;
-        };
-        let Some(e) = self.entries.get(&at) else {
+        let found = self.pba_attachment(&ba);
+        let Some((at, e)) = found.and_then(|a| Some((a, self.entries.get(&a)?))) else {
             self.counters.pba_no_binding += 1;
             return;
         };
@@ -59,16 +56,7 @@ impl Mag {
             return;
         }
         if !self.echoes_the_pbu(e, &ba) {
-            // RFC 5213 §6.9.1.2 (6): the LMA must echo HI and ATT as sent;
-            // a PBA that does not is ignored, and the PBU is not sent again
-            // "until an administrative action is taken": a first
-            // registration fails (the subscriber's next attach tries
-            // afresh); a binding being refreshed keeps its lifetime.
-            self.counters.pba_echo_mismatch += 1;
-            tracing::warn!(lma = %self.lmas[lma].cfg.addr, "PBA with another Handoff Indicator or Access Technology Type than the PBU's: ignored");
-            if e.state == State::Registering && e.granted.is_none() {
-                self.fail(at, FailReason::BadAck);
-            }
+            self.on_echo_mismatch(lma, at);
             return;
         }
         if e.state == State::Deregistering {
@@ -125,9 +113,7 @@ impl Mag {
             return;
         }
         self.counters.pba_accepted += 1;
-        if home_v4.is_some() && ba.ipv4_dhcp_server_mode() != Some(true) {
-            self.dhcp_relay_asked(lma);
-        }
+        self.check_dhcp_mode(lma, &ba, home_v4.is_some());
         let granted = Granted {
             uplink_key,
             home_v4,
@@ -187,12 +173,32 @@ impl Mag {
             && ba.access_tech_type().is_none_or(|a| a == att)
     }
 
+    /// RFC 5213 §6.9.1.2 (6): the LMA must echo HI and ATT as sent; a PBA
+    /// that does not is ignored, and the PBU is not sent again "until an
+    /// administrative action is taken": a first registration fails (the
+    /// subscriber's next attach tries afresh); a binding being refreshed
+    /// keeps its lifetime.
+    fn on_echo_mismatch(&mut self, lma: usize, at: AccessPoint) {
+        self.counters.pba_echo_mismatch += 1;
+        tracing::warn!(lma = %self.lmas[lma].cfg.addr, "PBA with another Handoff Indicator or Access Technology Type than the PBU's: ignored");
+        if self
+            .entries
+            .get(&at)
+            .is_some_and(|e| e.state == State::Registering && e.granted.is_none())
+        {
+            self.fail(at, FailReason::BadAck);
+        }
+    }
+
     /// RFC 5844 §3.1.3: without the IPv4 DHCP Support Mode option's S flag
     /// the MAG "MUST function as a DHCP Relay". pmipd's MAG is the DHCP
     /// server of its access links (the design: the LMA has no DHCP server
     /// to relay to, and pmipd's LMA sends S=1), so it serves the address
     /// the LMA assigned all the same; counted, and said once per LMA.
-    fn dhcp_relay_asked(&mut self, lma: usize) {
+    fn check_dhcp_mode(&mut self, lma: usize, ba: &BindingAck, ipv4: bool) {
+        if !ipv4 || ba.ipv4_dhcp_server_mode() == Some(true) {
+            return;
+        }
         self.counters.pba_dhcp_relay_asked += 1;
         let l = &mut self.lmas[lma];
         if !l.relay_noted {
