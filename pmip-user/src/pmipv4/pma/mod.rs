@@ -226,6 +226,8 @@ pub struct PmaCounters {
     pub ha_refused_pmip: u64,
     pub ha_failovers: u64,
     pub registration_timeouts: u64,
+    /// Renewals the HA denied (the registration runs out its lifetime).
+    pub renewal_denied: u64,
     pub expired: u64,
     pub deregistrations: u64,
     pub revocations: u64,
@@ -692,23 +694,19 @@ impl Pma {
                 self.drop_session(nai);
             }
             Phase::Registered => {
+                // A renewal the HA denied or never answered: keep
+                // forwarding until the granted lifetime runs out. RFC 5944
+                // §3.7.3.2: on a denial "the existing visitor list entry
+                // for the mobile node MUST NOT be modified" (only the
+                // pending request goes); before, a denial ended it at once.
                 if let Some(s) = self.sessions.get_mut(nai) {
-                    if code.is_some() {
-                        // An explicit denial ends the session now.
-                        if let Some(b) = s.installed.take() {
-                            self.dp.push_back(DpCommand::RemoveAccess(b));
-                        }
-                        self.events.push_back(PmaEvent::RegistrationFailed {
-                            nai: nai.to_string(),
-                            code,
-                        });
-                        self.drop_session(nai);
-                    } else {
-                        // Keep forwarding until the granted lifetime runs out.
-                        s.pending_ident = None;
-                        s.next_retx = None;
-                        self.arm(nai);
+                    s.pending_ident = None;
+                    s.next_retx = None;
+                    if let Some(code) = code {
+                        self.counters.renewal_denied += 1;
+                        tracing::info!(%nai, ?code, "renewal denied: the registration stays until its lifetime ends");
                     }
+                    self.arm(nai);
                 }
             }
             Phase::Deregistering => self.drop_session(nai),

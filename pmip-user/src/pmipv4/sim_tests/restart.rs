@@ -213,8 +213,15 @@ fn ha_that_lost_its_state_renews_without_renumbering() {
         let reg = net.pma(PMA1).registration("ue2@ex");
         if window.is_zero() {
             // Without the window, the renewal asks for an address nobody
-            // authorised: refused (129), the subscriber loses service.
-            assert_eq!(reg, None);
+            // authorised: refused (129). The registration stays until its
+            // lifetime ends (RFC 5944 §3.7.3.2), then the subscriber loses
+            // service.
+            assert_eq!(net.pma(PMA1).counters().renewal_denied, 1);
+            assert_eq!(reg, Some((Ipv4Addr::new(10, 1, 0, 2), HA1)));
+            assert_eq!(net.dp(PMA1).access.len(), 1);
+            net.run_for(Duration::from_secs(200));
+            assert_eq!(net.pma(PMA1).registration("ue2@ex"), None);
+            assert_eq!(net.dp(PMA1).access.len(), 0);
         } else {
             assert_eq!(reg, Some((Ipv4Addr::new(10, 1, 0, 2), HA1)));
             assert_eq!(net.ha(HA1).counters().registrations, 1);
