@@ -1656,6 +1656,63 @@ fn mag_hostile_and_odd_acks() {
     assert!(s.mag_dp[0].access.is_empty());
 }
 
+/// RFC 5845 §4.2: GRE_KEY_OPTION_NOT_REQUIRED (2) is about "this specific
+/// mobility session": our tunnels are keyed, so that registration is given
+/// up, but the next subscriber's PBU to the same LMA still offers a GRE
+/// key (before, status 2 marked the whole LMA keyless, as a status-0 PBA
+/// without the option rightly does).
+#[test]
+fn gre_key_not_required_is_for_the_session_not_the_lma() {
+    let mut s = Sim::new(false);
+    s.drop_to.push(Node::Lma);
+    s.attach(0, req(1));
+    let pbus = s.sent(Node::Mag(0), Node::Lma, MhType::BindingUpdate);
+    let Message::BindingUpdate(bu) = &pbus[0].1 else {
+        unreachable!()
+    };
+    let ack = Message::BindingAck(BindingAck {
+        status: BaStatus::GRE_KEY_OPTION_NOT_REQUIRED,
+        flags: ba_flags::P,
+        seq: bu.seq,
+        lifetime: 900,
+        options: vec![
+            MobilityOption::MnId {
+                subtype: 1,
+                id: b"mn1@example.com".to_vec(),
+            },
+            MobilityOption::MnLinkLayerId(ap(1).mac.to_vec()),
+            MobilityOption::Ipv4HoaReply {
+                status: 0,
+                prefix_len: 24,
+                addr: Ipv4Addr::new(192, 0, 2, 9),
+            },
+        ],
+    })
+    .to_vec(Checksum::Ipv6 {
+        src: LMA,
+        dst: MAG1,
+    })
+    .unwrap();
+    let now = s.now;
+    s.mags[0].handle(now, Peer::V6(LMA), &ack);
+    s.run();
+    assert_eq!(s.mags[0].counters.pba_without_gre_key, 1);
+    assert!(s.mag_dp[0].access.is_empty());
+    s.attach(0, req(2));
+    let pbus = s.sent(Node::Mag(0), Node::Lma, MhType::BindingUpdate);
+    let bu2 = pbus
+        .iter()
+        .find_map(|(_, m)| match m {
+            Message::BindingUpdate(b) if b.mn_id() == Some(&b"mn2@example.com"[..]) => Some(b),
+            _ => None,
+        })
+        .expect("a PBU for the next subscriber");
+    assert!(
+        matches!(bu2.gre_key(), Some(Some(_))),
+        "the next PBU to the LMA offers no GRE key"
+    );
+}
+
 /// A refresh with nothing changed is reported as `Refreshed` with the
 /// renewed lifetime (the IPv6 access link re-advertises the prefix with it),
 /// never as a second `Registered`.

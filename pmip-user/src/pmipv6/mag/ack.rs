@@ -78,11 +78,15 @@ impl Mag {
         let uplink_key = match ba.gre_key() {
             Some(Some(k)) => k,
             _ => {
-                // RFC 5845 §4.2: this LMA does not do GRE keys. Our tunnels
-                // need them, so the binding it made is no use: deregister it
-                // (RFC 5213 §6.9.1.4) and send it no GRE Key option again.
+                // RFC 5845 §4.2: without the option this LMA does not do
+                // GRE keys (send it no GRE Key option again); with status 2
+                // (GRE_KEY_OPTION_NOT_REQUIRED) only this session goes
+                // without. Our tunnels need keys either way, so the binding
+                // it made is no use: deregister it (RFC 5213 §6.9.1.4).
                 self.counters.pba_without_gre_key += 1;
-                self.lmas[lma].no_gre_key = true;
+                if ba.status != BaStatus::GRE_KEY_OPTION_NOT_REQUIRED {
+                    self.lmas[lma].no_gre_key = true;
+                }
                 self.abandon(now, at, v4.map(|(_, _, a)| a));
                 return;
             }

@@ -63,6 +63,8 @@ pub struct BaStatus(pub u8);
 
 impl BaStatus {
     pub const ACCEPTED: Self = Self(0);
+    /// RFC 5845 §6.4: accepted, GRE encapsulation not needed for this session.
+    pub(crate) const GRE_KEY_OPTION_NOT_REQUIRED: Self = Self(2);
     pub const UNSPECIFIED: Self = Self(128);
     pub const ADMIN_PROHIBITED: Self = Self(129);
     pub(crate) const INSUFFICIENT_RESOURCES: Self = Self(130);
