@@ -87,7 +87,6 @@ fn messages(ipv4_transport: bool) -> Vec<Message> {
             prefix_len: 24,
             addr: Ipv4Addr::new(192, 0, 2, 77),
         },
-        MobilityOption::Ipv4DhcpSupportMode { server: true },
         MobilityOption::ServiceSelection(b"example.com".to_vec()),
     ];
     if ipv4_transport {
@@ -120,6 +119,8 @@ fn messages(ipv4_transport: bool) -> Vec<Message> {
                     addr: Ipv4Addr::new(192, 0, 2, 1),
                 },
                 MobilityOption::Ipv4DefaultRouter(Ipv4Addr::new(192, 0, 2, 254)),
+                // RFC 5844 §3.3.4: a PBA option.
+                MobilityOption::Ipv4DhcpSupportMode { server: true },
             ],
         }),
         Message::Heartbeat(Heartbeat {
@@ -175,7 +176,6 @@ fn expectations() -> Vec<Vec<(&'static str, &'static str)>> {
             ("mip6.gre_key", "305419896"),
             ("mip6.ipv4ha.preflen", "24"),
             ("mip6.ipv4ha.ha", "192.0.2.77"),
-            ("mip6.ipv4dsm.s_flag", "1"),
             ("mip6.ss.identifier", "example.com"),
         ],
         vec![
@@ -192,6 +192,7 @@ fn expectations() -> Vec<Vec<(&'static str, &'static str)>> {
             ("mip6.ipv4ha.preflen", "24"),
             ("mip6.ipv4ha.ha", "192.0.2.1"),
             ("mip6.ipv4dra.dra", "192.0.2.254"),
+            ("mip6.ipv4dsm.s_flag", "1"),
         ],
         vec![
             ("mip6.mhtype", "13"),
