@@ -754,6 +754,44 @@ fn heartbeat_loss_triggers_reregistration() {
     assert_eq!(s.mags[0].active_count(), 2);
 }
 
+/// RFC 5847 §3: "the LMA SHOULD NOT send a Heartbeat Request message to a
+/// MAG if there is no active Binding Cache entry created by the MAG": once
+/// the MAG's last binding is gone the LMA's requests stop (it still answers
+/// the MAG's), and they start again with its next binding.
+#[test]
+fn the_lma_heartbeats_only_mags_it_has_bindings_through() {
+    let mut s = Sim::new(false);
+    let requests = |s: &Sim| {
+        s.sent(Node::Lma, Node::Mag(0), MhType::Heartbeat)
+            .iter()
+            .filter(|(_, m)| matches!(m, Message::Heartbeat(h) if !h.response))
+            .count()
+    };
+    s.attach(0, req(1));
+    s.advance(Duration::from_secs(130));
+    assert_eq!(requests(&s), 2);
+    let now = s.now;
+    s.mags[0].detach(now, ap(1));
+    s.run();
+    // Past MinDelayBeforeBCEDelete (10 s): the entry is gone.
+    s.advance(Duration::from_secs(15));
+    assert!(s.lma.binding(b"mn1@example.com").is_none());
+    let before = requests(&s);
+    s.advance(Duration::from_secs(300));
+    assert_eq!(requests(&s), before, "heartbeats to a MAG without bindings");
+    assert_eq!(s.lma.counters.mag_unreachable, 0);
+    // The MAG's own heartbeats are still answered.
+    let answered = s
+        .sent(Node::Lma, Node::Mag(0), MhType::Heartbeat)
+        .iter()
+        .filter(|(t, m)| *t > now && matches!(m, Message::Heartbeat(h) if h.response))
+        .count();
+    assert!(answered >= 4, "{answered} answers to the MAG's heartbeats");
+    s.attach(0, req(2));
+    s.advance(Duration::from_secs(130));
+    assert_eq!(requests(&s), before + 2);
+}
+
 /// RFC 5847 §3: a peer without heartbeat support answers one with a
 /// Binding Error (status 2); the node that sent it "MUST NOT use Heartbeat
 /// messages with the other end again" — and so never counts it missing,

@@ -6,6 +6,7 @@ use super::super::wire::{be_status, BindingError, Heartbeat, Message, OptionsExt
 use super::{Lma, MagPeer, TimerKey};
 use crate::agent::registrar::GoneCause;
 use crate::agent::Peer;
+use std::net::IpAddr;
 
 impl Lma {
     pub(super) fn on_heartbeat(&mut self, peer: Peer, hb: Heartbeat) {
@@ -69,9 +70,31 @@ impl Lma {
         }
     }
 
+    /// A binding cache entry through `mag` was made (`gained`) or went.
+    pub(super) fn count_mag_bce(&mut self, mag: IpAddr, gained: bool) {
+        if gained {
+            *self.bces_per_mag.entry(mag).or_default() += 1;
+        } else if let Some(n) = self.bces_per_mag.get_mut(&mag) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.bces_per_mag.remove(&mag);
+            }
+        }
+    }
+
     pub(super) fn on_heartbeat_timer(&mut self, now: Instant) {
         let mut out = Vec::new();
-        for m in self.mag_peers.values_mut().filter(|m| !m.hb_unsupported) {
+        let serving = &self.bces_per_mag;
+        for (ip, m) in self.mag_peers.iter_mut().filter(|(_, m)| !m.hb_unsupported) {
+            // RFC 5847 §3: "the LMA SHOULD NOT send a Heartbeat Request
+            // message to a MAG if there is no active Binding Cache entry
+            // created by the MAG" — it still answers the MAG's. The count
+            // of misses starts afresh with its next binding.
+            if !serving.contains_key(ip) {
+                m.hb_outstanding = false;
+                m.hb_missed = 0;
+                continue;
+            }
             if m.hb_outstanding {
                 m.hb_missed += 1;
                 self.counters.heartbeat_missed += 1;

@@ -297,6 +297,9 @@ pub struct Lma {
     clock: Clock,
     mags: HashSet<IpAddr>,
     mag_peers: HashMap<IpAddr, MagPeer>,
+    /// Binding cache entries through each MAG (RFC 5847 §3: no heartbeat
+    /// request to a MAG without one).
+    bces_per_mag: HashMap<IpAddr, u32>,
     hb_armed: bool,
     /// Sessions of each MN identifier (usually one): see [`Lma::sessions_of`].
     bce_by_id: by_nai::NaiIndex,
@@ -360,6 +363,7 @@ impl Lma {
             clock: Clock::new(now, wall),
             mags: cfg.mags.iter().copied().collect(),
             mag_peers: HashMap::new(),
+            bces_per_mag: HashMap::new(),
             hb_armed: false,
             bce_by_id: Default::default(),
             bces: Default::default(),

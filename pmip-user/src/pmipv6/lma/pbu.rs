@@ -260,6 +260,10 @@ impl Lma {
             b.llid.clone()
         };
         let old_hnp = b.hnp;
+        if old_mag.ip() != p.peer.ip() {
+            self.count_mag_bce(old_mag.ip(), false);
+            self.count_mag_bce(p.peer.ip(), true);
+        }
         let b = self.bces.get_mut(&id).expect("index consistent");
         // Another proxy-CoA; the same MAG from another UDP port is not a
         // handover (the binding takes the new port for what we send).
@@ -443,6 +447,7 @@ impl Lma {
             deadline: now + g.lifetime,
         };
         self.bces.insert(id, bce);
+        self.count_mag_bce(p.peer.ip(), true);
         self.bce_by_id.insert(p.mn_id, id);
         self.arm(now + g.lifetime, TimerKey::Bce(id));
         if let Some(ab) = self.anchor_binding(id) {
@@ -593,6 +598,7 @@ impl Lma {
             }
         }
         let b = self.bces.remove(&id).expect("checked");
+        self.count_mag_bce(b.mag.ip(), false);
         self.bce_by_id.remove(&b.mn_id, id);
         if let Some((a, _)) = b.home_v4 {
             if let Some(p) = self.v4.iter_mut().find(|p| p.contains(a)) {

@@ -133,6 +133,7 @@ impl store::AnchorRestore for Lma {
             },
         );
         self.bce_by_id.insert(r.nai.as_bytes(), id);
+        self.count_mag_bce(peer.ip(), true);
         self.arm(deadline, TimerKey::Bce(id));
         if let Some(ab) = self.anchor_binding(id) {
             self.dp.push_back(DpCommand::InstallAnchor(ab));
