@@ -1591,15 +1591,23 @@ fn two_devices_sharing_an_identity_get_two_sessions() {
     assert_eq!(s.lma_dp.anchor.len(), 2);
 }
 
-#[test]
-fn mag_hostile_and_odd_acks() {
+/// MN 1 attached at MAG 0 of a network whose LMA hears nothing, and the
+/// MAG's first PBU (to answer by hand).
+fn unanswered_first_pbu() -> (Sim, BindingUpdate) {
     let mut s = Sim::new(false);
     s.drop_to.push(Node::Lma);
     s.attach(0, req(1));
     let pbus = s.sent(Node::Mag(0), Node::Lma, MhType::BindingUpdate);
-    let Message::BindingUpdate(bu) = &pbus[0].1 else {
+    let Some((_, Message::BindingUpdate(bu))) = pbus.into_iter().next() else {
         unreachable!()
     };
+    (s, bu)
+}
+
+#[test]
+fn mag_hostile_and_odd_acks() {
+    let (mut s, bu) = unanswered_first_pbu();
+    let bu = &bu;
     let ck = Checksum::Ipv6 {
         src: LMA,
         dst: MAG1,
@@ -1701,13 +1709,7 @@ fn mag_hostile_and_odd_acks() {
 /// without the option rightly does).
 #[test]
 fn gre_key_not_required_is_for_the_session_not_the_lma() {
-    let mut s = Sim::new(false);
-    s.drop_to.push(Node::Lma);
-    s.attach(0, req(1));
-    let pbus = s.sent(Node::Mag(0), Node::Lma, MhType::BindingUpdate);
-    let Message::BindingUpdate(bu) = &pbus[0].1 else {
-        unreachable!()
-    };
+    let (mut s, bu) = unanswered_first_pbu();
     let ack = Message::BindingAck(BindingAck {
         status: BaStatus::GRE_KEY_OPTION_NOT_REQUIRED,
         flags: ba_flags::P,
