@@ -1088,6 +1088,65 @@ fn lma_no_llid(t: T, name: &str) -> Result<()> {
 }
 both!(lma_hi1_without_llid_opens_a_new_session, lma_no_llid);
 
+/// 5213-5.3.6-h: the Link-local Address option. Asked for (ALL_ZERO), the
+/// LMA generates a link-local address for the session and returns it again
+/// to the next MAG that asks; given (NON_ZERO), it is echoed and kept for
+/// the next that asks; a rejection echoes the PBU's.
+fn lma_lla(t: T, name: &str) -> Result<()> {
+    let Some(b) = AnchorBed::start(t, &tag(t, name), "", "")? else {
+        return Ok(());
+    };
+    let (p1, p2) = (b.peer(1)?, b.peer(2)?);
+    let ts = mh::now_timestamp();
+    let with = |ts: u64, hi: u8, a: [u8; 16]| {
+        let mut o = mag_opts(NAI, ts, hi);
+        o.push(mh::lla(a));
+        o
+    };
+    let lla_of = |m: &Mh| -> Result<[u8; 16]> {
+        let d = m.get(opt::LLA).context("no Link-local Address option")?;
+        m.assert_aligned(opt::LLA, 8, 6);
+        Ok(d.try_into()?)
+    };
+    let m1 = exchange(&b, &p1, 1, 10, &with(ts, 4, [0; 16]))?;
+    ensure!(m1.fixed[0] == 0, "status {}", m1.fixed[0]);
+    let generated = lla_of(&m1)?;
+    ensure!(
+        generated[..8] == [0xfe, 0x80, 0, 0, 0, 0, 0, 0] && generated[8..] != [0; 8],
+        "generated {generated:02x?} is no link-local address"
+    );
+    // The MN moves to MAG 2, which asks: the same address.
+    let m2 = exchange(&b, &p2, 1, 10, &with(ts + 1, 4, [0; 16]))?;
+    ensure!(
+        m2.fixed[0] == 0 && lla_of(&m2)? == generated,
+        "handover: {:02x?}",
+        lla_of(&m2)?
+    );
+    // MAG 1 takes it back with its own address: echoed, kept.
+    let mine = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x42];
+    let m3 = exchange(&b, &p1, 2, 10, &with(ts + 2, 4, mine))?;
+    ensure!(
+        m3.fixed[0] == 0 && lla_of(&m3)? == mine,
+        "given: {:02x?}",
+        lla_of(&m3)?
+    );
+    let m4 = exchange(&b, &p2, 2, 10, &with(ts + 3, 4, [0; 16]))?;
+    ensure!(
+        lla_of(&m4)? == mine,
+        "asked after given: {:02x?}",
+        lla_of(&m4)?
+    );
+    // A rejection (an old timestamp) echoes the PBU's ALL_ZERO.
+    let m5 = exchange(&b, &p2, 3, 10, &with(ts, 4, [0; 16]))?;
+    ensure!(
+        m5.fixed[0] >= 128 && lla_of(&m5)? == [0; 16],
+        "rejection: status {}",
+        m5.fixed[0]
+    );
+    Ok(())
+}
+both!(lma_link_local_address_option, lma_lla);
+
 /// 5213-5.3.5-b: a de-registration from the MAG the MN left changes
 /// nothing and is not answered (nor one for no session); 5213-5.3.5-c: after the serving MAG's de-registration the entry
 /// waits MinDelayBeforeBCEDelete, so a new MAG taking it over within it

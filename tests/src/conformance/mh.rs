@@ -23,6 +23,7 @@ pub mod opt {
     pub const HI: u8 = 23;
     pub const ATT: u8 = 24;
     pub const LLID: u8 = 25;
+    pub const LLA: u8 = 26;
     pub const TIMESTAMP: u8 = 27;
     pub const RESTART_COUNTER: u8 = 28;
     pub const V4_COA: u8 = 32;
@@ -83,6 +84,10 @@ pub fn llid(mac: [u8; 6]) -> Opt {
 /// RFC 5213 §8.8: 64-bit timestamp; 8n+2.
 pub fn timestamp(ts: u64) -> Opt {
     o(opt::TIMESTAMP, ts.to_be_bytes().to_vec(), (8, 2))
+}
+/// RFC 5213 §8.7: Link-local Address, 16 octets; 8n+6.
+pub fn lla(a: [u8; 16]) -> Opt {
+    o(opt::LLA, a.to_vec(), (8, 6))
 }
 /// RFC 5847 §5.2: 32-bit counter; 4n+2.
 pub fn restart_counter(c: u32) -> Opt {

@@ -210,6 +210,11 @@ struct Bce {
     home_v4: Option<(Ipv4Addr, u8)>,
     hnp: Option<Hnp>,
     att: Option<AccessTechType>,
+    /// The MAG's link-local address on the MN's link, from a PBU's
+    /// Link-local Address option (RFC 5213 §5.3.6); not stored durably:
+    /// after a restart one asked for is generated again (pbu.rs
+    /// `generated_link_local`).
+    lla: Option<std::net::Ipv6Addr>,
     lifetime: Duration,
     last_ts: u64,
     /// Sequence number of the last PBU accepted (RFC 5213 §5.5 sequence-number scheme).
@@ -343,7 +348,7 @@ struct Reply {
 }
 
 /// The options a [`Reply`] adds to the PBA.
-type Extra = smallvec::SmallVec<[MobilityOption; 5]>;
+type Extra = smallvec::SmallVec<[MobilityOption; 6]>;
 
 impl Reply {
     fn reject(status: BaStatus) -> Self {

@@ -36,8 +36,14 @@ impl Lma {
                 });
             }
         }
+        // An accepting PBA's Link-local Address is the entry's (`extra`).
+        let lla_given = reply
+            .extra
+            .iter()
+            .any(|o| matches!(o, MobilityOption::LinkLocalAddress(_)));
         for (i, o) in bu.options.iter_mut().enumerate() {
             match o {
+                MobilityOption::LinkLocalAddress(_) if lla_given => {}
                 MobilityOption::MnLinkLayerId(l) => {
                     lent.push((i, options.len()));
                     options.push(MobilityOption::MnLinkLayerId(std::mem::take(l)));

@@ -88,7 +88,9 @@ impl Lma {
             Err(r) => return r,
         };
         if bu.lifetime == 0 {
-            return self.deregister(now, &p);
+            let mut r = self.deregister(now, &p);
+            self.link_local_reply(&mut r, p.existing, bu);
+            return r;
         }
         if let Some(r) = self.redirect(peer, bu, p.existing) {
             return r;
@@ -112,7 +114,37 @@ impl Lma {
                 Err(r) => return r,
             },
         };
-        self.accepted(id, &g)
+        let mut r = self.accepted(id, &g);
+        self.link_local_reply(&mut r, Some(id), bu);
+        r
+    }
+
+    /// RFC 5213 §5.3.6: an accepting PBA to a PBU with the Link-local
+    /// Address option carries the MAG's link-local address for the MN's
+    /// link — the one given (NON_ZERO: stored in the entry), or, asked for
+    /// (ALL_ZERO), the entry's, generated when it has none, so every MAG
+    /// the MN moves to uses the same one. (A rejection echoes the PBU's.)
+    fn link_local_reply(&mut self, r: &mut Reply, id: Option<u32>, bu: &BindingUpdate) {
+        if !r.status.is_accepted() || r.ignore {
+            return;
+        }
+        let Some(asked) = bu.options.iter().find_map(|o| match o {
+            MobilityOption::LinkLocalAddress(a) => Some(*a),
+            _ => None,
+        }) else {
+            return;
+        };
+        let Some(b) = id.and_then(|id| self.bces.get_mut(&id)) else {
+            return;
+        };
+        let lla = if asked.is_unspecified() {
+            *b.lla
+                .get_or_insert_with(|| generated_link_local(b.uplink_key))
+        } else {
+            b.lla = Some(asked);
+            asked
+        };
+        r.extra.push(MobilityOption::LinkLocalAddress(lla));
     }
 
     /// Who may register, the mandatory options, the timestamp and the
@@ -440,6 +472,7 @@ impl Lma {
             home_v4,
             hnp,
             att: g.att,
+            lla: None,
             lifetime: g.lifetime,
             last_ts: p.ts.unwrap_or(0),
             last_seq: p.seq,
@@ -661,4 +694,16 @@ impl Lma {
         }
         None
     }
+}
+
+/// A link-local address for the MAGs on a session's point-to-point link
+/// (RFC 5213 §5.3.6 "MUST generate"): fe80::/64 with an interface
+/// identifier made of the session's uplink GRE key (unique among our
+/// sessions, durable, so the same address comes back after a restart),
+/// the universal/local bit clear (RFC 4291 §2.5.1: not a global ID).
+fn generated_link_local(key: u32) -> std::net::Ipv6Addr {
+    let k = key.to_be_bytes();
+    std::net::Ipv6Addr::from([
+        0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0x00, 0x50, 0x4d, 0x49, k[0], k[1], k[2], k[3],
+    ])
 }

@@ -125,6 +125,7 @@ impl store::AnchorRestore for Lma {
                 home_v4: r.home_v4.map(|a| (a, r.home_v4_len)),
                 hnp: r.hnp.map(Into::into),
                 att: r.att.map(AccessTechType::from),
+                lla: None,
                 lifetime: Duration::from_secs(r.lifetime_s.into()),
                 last_ts: r.last_ident,
                 last_seq: r.last_seq,
