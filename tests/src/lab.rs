@@ -506,6 +506,26 @@ impl Daemon {
         }
     }
 
+    /// Waits until some counter group of `show stats` has `name` at `want`;
+    /// fails with every group after `within`.
+    pub fn wait_counter(&self, name: &str, want: u64, within: Duration) -> Result<()> {
+        let end = Instant::now() + within;
+        loop {
+            let s = self.stats()?;
+            if s.groups.values().any(|g| g.get(name) == Some(&want)) {
+                return Ok(());
+            }
+            if Instant::now() >= end {
+                bail!(
+                    "{}: counter {name} not {want} within {within:?}: {:?}",
+                    self.name,
+                    s.groups
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits until `pred` holds on this box's bindings.
     pub fn wait_bindings(
         &self,

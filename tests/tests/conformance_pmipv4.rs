@@ -1004,14 +1004,9 @@ fn pma_logs_security_exception() {
             hits == 1,
             "{hits} security-exception log lines for 5 forged replies in a burst (want 1):\n{log}"
         );
-        let s = b.daemon.stats()?;
-        ensure!(
-            s.groups
-                .values()
-                .any(|g| g.get("rx_auth_failed") == Some(&5)),
-            "rx_auth_failed not 5: {:?}",
-            s.groups
-        );
+        b.daemon
+            .wait_counter("rx_auth_failed", 5, Duration::ZERO)
+            .context("rx_auth_failed not 5")?;
         Ok(())
     });
 }

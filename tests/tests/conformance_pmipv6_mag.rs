@@ -426,22 +426,9 @@ fn mag_echo(t: T, name: &str) -> Result<()> {
         "HI not changed"
     );
     l.reply(&rx, &bytes)?;
-    let end = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = b.daemon.stats()?;
-        if s.groups
-            .values()
-            .any(|g| g.get("pba_echo_mismatch") == Some(&1))
-        {
-            break;
-        }
-        ensure!(
-            std::time::Instant::now() < end,
-            "not counted: {:?}",
-            s.groups
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    b.daemon
+        .wait_counter("pba_echo_mismatch", 1, Duration::from_secs(10))
+        .context("not counted")?;
     // Nothing follows from it (absence can only be watched for a while).
     std::thread::sleep(Duration::from_secs(1));
     ensure!(
@@ -870,14 +857,10 @@ fn mag_v4_opts(t: T, name: &str) -> Result<()> {
     l.reply(&rx, &pba_for(&m, 0, 10, &accept_tail(4242)))?;
     let lease = b.client().wait_event("bound", 1, Duration::from_secs(10))?;
     ensure!(lease.ip == "10.64.0.57", "leased {}", lease.ip);
-    let s = b.daemon.stats()?;
-    ensure!(
-        s.groups
-            .values()
-            .any(|g| g.get("pba_dhcp_relay_asked") == Some(&1)),
-        "the relay request not counted: {:?}",
-        s.groups
-    );
+    // Counted when the PBA was taken, before the lease: no wait needed.
+    b.daemon
+        .wait_counter("pba_dhcp_relay_asked", 1, Duration::ZERO)
+        .context("the relay request not counted")?;
     Ok(())
 }
 both!(mag_dhcp_mode_and_ipv4_coa, mag_v4_opts);
