@@ -1088,6 +1088,79 @@ fn lma_no_llid(t: T, name: &str) -> Result<()> {
 }
 both!(lma_hi1_without_llid_opens_a_new_session, lma_no_llid);
 
+/// 5213-5.4-c, 5846-8.1-d: HI 4 (handoff state unknown) from another MAG
+/// for the MN's lone session, without a link-layer identifier that names
+/// it, may be the MN moving or a second interface. The LMA asks the
+/// previous MAG with a BRI (trigger 4, Inter-MAG Handover - Unknown) and
+/// answers the new MAG only after the BRA: "Revocation Failed - MN is
+/// Attached" (132) → a new session with its own address; success → the
+/// session moves (RFC 5846 §8.1, in place of RFC 5213's wait for a
+/// de-registration).
+fn lma_hi4(t: T, name: &str) -> Result<()> {
+    let Some(b) = AnchorBed::start(t, &tag(t, name), "", "")? else {
+        return Ok(());
+    };
+    let cap = b.capture("hi4")?;
+    let (p1, p2) = (b.peer(1)?, b.peer(2)?);
+    let ts = mh::now_timestamp();
+    let opts = |nai: &str, ts: u64, hi: u8| without(mag_opts(nai, ts, hi), opt::LLID);
+    for (nai, status) in [(NAI, 132u8), ("moving@example.com", 0)] {
+        let m1 = exchange(&b, &p1, 1, 10, &opts(nai, ts, 1))?;
+        ensure!(m1.fixed[0] == 0, "{nai}: status {}", m1.fixed[0]);
+        let home = m1.v4_hoa_reply().context("no IPv4 home address")?.2;
+        p2.send(
+            b.anchor(),
+            b.port(),
+            &mh::pbu(1, mh::BU_A | mh::BU_P, 10, &opts(nai, ts + 1, 4)),
+        )?;
+        let rx = p1
+            .recv_where(S, is_type(mh::BR))
+            .context("no BRI to the previous MAG")?;
+        let bri = Mh::parse(&rx.bytes);
+        ensure!(
+            bri.fixed[0] == 1 && bri.fixed[1] == 4,
+            "B.R. type {} trigger {} (want 1, 4: Inter-MAG Handover - Unknown)",
+            bri.fixed[0],
+            bri.fixed[1]
+        );
+        ensure!(bri.nai().as_deref() == Some(nai), "BRI MN-ID");
+        ensure!(
+            p2.recv_where(Duration::from_millis(300), is_type(mh::BA))
+                .is_none(),
+            "{nai}: the new MAG was answered before the previous MAG"
+        );
+        p1.reply(
+            &rx,
+            &mh::bra(status, bri.u16_at(2), mh::BRI_P, &[mh::mn_id(nai)]),
+        )?;
+        let rx = p2
+            .recv_where(S, is_type(mh::BA))
+            .context("no PBA after the BRA")?;
+        let m2 = Mh::parse(&rx.bytes);
+        ensure!(m2.fixed[0] == 0, "{nai}: status {}", m2.fixed[0]);
+        let home2 = m2.v4_hoa_reply().context("no IPv4 home address")?.2;
+        if status == 132 {
+            ensure!(
+                home2 != home && m2.gre_key() != m1.gre_key(),
+                "MN is Attached, and the session moved anyway"
+            );
+        } else {
+            ensure!(
+                home2 == home && m2.gre_key() == m1.gre_key(),
+                "the session did not move after a successful BRA"
+            );
+        }
+    }
+    let v = wait_bindings(&b.daemon, 3)?;
+    ensure!(
+        v.iter().filter(|x| x.peer == b.t.addr(2)).count() == 2,
+        "{v:?}"
+    );
+    cap.check(12)?;
+    Ok(())
+}
+both!(lma_hi4_asks_the_previous_mag, lma_hi4);
+
 /// 5213-5.3.6-h: the Link-local Address option. Asked for (ALL_ZERO), the
 /// LMA generates a link-local address for the session and returns it again
 /// to the next MAG that asks; given (NON_ZERO), it is echoed and kept for

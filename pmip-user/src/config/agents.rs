@@ -82,6 +82,13 @@ pub fn lma(cfg: &Config, restart_counter: u32) -> lma::LmaConfig {
         bri_retx_initial: t.bri_delay_min,
         bri_retx_max: t.bri_delay_max,
         bri_max_retx: t.bri_max_retransmissions.into(),
+        new_bce_delay: t.new_bce_delay,
+        no_revocation: cfg
+            .peers
+            .iter()
+            .filter(|p| !p.revocation)
+            .map(|p| p.address)
+            .collect(),
         restart_counter,
         heartbeat_interval: t.heartbeat_interval.unwrap_or(defaults::HEARTBEAT_OFF),
         heartbeat_missing_limit: t.heartbeat_misses.into(),

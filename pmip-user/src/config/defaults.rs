@@ -77,6 +77,8 @@ pub(super) const TIMERS: Timers = Timers {
     bri_delay_min_ms: 1000,
     bri_delay_max_ms: 2000,
     bri_max_retransmissions: 3,
+    // RFC 5213 §9.1 MaxDelayBeforeNewBCEAssign.
+    new_bce_delay_ms: 1500,
     // Off: a requested address the profile does not authorise is refused
     // (129, draft-leung §4.1.1); bindings survive restarts in the store.
     reregistration_window_s: 0,

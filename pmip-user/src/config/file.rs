@@ -322,9 +322,11 @@ pub(super) struct Peer {
     #[serde(default)]
     pub key: Option<String>,
     /// Access role: revoke bindings at this anchor instead of deregistering
-    /// them one by one (RFC 5846 MAG-initiated / RFC 3543 PMA-initiated).
+    /// them one by one (RFC 5846 MAG-initiated / RFC 3543 PMA-initiated);
+    /// default off. PMIPv6 anchor role: send this MAG Binding Revocation
+    /// Indications (RFC 5846 LMA-initiated); default on.
     #[serde(default)]
-    pub revocation: bool,
+    pub revocation: Option<bool>,
     /// PMIPv4 access role: ask this home agent to assign one (RFC 4433:
     /// Home Agent field 255.255.255.255 and the Requested HA extension).
     #[serde(default)]
@@ -356,6 +358,8 @@ pub(super) struct Timers {
     pub bri_delay_min_ms: u32,
     pub bri_delay_max_ms: u32,
     pub bri_max_retransmissions: u8,
+    /// RFC 5213 MaxDelayBeforeNewBCEAssign (LMA without revocation).
+    pub new_bce_delay_ms: u32,
     /// HA: after a start, honour a requested home address for this long
     /// (re-registrations of bindings an HA lost); 0: off.
     pub reregistration_window_s: u32,

@@ -289,6 +289,7 @@ pub struct Peer {
     /// Mobility security association: always there for PMIPv4.
     pub sa: Option<PeerSa>,
     /// Access role: revoke instead of deregistering (RFC 5846 / RFC 3543).
+    /// PMIPv6 anchor role: send this MAG BRIs (RFC 5846 §8.1).
     pub revocation: bool,
     /// PMIPv4 access role: dynamic home agent assignment (RFC 4433).
     pub dynamic_ha: bool,
@@ -333,6 +334,8 @@ pub struct Timers {
     pub bri_delay_min: Duration,
     pub bri_delay_max: Duration,
     pub bri_max_retransmissions: u8,
+    /// RFC 5213 MaxDelayBeforeNewBCEAssign; zero: a new session at once.
+    pub new_bce_delay: Duration,
     /// HA: a requested home address is honoured this long after a start
     /// (an HA that came back without its bindings); zero: off.
     pub reregistration_window: Duration,

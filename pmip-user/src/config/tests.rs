@@ -395,6 +395,21 @@ fn bad_configs_are_refused_with_the_key_path() {
             "timers.bri_delay_max_ms: must be >= bri_delay_min_ms",
         ),
         (
+            ANCHOR_V6,
+            vec![("timers.new_bce_delay_ms", i(60_001))],
+            "timers.new_bce_delay_ms: must be 0 to 60000",
+        ),
+        (
+            ANCHOR_V4,
+            vec![("peers[0].revocation", Some(toml::Value::Boolean(false)))],
+            "peers[0].revocation: PMIPv4 anchor: revocation is negotiated per registration",
+        ),
+        (
+            ANCHOR_V4,
+            vec![("peers[0].dynamic_ha", Some(toml::Value::Boolean(true)))],
+            "peers[0].dynamic_ha: only used in the access role",
+        ),
+        (
             ACCESS_V4,
             vec![("timers.ha_failover.attempts_before_switching", i(9))],
             "timers.ha_failover.attempts_before_switching: must be 1 to max_attempts (4)",

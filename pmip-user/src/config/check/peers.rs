@@ -32,8 +32,15 @@ pub(super) fn check(f: &File, v: &mut Errors) -> Vec<Peer> {
         }
         address(f, &p, pr, v);
         let sa = security_association(f, &p, pr, v);
-        if !f.access() && (pr.revocation || pr.dynamic_ha) {
-            v.err(format!("{p}.revocation"), "only used in the access role");
+        if !f.access() && pr.revocation.is_some() && f.protocol == Protocol::Pmipv4 {
+            // RFC 3543 §3.1: the HA revokes where the PMA asked for it.
+            v.err(
+                format!("{p}.revocation"),
+                "PMIPv4 anchor: revocation is negotiated per registration (RFC 3543)",
+            );
+        }
+        if !f.access() && pr.dynamic_ha {
+            v.err(format!("{p}.dynamic_ha"), "only used in the access role");
         }
         if pr.dynamic_ha && f.protocol != Protocol::Pmipv4 {
             v.err(format!("{p}.dynamic_ha"), "RFC 4433 is PMIPv4's");
@@ -49,7 +56,7 @@ pub(super) fn check(f: &File, v: &mut Errors) -> Vec<Peer> {
             name: pr.name.clone(),
             address: pr.address,
             sa,
-            revocation: pr.revocation,
+            revocation: pr.revocation.unwrap_or(!f.access()),
             dynamic_ha: pr.dynamic_ha,
             esp,
             insecure: pr.insecure,

@@ -52,6 +52,7 @@ pub(super) fn timers(f: &File, v: &mut Errors) -> Timers {
         bri_delay_min: millis(t.bri_delay_min_ms),
         bri_delay_max: millis(t.bri_delay_max_ms),
         bri_max_retransmissions: t.bri_max_retransmissions,
+        new_bce_delay: millis(t.new_bce_delay_ms),
         reregistration_window: secs(t.reregistration_window_s),
         ha_failover: ha_failover(&t.ha_failover, v),
     }
@@ -88,6 +89,11 @@ fn retransmission(t: &file::Timers, v: &mut Errors) {
             "timers.bri_delay_max_ms",
             format!("must be >= bri_delay_min_ms ({})", t.bri_delay_min_ms),
         );
+    }
+    // A MAG retransmits a PBU for seconds, not minutes: a longer wait
+    // would outlast it.
+    if t.new_bce_delay_ms > 60_000 {
+        v.err("timers.new_bce_delay_ms", "must be 0 to 60000");
     }
 }
 

@@ -85,6 +85,14 @@ fn pmipv6_agents_get_the_files_values() {
     assert_eq!(l.timestamp_window, ms(200));
     assert_eq!(l.max_lifetime, secs(40000));
     assert_eq!((l.bri_retx_initial, l.bri_retx_max), (secs(1), secs(2)));
+    // Every MAG gets BRIs unless its peer entry says otherwise, and a PBU
+    // with handoff state unknown waits RFC 5213's 1500 ms by default.
+    assert!(l.revocation && l.no_revocation.is_empty());
+    assert_eq!(l.new_bce_delay, ms(1500));
+    let off = ANCHOR_V6.replace("name = \"mag2\"\n", "name = \"mag2\"\nrevocation = false\n");
+    let l2 = agents::lma(&Config::from_toml_str(&off).unwrap(), 9);
+    let mag2: std::net::IpAddr = "2001:db8:cafe:1026::15".parse().unwrap();
+    assert_eq!(l2.no_revocation, [mag2].into_iter().collect());
     assert_eq!(
         l.ipv4_pool,
         Some(lma::Ipv4PoolConfig {

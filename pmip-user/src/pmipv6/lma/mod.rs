@@ -24,6 +24,7 @@ mod by_nai;
 mod cluster;
 mod endpoint;
 mod first_write;
+mod handoff;
 mod heartbeat;
 mod pba;
 mod pbu;
@@ -104,9 +105,15 @@ pub struct LmaConfig {
     pub min_delay_before_bce_delete: Duration,
     /// Send a BRI to the previous MAG on handover (RFC 5846; "revocation enable").
     pub revocation: bool,
+    /// MAGs that get no BRI (`peers[].revocation = false`: MAGs without RFC 5846).
+    pub no_revocation: HashSet<IpAddr>,
     pub bri_retx_initial: Duration,
     pub bri_retx_max: Duration,
     pub bri_max_retx: u32,
+    /// RFC 5213 MaxDelayBeforeNewBCEAssign (1500 ms): without revocation,
+    /// how long a PBU with handoff state unknown waits for the previous
+    /// MAG's de-registration (`handoff.rs`); zero: a new session at once.
+    pub new_bce_delay: Duration,
     pub restart_counter: u32,
     /// RFC 5847 HEARTBEAT_INTERVAL towards the MAGs we serve (60 s).
     pub heartbeat_interval: Duration,
@@ -131,9 +138,11 @@ impl Default for LmaConfig {
             timestamp_based: true,
             min_delay_before_bce_delete: Duration::from_secs(10),
             revocation: true,
+            no_revocation: HashSet::new(),
             bri_retx_initial: Duration::from_secs(1),
             bri_retx_max: Duration::from_secs(2),
             bri_max_retx: 3,
+            new_bce_delay: Duration::from_millis(1500),
             restart_counter: 1,
             heartbeat_interval: Duration::from_secs(60),
             heartbeat_missing_limit: 3,
@@ -177,6 +186,11 @@ pub struct LmaCounters {
     pub bri_sent: u64,
     pub bri_retransmitted: u64,
     pub bri_gave_up: u64,
+    /// PBUs with handoff state unknown held for the previous MAG's word
+    /// (`handoff.rs`), and how they ended.
+    pub handoff_unknown_held: u64,
+    pub handoff_unknown_moved: u64,
+    pub handoff_unknown_new_session: u64,
     pub bra_rx: u64,
     pub bra_unmatched: u64,
     pub bri_from_mag: u64,
@@ -236,6 +250,7 @@ struct PendingBri {
     hnp: Option<Hnp>,
     trigger: u8,
     retx: u32,
+    max_retx: u32,
     timeout: Duration,
     deadline: Instant,
 }
@@ -245,6 +260,8 @@ enum TimerKey {
     Bce(u32),
     Bri(u16),
     Heartbeat,
+    /// MaxDelayBeforeNewBCEAssign of a held PBU (`handoff.rs`).
+    Handoff(u32),
 }
 
 /// A MAG we have heard from (RFC 5847 heartbeat state).
@@ -317,6 +334,10 @@ pub struct Lma {
     v6: Option<V6Pool>,
     bri_seq: u16,
     bris: HashMap<u16, PendingBri>,
+    /// PBUs with handoff state unknown, by the session they wait for.
+    held: HashMap<u32, handoff::HeldPbu>,
+    /// Held PBUs the previous MAG's answer released, to answer now.
+    released: Vec<(u32, handoff::Lookup)>,
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
     transmits: VecDeque<Transmit>,
     dp: VecDeque<DpCommand>,
@@ -345,6 +366,9 @@ struct Reply {
     /// No PBA at all: a de-registration the LMA "MUST ignore" (RFC 5213
     /// §5.3.5, §5.4.1).
     ignore: bool,
+    /// No PBA yet: the PBU waits for session `hold`'s previous MAG
+    /// (`handoff.rs`).
+    hold: Option<u32>,
 }
 
 /// The options a [`Reply`] adds to the PBA.
@@ -358,6 +382,16 @@ impl Reply {
             extra: Extra::new(),
             seq: None,
             ignore: false,
+            hold: None,
+        }
+    }
+
+    /// Held for session `id` (`handoff.rs`): no PBA now.
+    fn held(id: u32) -> Self {
+        Reply {
+            ignore: true,
+            hold: Some(id),
+            ..Reply::reject(BaStatus::ACCEPTED)
         }
     }
 }
@@ -383,6 +417,8 @@ impl Lma {
             v6: cfg.ipv6_pool.clone().map(V6Pool::new),
             bri_seq: 0,
             bris: HashMap::new(),
+            held: HashMap::new(),
+            released: Vec::new(),
             timers: BinaryHeap::new(),
             transmits: VecDeque::new(),
             dp: VecDeque::new(),
@@ -499,10 +535,11 @@ impl Lma {
             Message::BindingUpdate(bu) => self.on_pbu(now, peer, bu),
             Message::Heartbeat(hb) => self.on_heartbeat(peer, hb),
             Message::BindingError(be) => self.on_binding_error(peer, &be),
-            Message::RevocationAck(bra) => self.on_bra(peer, bra),
+            Message::RevocationAck(bra) => self.on_bra(now, peer, bra),
             Message::RevocationIndication(bri) => self.on_mag_bri(peer, bri),
             _ => self.counters.rx_unexpected_message += 1,
         }
+        self.answer_released(now);
     }
 
     /// Fires every timer due at `now`: binding expiry, delayed deletion, BRI retransmission.
@@ -529,6 +566,7 @@ impl Lma {
                     self.delete(id);
                 }
                 TimerKey::Heartbeat => self.on_heartbeat_timer(now),
+                TimerKey::Handoff(id) => self.held_wait_over(id, t),
                 TimerKey::Bri(seq) => {
                     let Some(p) = self.bris.get_mut(&seq) else {
                         continue;
@@ -536,9 +574,10 @@ impl Lma {
                     if p.deadline != t {
                         continue;
                     }
-                    if p.retx >= self.cfg.bri_max_retx {
+                    if p.retx >= p.max_retx {
                         self.bris.remove(&seq);
                         self.counters.bri_gave_up += 1;
+                        self.held_bri_gave_up(seq);
                         continue;
                     }
                     p.retx += 1;
@@ -551,5 +590,6 @@ impl Lma {
                 }
             }
         }
+        self.answer_released(now);
     }
 }

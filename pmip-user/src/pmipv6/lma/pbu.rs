@@ -11,6 +11,7 @@ use super::super::wire::{
     revocation_trigger, AccessTechType, BaStatus, BindingUpdate, HandoffIndicator, MobilityOption,
     OptionsExt,
 };
+use super::handoff::Lookup;
 use super::{Bce, Extra, Lma, Profile, Reply, TimerKey};
 use crate::agent::clock::timestamp_distance;
 use crate::agent::registrar::GoneCause;
@@ -49,13 +50,28 @@ struct Grant {
 // two on the rare refusal costs less than boxing it would on each.
 #[allow(clippy::result_large_err)]
 impl Lma {
-    pub(super) fn on_pbu(&mut self, now: Instant, peer: Peer, mut bu: BindingUpdate) {
+    pub(super) fn on_pbu(&mut self, now: Instant, peer: Peer, bu: BindingUpdate) {
         if !bu.is_proxy() {
             // A plain MIPv6 binding update: not ours to serve.
             self.counters.rx_not_proxy += 1;
             return;
         }
-        let reply = self.process_pbu(now, peer, &bu);
+        self.answer(now, peer, bu, Lookup::Arrival);
+    }
+
+    /// Processes a PBU and sends its PBA — or holds it (`handoff.rs`).
+    pub(super) fn answer(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        mut bu: BindingUpdate,
+        lookup: Lookup,
+    ) {
+        let reply = self.process_pbu(now, peer, &bu, lookup);
+        if let Some(id) = reply.hold {
+            self.hold_pbu(now, id, peer, bu);
+            return;
+        }
         if reply.ignore {
             return;
         }
@@ -82,8 +98,14 @@ impl Lma {
     }
 
     /// Validates and applies a PBU (RFC 5213 §5.3), returning the PBA contents.
-    fn process_pbu(&mut self, now: Instant, peer: Peer, bu: &BindingUpdate) -> Reply {
-        let p = match self.check_pbu(now, peer, bu) {
+    fn process_pbu(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        bu: &BindingUpdate,
+        lookup: Lookup,
+    ) -> Reply {
+        let p = match self.check_pbu(now, peer, bu, lookup) {
             Ok(p) => p,
             Err(r) => return r,
         };
@@ -154,6 +176,7 @@ impl Lma {
         now: Instant,
         peer: Peer,
         bu: &'a BindingUpdate,
+        lookup: Lookup,
     ) -> Result<Pbu<'a>, Reply> {
         let refuse = |c: &mut u64, status| {
             *c += 1;
@@ -183,7 +206,11 @@ impl Lma {
                 BaStatus::NOT_LMA_FOR_THIS_MOBILE_NODE,
             );
         };
-        let ts = self.ordering_timestamp(now, bu)?;
+        // A held PBU was checked against our clock when it came.
+        let ts = match lookup {
+            Lookup::Arrival => self.ordering_timestamp(now, bu)?,
+            _ => bu.timestamp().filter(|_| self.cfg.timestamp_based),
+        };
         let hnps = bu.hnps();
         let v4_req = bu.ipv4_hoa_request();
         let missing = if hnps.is_empty() && v4_req.is_none() {
@@ -213,7 +240,16 @@ impl Lma {
             );
         }
         let llid = bu.link_layer_id().unwrap_or(&[]);
-        let existing = self.find_session(peer, mn_id, llid, bu.handoff_indicator(), &hnps);
+        let existing = match lookup {
+            Lookup::Arrival => {
+                if let Some(id) = self.unknown_handoff(peer, bu, mn_id, llid) {
+                    return Err(Reply::held(id));
+                }
+                self.find_session(peer, mn_id, llid, bu.handoff_indicator(), &hnps)
+            }
+            Lookup::Moved(id) => Some(id),
+            Lookup::New => None,
+        };
         if let Some(id) = existing {
             let b = &self.bces[&id];
             let last = (b.last_ts, b.last_seq);
@@ -325,7 +361,7 @@ impl Lma {
         if handover && !was_deleting {
             self.counters.handovers += 1;
             self.moved(p.mn_id, old_mag, p.peer);
-            if self.cfg.revocation {
+            if self.revokes_at(old_mag.ip()) {
                 // RFC 5846 §8.1: a handover the new MAG cannot tell (HI 4)
                 // is "Inter-MAG Handover - Unknown".
                 let trigger = if p.hi == Some(HandoffIndicator::HandoffStateUnknown) {
@@ -338,7 +374,11 @@ impl Lma {
                 self.send_bri(now, old_mag, (p.mn_id.to_vec(), old_llid, old_hnp), trigger);
             }
         } else if was_deleting {
+            // A session its MAG had de-registered (its end was reported)
+            // is registered again, here or at a new MAG: it starts again
+            // (accounting sees a new session).
             self.counters.registrations += 1;
+            self.created(p.mn_id, p.peer);
         } else {
             self.counters.refreshes += 1;
         }
@@ -365,6 +405,7 @@ impl Lma {
             extra,
             seq: None,
             ignore: false,
+            hold: None,
         }
     }
 
@@ -511,6 +552,7 @@ impl Lma {
             extra: Extra::new(),
             seq: None,
             ignore: false,
+            hold: None,
         };
         let ignored = Reply {
             ignore: true,
@@ -538,19 +580,26 @@ impl Lma {
         if b.deleting {
             return done;
         }
-        // RFC 5213 §5.3.5: keep the entry MinDelayBeforeBCEDelete so a new
-        // MAG can take it over; the tunnel to the old MAG goes now.
+        self.counters.deregistrations += 1;
+        self.end_at_mag(now, id);
+        self.deregistered_while_held(id);
+        done
+    }
+
+    /// RFC 5213 §5.3.5: the session ends at its MAG; the entry stays
+    /// MinDelayBeforeBCEDelete so that a new MAG can take it over, the
+    /// tunnel to the old MAG goes now.
+    pub(super) fn end_at_mag(&mut self, now: Instant, id: u32) {
+        let b = self.bces.get_mut(&id).expect("index consistent");
         b.deleting = true;
         b.deadline = now + self.cfg.min_delay_before_bce_delete;
         let deadline = b.deadline;
-        self.counters.deregistrations += 1;
         self.persist(id);
         self.ended(id, GoneCause::Deregistered);
         if let Some(ab) = self.anchor_binding(id) {
             self.dp.push_back(DpCommand::RemoveAnchor(ab));
         }
         self.arm(deadline, TimerKey::Bce(id));
-        done
     }
 
     /// The Timestamp a PBU is ordered by (RFC 5213 §5.5): within the window
@@ -649,7 +698,7 @@ impl Lma {
     /// identifier (the Access Technology Type is not compared: a subscriber
     /// keeps its session when it moves to another access technology under
     /// the same identifier); with HI 2 (handoff between interfaces) the
-    /// session holding the requested prefix; without an identifier, see below.
+    /// session holding the requested prefix; else the lone session, see below.
     fn find_session(
         &self,
         peer: Peer,
@@ -673,26 +722,26 @@ impl Lma {
                 return by_prefix.copied();
             }
         }
-        // Without a link-layer identifier, the MN's lone session when the
-        // request says it moved (§5.4.1.3 step 2: HI 2 or 3; step 3: HI 4,
-        // taken at once, as if the old MAG had de-registered) or comes from
-        // the session's MAG (§5.4.1.1 step 5: the same proxy-CoA, a refresh
-        // or de-registration). HI 1 or 5 from another MAG: "all other
-        // cases", a new mobility session (step 4).
-        if let ([id], true) = (ids.as_slice(), llid.is_empty()) {
-            let moved = matches!(
-                hi,
-                Some(
-                    HandoffIndicator::HandoffBetweenInterfaces
-                        | HandoffIndicator::HandoffBetweenMagsSameInterface
-                        | HandoffIndicator::HandoffStateUnknown
-                )
-            );
-            if moved || self.bces[id].mag.ip() == peer.ip() {
-                return Some(*id);
-            }
-        }
-        None
+        // The MN's lone session, when the request says the MN moved:
+        // HI 2 (§5.4.1.2 step 3, §5.4.1.3 step 2), HI 3 without a
+        // link-layer identifier (§5.4.1.3 step 2), HI 4 once the previous
+        // MAG de-registered it (§5.4.1.2 step 4, §5.4.1.3 step 3; until
+        // then the PBU is held, `handoff.rs`, or with no wait configured it
+        // opens a new session). Without an identifier, also a request from
+        // the session's own MAG (§5.4.1.1 step 5: the same proxy-CoA, a
+        // refresh or de-registration). Anything else, such as HI 1 or 5
+        // from another MAG: "all other cases", a new mobility session.
+        let [id] = ids.as_slice() else {
+            return None;
+        };
+        let b = &self.bces[id];
+        let moved = match hi {
+            Some(HandoffIndicator::HandoffBetweenInterfaces) => true,
+            Some(HandoffIndicator::HandoffBetweenMagsSameInterface) => llid.is_empty(),
+            Some(HandoffIndicator::HandoffStateUnknown) => b.deleting,
+            _ => false,
+        };
+        (moved || (llid.is_empty() && b.mag.ip() == peer.ip())).then_some(*id)
     }
 }
 

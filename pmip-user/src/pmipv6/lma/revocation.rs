@@ -11,6 +11,12 @@ use crate::agent::registrar::GoneCause;
 use crate::agent::Peer;
 
 impl Lma {
+    /// Whether `mag` gets BRIs (RFC 5846): revocation on, and not turned
+    /// off for that MAG (`peers[].revocation = false`).
+    pub(super) fn revokes_at(&self, mag: std::net::IpAddr) -> bool {
+        self.cfg.revocation && !self.cfg.no_revocation.contains(&mag)
+    }
+
     /// Revokes every session of `mn_id` (administrative): BRI to each MAG
     /// and delete. Returns whether there was any.
     pub fn revoke(&mut self, now: Instant, mn_id: &[u8], trigger: u8) -> bool {
@@ -22,7 +28,9 @@ impl Lma {
             };
             self.ended(*id, GoneCause::Revoked(trigger));
             self.delete(*id);
-            self.send_bri(now, mag, (mn_id.to_vec(), llid, hnp), trigger);
+            if self.revokes_at(mag.ip()) {
+                self.send_bri(now, mag, (mn_id.to_vec(), llid, hnp), trigger);
+            }
         }
         !ids.is_empty()
     }
@@ -34,7 +42,7 @@ impl Lma {
         mag: Peer,
         (mn_id, llid, hnp): (Vec<u8>, Vec<u8>, Option<Hnp>),
         trigger: u8,
-    ) {
+    ) -> u16 {
         self.bri_seq = self.bri_seq.wrapping_add(1);
         let seq = self.bri_seq;
         let p = PendingBri {
@@ -44,6 +52,7 @@ impl Lma {
             hnp,
             trigger,
             retx: 0,
+            max_retx: self.cfg.bri_max_retx,
             timeout: self.cfg.bri_retx_initial,
             deadline: now + self.cfg.bri_retx_initial,
         };
@@ -51,6 +60,7 @@ impl Lma {
         self.arm(p.deadline, TimerKey::Bri(seq));
         self.bris.insert(seq, p);
         self.counters.bri_sent += 1;
+        seq
     }
 
     pub(super) fn transmit_bri(&mut self, seq: u16, p: &PendingBri) {
@@ -81,11 +91,12 @@ impl Lma {
     /// A BRA ends the retransmissions of the BRI it answers: the one with
     /// its sequence number (RFC 5846 §6.2) sent to the MAG it comes from
     /// (by address: over IPv4 the MAG may answer from another port).
-    pub(super) fn on_bra(&mut self, peer: Peer, bra: RevocationAck) {
+    pub(super) fn on_bra(&mut self, now: Instant, peer: Peer, bra: RevocationAck) {
         self.counters.bra_rx += 1;
         match self.bris.get(&bra.seq) {
             Some(p) if p.mag.ip() == peer.ip() => {
                 self.bris.remove(&bra.seq);
+                self.held_bri_answered(now, bra.seq, bra.status);
             }
             _ => self.counters.bra_unmatched += 1,
         }
