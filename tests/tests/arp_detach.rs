@@ -1,13 +1,14 @@
 //! ARP-polling detach detection on a real veth: a present subscriber answers
 //! the probes and stays; once its link goes down it is detached after
-//! interval + (retries + 1) * timeout.
+//! interval + (retries + 1) * timeout. A presence check (RFC 5846 §9.1)
+//! finds the present subscriber.
 use std::net::Ipv4Addr;
 use std::sync::mpsc as stdmpsc;
 use std::time::{Duration, Instant};
 
 use pmip_tests::netns::{is_root, veth, Netns};
-use pmip_user::access::detach::{DetachConfig, Detached};
-use pmip_user::access::shell::{ArpCmd, ArpShell};
+use pmip_user::access::detach::{DetachConfig, Presence};
+use pmip_user::access::shell::{ArpCmd, ArpEvent, ArpShell};
 use tokio::sync::{mpsc, oneshot};
 
 #[test]
@@ -32,7 +33,7 @@ fn arp_polling_detects_detach() {
         retries: 2,
     };
 
-    let (ev_tx, ev_rx) = stdmpsc::channel::<Detached>();
+    let (ev_tx, ev_rx) = stdmpsc::channel::<ArpEvent>();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let th = gw
@@ -109,6 +110,20 @@ fn arp_polling_detects_detach() {
         ev_rx.recv_timeout(Duration::from_secs(1)).is_err(),
         "detached while present"
     );
+    // Still attached? It answers the check's probe.
+    let t0 = Instant::now();
+    cmd_tx.send(ArpCmd::Check { mac }).unwrap();
+    match ev_rx.recv_timeout(Duration::from_secs(2)) {
+        Ok(ArpEvent::Presence(Presence { at, present })) => {
+            assert!(present && at.mac == mac, "{at:?} {present}");
+            assert!(
+                t0.elapsed() < Duration::from_millis(500),
+                "{:?}",
+                t0.elapsed()
+            );
+        }
+        e => panic!("want a presence answer, got {e:?}"),
+    }
     // Gone: the link drops; the detach follows within the worst case (+ slack).
     // The link goes down somewhere inside the `ip` command: the lower bound
     // counts from before it, the upper bound from after it. A probe answered
@@ -117,9 +132,9 @@ fn arp_polling_detects_detach() {
     let before = Instant::now();
     cl.exec(&["ip", "link", "set", "ca", "down"]).unwrap();
     let after = Instant::now();
-    let d = ev_rx
-        .recv_timeout(Duration::from_secs(5))
-        .expect("no detach");
+    let Ok(ArpEvent::Detached(d)) = ev_rx.recv_timeout(Duration::from_secs(5)) else {
+        panic!("no detach");
+    };
     let (longest, shortest) = (before.elapsed(), after.elapsed());
     assert_eq!(d.at.mac, mac);
     assert_eq!(d.home, Ipv4Addr::new(192, 0, 2, 1));
@@ -131,6 +146,12 @@ fn arp_polling_detects_detach() {
         shortest <= cfg.worst_case() + Duration::from_millis(500),
         "too late: {shortest:?}"
     );
+    // No longer watched: absent at once.
+    cmd_tx.send(ArpCmd::Check { mac }).unwrap();
+    assert!(matches!(
+        ev_rx.recv_timeout(Duration::from_secs(2)),
+        Ok(ArpEvent::Presence(Presence { present: false, .. }))
+    ));
     let _ = stop_tx.send(());
     th.join().unwrap().unwrap();
 }

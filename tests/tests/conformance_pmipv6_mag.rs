@@ -174,6 +174,55 @@ fn mag_bri(t: T, name: &str) -> Result<()> {
 }
 both!(mag_answers_bri, mag_bri);
 
+/// 5846-9.1-f: a BRI saying the MN moved to another MAG (trigger 2,
+/// Inter-MAG Handover - same Access Type), while the subscriber is still on
+/// our access link and answers ARP: refused with "Revocation Failed - MN is
+/// Attached" (132), the binding kept; once it stops answering, the same
+/// trigger revokes (status 0).
+fn mag_bri_attached(t: T, name: &str) -> Result<()> {
+    let Some(mut b) = AccessBed::start(t, &tag(t, name), "")? else {
+        return Ok(());
+    };
+    let cap = b.capture("bri132")?;
+    let l = b.anchor_sock()?;
+    let (rx, m) = register(&mut b, &l, 10)?;
+    let nai = m.nai().unwrap();
+    wait_bindings(&b.daemon, 1)?;
+    let opts = [mh::mn_id(&nai), mh::llid(sub_mac())];
+    let bra_status = |seq: u16| -> Result<u8> {
+        let a = l
+            .recv_where(S, |r| {
+                r.bytes.get(2) == Some(&mh::BR) && Mh::parse(&r.bytes).u16_at(2) == seq
+            })
+            .with_context(|| format!("no BRA to BRI {seq}"))?;
+        let bra = Mh::parse(&a.bytes);
+        ensure!(bra.fixed[0] == 2, "B.R. type {}", bra.fixed[0]);
+        Ok(bra.fixed[1])
+    };
+    l.reply(&rx, &mh::bri(2, 20, mh::BRI_P, &opts))?;
+    let st = bra_status(20)?;
+    ensure!(st == 132, "attached MN: BRA status {st} (want 132)");
+    ensure!(
+        wait_bindings(&b.daemon, 1)?.len() == 1,
+        "binding gone after a refused BRI"
+    );
+    // The subscriber stops answering ARP (it is "no longer attached").
+    b.sub
+        .exec(&["sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=8"])?;
+    b.sub
+        .exec(&["sysctl", "-qw", "net.ipv4.conf.s0.arp_ignore=8"])?;
+    l.reply(&rx, &mh::bri(2, 21, mh::BRI_P, &opts))?;
+    let st = bra_status(21)?;
+    ensure!(st == 0, "silent MN: BRA status {st} (want 0)");
+    wait_bindings(&b.daemon, 0)?;
+    cap.check(6)?;
+    Ok(())
+}
+both!(
+    mag_refuses_a_handover_bri_for_an_attached_mn,
+    mag_bri_attached
+);
+
 /// 5847-3-a, 5847-4-a: the MAG probes its LMA and answers the LMA's probes.
 fn mag_hb(t: T, name: &str) -> Result<()> {
     let Some(b) = AccessBed::start(t, &tag(t, name), "heartbeat_interval_s = 1\n")? else {

@@ -101,7 +101,30 @@ pub struct DetachMonitor {
     subs: HashMap<AccessPoint, Sub>,
     transmits: VecDeque<Probe>,
     events: VecDeque<Detached>,
+    /// Presence checks under way ([`check`](Self::check)).
+    checks: HashMap<AccessPoint, Check>,
+    presence: VecDeque<Presence>,
     pub stats: DetachStats,
+}
+
+/// How long a presence check waits for the subscriber's answer, and when
+/// it asks a second time (one lost frame is not absence). A host on the
+/// access link answers ARP in well under a millisecond; an LMA waits a
+/// second before it asks again (RFC 5846 §11 InitMINDelayBRIs).
+pub const CHECK_WAIT: Duration = Duration::from_millis(500);
+const CHECK_RESEND: Duration = Duration::from_millis(200);
+
+#[derive(Clone, Copy, Debug)]
+struct Check {
+    deadline: Instant,
+    resend: Option<Instant>,
+}
+
+/// The answer to a presence check: whether the subscriber answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Presence {
+    pub at: AccessPoint,
+    pub present: bool,
 }
 
 impl DetachMonitor {
@@ -112,6 +135,8 @@ impl DetachMonitor {
             subs: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            checks: HashMap::new(),
+            presence: VecDeque::new(),
             stats: DetachStats::default(),
         }
     }
@@ -180,6 +205,67 @@ impl DetachMonitor {
 
     pub fn remove(&mut self, at: &AccessPoint) {
         self.subs.remove(at);
+        if self.checks.remove(at).is_some() {
+            self.presence.push_back(Presence {
+                at: *at,
+                present: false,
+            });
+        }
+    }
+
+    /// Is the subscriber at `at` still on the link? (RFC 5846 §9.1: a MAG
+    /// told that its MN moved away checks before it lets the binding go.)
+    /// Probes it now, and once more if it stays quiet; the answer is a
+    /// [`Presence`] ([`poll_presence`](Self::poll_presence)): present when
+    /// it answers within [`CHECK_WAIT`], absent otherwise, or at once when
+    /// it is not watched. Polling on or off.
+    pub fn check(&mut self, now: Instant, at: AccessPoint) {
+        let Some(s) = self.subs.get(&at) else {
+            self.presence.push_back(Presence { at, present: false });
+            return;
+        };
+        self.transmits.push_back(Probe {
+            at,
+            target: s.home,
+            sender: s.gateway,
+        });
+        self.stats.probes += 1;
+        self.checks.insert(
+            at,
+            Check {
+                deadline: now + CHECK_WAIT,
+                resend: Some(now + CHECK_RESEND),
+            },
+        );
+    }
+
+    pub fn poll_presence(&mut self) -> Option<Presence> {
+        self.presence.pop_front()
+    }
+
+    /// The presence checks' timers: a second probe, then absence.
+    fn check_timeouts(&mut self, now: Instant) {
+        let mut done = Vec::new();
+        for (at, c) in self.checks.iter_mut() {
+            if now >= c.deadline {
+                done.push(*at);
+            } else if c.resend.is_some_and(|r| now >= r) {
+                c.resend = None;
+                if let Some(s) = self.subs.get(at) {
+                    self.transmits.push_back(Probe {
+                        at: *at,
+                        target: s.home,
+                        sender: s.gateway,
+                    });
+                    self.stats.probes += 1;
+                }
+            }
+        }
+        done.sort();
+        for at in done {
+            self.checks.remove(&at);
+            self.presence.push_back(Presence { at, present: false });
+        }
     }
 
     pub fn is_watching(&self, at: &AccessPoint) -> bool {
@@ -225,6 +311,9 @@ impl DetachMonitor {
                     self.stats.replies += 1;
                 }
                 self.seen(now, &at);
+                if self.checks.remove(&at).is_some() {
+                    self.presence.push_back(Presence { at, present: true });
+                }
                 true
             }
             _ => false,
@@ -240,8 +329,13 @@ impl DetachMonitor {
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        let checks = self
+            .checks
+            .values()
+            .map(|c| c.resend.unwrap_or(c.deadline))
+            .min();
         if !self.polling {
-            return None;
+            return checks;
         }
         self.subs
             .values()
@@ -249,14 +343,17 @@ impl DetachMonitor {
                 State::Idle { next_probe } => next_probe,
                 State::Probing { deadline, .. } => deadline,
             })
+            .chain(checks)
             .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.check_timeouts(now);
         if !self.polling {
             return;
         }
         let cfg = self.cfg;
+        let queued = self.transmits.len();
         let mut gone = Vec::new();
         for (at, s) in self.subs.iter_mut() {
             let probe = Probe {
@@ -286,7 +383,7 @@ impl DetachMonitor {
                 _ => {}
             }
         }
-        self.stats.probes += self.transmits.len() as u64;
+        self.stats.probes += (self.transmits.len() - queued) as u64;
         gone.sort();
         for (at, home) in gone {
             self.subs.remove(&at);
@@ -445,6 +542,61 @@ mod tests {
             }
         ));
         assert_eq!(m.outstanding(&AT), Some(0));
+    }
+
+    #[test]
+    fn presence_check_probes_twice_and_answers_once() {
+        let t0 = Instant::now();
+        for polling in [true, false] {
+            let mut m = DetachMonitor::new(cfg());
+            m.set_polling(polling);
+            m.add(t0, AT, HOME, GW);
+            // Answered: present, the probe went to the subscriber's MAC.
+            m.check(t0, AT);
+            let p = m.poll_transmit().expect("a probe at once");
+            assert_eq!((p.at, p.target, p.sender), (AT, HOME, GW));
+            assert!(m.poll_timeout().is_some_and(|t| t <= t0 + CHECK_WAIT));
+            m.handle_arp(t0 + Duration::from_millis(1), AT.ifindex, AT.vlan, &reply());
+            assert_eq!(
+                m.poll_presence(),
+                Some(Presence {
+                    at: AT,
+                    present: true
+                })
+            );
+            assert_eq!(m.poll_presence(), None);
+            // Quiet: a second probe, then absent — and still watched (the
+            // detach decision stays with the polling).
+            m.check(t0, AT);
+            assert!(m.poll_transmit().is_some());
+            m.handle_timeout(t0 + CHECK_RESEND);
+            assert!(m.poll_transmit().is_some(), "asked again");
+            assert_eq!(m.poll_presence(), None);
+            m.handle_timeout(t0 + CHECK_WAIT);
+            assert_eq!(
+                m.poll_presence(),
+                Some(Presence {
+                    at: AT,
+                    present: false
+                })
+            );
+            assert!(m.is_watching(&AT) && m.poll_event().is_none());
+            assert_eq!(m.stats.probes, 3);
+            // Not watched: absent at once, nothing sent.
+            let other = AccessPoint {
+                mac: [2, 0, 0, 0, 0, 9],
+                ..AT
+            };
+            m.check(t0, other);
+            assert_eq!(
+                m.poll_presence(),
+                Some(Presence {
+                    at: other,
+                    present: false
+                })
+            );
+            assert!(m.poll_transmit().is_none());
+        }
     }
 
     #[test]

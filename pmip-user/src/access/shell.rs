@@ -198,6 +198,19 @@ pub enum ArpCmd {
     Seen {
         mac: [u8; 6],
     },
+    /// Is it still on the link? Answered with [`ArpEvent::Presence`].
+    Check {
+        mac: [u8; 6],
+    },
+}
+
+/// What the ARP shell reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArpEvent {
+    /// ARP polling gave the subscriber up.
+    Detached(super::detach::Detached),
+    /// The answer to an [`ArpCmd::Check`].
+    Presence(super::detach::Presence),
 }
 
 /// ARP-polling detach detection ([`DetachMonitor`](super::detach::DetachMonitor))
@@ -263,7 +276,7 @@ impl ArpShell {
     pub async fn run(
         mut self,
         mut cmds: mpsc::UnboundedReceiver<ArpCmd>,
-        events: mpsc::UnboundedSender<super::detach::Detached>,
+        events: mpsc::UnboundedSender<ArpEvent>,
     ) -> Result<()> {
         let mut buf = [0u8; 1600];
         loop {
@@ -304,6 +317,7 @@ impl ArpShell {
                         Some(ArpCmd::Watch { mac, home, gateway }) => self.monitor.add(now, self.at(mac), home, gateway),
                         Some(ArpCmd::Unwatch { mac }) => self.monitor.remove(&self.at(mac)),
                         Some(ArpCmd::Seen { mac }) => self.monitor.seen(now, &self.at(mac)),
+                        Some(ArpCmd::Check { mac }) => self.monitor.check(now, self.at(mac)),
                     }
                 }
                 _ = sleep => self.monitor.handle_timeout(Instant::now()),
@@ -315,7 +329,11 @@ impl ArpShell {
             }
             while let Some(d) = self.monitor.poll_event() {
                 tracing::info!(mac = %frame::mac_colon(&d.at.mac), home = %d.home, "subscriber detached (ARP polling)");
-                let _ = events.send(d);
+                let _ = events.send(ArpEvent::Detached(d));
+            }
+            while let Some(p) = self.monitor.poll_presence() {
+                tracing::debug!(mac = %frame::mac_colon(&p.at.mac), present = p.present, "presence check");
+                let _ = events.send(ArpEvent::Presence(p));
             }
             *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = self.monitor.stats;
         }

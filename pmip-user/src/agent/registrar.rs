@@ -76,6 +76,12 @@ pub enum AccessCommand {
         at: AccessPoint,
         aaa: Box<crate::store::AaaProfile>,
     },
+    /// The answer to [`AccessEvent::CheckPresence`]: whether the subscriber
+    /// answered on its access link.
+    Presence {
+        at: AccessPoint,
+        present: bool,
+    },
 }
 
 /// Why a registration did not complete.
@@ -143,6 +149,12 @@ pub enum AccessEvent {
         left: Duration,
         /// What the AAA gave at attach, from the record.
         aaa: Option<Box<crate::store::AaaProfile>>,
+    },
+    /// Is the subscriber still on its access link? (RFC 5846 §9.1: told
+    /// that it moved to another gateway, the access gateway checks.) The
+    /// access side answers with [`AccessCommand::Presence`].
+    CheckPresence {
+        at: AccessPoint,
     },
 }
 

@@ -25,11 +25,11 @@ use super::fastpath::SharedDp;
 use super::reload::Live;
 use super::stop::{self, StopMode};
 use crate::access::admission::{Admission, Outcome};
-use crate::access::detach::{DetachStats, Detached};
+use crate::access::detach::DetachStats;
 use crate::access::dhcp::{
     BindingInfo as DhcpBinding, DetachReason, DhcpStats, Event as DhcpEvent,
 };
-use crate::access::shell::{ArpCmd, ArpShell, DhcpCmd, DhcpShell};
+use crate::access::shell::{ArpCmd, ArpEvent, ArpShell, DhcpCmd, DhcpShell};
 use crate::agent::registrar::{
     counters_of, AccessCommand, AccessEvent, AttachRequest, BindingSummary,
 };
@@ -79,7 +79,7 @@ fn start_links(
     cfg: &Config,
     dp: &SharedDp,
     dhcp_events: &mpsc::UnboundedSender<DhcpEvent>,
-    arp_events: &mpsc::UnboundedSender<Detached>,
+    arp_events: &mpsc::UnboundedSender<ArpEvent>,
 ) -> Result<HashMap<u32, Link>> {
     let mut links = HashMap::new();
     for a in &cfg.interfaces.access {
@@ -304,7 +304,16 @@ impl Glue<'_> {
         self.attach(at, None, requested);
     }
 
-    fn on_arp(&mut self, d: Detached) {
+    fn on_arp(&mut self, ev: ArpEvent) {
+        let d = match ev {
+            ArpEvent::Detached(d) => d,
+            ArpEvent::Presence(p) => {
+                return self.command(AccessCommand::Presence {
+                    at: p.at,
+                    present: p.present,
+                })
+            }
+        };
         tracing::info!(mac = %mac_str(&d.at.mac), "ARP polling: subscriber gone");
         self.aaa
             .ending(&d.at, crate::aaa::TerminateCause::LostCarrier);
@@ -357,6 +366,17 @@ impl Glue<'_> {
                 aaa,
                 ..
             } => self.restored(at, nai, (home_v4, hnp), (lifetime, left), aaa),
+            AccessEvent::CheckPresence { at } => {
+                // The link's ARP shell probes the subscriber (IPv4). One it
+                // does not watch, such as an IPv6-only subscriber, is
+                // answered absent: what the MAG did before it asked.
+                match self.links.get(&at.ifindex) {
+                    Some(l) => {
+                        let _ = l.arp.send(ArpCmd::Check { mac: at.mac });
+                    }
+                    None => self.command(AccessCommand::Presence { at, present: false }),
+                }
+            }
             AccessEvent::Gone { at, cause } => {
                 self.admission.finish(Instant::now(), &at, Outcome::Left);
                 self.v6.ended(at, Some(cause));

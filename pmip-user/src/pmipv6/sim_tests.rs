@@ -145,6 +145,9 @@ struct Sim {
     held: Vec<(Node, Node, Vec<u8>)>,
     hold_from: Option<Node>,
     v4: bool,
+    /// Which MAG's access link each subscriber is on (its last attach):
+    /// what a MAG's presence check finds (RFC 5846 §9.1).
+    on_link: std::collections::HashMap<AccessPoint, usize>,
 }
 
 impl Sim {
@@ -166,6 +169,7 @@ impl Sim {
             held: vec![],
             hold_from: None,
             v4,
+            on_link: std::collections::HashMap::new(),
         }
     }
 
@@ -207,6 +211,7 @@ impl Sim {
 
     /// Moves messages, commands and events until nothing is left to do.
     fn run(&mut self) {
+        let mut checks = Vec::new();
         loop {
             let mut out: Vec<(Node, Transmit)> = vec![];
             for (i, m) in self.mags.iter_mut().enumerate() {
@@ -217,8 +222,19 @@ impl Sim {
                     self.mag_dp[i].apply(&c).unwrap();
                 }
                 while let Some(e) = m.poll_event() {
+                    if let MagEvent::CheckPresence { at } = e {
+                        checks.push((i, at));
+                    }
                     self.events[i].push(e);
                 }
+            }
+            let checked = !checks.is_empty();
+            for (i, at) in checks.drain(..) {
+                let here = self.on_link.get(&at) == Some(&i);
+                self.mags[i].presence(self.now, at, here);
+            }
+            if checked {
+                continue;
             }
             while let Some(t) = self.lma.poll_transmit() {
                 out.push((Node::Lma, t));
@@ -274,6 +290,7 @@ impl Sim {
     }
 
     fn attach(&mut self, mag: usize, r: AttachRequest) {
+        self.on_link.insert(r.at, mag);
         self.mags[mag].attach(self.now, r);
         self.run();
     }
@@ -923,6 +940,66 @@ fn revocation_by_lma() {
         (bra.status, bra.seq),
         (bra_status::BINDING_DOES_NOT_EXIST, 77)
     );
+}
+
+/// RFC 5846 §9.1: a BRI saying the MN moved to another MAG, for an MN that
+/// is still on this MAG's access link, is refused with "MN is Attached"
+/// (132) and the binding stays; its retransmission is not answered twice.
+/// Once the MN is gone from the link (or the link says nothing within the
+/// check's limit), the same BRI revokes.
+#[test]
+fn a_handover_bri_for_an_attached_mn_is_refused_with_132() {
+    let mut s = Sim::new(true);
+    s.attach(0, req(1));
+    let handover_bri = |seq: u16, n: u8| {
+        Message::RevocationIndication(RevocationIndication {
+            trigger: revocation_trigger::INTER_MAG_HANDOVER_SAME_ATT,
+            seq,
+            flags: br_flags::P,
+            options: vec![MobilityOption::MnId {
+                subtype: 1,
+                id: format!("mn{n}@example.com").into_bytes(),
+            }],
+        })
+        .to_vec(Checksum::None)
+        .unwrap()
+    };
+    let bras = |s: &Sim| -> Vec<(u16, u8)> {
+        s.sent(Node::Mag(0), Node::Lma, MhType::BindingRevocation)
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                Message::RevocationAck(a) => Some((a.seq, a.status)),
+                _ => None,
+            })
+            .collect()
+    };
+    // The BRI and its retransmission before the check is answered.
+    let (now, lma) = (s.now, s.peer_of(Node::Lma));
+    s.mags[0].handle(now, lma, &handover_bri(40, 1));
+    s.mags[0].handle(now, lma, &handover_bri(40, 1));
+    s.run();
+    assert_eq!(bras(&s), vec![(40, bra_status::MN_ATTACHED)]);
+    assert!(s.mag_dp[0].access.contains_key(&ap(1)));
+    assert_eq!(s.mags[0].counters.bri_mn_attached, 1);
+    // The MN left the link: the check finds nobody, the BRI revokes.
+    s.on_link.remove(&ap(1));
+    s.deliver(Node::Lma, Node::Mag(0), &handover_bri(41, 1));
+    s.run();
+    assert_eq!(bras(&s)[1], (41, bra_status::SUCCESS));
+    assert!(s.mag_dp[0].access.is_empty());
+    // An access side that never answers: the BRI is answered after the
+    // check's limit, as revoking.
+    s.attach(0, req(2));
+    let now = s.now;
+    s.mags[0].handle(now, lma, &handover_bri(42, 2));
+    let checks = s.mags[0].poll_event();
+    assert!(
+        matches!(checks, Some(MagEvent::CheckPresence { .. })),
+        "{checks:?}"
+    );
+    s.advance(crate::pmipv6::mag::CHECK_LIMIT);
+    assert_eq!(bras(&s)[2], (42, bra_status::SUCCESS));
+    assert!(!s.mag_dp[0].access.contains_key(&ap(2)));
 }
 
 /// Over IPv4 the MAG is its address (the proxy-CoA), not its UDP source

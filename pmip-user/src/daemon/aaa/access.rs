@@ -195,7 +195,7 @@ impl AccessAaa {
             // The glue calls `restored` (it knows the interface).
             AccessEvent::Restored { .. } => {}
             // The session goes on; interim records carry the counters.
-            AccessEvent::Refreshed { .. } => {}
+            AccessEvent::Refreshed { .. } | AccessEvent::CheckPresence { .. } => {}
         }
     }
 

@@ -143,6 +143,8 @@ impl Endpoint for Pma {
             AccessCommand::Attach(r) => self.attach_request(now, r),
             AccessCommand::Detach(at) => self.detach_at(now, at),
             AccessCommand::UpdateAaa { at, aaa } => self.update_aaa(at, aaa),
+            // RFC 3543 revocation has no "MN attached" answer: never asked.
+            AccessCommand::Presence { .. } => {}
             AccessCommand::DetachAll => {
                 let mut nais: Vec<String> = self.sessions.keys().cloned().collect();
                 nais.sort_unstable();

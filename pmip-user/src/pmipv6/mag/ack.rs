@@ -290,7 +290,7 @@ impl Mag {
         }
     }
 
-    pub(super) fn on_bri(&mut self, lma: usize, bri: RevocationIndication) {
+    pub(super) fn on_bri(&mut self, now: Instant, lma: usize, bri: RevocationIndication) {
         self.counters.bri_rx += 1;
         let peer = self.lmas[lma].peer;
         if bri.flags & br_flags::V != 0 {
@@ -325,7 +325,24 @@ impl Mag {
                 .copied()
                 .collect()
         };
-        for at in &found {
+        if !global && self.check_before_revoking(now, lma, &bri, &found) {
+            return;
+        }
+        self.revoke_found(lma, bri, &found);
+    }
+
+    /// Removes the attachments a BRI named (`found`) and acknowledges it
+    /// (RFC 5846 §9.1).
+    pub(super) fn revoke_found(
+        &mut self,
+        lma: usize,
+        bri: RevocationIndication,
+        found: &[AccessPoint],
+    ) {
+        let peer = self.lmas[lma].peer;
+        let global = bri.flags & br_flags::G != 0;
+        let node_policy = global && bri.trigger == revocation_trigger::REVOKING_NODE_LOCAL_POLICY;
+        for at in found {
             let was_dereg = self
                 .entries
                 .get(at)

@@ -68,6 +68,7 @@ impl From<MagEvent> for AccessEvent {
                 at,
                 cause: GoneCause::Revoked(trigger),
             },
+            MagEvent::CheckPresence { at } => AccessEvent::CheckPresence { at },
             MagEvent::Restored {
                 at,
                 nai,
@@ -116,6 +117,7 @@ impl Endpoint for Mag {
             AccessCommand::Detach(at) => self.detach(now, at),
             AccessCommand::DetachAll => self.detach_all(now),
             AccessCommand::UpdateAaa { at, aaa } => self.update_aaa(&at, aaa),
+            AccessCommand::Presence { at, present } => self.presence(now, at, present),
         }
     }
     fn poll_transmit(&mut self) -> Option<Transmit> {

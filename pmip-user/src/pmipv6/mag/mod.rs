@@ -22,6 +22,7 @@ use crate::agent::{Clock, IdAlloc, Peer, Transmit};
 use crate::dataplane::{AccessBinding, AccessPoint, DpCommand, Hnp, TunnelEnds};
 
 mod ack;
+mod attached;
 mod endpoint;
 mod heartbeat;
 mod outage;
@@ -30,6 +31,7 @@ mod persist;
 mod revoke;
 mod show;
 
+pub use attached::CHECK_LIMIT;
 pub use show::MagBindingInfo;
 mod redirect;
 
@@ -170,6 +172,11 @@ pub enum MagEvent {
         at: AccessPoint,
         trigger: u8,
     },
+    /// Ask the access link whether the subscriber is still there
+    /// (`attached.rs`); answered with [`Mag::presence`].
+    CheckPresence {
+        at: AccessPoint,
+    },
     /// A binding of an earlier run taken up again from the store: the
     /// access side learns the subscriber and its lease (`left` of `lifetime`).
     Restored {
@@ -223,6 +230,9 @@ pub struct MagCounters {
     /// BRIs refused: the IPv4 home address alone (V), not split here, or
     /// a per-MN one without an MN-ID.
     pub bri_refused: u64,
+    /// BRIs naming an inter-MAG handover of an MN still attached here,
+    /// refused with 132 (RFC 5846 §9.1, `attached.rs`).
+    pub bri_mn_attached: u64,
     pub binding_error_sent: u64,
     pub attach_no_lma: u64,
     /// Bindings taken up from the store at start, and records dropped.
@@ -352,6 +362,8 @@ pub struct Mag {
     store: persist::StoreQueue,
     /// Global BRIs (RFC 5846 G flag) waiting for their BRA, by sequence number.
     bulk: HashMap<u16, revoke::BulkBri>,
+    /// BRIs waiting for the access link's word on their MN (`attached.rs`).
+    checking: Vec<attached::Checking>,
     pub counters: MagCounters,
 }
 
@@ -391,6 +403,7 @@ impl Mag {
             events: VecDeque::new(),
             store: persist::StoreQueue::new(),
             bulk: HashMap::new(),
+            checking: Vec::new(),
             counters: MagCounters::default(),
             cfg,
         }
@@ -439,7 +452,10 @@ impl Mag {
         // A zero interval: heartbeats off (RFC 5847).
         let hb_on = !self.cfg.heartbeat_interval.is_zero();
         let h = self.lmas.iter().filter(|_| hb_on).map(|l| l.hb_deadline);
-        let h = h.chain(self.bulk.values().map(|b| b.deadline)).min();
+        let h = h
+            .chain(self.bulk.values().map(|b| b.deadline))
+            .chain(self.checking.iter().map(|c| c.deadline))
+            .min();
         match (t, h) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -674,7 +690,7 @@ impl Mag {
             Message::BindingAck(ba) => self.on_pba(now, lma, ba),
             Message::Heartbeat(hb) => self.on_heartbeat(now, lma, hb),
             Message::BindingError(be) => self.on_binding_error(lma, &be),
-            Message::RevocationIndication(bri) => self.on_bri(lma, bri),
+            Message::RevocationIndication(bri) => self.on_bri(now, lma, bri),
             Message::RevocationAck(bra) => self.on_bra(lma, bra),
             _ => self.counters.rx_unexpected_message += 1,
         }
@@ -702,6 +718,7 @@ impl Mag {
             }
         }
         self.on_bulk_timers(now);
+        self.on_presence_timers(now);
     }
 
     fn on_entry_timer(&mut self, now: Instant, at: AccessPoint) {
