@@ -1161,6 +1161,36 @@ fn lma_hi4(t: T, name: &str) -> Result<()> {
 }
 both!(lma_hi4_asks_the_previous_mag, lma_hi4);
 
+/// 5844-4-f: over IPv4 transport, a PBU with the F flag (forced IPv4-UDP
+/// encapsulation) is refused with 129, Administratively prohibited: the
+/// tunnels are GRE (AcceptForcedIPv4UDPEncapsulationRequest 0, RFC 5844
+/// §4.1.3.1). Over IPv6 transport the flag means nothing and is ignored.
+fn lma_forced_udp(t: T, name: &str) -> Result<()> {
+    let Some(b) = AnchorBed::start(t, &tag(t, name), "", "")? else {
+        return Ok(());
+    };
+    let p = b.peer(1)?;
+    let flags = mh::BU_A | mh::BU_P | mh::BU_F;
+    let m = exchange_flags(
+        &b,
+        &p,
+        (1, flags),
+        10,
+        &mag_opts(NAI, mh::now_timestamp(), 1),
+    )?;
+    let want = if t == T::Udp5436 { 129 } else { 0 };
+    ensure!(
+        m.fixed[0] == want,
+        "F flag: status {} (want {want})",
+        m.fixed[0]
+    );
+    // Without F the same MN is served.
+    let m = exchange(&b, &p, 2, 10, &mag_opts(NAI, mh::now_timestamp() + 1, 1))?;
+    ensure!(m.fixed[0] == 0, "without F: status {}", m.fixed[0]);
+    Ok(())
+}
+both!(lma_refuses_forced_udp_encapsulation, lma_forced_udp);
+
 /// 5213-5.3.6-h: the Link-local Address option. Asked for (ALL_ZERO), the
 /// LMA generates a link-local address for the session and returns it again
 /// to the next MAG that asks; given (NON_ZERO), it is echoed and kept for

@@ -37,6 +37,8 @@ pub mod opt {
 /// BU flags (RFC 6275 §6.1.7, RFC 5213 §8.1): A and P.
 pub const BU_A: u16 = 0x8000;
 pub const BU_P: u16 = 0x0200;
+/// Forced IPv4-UDP encapsulation (RFC 5555 §3.1.3, RFC 5844 §4).
+pub const BU_F: u16 = 0x0100;
 /// BA flags octet (RFC 5213 §8.2): P.
 pub const BA_P: u8 = 0x20;
 /// BRI and BRA flags (RFC 5846 §6.1, §6.2): P, V, G in both.

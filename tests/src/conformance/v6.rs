@@ -89,11 +89,18 @@ pub fn exchange(
     lifetime: u16,
     opts: &[Opt],
 ) -> Result<Mh> {
-    peer.send(
-        b.anchor(),
-        b.port(),
-        &mh::pbu(seq, mh::BU_A | mh::BU_P, lifetime, opts),
-    )?;
+    exchange_flags(b, peer, (seq, mh::BU_A | mh::BU_P), lifetime, opts)
+}
+
+/// [`exchange`] with the PBU's flags given.
+pub fn exchange_flags(
+    b: &AnchorBed,
+    peer: &PeerSock,
+    (seq, flags): (u16, u16),
+    lifetime: u16,
+    opts: &[Opt],
+) -> Result<Mh> {
+    peer.send(b.anchor(), b.port(), &mh::pbu(seq, flags, lifetime, opts))?;
     let rx = peer.recv_where(S, is_ba).context("no PBA")?;
     ensure!(rx.from == b.anchor(), "PBA from {}", rx.from);
     if b.t == T::Udp5436 {

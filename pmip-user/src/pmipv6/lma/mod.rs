@@ -169,6 +169,9 @@ pub struct LmaCounters {
     pub pbu_sequence_out_of_window: u64,
     pub pbu_multiple_ipv4_requests: u64,
     pub pbu_gre_key_missing: u64,
+    /// PBUs over IPv4 asking for forced IPv4-UDP encapsulation (F flag,
+    /// RFC 5844 §4.1.3.1), refused with 129: the tunnels are GRE.
+    pub pbu_forced_udp_refused: u64,
     pub pbu_v4_not_authorized: u64,
     pub pbu_hnp_not_authorized: u64,
     pub pbu_no_resources: u64,

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use smallvec::SmallVec;
 
 use super::super::wire::{
-    revocation_trigger, AccessTechType, BaStatus, BindingUpdate, HandoffIndicator, MobilityOption,
-    OptionsExt,
+    bu_flags, revocation_trigger, AccessTechType, BaStatus, BindingUpdate, HandoffIndicator,
+    MobilityOption, OptionsExt,
 };
 use super::handoff::Lookup;
 use super::{Bce, Extra, Lma, Profile, Reply, TimerKey};
@@ -272,6 +272,13 @@ impl Lma {
     /// The GRE key (RFC 5845 §5.2), the services the profile allows, and
     /// the lifetime granted.
     fn authorise(&mut self, bu: &BindingUpdate, p: &Pbu) -> Result<Grant, Reply> {
+        if bu.flags & bu_flags::F != 0 && matches!(p.peer, Peer::V4(_)) {
+            // RFC 5844 §4.1.3.1: forced IPv4-UDP encapsulation (F) over IPv4
+            // transport, which an LMA whose AcceptForcedIPv4UDPEncapsulation-
+            // Request is 0 "MUST reject ... 129": our tunnels are GRE.
+            self.counters.pbu_forced_udp_refused += 1;
+            return Err(Reply::reject(BaStatus::ADMIN_PROHIBITED));
+        }
         let Some(Some(downlink_key)) = bu.gre_key() else {
             // Our tunnels are GRE with keys.
             self.counters.pbu_gre_key_missing += 1;
