@@ -1006,6 +1006,76 @@ fn lma_prefix(t: T, name: &str) -> Result<()> {
 }
 both!(lma_home_network_prefix, lma_prefix);
 
+/// 5844-3.1.2.5-a, 5844-3.2.3.3-a: a dual-stack session's de-registration
+/// of one family (lifetime 0, only that family's option) removes that
+/// family's address and keeps the session: the PBA names what went, and
+/// `show bindings` still has the session with the other family; a refresh
+/// that asks for an IPv4 home address again gets one.
+fn lma_selective(t: T, name: &str) -> Result<()> {
+    let Some(b) = AnchorBed::start(t, &tag(t, name), "", V6_POOL)? else {
+        return Ok(());
+    };
+    let cap = b.capture("sel")?;
+    let p = b.peer(1)?;
+    let ts = mh::now_timestamp();
+    let mut o = mag_opts(NAI, ts, 1);
+    o.push(mh::hnp(0, [0; 16]));
+    let m = exchange(&b, &p, 1, 10, &o)?;
+    ensure!(
+        m.fixed[0] == 0,
+        "dual-stack registration: status {}",
+        m.fixed[0]
+    );
+    let h = m.get(opt::HNP).context("no HNP")?.to_vec();
+    let prefix: [u8; 16] = h[2..18].try_into()?;
+    let (_, plen, a) = m.v4_hoa_reply().context("no IPv4 home address")?;
+    // The IPv4 home address alone.
+    let bare = |ts: u64| without(without(mag_opts(NAI, ts, 1), opt::GRE_KEY), opt::V4_HOA_REQ);
+    let mut d = bare(ts + 1);
+    d.push(mh::v4_hoa_req(plen, a));
+    let r = exchange(&b, &p, 2, 0, &d)?;
+    ensure!(
+        r.fixed[0] == 0 && r.v4_hoa_reply().map(|x| x.2) == Some(a) && r.count(opt::HNP) == 0,
+        "IPv4 de-registration PBA: status {}, {:?}, {} HNP",
+        r.fixed[0],
+        r.v4_hoa_reply(),
+        r.count(opt::HNP)
+    );
+    b.daemon.wait_bindings(S, "the session without IPv4", |v| {
+        v.len() == 1 && v[0].home_v4.is_none() && v[0].hnp.is_some()
+    })?;
+    // A refresh asking for IPv4 again, then the prefix alone goes.
+    let mut o = without(mag_opts(NAI, ts + 2, 5), opt::V4_HOA_REQ);
+    o.push(mh::hnp(64, prefix));
+    o.push(mh::v4_hoa_req(0, [0; 4]));
+    let m = exchange(&b, &p, 3, 10, &o)?;
+    let a2 = m
+        .v4_hoa_reply()
+        .context("no IPv4 home address asked for later")?
+        .2;
+    ensure!(
+        m.fixed[0] == 0 && a2 != [0; 4],
+        "refresh: status {}",
+        m.fixed[0]
+    );
+    let mut d = bare(ts + 3);
+    d.push(mh::hnp(64, prefix));
+    let r = exchange(&b, &p, 4, 0, &d)?;
+    ensure!(
+        r.fixed[0] == 0 && r.get(opt::HNP) == Some(&h[..]) && r.v4_hoa_reply().is_none(),
+        "IPv6 de-registration PBA: status {}",
+        r.fixed[0]
+    );
+    let want = std::net::Ipv4Addr::from(a2);
+    b.daemon
+        .wait_bindings(S, "the session without its prefix", |v| {
+            v.len() == 1 && v[0].home_v4 == Some(want) && v[0].hnp.is_none()
+        })?;
+    cap.check(8)?;
+    Ok(())
+}
+both!(lma_selective_deregistration, lma_selective);
+
 /// 5213-5.3.1-k: an MN without a profile (profiles configured, none for
 /// it) is one the LMA "cannot identify" (RFC 5213 §5.3.1 step 7): refused
 /// with NOT_LMA_FOR_THIS_MOBILE_NODE (153).

@@ -31,6 +31,7 @@ mod pbu;
 mod persist;
 mod pool;
 mod revocation;
+mod selective;
 
 use pool::{V4Pool, V6Pool};
 
@@ -182,6 +183,8 @@ pub struct LmaCounters {
     pub refreshes: u64,
     pub handovers: u64,
     pub deregistrations: u64,
+    /// One family of a dual-stack session de-registered (RFC 5844 §3.1.2.5).
+    pub selective_deregistrations: u64,
     pub dereg_from_old_mag: u64,
     pub dereg_unknown: u64,
     pub expired: u64,

@@ -19,20 +19,20 @@ use crate::agent::Peer;
 use crate::dataplane::{AnchorBinding, DpCommand, TunnelEnds};
 
 /// A PBU that passed validation, with what the binding needs from it.
-struct Pbu<'a> {
-    peer: Peer,
-    mn_id: &'a [u8],
+pub(super) struct Pbu<'a> {
+    pub(super) peer: Peer,
+    pub(super) mn_id: &'a [u8],
     /// The MN link-layer identifier (empty when the PBU had none).
-    llid: &'a [u8],
-    hnps: Vec<(u8, Ipv6Addr)>,
-    v4_req: Option<(u8, Ipv4Addr)>,
+    pub(super) llid: &'a [u8],
+    pub(super) hnps: Vec<(u8, Ipv6Addr)>,
+    pub(super) v4_req: Option<(u8, Ipv4Addr)>,
     /// The Timestamp the PBU is ordered by; `None`: the sequence-number scheme.
-    ts: Option<u64>,
-    seq: u16,
-    profile: Profile,
-    existing: Option<u32>,
+    pub(super) ts: Option<u64>,
+    pub(super) seq: u16,
+    pub(super) profile: Profile,
+    pub(super) existing: Option<u32>,
     /// The Handoff Indicator (present: checked).
-    hi: Option<HandoffIndicator>,
+    pub(super) hi: Option<HandoffIndicator>,
 }
 
 /// What a registration grants, once the request is authorised.
@@ -326,6 +326,13 @@ impl Lma {
                 ));
             }
         }
+        // RFC 5844 §3.2.3.3: an IPv4 home address asked for later.
+        let new_v4 = if self.later_v4(id, p) {
+            self.assign_v4(p, g)?
+        } else {
+            None
+        };
+        let b = self.bces.get(&id).expect("index consistent");
         let (old_mag, old_att, was_deleting) = (b.mag, b.att, b.deleting);
         // What the old MAG knows the session by (the BRI names it so);
         // copied only for a handover (a refresh allocates nothing).
@@ -347,7 +354,11 @@ impl Lma {
         if !p.llid.is_empty() && b.llid != p.llid {
             b.llid = p.llid.to_vec();
         }
-        let changed = handover || b.downlink_key != g.downlink_key || was_deleting;
+        if new_v4.is_some() {
+            b.home_v4 = new_v4;
+        }
+        let changed =
+            handover || b.downlink_key != g.downlink_key || was_deleting || new_v4.is_some();
         b.mag = p.peer;
         b.downlink_key = g.downlink_key;
         b.last_ts = p.ts.unwrap_or(b.last_ts);
@@ -579,6 +590,9 @@ impl Lma {
             // binding is the new MAG's) — "MUST ignore the request".
             self.counters.dereg_from_old_mag += 1;
             return ignored;
+        }
+        if let Some(r) = self.selective_dereg(p, id) {
+            return r;
         }
         done.extra = self.binding_options(id);
         let b = self.bces.get_mut(&id).expect("index consistent");
