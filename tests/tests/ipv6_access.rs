@@ -329,6 +329,14 @@ fn slaac_node_attaches_moves_and_loses_its_address() {
     );
 
     let (addr, routes) = check_attached(&node, &mag1, router);
+    // Still on the link? (RFC 5846 §9.1) The node answers the check's NS.
+    mag1.cmds.send(NdCmd::Check { mac: at.mac }).unwrap();
+    match mag1.next_event(Duration::from_secs(2)) {
+        Some(NdEvent::Nd(ra::Event::Presence { at: a, present })) => {
+            assert!(present && a == at, "{a:?} {present}")
+        }
+        other => panic!("want a presence answer, got {other:?}"),
+    }
     check_handover(&sw, &node, (&mag1, &mag2), at.mac, (&addr, &routes));
     check_withdraw(&node, &mag1, &mag2, at.mac);
 }

@@ -112,7 +112,7 @@ pub struct DetachMonitor {
 /// access link answers ARP in well under a millisecond; an LMA waits a
 /// second before it asks again (RFC 5846 §11 InitMINDelayBRIs).
 pub const CHECK_WAIT: Duration = Duration::from_millis(500);
-const CHECK_RESEND: Duration = Duration::from_millis(200);
+pub const CHECK_RESEND: Duration = Duration::from_millis(200);
 
 #[derive(Clone, Copy, Debug)]
 struct Check {

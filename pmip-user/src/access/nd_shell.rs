@@ -48,6 +48,10 @@ pub enum NdCmd {
         mac: [u8; 6],
         addr: Option<Ipv6Addr>,
     },
+    /// Is the node still on the link? Answered with a presence event.
+    Check {
+        mac: [u8; 6],
+    },
     Dhcp6BindingReady {
         mac: [u8; 6],
         binding: Binding6,
@@ -294,6 +298,7 @@ impl NdShell {
             NdCmd::Withdraw { mac } => self.engine.withdraw(now, mac),
             NdCmd::Forget { mac } => self.engine.forget(&mac),
             NdCmd::Seen { mac, addr } => self.engine.seen(now, mac, addr),
+            NdCmd::Check { mac } => self.engine.check(now, mac),
             NdCmd::Dhcp6BindingReady { mac, binding } => {
                 if let Some(s) = self.dhcp6.as_mut() {
                     s.binding_ready(now, mac, binding);

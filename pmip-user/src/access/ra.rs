@@ -159,6 +159,8 @@ pub enum Event {
     /// Neighbor Unreachability probing got no answer: deregister. The engine
     /// has already forgotten the node (no final RA: it is not there).
     Detached { at: AccessPoint },
+    /// The answer to [`RaEngine::check`]: whether the node answered.
+    Presence { at: AccessPoint, present: bool },
 }
 
 /// Counters; every dropped frame lands in exactly one of the first five.
@@ -271,6 +273,8 @@ pub struct RaEngine {
     timers: BTreeSet<(Instant, [u8; 6])>,
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<Event>,
+    /// Presence checks under way (`presence.rs`), by MAC.
+    checks: HashMap<[u8; 6], presence::Check>,
     rng: u64,
     pub stats: RaStats,
 }
@@ -280,6 +284,7 @@ fn secs(d: Duration) -> u32 {
 }
 
 mod input;
+mod presence;
 #[cfg(test)]
 mod tests;
 
@@ -292,6 +297,7 @@ impl RaEngine {
             timers: BTreeSet::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            checks: HashMap::new(),
             rng,
             stats: RaStats::default(),
         }
@@ -405,6 +411,7 @@ impl RaEngine {
     /// A sign of life of `mac` seen elsewhere (DHCPv6, uplink data), with the
     /// node's link-local address if the caller knows it.
     pub fn seen(&mut self, now: Instant, mac: [u8; 6], addr: Option<Ipv6Addr>) {
+        self.check_answered(mac);
         let interval = self.cfg.probing.map(|p| p.interval);
         if let Some(s) = self.subs.get_mut(&mac) {
             if let Some(a) = addr.filter(frame6::is_link_local) {
@@ -526,10 +533,12 @@ impl RaEngine {
 
     /// The next instant [`handle_timeout`](Self::handle_timeout) must run.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|(t, _)| *t)
+        let t = self.timers.first().map(|(t, _)| *t);
+        t.into_iter().chain(self.check_timeout()).min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.check_timeouts(now);
         let mut macs: Vec<[u8; 6]> = (self.timers.iter())
             .take_while(|(t, _)| *t <= now)
             .map(|(_, mac)| *mac)

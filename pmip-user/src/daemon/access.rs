@@ -170,6 +170,8 @@ struct Glue<'a> {
     aaa: AccessAaa,
     /// The IPv6 side of the links (router advertisements, DHCPv6).
     v6: Access6<'a>,
+    /// Presence checks under way: the links' answers still to come.
+    checks: HashMap<AccessPoint, u8>,
 }
 
 impl Glue<'_> {
@@ -307,12 +309,7 @@ impl Glue<'_> {
     fn on_arp(&mut self, ev: ArpEvent) {
         let d = match ev {
             ArpEvent::Detached(d) => d,
-            ArpEvent::Presence(p) => {
-                return self.command(AccessCommand::Presence {
-                    at: p.at,
-                    present: p.present,
-                })
-            }
+            ArpEvent::Presence(p) => return self.presence(p.at, p.present),
         };
         tracing::info!(mac = %mac_str(&d.at.mac), "ARP polling: subscriber gone");
         self.aaa
@@ -321,6 +318,39 @@ impl Glue<'_> {
             let _ = l.dhcp.send(DhcpCmd::BindingGone { mac: d.at.mac });
         }
         self.detach(d.at);
+    }
+
+    /// RFC 5846 §9.1: is the subscriber still here? The link's ARP shell
+    /// probes it (IPv4: one it does not watch answers absent at once) and,
+    /// with a prefix advertised, its IPv6 side (a Neighbor Solicitation);
+    /// the first "present", or both "absent", is the answer.
+    fn check_presence(&mut self, at: AccessPoint) {
+        let mut asked = 0u8;
+        if let Some(l) = self.links.get(&at.ifindex) {
+            if l.arp.send(ArpCmd::Check { mac: at.mac }).is_ok() {
+                asked += 1;
+            }
+        }
+        if self.v6.check(&at) {
+            asked += 1;
+        }
+        if asked == 0 {
+            self.command(AccessCommand::Presence { at, present: false });
+        } else {
+            self.checks.insert(at, asked);
+        }
+    }
+
+    /// One link's answer to [`check_presence`](Self::check_presence).
+    fn presence(&mut self, at: AccessPoint, present: bool) {
+        let Some(left) = self.checks.get_mut(&at) else {
+            return; // answered already
+        };
+        *left -= 1;
+        if present || *left == 0 {
+            self.checks.remove(&at);
+            self.command(AccessCommand::Presence { at, present });
+        }
     }
 
     fn detach(&mut self, at: AccessPoint) {
@@ -366,17 +396,7 @@ impl Glue<'_> {
                 aaa,
                 ..
             } => self.restored(at, nai, (home_v4, hnp), (lifetime, left), aaa),
-            AccessEvent::CheckPresence { at } => {
-                // The link's ARP shell probes the subscriber (IPv4). One it
-                // does not watch, such as an IPv6-only subscriber, is
-                // answered absent: what the MAG did before it asked.
-                match self.links.get(&at.ifindex) {
-                    Some(l) => {
-                        let _ = l.arp.send(ArpCmd::Check { mac: at.mac });
-                    }
-                    None => self.command(AccessCommand::Presence { at, present: false }),
-                }
-            }
+            AccessEvent::CheckPresence { at } => self.check_presence(at),
             AccessEvent::Gone { at, cause } => {
                 self.admission.finish(Instant::now(), &at, Outcome::Left);
                 self.v6.ended(at, Some(cause));
@@ -613,6 +633,7 @@ where
         admission: Admission::new(cfg.admission.clone(), Instant::now()),
         aaa,
         v6: Access6::start(cfg, &nd_tx)?,
+        checks: HashMap::new(),
     };
     let mut new_macs = start_new_mac_reader(&dp)?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -625,6 +646,7 @@ where
             Some(ev) = nd.recv() => match glue.v6.on_event(ev) {
                 Some(access6::Request::Attach(at)) => glue.attach(at, None, None),
                 Some(access6::Request::Detach(at)) => glue.detach(at),
+                Some(access6::Request::Presence { at, present }) => glue.presence(at, present),
                 None => {}
             },
             Some(ev) = new_macs.recv() => glue.on_new_mac(ev),

@@ -51,6 +51,8 @@ pub(super) enum Request {
     Attach(AccessPoint),
     /// NUD found the node gone, or it released its DHCPv6 lease.
     Detach(AccessPoint),
+    /// The answer to [`Access6::check`].
+    Presence { at: AccessPoint, present: bool },
 }
 
 /// The router MAC and link-local address of access interface `ifname`:
@@ -206,6 +208,16 @@ impl<'a> Access6<'a> {
         self.advertise(at, lifetime);
     }
 
+    /// Asks `at`'s link whether the node is still there (answered with
+    /// [`Request::Presence`]); false when it has no prefix advertised here.
+    pub(super) fn check(&self, at: &AccessPoint) -> bool {
+        if self.subs.get(at).is_none_or(|s| s.hnp.is_none()) {
+            return false;
+        }
+        self.send(at, NdCmd::Check { mac: at.mac });
+        true
+    }
+
     /// A refresh: the same prefix, the binding's new lifetime.
     pub(super) fn refreshed(&mut self, at: AccessPoint, lifetime: Duration) {
         if self.subs.get(&at).is_some_and(|s| s.hnp.is_some()) {
@@ -287,6 +299,9 @@ impl<'a> Access6<'a> {
                 // An IPv4 subscriber's stack solicits too: no IPv6 for it.
                 self.send(&at, NdCmd::Forget { mac: at.mac });
                 None
+            }
+            NdEvent::Nd(RaEvent::Presence { at, present }) => {
+                Some(Request::Presence { at, present })
             }
             NdEvent::Nd(RaEvent::Detached { at }) => {
                 tracing::info!(mac = %mac_str(&at.mac), "neighbour unreachability: subscriber gone");

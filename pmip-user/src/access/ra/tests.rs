@@ -436,6 +436,65 @@ fn neighbor_unreachability_probing_detaches_a_silent_node() {
     assert_eq!(e.stats.probes, 6);
 }
 
+/// RFC 5846 §9.1's presence check, probing off or on: a unicast NS to the
+/// node's link-local address, again after CHECK_RESEND; its NA is presence,
+/// silence until CHECK_WAIT absence; a node without an advertisement is
+/// absent at once.
+#[test]
+fn presence_check_asks_the_node_with_a_neighbor_solicitation() {
+    use super::super::detach::{CHECK_RESEND, CHECK_WAIT};
+    let at = AccessPoint {
+        ifindex: 7,
+        vlan: 0,
+        mac: MN,
+    };
+    for mut e in [engine(), probing_engine()] {
+        let t0 = Instant::now();
+        e.handle(t0, &rs(MN, mn_ll())).unwrap();
+        e.poll_event();
+        e.advertise(t0, MN, adv("2001:db8:64:10::", 3600));
+        drain(&mut e);
+        e.check(t0, MN);
+        let tx = drain(&mut e);
+        assert!(
+            matches!(decode(&tx[0]), (p, NdRepr::NeighborSolicit { target, .. }) if target == mn_ll() && p.dst_mac == MN),
+            "{tx:?}"
+        );
+        let na = NdRepr::NeighborAdvert {
+            flags: NaFlags {
+                solicited: true,
+                ..Default::default()
+            },
+            target: mn_ll(),
+            tlla: Some(MN),
+        };
+        e.handle(t0, &from_node(MN, mn_ll(), e.config().router_ll, 255, &na))
+            .unwrap();
+        assert_eq!(e.poll_event(), Some(Event::Presence { at, present: true }));
+        // Silent: asked twice, then absent; the node keeps its advertisement.
+        e.check(t0, MN);
+        assert_eq!(drain(&mut e).len(), 1);
+        e.handle_timeout(t0 + CHECK_RESEND);
+        assert_eq!(drain(&mut e).len(), 1, "asked again");
+        assert_eq!(e.poll_event(), None);
+        assert!(e.poll_timeout().is_some_and(|t| t <= t0 + CHECK_WAIT));
+        e.handle_timeout(t0 + CHECK_WAIT);
+        assert_eq!(e.poll_event(), Some(Event::Presence { at, present: false }));
+        assert!(e.is_advertised(&MN));
+        // A node with nothing advertised: absent at once, nothing sent.
+        e.check(t0, MN2);
+        let other = AccessPoint { mac: MN2, ..at };
+        assert_eq!(
+            e.poll_event(),
+            Some(Event::Presence {
+                at: other,
+                present: false
+            })
+        );
+        assert!(drain(&mut e).is_empty());
+    }
+}
+
 #[test]
 fn bad_and_foreign_frames_are_counted_and_dropped() {
     let mut e = engine();
