@@ -210,22 +210,22 @@ mod tests {
         })
     }
 
+    /// The MAG registers the MN for an IPv4 home address and a prefix.
+    fn register_dual_stack(lma: &mut Lma, now: Instant, dp: &mut MemDataPlane) -> BindingAck {
+        let any = (
+            Some((0, Ipv6Addr::UNSPECIFIED)),
+            Some(Ipv4Addr::UNSPECIFIED),
+        );
+        lma.handle(now, Peer::V6(MAG), &pbu(1, 100, any.0, any.1));
+        pba(lma, now, dp)
+    }
+
     #[test]
     fn one_family_of_a_dual_stack_session_is_deregistered_alone() {
         let now = Instant::now();
         let (mut lma, mut dp) = (lma(now), MemDataPlane::default());
         let mag = Peer::V6(MAG);
-        lma.handle(
-            now,
-            mag,
-            &pbu(
-                1,
-                100,
-                Some((0, Ipv6Addr::UNSPECIFIED)),
-                Some(Ipv4Addr::UNSPECIFIED),
-            ),
-        );
-        let ba = pba(&mut lma, now, &mut dp);
+        let ba = register_dual_stack(&mut lma, now, &mut dp);
         let (a, h) = (hoa(&ba).unwrap(), hnp(&ba).unwrap());
         // IPv4 alone: the PBA names the address, no prefix; the session
         // keeps its prefix, and the data plane its IPv6 route alone.
@@ -271,17 +271,7 @@ mod tests {
         let now = Instant::now();
         let (mut lma, mut dp) = (lma(now), MemDataPlane::default());
         let mag = Peer::V6(MAG);
-        lma.handle(
-            now,
-            mag,
-            &pbu(
-                1,
-                100,
-                Some((0, Ipv6Addr::UNSPECIFIED)),
-                Some(Ipv4Addr::UNSPECIFIED),
-            ),
-        );
-        pba(&mut lma, now, &mut dp);
+        register_dual_stack(&mut lma, now, &mut dp);
         lma.handle(
             now,
             mag,
