@@ -266,6 +266,18 @@ mod tests {
         .unwrap()
     }
 
+    /// [`pbu`] without a link-layer identifier, with a Timestamp option.
+    fn pbu_ts(mag: Ipv6Addr, seq: u16, hi: HandoffIndicator, lifetime: u16, ts: u64) -> Vec<u8> {
+        let ck = Checksum::Ipv6 { src: mag, dst: LMA };
+        let Ok(Message::BindingUpdate(mut bu)) =
+            Message::parse(&pbu(mag, seq, hi, None, lifetime), ck)
+        else {
+            unreachable!()
+        };
+        bu.options.push(MobilityOption::Timestamp(ts));
+        Message::BindingUpdate(bu).to_vec(ck).unwrap()
+    }
+
     /// Everything the LMA sends once its store writes went through.
     fn sent(lma: &mut Lma, now: Instant) -> Vec<(Ipv6Addr, Message)> {
         while lma.poll_store().is_some() {}
@@ -443,6 +455,41 @@ mod tests {
             .iter()
             .all(|(_, m)| !matches!(m, Message::RevocationIndication(b) if b.seq == seq)));
         assert_eq!(lma.bindings_of(NAI.as_bytes())[0].mag, Peer::V6(MAG2));
+    }
+
+    /// RFC 5213 §5.5 ordering: a PBU to be held is ordered against the
+    /// session when it comes (a stale one refused at once, 157); once held,
+    /// the previous MAG's de-registration — sent after it, so with a later
+    /// Timestamp — releases it without its being refused as older.
+    #[test]
+    fn a_held_pbu_is_ordered_when_it_comes() {
+        let now = Instant::now();
+        let mut lma = lma(now, true);
+        lma.cfg.timestamp_based = true;
+        let t = lma.clock.timestamp(now);
+        let unknown = HandoffIndicator::HandoffStateUnknown;
+        let new = HandoffIndicator::AttachmentOverNewInterface;
+        lma.handle(now, Peer::V6(MAG1), &pbu_ts(MAG1, 1, new, 100, t));
+        let a = home(&sent(&mut lma, now)[0].1);
+        lma.handle(now, Peer::V6(MAG2), &pbu_ts(MAG2, 1, unknown, 100, t - 1));
+        let out = sent(&mut lma, now);
+        let [(MAG2, Message::BindingAck(ba))] = &out[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(ba.status, BaStatus::TIMESTAMP_LOWER_THAN_PREV_ACCEPTED);
+        assert_eq!(lma.counters.handoff_unknown_held, 0);
+        lma.handle(now, Peer::V6(MAG2), &pbu_ts(MAG2, 2, unknown, 100, t + 1));
+        bri_seq(&sent(&mut lma, now));
+        lma.handle(now, Peer::V6(MAG1), &pbu_ts(MAG1, 2, unknown, 0, t + 2));
+        let out = sent(&mut lma, now);
+        assert_eq!(home(pba_to_mag2(&out[1..])), a, "{out:?}");
+        // The session's order goes on from the latest it saw.
+        lma.handle(now, Peer::V6(MAG2), &pbu_ts(MAG2, 3, unknown, 100, t + 2));
+        let out = sent(&mut lma, now);
+        assert!(
+            matches!(&out[..], [(MAG2, Message::BindingAck(ba))] if ba.status == BaStatus::TIMESTAMP_LOWER_THAN_PREV_ACCEPTED),
+            "{out:?}"
+        );
     }
 
     #[test]

@@ -243,6 +243,10 @@ impl Lma {
         let existing = match lookup {
             Lookup::Arrival => {
                 if let Some(id) = self.unknown_handoff(peer, bu, mn_id, llid) {
+                    // Ordered against the session as it comes (a stale one
+                    // is refused now), then held.
+                    let b = &self.bces[&id];
+                    self.check_order(now, (b.last_ts, b.last_seq), ts, bu.seq)?;
                     return Err(Reply::held(id));
                 }
                 self.find_session(peer, mn_id, llid, bu.handoff_indicator(), &hnps)
@@ -250,7 +254,9 @@ impl Lma {
             Lookup::Moved(id) => Some(id),
             Lookup::New => None,
         };
-        if let Some(id) = existing {
+        // A held PBU was ordered when it came: the previous MAG's
+        // de-registration that released it was sent after it.
+        if let Some(id) = existing.filter(|_| lookup == Lookup::Arrival) {
             let b = &self.bces[&id];
             let last = (b.last_ts, b.last_seq);
             self.check_order(now, last, ts, bu.seq)?;
@@ -361,7 +367,7 @@ impl Lma {
             handover || b.downlink_key != g.downlink_key || was_deleting || new_v4.is_some();
         b.mag = p.peer;
         b.downlink_key = g.downlink_key;
-        b.last_ts = p.ts.unwrap_or(b.last_ts);
+        b.last_ts = p.ts.map_or(b.last_ts, |t| t.max(b.last_ts));
         b.last_seq = p.seq;
         b.lifetime = g.lifetime;
         b.att = g.att;
