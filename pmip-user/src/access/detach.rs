@@ -87,6 +87,17 @@ struct Sub {
     state: State,
 }
 
+impl Sub {
+    /// The ARP request that asks it: who-has its home address.
+    fn probe(&self, at: AccessPoint) -> Probe {
+        Probe {
+            at,
+            target: self.home,
+            sender: self.gateway,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DetachStats {
     pub probes: u64,
@@ -114,10 +125,49 @@ pub struct DetachMonitor {
 pub const CHECK_WAIT: Duration = Duration::from_millis(500);
 pub const CHECK_RESEND: Duration = Duration::from_millis(200);
 
+/// One presence check's timers, for the ARP monitor here and the RA
+/// engine's (`ra/presence.rs`): a second probe at [`CHECK_RESEND`], the
+/// end at [`CHECK_WAIT`].
 #[derive(Clone, Copy, Debug)]
-struct Check {
+pub(crate) struct Check {
     deadline: Instant,
     resend: Option<Instant>,
+}
+
+/// What a check's timer says at a given moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CheckStep {
+    Wait,
+    /// Probe once more.
+    Resend,
+    /// No answer: absent.
+    Over,
+}
+
+impl Check {
+    /// Started at `now` (the first probe goes with it).
+    pub(crate) fn new(now: Instant) -> Self {
+        Check {
+            deadline: now + CHECK_WAIT,
+            resend: Some(now + CHECK_RESEND),
+        }
+    }
+
+    /// When the timer next wants to run.
+    pub(crate) fn due(&self) -> Instant {
+        self.resend.unwrap_or(self.deadline)
+    }
+
+    pub(crate) fn step(&mut self, now: Instant) -> CheckStep {
+        if now >= self.deadline {
+            CheckStep::Over
+        } else if self.resend.is_some_and(|r| now >= r) {
+            self.resend = None;
+            CheckStep::Resend
+        } else {
+            CheckStep::Wait
+        }
+    }
 }
 
 /// The answer to a presence check: whether the subscriber answered.
@@ -224,19 +274,9 @@ impl DetachMonitor {
             self.presence.push_back(Presence { at, present: false });
             return;
         };
-        self.transmits.push_back(Probe {
-            at,
-            target: s.home,
-            sender: s.gateway,
-        });
+        self.transmits.push_back(s.probe(at));
         self.stats.probes += 1;
-        self.checks.insert(
-            at,
-            Check {
-                deadline: now + CHECK_WAIT,
-                resend: Some(now + CHECK_RESEND),
-            },
-        );
+        self.checks.insert(at, Check::new(now));
     }
 
     pub fn poll_presence(&mut self) -> Option<Presence> {
@@ -247,18 +287,15 @@ impl DetachMonitor {
     fn check_timeouts(&mut self, now: Instant) {
         let mut done = Vec::new();
         for (at, c) in self.checks.iter_mut() {
-            if now >= c.deadline {
-                done.push(*at);
-            } else if c.resend.is_some_and(|r| now >= r) {
-                c.resend = None;
-                if let Some(s) = self.subs.get(at) {
-                    self.transmits.push_back(Probe {
-                        at: *at,
-                        target: s.home,
-                        sender: s.gateway,
-                    });
-                    self.stats.probes += 1;
+            match c.step(now) {
+                CheckStep::Over => done.push(*at),
+                CheckStep::Resend => {
+                    if let Some(s) = self.subs.get(at) {
+                        self.transmits.push_back(s.probe(*at));
+                        self.stats.probes += 1;
+                    }
                 }
+                CheckStep::Wait => {}
             }
         }
         done.sort();
@@ -329,11 +366,7 @@ impl DetachMonitor {
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        let checks = self
-            .checks
-            .values()
-            .map(|c| c.resend.unwrap_or(c.deadline))
-            .min();
+        let checks = self.checks.values().map(Check::due).min();
         if !self.polling {
             return checks;
         }
@@ -356,11 +389,7 @@ impl DetachMonitor {
         let queued = self.transmits.len();
         let mut gone = Vec::new();
         for (at, s) in self.subs.iter_mut() {
-            let probe = Probe {
-                at: *at,
-                target: s.home,
-                sender: s.gateway,
-            };
+            let probe = s.probe(*at);
             match s.state {
                 State::Idle { next_probe } if now >= next_probe => {
                     s.state = State::Probing {

@@ -274,7 +274,7 @@ pub struct RaEngine {
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<Event>,
     /// Presence checks under way (`presence.rs`), by MAC.
-    checks: HashMap<[u8; 6], presence::Check>,
+    checks: HashMap<[u8; 6], super::detach::Check>,
     rng: u64,
     pub stats: RaStats,
 }

@@ -1,22 +1,16 @@
 //! Presence checks (RFC 5846 §9.1: is the node still on the link before a
 //! MAG lets its binding go?), the IPv6 side of `access/detach.rs`'s: a
 //! unicast Neighbor Solicitation to the node's link-local address now and
-//! once more after [`CHECK_RESEND`]; any sign of life from its MAC within
-//! [`CHECK_WAIT`] (the Neighbor Advertisement, or anything else [`seen`]
-//! hears) is presence, silence is absence.
+//! once more after `CHECK_RESEND`; any sign of life from its MAC within
+//! `CHECK_WAIT` (the Neighbor Advertisement, or anything else [`seen`]
+//! hears) is presence, silence is absence (the timers: `detach::Check`).
 //!
 //! [`seen`]: RaEngine::seen
 use std::time::Instant;
 
-use super::super::detach::{CHECK_RESEND, CHECK_WAIT};
+use super::super::detach::{Check, CheckStep};
 use super::super::nd::NdRepr;
 use super::{Event, RaEngine, State};
-
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Check {
-    deadline: Instant,
-    resend: Option<Instant>,
-}
 
 impl RaEngine {
     /// Is `mac` still on the link? Answered with [`Event::Presence`]: at
@@ -34,13 +28,7 @@ impl RaEngine {
             return;
         }
         self.probe_node(mac);
-        self.checks.insert(
-            mac,
-            Check {
-                deadline: now + CHECK_WAIT,
-                resend: Some(now + CHECK_RESEND),
-            },
-        );
+        self.checks.insert(mac, Check::new(now));
     }
 
     fn probe_node(&mut self, mac: [u8; 6]) {
@@ -64,10 +52,7 @@ impl RaEngine {
     }
 
     pub(super) fn check_timeout(&self) -> Option<Instant> {
-        self.checks
-            .values()
-            .map(|c| c.resend.unwrap_or(c.deadline))
-            .min()
+        self.checks.values().map(Check::due).min()
     }
 
     pub(super) fn check_timeouts(&mut self, now: Instant) {
@@ -77,14 +62,15 @@ impl RaEngine {
             let Some(c) = self.checks.get_mut(&mac) else {
                 continue;
             };
-            if now >= c.deadline {
-                self.checks.remove(&mac);
-                let at = self.at(mac);
-                self.events
-                    .push_back(Event::Presence { at, present: false });
-            } else if c.resend.is_some_and(|r| now >= r) {
-                c.resend = None;
-                self.probe_node(mac);
+            match c.step(now) {
+                CheckStep::Over => {
+                    self.checks.remove(&mac);
+                    let at = self.at(mac);
+                    self.events
+                        .push_back(Event::Presence { at, present: false });
+                }
+                CheckStep::Resend => self.probe_node(mac),
+                CheckStep::Wait => {}
             }
         }
     }

@@ -190,7 +190,7 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     use std::time::{Duration, Instant, SystemTime};
 
-    use super::super::{Ipv4PoolConfig, Lma, LmaConfig, Profile};
+    use super::super::{Lma, LmaConfig};
     use crate::agent::registrar::{AnchorEvent, GoneCause};
     use crate::agent::{Endpoint, Peer};
     use crate::pmipv6::wire::{
@@ -198,27 +198,14 @@ mod tests {
         BindingUpdate, Checksum, HandoffIndicator, Message, MobilityOption, OptionsExt,
         RevocationAck,
     };
-    use crate::pmipv6::LocalAddrs;
 
-    const LMA: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
+    use super::super::pba::tests::LMA;
     const MAG1: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
     const MAG2: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
     const NAI: &str = "mn@example.com";
 
     fn lma(now: Instant, revocation: bool) -> Lma {
         let cfg = LmaConfig {
-            local: LocalAddrs {
-                v6: Some(LMA),
-                v4: None,
-            },
-            mags: vec![IpAddr::V6(MAG1), IpAddr::V6(MAG2)],
-            ipv4_pool: Some(Ipv4PoolConfig {
-                network: Ipv4Addr::new(10, 0, 0, 0),
-                prefix_len: 24,
-                gateway: Ipv4Addr::new(10, 0, 0, 1),
-            }),
-            default_profile: Some(Profile::default()),
-            timestamp_based: false,
             no_revocation: if revocation {
                 HashSet::new()
             } else {
@@ -226,7 +213,7 @@ mod tests {
             },
             bri_retx_initial: Duration::from_millis(500),
             bri_retx_max: Duration::from_millis(500),
-            ..LmaConfig::default()
+            ..super::super::pba::tests::cfg(&[MAG1, MAG2])
         };
         Lma::new(cfg, now, SystemTime::now())
     }

@@ -210,7 +210,7 @@ pub(super) mod tests {
     use std::time::{Instant, SystemTime};
 
     pub(in crate::pmipv6::lma) const MAG: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
-    const LMA: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+    pub(in crate::pmipv6::lma) const LMA: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
 
     pub(in crate::pmipv6::lma) fn pbu(nai: &str, llid: [u8; 6]) -> Vec<u8> {
         Message::BindingUpdate(BindingUpdate {
@@ -262,12 +262,18 @@ pub(super) mod tests {
     /// An LMA serving `MAG`, IPv4 home addresses for anyone, PBUs ordered
     /// by sequence number.
     pub(in crate::pmipv6::lma) fn lma(now: Instant) -> Lma {
-        let cfg = LmaConfig {
+        Lma::new(cfg(&[MAG]), now, SystemTime::now())
+    }
+
+    /// The LMA at `LMA` serving `mags`: IPv4 home addresses from
+    /// 10.0.0.0/24 for anyone, PBUs ordered by sequence number.
+    pub(in crate::pmipv6::lma) fn cfg(mags: &[Ipv6Addr]) -> LmaConfig {
+        LmaConfig {
             local: LocalAddrs {
                 v6: Some(LMA),
                 v4: None,
             },
-            mags: vec![IpAddr::V6(MAG)],
+            mags: mags.iter().copied().map(IpAddr::V6).collect(),
             ipv4_pool: Some(Ipv4PoolConfig {
                 network: Ipv4Addr::new(10, 0, 0, 0),
                 prefix_len: 24,
@@ -276,8 +282,7 @@ pub(super) mod tests {
             default_profile: Some(Profile::default()),
             timestamp_based: false,
             ..LmaConfig::default()
-        };
-        Lma::new(cfg, now, SystemTime::now())
+        }
     }
 
     #[test]
