@@ -107,33 +107,23 @@ impl Lma {
 
 #[cfg(test)]
 mod tests {
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    use std::net::{Ipv4Addr, Ipv6Addr};
     use std::time::{Instant, SystemTime};
 
-    use super::super::{Ipv4PoolConfig, Ipv6PoolConfig, Lma, LmaConfig, Profile};
+    use super::super::{Ipv6PoolConfig, Lma, LmaConfig, Profile};
     use crate::agent::{Endpoint, Peer};
     use crate::dataplane::{DataPlane, MemDataPlane};
     use crate::pmipv6::wire::{
         bu_flags, AccessTechType, BaStatus, BindingAck, BindingUpdate, Checksum, HandoffIndicator,
         Message, MobilityOption,
     };
-    use crate::pmipv6::LocalAddrs;
+    use crate::store::StoreOp;
 
-    const LMA: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
+    use super::super::pba::tests::LMA;
     const MAG: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 
     fn lma(now: Instant) -> Lma {
         let cfg = LmaConfig {
-            local: LocalAddrs {
-                v6: Some(LMA),
-                v4: None,
-            },
-            mags: vec![IpAddr::V6(MAG)],
-            ipv4_pool: Some(Ipv4PoolConfig {
-                network: Ipv4Addr::new(10, 0, 0, 0),
-                prefix_len: 24,
-                gateway: Ipv4Addr::new(10, 0, 0, 1),
-            }),
             ipv6_pool: Some(Ipv6PoolConfig {
                 prefix: "2001:db8:f00d::".parse().unwrap(),
                 prefix_len: 48,
@@ -144,8 +134,7 @@ mod tests {
                 ipv6: true,
                 ..Profile::default()
             }),
-            timestamp_based: false,
-            ..LmaConfig::default()
+            ..super::super::pba::tests::cfg(&[MAG])
         };
         Lma::new(cfg, now, SystemTime::now())
     }
@@ -181,8 +170,15 @@ mod tests {
         .unwrap()
     }
 
-    fn pba(lma: &mut Lma, now: Instant, dp: &mut MemDataPlane) -> BindingAck {
-        while lma.poll_store().is_some() {}
+    fn pba(
+        lma: &mut Lma,
+        now: Instant,
+        dp: &mut MemDataPlane,
+        ops: &mut Vec<StoreOp>,
+    ) -> BindingAck {
+        while let Some(op) = lma.poll_store() {
+            ops.push(op);
+        }
         lma.stored(now, true);
         while let Some(c) = lma.poll_dp() {
             dp.apply(&c).unwrap();
@@ -211,26 +207,31 @@ mod tests {
     }
 
     /// The MAG registers the MN for an IPv4 home address and a prefix.
-    fn register_dual_stack(lma: &mut Lma, now: Instant, dp: &mut MemDataPlane) -> BindingAck {
+    fn register_dual_stack(
+        lma: &mut Lma,
+        now: Instant,
+        dp: &mut MemDataPlane,
+        ops: &mut Vec<StoreOp>,
+    ) -> BindingAck {
         let any = (
             Some((0, Ipv6Addr::UNSPECIFIED)),
             Some(Ipv4Addr::UNSPECIFIED),
         );
         lma.handle(now, Peer::V6(MAG), &pbu(1, 100, any.0, any.1));
-        pba(lma, now, dp)
+        pba(lma, now, dp, ops)
     }
 
     #[test]
     fn one_family_of_a_dual_stack_session_is_deregistered_alone() {
         let now = Instant::now();
-        let (mut lma, mut dp) = (lma(now), MemDataPlane::default());
+        let (mut lma, mut dp, mut ops) = (lma(now), MemDataPlane::default(), Vec::new());
         let mag = Peer::V6(MAG);
-        let ba = register_dual_stack(&mut lma, now, &mut dp);
+        let ba = register_dual_stack(&mut lma, now, &mut dp, &mut ops);
         let (a, h) = (hoa(&ba).unwrap(), hnp(&ba).unwrap());
         // IPv4 alone: the PBA names the address, no prefix; the session
         // keeps its prefix, and the data plane its IPv6 route alone.
         lma.handle(now, mag, &pbu(2, 0, None, Some(a)));
-        let ba = pba(&mut lma, now, &mut dp);
+        let ba = pba(&mut lma, now, &mut dp, &mut ops);
         assert_eq!(ba.status, BaStatus::ACCEPTED);
         assert_eq!((hoa(&ba), hnp(&ba)), (Some(a), None));
         let b = lma.binding(b"ds@example.com").expect("the session stays");
@@ -238,19 +239,35 @@ mod tests {
         let ab = dp.anchor.values().next().unwrap();
         assert_eq!((ab.home_v4, ab.hnp.map(|x| x.prefix)), (None, Some(h)));
         assert_eq!(lma.counters.selective_deregistrations, 1);
+        // A restart takes the session up as it was left: the prefix, no
+        // IPv4 home address.
+        let mut records = std::collections::BTreeMap::new();
+        for op in ops.drain(..) {
+            match op {
+                StoreOp::Put(k, r) => records.insert(k, r),
+                StoreOp::Delete(k) => records.remove(&k),
+            };
+        }
+        let mut again = super::tests::lma(now);
+        again.restore(now, records.into_iter().collect());
+        let b = again.binding(b"ds@example.com").expect("restored");
+        assert!(
+            b.home_v4.is_none() && b.hnp.map(|x| x.prefix) == Some(h),
+            "{b:?}"
+        );
         // A refresh that asks for an IPv4 home address again gets one.
         lma.handle(
             now,
             mag,
             &pbu(3, 100, Some((64, h)), Some(Ipv4Addr::UNSPECIFIED)),
         );
-        let ba = pba(&mut lma, now, &mut dp);
+        let ba = pba(&mut lma, now, &mut dp, &mut ops);
         assert_eq!(ba.status, BaStatus::ACCEPTED);
         let a2 = hoa(&ba).expect("an IPv4 home address asked for later");
         assert_eq!(dp.anchor.values().next().unwrap().home_v4, Some(a2));
         // The prefix alone: the PBA names it; IPv4 stays.
         lma.handle(now, mag, &pbu(4, 0, Some((64, h)), None));
-        let ba = pba(&mut lma, now, &mut dp);
+        let ba = pba(&mut lma, now, &mut dp, &mut ops);
         assert_eq!(
             (ba.status, hnp(&ba), hoa(&ba)),
             (BaStatus::ACCEPTED, Some(h), None)
@@ -260,7 +277,7 @@ mod tests {
         assert_eq!(dp.anchor.values().next().unwrap().hnp, None);
         // What is left is the session: its de-registration ends it.
         lma.handle(now, mag, &pbu(5, 0, None, Some(a2)));
-        let ba = pba(&mut lma, now, &mut dp);
+        let ba = pba(&mut lma, now, &mut dp, &mut ops);
         assert_eq!(ba.status, BaStatus::ACCEPTED);
         assert!(lma.binding(b"ds@example.com").unwrap().deleting);
         assert!(dp.anchor.is_empty());
@@ -269,16 +286,16 @@ mod tests {
     #[test]
     fn a_selective_deregistration_must_name_what_the_session_holds() {
         let now = Instant::now();
-        let (mut lma, mut dp) = (lma(now), MemDataPlane::default());
+        let (mut lma, mut dp, mut ops) = (lma(now), MemDataPlane::default(), Vec::new());
         let mag = Peer::V6(MAG);
-        register_dual_stack(&mut lma, now, &mut dp);
+        register_dual_stack(&mut lma, now, &mut dp, &mut ops);
         lma.handle(
             now,
             mag,
             &pbu(2, 0, None, Some(Ipv4Addr::new(10, 0, 0, 200))),
         );
         assert_eq!(
-            pba(&mut lma, now, &mut dp).status,
+            pba(&mut lma, now, &mut dp, &mut ops).status,
             BaStatus::NOT_AUTHORIZED_FOR_IPV4_HOME_ADDRESS
         );
         lma.handle(
@@ -287,7 +304,7 @@ mod tests {
             &pbu(3, 0, Some((64, "2001:db8:beef::".parse().unwrap())), None),
         );
         assert_eq!(
-            pba(&mut lma, now, &mut dp).status,
+            pba(&mut lma, now, &mut dp, &mut ops).status,
             BaStatus::BCE_PBU_PREFIX_SET_DO_NOT_MATCH
         );
         let b = lma.binding(b"ds@example.com").unwrap();
