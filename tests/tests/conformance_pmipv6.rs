@@ -1434,31 +1434,38 @@ fn lma_130(t: T, name: &str) -> Result<()> {
 }
 both!(lma_pool_exhausted, lma_130);
 
+/// Our node's Restart Counter, from its response to a Heartbeat Request
+/// (sequence `seq`) sent from `p`.
+fn hb_counter(p: &PeerSock, b: &AnchorBed, seq: u32) -> Result<u32> {
+    p.send(
+        b.anchor(),
+        b.port(),
+        &mh::heartbeat(false, seq, &[mh::restart_counter(1)]),
+    )?;
+    let rx = p
+        .recv_where(S, is_heartbeat(false, true))
+        .context("no Heartbeat Response")?;
+    restart_counter_of(&rx)
+}
+
+/// Restarts the bed's daemon with its configuration.
+fn restart(b: &mut AnchorBed) -> Result<()> {
+    b.daemon.stop();
+    let cfg = b.dir.0.join("anchor.toml");
+    let sock = b.dir.0.join("anchor.sock");
+    b.daemon = pmip_tests::lab::Daemon::start(&b.anchor_ns, "anchor", &cfg, &sock, "info")?;
+    Ok(())
+}
+
 /// 5847-5.2-b: the Restart Counter changes when pmipd restarts.
 fn lma_rc(t: T, name: &str) -> Result<()> {
     let Some(mut b) = AnchorBed::start(t, &tag(t, name), "", "")? else {
         return Ok(());
     };
     let p = b.peer(1)?;
-    let counter = |p: &pmip_tests::conformance::bed::PeerSock, b: &AnchorBed, seq| -> Result<u32> {
-        p.send(
-            b.anchor(),
-            b.port(),
-            &mh::heartbeat(false, seq, &[mh::restart_counter(1)]),
-        )?;
-        let rx = p
-            .recv_where(S, is_type(mh::HEARTBEAT))
-            .context("no Heartbeat Response")?;
-        let m = Mh::parse(&rx.bytes);
-        let d = m.get(opt::RESTART_COUNTER).context("no Restart Counter")?;
-        Ok(u32::from_be_bytes(d.try_into().unwrap()))
-    };
-    let before = counter(&p, &b, 1)?;
-    b.daemon.stop();
-    let cfg = b.dir.0.join("anchor.toml");
-    let sock = b.dir.0.join("anchor.sock");
-    b.daemon = pmip_tests::lab::Daemon::start(&b.anchor_ns, "anchor", &cfg, &sock, "info")?;
-    let after = counter(&p, &b, 2)?;
+    let before = hb_counter(&p, &b, 1)?;
+    restart(&mut b)?;
+    let after = hb_counter(&p, &b, 2)?;
     ensure!(
         before != after,
         "Restart Counter {before} kept across a restart"
@@ -1466,3 +1473,87 @@ fn lma_rc(t: T, name: &str) -> Result<()> {
     Ok(())
 }
 both!(lma_restart_counter_changes, lma_rc);
+
+/// 5847-3.2-a: after a restart that lost its session state (the bed's
+/// memory store) the LMA sends each configured MAG an unsolicited
+/// Heartbeat Response — U and R set, its new Restart Counter — so that a
+/// MAG still holding bindings learns at once; a stranger gets none. After a
+/// restart that kept its state (an embedded store) nothing is announced and
+/// the counter stays.
+fn lma_announce(t: T, name: &str) -> Result<()> {
+    let hb = "heartbeat_interval_s = 30\n";
+    let Some(mut b) = AnchorBed::start(t, &tag(t, name), hb, "")? else {
+        return Ok(());
+    };
+    let (p1, p2, stranger) = (b.peer(1)?, b.peer(2)?, b.peer(3)?);
+    let before = hb_counter(&p1, &b, 1)?;
+    let cap = b.capture("announce")?;
+    restart(&mut b)?;
+    let mut announced = Vec::new();
+    for p in [&p1, &p2] {
+        let rx = p
+            .recv_where(S, is_heartbeat(true, true))
+            .context("no unsolicited Heartbeat Response after the restart")?;
+        Mh::parse(&rx.bytes).assert_all_aligned();
+        announced.push(restart_counter_of(&rx)?);
+    }
+    let now = hb_counter(&p1, &b, 2)?;
+    ensure!(
+        announced == [now, now] && now != before,
+        "announced {announced:?}, answers with {now}, before the restart {before}"
+    );
+    ensure!(
+        stranger.drain(Duration::from_millis(300)).is_empty(),
+        "an unconfigured peer heard from the LMA"
+    );
+    // An independent decoder reads U, R and the counter.
+    let rows = cap.check_fields(3, &["mip6.hb.u_flag", "mip6.hb.r_flag", "mip6.rc"])?;
+    let want = ["1".to_string(), "1".into(), now.to_string()];
+    ensure!(
+        rows.is_empty() || rows.iter().filter(|r| r[..] == want[..]).count() == 2,
+        "tshark: {rows:?}"
+    );
+    drop(b);
+
+    // State kept: no announcement, the same counter.
+    let store = pmip_tests::lab::TempDir::new(&format!("{}st", tag(t, name)))?;
+    let path = store.0.join("state");
+    let durable = move |c: String| {
+        c.replace(
+            "backend = \"memory\"",
+            &format!("backend = \"embedded\"\npath = \"{}\"", path.display()),
+        )
+    };
+    let Some(mut b) = AnchorBed::start_edit(t, &tag(t, name), hb, "", &durable)? else {
+        return Ok(());
+    };
+    let p1 = b.peer(1)?;
+    let before = hb_counter(&p1, &b, 1)?;
+    restart(&mut b)?;
+    // What the LMA sends before it answers a request: an announcement
+    // would be sent at the start, before any request is read.
+    p1.send(
+        b.anchor(),
+        b.port(),
+        &mh::heartbeat(false, 2, &[mh::restart_counter(1)]),
+    )?;
+    let mut first = Vec::new();
+    let answer = loop {
+        let rx = p1.recv(S).context("no Heartbeat Response")?;
+        if is_heartbeat(false, true)(&rx) {
+            break rx;
+        }
+        first.push(rx);
+    };
+    ensure!(
+        !first.iter().any(is_heartbeat(true, true)),
+        "an unsolicited Heartbeat Response after a restart that kept the state"
+    );
+    let after = restart_counter_of(&answer)?;
+    ensure!(
+        before == after,
+        "Restart Counter {before} → {after} with the state kept"
+    );
+    Ok(())
+}
+both!(lma_announces_a_restart_that_lost_state, lma_announce);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use pmip_tests::both;
-use pmip_tests::conformance::bed::{sub_mac, AccessBed, AccessExtra, T};
+use pmip_tests::conformance::bed::{sub_mac, AccessBed, AccessExtra, PeerSock, T};
 use pmip_tests::conformance::mh::{self, opt, Mh, Opt};
 use pmip_tests::conformance::v6::*;
 
@@ -223,15 +223,24 @@ both!(
     mag_bri_attached
 );
 
-/// 5847-3-a, 5847-4-a: the MAG probes its LMA and answers the LMA's probes.
+/// 5847-3-a, 5847-4-a, 5847-3-d: the MAG probes its LMA — only once it has
+/// a binding there — and answers the LMA's probes.
 fn mag_hb(t: T, name: &str) -> Result<()> {
-    let Some(b) = AccessBed::start(t, &tag(t, name), "heartbeat_interval_s = 1\n")? else {
+    let Some(mut b) = AccessBed::start(t, &tag(t, name), "heartbeat_interval_s = 1\n")? else {
         return Ok(());
     };
-    let cap = b.capture("hb")?;
     let l = b.anchor_sock()?;
+    // RFC 5847 §3: no proxy Binding Cache entry at the LMA, no request
+    // ("SHOULD NOT be sent"): none in two and a half intervals.
+    ensure!(
+        l.recv_where(Duration::from_millis(2500), is_heartbeat(false, false))
+            .is_none(),
+        "a Heartbeat Request to an LMA without bindings"
+    );
+    let cap = b.capture("hb")?;
+    register(&mut b, &l, 10)?;
     let rx = l
-        .recv_where(S, is_type(mh::HEARTBEAT))
+        .recv_where(S, is_heartbeat(false, false))
         .context("no Heartbeat Request from the MAG")?;
     let m = Mh::parse(&rx.bytes);
     m.assert_all_aligned();
@@ -740,12 +749,13 @@ both!(mag_sequence_number_scheme, mag_seq);
 /// Restart Counter in `show tunnels`; with `heartbeat_interval_s = 0` it
 /// sends no heartbeat and the state is "-".
 fn mag_hb_show(t: T, name: &str) -> Result<()> {
-    let Some(b) = AccessBed::start(t, &tag(t, name), "heartbeat_interval_s = 1\n")? else {
+    let Some(mut b) = AccessBed::start(t, &tag(t, name), "heartbeat_interval_s = 1\n")? else {
         return Ok(());
     };
     let l = b.anchor_sock()?;
+    register(&mut b, &l, 10)?;
     let rx = l
-        .recv_where(S, is_type(mh::HEARTBEAT))
+        .recv_where(S, is_heartbeat(false, false))
         .context("no Heartbeat Request from the MAG")?;
     let seq = u32::from_be_bytes(Mh::parse(&rx.bytes).fixed[2..6].try_into().unwrap());
     l.reply(&rx, &mh::heartbeat(true, seq, &[mh::restart_counter(9)]))?;
@@ -762,10 +772,11 @@ fn mag_hb_show(t: T, name: &str) -> Result<()> {
 both!(mag_heartbeat_state_in_show_tunnels, mag_hb_show);
 
 fn mag_hb_off(t: T, name: &str) -> Result<()> {
-    let Some(b) = AccessBed::start(t, &tag(t, name), "heartbeat_interval_s = 0\n")? else {
+    let Some(mut b) = AccessBed::start(t, &tag(t, name), "heartbeat_interval_s = 0\n")? else {
         return Ok(());
     };
     let l = b.anchor_sock()?;
+    register(&mut b, &l, 10)?;
     ensure!(
         l.recv_where(Duration::from_millis(2500), is_type(mh::HEARTBEAT))
             .is_none(),
@@ -779,6 +790,44 @@ fn mag_hb_off(t: T, name: &str) -> Result<()> {
     Ok(())
 }
 both!(mag_heartbeat_off, mag_hb_off);
+
+/// 5847-3.2-b: after a restart that lost its binding update list (the
+/// bed's memory store) the MAG sends its LMA an unsolicited Heartbeat
+/// Response — U and R set, its new Restart Counter — so that the LMA drops
+/// the stale bindings at once, not at its next heartbeat.
+fn mag_announce(t: T, name: &str) -> Result<()> {
+    let Some(mut b) = AccessBed::start(t, &tag(t, name), "heartbeat_interval_s = 30\n")? else {
+        return Ok(());
+    };
+    let l = b.anchor_sock()?;
+    let (pbu, _) = register(&mut b, &l, 10)?;
+    // The MAG's counter, from its answer to our request.
+    let ask = |l: &PeerSock, seq: u32| -> Result<u32> {
+        l.reply(&pbu, &mh::heartbeat(false, seq, &[mh::restart_counter(1)]))?;
+        let rx = l
+            .recv_where(S, is_heartbeat(false, true))
+            .context("no Heartbeat Response from the MAG")?;
+        restart_counter_of(&rx)
+    };
+    let before = ask(&l, 1)?;
+    b.daemon.stop();
+    let cfg = b.dir.0.join("access.toml");
+    let sock = b.dir.0.join("access.sock");
+    b.daemon = pmip_tests::lab::Daemon::start(&b.gw, "access", &cfg, &sock, "info")?;
+    let rx = l
+        .recv_where(S, is_heartbeat(true, true))
+        .context("no unsolicited Heartbeat Response after the restart")?;
+    ensure!(rx.from == b.gateway(), "from {}", rx.from);
+    Mh::parse(&rx.bytes).assert_all_aligned();
+    let announced = restart_counter_of(&rx)?;
+    let now = ask(&l, 2)?;
+    ensure!(
+        announced == now && now != before,
+        "announced {announced}, answers with {now}, before the restart {before}"
+    );
+    Ok(())
+}
+both!(mag_announces_a_restart_that_lost_state, mag_announce);
 
 /// 5213-6.9.1.1 (RFC 5149 Service Selection) and the DHCP lease: the
 /// profile's `apn` goes in the PBU's Service Selection option (type 20) and

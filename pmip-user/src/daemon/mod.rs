@@ -99,6 +99,9 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
         (Role::Access, Protocol::Pmipv6) => {
             let (mut mag, local) = registrars::mag(&cfg, &reserve, rc);
             state::recover(&cfg, &dp, &mut mag, &mut opened)?;
+            if opened.state_lost {
+                mag.announce_restart();
+            }
             let sockets = registrars::pmipv6_sockets(&cfg, &local)?;
             // Metered inside the peer filter: what strangers send is counted too.
             let t = registrars::peers_only(&cfg, ops.meter(sockets));
@@ -114,6 +117,9 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
         (Role::Anchor, Protocol::Pmipv6) => {
             let (mut lma, local) = registrars::lma(&cfg, &reserve, rc);
             state::recover(&cfg, &dp, &mut lma, &mut opened)?;
+            if opened.state_lost {
+                lma.announce_restart();
+            }
             let sockets = registrars::pmipv6_sockets(&cfg, &local)?;
             // Metered inside the peer filter: what strangers send is counted too.
             let t = registrars::peers_only(&cfg, ops.meter(sockets));

@@ -28,6 +28,9 @@ pub(super) struct Opened {
     /// RFC 5847 §5.2: the same as the last run's when the store kept our
     /// state, a new one when it did not.
     pub restart_counter: u32,
+    /// The store held no node record: the session state of the last run
+    /// (if any) is lost, and the Restart Counter is new (RFC 5847 §3.2).
+    pub state_lost: bool,
 }
 
 pub(super) fn open(cfg: &Config) -> Result<Opened> {
@@ -59,6 +62,7 @@ pub(super) fn open(cfg: &Config) -> Result<Opened> {
         store,
         records,
         restart_counter,
+        state_lost: node.is_none(),
     })
 }
 

@@ -247,11 +247,15 @@ impl Sim {
             }
             for (from, t) in out {
                 let to = self.node_of(&t.peer);
-                assert_eq!(
-                    t.peer,
-                    self.peer_of(to),
-                    "transport follows the peer's family"
-                );
+                if t.peer != self.peer_of(to) {
+                    // The LMA announces a restart to every configured MAG
+                    // address, both families of a MAG (RFC 5847 §3.2): the
+                    // sim's nodes talk over one, the other's is lost.
+                    let unsolicited = t.payload.get(2) == Some(&13)
+                        && t.payload.get(7).is_some_and(|f| f & 2 != 0);
+                    assert!(unsolicited, "transport follows the peer's family");
+                    continue;
+                }
                 self.wire.push((self.now, from, to, t.payload.to_vec()));
                 if self.drop_to.contains(&to) {
                     continue;
@@ -772,41 +776,62 @@ fn heartbeat_loss_triggers_reregistration() {
 }
 
 /// RFC 5847 §3: "the LMA SHOULD NOT send a Heartbeat Request message to a
-/// MAG if there is no active Binding Cache entry created by the MAG": once
-/// the MAG's last binding is gone the LMA's requests stop (it still answers
-/// the MAG's), and they start again with its next binding.
+/// MAG if there is no active Binding Cache entry created by the MAG", and
+/// the MAG none to an LMA without its proxy Binding Cache entries: once the
+/// MAG's last binding is gone both ends' requests stop (a request is still
+/// answered), and they start again with its next binding.
 #[test]
-fn the_lma_heartbeats_only_mags_it_has_bindings_through() {
+fn heartbeats_go_only_between_peers_with_bindings() {
     let mut s = Sim::new(false);
-    let requests = |s: &Sim| {
-        s.sent(Node::Lma, Node::Mag(0), MhType::Heartbeat)
+    let requests = |s: &Sim, from: Node, to: Node| {
+        s.sent(from, to, MhType::Heartbeat)
             .iter()
             .filter(|(_, m)| matches!(m, Message::Heartbeat(h) if !h.response))
             .count()
     };
+    let both = |s: &Sim| {
+        (
+            requests(s, Node::Lma, Node::Mag(0)),
+            requests(s, Node::Mag(0), Node::Lma),
+        )
+    };
     s.attach(0, req(1));
     s.advance(Duration::from_secs(130));
-    assert_eq!(requests(&s), 2);
+    assert_eq!(both(&s), (2, 2));
     let now = s.now;
     s.mags[0].detach(now, ap(1));
     s.run();
     // Past MinDelayBeforeBCEDelete (10 s): the entry is gone.
     s.advance(Duration::from_secs(15));
     assert!(s.lma.binding(b"mn1@example.com").is_none());
-    let before = requests(&s);
+    let before = both(&s);
     s.advance(Duration::from_secs(300));
-    assert_eq!(requests(&s), before, "heartbeats to a MAG without bindings");
+    assert_eq!(both(&s), before, "heartbeats without bindings");
     assert_eq!(s.lma.counters.mag_unreachable, 0);
-    // The MAG's own heartbeats are still answered.
+    assert_eq!(s.mags[0].counters.heartbeat_missed, 0);
+    // A request is still answered ("irrespective of whether there is an
+    // active Binding Cache entry").
+    let hb = Message::Heartbeat(Heartbeat {
+        unsolicited: false,
+        response: false,
+        seq: 77,
+        options: vec![],
+    })
+    .to_vec(Checksum::Ipv6 {
+        src: MAG1,
+        dst: LMA,
+    })
+    .unwrap();
+    s.deliver(Node::Mag(0), Node::Lma, &hb);
+    s.run();
     let answered = s
         .sent(Node::Lma, Node::Mag(0), MhType::Heartbeat)
         .iter()
-        .filter(|(t, m)| *t > now && matches!(m, Message::Heartbeat(h) if h.response))
-        .count();
-    assert!(answered >= 4, "{answered} answers to the MAG's heartbeats");
+        .any(|(_, m)| matches!(m, Message::Heartbeat(h) if h.response && h.seq == 77));
+    assert!(answered, "the LMA answers a request without bindings");
     s.attach(0, req(2));
     s.advance(Duration::from_secs(130));
-    assert_eq!(requests(&s), before + 2);
+    assert_eq!(both(&s), (before.0 + 2, before.1 + 2));
 }
 
 /// RFC 5847 §3: a peer without heartbeat support answers one with a
@@ -1555,6 +1580,56 @@ fn mag_restart_releases_its_bindings_at_lma() {
     assert_eq!(s.lma.binding_count(), 1, "MAG2's binding stays");
     assert_eq!(s.lma_dp.anchor.len(), 1);
     assert!(s.lma.binding(b"mn3@example.com").is_some());
+}
+
+/// RFC 5847 §3.2: a node that restarted without its session state sends
+/// an unsolicited Heartbeat Response with its new Restart Counter; the
+/// peer acts on it at once, not at its next heartbeat exchange. Both ends.
+#[test]
+fn an_unsolicited_heartbeat_response_announces_a_restart_at_once() {
+    let mut s = Sim::new(false);
+    s.attach(0, req(1));
+    s.attach(0, req(2));
+    s.attach(1, req(3));
+    // One heartbeat exchange each way: both ends know the other's counter.
+    s.advance(Duration::from_secs(61));
+    // MAG1 restarts with an empty binding update list and a new counter.
+    let mut cfg = mag_cfg(false, MAG1, MAG1_V4);
+    cfg.restart_counter = 2;
+    s.mags[0] = Mag::new(cfg, s.now, wall() + (s.now - s.start));
+    s.mags[0].announce_restart();
+    s.run();
+    let u: Vec<_> = s
+        .sent(Node::Mag(0), Node::Lma, MhType::Heartbeat)
+        .into_iter()
+        .filter(|(t, _)| *t == s.now)
+        .collect();
+    assert!(
+        matches!(&u[..], [(_, Message::Heartbeat(h))] if h.unsolicited && h.response && h.restart_counter() == Some(2)),
+        "{u:?}"
+    );
+    assert_eq!(s.mags[0].counters.heartbeat_unsolicited_sent, 1);
+    assert_eq!(s.lma.counters.mag_restart_detected, 1);
+    assert_eq!(s.lma.binding_count(), 1, "MAG2's binding stays");
+    // The LMA restarts the same way, announcing to every configured MAG:
+    // MAG2 registers its binding again at once.
+    let mut cfg = lma_cfg();
+    cfg.restart_counter = 2;
+    s.lma = Lma::new(cfg, s.now, wall() + (s.now - s.start));
+    s.lma_dp = MemDataPlane::default();
+    s.lma.announce_restart();
+    s.run();
+    // Both configured addresses of each (IPv6 and IPv4).
+    assert_eq!(s.lma.counters.heartbeat_unsolicited_sent, 4);
+    assert_eq!(s.mags[1].counters.lma_restart_detected, 1);
+    assert_eq!(s.mags[1].counters.reregistrations, 1);
+    assert!(s.lma.binding(b"mn3@example.com").is_some());
+    // With heartbeats off nothing is announced.
+    let mut cfg = lma_cfg();
+    cfg.heartbeat_interval = Duration::ZERO;
+    let mut quiet = Lma::new(cfg, s.now, wall());
+    quiet.announce_restart();
+    assert!(quiet.poll_transmit().is_none());
 }
 
 /// What `show bindings` prints at the MAG (seed 004's layout, formatted by

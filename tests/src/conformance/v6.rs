@@ -60,6 +60,22 @@ pub fn is_type(ty: u8) -> impl Fn(&Rx) -> bool {
     move |r| r.bytes.get(2) == Some(&ty)
 }
 
+/// A Heartbeat with flags U (unsolicited) and R (response) as given (RFC
+/// 5847 §3.3: the last two bits of its first fixed octets).
+pub fn is_heartbeat(u: bool, r: bool) -> impl Fn(&Rx) -> bool {
+    let want = u8::from(u) << 1 | u8::from(r);
+    move |x| x.bytes.get(2) == Some(&mh::HEARTBEAT) && x.bytes.get(7).map(|f| f & 3) == Some(want)
+}
+
+/// The Restart Counter option of a Heartbeat (RFC 5847 §3.4).
+pub fn restart_counter_of(rx: &Rx) -> Result<u32> {
+    let m = Mh::parse(&rx.bytes);
+    let d = m.get(opt::RESTART_COUNTER).context("no Restart Counter")?;
+    Ok(u32::from_be_bytes(
+        d.try_into().context("Restart Counter length")?,
+    ))
+}
+
 /// The options of a MAG's first PBU for an IPv4 subscriber (RFC 5213 §6.9.1.1,
 /// RFC 5844 §3.1.1, RFC 5845 §4.1): MN-ID, HI, ATT, LLID, Timestamp, GRE key,
 /// IPv4 Home Address Request 0.0.0.0.

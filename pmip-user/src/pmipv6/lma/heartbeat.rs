@@ -57,6 +57,24 @@ impl Lma {
         }
     }
 
+    /// After a start that lost the session state: an unsolicited Heartbeat
+    /// Response with the new Restart Counter to each configured MAG (RFC
+    /// 5847 §3.2; see `Mag::announce_restart`), so that a MAG still
+    /// holding bindings with us registers them again at once. Over IPv4 to
+    /// the MAG's registered port (RFC 5844 §4). None with heartbeats off.
+    pub fn announce_restart(&mut self) {
+        if self.cfg.heartbeat_interval.is_zero() {
+            return;
+        }
+        let msg = Heartbeat::unsolicited(self.cfg.restart_counter);
+        let mut mags: Vec<IpAddr> = self.mags.iter().copied().collect();
+        mags.sort_unstable();
+        for ip in mags {
+            self.counters.heartbeat_unsolicited_sent += 1;
+            self.queue(Peer::from_ip(ip, super::super::wire::UDP_PORT), &msg);
+        }
+    }
+
     /// Remembers a MAG that reached us, for heartbeats, and starts the
     /// heartbeat timer with the first one.
     pub(super) fn note_mag(&mut self, now: Instant, peer: Peer) {

@@ -208,6 +208,9 @@ pub struct LmaCounters {
     /// MAGs that answered a heartbeat with a Binding Error (status 2): no
     /// more heartbeats to them (RFC 5847 §3).
     pub heartbeat_unsupported: u64,
+    /// Unsolicited Heartbeat Responses sent after a start that lost the
+    /// session state (RFC 5847 §3.2).
+    pub heartbeat_unsolicited_sent: u64,
     /// Binding Errors received (RFC 6275 §6.1.9), heartbeats' or not.
     pub binding_error_rx: u64,
     pub heartbeat_unconfigured_peer: u64,

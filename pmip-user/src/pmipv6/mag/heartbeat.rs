@@ -46,6 +46,26 @@ impl Mag {
         }
     }
 
+    /// After a start that lost the session state (the store held no node
+    /// record, so the Restart Counter is new): "an unsolicited Heartbeat
+    /// Response message with an incremented Restart Counter to all the
+    /// PMIPv6 nodes that had previously established PMIPv6 sessions" (RFC
+    /// 5847 §3.2) — each configured LMA, as the LMAs we had sessions with
+    /// are not known any more. An LMA that still holds our bindings learns
+    /// at once that they are stale, rather than at its next heartbeat. None
+    /// with heartbeats off.
+    pub fn announce_restart(&mut self) {
+        if self.cfg.heartbeat_interval.is_zero() {
+            return;
+        }
+        let msg = Heartbeat::unsolicited(self.cfg.restart_counter);
+        for i in 0..self.lmas.len() {
+            let peer = self.lmas[i].peer;
+            self.counters.heartbeat_unsolicited_sent += 1;
+            self.queue(peer, &msg);
+        }
+    }
+
     /// Sends a fresh PBU for every binding on `lma`.
     pub(super) fn reregister_all(&mut self, now: Instant, lma: usize) {
         let ats: Vec<AccessPoint> = self
@@ -73,6 +93,17 @@ impl Mag {
         if l.hb_unsupported {
             return;
         }
+        // RFC 5847 §3: "If there are no proxy Binding Cache entries at the
+        // LMA for any of the mobile nodes attached to the MAG, then the
+        // Heartbeat message SHOULD NOT be sent." The misses count afresh
+        // from the next binding; the last state seen stays shown.
+        if !self.entries.values().any(|e| e.lma == lma) {
+            let l = &mut self.lmas[lma];
+            l.hb_outstanding = false;
+            l.hb_missed = 0;
+            return;
+        }
+        let l = &mut self.lmas[lma];
         if l.hb_outstanding {
             l.hb_missed += 1;
             self.counters.heartbeat_missed += 1;

@@ -265,6 +265,18 @@ impl Heartbeat {
             options: vec![MobilityOption::RestartCounter(restart_counter)],
         })
     }
+
+    /// An unsolicited response (U and R, RFC 5847 §3.3) announcing our
+    /// Restart Counter after a restart that lost state (§3.2); its
+    /// sequence number "is ignored".
+    pub fn unsolicited(restart_counter: u32) -> Message {
+        Message::Heartbeat(Heartbeat {
+            unsolicited: true,
+            response: true,
+            seq: 0,
+            options: vec![MobilityOption::RestartCounter(restart_counter)],
+        })
+    }
 }
 
 /// Binding Revocation Indication (RFC 5846 §6.1, B.R. Type 1).
