@@ -610,6 +610,49 @@ fn lma_clear(t: T, name: &str) -> Result<()> {
 }
 both!(lma_clear_binding_revokes, lma_clear);
 
+/// 5846-8.1-e: while the BRI of `pmipctl clear binding` waits for its BRA
+/// the entry is "revocation in progress" (RFC 5846 §8.1): a refresh
+/// crossing the BRI is refused (129), not given a new session; once the
+/// BRA comes the entry goes and the MN may register afresh.
+fn lma_clear_crossing(t: T, name: &str) -> Result<()> {
+    let Some(b) = AnchorBed::start(t, &tag(t, name), "", "")? else {
+        return Ok(());
+    };
+    let p = b.peer(1)?;
+    ensure!(
+        exchange(&b, &p, 1, 10, &mag_opts(NAI, mh::now_timestamp(), 1))?.fixed[0] == 0,
+        "register"
+    );
+    wait_bindings(&b.daemon, 1)?;
+    b.daemon.ctl(&["clear", "binding", NAI])?;
+    let rx = p
+        .recv_where(S, is_type(mh::BR))
+        .context("no BRI after clear binding")?;
+    // The MAG's refresh, sent before the BRI reached it.
+    let m = exchange(&b, &p, 2, 10, &mag_opts(NAI, mh::now_timestamp(), 5))?;
+    ensure!(
+        m.fixed[0] == 129,
+        "a refresh crossing the revocation: status {} (want 129)",
+        m.fixed[0]
+    );
+    wait_bindings(&b.daemon, 0)?;
+    let bri = Mh::parse(&rx.bytes);
+    p.reply(&rx, &mh::bra(0, bri.u16_at(2), mh::BRI_P, &[]))?;
+    b.daemon.wait_counter("revocations_completed", 1, S)?;
+    let m = exchange(&b, &p, 3, 10, &mag_opts(NAI, mh::now_timestamp(), 1))?;
+    ensure!(
+        m.fixed[0] == 0,
+        "registering after the revocation: status {}",
+        m.fixed[0]
+    );
+    wait_bindings(&b.daemon, 1)?;
+    Ok(())
+}
+both!(
+    lma_refuses_a_refresh_crossing_a_revocation,
+    lma_clear_crossing
+);
+
 /// 5846-9.2-a: a BRI from a MAG (MAG-initiated revocation) gets a BRA.
 fn lma_bri_from_mag(t: T, name: &str) -> Result<()> {
     let Some(b) = AnchorBed::start(t, &tag(t, name), "", "")? else {

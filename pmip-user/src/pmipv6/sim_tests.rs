@@ -915,6 +915,50 @@ fn lma_restart_detected_by_restart_counter() {
     }
 }
 
+/// RFC 5846 §8.1: the entry of an administratively revoked session stays
+/// "revocation in progress" until the BRA; a refresh that crossed the BRI
+/// is refused (129) instead of opening a new session, and the entry goes
+/// when the MAG answers.
+#[test]
+fn a_refresh_crossing_a_revocation_is_refused() {
+    let mut s = Sim::new(true);
+    s.attach(0, req(1));
+    // MAG1's next refresh is held back in the network...
+    s.hold_from = Some(Node::Mag(0));
+    s.advance(Duration::from_secs(300));
+    assert_eq!(s.held.len(), 1);
+    s.hold_from = None;
+    // ...while the operator revokes the session; the BRI is lost.
+    s.drop_to = vec![Node::Mag(0)];
+    assert!(s.lma.revoke(
+        s.now,
+        b"mn1@example.com",
+        revocation_trigger::ADMINISTRATIVE
+    ));
+    s.run();
+    assert!(s.lma_dp.anchor.is_empty(), "the tunnel goes at once");
+    let (from, to, bytes) = s.held.pop().unwrap();
+    s.deliver(from, to, &bytes);
+    s.run();
+    assert_eq!(s.lma.counters.pbu_refused_revoking, 1);
+    let pbas = s.sent(Node::Lma, Node::Mag(0), MhType::BindingAck);
+    let Some((_, Message::BindingAck(ba))) = pbas.last() else {
+        panic!("{pbas:?}")
+    };
+    assert_eq!(ba.status, BaStatus::ADMIN_PROHIBITED);
+    assert!(s.lma_dp.anchor.is_empty(), "no new session");
+    assert_eq!(s.lma.revocations_in_progress(), 1);
+    // The BRI's retransmission gets through and is answered.
+    s.drop_to.clear();
+    s.advance(Duration::from_secs(5));
+    assert_eq!(s.lma.counters.revocations_completed, 1);
+    assert_eq!(s.lma.revocations_in_progress(), 0);
+    assert_eq!(s.lma.binding_count(), 0);
+    // The MN may register again.
+    s.attach(0, req(1));
+    assert!(s.lma.binding(b"mn1@example.com").is_some());
+}
+
 #[test]
 fn revocation_by_lma() {
     let mut s = Sim::new(true);

@@ -211,6 +211,12 @@ pub struct LmaCounters {
     /// Unsolicited Heartbeat Responses sent after a start that lost the
     /// session state (RFC 5847 §3.2).
     pub heartbeat_unsolicited_sent: u64,
+    /// Registrations refused (129) for an entry whose revocation is in
+    /// progress (RFC 5846 §8.1).
+    pub pbu_refused_revoking: u64,
+    /// Revoked entries deleted when their BRI ended (BRA, or out of
+    /// retransmissions).
+    pub revocations_completed: u64,
     /// Binding Errors received (RFC 6275 §6.1.9), heartbeats' or not.
     pub binding_error_rx: u64,
     pub heartbeat_unconfigured_peer: u64,
@@ -245,6 +251,11 @@ struct Bce {
     /// `Some` while waiting MinDelayBeforeBCEDelete after a deregistration
     /// (the map entry is already removed).
     deleting: bool,
+    /// RFC 5846 §8.1 "revocation in progress": the BRI (its sequence
+    /// number) that revokes this entry. The entry stays, `deleting`, with
+    /// its addresses, until the BRA or the BRI's last retransmission; a
+    /// registration for it meanwhile is refused (`pbu.rs`).
+    revoking: Option<u16>,
     deadline: Instant,
 }
 
@@ -258,6 +269,8 @@ struct PendingBri {
     llid: Vec<u8>,
     hnp: Option<Hnp>,
     trigger: u8,
+    /// The entry this BRI revokes (`Bce::revoking`): deleted when it ends.
+    revokes: Option<u32>,
     retx: u32,
     max_retx: u32,
     timeout: Duration,
@@ -475,6 +488,11 @@ impl Lma {
         self.bces.len()
     }
 
+    /// Entries whose revocation is in progress (RFC 5846 §8.1).
+    pub fn revocations_in_progress(&self) -> usize {
+        self.bces.values().filter(|b| b.revoking.is_some()).count()
+    }
+
     /// The first session of `mn_id`.
     pub fn binding(&self, mn_id: &[u8]) -> Option<BindingInfo> {
         self.bindings_of(mn_id).into_iter().next()
@@ -566,7 +584,9 @@ impl Lma {
                     if b.deadline != t {
                         continue;
                     }
-                    if b.deleting {
+                    if b.revoking.is_some() {
+                        // Its lifetime ran out before the BRI ended.
+                    } else if b.deleting {
                         self.counters.deleted_after_dereg += 1;
                     } else {
                         self.counters.expired += 1;
@@ -584,9 +604,10 @@ impl Lma {
                         continue;
                     }
                     if p.retx >= p.max_retx {
-                        self.bris.remove(&seq);
+                        let p = self.bris.remove(&seq).expect("checked");
                         self.counters.bri_gave_up += 1;
                         self.held_bri_gave_up(seq);
+                        self.revocation_over(p.revokes, seq);
                         continue;
                     }
                     p.retx += 1;

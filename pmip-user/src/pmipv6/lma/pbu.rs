@@ -261,6 +261,18 @@ impl Lma {
             let last = (b.last_ts, b.last_seq);
             self.check_order(now, last, ts, bu.seq)?;
         }
+        // RFC 5846 §8.1: a PBU for an entry whose revocation is in progress
+        // is handled "based on the reason for sending the Binding Revocation
+        // Indication message and its local policy". Ours are terminations
+        // (the operator's, the AAA server's): the session stays ended, a
+        // registration crossing the BRI is refused; a de-registration is
+        // answered as for any de-registering entry.
+        if existing.is_some_and(|id| self.bces[&id].revoking.is_some()) && bu.lifetime != 0 {
+            return refuse(
+                &mut self.counters.pbu_refused_revoking,
+                BaStatus::ADMIN_PROHIBITED,
+            );
+        }
         Ok(Pbu {
             peer,
             mn_id,
@@ -542,6 +554,7 @@ impl Lma {
             last_ts: p.ts.unwrap_or(0),
             last_seq: p.seq,
             deleting: false,
+            revoking: None,
             deadline: now + g.lifetime,
         };
         self.bces.insert(id, bce);

@@ -130,6 +130,7 @@ impl store::AnchorRestore for Lma {
                 last_ts: r.last_ident,
                 last_seq: r.last_seq,
                 deleting: false,
+                revoking: None,
                 deadline,
             },
         );

@@ -9,6 +9,7 @@ use super::super::wire::{
 use super::{Hnp, Lma, PendingBri, TimerKey};
 use crate::agent::registrar::GoneCause;
 use crate::agent::Peer;
+use crate::dataplane::DpCommand;
 
 impl Lma {
     /// Whether `mag` gets BRIs (RFC 5846): revocation on, and not turned
@@ -17,8 +18,9 @@ impl Lma {
         self.cfg.revocation && !self.cfg.no_revocation.contains(&mag)
     }
 
-    /// Revokes every session of `mn_id` (administrative): BRI to each MAG
-    /// and delete. Returns whether there was any.
+    /// Revokes every session of `mn_id` (administrative): BRI to each MAG;
+    /// the session ends now, its entry when the BRA comes. Returns whether
+    /// there was any.
     pub fn revoke(&mut self, now: Instant, mn_id: &[u8], trigger: u8) -> bool {
         let ids: Vec<u32> = self.sessions_of(mn_id).collect();
         for id in &ids {
@@ -27,12 +29,49 @@ impl Lma {
                 (b.mag, b.llid.clone(), b.hnp)
             };
             self.ended(*id, GoneCause::Revoked(trigger));
-            self.delete(*id);
-            if self.revokes_at(mag.ip()) {
-                self.send_bri(now, mag, (mn_id.to_vec(), llid, hnp), trigger);
+            if !self.revokes_at(mag.ip()) {
+                self.delete(*id);
+                continue;
             }
+            let seq = self.send_bri(now, mag, (mn_id.to_vec(), llid, hnp), trigger);
+            self.revoking(*id, seq);
         }
         !ids.is_empty()
+    }
+
+    /// RFC 5846 §8.1: "the local mobility anchor sets a flag in the mobile
+    /// node proxy BCE to indicate that revocation is in progress ... SHOULD
+    /// maintain the mobile node proxy BCE in this state until it receives a
+    /// Binding Revocation Acknowledgement or the BRIMaxRetransmitNumber is
+    /// reached". The tunnel goes now (its MAY): no traffic for a revoked
+    /// session. The entry keeps its addresses and key meanwhile, so a
+    /// registration crossing the BRI is refused rather than given a new
+    /// session, and no other MN gets them before the MAG let go; it leaves
+    /// the store now (a restart does not bring a revoked session back).
+    fn revoking(&mut self, id: u32, seq: u16) {
+        let Some(b) = self.bces.get(&id) else { return };
+        if !b.deleting {
+            if let Some(ab) = self.anchor_binding(id) {
+                self.dp.push_back(DpCommand::RemoveAnchor(ab));
+            }
+        }
+        let b = self.bces.get_mut(&id).expect("checked");
+        b.deleting = true;
+        b.revoking = Some(seq);
+        self.persist(id);
+        if let Some(p) = self.bris.get_mut(&seq) {
+            p.revokes = Some(id);
+        }
+    }
+
+    /// The BRI `seq` ended (answered, or out of retransmissions): the entry
+    /// it revoked goes, if it is still that revocation's.
+    pub(super) fn revocation_over(&mut self, revokes: Option<u32>, seq: u16) {
+        let Some(id) = revokes else { return };
+        if self.bces.get(&id).is_some_and(|b| b.revoking == Some(seq)) {
+            self.counters.revocations_completed += 1;
+            self.delete(id);
+        }
     }
 
     /// A BRI to `mag` revoking the session `(mn_id, llid, hnp)` there.
@@ -51,6 +90,7 @@ impl Lma {
             llid,
             hnp,
             trigger,
+            revokes: None,
             retx: 0,
             max_retx: self.cfg.bri_max_retx,
             timeout: self.cfg.bri_retx_initial,
@@ -95,8 +135,10 @@ impl Lma {
         self.counters.bra_rx += 1;
         match self.bris.get(&bra.seq) {
             Some(p) if p.mag.ip() == peer.ip() => {
+                let revokes = p.revokes;
                 self.bris.remove(&bra.seq);
                 self.held_bri_answered(now, bra.seq, bra.status);
+                self.revocation_over(revokes, bra.seq);
             }
             _ => self.counters.bra_unmatched += 1,
         }
