@@ -682,6 +682,49 @@ fn lma_bri_from_mag(t: T, name: &str) -> Result<()> {
 }
 both!(lma_answers_mag_initiated_bri, lma_bri_from_mag);
 
+/// 5846-6.2.1-a, 5846-8.2-c: a MAG's BRI is checked before anything is
+/// revoked: a per-MN trigger with G set, or a global one without it, gets
+/// 134 (Revocation Function NOT Supported), an unknown trigger 133; a BRI
+/// naming a Home Network Prefix the MN's binding does not hold finds no
+/// binding (128). The binding stays through all of them; the MN-ID alone
+/// then revokes it (0).
+fn lma_bri_checks(t: T, name: &str) -> Result<()> {
+    let Some(b) = AnchorBed::start(t, &tag(t, name), "", "")? else {
+        return Ok(());
+    };
+    let p = b.peer(1)?;
+    ensure!(
+        exchange(&b, &p, 1, 10, &mag_opts(NAI, mh::now_timestamp(), 1))?.fixed[0] == 0,
+        "register"
+    );
+    let other = mh::hnp(64, "2001:db8:99::".parse::<std::net::Ipv6Addr>()?.octets());
+    let cases: [(u8, u16, Vec<Opt>, u8); 5] = [
+        (1, mh::BRI_P | mh::BRI_G, vec![], 134),
+        (128, mh::BRI_P, vec![mh::mn_id(NAI)], 134),
+        (200, mh::BRI_P, vec![mh::mn_id(NAI)], 133),
+        (6, mh::BRI_P, vec![mh::mn_id(NAI), other], 128),
+        (6, mh::BRI_P, vec![mh::mn_id(NAI)], 0),
+    ];
+    for (i, (trigger, flags, opts, want)) in cases.into_iter().enumerate() {
+        wait_bindings(&b.daemon, 1)?;
+        let seq = 50 + i as u16;
+        p.send(b.anchor(), b.port(), &mh::bri(trigger, seq, flags, &opts))?;
+        let rx = p
+            .recv_where(S, |r| {
+                is_type(mh::BR)(r) && Mh::parse(&r.bytes).u16_at(2) == seq
+            })
+            .context("no BRA")?;
+        let status = Mh::parse(&rx.bytes).fixed[1];
+        ensure!(
+            status == want,
+            "BRI trigger {trigger} flags {flags:#06x}: BRA status {status} (want {want})"
+        );
+    }
+    wait_bindings(&b.daemon, 0)?;
+    Ok(())
+}
+both!(lma_checks_a_mags_bri_before_revoking, lma_bri_checks);
+
 /// 5846-9.2-a (bulk): a global BRI from a MAG (P and G, trigger Per-Peer
 /// Policy, the MAG's identity as MN-ID) revokes every binding through that
 /// MAG and no other; the BRA echoes P and G; without the MN-ID it is

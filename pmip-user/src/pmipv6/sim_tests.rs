@@ -712,6 +712,72 @@ fn the_handover_bri_names_the_session_by_its_prefix() {
     assert_eq!(bri.link_layer_id(), Some(&ap(1).mac[..]));
 }
 
+/// RFC 5846 §6.1: the MAG's BRI for a subscriber that left names the
+/// session by the prefix it was granted as well; the LMA removes the
+/// binding holding that prefix (§8.2 (2)).
+#[test]
+fn the_mags_bri_names_the_session_by_its_prefix() {
+    let mut s = Sim::new(false);
+    let mut cfg = mag_cfg(false, MAG1, MAG1_V4);
+    cfg.revoke_to.insert(IpAddr::V6(LMA));
+    s.mags[0] = Mag::new(cfg, s.now, wall() + (s.now - s.start));
+    let dual = |n| AttachRequest {
+        ipv6: true,
+        ..req(n)
+    };
+    s.attach(0, dual(1));
+    let hnp = (s.lma.binding(b"mn1@example.com").unwrap().hnp).expect("a prefix");
+    let now = s.now;
+    s.mags[0].detach(now, ap(1));
+    s.run();
+    let bris = s.sent(Node::Mag(0), Node::Lma, MhType::BindingRevocation);
+    let Some((_, Message::RevocationIndication(bri))) = bris.first() else {
+        panic!("{bris:?}")
+    };
+    assert_eq!(bri.hnps(), vec![(hnp.len, hnp.prefix)]);
+    assert_eq!(s.lma.counters.bri_from_mag, 1);
+    assert!(s.lma.binding(b"mn1@example.com").is_none());
+}
+
+/// RFC 5846 §6.2.1 at the MAG: a BRI whose trigger does not fit its intent
+/// (a per-MN one with G, a global one without) gets 134, an unknown trigger
+/// 133, and nothing is removed.
+#[test]
+fn a_bri_whose_trigger_does_not_fit_is_refused_at_the_mag() {
+    let mut s = Sim::new(true);
+    s.attach(0, req(1));
+    let mn = MobilityOption::MnId {
+        subtype: 1,
+        id: b"mn1@example.com".to_vec(),
+    };
+    let cases = [
+        (1, br_flags::P | br_flags::G, vec![], 134),
+        (129, br_flags::P, vec![mn.clone()], 134),
+        (200, br_flags::P, vec![mn], 133),
+    ];
+    for (i, (trigger, flags, options, want)) in cases.into_iter().enumerate() {
+        let seq = 70 + i as u16;
+        let bri = Message::RevocationIndication(RevocationIndication {
+            trigger,
+            seq,
+            flags,
+            options,
+        });
+        s.deliver(
+            Node::Lma,
+            Node::Mag(0),
+            &bri.to_vec(Checksum::None).unwrap(),
+        );
+        s.run();
+        let bras = s.sent(Node::Mag(0), Node::Lma, MhType::BindingRevocation);
+        let Some((_, Message::RevocationAck(bra))) = bras.last() else {
+            panic!("{bras:?}")
+        };
+        assert_eq!((bra.seq, bra.status), (seq, want), "trigger {trigger}");
+        assert_eq!(s.mags[0].active_count(), 1);
+    }
+}
+
 #[test]
 fn late_deregistration_from_old_mag_is_ignored() {
     let mut s = Sim::new(false);

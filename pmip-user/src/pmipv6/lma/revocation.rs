@@ -162,6 +162,9 @@ impl Lma {
             } else {
                 bra_status::BINDING_DOES_NOT_EXIST
             }
+        } else if let Some(status) = wire::revocation_trigger::refusal(bri.trigger, global) {
+            self.counters.bri_from_mag_refused += 1;
+            status
         } else if global
             && bri.trigger == crate::pmipv6::wire::revocation_trigger::PER_PEER_POLICY
             && bri.mn_id().is_none()
@@ -203,6 +206,14 @@ impl Lma {
         let ip = peer.ip();
         let mn_id = bri.mn_id();
         let llid = bri.link_layer_id();
+        // §8.2 (2), (3): with Home Network Prefix options, only the MN's
+        // bindings holding one of them.
+        let hnps = bri.hnps();
+        let named_prefix = |b: &super::Bce| {
+            hnps.is_empty()
+                || b.hnp
+                    .is_some_and(|h| hnps.iter().any(|&(l, p)| (l, p) == (h.len, h.prefix)))
+        };
         let mut ids: Vec<u32> = self
             .bces
             .iter()
@@ -217,7 +228,9 @@ impl Lma {
                 }
                 (true, Some(m)) if m.first() == Some(&b'@') => b.mn_id.ends_with(m),
                 (true, _) => true,
-                (false, Some(m)) => b.mn_id == m && llid.is_none_or(|l| b.llid == l),
+                (false, Some(m)) => {
+                    b.mn_id == m && llid.is_none_or(|l| b.llid == l) && named_prefix(b)
+                }
                 (false, None) => false,
             })
             .map(|(id, _)| *id)

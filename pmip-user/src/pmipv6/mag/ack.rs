@@ -293,6 +293,15 @@ impl Mag {
     pub(super) fn on_bri(&mut self, now: Instant, lma: usize, bri: RevocationIndication) {
         self.counters.bri_rx += 1;
         let peer = self.lmas[lma].peer;
+        let global = bri.flags & br_flags::G != 0;
+        if let Some(status) = revocation_trigger::refusal(bri.trigger, global) {
+            // RFC 5846 §6.2.1: an unknown trigger (133), or one that does
+            // not fit the BRI's intent (134): nothing is removed.
+            self.counters.bri_refused += 1;
+            let bra = RevocationAck::answering(&bri, status);
+            self.queue(peer, &Message::RevocationAck(bra));
+            return;
+        }
         if bri.flags & br_flags::V != 0 {
             // RFC 5846 §6.1 V: revoke the IPv4 home address binding alone.
             // An attachment here is one binding for both families: nothing
@@ -306,7 +315,9 @@ impl Mag {
         // The MN's attachments through this LMA; the link-layer identifier,
         // when the BRI has one, picks the attachment.
         let llid = bri.link_layer_id();
-        let global = bri.flags & br_flags::G != 0;
+        // §9.1: with Home Network Prefix options, only the attachments
+        // granted one of them.
+        let hnps = bri.hnps();
         let node_policy = global && bri.trigger == revocation_trigger::REVOKING_NODE_LOCAL_POLICY;
         let found: Vec<AccessPoint> = if node_policy && bri.mn_id().is_none() {
             Vec::new()
@@ -322,6 +333,7 @@ impl Mag {
                 .iter()
                 .filter(|a| llid.is_none_or(|l| a.mac[..] == *l))
                 .filter(|a| self.entries.get(a).is_some_and(|e| e.lma == lma))
+                .filter(|a| hnps.is_empty() || self.holds_prefix(a, &hnps))
                 .copied()
                 .collect()
         };
@@ -329,6 +341,13 @@ impl Mag {
             return;
         }
         self.revoke_found(lma, bri, &found);
+    }
+
+    /// Whether the attachment `at` was granted one of `hnps`.
+    fn holds_prefix(&self, at: &AccessPoint, hnps: &[(u8, std::net::Ipv6Addr)]) -> bool {
+        let e = self.entries.get(at);
+        let h = e.and_then(|e| e.granted.as_ref().or(e.last.as_ref())?.hnp);
+        h.is_some_and(|h| hnps.iter().any(|&(l, p)| (l, p) == (h.len, h.prefix)))
     }
 
     /// Removes the attachments a BRI named (`found`) and acknowledges it

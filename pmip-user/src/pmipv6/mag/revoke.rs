@@ -41,13 +41,22 @@ impl Mag {
         }
         let seq = e.seq;
         let peer = self.lmas[e.lma].peer;
-        let options = vec![
-            MobilityOption::MnId {
-                subtype: wire::option::MN_ID_SUBTYPE_NAI,
-                id: e.req.mn_id.clone(),
-            },
-            MobilityOption::MnLinkLayerId(at.mac.to_vec()),
-        ];
+        let mut options = vec![MobilityOption::MnId {
+            subtype: wire::option::MN_ID_SUBTYPE_NAI,
+            id: e.req.mn_id.clone(),
+        }];
+        // RFC 5846 §6.1: the Home Network Prefix option "MUST be present
+        // when the BRI is used to revoke a single Proxy MIPv6 Binding Cache
+        // entry" — the session's prefix, when it was granted one (an
+        // IPv4-only session has none; its MN-ID and link-layer identifier
+        // name it).
+        if let Some(h) = e.granted.as_ref().or(e.last.as_ref()).and_then(|g| g.hnp) {
+            options.push(MobilityOption::HomeNetworkPrefix {
+                prefix_len: h.len,
+                prefix: h.prefix,
+            });
+        }
+        options.push(MobilityOption::MnLinkLayerId(at.mac.to_vec()));
         let deadline = now + e.timeout;
         let bri = Message::RevocationIndication(RevocationIndication {
             trigger: revocation_trigger::ACCESS_NETWORK_SESSION_TERMINATION,

@@ -105,6 +105,22 @@ pub mod revocation_trigger {
     pub const POSSIBLE_OUT_OF_SYNC_BCE_STATE: u8 = 7;
     pub const PER_PEER_POLICY: u8 = 128;
     pub const REVOKING_NODE_LOCAL_POLICY: u8 = 129;
+
+    /// RFC 5846 §6.2.1: a BRI whose trigger we do not know is refused with
+    /// "Revocation Trigger NOT Supported" (133); one whose trigger does
+    /// not fit its intent — a per-MN trigger (< 128) with G, a global one
+    /// without — with "Revocation Function NOT Supported" (134). The
+    /// values for testing (250–255, §5.1) fit either. `None`: acceptable.
+    pub fn refusal(trigger: u8, global: bool) -> Option<u8> {
+        use super::bra_status::{FUNCTION_NOT_SUPPORTED, UNKNOWN_TRIGGER};
+        match trigger {
+            UNSPECIFIED..=POSSIBLE_OUT_OF_SYNC_BCE_STATE if global => Some(FUNCTION_NOT_SUPPORTED),
+            UNSPECIFIED..=POSSIBLE_OUT_OF_SYNC_BCE_STATE => None,
+            PER_PEER_POLICY | REVOKING_NODE_LOCAL_POLICY if !global => Some(FUNCTION_NOT_SUPPORTED),
+            PER_PEER_POLICY | REVOKING_NODE_LOCAL_POLICY | 250..=255 => None,
+            _ => Some(UNKNOWN_TRIGGER),
+        }
+    }
 }
 
 /// Binding Revocation Acknowledgement status (RFC 5846 §6.2).
