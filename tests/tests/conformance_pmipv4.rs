@@ -209,8 +209,12 @@ fn ha_rejection_codes() {
         ipsec.pop();
         ipsec.push(m4::per_node_auth(2));
         let no_nai: Vec<m4::Ext> = pma_exts("g@x", true).into_iter().skip(1).collect();
+        // Signed twice: the second FA-HA extension covers the first.
+        let mut twice = prrq(1, gt, 30, [0; 4], now(), &pma_exts("m@x", true));
+        m4::sign(&mut twice, ext::FA_HA_AUTH, &sa(1));
         let cases: Vec<(&str, Vec<u8>, u8)> = vec![
             ("3344-3.8.2.1-a bad authenticator", bad_auth, 132),
+            ("3344-3.8.2.1-c two FA-HA extensions", twice, 132),
             ("3344-3.8.2.1-a no FA-HA authentication", unsigned, 132),
             ("3344-3.8.2.1-a unknown SPI", wrong_spi, 132),
             (
@@ -281,6 +285,15 @@ fn ha_rejection_codes() {
                 .is_none(),
             "a reply to a request with an unknown non-skippable extension"
         );
+        // 3344-1.8-a: One-byte Padding (type 0, no Length) before, between
+        // and after extensions is skipped; the request is served.
+        let mut padded = pma_exts("n@x", true);
+        for at in [3, 1, 0] {
+            padded.insert(at, vec![0]);
+        }
+        padded.push(vec![0, 0]);
+        let r = exchange(&b, &p, 1, &prrq(1, gt, 30, [0; 4], now(), &padded))?;
+        ensure!(r.code() == 0, "a padded request: code {}", r.code());
         // 3344-5.7.1-a: the same Identification again is a replay.
         let id = now();
         ensure!(
@@ -315,10 +328,10 @@ fn ha_rejection_codes() {
             "answered a PMA without an SA"
         );
         ensure!(
-            b.daemon.bindings()?.len() == 1,
+            b.daemon.bindings()?.len() == 2,
             "a rejected request left a binding"
         );
-        cap.check(cases.len() + 2)?;
+        cap.check(cases.len() + 4)?;
         Ok(())
     });
 }

@@ -158,6 +158,9 @@ pub enum AuthError {
     Missing,
     /// Extensions follow the authentication extension (they would be unprotected).
     NotLast,
+    /// A second authentication extension of the same kind (RFC 5944
+    /// §3.8.2.1 (c): "more than one Foreign-Home Authentication Extension").
+    Duplicate,
     /// The SPI is not the one configured for this peer.
     UnknownSpi(u32),
     /// The authenticator does not match.
@@ -189,7 +192,11 @@ pub fn verify<'a>(
     for raw in ExtIter::new(&msg[start..], start) {
         let raw = raw.map_err(|_| AuthError::Malformed)?;
         if found.is_some() {
-            return Err(AuthError::NotLast);
+            return Err(if raw.ty == kind.ext_type() {
+                AuthError::Duplicate
+            } else {
+                AuthError::NotLast
+            });
         }
         if raw.ty == kind.ext_type() {
             found = Some(raw);
@@ -523,6 +530,14 @@ mod tests {
         assert_eq!(
             verify(&trailing, AuthKind::FaHa, |_| Some(&sa)),
             Err(AuthError::NotLast)
+        );
+        // A second FA-HA extension (a copy of the first) is a duplicate.
+        let auth_len = 2 + 4 + 16;
+        let mut twice = a.clone();
+        twice.extend_from_slice(&a[a.len() - auth_len..]);
+        assert_eq!(
+            verify(&twice, AuthKind::FaHa, |_| Some(&sa)),
+            Err(AuthError::Duplicate)
         );
         let mut short = a.clone();
         short.truncate(a.len() - 1);

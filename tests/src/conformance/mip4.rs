@@ -250,6 +250,11 @@ impl Msg {
         let mut i = fixed_len;
         while i < b.len() {
             let ty = b[i];
+            if ty == 0 {
+                // RFC 5944 §1.8: One-byte Padding, no Length.
+                i += 1;
+                continue;
+            }
             let (hl, sub, len) = if is_long_at(&b[i..]) {
                 assert!(i + 4 <= b.len(), "long extension header cut: {b:02x?}");
                 (

@@ -140,6 +140,8 @@ pub struct HaCounters {
     pub missing_auth: u64,
     pub unknown_spi: u64,
     pub bad_authenticator: u64,
+    /// Requests with more than one FA-HA extension (132, RFC 5944 §3.8.2.1).
+    pub duplicate_auth: u64,
     pub unknown_nonskippable: u64,
     pub pmip_unsupported: u64,
     pub pmip_disallowed: u64,

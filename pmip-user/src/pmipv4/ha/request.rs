@@ -138,6 +138,12 @@ impl Ha {
                     self.counters.bad_authenticator += 1;
                     ReplyCode::FaFailedAuth
                 }
+                // §3.8.2.1 (c): "if more than one Foreign-Home
+                // Authentication Extension is found ... Code 132".
+                AuthError::Duplicate => {
+                    self.counters.duplicate_auth += 1;
+                    ReplyCode::FaFailedAuth
+                }
                 AuthError::NotLast | AuthError::Malformed => {
                     self.counters.poorly_formed += 1;
                     ReplyCode::PoorlyFormed

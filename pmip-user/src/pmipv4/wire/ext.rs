@@ -14,6 +14,8 @@ use super::{be16, be32, ip, Error, Result};
 
 /// Extension type numbers (IANA "Extensions appearing in Mobile IP control messages").
 pub mod types {
+    /// One-byte Padding (RFC 5944 §1.8): the Type octet alone.
+    pub(crate) const PAD1: u8 = 0;
     pub const MN_HA_AUTH: u8 = 32;
     pub(crate) const MN_FA_AUTH: u8 = 33;
     pub const FA_HA_AUTH: u8 = 34;
@@ -127,6 +129,13 @@ impl<'a> Iterator for ExtIter<'a> {
     type Item = Result<RawExt<'a>>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        // RFC 5944 §1.8: type 0 is "One-byte Padding (encoded with neither
+        // Length nor Data field)": skipped, an octet at a time (covered by
+        // an authenticator after it, as the bytes it computes over are the
+        // message's own).
+        while self.buf.get(self.pos) == Some(&types::PAD1) {
+            self.pos += 1;
+        }
         if self.done || self.pos >= self.buf.len() {
             return None;
         }
@@ -469,7 +478,8 @@ impl ExtRepr {
                     !types::is_long(*ty)
                         && !matches!(
                             *ty,
-                            types::MN_NAI
+                            types::PAD1
+                                | types::MN_NAI
                                 | types::MN_HA_AUTH
                                 | types::MN_FA_AUTH
                                 | types::FA_HA_AUTH

@@ -253,3 +253,26 @@ proptest! {
         let _ = parse_all(&b, 0);
     }
 }
+
+/// RFC 5944 §1.8: a type-0 octet is One-byte Padding, with no Length: it
+/// is skipped wherever it stands, alone or in a run, and the extensions
+/// around it are read as if it were not there.
+#[test]
+fn one_byte_padding_is_skipped() {
+    let mut bytes = vec![0, 131, 3, b'a', b'@', b'b', 0, 0];
+    let mut auth = vec![34, 20, 0, 0, 1, 0];
+    auth.extend_from_slice(&[0xAA; 16]);
+    bytes.extend_from_slice(&auth);
+    bytes.push(0);
+    let exts: Vec<RawExt> = ExtIter::new(&bytes, 0)
+        .collect::<Result<_>>()
+        .expect("padding is no error");
+    assert_eq!(exts.len(), 2, "{exts:?}");
+    assert_eq!(
+        (exts[0].ty, exts[0].offset, exts[0].data),
+        (131, 1, &b"a@b"[..])
+    );
+    assert_eq!((exts[1].ty, exts[1].offset), (34, 8));
+    // Padding alone is an empty extension area.
+    assert_eq!(ExtIter::new(&[0, 0, 0], 0).count(), 0);
+}
