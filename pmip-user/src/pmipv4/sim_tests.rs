@@ -1578,3 +1578,40 @@ fn cluster_address_redirects_with_143_after_the_checks() {
     assert_eq!(last.home_agent, HA1);
     assert_eq!(net.ha(HA1).counters().redirected, 1);
 }
+
+/// RFC 5944 §3.4, §3.7.3.2: a renewal accepted with Lifetime 0 says the HA
+/// deregistered the MN: the PMA removes the binding and its forwarding at
+/// once — not kept to its lifetime as after a denial.
+#[test]
+fn a_renewal_accepted_with_lifetime_zero_ends_the_binding() {
+    let (mut net, _, _, home) = ue1_registered_at_pma1();
+    let key = net.replies(HA1, PMA1)[0]
+        .extensions
+        .gre_key()
+        .expect("a key");
+    // The HA hears nothing more; its answer to the renewal is written here.
+    net.filter = Box::new(|_, t| *dst(t).ip() != HA1);
+    while net.requests(PMA1, HA1).len() < 2 {
+        net.run_for(Duration::from_secs(1));
+    }
+    assert_eq!(net.dp(PMA1).access.len(), 1);
+    let ident = net.requests(PMA1, HA1)[1].identification;
+    let mut b = RegistrationReplyRepr {
+        code: ReplyCode::Accepted,
+        lifetime: 0,
+        home_address: home,
+        home_agent: HA1,
+        identification: ident,
+        extensions: vec![ExtRepr::Nai(b"ue1@ex".to_vec()), ExtRepr::GreKey(key)],
+    }
+    .to_bytes();
+    auth::append_auth(&mut b, AuthKind::FaHa, &sa());
+    net.inject(HA1, PMA1, &b);
+    assert!(net.dp(PMA1).access.is_empty(), "still forwarding");
+    assert_eq!(net.pma(PMA1).registration("ue1@ex"), None);
+    assert_eq!(net.pma(PMA1).counters().ended_by_zero_lifetime, 1);
+    assert!(net
+        .pma_events(PMA1)
+        .iter()
+        .any(|e| matches!(e, PmaEvent::Expired { nai } if nai == "ue1@ex")));
+}

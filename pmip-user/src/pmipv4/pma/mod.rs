@@ -219,6 +219,9 @@ pub enum PmaEvent {
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PmaCounters {
     pub requests_sent: u64,
+    /// Renewals accepted with Lifetime 0: the HA deregistered the MN, the
+    /// binding ended at once (RFC 5944 §3.4, §3.7.3.2).
+    pub ended_by_zero_lifetime: u64,
     pub retransmissions: u64,
     pub accepted: u64,
     pub denied: u64,

@@ -144,6 +144,21 @@ impl Pma {
             self.start_transaction(now, nai);
             return;
         };
+        if r.lifetime == 0 && s.phase == Phase::Registered && !r.home_address.is_unspecified() {
+            // RFC 5944 §3.4: an accepted reply's Lifetime 0 "indicates that
+            // the mobile node has been deregistered", and the FA "MUST
+            // delete its visitor list entry" (§3.7.3.2): the renewal ended
+            // the binding — not a denial that leaves it to its lifetime.
+            if let Some(b) = s.installed.take() {
+                self.dp.push_back(DpCommand::RemoveAccess(b));
+            }
+            self.counters.ended_by_zero_lifetime += 1;
+            self.events.push_back(PmaEvent::Expired {
+                nai: nai.to_string(),
+            });
+            self.drop_session(nai);
+            return;
+        }
         if r.home_address.is_unspecified() || r.lifetime == 0 {
             let phase = s.phase;
             self.give_up(nai, phase, Some(r.code));
