@@ -725,6 +725,30 @@ fn lma_bri_checks(t: T, name: &str) -> Result<()> {
 }
 both!(lma_checks_a_mags_bri_before_revoking, lma_bri_checks);
 
+/// 5844-3.1.2.1-d: a Home Network Prefix option for an MN that cannot have
+/// IPv6 service here (the bed's anchor has no IPv6 pool) is refused with
+/// 172 even beside an IPv4 HoA Request — not granted IPv4 alone; the same
+/// request without the prefix is accepted.
+fn lma_172(t: T, name: &str) -> Result<()> {
+    let Some(b) = AnchorBed::start(t, &tag(t, name), "", "")? else {
+        return Ok(());
+    };
+    let p = b.peer(1)?;
+    let mut dual = mag_opts(NAI, mh::now_timestamp(), 1);
+    dual.push(mh::hnp(0, [0; 16]));
+    let m = exchange(&b, &p, 1, 10, &dual)?;
+    ensure!(
+        m.fixed[0] == 172,
+        "a prefix requested without IPv6 service: status {} (want 172)",
+        m.fixed[0]
+    );
+    wait_bindings(&b.daemon, 0)?;
+    let m = exchange(&b, &p, 2, 10, &mag_opts(NAI, mh::now_timestamp(), 1))?;
+    ensure!(m.fixed[0] == 0, "IPv4 alone: status {}", m.fixed[0]);
+    Ok(())
+}
+both!(lma_refuses_a_prefix_without_ipv6_service, lma_172);
+
 /// 5846-9.2-a (bulk): a global BRI from a MAG (P and G, trigger Per-Peer
 /// Policy, the MAG's identity as MN-ID) revokes every binding through that
 /// MAG and no other; the BRA echoes P and G; without the MN-ID it is

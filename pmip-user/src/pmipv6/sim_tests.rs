@@ -778,6 +778,48 @@ fn a_bri_whose_trigger_does_not_fit_is_refused_at_the_mag() {
     }
 }
 
+/// RFC 5844 §3.1.2.1 / §3.2.3.3: a PBU with a Home Network Prefix option
+/// for an MN the LMA cannot give IPv6 service (no IPv6 pool here) is
+/// refused with 172, not quietly granted IPv4 alone; the MAG then asks
+/// again without the prefix and the MN gets its IPv4 home address.
+#[test]
+fn a_dual_stack_request_without_ipv6_service_is_refused_then_asked_for_ipv4() {
+    let mut s = Sim::new(false);
+    let mut cfg = lma_cfg();
+    cfg.ipv6_pool = None;
+    s.lma = Lma::new(cfg, s.now, wall() + (s.now - s.start));
+    s.attach(
+        0,
+        AttachRequest {
+            ipv6: true,
+            ..req(1)
+        },
+    );
+    let pbas = s.sent(Node::Lma, Node::Mag(0), MhType::BindingAck);
+    let statuses: Vec<BaStatus> = pbas
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Message::BindingAck(b) => Some(b.status),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            BaStatus::NOT_AUTHORIZED_FOR_IPV6_MOBILITY_SERVICE,
+            BaStatus::ACCEPTED
+        ]
+    );
+    let pbus = s.sent(Node::Mag(0), Node::Lma, MhType::BindingUpdate);
+    let Some((_, Message::BindingUpdate(second))) = pbus.last() else {
+        panic!("{pbus:?}")
+    };
+    assert!(second.hnps().is_empty(), "asked again without the prefix");
+    let b = s.lma.binding(b"mn1@example.com").unwrap();
+    assert!(b.home_v4.is_some() && b.hnp.is_none());
+    assert_eq!(s.mags[0].counters.ipv6_refused_retried_ipv4, 1);
+}
+
 #[test]
 fn late_deregistration_from_old_mag_is_ignored() {
     let mut s = Sim::new(false);

@@ -308,7 +308,11 @@ impl Lma {
                 BaStatus::NOT_AUTHORIZED_FOR_IPV4_MOBILITY_SERVICE,
             ));
         }
-        if !p.hnps.is_empty() && !p.profile.ipv6 && p.v4_req.is_none() {
+        // RFC 5844 §3.1.2.1: a Home Network Prefix option for an MN whose
+        // profile has no IPv6 service, or with IPv6 routing not enabled
+        // here (no IPv6 pool), "MUST reject ... 172" — also beside an IPv4
+        // HoA Request (the MAG then asks without the prefix, §3.2.3.3).
+        if !p.hnps.is_empty() && (!p.profile.ipv6 || self.v6.is_none()) {
             self.counters.pbu_v4_not_authorized += 1;
             return Err(Reply::reject(
                 BaStatus::NOT_AUTHORIZED_FOR_IPV6_MOBILITY_SERVICE,

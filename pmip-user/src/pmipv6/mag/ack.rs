@@ -279,6 +279,22 @@ impl Mag {
                     e.transient = Some(ba.status);
                 }
             }
+            // RFC 5844 §3.2.3.3: no IPv6 service for this MN there — "SHOULD
+            // NOT send a Proxy Binding Update message including any Home
+            // Network Prefix option(s)": a dual-stack attachment asks again
+            // at once for its IPv4 home address alone (for as long as it
+            // stays attached); an IPv6-only one has nothing left to ask.
+            BaStatus::NOT_AUTHORIZED_FOR_IPV6_MOBILITY_SERVICE => {
+                let e = self.entries.get_mut(&at).expect("caller checked");
+                if e.req.ipv6 && e.req.ipv4 && e.granted.is_none() {
+                    e.req.ipv6 = false;
+                    e.retx = 0;
+                    self.counters.ipv6_refused_retried_ipv4 += 1;
+                    self.send_pbu(now, at, false);
+                } else {
+                    self.fail(at, FailReason::Rejected(ba.status));
+                }
+            }
             // The LMA refuses this MAG: stop using it for everyone.
             BaStatus::MAG_NOT_AUTHORIZED_FOR_PROXY_REG => {
                 if !self.on_refused(now, at, lma) {

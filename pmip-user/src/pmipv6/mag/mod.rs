@@ -224,6 +224,9 @@ pub struct MagCounters {
     /// Unsolicited Heartbeat Responses sent after a start that lost the
     /// session state (RFC 5847 §3.2).
     pub heartbeat_unsolicited_sent: u64,
+    /// 172 answers to a dual-stack PBU, asked again for IPv4 alone (RFC
+    /// 5844 §3.2.3.3).
+    pub ipv6_refused_retried_ipv4: u64,
     /// Binding Errors received (RFC 6275 §6.1.9), heartbeats' or not.
     pub binding_error_rx: u64,
     pub lma_restart_detected: u64,
