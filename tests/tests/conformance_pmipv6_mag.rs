@@ -622,8 +622,9 @@ fn mag_bulk(t: T, name: &str) -> Result<()> {
 }
 both!(mag_bulk_revocation_on_shutdown, mag_bulk);
 
-/// 5846-9.1-d: a global BRI from the LMA (G, no MN-ID) revokes every
-/// binding with it; the BRA echoes G and P with status 0.
+/// 5846-9.1-d: a global BRI from the LMA (G, trigger Per-Peer Policy, no
+/// options: RFC 5846 §9.1) revokes every binding with it; the BRA echoes G
+/// and P with status 0. (A per-MN trigger with G is refused, 5846-6.2.1-a.)
 fn mag_global(t: T, name: &str) -> Result<()> {
     let Some(mut b) = AccessBed::start(t, &tag(t, name), "")? else {
         return Ok(());
@@ -632,7 +633,7 @@ fn mag_global(t: T, name: &str) -> Result<()> {
     let l = b.anchor_sock()?;
     let (rx, _) = register(&mut b, &l, 10)?;
     wait_bindings(&b.daemon, 1)?;
-    l.reply(&rx, &mh::bri(1, 21, mh::BRI_P | mh::BRI_G, &[]))?;
+    l.reply(&rx, &mh::bri(128, 21, mh::BRI_P | mh::BRI_G, &[]))?;
     let a = l.recv_where(S, is_type(mh::BR)).context("no BRA")?;
     let bra = Mh::parse(&a.bytes);
     ensure!(

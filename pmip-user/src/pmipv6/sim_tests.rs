@@ -1714,6 +1714,14 @@ fn configs_default_to_seed_004() {
     assert!(lma.revocation);
 }
 
+/// MAG1 after a restart that lost its binding update list: a new Restart
+/// Counter `rc`, its clock as the sim's.
+fn mag1_restarted(s: &Sim, rc: u32) -> Mag {
+    let mut cfg = mag_cfg(false, MAG1, MAG1_V4);
+    cfg.restart_counter = rc;
+    Mag::new(cfg, s.now, wall() + (s.now - s.start))
+}
+
 #[test]
 fn mag_restart_releases_its_bindings_at_lma() {
     let mut s = Sim::new(false);
@@ -1722,10 +1730,7 @@ fn mag_restart_releases_its_bindings_at_lma() {
     s.attach(1, req(3));
     s.advance(Duration::from_secs(61));
     assert_eq!(s.lma.counters.mag_restart_detected, 0);
-    // MAG1 restarts with an empty binding update list and a new counter.
-    let mut cfg = mag_cfg(false, MAG1, MAG1_V4);
-    cfg.restart_counter = 2;
-    s.mags[0] = Mag::new(cfg, s.start, wall());
+    s.mags[0] = mag1_restarted(&s, 2);
     s.advance(Duration::from_secs(61));
     assert_eq!(s.lma.counters.mag_restart_detected, 1);
     assert_eq!(s.lma.counters.bindings_dropped_on_mag_restart, 2);
@@ -1745,10 +1750,7 @@ fn an_unsolicited_heartbeat_response_announces_a_restart_at_once() {
     s.attach(1, req(3));
     // One heartbeat exchange each way: both ends know the other's counter.
     s.advance(Duration::from_secs(61));
-    // MAG1 restarts with an empty binding update list and a new counter.
-    let mut cfg = mag_cfg(false, MAG1, MAG1_V4);
-    cfg.restart_counter = 2;
-    s.mags[0] = Mag::new(cfg, s.now, wall() + (s.now - s.start));
+    s.mags[0] = mag1_restarted(&s, 2);
     s.mags[0].announce_restart();
     s.run();
     let u: Vec<_> = s
