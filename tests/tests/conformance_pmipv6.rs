@@ -592,10 +592,11 @@ fn lma_revoke(t: T, name: &str) -> Result<()> {
 }
 both!(lma_revokes_after_handover, lma_revoke);
 
-/// 5846-8.1-a: `pmipctl clear binding` revokes (trigger 1, administrative).
-fn lma_clear(t: T, name: &str) -> Result<()> {
+/// A bed with peer 1's binding cleared by the operator (`pmipctl clear
+/// binding`), and the BRI that followed, not yet answered.
+fn cleared(t: T, name: &str) -> Result<Option<(AnchorBed, PeerSock, Rx)>> {
     let Some(b) = AnchorBed::start(t, &tag(t, name), "", "")? else {
-        return Ok(());
+        return Ok(None);
     };
     let p = b.peer(1)?;
     ensure!(
@@ -607,6 +608,14 @@ fn lma_clear(t: T, name: &str) -> Result<()> {
     let rx = p
         .recv_where(S, is_type(mh::BR))
         .context("no BRI after clear binding")?;
+    Ok(Some((b, p, rx)))
+}
+
+/// 5846-8.1-a: `pmipctl clear binding` revokes (trigger 1, administrative).
+fn lma_clear(t: T, name: &str) -> Result<()> {
+    let Some((b, p, rx)) = cleared(t, name)? else {
+        return Ok(());
+    };
     let bri = Mh::parse(&rx.bytes);
     ensure!(
         bri.fixed[0] == 1 && bri.fixed[1] == 1,
@@ -625,19 +634,9 @@ both!(lma_clear_binding_revokes, lma_clear);
 /// crossing the BRI is refused (129), not given a new session; once the
 /// BRA comes the entry goes and the MN may register afresh.
 fn lma_clear_crossing(t: T, name: &str) -> Result<()> {
-    let Some(b) = AnchorBed::start(t, &tag(t, name), "", "")? else {
+    let Some((b, p, rx)) = cleared(t, name)? else {
         return Ok(());
     };
-    let p = b.peer(1)?;
-    ensure!(
-        exchange(&b, &p, 1, 10, &mag_opts(NAI, mh::now_timestamp(), 1))?.fixed[0] == 0,
-        "register"
-    );
-    wait_bindings(&b.daemon, 1)?;
-    b.daemon.ctl(&["clear", "binding", NAI])?;
-    let rx = p
-        .recv_where(S, is_type(mh::BR))
-        .context("no BRI after clear binding")?;
     // The MAG's refresh, sent before the BRI reached it.
     let m = exchange(&b, &p, 2, 10, &mag_opts(NAI, mh::now_timestamp(), 5))?;
     ensure!(

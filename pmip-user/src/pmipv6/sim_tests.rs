@@ -1714,6 +1714,17 @@ fn configs_default_to_seed_004() {
     assert!(lma.revocation);
 }
 
+/// mn1 and mn2 through MAG1, mn3 through MAG2, and one heartbeat exchange
+/// each way: every end knows the other's Restart Counter.
+fn two_mags_after_a_heartbeat() -> Sim {
+    let mut s = Sim::new(false);
+    s.attach(0, req(1));
+    s.attach(0, req(2));
+    s.attach(1, req(3));
+    s.advance(Duration::from_secs(61));
+    s
+}
+
 /// MAG1 after a restart that lost its binding update list: a new Restart
 /// Counter `rc`, its clock as the sim's.
 fn mag1_restarted(s: &Sim, rc: u32) -> Mag {
@@ -1724,11 +1735,7 @@ fn mag1_restarted(s: &Sim, rc: u32) -> Mag {
 
 #[test]
 fn mag_restart_releases_its_bindings_at_lma() {
-    let mut s = Sim::new(false);
-    s.attach(0, req(1));
-    s.attach(0, req(2));
-    s.attach(1, req(3));
-    s.advance(Duration::from_secs(61));
+    let mut s = two_mags_after_a_heartbeat();
     assert_eq!(s.lma.counters.mag_restart_detected, 0);
     s.mags[0] = mag1_restarted(&s, 2);
     s.advance(Duration::from_secs(61));
@@ -1744,12 +1751,7 @@ fn mag_restart_releases_its_bindings_at_lma() {
 /// peer acts on it at once, not at its next heartbeat exchange. Both ends.
 #[test]
 fn an_unsolicited_heartbeat_response_announces_a_restart_at_once() {
-    let mut s = Sim::new(false);
-    s.attach(0, req(1));
-    s.attach(0, req(2));
-    s.attach(1, req(3));
-    // One heartbeat exchange each way: both ends know the other's counter.
-    s.advance(Duration::from_secs(61));
+    let mut s = two_mags_after_a_heartbeat();
     s.mags[0] = mag1_restarted(&s, 2);
     s.mags[0].announce_restart();
     s.run();
