@@ -594,7 +594,8 @@ both!(lma_revokes_after_handover, lma_revoke);
 
 /// A bed with peer 1's binding cleared by the operator (`pmipctl clear
 /// binding`), and the BRI that followed, not yet answered.
-fn cleared(t: T, name: &str) -> Result<Option<(AnchorBed, PeerSock, Rx)>> {
+/// A bed with peer 1 registered (`NAI`, HI 1).
+fn registered(t: T, name: &str) -> Result<Option<(AnchorBed, PeerSock)>> {
     let Some(b) = AnchorBed::start(t, &tag(t, name), "", "")? else {
         return Ok(None);
     };
@@ -603,6 +604,13 @@ fn cleared(t: T, name: &str) -> Result<Option<(AnchorBed, PeerSock, Rx)>> {
         exchange(&b, &p, 1, 10, &mag_opts(NAI, mh::now_timestamp(), 1))?.fixed[0] == 0,
         "register"
     );
+    Ok(Some((b, p)))
+}
+
+fn cleared(t: T, name: &str) -> Result<Option<(AnchorBed, PeerSock, Rx)>> {
+    let Some((b, p)) = registered(t, name)? else {
+        return Ok(None);
+    };
     wait_bindings(&b.daemon, 1)?;
     b.daemon.ctl(&["clear", "binding", NAI])?;
     let rx = p
@@ -664,14 +672,9 @@ both!(
 
 /// 5846-9.2-a: a BRI from a MAG (MAG-initiated revocation) gets a BRA.
 fn lma_bri_from_mag(t: T, name: &str) -> Result<()> {
-    let Some(b) = AnchorBed::start(t, &tag(t, name), "", "")? else {
+    let Some((b, p)) = registered(t, name)? else {
         return Ok(());
     };
-    let p = b.peer(1)?;
-    ensure!(
-        exchange(&b, &p, 1, 10, &mag_opts(NAI, mh::now_timestamp(), 1))?.fixed[0] == 0,
-        "register"
-    );
     p.send(
         b.anchor(),
         b.port(),
@@ -698,14 +701,9 @@ both!(lma_answers_mag_initiated_bri, lma_bri_from_mag);
 /// binding (128). The binding stays through all of them; the MN-ID alone
 /// then revokes it (0).
 fn lma_bri_checks(t: T, name: &str) -> Result<()> {
-    let Some(b) = AnchorBed::start(t, &tag(t, name), "", "")? else {
+    let Some((b, p)) = registered(t, name)? else {
         return Ok(());
     };
-    let p = b.peer(1)?;
-    ensure!(
-        exchange(&b, &p, 1, 10, &mag_opts(NAI, mh::now_timestamp(), 1))?.fixed[0] == 0,
-        "register"
-    );
     let other = mh::hnp(64, "2001:db8:99::".parse::<std::net::Ipv6Addr>()?.octets());
     let cases: [(u8, u16, Vec<Opt>, u8); 5] = [
         (1, mh::BRI_P | mh::BRI_G, vec![], 134),

@@ -209,6 +209,21 @@ impl Sim {
         }
     }
 
+    /// Delivers `bri` from the LMA to MAG1 (IPv4 transport: no checksum)
+    /// and returns the last BRA MAG1 sent.
+    fn bra_to(&mut self, bri: RevocationIndication) -> RevocationAck {
+        let bytes = Message::RevocationIndication(bri)
+            .to_vec(Checksum::None)
+            .unwrap();
+        self.deliver(Node::Lma, Node::Mag(0), &bytes);
+        self.run();
+        let bras = self.sent(Node::Mag(0), Node::Lma, MhType::BindingRevocation);
+        match bras.last() {
+            Some((_, Message::RevocationAck(bra))) => bra.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
     /// Moves messages, commands and events until nothing is left to do.
     fn run(&mut self) {
         let mut checks = Vec::new();
@@ -757,22 +772,12 @@ fn a_bri_whose_trigger_does_not_fit_is_refused_at_the_mag() {
     ];
     for (i, (trigger, flags, options, want)) in cases.into_iter().enumerate() {
         let seq = 70 + i as u16;
-        let bri = Message::RevocationIndication(RevocationIndication {
+        let bra = s.bra_to(RevocationIndication {
             trigger,
             seq,
             flags,
             options,
         });
-        s.deliver(
-            Node::Lma,
-            Node::Mag(0),
-            &bri.to_vec(Checksum::None).unwrap(),
-        );
-        s.run();
-        let bras = s.sent(Node::Mag(0), Node::Lma, MhType::BindingRevocation);
-        let Some((_, Message::RevocationAck(bra))) = bras.last() else {
-            panic!("{bras:?}")
-        };
         assert_eq!((bra.seq, bra.status), (seq, want), "trigger {trigger}");
         assert_eq!(s.mags[0].active_count(), 1);
     }
@@ -1094,7 +1099,7 @@ fn revocation_by_lma() {
     assert_eq!(s.lma.counters.bra_rx, 1);
     // A BRI for a binding the MAG does not have gets "binding does not exist".
     s.lma.revoke(s.now, b"nobody", 1);
-    let bri = Message::RevocationIndication(RevocationIndication {
+    let bra = s.bra_to(RevocationIndication {
         trigger: 1,
         seq: 77,
         flags: br_flags::P,
@@ -1103,16 +1108,6 @@ fn revocation_by_lma() {
             id: b"ghost@example.com".to_vec(),
         }],
     });
-    s.deliver(
-        Node::Lma,
-        Node::Mag(0),
-        &bri.to_vec(Checksum::None).unwrap(),
-    );
-    s.run();
-    let bras = s.sent(Node::Mag(0), Node::Lma, MhType::BindingRevocation);
-    let Message::RevocationAck(bra) = &bras.last().unwrap().1 else {
-        unreachable!()
-    };
     assert_eq!(
         (bra.status, bra.seq),
         (bra_status::BINDING_DOES_NOT_EXIST, 77)

@@ -404,14 +404,7 @@ fn neighbor_unreachability_probing_detaches_a_silent_node() {
     );
     assert_eq!(e.poll_event(), None);
     // The node answers the third probe: quiet again for an interval.
-    let na = NdRepr::NeighborAdvert {
-        flags: NaFlags {
-            solicited: true,
-            ..Default::default()
-        },
-        target: mn_ll(),
-        tlla: Some(MN),
-    };
+    let na = solicited_na();
     e.handle(
         s(12) + Duration::from_millis(5),
         &from_node(MN, mn_ll(), e.config().router_ll, 255, &na),
@@ -460,14 +453,7 @@ fn presence_check_asks_the_node_with_a_neighbor_solicitation() {
             matches!(decode(&tx[0]), (p, NdRepr::NeighborSolicit { target, .. }) if target == mn_ll() && p.dst_mac == MN),
             "{tx:?}"
         );
-        let na = NdRepr::NeighborAdvert {
-            flags: NaFlags {
-                solicited: true,
-                ..Default::default()
-            },
-            target: mn_ll(),
-            tlla: Some(MN),
-        };
+        let na = solicited_na();
         e.handle(t0, &from_node(MN, mn_ll(), e.config().router_ll, 255, &na))
             .unwrap();
         assert_eq!(e.poll_event(), Some(Event::Presence { at, present: true }));
@@ -654,4 +640,16 @@ fn timer_index_matches_a_scan_of_every_node() {
         assert_eq!(e.timers.len(), due, "one entry per node, step {step}");
     }
     assert!(e.stats.expired > 0 && e.stats.detached > 0 && e.stats.ra_unsolicited > 0);
+}
+
+/// The MN's solicited Neighbor Advertisement for its link-local address.
+fn solicited_na() -> NdRepr {
+    NdRepr::NeighborAdvert {
+        flags: NaFlags {
+            solicited: true,
+            ..Default::default()
+        },
+        target: mn_ll(),
+        tlla: Some(MN),
+    }
 }
