@@ -521,11 +521,9 @@ impl Lma {
         let home_v4 = self.assign_v4(p, g)?;
         let mut hnp = None;
         if !p.hnps.is_empty() {
+            // `authorise` refused a prefix without IPv6 service (172).
             match self.v6.as_mut().and_then(|pool| pool.alloc()) {
-                Some(h) if p.profile.ipv6 => hnp = Some(h),
-                Some(h) => {
-                    self.v6.as_mut().expect("allocated from it").release(h);
-                }
+                Some(h) => hnp = Some(h),
                 None if p.v4_req.is_none() => {
                     self.release_v4(home_v4);
                     self.counters.pbu_no_resources += 1;
