@@ -748,6 +748,51 @@ fn lma_172(t: T, name: &str) -> Result<()> {
 }
 both!(lma_refuses_a_prefix_without_ipv6_service, lma_172);
 
+/// 5213-5.3.2-d: a dual-stack PBU when no home network prefix is left is
+/// refused with 130, its IPv4 HoA Reply 128 (RFC 5844 §3.1.2.2) — not
+/// granted IPv4 alone; the same MN asking for IPv4 alone is then accepted
+/// (the address the refusal would have taken is free).
+fn lma_no_prefix_left(t: T, name: &str) -> Result<()> {
+    // One /64 to give, and a second IPv4 address.
+    let pool6 = "\n[[pools]]\nname = \"home6\"\nprefix = \"fd64:1::/64\"\nassign_len = 64\n";
+    let Some(b) = AnchorBed::start(t, &tag(t, name), "", pool6)? else {
+        return Ok(());
+    };
+    let p = b.peer(1)?;
+    let dual = |nai: &str| {
+        let mut o = mag_opts(nai, mh::now_timestamp(), 1);
+        o.push(mh::hnp(0, [0; 16]));
+        o
+    };
+    let m = exchange(&b, &p, 1, 10, &dual(NAI))?;
+    ensure!(
+        m.fixed[0] == 0,
+        "first dual-stack MN: status {}",
+        m.fixed[0]
+    );
+    ensure!(
+        m.get(opt::HNP).is_some_and(|d| d[1] == 64),
+        "no /64 granted"
+    );
+    let other = "other@example.com";
+    let m = exchange(&b, &p, 2, 10, &dual(other))?;
+    ensure!(
+        m.fixed[0] == 130,
+        "dual-stack MN with no prefix left: status {} (want 130)",
+        m.fixed[0]
+    );
+    let rep = m.get(opt::V4_HOA_REP).context("no IPv4 HoA Reply")?;
+    ensure!(rep[0] == 128, "IPv4 HoA Reply status {} (want 128)", rep[0]);
+    wait_bindings(&b.daemon, 1)?;
+    let m = exchange(&b, &p, 3, 10, &mag_opts(other, mh::now_timestamp(), 1))?;
+    ensure!(m.fixed[0] == 0, "IPv4 alone: status {}", m.fixed[0]);
+    Ok(())
+}
+both!(
+    lma_refuses_dual_stack_with_no_prefix_left,
+    lma_no_prefix_left
+);
+
 /// 5846-9.2-a (bulk): a global BRI from a MAG (P and G, trigger Per-Peer
 /// Policy, the MAG's identity as MN-ID) revokes every binding through that
 /// MAG and no other; the BRA echoes P and G; without the MN-ID it is

@@ -521,15 +521,19 @@ impl Lma {
         let home_v4 = self.assign_v4(p, g)?;
         let mut hnp = None;
         if !p.hnps.is_empty() {
-            // `authorise` refused a prefix without IPv6 service (172).
+            // `authorise` refused a prefix without IPv6 service (172). A
+            // prefix asked for and none left is 130 (RFC 5213 §5.3.2 (2),
+            // "MUST reject"), beside an IPv4 HoA Request too: the MAG asked
+            // for both, and an IPv4-only grant would leave it waiting for a
+            // prefix that never comes (the reply's IPv4 HoA Reply says 128,
+            // RFC 5844 §3.1.2.2).
             match self.v6.as_mut().and_then(|pool| pool.alloc()) {
                 Some(h) => hnp = Some(h),
-                None if p.v4_req.is_none() => {
+                None => {
                     self.release_v4(home_v4);
                     self.counters.pbu_no_resources += 1;
                     return Err(Reply::reject(BaStatus::INSUFFICIENT_RESOURCES));
                 }
-                None => {}
             }
         }
         let Some(id) = self.ids.alloc() else {
