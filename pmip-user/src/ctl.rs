@@ -60,6 +60,11 @@ pub enum Response {
     Cleared {
         nai: String,
         found: bool,
+        /// Access side: an anchor's refusal of the subscriber held "until
+        /// an administrative action is taken" (RFC 5213 §6.9.1.2) was
+        /// forgotten.
+        #[serde(default)]
+        refusal: bool,
     },
     /// pmipd is stopping; with `deregister`, after releasing `bindings`.
     ShuttingDown {
@@ -380,8 +385,18 @@ pub fn format_response(r: &Response) -> String {
         Response::Stats(s) => format_stats(s),
         Response::Aaa(a) => format_aaa(a),
         Response::Cluster(c) => format_cluster(c),
-        Response::Cleared { nai, found: true } => format!("binding {nai} cleared\n"),
-        Response::Cleared { nai, found: false } => format!("no binding for {nai}\n"),
+        Response::Cleared {
+            nai,
+            found,
+            refusal,
+        } => match (found, refusal) {
+            (true, false) => format!("binding {nai} cleared\n"),
+            (true, true) => {
+                format!("binding {nai} cleared; the anchor's refusal of it forgotten\n")
+            }
+            (false, true) => format!("the anchor's refusal of {nai} forgotten\n"),
+            (false, false) => format!("no binding for {nai}\n"),
+        },
         Response::ShuttingDown {
             deregister: true,
             bindings,

@@ -43,6 +43,7 @@ fn pmipctl_show_and_clear() {
                 Request::ShowStats => Response::Stats(StatsView::default()),
                 Request::ClearBinding { nai } => Response::Cleared {
                     found: nai == "mn0@example.com",
+                    refusal: nai == "refused@example.com",
                     nai,
                 },
                 Request::Shutdown { deregister } => Response::ShuttingDown {
@@ -118,6 +119,15 @@ fn pmipctl_show_and_clear() {
     // Exit statuses scripts can use.
     let (code, _, _) = run(&["clear", "binding", "x@y"]);
     assert_eq!(code, Some(4));
+    // A MAG that only forgot an LMA's refusal of the subscriber: done.
+    let (code, out, _) = run(&["clear", "binding", "refused@example.com"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            Some(0),
+            "the anchor's refusal of refused@example.com forgotten\n"
+        )
+    );
     let (code, out, _) = run(&["ping"]);
     assert_eq!((code, out.as_str()), (Some(0), "pong\n"));
     let (code, _, err) = run(&["reload"]);

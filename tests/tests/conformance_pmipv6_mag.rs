@@ -504,6 +504,45 @@ fn mag_echo(t: T, name: &str) -> Result<()> {
 }
 both!(mag_ignores_pba_with_another_handoff_indicator, mag_echo);
 
+/// 5213-6.9.1.2-f, 5844-3.2.3.2-d: after a PBA of `status` — 152 (proxy
+/// registration not enabled), or 170 (no IPv4 service) for this IPv4-only
+/// subscriber — the MAG sends no PBU for the MN "until an administrative
+/// action is taken": the client's next DISCOVERs are denied without one.
+/// The operator's `pmipctl clear binding NAI` is that action: the next
+/// DISCOVER registers again.
+fn held_refusal(t: T, name: &str, status: u8) -> Result<()> {
+    let Some(mut b) = AccessBed::start(t, &tag(t, name), "")? else {
+        return Ok(());
+    };
+    let l = b.anchor_sock()?;
+    b.dhcp()?;
+    let (rx, m) = next_pbu(&l, Duration::from_secs(15))?;
+    l.reply(&rx, &pba_for(&m, status, 0, &[]))?;
+    // The client's next DISCOVER (after the admission back-off) is denied
+    // by what the MAG remembers, with no PBU.
+    b.daemon
+        .wait_counter("attach_refused_held", 1, S)
+        .context("the next attach was not denied on the held refusal")?;
+    ensure!(
+        next_pbu(&l, Duration::from_millis(300)).is_err(),
+        "a PBU for the MN after status {status}"
+    );
+    let nai = m.nai().context("no NAI")?;
+    b.daemon.ctl(&["clear", "binding", &nai])?;
+    let (_, again) =
+        next_pbu(&l, Duration::from_secs(15)).context("no PBU after the operator's clear")?;
+    ensure!(again.nai() == Some(nai), "PBU for {:?}", again.nai());
+    Ok(())
+}
+fn mag_152(t: T, name: &str) -> Result<()> {
+    held_refusal(t, name, 152)
+}
+fn mag_170(t: T, name: &str) -> Result<()> {
+    held_refusal(t, name, 170)
+}
+both!(mag_holds_proxy_registration_not_enabled, mag_152);
+both!(mag_holds_ipv4_service_refused, mag_170);
+
 // ------------------------------------------------------------ features (issue 12)
 
 fn revoking_mag(t: T, name: &str) -> Result<Option<AccessBed>> {

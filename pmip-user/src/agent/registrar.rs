@@ -82,6 +82,12 @@ pub enum AccessCommand {
         at: AccessPoint,
         present: bool,
     },
+    /// The operator's administrative action on subscriber `nai` (`pmipctl
+    /// clear binding`): what the anchor refused it "until an administrative
+    /// action is taken" (RFC 5213 §6.9.1.2) is forgotten.
+    ForgetRefusals {
+        nai: String,
+    },
 }
 
 /// Why a registration did not complete.

@@ -113,7 +113,9 @@ enum Show {
 
 #[derive(Subcommand)]
 enum Clear {
-    /// Deregister the subscriber NAI (anchor side: revocation to the access gateway).
+    /// Deregister the subscriber NAI (anchor side: revocation to the access
+    /// gateway). On a MAG, also forget what an LMA refused it until an
+    /// administrative action (PBA status 152, 170, 172; RFC 5213 §6.9.1.2).
     Binding { nai: String },
 }
 
@@ -203,7 +205,11 @@ fn once(cli: &Cli) -> anyhow::Result<u8> {
     }
     Ok(match resp {
         Response::Error { .. } => status::REFUSED,
-        Response::Cleared { found: false, .. } => status::NOT_FOUND,
+        Response::Cleared {
+            found: false,
+            refusal: false,
+            ..
+        } => status::NOT_FOUND,
         _ => status::OK,
     })
 }

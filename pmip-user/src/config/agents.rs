@@ -58,6 +58,7 @@ pub fn mag(cfg: &Config, restart_counter: u32) -> mag::MagConfig {
         timestamp_based: t.timestamp_based,
         revoke_to: revoking(cfg),
         runtime_assignment: cfg.peers.iter().any(|p| p.runtime_assignment),
+        refusal_hold: t.lma_refusal_hold,
         ..mag::MagConfig::default()
     }
 }

@@ -82,6 +82,9 @@ pub(super) const TIMERS: Timers = Timers {
     // Off: a requested address the profile does not authorise is refused
     // (129, draft-leung §4.1.1); bindings survive restarts in the store.
     reregistration_window_s: 0,
+    // RFC 5213 §6.9.1.2 (7) "until an administrative action is taken":
+    // `pmipctl clear binding`, or an hour.
+    lma_refusal_hold_s: 3600,
     ha_failover: HaFailover {
         enabled: false,
         max_attempts: 4,

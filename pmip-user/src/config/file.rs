@@ -363,6 +363,9 @@ pub(super) struct Timers {
     /// HA: after a start, honour a requested home address for this long
     /// (re-registrations of bindings an HA lost); 0: off.
     pub reregistration_window_s: u32,
+    /// MAG: an LMA's refusal of an MN (PBA 152, 170, 172) holds this long
+    /// unless the operator clears it first; 0: not remembered.
+    pub lma_refusal_hold_s: u32,
     pub ha_failover: HaFailover,
 }
 impl Default for Timers {

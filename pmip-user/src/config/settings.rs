@@ -339,6 +339,8 @@ pub struct Timers {
     /// HA: a requested home address is honoured this long after a start
     /// (an HA that came back without its bindings); zero: off.
     pub reregistration_window: Duration,
+    /// MAG: how long an LMA's refusal of an MN (152, 170, 172) holds; zero: off.
+    pub lma_refusal_hold: Duration,
     pub ha_failover: HaFailover,
 }
 

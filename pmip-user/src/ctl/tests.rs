@@ -167,6 +167,7 @@ fn handler() -> Handler {
             }
             Request::ClearBinding { nai } => Response::Cleared {
                 found: nai == "mn0@example.com",
+                refusal: false,
                 nai,
             },
             Request::Shutdown { deregister } => Response::ShuttingDown {
@@ -211,7 +212,8 @@ async fn round_trip_over_a_unix_socket() {
             .unwrap(),
         Response::Cleared {
             nai: "x@y".into(),
-            found: false
+            found: false,
+            refusal: false
         }
     );
     // Blocking client (pmipctl) from another thread.
@@ -326,4 +328,32 @@ fn show_aaa_text_and_json() {
     );
     let none = format_response(&Response::Aaa(Box::default()));
     assert!(none.contains("not configured"), "{none}");
+}
+
+/// `clear binding` on an access gateway says what it cleared: the binding,
+/// the anchor's held refusal of the subscriber, both or nothing; and an
+/// older daemon's answer without `refusal` still reads.
+#[test]
+fn cleared_says_what_went() {
+    let c = |found, refusal| {
+        format_response(&Response::Cleared {
+            nai: "a@b".into(),
+            found,
+            refusal,
+        })
+    };
+    assert_eq!(c(true, false), "binding a@b cleared\n");
+    assert_eq!(c(false, true), "the anchor's refusal of a@b forgotten\n");
+    assert!(c(true, true).contains("cleared") && c(true, true).contains("refusal"));
+    assert_eq!(c(false, false), "no binding for a@b\n");
+    let old: Response =
+        serde_json::from_str(r#"{"kind":"cleared","data":{"nai":"a@b","found":true}}"#).unwrap();
+    assert_eq!(
+        old,
+        Response::Cleared {
+            nai: "a@b".into(),
+            found: true,
+            refusal: false
+        }
+    );
 }

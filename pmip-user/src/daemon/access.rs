@@ -550,6 +550,9 @@ impl Glue<'_> {
             }
             self.detach(*at);
         }
+        // The administrative action RFC 5213 §6.9.1.2 (7) waits for: the
+        // anchor's remembered refusals of this subscriber go too.
+        self.command(AccessCommand::ForgetRefusals { nai: nai.into() });
         !ats.is_empty()
     }
 
@@ -587,8 +590,19 @@ impl Glue<'_> {
 
     async fn on_ctl<C, E>(&mut self, h: &Handle<C, E>, dp: &SharedDp, req: Request) -> Response {
         if let Request::ClearBinding { nai } = req {
+            // The registrar's count of forgotten refusals, before and after
+            // (its requests are taken in order).
+            let cleared = |r: Option<crate::agent::shell::Report>| {
+                r.and_then(|r| r.counters.get("refusals_cleared").copied())
+            };
+            let before = cleared(h.report().await);
             let found = self.clear(&nai);
-            return Response::Cleared { nai, found };
+            let refusal = cleared(h.report().await) > before;
+            return Response::Cleared {
+                nai,
+                found,
+                refusal,
+            };
         }
         if let Request::ShowAaa = req {
             return self.aaa.show(control::role_name(self.cfg)).await;

@@ -28,7 +28,11 @@ async fn on_ctl(
         if found {
             h.command(AnchorCommand::Release { nai: nai.clone() });
         }
-        return Response::Cleared { nai, found };
+        return Response::Cleared {
+            nai,
+            found,
+            refusal: false,
+        };
     }
     let core = cfg.interfaces.core.clone();
     let ctx = ShowCtx {
@@ -125,7 +129,7 @@ pub(super) async fn run_cluster(
                     Request::ClearBinding { nai } => {
                         let found = cluster.report().await.bindings.iter().any(|b| b.nai == nai);
                         cluster.release(&nai).await;
-                        Response::Cleared { nai, found }
+                        Response::Cleared { nai, found, refusal: false }
                     }
                     Request::Shutdown { deregister } => {
                         let _ = reply.send(Response::ShuttingDown { deregister, bindings: 0 });

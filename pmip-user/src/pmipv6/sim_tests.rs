@@ -2083,6 +2083,7 @@ fn refresh_reported_with_the_new_lifetime() {
 
 mod affinity;
 mod churn;
+mod refusals;
 mod refused_130;
 mod restart;
 mod show_left;

@@ -54,6 +54,7 @@ pub(super) fn timers(f: &File, v: &mut Errors) -> Timers {
         bri_max_retransmissions: t.bri_max_retransmissions,
         new_bce_delay: millis(t.new_bce_delay_ms),
         reregistration_window: secs(t.reregistration_window_s),
+        lma_refusal_hold: secs(t.lma_refusal_hold_s),
         ha_failover: ha_failover(&t.ha_failover, v),
     }
 }

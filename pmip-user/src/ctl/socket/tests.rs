@@ -24,7 +24,11 @@ fn mode(p: &Path) -> u32 {
 fn echo() -> Handler {
     Arc::new(|r| {
         let resp = match r {
-            Request::ClearBinding { nai } => Response::Cleared { nai, found: false },
+            Request::ClearBinding { nai } => Response::Cleared {
+                nai,
+                found: false,
+                refusal: false,
+            },
             _ => Response::Tunnels(vec![]),
         };
         Box::pin(async move { resp })

@@ -145,6 +145,8 @@ impl Endpoint for Pma {
             AccessCommand::UpdateAaa { at, aaa } => self.update_aaa(at, aaa),
             // RFC 3543 revocation has no "MN attached" answer: never asked.
             AccessCommand::Presence { .. } => {}
+            // The HA's refusals are not remembered across attaches here.
+            AccessCommand::ForgetRefusals { .. } => {}
             AccessCommand::DetachAll => {
                 let mut nais: Vec<String> = self.sessions.keys().cloned().collect();
                 nais.sort_unstable();

@@ -284,16 +284,36 @@ impl Mag {
             // Network Prefix option(s)": a dual-stack attachment asks again
             // at once for its IPv4 home address alone (for as long as it
             // stays attached); an IPv6-only one has nothing left to ask.
-            BaStatus::NOT_AUTHORIZED_FOR_IPV6_MOBILITY_SERVICE => {
+            // The refusal holds for the MN's next attaches too, until the
+            // operator acts (`refusal.rs`). §3.2.3.2 asks the same of 170
+            // for the IPv4 Home Address Request: a dual-stack attachment
+            // asks again at once for its prefix alone.
+            BaStatus::NOT_AUTHORIZED_FOR_IPV6_MOBILITY_SERVICE
+            | BaStatus::NOT_AUTHORIZED_FOR_IPV4_MOBILITY_SERVICE => {
+                self.hold_refusal(now, at, lma, ba.status);
+                let v6 = ba.status == BaStatus::NOT_AUTHORIZED_FOR_IPV6_MOBILITY_SERVICE;
                 let e = self.entries.get_mut(&at).expect("caller checked");
                 if e.req.ipv6 && e.req.ipv4 && e.granted.is_none() {
-                    e.req.ipv6 = false;
+                    if v6 {
+                        e.req.ipv6 = false;
+                        self.counters.ipv6_refused_retried_ipv4 += 1;
+                    } else {
+                        e.req.ipv4 = false;
+                        e.req.requested_v4 = None;
+                        self.counters.ipv4_refused_retried_ipv6 += 1;
+                    }
                     e.retx = 0;
-                    self.counters.ipv6_refused_retried_ipv4 += 1;
                     self.send_pbu(now, at, false);
                 } else {
                     self.fail(at, FailReason::Rejected(ba.status));
                 }
+            }
+            // RFC 5213 §6.9.1.2 (7): proxy registration is not enabled for
+            // this MN: no PBU for it "until an administrative action is
+            // taken", and service denied.
+            BaStatus::PROXY_REG_NOT_ENABLED => {
+                self.hold_refusal(now, at, lma, ba.status);
+                self.fail(at, FailReason::Rejected(ba.status));
             }
             // The LMA refuses this MAG: stop using it for everyone.
             BaStatus::MAG_NOT_AUTHORIZED_FOR_PROXY_REG => {
@@ -303,6 +323,24 @@ impl Mag {
             }
             // Everything else is about this subscriber: give up on it.
             status => self.fail(at, FailReason::Rejected(status)),
+        }
+    }
+
+    /// Remembers `status` for `at`'s MN at LMA `lma` (`refusal.rs`).
+    fn hold_refusal(&mut self, now: Instant, at: AccessPoint, lma: usize, status: BaStatus) {
+        let Some(e) = self.entries.get(&at) else {
+            return;
+        };
+        let hold = self.cfg.refusal_hold;
+        if self.refusals.record(now, hold, lma, &e.req.mn_id, status) {
+            self.counters.refusal_held += 1;
+            tracing::info!(
+                nai = %String::from_utf8_lossy(&e.req.mn_id),
+                lma = %self.lmas[lma].cfg.addr,
+                status = status.0,
+                hold_s = hold.as_secs(),
+                "refused by the LMA: not asked again until cleared (pmipctl clear binding) or the hold ends"
+            );
         }
     }
 

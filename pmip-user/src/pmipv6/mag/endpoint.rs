@@ -118,6 +118,9 @@ impl Endpoint for Mag {
             AccessCommand::DetachAll => self.detach_all(now),
             AccessCommand::UpdateAaa { at, aaa } => self.update_aaa(&at, aaa),
             AccessCommand::Presence { at, present } => self.presence(now, at, present),
+            AccessCommand::ForgetRefusals { nai } => {
+                self.forget_refusals(nai.as_bytes());
+            }
         }
     }
     fn poll_transmit(&mut self) -> Option<Transmit> {

@@ -28,6 +28,7 @@ mod heartbeat;
 mod outage;
 mod pbu;
 mod persist;
+mod refusal;
 mod revoke;
 mod show;
 
@@ -86,6 +87,10 @@ pub struct MagConfig {
     /// RFC 6463: ask for runtime LMA assignment (Redirect-Capability in
     /// first PBUs) and follow Redirect options (`redirect.rs`).
     pub runtime_assignment: bool,
+    /// How long an LMA's refusal of an MN (152, 170, 172: "until an
+    /// administrative action is taken") holds unless the operator clears
+    /// it first (`refusal.rs`); zero: not remembered.
+    pub refusal_hold: Duration,
 }
 
 impl Default for MagConfig {
@@ -106,6 +111,7 @@ impl Default for MagConfig {
             revoke_to: Default::default(),
             attach_handoff_indicator: 4,
             runtime_assignment: false,
+            refusal_hold: Duration::from_secs(3600),
         }
     }
 }
@@ -227,6 +233,15 @@ pub struct MagCounters {
     /// 172 answers to a dual-stack PBU, asked again for IPv4 alone (RFC
     /// 5844 §3.2.3.3).
     pub ipv6_refused_retried_ipv4: u64,
+    /// 170 answers to a dual-stack PBU, asked again for IPv6 alone (RFC
+    /// 5844 §3.2.3.2).
+    pub ipv4_refused_retried_ipv6: u64,
+    /// Refusals (152, 170, 172) remembered for their MN (`refusal.rs`), and
+    /// attaches that failed on one without a PBU.
+    pub refusal_held: u64,
+    pub attach_refused_held: u64,
+    /// Refusals the operator cleared (`pmipctl clear binding`).
+    pub refusals_cleared: u64,
     /// Binding Errors received (RFC 6275 §6.1.9), heartbeats' or not.
     pub binding_error_rx: u64,
     pub lma_restart_detected: u64,
@@ -370,6 +385,8 @@ pub struct Mag {
     bulk: HashMap<u16, revoke::BulkBri>,
     /// BRIs waiting for the access link's word on their MN (`attached.rs`).
     checking: Vec<attached::Checking>,
+    /// What LMAs refused MNs until the operator acts (`refusal.rs`).
+    refusals: refusal::Refusals,
     pub counters: MagCounters,
 }
 
@@ -410,6 +427,7 @@ impl Mag {
             store: persist::StoreQueue::new(),
             bulk: HashMap::new(),
             checking: Vec::new(),
+            refusals: Default::default(),
             counters: MagCounters::default(),
             cfg,
         }
@@ -522,6 +540,17 @@ impl Mag {
             });
             return;
         };
+        // What this LMA refused the MN, until the operator acts (RFC 5213
+        // §6.9.1.2 (7), RFC 5844 §3.2.3.2): not asked for again.
+        let mut req = req;
+        if let Err(status) = self.refusals.apply(now, lma, &mut req) {
+            self.counters.attach_refused_held += 1;
+            self.events.push_back(MagEvent::RegistrationFailed {
+                at: req.at,
+                reason: FailReason::Rejected(status),
+            });
+            return;
+        }
         if self.cfg.local.for_peer(&self.lmas[lma].peer).is_none() {
             self.counters.attach_no_lma += 1;
             self.events.push_back(MagEvent::RegistrationFailed {
@@ -579,6 +608,14 @@ impl Mag {
         };
         self.entries.insert(at, entry);
         self.send_pbu(now, at, false);
+    }
+
+    /// The operator's administrative action on MN `mn_id` (`pmipctl clear
+    /// binding`): what LMAs refused it is forgotten (`refusal.rs`).
+    pub fn forget_refusals(&mut self, mn_id: &[u8]) -> bool {
+        let found = self.refusals.forget(mn_id);
+        self.counters.refusals_cleared += u64::from(found);
+        found
     }
 
     /// The subscriber left: remove its map entry now and deregister
