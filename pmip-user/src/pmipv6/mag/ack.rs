@@ -35,7 +35,10 @@ impl Mag {
         let out_of_window = ba.status == BaStatus::SEQUENCE_NUMBER_OUT_OF_WINDOW;
         let found = self.pba_attachment(&ba);
         let Some((at, e)) = found.and_then(|a| Some((a, self.entries.get(&a)?))) else {
-            self.counters.pba_no_binding += 1;
+            match self.llid_not_echoed(lma, &ba) {
+                Some(at) if ba.flags & ba_flags::P != 0 => self.on_echo_mismatch(lma, at),
+                _ => self.counters.pba_no_binding += 1,
+            }
             return;
         };
         if out_of_window
@@ -140,6 +143,7 @@ impl Mag {
         e.granted = Some(granted.clone());
         e.last = None;
         e.state = State::Active;
+        e.unechoed = false;
         e.retx = 0;
         e.timeout = self.cfg.retx_initial;
         e.handoff = HandoffIndicator::HandoffStateNotChanged;
@@ -177,21 +181,42 @@ impl Mag {
             && ba.access_tech_type().is_none_or(|a| a == att)
     }
 
-    /// RFC 5213 §6.9.1.2 (6): the LMA must echo HI and ATT as sent; a PBA
-    /// that does not is ignored, and the PBU is not sent again "until an
-    /// administrative action is taken": a first registration fails (the
-    /// subscriber's next attach tries afresh); a binding being refreshed
-    /// keeps its lifetime.
+    /// RFC 5213 §6.9.1.2 (6): the LMA must echo HI, ATT, MN-ID and the
+    /// link-layer identifier as sent; a PBA that does not is ignored, and
+    /// the PBU is not sent again "until an administrative action is
+    /// taken": a first registration fails (the subscriber's next attach
+    /// tries afresh); a binding being refreshed keeps the lifetime it has
+    /// and ends with it, with no PBU in between.
     fn on_echo_mismatch(&mut self, lma: usize, at: AccessPoint) {
         self.counters.pba_echo_mismatch += 1;
-        tracing::warn!(lma = %self.lmas[lma].cfg.addr, "PBA with another Handoff Indicator or Access Technology Type than the PBU's: ignored");
-        if self
-            .entries
-            .get(&at)
-            .is_some_and(|e| e.state == State::Registering && e.granted.is_none())
-        {
-            self.fail(at, FailReason::BadAck);
+        tracing::warn!(lma = %self.lmas[lma].cfg.addr, "PBA that does not echo the PBU's Handoff Indicator, Access Technology Type or link-layer identifier: ignored");
+        let Some(e) = self.entries.get_mut(&at) else {
+            return;
+        };
+        if e.state != State::Registering {
+            return;
         }
+        match e.granted.as_ref().map(|g| g.expires) {
+            None => self.fail(at, FailReason::BadAck),
+            Some(expires) => {
+                e.state = State::Active;
+                e.unechoed = true;
+                self.arm(at, expires);
+            }
+        }
+    }
+
+    /// A PBA naming an MN of ours with a link-layer identifier none of its
+    /// attachments has: the one whose outstanding PBU has its sequence
+    /// number, to be refused as not echoed (RFC 5213 §6.9.1.2 (6)).
+    fn llid_not_echoed(&self, lma: usize, ba: &BindingAck) -> Option<AccessPoint> {
+        ba.link_layer_id()?;
+        let ats = self.by_mn_id.get(ba.mn_id()?)?;
+        ats.iter().copied().find(|a| {
+            self.entries.get(a).is_some_and(|e| {
+                e.state == State::Registering && e.lma == lma && e.seq == ba.seq && !e.revoking
+            })
+        })
     }
 
     /// RFC 5844 §3.1.3: without the IPv4 DHCP Support Mode option's S flag

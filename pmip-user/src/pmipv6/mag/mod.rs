@@ -330,6 +330,9 @@ struct Entry {
     /// answers, so running out of retransmissions is its refusal, not its
     /// absence (`outage.rs`).
     transient: Option<BaStatus>,
+    /// A refresh's PBA did not echo the PBU (RFC 5213 §6.9.1.2 (6)): no
+    /// PBU again; the binding ends with its lifetime (`ack.rs`).
+    unechoed: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -605,6 +608,7 @@ impl Mag {
             revoking: false,
             aaa,
             transient: None,
+            unechoed: false,
         };
         self.entries.insert(at, entry);
         self.send_pbu(now, at, false);
@@ -769,6 +773,9 @@ impl Mag {
             return;
         };
         match e.state {
+            // The LMA did not echo our last refresh: not asked again; the
+            // lifetime it had is over.
+            State::Active if e.unechoed => self.fail(at, FailReason::BadAck),
             State::Active => {
                 // Refresh before the lifetime ends (RFC 5213 §6.9.1.3).
                 e.state = State::Registering;

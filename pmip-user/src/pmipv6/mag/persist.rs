@@ -187,6 +187,7 @@ impl store::AccessRestore for Mag {
                 revoking: false,
                 aaa: r.aaa.clone(),
                 transient: None,
+                unechoed: false,
             },
         );
         // The refresh comes when it was due (at once if it was due while we

@@ -1,7 +1,8 @@
 //! What an LMA refuses an MN "until an administrative action is taken"
 //! (RFC 5213 §6.9.1.2 (7), RFC 5844 §3.2.3.2): the MAG asks it nothing of
 //! the kind for that MN again until the operator clears it or the hold
-//! ends (`mag/refusal.rs`).
+//! ends (`mag/refusal.rs`). And a PBA that does not echo the PBU, which
+//! the MAG ignores without sending the PBU again (§6.9.1.2 (6)).
 use super::*;
 
 fn failed(ev: &[MagEvent]) -> Vec<&MagEvent> {
@@ -149,4 +150,87 @@ fn ipv4_service_refused_is_not_asked_for_again() {
         at: ap(9),
         reason: FailReason::Rejected(BaStatus::NOT_AUTHORIZED_FOR_IPV4_MOBILITY_SERVICE),
     }));
+}
+
+/// A PBA from the LMA to `bu` naming mn1 with the link-layer identifier `llid`.
+fn pba_with_llid(bu: &BindingUpdate, llid: [u8; 6]) -> Vec<u8> {
+    Message::BindingAck(BindingAck {
+        status: BaStatus::ACCEPTED,
+        flags: ba_flags::P,
+        seq: bu.seq,
+        lifetime: 900,
+        options: vec![
+            MobilityOption::MnId {
+                subtype: 1,
+                id: b"mn1@example.com".to_vec(),
+            },
+            MobilityOption::MnLinkLayerId(llid.to_vec()),
+            MobilityOption::GreKey(Some(77)),
+        ],
+    })
+    .to_vec(Checksum::Ipv6 {
+        src: LMA,
+        dst: MAG1,
+    })
+    .unwrap()
+}
+
+/// RFC 5213 §6.9.1.2 (6): a PBA whose link-layer identifier is not the
+/// PBU's is ignored and the PBU not sent again: a first registration
+/// fails at once.
+#[test]
+fn a_first_pba_with_another_link_layer_identifier_ends_the_attach() {
+    let (mut s, bu) = unanswered_first_pbu();
+    let mut other = ap(1).mac;
+    other[5] ^= 0x40;
+    s.mags[0].handle(s.now, Peer::V6(LMA), &pba_with_llid(&bu, other));
+    s.run();
+    assert_eq!(s.mags[0].counters.pba_echo_mismatch, 1);
+    assert_eq!(
+        failed(&s.events[0]),
+        [&MagEvent::RegistrationFailed {
+            at: ap(1),
+            reason: FailReason::BadAck
+        }]
+    );
+    let sent = s.mags[0].counters.pbu_sent;
+    s.advance(Duration::from_secs(60));
+    assert_eq!(s.mags[0].counters.pbu_sent, sent, "the PBU was sent again");
+    assert!(s.mag_dp[0].access.is_empty());
+}
+
+/// RFC 5213 §6.9.1.2 (6) for a refresh: the binding keeps the lifetime it
+/// has, no PBU is sent again, and it ends when that lifetime does.
+#[test]
+fn a_refresh_not_echoed_is_not_sent_again_and_the_binding_ends_with_its_lifetime() {
+    let mut s = Sim::new(false);
+    s.attach(0, req(1));
+    assert_eq!(registered(&s.events[0]).len(), 1);
+    let registered_at = s.now;
+    // The refresh (at 300 s) gets lost; the answer that comes does not echo it.
+    s.drop_to.push(Node::Lma);
+    s.advance(Duration::from_millis(300_500));
+    assert_eq!(s.mags[0].counters.refresh_sent, 1);
+    let bu = last_pbu(&s);
+    let mut other = ap(1).mac;
+    other[5] ^= 0x40;
+    s.mags[0].handle(s.now, Peer::V6(LMA), &pba_with_llid(&bu, other));
+    s.run();
+    assert_eq!(s.mags[0].counters.pba_echo_mismatch, 1);
+    let sent = s.mags[0].counters.pbu_sent;
+    // Forwarding goes on until the lifetime (3600 s) the binding had ends.
+    s.advance(Duration::from_secs(3000));
+    assert_eq!(s.mags[0].counters.pbu_sent, sent, "the PBU was sent again");
+    assert_eq!(s.mag_dp[0].access.len(), 1);
+    assert!(failed(&s.events[0]).is_empty());
+    s.advance((registered_at + Duration::from_secs(3601)) - s.now);
+    assert_eq!(s.mags[0].counters.pbu_sent, sent, "a PBU at lifetime end");
+    assert_eq!(
+        failed(&s.events[0]),
+        [&MagEvent::RegistrationFailed {
+            at: ap(1),
+            reason: FailReason::BadAck
+        }]
+    );
+    assert!(s.mag_dp[0].access.is_empty());
 }
