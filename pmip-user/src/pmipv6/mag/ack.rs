@@ -35,11 +35,7 @@ impl Mag {
         let out_of_window = ba.status == BaStatus::SEQUENCE_NUMBER_OUT_OF_WINDOW;
         let found = self.pba_attachment(&ba);
         let Some((at, e)) = found.and_then(|a| Some((a, self.entries.get(&a)?))) else {
-            match self.llid_not_echoed(lma, &ba) {
-                Some(at) if ba.flags & ba_flags::P != 0 => self.on_echo_mismatch(lma, at),
-                _ => self.counters.pba_no_binding += 1,
-            }
-            return;
+            return self.on_unmatched_pba(lma, &ba);
         };
         if out_of_window
             && e.lma == lma
@@ -203,6 +199,15 @@ impl Mag {
                 e.unechoed = true;
                 self.arm(at, expires);
             }
+        }
+    }
+
+    /// A PBA that names none of our attachments: one that does not echo a
+    /// PBU's link-layer identifier, or for nobody.
+    fn on_unmatched_pba(&mut self, lma: usize, ba: &BindingAck) {
+        match self.llid_not_echoed(lma, ba) {
+            Some(at) if ba.flags & ba_flags::P != 0 => self.on_echo_mismatch(lma, at),
+            _ => self.counters.pba_no_binding += 1,
         }
     }
 
