@@ -408,7 +408,8 @@ fn mag_no_key(t: T, name: &str) -> Result<()> {
 both!(mag_deregisters_after_pba_without_gre_key, mag_no_key);
 
 /// 5213-6.9.1.2-b (issue 12): after TIMESTAMP_MISMATCH the MAG keeps its own
-/// clock instead of adopting the LMA's timestamp.
+/// clock instead of adopting the LMA's timestamp, and asks again only
+/// when its retransmission timer fires.
 fn mag_156(t: T, name: &str) -> Result<()> {
     let Some(mut b) = AccessBed::start(t, &tag(t, name), "")? else {
         return Ok(());
@@ -424,7 +425,16 @@ fn mag_156(t: T, name: &str) -> Result<()> {
         mh::timestamp(far),
     ];
     l.reply(&rx, &mh::pba(156, mh::BA_P, m.u16_at(0), 0, &o))?;
+    let replied = std::time::Instant::now();
     let (_, n) = next_pbu(&l, Duration::from_secs(3))?;
+    // §6.9.1.2 (9): tried again "only after" the clock is synchronised:
+    // when the retransmission timer (the bed's retx_initial_ms, 300, after
+    // the PBU) says, not at once.
+    ensure!(
+        replied.elapsed() >= Duration::from_millis(150),
+        "PBU again {:?} after the 156",
+        replied.elapsed()
+    );
     let ts = n.timestamp().unwrap();
     ensure!(
         mh::ts_diff_secs(ts, mh::now_timestamp()) < 5.0,

@@ -1543,6 +1543,16 @@ fn timestamp_mismatch_mag_keeps_its_clock() {
     }));
     let pbus = s.sent(Node::Mag(0), Node::Lma, MhType::BindingUpdate);
     assert!(pbus.len() > 1);
+    // §6.9.1.2 (9): tried again only after a while (the retransmission
+    // timer's 1 s, 2 s …, room for the host's clock to be set), not in a
+    // burst of PBUs the LMA refuses alike.
+    for w in pbus.windows(2) {
+        assert!(
+            w[1].0 - w[0].0 >= Duration::from_secs(1),
+            "PBUs {:?} apart",
+            w[1].0 - w[0].0
+        );
+    }
     for (at, m) in pbus {
         let Message::BindingUpdate(bu) = m else {
             continue;

@@ -287,11 +287,21 @@ impl Mag {
 
     fn on_rejected(&mut self, now: Instant, at: AccessPoint, lma: usize, ba: &BindingAck) {
         match ba.status {
-            // Clock disagreement or an older PBU overtook ours: send a fresh PBU
-            // (new timestamp) right away, within the retry budget.
-            BaStatus::TIMESTAMP_MISMATCH | BaStatus::TIMESTAMP_LOWER_THAN_PREV_ACCEPTED => {
-                // RFC 5213 §6.9.1.2: the LMA's Timestamp in a 156 is not
-                // adopted; the next PBU carries our own (newer) time.
+            // RFC 5213 §6.9.1.2 (9): a clock disagreement (156) is tried
+            // again "only after" our clock is synchronised — never to the
+            // LMA's Timestamp. The host's NTP does that, not us: the next
+            // PBU goes when the retransmission timer says (1 s, 2 s …, a
+            // chance for the clock to be set), with our own time then, not
+            // at once; the LMA answers, so running out is its refusal.
+            BaStatus::TIMESTAMP_MISMATCH => {
+                if let Some(e) = self.entries.get_mut(&at) {
+                    e.transient = Some(ba.status);
+                }
+            }
+            // §6.9.1.2 (8): an older PBU of ours overtook this one (157):
+            // "SHOULD try to register again" — a fresh PBU (new timestamp)
+            // right away, within the retry budget.
+            BaStatus::TIMESTAMP_LOWER_THAN_PREV_ACCEPTED => {
                 let e = self.entries.get_mut(&at).expect("caller checked");
                 if e.retx >= self.cfg.max_retx {
                     self.fail(at, FailReason::Rejected(ba.status));
