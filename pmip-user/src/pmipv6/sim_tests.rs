@@ -329,6 +329,17 @@ impl Sim {
     }
 }
 
+/// The statuses of the PBAs the LMA sent MAG1, in order.
+fn pba_statuses(s: &Sim) -> Vec<BaStatus> {
+    s.sent(Node::Lma, Node::Mag(0), MhType::BindingAck)
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Message::BindingAck(b) => Some(b.status),
+            _ => None,
+        })
+        .collect()
+}
+
 fn registered(ev: &[MagEvent]) -> Vec<&MagEvent> {
     ev.iter()
         .filter(|e| matches!(e, MagEvent::Registered { .. }))
@@ -800,16 +811,8 @@ fn a_dual_stack_request_without_ipv6_service_is_refused_then_asked_for_ipv4() {
             ..req(1)
         },
     );
-    let pbas = s.sent(Node::Lma, Node::Mag(0), MhType::BindingAck);
-    let statuses: Vec<BaStatus> = pbas
-        .iter()
-        .filter_map(|(_, m)| match m {
-            Message::BindingAck(b) => Some(b.status),
-            _ => None,
-        })
-        .collect();
     assert_eq!(
-        statuses,
+        pba_statuses(&s),
         [
             BaStatus::NOT_AUTHORIZED_FOR_IPV6_MOBILITY_SERVICE,
             BaStatus::ACCEPTED

@@ -19,6 +19,33 @@ fn last_pbu(s: &Sim) -> BindingUpdate {
     }
 }
 
+/// The LMA's PBA of `status` to `bu`, naming mn1 with the link-layer
+/// identifier `llid` (an accepting one with an uplink GRE key).
+fn pba_to(bu: &BindingUpdate, status: BaStatus, llid: [u8; 6]) -> Vec<u8> {
+    let mut options = vec![
+        MobilityOption::MnId {
+            subtype: 1,
+            id: b"mn1@example.com".to_vec(),
+        },
+        MobilityOption::MnLinkLayerId(llid.to_vec()),
+    ];
+    if status.is_accepted() {
+        options.push(MobilityOption::GreKey(Some(77)));
+    }
+    Message::BindingAck(BindingAck {
+        status,
+        flags: ba_flags::P,
+        seq: bu.seq,
+        lifetime: if status.is_accepted() { 900 } else { 0 },
+        options,
+    })
+    .to_vec(Checksum::Ipv6 {
+        src: LMA,
+        dst: MAG1,
+    })
+    .unwrap()
+}
+
 /// 152 (proxy registration not enabled): no PBU for the MN again, its
 /// attaches denied at once, until the operator clears it or the hold ends.
 #[test]
@@ -27,24 +54,7 @@ fn proxy_registration_refused_holds_until_cleared_or_the_hold_ends() {
     s.drop_to.push(Node::Lma);
     s.attach(0, req(1));
     let bu = last_pbu(&s);
-    let pba = Message::BindingAck(BindingAck {
-        status: BaStatus::PROXY_REG_NOT_ENABLED,
-        flags: ba_flags::P,
-        seq: bu.seq,
-        lifetime: 0,
-        options: vec![bu
-            .mn_id()
-            .map(|id| MobilityOption::MnId {
-                subtype: 1,
-                id: id.to_vec(),
-            })
-            .unwrap()],
-    })
-    .to_vec(Checksum::Ipv6 {
-        src: LMA,
-        dst: MAG1,
-    })
-    .unwrap();
+    let pba = pba_to(&bu, BaStatus::PROXY_REG_NOT_ENABLED, ap(1).mac);
     s.mags[0].handle(s.now, Peer::V6(LMA), &pba);
     s.run();
     let refused = MagEvent::RegistrationFailed {
@@ -68,24 +78,7 @@ fn proxy_registration_refused_holds_until_cleared_or_the_hold_ends() {
     assert_eq!(s.mags[0].counters.pbu_sent, sent + 2);
     // Refused again, then the hold (an hour) runs out: asked again.
     let bu = last_pbu(&s);
-    let pba = Message::BindingAck(BindingAck {
-        status: BaStatus::PROXY_REG_NOT_ENABLED,
-        flags: ba_flags::P,
-        seq: bu.seq,
-        lifetime: 0,
-        options: vec![
-            MobilityOption::MnLinkLayerId(ap(1).mac.to_vec()),
-            MobilityOption::MnId {
-                subtype: 1,
-                id: b"mn1@example.com".to_vec(),
-            },
-        ],
-    })
-    .to_vec(Checksum::Ipv6 {
-        src: LMA,
-        dst: MAG1,
-    })
-    .unwrap();
+    let pba = pba_to(&bu, BaStatus::PROXY_REG_NOT_ENABLED, ap(1).mac);
     s.mags[0].handle(s.now, Peer::V6(LMA), &pba);
     s.run();
     s.attach(0, req(1));
@@ -109,16 +102,8 @@ fn ipv4_service_refused_is_not_asked_for_again() {
         ..req(1)
     };
     s.attach(0, dual.clone());
-    let pbas = s.sent(Node::Lma, Node::Mag(0), MhType::BindingAck);
-    let statuses: Vec<BaStatus> = pbas
-        .iter()
-        .filter_map(|(_, m)| match m {
-            Message::BindingAck(b) => Some(b.status),
-            _ => None,
-        })
-        .collect();
     assert_eq!(
-        statuses,
+        pba_statuses(&s),
         [
             BaStatus::NOT_AUTHORIZED_FOR_IPV4_MOBILITY_SERVICE,
             BaStatus::ACCEPTED
@@ -152,27 +137,15 @@ fn ipv4_service_refused_is_not_asked_for_again() {
     }));
 }
 
-/// A PBA from the LMA to `bu` naming mn1 with the link-layer identifier `llid`.
-fn pba_with_llid(bu: &BindingUpdate, llid: [u8; 6]) -> Vec<u8> {
-    Message::BindingAck(BindingAck {
-        status: BaStatus::ACCEPTED,
-        flags: ba_flags::P,
-        seq: bu.seq,
-        lifetime: 900,
-        options: vec![
-            MobilityOption::MnId {
-                subtype: 1,
-                id: b"mn1@example.com".to_vec(),
-            },
-            MobilityOption::MnLinkLayerId(llid.to_vec()),
-            MobilityOption::GreKey(Some(77)),
-        ],
-    })
-    .to_vec(Checksum::Ipv6 {
-        src: LMA,
-        dst: MAG1,
-    })
-    .unwrap()
+/// The LMA accepts `bu` naming another link-layer identifier than mn1's:
+/// counted as not echoed.
+fn accept_with_another_llid(s: &mut Sim, bu: &BindingUpdate) {
+    let mut other = ap(1).mac;
+    other[5] ^= 0x40;
+    let pba = pba_to(bu, BaStatus::ACCEPTED, other);
+    s.mags[0].handle(s.now, Peer::V6(LMA), &pba);
+    s.run();
+    assert_eq!(s.mags[0].counters.pba_echo_mismatch, 1);
 }
 
 /// RFC 5213 §6.9.1.2 (6): a PBA whose link-layer identifier is not the
@@ -181,11 +154,7 @@ fn pba_with_llid(bu: &BindingUpdate, llid: [u8; 6]) -> Vec<u8> {
 #[test]
 fn a_first_pba_with_another_link_layer_identifier_ends_the_attach() {
     let (mut s, bu) = unanswered_first_pbu();
-    let mut other = ap(1).mac;
-    other[5] ^= 0x40;
-    s.mags[0].handle(s.now, Peer::V6(LMA), &pba_with_llid(&bu, other));
-    s.run();
-    assert_eq!(s.mags[0].counters.pba_echo_mismatch, 1);
+    accept_with_another_llid(&mut s, &bu);
     assert_eq!(
         failed(&s.events[0]),
         [&MagEvent::RegistrationFailed {
@@ -212,11 +181,7 @@ fn a_refresh_not_echoed_is_not_sent_again_and_the_binding_ends_with_its_lifetime
     s.advance(Duration::from_millis(300_500));
     assert_eq!(s.mags[0].counters.refresh_sent, 1);
     let bu = last_pbu(&s);
-    let mut other = ap(1).mac;
-    other[5] ^= 0x40;
-    s.mags[0].handle(s.now, Peer::V6(LMA), &pba_with_llid(&bu, other));
-    s.run();
-    assert_eq!(s.mags[0].counters.pba_echo_mismatch, 1);
+    accept_with_another_llid(&mut s, &bu);
     let sent = s.mags[0].counters.pbu_sent;
     // Forwarding goes on until the lifetime (3600 s) the binding had ends.
     s.advance(Duration::from_secs(3000));
