@@ -1640,7 +1640,11 @@ fn lma_announce(t: T, name: &str) -> Result<()> {
         return Ok(());
     };
     let (p1, p2, stranger) = (b.peer(1)?, b.peer(2)?, b.peer(3)?);
+    // The first start lost state too (a memory store) and announced it:
+    // a request on each socket passes over that announcement, which the
+    // LMA sent before it read any request.
     let before = hb_counter(&p1, &b, 1)?;
+    ensure!(hb_counter(&p2, &b, 1)? == before, "two restart counters");
     let cap = b.capture("announce")?;
     restart(&mut b)?;
     let mut announced = Vec::new();
