@@ -109,6 +109,7 @@ fn record(i: u32, expires_ms: u64) -> Record {
         last_ident: 42,
         revocable: true,
         last_seq: 0,
+        revoking: None,
     })
 }
 

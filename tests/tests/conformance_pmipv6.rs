@@ -670,6 +670,44 @@ both!(
     lma_clear_crossing
 );
 
+/// 5846-8.1-f: a revocation in progress survives a restart of the LMA (a
+/// durable store): the BRI of `pmipctl clear binding`, unanswered when
+/// the LMA stops, is sent again when it starts; its BRA ends it.
+fn lma_revocation_restart(t: T, name: &str) -> Result<()> {
+    let (_store, durable) = durable_store(t, name)?;
+    let Some(mut b) = AnchorBed::start_edit(t, &tag(t, name), "", "", &durable)? else {
+        return Ok(());
+    };
+    let p = b.peer(1)?;
+    let m = exchange(&b, &p, 1, 10, &mag_opts(NAI, mh::now_timestamp(), 1))?;
+    ensure!(m.fixed[0] == 0, "register: status {}", m.fixed[0]);
+    b.daemon.ctl(&["clear", "binding", NAI])?;
+    p.recv_where(S, is_type(mh::BR))
+        .context("no BRI after clear binding")?;
+    // Stopped before the BRA; what the old process sent is drained.
+    b.daemon.stop();
+    p.drain(Duration::from_millis(100));
+    restart(&mut b)?;
+    let rx = p
+        .recv_where(S, is_type(mh::BR))
+        .context("the revocation was forgotten: no BRI after the restart")?;
+    let bri = Mh::parse(&rx.bytes);
+    ensure!(
+        bri.fixed[1] == 1 && bri.nai().as_deref() == Some(NAI),
+        "BRI trigger {} for {:?}",
+        bri.fixed[1],
+        bri.nai()
+    );
+    p.reply(&rx, &mh::bra(0, bri.u16_at(2), mh::BRI_P, &[]))?;
+    b.daemon.wait_counter("revocations_completed", 1, S)?;
+    wait_bindings(&b.daemon, 0)?;
+    Ok(())
+}
+both!(
+    lma_resumes_a_revocation_after_a_restart,
+    lma_revocation_restart
+);
+
 /// 5846-9.2-a: a BRI from a MAG (MAG-initiated revocation) gets a BRA.
 fn lma_bri_from_mag(t: T, name: &str) -> Result<()> {
     let Some((b, p)) = registered(t, name)? else {
@@ -1602,6 +1640,23 @@ fn hb_counter(p: &PeerSock, b: &AnchorBed, seq: u32) -> Result<u32> {
     restart_counter_of(&rx)
 }
 
+/// A store directory (removed on drop) and the configuration edit that
+/// keeps the anchor's state there, through restarts (the embedded store).
+fn durable_store(
+    t: T,
+    name: &str,
+) -> Result<(pmip_tests::lab::TempDir, impl Fn(String) -> String)> {
+    let store = pmip_tests::lab::TempDir::new(&format!("{}st", tag(t, name)))?;
+    let path = store.0.join("state");
+    let edit = move |c: String| {
+        c.replace(
+            "backend = \"memory\"",
+            &format!("backend = \"embedded\"\npath = \"{}\"", path.display()),
+        )
+    };
+    Ok((store, edit))
+}
+
 /// Restarts the bed's daemon with its configuration.
 fn restart(b: &mut AnchorBed) -> Result<()> {
     b.daemon.stop();
@@ -1674,14 +1729,7 @@ fn lma_announce(t: T, name: &str) -> Result<()> {
     drop(b);
 
     // State kept: no announcement, the same counter.
-    let store = pmip_tests::lab::TempDir::new(&format!("{}st", tag(t, name)))?;
-    let path = store.0.join("state");
-    let durable = move |c: String| {
-        c.replace(
-            "backend = \"memory\"",
-            &format!("backend = \"embedded\"\npath = \"{}\"", path.display()),
-        )
-    };
+    let (_store, durable) = durable_store(t, name)?;
     let Some(mut b) = AnchorBed::start_edit(t, &tag(t, name), hb, "", &durable)? else {
         return Ok(());
     };

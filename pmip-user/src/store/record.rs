@@ -279,6 +279,13 @@ pub struct AnchorRecord {
     /// timestamps).
     #[serde(default)]
     pub last_seq: u16,
+    /// LMA: a revocation in progress (RFC 5846 §8.1) and its trigger: the
+    /// entry is kept, with no forwarding, until the BRA or the BRI's last
+    /// retransmission; after a restart the BRI is sent again. Absent from
+    /// the stored form otherwise (and from the compact one: such a record
+    /// is written as JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoking: Option<u8>,
 }
 
 #[derive(Serialize, Deserialize)]

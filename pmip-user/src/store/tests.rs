@@ -67,6 +67,7 @@ fn anchor(id: u32) -> AnchorRecord {
         last_ident: 42,
         revocable: true,
         last_seq: 3,
+        revoking: None,
     }
 }
 

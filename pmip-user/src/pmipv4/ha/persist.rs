@@ -40,6 +40,7 @@ impl Ha {
                     last_ident: b.last_ident,
                     revocable: b.revocable,
                     last_seq: 0,
+                    revoking: None,
                 }),
             ),
             None => StoreOp::Delete(key),

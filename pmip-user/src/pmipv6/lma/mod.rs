@@ -217,6 +217,9 @@ pub struct LmaCounters {
     /// Revoked entries deleted when their BRI ended (BRA, or out of
     /// retransmissions).
     pub revocations_completed: u64,
+    /// Revocations in progress at the last stop, taken up at the start
+    /// with their BRI sent again.
+    pub revocations_resumed: u64,
     /// Binding Errors received (RFC 6275 §6.1.9), heartbeats' or not.
     pub binding_error_rx: u64,
     pub heartbeat_unconfigured_peer: u64,

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use super::super::wire::AccessTechType;
+use super::super::wire::{revocation_trigger, AccessTechType};
 use super::{Bce, Lma, TimerKey};
 use crate::agent::{Clock, Peer};
 use crate::dataplane::{AnchorBinding, DpCommand, TunnelEnds};
@@ -26,7 +26,17 @@ impl Lma {
     }
 
     fn record(&self, id: u32) -> Option<AnchorRecord> {
-        let b = self.bces.get(&id).filter(|b| !b.deleting)?;
+        let b = self.bces.get(&id)?;
+        // A revocation in progress is kept (RFC 5846 §8.1, `revocation.rs`)
+        // with its BRI's trigger; any other entry being deleted is gone.
+        let revoking = b.revoking.map(|seq| {
+            self.bris
+                .get(&seq)
+                .map_or(revocation_trigger::ADMINISTRATIVE, |p| p.trigger)
+        });
+        if b.deleting && revoking.is_none() {
+            return None;
+        }
         Some(AnchorRecord {
             proto: Proto::Pmipv6,
             nai: String::from_utf8_lossy(&b.mn_id).into_owned(),
@@ -49,6 +59,7 @@ impl Lma {
             last_ident: b.last_ts,
             revocable: self.cfg.revocation,
             last_seq: b.last_seq,
+            revoking,
         })
     }
 
@@ -98,6 +109,10 @@ impl store::AnchorRestore for Lma {
         if !self.mags.contains(&r.peer) || self.cfg.local.for_peer(&peer).is_none() {
             return None;
         }
+        // A revocation in progress goes on only towards a MAG we revoke at.
+        if r.revoking.is_some() && !self.revokes_at(r.peer) {
+            return None;
+        }
         if self.bces.contains_key(&id) || !self.ids.reserve(id) {
             return None;
         }
@@ -137,10 +152,24 @@ impl store::AnchorRestore for Lma {
         self.bce_by_id.insert(r.nai.as_bytes(), id);
         self.count_mag_bce(peer.ip(), true);
         self.arm(deadline, TimerKey::Bce(id));
+        self.note_mag(now, peer);
+        if let Some(trigger) = r.revoking {
+            // The revocation the last run began (RFC 5846 §8.1): the BRI
+            // goes again, the entry stays without forwarding until it ends.
+            let hnp = r.hnp.map(Into::into);
+            let seq = self.send_bri(
+                now,
+                peer,
+                (r.nai.as_bytes().to_vec(), r.llid.clone(), hnp),
+                trigger,
+            );
+            self.counters.revocations_resumed += 1;
+            self.revoking(id, seq);
+            return Some(());
+        }
         if let Some(ab) = self.anchor_binding(id) {
             self.dp.push_back(DpCommand::InstallAnchor(ab));
         }
-        self.note_mag(now, peer);
         Some(())
     }
 

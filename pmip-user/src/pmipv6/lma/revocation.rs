@@ -46,9 +46,12 @@ impl Lma {
     /// reached". The tunnel goes now (its MAY): no traffic for a revoked
     /// session. The entry keeps its addresses and key meanwhile, so a
     /// registration crossing the BRI is refused rather than given a new
-    /// session, and no other MN gets them before the MAG let go; it leaves
-    /// the store now (a restart does not bring a revoked session back).
-    fn revoking(&mut self, id: u32, seq: u16) {
+    /// session, and no other MN gets them before the MAG let go. Its record
+    /// says so (with the BRI's trigger): a restart in the meantime sends
+    /// the BRI again rather than forgetting the revocation (a MAG that
+    /// missed the BRI would otherwise have its next refresh open a new
+    /// session); the record goes with the entry.
+    pub(super) fn revoking(&mut self, id: u32, seq: u16) {
         let Some(b) = self.bces.get(&id) else { return };
         if !b.deleting {
             if let Some(ab) = self.anchor_binding(id) {
@@ -58,10 +61,10 @@ impl Lma {
         let b = self.bces.get_mut(&id).expect("checked");
         b.deleting = true;
         b.revoking = Some(seq);
-        self.persist(id);
         if let Some(p) = self.bris.get_mut(&seq) {
             p.revokes = Some(id);
         }
+        self.persist(id);
     }
 
     /// The BRI `seq` ended (answered, or out of retransmissions): the entry

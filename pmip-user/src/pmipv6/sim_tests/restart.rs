@@ -414,3 +414,53 @@ fn session_timeout_bounds_the_requested_lifetime() {
         .collect();
     assert_eq!(lifetimes, vec![Duration::from_secs(40)]);
 }
+
+/// Anchor records in `st`.
+fn anchor_records(st: &mut MemStore) -> usize {
+    let all = st.scan().unwrap();
+    all.iter()
+        .filter(|(_, r)| matches!(r, Record::Anchor(_)))
+        .count()
+}
+
+/// RFC 5846 §8.1 across a restart: a revocation in progress when the LMA
+/// stops (its BRI lost, no BRA yet) is taken up at the start from its
+/// record — the BRI sent again, the entry kept without forwarding — and
+/// ends, record and all, with the BRA. Before, the record went when the
+/// revocation began, and the MAG that missed the BRI kept its binding
+/// (its next refresh would have opened a new session).
+#[test]
+fn a_revocation_in_progress_survives_a_restart() {
+    let mut s = Sim::new(false);
+    let (mut ms, mut ls) = stores();
+    s.attach(0, req(1));
+    s.drop_to.push(Node::Mag(0));
+    assert!(s.lma.revoke(
+        s.now,
+        b"mn1@example.com",
+        revocation_trigger::ADMINISTRATIVE
+    ));
+    s.run();
+    sync(&mut s, &mut ms, &mut ls);
+    assert_eq!(anchor_records(&mut ls), 1, "the revoking entry's record");
+    assert_eq!(s.mags[0].active_count(), 1, "the MAG never saw the BRI");
+    // The LMA stops before the BRA.
+    s.lma = Lma::new(lma_cfg(), s.now, wall_at(&s));
+    s.lma_dp = MemDataPlane::default();
+    let r = Endpoint::restore(&mut s.lma, s.now, ls.scan().unwrap());
+    assert_eq!((r.bindings, r.dropped), (1, 0));
+    assert_eq!(s.lma.counters.revocations_resumed, 1);
+    assert_eq!(s.lma.revocations_in_progress(), 1);
+    // The BRI goes again; the MAG lets go, its BRA ends the revocation.
+    s.drop_to.clear();
+    s.run();
+    assert!(
+        s.lma_dp.anchor.is_empty(),
+        "no forwarding for a revoked session"
+    );
+    assert_eq!(s.mags[0].active_count(), 0);
+    assert_eq!(s.lma.counters.revocations_completed, 1);
+    assert_eq!(s.lma.revocations_in_progress(), 0);
+    sync(&mut s, &mut ms, &mut ls);
+    assert_eq!(anchor_records(&mut ls), 0);
+}

@@ -22,6 +22,7 @@ fn rec(id: u32, expires_ms: u64) -> Record {
         last_ident: 42,
         revocable: false,
         last_seq: 0,
+        revoking: None,
     })
 }
 
