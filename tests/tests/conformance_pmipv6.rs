@@ -791,7 +791,7 @@ both!(lma_refuses_a_prefix_without_ipv6_service, lma_172);
 /// granted IPv4 alone; the same MN asking for IPv4 alone is then accepted
 /// (the address the refusal would have taken is free).
 fn lma_no_prefix_left(t: T, name: &str) -> Result<()> {
-    // One /64 to give, and a second IPv4 address.
+    // One /64 to give.
     let pool6 = "\n[[pools]]\nname = \"home6\"\nprefix = \"fd64:1::/64\"\nassign_len = 64\n";
     let Some(b) = AnchorBed::start(t, &tag(t, name), "", pool6)? else {
         return Ok(());

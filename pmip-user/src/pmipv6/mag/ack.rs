@@ -319,15 +319,12 @@ impl Mag {
                     e.transient = Some(ba.status);
                 }
             }
-            // RFC 5844 §3.2.3.3: no IPv6 service for this MN there — "SHOULD
-            // NOT send a Proxy Binding Update message including any Home
-            // Network Prefix option(s)": a dual-stack attachment asks again
-            // at once for its IPv4 home address alone (for as long as it
-            // stays attached); an IPv6-only one has nothing left to ask.
-            // The refusal holds for the MN's next attaches too, until the
-            // operator acts (`refusal.rs`). §3.2.3.2 asks the same of 170
-            // for the IPv4 Home Address Request: a dual-stack attachment
-            // asks again at once for its prefix alone.
+            // RFC 5844 §3.2.3.2: no IPv6 (172) or IPv4 (170) service for
+            // this MN there — no PBU asking for that family "until an
+            // administrative action is taken" (the refusal is held for its
+            // next attaches, `refusal.rs`): a dual-stack attachment asks
+            // again at once for the other family alone; a single-family
+            // one has nothing left to ask.
             BaStatus::NOT_AUTHORIZED_FOR_IPV6_MOBILITY_SERVICE
             | BaStatus::NOT_AUTHORIZED_FOR_IPV4_MOBILITY_SERVICE => {
                 self.hold_refusal(now, at, lma, ba.status);

@@ -23,15 +23,15 @@ use super::AttachRequest;
 /// Most MNs remembered at once.
 pub(super) const CAP: usize = 65_536;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Refused {
     /// The LMA (its name's index in the MAG's list) that refused.
     lma: usize,
     proxy: bool,
     ipv4: bool,
     ipv6: bool,
-    since: Option<Instant>,
-    until: Option<Instant>,
+    since: Instant,
+    until: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -53,16 +53,17 @@ impl Refusals {
         if hold.is_zero() {
             return false;
         }
-        let fresh = Refused {
-            lma,
-            since: Some(now),
-            until: Some(now + hold),
-            ..Refused::default()
-        };
         let mut r = match self.by_mn.get(mn_id) {
+            Some(r) if r.lma == lma && r.until > now => *r,
             // Another LMA's, or an ended hold: start afresh.
-            Some(r) if r.lma == lma && r.until.is_some_and(|u| u > now) => *r,
-            _ => fresh,
+            _ => Refused {
+                lma,
+                proxy: false,
+                ipv4: false,
+                ipv6: false,
+                since: now,
+                until: now,
+            },
         };
         match status {
             BaStatus::PROXY_REG_NOT_ENABLED => r.proxy = true,
@@ -70,7 +71,7 @@ impl Refusals {
             BaStatus::NOT_AUTHORIZED_FOR_IPV6_MOBILITY_SERVICE => r.ipv6 = true,
             _ => return false,
         }
-        r.until = Some(now + hold);
+        r.until = now + hold;
         if !self.by_mn.contains_key(mn_id) && self.by_mn.len() >= CAP {
             self.make_room(now);
         }
@@ -80,7 +81,7 @@ impl Refusals {
 
     /// Drops the ended holds; if none had, the oldest refusal.
     fn make_room(&mut self, now: Instant) {
-        self.by_mn.retain(|_, r| r.until.is_some_and(|u| u > now));
+        self.by_mn.retain(|_, r| r.until > now);
         if self.by_mn.len() < CAP {
             return;
         }
@@ -105,7 +106,7 @@ impl Refusals {
         let Some(r) = self.by_mn.get(&req.mn_id).copied() else {
             return Ok(());
         };
-        if r.until.is_none_or(|u| u <= now) {
+        if r.until <= now {
             self.by_mn.remove(&req.mn_id);
             return Ok(());
         }
