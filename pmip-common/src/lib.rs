@@ -124,7 +124,27 @@ pub mod maps {
     /// (access ifindex, VLAN, MAC) → last report time (ns): one event per MAC
     /// per [`NEW_MAC_REPORT_NS`](super::NEW_MAC_REPORT_NS). Written by the fast path.
     pub const NEW_MAC_SEEN: &str = "NEW_MAC_SEEN";
+    /// The anchor's signaling sockets (`XSKMAP`): an IPv6 Mobility Header
+    /// to one of the anchor's signaling addresses arriving on one of its
+    /// core interfaces goes to the AF_XDP socket bound to that interface's
+    /// receive queue, at slot `MH_LOCAL[(ifindex, address)] + queue`, not
+    /// through the kernel's raw-socket path (`signaling.xdp_socket`). A
+    /// slot without a socket (none bound, or its agent gone) passes the
+    /// packet to the stack as before. Written by the anchor agent.
+    pub const MH_SOCKETS: &str = "MH_SOCKETS";
+    /// (ingress ifindex, IPv6 signaling address as four big-endian words)
+    /// → the interface's first slot in `MH_SOCKETS`. Written by the anchor
+    /// agent.
+    pub const MH_LOCAL: &str = "MH_LOCAL";
 }
+
+/// Slots of `MH_SOCKETS` per interface: receive queues beyond them keep
+/// the kernel's path.
+pub const MH_QUEUES_PER_IFACE: u32 = 64;
+/// Entries of `MH_SOCKETS`: room for 16 interfaces.
+pub const MH_SOCKET_SLOTS: u32 = 16 * MH_QUEUES_PER_IFACE;
+/// Entries of `MH_LOCAL`.
+pub const MH_LOCAL_ENTRIES: u32 = 64;
 
 /// Default map sizes; the loader can raise them (`EbpfLoader::set_max_entries`).
 pub const MAX_SUBSCRIBERS: u32 = 65_536;
@@ -581,6 +601,7 @@ pub enum Counter {
     /// Not ours (not a subscriber, not GRE): passed to the stack untouched.
     PassNotOurs = 0,
     /// DHCP, ARP other than for the gateway, or the gateway's own address: for the agent/stack.
+    /// Also a Mobility Header handed to the anchor's signaling socket (`MH_SOCKETS`).
     PassControl,
     /// Inner TTL/hop limit would expire: the kernel sends ICMP time exceeded.
     PassTtl,

@@ -13,10 +13,12 @@ use aya_ebpf::{
         bpf_redirect, bpf_skb_adjust_room, bpf_skb_change_head, bpf_skb_change_tail,
         bpf_skb_pull_data, bpf_skb_vlan_pop, bpf_xdp_adjust_head, bpf_xdp_adjust_tail,
     },
+    macros::map,
+    maps::XskMap,
     programs::{TcContext, XdpContext},
     EbpfContext,
 };
-use pmip_common::FAMILY_V6;
+use pmip_common::{FAMILY_V6, MH_QUEUES_PER_IFACE, MH_SOCKET_SLOTS};
 
 use crate::hdr::ETH_HLEN;
 
@@ -30,6 +32,11 @@ pub(crate) const BPF_F_ADJ_ROOM_ENCAP_L3_IPV6: u64 = 4;
 pub(crate) const BPF_F_ADJ_ROOM_ENCAP_L4_GRE: u64 = 8;
 pub(crate) const BPF_F_ADJ_ROOM_DECAP_L3_IPV4: u64 = 1 << 7;
 pub(crate) const BPF_F_ADJ_ROOM_DECAP_L3_IPV6: u64 = 1 << 8;
+
+/// The anchor's AF_XDP signaling sockets by receive queue (pmip-common
+/// `maps::MH_SOCKETS`): reached from XDP alone, so defined with its context.
+#[map]
+pub(crate) static MH_SOCKETS: XskMap = XskMap::with_max_entries(MH_SOCKET_SLOTS, 0);
 
 pub(crate) trait Pkt: EbpfContext {
     /// The kernel's context struct (`xdp_md`, `__sk_buff`): what the
@@ -67,6 +74,10 @@ pub(crate) trait Pkt: EbpfContext {
     fn truncate(&self, n: usize) -> bool;
     /// Sends the (rewritten) packet back out of the port it came in on.
     fn tx(&self) -> u32;
+    /// Hands the packet to the anchor's signaling socket of its receive
+    /// queue, `MH_SOCKETS[first + queue]`: the action, or `None` where there
+    /// is none (no socket there; TC, which cannot reach an AF_XDP socket).
+    fn to_signaling_socket(&self, first: u32) -> Option<u32>;
 }
 
 impl Pkt for XdpContext {
@@ -130,6 +141,18 @@ impl Pkt for XdpContext {
     #[inline(always)]
     fn tx(&self) -> u32 {
         xdp_action::XDP_TX
+    }
+    #[inline(always)]
+    fn to_signaling_socket(&self, first: u32) -> Option<u32> {
+        // SAFETY: reading a field of our own context.
+        let queue = unsafe { (*self.ctx).rx_queue_index };
+        if queue >= MH_QUEUES_PER_IFACE {
+            return None;
+        }
+        // A slot without a socket: XDP_PASS (the lower bits of the flags).
+        MH_SOCKETS
+            .redirect(first + queue, u64::from(xdp_action::XDP_PASS))
+            .ok()
     }
 }
 
@@ -239,6 +262,10 @@ impl Pkt for TcContext {
     fn tx(&self) -> u32 {
         // SAFETY: helper call; flags 0 (egress of the interface).
         unsafe { bpf_redirect(Pkt::ifindex(self), 0) as u32 }
+    }
+    #[inline(always)]
+    fn to_signaling_socket(&self, _first: u32) -> Option<u32> {
+        None
     }
 }
 

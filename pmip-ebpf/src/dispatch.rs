@@ -9,10 +9,10 @@ use crate::anchor::{anchor_downlink, anchor_uplink};
 use crate::ctx::Pkt;
 use crate::hdr::{
     load_u16, load_u32, ptr_at, GreKeyHdr, Ipv4Hdr, Ipv6Hdr, ETH_P_IP, ETH_P_IPV6, GRE_C, GRE_K,
-    GRE_R, GRE_S, GRE_VER_MASK, IPPROTO_GRE,
+    GRE_R, GRE_S, GRE_VER_MASK, IPPROTO_GRE, IPPROTO_MH,
 };
 use crate::icmp::icmp_too_big;
-use crate::maps::{anchor_by_hnp, anchor_by_home4, anchor_dest, iface_of};
+use crate::maps::{anchor_by_hnp, anchor_by_home4, anchor_dest, iface_of, mh_slots};
 use crate::parse::{load_addr, parse_l2, Addr, GreIn, L2};
 use crate::verdict::{finish, Verdict};
 
@@ -105,6 +105,11 @@ fn dispatch<C: Pkt, const ROLE: u8>(ctx: &C) -> Verdict {
                 let src = load_addr(p + 8);
                 return gre_in(ctx, iface_role, &l2, l2.len + IPV6_HDR_LEN, &src);
             }
+            if ip.next_hdr == IPPROTO_MH && iface_role & role::ANCHOR_CORE != 0 {
+                if let Some(v) = to_signaling_socket(ctx, ifindex, p) {
+                    return v;
+                }
+            }
             if iface_role & anchor_roles != 0 {
                 // SAFETY: the header is inside the packet (ptr_at checked it).
                 let hnp = unsafe { [load_u32::<24>(p), load_u32::<28>(p)] };
@@ -116,6 +121,29 @@ fn dispatch<C: Pkt, const ROLE: u8>(ctx: &C) -> Verdict {
         }
         _ => Verdict::new(C::PASS, Counter::PassNotOurs),
     }
+}
+
+/// A Mobility Header on an anchor's core interface (IPv6 header at `p`,
+/// next header 135: no extension header before it): to the agent's AF_XDP
+/// socket of this interface's receive queue if it is addressed to one of
+/// the agent's signaling addresses (`MH_LOCAL`) and the queue has a
+/// socket; otherwise `None`, and it takes the kernel's path to the raw MH
+/// socket. The agent checks it as the kernel would have (pmip-user
+/// `sys/xsk.rs`).
+#[inline(always)]
+fn to_signaling_socket<C: Pkt>(ctx: &C, ifindex: u32, p: usize) -> Option<Verdict> {
+    // SAFETY: the IPv6 header is inside the packet (the caller's ptr_at).
+    let dst = unsafe {
+        [
+            load_u32::<24>(p),
+            load_u32::<28>(p),
+            load_u32::<32>(p),
+            load_u32::<36>(p),
+        ]
+    };
+    let first = mh_slots(ifindex, &dst)?;
+    ctx.to_signaling_socket(first)
+        .map(|action| Verdict::new(action, Counter::PassControl))
 }
 
 /// A GRE packet arrived on a core interface: validate the header, then

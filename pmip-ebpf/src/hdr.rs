@@ -15,6 +15,8 @@ pub const IPPROTO_ICMP: u8 = 1;
 pub const IPPROTO_UDP: u8 = 17;
 pub const IPPROTO_GRE: u8 = 47;
 pub const IPPROTO_ICMPV6: u8 = 58;
+/// IPv6 Mobility Header (RFC 6275 §6.1).
+pub const IPPROTO_MH: u8 = 135;
 
 /// GRE flag bits (RFC 2784/2890), first 16 bits of the header in host order.
 pub const GRE_C: u16 = 0x8000;

@@ -16,7 +16,7 @@ use pmip_common::{
     AccessKey, AccessSubscriber, AnchorCacheSet, AnchorCacheSlot, AnchorDownlink, AnchorUplink,
     Counter, DestNextHop, HomePool4, HomePool6, IfaceConfig, NextHopCache, Tunnel, UplinkFlow,
     ACCESS_CACHE_SETS, ANCHOR_CACHE_SETS, DEST_NH_BITS, DEST_NH_ENTRIES, IFACE_SLOTS,
-    MAX_HOME_POOLS, MAX_IFACES, MAX_SUBSCRIBERS, MAX_TUNNELS, NEW_MAC_RING_BYTES,
+    MAX_HOME_POOLS, MAX_IFACES, MAX_SUBSCRIBERS, MAX_TUNNELS, MH_LOCAL_ENTRIES, NEW_MAC_RING_BYTES,
     NEW_MAC_SEEN_ENTRIES, NEXT_HOP_CACHE_JIFFIES_DEFAULT, NEXT_HOP_CACHE_NS,
 };
 
@@ -351,6 +351,20 @@ pub(crate) fn iface_of(ifindex: u32) -> Option<&'static IfaceConfig> {
     }
     // SAFETY: plain lookup; the value is only read.
     unsafe { IFACES_HIGH.get(&ifindex) }
+}
+/// Which `MH_SOCKETS` slots serve Mobility Headers to an anchor's
+/// signaling address on an interface (pmip-common `maps::MH_LOCAL`;
+/// `MH_SOCKETS` is in ctx.rs, the XDP context's part).
+#[map]
+pub(crate) static MH_LOCAL: HashMap<[u32; 5], u32> = HashMap::with_max_entries(MH_LOCAL_ENTRIES, 0);
+
+/// The first `MH_SOCKETS` slot of interface `ifindex` for signaling
+/// address `dst`, if the anchor's agent reads it from an AF_XDP socket.
+#[inline(always)]
+pub(crate) fn mh_slots(ifindex: u32, dst: &[u32; 4]) -> Option<u32> {
+    let key = [ifindex, dst[0], dst[1], dst[2], dst[3]];
+    // SAFETY: plain lookup; the value is copied out.
+    unsafe { MH_LOCAL.get(&key) }.copied()
 }
 /// Verdict and drop-reason counters. Written here only; read by `pmipctl show stats`.
 #[map]

@@ -35,6 +35,7 @@ use pmip_user::agent::shell::{run, Request};
 use pmip_user::agent::{Clock, Endpoint, Peer, Transmit};
 use pmip_user::dataplane::{DataPlane, DpCommand, TrafficCounters};
 use pmip_user::esp::{EspAlgorithm, EspConfig, SaDb, SignalingEsp};
+use pmip_user::fastpath::{AttachMode, FastPath, IfaceSpec, LoadOptions};
 use pmip_user::pmipv6::lma::{Ipv4PoolConfig, Lma, LmaConfig, Profile};
 use pmip_user::pmipv6::transport::Sockets;
 use pmip_user::pmipv6::wire::*;
@@ -311,6 +312,39 @@ fn sockets(wire: Wire, protect: bool, lma: bool) -> Sockets {
     }
 }
 
+/// Whether the LMA reads its IPv6 Mobility Headers from AF_XDP sockets
+/// (`PMIPV6_BENCH_XDP=1`, the daemon's `signaling.xdp_socket`): the fast
+/// path is loaded and attached to the LMA's veth as the anchor's core
+/// interface, and redirects them there.
+fn xdp_sockets() -> bool {
+    std::env::var("PMIPV6_BENCH_XDP").is_ok_and(|v| v == "1")
+}
+
+/// The LMA's sockets (call in its namespace), with the fast path that
+/// feeds its AF_XDP sockets when [`xdp_sockets`] says so (IPv6, plain).
+fn lma_sockets(wire: Wire, protect: bool) -> (Sockets, Option<FastPath>) {
+    let s = sockets(wire, protect, true);
+    if !(xdp_sockets() && matches!(wire, Wire::V6) && !protect) {
+        return (s, None);
+    }
+    let mut fp = FastPath::load(&LoadOptions {
+        max_subscribers: 1024,
+        ..Default::default()
+    })
+    .unwrap();
+    let spec = IfaceSpec {
+        name: "vlma".into(),
+        role: pmip_common::role::ANCHOR_CORE,
+        addr4: None,
+        addr6: Some(LMA6.parse().unwrap()),
+    };
+    fp.attach(&spec, AttachMode::Native).unwrap();
+    let socks = fp
+        .signaling_sockets("vlma", LMA6.parse().unwrap(), 4096)
+        .unwrap();
+    (s.with_xdp_sockets(socks).unwrap(), Some(fp))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -366,12 +400,18 @@ fn socket_run(n: usize, wire: Wire, protect: bool) -> Run {
                 .unwrap();
             rt.block_on(async move {
                 let cfg = lma_cfg_on(wire);
-                let sockets = sockets(wire, protect, true);
+                // Kept alive for the run: the XDP program and its maps.
+                let (sockets, fp) = lma_sockets(wire, protect);
                 let mut lma = Lma::new(cfg, Instant::now(), SystemTime::now());
                 let mut dp = CountingDp::default();
                 let (ev_tx, _ev_rx) = mpsc::unbounded_channel();
                 ready_tx.send(ThreadClock::current()).unwrap();
                 run(&mut lma, &sockets, &mut dp, cmd_rx, ev_tx).await;
+                if fp.is_some() {
+                    // Every PBU came the fast path's way.
+                    let c = sockets.counters();
+                    assert_eq!(c.get("xdp_socket_rx"), Some(&(n as u64)), "{c:?}");
+                }
                 (lma.binding_count(), dp.installs)
             })
         })

@@ -115,6 +115,7 @@ pub(super) fn signaling() -> Signaling {
     Signaling {
         unknown_peers: super::UnknownPeers::Drop,
         udp_gso: false,
+        xdp_socket: false,
         receive_buffer_kib: SIGNALING_RECEIVE_BUFFER_KIB,
         esp_state_file: PathBuf::from("/var/lib/pmip/esp-seq"),
     }

@@ -175,6 +175,11 @@ pub(super) struct Signaling {
     /// kernel or the NIC: about a third less CPU per registration at the HA.
     /// Off by default: a capture on this host shows a run as one datagram.
     pub udp_gso: bool,
+    /// Anchor, PMIPv6: the fast path on the core interface hands IPv6
+    /// Mobility Headers to our signaling address to AF_XDP sockets of the
+    /// agent (one per receive queue) instead of the kernel's raw-socket
+    /// path: less CPU per binding. Off by default.
+    pub xdp_socket: bool,
     /// Receive buffer of each signaling socket, KiB: what a burst of
     /// requests (thousands of attaches at once, every MAG after an anchor
     /// restart) may queue while the registrar is busy; past it the kernel

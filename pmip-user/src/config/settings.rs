@@ -229,6 +229,9 @@ pub struct Signaling {
     pub unknown_peers: UnknownPeers,
     /// Runs of UDP signaling to one peer sent with UDP GSO (issue 18).
     pub udp_gso: bool,
+    /// Anchor, PMIPv6: IPv6 Mobility Headers read from AF_XDP sockets the
+    /// fast path redirects them into (`pmipv6/transport/xdp.rs`).
+    pub xdp_socket: bool,
     /// Receive buffer of each signaling socket, bytes (`receive_buffer_kib`).
     pub receive_buffer: usize,
     /// The ESP sequence numbers, kept across restarts (RFC 4303 §3.3.3).

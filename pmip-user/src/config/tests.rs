@@ -12,6 +12,48 @@ const ANCHOR_V6: &str = include_str!("../../../examples/anchor-pmipv6.toml");
 const ACCESS_V4: &str = include_str!("../../../examples/access-pmipv4.toml");
 const ANCHOR_V4: &str = include_str!("../../../examples/anchor-pmipv4.toml");
 
+/// `signaling.xdp_socket`: an IPv6 LMA's, with the fast path in XDP; anywhere
+/// else an error that names the field and says why.
+#[test]
+fn xdp_socket_is_an_ipv6_lma_setting() {
+    let on = |text: &str| {
+        let mut v: Value = toml::from_str(text).unwrap();
+        let t = v.as_table_mut().unwrap();
+        let s = t
+            .entry("signaling")
+            .or_insert(Value::Table(Default::default()));
+        s.as_table_mut()
+            .unwrap()
+            .insert("xdp_socket".into(), Value::Boolean(true));
+        v
+    };
+    let load = |v: &Value| Config::from_toml_str(&toml::to_string(v).unwrap());
+    assert!(
+        !Config::from_toml_str(ANCHOR_V6)
+            .unwrap()
+            .signaling
+            .xdp_socket
+    );
+    assert!(load(&on(ANCHOR_V6)).unwrap().signaling.xdp_socket);
+    let refused = |v: &Value, why: &str| {
+        let e = format!("{:#}", load(v).unwrap_err());
+        assert!(e.contains("signaling.xdp_socket") && e.contains(why), "{e}");
+    };
+    refused(&on(ACCESS_V6), "only an anchor");
+    refused(&on(ANCHOR_V4), "PMIPv6 only");
+    let mut tc = on(ANCHOR_V6);
+    tc.as_table_mut().unwrap().insert(
+        "fastpath".into(),
+        toml::from_str("attach_mode = \"tc\"").unwrap(),
+    );
+    refused(&tc, "needs the fast path in XDP");
+    let mut v4_only = on(ANCHOR_V6);
+    let a = v4_only["addresses"].as_table_mut().unwrap();
+    a.remove("ipv6");
+    a.insert("ipv4".into(), Value::String("192.0.2.10".into()));
+    refused(&v4_only, "needs addresses.ipv6");
+}
+
 #[test]
 fn examples_load() {
     for (name, text) in [
@@ -32,6 +74,7 @@ fn examples_load() {
         Config::from_toml_str(&ANCHOR_V6.replace("udp_gso = false", "udp_gso = 3")).unwrap_err();
     assert!(format!("{e:#}").contains("udp_gso"), "{e:#}");
     let c = Config::from_toml_str(ACCESS_V6).unwrap();
+    assert!(!c.signaling.xdp_socket);
     assert_eq!(c.role, Role::Access);
     assert_eq!(c.protocol, Protocol::Pmipv6);
     assert_eq!(c.interfaces.access[0].vlan, Some(3074));

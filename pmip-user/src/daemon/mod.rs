@@ -121,6 +121,7 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
                 lma.announce_restart();
             }
             let sockets = registrars::pmipv6_sockets(&cfg, &local)?;
+            let sockets = registrars::xdp_sockets(&cfg, &dp, sockets)?;
             // Metered inside the peer filter: what strangers send is counted too.
             let t = registrars::peers_only(&cfg, ops.meter(sockets));
             anchor::run(&cfg, (lma, t), (dp, opened.store), ctl, stop, ready).await

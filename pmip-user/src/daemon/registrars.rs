@@ -5,6 +5,7 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{anyhow, Context, Result};
 
+use super::fastpath::SharedDp;
 use crate::agent::peer_filter::PeerFilter;
 use crate::agent::{Clock, Transport};
 use crate::config::{agents, Config, UnknownPeers};
@@ -55,6 +56,29 @@ pub(super) fn pmipv6_sockets(cfg: &Config, local: &pmipv6::LocalAddrs) -> Result
     sockets
         .with_esp(SignalingEsp::new(db, *local, port), Some(keeper))
         .context("opening the raw ESP sockets")
+}
+
+/// With `signaling.xdp_socket`: the AF_XDP sockets the fast path on the
+/// core interface hands IPv6 Mobility Headers to (`Sockets::with_xdp_sockets`).
+pub(super) fn xdp_sockets(cfg: &Config, dp: &SharedDp, sockets: Sockets) -> Result<Sockets> {
+    let (true, Some(local)) = (cfg.signaling.xdp_socket, cfg.addresses.ipv6) else {
+        return Ok(sockets);
+    };
+    let core = &cfg.interfaces.core;
+    // Each socket's memory is a receive buffer (`signaling.receive_buffer_kib`)
+    // in frames of 2 KiB: what a burst of PBUs may queue per receive queue
+    // while the LMA is busy; past it the kernel drops and counts them
+    // (`rx_socket_drops`) and the MAGs retransmit.
+    let frames = (cfg.signaling.receive_buffer / crate::sys::xsk::FRAME as usize)
+        .next_power_of_two()
+        .clamp(64, 1 << 20) as u32;
+    let socks = dp
+        .with(|f| f.signaling_sockets(core, local, frames))?
+        .context("signaling.xdp_socket")?;
+    tracing::info!(iface = %core, sockets = socks.len(), "Mobility Headers read from AF_XDP sockets");
+    sockets
+        .with_xdp_sockets(socks)
+        .context("signaling.xdp_socket")
 }
 
 /// `transport` restricted to the configured peers (`signaling.unknown_peers`).

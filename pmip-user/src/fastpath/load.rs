@@ -17,7 +17,7 @@ use super::{map_err, FastPath, PROGRAM};
 use crate::sys::bpffs::ensure_bpffs;
 use crate::sys::nr_cpus;
 
-const MAP_NAMES: [&str; 23] = [
+const MAP_NAMES: [&str; 25] = [
     maps::TUNNEL_NH,
     maps::DEST_NH,
     maps::NEW_MAC_EVENTS,
@@ -41,6 +41,11 @@ const MAP_NAMES: [&str; 23] = [
     maps::COUNTERS,
     maps::SUB_TOTALS,
     maps::SUB_ACTIVE,
+    // Pinned so that a restarted agent reaches the sockets' map of a program
+    // an earlier run attached and pinned (its own sockets left the map when
+    // that run's closed).
+    maps::MH_SOCKETS,
+    maps::MH_LOCAL,
 ];
 
 /// Where the eBPF object is: `$PMIP_EBPF_OBJECT`, next to the executable, or

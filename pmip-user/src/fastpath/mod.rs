@@ -13,6 +13,7 @@
 //! - `slots`    — the GRE-key tables (array + hash of larger keys) and slot counts.
 //! - `pools`    — the home pools' layout over the pool arrays.
 //! - `prune`    — after a restart, the entries no restored binding holds.
+//! - `signaling` — the anchor's AF_XDP sockets for Mobility Headers.
 //! - `stats`    — counters, per-subscriber traffic, map occupancy.
 //! - `object`   — the eBPF object: embedded in pmipd or read from a file; its build id.
 use std::collections::HashMap as StdHashMap;
@@ -34,6 +35,7 @@ mod load;
 mod object;
 mod pools;
 mod prune;
+mod signaling;
 mod slots;
 mod stats;
 

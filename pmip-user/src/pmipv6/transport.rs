@@ -35,6 +35,9 @@ use crate::pmipv4::transport::{udp_recv_batch, udp_send_batch, GroReader, Gso};
 use crate::sys::mmsg;
 
 mod esp;
+mod xdp;
+
+pub use xdp::mobility_header;
 
 /// The signaling sockets of one agent.
 pub struct Sockets {
@@ -46,6 +49,9 @@ pub struct Sockets {
     gro: Option<GroReader>,
     local: LocalAddrs,
     esp: Option<esp::EspPart>,
+    /// The anchor's AF_XDP sockets (`with_xdp_sockets`): Mobility Headers
+    /// the fast path took off the kernel's path.
+    xdp: Option<xdp::XdpPart>,
     /// The receive buffer asked for (`with_receive_buffer`), for the ESP
     /// sockets opened after it.
     receive_buffer: Option<usize>,
@@ -143,6 +149,7 @@ impl Sockets {
             gro: None,
             local: *local,
             esp: None,
+            xdp: None,
             receive_buffer: None,
         })
     }
@@ -191,6 +198,21 @@ impl Sockets {
         Ok(self)
     }
 
+    /// Reads IPv6 Mobility Headers from `socks` too: AF_XDP sockets the
+    /// fast path redirects those addressed to `local.v6` into
+    /// (`signaling.xdp_socket`, see `xdp`). The raw MH socket stays open:
+    /// what the fast path leaves to the kernel still arrives there.
+    pub fn with_xdp_sockets(mut self, socks: Vec<crate::sys::xsk::XskRx>) -> io::Result<Sockets> {
+        let local = self.local.v6.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "XDP sockets without an IPv6 address",
+            )
+        })?;
+        self.xdp = Some(xdp::XdpPart::new(socks, local)?);
+        Ok(self)
+    }
+
     /// A message received without ESP: false (counted) when it must be dropped.
     fn accept_plain(&self, peer: &Peer) -> bool {
         !self
@@ -210,6 +232,10 @@ impl Sockets {
             .and_then(|s| drops(s.get_ref()))
             .unwrap_or(0);
         n += self.esp.as_ref().map_or(0, |e| e.socket_drops());
+        if let Some(x) = &self.xdp {
+            n += x.socket_drops();
+            c.extend(x.counters());
+        }
         c.insert(crate::agent::registrar::RX_SOCKET_DROPS.into(), n);
         c
     }
@@ -276,6 +302,13 @@ impl Sockets {
                         return Ok(got);
                     }
                 }
+                r = xdp::XdpPart::readable(self.xdp.as_ref()) => {
+                    r?;
+                    let got = self.xdp.as_ref().and_then(|x| x.try_recv(buf, |p| self.accept_plain(p)));
+                    if let Some(got) = got {
+                        return Ok(got);
+                    }
+                }
             }
         }
     }
@@ -319,6 +352,13 @@ impl Sockets {
     pub fn try_recv(&self, buf: &mut [u8]) -> Option<(Peer, usize)> {
         // Dropped messages do not end the drain; a long run of them waits
         // for the next wake-up.
+        if let Some(got) = self
+            .xdp
+            .as_ref()
+            .and_then(|x| x.try_recv(buf, |p| self.accept_plain(p)))
+        {
+            return Some(got);
+        }
         for _ in 0..64 {
             let mut any = false;
             if let Some(fd) = &self.v6 {
@@ -402,6 +442,9 @@ impl Sockets {
     /// socket, the ESP packets opened in place under one lock.
     pub fn try_recv_batch(&self, batch: &mut RxBatch) {
         let start = batch.len();
+        if let Some(x) = &self.xdp {
+            x.try_recv_batch(batch);
+        }
         if let Some(fd) = &self.v6 {
             // Raw: tokio's readiness is left set; the next wait clears it.
             let _ = mmsg::recv_batch(fd.as_raw_fd(), batch);

@@ -11,6 +11,7 @@ pub mod memory;
 pub mod mmsg;
 pub mod netlink;
 pub mod socket;
+pub mod xsk;
 
 pub use iface::{iface_mac, ifindex, interface_info, vlan_id};
 pub use memory::release_free_memory;

@@ -36,6 +36,8 @@ pub struct Link {
     pub mtu: u32,
     /// Administratively up (IFF_UP).
     pub up: bool,
+    /// Receive queues (IFLA_NUM_RX_QUEUES; 1 where the kernel does not say).
+    pub rx_queues: u32,
 }
 
 /// A neighbour (ARP / ND) entry.
@@ -98,11 +100,13 @@ fn link_of(m: LinkMessage) -> Link {
         mac: [0; 6],
         mtu: 0,
         up: m.header.flags.contains(LinkFlags::Up),
+        rx_queues: 1,
     };
     for a in m.attributes {
         match a {
             LinkAttribute::IfName(n) => l.name = n,
             LinkAttribute::Mtu(v) => l.mtu = v,
+            LinkAttribute::NumRxQueues(n) => l.rx_queues = n.max(1),
             LinkAttribute::Address(a) if a.len() == 6 => l.mac.copy_from_slice(&a),
             _ => {}
         }

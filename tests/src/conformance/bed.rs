@@ -170,6 +170,15 @@ impl PeerSock {
         Ok(())
     }
 
+    /// The raw Mobility Header socket (an IPv6 peer's), for the socket
+    /// options a test sets on it.
+    pub fn mh_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        match &self.sock {
+            Sock::Mh(fd) => Some(fd.as_fd()),
+            Sock::Udp(_) => None,
+        }
+    }
+
     /// Replies to where `rx` came from.
     pub fn reply(&self, rx: &Rx, bytes: &[u8]) -> Result<()> {
         self.send(rx.from, rx.port, bytes)
@@ -421,8 +430,20 @@ fn common_head(t: T, role: &str, dir: &Path, me: u8, iface_extra: &str) -> Strin
     // The tests play the peers with plain sockets and check the rejections
     // of strangers on the wire (RFC 5213 §5.3.1 status 154).
     c.push_str("\n[signaling]\nunknown_peers = \"answer\"\n");
+    // PMIP_TEST_XDP_SOCKET=1: the anchor reads IPv6 Mobility Headers from
+    // AF_XDP sockets (`signaling.xdp_socket`), every case through them.
+    if role == "anchor"
+        && t == T::Mh6
+        && std::env::var("PMIP_TEST_XDP_SOCKET").is_ok_and(|v| v == "1")
+    {
+        c.push_str(XDP_SOCKET);
+    }
     c
 }
+
+/// The `[signaling]` line that has an anchor read IPv6 Mobility Headers
+/// from AF_XDP sockets.
+pub const XDP_SOCKET: &str = "xdp_socket = true\n";
 
 /// PMIPv6 peers of the bed signal without ESP (the tests play them with
 /// plain sockets); PMIPv4 ones carry their FA-HA SA.

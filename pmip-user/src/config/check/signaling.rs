@@ -77,12 +77,35 @@ pub(super) fn signaling(f: &File, v: &mut Errors) -> Signaling {
             "must be 64 to 1048576 (KiB: 64 KiB to 1 GiB)",
         );
     }
+    if s.xdp_socket {
+        xdp_socket(f, v);
+    }
     Signaling {
         unknown_peers: s.unknown_peers,
         udp_gso: s.udp_gso,
+        xdp_socket: s.xdp_socket,
         receive_buffer: s.receive_buffer_kib.clamp(64, 1 << 20) as usize * 1024,
         esp_state_file: s.esp_state_file.clone(),
     }
+}
+
+/// `signaling.xdp_socket = true`: what it needs.
+fn xdp_socket(f: &File, v: &mut Errors) {
+    let why = if f.role != crate::config::Role::Anchor {
+        "only an anchor (LMA) reads its Mobility Headers from AF_XDP sockets"
+    } else if f.protocol != Protocol::Pmipv6 {
+        "PMIPv6 only: PMIPv4 registrations are UDP 434, read from their socket"
+    } else if f.addresses.ipv6.is_none() {
+        "needs addresses.ipv6: the sockets take the Mobility Headers sent to it"
+    } else if f.fastpath.attach_mode == crate::fastpath::AttachMode::Tc {
+        "needs the fast path in XDP: with fastpath.attach_mode = \"tc\" nothing reaches an \
+         AF_XDP socket"
+    } else if f.cluster.is_some() {
+        "not with [cluster]: the service addresses move between anchors"
+    } else {
+        return;
+    };
+    v.err("signaling.xdp_socket", why);
 }
 
 /// `control.group`: a group name or number, resolved once.

@@ -1,0 +1,83 @@
+//! The anchor's AF_XDP signaling sockets (`signaling.xdp_socket`): one per
+//! receive queue of its core interface, in `MH_SOCKETS`, and the signaling
+//! address in `MH_LOCAL`, so that the fast path hands Mobility Headers to
+//! the agent without the kernel's raw-socket path (pmip-user
+//! `pmipv6/transport/xdp.rs`).
+use std::net::Ipv6Addr;
+use std::os::fd::AsRawFd;
+
+use anyhow::{anyhow, bail, Context, Result};
+use aya::maps::{HashMap, XskMap};
+use aya::programs::XdpMode;
+use pmip_common::{maps, MH_QUEUES_PER_IFACE};
+
+use super::{map_err, Attached, FastPath};
+use crate::sys::netlink;
+use crate::sys::xsk::XskRx;
+
+/// `MH_LOCAL`'s key: the interface and the address's bytes as the fast
+/// path loads them (four words, in memory order).
+fn mh_local_key(ifindex: u32, a: Ipv6Addr) -> [u32; 5] {
+    let o = a.octets();
+    let w = |i: usize| u32::from_ne_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
+    [ifindex, w(0), w(4), w(8), w(12)]
+}
+
+impl FastPath {
+    /// Opens an AF_XDP socket of `frames` frames on every receive queue of
+    /// `iface` (the first [`MH_QUEUES_PER_IFACE`]) and has the fast path
+    /// there hand Mobility Headers to `local` to them. The fast path must
+    /// be attached to `iface` in XDP (TC cannot reach an AF_XDP socket).
+    /// Entries of an earlier run are replaced; a socket leaves the map by
+    /// itself when it is closed.
+    pub fn signaling_sockets(
+        &mut self,
+        iface: &str,
+        local: Ipv6Addr,
+        frames: u32,
+    ) -> Result<Vec<XskRx>> {
+        match self
+            .attached
+            .iter()
+            .find(|(n, _)| n == iface)
+            .map(|(_, a)| *a)
+        {
+            Some(Attached::Xdp(XdpMode::Driver | XdpMode::Skb) | Attached::Kept) => {}
+            other => bail!(
+                "{iface}: the fast path is not attached in XDP there ({other:?}): Mobility \
+                 Headers cannot reach an AF_XDP socket"
+            ),
+        }
+        let link = netlink::link(iface)?;
+        let (idx, queues) = (link.index, link.rx_queues.min(MH_QUEUES_PER_IFACE));
+        let mut local_map: HashMap<_, [u32; 5], u32> =
+            HashMap::try_from(self.map_mut(maps::MH_LOCAL)?)?;
+        let stale: Vec<[u32; 5]> = local_map.keys().filter_map(|k| k.ok()).collect();
+        for k in stale {
+            local_map.remove(&k).map_err(map_err)?;
+        }
+        let mut socks = Vec::with_capacity(queues as usize);
+        let mut xsks: XskMap<_> = XskMap::try_from(self.map_mut(maps::MH_SOCKETS)?)?;
+        for q in 0..queues {
+            let s = match XskRx::open(idx, q, frames) {
+                Ok(s) => s,
+                // The queues a driver uses may be fewer than it allocated
+                // (real_num_rx_queues): a bind past them is refused.
+                Err(e) if q > 0 && e.raw_os_error() == Some(libc::EINVAL) => break,
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("{iface}: an AF_XDP socket on receive queue {q}"))
+                }
+            };
+            xsks.set(q, s.fd().as_raw_fd(), 0)
+                .map_err(|e| anyhow!("{iface}: MH_SOCKETS[{q}]: {e}"))?;
+            socks.push(s);
+        }
+        let mut local_map: HashMap<_, [u32; 5], u32> =
+            HashMap::try_from(self.map_mut(maps::MH_LOCAL)?)?;
+        local_map
+            .insert(mh_local_key(idx, local), 0, 0)
+            .map_err(map_err)?;
+        Ok(socks)
+    }
+}

@@ -1,0 +1,146 @@
+//! `signaling.xdp_socket` (issue 18): our LMA reads the IPv6 Mobility
+//! Headers sent to it from AF_XDP sockets the fast path redirects them
+//! into, and still takes from the kernel's raw socket what the fast path
+//! leaves there. A real `pmipd run` in a namespace (the conformance bed,
+//! generic XDP on its core veth), the MAG played from bytes over a raw MH
+//! socket.
+//!
+//! The whole PMIPv6 conformance suite runs through the sockets too with
+//! `PMIP_TEST_XDP_SOCKET=1 cargo test --test conformance_pmipv6 over_ipv6_mh`.
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context, Result};
+use pmip_tests::conformance::bed::{AnchorBed, PeerSock, XDP_SOCKET};
+use pmip_tests::conformance::mh;
+use pmip_tests::conformance::v6::*;
+use pmip_tests::hostile::stat;
+
+/// The bed's anchor with `signaling.xdp_socket = true` (`on`) or the default.
+fn bed(tag: &str, on: bool) -> Result<Option<AnchorBed>> {
+    AnchorBed::start_edit(pmip_tests::conformance::bed::T::Mh6, tag, "", "", &|c| {
+        if on {
+            c.replace(
+                "unknown_peers = \"answer\"\n",
+                &format!("unknown_peers = \"answer\"\n{XDP_SOCKET}"),
+            )
+        } else {
+            c
+        }
+    })
+}
+
+/// What `show stats` says of the sockets: Mobility Headers read from them,
+/// frames dropped there.
+fn xdp_counters(b: &AnchorBed) -> Result<(u64, u64)> {
+    let s = b.daemon.stats()?;
+    Ok((
+        stat(&s, "lma transport", "xdp_socket_rx"),
+        stat(&s, "lma transport", "xdp_socket_malformed"),
+    ))
+}
+
+fn setsockopt(fd: BorrowedFd<'_>, opt: libc::c_int, v: &[u8]) -> Result<()> {
+    // SAFETY: a valid descriptor; v is valid for its length.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            opt,
+            v.as_ptr().cast(),
+            v.len() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        bail!("setsockopt {opt}: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A PBU's answer, or what came instead.
+fn pba_status(b: &AnchorBed, p: &PeerSock, seq: u16, nai: &str) -> Result<u8> {
+    let m = exchange(b, p, seq, 10, &mag_opts(nai, mh::now_timestamp(), 1))?;
+    Ok(m.fixed[0])
+}
+
+#[test]
+fn lma_reads_mobility_headers_from_its_xdp_sockets() {
+    if let Err(e) = reads(&tag(pmip_tests::conformance::bed::T::Mh6, "xsk_reads")) {
+        pmip_tests::lab::fail(e);
+    }
+}
+
+fn reads(tag: &str) -> Result<()> {
+    let Some(b) = bed(tag, true)? else {
+        return Ok(());
+    };
+    let p = b.peer(1)?;
+    ensure!(pba_status(&b, &p, 1, NAI)? == 0, "PBU not accepted");
+    ensure!(
+        xdp_counters(&b)? == (1, 0),
+        "the PBU did not come through the AF_XDP socket: {:?}",
+        b.daemon.stats()?.groups
+    );
+    // A refresh and a second MN: the same way.
+    ensure!(pba_status(&b, &p, 2, NAI)? == 0, "refresh not accepted");
+    ensure!(
+        pba_status(&b, &p, 3, "other@example.com")? == 0,
+        "second MN"
+    );
+    ensure!(xdp_counters(&b)?.0 == 3, "{:?}", xdp_counters(&b)?);
+
+    // A Destination Options header before the Mobility Header (a PadN
+    // option): the fast path leaves the packet to the kernel, whose raw
+    // MH socket still reads it.
+    let fd = p.mh_fd().context("raw MH socket")?;
+    setsockopt(fd, libc::IPV6_DSTOPTS, &[0, 0, 1, 4, 0, 0, 0, 0])?;
+    ensure!(
+        pba_status(&b, &p, 4, NAI)? == 0,
+        "PBU behind a Destination Options header not answered"
+    );
+    ensure!(
+        xdp_counters(&b)?.0 == 3,
+        "a PBU behind an extension header came through the AF_XDP socket: {:?}",
+        xdp_counters(&b)?
+    );
+    setsockopt(fd, libc::IPV6_DSTOPTS, &[])?;
+
+    // A wrong Mobility Header checksum (the kernel no longer writes it): read
+    // from the socket and dropped by the checksum check (RFC 6275 §6.1.1),
+    // never answered, as the kernel's raw socket would have.
+    let off: libc::c_int = -1;
+    setsockopt(fd, libc::IPV6_CHECKSUM, &off.to_ne_bytes())?;
+    let mut bad = mh::pbu(
+        5,
+        mh::BU_A | mh::BU_P,
+        10,
+        &mag_opts(NAI, mh::now_timestamp(), 1),
+    );
+    bad[4] = 0xde;
+    bad[5] = 0xad;
+    p.send(b.anchor(), b.port(), &bad)?;
+    ensure!(
+        p.recv_where(Duration::from_millis(700), is_ba).is_none(),
+        "a PBU with a wrong checksum was answered"
+    );
+    b.daemon.wait_counter("rx_bad_checksum", 1, S)?;
+    ensure!(xdp_counters(&b)? == (4, 0), "{:?}", xdp_counters(&b)?);
+    Ok(())
+}
+
+/// Without the setting nothing comes through AF_XDP sockets (the
+/// counters above can tell the two ways apart).
+#[test]
+fn lma_without_xdp_sockets_reads_the_raw_socket() {
+    if let Err(e) = (|| -> Result<()> {
+        let Some(b) = bed(&tag(pmip_tests::conformance::bed::T::Mh6, "xsk_off"), false)? else {
+            return Ok(());
+        };
+        let p = b.peer(1)?;
+        ensure!(pba_status(&b, &p, 1, NAI)? == 0, "PBU not accepted");
+        ensure!(xdp_counters(&b)? == (0, 0), "{:?}", xdp_counters(&b)?);
+        Ok(())
+    })() {
+        pmip_tests::lab::fail(e);
+    }
+}
