@@ -86,6 +86,7 @@ enum Wire {
 impl Wire {
     fn name(self) -> &'static str {
         match self {
+            Wire::V6 if xdp_sockets() => "IPv6 MH (AF_XDP receive, raw send)",
             Wire::V6 => "IPv6 raw MH",
             Wire::V4 { gso: false, .. } => "IPv4 UDP",
             Wire::V4 {
@@ -315,15 +316,20 @@ fn sockets(wire: Wire, protect: bool, lma: bool) -> Sockets {
 /// Whether the LMA reads its IPv6 Mobility Headers from AF_XDP sockets
 /// (`PMIPV6_BENCH_XDP=1`, the daemon's `signaling.xdp_socket`): the fast
 /// path is loaded and attached to the LMA's veth as the anchor's core
-/// interface, and redirects them there.
+/// interface, and redirects them there. The generator then reads its PBAs
+/// the same way: on a veth pair the receive of what a thread sends runs
+/// in that thread's softirq, so the LMA's thread pays the generator's
+/// receive of each PBA and the generator the LMA's of each PBU; with the
+/// same receive path on both sides the two costs are alike and the LMA's
+/// thread time is its own cost again.
 fn xdp_sockets() -> bool {
     std::env::var("PMIPV6_BENCH_XDP").is_ok_and(|v| v == "1")
 }
 
-/// The LMA's sockets (call in its namespace), with the fast path that
+/// One side's sockets (call in its namespace), with the fast path that
 /// feeds its AF_XDP sockets when [`xdp_sockets`] says so (IPv6, plain).
-fn lma_sockets(wire: Wire, protect: bool) -> (Sockets, Option<FastPath>) {
-    let s = sockets(wire, protect, true);
+fn side_sockets(wire: Wire, protect: bool, lma: bool) -> (Sockets, Option<FastPath>) {
+    let s = sockets(wire, protect, lma);
     if !(xdp_sockets() && matches!(wire, Wire::V6) && !protect) {
         return (s, None);
     }
@@ -332,15 +338,16 @@ fn lma_sockets(wire: Wire, protect: bool) -> (Sockets, Option<FastPath>) {
         ..Default::default()
     })
     .unwrap();
+    let (iface, addr) = if lma { ("vlma", LMA6) } else { ("vmag", MAG6) };
     let spec = IfaceSpec {
-        name: "vlma".into(),
+        name: iface.into(),
         role: pmip_common::role::ANCHOR_CORE,
         addr4: None,
-        addr6: Some(LMA6.parse().unwrap()),
+        addr6: Some(addr.parse().unwrap()),
     };
     fp.attach(&spec, AttachMode::Native).unwrap();
     let socks = fp
-        .signaling_sockets("vlma", LMA6.parse().unwrap(), 4096)
+        .signaling_sockets(iface, addr.parse().unwrap(), 4096)
         .unwrap();
     (s.with_xdp_sockets(socks).unwrap(), Some(fp))
 }
@@ -401,7 +408,7 @@ fn socket_run(n: usize, wire: Wire, protect: bool) -> Run {
             rt.block_on(async move {
                 let cfg = lma_cfg_on(wire);
                 // Kept alive for the run: the XDP program and its maps.
-                let (sockets, fp) = lma_sockets(wire, protect);
+                let (sockets, fp) = side_sockets(wire, protect, true);
                 let mut lma = Lma::new(cfg, Instant::now(), SystemTime::now());
                 let mut dp = CountingDp::default();
                 let (ev_tx, _ev_rx) = mpsc::unbounded_channel();
@@ -428,7 +435,7 @@ fn socket_run(n: usize, wire: Wire, protect: bool) -> Run {
                 let clock = Clock::new(Instant::now(), SystemTime::now());
                 let ts = clock.timestamp(Instant::now());
                 let msgs: Vec<Vec<u8>> = (0..n).map(|i| pbu(i, ts, wire)).collect();
-                let s = sockets(wire, protect, false);
+                let (s, _fp) = side_sockets(wire, protect, false);
                 let dst = wire.lma_peer();
                 const WINDOW: usize = 1024;
                 let batched = std::env::var("PMIP_BENCH_GEN").map_or(true, |v| v != "single");
