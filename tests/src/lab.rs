@@ -1660,9 +1660,9 @@ impl Drop for Lab {
 /// programs), then it is unmounted: lazily if it is still busy (a daemon
 /// that was just killed may not have let go of it yet; two CI runs left a
 /// mount behind that way), so that no mount outlives the lab.
-struct BpfFs(PathBuf);
+pub struct BpfFs(PathBuf);
 impl BpfFs {
-    fn mount(p: &Path) -> Result<BpfFs> {
+    pub fn mount(p: &Path) -> Result<BpfFs> {
         std::fs::create_dir_all(p)?;
         crate::netns::sh(&["mount", "-t", "bpf", "bpf", p.to_str().unwrap()])?;
         Ok(BpfFs(p.to_path_buf()))

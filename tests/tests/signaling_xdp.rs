@@ -128,6 +128,61 @@ fn reads(tag: &str) -> Result<()> {
     Ok(())
 }
 
+/// With the fast path pinned (`fastpath.pin_dir`), a restarted LMA keeps
+/// the program an earlier run attached and reaches its sockets' map: the
+/// first PBU after the restart comes through the new run's AF_XDP socket.
+#[test]
+fn a_restarted_lma_reads_from_its_new_xdp_sockets() {
+    if let Err(e) = restarted(&tag(pmip_tests::conformance::bed::T::Mh6, "xsk_restart")) {
+        pmip_tests::lab::fail(e);
+    }
+}
+
+fn restarted(tag: &str) -> Result<()> {
+    if !pmip_tests::netns::is_root() {
+        return Ok(());
+    }
+    let fs_dir = std::env::temp_dir().join(format!("pmip-xsk-bpffs-{}", std::process::id()));
+    // Declared first: unpinned and unmounted after the bed's daemon stops.
+    let _fs = pmip_tests::lab::BpfFs::mount(&fs_dir)?;
+    let pins = fs_dir.join("anchor");
+    let Some(mut b) =
+        AnchorBed::start_edit(pmip_tests::conformance::bed::T::Mh6, tag, "", "", &|c| {
+            c.replace(
+                "unknown_peers = \"answer\"\n",
+                &format!("unknown_peers = \"answer\"\n{XDP_SOCKET}"),
+            )
+            .replace(
+                "attach_mode = \"generic\"\n",
+                &format!(
+                    "attach_mode = \"generic\"\npin_dir = \"{}\"\n",
+                    pins.display()
+                ),
+            )
+        })?
+    else {
+        return Ok(());
+    };
+    let p = b.peer(1)?;
+    ensure!(pba_status(&b, &p, 1, NAI)? == 0, "PBU not accepted");
+    ensure!(xdp_counters(&b)?.0 == 1, "{:?}", xdp_counters(&b)?);
+    b.daemon.stop();
+    let cfg = b.dir.0.join("anchor.toml");
+    let sock = b.dir.0.join("anchor.sock");
+    b.daemon = pmip_tests::lab::Daemon::start(&b.anchor_ns, "anchor", &cfg, &sock, "info")?;
+    ensure!(
+        b.daemon.log_tail(200).contains("already attached"),
+        "the restarted LMA did not keep the pinned program"
+    );
+    ensure!(pba_status(&b, &p, 2, NAI)? == 0, "PBU after the restart");
+    ensure!(
+        xdp_counters(&b)?.0 == 1,
+        "the PBU after the restart did not come through the new AF_XDP socket: {:?}",
+        xdp_counters(&b)?
+    );
+    Ok(())
+}
+
 /// Without the setting nothing comes through AF_XDP sockets (the
 /// counters above can tell the two ways apart).
 #[test]

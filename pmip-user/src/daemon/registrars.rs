@@ -72,9 +72,15 @@ pub(super) fn xdp_sockets(cfg: &Config, dp: &SharedDp, sockets: Sockets) -> Resu
     let frames = (cfg.signaling.receive_buffer / crate::sys::xsk::FRAME as usize)
         .next_power_of_two()
         .clamp(64, 1 << 20) as u32;
-    let socks = dp
-        .with(|f| f.signaling_sockets(core, local, frames))?
-        .context("signaling.xdp_socket")?;
+    // Without them (a kernel without AF_XDP, the fast path fallen back to
+    // TC) the raw MH socket reads everything, as with the setting off.
+    let socks = match dp.with(|f| f.signaling_sockets(core, local, frames))? {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "signaling.xdp_socket: no AF_XDP sockets; Mobility Headers are read from the raw socket");
+            return Ok(sockets);
+        }
+    };
     tracing::info!(iface = %core, sockets = socks.len(), "Mobility Headers read from AF_XDP sockets");
     sockets
         .with_xdp_sockets(socks)

@@ -14,9 +14,11 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
-/// Bytes of one frame of the UMEM (the smallest chunk the kernel takes):
-/// a frame longer than this is dropped by the kernel and counted in
-/// [`XskStats::dropped`].
+/// Bytes of one frame of the UMEM (the smallest chunk the kernel takes).
+/// In copy mode the kernel writes a packet 256 bytes into its frame
+/// (XDP_PACKET_HEADROOM): one longer than 1792 bytes is dropped by the
+/// kernel and counted in [`XskStats::dropped`] (a Mobility Header is a few
+/// hundred bytes; a fragmented one never comes here, see the fast path).
 pub const FRAME: u32 = 2048;
 
 fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
