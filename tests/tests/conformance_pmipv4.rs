@@ -566,6 +566,64 @@ fn ha_acks_pma_initiated_revocation() {
     });
 }
 
+/// 3543-4.2.3.2-a: the HA finds the binding a PMA revokes by the
+/// revocation's addresses (RFC 3543 §4.2.3.2): one that names the
+/// subscriber's NAI with another home address, another foreign domain
+/// address or another home domain address revokes nothing (and is
+/// acknowledged, so that the PMA stops); the one whose addresses name the
+/// binding revokes it.
+#[test]
+fn ha_revokes_only_the_binding_the_addresses_name() {
+    run("h4ra", |tag| {
+        let Some(b) = bed(tag, "")? else {
+            return Ok(());
+        };
+        let p = b.peer(1)?;
+        let r = exchange(
+            &b,
+            &p,
+            1,
+            &prrq(
+                1,
+                m4::F_G | m4::F_T,
+                30,
+                [0; 4],
+                m4::ntp_now(),
+                &pma_exts(NAI, true),
+            ),
+        )?;
+        let home = r.home_address();
+        let mut other = home;
+        other[3] ^= 1;
+        let mut id = (m4::ntp_now() >> 32) as u32 + 1;
+        let mut revoke = |hoa: [u8; 4], hda: [u8; 4], fda: [u8; 4]| -> anyhow::Result<()> {
+            id += 1;
+            let mut rv = m4::revocation(false, hoa, hda, fda, id, &[m4::nai(NAI)]);
+            m4::sign(&mut rv, ext::FA_HA_AUTH, &sa(1));
+            p.send(b.anchor(), 434, &rv)?;
+            let rx = p
+                .recv_where(S, is(m4::REVOCATION_ACK))
+                .context("no Revocation Acknowledgement")?;
+            ensure!(Msg::parse(&rx.bytes).u32_at(8) == id, "ack identifier");
+            Ok(())
+        };
+        for (what, hoa, hda, fda) in [
+            ("home address", other, HA, coa(1)),
+            ("foreign domain address", home, HA, coa(2)),
+            ("home domain address", home, coa(2), coa(1)),
+        ] {
+            revoke(hoa, hda, fda).with_context(|| what.to_string())?;
+            ensure!(
+                b.daemon.bindings()?.len() == 1,
+                "a revocation naming another {what} revoked the binding"
+            );
+        }
+        revoke(home, HA, coa(1))?;
+        wait_bindings(&b.daemon, 0)?;
+        Ok(())
+    });
+}
+
 // ------------------------------------------------------------ our PMA
 
 /// 3344-3.3-a..c, leung-4.1.1-b, leung-5.1-a, leung-7-a, 6245-4.1-a,
@@ -769,6 +827,50 @@ fn pma_acks_revocation() {
         ack.assert_auth(ext::FA_HA_AUTH, &sa(1));
         wait_bindings(&b.daemon, 0)?;
         cap.check(1)?;
+        Ok(())
+    });
+}
+
+/// 3543-4.2.2.2-a: the PMA finds the binding an HA revokes by the
+/// revocation's addresses (RFC 3543 §4.2.2.2): one that names the
+/// subscriber's NAI with another home address, another foreign domain
+/// address (not our care-of address) or another home domain address (not
+/// the HA it came from) revokes nothing and is acknowledged; the one whose
+/// addresses name the binding revokes it.
+#[test]
+fn pma_revokes_only_the_binding_the_addresses_name() {
+    run("p4ra", |tag| {
+        let Some((b, l, rx, q)) = registered(tag)? else {
+            return Ok(());
+        };
+        let nai = q.nai().unwrap();
+        let mut other = HOME;
+        other[3] ^= 1;
+        let mut id = 0x1234;
+        let mut revoke = |hoa: [u8; 4], hda: [u8; 4], fda: [u8; 4]| -> anyhow::Result<()> {
+            id += 1;
+            let mut rv = m4::revocation(true, hoa, hda, fda, id, &[m4::nai(&nai)]);
+            m4::sign(&mut rv, ext::FA_HA_AUTH, &sa(1));
+            l.reply(&rx, &rv)?;
+            let a = l
+                .recv_where(S, is(m4::REVOCATION_ACK))
+                .context("no Revocation Acknowledgement")?;
+            ensure!(Msg::parse(&a.bytes).u32_at(8) == id, "ack identifier");
+            Ok(())
+        };
+        for (what, hoa, hda, fda) in [
+            ("home address", other, HA, coa(1)),
+            ("foreign domain address", HOME, HA, coa(2)),
+            ("home domain address", HOME, coa(2), coa(1)),
+        ] {
+            revoke(hoa, hda, fda).with_context(|| what.to_string())?;
+            ensure!(
+                b.daemon.bindings()?.len() == 1,
+                "a revocation naming another {what} revoked the binding"
+            );
+        }
+        revoke(HOME, HA, coa(1))?;
+        wait_bindings(&b.daemon, 0)?;
         Ok(())
     });
 }

@@ -19,6 +19,9 @@
 //! `UDP_GRO` (`Sockets::with_udp_gro`) on both sides, the generator sending
 //! its PBUs with GSO too; `PMIPV6_BENCH_GRO_SIDES=lma|mag` keeps it to one side.
 //! GSO and GRO are for plain UDP only (ESP goes on raw sockets).
+//! `PMIPV6_BENCH_XDP=1` has both sides read their IPv6 Mobility Headers from
+//! AF_XDP sockets the fast path redirects them into (the daemon's
+//! `signaling.xdp_socket`; needs `PMIP_EBPF_OBJECT`), see [`xdp_sockets`].
 //!
 //! The load generator is not a MAG: it pre-builds distinct PBUs and keeps a
 //! window of them outstanding, so what is measured is the LMA (parse,

@@ -148,16 +148,30 @@ impl Ha {
             self.counters.pma_revocations_stale += 1;
             return;
         }
-        let nai = r.nai().or_else(|| {
-            let (n, _) = self
-                .bindings
-                .iter()
-                .find(|(_, b)| b.home == r.home_address && b.pma == pma)?;
-            Some(n.clone())
-        });
+        // §4.2.3.2: the binding is the one the revocation's addresses name
+        // — the home address, the foreign domain address (the care-of
+        // address it was registered with, the PMA it came from) and the
+        // home domain address (ours); an NAI extension, when the PMA adds
+        // one, must name the same binding. Anything else names no binding
+        // of ours (acknowledged all the same, below).
+        let names = |b: &super::Binding| {
+            b.home == r.home_address && b.pma == r.foreign_domain_address && b.pma == pma
+        };
+        let nai = if r.home_domain_address != self.cfg.address {
+            None
+        } else {
+            match r.nai() {
+                Some(n) => self.bindings.get(&n).filter(|b| names(b)).map(|_| n),
+                None => self
+                    .bindings
+                    .iter()
+                    .find(|(_, b)| names(b))
+                    .map(|(n, _)| n.clone()),
+            }
+        };
         let ours = nai.and_then(|n| {
             let b = self.bindings.get(&n)?;
-            (b.pma == pma && b.revocable).then_some((n, b.revocation_stamp))
+            b.revocable.then_some((n, b.revocation_stamp))
         });
         match ours {
             Some((_, stamp)) if !auth::revocation_follows(stamp, r.revocation_id) => {

@@ -235,15 +235,26 @@ impl Pma {
             self.counters.revocations_stale += 1;
             return;
         }
-        // Without its NAI: the session of that home address with that HA.
-        let nai = r.nai().or_else(|| {
-            let (n, _) = self
-                .sessions
-                .iter()
-                .find(|(_, s)| s.home == Some(r.home_address) && s.ha() == *src.ip())?;
-            Some(n.clone())
-        });
-        let ours = nai.filter(|n| self.sessions.get(n).is_some_and(|s| s.ha() == *src.ip()));
+        // §4.2.2.2: the binding is the one the revocation's addresses name
+        // — the mobile node's home address, the foreign domain address (our
+        // care-of address) and the home domain address (the HA it came
+        // from); an NAI extension, when the HA adds one, must name the same
+        // binding. Anything else names none of ours (acknowledged all the
+        // same, below).
+        let ha = *src.ip();
+        let names = |s: &super::Session| s.home == Some(r.home_address) && s.ha() == ha;
+        let ours = if r.home_domain_address != ha || r.foreign_domain_address != self.cfg.address {
+            None
+        } else {
+            match r.nai() {
+                Some(n) => self.sessions.get(&n).filter(|s| names(s)).map(|_| n),
+                None => self
+                    .sessions
+                    .iter()
+                    .find(|(_, s)| names(s))
+                    .map(|(n, _)| n.clone()),
+            }
+        };
         if let Some(nai) = ours {
             // §4.2.2.2: only a registration that precedes the revocation is
             // revoked (both timestamps are the HA's); the HA's
