@@ -110,6 +110,8 @@ fn record(i: u32, expires_ms: u64) -> Record {
         revocable: true,
         last_seq: 0,
         revoking: None,
+        ha_revocations: Vec::new(),
+        released: false,
     })
 }
 

@@ -458,6 +458,63 @@ fn ha_clear_binding_revokes() {
     });
 }
 
+/// 3543-4-d: a revocation in progress survives an HA restart (RFC 3543
+/// §4.2.2.1: retransmitted until acknowledged). The operator releases a
+/// binding, the PMA does not answer, the HA restarts (embedded store): the
+/// new process sends the revocation again, and the PMA's ack ends it. (The
+/// previous binary forgot it: the PMA kept a binding the HA had let go.)
+#[test]
+fn ha_resumes_a_revocation_after_a_restart() {
+    run("h4rr", |tag| {
+        let store = pmip_tests::lab::TempDir::new(&format!("{tag}st"))?;
+        let path = store.0.join("state");
+        let durable = move |c: String| {
+            c.replace(
+                "backend = \"memory\"",
+                &format!("backend = \"embedded\"\npath = \"{}\"", path.display()),
+            )
+        };
+        let Some(mut b) = AnchorBed::start_edit(T::Mip4, tag, "", "", &durable)? else {
+            return Ok(());
+        };
+        let p = b.peer(1)?;
+        let gt = m4::F_G | m4::F_T;
+        let r = exchange(
+            &b,
+            &p,
+            1,
+            &prrq(1, gt, 30, [0; 4], m4::ntp_now(), &pma_exts(NAI, true)),
+        )?;
+        ensure!(r.code() == 0, "code {}", r.code());
+        b.daemon.ctl(&["clear", "binding", NAI])?;
+        p.recv_where(S, is(m4::REVOCATION))
+            .context("no revocation after clear binding")?;
+        // Stopped before the ack; what the old process sent is drained.
+        b.daemon.stop();
+        p.drain(Duration::from_millis(100));
+        let (cfg, sock) = (b.dir.0.join("anchor.toml"), b.dir.0.join("anchor.sock"));
+        b.daemon = pmip_tests::lab::Daemon::start(&b.anchor_ns, "anchor", &cfg, &sock, "info")?;
+        let rx = p
+            .recv_where(S, is(m4::REVOCATION))
+            .context("the revocation was forgotten: none after the restart")?;
+        let m = Msg::parse(&rx.bytes);
+        m.assert_auth(ext::FA_HA_AUTH, &sa(1));
+        ensure!(
+            m.nai().as_deref() == Some(NAI) && m.home_address() == r.home_address(),
+            "revocation of {:?} at {:?}",
+            m.nai(),
+            m.home_address()
+        );
+        let mut ack = m4::revocation_ack(r.home_address(), m.u32_at(16), &[]);
+        m4::sign(&mut ack, ext::FA_HA_AUTH, &sa(1));
+        p.reply(&rx, &ack)?;
+        b.daemon.wait_counter("revocation_acks", 1, S)?;
+        b.daemon.wait_counter("revocations_resumed", 1, S)?;
+        wait_bindings(&b.daemon, 0)?;
+        Ok(())
+    });
+}
+
 /// A Revocation Identifier is the sender's current 32-bit timestamp (RFC
 /// 3543 §3.3, §3.5): ours are NTP seconds, the clock of our Revocation
 /// Support extensions.

@@ -89,7 +89,7 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) -> Option<()> {
 pub fn emit(r: &AnchorRecord) -> Option<Vec<u8>> {
     // A revocation in progress has no place in the compact form (the
     // caller writes JSON then); it lasts seconds.
-    if r.revoking.is_some() {
+    if r.revoking.is_some() || !r.ha_revocations.is_empty() || r.released {
         return None;
     }
     let mut out = Vec::with_capacity(buffer_len(r));
@@ -249,6 +249,8 @@ pub fn parse(b: &[u8]) -> Result<AnchorRecord, String> {
         revocable: has(flag::REVOCABLE),
         last_seq,
         revoking: None,
+        ha_revocations: Vec::new(),
+        released: false,
     })
 }
 
@@ -278,6 +280,8 @@ mod tests {
             revocable: false,
             last_seq: 65_535,
             revoking: None,
+            ha_revocations: Vec::new(),
+            released: false,
         }
     }
 
@@ -408,5 +412,29 @@ mod tests {
         assert_eq!(decode(&stored), Ok(Record::Anchor(r)));
         let plain = encode(&Record::Anchor(v6()));
         assert!(!String::from_utf8_lossy(&plain).contains("revoking"));
+    }
+
+    /// The HA's revocations in progress (RFC 3543), and a released
+    /// binding's record that carries them alone: JSON, read back whole; a
+    /// record without them names neither field.
+    #[test]
+    fn ha_revocations_in_progress_are_written_as_json_and_read_back() {
+        let pma = std::net::Ipv4Addr::new(192, 0, 2, 7);
+        for released in [false, true] {
+            let r = AnchorRecord {
+                ha_revocations: vec![(pma, 1_700_000_000_000)],
+                released,
+                ..v4()
+            };
+            assert_eq!(emit(&r), None);
+            let stored = encode_compact(&Record::Anchor(r.clone()));
+            assert_eq!(stored[0], b'{');
+            assert_eq!(decode(&stored), Ok(Record::Anchor(r)));
+        }
+        let plain = String::from_utf8_lossy(&encode(&Record::Anchor(v4()))).into_owned();
+        assert!(
+            !plain.contains("ha_revocations") && !plain.contains("released"),
+            "{plain}"
+        );
     }
 }

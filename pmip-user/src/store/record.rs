@@ -286,6 +286,18 @@ pub struct AnchorRecord {
     /// is written as JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoking: Option<u8>,
+    /// HA: Registration Revocations in progress for this NAI's home
+    /// address (RFC 3543 §4.2.2.1), each to a PMA and retransmitted until a
+    /// time (ms since the epoch): a restarted HA sends them again rather
+    /// than leave a PMA holding a binding the HA let go. Absent from the
+    /// stored form otherwise (and from the compact one: such a record is
+    /// written as JSON).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ha_revocations: Vec<(Ipv4Addr, u64)>,
+    /// HA: the binding itself is gone (an operator released it); the
+    /// record stays for its `ha_revocations` alone and restores no binding.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub released: bool,
 }
 
 #[derive(Serialize, Deserialize)]

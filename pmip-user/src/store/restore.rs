@@ -40,6 +40,12 @@ pub(crate) trait AnchorRestore {
     fn key_of(r: &AnchorRecord) -> RecordKey;
     /// Takes up one unexpired record; `None`: unusable here.
     fn restore_one(&mut self, now: Instant, now_ms: u64, r: &AnchorRecord) -> Option<()>;
+    /// Takes up an unexpired record that stands for no binding (the HA's
+    /// record of a released binding whose revocations are in progress);
+    /// true: it stays in the store and is not counted as a binding.
+    fn restore_record_only(&mut self, _now: Instant, _now_ms: u64, _r: &AnchorRecord) -> bool {
+        false
+    }
     /// The map entries a record stands for (to remove them).
     fn binding_of_record(&self, r: &AnchorRecord) -> Option<AnchorBinding>;
     /// Its clock, and its store and data-plane queues (the deletes and map
@@ -100,6 +106,9 @@ pub(crate) fn restore_anchor<T: AnchorRestore>(
             continue;
         }
         let usable = r.proto == T::PROTO && r.expires_ms > now_ms && key == own;
+        if usable && t.restore_record_only(now, now_ms, r) {
+            continue;
+        }
         if usable && t.restore_one(now, now_ms, r).is_some() {
             out.bindings += 1;
             out.holds.sub_ids.insert(r.sub_id);

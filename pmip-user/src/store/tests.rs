@@ -68,6 +68,8 @@ fn anchor(id: u32) -> AnchorRecord {
         revocable: true,
         last_seq: 3,
         revoking: None,
+        ha_revocations: Vec::new(),
+        released: false,
     }
 }
 

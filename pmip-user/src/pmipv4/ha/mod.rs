@@ -158,6 +158,9 @@ pub struct HaCounters {
     pub revocation_retransmissions: u64,
     pub revocation_acks: u64,
     pub revocation_timeouts: u64,
+    /// Revocations in progress at the last stop (kept in the store), sent
+    /// again at the start.
+    pub revocations_resumed: u64,
     /// RFC 3543 §5: revocations from a PMA, acknowledged.
     pub pma_revocations: u64,
     pub pma_revocations_stale: u64,
@@ -341,6 +344,8 @@ impl Ha {
         };
         if b.revocable {
             self.send_revocation(now, (b.pma, b.home), nai, b.expires_at);
+            // The record stays while the revocation is in progress.
+            self.persist(nai);
         }
         self.events.push_back(HaEvent::Deregistered {
             nai: nai.to_string(),

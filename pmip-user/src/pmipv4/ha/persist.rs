@@ -2,7 +2,7 @@
 //! binding, keyed by NAI) and how it takes its bindings up again.
 use std::cmp::Reverse;
 use std::collections::VecDeque;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use super::{Binding, Ha, TimerKey};
@@ -15,11 +15,36 @@ pub(super) type StoreQueue = VecDeque<StoreOp>;
 
 impl Ha {
     /// Queues the durable form of `nai`'s binding: its record while it
-    /// exists, else a delete.
+    /// exists, with the revocations in progress for its home address
+    /// (RFC 3543 §4.2.2.1); a released binding's record while its
+    /// revocation is in progress; else a delete.
     pub(super) fn persist(&mut self, nai: &str) {
         let key = RecordKey::Nai(nai.to_string());
-        let op = match self.bindings.get(nai) {
-            Some(b) => StoreOp::Put(
+        let revs: Vec<(Ipv4Addr, Ipv4Addr, u64)> = if self.revocations.is_empty() {
+            Vec::new()
+        } else {
+            self.revocations
+                .iter()
+                .filter(|(_, r)| r.nai == nai)
+                .map(|(&(pma, home), r)| (pma, home, wall_ms(self.clock.wall(r.until))))
+                .collect()
+        };
+        let of_home = |home: Ipv4Addr| -> Vec<(Ipv4Addr, u64)> {
+            revs.iter()
+                .filter(|r| r.1 == home)
+                .map(|r| (r.0, r.2))
+                .collect()
+        };
+        let op = match (self.bindings.get(nai), revs.first()) {
+            (None, Some(&(pma, home, _))) => {
+                let ha_revocations = of_home(home);
+                let until = ha_revocations.iter().map(|r| r.1).max().unwrap_or(0);
+                StoreOp::Put(
+                    key,
+                    Record::Anchor(released(nai, pma, home, until, ha_revocations)),
+                )
+            }
+            (Some(b), _) => StoreOp::Put(
                 key,
                 Record::Anchor(AnchorRecord {
                     proto: Proto::Pmipv4,
@@ -41,9 +66,11 @@ impl Ha {
                     revocable: b.revocable,
                     last_seq: 0,
                     revoking: None,
+                    ha_revocations: of_home(b.home),
+                    released: false,
                 }),
             ),
-            None => StoreOp::Delete(key),
+            (None, None) => StoreOp::Delete(key),
         };
         self.store.push_back(op);
     }
@@ -57,6 +84,65 @@ impl Ha {
             None => self.unconfirmed.drained(),
         }
         op
+    }
+}
+
+/// The record of a released binding whose revocations are in progress
+/// (`AnchorRecord::released`): no binding, only its home address and the
+/// PMAs to revoke at.
+fn released(
+    nai: &str,
+    pma: Ipv4Addr,
+    home: Ipv4Addr,
+    until_ms: u64,
+    ha_revocations: Vec<(Ipv4Addr, u64)>,
+) -> AnchorRecord {
+    AnchorRecord {
+        proto: Proto::Pmipv4,
+        nai: nai.to_string(),
+        llid: Vec::new(),
+        peer: IpAddr::V4(pma),
+        peer_port: super::PORT,
+        sub_id: 0,
+        uplink_key: 0,
+        downlink_key: 0,
+        home_v4: Some(home),
+        home_v4_len: 0,
+        from_pool: false,
+        hnp: None,
+        att: None,
+        lifetime_s: 0,
+        expires_ms: until_ms,
+        last_ident: 0,
+        revocable: true,
+        last_seq: 0,
+        revoking: None,
+        ha_revocations,
+        released: true,
+    }
+}
+
+impl Ha {
+    /// The revocations record `r` carries that are still due (RFC 3543
+    /// §4.2.2.1): sent again, as the last run would have retransmitted
+    /// them, each until the time it had. How many went.
+    fn resume_revocations(&mut self, now: Instant, now_ms: u64, r: &AnchorRecord) -> usize {
+        let Some(home) = r.home_v4 else {
+            return 0;
+        };
+        let mut n = 0;
+        for &(pma, until_ms) in &r.ha_revocations {
+            if until_ms <= now_ms {
+                continue;
+            }
+            let until = now + Duration::from_millis(until_ms - now_ms);
+            self.send_revocation(now, (pma, home), &r.nai, until);
+            if self.revocations.contains_key(&(pma, home)) {
+                self.counters.revocations_resumed += 1;
+                n += 1;
+            }
+        }
+        n
     }
 }
 
@@ -81,10 +167,17 @@ impl store::AnchorRestore for Ha {
         })
     }
 
+    fn restore_record_only(&mut self, now: Instant, now_ms: u64, r: &AnchorRecord) -> bool {
+        r.released && self.resume_revocations(now, now_ms, r) > 0
+    }
+
     fn restore_one(&mut self, now: Instant, now_ms: u64, r: &AnchorRecord) -> Option<()> {
         let IpAddr::V4(pma) = r.peer else {
             return None;
         };
+        if r.released {
+            return None;
+        }
         let home = r.home_v4?;
         if !self.peers.contains_key(&pma) || self.bindings.contains_key(&r.nai) {
             return None;
@@ -120,6 +213,7 @@ impl store::AnchorRestore for Ha {
             TimerKey::Binding(r.nai.clone(), self.gen),
         )));
         self.dp.push_back(DpCommand::InstallAnchor(anchor));
+        self.resume_revocations(now, now_ms, r);
         Some(())
     }
 

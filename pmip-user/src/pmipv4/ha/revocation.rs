@@ -86,7 +86,9 @@ impl Ha {
             return; // superseded by a newer revocation of the same binding
         }
         if r.retries_left == 0 || now >= r.until {
-            self.revocations.remove(&to);
+            if let Some(r) = self.revocations.remove(&to) {
+                self.persist(&r.nai);
+            }
             self.counters.revocation_timeouts += 1;
             return;
         }
@@ -112,7 +114,9 @@ impl Ha {
             .get(&key)
             .is_some_and(|r| r.ids.contains(&a.revocation_id))
         {
-            self.revocations.remove(&key);
+            if let Some(r) = self.revocations.remove(&key) {
+                self.persist(&r.nai);
+            }
             self.counters.revocation_acks += 1;
         }
     }

@@ -340,3 +340,73 @@ fn session_timeout_bounds_the_requested_lifetime() {
         vec![("ue1@ex".to_string(), 40), ("ue2@ex".to_string(), 600)]
     );
 }
+
+/// The HA's store record of `nai`, if any.
+fn ha_record(st: &Stores, nai: &str) -> Option<crate::store::AnchorRecord> {
+    st.of(HA1)
+        .scan()
+        .unwrap()
+        .into_iter()
+        .find_map(|(_, r)| match r {
+            Record::Anchor(a) if a.nai == nai => Some(a),
+            _ => None,
+        })
+}
+
+/// RFC 3543 §4.2.2.1 across a restart: a revocation the HA had in progress
+/// (the old PMA of a handover, or the PMA of a binding the operator
+/// released) is in the store with the binding's record, and a restarted
+/// HA sends it again until acknowledged, instead of leaving the PMA with a
+/// binding the HA let go. Once acknowledged, the record says nothing of it
+/// (the released binding's record goes).
+#[test]
+fn a_revocation_in_progress_survives_an_ha_restart() {
+    for release in [false, true] {
+        let mut net = basic();
+        let t0 = net.now;
+        let mut st = Stores::default();
+        let now = net.now;
+        net.pma(PMA1).attach(now, sub("ue1@ex", 1));
+        // A revocation must come after the registration's timestamp
+        // (§4.2.2.2): not within its second.
+        net.run_for(Duration::from_secs(5));
+        // The revocation does not reach PMA1 before the HA stops.
+        net.filter = Box::new(|src, t| !(src == HA1 && *dst(t).ip() == PMA1));
+        let now = net.now;
+        if release {
+            assert!(net.ha(HA1).clear(now, "ue1@ex"));
+        } else {
+            net.pma(PMA2).attach(now, sub("ue1@ex", 1));
+        }
+        net.settle();
+        st.sync(&mut net);
+        assert_eq!(net.ha(HA1).pending_revocations(), 1);
+        let rec = ha_record(&st, "ue1@ex").expect("record kept");
+        assert_eq!(rec.released, release);
+        assert_eq!(rec.ha_revocations.len(), 1);
+        assert_eq!(rec.ha_revocations[0].0, PMA1);
+        net.run_for(Duration::from_millis(500));
+        let mut h = Ha::new(ha_cfg(HA1), clock_at(&net, t0));
+        let r = Endpoint::restore(&mut h, net.now, st.of(HA1).scan().unwrap());
+        assert_eq!(r.bindings, usize::from(!release), "release {release}");
+        assert_eq!(h.counters().revocations_resumed, 1);
+        replace(&mut net, HA1, Node::Ha(h));
+        net.filter = Box::new(|_, _| true);
+        net.settle();
+        assert_eq!(net.pma(PMA1).session_count(), 0, "release {release}");
+        let c = net.ha(HA1).counters().clone();
+        assert_eq!((c.revocations_sent, c.revocation_acks), (1, 1));
+        assert_eq!(net.ha(HA1).pending_revocations(), 0);
+        st.sync(&mut net);
+        match ha_record(&st, "ue1@ex") {
+            Some(r) => {
+                assert!(
+                    !release && r.ha_revocations.is_empty() && !r.released,
+                    "{r:?}"
+                );
+                assert_eq!(r.peer, std::net::IpAddr::from(PMA2));
+            }
+            None => assert!(release, "the binding's record went"),
+        }
+    }
+}

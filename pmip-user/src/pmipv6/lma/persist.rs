@@ -60,6 +60,8 @@ impl Lma {
             revocable: self.cfg.revocation,
             last_seq: b.last_seq,
             revoking,
+            ha_revocations: Vec::new(),
+            released: false,
         })
     }
 

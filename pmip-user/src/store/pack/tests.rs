@@ -23,6 +23,8 @@ fn rec(id: u32, expires_ms: u64) -> Record {
         revocable: false,
         last_seq: 0,
         revoking: None,
+        ha_revocations: Vec::new(),
+        released: false,
     })
 }
 
