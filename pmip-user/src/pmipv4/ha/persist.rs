@@ -154,6 +154,11 @@ impl store::AnchorRestore for Ha {
     }
 
     fn binding_of_record(&self, r: &AnchorRecord) -> Option<AnchorBinding> {
+        if r.released {
+            // No map entry of its own: its home address may serve another
+            // binding by now.
+            return None;
+        }
         Some(AnchorBinding {
             sub_id: r.sub_id,
             tunnel: TunnelEnds {

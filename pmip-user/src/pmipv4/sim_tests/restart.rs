@@ -410,3 +410,29 @@ fn a_revocation_in_progress_survives_an_ha_restart() {
         }
     }
 }
+
+/// A released binding's record whose revocation cannot go on (revocation
+/// turned off since) is dropped without touching the fast path: its home
+/// address may serve another binding by then.
+#[test]
+fn a_released_record_that_cannot_revoke_is_dropped_without_a_map_removal() {
+    let mut net = basic();
+    let t0 = net.now;
+    let mut st = Stores::default();
+    let now = net.now;
+    net.pma(PMA1).attach(now, sub("ue1@ex", 1));
+    net.run_for(Duration::from_secs(5));
+    net.filter = Box::new(|src, t| !(src == HA1 && *dst(t).ip() == PMA1));
+    let now = net.now;
+    assert!(net.ha(HA1).clear(now, "ue1@ex"));
+    net.settle();
+    st.sync(&mut net);
+    assert!(ha_record(&st, "ue1@ex").is_some_and(|r| r.released));
+    let mut cfg = ha_cfg(HA1);
+    cfg.revocation = false;
+    let mut h = Ha::new(cfg, clock_at(&net, t0));
+    let r = Endpoint::restore(&mut h, net.now, st.of(HA1).scan().unwrap());
+    assert_eq!((r.bindings, r.dropped), (0, 1));
+    assert_eq!(h.counters().revocations_resumed, 0);
+    assert_eq!(Endpoint::poll_dp(&mut h), None);
+}
