@@ -183,6 +183,56 @@ fn restarted(tag: &str) -> Result<()> {
     Ok(())
 }
 
+/// A flood of junk Mobility Headers from a stranger through the sockets
+/// (more than their rings hold at once) is read, dropped and counted, and
+/// a configured MAG's PBU right after it is answered: no one else's bad
+/// packets cost a subscriber its registration.
+#[test]
+fn a_flood_through_the_xdp_sockets_does_not_keep_a_mag_out() {
+    if let Err(e) = (|| -> Result<()> {
+        let Some(b) = bed(
+            &tag(pmip_tests::conformance::bed::T::Mh6, "xsk_flood"),
+            true,
+        )?
+        else {
+            return Ok(());
+        };
+        // Peer 3 is not configured; an unknown MH type, then a truncated
+        // Binding Update.
+        let stranger = b.peer(3)?;
+        const N: usize = 20_000;
+        for i in 0..N {
+            let junk: &[u8] = if i % 2 == 0 {
+                &[59, 0, 99, 0, 0, 0, 0, 0]
+            } else {
+                &[59, 0, 5, 0, 0, 0, 0, 1]
+            };
+            stranger.send(b.anchor(), b.port(), junk)?;
+        }
+        let p = b.peer(1)?;
+        ensure!(
+            pba_status(&b, &p, 1, NAI)? == 0,
+            "PBU after the flood not accepted"
+        );
+        let s = b.daemon.stats()?;
+        let read = stat(&s, "lma transport", "xdp_socket_rx");
+        let dropped = stat(&s, "lma transport", "rx_socket_drops");
+        ensure!(
+            read >= 1 && read + dropped >= N as u64 / 2,
+            "the flood did not come the sockets' way: read {read}, dropped {dropped}: {:?}",
+            s.groups
+        );
+        let refused = stat(&s, "lma", "rx_unknown_type")
+            + stat(&s, "lma", "rx_malformed")
+            + stat(&s, "lma transport", "rx_unknown_peer");
+        ensure!(refused >= 1, "nothing of the flood counted: {:?}", s.groups);
+        eprintln!("flood of {N}: {read} read from the sockets, {dropped} dropped there, {refused} refused");
+        Ok(())
+    })() {
+        pmip_tests::lab::fail(e);
+    }
+}
+
 /// Without the setting nothing comes through AF_XDP sockets (the
 /// counters above can tell the two ways apart).
 #[test]
