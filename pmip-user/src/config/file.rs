@@ -178,7 +178,8 @@ pub(super) struct Signaling {
     /// Anchor, PMIPv6: the fast path on the core interface hands IPv6
     /// Mobility Headers to our signaling address to AF_XDP sockets of the
     /// agent (one per receive queue) instead of the kernel's raw-socket
-    /// path: less CPU per binding. Off by default.
+    /// path: less CPU per binding. They then bypass the host's netfilter
+    /// INPUT rules (the peer filter and ESP still apply). Off by default.
     pub xdp_socket: bool,
     /// Receive buffer of each signaling socket, KiB: what a burst of
     /// requests (thousands of attaches at once, every MAG after an anchor
