@@ -65,13 +65,13 @@ pub(super) fn xdp_sockets(cfg: &Config, dp: &SharedDp, sockets: Sockets) -> Resu
         return Ok(sockets);
     };
     let core = &cfg.interfaces.core;
-    // Each socket's memory is a receive buffer (`signaling.receive_buffer_kib`)
-    // in frames of 2 KiB: what a burst of PBUs may queue per receive queue
-    // while the LMA is busy; past it the kernel drops and counts them
-    // (`rx_socket_drops`) and the MAGs retransmit.
-    let frames = (cfg.signaling.receive_buffer / crate::sys::xsk::FRAME as usize)
-        .next_power_of_two()
-        .clamp(64, 1 << 20) as u32;
+    // The sockets' memory together is a receive buffer
+    // (`signaling.receive_buffer_kib`, as the raw socket has) in frames of
+    // 2 KiB, shared out among the receive queues: what a burst of PBUs may
+    // queue while the LMA is busy; past it the kernel drops and counts
+    // them (`rx_socket_drops`) and the MAGs retransmit.
+    let frames =
+        (cfg.signaling.receive_buffer / crate::sys::xsk::FRAME as usize).clamp(64, 1 << 20) as u32;
     // Without them (a kernel without AF_XDP, the fast path fallen back to
     // TC) the raw MH socket reads everything, as with the setting off.
     let socks = match dp.with(|f| f.signaling_sockets(core, local, frames))? {

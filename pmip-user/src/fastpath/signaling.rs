@@ -23,10 +23,22 @@ fn mh_local_key(ifindex: u32, a: Ipv6Addr) -> [u32; 5] {
     [ifindex, w(0), w(4), w(8), w(12)]
 }
 
+/// Each of `queues` sockets' share of `total` frames: a power of two (the
+/// rings' sizes must be), rounded down, at least 64.
+fn frames_per_queue(total: u32, queues: u32) -> u32 {
+    let each = total / queues.max(1);
+    if each < 64 {
+        64
+    } else {
+        1 << (31 - each.leading_zeros())
+    }
+}
+
 impl FastPath {
-    /// Opens an AF_XDP socket of `frames` frames on every receive queue of
-    /// `iface` (the first [`MH_QUEUES_PER_IFACE`]) and has the fast path
-    /// there hand Mobility Headers to `local` to them. The fast path must
+    /// Opens an AF_XDP socket on every receive queue of `iface` (the first
+    /// [`MH_QUEUES_PER_IFACE`]), the `frames` frames shared out among them
+    /// (a power of two each, at least 64), and has the fast path there hand
+    /// Mobility Headers to `local` to them. The fast path must
     /// be attached to `iface` in XDP (TC cannot reach an AF_XDP socket).
     /// Entries of an earlier run are replaced; a socket leaves the map by
     /// itself when it is closed.
@@ -56,6 +68,7 @@ impl FastPath {
         for k in stale {
             local_map.remove(&k).map_err(map_err)?;
         }
+        let frames = frames_per_queue(frames, queues);
         let mut socks = Vec::with_capacity(queues as usize);
         let mut xsks: XskMap<_> = XskMap::try_from(self.map_mut(maps::MH_SOCKETS)?)?;
         for q in 0..queues {
@@ -79,5 +92,22 @@ impl FastPath {
             .insert(mh_local_key(idx, local), 0, 0)
             .map_err(map_err)?;
         Ok(socks)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::frames_per_queue;
+
+    #[test]
+    fn the_frames_are_shared_out_in_powers_of_two() {
+        // 16 MiB (the default receive buffer) in 2 KiB frames.
+        assert_eq!(frames_per_queue(8192, 1), 8192);
+        assert_eq!(frames_per_queue(8192, 2), 4096);
+        assert_eq!(frames_per_queue(8192, 3), 2048);
+        assert_eq!(frames_per_queue(8192, 64), 128);
+        assert_eq!(frames_per_queue(100, 1), 64);
+        assert_eq!(frames_per_queue(32, 4), 64);
+        assert_eq!(frames_per_queue(8192, 0), 8192);
     }
 }
