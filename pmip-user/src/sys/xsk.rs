@@ -322,8 +322,10 @@ impl XskRx {
                 &mut len,
             )
         })?;
+        // A frame with no free frame to go to counts in `rx_dropped` and
+        // again in `rx_fill_ring_empty_descs`: once here.
         Ok(XskStats {
-            dropped: s.rx_dropped + s.rx_ring_full + s.rx_fill_ring_empty_descs,
+            dropped: s.rx_dropped + s.rx_ring_full,
         })
     }
 }
