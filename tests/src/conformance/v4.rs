@@ -137,3 +137,33 @@ pub fn registered(tag: &str) -> Result<Option<(AccessBed, PeerSock, Rx, Msg)>> {
     wait_bindings(&b.daemon, 1)?;
     Ok(Some((b, l, rx, q)))
 }
+
+/// RFC 3543 §4.2.2.2 / §4.2.3.2: `revoke(hoa, hda, fda)` sends a
+/// revocation with those addresses (and the binding's NAI) and waits for
+/// its acknowledgement. Revocations naming another home address than
+/// `home`, another foreign domain address (`coa(2)`) or another home domain
+/// address (`coa(2)`) leave `d`'s one binding; the one naming `home`, `ha`
+/// and `coa(1)` removes it.
+pub fn revokes_only_the_named_binding(
+    d: &crate::lab::Daemon,
+    home: [u8; 4],
+    ha: [u8; 4],
+    mut revoke: impl FnMut([u8; 4], [u8; 4], [u8; 4]) -> Result<()>,
+) -> Result<()> {
+    let mut other = home;
+    other[3] ^= 1;
+    for (what, hoa, hda, fda) in [
+        ("home address", other, ha, coa(1)),
+        ("foreign domain address", home, ha, coa(2)),
+        ("home domain address", home, coa(2), coa(1)),
+    ] {
+        revoke(hoa, hda, fda).with_context(|| what.to_string())?;
+        ensure!(
+            d.bindings()?.len() == 1,
+            "a revocation naming another {what} revoked the binding"
+        );
+    }
+    revoke(home, ha, coa(1))?;
+    wait_bindings(d, 0)?;
+    Ok(())
+}
