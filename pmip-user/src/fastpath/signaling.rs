@@ -82,7 +82,7 @@ impl FastPath {
                         .with_context(|| format!("{iface}: an AF_XDP socket on receive queue {q}"))
                 }
             };
-            xsks.set(q, s.fd().as_raw_fd(), 0)
+            xsks.set(q, s.as_raw_fd(), 0)
                 .map_err(|e| anyhow!("{iface}: MH_SOCKETS[{q}]: {e}"))?;
             socks.push(s);
         }

@@ -151,8 +151,6 @@ pub struct XskRx {
     fd: OwnedFd,
     umem: Mapping,
     rings: Mutex<Rings>,
-    /// Kept until drop (the kernel holds the completion ring's memory).
-    _frames: u32,
 }
 
 // SAFETY: the UMEM is only read, under the rings' lock, in frames the RX
@@ -253,14 +251,7 @@ impl XskRx {
             fd,
             umem,
             rings: Mutex::new(Rings { fill, rx }),
-            _frames: frames,
         })
-    }
-
-    /// The socket, for an `XSKMAP` entry and for readiness (readable while
-    /// the RX ring holds frames).
-    pub fn fd(&self) -> &OwnedFd {
-        &self.fd
     }
 
     /// Whether the RX ring holds a frame not read yet.

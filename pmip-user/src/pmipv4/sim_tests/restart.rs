@@ -353,6 +353,25 @@ fn ha_record(st: &Stores, nai: &str) -> Option<crate::store::AnchorRecord> {
         })
 }
 
+/// ue1@ex registered through PMA1 for 5 s (a revocation must come after
+/// the registration's timestamp, §4.2.2.2: not within its second), then
+/// released by the operator (`release`) or handed over to PMA2, the
+/// revocation to PMA1 held back on the wire; the HA's store synced.
+fn revocation_held_back(net: &mut Net, st: &mut Stores, release: bool) {
+    let now = net.now;
+    net.pma(PMA1).attach(now, sub("ue1@ex", 1));
+    net.run_for(Duration::from_secs(5));
+    net.filter = Box::new(|src, t| !(src == HA1 && *dst(t).ip() == PMA1));
+    let now = net.now;
+    if release {
+        assert!(net.ha(HA1).clear(now, "ue1@ex"));
+    } else {
+        net.pma(PMA2).attach(now, sub("ue1@ex", 1));
+    }
+    net.settle();
+    st.sync(net);
+}
+
 /// RFC 3543 §4.2.2.1 across a restart: a revocation the HA had in progress
 /// (the old PMA of a handover, or the PMA of a binding the operator
 /// released) is in the store with the binding's record, and a restarted
@@ -365,21 +384,7 @@ fn a_revocation_in_progress_survives_an_ha_restart() {
         let mut net = basic();
         let t0 = net.now;
         let mut st = Stores::default();
-        let now = net.now;
-        net.pma(PMA1).attach(now, sub("ue1@ex", 1));
-        // A revocation must come after the registration's timestamp
-        // (§4.2.2.2): not within its second.
-        net.run_for(Duration::from_secs(5));
-        // The revocation does not reach PMA1 before the HA stops.
-        net.filter = Box::new(|src, t| !(src == HA1 && *dst(t).ip() == PMA1));
-        let now = net.now;
-        if release {
-            assert!(net.ha(HA1).clear(now, "ue1@ex"));
-        } else {
-            net.pma(PMA2).attach(now, sub("ue1@ex", 1));
-        }
-        net.settle();
-        st.sync(&mut net);
+        revocation_held_back(&mut net, &mut st, release);
         assert_eq!(net.ha(HA1).pending_revocations(), 1);
         let rec = ha_record(&st, "ue1@ex").expect("record kept");
         assert_eq!(rec.released, release);
@@ -419,14 +424,7 @@ fn a_released_record_that_cannot_revoke_is_dropped_without_a_map_removal() {
     let mut net = basic();
     let t0 = net.now;
     let mut st = Stores::default();
-    let now = net.now;
-    net.pma(PMA1).attach(now, sub("ue1@ex", 1));
-    net.run_for(Duration::from_secs(5));
-    net.filter = Box::new(|src, t| !(src == HA1 && *dst(t).ip() == PMA1));
-    let now = net.now;
-    assert!(net.ha(HA1).clear(now, "ue1@ex"));
-    net.settle();
-    st.sync(&mut net);
+    revocation_held_back(&mut net, &mut st, true);
     assert!(ha_record(&st, "ue1@ex").is_some_and(|r| r.released));
     let mut cfg = ha_cfg(HA1);
     cfg.revocation = false;
