@@ -21,7 +21,9 @@
 //! GSO and GRO are for plain UDP only (ESP goes on raw sockets).
 //! `PMIPV6_BENCH_XDP=1` has both sides read their IPv6 Mobility Headers from
 //! AF_XDP sockets the fast path redirects them into (the daemon's
-//! `signaling.xdp_socket`; needs `PMIP_EBPF_OBJECT`), see [`xdp_sockets`].
+//! `signaling.xdp_socket`; needs `PMIP_EBPF_OBJECT`), see [`xdp_sockets`];
+//! `PMIPV6_BENCH_XDP=send` has the LMA send its PBAs through them too
+//! (`signaling.xdp_socket_send`), see [`xdp_send`].
 //!
 //! The load generator is not a MAG: it pre-builds distinct PBUs and keeps a
 //! window of them outstanding, so what is measured is the LMA (parse,
@@ -89,6 +91,7 @@ enum Wire {
 impl Wire {
     fn name(self) -> &'static str {
         match self {
+            Wire::V6 if xdp_send() => "IPv6 MH (AF_XDP receive and send)",
             Wire::V6 if xdp_sockets() => "IPv6 MH (AF_XDP receive, raw send)",
             Wire::V6 => "IPv6 raw MH",
             Wire::V4 { gso: false, .. } => "IPv4 UDP",
@@ -326,7 +329,14 @@ fn sockets(wire: Wire, protect: bool, lma: bool) -> Sockets {
 /// same receive path on both sides the two costs are alike and the LMA's
 /// thread time is its own cost again.
 fn xdp_sockets() -> bool {
-    std::env::var("PMIPV6_BENCH_XDP").is_ok_and(|v| v == "1")
+    std::env::var("PMIPV6_BENCH_XDP").is_ok_and(|v| v == "1" || v == "send")
+}
+
+/// `PMIPV6_BENCH_XDP=send`: [`xdp_sockets`], and the LMA sends its PBAs
+/// through the first of them (the daemon's `signaling.xdp_socket_send`),
+/// the MAG's neighbour entry made reachable by a ping before the run.
+fn xdp_send() -> bool {
+    std::env::var("PMIPV6_BENCH_XDP").is_ok_and(|v| v == "send")
 }
 
 /// One side's sockets (call in its namespace), with the fast path that
@@ -349,10 +359,20 @@ fn side_sockets(wire: Wire, protect: bool, lma: bool) -> (Sockets, Option<FastPa
         addr6: Some(addr.parse().unwrap()),
     };
     fp.attach(&spec, AttachMode::Native).unwrap();
+    let send = (lma && xdp_send()).then(|| {
+        let l = pmip_user::sys::netlink::link(iface).unwrap();
+        pmip_user::pmipv6::transport::SendLink {
+            ifindex: l.index,
+            mac: l.mac,
+            mtu: l.mtu,
+            hop_limit: 64,
+        }
+    });
+    let tx_frames = if send.is_some() { 1024 } else { 0 };
     let socks = fp
-        .signaling_sockets(iface, addr.parse().unwrap(), 4096)
+        .signaling_sockets(iface, addr.parse().unwrap(), 4096, tx_frames)
         .unwrap();
-    (s.with_xdp_sockets(socks).unwrap(), Some(fp))
+    (s.with_xdp_sockets(socks, send).unwrap(), Some(fp))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -400,6 +420,12 @@ fn socket_run(n: usize, wire: Wire, protect: bool) -> Run {
         ns.exec(&["ip", "addr", "add", &format!("{a}/24"), "dev", dev])
             .unwrap();
     }
+    if xdp_send() {
+        // The MAG's neighbour entry, reachable before the first PBA.
+        lma_ns
+            .exec(&["ping", "-6", "-c", "1", "-W", "2", MAG6])
+            .unwrap();
+    }
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel::<Request<AnchorCommand>>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let lma = lma_ns
@@ -421,6 +447,10 @@ fn socket_run(n: usize, wire: Wire, protect: bool) -> Run {
                     // Every PBU came the fast path's way.
                     let c = sockets.counters();
                     assert_eq!(c.get("xdp_socket_rx"), Some(&(n as u64)), "{c:?}");
+                    if xdp_send() {
+                        let via = c.get("xdp_socket_tx").copied().unwrap_or(0);
+                        eprintln!("PBAs through the AF_XDP socket: {via} of {n}");
+                    }
                 }
                 (lma.binding_count(), dp.installs)
             })

@@ -5,7 +5,8 @@
 //! generic XDP on its core veth), the MAG played from bytes over a raw MH
 //! socket.
 //!
-//! The whole PMIPv6 conformance suite runs through the sockets too with
+//! The whole PMIPv6 conformance suite runs through the sockets too (PBUs
+//! in, and PBAs out once a MAG resolves) with
 //! `PMIP_TEST_XDP_SOCKET=1 cargo test --test conformance_pmipv6 over_ipv6_mh`.
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
@@ -59,7 +60,12 @@ fn setsockopt(fd: BorrowedFd<'_>, opt: libc::c_int, v: &[u8]) -> Result<()> {
 
 /// A PBU's answer, or what came instead.
 fn pba_status(b: &AnchorBed, p: &PeerSock, seq: u16, nai: &str) -> Result<u8> {
-    let m = exchange(b, p, seq, 10, &mag_opts(nai, mh::now_timestamp(), 1))?;
+    pba_status_at(b, p, seq, nai, mh::now_timestamp())
+}
+
+/// [`pba_status`] with the PBU's Timestamp given.
+fn pba_status_at(b: &AnchorBed, p: &PeerSock, seq: u16, nai: &str, ts: u64) -> Result<u8> {
+    let m = exchange(b, p, seq, 10, &mag_opts(nai, ts, 1))?;
     Ok(m.fixed[0])
 }
 
@@ -266,6 +272,160 @@ fn lma_without_xdp_sockets_reads_the_raw_socket() {
         let p = b.peer(1)?;
         ensure!(pba_status(&b, &p, 1, NAI)? == 0, "PBU not accepted");
         ensure!(xdp_counters(&b)? == (0, 0), "{:?}", xdp_counters(&b)?);
+        Ok(())
+    })() {
+        pmip_tests::lab::fail(e);
+    }
+}
+
+/// `signaling.xdp_socket_send`: once the kernel's neighbour entry of the
+/// MAG is reachable, the LMA's PBAs leave through the AF_XDP socket as
+/// whole frames; the MAG's kernel takes them (its raw MH socket verifies
+/// the checksum) and tshark decodes them without a warning. The first
+/// PBA, before the LMA has resolved the MAG, goes through the raw socket,
+/// which is what has the kernel resolve it; so does one when the kernel's
+/// entry of the MAG has gone STALE, which has the kernel verify it.
+#[test]
+fn lma_sends_pbas_through_its_xdp_socket() {
+    if let Err(e) = (|| -> Result<()> {
+        let Some(b) = AnchorBed::start_edit(
+            pmip_tests::conformance::bed::T::Mh6,
+            &tag(pmip_tests::conformance::bed::T::Mh6, "xsk_send"),
+            "",
+            "",
+            &|c| {
+                c.replace(
+                    "unknown_peers = \"answer\"\n",
+                    &format!("unknown_peers = \"answer\"\n{XDP_SOCKET}xdp_socket_send = true\n"),
+                )
+            },
+        )?
+        else {
+            return Ok(());
+        };
+        let cap = b.capture("xsk_send")?;
+        let p = b.peer(1)?;
+        let tx = |b: &AnchorBed| -> Result<(u64, u64)> {
+            let s = b.daemon.stats()?;
+            Ok((
+                stat(&s, "lma transport", "xdp_socket_tx"),
+                stat(&s, "lma transport", "xdp_socket_tx_kernel"),
+            ))
+        };
+        ensure!(pba_status(&b, &p, 1, NAI)? == 0, "PBU not accepted");
+        ensure!(
+            tx(&b)? == (0, 1),
+            "the first PBA did not go through the raw socket: {:?}",
+            tx(&b)?
+        );
+        // Refreshes until the resolver has the MAG (it looks again within
+        // a second of the first PBA's neighbour discovery).
+        let mut seq = 1;
+        while tx(&b)?.0 == 0 {
+            seq += 1;
+            ensure!(seq < 40, "no PBA through the socket: {:?}", tx(&b)?);
+            ensure!(
+                pba_status(&b, &p, seq, NAI)? == 0,
+                "refresh {seq} not accepted"
+            );
+            if tx(&b)?.0 == 0 {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        // A second MN, and refreshes enough to send from every frame
+        // the kernel gave back: answered the same way.
+        let via_socket = tx(&b)?.0;
+        ensure!(
+            pba_status(&b, &p, seq + 1, "other@example.com")? == 0,
+            "second MN"
+        );
+        seq += 1;
+        // Back to back: a round trip can be shorter than the Timestamp's
+        // 1/65536 s, and the LMA takes only strictly newer ones (RFC 5213
+        // §5.5).
+        let mut ts = 0;
+        for _ in 0..30 {
+            seq += 1;
+            ts = mh::now_timestamp().max(ts + 1);
+            let st = pba_status_at(&b, &p, seq, NAI, ts)?;
+            ensure!(st == 0, "refresh {seq}: status {st}");
+        }
+        ensure!(
+            tx(&b)?.0 >= via_socket + 25,
+            "the later PBAs: {:?}",
+            tx(&b)?
+        );
+        // The kernel's entry of the MAG gone STALE (as it does ~30 s after
+        // its last confirmation, PBAs sent this way never confirming it):
+        // one PBA goes through the raw socket, which has the kernel verify
+        // the entry (DELAY, then a unicast probe: RFC 4861 §7.3.3), and
+        // the next ones through the socket again.
+        let mag = b.t.addr(1).to_string();
+        let neigh = |args: &[&str]| -> Result<String> {
+            let o = b
+                .anchor_ns
+                .command("ip")
+                .args(["-6", "neigh"])
+                .args(args)
+                .output()?;
+            ensure!(
+                o.status.success(),
+                "ip neigh {args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+        };
+        neigh(&["change", &mag, "dev", "core0", "nud", "stale"])?;
+        let (sock_before, kernel_before) = tx(&b)?;
+        while tx(&b)?.1 == kernel_before {
+            seq += 1;
+            ensure!(
+                seq < 200,
+                "no PBA to the STALE MAG through the raw socket: {:?}",
+                tx(&b)?
+            );
+            ts = mh::now_timestamp().max(ts + 1);
+            let st = pba_status_at(&b, &p, seq, NAI, ts)?;
+            ensure!(st == 0, "refresh {seq}: status {st}");
+            if tx(&b)?.1 == kernel_before {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let state = neigh(&["show", &mag, "dev", "core0"])?;
+        ensure!(
+            !state.contains("STALE"),
+            "the raw PBA did not have the kernel verify the MAG: {state}"
+        );
+        seq += 1;
+        ts = mh::now_timestamp().max(ts + 1);
+        ensure!(pba_status_at(&b, &p, seq, NAI, ts)? == 0, "refresh {seq}");
+        ensure!(
+            tx(&b)?.0 > sock_before && tx(&b)?.1 == kernel_before + 1,
+            "after the STALE MAG's one raw PBA: {:?}",
+            tx(&b)?
+        );
+        let invalid = stat(&b.daemon.stats()?, "lma transport", "xdp_socket_tx_invalid");
+        ensure!(invalid == 0, "{invalid} descriptors refused by the kernel");
+        let rows = cap.check_fields(
+            2 * seq as usize,
+            &["ipv6.src", "ipv6.hlim", "mip6.mhtype", "mip6.ba.status"],
+        )?;
+        let pbas = rows
+            .iter()
+            .filter(|r| r[0] == b.anchor().to_string() && r[2] == "6")
+            .count();
+        ensure!(
+            rows.is_empty() || pbas as u16 == seq,
+            "tshark reads {pbas} PBAs from the LMA, want {seq}: {rows:?}"
+        );
+        ensure!(
+            rows.iter()
+                .filter(|r| r[0] == b.anchor().to_string())
+                .all(|r| r[1] == "64" && r[3] == "0"),
+            "{rows:?}"
+        );
+        let (via, raw) = tx(&b)?;
+        eprintln!("PBAs: {via} through the socket, {raw} through the raw socket, after {seq} PBUs; tshark read {pbas}");
         Ok(())
     })() {
         pmip_tests::lab::fail(e);

@@ -116,6 +116,7 @@ pub(super) fn signaling() -> Signaling {
         unknown_peers: super::UnknownPeers::Drop,
         udp_gso: false,
         xdp_socket: false,
+        xdp_socket_send: false,
         receive_buffer_kib: SIGNALING_RECEIVE_BUFFER_KIB,
         esp_state_file: PathBuf::from("/var/lib/pmip/esp-seq"),
     }

@@ -181,6 +181,16 @@ pub(super) struct Signaling {
     /// path: less CPU per binding. They then bypass the host's netfilter
     /// INPUT rules (the peer filter and ESP still apply). Off by default.
     pub xdp_socket: bool,
+    /// With `xdp_socket`: the LMA's Proxy Binding Acknowledgements to IPv6
+    /// MAGs go out through the same AF_XDP socket, as whole frames to the
+    /// next hop the kernel's route and neighbour tables name (looked up
+    /// about once a second; a MAG whose neighbour entry is not reachable
+    /// just then is answered through the raw socket, which has the kernel
+    /// confirm it): less CPU per binding. They then bypass the host's
+    /// netfilter OUTPUT rules, its IPsec policies and the core interface's
+    /// qdisc (pmip's own ESP peers are still answered with ESP). Off by
+    /// default.
+    pub xdp_socket_send: bool,
     /// Receive buffer of each signaling socket, KiB: what a burst of
     /// requests (thousands of attaches at once, every MAG after an anchor
     /// restart) may queue while the registrar is busy; past it the kernel

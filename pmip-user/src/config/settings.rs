@@ -232,6 +232,8 @@ pub struct Signaling {
     /// Anchor, PMIPv6: IPv6 Mobility Headers read from AF_XDP sockets the
     /// fast path redirects them into (`pmipv6/transport/xdp.rs`).
     pub xdp_socket: bool,
+    /// With it: PBAs to IPv6 MAGs sent through the first socket's TX ring.
+    pub xdp_socket_send: bool,
     /// Receive buffer of each signaling socket, bytes (`receive_buffer_kib`).
     pub receive_buffer: usize,
     /// The ESP sequence numbers, kept across restarts (RFC 4303 §3.3.3).

@@ -52,6 +52,24 @@ fn xdp_socket_is_an_ipv6_lma_setting() {
     a.remove("ipv6");
     a.insert("ipv4".into(), Value::String("192.0.2.10".into()));
     refused(&v4_only, "needs addresses.ipv6");
+    // Sending through them needs them.
+    let send = |mut v: Value, rx: bool| {
+        let s = v["signaling"].as_table_mut().unwrap();
+        s.insert("xdp_socket".into(), Value::Boolean(rx));
+        s.insert("xdp_socket_send".into(), Value::Boolean(true));
+        v
+    };
+    assert!(
+        load(&send(on(ANCHOR_V6), true))
+            .unwrap()
+            .signaling
+            .xdp_socket_send
+    );
+    let e = format!("{:#}", load(&send(on(ANCHOR_V6), false)).unwrap_err());
+    assert!(
+        e.contains("signaling.xdp_socket_send") && e.contains("needs signaling.xdp_socket"),
+        "{e}"
+    );
 }
 
 #[test]

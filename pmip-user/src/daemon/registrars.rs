@@ -74,7 +74,14 @@ pub(super) fn xdp_sockets(cfg: &Config, dp: &SharedDp, sockets: Sockets) -> Resu
         (cfg.signaling.receive_buffer / crate::sys::xsk::FRAME as usize).clamp(64, 1 << 20) as u32;
     // Without them (a kernel without AF_XDP, the fast path fallen back to
     // TC) the raw MH socket reads everything, as with the setting off.
-    let socks = match dp.with(|f| f.signaling_sockets(core, local, frames))? {
+    // PBAs in flight through the first socket (`signaling.xdp_socket_send`):
+    // a few batches' worth; past them the raw socket sends.
+    let tx_frames = if cfg.signaling.xdp_socket_send {
+        1024
+    } else {
+        0
+    };
+    let socks = match dp.with(|f| f.signaling_sockets(core, local, frames, tx_frames))? {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "signaling.xdp_socket: no AF_XDP sockets; Mobility Headers are read from the raw socket");
@@ -82,9 +89,30 @@ pub(super) fn xdp_sockets(cfg: &Config, dp: &SharedDp, sockets: Sockets) -> Resu
         }
     };
     tracing::info!(iface = %core, sockets = socks.len(), "Mobility Headers read from AF_XDP sockets");
+    let send = match cfg.signaling.xdp_socket_send {
+        true => Some(send_link(core).context("signaling.xdp_socket_send")?),
+        false => None,
+    };
     sockets
-        .with_xdp_sockets(socks)
+        .with_xdp_sockets(socks, send)
         .context("signaling.xdp_socket")
+}
+
+/// What the PBAs' frames need of the core interface: its index, address
+/// and MTU, and the hop limit the raw socket would have used.
+fn send_link(core: &str) -> Result<pmipv6::transport::SendLink> {
+    let link = crate::sys::netlink::link(core)?;
+    let sysctl = format!("/proc/sys/net/ipv6/conf/{core}/hop_limit");
+    let hop_limit = std::fs::read_to_string(&sysctl)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(64);
+    Ok(pmipv6::transport::SendLink {
+        ifindex: link.index,
+        mac: link.mac,
+        mtu: link.mtu,
+        hop_limit,
+    })
 }
 
 /// `transport` restricted to the configured peers (`signaling.unknown_peers`).

@@ -13,7 +13,7 @@ use pmip_common::{maps, MH_QUEUES_PER_IFACE};
 
 use super::{map_err, Attached, FastPath};
 use crate::sys::netlink;
-use crate::sys::xsk::XskRx;
+use crate::sys::xsk::Xsk;
 
 /// `MH_LOCAL`'s key: the interface and the address's bytes as the fast
 /// path loads them (four words, in memory order).
@@ -37,7 +37,8 @@ fn frames_per_queue(total: u32, queues: u32) -> u32 {
 impl FastPath {
     /// Opens an AF_XDP socket on every receive queue of `iface` (the first
     /// [`MH_QUEUES_PER_IFACE`]), the `frames` frames shared out among them
-    /// (a power of two each, at least 64), and has the fast path there hand
+    /// (a power of two each, at least 64), the first with `tx_frames` to
+    /// send from (a power of two, or 0), and has the fast path there hand
     /// Mobility Headers to `local` to them. The fast path must
     /// be attached to `iface` in XDP (TC cannot reach an AF_XDP socket).
     /// Entries of an earlier run are replaced; a socket leaves the map by
@@ -47,7 +48,8 @@ impl FastPath {
         iface: &str,
         local: Ipv6Addr,
         frames: u32,
-    ) -> Result<Vec<XskRx>> {
+        tx_frames: u32,
+    ) -> Result<Vec<Xsk>> {
         match self
             .attached
             .iter()
@@ -72,7 +74,7 @@ impl FastPath {
         let mut socks = Vec::with_capacity(queues as usize);
         let mut xsks: XskMap<_> = XskMap::try_from(self.map_mut(maps::MH_SOCKETS)?)?;
         for q in 0..queues {
-            let s = match XskRx::open(idx, q, frames) {
+            let s = match Xsk::open(idx, q, frames, if q == 0 { tx_frames } else { 0 }) {
                 Ok(s) => s,
                 // The queues a driver uses may be fewer than it allocated
                 // (real_num_rx_queues): a bind past them is refused.

@@ -36,8 +36,10 @@ use crate::sys::mmsg;
 
 mod esp;
 mod xdp;
+mod xdp_send;
 
 pub use xdp::mobility_header;
+pub use xdp_send::SendLink;
 
 /// The signaling sockets of one agent.
 pub struct Sockets {
@@ -201,15 +203,21 @@ impl Sockets {
     /// Reads IPv6 Mobility Headers from `socks` too: AF_XDP sockets the
     /// fast path redirects those addressed to `local.v6` into
     /// (`signaling.xdp_socket`, see `xdp`). The raw MH socket stays open:
-    /// what the fast path leaves to the kernel still arrives there.
-    pub fn with_xdp_sockets(mut self, socks: Vec<crate::sys::xsk::XskRx>) -> io::Result<Sockets> {
+    /// what the fast path leaves to the kernel still arrives there. With
+    /// `send` (`signaling.xdp_socket_send`, see `xdp_send`) plain messages
+    /// to IPv6 peers go out through the first socket where it can.
+    pub fn with_xdp_sockets(
+        mut self,
+        socks: Vec<crate::sys::xsk::Xsk>,
+        send: Option<SendLink>,
+    ) -> io::Result<Sockets> {
         let local = self.local.v6.ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "XDP sockets without an IPv6 address",
             )
         })?;
-        self.xdp = Some(xdp::XdpPart::new(socks, local)?);
+        self.xdp = Some(xdp::XdpPart::new(socks, local, send)?);
         Ok(self)
     }
 
@@ -490,6 +498,9 @@ impl Sockets {
         }
         if let Some(esp) = self.esp.as_ref().filter(|_| !sealed.0.is_empty()) {
             out.add(esp.send_batch(&sealed.1).await, &sealed.0);
+        }
+        if let Some(x) = &self.xdp {
+            out.ok += x.send_batch(&mut v6.0, &mut v6.1);
         }
         match &self.v6 {
             Some(fd) => out.add(send_all(fd, &v6.1).await, &v6.0),

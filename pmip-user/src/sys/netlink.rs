@@ -8,7 +8,7 @@
 //! encoded and parsed by `netlink-packet-route`. Every error names the
 //! interface (or address) and the operation.
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use anyhow::{anyhow, bail, Context, Result};
 use netlink_packet_core::{
@@ -323,41 +323,102 @@ pub fn neighbours(name: &str) -> Result<Vec<Neighbour>> {
         NLM_F_DUMP,
     )
     .with_context(|| format!("interface {name}: listing neighbours (RTM_GETNEIGH)"))?;
-    let mut out = Vec::new();
-    for a in answers {
-        let RouteNetlinkMessage::NewNeighbour(n) = a else {
-            continue;
-        };
-        if n.header.ifindex != index {
-            continue;
+    Ok(answers
+        .into_iter()
+        .filter_map(|a| match a {
+            RouteNetlinkMessage::NewNeighbour(n) if n.header.ifindex == index => neighbour_of(&n),
+            _ => None,
+        })
+        .collect())
+}
+
+fn neighbour_of(n: &NeighbourMessage) -> Option<Neighbour> {
+    let mut addr = None;
+    let mut mac = None;
+    for x in &n.attributes {
+        match x {
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(v)) => {
+                addr = Some(IpAddr::V4(*v))
+            }
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(v)) => {
+                addr = Some(IpAddr::V6(*v))
+            }
+            NeighbourAttribute::LinkLayerAddress(m) if m.len() == 6 => {
+                let mut b = [0u8; 6];
+                b.copy_from_slice(m);
+                mac = Some(b);
+            }
+            _ => {}
         }
-        let mut addr = None;
-        let mut mac = None;
-        for x in &n.attributes {
+    }
+    Some(Neighbour {
+        addr: addr?,
+        mac,
+        state: u16::from(n.header.state),
+    })
+}
+
+/// The neighbour entry of the IPv6 address `addr` on interface `ifindex`
+/// (RTM_GETNEIGH for one entry); `None` where the kernel has none.
+pub fn neighbour_v6(ifindex: u32, addr: Ipv6Addr) -> Result<Option<Neighbour>> {
+    let mut m = NeighbourMessage::default();
+    m.header.family = AddressFamily::Inet6;
+    m.header.ifindex = ifindex;
+    m.attributes
+        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet6(
+            addr,
+        )));
+    match exchange(RouteNetlinkMessage::GetNeighbour(m), 0) {
+        Ok(answers) => Ok(answers.iter().find_map(|a| match a {
+            RouteNetlinkMessage::NewNeighbour(n) => neighbour_of(n),
+            _ => None,
+        })),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e)
+            .with_context(|| format!("interface index {ifindex}: neighbour {addr} (RTM_GETNEIGH)")),
+    }
+}
+
+/// Where the kernel would send a packet to `dst` (RTM_GETROUTE, a lookup
+/// rather than a dump): the output interface and the gateway, if any.
+/// `None` for a destination without a unicast route (unreachable,
+/// blackhole, prohibit, local).
+pub fn route_v6(dst: Ipv6Addr) -> Result<Option<(u32, Option<Ipv6Addr>)>> {
+    let mut m = RouteMessage::default();
+    m.header.address_family = AddressFamily::Inet6;
+    m.header.destination_prefix_length = 128;
+    m.attributes
+        .push(RouteAttribute::Destination(RouteAddress::Inet6(dst)));
+    let answers = match exchange(RouteNetlinkMessage::GetRoute(m), 0) {
+        Ok(a) => a,
+        // No route at all, or one that refuses (unreachable, prohibit).
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EACCES | libc::EINVAL)
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(e).with_context(|| format!("route to {dst} (RTM_GETROUTE)")),
+    };
+    Ok(answers.into_iter().find_map(|a| {
+        let RouteNetlinkMessage::NewRoute(r) = a else {
+            return None;
+        };
+        if r.header.kind != RouteType::Unicast {
+            return None;
+        }
+        let (mut oif, mut gw) = (None, None);
+        for x in &r.attributes {
             match x {
-                NeighbourAttribute::Destination(NeighbourAddress::Inet(v)) => {
-                    addr = Some(IpAddr::V4(*v))
-                }
-                NeighbourAttribute::Destination(NeighbourAddress::Inet6(v)) => {
-                    addr = Some(IpAddr::V6(*v))
-                }
-                NeighbourAttribute::LinkLayerAddress(m) if m.len() == 6 => {
-                    let mut b = [0u8; 6];
-                    b.copy_from_slice(m);
-                    mac = Some(b);
-                }
+                RouteAttribute::Oif(i) => oif = Some(*i),
+                RouteAttribute::Gateway(RouteAddress::Inet6(g)) => gw = Some(*g),
                 _ => {}
             }
         }
-        if let Some(addr) = addr {
-            out.push(Neighbour {
-                addr,
-                mac,
-                state: u16::from(n.header.state),
-            });
-        }
-    }
-    Ok(out)
+        Some((oif?, gw))
+    }))
 }
 
 /// Turns on `net.ipv4.conf.NAME.accept_local` through RTM_SETLINK

@@ -431,12 +431,14 @@ fn common_head(t: T, role: &str, dir: &Path, me: u8, iface_extra: &str) -> Strin
     // of strangers on the wire (RFC 5213 §5.3.1 status 154).
     c.push_str("\n[signaling]\nunknown_peers = \"answer\"\n");
     // PMIP_TEST_XDP_SOCKET=1: the anchor reads IPv6 Mobility Headers from
-    // AF_XDP sockets (`signaling.xdp_socket`), every case through them.
+    // AF_XDP sockets (`signaling.xdp_socket`), every case through them, and
+    // sends its PBAs through them (`xdp_socket_send`) once a MAG resolves.
     if role == "anchor"
         && t == T::Mh6
         && std::env::var("PMIP_TEST_XDP_SOCKET").is_ok_and(|v| v == "1")
     {
         c.push_str(XDP_SOCKET);
+        c.push_str("xdp_socket_send = true\n");
     }
     c
 }

@@ -79,11 +79,17 @@ pub(super) fn signaling(f: &File, v: &mut Errors) -> Signaling {
     }
     if s.xdp_socket {
         xdp_socket(f, v);
+    } else if s.xdp_socket_send {
+        v.err(
+            "signaling.xdp_socket_send",
+            "needs signaling.xdp_socket = true: the PBAs go out through those sockets",
+        );
     }
     Signaling {
         unknown_peers: s.unknown_peers,
         udp_gso: s.udp_gso,
         xdp_socket: s.xdp_socket,
+        xdp_socket_send: s.xdp_socket && s.xdp_socket_send,
         receive_buffer: s.receive_buffer_kib.clamp(64, 1 << 20) as usize * 1024,
         esp_state_file: s.esp_state_file.clone(),
     }

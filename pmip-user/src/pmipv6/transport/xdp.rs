@@ -27,9 +27,11 @@ use tokio::io::unix::AsyncFd;
 
 use crate::agent::batch::RxBatch;
 use crate::agent::registrar::Counters;
-use crate::agent::Peer;
+use crate::agent::{Peer, Transmit};
 use crate::pmipv6::wire::IPPROTO_MH;
-use crate::sys::xsk::XskRx;
+use crate::sys::xsk::Xsk;
+
+use super::xdp_send::{SendLink, XdpSend};
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -70,21 +72,29 @@ pub fn mobility_header(frame: &[u8], local: &Ipv6Addr) -> Option<(Ipv6Addr, Rang
 /// The anchor's AF_XDP sockets, one per receive queue of its core
 /// interfaces, and what was read from them.
 pub(super) struct XdpPart {
-    socks: Vec<AsyncFd<XskRx>>,
+    socks: Vec<AsyncFd<Xsk>>,
+    /// With `signaling.xdp_socket_send`: PBAs out through the first.
+    send: Option<XdpSend>,
     local: Ipv6Addr,
     received: AtomicU64,
     malformed: AtomicU64,
 }
 
 impl XdpPart {
-    pub(super) fn new(socks: Vec<XskRx>, local: Ipv6Addr) -> io::Result<XdpPart> {
+    pub(super) fn new(
+        socks: Vec<Xsk>,
+        local: Ipv6Addr,
+        send: Option<SendLink>,
+    ) -> io::Result<XdpPart> {
+        let send = send.map(|l| XdpSend::new(l, local)).transpose()?;
         let socks = socks
             .into_iter()
-            // SAFETY: an XskRx keeps its descriptor open until dropped.
+            // SAFETY: an Xsk keeps its descriptor open until dropped.
             .map(|s| unsafe { AsyncFd::register(s) }.map_err(|e| e.into_parts().1))
             .collect::<io::Result<Vec<_>>>()?;
         Ok(XdpPart {
             socks,
+            send,
             local,
             received: AtomicU64::new(0),
             malformed: AtomicU64::new(0),
@@ -188,6 +198,22 @@ impl XdpPart {
         }
     }
 
+    /// Sends what it can of `list` (plain IPv6 messages; `at`: their places
+    /// in the batch) through the first socket, taking them out of both;
+    /// returns how many. Without `signaling.xdp_socket_send`: none.
+    pub(super) fn send_batch(&self, at: &mut Vec<usize>, list: &mut Vec<&Transmit>) -> u64 {
+        match (&self.send, self.socks.first()) {
+            (Some(x), Some(s)) if !list.is_empty() => x.send(s.get_ref(), at, list),
+            _ => 0,
+        }
+    }
+
+    /// `xdp_socket_tx_invalid`: descriptors the kernel refused to send.
+    fn tx_invalid(&self) -> Option<u64> {
+        self.send.as_ref()?;
+        Some(self.socks.first()?.get_ref().stats().ok()?.tx_invalid)
+    }
+
     /// Frames the kernel dropped at the sockets (no room), for
     /// `rx_socket_drops`.
     pub(super) fn socket_drops(&self) -> u64 {
@@ -201,7 +227,15 @@ impl XdpPart {
     /// `xdp_socket_rx`: Mobility Headers read; `xdp_socket_malformed`:
     /// frames dropped by [`mobility_header`].
     pub(super) fn counters(&self) -> Counters {
-        Counters::from([
+        let mut c = self
+            .send
+            .as_ref()
+            .map(XdpSend::counters)
+            .unwrap_or_default();
+        if let Some(n) = self.tx_invalid() {
+            c.insert("xdp_socket_tx_invalid".to_string(), n);
+        }
+        c.extend([
             (
                 "xdp_socket_rx".to_string(),
                 self.received.load(Ordering::Relaxed),
@@ -210,7 +244,8 @@ impl XdpPart {
                 "xdp_socket_malformed".to_string(),
                 self.malformed.load(Ordering::Relaxed),
             ),
-        ])
+        ]);
+        c
     }
 }
 
