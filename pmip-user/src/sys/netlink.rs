@@ -452,6 +452,14 @@ mod tests {
         assert!(l.mtu >= 1500);
     }
 
+    /// Lookups that only read: a local destination has no unicast route,
+    /// loopback no neighbour entry.
+    #[test]
+    fn route_and_neighbour_lookups() {
+        assert_eq!(route_v6(Ipv6Addr::LOCALHOST).unwrap(), None);
+        assert_eq!(neighbour_v6(1, "fe80::1".parse().unwrap()).unwrap(), None);
+    }
+
     #[test]
     fn unknown_interface_is_named() {
         let e = link("pmip-nosuch0").unwrap_err().to_string();

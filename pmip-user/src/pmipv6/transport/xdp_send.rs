@@ -130,7 +130,7 @@ impl XdpSend {
         }
         let n = sock.send(via.len(), |k, buf| {
             let (i, mac, dst) = via[k];
-            self.frame(buf, mac, dst, &list[i].payload)
+            frame(&self.link, self.local, buf, (mac, dst), &list[i].payload)
         });
         self.sent.fetch_add(n as u64, Ordering::Relaxed);
         self.kernel
@@ -164,32 +164,6 @@ impl XdpSend {
         }
     }
 
-    /// Writes the frame of `payload` (a Mobility Header, its checksum
-    /// already computed) to `dst` through `mac` into `buf`; its length, or 0
-    /// where it does not fit.
-    fn frame(&self, buf: &mut [u8], mac: [u8; 6], dst: Ipv6Addr, payload: &[u8]) -> usize {
-        let len = HEADERS + payload.len();
-        let Ok(plen) = u16::try_from(payload.len()) else {
-            return 0;
-        };
-        if len > buf.len() {
-            return 0;
-        }
-        buf[0..6].copy_from_slice(&mac);
-        buf[6..12].copy_from_slice(&self.link.mac);
-        buf[12..14].copy_from_slice(&ETH_P_IPV6.to_be_bytes());
-        // Version 6, traffic class 0, flow label 0 (RFC 6437 §2: zero is
-        // "not labelled").
-        buf[14..18].copy_from_slice(&[0x60, 0, 0, 0]);
-        buf[18..20].copy_from_slice(&plen.to_be_bytes());
-        buf[20] = IPPROTO_MH;
-        buf[21] = self.link.hop_limit;
-        buf[22..38].copy_from_slice(&self.local.octets());
-        buf[38..54].copy_from_slice(&dst.octets());
-        buf[HEADERS..len].copy_from_slice(payload);
-        len
-    }
-
     /// `xdp_socket_tx`: PBAs sent through the socket; `xdp_socket_tx_kernel`:
     /// those left to the raw socket (no usable next hop, larger than the
     /// MTU, no free frame).
@@ -205,6 +179,38 @@ impl XdpSend {
             ),
         ])
     }
+}
+
+/// Writes the frame of `payload` (a Mobility Header, its checksum already
+/// computed) from `local` on `link` to `dst` through `mac` into `buf`; its
+/// length, or 0 where it does not fit.
+fn frame(
+    link: &SendLink,
+    local: Ipv6Addr,
+    buf: &mut [u8],
+    (mac, dst): ([u8; 6], Ipv6Addr),
+    payload: &[u8],
+) -> usize {
+    let len = HEADERS + payload.len();
+    let Ok(plen) = u16::try_from(payload.len()) else {
+        return 0;
+    };
+    if len > buf.len() {
+        return 0;
+    }
+    buf[0..6].copy_from_slice(&mac);
+    buf[6..12].copy_from_slice(&link.mac);
+    buf[12..14].copy_from_slice(&ETH_P_IPV6.to_be_bytes());
+    // Version 6, traffic class 0, flow label 0 (RFC 6437 §2: zero is
+    // "not labelled").
+    buf[14..18].copy_from_slice(&[0x60, 0, 0, 0]);
+    buf[18..20].copy_from_slice(&plen.to_be_bytes());
+    buf[20] = IPPROTO_MH;
+    buf[21] = link.hop_limit;
+    buf[22..38].copy_from_slice(&local.octets());
+    buf[38..54].copy_from_slice(&dst.octets());
+    buf[HEADERS..len].copy_from_slice(payload);
+    len
 }
 
 /// The link-layer address frames to `dst` go to through `ifindex`, if the
@@ -277,5 +283,38 @@ fn resolve_loop(hops: &Arc<NextHops>, ifindex: u32) {
         // A MAG still unresolved is wanted again by the next PBA to it:
         // not looked up more often than this.
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pmipv6::transport::mobility_header;
+
+    const LINK: SendLink = SendLink {
+        ifindex: 2,
+        mac: [2, 0, 0, 0, 0, 1],
+        mtu: 1500,
+        hop_limit: 64,
+    };
+
+    /// What we write is what the receive side (and a MAG's kernel) reads:
+    /// the Mobility Header, from us, to the MAG, behind Ethernet to its
+    /// link-layer address.
+    #[test]
+    fn a_frame_reads_back_as_its_mobility_header() {
+        let local: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let mag: Ipv6Addr = "2001:db8::2".parse().unwrap();
+        let mh = [59u8, 1, 6, 0, 0xab, 0xcd, 0, 0, 0, 7, 0, 10, 1, 2, 0, 0];
+        let mut buf = [0u8; 256];
+        let n = frame(&LINK, local, &mut buf, ([2, 0, 0, 0, 0, 2], mag), &mh);
+        assert_eq!(n, 14 + 40 + mh.len());
+        assert_eq!(&buf[0..12], &[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
+        assert_eq!(buf[21], 64);
+        // Read as the MAG would: addressed to it, from us.
+        let (src, r) = mobility_header(&buf[..n], &mag).unwrap();
+        assert_eq!((src, &buf[r]), (local, &mh[..]));
+        // Too large for the frame: nothing written.
+        assert_eq!(frame(&LINK, local, &mut buf[..60], ([0; 6], mag), &mh), 0);
     }
 }
