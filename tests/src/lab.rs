@@ -1304,8 +1304,14 @@ fn pin_line(o: &LabOpts, dir: &Path, name: &str) -> String {
 fn timers(o: &LabOpts) -> String {
     {
         let mut c = format!(
-            "\n[timers]\nlifetime_s = {}\nretx_initial_ms = 300\nretx_max_ms = {}\nmax_retransmissions = {}\nheartbeat_interval_s = {}\nreregistration_window_s = {}\n",
-            o.lifetime_s, o.retx_max_ms, o.max_retx, o.heartbeat_s, o.reregistration_window_s
+            "\n[timers]\nlifetime_s = {}\nretx_initial_ms = {}\nretx_max_ms = {}\nmax_retransmissions = {}\nheartbeat_interval_s = {}\nreregistration_window_s = {}\n",
+            o.lifetime_s,
+            // RFC 5944 §3.6.3: a PMA's Registration Requests at least 1 s apart.
+            if o.proto == Proto::Pmipv4 { 1000 } else { 300 },
+            o.retx_max_ms.max(if o.proto == Proto::Pmipv4 { 1000 } else { 0 }),
+            o.max_retx,
+            o.heartbeat_s,
+            o.reregistration_window_s
         );
         match o.proto {
             Proto::Pmipv6 => c.push_str(&format!("refresh_s = {}\n", o.refresh_s)),

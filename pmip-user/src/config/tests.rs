@@ -429,6 +429,11 @@ fn bad_configs_are_refused_with_the_key_path() {
         ),
         (
             ACCESS_V4,
+            vec![("timers.retx_initial_ms", i(999))],
+            "timers.retx_initial_ms: must be >= 1000 for a PMIPv4 access gateway",
+        ),
+        (
+            ACCESS_V4,
             vec![("timers.retx_max_ms", i(1000))],
             "timers.retx_max_ms: must be >= retx_initial_ms (3000)",
         ),

@@ -459,7 +459,11 @@ fn peer_security(t: T, i: u8) -> String {
 
 /// Short timers; `extra` lines go into `[timers]` (e.g. heartbeat_interval_s = 1).
 fn timers(t: T, extra: &str) -> String {
-    let mut c = "\n[timers]\nlifetime_s = 40\nretx_initial_ms = 300\nretx_max_ms = 1200\nmax_retransmissions = 3\n".to_string();
+    // RFC 5944 §3.6.3: a PMA's Registration Requests at least 1 s apart.
+    let initial = if t == T::Mip4 { 1000 } else { 300 };
+    let mut c = format!(
+        "\n[timers]\nlifetime_s = 40\nretx_initial_ms = {initial}\nretx_max_ms = 1200\nmax_retransmissions = 3\n"
+    );
     if t != T::Mip4 {
         c.push_str("refresh_s = 20\n");
     }

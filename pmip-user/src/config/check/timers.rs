@@ -38,6 +38,18 @@ pub(super) fn timers(f: &File, v: &mut Errors) -> Timers {
         v.err("timers.renew_percent", "must be 1 to 99");
     }
     retransmission(t, v);
+    // RFC 5944 §3.6.3: "The minimum time between Registration Requests
+    // MUST NOT be less than 1 second" — the PMA sends them for the MN.
+    if f.protocol == Protocol::Pmipv4
+        && f.role == crate::config::Role::Access
+        && (100..1000).contains(&t.retx_initial_ms)
+    {
+        v.err(
+            "timers.retx_initial_ms",
+            "must be >= 1000 for a PMIPv4 access gateway (RFC 5944 §3.6.3: Registration \
+             Requests no less than 1 second apart)",
+        );
+    }
     Timers {
         lifetime: secs(t.lifetime_s),
         refresh: secs(t.refresh_s),
