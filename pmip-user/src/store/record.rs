@@ -180,6 +180,12 @@ pub struct AccessRecord {
     /// 14); none for a local profile. Absent from records of earlier builds.
     #[serde(default)]
     pub aaa: Option<Box<AaaProfile>>,
+    /// The subscriber left and the gateway is telling the anchor (a
+    /// deregistration or a revocation it started, not answered yet): a
+    /// restarted gateway finishes it instead of leaving the anchor a
+    /// binding until its lifetime ends. Nothing is installed for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub leaving: bool,
 }
 
 /// What an Access-Accept gave a subscriber (merged over the interface's

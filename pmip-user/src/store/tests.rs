@@ -40,6 +40,7 @@ fn access(n: u8) -> AccessRecord {
         seq: 7,
         att: Some(4),
         anchor_revocation: false,
+        leaving: false,
         aaa: None,
     }
 }

@@ -252,6 +252,9 @@ pub struct PmaCounters {
     pub rx_unexpected_type: u64,
     /// Bindings taken up from the store at start.
     pub restored: u64,
+    /// Deregistrations (or revocations) in progress at a stop, sent again
+    /// at the start from their records (`persist.rs`).
+    pub deregistrations_resumed: u64,
     /// An HA stopped answering (or refused us), and came back; subscribers
     /// registered again when it did.
     pub ha_down: u64,
@@ -306,6 +309,10 @@ struct Session {
     /// Leaving by our Registration Revocation (RFC 3543 §4.2.3.1): the
     /// identifiers of its transmissions so far (an ack of any ends it).
     revoking: Option<Vec<u32>>,
+    /// The device left a registered session: the HA's uplink key and when
+    /// its binding ends, which the session's record keeps (`leaving`) until
+    /// the HA has been told (`persist.rs`).
+    left: Option<(u32, Instant)>,
     gen: u64,
 }
 
@@ -517,6 +524,7 @@ impl Pma {
             ha_revocation: false,
             ha_revocation_stamp: None,
             revoking: None,
+            left: None,
             gen: 0,
         };
         self.sessions.insert(nai.clone(), s);
@@ -529,6 +537,7 @@ impl Pma {
             return;
         };
         if let Some(b) = s.installed.take() {
+            s.left = s.expires_at.map(|e| (b.uplink_key, e));
             self.dp.push_back(DpCommand::RemoveAccess(b));
         }
         let was_registered = s.phase != Phase::Registering || s.pending_ident.is_some();

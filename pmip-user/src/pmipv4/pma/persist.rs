@@ -20,10 +20,15 @@ fn v4(a: IpAddr) -> Option<Ipv4Addr> {
     }
 }
 
-/// A session the store keeps: accepted by the HA (installed, with an
-/// expiry) and not being deregistered.
-fn kept(s: &Session) -> bool {
-    s.phase != Phase::Deregistering && s.installed.is_some() && s.expires_at.is_some()
+/// What a session's record keeps of its HA's binding: the uplink key and
+/// when the binding ends, and whether the device has left (the HA not told
+/// yet). None: no record — not accepted by the HA, or left and told.
+fn kept(s: &Session) -> Option<(u32, Instant, bool)> {
+    if s.phase == Phase::Deregistering {
+        let (key, expires) = s.left?;
+        return Some((key, expires, true));
+    }
+    Some((s.installed.as_ref()?.uplink_key, s.expires_at?, false))
 }
 
 impl Pma {
@@ -42,14 +47,13 @@ impl Pma {
     /// Would `nai`'s session be written as a record (and not as a delete)?
     /// Asked without building the record, which `persist` builds anyway.
     pub(super) fn record_exists(&self, nai: &str) -> bool {
-        self.sessions.get(nai).is_some_and(kept)
+        self.sessions.get(nai).and_then(kept).is_some()
     }
 
     fn record(&self, nai: &str) -> Option<AccessRecord> {
-        let s = self.sessions.get(nai).filter(|s| kept(s))?;
-        let b = s.installed.as_ref()?;
+        let s = self.sessions.get(nai)?;
+        let (uplink_key, expires, leaving) = kept(s)?;
         let wall = |t: Instant| wall_ms(self.clock.wall(t));
-        let expires = s.expires_at?;
         Some(AccessRecord {
             proto: Proto::Pmipv4,
             nai: nai.to_string(),
@@ -58,7 +62,7 @@ impl Pma {
             alternate: s.has.get(1).copied().map(IpAddr::V4),
             sub_id: s.sub_id,
             downlink_key: s.downlink_key,
-            uplink_key: b.uplink_key,
+            uplink_key,
             home_v4: s.home,
             home_v4_len: 0,
             router_v4: None,
@@ -81,6 +85,7 @@ impl Pma {
             att: None,
             anchor_revocation: s.ha_revocation,
             aaa: s.sub.aaa.clone(),
+            leaving,
         })
     }
 }
@@ -137,10 +142,14 @@ impl store::AccessRestore for Pma {
         let ha_idx = has.iter().position(|h| *h == ha);
         let installed = self.binding_of_record(at, r)?;
         self.idents.entry(ha).or_default().floor(r.last_ident);
+        let leaving = r.leaving.then(|| (r.uplink_key, later(r.expires_ms)));
         let s = Session {
             home: Some(home),
             sub,
-            phase: Phase::Registered,
+            phase: match leaving {
+                Some(_) => Phase::Deregistering,
+                None => Phase::Registered,
+            },
             assigned_ha: ha_idx.is_none().then_some(ha),
             ha_idx: ha_idx.unwrap_or(0),
             has,
@@ -161,9 +170,29 @@ impl store::AccessRestore for Pma {
             ha_revocation: r.anchor_revocation,
             ha_revocation_stamp: None,
             revoking: None,
+            left: leaving,
             gen: 0,
         };
         self.sessions.insert(r.nai.clone(), s);
+        if leaving.is_some() {
+            // The device had left: nothing to install or serve; the HA is
+            // told again (a deregistration, or our revocation as chosen
+            // before, RFC 3543 §4.2.3.1), and the session and its record
+            // go with the answer or the last retransmission, as they would
+            // have without the stop. Its map entry went with the detach,
+            // unless the stop came before that was applied and the pins
+            // kept it.
+            if let Some(s) = self.sessions.get_mut(&r.nai) {
+                s.installed = None;
+                s.renew_at = None;
+                s.expires_at = None;
+            }
+            self.dp.push_back(DpCommand::RemoveAccess(installed));
+            self.counters.deregistrations_resumed += 1;
+            self.choose_revocation(&r.nai);
+            self.start_transaction(now, &r.nai);
+            return Some(());
+        }
         self.arm(&r.nai);
         self.dp.push_back(DpCommand::InstallAccess(installed));
         self.counters.restored += 1;

@@ -434,3 +434,53 @@ fn a_released_record_that_cannot_revoke_is_dropped_without_a_map_removal() {
     assert_eq!(h.counters().revocations_resumed, 0);
     assert_eq!(Endpoint::poll_dp(&mut h), None);
 }
+
+/// A deregistration the PMA had in progress when it stopped (the device
+/// left, the HA had not heard it) is in the store as a `leaving` record,
+/// and a restarted PMA sends it again: the HA lets the binding go then,
+/// not at the end of its lifetime. Nothing is installed or restored for
+/// it, and its record goes with the HA's answer.
+#[test]
+fn a_deregistration_in_progress_survives_a_pma_restart() {
+    let mut net = basic();
+    let t0 = net.now;
+    let mut st = Stores::default();
+    let now = net.now;
+    net.pma(PMA1).attach(now, sub("ue1@ex", 1));
+    net.settle();
+    assert_eq!(net.ha(HA1).binding_count(), 1);
+    // The HA hears nothing more from the PMA; the device leaves.
+    net.filter = Box::new(|src, t| !(src == PMA1 && *dst(t).ip() == HA1));
+    let now = net.now;
+    net.pma(PMA1).detach(now, "ue1@ex");
+    net.settle();
+    st.sync(&mut net);
+    let leaving: Vec<_> = st
+        .of(PMA1)
+        .scan()
+        .unwrap()
+        .into_iter()
+        .filter_map(|(_, r)| match r {
+            Record::Access(a) => Some(a.leaving),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(leaving, [true], "the record says the device left");
+    // The PMA stops before the HA has heard it; a new one starts.
+    let mut p = Pma::new(pma_cfg(PMA1), clock_at(&net, t0));
+    let r = Endpoint::restore(&mut p, net.now, st.of(PMA1).scan().unwrap());
+    assert_eq!(r.dropped, 0);
+    assert_eq!(p.counters().deregistrations_resumed, 1);
+    replace(&mut net, PMA1, Node::Pma(p));
+    net.filter = Box::new(|_, _| true);
+    net.settle();
+    assert_eq!(net.ha(HA1).binding_count(), 0, "the HA let the binding go");
+    assert!(net.dp(PMA1).access.is_empty(), "nothing installed");
+    assert!(!net
+        .pma_events(PMA1)
+        .iter()
+        .any(|e| matches!(e, PmaEvent::Restored { .. })));
+    assert_eq!(net.pma(PMA1).session_count(), 0);
+    st.sync(&mut net);
+    assert!(st.of(PMA1).is_empty(), "the record went with the answer");
+}

@@ -259,6 +259,9 @@ pub struct MagCounters {
     /// Bindings taken up from the store at start, and records dropped.
     pub restored: u64,
     pub restore_dropped: u64,
+    /// Deregistrations (or revocations) in progress at a stop, sent again
+    /// at the start from their records (`persist.rs`).
+    pub deregistrations_resumed: u64,
     /// An LMA stopped answering (or refused us), and came back.
     pub lma_down: u64,
     pub lma_returned: u64,
@@ -637,7 +640,8 @@ impl Mag {
         e.state = State::Deregistering;
         e.retx = 0;
         e.timeout = self.cfg.retx_initial;
-        // The subscriber left: its record goes now, with its map entry.
+        // The subscriber left: its map entry goes now; its record says so
+        // until the LMA has been told (a restart finishes the telling).
         self.persist(at);
         if had {
             let b = self.access_binding(&at);

@@ -11,7 +11,8 @@ use crate::store::{self, wall_ms, AccessRecord, Proto, Record, RecordKey, StoreO
 
 impl Mag {
     /// Queues the durable form of `at`'s binding: its record while the
-    /// anchor has accepted it and the subscriber is attached, else a delete.
+    /// anchor has accepted it (marked `leaving` while the subscriber's
+    /// deregistration or revocation is in progress), else a delete.
     pub(super) fn persist(&mut self, at: AccessPoint) {
         let op = match self.record(&at) {
             Some(r) => StoreOp::Put(RecordKey::Access(at), Record::Access(r)),
@@ -23,9 +24,6 @@ impl Mag {
     fn record(&self, at: &AccessPoint) -> Option<AccessRecord> {
         let e = self.entries.get(at)?;
         let g = e.granted.as_ref()?;
-        if e.state == State::Deregistering {
-            return None;
-        }
         let wall = |t: Instant| wall_ms(self.clock.wall(t));
         let lma = &self.lmas[e.lma];
         let refresh = if e.state == State::Active {
@@ -65,6 +63,7 @@ impl Mag {
             att: e.req.att,
             anchor_revocation: false,
             aaa: e.aaa.clone(),
+            leaving: e.state == State::Deregistering,
         })
     }
 
@@ -165,6 +164,7 @@ impl store::AccessRestore for Mag {
         self.by_mn_id.entry(req.mn_id.clone()).or_default().push(at);
         self.seq = self.seq.max(r.seq);
         self.last_ts = self.last_ts.max(r.last_ident);
+        let revoking = r.leaving && self.cfg.revoke_to.contains(&r.anchor);
         self.entries.insert(
             at,
             Entry {
@@ -172,7 +172,10 @@ impl store::AccessRestore for Mag {
                 lma,
                 sub_id: r.sub_id,
                 downlink_key: r.downlink_key,
-                state: State::Active,
+                state: match r.leaving {
+                    true => State::Deregistering,
+                    false => State::Active,
+                },
                 seq: r.seq,
                 retx: 0,
                 timeout: self.cfg.retx_initial,
@@ -184,12 +187,31 @@ impl store::AccessRestore for Mag {
                     .and_then(|a| self.lmas.iter().position(|l| l.cfg.addr == a))
                     .filter(|a| *a != lma),
                 handoff: HandoffIndicator::HandoffStateNotChanged,
-                revoking: false,
+                revoking,
                 aaa: r.aaa.clone(),
                 transient: None,
                 unechoed: false,
             },
         );
+        if r.leaving {
+            // The subscriber had left: nothing to install or serve; the
+            // LMA is told again (RFC 5213 §6.9.1.4, RFC 5846 §8.2), and
+            // the entry and its record go with the answer or the timeout,
+            // as they would have without the stop.
+            self.counters.deregistrations_resumed += 1;
+            // Its map entry went with the detach, unless the stop came
+            // before that was applied and the pins kept it.
+            if let Some(b) = self.access_binding(&at) {
+                self.dp.push_back(DpCommand::RemoveAccess(b));
+            }
+            if revoking {
+                self.send_bri(now, at);
+            } else {
+                self.counters.dereg_sent += 1;
+                self.send_pbu(now, at, true);
+            }
+            return Some(());
+        }
         // The refresh comes when it was due (at once if it was due while we
         // were down): the anchor never sees a gap.
         self.arm(at, later(r.refresh_ms));

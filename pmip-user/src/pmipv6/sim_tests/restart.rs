@@ -464,3 +464,53 @@ fn a_revocation_in_progress_survives_a_restart() {
     sync(&mut s, &mut ms, &mut ls);
     assert_eq!(anchor_records(&mut ls), 0);
 }
+
+/// A deregistration the MAG had in progress when it stopped (the
+/// subscriber left, the LMA had not heard it) is in the store as a
+/// `leaving` record, and a restarted MAG sends it again (RFC 5213
+/// §6.9.1.4): the LMA lets the binding go then, not at the end of its
+/// lifetime. Nothing is installed or restored for it, and its record goes
+/// with the PBA.
+#[test]
+fn a_deregistration_in_progress_survives_a_mag_restart() {
+    let mut s = Sim::new(false);
+    let (mut ms, mut ls) = stores();
+    s.attach(0, req(1));
+    assert_eq!(s.lma.binding_count(), 1);
+    s.drop_to.push(Node::Lma);
+    let now = s.now;
+    s.mags[0].detach(now, ap(1));
+    s.run();
+    sync(&mut s, &mut ms, &mut ls);
+    let leaving: Vec<_> = ms[0]
+        .scan()
+        .unwrap()
+        .into_iter()
+        .filter_map(|(_, r)| match r {
+            Record::Access(a) => Some(a.leaving),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(leaving, [true], "the record says the subscriber left");
+    // The MAG stops before the LMA has heard it; a new one starts.
+    s.mags[0] = Mag::new(mag_cfg(false, MAG1, MAG1_V4), s.now, wall_at(&s));
+    s.mag_dp[0] = MemDataPlane::default();
+    s.events[0].clear();
+    let r = Endpoint::restore(&mut s.mags[0], s.now, ms[0].scan().unwrap());
+    assert_eq!(r.dropped, 0);
+    assert_eq!(s.mags[0].counters.deregistrations_resumed, 1);
+    s.drop_to.clear();
+    s.run();
+    assert_eq!(s.lma.counters.deregistrations, 1, "the LMA heard it");
+    assert!(s.mag_dp[0].access.is_empty(), "nothing installed");
+    assert!(!s.events[0]
+        .iter()
+        .any(|e| matches!(e, MagEvent::Restored { .. })));
+    assert_eq!(s.mags[0].active_count(), 0);
+    sync(&mut s, &mut ms, &mut ls);
+    assert!(ms[0].is_empty(), "the record went with the PBA");
+    assert!(ls.is_empty(), "the LMA's record too");
+    // And its binding after MinDelayBeforeBCEDelete (RFC 5213 §5.3.5).
+    s.advance(Duration::from_secs(11));
+    assert_eq!(s.lma.binding_count(), 0);
+}
