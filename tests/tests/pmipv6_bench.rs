@@ -366,6 +366,7 @@ fn side_sockets(wire: Wire, protect: bool, lma: bool) -> (Sockets, Option<FastPa
             mac: l.mac,
             mtu: l.mtu,
             hop_limit: 64,
+            mags: Vec::new(),
         }
     });
     let tx_frames = if send.is_some() { 1024 } else { 0 };

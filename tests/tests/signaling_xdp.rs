@@ -284,7 +284,8 @@ fn lma_without_xdp_sockets_reads_the_raw_socket() {
 /// the checksum) and tshark decodes them without a warning. The first
 /// PBA, before the LMA has resolved the MAG, goes through the raw socket,
 /// which is what has the kernel resolve it; so does one when the kernel's
-/// entry of the MAG has gone STALE, which has the kernel verify it.
+/// entry of the MAG has gone STALE, which has the kernel verify it, and
+/// every answer to a stranger (only the configured MAGs are looked up).
 #[test]
 fn lma_sends_pbas_through_its_xdp_socket() {
     if let Err(e) = (|| -> Result<()> {
@@ -404,26 +405,45 @@ fn lma_sends_pbas_through_its_xdp_socket() {
             "after the STALE MAG's one raw PBA: {:?}",
             tx(&b)?
         );
+        // A stranger (not in peers[], answered 154 as the bed has
+        // unknown_peers = "answer"): through the raw socket, also after a
+        // resolver round has passed (the absence of an event: waited for).
+        let stranger = b.peer(3)?;
+        for round in 0..2 {
+            let before = tx(&b)?;
+            let st = pba_status(&b, &stranger, 1 + round, "s@x")?;
+            ensure!(st == 154, "stranger: status {st}");
+            ensure!(
+                tx(&b)? == (before.0, before.1 + 1),
+                "the stranger's PBA, round {round}: {before:?} then {:?}",
+                tx(&b)?
+            );
+            std::thread::sleep(Duration::from_millis(1300));
+        }
         let invalid = stat(&b.daemon.stats()?, "lma transport", "xdp_socket_tx_invalid");
         ensure!(invalid == 0, "{invalid} descriptors refused by the kernel");
         let rows = cap.check_fields(
             2 * seq as usize,
-            &["ipv6.src", "ipv6.hlim", "mip6.mhtype", "mip6.ba.status"],
+            &[
+                "ipv6.src",
+                "ipv6.dst",
+                "ipv6.hlim",
+                "mip6.mhtype",
+                "mip6.ba.status",
+            ],
         )?;
-        let pbas = rows
+        let (lma, mag) = (b.anchor().to_string(), b.t.addr(1).to_string());
+        let pbas: Vec<_> = rows
             .iter()
-            .filter(|r| r[0] == b.anchor().to_string() && r[2] == "6")
-            .count();
+            .filter(|r| r[0] == lma && r[1] == mag && r[3] == "6")
+            .collect();
         ensure!(
-            rows.is_empty() || pbas as u16 == seq,
-            "tshark reads {pbas} PBAs from the LMA, want {seq}: {rows:?}"
+            rows.is_empty() || pbas.len() == usize::from(seq),
+            "tshark reads {} PBAs from the LMA to the MAG, want {seq}: {rows:?}",
+            pbas.len()
         );
-        ensure!(
-            rows.iter()
-                .filter(|r| r[0] == b.anchor().to_string())
-                .all(|r| r[1] == "64" && r[3] == "0"),
-            "{rows:?}"
-        );
+        ensure!(pbas.iter().all(|r| r[2] == "64" && r[4] == "0"), "{pbas:?}");
+        let pbas = pbas.len();
         let (via, raw) = tx(&b)?;
         eprintln!("PBAs: {via} through the socket, {raw} through the raw socket, after {seq} PBUs; tshark read {pbas}");
         Ok(())

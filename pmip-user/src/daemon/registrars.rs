@@ -90,7 +90,7 @@ pub(super) fn xdp_sockets(cfg: &Config, dp: &SharedDp, sockets: Sockets) -> Resu
     };
     tracing::info!(iface = %core, sockets = socks.len(), "Mobility Headers read from AF_XDP sockets");
     let send = match cfg.signaling.xdp_socket_send {
-        true => Some(send_link(core).context("signaling.xdp_socket_send")?),
+        true => Some(send_link(cfg, core).context("signaling.xdp_socket_send")?),
         false => None,
     };
     sockets
@@ -99,8 +99,9 @@ pub(super) fn xdp_sockets(cfg: &Config, dp: &SharedDp, sockets: Sockets) -> Resu
 }
 
 /// What the PBAs' frames need of the core interface: its index, address
-/// and MTU, and the hop limit the raw socket would have used.
-fn send_link(core: &str) -> Result<pmipv6::transport::SendLink> {
+/// and MTU, and the hop limit the raw socket would have used; and the
+/// configured MAGs.
+fn send_link(cfg: &Config, core: &str) -> Result<pmipv6::transport::SendLink> {
     let link = crate::sys::netlink::link(core)?;
     let sysctl = format!("/proc/sys/net/ipv6/conf/{core}/hop_limit");
     let hop_limit = std::fs::read_to_string(&sysctl)
@@ -112,6 +113,14 @@ fn send_link(core: &str) -> Result<pmipv6::transport::SendLink> {
         mac: link.mac,
         mtu: link.mtu,
         hop_limit,
+        mags: cfg
+            .peers
+            .iter()
+            .filter_map(|p| match p.address {
+                std::net::IpAddr::V6(a) => Some(a),
+                std::net::IpAddr::V4(_) => None,
+            })
+            .collect(),
     })
 }
 

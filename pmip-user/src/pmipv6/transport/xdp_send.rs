@@ -38,15 +38,16 @@ const REFRESH: Duration = Duration::from_secs(1);
 /// A MAG not answered for this long is no longer looked up.
 const FORGET: Duration = Duration::from_secs(60);
 /// At most this many MAGs are looked up; past them, the raw socket.
-const MAX_PEERS: usize = 4096;
+const MAX_PEERS: usize = 1024;
 /// NUD_* states (linux/neighbour.h) whose link-layer address the kernel
 /// itself sends to: REACHABLE, STALE, DELAY, PROBE, NOARP, PERMANENT.
 const NUD_USABLE: u16 = 0x02 | 0x04 | 0x08 | 0x10 | 0x40 | 0x80;
 /// NUD_STALE: usable, but only the kernel's own sending has it verified.
 const NUD_STALE: u16 = 0x04;
 
-/// The interface the socket sends on, as the kernel reports it.
-#[derive(Clone, Copy, Debug)]
+/// The interface the socket sends on, as the kernel reports it, and the
+/// MAGs that may be answered through it.
+#[derive(Clone, Debug)]
 pub struct SendLink {
     pub ifindex: u32,
     pub mac: [u8; 6],
@@ -54,6 +55,10 @@ pub struct SendLink {
     /// The IPv6 hop limit the raw socket would use
     /// (`net.ipv6.conf.IFACE.hop_limit`).
     pub hop_limit: u8,
+    /// The configured MAGs (`peers[]`): only they are looked up, so that
+    /// strangers answered with `signaling.unknown_peers = "answer"` (any
+    /// source address) cannot crowd them out. Empty: any, up to 1024.
+    pub mags: Vec<Ipv6Addr>,
 }
 
 /// A resolved MAG: the link-layer address its frames go to.
@@ -77,6 +82,7 @@ struct NextHops {
 /// The sending side of the anchor's AF_XDP sockets.
 pub(super) struct XdpSend {
     link: SendLink,
+    mags: HashSet<Ipv6Addr>,
     local: Ipv6Addr,
     hops: Arc<NextHops>,
     sent: AtomicU64,
@@ -89,10 +95,12 @@ impl XdpSend {
     pub(super) fn new(link: SendLink, local: Ipv6Addr) -> std::io::Result<XdpSend> {
         let hops = Arc::new(NextHops::default());
         let h = hops.clone();
+        let ifindex = link.ifindex;
         std::thread::Builder::new()
             .name("pmip-nexthops".into())
-            .spawn(move || resolve_loop(&h, link.ifindex))?;
+            .spawn(move || resolve_loop(&h, ifindex))?;
         Ok(XdpSend {
+            mags: link.mags.iter().copied().collect(),
             link,
             local,
             hops,
@@ -155,7 +163,7 @@ impl XdpSend {
         };
         let before = w.len();
         for p in peers {
-            if w.len() < MAX_PEERS {
+            if w.len() < MAX_PEERS && (self.mags.is_empty() || self.mags.contains(&p)) {
                 w.insert(p);
             }
         }
@@ -259,10 +267,12 @@ fn resolve_loop(hops: &Arc<NextHops>, ifindex: u32) {
                 }
             }
         }
-        for a in &wanted {
-            last_used.insert(*a, now);
-        }
         last_used.retain(|_, t| now.duration_since(*t) < FORGET);
+        for a in &wanted {
+            if last_used.len() < MAX_PEERS || last_used.contains_key(a) {
+                last_used.insert(*a, now);
+            }
+        }
         let fresh: HashMap<Ipv6Addr, Hop> = last_used
             .keys()
             .filter_map(|a| {
@@ -296,6 +306,7 @@ mod tests {
         mac: [2, 0, 0, 0, 0, 1],
         mtu: 1500,
         hop_limit: 64,
+        mags: Vec::new(),
     };
 
     /// What we write is what the receive side (and a MAG's kernel) reads:
