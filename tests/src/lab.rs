@@ -112,6 +112,10 @@ pub struct LabOpts {
     /// Keep the gateways' bindings in an embedded store in the lab's
     /// directory (`[store]`); false: `backend = "memory"`, nothing survives.
     pub durable: bool,
+    /// `timers.retx_initial_ms` (300 by default; at least 1000 for PMIPv4,
+    /// RFC 5944 §3.6.3). The MAG's de-registration waits this long for its
+    /// PBA (RFC 5213 §6.9.1.4).
+    pub retx_initial_ms: u32,
     /// `timers.retx_max_ms` (the back-off ceiling; 2000 by default).
     pub retx_max_ms: u32,
     /// `timers.heartbeat_interval_s` (0: off).
@@ -227,6 +231,7 @@ impl LabOpts {
             ipv6_transport: false,
             pin: false,
             durable: true,
+            retx_initial_ms: 300,
             retx_max_ms: 2000,
             heartbeat_s: 0,
             max_retx: 3,
@@ -1303,12 +1308,16 @@ fn pin_line(o: &LabOpts, dir: &Path, name: &str) -> String {
 
 fn timers(o: &LabOpts) -> String {
     {
+        // RFC 5944 §3.6.3: a PMA's Registration Requests at least 1 s apart.
+        let initial = match o.proto {
+            Proto::Pmipv4 => o.retx_initial_ms.max(1000),
+            Proto::Pmipv6 => o.retx_initial_ms,
+        };
         let mut c = format!(
             "\n[timers]\nlifetime_s = {}\nretx_initial_ms = {}\nretx_max_ms = {}\nmax_retransmissions = {}\nheartbeat_interval_s = {}\nreregistration_window_s = {}\n",
             o.lifetime_s,
-            // RFC 5944 §3.6.3: a PMA's Registration Requests at least 1 s apart.
-            if o.proto == Proto::Pmipv4 { 1000 } else { 300 },
-            o.retx_max_ms.max(if o.proto == Proto::Pmipv4 { 1000 } else { 0 }),
+            initial,
+            o.retx_max_ms.max(initial),
             o.max_retx,
             o.heartbeat_s,
             o.reregistration_window_s

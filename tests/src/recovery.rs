@@ -340,6 +340,63 @@ pub fn shutdown_deregister(proto: Proto) -> Result<()> {
     Ok(())
 }
 
+/// The access gateway is killed (-9) while a deregistration it started is
+/// unanswered (every signaling packet on the core link dropped): the
+/// restarted gateway finds it in its record (the subscriber left) and
+/// sends it again, and the anchor lets the binding go — before, it kept
+/// it until its lifetime ended. Nothing is installed for it again.
+pub fn deregistration_survives_an_access_kill9(proto: Proto) -> Result<()> {
+    let mut o = opts(proto, "dk");
+    // The MAG waits this long for its de-registration's PBA (RFC 5213
+    // §6.9.1.4); the PMA retransmits (a second apart, 3 times).
+    o.retx_initial_ms = 4000;
+    o.retx_max_ms = 4000;
+    let mut l = Lab::up(o)?;
+    l.attach(false)?;
+    l.wait_registered(0)?;
+    let lossy = crate::lossy::Lossy::attach(&l.sw, "pcn", 100)?;
+    l.client().release()?;
+    // Its deregistration sent and dropped (the PMA's may wait a second
+    // after its last request, RFC 5944 §3.6.3).
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while lossy.counts()?.0 == 0 {
+        ensure!(
+            std::time::Instant::now() < end,
+            "no deregistration sent:\n{}",
+            l.mag(0).log_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    l.mag(0)
+        .wait_bindings(Duration::from_secs(3), "the subscriber leaving", |b| {
+            b.len() == 1 && b[0].state == "DEREGISTERING"
+        })?;
+    l.access[0].as_mut().context("no access gateway")?.kill9();
+    drop(lossy);
+    ensure!(
+        l.lma().bindings()?.len() == 1,
+        "the anchor let go before the restart"
+    );
+    l.start_access(0)?;
+    l.lma()
+        .wait_bindings(Duration::from_secs(8), "the binding released", |b| {
+            b.is_empty()
+        })?;
+    let stats = l.mag(0).stats()?;
+    let group = match proto {
+        Proto::Pmipv6 => "mag",
+        Proto::Pmipv4 => "pma",
+    };
+    ensure!(
+        crate::hostile::stat(&stats, group, "deregistrations_resumed") == 1,
+        "{:?}",
+        stats.groups.get(group)
+    );
+    l.mag(0)
+        .wait_bindings(Duration::from_secs(8), "no binding left", |b| b.is_empty())?;
+    Ok(())
+}
+
 /// What an anchor outage cost.
 #[derive(Clone, Debug, Default)]
 pub struct OutageFigures {

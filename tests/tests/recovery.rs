@@ -93,6 +93,20 @@ fn pmipv4_late_renewal_loses_nothing() {
 }
 
 #[test]
+fn pmipv6_deregistration_survives_an_access_kill9() {
+    run("pmipv6_deregistration_survives_an_access_kill9", || {
+        cases::deregistration_survives_an_access_kill9(Proto::Pmipv6)
+    });
+}
+
+#[test]
+fn pmipv4_deregistration_survives_an_access_kill9() {
+    run("pmipv4_deregistration_survives_an_access_kill9", || {
+        cases::deregistration_survives_an_access_kill9(Proto::Pmipv4)
+    });
+}
+
+#[test]
 fn pmipv6_shutdown_deregister_releases_everyone() {
     run("pmipv6 shutdown --deregister", || {
         cases::shutdown_deregister(Proto::Pmipv6)
