@@ -154,3 +154,17 @@ pub fn restart_counter(
 
 #[cfg(test)]
 mod tests;
+
+/// The `leaving` marks of the access records in `store` (sim tests).
+#[cfg(test)]
+pub(crate) fn leaving_marks(store: &mut impl Store) -> Vec<bool> {
+    store
+        .scan()
+        .unwrap()
+        .into_iter()
+        .filter_map(|(_, r)| match r {
+            Record::Access(a) => Some(a.leaving),
+            _ => None,
+        })
+        .collect()
+}

@@ -455,17 +455,11 @@ fn a_deregistration_in_progress_survives_a_pma_restart() {
     net.pma(PMA1).detach(now, "ue1@ex");
     net.settle();
     st.sync(&mut net);
-    let leaving: Vec<_> = st
-        .of(PMA1)
-        .scan()
-        .unwrap()
-        .into_iter()
-        .filter_map(|(_, r)| match r {
-            Record::Access(a) => Some(a.leaving),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(leaving, [true], "the record says the device left");
+    assert_eq!(
+        crate::store::leaving_marks(&mut st.of(PMA1)),
+        [true],
+        "the record says the device left"
+    );
     // The PMA stops before the HA has heard it; a new one starts.
     let mut p = Pma::new(pma_cfg(PMA1), clock_at(&net, t0));
     let r = Endpoint::restore(&mut p, net.now, st.of(PMA1).scan().unwrap());

@@ -286,7 +286,6 @@ fn resolve_loop(hops: &Arc<NextHops>, ifindex: u32) {
                 })
             })
             .collect();
-        // Still unresolved: asked for again by the next PBA to it.
         if let Ok(mut k) = hops.known.write() {
             *k = fresh;
         }
