@@ -379,16 +379,20 @@ pub fn neighbour_v6(ifindex: u32, addr: Ipv6Addr) -> Result<Option<Neighbour>> {
     }
 }
 
-/// Where the kernel would send a packet to `dst` (RTM_GETROUTE, a lookup
-/// rather than a dump): the output interface and the gateway, if any.
-/// `None` for a destination without a unicast route (unreachable,
-/// blackhole, prohibit, local).
-pub fn route_v6(dst: Ipv6Addr) -> Result<Option<(u32, Option<Ipv6Addr>)>> {
+/// Where the kernel would send a packet from `src` to `dst` (RTM_GETROUTE,
+/// a lookup rather than a dump; the source counts where policy routing
+/// chooses by it): the output interface and the gateway, if any. `None`
+/// for a destination without a unicast route (unreachable, blackhole,
+/// prohibit, local).
+pub fn route_v6(src: Ipv6Addr, dst: Ipv6Addr) -> Result<Option<(u32, Option<Ipv6Addr>)>> {
     let mut m = RouteMessage::default();
     m.header.address_family = AddressFamily::Inet6;
     m.header.destination_prefix_length = 128;
+    m.header.source_prefix_length = 128;
     m.attributes
         .push(RouteAttribute::Destination(RouteAddress::Inet6(dst)));
+    m.attributes
+        .push(RouteAttribute::Source(RouteAddress::Inet6(src)));
     let answers = match exchange(RouteNetlinkMessage::GetRoute(m), 0) {
         Ok(a) => a,
         // No route at all, or one that refuses (unreachable, prohibit).
@@ -456,7 +460,8 @@ mod tests {
     /// loopback no neighbour entry.
     #[test]
     fn route_and_neighbour_lookups() {
-        assert_eq!(route_v6(Ipv6Addr::LOCALHOST).unwrap(), None);
+        let lo = Ipv6Addr::LOCALHOST;
+        assert_eq!(route_v6(lo, lo).unwrap(), None);
         assert_eq!(neighbour_v6(1, "fe80::1".parse().unwrap()).unwrap(), None);
     }
 

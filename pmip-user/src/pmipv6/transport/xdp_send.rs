@@ -98,7 +98,7 @@ impl XdpSend {
         let ifindex = link.ifindex;
         std::thread::Builder::new()
             .name("pmip-nexthops".into())
-            .spawn(move || resolve_loop(&h, ifindex))?;
+            .spawn(move || resolve_loop(&h, ifindex, local))?;
         Ok(XdpSend {
             mags: link.mags.iter().copied().collect(),
             link,
@@ -221,10 +221,11 @@ fn frame(
     len
 }
 
-/// The link-layer address frames to `dst` go to through `ifindex`, if the
-/// kernel's tables name one it sends to now, and whether it is STALE.
-fn resolve(ifindex: u32, dst: Ipv6Addr) -> Option<([u8; 6], bool)> {
-    let looked = netlink::route_v6(dst).and_then(|r| match r {
+/// The link-layer address frames from `local` to `dst` go to through
+/// `ifindex`, if the kernel's tables name one it sends to now, and whether
+/// it is STALE.
+fn resolve(ifindex: u32, local: Ipv6Addr, dst: Ipv6Addr) -> Option<([u8; 6], bool)> {
+    let looked = netlink::route_v6(local, dst).and_then(|r| match r {
         Some((oif, gw)) if oif == ifindex => netlink::neighbour_v6(ifindex, gw.unwrap_or(dst)),
         _ => Ok(None),
     });
@@ -243,7 +244,7 @@ fn resolve(ifindex: u32, dst: Ipv6Addr) -> Option<([u8; 6], bool)> {
 
 /// Looks the MAGs sent to (or wanted) up again every [`REFRESH`], or at
 /// once when one is wanted; ends when the sender is gone.
-fn resolve_loop(hops: &Arc<NextHops>, ifindex: u32) {
+fn resolve_loop(hops: &Arc<NextHops>, ifindex: u32, local: Ipv6Addr) {
     let mut last_used: HashMap<Ipv6Addr, Instant> = HashMap::new();
     loop {
         let wanted: HashSet<Ipv6Addr> = {
@@ -276,7 +277,7 @@ fn resolve_loop(hops: &Arc<NextHops>, ifindex: u32) {
         let fresh: HashMap<Ipv6Addr, Hop> = last_used
             .keys()
             .filter_map(|a| {
-                resolve(ifindex, *a).map(|(mac, stale)| {
+                resolve(ifindex, local, *a).map(|(mac, stale)| {
                     let hop = Hop {
                         mac,
                         used: AtomicBool::new(false),
