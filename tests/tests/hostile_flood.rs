@@ -168,9 +168,10 @@ fn bad_packet_flood() -> Result<()> {
                 }
             })
         });
+        let forged_nai = nai.clone();
         hostile::send_paced(&atk, 10_000, 2_000, move |i| {
             if i % 2 == 0 {
-                hostile::forged_bri(&nai, i as u16, CORE_MAG[0])
+                hostile::forged_bri(&forged_nai, i as u16, CORE_MAG[0])
             } else {
                 hostile::forged_esp(spi, i, CORE_MAG[0])
             }
@@ -199,9 +200,15 @@ fn bad_packet_flood() -> Result<()> {
         "{lines} log lines:\n{}",
         l.mag(0).log_tail(40)
     );
+    // The subscriber's binding is still there and answered. (The flood's
+    // data from unknown MACs starts attaches of its own, ten a second; the
+    // anchor refuses them, but one started in the last moment may still
+    // be waiting for its answer: not counted.)
+    let bs = l.mag(0).bindings()?;
     ensure!(
-        l.mag(0).bindings()?.len() == 1,
-        "the subscriber was cut off"
+        bs.iter().any(|b| b.nai == nai && b.state == "ACTIVE"),
+        "the subscriber was cut off: {:?}",
+        bs.iter().map(|b| (&b.nai, &b.state)).collect::<Vec<_>>()
     );
     Ok(())
 }
