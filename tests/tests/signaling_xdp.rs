@@ -427,23 +427,23 @@ fn lma_sends_pbas_through_its_xdp_socket() {
         ])?;
         // One PBA to have the resolver look again (it may still leave by
         // the route looked up before), then its round.
-        seq += 1;
-        ts = mh::now_timestamp().max(ts + 1);
-        p.send(
-            b.anchor(),
-            b.port(),
-            &mh::pbu(seq, mh::BU_A | mh::BU_P, 10, &mag_opts(NAI, ts, 1)),
-        )?;
+        // The next refresh, sent without waiting for its answer.
+        let refresh = |seq: &mut u16, ts: &mut u64| -> Result<()> {
+            *seq += 1;
+            *ts = mh::now_timestamp().max(*ts + 1);
+            let opts = mag_opts(NAI, *ts, 1);
+            p.send(
+                b.anchor(),
+                b.port(),
+                &mh::pbu(*seq, mh::BU_A | mh::BU_P, 10, &opts),
+            )?;
+            Ok(())
+        };
+        refresh(&mut seq, &mut ts)?;
         let mut withheld = u16::from(p.recv_where(Duration::from_millis(700), is_ba).is_none());
         std::thread::sleep(Duration::from_millis(1300));
         let before = tx(&b)?;
-        seq += 1;
-        ts = mh::now_timestamp().max(ts + 1);
-        p.send(
-            b.anchor(),
-            b.port(),
-            &mh::pbu(seq, mh::BU_A | mh::BU_P, 10, &mag_opts(NAI, ts, 1)),
-        )?;
+        refresh(&mut seq, &mut ts)?;
         b.daemon.wait_counter("pbu_accepted", u64::from(seq), S)?;
         ensure!(
             p.recv_where(Duration::from_millis(500), is_ba).is_none() && tx(&b)?.0 == before.0,
