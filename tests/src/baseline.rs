@@ -127,6 +127,13 @@ pub fn figures(result: &Value) -> Vec<Figure> {
                 if let Some(x) = r["ratio_to_smallest"].as_f64() {
                     push(format!("{id} | x smallest"), x, 0.0, false);
                 }
+                // Baselines from before the interquartile mean have none.
+                if let Some(q) = r["iqm_ns"].as_f64() {
+                    push(format!("{id} | iqm ns"), q, num(r, "iqm_spread_ns"), false);
+                }
+                if let Some(x) = r["iqm_ratio_to_smallest"].as_f64() {
+                    push(format!("{id} | iqm x smallest"), x, 0.0, false);
+                }
             }
             for m in result["memory"].as_array().into_iter().flatten() {
                 for k in [

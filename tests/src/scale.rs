@@ -4,8 +4,8 @@
 //! maps sized for N (+ slack) and N access and N anchor bindings installed
 //! through `FastPath::install_access` / `install_anchor`. Each sample is a
 //! single BPF_PROG_TEST_RUN on a fresh frame, timed by the kernel (the
-//! per-packet method); successive samples cycle through frames of 1024
-//! subscribers drawn at random from the N, so a large table pays its cache
+//! per-packet method); successive samples cycle through frames of 1000
+//! distinct subscribers drawn at random from the N, so a large table pays its cache
 //! misses instead of hitting one hot entry (the `, 1 sub` rows repeat each
 //! path on one subscriber: the lookup with its entry hot). Sizes and paths are interleaved
 //! round by round. Map memory per subscriber comes from the kernel's own
@@ -23,7 +23,7 @@ use pmip_user::fastpath::{PASS_PROGRAM, PROGRAM};
 use serde_json::{json, Value};
 
 use crate::fixture::*;
-use crate::tput::{median, spread, BenchProgs};
+use crate::tput::{interquartile_mean, median, spread, BenchProgs};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -55,7 +55,7 @@ const SLACK: u32 = 1024;
 /// First GRE key this node hands out (as the agents do: small integers).
 const KEY_BASE: u32 = 1;
 /// Distinct subscribers the samples cycle through.
-const POOL: usize = 1024;
+const POOL: usize = 1000;
 
 fn sub_mac(i: u32) -> [u8; 6] {
     let b = i.to_be_bytes();
@@ -166,9 +166,18 @@ fn build(n: u32) -> Result<Table> {
     let install_secs = t.elapsed().as_secs_f64();
     let rss_bytes_per_binding = rss_kb().saturating_sub(rss0) as f64 * 1024.0 / n.max(1) as f64;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ n as u64);
-    let picks: Vec<u32> = (0..POOL.min(n as usize))
-        .map(|_| (rng.next() % n as u64) as u32)
-        .collect();
+    // Distinct subscribers, as many at every size: drawn with replacement,
+    // the 1k table's pool held ~632 distinct ones against ~1020 at 100k
+    // and 1M, a smaller working set for the per-CPU caches.
+    let want = POOL.min(n as usize);
+    let mut seen = std::collections::HashSet::with_capacity(want);
+    let mut picks: Vec<u32> = Vec::with_capacity(want);
+    while picks.len() < want {
+        let i = (rng.next() % n as u64) as u32;
+        if seen.insert(i) {
+            picks.push(i);
+        }
+    }
     let frames = |f: &dyn Fn(u32) -> Vec<u8>| picks.iter().map(|i| f(*i)).collect::<Vec<_>>();
     let paths = vec![
         Path {
@@ -253,8 +262,9 @@ fn build(n: u32) -> Result<Table> {
     })
 }
 
-/// Median kernel-timed ns of `runs` single runs cycling through the path's frames.
-fn ns_per_packet(prog: &Xdp, p: &Path, runs: usize) -> Result<f64> {
+/// Kernel-timed ns of `runs` single runs cycling through the path's
+/// frames: (median, interquartile mean).
+fn ns_per_packet(prog: &Xdp, p: &Path, runs: usize) -> Result<(f64, f64)> {
     let mut out = vec![0u8; 4096];
     let mut t = Vec::with_capacity(runs);
     for k in 0..runs {
@@ -277,7 +287,7 @@ fn ns_per_packet(prog: &Xdp, p: &Path, runs: usize) -> Result<f64> {
         }
         t.push(r.duration.as_nanos() as f64);
     }
-    Ok(median(&t))
+    Ok((median(&t), interquartile_mean(&t)))
 }
 
 /// (name, max_entries, memlock bytes) of every BPF map this process holds.
@@ -387,8 +397,8 @@ pub fn scale(cfg: &Config) -> Result<Value> {
     let mem = map_memory()?;
     let cpu = crate::tput::bench_cpu();
     eprintln!("  measuring on CPU {cpu} (pinned)");
-    // samples[table][path] = per-round medians
-    let mut samples: Vec<Vec<Vec<f64>>> = tables
+    // samples[table][path] = per-round (median, interquartile mean)
+    let mut samples: Vec<Vec<Vec<(f64, f64)>>> = tables
         .iter()
         .map(|t| vec![Vec::new(); t.paths.len()])
         .collect();
@@ -402,7 +412,7 @@ pub fn scale(cfg: &Config) -> Result<Value> {
             let runs = cfg.runs;
             // Inside the fixture's namespace: the kernel resolves the frame's
             // ingress ifindex (and so the FIB) in the caller's namespace.
-            let per_round: Vec<f64> = crate::tput::within(fx_ns, || {
+            let per_round: Vec<(f64, f64)> = crate::tput::within(fx_ns, || {
                 // One CPU for every run, whether started under taskset or not.
                 crate::tput::pin_cpu(cpu)?;
                 let mut v = Vec::new();
@@ -447,34 +457,45 @@ pub fn scale(cfg: &Config) -> Result<Value> {
             eprintln!("  {} subs counters: {}", t.n, c.join(" "));
         }
     }
-    println!("per-packet cost against table size (BPF_PROG_TEST_RUN, single runs over {POOL} random subscribers)");
+    println!("per-packet cost against table size (BPF_PROG_TEST_RUN, single runs over {POOL} distinct random subscribers)");
     println!(
-        "median of {} interleaved rounds of {} runs; ratio to the smallest table",
-        cfg.rounds, cfg.runs
+        "per round, the median and the interquartile mean (iqm: mean of the middle half) of {} runs;",
+        cfg.runs
     );
     println!(
-        "{:<16} {:>10} {:>8} {:>8} {:>8}",
-        "path", "subs", "ns/pkt", "spread", "x first"
+        "medians of {} interleaved rounds; ratios to the smallest table (the goal's: of the iqm)",
+        cfg.rounds
+    );
+    println!(
+        "{:<20} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7}",
+        "path", "subs", "median", "iqm", "spread", "x iqm", "x med"
     );
     let mut rows = Vec::new();
     let npaths = tables.first().map(|t| t.paths.len()).unwrap_or(0);
+    let col = |v: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| v.iter().map(f).collect::<Vec<_>>();
     #[allow(clippy::needless_range_loop)] // pi indexes two tables at once
     for pi in 0..npaths {
-        let first = median(&samples[0][pi]);
+        let first_med = median(&col(&samples[0][pi], |x| x.0)).max(1.0);
+        let first_iqm = median(&col(&samples[0][pi], |x| x.1)).max(1.0);
         for (ti, t) in tables.iter().enumerate() {
-            let v = &samples[ti][pi];
-            let m = median(v);
+            let (meds, iqms) = (
+                col(&samples[ti][pi], |x| x.0),
+                col(&samples[ti][pi], |x| x.1),
+            );
+            let (m, q) = (median(&meds), median(&iqms));
             let name = t.paths[pi].name;
             println!(
-                "{name:<16} {:>10} {m:>8.1} {:>8.1} {:>8.2}",
+                "{name:<20} {:>8} {m:>7.1} {q:>7.1} {:>7.1} {:>7.2} {:>7.2}",
                 t.n,
-                spread(v),
-                m / first.max(1.0)
+                spread(&iqms),
+                q / first_iqm,
+                m / first_med
             );
-            rows.push(
-                json!({"path": name, "subscribers": t.n, "ns_per_packet": m, "spread_ns": spread(v),
-                "ns_rounds": v, "ratio_to_smallest": m / first.max(1.0)}),
-            );
+            rows.push(json!({"path": name, "subscribers": t.n,
+                "ns_per_packet": m, "spread_ns": spread(&meds), "ns_rounds": meds,
+                "ratio_to_smallest": m / first_med,
+                "iqm_ns": q, "iqm_spread_ns": spread(&iqms), "iqm_rounds": iqms,
+                "iqm_ratio_to_smallest": q / first_iqm}));
         }
     }
     println!("map memory per subscriber (kernel memlock / max_entries)");

@@ -161,6 +161,8 @@ fn scale_smoke() {
     for r in rows {
         let ns = r["ns_per_packet"].as_f64().unwrap();
         assert!(ns > 0.0 && ns < 1e6, "{r}");
+        let iqm = r["iqm_ns"].as_f64().unwrap();
+        assert!(iqm > 0.0 && iqm < 1e6, "{r}");
     }
     for m in v["memory"].as_array().unwrap() {
         let b = m["access_bytes_per_sub"].as_f64().unwrap();
