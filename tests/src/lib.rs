@@ -20,6 +20,7 @@ pub mod lab6;
 pub mod lossy;
 pub mod netns;
 pub mod packet;
+pub mod pages;
 pub mod pcap;
 pub mod radius;
 pub mod recovery;

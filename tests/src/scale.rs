@@ -55,7 +55,7 @@ const SLACK: u32 = 1024;
 /// First GRE key this node hands out (as the agents do: small integers).
 const KEY_BASE: u32 = 1;
 /// Distinct subscribers the samples cycle through.
-const POOL: usize = 1000;
+pub const POOL: usize = 1000;
 
 fn sub_mac(i: u32) -> [u8; 6] {
     let b = i.to_be_bytes();
@@ -81,6 +81,24 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0
     }
+}
+
+/// `pool` (at most `n`) distinct indices below `n`, in a fixed random
+/// order. Distinct, and as many at every size: drawn with replacement, a 1k
+/// table's 1024 picks held ~632 distinct subscribers against ~1020 at 100k
+/// and 1M, a smaller working set for the per-CPU caches.
+pub fn distinct_picks(n: u32, pool: usize) -> Vec<u32> {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ n as u64);
+    let want = pool.min(n as usize);
+    let mut seen = std::collections::HashSet::with_capacity(want);
+    let mut picks: Vec<u32> = Vec::with_capacity(want);
+    while picks.len() < want {
+        let i = (rng.next() % n as u64) as u32;
+        if seen.insert(i) {
+            picks.push(i);
+        }
+    }
+    picks
 }
 
 struct Path {
@@ -165,19 +183,7 @@ fn build(n: u32) -> Result<Table> {
     }
     let install_secs = t.elapsed().as_secs_f64();
     let rss_bytes_per_binding = rss_kb().saturating_sub(rss0) as f64 * 1024.0 / n.max(1) as f64;
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ n as u64);
-    // Distinct subscribers, as many at every size: drawn with replacement,
-    // the 1k table's pool held ~632 distinct ones against ~1020 at 100k
-    // and 1M, a smaller working set for the per-CPU caches.
-    let want = POOL.min(n as usize);
-    let mut seen = std::collections::HashSet::with_capacity(want);
-    let mut picks: Vec<u32> = Vec::with_capacity(want);
-    while picks.len() < want {
-        let i = (rng.next() % n as u64) as u32;
-        if seen.insert(i) {
-            picks.push(i);
-        }
-    }
+    let picks = distinct_picks(n, POOL);
     let frames = |f: &dyn Fn(u32) -> Vec<u8>| picks.iter().map(|i| f(*i)).collect::<Vec<_>>();
     let paths = vec![
         Path {

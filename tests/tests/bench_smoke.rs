@@ -170,6 +170,25 @@ fn scale_smoke() {
     }
 }
 
+/// `pmip-bench pages`: both programs find every picked entry (the bench
+/// refuses any other verdict) in a table spread over several inner arrays.
+#[test]
+fn pages_smoke() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let mut c = scale::Config::smoke();
+    c.sizes = vec![1_000, 5_000];
+    let v = pmip_tests::pages::pages(&c).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{v}");
+    for r in rows {
+        let ns = r["iqm_ns"].as_f64().unwrap();
+        assert!(ns > 0.0 && ns < 1e6, "{r}");
+    }
+}
+
 #[test]
 fn trafgen_smoke() {
     if !is_root() {

@@ -31,6 +31,7 @@ mod pass;
 
 mod cost;
 mod lossy;
+mod pages;
 mod replay;
 mod trafficgen;
 mod vlan;

@@ -674,6 +674,22 @@ fn main() -> Result<()> {
         }
         results.push(pmip_tests::scale::scale(&c)?);
     }
+    // Not in the default set: an experiment on the kernel's allocations
+    // (issue 18), run by name.
+    if args.iter().any(|a| a == "pages") {
+        let mut c = pmip_tests::scale::Config::full();
+        c.sizes = vec![1_000, 1_000_000];
+        if let Some(r) = std::env::var("PMIP_BENCH_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            c.rounds = r;
+        }
+        if let Ok(s) = std::env::var("PMIP_BENCH_SCALE_SIZES") {
+            c.sizes = s.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+        }
+        results.push(pmip_tests::pages::pages(&c)?);
+    }
     if want("handover") {
         let mut c = if smoke {
             pmip_tests::handover::Config::smoke()
