@@ -22,7 +22,6 @@ thread_local! {
 // thread-local `Cell` with a const initialiser: no allocation, no destructor).
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        // `realloc` comes here too (the trait's default: alloc, copy, free).
         ALLOCS.with(|c| c.set(c.get() + 1));
         LIVE.with(|c| c.set(c.get() + l.size() as isize));
         // SAFETY: same contract as ours.
@@ -32,6 +31,15 @@ unsafe impl GlobalAlloc for Counting {
         LIVE.with(|c| c.set(c.get() - l.size() as isize));
         // SAFETY: same contract as ours.
         unsafe { System.dealloc(p, l) }
+    }
+    /// The system's realloc, as the daemon gets it: the trait's default
+    /// (alloc, copy, free) would copy every growing vector that glibc
+    /// grows in place, a cost pmipd does not pay.
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        LIVE.with(|c| c.set(c.get() + new_size as isize - l.size() as isize));
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(p, l, new_size) }
     }
 }
 

@@ -632,6 +632,21 @@ fn split_args(mut args: Vec<String>) -> Result<(Vec<String>, Option<String>, Opt
     Ok((args, save, compare))
 }
 
+/// `PMIP_BENCH_ROUNDS` and `PMIP_BENCH_SCALE_SIZES` (comma-separated) over
+/// `c`: for `scale` and `pages`.
+fn scale_from_env(mut c: pmip_tests::scale::Config) -> pmip_tests::scale::Config {
+    if let Some(r) = std::env::var("PMIP_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        c.rounds = r;
+    }
+    if let Ok(s) = std::env::var("PMIP_BENCH_SCALE_SIZES") {
+        c.sizes = s.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+    }
+    c
+}
+
 fn main() -> Result<()> {
     let (args, save, compare) = split_args(std::env::args().skip(1).collect())?;
     let want = |n: &str| args.is_empty() || args.iter().any(|a| a == n);
@@ -658,37 +673,19 @@ fn main() -> Result<()> {
         results.push(tput::tcp(&c)?);
     }
     if want("scale") {
-        let mut c = if smoke {
+        let c = if smoke {
             pmip_tests::scale::Config::smoke()
         } else {
             pmip_tests::scale::Config::full()
         };
-        if let Some(r) = std::env::var("PMIP_BENCH_ROUNDS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-        {
-            c.rounds = r;
-        }
-        if let Ok(s) = std::env::var("PMIP_BENCH_SCALE_SIZES") {
-            c.sizes = s.split(',').filter_map(|x| x.trim().parse().ok()).collect();
-        }
-        results.push(pmip_tests::scale::scale(&c)?);
+        results.push(pmip_tests::scale::scale(&scale_from_env(c))?);
     }
     // Not in the default set: an experiment on the kernel's allocations
     // (issue 18), run by name.
     if args.iter().any(|a| a == "pages") {
         let mut c = pmip_tests::scale::Config::full();
         c.sizes = vec![1_000, 1_000_000];
-        if let Some(r) = std::env::var("PMIP_BENCH_ROUNDS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-        {
-            c.rounds = r;
-        }
-        if let Ok(s) = std::env::var("PMIP_BENCH_SCALE_SIZES") {
-            c.sizes = s.split(',').filter_map(|x| x.trim().parse().ok()).collect();
-        }
-        results.push(pmip_tests::pages::pages(&c)?);
+        results.push(pmip_tests::pages::pages(&scale_from_env(c))?);
     }
     if want("handover") {
         let mut c = if smoke {
