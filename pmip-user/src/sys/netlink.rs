@@ -4,7 +4,8 @@
 //!
 //! A blocking NETLINK_ROUTE socket per call, opened in the calling thread's
 //! network namespace (tests and the lab enter namespaces per thread with
-//! setns), so these work in or out of a tokio runtime. Messages are
+//! setns), so these work in or out of a tokio runtime; a thread that asks
+//! again and again keeps one ([`Rtnl`]). Messages are
 //! encoded and parsed by `netlink-packet-route`. Every error names the
 //! interface (or address) and the operation.
 use std::io;
@@ -52,43 +53,79 @@ pub struct Neighbour {
 /// One request/answer exchange on a fresh socket: the kernel's answers in
 /// order (a dump's parts, or nothing for an acknowledged change).
 fn exchange(msg: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetlinkMessage>> {
-    let mut sock = Socket::new(NETLINK_ROUTE)?;
-    sock.bind_auto()?;
-    sock.connect(&SocketAddr::new(0, 0))?;
-    let mut req = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(msg));
-    req.header.flags = NLM_F_REQUEST | flags;
-    req.header.sequence_number = 1;
-    req.finalize();
-    let mut buf = vec![0u8; req.buffer_len()];
-    req.serialize(&mut buf);
-    sock.send(&buf, 0)?;
-    let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
-    let mut out = Vec::new();
-    loop {
-        let (data, _) = sock.recv_from_full()?;
-        let mut off = 0;
-        while off < data.len() {
-            let msg: NetlinkMessage<RouteNetlinkMessage> =
-                NetlinkMessage::deserialize(&data[off..])
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-            let len = msg.header.length as usize;
-            match msg.payload {
-                NetlinkPayload::Done(_) => return Ok(out),
-                NetlinkPayload::Error(e) => match e.code {
-                    Some(code) => return Err(io::Error::from_raw_os_error(-code.get())),
-                    // The acknowledgement of a change.
-                    None => return Ok(out),
-                },
-                NetlinkPayload::InnerMessage(m) => out.push(m),
-                _ => {}
+    Rtnl::open()?.exchange(msg, flags)
+}
+
+/// A NETLINK_ROUTE socket kept for many exchanges, in the network
+/// namespace of the thread that opened it: for a thread that asks the same
+/// questions again and again (the next hops of `signaling.xdp_socket_send`,
+/// two look-ups per MAG a second), instead of a socket per call. Each
+/// request has a sequence number of its own, and answers to an earlier one
+/// (what an exchange that failed half-way left in the socket) are skipped.
+pub struct Rtnl {
+    sock: Socket,
+    seq: u32,
+}
+
+impl Rtnl {
+    pub fn open() -> io::Result<Rtnl> {
+        let mut sock = Socket::new(NETLINK_ROUTE)?;
+        sock.bind_auto()?;
+        sock.connect(&SocketAddr::new(0, 0))?;
+        Ok(Rtnl { sock, seq: 0 })
+    }
+
+    /// Sends a request under the next sequence number, which it returns.
+    fn send(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<u32> {
+        self.seq = self.seq.wrapping_add(1);
+        let mut req = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(msg));
+        req.header.flags = NLM_F_REQUEST | flags;
+        req.header.sequence_number = self.seq;
+        req.finalize();
+        let mut buf = vec![0u8; req.buffer_len()];
+        req.serialize(&mut buf);
+        self.sock.send(&buf, 0)?;
+        Ok(self.seq)
+    }
+
+    /// One request and its answers, as [`exchange`].
+    fn exchange(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> io::Result<Vec<RouteNetlinkMessage>> {
+        let seq = self.send(msg, flags)?;
+        let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
+        let mut out = Vec::new();
+        loop {
+            let (data, _) = self.sock.recv_from_full()?;
+            let mut off = 0;
+            while off < data.len() {
+                let msg: NetlinkMessage<RouteNetlinkMessage> =
+                    NetlinkMessage::deserialize(&data[off..])
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                let len = msg.header.length as usize;
+                if len == 0 {
+                    break;
+                }
+                off += len;
+                if msg.header.sequence_number != seq {
+                    continue;
+                }
+                match msg.payload {
+                    NetlinkPayload::Done(_) => return Ok(out),
+                    NetlinkPayload::Error(e) => match e.code {
+                        Some(code) => return Err(io::Error::from_raw_os_error(-code.get())),
+                        // The acknowledgement of a change.
+                        None => return Ok(out),
+                    },
+                    NetlinkPayload::InnerMessage(m) => out.push(m),
+                    _ => {}
+                }
+                if !dump && flags & NLM_F_ACK == 0 {
+                    return Ok(out);
+                }
             }
-            if !dump && flags & NLM_F_ACK == 0 {
-                return Ok(out);
-            }
-            if len == 0 {
-                break;
-            }
-            off += len;
         }
     }
 }
@@ -360,7 +397,7 @@ fn neighbour_of(n: &NeighbourMessage) -> Option<Neighbour> {
 
 /// The neighbour entry of the IPv6 address `addr` on interface `ifindex`
 /// (RTM_GETNEIGH for one entry); `None` where the kernel has none.
-pub fn neighbour_v6(ifindex: u32, addr: Ipv6Addr) -> Result<Option<Neighbour>> {
+pub fn neighbour_v6(rtnl: &mut Rtnl, ifindex: u32, addr: Ipv6Addr) -> Result<Option<Neighbour>> {
     let mut m = NeighbourMessage::default();
     m.header.family = AddressFamily::Inet6;
     m.header.ifindex = ifindex;
@@ -368,7 +405,7 @@ pub fn neighbour_v6(ifindex: u32, addr: Ipv6Addr) -> Result<Option<Neighbour>> {
         .push(NeighbourAttribute::Destination(NeighbourAddress::Inet6(
             addr,
         )));
-    match exchange(RouteNetlinkMessage::GetNeighbour(m), 0) {
+    match rtnl.exchange(RouteNetlinkMessage::GetNeighbour(m), 0) {
         Ok(answers) => Ok(answers.iter().find_map(|a| match a {
             RouteNetlinkMessage::NewNeighbour(n) => neighbour_of(n),
             _ => None,
@@ -384,7 +421,11 @@ pub fn neighbour_v6(ifindex: u32, addr: Ipv6Addr) -> Result<Option<Neighbour>> {
 /// chooses by it): the output interface and the gateway, if any. `None`
 /// for a destination without a unicast route (unreachable, blackhole,
 /// prohibit, local).
-pub fn route_v6(src: Ipv6Addr, dst: Ipv6Addr) -> Result<Option<(u32, Option<Ipv6Addr>)>> {
+pub fn route_v6(
+    rtnl: &mut Rtnl,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+) -> Result<Option<(u32, Option<Ipv6Addr>)>> {
     let mut m = RouteMessage::default();
     m.header.address_family = AddressFamily::Inet6;
     m.header.destination_prefix_length = 128;
@@ -393,7 +434,7 @@ pub fn route_v6(src: Ipv6Addr, dst: Ipv6Addr) -> Result<Option<(u32, Option<Ipv6
         .push(RouteAttribute::Destination(RouteAddress::Inet6(dst)));
     m.attributes
         .push(RouteAttribute::Source(RouteAddress::Inet6(src)));
-    let answers = match exchange(RouteNetlinkMessage::GetRoute(m), 0) {
+    let answers = match rtnl.exchange(RouteNetlinkMessage::GetRoute(m), 0) {
         Ok(a) => a,
         // No route at all, or one that refuses (unreachable, prohibit).
         Err(e)
@@ -461,8 +502,37 @@ mod tests {
     #[test]
     fn route_and_neighbour_lookups() {
         let lo = Ipv6Addr::LOCALHOST;
-        assert_eq!(route_v6(lo, lo).unwrap(), None);
-        assert_eq!(neighbour_v6(1, "fe80::1".parse().unwrap()).unwrap(), None);
+        let mut rtnl = Rtnl::open().unwrap();
+        assert_eq!(route_v6(&mut rtnl, lo, lo).unwrap(), None);
+        assert_eq!(
+            neighbour_v6(&mut rtnl, 1, "fe80::1".parse().unwrap()).unwrap(),
+            None
+        );
+    }
+
+    /// A kept socket answers each request with its own answers: an
+    /// earlier request's, left unread in the socket, are skipped (here an
+    /// error, which would otherwise be taken as the next one's).
+    #[test]
+    fn a_kept_socket_skips_answers_to_earlier_requests() {
+        let get = |name: &str| {
+            let mut m = LinkMessage::default();
+            m.attributes.push(LinkAttribute::IfName(name.to_string()));
+            RouteNetlinkMessage::GetLink(m)
+        };
+        let mut rtnl = Rtnl::open().unwrap();
+        rtnl.send(get("pmip-nosuch0"), 0).unwrap();
+        let answers = rtnl
+            .exchange(get("lo"), 0)
+            .expect("lo's answer, not ENODEV");
+        let names: Vec<String> = answers
+            .into_iter()
+            .filter_map(|a| match a {
+                RouteNetlinkMessage::NewLink(l) => Some(link_of(l).name),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(names, ["lo"]);
     }
 
     #[test]

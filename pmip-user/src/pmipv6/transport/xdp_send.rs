@@ -24,6 +24,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
+
 use crate::agent::registrar::Counters;
 use crate::agent::{Peer, Transmit};
 use crate::pmipv6::wire::IPPROTO_MH;
@@ -223,15 +225,32 @@ fn frame(
 
 /// The link-layer address frames from `local` to `dst` go to through
 /// `ifindex`, if the kernel's tables name one it sends to now, and whether
-/// it is STALE.
-fn resolve(ifindex: u32, local: Ipv6Addr, dst: Ipv6Addr) -> Option<([u8; 6], bool)> {
-    let looked = netlink::route_v6(local, dst).and_then(|r| match r {
-        Some((oif, gw)) if oif == ifindex => netlink::neighbour_v6(ifindex, gw.unwrap_or(dst)),
-        _ => Ok(None),
+/// it is STALE. Asked on the resolver's netlink socket (`rtnl`), opened
+/// here when there is none; one that failed is dropped (the next look-up
+/// opens another).
+fn resolve(
+    rtnl: &mut Option<netlink::Rtnl>,
+    ifindex: u32,
+    local: Ipv6Addr,
+    dst: Ipv6Addr,
+) -> Option<([u8; 6], bool)> {
+    let looked = match rtnl {
+        Some(r) => Ok(r),
+        None => netlink::Rtnl::open().map(|r| rtnl.insert(r)),
+    }
+    .context("opening a netlink socket")
+    .and_then(|r| {
+        netlink::route_v6(r, local, dst).and_then(|route| match route {
+            Some((oif, gw)) if oif == ifindex => {
+                netlink::neighbour_v6(r, ifindex, gw.unwrap_or(dst))
+            }
+            _ => Ok(None),
+        })
     });
     let n = match looked {
         Ok(n) => n?,
         Err(e) => {
+            *rtnl = None;
             crate::log_limited!(debug, error = %format!("{e:#}"), "next hop of a MAG not looked up");
             return None;
         }
@@ -246,6 +265,7 @@ fn resolve(ifindex: u32, local: Ipv6Addr, dst: Ipv6Addr) -> Option<([u8; 6], boo
 /// once when one is wanted; ends when the sender is gone.
 fn resolve_loop(hops: &Arc<NextHops>, ifindex: u32, local: Ipv6Addr) {
     let mut last_used: HashMap<Ipv6Addr, Instant> = HashMap::new();
+    let mut rtnl = None;
     loop {
         let wanted: HashSet<Ipv6Addr> = {
             let Ok(w) = hops.wanted.lock() else { return };
@@ -277,7 +297,7 @@ fn resolve_loop(hops: &Arc<NextHops>, ifindex: u32, local: Ipv6Addr) {
         let fresh: HashMap<Ipv6Addr, Hop> = last_used
             .keys()
             .filter_map(|a| {
-                resolve(ifindex, local, *a).map(|(mac, stale)| {
+                resolve(&mut rtnl, ifindex, local, *a).map(|(mac, stale)| {
                     let hop = Hop {
                         mac,
                         used: AtomicBool::new(false),
