@@ -38,7 +38,8 @@ enum Cmd {
     /// anchor, correspondent, traffic and a handover.
     Lab(lab::LabArgs),
     /// Run benchmarks (release build, own namespaces): per-packet, throughput, trafgen, tcp,
-    /// scale, handover (all by default); results in bench-results/, plots in docs/bench/.
+    /// scale, handover (all by default), pages (by name only); results in bench-results/,
+    /// plots in docs/bench/.
     Bench {
         names: Vec<String>,
         /// Keep this run's figures as baseline NAME (bench-results/baseline-NAME.json).
