@@ -9,17 +9,20 @@ use std::net::Ipv4Addr;
 
 use anyhow::{bail, Context, Result};
 use aya::maps::{Array, ArrayOfMaps, MapData};
-use aya::programs::{TestRun, TestRunOptions, Xdp};
+use aya::programs::Xdp;
 use aya::{Ebpf, EbpfLoader};
 use pmip_user::fastpath::default_test_object_path;
 use serde_json::{json, Value};
 
 use crate::packet::*;
-use crate::tput::{interquartile_mean, median, spread};
+use crate::scale::time_runs;
+use crate::tput::{median, spread};
 
 /// Entries of an inner array (pmip-ebpf/src/test/pages.rs `SPLIT_BITS`).
 const SPLIT: u32 = 512;
 const PROGS: [&str; 2] = ["tg_pages_flat", "tg_pages_split"];
+/// What both programs return for an entry they found.
+const XDP_PASS: u32 = 2;
 
 struct Table {
     n: u32,
@@ -81,25 +84,6 @@ fn build(n: u32, pool: usize) -> Result<Table> {
     })
 }
 
-/// (median, interquartile mean) of `runs` single runs cycling through `frames`.
-fn time(prog: &Xdp, frames: &[Vec<u8>], runs: usize) -> Result<(f64, f64)> {
-    let mut out = vec![0u8; 4096];
-    let mut t = Vec::with_capacity(runs);
-    for k in 0..runs {
-        let r = prog.test_run(TestRunOptions {
-            data_in: Some(&frames[k % frames.len()]),
-            data_out: Some(&mut out),
-            repeat: 1,
-            ..Default::default()
-        })?;
-        if r.return_value != 2 {
-            bail!("verdict {} (want XDP_PASS)", r.return_value);
-        }
-        t.push(r.duration.as_nanos() as f64);
-    }
-    Ok((median(&t), interquartile_mean(&t)))
-}
-
 pub fn pages(cfg: &crate::scale::Config) -> Result<Value> {
     let tables = cfg
         .sizes
@@ -115,8 +99,8 @@ pub fn pages(cfg: &crate::scale::Config) -> Result<Value> {
         for (ti, t) in tables.iter().enumerate() {
             for (pi, p) in PROGS.iter().enumerate() {
                 let prog: &Xdp = t.ebpf.program(p).context(*p)?.try_into()?;
-                samples[ti][pi][0].push(time(prog, &t.frames, cfg.runs)?);
-                samples[ti][pi][1].push(time(prog, &t.frames[..1], cfg.runs)?);
+                samples[ti][pi][0].push(time_runs(prog, &t.frames, None, XDP_PASS, cfg.runs)?);
+                samples[ti][pi][1].push(time_runs(prog, &t.frames[..1], None, XDP_PASS, cfg.runs)?);
             }
         }
     }

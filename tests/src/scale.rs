@@ -271,25 +271,34 @@ fn build(n: u32) -> Result<Table> {
 /// Kernel-timed ns of `runs` single runs cycling through the path's
 /// frames: (median, interquartile mean).
 fn ns_per_packet(prog: &Xdp, p: &Path, runs: usize) -> Result<(f64, f64)> {
+    time_runs(prog, &p.frames, Some(p.ifindex), p.verdict, runs)
+        .map_err(|e| anyhow!("{}: {e}", p.name))
+}
+
+/// Kernel-timed ns of `runs` single BPF_PROG_TEST_RUNs of `prog` cycling
+/// through `frames` (received on `ifindex`, or loopback), each of which
+/// must return `verdict`: (median, interquartile mean).
+pub fn time_runs(
+    prog: &Xdp,
+    frames: &[Vec<u8>],
+    ifindex: Option<u32>,
+    verdict: u32,
+    runs: usize,
+) -> Result<(f64, f64)> {
     let mut out = vec![0u8; 4096];
     let mut t = Vec::with_capacity(runs);
     for k in 0..runs {
-        let f = &p.frames[k % p.frames.len()];
-        let ctx = xdp_md(p.ifindex, f.len());
+        let f = &frames[k % frames.len()];
+        let ctx = ifindex.map(|i| xdp_md(i, f.len()));
         let r = prog.test_run(TestRunOptions {
             data_in: Some(f),
             data_out: Some(&mut out),
-            ctx_in: Some(&ctx),
+            ctx_in: ctx.as_ref().map(|c| &c[..]),
             repeat: 1,
             ..Default::default()
         })?;
-        if r.return_value != p.verdict {
-            bail!(
-                "{}: verdict {} (want {})",
-                p.name,
-                r.return_value,
-                p.verdict
-            );
+        if r.return_value != verdict {
+            bail!("verdict {} (want {verdict})", r.return_value);
         }
         t.push(r.duration.as_nanos() as f64);
     }
