@@ -9,7 +9,10 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::{defaults, Algorithm, Config, ConfigError, Ipv4Pool, Peer, Pool, Protocol, Role};
+use super::{
+    defaults, Algorithm, Config, ConfigError, Ipv4Pool, MnSelector, Peer, PeerSa, Pool, Protocol,
+    Role,
+};
 use crate::fastpath::HomePoolSpec;
 use crate::pmipv4::auth::{self, SecurityAssociation};
 use crate::pmipv4::{ha, pma};
@@ -152,6 +155,7 @@ pub fn pma(cfg: &Config) -> Result<pma::PmaConfig, ConfigError> {
         }
     }
     let mut pcfg = pma::PmaConfig::new(addr, has);
+    pcfg.mn_ha = mn_ha_keys(cfg, tolerance);
     pcfg.revoke_to = revoking(cfg);
     // RFC 4433: HAs that assign one (`dynamic_ha`), or the anchor cluster's
     // service address that redirects (`runtime_assignment`).
@@ -197,6 +201,7 @@ pub fn ha(cfg: &Config) -> Result<ha::HaConfig, ConfigError> {
         }
     }
     let mut hcfg = ha::HaConfig::new(addr, ha_range(pool), peers);
+    hcfg.mn_ha = mn_ha_keys(cfg, tolerance);
     hcfg.max_lifetime_s = t.lifetime.as_secs().min(u16::MAX.into()) as u16;
     hcfg.revocation_timeout_ms = millis(t.bri_delay_min);
     hcfg.revocation_retries = t.bri_max_retransmissions.into();
@@ -268,7 +273,24 @@ fn sa_of(i: usize, p: &Peer, tolerance_s: u32) -> Result<SecurityAssociation, Co
         path: format!("peers[{i}].spi"),
         problem: "missing: required for PMIPv4 (RFC 3344 §3.5)".into(),
     })?;
-    Ok(SecurityAssociation {
+    Ok(association(sa, tolerance_s))
+}
+
+/// The per-MN associations of `[[mn_ha]]`, by NAI and by realm.
+fn mn_ha_keys(cfg: &Config, tolerance_s: u32) -> auth::MnHaKeys {
+    let mut keys = auth::MnHaKeys::default();
+    for e in &cfg.mn_ha {
+        let sa = association(&e.sa, tolerance_s);
+        match &e.selector {
+            MnSelector::Nai(n) => keys.insert_nai(n, sa),
+            MnSelector::Realm(r) => keys.insert_realm(r, sa),
+        }
+    }
+    keys
+}
+
+fn association(sa: &PeerSa, tolerance_s: u32) -> SecurityAssociation {
+    SecurityAssociation {
         spi: sa.spi,
         key: sa.key.clone(),
         algorithm: match sa.algorithm {
@@ -277,7 +299,7 @@ fn sa_of(i: usize, p: &Peer, tolerance_s: u32) -> Result<SecurityAssociation, Co
             Algorithm::Md5 => auth::Algorithm::KeyedMd5,
         },
         timestamp_tolerance_s: tolerance_s,
-    })
+    }
 }
 
 /// The pool's hosts: the gateway is handed out as router, never as a home

@@ -29,6 +29,9 @@ pub(super) struct File {
     pub addresses: Addresses,
     #[serde(default)]
     pub peers: Vec<Peer>,
+    /// PMIPv4: per-mobile-node security associations (MN-HA).
+    #[serde(default)]
+    pub mn_ha: Vec<MnHa>,
     #[serde(default)]
     pub timers: Timers,
     #[serde(default)]
@@ -353,6 +356,26 @@ pub(super) struct Peer {
     /// PMIPv6 without ESP: explicit, for labs.
     #[serde(default)]
     pub insecure: bool,
+}
+
+/// `[[mn_ha]]`: the MN-HA security association of one mobile node (`nai`)
+/// or of every NAI of a realm (`realm`) — RFC 3344 §3.5.2, draft-leung §4.3
+/// "per MN SA" (Cisco IOS `ip mobile secure host nai`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields)]
+pub(super) struct MnHa {
+    #[serde(default)]
+    pub nai: Option<String>,
+    #[serde(default)]
+    pub realm: Option<String>,
+    #[serde(default)]
+    pub spi: Option<u32>,
+    #[serde(default)]
+    pub algorithm: Option<Algorithm>,
+    /// Shared key, hex.
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// Times carry their unit in the key name, as the operator writes them.

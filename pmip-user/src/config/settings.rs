@@ -82,6 +82,8 @@ pub struct Config {
     pub interfaces: Interfaces,
     pub addresses: Addresses,
     pub peers: Vec<Peer>,
+    /// PMIPv4: per-mobile-node security associations (`[[mn_ha]]`).
+    pub mn_ha: Vec<MnHaSa>,
     pub timers: Timers,
     pub detach: Detach,
     pub dhcp: Dhcp,
@@ -304,6 +306,22 @@ pub struct Peer {
     pub insecure: bool,
     /// An anchor cluster's address that assigns anchors at run time.
     pub runtime_assignment: bool,
+}
+
+/// An MN-HA security association (`[[mn_ha]]`, RFC 3344 §3.5.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MnHaSa {
+    pub selector: MnSelector,
+    pub sa: PeerSa,
+}
+
+/// Whose association an `[[mn_ha]]` entry is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MnSelector {
+    /// One mobile node, by its NAI.
+    Nai(String),
+    /// Every NAI of a realm (the part after its '@', without regard to case).
+    Realm(String),
 }
 
 /// A security association with a peer (seed 000 `fa-ha-spi`).

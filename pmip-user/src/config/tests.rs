@@ -840,3 +840,86 @@ fn subscriber_resolution_and_dhcp_parameters() {
 mod cluster_esp;
 mod security;
 mod typed;
+
+/// `[[mn_ha]]`: per-MN associations by NAI or realm reach both PMIPv4
+/// agents (the algorithm defaults to HMAC-MD5); a bad entry is named by its
+/// key path, and PMIPv6 refuses the section.
+#[test]
+fn mn_ha_associations_by_nai_or_realm() {
+    const TWO: &str = "\n[[mn_ha]]\nrealm = \"Example.COM\"\nspi = 300\nkey = \"00112233445566778899aabbccddeeff\"\n\
+        \n[[mn_ha]]\nnai = \"vip@example.com\"\nspi = 301\nalgorithm = \"md5\"\nkey = \"0102\"\n";
+    for base in [ACCESS_V4, ANCHOR_V4] {
+        let cfg = Config::from_toml_str(&format!("{base}{TWO}")).unwrap();
+        assert_eq!(cfg.mn_ha.len(), 2);
+        let keys = match cfg.role {
+            Role::Access => agents::pma(&cfg).unwrap().mn_ha,
+            Role::Anchor => agents::ha(&cfg).unwrap().mn_ha,
+        };
+        let a = keys.get("someone@example.com").expect("by realm");
+        assert_eq!((a.spi, a.key.len()), (300, 16));
+        assert_eq!(a.algorithm, crate::pmipv4::auth::Algorithm::HmacMd5);
+        let v = keys.get("vip@example.com").expect("by NAI");
+        assert_eq!((v.spi, v.key.as_slice()), (301, &[1u8, 2][..]));
+        assert_eq!(v.algorithm, crate::pmipv4::auth::Algorithm::KeyedMd5);
+        assert!(keys.get("someone@example.org").is_none());
+    }
+    let refused = |base: &str, entry: &str, want: &str| {
+        let e = match Config::from_toml_str(&format!("{base}\n[[mn_ha]]\n{entry}\n")) {
+            Ok(_) => panic!("accepted: {entry}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains(want), "{entry}: {e}");
+    };
+    let k = "spi = 300\nkey = \"0011\"";
+    refused(ANCHOR_V4, k, "mn_ha[0]: needs nai");
+    refused(
+        ANCHOR_V4,
+        &format!("nai = \"a@b\"\nrealm = \"b\"\n{k}"),
+        "mn_ha[0]: nai and realm",
+    );
+    refused(
+        ANCHOR_V4,
+        &format!("realm = \"a@b\"\n{k}"),
+        "mn_ha[0].realm: must be a realm",
+    );
+    refused(
+        ANCHOR_V4,
+        &format!("nai = \"\"\n{k}"),
+        "mn_ha[0].nai: must be 1 to 255",
+    );
+    refused(
+        ANCHOR_V4,
+        "realm = \"b\"\nspi = 12\nkey = \"0011\"",
+        "mn_ha[0].spi: must be >= 256",
+    );
+    refused(
+        ANCHOR_V4,
+        "realm = \"b\"\nkey = \"0011\"",
+        "mn_ha[0].spi: missing",
+    );
+    refused(
+        ANCHOR_V4,
+        "realm = \"b\"\nspi = 300",
+        "mn_ha[0].key: missing",
+    );
+    refused(
+        ANCHOR_V4,
+        "realm = \"b\"\nspi = 300\nkey = \"xyz\"",
+        "mn_ha[0].key: must be an even number",
+    );
+    refused(
+        ANCHOR_V4,
+        &format!("realm = \"b\"\n{k}\nkeys = 1"),
+        "unknown field `keys`",
+    );
+    refused(
+        ANCHOR_V4,
+        &format!("realm = \"B\"\n{k}\n[[mn_ha]]\nrealm = \"b\"\n{k}"),
+        "mn_ha[1].realm: \"b\" is configured twice",
+    );
+    refused(
+        ANCHOR_V6,
+        &format!("realm = \"b\"\n{k}"),
+        "mn_ha: PMIPv4 only",
+    );
+}

@@ -6,6 +6,7 @@
 //! - `rfc2002-md5` (keyed MD5 "prefix+suffix", RFC 2002 §3.5.1, seed 000's
 //!   `hash-algorithm rfc2002-md5`): MD5(key ‖ payload up to and including the Type and
 //!   Length of this extension ‖ key) — the SPI is not covered.
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
@@ -187,16 +188,32 @@ pub fn verify<'a>(
     kind: AuthKind,
     lookup: impl Fn(u32) -> Option<&'a SecurityAssociation>,
 ) -> Result<u32, AuthError> {
+    verify_then(msg, kind, None, lookup)
+}
+
+/// [`verify`], where one authentication extension of kind `then` may follow
+/// the one verified: the FA-HA extension an FA appends after the mobile
+/// node's MN-HA one (RFC 3344 §3.5.2, §3.7.2.2; RFC 5944 §3.8.2.1 (a), (c)).
+fn verify_then<'a>(
+    msg: &[u8],
+    kind: AuthKind,
+    then: Option<AuthKind>,
+    lookup: impl Fn(u32) -> Option<&'a SecurityAssociation>,
+) -> Result<u32, AuthError> {
     let start = extensions_offset(msg).ok_or(AuthError::Malformed)?;
     let mut found = None;
+    let mut followed = false;
     for raw in ExtIter::new(&msg[start..], start) {
         let raw = raw.map_err(|_| AuthError::Malformed)?;
         if found.is_some() {
-            return Err(if raw.ty == kind.ext_type() {
-                AuthError::Duplicate
-            } else {
-                AuthError::NotLast
-            });
+            if raw.ty == kind.ext_type() {
+                return Err(AuthError::Duplicate);
+            }
+            if !followed && then.is_some_and(|t| t.ext_type() == raw.ty) {
+                followed = true;
+                continue;
+            }
+            return Err(AuthError::NotLast);
         }
         if raw.ty == kind.ext_type() {
             found = Some(raw);
@@ -228,6 +245,54 @@ pub(crate) fn verify_with(
     sa: &SecurityAssociation,
 ) -> Result<u32, AuthError> {
     verify(msg, kind, |spi| (spi == sa.spi).then_some(sa))
+}
+
+/// The MN-HA extension of a message checked against the mobile node's
+/// association (RFC 3344 §3.5.2): it protects everything before it, and only
+/// an FA-HA extension may follow it (the FA's, which covers it in turn).
+pub(crate) fn verify_mn_ha(msg: &[u8], sa: &SecurityAssociation) -> Result<u32, AuthError> {
+    verify_then(msg, AuthKind::MnHa, Some(AuthKind::FaHa), |spi| {
+        (spi == sa.spi).then_some(sa)
+    })
+}
+
+/// Per-mobile-node security associations (MN-HA, RFC 3344 §3.5.2;
+/// draft-leung §4.3 "per MN SA"): by NAI, or by the NAI's realm (the part
+/// after its last '@', compared without regard to case, RFC 7542 §2.4) —
+/// Cisco IOS `ip mobile secure host nai`, a realm's key for its users.
+/// An exact NAI wins over its realm.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MnHaKeys {
+    by_nai: std::collections::HashMap<String, Arc<SecurityAssociation>>,
+    by_realm: Vec<(String, Arc<SecurityAssociation>)>,
+}
+
+impl MnHaKeys {
+    pub fn insert_nai(&mut self, nai: &str, sa: SecurityAssociation) {
+        self.by_nai.insert(nai.to_string(), Arc::new(sa));
+    }
+
+    pub fn insert_realm(&mut self, realm: &str, sa: SecurityAssociation) {
+        self.by_realm
+            .retain(|(r, _)| !r.eq_ignore_ascii_case(realm));
+        self.by_realm.push((realm.to_string(), Arc::new(sa)));
+    }
+
+    /// The association of the mobile node named `nai` (shared: a request
+    /// holds it without a copy of its key).
+    pub fn get(&self, nai: &str) -> Option<&Arc<SecurityAssociation>> {
+        self.by_nai.get(nai).or_else(|| {
+            let (_, realm) = nai.rsplit_once('@')?;
+            self.by_realm
+                .iter()
+                .find(|(r, _)| r.eq_ignore_ascii_case(realm))
+                .map(|(_, sa)| sa)
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_nai.is_empty() && self.by_realm.is_empty()
+    }
 }
 
 /// How far (seconds) a Revocation Identifier may be behind the newest one
@@ -549,6 +614,72 @@ mod tests {
             verify(&[1, 2, 3], AuthKind::FaHa, |_| Some(&sa)),
             Err(AuthError::Malformed)
         );
+    }
+
+    /// An MN-HA extension followed by the FA's FA-HA one: each verifies
+    /// with its own key; anything else after the MN-HA one, or a second
+    /// one, does not.
+    #[test]
+    fn mn_ha_may_be_followed_by_fa_ha_only() {
+        let mn = SecurityAssociation::new(0x300, b"mobile node key!", Algorithm::HmacMd5);
+        let fa = SecurityAssociation::new(0x100, b"k1", Algorithm::HmacMd5);
+        let mut m = rrq();
+        append_auth(&mut m, AuthKind::MnHa, &mn);
+        let mn_only = m.clone();
+        append_auth(&mut m, AuthKind::FaHa, &fa);
+        assert_eq!(verify_mn_ha(&mn_only, &mn), Ok(0x300));
+        assert_eq!(verify_mn_ha(&m, &mn), Ok(0x300));
+        assert_eq!(verify_with(&m, AuthKind::FaHa, &fa), Ok(0x100));
+        // The FA-HA key does not verify the MN-HA extension, nor an SPI not the MN's.
+        let wrong_key = SecurityAssociation::new(0x300, b"k1", Algorithm::HmacMd5);
+        assert_eq!(
+            verify_mn_ha(&m, &wrong_key),
+            Err(AuthError::BadAuthenticator)
+        );
+        let wrong_spi = SecurityAssociation::new(0x301, b"mobile node key!", Algorithm::HmacMd5);
+        assert_eq!(
+            verify_mn_ha(&m, &wrong_spi),
+            Err(AuthError::UnknownSpi(0x300))
+        );
+        assert_eq!(verify_mn_ha(&rrq(), &mn), Err(AuthError::Missing));
+        // Another extension after the MN-HA one is not protected by it.
+        let mut trailing = mn_only.clone();
+        trailing.extend_from_slice(&[200, 0]);
+        assert_eq!(verify_mn_ha(&trailing, &mn), Err(AuthError::NotLast));
+        // Two FA-HA extensions after it: the second is not allowed.
+        let mut two = m.clone();
+        append_auth(&mut two, AuthKind::FaHa, &fa);
+        assert_eq!(verify_mn_ha(&two, &mn), Err(AuthError::NotLast));
+        // A second MN-HA extension.
+        let mut dup = mn_only.clone();
+        append_auth(&mut dup, AuthKind::MnHa, &mn);
+        assert_eq!(verify_mn_ha(&dup, &mn), Err(AuthError::Duplicate));
+        // The plain verify still wants its extension last.
+        assert_eq!(
+            verify(&m, AuthKind::MnHa, |_| Some(&mn)),
+            Err(AuthError::NotLast)
+        );
+    }
+
+    #[test]
+    fn mn_ha_keys_by_nai_then_realm() {
+        let sa = |spi| SecurityAssociation::new(spi, b"k", Algorithm::HmacMd5);
+        let mut k = MnHaKeys::default();
+        assert!(k.is_empty() && k.get("a@example.com").is_none());
+        k.insert_realm("Example.COM", sa(0x200));
+        k.insert_nai("vip@example.com", sa(0x201));
+        assert_eq!(k.get("a@example.com").map(|s| s.spi), Some(0x200));
+        assert_eq!(k.get("b@EXAMPLE.com").map(|s| s.spi), Some(0x200));
+        assert_eq!(k.get("vip@example.com").map(|s| s.spi), Some(0x201));
+        // The NAI's user part is compared exactly; no realm, no match.
+        assert_eq!(k.get("VIP@example.com").map(|s| s.spi), Some(0x200));
+        assert!(k.get("example.com").is_none());
+        assert!(k.get("a@example.org").is_none());
+        // The realm is the part after the last '@'.
+        assert_eq!(k.get("x@y@example.com").map(|s| s.spi), Some(0x200));
+        // A realm configured again replaces the first.
+        k.insert_realm("example.com", sa(0x202));
+        assert_eq!(k.get("a@example.com").map(|s| s.spi), Some(0x202));
     }
 
     #[test]

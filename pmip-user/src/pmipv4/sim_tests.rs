@@ -1354,6 +1354,7 @@ fn failover_timeout_overrides_retransmission_timeout() {
 
 mod affinity;
 mod churn;
+mod per_mn;
 mod restart;
 mod show_left;
 mod store_refused;

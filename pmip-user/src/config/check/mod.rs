@@ -11,6 +11,7 @@ mod cluster;
 mod interfaces;
 mod ipv6;
 mod metrics;
+mod mn_ha;
 mod peers;
 mod pools;
 mod profiles;
@@ -58,6 +59,7 @@ pub(super) fn check(f: &File) -> Result<Config, ConfigErrors> {
     let interfaces = interfaces::check(f, &mut v);
     let addresses = addresses(f, &mut v);
     let peers = peers::check(f, &mut v);
+    let mn_ha = mn_ha::check(f, &mut v);
     let timers = timers::timers(f, &mut v);
     let detach = timers::detach(f, &mut v);
     let dhcp = timers::dhcp(f, &mut v);
@@ -82,6 +84,7 @@ pub(super) fn check(f: &File) -> Result<Config, ConfigErrors> {
         interfaces,
         addresses,
         peers,
+        mn_ha,
         timers,
         detach,
         dhcp,

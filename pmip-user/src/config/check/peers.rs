@@ -119,7 +119,18 @@ fn security_association(f: &File, p: &str, pr: &file::Peer, v: &mut Errors) -> O
     } else {
         "part of the security association"
     };
-    match pr.spi {
+    sa_fields(p, (pr.spi, pr.algorithm, pr.key.as_deref()), why, v)
+}
+
+/// A security association's `spi`, `algorithm` and `key` under `p`, each
+/// one reported missing with `why`.
+pub(super) fn sa_fields(
+    p: &str,
+    (spi, algorithm, key_hex): (Option<u32>, Option<crate::config::Algorithm>, Option<&str>),
+    why: &str,
+    v: &mut Errors,
+) -> Option<PeerSa> {
+    match spi {
         None => v.err(format!("{p}.spi"), format!("missing: {why}")),
         // RFC 3344 §1.6: SPI values 0 through 255 are reserved.
         Some(s) if s < 256 => v.err(
@@ -128,13 +139,13 @@ fn security_association(f: &File, p: &str, pr: &file::Peer, v: &mut Errors) -> O
         ),
         _ => {}
     }
-    if pr.algorithm.is_none() {
+    if algorithm.is_none() {
         v.err(
             format!("{p}.algorithm"),
             format!("missing: {why} (hmac-md5, md5 or rfc2002-md5)"),
         );
     }
-    let key = match &pr.key {
+    let key = match key_hex {
         None => {
             v.err(format!("{p}.key"), format!("missing: {why}"));
             None
@@ -142,8 +153,8 @@ fn security_association(f: &File, p: &str, pr: &file::Peer, v: &mut Errors) -> O
         Some(k) => key(&format!("{p}.key"), k, v),
     };
     Some(PeerSa {
-        spi: pr.spi?,
-        algorithm: pr.algorithm?,
+        spi: spi?,
+        algorithm: algorithm?,
         key: key?,
     })
 }

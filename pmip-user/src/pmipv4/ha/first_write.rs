@@ -6,6 +6,9 @@
 //! home address free again, its record deleted. Renewals are answered as
 //! usual.
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+
+use super::super::auth::SecurityAssociation;
 
 use super::super::wire::{ExtRepr, ReplyCode};
 use super::request::ReplyTo;
@@ -16,19 +19,27 @@ use crate::dataplane::DpCommand;
 /// What a refusal of a request is made of: its source, Identification, our
 /// NTP time then, the home address it asked for. Its NAI extension is made
 /// from the held answer's key, the request's NAI, only if a refusal is due.
-pub(super) type Refusal = (SocketAddrV4, u64, u64, Ipv4Addr);
+/// A per-MN request's association with the mobile node signs it too.
+pub(super) type Refusal = (
+    SocketAddrV4,
+    u64,
+    u64,
+    Ipv4Addr,
+    Option<Arc<SecurityAssociation>>,
+);
 
 impl Ha {
     /// The store wrote (`ok`) or refused the last batch.
     pub(super) fn store_result(&mut self, ok: bool) {
         for h in self.unconfirmed.stored(ok) {
-            let (src, ident, now_ntp, hoa) = h.refusal;
+            let (src, ident, now_ntp, hoa, mn) = h.refusal;
             let nai_ext = vec![ExtRepr::Nai(h.key.as_bytes().to_vec())];
             match self.peers.get(src.ip()).map(|p| p.sa.clone()) {
                 Some(sa) => {
                     let to = ReplyTo {
                         src,
                         sa: &sa,
+                        mn: mn.as_deref(),
                         ident,
                         now_ntp,
                     };

@@ -3,8 +3,11 @@
 //! Processing of a Proxy Registration Request, in order (each refusal counted):
 //! 1. Unknown source (no FA-HA association): silently dropped — only PMAs with a
 //!    configured SA are served (draft §4.3, seed 000).
-//! 2. Unparseable extensions → 134. Missing/unknown-SPI/bad FA-HA authenticator → 132.
-//!    Unknown non-skippable extension → 134 (RFC 3344 §1.9, §3.8.2.1).
+//! 2. Unparseable extensions → 134. Unknown non-skippable extension: discarded
+//!    (RFC 3344 §1.8). Authentication (`authenticate.rs`): per node, a missing,
+//!    unknown-SPI or bad FA-HA authenticator → 132; per MN (an MN-HA extension
+//!    and no Per-Node Authentication Method), no association with the MN:
+//!    discarded, a bad MN-HA authenticator → 131, then the FA-HA one → 132.
 //! 3. Proxy MIP disabled → 149 PMIP_UNSUPPORTED; PMA not allowed → 150 PMIP_DISALLOWED.
 //! 4. No NAI → 134. Identification outside the tolerance, or not newer than the last one
 //!    accepted for this NAI (from any PMA: the §8.1 sequencing) → 133 with our time.
@@ -17,18 +20,20 @@
 //!    A new CoA for an existing binding is a handover: one `InstallAnchor` replaces the
 //!    tunnel (same uplink key) and a Registration Revocation goes to the old PMA.
 //!
-//! Replies to known peers are always FA-HA authenticated, so a PMA can trust 149/150.
+//! Replies to known peers are always FA-HA authenticated, so a PMA can trust 149/150;
+//! replies to a per-MN request are MN-HA authenticated as well.
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use super::auth::SecurityAssociation;
+use super::auth::{MnHaKeys, SecurityAssociation};
 use super::wire::ext::ExtList as _;
 use super::wire::{Message, ReplyCode, PORT};
 use crate::agent::{Clock, IdAlloc, Transmit};
 use crate::dataplane::{AnchorBinding, DpCommand};
 
+mod authenticate;
 mod cluster;
 mod endpoint;
 mod first_write;
@@ -74,6 +79,10 @@ pub struct HaConfig {
     /// Serve NAIs without a profile from the pool (the HA context's default subscriber).
     pub serve_unknown_subscribers: bool,
     pub peers: Vec<PmaPeer>,
+    /// Per-MN associations (MN-HA, `[[mn_ha]]`): requests that carry an
+    /// MN-HA extension and no Per-Node Authentication Method are checked
+    /// against them.
+    pub mn_ha: MnHaKeys,
     /// false → 149 PMIP_UNSUPPORTED to everyone.
     pub proxy_mip: bool,
     /// Send Registration Revocation to the old PMA after a handover (draft §4.1.4).
@@ -113,6 +122,7 @@ impl HaConfig {
             profiles: vec![],
             serve_unknown_subscribers: true,
             peers,
+            mn_ha: MnHaKeys::default(),
             proxy_mip: true,
             revocation: true,
             revocation_timeout_ms: d_rev_timeout(),
@@ -142,6 +152,10 @@ pub struct HaCounters {
     pub bad_authenticator: u64,
     /// Requests with more than one FA-HA extension (132, RFC 5944 §3.8.2.1).
     pub duplicate_auth: u64,
+    /// Per-MN requests whose MN-HA authenticator failed (131).
+    pub mn_failed_auth: u64,
+    /// Per-MN requests from a mobile node without an association: discarded.
+    pub mn_unknown: u64,
     pub unknown_nonskippable: u64,
     pub pmip_unsupported: u64,
     pub pmip_disallowed: u64,

@@ -4,10 +4,11 @@ use std::cmp::Reverse;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use super::super::auth::{self, AuthError, SecurityAssociation};
+use super::super::auth::{self, SecurityAssociation};
 use super::super::wire::ext::{AuthKind, AuthMethod, ExtList, ExtRepr};
 use super::super::wire::registration::RegistrationRequest;
 use super::super::wire::{RegistrationReplyRepr, RegistrationRequestRepr, ReplyCode, RrqFlags};
+use super::authenticate::Authentication;
 use super::{Binding, Ha, HaEvent, PmaPeer, Refusal, TimerKey};
 use crate::agent::{Peer, Transmit};
 use crate::dataplane::{AnchorBinding, DpCommand, TunnelEnds};
@@ -16,6 +17,9 @@ use crate::dataplane::{AnchorBinding, DpCommand, TunnelEnds};
 pub(super) struct ReplyTo<'a> {
     pub src: SocketAddrV4,
     pub sa: &'a SecurityAssociation,
+    /// A per-MN request's association with the mobile node: the reply
+    /// carries an MN-HA extension made with it (`authenticate.rs`).
+    pub mn: Option<&'a SecurityAssociation>,
     pub ident: u64,
     pub now_ntp: u64,
 }
@@ -55,7 +59,9 @@ impl Ha {
         }
     }
 
-    /// Sends a reply, FA-HA authenticated with the peer's association.
+    /// Sends a reply, FA-HA authenticated with the peer's association;
+    /// per MN, MN-HA authenticated with the mobile node's before it (RFC
+    /// 3344 §3.5.2: "each Registration Reply MUST contain" it).
     pub(super) fn reply(
         &mut self,
         to: &ReplyTo,
@@ -69,7 +75,12 @@ impl Ha {
         } else {
             to.ident
         };
-        exts.push(ExtRepr::PerNodeAuthMethod(AuthMethod::FaHa));
+        // Draft §5.1: the method extension is in the reply when the
+        // association is per node.
+        if to.mn.is_none() {
+            exts.push(ExtRepr::PerNodeAuthMethod(AuthMethod::FaHa));
+        }
+        let auths = if to.mn.is_some() { 2 } else { 1 };
         let mut payload = RegistrationReplyRepr {
             code,
             lifetime,
@@ -78,7 +89,10 @@ impl Ha {
             identification,
             extensions: exts,
         }
-        .to_bytes_with_room(auth::AUTH_EXT_LEN);
+        .to_bytes_with_room(auths * auth::AUTH_EXT_LEN);
+        if let Some(mn) = to.mn {
+            auth::append_auth(&mut payload, AuthKind::MnHa, mn);
+        }
         auth::append_auth(&mut payload, AuthKind::FaHa, to.sa);
         self.tx.push_back(Transmit::new(Peer::V4(to.src), payload));
     }
@@ -95,9 +109,10 @@ impl Ha {
             return;
         };
         let (ident, hoa) = (fixed.identification(), fixed.home_address());
-        let to = ReplyTo {
+        let mut to = ReplyTo {
             src,
             sa: &peer.sa,
+            mn: None,
             ident,
             now_ntp: self.clock.ntp(now),
         };
@@ -123,35 +138,17 @@ impl Ha {
             let nai = rrq.extensions.nai();
             nai.map(|n| ExtRepr::Nai(n.to_vec())).into_iter().collect()
         };
-        // FA-HA authentication (RFC 3344 §3.8.2.1: 132).
-        if let Err(e) = auth::verify_with(payload, AuthKind::FaHa, &peer.sa) {
-            let code = match e {
-                AuthError::Missing => {
-                    self.counters.missing_auth += 1;
-                    ReplyCode::FaFailedAuth
-                }
-                AuthError::UnknownSpi(_) => {
-                    self.counters.unknown_spi += 1;
-                    ReplyCode::FaFailedAuth
-                }
-                AuthError::BadAuthenticator => {
-                    self.counters.bad_authenticator += 1;
-                    ReplyCode::FaFailedAuth
-                }
-                // §3.8.2.1 (c): "if more than one Foreign-Home
-                // Authentication Extension is found ... Code 132".
-                AuthError::Duplicate => {
-                    self.counters.duplicate_auth += 1;
-                    ReplyCode::FaFailedAuth
-                }
-                AuthError::NotLast | AuthError::Malformed => {
-                    self.counters.poorly_formed += 1;
-                    ReplyCode::PoorlyFormed
-                }
-            };
-            self.reply(&to, code, (0, hoa), nai_ext());
-            return;
-        }
+        // FA-HA per node, or MN-HA per MN (`authenticate.rs`): 131, 132.
+        let mn = match self.authenticate(payload, &rrq, &peer) {
+            Authentication::Passed(mn) => mn,
+            Authentication::Refused(code, mn) => {
+                to.mn = mn.as_deref();
+                self.reply(&to, code, (0, hoa), nai_ext());
+                return;
+            }
+            Authentication::Discarded => return,
+        };
+        to.mn = mn.as_deref();
         // RFC 4433 §5.3: a redirect is for a request that passed every
         // check (authentication, Identification, HA field): 143 with the
         // Redirected HA extension, and our address in the HA field.
@@ -190,7 +187,7 @@ impl Ha {
                 if let Some((nai, accept)) = created.zip(self.tx.back()) {
                     let accept = accept.clone();
                     if self.tx.len() == queued + 1 {
-                        let r = (src, ident, to.now_ntp, hoa);
+                        let r = (src, ident, to.now_ntp, hoa, mn.clone());
                         self.unconfirmed.hold(nai, accept, r);
                     }
                 }

@@ -14,9 +14,9 @@ use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::auth::{self, IdentGen, SecurityAssociation};
+use super::auth::{self, IdentGen, MnHaKeys, SecurityAssociation};
 use super::transport::signed;
-use super::wire::ext::{device_id_types, AccessTech, AuthMethod, ExtList as _, ExtRepr};
+use super::wire::ext::{device_id_types, AccessTech, AuthKind, AuthMethod, ExtList as _, ExtRepr};
 use super::wire::{Message, RegistrationRequestRepr, ReplyCode, RrqFlags};
 use crate::agent::{Clock, IdAlloc, Transmit};
 use crate::dataplane::{AccessBinding, AccessPoint, DpCommand};
@@ -80,6 +80,10 @@ pub struct PmaConfig {
     pub ha_failover: HaFailover,
     /// FA-HA associations, one per HA (seed 000: FA-HA SPIs are mandatory for proxy MIP).
     pub home_agents: Vec<HaPeer>,
+    /// Per-MN associations (`[[mn_ha]]`): a subscriber whose NAI has one is
+    /// registered per MN — an MN-HA extension, then the FA-HA one, and no
+    /// Per-Node Authentication Method (draft §4.3, §5.1).
+    pub mn_ha: MnHaKeys,
     /// Advertise Registration Revocation support (RFC 3543 §3.2).
     pub revocation_support: bool,
     /// Access Technology Type extension value, if known (draft §5.5).
@@ -122,6 +126,7 @@ impl PmaConfig {
             retransmission_max_ms: 32_000,
             ha_failover: HaFailover::default(),
             home_agents,
+            mn_ha: MnHaKeys::default(),
             revocation_support: true,
             access_technology: None,
             downlink_key_base: d_key_base(),
@@ -241,6 +246,8 @@ pub struct PmaCounters {
     /// (RFC 3344 §1.9).
     pub unknown_nonskippable: u64,
     pub rx_auth_failed: u64,
+    /// Of those, replies whose MN-HA extension (per MN) was missing or bad.
+    pub rx_mn_ha_failed: u64,
     /// Replies/revocations failing FA-HA authentication, logged (RFC 3344 §3.7.3.1).
     pub security_exceptions_logged: u64,
     pub revocations_sent: u64,
@@ -655,8 +662,12 @@ impl Pma {
                 ha,
             });
         }
-        // Draft §5.1: MUST be present when the SA is per node.
-        exts.push(ExtRepr::PerNodeAuthMethod(AuthMethod::FaHa));
+        // Draft §5.1: MUST be present when the SA is per node; per MN the
+        // MN-HA extension authenticates the request instead (§4.3).
+        let mn = self.cfg.mn_ha.get(&s.sub.nai);
+        if mn.is_none() {
+            exts.push(ExtRepr::PerNodeAuthMethod(AuthMethod::FaHa));
+        }
         let ha_field = if dynamic { Ipv4Addr::BROADCAST } else { ha };
         let lifetime = if dereg {
             0
@@ -678,7 +689,12 @@ impl Pma {
             identification: ident,
             extensions: exts,
         };
-        self.tx.push_back(signed(rrq.to_bytes(), &peer.sa, ha));
+        let mut payload = rrq.to_bytes();
+        if let Some(mn) = mn {
+            // RFC 3344 §3.5.2, then the FA's FA-HA extension after it (`signed`).
+            auth::append_auth(&mut payload, AuthKind::MnHa, mn);
+        }
+        self.tx.push_back(signed(payload, &peer.sa, ha));
         if s.attempts > 0 {
             self.counters.retransmissions += 1;
         }

@@ -45,6 +45,18 @@ impl Pma {
         {
             return;
         }
+        // Per MN (`[[mn_ha]]`): RFC 5944 §3.6.2.1 (b), accepted or denied,
+        // "exactly one Mobile-Home Authentication Extension MUST be present
+        // ... and the mobile node MUST check the Authenticator"; else the
+        // reply is silently discarded and logged as a security exception.
+        if let Some(mn) = self.cfg.mn_ha.get(&nai) {
+            if auth::verify_mn_ha(payload, mn).is_err() {
+                self.counters.rx_auth_failed += 1;
+                self.counters.rx_mn_ha_failed += 1;
+                self.security_exception(now, src, "registration reply", "MN-HA");
+                return;
+            }
+        }
         let ha = *src.ip();
         if r.code.is_accepted() {
             self.counters.accepted += 1;
@@ -306,13 +318,19 @@ impl Pma {
         let sa = peer.sa.clone();
         if auth::verify_with(payload, AuthKind::FaHa, &sa).is_err() {
             self.counters.rx_auth_failed += 1;
-            self.security_exception(now, src, what);
+            self.security_exception(now, src, what, "FA-HA");
             return None;
         }
         Some(sa)
     }
 
-    pub(super) fn security_exception(&mut self, now: Instant, src: SocketAddrV4, what: &str) {
+    pub(super) fn security_exception(
+        &mut self,
+        now: Instant,
+        src: SocketAddrV4,
+        what: &str,
+        extension: &str,
+    ) {
         let quiet = self
             .last_security_log
             .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1));
@@ -324,8 +342,9 @@ impl Pma {
         tracing::warn!(
             peer = %src,
             what,
+            extension,
             failed = self.counters.rx_auth_failed,
-            "security exception: FA-HA authentication failed (RFC 3344 §3.7.3.1); discarded"
+            "security exception: authentication failed (RFC 3344 §3.6.2.1, §3.7.3.1); discarded"
         );
     }
 }
