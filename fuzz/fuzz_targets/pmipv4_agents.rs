@@ -1,11 +1,14 @@
 //! Whole receive path of both agents: any datagram from a configured peer, never a panic.
+//! Both hold a per-MN association for the realm "b" (`[[mn_ha]]`), so that
+//! requests and replies with an MN-HA extension take the per-MN checks;
+//! the PMA registers "a@b" per MN when the input's length is odd.
 #![no_main]
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Instant, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
 use pmip_user::agent::{Clock as WallClock, Endpoint};
-use pmip_user::pmipv4::auth::{Algorithm, SecurityAssociation};
+use pmip_user::pmipv4::auth::{Algorithm, MnHaKeys, SecurityAssociation};
 use pmip_user::pmipv4::ha::{AddressPool, Ha, HaConfig, PmaPeer};
 use pmip_user::pmipv4::pma::{HaPeer, Pma, PmaConfig, Subscriber};
 
@@ -14,10 +17,11 @@ const HA: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 
 fuzz_target!(|data: &[u8]| {
     let sa = SecurityAssociation::new(0x100, b"k", Algorithm::HmacMd5);
+    let mut mn_ha = MnHaKeys::default();
+    mn_ha.insert_realm("b", SecurityAssociation::new(0x300, b"m", Algorithm::HmacMd5));
     let now = Instant::now();
     let clock = WallClock::new(now, SystemTime::now());
-    let mut ha = Ha::new(
-        HaConfig::new(
+    let mut hcfg = HaConfig::new(
             HA,
             AddressPool {
                 first: Ipv4Addr::new(10, 0, 0, 1),
@@ -28,13 +32,17 @@ fuzz_target!(|data: &[u8]| {
                 sa: sa.clone(),
                 proxy_allowed: true,
             }],
-        ),
-        clock,
     );
+    hcfg.mn_ha = mn_ha.clone();
+    let mut ha = Ha::new(hcfg, clock);
     ha.handle(now, SocketAddrV4::new(PMA, 434), data);
     while ha.poll_transmit().is_some() {}
     while ha.poll_dp().is_some() {}
-    let mut pma = Pma::new(PmaConfig::new(PMA, vec![HaPeer { address: HA, sa }]), clock);
+    let mut pcfg = PmaConfig::new(PMA, vec![HaPeer { address: HA, sa }]);
+    if data.len() % 2 == 1 {
+        pcfg.mn_ha = mn_ha;
+    }
+    let mut pma = Pma::new(pcfg, clock);
     let at = pmip_user::dataplane::AccessPoint {
         ifindex: 1,
         vlan: 0,
