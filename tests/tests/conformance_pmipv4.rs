@@ -1343,3 +1343,188 @@ fn ha_insufficient_resources() {
         Ok(())
     });
 }
+
+// ------------------------------------------------------------ per-MN associations
+
+/// The SPIs tshark reads in a per-MN message: the MN-HA one, then the
+/// FA-HA one of PMA 1 (`sa(1)`).
+const SPIS: &str = "0x00000300,0x00000100";
+
+/// The mobile node's association of `[[mn_ha]]` in the per-MN tests.
+fn mn_sa() -> m4::Sa {
+    m4::Sa {
+        spi: 0x300,
+        key: b"per-MN key 0123".to_vec(),
+    }
+}
+
+fn mn_ha_toml(selector: &str) -> String {
+    let key: String = mn_sa().key.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "\n[[mn_ha]]\n{selector}\nspi = {}\nalgorithm = \"hmac-md5\"\nkey = \"{key}\"\n",
+        mn_sa().spi
+    )
+}
+
+/// A per-MN request from PMA 1: the PMA's extensions without the Per-Node
+/// Authentication Method, an MN-HA extension made with `mn`, then the FA-HA
+/// one when `fa_ha` (RFC 3344 §3.5.2; RFC 5944 §3.8.2.1).
+fn per_mn_prrq(nai: &str, lifetime: u16, ident: u64, mn: &m4::Sa, fa_ha: bool) -> Vec<u8> {
+    let mut exts = pma_exts(nai, true);
+    exts.retain(|e| e[0] != ext::PMIP_NONSKIP);
+    let hoa = [0; 4];
+    let mut q = m4::rrq(m4::F_G | m4::F_T, lifetime, hoa, HA, coa(1), ident, &exts);
+    m4::sign(&mut q, ext::MN_HA_AUTH, mn);
+    if fa_ha {
+        m4::sign(&mut q, ext::FA_HA_AUTH, &sa(1));
+    }
+    q
+}
+
+/// 3344-3.5.2-a, 3344-3.8.2.1-f/g/h, leung-4.3-b: our HA with a realm's
+/// MN-HA association. A per-MN request (MN-HA, then FA-HA, no Per-Node
+/// Authentication Method) is accepted and answered with both extensions; a
+/// bad MN-HA authenticator gets 131, signed with the MN's key; a request of
+/// a mobile node the HA has no association with is silently discarded; a
+/// registration without the FA-HA extension gets 132; a de-registration
+/// needs only the MN's. tshark reads both extensions in the replies.
+#[test]
+fn ha_per_mn_authentication() {
+    run("h4mn", |tag| {
+        let tail = mn_ha_toml("realm = \"Example.COM\"");
+        let Some(b) = bed(tag, &tail)? else {
+            return Ok(());
+        };
+        let cap = b.capture("per-mn")?;
+        let p = b.peer(1)?;
+        let t0 = m4::ntp_now();
+        // Accepted, both authenticators in the reply, no method extension.
+        let r = exchange(&b, &p, 1, &per_mn_prrq(NAI, 30, t0, &mn_sa(), true))?;
+        ensure!(r.code() == 0, "per-MN request: code {}", r.code());
+        r.assert_mn_ha(&mn_sa());
+        ensure!(
+            r.get(ext::PMIP_NONSKIP).is_none(),
+            "Per-Node Authentication Method in a per-MN reply: {:?}",
+            r.types()
+        );
+        let home = r.home_address();
+        wait_bindings(&b.daemon, 1)?;
+        // A bad MN-HA authenticator: 131, signed with the MN's association.
+        let wrong = m4::Sa {
+            spi: mn_sa().spi,
+            key: b"not the MN key".to_vec(),
+        };
+        let r = exchange(&b, &p, 1, &per_mn_prrq(NAI, 30, t0 + 1, &wrong, true))?;
+        ensure!(r.code() == 131, "bad MN-HA: code {}", r.code());
+        r.assert_mn_ha(&mn_sa());
+        // No association with this MN: discarded. The reply that comes
+        // next answers the request after it (its Identification).
+        let other = per_mn_prrq("u@example.org", 30, t0 + 2, &mn_sa(), true);
+        p.send(b.anchor(), 434, &other)?;
+        let r = exchange(&b, &p, 1, &per_mn_prrq(NAI, 30, t0 + 3, &mn_sa(), false))?;
+        // The MN's is good, the FA's missing from a registration: 132.
+        ensure!(r.code() == 132, "no FA-HA: code {}", r.code());
+        r.assert_mn_ha(&mn_sa());
+        b.daemon.wait_counter("mn_unknown", 1, Duration::ZERO)?;
+        b.daemon.wait_counter("mn_failed_auth", 1, Duration::ZERO)?;
+        // A de-registration with the MN's alone.
+        let q = m4::rrq(
+            m4::F_G | m4::F_T,
+            0,
+            home,
+            HA,
+            coa(1),
+            t0 + (1 << 32),
+            &pma_exts(NAI, true)[..4],
+        );
+        let mut q = q;
+        m4::sign(&mut q, ext::MN_HA_AUTH, &mn_sa());
+        let r = exchange(&b, &p, 1, &q)?;
+        ensure!(
+            r.code() == 0 && r.lifetime() == 0,
+            "de-registration: code {} lifetime {}",
+            r.code(),
+            r.lifetime()
+        );
+        r.assert_mn_ha(&mn_sa());
+        wait_bindings(&b.daemon, 0)?;
+        let rows = cap.check_fields(8, &["ip.src", "mip.type", "mip.ext.type", "mip.auth.spi"])?;
+        let replies: Vec<_> = rows
+            .iter()
+            .filter(|r| r.first().map(String::as_str) == Some("10.255.0.10") && r[1] == "3")
+            .collect();
+        ensure!(
+            rows.is_empty()
+                || (replies.len() == 4
+                    && replies
+                        .iter()
+                        .all(|r| r[2].ends_with("32,34") && r[3] == SPIS)),
+            "tshark does not read MN-HA (SPI 0x300) then FA-HA (SPI 0x100) in every reply: {rows:?}"
+        );
+        Ok(())
+    });
+}
+
+/// 3344-3.5.2-b, 3344-3.6.2.1-c, leung-4.3-b: our PMA with an MN-HA
+/// association for its subscriber's NAI registers per MN — an MN-HA
+/// extension, the FA-HA one after it, no Per-Node Authentication Method —
+/// discards a reply without the MN's authenticator however good its FA-HA
+/// one (it sends the request again), and takes the reply that has both.
+#[test]
+fn pma_per_mn_registration() {
+    run("p4mn", |tag| {
+        let m = pmip_tests::conformance::bed::sub_mac();
+        let nai = format!(
+            "{:02x}{:02x}.{:02x}{:02x}.{:02x}{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        );
+        let tail = mn_ha_toml(&format!("nai = \"{nai}\""));
+        let x = AccessExtra {
+            profile: &tail,
+            ..Default::default()
+        };
+        let Some((mut b, l)) = access_with(tag, x)? else {
+            return Ok(());
+        };
+        let cap = b.capture("per-mn")?;
+        b.dhcp()?;
+        let (rx, q) = next_rrq(&l, S)?;
+        ensure!(
+            q.nai().as_deref() == Some(nai.as_str()),
+            "NAI {:?}",
+            q.nai()
+        );
+        q.assert_mn_ha(&mn_sa());
+        ensure!(
+            q.get(ext::PMIP_NONSKIP).is_none(),
+            "Per-Node Authentication Method in a per-MN request: {:?}",
+            q.types()
+        );
+        // FA-HA only (as a per-node HA answers): discarded, sent again.
+        l.reply(&rx, &accept(&q, 40))?;
+        let (rx, q) = next_rrq(&l, S).context("no request after a reply without MN-HA")?;
+        q.assert_mn_ha(&mn_sa());
+        b.daemon
+            .wait_counter("rx_mn_ha_failed", 1, Duration::ZERO)?;
+        // Both: registered.
+        let e = [m4::nai(&nai), m4::gre_key(777)];
+        let mut r = m4::rrp(0, 40, HOME, HA, q.ident(), &e);
+        m4::sign(&mut r, ext::MN_HA_AUTH, &mn_sa());
+        m4::sign(&mut r, ext::FA_HA_AUTH, &sa(1));
+        l.reply(&rx, &r)?;
+        b.client().wait_event("bound", 1, Duration::from_secs(10))?;
+        wait_bindings(&b.daemon, 1)?;
+        // Two requests and two replies.
+        let rows = cap.check_fields(4, &["ip.src", "mip.type", "mip.ext.type", "mip.auth.spi"])?;
+        let requests: Vec<_> = rows.iter().filter(|r| r[1] == "1").collect();
+        ensure!(
+            rows.is_empty()
+                || (requests.len() >= 2
+                    && requests
+                        .iter()
+                        .all(|r| r[2].ends_with("32,34") && r[3] == SPIS)),
+            "tshark does not read MN-HA (SPI 0x300) then FA-HA (SPI 0x100) in every request: {rows:?}"
+        );
+        Ok(())
+    });
+}

@@ -331,6 +331,39 @@ impl Msg {
         self.assert_auth_with(kind, sa, Alg::HmacMd5);
     }
 
+    /// Checks the MN-HA extension of a per-MN message (RFC 3344 §3.5.2):
+    /// exactly one, HMAC-MD5 with the mobile node's key over everything
+    /// before its authenticator, and only the FA-HA extension after it.
+    pub fn assert_mn_ha(&self, sa: &Sa) {
+        let at: Vec<usize> = (0..self.exts.len())
+            .filter(|&i| self.exts[i].1 == ext::MN_HA_AUTH)
+            .collect();
+        assert_eq!(
+            at.len(),
+            1,
+            "exactly one MN-HA extension: {:?}",
+            self.types()
+        );
+        let i = at[0];
+        assert_eq!(
+            self.types()[i + 1..],
+            [ext::FA_HA_AUTH],
+            "only the FA-HA extension after the MN-HA one"
+        );
+        let (off, _, _, data) = &self.exts[i];
+        assert_eq!(data.len(), 20, "SPI + 16-octet authenticator");
+        assert_eq!(
+            u32::from_be_bytes(data[..4].try_into().unwrap()),
+            sa.spi,
+            "MN-HA SPI"
+        );
+        assert_eq!(
+            data[4..],
+            hmac_md5(&sa.key, &self.bytes[..off + 6]),
+            "MN-HA authenticator"
+        );
+    }
+
     /// As `assert_auth`, with the authenticator of `alg`.
     pub fn assert_auth_with(&self, kind: u8, sa: &Sa, alg: Alg) {
         let last = self.exts.last().expect("no extensions: no authentication");
