@@ -18,20 +18,23 @@ const HA: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 fuzz_target!(|data: &[u8]| {
     let sa = SecurityAssociation::new(0x100, b"k", Algorithm::HmacMd5);
     let mut mn_ha = MnHaKeys::default();
-    mn_ha.insert_realm("b", SecurityAssociation::new(0x300, b"m", Algorithm::HmacMd5));
+    mn_ha.insert_realm(
+        "b",
+        SecurityAssociation::new(0x300, b"m", Algorithm::HmacMd5),
+    );
     let now = Instant::now();
     let clock = WallClock::new(now, SystemTime::now());
     let mut hcfg = HaConfig::new(
-            HA,
-            AddressPool {
-                first: Ipv4Addr::new(10, 0, 0, 1),
-                last: Ipv4Addr::new(10, 0, 0, 9),
-            },
-            vec![PmaPeer {
-                address: PMA,
-                sa: sa.clone(),
-                proxy_allowed: true,
-            }],
+        HA,
+        AddressPool {
+            first: Ipv4Addr::new(10, 0, 0, 1),
+            last: Ipv4Addr::new(10, 0, 0, 9),
+        },
+        vec![PmaPeer {
+            address: PMA,
+            sa: sa.clone(),
+            proxy_allowed: true,
+        }],
     );
     hcfg.mn_ha = mn_ha.clone();
     let mut ha = Ha::new(hcfg, clock);
