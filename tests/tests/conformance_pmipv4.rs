@@ -1385,9 +1385,10 @@ fn per_mn_prrq(nai: &str, lifetime: u16, ident: u64, mn: &m4::Sa, fa_ha: bool) -
 /// MN-HA association. A per-MN request (MN-HA, then FA-HA, no Per-Node
 /// Authentication Method) is accepted and answered with both extensions; a
 /// bad MN-HA authenticator gets 131, signed with the MN's key; a request of
-/// a mobile node the HA has no association with is silently discarded; a
-/// registration without the FA-HA extension gets 132; a de-registration
-/// needs only the MN's. tshark reads both extensions in the replies.
+/// a mobile node the HA has no association with is served per node (the
+/// PMA's FA-HA extension vouches for it); a registration without the FA-HA
+/// extension gets 132; a de-registration needs only the MN's. tshark reads
+/// both extensions in the per-MN replies.
 #[test]
 fn ha_per_mn_authentication() {
     run("h4mn", |tag| {
@@ -1417,10 +1418,20 @@ fn ha_per_mn_authentication() {
         let r = exchange(&b, &p, 1, &per_mn_prrq(NAI, 30, t0 + 1, &wrong, true))?;
         ensure!(r.code() == 131, "bad MN-HA: code {}", r.code());
         r.assert_mn_ha(&mn_sa());
-        // No association with this MN: discarded. The reply that comes
-        // next answers the request after it (its Identification).
-        let other = per_mn_prrq("u@example.org", 30, t0 + 2, &mn_sa(), true);
-        p.send(b.anchor(), 434, &other)?;
+        // No association with this MN: the PMA's FA-HA extension vouches
+        // for it — served per node, the reply without MN-HA.
+        let r = exchange(
+            &b,
+            &p,
+            1,
+            &per_mn_prrq("u@example.org", 30, t0 + 2, &mn_sa(), true),
+        )?;
+        ensure!(
+            r.code() == 0,
+            "per-MN request of an unknown MN: code {}",
+            r.code()
+        );
+        ensure!(r.get(ext::MN_HA_AUTH).is_none(), "MN-HA for an unknown MN");
         let r = exchange(&b, &p, 1, &per_mn_prrq(NAI, 30, t0 + 3, &mn_sa(), false))?;
         // The MN's is good, the FA's missing from a registration: 132.
         ensure!(r.code() == 132, "no FA-HA: code {}", r.code());
@@ -1447,11 +1458,12 @@ fn ha_per_mn_authentication() {
             r.lifetime()
         );
         r.assert_mn_ha(&mn_sa());
-        wait_bindings(&b.daemon, 0)?;
-        let rows = cap.check_fields(8, &["ip.src", "mip.type", "mip.ext.type", "mip.auth.spi"])?;
+        wait_bindings(&b.daemon, 1)?;
+        let rows = cap.check_fields(10, &["ip.src", "mip.type", "mip.ext.type", "mip.auth.spi"])?;
         let replies: Vec<_> = rows
             .iter()
             .filter(|r| r.first().map(String::as_str) == Some("10.255.0.10") && r[1] == "3")
+            .filter(|r| r[2] != "131,48,0,137,47,34")
             .collect();
         ensure!(
             rows.is_empty()

@@ -8,12 +8,17 @@
 //! - **Per MN**: no Per-Node Authentication Method extension and an MN-HA
 //!   extension (RFC 3344 §3.5.2; draft §4.3 "per MN SA", the WiMAX and
 //!   3GPP2 way). The association is the NAI's (`[[mn_ha]]`, by NAI or
-//!   realm). (a) none for this MN: silently discarded ("MUST silently
-//!   discard"); its authenticator invalid → 131, the reply signed with the
+//!   realm). (a) its authenticator invalid → 131, the reply signed with the
 //!   MN's association. (c) the HA shares an association with every PMA it
 //!   serves, so a registration (non-zero lifetime) must also carry exactly
 //!   one valid FA-HA extension after it → else 132; a de-registration may
 //!   come without one. Replies carry the MN-HA extension, then the FA-HA one.
+//! - **Per MN, of a mobile node without an association here**: taken per
+//!   node. (a) lets the HA "verify that the Authenticator Value has been
+//!   checked by another agent with which it has a security association" —
+//!   the PMA, whose FA-HA extension is checked (132) — rather than discard
+//!   it; an HA configured per node keeps serving a PMA that also signs per
+//!   MN, as it did before per-MN associations existed. Counted `mn_unknown`.
 use std::sync::Arc;
 
 use super::super::auth::{self, AuthError, SecurityAssociation};
@@ -28,8 +33,6 @@ pub(super) enum Authentication {
     /// Refused with this code; the reply is signed with the MN's
     /// association too when the request was per MN.
     Refused(ReplyCode, Option<Arc<SecurityAssociation>>),
-    /// Silently discarded (RFC 5944 §3.8.2.1 (a): no association with the MN).
-    Discarded,
 }
 
 impl Ha {
@@ -42,20 +45,18 @@ impl Ha {
         let fa_ha = auth::verify_with(payload, AuthKind::FaHa, &peer.sa);
         let exts = &rrq.extensions;
         let per_mn = exts.per_node_auth_method().is_none() && exts.auth(AuthKind::MnHa).is_some();
-        if !per_mn {
+        let nai = exts.nai().and_then(|n| std::str::from_utf8(n).ok());
+        let mn = per_mn
+            .then(|| nai.and_then(|n| self.cfg.mn_ha.get(n)).cloned())
+            .flatten();
+        let Some(sa) = mn else {
+            if per_mn {
+                self.counters.mn_unknown += 1;
+            }
             return match fa_ha {
                 Ok(_) => Authentication::Passed(None),
                 Err(e) => Authentication::Refused(self.fa_ha_refusal(e), None),
             };
-        }
-        let nai = exts.nai().and_then(|n| std::str::from_utf8(n).ok());
-        let Some(sa) = nai.and_then(|n| self.cfg.mn_ha.get(n)).cloned() else {
-            self.counters.mn_unknown += 1;
-            tracing::debug!(
-                ?nai,
-                "per-MN request from a mobile node we share no association with: discarded"
-            );
-            return Authentication::Discarded;
         };
         if let Err(e) = auth::verify_mn_ha(payload, &sa) {
             if matches!(e, AuthError::NotLast | AuthError::Malformed) {

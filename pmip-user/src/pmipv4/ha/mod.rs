@@ -5,9 +5,9 @@
 //!    configured SA are served (draft §4.3, seed 000).
 //! 2. Unparseable extensions → 134. Unknown non-skippable extension: discarded
 //!    (RFC 3344 §1.8). Authentication (`authenticate.rs`): per node, a missing,
-//!    unknown-SPI or bad FA-HA authenticator → 132; per MN (an MN-HA extension
-//!    and no Per-Node Authentication Method), no association with the MN:
-//!    discarded, a bad MN-HA authenticator → 131, then the FA-HA one → 132.
+//!    unknown-SPI or bad FA-HA authenticator → 132; per MN (an MN-HA extension,
+//!    no Per-Node Authentication Method, an association with the MN), a bad
+//!    MN-HA authenticator → 131, then the FA-HA one → 132.
 //! 3. Proxy MIP disabled → 149 PMIP_UNSUPPORTED; PMA not allowed → 150 PMIP_DISALLOWED.
 //! 4. No NAI → 134. Identification outside the tolerance, or not newer than the last one
 //!    accepted for this NAI (from any PMA: the §8.1 sequencing) → 133 with our time.
@@ -154,7 +154,8 @@ pub struct HaCounters {
     pub duplicate_auth: u64,
     /// Per-MN requests whose MN-HA authenticator failed (131).
     pub mn_failed_auth: u64,
-    /// Per-MN requests from a mobile node without an association: discarded.
+    /// Per-MN requests from a mobile node without an association here:
+    /// taken per node (the PMA's FA-HA extension).
     pub mn_unknown: u64,
     pub unknown_nonskippable: u64,
     pub pmip_unsupported: u64,

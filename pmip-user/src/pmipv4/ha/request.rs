@@ -146,7 +146,6 @@ impl Ha {
                 self.reply(&to, code, (0, hoa), nai_ext());
                 return;
             }
-            Authentication::Discarded => return,
         };
         to.mn = mn.as_deref();
         // RFC 4433 §5.3: a redirect is for a request that passed every

@@ -143,11 +143,17 @@ fn the_ha_checks_the_mn_ha_authenticator_then_the_fa_ha_one() {
         assert_eq!(auth::verify_mn_ha(&rp, &mn), Ok(MN_SPI));
         assert_eq!(auth::verify_with(&rp, AuthKind::FaHa, &fa), Ok(SPI));
     }
-    // (a) no association with this MN: silently discarded.
-    let n = net.wire.len();
+    // (a) no association with this MN: the PMA's FA-HA extension vouches
+    // for it (taken per node: 132 if bad, accepted if good).
+    let m = request(&net, "a@elsewhere", 600, Some(&mn), None, Some(&wrong_fa));
+    net.inject(PMA1, HA1, &m);
+    assert_eq!(last_code(&net), ReplyCode::FaFailedAuth);
     let m = request(&net, "a@elsewhere", 600, Some(&mn), None, Some(&fa));
     net.inject(PMA1, HA1, &m);
-    assert_eq!(net.wire.len(), n, "answered a request of an unknown MN");
+    assert_eq!(last_code(&net), ReplyCode::Accepted);
+    let r = net.replies(HA1, PMA1).pop().unwrap();
+    assert_eq!(auth_kinds(&r.extensions), [AuthKind::FaHa]);
+    assert_eq!(net.ha(HA1).binding_count(), 1);
     // (c) the MN's is good: the FA-HA one missing or bad → 132.
     for fa_ha in [None, Some(&wrong_fa)] {
         let m = request(&net, "a@ex", 600, Some(&mn), None, fa_ha);
@@ -163,7 +169,7 @@ fn the_ha_checks_the_mn_ha_authenticator_then_the_fa_ha_one() {
     let m = request(&net, "a@ex", 600, Some(&mn), Some(pad), Some(&fa));
     net.inject(PMA1, HA1, &m);
     assert_eq!(last_code(&net), ReplyCode::PoorlyFormed);
-    assert_eq!(net.ha(HA1).binding_count(), 0);
+    assert_eq!(net.ha(HA1).binding_count(), 1);
     // Both good: accepted, the reply without the per-node method.
     net.run_for(Duration::from_secs(1));
     let m = request(&net, "a@ex", 600, Some(&mn), None, Some(&fa));
@@ -172,18 +178,18 @@ fn the_ha_checks_the_mn_ha_authenticator_then_the_fa_ha_one() {
     let r = net.replies(HA1, PMA1).pop().unwrap();
     assert_eq!(auth_kinds(&r.extensions), [AuthKind::MnHa, AuthKind::FaHa]);
     assert_eq!(r.extensions.per_node_auth_method(), None);
-    assert_eq!(net.ha(HA1).binding_count(), 1);
+    assert_eq!(net.ha(HA1).binding_count(), 2);
     // (c) is for registrations: a de-registration with the MN's alone is taken.
     net.run_for(Duration::from_secs(1));
     let m = request(&net, "a@ex", 0, Some(&mn), None, None);
     net.inject(PMA1, HA1, &m);
     assert_eq!(last_code(&net), ReplyCode::Accepted);
-    assert_eq!(net.ha(HA1).binding_count(), 0);
+    assert_eq!(net.ha(HA1).binding_count(), 1);
     let c = net.ha(HA1).counters().clone();
     assert_eq!(c.mn_failed_auth, 2);
-    assert_eq!(c.mn_unknown, 1);
+    assert_eq!(c.mn_unknown, 2);
     assert_eq!(c.missing_auth, 1);
-    assert_eq!(c.bad_authenticator, 1);
+    assert_eq!(c.bad_authenticator, 2);
     assert_eq!(c.poorly_formed, 1);
 }
 
