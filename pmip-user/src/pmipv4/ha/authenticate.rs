@@ -67,8 +67,11 @@ impl Ha {
             // node's registration" — 131 — "and SHOULD log the error as a
             // security exception".
             self.counters.mn_failed_auth += 1;
-            tracing::warn!(nai = nai.unwrap_or_default(), pma = %peer.address, ?e,
-                "security exception: MN-HA authentication failed (RFC 3344 §3.8.2.1); answered 131");
+            // The security exception is the reply's: the signaling metrics
+            // log every 131 at warn, rate-limited (`event="auth_failed"`); a
+            // remote party can send these at will, so no line of our own.
+            tracing::debug!(nai = nai.unwrap_or_default(), pma = %peer.address, ?e,
+                "MN-HA authentication failed (RFC 3344 §3.8.2.1); answered 131");
             return Authentication::Refused(ReplyCode::MnFailedAuth, Some(sa));
         }
         match fa_ha {
