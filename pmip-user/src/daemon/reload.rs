@@ -47,6 +47,39 @@ pub(crate) struct Reloader {
 /// The sections that differ between `old` and `new`, and whether each can
 /// change while running.
 pub(crate) fn changes(old: &Config, new: &Config) -> Vec<(&'static str, bool)> {
+    // Every section of `Config` is named here, so that one added later does
+    // not compile until it is compared below: `mn_ha` and `cluster` were
+    // once left out, and a reload that changed only them answered "nothing
+    // changed" while the running agents kept the old ones.
+    let Config {
+        role: _,
+        protocol: _,
+        node_id: _,
+        control: _,
+        interfaces: _,
+        addresses: _,
+        peers: _,
+        mn_ha: _,
+        timers: _,
+        detach: _,
+        dhcp:
+            crate::config::Dhcp {
+                dns: _,
+                offer_timeout: _,
+                offer_hold: _,
+            },
+        ipv6: _,
+        pools: _,
+        profiles: _,
+        static_bindings: _,
+        fastpath: _,
+        store: _,
+        signaling: _,
+        admission: _,
+        aaa: _,
+        metrics: _,
+        cluster: _,
+    } = old;
     let access = old.role == Role::Access;
     let mut out = Vec::new();
     let mut note = |key: &'static str, differs: bool, live: bool| {
@@ -61,6 +94,8 @@ pub(crate) fn changes(old: &Config, new: &Config) -> Vec<(&'static str, bool)> {
     note("interfaces", old.interfaces != new.interfaces, false);
     note("addresses", old.addresses != new.addresses, false);
     note("peers", old.peers != new.peers, false);
+    // The PMA's and HA's per-MN keys are inside their registrars.
+    note("mn_ha", old.mn_ha != new.mn_ha, false);
     note("timers", old.timers != new.timers, false);
     note("detach", old.detach != new.detach, false);
     note("dhcp.dns", old.dhcp.dns != new.dhcp.dns, access);
@@ -90,6 +125,7 @@ pub(crate) fn changes(old: &Config, new: &Config) -> Vec<(&'static str, bool)> {
     note("admission", old.admission != new.admission, false);
     note("aaa", old.aaa != new.aaa, false);
     note("ipv6", old.ipv6 != new.ipv6, false);
+    note("cluster", old.cluster != new.cluster, false);
     out
 }
 
@@ -172,6 +208,32 @@ mod tests {
             changes(&cfg(""), &new),
             vec![("interfaces", false), ("timers", false)]
         );
+    }
+
+    /// A PMIPv4 gateway's per-MN keys are its registrar's: a reload that
+    /// changes only them is refused, naming them (before, it answered that
+    /// nothing changed and the old keys stayed in use).
+    #[test]
+    fn per_mn_keys_are_not_live() {
+        let base = include_str!("../../../examples/access-pmipv4.toml");
+        let key = |k: &str| {
+            let text =
+                format!("{base}\n[[mn_ha]]\nrealm = \"example.com\"\nspi = 300\nkey = \"{k}\"\n");
+            Config::from_toml_str(&text).unwrap()
+        };
+        assert!(changes(&key("0011"), &key("0011")).is_empty());
+        assert_eq!(changes(&key("0011"), &key("2233")), vec![("mn_ha", false)]);
+        let (r, _d) = reloader(base);
+        std::fs::write(
+            &r.path,
+            format!("{base}\n[[mn_ha]]\nrealm = \"example.com\"\nspi = 300\nkey = \"0011\"\n"),
+        )
+        .unwrap();
+        let Response::Error { message } = r.reload() else {
+            panic!("a new per-MN key was taken as nothing changed")
+        };
+        assert!(message.contains("mn_ha cannot change"), "{message}");
+        assert!(r.live.get().mn_ha.is_empty());
     }
 
     fn reloader(text: &str) -> (Reloader, crate::access::dhcp::tests::TmpDir) {
