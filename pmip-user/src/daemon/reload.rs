@@ -216,19 +216,14 @@ mod tests {
     #[test]
     fn per_mn_keys_are_not_live() {
         let base = include_str!("../../../examples/access-pmipv4.toml");
-        let key = |k: &str| {
-            let text =
-                format!("{base}\n[[mn_ha]]\nrealm = \"example.com\"\nspi = 300\nkey = \"{k}\"\n");
-            Config::from_toml_str(&text).unwrap()
+        let text = |k: &str| {
+            format!("{base}\n[[mn_ha]]\nrealm = \"example.com\"\nspi = 300\nkey = \"{k}\"\n")
         };
+        let key = |k: &str| Config::from_toml_str(&text(k)).unwrap();
         assert!(changes(&key("0011"), &key("0011")).is_empty());
         assert_eq!(changes(&key("0011"), &key("2233")), vec![("mn_ha", false)]);
         let (r, _d) = reloader(base);
-        std::fs::write(
-            &r.path,
-            format!("{base}\n[[mn_ha]]\nrealm = \"example.com\"\nspi = 300\nkey = \"0011\"\n"),
-        )
-        .unwrap();
+        std::fs::write(&r.path, text("0011")).unwrap();
         let Response::Error { message } = r.reload() else {
             panic!("a new per-MN key was taken as nothing changed")
         };
