@@ -179,6 +179,14 @@ fn the_ha_checks_the_mn_ha_authenticator_then_the_fa_ha_one() {
     assert_eq!(auth_kinds(&r.extensions), [AuthKind::MnHa, AuthKind::FaHa]);
     assert_eq!(r.extensions.per_node_auth_method(), None);
     assert_eq!(net.ha(HA1).binding_count(), 2);
+    // The same request again (a replay, RFC 3344 §5.7.1): 133, with the
+    // HA's time and both authenticators — the MN's key signs refusals
+    // made after authentication too.
+    net.inject(PMA1, HA1, &m);
+    assert_eq!(last_code(&net), ReplyCode::IdentMismatch);
+    let rp = last_reply_bytes(&net);
+    assert_eq!(auth::verify_mn_ha(&rp, &mn), Ok(MN_SPI));
+    assert_eq!(auth::verify_with(&rp, AuthKind::FaHa, &fa), Ok(SPI));
     // (c) is for registrations: a de-registration with the MN's alone is taken.
     net.run_for(Duration::from_secs(1));
     let m = request(&net, "a@ex", 0, Some(&mn), None, None);
