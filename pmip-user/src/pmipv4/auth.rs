@@ -621,7 +621,8 @@ mod tests {
     /// one, does not.
     #[test]
     fn mn_ha_may_be_followed_by_fa_ha_only() {
-        let mn = SecurityAssociation::new(0x300, b"mobile node key!", Algorithm::HmacMd5);
+        const MN_SPI_OF_TEST: u32 = 0x300;
+        let mn = SecurityAssociation::new(MN_SPI_OF_TEST, b"mobile node key!", Algorithm::HmacMd5);
         let fa = SecurityAssociation::new(0x100, b"k1", Algorithm::HmacMd5);
         let mut m = rrq();
         append_auth(&mut m, AuthKind::MnHa, &mn);
@@ -654,6 +655,15 @@ mod tests {
         let mut dup = mn_only.clone();
         append_auth(&mut dup, AuthKind::MnHa, &mn);
         assert_eq!(verify_mn_ha(&dup, &mn), Err(AuthError::Duplicate));
+        // Truncated anywhere but between the two extensions (the MN-HA
+        // one alone is whole): never a pass, never a panic.
+        for n in (0..m.len()).filter(|&n| n != mn_only.len()) {
+            assert_ne!(verify_mn_ha(&m[..n], &mn), Ok(MN_SPI_OF_TEST), "cut to {n}");
+        }
+        assert_eq!(
+            verify_mn_ha(&m[..m.len() - 1], &mn),
+            Err(AuthError::Malformed)
+        );
         // The plain verify still wants its extension last.
         assert_eq!(
             verify(&m, AuthKind::MnHa, |_| Some(&mn)),
