@@ -1369,10 +1369,16 @@ fn mn_ha_toml(selector: &str) -> String {
 /// A per-MN request from PMA 1: the PMA's extensions without the Per-Node
 /// Authentication Method, an MN-HA extension made with `mn`, then the FA-HA
 /// one when `fa_ha` (RFC 3344 §3.5.2; RFC 5944 §3.8.2.1).
-fn per_mn_prrq(nai: &str, lifetime: u16, ident: u64, mn: &m4::Sa, fa_ha: bool) -> Vec<u8> {
+fn per_mn_prrq(
+    nai: &str,
+    lifetime: u16,
+    hoa: [u8; 4],
+    ident: u64,
+    mn: &m4::Sa,
+    fa_ha: bool,
+) -> Vec<u8> {
     let mut exts = pma_exts(nai, true);
     exts.retain(|e| e[0] != ext::PMIP_NONSKIP);
-    let hoa = [0; 4];
     let mut q = m4::rrq(m4::F_G | m4::F_T, lifetime, hoa, HA, coa(1), ident, &exts);
     m4::sign(&mut q, ext::MN_HA_AUTH, mn);
     if fa_ha {
@@ -1400,7 +1406,7 @@ fn ha_per_mn_authentication() {
         let p = b.peer(1)?;
         let t0 = m4::ntp_now();
         // Accepted, both authenticators in the reply, no method extension.
-        let r = exchange(&b, &p, 1, &per_mn_prrq(NAI, 30, t0, &mn_sa(), true))?;
+        let r = exchange(&b, &p, 1, &per_mn_prrq(NAI, 30, [0; 4], t0, &mn_sa(), true))?;
         ensure!(r.code() == 0, "per-MN request: code {}", r.code());
         r.assert_mn_ha(&mn_sa());
         ensure!(
@@ -1415,7 +1421,12 @@ fn ha_per_mn_authentication() {
             spi: mn_sa().spi,
             key: b"not the MN key".to_vec(),
         };
-        let r = exchange(&b, &p, 1, &per_mn_prrq(NAI, 30, t0 + 1, &wrong, true))?;
+        let r = exchange(
+            &b,
+            &p,
+            1,
+            &per_mn_prrq(NAI, 30, [0; 4], t0 + 1, &wrong, true),
+        )?;
         ensure!(r.code() == 131, "bad MN-HA: code {}", r.code());
         r.assert_mn_ha(&mn_sa());
         // No association with this MN: the PMA's FA-HA extension vouches
@@ -1424,7 +1435,7 @@ fn ha_per_mn_authentication() {
             &b,
             &p,
             1,
-            &per_mn_prrq("u@example.org", 30, t0 + 2, &mn_sa(), true),
+            &per_mn_prrq("u@example.org", 30, [0; 4], t0 + 2, &mn_sa(), true),
         )?;
         ensure!(
             r.code() == 0,
@@ -1432,24 +1443,19 @@ fn ha_per_mn_authentication() {
             r.code()
         );
         ensure!(r.get(ext::MN_HA_AUTH).is_none(), "MN-HA for an unknown MN");
-        let r = exchange(&b, &p, 1, &per_mn_prrq(NAI, 30, t0 + 3, &mn_sa(), false))?;
+        let r = exchange(
+            &b,
+            &p,
+            1,
+            &per_mn_prrq(NAI, 30, [0; 4], t0 + 3, &mn_sa(), false),
+        )?;
         // The MN's is good, the FA's missing from a registration: 132.
         ensure!(r.code() == 132, "no FA-HA: code {}", r.code());
         r.assert_mn_ha(&mn_sa());
         b.daemon.wait_counter("mn_unknown", 1, Duration::ZERO)?;
         b.daemon.wait_counter("mn_failed_auth", 1, Duration::ZERO)?;
         // A de-registration with the MN's alone.
-        let q = m4::rrq(
-            m4::F_G | m4::F_T,
-            0,
-            home,
-            HA,
-            coa(1),
-            t0 + (1 << 32),
-            &pma_exts(NAI, true)[..4],
-        );
-        let mut q = q;
-        m4::sign(&mut q, ext::MN_HA_AUTH, &mn_sa());
+        let q = per_mn_prrq(NAI, 0, home, t0 + (1 << 32), &mn_sa(), false);
         let r = exchange(&b, &p, 1, &q)?;
         ensure!(
             r.code() == 0 && r.lifetime() == 0,

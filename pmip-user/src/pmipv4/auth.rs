@@ -244,16 +244,19 @@ pub(crate) fn verify_with(
     kind: AuthKind,
     sa: &SecurityAssociation,
 ) -> Result<u32, AuthError> {
-    verify(msg, kind, |spi| (spi == sa.spi).then_some(sa))
+    verify(msg, kind, only(sa))
+}
+
+/// The lookup of a sender with one association: its SPI or nothing.
+fn only<'a>(sa: &'a SecurityAssociation) -> impl Fn(u32) -> Option<&'a SecurityAssociation> {
+    move |spi| (spi == sa.spi).then_some(sa)
 }
 
 /// The MN-HA extension of a message checked against the mobile node's
 /// association (RFC 3344 §3.5.2): it protects everything before it, and only
 /// an FA-HA extension may follow it (the FA's, which covers it in turn).
 pub(crate) fn verify_mn_ha(msg: &[u8], sa: &SecurityAssociation) -> Result<u32, AuthError> {
-    verify_then(msg, AuthKind::MnHa, Some(AuthKind::FaHa), |spi| {
-        (spi == sa.spi).then_some(sa)
-    })
+    verify_then(msg, AuthKind::MnHa, Some(AuthKind::FaHa), only(sa))
 }
 
 /// Per-mobile-node security associations (MN-HA, RFC 3344 §3.5.2;

@@ -350,18 +350,7 @@ impl Msg {
             [ext::FA_HA_AUTH],
             "only the FA-HA extension after the MN-HA one"
         );
-        let (off, _, _, data) = &self.exts[i];
-        assert_eq!(data.len(), 20, "SPI + 16-octet authenticator");
-        assert_eq!(
-            u32::from_be_bytes(data[..4].try_into().unwrap()),
-            sa.spi,
-            "MN-HA SPI"
-        );
-        assert_eq!(
-            data[4..],
-            hmac_md5(&sa.key, &self.bytes[..off + 6]),
-            "MN-HA authenticator"
-        );
+        self.assert_authenticator(i, sa, Alg::HmacMd5);
     }
 
     /// As `assert_auth`, with the authenticator of `alg`.
@@ -371,13 +360,20 @@ impl Msg {
             last.1, kind,
             "the authentication extension must be last (RFC 3344 §3.5.2)"
         );
-        assert_eq!(last.3.len(), 20, "SPI + 16-octet authenticator");
-        let spi = u32::from_be_bytes(last.3[..4].try_into().unwrap());
-        assert_eq!(spi, sa.spi, "SPI");
+        self.assert_authenticator(self.exts.len() - 1, sa, alg);
+    }
+
+    /// Extension `i` is an authentication extension of `sa`: its SPI, and
+    /// the `alg` authenticator over everything before it (RFC 3344 §3.5.1).
+    fn assert_authenticator(&self, i: usize, sa: &Sa, alg: Alg) {
+        let (off, ty, _, data) = &self.exts[i];
+        assert_eq!(data.len(), 20, "SPI + 16-octet authenticator (type {ty})");
+        let spi = u32::from_be_bytes(data[..4].try_into().unwrap());
+        assert_eq!(spi, sa.spi, "SPI of extension type {ty}");
         assert_eq!(
-            &last.3[4..],
-            &alg.authenticator(&sa.key, &self.bytes, last.0),
-            "{alg:?} authenticator"
+            &data[4..],
+            &alg.authenticator(&sa.key, &self.bytes, *off),
+            "{alg:?} authenticator of extension type {ty}"
         );
     }
 }
