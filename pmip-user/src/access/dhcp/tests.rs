@@ -644,8 +644,13 @@ pub(crate) fn write_pcap(path: &std::path::Path, frames: &[Vec<u8>]) {
 /// A temporary directory removed on drop, also when the test fails.
 pub(crate) struct TmpDir(pub std::path::PathBuf);
 impl TmpDir {
+    /// A directory of its own: tests of one process run in parallel and
+    /// may share a tag (the reload tests do), so a counter tells them apart —
+    /// otherwise one test's drop removes the directory another is writing in.
     pub(crate) fn new(tag: &str) -> TmpDir {
-        let p = std::env::temp_dir().join(format!("pmip-{tag}-{}", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("pmip-{tag}-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&p).unwrap();
         TmpDir(p)
     }
