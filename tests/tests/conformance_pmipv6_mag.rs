@@ -1032,3 +1032,74 @@ fn mag_v4_opts(t: T, name: &str) -> Result<()> {
     Ok(())
 }
 both!(mag_dhcp_mode_and_ipv4_coa, mag_v4_opts);
+
+/// The home network prefix the test's LMA gives (2001:db8:64:1::/64).
+const HNP: [u8; 16] = [
+    0x20, 0x01, 0x0d, 0xb8, 0, 0x64, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+/// 5213-6.9.1.1-g: an IPv6 subscriber (profile `service = "ipv6"`) whose
+/// own kernel sends a Router Solicitation: the MAG's first PBU asks with one
+/// HNP option ::/0 and no IPv4 Home Address Request (RFC 5844 §3.1.1 is
+/// for IPv4 service); the PBA's prefix reaches the subscriber in an RA (its
+/// SLAAC address is in it, RFC 5213 §6.7); the refresh renews that prefix.
+fn mag_hnp(t: T, name: &str) -> Result<()> {
+    let x = AccessExtra {
+        profile: "service = \"ipv6\"\n",
+        ..AccessExtra::default()
+    };
+    let Some(b) = AccessBed::start_with(t, &tag(t, name), x)? else {
+        return Ok(());
+    };
+    let cap = b.capture("hnp")?;
+    let l = b.anchor_sock()?;
+    b.solicit()?;
+    let (rx, m) = next_pbu(&l, Duration::from_secs(15))?;
+    ensure!(
+        m.count(opt::HNP) == 1,
+        "{} HNP options in the first PBU",
+        m.count(opt::HNP)
+    );
+    let d = m.get(opt::HNP).context("no HNP")?;
+    ensure!(
+        d[1] == 0 && d[2..18] == [0; 16],
+        "first PBU's HNP {}/{} (RFC 5213 §6.9.1.1: ::/0)",
+        std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&d[2..18])?),
+        d[1]
+    );
+    m.assert_aligned(opt::HNP, 8, 4);
+    ensure!(
+        m.v4_hoa_req().is_none(),
+        "IPv4 HoA request {:?} for an IPv6-only subscriber",
+        m.v4_hoa_req()
+    );
+    ensure!(m.gre_key().is_some(), "no GRE key");
+    // Lifetime 1 unit (4 s): the refresh comes within it.
+    let tail = [mh::gre_key(4242), mh::hnp(64, HNP)];
+    l.reply(&rx, &pba_for(&m, 0, 1, &tail))?;
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    let addr = loop {
+        let a = b.global_v6()?;
+        if let Some(a) = a.iter().find(|a| a.starts_with("2001:db8:64:1:")) {
+            break a.clone();
+        }
+        ensure!(
+            std::time::Instant::now() < end,
+            "no SLAAC address in 2001:db8:64:1::/64 on the subscriber: {a:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    ensure!(addr.ends_with("/64"), "SLAAC address {addr}");
+    let (_, r) = next_pbu(&l, Duration::from_secs(5)).context("no refresh within 4 s")?;
+    ensure!(r.u16_at(4) > 0, "refresh lifetime 0");
+    let d = r.get(opt::HNP).context("no HNP in the refresh")?;
+    ensure!(
+        r.count(opt::HNP) == 1 && d[1] == 64 && d[2..18] == HNP,
+        "refresh HNP {}/{} (the PBA gave 2001:db8:64:1::/64)",
+        std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&d[2..18])?),
+        d[1]
+    );
+    cap.check(2)?;
+    Ok(())
+}
+both!(mag_asks_for_a_prefix_then_renews_it, mag_hnp);

@@ -713,6 +713,36 @@ impl AccessBed {
         self.client = Some(Dhcpc::start(&self.sub, "s0", &self.dir.0, false)?);
         Ok(())
     }
+    /// The subscriber's own kernel turns IPv6 on (no DAD wait, no random
+    /// delay): its Router Solicitation triggers an IPv6 attach, and its
+    /// SLAAC takes the RA that follows.
+    pub fn solicit(&self) -> Result<()> {
+        run_all(
+            &self.sub,
+            &[
+                "sysctl -qw net.ipv6.conf.s0.accept_dad=0".into(),
+                "sysctl -qw net.ipv6.conf.s0.router_solicitation_delay=0".into(),
+                "sysctl -qw net.ipv6.conf.all.disable_ipv6=0".into(),
+                "sysctl -qw net.ipv6.conf.s0.disable_ipv6=0".into(),
+            ],
+        )
+    }
+    /// The subscriber's global IPv6 addresses (`ip -6 addr`, "addr/len").
+    pub fn global_v6(&self) -> Result<Vec<String>> {
+        let out = self.sub.exec(&[
+            "ip", "-o", "-6", "addr", "show", "dev", "s0", "scope", "global",
+        ])?;
+        Ok(out
+            .lines()
+            .filter_map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                Some(
+                    w.get(w.iter().position(|x| *x == "inet6")? + 1)?
+                        .to_string(),
+                )
+            })
+            .collect())
+    }
     pub fn client(&self) -> &Dhcpc {
         self.client.as_ref().expect("dhcp() first")
     }
