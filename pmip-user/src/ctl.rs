@@ -32,6 +32,13 @@ pub enum Request {
     ClearBinding {
         nai: String,
     },
+    /// Anchor role: release every binding through one access gateway (a
+    /// `[[peers]]` name or address), or those of one NAI realm there.
+    ClearPeer {
+        peer: String,
+        #[serde(default)]
+        realm: Option<String>,
+    },
     /// Stop pmipd. Without `deregister` it is a SIGTERM: subscribers stay
     /// registered and the pinned fast path keeps forwarding for the next
     /// run. With it, every subscriber is deregistered (access) or revoked
@@ -65,6 +72,13 @@ pub enum Response {
         /// forgotten.
         #[serde(default)]
         refusal: bool,
+    },
+    /// The bindings through `peer` (of `realm`) being released.
+    ClearedPeer {
+        peer: String,
+        #[serde(default)]
+        realm: Option<String>,
+        bindings: usize,
     },
     /// pmipd is stopping; with `deregister`, after releasing `bindings`.
     ShuttingDown {
@@ -397,6 +411,16 @@ pub fn format_response(r: &Response) -> String {
             (false, true) => format!("the anchor's refusal of {nai} forgotten\n"),
             (false, false) => format!("no binding for {nai}\n"),
         },
+        Response::ClearedPeer {
+            peer,
+            realm,
+            bindings,
+        } => {
+            let of = realm
+                .as_ref()
+                .map_or(String::new(), |r| format!(" of realm {r}"));
+            format!("{bindings} binding(s){of} through {peer} released\n")
+        }
         Response::ShuttingDown {
             deregister: true,
             bindings,

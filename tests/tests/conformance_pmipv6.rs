@@ -937,6 +937,151 @@ fn lma_global_bri(t: T, name: &str) -> Result<()> {
 }
 both!(lma_answers_global_bri, lma_global_bri);
 
+/// 5846-8.1-b: `pmipctl clear bindings --peer` revokes every binding through
+/// one MAG with one global BRI (RFC 5846 §8.1): with `--realm`, trigger 129
+/// ("Revoking Mobile Node Local Policy") and the MN-ID "@realm" alone; without,
+/// trigger 128 ("Per-Peer Policy") and no mobility option; flags P and G
+/// both times. The other MAG's binding and the other realm's stay. A MAG
+/// that refuses the global form (130) gets one BRI per binding instead
+/// (trigger 1), and the bindings go on their BRAs.
+fn lma_clear_peer(t: T, name: &str) -> Result<()> {
+    let Some(b) = AnchorBed::start(t, &tag(t, name), "", "")? else {
+        return Ok(());
+    };
+    let cap = b.capture("cpeer")?;
+    let (p1, p2) = (b.peer(1)?, b.peer(2)?);
+    for (i, nai) in ["c1@a.example", "c2@b.example"].iter().enumerate() {
+        let m = exchange(
+            &b,
+            &p1,
+            1 + i as u16,
+            10,
+            &mag_opts(nai, mh::now_timestamp(), 1),
+        )?;
+        ensure!(m.fixed[0] == 0, "register {nai}: status {}", m.fixed[0]);
+    }
+    let m = exchange(
+        &b,
+        &p2,
+        1,
+        10,
+        &mag_opts("c3@A.example", mh::now_timestamp(), 1),
+    )?;
+    ensure!(m.fixed[0] == 0, "register c3: status {}", m.fixed[0]);
+    wait_bindings(&b.daemon, 3)?;
+    let out = b
+        .daemon
+        .ctl(&["clear", "bindings", "--peer", "gw1", "--realm", "A.EXAMPLE"])?;
+    ensure!(out.contains("1 binding(s)"), "pmipctl said {out:?}");
+    let global = |rx: &Rx, trigger: u8| -> Result<Mh> {
+        let bri = Mh::parse(&rx.bytes);
+        bri.assert_all_aligned();
+        ensure!(
+            bri.fixed[0] == 1 && bri.fixed[1] == trigger,
+            "BRI type {} trigger {} (want 1, {trigger})",
+            bri.fixed[0],
+            bri.fixed[1]
+        );
+        ensure!(
+            bri.u16_at(4) & 0xe000 == mh::BRI_P | mh::BRI_G,
+            "BRI flags {:#06x}: P and G, not V",
+            bri.u16_at(4)
+        );
+        Ok(bri)
+    };
+    let rx = p1
+        .recv_where(S, is_type(mh::BR))
+        .context("no BRI after clear bindings --realm")?;
+    let bri = global(&rx, 129)?;
+    ensure!(
+        bri.opts.len() == 1 && bri.nai().as_deref() == Some("@a.example"),
+        "realm BRI options {:?} (want the MN-ID \"@a.example\" alone, spelled as the NAI has it)",
+        bri.opts
+    );
+    p1.reply(&rx, &mh::bra(0, bri.u16_at(2), mh::BRI_P | mh::BRI_G, &[]))?;
+    b.daemon.wait_counter("revocations_completed", 1, S)?;
+    let v = wait_bindings(&b.daemon, 2)?;
+    ensure!(
+        v.iter().all(|x| x.nai != "c1@a.example"),
+        "c1 not revoked: {v:?}"
+    );
+    ensure!(
+        p2.recv_where(Duration::from_millis(300), is_type(mh::BR))
+            .is_none(),
+        "the other MAG got a BRI"
+    );
+    // By address, every realm; the MAG refuses the global form.
+    let gw1 = t.addr(1).to_string();
+    b.daemon.ctl(&["clear", "bindings", "--peer", &gw1])?;
+    let rx = p1
+        .recv_where(S, is_type(mh::BR))
+        .context("no BRI after clear bindings")?;
+    let bri = global(&rx, 128)?;
+    ensure!(
+        bri.opts.is_empty(),
+        "per-peer BRI with options {:?} (§8.1: MUST NOT)",
+        bri.opts
+    );
+    p1.reply(
+        &rx,
+        &mh::bra(130, bri.u16_at(2), mh::BRI_P | mh::BRI_G, &[]),
+    )?;
+    let rx = p1
+        .recv_where(S, is_type(mh::BR))
+        .context("no per-MN BRI after the refusal")?;
+    let one = Mh::parse(&rx.bytes);
+    ensure!(
+        one.fixed[1] == 1 && one.u16_at(4) & 0xe000 == mh::BRI_P,
+        "fallback BRI trigger {} flags {:#06x} (want 1, P alone)",
+        one.fixed[1],
+        one.u16_at(4)
+    );
+    ensure!(
+        one.nai().as_deref() == Some("c2@b.example"),
+        "fallback BRI for {:?}",
+        one.nai()
+    );
+    ensure!(
+        b.daemon.bindings()?.len() == 1,
+        "the refused bindings are still shown"
+    );
+    p1.reply(&rx, &mh::bra(0, one.u16_at(2), mh::BRI_P, &[]))?;
+    b.daemon.wait_counter("revocations_completed", 2, S)?;
+    let v = wait_bindings(&b.daemon, 1)?;
+    ensure!(v[0].nai == "c3@A.example", "left: {v:?}");
+    b.daemon
+        .wait_counter("bri_global_refused", 1, Duration::ZERO)?;
+    ensure!(
+        b.daemon
+            .ctl(&["clear", "bindings", "--peer", "nosuch"])
+            .is_err(),
+        "an unknown peer was accepted"
+    );
+    // What an independent decoder reads: G in both global BRIs, not in the last.
+    let rows = cap.check_fields(
+        3,
+        &["mip6.bri_br.type", "mip6.bri_r.trigger", "mip6.bri_ig"],
+    )?;
+    let set = |v: &str| v == "1" || v.eq_ignore_ascii_case("true");
+    let bris: Vec<(String, bool)> = rows
+        .iter()
+        .filter(|r| r.first().map(String::as_str) == Some("1"))
+        .map(|r| (r[1].clone(), set(&r[2])))
+        .collect();
+    ensure!(
+        rows.is_empty()
+            || bris
+                == [
+                    ("129".into(), true),
+                    ("128".into(), true),
+                    ("1".into(), false)
+                ],
+        "tshark reads the BRIs as {bris:?}"
+    );
+    Ok(())
+}
+both!(lma_revokes_every_binding_through_a_mag, lma_clear_peer);
+
 /// 5213-5.5-a: the sequence-number scheme orders PBUs without Timestamp: a
 /// sequence number not newer than the last accepted gets 135 (RFC 6275
 /// §9.5.1) with the last accepted one in the PBA; a newer one is accepted.

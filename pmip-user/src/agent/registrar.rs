@@ -170,6 +170,21 @@ pub enum AnchorCommand {
     /// Operator release (`pmipctl clear binding`): remove the binding and
     /// tell the access gateway (RFC 5846 BRI / RFC 3543 revocation).
     Release { nai: String },
+    /// Operator release of every binding through one access gateway, or of
+    /// those of one realm there (`pmipctl clear bindings --peer`): the
+    /// PMIPv6 LMA sends one global BRI (RFC 5846 §8.1), the PMIPv4 HA one
+    /// revocation per binding (RFC 3543 has no bulk form).
+    ReleasePeer { peer: IpAddr, realm: Option<String> },
+}
+
+/// Whether the NAI `nai` is of `realm`: the part after its last '@' is it,
+/// without regard to case (RFC 4282 realms are DNS names). "a@example.com"
+/// is of "example.com", "a@foo.example.com" is not (RFC 5846 §8.1's
+/// example).
+pub fn in_realm(nai: &[u8], realm: &[u8]) -> bool {
+    nai.iter()
+        .rposition(|&c| c == b'@')
+        .is_some_and(|i| nai[i + 1..].eq_ignore_ascii_case(realm))
 }
 
 /// What happened to an anchor's bindings.

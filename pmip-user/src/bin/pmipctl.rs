@@ -117,6 +117,18 @@ enum Clear {
     /// gateway). On a MAG, also forget what an LMA refused it until an
     /// administrative action (PBA status 152, 170, 172; RFC 5213 §6.9.1.2).
     Binding { nai: String },
+    /// Anchor role: release every binding through one access gateway — a
+    /// MAG gets one global Binding Revocation Indication (RFC 5846 §8.1), a
+    /// PMA one revocation per binding (RFC 3543) — e.g. before taking it
+    /// out of service.
+    Bindings {
+        /// The access gateway: a `[[peers]]` name or its address.
+        #[arg(long)]
+        peer: String,
+        /// Only the NAIs of this realm (the part after the last '@').
+        #[arg(long)]
+        realm: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -176,6 +188,12 @@ fn request_of(cmd: &Cmd) -> Request {
         Cmd::Clear {
             what: Clear::Binding { nai },
         } => Request::ClearBinding { nai: nai.clone() },
+        Cmd::Clear {
+            what: Clear::Bindings { peer, realm },
+        } => Request::ClearPeer {
+            peer: peer.clone(),
+            realm: realm.clone(),
+        },
         Cmd::Show { what: Show::Aaa } => Request::ShowAaa,
         Cmd::Shutdown { deregister } => Request::Shutdown {
             deregister: *deregister,

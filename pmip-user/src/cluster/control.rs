@@ -711,9 +711,9 @@ impl Loop {
                 let v = super::show::view(self).await;
                 let _ = tx.send(v);
             }
-            Cmd::Release(nai) => {
+            Cmd::Release(cmd) => {
                 for s in self.services.values() {
-                    s.release(&nai);
+                    s.command(cmd.clone());
                 }
             }
             Cmd::Stop(tx) => {

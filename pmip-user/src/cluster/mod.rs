@@ -128,7 +128,7 @@ impl Ctx {
 pub(crate) enum Cmd {
     Report(oneshot::Sender<Report>),
     Show(oneshot::Sender<ClusterView>),
-    Release(String),
+    Release(crate::agent::registrar::AnchorCommand),
     Stop(oneshot::Sender<()>),
 }
 
@@ -203,8 +203,11 @@ impl Cluster {
         rx.await.ok()
     }
 
-    pub async fn release(&self, nai: &str) {
-        let _ = self.cmds.send(Cmd::Release(nai.to_string())).await;
+    /// An operator's release (`pmipctl clear binding`, `clear bindings
+    /// --peer`): every service address's registrar gets it, and those
+    /// holding what it names act.
+    pub async fn command(&self, cmd: crate::agent::registrar::AnchorCommand) {
+        let _ = self.cmds.send(Cmd::Release(cmd)).await;
     }
 
     /// Has the control loop ended (it only does on an unrecoverable error)?

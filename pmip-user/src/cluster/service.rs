@@ -290,11 +290,9 @@ impl Service {
         self.handle.report().await
     }
 
-    /// Operator release of a binding (only the service holding it acts).
-    pub(crate) fn release(&self, nai: &str) {
-        self.handle.command(AnchorCommand::Release {
-            nai: nai.to_string(),
-        });
+    /// Operator release (only the service holding what it names acts).
+    pub(crate) fn command(&self, cmd: AnchorCommand) {
+        self.handle.command(cmd);
     }
 
     /// Has the store been told another member owns this address?

@@ -146,6 +146,22 @@ fn json_wire_format() {
         "pmipd: releasing 3 binding(s), then removing the fast path and its pins\n"
     );
     assert!(serde_json::from_str::<Request>(r#"{"cmd":"reboot"}"#).is_err());
+    let r: Request = serde_json::from_str(r#"{"cmd":"clear_peer","peer":"mag1"}"#).unwrap();
+    assert_eq!(
+        r,
+        Request::ClearPeer {
+            peer: "mag1".into(),
+            realm: None
+        }
+    );
+    assert_eq!(
+        format_response(&Response::ClearedPeer {
+            peer: "mag1".into(),
+            realm: Some("example.com".into()),
+            bindings: 2
+        }),
+        "2 binding(s) of realm example.com through mag1 released\n"
+    );
     let resp = Response::Bindings(vec![seed_binding()]);
     let j = serde_json::to_value(&resp).unwrap();
     assert_eq!(j["kind"], "bindings");
@@ -169,6 +185,11 @@ fn handler() -> Handler {
                 found: nai == "mn0@example.com",
                 refusal: false,
                 nai,
+            },
+            Request::ClearPeer { peer, realm } => Response::ClearedPeer {
+                peer,
+                realm,
+                bindings: 2,
             },
             Request::Shutdown { deregister } => Response::ShuttingDown {
                 deregister,

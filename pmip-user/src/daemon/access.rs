@@ -607,6 +607,13 @@ impl Glue<'_> {
         if let Request::ShowAaa = req {
             return self.aaa.show(control::role_name(self.cfg)).await;
         }
+        if let Request::ClearPeer { peer, realm } = &req {
+            let report = h.report().await.unwrap_or_default();
+            if let Err(refusal) = control::peer_release(self.cfg, &report, (peer, realm.as_deref()))
+            {
+                return refusal;
+            }
+        }
         let report = h.report().await.unwrap_or_default();
         let ctx = ShowCtx {
             cfg: self.cfg,

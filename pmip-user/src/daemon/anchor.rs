@@ -34,6 +34,22 @@ async fn on_ctl(
             refusal: false,
         };
     }
+    if let Request::ClearPeer { peer, realm } = req {
+        return match control::peer_release(cfg, &report, (&peer, realm.as_deref())) {
+            Ok((addr, bindings)) => {
+                if bindings > 0 {
+                    let realm = realm.clone();
+                    h.command(AnchorCommand::ReleasePeer { peer: addr, realm });
+                }
+                Response::ClearedPeer {
+                    peer,
+                    realm,
+                    bindings,
+                }
+            }
+            Err(refusal) => refusal,
+        };
+    }
     let core = cfg.interfaces.core.clone();
     let ctx = ShowCtx {
         cfg,
@@ -128,8 +144,19 @@ pub(super) async fn run_cluster(
                     },
                     Request::ClearBinding { nai } => {
                         let found = cluster.report().await.bindings.iter().any(|b| b.nai == nai);
-                        cluster.release(&nai).await;
+                        cluster.command(AnchorCommand::Release { nai: nai.clone() }).await;
                         Response::Cleared { nai, found, refusal: false }
+                    }
+                    Request::ClearPeer { peer, realm } => {
+                        let report = cluster.report().await;
+                        match control::peer_release(cfg, &report, (&peer, realm.as_deref())) {
+                            Ok((addr, bindings)) => {
+                                let realm2 = realm.clone();
+                                cluster.command(AnchorCommand::ReleasePeer { peer: addr, realm: realm2 }).await;
+                                Response::ClearedPeer { peer, realm, bindings }
+                            }
+                            Err(refusal) => refusal,
+                        }
                     }
                     Request::Shutdown { deregister } => {
                         let _ = reply.send(Response::ShuttingDown { deregister, bindings: 0 });

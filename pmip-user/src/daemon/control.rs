@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::fastpath::SharedDp;
 use super::reload::Reloader;
-use crate::agent::registrar::{BindingSummary, Counters, PeerSummary};
+use crate::agent::registrar::{in_realm, BindingSummary, Counters, PeerSummary};
 use crate::agent::shell::Report;
 use crate::config::{Config, Protocol, Role};
 use crate::ctl::{self, BindingView, Request, Response, StatsView, SubscriberStats, TunnelView};
@@ -86,6 +86,40 @@ pub(super) struct ShowCtx<'a> {
     pub interface: &'a dyn Fn(&BindingSummary) -> String,
     /// More counter groups (the access links' DHCP servers).
     pub groups: Vec<(String, Counters)>,
+}
+
+/// `clear bindings --peer P [--realm R]` on an anchor: the access gateway's
+/// address (P names a `[[peers]]` entry or is an address) and how many of
+/// the report's bindings are through it (and of R); or the answer that
+/// refuses the request.
+pub(super) fn peer_release(
+    cfg: &Config,
+    report: &Report,
+    (peer, realm): (&str, Option<&str>),
+) -> Result<(IpAddr, usize), Response> {
+    if cfg.role != Role::Anchor {
+        return Err(Response::Error {
+            message: "clear bindings --peer is an anchor's (LMA, HA) command; an access \
+                      gateway releases its subscribers with clear binding NAI or shutdown --deregister"
+                .into(),
+        });
+    }
+    let Some(addr) = cfg
+        .peer(peer)
+        .map(|p| p.address)
+        .or_else(|| peer.parse().ok())
+    else {
+        return Err(Response::Error {
+            message: format!("no peer {peer:?}: name a [[peers]] entry or give an address"),
+        });
+    };
+    let of_realm = |nai: &str| realm.is_none_or(|r| in_realm(nai.as_bytes(), r.as_bytes()));
+    let n = report
+        .bindings
+        .iter()
+        .filter(|b| b.peer == addr && of_realm(&b.nai))
+        .count();
+    Ok((addr, n))
 }
 
 /// `show bindings | tunnels | stats | counters` (and `ping`) from a registrar's report.

@@ -285,10 +285,9 @@ impl MnHaKeys {
     /// holds it without a copy of its key).
     pub fn get(&self, nai: &str) -> Option<&Arc<SecurityAssociation>> {
         self.by_nai.get(nai).or_else(|| {
-            let (_, realm) = nai.rsplit_once('@')?;
             self.by_realm
                 .iter()
-                .find(|(r, _)| r.eq_ignore_ascii_case(realm))
+                .find(|(r, _)| crate::agent::registrar::in_realm(nai.as_bytes(), r.as_bytes()))
                 .map(|(_, sa)| sa)
         })
     }

@@ -1616,3 +1616,33 @@ fn a_renewal_accepted_with_lifetime_zero_ends_the_binding() {
         .iter()
         .any(|e| matches!(e, PmaEvent::Expired { nai } if nai == "ue1@ex")));
 }
+
+/// `pmipctl clear bindings --peer` on the HA: every binding through one PMA
+/// (or those of one realm there) is released, each with its own revocation
+/// (RFC 3543 has no bulk form); the other PMA's binding stays.
+#[test]
+fn the_ha_releases_every_binding_through_one_pma() {
+    let mut net = basic();
+    let now = net.now;
+    net.pma(PMA1).attach(now, sub("ue1@ex", 1));
+    net.pma(PMA1).attach(now, sub("ue2@other", 2));
+    net.pma(PMA2).attach(now, sub("ue3@ex", 3));
+    // A revocation must come after the registration's timestamp (§4.2.2.2).
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(net.ha(HA1).binding_count(), 3);
+    let now = net.now;
+    assert_eq!(net.ha(HA1).clear_peer(now, PMA1, Some("EX")), 1);
+    net.settle();
+    assert_eq!(net.pma(PMA1).session_count(), 1);
+    let now = net.now;
+    assert_eq!(net.ha(HA1).clear_peer(now, PMA1, None), 1);
+    net.settle();
+    assert_eq!(net.pma(PMA1).session_count(), 0);
+    assert!(net.dp(PMA1).access.is_empty());
+    assert_eq!(net.pma(PMA2).session_count(), 1);
+    assert_eq!(net.ha(HA1).binding_count(), 1);
+    assert!(net.ha(HA1).binding("ue3@ex").is_some());
+    let c = net.ha(HA1).counters().clone();
+    assert_eq!((c.revocations_sent, c.revocation_acks), (2, 2));
+    assert_eq!(net.ha(HA1).clear_peer(now, PMA1, None), 0);
+}

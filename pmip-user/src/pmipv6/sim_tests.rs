@@ -2099,6 +2099,7 @@ mod churn;
 mod refusals;
 mod refused_130;
 mod restart;
+mod revoke_peer;
 mod show_left;
 mod store_in_flight;
 mod store_refused;

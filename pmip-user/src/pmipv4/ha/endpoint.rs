@@ -51,6 +51,13 @@ impl Endpoint for Ha {
                 let found = self.clear(now, &nai);
                 tracing::info!(%nai, found, "release");
             }
+            AnchorCommand::ReleasePeer { peer, realm } => {
+                let n = match peer {
+                    std::net::IpAddr::V4(pma) => self.clear_peer(now, pma, realm.as_deref()),
+                    std::net::IpAddr::V6(_) => 0,
+                };
+                tracing::info!(%peer, ?realm, bindings = n, "release through a PMA");
+            }
         }
     }
     fn poll_transmit(&mut self) -> Option<Transmit> {

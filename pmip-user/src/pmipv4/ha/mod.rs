@@ -368,6 +368,25 @@ impl Ha {
         true
     }
 
+    /// Operator release of every binding through the PMA at `pma` (or of
+    /// those of `realm` there): each as `clear` releases it — RFC 3543 has
+    /// no revocation of many bindings at once. Returns how many.
+    pub fn clear_peer(&mut self, now: Instant, pma: Ipv4Addr, realm: Option<&str>) -> usize {
+        let mut nais: Vec<String> = self
+            .bindings
+            .iter()
+            .filter(|(nai, b)| {
+                b.pma == pma
+                    && realm.is_none_or(|r| {
+                        crate::agent::registrar::in_realm(nai.as_bytes(), r.as_bytes())
+                    })
+            })
+            .map(|(nai, _)| nai.clone())
+            .collect();
+        nais.sort_unstable();
+        nais.iter().filter(|nai| self.clear(now, nai)).count()
+    }
+
     pub fn counters(&self) -> &HaCounters {
         &self.counters
     }

@@ -53,6 +53,10 @@ impl Endpoint for Lma {
                 let found = self.revoke(now, nai.as_bytes(), revocation_trigger::ADMINISTRATIVE);
                 tracing::info!(%nai, found, "release");
             }
+            AnchorCommand::ReleasePeer { peer, realm } => {
+                let n = self.revoke_peer(now, peer, realm.as_deref());
+                tracing::info!(%peer, ?realm, bindings = n, "release through a MAG");
+            }
         }
     }
     fn poll_transmit(&mut self) -> Option<Transmit> {

@@ -192,6 +192,10 @@ pub struct LmaCounters {
     pub bri_sent: u64,
     pub bri_retransmitted: u64,
     pub bri_gave_up: u64,
+    /// Global BRIs sent (`pmipctl clear bindings --peer`, RFC 5846 §8.1).
+    pub bri_global_sent: u64,
+    /// Global BRIs the MAG refused: its entries were revoked one by one.
+    pub bri_global_refused: u64,
     /// PBUs with handoff state unknown held for the previous MAG's word
     /// (`handoff.rs`), and how they ended.
     pub handoff_unknown_held: u64,
@@ -272,8 +276,12 @@ struct PendingBri {
     llid: Vec<u8>,
     hnp: Option<Hnp>,
     trigger: u8,
-    /// The entry this BRI revokes (`Bce::revoking`): deleted when it ends.
-    revokes: Option<u32>,
+    /// A global BRI (G, RFC 5846 §8.1): every entry through the MAG (no
+    /// options) or those of one realm (`mn_id` "@realm"); `llid` and `hnp`
+    /// are empty.
+    global: bool,
+    /// The entries this BRI revokes (`Bce::revoking`): deleted when it ends.
+    revokes: Vec<u32>,
     retx: u32,
     max_retx: u32,
     timeout: Duration,
@@ -610,7 +618,7 @@ impl Lma {
                         let p = self.bris.remove(&seq).expect("checked");
                         self.counters.bri_gave_up += 1;
                         self.held_bri_gave_up(seq);
-                        self.revocation_over(p.revokes, seq);
+                        self.revocation_over(&p.revokes, seq);
                         continue;
                     }
                     p.retx += 1;

@@ -28,10 +28,13 @@ impl Lma {
     fn record(&self, id: u32) -> Option<AnchorRecord> {
         let b = self.bces.get(&id)?;
         // A revocation in progress is kept (RFC 5846 §8.1, `revocation.rs`)
-        // with its BRI's trigger; any other entry being deleted is gone.
+        // with its BRI's trigger; any other entry being deleted is gone. A
+        // global BRI's trigger is not one a single entry's BRI may carry
+        // (§6.2.1): a restart revokes such an entry on its own, administratively.
         let revoking = b.revoking.map(|seq| {
             self.bris
                 .get(&seq)
+                .filter(|p| !p.global)
                 .map_or(revocation_trigger::ADMINISTRATIVE, |p| p.trigger)
         });
         if b.deleting && revoking.is_none() {

@@ -3,11 +3,11 @@
 use std::time::Instant;
 
 use super::super::wire::{
-    self, br_flags, bra_status, Message, MobilityOption, OptionsExt, RevocationAck,
-    RevocationIndication,
+    self, br_flags, bra_status, revocation_trigger, Message, MobilityOption, OptionsExt,
+    RevocationAck, RevocationIndication,
 };
 use super::{Hnp, Lma, PendingBri, TimerKey};
-use crate::agent::registrar::GoneCause;
+use crate::agent::registrar::{in_realm, GoneCause};
 use crate::agent::Peer;
 use crate::dataplane::DpCommand;
 
@@ -39,6 +39,64 @@ impl Lma {
         !ids.is_empty()
     }
 
+    /// Revokes every session through the MAG at `mag`, or (with `realm`)
+    /// those whose NAI is of that realm — the part after its last '@',
+    /// compared without regard to case (`pmipctl clear bindings --peer`).
+    /// RFC 5846 §8.1: one BRI with the Global (G) bit, "Per-Peer Policy"
+    /// and no mobility option, or "Revoking Mobile Node Local Policy" with
+    /// an MN-ID option "@realm"; each entry stays revoking until the BRA (a
+    /// MAG that refuses the global form gets one BRI per entry, `on_bra`).
+    /// A MAG without revocation (`peers[].revocation = false`) loses the
+    /// entries at once. Returns how many sessions were revoked.
+    pub fn revoke_peer(
+        &mut self,
+        now: Instant,
+        mag: std::net::IpAddr,
+        realm: Option<&str>,
+    ) -> usize {
+        // Each entry with the MN-ID its BRI carries: none, or "@realm"
+        // spelled as in its NAI (a MAG may compare realms as they are).
+        let mut ids: Vec<(Peer, Vec<u8>, u32)> = self
+            .bces
+            .iter()
+            .filter(|(_, b)| b.mag.ip() == mag && !b.deleting)
+            .filter_map(|(id, b)| {
+                let mn_id = match realm {
+                    None => Vec::new(),
+                    Some(r) if in_realm(&b.mn_id, r.as_bytes()) => {
+                        let at = b.mn_id.iter().rposition(|&c| c == b'@')?;
+                        b.mn_id[at..].to_vec()
+                    }
+                    Some(_) => return None,
+                };
+                Some((b.mag, mn_id, *id))
+            })
+            .collect();
+        ids.sort_unstable();
+        let trigger = match realm {
+            None => revocation_trigger::PER_PEER_POLICY,
+            Some(_) => revocation_trigger::REVOKING_NODE_LOCAL_POLICY,
+        };
+        for &(_, _, id) in &ids {
+            self.ended(id, GoneCause::Revoked(trigger));
+        }
+        if !self.revokes_at(mag) {
+            ids.iter().for_each(|&(_, _, id)| self.delete(id));
+            return ids.len();
+        }
+        // One BRI per transport the MAG signals over (an address, and over
+        // IPv4 the port its PBUs came from) and spelling of the realm.
+        for group in ids.chunk_by(|a, b| (a.0, &a.1) == (b.0, &b.1)) {
+            let (peer, mn_id) = (group[0].0, group[0].1.clone());
+            let seq = self.send_bri_as(now, peer, (mn_id, Vec::new(), None), trigger, true);
+            self.counters.bri_global_sent += 1;
+            for &(_, _, id) in group {
+                self.revoking(id, seq);
+            }
+        }
+        ids.len()
+    }
+
     /// RFC 5846 §8.1: "the local mobility anchor sets a flag in the mobile
     /// node proxy BCE to indicate that revocation is in progress ... SHOULD
     /// maintain the mobile node proxy BCE in this state until it receives a
@@ -62,18 +120,35 @@ impl Lma {
         b.deleting = true;
         b.revoking = Some(seq);
         if let Some(p) = self.bris.get_mut(&seq) {
-            p.revokes = Some(id);
+            p.revokes.push(id);
         }
         self.persist(id);
     }
 
-    /// The BRI `seq` ended (answered, or out of retransmissions): the entry
-    /// it revoked goes, if it is still that revocation's.
-    pub(super) fn revocation_over(&mut self, revokes: Option<u32>, seq: u16) {
-        let Some(id) = revokes else { return };
-        if self.bces.get(&id).is_some_and(|b| b.revoking == Some(seq)) {
-            self.counters.revocations_completed += 1;
-            self.delete(id);
+    /// The BRI `seq` ended (answered, or out of retransmissions): the
+    /// entries it revoked go, those still that revocation's.
+    pub(super) fn revocation_over(&mut self, revokes: &[u32], seq: u16) {
+        for &id in revokes {
+            if self.bces.get(&id).is_some_and(|b| b.revoking == Some(seq)) {
+                self.counters.revocations_completed += 1;
+                self.delete(id);
+            }
+        }
+    }
+
+    /// A MAG refused a global BRI (RFC 5846 §6.2.2: "based on the initiator
+    /// local policy"): the entries it revoked that are still waiting for it
+    /// are revoked one by one, each with its own BRI (administrative
+    /// reason), so a MAG without the global form still lets them go.
+    fn revoke_one_by_one(&mut self, now: Instant, p: &PendingBri, seq: u16) {
+        self.counters.bri_global_refused += 1;
+        for &id in &p.revokes {
+            let Some(b) = self.bces.get(&id).filter(|b| b.revoking == Some(seq)) else {
+                continue;
+            };
+            let one = (b.mn_id.clone(), b.llid.clone(), b.hnp);
+            let s = self.send_bri(now, p.mag, one, revocation_trigger::ADMINISTRATIVE);
+            self.revoking(id, s);
         }
     }
 
@@ -82,8 +157,21 @@ impl Lma {
         &mut self,
         now: Instant,
         mag: Peer,
+        session: (Vec<u8>, Vec<u8>, Option<Hnp>),
+        trigger: u8,
+    ) -> u16 {
+        self.send_bri_as(now, mag, session, trigger, false)
+    }
+
+    /// As `send_bri`; `global`: with the G bit, `session` then holding only
+    /// the MN-ID ("@realm", or empty for none).
+    fn send_bri_as(
+        &mut self,
+        now: Instant,
+        mag: Peer,
         (mn_id, llid, hnp): (Vec<u8>, Vec<u8>, Option<Hnp>),
         trigger: u8,
+        global: bool,
     ) -> u16 {
         self.bri_seq = self.bri_seq.wrapping_add(1);
         let seq = self.bri_seq;
@@ -93,7 +181,8 @@ impl Lma {
             llid,
             hnp,
             trigger,
-            revokes: None,
+            global,
+            revokes: Vec::new(),
             retx: 0,
             max_retx: self.cfg.bri_max_retx,
             timeout: self.cfg.bri_retx_initial,
@@ -107,12 +196,16 @@ impl Lma {
     }
 
     pub(super) fn transmit_bri(&mut self, seq: u16, p: &PendingBri) {
-        // The link-layer identifier tells the MAG which attachment of the MN.
-        let mn_id = MobilityOption::MnId {
-            subtype: wire::option::MN_ID_SUBTYPE_NAI,
-            id: p.mn_id.clone(),
-        };
-        let mut options = vec![mn_id];
+        // The link-layer identifier tells the MAG which attachment of the
+        // MN. A per-peer global BRI "MUST NOT include any mobility options"
+        // (RFC 5846 §8.1); a realm's carries the MN-ID "@realm" alone.
+        let mut options = Vec::new();
+        if !p.mn_id.is_empty() {
+            options.push(MobilityOption::MnId {
+                subtype: wire::option::MN_ID_SUBTYPE_NAI,
+                id: p.mn_id.clone(),
+            });
+        }
         if let Some(h) = p.hnp {
             options.push(MobilityOption::HomeNetworkPrefix {
                 prefix_len: h.len,
@@ -125,7 +218,11 @@ impl Lma {
         let msg = Message::RevocationIndication(RevocationIndication {
             trigger: p.trigger,
             seq,
-            flags: br_flags::P,
+            flags: if p.global {
+                br_flags::P | br_flags::G
+            } else {
+                br_flags::P
+            },
             options,
         });
         self.queue(p.mag, &msg);
@@ -138,10 +235,16 @@ impl Lma {
         self.counters.bra_rx += 1;
         match self.bris.get(&bra.seq) {
             Some(p) if p.mag.ip() == peer.ip() => {
-                let revokes = p.revokes;
-                self.bris.remove(&bra.seq);
+                let p = self.bris.remove(&bra.seq).expect("matched");
+                // A global BRI is done only when the MAG says it revoked
+                // (any other answer, "binding does not exist" too, may be
+                // a MAG that does not read the global form as we do).
+                if p.global && bra.status != bra_status::SUCCESS {
+                    self.revoke_one_by_one(now, &p, bra.seq);
+                    return;
+                }
                 self.held_bri_answered(now, bra.seq, bra.status);
-                self.revocation_over(revokes, bra.seq);
+                self.revocation_over(&p.revokes, bra.seq);
             }
             _ => self.counters.bra_unmatched += 1,
         }
@@ -165,11 +268,11 @@ impl Lma {
             } else {
                 bra_status::BINDING_DOES_NOT_EXIST
             }
-        } else if let Some(status) = wire::revocation_trigger::refusal(bri.trigger, global) {
+        } else if let Some(status) = revocation_trigger::refusal(bri.trigger, global) {
             self.counters.bri_from_mag_refused += 1;
             status
         } else if global
-            && bri.trigger == crate::pmipv6::wire::revocation_trigger::PER_PEER_POLICY
+            && bri.trigger == revocation_trigger::PER_PEER_POLICY
             && bri.mn_id().is_none()
         {
             // §8.2: a per-peer global BRI names the MAG in an MN-ID option;
@@ -224,12 +327,8 @@ impl Lma {
             .filter(|(_, b)| match (global, mn_id) {
                 // Per-peer (§8.2): the MN-ID is the MAG's identity, every
                 // binding through the MAG goes.
-                (true, _)
-                    if bri.trigger == crate::pmipv6::wire::revocation_trigger::PER_PEER_POLICY =>
-                {
-                    true
-                }
-                (true, Some(m)) if m.first() == Some(&b'@') => b.mn_id.ends_with(m),
+                (true, _) if bri.trigger == revocation_trigger::PER_PEER_POLICY => true,
+                (true, Some(m)) if m.first() == Some(&b'@') => in_realm(&b.mn_id, &m[1..]),
                 (true, _) => true,
                 (false, Some(m)) => {
                     b.mn_id == m && llid.is_none_or(|l| b.llid == l) && named_prefix(b)

@@ -180,9 +180,10 @@ impl Mag {
     /// without an MN-ID every one with that LMA; with a wildcard "@realm"
     /// those of the realm; with an NAI that MN's.
     pub(super) fn global_targets(&self, lma: usize, mn_id: Option<&[u8]>) -> Vec<AccessPoint> {
-        let realm = mn_id.filter(|m| m.first() == Some(&b'@'));
+        // "@realm": the NAIs of that realm, its case aside (RFC 4282 §2.1).
+        let realm = mn_id.and_then(|m| m.strip_prefix(b"@"));
         let names = |e: &&super::Entry| match (mn_id, realm) {
-            (_, Some(r)) => e.req.mn_id.ends_with(r),
+            (_, Some(r)) => crate::agent::registrar::in_realm(&e.req.mn_id, r),
             (Some(id), None) => e.req.mn_id == id,
             (None, None) => true,
         };
