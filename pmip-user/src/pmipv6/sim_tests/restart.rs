@@ -428,18 +428,32 @@ fn anchor_records(st: &mut MemStore) -> usize {
 /// record — the BRI sent again, the entry kept without forwarding — and
 /// ends, record and all, with the BRA. Before, the record went when the
 /// revocation began, and the MAG that missed the BRI kept its binding
-/// (its next refresh would have opened a new session).
+/// (its next refresh would have opened a new session). An entry a global
+/// BRI revoked (`clear bindings --peer`) is taken up on its own, with a
+/// trigger a single entry's BRI may carry (administrative; 128 without G
+/// would be refused, RFC 5846 §6.2.1).
 #[test]
 fn a_revocation_in_progress_survives_a_restart() {
+    for global in [false, true] {
+        revocation_across_a_restart(global);
+    }
+}
+
+fn revocation_across_a_restart(global: bool) {
     let mut s = Sim::new(false);
     let (mut ms, mut ls) = stores();
     s.attach(0, req(1));
     s.drop_to.push(Node::Mag(0));
-    assert!(s.lma.revoke(
-        s.now,
-        b"mn1@example.com",
-        revocation_trigger::ADMINISTRATIVE
-    ));
+    if global {
+        let mag = s.peer_of(Node::Mag(0)).ip();
+        assert_eq!(s.lma.revoke_peer(s.now, mag, None), 1);
+    } else {
+        assert!(s.lma.revoke(
+            s.now,
+            b"mn1@example.com",
+            revocation_trigger::ADMINISTRATIVE
+        ));
+    }
     s.run();
     sync(&mut s, &mut ms, &mut ls);
     assert_eq!(anchor_records(&mut ls), 1, "the revoking entry's record");
@@ -461,6 +475,15 @@ fn a_revocation_in_progress_survives_a_restart() {
     assert_eq!(s.mags[0].active_count(), 0);
     assert_eq!(s.lma.counters.revocations_completed, 1);
     assert_eq!(s.lma.revocations_in_progress(), 0);
+    let bris = s.sent(Node::Lma, Node::Mag(0), MhType::BindingRevocation);
+    let Some((_, Message::RevocationIndication(bri))) = bris.last() else {
+        panic!("{bris:?}")
+    };
+    assert_eq!(
+        (bri.trigger, bri.flags),
+        (revocation_trigger::ADMINISTRATIVE, br_flags::P),
+        "global {global}"
+    );
     sync(&mut s, &mut ms, &mut ls);
     assert_eq!(anchor_records(&mut ls), 0);
 }
