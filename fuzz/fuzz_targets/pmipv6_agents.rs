@@ -1,5 +1,6 @@
 //! The MAG and LMA receive paths: arbitrary datagrams from a configured peer
-//! over both transports, interleaved with timer firings, must never panic.
+//! over both transports, interleaved with timer firings and the operator's
+//! revocations, must never panic.
 #![no_main]
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::time::{Duration, Instant, SystemTime};
@@ -87,6 +88,20 @@ fuzz_target!(|data: &[u8]| {
         } else {
             (Peer::V6(MAG6), Peer::V6(LMA6))
         };
+        // A chunk starting 0xfe is the operator's: release everything
+        // through the MAG (a global BRI), of a realm when it is odd-sized;
+        // 0xfd releases mn0 alone (a per-MN BRI). The datagrams after it
+        // meet BRIs in flight.
+        match chunk.first() {
+            Some(0xfe) => {
+                let realm = (chunk.len() % 2 == 1).then_some("EXAMPLE.com");
+                lma.revoke_peer(t, to_lma.ip(), realm);
+            }
+            Some(0xfd) => {
+                lma.revoke(t, b"mn0@example.com", 1);
+            }
+            _ => {}
+        }
         lma.handle(t, to_lma, chunk);
         mag.handle(t, to_mag, chunk);
         lma.handle_timeout(t);

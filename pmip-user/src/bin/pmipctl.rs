@@ -227,7 +227,8 @@ fn once(cli: &Cli) -> anyhow::Result<u8> {
             found: false,
             refusal: false,
             ..
-        } => status::NOT_FOUND,
+        }
+        | Response::ClearedPeer { bindings: 0, .. } => status::NOT_FOUND,
         _ => status::OK,
     })
 }
