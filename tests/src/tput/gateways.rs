@@ -67,7 +67,7 @@ pub(super) fn start_mag(mode: AttachMode, outer: Family) -> Result<FastPath> {
             addr4: Some(addr4),
             addr6: Some(addr6),
         };
-        fp.attach(&spec, mode)?;
+        super::while_busy(|| fp.attach(&spec, mode))?;
     }
     fp.install_access(&AccessBinding {
         at: AccessPoint {
@@ -103,7 +103,7 @@ pub(super) fn start_lma(mode: AttachMode, outer: Family) -> Result<FastPath> {
             addr4: Some(addr4),
             addr6,
         };
-        fp.attach(&spec, mode)?;
+        super::while_busy(|| fp.attach(&spec, mode))?;
     }
     fp.install_anchor(&AnchorBinding {
         sub_id: 1,

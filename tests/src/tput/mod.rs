@@ -184,6 +184,23 @@ pub fn within<R: Send>(ns: &Netns, f: impl FnOnce() -> Result<R> + Send) -> Resu
     })
 }
 
+/// Runs `f` again while it fails with EBUSY, for up to 2 s. An XDP link
+/// this process just closed may live on for a moment: a child that another
+/// test thread forked and that has not yet exec'd holds a copy of our file
+/// table, and with it the link, until its exec closes it (O_CLOEXEC) — so
+/// attaching to the same interface again right away can find it taken.
+pub fn while_busy<R>(mut f: impl FnMut() -> Result<R>) -> Result<R> {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match f() {
+            Err(e) if format!("{e:#}").contains("os error 16") && std::time::Instant::now() < end => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// Pins the calling thread to `cpu`.
 pub fn pin_cpu(cpu: usize) -> Result<()> {
     // SAFETY: zeroed cpu_set_t and the libc macros on it.

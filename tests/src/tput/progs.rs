@@ -36,10 +36,11 @@ impl BenchProgs {
 
     /// Attach (call from a thread inside the interface's namespace).
     pub fn attach(&mut self, name: &'static str, iface: &str, mode: XdpMode) -> Result<()> {
-        let id = self
-            .prog(name)?
-            .attach(iface, mode)
-            .with_context(|| format!("attaching {name} to {iface}"))?;
+        let id = super::while_busy(|| {
+            self.prog(name)?
+                .attach(iface, mode)
+                .with_context(|| format!("attaching {name} to {iface}"))
+        })?;
         self.links.push((name, id));
         Ok(())
     }
