@@ -46,6 +46,11 @@ fn pmipctl_show_and_clear() {
                     refusal: nai == "refused@example.com",
                     nai,
                 },
+                Request::ClearPeer { peer, realm } => Response::ClearedPeer {
+                    bindings: usize::from(peer == "mag1") * 3,
+                    peer,
+                    realm,
+                },
                 Request::Shutdown { deregister } => Response::ShuttingDown {
                     deregister,
                     bindings: 2,
@@ -109,6 +114,28 @@ fn pmipctl_show_and_clear() {
     assert!(out.contains("bindings stay registered"), "{out}");
     let (_, out, _) = run(&["clear", "binding", "x@y"]);
     assert_eq!(out, "no binding for x@y\n");
+    let (code, out, _) = run(&[
+        "clear",
+        "bindings",
+        "--peer",
+        "mag1",
+        "--realm",
+        "a.example",
+    ]);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            Some(0),
+            "3 binding(s) of realm a.example through mag1 released\n"
+        )
+    );
+    let (code, out, _) = run(&["clear", "bindings", "--peer", "mag2"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(4), "0 binding(s) through mag2 released\n")
+    );
+    let (code, _, err) = run(&["clear", "bindings"]);
+    assert_eq!(code, Some(64), "--peer is required: {err}");
     // No daemon: a clear message and a non-zero exit.
     let o = Command::new(env!("CARGO_BIN_EXE_pmipctl"))
         .args(["--socket", "/nonexistent/pmipd.sock", "show", "stats"])

@@ -89,6 +89,15 @@ fn mag_pbu(t: T, name: &str) -> Result<()> {
     );
     let v = wait_bindings(&b.daemon, 1)?;
     ensure!(v[0].gre_key_up == 4242 && v[0].gre_key_down == key, "{v:?}");
+    // The anchor's bulk release is refused at an access gateway, and
+    // nothing is released.
+    let e = b.daemon.ctl(&["clear", "bindings", "--peer", "anchor"]);
+    ensure!(
+        e.as_ref()
+            .is_err_and(|e| e.to_string().contains("anchor's")),
+        "clear bindings --peer on a MAG: {e:?}"
+    );
+    ensure!(wait_bindings(&b.daemon, 1).is_ok(), "the binding went");
     cap.check(1)?;
     Ok(())
 }

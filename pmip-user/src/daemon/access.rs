@@ -607,14 +607,14 @@ impl Glue<'_> {
         if let Request::ShowAaa = req {
             return self.aaa.show(control::role_name(self.cfg)).await;
         }
-        if let Request::ClearPeer { peer, realm } = &req {
-            let report = h.report().await.unwrap_or_default();
-            if let Err(refusal) = control::peer_release(self.cfg, &report, (peer, realm.as_deref()))
-            {
-                return refusal;
-            }
-        }
         let report = h.report().await.unwrap_or_default();
+        if let Request::ClearPeer { peer, realm } = &req {
+            // Refused here (an anchor's command): never a bare `show stats`.
+            let message = control::peer_release(self.cfg, &report, (peer, realm.as_deref()))
+                .err()
+                .unwrap_or_else(|| "clear bindings --peer: not on an access gateway".into());
+            return Response::Error { message };
+        }
         let ctx = ShowCtx {
             cfg: self.cfg,
             dp,

@@ -47,7 +47,7 @@ async fn on_ctl(
                     bindings,
                 }
             }
-            Err(refusal) => refusal,
+            Err(message) => Response::Error { message },
         };
     }
     let core = cfg.interfaces.core.clone();
@@ -155,7 +155,7 @@ pub(super) async fn run_cluster(
                                 cluster.command(AnchorCommand::ReleasePeer { peer: addr, realm: realm2 }).await;
                                 Response::ClearedPeer { peer, realm, bindings }
                             }
-                            Err(refusal) => refusal,
+                            Err(message) => Response::Error { message },
                         }
                     }
                     Request::Shutdown { deregister } => {

@@ -90,28 +90,26 @@ pub(super) struct ShowCtx<'a> {
 
 /// `clear bindings --peer P [--realm R]` on an anchor: the access gateway's
 /// address (P names a `[[peers]]` entry or is an address) and how many of
-/// the report's bindings are through it (and of R); or the answer that
-/// refuses the request.
+/// the report's bindings are through it (and of R); or why the request is
+/// refused.
 pub(super) fn peer_release(
     cfg: &Config,
     report: &Report,
     (peer, realm): (&str, Option<&str>),
-) -> Result<(IpAddr, usize), Response> {
+) -> Result<(IpAddr, usize), String> {
     if cfg.role != Role::Anchor {
-        return Err(Response::Error {
-            message: "clear bindings --peer is an anchor's (LMA, HA) command; an access \
-                      gateway releases its subscribers with clear binding NAI or shutdown --deregister"
-                .into(),
-        });
+        return Err("clear bindings --peer is an anchor's (LMA, HA) command; an access \
+                    gateway releases its subscribers with clear binding NAI or shutdown --deregister"
+            .into());
     }
     let Some(addr) = cfg
         .peer(peer)
         .map(|p| p.address)
         .or_else(|| peer.parse().ok())
     else {
-        return Err(Response::Error {
-            message: format!("no peer {peer:?}: name a [[peers]] entry or give an address"),
-        });
+        return Err(format!(
+            "no peer {peer:?}: name a [[peers]] entry or give an address"
+        ));
     };
     let of_realm = |nai: &str| realm.is_none_or(|r| in_realm(nai.as_bytes(), r.as_bytes()));
     let n = report

@@ -193,7 +193,9 @@ pub fn while_busy<R>(mut f: impl FnMut() -> Result<R>) -> Result<R> {
     let end = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         match f() {
-            Err(e) if format!("{e:#}").contains("os error 16") && std::time::Instant::now() < end => {
+            Err(e)
+                if format!("{e:#}").contains("os error 16") && std::time::Instant::now() < end =>
+            {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
             r => return r,
