@@ -20,7 +20,9 @@ pub(crate) const MAX_REQUEST: usize = 64 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
-    ShowBindings,
+    /// The bindings, all or those the query names (Cisco `show ipv6 mobile
+    /// pmipv6 lma binding [nai X]`), or only their counts.
+    ShowBindings(BindingQuery),
     ShowTunnels,
     ShowStats,
     /// RADIUS servers, authorization, accounting and dynamic authorization counters.
@@ -56,10 +58,38 @@ pub enum Request {
     ShowCluster,
 }
 
+/// Which bindings `show bindings` answers with. Nothing set: all of them,
+/// in full (on a large gateway the summary or a filter is what one wants).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BindingQuery {
+    /// The subscriber's NAI, exactly.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nai: Option<String>,
+    /// The peer (MAG/PMA on an anchor, LMA/HA on an access gateway): a
+    /// `[[peers]]` name or an address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// Counts only: by state and by peer.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub summary: bool,
+}
+
+/// `show bindings --summary`: how many bindings, by state and by peer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindingSummaryView {
+    pub total: usize,
+    /// ACTIVE, REGISTERING, ... → count.
+    pub by_state: BTreeMap<String, usize>,
+    /// "name (address)" or the address alone → count.
+    pub by_peer: BTreeMap<String, usize>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "data", rename_all = "snake_case")]
 pub enum Response {
     Bindings(Vec<BindingView>),
+    BindingSummary(BindingSummaryView),
     Tunnels(Vec<TunnelView>),
     Stats(StatsView),
     Aaa(Box<AaaView>),
@@ -215,6 +245,22 @@ fn llid(s: &str) -> String {
 }
 
 /// Seed 004 `show ipv6 mobile pmipv6 mag binding` layout.
+/// `show bindings --summary`.
+pub fn format_binding_summary(v: &BindingSummaryView) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "Total number of bindings: {}", v.total);
+    for (state, n) in &v.by_state {
+        let _ = writeln!(o, "  {state}: {n}");
+    }
+    if !v.by_peer.is_empty() {
+        let _ = writeln!(o, "By peer:");
+        for (peer, n) in &v.by_peer {
+            let _ = writeln!(o, "  {peer}: {n}");
+        }
+    }
+    o
+}
+
 pub fn format_bindings(b: &[BindingView]) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "Total number of bindings: {}", b.len());
@@ -395,6 +441,7 @@ pub fn format_stats_rates(prev: Option<&StatsView>, cur: &StatsView, secs: Optio
 pub fn format_response(r: &Response) -> String {
     match r {
         Response::Bindings(b) => format_bindings(b),
+        Response::BindingSummary(v) => format_binding_summary(v),
         Response::Tunnels(t) => format_tunnels(t),
         Response::Stats(s) => format_stats(s),
         Response::Aaa(a) => format_aaa(a),

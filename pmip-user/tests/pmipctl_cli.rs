@@ -38,7 +38,7 @@ fn pmipctl_show_and_clear() {
         listener,
         Arc::new(|r| {
             let resp = match r {
-                Request::ShowBindings => Response::Bindings(vec![binding()]),
+                Request::ShowBindings(_) => Response::Bindings(vec![binding()]),
                 Request::ShowTunnels => Response::Tunnels(vec![]),
                 Request::ShowStats => Response::Stats(StatsView::default()),
                 Request::ClearBinding { nai } => Response::Cleared {

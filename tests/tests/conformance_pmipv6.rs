@@ -969,6 +969,35 @@ fn lma_clear_peer(t: T, name: &str) -> Result<()> {
     )?;
     ensure!(m.fixed[0] == 0, "register c3: status {}", m.fixed[0]);
     wait_bindings(&b.daemon, 3)?;
+    // `show bindings` narrowed to one peer, one NAI, or counted.
+    let sum = b.daemon.ctl(&["show", "bindings", "--summary"])?;
+    let gw1 = t.addr(1).to_string();
+    let gw2 = t.addr(2).to_string();
+    ensure!(
+        sum.starts_with("Total number of bindings: 3\n  ACTIVE: 3\n")
+            && sum.contains(&format!("gw1 ({gw1}): 2\n"))
+            && sum.contains(&format!("gw2 ({gw2}): 1\n")),
+        "show bindings --summary:\n{sum}"
+    );
+    let by_peer = |p: &str| -> Result<Vec<String>> {
+        match b.daemon.ctl_json(&["show", "bindings", "--peer", p])? {
+            pmip_user::ctl::Response::Bindings(v) => Ok(v.into_iter().map(|x| x.nai).collect()),
+            r => anyhow::bail!("show bindings --peer {p}: {r:?}"),
+        }
+    };
+    ensure!(
+        by_peer("gw2")? == ["c3@A.example"],
+        "gw2: {:?}",
+        by_peer("gw2")
+    );
+    ensure!(by_peer(&gw1)?.len() == 2, "{gw1}: {:?}", by_peer(&gw1));
+    let one = b
+        .daemon
+        .ctl(&["show", "bindings", "--nai", "c2@b.example"])?;
+    ensure!(
+        one.starts_with("Total number of bindings: 1\n") && one.contains("Nai: c2@b.example"),
+        "show bindings --nai:\n{one}"
+    );
     let out = b
         .daemon
         .ctl(&["clear", "bindings", "--peer", "gw1", "--realm", "A.EXAMPLE"])?;
@@ -1011,7 +1040,6 @@ fn lma_clear_peer(t: T, name: &str) -> Result<()> {
         "the other MAG got a BRI"
     );
     // By address, every realm; the MAG refuses the global form.
-    let gw1 = t.addr(1).to_string();
     b.daemon.ctl(&["clear", "bindings", "--peer", &gw1])?;
     let rx = p1
         .recv_where(S, is_type(mh::BR))

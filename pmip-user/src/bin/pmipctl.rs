@@ -87,7 +87,18 @@ enum Show {
     /// Every binding: subscriber (NAI, MAC), state, interface, home address
     /// or prefix, peer, lifetime left, GRE keys (the Cisco `show ipv6 mobile
     /// pmipv6 mag binding` layout).
-    Bindings,
+    Bindings {
+        /// Only this subscriber (its NAI, exactly).
+        #[arg(long)]
+        nai: Option<String>,
+        /// Only the bindings through this peer (a `[[peers]]` name or an
+        /// address: the MAG/PMA on an anchor, the LMA/HA on an access gateway).
+        #[arg(long)]
+        peer: Option<String>,
+        /// Counts only: the total, by state and by peer.
+        #[arg(long)]
+        summary: bool,
+    },
     /// The tunnels to each peer and how many bindings use them.
     Tunnels,
     /// Every counter group (registrar, its socket, DHCP and ARP per access
@@ -171,8 +182,12 @@ fn main() -> ExitCode {
 fn request_of(cmd: &Cmd) -> Request {
     match cmd {
         Cmd::Show {
-            what: Show::Bindings,
-        } => Request::ShowBindings,
+            what: Show::Bindings { nai, peer, summary },
+        } => Request::ShowBindings(ctl::BindingQuery {
+            nai: nai.clone(),
+            peer: peer.clone(),
+            summary: *summary,
+        }),
         Cmd::Show {
             what: Show::Tunnels,
         } => Request::ShowTunnels,

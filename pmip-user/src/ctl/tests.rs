@@ -123,12 +123,31 @@ fn tunnels_and_stats_text() {
 #[test]
 fn json_wire_format() {
     assert_eq!(
-        serde_json::to_string(&Request::ShowBindings).unwrap(),
+        serde_json::to_string(&Request::ShowBindings(Default::default())).unwrap(),
         r#"{"cmd":"show_bindings"}"#
     );
     assert_eq!(
         serde_json::to_string(&Request::ClearBinding { nai: "a@b".into() }).unwrap(),
         r#"{"cmd":"clear_binding","nai":"a@b"}"#
+    );
+    let r: Request = serde_json::from_str(r#"{"cmd":"show_bindings"}"#).unwrap();
+    assert_eq!(r, Request::ShowBindings(BindingQuery::default()));
+    let q = Request::ShowBindings(BindingQuery {
+        nai: None,
+        peer: Some("mag1".into()),
+        summary: true,
+    });
+    let j = serde_json::to_string(&q).unwrap();
+    assert_eq!(j, r#"{"cmd":"show_bindings","peer":"mag1","summary":true}"#);
+    assert_eq!(serde_json::from_str::<Request>(&j).unwrap(), q);
+    let summary = BindingSummaryView {
+        total: 3,
+        by_state: BTreeMap::from([("ACTIVE".into(), 2), ("REGISTERING".into(), 1)]),
+        by_peer: BTreeMap::from([("mag1 (10.0.0.1)".into(), 3)]),
+    };
+    assert_eq!(
+        format_response(&Response::BindingSummary(summary)),
+        "Total number of bindings: 3\n  ACTIVE: 2\n  REGISTERING: 1\nBy peer:\n  mag1 (10.0.0.1): 3\n"
     );
     let r: Request = serde_json::from_str(r#"{"cmd":"show_stats"}"#).unwrap();
     assert_eq!(r, Request::ShowStats);
@@ -174,7 +193,7 @@ fn json_wire_format() {
 fn handler() -> Handler {
     Arc::new(|req| {
         let resp = match req {
-            Request::ShowBindings => Response::Bindings(vec![seed_binding()]),
+            Request::ShowBindings(_) => Response::Bindings(vec![seed_binding()]),
             Request::ShowTunnels => Response::Tunnels(vec![]),
             Request::ShowStats => {
                 let mut s = StatsView::default();
@@ -216,7 +235,9 @@ async fn round_trip_over_a_unix_socket() {
     let server = tokio::spawn(serve(l, handler()));
 
     assert_eq!(
-        request(&path, &Request::ShowBindings).await.unwrap(),
+        request(&path, &Request::ShowBindings(Default::default()))
+            .await
+            .unwrap(),
         Response::Bindings(vec![seed_binding()])
     );
     assert_eq!(
@@ -240,7 +261,11 @@ async fn round_trip_over_a_unix_socket() {
     // Blocking client (pmipctl) from another thread.
     let p2 = path.clone();
     let r = tokio::task::spawn_blocking(move || {
-        request_blocking(&p2, &Request::ShowBindings, Duration::from_secs(5))
+        request_blocking(
+            &p2,
+            &Request::ShowBindings(Default::default()),
+            Duration::from_secs(5),
+        )
     })
     .await
     .unwrap()

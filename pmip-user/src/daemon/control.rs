@@ -133,7 +133,7 @@ pub(super) fn show(ctx: &ShowCtx, req: &Request, report: &Report) -> Response {
         .map(|b| binding_view(ctx, b))
         .collect();
     match req {
-        Request::ShowBindings => Response::Bindings(views),
+        Request::ShowBindings(q) => bindings(ctx.cfg, q, views),
         Request::ShowTunnels => {
             let local = views
                 .first()
@@ -148,6 +148,43 @@ pub(super) fn show(ctx: &ShowCtx, req: &Request, report: &Report) -> Response {
         }
         _ => Response::Stats(stats(ctx, report, &views)),
     }
+}
+
+/// `show bindings` with its query: the views it names, or their counts.
+fn bindings(cfg: &Config, q: &ctl::BindingQuery, views: Vec<BindingView>) -> Response {
+    let peer = match q.peer.as_deref() {
+        None => None,
+        Some(p) => match cfg.peer(p).map(|x| x.address).or_else(|| p.parse().ok()) {
+            Some(a) => Some(a),
+            None => {
+                return Response::Error {
+                    message: format!("no peer {p:?}: name a [[peers]] entry or give an address"),
+                }
+            }
+        },
+    };
+    let views: Vec<BindingView> = views
+        .into_iter()
+        .filter(|v| q.nai.as_ref().is_none_or(|n| *n == v.nai))
+        .filter(|v| peer.is_none_or(|p| p == v.peer))
+        .collect();
+    if !q.summary {
+        return Response::Bindings(views);
+    }
+    let mut s = ctl::BindingSummaryView {
+        total: views.len(),
+        ..Default::default()
+    };
+    for v in &views {
+        *s.by_state.entry(v.state.clone()).or_default() += 1;
+        let peer = if v.peer_name.is_empty() {
+            v.peer.to_string()
+        } else {
+            format!("{} ({})", v.peer_name, v.peer)
+        };
+        *s.by_peer.entry(peer).or_default() += 1;
+    }
+    Response::BindingSummary(s)
 }
 
 fn binding_view(ctx: &ShowCtx, b: &BindingSummary) -> BindingView {
