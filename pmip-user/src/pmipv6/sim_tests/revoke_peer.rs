@@ -66,3 +66,31 @@ fn nai_realms_are_the_part_after_the_last_at_sign() {
     assert!(!in_realm(b"a@example.com.", b"example.com"));
     assert!(in_realm(b"a@", b""));
 }
+
+/// RFC 5846 §9.1 at our MAG: a global BRI "Revoking Mobile Node Local
+/// Policy" with the MN-ID "@realm" revokes the bindings of that realm — a
+/// realm in another case too (RFC 4282 §2.1: realms are DNS names), not
+/// those of a realm that merely ends the same way.
+#[test]
+fn the_mag_takes_a_realm_in_any_case() {
+    let mut cfg = lma_cfg();
+    let known = cfg.subscribers["mn1@example.com"].clone();
+    cfg.subscribers.insert("mn2@sub.example.com".into(), known);
+    // IPv4 transport: `bra_to` sends the BRI without an MH checksum.
+    let mut s = Sim::new(true).with_lma(cfg);
+    s.attach(0, req(1));
+    s.attach(0, with_realm(2, "sub.example.com"));
+    assert_eq!(s.mag_dp[0].access.len(), 2);
+    let bra = s.bra_to(RevocationIndication {
+        trigger: revocation_trigger::REVOKING_NODE_LOCAL_POLICY,
+        seq: 9,
+        flags: br_flags::P | br_flags::G,
+        options: vec![MobilityOption::MnId {
+            subtype: 1,
+            id: b"@EXAMPLE.com".to_vec(),
+        }],
+    });
+    assert_eq!((bra.status, bra.seq), (bra_status::SUCCESS, 9));
+    assert_eq!(s.mag_dp[0].access.len(), 1, "mn2 of sub.example.com stays");
+    assert_eq!(s.mags[0].active_count(), 1);
+}
