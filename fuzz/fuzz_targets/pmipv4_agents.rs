@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
 use pmip_user::agent::{Clock as WallClock, Endpoint};
-use pmip_user::pmipv4::auth::{Algorithm, MnHaKeys, SecurityAssociation};
+use pmip_user::pmipv4::auth::{Algorithm, MnHaKeys, PeerKeys, SecurityAssociation};
 use pmip_user::pmipv4::ha::{AddressPool, Ha, HaConfig, PmaPeer};
 use pmip_user::pmipv4::pma::{HaPeer, Pma, PmaConfig, Subscriber};
 
@@ -17,6 +17,7 @@ const HA: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 
 fuzz_target!(|data: &[u8]| {
     let sa = SecurityAssociation::new(0x100, b"k", Algorithm::HmacMd5);
+    let next = SecurityAssociation::new(0x101, b"n", Algorithm::HmacMd5);
     let mut mn_ha = MnHaKeys::default();
     mn_ha.insert_realm(
         "b",
@@ -32,7 +33,12 @@ fuzz_target!(|data: &[u8]| {
         },
         vec![PmaPeer {
             address: PMA,
-            sa: sa.clone(),
+            // Halfway through a key rollover: each side signs with its
+            // own current key and accepts the other's.
+            sa: PeerKeys {
+                current: next.clone(),
+                also: vec![sa.clone()],
+            },
             proxy_allowed: true,
         }],
     );
@@ -41,7 +47,16 @@ fuzz_target!(|data: &[u8]| {
     ha.handle(now, SocketAddrV4::new(PMA, 434), data);
     while ha.poll_transmit().is_some() {}
     while ha.poll_dp().is_some() {}
-    let mut pcfg = PmaConfig::new(PMA, vec![HaPeer { address: HA, sa }]);
+    let mut pcfg = PmaConfig::new(
+        PMA,
+        vec![HaPeer {
+            address: HA,
+            sa: PeerKeys {
+                current: sa,
+                also: vec![next],
+            },
+        }],
+    );
     if data.len() % 2 == 1 {
         pcfg.mn_ha = mn_ha;
     }

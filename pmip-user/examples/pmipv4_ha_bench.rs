@@ -122,7 +122,7 @@ fn main() {
             },
             vec![PmaPeer {
                 address: PMA,
-                sa: sa.clone(),
+                sa: sa.clone().into(),
                 proxy_allowed: true,
             }],
         );

@@ -268,12 +268,19 @@ fn millis(d: Duration) -> u64 {
 }
 
 /// The FA-HA security association with peer `i` (required for PMIPv4).
-fn sa_of(i: usize, p: &Peer, tolerance_s: u32) -> Result<SecurityAssociation, ConfigError> {
+fn sa_of(i: usize, p: &Peer, tolerance_s: u32) -> Result<auth::PeerKeys, ConfigError> {
     let sa = p.sa.as_ref().ok_or_else(|| ConfigError {
         path: format!("peers[{i}].spi"),
         problem: "missing: required for PMIPv4 (RFC 3344 §3.5)".into(),
     })?;
-    Ok(association(sa, tolerance_s))
+    Ok(auth::PeerKeys {
+        current: association(sa, tolerance_s),
+        also: p
+            .also_accept
+            .iter()
+            .map(|sa| association(sa, tolerance_s))
+            .collect(),
+    })
 }
 
 /// The per-MN associations of `[[mn_ha]]`, by NAI and by realm.

@@ -340,6 +340,9 @@ pub(super) struct Peer {
     /// Shared key, hex.
     #[serde(default)]
     pub key: Option<String>,
+    /// PMIPv4: more associations accepted from this peer (a key rollover).
+    #[serde(default)]
+    pub also_accept: Vec<SaFields>,
     /// Access role: revoke bindings at this anchor instead of deregistering
     /// them one by one (RFC 5846 MAG-initiated / RFC 3543 PMA-initiated);
     /// default off. PMIPv6 anchor role: send this MAG Binding Revocation
@@ -356,6 +359,20 @@ pub(super) struct Peer {
     /// PMIPv6 without ESP: explicit, for labs.
     #[serde(default)]
     pub insecure: bool,
+}
+
+/// One security association's fields (`peers[].also_accept[]`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields)]
+pub(super) struct SaFields {
+    #[serde(default)]
+    pub spi: Option<u32>,
+    #[serde(default)]
+    pub algorithm: Option<Algorithm>,
+    /// Shared key, hex.
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// `[[mn_ha]]`: the MN-HA security association of one mobile node (`nai`)

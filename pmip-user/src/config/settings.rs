@@ -295,6 +295,10 @@ pub struct Peer {
     pub address: IpAddr,
     /// Mobility security association: always there for PMIPv4.
     pub sa: Option<PeerSa>,
+    /// PMIPv4: associations also accepted from this peer — the old key
+    /// during a rollover (`also_accept`); answers are signed with the one
+    /// the message answered used, what we start with with `sa`.
+    pub also_accept: Vec<PeerSa>,
     /// Access role: revoke instead of deregistering (RFC 5846 / RFC 3543).
     /// PMIPv6 anchor role: send this MAG BRIs (RFC 5846 §8.1).
     pub revocation: bool,

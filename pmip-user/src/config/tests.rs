@@ -923,3 +923,55 @@ fn mn_ha_associations_by_nai_or_realm() {
         "mn_ha: PMIPv4 only",
     );
 }
+
+/// `peers[].also_accept`: PMIPv4 associations a peer's messages may also be
+/// signed with (a key rollover), each whole and with an SPI of its own;
+/// refused for PMIPv6, each error naming its field.
+#[test]
+fn a_peer_may_have_more_keys_during_a_rollover() {
+    const OWN: &str = "key = \"00112233445566778899aabbccddeeff\"\n";
+    let with = |base: &str, entry: &str| {
+        assert!(base.contains(OWN));
+        base.replacen(
+            OWN,
+            &format!("{OWN}\n[[peers.also_accept]]\n{entry}\n\n"),
+            1,
+        )
+    };
+    let old = "spi = 300\nalgorithm = \"hmac-md5\"\nkey = \"0102\"";
+    let cfg = Config::from_toml_str(&with(ANCHOR_V4, old)).unwrap();
+    let sa = &agents::ha(&cfg).unwrap().peers[0].sa;
+    assert_eq!((sa.current.spi, sa.also.len()), (256, 1));
+    assert_eq!(
+        (sa.also[0].spi, sa.also[0].key.as_slice()),
+        (300, &[1u8, 2][..])
+    );
+    assert_eq!(sa.by_spi(300).map(|s| s.spi), Some(300));
+    let cfg = Config::from_toml_str(&with(ACCESS_V4, old)).unwrap();
+    assert_eq!(agents::pma(&cfg).unwrap().home_agents[0].sa.also.len(), 1);
+    let refused = |base: &str, entry: &str, want: &str| {
+        let e = match Config::from_toml_str(&with(base, entry)) {
+            Ok(_) => panic!("accepted: {entry}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains(want), "{entry}: {e}");
+    };
+    refused(
+        ANCHOR_V4,
+        "spi = 256\nalgorithm = \"md5\"\nkey = \"0102\"",
+        "peers[0].also_accept[0].spi: 256 is already this peer's",
+    );
+    refused(
+        ANCHOR_V4,
+        "spi = 300\nalgorithm = \"md5\"",
+        "peers[0].also_accept[0].key: missing",
+    );
+    refused(ANCHOR_V4, "spi = 300\nkey = \"01\"\nkye = \"02\"", "kye");
+    let mag = "address = \"2001:db8:cafe:1025::15\"\n";
+    let v6 = ANCHOR_V6.replacen(mag, &format!("{mag}\n[[peers.also_accept]]\n{old}\n\n"), 1);
+    let e = Config::from_toml_str(&v6).expect_err("PMIPv6 also_accept");
+    assert!(
+        e.to_string().contains("peers[0].also_accept: PMIPv4 only"),
+        "{e}"
+    );
+}

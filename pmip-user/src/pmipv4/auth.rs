@@ -39,6 +39,51 @@ pub struct SecurityAssociation {
     pub timestamp_tolerance_s: u32,
 }
 
+/// A peer's FA-HA associations (RFC 3344 §3.5: the SPI "identifies the
+/// security context"): the one we sign what we start with (`current`), and
+/// those we also accept during a key rollover (`peers[].also_accept`). A
+/// message is checked against the association its SPI names; an answer is
+/// signed with the association of what it answers, so a peer still on the
+/// old key reads our answers until it moves to the new one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerKeys {
+    pub current: SecurityAssociation,
+    pub also: Vec<SecurityAssociation>,
+}
+
+impl PeerKeys {
+    /// The association with this SPI, if the peer has one.
+    pub fn by_spi(&self, spi: u32) -> Option<&SecurityAssociation> {
+        std::iter::once(&self.current)
+            .chain(&self.also)
+            .find(|sa| sa.spi == spi)
+    }
+
+    /// The association an answer to a message whose authentication
+    /// extension named `spi` is signed with: that one, or (unknown, or
+    /// none) the current one.
+    pub fn answering(&self, spi: Option<u32>) -> &SecurityAssociation {
+        spi.and_then(|s| self.by_spi(s)).unwrap_or(&self.current)
+    }
+}
+
+impl From<SecurityAssociation> for PeerKeys {
+    fn from(current: SecurityAssociation) -> Self {
+        PeerKeys {
+            current,
+            also: Vec::new(),
+        }
+    }
+}
+
+/// What we start with is signed with the current association.
+impl std::ops::Deref for PeerKeys {
+    type Target = SecurityAssociation;
+    fn deref(&self) -> &SecurityAssociation {
+        &self.current
+    }
+}
+
 fn default_tolerance() -> u32 {
     60
 }
@@ -237,14 +282,11 @@ fn verify_then<'a>(
     Ok(spi)
 }
 
-/// [`verify`] against the one association shared with the sender (FA-HA
-/// between a PMA and its HA: one SPI a peer).
-pub(crate) fn verify_with(
-    msg: &[u8],
-    kind: AuthKind,
-    sa: &SecurityAssociation,
-) -> Result<u32, AuthError> {
-    verify(msg, kind, only(sa))
+/// [`verify`] against the associations shared with the sender (FA-HA
+/// between a PMA and its HA: the current one, and those also accepted
+/// during a key rollover).
+pub(crate) fn verify_with(msg: &[u8], kind: AuthKind, keys: &PeerKeys) -> Result<u32, AuthError> {
+    verify(msg, kind, |spi| keys.by_spi(spi))
 }
 
 /// The lookup of a sender with one association: its SPI or nothing.
@@ -632,7 +674,10 @@ mod tests {
         append_auth(&mut m, AuthKind::FaHa, &fa);
         assert_eq!(verify_mn_ha(&mn_only, &mn), Ok(0x300));
         assert_eq!(verify_mn_ha(&m, &mn), Ok(0x300));
-        assert_eq!(verify_with(&m, AuthKind::FaHa, &fa), Ok(0x100));
+        assert_eq!(
+            verify_with(&m, AuthKind::FaHa, &fa.clone().into()),
+            Ok(0x100)
+        );
         // The FA-HA key does not verify the MN-HA extension, nor an SPI not the MN's.
         let wrong_key = SecurityAssociation::new(0x300, b"k1", Algorithm::HmacMd5);
         assert_eq!(

@@ -234,11 +234,11 @@ fn pma_cfg(addr: Ipv4Addr) -> PmaConfig {
         vec![
             HaPeer {
                 address: HA1,
-                sa: sa(),
+                sa: sa().into(),
             },
             HaPeer {
                 address: HA2,
-                sa: sa(),
+                sa: sa().into(),
             },
         ],
     )
@@ -254,12 +254,12 @@ fn ha_cfg(addr: Ipv4Addr) -> HaConfig {
         vec![
             PmaPeer {
                 address: PMA1,
-                sa: sa(),
+                sa: sa().into(),
                 proxy_allowed: true,
             },
             PmaPeer {
                 address: PMA2,
-                sa: sa(),
+                sa: sa().into(),
                 proxy_allowed: true,
             },
         ],
@@ -1044,11 +1044,11 @@ fn keyed_md5_prefix_suffix_association_works_end_to_end() {
         PMA1,
         vec![HaPeer {
             address: HA1,
-            sa: k.clone(),
+            sa: k.clone().into(),
         }],
     ));
     let mut h = ha_cfg(HA1);
-    h.peers[0].sa = k;
+    h.peers[0].sa = k.into();
     net.add_ha(h);
     let now = net.now;
     net.pma(PMA1).attach(now, sub("ue1@ex", 1));
@@ -1063,7 +1063,7 @@ fn config_defaults_follow_seed_000() {
         PMA1,
         vec![HaPeer {
             address: HA1,
-            sa: SecurityAssociation::new(256, &key, Algorithm::HmacMd5),
+            sa: SecurityAssociation::new(256, &key, Algorithm::HmacMd5).into(),
         }],
     );
     assert_eq!(
@@ -1356,6 +1356,7 @@ mod affinity;
 mod churn;
 mod per_mn;
 mod restart;
+mod rollover;
 mod show_left;
 mod store_refused;
 

@@ -32,6 +32,7 @@ pub(super) fn check(f: &File, v: &mut Errors) -> Vec<Peer> {
         }
         address(f, &p, pr, v);
         let sa = security_association(f, &p, pr, v);
+        let also_accept = also_accept(f, &p, pr, sa.as_ref(), v);
         if !f.access() && pr.revocation.is_some() && f.protocol == Protocol::Pmipv4 {
             // RFC 3543 §3.1: the HA revokes where the PMA asked for it.
             v.err(
@@ -56,6 +57,7 @@ pub(super) fn check(f: &File, v: &mut Errors) -> Vec<Peer> {
             name: pr.name.clone(),
             address: pr.address,
             sa,
+            also_accept,
             revocation: pr.revocation.unwrap_or(!f.access()),
             dynamic_ha: pr.dynamic_ha,
             esp,
@@ -120,6 +122,49 @@ fn security_association(f: &File, p: &str, pr: &file::Peer, v: &mut Errors) -> O
         "part of the security association"
     };
     sa_fields(p, (pr.spi, pr.algorithm, pr.key.as_deref()), why, v)
+}
+
+/// `also_accept`: PMIPv4 associations accepted from the peer besides its
+/// own (a key rollover), each whole, each with an SPI of its own.
+fn also_accept(
+    f: &File,
+    p: &str,
+    pr: &file::Peer,
+    own: Option<&PeerSa>,
+    v: &mut Errors,
+) -> Vec<PeerSa> {
+    if pr.also_accept.is_empty() {
+        return Vec::new();
+    }
+    if f.protocol != Protocol::Pmipv4 {
+        v.err(
+            format!("{p}.also_accept"),
+            "PMIPv4 only (PMIPv6 signaling is protected by ESP, peers[].esp)",
+        );
+        return Vec::new();
+    }
+    let mut spis: Vec<u32> = own.map(|sa| sa.spi).into_iter().collect();
+    let mut out = Vec::new();
+    for (i, e) in pr.also_accept.iter().enumerate() {
+        let q = format!("{p}.also_accept[{i}]");
+        let why = "part of the security association";
+        let Some(sa) = sa_fields(&q, (e.spi, e.algorithm, e.key.as_deref()), why, v) else {
+            continue;
+        };
+        if spis.contains(&sa.spi) {
+            v.err(
+                format!("{q}.spi"),
+                format!(
+                    "{} is already this peer's (each association its own SPI)",
+                    sa.spi
+                ),
+            );
+            continue;
+        }
+        spis.push(sa.spi);
+        out.push(sa);
+    }
+    out
 }
 
 /// A security association's `spi`, `algorithm` and `key` under `p`, each

@@ -149,7 +149,7 @@ fn pmipv4_agents_get_the_files_values() {
         (900, 50, 3000, 3)
     );
     assert_eq!(
-        p.home_agents[1].sa,
+        p.home_agents[1].sa.current,
         auth::SecurityAssociation {
             spi: 257,
             key: auth::parse_hex("ffeeddccbbaa99887766554433221100").unwrap(),

@@ -19,22 +19,29 @@ use crate::dataplane::DpCommand;
 /// What a refusal of a request is made of: its source, Identification, our
 /// NTP time then, the home address it asked for. Its NAI extension is made
 /// from the held answer's key, the request's NAI, only if a refusal is due.
-/// A per-MN request's association with the mobile node signs it too.
+/// A per-MN request's association with the mobile node signs it too; the
+/// PMA's association the request named (a key rollover) signs it last.
 pub(super) type Refusal = (
     SocketAddrV4,
     u64,
     u64,
     Ipv4Addr,
     Option<Arc<SecurityAssociation>>,
+    // The SPI of the PMA's association the answer was signed with.
+    u32,
 );
 
 impl Ha {
     /// The store wrote (`ok`) or refused the last batch.
     pub(super) fn store_result(&mut self, ok: bool) {
         for h in self.unconfirmed.stored(ok) {
-            let (src, ident, now_ntp, hoa, mn) = h.refusal;
+            let (src, ident, now_ntp, hoa, mn, spi) = h.refusal;
             let nai_ext = vec![ExtRepr::Nai(h.key.as_bytes().to_vec())];
-            match self.peers.get(src.ip()).map(|p| p.sa.clone()) {
+            match self
+                .peers
+                .get(src.ip())
+                .map(|p| p.sa.answering(Some(spi)).clone())
+            {
                 Some(sa) => {
                     let to = ReplyTo {
                         src,

@@ -27,7 +27,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use super::auth::{MnHaKeys, SecurityAssociation};
+use super::auth::{MnHaKeys, PeerKeys};
 use super::wire::ext::ExtList as _;
 use super::wire::{Message, ReplyCode, PORT};
 use crate::agent::{Clock, IdAlloc, Transmit};
@@ -63,7 +63,8 @@ pub struct SubscriberProfile {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PmaPeer {
     pub address: Ipv4Addr,
-    pub sa: SecurityAssociation,
+    /// FA-HA: what we sign with, and what we also accept (a key rollover).
+    pub sa: PeerKeys,
     /// false → 150 PMIP_DISALLOWED for this PMA.
     pub proxy_allowed: bool,
 }

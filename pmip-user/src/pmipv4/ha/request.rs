@@ -138,6 +138,11 @@ impl Ha {
             let nai = rrq.extensions.nai();
             nai.map(|n| ExtRepr::Nai(n.to_vec())).into_iter().collect()
         };
+        // Answered with the PMA's association the request named (during a
+        // key rollover the PMA may still be on the one we also accept).
+        to.sa = peer
+            .sa
+            .answering(rrq.extensions.auth(AuthKind::FaHa).map(|(spi, _)| spi));
         // FA-HA per node, or MN-HA per MN (`authenticate.rs`): 131, 132.
         let mn = match self.authenticate(payload, &rrq, &peer) {
             Authentication::Passed(mn) => mn,
@@ -186,7 +191,7 @@ impl Ha {
                 if let Some((nai, accept)) = created.zip(self.tx.back()) {
                     let accept = accept.clone();
                     if self.tx.len() == queued + 1 {
-                        let r = (src, ident, to.now_ntp, hoa, mn.clone());
+                        let r = (src, ident, to.now_ntp, hoa, mn.clone(), to.sa.spi);
                         self.unconfirmed.hold(nai, accept, r);
                     }
                 }

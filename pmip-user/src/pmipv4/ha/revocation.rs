@@ -207,11 +207,13 @@ impl Ha {
             self.counters.rx_unknown_peer += 1;
             return None;
         };
-        let sa = peer.sa.clone();
-        if auth::verify_with(payload, AuthKind::FaHa, &sa).is_err() {
-            self.counters.bad_authenticator += 1;
-            return None;
+        // The association it was signed with signs our answer.
+        match auth::verify_with(payload, AuthKind::FaHa, &peer.sa) {
+            Ok(spi) => peer.sa.by_spi(spi).cloned(),
+            Err(_) => {
+                self.counters.bad_authenticator += 1;
+                None
+            }
         }
-        Some(sa)
     }
 }

@@ -14,7 +14,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::auth::{self, IdentGen, MnHaKeys, SecurityAssociation};
+use super::auth::{self, IdentGen, MnHaKeys, PeerKeys};
 use super::transport::signed;
 use super::wire::ext::{device_id_types, AccessTech, AuthKind, AuthMethod, ExtList as _, ExtRepr};
 use super::wire::{Message, RegistrationRequestRepr, ReplyCode, RrqFlags};
@@ -57,7 +57,8 @@ impl Default for HaFailover {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HaPeer {
     pub address: Ipv4Addr,
-    pub sa: SecurityAssociation,
+    /// FA-HA: what we sign with, and what we also accept (a key rollover).
+    pub sa: PeerKeys,
 }
 
 /// PMA configuration; defaults follow the StarOS FA service (seed 000).

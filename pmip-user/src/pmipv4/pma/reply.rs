@@ -315,13 +315,15 @@ impl Pma {
             self.counters.rx_unknown_peer += 1;
             return None;
         };
-        let sa = peer.sa.clone();
-        if auth::verify_with(payload, AuthKind::FaHa, &sa).is_err() {
-            self.counters.rx_auth_failed += 1;
-            self.security_exception(now, src, what, "FA-HA");
-            return None;
+        // The association it was signed with signs our answer.
+        match auth::verify_with(payload, AuthKind::FaHa, &peer.sa) {
+            Ok(spi) => peer.sa.by_spi(spi).cloned(),
+            Err(_) => {
+                self.counters.rx_auth_failed += 1;
+                self.security_exception(now, src, what, "FA-HA");
+                None
+            }
         }
-        Some(sa)
     }
 
     pub(super) fn security_exception(

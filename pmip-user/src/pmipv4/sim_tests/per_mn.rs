@@ -98,10 +98,16 @@ fn a_per_mn_registration_carries_both_authenticators_both_ways() {
     assert_eq!(rq.extensions.per_node_auth_method(), None);
     let raw = &net.wire[0].2;
     assert_eq!(auth::verify_mn_ha(raw, &mn_sa()), Ok(MN_SPI));
-    assert_eq!(auth::verify_with(raw, AuthKind::FaHa, &sa()), Ok(SPI));
+    assert_eq!(
+        auth::verify_with(raw, AuthKind::FaHa, &sa().clone().into()),
+        Ok(SPI)
+    );
     let rp = last_reply_bytes(&net);
     assert_eq!(auth::verify_mn_ha(&rp, &mn_sa()), Ok(MN_SPI));
-    assert_eq!(auth::verify_with(&rp, AuthKind::FaHa, &sa()), Ok(SPI));
+    assert_eq!(
+        auth::verify_with(&rp, AuthKind::FaHa, &sa().clone().into()),
+        Ok(SPI)
+    );
     let r = &net.replies(HA1, PMA1)[0];
     assert_eq!(r.extensions.per_node_auth_method(), None);
     // Renewals and the de-registration go the same way.
@@ -141,7 +147,10 @@ fn the_ha_checks_the_mn_ha_authenticator_then_the_fa_ha_one() {
         assert_eq!(last_code(&net), ReplyCode::MnFailedAuth);
         let rp = last_reply_bytes(&net);
         assert_eq!(auth::verify_mn_ha(&rp, &mn), Ok(MN_SPI));
-        assert_eq!(auth::verify_with(&rp, AuthKind::FaHa, &fa), Ok(SPI));
+        assert_eq!(
+            auth::verify_with(&rp, AuthKind::FaHa, &fa.clone().into()),
+            Ok(SPI)
+        );
     }
     // (a) no association with this MN: the PMA's FA-HA extension vouches
     // for it (taken per node: 132 if bad, accepted if good).
@@ -186,7 +195,10 @@ fn the_ha_checks_the_mn_ha_authenticator_then_the_fa_ha_one() {
     assert_eq!(last_code(&net), ReplyCode::IdentMismatch);
     let rp = last_reply_bytes(&net);
     assert_eq!(auth::verify_mn_ha(&rp, &mn), Ok(MN_SPI));
-    assert_eq!(auth::verify_with(&rp, AuthKind::FaHa, &fa), Ok(SPI));
+    assert_eq!(
+        auth::verify_with(&rp, AuthKind::FaHa, &fa.clone().into()),
+        Ok(SPI)
+    );
     // (c) is for registrations: a de-registration with the MN's alone is taken.
     net.run_for(Duration::from_secs(1));
     let m = request(&net, "a@ex", 0, Some(&mn), None, None);

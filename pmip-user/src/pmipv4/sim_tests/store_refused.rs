@@ -22,7 +22,7 @@ fn flush(net: &mut Net, ok: bool) -> (Vec<StoreOp>, Vec<RegistrationReplyRepr>) 
     while let Some(t) = net.nodes[i].1.poll_transmit() {
         if let Ok(Message::Reply(r)) = Message::parse(&t.payload) {
             // Every answer, a refusal too, is signed for the PMA.
-            auth::verify_with(&t.payload, AuthKind::FaHa, &sa()).expect("signed");
+            auth::verify_with(&t.payload, AuthKind::FaHa, &sa().clone().into()).expect("signed");
             replies.push(r);
         }
     }

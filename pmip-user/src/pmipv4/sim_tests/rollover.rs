@@ -1,0 +1,76 @@
+//! A key rollover between a PMA and its HA (`peers[].also_accept`): while
+//! each side signs with its own current key and accepts the other's, every
+//! message is checked against the association its SPI names and every
+//! answer is signed with the association of what it answers — no
+//! registration fails halfway through the rollover.
+use super::*;
+use crate::pmipv4::auth::PeerKeys;
+
+const NEW_SPI: u32 = 0x101;
+
+fn new_sa() -> SecurityAssociation {
+    SecurityAssociation::new(NEW_SPI, b"the new shared key", Algorithm::HmacMd5)
+}
+
+/// The SPI of the last (FA-HA) authentication extension of every message of
+/// type `ty` from `src` to `dst`: Type, Length, SPI, 16-byte authenticator.
+fn fa_spis(net: &Net, (src, dst): (Ipv4Addr, Ipv4Addr), ty: u8) -> Vec<u32> {
+    net.wire
+        .iter()
+        .filter(|(s, d, p)| *s == src && *d == dst && p.first() == Some(&ty))
+        .map(|(_, _, p)| u32::from_be_bytes(p[p.len() - 20..p.len() - 16].try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_key_rollover_loses_no_registration() {
+    let mut net = Net::new();
+    // Halfway: the HA signs with the new key, the PMA still with the old;
+    // each accepts the other's.
+    let mut p = pma_cfg(PMA1);
+    p.home_agents[0].sa = PeerKeys {
+        current: sa(),
+        also: vec![new_sa()],
+    };
+    net.add_pma(p);
+    let mut h = ha_cfg(HA1);
+    h.peers[0].sa = PeerKeys {
+        current: new_sa(),
+        also: vec![sa()],
+    };
+    net.add_ha(h);
+    let now = net.now;
+    net.pma(PMA1).attach(now, sub("ue1@ex", 1));
+    // A revocation must come after the registration's timestamp (§4.2.2.2).
+    net.run_for(Duration::from_secs(5));
+    assert!(net.pma(PMA1).registration("ue1@ex").is_some());
+    // The request on the PMA's current (old) key, answered on it.
+    assert_eq!(fa_spis(&net, (PMA1, HA1), 1), [SPI]);
+    assert_eq!(fa_spis(&net, (HA1, PMA1), 3), [SPI]);
+    // What the HA starts — a revocation — is on its current (new) key; the
+    // PMA takes it and acknowledges on the same.
+    let now = net.now;
+    assert!(net.ha(HA1).clear(now, "ue1@ex"));
+    net.settle();
+    assert_eq!(fa_spis(&net, (HA1, PMA1), 7), [NEW_SPI]);
+    assert_eq!(fa_spis(&net, (PMA1, HA1), 15), [NEW_SPI]);
+    assert_eq!(net.pma(PMA1).session_count(), 0);
+    assert_eq!(net.ha(HA1).counters().revocation_acks, 1);
+    // A key neither side has is still refused (132).
+    let mut net = Net::new();
+    let mut p = pma_cfg(PMA1);
+    p.home_agents[0].sa =
+        SecurityAssociation::new(0x102, b"another key", Algorithm::HmacMd5).into();
+    net.add_pma(p);
+    let mut h = ha_cfg(HA1);
+    h.peers[0].sa = PeerKeys {
+        current: new_sa(),
+        also: vec![sa()],
+    };
+    net.add_ha(h);
+    let now = net.now;
+    net.pma(PMA1).attach(now, sub("ue1@ex", 1));
+    net.run_for(Duration::from_secs(5));
+    assert!(net.pma(PMA1).registration("ue1@ex").is_none());
+    assert!(net.ha(HA1).counters().unknown_spi > 0);
+}
