@@ -75,6 +75,83 @@ fn ha_accepts_prrq() {
     });
 }
 
+/// A key rollover (`peers[].also_accept`, RFC 3344 §3.5: the SPI names the
+/// association): a request signed with a key the HA also accepts from the
+/// PMA is accepted and answered with that key; one with the PMA's own key,
+/// with its own; one with a key the HA has not, 132 (on its own key). Each
+/// reply's authenticator is checked with the test's own HMAC-MD5, and
+/// tshark reads the SPIs.
+#[test]
+fn ha_answers_with_the_key_the_request_used() {
+    run("h4ro", |tag| {
+        let old = m4::Sa {
+            spi: 0x280,
+            key: vec![0x5a; 16],
+        };
+        let own = format!("key = \"{}\"\n", "11".repeat(16));
+        let also = format!(
+            "{own}\n[[peers.also_accept]]\nspi = {}\nalgorithm = \"hmac-md5\"\nkey = \"{}\"\n\n",
+            old.spi,
+            "5a".repeat(16)
+        );
+        let edit = |c: String| {
+            assert!(c.contains(&own), "peer 1's key line");
+            c.replacen(&own, &also, 1)
+        };
+        let Some(b) = AnchorBed::start_edit(T::Mip4, tag, "", "", &edit)? else {
+            return Ok(());
+        };
+        let cap = b.capture("rollover")?;
+        let p = b.peer(1)?;
+        let t0 = m4::ntp_now();
+        let signed = |ident: u64, sa: &m4::Sa| {
+            let flags = m4::F_G | m4::F_T;
+            let exts = pma_exts(NAI, true);
+            let mut q = m4::rrq(flags, 30, [0; 4], HA, coa(1), ident, &exts);
+            m4::sign(&mut q, ext::FA_HA_AUTH, sa);
+            q
+        };
+        p.send(b.anchor(), 434, &signed(t0, &old))?;
+        let rx = p.recv_where(S, is(m4::RRP)).context("no reply")?;
+        let r = Msg::parse(&rx.bytes);
+        ensure!(
+            r.code() == 0,
+            "request on the also-accepted key: code {}",
+            r.code()
+        );
+        r.assert_auth(ext::FA_HA_AUTH, &old);
+        wait_bindings(&b.daemon, 1)?;
+        // `exchange` checks the reply is on the PMA's own key (sa(1)).
+        let r = exchange(&b, &p, 1, &signed(t0 + 1, &sa(1)))?;
+        ensure!(r.code() == 0, "request on the own key: code {}", r.code());
+        let third = m4::Sa {
+            spi: 0x281,
+            key: vec![0x5a; 16],
+        };
+        let r = exchange(&b, &p, 1, &signed(t0 + 2, &third))?;
+        ensure!(
+            r.code() == 132,
+            "request on an unknown key: code {}",
+            r.code()
+        );
+        let rows = cap.check_fields(6, &["ip.src", "mip.type", "mip.auth.spi"])?;
+        let spis = |ty: &str, from: &str| -> Vec<String> {
+            rows.iter()
+                .filter(|r| r[0] == from && r[1] == ty)
+                .map(|r| r[2].clone())
+                .collect()
+        };
+        let (pma, ha) = ("10.255.0.1", "10.255.0.10");
+        ensure!(
+            rows.is_empty()
+                || (spis("1", pma) == ["0x00000280", "0x00000100", "0x00000281"]
+                    && spis("3", ha) == ["0x00000280", "0x00000100", "0x00000100"]),
+            "tshark reads the SPIs as {rows:?}"
+        );
+        Ok(())
+    });
+}
+
 /// 3344-3.8.3-c: lifetime 0 removes the binding; the reply has lifetime 0.
 #[test]
 fn ha_deregistration() {
