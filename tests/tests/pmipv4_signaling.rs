@@ -114,7 +114,7 @@ fn pma_and_ha_register_1000_subscribers_over_udp() {
         },
         vec![PmaPeer {
             address: PMA_IP,
-            sa: sa(),
+            sa: sa().into(),
             proxy_allowed: true,
         }],
     );
@@ -131,7 +131,7 @@ fn pma_and_ha_register_1000_subscribers_over_udp() {
         PMA_IP,
         vec![HaPeer {
             address: HA_IP,
-            sa: sa(),
+            sa: sa().into(),
         }],
     );
     let mut pma = agent::start(
@@ -433,7 +433,7 @@ fn ha_udp_registration_rate() {
             },
             vec![PmaPeer {
                 address: PMA_IP,
-                sa: sa(),
+                sa: sa().into(),
                 proxy_allowed: true,
             }],
         );
@@ -580,7 +580,7 @@ fn ha_allocations_per_request_stay_within_budget() {
         },
         vec![PmaPeer {
             address: PMA_IP,
-            sa: sa(),
+            sa: sa().into(),
             proxy_allowed: true,
         }],
     );
