@@ -831,6 +831,25 @@ both!(
     lma_no_prefix_left
 );
 
+/// Registers the first two NAIs through MAG 1 and the third through MAG 2.
+fn three_through_two(
+    b: &AnchorBed,
+    (p1, p2): (&PeerSock, &PeerSock),
+    nais: [&str; 3],
+) -> Result<()> {
+    for (i, (p, seq)) in [(p1, 1), (p1, 2), (p2, 1)].into_iter().enumerate() {
+        let m = exchange(b, p, seq, 10, &mag_opts(nais[i], mh::now_timestamp(), 1))?;
+        ensure!(
+            m.fixed[0] == 0,
+            "register {}: status {}",
+            nais[i],
+            m.fixed[0]
+        );
+    }
+    wait_bindings(&b.daemon, 3)?;
+    Ok(())
+}
+
 /// 5846-9.2-a (bulk): a global BRI from a MAG (P and G, trigger Per-Peer
 /// Policy, the MAG's identity as MN-ID) revokes every binding through that
 /// MAG and no other; the BRA echoes P and G; without the MN-ID it is
@@ -842,21 +861,7 @@ fn lma_global_bri(t: T, name: &str) -> Result<()> {
     };
     let cap = b.capture("gbri")?;
     let (p1, p2) = (b.peer(1)?, b.peer(2)?);
-    for (i, nai) in ["g1@x", "g2@x"].iter().enumerate() {
-        let m = exchange(
-            &b,
-            &p1,
-            1 + i as u16,
-            10,
-            &mag_opts(nai, mh::now_timestamp(), 1),
-        )?;
-        ensure!(m.fixed[0] == 0, "register {nai}: status {}", m.fixed[0]);
-    }
-    ensure!(
-        exchange(&b, &p2, 1, 10, &mag_opts("g3@x", mh::now_timestamp(), 1))?.fixed[0] == 0,
-        "register g3"
-    );
-    wait_bindings(&b.daemon, 3)?;
+    three_through_two(&b, (&p1, &p2), ["g1@x", "g2@x", "g3@x"])?;
     p1.send(b.anchor(), b.port(), &mh::bri(1, 50, mh::BRI_P, &[]))?;
     let rx = p1.recv_where(S, is_type(mh::BR)).context("no BRA")?;
     let m = Mh::parse(&rx.bytes);
@@ -950,25 +955,11 @@ fn lma_clear_peer(t: T, name: &str) -> Result<()> {
     };
     let cap = b.capture("cpeer")?;
     let (p1, p2) = (b.peer(1)?, b.peer(2)?);
-    for (i, nai) in ["c1@a.example", "c2@b.example"].iter().enumerate() {
-        let m = exchange(
-            &b,
-            &p1,
-            1 + i as u16,
-            10,
-            &mag_opts(nai, mh::now_timestamp(), 1),
-        )?;
-        ensure!(m.fixed[0] == 0, "register {nai}: status {}", m.fixed[0]);
-    }
-    let m = exchange(
+    three_through_two(
         &b,
-        &p2,
-        1,
-        10,
-        &mag_opts("c3@A.example", mh::now_timestamp(), 1),
+        (&p1, &p2),
+        ["c1@a.example", "c2@b.example", "c3@A.example"],
     )?;
-    ensure!(m.fixed[0] == 0, "register c3: status {}", m.fixed[0]);
-    wait_bindings(&b.daemon, 3)?;
     // `show bindings` narrowed to one peer, one NAI, or counted.
     let sum = b.daemon.ctl(&["show", "bindings", "--summary"])?;
     let gw1 = t.addr(1).to_string();

@@ -22,16 +22,13 @@ fn fa_spis(net: &Net, (src, dst): (Ipv4Addr, Ipv4Addr), ty: u8) -> Vec<u32> {
         .collect()
 }
 
-#[test]
-fn a_key_rollover_loses_no_registration() {
+/// PMA1 with `pma` keys for HA1, and HA1 halfway through a rollover: it
+/// signs with the new key and accepts the old; ue1 attached 5 s ago (a
+/// revocation must come after the registration's timestamp, §4.2.2.2).
+fn halfway(pma: PeerKeys) -> Net {
     let mut net = Net::new();
-    // Halfway: the HA signs with the new key, the PMA still with the old;
-    // each accepts the other's.
     let mut p = pma_cfg(PMA1);
-    p.home_agents[0].sa = PeerKeys {
-        current: sa(),
-        also: vec![new_sa()],
-    };
+    p.home_agents[0].sa = pma;
     net.add_pma(p);
     let mut h = ha_cfg(HA1);
     h.peers[0].sa = PeerKeys {
@@ -41,8 +38,17 @@ fn a_key_rollover_loses_no_registration() {
     net.add_ha(h);
     let now = net.now;
     net.pma(PMA1).attach(now, sub("ue1@ex", 1));
-    // A revocation must come after the registration's timestamp (§4.2.2.2).
     net.run_for(Duration::from_secs(5));
+    net
+}
+
+#[test]
+fn a_key_rollover_loses_no_registration() {
+    // The PMA still signs with the old key and accepts the new.
+    let mut net = halfway(PeerKeys {
+        current: sa(),
+        also: vec![new_sa()],
+    });
     assert!(net.pma(PMA1).registration("ue1@ex").is_some());
     // The request on the PMA's current (old) key, answered on it.
     assert_eq!(fa_spis(&net, (PMA1, HA1), 1), [SPI]);
@@ -57,20 +63,8 @@ fn a_key_rollover_loses_no_registration() {
     assert_eq!(net.pma(PMA1).session_count(), 0);
     assert_eq!(net.ha(HA1).counters().revocation_acks, 1);
     // A key neither side has is still refused (132).
-    let mut net = Net::new();
-    let mut p = pma_cfg(PMA1);
-    p.home_agents[0].sa =
-        SecurityAssociation::new(0x102, b"another key", Algorithm::HmacMd5).into();
-    net.add_pma(p);
-    let mut h = ha_cfg(HA1);
-    h.peers[0].sa = PeerKeys {
-        current: new_sa(),
-        also: vec![sa()],
-    };
-    net.add_ha(h);
-    let now = net.now;
-    net.pma(PMA1).attach(now, sub("ue1@ex", 1));
-    net.run_for(Duration::from_secs(5));
+    let mut net =
+        halfway(SecurityAssociation::new(0x102, b"another key", Algorithm::HmacMd5).into());
     assert!(net.pma(PMA1).registration("ue1@ex").is_none());
     assert!(net.ha(HA1).counters().unknown_spi > 0);
 }
