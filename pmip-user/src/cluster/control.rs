@@ -711,7 +711,7 @@ impl Loop {
                 let v = super::show::view(self).await;
                 let _ = tx.send(v);
             }
-            Cmd::Release(cmd) => {
+            Cmd::Command(cmd) => {
                 for s in self.services.values() {
                     s.command(cmd.clone());
                 }

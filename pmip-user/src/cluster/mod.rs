@@ -128,7 +128,7 @@ impl Ctx {
 pub(crate) enum Cmd {
     Report(oneshot::Sender<Report>),
     Show(oneshot::Sender<ClusterView>),
-    Release(crate::agent::registrar::AnchorCommand),
+    Command(crate::agent::registrar::AnchorCommand),
     Stop(oneshot::Sender<()>),
 }
 
@@ -207,7 +207,7 @@ impl Cluster {
     /// --peer`): every service address's registrar gets it, and those
     /// holding what it names act.
     pub async fn command(&self, cmd: crate::agent::registrar::AnchorCommand) {
-        let _ = self.cmds.send(Cmd::Release(cmd)).await;
+        let _ = self.cmds.send(Cmd::Command(cmd)).await;
     }
 
     /// Has the control loop ended (it only does on an unrecoverable error)?

@@ -607,14 +607,13 @@ impl Glue<'_> {
         if let Request::ShowAaa = req {
             return self.aaa.show(control::role_name(self.cfg)).await;
         }
-        let report = h.report().await.unwrap_or_default();
-        if let Request::ClearPeer { peer, realm } = &req {
-            // Refused here (an anchor's command): never a bare `show stats`.
-            let message = control::peer_release(self.cfg, &report, (peer, realm.as_deref()))
-                .err()
-                .unwrap_or_else(|| "clear bindings --peer: not on an access gateway".into());
-            return Response::Error { message };
+        if let Request::ClearPeer { .. } = req {
+            // An anchor's command: refused, never answered as `show stats`.
+            return Response::Error {
+                message: control::NOT_ON_ACCESS.into(),
+            };
         }
+        let report = h.report().await.unwrap_or_default();
         let ctx = ShowCtx {
             cfg: self.cfg,
             dp,

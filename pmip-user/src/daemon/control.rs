@@ -88,20 +88,20 @@ pub(super) struct ShowCtx<'a> {
     pub groups: Vec<(String, Counters)>,
 }
 
+/// What an access gateway answers `clear bindings --peer`.
+pub(super) const NOT_ON_ACCESS: &str =
+    "clear bindings --peer is an anchor's (LMA, HA) command; an \
+     access gateway releases its subscribers with clear binding NAI or shutdown --deregister";
+
 /// `clear bindings --peer P [--realm R]` on an anchor: the access gateway's
 /// address (P names a `[[peers]]` entry or is an address) and how many of
 /// the report's bindings are through it (and of R); or why the request is
-/// refused.
+/// refused. (An access gateway refuses it whole: [`NOT_ON_ACCESS`].)
 pub(super) fn peer_release(
     cfg: &Config,
     report: &Report,
     (peer, realm): (&str, Option<&str>),
 ) -> Result<(IpAddr, usize), String> {
-    if cfg.role != Role::Anchor {
-        return Err("clear bindings --peer is an anchor's (LMA, HA) command; an access \
-                    gateway releases its subscribers with clear binding NAI or shutdown --deregister"
-            .into());
-    }
     let Some(addr) = cfg
         .peer(peer)
         .map(|p| p.address)
