@@ -88,6 +88,10 @@ pub enum AccessCommand {
     ForgetRefusals {
         nai: String,
     },
+    /// A reload changed only keys (`daemon/reload.rs`): a PMA takes them
+    /// for what it signs and checks from now on; a MAG has none of its own
+    /// (its signaling's ESP keys are the transport's) and never gets this.
+    Rekey(std::sync::Arc<crate::pmipv4::auth::Keys>),
 }
 
 /// Why a registration did not complete.
@@ -175,6 +179,9 @@ pub enum AnchorCommand {
     /// PMIPv6 LMA sends one global BRI (RFC 5846 §8.1), the PMIPv4 HA one
     /// revocation per binding (RFC 3543 has no bulk form).
     ReleasePeer { peer: IpAddr, realm: Option<String> },
+    /// A reload changed only keys: an HA takes them (as
+    /// [`AccessCommand::Rekey`]); an LMA never gets this.
+    Rekey(std::sync::Arc<crate::pmipv4::auth::Keys>),
 }
 
 /// Whether the NAI `nai` is of `realm`: the part after its last '@' is it,

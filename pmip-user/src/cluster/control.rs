@@ -35,6 +35,7 @@ use super::mirror::{self, Snapshot};
 use super::owners::View;
 use super::service::Service;
 use super::{Cmd, Ctx};
+use crate::agent::registrar::AnchorCommand;
 use crate::agent::shell::Report;
 use crate::store::wall_ms;
 
@@ -51,6 +52,10 @@ pub(super) struct Loop {
     heard: heartbeat::Heard,
     pub(super) dead: BTreeSet<String>,
     pub(super) services: BTreeMap<IpAddr, Service>,
+    /// The keys of the last reload that changed them (PMIPv4): a service
+    /// started later is built from the configuration of the start and
+    /// takes them too.
+    keys: Option<Arc<crate::pmipv4::auth::Keys>>,
     /// When each free address was first seen free.
     free_since: BTreeMap<IpAddr, Instant>,
     joined: Instant,
@@ -181,6 +186,7 @@ pub(super) async fn spawn(ctx: Ctx, cmds: mpsc::Receiver<Cmd>) -> Result<JoinHan
         heard: hb.heard,
         dead: BTreeSet::new(),
         services: BTreeMap::new(),
+        keys: None,
         free_since: BTreeMap::new(),
         joined: Instant::now(),
         revoked: BTreeSet::new(),
@@ -601,6 +607,9 @@ impl Loop {
         };
         match Service::start(&self.ctx, a, fence).await {
             Ok(s) => {
+                if let Some(k) = &self.keys {
+                    s.command(AnchorCommand::Rekey(k.clone()));
+                }
                 self.services.insert(a, s);
             }
             Err(e) => {
@@ -712,6 +721,9 @@ impl Loop {
                 let _ = tx.send(v);
             }
             Cmd::Command(cmd) => {
+                if let AnchorCommand::Rekey(k) = &cmd {
+                    self.keys = Some(k.clone());
+                }
                 for s in self.services.values() {
                     s.command(cmd.clone());
                 }

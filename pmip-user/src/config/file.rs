@@ -393,6 +393,10 @@ pub(super) struct MnHa {
     /// Shared key, hex.
     #[serde(default)]
     pub key: Option<String>,
+    /// Associations also accepted from the mobile node's side (a key
+    /// rollover, as `peers[].also_accept`).
+    #[serde(default)]
+    pub also_accept: Vec<SaFields>,
 }
 
 /// Times carry their unit in the key name, as the operator writes them.

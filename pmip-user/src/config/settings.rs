@@ -317,6 +317,9 @@ pub struct Peer {
 pub struct MnHaSa {
     pub selector: MnSelector,
     pub sa: PeerSa,
+    /// Also accepted (a key rollover); answers are signed with the one the
+    /// request used, as a peer's `also_accept`.
+    pub also_accept: Vec<PeerSa>,
 }
 
 /// Whose association an `[[mn_ha]]` entry is.

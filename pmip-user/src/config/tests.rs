@@ -959,7 +959,7 @@ fn a_peer_may_have_more_keys_during_a_rollover() {
     refused(
         ANCHOR_V4,
         "spi = 256\nalgorithm = \"md5\"\nkey = \"0102\"",
-        "peers[0].also_accept[0].spi: 256 is already this peer's",
+        "peers[0].also_accept[0].spi: 256 is already this entry's",
     );
     refused(
         ANCHOR_V4,
@@ -974,4 +974,43 @@ fn a_peer_may_have_more_keys_during_a_rollover() {
         e.to_string().contains("peers[0].also_accept: PMIPv4 only"),
         "{e}"
     );
+}
+
+/// `mn_ha[].also_accept`: a mobile node's (or realm's) associations also
+/// accepted during a rollover, each whole, HMAC-MD5 unless named, each
+/// with an SPI of its own; errors name the field.
+#[test]
+fn a_per_mn_association_may_have_more_keys_during_a_rollover() {
+    let entry = |more: &str| {
+        format!(
+            "{ANCHOR_V4}\n[[mn_ha]]\nrealm = \"example.com\"\nspi = 300\nkey = \"0102\"\n{more}"
+        )
+    };
+    let cfg = Config::from_toml_str(&entry("[[mn_ha.also_accept]]\nspi = 299\nkey = \"0304\"\n"))
+        .unwrap();
+    let keys = agents::ha(&cfg).unwrap().mn_ha;
+    let k = keys.get("a@example.com").expect("the realm's");
+    assert_eq!((k.current.spi, k.also.len()), (300, 1));
+    let old = k.by_spi(299).expect("the old key");
+    assert_eq!(
+        (old.key.as_slice(), old.algorithm),
+        (&[3u8, 4][..], crate::pmipv4::auth::Algorithm::HmacMd5)
+    );
+    for (more, want) in [
+        (
+            "[[mn_ha.also_accept]]\nspi = 300\nkey = \"0304\"\n",
+            "mn_ha[0].also_accept[0].spi: 300 is already this entry's",
+        ),
+        (
+            "[[mn_ha.also_accept]]\nspi = 299\n",
+            "mn_ha[0].also_accept[0].key: missing",
+        ),
+        (
+            "[[mn_ha.also_accept]]\nspi = 7\nkey = \"03\"\n",
+            "mn_ha[0].also_accept[0].spi: must be >= 256",
+        ),
+    ] {
+        let e = Config::from_toml_str(&entry(more)).expect_err(more);
+        assert!(e.to_string().contains(want), "{more}: {e}");
+    }
 }

@@ -22,7 +22,7 @@ use super::aaa::{AccessAaa, Resolved};
 use super::access6::{self, Access6};
 use super::control::{self, mac_str, CtlRequest, ShowCtx};
 use super::fastpath::SharedDp;
-use super::reload::Live;
+use super::reload::{Live, Reloader};
 use super::stop::{self, StopMode};
 use crate::access::admission::{Admission, Outcome};
 use crate::access::detach::DetachStats;
@@ -627,7 +627,7 @@ impl Glue<'_> {
 /// Runs an access registrar (MAG or PMA) with the access links until
 /// `stop` or `pmipctl shutdown`.
 pub(super) async fn run<E, T>(
-    live: &Live,
+    reloader: &Reloader,
     (ep, transport): (E, T),
     (dp, store): (SharedDp, Box<dyn Store>),
     mut ctl: mpsc::Receiver<CtlRequest>,
@@ -638,6 +638,7 @@ where
     E: Endpoint<Command = AccessCommand, Event = AccessEvent> + Send + 'static,
     T: Transport + 'static,
 {
+    let live = &reloader.live;
     let cfg = &*live.get();
     let (aaa, aaa_dp) = AccessAaa::start(cfg, dp.clone()).await?;
     let mut h = shell::spawn(ep, transport, aaa_dp, store);
@@ -677,6 +678,15 @@ where
                     let bindings = glue.subs.len();
                     let _ = reply.send(Response::ShuttingDown { deregister, bindings });
                     break if deregister { StopMode::Release } else { StopMode::Keep };
+                }
+                if req == Request::Reload {
+                    let r = reloader.serve(|keys| async {
+                        h.command(AccessCommand::Rekey(keys));
+                        // Taken in order: answered once the keys are in.
+                        let _ = h.report().await;
+                    });
+                    let _ = reply.send(r.await);
+                    continue;
                 }
                 let _ = reply.send(glue.on_ctl(&h, &dp, req).await);
             }

@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::aaa::AnchorAaa;
 use super::control::{self, CtlRequest, ShowCtx};
 use super::fastpath::SharedDp;
+use super::reload::Reloader;
 use super::stop::{self, StopMode};
 use crate::agent::registrar::{AnchorCommand, AnchorEvent};
 use crate::agent::shell::{self, Handle};
@@ -62,7 +63,7 @@ async fn on_ctl(
 
 /// Runs an anchor registrar (LMA or HA) until `stop` or `pmipctl shutdown`.
 pub(super) async fn run<E, T>(
-    cfg: &Config,
+    (cfg, reloader): (&Config, &Reloader),
     (ep, transport): (E, T),
     (dp, store): (SharedDp, Box<dyn Store>),
     mut ctl: mpsc::Receiver<CtlRequest>,
@@ -89,7 +90,12 @@ where
                     let _ = reply.send(Response::ShuttingDown { deregister, bindings });
                     break if deregister { StopMode::Release } else { StopMode::Keep };
                 }
-                                let r = match req {
+                let r = match req {
+                    Request::Reload => reloader.serve(|keys| async {
+                        h.command(AnchorCommand::Rekey(keys));
+                        // Taken in order: answered once the keys are in.
+                        let _ = h.report().await;
+                    }).await,
                     Request::ShowAaa => aaa.show(control::role_name(cfg)).await,
                     req => on_ctl(cfg, &h, &dp, req).await,
                 };
@@ -126,7 +132,7 @@ where
 /// `stop`: the cluster serves the service addresses that fall to it; the
 /// runner answers `pmipctl` from all of them.
 pub(super) async fn run_cluster(
-    cfg: &Config,
+    (cfg, reloader): (&Config, &Reloader),
     dp: SharedDp,
     mut ctl: mpsc::Receiver<CtlRequest>,
     mut stop: oneshot::Receiver<()>,
@@ -138,6 +144,12 @@ pub(super) async fn run_cluster(
         tokio::select! {
             Some((req, reply)) = ctl.recv() => {
                 let r = match req {
+                    Request::Reload => reloader.serve(|keys| async {
+                        cluster.command(AnchorCommand::Rekey(keys)).await;
+                        // Taken in order by every service: answered once
+                        // they have the keys.
+                        let _ = cluster.report().await;
+                    }).await,
                     Request::ShowCluster => match cluster.show().await {
                         Some(v) => Response::Cluster(v),
                         None => Response::Error { message: "the cluster has stopped".into() },

@@ -10,7 +10,6 @@ use anyhow::{Context, Result};
 use tokio::sync::{mpsc, oneshot};
 
 use super::fastpath::SharedDp;
-use super::reload::Reloader;
 use crate::agent::registrar::{in_realm, BindingSummary, Counters, PeerSummary};
 use crate::agent::shell::Report;
 use crate::config::{Config, Protocol, Role};
@@ -21,22 +20,16 @@ use crate::dataplane::DataPlane;
 pub(super) type CtlRequest = (Request, oneshot::Sender<Response>);
 
 /// Binds `control.socket` and serves it; requests arrive on the returned
-/// channel, except `reload`, which is answered here. The handler is
-/// returned too: the watchdog and the metrics endpoint ask through it.
-pub(super) fn serve(
-    cfg: &Config,
-    reloader: Reloader,
-) -> Result<(mpsc::Receiver<CtlRequest>, ctl::Handler)> {
+/// channel (`reload` too: the runner hands new keys to its registrar,
+/// [`super::reload::Reloader::serve`]). The handler is returned too: the
+/// watchdog and the metrics endpoint ask through it.
+pub(super) fn serve(cfg: &Config) -> Result<(mpsc::Receiver<CtlRequest>, ctl::Handler)> {
     let listener = ctl::bind_with(&cfg.control.socket, cfg.control.group)
         .with_context(|| format!("control.socket {}", cfg.control.socket.display()))?;
     let (tx, rx) = mpsc::channel::<CtlRequest>(64);
     let handler: ctl::Handler = Arc::new(move |req| {
         let tx = tx.clone();
-        let reloader = reloader.clone();
         Box::pin(async move {
-            if req == Request::Reload {
-                return super::notify::reloading(|| reloader.reload());
-            }
             let (rtx, rrx) = oneshot::channel();
             if tx.send((req, rtx)).await.is_err() {
                 return Response::Error {

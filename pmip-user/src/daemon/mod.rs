@@ -53,12 +53,11 @@ pub struct Options {
 pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()> {
     // First: a second daemon with the same control socket stops here,
     // before it touches the interfaces or the fast path of the first.
-    let live = reload::Live::new(cfg.clone());
     let reloader = reload::Reloader {
         path: opts.config_path.clone(),
-        live: live.clone(),
+        live: reload::Live::new(cfg.clone()),
     };
-    let (ctl, ask) = control::serve(&cfg, reloader)?;
+    let (ctl, ask) = control::serve(&cfg)?;
     system::setup(&cfg)?;
     let object = opts.object.bytes()?;
     let build_id = crate::fastpath::build_id(&object);
@@ -70,7 +69,7 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
         // Issue 17: an anchor of a cluster keeps its bindings in etcd and
         // serves the service addresses that fall to it (crate::cluster).
         let _ = (&ask, build_id);
-        let r = anchor::run_cluster(&cfg, dp, ctl, shutdown_signal(), ready).await;
+        let r = anchor::run_cluster((&cfg, &reloader), dp, ctl, shutdown_signal(), ready).await;
         let _ = std::fs::remove_file(&cfg.control.socket);
         return r;
     }
@@ -105,14 +104,22 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
             let sockets = registrars::pmipv6_sockets(&cfg, &local)?;
             // Metered inside the peer filter: what strangers send is counted too.
             let t = registrars::peers_only(&cfg, ops.meter(sockets));
-            access::run(&live, (mag, t), (dp, opened.store), ctl, stop, ready).await
+            access::run(&reloader, (mag, t), (dp, opened.store), ctl, stop, ready).await
         }
         (Role::Access, Protocol::Pmipv4) => {
             let mut pma = registrars::pma(&cfg, &reserve)?;
             state::recover(&cfg, &dp, &mut pma, &mut opened)?;
             let socket = ops.meter(registrars::pmipv4_socket(&cfg)?);
             let socket = registrars::peers_only(&cfg, socket);
-            access::run(&live, (pma, socket), (dp, opened.store), ctl, stop, ready).await
+            access::run(
+                &reloader,
+                (pma, socket),
+                (dp, opened.store),
+                ctl,
+                stop,
+                ready,
+            )
+            .await
         }
         (Role::Anchor, Protocol::Pmipv6) => {
             let (mut lma, local) = registrars::lma(&cfg, &reserve, rc);
@@ -124,14 +131,30 @@ pub async fn run(cfg: Config, opts: Options, ready: impl FnOnce()) -> Result<()>
             let sockets = registrars::xdp_sockets(&cfg, &dp, sockets)?;
             // Metered inside the peer filter: what strangers send is counted too.
             let t = registrars::peers_only(&cfg, ops.meter(sockets));
-            anchor::run(&cfg, (lma, t), (dp, opened.store), ctl, stop, ready).await
+            anchor::run(
+                (&cfg, &reloader),
+                (lma, t),
+                (dp, opened.store),
+                ctl,
+                stop,
+                ready,
+            )
+            .await
         }
         (Role::Anchor, Protocol::Pmipv4) => {
             let mut ha = registrars::ha(&cfg, &reserve)?;
             state::recover(&cfg, &dp, &mut ha, &mut opened)?;
             let socket = ops.meter(registrars::pmipv4_socket(&cfg)?);
             let socket = registrars::peers_only(&cfg, socket);
-            anchor::run(&cfg, (ha, socket), (dp, opened.store), ctl, stop, ready).await
+            anchor::run(
+                (&cfg, &reloader),
+                (ha, socket),
+                (dp, opened.store),
+                ctl,
+                stop,
+                ready,
+            )
+            .await
         }
     };
     notify::stopping();

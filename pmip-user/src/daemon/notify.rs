@@ -55,9 +55,9 @@ pub(crate) fn stopping() {
 }
 
 /// Runs a reload between `RELOADING=1` and `READY=1`.
-pub(crate) fn reloading<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) async fn reloading<R>(f: impl std::future::Future<Output = R>) -> R {
     log_err("RELOADING", notify("RELOADING=1\nSTATUS=reloading"));
-    let r = f();
+    let r = f.await;
     log_err("READY", notify("READY=1\nSTATUS=serving"));
     r
 }

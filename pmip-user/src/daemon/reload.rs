@@ -5,17 +5,21 @@
 //! gateway is never half reconfigured.
 //!
 //! Live today: `profiles` and `dhcp.dns` on the access side (read at each
-//! attach from [`Live`]); an unchanged file is a no-op. Everything else is
-//! fixed at start: interfaces, addresses, the fast path's sizes and pins
-//! and the control socket are the process's own resources, and the
-//! registrars (`timers`, `pools`, `peers`, the anchor's profiles) take
-//! their configuration when they are built — they have no reconfigure
-//! command yet.
+//! attach from [`Live`]); on a PMIPv4 gateway (PMA, HA) its keys — the
+//! peers' FA-HA associations (`spi`, `key`, `algorithm`, `also_accept`)
+//! and `mn_ha` — which the registrar takes through its `Rekey` command, so
+//! that a key rollover needs no restart. An unchanged file is a no-op.
+//! Everything else is fixed at start: interfaces, addresses, the fast
+//! path's sizes and pins and the control socket are the process's own
+//! resources, and the registrars take the rest of their configuration
+//! (`timers`, `pools`, the peers themselves, the anchor's profiles) when
+//! they are built.
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use crate::config::{Config, Role};
+use crate::config::{Config, Peer, Protocol, Role};
 use crate::ctl::Response;
+use crate::pmipv4::auth::Keys;
 
 /// The configuration as it is now, shared by the parts that read it per
 /// request (the access glue at each attach) and swapped by a reload.
@@ -81,6 +85,7 @@ pub(crate) fn changes(old: &Config, new: &Config) -> Vec<(&'static str, bool)> {
         cluster: _,
     } = old;
     let access = old.role == Role::Access;
+    let pmipv4 = old.protocol == Protocol::Pmipv4;
     let mut out = Vec::new();
     let mut note = |key: &'static str, differs: bool, live: bool| {
         if differs {
@@ -93,9 +98,12 @@ pub(crate) fn changes(old: &Config, new: &Config) -> Vec<(&'static str, bool)> {
     note("control", old.control != new.control, false);
     note("interfaces", old.interfaces != new.interfaces, false);
     note("addresses", old.addresses != new.addresses, false);
-    note("peers", old.peers != new.peers, false);
-    // The PMA's and HA's per-MN keys are inside their registrars.
-    note("mn_ha", old.mn_ha != new.mn_ha, false);
+    // A PMIPv4 registrar takes new keys (`Rekey`); any other change of a
+    // peer is a restart's.
+    let keys_only = keyless(&old.peers) == keyless(&new.peers);
+    note("peers", old.peers != new.peers && !keys_only, false);
+    note(PEER_KEYS, old.peers != new.peers && keys_only, pmipv4);
+    note("mn_ha", old.mn_ha != new.mn_ha, pmipv4);
     note("timers", old.timers != new.timers, false);
     note("detach", old.detach != new.detach, false);
     note("dhcp.dns", old.dhcp.dns != new.dhcp.dns, access);
@@ -129,17 +137,32 @@ pub(crate) fn changes(old: &Config, new: &Config) -> Vec<(&'static str, bool)> {
     out
 }
 
+/// What [`changes`] calls a change of the peers' PMIPv4 keys alone.
+const PEER_KEYS: &str = "peers[].keys";
+
+/// The peers without their PMIPv4 keys.
+fn keyless(peers: &[Peer]) -> Vec<Peer> {
+    peers
+        .iter()
+        .map(|p| Peer {
+            sa: None,
+            also_accept: Vec::new(),
+            ..p.clone()
+        })
+        .collect()
+}
+
 impl Reloader {
     /// Reads and checks the file, and applies it if everything that changed
-    /// can change live; otherwise changes nothing and says why.
-    pub(crate) fn reload(&self) -> Response {
+    /// can change live; otherwise changes nothing and says why. The keys
+    /// come back when they changed: the caller hands them to the
+    /// registrar(s) ([`Reloader::serve`]).
+    pub(crate) fn reload(&self) -> (Response, Option<Arc<Keys>>) {
         let new = match Config::load(&self.path) {
             Ok(c) => c,
             Err(errs) => {
-                return refused(
-                    &self.path,
-                    &format!("the file has errors, nothing changed:\n{errs}"),
-                )
+                let why = format!("the file has errors, nothing changed:\n{errs}");
+                return (refused(&self.path, &why), None);
             }
         };
         let old = self.live.get();
@@ -150,20 +173,46 @@ impl Reloader {
             .map(|(k, _)| *k)
             .collect();
         if !fixed.is_empty() {
-            return refused(
-                &self.path,
-                &format!(
-                    "{} cannot change while pmipd runs (restart it to apply); nothing changed",
-                    fixed.join(", ")
-                ),
+            let why = format!(
+                "{} cannot change while pmipd runs (restart it to apply); nothing changed",
+                fixed.join(", ")
             );
+            return (refused(&self.path, &why), None);
         }
+        let rekey = changed
+            .iter()
+            .any(|(k, _)| *k == PEER_KEYS || *k == "mn_ha");
+        let keys = match rekey.then(|| crate::config::agents::pmipv4_keys(&new)) {
+            None => None,
+            Some(Ok(k)) => Some(Arc::new(k)),
+            // `Config::load` built the registrar already (its dry run).
+            Some(Err(e)) => return (refused(&self.path, &e.to_string()), None),
+        };
         let applied: Vec<String> = changed.iter().map(|(k, _)| k.to_string()).collect();
         if !applied.is_empty() {
             self.live.set(new);
         }
         tracing::info!(path = %self.path.display(), applied = ?applied, "configuration reloaded");
-        Response::Reloaded { applied }
+        (Response::Reloaded { applied }, keys)
+    }
+
+    /// `pmipctl reload` (and SIGHUP) as a runner answers it, between
+    /// systemd's RELOADING=1 and READY=1: [`Reloader::reload`], then, if
+    /// keys changed, `rekey` hands them to the registrar(s) and resolves
+    /// once they have them — what arrives after the answer is checked
+    /// with the new keys.
+    pub(crate) async fn serve<F>(&self, rekey: impl FnOnce(Arc<Keys>) -> F) -> Response
+    where
+        F: std::future::Future<Output = ()>,
+    {
+        super::notify::reloading(async {
+            let (response, keys) = self.reload();
+            if let Some(k) = keys {
+                rekey(k).await;
+            }
+            response
+        })
+        .await
     }
 }
 
@@ -210,25 +259,76 @@ mod tests {
         );
     }
 
-    /// A PMIPv4 gateway's per-MN keys are its registrar's: a reload that
-    /// changes only them is refused, naming them (before, it answered that
-    /// nothing changed and the old keys stayed in use).
+    const PMA: &str = include_str!("../../../examples/access-pmipv4.toml");
+
+    /// A PMIPv4 gateway's per-MN keys change live: the reload hands the new
+    /// ones back for the registrar (before, a change of them alone was
+    /// taken as nothing changed, then refused as a restart's).
     #[test]
-    fn per_mn_keys_are_not_live() {
-        let base = include_str!("../../../examples/access-pmipv4.toml");
+    fn per_mn_keys_are_live() {
         let text = |k: &str| {
-            format!("{base}\n[[mn_ha]]\nrealm = \"example.com\"\nspi = 300\nkey = \"{k}\"\n")
+            format!("{PMA}\n[[mn_ha]]\nrealm = \"example.com\"\nspi = 300\nkey = \"{k}\"\n")
         };
         let key = |k: &str| Config::from_toml_str(&text(k)).unwrap();
         assert!(changes(&key("0011"), &key("0011")).is_empty());
-        assert_eq!(changes(&key("0011"), &key("2233")), vec![("mn_ha", false)]);
-        let (r, _d) = reloader(base);
+        assert_eq!(changes(&key("0011"), &key("2233")), vec![("mn_ha", true)]);
+        let (r, _d) = reloader(PMA);
         std::fs::write(&r.path, text("0011")).unwrap();
-        let Response::Error { message } = r.reload() else {
-            panic!("a new per-MN key was taken as nothing changed")
-        };
-        assert!(message.contains("mn_ha cannot change"), "{message}");
-        assert!(r.live.get().mn_ha.is_empty());
+        let (answer, keys) = r.reload();
+        assert_eq!(
+            answer,
+            Response::Reloaded {
+                applied: vec!["mn_ha".into()]
+            }
+        );
+        let keys = keys.expect("no keys for the registrar");
+        let sa = keys.mn_ha.get("a@EXAMPLE.com").expect("the realm's key");
+        assert_eq!((sa.spi, sa.key.as_slice()), (300, &[0x00, 0x11][..]));
+        assert_eq!(keys.peers.len(), 2, "the peers' keys come along");
+        assert_eq!(r.live.get().mn_ha.len(), 1);
+    }
+
+    /// The peers' PMIPv4 keys alone (a key, an algorithm, `also_accept`)
+    /// change live, and the registrar gets every peer's; any other change
+    /// of a peer, or keys of a PMIPv6 gateway's peers, is a restart's.
+    #[test]
+    fn peer_keys_are_live_on_pmipv4_and_nothing_else_of_a_peer() {
+        let cfg = |t: &str| Config::from_toml_str(t).unwrap();
+        let rolled = PMA.replace("spi = 256", "spi = 300").replace(
+            "key = \"00112233445566778899aabbccddeeff\"",
+            "key = \"0123\"\n[[peers.also_accept]]\nspi = 256\nalgorithm = \"hmac-md5\"\nkey = \"00112233445566778899aabbccddeeff\"",
+        );
+        assert_eq!(changes(&cfg(PMA), &cfg(&rolled)), vec![(PEER_KEYS, true)]);
+        let algorithm = PMA.replace("\"rfc2002-md5\"", "\"hmac-md5\"");
+        assert_eq!(
+            changes(&cfg(PMA), &cfg(&algorithm)),
+            vec![(PEER_KEYS, true)]
+        );
+        // Keys and an address: refused whole, as the peers'.
+        let moved = rolled.replace("10.8.24.102", "10.8.24.103");
+        assert_eq!(changes(&cfg(PMA), &cfg(&moved)), vec![("peers", false)]);
+        let (r, _d) = reloader(PMA);
+        std::fs::write(&r.path, &rolled).unwrap();
+        let (answer, keys) = r.reload();
+        assert_eq!(
+            answer,
+            Response::Reloaded {
+                applied: vec![PEER_KEYS.into()]
+            }
+        );
+        let keys = keys.expect("no keys for the registrar");
+        let ha1 = &keys.peers[&"10.8.24.101".parse().unwrap()];
+        assert_eq!(
+            (ha1.current.spi, ha1.current.key.as_slice()),
+            (300, &[0x01, 0x23][..])
+        );
+        assert_eq!(ha1.by_spi(256).map(|sa| sa.key.len()), Some(16));
+        assert_eq!(keys.peers[&"10.8.24.102".parse().unwrap()].current.spi, 257);
+        // A PMIPv6 gateway: its peers have no such keys to take.
+        let mag = access();
+        let v6 = mag.replace("[[peers]]", "[[peers]]\nrevocation = true");
+        assert_ne!(mag, v6);
+        assert_eq!(changes(&cfg(&mag), &cfg(&v6)), vec![("peers", false)]);
     }
 
     fn reloader(text: &str) -> (Reloader, crate::access::dhcp::tests::TmpDir) {
@@ -242,7 +342,7 @@ mod tests {
     #[test]
     fn applies_live_changes_and_refuses_the_rest_whole() {
         let (r, _d) = reloader(&access());
-        assert_eq!(r.reload(), Response::Reloaded { applied: vec![] });
+        assert_eq!(r.reload(), (Response::Reloaded { applied: vec![] }, None));
         // A new profile: applied.
         let with_gold = format!(
             "{}[[profiles]]\nname = \"gold\"\nmac = \"02:00:00:00:00:09\"\n",
@@ -251,9 +351,12 @@ mod tests {
         std::fs::write(&r.path, &with_gold).unwrap();
         assert_eq!(
             r.reload(),
-            Response::Reloaded {
-                applied: vec!["profiles".into()]
-            }
+            (
+                Response::Reloaded {
+                    applied: vec!["profiles".into()]
+                },
+                None
+            )
         );
         assert_eq!(r.live.get().profiles.len(), 2);
         // A timer and another profile: refused as a whole, naming the timer.
@@ -262,7 +365,7 @@ mod tests {
             format!("{with_gold}[[profiles]]\nname = \"x\"\nmac = \"02:00:00:00:00:0a\"\n[timers]\nlifetime_s = 600\n"),
         )
         .unwrap();
-        let Response::Error { message } = r.reload() else {
+        let (Response::Error { message }, None) = r.reload() else {
             panic!("not refused")
         };
         assert!(
@@ -272,7 +375,7 @@ mod tests {
         assert_eq!(r.live.get().profiles.len(), 2);
         // A broken file: refused with the key named.
         std::fs::write(&r.path, access().replace("10.255.0.10", "not-an-address")).unwrap();
-        let Response::Error { message } = r.reload() else {
+        let (Response::Error { message }, None) = r.reload() else {
             panic!("not refused")
         };
         assert!(message.contains("has errors"), "{message}");

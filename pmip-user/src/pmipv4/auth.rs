@@ -290,15 +290,15 @@ pub(crate) fn verify_with(msg: &[u8], kind: AuthKind, keys: &PeerKeys) -> Result
 }
 
 /// The lookup of a sender with one association: its SPI or nothing.
-fn only<'a>(sa: &'a SecurityAssociation) -> impl Fn(u32) -> Option<&'a SecurityAssociation> {
-    move |spi| (spi == sa.spi).then_some(sa)
-}
-
 /// The MN-HA extension of a message checked against the mobile node's
-/// association (RFC 3344 §3.5.2): it protects everything before it, and only
-/// an FA-HA extension may follow it (the FA's, which covers it in turn).
-pub(crate) fn verify_mn_ha(msg: &[u8], sa: &SecurityAssociation) -> Result<u32, AuthError> {
-    verify_then(msg, AuthKind::MnHa, Some(AuthKind::FaHa), only(sa))
+/// association (RFC 3344 §3.5.2) its SPI names — its own, or one also
+/// accepted during a rollover (`mn_ha[].also_accept`): it protects
+/// everything before it, and only an FA-HA extension may follow it (the
+/// FA's, which covers it in turn). Returns the SPI.
+pub(crate) fn verify_mn_ha(msg: &[u8], keys: &PeerKeys) -> Result<u32, AuthError> {
+    verify_then(msg, AuthKind::MnHa, Some(AuthKind::FaHa), |spi| {
+        keys.by_spi(spi)
+    })
 }
 
 /// Per-mobile-node security associations (MN-HA, RFC 3344 §3.5.2;
@@ -308,24 +308,27 @@ pub(crate) fn verify_mn_ha(msg: &[u8], sa: &SecurityAssociation) -> Result<u32, 
 /// An exact NAI wins over its realm.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MnHaKeys {
-    by_nai: std::collections::HashMap<String, Arc<SecurityAssociation>>,
-    by_realm: Vec<(String, Arc<SecurityAssociation>)>,
+    by_nai: std::collections::HashMap<String, Arc<PeerKeys>>,
+    by_realm: Vec<(String, Arc<PeerKeys>)>,
 }
 
 impl MnHaKeys {
-    pub fn insert_nai(&mut self, nai: &str, sa: SecurityAssociation) {
-        self.by_nai.insert(nai.to_string(), Arc::new(sa));
+    /// `nai`'s association (and those also accepted during a rollover).
+    pub fn insert_nai(&mut self, nai: &str, keys: impl Into<PeerKeys>) {
+        self.by_nai.insert(nai.to_string(), Arc::new(keys.into()));
     }
 
-    pub fn insert_realm(&mut self, realm: &str, sa: SecurityAssociation) {
+    pub fn insert_realm(&mut self, realm: &str, keys: impl Into<PeerKeys>) {
         self.by_realm
             .retain(|(r, _)| !r.eq_ignore_ascii_case(realm));
-        self.by_realm.push((realm.to_string(), Arc::new(sa)));
+        self.by_realm
+            .push((realm.to_string(), Arc::new(keys.into())));
     }
 
-    /// The association of the mobile node named `nai` (shared: a request
-    /// holds it without a copy of its key).
-    pub fn get(&self, nai: &str) -> Option<&Arc<SecurityAssociation>> {
+    /// The associations of the mobile node named `nai` (shared: a request
+    /// holds them without a copy of a key): its current one signs what we
+    /// start; a message is checked against the one its SPI names.
+    pub fn get(&self, nai: &str) -> Option<&Arc<PeerKeys>> {
         self.by_nai.get(nai).or_else(|| {
             self.by_realm
                 .iter()
@@ -337,6 +340,16 @@ impl MnHaKeys {
     pub fn is_empty(&self) -> bool {
         self.by_nai.is_empty() && self.by_realm.is_empty()
     }
+}
+
+/// Every key of a PMIPv4 gateway: each peer's FA-HA associations, by the
+/// peer's address, and the per-MN ones. What a reload hands the running
+/// PMA or HA (`Pma::rekey`, `Ha::rekey`) when only keys changed: a key
+/// rollover (`peers[].also_accept`) then needs no restart.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Keys {
+    pub peers: std::collections::HashMap<std::net::Ipv4Addr, PeerKeys>,
+    pub mn_ha: MnHaKeys,
 }
 
 /// How far (seconds) a Revocation Identifier may be behind the newest one
@@ -672,8 +685,8 @@ mod tests {
         append_auth(&mut m, AuthKind::MnHa, &mn);
         let mn_only = m.clone();
         append_auth(&mut m, AuthKind::FaHa, &fa);
-        assert_eq!(verify_mn_ha(&mn_only, &mn), Ok(0x300));
-        assert_eq!(verify_mn_ha(&m, &mn), Ok(0x300));
+        assert_eq!(verify_mn_ha(&mn_only, &mn.clone().into()), Ok(0x300));
+        assert_eq!(verify_mn_ha(&m, &mn.clone().into()), Ok(0x300));
         assert_eq!(
             verify_with(&m, AuthKind::FaHa, &fa.clone().into()),
             Ok(0x100)
@@ -681,34 +694,50 @@ mod tests {
         // The FA-HA key does not verify the MN-HA extension, nor an SPI not the MN's.
         let wrong_key = SecurityAssociation::new(0x300, b"k1", Algorithm::HmacMd5);
         assert_eq!(
-            verify_mn_ha(&m, &wrong_key),
+            verify_mn_ha(&m, &wrong_key.clone().into()),
             Err(AuthError::BadAuthenticator)
         );
         let wrong_spi = SecurityAssociation::new(0x301, b"mobile node key!", Algorithm::HmacMd5);
         assert_eq!(
-            verify_mn_ha(&m, &wrong_spi),
+            verify_mn_ha(&m, &wrong_spi.clone().into()),
             Err(AuthError::UnknownSpi(0x300))
         );
-        assert_eq!(verify_mn_ha(&rrq(), &mn), Err(AuthError::Missing));
+        assert_eq!(
+            verify_mn_ha(&rrq(), &mn.clone().into()),
+            Err(AuthError::Missing)
+        );
         // Another extension after the MN-HA one is not protected by it.
         let mut trailing = mn_only.clone();
         trailing.extend_from_slice(&[200, 0]);
-        assert_eq!(verify_mn_ha(&trailing, &mn), Err(AuthError::NotLast));
+        assert_eq!(
+            verify_mn_ha(&trailing, &mn.clone().into()),
+            Err(AuthError::NotLast)
+        );
         // Two FA-HA extensions after it: the second is not allowed.
         let mut two = m.clone();
         append_auth(&mut two, AuthKind::FaHa, &fa);
-        assert_eq!(verify_mn_ha(&two, &mn), Err(AuthError::NotLast));
+        assert_eq!(
+            verify_mn_ha(&two, &mn.clone().into()),
+            Err(AuthError::NotLast)
+        );
         // A second MN-HA extension.
         let mut dup = mn_only.clone();
         append_auth(&mut dup, AuthKind::MnHa, &mn);
-        assert_eq!(verify_mn_ha(&dup, &mn), Err(AuthError::Duplicate));
+        assert_eq!(
+            verify_mn_ha(&dup, &mn.clone().into()),
+            Err(AuthError::Duplicate)
+        );
         // Truncated anywhere but between the two extensions (the MN-HA
         // one alone is whole): never a pass, never a panic.
         for n in (0..m.len()).filter(|&n| n != mn_only.len()) {
-            assert_ne!(verify_mn_ha(&m[..n], &mn), Ok(MN_SPI_OF_TEST), "cut to {n}");
+            assert_ne!(
+                verify_mn_ha(&m[..n], &mn.clone().into()),
+                Ok(MN_SPI_OF_TEST),
+                "cut to {n}"
+            );
         }
         assert_eq!(
-            verify_mn_ha(&m[..m.len() - 1], &mn),
+            verify_mn_ha(&m[..m.len() - 1], &mn.clone().into()),
             Err(AuthError::Malformed)
         );
         // The plain verify still wants its extension last.

@@ -60,8 +60,14 @@ pub(super) fn check(f: &File, v: &mut Errors) -> Vec<MnHaSa> {
             e.key.as_deref(),
         );
         let sa = super::peers::sa_fields(&p, fields, "part of the MN-HA association", v);
+        let also_accept =
+            super::peers::more_sas(&p, &e.also_accept, (e.spi, Some(Algorithm::HmacMd5)), v);
         if let (Some(selector), Some(sa)) = (selector, sa) {
-            out.push(MnHaSa { selector, sa });
+            out.push(MnHaSa {
+                selector,
+                sa,
+                also_accept,
+            });
         }
     }
     out

@@ -143,19 +143,32 @@ fn also_accept(
         );
         return Vec::new();
     }
-    let mut spis: Vec<u32> = own.map(|sa| sa.spi).into_iter().collect();
+    more_sas(p, &pr.also_accept, (own.map(|sa| sa.spi), None), v)
+}
+
+/// The associations of `p.also_accept` (a peer's or an `[[mn_ha]]`
+/// entry's), each whole and each with an SPI of its own and not `own`'s;
+/// without an algorithm, `algorithm`'s if given.
+pub(super) fn more_sas(
+    p: &str,
+    entries: &[file::SaFields],
+    (own, algorithm): (Option<u32>, Option<crate::config::Algorithm>),
+    v: &mut Errors,
+) -> Vec<PeerSa> {
+    let mut spis: Vec<u32> = own.into_iter().collect();
     let mut out = Vec::new();
-    for (i, e) in pr.also_accept.iter().enumerate() {
+    for (i, e) in entries.iter().enumerate() {
         let q = format!("{p}.also_accept[{i}]");
         let why = "part of the security association";
-        let Some(sa) = sa_fields(&q, (e.spi, e.algorithm, e.key.as_deref()), why, v) else {
+        let fields = (e.spi, e.algorithm.or(algorithm), e.key.as_deref());
+        let Some(sa) = sa_fields(&q, fields, why, v) else {
             continue;
         };
         if spis.contains(&sa.spi) {
             v.err(
                 format!("{q}.spi"),
                 format!(
-                    "{} is already this peer's (each association its own SPI)",
+                    "{} is already this entry's (each association its own SPI)",
                     sa.spi
                 ),
             );

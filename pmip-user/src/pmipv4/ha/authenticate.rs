@@ -21,18 +21,35 @@
 //!   MN, as it did before per-MN associations existed. Counted `mn_unknown`.
 use std::sync::Arc;
 
-use super::super::auth::{self, AuthError, SecurityAssociation};
+use super::super::auth::{self, AuthError, PeerKeys, SecurityAssociation};
 use super::super::wire::ext::{AuthKind, ExtList as _};
 use super::super::wire::{RegistrationRequestRepr, ReplyCode};
 use super::{Ha, PmaPeer};
 
 /// What authenticating a request came to.
 pub(super) enum Authentication {
-    /// Authenticated; per MN: the MN's association, which signs the reply.
-    Passed(Option<Arc<SecurityAssociation>>),
+    /// Authenticated; per MN: the MN's associations, which sign the reply.
+    Passed(Option<MnKeys>),
     /// Refused with this code; the reply is signed with the MN's
     /// association too when the request was per MN.
-    Refused(ReplyCode, Option<Arc<SecurityAssociation>>),
+    Refused(ReplyCode, Option<MnKeys>),
+}
+
+/// A per-MN request's mobile node: its associations, and the SPI its
+/// MN-HA extension named.
+#[derive(Clone)]
+pub(super) struct MnKeys {
+    keys: Arc<PeerKeys>,
+    spi: Option<u32>,
+}
+
+impl MnKeys {
+    /// What the reply's MN-HA extension is made with: the association the
+    /// request used (during a rollover the PMA may be on the one we also
+    /// accept), or, unknown, the current one.
+    pub(super) fn sa(&self) -> &SecurityAssociation {
+        self.keys.answering(self.spi)
+    }
 }
 
 impl Ha {
@@ -49,7 +66,7 @@ impl Ha {
         let mn = per_mn
             .then(|| nai.and_then(|n| self.cfg.mn_ha.get(n)).cloned())
             .flatten();
-        let Some(sa) = mn else {
+        let Some(keys) = mn else {
             if per_mn {
                 self.counters.mn_unknown += 1;
             }
@@ -58,7 +75,9 @@ impl Ha {
                 Err(e) => Authentication::Refused(self.fa_ha_refusal(e), None),
             };
         };
-        if let Err(e) = auth::verify_mn_ha(payload, &sa) {
+        let spi = exts.auth(AuthKind::MnHa).map(|(spi, _)| spi);
+        let sa = MnKeys { keys, spi };
+        if let Err(e) = auth::verify_mn_ha(payload, &sa.keys) {
             if matches!(e, AuthError::NotLast | AuthError::Malformed) {
                 self.counters.poorly_formed += 1;
                 return Authentication::Refused(ReplyCode::PoorlyFormed, Some(sa));

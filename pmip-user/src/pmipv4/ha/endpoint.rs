@@ -58,6 +58,7 @@ impl Endpoint for Ha {
                 };
                 tracing::info!(%peer, ?realm, bindings = n, "release through a PMA");
             }
+            AnchorCommand::Rekey(keys) => self.rekey(&keys),
         }
     }
     fn poll_transmit(&mut self) -> Option<Transmit> {

@@ -6,9 +6,6 @@
 //! home address free again, its record deleted. Renewals are answered as
 //! usual.
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::Arc;
-
-use super::super::auth::SecurityAssociation;
 
 use super::super::wire::{ExtRepr, ReplyCode};
 use super::request::ReplyTo;
@@ -26,7 +23,8 @@ pub(super) type Refusal = (
     u64,
     u64,
     Ipv4Addr,
-    Option<Arc<SecurityAssociation>>,
+    // A per-MN request's associations, and the SPI it named.
+    Option<super::authenticate::MnKeys>,
     // The SPI of the PMA's association the answer was signed with.
     u32,
 );
@@ -46,7 +44,7 @@ impl Ha {
                     let to = ReplyTo {
                         src,
                         sa: &sa,
-                        mn: mn.as_deref(),
+                        mn: mn.as_ref().map(|m| m.sa()),
                         ident,
                         now_ntp,
                     };

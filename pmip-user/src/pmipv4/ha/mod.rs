@@ -520,6 +520,26 @@ impl Ha {
         Err(Refusal(ReplyCode::InsufficientResources))
     }
 
+    /// Takes `keys` (a reload, `daemon/reload.rs`) for everything checked
+    /// and signed from now on: each PMA's FA-HA associations and the
+    /// per-MN ones. Bindings stay; a request is checked against the
+    /// association its SPI names among the new ones, and answered with it.
+    /// Peers are a restart's: a PMA without keys here keeps its own.
+    pub fn rekey(&mut self, keys: &super::auth::Keys) {
+        for p in &mut self.cfg.peers {
+            if let Some(k) = keys.peers.get(&p.address) {
+                p.sa = k.clone();
+                self.peers.insert(p.address, std::sync::Arc::new(p.clone()));
+            }
+        }
+        self.cfg.mn_ha = keys.mn_ha.clone();
+        tracing::info!(
+            peers = self.cfg.peers.len(),
+            per_mn = !keys.mn_ha.is_empty(),
+            "keys replaced"
+        );
+    }
+
     /// Keeps what the data plane still forwards with (an earlier run's
     /// bindings in pinned maps) from being given to a new binding: uplink
     /// GRE keys, subscriber ids and home addresses.

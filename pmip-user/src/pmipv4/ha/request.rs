@@ -147,12 +147,12 @@ impl Ha {
         let mn = match self.authenticate(payload, &rrq, &peer) {
             Authentication::Passed(mn) => mn,
             Authentication::Refused(code, mn) => {
-                to.mn = mn.as_deref();
+                to.mn = mn.as_ref().map(|m| m.sa());
                 self.reply(&to, code, (0, hoa), nai_ext());
                 return;
             }
         };
-        to.mn = mn.as_deref();
+        to.mn = mn.as_ref().map(|m| m.sa());
         // RFC 4433 §5.3: a redirect is for a request that passed every
         // check (authentication, Identification, HA field): 143 with the
         // Redirected HA extension, and our address in the HA field.

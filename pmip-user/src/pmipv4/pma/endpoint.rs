@@ -147,6 +147,7 @@ impl Endpoint for Pma {
             AccessCommand::Presence { .. } => {}
             // The HA's refusals are not remembered across attaches here.
             AccessCommand::ForgetRefusals { .. } => {}
+            AccessCommand::Rekey(keys) => self.rekey(&keys),
             AccessCommand::DetachAll => {
                 let mut nais: Vec<String> = self.sessions.keys().cloned().collect();
                 nais.sort_unstable();

@@ -566,6 +566,27 @@ impl Pma {
         }
     }
 
+    /// Takes `keys` (a reload, `daemon/reload.rs`) for everything signed and
+    /// checked from now on: each HA's FA-HA associations and the per-MN
+    /// ones. A request already sent is answered with the key it used (the
+    /// HA signs with the request's SPI), which the reply is checked
+    /// against if it is still accepted; if not, the retransmission carries
+    /// the new one. Peers are a restart's: an HA without keys here keeps
+    /// its own.
+    pub fn rekey(&mut self, keys: &super::auth::Keys) {
+        for p in &mut self.cfg.home_agents {
+            if let Some(k) = keys.peers.get(&p.address) {
+                p.sa = k.clone();
+            }
+        }
+        self.cfg.mn_ha = keys.mn_ha.clone();
+        tracing::info!(
+            peers = self.cfg.home_agents.len(),
+            per_mn = !keys.mn_ha.is_empty(),
+            "keys replaced"
+        );
+    }
+
     /// Keeps the downlink GRE keys the data plane still forwards with (an
     /// earlier run's bindings in pinned maps) from being given to a new subscriber.
     pub fn reserve(&mut self, held: &crate::dataplane::Held) {

@@ -97,13 +97,13 @@ fn a_per_mn_registration_carries_both_authenticators_both_ways() {
     // Draft §5.1: the method extension is only for a per-node association.
     assert_eq!(rq.extensions.per_node_auth_method(), None);
     let raw = &net.wire[0].2;
-    assert_eq!(auth::verify_mn_ha(raw, &mn_sa()), Ok(MN_SPI));
+    assert_eq!(auth::verify_mn_ha(raw, &mn_sa().into()), Ok(MN_SPI));
     assert_eq!(
         auth::verify_with(raw, AuthKind::FaHa, &sa().clone().into()),
         Ok(SPI)
     );
     let rp = last_reply_bytes(&net);
-    assert_eq!(auth::verify_mn_ha(&rp, &mn_sa()), Ok(MN_SPI));
+    assert_eq!(auth::verify_mn_ha(&rp, &mn_sa().into()), Ok(MN_SPI));
     assert_eq!(
         auth::verify_with(&rp, AuthKind::FaHa, &sa().clone().into()),
         Ok(SPI)
@@ -146,7 +146,7 @@ fn the_ha_checks_the_mn_ha_authenticator_then_the_fa_ha_one() {
         net.inject(PMA1, HA1, &m);
         assert_eq!(last_code(&net), ReplyCode::MnFailedAuth);
         let rp = last_reply_bytes(&net);
-        assert_eq!(auth::verify_mn_ha(&rp, &mn), Ok(MN_SPI));
+        assert_eq!(auth::verify_mn_ha(&rp, &mn.clone().into()), Ok(MN_SPI));
         assert_eq!(
             auth::verify_with(&rp, AuthKind::FaHa, &fa.clone().into()),
             Ok(SPI)
@@ -168,7 +168,10 @@ fn the_ha_checks_the_mn_ha_authenticator_then_the_fa_ha_one() {
         let m = request(&net, "a@ex", 600, Some(&mn), None, fa_ha);
         net.inject(PMA1, HA1, &m);
         assert_eq!(last_code(&net), ReplyCode::FaFailedAuth);
-        assert_eq!(auth::verify_mn_ha(&last_reply_bytes(&net), &mn), Ok(MN_SPI));
+        assert_eq!(
+            auth::verify_mn_ha(&last_reply_bytes(&net), &mn.clone().into()),
+            Ok(MN_SPI)
+        );
     }
     // An extension after the MN-HA one that is not the FA's: 134.
     let pad = ExtRepr::Unknown {
@@ -194,7 +197,7 @@ fn the_ha_checks_the_mn_ha_authenticator_then_the_fa_ha_one() {
     net.inject(PMA1, HA1, &m);
     assert_eq!(last_code(&net), ReplyCode::IdentMismatch);
     let rp = last_reply_bytes(&net);
-    assert_eq!(auth::verify_mn_ha(&rp, &mn), Ok(MN_SPI));
+    assert_eq!(auth::verify_mn_ha(&rp, &mn.clone().into()), Ok(MN_SPI));
     assert_eq!(
         auth::verify_with(&rp, AuthKind::FaHa, &fa.clone().into()),
         Ok(SPI)
@@ -248,4 +251,70 @@ fn the_pma_discards_a_reply_without_the_mns_authenticator() {
     assert_eq!(net.pma(PMA1).counters().rx_mn_ha_failed, 2);
     net.inject(HA1, PMA1, &reply(Some(&mn_sa())));
     assert!(net.pma(PMA1).registration("ue1@ex").is_some());
+}
+
+/// A realm's MN-HA key rolled over by reloads (`rekey`; the realm now
+/// spelled in capitals), with ue1@ex registered and renewing: the HA takes
+/// the new key and keeps the old one accepted (`mn_ha[].also_accept`),
+/// then the PMA, then both drop the old one. Every renewal is accepted,
+/// each answered with the key it was signed with; the old key is refused
+/// at the end.
+#[test]
+fn a_realms_key_rolls_over_by_reloads_while_its_subscribers_stay_registered() {
+    let mut net = per_mn_net();
+    let now = net.now;
+    net.pma(PMA1).attach(now, sub("ue1@ex", 1));
+    net.settle();
+    let home = net.pma(PMA1).registration("ue1@ex");
+    assert!(home.is_some());
+    let new = SecurityAssociation::new(MN_SPI + 1, b"the next MN key", Algorithm::HmacMd5);
+    let rekeyed = |current: &SecurityAssociation, also: &[SecurityAssociation]| {
+        let mut k = MnHaKeys::default();
+        let keys = crate::pmipv4::auth::PeerKeys {
+            current: current.clone(),
+            also: also.to_vec(),
+        };
+        k.insert_realm("EX", keys);
+        crate::pmipv4::auth::Keys {
+            peers: [(PMA1, sa().into()), (HA1, sa().into())].into(),
+            mn_ha: k,
+        }
+    };
+    // The MN-HA SPIs of the last request and of its reply (each checked
+    // with its own key).
+    let last_spis = |net: &Net| {
+        let last = |src: Ipv4Addr, ty: u8| {
+            let (_, _, p) = net
+                .wire
+                .iter()
+                .rev()
+                .find(|(s, _, p)| *s == src && p.first() == Some(&ty))
+                .expect("a message");
+            [&mn_sa(), &new]
+                .iter()
+                .find_map(|sa| auth::verify_mn_ha(p, &(*sa).clone().into()).ok())
+        };
+        (last(PMA1, 1), last(HA1, 3))
+    };
+    let renew = |net: &mut Net| net.run_for(Duration::from_secs(460));
+    // 1. The HA: the new key its own, the old one accepted.
+    net.ha(HA1).rekey(&rekeyed(&new, &[mn_sa()]));
+    renew(&mut net);
+    assert_eq!(last_spis(&net), (Some(MN_SPI), Some(MN_SPI)));
+    // 2. The PMA the same: it signs with the new key, answered with it.
+    net.pma(PMA1).rekey(&rekeyed(&new, &[mn_sa()]));
+    renew(&mut net);
+    assert_eq!(last_spis(&net), (Some(MN_SPI + 1), Some(MN_SPI + 1)));
+    // 3. The old key goes, on both.
+    net.ha(HA1).rekey(&rekeyed(&new, &[]));
+    net.pma(PMA1).rekey(&rekeyed(&new, &[]));
+    renew(&mut net);
+    assert_eq!(net.pma(PMA1).registration("ue1@ex"), home);
+    let c = net.ha(HA1).counters().clone();
+    assert_eq!((c.renewals, c.mn_failed_auth), (3, 0));
+    assert_eq!(net.pma(PMA1).counters().rx_mn_ha_failed, 0);
+    // The old key is refused now (131).
+    net.pma(PMA1).rekey(&rekeyed(&mn_sa(), &[]));
+    renew(&mut net);
+    assert!(net.ha(HA1).counters().mn_failed_auth > 0);
 }

@@ -57,6 +57,8 @@ impl Endpoint for Lma {
                 let n = self.revoke_peer(now, peer, realm.as_deref());
                 tracing::info!(%peer, ?realm, bindings = n, "release through a MAG");
             }
+            // PMIPv4's; a reload never sends it to an LMA.
+            AnchorCommand::Rekey(_) => {}
         }
     }
     fn poll_transmit(&mut self) -> Option<Transmit> {
