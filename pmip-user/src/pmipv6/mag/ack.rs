@@ -345,6 +345,24 @@ impl Mag {
                     self.fail(at, FailReason::Rejected(ba.status));
                 }
             }
+            // RFC 5844 §3.2.3.2: not this IPv4 address — the MAG "SHOULD NOT
+            // request the same IPv4 address again, but MAY request the local
+            // mobility anchor to perform the address assignment" (ALL_ZERO).
+            // A new registration asks once more that way: the address was
+            // the subscriber's hint (DHCP option 50, RFC 2131 §4.3.1: a
+            // client asks for its last address) or the access profile's,
+            // and the anchor decides.
+            BaStatus::NOT_AUTHORIZED_FOR_IPV4_HOME_ADDRESS => {
+                let e = self.entries.get_mut(&at).expect("caller checked");
+                if e.granted.is_none() && e.req.requested_v4.is_some() {
+                    e.req.requested_v4 = None;
+                    e.retx = 0;
+                    self.counters.ipv4_address_refused_retried += 1;
+                    self.send_pbu(now, at, false);
+                } else {
+                    self.fail(at, FailReason::Rejected(ba.status));
+                }
+            }
             // RFC 5213 §6.9.1.2 (7): proxy registration is not enabled for
             // this MN: no PBU for it "until an administrative action is
             // taken", and service denied.

@@ -236,6 +236,9 @@ pub struct MagCounters {
     /// 170 answers to a dual-stack PBU, asked again for IPv6 alone (RFC
     /// 5844 §3.2.3.2).
     pub ipv4_refused_retried_ipv6: u64,
+    /// New registrations refused the IPv4 address they asked for (171)
+    /// and asked again for any (RFC 5844 §3.2.3.2).
+    pub ipv4_address_refused_retried: u64,
     /// Refusals (152, 170, 172) remembered for their MN (`refusal.rs`), and
     /// attaches that failed on one without a PBU.
     pub refusal_held: u64,
