@@ -90,6 +90,11 @@ macro_rules! gateway_tests {
             run($crate::gateway_cases::revocation);
         }
 
+        #[test]
+        fn anchor_profile_added_by_reload() {
+            run($crate::gateway_cases::anchor_profile_by_reload);
+        }
+
         /// Needs no root: validation happens before any socket or interface.
         #[test]
         fn bad_configs_refused_naming_the_key() {
@@ -671,6 +676,52 @@ pub fn revocation(proto: Proto) -> Result<()> {
         e.contains("no binding") && e.contains("exit status: 4"),
         "{e}"
     );
+    Ok(())
+}
+
+/// An operator gives a registered subscriber a static home address on the
+/// anchor with `pmipctl reload` (a `[[profiles]]` entry for its NAI), no
+/// restart: the binding in place keeps its address; once the subscriber
+/// has left (DHCPRELEASE, and for PMIPv6 the LMA's entry deleted) and
+/// comes back, the anchor gives it the profile's address, and traffic
+/// flows. A profile for an address outside the pools
+/// and any other change are not what this checks (the config checks).
+pub fn anchor_profile_by_reload(proto: Proto) -> Result<()> {
+    let mut l = Lab::up(opts(proto, "pr", 1))?;
+    let first = l.attach(false)?;
+    let (_, b) = l.wait_registered(0)?;
+    let pid = l.lma().pid();
+    let pinned: std::net::Ipv4Addr = "10.64.0.77".parse()?;
+    ensure!(first.ip != pinned.to_string(), "the pool gave {pinned} already");
+    let path = l.dir.0.join("anchor.toml");
+    let mut toml = std::fs::read_to_string(&path)?;
+    toml.push_str(&format!(
+        "\n[[profiles]]\nname = \"pinned\"\nnai = \"{}\"\nhome_address = \"{pinned}\"\n",
+        b.nai
+    ));
+    std::fs::write(&path, toml)?;
+    let out = l.lma().ctl(&["reload"])?;
+    ensure!(out.contains("reloaded: profiles"), "reload: {out}");
+    let (_, kept) = l.wait_registered(0)?;
+    ensure!(kept.home_v4 == b.home_v4, "the binding in place changed: {kept:?}");
+    l.client().release()?;
+    l.lma()
+        .wait_bindings(Duration::from_secs(5), "binding gone after RELEASE", none)?;
+    if proto == Proto::Pmipv6 {
+        // RFC 5213 §5.3.5: the LMA keeps the entry MinDelayBeforeBCEDelete
+        // (10 s) for a MAG to take over; a registration before then gets
+        // it back, address and all.
+        l.lma()
+            .wait_counter("deleted_after_dereg", 1, Duration::from_secs(15))?;
+    }
+    l.client().renew()?;
+    let again = l.client().wait_event("bound", 2, Duration::from_secs(25))?;
+    ensure!(again.ip == pinned.to_string(), "bound to {} after the reload", again.ip);
+    let (_, b) = l.wait_registered(0)?;
+    ensure!(b.home_v4 == Some(pinned), "the anchor's binding: {b:?}");
+    let (s, r, t) = Lab::ping(&l.sub, &lab::CN.to_string(), 3)?;
+    ensure!(s > 0 && r == s, "traffic from {pinned}:\n{t}");
+    ensure!(l.lma().pid() == pid, "the anchor restarted");
     Ok(())
 }
 

@@ -88,11 +88,38 @@ pub enum AccessCommand {
     ForgetRefusals {
         nai: String,
     },
-    /// A reload changed only keys (`daemon/reload.rs`): a PMA takes them
-    /// for what it signs and checks from now on; a MAG has none of its own
-    /// (its signaling's ESP keys are the transport's) and never gets this.
-    Rekey(std::sync::Arc<crate::pmipv4::auth::Keys>),
+    /// A reload changed what the registrar may take while it runs (see
+    /// [`Reconfig`]).
+    Reconfigure(Reconfig),
 }
+
+/// The registrar's configuration as a reload built it from the new file
+/// (`daemon/reload.rs`): the running registrar takes what may change while
+/// it runs and keeps the rest — a PMA and an HA their keys (the peers'
+/// FA-HA associations and the per-MN ones), an LMA and an HA the
+/// subscriber profiles (what new registrations get). A MAG has nothing
+/// of the kind (its signaling's ESP keys are the transport's) and is never
+/// sent one. Compared by identity (the configurations are large).
+#[derive(Clone, Debug)]
+pub enum Reconfig {
+    Lma(std::sync::Arc<crate::pmipv6::lma::LmaConfig>),
+    Pma(std::sync::Arc<crate::pmipv4::pma::PmaConfig>),
+    Ha(std::sync::Arc<crate::pmipv4::ha::HaConfig>),
+}
+
+impl PartialEq for Reconfig {
+    fn eq(&self, other: &Self) -> bool {
+        use std::sync::Arc;
+        match (self, other) {
+            (Reconfig::Lma(a), Reconfig::Lma(b)) => Arc::ptr_eq(a, b),
+            (Reconfig::Pma(a), Reconfig::Pma(b)) => Arc::ptr_eq(a, b),
+            (Reconfig::Ha(a), Reconfig::Ha(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Reconfig {}
 
 /// Why a registration did not complete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,9 +206,8 @@ pub enum AnchorCommand {
     /// PMIPv6 LMA sends one global BRI (RFC 5846 §8.1), the PMIPv4 HA one
     /// revocation per binding (RFC 3543 has no bulk form).
     ReleasePeer { peer: IpAddr, realm: Option<String> },
-    /// A reload changed only keys: an HA takes them (as
-    /// [`AccessCommand::Rekey`]); an LMA never gets this.
-    Rekey(std::sync::Arc<crate::pmipv4::auth::Keys>),
+    /// As [`AccessCommand::Reconfigure`].
+    Reconfigure(Reconfig),
 }
 
 /// Whether the NAI `nai` is of `realm`: the part after its last '@' is it,

@@ -52,10 +52,10 @@ pub(super) struct Loop {
     heard: heartbeat::Heard,
     pub(super) dead: BTreeSet<String>,
     pub(super) services: BTreeMap<IpAddr, Service>,
-    /// The keys of the last reload that changed them (PMIPv4): a service
-    /// started later is built from the configuration of the start and
-    /// takes them too.
-    keys: Option<Arc<crate::pmipv4::auth::Keys>>,
+    /// The registrars' configuration of the last reload that changed what
+    /// they take (keys, profiles): a service started later is built from
+    /// the configuration of the start and takes it too.
+    reconfig: Option<crate::agent::registrar::Reconfig>,
     /// When each free address was first seen free.
     free_since: BTreeMap<IpAddr, Instant>,
     joined: Instant,
@@ -186,7 +186,7 @@ pub(super) async fn spawn(ctx: Ctx, cmds: mpsc::Receiver<Cmd>) -> Result<JoinHan
         heard: hb.heard,
         dead: BTreeSet::new(),
         services: BTreeMap::new(),
-        keys: None,
+        reconfig: None,
         free_since: BTreeMap::new(),
         joined: Instant::now(),
         revoked: BTreeSet::new(),
@@ -607,8 +607,8 @@ impl Loop {
         };
         match Service::start(&self.ctx, a, fence).await {
             Ok(s) => {
-                if let Some(k) = &self.keys {
-                    s.command(AnchorCommand::Rekey(k.clone()));
+                if let Some(r) = &self.reconfig {
+                    s.command(AnchorCommand::Reconfigure(r.clone()));
                 }
                 self.services.insert(a, s);
             }
@@ -721,8 +721,8 @@ impl Loop {
                 let _ = tx.send(v);
             }
             Cmd::Command(cmd) => {
-                if let AnchorCommand::Rekey(k) = &cmd {
-                    self.keys = Some(k.clone());
+                if let AnchorCommand::Reconfigure(r) = &cmd {
+                    self.reconfig = Some(r.clone());
                 }
                 for s in self.services.values() {
                     s.command(cmd.clone());

@@ -144,15 +144,18 @@ fn lma_v4_pool(p: &Ipv4Pool) -> lma::Ipv4PoolConfig {
 pub fn pma(cfg: &Config) -> Result<pma::PmaConfig, ConfigError> {
     let t = &cfg.timers;
     let addr = pmipv4_address(cfg)?;
-    let mut keys = pmipv4_keys(cfg)?;
-    let has = v4_peers(cfg)
-        .filter_map(|a| {
-            let sa = keys.peers.remove(&a)?;
-            Some(pma::HaPeer { address: a, sa })
-        })
-        .collect();
+    let tolerance = tolerance_s(cfg);
+    let mut has = Vec::new();
+    for (i, p) in cfg.peers.iter().enumerate() {
+        if let IpAddr::V4(a) = p.address {
+            has.push(pma::HaPeer {
+                address: a,
+                sa: sa_of(i, p, tolerance)?,
+            });
+        }
+    }
     let mut pcfg = pma::PmaConfig::new(addr, has);
-    pcfg.mn_ha = keys.mn_ha;
+    pcfg.mn_ha = mn_ha_keys(cfg, tolerance);
     pcfg.revoke_to = revoking(cfg);
     // RFC 4433: HAs that assign one (`dynamic_ha`), or the anchor cluster's
     // service address that redirects (`runtime_assignment`).
@@ -182,23 +185,23 @@ pub fn pma(cfg: &Config) -> Result<pma::PmaConfig, ConfigError> {
 pub fn ha(cfg: &Config) -> Result<ha::HaConfig, ConfigError> {
     let t = &cfg.timers;
     let addr = pmipv4_address(cfg)?;
+    let tolerance = tolerance_s(cfg);
     let pool = cfg.ipv4_pools().next().ok_or_else(|| ConfigError {
         path: "pools".into(),
         problem: "the HA needs an IPv4 pool".into(),
     })?;
-    let mut keys = pmipv4_keys(cfg)?;
-    let peers = v4_peers(cfg)
-        .filter_map(|a| {
-            let sa = keys.peers.remove(&a)?;
-            Some(ha::PmaPeer {
+    let mut peers = Vec::new();
+    for (i, p) in cfg.peers.iter().enumerate() {
+        if let IpAddr::V4(a) = p.address {
+            peers.push(ha::PmaPeer {
                 address: a,
-                sa,
+                sa: sa_of(i, p, tolerance)?,
                 proxy_allowed: true,
-            })
-        })
-        .collect();
+            });
+        }
+    }
     let mut hcfg = ha::HaConfig::new(addr, ha_range(pool), peers);
-    hcfg.mn_ha = keys.mn_ha;
+    hcfg.mn_ha = mn_ha_keys(cfg, tolerance);
     hcfg.max_lifetime_s = t.lifetime.as_secs().min(u16::MAX.into()) as u16;
     hcfg.revocation_timeout_ms = millis(t.bri_delay_min);
     hcfg.revocation_retries = t.bri_max_retransmissions.into();
@@ -216,31 +219,6 @@ pub fn ha(cfg: &Config) -> Result<ha::HaConfig, ConfigError> {
         })
         .collect();
     Ok(hcfg)
-}
-
-/// Every key of a PMIPv4 gateway (its IPv4 peers' FA-HA associations and
-/// `[[mn_ha]]`): what the PMA and the HA are built with, and what a reload
-/// that changed only keys hands the running one.
-pub fn pmipv4_keys(cfg: &Config) -> Result<auth::Keys, ConfigError> {
-    let tolerance = tolerance_s(cfg);
-    let mut peers = std::collections::HashMap::new();
-    for (i, p) in cfg.peers.iter().enumerate() {
-        if let IpAddr::V4(a) = p.address {
-            peers.insert(a, sa_of(i, p, tolerance)?);
-        }
-    }
-    Ok(auth::Keys {
-        peers,
-        mn_ha: mn_ha_keys(cfg, tolerance),
-    })
-}
-
-/// The IPv4 peers' addresses, in the file's order.
-fn v4_peers(cfg: &Config) -> impl Iterator<Item = std::net::Ipv4Addr> + '_ {
-    cfg.peers.iter().filter_map(|p| match p.address {
-        IpAddr::V4(a) => Some(a),
-        IpAddr::V6(_) => None,
-    })
 }
 
 /// Builds the configured role's agent as `pmipd run` does, for the errors

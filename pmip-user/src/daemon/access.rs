@@ -680,9 +680,9 @@ where
                     break if deregister { StopMode::Release } else { StopMode::Keep };
                 }
                 if req == Request::Reload {
-                    let r = reloader.serve(|keys| async {
-                        h.command(AccessCommand::Rekey(keys));
-                        // Taken in order: answered once the keys are in.
+                    let r = reloader.serve(|new| async {
+                        h.command(AccessCommand::Reconfigure(new));
+                        // Taken in order: answered once the registrar has it.
                         let _ = h.report().await;
                     });
                     let _ = reply.send(r.await);

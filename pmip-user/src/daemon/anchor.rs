@@ -91,9 +91,9 @@ where
                     break if deregister { StopMode::Release } else { StopMode::Keep };
                 }
                 let r = match req {
-                    Request::Reload => reloader.serve(|keys| async {
-                        h.command(AnchorCommand::Rekey(keys));
-                        // Taken in order: answered once the keys are in.
+                    Request::Reload => reloader.serve(|new| async {
+                        h.command(AnchorCommand::Reconfigure(new));
+                        // Taken in order: answered once the registrar has it.
                         let _ = h.report().await;
                     }).await,
                     Request::ShowAaa => aaa.show(control::role_name(cfg)).await,
@@ -144,10 +144,10 @@ pub(super) async fn run_cluster(
         tokio::select! {
             Some((req, reply)) = ctl.recv() => {
                 let r = match req {
-                    Request::Reload => reloader.serve(|keys| async {
-                        cluster.command(AnchorCommand::Rekey(keys)).await;
+                    Request::Reload => reloader.serve(|new| async {
+                        cluster.command(AnchorCommand::Reconfigure(new)).await;
                         // Taken in order by every service: answered once
-                        // they have the keys.
+                        // they have it.
                         let _ = cluster.report().await;
                     }).await,
                     Request::ShowCluster => match cluster.show().await {

@@ -5,21 +5,23 @@
 //! gateway is never half reconfigured.
 //!
 //! Live today: `profiles` and `dhcp.dns` on the access side (read at each
-//! attach from [`Live`]); on a PMIPv4 gateway (PMA, HA) its keys — the
-//! peers' FA-HA associations (`spi`, `key`, `algorithm`, `also_accept`)
-//! and `mn_ha` — which the registrar takes through its `Rekey` command, so
-//! that a key rollover needs no restart. An unchanged file is a no-op.
-//! Everything else is fixed at start: interfaces, addresses, the fast
-//! path's sizes and pins and the control socket are the process's own
-//! resources, and the registrars take the rest of their configuration
-//! (`timers`, `pools`, the peers themselves, the anchor's profiles) when
-//! they are built.
+//! attach from [`Live`]); what the registrar takes through its
+//! `Reconfigure` command (`agent::registrar::Reconfig`): on a PMIPv4
+//! gateway (PMA, HA) its keys — the peers' FA-HA associations (`spi`,
+//! `key`, `algorithm`, `also_accept`) and `mn_ha` — so that a key rollover
+//! needs no restart, and on an anchor (LMA, HA) the subscriber profiles.
+//! An unchanged file is a no-op. Everything else is fixed at start:
+//! interfaces, addresses, the fast path's sizes and pins and the control
+//! socket are the process's own resources, and the registrars take the
+//! rest of their configuration (`timers`, `pools`, the peers themselves)
+//! when they are built.
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use crate::agent::registrar::Reconfig;
+use crate::config::agents;
 use crate::config::{Config, Peer, Protocol, Role};
 use crate::ctl::Response;
-use crate::pmipv4::auth::Keys;
 
 /// The configuration as it is now, shared by the parts that read it per
 /// request (the access glue at each attach) and swapped by a reload.
@@ -113,9 +115,9 @@ pub(crate) fn changes(old: &Config, new: &Config) -> Vec<(&'static str, bool)> {
         false,
     );
     note("pools", old.pools != new.pools, false);
-    // The access glue resolves profiles at each attach; the anchor's are
-    // inside its registrar.
-    note("profiles", old.profiles != new.profiles, access);
+    // The access glue resolves profiles at each attach; an anchor's
+    // registrar takes them (`Reconfigure`).
+    note("profiles", old.profiles != new.profiles, true);
     note(
         "static_bindings",
         old.static_bindings != new.static_bindings,
@@ -154,10 +156,10 @@ fn keyless(peers: &[Peer]) -> Vec<Peer> {
 
 impl Reloader {
     /// Reads and checks the file, and applies it if everything that changed
-    /// can change live; otherwise changes nothing and says why. The keys
-    /// come back when they changed: the caller hands them to the
-    /// registrar(s) ([`Reloader::serve`]).
-    pub(crate) fn reload(&self) -> (Response, Option<Arc<Keys>>) {
+    /// can change live; otherwise changes nothing and says why. The
+    /// registrar's new configuration comes back when something it takes
+    /// changed: the caller hands it over ([`Reloader::serve`]).
+    pub(crate) fn reload(&self) -> (Response, Option<Reconfig>) {
         let new = match Config::load(&self.path) {
             Ok(c) => c,
             Err(errs) => {
@@ -179,12 +181,12 @@ impl Reloader {
             );
             return (refused(&self.path, &why), None);
         }
-        let rekey = changed
+        let registrar = changed
             .iter()
-            .any(|(k, _)| *k == PEER_KEYS || *k == "mn_ha");
-        let keys = match rekey.then(|| crate::config::agents::pmipv4_keys(&new)) {
-            None => None,
-            Some(Ok(k)) => Some(Arc::new(k)),
+            .any(|(k, _)| [PEER_KEYS, "mn_ha", "profiles"].contains(k));
+        let reconfig = match registrar.then(|| reconfig(&new)) {
+            None | Some(Ok(None)) => None,
+            Some(Ok(Some(r))) => Some(r),
             // `Config::load` built the registrar already (its dry run).
             Some(Err(e)) => return (refused(&self.path, &e.to_string()), None),
         };
@@ -193,27 +195,40 @@ impl Reloader {
             self.live.set(new);
         }
         tracing::info!(path = %self.path.display(), applied = ?applied, "configuration reloaded");
-        (Response::Reloaded { applied }, keys)
+        (Response::Reloaded { applied }, reconfig)
     }
 
     /// `pmipctl reload` (and SIGHUP) as a runner answers it, between
     /// systemd's RELOADING=1 and READY=1: [`Reloader::reload`], then, if
-    /// keys changed, `rekey` hands them to the registrar(s) and resolves
-    /// once they have them — what arrives after the answer is checked
-    /// with the new keys.
-    pub(crate) async fn serve<F>(&self, rekey: impl FnOnce(Arc<Keys>) -> F) -> Response
+    /// the registrar takes something that changed, `hand` gives it the new
+    /// configuration and resolves once it has it — what arrives after the
+    /// answer is checked with the new keys and served with the new
+    /// profiles.
+    pub(crate) async fn serve<F>(&self, hand: impl FnOnce(Reconfig) -> F) -> Response
     where
         F: std::future::Future<Output = ()>,
     {
         super::notify::reloading(async {
-            let (response, keys) = self.reload();
-            if let Some(k) = keys {
-                rekey(k).await;
+            let (response, reconfig) = self.reload();
+            if let Some(r) = reconfig {
+                hand(r).await;
             }
             response
         })
         .await
     }
+}
+
+/// The registrar's configuration built from `cfg`, for a registrar that
+/// takes something of it while it runs (none for a MAG).
+fn reconfig(cfg: &Config) -> Result<Option<Reconfig>, crate::config::ConfigError> {
+    Ok(match (cfg.role, cfg.protocol) {
+        (Role::Access, Protocol::Pmipv6) => None,
+        (Role::Access, Protocol::Pmipv4) => Some(Reconfig::Pma(Arc::new(agents::pma(cfg)?))),
+        // The restart counter is the running LMA's; it does not take one.
+        (Role::Anchor, Protocol::Pmipv6) => Some(Reconfig::Lma(Arc::new(agents::lma(cfg, 0)))),
+        (Role::Anchor, Protocol::Pmipv4) => Some(Reconfig::Ha(Arc::new(agents::ha(cfg)?))),
+    })
 }
 
 fn refused(path: &Path, why: &str) -> Response {
@@ -281,10 +296,15 @@ mod tests {
                 applied: vec!["mn_ha".into()]
             }
         );
-        let keys = keys.expect("no keys for the registrar");
-        let sa = keys.mn_ha.get("a@EXAMPLE.com").expect("the realm's key");
-        assert_eq!((sa.spi, sa.key.as_slice()), (300, &[0x00, 0x11][..]));
-        assert_eq!(keys.peers.len(), 2, "the peers' keys come along");
+        let Some(Reconfig::Pma(c)) = keys else {
+            panic!("no configuration for the PMA: {keys:?}")
+        };
+        let sa = c.mn_ha.get("a@EXAMPLE.com").expect("the realm's key");
+        assert_eq!(
+            (sa.current.spi, sa.current.key.as_slice()),
+            (300, &[0x00, 0x11][..])
+        );
+        assert_eq!(c.home_agents.len(), 2, "the peers' keys come along");
         assert_eq!(r.live.get().mn_ha.len(), 1);
     }
 
@@ -316,19 +336,60 @@ mod tests {
                 applied: vec![PEER_KEYS.into()]
             }
         );
-        let keys = keys.expect("no keys for the registrar");
-        let ha1 = &keys.peers[&"10.8.24.101".parse().unwrap()];
+        let Some(Reconfig::Pma(c)) = keys else {
+            panic!("no configuration for the PMA: {keys:?}")
+        };
+        let ha = |a: &str| {
+            let a: std::net::Ipv4Addr = a.parse().unwrap();
+            &c.home_agents.iter().find(|h| h.address == a).unwrap().sa
+        };
+        let ha1 = ha("10.8.24.101");
         assert_eq!(
             (ha1.current.spi, ha1.current.key.as_slice()),
             (300, &[0x01, 0x23][..])
         );
         assert_eq!(ha1.by_spi(256).map(|sa| sa.key.len()), Some(16));
-        assert_eq!(keys.peers[&"10.8.24.102".parse().unwrap()].current.spi, 257);
+        assert_eq!(ha("10.8.24.102").current.spi, 257);
         // A PMIPv6 gateway: its peers have no such keys to take.
         let mag = access();
         let v6 = mag.replace("[[peers]]", "[[peers]]\nrevocation = true");
         assert_ne!(mag, v6);
         assert_eq!(changes(&cfg(&mag), &cfg(&v6)), vec![("peers", false)]);
+    }
+
+    /// An anchor's subscriber profiles change live: the reload hands the
+    /// LMA (or the HA) its configuration with the new ones. A MAG's are the
+    /// access glue's (no registrar configuration).
+    #[test]
+    fn an_anchors_profiles_are_live() {
+        let lma = include_str!("../../../examples/anchor-pmipv6.toml");
+        let vip = "\n[[profiles]]\nname = \"vip\"\nnai = \"vip@example.com\"\nhome_address = \"10.10.0.99\"\n";
+        let (r, _d) = reloader(lma);
+        std::fs::write(&r.path, format!("{lma}{vip}")).unwrap();
+        let (answer, new) = r.reload();
+        assert_eq!(
+            answer,
+            Response::Reloaded {
+                applied: vec!["profiles".into()]
+            }
+        );
+        let Some(Reconfig::Lma(c)) = new else {
+            panic!("no configuration for the LMA: {new:?}")
+        };
+        let p = &c.subscribers["vip@example.com"];
+        assert_eq!(p.static_v4, Some("10.10.0.99".parse().unwrap()));
+        let ha = include_str!("../../../examples/anchor-pmipv4.toml");
+        let (r, _d) = reloader(ha);
+        std::fs::write(&r.path, format!("{ha}{vip}")).unwrap();
+        let Some(Reconfig::Ha(c)) = r.reload().1 else {
+            panic!("no configuration for the HA")
+        };
+        assert!(c.profiles.iter().any(|p| p.nai == "vip@example.com"));
+        // The access side reads profiles at each attach: nothing to hand.
+        let (r, _d) = reloader(&access());
+        let gold = "[[profiles]]\nname = \"gold\"\nmac = \"02:00:00:00:00:09\"\n";
+        std::fs::write(&r.path, format!("{}{gold}", access())).unwrap();
+        assert!(r.reload().1.is_none());
     }
 
     fn reloader(text: &str) -> (Reloader, crate::access::dhcp::tests::TmpDir) {

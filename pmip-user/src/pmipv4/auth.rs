@@ -342,16 +342,6 @@ impl MnHaKeys {
     }
 }
 
-/// Every key of a PMIPv4 gateway: each peer's FA-HA associations, by the
-/// peer's address, and the per-MN ones. What a reload hands the running
-/// PMA or HA (`Pma::rekey`, `Ha::rekey`) when only keys changed: a key
-/// rollover (`peers[].also_accept`) then needs no restart.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Keys {
-    pub peers: std::collections::HashMap<std::net::Ipv4Addr, PeerKeys>,
-    pub mn_ha: MnHaKeys,
-}
-
 /// How far (seconds) a Revocation Identifier may be behind the newest one
 /// seen from the same agent and still not count as a replay (RFC 3543
 /// §6.2: identifiers are timestamps, which "should not be presumed" to

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use super::{Ha, HaEvent};
 use crate::agent::registrar::{
     counters_of, AnchorCommand, AnchorEvent, BindingState, BindingSummary, Counters, GoneCause,
+    Reconfig,
 };
 use crate::agent::{Endpoint, Peer, Transmit};
 use crate::dataplane::DpCommand;
@@ -58,7 +59,8 @@ impl Endpoint for Ha {
                 };
                 tracing::info!(%peer, ?realm, bindings = n, "release through a PMA");
             }
-            AnchorCommand::Rekey(keys) => self.rekey(&keys),
+            AnchorCommand::Reconfigure(Reconfig::Ha(c)) => self.reconfigure(&c),
+            AnchorCommand::Reconfigure(_) => {}
         }
     }
     fn poll_transmit(&mut self) -> Option<Transmit> {

@@ -308,11 +308,7 @@ impl Ha {
             .iter()
             .map(|p| (p.address, std::sync::Arc::new(p.clone())))
             .collect();
-        let profiles = cfg
-            .profiles
-            .iter()
-            .map(|p| (p.nai.clone(), p.clone()))
-            .collect();
+        let profiles = profiles_by_nai(&cfg.profiles);
         let keys = IdAlloc::new(cfg.uplink_key_base, pmip_common::MAX_SUBSCRIBERS);
         let pool_cursor = cfg.pool.as_ref().map(|p| u32::from(p.first)).unwrap_or(0);
         Ha {
@@ -520,23 +516,28 @@ impl Ha {
         Err(Refusal(ReplyCode::InsufficientResources))
     }
 
-    /// Takes `keys` (a reload, `daemon/reload.rs`) for everything checked
-    /// and signed from now on: each PMA's FA-HA associations and the
-    /// per-MN ones. Bindings stay; a request is checked against the
-    /// association its SPI names among the new ones, and answered with it.
-    /// Peers are a restart's: a PMA without keys here keeps its own.
-    pub fn rekey(&mut self, keys: &super::auth::Keys) {
+    /// Takes from `new` (a reload, `daemon/reload.rs`) what may change
+    /// while the HA runs: each PMA's FA-HA associations and the per-MN ones
+    /// (a request is checked against the association its SPI names among
+    /// the new ones, and answered with it), and the subscriber profiles
+    /// (what new bindings get: a static home address, a requested one).
+    /// Bindings stay as they are; the rest of `new` is a restart's. A PMA
+    /// not in `new` keeps its keys.
+    pub fn reconfigure(&mut self, new: &HaConfig) {
         for p in &mut self.cfg.peers {
-            if let Some(k) = keys.peers.get(&p.address) {
-                p.sa = k.clone();
+            if let Some(n) = new.peers.iter().find(|n| n.address == p.address) {
+                p.sa = n.sa.clone();
                 self.peers.insert(p.address, std::sync::Arc::new(p.clone()));
             }
         }
-        self.cfg.mn_ha = keys.mn_ha.clone();
+        self.cfg.mn_ha = new.mn_ha.clone();
+        self.cfg.profiles = new.profiles.clone();
+        self.profiles = profiles_by_nai(&new.profiles);
         tracing::info!(
             peers = self.cfg.peers.len(),
-            per_mn = !keys.mn_ha.is_empty(),
-            "keys replaced"
+            per_mn = !new.mn_ha.is_empty(),
+            profiles = self.profiles.len(),
+            "keys and profiles taken from the reloaded configuration"
         );
     }
 
@@ -607,4 +608,12 @@ impl Ha {
             self.tombstones.retain(|_, (_, until)| *until > now);
         }
     }
+}
+
+/// The subscriber profiles by NAI.
+fn profiles_by_nai(profiles: &[SubscriberProfile]) -> HashMap<String, SubscriberProfile> {
+    profiles
+        .iter()
+        .map(|p| (p.nai.clone(), p.clone()))
+        .collect()
 }

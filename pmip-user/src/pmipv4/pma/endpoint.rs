@@ -8,7 +8,7 @@ use super::super::wire::ReplyCode;
 use super::{Phase, Pma, PmaEvent, Session, Subscriber};
 use crate::agent::registrar::{
     counters_of, AccessCommand, AccessEvent, AttachRequest, BindingState, BindingSummary, Counters,
-    FailReason, GoneCause,
+    FailReason, GoneCause, Reconfig,
 };
 use crate::agent::{Endpoint, Peer, Transmit};
 use crate::dataplane::{AccessPoint, DpCommand};
@@ -147,7 +147,8 @@ impl Endpoint for Pma {
             AccessCommand::Presence { .. } => {}
             // The HA's refusals are not remembered across attaches here.
             AccessCommand::ForgetRefusals { .. } => {}
-            AccessCommand::Rekey(keys) => self.rekey(&keys),
+            AccessCommand::Reconfigure(Reconfig::Pma(c)) => self.reconfigure(&c),
+            AccessCommand::Reconfigure(_) => {}
             AccessCommand::DetachAll => {
                 let mut nais: Vec<String> = self.sessions.keys().cloned().collect();
                 nais.sort_unstable();

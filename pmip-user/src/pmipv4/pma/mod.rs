@@ -566,24 +566,24 @@ impl Pma {
         }
     }
 
-    /// Takes `keys` (a reload, `daemon/reload.rs`) for everything signed and
-    /// checked from now on: each HA's FA-HA associations and the per-MN
-    /// ones. A request already sent is answered with the key it used (the
-    /// HA signs with the request's SPI), which the reply is checked
-    /// against if it is still accepted; if not, the retransmission carries
-    /// the new one. Peers are a restart's: an HA without keys here keeps
-    /// its own.
-    pub fn rekey(&mut self, keys: &super::auth::Keys) {
+    /// Takes the keys of `new` (a reload, `daemon/reload.rs`) for
+    /// everything signed and checked from now on: each HA's FA-HA
+    /// associations and the per-MN ones; the rest of `new` is a restart's.
+    /// A request already sent is answered with the key it used (the HA
+    /// signs with the request's SPI), which the reply is checked against if
+    /// it is still accepted; if not, the retransmission carries the new
+    /// one. An HA not in `new` keeps its keys.
+    pub fn reconfigure(&mut self, new: &PmaConfig) {
         for p in &mut self.cfg.home_agents {
-            if let Some(k) = keys.peers.get(&p.address) {
-                p.sa = k.clone();
+            if let Some(n) = new.home_agents.iter().find(|n| n.address == p.address) {
+                p.sa = n.sa.clone();
             }
         }
-        self.cfg.mn_ha = keys.mn_ha.clone();
+        self.cfg.mn_ha = new.mn_ha.clone();
         tracing::info!(
             peers = self.cfg.home_agents.len(),
-            per_mn = !keys.mn_ha.is_empty(),
-            "keys replaced"
+            per_mn = !new.mn_ha.is_empty(),
+            "keys taken from the reloaded configuration"
         );
     }
 

@@ -253,7 +253,7 @@ fn the_pma_discards_a_reply_without_the_mns_authenticator() {
     assert!(net.pma(PMA1).registration("ue1@ex").is_some());
 }
 
-/// A realm's MN-HA key rolled over by reloads (`rekey`; the realm now
+/// A realm's MN-HA key rolled over by reloads (`reconfigure`; the realm now
 /// spelled in capitals), with ue1@ex registered and renewing: the HA takes
 /// the new key and keeps the old one accepted (`mn_ha[].also_accept`),
 /// then the PMA, then both drop the old one. Every renewal is accepted,
@@ -275,10 +275,10 @@ fn a_realms_key_rolls_over_by_reloads_while_its_subscribers_stay_registered() {
             also: also.to_vec(),
         };
         k.insert_realm("EX", keys);
-        crate::pmipv4::auth::Keys {
-            peers: [(PMA1, sa().into()), (HA1, sa().into())].into(),
-            mn_ha: k,
-        }
+        // The configurations a reload builds, with the new per-MN keys.
+        let (mut h, mut p) = (ha_cfg(HA1), pma_cfg(PMA1));
+        (h.mn_ha, p.mn_ha) = (k.clone(), k);
+        (h, p)
     };
     // The MN-HA SPIs of the last request and of its reply (each checked
     // with its own key).
@@ -298,23 +298,23 @@ fn a_realms_key_rolls_over_by_reloads_while_its_subscribers_stay_registered() {
     };
     let renew = |net: &mut Net| net.run_for(Duration::from_secs(460));
     // 1. The HA: the new key its own, the old one accepted.
-    net.ha(HA1).rekey(&rekeyed(&new, &[mn_sa()]));
+    net.ha(HA1).reconfigure(&rekeyed(&new, &[mn_sa()]).0);
     renew(&mut net);
     assert_eq!(last_spis(&net), (Some(MN_SPI), Some(MN_SPI)));
     // 2. The PMA the same: it signs with the new key, answered with it.
-    net.pma(PMA1).rekey(&rekeyed(&new, &[mn_sa()]));
+    net.pma(PMA1).reconfigure(&rekeyed(&new, &[mn_sa()]).1);
     renew(&mut net);
     assert_eq!(last_spis(&net), (Some(MN_SPI + 1), Some(MN_SPI + 1)));
     // 3. The old key goes, on both.
-    net.ha(HA1).rekey(&rekeyed(&new, &[]));
-    net.pma(PMA1).rekey(&rekeyed(&new, &[]));
+    net.ha(HA1).reconfigure(&rekeyed(&new, &[]).0);
+    net.pma(PMA1).reconfigure(&rekeyed(&new, &[]).1);
     renew(&mut net);
     assert_eq!(net.pma(PMA1).registration("ue1@ex"), home);
     let c = net.ha(HA1).counters().clone();
     assert_eq!((c.renewals, c.mn_failed_auth), (3, 0));
     assert_eq!(net.pma(PMA1).counters().rx_mn_ha_failed, 0);
     // The old key is refused now (131).
-    net.pma(PMA1).rekey(&rekeyed(&mn_sa(), &[]));
+    net.pma(PMA1).reconfigure(&rekeyed(&mn_sa(), &[]).1);
     renew(&mut net);
     assert!(net.ha(HA1).counters().mn_failed_auth > 0);
 }

@@ -70,7 +70,7 @@ fn a_key_rollover_loses_no_registration() {
 }
 
 /// The same rollover with both sides running throughout: each takes its
-/// new keys as a reload hands them (`rekey`), one step at a time, while
+/// new keys as a reload hands them (`reconfigure`), one step at a time, while
 /// ue1 renews every 300 s. No renewal fails, the binding stays, and at the
 /// end both sign with the new key alone — the old one is refused.
 #[test]
@@ -85,38 +85,42 @@ fn a_rollover_by_reloads_needs_no_restart() {
     net.run_for(Duration::from_secs(5));
     let home = net.pma(PMA1).registration("ue1@ex");
     assert!(home.is_some());
-    let keys = |peer: Ipv4Addr, current: SecurityAssociation, also: Vec<SecurityAssociation>| {
-        crate::pmipv4::auth::Keys {
-            peers: [(peer, PeerKeys { current, also })].into(),
-            mn_ha: Default::default(),
-        }
+    // The configurations a reload builds: the HA's key for PMA1, the
+    // PMA's for HA1.
+    let ha_keys = |current: SecurityAssociation, also: Vec<SecurityAssociation>| {
+        let mut c = ha_cfg(HA1);
+        c.peers[0].sa = PeerKeys { current, also };
+        c
+    };
+    let pma_keys = |current: SecurityAssociation, also: Vec<SecurityAssociation>| {
+        let mut c = pma_cfg(PMA1);
+        c.home_agents[0].sa = PeerKeys { current, also };
+        c
     };
     // One renewal (300 s) after each step: who signs with what.
-    let step = |net: &mut Net,
-                ha: Option<crate::pmipv4::auth::Keys>,
-                pma: Option<crate::pmipv4::auth::Keys>| {
-        if let Some(k) = ha {
-            net.ha(HA1).rekey(&k);
+    let step = |net: &mut Net, ha: Option<HaConfig>, pma: Option<PmaConfig>| {
+        if let Some(c) = ha {
+            net.ha(HA1).reconfigure(&c);
         }
-        if let Some(k) = pma {
-            net.pma(PMA1).rekey(&k);
+        if let Some(c) = pma {
+            net.pma(PMA1).reconfigure(&c);
         }
         net.wire.clear();
         net.run_for(Duration::from_secs(300));
         (fa_spis(net, (PMA1, HA1), 1), fa_spis(net, (HA1, PMA1), 3))
     };
     // 1. The HA: the new key its own, the old one accepted.
-    let ha_half = keys(PMA1, new_sa(), vec![sa()]);
+    let ha_half = ha_keys(new_sa(), vec![sa()]);
     assert_eq!(step(&mut net, Some(ha_half), None), (vec![SPI], vec![SPI]));
     // 2. The PMA the same: it signs with the new key, the HA answers on it.
-    let pma_half = keys(HA1, new_sa(), vec![sa()]);
+    let pma_half = pma_keys(new_sa(), vec![sa()]);
     assert_eq!(
         step(&mut net, None, Some(pma_half)),
         (vec![NEW_SPI], vec![NEW_SPI])
     );
     // 3. The old key goes, on both.
-    let ha_new = keys(PMA1, new_sa(), vec![]);
-    let pma_new = keys(HA1, new_sa(), vec![]);
+    let ha_new = ha_keys(new_sa(), vec![]);
+    let pma_new = pma_keys(new_sa(), vec![]);
     assert_eq!(
         step(&mut net, Some(ha_new), Some(pma_new)),
         (vec![NEW_SPI], vec![NEW_SPI])
@@ -129,7 +133,7 @@ fn a_rollover_by_reloads_needs_no_restart() {
     assert_eq!((pc.accepted, pc.denied, pc.rx_auth_failed), (4, 0, 0));
     assert_eq!((hc.renewals, hc.unknown_spi), (3, 0));
     // A PMA still on the old key is refused now (132): it is not accepted.
-    net.pma(PMA1).rekey(&keys(HA1, sa(), vec![]));
+    net.pma(PMA1).reconfigure(&pma_keys(sa(), vec![]));
     net.run_for(Duration::from_secs(300));
     assert!(net.ha(HA1).counters().unknown_spi > 0);
     assert_eq!(net.pma(PMA1).counters().accepted, 4);

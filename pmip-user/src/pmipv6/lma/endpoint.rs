@@ -6,7 +6,7 @@ use super::super::wire::revocation_trigger;
 use super::Lma;
 use crate::agent::registrar::{
     counters_of, AnchorCommand, AnchorEvent, BindingState, BindingSummary, Counters, GoneCause,
-    PeerSummary,
+    PeerSummary, Reconfig,
 };
 use crate::agent::{Endpoint, Held, Peer, Transmit};
 use crate::dataplane::DpCommand;
@@ -57,8 +57,8 @@ impl Endpoint for Lma {
                 let n = self.revoke_peer(now, peer, realm.as_deref());
                 tracing::info!(%peer, ?realm, bindings = n, "release through a MAG");
             }
-            // PMIPv4's; a reload never sends it to an LMA.
-            AnchorCommand::Rekey(_) => {}
+            AnchorCommand::Reconfigure(Reconfig::Lma(c)) => self.reconfigure(&c),
+            AnchorCommand::Reconfigure(_) => {}
         }
     }
     fn poll_transmit(&mut self) -> Option<Transmit> {

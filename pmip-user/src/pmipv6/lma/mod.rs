@@ -465,6 +465,21 @@ impl Lma {
         }
     }
 
+    /// Takes from `new` (a reload, `daemon/reload.rs`) what may change
+    /// while the LMA runs: the subscriber profiles — what a new binding may
+    /// have (the mobility services, a static IPv4 home address, the pool).
+    /// Bindings keep what they were given; the rest of `new` is a
+    /// restart's.
+    pub fn reconfigure(&mut self, new: &LmaConfig) {
+        self.cfg.subscribers = new.subscribers.clone();
+        self.cfg.default_profile = new.default_profile.clone();
+        tracing::info!(
+            profiles = self.cfg.subscribers.len(),
+            default = self.cfg.default_profile.is_some(),
+            "profiles taken from the reloaded configuration"
+        );
+    }
+
     /// Keeps what the data plane still forwards with (an earlier run's
     /// bindings in pinned maps) from being given to a new binding: ids
     /// (which are also the uplink GRE keys), home addresses and prefixes.

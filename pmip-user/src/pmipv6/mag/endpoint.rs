@@ -121,8 +121,8 @@ impl Endpoint for Mag {
             AccessCommand::ForgetRefusals { nai } => {
                 self.forget_refusals(nai.as_bytes());
             }
-            // PMIPv4's; a reload never sends it to a MAG.
-            AccessCommand::Rekey(_) => {}
+            // Nothing of a MAG's changes live; a reload never sends it.
+            AccessCommand::Reconfigure(_) => {}
         }
     }
     fn poll_transmit(&mut self) -> Option<Transmit> {
