@@ -692,7 +692,10 @@ pub fn anchor_profile_by_reload(proto: Proto) -> Result<()> {
     let (_, b) = l.wait_registered(0)?;
     let pid = l.lma().pid();
     let pinned: std::net::Ipv4Addr = "10.64.0.77".parse()?;
-    ensure!(first.ip != pinned.to_string(), "the pool gave {pinned} already");
+    ensure!(
+        first.ip != pinned.to_string(),
+        "the pool gave {pinned} already"
+    );
     let path = l.dir.0.join("anchor.toml");
     let mut toml = std::fs::read_to_string(&path)?;
     toml.push_str(&format!(
@@ -703,7 +706,10 @@ pub fn anchor_profile_by_reload(proto: Proto) -> Result<()> {
     let out = l.lma().ctl(&["reload"])?;
     ensure!(out.contains("reloaded: profiles"), "reload: {out}");
     let (_, kept) = l.wait_registered(0)?;
-    ensure!(kept.home_v4 == b.home_v4, "the binding in place changed: {kept:?}");
+    ensure!(
+        kept.home_v4 == b.home_v4,
+        "the binding in place changed: {kept:?}"
+    );
     l.client().release()?;
     l.lma()
         .wait_bindings(Duration::from_secs(5), "binding gone after RELEASE", none)?;
@@ -716,7 +722,11 @@ pub fn anchor_profile_by_reload(proto: Proto) -> Result<()> {
     }
     l.client().renew()?;
     let again = l.client().wait_event("bound", 2, Duration::from_secs(25))?;
-    ensure!(again.ip == pinned.to_string(), "bound to {} after the reload", again.ip);
+    ensure!(
+        again.ip == pinned.to_string(),
+        "bound to {} after the reload",
+        again.ip
+    );
     let (_, b) = l.wait_registered(0)?;
     ensure!(b.home_v4 == Some(pinned), "the anchor's binding: {b:?}");
     let (s, r, t) = Lab::ping(&l.sub, &lab::CN.to_string(), 3)?;

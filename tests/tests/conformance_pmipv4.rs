@@ -313,11 +313,6 @@ fn ha_rejection_codes() {
                 136,
             ),
             (
-                "6245-4.2-c G flag clear",
-                prrq(1, m4::F_T, 30, [0; 4], now(), &pma_exts("i@x", true)),
-                139,
-            ),
-            (
                 "6245-4.2-c no GRE Key",
                 prrq(1, gt, 30, [0; 4], now(), &pma_exts("j@x", false)),
                 139,
@@ -354,6 +349,15 @@ fn ha_rejection_codes() {
                 );
             }
         }
+        // 6245-4.2-c: a GRE Key without the G bit is taken as if G were set
+        // (SHOULD; an FA may add GRE by its own policy): accepted.
+        let no_g = prrq(1, m4::F_T, 30, [0; 4], now(), &pma_exts("i@x", true));
+        let r = exchange(&b, &p, 1, &no_g)?;
+        ensure!(
+            r.code() == 0 && r.lifetime() > 0,
+            "6245-4.2-c GRE Key without G: code {}",
+            r.code()
+        );
         // 3344-1.9-a: an unknown extension 0–127 — the request is silently
         // discarded (RFC 3344 §1.8), no 134.
         p.send(b.anchor(), 434, &prrq(1, gt, 30, [0; 4], now(), &unknown))?;

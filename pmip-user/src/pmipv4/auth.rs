@@ -233,29 +233,33 @@ pub fn verify<'a>(
     kind: AuthKind,
     lookup: impl Fn(u32) -> Option<&'a SecurityAssociation>,
 ) -> Result<u32, AuthError> {
-    verify_then(msg, kind, None, lookup)
+    verify_then(msg, kind, false, lookup)
 }
 
-/// [`verify`], where one authentication extension of kind `then` may follow
-/// the one verified: the FA-HA extension an FA appends after the mobile
-/// node's MN-HA one (RFC 3344 §3.5.2, §3.7.2.2; RFC 5944 §3.8.2.1 (a), (c)).
+/// [`verify`], or, with `followed`, of an extension that others' may
+/// follow: the mobile node's MN-HA one, after which the FA appends its own
+/// extensions and then its FA-HA one (RFC 5944 §3.7.2.2: "MAY append any
+/// of its own non-authentication Extensions of relevance to the home
+/// agent"; §3.8.3.3 the same for a reply; RFC 6245 §4.1 puts the GRE Key
+/// there). The MN-HA extension protects what is before it; what follows
+/// it is the FA-HA extension's to protect, which is checked on its own
+/// (last, and only one: RFC 5944 §3.8.2.1 (c)). Only a second extension
+/// of `kind` is refused here.
 fn verify_then<'a>(
     msg: &[u8],
     kind: AuthKind,
-    then: Option<AuthKind>,
+    followed: bool,
     lookup: impl Fn(u32) -> Option<&'a SecurityAssociation>,
 ) -> Result<u32, AuthError> {
     let start = extensions_offset(msg).ok_or(AuthError::Malformed)?;
     let mut found = None;
-    let mut followed = false;
     for raw in ExtIter::new(&msg[start..], start) {
         let raw = raw.map_err(|_| AuthError::Malformed)?;
         if found.is_some() {
             if raw.ty == kind.ext_type() {
                 return Err(AuthError::Duplicate);
             }
-            if !followed && then.is_some_and(|t| t.ext_type() == raw.ty) {
-                followed = true;
+            if followed {
                 continue;
             }
             return Err(AuthError::NotLast);
@@ -289,16 +293,13 @@ pub(crate) fn verify_with(msg: &[u8], kind: AuthKind, keys: &PeerKeys) -> Result
     verify(msg, kind, |spi| keys.by_spi(spi))
 }
 
-/// The lookup of a sender with one association: its SPI or nothing.
 /// The MN-HA extension of a message checked against the mobile node's
 /// association (RFC 3344 §3.5.2) its SPI names — its own, or one also
 /// accepted during a rollover (`mn_ha[].also_accept`): it protects
-/// everything before it, and only an FA-HA extension may follow it (the
-/// FA's, which covers it in turn). Returns the SPI.
+/// everything before it; the FA's extensions and its FA-HA one may follow
+/// it ([`verify_then`]). Returns the SPI.
 pub(crate) fn verify_mn_ha(msg: &[u8], keys: &PeerKeys) -> Result<u32, AuthError> {
-    verify_then(msg, AuthKind::MnHa, Some(AuthKind::FaHa), |spi| {
-        keys.by_spi(spi)
-    })
+    verify_then(msg, AuthKind::MnHa, true, |spi| keys.by_spi(spi))
 }
 
 /// Per-mobile-node security associations (MN-HA, RFC 3344 §3.5.2;
@@ -663,11 +664,11 @@ mod tests {
         );
     }
 
-    /// An MN-HA extension followed by the FA's FA-HA one: each verifies
-    /// with its own key; anything else after the MN-HA one, or a second
-    /// one, does not.
+    /// An MN-HA extension followed by the FA's extensions and its FA-HA
+    /// one: each verifies with its own key; a second MN-HA one does not,
+    /// nor a second FA-HA one (that check's).
     #[test]
-    fn mn_ha_may_be_followed_by_fa_ha_only() {
+    fn mn_ha_may_be_followed_by_the_fas_extensions() {
         const MN_SPI_OF_TEST: u32 = 0x300;
         let mn = SecurityAssociation::new(MN_SPI_OF_TEST, b"mobile node key!", Algorithm::HmacMd5);
         let fa = SecurityAssociation::new(0x100, b"k1", Algorithm::HmacMd5);
@@ -696,19 +697,25 @@ mod tests {
             verify_mn_ha(&rrq(), &mn.clone().into()),
             Err(AuthError::Missing)
         );
-        // Another extension after the MN-HA one is not protected by it.
-        let mut trailing = mn_only.clone();
-        trailing.extend_from_slice(&[200, 0]);
+        // The FA's own extensions between the two (RFC 5944 §3.7.2.2; a
+        // GRE Key, RFC 6245 §4.1): both still verify, the FA-HA one over
+        // them too.
+        let mut between = mn_only.clone();
+        between.extend_from_slice(&[200, 0, 0, 0]);
+        append_auth(&mut between, AuthKind::FaHa, &fa);
+        assert_eq!(verify_mn_ha(&between, &mn.clone().into()), Ok(0x300));
         assert_eq!(
-            verify_mn_ha(&trailing, &mn.clone().into()),
-            Err(AuthError::NotLast)
+            verify_with(&between, AuthKind::FaHa, &fa.clone().into()),
+            Ok(0x100)
         );
-        // Two FA-HA extensions after it: the second is not allowed.
+        // Two FA-HA extensions after it: the FA-HA check refuses them
+        // (132, RFC 5944 §3.8.2.1 (c)).
         let mut two = m.clone();
         append_auth(&mut two, AuthKind::FaHa, &fa);
+        assert_eq!(verify_mn_ha(&two, &mn.clone().into()), Ok(0x300));
         assert_eq!(
-            verify_mn_ha(&two, &mn.clone().into()),
-            Err(AuthError::NotLast)
+            verify_with(&two, AuthKind::FaHa, &fa.clone().into()),
+            Err(AuthError::Duplicate)
         );
         // A second MN-HA extension.
         let mut dup = mn_only.clone();

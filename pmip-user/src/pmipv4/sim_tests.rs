@@ -1647,3 +1647,80 @@ fn the_ha_releases_every_binding_through_one_pma() {
     assert_eq!((c.revocations_sent, c.revocation_acks), (2, 2));
     assert_eq!(net.ha(HA1).clear_peer(now, PMA1, None), 0);
 }
+
+/// RFC 6245 §4.2: a GRE Key extension without the G bit is taken as a
+/// request for GRE (an FA may add GRE by its own policy and must not set
+/// G); a key of 0 asks the HA to assign the keys of both directions — the
+/// one it answers with is used both ways. Without a GRE Key: 139.
+#[test]
+fn the_ha_takes_gre_without_g_and_assigns_both_keys_for_key_zero() {
+    let mut net = basic();
+    let craft = |net: &Net, nai: &str, flags: u8, gre: Option<u32>| {
+        let mut extensions = vec![ExtRepr::Nai(nai.as_bytes().to_vec())];
+        extensions.extend(gre.map(ExtRepr::GreKey));
+        if !nai.starts_with("staros") {
+            extensions.push(ExtRepr::PerNodeAuthMethod(AuthMethod::FaHa));
+        }
+        let mut b = RegistrationRequestRepr {
+            flags: RrqFlags(flags),
+            lifetime: 600,
+            home_address: Ipv4Addr::UNSPECIFIED,
+            home_agent: HA1,
+            care_of_address: PMA1,
+            identification: auth::ntp_from_system(net.clock().wall(net.now))
+                + net.wire.len() as u64,
+            extensions,
+        }
+        .to_bytes();
+        auth::append_auth(&mut b, AuthKind::FaHa, &sa());
+        b
+    };
+    let key_of = |net: &Net, home: Ipv4Addr| {
+        let b = net
+            .dp(HA1)
+            .anchor
+            .values()
+            .find(|b| b.home_v4 == Some(home))
+            .cloned();
+        b.map(|b| (b.uplink_key, b.downlink_key))
+    };
+    // G clear, a key: accepted, GRE with that key downlink.
+    let m = craft(&net, "nog@ex", RrqFlags::T, Some(77));
+    net.inject(PMA1, HA1, &m);
+    let r = net.replies(HA1, PMA1).pop().unwrap();
+    assert_eq!(r.code, ReplyCode::Accepted);
+    let (up, down) = key_of(&net, r.home_address).unwrap();
+    assert_eq!((r.extensions.gre_key(), down), (Some(up), 77));
+    // Key 0: one key assigned, both directions.
+    let m = craft(&net, "zero@ex", RrqFlags::G | RrqFlags::T, Some(0));
+    net.inject(PMA1, HA1, &m);
+    let r = net.replies(HA1, PMA1).pop().unwrap();
+    assert_eq!(r.code, ReplyCode::Accepted);
+    let (up, down) = key_of(&net, r.home_address).unwrap();
+    assert!(up != 0 && down == up, "{up} {down}");
+    assert_eq!(r.extensions.gre_key(), Some(up));
+    // Its renewal with key 0 again keeps them.
+    net.run_for(Duration::from_secs(1));
+    let m = craft(&net, "zero@ex", RrqFlags::G | RrqFlags::T, Some(0));
+    net.inject(PMA1, HA1, &m);
+    assert_eq!(key_of(&net, r.home_address), Some((up, up)));
+    // G and no GRE Key: 139.
+    let m = craft(&net, "nokey@ex", RrqFlags::G | RrqFlags::T, None);
+    net.inject(PMA1, HA1, &m);
+    assert_eq!(last_code(&net), ReplyCode::EncapUnavailable);
+    // The Per-Node Authentication Method is in a reply when it was in the
+    // request (draft §5.1); a PMA that sends none (StarOS style) gets none
+    // (type 47 is not skippable, RFC 5944 §1.8).
+    let with = net.replies(HA1, PMA1).pop().unwrap();
+    assert_eq!(
+        with.extensions.per_node_auth_method(),
+        Some(AuthMethod::FaHa)
+    );
+    let m = craft(&net, "staros@ex", RrqFlags::G | RrqFlags::T, Some(5));
+    net.inject(PMA1, HA1, &m);
+    let r = net.replies(HA1, PMA1).pop().unwrap();
+    assert_eq!(
+        (r.code, r.extensions.per_node_auth_method()),
+        (ReplyCode::Accepted, None)
+    );
+}

@@ -27,13 +27,15 @@ pub(super) type Refusal = (
     Option<super::authenticate::MnKeys>,
     // The SPI of the PMA's association the answer was signed with.
     u32,
+    // The request carried the Per-Node Authentication Method.
+    bool,
 );
 
 impl Ha {
     /// The store wrote (`ok`) or refused the last batch.
     pub(super) fn store_result(&mut self, ok: bool) {
         for h in self.unconfirmed.stored(ok) {
-            let (src, ident, now_ntp, hoa, mn, spi) = h.refusal;
+            let (src, ident, now_ntp, hoa, mn, spi, method) = h.refusal;
             let nai_ext = vec![ExtRepr::Nai(h.key.as_bytes().to_vec())];
             match self
                 .peers
@@ -45,6 +47,7 @@ impl Ha {
                         src,
                         sa: &sa,
                         mn: mn.as_ref().map(|m| m.sa()),
+                        method,
                         ident,
                         now_ntp,
                     };

@@ -20,6 +20,11 @@ pub(super) struct ReplyTo<'a> {
     /// A per-MN request's association with the mobile node: the reply
     /// carries an MN-HA extension made with it (`authenticate.rs`).
     pub mn: Option<&'a SecurityAssociation>,
+    /// The request carried the Per-Node Authentication Method extension:
+    /// the reply does too (draft §5.1). A PMA that sends none (StarOS
+    /// style, `authenticate.rs`) may not know the extension, and type 47
+    /// is not skippable (RFC 5944 §1.8: it would discard the reply).
+    pub method: bool,
     pub ident: u64,
     pub now_ntp: u64,
 }
@@ -76,8 +81,8 @@ impl Ha {
             to.ident
         };
         // Draft §5.1: the method extension is in the reply when the
-        // association is per node.
-        if to.mn.is_none() {
+        // association is per node — when the request had it.
+        if to.mn.is_none() && to.method {
             exts.push(ExtRepr::PerNodeAuthMethod(AuthMethod::FaHa));
         }
         let auths = if to.mn.is_some() { 2 } else { 1 };
@@ -113,6 +118,7 @@ impl Ha {
             src,
             sa: &peer.sa,
             mn: None,
+            method: false,
             ident,
             now_ntp: self.clock.ntp(now),
         };
@@ -138,6 +144,7 @@ impl Ha {
             let nai = rrq.extensions.nai();
             nai.map(|n| ExtRepr::Nai(n.to_vec())).into_iter().collect()
         };
+        to.method = rrq.extensions.per_node_auth_method().is_some();
         // Answered with the PMA's association the request named (during a
         // key rollover the PMA may still be on the one we also accept).
         to.sa = peer
@@ -191,7 +198,15 @@ impl Ha {
                 if let Some((nai, accept)) = created.zip(self.tx.back()) {
                     let accept = accept.clone();
                     if self.tx.len() == queued + 1 {
-                        let r = (src, ident, to.now_ntp, hoa, mn.clone(), to.sa.spi);
+                        let r = (
+                            src,
+                            ident,
+                            to.now_ntp,
+                            hoa,
+                            mn.clone(),
+                            to.sa.spi,
+                            to.method,
+                        );
                         self.unconfirmed.hold(nai, accept, r);
                     }
                 }
@@ -221,11 +236,12 @@ impl Ha {
             }
             return Ok((life, home, exts));
         }
-        let Some(downlink_key) = rrq
-            .extensions
-            .gre_key()
-            .filter(|_| rrq.flags.has(RrqFlags::G))
-        else {
+        // RFC 6245 §4.2: a GRE Key extension without the G bit "SHOULD"
+        // be taken as if G were set (an FA adds GRE by its own policy and
+        // "MUST NOT modify the 'G' bit", §4.1). No key: no tunnel we do
+        // (G without one included), 139. Key 0 asks us to assign the keys
+        // of both directions (`create`).
+        let Some(downlink_key) = rrq.extensions.gre_key() else {
             return Err(Refusal(ReplyCode::EncapUnavailable));
         };
         let lifetime = rrq.lifetime.min(self.cfg.max_lifetime_s);
@@ -368,7 +384,11 @@ impl Ha {
         b.revocation_stamp = g.revocation_stamp;
         let new = AnchorBinding {
             tunnel: g.tunnel,
-            downlink_key: g.downlink_key,
+            // Key 0 (RFC 6245 §4.2): the keys stay the ones we assigned.
+            downlink_key: match g.downlink_key {
+                0 => b.anchor.downlink_key,
+                k => k,
+            },
             ..b.anchor.clone()
         };
         if new != b.anchor {
@@ -417,7 +437,13 @@ impl Ha {
             sub_id,
             tunnel: g.tunnel,
             uplink_key,
-            downlink_key: g.downlink_key,
+            // RFC 6245 §4.2: key 0 — "the HA MUST assign GRE keys for both
+            // directions" and the reply's GRE Key extension carries them:
+            // the one we assign, both ways.
+            downlink_key: match g.downlink_key {
+                0 => uplink_key,
+                k => k,
+            },
             home_v4: Some(home),
             hnp: None,
         };

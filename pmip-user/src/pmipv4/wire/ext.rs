@@ -345,7 +345,9 @@ impl ExtRepr {
                 ExtRepr::GreKey(be32(d, 0))
             }
             (types::REVOCATION_SUPPORT, _) => {
-                if d.len() != 6 {
+                // RFC 3543 §3.2: "Length (in bytes, currently 6)" — longer
+                // for more bits in the future: what we know is read.
+                if d.len() < 6 {
                     return Err(bad());
                 }
                 ExtRepr::RevocationSupport {
@@ -389,10 +391,9 @@ impl ExtRepr {
                             }
                         }
                     }
-                    skip_subtypes::ACCESS_TECH => {
-                        if body.len() != 1 {
-                            return Err(bad());
-                        }
+                    // A skippable extension we cannot read is skipped (RFC
+                    // 5944 §1.8), not a reason to refuse the message.
+                    skip_subtypes::ACCESS_TECH if body.len() == 1 => {
                         ExtRepr::AccessTechnology(AccessTech::from(body[0]))
                     }
                     _ => ExtRepr::UnknownSkippablePmip {

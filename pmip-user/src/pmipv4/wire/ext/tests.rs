@@ -189,9 +189,20 @@ fn truncated_and_overrunning() {
         parse_all(&[147, 1, 2], 0),
         Err(Error::BadLength { .. })
     ));
+    // An Access Technology Type of two bytes: skipped as an unknown
+    // skippable extension (RFC 5944 §1.8), not a reason to drop the message.
     assert!(matches!(
-        parse_all(&[147, 3, 4, 1, 1], 0),
-        Err(Error::BadLength { .. })
+        parse_all(&[147, 3, 4, 1, 1], 0).as_deref(),
+        Ok([ExtRepr::UnknownSkippablePmip { subtype: 4, .. }])
+    ));
+    // A Revocation Support extension longer than 6 (RFC 3543 §3.2 leaves
+    // room for more bits): read.
+    assert!(matches!(
+        parse_all(&[137, 8, 0x80, 0, 0, 0, 0, 9, 0xff, 0xff], 0).as_deref(),
+        Ok([ExtRepr::RevocationSupport {
+            i_bit: true,
+            timestamp: 9
+        }])
     ));
     assert!(matches!(
         parse_all(&[131, 0], 0),
