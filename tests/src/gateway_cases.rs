@@ -193,7 +193,7 @@ pub fn attach_and_traffic_vlan(proto: Proto) -> Result<()> {
 }
 
 /// Whether `ip link add ... type vlan` works here (a scratch namespace).
-fn vlan_devices(proto: Proto) -> Result<bool> {
+pub fn vlan_devices(proto: Proto) -> Result<bool> {
     let ns = crate::netns::Netns::new(if proto == Proto::Pmipv6 { "vp6" } else { "vp4" })?;
     ns.exec(&[
         "ip", "link", "add", "vp0", "type", "veth", "peer", "name", "vp1",

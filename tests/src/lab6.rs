@@ -158,7 +158,6 @@ impl Lab {
     /// the anchor's links and the correspondent, the subscriber's stock
     /// SLAAC settings (IPv6 itself stays off until [`Lab::attach6`]).
     pub(crate) fn wire6(&self) -> Result<()> {
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         let mut sw = Vec::new();
         for k in 1..=self.mags.len() {
             sw.push(format!("ip link set br{k} type bridge mcast_snooping 0"));
@@ -180,12 +179,13 @@ impl Lab {
                 format!("ip -6 route add default via {CN6_GW}"),
             ],
         )?;
+        let s0 = self.opts.sub_if();
         run_all(
             &self.sub,
-            &s(&[
-                "sysctl -qw net.ipv6.conf.s0.accept_ra=2",
-                "sysctl -qw net.ipv6.conf.s0.autoconf=1",
-            ]),
+            &[
+                format!("sysctl -qw net.ipv6.conf.{s0}.accept_ra=2"),
+                format!("sysctl -qw net.ipv6.conf.{s0}.autoconf=1"),
+            ],
         )
     }
 
@@ -199,7 +199,14 @@ impl Lab {
         let mon = self
             .sub
             .command("ip")
-            .args(["-ts", "-6", "monitor", "address", "dev", "s0"])
+            .args([
+                "-ts",
+                "-6",
+                "monitor",
+                "address",
+                "dev",
+                &self.opts.sub_if(),
+            ])
             .env("TZ", "UTC")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -211,8 +218,8 @@ impl Lab {
             .arg("icmp6 and (ip6[40] == 133 or ip6[40] == 134)")
             .stdout(Stdio::piped());
         let rs = crate::capture::spawn_listening(rs, "tcpdump for the RS")?;
-        self.sub
-            .exec(&["sysctl", "-qw", "net.ipv6.conf.s0.disable_ipv6=0"])?;
+        let on = format!("net.ipv6.conf.{}.disable_ipv6=0", self.opts.sub_if());
+        self.sub.exec(&["sysctl", "-qw", &on])?;
         let r = self.wait_slaac(Duration::from_secs(20));
         // Let the monitor print the last change before it is stopped.
         std::thread::sleep(Duration::from_millis(100));
@@ -253,7 +260,7 @@ impl Lab {
             if Instant::now() >= end {
                 bail!(
                     "no SLAAC address from {HNP_POOL} with a default route within {within:?}: {s:?}\n{}",
-                    self.sub.exec(&["ip", "-6", "addr", "show", "dev", "s0"])?
+                    self.sub.exec(&["ip", "-6", "addr", "show", "dev", &self.opts.sub_if()])?
                 );
             }
             interruptible_sleep(Duration::from_millis(20))?;
@@ -263,7 +270,15 @@ impl Lab {
     /// What s0 holds now (empty fields: not there).
     pub fn slaac(&self) -> Result<Slaac> {
         let a = self.sub.exec(&[
-            "ip", "-o", "-6", "addr", "show", "dev", "s0", "scope", "global",
+            "ip",
+            "-o",
+            "-6",
+            "addr",
+            "show",
+            "dev",
+            &self.opts.sub_if(),
+            "scope",
+            "global",
         ])?;
         let addr = addrs_of(&a)
             .into_iter()
@@ -277,7 +292,10 @@ impl Lab {
             .to_string();
         let mtu = self
             .sub
-            .exec(&["cat", "/proc/sys/net/ipv6/conf/s0/mtu"])?
+            .exec(&[
+                "cat",
+                &format!("/proc/sys/net/ipv6/conf/{}/mtu", self.opts.sub_if()),
+            ])?
             .trim()
             .to_string();
         Ok(Slaac {
@@ -292,7 +310,15 @@ impl Lab {
     /// Global addresses of s0 from the pool, tentative or not.
     pub fn sub_addrs6(&self) -> Result<Vec<String>> {
         let a = self.sub.exec(&[
-            "ip", "-o", "-6", "addr", "show", "dev", "s0", "scope", "global",
+            "ip",
+            "-o",
+            "-6",
+            "addr",
+            "show",
+            "dev",
+            &self.opts.sub_if(),
+            "scope",
+            "global",
         ])?;
         Ok(addrs_of(&a)
             .into_iter()
@@ -312,7 +338,7 @@ impl Lab {
                 "show",
                 &router_ll().to_string(),
                 "dev",
-                "s0",
+                &self.opts.sub_if(),
             ])?
             .trim()
             .to_string())

@@ -141,6 +141,26 @@ fn slaac_subscriber_over_ipv4_transport() {
     run(|| slaac_end_to_end(opts("6s4", Service::Ipv6, 1)));
 }
 
+/// An 802.1Q access link (the gateway's access interface the VLAN
+/// sub-interface acc0.100, the subscriber tagging on s0.100): the RA
+/// engine sees the sub-interface's untagged frames and answers untagged
+/// — before, it took `vlan = 100` as the frames' tag, dropped every RS as
+/// another link's and tagged its RAs twice, so no host got an address.
+#[test]
+fn slaac_subscriber_on_a_vlan_sub_interface() {
+    run(|| {
+        if !pmip_tests::gateway_cases::vlan_devices(Proto::Pmipv6)? {
+            eprintln!("skipped: this kernel has no 802.1Q VLAN devices");
+            return Ok(());
+        }
+        let mut o = opts("6sv", Service::Ipv6, 1);
+        o.vlan = Some(100);
+        // No native XDP on a VLAN device.
+        o.attach_mode = "generic".into();
+        slaac_end_to_end(o)
+    });
+}
+
 #[test]
 fn slaac_subscriber_over_ipv6_transport() {
     run(|| {

@@ -344,7 +344,9 @@ fn link_configs(
     a: &AccessInterface,
 ) -> Result<(RaConfig, Option<Dhcp6ServerConfig>)> {
     let (mac, ll) = router_addrs(cfg, &a.name)?;
-    let vlan = a.vlan.unwrap_or(0);
+    // As the frames on this interface carry it: none on an 802.1Q
+    // sub-interface (the kernel took the tag off), `vlan` on the parent.
+    let vlan = cfg.frame_vlan(a);
     let v6 = &cfg.ipv6;
     let mut ra = RaConfig::new(0, vlan, mac).with_max_interval(v6.ra_interval_max);
     ra.router_ll = ll;
