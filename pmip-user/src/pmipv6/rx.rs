@@ -2,6 +2,7 @@
 //! looking at its type: parse it, and tell why it is dropped or answered.
 use std::collections::VecDeque;
 use std::net::Ipv6Addr;
+use std::time::{Duration, Instant};
 
 use super::wire::{self, BindingError, Message};
 use super::LocalAddrs;
@@ -30,14 +31,42 @@ pub(crate) fn parse(data: &[u8], ck: wire::Checksum) -> Result<Message, Refused>
     })
 }
 
+/// Binding Errors sent in one second at most: RFC 6275 §9.3.3, "Binding
+/// Error messages SHOULD be subject to rate limiting in the same manner as
+/// is done for ICMPv6 messages" — an unknown MH type from anyone (a
+/// spoofed source too) must not make us a reflector.
+pub(crate) const BINDING_ERRORS_PER_S: u32 = 10;
+
+/// The Binding Errors of the current second ([`BINDING_ERRORS_PER_S`]).
+#[derive(Debug, Default)]
+pub(crate) struct BindingErrorLimit {
+    second: Option<Instant>,
+    sent: u32,
+}
+
+impl BindingErrorLimit {
+    /// Whether one more may be sent at `now` (and it is counted if so).
+    fn take(&mut self, now: Instant) -> bool {
+        match self.second {
+            Some(s) if now.saturating_duration_since(s) < Duration::from_secs(1) => {}
+            _ => (self.second, self.sent) = (Some(now), 0),
+        }
+        self.sent += 1;
+        self.sent <= BINDING_ERRORS_PER_S
+    }
+}
+
 /// Takes `data` from `peer` (checksum mode `ck`): the message, or None when
 /// it is refused, counted in `counters` and, for an unknown type, answered
-/// with a Binding Error queued on `transmits`.
+/// with a Binding Error queued on `transmits` — to a unicast source only
+/// ("If the Source Address field does not contain a unicast address, the
+/// Binding Error message MUST NOT be sent", RFC 6275 §9.3.3) and within
+/// `limit`.
 pub(crate) fn receive<C: CountRefused>(
     data: &[u8],
     ck: wire::Checksum,
-    peer: Peer,
-    counters: &mut C,
+    (now, peer): (Instant, Peer),
+    (counters, limit): (&mut C, &mut BindingErrorLimit),
     (local, transmits): (&LocalAddrs, &mut VecDeque<Transmit>),
 ) -> Option<Message> {
     match parse(data, ck) {
@@ -45,9 +74,22 @@ pub(crate) fn receive<C: CountRefused>(
         Err(r) => {
             counters.count(&r);
             if let Refused::UnknownType(be) = r {
-                queue(local, transmits, peer, &be);
+                if unicast(&peer) && limit.take(now) {
+                    queue(local, transmits, peer, &be);
+                }
             }
             None
+        }
+    }
+}
+
+/// Whether `peer` is a unicast address a Binding Error may go to.
+fn unicast(peer: &Peer) -> bool {
+    match peer {
+        Peer::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+        Peer::V4(s) => {
+            let a = s.ip();
+            !(a.is_multicast() || a.is_broadcast() || a.is_unspecified() || s.port() == 0)
         }
     }
 }

@@ -1617,6 +1617,32 @@ fn hostile_input_is_counted_and_service_continues() {
     assert_eq!(e.status, be_status::UNRECOGNIZED_MH_TYPE);
     assert!(s.lma.poll_transmit().is_none());
     assert_eq!(s.lma.binding_count(), 0);
+    // RFC 6275 §9.3.3: rate-limited — a flood of them within a second is
+    // answered BINDING_ERRORS_PER_S times in all (the one above included),
+    // and again in the next second; never to a multicast source.
+    let mut sent = 0;
+    for _ in 0..50 {
+        s.lma.handle(s.now, from, &unk);
+        while s.lma.poll_transmit().is_some() {
+            sent += 1;
+        }
+    }
+    assert_eq!(sent, super::rx::BINDING_ERRORS_PER_S - 1);
+    assert_eq!(s.lma.counters.rx_unknown_type, 51);
+    let later = s.now + Duration::from_secs(1);
+    s.lma.handle(later, from, &unk);
+    assert!(s.lma.poll_transmit().is_some());
+    let all_nodes: Ipv6Addr = "ff02::1".parse().unwrap();
+    let mut from_group = unk.clone();
+    MhPacket::new_unchecked(&mut from_group[..]).fill_checksum(&all_nodes, &LMA);
+    let before = s.lma.counters.rx_unknown_type;
+    s.lma.handle(
+        later + Duration::from_secs(2),
+        Peer::V6(all_nodes),
+        &from_group,
+    );
+    assert_eq!(s.lma.counters.rx_unknown_type, before + 1);
+    assert!(s.lma.poll_transmit().is_none());
     // The genuine PBU is accepted, and replaying it is refused (157).
     s.lma.handle(s.now, from, &good);
     assert_eq!(s.lma.binding_count(), 1);
@@ -2105,3 +2131,29 @@ mod revoke_peer;
 mod show_left;
 mod store_in_flight;
 mod store_refused;
+
+/// Over IPv4 transport the MAG answers an LMA's Heartbeat Request to the
+/// address and UDP port it came from (as the LMA answers PBUs), not to the
+/// configured port: an LMA that sends from another port hears back.
+#[test]
+fn the_mag_answers_a_heartbeat_to_its_source_port() {
+    let mut s = Sim::new(true);
+    s.attach(0, req(1));
+    while s.mags[0].poll_transmit().is_some() {}
+    let request = Message::Heartbeat(Heartbeat {
+        unsolicited: false,
+        response: false,
+        seq: 7,
+        options: vec![],
+    })
+    .to_vec(Checksum::None)
+    .unwrap();
+    let from = Peer::V4(std::net::SocketAddrV4::new(LMA_V4, 49152));
+    s.mags[0].handle(s.now, from, &request);
+    let t = s.mags[0].poll_transmit().expect("a Heartbeat Response");
+    assert_eq!(t.peer, from);
+    let Ok(Message::Heartbeat(r)) = Message::parse(&t.payload, Checksum::None) else {
+        panic!("not a heartbeat")
+    };
+    assert!(r.response && r.seq == 7);
+}

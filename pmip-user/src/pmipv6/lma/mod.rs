@@ -384,6 +384,8 @@ pub struct Lma {
     /// Datagrams read per pass (`first_write.rs`).
     pass_max: usize,
     pub counters: LmaCounters,
+    /// Binding Errors of this second (`rx.rs`).
+    be_limit: super::rx::BindingErrorLimit,
 }
 
 /// Outcome of PBU validation: a status and the options to put in the PBA.
@@ -461,6 +463,7 @@ impl Lma {
             writes_in_flight: 1,
             pass_max: crate::agent::shell::RX_BURST,
             counters: LmaCounters::default(),
+            be_limit: Default::default(),
             cfg,
         }
     }
@@ -581,7 +584,8 @@ impl Lma {
             return;
         };
         let out = (&self.cfg.local, &mut self.transmits);
-        let Some(msg) = super::rx::receive(data, ck, peer, &mut self.counters, out) else {
+        let count = (&mut self.counters, &mut self.be_limit);
+        let Some(msg) = super::rx::receive(data, ck, (now, peer), count, out) else {
             return;
         };
         match msg {

@@ -6,15 +6,18 @@ use super::super::wire::{
     be_status, BindingError, HandoffIndicator, Heartbeat, Message, OptionsExt,
 };
 use super::{Mag, State};
+use crate::agent::Peer;
 use crate::dataplane::AccessPoint;
 
 impl Mag {
-    pub(super) fn on_heartbeat(&mut self, now: Instant, lma: usize, hb: Heartbeat) {
+    /// A Heartbeat from LMA `lma`, sent from `from` (over IPv4, its UDP
+    /// port: a request is answered to where it came from, as the LMA
+    /// answers our PBUs, RFC 5844 §3.1 — not to the configured port).
+    pub(super) fn on_heartbeat(&mut self, now: Instant, (lma, from): (usize, Peer), hb: Heartbeat) {
         self.counters.heartbeat_rx += 1;
-        let peer = self.lmas[lma].peer;
         if !hb.response {
             // RFC 5847 §3: answer a request with the same sequence number.
-            self.queue(peer, &Heartbeat::response(hb.seq, self.cfg.restart_counter));
+            self.queue(from, &Heartbeat::response(hb.seq, self.cfg.restart_counter));
         } else if hb.unsolicited {
             // U (RFC 5847 §5.1): a response we did not ask for, no sequence
             // number to match; what counts is its Restart Counter (below).

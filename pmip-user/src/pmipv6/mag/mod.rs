@@ -397,6 +397,8 @@ pub struct Mag {
     /// What LMAs refused MNs until the operator acts (`refusal.rs`).
     refusals: refusal::Refusals,
     pub counters: MagCounters,
+    /// Binding Errors of this second (`rx.rs`).
+    be_limit: super::rx::BindingErrorLimit,
 }
 
 impl Mag {
@@ -438,6 +440,7 @@ impl Mag {
             checking: Vec::new(),
             refusals: Default::default(),
             counters: MagCounters::default(),
+            be_limit: Default::default(),
             cfg,
         }
     }
@@ -737,12 +740,13 @@ impl Mag {
             return;
         };
         let out = (&self.cfg.local, &mut self.transmits);
-        let Some(msg) = super::rx::receive(data, ck, peer, &mut self.counters, out) else {
+        let count = (&mut self.counters, &mut self.be_limit);
+        let Some(msg) = super::rx::receive(data, ck, (now, peer), count, out) else {
             return;
         };
         match msg {
             Message::BindingAck(ba) => self.on_pba(now, lma, ba),
-            Message::Heartbeat(hb) => self.on_heartbeat(now, lma, hb),
+            Message::Heartbeat(hb) => self.on_heartbeat(now, (lma, peer), hb),
             Message::BindingError(be) => self.on_binding_error(lma, &be),
             Message::RevocationIndication(bri) => self.on_bri(now, lma, bri),
             Message::RevocationAck(bra) => self.on_bra(lma, bra),
