@@ -2157,3 +2157,36 @@ fn the_mag_answers_a_heartbeat_to_its_source_port() {
     };
     assert!(r.response && r.seq == 7);
 }
+
+/// RFC 5845 §7.2, §6.4: a PBU with the GRE Key option and the TLV-header
+/// format flag (T) is accepted with status 3,
+/// GRE_TUNNELING_BUT_TLV_HEADER_NOT_SUPPORTED, T clear and the uplink key
+/// given: the MAG tunnels plain GRE (we do not do the TLV header).
+#[test]
+fn a_pbu_asking_for_the_tlv_header_gets_status_3() {
+    let mut s = Sim::new(false);
+    let mut m = Mag::new(mag_cfg(false, MAG1, MAG1_V4), s.now, wall());
+    m.attach(s.now, req(1));
+    let mut pbu = m.poll_transmit().unwrap().payload.to_vec();
+    // Sequence (2) after the 6-byte MH header, then the flags: T = 0x0080.
+    pbu[9] |= 0x80;
+    MhPacket::new_unchecked(&mut pbu[..]).fill_checksum(&MAG1, &LMA);
+    s.lma.handle(s.now, Peer::V6(MAG1), &pbu);
+    let t = s.lma.poll_transmit().expect("a PBA");
+    let Ok(Message::BindingAck(ba)) = Message::parse(
+        &t.payload,
+        Checksum::Ipv6 {
+            src: LMA,
+            dst: MAG1,
+        },
+    ) else {
+        panic!("not a PBA")
+    };
+    assert_eq!(ba.status, BaStatus(3));
+    assert_eq!(ba.flags & ba_flags::T, 0);
+    assert!(matches!(ba.gre_key(), Some(Some(_))));
+    assert_eq!(s.lma.binding_count(), 1);
+    // Our MAG takes it as the success it is.
+    m.handle(s.now, Peer::V6(LMA), &t.payload);
+    assert_eq!(m.active_count(), 1);
+}

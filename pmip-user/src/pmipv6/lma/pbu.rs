@@ -43,6 +43,9 @@ struct Grant {
     /// HI 5, "handoff state not changed (re-registration)": the MN already
     /// holds its address, e.g. after we restarted and lost the binding.
     reregistration: bool,
+    /// The MAG asked for the TLV-header UDP format (T, RFC 5845 §7.2),
+    /// which we do not do: answered with status 3.
+    tlv_header: bool,
 }
 
 // A refusal is an `Err(Reply)`, and a `Reply` holds its options inline
@@ -326,6 +329,7 @@ impl Lma {
             att: bu.access_tech_type(),
             reregistration: bu.handoff_indicator()
                 == Some(HandoffIndicator::HandoffStateNotChanged),
+            tlv_header: bu.flags & bu_flags::T != 0,
         })
     }
 
@@ -439,8 +443,15 @@ impl Lma {
             // server behind this LMA to relay to.
             extra.push(MobilityOption::Ipv4DhcpSupportMode { server: true });
         }
+        // RFC 5845 §7.2, §6.4: a PBU with the GRE Key option and T set is
+        // answered "GRE_TUNNELING_BUT_TLV_HEADER_NOT_SUPPORTED" (3, a
+        // success) with T clear — GRE without the TLV header (§7.3).
+        let status = match g.tlv_header {
+            true => BaStatus::GRE_TUNNELING_BUT_TLV_HEADER_NOT_SUPPORTED,
+            false => BaStatus::ACCEPTED,
+        };
         Reply {
-            status: BaStatus::ACCEPTED,
+            status,
             lifetime: (g.lifetime.as_secs() / 4) as u16,
             extra,
             seq: None,

@@ -65,6 +65,9 @@ impl BaStatus {
     pub const ACCEPTED: Self = Self(0);
     /// RFC 5845 §6.4: accepted, GRE encapsulation not needed for this session.
     pub(crate) const GRE_KEY_OPTION_NOT_REQUIRED: Self = Self(2);
+    /// RFC 5845 §6.4: accepted with GRE, but not the TLV-header format the
+    /// PBU's T flag asked for.
+    pub(crate) const GRE_TUNNELING_BUT_TLV_HEADER_NOT_SUPPORTED: Self = Self(3);
     pub const UNSPECIFIED: Self = Self(128);
     pub const ADMIN_PROHIBITED: Self = Self(129);
     pub(crate) const INSUFFICIENT_RESOURCES: Self = Self(130);
