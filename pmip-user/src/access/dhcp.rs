@@ -590,10 +590,20 @@ impl DhcpServer {
         }
     }
 
-    /// The registration failed: NAK a waiting REQUEST (a DISCOVER just gets no OFFER).
-    pub(crate) fn binding_failed(&mut self, mac: [u8; 6]) {
+    /// The registration failed. `refused`: the address is not the client's
+    /// (the anchor or the operator's AAA refused it) — a waiting REQUEST
+    /// gets a NAK. Otherwise (no answer, no resources, the admission's
+    /// back-off) the client is forgotten without a word: RFC 2131 §4.3.2
+    /// NAKs only a wrong address ("If the DHCP server has no record of this
+    /// client, then it MUST remain silent"), and a renewing client that is
+    /// NAKed drops a working address and its sessions, where silence lets
+    /// it retry. A DISCOVER just gets no OFFER either way.
+    pub(crate) fn binding_failed(&mut self, mac: [u8; 6], refused: bool) {
         if let Some(c) = self.forget(mac) {
-            if let Some(p) = c.pending.filter(|p| p.kind == MessageType::Request) {
+            if let Some(p) = c
+                .pending
+                .filter(|p| p.kind == MessageType::Request && refused)
+            {
                 self.nak(&p.req);
             }
         }

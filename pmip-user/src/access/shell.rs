@@ -32,8 +32,11 @@ pub enum DhcpCmd {
         mac: [u8; 6],
         info: BindingInfo,
     },
+    /// The registration failed; `refused`: the address is not the client's
+    /// (`DhcpServer::binding_failed`).
     BindingFailed {
         mac: [u8; 6],
+        refused: bool,
     },
     BindingGone {
         mac: [u8; 6],
@@ -168,7 +171,7 @@ impl DhcpShell {
                     match c {
                         None => return Ok(()),
                         Some(DhcpCmd::BindingReady { mac, info }) => self.server.binding_ready(now, mac, info),
-                        Some(DhcpCmd::BindingFailed { mac }) => self.server.binding_failed(mac),
+                        Some(DhcpCmd::BindingFailed { mac, refused }) => self.server.binding_failed(mac, refused),
                         Some(DhcpCmd::BindingGone { mac }) => self.server.binding_gone(mac),
                         Some(DhcpCmd::Restore { mac, info, left }) => self.server.restore_lease(now, mac, info, left),
                     }

@@ -179,10 +179,17 @@ impl Glue<'_> {
         let _ = self.registrar.send(shell::Request::Command(c));
     }
 
-    fn refuse(&mut self, at: &AccessPoint) {
+    /// No lease for `at`: `refused` when its address is not its own (the
+    /// anchor, AAA or configuration said no), rather than not now (no
+    /// answer, the admission's back-off) — a waiting REQUEST is NAKed only
+    /// then (RFC 2131 §4.3.2).
+    fn refuse(&mut self, at: &AccessPoint, refused: bool) {
         self.aaa.forget(at);
         if let Some(l) = self.links.get(&at.ifindex) {
-            let _ = l.dhcp.send(DhcpCmd::BindingFailed { mac: at.mac });
+            let _ = l.dhcp.send(DhcpCmd::BindingFailed {
+                mac: at.mac,
+                refused,
+            });
         }
     }
 
@@ -226,7 +233,7 @@ impl Glue<'_> {
             Ok(()) => true,
             Err(why) => {
                 crate::log_limited!(info, mac = %mac_str(&at.mac), ?why, "attach refused");
-                self.refuse(&at);
+                self.refuse(&at, false);
                 false
             }
         }
@@ -245,7 +252,7 @@ impl Glue<'_> {
         let (nai, profile) = match self.aaa.resolve(&live, at, (client_id, requested), &ifname) {
             Resolved::Ready(nai, profile) => (nai, profile),
             Resolved::Pending => return,
-            Resolved::Refused => return self.failed(at),
+            Resolved::Refused => return self.failed(at, true),
         };
         let profile = &*profile;
         let anchor = profile
@@ -254,7 +261,7 @@ impl Glue<'_> {
             .or_else(|| self.cfg.peers.first().map(|p| p.name.clone()));
         let Some(peer) = anchor.as_deref().and_then(|n| self.cfg.peer(n)) else {
             crate::log_limited!(warn, %nai, "profile {} names no known anchor", profile.name);
-            self.failed(at);
+            self.failed(at, true);
             return;
         };
         let link_mtu = self.cfg.subscriber_mtu(&link.cfg, peer);
@@ -376,15 +383,20 @@ impl Glue<'_> {
                 match home_v4 {
                     Some(h) => self.registered(at, h, router_v4, lifetime),
                     // No IPv4 home address: nothing the DHCP server can lease.
-                    None if hnp.is_none() => self.failed(at),
-                    None => self.refuse(&at),
+                    None if hnp.is_none() => self.failed(at, true),
+                    None => self.refuse(&at, true),
                 }
             }
             AccessEvent::Refreshed { at, lifetime } => self.v6.refreshed(at, lifetime),
             AccessEvent::Failed { at, reason } => {
                 crate::log_limited!(warn, mac = %mac_str(&at.mac), ?reason, "registration failed");
                 self.v6.ended(at, None);
-                self.failed(at)
+                // The anchor said no: the address is not the subscriber's;
+                // no answer or no resources: not now.
+                self.failed(
+                    at,
+                    matches!(reason, crate::agent::registrar::FailReason::Rejected(_)),
+                )
             }
             AccessEvent::Restored {
                 at,
@@ -518,9 +530,9 @@ impl Glue<'_> {
         self.subs.insert(at, Sub::new(nai, dns, mtu));
     }
 
-    fn failed(&mut self, at: AccessPoint) {
+    fn failed(&mut self, at: AccessPoint, refused: bool) {
         self.admission.finish(Instant::now(), &at, Outcome::Failed);
-        self.refuse(&at);
+        self.refuse(&at, refused);
         self.subs.remove(&at);
     }
 

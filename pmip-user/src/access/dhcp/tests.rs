@@ -290,15 +290,27 @@ fn unknown_client_request_registers_then_ack_or_nak() {
             Some(vec![want])
         );
     }
-    // Registration refused: NAK.
+    // Registration refused (the address is not the client's): NAK.
     let mut s = server();
     let mut r = req(3);
     r.ciaddr = HOME.octets();
     s.handle(now, &bytes(&r)).unwrap();
-    s.binding_failed(MAC);
+    s.binding_failed(MAC, true);
     let t = s.poll_transmit().unwrap();
     assert_eq!(opt(&t.payload, 53), Some(vec![6]));
     assert_eq!(s.clients().count(), 0);
+    // Not registered for another reason (no answer, the admission's
+    // back-off): silence (RFC 2131 §4.3.2: no record of the client, "it
+    // MUST remain silent"): the renewing client keeps its address and
+    // asks again.
+    let mut s = server();
+    s.handle(now, &bytes(&r)).unwrap();
+    s.binding_failed(MAC, false);
+    assert!(s.poll_transmit().is_none());
+    assert_eq!(s.clients().count(), 0);
+    while s.poll_event().is_some() {}
+    s.handle(now, &bytes(&r)).unwrap();
+    assert!(matches!(s.poll_event(), Some(Event::AttachRequest { .. })));
 }
 
 #[test]
