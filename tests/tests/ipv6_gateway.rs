@@ -200,6 +200,27 @@ fn dual_stack_subscriber_uses_both() {
         ensure!(ip.ok && ip.bytes_received > 0, "iperf3 over IPv6: {ip:?}");
         let ip = l.iperf(1)?;
         ensure!(ip.ok && ip.bytes_received > 0, "iperf3 over IPv4: {ip:?}");
+        // RFC 5844 §3.4.3: a DHCPRELEASE "MUST NOT release any IPv6 home
+        // network prefix(es)" — the binding stays (before, the release
+        // ended it and a final RA took the IPv6 default route away).
+        l.client().release()?;
+        l.mag(0)
+            .wait_counter("releases", 1, Duration::from_secs(5))?;
+        let (m2, _) = l.wait_registered(0)?;
+        ensure!(m2.hnp == m.hnp, "the prefix changed: {m2:?}");
+        let route = l.sub.exec(&["ip", "-6", "route", "show", "default"])?;
+        ensure!(
+            !route.trim().is_empty(),
+            "no IPv6 default route after the release"
+        );
+        let (sent, recv, out) = Lab::ping(&l.sub, &CN6.to_string(), 3)?;
+        ensure!(sent == recv, "ping {CN6} after the DHCPRELEASE: {out}");
+        // The ping took ~0.5 s: a de-registration would have been done.
+        let (mb, ab) = (l.mag(0).bindings()?, l.lma().bindings()?);
+        ensure!(
+            mb.len() == 1 && ab.len() == 1,
+            "bindings after the release: {mb:?} {ab:?}"
+        );
         Ok(())
     });
 }

@@ -207,6 +207,17 @@ impl Glue<'_> {
                     }
                 }
             }
+            // RFC 5844 §3.4.3: a DHCPRELEASE "MUST NOT release any IPv6
+            // home network prefix(es)": a dual-stack subscriber keeps its
+            // binding — IPv6 in use, its IPv4 address held for it (a
+            // DISCOVER gets it again). systemd-networkd sends one at every
+            // stop or reconfiguration, Windows at `ipconfig /release`.
+            DhcpEvent::Detach {
+                at,
+                reason: DetachReason::Release,
+            } if self.v6.has_prefix(&at) => {
+                tracing::info!(mac = %mac_str(&at.mac), "DHCPRELEASE: the IPv6 prefix stays, and the binding with it");
+            }
             DhcpEvent::Detach { at, reason } => {
                 // An OFFER never taken is what a DISCOVER flood looks like: back off.
                 let outcome = if reason == DetachReason::Abandoned {

@@ -208,6 +208,11 @@ impl<'a> Access6<'a> {
         self.advertise(at, lifetime);
     }
 
+    /// Whether `at` has a home network prefix advertised here.
+    pub(super) fn has_prefix(&self, at: &AccessPoint) -> bool {
+        self.subs.get(at).is_some_and(|s| s.hnp.is_some())
+    }
+
     /// Asks `at`'s link whether the node is still there (answered with
     /// [`Request::Presence`]); false when it has no prefix advertised here.
     pub(super) fn check(&self, at: &AccessPoint) -> bool {
