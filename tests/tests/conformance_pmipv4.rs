@@ -408,8 +408,10 @@ fn ha_rejection_codes() {
             stranger.recv(Duration::from_millis(500)).is_none(),
             "answered a PMA without an SA"
         );
+        // The padded request's and the replay test's, and the GRE Key
+        // without G (6245-4.2-c, accepted).
         ensure!(
-            b.daemon.bindings()?.len() == 2,
+            b.daemon.bindings()?.len() == 3,
             "a rejected request left a binding"
         );
         cap.check(cases.len() + 4)?;
@@ -1550,18 +1552,29 @@ fn ha_per_mn_authentication() {
         let replies: Vec<_> = rows
             .iter()
             .filter(|r| r.first().map(String::as_str) == Some("10.255.0.10") && r[1] == "3")
-            .filter(|r| r[2] != "131,48,0,137,47,34")
+            // Per node (the NAI without an association): the FA-HA SPI alone.
+            .filter(|r| r[3] != "0x00000100")
             .collect();
         ensure!(
             rows.is_empty()
                 || (replies.len() == 4
                     && replies
                         .iter()
-                        .all(|r| r[2].ends_with("32,34") && r[3] == SPIS)),
+                        .all(|r| mn_then_fa(&r[2]) && r[3] == SPIS)),
             "tshark does not read MN-HA (SPI 0x300) then FA-HA (SPI 0x100) in every reply: {rows:?}"
         );
         Ok(())
     });
+}
+
+/// tshark's `mip.ext.type` list of a per-MN message: MN-HA (32), then the
+/// FA's extensions — its GRE Key (48), if there is one, after the MN-HA
+/// one (RFC 6245 §4.1) — and FA-HA (34) last.
+fn mn_then_fa(types: &str) -> bool {
+    let t: Vec<&str> = types.split(',').collect();
+    let at = |x: &str| t.iter().position(|y| *y == x);
+    let gre_after = |m: usize| at("48").is_none_or(|g| m < g);
+    matches!((at("32"), t.last()), (Some(m), Some(&"34")) if gre_after(m))
 }
 
 /// 3344-3.5.2-b, 3344-3.6.2.1-c, leung-4.3-b: our PMA with an MN-HA
@@ -1621,8 +1634,8 @@ fn pma_per_mn_registration() {
                 || (requests.len() >= 2
                     && requests
                         .iter()
-                        .all(|r| r[2].ends_with("32,34") && r[3] == SPIS)),
-            "tshark does not read MN-HA (SPI 0x300) then FA-HA (SPI 0x100) in every request: {rows:?}"
+                        .all(|r| mn_then_fa(&r[2]) && r[3] == SPIS)),
+            "tshark does not read MN-HA (SPI 0x300), the GRE Key, then FA-HA (SPI 0x100) in every request: {rows:?}"
         );
         Ok(())
     });

@@ -1549,6 +1549,12 @@ fn cluster_address_redirects_with_143_after_the_checks() {
     assert_eq!(rp.home_agent, HA1);
     assert_eq!(rp.extensions.redirected_ha(), Some(HA2));
     assert_eq!(net.requests(PMA1, HA2)[0].home_agent, HA2);
+    // RFC 4433 §5.1.1: the redirected request names the Redirected HA in
+    // its Requested HA extension.
+    assert_eq!(
+        net.requests(PMA1, HA2)[0].extensions.requested_ha(),
+        Some(HA2)
+    );
     assert_eq!(net.pma(PMA1).registration("ue1@ex").unwrap().1, HA2);
     assert_eq!(net.ha(HA1).counters().redirected, 1);
 

@@ -345,10 +345,27 @@ impl Msg {
             self.types()
         );
         let i = at[0];
+        // After it the FA's: its GRE Key (RFC 6245 §4.1: "after the MN-HA
+        // ... and before the FA-HA"), Revocation Support (RFC 3543 §3.2),
+        // then its FA-HA extension, last.
+        let after = &self.types()[i + 1..];
         assert_eq!(
-            self.types()[i + 1..],
-            [ext::FA_HA_AUTH],
-            "only the FA-HA extension after the MN-HA one"
+            after.last(),
+            Some(&ext::FA_HA_AUTH),
+            "the FA-HA extension last, after the MN-HA one: {:?}",
+            self.types()
+        );
+        assert!(
+            after[..after.len() - 1]
+                .iter()
+                .all(|t| [ext::GRE_KEY, ext::REVOCATION_SUPPORT].contains(t)),
+            "only the FA's extensions between the MN-HA and FA-HA ones: {:?}",
+            self.types()
+        );
+        assert!(
+            !self.types()[..i].contains(&ext::GRE_KEY),
+            "a GRE Key before the MN-HA extension (RFC 6245 §4.1: after it): {:?}",
+            self.types()
         );
         self.assert_authenticator(i, sa, Alg::HmacMd5);
     }

@@ -86,6 +86,16 @@ impl Ha {
             exts.push(ExtRepr::PerNodeAuthMethod(AuthMethod::FaHa));
         }
         let auths = if to.mn.is_some() { 2 } else { 1 };
+        // Per MN, the extensions for the FA (the GRE Key, Revocation
+        // Support) go after the MN-HA extension, before the FA-HA one (RFC
+        // 5944 §3.8.3.3 (d); RFC 6245 §4.1). Per node (no allocation), in
+        // place.
+        let mut for_fa = Vec::new();
+        if to.mn.is_some() {
+            let fa =
+                |e: &ExtRepr| matches!(e, ExtRepr::GreKey(_) | ExtRepr::RevocationSupport { .. });
+            (for_fa, exts) = exts.into_iter().partition(fa);
+        }
         let mut payload = RegistrationReplyRepr {
             code,
             lifetime,
@@ -97,6 +107,7 @@ impl Ha {
         .to_bytes_with_room(auths * auth::AUTH_EXT_LEN);
         if let Some(mn) = to.mn {
             auth::append_auth(&mut payload, AuthKind::MnHa, mn);
+            super::super::wire::ext::append_all(&for_fa, &mut payload);
         }
         auth::append_auth(&mut payload, AuthKind::FaHa, to.sa);
         self.tx.push_back(Transmit::new(Peer::V4(to.src), payload));

@@ -668,16 +668,31 @@ impl Pma {
         if let Some(t) = s.sub.access_tech.or(self.cfg.access_technology) {
             exts.push(ExtRepr::AccessTechnology(t));
         }
+        // The FA's own extensions. Per MN they go after the MN-HA
+        // extension, before the FA-HA one: RFC 6245 §4.1, the GRE Key
+        // "SHALL be added after the MN-HA ... and before the FA-HA"; RFC
+        // 3543 §3.2, Revocation Support is the FA's (a mobile node that is
+        // not co-located "MUST NOT include" it). Per node, with the rest.
+        let mut fa_exts = Vec::with_capacity(2);
         // RFC 6245 §4.1: in every registration request, de-registration included.
-        exts.push(ExtRepr::GreKey(s.downlink_key));
+        fa_exts.push(ExtRepr::GreKey(s.downlink_key));
         if self.cfg.revocation_support {
-            exts.push(ExtRepr::RevocationSupport {
+            fa_exts.push(ExtRepr::RevocationSupport {
                 i_bit: false,
                 timestamp: auth::ntp_seconds(auth::ntp_from_system(wall)),
             });
         }
+        let mn = self.cfg.mn_ha.get(&s.sub.nai);
+        if mn.is_none() {
+            exts.append(&mut fa_exts);
+        }
         let dynamic = s.sub.dynamic_ha && s.assigned_ha.is_none();
-        if dynamic {
+        // RFC 4433 §5.1.1: after a redirect, "the MN MUST put the
+        // Redirected HA address as the Requested HA Extension of the new
+        // Registration Request" (until it is accepted).
+        let redirected =
+            s.sub.dynamic_ha && s.assigned_ha.is_some() && s.phase == Phase::Registering;
+        if dynamic || redirected {
             // RFC 4433 §3.1: the Requested HA extension names where we sent the request.
             exts.push(ExtRepr::DynamicHa {
                 subtype: super::wire::ext::dynamic_ha_subtypes::REQUESTED,
@@ -686,7 +701,6 @@ impl Pma {
         }
         // Draft §5.1: MUST be present when the SA is per node; per MN the
         // MN-HA extension authenticates the request instead (§4.3).
-        let mn = self.cfg.mn_ha.get(&s.sub.nai);
         if mn.is_none() {
             exts.push(ExtRepr::PerNodeAuthMethod(AuthMethod::FaHa));
         }
@@ -713,8 +727,10 @@ impl Pma {
         };
         let mut payload = rrq.to_bytes();
         if let Some(mn) = mn {
-            // RFC 3344 §3.5.2, then the FA's FA-HA extension after it (`signed`).
+            // RFC 3344 §3.5.2, then the FA's extensions, then its FA-HA
+            // extension (`signed`).
             auth::append_auth(&mut payload, AuthKind::MnHa, mn);
+            super::wire::ext::append_all(&fa_exts, &mut payload);
         }
         self.tx.push_back(signed(payload, &peer.sa, ha));
         if s.attempts > 0 {

@@ -110,6 +110,34 @@ fn a_per_mn_registration_carries_both_authenticators_both_ways() {
     );
     let r = &net.replies(HA1, PMA1)[0];
     assert_eq!(r.extensions.per_node_auth_method(), None);
+    // The FA's extensions between the MN-HA and the FA-HA ones, both ways
+    // (RFC 6245 §4.1: the GRE Key "after the MN-HA ... and before the
+    // FA-HA"; RFC 5944 §3.8.3.3 (d); RFC 3543 §3.2: Revocation Support is
+    // the FA's).
+    for exts in [&rq.extensions, &r.extensions] {
+        let at = |f: &dyn Fn(&ExtRepr) -> bool| exts.iter().position(f).unwrap();
+        let mn = at(&|e| {
+            matches!(
+                e,
+                ExtRepr::Auth {
+                    kind: AuthKind::MnHa,
+                    ..
+                }
+            )
+        });
+        let fa = at(&|e| {
+            matches!(
+                e,
+                ExtRepr::Auth {
+                    kind: AuthKind::FaHa,
+                    ..
+                }
+            )
+        });
+        let gre = at(&|e| matches!(e, ExtRepr::GreKey(_)));
+        let rev = at(&|e| matches!(e, ExtRepr::RevocationSupport { .. }));
+        assert!(mn < gre && gre < fa && mn < rev && rev < fa, "{exts:?}");
+    }
     // Renewals and the de-registration go the same way.
     net.run_for(Duration::from_secs(460));
     assert_eq!(net.ha(HA1).counters().renewals, 1);

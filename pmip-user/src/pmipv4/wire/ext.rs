@@ -586,6 +586,14 @@ pub fn buffer_len(exts: &[ExtRepr]) -> usize {
 }
 
 /// Emits a list of extensions; returns the bytes written.
+/// Appends `exts`, encoded, to a message: the FA's extensions after a
+/// mobile node's MN-HA one (RFC 5944 §3.7.2.2, §3.8.3.3).
+pub fn append_all(exts: &[ExtRepr], msg: &mut Vec<u8>) {
+    let at = msg.len();
+    msg.resize(at + buffer_len(exts), 0);
+    emit_all(exts, &mut msg[at..]);
+}
+
 pub fn emit_all(exts: &[ExtRepr], buf: &mut [u8]) -> usize {
     let mut at = 0;
     for e in exts {
