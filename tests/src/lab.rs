@@ -511,6 +511,16 @@ impl Daemon {
         }
     }
 
+    /// Counter `name` of group `group` in `show stats` (0 when absent).
+    pub fn counter(&self, group: &str, name: &str) -> Result<u64> {
+        let s = self.stats()?;
+        Ok(s.groups
+            .get(group)
+            .and_then(|g| g.get(name))
+            .copied()
+            .unwrap_or(0))
+    }
+
     /// Waits until some counter group of `show stats` has `name` at `want`;
     /// fails with every group after `within`.
     pub fn wait_counter(&self, name: &str, want: u64, within: Duration) -> Result<()> {

@@ -267,19 +267,17 @@ impl Lab {
         }
     }
 
+    /// `ip -o -6 addr show scope global` of the subscriber's interface.
+    fn global_addrs6(&self) -> Result<String> {
+        let dev = self.opts.sub_if();
+        self.sub.exec(&[
+            "ip", "-o", "-6", "addr", "show", "dev", &dev, "scope", "global",
+        ])
+    }
+
     /// What s0 holds now (empty fields: not there).
     pub fn slaac(&self) -> Result<Slaac> {
-        let a = self.sub.exec(&[
-            "ip",
-            "-o",
-            "-6",
-            "addr",
-            "show",
-            "dev",
-            &self.opts.sub_if(),
-            "scope",
-            "global",
-        ])?;
+        let a = self.global_addrs6()?;
         let addr = addrs_of(&a)
             .into_iter()
             .find(|(a, tentative, _)| a.starts_with(HNP_HEAD) && !tentative);
@@ -309,17 +307,7 @@ impl Lab {
 
     /// Global addresses of s0 from the pool, tentative or not.
     pub fn sub_addrs6(&self) -> Result<Vec<String>> {
-        let a = self.sub.exec(&[
-            "ip",
-            "-o",
-            "-6",
-            "addr",
-            "show",
-            "dev",
-            &self.opts.sub_if(),
-            "scope",
-            "global",
-        ])?;
+        let a = self.global_addrs6()?;
         Ok(addrs_of(&a)
             .into_iter()
             .map(|x| x.0)

@@ -105,12 +105,7 @@ fn refreshes(d: &Daemon, proto: Proto) -> Result<u64> {
         Proto::Pmipv6 => ("lma", "refreshes"),
         Proto::Pmipv4 => ("ha", "renewals"),
     };
-    let s = d.stats()?;
-    Ok(s.groups
-        .get(group)
-        .and_then(|g| g.get(name))
-        .copied()
-        .unwrap_or(0))
+    d.counter(group, name)
 }
 
 /// A counter of the access gateway's DHCP servers, summed over its links.

@@ -16,21 +16,11 @@ fn key_lines(toml: &str) -> Result<String> {
     Ok(toml[i..i + end + line_end + 1].to_string())
 }
 
-/// `counter` in the registrar's group of `show stats` (`pma` or `ha`).
-fn counter(d: &lab::Daemon, group: &str, name: &str) -> Result<u64> {
-    let s = d.stats()?;
-    Ok(s.groups
-        .get(group)
-        .and_then(|g| g.get(name))
-        .copied()
-        .unwrap_or(0))
-}
-
 /// Waits until the PMA's `accepted` has grown by `more` (renewals answered).
 fn renewals(d: &lab::Daemon, more: u64) -> Result<()> {
-    let want = counter(d, "pma", "accepted")? + more;
+    let want = d.counter("pma", "accepted")? + more;
     let end = std::time::Instant::now() + Duration::from_secs(20);
-    while counter(d, "pma", "accepted")? < want {
+    while d.counter("pma", "accepted")? < want {
         ensure!(
             std::time::Instant::now() < end,
             "{more} renewal(s) not accepted within 20 s:\n{}",
@@ -107,7 +97,7 @@ fn key_rollover() -> Result<()> {
     ] {
         for c in bad {
             ensure!(
-                counter(d, group, c)? == 0,
+                d.counter(group, c)? == 0,
                 "{group} {c} counted during the rollover"
             );
         }
@@ -130,7 +120,7 @@ fn key_rollover() -> Result<()> {
     // 132 (unknown SPI) by the HA, which counts it.
     reload(l.mag(0), &pma_path, &pma_old)?;
     let end = std::time::Instant::now() + Duration::from_secs(10);
-    while counter(l.lma(), "ha", "unknown_spi")? == 0 {
+    while l.lma().counter("ha", "unknown_spi")? == 0 {
         ensure!(
             std::time::Instant::now() < end,
             "the old key is still accepted"

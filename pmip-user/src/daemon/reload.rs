@@ -100,7 +100,7 @@ pub(crate) fn changes(old: &Config, new: &Config) -> Vec<(&'static str, bool)> {
     note("control", old.control != new.control, false);
     note("interfaces", old.interfaces != new.interfaces, false);
     note("addresses", old.addresses != new.addresses, false);
-    // A PMIPv4 registrar takes new keys (`Rekey`); any other change of a
+    // A PMIPv4 registrar takes new keys (`Reconfigure`); any other change of a
     // peer is a restart's.
     let keys_only = keyless(&old.peers) == keyless(&new.peers);
     note("peers", old.peers != new.peers && !keys_only, false);

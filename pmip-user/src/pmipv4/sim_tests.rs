@@ -1279,6 +1279,24 @@ fn ha_without_revocation_does_not_advertise_it() {
     }
 }
 
+/// A registration request from PMA1 to HA1 with `flags` and `extensions`,
+/// lifetime 600, signed FA-HA with [`sa`]; its Identification the
+/// simulated wall clock's plus the wire's traffic so far (each newer).
+fn signed_request(net: &Net, flags: u8, extensions: Vec<ExtRepr>) -> Vec<u8> {
+    let mut b = RegistrationRequestRepr {
+        flags: RrqFlags(flags),
+        lifetime: 600,
+        home_address: Ipv4Addr::UNSPECIFIED,
+        home_agent: HA1,
+        care_of_address: PMA1,
+        identification: auth::ntp_from_system(net.clock().wall(net.now)) + net.wire.len() as u64,
+        extensions,
+    }
+    .to_bytes();
+    auth::append_auth(&mut b, AuthKind::FaHa, &sa());
+    b
+}
+
 /// S (simultaneous bindings, RFC 3344 §3.3) asks the HA to keep a home
 /// address's other bindings; ours keeps one a NAI, so it accepts with code 1
 /// ("accepted, simultaneous mobility bindings unsupported", §3.4), and
@@ -1291,17 +1309,8 @@ fn simultaneous_bindings_asked_for_are_answered_code_1() {
     ] {
         let mut net = basic();
         let flags = RrqFlags::G | RrqFlags::T | if s_flag { RrqFlags::S } else { 0 };
-        let mut b = RegistrationRequestRepr {
-            flags: RrqFlags(flags),
-            lifetime: 600,
-            home_address: Ipv4Addr::UNSPECIFIED,
-            home_agent: HA1,
-            care_of_address: PMA1,
-            identification: auth::ntp_from_system(net.clock().wall(net.now)),
-            extensions: vec![ExtRepr::Nai(b"s@ex".to_vec()), ExtRepr::GreKey(9)],
-        }
-        .to_bytes();
-        auth::append_auth(&mut b, AuthKind::FaHa, &sa());
+        let exts = vec![ExtRepr::Nai(b"s@ex".to_vec()), ExtRepr::GreKey(9)];
+        let b = signed_request(&net, flags, exts);
         net.inject(PMA1, HA1, &b);
         assert_eq!(last_code(&net), want, "S {s_flag}");
         assert!(want.is_accepted());
@@ -1667,19 +1676,7 @@ fn the_ha_takes_gre_without_g_and_assigns_both_keys_for_key_zero() {
         if !nai.starts_with("staros") {
             extensions.push(ExtRepr::PerNodeAuthMethod(AuthMethod::FaHa));
         }
-        let mut b = RegistrationRequestRepr {
-            flags: RrqFlags(flags),
-            lifetime: 600,
-            home_address: Ipv4Addr::UNSPECIFIED,
-            home_agent: HA1,
-            care_of_address: PMA1,
-            identification: auth::ntp_from_system(net.clock().wall(net.now))
-                + net.wire.len() as u64,
-            extensions,
-        }
-        .to_bytes();
-        auth::append_auth(&mut b, AuthKind::FaHa, &sa());
-        b
+        signed_request(net, flags, extensions)
     };
     let key_of = |net: &Net, home: Ipv4Addr| {
         let b = net
