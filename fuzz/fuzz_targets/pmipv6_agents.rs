@@ -70,6 +70,7 @@ fuzz_target!(|data: &[u8]| {
             lma: "lma".into(),
             ipv4: true,
             requested_v4: None,
+            v4_hint: true,
             ipv6: true,
             apn: None,
             att: None,

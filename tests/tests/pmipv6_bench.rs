@@ -599,6 +599,7 @@ fn mag_heap_per_binding(n: usize) -> f64 {
                 lma: "lma1".into(),
                 ipv4: true,
                 requested_v4: None,
+                v4_hint: false,
                 ipv6: false,
                 apn: None,
                 att: None,

@@ -25,6 +25,11 @@ pub struct AttachRequest {
     /// The address the subscriber asks for (DHCP requested address, or the
     /// source of its data after a move): a hint, the anchor decides.
     pub requested_v4: Option<Ipv4Addr>,
+    /// `requested_v4` is a DHCP client's (option 50, its last address):
+    /// refused, any address will do (RFC 5844 §3.2.3.2). Not so for the
+    /// source of data from a MAC that moved in: that is the address in
+    /// use, and a refusal means it is not the subscriber's.
+    pub requested_hint: bool,
     /// Service selection (APN).
     pub apn: Option<String>,
     pub imsi: Option<String>,
@@ -51,6 +56,7 @@ impl AttachRequest {
             ipv6: false,
             static_v4: None,
             requested_v4: None,
+            requested_hint: false,
             apn: None,
             imsi: None,
             interface_id: None,

@@ -172,6 +172,10 @@ struct Glue<'a> {
     v6: Access6<'a>,
     /// Presence checks under way: the links' answers still to come.
     checks: HashMap<AccessPoint, u8>,
+    /// Attaches asked for by data from a MAC that moved in, until their
+    /// registration is asked for: the address they ask for is the one they
+    /// use, not a DHCP client's hint.
+    moved_in: std::collections::HashSet<AccessPoint>,
 }
 
 impl Glue<'_> {
@@ -286,6 +290,7 @@ impl Glue<'_> {
             .as_deref()
             .and_then(|n| self.cfg.peer(n))
             .map(|p| p.address);
+        let requested_hint = !self.moved_in.remove(&at);
         self.command(AccessCommand::Attach(AttachRequest {
             at,
             nai: nai.clone(),
@@ -295,6 +300,7 @@ impl Glue<'_> {
             ipv6: service.ipv6(),
             static_v4: profile.home_address,
             requested_v4: requested,
+            requested_hint,
             apn: profile.apn.clone(),
             imsi: profile.imsi.clone(),
             interface_id: Some(ifname.into_bytes()),
@@ -321,6 +327,8 @@ impl Glue<'_> {
         }
         let requested = Some(Ipv4Addr::from(ev.src_v4)).filter(|a| !a.is_unspecified());
         crate::log_limited!(info, mac = %mac_str(&at.mac), ?requested, "data from an unknown MAC: registering it");
+        // The address it uses, not a hint (`AttachRequest::requested_hint`).
+        self.moved_in.insert(at);
         self.attach(at, None, requested);
     }
 
@@ -542,6 +550,7 @@ impl Glue<'_> {
     }
 
     fn failed(&mut self, at: AccessPoint, refused: bool) {
+        self.moved_in.remove(&at);
         self.admission.finish(Instant::now(), &at, Outcome::Failed);
         self.refuse(&at, refused);
         self.subs.remove(&at);
@@ -678,6 +687,7 @@ where
         aaa,
         v6: Access6::start(cfg, &nd_tx)?,
         checks: HashMap::new(),
+        moved_in: Default::default(),
     };
     let mut new_macs = start_new_mac_reader(&dp)?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));

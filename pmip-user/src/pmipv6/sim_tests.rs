@@ -39,6 +39,7 @@ fn req(n: u8) -> AttachRequest {
         lma: "lma1".into(),
         ipv4: true,
         requested_v4: None,
+        v4_hint: false,
         ipv6: false,
         apn: Some(b"example.com".to_vec()),
         att: None,
@@ -1517,6 +1518,17 @@ fn static_address_when_profile_allows() {
     // serves it. The address was a hint (a DHCP client's last address).
     let mut r = req(1);
     r.requested_v4 = Some(Ipv4Addr::new(192, 0, 2, 60));
+    // The source of data from a MAC that moved in is not a hint: refused.
+    s.attach(0, r.clone());
+    assert_eq!(
+        s.events[0].last(),
+        Some(&MagEvent::RegistrationFailed {
+            at: ap(1),
+            reason: FailReason::Rejected(BaStatus::NOT_AUTHORIZED_FOR_IPV4_HOME_ADDRESS)
+        })
+    );
+    // A DHCP client's option 50 is.
+    r.v4_hint = true;
     s.attach(0, r);
     let got = s.mag_dp[0].access[&ap(1)].home_v4;
     assert!(
@@ -1524,7 +1536,7 @@ fn static_address_when_profile_allows() {
         "{got:?}"
     );
     assert_eq!(s.mags[0].counters()["ipv4_address_refused_retried"], 1);
-    assert_eq!(s.lma.counters()["pbu_v4_not_authorized"], 1);
+    assert_eq!(s.lma.counters()["pbu_v4_not_authorized"], 2);
 }
 
 #[test]

@@ -348,14 +348,16 @@ impl Mag {
             // RFC 5844 §3.2.3.2: not this IPv4 address — the MAG "SHOULD NOT
             // request the same IPv4 address again, but MAY request the local
             // mobility anchor to perform the address assignment" (ALL_ZERO).
-            // A new registration asks once more that way: the address was
-            // the subscriber's hint (DHCP option 50, RFC 2131 §4.3.1: a
-            // client asks for its last address) or the access profile's,
-            // and the anchor decides.
+            // A new registration asks once more that way when the address
+            // was the subscriber's hint (DHCP option 50, RFC 2131 §4.3.1: a
+            // client asks for its last address); the anchor decides. Not
+            // the source of data from a MAC that moved in (the address it
+            // uses: refused, it is not its own) nor a profile's static one.
             BaStatus::NOT_AUTHORIZED_FOR_IPV4_HOME_ADDRESS => {
                 let e = self.entries.get_mut(&at).expect("caller checked");
-                if e.granted.is_none() && e.req.requested_v4.is_some() {
+                if e.granted.is_none() && e.req.requested_v4.is_some() && e.req.v4_hint {
                     e.req.requested_v4 = None;
+                    e.req.v4_hint = false;
                     e.retx = 0;
                     self.counters.ipv4_address_refused_retried += 1;
                     self.send_pbu(now, at, false);

@@ -27,6 +27,7 @@ impl Mag {
             lma,
             ipv4: r.ipv4,
             requested_v4: r.static_v4.or(r.requested_v4),
+            v4_hint: r.static_v4.is_none() && r.requested_hint,
             ipv6: r.ipv6,
             apn: r.apn.map(String::into_bytes),
             att: r.access_tech,

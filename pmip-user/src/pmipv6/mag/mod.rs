@@ -128,6 +128,9 @@ pub struct AttachRequest {
     pub ipv4: bool,
     /// A specific IPv4 home address to ask for (static), else the LMA allocates.
     pub requested_v4: Option<Ipv4Addr>,
+    /// `requested_v4` is only a DHCP client's hint: refused (171), ask for
+    /// any (`registrar::AttachRequest::requested_hint`).
+    pub v4_hint: bool,
     /// Ask for an IPv6 home network prefix.
     pub ipv6: bool,
     /// Service Selection (APN), if the profile names one.

@@ -157,6 +157,7 @@ impl store::AccessRestore for Mag {
                 .unwrap_or_else(|| self.lmas[lma].cfg.name.clone()),
             ipv4: r.want_v4,
             requested_v4: r.static_v4,
+            v4_hint: false,
             ipv6: r.want_v6,
             apn: r.apn.clone().map(String::into_bytes),
             att: r.att,

@@ -160,6 +160,7 @@ mod tests {
             lma: "lma".into(),
             ipv4,
             requested_v4: Some(std::net::Ipv4Addr::new(10, 0, 0, 9)),
+            v4_hint: false,
             ipv6,
             apn: None,
             att: None,

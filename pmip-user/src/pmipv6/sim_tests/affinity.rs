@@ -49,6 +49,7 @@ fn mn_asking_for_its_released_address_is_not_refused() {
     released(&mut s);
     let mut r = req(2);
     r.requested_v4 = Some(A1);
+    r.v4_hint = true;
     s.attach(0, r);
     assert!(home(&s, 2).is_some_and(|a| a != A1), "{:?}", home(&s, 2));
     assert_eq!(s.lma.counters.pbu_v4_not_authorized, 1);
